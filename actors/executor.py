@@ -1,0 +1,158 @@
+"""Executor: runs leased runs' handlers in a pool of slots, and reports outcomes.
+
+It does no Redis I/O of its own: outcomes go to the reporter, which records
+them in batches through the fenced ``runs_finish`` script.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import orjson
+
+from runtime.app import Baton
+from runtime.context import RunContext
+from runtime.errors import JobTimeout, PermanentFailure
+from runtime.logs import run_log_context
+from runtime.messages import CancelRun, LeaseGranted, ReleaseAll, RunFinished
+from runtime.metrics import Metrics
+from runtime.scripts import Claimed, Outcome
+
+from .base import Actor
+
+__all__ = ["Executor"]
+
+ExecutorMessage = LeaseGranted | CancelRun | ReleaseAll
+
+
+class Executor(Actor[ExecutorMessage]):
+    """Runs handlers: one asyncio task per leased run, at most ``slots`` at once.
+
+    Cancellation reasons decide the recorded outcome: a user's cancel ends the
+    run ``canceled``; a lost lease is reported too but will be fenced off; a
+    graceful shutdown ``released`` the run without charging the attempt.
+    """
+
+    name = "executor"
+
+    def __init__(self, app: Baton, reporter: Actor[RunFinished], metrics: Metrics) -> None:
+        super().__init__(inbox_size=app.settings.concurrency * 2 + 100)
+        self.app = app
+        self.reporter = reporter
+        self.metrics = metrics
+        self.slots = app.settings.concurrency
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.cancel_reasons: dict[str, str] = {}
+        self.threads = ThreadPoolExecutor(max_workers=min(self.slots, 64), thread_name_prefix="baton-job")
+        self.idle = asyncio.Event()
+        self.idle.set()
+
+    async def run(self) -> None:
+        """Take messages until stopped; running handlers keep going across restarts."""
+        while not self.stopping.is_set():
+            msg = await self.receive(None)
+            if msg is None:
+                break
+            if isinstance(msg, LeaseGranted):
+                self._start(msg.claimed)
+            elif isinstance(msg, CancelRun):
+                self._cancel(msg.run_id, msg.reason)
+            elif isinstance(msg, ReleaseAll):
+                for run_id in list(self.tasks):
+                    self._cancel(run_id, "released")
+
+    def _start(self, claimed: Claimed) -> None:
+        self.idle.clear()
+        task = asyncio.get_running_loop().create_task(self._execute(claimed), name=f"run:{claimed.run_id}")
+        self.tasks[claimed.run_id] = task
+        self.metrics.slots_busy.set(len(self.tasks))
+
+    def _cancel(self, run_id: str, reason: str) -> None:
+        task = self.tasks.get(run_id)
+        if task is None or task.done():
+            return
+        # the first reason wins: a lost lease stays lost even if a cancel follows
+        self.cancel_reasons.setdefault(run_id, reason)
+        task.cancel()
+
+    async def _execute(self, c: Claimed) -> None:
+        started = time.monotonic()
+        outcome = await self._outcome(c)
+        self.tasks.pop(c.run_id, None)
+        self.cancel_reasons.pop(c.run_id, None)
+        self.metrics.slots_busy.set(len(self.tasks))
+        if not self.tasks:
+            self.idle.set()
+        await self.reporter.send(RunFinished(outcome, c.partition, c.job, time.monotonic() - started))
+
+    async def _outcome(self, c: Claimed) -> Outcome:
+        job = self.app.jobs.get(c.job)
+        if job is None:  # the claim script only hands out served jobs; this is a bug guard
+            return _failure(c, "failed", RuntimeError(f"job {c.job!r} not defined on this node"), permanent=True)
+        self.metrics.runs_started.labels(job=c.job).inc()
+        self.metrics.pickup_latency.observe(max(c.claimed_at_ms - c.ready_at_ms, 0) / 1000)
+        with run_log_context(c.run_id, c.job, c.attempt):
+            ctx = RunContext(
+                run_id=c.run_id, job=c.job, attempt=c.attempt, node_id=self.app.settings.node_id,
+                log=logging.LoggerAdapter(logging.getLogger(f"baton.job.{c.job}"), {}),
+            )
+            try:
+                payload = orjson.loads(c.input_json)
+                timeout_s = c.timeout_ms / 1000 if c.timeout_ms else None
+                if job.is_async:
+                    result = await asyncio.wait_for(job.handler(ctx, payload), timeout_s)
+                else:
+                    # a thread cannot be killed: on timeout the run is recorded
+                    # timed_out and the thread finishes in the background
+                    loop = asyncio.get_running_loop()
+                    fut = loop.run_in_executor(self.threads, job.handler, ctx, payload)
+                    result = await asyncio.wait_for(fut, timeout_s)
+            except asyncio.CancelledError:
+                reason = self.cancel_reasons.get(c.run_id, "released")
+                if reason == "canceled":
+                    return _failure(c, "canceled", None)
+                if reason == "lease_lost":
+                    return _failure(c, "failed", None)  # will be fenced off by the token check
+                return Outcome(c.run_id, c.token, "released")
+            except TimeoutError:
+                err = JobTimeout(f"handler ran past its timeout of {c.timeout_ms / 1000:g}s")
+                ctx.log.warning("run timed out after %.3fs", c.timeout_ms / 1000)
+                return _failure(c, "timed_out", err)
+            except PermanentFailure as exc:
+                return _failure(c, "failed", exc, permanent=True)
+            except Exception as exc:  # noqa: BLE001 - any handler error is an attempt failure
+                ctx.log.warning("handler raised %s: %s", type(exc).__name__, exc)
+                return _failure(c, "failed", exc)
+            try:
+                output = orjson.dumps(result).decode()
+            except TypeError as exc:
+                return _failure(c, "failed", TypeError(f"handler result is not JSON-serialisable: {exc}"))
+            return Outcome(c.run_id, c.token, "completed", output_json=output)
+
+    def shutdown_threads(self) -> None:
+        """Stop the thread pool without waiting for stuck sync handlers."""
+        self.threads.shutdown(wait=False, cancel_futures=True)
+
+    def describe(self) -> dict[str, Any]:
+        """Slots in use."""
+        return {**super().describe(), "busy": len(self.tasks), "slots": self.slots}
+
+
+def _failure(c: Claimed, status: str, exc: BaseException | None, permanent: bool = False) -> Outcome:
+    error = None
+    if exc is not None:
+        error = {
+            "message": str(exc) or type(exc).__name__,
+            "type": type(exc).__name__,
+            "stack": "".join(traceback.format_exception(exc)),
+        }
+    elif status == "canceled":
+        error = {"message": "canceled while executing", "type": "Canceled"}
+    return Outcome(
+        c.run_id, c.token, status, error_json=orjson.dumps(error).decode() if error else "", permanent=permanent
+    )

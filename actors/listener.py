@@ -1,0 +1,68 @@
+"""Listener: turns Redis pub/sub notices into inbox messages.
+
+Wake-ups (runs became ready, a limit freed up) go to the leaser, so it claims
+without polling; cancellations go to the executor, so a canceled run stops at
+once rather than at the next renewal (which remains the fallback).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from redis.asyncio.cluster import RedisCluster
+
+from runtime.app import Baton
+from runtime.connection import connect
+from runtime.messages import CancelRun, Wake
+
+from .base import Actor
+
+__all__ = ["Listener"]
+
+
+class Listener(Actor[None]):
+    """Subscribes to the wake and cancel channels."""
+
+    name = "listener"
+
+    def __init__(self, app: Baton, leaser: Actor[Any], executor: Actor[Any]) -> None:
+        super().__init__(inbox_size=1)
+        self.app = app
+        self.leaser = leaser
+        self.executor = executor
+
+    def _client(self) -> Any:
+        redis = self.app.redis
+        if isinstance(redis, RedisCluster):
+            # PUBLISH reaches every cluster node, so any one node will do
+            node = redis.get_default_node()
+            kwargs = redis.get_connection_kwargs()
+            return connect(f"redis://{node.host}:{node.port}", username=kwargs.get("username"),
+                           password=kwargs.get("password"), ssl=bool(kwargs.get("ssl")))
+        return None
+
+    async def run(self) -> None:
+        """Forward notices until stopped."""
+        own = self._client()
+        redis = own or self.app.redis
+        keys = self.app.keys
+        pubsub = redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(keys.wake_channel, keys.cancel_channel)
+            # a wake-up right after (re)subscribing covers notices sent while we were away
+            await self.leaser.send(Wake(""))
+            wake, cancel = keys.wake_channel.encode(), keys.cancel_channel.encode()
+            while not self.stopping.is_set():
+                msg = await pubsub.get_message(timeout=1.0)
+                if msg is None:
+                    continue
+                data = msg["data"].decode() if isinstance(msg["data"], bytes) else str(msg["data"])
+                if msg["channel"] == wake:
+                    if self.leaser.inbox.empty():  # one pending wake-up is enough
+                        await self.leaser.send(Wake(data))
+                elif msg["channel"] == cancel:
+                    await self.executor.send(CancelRun(data, "canceled"))
+        finally:
+            await pubsub.aclose()
+            if own is not None:
+                await own.aclose()

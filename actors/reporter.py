@@ -1,0 +1,82 @@
+"""Reporter: records attempt outcomes in batches through the fenced runs_finish script."""
+
+from __future__ import annotations
+
+import asyncio
+
+from runtime.app import Baton
+from runtime.messages import Released, RunFinished
+from runtime.metrics import Metrics
+from runtime.scripts import Outcome
+
+from .base import Actor
+
+__all__ = ["Reporter"]
+
+BATCH = 500
+
+
+class Reporter(Actor[RunFinished]):
+    """Takes RunFinished messages, writes them with one Lua call per partition per batch,
+    then tells the leaser which slots are free again.
+
+    A Redis error leaves the batch unwritten and crashes the actor: the supervisor
+    restarts it and the batch is retried; if the lease expires meanwhile, the
+    run is reclaimed and retried elsewhere (at-least-once).
+    """
+
+    name = "reporter"
+
+    def __init__(self, app: Baton, leaser: Actor[object], metrics: Metrics) -> None:
+        super().__init__(inbox_size=app.settings.concurrency * 2 + 100)
+        self.app = app
+        self.leaser = leaser
+        self.metrics = metrics
+        self.pending: list[RunFinished] = []
+        self.flushing = False
+
+    async def run(self) -> None:
+        """Flush whatever is waiting, as soon as it arrives."""
+        while True:
+            if not self.pending:
+                first = await self.receive(None)
+                if first is None:
+                    return
+                self.pending.append(first)
+            self.pending.extend(self.drain_inbox(BATCH - len(self.pending)))
+            self.flushing = True
+            await self.flush(self.pending)
+            self.pending = []
+            self.flushing = False
+
+    @property
+    def idle(self) -> bool:
+        """Nothing waiting to be written."""
+        return not self.pending and self.inbox.empty() and not self.flushing
+
+    async def flush(self, batch: list[RunFinished]) -> None:
+        """Write one batch of outcomes."""
+        by_partition: dict[int, list[RunFinished]] = {}
+        for msg in batch:
+            by_partition.setdefault(msg.partition, []).append(msg)
+        scripts = self.app.scripts
+        partitions = self.app.keys.partitions
+        results = await asyncio.gather(
+            *(scripts.finish(partitions[i], [m.outcome for m in msgs]) for i, msgs in by_partition.items())
+        )
+        for msgs, result in zip(by_partition.values(), results, strict=True):
+            for msg, (_run_id, status) in zip(msgs, result, strict=True):
+                self._count(msg, msg.outcome, status)
+        await self.leaser.send(Released(tuple(m.outcome.run_id for m in batch)))
+
+    def _count(self, msg: RunFinished, outcome: Outcome, status: str | int) -> None:
+        if status == -1:
+            self.metrics.leases_lost.inc()
+            self.log.warning(
+                "outcome %s of run %s rejected: lease token %s no longer holds the run",
+                outcome.outcome, outcome.run_id, outcome.token,
+            )
+            return
+        if outcome.outcome != "released":
+            self.metrics.run_duration.labels(job=msg.job).observe(msg.duration_s)
+        self.metrics.runs_finished.labels(job=msg.job, status=str(status)).inc()

@@ -1,0 +1,195 @@
+"""Supervisor: builds the node's actors, keeps them running, heartbeats, drains.
+
+Restarts are one-for-one: an actor whose run() raises is started again (same
+object, so its state such as held leases survives) after a short backoff,
+within a budget of ``max_restarts`` per ``restart_window_s``; past the budget the
+node shuts down with exit code 1 so Kubernetes restarts the pod.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections import deque
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from runtime.app import Baton
+from runtime.connection import check_eviction_policy
+from runtime.messages import Drain, ReleaseAll
+from runtime.metrics import Metrics
+
+from .base import Actor
+from .executor import Executor
+from .intake import Intake, ensure_group
+from .leaser import Leaser
+from .listener import Listener
+from .reporter import Reporter
+
+__all__ = ["Supervisor"]
+
+
+class Supervisor(Actor[None]):
+    """Owns the node: intake, leaser, executor, reporter and listener actors."""
+
+    name = "supervisor"
+
+    def __init__(self, app: Baton, metrics: Metrics | None = None, intake: bool = True) -> None:
+        super().__init__(inbox_size=1)
+        self.app = app
+        self.settings = app.settings
+        self.metrics = metrics or Metrics()
+        self.exit_code = 0
+        self.shutdown_requested = asyncio.Event()
+        self.started = asyncio.Event()
+        # wiring: each actor knows only the inboxes it sends to
+        self.executor = Executor(app, reporter=_Late(), metrics=self.metrics)
+        self.leaser = Leaser(app, executor=self.executor, metrics=self.metrics)
+        self.reporter = Reporter(app, leaser=self.leaser, metrics=self.metrics)
+        self.executor.reporter = self.reporter
+        self.listener = Listener(app, leaser=self.leaser, executor=self.executor)
+        self.intake = Intake(app, self.metrics) if intake else None
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.restarts: dict[str, deque[float]] = {}
+
+    @property
+    def actors(self) -> list[Actor[Any]]:
+        """Every supervised actor, in start order."""
+        actors: list[Actor[Any]] = [self.reporter, self.executor, self.leaser, self.listener]
+        if self.intake is not None:
+            actors.append(self.intake)
+        return actors
+
+    def request_shutdown(self) -> None:
+        """Begin a graceful drain (SIGTERM / SIGINT)."""
+        if not self.shutdown_requested.is_set():
+            self.log.info("shutdown requested: draining (grace %.1fs)", self.settings.shutdown_grace_s)
+            self.shutdown_requested.set()
+
+    async def run(self) -> None:
+        """Start everything, heartbeat until asked to stop, then drain and stop."""
+        app = self.app
+        await check_eviction_policy(app.redis)
+        await app.register_jobs()
+        await ensure_group(app)
+        self.metrics.slots_total.set(self.settings.concurrency)
+        self.metrics.lease_ttl.set(self.settings.lease_ttl_ms / 1000)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self.request_shutdown)
+            except (NotImplementedError, RuntimeError):  # not the main thread (tests)
+                pass
+        for actor in self.actors:
+            self.tasks[actor.name] = loop.create_task(self._supervise(actor), name=f"actor:{actor.name}")
+        self.log.info(
+            "node %s started: %d slots, jobs %s, queues %s, %d partition(s)", self.settings.node_id,
+            self.settings.concurrency, ",".join(app.jobs.names()) or "-", ",".join(self.leaser.queues) or "-",
+            self.settings.partitions,
+        )
+        self.started.set()
+        while not self.shutdown_requested.is_set():
+            await self._heartbeat()
+            try:
+                await asyncio.wait_for(self.shutdown_requested.wait(), self.settings.renew_interval_ms / 1000)
+            except TimeoutError:
+                pass
+        await self.drain()
+
+    async def _supervise(self, actor: Actor[Any]) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                await actor.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - the supervisor's job is to survive this
+                if isinstance(exc, RedisError):
+                    self.metrics.redis_errors.labels(actor=actor.name).inc()
+                self.metrics.actor_restarts.labels(actor=actor.name).inc()
+                self.log.error("actor %s crashed: %r; restarting in %.1fs", actor.name, exc, backoff,
+                               exc_info=exc)
+                window = self.restarts.setdefault(actor.name, deque())
+                now = time.monotonic()
+                window.append(now)
+                while window and window[0] < now - self.settings.restart_window_s:
+                    window.popleft()
+                if len(window) > self.settings.max_restarts:
+                    self.log.critical(
+                        "actor %s restarted %d times in %.0fs; giving up", actor.name, len(window),
+                        self.settings.restart_window_s,
+                    )
+                    self.exit_code = 1
+                    self.request_shutdown()
+                    return
+                if not await actor.sleep(backoff):
+                    return
+                backoff = min(backoff * 2, 5.0)
+
+    async def _heartbeat(self) -> None:
+        keys = self.app.keys
+        now_ms = int(time.time() * 1000)
+        ttl_ms = self.settings.lease_ttl_ms * 2
+        try:
+            pipe = self.app.redis.pipeline(transaction=False)
+            pipe.hset(keys.node(self.settings.node_id), mapping={
+                "node_id": self.settings.node_id, "heartbeat_at": now_ms, "slots": self.settings.concurrency,
+                "busy": len(self.executor.tasks), "jobs": ",".join(self.app.jobs.names()),
+            })
+            pipe.pexpire(keys.node(self.settings.node_id), ttl_ms)
+            pipe.zadd(keys.nodes, {self.settings.node_id: now_ms})
+            pipe.zremrangebyscore(keys.nodes, "-inf", now_ms - 3600_000)
+            await pipe.execute()
+        except RedisError as exc:
+            self.log.warning("heartbeat failed: %s", exc)
+
+    async def drain(self) -> None:
+        """Stop taking work, let handlers finish within the grace period, give back the rest."""
+        if self.intake is not None:
+            self.intake.stop()
+            await self._cancel(self.intake)
+        await self.leaser.send(Drain())
+        try:
+            await asyncio.wait_for(self.executor.idle.wait(), self.settings.shutdown_grace_s)
+        except TimeoutError:
+            self.log.warning("grace period over with %d run(s) executing; releasing them",
+                             len(self.executor.tasks))
+            await self.executor.send(ReleaseAll())
+            try:
+                await asyncio.wait_for(self.executor.idle.wait(), 5.0)
+            except TimeoutError:
+                self.log.error("handlers did not stop after cancellation; their leases will expire")
+        # wait until the reporter has written every outcome
+        deadline = time.monotonic() + 10.0
+        while self.leaser.occupied and time.monotonic() < deadline and not self.tasks["reporter"].done():
+            await asyncio.sleep(0.01)
+        for actor in (self.listener, self.leaser, self.reporter, self.executor):
+            actor.stop()
+            await self._cancel(actor)
+        self.executor.shutdown_threads()
+        try:
+            await self.app.redis.zrem(self.app.keys.nodes, self.settings.node_id)
+            await self.app.redis.delete(self.app.keys.node(self.settings.node_id))
+        except RedisError:
+            pass
+        self.log.info("node %s stopped (exit code %d)", self.settings.node_id, self.exit_code)
+
+    async def _cancel(self, actor: Actor[Any]) -> None:
+        task = self.tasks.get(actor.name)
+        if task is None or task.done():
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), 2.0)
+        except (TimeoutError, asyncio.CancelledError):
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping anyway
+                pass
+
+
+class _Late(Actor[Any]):
+    """Placeholder replaced during wiring (the executor and reporter refer to each other)."""

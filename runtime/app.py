@@ -1,0 +1,275 @@
+"""The Baton application: job definitions plus the Python client API."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+import orjson
+
+from .connection import connect
+from .errors import ConfigError, RedisUnavailable, SubmissionError, raise_for_status
+from .ids import run_id_in_partition
+from .jobs import Backoff, JobOptions, JobRegistry
+from .keys import Keys
+from .records import Run
+from .scripts import Scripts
+from .settings import Settings
+from .submission import RunSpec, build_spec
+
+__all__ = ["Baton"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Baton:
+    """A Baton application: define jobs with ``@app.job``, trigger and inspect runs.
+
+    The same object is used by producers (``await app.trigger(...)``) and by the
+    worker daemon (``baton worker --app module:app``), which runs its jobs.
+    """
+
+    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        self.settings = settings.with_changes(**overrides) if settings and overrides else (
+            settings or Settings.from_env(**overrides)
+        )
+        self.jobs = JobRegistry()
+        self.keys = Keys(self.settings.prefix, self.settings.partitions)
+        self._redis: Any = None
+        self._scripts: Scripts | None = None
+        self._remote_jobs: dict[str, JobOptions] = {}
+
+    # -- defining jobs -------------------------------------------------------
+
+    def job(
+        self,
+        name: str | None = None,
+        *,
+        queue: str = "default",
+        max_attempts: int | None = None,
+        timeout: float | None = None,
+        backoff: Backoff | str | None = None,
+        backoff_initial: float | None = None,
+        backoff_max: float | None = None,
+        backoff_jitter: float | None = None,
+        priority: int = 0,
+        max_concurrency: int = 0,
+        max_concurrency_per_key: int = 0,
+        version: str = "",
+    ) -> Callable[[F], F]:
+        """Register the decorated function as a job.
+
+        The handler is called as ``handler(ctx, input)``; ``async def`` handlers
+        run on the event loop, plain ones in a worker thread. ``backoff`` is a
+        :class:`Backoff` or one of ``fixed``, ``linear``, ``exponential``, with
+        ``backoff_initial`` / ``backoff_max`` seconds and ``backoff_jitter`` in [0, 1].
+        """
+        if isinstance(backoff, Backoff):
+            policy = backoff
+        else:
+            base = Backoff()
+            policy = Backoff(
+                kind=backoff or base.kind,  # type: ignore[arg-type]
+                initial_s=base.initial_s if backoff_initial is None else backoff_initial,
+                max_s=base.max_s if backoff_max is None else backoff_max,
+                jitter=base.jitter if backoff_jitter is None else backoff_jitter,
+            )
+        options = JobOptions(
+            queue=queue, max_attempts=max_attempts, timeout_s=timeout, backoff=policy, priority=priority,
+            max_concurrency=max_concurrency, max_concurrency_per_key=max_concurrency_per_key, version=version,
+        )
+
+        def register(fn: F) -> F:
+            self.jobs.add(name or fn.__name__, fn, options)
+            return fn
+
+        return register
+
+    # -- connection ----------------------------------------------------------
+
+    @property
+    def redis(self) -> Any:
+        """The redis.asyncio client (created on first use from settings.redis_url)."""
+        if self._redis is None:
+            if not self.settings.redis_url:
+                raise RedisUnavailable("no redis_url set (BATON_REDIS_URL or REDIS_URL)")
+            self._redis = connect(self.settings.redis_url, cluster=self.settings.redis_cluster)
+        return self._redis
+
+    @property
+    def scripts(self) -> Scripts:
+        """Typed Lua script wrappers bound to this app's client."""
+        if self._scripts is None:
+            self._scripts = Scripts(self.redis, self.keys, self.settings)
+        return self._scripts
+
+    def use_redis(self, client: Any) -> None:
+        """Use an existing client (the worker shares one across actors)."""
+        self._redis = client
+        self._scripts = None
+
+    async def close(self) -> None:
+        """Close the Redis connection pool."""
+        if self._redis is not None:
+            await self._redis.aclose()
+            self._redis = None
+            self._scripts = None
+
+    async def __aenter__(self) -> Baton:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- job registry --------------------------------------------------------
+
+    def lookup(self, job: str) -> JobOptions | None:
+        """Options of a job defined here or registered in Redis by a worker."""
+        local = self.jobs.get(job)
+        return local.options if local else self._remote_jobs.get(job)
+
+    async def refresh_registry(self) -> None:
+        """Reload the jobs workers registered in Redis (for producers without handlers)."""
+        raw = await self.redis.hgetall(self.keys.registry)
+        remote = {}
+        for name, blob in raw.items():
+            d = orjson.loads(blob)
+            d["backoff"] = Backoff(**d["backoff"])
+            remote[name.decode() if isinstance(name, bytes) else name] = JobOptions(**d)
+        self._remote_jobs = remote
+
+    async def register_jobs(self) -> None:
+        """Publish this app's jobs and their concurrency limits to Redis."""
+        if not len(self.jobs):
+            return
+        await self.redis.hset(self.keys.registry, mapping={j.name: j.options.to_json() for j in self.jobs})
+        for p in self.keys.partitions:
+            for j in self.jobs:
+                spec = j.options.limit_spec
+                if spec is None:
+                    await self.redis.hdel(p.jobs, j.name)
+                else:
+                    await self.redis.hset(p.jobs, j.name, spec)
+
+    # -- triggering ----------------------------------------------------------
+
+    async def trigger(self, job: str, input: Any = None, **options: Any) -> str:
+        """Submit one run; returns its id (an existing run's id on an idempotency hit).
+
+        Options: ``id``, ``queue``, ``priority``, ``delay`` (seconds), ``run_at``
+        (datetime, ISO string or epoch ms), ``idempotency_key``, ``idempotency_ttl``,
+        ``concurrency_key``, ``labels``, ``tags``, ``metadata``, ``max_attempts``,
+        ``timeout``, ``version``.
+        """
+        (run_id,) = await self.trigger_batch([{"job": job, "input": input, **options}])
+        return run_id
+
+    async def trigger_batch(self, items: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Submit many runs with one Lua call per partition; ids in input order."""
+        specs = [await self._spec(item) for item in items]
+        return await self.create(specs)
+
+    async def create(self, specs: list[RunSpec]) -> list[str]:
+        """Create validated runs (the common end of every submission path)."""
+        by_partition: dict[int, list[int]] = {}
+        for i, spec in enumerate(specs):
+            by_partition.setdefault(self.keys.partition_of_run(spec.id).index, []).append(i)
+        ids = [""] * len(specs)
+        calls = []
+        for index, positions in by_partition.items():
+            p = self.keys.partitions[index]
+            calls.append(self.scripts.create(p, [specs[i].script_args() for i in positions]))
+        for positions, result in zip(by_partition.values(), await asyncio.gather(*calls), strict=True):
+            for i, (run_id, _code) in zip(positions, result, strict=True):
+                ids[i] = run_id
+        return ids
+
+    async def _spec(self, item: Mapping[str, Any]) -> RunSpec:
+        item = dict(item)
+        job = item.pop("job")
+        if self.lookup(job) is None:
+            await self.refresh_registry()
+        names = {
+            "id": "run_id", "delay": "delay_s", "idempotency_ttl": "idempotency_ttl_s", "timeout": "timeout_s",
+        }
+        kwargs = {names.get(k, k): v for k, v in item.items()}
+        try:
+            return build_spec(self.settings, self.keys, self.lookup, job=job, **kwargs)
+        except TypeError as exc:
+            raise SubmissionError("unknown_field", str(exc)) from None
+
+    # -- inspecting and managing runs ----------------------------------------
+
+    async def get_run(self, run_id: str) -> Run | None:
+        """The run with this id, or None if it does not exist (or has expired)."""
+        h = await self.redis.hgetall(self.keys.partition_of_run(run_id).run(run_id))
+        return Run.from_hash(h) if h else None
+
+    async def wait_for(self, run_id: str, timeout: float = 30.0, statuses: Iterable[str] | None = None) -> Run:
+        """Wait until the run is finished (or reaches one of ``statuses``)."""
+        wanted = set(statuses) if statuses else None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        delay = 0.005
+        while True:
+            run = await self.get_run(run_id)
+            if run is not None and (run.status in wanted if wanted else run.finished):
+                return run
+            if loop.time() > deadline:
+                raise TimeoutError(f"run {run_id} still {run.status if run else 'missing'} after {timeout}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    async def cancel(self, run_id: str) -> str:
+        """Cancel a run: ``canceled`` at once, or ``cancel_requested`` if executing."""
+        code = await self.scripts.cancel(run_id)
+        raise_for_status(code, run_id)
+        return "canceled" if code == 1 else "cancel_requested"
+
+    async def replay(self, run_id: str) -> str:
+        """Start a new run from a finished one (e.g. dead-lettered); returns its id."""
+        p = self.keys.partition_of_run(run_id)
+        new_id = run_id_in_partition(self.keys, p.index)
+        raise_for_status(await self.scripts.replay(run_id, new_id), run_id)
+        return new_id
+
+    async def list_status(self, status: str, limit: int = 100, offset: int = 0) -> list[Run]:
+        """Runs in a terminal status, newest first, across partitions."""
+        if status in ("queued", "delayed", "executing"):
+            raise ConfigError("list_status reads terminal-status indices only")
+        found: list[tuple[float, str]] = []
+        for p in self.keys.partitions:
+            rows = await self.redis.zrevrange(p.status(status), 0, offset + limit - 1, withscores=True)
+            found.extend((score, m.decode() if isinstance(m, bytes) else m) for m, score in rows)
+        found.sort(reverse=True)
+        runs = []
+        for _, run_id in found[offset:offset + limit]:
+            run = await self.get_run(run_id)
+            if run is not None:
+                runs.append(run)
+        return runs
+
+    async def list_dead_letter(self, limit: int = 100, offset: int = 0) -> list[Run]:
+        """The dead letter queue, newest first."""
+        return await self.list_status("dead_letter", limit, offset)
+
+    async def count_by_status(self) -> dict[str, int]:
+        """Exact run counts per status, read from the index sets (no key scan)."""
+        counts: dict[str, int] = {}
+        for p in self.keys.partitions:
+            queues = [q.decode() if isinstance(q, bytes) else q for q in await self.redis.smembers(p.queues)]
+            pipe = self.redis.pipeline(transaction=False)
+            for q in queues:
+                pipe.zcard(p.ready(q))
+            pipe.zcard(p.delayed)
+            pipe.zcard(p.leased)
+            terminal = ["completed", "failed", "canceled", "dead_letter", "expired"]
+            for s in terminal:
+                pipe.zcard(p.status(s))
+            res = await pipe.execute()
+            counts["queued"] = counts.get("queued", 0) + sum(res[: len(queues)])
+            rest = res[len(queues):]
+            for name, n in zip(["delayed", "executing", *terminal], rest, strict=True):
+                counts[name] = counts.get(name, 0) + int(n)
+        return counts

@@ -1,0 +1,123 @@
+"""Baton's one exception hierarchy, and the mapping of Lua status codes to it."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+__all__ = [
+    "BatonError",
+    "ConfigError",
+    "RedisUnavailable",
+    "SubmissionError",
+    "UnknownJob",
+    "LeaseError",
+    "LeaseLost",
+    "RunError",
+    "RunNotFound",
+    "RunNotFinished",
+    "RunAlreadyFinished",
+    "RunExists",
+    "JobTimeout",
+    "PermanentFailure",
+    "Retry",
+    "StatusCode",
+    "raise_for_status",
+]
+
+
+class BatonError(Exception):
+    """Base class of every error Baton raises on purpose."""
+
+
+class ConfigError(BatonError):
+    """Raised when a setting, a job option or a CLI flag is invalid."""
+
+
+class RedisUnavailable(BatonError):
+    """Raised when Redis cannot be reached or the embedded server cannot start."""
+
+
+class SubmissionError(BatonError):
+    """Raised when a submission (stream entry, trigger call, API body) is invalid.
+
+    ``reason`` is a short machine-readable code (``bad_json``, ``unknown_job`` ...)
+    written to the rejected-entries stream; the message explains it to a person.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class UnknownJob(SubmissionError):
+    """Raised when a submission names a job no worker has registered."""
+
+    def __init__(self, job: str) -> None:
+        super().__init__("unknown_job", f"no job named {job!r} is registered")
+        self.job = job
+
+
+class LeaseError(BatonError):
+    """Base class of lease problems."""
+
+
+class LeaseLost(LeaseError):
+    """Raised when a write is fenced off because this node no longer holds the lease."""
+
+
+class RunError(BatonError):
+    """Base class of errors about one run."""
+
+
+class RunNotFound(RunError):
+    """Raised when no run has the given id (never existed or expired by retention)."""
+
+
+class RunNotFinished(RunError):
+    """Raised when an operation needs a finished run (replay) and the run is still live."""
+
+
+class RunAlreadyFinished(RunError):
+    """Raised when an operation needs a live run (cancel) and the run has finished."""
+
+
+class RunExists(RunError):
+    """Raised when a new run id is already taken."""
+
+
+class JobTimeout(BatonError):
+    """Recorded when a handler runs past its job's timeout and is cancelled."""
+
+
+class PermanentFailure(BatonError):
+    """Raise from a handler to fail the run at once, without further retries."""
+
+
+class Retry(BatonError):
+    """Raise from a handler to ask for another attempt (counts against max attempts)."""
+
+
+class StatusCode(IntEnum):
+    """Negative status codes returned by the Lua scripts (see each script header)."""
+
+    LEASE_MISMATCH = -1
+    NOT_FOUND = -2
+    ALREADY_FINISHED = -3
+    NOT_FINISHED = -4
+    EXISTS = -5
+
+
+def raise_for_status(code: int, run_id: str) -> None:
+    """Turn a negative script status code into the matching typed error."""
+    if code >= 0:
+        return
+    status = StatusCode(code)
+    if status is StatusCode.LEASE_MISMATCH:
+        raise LeaseLost(f"run {run_id}: lease token no longer matches; write rejected")
+    if status is StatusCode.NOT_FOUND:
+        raise RunNotFound(f"run {run_id} not found")
+    if status is StatusCode.ALREADY_FINISHED:
+        raise RunAlreadyFinished(f"run {run_id} has already finished")
+    if status is StatusCode.NOT_FINISHED:
+        raise RunNotFinished(f"run {run_id} has not finished yet")
+    raise RunExists(f"run {run_id} already exists")

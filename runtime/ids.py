@@ -1,0 +1,63 @@
+"""Run ids: time-ordered, URL-safe, and routable to a partition."""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+
+from .keys import Keys
+
+__all__ = ["new_run_id", "routed_run_id", "run_id_in_partition", "RUN_ID_RE", "NAME_RE"]
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
+
+#: Allowed run ids: what producers may supply and what stream entry ids look like.
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9_.:~-]{1,128}$")
+#: Allowed job and queue names (they become parts of Redis keys and CSV lists).
+NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+
+
+def new_run_id() -> str:
+    """A new 26-character id: 48-bit millisecond time then 80 random bits."""
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
+def routed_run_id(keys: Keys, routing_key: str | None, base: str | None = None) -> str:
+    """A run id whose partition equals the routing key's partition.
+
+    With one partition any id fits. With several, a generated id is drawn again
+    until it lands in the right partition (about N draws); a derived ``base``
+    (a stream entry id) gets the smallest ``~k`` suffix that does, which a
+    producer can compute too (crc32 of the id, modulo the partition count).
+    """
+    if base is None:
+        if routing_key is None or keys.partition_count == 1:
+            return new_run_id()
+        target = keys.partition_for(routing_key).index
+        while True:
+            candidate = new_run_id()
+            if keys.partition_of_run(candidate).index == target:
+                return candidate
+    if routing_key is None or keys.partition_count == 1:
+        return base
+    target = keys.partition_for(routing_key).index
+    if keys.partition_of_run(base).index == target:
+        return base
+    k = 1
+    while keys.partition_of_run(f"{base}~{k}").index != target:
+        k += 1
+    return f"{base}~{k}"
+
+
+def run_id_in_partition(keys: Keys, index: int) -> str:
+    """A new run id that lands in partition ``index`` (used by replay)."""
+    while True:
+        candidate = new_run_id()
+        if keys.partition_of_run(candidate).index == index:
+            return candidate

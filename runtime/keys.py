@@ -1,0 +1,121 @@
+"""Every Redis key, stream and channel name Baton uses, built in one place.
+
+Keys of one queue partition share the hash tag ``{<prefix>:p<N>}`` so each Lua
+script touches a single Redis Cluster slot. Node-wide keys (the submission
+stream, the rejected stream, node heartbeats, the job registry) share the tag
+``{<prefix>}``.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+__all__ = ["Keys", "Partition"]
+
+
+@dataclass(frozen=True)
+class Partition:
+    """Key names of one queue partition."""
+
+    index: int
+    prefix: str  #: e.g. "{baton:p0}:"; every key of the partition starts with it
+
+    def run(self, run_id: str) -> str:
+        """The run record (HASH)."""
+        return f"{self.prefix}run:{run_id}"
+
+    def ready(self, queue: str) -> str:
+        """Runnable runs of one queue (ZSET, score = priority then ready time)."""
+        return f"{self.prefix}ready:{queue}"
+
+    @property
+    def queues(self) -> str:
+        """Names of queues that have had runs in this partition (SET)."""
+        return f"{self.prefix}queues"
+
+    @property
+    def delayed(self) -> str:
+        """Runs waiting for their time (ZSET, score = due ms)."""
+        return f"{self.prefix}delayed"
+
+    @property
+    def leased(self) -> str:
+        """Executing runs (ZSET, score = lease expiry ms by the Redis clock)."""
+        return f"{self.prefix}leased"
+
+    @property
+    def jobs(self) -> str:
+        """Concurrency limits of jobs that have them (HASH job -> "max,per_key")."""
+        return f"{self.prefix}jobs"
+
+    def status(self, status: str) -> str:
+        """Index of runs in a terminal status (ZSET, score = time entered)."""
+        return f"{self.prefix}st:{status}"
+
+    def job_leases(self, job: str) -> str:
+        """Leased runs of a job (SET of ids): the exact per-job concurrency count."""
+        return f"{self.prefix}cc:j:{job}"
+
+    def key_leases(self, job: str, concurrency_key: str) -> str:
+        """Leased runs of a job with one concurrency key (SET of ids)."""
+        return f"{self.prefix}cc:k:{job}:{concurrency_key}"
+
+
+class Keys:
+    """Key names of one Baton deployment (one prefix, N partitions)."""
+
+    def __init__(self, prefix: str = "baton", partitions: int = 1) -> None:
+        self.prefix = prefix
+        self.partition_count = partitions
+        self.partitions = [Partition(i, f"{{{prefix}:p{i}}}:") for i in range(partitions)]
+        self._node = f"{{{prefix}}}:"
+
+    def partition_for(self, routing_key: str) -> Partition:
+        """The partition a routing key (run id, concurrency key ...) maps to."""
+        if self.partition_count == 1:
+            return self.partitions[0]
+        return self.partitions[zlib.crc32(routing_key.encode()) % self.partition_count]
+
+    def partition_of_run(self, run_id: str) -> Partition:
+        """The partition holding a run: always a function of its id alone."""
+        return self.partition_for(run_id)
+
+    @property
+    def submit_stream(self) -> str:
+        """The submission stream producers XADD to."""
+        return f"{self._node}submit"
+
+    @property
+    def rejected_stream(self) -> str:
+        """Stream of rejected submissions, each with the reason (capped)."""
+        return f"{self._node}rejected"
+
+    @property
+    def intake_group(self) -> str:
+        """Consumer group of the intake actors on the submission stream."""
+        return "baton-intake"
+
+    @property
+    def registry(self) -> str:
+        """Registered jobs (HASH name -> JSON options), written by workers."""
+        return f"{self._node}jobs"
+
+    @property
+    def nodes(self) -> str:
+        """Live nodes (ZSET node id -> last heartbeat ms)."""
+        return f"{self._node}nodes"
+
+    def node(self, node_id: str) -> str:
+        """One node's heartbeat record (HASH with a TTL)."""
+        return f"{self._node}node:{node_id}"
+
+    @property
+    def wake_channel(self) -> str:
+        """Pub/sub channel: runs became ready in a partition (payload = its prefix)."""
+        return f"{self.prefix}:wake"
+
+    @property
+    def cancel_channel(self) -> str:
+        """Pub/sub channel: cancellation requested for an executing run (payload = id)."""
+        return f"{self.prefix}:cancel"

@@ -1,0 +1,86 @@
+"""Logging: JSON lines for the cluster, text for a terminal, run context on every record."""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import logging
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+__all__ = ["configure_logging", "run_log_context", "node_id_var"]
+
+run_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("baton_run_id", default=None)
+job_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("baton_job", default=None)
+attempt_var: contextvars.ContextVar[int | None] = contextvars.ContextVar("baton_attempt", default=None)
+node_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("baton_node", default=None)
+
+
+@contextlib.contextmanager
+def run_log_context(run_id: str, job: str, attempt: int) -> Iterator[None]:
+    """Within this block every log record carries the run id, job and attempt."""
+    tokens = (run_id_var.set(run_id), job_var.set(job), attempt_var.set(attempt))
+    try:
+        yield
+    finally:
+        run_id_var.reset(tokens[0])
+        job_var.reset(tokens[1])
+        attempt_var.reset(tokens[2])
+
+
+class _ContextFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.run_id = run_id_var.get()
+        record.job = job_var.get()
+        record.attempt = attempt_var.get()
+        record.node = node_id_var.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, node and run context."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key in ("node", "run_id", "job", "attempt"):
+            value = getattr(record, key, None)
+            if value is not None:
+                out[key] = value
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(out, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """Human lines: time level logger [run job#attempt] message."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ctx = ""
+        if getattr(record, "run_id", None):
+            ctx = f" [{record.run_id} {record.job}#{record.attempt}]"
+        ts = datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3]
+        line = f"{ts} {record.levelname:<7} {record.name}{ctx} {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def configure_logging(fmt: str = "", level: str = "INFO") -> None:
+    """Configure the root logger once, for the daemon (the library never does it on import)."""
+    if not fmt:
+        fmt = "text" if sys.stderr.isatty() else "json"
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(_ContextFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())

@@ -1,0 +1,76 @@
+--[[ settle: close the current attempt of a leased run and decide what comes
+  next (completed, canceled, retry with backoff, dead letter, or given back
+  without charging an attempt). Shared by runs_finish and leases_reap, so a
+  crashed attempt and a failed one follow exactly the same policy. ]]
+
+-- Delay before retry number `charged` (1-based count of charged attempts).
+local function backoff_ms(spec, charged, rnd)
+  local kind, initial, maxd, jitter = 'exponential', 1000, 60000, 0
+  if spec and spec ~= '' then
+    local b = cjson.decode(spec)
+    kind = b.kind or kind
+    initial = tonumber(b.initial_ms or initial)
+    maxd = tonumber(b.max_ms or maxd)
+    jitter = tonumber(b.jitter or jitter)
+  end
+  local d = initial
+  if kind == 'linear' then d = initial * charged
+  elseif kind == 'exponential' then d = initial * (2 ^ (charged - 1)) end
+  if d > maxd then d = maxd end
+  -- jitter spreads retries over [d * (1 - jitter), d]
+  d = d - d * jitter * tonumber(rnd)
+  return math.floor(d)
+end
+
+-- outcome: completed | failed | timed_out | crashed | canceled | released
+-- err: JSON object {message, type, stack} or ''.  Returns the new status.
+local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms, dlq_ttl_ms, cap)
+  local rk = pfx .. 'run:' .. id
+  local r = call('HMGET', rk, 'job', 'queue', 'concurrency_key', 'priority', 'charged',
+                 'max_attempts', 'backoff', 'attempt', 'attempt_started_at', 'lease_node',
+                 'cancel_requested', 'attempts')
+  local job, queue, ckey, priority = r[1], r[2], r[3], r[4] or '0'
+  local charged, max_attempts = tonumber(r[5] or '0'), tonumber(r[6] or '1')
+  release_lease(pfx, id, job, ckey)
+  if outcome ~= 'completed' and outcome ~= 'released' and r[11] == '1' then outcome = 'canceled' end
+
+  -- the attempt record: one per lease, written exactly once here
+  local attempts = r[12] or '[]'
+  local rec = '{"number":' .. (r[8] or '0') .. ',"status":' .. cjson.encode(outcome)
+    .. ',"started_at":' .. (r[9] or 'null') .. ',"finished_at":' .. now
+    .. ',"worker_id":' .. cjson.encode(r[10] or '')
+    .. ',"error":' .. ((err ~= '' and err) or 'null') .. '}'
+  if attempts == '[]' then attempts = '[' .. rec .. ']'
+  else attempts = string.sub(attempts, 1, -2) .. ',' .. rec .. ']' end
+  call('HSET', rk, 'attempts', attempts, 'heartbeat_at', now)
+  if err ~= '' then call('HSET', rk, 'error', err) end
+
+  if outcome == 'completed' then
+    call('HSET', rk, 'output', output)
+    call('HDEL', rk, 'error')
+    make_terminal(pfx, id, 'completed', now, ttl_ms, cap)
+    return 'completed'
+  elseif outcome == 'canceled' then
+    make_terminal(pfx, id, 'canceled', now, ttl_ms, cap)
+    return 'canceled'
+  elseif outcome == 'released' then
+    -- graceful shutdown: hand the run back without charging the attempt
+    call('HSET', rk, 'charged', math.max(charged - 1, 0))
+    call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at')
+    make_ready(pfx, id, queue, priority, now)
+    return 'queued'
+  end
+  if permanent == '1' then
+    make_terminal(pfx, id, 'failed', now, dlq_ttl_ms, cap)
+    return 'failed'
+  end
+  if charged >= max_attempts then
+    make_terminal(pfx, id, 'dead_letter', now, dlq_ttl_ms, cap)
+    return 'dead_letter'
+  end
+  local due = now + backoff_ms(r[7], charged, rnd)
+  call('HSET', rk, 'status', 'delayed', 'next_retry_at', due, 'updated_at', now)
+  call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at')
+  call('ZADD', pfx .. 'delayed', due, id)
+  return 'delayed'
+end

