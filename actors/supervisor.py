@@ -149,8 +149,10 @@ class Supervisor(Actor[None]):
     async def drain(self) -> None:
         """Stop taking work, let handlers finish within the grace period, give back the rest."""
         if self.intake is not None:
+            # cancelling intake mid-batch is safe: unacknowledged entries are
+            # delivered again and run creation is idempotent on the entry id
             self.intake.stop()
-            await self._cancel(self.intake)
+            await self._cancel(self.intake, wait_s=0)
         await self.leaser.send(Drain())
         try:
             await asyncio.wait_for(self.executor.idle.wait(), self.settings.shutdown_grace_s)
@@ -166,7 +168,9 @@ class Supervisor(Actor[None]):
         deadline = time.monotonic() + 10.0
         while self.leaser.occupied and time.monotonic() < deadline and not self.tasks["reporter"].done():
             await asyncio.sleep(0.01)
-        for actor in (self.listener, self.leaser, self.reporter, self.executor):
+        self.listener.stop()
+        await self._cancel(self.listener, wait_s=0)
+        for actor in (self.leaser, self.reporter, self.executor):
             actor.stop()
             await self._cancel(actor)
         self.executor.shutdown_threads()
@@ -177,12 +181,12 @@ class Supervisor(Actor[None]):
             pass
         self.log.info("node %s stopped (exit code %d)", self.settings.node_id, self.exit_code)
 
-    async def _cancel(self, actor: Actor[Any]) -> None:
+    async def _cancel(self, actor: Actor[Any], wait_s: float = 2.0) -> None:
         task = self.tasks.get(actor.name)
         if task is None or task.done():
             return
         try:
-            await asyncio.wait_for(asyncio.shield(task), 2.0)
+            await asyncio.wait_for(asyncio.shield(task), wait_s)
         except (TimeoutError, asyncio.CancelledError):
             task.cancel()
             try:

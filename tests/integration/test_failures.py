@@ -1,0 +1,106 @@
+"""Retries with backoff, dead letters and replay, timeouts, permanent failures."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from runtime import Backoff, PermanentFailure, RunContext
+from tests.nodes import running_node
+
+
+async def test_retry_backoff_then_dead_letter_then_replay(make_app: Any) -> None:
+    # Given a job that always fails, with a fixed 0.3 s backoff and 3 attempts
+    app = make_app()
+    calls: list[float] = []
+
+    @app.job(max_attempts=3, backoff=Backoff("fixed", initial_s=0.3, jitter=0))
+    async def always_fails(ctx: RunContext, payload: Any) -> None:
+        calls.append(time.monotonic())
+        raise ValueError(f"boom {ctx.attempt}")
+
+    async with running_node(app):
+        run_id = await app.trigger("always_fails", {"x": 1})
+        run = await app.wait_for(run_id, 15)
+        # Then it ran three times, spaced by at least the backoff, and is dead-lettered
+        assert run.status == "dead_letter"
+        assert [a.status for a in run.attempts] == ["failed", "failed", "failed"]
+        assert run.error is not None and run.error["type"] == "ValueError" and "boom 3" in run.error["message"]
+        assert "Traceback" in run.attempts[0].error["stack"]  # type: ignore[index]
+        gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+        assert len(calls) == 3 and all(g >= 0.28 for g in gaps), gaps
+        dlq = await app.list_dead_letter()
+        assert [r.id for r in dlq] == [run_id]
+        # When the dead-lettered run is replayed
+        new_id = await app.replay(run_id)
+        replayed = await app.wait_for(new_id, 15)
+    # Then a new linked run was made and the old record is untouched
+    assert replayed.replay_of == run_id and replayed.input == {"x": 1}
+    assert (await app.get_run(run_id)).status == "dead_letter"  # type: ignore[union-attr]
+
+
+async def test_exponential_backoff_delays_grow(make_app: Any) -> None:
+    # Given a job failing twice with exponential backoff from 0.2 s
+    app = make_app()
+    calls: list[float] = []
+
+    @app.job(max_attempts=3, backoff=Backoff("exponential", initial_s=0.2, max_s=10, jitter=0))
+    async def flaky(ctx: RunContext, payload: Any) -> str:
+        calls.append(time.monotonic())
+        if ctx.attempt < 3:
+            raise RuntimeError("not yet")
+        return "ok"
+
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("flaky"), 15)
+    # Then the second gap is about twice the first and the run completed on attempt 3
+    assert run.status == "completed" and run.output == "ok" and run.attempt == 3
+    g1, g2 = calls[1] - calls[0], calls[2] - calls[1]
+    assert 0.18 <= g1 < 0.39 and 0.38 <= g2 < 0.8, (g1, g2)
+    assert run.attempts[0].status == "failed" and run.attempts[2].status == "completed"
+
+
+async def test_timeout_cancels_handler_and_records_timed_out(make_app: Any) -> None:
+    # Given a handler slower than its 0.2 s timeout, with two attempts
+    app = make_app()
+    cancelled = asyncio.Event()
+
+    @app.job(timeout=0.2, max_attempts=2, backoff=Backoff("fixed", initial_s=0.05, jitter=0))
+    async def slow(ctx: RunContext, payload: Any) -> None:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("slow"), 15)
+    # Then the handler saw cancellation and both attempts are timed_out
+    assert cancelled.is_set()
+    assert [a.status for a in run.attempts] == ["timed_out", "timed_out"]
+    assert run.status == "dead_letter" and run.error["type"] == "JobTimeout"  # type: ignore[index]
+
+
+async def test_permanent_failure_is_not_retried(make_app: Any) -> None:
+    app = make_app()
+
+    @app.job(max_attempts=5)
+    async def refuse(ctx: RunContext, payload: Any) -> None:
+        raise PermanentFailure("bad input, do not retry")
+
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("refuse"), 10)
+    assert run.status == "failed" and len(run.attempts) == 1
+
+
+async def test_unserialisable_output_fails_the_attempt(make_app: Any) -> None:
+    app = make_app()
+
+    @app.job(max_attempts=1)
+    async def weird(ctx: RunContext, payload: Any) -> object:
+        return object()
+
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("weird"), 10)
+    assert run.status == "dead_letter" and "JSON" in run.error["message"]  # type: ignore[index]

@@ -1,0 +1,187 @@
+"""Multi-process behaviour: two workers, kill -9, SIGSTOP fencing, SIGTERM drain, embedded server."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from runtime import Baton, Settings
+from tests.apps import app as test_app
+from tests.nodes import eventually, spawn_worker, stop_process
+
+
+def worker_env(settings: Settings, node: str, **extra: Any) -> dict[str, str]:
+    env = {
+        "BATON_REDIS_URL": settings.redis_url, "BATON_PREFIX": settings.prefix, "BATON_NODE_ID": node,
+        "BATON_LEASE_TTL_MS": str(settings.lease_ttl_ms), "BATON_RENEW_INTERVAL_MS": str(settings.renew_interval_ms),
+        "BATON_REAP_INTERVAL_MS": str(settings.reap_interval_ms), "BATON_METRICS_PORT": "0",
+        "BATON_LOG_FORMAT": "json", "BATON_SHUTDOWN_GRACE_S": "5",
+    }
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def producer(settings: Settings) -> Baton:
+    """A client app that knows the test jobs (same definitions as the workers)."""
+    app = Baton(settings)
+    for job in test_app.jobs:
+        app.jobs.add(job.name, job.handler, job.options)
+    return app
+
+
+async def test_10k_stream_submissions_two_workers_exactly_once(settings: Settings, redis: Any, tmp_path: Path) -> None:
+    # Given 10,000 runs XADDed to the submission stream in pipelines
+    app = producer(settings)
+    keys = app.keys
+    n = 10_000
+    entry_ids: list[str] = []
+    for start in range(0, n, 1000):
+        pipe = redis.pipeline(transaction=False)
+        for i in range(start, start + 1000):
+            pipe.xadd(keys.submit_stream, {"job": "noop", "input": f'{{"i": {i}}}'})
+        entry_ids.extend(e.decode() for e in await pipe.execute())
+    # When two worker processes run
+    procs = [spawn_worker("tests.apps:app", worker_env(settings, f"w{i}", BATON_CONCURRENCY=100),
+                          tmp_path / f"w{i}.log") for i in range(2)]
+    try:
+        async def all_done() -> bool:
+            counts = await app.count_by_status()
+            return counts.get("completed", 0) == n
+        await eventually(all_done, timeout=120, interval=0.2)
+    finally:
+        codes = [stop_process(p) for p in procs]
+    # Then every run completed once, none lost, ids derived from the entry ids
+    assert codes == [0, 0]
+    counts = await app.count_by_status()
+    assert counts["completed"] == n and sum(counts.values()) == n
+    executions = await redis.hgetall(f"{settings.prefix}:test:executions")
+    assert len(executions) == n and set(executions.values()) == {b"1"}
+    assert {k.decode() for k in executions} == set(entry_ids)
+    sample = await app.get_run(entry_ids[1234])
+    assert sample is not None and sample.output == {"i": 1234} and len(sample.attempts) == 1
+    # both workers took part
+    nodes = {a.worker_id for rid in entry_ids[::500] if (r := await app.get_run(rid)) for a in r.attempts}
+    assert nodes == {"w0", "w1"}
+    # the stream group has nothing pending
+    pending = await redis.xpending(keys.submit_stream, keys.intake_group)
+    assert pending["pending"] == 0
+    await app.close()
+
+
+async def test_kill_9_worker_run_is_reclaimed_by_other(settings: Settings, redis: Any, tmp_path: Path) -> None:
+    # Given a long run executing on worker A
+    app = producer(settings)
+    a = spawn_worker("tests.apps:app", worker_env(settings, "A"), tmp_path / "a.log")
+    b = None
+    try:
+        run_id = await app.trigger("long", {"seconds": 60})
+        started = f"{settings.prefix}:test:started"
+        await eventually(lambda: redis.lrange(started, 0, -1), 20)
+        # When A is killed with SIGKILL and B runs
+        os.kill(a.pid, signal.SIGKILL)
+        a.wait(10)
+        killed_at = asyncio.get_running_loop().time()
+        b = spawn_worker("tests.apps:app", worker_env(settings, "B"), tmp_path / "b.log")
+        run = await app.wait_for(run_id, 30)
+        elapsed = asyncio.get_running_loop().time() - killed_at
+    finally:
+        if b is not None:
+            assert stop_process(b) == 0
+        stop_process(a)
+    # Then B completed it, with A's attempt recorded as crashed
+    assert run.status == "completed" and run.output == {"node": "B", "attempt": 2}
+    assert [(x.status, x.worker_id) for x in run.attempts] == [("crashed", "A"), ("completed", "B")]
+    # within lease TTL + reap interval (+ process start-up of B)
+    assert elapsed < (settings.lease_ttl_ms + settings.reap_interval_ms) / 1000 + 5
+    await app.close()
+
+
+async def test_sigstop_stale_worker_cannot_overwrite(settings: Settings, redis: Any, tmp_path: Path) -> None:
+    # Given worker A executing a run whose first attempt sleeps 3 s
+    app = producer(settings)
+    a = spawn_worker("tests.apps:app", worker_env(settings, "A"), tmp_path / "a.log")
+    b = None
+    started = f"{settings.prefix}:test:started"
+    finished = f"{settings.prefix}:test:finished"
+    try:
+        run_id = await app.trigger("long", {"seconds": 3})
+        await eventually(lambda: redis.lrange(started, 0, -1), 20)
+        # When A is frozen past its lease TTL and B reclaims and completes the run
+        os.kill(a.pid, signal.SIGSTOP)
+        b = spawn_worker("tests.apps:app", worker_env(settings, "B"), tmp_path / "b.log")
+        run = await app.wait_for(run_id, 30)
+        assert run.output == {"node": "B", "attempt": 2}
+        # and A is resumed: its handler finishes and it tries to record its result
+        os.kill(a.pid, signal.SIGCONT)
+        await eventually(lambda: redis.lrange(finished, 0, -1), 20)
+
+        async def a_finished() -> bool:
+            return any(x.startswith(b"%s:1:A" % run_id.encode()) for x in await redis.lrange(finished, 0, -1))
+
+        log_a = tmp_path / "a.log"
+        await eventually(lambda: b"no longer holds the run" in log_a.read_bytes()
+                         or b"lease of run" in log_a.read_bytes(), 20)
+    finally:
+        os.kill(a.pid, signal.SIGCONT)
+        if b is not None:
+            stop_process(b)
+        stop_process(a)
+    # Then the recorded result is still B's and A's write was rejected
+    final = await app.get_run(run_id)
+    assert final is not None and final.status == "completed" and final.output == {"node": "B", "attempt": 2}
+    assert [(x.status, x.worker_id) for x in final.attempts] == [("crashed", "A"), ("completed", "B")]
+    await app.close()
+
+
+async def test_sigterm_drains_and_gives_back_unfinished_runs(settings: Settings, redis: Any, tmp_path: Path) -> None:
+    # Given worker A running a short run and a run longer than its 2 s grace
+    app = producer(settings)
+    env = worker_env(settings, "A", BATON_SHUTDOWN_GRACE_S=2)
+    a = spawn_worker("tests.apps:app", env, tmp_path / "a.log")
+    short_id = await app.trigger("long", {"seconds": 0.5})
+    long_id = await app.trigger("long", {"seconds": 30, "every_attempt": False})
+    started = f"{settings.prefix}:test:started"
+
+    async def two_started() -> bool:
+        return int(await redis.llen(started)) == 2
+
+    await eventually(two_started, 20)
+    # When A gets SIGTERM
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    code = await asyncio.to_thread(stop_process, a, signal.SIGTERM, 30)
+    took = loop.time() - t0
+    # Then it exits 0 within the grace period (plus shutdown overhead)
+    assert code == 0 and took < 2 + 3, took
+    short = await app.get_run(short_id)
+    assert short is not None and short.status == "completed"
+    # and the long run went back to the queue without charging the attempt
+    long_run = await app.get_run(long_id)
+    assert long_run is not None and long_run.status == "queued", long_run.status
+    assert long_run.attempts_charged == 0 and [x.status for x in long_run.attempts] == ["released"]
+    await app.close()
+
+
+async def test_embedded_server_when_no_redis_url(tmp_path: Path) -> None:
+    # Given no REDIS_URL at all
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "BATON_REDIS_URL")}
+    env.update({"BATON_EMBEDDED_DIR": str(tmp_path / "data"), "BATON_METRICS_PORT": "0", "BATON_LOG_FORMAT": "json",
+                "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(["python", "-m", "runtime", "worker", "--app", "examples.jobs:app"],
+                                cwd=Path(__file__).resolve().parents[2], env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        # When the worker starts, then it says it runs an embedded server with AOF on
+        await eventually(lambda: b"started" in log.read_bytes() and b"node " in log.read_bytes(), 30)
+        text = log.read_text()
+        assert "embedded" in text and "appendonly yes" in text
+        assert (tmp_path / "data" / "appendonlydir").exists()
+    finally:
+        code = stop_process(proc)
+    assert code == 0

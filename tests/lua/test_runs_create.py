@@ -1,0 +1,174 @@
+"""runs_create on its own: queued vs delayed, idempotency, optional fields, wake-up."""
+
+from __future__ import annotations
+
+import orjson
+
+from tests.lua.support import Listener, Lua, ready_score
+
+OPTIONAL_FIELDS = ("labels", "tags", "metadata", "concurrency_key", "idempotency_key", "version", "entry_id")
+
+
+async def test_due_run_is_queued_in_its_ready_set(lua: Lua) -> None:
+    # Given a spec without delay
+    spec = lua.spec(input={"n": 1}, priority=5, max_attempts=4, timeout_s=12)
+    # When it is created
+    [(run_id, code)] = await lua.create(spec)
+    # Then the record is queued with its core fields
+    assert (run_id, code) == (spec.id, 1)
+    run = await lua.run(run_id)
+    assert run["id"] == run_id and run["job"] == "work" and run["queue"] == "default"
+    assert orjson.loads(run["input"]) == {"n": 1}
+    assert run["status"] == "queued"
+    assert (run["priority"], run["attempt"], run["charged"]) == ("5", "0", "0")
+    assert (run["max_attempts"], run["timeout_ms"]) == ("4", "12000")
+    assert orjson.loads(run["backoff"])["kind"] == "exponential"
+    assert run["source"] == "client"
+    assert run["created_at"] == run["updated_at"] == run["scheduled_at"] == run["ready_at"]
+    # And it sits in its queue's ready set, scored by priority then ready time
+    assert await lua.zscore(lua.part.ready("default"), run_id) == ready_score(5, int(run["ready_at"]))
+    assert await lua.members(lua.part.queues) == {"default"}
+    assert await lua.zscore(lua.part.delayed, run_id) is None
+
+
+async def test_delayed_run_goes_to_the_delayed_set(lua: Lua) -> None:
+    # Given a spec with a 60 s delay on its own queue
+    spec = lua.spec(queue="later", delay_s=60)
+    # When it is created
+    [(run_id, code)] = await lua.create(spec)
+    # Then it is delayed, due 60 s after creation, and not runnable
+    assert code == 1
+    run = await lua.run(run_id)
+    assert run["status"] == "delayed"
+    assert int(run["scheduled_at"]) - int(run["created_at"]) == 60_000
+    assert "ready_at" not in run
+    assert await lua.zscore(lua.part.delayed, run_id) == int(run["scheduled_at"])
+    assert await lua.redis.exists(lua.part.ready("later")) == 0
+    assert await lua.members(lua.part.queues) == set()
+
+
+async def test_run_at_future_is_delayed_and_past_is_queued(lua: Lua) -> None:
+    # Given one run_at an hour ahead and one an hour ago, by the server clock
+    now = await lua.now_ms()
+    future, past = lua.spec(run_at=now + 3_600_000), lua.spec(run_at=now - 3_600_000)
+    # When both are created in one call
+    result = await lua.create(future, past)
+    # Then the future one is delayed until exactly run_at and the past one is queued now
+    assert [code for _, code in result] == [1, 1]
+    f, p = await lua.run(future.id), await lua.run(past.id)
+    assert f["status"] == "delayed" and int(f["scheduled_at"]) == now + 3_600_000
+    assert await lua.zscore(lua.part.delayed, future.id) == now + 3_600_000
+    assert p["status"] == "queued" and p["scheduled_at"] == p["created_at"]
+    assert await lua.zscore(lua.part.ready("default"), past.id) is not None
+
+
+async def test_zero_delay_is_queued(lua: Lua) -> None:
+    # Given a spec with delay 0
+    spec = lua.spec(delay_s=0)
+    # When it is created
+    await lua.create(spec)
+    # Then it is runnable at once
+    assert (await lua.run(spec.id))["status"] == "queued"
+    assert await lua.zmembers(lua.part.ready("default")) == [spec.id]
+
+
+async def test_existing_id_returns_code_0_and_is_not_touched(lua: Lua) -> None:
+    # Given a run created with an explicit id
+    [(_, first)] = await lua.create(lua.spec(run_id="fixed-1", input=1, priority=1))
+    before = await lua.run("fixed-1")
+    # When the same id is created again with other values
+    [(run_id, code)] = await lua.create(lua.spec(run_id="fixed-1", input=2, priority=9, delay_s=30))
+    # Then code 0 is returned and nothing changed
+    assert first == 1 and (run_id, code) == ("fixed-1", 0)
+    assert await lua.run("fixed-1") == before
+    assert await lua.zmembers(lua.part.ready("default")) == ["fixed-1"]
+    assert await lua.redis.exists(lua.part.delayed) == 0
+
+
+async def test_idempotency_key_returns_the_first_run(lua: Lua) -> None:
+    # Given a run created with an idempotency key
+    first = lua.spec(input="a", idempotency_key="order-7", idempotency_ttl_s=50)
+    [(first_id, code1)] = await lua.create(first)
+    idem_key = f"{lua.part.prefix}idem:work:order-7"
+    # When a second run with another id but the same job and key is created
+    second = lua.spec(input="b", idempotency_key="order-7")
+    [(second_id, code2)] = await lua.create(second)
+    # Then the first run's id comes back with code 2 and no second record exists
+    assert (code1, code2) == (1, 2)
+    assert second_id == first_id != second.id
+    assert await lua.redis.exists(lua.part.run(second.id)) == 0
+    assert orjson.loads((await lua.run(first_id))["input"]) == "a"
+    assert await lua.zmembers(lua.part.ready("default")) == [first_id]
+    # And the key maps to the first run with the requested TTL
+    assert await lua.redis.get(idem_key) == first_id.encode()
+    assert 0 < await lua.redis.pttl(idem_key) <= 50_000
+    assert (await lua.run(first_id))["idempotency_key"] == "order-7"
+
+
+async def test_idempotency_key_is_scoped_per_job_and_ignores_missing_runs(lua: Lua) -> None:
+    # Given a key used by job "work"
+    [(work_id, _)] = await lua.create(lua.spec(idempotency_key="k"))
+    # When another job uses the same key
+    [(other_id, other_code)] = await lua.create(lua.spec("other", idempotency_key="k"))
+    # Then it gets its own run
+    assert other_code == 1 and other_id != work_id
+    # When the first run's record is gone and the key is used again
+    await lua.redis.delete(lua.part.run(work_id))
+    again = lua.spec(idempotency_key="k")
+    [(again_id, again_code)] = await lua.create(again)
+    # Then a new run is created and the key now points to it
+    assert (again_id, again_code) == (again.id, 1)
+    assert await lua.redis.get(f"{lua.part.prefix}idem:work:k") == again.id.encode()
+
+
+async def test_batch_returns_one_code_per_run_in_order(lua: Lua) -> None:
+    # Given an existing run and an idempotency key in use
+    [(old_id, _)] = await lua.create(lua.spec(run_id="old"))
+    [(keyed_id, _)] = await lua.create(lua.spec(idempotency_key="once"))
+    # When one call creates a new run, repeats the old id and repeats the key
+    fresh = lua.spec()
+    result = await lua.create(fresh, lua.spec(run_id="old"), lua.spec(idempotency_key="once"))
+    # Then each run gets its own code, in input order
+    assert result == [(fresh.id, 1), (old_id, 0), (keyed_id, 2)]
+
+
+async def test_optional_fields_are_written_only_when_present(lua: Lua) -> None:
+    # Given a bare spec and one with every optional field
+    bare = lua.spec()
+    full = lua.spec(
+        labels={"team": "a"}, tags=["x", "y"], metadata={"m": 1}, concurrency_key="ck",
+        idempotency_key="ik", version="v2", entry_id="1-0", extra={"trace": "t1", "weight": 3},
+    )
+    # When both are created
+    await lua.create(bare, full)
+    # Then the bare record has none of the optional fields
+    plain = await lua.run(bare.id)
+    assert not set(OPTIONAL_FIELDS) & set(plain), plain
+    assert "trace" not in plain
+    # And the full one has each of them with its value, extra fields as strings
+    rich = await lua.run(full.id)
+    assert orjson.loads(rich["labels"]) == {"team": "a"}
+    assert orjson.loads(rich["tags"]) == ["x", "y"]
+    assert orjson.loads(rich["metadata"]) == {"m": 1}
+    assert (rich["concurrency_key"], rich["idempotency_key"], rich["version"], rich["entry_id"]) == (
+        "ck", "ik", "v2", "1-0")
+    assert (rich["trace"], rich["weight"]) == ("t1", "3")
+
+
+async def test_wake_channel_is_published_only_when_a_run_became_ready(lua: Lua) -> None:
+    async with Listener(lua.redis, lua.keys.wake_channel) as wake:
+        # Given a subscriber on the wake channel
+        # When only delayed runs are created
+        await lua.create(lua.spec(delay_s=60), lua.spec(delay_s=120))
+        # Then nothing is published
+        assert await wake.messages() == []
+        # When a due run is created with another delayed one in the same call
+        await lua.create(lua.spec(delay_s=60), lua.spec())
+        # Then exactly one wake-up carrying the partition prefix is published
+        assert await wake.messages() == [lua.part.prefix]
+        # When only existing ids are created again
+        await lua.create(lua.spec(run_id="dup"))
+        await wake.messages()
+        await lua.create(lua.spec(run_id="dup"))
+        # Then nothing is published
+        assert await wake.messages() == []
