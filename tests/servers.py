@@ -122,9 +122,11 @@ class RedisClusterProcesses:
 
     def start(self, masters: int = 3) -> RedisClusterProcesses:
         """Start the nodes, assign slots, join them and wait for cluster_state:ok."""
+        buses = []
         for _ in range(masters):
             port = free_port()
             bus = free_port()
+            buses.append(bus)
             node = RedisProcess(port=port, args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
                                                  "--cluster-port", str(bus), "--cluster-node-timeout", "2000"])
             self.nodes.append(node.start())
@@ -135,8 +137,9 @@ class RedisClusterProcesses:
                 lo = i * per
                 hi = 16383 if i == masters - 1 else (i + 1) * per - 1
                 c.execute_command("CLUSTER", "ADDSLOTSRANGE", lo, hi)
-            for n in self.nodes[1:]:
-                clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", n.port)
+            for n, bus in zip(self.nodes[1:], buses[1:], strict=True):
+                # the bus port is not port+10000 here, so MEET must name it
+                clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", n.port, bus)
             deadline = time.monotonic() + 20
             while True:
                 states = [c.execute_command("CLUSTER", "INFO") for c in clients]

@@ -1,0 +1,93 @@
+"""The submission stream: the README's redis-cli example, and malformed entries."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from runtime import RunContext
+from tests.nodes import eventually, running_node
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_xadd_args() -> list[str]:
+    """The exact redis-cli command of the README's stream example, as arguments."""
+    text = README.read_text()
+    block = re.search(r"<!-- xadd-example -->\s*```sh\n(.*?)\n```", text, re.S)
+    assert block, "README lost its xadd example"
+    args = shlex.split(block.group(1))
+    assert args[0] == "redis-cli"
+    return args[1:]
+
+
+async def test_readme_redis_cli_example(make_app: Any, redis: Any) -> None:
+    # Given the README's example job, on the default "baton" prefix of this test's server
+    app = make_app(prefix="baton")
+
+    @app.job()
+    async def hello(ctx: RunContext, payload: Any) -> dict[str, str]:
+        return {"greeting": f"hello, {payload['name']}"}
+
+    # When the README's command is sent verbatim (as redis-cli would send it)
+    entry_id = (await redis.execute_command(*readme_xadd_args())).decode()
+    async with running_node(app):
+        run = await app.wait_for(entry_id, 10)
+    # Then the run's id is the entry id and it completed with all the options applied
+    assert run.status == "completed" and run.output == {"greeting": "hello, Ada"}
+    assert run.priority == 5 and run.idempotency_key == "greet-ada-1" and run.source == "stream"
+    await redis.delete("{baton}:submit")
+
+
+async def test_malformed_entries_are_rejected_and_the_rest_flows(make_app: Any, redis: Any) -> None:
+    app = make_app(max_input_bytes=1000)
+
+    @app.job()
+    async def echo(ctx: RunContext, payload: Any) -> Any:
+        return payload
+
+    keys = app.keys
+    bad = [
+        ({"job": "echo", "input": "{not json"}, "bad_json"),
+        ({"job": "ghost", "input": "{}"}, "unknown_job"),
+        ({"input": "{}"}, "missing_field"),
+        ({"job": "echo", "input": '"' + "x" * 2000 + '"'}, "too_large"),
+        ({"job": "echo", "priority": "high"}, "bad_priority"),
+        ({"job": "echo", "labels": "[1, 2]"}, "bad_labels"),
+        ({"job": "echo", "colour": "blue"}, "unknown_field"),
+        ({"job": "echo", "max_attempts": "0"}, "bad_max_attempts"),
+        ({"job": "echo", "delay": "soon"}, "bad_delay"),
+        ({"job": "echo", "id": "has spaces"}, "bad_id"),
+        ({"job": b"\xff\xfe"}, "bad_encoding"),
+    ]
+    # Given valid entries interleaved with malformed ones
+    good_ids: list[str] = []
+    bad_ids: dict[str, str] = {}
+    for i, (fields, reason) in enumerate(bad):
+        good_ids.append((await redis.xadd(keys.submit_stream, {"job": "echo", "input": str(i)})).decode())
+        bad_ids[(await redis.xadd(keys.submit_stream, fields)).decode()] = reason
+    good_ids.append((await redis.xadd(keys.submit_stream, {"job": "echo", "input": "99"})).decode())
+    # When a node processes the stream
+    async with running_node(app):
+        runs = [await app.wait_for(rid, 10) for rid in good_ids]
+
+        async def all_rejected() -> Any:
+            entries = await redis.xrange(keys.rejected_stream)
+            return entries if len(entries) == len(bad) else None
+
+        rejected = await eventually(all_rejected, 10)
+        pending = await redis.xpending(keys.submit_stream, keys.intake_group)
+    # Then every valid run completed, every bad entry is in the rejected stream with its reason
+    assert [r.output for r in runs] == [*range(len(bad)), 99]
+    got = {f[b"entry_id"].decode(): f[b"reason"].decode() for _, f in rejected}
+    assert got == bad_ids
+    first = rejected[0][1]
+    assert b"error" in first and orjson.loads(first[b"fields"])  # original fields kept
+    # and everything was acknowledged
+    assert pending["pending"] == 0
+    for rid in bad_ids:
+        assert await app.get_run(rid) is None

@@ -1,0 +1,127 @@
+"""leases_reap on its own: only expired leases, crashed attempts, retry, dead letter, cancel."""
+
+from __future__ import annotations
+
+import orjson
+
+from runtime.jobs import Backoff, JobOptions
+from runtime.scripts import Scripts
+from tests.lua.support import Listener, Lua, wait_until
+
+
+async def test_only_expired_leases_are_reaped_and_retried(lua: Lua) -> None:
+    # Given two runs leased by node-a with a fixed 2 s backoff, one lease forced into the past
+    lua.jobs["work"] = JobOptions(backoff=Backoff(kind="fixed", initial_s=2, max_s=60, jitter=0), max_attempts=3)
+    dead, alive = await lua.create_one(), await lua.create_one()
+    claimed = {c.run_id: c for c in await lua.claim(2, node="node-a")}
+    alive_before = await lua.run(alive)
+    alive_score = await lua.zscore(lua.part.leased, alive)
+    await lua.expire_lease(dead)
+    # When the reaper runs
+    reaped = await lua.scripts.reap(lua.part)
+    # Then only the expired one is reaped, named with its former node, and retried after its backoff
+    assert reaped == [(dead, "node-a", "delayed")]
+    run = await lua.run(dead)
+    assert run["status"] == "delayed"
+    assert int(run["next_retry_at"]) - int(run["updated_at"]) == 2000
+    assert await lua.zscore(lua.part.delayed, dead) == int(run["next_retry_at"])
+    assert not {"lease_token", "lease_node", "lease_expires_at"} & set(run)
+    assert await lua.members(lua.part.job_leases("work")) == {alive}
+    # And the attempt is recorded as crashed with a LeaseExpired error naming the node
+    [attempt] = orjson.loads(run["attempts"])
+    assert (attempt["number"], attempt["status"], attempt["worker_id"]) == (1, "crashed", "node-a")
+    assert attempt["started_at"] == claimed[dead].claimed_at_ms
+    assert attempt["error"]["type"] == "LeaseExpired" and "node-a" in attempt["error"]["message"]
+    assert orjson.loads(run["error"])["type"] == "LeaseExpired"
+    # And the live lease is untouched
+    assert await lua.run(alive) == alive_before
+    assert await lua.zscore(lua.part.leased, alive) == alive_score
+    # And a second pass finds nothing
+    assert await lua.scripts.reap(lua.part) == []
+
+
+async def test_expired_last_attempt_is_dead_lettered(lua: Lua) -> None:
+    # Given a run with a single attempt, leased and expired
+    run_id = await lua.create_one(max_attempts=1)
+    await lua.claim_one(run_id, node="node-x")
+    await lua.expire_lease(run_id)
+    # When the reaper runs
+    reaped = await lua.scripts.reap(lua.part)
+    # Then the run is dead-lettered and indexed
+    assert reaped == [(run_id, "node-x", "dead_letter")]
+    run = await lua.run(run_id)
+    assert run["status"] == "dead_letter"
+    assert await lua.zscore(lua.part.status("dead_letter"), run_id) == int(run["finished_at"])
+    assert await lua.zscore(lua.part.leased, run_id) is None
+    assert await lua.redis.pttl(lua.part.run(run_id)) > 0
+
+
+async def test_expired_lease_with_cancel_requested_ends_canceled(lua: Lua) -> None:
+    # Given an executing run with cancellation requested whose node died
+    run_id = await lua.create_one(max_attempts=5)
+    await lua.claim_one(run_id)
+    assert await lua.scripts.cancel(run_id) == 2
+    await lua.expire_lease(run_id)
+    # When the reaper runs
+    reaped = await lua.scripts.reap(lua.part)
+    # Then the run is canceled rather than retried
+    assert reaped == [(run_id, "node-a", "canceled")]
+    run = await lua.run(run_id)
+    assert run["status"] == "canceled"
+    assert await lua.zscore(lua.part.status("canceled"), run_id) is not None
+    assert await lua.zscore(lua.part.delayed, run_id) is None
+    assert orjson.loads(run["attempts"])[0]["status"] == "canceled"
+
+
+async def test_lease_expires_by_the_server_clock(lua: Lua) -> None:
+    # Given scripts with a 150 ms lease TTL and a freshly leased run
+    short = lua.settings.with_changes(lease_ttl_ms=150, renew_interval_ms=50)
+    scripts = Scripts(lua.redis, lua.keys, short)
+    run_id = await lua.create_one()
+    [c] = await scripts.claim(lua.part, "node-a", 1, ["default"], ["work"], 0)
+    # When the reaper runs right away
+    early = await scripts.reap(lua.part)
+    # Then nothing is reaped yet
+    assert early == [] and (await lua.run(run_id))["status"] == "executing"
+
+    # When it runs again until the lease has expired
+    async def reaped() -> list[tuple[str, str, str]]:
+        return await scripts.reap(lua.part)
+
+    result = await wait_until(reaped, timeout=5.0, interval=0.02)
+    # Then the run is reaped, not before its expiry
+    assert result == [(run_id, "node-a", "delayed")]
+    assert int((await lua.run(run_id))["updated_at"]) >= c.claimed_at_ms + 150
+
+
+async def test_limit_bounds_one_pass_and_missing_records_are_dropped(lua: Lua) -> None:
+    # Given three expired leases and, behind them, a leased-set entry whose record is gone
+    ids = [await lua.create_one() for _ in range(3)]
+    await lua.claim(3)
+    for run_id in ids:
+        await lua.expire_lease(run_id)
+    await lua.redis.zadd(lua.part.leased, {"ghost": 5})
+    # When the reaper runs with a limit of 2, then again
+    first = await lua.scripts.reap(lua.part, limit=2)
+    second = await lua.scripts.reap(lua.part, limit=10)
+    # Then the ghost entry is removed unreported and each real run is reaped exactly once
+    assert "ghost" not in [r[0] for r in first + second]
+    assert sorted(r[0] for r in first + second) == sorted(ids)
+    assert (len(first), len(second)) == (2, 1)
+    assert await lua.redis.exists(lua.part.leased) == 0
+
+
+async def test_wake_is_published_only_when_something_was_reaped(lua: Lua) -> None:
+    # Given one leased run
+    run_id = await lua.create_one()
+    await lua.claim_one(run_id)
+    async with Listener(lua.redis, lua.keys.wake_channel) as wake:
+        # When the reaper finds nothing expired
+        assert await lua.scripts.reap(lua.part) == []
+        # Then nothing is published
+        assert await wake.messages() == []
+        # When the lease has expired and is reaped
+        await lua.expire_lease(run_id)
+        assert len(await lua.scripts.reap(lua.part)) == 1
+        # Then the partition prefix is published
+        assert await wake.messages() == [lua.part.prefix]

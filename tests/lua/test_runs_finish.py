@@ -1,0 +1,253 @@
+"""runs_finish on its own: fencing, terminal states, retry backoff, dead letter, release."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from runtime import scripts as scripts_module
+from runtime.jobs import Backoff, JobOptions
+from runtime.scripts import Claimed, Outcome
+from tests.lua.support import Listener, Lua, ready_score
+
+ERROR = orjson.dumps({"message": "boom", "type": "ValueError", "stack": "..."}).decode()
+
+
+async def leased(lua: Lua, node: str = "node-a", charged_before: int = 0, job: str = "work", **options: Any) -> Claimed:
+    """A new run of ``job``, claimed by ``node`` as if ``charged_before`` attempts were already charged."""
+    run_id = await lua.create_one(job, **options)
+    if charged_before:
+        await lua.redis.hset(lua.part.run(run_id), "charged", charged_before)
+    return await lua.claim_one(run_id, node=node, job=job, queue=options.get("queue", "default"))
+
+
+def attempts(run: dict[str, str]) -> list[dict[str, Any]]:
+    """The attempts JSON list of a run record."""
+    value: list[dict[str, Any]] = orjson.loads(run["attempts"])
+    return value
+
+
+async def test_wrong_token_is_fenced_off_and_nothing_is_written(lua: Lua) -> None:
+    # Given a run leased by node-a
+    c = await leased(lua)
+    record = await lua.run(c.run_id)
+    score = await lua.zscore(lua.part.leased, c.run_id)
+    stale = Claimed(**{**c.__dict__, "token": "node-b/1"})
+    # When another token reports it completed
+    status = await lua.finish(stale, "completed", output_json='"x"')
+    # Then -1 is returned and nothing was written anywhere
+    assert status == -1
+    assert await lua.run(c.run_id) == record
+    assert await lua.zscore(lua.part.leased, c.run_id) == score
+    assert await lua.members(lua.part.job_leases("work")) == {c.run_id}
+    assert await lua.redis.exists(lua.part.status("completed")) == 0
+
+
+async def test_second_outcome_for_the_same_attempt_is_fenced_off(lua: Lua) -> None:
+    # Given an attempt already reported completed
+    c = await leased(lua)
+    assert await lua.finish(c, "completed", output_json="1") == "completed"
+    record = await lua.run(c.run_id)
+    # When the same token reports a failure afterwards
+    again = await lua.finish(c, "failed", error_json=ERROR)
+    # Then it is rejected and the record is unchanged
+    assert again == -1
+    assert await lua.run(c.run_id) == record
+
+
+async def test_completed_is_terminal_with_output_ttl_and_index(lua: Lua) -> None:
+    # Given a leased run
+    c = await leased(lua, node="node-9")
+    # When it completes with an output
+    status = await lua.finish(c, "completed", output_json='{"sum": 5}')
+    # Then it is completed with its output, lease fields gone, and an expiry of the finished TTL
+    assert status == "completed"
+    run = await lua.run(c.run_id)
+    assert run["status"] == "completed"
+    assert orjson.loads(run["output"]) == {"sum": 5}
+    assert "error" not in run
+    assert not {"lease_token", "lease_node", "lease_expires_at", "next_retry_at"} & set(run)
+    ttl_ms = lua.settings.finished_ttl_s * 1000
+    assert ttl_ms - 5000 < await lua.redis.pttl(lua.part.run(c.run_id)) <= ttl_ms
+    # And it is indexed by finish time, out of the leased and concurrency sets
+    assert await lua.zscore(lua.part.status("completed"), c.run_id) == int(run["finished_at"])
+    assert await lua.zscore(lua.part.leased, c.run_id) is None
+    assert await lua.redis.exists(lua.part.job_leases("work")) == 0
+    # And one attempt is recorded
+    [a] = attempts(run)
+    assert a == {"number": 1, "status": "completed", "started_at": c.claimed_at_ms,
+                 "finished_at": int(run["finished_at"]), "worker_id": "node-9", "error": None}
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected_ms"),
+    [("fixed", [1000, 1000, 1000, 1000]), ("linear", [1000, 2000, 3000, 3500]),
+     ("exponential", [1000, 2000, 3500, 3500])],
+)
+async def test_failure_with_attempts_left_is_delayed_by_backoff(lua: Lua, kind: str, expected_ms: list[int]) -> None:
+    # Given a job with a backoff of 1 s initial, capped at 3.5 s, without jitter, and 10 attempts
+    policy = Backoff(kind=kind, initial_s=1, max_s=3.5, jitter=0)  # type: ignore[arg-type]
+    lua.jobs["bk"] = JobOptions(backoff=policy, max_attempts=10)
+    for charged, expected in enumerate(expected_ms, start=1):
+        # When the attempt charged as number `charged` fails
+        c = await leased(lua, job="bk", charged_before=charged - 1)
+        status = await lua.finish(c, "failed", error_json=ERROR)
+        # Then the run is delayed until now + the backoff for that attempt
+        assert status == "delayed"
+        run = await lua.run(c.run_id)
+        due = int(run["next_retry_at"])
+        assert due - int(run["updated_at"]) == expected == policy.delay_s(charged) * 1000, (kind, charged)
+        assert run["status"] == "delayed"
+        assert await lua.zscore(lua.part.delayed, c.run_id) == due
+        assert orjson.loads(run["error"])["message"] == "boom"
+        assert not {"lease_token", "lease_node", "lease_expires_at"} & set(run)
+        assert await lua.zscore(lua.part.leased, c.run_id) is None
+        assert c.run_id not in await lua.members(lua.part.job_leases("bk"))
+
+
+async def test_jitter_shortens_the_delay_by_the_random_fraction(lua: Lua, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given exponential backoff of 2 s with jitter 0.5 and a fixed random value of 0.5
+    policy = Backoff(kind="exponential", initial_s=2, max_s=60, jitter=0.5)
+    lua.jobs["jit"] = JobOptions(backoff=policy, max_attempts=5)
+    monkeypatch.setattr(scripts_module.random, "random", lambda: 0.5)
+    # When the second charged attempt fails
+    c = await leased(lua, job="jit", charged_before=1)
+    assert await lua.finish(c, "timed_out") == "delayed"
+    # Then the delay is 4 s spread down by 4 * 0.5 * 0.5 = 1 s
+    run = await lua.run(c.run_id)
+    assert int(run["next_retry_at"]) - int(run["updated_at"]) == 3000 == policy.delay_s(2, 0.5) * 1000
+    assert attempts(run)[0]["status"] == "timed_out"
+
+
+async def test_real_jitter_stays_within_its_range(lua: Lua) -> None:
+    # Given fixed backoff of 10 s with full jitter
+    lua.jobs["jit"] = JobOptions(backoff=Backoff(kind="fixed", initial_s=10, max_s=60, jitter=1), max_attempts=5)
+    delays = []
+    for _ in range(5):
+        # When attempts fail with the wrapper's own random values
+        c = await leased(lua, job="jit")
+        assert await lua.finish(c, "failed", error_json=ERROR) == "delayed"
+        run = await lua.run(c.run_id)
+        delays.append(int(run["next_retry_at"]) - int(run["updated_at"]))
+    # Then every delay is within [0, 10 s]
+    assert all(0 <= d <= 10_000 for d in delays), delays
+
+
+async def test_exhausted_attempts_go_to_dead_letter(lua: Lua) -> None:
+    # Given a run with 2 attempts whose second (last) attempt is executing
+    c = await leased(lua, charged_before=1, max_attempts=2)
+    # When it fails
+    status = await lua.finish(c, "failed", error_json=ERROR)
+    # Then it is dead-lettered, indexed and kept for the dead-letter TTL
+    assert status == "dead_letter"
+    run = await lua.run(c.run_id)
+    assert run["status"] == "dead_letter" and "next_retry_at" not in run
+    assert orjson.loads(run["error"])["type"] == "ValueError"
+    assert await lua.zscore(lua.part.status("dead_letter"), c.run_id) == int(run["finished_at"])
+    dlq_ms = lua.settings.dead_letter_ttl_s * 1000
+    assert dlq_ms - 5000 < await lua.redis.pttl(lua.part.run(c.run_id)) <= dlq_ms
+    assert await lua.zscore(lua.part.delayed, c.run_id) is None
+
+
+async def test_permanent_failure_fails_at_once(lua: Lua) -> None:
+    # Given a run with attempts left
+    c = await leased(lua, max_attempts=5)
+    # When it fails permanently
+    status = await lua.finish(c, "failed", error_json=ERROR, permanent=True)
+    # Then it is failed, not retried
+    assert status == "failed"
+    run = await lua.run(c.run_id)
+    assert run["status"] == "failed" and "next_retry_at" not in run
+    assert await lua.zscore(lua.part.status("failed"), c.run_id) is not None
+    assert await lua.zscore(lua.part.delayed, c.run_id) is None
+    assert await lua.redis.pttl(lua.part.run(c.run_id)) > 0
+
+
+async def test_released_goes_back_to_ready_uncharged(lua: Lua) -> None:
+    # Given a leased run of priority 3
+    c = await leased(lua, priority=3)
+    assert (await lua.run(c.run_id))["charged"] == "1"
+    # When the node releases it (graceful shutdown)
+    status = await lua.finish(c, "released")
+    # Then it is queued again, the attempt uncharged, ready at release time
+    assert status == "queued"
+    run = await lua.run(c.run_id)
+    assert (run["status"], run["charged"], run["attempt"]) == ("queued", "0", "1")
+    assert not {"lease_token", "lease_node", "lease_expires_at"} & set(run)
+    assert run["ready_at"] == run["updated_at"]
+    assert await lua.zscore(lua.part.ready("default"), c.run_id) == ready_score(3, int(run["ready_at"]))
+    assert await lua.zscore(lua.part.leased, c.run_id) is None
+    assert [a["status"] for a in attempts(run)] == ["released"]
+    assert await lua.redis.pttl(lua.part.run(c.run_id)) == -1
+
+
+async def test_cancel_requested_turns_a_failure_into_canceled(lua: Lua) -> None:
+    # Given a leased run with cancellation requested
+    c = await leased(lua, max_attempts=5)
+    assert await lua.scripts.cancel(c.run_id) == 2
+    # When its handler reports a failure
+    status = await lua.finish(c, "failed", error_json=ERROR)
+    # Then it ends canceled, and the attempt says so
+    assert status == "canceled"
+    run = await lua.run(c.run_id)
+    assert run["status"] == "canceled"
+    assert await lua.zscore(lua.part.status("canceled"), c.run_id) is not None
+    assert attempts(run)[0]["status"] == "canceled"
+
+
+async def test_attempts_list_has_one_record_per_attempt(lua: Lua) -> None:
+    # Given a run with 3 attempts and no backoff delay
+    lua.jobs["work"] = JobOptions(backoff=Backoff(kind="fixed", initial_s=0, max_s=0, jitter=0), max_attempts=3)
+    run_id = await lua.create_one()
+    # When node-a releases it, node-b fails it, and node-c completes it
+    a = await lua.claim_one(run_id, node="node-a")
+    assert await lua.finish(a, "released") == "queued"
+    b = await lua.claim_one(run_id, node="node-b")
+    assert await lua.finish(b, "failed", error_json=ERROR) == "delayed"
+    assert (await lua.scripts.promote(lua.part))[0] == 1
+    c = await lua.claim_one(run_id, node="node-c")
+    assert await lua.finish(c, "completed", output_json="42") == "completed"
+    # Then the attempts list has one record per lease, in order, with status, worker and error
+    run = await lua.run(run_id)
+    records = attempts(run)
+    assert [(r["number"], r["status"], r["worker_id"]) for r in records] == [
+        (1, "released", "node-a"), (2, "failed", "node-b"), (3, "completed", "node-c")]
+    assert [r["error"] for r in records] == [None, orjson.loads(ERROR), None]
+    assert [r["started_at"] for r in records] == [a.claimed_at_ms, b.claimed_at_ms, c.claimed_at_ms]
+    assert all(r["finished_at"] >= r["started_at"] for r in records)
+    assert run["charged"] == "2" and "error" not in run
+
+
+async def test_batch_settles_each_outcome_independently(lua: Lua) -> None:
+    # Given three leased runs
+    ok, bad, stale = await leased(lua), await leased(lua), await leased(lua)
+    # When one call reports them, one with a wrong token
+    result = await lua.scripts.finish(lua.part, [
+        Outcome(ok.run_id, ok.token, "completed", output_json="1"),
+        Outcome(stale.run_id, "node-z/1", "completed"),
+        Outcome(bad.run_id, bad.token, "failed", error_json=ERROR),
+    ])
+    # Then each gets its own status, in order
+    assert result == [(ok.run_id, "completed"), (stale.run_id, -1), (bad.run_id, "delayed")]
+    assert (await lua.run(stale.run_id))["status"] == "executing"
+
+
+async def test_wake_is_published_when_a_limit_slot_frees_or_a_run_is_requeued(lua: Lua) -> None:
+    # Given a limited job "lim" and an unlimited job "work", both leased
+    await lua.redis.hset(lua.part.jobs, "lim", "5,")
+    free = await leased(lua)
+    limited = await leased(lua, job="lim")
+    requeue = await leased(lua)
+    async with Listener(lua.redis, lua.keys.wake_channel) as wake:
+        # When the unlimited run completes
+        assert await lua.finish(free, "completed") == "completed"
+        # Then nobody is woken
+        assert await wake.messages() == []
+        # When the limited run completes, and when a run is released
+        assert await lua.finish(limited, "completed") == "completed"
+        first = await wake.messages()
+        assert await lua.finish(requeue, "released") == "queued"
+        # Then each publishes the partition prefix once
+        assert (first, await wake.messages()) == ([lua.part.prefix], [lua.part.prefix])
