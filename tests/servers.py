@@ -56,6 +56,12 @@ class RedisProcess:
     args: list[str] = field(default_factory=list)
     dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="baton-redis-")))
     proc: subprocess.Popen[bytes] | None = None
+    #: binary to run instead of server_binary() (e.g. a TLS-capable redis-server)
+    binary: str | None = None
+    #: (user, password) the readiness check authenticates with
+    auth: tuple[str, str] | None = None
+    #: also listen with TLS on this port (args must carry the --tls-* files)
+    tls_port: int | None = None
 
     @property
     def url(self) -> str:
@@ -64,11 +70,12 @@ class RedisProcess:
 
     def start(self) -> RedisProcess:
         """Start and wait until it answers PING and has loaded its data."""
-        cmd = [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+        extra = ["--tls-port", str(self.tls_port)] if self.tls_port else []
+        cmd = [self.binary or server_binary(), "--port", str(self.port), *extra, "--bind", "127.0.0.1", "--dir", str(self.dir),
                "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", str(self.dir / "log"),
                *self.args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_ready(self.port, self.proc)
+        wait_ready(self.port, self.proc, auth=self.auth)
         return self
 
     def kill(self) -> None:
@@ -89,9 +96,12 @@ class RedisProcess:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def wait_ready(port: int, proc: subprocess.Popen[bytes], timeout_s: float = 15.0) -> None:
+def wait_ready(
+    port: int, proc: subprocess.Popen[bytes], timeout_s: float = 15.0, auth: tuple[str, str] | None = None
+) -> None:
     """Wait until the server answers and is not loading."""
-    client = redis.Redis(port=port, socket_connect_timeout=0.5)
+    user, password = auth or (None, None)
+    client = redis.Redis(port=port, socket_connect_timeout=0.5, username=user, password=password)
     deadline = time.monotonic() + timeout_s
     try:
         while True:

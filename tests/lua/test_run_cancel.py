@@ -81,7 +81,8 @@ async def test_missing_run_returns_not_found(lua: Lua) -> None:
     # When it is canceled
     code = await lua.scripts.cancel("no-such-run")
     # Then -2 is returned and nothing is created
-    assert code == StatusCode.NOT_FOUND == -2
+    assert code == StatusCode.NOT_FOUND
+    assert code == -2
     assert await lua.redis.exists(lua.part.run("no-such-run"), lua.part.status("canceled")) == 0
 
 

@@ -79,7 +79,8 @@ async def test_missing_run_returns_not_found(lua: Lua) -> None:
     # When it is replayed
     code = await lua.scripts.replay("no-such-run", "copy")
     # Then -2 is returned and nothing is created
-    assert code == StatusCode.NOT_FOUND == -2
+    assert code == StatusCode.NOT_FOUND
+    assert code == -2
     assert await lua.redis.exists(lua.part.run("copy")) == 0
 
 
@@ -92,6 +93,7 @@ async def test_existing_new_id_is_refused(lua: Lua) -> None:
     # When the finished run is replayed onto the taken id
     code = await lua.scripts.replay(old, taken)
     # Then -5 is returned and the existing run is untouched
-    assert code == StatusCode.EXISTS == -5
+    assert code == StatusCode.EXISTS
+    assert code == -5
     assert await lua.run(taken) == before
     assert await lua.zmembers(lua.part.ready("default")) == [taken]

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import orjson
 import pytest
 
-from runtime import scripts as scripts_module
 from runtime.jobs import Backoff, JobOptions
-from runtime.scripts import Claimed, Outcome
+from runtime.scripts import Claimed, Outcome, Scripts
 from tests.lua.support import Listener, Lua, ready_score
 
 ERROR = orjson.dumps({"message": "boom", "type": "ValueError", "stack": "..."}).decode()
@@ -111,7 +111,7 @@ async def test_jitter_shortens_the_delay_by_the_random_fraction(lua: Lua, monkey
     # Given exponential backoff of 2 s with jitter 0.5 and a fixed random value of 0.5
     policy = Backoff(kind="exponential", initial_s=2, max_s=60, jitter=0.5)
     lua.jobs["jit"] = JobOptions(backoff=policy, max_attempts=5)
-    monkeypatch.setattr(scripts_module.random, "random", lambda: 0.5)
+    monkeypatch.setattr(random, "random", lambda: 0.5)
     # When the second charged attempt fails
     c = await leased(lua, job="jit", charged_before=1)
     assert await lua.finish(c, "timed_out") == "delayed"
@@ -197,6 +197,20 @@ async def test_cancel_requested_turns_a_failure_into_canceled(lua: Lua) -> None:
     assert attempts(run)[0]["status"] == "canceled"
 
 
+async def test_release_after_cancel_requested_ends_canceled(lua: Lua) -> None:
+    # Given a leased run with cancellation requested
+    c = await leased(lua, max_attempts=5)
+    assert await lua.scripts.cancel(c.run_id) == 2
+    # When its node shuts down and releases it instead of reporting the cancellation
+    status = await lua.finish(c, "released")
+    # Then the run ends canceled instead of going back to the queue to run again
+    assert status == "canceled"
+    run = await lua.run(c.run_id)
+    assert run["status"] == "canceled"
+    assert await lua.redis.exists(lua.part.ready("default")) == 0
+    assert await lua.zscore(lua.part.status("canceled"), c.run_id) is not None
+
+
 async def test_attempts_list_has_one_record_per_attempt(lua: Lua) -> None:
     # Given a run with 3 attempts and no backoff delay
     lua.jobs["work"] = JobOptions(backoff=Backoff(kind="fixed", initial_s=0, max_s=0, jitter=0), max_attempts=3)
@@ -251,3 +265,23 @@ async def test_wake_is_published_when_a_limit_slot_frees_or_a_run_is_requeued(lu
         assert await lua.finish(requeue, "released") == "queued"
         # Then each publishes the partition prefix once
         assert (first, await wake.messages()) == ([lua.part.prefix], [lua.part.prefix])
+
+
+async def test_status_index_is_trimmed_by_age_and_cap(lua: Lua) -> None:
+    # Given a completed index holding an entry older than the finished TTL, and a cap of 2
+    scripts = Scripts(lua.redis, lua.keys, lua.settings.with_changes(finished_cap=2))
+    index = lua.part.status("completed")
+    await lua.redis.zadd(index, {"ancient": 1})
+    # When three runs complete
+    ids = []
+    for _ in range(3):
+        c = await leased(lua)
+        [(_, status)] = await scripts.finish(lua.part, [Outcome(c.run_id, c.token, "completed")])
+        assert status == "completed"
+        ids.append(c.run_id)
+    # Then the old entry is gone and only 2 runs stay indexed; the dropped run's record is deleted with it
+    kept = set(await lua.zmembers(index))
+    assert len(kept) == 2 and kept < set(ids)
+    [dropped] = set(ids) - kept
+    assert await lua.redis.exists(lua.part.run(dropped)) == 0
+    assert all([await lua.redis.exists(lua.part.run(k)) for k in kept])

@@ -32,7 +32,9 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
   local job, queue, ckey, priority = r[1], r[2], r[3], r[4] or '0'
   local charged, max_attempts = tonumber(r[5] or '0'), tonumber(r[6] or '1')
   release_lease(pfx, id, job, ckey)
-  if outcome ~= 'completed' and outcome ~= 'released' and r[11] == '1' then outcome = 'canceled' end
+  -- a requested cancellation wins over a failure and over a release (a released
+  -- run would otherwise be queued and executed again)
+  if outcome ~= 'completed' and r[11] == '1' then outcome = 'canceled' end
 
   -- the attempt record: one per lease, written exactly once here
   local attempts = r[12] or '[]'

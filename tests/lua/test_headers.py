@@ -1,0 +1,188 @@
+"""Script headers against their wrappers: KEYS/ARGV counts, and negative codes against StatusCode."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from runtime.errors import StatusCode
+from runtime.scripts import LUA_DIR, SCRIPT_NAMES, Outcome, Scripts
+from runtime.submission import RunSpec
+from tests.lua.support import Lua
+
+HEADER_RE = re.compile(r"\A--\[\[(.*?)\]\]", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a script's header comment declares."""
+
+    keys: list[int]  #: KEYS[i] indices, in order of appearance
+    argv: list[int]  #: fixed ARGV[i] indices
+    variadic_from: int | None  #: i of an "ARGV[i..]" entry
+    per_item: int | None  #: fields per repeated item ("N fields per ...", or 2 for "pairs")
+    codes: list[int]  #: negative status codes named after "Returns:"
+    body: str  #: the script after its header
+
+
+def parse_header(name: str) -> Header:
+    source = (LUA_DIR / f"{name}.lua").read_text()
+    match = HEADER_RE.match(source)
+    assert match, f"{name}.lua has no --[[ header ]]"
+    text = match.group(1)
+    before, _, returns = text.partition("Returns:")
+    assert returns, f"{name}.lua header has no Returns: section"
+    variadic = re.findall(r"ARGV\[(\d+)\.\.\]", before)
+    per_item: int | None = None
+    if variadic:
+        tail = before[before.index(f"ARGV[{variadic[0]}..]"):]
+        counted = re.search(r"(\d+) fields per", tail)
+        per_item = int(counted.group(1)) if counted else (2 if "pairs" in tail else None)
+    # braces hold the shape of a list reply ({count, -1 when none}); codes are outside them
+    codes_text = re.sub(r"\{[^}]*\}", "", returns)
+    return Header(
+        keys=[int(i) for i in re.findall(r"KEYS\[(\d+)\]", before)],
+        argv=[int(i) for i in re.findall(r"ARGV\[(\d+)\](?!\.)", before)],
+        variadic_from=int(variadic[0]) if variadic else None,
+        per_item=per_item,
+        codes=[-int(c) for c in re.findall(r"(?<![\w\[])-(\d+)", codes_text)],
+        body=source[match.end():],
+    )
+
+
+HEADERS = {name: parse_header(name) for name in SCRIPT_NAMES}
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    keys: list[str]
+    args: list[Any]
+
+
+def sample_calls(lua: Lua) -> dict[str, tuple[Callable[[], Awaitable[Any]], int]]:
+    """One wrapper call per script, with how many repeated items it passes."""
+    p, s = lua.part, lua.scripts
+    specs: list[RunSpec] = [lua.spec(), lua.spec(delay_s=5)]
+    outcomes = [Outcome("r1", "n/1", "completed"), Outcome("r2", "n/1", "failed", error_json='{"message":"x"}')]
+    return {
+        "runs_create": (lambda: s.create(p, [x.script_args() for x in specs]), 2),
+        "runs_claim": (lambda: s.claim(p, "n", 5, ["default", "q2"], ["work"], 3), 0),
+        "leases_renew": (lambda: s.renew(p, [("r1", "n/1"), ("r2", "n/2"), ("r3", "n/3")]), 3),
+        "runs_finish": (lambda: s.finish(p, outcomes), 2),
+        "leases_reap": (lambda: s.reap(p, 10), 0),
+        "runs_promote": (lambda: s.promote(p, 10), 0),
+        "run_cancel": (lambda: s.cancel("no-such-run"), 0),
+        "run_replay": (lambda: s.replay("no-such-run", "new-run"), 0),
+    }
+
+
+@pytest.fixture
+async def recorded(lua: Lua, monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple[Call, int]]:
+    """Every wrapper called once against the real server, with the keys and args it passed."""
+    calls: list[Call] = []
+    real = lua.scripts._call
+
+    async def spy(name: str, keys: Sequence[str], args: Sequence[Any], client: Any = None) -> Any:
+        calls.append(Call(name, list(keys), list(args)))
+        return await real(name, keys, args, client)
+
+    monkeypatch.setattr(lua.scripts, "_call", spy)
+    out: dict[str, tuple[Call, int]] = {}
+    for name, (call, items) in sample_calls(lua).items():
+        await call()
+        assert calls and calls[-1].name == name, f"wrapper for {name} called {calls[-1:]}"
+        out[name] = (calls[-1], items)
+    return out
+
+
+def test_every_script_on_disk_is_loaded() -> None:
+    # Given the .lua files next to the wrappers
+    on_disk = {path.stem for path in LUA_DIR.glob("*.lua")}
+    # Then the wrappers load exactly those, and each is wrapped by a Scripts method
+    assert on_disk == set(SCRIPT_NAMES)
+    assert all(hasattr(Scripts, m) for m in ("create", "claim", "renew", "finish", "reap", "promote", "cancel",
+                                             "replay"))
+
+
+@pytest.mark.parametrize("name", SCRIPT_NAMES)
+def test_header_lists_keys_and_argv_in_order(name: str) -> None:
+    # Given a script's parsed header
+    h = HEADERS[name]
+    # Then KEYS and fixed ARGV are numbered 1..n without gaps, and a repeated block follows them
+    assert h.keys == list(range(1, len(h.keys) + 1)) and h.keys, h.keys
+    assert h.argv == list(range(1, len(h.argv) + 1)) and h.argv, h.argv
+    if h.variadic_from is not None:
+        assert h.variadic_from == len(h.argv) + 1
+        assert h.per_item, f"{name}: ARGV[{h.variadic_from}..] does not say how many fields per item"
+    # And the body reads no KEYS or ARGV the header does not list
+    used_keys = {int(i) for i in re.findall(r"KEYS\[(\d+)\]", h.body)}
+    assert used_keys <= set(h.keys), (name, used_keys)
+    used_argv = {int(i) for i in re.findall(r"ARGV\[(\d+)\]", h.body)}
+    assert used_argv <= set(h.argv), (name, used_argv)
+
+
+@pytest.mark.parametrize("name", SCRIPT_NAMES)
+async def test_wrapper_passes_what_the_header_lists(name: str, recorded: dict[str, tuple[Call, int]]) -> None:
+    # Given the keys and args the wrapper passed for a sample call
+    call, items = recorded[name]
+    h = HEADERS[name]
+    # Then it passed exactly as many KEYS as the header lists
+    assert len(call.keys) == len(h.keys), (name, call.keys)
+    # And the fixed ARGV, plus whole repeated blocks of the header's size
+    if h.variadic_from is None:
+        assert len(call.args) == len(h.argv), (name, call.args)
+    else:
+        assert h.per_item is not None
+        assert len(call.args) == len(h.argv) + items * h.per_item, (name, len(call.args))
+
+
+async def test_all_keys_of_a_call_share_one_hash_tag(recorded: dict[str, tuple[Call, int]], lua: Lua) -> None:
+    # Given every recorded call
+    for name, (call, _) in recorded.items():
+        # Then its KEYS carry the partition's hash tag (one cluster slot per script call)
+        assert all(k.startswith(lua.part.prefix) for k in call.keys), (name, call.keys)
+
+
+def test_run_spec_fills_the_create_block() -> None:
+    # Given runs_create's header and RunSpec's argument block
+    spec = RunSpec(
+        id="i", job="j", queue="q", input_json="null", priority=0, delay_ms=None, run_at_ms=None, labels_json="",
+        tags_json="", metadata_json="", concurrency_key="", idempotency_key="", idempotency_ttl_ms=1,
+        max_attempts=1, timeout_ms=1, backoff_json="{}", version="", source="s", entry_id="", extra_json="",
+    )
+    # Then the block has the per-run field count the header declares
+    assert len(spec.script_args()) == HEADERS["runs_create"].per_item == 20
+
+
+@pytest.mark.parametrize("name", SCRIPT_NAMES)
+def test_negative_codes_in_headers_are_status_codes(name: str) -> None:
+    # Given the negative codes a header names
+    codes = HEADERS[name].codes
+    # Then each is a StatusCode
+    known = {int(c) for c in StatusCode}
+    assert set(codes) <= known, (name, codes)
+
+
+@pytest.mark.parametrize("name", SCRIPT_NAMES)
+def test_negative_codes_returned_by_a_script_are_in_its_header(name: str) -> None:
+    # Given the negative literals a script returns (directly, or as a per-item status)
+    h = HEADERS[name]
+    returned = {-int(c) for c in re.findall(r"(?:\breturn\s+|out\[#out \+ 1\]\s*=\s*)-(\d+)", h.body)}
+    # Then its header names every one of them
+    assert returned <= set(h.codes), (name, returned, h.codes)
+
+
+def test_every_status_code_is_named_by_some_header() -> None:
+    # Given all negative codes named by headers
+    named = {c for h in HEADERS.values() for c in h.codes}
+    # Then every StatusCode is used by at least one script, and the headers name the expected ones
+    assert {int(c) for c in StatusCode} == named
+    assert HEADERS["runs_finish"].codes == [-1]
+    assert HEADERS["run_cancel"].codes == [-2, -3]
+    assert HEADERS["run_replay"].codes == [-2, -4, -5]
+    assert HEADERS["runs_promote"].codes == []
