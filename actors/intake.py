@@ -103,8 +103,8 @@ class Intake(Actor[None]):
         for entry_id, fields in entries:
             try:
                 specs.append(await self._parse(entry_id, fields))
-            except SubmissionError as exc:
-                rejected.append((entry_id, fields, exc))
+            except SubmissionError as error:
+                rejected.append((entry_id, fields, error))
         if specs:
             await self.app.create(specs)
         keys = self.app.keys

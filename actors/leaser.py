@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import time
+from typing import Any
 
 from runtime.app import Baton
 from runtime.messages import CancelRun, Drain, LeaseGranted, Released, Wake
@@ -27,7 +28,7 @@ class Leaser(Actor[LeaserMessage]):
 
     name = "leaser"
 
-    def __init__(self, app: Baton, executor: Actor[object], metrics: Metrics) -> None:
+    def __init__(self, app: Baton, executor: Actor[Any], metrics: Metrics) -> None:
         super().__init__()
         self.app = app
         self.settings = app.settings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from runtime.app import Baton
 from runtime.messages import Released, RunFinished
@@ -27,7 +28,7 @@ class Reporter(Actor[RunFinished]):
 
     name = "reporter"
 
-    def __init__(self, app: Baton, leaser: Actor[object], metrics: Metrics) -> None:
+    def __init__(self, app: Baton, leaser: Actor[Any], metrics: Metrics) -> None:
         super().__init__(inbox_size=app.settings.concurrency * 2 + 100)
         self.app = app
         self.leaser = leaser

@@ -106,7 +106,7 @@ class Supervisor(Actor[None]):
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - the supervisor's job is to survive this
+            except Exception as exc:
                 if isinstance(exc, RedisError):
                     self.metrics.redis_errors.labels(actor=actor.name).inc()
                 self.metrics.actor_restarts.labels(actor=actor.name).inc()

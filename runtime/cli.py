@@ -71,11 +71,11 @@ async def _client_command(ns: argparse.Namespace, settings: Settings) -> int:
             else:
                 print(run_id)
             return 0
-        run = await app.get_run(ns.run_id)
-        if run is None:
+        found = await app.get_run(ns.run_id)
+        if found is None:
             print(f"baton: run {ns.run_id} not found", file=sys.stderr)
             return 1
-        _print(run.to_dict())
+        _print(found.to_dict())
         return 0
 
 

@@ -14,9 +14,8 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from .errors import RedisUnavailable
-from .settings import Settings
 
-__all__ = ["connect", "EmbeddedServer", "check_eviction_policy"]
+__all__ = ["EmbeddedServer", "check_eviction_policy", "connect"]
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import time
 
 from .keys import Keys
 
-__all__ = ["new_run_id", "routed_run_id", "run_id_in_partition", "RUN_ID_RE", "NAME_RE"]
+__all__ = ["NAME_RE", "RUN_ID_RE", "new_run_id", "routed_run_id", "run_id_in_partition"]
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
 

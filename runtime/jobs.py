@@ -12,7 +12,7 @@ import orjson
 from .errors import ConfigError
 from .ids import NAME_RE
 
-__all__ = ["Backoff", "JobOptions", "Job", "JobRegistry"]
+__all__ = ["Backoff", "Job", "JobOptions", "JobRegistry"]
 
 BackoffKind = Literal["fixed", "linear", "exponential"]
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["configure_logging", "run_log_context", "node_id_var"]
+__all__ = ["configure_logging", "node_id_var", "run_log_context"]
 
 run_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("baton_run_id", default=None)
 job_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("baton_job", default=None)
@@ -65,8 +65,9 @@ class TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         ctx = ""
-        if getattr(record, "run_id", None):
-            ctx = f" [{record.run_id} {record.job}#{record.attempt}]"
+        run_id = getattr(record, "run_id", None)
+        if run_id:
+            ctx = f" [{run_id} {getattr(record, 'job', '')}#{getattr(record, 'attempt', '')}]"
         ts = datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3]
         line = f"{ts} {record.levelname:<7} {record.name}{ctx} {record.getMessage()}"
         if record.exc_info:

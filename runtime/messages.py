@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from .scripts import Claimed, Outcome
 
-__all__ = ["LeaseGranted", "CancelRun", "RunFinished", "Released", "Wake", "Drain", "ReleaseAll"]
+__all__ = ["CancelRun", "Drain", "LeaseGranted", "ReleaseAll", "Released", "RunFinished", "Wake"]
 
 
 @dataclass(frozen=True)

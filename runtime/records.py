@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-__all__ = ["Run", "Attempt", "TERMINAL_STATUSES", "LIVE_STATUSES", "iso"]
+__all__ = ["LIVE_STATUSES", "TERMINAL_STATUSES", "Attempt", "Run", "iso"]
 
 #: Statuses a run never leaves (its record then expires by retention).
 TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled", "dead_letter", "expired"})

@@ -17,7 +17,7 @@ from typing import Any
 from .keys import Keys, Partition
 from .settings import Settings
 
-__all__ = ["Scripts", "Claimed", "Outcome", "load_source", "SCRIPT_NAMES"]
+__all__ = ["SCRIPT_NAMES", "Claimed", "Outcome", "Scripts", "load_source"]
 
 LUA_DIR = Path(__file__).parent / "lua"
 SCRIPT_NAMES = (

@@ -21,7 +21,7 @@ from .jobs import Backoff, JobOptions
 from .keys import Keys
 from .settings import Settings
 
-__all__ = ["RunSpec", "STREAM_FIELDS", "parse_stream_entry", "build_spec"]
+__all__ = ["STREAM_FIELDS", "RunSpec", "build_spec", "parse_stream_entry"]
 
 #: Fields a stream entry may carry; every other field is rejected as a typo.
 STREAM_FIELDS = frozenset(
@@ -79,12 +79,13 @@ JobLookup = Callable[[str], JobOptions | None]
 
 
 def parse_stream_entry(
-    entry_id: str, raw: Mapping[bytes | str, bytes | str], settings: Settings, keys: Keys,
+    entry_id: str, raw: Mapping[bytes, bytes] | Mapping[str, str], settings: Settings, keys: Keys,
     lookup: JobLookup,
 ) -> RunSpec:
     """Validate one submission-stream entry; the run id defaults to the entry id."""
     fields: dict[str, str] = {}
-    for k, v in raw.items():
+    items: Any = raw.items()
+    for k, v in items:
         key = k.decode() if isinstance(k, bytes) else k
         try:
             fields[key] = v.decode() if isinstance(v, bytes) else v
@@ -118,7 +119,9 @@ def parse_stream_entry(
         delay_s=delay_s,
         run_at=run_at,
         idempotency_key=fields.get("idempotency_key"),
-        idempotency_ttl_s=_number("idempotency_ttl", fields["idempotency_ttl"]) if "idempotency_ttl" in fields else None,
+        idempotency_ttl_s=(
+            _number("idempotency_ttl", fields["idempotency_ttl"]) if "idempotency_ttl" in fields else None
+        ),
         concurrency_key=fields.get("concurrency_key"),
         labels=_json_field("labels", fields["labels"]) if "labels" in fields else None,
         tags=_json_field("tags", fields["tags"]) if "tags" in fields else None,

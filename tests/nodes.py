@@ -50,7 +50,7 @@ async def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: 
 def spawn_worker(app_spec: str, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     """Start ``baton worker`` as a child process (its output goes to log_path)."""
     full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
-    log = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+    log = open(log_path, "ab")
     return subprocess.Popen(
         [sys.executable, "-m", "runtime", "worker", "--app", app_spec],
         cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,

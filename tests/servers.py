@@ -18,7 +18,7 @@ from pathlib import Path
 
 import redis
 
-__all__ = ["server_binary", "RedisProcess", "RedisClusterProcesses", "free_port"]
+__all__ = ["RedisClusterProcesses", "RedisProcess", "free_port", "server_binary"]
 
 
 def server_binary() -> str:
@@ -71,9 +71,9 @@ class RedisProcess:
     def start(self) -> RedisProcess:
         """Start and wait until it answers PING and has loaded its data."""
         extra = ["--tls-port", str(self.tls_port)] if self.tls_port else []
-        cmd = [self.binary or server_binary(), "--port", str(self.port), *extra, "--bind", "127.0.0.1", "--dir", str(self.dir),
-               "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", str(self.dir / "log"),
-               *self.args]
+        cmd = [self.binary or server_binary(), "--port", str(self.port), *extra, "--bind", "127.0.0.1",
+               "--dir", str(self.dir), "--save", "", "--appendonly", "no", "--daemonize", "no",
+               "--logfile", str(self.dir / "log"), *self.args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_ready(self.port, self.proc, auth=self.auth)
         return self
@@ -97,7 +97,8 @@ class RedisProcess:
 
 
 def wait_ready(
-    port: int, proc: subprocess.Popen[bytes], timeout_s: float = 15.0, auth: tuple[str, str] | None = None
+    port: int, proc: subprocess.Popen[bytes], timeout_s: float = 15.0,
+    auth: tuple[str, str] | None = None,
 ) -> None:
     """Wait until the server answers and is not loading."""
     user, password = auth or (None, None)

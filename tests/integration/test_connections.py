@@ -60,7 +60,7 @@ async def test_acl_user_and_password(settings: Settings) -> None:
         url = f"redis://baton:s3cret@127.0.0.1:{server.port}"
         # the default user really is refused
         anon = aioredis.from_url(f"redis://127.0.0.1:{server.port}")
-        with pytest.raises(Exception, match="(?i)auth|noperm|NOAUTH|disabled"):
+        with pytest.raises(Exception, match=r"(?i)auth|noperm|NOAUTH|disabled"):
             await anon.ping()
         await anon.aclose()
         # When a node connects with the ACL user, then runs flow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from typing import Any
 
@@ -28,7 +29,7 @@ async def test_retry_backoff_then_dead_letter_then_replay(make_app: Any) -> None
         assert [a.status for a in run.attempts] == ["failed", "failed", "failed"]
         assert run.error is not None and run.error["type"] == "ValueError" and "boom 3" in run.error["message"]
         assert "Traceback" in run.attempts[0].error["stack"]  # type: ignore[index]
-        gaps = [b - a for a, b in zip(calls, calls[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(calls)]
         assert len(calls) == 3 and all(g >= 0.28 for g in gaps), gaps
         dlq = await app.list_dead_letter()
         assert [r.id for r in dlq] == [run_id]
