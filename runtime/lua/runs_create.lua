@@ -28,7 +28,7 @@ for i = 3, #ARGV, n do
   local code = 1
   local ik = nil
   if ikey ~= '' then
-    ik = pfx .. 'idem:' .. job .. ':' .. ikey
+    ik = pfx .. 'idem:' .. job .. '|' .. ikey
     local existing = call('GET', ik)
     if existing and call('EXISTS', pfx .. 'run:' .. existing) == 1 then
       id, code = existing, 2
@@ -56,7 +56,7 @@ for i = 3, #ARGV, n do
     if ik then call('SET', ik, id, 'PX', tonumber(ittl)) end
     if status == 'queued' then
       call('HSET', rk, 'ready_at', now)
-      call('ZADD', pfx .. 'ready:' .. queue, ready_score(priority, now), id)
+      call('ZADD', pfx .. 'ready:' .. queue, ready_score(priority, next_seq(pfx)), id)
       call('SADD', pfx .. 'queues', queue)
       woke = true
     else

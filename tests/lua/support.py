@@ -21,9 +21,15 @@ T = TypeVar("T")
 PRIORITY_STEP = 4398046511104
 
 
-def ready_score(priority: int, ready_at_ms: int) -> int:
-    """The score runs_create / make_ready give a run in its ready set."""
-    return (1000 - priority) * PRIORITY_STEP + ready_at_ms
+def ready_score(priority: int, seq: int) -> int:
+    """The score runs_create / make_ready give a run in its ready set (seq = ready order)."""
+    return (1000 - priority) * PRIORITY_STEP + seq
+
+
+def priority_of(score: float | None) -> int:
+    """The priority encoded in a ready-set score."""
+    assert score is not None
+    return 1000 - int(score // PRIORITY_STEP)
 
 
 def text(value: Any) -> str:

@@ -32,6 +32,17 @@ async def test_fifo_within_one_priority(lua: Lua) -> None:
     assert claimed[0].ready_at_ms < claimed[1].ready_at_ms
 
 
+async def test_fifo_within_one_millisecond(lua: Lua) -> None:
+    # Given 30 runs of one priority created in one call (so in one millisecond),
+    # with ids whose lexical order is unrelated to their creation order
+    specs = [lua.spec(run_id=f"r{(i * 7919) % 1000:03d}-{i}") for i in range(30)]
+    await lua.create(*specs)
+    # When all are claimed
+    claimed = await lua.claim(30)
+    # Then they come out exactly in submission order
+    assert [c.run_id for c in claimed] == [s.id for s in specs]
+
+
 async def test_unserved_job_is_skipped_and_left_queued(lua: Lua) -> None:
     # Given a high-priority run of a job this node does not serve, and a served one
     other = lua.spec("other", priority=100)

@@ -10,7 +10,7 @@ import pytest
 
 from runtime.jobs import Backoff, JobOptions
 from runtime.scripts import Claimed, Outcome, Scripts
-from tests.lua.support import Listener, Lua, ready_score
+from tests.lua.support import Listener, Lua, priority_of
 
 ERROR = orjson.dumps({"message": "boom", "type": "ValueError", "stack": "..."}).decode()
 
@@ -177,7 +177,7 @@ async def test_released_goes_back_to_ready_uncharged(lua: Lua) -> None:
     assert (run["status"], run["charged"], run["attempt"]) == ("queued", "0", "1")
     assert not {"lease_token", "lease_node", "lease_expires_at"} & set(run)
     assert run["ready_at"] == run["updated_at"]
-    assert await lua.zscore(lua.part.ready("default"), c.run_id) == ready_score(3, int(run["ready_at"]))
+    assert priority_of(await lua.zscore(lua.part.ready("default"), c.run_id)) == 3
     assert await lua.zscore(lua.part.leased, c.run_id) is None
     assert [a["status"] for a in attempts(run)] == ["released"]
     assert await lua.redis.pttl(lua.part.run(c.run_id)) == -1

@@ -9,10 +9,16 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- Sort key of the ready set: higher priority first, then earlier ready time.
--- Priorities are bounded to [-1000, 1000] so the score stays below 2^53.
-local function ready_score(priority, ready_at)
-  return (1000 - tonumber(priority)) * 4398046511104 + tonumber(ready_at)
+-- Sort key of the ready set: higher priority first, then the order in which
+-- runs became ready (a per-partition sequence, so FIFO holds even within one
+-- millisecond). Priorities are bounded to [-1000, 1000] and the sequence to
+-- 2^42, so the score stays below 2^53 and exact.
+local function ready_score(priority, seq)
+  return (1000 - tonumber(priority)) * 4398046511104 + (tonumber(seq) % 4398046511104)
+end
+
+local function next_seq(pfx, n)
+  return call('INCRBY', pfx .. 'seq', n or 1)
 end
 
 -- Keep a terminal-status index bounded by age and by count; runs dropped from
@@ -42,7 +48,7 @@ end
 local function make_ready(pfx, id, queue, priority, now)
   local rk = pfx .. 'run:' .. id
   call('HSET', rk, 'status', 'queued', 'updated_at', now, 'ready_at', now)
-  call('ZADD', pfx .. 'ready:' .. queue, ready_score(priority, now), id)
+  call('ZADD', pfx .. 'ready:' .. queue, ready_score(priority, next_seq(pfx)), id)
   call('SADD', pfx .. 'queues', queue)
 end
 
@@ -50,5 +56,5 @@ end
 local function release_lease(pfx, id, job, ckey)
   call('ZREM', pfx .. 'leased', id)
   call('SREM', pfx .. 'cc:j:' .. job, id)
-  if ckey and ckey ~= '' then call('SREM', pfx .. 'cc:k:' .. job .. ':' .. ckey, id) end
+  if ckey and ckey ~= '' then call('SREM', pfx .. 'cc:k:' .. job .. '|' .. ckey, id) end
 end
