@@ -7,6 +7,8 @@ them in batches through the fenced ``runs_finish`` script.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import logging
 import time
 import traceback
@@ -14,10 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
+from redis.exceptions import RedisError
 
 from runtime.app import Baton
-from runtime.context import RunContext
-from runtime.errors import JobTimeout, PermanentFailure
+from runtime.context import ContinueAsNew, RunContext, RunLogCapture, Suspend, current_run
+from runtime.errors import JobTimeout, LeaseLost, PermanentFailure
 from runtime.logs import run_log_context
 from runtime.messages import CancelRun, LeaseGranted, ReleaseAll, RunFinished
 from runtime.metrics import Metrics
@@ -26,6 +29,9 @@ from runtime.scripts import Claimed, Outcome
 from .base import Actor
 
 __all__ = ["Executor"]
+
+#: How often a running handler's logs and progress are written to Redis.
+FLUSH_INTERVAL_S = 0.2
 
 ExecutorMessage = LeaseGranted | CancelRun | ReleaseAll
 
@@ -51,6 +57,13 @@ class Executor(Actor[ExecutorMessage]):
         self.threads = ThreadPoolExecutor(max_workers=min(self.slots, 64), thread_name_prefix="baton-job")
         self.idle = asyncio.Event()
         self.idle.set()
+        # logging calls made inside handlers are copied into their run's log
+        root = logging.getLogger()
+        if not any(isinstance(h, RunLogCapture) for h in root.handlers):
+            root.addHandler(RunLogCapture())
+        job_logger = logging.getLogger("baton.job")
+        if job_logger.level == logging.NOTSET:
+            job_logger.setLevel(logging.INFO)  # ctx.log.info is always recorded in the run log
 
     async def run(self) -> None:
         """Take messages until stopped; running handlers keep going across restarts."""
@@ -82,57 +95,106 @@ class Executor(Actor[ExecutorMessage]):
 
     async def _execute(self, c: Claimed) -> None:
         started = time.monotonic()
-        outcome = await self._outcome(c)
-        self.tasks.pop(c.run_id, None)
-        self.cancel_reasons.pop(c.run_id, None)
-        self.metrics.slots_busy.set(len(self.tasks))
-        if not self.tasks:
-            self.idle.set()
-        await self.reporter.send(RunFinished(outcome, c.partition, c.job, time.monotonic() - started))
+        try:
+            outcome = await self._outcome(c)
+        except asyncio.CancelledError:
+            outcome = self._cancelled(c)
+        except Exception as exc:
+            self.log.exception("internal error while executing run %s", c.run_id)
+            outcome = _failure(c, "failed", exc)
+        finally:
+            self.tasks.pop(c.run_id, None)
+            self.cancel_reasons.pop(c.run_id, None)
+            self.metrics.slots_busy.set(len(self.tasks))
+            if not self.tasks:
+                self.idle.set()
+        await self.reporter.send(RunFinished(outcome, c.partition, c.job, time.monotonic() - started, c.attempt))
+
+    def _cancelled(self, c: Claimed) -> Outcome:
+        reason = self.cancel_reasons.get(c.run_id, "released")
+        if reason == "canceled":
+            return _failure(c, "canceled", None)
+        if reason == "lease_lost":
+            return _failure(c, "failed", None)  # will be fenced off by the token check
+        return Outcome(c.run_id, c.token, "released")
 
     async def _outcome(self, c: Claimed) -> Outcome:
         job = self.app.jobs.get(c.job)
         if job is None:  # the claim script only hands out served jobs; this is a bug guard
             return _failure(c, "failed", RuntimeError(f"job {c.job!r} not defined on this node"), permanent=True)
         self.metrics.runs_started.labels(job=c.job).inc()
-        self.metrics.pickup_latency.observe(max(c.claimed_at_ms - c.ready_at_ms, 0) / 1000)
+        self.metrics.pickup_latency.labels(job=c.job).observe(max(c.claimed_at_ms - c.ready_at_ms, 0) / 1000)
         with run_log_context(c.run_id, c.job, c.attempt):
-            ctx = RunContext(
-                run_id=c.run_id, job=c.job, attempt=c.attempt, node_id=self.app.settings.node_id,
-                log=logging.LoggerAdapter(logging.getLogger(f"baton.job.{c.job}"), {}),
-            )
+            ctx = await RunContext.for_claim(self.app, c)
+            token = current_run.set(ctx)
+            flusher = asyncio.get_running_loop().create_task(self._flush_loop(c, ctx))
+            timeout_s = c.timeout_ms / 1000 if c.timeout_ms else None
+            deadline = asyncio.timeout(timeout_s)
             try:
                 payload = orjson.loads(c.input_json)
-                timeout_s = c.timeout_ms / 1000 if c.timeout_ms else None
-                if job.is_async:
-                    result = await asyncio.wait_for(job.handler(ctx, payload), timeout_s)
-                else:
-                    # a thread cannot be killed: on timeout the run is recorded
-                    # timed_out and the thread finishes in the background
-                    loop = asyncio.get_running_loop()
-                    fut = loop.run_in_executor(self.threads, job.handler, ctx, payload)
-                    result = await asyncio.wait_for(fut, timeout_s)
+                async with deadline:
+                    if job.is_async:
+                        result = await job.handler(ctx, payload)
+                    else:
+                        # a thread cannot be killed: on timeout the run is recorded
+                        # timed_out and the thread finishes in the background
+                        loop = asyncio.get_running_loop()
+                        run = contextvars.copy_context().run
+                        result = await loop.run_in_executor(self.threads, run, job.handler, ctx, payload)
+                outcome = Outcome(c.run_id, c.token, "completed", output_json=orjson.dumps(result).decode())
+            except Suspend as wait:
+                outcome = Outcome(c.run_id, c.token, "waiting", output_json=orjson.dumps(wait.spec).decode())
+            except ContinueAsNew as cont:
+                outcome = await self._continue(c, ctx, cont.payload)
             except asyncio.CancelledError:
-                reason = self.cancel_reasons.get(c.run_id, "released")
-                if reason == "canceled":
-                    return _failure(c, "canceled", None)
-                if reason == "lease_lost":
-                    return _failure(c, "failed", None)  # will be fenced off by the token check
-                return Outcome(c.run_id, c.token, "released")
-            except TimeoutError:
-                err = JobTimeout(f"handler ran past its timeout of {c.timeout_ms / 1000:g}s")
-                ctx.log.warning("run timed out after %.3fs", c.timeout_ms / 1000)
-                return _failure(c, "timed_out", err)
+                outcome = self._cancelled(c)
+            except TimeoutError as exc:
+                if not deadline.expired():  # the handler's own TimeoutError, not ours
+                    outcome = _failure(c, "failed", exc)
+                else:
+                    ctx.log.warning("run timed out after %.3fs", c.timeout_ms / 1000)
+                    err = JobTimeout(f"handler ran past its timeout of {c.timeout_ms / 1000:g}s")
+                    outcome = _failure(c, "timed_out", err)
             except PermanentFailure as exc:
-                return _failure(c, "failed", exc, permanent=True)
+                outcome = _failure(c, "failed", exc, permanent=True)
+            except orjson.JSONEncodeError as exc:
+                outcome = _failure(c, "failed", TypeError(f"handler result is not JSON-serialisable: {exc}"))
             except Exception as exc:  # noqa: BLE001 - any handler error is an attempt failure
                 ctx.log.warning("handler raised %s: %s", type(exc).__name__, exc)
-                return _failure(c, "failed", exc)
+                outcome = _failure(c, "failed", exc)
+            finally:
+                flusher.cancel()
+                current_run.reset(token)
+            # the last logs of the attempt go out before its outcome
+            with contextlib.suppress(LeaseLost, RedisError):
+                await ctx.flush()
+            return outcome
+
+    async def _flush_loop(self, c: Claimed, ctx: RunContext) -> None:
+        """Write the run's buffered logs and progress a few times a second."""
+        while True:
+            await asyncio.sleep(FLUSH_INTERVAL_S)
             try:
-                output = orjson.dumps(result).decode()
-            except TypeError as exc:
-                return _failure(c, "failed", TypeError(f"handler result is not JSON-serialisable: {exc}"))
-            return Outcome(c.run_id, c.token, "completed", output_json=output)
+                await ctx.flush()
+            except LeaseLost:
+                self.log.warning("lease of run %s lost while writing its logs; stopping the handler", c.run_id)
+                self._cancel(c.run_id, "lease_lost")
+                return
+            except RedisError as exc:
+                self.log.warning("could not write logs of run %s: %s", c.run_id, exc)
+
+    async def _continue(self, c: Claimed, ctx: RunContext, payload: Any) -> Outcome:
+        """Start the continuation run, link both ways, and complete this run."""
+        new_id = ctx.continuation_id()
+        root, depth = await ctx._lineage_info()
+        spec = await self.app._spec(
+            {"job": c.job, "input": payload, "id": new_id}, source="continuation",
+            extra={"continuation_of": c.run_id, "root_id": root, "lineage_depth": depth, "triggered_by": "continue"},
+        )
+        await self.app.create([spec])
+        await self.app.scripts.update(c.run_id, c.token, {"continued_as": new_id},
+                                      [("continued", orjson.dumps({"run_id": new_id}).decode())])
+        return Outcome(c.run_id, c.token, "completed", output_json=orjson.dumps({"continued_as": new_id}).decode())
 
     def shutdown_threads(self) -> None:
         """Stop the thread pool without waiting for stuck sync handlers."""

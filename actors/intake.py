@@ -19,7 +19,7 @@ from redis.exceptions import ResponseError
 from runtime.app import Baton
 from runtime.errors import SubmissionError
 from runtime.metrics import Metrics
-from runtime.submission import RunSpec, parse_stream_entry
+from runtime.submission import RunSpec, parse_stream_entry, parse_stream_event
 
 from .base import Actor
 
@@ -99,14 +99,22 @@ class Intake(Actor[None]):
             return
         self.metrics.intake_read.inc(len(entries))
         specs: list[RunSpec] = []
+        events: list[tuple[str, str]] = []
         rejected: list[tuple[str, dict[bytes, bytes], SubmissionError]] = []
         for entry_id, fields in entries:
             try:
-                specs.append(await self._parse(entry_id, fields))
+                if b"event" in fields and b"job" not in fields:
+                    events.append(parse_stream_event(fields, self.settings))
+                else:
+                    specs.append(await self._parse(entry_id, fields))
             except SubmissionError as error:
                 rejected.append((entry_id, fields, error))
         if specs:
             await self.app.create(specs)
+        for key, data in events:
+            # at-least-once like everything from the stream: a re-delivered event
+            # finds its waiters already woken and only refreshes the stored copy
+            await self.app.scripts.send_event(key, data, self.settings.event_ttl_s * 1000)
         keys = self.app.keys
         pipe = self.app.redis.pipeline(transaction=False)
         for entry_id, fields, exc in rejected:

@@ -12,11 +12,15 @@ import random
 import time
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from runtime.app import Baton
+from runtime.logs import run_log_context
 from runtime.messages import CancelRun, Drain, LeaseGranted, Released, Wake
 from runtime.metrics import Metrics
 
 from .base import Actor
+from .observer import record_reclaimed
 
 __all__ = ["Leaser"]
 
@@ -37,6 +41,8 @@ class Leaser(Actor[LeaserMessage]):
         self.slots = app.settings.concurrency
         #: run id -> (lease token, partition index) of leases to renew
         self.held: dict[str, tuple[str, int]] = {}
+        #: run id -> (job, attempt, monotonic time by which the lease surely expires) of held leases
+        self.lease_meta: dict[str, tuple[str, int, float]] = {}
         #: runs granted to the executor and not yet reported back
         self.occupied: set[str] = set()
         self.draining = False
@@ -84,6 +90,7 @@ class Leaser(Actor[LeaserMessage]):
             for run_id in msg.run_ids:
                 self.occupied.discard(run_id)
                 self.held.pop(run_id, None)
+                self.lease_meta.pop(run_id, None)
             self.maybe_work = True
         elif isinstance(msg, Drain):
             self.draining = True
@@ -101,12 +108,14 @@ class Leaser(Actor[LeaserMessage]):
                 return
             p = partitions[(start + i) % len(partitions)]
             want = min(free, self.settings.claim_batch)
+            expires = time.monotonic() + self.settings.lease_ttl_ms / 1000
             claimed = await self.app.scripts.claim(
                 p, self.settings.node_id, want, self.queues, self.job_names, self.rotation
             )
             for c in claimed:
                 self.occupied.add(c.run_id)
                 self.held[c.run_id] = (c.token, p.index)
+                self.lease_meta[c.run_id] = (c.job, c.attempt, expires)
                 await self.executor.send(LeaseGranted(c))
             if claimed:
                 self.metrics.leases_acquired.inc(len(claimed))
@@ -120,12 +129,28 @@ class Leaser(Actor[LeaserMessage]):
         for run_id, (token, index) in self.held.items():
             by_partition.setdefault(index, []).append((run_id, token))
         for index, leases in by_partition.items():
-            lost, cancel = await self.app.scripts.renew(self.app.keys.partitions[index], leases)
+            now = time.monotonic()
+            for run_id, _token in leases:
+                meta = self.lease_meta.get(run_id)
+                if meta is not None:
+                    self.metrics.lease_remaining_at_renewal.observe(max(meta[2] - now, 0.0))
+            try:
+                lost, cancel = await self.app.scripts.renew(self.app.keys.partitions[index], leases)
+            except RedisError:
+                self.metrics.lease_renewal_failures.inc(len(leases))
+                raise
             self.metrics.leases_renewed.inc(len(leases) - len(lost))
+            expires = now + self.settings.lease_ttl_ms / 1000
+            for run_id, _token in leases:
+                meta = self.lease_meta.get(run_id)
+                if meta is not None:
+                    self.lease_meta[run_id] = (meta[0], meta[1], expires)
             for run_id in lost:
                 self.held.pop(run_id, None)
-                self.metrics.leases_lost.inc()
-                self.log.warning("lease of run %s lost; stopping its handler", run_id)
+                job, attempt, _ = self.lease_meta.pop(run_id, ("", 0, 0.0))
+                self.metrics.leases_lost.labels(stage="renew").inc()
+                with run_log_context(run_id, job, attempt):
+                    self.log.warning("lease of run %s lost; stopping its handler", run_id)
                 await self.executor.send(CancelRun(run_id, "lease_lost"))
             for run_id in cancel:
                 await self.executor.send(CancelRun(run_id, "canceled"))
@@ -143,8 +168,16 @@ class Leaser(Actor[LeaserMessage]):
                 next_tick = min(next_tick, time.monotonic() + wait_ms / 1000)
             reaped = await self.app.scripts.reap(p)
             if reaped:
-                self.metrics.leases_reclaimed.inc(len(reaped))
                 self.maybe_work = True
-                for run_id, node, status in reaped:
-                    self.log.warning("reclaimed expired lease of run %s from node %s -> %s", run_id, node, status)
+                await record_reclaimed(self.app, self.metrics, p, reaped, self.log)
         self.next_tick = next_tick
+
+    def min_time_left(self) -> float:
+        """Least time left on a held lease, in seconds (the lease TTL when none is held).
+
+        Read by the metrics server's thread: copying the values is atomic under the GIL.
+        """
+        deadlines = [meta[2] for meta in list(self.lease_meta.values())]
+        if not deadlines:
+            return self.settings.lease_ttl_ms / 1000
+        return max(min(deadlines) - time.monotonic(), 0.0)

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from runtime.app import Baton
+from runtime.logs import run_log_context
 from runtime.messages import Released, RunFinished
 from runtime.metrics import Metrics
 from runtime.scripts import Outcome
@@ -72,12 +73,14 @@ class Reporter(Actor[RunFinished]):
 
     def _count(self, msg: RunFinished, outcome: Outcome, status: str | int) -> None:
         if status == -1:
-            self.metrics.leases_lost.inc()
-            self.log.warning(
-                "outcome %s of run %s rejected: lease token %s no longer holds the run",
-                outcome.outcome, outcome.run_id, outcome.token,
-            )
+            self.metrics.leases_lost.labels(stage="finish").inc()
+            with run_log_context(outcome.run_id, msg.job, msg.attempt):
+                self.log.warning(
+                    "outcome %s of run %s rejected: lease token %s no longer holds the run",
+                    outcome.outcome, outcome.run_id, outcome.token,
+                )
             return
         if outcome.outcome != "released":
             self.metrics.run_duration.labels(job=msg.job).observe(msg.duration_s)
-        self.metrics.runs_finished.labels(job=msg.job, status=str(status)).inc()
+        self.metrics.attempts.labels(job=msg.job, outcome=outcome.outcome).inc()
+        self.metrics.count_status(msg.job, str(status))

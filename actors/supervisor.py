@@ -14,10 +14,13 @@ import time
 from collections import deque
 from typing import Any
 
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from runtime.app import Baton
 from runtime.connection import check_eviction_policy
+from runtime.logs import node_id_var
 from runtime.messages import Drain, ReleaseAll
 from runtime.metrics import Metrics
 
@@ -26,6 +29,7 @@ from .executor import Executor
 from .intake import Intake, ensure_group
 from .leaser import Leaser
 from .listener import Listener
+from .observer import Observer
 from .reporter import Reporter
 
 __all__ = ["Supervisor"]
@@ -51,13 +55,14 @@ class Supervisor(Actor[None]):
         self.executor.reporter = self.reporter
         self.listener = Listener(app, leaser=self.leaser, executor=self.executor)
         self.intake = Intake(app, self.metrics) if intake else None
+        self.observer = Observer(app, self.metrics)
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.restarts: dict[str, deque[float]] = {}
 
     @property
     def actors(self) -> list[Actor[Any]]:
         """Every supervised actor, in start order."""
-        actors: list[Actor[Any]] = [self.reporter, self.executor, self.leaser, self.listener]
+        actors: list[Actor[Any]] = [self.reporter, self.executor, self.leaser, self.listener, self.observer]
         if self.intake is not None:
             actors.append(self.intake)
         return actors
@@ -71,11 +76,15 @@ class Supervisor(Actor[None]):
     async def run(self) -> None:
         """Start everything, heartbeat until asked to stop, then drain and stop."""
         app = self.app
+        node_id_var.set(self.settings.node_id)  # every log line of this node's actors names it
         await check_eviction_policy(app.redis)
         await app.register_jobs()
         await ensure_group(app)
         self.metrics.slots_total.set(self.settings.concurrency)
         self.metrics.lease_ttl.set(self.settings.lease_ttl_ms / 1000)
+        self.metrics.leases_held.set_function(lambda: len(self.leaser.held))
+        self.metrics.lease_remaining_min.set_function(self.leaser.min_time_left)
+        app.scripts.on_call = self.metrics.observe_redis
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
@@ -109,6 +118,8 @@ class Supervisor(Actor[None]):
             except Exception as exc:
                 if isinstance(exc, RedisError):
                     self.metrics.redis_errors.labels(actor=actor.name).inc()
+                if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+                    self.metrics.redis_reconnects.labels(actor=actor.name).inc()
                 self.metrics.actor_restarts.labels(actor=actor.name).inc()
                 self.log.error("actor %s crashed: %r; restarting in %.1fs", actor.name, exc, backoff,
                                exc_info=exc)
@@ -142,8 +153,13 @@ class Supervisor(Actor[None]):
             pipe.pexpire(keys.node(self.settings.node_id), ttl_ms)
             pipe.zadd(keys.nodes, {self.settings.node_id: now_ms})
             pipe.zremrangebyscore(keys.nodes, "-inf", now_ms - 3600_000)
+            started = time.perf_counter()
             await pipe.execute()
+            self.metrics.observe_redis("heartbeat", time.perf_counter() - started)
+            self.metrics.heartbeat_timestamp.set(now_ms / 1000)
         except RedisError as exc:
+            if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+                self.metrics.redis_reconnects.labels(actor=self.name).inc()
             self.log.warning("heartbeat failed: %s", exc)
 
     async def drain(self) -> None:
@@ -168,8 +184,9 @@ class Supervisor(Actor[None]):
         deadline = time.monotonic() + 10.0
         while self.leaser.occupied and time.monotonic() < deadline and not self.tasks["reporter"].done():
             await asyncio.sleep(0.01)
-        self.listener.stop()
-        await self._cancel(self.listener, wait_s=0)
+        for quick in (self.listener, self.observer):
+            quick.stop()
+            await self._cancel(quick, wait_s=0)
         for actor in (self.leaser, self.reporter, self.executor):
             actor.stop()
             await self._cancel(actor)

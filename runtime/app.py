@@ -13,7 +13,7 @@ from .errors import ConfigError, RedisUnavailable, SubmissionError, raise_for_st
 from .ids import run_id_in_partition
 from .jobs import Backoff, JobOptions, JobRegistry
 from .keys import Keys
-from .records import Run
+from .records import Run, iso
 from .scripts import Scripts
 from .settings import Settings
 from .submission import RunSpec, build_spec
@@ -185,7 +185,9 @@ class Baton:
                 ids[i] = run_id
         return ids
 
-    async def _spec(self, item: Mapping[str, Any]) -> RunSpec:
+    async def _spec(
+        self, item: Mapping[str, Any], source: str = "client", extra: Mapping[str, Any] | None = None,
+    ) -> RunSpec:
         item = dict(item)
         job = item.pop("job")
         if self.lookup(job) is None:
@@ -195,7 +197,7 @@ class Baton:
         }
         kwargs = {names.get(k, k): v for k, v in item.items()}
         try:
-            return build_spec(self.settings, self.keys, self.lookup, job=job, **kwargs)
+            return build_spec(self.settings, self.keys, self.lookup, job=job, source=source, extra=extra, **kwargs)
         except TypeError as exc:
             raise SubmissionError("unknown_field", str(exc)) from None
 
@@ -273,3 +275,66 @@ class Baton:
             for name, n in zip(["delayed", "executing", *terminal], rest, strict=True):
                 counts[name] = counts.get(name, 0) + int(n)
         return counts
+
+    # -- durable runs: events, steps, checkpoints, children -------------------
+
+    async def send_event(self, key: str, data: Any = None) -> int:
+        """Deliver an event to runs waiting in ``wait_for_event(key)``; returns how many woke.
+
+        The event is also kept for ``event_ttl_s`` so a wait that starts later
+        receives it at once.
+        """
+        if not isinstance(key, str) or not key or len(key) > 256:
+            raise SubmissionError("bad_event_key", "event key must be a non-empty string of at most 256 characters")
+        try:
+            data_json = orjson.dumps(data).decode()
+        except TypeError as exc:
+            raise SubmissionError("bad_event_data", f"event data is not JSON-serialisable: {exc}") from None
+        if len(data_json) > self.settings.max_input_bytes:
+            raise SubmissionError("too_large", "event data is larger than max_input_bytes")
+        return await self.scripts.send_event(key, data_json, self.settings.event_ttl_s * 1000)
+
+    async def get_steps(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's step records (the seed's StepRecord plus index), in step order."""
+        raw = await self.redis.hgetall(self.keys.partition_of_run(run_id).steps(run_id))
+        steps = [orjson.loads(v) for v in raw.values()]
+        return sorted(steps, key=lambda s: int(s.get("index") or 0))
+
+    async def get_events(self, run_id: str, after: str = "-", count: int = 1000) -> list[dict[str, Any]]:
+        """The run's timeline: events after the stream id ``after`` (exclusive unless "-")."""
+        start = after if after == "-" else f"({after}"
+        rows = await self.redis.xrange(self.keys.partition_of_run(run_id).events(run_id), start, "+", count=count)
+        return [_event(eid, fields) for eid, fields in rows]
+
+    async def get_checkpoints(self, run_id: str) -> list[dict[str, Any]]:
+        """Every kept checkpoint of a run, oldest first (the seed's checkpoint shape)."""
+        rows = await self.redis.xrange(self.keys.partition_of_run(run_id).checkpoints(run_id))
+        return [_checkpoint(run_id, eid, fields) for eid, fields in rows]
+
+    async def latest_checkpoint(self, run_id: str) -> dict[str, Any] | None:
+        """The newest checkpoint of a run, or None."""
+        rows = await self.redis.xrevrange(self.keys.partition_of_run(run_id).checkpoints(run_id), count=1)
+        return _checkpoint(run_id, *rows[0]) if rows else None
+
+    async def get_children(self, run_id: str) -> list[str]:
+        """Ids of the runs this run triggered."""
+        members = await self.redis.smembers(self.keys.partition_of_run(run_id).children(run_id))
+        return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _event(eid: Any, fields: dict[Any, Any]) -> dict[str, Any]:
+    f = {_text(k): v for k, v in fields.items()}
+    return {"id": _text(eid), "type": _text(f.get("type", b"")), "data": orjson.loads(f["data"]) if f.get("data")
+            else None, "ts": int(f.get("ts") or 0)}
+
+
+def _checkpoint(run_id: str, eid: Any, fields: dict[Any, Any]) -> dict[str, Any]:
+    f = {_text(k): v for k, v in fields.items()}
+    created = int(f.get("created_at") or 0)
+    return {"id": _text(eid), "run_id": run_id, "sequence": int(f.get("sequence") or 0),
+            "source": _text(f.get("source", b"")), "state": orjson.loads(f["state"]) if f.get("state") else None,
+            "created_at": iso(created)}

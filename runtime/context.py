@@ -1,25 +1,464 @@
-"""The run context handed to every handler."""
+"""The run context handed to every handler: durable steps, logs, progress, waits.
+
+A handler may be executed more than once for one run (a retry, a reclaim after a
+crash, a resume after a durable wait). Everything that must not happen twice is
+a *step*: its record is written (fenced by the lease token) when it finishes,
+and a later execution gets the recorded output back instead of running it again.
+Steps are identified by name and by position: a replay that reaches a different
+step at the same position fails with :class:`NonDeterminism` instead of mixing
+two histories.
+
+Durable waits (``sleep``, ``wait_for_event``, ``trigger_and_wait``) end the
+current attempt without charging it: the slot and the lease are freed, and the
+run is queued again when the wait is over, replaying its completed steps.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import hashlib
+import inspect
 import logging
-from dataclasses import dataclass, field
-from typing import Any
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["RunContext"]
+import orjson
+
+from .errors import ChildRunFailed, DuplicateStep, LeaseLost, NonDeterminism, WaitTimeout, raise_for_status
+from .ids import routed_run_id
+
+if TYPE_CHECKING:
+    from .app import Baton
+    from .scripts import Claimed
+
+__all__ = ["ContinueAsNew", "RunContext", "RunLogCapture", "RunLogger", "Suspend", "current_run"]
+
+#: The context of the run whose handler is executing (also inside its threads).
+current_run: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar("baton_current_run", default=None)
+
+TERMINAL = ("completed", "failed", "canceled", "dead_letter", "expired")
+_LEVELS = {logging.DEBUG: "info", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error",
+           logging.CRITICAL: "error"}
 
 
-@dataclass
-class RunContext:
-    """What a handler knows about the run it executes.
+class Suspend(BaseException):
+    """Ends the attempt into a durable wait. A BaseException so ``except Exception`` in handlers lets it pass."""
 
-    ``attempt`` counts leases from 1; ``log`` is a logger whose records carry the
-    run id, job and attempt.
+    def __init__(self, spec: dict[str, Any]) -> None:
+        super().__init__(spec.get("kind", "wait"))
+        self.spec = spec
+
+
+class ContinueAsNew(BaseException):
+    """Ends the run and starts a new one with the given input (see RunContext.continue_as_new)."""
+
+    def __init__(self, payload: Any) -> None:
+        super().__init__("continue_as_new")
+        self.payload = payload
+
+
+def _iso(ms: float) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _dumps(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+class RunLogger:
+    """``ctx.log.info/warn/error(message, *args, **data)``: a run log entry and a daemon log line.
+
+    The entry is the seed's LogEntry (id, runId, stepName, level, message, data,
+    timestamp). Standard ``logging`` calls made while the handler runs are
+    captured the same way (see :class:`RunLogCapture`).
     """
 
-    run_id: str
-    job: str
-    attempt: int
-    node_id: str
-    log: logging.LoggerAdapter[logging.Logger] = field(repr=False)
-    extra: dict[str, Any] = field(default_factory=dict)
+    def __init__(self, job: str) -> None:
+        self._logger = logging.getLogger(f"baton.job.{job}")
+
+    def _log(self, level: int, message: str, args: tuple[Any, ...], data: dict[str, Any]) -> None:
+        self._logger.log(level, message, *args, extra={"baton_data": data or None}, stacklevel=3)
+
+    def debug(self, message: str, *args: Any, **data: Any) -> None:
+        """Log at debug level (recorded as info in the run log)."""
+        self._log(logging.DEBUG, message, args, data)
+
+    def info(self, message: str, *args: Any, **data: Any) -> None:
+        """Log at info level."""
+        self._log(logging.INFO, message, args, data)
+
+    def warn(self, message: str, *args: Any, **data: Any) -> None:
+        """Log at warn level."""
+        self._log(logging.WARNING, message, args, data)
+
+    warning = warn
+
+    def error(self, message: str, *args: Any, **data: Any) -> None:
+        """Log at error level."""
+        self._log(logging.ERROR, message, args, data)
+
+
+class RunLogCapture(logging.Handler):
+    """Copies log records made inside a handler into that run's log.
+
+    Installed once on the root logger by the executor; records from Baton's own
+    machinery (``baton.*`` except ``baton.job.*``) are not copied.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        ctx = current_run.get()
+        if ctx is None:
+            return
+        if record.name.startswith("baton.") and not record.name.startswith("baton.job."):
+            return
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string must not break the handler
+            message = str(record.msg)
+        ctx._add_log(_LEVELS.get(record.levelno, "info"), message, getattr(record, "baton_data", None),
+                     record.created)
+
+
+class RunContext:
+    """What a handler can do with its run. Create with :meth:`for_claim` (the executor does)."""
+
+    def __init__(self, app: Baton, claimed: Claimed, steps: dict[str, dict[str, Any]] | None = None) -> None:
+        self._app = app
+        self._claimed = claimed
+        self.run_id = claimed.run_id
+        self.job = claimed.job
+        self.attempt = claimed.attempt
+        self.node_id = app.settings.node_id
+        self.metadata: dict[str, Any] = orjson.loads(claimed.metadata_json) if claimed.metadata_json else {}
+        self.tags: list[str] = orjson.loads(claimed.tags_json) if claimed.tags_json else []
+        self.log = RunLogger(claimed.job)
+        self._token = claimed.token
+        self._mono0 = time.monotonic()
+        self._steps = steps or {}
+        self._by_index = {int(r["index"]): r for r in self._steps.values() if r.get("index") is not None}
+        self._next_index = 0
+        self._names_used: set[str] = set()
+        self._current_step: str | None = None
+        self._lock = threading.Lock()
+        self._events: list[tuple[str, str]] = []
+        self._fields: dict[str, str] = {}
+        self._log_seq = 0
+        self._lineage: tuple[str, int] | None = None
+
+    @classmethod
+    async def for_claim(cls, app: Baton, claimed: Claimed) -> RunContext:
+        """Build the context, loading recorded steps when the run has any."""
+        steps: dict[str, dict[str, Any]] = {}
+        if claimed.step_count:
+            p = app.keys.partition_of_run(claimed.run_id)
+            raw = await app.redis.hgetall(p.steps(claimed.run_id))
+            steps = {(k.decode() if isinstance(k, bytes) else k): orjson.loads(v) for k, v in raw.items()}
+        return cls(app, claimed, steps)
+
+    # -- time ---------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        """Current time on the Redis clock, estimated from the claim time (ms)."""
+        return int(self._claimed.claimed_at_ms + (time.monotonic() - self._mono0) * 1000)
+
+    # -- steps --------------------------------------------------------------
+
+    def _begin(self, name: str) -> tuple[int, dict[str, Any] | None]:
+        index = self._next_index
+        self._next_index += 1
+        if name in self._names_used:
+            raise DuplicateStep(f"step name {name!r} used twice in run {self.run_id}; step names must be unique")
+        self._names_used.add(name)
+        at_index = self._by_index.get(index)
+        if at_index is not None and at_index.get("name") != name:
+            raise NonDeterminism(
+                f"run {self.run_id}: step #{index} is {name!r} now but was {at_index.get('name')!r} when "
+                "recorded; the handler must reach its steps in the same order on every execution"
+            )
+        record = self._steps.get(name)
+        if record is not None and record.get("index") not in (None, index):
+            raise NonDeterminism(
+                f"run {self.run_id}: step {name!r} is step #{index} now but was #{record.get('index')} "
+                "when recorded"
+            )
+        return index, record
+
+    async def _record(self, name: str, index: int, record: dict[str, Any]) -> None:
+        completed = record["status"] == "completed"
+        await self.flush()
+        code = await self._app.scripts.record_step(self.run_id, self._token, name, index, _dumps(record), completed)
+        if code == -1:
+            raise LeaseLost(f"run {self.run_id}: lease lost; step {name!r} not recorded")
+        raise_for_status(code, self.run_id)
+        self._steps[name] = record
+        self._by_index[index] = record
+
+    async def step(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run ``fn(*args, **kwargs)`` once for this run and return its result.
+
+        A completed step is never executed again for the run: later executions
+        (retries, reclaims, resumes) get the recorded output. ``fn`` may be
+        async or plain (plain functions run in a thread). A step that raises is
+        recorded failed and the exception propagates (a retry runs it again).
+        """
+        index, record = self._begin(name)
+        if record is not None and record.get("status") == "completed":
+            return record.get("output")
+        started = self.now_ms()
+        self._current_step = name
+        try:
+            if inspect.iscoroutinefunction(fn):
+                result = await fn(*args, **kwargs)
+            else:
+                result = await asyncio.to_thread(contextvars.copy_context().run, fn, *args, **kwargs)
+                if inspect.isawaitable(result):
+                    result = await result
+        except Exception as exc:
+            await self._record(name, index, {
+                "name": name, "index": index, "status": "failed", "output": None,
+                "error": f"{type(exc).__name__}: {exc}", "started_at": started, "completed_at": self.now_ms(),
+            })
+            raise
+        finally:
+            self._current_step = None
+        try:
+            orjson.dumps(result)
+        except TypeError as exc:
+            raise TypeError(f"step {name!r} returned a value that is not JSON-serialisable: {exc}") from None
+        await self._record(name, index, {
+            "name": name, "index": index, "status": "completed", "output": result, "error": None,
+            "started_at": started, "completed_at": self.now_ms(),
+        })
+        return result
+
+    def step_fn(self, name: str) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
+        """Decorator form: ``@ctx.step_fn("charge")`` then ``await charge(...)`` runs as a step."""
+
+        def wrap(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+            async def run(*args: Any, **kwargs: Any) -> Any:
+                return await self.step(name, fn, *args, **kwargs)
+
+            return run
+
+        return wrap
+
+    @property
+    def completed_steps(self) -> list[str]:
+        """Names of the steps recorded completed, in order."""
+        done = [r for r in self._steps.values() if r.get("status") == "completed"]
+        return [str(r["name"]) for r in sorted(done, key=lambda r: int(r.get("index") or 0))]
+
+    # -- logs, progress, metadata -------------------------------------------
+
+    def _add_log(self, level: str, message: str, data: Any, created: float) -> None:
+        with self._lock:
+            self._log_seq += 1
+            entry = {
+                "id": f"{self.run_id}:{self.attempt}:{self._log_seq}", "runId": self.run_id,
+                "stepName": self._current_step, "level": level, "message": message, "data": data,
+                "timestamp": _iso(created * 1000),
+            }
+            self._events.append(("log", orjson.dumps(entry, default=str).decode()))
+
+    def progress(self, current: float, total: float | None = None, message: str | None = None) -> None:
+        """Report progress (the seed's Progress); readable on the run at once after the next flush."""
+        value = {"current": current, "total": total, "message": message}
+        data = _dumps(value)
+        with self._lock:
+            self._fields["progress"] = data
+            self._events.append(("progress", data))
+
+    def set_metadata(self, **values: Any) -> None:
+        """Merge keys into the run's metadata (written with the next flush)."""
+        self.metadata.update(values)
+        data = _dumps(self.metadata)
+        with self._lock:
+            self._fields["metadata"] = data
+            self._events.append(("metadata", data))
+
+    def add_tags(self, *tags: str) -> None:
+        """Add tags to the run (written with the next flush)."""
+        for tag in tags:
+            if tag not in self.tags:
+                self.tags.append(tag)
+        with self._lock:
+            self._fields["tags"] = _dumps(self.tags)
+
+    async def flush(self) -> None:
+        """Write buffered logs, progress and metadata now (fenced)."""
+        with self._lock:
+            events, fields = self._events, self._fields
+            self._events, self._fields = [], {}
+        if not events and not fields:
+            return
+        code = await self._app.scripts.update(self.run_id, self._token, fields or None, events)
+        if code == -1:
+            raise LeaseLost(f"run {self.run_id}: lease lost; log/progress writes rejected")
+
+    # -- checkpoints --------------------------------------------------------
+
+    async def checkpoint(self, state: Any, source: str = "handler") -> int:
+        """Store a sequenced snapshot of state; returns its sequence number."""
+        await self.flush()
+        seq = await self._app.scripts.checkpoint(self.run_id, self._token, source, _dumps(state))
+        if seq == -1:
+            raise LeaseLost(f"run {self.run_id}: lease lost; checkpoint not stored")
+        return seq
+
+    async def latest_checkpoint(self) -> dict[str, Any] | None:
+        """The newest checkpoint of this run (from any attempt), or None."""
+        return await self._app.latest_checkpoint(self.run_id)
+
+    # -- child runs ---------------------------------------------------------
+
+    async def _lineage_info(self) -> tuple[str, int]:
+        if self._lineage is None:
+            p = self._app.keys.partition_of_run(self.run_id)
+            root, depth = await self._app.redis.hmget(p.run(self.run_id), "root_id", "lineage_depth")
+            self._lineage = ((root.decode() if root else self.run_id), int(depth or 0))
+        return self._lineage
+
+    async def _create_children(self, base: str, items: Sequence[tuple[str, Any, dict[str, Any]]]) -> list[str]:
+        root, depth = await self._lineage_info()
+        keys = self._app.keys
+        specs = []
+        for k, (job, payload, options) in enumerate(items):
+            child_base = base if len(items) == 1 else f"{base}.{k}"
+            # children live in their parent's partition so waits resolve in one slot
+            child_id = routed_run_id(keys, self.run_id, child_base)
+            extra = {"parent_id": self.run_id, "root_id": root, "lineage_depth": depth + 1,
+                     "triggered_by": "spawn"}
+            specs.append(await self._app._spec({"job": job, "input": payload, "id": child_id, **options},
+                                               source="child", extra=extra))
+        return await self._app.create(specs)
+
+    async def trigger(self, job: str, payload: Any = None, **options: Any) -> str:
+        """Start a child run (once per run, even across retries); returns its id."""
+        name = f"__trigger#{self._next_index}"
+        index, record = self._begin(name)
+        if record is not None and record.get("status") == "completed":
+            return str(record["output"])
+        [child] = await self._create_children(f"{self.run_id}.{index}", [(job, payload, options)])
+        now = self.now_ms()
+        await self._record(name, index, {"name": name, "index": index, "status": "completed", "output": child,
+                                         "error": None, "started_at": now, "completed_at": now})
+        return child
+
+    async def trigger_and_wait(self, job: str, payload: Any = None, **options: Any) -> Any:
+        """Start a child run and wait for it (durably: the slot is free meanwhile); returns its output.
+
+        Raises :class:`ChildRunFailed` if the child does not complete.
+        """
+        [result] = await self._wait_children([(job, payload, options)])
+        return result
+
+    async def trigger_and_wait_many(self, items: Iterable[tuple[str, Any] | tuple[str, Any, dict[str, Any]]]
+                                    ) -> list[Any]:
+        """Fan out: start one child per ``(job, input[, options])`` and wait for all; outputs in order."""
+        normalised = [(i[0], i[1], i[2] if len(i) > 2 else {}) for i in items]
+        return await self._wait_children(normalised)
+
+    async def _wait_children(self, items: Sequence[tuple[str, Any, dict[str, Any]]]) -> list[Any]:
+        name = f"__children#{self._next_index}"
+        index, record = self._begin(name)
+        if record is None:
+            ids = await self._create_children(f"{self.run_id}.{index}", items)
+            now = self.now_ms()
+            await self._record(name, index, {"name": name, "index": index, "status": "waiting",
+                                             "output": {"children": ids}, "error": None, "started_at": now,
+                                             "completed_at": None})
+            raise Suspend({"kind": "children", "ids": ids, "step": name, "index": index})
+        if record.get("status") == "waiting":
+            ids = list(record["output"]["children"])
+            results = await self._child_results(ids)
+            pending = [r["id"] for r in results if r["status"] not in TERMINAL]
+            if pending:
+                raise Suspend({"kind": "children", "ids": pending, "step": name, "index": index})
+            record = {**record, "status": "completed", "output": {"children": ids, "results": results},
+                      "completed_at": self.now_ms()}
+            await self._record(name, index, record)
+        outputs = []
+        for r in record["output"]["results"]:
+            if r["status"] != "completed":
+                raise ChildRunFailed(r["id"], r["status"], r.get("error"))
+            outputs.append(r["output"])
+        return outputs
+
+    async def _child_results(self, ids: list[str]) -> list[dict[str, Any]]:
+        p = self._app.keys.partition_of_run(self.run_id)
+        pipe = self._app.redis.pipeline(transaction=False)
+        for child in ids:
+            pipe.hmget(p.run(child), "status", "output", "error")
+        out = []
+        for child, (status, output, error) in zip(ids, await pipe.execute(), strict=True):
+            out.append({
+                "id": child, "status": status.decode() if status else "expired",
+                "output": orjson.loads(output) if output else None,
+                "error": orjson.loads(error) if error else None,
+            })
+        return out
+
+    # -- durable waits ------------------------------------------------------
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep durably: the run waits without holding a slot or a lease, then resumes."""
+        name = f"__sleep#{self._next_index}"
+        index, record = self._begin(name)
+        if record is not None and record.get("status") == "completed":
+            return
+        if record is None:
+            deadline = self.now_ms() + int(seconds * 1000)
+            await self._record(name, index, {"name": name, "index": index, "status": "waiting",
+                                             "output": {"until": deadline}, "error": None,
+                                             "started_at": self.now_ms(), "completed_at": None})
+        else:
+            deadline = int(record["output"]["until"])
+        if self.now_ms() + 1 >= deadline:
+            await self._record(name, index, {"name": name, "index": index, "status": "completed",
+                                             "output": {"until": deadline}, "error": None,
+                                             "started_at": (record or {}).get("started_at"),
+                                             "completed_at": self.now_ms()})
+            return
+        raise Suspend({"kind": "sleep", "deadline": deadline, "step": name, "index": index})
+
+    async def wait_for_event(self, key: str, timeout: float | None = None) -> Any:
+        """Wait durably for ``send_event(key, data)``; returns ``data``.
+
+        An event sent before the wait starts is kept for ``event_ttl_s`` and
+        delivered at once. Raises :class:`WaitTimeout` after ``timeout`` seconds
+        without an event (the job's retry policy then applies if not caught).
+        """
+        name = f"__event#{self._next_index}"
+        index, record = self._begin(name)
+        if record is not None:
+            status = record.get("status")
+            if status == "completed":
+                return record.get("output")
+            if status == "timed_out":
+                raise WaitTimeout(f"no event {key!r} within {timeout}s")
+            deadline = record["output"].get("deadline")
+        else:
+            deadline = self.now_ms() + int(timeout * 1000) if timeout is not None else None
+            await self._record(name, index, {"name": name, "index": index, "status": "waiting",
+                                             "output": {"key": key, "deadline": deadline}, "error": None,
+                                             "started_at": self.now_ms(), "completed_at": None})
+        raise Suspend({"kind": "event", "key": key, "deadline": deadline, "step": name, "index": index})
+
+    # -- continuation -------------------------------------------------------
+
+    def continue_as_new(self, payload: Any = None) -> None:
+        """Finish this run now and start a new run of the same job with ``payload``.
+
+        The new run has ``continuation_of`` = this run; this run records
+        ``continued_as`` and its output is ``{"continued_as": <new id>}``.
+        """
+        raise ContinueAsNew(payload)
+
+    def continuation_id(self) -> str:
+        """The deterministic id of this run's continuation (the same on every retry)."""
+        base = "c" + hashlib.sha1(self.run_id.encode()).hexdigest()[:25]
+        return routed_run_id(self._app.keys, self.run_id, base)

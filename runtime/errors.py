@@ -6,10 +6,13 @@ from enum import IntEnum
 
 __all__ = [
     "BatonError",
+    "ChildRunFailed",
     "ConfigError",
+    "DuplicateStep",
     "JobTimeout",
     "LeaseError",
     "LeaseLost",
+    "NonDeterminism",
     "PermanentFailure",
     "RedisUnavailable",
     "Retry",
@@ -19,8 +22,10 @@ __all__ = [
     "RunNotFinished",
     "RunNotFound",
     "StatusCode",
+    "StepError",
     "SubmissionError",
     "UnknownJob",
+    "WaitTimeout",
     "raise_for_status",
 ]
 
@@ -97,6 +102,32 @@ class Retry(BatonError):
     """Raise from a handler to ask for another attempt (counts against max attempts)."""
 
 
+class StepError(RunError):
+    """Base class of misuse of durable steps."""
+
+
+class DuplicateStep(StepError):
+    """Raised when a run uses the same step name twice (step names are unique per run)."""
+
+
+class NonDeterminism(StepError, PermanentFailure):
+    """Raised when a replayed handler reaches a step that does not match the recorded history."""
+
+
+class WaitTimeout(BatonError):
+    """Raised in a handler whose durable wait (event or children) passed its timeout."""
+
+
+class ChildRunFailed(BatonError):
+    """Raised by trigger_and_wait when a child run did not complete."""
+
+    def __init__(self, run_id: str, status: str, error: object) -> None:
+        super().__init__(f"child run {run_id} ended {status}: {error}")
+        self.run_id = run_id
+        self.status = status
+        self.error = error
+
+
 class StatusCode(IntEnum):
     """Negative status codes returned by the Lua scripts (see each script header)."""
 
@@ -105,6 +136,7 @@ class StatusCode(IntEnum):
     ALREADY_FINISHED = -3
     NOT_FINISHED = -4
     EXISTS = -5
+    DUPLICATE_STEP = -6
 
 
 def raise_for_status(code: int, run_id: str) -> None:
@@ -120,4 +152,6 @@ def raise_for_status(code: int, run_id: str) -> None:
         raise RunAlreadyFinished(f"run {run_id} has already finished")
     if status is StatusCode.NOT_FINISHED:
         raise RunNotFinished(f"run {run_id} has not finished yet")
+    if status is StatusCode.DUPLICATE_STEP:
+        raise DuplicateStep(f"run {run_id}: a completed step with this name already exists")
     raise RunExists(f"run {run_id} already exists")

@@ -34,6 +34,39 @@ class Partition:
         """Names of queues that have had runs in this partition (SET)."""
         return f"{self.prefix}queues"
 
+    def steps(self, run_id: str) -> str:
+        """Step records of a run (HASH step name -> JSON StepRecord)."""
+        return f"{self.prefix}steps:{run_id}"
+
+    def events(self, run_id: str) -> str:
+        """The run's timeline (STREAM of type/data/ts, capped, expires with the run)."""
+        return f"{self.prefix}ev:{run_id}"
+
+    def checkpoints(self, run_id: str) -> str:
+        """Checkpoints of a run (STREAM of sequence/source/state/created_at)."""
+        return f"{self.prefix}cp:{run_id}"
+
+    def children(self, run_id: str) -> str:
+        """Child runs of a run (SET of ids; children live in their parent's partition)."""
+        return f"{self.prefix}children:{run_id}"
+
+    def waits_on(self, run_id: str) -> str:
+        """Unfinished children a waiting run waits for (SET of ids)."""
+        return f"{self.prefix}wait:{run_id}"
+
+    @property
+    def waiting(self) -> str:
+        """Runs in a durable wait (ZSET, score = wake deadline ms, 1e15 = none)."""
+        return f"{self.prefix}waiting"
+
+    def event(self, key: str) -> str:
+        """The last event sent with a key (STRING with a TTL)."""
+        return f"{self.prefix}event:{key}"
+
+    def event_waiters(self, key: str) -> str:
+        """Runs of this partition waiting for an event key (SET of ids)."""
+        return f"{self.prefix}evw:{key}"
+
     @property
     def seq(self) -> str:
         """Counter ordering runs as they become ready (FIFO within a priority)."""

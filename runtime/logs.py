@@ -33,11 +33,19 @@ def run_log_context(run_id: str, job: str, attempt: int) -> Iterator[None]:
 
 
 class _ContextFilter(logging.Filter):
+    """Adds node, run id, job and attempt to every record.
+
+    Values passed explicitly (``extra=``, or the LoggerAdapter a handler's
+    ``ctx.log`` is) win: a plain-def handler logs from a worker thread, which
+    does not see the event loop's contextvars.
+    """
+
+    _fields = (("run_id", run_id_var), ("job", job_var), ("attempt", attempt_var), ("node", node_id_var))
+
     def filter(self, record: logging.LogRecord) -> bool:
-        record.run_id = run_id_var.get()
-        record.job = job_var.get()
-        record.attempt = attempt_var.get()
-        record.node = node_id_var.get()
+        for name, var in self._fields:
+            if getattr(record, name, None) is None:
+                setattr(record, name, var.get())
         return True
 
 
@@ -82,6 +90,9 @@ def configure_logging(fmt: str = "", level: str = "INFO") -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_ContextFilter())
+    handler.setLevel(level.upper())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
+    # the root stays at INFO or lower so handlers' log calls reach their run's
+    # log (RunLogCapture) even when the daemon itself prints only warnings
+    root.setLevel(min(logging.getLevelName(level.upper()), logging.INFO))

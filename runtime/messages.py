@@ -36,6 +36,7 @@ class RunFinished:
     partition: int
     job: str
     duration_s: float
+    attempt: int = 0  #: the lease number, for log lines about the run
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,36 @@
 """Every Prometheus metric of a node, created on one injected registry.
 
-Names follow Prometheus conventions: ``baton_`` prefix, base units, ``_total``
-for counters, bounded labels only (job, queue, status, reason, actor).
+Names follow Prometheus conventions: ``baton_`` prefix, base units in the name
+(``_seconds``), ``_total`` for counters, bounded labels only (job, queue,
+partition, state, status, outcome, reason, stage, actor, command) - never run
+ids or tokens. The README's "Metrics" table lists every metric; the dashboards
+and alerts in ``grafana/`` depend on these names, so renaming one is a breaking
+change (a test compares them with a live ``/metrics``).
+
+Two kinds of metric live here:
+
+- *node* metrics count what this node did (runs it executed, leases it took);
+  sum them across nodes;
+- *cluster* gauges (``baton_queue_*``, ``baton_partition_runs``,
+  ``baton_leases_overdue``, ``baton_nodes_live``, ``baton_intake_*_entries``)
+  are read from Redis by the observer actor of every node, so every node
+  exports the same values: aggregate them with ``max``, not ``sum``.
 """
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["Metrics"]
+__all__ = ["DURATION_BUCKETS", "LEASE_BUCKETS", "REDIS_BUCKETS", "Metrics"]
 
 # from a millisecond no-op job to multi-hour batch work
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
-                    300, 900, 3600, 4 * 3600)
+                    300, 900, 1800, 3600, 2 * 3600, 4 * 3600, 8 * 3600)
+# a loopback round trip is ~0.1 ms; a slow or failing-over server takes seconds
+REDIS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
+                 10)
+# time a lease had left when it was renewed (the TTL is 30 s by default)
+LEASE_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 15, 20, 25, 30, 45, 60, 120, 300)
 
 
 class Metrics:
@@ -21,34 +39,128 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
+
+        # -- runs (this node) ----------------------------------------------------
         self.runs_started = Counter("baton_runs_started_total", "Attempts started by this node", ["job"], registry=r)
         self.runs_finished = Counter(
-            "baton_runs_finished_total", "Attempts recorded by this node, by resulting run status",
+            "baton_runs_finished_total",
+            "Runs that reached a final status (completed, failed, canceled, dead_letter) through this node",
             ["job", "status"], registry=r,
+        )
+        self.runs_retried = Counter(
+            "baton_runs_retried_total", "Attempts that failed, timed out or crashed and were scheduled for a retry",
+            ["job"], registry=r,
+        )
+        self.attempts = Counter(
+            "baton_attempts_total",
+            "Attempts recorded by this node, by outcome (completed, failed, timed_out, canceled, released, "
+            "crashed = reclaimed from a dead node)",
+            ["job", "outcome"], registry=r,
         )
         self.run_duration = Histogram(
             "baton_run_duration_seconds", "Handler wall time per attempt", ["job"],
             buckets=DURATION_BUCKETS, registry=r,
         )
         self.pickup_latency = Histogram(
-            "baton_pickup_latency_seconds", "Time from a run becoming ready to its lease (Redis clock)",
-            buckets=DURATION_BUCKETS, registry=r,
+            "baton_pickup_latency_seconds", "Time from a run becoming ready (queued) to its lease (Redis clock)",
+            ["job"], buckets=DURATION_BUCKETS, registry=r,
         )
+
+        # -- leases (this node) --------------------------------------------------
         self.leases_acquired = Counter("baton_leases_acquired_total", "Leases taken by this node", registry=r)
         self.leases_renewed = Counter("baton_leases_renewed_total", "Lease renewals by this node", registry=r)
+        self.lease_renewal_failures = Counter(
+            "baton_lease_renewal_failures_total",
+            "Leases whose renewal call failed with a Redis error (retried at the next interval)", registry=r,
+        )
         self.leases_lost = Counter(
-            "baton_leases_lost_total", "Leases this node lost (renewal or completion fenced off)", registry=r
+            "baton_leases_lost_total",
+            "Leases this node lost to fencing: the token no longer held the run at renewal or at completion",
+            ["stage"], registry=r,
         )
         self.leases_reclaimed = Counter(
-            "baton_leases_reclaimed_total", "Expired leases of any node reclaimed by this node", registry=r
+            "baton_leases_reclaimed_total", "Expired leases of any node reclaimed by this node's reaper",
+            ["queue"], registry=r,
+        )
+        self.leases_held = Gauge("baton_leases_held", "Leases this node holds now", registry=r)
+        self.lease_remaining_min = Gauge(
+            "baton_lease_remaining_min_seconds",
+            "Least time left on any lease of this node (the lease TTL when it holds none)", registry=r,
+        )
+        self.lease_remaining_at_renewal = Histogram(
+            "baton_lease_remaining_at_renewal_seconds", "Time a lease had left when this node renewed it",
+            buckets=LEASE_BUCKETS, registry=r,
         )
         self.lease_ttl = Gauge("baton_lease_ttl_seconds", "Configured lease time-to-live", registry=r)
+
+        # -- cluster-wide gauges (read from Redis by the observer) ---------------
+        self.queue_depth = Gauge(
+            "baton_queue_depth", "Runs queued (ready to run) in a queue partition; cluster-wide, from Redis",
+            ["queue", "partition"], registry=r,
+        )
+        self.queue_oldest_age = Gauge(
+            "baton_queue_oldest_age_seconds",
+            "Age since it became ready of the oldest queued run among the run next in line and the oldest "
+            "priority-0 run (exact when a queue uses one priority); cluster-wide, Redis clock",
+            ["queue", "partition"], registry=r,
+        )
+        self.partition_runs = Gauge(
+            "baton_partition_runs",
+            "Runs per status in a partition (queued, delayed, executing, waiting, completed, failed, canceled, "
+            "dead_letter); cluster-wide, from the status indices",
+            ["partition", "state"], registry=r,
+        )
+        self.leases_overdue = Gauge(
+            "baton_leases_overdue", "Leases past their expiry (Redis clock) and not reclaimed yet; cluster-wide",
+            ["partition"], registry=r,
+        )
+        self.nodes_live = Gauge(
+            "baton_nodes_live", "Nodes with a heartbeat within two lease TTLs; cluster-wide", registry=r,
+        )
+        self.intake_lag = Gauge(
+            "baton_intake_lag_entries", "Submission stream entries not yet delivered to the intake group",
+            registry=r,
+        )
+        self.intake_pending = Gauge(
+            "baton_intake_pending_entries", "Submission stream entries delivered but not yet acknowledged",
+            registry=r,
+        )
+        self.intake_stream_length = Gauge(
+            "baton_intake_stream_entries", "Entries in the submission stream (trimmed once acknowledged)",
+            registry=r,
+        )
+
+        # -- executor, intake, Redis, actors (this node) -------------------------
         self.slots_total = Gauge("baton_executor_slots", "Handler slots of this node", registry=r)
         self.slots_busy = Gauge("baton_executor_slots_busy", "Handler slots in use", registry=r)
         self.intake_read = Counter("baton_intake_entries_read_total", "Submission stream entries read", registry=r)
         self.intake_rejected = Counter(
             "baton_intake_entries_rejected_total", "Submission entries rejected", ["reason"], registry=r
         )
+        self.redis_duration = Histogram(
+            "baton_redis_command_duration_seconds",
+            "Round-trip time of Redis calls (a Lua script by name, or a pipeline)", ["command"],
+            buckets=REDIS_BUCKETS, registry=r,
+        )
+        self.redis_errors = Counter("baton_redis_errors_total", "Redis errors seen by actors", ["actor"], registry=r)
+        self.redis_reconnects = Counter(
+            "baton_redis_reconnects_total",
+            "Reconnections after a lost Redis connection (the actor restarts with a fresh connection)",
+            ["actor"], registry=r,
+        )
         self.actor_restarts = Counter("baton_actor_restarts_total", "Actor restarts by the supervisor",
                                       ["actor"], registry=r)
-        self.redis_errors = Counter("baton_redis_errors_total", "Redis errors seen by actors", ["actor"], registry=r)
+        self.heartbeat_timestamp = Gauge(
+            "baton_heartbeat_timestamp_seconds", "Unix time of this node's last successful heartbeat", registry=r,
+        )
+
+    def observe_redis(self, command: str, seconds: float) -> None:
+        """Record one Redis round trip (the Scripts.on_call hook)."""
+        self.redis_duration.labels(command=command).observe(seconds)
+
+    def count_status(self, job: str, status: str) -> None:
+        """Count the run status an attempt's outcome led to: a retry, or a final status."""
+        if status == "delayed":
+            self.runs_retried.labels(job=job).inc()
+        elif status not in ("queued", "waiting", "executing"):
+            self.runs_finished.labels(job=job, status=status).inc()

@@ -9,10 +9,13 @@ LOAD), so callers never see raw key/argument lists.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from .keys import Keys, Partition
 from .settings import Settings
@@ -22,7 +25,7 @@ __all__ = ["SCRIPT_NAMES", "Claimed", "Outcome", "Scripts", "load_source"]
 LUA_DIR = Path(__file__).parent / "lua"
 SCRIPT_NAMES = (
     "runs_create", "runs_claim", "leases_renew", "runs_finish", "leases_reap",
-    "runs_promote", "run_cancel", "run_replay",
+    "runs_promote", "run_cancel", "run_replay", "run_update", "step_record", "checkpoint_add", "event_send",
 )
 
 
@@ -50,6 +53,9 @@ class Claimed:
     ready_at_ms: int
     partition: int
     claimed_at_ms: int
+    metadata_json: bytes | None = None
+    tags_json: bytes | None = None
+    step_count: int = 0
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,7 @@ class Outcome:
 
     run_id: str
     token: str
-    outcome: str  #: completed | failed | timed_out | canceled | released
+    outcome: str  #: completed | failed | timed_out | canceled | released | waiting
     output_json: str = "null"
     error_json: str = ""
     permanent: bool = False
@@ -79,8 +85,16 @@ class Scripts:
         self._ttl_ms = settings.finished_ttl_s * 1000
         self._dlq_ttl_ms = settings.dead_letter_ttl_s * 1000
 
+    #: called as ``on_call(script name, seconds)`` after each call (the node's Redis round-trip metric)
+    on_call: Callable[[str, float], None] | None = None
+
     async def _call(self, name: str, keys: Sequence[str], args: Sequence[Any], client: Any = None) -> Any:
-        return await self._scripts[name](keys=list(keys), args=list(args), client=client or self.redis)
+        started = time.perf_counter()
+        try:
+            return await self._scripts[name](keys=list(keys), args=list(args), client=client or self.redis)
+        finally:
+            if self.on_call is not None:
+                self.on_call(name, time.perf_counter() - started)
 
     async def create(self, partition: Partition, specs_args: Sequence[Sequence[Any]]) -> list[tuple[str, int]]:
         """Create runs (each a RunSpec.script_args()); returns (id, code) per run."""
@@ -102,12 +116,13 @@ class Scripts:
         )
         now = int(raw[0])
         out = []
-        for i in range(1, len(raw), 7):
+        for i in range(1, len(raw), 10):
             out.append(Claimed(
                 run_id=_s(raw[i]), token=_s(raw[i + 1]), attempt=int(raw[i + 2]), job=_s(raw[i + 3]),
                 input_json=raw[i + 4] if isinstance(raw[i + 4], bytes) else str(raw[i + 4]).encode(),
                 timeout_ms=int(raw[i + 5] or 0), ready_at_ms=int(raw[i + 6] or now),
-                partition=partition.index, claimed_at_ms=now,
+                partition=partition.index, claimed_at_ms=now, metadata_json=raw[i + 7], tags_json=raw[i + 8],
+                step_count=int(raw[i + 9] or 0),
             ))
         return out
 
@@ -158,3 +173,37 @@ class Scripts:
         """Create ``new_id`` from finished run ``run_id``; returns the status code."""
         p = self.keys.partition_of_run(run_id)
         return int(await self._call("run_replay", [p.run(run_id)], [p.prefix, new_id, self.keys.wake_channel]))
+
+    async def update(
+        self, run_id: str, token: str, fields: dict[str, str] | None, events: Sequence[tuple[str, str]],
+    ) -> int:
+        """Fenced write of record fields and timeline events; -1 when the lease is gone."""
+        p = self.keys.partition_of_run(run_id)
+        args: list[Any] = [p.prefix, run_id, token, orjson.dumps(fields).decode() if fields else ""]
+        for kind, data in events:
+            args.extend((kind, data))
+        return int(await self._call("run_update", [p.run(run_id)], args))
+
+    async def record_step(self, run_id: str, token: str, name: str, index: int, record_json: str,
+                          completed: bool) -> int:
+        """Fenced write of one step record; -1 lease gone, -6 completed step exists."""
+        p = self.keys.partition_of_run(run_id)
+        return int(await self._call(
+            "step_record", [p.run(run_id)],
+            [p.prefix, run_id, token, name, index, record_json, "1" if completed else "0"],
+        ))
+
+    async def checkpoint(self, run_id: str, token: str, source: str, state_json: str) -> int:
+        """Fenced checkpoint append; returns its sequence number, or -1 when the lease is gone."""
+        p = self.keys.partition_of_run(run_id)
+        raw = await self._call("checkpoint_add", [p.run(run_id)], [p.prefix, run_id, token, source, state_json])
+        return int(raw[0]) if isinstance(raw, list) else int(raw)
+
+    async def send_event(self, key: str, data_json: str, ttl_ms: int) -> int:
+        """Deliver an event to waiting runs in every partition; returns how many woke."""
+        woken = 0
+        for p in self.keys.partitions:
+            woken += int(await self._call(
+                "event_send", [p.event_waiters(key)], [p.prefix, key, data_json, ttl_ms, self.keys.wake_channel]
+            ))
+        return woken

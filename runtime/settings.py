@@ -64,6 +64,8 @@ class Settings:
     finished_cap: int = 1_000_000
     #: How long an idempotency key maps to its run.
     idempotency_ttl_s: int = 24 * 3600
+    #: How long a sent event is kept for waits that start after it.
+    event_ttl_s: int = 3600
     #: Cap of the rejected-entries stream.
     rejected_max_len: int = 10_000
     #: SIGTERM grace: running handlers get this long to finish.
@@ -72,6 +74,8 @@ class Settings:
     metrics_port: int = 9464
     #: Address the metrics server binds to.
     metrics_host: str = "0.0.0.0"
+    #: How often the cluster-wide gauges (queue depth, oldest run, intake lag) are read from Redis (0 = off).
+    observe_interval_ms: int = 5_000
     #: Log format: json or text; empty = text on a terminal, json otherwise.
     log_format: str = ""
     #: Log level.
@@ -94,6 +98,8 @@ class Settings:
                 "renew_interval_ms must be at most half of lease_ttl_ms "
                 f"(got {self.renew_interval_ms} and {self.lease_ttl_ms})"
             )
+        if self.observe_interval_ms < 0:
+            raise ConfigError("observe_interval_ms must be 0 (off) or positive")
         if self.log_format not in ("", "json", "text"):
             raise ConfigError("log_format must be json or text")
         if not self.node_id:

@@ -21,7 +21,7 @@ from .jobs import Backoff, JobOptions
 from .keys import Keys
 from .settings import Settings
 
-__all__ = ["STREAM_FIELDS", "RunSpec", "build_spec", "parse_stream_entry"]
+__all__ = ["EVENT_FIELDS", "STREAM_FIELDS", "RunSpec", "build_spec", "parse_stream_entry", "parse_stream_event"]
 
 #: Fields a stream entry may carry; every other field is rejected as a typo.
 STREAM_FIELDS = frozenset(
@@ -31,6 +31,9 @@ STREAM_FIELDS = frozenset(
         "metadata", "max_attempts", "timeout", "version",
     }
 )
+
+#: Fields of a stream entry that sends an event (for wait_for_event) instead of a run.
+EVENT_FIELDS = frozenset({"event", "data"})
 
 MAX_TAGS = 10
 MAX_TAG_LEN = 128
@@ -134,6 +137,27 @@ def parse_stream_entry(
         derived_id=entry_id,
         input_json=fields.get("input"),
     )
+
+
+def parse_stream_event(raw: Mapping[bytes, bytes], settings: Settings) -> tuple[str, str]:
+    """Validate an event entry (fields ``event`` and optional ``data``); returns (key, data JSON)."""
+    fields: dict[str, str] = {}
+    for k, v in raw.items():
+        try:
+            fields[k.decode()] = v.decode()
+        except UnicodeDecodeError:
+            raise SubmissionError("bad_encoding", f"field {k!r} is not UTF-8") from None
+    unknown = sorted(set(fields) - EVENT_FIELDS)
+    if unknown:
+        raise SubmissionError("unknown_field", f"unknown field(s) in an event entry: {', '.join(unknown)}")
+    key = fields["event"]
+    if not key or len(key) > MAX_KEY_LEN:
+        raise SubmissionError("bad_event_key", f"event must be a non-empty string of at most {MAX_KEY_LEN} characters")
+    data = fields.get("data", "null")
+    if len(data) > settings.max_input_bytes:
+        raise SubmissionError("too_large", f"event data is {len(data)} bytes; the limit is {settings.max_input_bytes}")
+    _json_field("data", data)
+    return key, data
 
 
 def build_spec(

@@ -45,3 +45,19 @@ async def long(ctx: RunContext, payload: Any) -> Any:
         await asyncio.sleep(float(payload["seconds"]))
     await r.rpush(_key("finished"), f"{ctx.run_id}:{ctx.attempt}:{ctx.node_id}")
     return {"node": ctx.node_id, "attempt": ctx.attempt}
+
+
+@app.job(max_attempts=3, timeout=120, backoff="fixed", backoff_initial=0.1, backoff_jitter=0)
+async def five_steps(ctx: RunContext, payload: Any) -> Any:
+    """Five steps, each counted in Redis; step 4 hangs on the first attempt (to be killed there)."""
+    r = _redis()
+
+    async def work(i: int) -> int:
+        await r.hincrby(_key("step-runs"), f"s{i}", 1)
+        if i == 4 and ctx.attempt == 1:
+            await r.rpush(_key("in-step-4"), ctx.node_id)
+            await asyncio.sleep(60)
+        return i * 10
+
+    outputs = [await ctx.step(f"s{i}", work, i) for i in range(1, 6)]
+    return {"outputs": outputs, "node": ctx.node_id}

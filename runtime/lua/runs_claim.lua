@@ -13,8 +13,9 @@
   ARGV[6] comma-separated queues served by this node
   ARGV[7] comma-separated jobs served by this node
   ARGV[8] rotation offset (integer)
-  Returns: {now_ms, then 7 fields per leased run: id, token, attempt, job,
-    input, timeout_ms, ready_at} ]]
+  Returns: {now_ms, then 10 fields per leased run: id, token, attempt, job,
+    input, timeout_ms, ready_at, metadata (JSON or nil), tags (JSON or nil),
+    number of recorded steps} ]]
 --@include common
 local pfx, node, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local want, scan = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -49,7 +50,8 @@ for qi = 0, nq - 1 do
   for _, id in ipairs(ids) do
     if got >= want then break end
     local rk = pfx .. 'run:' .. id
-    local r = call('HMGET', rk, 'job', 'concurrency_key', 'input', 'timeout_ms', 'ready_at', 'attempt', 'charged')
+    local r = call('HMGET', rk, 'job', 'concurrency_key', 'input', 'timeout_ms', 'ready_at', 'attempt', 'charged',
+      'metadata', 'tags')
     local job, ckey = r[1], r[2]
     if not job then
       call('ZREM', rkey, id) -- record expired or deleted: drop the dangling entry
@@ -78,6 +80,11 @@ for qi = 0, nq - 1 do
         out[#out + 1] = r[3]
         out[#out + 1] = r[4]
         out[#out + 1] = r[5] or now
+        out[#out + 1] = r[8]
+        out[#out + 1] = r[9]
+        out[#out + 1] = call('HLEN', pfx .. 'steps:' .. id)
+        add_event(pfx, id, 'status', '{"status":"executing","attempt":' .. attempt .. ',"node":'
+          .. cjson.encode(node) .. '}', now)
         got = got + 1
       end
     end

@@ -51,7 +51,9 @@ for i = 3, #ARGV, n do
       entry_id = ARGV[i + 18]}
     for k, v in pairs(opt) do if v ~= '' then call('HSET', rk, k, v) end end
     if ARGV[i + 19] ~= '' then
-      for k, v in pairs(cjson.decode(ARGV[i + 19])) do call('HSET', rk, k, tostring(v)) end
+      local extra = cjson.decode(ARGV[i + 19])
+      for k, v in pairs(extra) do call('HSET', rk, k, tostring(v)) end
+      if extra.parent_id then call('SADD', pfx .. 'children:' .. extra.parent_id, id) end
     end
     if ik then call('SET', ik, id, 'PX', tonumber(ittl)) end
     if status == 'queued' then

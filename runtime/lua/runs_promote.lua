@@ -1,4 +1,6 @@
 --[[ runs_promote: move delayed runs whose time has come to their ready sets.
+  Waiting runs whose deadline passed are resumed too: a sleep is over, or a
+  wait for an event timed out (its step is recorded timed_out).
   KEYS[1] partition delayed set (ZSET id -> due ms)
   ARGV[1] partition key prefix
   ARGV[2] max runs to promote in this call
@@ -19,8 +21,26 @@ for _, id in ipairs(ids) do
     moved = moved + 1
   end
 end
+local wk = pfx .. 'waiting'
+for _, id in ipairs(call('ZRANGEBYSCORE', wk, '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))) do
+  local rk = pfx .. 'run:' .. id
+  local r = call('HMGET', rk, 'wait_kind', 'wait_step', 'wait_index', 'wait_started_at')
+  if r[1] == 'event' then
+    complete_wait_step(pfx, id, r[2], r[3], r[4], 'null', 'timed_out', now)
+  end
+  if resume(pfx, id, now, r[1] == 'sleep' and 'sleep over' or 'timeout') then
+    moved = moved + 1
+  else
+    call('ZREM', wk, id)
+  end
+end
 if moved > 0 then call('PUBLISH', ARGV[3], pfx) end
-local nxt = call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local wait = -1
-if #nxt > 0 then wait = math.max(tonumber(nxt[2]) - now, 0) end
+for _, k in ipairs({KEYS[1], wk}) do
+  local nxt = call('ZRANGE', k, 0, 0, 'WITHSCORES')
+  if #nxt > 0 then
+    local w = math.max(tonumber(nxt[2]) - now, 0)
+    if wait < 0 or w < wait then wait = w end
+  end
+end
 return {moved, wait}

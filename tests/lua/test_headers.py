@@ -78,6 +78,10 @@ def sample_calls(lua: Lua) -> dict[str, tuple[Callable[[], Awaitable[Any]], int]
         "runs_promote": (lambda: s.promote(p, 10), 0),
         "run_cancel": (lambda: s.cancel("no-such-run"), 0),
         "run_replay": (lambda: s.replay("no-such-run", "new-run"), 0),
+        "run_update": (lambda: s.update("no-such-run", "n/1", {"progress": "{}"}, [("log", "{}"), ("x", "1")]), 2),
+        "step_record": (lambda: s.record_step("no-such-run", "n/1", "step", 0, "{}", True), 0),
+        "checkpoint_add": (lambda: s.checkpoint("no-such-run", "n/1", "handler", "{}"), 0),
+        "event_send": (lambda: s.send_event("some-key", "{}", 1000), 0),
     }
 
 
@@ -186,3 +190,4 @@ def test_every_status_code_is_named_by_some_header() -> None:
     assert HEADERS["run_cancel"].codes == [-2, -3]
     assert HEADERS["run_replay"].codes == [-2, -4, -5]
     assert HEADERS["runs_promote"].codes == []
+    assert HEADERS["step_record"].codes == [-1, -6]

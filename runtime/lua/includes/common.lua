@@ -29,19 +29,23 @@ local function trim_index(pfx, index, now, ttl_ms, cap)
   if n > cap then
     local gone = call('ZRANGE', index, 0, n - cap - 1)
     call('ZREMRANGEBYRANK', index, 0, n - cap - 1)
-    for _, gid in ipairs(gone) do call('DEL', pfx .. 'run:' .. gid) end
+    for _, gid in ipairs(gone) do
+      call('DEL', pfx .. 'run:' .. gid, pfx .. 'ev:' .. gid, pfx .. 'steps:' .. gid, pfx .. 'cp:' .. gid,
+        pfx .. 'children:' .. gid, pfx .. 'wait:' .. gid)
+    end
   end
 end
 
--- Move a run to a terminal status: record time, index, expire the record.
-local function make_terminal(pfx, id, status, now, ttl_ms, cap)
-  local rk = pfx .. 'run:' .. id
-  call('HSET', rk, 'status', status, 'finished_at', now, 'updated_at', now)
-  call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at', 'next_retry_at')
-  local index = pfx .. 'st:' .. status
-  call('ZADD', index, now, id)
-  call('PEXPIRE', rk, ttl_ms)
-  trim_index(pfx, index, now, ttl_ms, cap)
+-- Append one event to the run's timeline (a capped stream; expires with the run).
+local EVENTS_MAX = 1000
+local function add_event(pfx, id, kind, data, now)
+  call('XADD', pfx .. 'ev:' .. id, 'MAXLEN', '~', EVENTS_MAX, '*', 'type', kind, 'data', data, 'ts', now)
+end
+
+-- Keys that belong to one run besides its record; they expire with it.
+local function satellite_keys(pfx, id)
+  return {pfx .. 'ev:' .. id, pfx .. 'steps:' .. id, pfx .. 'cp:' .. id, pfx .. 'children:' .. id,
+          pfx .. 'wait:' .. id}
 end
 
 -- Put a run (back) into its queue's ready set.
@@ -50,6 +54,50 @@ local function make_ready(pfx, id, queue, priority, now)
   call('HSET', rk, 'status', 'queued', 'updated_at', now, 'ready_at', now)
   call('ZADD', pfx .. 'ready:' .. queue, ready_score(priority, next_seq(pfx)), id)
   call('SADD', pfx .. 'queues', queue)
+end
+
+-- Write the record of a durable wait step (event arrived, or timed out).
+-- data is JSON text written as is (never decoded, so numbers stay exact).
+local function complete_wait_step(pfx, id, step, index, started, data, status, now)
+  local rec = '{"name":' .. cjson.encode(step) .. ',"index":' .. (index or 'null') .. ',"status":'
+    .. cjson.encode(status) .. ',"output":' .. data .. ',"error":null,"started_at":' .. (started or now)
+    .. ',"completed_at":' .. now .. '}'
+  call('HSET', pfx .. 'steps:' .. id, step, rec)
+  add_event(pfx, id, 'step', rec, now)
+end
+
+-- Wake a waiting run: clear its wait and queue it again.
+local function resume(pfx, id, now, why)
+  local rk = pfx .. 'run:' .. id
+  local r = call('HMGET', rk, 'status', 'queue', 'priority', 'wait_kind', 'wait_key')
+  if r[1] ~= 'waiting' then return false end
+  call('ZREM', pfx .. 'waiting', id)
+  if r[4] == 'event' and r[5] then call('SREM', pfx .. 'evw:' .. r[5], id) end
+  call('HDEL', rk, 'wait_kind', 'wait_key', 'wait_step', 'wait_index', 'wait_started_at', 'wait_until')
+  make_ready(pfx, id, r[2], r[3] or '0', now)
+  add_event(pfx, id, 'status', '{"status":"queued","reason":' .. cjson.encode(why) .. '}', now)
+  return true
+end
+
+-- Move a run to a terminal status: record time, index, expire the record, and
+-- wake a parent that waits for it as a child.
+local function make_terminal(pfx, id, status, now, ttl_ms, cap)
+  local rk = pfx .. 'run:' .. id
+  call('HSET', rk, 'status', status, 'finished_at', now, 'updated_at', now)
+  call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at', 'next_retry_at')
+  local index = pfx .. 'st:' .. status
+  call('ZADD', index, now, id)
+  add_event(pfx, id, 'status', '{"status":' .. cjson.encode(status) .. '}', now)
+  call('PEXPIRE', rk, ttl_ms)
+  for _, k in ipairs(satellite_keys(pfx, id)) do call('PEXPIRE', k, ttl_ms) end
+  trim_index(pfx, index, now, ttl_ms, cap)
+  local parent = call('HGET', rk, 'parent_id')
+  if parent then
+    local wk = pfx .. 'wait:' .. parent
+    if call('SREM', wk, id) == 1 and call('SCARD', wk) == 0 then
+      resume(pfx, parent, now, 'children finished')
+    end
+  end
 end
 
 -- Drop a run's lease and its places in the concurrency sets.

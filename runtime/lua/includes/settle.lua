@@ -45,6 +45,7 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
   if attempts == '[]' then attempts = '[' .. rec .. ']'
   else attempts = string.sub(attempts, 1, -2) .. ',' .. rec .. ']' end
   call('HSET', rk, 'attempts', attempts, 'heartbeat_at', now)
+  add_event(pfx, id, 'attempt', rec, now)
   if err ~= '' then call('HSET', rk, 'error', err) end
 
   if outcome == 'completed' then
@@ -55,6 +56,41 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
   elseif outcome == 'canceled' then
     make_terminal(pfx, id, 'canceled', now, ttl_ms, cap)
     return 'canceled'
+  elseif outcome == 'waiting' then
+    -- a durable wait: the attempt ends, the slot and lease are freed, and the
+    -- run is not charged; it resumes (re-leased, steps replayed) when woken
+    local w = cjson.decode(output)
+    call('HSET', rk, 'charged', math.max(charged - 1, 0), 'status', 'waiting', 'updated_at', now,
+      'wait_kind', w.kind, 'wait_step', w.step, 'wait_index', w.index, 'wait_started_at', now)
+    call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at')
+    add_event(pfx, id, 'status', '{"status":"waiting","kind":' .. cjson.encode(w.kind) .. '}', now)
+    local deadline = tonumber(w.deadline) or 1e15
+    if w.kind == 'event' then
+      call('HSET', rk, 'wait_key', w.key)
+      local stored = call('GET', pfx .. 'event:' .. w.key)
+      if stored then
+        -- sent before the wait began (within the event TTL): deliver at once
+        complete_wait_step(pfx, id, w.step, w.index, now, stored, 'completed', now)
+        resume(pfx, id, now, 'event')
+        return 'queued'
+      end
+      call('SADD', pfx .. 'evw:' .. w.key, id)
+    elseif w.kind == 'children' then
+      local wk = pfx .. 'wait:' .. id
+      for _, child in ipairs(w.ids) do
+        local st = call('HGET', pfx .. 'run:' .. child, 'status')
+        if st and st ~= 'completed' and st ~= 'failed' and st ~= 'canceled' and st ~= 'dead_letter'
+            and st ~= 'expired' then
+          call('SADD', wk, child)
+        end
+      end
+      if call('SCARD', wk) == 0 then
+        resume(pfx, id, now, 'children finished')
+        return 'queued'
+      end
+    end
+    call('ZADD', pfx .. 'waiting', deadline, id)
+    return 'waiting'
   elseif outcome == 'released' then
     -- graceful shutdown: hand the run back without charging the attempt
     call('HSET', rk, 'charged', math.max(charged - 1, 0))

@@ -1,0 +1,197 @@
+"""Observer: reads cluster-wide queue, lease and intake gauges from Redis.
+
+Every ``observe_interval_ms`` (with jitter) it asks Redis, cheaply and without
+ever scanning keys, for the numbers that no single node knows: the depth and
+oldest-run age of every queue, the number of runs per status, leases that are
+overdue, live nodes, and the intake consumer group's lag and pending count.
+That is one TIME call and one pipeline for the node-wide keys, then per
+partition one pipeline of counts (ZCARD of the ready, delayed, leased, waiting
+and terminal-status sets) and, when a queue is not empty, one more pipeline
+that reads the ready time of the runs at the head of each queue.
+
+Every node runs an observer and exports the same values, so dashboards and
+alerts aggregate these gauges with ``max`` (never ``sum``) across nodes.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+from runtime.app import Baton
+from runtime.keys import Partition
+from runtime.logs import run_log_context
+from runtime.metrics import Metrics
+
+from .base import Actor
+
+__all__ = ["Observer", "record_reclaimed"]
+
+#: ready-set score = (1000 - priority) * 2^42 + sequence (see lua/includes/common.lua)
+READY_BAND = 4398046511104
+#: statuses counted per partition from their index sets (beside queued, which is per queue)
+INDEXED_STATES = ("completed", "failed", "canceled", "dead_letter")
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class Observer(Actor[None]):
+    """Refreshes the cluster-wide gauges of :class:`~runtime.metrics.Metrics`."""
+
+    name = "observer"
+
+    def __init__(self, app: Baton, metrics: Metrics) -> None:
+        super().__init__(inbox_size=1)
+        self.app = app
+        self.metrics = metrics
+        self.settings = app.settings
+        #: queue names per partition index, as of the last observation
+        self.queues: dict[int, list[str]] = {}
+
+    async def run(self) -> None:
+        """Observe, then sleep an interval (±10% so that nodes spread out), until stopped."""
+        interval_s = self.settings.observe_interval_ms / 1000
+        if interval_s <= 0:  # turned off
+            await self.stopping.wait()
+            return
+        while not self.stopping.is_set():
+            await self.observe()
+            if not await self.sleep(interval_s * random.uniform(0.9, 1.1)):
+                return
+
+    async def observe(self) -> None:
+        """Read every cluster-wide gauge once."""
+        seconds, micros = await self.app.redis.time()
+        now_ms = int(seconds) * 1000 + int(micros) // 1000
+        await self._node_wide()
+        for p in self.app.keys.partitions:
+            await self._partition(p, now_ms)
+
+    async def _node_wide(self) -> None:
+        keys = self.app.keys
+        m = self.metrics
+        # heartbeats are written with each node's own clock (see Supervisor._heartbeat)
+        window_ms = 2 * self.settings.lease_ttl_ms
+        started = time.perf_counter()
+        pipe = self.app.redis.pipeline(transaction=False)
+        pipe.xinfo_groups(keys.submit_stream)
+        pipe.xlen(keys.submit_stream)
+        pipe.zcount(keys.nodes, int(time.time() * 1000) - window_ms, "+inf")
+        groups, length, live = await pipe.execute(raise_on_error=False)
+        m.observe_redis("observe", time.perf_counter() - started)
+        if not isinstance(live, Exception):
+            m.nodes_live.set(int(live))
+        if not isinstance(length, Exception):
+            m.intake_stream_length.set(int(length))
+        if isinstance(groups, ResponseError):  # no stream yet: nothing submitted, nothing pending
+            m.intake_lag.set(0)
+            m.intake_pending.set(0)
+            return
+        if isinstance(groups, Exception):
+            raise groups
+        for g in groups:
+            if _s(g.get("name", b"")) != keys.intake_group:
+                continue
+            m.intake_pending.set(int(g.get("pending") or 0))
+            lag = g.get("lag")
+            # Redis reports no lag when it cannot tell (entries deleted inside the
+            # undelivered range); fall back to the entries not yet read at all
+            if lag is None:
+                read = g.get("entries-read")
+                lag = max(int(length) - int(read), 0) if read is not None and isinstance(length, int) else 0
+            m.intake_lag.set(int(lag))
+
+    async def _partition(self, p: Partition, now_ms: int) -> None:
+        m = self.metrics
+        part = str(p.index)
+        queues = self.queues.get(p.index, [])
+        started = time.perf_counter()
+        pipe = self.app.redis.pipeline(transaction=False)
+        pipe.smembers(p.queues)
+        pipe.zcard(p.delayed)
+        pipe.zcard(p.leased)
+        pipe.zcount(p.leased, "-inf", now_ms)
+        pipe.zcard(p.waiting)
+        for state in INDEXED_STATES:
+            pipe.zcard(p.status(state))
+        for q in queues:
+            key = p.ready(q)
+            pipe.zcard(key)
+            pipe.zrange(key, 0, 0)
+            # the oldest priority-0 run: runs of a higher priority may be starving it
+            pipe.zrangebyscore(key, 1000 * READY_BAND, f"({1001 * READY_BAND}", start=0, num=1)
+        res = await pipe.execute()
+        m.observe_redis("observe", time.perf_counter() - started)
+        names, delayed, leased, overdue, waiting, *rest = res
+        indexed, per_queue = rest[:len(INDEXED_STATES)], rest[len(INDEXED_STATES):]
+        m.partition_runs.labels(partition=part, state="delayed").set(int(delayed))
+        m.partition_runs.labels(partition=part, state="executing").set(int(leased))
+        m.partition_runs.labels(partition=part, state="waiting").set(int(waiting))
+        for state, n in zip(INDEXED_STATES, indexed, strict=True):
+            m.partition_runs.labels(partition=part, state=state).set(int(n))
+        m.leases_overdue.labels(partition=part).set(int(overdue))
+
+        queued = 0
+        heads: dict[str, list[str]] = {}
+        for i, q in enumerate(queues):
+            depth, first, band0 = per_queue[3 * i: 3 * i + 3]
+            queued += int(depth)
+            m.queue_depth.labels(queue=q, partition=part).set(int(depth))
+            heads[q] = sorted({_s(x) for x in [*first, *band0]})
+        m.partition_runs.labels(partition=part, state="queued").set(queued)
+        await self._oldest(p, heads, now_ms)
+
+        found = sorted(_s(n) for n in names)
+        if found != queues:
+            # a queue seen for the first time: count it now rather than an interval later
+            self.queues[p.index] = found
+            if set(found) - set(queues):
+                await self._partition(p, now_ms)
+
+    async def _oldest(self, p: Partition, heads: dict[str, list[str]], now_ms: int) -> None:
+        part = str(p.index)
+        ids = [(q, run_id) for q, members in heads.items() for run_id in members]
+        ready_at: list[Any] = []
+        if ids:
+            started = time.perf_counter()
+            pipe = self.app.redis.pipeline(transaction=False)
+            for _q, run_id in ids:
+                pipe.hget(p.run(run_id), "ready_at")
+            ready_at = await pipe.execute()
+            self.metrics.observe_redis("observe", time.perf_counter() - started)
+        oldest: dict[str, int] = {}
+        for (q, _run_id), at in zip(ids, ready_at, strict=True):
+            if at is not None:
+                oldest[q] = min(oldest.get(q, now_ms), int(at))
+        for q in heads:
+            age_ms = max(now_ms - oldest[q], 0) if q in oldest else 0
+            self.metrics.queue_oldest_age.labels(queue=q, partition=part).set(age_ms / 1000)
+
+
+async def record_reclaimed(
+    app: Baton, metrics: Metrics, p: Partition, reaped: list[tuple[str, str, str]], log: Any,
+) -> None:
+    """Count and log leases the reaper reclaimed: by queue, with each run's job and attempt.
+
+    The reap script returns (id, former node, new status); the job, queue and
+    attempt come from the run records in one pipeline (reclaims are rare).
+    """
+    pipe = app.redis.pipeline(transaction=False)
+    for run_id, _node, _status in reaped:
+        pipe.hmget(p.run(run_id), "job", "queue", "attempt")
+    rows = await pipe.execute()
+    for (run_id, node, status), (job_b, queue_b, attempt_b) in zip(reaped, rows, strict=True):
+        job = _s(job_b) if job_b is not None else "unknown"
+        queue = _s(queue_b) if queue_b is not None else "unknown"
+        attempt = int(attempt_b or 0)
+        metrics.leases_reclaimed.labels(queue=queue).inc()
+        metrics.attempts.labels(job=job, outcome="crashed").inc()
+        metrics.count_status(job, status)
+        with run_log_context(run_id, job, attempt):
+            log.warning("reclaimed expired lease of run %s from node %s -> %s", run_id, node, status)
+

@@ -1,0 +1,27 @@
+--[[ event_send: deliver an event to the runs of this partition waiting for its
+  key, and keep it for TTL ms so a wait that starts later still receives it.
+  Each waiting run gets the event once: its wait step is recorded completed
+  with the event data and the run is queued again.
+  KEYS[1] waiters of the key in this partition (SET of run ids)
+  ARGV[1] partition key prefix
+  ARGV[2] event key
+  ARGV[3] event data (JSON)
+  ARGV[4] TTL ms the event is kept for later waits
+  ARGV[5] wake channel
+  Returns: number of runs woken ]]
+--@include common
+local pfx, key, data = ARGV[1], ARGV[2], ARGV[3]
+local now = now_ms()
+call('SET', pfx .. 'event:' .. key, data, 'PX', tonumber(ARGV[4]))
+local woken = 0
+for _, id in ipairs(call('SMEMBERS', KEYS[1])) do
+  local r = call('HMGET', pfx .. 'run:' .. id, 'status', 'wait_kind', 'wait_key', 'wait_step', 'wait_index',
+    'wait_started_at')
+  if r[1] == 'waiting' and r[2] == 'event' and r[3] == key then
+    complete_wait_step(pfx, id, r[4], r[5], r[6], data, 'completed', now)
+    if resume(pfx, id, now, 'event') then woken = woken + 1 end
+  end
+end
+call('DEL', KEYS[1])
+if woken > 0 then call('PUBLISH', ARGV[5], pfx) end
+return woken

@@ -1,0 +1,186 @@
+"""Steps, logs, progress, metadata, checkpoints, determinism, continuation."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from runtime import RunContext
+from runtime.errors import DuplicateStep
+from tests.nodes import running_node
+
+
+async def test_completed_steps_are_not_executed_again_on_retry(make_app: Any) -> None:
+    app = make_app()
+    counts = {"a": 0, "b": 0, "c": 0}
+
+    @app.job(max_attempts=3, backoff="fixed", backoff_initial=0.05)
+    async def flaky(ctx: RunContext, payload: Any) -> Any:
+        def bump(name: str) -> str:
+            counts[name] += 1
+            return f"{name}-out"
+        a = await ctx.step("a", bump, "a")
+        b = await ctx.step("b", bump, "b")
+        if ctx.attempt < 3:
+            raise RuntimeError("fail after two steps")
+        c = await ctx.step("c", bump, "c")
+        return [a, b, c]
+
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("flaky"), 10)
+    assert run.status == "completed" and run.output == ["a-out", "b-out", "c-out"]
+    assert counts == {"a": 1, "b": 1, "c": 1}
+    steps = await app.get_steps(run.id)
+    assert [(s["name"], s["status"], s["output"]) for s in steps] == [
+        ("a", "completed", "a-out"), ("b", "completed", "b-out"), ("c", "completed", "c-out")]
+    assert run.raw["completed_step_count"] == "3" and run.raw["current_step_index"] == "2"
+
+
+async def test_step_failure_fails_the_attempt_unless_caught(make_app: Any) -> None:
+    app = make_app()
+
+    @app.job(max_attempts=1)
+    async def careful(ctx: RunContext, payload: Any) -> str:
+        async def explode() -> None:
+            raise ValueError("nope")
+        try:
+            await ctx.step("risky", explode)
+        except ValueError:
+            return "caught"
+        return "unreachable"
+
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("careful"), 10)
+    assert run.output == "caught"
+    [step] = await app.get_steps(run.id)
+    assert step["status"] == "failed" and "nope" in step["error"]
+
+
+async def test_duplicate_step_name_is_an_error(make_app: Any) -> None:
+    app = make_app()
+    errors: list[str] = []
+
+    @app.job(max_attempts=1)
+    async def dup(ctx: RunContext, payload: Any) -> None:
+        await ctx.step("same", lambda: 1)
+        try:
+            await ctx.step("same", lambda: 2)
+        except DuplicateStep as exc:
+            errors.append(str(exc))
+            raise
+
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("dup"), 10)
+    assert run.status == "dead_letter" and errors and "unique" in errors[0]
+    [step] = await app.get_steps(run.id)
+    assert step["output"] == 1  # the first record was not overwritten
+
+
+async def test_non_deterministic_step_order_is_a_clear_error(make_app: Any) -> None:
+    # Given a handler whose second attempt reaches a different step first
+    app = make_app()
+
+    @app.job(max_attempts=3, backoff="fixed", backoff_initial=0.05)
+    async def wobbly(ctx: RunContext, payload: Any) -> None:
+        first = "alpha" if ctx.attempt == 1 else "beta"
+        await ctx.step(first, lambda: first)
+        if ctx.attempt == 1:
+            raise RuntimeError("retry me")
+
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("wobbly"), 10)
+    # Then the run fails permanently with a message naming both steps, and history is intact
+    assert run.status == "failed"
+    assert run.error is not None and run.error["type"] == "NonDeterminism"
+    assert "'beta'" in run.error["message"] and "'alpha'" in run.error["message"]
+    assert [s["name"] for s in await app.get_steps(run.id)] == ["alpha"]
+
+
+async def test_logs_progress_metadata_tags_are_recorded(make_app: Any) -> None:
+    app = make_app()
+
+    @app.job()
+    async def chatty(ctx: RunContext, payload: Any) -> str:
+        ctx.log.info("starting %s", "now", size=3)
+        ctx.progress(1, 3, "one third")
+        await ctx.step("work", lambda: ctx.log.warning("inside step"))
+        logging.getLogger("user.code").warning("plain logging is captured too")
+        ctx.set_metadata(phase="done")
+        ctx.add_tags("vip")
+        ctx.progress(3, 3)
+        return "ok"
+
+    async with running_node(app):
+        run_id = await app.trigger("chatty", metadata={"customer": 7}, tags=["a"])
+        run = await app.wait_for(run_id, 10)
+    assert run.metadata == {"customer": 7, "phase": "done"} and run.tags == ["a", "vip"]
+    assert run.raw["progress"] == '{"current":3,"total":3,"message":null}'
+    events = await app.get_events(run_id)
+    logs = [e["data"] for e in events if e["type"] == "log"]
+    by_message = {entry["message"]: entry for entry in logs}
+    assert by_message["starting now"]["data"] == {"size": 3} and by_message["starting now"]["level"] == "info"
+    assert by_message["inside step"]["stepName"] == "work" and by_message["inside step"]["level"] == "warn"
+    assert "plain logging is captured too" in by_message
+    assert set(by_message["starting now"]) == {"id", "runId", "stepName", "level", "message", "data", "timestamp"}
+    kinds = [e["type"] for e in events]
+    assert "progress" in kinds and "step" in kinds and kinds[-1] == "status"
+    assert events[-1]["data"]["status"] == "completed"
+
+
+async def test_checkpoints_are_sequenced_and_read_by_the_next_attempt(make_app: Any) -> None:
+    app = make_app()
+    seen: list[Any] = []
+
+    @app.job(max_attempts=2, backoff="fixed", backoff_initial=0.05)
+    async def resumable(ctx: RunContext, payload: Any) -> int:
+        latest = await ctx.latest_checkpoint()
+        seen.append(latest["state"] if latest else None)
+        start = latest["state"]["i"] if latest else 0
+        for i in range(start, 5):
+            await ctx.checkpoint({"i": i})
+            if ctx.attempt == 1 and i == 2:
+                raise RuntimeError("crash midway")
+        return start
+
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("resumable"), 10)
+    assert seen == [None, {"i": 2}] and run.output == 2
+    cps = await app.get_checkpoints(run.id)
+    assert [c["sequence"] for c in cps] == list(range(1, len(cps) + 1))
+    assert set(cps[0]) == {"id", "run_id", "sequence", "source", "state", "created_at"}
+
+
+async def test_continue_as_new_links_both_ways(make_app: Any) -> None:
+    app = make_app()
+
+    @app.job()
+    async def countdown(ctx: RunContext, payload: Any) -> Any:
+        if payload > 0:
+            ctx.continue_as_new(payload - 1)
+        return "liftoff"
+
+    async with running_node(app):
+        first = await app.wait_for(await app.trigger("countdown", 2), 10)
+        second = await app.wait_for(first.output["continued_as"], 10)
+        third = await app.wait_for(second.output["continued_as"], 10)
+    assert third.output == "liftoff" and third.input == 0
+    assert second.raw["continuation_of"] == first.id and first.raw["continued_as"] == second.id
+    assert third.raw["continuation_of"] == second.id
+
+
+async def test_sync_handler_can_log_and_report_progress(make_app: Any) -> None:
+    app = make_app()
+
+    @app.job()
+    def blocking(ctx: RunContext, payload: Any) -> str:
+        ctx.log.info("from a thread")
+        ctx.progress(5, 10)
+        return "ok"
+
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("blocking"), 10)
+        await asyncio.sleep(0)
+    events = await app.get_events(run.id)
+    assert any(e["type"] == "log" and e["data"]["message"] == "from a thread" for e in events)
+    assert run.raw["progress"] == '{"current":5,"total":10,"message":null}'
