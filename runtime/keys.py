@@ -34,6 +34,11 @@ class Partition:
         """Names of queues that have had runs in this partition (SET)."""
         return f"{self.prefix}queues"
 
+    def project_runs(self, project: str = "default") -> str:
+        """Every run of a project by creation time (ZSET); entries of expired runs are
+        dropped lazily by readers and when a capped index deletes a run."""
+        return f"{self.prefix}runs:{project}"
+
     def steps(self, run_id: str) -> str:
         """Step records of a run (HASH step name -> JSON StepRecord)."""
         return f"{self.prefix}steps:{run_id}"

@@ -16,11 +16,12 @@ if status == 'queued' or status == 'delayed' or status == 'executing' then retur
 local nk = pfx .. 'run:' .. new_id
 if call('EXISTS', nk) == 1 then return -5 end
 local copy = {'job', 'queue', 'input', 'priority', 'max_attempts', 'timeout_ms', 'backoff',
-  'labels', 'tags', 'metadata', 'concurrency_key', 'version'}
+  'labels', 'tags', 'metadata', 'concurrency_key', 'version', 'project'}
 local vals = call('HMGET', KEYS[1], unpack(copy))
 for i, k in ipairs(copy) do if vals[i] then call('HSET', nk, k, vals[i]) end end
 call('HSET', nk, 'id', new_id, 'created_at', now, 'scheduled_at', now, 'attempt', 0,
   'charged', 0, 'source', 'replay', 'replay_of', call('HGET', KEYS[1], 'id'))
+call('ZADD', pfx .. 'runs:' .. (vals[13] or 'default'), now, new_id)
 make_ready(pfx, new_id, vals[2], vals[4] or '0', now)
 call('PUBLISH', ARGV[3], pfx)
 return 1

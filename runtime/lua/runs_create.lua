@@ -50,11 +50,15 @@ for i = 3, #ARGV, n do
       concurrency_key = ckey, idempotency_key = ikey, version = ARGV[i + 16],
       entry_id = ARGV[i + 18]}
     for k, v in pairs(opt) do if v ~= '' then call('HSET', rk, k, v) end end
+    local project = 'default'
     if ARGV[i + 19] ~= '' then
       local extra = cjson.decode(ARGV[i + 19])
       for k, v in pairs(extra) do call('HSET', rk, k, tostring(v)) end
       if extra.parent_id then call('SADD', pfx .. 'children:' .. extra.parent_id, id) end
+      if extra.project then project = tostring(extra.project) end
     end
+    -- every run of a project, by creation time: what run listings page through
+    call('ZADD', pfx .. 'runs:' .. project, now, id)
     if ik then call('SET', ik, id, 'PX', tonumber(ittl)) end
     if status == 'queued' then
       call('HSET', rk, 'ready_at', now)

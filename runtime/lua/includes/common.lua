@@ -30,6 +30,8 @@ local function trim_index(pfx, index, now, ttl_ms, cap)
     local gone = call('ZRANGE', index, 0, n - cap - 1)
     call('ZREMRANGEBYRANK', index, 0, n - cap - 1)
     for _, gid in ipairs(gone) do
+      local project = call('HGET', pfx .. 'run:' .. gid, 'project') or 'default'
+      call('ZREM', pfx .. 'runs:' .. project, gid)
       call('DEL', pfx .. 'run:' .. gid, pfx .. 'ev:' .. gid, pfx .. 'steps:' .. gid, pfx .. 'cp:' .. gid,
         pfx .. 'children:' .. gid, pfx .. 'wait:' .. gid)
     end
