@@ -122,8 +122,8 @@ class Executor(Actor[ExecutorMessage]):
         job = self.app.jobs.get(c.job)
         if job is None:  # the claim script only hands out served jobs; this is a bug guard
             return _failure(c, "failed", RuntimeError(f"job {c.job!r} not defined on this node"), permanent=True)
-        self.metrics.runs_started.labels(job=c.job).inc()
-        self.metrics.pickup_latency.labels(job=c.job).observe(max(c.claimed_at_ms - c.ready_at_ms, 0) / 1000)
+        self.metrics.runs_started.labels(job_name=c.job).inc()
+        self.metrics.pickup_latency.labels(job_name=c.job).observe(max(c.claimed_at_ms - c.ready_at_ms, 0) / 1000)
         with run_log_context(c.run_id, c.job, c.attempt):
             ctx = await RunContext.for_claim(self.app, c)
             token = current_run.set(ctx)
@@ -189,7 +189,8 @@ class Executor(Actor[ExecutorMessage]):
         root, depth = await ctx._lineage_info()
         spec = await self.app._spec(
             {"job": c.job, "input": payload, "id": new_id}, source="continuation",
-            extra={"continuation_of": c.run_id, "root_id": root, "lineage_depth": depth, "triggered_by": "continue"},
+            extra={"continuation_of": c.run_id, "root_id": root, "lineage_depth": depth, "triggered_by": "continue",
+                   "project": await ctx.project()},
         )
         await self.app.create([spec])
         await self.app.scripts.update(c.run_id, c.token, {"continued_as": new_id},

@@ -49,11 +49,15 @@ class Leaser(Actor[LeaserMessage]):
         self.maybe_work = True
         self.rotation = 0
         self.queues = app.settings.queue_list or sorted({j.options.queue for j in app.jobs})
-        self.job_names = app.jobs.names()
+        self.job_names = app.served_jobs()
         now = time.monotonic()
         self.next_renew = now + self.settings.renew_interval_ms / 1000
         self.next_tick = now
         self.next_idle_poll = now + self.settings.idle_poll_ms / 1000
+        #: when a rate limit next lets a held-back run start (inf = none held back)
+        self.next_rate_wake = float("inf")
+        interval = self.settings.reconcile_interval_ms / 1000
+        self.next_reconcile = now + interval * random.uniform(0.5, 1.0) if interval else float("inf")
 
     async def run(self) -> None:
         """Claim while there is work and room; otherwise wait for a wake-up or a timer."""
@@ -71,9 +75,16 @@ class Leaser(Actor[LeaserMessage]):
                 # safety net for a missed wake-up message; not the normal path
                 self.maybe_work = True
                 self.next_idle_poll = now + self.settings.idle_poll_ms / 1000
+            if now >= self.next_reconcile:
+                await self.reconcile()
+                now = time.monotonic()
+            if now >= self.next_rate_wake:
+                self.maybe_work = True
+                self.next_rate_wake = float("inf")
             can_claim = self.maybe_work and not self.draining and len(self.occupied) < self.slots
             timeout = 0.0 if can_claim else max(
-                min(self.next_renew, self.next_tick, self.next_idle_poll) - time.monotonic(), 0.0
+                min(self.next_renew, self.next_tick, self.next_idle_poll, self.next_rate_wake) - time.monotonic(),
+                0.0,
             )
             msg = await self.receive(timeout) if timeout > 0 else (
                 self.inbox.get_nowait() if not self.inbox.empty() else None
@@ -109,9 +120,12 @@ class Leaser(Actor[LeaserMessage]):
             p = partitions[(start + i) % len(partitions)]
             want = min(free, self.settings.claim_batch)
             expires = time.monotonic() + self.settings.lease_ttl_ms / 1000
-            claimed = await self.app.scripts.claim(
+            claimed, retry_in_ms = await self.app.scripts.claim(
                 p, self.settings.node_id, want, self.queues, self.job_names, self.rotation
             )
+            if retry_in_ms >= 0:
+                # a rate limit holds runs back: come back exactly when it lets one go
+                self.next_rate_wake = min(self.next_rate_wake, time.monotonic() + retry_in_ms / 1000)
             for c in claimed:
                 self.occupied.add(c.run_id)
                 self.held[c.run_id] = (c.token, p.index)
@@ -121,6 +135,17 @@ class Leaser(Actor[LeaserMessage]):
                 self.metrics.leases_acquired.inc(len(claimed))
             if len(claimed) == want:
                 self.maybe_work = True
+
+    async def reconcile(self) -> None:
+        """Check the exact indices against the run records; export what was repaired."""
+        interval = self.settings.reconcile_interval_ms / 1000
+        self.next_reconcile = time.monotonic() + interval * random.uniform(0.8, 1.2)
+        drift = await self.app.reconcile()
+        self.metrics.reconcile_runs.inc()
+        for index in ("leased", "concurrency", "ready"):
+            self.metrics.reconcile_drift.labels(index=index).set(drift[index])
+        if drift["total"]:
+            self.log.error("reconciliation repaired %d index entries out of step: %s", drift["total"], drift)
 
     async def renew(self) -> None:
         """Renew every held lease: one script call per partition."""

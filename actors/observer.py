@@ -19,7 +19,7 @@ import random
 import time
 from typing import Any
 
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from runtime.app import Baton
 from runtime.keys import Partition
@@ -60,7 +60,13 @@ class Observer(Actor[None]):
             await self.stopping.wait()
             return
         while not self.stopping.is_set():
-            await self.observe()
+            try:
+                await self.observe()
+            except RedisError as exc:
+                # the gauges keep their last values; an outage must not use up the
+                # node's restart budget for the sake of metrics
+                self.metrics.redis_errors.labels(actor=self.name).inc()
+                self.log.warning("reading the cluster gauges failed: %s", exc)
             if not await self.sleep(interval_s * random.uniform(0.9, 1.1)):
                 return
 
@@ -190,7 +196,7 @@ async def record_reclaimed(
         queue = _s(queue_b) if queue_b is not None else "unknown"
         attempt = int(attempt_b or 0)
         metrics.leases_reclaimed.labels(queue=queue).inc()
-        metrics.attempts.labels(job=job, outcome="crashed").inc()
+        metrics.attempts.labels(job_name=job, outcome="crashed").inc()
         metrics.count_status(job, status)
         with run_log_context(run_id, job, attempt):
             log.warning("reclaimed expired lease of run %s from node %s -> %s", run_id, node, status)

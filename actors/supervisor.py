@@ -24,6 +24,7 @@ from runtime.logs import node_id_var
 from runtime.messages import Drain, ReleaseAll
 from runtime.metrics import Metrics
 
+from .api import Api
 from .base import Actor
 from .executor import Executor
 from .intake import Intake, ensure_group
@@ -31,6 +32,7 @@ from .leaser import Leaser
 from .listener import Listener
 from .observer import Observer
 from .reporter import Reporter
+from .scheduler import Scheduler
 
 __all__ = ["Supervisor"]
 
@@ -56,6 +58,10 @@ class Supervisor(Actor[None]):
         self.listener = Listener(app, leaser=self.leaser, executor=self.executor)
         self.intake = Intake(app, self.metrics) if intake else None
         self.observer = Observer(app, self.metrics)
+        # the HTTP API, in this process when api_port is set (or alone: `baton api`)
+        self.api = (Api(app, self.metrics.registry, ready=lambda: not self.shutdown_requested.is_set())
+                    if self.settings.api_port else None)
+        self.scheduler = Scheduler(app)
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.restarts: dict[str, deque[float]] = {}
 
@@ -65,6 +71,9 @@ class Supervisor(Actor[None]):
         actors: list[Actor[Any]] = [self.reporter, self.executor, self.leaser, self.listener, self.observer]
         if self.intake is not None:
             actors.append(self.intake)
+        if self.api is not None:
+            actors.append(self.api)
+        actors.append(self.scheduler)
         return actors
 
     def request_shutdown(self) -> None:
@@ -81,6 +90,7 @@ class Supervisor(Actor[None]):
         await app.register_jobs()
         await ensure_group(app)
         self.metrics.slots_total.set(self.settings.concurrency)
+        self.metrics.init_jobs(app.jobs.names())
         self.metrics.lease_ttl.set(self.settings.lease_ttl_ms / 1000)
         self.metrics.leases_held.set_function(lambda: len(self.leaser.held))
         self.metrics.lease_remaining_min.set_function(self.leaser.min_time_left)
@@ -184,9 +194,15 @@ class Supervisor(Actor[None]):
         deadline = time.monotonic() + 10.0
         while self.leaser.occupied and time.monotonic() < deadline and not self.tasks["reporter"].done():
             await asyncio.sleep(0.01)
+        # the scheduler stops first among the rest and hands its lease over at once
+        self.scheduler.stop()
+        await self._cancel(self.scheduler)
         for quick in (self.listener, self.observer):
             quick.stop()
             await self._cancel(quick, wait_s=0)
+        if self.api is not None:  # served (readiness 503) while draining; stops once work is handed back
+            self.api.stop()
+            await self._cancel(self.api, wait_s=5)
         for actor in (self.leaser, self.reporter, self.executor):
             actor.stop()
             await self._cancel(actor)

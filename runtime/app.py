@@ -3,22 +3,36 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
 
 from .connection import connect
+from .cron import CronSchedule, ScheduleRegistry
 from .errors import ConfigError, RedisUnavailable, SubmissionError, raise_for_status
 from .ids import run_id_in_partition
-from .jobs import Backoff, JobOptions, JobRegistry
+from .jobs import Backoff, JobOptions, JobRegistry, limit_spec
 from .keys import Keys
 from .records import Run, iso
 from .scripts import Scripts
 from .settings import Settings
 from .submission import RunSpec, build_spec
+from .submission import _run_at_ms as run_at_to_ms
 
-__all__ = ["Baton"]
+__all__ = ["Baton", "Submission"]
+
+_OUTCOMES = {1: "created", 0: "existing", 2: "idempotent", 3: "debounced"}
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What a submission did: ``created`` a run, found an ``existing`` id, hit an
+    ``idempotent`` key, or was ``debounced`` into run ``id``."""
+
+    id: str
+    outcome: str
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,6 +49,7 @@ class Baton:
             settings or Settings.from_env(**overrides)
         )
         self.jobs = JobRegistry()
+        self.schedules = ScheduleRegistry()
         self.keys = Keys(self.settings.prefix, self.settings.partitions)
         self._redis: Any = None
         self._scripts: Scripts | None = None
@@ -57,6 +72,12 @@ class Baton:
         max_concurrency: int = 0,
         max_concurrency_per_key: int = 0,
         version: str = "",
+        rate_limit: tuple[int, float] | None = None,
+        rate_limit_per_key: tuple[int, float] | None = None,
+        rate_key: str = "concurrency_key",
+        accepts_versions: tuple[str, ...] = (),
+        ttl: float | None = None,
+        cron: str | Sequence[str | CronSchedule] | CronSchedule | None = None,
     ) -> Callable[[F], F]:
         """Register the decorated function as a job.
 
@@ -64,6 +85,11 @@ class Baton:
         run on the event loop, plain ones in a worker thread. ``backoff`` is a
         :class:`Backoff` or one of ``fixed``, ``linear``, ``exponential``, with
         ``backoff_initial`` / ``backoff_max`` seconds and ``backoff_jitter`` in [0, 1].
+        ``rate_limit=(n, window_s)`` caps starts of the job across all nodes;
+        ``rate_limit_per_key`` does so per rate key (``rate_key``: the concurrency
+        key, ``label:<name>`` or ``input:<field>``). ``version`` pins runs to
+        workers serving it (plus ``accepts_versions``); ``ttl`` expires runs not
+        started in time; ``cron`` adds schedules (see :class:`CronSchedule`).
         """
         if isinstance(backoff, Backoff):
             policy = backoff
@@ -78,10 +104,15 @@ class Baton:
         options = JobOptions(
             queue=queue, max_attempts=max_attempts, timeout_s=timeout, backoff=policy, priority=priority,
             max_concurrency=max_concurrency, max_concurrency_per_key=max_concurrency_per_key, version=version,
+            rate_limit=rate_limit, rate_limit_per_key=rate_limit_per_key, rate_key=rate_key,
+            accepts_versions=tuple(accepts_versions), ttl_s=ttl,
         )
 
         def register(fn: F) -> F:
-            self.jobs.add(name or fn.__name__, fn, options)
+            job_name = name or fn.__name__
+            self.jobs.add(job_name, fn, options)
+            for schedule in _schedules(job_name, cron):
+                self.schedules.add(schedule)
             return fn
 
         return register
@@ -134,13 +165,13 @@ class Baton:
         raw = await self.redis.hgetall(self.keys.registry)
         remote = {}
         for name, blob in raw.items():
-            d = orjson.loads(blob)
-            d["backoff"] = Backoff(**d["backoff"])
-            remote[name.decode() if isinstance(name, bytes) else name] = JobOptions(**d)
+            remote[name.decode() if isinstance(name, bytes) else name] = JobOptions.from_json(blob)
         self._remote_jobs = remote
 
     async def register_jobs(self) -> None:
-        """Publish this app's jobs and their concurrency limits to Redis."""
+        """Publish this app's jobs, their limits and their schedules to Redis."""
+        if len(self.schedules):
+            await self.redis.hset(self.keys.schedules, mapping={s.name: s.to_json() for s in self.schedules})
         if not len(self.jobs):
             return
         await self.redis.hset(self.keys.registry, mapping={j.name: j.options.to_json() for j in self.jobs})
@@ -153,6 +184,91 @@ class Baton:
                     await self.redis.hset(p.jobs, j.name, spec)
 
     # -- triggering ----------------------------------------------------------
+
+    def served_jobs(self) -> list[str]:
+        """What this node tells the claim script it runs: "job" or "job@v1|v2"."""
+        return [j.name + j.options.served_spec for j in self.jobs]
+
+    async def set_limits(
+        self, job: str, *, max_concurrency: int = 0, max_concurrency_per_key: int = 0,
+        rate_limit: tuple[int, float] | None = None, rate_limit_per_key: tuple[int, float] | None = None,
+    ) -> None:
+        """Change a job's limits at runtime on every node (overrides the code's values until cleared)."""
+        spec = limit_spec(max_concurrency, max_concurrency_per_key, rate_limit, rate_limit_per_key) or "0,0,0,0,0,0"
+        for p in self.keys.partitions:
+            await self.redis.hset(p.jobs_override, job, spec)
+        await self.redis.publish(self.keys.wake_channel, "limits")
+
+    async def clear_limits(self, job: str) -> None:
+        """Drop a runtime override: the limits registered by the code apply again."""
+        for p in self.keys.partitions:
+            await self.redis.hdel(p.jobs_override, job)
+        await self.redis.publish(self.keys.wake_channel, "limits")
+
+    async def list_schedules(self) -> list[dict[str, Any]]:
+        """Every registered schedule with its state, including the next fire time."""
+        out = []
+        for blob in (await self.redis.hgetall(self.keys.schedules)).values():
+            schedule = CronSchedule.from_json(blob)
+            raw = await self.redis.hgetall(self.keys.schedule_state(schedule.name))
+            state = {_text(k): _text(v) for k, v in raw.items()}
+            nxt = int(state["next_fire_at"]) if state.get("next_fire_at") else None
+            out.append({
+                **orjson.loads(schedule.to_json()), "paused": state.get("paused") == "1",
+                "next_fire_at": iso(nxt), "last_run_id": state.get("last_run_id"),
+                "fired_count": int(state.get("fired_count", 0)), "skipped_count": int(state.get("skipped_count", 0)),
+                "missed_count": int(state.get("missed_count", 0)),
+            })
+        return sorted(out, key=lambda s: str(s["name"]))
+
+    async def pause_schedule(self, name: str) -> None:
+        """Stop firing a schedule (ticks while paused are not caught up)."""
+        await self.redis.hset(self.keys.schedule_state(name), mapping={"paused": "1"})
+
+    async def resume_schedule(self, name: str) -> None:
+        """Fire a paused schedule again from its next tick."""
+        await self.redis.hset(self.keys.schedule_state(name), mapping={"paused": "0"})
+        await self.redis.hdel(self.keys.schedule_state(name), "next_fire_at")
+
+    async def delete_schedule(self, name: str) -> None:
+        """Remove a schedule (a worker still defining it registers it again at start)."""
+        await self.redis.hdel(self.keys.schedules, name)
+        await self.redis.delete(self.keys.schedule_state(name))
+
+    async def reconcile(self) -> dict[str, int]:
+        """Check every partition's exact indices against the run records and repair them.
+
+        Returns the drift found (expected all zeros); the daemon runs this
+        periodically and exports the total as ``baton_reconcile_drift``.
+        """
+        totals = {"total": 0, "leased": 0, "concurrency": 0, "ready": 0}
+        for p in self.keys.partitions:
+            for k, v in (await self.scripts.reconcile(p)).items():
+                totals[k] += v
+        return totals
+
+    async def pause_queue(self, queue: str) -> None:
+        """Stop every node from leasing runs of a queue (runs keep arriving)."""
+        for p in self.keys.partitions:
+            await self.redis.sadd(p.paused_queues, queue)
+
+    async def resume_queue(self, queue: str) -> None:
+        """Let nodes lease runs of a paused queue again, at once."""
+        for p in self.keys.partitions:
+            await self.redis.srem(p.paused_queues, queue)
+        await self.redis.publish(self.keys.wake_channel, "resume")
+
+    async def paused_queues(self) -> set[str]:
+        """Queues currently paused."""
+        members = await self.redis.smembers(self.keys.partitions[0].paused_queues)
+        return {m.decode() if isinstance(m, bytes) else m for m in members}
+
+    async def submit(self, job: str, input: Any = None, **options: Any) -> Submission:
+        """Like :meth:`trigger`, but says what happened: created, existing id,
+        idempotency hit, or absorbed by a debounced run."""
+        [spec] = [await self._spec({"job": job, "input": input, **options})]
+        [(run_id, code)] = await self.create_detailed([spec])
+        return Submission(run_id, _OUTCOMES.get(code, "created"))
 
     async def trigger(self, job: str, input: Any = None, **options: Any) -> str:
         """Submit one run; returns its id (an existing run's id on an idempotency hit).
@@ -172,18 +288,22 @@ class Baton:
 
     async def create(self, specs: list[RunSpec]) -> list[str]:
         """Create validated runs (the common end of every submission path)."""
+        return [run_id for run_id, _ in await self.create_detailed(specs)]
+
+    async def create_detailed(self, specs: list[RunSpec]) -> list[tuple[str, int]]:
+        """Create runs; returns (id, runs_create code) per spec, in order."""
         by_partition: dict[int, list[int]] = {}
         for i, spec in enumerate(specs):
             by_partition.setdefault(self.keys.partition_of_run(spec.id).index, []).append(i)
-        ids = [""] * len(specs)
+        out: list[tuple[str, int]] = [("", 0)] * len(specs)
         calls = []
         for index, positions in by_partition.items():
             p = self.keys.partitions[index]
             calls.append(self.scripts.create(p, [specs[i].script_args() for i in positions]))
         for positions, result in zip(by_partition.values(), await asyncio.gather(*calls), strict=True):
-            for i, (run_id, _code) in zip(positions, result, strict=True):
-                ids[i] = run_id
-        return ids
+            for i, pair in zip(positions, result, strict=True):
+                out[i] = pair
+        return out
 
     async def _spec(
         self, item: Mapping[str, Any], source: str = "client", extra: Mapping[str, Any] | None = None,
@@ -194,6 +314,7 @@ class Baton:
             await self.refresh_registry()
         names = {
             "id": "run_id", "delay": "delay_s", "idempotency_ttl": "idempotency_ttl_s", "timeout": "timeout_s",
+            "ttl": "ttl_s",
         }
         kwargs = {names.get(k, k): v for k, v in item.items()}
         try:
@@ -229,12 +350,59 @@ class Baton:
         raise_for_status(code, run_id)
         return "canceled" if code == 1 else "cancel_requested"
 
-    async def replay(self, run_id: str) -> str:
-        """Start a new run from a finished one (e.g. dead-lettered); returns its id."""
+    async def replay(self, run_id: str, dead_letter_only: bool = False) -> str:
+        """Start a new run from a finished one (e.g. dead-lettered); returns its id.
+
+        With ``dead_letter_only`` the run must be dead-lettered and not replayed from the dead letter
+        queue before (``RunStatusConflict`` / ``RunAlreadyReplayed`` otherwise): a DLQ entry is replayed once.
+        """
         p = self.keys.partition_of_run(run_id)
         new_id = run_id_in_partition(self.keys, p.index)
-        raise_for_status(await self.scripts.replay(run_id, new_id), run_id)
+        raise_for_status(await self.scripts.replay(run_id, new_id, dead_letter_only), run_id)
         return new_id
+
+    async def pause(self, run_id: str) -> str:
+        """Pause a run: ``paused`` at once (queued, delayed), ``pause_requested`` (executing: parked at its
+        next step boundary; waiting: parked when the wait ends) or ``already_paused``."""
+        code = await self.scripts.pause(run_id)
+        raise_for_status(code, run_id)
+        return {1: "paused", 2: "pause_requested"}.get(code, "already_paused")
+
+    async def resume(self, run_id: str) -> str:
+        """Resume a paused run (``resumed``), or withdraw a pending pause request (``pause_withdrawn``)."""
+        code = await self.scripts.resume(run_id)
+        raise_for_status(code, run_id)
+        return "resumed" if code == 1 else "pause_withdrawn"
+
+    async def reschedule(self, run_id: str, run_at: Any = None, delay: float | None = None) -> None:
+        """Change when a queued, delayed or paused run may start: ``run_at`` (datetime, ISO text or epoch
+        ms) or ``delay`` seconds from now (by the Redis clock)."""
+        if (run_at is None) == (delay is None):
+            raise SubmissionError("bad_schedule", "give exactly one of run_at and delay")
+        run_at_ms = None if run_at is None else run_at_to_ms(run_at)
+        if delay is not None and (not isinstance(delay, int | float) or delay < 0):
+            raise SubmissionError("bad_delay", "delay must be a non-negative number of seconds")
+        code = await self.scripts.reschedule(run_id, run_at_ms, None if delay is None else int(delay * 1000))
+        raise_for_status(code, run_id)
+
+    async def restart(self, run_id: str) -> str:
+        """Start a run over as a new linked run (``restart_of``); a live run is canceled first. Returns
+        the new run's id."""
+        p = self.keys.partition_of_run(run_id)
+        new_id = run_id_in_partition(self.keys, p.index)
+        raise_for_status(await self.scripts.restart(run_id, new_id), run_id)
+        return new_id
+
+    async def reset_idempotency_key(self, run_id: str) -> bool:
+        """Forget the run's idempotency key (the next submission with it creates a new run); False when no
+        key mapped to this run any more."""
+        code = await self.scripts.reset_idempotency(run_id)
+        raise_for_status(code, run_id)
+        return code == 1
+
+    async def set_debug_mode(self, run_id: str, enabled: bool) -> None:
+        """Turn the run's debug-mode flag on or off (handlers read it with ``ctx.debug_enabled()``)."""
+        raise_for_status(await self.scripts.set_debug(run_id, enabled), run_id)
 
     async def list_status(self, status: str, limit: int = 100, offset: int = 0) -> list[Run]:
         """Runs in a terminal status, newest first, across partitions."""
@@ -320,6 +488,19 @@ class Baton:
         """Ids of the runs this run triggered."""
         members = await self.redis.smembers(self.keys.partition_of_run(run_id).children(run_id))
         return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
+
+
+def _schedules(job: str, cron: str | Sequence[str | CronSchedule] | CronSchedule | None) -> list[CronSchedule]:
+    if cron is None:
+        return []
+    items = [cron] if isinstance(cron, str | CronSchedule) else list(cron)
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, CronSchedule):
+            out.append(item if item.job else item.for_job(job))
+        else:
+            out.append(CronSchedule(name=job if i == 0 else f"{job}#{i}", job=job, expression=item))
+    return out
 
 
 def _text(value: Any) -> str:

@@ -1,19 +1,23 @@
-"""The ``baton`` command: ``baton worker`` runs a node; ``baton submit``/``baton get`` help by hand."""
+"""The ``baton`` command: ``baton worker`` runs a node, ``baton api`` the HTTP API alone;
+``baton runs``/``baton dlq`` manage runs over the API; ``baton submit``/``baton get`` help by hand."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from dataclasses import fields
 from typing import Any
 
 import orjson
 
+from .api.client import ApiClientError
+from .api.commands import add_api_args, add_commands, api_client, run_command
 from .app import Baton
 from .errors import BatonError
 from .settings import Settings
-from .worker import load_app, run_worker
+from .worker import load_app, run_api, run_worker
 
 __all__ = ["main"]
 
@@ -49,16 +53,60 @@ def main(argv: list[str] | None = None) -> int:
     get = sub.add_parser("get", help="print a run as JSON")
     get.add_argument("run_id")
     _settings_args(get)
+    # submit/get talk to the HTTP API instead of Redis when an API URL is given
+    add_api_args(submit, json_flag=False)
+    add_api_args(get, json_flag=False)
+    api = sub.add_parser("api", help="run the HTTP API alone (no executors)")
+    api.add_argument("--app", default=None, help="module:attribute of a Baton app (optional: jobs come from Redis)")
+    _settings_args(api)
+    add_commands(sub)
     ns = parser.parse_args(argv)
+    if ns.command in ("runs", "dlq", "apikey"):
+        return asyncio.run(run_command(ns))
     try:
         settings = _settings(ns)
         if ns.command == "worker":
             app = load_app(ns.app)
             return run_worker(app, settings)
+        if ns.command == "api":
+            return run_api(load_app(ns.app) if ns.app else Baton(settings), settings)
+        if ns.api_url or os.environ.get("BATON_API_URL"):
+            return asyncio.run(_api_client_command(ns))
         return asyncio.run(_client_command(ns, settings))
     except BatonError as exc:
         print(f"baton: {exc}", file=sys.stderr)
         return 2
+
+
+async def _api_client_command(ns: argparse.Namespace) -> int:
+    """submit/get through the HTTP API."""
+    try:
+        async with api_client(ns) as api:
+            if ns.command == "submit":
+                created = await api.post(f"/v1/jobs/{ns.job}/trigger",
+                                         {"input": orjson.loads(ns.input), "triggered_by": "manual"})
+                run_id = created["id"]
+                if not ns.wait:
+                    print(run_id)
+                    return 0
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + ns.wait
+                delay = 0.02
+                while True:
+                    run = await api.get(f"/v1/runs/{run_id}")
+                    if run["status"] in ("completed", "failed", "canceled", "dead_letter", "expired"):
+                        _print(run)
+                        return 0
+                    if loop.time() > deadline:
+                        print(f"baton: run {run_id} still {run['status']} after {ns.wait}s", file=sys.stderr)
+                        return 1
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 0.5)
+            _print(await api.get(f"/v1/runs/{ns.run_id}"))
+            return 0
+    except ApiClientError as exc:
+        print(f"baton: {exc}", file=sys.stderr)
+        return 1
 
 
 async def _client_command(ns: argparse.Namespace, settings: Settings) -> int:

@@ -148,6 +148,16 @@ class RunContext:
         self._fields: dict[str, str] = {}
         self._log_seq = 0
         self._lineage: tuple[str, int] | None = None
+        self._project: str = "default"
+        # usage / tool-call / output records (flushed with the logs) and streamed chunks (written at once)
+        self._records: list[tuple[str, str]] = []
+        self._rec_seq = 0
+        self._chunks: list[tuple[str, str]] = []
+        self._chunk_task: asyncio.Task[None] | None = None
+        try:
+            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self._loop = None
 
     @classmethod
     async def for_claim(cls, app: Baton, claimed: Claimed) -> RunContext:
@@ -196,6 +206,10 @@ class RunContext:
         raise_for_status(code, self.run_id)
         self._steps[name] = record
         self._by_index[index] = record
+        if code == 2 and completed:
+            # a pause was requested: this step boundary is where it takes effect; the run is parked
+            # (uncharged) and, once resumed, replays its completed steps up to here
+            raise Suspend({"kind": "paused", "step": name, "index": index})
 
     async def step(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(*args, **kwargs)`` once for this run and return its result.
@@ -289,15 +303,118 @@ class RunContext:
             self._fields["tags"] = _dumps(self.tags)
 
     async def flush(self) -> None:
-        """Write buffered logs, progress and metadata now (fenced)."""
+        """Write buffered logs, progress, metadata, usage/tool-call/output records and chunks now (fenced)."""
         with self._lock:
-            events, fields = self._events, self._fields
-            self._events, self._fields = [], {}
-        if not events and not fields:
+            events, fields, records = self._events, self._fields, self._records
+            self._events, self._fields, self._records = [], {}, []
+        if events or fields:
+            code = await self._app.scripts.update(self.run_id, self._token, fields or None, events)
+            if code == -1:
+                raise LeaseLost(f"run {self.run_id}: lease lost; log/progress writes rejected")
+        if records:
+            if await self._app.scripts.append(self.run_id, self._token, "rec", records) == -1:
+                raise LeaseLost(f"run {self.run_id}: lease lost; usage/tool-call/output records rejected")
+        if self._chunks or (self._chunk_task is not None and not self._chunk_task.done()):
+            self._kick_chunks()
+            if self._chunk_task is not None:
+                await asyncio.shield(self._chunk_task)
+
+    # -- AI runs: usage, tool calls, structured outputs, streamed chunks --------
+
+    def _add_record(self, kind: str, record: dict[str, Any]) -> None:
+        with self._lock:
+            self._rec_seq += 1
+            full = {"id": f"{self.run_id}:{self.attempt}:{kind[0]}{self._rec_seq}", "run_id": self.run_id,
+                    **record, "attempt": self.attempt, "step_name": self._current_step,
+                    "created_at": _iso(self.now_ms())}
+            try:
+                self._records.append((kind, _dumps(full)))
+            except TypeError as exc:
+                raise TypeError(f"{kind} record is not JSON-serialisable: {exc}") from None
+
+    def record_usage(self, provider: str, model: str, prompt_tokens: int = 0, completion_tokens: int = 0,
+                     total_tokens: int | None = None, cost_microusd: int = 0) -> None:
+        """Record one model call's token usage and cost (millionths of a US dollar); written with the next
+        flush and listed by ``GET /v1/runs/{id}/usage``."""
+        self._add_record("usage", {
+            "provider": provider, "model": model, "prompt_tokens": int(prompt_tokens),
+            "completion_tokens": int(completion_tokens),
+            "total_tokens": int(prompt_tokens) + int(completion_tokens) if total_tokens is None else int(total_tokens),
+            "cost_microusd": int(cost_microusd),
+        })
+
+    def record_tool_call(self, tool_name: str, input: Any = None, output: Any = None, *,
+                         duration_ms: float | None = None, status: str = "completed",
+                         error: str | None = None) -> None:
+        """Record one tool call (input, output, duration, status); listed by ``GET /v1/runs/{id}/tool-calls``."""
+        self._add_record("tool_call", {
+            "tool_name": tool_name, "input": input, "output": output,
+            "duration_ms": None if duration_ms is None else int(duration_ms), "status": status, "error": error,
+        })
+
+    def output(self, key: str, value: Any, schema: dict[str, Any] | None = None) -> None:
+        """Record a structured output under ``key`` (a later one with the same key supersedes it).
+
+        With a JSON Schema, ``value`` must match it (``ValueError`` otherwise).
+        """
+        if not isinstance(key, str) or not key or len(key) > 256:
+            raise ValueError("output key must be a non-empty string of at most 256 characters")
+        if schema is not None:
+            import jsonschema
+
+            try:
+                jsonschema.validate(value, schema)
+            except jsonschema.ValidationError as exc:
+                raise ValueError(f"output {key!r} does not match its schema: {exc.message}") from None
+            except jsonschema.SchemaError as exc:
+                raise ValueError(f"the schema of output {key!r} is not a valid JSON Schema: {exc.message}") from None
+        self._add_record("output", {"output_key": key, "schema": schema, "value": value})
+
+    def stream(self, chunk: Any) -> None:
+        """Stream a chunk (e.g. LLM tokens) to ``GET /v1/runs/{id}/stream/chunks`` as it is produced.
+
+        The write starts at once (chunks produced meanwhile go out together, in order); callable from the
+        handler's thread too. Fenced like every other write; any still pending are written at the next
+        step boundary and before the attempt's outcome.
+        """
+        data = _dumps(chunk)
+        with self._lock:
+            self._chunks.append(("chunk", data))
+        loop = self._loop
+        if loop is None:
             return
-        code = await self._app.scripts.update(self.run_id, self._token, fields or None, events)
-        if code == -1:
-            raise LeaseLost(f"run {self.run_id}: lease lost; log/progress writes rejected")
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            self._kick_chunks()
+        else:
+            loop.call_soon_threadsafe(self._kick_chunks)
+
+    def _kick_chunks(self) -> None:
+        if self._loop is not None and (self._chunk_task is None or self._chunk_task.done()):
+            self._chunk_task = self._loop.create_task(self._write_chunks())
+
+    async def _write_chunks(self) -> None:
+        """The only writer of chunks (so they stay in order): drains the buffer until it is empty."""
+        while True:
+            with self._lock:
+                chunks, self._chunks = self._chunks, []
+            if not chunks:
+                return
+            try:
+                if await self._app.scripts.append(self.run_id, self._token, "chunks", chunks) == -1:
+                    return  # lease lost: the flush loop notices and stops the handler
+            except Exception as exc:  # noqa: BLE001 - a failed chunk write must not kill the handler
+                logging.getLogger("baton.context").warning("could not write chunks of run %s: %s",
+                                                           self.run_id, exc)
+                return
+
+    async def debug_enabled(self) -> bool:
+        """Whether debug mode is on for this run (``POST /v1/runs/{id}/debug``); read from Redis each call."""
+        p = self._app.keys.partition_of_run(self.run_id)
+        return bool(await self._app.redis.hget(p.run(self.run_id), "debug_mode") == b"1")
 
     # -- checkpoints --------------------------------------------------------
 
@@ -318,9 +435,16 @@ class RunContext:
     async def _lineage_info(self) -> tuple[str, int]:
         if self._lineage is None:
             p = self._app.keys.partition_of_run(self.run_id)
-            root, depth = await self._app.redis.hmget(p.run(self.run_id), "root_id", "lineage_depth")
+            root, depth, project = await self._app.redis.hmget(p.run(self.run_id), "root_id", "lineage_depth",
+                                                                "project")
             self._lineage = ((root.decode() if root else self.run_id), int(depth or 0))
+            self._project = project.decode() if project else "default"
         return self._lineage
+
+    async def project(self) -> str:
+        """The project (API tenant) this run belongs to; its children and continuations inherit it."""
+        await self._lineage_info()
+        return self._project
 
     async def _create_children(self, base: str, items: Sequence[tuple[str, Any, dict[str, Any]]]) -> list[str]:
         root, depth = await self._lineage_info()
@@ -331,7 +455,7 @@ class RunContext:
             # children live in their parent's partition so waits resolve in one slot
             child_id = routed_run_id(keys, self.run_id, child_base)
             extra = {"parent_id": self.run_id, "root_id": root, "lineage_depth": depth + 1,
-                     "triggered_by": "spawn"}
+                     "triggered_by": "spawn", "project": self._project}
             specs.append(await self._app._spec({"job": job, "input": payload, "id": child_id, **options},
                                                source="child", extra=extra))
         return await self._app.create(specs)
@@ -434,6 +558,9 @@ class RunContext:
         """
         name = f"__event#{self._next_index}"
         index, record = self._begin(name)
+        project = await self.project()
+        if project != "default":
+            key = f"{project}/{key}"  # events are scoped to the run's project (see POST /v1/events)
         if record is not None:
             status = record.get("status")
             if status == "completed":

@@ -17,10 +17,12 @@ __all__ = [
     "RedisUnavailable",
     "Retry",
     "RunAlreadyFinished",
+    "RunAlreadyReplayed",
     "RunError",
     "RunExists",
     "RunNotFinished",
     "RunNotFound",
+    "RunStatusConflict",
     "StatusCode",
     "StepError",
     "SubmissionError",
@@ -90,6 +92,14 @@ class RunExists(RunError):
     """Raised when a new run id is already taken."""
 
 
+class RunStatusConflict(RunError):
+    """Raised when the run's status does not allow the operation (resume a run that is not paused ...)."""
+
+
+class RunAlreadyReplayed(RunError):
+    """Raised when a dead-lettered run was already replayed from the dead letter queue."""
+
+
 class JobTimeout(BatonError):
     """Recorded when a handler runs past its job's timeout and is cancelled."""
 
@@ -137,6 +147,8 @@ class StatusCode(IntEnum):
     NOT_FINISHED = -4
     EXISTS = -5
     DUPLICATE_STEP = -6
+    WRONG_STATUS = -7
+    ALREADY_REPLAYED = -8
 
 
 def raise_for_status(code: int, run_id: str) -> None:
@@ -154,4 +166,8 @@ def raise_for_status(code: int, run_id: str) -> None:
         raise RunNotFinished(f"run {run_id} has not finished yet")
     if status is StatusCode.DUPLICATE_STEP:
         raise DuplicateStep(f"run {run_id}: a completed step with this name already exists")
+    if status is StatusCode.WRONG_STATUS:
+        raise RunStatusConflict(f"run {run_id}: its status does not allow this operation")
+    if status is StatusCode.ALREADY_REPLAYED:
+        raise RunAlreadyReplayed(f"run {run_id} was already replayed from the dead letter queue")
     raise RunExists(f"run {run_id} already exists")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 import orjson
@@ -12,7 +12,7 @@ import orjson
 from .errors import ConfigError
 from .ids import NAME_RE
 
-__all__ = ["Backoff", "Job", "JobOptions", "JobRegistry"]
+__all__ = ["Backoff", "Job", "JobOptions", "JobRegistry", "limit_spec"]
 
 BackoffKind = Literal["fixed", "linear", "exponential"]
 
@@ -76,6 +76,16 @@ class JobOptions:
     #: Most runs per concurrency key executing at once across all nodes (0 = no limit).
     max_concurrency_per_key: int = 0
     version: str = ""
+    #: Most runs of this job started per window, across all nodes: (count, window seconds).
+    rate_limit: tuple[int, float] | None = None
+    #: Most runs started per window for each rate key: (count, window seconds).
+    rate_limit_per_key: tuple[int, float] | None = None
+    #: Where a run's rate key comes from: "concurrency_key", "label:<name>" or "input:<field>".
+    rate_key: str = "concurrency_key"
+    #: Versions of this job a worker runs besides its own ("*" = any). Unversioned runs always run.
+    accepts_versions: tuple[str, ...] = ()
+    #: Default time-to-live of a run that has not started (seconds); None = forever.
+    ttl_s: float | None = None
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.queue):
@@ -88,17 +98,56 @@ class JobOptions:
             raise ConfigError("priority must be within [-1000, 1000]")
         if self.max_concurrency < 0 or self.max_concurrency_per_key < 0:
             raise ConfigError("concurrency limits must not be negative")
+        for name, rate in (("rate_limit", self.rate_limit), ("rate_limit_per_key", self.rate_limit_per_key)):
+            if rate is not None and (len(rate) != 2 or int(rate[0]) < 1 or float(rate[1]) <= 0):
+                raise ConfigError(f"{name} must be (count >= 1, window seconds > 0)")
+        if not (self.rate_key == "concurrency_key" or self.rate_key.startswith(("label:", "input:"))):
+            raise ConfigError("rate_key must be concurrency_key, label:<name> or input:<field>")
+        if self.ttl_s is not None and self.ttl_s <= 0:
+            raise ConfigError("ttl must be positive")
 
     @property
     def limit_spec(self) -> str | None:
-        """The "max,per_key" string the claim script reads, or None without limits."""
-        if not self.max_concurrency and not self.max_concurrency_per_key:
-            return None
-        return f"{self.max_concurrency or ''},{self.max_concurrency_per_key or ''}"
+        """The job-table entry the claim script reads, or None without limits:
+        "max,max_per_key,rate_n,rate_window_ms,key_rate_n,key_rate_window_ms"."""
+        return limit_spec(self.max_concurrency, self.max_concurrency_per_key, self.rate_limit,
+                          self.rate_limit_per_key)
+
+    @property
+    def served_spec(self) -> str:
+        """How the claim script knows which versions of the job this node runs."""
+        if not self.version or "*" in self.accepts_versions:
+            return ""
+        return "@" + "|".join(dict.fromkeys((self.version, *self.accepts_versions)))
 
     def to_json(self) -> bytes:
         """Registry form, readable by other nodes and the API."""
         return orjson.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, blob: bytes | str) -> JobOptions:
+        """Read the registry form (fields this version does not know are ignored)."""
+        d = orjson.loads(blob)
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in known}
+        d["backoff"] = Backoff(**d.get("backoff") or {})
+        for name in ("rate_limit", "rate_limit_per_key"):
+            if d.get(name) is not None:
+                d[name] = (int(d[name][0]), float(d[name][1]))
+        d["accepts_versions"] = tuple(d.get("accepts_versions") or ())
+        return cls(**d)
+
+
+def limit_spec(
+    max_concurrency: int = 0, max_concurrency_per_key: int = 0, rate_limit: tuple[int, float] | None = None,
+    rate_limit_per_key: tuple[int, float] | None = None,
+) -> str | None:
+    """Encode limits for the partition job table (None when there are none)."""
+    if not (max_concurrency or max_concurrency_per_key or rate_limit or rate_limit_per_key):
+        return None
+    rn, rw = (int(rate_limit[0]), int(rate_limit[1] * 1000)) if rate_limit else (0, 0)
+    kn, kw = (int(rate_limit_per_key[0]), int(rate_limit_per_key[1] * 1000)) if rate_limit_per_key else (0, 0)
+    return f"{max_concurrency},{max_concurrency_per_key},{rn},{rw},{kn},{kw}"
 
 
 @dataclass(frozen=True)

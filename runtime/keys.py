@@ -78,6 +78,19 @@ class Partition:
         return f"{self.prefix}seq"
 
     @property
+    def paused(self) -> str:
+        """Paused runs (ZSET, score = time paused); never leased until resumed."""
+        return f"{self.prefix}paused"
+
+    def records(self, run_id: str) -> str:
+        """Usage, tool-call and structured-output records of a run (STREAM, capped, expires with the run)."""
+        return f"{self.prefix}rec:{run_id}"
+
+    def chunks(self, run_id: str) -> str:
+        """Chunks a handler streamed with ctx.stream (STREAM, capped, expires with the run)."""
+        return f"{self.prefix}chunks:{run_id}"
+
+    @property
     def delayed(self) -> str:
         """Runs waiting for their time (ZSET, score = due ms)."""
         return f"{self.prefix}delayed"
@@ -86,6 +99,29 @@ class Partition:
     def leased(self) -> str:
         """Executing runs (ZSET, score = lease expiry ms by the Redis clock)."""
         return f"{self.prefix}leased"
+
+    @property
+    def jobs_override(self) -> str:
+        """Limits changed at runtime (HASH job -> limit spec); wins over ``jobs``."""
+        return f"{self.prefix}jobs:override"
+
+    @property
+    def paused_queues(self) -> str:
+        """Queues no node leases from (SET)."""
+        return f"{self.prefix}paused_queues"
+
+    def group_ready(self, queue: str, concurrency_key: str = "") -> str:
+        """Queued runs of one concurrency key of a queue (ZSET, same score as ready)."""
+        return f"{self.prefix}kready:{queue}|{concurrency_key}"
+
+    def groups(self, queue: str) -> str:
+        """Concurrency keys of a queue with queued runs, in serving order (ZSET)."""
+        return f"{self.prefix}groups:{queue}"
+
+    @property
+    def ttl(self) -> str:
+        """Runs with a time-to-live (ZSET, score = expires_at ms)."""
+        return f"{self.prefix}ttl"
 
     @property
     def jobs(self) -> str:
@@ -156,6 +192,20 @@ class Keys:
     def node(self, node_id: str) -> str:
         """One node's heartbeat record (HASH with a TTL)."""
         return f"{self._node}node:{node_id}"
+
+    @property
+    def schedules(self) -> str:
+        """Registered cron schedules (HASH name -> JSON definition)."""
+        return f"{self._node}schedules"
+
+    def schedule_state(self, name: str) -> str:
+        """One schedule's state: next_fire_at, last_run_id, paused, counts (HASH)."""
+        return f"{self._node}schedule:{name}"
+
+    @property
+    def scheduler_lease(self) -> str:
+        """Which node fires schedules (STRING with a TTL)."""
+        return f"{self._node}scheduler"
 
     @property
     def wake_channel(self) -> str:

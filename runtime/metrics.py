@@ -1,10 +1,12 @@
 """Every Prometheus metric of a node, created on one injected registry.
 
 Names follow Prometheus conventions: ``baton_`` prefix, base units in the name
-(``_seconds``), ``_total`` for counters, bounded labels only (job, queue,
+(``_seconds``), ``_total`` for counters, bounded labels only (job_name, queue,
 partition, state, status, outcome, reason, stage, actor, command) - never run
-ids or tokens. The README's "Metrics" table lists every metric; the dashboards
-and alerts in ``grafana/`` depend on these names, so renaming one is a breaking
+ids or tokens. The job label is ``job_name`` because Prometheus itself attaches
+``job`` (the scrape job) to every series it scrapes. The README's "Metrics"
+table lists every metric (a test keeps the two equal); the dashboards and
+alerts in ``grafana/`` depend on these names, so renaming one is a breaking
 change (a test compares them with a live ``/metrics``).
 
 Two kinds of metric live here:
@@ -19,9 +21,16 @@ Two kinds of metric live here:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["DURATION_BUCKETS", "LEASE_BUCKETS", "REDIS_BUCKETS", "Metrics"]
+__all__ = ["DURATION_BUCKETS", "FINAL_STATUSES", "LEASE_BUCKETS", "OUTCOMES", "REDIS_BUCKETS", "Metrics"]
+
+#: run statuses counted by baton_runs_finished_total
+FINAL_STATUSES = ("completed", "failed", "canceled", "dead_letter")
+#: attempt outcomes counted by baton_attempts_total
+OUTCOMES = ("completed", "failed", "timed_out", "canceled", "released", "crashed", "waiting")
 
 # from a millisecond no-op job to multi-hour batch work
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
@@ -41,29 +50,31 @@ class Metrics:
         r = self.registry
 
         # -- runs (this node) ----------------------------------------------------
-        self.runs_started = Counter("baton_runs_started_total", "Attempts started by this node", ["job"], registry=r)
+        self.runs_started = Counter(
+            "baton_runs_started_total", "Attempts started by this node", ["job_name"], registry=r
+        )
         self.runs_finished = Counter(
             "baton_runs_finished_total",
             "Runs that reached a final status (completed, failed, canceled, dead_letter) through this node",
-            ["job", "status"], registry=r,
+            ["job_name", "status"], registry=r,
         )
         self.runs_retried = Counter(
             "baton_runs_retried_total", "Attempts that failed, timed out or crashed and were scheduled for a retry",
-            ["job"], registry=r,
+            ["job_name"], registry=r,
         )
         self.attempts = Counter(
             "baton_attempts_total",
             "Attempts recorded by this node, by outcome (completed, failed, timed_out, canceled, released, "
             "crashed = reclaimed from a dead node)",
-            ["job", "outcome"], registry=r,
+            ["job_name", "outcome"], registry=r,
         )
         self.run_duration = Histogram(
-            "baton_run_duration_seconds", "Handler wall time per attempt", ["job"],
+            "baton_run_duration_seconds", "Handler wall time per attempt", ["job_name"],
             buckets=DURATION_BUCKETS, registry=r,
         )
         self.pickup_latency = Histogram(
             "baton_pickup_latency_seconds", "Time from a run becoming ready (queued) to its lease (Redis clock)",
-            ["job"], buckets=DURATION_BUCKETS, registry=r,
+            ["job_name"], buckets=DURATION_BUCKETS, registry=r,
         )
 
         # -- leases (this node) --------------------------------------------------
@@ -150,6 +161,11 @@ class Metrics:
         )
         self.actor_restarts = Counter("baton_actor_restarts_total", "Actor restarts by the supervisor",
                                       ["actor"], registry=r)
+        self.reconcile_drift = Gauge(
+            "baton_reconcile_drift", "Index entries the last reconciliation found out of step with the run "
+            "records and repaired (expected 0)", ["index"], registry=r,
+        )
+        self.reconcile_runs = Counter("baton_reconcile_runs_total", "Reconciliations run by this node", registry=r)
         self.heartbeat_timestamp = Gauge(
             "baton_heartbeat_timestamp_seconds", "Unix time of this node's last successful heartbeat", registry=r,
         )
@@ -158,9 +174,19 @@ class Metrics:
         """Record one Redis round trip (the Scripts.on_call hook)."""
         self.redis_duration.labels(command=command).observe(seconds)
 
+    def init_jobs(self, jobs: Iterable[str]) -> None:
+        """Create the per-job series at 0, so that ``rate()`` and ``increase()`` see a job's first event."""
+        for job in jobs:
+            self.runs_started.labels(job_name=job)
+            self.runs_retried.labels(job_name=job)
+            for status in FINAL_STATUSES:
+                self.runs_finished.labels(job_name=job, status=status)
+            for outcome in OUTCOMES:
+                self.attempts.labels(job_name=job, outcome=outcome)
+
     def count_status(self, job: str, status: str) -> None:
         """Count the run status an attempt's outcome led to: a retry, or a final status."""
         if status == "delayed":
-            self.runs_retried.labels(job=job).inc()
-        elif status not in ("queued", "waiting", "executing"):
-            self.runs_finished.labels(job=job, status=status).inc()
+            self.runs_retried.labels(job_name=job).inc()
+        elif status not in ("queued", "waiting", "executing", "paused"):
+            self.runs_finished.labels(job_name=job, status=status).inc()

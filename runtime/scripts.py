@@ -26,7 +26,13 @@ LUA_DIR = Path(__file__).parent / "lua"
 SCRIPT_NAMES = (
     "runs_create", "runs_claim", "leases_renew", "runs_finish", "leases_reap",
     "runs_promote", "run_cancel", "run_replay", "run_update", "step_record", "checkpoint_add", "event_send",
+    "scheduler_lease", "reconcile",
+    "run_pause", "run_resume", "run_reschedule", "run_restart", "run_idem_reset", "run_debug", "run_append",
 )
+
+#: Approximate caps of a run's record and chunk streams (see run_append.lua).
+RECORDS_MAX = 10_000
+CHUNKS_MAX = 10_000
 
 
 def load_source(name: str) -> str:
@@ -107,16 +113,21 @@ class Scripts:
     async def claim(
         self, partition: Partition, node_id: str, want: int, queues: Sequence[str],
         jobs: Sequence[str], offset: int, scan: int | None = None,
-    ) -> list[Claimed]:
-        """Lease up to ``want`` runnable runs of the given queues and jobs."""
+    ) -> tuple[list[Claimed], int]:
+        """Lease up to ``want`` runnable runs of the given queues and jobs.
+
+        Returns the leased runs and the ms until a rate limit lets a held-back
+        run start (-1 when none is held back by a rate limit).
+        """
         raw = await self._call(
             "runs_claim", [partition.queues],
             [partition.prefix, node_id, self.settings.lease_ttl_ms, want,
-             scan or max(want * 4, 64), ",".join(queues), ",".join(jobs), offset],
+             scan or max(want * 4, 64), ",".join(queues), ",".join(jobs), offset, self._ttl_ms,
+             self.settings.finished_cap],
         )
-        now = int(raw[0])
+        now, retry_in = int(raw[0]), int(raw[1])
         out = []
-        for i in range(1, len(raw), 10):
+        for i in range(2, len(raw), 10):
             out.append(Claimed(
                 run_id=_s(raw[i]), token=_s(raw[i + 1]), attempt=int(raw[i + 2]), job=_s(raw[i + 3]),
                 input_json=raw[i + 4] if isinstance(raw[i + 4], bytes) else str(raw[i + 4]).encode(),
@@ -124,7 +135,7 @@ class Scripts:
                 partition=partition.index, claimed_at_ms=now, metadata_json=raw[i + 7], tags_json=raw[i + 8],
                 step_count=int(raw[i + 9] or 0),
             ))
-        return out
+        return out, retry_in
 
     async def renew(self, partition: Partition, leases: Sequence[tuple[str, str]]) -> tuple[list[str], list[str]]:
         """Extend leases still owned; returns (lost ids, ids to cancel)."""
@@ -157,7 +168,8 @@ class Scripts:
     async def promote(self, partition: Partition, limit: int = 1000) -> tuple[int, int]:
         """Move due delayed runs to ready; returns (moved, ms until next due or -1)."""
         moved, wait = await self._call(
-            "runs_promote", [partition.delayed], [partition.prefix, limit, self.keys.wake_channel]
+            "runs_promote", [partition.delayed],
+            [partition.prefix, limit, self.keys.wake_channel, self._ttl_ms, self.settings.finished_cap],
         )
         return int(moved), int(wait)
 
@@ -169,10 +181,68 @@ class Scripts:
             [p.prefix, run_id, self.keys.cancel_channel, self._ttl_ms, self.settings.finished_cap],
         ))
 
-    async def replay(self, run_id: str, new_id: str) -> int:
-        """Create ``new_id`` from finished run ``run_id``; returns the status code."""
+    async def replay(self, run_id: str, new_id: str, dead_letter_only: bool = False) -> int:
+        """Create ``new_id`` from finished run ``run_id``; returns the status code.
+
+        With ``dead_letter_only`` the source must be dead-lettered and not yet replayed (then it records
+        ``replayed_as``).
+        """
         p = self.keys.partition_of_run(run_id)
-        return int(await self._call("run_replay", [p.run(run_id)], [p.prefix, new_id, self.keys.wake_channel]))
+        return int(await self._call(
+            "run_replay", [p.run(run_id)],
+            [p.prefix, new_id, self.keys.wake_channel, "dead_letter" if dead_letter_only else ""],
+        ))
+
+    async def pause(self, run_id: str) -> int:
+        """Pause a run; returns the status code (see run_pause.lua)."""
+        p = self.keys.partition_of_run(run_id)
+        return int(await self._call("run_pause", [p.run(run_id)], [p.prefix, run_id]))
+
+    async def resume(self, run_id: str) -> int:
+        """Resume a paused run; returns the status code (see run_resume.lua)."""
+        p = self.keys.partition_of_run(run_id)
+        return int(await self._call("run_resume", [p.run(run_id)], [p.prefix, run_id, self.keys.wake_channel]))
+
+    async def reschedule(self, run_id: str, run_at_ms: int | None, delay_ms: int | None) -> int:
+        """Move a not-yet-started run to a new start time (absolute, or a delay judged by the Redis clock)."""
+        p = self.keys.partition_of_run(run_id)
+        return int(await self._call(
+            "run_reschedule", [p.run(run_id)],
+            [p.prefix, run_id, "" if run_at_ms is None else run_at_ms, "" if delay_ms is None else delay_ms,
+             self.keys.wake_channel],
+        ))
+
+    async def restart(self, run_id: str, new_id: str) -> int:
+        """Start ``run_id`` over as ``new_id`` (canceling it if live); returns the status code."""
+        p = self.keys.partition_of_run(run_id)
+        return int(await self._call(
+            "run_restart", [p.run(run_id)],
+            [p.prefix, run_id, new_id, self.keys.cancel_channel, self.keys.wake_channel, self._ttl_ms,
+             self.settings.finished_cap],
+        ))
+
+    async def reset_idempotency(self, run_id: str) -> int:
+        """Forget the run's idempotency key; 1 reset, 0 nothing mapped to it, -2 missing."""
+        p = self.keys.partition_of_run(run_id)
+        return int(await self._call("run_idem_reset", [p.run(run_id)], [p.prefix, run_id]))
+
+    async def set_debug(self, run_id: str, on: bool) -> int:
+        """Set the run's debug-mode flag; 1 set, -2 missing."""
+        p = self.keys.partition_of_run(run_id)
+        return int(await self._call("run_debug", [p.run(run_id)], [p.prefix, run_id, "1" if on else "0"]))
+
+    async def append(self, run_id: str, token: str, stream: str, entries: Sequence[tuple[str, str]]) -> int:
+        """Fenced append of (type, JSON data) entries to the run's 'rec' or 'chunks' stream.
+
+        Returns how many were appended, or -1 when the lease is gone.
+        """
+        p = self.keys.partition_of_run(run_id)
+        cap = RECORDS_MAX if stream == "rec" else CHUNKS_MAX
+        args: list[Any] = [p.prefix, run_id, token, stream, cap]
+        for kind, data in entries:
+            args.extend((kind, data))
+        raw = await self._call("run_append", [p.run(run_id)], args)
+        return int(raw[0]) if isinstance(raw, list) else int(raw)
 
     async def update(
         self, run_id: str, token: str, fields: dict[str, str] | None, events: Sequence[tuple[str, str]],
@@ -186,7 +256,8 @@ class Scripts:
 
     async def record_step(self, run_id: str, token: str, name: str, index: int, record_json: str,
                           completed: bool) -> int:
-        """Fenced write of one step record; -1 lease gone, -6 completed step exists."""
+        """Fenced write of one step record; 1 written (2: and a pause was requested), -1 lease gone,
+        -6 completed step exists."""
         p = self.keys.partition_of_run(run_id)
         return int(await self._call(
             "step_record", [p.run(run_id)],
@@ -207,3 +278,12 @@ class Scripts:
                 "event_send", [p.event_waiters(key)], [p.prefix, key, data_json, ttl_ms, self.keys.wake_channel]
             ))
         return woken
+
+    async def scheduler_lease(self, node_id: str, ttl_ms: int) -> bool:
+        """Take or keep the scheduler lease; True while this node holds it."""
+        return int(await self._call("scheduler_lease", [self.keys.scheduler_lease], [node_id, ttl_ms])) == 1
+
+    async def reconcile(self, partition: Partition) -> dict[str, int]:
+        """Check and repair a partition's exact indices; returns the drift found (expected all 0)."""
+        total, leased, cc, ready = await self._call("reconcile", [partition.leased], [partition.prefix])
+        return {"total": int(total), "leased": int(leased), "concurrency": int(cc), "ready": int(ready)}

@@ -64,6 +64,8 @@ class Settings:
     finished_cap: int = 1_000_000
     #: How long an idempotency key maps to its run.
     idempotency_ttl_s: int = 24 * 3600
+    #: How often a node checks the exact indices against the run records (0 = never).
+    reconcile_interval_ms: int = 60_000
     #: How long a sent event is kept for waits that start after it.
     event_ttl_s: int = 3600
     #: Cap of the rejected-entries stream.
@@ -85,6 +87,18 @@ class Settings:
     #: Supervisor restart budget: restarts allowed per actor within the window.
     max_restarts: int = 5
     restart_window_s: float = 60.0
+    #: HTTP API port of this node (0 = off; ``baton api`` defaults to 8480).
+    api_port: int = 0
+    #: Address the HTTP API binds to.
+    api_host: str = "0.0.0.0"
+    #: API keys, stored hashed: comma-separated ``project:sha256hex`` (``baton apikey PROJECT`` makes one).
+    api_keys: str = ""
+    #: A plaintext key for project "default", for development only; ``auto`` = generate one and log it once.
+    api_dev_key: str = ""
+    #: Largest accepted HTTP request body (bytes); larger ones get 413.
+    max_body_bytes: int = 1024 * 1024
+    #: Most index entries one run listing examines before it returns a partial page with a cursor.
+    api_scan_limit: int = 5000
 
     def __post_init__(self) -> None:
         if self.partitions < 1:
@@ -100,6 +114,10 @@ class Settings:
             )
         if self.observe_interval_ms < 0:
             raise ConfigError("observe_interval_ms must be 0 (off) or positive")
+        if not 0 <= self.api_port <= 65535:
+            raise ConfigError("api_port must be within [0, 65535]")
+        if self.max_body_bytes < 1024 or self.api_scan_limit < 100:
+            raise ConfigError("max_body_bytes must be at least 1024 and api_scan_limit at least 100")
         if self.log_format not in ("", "json", "text"):
             raise ConfigError("log_format must be json or text")
         if not self.node_id:

@@ -28,7 +28,8 @@ STREAM_FIELDS = frozenset(
     {
         "job", "input", "id", "queue", "priority", "delay", "delay_ms", "run_at",
         "idempotency_key", "idempotency_ttl", "concurrency_key", "labels", "tags",
-        "metadata", "max_attempts", "timeout", "version",
+        "metadata", "max_attempts", "timeout", "version", "ttl", "debounce_key", "debounce_window",
+        "debounce_mode", "debounce_max",
     }
 )
 
@@ -64,9 +65,13 @@ class RunSpec:
     source: str
     entry_id: str
     extra_json: str
+    ttl_ms: int | None = None
+    rate_key: str = ""
+    debounce_key: str = ""
+    debounce_spec: str = ""
 
     def script_args(self) -> list[str | int]:
-        """The 20 ARGV fields of runs_create, in the order its header lists."""
+        """The 24 ARGV fields of runs_create, in the order its header lists."""
         return [
             self.id, self.job, self.queue, self.input_json, self.priority,
             "" if self.delay_ms is None else self.delay_ms,
@@ -74,7 +79,8 @@ class RunSpec:
             self.labels_json, self.tags_json, self.metadata_json, self.concurrency_key,
             self.idempotency_key, self.idempotency_ttl_ms, self.max_attempts,
             self.timeout_ms, self.backoff_json, self.version, self.source, self.entry_id,
-            self.extra_json,
+            self.extra_json, "" if self.ttl_ms is None else self.ttl_ms, self.rate_key, self.debounce_key,
+            self.debounce_spec,
         ]
 
 
@@ -132,6 +138,8 @@ def parse_stream_entry(
         max_attempts=_int("max_attempts", fields["max_attempts"]) if "max_attempts" in fields else None,
         timeout_s=_number("timeout", fields["timeout"]) if "timeout" in fields else None,
         version=fields.get("version"),
+        ttl_s=_number("ttl", fields["ttl"]) if "ttl" in fields else None,
+        debounce=_stream_debounce(fields),
         source="stream",
         entry_id=entry_id,
         derived_id=entry_id,
@@ -181,6 +189,8 @@ def build_spec(
     max_attempts: int | None = None,
     timeout_s: float | None = None,
     version: str | None = None,
+    ttl_s: float | None = None,
+    debounce: Mapping[str, Any] | None = None,
     source: str = "client",
     entry_id: str = "",
     derived_id: str | None = None,
@@ -252,7 +262,13 @@ def build_spec(
     if not isinstance(version, str) or len(version) > MAX_KEY_LEN:
         raise SubmissionError("bad_version", "version must be a short string")
 
-    routing = _routing_key(job, options, ckey, ikey)
+    ttl = options.ttl_s if ttl_s is None else ttl_s
+    if ttl is not None and (not isinstance(ttl, int | float) or not math.isfinite(ttl) or ttl <= 0):
+        raise SubmissionError("bad_ttl", "ttl must be a positive number of seconds")
+    dkey, dspec = _debounce(debounce)
+    rate_key = _rate_key(options, ckey, labels, input)
+
+    routing = _routing_key(job, options, ckey, ikey, rate_key, dkey)
     if run_id is not None:
         if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
             raise SubmissionError("bad_id", "id must be 1-128 characters of A-Z a-z 0-9 _ . : ~ -")
@@ -272,19 +288,69 @@ def build_spec(
         metadata_json=metadata_json, concurrency_key=ckey, idempotency_key=ikey,
         idempotency_ttl_ms=int(ittl * 1000), max_attempts=attempts, timeout_ms=int(timeout * 1000),
         backoff_json=(options.backoff or Backoff()).to_json(), version=version, source=source,
-        entry_id=entry_id, extra_json=extra_json,
+        entry_id=entry_id, extra_json=extra_json, ttl_ms=None if ttl is None else int(ttl * 1000),
+        rate_key=rate_key, debounce_key=dkey, debounce_spec=dspec,
     )
 
 
-def _routing_key(job: str, options: JobOptions, ckey: str, ikey: str) -> str | None:
+def _routing_key(job: str, options: JobOptions, ckey: str, ikey: str, rate_key: str, dkey: str) -> str | None:
     # Exact limits need every run they count in one partition (one slot).
-    if options.max_concurrency:
+    if options.max_concurrency or options.rate_limit:
         return f"job:{job}"
     if ckey and options.max_concurrency_per_key:
         return f"key:{job}:{ckey}"
+    if rate_key and options.rate_limit_per_key:
+        return f"rate:{job}:{rate_key}"
+    if dkey:
+        return f"deb:{job}:{dkey}"
     if ikey:
         return f"idem:{job}:{ikey}"
     return None
+
+
+def _rate_key(options: JobOptions, ckey: str, labels: Any, payload: Any) -> str:
+    """The run's rate key, taken where the job says (only when it has a per-key rate limit)."""
+    if not options.rate_limit_per_key:
+        return ""
+    source = options.rate_key
+    if source == "concurrency_key":
+        return ckey
+    if source.startswith("label:"):
+        value = (labels or {}).get(source[6:]) if isinstance(labels, dict) else None
+    else:
+        value = payload.get(source[6:]) if isinstance(payload, dict) else None
+    return "" if value is None else str(value)[:MAX_KEY_LEN]
+
+
+def _debounce(debounce: Mapping[str, Any] | None) -> tuple[str, str]:
+    """Validate a debounce option: {key, window (s), mode leading|trailing, max_delay (s)}."""
+    if not debounce:
+        return "", ""
+    key = _opt_str("debounce_key", debounce.get("key"))
+    if not key:
+        raise SubmissionError("bad_debounce", "debounce needs a key")
+    mode = debounce.get("mode", "trailing")
+    window = debounce.get("window")
+    max_delay = debounce.get("max_delay") or 0
+    if mode not in ("leading", "trailing"):
+        raise SubmissionError("bad_debounce", "debounce mode must be leading or trailing")
+    for name, value in (("window", window), ("max_delay", max_delay)):
+        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
+            raise SubmissionError("bad_debounce", f"debounce {name} must be a non-negative number of seconds")
+    if not window:
+        raise SubmissionError("bad_debounce", "debounce window must be positive")
+    return key, f"{mode},{int(window * 1000)},{int(max_delay * 1000)}"
+
+
+def _stream_debounce(fields: Mapping[str, str]) -> dict[str, Any] | None:
+    if "debounce_key" not in fields:
+        return None
+    return {
+        "key": fields["debounce_key"],
+        "window": _number("debounce_window", fields.get("debounce_window", "0")),
+        "mode": fields.get("debounce_mode", "trailing"),
+        "max_delay": _number("debounce_max", fields.get("debounce_max", "0")),
+    }
 
 
 def _opt_str(name: str, value: Any) -> str:

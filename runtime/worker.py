@@ -18,7 +18,7 @@ from .logs import configure_logging, node_id_var
 from .metrics import Metrics
 from .settings import Settings
 
-__all__ = ["load_app", "run_worker", "serve"]
+__all__ = ["DEFAULT_API_PORT", "load_app", "run_api", "run_worker", "serve"]
 
 logger = logging.getLogger("baton.worker")
 
@@ -71,6 +71,46 @@ def run_worker(app: Baton, settings: Settings) -> int:
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+#: the port ``baton api`` listens on when api_port is 0
+DEFAULT_API_PORT = 8480
+
+
+def run_api(app: Baton, settings: Settings) -> int:
+    """Entry point of ``baton api``: the HTTP API alone (no executors), until SIGTERM/SIGINT."""
+    configure_logging(settings.log_format, settings.log_level)
+    node_id_var.set(settings.node_id)
+    if not settings.redis_url:
+        raise ConfigError("baton api needs BATON_REDIS_URL / REDIS_URL (the embedded server is `baton worker`'s)")
+    if not settings.api_port:
+        settings = settings.with_changes(api_port=DEFAULT_API_PORT)
+    app.settings = settings
+    return _run(_serve_api(app))
+
+
+async def _serve_api(app: Baton) -> int:
+    import signal
+
+    from prometheus_client import CollectorRegistry
+
+    from actors.api import Api
+
+    api = Api(app, CollectorRegistry())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, api.stop)
+        except (NotImplementedError, RuntimeError):  # not the main thread
+            pass
+    try:
+        await api.run()
+    except OSError as exc:
+        logger.error("cannot serve the API on %s:%d: %s", app.settings.api_host, api.port, exc)
+        return 1
+    finally:
+        await app.close()
+    return 0
 
 
 def _run(coro: Any) -> int:

@@ -61,3 +61,18 @@ async def five_steps(ctx: RunContext, payload: Any) -> Any:
 
     outputs = [await ctx.step(f"s{i}", work, i) for i in range(1, 6)]
     return {"outputs": outputs, "node": ctx.node_id}
+
+
+@app.job(rate_limit=(10, 1.0), max_attempts=1)
+async def limited10(ctx: RunContext, payload: Any) -> None:
+    """At most 10 starts per second across all nodes; records its start on the Redis clock."""
+    await _redis().rpush(_key("limited10-starts"), ctx.now_ms())
+
+
+@app.job(max_concurrency=3, max_concurrency_per_key=1, max_attempts=5, backoff="fixed", backoff_initial=0.05)
+async def cc_limited(ctx: RunContext, payload: Any) -> None:
+    """Concurrency-limited work for the chaos test: records start/end to check the limits."""
+    r = _redis()
+    await r.rpush(_key("cc-events"), f"start {ctx.run_id} {payload['key']} {ctx.now_ms()}")
+    await asyncio.sleep(0.05)
+    await r.rpush(_key("cc-events"), f"end {ctx.run_id} {payload['key']} {ctx.now_ms()}")

@@ -1,27 +1,33 @@
 --[[ run_replay: start a new run with the input and options of a finished
   one (typically from the dead letter queue). The old run keeps its terminal
-  record; the new one links back to it with replay_of.
+  record; the new one links back to it with replay_of. In dead-letter mode the
+  source must be dead-lettered and not replayed before, and it records
+  replayed_as, so a dead-lettered run is replayed from the queue at most once.
   KEYS[1] the source run record (HASH)
   ARGV[1] partition key prefix
   ARGV[2] new run id (routed to this partition by the caller)
   ARGV[3] wake channel
+  ARGV[4] mode: '' (any finished run) or 'dead_letter'
   Returns: 1 created | -2 no such run | -4 run not finished yet |
-    -5 new id already exists ]]
+    -5 new id already exists | -7 not dead-lettered (dead-letter mode) |
+    -8 already replayed (dead-letter mode) ]]
 --@include common
+--@include copy
 local pfx, new_id = ARGV[1], ARGV[2]
 local now = now_ms()
-local status = call('HGET', KEYS[1], 'status')
+local r = call('HMGET', KEYS[1], 'status', 'replayed_as')
+local status = r[1]
 if not status then return -2 end
-if status == 'queued' or status == 'delayed' or status == 'executing' then return -4 end
-local nk = pfx .. 'run:' .. new_id
-if call('EXISTS', nk) == 1 then return -5 end
-local copy = {'job', 'queue', 'input', 'priority', 'max_attempts', 'timeout_ms', 'backoff',
-  'labels', 'tags', 'metadata', 'concurrency_key', 'version', 'project'}
-local vals = call('HMGET', KEYS[1], unpack(copy))
-for i, k in ipairs(copy) do if vals[i] then call('HSET', nk, k, vals[i]) end end
-call('HSET', nk, 'id', new_id, 'created_at', now, 'scheduled_at', now, 'attempt', 0,
-  'charged', 0, 'source', 'replay', 'replay_of', call('HGET', KEYS[1], 'id'))
-call('ZADD', pfx .. 'runs:' .. (vals[13] or 'default'), now, new_id)
-make_ready(pfx, new_id, vals[2], vals[4] or '0', now)
+if status == 'queued' or status == 'delayed' or status == 'executing' or status == 'waiting'
+    or status == 'paused' then
+  return -4
+end
+if ARGV[4] == 'dead_letter' then
+  if status ~= 'dead_letter' then return -7 end
+  if r[2] then return -8 end
+end
+if call('EXISTS', pfx .. 'run:' .. new_id) == 1 then return -5 end
+copy_run(pfx, KEYS[1], new_id, now, 'replay', 'replay_of')
+if ARGV[4] == 'dead_letter' then call('HSET', KEYS[1], 'replayed_as', new_id) end
 call('PUBLISH', ARGV[3], pfx)
 return 1

@@ -1,93 +1,194 @@
 --[[ runs_claim: lease up to N runnable runs of this partition for one node.
-  Queues are visited round-robin from a rotating offset; within a queue runs
-  come in priority then ready-time order. A run is skipped (and stays queued)
-  when its job is not served by this node or when a concurrency limit of its
-  job (per job, or per concurrency key) is full. Limits come from the
-  partition's job table; the leased sets are exact (sets of ids).
+  Queues are visited round-robin from a rotating offset, skipping paused
+  queues. Within a queue, runs are grouped by concurrency key and the groups
+  are served round-robin (each visit takes one run and moves the group to the
+  back), so one key with many runs cannot starve the others; priority then
+  ready order decide within a group. A run stays queued (is skipped) when its
+  job is not served by this node in the run's version, or when a limit of its
+  job is full: concurrency per job or per key (exact sets of leased ids), or a
+  rate limit per job or per rate key (GCRA, judged by the Redis clock). A run
+  past its TTL ends expired instead of being leased.
+  Limits come from the partition's job table (overridable at runtime).
   KEYS[1] partition queue set (SET) - pins the slot
   ARGV[1] partition key prefix
   ARGV[2] node id
   ARGV[3] lease TTL in ms
   ARGV[4] max runs to lease
-  ARGV[5] max candidates to inspect per queue
+  ARGV[5] max group visits (candidates) per queue
   ARGV[6] comma-separated queues served by this node
-  ARGV[7] comma-separated jobs served by this node
+  ARGV[7] comma-separated jobs served, each "job" (any version) or
+          "job@v1|v2" (runs of these versions, and unversioned runs)
   ARGV[8] rotation offset (integer)
-  Returns: {now_ms, then 10 fields per leased run: id, token, attempt, job,
-    input, timeout_ms, ready_at, metadata (JSON or nil), tags (JSON or nil),
-    number of recorded steps} ]]
+  ARGV[9] finished-run TTL ms (for runs that expire here)
+  ARGV[10] index cap
+  Returns: {now_ms, ms until a rate limit lets a skipped run go (-1 none),
+    then 10 fields per leased run: id, token, attempt, job, input, timeout_ms,
+    ready_at, metadata (JSON or nil), tags (JSON or nil), recorded steps} ]]
 --@include common
 local pfx, node, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local want, scan = tonumber(ARGV[4]), tonumber(ARGV[5])
+local fin_ttl, cap = tonumber(ARGV[9]), tonumber(ARGV[10])
 local now = now_ms()
-local out = {now}
+local out = {now, -1}
+local retry_in = -1
+
+-- served jobs and the versions each accepts (nil = any version)
 local served = {}
-for j in string.gmatch(ARGV[7], '[^,]+') do served[j] = true end
+for spec in string.gmatch(ARGV[7], '[^,]+') do
+  local job, versions = string.match(spec, '^([^@]+)@?(.*)$')
+  if versions == '' or versions == '*' then
+    served[job] = true
+  else
+    local set = {[''] = true}
+    for v in string.gmatch(versions, '[^|]+') do set[v] = true end
+    served[job] = set
+  end
+end
 local queues = {}
-for q in string.gmatch(ARGV[6], '[^,]+') do queues[#queues + 1] = q end
+for q in string.gmatch(ARGV[6], '[^,]+') do
+  if call('SISMEMBER', pfx .. 'paused_queues', q) == 0 then queues[#queues + 1] = q end
+end
+
+-- job limits: max running, max running per key, rate n per window ms, per rate key n per window ms
 local limits = {}
 local function limit_of(job)
   local l = limits[job]
   if l == nil then
-    l = {0, 0}
-    local spec = call('HGET', pfx .. 'jobs', job)
+    local spec = call('HGET', pfx .. 'jobs:override', job) or call('HGET', pfx .. 'jobs', job)
+    l = {0, 0, 0, 0, 0, 0}
     if spec then
-      local a, b = string.match(spec, '^(%d*),(%d*)')
-      l = {tonumber(a) or 0, tonumber(b) or 0}
+      local i = 1
+      for part in string.gmatch(spec .. ',', '([^,]*),') do
+        l[i] = tonumber(part) or 0
+        i = i + 1
+      end
     end
     limits[job] = l
   end
   return l
 end
+
+-- GCRA with no burst: one run every window/n ms. Returns ms to wait (0 = allowed now).
+local function rate_wait(key, n, window_ms)
+  if n <= 0 then return 0 end
+  local tat = tonumber(call('GET', key) or '0')
+  if tat > now then return tat - now end
+  return 0
+end
+local function rate_take(key, n, window_ms)
+  if n <= 0 then return end
+  local period = window_ms / n
+  local tat = math.max(tonumber(call('GET', key) or '0'), now) + period
+  call('SET', key, tostring(tat), 'PX', math.ceil(period * 2) + 1000)
+end
+local function note_retry(ms)
+  if retry_in < 0 or ms < retry_in then retry_in = ms end
+end
+
+-- try to lease one candidate; returns true when leased
+local function try_claim(queue, gk, g, id)
+  local rk = pfx .. 'run:' .. id
+  local r = call('HMGET', rk, 'job', 'concurrency_key', 'input', 'timeout_ms', 'ready_at', 'attempt', 'charged',
+    'metadata', 'tags', 'status', 'version', 'rate_key', 'expires_at')
+  local job, ckey = r[1], r[2]
+  if not job or r[10] ~= 'queued' then
+    -- dangling entry (record expired, or the run left the queue another way)
+    ready_remove(pfx, id, queue, g ~= '' and g or nil)
+    return false
+  end
+  if r[13] and tonumber(r[13]) <= now then
+    ready_remove(pfx, id, queue, ckey)
+    call('HSET', rk, 'error', '{"message":"not started within its TTL","type":"Expired"}')
+    make_terminal(pfx, id, 'expired', now, fin_ttl, cap)
+    return false
+  end
+  local versions = served[job]
+  if not versions then return false end
+  if versions ~= true and not versions[r[11] or ''] then return false end
+  local lim = limit_of(job)
+  if lim[1] > 0 and call('SCARD', pfx .. 'cc:j:' .. job) >= lim[1] then return false end
+  if ckey and lim[2] > 0 and call('SCARD', pfx .. 'cc:k:' .. job .. '|' .. ckey) >= lim[2] then return false end
+  local jrate = pfx .. 'rl:' .. job
+  local krate = r[12] and (pfx .. 'rlk:' .. job .. '|' .. r[12]) or nil
+  local wait = rate_wait(jrate, lim[3], lim[4])
+  if krate then wait = math.max(wait, rate_wait(krate, lim[5], lim[6])) end
+  if wait > 0 then
+    note_retry(wait)
+    return false
+  end
+  rate_take(jrate, lim[3], lim[4])
+  if krate then rate_take(krate, lim[5], lim[6]) end
+
+  local attempt = tonumber(r[6] or '0') + 1
+  local token = node .. '/' .. attempt
+  local expires = now + ttl
+  ready_remove(pfx, id, queue, ckey)
+  call('ZADD', pfx .. 'leased', expires, id)
+  call('SADD', pfx .. 'cc:j:' .. job, id)
+  call('SADD', pfx .. 'ccsets', pfx .. 'cc:j:' .. job)
+  if ckey then
+    call('SADD', pfx .. 'cc:k:' .. job .. '|' .. ckey, id)
+    call('SADD', pfx .. 'ccsets', pfx .. 'cc:k:' .. job .. '|' .. ckey)
+  end
+  call('HSET', rk, 'status', 'executing', 'attempt', attempt,
+    'charged', tonumber(r[7] or '0') + 1, 'lease_token', token, 'lease_node', node,
+    'lease_expires_at', expires, 'attempt_started_at', now, 'heartbeat_at', now,
+    'updated_at', now)
+  call('HSETNX', rk, 'started_at', now)
+  out[#out + 1] = id
+  out[#out + 1] = token
+  out[#out + 1] = attempt
+  out[#out + 1] = job
+  out[#out + 1] = r[3]
+  out[#out + 1] = r[4]
+  out[#out + 1] = r[5] or now
+  out[#out + 1] = r[8]
+  out[#out + 1] = r[9]
+  out[#out + 1] = call('HLEN', pfx .. 'steps:' .. id)
+  add_event(pfx, id, 'status', '{"status":"executing","attempt":' .. attempt .. ',"node":'
+    .. cjson.encode(node) .. '}', now)
+  return true
+end
+
 local got = 0
 local nq = #queues
 local offset = tonumber(ARGV[8]) % math.max(nq, 1)
 for qi = 0, nq - 1 do
   if got >= want then break end
   local queue = queues[((qi + offset) % nq) + 1]
-  local rkey = pfx .. 'ready:' .. queue
-  local ids = call('ZRANGE', rkey, 0, scan - 1)
-  for _, id in ipairs(ids) do
-    if got >= want then break end
-    local rk = pfx .. 'run:' .. id
-    local r = call('HMGET', rk, 'job', 'concurrency_key', 'input', 'timeout_ms', 'ready_at', 'attempt', 'charged',
-      'metadata', 'tags')
-    local job, ckey = r[1], r[2]
-    if not job then
-      call('ZREM', rkey, id) -- record expired or deleted: drop the dangling entry
-    elseif served[job] then
-      local lim = limit_of(job)
-      local ok = true
-      if lim[1] > 0 and call('SCARD', pfx .. 'cc:j:' .. job) >= lim[1] then ok = false end
-      if ok and ckey and lim[2] > 0 and call('SCARD', pfx .. 'cc:k:' .. job .. '|' .. ckey) >= lim[2] then ok = false end
-      if ok then
-        local attempt = tonumber(r[6] or '0') + 1
-        local token = node .. '/' .. attempt
-        local expires = now + ttl
-        call('ZREM', rkey, id)
-        call('ZADD', pfx .. 'leased', expires, id)
-        call('SADD', pfx .. 'cc:j:' .. job, id)
-        if ckey then call('SADD', pfx .. 'cc:k:' .. job .. '|' .. ckey, id) end
-        call('HSET', rk, 'status', 'executing', 'attempt', attempt,
-          'charged', tonumber(r[7] or '0') + 1, 'lease_token', token, 'lease_node', node,
-          'lease_expires_at', expires, 'attempt_started_at', now, 'heartbeat_at', now,
-          'updated_at', now)
-        call('HSETNX', rk, 'started_at', now)
-        out[#out + 1] = id
-        out[#out + 1] = token
-        out[#out + 1] = attempt
-        out[#out + 1] = job
-        out[#out + 1] = r[3]
-        out[#out + 1] = r[4]
-        out[#out + 1] = r[5] or now
-        out[#out + 1] = r[8]
-        out[#out + 1] = r[9]
-        out[#out + 1] = call('HLEN', pfx .. 'steps:' .. id)
-        add_event(pfx, id, 'status', '{"status":"executing","attempt":' .. attempt .. ',"node":'
-          .. cjson.encode(node) .. '}', now)
-        got = got + 1
+  local gk = pfx .. 'groups:' .. queue
+  local ngroups = call('ZCARD', gk)
+  -- with one group there is nobody to be fair to: take runs in order
+  local per_visit = (ngroups <= 1) and want or 1
+  local barren = 0
+  local visits = 0
+  while got < want and visits < scan and barren < ngroups do
+    local head = call('ZRANGE', gk, 0, 0)
+    if #head == 0 then break end
+    local g = head[1]
+    visits = visits + 1
+    -- to the back of the line, whether or not it yields a run this time
+    call('ZADD', gk, call('INCR', pfx .. 'grr:' .. queue), g)
+    local kk = pfx .. 'kready:' .. queue .. '|' .. g
+    -- a lone group is scanned deeper: runs of limited or unserved jobs at its
+    -- head must not hide runnable runs behind them
+    local ids = call('ZRANGE', kk, 0, (ngroups <= 1 and scan or per_visit + 2) - 1)
+    if #ids == 0 then
+      call('ZREM', gk, g)
+      ngroups = ngroups - 1
+    else
+      local took = 0
+      for _, id in ipairs(ids) do
+        if took >= per_visit or got >= want then break end
+        if try_claim(queue, gk, g, id) then
+          took = took + 1
+          got = got + 1
+        end
       end
+      if took == 0 then barren = barren + 1 else barren = 0 end
+      ngroups = call('ZCARD', gk)
     end
   end
 end
+out[2] = retry_in
 return out

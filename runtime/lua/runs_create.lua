@@ -7,19 +7,26 @@
   KEYS[1] partition queue set (SET) - pins the slot
   ARGV[1] partition key prefix, e.g. "{baton:p0}:"
   ARGV[2] wake channel (PUBLISH when runs became ready)
-  ARGV[3..] 20 fields per run, in this order:
+  ARGV[3..] 24 fields per run, in this order:
     id, job, queue, input (JSON), priority, delay_ms (''), run_at_ms (''),
     labels (JSON ''), tags (JSON ''), metadata (JSON ''), concurrency_key,
     idempotency_key, idempotency_ttl_ms, max_attempts, timeout_ms,
-    backoff (JSON), version, source, entry_id, extra (JSON object of more fields, '')
+    backoff (JSON), version, source, entry_id, extra (JSON object of more fields, ''),
+    ttl_ms (''), rate_key (''), debounce_key (''), debounce spec ("mode,window_ms,max_ms")
+  Debounce: runs of one job with one debounce key coalesce. "trailing": the
+  first creates a delayed run due after the window; each later one within it
+  replaces the input and pushes the start back by the window, never past
+  first + max_ms (0 = no cap). "leading": the first runs at once; later ones
+  within the window from the first are absorbed.
   Returns: flat list id, code per run; code 1 created | 0 id existed |
-    2 idempotency key matched a live run (id is that run's) ]]
+    2 idempotency key matched a live run (id is that run's) |
+    3 absorbed by a debounced run (id is that run's) ]]
 --@include common
 local pfx, channel = ARGV[1], ARGV[2]
 local now = now_ms()
 local out = {}
 local woke = false
-local n = 20
+local n = 24
 for i = 3, #ARGV, n do
   local id, job, queue, input = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local priority, delay_ms, run_at = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
@@ -35,10 +42,34 @@ for i = 3, #ARGV, n do
     end
   end
   if code == 1 and call('EXISTS', rk) == 1 then code = 0 end
+  local dkey, dspec = ARGV[i + 22], ARGV[i + 23]
+  local dk, mode, window, maxd = nil, nil, 0, 0
+  if code == 1 and dkey ~= '' then
+    dk = pfx .. 'deb:' .. job .. '|' .. dkey
+    local m, w, x = string.match(dspec, '^(%a+),(%d+),(%d+)$')
+    mode, window, maxd = m, tonumber(w), tonumber(x)
+    local holder = call('GET', dk)
+    if holder then
+      local hk = pfx .. 'run:' .. holder
+      local h = call('HMGET', hk, 'status', 'debounce_first_at')
+      if mode == 'trailing' and h[1] == 'delayed' then
+        local due = now + window
+        if maxd > 0 then due = math.min(due, tonumber(h[2]) + maxd) end
+        call('HSET', hk, 'input', input, 'scheduled_at', due, 'updated_at', now)
+        call('HINCRBY', hk, 'debounced_count', 1)
+        call('ZADD', pfx .. 'delayed', due, holder)
+        id, code = holder, 3
+      elseif mode == 'leading' and h[1] then
+        call('HINCRBY', hk, 'debounced_count', 1)
+        id, code = holder, 3
+      end
+    end
+  end
   if code == 1 then
     local due = now
     if delay_ms ~= '' then due = now + tonumber(delay_ms) end
     if run_at ~= '' then due = math.max(tonumber(run_at), now) end
+    if dk and mode == 'trailing' then due = math.max(due, now + window) end
     local status = 'queued'
     if due > now then status = 'delayed' end
     call('HSET', rk, 'id', id, 'job', job, 'queue', queue, 'input', input,
@@ -60,10 +91,23 @@ for i = 3, #ARGV, n do
     -- every run of a project, by creation time: what run listings page through
     call('ZADD', pfx .. 'runs:' .. project, now, id)
     if ik then call('SET', ik, id, 'PX', tonumber(ittl)) end
+    if dk then
+      call('HSET', rk, 'debounce_key', dkey, 'debounce_first_at', now)
+      -- trailing: held while the run waits (its status is checked too);
+      -- leading: the window runs from the first trigger
+      local hold = window
+      if mode == 'trailing' then hold = (maxd > 0 and maxd or window * 100) + window end
+      call('SET', dk, id, 'PX', math.max(hold, 1))
+    end
+    if ARGV[i + 20] ~= '' then
+      local expires = now + tonumber(ARGV[i + 20])
+      call('HSET', rk, 'expires_at', expires)
+      call('ZADD', pfx .. 'ttl', expires, id)
+    end
+    if ARGV[i + 21] ~= '' then call('HSET', rk, 'rate_key', ARGV[i + 21]) end
     if status == 'queued' then
       call('HSET', rk, 'ready_at', now)
-      call('ZADD', pfx .. 'ready:' .. queue, ready_score(priority, next_seq(pfx)), id)
-      call('SADD', pfx .. 'queues', queue)
+      ready_add(pfx, id, queue, ckey ~= '' and ckey or nil, ready_score(priority, next_seq(pfx)))
       woke = true
     else
       call('ZADD', pfx .. 'delayed', due, id)

@@ -5,6 +5,8 @@
   ARGV[1] partition key prefix
   ARGV[2] max runs to promote in this call
   ARGV[3] wake channel
+  ARGV[4] finished-run TTL ms   ARGV[5] index cap
+  Queued or delayed runs past their TTL (expires_at) end expired.
   Returns: {promoted count, ms until the next delayed run is due or -1} ]]
 --@include common
 local pfx = ARGV[1]
@@ -34,9 +36,20 @@ for _, id in ipairs(call('ZRANGEBYSCORE', wk, '-inf', now, 'LIMIT', 0, tonumber(
     call('ZREM', wk, id)
   end
 end
+local tk = pfx .. 'ttl'
+for _, id in ipairs(call('ZRANGEBYSCORE', tk, '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))) do
+  call('ZREM', tk, id)
+  local rk = pfx .. 'run:' .. id
+  local r = call('HMGET', rk, 'status', 'queue', 'concurrency_key')
+  if r[1] == 'queued' or r[1] == 'delayed' then
+    if r[1] == 'queued' then ready_remove(pfx, id, r[2], r[3]) else call('ZREM', KEYS[1], id) end
+    call('HSET', rk, 'error', '{"message":"not started within its TTL","type":"Expired"}')
+    make_terminal(pfx, id, 'expired', now, tonumber(ARGV[4]), tonumber(ARGV[5]))
+  end
+end
 if moved > 0 then call('PUBLISH', ARGV[3], pfx) end
 local wait = -1
-for _, k in ipairs({KEYS[1], wk}) do
+for _, k in ipairs({KEYS[1], wk, tk}) do
   local nxt = call('ZRANGE', k, 0, 0, 'WITHSCORES')
   if #nxt > 0 then
     local w = math.max(tonumber(nxt[2]) - now, 0)

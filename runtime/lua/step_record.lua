@@ -9,11 +9,12 @@
   ARGV[5] step index (position in the handler's sequence of steps)
   ARGV[6] the step record (JSON, see runtime/steps.py)
   ARGV[7] '1' when the record is a completed step
-  Returns: 1 written | -1 lease token no longer matches |
+  Returns: 1 written | 2 written, and a pause of the run was requested |
+    -1 lease token no longer matches |
     -6 a completed step with this name already exists ]]
 --@include common
 local pfx, id, token, name = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local r = call('HMGET', KEYS[1], 'lease_token', 'status')
+local r = call('HMGET', KEYS[1], 'lease_token', 'status', 'pause_requested')
 if r[1] ~= token or r[2] ~= 'executing' then return -1 end
 local sk = pfx .. 'steps:' .. id
 local existing = call('HGET', sk, name)
@@ -23,4 +24,5 @@ call('HSET', sk, name, ARGV[6])
 call('HSET', KEYS[1], 'current_step_index', ARGV[5], 'updated_at', now)
 if ARGV[7] == '1' then call('HINCRBY', KEYS[1], 'completed_step_count', 1) end
 add_event(pfx, id, 'step', ARGV[6], now)
+if r[3] == '1' then return 2 end
 return 1

@@ -94,7 +94,7 @@ async def test_tls_rediss_url(settings: Settings, tmp_path: Path) -> None:
 
 async def test_finished_runs_expire_and_indices_are_capped(make_app: Any, redis: Any) -> None:
     # Given a 60 s finished TTL and a cap of 5 runs per status index
-    app = make_app(finished_ttl_s=60, finished_cap=5)
+    app = make_app(finished_ttl_s=60, finished_cap=5, concurrency=1)  # one slot: runs finish in order
 
     @app.job()
     async def noop(ctx: RunContext, payload: Any) -> None:

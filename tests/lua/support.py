@@ -85,7 +85,8 @@ class Lua:
         jobs: Sequence[str] = ("work",), offset: int = 0,
     ) -> list[Claimed]:
         """runs_claim for one node."""
-        return await self.scripts.claim(self.part, node, want, list(queues), list(jobs), offset)
+        claimed, _retry_in = await self.scripts.claim(self.part, node, want, list(queues), list(jobs), offset)
+        return claimed
 
     async def claim_one(self, run_id: str, node: str = "node-a", job: str = "work", queue: str = "default") -> Claimed:
         """Claim and check that exactly the given run was leased."""

@@ -82,6 +82,15 @@ def sample_calls(lua: Lua) -> dict[str, tuple[Callable[[], Awaitable[Any]], int]
         "step_record": (lambda: s.record_step("no-such-run", "n/1", "step", 0, "{}", True), 0),
         "checkpoint_add": (lambda: s.checkpoint("no-such-run", "n/1", "handler", "{}"), 0),
         "event_send": (lambda: s.send_event("some-key", "{}", 1000), 0),
+        "scheduler_lease": (lambda: s.scheduler_lease("node-a", 1000), 0),
+        "run_pause": (lambda: s.pause("no-such-run"), 0),
+        "run_resume": (lambda: s.resume("no-such-run"), 0),
+        "run_reschedule": (lambda: s.reschedule("no-such-run", None, 1000), 0),
+        "run_restart": (lambda: s.restart("no-such-run", "new-run"), 0),
+        "run_idem_reset": (lambda: s.reset_idempotency("no-such-run"), 0),
+        "run_debug": (lambda: s.set_debug("no-such-run", True), 0),
+        "run_append": (lambda: s.append("no-such-run", "n/1", "chunks", [("chunk", '"a"'), ("chunk", '"b"')]), 2),
+        "reconcile": (lambda: s.reconcile(p), 0),
     }
 
 
@@ -148,8 +157,10 @@ async def test_wrapper_passes_what_the_header_lists(name: str, recorded: dict[st
 async def test_all_keys_of_a_call_share_one_hash_tag(recorded: dict[str, tuple[Call, int]], lua: Lua) -> None:
     # Given every recorded call
     for name, (call, _) in recorded.items():
-        # Then its KEYS carry the partition's hash tag (one cluster slot per script call)
-        assert all(k.startswith(lua.part.prefix) for k in call.keys), (name, call.keys)
+        # Then its KEYS carry the partition's hash tag (one cluster slot per script call);
+        # the scheduler lease is node-wide and carries the deployment's tag instead
+        tag = "{%s}:" % lua.scripts.keys.prefix if name == "scheduler_lease" else lua.part.prefix
+        assert all(k.startswith(tag) for k in call.keys), (name, call.keys)
 
 
 def test_run_spec_fills_the_create_block() -> None:
@@ -160,7 +171,7 @@ def test_run_spec_fills_the_create_block() -> None:
         max_attempts=1, timeout_ms=1, backoff_json="{}", version="", source="s", entry_id="", extra_json="",
     )
     # Then the block has the per-run field count the header declares
-    assert len(spec.script_args()) == HEADERS["runs_create"].per_item == 20
+    assert len(spec.script_args()) == HEADERS["runs_create"].per_item == 24
 
 
 @pytest.mark.parametrize("name", SCRIPT_NAMES)
@@ -188,6 +199,6 @@ def test_every_status_code_is_named_by_some_header() -> None:
     assert {int(c) for c in StatusCode} == named
     assert HEADERS["runs_finish"].codes == [-1]
     assert HEADERS["run_cancel"].codes == [-2, -3]
-    assert HEADERS["run_replay"].codes == [-2, -4, -5]
+    assert HEADERS["run_replay"].codes == [-2, -4, -5, -7, -8]
     assert HEADERS["runs_promote"].codes == []
     assert HEADERS["step_record"].codes == [-1, -6]

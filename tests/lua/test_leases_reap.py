@@ -78,7 +78,7 @@ async def test_lease_expires_by_the_server_clock(lua: Lua) -> None:
     short = lua.settings.with_changes(lease_ttl_ms=150, renew_interval_ms=50)
     scripts = Scripts(lua.redis, lua.keys, short)
     run_id = await lua.create_one()
-    [c] = await scripts.claim(lua.part, "node-a", 1, ["default"], ["work"], 0)
+    [c], _ = await scripts.claim(lua.part, "node-a", 1, ["default"], ["work"], 0)
     # When the reaper runs right away
     early = await scripts.reap(lua.part)
     # Then nothing is reaped yet

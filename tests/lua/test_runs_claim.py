@@ -157,7 +157,7 @@ async def test_want_and_scan_bound_the_claim(lua: Lua) -> None:
     ids = [await lua.create_one() for _ in range(4)]
     # When claiming 2, then claiming with a scan window of 1 candidate
     two = await lua.claim(2)
-    one = await lua.scripts.claim(lua.part, "node-a", 10, ["default"], ["work"], 0, scan=1)
+    one, _ = await lua.scripts.claim(lua.part, "node-a", 10, ["default"], ["work"], 0, scan=1)
     # Then exactly 2 and then 1 are leased
     assert len(two) == 2 and len(one) == 1
     assert {c.run_id for c in two + one} < set(ids)
@@ -179,6 +179,7 @@ async def test_dangling_ready_entry_is_dropped(lua: Lua) -> None:
     # Given a ready entry whose run record no longer exists, ahead of a real run
     run_id = await lua.create_one()
     await lua.redis.zadd(lua.part.ready("default"), {"ghost": ready_score(1000, 0)})
+    await lua.redis.zadd(lua.part.group_ready("default"), {"ghost": ready_score(1000, 0)})
     # When claiming
     claimed = await lua.claim(10)
     # Then the real run is leased and the dangling entry removed

@@ -33,9 +33,31 @@ local function trim_index(pfx, index, now, ttl_ms, cap)
       local project = call('HGET', pfx .. 'run:' .. gid, 'project') or 'default'
       call('ZREM', pfx .. 'runs:' .. project, gid)
       call('DEL', pfx .. 'run:' .. gid, pfx .. 'ev:' .. gid, pfx .. 'steps:' .. gid, pfx .. 'cp:' .. gid,
-        pfx .. 'children:' .. gid, pfx .. 'wait:' .. gid)
+        pfx .. 'children:' .. gid, pfx .. 'wait:' .. gid, pfx .. 'rec:' .. gid, pfx .. 'chunks:' .. gid)
     end
   end
+end
+
+-- A queued run is in its queue's index (ready:<queue>, for counts and age) and
+-- in its group's ordered set (kready:<queue>|<concurrency key or ''>); the
+-- queue's groups rotate in groups:<queue> so the claim serves keys fairly.
+local function ready_add(pfx, id, queue, ckey, score)
+  local g = ckey or ''
+  call('ZADD', pfx .. 'ready:' .. queue, score, id)
+  call('ZADD', pfx .. 'kready:' .. queue .. '|' .. g, score, id)
+  local gk = pfx .. 'groups:' .. queue
+  if not call('ZSCORE', gk, g) then
+    call('ZADD', gk, call('INCR', pfx .. 'grr:' .. queue), g)
+  end
+  call('SADD', pfx .. 'queues', queue)
+end
+
+local function ready_remove(pfx, id, queue, ckey)
+  local g = ckey or ''
+  call('ZREM', pfx .. 'ready:' .. queue, id)
+  local kk = pfx .. 'kready:' .. queue .. '|' .. g
+  call('ZREM', kk, id)
+  if call('ZCARD', kk) == 0 then call('ZREM', pfx .. 'groups:' .. queue, g) end
 end
 
 -- Append one event to the run's timeline (a capped stream; expires with the run).
@@ -47,15 +69,14 @@ end
 -- Keys that belong to one run besides its record; they expire with it.
 local function satellite_keys(pfx, id)
   return {pfx .. 'ev:' .. id, pfx .. 'steps:' .. id, pfx .. 'cp:' .. id, pfx .. 'children:' .. id,
-          pfx .. 'wait:' .. id}
+          pfx .. 'wait:' .. id, pfx .. 'rec:' .. id, pfx .. 'chunks:' .. id}
 end
 
 -- Put a run (back) into its queue's ready set.
 local function make_ready(pfx, id, queue, priority, now)
   local rk = pfx .. 'run:' .. id
   call('HSET', rk, 'status', 'queued', 'updated_at', now, 'ready_at', now)
-  call('ZADD', pfx .. 'ready:' .. queue, ready_score(priority, next_seq(pfx)), id)
-  call('SADD', pfx .. 'queues', queue)
+  ready_add(pfx, id, queue, call('HGET', rk, 'concurrency_key'), ready_score(priority, next_seq(pfx)))
 end
 
 -- Write the record of a durable wait step (event arrived, or timed out).
@@ -68,14 +89,32 @@ local function complete_wait_step(pfx, id, step, index, started, data, status, n
   add_event(pfx, id, 'step', rec, now)
 end
 
--- Wake a waiting run: clear its wait and queue it again.
+-- Park a run in status paused (index {p}:paused); it is never leased until
+-- run_resume puts it back. `from` is the status it left; `due` the time a
+-- delayed run was due ('' when none).
+local function park_paused(pfx, id, from, due, now, why)
+  local rk = pfx .. 'run:' .. id
+  call('HSET', rk, 'status', 'paused', 'paused_at', now, 'paused_from', from, 'updated_at', now)
+  if due and due ~= '' then call('HSET', rk, 'paused_due', due) else call('HDEL', rk, 'paused_due') end
+  call('HDEL', rk, 'pause_requested')
+  call('ZADD', pfx .. 'paused', now, id)
+  add_event(pfx, id, 'status', '{"status":"paused","from":' .. cjson.encode(from) .. ',"reason":'
+    .. cjson.encode(why) .. '}', now)
+end
+
+-- Wake a waiting run: clear its wait and queue it again (or park it, when a
+-- pause was requested while it waited).
 local function resume(pfx, id, now, why)
   local rk = pfx .. 'run:' .. id
-  local r = call('HMGET', rk, 'status', 'queue', 'priority', 'wait_kind', 'wait_key')
+  local r = call('HMGET', rk, 'status', 'queue', 'priority', 'wait_kind', 'wait_key', 'pause_requested')
   if r[1] ~= 'waiting' then return false end
   call('ZREM', pfx .. 'waiting', id)
   if r[4] == 'event' and r[5] then call('SREM', pfx .. 'evw:' .. r[5], id) end
   call('HDEL', rk, 'wait_kind', 'wait_key', 'wait_step', 'wait_index', 'wait_started_at', 'wait_until')
+  if r[6] == '1' then
+    park_paused(pfx, id, 'waiting', '', now, why)
+    return true
+  end
   make_ready(pfx, id, r[2], r[3] or '0', now)
   add_event(pfx, id, 'status', '{"status":"queued","reason":' .. cjson.encode(why) .. '}', now)
   return true
@@ -106,5 +145,10 @@ end
 local function release_lease(pfx, id, job, ckey)
   call('ZREM', pfx .. 'leased', id)
   call('SREM', pfx .. 'cc:j:' .. job, id)
-  if ckey and ckey ~= '' then call('SREM', pfx .. 'cc:k:' .. job .. '|' .. ckey, id) end
+  if ckey and ckey ~= '' then
+    local kset = pfx .. 'cc:k:' .. job .. '|' .. ckey
+    call('SREM', kset, id)
+    -- per-key sets come and go with their keys; keep the set of names small
+    if call('SCARD', kset) == 0 then call('SREM', pfx .. 'ccsets', kset) end
+  end
 end

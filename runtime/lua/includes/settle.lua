@@ -22,7 +22,8 @@ local function backoff_ms(spec, charged, rnd)
   return math.floor(d)
 end
 
--- outcome: completed | failed | timed_out | crashed | canceled | released
+-- outcome: completed | failed | timed_out | crashed | canceled | released | waiting
+-- (a 'waiting' outcome of kind 'paused' parks the run in status paused)
 -- err: JSON object {message, type, stack} or ''.  Returns the new status.
 local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms, dlq_ttl_ms, cap)
   local rk = pfx .. 'run:' .. id
@@ -60,6 +61,13 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
     -- a durable wait: the attempt ends, the slot and lease are freed, and the
     -- run is not charged; it resumes (re-leased, steps replayed) when woken
     local w = cjson.decode(output)
+    if w.kind == 'paused' then
+      -- paused at a step boundary: uncharged, parked until run_resume
+      call('HSET', rk, 'charged', math.max(charged - 1, 0))
+      call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at')
+      park_paused(pfx, id, 'executing', '', now, 'step boundary')
+      return 'paused'
+    end
     call('HSET', rk, 'charged', math.max(charged - 1, 0), 'status', 'waiting', 'updated_at', now,
       'wait_kind', w.kind, 'wait_step', w.step, 'wait_index', w.index, 'wait_started_at', now)
     call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at')

@@ -1,0 +1,84 @@
+"""Api: serves the HTTP API (runtime/api) on the node's event loop.
+
+Started by the supervisor when ``api_port`` is not 0, or alone by ``baton api``.
+Readiness (``/ready``) turns 503 as soon as the node starts draining, so a load
+balancer stops sending requests; the server itself stops after the executors
+have drained, closing open event streams within a second or two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from runtime.api import ApiKeys, ApiMetrics, create_app
+from runtime.app import Baton
+
+from .base import Actor
+
+__all__ = ["Api"]
+
+access_log = logging.getLogger("baton.api.access")
+#: longest accepted request line (method, path and query)
+MAX_LINE = 65536
+
+
+class Api(Actor[None]):
+    """One aiohttp server on ``settings.api_host:api_port``."""
+
+    name = "api"
+
+    def __init__(self, app: Baton, registry: Any = None, ready: Callable[[], bool] | None = None,
+                 port: int | None = None) -> None:
+        super().__init__(inbox_size=1)
+        self.app = app
+        self.settings = app.settings
+        self.keys = ApiKeys.from_settings(self.settings)  # a malformed BATON_API_KEYS fails the node at start
+        #: the Prometheus registry /metrics exposes (the node's); API request metrics are added to it
+        self.registry = registry
+        self.api_metrics = ApiMetrics(self.registry) if self.registry is not None else None
+        self.ready = ready
+        self.port = self.settings.api_port if port is None else port
+        #: set once the server listens
+        self.listening = asyncio.Event()
+        #: (method, path) of every route served, once started
+        self.routes: list[tuple[str, str]] = []
+        self._announced = False
+
+    def _announce(self) -> None:
+        if self._announced:
+            return
+        self._announced = True
+        if self.keys.generated_dev_key:
+            # printed once, on purpose: the development key of `./dev up` (never a configured key)
+            self.log.warning("development API key for project 'default': %s  (export BATON_API_KEY=%s; "
+                             "BATON_API_DEV_KEY=auto is for development only)", self.keys.generated_dev_key,
+                             self.keys.generated_dev_key)
+        elif not self.keys:
+            self.log.warning("no API keys configured (BATON_API_KEYS): every /v1 request will get 401")
+
+    async def run(self) -> None:
+        """Serve until stopped."""
+        stopping = asyncio.Event()
+        web_app = create_app(self.app, keys=self.keys, stopping=stopping, ready=self.ready, registry=self.registry,
+                             metrics=self.api_metrics)
+        # long query strings (filters) are fine up to 64 KiB; aiohttp would answer a longer request line
+        # itself with a plain-text 400 before any handler runs
+        self.routes = [(r.method, r.resource.canonical) for r in web_app.router.routes() if r.resource is not None]
+        runner = web.AppRunner(web_app, access_log=access_log, shutdown_timeout=2.0, max_line_size=MAX_LINE)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self.settings.api_host, self.port, reuse_address=True)
+            await site.start()
+            self._announce()
+            self.log.info("HTTP API on http://%s:%d (OpenAPI at /openapi.json)", self.settings.api_host, self.port)
+            self.listening.set()
+            await self.stopping.wait()
+        finally:
+            stopping.set()
+            self.listening.clear()
+            await runner.cleanup()

@@ -1,0 +1,152 @@
+"""Scheduler: fires cron schedules; exactly one node at a time does it.
+
+Every node runs this actor, but only the holder of the scheduler lease (a Redis
+key with a TTL, see scheduler_lease.lua) fires. Each tick's run gets a
+deterministic id (``cron.<schedule>.<tick ms>``), and run creation is
+idempotent on the id, so even two nodes that both believe they hold the lease
+(a paused holder resuming after its lease passed on) fire a tick once.
+Ticks are judged by the Redis server's clock.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from runtime.app import Baton
+from runtime.cron import CronSchedule
+from runtime.errors import BatonError
+from runtime.records import LIVE_STATUSES
+
+from .base import Actor
+
+__all__ = ["Scheduler"]
+
+#: A tick fired later than this after its time counts as missed (catch-up policy applies).
+GRACE_MS = 5_000
+#: Longest sleep between checks (schedules change, the lease must be renewed).
+MAX_SLEEP_S = 1.0
+LEASE_TTL_MS = 10_000
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.:-]", "_", name)[:60]
+
+
+class Scheduler(Actor[None]):
+    """Fires due ticks of every registered schedule while holding the lease."""
+
+    name = "scheduler"
+
+    def __init__(self, app: Baton) -> None:
+        super().__init__(inbox_size=1)
+        self.app = app
+        self.holding = False
+
+    async def run(self) -> None:
+        """Hold (or wait for) the lease; fire what is due; sleep until the next tick."""
+        while not self.stopping.is_set():
+            self.holding = await self.app.scripts.scheduler_lease(self.app.settings.node_id, LEASE_TTL_MS)
+            wait_s = MAX_SLEEP_S
+            if self.holding:
+                wait_s = min(wait_s, await self.fire_due())
+            if not await self.sleep(max(wait_s, 0.01)):
+                break
+        if self.holding:
+            # hand over at once rather than after the TTL
+            lease = self.app.keys.scheduler_lease
+            if await self.app.redis.get(lease) == self.app.settings.node_id.encode():
+                await self.app.redis.delete(lease)
+
+    async def _now_ms(self) -> int:
+        seconds, micros = await self.app.redis.time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    async def fire_due(self) -> float:
+        """Fire every due tick; returns seconds until the next one."""
+        redis = self.app.redis
+        keys = self.app.keys
+        now = await self._now_ms()
+        next_wake = now + int(MAX_SLEEP_S * 1000)
+        for blob in (await redis.hgetall(keys.schedules)).values():
+            try:
+                schedule = CronSchedule.from_json(blob)
+            except (BatonError, TypeError, ValueError) as exc:
+                self.log.error("skipping an unreadable schedule: %s", exc)
+                continue
+            state_key = keys.schedule_state(schedule.name)
+            state = {k.decode(): v.decode() for k, v in (await redis.hgetall(state_key)).items()}
+            if state.get("paused") == "1":
+                continue
+            cron, tz = schedule.cron, schedule.tz
+            now_dt = datetime.fromtimestamp(now / 1000, tz=UTC)
+            next_at = int(state["next_fire_at"]) if state.get("next_fire_at") else None
+            if next_at is None:
+                first = int(cron.next_after(now_dt, tz).timestamp() * 1000)
+                await redis.hset(state_key, mapping={"next_fire_at": first})
+                next_wake = min(next_wake, first)
+                continue
+            if next_at <= now:
+                due: list[int] = []
+                t = datetime.fromtimestamp(next_at / 1000, tz=UTC)
+                while int(t.timestamp() * 1000) <= now and len(due) < 1000:
+                    due.append(int(t.timestamp() * 1000))
+                    t = cron.next_after(t, tz)
+                recent = [d for d in due if now - d <= GRACE_MS]
+                missed = [d for d in due if now - d > GRACE_MS]
+                if missed and not recent and schedule.catch_up == "run_once":
+                    await self.fire(schedule, missed[-1], caught_up=len(missed))
+                elif missed:
+                    await redis.hincrby(state_key, "missed_count", len(missed))
+                for tick in recent:
+                    await self.fire(schedule, tick)
+                next_at = int(cron.next_after(now_dt, tz).timestamp() * 1000)
+                await redis.hset(state_key, mapping={"next_fire_at": next_at})
+            next_wake = min(next_wake, next_at)
+        return max(next_wake - await self._now_ms(), 0) / 1000
+
+    async def fire(self, schedule: CronSchedule, tick_ms: int, caught_up: int = 0) -> str | None:
+        """Start the run of one tick, applying the overlap policy; returns its id (None if skipped)."""
+        app = self.app
+        state_key = app.keys.schedule_state(schedule.name)
+        last = await app.redis.hget(state_key, "last_run_id")
+        if last and schedule.overlap != "allow":
+            run = await app.get_run(last.decode())
+            if run is not None and run.status in LIVE_STATUSES:
+                if schedule.overlap == "skip":
+                    await app.redis.hincrby(state_key, "skipped_count", 1)
+                    self.log.info("schedule %s: skipped tick %d, run %s still %s", schedule.name, tick_ms,
+                                  run.id, run.status)
+                    return None
+                try:
+                    await app.cancel(run.id)
+                except BatonError as exc:
+                    self.log.warning("schedule %s: could not cancel run %s: %s", schedule.name, run.id, exc)
+        tick_iso = datetime.fromtimestamp(tick_ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+        item: dict[str, Any] = {"job": schedule.job, "input": schedule.input, **schedule.options,
+                                "derived_id": f"cron.{_safe(schedule.name)}.{tick_ms}"}
+        extra: dict[str, Any] = {"triggered_by": "cron", "schedule": schedule.name, "schedule_tick": tick_iso}
+        if caught_up:
+            extra["caught_up_ticks"] = caught_up
+        try:
+            spec = await app._spec(item, source="cron", extra=extra)
+        except BatonError as exc:
+            self.log.error("schedule %s: cannot trigger %s: %s", schedule.name, schedule.job, exc)
+            return None
+        [(run_id, code)] = await app.create_detailed([spec])
+        await app.redis.hset(state_key, mapping={"last_run_id": run_id, "last_fired_at": tick_ms})
+        if code == 1:
+            await app.redis.hincrby(state_key, "fired_count", 1)
+        return run_id
+
+
+def next_fire_times(schedule: CronSchedule, after: datetime, count: int) -> list[str]:
+    """The next ``count`` fire times of a schedule, ISO-8601 (for listings)."""
+    out = []
+    t = after
+    for _ in range(count):
+        t = schedule.cron.next_after(t, schedule.tz)
+        out.append(t.isoformat().replace("+00:00", "Z"))
+    return out
+

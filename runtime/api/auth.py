@@ -1,0 +1,95 @@
+"""API keys: bearer tokens, each scoped to one project, stored only as SHA-256 hashes.
+
+``BATON_API_KEYS`` holds ``project:sha256hex`` entries separated by commas (make
+one with ``baton apikey PROJECT``). A presented key is hashed and compared with
+every stored hash in constant time (``hmac.compare_digest``, no early exit), so
+neither timing nor the settings reveal a key; keys are never logged.
+
+``BATON_API_DEV_KEY`` is a plaintext key for project ``default``, for local
+development only (``./dev up`` sets it to ``auto``: a fresh key is generated
+and printed once in the log).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+from ..errors import ConfigError
+from ..settings import Settings
+
+__all__ = ["PROJECT_RE", "ApiKeys", "hash_key", "new_key"]
+
+#: Project (tenant) names: they become part of Redis key names.
+PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_HEX_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def hash_key(key: str) -> str:
+    """The stored form of a key: SHA-256, hex (keys are random, so no salt or slow hash is needed)."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def new_key() -> str:
+    """A new random API key (192 bits)."""
+    return "bk_" + secrets.token_urlsafe(24)
+
+
+@dataclass(frozen=True)
+class ApiKeys:
+    """The accepted key hashes and the project each one is scoped to."""
+
+    entries: tuple[tuple[bytes, str], ...]
+    #: the generated dev key, when api_dev_key=auto (to print once); None otherwise
+    generated_dev_key: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ApiKeys:
+        """Parse ``api_keys`` (and ``api_dev_key``); raises ConfigError on a malformed entry."""
+        entries: list[tuple[bytes, str]] = []
+        for item in settings.api_keys.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            project, sep, digest = item.partition(":")
+            digest = digest.strip().lower()
+            if not sep or not PROJECT_RE.match(project.strip()) or not _HEX_RE.match(digest):
+                raise ConfigError(
+                    "api_keys entries must be project:sha256hex (project: a-z 0-9 _ -, up to 64 characters); "
+                    "make one with 'baton apikey PROJECT'"
+                )
+            entries.append((bytes.fromhex(digest), project.strip()))
+        generated = None
+        dev = settings.api_dev_key.strip()
+        if dev:
+            if dev == "auto":
+                dev = generated = "bk_dev_" + secrets.token_urlsafe(18)
+            elif len(dev) < 16:
+                raise ConfigError("api_dev_key must be 'auto' or at least 16 characters")
+            entries.append((hashlib.sha256(dev.encode()).digest(), "default"))
+        return cls(tuple(entries), generated)
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+    def project_of(self, presented: str) -> str | None:
+        """The project of a presented key, or None. Every stored hash is compared (constant time)."""
+        digest = hashlib.sha256(presented.encode()).digest()
+        found: str | None = None
+        for stored, project in self.entries:
+            if hmac.compare_digest(stored, digest):
+                found = project
+        return found
+
+    @staticmethod
+    def bearer(header: str | None) -> str | None:
+        """The token of an ``Authorization: Bearer <token>`` header, or None."""
+        if not header:
+            return None
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return token.strip()

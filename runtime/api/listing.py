@@ -1,0 +1,232 @@
+"""Run listings: cursor pages over per-partition sorted-set indices, filtered in Python.
+
+Runs are listed newest first, in the stable order (index score, id) descending;
+the score is the creation time (ms) for ``{p}:runs:<project>`` and the time
+entered for the dead-letter index. Partitions are merged. A page examines at
+most ``api_scan_limit`` index entries: when a selective filter hits that cap,
+the page comes back short with ``has_more`` and a cursor that continues after
+the last entry examined. Index entries of runs whose record has expired are
+skipped and removed (ZREM).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from ..app import Baton
+from ..records import Run
+from .errors import ApiError
+
+__all__ = ["FIELDS", "Page", "RunFilter", "decode_cursor", "encode_cursor", "list_runs"]
+
+#: Record fields a filter reads (one HMGET per candidate)
+FIELDS = ("status", "job", "queue", "tags", "labels", "metadata", "batch_id", "triggered_by", "source", "project",
+          "input")
+_SOURCE_TRIGGER = {"child": "spawn", "continuation": "continue"}
+
+
+def encode_cursor(score: float, run_id: str) -> str:
+    """An opaque cursor: the last (score, id) a page covered."""
+    return base64.urlsafe_b64encode(orjson.dumps([int(score), run_id])).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    """The (score, id) of a cursor; ApiError 400 when it is not one."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        score, run_id = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(score, int) or not isinstance(run_id, str):
+            raise ValueError(cursor)
+        return score, run_id
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+        raise ApiError(400, "bad_cursor", "cursor is not one this API returned") from None
+
+
+def _contains(haystack: Any, needle: Any) -> bool:
+    """JSON containment, as PostgreSQL's jsonb @>: objects by subset, arrays by elements."""
+    if isinstance(needle, dict):
+        return isinstance(haystack, dict) and all(k in haystack and _contains(haystack[k], v)
+                                                  for k, v in needle.items())
+    if isinstance(needle, list):
+        return isinstance(haystack, list) and all(any(_contains(h, n) for h in haystack) for n in needle)
+    if isinstance(needle, bool) or isinstance(haystack, bool):
+        return type(needle) is type(haystack) and needle == haystack
+    return bool(haystack == needle)
+
+
+@dataclass
+class RunFilter:
+    """What a listing keeps. Every field is optional; all given ones must match."""
+
+    project: str
+    statuses: frozenset[str] | None = None
+    job: str | None = None
+    queue: str | None = None
+    tag: str | None = None
+    label: tuple[str, str] | None = None
+    metadata_key: str | None = None
+    metadata_value: str | None = None
+    batch_id: str | None = None
+    triggered_by: str | None = None
+    created_after_ms: int | None = None
+    created_before_ms: int | None = None
+    payload_contains: dict[str, Any] | None = None
+
+    def matches(self, f: dict[str, str | None]) -> bool:
+        """Whether a run (its FIELDS) passes."""
+        if (f.get("project") or "default") != self.project:
+            return False
+        if self.statuses is not None and f.get("status") not in self.statuses:
+            return False
+        if self.job is not None and f.get("job") != self.job:
+            return False
+        if self.queue is not None and f.get("queue") != self.queue:
+            return False
+        if self.batch_id is not None and f.get("batch_id") != self.batch_id:
+            return False
+        if self.triggered_by is not None:
+            source = f.get("source") or ""
+            if (f.get("triggered_by") or _SOURCE_TRIGGER.get(source, source)) != self.triggered_by:
+                return False
+        if self.tag is not None and self.tag not in _loads(f.get("tags"), []):
+            return False
+        if self.label is not None:
+            labels = _loads(f.get("labels"), {})
+            if not isinstance(labels, dict) or labels.get(self.label[0]) != self.label[1]:
+                return False
+        if self.metadata_key is not None:
+            metadata = _loads(f.get("metadata"), {})
+            if not isinstance(metadata, dict) or self.metadata_key not in metadata:
+                return False
+            if self.metadata_value is not None:
+                value = metadata[self.metadata_key]
+                text = value if isinstance(value, str) else orjson.dumps(value).decode()
+                if text != self.metadata_value:
+                    return False
+        if self.payload_contains is not None and not _contains(_loads(f.get("input"), None),
+                                                               self.payload_contains):
+            return False
+        return True
+
+
+def _loads(raw: str | None, default: Any) -> Any:
+    if not raw:
+        return default
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return default
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+@dataclass
+class _Source:
+    """One partition's index, read newest first in chunks."""
+
+    key: str
+    partition: int
+    max_score: float | str
+    min_score: float | str
+    after: tuple[int, str] | None
+    offset: int = 0
+    done: bool = False
+    buf: list[tuple[float, str]] = field(default_factory=list)
+
+    async def fill(self, redis: Any, n: int) -> None:
+        while not self.buf and not self.done:
+            rows = await redis.zrevrangebyscore(self.key, self.max_score, self.min_score, start=self.offset, num=n,
+                                                withscores=True)
+            self.offset += len(rows)
+            if len(rows) < n:
+                self.done = True
+            for member, score in rows:
+                run_id = _s(member)
+                if self.after is not None and score == self.after[0] and run_id >= self.after[1]:
+                    continue  # covered by an earlier page
+                self.buf.append((score, run_id))
+            self.buf.reverse()  # pop() from the end = newest first
+
+
+@dataclass
+class Page:
+    """One page of a listing."""
+
+    runs: list[Run]
+    next_cursor: str | None
+    has_more: bool
+    scanned: int
+
+
+async def list_runs(
+    baton: Baton, index: str, fltr: RunFilter, limit: int, cursor: str | None, scan_limit: int,
+) -> Page:
+    """A page of runs from the per-partition index ``index`` ("runs:<project>" or "st:<status>")."""
+    redis = baton.redis
+    after = decode_cursor(cursor) if cursor else None
+    max_score: float | str = "+inf"
+    min_score: float | str = "-inf"
+    if after is not None:
+        max_score = after[0]
+    if fltr.created_before_ms is not None and index.startswith("runs:"):
+        max_score = min(fltr.created_before_ms, max_score) if after is not None else fltr.created_before_ms
+    if fltr.created_after_ms is not None and index.startswith("runs:"):
+        min_score = fltr.created_after_ms
+    sources = [_Source(p.prefix + index, p.index, max_score, min_score, after) for p in baton.keys.partitions]
+    chunk = min(max(limit * 2, 50), 500)
+    matched: list[tuple[float, str]] = []
+    scanned = 0
+    last: tuple[float, str] | None = None
+    leftover = False  # candidates taken from the index but not examined (the page filled up first)
+    while len(matched) < limit and scanned < scan_limit:
+        batch: list[tuple[float, str, int]] = []
+        while len(batch) < chunk and scanned + len(batch) < scan_limit:
+            for s in sources:
+                if not s.buf:
+                    await s.fill(redis, chunk)
+            live = [s for s in sources if s.buf]
+            if not live:
+                break
+            best = max(live, key=lambda s: (s.buf[-1][0], s.buf[-1][1]))
+            score, run_id = best.buf.pop()
+            batch.append((score, run_id, best.partition))
+        if not batch:
+            break
+        pipe = redis.pipeline(transaction=False)
+        for _score, run_id, index_p in batch:
+            pipe.hmget(baton.keys.partitions[index_p].run(run_id), *FIELDS)
+        rows = await pipe.execute()
+        gone = []
+        for i, ((score, run_id, index_p), values) in enumerate(zip(batch, rows, strict=True)):
+            scanned += 1
+            last = (score, run_id)
+            f = {name: (_s(v) if v is not None else None) for name, v in zip(FIELDS, values, strict=True)}
+            if f["status"] is None and f["job"] is None:
+                gone.append((index_p, run_id))
+            elif fltr.matches(f):
+                matched.append((score, run_id))
+                if len(matched) == limit:
+                    leftover = i < len(batch) - 1
+                    break
+        if gone:
+            pipe = redis.pipeline(transaction=False)
+            for index_p, run_id in gone:
+                pipe.zrem(baton.keys.partitions[index_p].prefix + index, run_id)
+            await pipe.execute()
+    pipe = redis.pipeline(transaction=False)
+    for _score, run_id in matched:
+        pipe.hgetall(baton.keys.partition_of_run(run_id).run(run_id))
+    runs = [Run.from_hash(h) for h in await pipe.execute() if h]
+    for s in sources:
+        if not s.buf:
+            await s.fill(redis, 1 if s.offset else chunk)
+    more_left = leftover or any(s.buf for s in sources)
+    next_cursor = encode_cursor(last[0], last[1]) if more_left and last is not None else None
+    return Page(runs, next_cursor, next_cursor is not None, scanned)

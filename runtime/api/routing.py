@@ -1,0 +1,113 @@
+"""Route metadata: every endpoint is declared once, with its parameters, body and responses.
+
+The same declarations register the aiohttp routes, validate requests (query
+and path parameters by their schemas, bodies with jsonschema) and generate
+the OpenAPI document (runtime/api/openapi.py), so the document cannot drift
+from what the server does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from aiohttp import web
+
+from ..app import Baton
+from ..settings import Settings
+from .auth import ApiKeys
+from .errors import ApiError
+from .schemas import SCHEMAS, VIEW_NAMES
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
+
+__all__ = ["ApiState", "Param", "Req", "Route", "json_response"]
+
+Handler = Callable[["Req"], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True)
+class Param:
+    """A query, path or header parameter and its JSON Schema."""
+
+    name: str
+    schema: dict[str, Any]
+    description: str = ""
+    location: str = "query"
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Route:
+    """One endpoint: what it does, what it takes and what it returns."""
+
+    method: str
+    path: str
+    handler: Handler
+    operation_id: str
+    summary: str
+    tag: str
+    description: str = ""
+    params: tuple[Param, ...] = ()
+    body: str | None = None  #: component schema name of the JSON body
+    body_required: bool = False
+    #: status -> (description, component schema name or None); 2xx are the successes
+    responses: dict[int, tuple[str, str | None]] = field(default_factory=dict)
+    #: media type of the success response (application/json unless SSE, metrics ...)
+    media_type: str = "application/json"
+    auth: bool = True
+    #: extra error statuses this operation can answer (beyond 400/401/404/413/503)
+    errors: tuple[int, ...] = ()
+
+
+@dataclass
+class ApiState:
+    """What every handler may use."""
+
+    baton: Baton
+    settings: Settings
+    keys: ApiKeys
+    stopping: asyncio.Event
+    #: False while the node drains (readiness); None when the API runs alone
+    ready: Callable[[], bool] | None = None
+    registry: CollectorRegistry | None = None
+
+
+@dataclass
+class Req:
+    """A validated request: the caller's project, parsed parameters and body."""
+
+    request: web.Request
+    state: ApiState
+    project: str
+    params: dict[str, Any]
+    body: Any
+    request_id: str
+
+    @property
+    def baton(self) -> Baton:
+        """The Baton client."""
+        return self.state.baton
+
+    @property
+    def view(self) -> str:
+        """The requested run view: ?view=, else the X-Baton-View header, else native."""
+        chosen = self.params.get("view") or self.request.headers.get("X-Baton-View") or "native"
+        if chosen not in VIEW_NAMES:
+            raise ApiError(400, "invalid_parameter", f"view must be one of {', '.join(VIEW_NAMES)}")
+        return str(chosen)
+
+
+def json_response(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """A JSON response encoded with orjson."""
+    return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json",
+                        headers=headers)
+
+
+def component(name: str) -> dict[str, Any]:
+    """A schema that validates against component ``name`` with every component resolvable."""
+    return {"$ref": f"#/components/schemas/{name}", "components": {"schemas": SCHEMAS}}

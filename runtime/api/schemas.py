@@ -1,0 +1,304 @@
+"""JSON Schemas of the API's bodies: the source of the OpenAPI components and of request validation.
+
+The seed views follow their seeds: ``TriggerRun`` is seed 004's JSON Schema,
+``HatchetRun`` seed 002's, ``DurablyRun`` seed 000's ClientRun field list and
+``StraitRun`` seed 003's example run object (every field, nullable where a run
+may not have a value yet).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .views import NATIVE_STATUSES, STRAIT_STATUSES, VIEWS
+
+__all__ = ["SCHEMAS", "ref"]
+
+Schema = dict[str, Any]
+
+
+def ref(name: str) -> Schema:
+    """A reference to a component schema."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(kind: str, **extra: Any) -> Schema:
+    return {"type": [kind, "null"], **extra}
+
+
+STR: Schema = {"type": "string"}
+INT: Schema = {"type": "integer"}
+BOOL: Schema = {"type": "boolean"}
+TIME: Schema = {"type": "string", "format": "date-time"}
+TIME_OR_NULL: Schema = {"type": ["string", "null"], "format": "date-time"}
+STR_OR_NULL: Schema = _nullable("string")
+INT_OR_NULL: Schema = _nullable("integer")
+ANY: Schema = {}
+OBJ: Schema = {"type": "object"}
+STR_MAP: Schema = {"type": "object", "additionalProperties": {"type": "string"}}
+
+
+def _obj(props: dict[str, Schema], required: list[str] | None = None, extra: bool = True,
+         description: str = "") -> Schema:
+    out: Schema = {"type": "object", "properties": props,
+                   "required": list(props) if required is None else required}
+    if not extra:
+        out["additionalProperties"] = False
+    if description:
+        out["description"] = description
+    return out
+
+
+ERROR = _obj({"error": STR, "code": STR, "request_id": STR},
+             description="Every error: a message for people, a machine-readable code, the request id.")
+
+ATTEMPT = _obj({
+    "number": INT, "status": STR, "started_at": TIME_OR_NULL, "finished_at": TIME_OR_NULL,
+    "worker_id": STR, "error": _nullable("object"),
+})
+
+NATIVE_RUN = _obj({
+    "id": STR, "job": STR, "queue": STR, "status": {"type": "string", "enum": list(NATIVE_STATUSES)},
+    "input": ANY, "output": ANY, "error": _nullable("object"), "priority": INT, "attempt": INT,
+    "attempts_charged": INT, "max_attempts": INT, "timeout_ms": INT, "labels": STR_MAP,
+    "tags": {"type": "array", "items": STR}, "metadata": OBJ, "concurrency_key": STR_OR_NULL,
+    "idempotency_key": STR_OR_NULL, "version": STR, "source": STR, "created_at": TIME,
+    "scheduled_at": TIME_OR_NULL, "started_at": TIME_OR_NULL, "finished_at": TIME_OR_NULL,
+    "heartbeat_at": TIME_OR_NULL, "next_retry_at": TIME_OR_NULL, "updated_at": TIME_OR_NULL,
+    "lease_node": STR_OR_NULL, "cancel_requested": BOOL, "replay_of": STR_OR_NULL, "entry_id": STR_OR_NULL,
+    "attempts": {"type": "array", "items": ref("Attempt")}, "project": STR, "triggered_by": STR,
+    "batch_id": STR_OR_NULL, "progress": _nullable("object"), "current_step_index": INT_OR_NULL,
+    "completed_step_count": INT, "parent_id": STR_OR_NULL, "root_id": STR_OR_NULL, "lineage_depth": INT,
+    "continuation_of": STR_OR_NULL, "continued_as": STR_OR_NULL, "replayed_as": STR_OR_NULL,
+    "restart_of": STR_OR_NULL, "restarted_as": STR_OR_NULL, "debug_mode": BOOL, "pause_requested": BOOL,
+    "paused_at": TIME_OR_NULL, "wait": _nullable("object"), "expires_at": TIME_OR_NULL,
+}, description="Baton's native run: a superset of the four seed shapes.")
+
+PROGRESS = _obj({"current": {"type": "number"}, "total": {"type": "number"}, "message": STR}, ["current"])
+
+DURABLY_RUN = _obj({
+    "id": STR, "jobName": STR,
+    "status": {"type": "string", "enum": ["pending", "leased", "completed", "failed", "cancelled"]},
+    "input": ANY, "output": ANY, "error": STR_OR_NULL, "currentStepIndex": {"type": "number"},
+    "completedStepCount": {"type": "number"}, "progress": {"anyOf": [{"type": "null"}, ref("DurablyProgress")]},
+    "labels": STR_MAP, "startedAt": STR_OR_NULL, "completedAt": STR_OR_NULL, "createdAt": STR,
+}, description="durably's ClientRun (seed 000).")
+
+TRIGGER_STATUSES = ["QUEUED", "EXECUTING", "REATTEMPTING", "WAITING_FOR_DEPLOY", "WAITING_TO_RESUME",
+                    "COMPLETED_SUCCESSFULLY", "COMPLETED_WITH_ERRORS", "INTERRUPTED", "CANCELLED", "CRASHED",
+                    "FAILED_TO_RUN", "TIMED_OUT", "EXPIRED", "DELAYED", "SYSTEM_FAILURE"]
+
+TRIGGER_REF: Schema = {"type": "object", "properties": {
+    "id": {"type": "string", "pattern": "^run_"}, "status": STR, "taskIdentifier": STR}}
+TRIGGER_ATTEMPT: Schema = {"type": "object", "properties": {
+    "id": STR, "status": STR, "startedAt": TIME, "completedAt": TIME_OR_NULL,
+    "error": {"type": "object", "properties": {"message": STR, "stack": STR}}}}
+TRIGGER_RUN: Schema = {
+    "type": "object", "description": "A Trigger.dev run (seeds 001 and 004); ids carry the run_ prefix.",
+    "required": ["id", "status", "taskIdentifier"],
+    "properties": {
+        "id": {"type": "string", "pattern": "^run_"},
+        "status": {"type": "string", "enum": TRIGGER_STATUSES},
+        "taskIdentifier": STR, "version": STR, "createdAt": TIME, "updatedAt": TIME,
+        "startedAt": TIME_OR_NULL, "finishedAt": TIME_OR_NULL, "isTest": BOOL, "payload": ANY, "output": ANY,
+        "tags": {"type": "array", "items": {"type": "string", "maxLength": 128}, "maxItems": 10},
+        "metadata": {"type": "object", "additionalProperties": True},
+        "relatedRuns": {"type": "object", "properties": {
+            "root": ref("TriggerRunReference"), "parent": ref("TriggerRunReference"),
+            "children": {"type": "array", "items": ref("TriggerRunReference")}}},
+        "attempts": {"type": "array", "items": ref("TriggerRunAttempt")},
+    },
+}
+
+HATCHET_RUN: Schema = {
+    "type": "object", "description": "Hatchet's V1WorkflowRun (seed 002).",
+    "required": ["metadata", "id", "status", "tenantId", "displayName", "workflowId", "output", "input"],
+    "properties": {
+        "metadata": {"type": "object", "required": ["id", "createdAt", "updatedAt"], "properties": {
+            "id": {"type": "string", "minLength": 0, "maxLength": 36}, "createdAt": TIME, "updatedAt": TIME}},
+        "status": {"type": "string", "enum": ["QUEUED", "RUNNING", "COMPLETED", "CANCELLED", "FAILED"]},
+        "startedAt": TIME, "finishedAt": TIME, "duration": INT,
+        "tenantId": {"type": "string", "minLength": 36, "maxLength": 36, "format": "uuid"},
+        "additionalMetadata": OBJ, "displayName": STR, "workflowId": {"type": "string", "format": "uuid"},
+        "output": OBJ, "errorMessage": STR, "workflowVersionId": {"type": "string", "format": "uuid"},
+        "input": OBJ, "createdAt": TIME,
+        "parentTaskExternalId": {"type": "string", "format": "uuid", "minLength": 36, "maxLength": 36},
+    },
+}
+
+STRAIT_RUN = _obj({
+    "id": STR, "job_id": STR, "project_id": STR, "status": {"type": "string", "enum": list(STRAIT_STATUSES)},
+    "attempt": INT, "payload": ANY, "result": ANY, "metadata": STR_MAP, "error": STR_OR_NULL,
+    "triggered_by": STR_OR_NULL, "scheduled_at": TIME_OR_NULL, "started_at": TIME_OR_NULL,
+    "finished_at": TIME_OR_NULL, "heartbeat_at": TIME_OR_NULL, "next_retry_at": TIME_OR_NULL,
+    "expires_at": TIME_OR_NULL, "parent_run_id": STR_OR_NULL, "priority": INT, "idempotency_key": STR_OR_NULL,
+    "job_version": INT_OR_NULL, "workflow_step_run_id": STR_OR_NULL, "max_attempts_override": INT_OR_NULL,
+    "timeout_secs_override": INT_OR_NULL, "retry_backoff": STR_OR_NULL, "retry_initial_delay_secs": INT_OR_NULL,
+    "retry_max_delay_secs": INT_OR_NULL,
+    "execution_trace": _obj({k: INT_OR_NULL for k in ("queue_wait_ms", "dequeue_ms", "connect_ms", "ttfb_ms",
+                                                       "transfer_ms", "total_ms", "dispatch_ms")}),
+    "debug_mode": BOOL, "continuation_of": STR_OR_NULL, "lineage_depth": INT, "tags": STR_MAP,
+    "job_version_id": STR_OR_NULL, "created_by": STR_OR_NULL, "batch_id": STR_OR_NULL,
+    "concurrency_key": STR_OR_NULL, "created_at": TIME,
+}, description="Strait's run object (seed 003).")
+
+RUN: Schema = {"anyOf": [ref("NativeRun"), ref("DurablyRun"), ref("TriggerRun"), ref("HatchetRun"),
+                         ref("StraitRun")],
+               "description": "A run in the requested view (native unless ?view= or X-Baton-View says otherwise)."}
+
+RUN_PAGE = _obj({
+    "data": {"type": "array", "items": ref("Run")},
+    "next_cursor": {**STR_OR_NULL, "description": "pass as ?cursor= for the next page; null at the end"},
+    "has_more": BOOL,
+    "scanned": {**INT, "description": "index entries examined for this page (capped by api_scan_limit)"},
+})
+RUN_LIST = _obj({"data": {"type": "array", "items": ref("Run")}})
+
+EVENT = _obj({"id": STR, "run_id": STR, "type": STR, "level": STR, "message": STR, "data": ANY,
+              "created_at": TIME_OR_NULL})
+CHECKPOINT = _obj({"id": STR, "run_id": STR, "sequence": INT, "source": STR, "state": ANY,
+                   "created_at": TIME_OR_NULL})
+USAGE = _obj({"id": STR, "run_id": STR, "provider": STR, "model": STR, "prompt_tokens": INT,
+              "completion_tokens": INT, "total_tokens": INT, "cost_microusd": INT, "created_at": TIME},
+             ["id", "run_id", "provider", "model", "prompt_tokens", "completion_tokens", "total_tokens",
+              "cost_microusd", "created_at"])
+TOOL_CALL = _obj({"id": STR, "run_id": STR, "tool_name": STR, "input": ANY, "output": ANY,
+                  "duration_ms": INT_OR_NULL, "status": STR, "created_at": TIME},
+                 ["id", "run_id", "tool_name", "input", "output", "duration_ms", "status", "created_at"])
+OUTPUT = _obj({"id": STR, "run_id": STR, "output_key": STR, "schema": _nullable("object"), "value": ANY,
+               "created_at": TIME})
+STEP = _obj({"name": STR, "index": INT_OR_NULL, "status": STR, "output": ANY, "error": STR_OR_NULL,
+             "started_at": TIME_OR_NULL, "completed_at": TIME_OR_NULL})
+
+USAGE_LIST = _obj({"data": {"type": "array", "items": ref("Usage")}, "total": _obj({
+    "prompt_tokens": INT, "completion_tokens": INT, "total_tokens": INT, "cost_microusd": INT, "calls": INT})})
+
+
+def _list(item: str) -> Schema:
+    return _obj({"data": {"type": "array", "items": ref(item)}})
+
+
+DEBUG_BUNDLE = _obj({
+    "run": ref("NativeRun"), "events": {"type": "array", "items": ref("RunEvent")},
+    "checkpoints": {"type": "array", "items": ref("Checkpoint")},
+    "usage": {"type": "array", "items": ref("Usage")}, "tool_calls": {"type": "array", "items": ref("ToolCall")},
+    "outputs": {"type": "array", "items": ref("Output")}, "steps": {"type": "array", "items": ref("Step")},
+    "children": {"type": "array", "items": STR},
+}, description="Everything recorded about a run, for a bug report.")
+
+DEPENDENCY = _obj({"id": STR, "job_id": STR, "depends_on_job_id": STR_OR_NULL, "depends_on_run_id": STR_OR_NULL,
+                   "condition": STR, "status": STR, "satisfied": BOOL, "created_at": TIME_OR_NULL})
+DEPENDENCY_STATUS = _obj({
+    "run_id": STR, "job_id": STR, "status": STR,
+    "dependencies": {"type": "array", "items": ref("Dependency")},
+    "dependencies_satisfied": BOOL,
+    "parent": {"anyOf": [{"type": "null"}, _obj({"id": STR, "job_id": STR_OR_NULL, "status": STR_OR_NULL})]},
+    "children": {"type": "array", "items": _obj({"id": STR, "job_id": STR_OR_NULL, "status": STR_OR_NULL})},
+    "waiting_for": _nullable("object"),
+}, description=(
+    "What the run waits for. Baton runs depend only on their own children and on durable waits: a run "
+    "waiting in trigger_and_wait* depends on each unfinished child (condition 'finished'); one in "
+    "wait_for_event on its event key; one in sleep on a time. dependencies_satisfied is true when nothing "
+    "holds it back."))
+
+STATE = _obj({
+    "run_id": STR, "status": STR, "attempt": INT, "current_step_index": INT_OR_NULL, "completed_step_count": INT,
+    "progress": _nullable("object"), "metadata": OBJ, "wait": _nullable("object"), "paused": BOOL,
+    "pause_requested": BOOL, "cancel_requested": BOOL, "debug_mode": BOOL,
+    "lease": {"anyOf": [{"type": "null"}, _obj({"node": STR_OR_NULL, "expires_at": TIME_OR_NULL})]},
+    "steps": {"type": "array", "items": ref("Step")},
+    "latest_checkpoint": {"anyOf": [{"type": "null"}, ref("Checkpoint")]},
+    "outputs": OBJ,
+}, description="The run's execution state right now.")
+
+BULK_ITEM = _obj({"id": STR, "status": STR, "error": STR_OR_NULL, "new_run_id": STR_OR_NULL},
+                 ["id", "status", "error"])
+BULK_RESULT = _obj({"results": {"type": "array", "items": ref("BulkItem")}, "total": INT, "canceled": INT,
+                    "failed": INT, "has_more": BOOL}, ["results", "total", "canceled", "failed"])
+BULK_REPLAY_RESULT = _obj({"replayed": {"type": "array", "items": ref("Run")},
+                           "results": {"type": "array", "items": ref("BulkItem")}, "count": INT, "failed": INT})
+
+RUN_IDS = _obj({"run_ids": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 128},
+                            "minItems": 1, "maxItems": 100}}, ["run_ids"], extra=False)
+DLQ_REPLAY = _obj({"run_ids": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 128},
+                               "minItems": 1, "maxItems": 100},
+                   "limit": {"type": "integer", "minimum": 1, "maximum": 100}}, [], extra=False)
+
+FILTER_PROPS: dict[str, Schema] = {
+    "status": {"type": "array", "items": {"type": "string", "enum": list(NATIVE_STATUSES)}, "maxItems": 10},
+    "job": STR, "queue": STR, "tag": STR, "label": {"type": "string", "pattern": "^[^=]+=.*$"},
+    "metadata_key": STR, "metadata_value": STR, "batch_id": STR, "triggered_by": STR,
+    "created_after": TIME, "created_before": TIME, "payload_contains": OBJ,
+}
+CANCEL_ALL = _obj({**FILTER_PROPS, "limit": {"type": "integer", "minimum": 1, "maximum": 1000}}, [],
+                  extra=False)
+
+TRIGGER_OPTIONS: dict[str, Schema] = {
+    "input": ANY,
+    "id": {"type": "string", "pattern": "^[A-Za-z0-9_.:~-]{1,128}$"},
+    "queue": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,100}$"},
+    "priority": {"type": "integer", "minimum": -1000, "maximum": 1000},
+    "delay": {"type": "number", "minimum": 0},
+    "run_at": {"type": ["string", "integer"]},
+    "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 128},
+    "idempotency_ttl": {"type": "number", "exclusiveMinimum": 0},
+    "concurrency_key": {"type": "string", "maxLength": 256},
+    "labels": STR_MAP,
+    "tags": {"type": "array", "items": {"type": "string", "maxLength": 128}, "maxItems": 10},
+    "metadata": OBJ,
+    "max_attempts": {"type": "integer", "minimum": 1},
+    "timeout": {"type": "number", "exclusiveMinimum": 0},
+    "version": {"type": "string", "maxLength": 256},
+    "triggered_by": {"type": "string", "enum": ["api", "manual", "cron", "event", "workflow"]},
+}
+TRIGGER_REQUEST = _obj(TRIGGER_OPTIONS, [], extra=False)
+BATCH_ITEM = _obj({"job": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,100}$"}, **TRIGGER_OPTIONS},
+                  ["job"], extra=False)
+BATCH_REQUEST = _obj({"runs": {"type": "array", "items": ref("BatchTriggerItem"), "minItems": 1,
+                               "maxItems": 1000}}, ["runs"], extra=False)
+TRIGGER_RESPONSE = _obj({"id": STR, "created": BOOL, "outcome": STR, "run": ref("Run")})
+BATCH_RESPONSE = _obj({"batch_id": STR, "runs": {"type": "array", "items": _obj(
+    {"id": STR, "created": BOOL, "outcome": STR})}})
+
+JOB = _obj({"name": STR, "queue": STR, "max_attempts": INT_OR_NULL, "timeout_s": _nullable("number"),
+            "backoff": OBJ, "priority": INT, "max_concurrency": INT, "max_concurrency_per_key": INT,
+            "version": STR, "options": OBJ},
+           ["name", "queue", "max_attempts", "timeout_s", "backoff", "priority", "max_concurrency",
+            "max_concurrency_per_key", "version", "options"])
+
+SEND_EVENT = _obj({"key": {"type": "string", "minLength": 1, "maxLength": 200}, "data": ANY}, ["key"],
+                  extra=False)
+SEND_EVENT_RESPONSE = _obj({"key": STR, "woken": INT})
+
+ACTION = _obj({"id": STR, "result": STR, "run": ref("Run")}, ["id", "result"])
+RESCHEDULE = {"type": "object", "additionalProperties": False,
+              "properties": {"scheduled_at": TIME, "delay": {"type": "number", "minimum": 0,
+                                                            "maximum": 31_536_000}},
+              "oneOf": [{"required": ["scheduled_at"]}, {"required": ["delay"]}]}
+DEBUG_MODE = _obj({"debug_mode": BOOL}, ["debug_mode"], extra=False)
+RESTART = _obj({"machine_preset": STR}, [], extra=False)
+IDEM_RESET = _obj({"status": {"type": "string", "enum": ["reset", "not_set"]}, "run_id": STR})
+
+HEALTH = _obj({"status": STR})
+READY = _obj({"status": STR, "redis": BOOL, "draining": BOOL})
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": ERROR, "Attempt": ATTEMPT, "NativeRun": NATIVE_RUN, "DurablyProgress": PROGRESS,
+    "DurablyRun": DURABLY_RUN, "TriggerRunReference": TRIGGER_REF, "TriggerRunAttempt": TRIGGER_ATTEMPT,
+    "TriggerRun": TRIGGER_RUN, "HatchetRun": HATCHET_RUN, "StraitRun": STRAIT_RUN, "Run": RUN,
+    "RunPage": RUN_PAGE, "RunList": RUN_LIST, "RunEvent": EVENT, "RunEventList": _list("RunEvent"),
+    "Checkpoint": CHECKPOINT, "CheckpointList": _list("Checkpoint"), "Usage": USAGE, "UsageList": USAGE_LIST,
+    "ToolCall": TOOL_CALL, "ToolCallList": _list("ToolCall"), "Output": OUTPUT, "OutputList": _list("Output"),
+    "Step": STEP, "StepList": _list("Step"), "DebugBundle": DEBUG_BUNDLE, "Dependency": DEPENDENCY,
+    "DependencyStatus": DEPENDENCY_STATUS,
+    "RunState": STATE, "BulkItem": BULK_ITEM, "BulkResult": BULK_RESULT, "BulkReplayResult": BULK_REPLAY_RESULT,
+    "RunIds": RUN_IDS, "DlqReplayRequest": DLQ_REPLAY, "CancelAllRequest": CANCEL_ALL,
+    "TriggerRequest": TRIGGER_REQUEST, "BatchTriggerItem": BATCH_ITEM, "BatchTriggerRequest": BATCH_REQUEST,
+    "TriggerResponse": TRIGGER_RESPONSE, "BatchTriggerResponse": BATCH_RESPONSE, "Job": JOB,
+    "JobList": _list("Job"), "SendEventRequest": SEND_EVENT, "SendEventResponse": SEND_EVENT_RESPONSE,
+    "RunAction": ACTION, "RescheduleRequest": RESCHEDULE, "DebugModeRequest": DEBUG_MODE,
+    "RestartRequest": RESTART, "IdempotencyReset": IDEM_RESET, "Health": HEALTH, "Ready": READY,
+}
+
+#: the view query parameter's values
+VIEW_NAMES = list(VIEWS)

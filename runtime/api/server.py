@@ -1,0 +1,236 @@
+"""The HTTP API's aiohttp application: routes from the route table, validation, auth, errors.
+
+aiohttp serves the API because it is a mature asyncio server that runs on the
+node's own uvloop event loop beside the actors (no second process or thread),
+streams server-sent events natively (StreamResponse), enforces a body size
+limit (client_max_size), and needs no ASGI adapter.
+
+Every error answer is JSON ``{"error", "code", "request_id"}``; the request id
+is the caller's ``X-Request-Id`` when it is a plain token, else a new one, and
+is echoed in the ``X-Request-Id`` response header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from aiohttp import web
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import best_match
+from redis.exceptions import RedisError
+
+from ..app import Baton
+from ..errors import (
+    BatonError,
+    RedisUnavailable,
+    RunAlreadyFinished,
+    RunAlreadyReplayed,
+    RunExists,
+    RunNotFinished,
+    RunNotFound,
+    RunStatusConflict,
+    SubmissionError,
+    UnknownJob,
+)
+from ..settings import Settings
+from .auth import ApiKeys
+from .errors import ApiError
+from .routes import ROUTES
+from .routing import ApiState, Param, Req, Route, component, json_response
+
+__all__ = ["ApiMetrics", "create_app"]
+
+log = logging.getLogger("baton.api")
+STATE: web.AppKey[ApiState] = web.AppKey("baton_state", ApiState)
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("baton_request_id", str)
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+_CONFLICTS: dict[type[BatonError], str] = {
+    RunAlreadyFinished: "already_finished", RunNotFinished: "not_finished", RunStatusConflict: "wrong_status",
+    RunAlreadyReplayed: "already_replayed", RunExists: "exists",
+}
+_HTTP_CODES = {400: "bad_request", 404: "route_not_found", 405: "method_not_allowed", 413: "body_too_large",
+               415: "unsupported_media_type"}
+
+
+class ApiMetrics:
+    """Request counters and latencies of the API (created once per registry)."""
+
+    def __init__(self, registry: Any) -> None:
+        from prometheus_client import Counter, Histogram
+
+        self.requests = Counter("baton_api_requests_total", "HTTP API requests by operation and status",
+                                ["operation", "status"], registry=registry)
+        self.duration = Histogram("baton_api_request_duration_seconds", "HTTP API request handling time",
+                                  ["operation"], registry=registry,
+                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
+
+
+def _error(status: int, code: str, message: str, request_id: str,
+           headers: dict[str, str] | None = None) -> web.Response:
+    return json_response({"error": message, "code": code, "request_id": request_id}, status=status,
+                         headers=headers)
+
+
+def _schema_error(where: str, validator: Draft202012Validator, value: Any) -> ApiError | None:
+    error = best_match(validator.iter_errors(value))
+    if error is None:
+        return None
+    path = "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+    message = error.message if len(error.message) <= 300 else error.message[:300] + "..."
+    return ApiError(400, "invalid_body" if where == "body" else "invalid_parameter", f"{where}{path}: {message}")
+
+
+def _coerce(param: Param, raw: str) -> Any:
+    kind = param.schema.get("type")
+    try:
+        if kind == "integer":
+            if not re.fullmatch(r"-?\d{1,18}", raw.strip()):
+                raise ValueError(raw)
+            return int(raw)
+        if kind == "number":
+            return float(raw)
+        if kind == "boolean":
+            if raw not in ("true", "false"):
+                raise ValueError(raw)
+            return raw == "true"
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"{param.name} must be a {kind}") from None
+    if kind == "array":
+        return [item for item in raw.split(",") if item]
+    return raw
+
+
+class _Endpoint:
+    """One route's aiohttp handler: auth, parameters, body, then the route's handler."""
+
+    def __init__(self, route: Route, state: ApiState) -> None:
+        self.route = route
+        self.state = state
+        self.params = [(p, Draft202012Validator(p.schema)) for p in route.params]
+        self.body = Draft202012Validator(component(route.body)) if route.body else None
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        route = self.route
+        project = ""
+        if route.auth:
+            token = ApiKeys.bearer(request.headers.get("Authorization"))
+            found = self.state.keys.project_of(token) if token else None
+            if found is None:
+                raise ApiError(401, "unauthorized", "missing or invalid API key (Authorization: Bearer <key>)",
+                               {"WWW-Authenticate": 'Bearer realm="baton"'})
+            project = found
+        values: dict[str, Any] = {}
+        for param, validator in self.params:
+            if param.location == "path":
+                raw: str | None = request.match_info.get(param.name)
+            elif param.location == "header":
+                raw = request.headers.get(param.name)
+            else:
+                items = request.query.getall(param.name, [])
+                raw = ",".join(items) if items else None
+            if raw is None:
+                if param.required:
+                    raise ApiError(400, "invalid_parameter", f"{param.name} is required")
+                if "default" in param.schema:
+                    values[param.name] = param.schema["default"]
+                continue
+            value = _coerce(param, raw)
+            err = _schema_error(param.name, validator, value)
+            if err is not None:
+                raise err
+            values[param.name] = value
+        body: Any = None
+        if self.body is not None:
+            raw_body = await request.read()
+            if raw_body.strip():
+                try:
+                    body = orjson.loads(raw_body)
+                except orjson.JSONDecodeError:
+                    raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
+                err = _schema_error("body", self.body, body)
+                if err is not None:
+                    raise err
+            elif route.body_required:
+                raise ApiError(400, "invalid_body", "a JSON request body is required")
+        req = Req(request=request, state=self.state, project=project, params=values, body=body,
+                  request_id=request[REQUEST_ID])
+        return await route.handler(req)
+
+
+def _middleware(state: ApiState, metrics: ApiMetrics | None) -> Callable[..., Awaitable[web.StreamResponse]]:
+    max_body = state.settings.max_body_bytes
+
+    @web.middleware
+    async def middleware(request: web.Request,
+                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        given = request.headers.get("X-Request-Id", "")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        request[REQUEST_ID] = request_id
+        started = time.perf_counter()
+        resp: web.StreamResponse
+        try:
+            if request.content_length is not None and request.content_length > max_body:
+                raise ApiError(413, "body_too_large", f"request body over {max_body} bytes")
+            resp = await handler(request)
+        except ApiError as exc:
+            resp = _error(exc.status, exc.code, exc.message, request_id, exc.headers)
+        except web.HTTPException as exc:
+            if exc.status == 413:
+                message = f"request body over {max_body} bytes"
+            else:
+                message = exc.reason or "error"
+            headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
+            resp = _error(exc.status, _HTTP_CODES.get(exc.status, "http_error"), message, request_id, headers)
+        except UnknownJob as exc:
+            resp = _error(404, "unknown_job", str(exc), request_id)
+        except SubmissionError as exc:
+            resp = _error(400, exc.reason, str(exc), request_id)
+        except RunNotFound as exc:
+            resp = _error(404, "not_found", str(exc), request_id)
+        except tuple(_CONFLICTS) as exc:
+            resp = _error(409, _CONFLICTS[type(exc)], str(exc), request_id)
+        except (RedisError, RedisUnavailable, ConnectionRefusedError) as exc:
+            log.warning("request %s: Redis unavailable: %s", request_id, exc)
+            resp = _error(503, "unavailable", "Redis is unavailable; retry later", request_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("request %s %s %s failed", request_id, request.method, request.path)
+            resp = _error(500, "internal_error", "internal error (see the server log for this request id)",
+                          request_id)
+        if not resp.prepared:
+            resp.headers["X-Request-Id"] = request_id
+        if metrics is not None:
+            operation = request.match_info.route.name or "unmatched"
+            metrics.requests.labels(operation=operation, status=str(resp.status)).inc()
+            metrics.duration.labels(operation=operation).observe(time.perf_counter() - started)
+        return resp
+
+    return middleware
+
+
+def create_app(baton: Baton, settings: Settings | None = None, *, keys: ApiKeys | None = None,
+               stopping: asyncio.Event | None = None, ready: Callable[[], bool] | None = None,
+               registry: Any = None, metrics: ApiMetrics | None = None) -> web.Application:
+    """The aiohttp application serving the API for ``baton``."""
+    settings = settings or baton.settings
+    state = ApiState(baton=baton, settings=settings, keys=keys if keys is not None else ApiKeys.from_settings(settings),
+                     stopping=stopping or asyncio.Event(), ready=ready, registry=registry)
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_middleware(state, metrics)])
+    app[STATE] = state
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, _Endpoint(route, state).handle, name=route.operation_id)
+
+    async def on_shutdown(_app: web.Application) -> None:
+        state.stopping.set()  # open event streams end within a second
+
+    app.on_shutdown.append(on_shutdown)
+    return app

@@ -1,0 +1,166 @@
+"""Server-sent events: a run's timeline and its streamed chunks, live.
+
+Both streams read Redis streams with blocking XREAD (one connection per open
+stream while it blocks, at most ``BLOCK_MS`` at a time), send every entry as
+an SSE event whose ``id`` is the Redis entry id, and end with an ``end`` event
+once the run has finished. A client that reconnects with ``Last-Event-ID``
+(or ``?last_event_id=``) continues after that entry. A comment line keeps idle
+connections open through proxies.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ..keys import Partition
+from ..records import TERMINAL_STATUSES, iso
+from .errors import ApiError
+from .routing import Req
+from .views import event_view
+
+__all__ = ["stream_chunks", "stream_events"]
+
+BLOCK_MS = 1000
+KEEPALIVE_S = 15.0
+_ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def last_event_id(req: Req) -> str:
+    """Where to resume: the Last-Event-ID header or ?last_event_id=, else the beginning."""
+    value = req.request.headers.get("Last-Event-ID") or req.params.get("last_event_id") or "0-0"
+    if not _ENTRY_ID.match(value):
+        raise ApiError(400, "invalid_parameter", "Last-Event-ID must be an event id this stream sent (ms-seq)")
+    return str(value)
+
+
+async def _open(req: Req) -> web.StreamResponse:
+    resp = web.StreamResponse(status=200, headers={
+        "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
+        "X-Request-Id": req.request_id,
+    })
+    await resp.prepare(req.request)
+    await resp.write(b"retry: 2000\n\n")
+    return resp
+
+
+def _frame(event: str, data: Any, event_id: str | None = None) -> bytes:
+    head = f"id: {event_id}\n" if event_id else ""
+    return f"{head}event: {event}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
+
+
+def _fields(raw: dict[Any, Any]) -> dict[str, str]:
+    return {_s(k): _s(v) for k, v in raw.items()}
+
+
+async def _status(redis: Any, p: Partition, run_id: str) -> str | None:
+    status = await redis.hget(p.run(run_id), "status")
+    return _s(status) if status is not None else None
+
+
+async def stream_events(req: Req, p: Partition, run_id: str) -> web.StreamResponse:
+    """The run's timeline (status, attempts, logs, progress, steps ...) until it finishes."""
+    after = last_event_id(req)
+    redis, key = req.baton.redis, p.events(run_id)
+    resp = await _open(req)
+    keepalive = time.monotonic() + KEEPALIVE_S
+    try:
+        while not req.state.stopping.is_set():
+            rows = await redis.xread({key: after}, count=500, block=BLOCK_MS)
+            if rows:
+                for eid_raw, raw in rows[0][1]:
+                    eid = _s(eid_raw)
+                    f = _fields(raw)
+                    data = orjson.loads(f["data"]) if f.get("data") else None
+                    kind = f.get("type", "")
+                    event = {"id": eid, "type": kind, "data": data, "ts": int(f.get("ts") or 0)}
+                    await resp.write(_frame(kind, event_view(run_id, event), eid))
+                    after = eid
+                    if kind == "status" and isinstance(data, dict) and data.get("status") in \
+                            TERMINAL_STATUSES:
+                        await resp.write(_frame("end", {"run_id": run_id, "status": data["status"]}))
+                        return resp
+                continue
+            status = await _status(redis, p, run_id)
+            if status is None or status in TERMINAL_STATUSES:
+                # finished (its status event may have been trimmed from the capped timeline) or expired
+                rest = await redis.xrange(key, f"({after}" if after != "0-0" else "-", "+")
+                for eid_raw, raw in rest:
+                    f = _fields(raw)
+                    data = orjson.loads(f["data"]) if f.get("data") else None
+                    kind = f.get("type", "")
+                    event = {"id": _s(eid_raw), "type": kind, "data": data, "ts": int(f.get("ts") or 0)}
+                    await resp.write(_frame(kind, event_view(run_id, event), _s(eid_raw)))
+                await resp.write(_frame("end", {"run_id": run_id, "status": status or "expired"}))
+                return resp
+            if time.monotonic() >= keepalive:
+                await resp.write(b": keepalive\n\n")
+                keepalive = time.monotonic() + KEEPALIVE_S
+    except (ConnectionResetError, ConnectionError):
+        pass  # the client went away
+    return resp
+
+
+async def stream_chunks(req: Req, p: Partition, run_id: str) -> web.StreamResponse:
+    """What the handler streams with ``ctx.stream(chunk)``, as produced, until the run finishes."""
+    after = last_event_id(req)
+    redis, ckey, ekey = req.baton.redis, p.chunks(run_id), p.events(run_id)
+    last = await redis.xrevrange(ekey, count=1)
+    ev_after = _s(last[0][0]) if last else "0-0"
+    resp = await _open(req)
+    keepalive = time.monotonic() + KEEPALIVE_S
+
+    async def send(rows: list[Any]) -> str:
+        nonlocal after
+        for eid_raw, raw in rows:
+            f = _fields(raw)
+            eid = _s(eid_raw)
+            chunk = orjson.loads(f["data"]) if f.get("data") else None
+            await resp.write(_frame("chunk", {"id": eid, "run_id": run_id, "chunk": chunk,
+                                              "created_at": iso(int(f.get("ts") or 0))}, eid))
+            after = eid
+        return after
+
+    async def finish(status: str) -> web.StreamResponse:
+        await send(await redis.xrange(ckey, f"({after}" if after != "0-0" else "-", "+"))
+        await resp.write(_frame("end", {"run_id": run_id, "status": status}))
+        return resp
+
+    try:
+        status = await _status(redis, p, run_id)
+        if status is None or status in TERMINAL_STATUSES:
+            return await finish(status or "expired")
+        while not req.state.stopping.is_set():
+            rows = await redis.xread({ckey: after, ekey: ev_after}, count=500, block=BLOCK_MS)
+            ended: str | None = None
+            for stream_key, entries in rows or []:
+                if _s(stream_key) == ckey:
+                    await send(entries)
+                    continue
+                for eid_raw, raw in entries:
+                    ev_after = _s(eid_raw)
+                    f = _fields(raw)
+                    if f.get("type") == "status":
+                        data = orjson.loads(f["data"]) if f.get("data") else {}
+                        if isinstance(data, dict) and data.get("status") in TERMINAL_STATUSES:
+                            ended = str(data["status"])
+            if ended is not None:
+                return await finish(ended)
+            if not rows:
+                status = await _status(redis, p, run_id)
+                if status is None or status in TERMINAL_STATUSES:
+                    return await finish(status or "expired")
+                if time.monotonic() >= keepalive:
+                    await resp.write(b": keepalive\n\n")
+                    keepalive = time.monotonic() + KEEPALIVE_S
+    except (ConnectionResetError, ConnectionError):
+        pass
+    return resp

@@ -1,0 +1,25 @@
+--[[ run_append: fenced append to one of a run's own streams: 'rec' (usage,
+  tool-call and structured-output records) or 'chunks' (what ctx.stream
+  produced). Capped; the stream expires with the run.
+  KEYS[1] the run record (HASH)
+  ARGV[1] partition key prefix
+  ARGV[2] run id
+  ARGV[3] lease token
+  ARGV[4] stream: 'rec' or 'chunks'
+  ARGV[5] approximate cap of the stream (entries)
+  ARGV[6..] pairs of entry type, entry data (JSON)
+  Returns: {count appended, last entry id} | -1 lease token no longer matches ]]
+--@include common
+local pfx, id, token, kind = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local r = call('HMGET', KEYS[1], 'lease_token', 'status')
+if r[1] ~= token or r[2] ~= 'executing' then return -1 end
+if kind ~= 'rec' and kind ~= 'chunks' then return redis.error_reply('stream must be rec or chunks') end
+local now = now_ms()
+local key = pfx .. kind .. ':' .. id
+local last = ''
+local n = 0
+for i = 6, #ARGV, 2 do
+  last = call('XADD', key, 'MAXLEN', '~', tonumber(ARGV[5]), '*', 'type', ARGV[i], 'data', ARGV[i + 1], 'ts', now)
+  n = n + 1
+end
+return {n, last}

@@ -1,0 +1,160 @@
+"""The CLI against a live API: `baton runs ls/get/cancel/replay/tail`, `baton dlq`, `submit`, `apikey`, `api`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+from typing import Any
+
+import aiohttp
+import orjson
+
+from runtime.api import hash_key
+from tests.api.conftest import ApiNode
+from tests.nodes import ROOT, eventually
+from tests.servers import RedisProcess, free_port
+
+
+async def baton(api: ApiNode | None, *args: str, project: str = "alpha",
+                env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """Run `baton ARGS` as a child process against the test API; returns (exit code, stdout, stderr)."""
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    if api is not None:
+        full_env.update({"BATON_API_URL": api.url, "BATON_API_KEY": api.keys[project]})
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "runtime", *args, cwd=ROOT, env=full_env,
+                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_submit_ls_get_cancel_and_replay(api: ApiNode) -> None:
+    # When a run is submitted through the API and waited for
+    code, out, err = await baton(api, "submit", "echo", "--input", '{"a": 1}', "--wait", "20")
+    # Then it prints the finished run, created in the key's project by hand
+    assert code == 0, err
+    run = orjson.loads(out)
+    assert (run["status"], run["output"], run["project"], run["triggered_by"]) == ("completed", {"a": 1}, "alpha",
+                                                                                   "manual")
+    # When the runs are listed as a table and as JSON in the strait view
+    code, table, err = await baton(api, "runs", "ls", "--job", "echo")
+    assert code == 0, err
+    header, *rows = table.splitlines()
+    assert header.split()[:4] == ["ID", "JOB", "STATUS", "ATTEMPT"] and rows[0].split()[:3] == [run["id"], "echo",
+                                                                                                 "completed"]
+    code, out, err = await baton(api, "runs", "ls", "--json", "--view", "strait")
+    assert code == 0 and orjson.loads(out)["data"][0]["project_id"] == "alpha"
+    # And one run is shown for people and as JSON
+    code, out, err = await baton(api, "runs", "get", run["id"])
+    assert code == 0 and f"id:           {run['id']}" in out and "status:       completed" in out
+    code, out, err = await baton(api, "runs", "get", run["id"], "--json", "--view", "trigger")
+    assert code == 0 and orjson.loads(out)["status"] == "COMPLETED_SUCCESSFULLY"
+    # When a delayed run is canceled and the finished one replayed
+    delayed = await api.trigger("echo", 2, delay=60)
+    code, out, err = await baton(api, "runs", "cancel", delayed)
+    assert code == 0 and delayed in out and "canceled" in out
+    assert (await api.run(delayed))["status"] == "canceled"
+    code, out, err = await baton(api, "runs", "replay", run["id"])
+    new_id = out.strip()
+    assert code == 0 and (await api.run(new_id))["replay_of"] == run["id"]
+    # And errors exit non-zero with the API's message
+    code, out, err = await baton(api, "runs", "get", "missing")
+    assert code == 1 and "run missing not found (404 not_found" in err
+    code, out, err = await baton(api, "runs", "ls", env={"BATON_API_KEY": "bk_wrong"})
+    assert code == 1 and "401 unauthorized" in err
+
+
+async def test_dlq_ls_and_replay(api: ApiNode) -> None:
+    # Given two dead-lettered runs
+    dead = [await api.trigger("boom", i) for i in range(2)]
+    for run_id in dead:
+        await api.wait_status(run_id)
+    # When the DLQ is listed
+    code, out, err = await baton(api, "dlq", "ls")
+    # Then both are there with their error
+    assert code == 0, err
+    assert all(run_id in out for run_id in dead) and "boom" in out
+    # When all of it is replayed, as JSON
+    code, out, err = await baton(api, "dlq", "replay", "--all", "--json")
+    result = orjson.loads(out)
+    # Then each was replayed once
+    assert code == 0 and result["count"] == 2 and {r["id"] for r in result["results"]} == set(dead)
+    code, out, err = await baton(api, "dlq", "replay", dead[0])
+    assert code == 1 and "already" in out
+
+
+async def test_tail_follows_a_run_to_the_end_with_a_progress_bar(api: ApiNode) -> None:
+    # Given a run of three gated steps that reports progress, and `baton runs tail` following it
+    run_id = await api.trigger("steps", {"n": 3, "gate": "tail"})
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BATON_API_URL": api.url, "BATON_API_KEY": api.keys["alpha"]}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "runtime", "runs", "tail", run_id, cwd=ROOT,
+                                                env=env, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    assert proc.stdout is not None
+    lines: list[str] = []
+
+    async def line() -> str:
+        assert proc.stdout is not None
+        text = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode().rstrip("\n")
+        lines.append(text)
+        return text
+
+    # When the steps are let through one by one, each after tail printed the previous progress
+    while "status executing" not in await line():
+        pass
+    for i in range(3):
+        api.gates.open(f"tail-{i}")
+        while not (await line()).startswith("progress ["):
+            pass
+    code = await asyncio.wait_for(proc.wait(), 20)
+    rest = (await proc.stdout.read()).decode().splitlines()
+    output = lines + rest
+    # Then it printed each progress as a bar, live, then the end of the run, and exited 0
+    bars = [x for x in output if x.startswith("progress [")]
+    assert len(bars) == 3 and "100% 3/3 step 2 done" in bars[-1] and bars[0].count("#") == 10
+    assert output[-1] == f"run {run_id} completed" and code == 0
+    assert any("step     step s0 completed" in x for x in output)
+
+
+async def test_apikey_prints_a_key_and_its_settings_entry() -> None:
+    # When a key is made for a project
+    code, out, err = await baton(None, "apikey", "acme")
+    # Then the key and the hash entry for BATON_API_KEYS are printed, and they match
+    assert code == 0, err
+    key = out.split("key:")[1].split()[0]
+    entry = out.split("BATON_API_KEYS=")[1].split()[0]
+    assert entry == f"acme:{hash_key(key)}"
+
+
+async def test_api_runs_alone(redis_server: RedisProcess, prefix: str) -> None:
+    # Given `baton api` started on its own (no executors) with a key
+    port = free_port()
+    key = "bk_" + "s" * 30
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BATON_REDIS_URL": redis_server.url, "BATON_PREFIX": prefix,
+           "BATON_API_PORT": str(port), "BATON_API_HOST": "127.0.0.1", "BATON_API_KEYS": f"default:{hash_key(key)}",
+           "BATON_LOG_FORMAT": "text"}
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "runtime", "api", cwd=ROOT, env=env,
+                                                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async def up() -> Any:
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/ready") as resp:
+                        return resp.status == 200
+                except aiohttp.ClientConnectionError:
+                    return False
+
+            # When it is ready
+            await eventually(up, 20, interval=0.1)
+            async with http.get(f"http://127.0.0.1:{port}/v1/runs",
+                                headers={"Authorization": f"Bearer {key}"}) as resp:
+                listed = (resp.status, await resp.json())
+    finally:
+        # And it is stopped with SIGTERM
+        proc.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(proc.wait(), 20)
+    # Then it served the API and exited cleanly
+    assert listed == (200, {"data": [], "next_cursor": None, "has_more": False, "scanned": 0})
+    assert code == 0

@@ -1,0 +1,159 @@
+"""The OpenAPI document: generated from the route table, committed, served, and checked against the live
+server by schemathesis (no 5xx, every response as documented)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    ignored_auth,
+    negative_data_rejection,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from runtime import Baton, Settings
+from runtime.api import hash_key, new_key
+from runtime.api.openapi import COMMITTED, document, render_document
+from runtime.api.routes import ROUTES
+from tests.api.conftest import ApiNode, Gates, define_jobs
+from tests.nodes import running_node
+from tests.servers import RedisProcess, free_port
+
+
+def test_committed_document_is_the_generated_one() -> None:
+    # Given the document generated from the route table
+    generated = render_document()
+    # Then the committed file is byte for byte the same (regenerate: python -m runtime.api.openapi)
+    assert COMMITTED.read_bytes() == generated, "runtime/api/openapi.json is stale: python -m runtime.api.openapi"
+
+
+def test_document_covers_every_route_with_auth_and_errors() -> None:
+    # Given the document
+    doc = document()
+    # Then it is OpenAPI 3.1 with one operation per route, each with a unique operationId
+    assert doc["openapi"] == "3.1.0"
+    operations = [(path, method) for path, item in doc["paths"].items() for method in item]
+    assert sorted(operations) == sorted((r.path, r.method.lower()) for r in ROUTES)
+    ids = [op["operationId"] for item in doc["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids))
+    # And every /v1 operation needs the bearer key and documents 401 and the error shape
+    for path, item in doc["paths"].items():
+        for op in item.values():
+            if path.startswith("/v1"):
+                assert "security" not in op and "401" in op["responses"], (path, op["operationId"])
+            else:
+                assert op["security"] == []
+            assert op["responses"]["default"]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/Error"}
+
+
+async def test_served_document_is_the_generated_one(api: ApiNode) -> None:
+    # When /openapi.json is fetched without a key
+    status, served = await api.call("GET", "/openapi.json", project=None)
+    # Then it is the generated document
+    assert status == 200 and served == orjson.loads(render_document())
+    # And every route the server has is in it, and nothing else
+    assert api.node.api is not None
+    assert sorted(api.node.api.routes) == sorted((r.method, r.path) for r in ROUTES)
+
+
+class ThreadedNode:
+    """A node with its API in its own thread and event loop (schemathesis calls it synchronously)."""
+
+    def __init__(self, redis_url: str) -> None:
+        self.key = new_key()
+        self.port = free_port()
+        self.settings = Settings(
+            redis_url=redis_url, prefix=f"st{uuid.uuid4().hex[:10]}", concurrency=10, lease_ttl_ms=2000,
+            renew_interval_ms=500, reap_interval_ms=200, metrics_port=0, shutdown_grace_s=2, api_port=self.port,
+            api_host="127.0.0.1", api_keys=f"alpha:{hash_key(self.key)}",
+        )
+        self.ready = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stop_event: asyncio.Event | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._main, name="api-node", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._serve())
+        except BaseException as exc:  # noqa: BLE001 - reported to the test thread
+            self.error = exc
+            self.ready.set()
+
+    async def _serve(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.stop_event = asyncio.Event()
+        app = Baton(self.settings)
+        gates = Gates()
+        define_jobs(app, gates)
+        async with running_node(app) as node:
+            assert node.api is not None
+            await node.api.listening.wait()
+            # some runs in several states, so that lists are not empty
+            for job, payload in (("echo", {"a": 1}), ("boom", None), ("gated", {"gate": "never"})):
+                await app.trigger(job, payload)
+            self.ready.set()
+            await self.stop_event.wait()
+            for event in gates.events.values():
+                event.set()
+        await app.close()
+
+    def start(self) -> ThreadedNode:
+        self.thread.start()
+        assert self.ready.wait(30), "API node did not start"
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def stop(self) -> None:
+        if self.loop is not None and self.stop_event is not None:
+            self.loop.call_soon_threadsafe(self.stop_event.set)
+        self.thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def live_api(redis_server: RedisProcess) -> Iterator[ThreadedNode]:
+    """One API node for every schemathesis case of this module."""
+    node = ThreadedNode(redis_server.url).start()
+    yield node
+    node.stop()
+
+
+#: the generated document, loaded by schemathesis (which validates it as OpenAPI 3.1)
+schema = schemathesis.openapi.from_dict(document())
+
+CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
+          response_headers_conformance, negative_data_rejection, ignored_auth]
+
+
+@schema.parametrize()
+# the node in the other thread draws from `random` (lease jitter) while Hypothesis generates a case, which
+# Hypothesis takes for a strategy using `random`
+@pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
+@settings(max_examples=12, deadline=None, suppress_health_check=[
+    HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])
+def test_api_conforms_to_its_document(case: Any, live_api: ThreadedNode) -> None:
+    # Given generated requests (valid and invalid) for every operation, with a valid key
+    # When each is sent to the live server
+    response = case.call_and_validate(base_url=live_api.url, headers={"Authorization": f"Bearer {live_api.key}"},
+                                      checks=CHECKS, timeout=10)
+    # Then no answer is a 5xx, and each matches the document (status, content type, schema, headers);
+    # invalid data is rejected with a 4xx and requests without the key with 401
+    assert response.status_code < 500

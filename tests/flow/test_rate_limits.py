@@ -1,0 +1,148 @@
+"""Rate limits enforced inside the claim script, across processes; fairness between keys."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from runtime import RunContext, Settings
+from tests.integration.test_processes import producer, worker_env
+from tests.nodes import eventually, running_node, spawn_worker, stop_process
+
+
+@pytest.mark.slow
+async def test_10_per_second_across_two_workers(settings: Settings, redis: Any, tmp_path: Path) -> None:
+    # Given two worker processes and a job limited to 10 starts per second
+    app = producer(settings)
+    procs = [spawn_worker("tests.apps:app", worker_env(settings, f"w{i}", BATON_CONCURRENCY=50), tmp_path / f"{i}.log")
+             for i in range(2)]
+    try:
+        # When a burst of 500 runs arrives at once
+        t0 = time.monotonic()
+        ids = await app.trigger_batch([{"job": "limited10"} for _ in range(500)])
+
+        async def all_done() -> bool:
+            return (await app.count_by_status()).get("completed", 0) == 500
+        await eventually(all_done, timeout=80, interval=0.5)
+        took = time.monotonic() - t0
+    finally:
+        codes = [stop_process(p) for p in procs]
+    assert codes == [0, 0]
+    starts = [int(x) for x in await redis.lrange(f"{settings.prefix}:test:limited10-starts", 0, -1)]
+    # Then no one-second window (by the Redis clock) saw more than 10 starts
+    per_window = collections.Counter(s // 1000 for s in starts)
+    assert len(starts) == 500 and max(per_window.values()) <= 10, per_window.most_common(3)
+    # sliding windows too: any 10 consecutive starts span at least 900 ms (GCRA spacing)
+    starts.sort()
+    assert min(b - a for a, b in zip(starts, starts[10:], strict=False)) >= 999
+    # and the burst took about 50 s, not more
+    assert 48 <= took <= 56, took
+    # both workers took part
+    workers = {a.worker_id for rid in ids[::25] if (r := await app.get_run(rid)) for a in r.attempts}
+    assert workers == {"w0", "w1"}
+    await app.close()
+
+
+async def test_per_key_rate_limit_holds_per_key_while_other_keys_run(make_app: Any) -> None:
+    # Given a job limited to 5 starts per second per customer
+    app = make_app(concurrency=50)
+    starts: dict[str, list[float]] = collections.defaultdict(list)
+
+    @app.job(rate_limit_per_key=(5, 1.0), rate_key="input:customer")
+    async def sync(ctx: RunContext, payload: Any) -> None:
+        starts[payload["customer"]].append(ctx.now_ms())
+
+    # When customer "big" has 15 runs and "a", "b" have 3 each
+    items = [{"job": "sync", "input": {"customer": "big"}} for _ in range(15)]
+    items += [{"job": "sync", "input": {"customer": c}} for c in ("a", "b") for _ in range(3)]
+    ids = await app.trigger_batch(items)
+    async with running_node(app):
+        t0 = time.monotonic()
+        small_done: list[float] = []
+        for run_id in ids[15:]:
+            await app.wait_for(run_id, 10)
+        small_done.append(time.monotonic() - t0)
+        for run_id in ids[:15]:
+            await app.wait_for(run_id, 20)
+    # Then every key kept to 5 per second: consecutive starts of one key are >= 200 ms apart
+    for key, times in starts.items():
+        times.sort()
+        assert all(b - a >= 199 for a, b in zip(times, times[1:], strict=False)), (key, times)
+    # and the small keys were not held behind the big one (3 starts each need ~0.4 s)
+    assert small_done[0] < 1.5, small_done
+    assert max(starts["big"]) - min(starts["big"]) >= 14 * 199
+
+
+async def test_limits_change_at_runtime_without_restart(make_app: Any) -> None:
+    # Given a job with no rate limit in code, held to 2 per second at runtime
+    app = make_app()
+    seen: list[int] = []
+
+    @app.job()
+    async def paced(ctx: RunContext, payload: Any) -> None:
+        seen.append(ctx.now_ms())
+
+    async with running_node(app):
+        await app.set_limits("paced", rate_limit=(2, 1.0))
+        ids = await app.trigger_batch([{"job": "paced"} for _ in range(5)])
+        for run_id in ids:
+            await app.wait_for(run_id, 10)
+        seen.sort()
+        assert all(b - a >= 499 for a, b in zip(seen, seen[1:], strict=False)), seen
+        # When the override is cleared, the next burst runs at full speed
+        await app.clear_limits("paced")
+        seen.clear()
+        ids = await app.trigger_batch([{"job": "paced"} for _ in range(5)])
+        for run_id in ids:
+            await app.wait_for(run_id, 10)
+    assert max(seen) - min(seen) < 400, seen
+
+
+async def test_fairness_small_keys_are_not_starved_by_a_big_one(make_app: Any) -> None:
+    # Given one key with 5,000 queued runs and ten keys with 10 each, queued behind it
+    app = make_app(concurrency=10)
+    done_order: list[str] = []
+
+    @app.job()
+    async def work(ctx: RunContext, payload: Any) -> None:
+        done_order.append(payload)
+        await asyncio.sleep(0.001)
+
+    await app.trigger_batch([{"job": "work", "input": "big", "concurrency_key": "big"} for _ in range(5000)])
+    small_ids = await app.trigger_batch([
+        {"job": "work", "input": f"k{k}", "concurrency_key": f"k{k}"} for k in range(10) for _ in range(10)
+    ])
+    async with running_node(app):
+        for run_id in small_ids:
+            await app.wait_for(run_id, 30)
+        big_done_when_small_finished = done_order.count("big")
+    # Then all 100 small-key runs finished while the big key still had most of its runs left
+    assert big_done_when_small_finished < 1000, big_done_when_small_finished
+    counts = await app.count_by_status()
+    assert counts["queued"] > 2500
+
+
+async def test_priority_orders_runs_within_a_key(make_app: Any) -> None:
+    app = make_app(concurrency=1)
+    order: list[str] = []
+
+    @app.job()
+    async def step(ctx: RunContext, payload: Any) -> None:
+        order.append(payload)
+
+    await app.trigger_batch([
+        {"job": "step", "input": "a-low", "concurrency_key": "a", "priority": 0},
+        {"job": "step", "input": "a-high", "concurrency_key": "a", "priority": 9},
+        {"job": "step", "input": "b-low", "concurrency_key": "b", "priority": 0},
+        {"job": "step", "input": "b-high", "concurrency_key": "b", "priority": 9},
+    ])
+    async with running_node(app):
+        await eventually(lambda: len(order) == 4, 10)
+    # within each key the higher priority went first; keys alternate
+    assert order.index("a-high") < order.index("a-low") and order.index("b-high") < order.index("b-low")
+    assert {order[0][0], order[1][0]} == {"a", "b"}

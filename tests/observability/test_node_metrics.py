@@ -1,0 +1,159 @@
+"""A node's /metrics after real work: runs by outcome, leases, executor, intake, Redis, actors."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from runtime import Baton, Settings
+from tests.nodes import eventually, running_node
+from tests.observability.conftest import FAST_OBSERVER, LoadedNode, metrics_http, with_jobs
+from tests.observability.support import promtool, sample, scrape
+from tests.servers import RedisProcess
+
+
+async def test_run_counters_by_job_and_outcome(loaded_node: LoadedNode) -> None:
+    # Given a node that ran one run of each kind, when /metrics is scraped
+    text = loaded_node.scrape()
+
+    def v(name: str, **labels: str) -> float | None:
+        return sample(text, name, **labels)
+
+    # Then starts, final statuses, retries and attempt outcomes are counted by job
+    assert v("baton_runs_started_total", job_name="ok") == 1
+    assert v("baton_runs_started_total", job_name="boom") == 2
+    assert v("baton_runs_finished_total", job_name="ok", status="completed") == 1
+    assert v("baton_runs_finished_total", job_name="chatty", status="completed") == 1
+    assert v("baton_runs_finished_total", job_name="boom", status="dead_letter") == 1
+    assert v("baton_runs_finished_total", job_name="fatal", status="failed") == 1
+    assert v("baton_runs_finished_total", job_name="stuck", status="dead_letter") == 1
+    assert v("baton_runs_finished_total", job_name="hold", status="canceled") == 1
+    assert v("baton_runs_retried_total", job_name="boom") == 1
+    assert v("baton_attempts_total", job_name="boom", outcome="failed") == 2
+    assert v("baton_attempts_total", job_name="stuck", outcome="timed_out") == 1
+    assert v("baton_attempts_total", job_name="hold", outcome="canceled") == 1
+    assert v("baton_attempts_total", job_name="nap", outcome="waiting") == 1
+    assert v("baton_run_duration_seconds_count", job_name="ok") == 1
+    assert v("baton_pickup_latency_seconds_count", job_name="ok") == 1
+    # and leases, slots and intake
+    assert v("baton_leases_acquired_total") == 8
+    assert v("baton_leases_held") == 0
+    assert v("baton_lease_ttl_seconds") == 2.0
+    assert v("baton_lease_remaining_min_seconds") == 2.0  # none held
+    assert v("baton_executor_slots") == 10 and v("baton_executor_slots_busy") == 0
+    assert v("baton_intake_entries_read_total") == 1
+    assert v("baton_intake_entries_rejected_total", reason="unknown_job") == 1
+    # and every Lua call and pipeline was timed
+    for command in ("runs_claim", "runs_finish", "leases_reap", "runs_promote", "heartbeat", "observe"):
+        assert (v("baton_redis_command_duration_seconds_count", command=command) or 0) >= 1, command
+    heartbeat = v("baton_heartbeat_timestamp_seconds")
+    assert heartbeat is not None and abs(heartbeat - time.time()) < 10
+
+
+async def test_cluster_gauges_on_a_running_node(loaded_node: LoadedNode) -> None:
+    # Given the same node, its observer's view of the cluster (one partition) once every run has settled
+    # (the canceled run was the last to finish; the observer reads every count in one pipeline)
+    text = await loaded_node.wait_sample("baton_partition_runs", 1, partition="0", state="canceled")
+
+    def state(s: str) -> float | None:
+        return sample(text, "baton_partition_runs", partition="0", state=s)
+
+    # Then the backlog, the final statuses and the durable wait are counted from Redis
+    assert sample(text, "baton_queue_depth", queue="q-backlog", partition="0") == 4
+    assert (sample(text, "baton_queue_oldest_age_seconds", queue="q-backlog", partition="0") or 0) > 0
+    assert state("queued") == 4 and state("executing") == 0 and state("waiting") == 1
+    assert state("completed") == 2 and state("dead_letter") == 2 and state("failed") == 1
+    assert state("canceled") == 1
+    assert sample(text, "baton_nodes_live") == 1
+    assert sample(text, "baton_leases_overdue", partition="0") == 0
+
+
+async def test_promtool_check_metrics_passes_on_a_live_node(loaded_node: LoadedNode) -> None:
+    # Given the text exposition of a node that did real work
+    text = loaded_node.scrape()
+    # When promtool lints it
+    result = promtool("check", "metrics", stdin=text)
+    # Then it passes without a single lint message
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not result.stdout.strip() and not result.stderr.strip(), result.stdout + result.stderr
+
+
+async def test_lease_time_left_renewals_lost_leases_and_reclaims(make_app: Callable[..., Baton]) -> None:
+    # Given a node executing a run that holds its lease
+    app = with_jobs(make_app(**FAST_OBSERVER))
+    async with running_node(app) as node:
+        with metrics_http(node.metrics.registry) as port:
+            run_id = await app.trigger("hold", {"seconds": 30})
+            await app.wait_for(run_id, 10, statuses=["executing"])
+
+            def renewed_twice() -> bool:
+                return (sample(scrape(port), "baton_leases_renewed_total") or 0) >= 2
+
+            await eventually(renewed_twice, 10)
+            text = scrape(port)
+            # Then it reports the lease it holds, the time left on it, and how much was left at renewals
+            assert sample(text, "baton_leases_held") == 1
+            left = sample(text, "baton_lease_remaining_min_seconds")
+            assert left is not None and 0 < left <= 2.0
+            assert (sample(text, "baton_lease_remaining_at_renewal_seconds_count") or 0) >= 2
+            # When another owner's token replaces this node's (what a reclaim by another node does)
+            p = app.keys.partition_of_run(run_id)
+            await app.redis.hset(p.run(run_id), "lease_token", "someone-else/9")
+            # Then the next renewal finds the lease lost, and the handler's outcome is fenced off
+            text = await _wait(port, "baton_leases_lost_total", 1, stage="renew")
+            text = await _wait(port, "baton_leases_lost_total", 1, stage="finish")
+            # and once the stale lease expires, the reaper reclaims it for queue obs and retries the run
+            text = await _wait(port, "baton_leases_reclaimed_total", 1, queue="obs")
+            assert sample(text, "baton_attempts_total", job_name="hold", outcome="crashed") == 1
+            run = await app.wait_for(run_id, 10)
+            assert run.status == "completed"
+            text = scrape(port)
+            assert sample(text, "baton_runs_retried_total", job_name="hold") == 1
+            assert sample(text, "baton_runs_finished_total", job_name="hold", status="completed") == 1
+            assert sample(text, "baton_leases_held") == 0
+
+
+async def _wait(port: int, name: str, value: float, timeout: float = 10, **labels: str) -> str:
+    last = [""]
+
+    def check() -> bool:
+        last[0] = scrape(port)
+        return sample(last[0], name, **labels) == value
+
+    await eventually(check, timeout, interval=0.05)
+    return last[0]
+
+
+@pytest.mark.timeout(60)
+async def test_redis_outage_counts_reconnects_and_restarts(settings: Settings, prefix: str) -> None:
+    # Given a node on its own Redis server
+    server = RedisProcess().start()
+    try:
+        app = with_jobs(Baton(settings.with_changes(redis_url=server.url, **FAST_OBSERVER)))
+        async with running_node(app) as node:
+            with metrics_http(node.metrics.registry) as port:
+                # When the server goes away long enough for the client's own retries to give up
+                server.kill()
+
+                def reconnecting() -> bool:
+                    return any(v > 0 for v in _values(scrape(port), "baton_redis_reconnects_total"))
+
+                await eventually(reconnecting, 30, interval=0.1)
+                # and comes back on the same port
+                server = RedisProcess(port=server.port).start()
+                # Then the actors that lost it were restarted, counted by actor, and the node works again
+                text = scrape(port)
+                assert any(v > 0 for v in _values(text, "baton_actor_restarts_total"))
+                assert any(v > 0 for v in _values(text, "baton_redis_errors_total"))
+                run_id = await app.trigger("ok", {"back": True})
+                assert (await app.wait_for(run_id, 20)).status == "completed"
+        await app.close()
+    finally:
+        server.stop()
+
+
+def _values(text: str, name: str) -> list[float]:
+    return [s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name]

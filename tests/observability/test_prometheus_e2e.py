@@ -1,0 +1,173 @@
+"""A real Prometheus server scrapes two real worker processes; PromQL gives back the right numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from runtime import Baton, Settings
+from tests.nodes import eventually, spawn_worker, stop_process
+from tests.observability.conftest import with_jobs
+from tests.observability.support import ALERTS, binary, dashboard_exprs, grafana_to_promql, promtool, scrape
+from tests.servers import free_port
+
+APP = "tests.observability.jobs:app"
+
+
+class Prometheus:
+    """A Prometheus server process owned by the test (stopped by pid)."""
+
+    def __init__(self, targets: list[str], workdir: Path) -> None:
+        self.port = free_port()
+        self.dir = workdir
+        config = {
+            "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
+            "rule_files": [str(ALERTS)],
+            "scrape_configs": [{"job_name": "baton", "static_configs": [{"targets": targets}]}],
+        }
+        (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
+        self.log = open(workdir / "prometheus.log", "wb")  # closed in stop()
+        self.proc = subprocess.Popen(
+            [binary("prometheus"), f"--config.file={workdir / 'prometheus.yml'}",
+             f"--web.listen-address=127.0.0.1:{self.port}", f"--storage.tsdb.path={workdir / 'data'}"],
+            stdout=self.log, stderr=subprocess.STDOUT,
+        )
+
+    def api(self, path: str, **params: str) -> Any:
+        url = f"http://127.0.0.1:{self.port}/api/v1/{path}"
+        if params:
+            url += "?" + urllib.parse.urlencode(params)
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            body = json.loads(resp.read())
+        assert body["status"] == "success", body
+        return body["data"]
+
+    def query(self, promql: str) -> list[dict[str, Any]]:
+        """Instant query; the result vector."""
+        data = self.api("query", query=promql)
+        return list(data["result"]) if data["resultType"] == "vector" else [{"value": data["result"]}]
+
+    def value(self, promql: str) -> float | None:
+        """The single value of an instant query, or None when it returns nothing."""
+        try:
+            result = self.query(promql)
+        except OSError:  # not listening yet
+            return None
+        return float(result[0]["value"][1]) if result else None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.log.close()
+
+
+@pytest.fixture
+def prometheus_dir(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "prometheus"
+    path.mkdir()
+    yield path
+    if (path / "prometheus.log").exists():  # shown when the test fails
+        print((path / "prometheus.log").read_text()[-3000:])
+
+
+def worker_env(settings: Settings, node: str, metrics_port: int) -> dict[str, str]:
+    return {
+        "BATON_REDIS_URL": settings.redis_url, "BATON_PREFIX": settings.prefix, "BATON_NODE_ID": node,
+        "BATON_LEASE_TTL_MS": str(settings.lease_ttl_ms), "BATON_RENEW_INTERVAL_MS": str(settings.renew_interval_ms),
+        "BATON_REAP_INTERVAL_MS": str(settings.reap_interval_ms), "BATON_METRICS_PORT": str(metrics_port),
+        "BATON_METRICS_HOST": "127.0.0.1", "BATON_OBSERVE_INTERVAL_MS": "250", "BATON_LOG_FORMAT": "json",
+        "BATON_SHUTDOWN_GRACE_S": "2",
+    }
+
+
+async def _unserved(ctx: Any, payload: Any) -> None:
+    return None
+
+
+@pytest.mark.timeout(120)
+async def test_prometheus_reads_queue_depth_and_reclaims_after_kill_9(
+    settings: Settings, make_app: Callable[..., Baton], redis: Any, tmp_path: Path, prometheus_dir: Path,
+) -> None:
+    # Given two worker processes serving /metrics and a Prometheus server scraping them every second
+    binary("prometheus")
+    ports = {"w1": free_port(), "w2": free_port()}
+    workers = {node: spawn_worker(APP, worker_env(settings, node, port), tmp_path / f"{node}.log")
+               for node, port in ports.items()}
+    prom = Prometheus([f"127.0.0.1:{p}" for p in ports.values()], prometheus_dir)
+    try:
+        # and a backlog of 37 runs of a job no worker serves, in queue q-depth
+        producer = with_jobs(make_app(), ("unserved", _unserved, {"queue": "q-depth"}))
+        await producer.trigger_batch([{"job": "unserved", "input": {"i": i}} for i in range(37)])
+
+        # When Prometheus has scraped both nodes
+        await eventually(lambda: prom.value('count(up{job="baton"} == 1)') == 2, 30, interval=0.25)
+        # Then PromQL reads the queue depth (both nodes export it; max, then sum over partitions)
+        depth = 'sum by (queue) (max by (queue, partition) (baton_queue_depth{queue="q-depth"}))'
+        await eventually(lambda: prom.value(depth) == 37, 30, interval=0.25)
+        assert prom.value('sum(max by (partition) (baton_partition_runs{state="queued"}))') == 37
+        assert prom.value("max(baton_nodes_live)") == 2
+        # and the daemon's own /metrics passes promtool's lint
+        lint = promtool("check", "metrics", stdin=scrape(ports["w1"]))
+        assert lint.returncode == 0 and not (lint.stdout + lint.stderr).strip(), lint.stdout + lint.stderr
+
+        # Given a long run executing on one of the workers
+        run_id = await producer.trigger("long", {"seconds": 60})
+        started = f"{settings.prefix}:obs:started"
+        first = await eventually(lambda: redis.lrange(started, 0, 0), 20)
+        holder = first[0].decode().rsplit(":", 1)[1]
+        survivor = next(n for n in workers if n != holder)
+        executing = 'sum(max by (partition) (baton_partition_runs{state="executing"}))'
+        await eventually(lambda: prom.value(executing) == 1, 20, interval=0.25)
+        held = f'baton_leases_held{{instance="127.0.0.1:{ports[holder]}"}}'
+        await eventually(lambda: prom.value(held) == 1, 10, interval=0.25)
+
+        # When that worker is killed with SIGKILL
+        os.kill(workers[holder].pid, signal.SIGKILL)
+        workers[holder].wait(10)
+        run = await producer.wait_for(run_id, 30)
+        assert run.status == "completed" and run.output == {"node": survivor, "attempt": 2}
+
+        # Then Prometheus shows the lease reclaimed once, by the survivor, in queue obs
+        reclaimed = 'sum by (instance, queue) (baton_leases_reclaimed_total)'
+        await eventually(lambda: prom.value(f"sum({reclaimed})") == 1, 20, interval=0.25)
+        (series,) = [s for s in prom.query(reclaimed) if float(s["value"][1]) > 0]
+        assert series["metric"] == {"instance": f"127.0.0.1:{ports[survivor]}", "queue": "obs"}
+        crashed = 'sum(baton_attempts_total{job_name="long", outcome="crashed"})'
+        assert prom.value(crashed) == 1
+        # and the killed node's target is down while the survivor's is up
+        await eventually(lambda: prom.value(f'up{{instance="127.0.0.1:{ports[holder]}"}}') == 0, 20,
+                         interval=0.25)
+        assert prom.value(f'up{{instance="127.0.0.1:{ports[survivor]}"}}') == 1
+
+        # and the survivor's JSON log line about the reclaim names the run, its job, attempt and node
+        lines = [json.loads(x) for x in (tmp_path / f"{survivor}.log").read_text().splitlines() if x.startswith("{")]
+        (line,) = [x for x in lines if x["msg"].startswith("reclaimed expired lease")]
+        assert (line["run_id"], line["job"], line["attempt"], line["node"]) == (run_id, "long", 1, survivor)
+
+        # and the alert rules loaded into the server are healthy, and every dashboard query runs
+        groups = prom.api("rules")["groups"]
+        assert groups and all(r["health"] == "ok" for g in groups for r in g["rules"]), groups
+        for file, title, expr in dashboard_exprs():
+            try:
+                prom.api("query", query=grafana_to_promql(expr))
+            except (AssertionError, OSError) as exc:  # a 400 for a query Prometheus rejects
+                raise AssertionError(f"{file}: {title}: {expr}: {exc}") from exc
+    finally:
+        for proc in workers.values():
+            stop_process(proc)
+        prom.stop()
