@@ -54,6 +54,7 @@ class Executor(Actor[ExecutorMessage]):
         self.slots = app.settings.concurrency
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.cancel_reasons: dict[str, str] = {}
+        self._metric_children: dict[str, tuple[Any, Any]] = {}
         self.threads = ThreadPoolExecutor(max_workers=min(self.slots, 64), thread_name_prefix="baton-job")
         self.idle = asyncio.Event()
         self.idle.set()
@@ -122,12 +123,19 @@ class Executor(Actor[ExecutorMessage]):
         job = self.app.jobs.get(c.job)
         if job is None:  # the claim script only hands out served jobs; this is a bug guard
             return _failure(c, "failed", RuntimeError(f"job {c.job!r} not defined on this node"), permanent=True)
-        self.metrics.runs_started.labels(job_name=c.job).inc()
-        self.metrics.pickup_latency.labels(job_name=c.job).observe(max(c.claimed_at_ms - c.ready_at_ms, 0) / 1000)
+        started, pickup = self._job_metrics(c.job)
+        started.inc()
+        pickup.observe(max(c.claimed_at_ms - c.ready_at_ms, 0) / 1000)
         with run_log_context(c.run_id, c.job, c.attempt):
             ctx = await RunContext.for_claim(self.app, c)
             token = current_run.set(ctx)
-            flusher = asyncio.get_running_loop().create_task(self._flush_loop(c, ctx))
+            flushers: list[asyncio.Task[None]] = []
+
+            def start_flusher() -> None:
+                if not flushers:
+                    flushers.append(asyncio.get_running_loop().create_task(self._flush_loop(c, ctx)))
+
+            ctx.on_buffer = start_flusher
             timeout_s = c.timeout_ms / 1000 if c.timeout_ms else None
             deadline = asyncio.timeout(timeout_s)
             try:
@@ -163,12 +171,21 @@ class Executor(Actor[ExecutorMessage]):
                 ctx.log.warning("handler raised %s: %s", type(exc).__name__, exc)
                 outcome = _failure(c, "failed", exc)
             finally:
-                flusher.cancel()
+                for flusher in flushers:
+                    flusher.cancel()
                 current_run.reset(token)
             # the last logs of the attempt go out before its outcome
             with contextlib.suppress(LeaseLost, RedisError):
                 await ctx.flush()
             return outcome
+
+    def _job_metrics(self, job: str) -> tuple[Any, Any]:
+        """Per-job metric children, looked up once (labels() is not free at thousands of runs/s)."""
+        pair = self._metric_children.get(job)
+        if pair is None:
+            pair = (self.metrics.runs_started.labels(job_name=job), self.metrics.pickup_latency.labels(job_name=job))
+            self._metric_children[job] = pair
+        return pair
 
     async def _flush_loop(self, c: Claimed, ctx: RunContext) -> None:
         """Write the run's buffered logs and progress a few times a second."""

@@ -148,6 +148,11 @@ class RunContext:
         self._fields: dict[str, str] = {}
         self._log_seq = 0
         self._lineage: tuple[str, int] | None = None
+        #: set by the executor: starts the periodic flush the first time something is buffered,
+        #: so runs that never log cost no flush task at all
+        self.on_buffer: Callable[[], None] | None = None
+        self._flush_scheduled = False
+        self._loop_thread = threading.get_ident()
         self._project: str = "default"
         # usage / tool-call / output records (flushed with the logs) and streamed chunks (written at once)
         self._records: list[tuple[str, str]] = []
@@ -277,6 +282,7 @@ class RunContext:
                 "timestamp": _iso(created * 1000),
             }
             self._events.append(("log", orjson.dumps(entry, default=str).decode()))
+        self._buffered()
 
     def progress(self, current: float, total: float | None = None, message: str | None = None) -> None:
         """Report progress (the seed's Progress); readable on the run at once after the next flush."""
@@ -285,6 +291,7 @@ class RunContext:
         with self._lock:
             self._fields["progress"] = data
             self._events.append(("progress", data))
+        self._buffered()
 
     def set_metadata(self, **values: Any) -> None:
         """Merge keys into the run's metadata (written with the next flush)."""
@@ -293,6 +300,18 @@ class RunContext:
         with self._lock:
             self._fields["metadata"] = data
             self._events.append(("metadata", data))
+        self._buffered()
+
+    def _buffered(self) -> None:
+        """Something waits to be written: make sure a periodic flush is running."""
+        if self._flush_scheduled or self.on_buffer is None:
+            return
+        self._flush_scheduled = True
+        if threading.get_ident() == self._loop_thread:
+            self.on_buffer()
+        else:  # a plain-def handler's thread
+            loop = self._loop or asyncio.get_event_loop()
+            loop.call_soon_threadsafe(self.on_buffer)
 
     def add_tags(self, *tags: str) -> None:
         """Add tags to the run (written with the next flush)."""
@@ -301,6 +320,7 @@ class RunContext:
                 self.tags.append(tag)
         with self._lock:
             self._fields["tags"] = _dumps(self.tags)
+        self._buffered()
 
     async def flush(self) -> None:
         """Write buffered logs, progress, metadata, usage/tool-call/output records and chunks now (fenced)."""
@@ -331,6 +351,7 @@ class RunContext:
                 self._records.append((kind, _dumps(full)))
             except TypeError as exc:
                 raise TypeError(f"{kind} record is not JSON-serialisable: {exc}") from None
+        self._buffered()
 
     def record_usage(self, provider: str, model: str, prompt_tokens: int = 0, completion_tokens: int = 0,
                      total_tokens: int | None = None, cost_microusd: int = 0) -> None:

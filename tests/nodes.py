@@ -50,11 +50,11 @@ async def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: 
 def spawn_worker(app_spec: str, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
     """Start ``baton worker`` as a child process (its output goes to log_path)."""
     full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
-    log = open(log_path, "ab")
-    return subprocess.Popen(
-        [sys.executable, "-m", "runtime", "worker", "--app", app_spec],
-        cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "runtime", "worker", "--app", app_spec],
+            cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+        )
 
 
 def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30) -> int:

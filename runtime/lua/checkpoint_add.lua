@@ -15,5 +15,6 @@ local now = now_ms()
 local seq = call('HINCRBY', KEYS[1], 'checkpoint_seq', 1)
 local eid = call('XADD', pfx .. 'cp:' .. id, 'MAXLEN', '~', 100, '*', 'sequence', seq, 'source', ARGV[4],
   'state', ARGV[5], 'created_at', now)
+mark_satellite(pfx, id, 'cp')
 add_event(pfx, id, 'checkpoint', '{"sequence":' .. seq .. '}', now)
 return {seq, eid}

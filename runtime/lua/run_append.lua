@@ -16,6 +16,7 @@ if r[1] ~= token or r[2] ~= 'executing' then return -1 end
 if kind ~= 'rec' and kind ~= 'chunks' then return redis.error_reply('stream must be rec or chunks') end
 local now = now_ms()
 local key = pfx .. kind .. ':' .. id
+mark_satellite(pfx, id, kind)
 local last = ''
 local n = 0
 for i = 6, #ARGV, 2 do

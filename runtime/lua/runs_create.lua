@@ -85,7 +85,10 @@ for i = 3, #ARGV, n do
     if ARGV[i + 19] ~= '' then
       local extra = cjson.decode(ARGV[i + 19])
       for k, v in pairs(extra) do call('HSET', rk, k, tostring(v)) end
-      if extra.parent_id then call('SADD', pfx .. 'children:' .. extra.parent_id, id) end
+      if extra.parent_id then
+        call('SADD', pfx .. 'children:' .. extra.parent_id, id)
+        mark_satellite(pfx, extra.parent_id, 'children')
+      end
       if extra.project then project = tostring(extra.project) end
     end
     -- every run of a project, by creation time: what run listings page through

@@ -21,6 +21,7 @@ local existing = call('HGET', sk, name)
 if existing and string.find(existing, '"status":"completed"', 1, true) then return -6 end
 local now = now_ms()
 call('HSET', sk, name, ARGV[6])
+mark_satellite(pfx, id, 'steps')
 call('HSET', KEYS[1], 'current_step_index', ARGV[5], 'updated_at', now)
 if ARGV[7] == '1' then call('HINCRBY', KEYS[1], 'completed_step_count', 1) end
 add_event(pfx, id, 'step', ARGV[6], now)

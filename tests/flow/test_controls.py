@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 from pathlib import Path
@@ -193,7 +194,7 @@ async def test_reconcile_finds_no_drift_after_kill_9_chaos(settings: Settings, r
     assert sum(len(v) for v in spans.values()) >= 120
     for key, intervals in spans.items():
         intervals.sort()
-        assert all(b[0] >= a[1] for a, b in zip(intervals, intervals[1:], strict=False)), key
+        assert all(b[0] >= a[1] for a, b in itertools.pairwise(intervals)), key
     assert len(ids) == 120
     await app.close()
 

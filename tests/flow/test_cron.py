@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -70,7 +71,7 @@ async def test_each_tick_fires_exactly_once_across_three_nodes(make_app: Any) ->
     # Then every tick ran exactly once, and consecutive ticks are one second apart (none lost)
     ticks = sorted(int(run_id.rsplit(".", 1)[1]) for run_id in seen)
     assert max(Counter(seen).values()) == 1 and len(set(ticks)) == len(ticks)
-    assert all(b - a == 1000 for a, b in zip(ticks, ticks[1:], strict=False)), ticks
+    assert all(b - a == 1000 for a, b in itertools.pairwise(ticks)), ticks
     [pulse] = schedules
     assert pulse["name"] == "pulse" and pulse["fired_count"] >= 11 and pulse["next_fire_at"] is not None
     run = await apps[0].get_run(seen[0])
@@ -91,7 +92,7 @@ async def test_skip_overlap_skips_while_a_run_is_going(make_app: Any) -> None:
         await eventually(lambda: len(spans) >= 2, 15, interval=0.1)
         [state] = await app.list_schedules()
     # Then runs never overlapped and the ticks that came during a run were skipped
-    assert all(b[0] >= a[1] for a, b in zip(spans, spans[1:], strict=False)), spans
+    assert all(b[0] >= a[1] for a, b in itertools.pairwise(spans)), spans
     assert state["skipped_count"] >= 2
 
 

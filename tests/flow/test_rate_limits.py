@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
 import time
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,7 @@ async def test_per_key_rate_limit_holds_per_key_while_other_keys_run(make_app: A
     # Then every key kept to 5 per second: consecutive starts of one key are >= 200 ms apart
     for key, times in starts.items():
         times.sort()
-        assert all(b - a >= 199 for a, b in zip(times, times[1:], strict=False)), (key, times)
+        assert all(b - a >= 199 for a, b in itertools.pairwise(times)), (key, times)
     # and the small keys were not held behind the big one (3 starts each need ~0.4 s)
     assert small_done[0] < 1.5, small_done
     assert max(starts["big"]) - min(starts["big"]) >= 14 * 199
@@ -93,7 +94,7 @@ async def test_limits_change_at_runtime_without_restart(make_app: Any) -> None:
         for run_id in ids:
             await app.wait_for(run_id, 10)
         seen.sort()
-        assert all(b - a >= 499 for a, b in zip(seen, seen[1:], strict=False)), seen
+        assert all(b - a >= 499 for a, b in itertools.pairwise(seen)), seen
         # When the override is cleared, the next burst runs at full speed
         await app.clear_limits("paced")
         seen.clear()

@@ -159,7 +159,7 @@ async def test_all_keys_of_a_call_share_one_hash_tag(recorded: dict[str, tuple[C
     for name, (call, _) in recorded.items():
         # Then its KEYS carry the partition's hash tag (one cluster slot per script call);
         # the scheduler lease is node-wide and carries the deployment's tag instead
-        tag = "{%s}:" % lua.scripts.keys.prefix if name == "scheduler_lease" else lua.part.prefix
+        tag = f"{{{lua.scripts.keys.prefix}}}:" if name == "scheduler_lease" else lua.part.prefix
         assert all(k.startswith(tag) for k in call.keys), (name, call.keys)
 
 

@@ -66,10 +66,22 @@ local function add_event(pfx, id, kind, data, now)
   call('XADD', pfx .. 'ev:' .. id, 'MAXLEN', '~', EVENTS_MAX, '*', 'type', kind, 'data', data, 'ts', now)
 end
 
--- Keys that belong to one run besides its record; they expire with it.
+-- Keys that belong to one run besides its record; they expire with it. Most
+-- runs have only a timeline, so the others are noted on the record when first
+-- written (sat_<name>) and only those are expired.
+local SATELLITES = {'steps', 'cp', 'children', 'wait', 'rec', 'chunks'}
+local function mark_satellite(pfx, id, name)
+  call('HSETNX', pfx .. 'run:' .. id, 'sat_' .. name, '1')
+end
 local function satellite_keys(pfx, id)
-  return {pfx .. 'ev:' .. id, pfx .. 'steps:' .. id, pfx .. 'cp:' .. id, pfx .. 'children:' .. id,
-          pfx .. 'wait:' .. id, pfx .. 'rec:' .. id, pfx .. 'chunks:' .. id}
+  local keys = {pfx .. 'ev:' .. id}
+  local fields = {}
+  for i, name in ipairs(SATELLITES) do fields[i] = 'sat_' .. name end
+  local marks = call('HMGET', pfx .. 'run:' .. id, unpack(fields))
+  for i, name in ipairs(SATELLITES) do
+    if marks[i] then keys[#keys + 1] = pfx .. name .. ':' .. id end
+  end
+  return keys
 end
 
 -- Put a run (back) into its queue's ready set.
@@ -86,6 +98,7 @@ local function complete_wait_step(pfx, id, step, index, started, data, status, n
     .. cjson.encode(status) .. ',"output":' .. data .. ',"error":null,"started_at":' .. (started or now)
     .. ',"completed_at":' .. now .. '}'
   call('HSET', pfx .. 'steps:' .. id, step, rec)
+  mark_satellite(pfx, id, 'steps')
   add_event(pfx, id, 'step', rec, now)
 end
 

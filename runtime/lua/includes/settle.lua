@@ -85,6 +85,7 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
       call('SADD', pfx .. 'evw:' .. w.key, id)
     elseif w.kind == 'children' then
       local wk = pfx .. 'wait:' .. id
+      mark_satellite(pfx, id, 'wait')
       for _, child in ipairs(w.ids) do
         local st = call('HGET', pfx .. 'run:' .. child, 'status')
         if st and st ~= 'completed' and st ~= 'failed' and st ~= 'canceled' and st ~= 'dead_letter'
