@@ -80,6 +80,18 @@ class Run:
     raw: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
+    def backoff(self) -> dict[str, Any]:
+        """The run's retry backoff: kind, initial_ms, max_ms, jitter."""
+        raw = self.raw.get("backoff") or ""
+        if raw.startswith("{"):
+            return dict(orjson.loads(raw))
+        parts = raw.split(",")
+        if len(parts) != 4:
+            return {}
+        return {"kind": parts[0], "initial_ms": int(float(parts[1])), "max_ms": int(float(parts[2])),
+                "jitter": float(parts[3])}
+
+    @property
     def finished(self) -> bool:
         """True once the run is in a terminal status."""
         return self.status in TERMINAL_STATUSES

@@ -105,8 +105,7 @@ class Scripts:
     async def create(self, partition: Partition, specs_args: Sequence[Sequence[Any]]) -> list[tuple[str, int]]:
         """Create runs (each a RunSpec.script_args()); returns (id, code) per run."""
         args: list[Any] = [partition.prefix, self.keys.wake_channel]
-        for spec in specs_args:
-            args.extend(spec)
+        args.extend(orjson.dumps(list(spec)) for spec in specs_args)
         raw = await self._call("runs_create", [partition.queues], args)
         return [(_s(raw[i]), int(raw[i + 1])) for i in range(0, len(raw), 2)]
 

@@ -7,7 +7,7 @@
   KEYS[1] partition queue set (SET) - pins the slot
   ARGV[1] partition key prefix, e.g. "{baton:p0}:"
   ARGV[2] wake channel (PUBLISH when runs became ready)
-  ARGV[3..] 24 fields per run, in this order:
+  ARGV[3..] 1 argument per run: a JSON array of the run's 24 fields, in this order:
     id, job, queue, input (JSON), priority, delay_ms (''), run_at_ms (''),
     labels (JSON ''), tags (JSON ''), metadata (JSON ''), concurrency_key,
     idempotency_key, idempotency_ttl_ms, max_attempts, timeout_ms,
@@ -26,11 +26,14 @@ local pfx, channel = ARGV[1], ARGV[2]
 local now = now_ms()
 local out = {}
 local woke = false
-local n = 24
-for i = 3, #ARGV, n do
-  local id, job, queue, input = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
-  local priority, delay_ms, run_at = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
-  local ckey, ikey, ittl = ARGV[i + 10], ARGV[i + 11], ARGV[i + 12]
+for a = 3, #ARGV do
+  -- one argument per run: a JSON array of its fields (packing 24 arguments
+  -- per run cost the client more than the whole script costs Redis)
+  local F = cjson.decode(ARGV[a])
+  local i = 1
+  local id, job, queue, input = F[i], F[i + 1], F[i + 2], F[i + 3]
+  local priority, delay_ms, run_at = F[i + 4], F[i + 5], F[i + 6]
+  local ckey, ikey, ittl = F[i + 10], F[i + 11], F[i + 12]
   local rk = pfx .. 'run:' .. id
   local code = 1
   local ik = nil
@@ -42,7 +45,7 @@ for i = 3, #ARGV, n do
     end
   end
   if code == 1 and call('EXISTS', rk) == 1 then code = 0 end
-  local dkey, dspec = ARGV[i + 22], ARGV[i + 23]
+  local dkey, dspec = F[i + 22], F[i + 23]
   local dk, mode, window, maxd = nil, nil, 0, 0
   if code == 1 and dkey ~= '' then
     dk = pfx .. 'deb:' .. job .. '|' .. dkey
@@ -74,16 +77,16 @@ for i = 3, #ARGV, n do
     if due > now then status = 'delayed' end
     call('HSET', rk, 'id', id, 'job', job, 'queue', queue, 'input', input,
       'priority', priority, 'status', status, 'created_at', now, 'updated_at', now,
-      'scheduled_at', due, 'attempt', 0, 'charged', 0, 'max_attempts', ARGV[i + 13],
-      'timeout_ms', ARGV[i + 14], 'backoff', ARGV[i + 15], 'source', ARGV[i + 17])
+      'scheduled_at', due, 'attempt', 0, 'charged', 0, 'max_attempts', F[i + 13],
+      'timeout_ms', F[i + 14], 'backoff', F[i + 15], 'source', F[i + 17])
     -- optional fields are only written when present, to keep records small
-    local opt = {labels = ARGV[i + 7], tags = ARGV[i + 8], metadata = ARGV[i + 9],
-      concurrency_key = ckey, idempotency_key = ikey, version = ARGV[i + 16],
-      entry_id = ARGV[i + 18]}
+    local opt = {labels = F[i + 7], tags = F[i + 8], metadata = F[i + 9],
+      concurrency_key = ckey, idempotency_key = ikey, version = F[i + 16],
+      entry_id = F[i + 18]}
     for k, v in pairs(opt) do if v ~= '' then call('HSET', rk, k, v) end end
     local project = 'default'
-    if ARGV[i + 19] ~= '' then
-      local extra = cjson.decode(ARGV[i + 19])
+    if F[i + 19] ~= '' then
+      local extra = cjson.decode(F[i + 19])
       for k, v in pairs(extra) do call('HSET', rk, k, tostring(v)) end
       if extra.parent_id then
         call('SADD', pfx .. 'children:' .. extra.parent_id, id)
@@ -102,12 +105,12 @@ for i = 3, #ARGV, n do
       if mode == 'trailing' then hold = (maxd > 0 and maxd or window * 100) + window end
       call('SET', dk, id, 'PX', math.max(hold, 1))
     end
-    if ARGV[i + 20] ~= '' then
-      local expires = now + tonumber(ARGV[i + 20])
+    if F[i + 20] ~= '' then
+      local expires = now + tonumber(F[i + 20])
       call('HSET', rk, 'expires_at', expires)
       call('ZADD', pfx .. 'ttl', expires, id)
     end
-    if ARGV[i + 21] ~= '' then call('HSET', rk, 'rate_key', ARGV[i + 21]) end
+    if F[i + 21] ~= '' then call('HSET', rk, 'rate_key', F[i + 21]) end
     if status == 'queued' then
       call('HSET', rk, 'ready_at', now)
       ready_add(pfx, id, queue, ckey ~= '' and ckey or nil, ready_score(priority, next_seq(pfx)))

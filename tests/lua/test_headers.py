@@ -40,7 +40,7 @@ def parse_header(name: str) -> Header:
     per_item: int | None = None
     if variadic:
         tail = before[before.index(f"ARGV[{variadic[0]}..]"):]
-        counted = re.search(r"(\d+) fields per", tail)
+        counted = re.search(r"(\d+) (?:fields|arguments?) per", tail)
         per_item = int(counted.group(1)) if counted else (2 if "pairs" in tail else None)
     # braces hold the shape of a list reply ({count, -1 when none}); codes are outside them
     codes_text = re.sub(r"\{[^}]*\}", "", returns)
@@ -171,7 +171,9 @@ def test_run_spec_fills_the_create_block() -> None:
         max_attempts=1, timeout_ms=1, backoff_json="{}", version="", source="s", entry_id="", extra_json="",
     )
     # Then the block has the per-run field count the header declares
-    assert len(spec.script_args()) == HEADERS["runs_create"].per_item == 24
+    assert HEADERS["runs_create"].per_item == 1  # one JSON array argument per run
+    assert len(spec.script_args()) == 24
+    assert "JSON array of the run's 24 fields" in (LUA_DIR / "runs_create.lua").read_text()
 
 
 @pytest.mark.parametrize("name", SCRIPT_NAMES)

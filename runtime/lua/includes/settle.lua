@@ -6,12 +6,17 @@
 -- Delay before retry number `charged` (1-based count of charged attempts).
 local function backoff_ms(spec, charged, rnd)
   local kind, initial, maxd, jitter = 'exponential', 1000, 60000, 0
-  if spec and spec ~= '' then
+  if spec and string.sub(spec, 1, 1) == '{' then
     local b = cjson.decode(spec)
     kind = b.kind or kind
     initial = tonumber(b.initial_ms or initial)
     maxd = tonumber(b.max_ms or maxd)
     jitter = tonumber(b.jitter or jitter)
+  elseif spec and spec ~= '' then
+    -- compact form "kind,initial_ms,max_ms,jitter": short values keep the
+    -- record a small listpack-encoded hash
+    local k, a, m, j = string.match(spec, '^(%a+),([%d.]+),([%d.]+),([%d.]+)$')
+    kind, initial, maxd, jitter = k or kind, tonumber(a) or initial, tonumber(m) or maxd, tonumber(j) or jitter
   end
   local d = initial
   if kind == 'linear' then d = initial * charged
