@@ -126,11 +126,12 @@ class Observer(Actor[None]):
         for state in INDEXED_STATES:
             pipe.zcard(p.status(state))
         for q in queues:
-            key = p.ready(q)
-            pipe.zcard(key)
-            pipe.zrange(key, 0, 0)
-            # the oldest priority-0 run: runs of a higher priority may be starving it
-            pipe.zrangebyscore(key, 1000 * READY_BAND, f"({1001 * READY_BAND}", start=0, num=1)
+            # a queue's runs without a concurrency key, then its keyed ones
+            for key in (p.ready(q), p.keyed_ready(q)):
+                pipe.zcard(key)
+                pipe.zrange(key, 0, 0)
+                # the oldest priority-0 run: runs of a higher priority may be starving it
+                pipe.zrangebyscore(key, 1000 * READY_BAND, f"({1001 * READY_BAND}", start=0, num=1)
         res = await pipe.execute()
         m.observe_redis("observe", time.perf_counter() - started)
         names, delayed, leased, overdue, waiting, *rest = res
@@ -145,10 +146,11 @@ class Observer(Actor[None]):
         queued = 0
         heads: dict[str, list[str]] = {}
         for i, q in enumerate(queues):
-            depth, first, band0 = per_queue[3 * i: 3 * i + 3]
-            queued += int(depth)
-            m.queue_depth.labels(queue=q, partition=part).set(int(depth))
-            heads[q] = sorted({_s(x) for x in [*first, *band0]})
+            depth, first, band0, kdepth, kfirst, kband0 = per_queue[6 * i: 6 * i + 6]
+            total = int(depth) + int(kdepth)
+            queued += total
+            m.queue_depth.labels(queue=q, partition=part).set(total)
+            heads[q] = sorted({_s(x) for x in [*first, *band0, *kfirst, *kband0]})
         m.partition_runs.labels(partition=part, state="queued").set(queued)
         await self._oldest(p, heads, now_ms)
 

@@ -458,14 +458,15 @@ class Baton:
             pipe = self.redis.pipeline(transaction=False)
             for q in queues:
                 pipe.zcard(p.ready(q))
+                pipe.zcard(p.keyed_ready(q))
             pipe.zcard(p.delayed)
             pipe.zcard(p.leased)
             terminal = ["completed", "failed", "canceled", "dead_letter", "expired"]
             for s in terminal:
                 pipe.zcard(p.status(s))
             res = await pipe.execute()
-            counts["queued"] = counts.get("queued", 0) + sum(res[: len(queues)])
-            rest = res[len(queues):]
+            counts["queued"] = counts.get("queued", 0) + sum(res[: 2 * len(queues)])
+            rest = res[2 * len(queues):]
             for name, n in zip(["delayed", "executing", *terminal], rest, strict=True):
                 counts[name] = counts.get(name, 0) + int(n)
         return counts

@@ -335,6 +335,8 @@ class RunContext:
             if await self._app.scripts.append(self.run_id, self._token, "rec", records) == -1:
                 raise LeaseLost(f"run {self.run_id}: lease lost; usage/tool-call/output records rejected")
         if self._chunks or (self._chunk_task is not None and not self._chunk_task.done()):
+            if self._loop is None:  # made outside a running loop: chunks go out here, at the flush
+                self._loop = asyncio.get_running_loop()
             self._kick_chunks()
             if self._chunk_task is not None:
                 await asyncio.shield(self._chunk_task)

@@ -26,7 +26,8 @@ class Partition:
         return f"{self.prefix}run:{run_id}"
 
     def ready(self, queue: str) -> str:
-        """Runnable runs of one queue (ZSET, score = priority then ready time)."""
+        """Queued runs of one queue without a concurrency key (ZSET, score = priority then
+        ready order); keyed ones are in ``group_ready`` and ``keyed_ready``."""
         return f"{self.prefix}ready:{queue}"
 
     @property
@@ -111,8 +112,16 @@ class Partition:
         return f"{self.prefix}paused_queues"
 
     def group_ready(self, queue: str, concurrency_key: str = "") -> str:
-        """Queued runs of one concurrency key of a queue (ZSET, same score as ready)."""
+        """Queued runs of one concurrency key of a queue, in claim order (ZSET).
+        The runs without a key are the queue's ``ready`` set itself."""
+        if not concurrency_key:
+            return self.ready(queue)
         return f"{self.prefix}kready:{queue}|{concurrency_key}"
+
+    def keyed_ready(self, queue: str) -> str:
+        """Queued runs of a queue that have a concurrency key, in claim order (ZSET): with
+        ``ready`` (the unkeyed ones) it counts and ages the queue without visiting groups."""
+        return f"{self.prefix}kidx:{queue}"
 
     def groups(self, queue: str) -> str:
         """Concurrency keys of a queue with queued runs, in serving order (ZSET)."""

@@ -114,8 +114,9 @@ def _table(rows: list[list[str]], headers: list[str], out: TextIO) -> None:
     widths = [min(max([len(h), *(len(r[i]) for r in rows)]), 40) for i, h in enumerate(headers)]
 
     def line(cells: list[str]) -> str:
-        return "  ".join((c if len(c) <= w else c[: w - 1] + "…").ljust(w) for c, w in zip(cells, widths,
-                                                                                         strict=True)).rstrip()
+        # every column but the last is cut at 40 characters; the last (often a message) is shown whole
+        head = [(c if len(c) <= w else c[: w - 1] + "…").ljust(w) for c, w in zip(cells[:-1], widths, strict=False)]
+        return "  ".join([*head, cells[-1]]).rstrip()
 
     out.write(line(headers) + "\n")
     for r in rows:

@@ -36,8 +36,9 @@ A run of another project answers 404, exactly like a run that does not exist.
 V1WorkflowRun or a Strait run. Lists keep their envelope (`data`, `next_cursor`, ...) in every view.
 
 **Errors.** Every error is JSON `{"error": message, "code": machine code, "request_id": id}`; 400 invalid
-parameters or body, 401 missing or bad key, 404 not found, 409 the run's status forbids the operation, 413 body
-over `max_body_bytes`, 503 Redis unavailable. Send `X-Request-Id` to choose the request id.
+parameters (unknown query parameters included) or body, 401 missing or bad key, 404 not found, 409 the run's
+status forbids the operation, 413 body over `max_body_bytes`, 503 Redis unavailable. Send `X-Request-Id` to
+choose the request id.
 """
 
 

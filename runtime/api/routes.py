@@ -544,7 +544,8 @@ async def h_bulk_dlq_replay(req: Req) -> web.StreamResponse:
 
 async def h_jobs(req: Req) -> web.StreamResponse:
     await req.baton.refresh_registry()
-    names = sorted(set(req.baton.jobs.names()) | set(req.baton._remote_jobs))
+    registered = {_s(name) for name in await req.baton.redis.hkeys(req.baton.keys.registry)}
+    names = sorted(set(req.baton.jobs.names()) | registered)
     out = []
     for name in names:
         options = req.baton.lookup(name)
@@ -762,7 +763,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/runs/{run_id}/state", h_state, "getRunState", "Get a run's execution state", _RUN,
           params=(RUN_ID,), responses={200: ("State", "RunState")}, errors=_NF),
     Route("GET", "/v1/jobs", h_jobs, "listJobs", "List jobs with their options", "Jobs",
-          "Jobs registered by running workers (and by this process).", responses={200: ("Jobs", "JobList")}),
+          "Jobs registered by running workers (and by this process); jobs belong to the deployment, so every "
+          "project sees the same list.", responses={200: ("Jobs", "JobList")}),
     Route("POST", "/v1/jobs/{job}/trigger", h_trigger, "triggerJob", "Trigger a run of a job", "Jobs",
           "201 when a run was created; 200 with outcome idempotent/existing/debounced when an existing run answers.",
           params=(Param("job", {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,100}$"}, "Job name",

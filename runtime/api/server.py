@@ -115,6 +115,7 @@ class _Endpoint:
         self.route = route
         self.state = state
         self.params = [(p, Draft202012Validator(p.schema)) for p in route.params]
+        self.query_names = {p.name for p in route.params if p.location == "query"}
         self.body = Draft202012Validator(component(route.body)) if route.body else None
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
@@ -127,6 +128,9 @@ class _Endpoint:
                 raise ApiError(401, "unauthorized", "missing or invalid API key (Authorization: Bearer <key>)",
                                {"WWW-Authenticate": 'Bearer realm="baton"'})
             project = found
+        unknown = sorted(set(request.query) - self.query_names)
+        if unknown:  # a misspelt filter must not silently list (or cancel) everything
+            raise ApiError(400, "invalid_parameter", f"unknown query parameter(s): {', '.join(unknown)[:200]}")
         values: dict[str, Any] = {}
         for param, validator in self.params:
             if param.location == "path":

@@ -283,7 +283,7 @@ def _str_map(values: dict[str, Any]) -> dict[str, str]:
 def strait_run(run: Run, finished_ttl_ms: int = 0, failed_ttl_ms: int = 0) -> dict[str, Any]:
     """Strait's run object (seed 003). Tags are a string map: labels plus each tag as ``tag: "true"``."""
     raw = run.raw
-    backoff = _json(raw, "backoff") or {}
+    backoff = run.backoff
     started, created, finished = run.started_at_ms, run.created_at_ms, run.finished_at_ms
     expires = _int(raw, "expires_at")
     if finished is not None:
@@ -301,9 +301,9 @@ def strait_run(run: Run, finished_ttl_ms: int = 0, failed_ttl_ms: int = 0) -> di
         "idempotency_key": user_idempotency_key(run), "job_version": int(version) if version.isdigit() else None,
         "workflow_step_run_id": None, "max_attempts_override": run.max_attempts,
         "timeout_secs_override": run.timeout_ms // 1000 if run.timeout_ms else None,
-        "retry_backoff": backoff.get("kind") if isinstance(backoff, dict) else None,
-        "retry_initial_delay_secs": int(backoff.get("initial_ms", 0)) // 1000 if isinstance(backoff, dict) else None,
-        "retry_max_delay_secs": int(backoff.get("max_ms", 0)) // 1000 if isinstance(backoff, dict) else None,
+        "retry_backoff": backoff.get("kind"),
+        "retry_initial_delay_secs": int(backoff["initial_ms"]) // 1000 if "initial_ms" in backoff else None,
+        "retry_max_delay_secs": int(backoff["max_ms"]) // 1000 if "max_ms" in backoff else None,
         "execution_trace": {
             "queue_wait_ms": max(started - created, 0) if started is not None else None,
             "dequeue_ms": None, "connect_ms": None, "ttfb_ms": None, "transfer_ms": None,

@@ -1,7 +1,8 @@
 --[[ reconcile: check that the exact indices of a partition agree with the run
   records, repair what does not, and count it (the drift, expected 0):
   every leased run is executing; every member of a concurrency set (per job,
-  per key) is leased; every queued-index member is queued and in its group.
+  per key) is leased; every member of a queue's ordered sets is queued, in
+  the right set, and (when keyed) in the queue's keyed index, and back.
   KEYS[1] partition leased set (ZSET) - pins the slot
   ARGV[1] partition key prefix
   Returns: {drift total, leased drift, concurrency drift, ready drift} ]]
@@ -24,14 +25,26 @@ for _, set in ipairs(call('SMEMBERS', pfx .. 'ccsets')) do
   if call('SCARD', set) == 0 then call('SREM', pfx .. 'ccsets', set) end
 end
 for _, queue in ipairs(call('SMEMBERS', pfx .. 'queues')) do
-  for _, id in ipairs(call('ZRANGE', pfx .. 'ready:' .. queue, 0, -1)) do
+  local rq, ki = pfx .. 'ready:' .. queue, pfx .. 'kidx:' .. queue
+  -- the unkeyed set holds queued runs without a key only
+  for _, id in ipairs(call('ZRANGE', rq, 0, -1)) do
     local r = call('HMGET', pfx .. 'run:' .. id, 'status', 'concurrency_key')
-    local kk = pfx .. 'kready:' .. queue .. '|' .. (r[2] or '')
-    if r[1] ~= 'queued' then
-      ready_remove(pfx, id, queue, r[2])
+    if r[1] ~= 'queued' or r[2] then
+      local score = call('ZSCORE', rq, id)
+      call('ZREM', rq, id)
+      if r[1] == 'queued' then ready_add(pfx, id, queue, r[2], score) end
       ready_drift = ready_drift + 1
-    elseif not call('ZSCORE', kk, id) then
-      ready_add(pfx, id, queue, r[2], call('ZSCORE', pfx .. 'ready:' .. queue, id))
+    end
+  end
+  -- the keyed index holds queued runs with a key, each also in its key's set
+  for _, id in ipairs(call('ZRANGE', ki, 0, -1)) do
+    local r = call('HMGET', pfx .. 'run:' .. id, 'status', 'concurrency_key')
+    if r[1] ~= 'queued' or not r[2] then
+      call('ZREM', ki, id)
+      if r[1] == 'queued' then ready_add(pfx, id, queue, nil, call('ZSCORE', ki, id) or 0) end
+      ready_drift = ready_drift + 1
+    elseif not call('ZSCORE', group_set(pfx, queue, r[2]), id) then
+      ready_add(pfx, id, queue, r[2], call('ZSCORE', ki, id))
       ready_drift = ready_drift + 1
     end
   end

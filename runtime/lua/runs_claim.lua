@@ -169,7 +169,7 @@ for qi = 0, nq - 1 do
     visits = visits + 1
     -- to the back of the line, whether or not it yields a run this time
     call('ZADD', gk, call('INCR', pfx .. 'grr:' .. queue), g)
-    local kk = pfx .. 'kready:' .. queue .. '|' .. g
+    local kk = group_set(pfx, queue, g)
     -- a lone group is scanned deeper: runs of limited or unserved jobs at its
     -- head must not hide runnable runs behind them
     local ids = call('ZRANGE', kk, 0, (ngroups <= 1 and scan or per_visit + 2) - 1)

@@ -64,6 +64,13 @@ def define_jobs(app: Baton, gates: Gates) -> None:
         await gates.wait(payload["gate"])
         return "opened"
 
+    @app.job(timeout=60, max_concurrency=1)
+    async def single(ctx: RunContext, payload: Any) -> Any:
+        """At most one at a time: a second run stays queued while the first holds its gate."""
+        if payload.get("gate"):
+            await gates.wait(payload["gate"])
+        return payload
+
     @app.job(timeout=60)
     async def steps(ctx: RunContext, payload: Any) -> list[int]:
         out = []

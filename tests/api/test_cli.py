@@ -20,9 +20,10 @@ from tests.servers import RedisProcess, free_port
 async def baton(api: ApiNode | None, *args: str, project: str = "alpha",
                 env: dict[str, str] | None = None) -> tuple[int, str, str]:
     """Run `baton ARGS` as a child process against the test API; returns (exit code, stdout, stderr)."""
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT)}
     if api is not None:
         full_env.update({"BATON_API_URL": api.url, "BATON_API_KEY": api.keys[project]})
+    full_env.update(env or {})
     proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "runtime", *args, cwd=ROOT, env=full_env,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 60)

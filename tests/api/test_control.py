@@ -10,28 +10,32 @@ from tests.nodes import eventually
 
 
 async def test_pausing_a_queued_run_keeps_it_from_being_leased_until_resumed(api: ApiNode) -> None:
-    # Given a run that is queued but cannot start yet (a paused run must not be leased meanwhile)
-    api.node.leaser.draining = True  # hold claims while the run is paused
-    run_id = await api.trigger("echo", {"x": 1})
-    # When it is paused
-    status, body = await api.call("POST", f"/v1/runs/{run_id}/pause")
+    # Given a job limited to one run at a time: one run executing, a second one queued behind it
+    first = await api.trigger("single", {"gate": "g-single"})
+    await api.wait_status(first, "executing")
+    second = await api.trigger("single", {"x": 1})
+    assert (await api.run(second))["status"] == "queued"
+    # When the queued one is paused
+    status, body = await api.call("POST", f"/v1/runs/{second}/pause")
     assert status == 200 and body["result"] == "paused" and body["run"]["status"] == "paused"
-    # Then it stays paused even while the node claims work, and pausing again is harmless
-    api.node.leaser.draining = False
-    api.node.leaser.maybe_work = True
-    await asyncio.sleep(0.3)
-    run = await api.run(run_id)
+    # Then it is not leased even when the first finishes and frees the slot
+    api.gates.open("g-single")
+    await api.wait_status(first)
+    third = await api.trigger("single", {"y": 1})
+    await api.wait_status(third)  # the freed slot went to a run queued later
+    run = await api.run(second)
     assert run["status"] == "paused" and run["attempt"] == 0 and run["paused_at"] is not None
-    status, body = await api.call("POST", f"/v1/runs/{run_id}/pause")
+    # And pausing again is harmless
+    status, body = await api.call("POST", f"/v1/runs/{second}/pause")
     assert status == 200 and body["result"] == "already_paused"
     # When it is resumed
-    status, body = await api.call("POST", f"/v1/runs/{run_id}/resume")
+    status, body = await api.call("POST", f"/v1/runs/{second}/resume")
     # Then it runs to completion
     assert status == 200 and body["result"] == "resumed"
-    done = await api.wait_status(run_id)
+    done = await api.wait_status(second)
     assert done["status"] == "completed" and done["output"] == {"x": 1}
     # And resuming a run that is not paused is a conflict
-    status, err = await api.call("POST", f"/v1/runs/{run_id}/resume")
+    status, err = await api.call("POST", f"/v1/runs/{second}/resume")
     assert status == 409 and err["code"] == "wrong_status"
 
 

@@ -4,6 +4,7 @@ server by schemathesis (no 5xx, every response as documented)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -139,6 +140,9 @@ def live_api(redis_server: RedisProcess) -> Iterator[ThreadedNode]:
 #: the generated document, loaded by schemathesis (which validates it as OpenAPI 3.1)
 schema = schemathesis.openapi.from_dict(document())
 
+#: examples per operation (about 10 s in all); BATON_SCHEMATHESIS_EXAMPLES=200 for a deeper run
+EXAMPLES = int(os.environ.get("BATON_SCHEMATHESIS_EXAMPLES", "12"))
+
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance, negative_data_rejection, ignored_auth]
 
@@ -147,7 +151,7 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 # the node in the other thread draws from `random` (lease jitter) while Hypothesis generates a case, which
 # Hypothesis takes for a strategy using `random`
 @pytest.mark.filterwarnings("ignore:Do not use the `random` module inside strategies")
-@settings(max_examples=12, deadline=None, suppress_health_check=[
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[
     HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])
 def test_api_conforms_to_its_document(case: Any, live_api: ThreadedNode) -> None:
     # Given generated requests (valid and invalid) for every operation, with a valid key

@@ -129,6 +129,8 @@ async def test_every_view_validates_against_its_seed(api: ApiNode) -> None:
     strait_done = await api.run(ids["completed"], view="strait")
     assert strait_done["job_version"] == 7 and strait_done["tags"] == {"team": "x", "a": "true", "b": "true"}
     assert strait_done["metadata"] == {"n": "1", "nested": '{"k":[1]}'} and strait_done["project_id"] == "alpha"
+    assert (strait_done["retry_backoff"], strait_done["retry_initial_delay_secs"],
+            strait_done["retry_max_delay_secs"]) == ("exponential", 1, 300)
     parent_trigger = await api.run(ids["waiting"], view="trigger")
     assert {c["id"] for c in parent_trigger["relatedRuns"]["children"]} == {f"run_{ids['child']}"} | {
         f"run_{c}" for c in await api.app.get_children(ids["waiting"])}

@@ -38,26 +38,33 @@ local function trim_index(pfx, index, now, ttl_ms, cap)
   end
 end
 
--- A queued run is in its queue's index (ready:<queue>, for counts and age) and
--- in its group's ordered set (kready:<queue>|<concurrency key or ''>); the
--- queue's groups rotate in groups:<queue> so the claim serves keys fairly.
+-- Queued runs are ordered per group: the runs of a queue without a
+-- concurrency key in ready:<queue>, those with key k in kready:<queue>|<k>
+-- (and, for counts and age, in the queue's keyed index kidx:<queue>). The
+-- queue's groups ('' for unkeyed) rotate in groups:<queue> so the claim
+-- serves keys fairly. Unkeyed runs, the common case, cost one entry.
+local function group_set(pfx, queue, g)
+  if g == '' then return pfx .. 'ready:' .. queue end
+  return pfx .. 'kready:' .. queue .. '|' .. g
+end
+
 local function ready_add(pfx, id, queue, ckey, score)
   local g = ckey or ''
-  call('ZADD', pfx .. 'ready:' .. queue, score, id)
-  call('ZADD', pfx .. 'kready:' .. queue .. '|' .. g, score, id)
+  call('ZADD', group_set(pfx, queue, g), score, id)
+  if g ~= '' then call('ZADD', pfx .. 'kidx:' .. queue, score, id) end
   local gk = pfx .. 'groups:' .. queue
   if not call('ZSCORE', gk, g) then
     call('ZADD', gk, call('INCR', pfx .. 'grr:' .. queue), g)
+    call('SADD', pfx .. 'queues', queue)
   end
-  call('SADD', pfx .. 'queues', queue)
 end
 
 local function ready_remove(pfx, id, queue, ckey)
   local g = ckey or ''
-  call('ZREM', pfx .. 'ready:' .. queue, id)
-  local kk = pfx .. 'kready:' .. queue .. '|' .. g
-  call('ZREM', kk, id)
-  if call('ZCARD', kk) == 0 then call('ZREM', pfx .. 'groups:' .. queue, g) end
+  local gs = group_set(pfx, queue, g)
+  call('ZREM', gs, id)
+  if g ~= '' then call('ZREM', pfx .. 'kidx:' .. queue, id) end
+  if call('ZCARD', gs) == 0 then call('ZREM', pfx .. 'groups:' .. queue, g) end
 end
 
 -- Append one event to the run's timeline (a capped stream; expires with the run).
