@@ -15,7 +15,7 @@ from .errors import ConfigError, RedisUnavailable, SubmissionError, raise_for_st
 from .ids import run_id_in_partition
 from .jobs import Backoff, JobOptions, JobRegistry, limit_spec
 from .keys import Keys
-from .records import Run, iso
+from .records import Run, iso, read_runs
 from .scripts import Scripts
 from .settings import Settings
 from .submission import RunSpec, build_spec
@@ -352,8 +352,8 @@ class Baton:
 
     async def get_run(self, run_id: str) -> Run | None:
         """The run with this id, or None if it does not exist (or has expired)."""
-        h = await self.redis.hgetall(self.keys.partition_of_run(run_id).run(run_id))
-        return Run.from_hash(h) if h else None
+        [run] = await read_runs(self.redis, self.keys, [run_id])
+        return run
 
     async def wait_for(self, run_id: str, timeout: float = 30.0, statuses: Iterable[str] | None = None) -> Run:
         """Wait until the run is finished (or reaches one of ``statuses``)."""

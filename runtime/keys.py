@@ -35,6 +35,10 @@ class Partition:
         """Names of queues that have had runs in this partition (SET)."""
         return f"{self.prefix}queues"
 
+    def input(self, run_id: str) -> str:
+        """A run's input, JSON (STRING; kept apart so the record stays listpack-encoded)."""
+        return f"{self.prefix}in:{run_id}"
+
     def project_runs(self, project: str = "default") -> str:
         """Every run of a project by creation time (ZSET); entries of expired runs are
         dropped lazily by readers and when a capped index deletes a run."""

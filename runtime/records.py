@@ -97,10 +97,12 @@ class Run:
         return self.status in TERMINAL_STATUSES
 
     @classmethod
-    def from_hash(cls, h: dict[bytes, bytes] | dict[str, str]) -> Run:
-        """Decode the run record HASH."""
+    def from_hash(cls, h: dict[bytes, bytes] | dict[str, str], input_json: bytes | str | None = None) -> Run:
+        """Decode the run record HASH (and its input, stored in its own key)."""
         d = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
              for k, v in h.items()}
+        if input_json is not None and "input" not in d:
+            d["input"] = input_json.decode() if isinstance(input_json, bytes) else input_json
 
         def num(name: str) -> int | None:
             v = d.get(name)
@@ -154,3 +156,16 @@ class Run:
 
 def _int_or_none(v: Any) -> int | None:
     return None if v is None else int(v)
+
+
+async def read_runs(redis: Any, keys: Any, run_ids: list[str]) -> list[Run | None]:
+    """Read runs (record and input) in one pipelined round trip; None for missing ones."""
+    if not run_ids:
+        return []
+    pipe = redis.pipeline(transaction=False)
+    for run_id in run_ids:
+        p = keys.partition_of_run(run_id)
+        pipe.hgetall(p.run(run_id))
+        pipe.get(p.input(run_id))
+    raw = await pipe.execute()
+    return [Run.from_hash(raw[2 * i], raw[2 * i + 1]) if raw[2 * i] else None for i in range(len(run_ids))]

@@ -19,14 +19,13 @@ from typing import Any
 import orjson
 
 from ..app import Baton
-from ..records import Run
+from ..records import Run, read_runs
 from .errors import ApiError
 
 __all__ = ["FIELDS", "Page", "RunFilter", "decode_cursor", "encode_cursor", "list_runs"]
 
 #: Record fields a filter reads (one HMGET per candidate)
-FIELDS = ("status", "job", "queue", "tags", "labels", "metadata", "batch_id", "triggered_by", "source", "project",
-          "input")
+FIELDS = ("status", "job", "queue", "tags", "labels", "metadata", "batch_id", "triggered_by", "source", "project")
 _SOURCE_TRIGGER = {"child": "spawn", "continuation": "continue"}
 
 
@@ -200,14 +199,19 @@ async def list_runs(
         if not batch:
             break
         pipe = redis.pipeline(transaction=False)
+        with_input = fltr.payload_contains is not None
         for _score, run_id, index_p in batch:
             pipe.hmget(baton.keys.partitions[index_p].run(run_id), *FIELDS)
-        rows = await pipe.execute()
+            if with_input:  # the input is in its own key; read it only to filter on it
+                pipe.get(baton.keys.partitions[index_p].input(run_id))
+        raw = await pipe.execute()
+        rows = [[*raw[2 * i], raw[2 * i + 1]] for i in range(len(batch))] if with_input else raw
         gone = []
         for i, ((score, run_id, index_p), values) in enumerate(zip(batch, rows, strict=True)):
             scanned += 1
             last = (score, run_id)
-            f = {name: (_s(v) if v is not None else None) for name, v in zip(FIELDS, values, strict=True)}
+            names = (*FIELDS, "input") if with_input else FIELDS
+            f = {name: (_s(v) if v is not None else None) for name, v in zip(names, values, strict=True)}
             if f["status"] is None and f["job"] is None:
                 gone.append((index_p, run_id))
             elif fltr.matches(f):
@@ -220,10 +224,7 @@ async def list_runs(
             for index_p, run_id in gone:
                 pipe.zrem(baton.keys.partitions[index_p].prefix + index, run_id)
             await pipe.execute()
-    pipe = redis.pipeline(transaction=False)
-    for _score, run_id in matched:
-        pipe.hgetall(baton.keys.partition_of_run(run_id).run(run_id))
-    runs = [Run.from_hash(h) for h in await pipe.execute() if h]
+    runs = [r for r in await read_runs(redis, baton.keys, [run_id for _score, run_id in matched]) if r]
     for s in sources:
         if not s.buf:
             await s.fill(redis, 1 if s.offset else chunk)

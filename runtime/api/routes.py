@@ -15,7 +15,7 @@ from aiohttp import web
 
 from ..errors import BatonError, SubmissionError
 from ..ids import RUN_ID_RE
-from ..records import LIVE_STATUSES, Run, iso
+from ..records import LIVE_STATUSES, Run, iso, read_runs
 from .errors import ApiError
 from .listing import RunFilter, list_runs
 from .routing import Param, Req, Route, json_response
@@ -66,15 +66,10 @@ async def _runs(req: Req, ids: list[str]) -> list[Run]:
     """Runs of the caller's project among ids, in order (missing ones skipped)."""
     if not ids:
         return []
-    pipe = req.baton.redis.pipeline(transaction=False)
-    for run_id in ids:
-        pipe.hgetall(req.baton.keys.partition_of_run(run_id).run(run_id))
     out = []
-    for h in await pipe.execute():
-        if h:
-            run = Run.from_hash(h)
-            if _project_of(run) == req.project:
-                out.append(run)
+    for run in await read_runs(req.baton.redis, req.baton.keys, ids):
+        if run is not None and _project_of(run) == req.project:
+            out.append(run)
     return out
 
 

@@ -88,7 +88,7 @@ end
 -- try to lease one candidate; returns true when leased
 local function try_claim(queue, gk, g, id)
   local rk = pfx .. 'run:' .. id
-  local r = call('HMGET', rk, 'job', 'concurrency_key', 'input', 'timeout_ms', 'ready_at', 'attempt', 'charged',
+  local r = call('HMGET', rk, 'job', 'concurrency_key', 'id', 'timeout_ms', 'ready_at', 'attempt', 'charged',
     'metadata', 'tags', 'status', 'version', 'rate_key', 'expires_at')
   local job, ckey = r[1], r[2]
   if not job or r[10] ~= 'queued' then
@@ -139,7 +139,7 @@ local function try_claim(queue, gk, g, id)
   out[#out + 1] = token
   out[#out + 1] = attempt
   out[#out + 1] = job
-  out[#out + 1] = r[3]
+  out[#out + 1] = call('GET', pfx .. 'in:' .. id) or 'null'
   out[#out + 1] = r[4]
   out[#out + 1] = r[5] or now
   out[#out + 1] = r[8]

@@ -58,7 +58,8 @@ for a = 3, #ARGV do
       if mode == 'trailing' and h[1] == 'delayed' then
         local due = now + window
         if maxd > 0 then due = math.min(due, tonumber(h[2]) + maxd) end
-        call('HSET', hk, 'input', input, 'scheduled_at', due, 'updated_at', now)
+        call('SET', pfx .. 'in:' .. holder, input)
+        call('HSET', hk, 'scheduled_at', due, 'updated_at', now)
         call('HINCRBY', hk, 'debounced_count', 1)
         call('ZADD', pfx .. 'delayed', due, holder)
         id, code = holder, 3
@@ -75,7 +76,10 @@ for a = 3, #ARGV do
     if dk and mode == 'trailing' then due = math.max(due, now + window) end
     local status = 'queued'
     if due > now then status = 'delayed' end
-    call('HSET', rk, 'id', id, 'job', job, 'queue', queue, 'input', input,
+    -- the input lives in its own key: a long value would switch the whole
+    -- record to Redis's hashtable encoding, several times larger
+    call('SET', pfx .. 'in:' .. id, input)
+    call('HSET', rk, 'id', id, 'job', job, 'queue', queue,
       'priority', priority, 'status', status, 'created_at', now, 'updated_at', now,
       'scheduled_at', due, 'attempt', 0, 'charged', 0, 'max_attempts', F[i + 13],
       'timeout_ms', F[i + 14], 'backoff', F[i + 15], 'source', F[i + 17])

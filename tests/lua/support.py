@@ -103,9 +103,16 @@ class Lua:
         return status
 
     async def run(self, run_id: str) -> dict[str, str]:
-        """The run record as a str -> str dict ({} when missing)."""
+        """The run record as a str -> str dict ({} when missing), with its input (kept in
+        its own key so the record stays listpack-encoded) under "input"."""
         raw = await self.redis.hgetall(self.part.run(run_id))
-        return {text(k): text(v) for k, v in raw.items()}
+        record = {text(k): text(v) for k, v in raw.items()}
+        if record:
+            assert "input" not in record, "the input must not be in the record"
+            stored = await self.redis.get(self.part.input(run_id))
+            if stored is not None:
+                record["input"] = text(stored)
+        return record
 
     async def zscore(self, key: str, member: str) -> int | None:
         """A sorted-set score as an int (None when absent)."""

@@ -182,3 +182,12 @@ async def test_idempotency_keys_of_different_jobs_never_collide(lua: Lua) -> Non
     [(run_id, code)] = await lua.create(spec)
     # Then it gets its own run, not the run of another job
     assert (run_id, code) == (spec.id, 1) != (first_id, 2)
+
+
+async def test_a_typical_record_stays_listpack_encoded(lua: Lua) -> None:
+    # Given a run with a 100-byte input, labels and a concurrency key (what most runs look like)
+    run_id = await lua.create_one(input={"pad": "x" * 90}, labels={"team": "growth"}, concurrency_key="c-42")
+    # Then every record value is short enough for Redis's compact encoding (the input is kept apart)
+    encoding = await lua.redis.object("encoding", lua.part.run(run_id))
+    assert encoding in (b"listpack", b"ziplist"), encoding
+    assert await lua.redis.get(lua.part.input(run_id)) == b'{"pad":"' + b"x" * 90 + b'"}'

@@ -97,12 +97,12 @@ async def loaded_node(make_app: Callable[..., Baton]) -> AsyncIterator[LoadedNod
                 await producer.trigger("unserved", {"i": i})
             await app.redis.xadd(app.keys.submit_stream, {"job": "no_such_job"})
             for key in ("ok", "boom", "fatal", "stuck", "chatty"):
-                await producer.wait_for(runs[key], 15)
-            await producer.wait_for(runs["nap"], 10, statuses=["waiting"])
+                await producer.wait_for(runs[key], 45)  # generous: the suite may load both cores
+            await producer.wait_for(runs["nap"], 20, statuses=["waiting"])
             runs["hold"] = await producer.trigger("hold", {"seconds": 30})
-            await producer.wait_for(runs["hold"], 10, statuses=["executing"])
+            await producer.wait_for(runs["hold"], 20, statuses=["executing"])
             await producer.cancel(runs["hold"])
-            await producer.wait_for(runs["hold"], 10)
+            await producer.wait_for(runs["hold"], 20)
             loaded = LoadedNode(app, producer, node, port, runs)
             await loaded.wait_sample("baton_intake_entries_rejected_total", 1, reason="unknown_job")
             await loaded.wait_sample("baton_queue_depth", 4, queue="q-backlog", partition="0")

@@ -32,7 +32,7 @@ local function trim_index(pfx, index, now, ttl_ms, cap)
     for _, gid in ipairs(gone) do
       local project = call('HGET', pfx .. 'run:' .. gid, 'project') or 'default'
       call('ZREM', pfx .. 'runs:' .. project, gid)
-      call('DEL', pfx .. 'run:' .. gid, pfx .. 'ev:' .. gid, pfx .. 'steps:' .. gid, pfx .. 'cp:' .. gid,
+      call('DEL', pfx .. 'run:' .. gid, pfx .. 'in:' .. gid, pfx .. 'ev:' .. gid, pfx .. 'steps:' .. gid, pfx .. 'cp:' .. gid,
         pfx .. 'children:' .. gid, pfx .. 'wait:' .. gid, pfx .. 'rec:' .. gid, pfx .. 'chunks:' .. gid)
     end
   end
@@ -81,7 +81,7 @@ local function mark_satellite(pfx, id, name)
   call('HSETNX', pfx .. 'run:' .. id, 'sat_' .. name, '1')
 end
 local function satellite_keys(pfx, id)
-  local keys = {pfx .. 'ev:' .. id}
+  local keys = {pfx .. 'ev:' .. id, pfx .. 'in:' .. id}
   local fields = {}
   for i, name in ipairs(SATELLITES) do fields[i] = 'sat_' .. name end
   local marks = call('HMGET', pfx .. 'run:' .. id, unpack(fields))

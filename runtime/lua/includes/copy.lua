@@ -1,16 +1,18 @@
 --[[ copy: start a new queued run with the input and options of another one
   (replay, restart). The new run belongs to the same project and links back
   to its source through `link` (replay_of, restart_of). ]]
-local COPIED = {'job', 'queue', 'input', 'priority', 'max_attempts', 'timeout_ms', 'backoff',
+local COPIED = {'job', 'queue', 'priority', 'max_attempts', 'timeout_ms', 'backoff',
   'labels', 'tags', 'metadata', 'concurrency_key', 'version', 'project'}
 
 local function copy_run(pfx, src_key, new_id, now, source, link)
   local nk = pfx .. 'run:' .. new_id
   local vals = call('HMGET', src_key, unpack(COPIED))
   for i, k in ipairs(COPIED) do if vals[i] then call('HSET', nk, k, vals[i]) end end
+  local src_id = call('HGET', src_key, 'id')
+  call('SET', pfx .. 'in:' .. new_id, call('GET', pfx .. 'in:' .. src_id) or 'null')
   call('HSET', nk, 'id', new_id, 'created_at', now, 'scheduled_at', now, 'attempt', 0,
-    'charged', 0, 'source', source, link, call('HGET', src_key, 'id'))
-  call('ZADD', pfx .. 'runs:' .. (vals[13] or 'default'), now, new_id)
-  make_ready(pfx, new_id, vals[2], vals[4] or '0', now)
+    'charged', 0, 'source', source, link, src_id)
+  call('ZADD', pfx .. 'runs:' .. (vals[12] or 'default'), now, new_id)
+  make_ready(pfx, new_id, vals[2], vals[3] or '0', now)
   add_event(pfx, new_id, 'status', '{"status":"queued","reason":' .. cjson.encode(source) .. '}', now)
 end
