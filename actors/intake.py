@@ -10,6 +10,7 @@ claimed with XAUTOCLAIM.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -58,15 +59,25 @@ class Intake(Actor[None]):
         await ensure_group(self.app)
         # entries this consumer read before a restart but did not acknowledge
         await self.process(await self._read("0"))
-        while not self.stopping.is_set():
-            now = time.monotonic()
-            if now >= self.next_autoclaim:
-                self.next_autoclaim = now + self.settings.intake_claim_idle_ms / 2000
-                await self.process(await self._autoclaim())
-            if now >= self.next_trim:
-                self.next_trim = now + TRIM_INTERVAL_S
-                await self.trim()
-            await self.process(await self._read(">"))
+        prefetch: asyncio.Future[list[tuple[str, dict[bytes, bytes]]]] | None = None
+        try:
+            while not self.stopping.is_set():
+                now = time.monotonic()
+                if now >= self.next_autoclaim:
+                    self.next_autoclaim = now + self.settings.intake_claim_idle_ms / 2000
+                    await self.process(await self._autoclaim())
+                if now >= self.next_trim:
+                    self.next_trim = now + TRIM_INTERVAL_S
+                    await self.trim()
+                entries = await (prefetch or self._read(">"))
+                # while busy, read the next batch as this one is created: the read
+                # overlaps the work (entries read but unprocessed stay pending for
+                # this consumer, so a crash here loses nothing)
+                prefetch = asyncio.ensure_future(self._read(">")) if entries else None
+                await self.process(entries)
+        finally:
+            if prefetch is not None:
+                prefetch.cancel()
 
     async def _read(self, start: str) -> list[tuple[str, dict[bytes, bytes]]]:
         keys = self.app.keys

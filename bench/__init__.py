@@ -1,0 +1,1 @@
+"""Side-by-side benchmark of Baton and other Redis job queues (see README, "Benchmark")."""

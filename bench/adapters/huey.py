@@ -1,0 +1,32 @@
+"""huey: ``RedisHuey`` tasks called to enqueue; consumer with greenlet workers."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from .sync_base import SyncAdapter
+
+
+class HueyAdapter(SyncAdapter):
+    name = "huey"
+    packages = ("huey", "gevent", "redis", "hiredis")
+    one_api = "task(payload)"
+    worker_note = "huey_consumer -k greenlet -w 100 (gevent-patched), store_none=True"
+    completion_note = "huey.result_count() (a result entry per finished task, store_none=True)"
+
+    async def setup(self) -> None:
+        from bench.peers.huey_app import build
+
+        self.huey, noop, latency = build(self.redis_url, self.ns)
+        self.tasks = {"noop": noop, "latency": latency}
+
+    def enqueue_sync(self, job: str, data: dict[str, Any]) -> None:
+        self.tasks[job](data)
+
+    def worker_argv(self, concurrency: int) -> list[str]:
+        return [sys.executable, "-m", "bench.peers.huey_consumer", "bench.peers.huey_app.huey",
+                "-k", "greenlet", "-w", str(concurrency), "-q"]
+
+    def completed_sync(self, expected: int) -> int:
+        return int(self.huey.result_count())

@@ -1,0 +1,47 @@
+"""taskiq with taskiq-redis's ``RedisStreamBroker``: ``await task.kiq()``; ``taskiq worker``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import Adapter, venv_bin
+
+
+class TaskiqAdapter(Adapter):
+    name = "taskiq"
+    packages = ("taskiq", "taskiq-redis", "redis", "hiredis")
+    one_api = "await task.kiq()"
+    worker_note = "taskiq worker --workers 1 --max-async-tasks 100 (RedisStreamBroker, no result backend)"
+    completion_note = "N − (lag + pending) of the consumer group (acked after execution)"
+    stop_timeout = 3.0  # taskiq's worker takes ~15 s to exit on SIGTERM; stopping is not measured
+
+    async def setup(self) -> None:
+        import redis.asyncio as aioredis
+
+        from bench.peers.taskiq_app import build
+
+        self.broker, noop, latency = build(self.redis_url, self.ns)
+        self.tasks = {"noop": noop, "latency": latency}
+        await self.broker.startup()  # creates the consumer group (from "$": before the first kick)
+        self.redis = aioredis.from_url(self.redis_url)
+
+    async def teardown(self) -> None:
+        await self.broker.shutdown()
+        await self.redis.aclose()
+
+    async def enqueue_one(self, job: str, data: dict[str, Any]) -> None:
+        await self.tasks[job].kiq(data)
+
+    def worker_argv(self, concurrency: int) -> list[str]:
+        return [venv_bin("taskiq"), "worker", "bench.peers.taskiq_app:broker", "--workers", "1",
+                "--max-async-tasks", str(concurrency), "--log-level", "WARNING"]
+
+    async def completed_count(self, expected: int) -> int:
+        for g in await self.redis.xinfo_groups(self.ns):
+            name = g.get("name")
+            if name in (self.ns, self.ns.encode()):
+                lag = g.get("lag")
+                if lag is None:  # unknown lag (never with this harness); fall back to stream length
+                    lag = 0
+                return expected - int(lag) - int(g.get("pending") or 0)
+        return 0

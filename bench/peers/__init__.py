@@ -1,0 +1,1 @@
+"""Job modules of the peer systems, imported by their worker processes."""
