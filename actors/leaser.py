@@ -8,8 +8,10 @@ reaping of any node's expired leases, and promotion of due delayed runs.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -25,6 +27,9 @@ from .observer import record_reclaimed
 __all__ = ["Leaser"]
 
 LeaserMessage = Wake | Released | Drain
+
+#: Wake reason meaning "a timer moved; recompute the wait" (no new work implied)
+TIMER = "timer"
 
 
 class Leaser(Actor[LeaserMessage]):
@@ -54,23 +59,49 @@ class Leaser(Actor[LeaserMessage]):
         self.next_renew = now + self.settings.renew_interval_ms / 1000
         self.next_tick = now
         self.next_idle_poll = now + self.settings.idle_poll_ms / 1000
+        #: background duties (renew, tick) by name
+        self.duties: dict[str, asyncio.Task[None]] = {}
         #: when a rate limit next lets a held-back run start (inf = none held back)
         self.next_rate_wake = float("inf")
         interval = self.settings.reconcile_interval_ms / 1000
         self.next_reconcile = now + interval * random.uniform(0.5, 1.0) if interval else float("inf")
 
     async def run(self) -> None:
-        """Claim while there is work and room; otherwise wait for a wake-up or a timer."""
+        """Claim while there is work and room; otherwise wait for a wake-up or a timer.
+
+        Renewal and the promote/reap tick run beside the loop as background
+        tasks (one of each at a time), so a wake-up never waits behind them:
+        that is what keeps the pickup latency tail short.
+        """
+        try:
+            await self._loop()
+        finally:
+            for task in self.duties.values():
+                task.cancel()
+
+    def _duty(self, name: str, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Start a background duty unless it is still running; surface its failure."""
+        task = self.duties.get(name)
+        if task is not None:
+            if not task.done():
+                return
+            if not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]  # the supervisor restarts the actor
+        self.duties[name] = asyncio.get_running_loop().create_task(make(), name=f"leaser:{name}")
+
+    async def _loop(self) -> None:
         while not self.stopping.is_set():
             if self.maybe_work and not self.draining:
                 await self.claim_round()
             now = time.monotonic()
+            # move each timer before starting its duty: the task runs only
+            # once this loop awaits, and a timer left in the past would spin it
             if now >= self.next_renew:
-                await self.renew()
-                now = time.monotonic()
+                self.next_renew = now + self.settings.renew_interval_ms / 1000
+                self._duty("renew", self.renew)
             if now >= self.next_tick:
-                await self.tick()
-                now = time.monotonic()
+                self.next_tick = float("inf")  # the tick sets the next one when it ends
+                self._duty("tick", self.tick)
             if now >= self.next_idle_poll:
                 # safety net for a missed wake-up message; not the normal path
                 self.maybe_work = True
@@ -86,9 +117,11 @@ class Leaser(Actor[LeaserMessage]):
                 min(self.next_renew, self.next_tick, self.next_idle_poll, self.next_rate_wake) - time.monotonic(),
                 0.0,
             )
-            msg = await self.receive(timeout) if timeout > 0 else (
-                self.inbox.get_nowait() if not self.inbox.empty() else None
-            )
+            if timeout > 0:
+                msg = await self.receive(timeout)
+            else:
+                await asyncio.sleep(0)  # never hold the event loop, even with work waiting
+                msg = self.inbox.get_nowait() if not self.inbox.empty() else None
             while msg is not None:
                 self.handle(msg)
                 msg = self.inbox.get_nowait() if not self.inbox.empty() else None
@@ -96,7 +129,8 @@ class Leaser(Actor[LeaserMessage]):
     def handle(self, msg: LeaserMessage) -> None:
         """Apply one inbox message to the leaser's state."""
         if isinstance(msg, Wake):
-            self.maybe_work = True
+            if msg.partition_prefix != TIMER:  # a timer changed: only recompute the wait
+                self.maybe_work = True
         elif isinstance(msg, Released):
             for run_id in msg.run_ids:
                 self.occupied.discard(run_id)
@@ -135,6 +169,13 @@ class Leaser(Actor[LeaserMessage]):
                 self.metrics.leases_acquired.inc(len(claimed))
             if len(claimed) == want:
                 self.maybe_work = True
+
+    def _wake_self(self, reason: str = "tick") -> None:
+        if self.inbox.empty():
+            try:
+                self.inbox.put_nowait(Wake(reason))
+            except asyncio.QueueFull:
+                pass
 
     async def reconcile(self) -> None:
         """Check the exact indices against the run records; export what was repaired."""
@@ -183,8 +224,20 @@ class Leaser(Actor[LeaserMessage]):
     async def tick(self) -> None:
         """Promote due delayed runs and reap expired leases in every partition."""
         interval = self.settings.reap_interval_ms / 1000
+        # no timer fires for the tick while it runs (the loop would spin)
+        self.next_tick = float("inf")
         # jitter so that N nodes do not reap in lockstep
         next_tick = time.monotonic() + interval * random.uniform(0.8, 1.2)
+        try:
+            await self._promote_and_reap(next_tick)
+        finally:
+            # set even when a call failed: the loop then sees the failure and the
+            # supervisor restarts the leaser, instead of the tick silently stopping
+            if self.next_tick == float("inf"):
+                self.next_tick = next_tick
+            self._wake_self(TIMER)
+
+    async def _promote_and_reap(self, next_tick: float) -> None:
         for p in self.app.keys.partitions:
             moved, wait_ms = await self.app.scripts.promote(p)
             if moved:
@@ -192,9 +245,13 @@ class Leaser(Actor[LeaserMessage]):
             if wait_ms >= 0:
                 next_tick = min(next_tick, time.monotonic() + wait_ms / 1000)
             reaped = await self.app.scripts.reap(p)
+            if moved or reaped:
+                self._wake_self()
             if reaped:
                 self.maybe_work = True
                 await record_reclaimed(self.app, self.metrics, p, reaped, self.log)
+        # the loop may be waiting with a timeout computed before this tick: the
+        # wake-up in tick() lets it recompute (a delayed run may be due soon)
         self.next_tick = next_tick
 
     def min_time_left(self) -> float:
