@@ -123,7 +123,8 @@ def check(docs: list[dict], where: str) -> None:
             if "BATON_REDIS_URL" not in env or "secretKeyRef" not in env["BATON_REDIS_URL"].get("valueFrom", {}):
                 err("BATON_REDIS_URL must come from a Secret")
             grace = float(env.get("BATON_SHUTDOWN_GRACE_S", {}).get("value", 25))
-            if not grace < grace_pod:
+            # only a worker drains handlers; the API role has nothing to drain
+            if "api" not in c.get("command", []) and not grace < grace_pod:
                 err(f"BATON_SHUTDOWN_GRACE_S={grace} must be less than terminationGracePeriodSeconds={grace_pod}")
             ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
             mport = env.get("BATON_METRICS_PORT", {}).get("value", "9464")
@@ -133,17 +134,25 @@ def check(docs: list[dict], where: str) -> None:
                 port = c.get(probe, {}).get("httpGet", {}).get("port")
                 if port is not None and port not in ports and port not in ports.values():
                     err(f"{probe} port {port!r} is not a container port")
-        for svc in svcs:
-            sel = svc["spec"].get("selector", {})
-            if any(pod_labels.get(k) != v for k, v in sel.items()):
-                err(f"Service {svc['metadata']['name']} does not select the Deployment's pods")
+    def pods_of(selector: dict) -> list[dict]:
+        """Deployments whose pods a selector matches."""
+        return [d for d in deps
+                if all(d["spec"]["template"]["metadata"]["labels"].get(k) == v for k, v in selector.items())]
+
+    for svc in svcs:
+        selected = pods_of(svc["spec"].get("selector", {}))
+        if not selected:
+            err(f"Service {svc['metadata']['name']} selects no Deployment's pods")
+        for dep in selected:
+            ports = {p.get("name"): p["containerPort"]
+                     for c in dep["spec"]["template"]["spec"]["containers"] for p in c.get("ports", [])}
             for p in svc["spec"]["ports"]:
                 tp = p.get("targetPort", p["port"])
                 if tp not in ports and tp not in ports.values():
-                    err(f"Service targetPort {tp!r} is not a container port")
-        for pdb in pdbs:
-            if any(pod_labels.get(k) != v for k, v in pdb["spec"]["selector"]["matchLabels"].items()):
-                err("PodDisruptionBudget does not select the Deployment's pods")
+                    err(f"Service {svc['metadata']['name']} targetPort {tp!r} is not a container port")
+    for pdb in pdbs:
+        if not pods_of(pdb["spec"]["selector"]["matchLabels"]):
+            err("PodDisruptionBudget selects no Deployment's pods")
     for sm in sms:
         ml = sm["spec"]["selector"]["matchLabels"]
         matched = [s for s in svcs if all(s["metadata"].get("labels", {}).get(k) == v for k, v in ml.items())]
