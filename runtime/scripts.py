@@ -148,9 +148,11 @@ class Scripts:
         """Record outcomes; returns (id, new status) or (id, -1) when fenced off."""
         args: list[Any] = [partition.prefix, self.keys.wake_channel, self._ttl_ms, self._dlq_ttl_ms,
                            self.settings.finished_cap]
-        for o in outcomes:
-            args.extend((o.run_id, o.token, o.outcome, o.output_json, o.error_json,
-                         "1" if o.permanent else "0", random.random()))
+        args.extend(
+            orjson.dumps((o.run_id, o.token, o.outcome, o.output_json, o.error_json,
+                          "1" if o.permanent else "0", random.random()))
+            for o in outcomes
+        )
         raw = await self._call("runs_finish", [partition.leased], args)
         return [(_s(raw[i]), raw[i + 1] if isinstance(raw[i + 1], int) else _s(raw[i + 1]))
                 for i in range(0, len(raw), 2)]

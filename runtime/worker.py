@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import logging
 import sys
@@ -66,6 +67,10 @@ def run_worker(app: Baton, settings: Settings) -> int:
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry)
         logger.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
+    # objects that live as long as the process (modules, the app, settings) are
+    # moved out of the collector's way: fewer, shorter gen-2 pauses mid-pickup
+    gc.collect()
+    gc.freeze()
     try:
         return _run(serve(app, metrics))
     finally:

@@ -26,6 +26,9 @@ local pfx, channel = ARGV[1], ARGV[2]
 local now = now_ms()
 local out = {}
 local woke = false
+-- one INCRBY numbers the whole batch; groups seen once need no second check
+local seq = call('INCRBY', pfx .. 'seq', #ARGV - 2) - (#ARGV - 2)
+local groups_seen = {}
 for a = 3, #ARGV do
   -- one argument per run: a JSON array of its fields (packing 24 arguments
   -- per run cost the client more than the whole script costs Redis)
@@ -79,19 +82,21 @@ for a = 3, #ARGV do
     -- the input lives in its own key: a long value would switch the whole
     -- record to Redis's hashtable encoding, several times larger
     call('SET', pfx .. 'in:' .. id, input)
-    call('HSET', rk, 'id', id, 'job', job, 'queue', queue,
+    -- the whole record in one HSET; optional fields only when present, to keep it small
+    local rec = {'id', id, 'job', job, 'queue', queue,
       'priority', priority, 'status', status, 'created_at', now, 'updated_at', now,
       'scheduled_at', due, 'attempt', 0, 'charged', 0, 'max_attempts', F[i + 13],
-      'timeout_ms', F[i + 14], 'backoff', F[i + 15], 'source', F[i + 17])
-    -- optional fields are only written when present, to keep records small
+      'timeout_ms', F[i + 14], 'backoff', F[i + 15], 'source', F[i + 17]}
+    local function put(k, v) rec[#rec + 1] = k; rec[#rec + 1] = v end
     local opt = {labels = F[i + 7], tags = F[i + 8], metadata = F[i + 9],
       concurrency_key = ckey, idempotency_key = ikey, version = F[i + 16],
-      entry_id = F[i + 18]}
-    for k, v in pairs(opt) do if v ~= '' then call('HSET', rk, k, v) end end
+      entry_id = F[i + 18], rate_key = F[i + 21]}
+    for k, v in pairs(opt) do if v ~= '' then put(k, v) end end
     local project = 'default'
+    local extra = nil
     if F[i + 19] ~= '' then
-      local extra = cjson.decode(F[i + 19])
-      for k, v in pairs(extra) do call('HSET', rk, k, tostring(v)) end
+      extra = cjson.decode(F[i + 19])
+      for k, v in pairs(extra) do put(k, tostring(v)) end
       if extra.parent_id then
         call('SADD', pfx .. 'children:' .. extra.parent_id, id)
         mark_satellite(pfx, extra.parent_id, 'children')
@@ -102,7 +107,8 @@ for a = 3, #ARGV do
     call('ZADD', pfx .. 'runs:' .. project, now, id)
     if ik then call('SET', ik, id, 'PX', tonumber(ittl)) end
     if dk then
-      call('HSET', rk, 'debounce_key', dkey, 'debounce_first_at', now)
+      put('debounce_key', dkey)
+      put('debounce_first_at', now)
       -- trailing: held while the run waits (its status is checked too);
       -- leading: the window runs from the first trigger
       local hold = window
@@ -111,13 +117,24 @@ for a = 3, #ARGV do
     end
     if F[i + 20] ~= '' then
       local expires = now + tonumber(F[i + 20])
-      call('HSET', rk, 'expires_at', expires)
+      put('expires_at', expires)
       call('ZADD', pfx .. 'ttl', expires, id)
     end
-    if F[i + 21] ~= '' then call('HSET', rk, 'rate_key', F[i + 21]) end
+    if status == 'queued' then put('ready_at', now) end
+    call('HSET', rk, unpack(rec))
     if status == 'queued' then
-      call('HSET', rk, 'ready_at', now)
-      ready_add(pfx, id, queue, ckey ~= '' and ckey or nil, ready_score(priority, next_seq(pfx)))
+      seq = seq + 1
+      local g = ckey ~= '' and ckey or nil
+      local gkey = queue .. '|' .. (g or '')
+      if groups_seen[gkey] then
+        -- the group is known to be listed already: just the ordered sets
+        local score = ready_score(priority, seq)
+        call('ZADD', group_set(pfx, queue, g or ''), score, id)
+        if g then call('ZADD', pfx .. 'kidx:' .. queue, score, id) end
+      else
+        ready_add(pfx, id, queue, g, ready_score(priority, seq))
+        groups_seen[gkey] = true
+      end
       woke = true
     else
       call('ZADD', pfx .. 'delayed', due, id)

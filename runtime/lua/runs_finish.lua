@@ -8,8 +8,9 @@
   ARGV[1] partition key prefix
   ARGV[2] wake channel
   ARGV[3] finished-run TTL ms   ARGV[4] dead-letter TTL ms   ARGV[5] index cap
-  ARGV[6..] 7 fields per outcome: id, token, outcome, output (JSON),
-    error (JSON or ''), permanent ('1' or '0'), jitter random in [0,1)
+  ARGV[6..] 1 argument per outcome: a JSON array of its 7 fields: id, token,
+    outcome, output (JSON), error (JSON or ''), permanent ('1' or '0'),
+    jitter random in [0,1)
   Returns: flat list id, new status per outcome; status is the error code
     -1 when the lease token no longer matches (fencing rejection) ]]
 --@include common
@@ -19,8 +20,11 @@ local ttl_ms, dlq_ttl_ms, cap = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(A
 local now = now_ms()
 local out = {}
 local wake = false
-for i = 6, #ARGV, 7 do
-  local id, token = ARGV[i], ARGV[i + 1]
+for a = 6, #ARGV do
+  -- one argument per outcome (a JSON array): cheaper for the client to send
+  local F = cjson.decode(ARGV[a])
+  local i = 1
+  local id, token = F[i], F[i + 1]
   local rk = pfx .. 'run:' .. id
   local r = call('HMGET', rk, 'lease_token', 'status')
   out[#out + 1] = id
@@ -30,8 +34,8 @@ for i = 6, #ARGV, 7 do
     -- waking other nodes only matters when a queued run may now fit a limit
     local job = call('HGET', rk, 'job')
     if not wake and call('HEXISTS', pfx .. 'jobs', job) == 1 then wake = true end
-    local st = settle(pfx, id, ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], now,
-      ARGV[i + 6], ttl_ms, dlq_ttl_ms, cap)
+    local st = settle(pfx, id, F[i + 2], F[i + 3], F[i + 4], F[i + 5], now,
+      F[i + 6], ttl_ms, dlq_ttl_ms, cap)
     if st == 'queued' then wake = true end
     out[#out + 1] = st
   end
