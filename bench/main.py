@@ -268,7 +268,7 @@ def main() -> int:
     print()
     print(markdown)
     if not args.no_save:
-        out = Path(args.results_dir)
+        out = Path(args.results_dir).resolve()
         out.mkdir(parents=True, exist_ok=True)
         stamp = started.strftime("%Y-%m-%d") + ("-quick" if args.quick else "")
         md_path, json_path = out / f"{stamp}.md", out / f"{stamp}.json"
