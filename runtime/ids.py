@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import time
@@ -10,8 +11,6 @@ from .keys import Keys
 
 __all__ = ["NAME_RE", "RUN_ID_RE", "new_run_id", "routed_run_id", "run_id_in_partition"]
 
-_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"  # Crockford base32, lower case
-
 #: Allowed run ids: what producers may supply and what stream entry ids look like.
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9_.:~-]{1,128}$")
 #: Allowed job and queue names (they become parts of Redis keys and CSV lists).
@@ -19,13 +18,10 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 
 
 def new_run_id() -> str:
-    """A new 26-character id: 48-bit millisecond time then 80 random bits."""
-    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
-    chars = []
-    for _ in range(26):
-        chars.append(_ALPHABET[value & 31])
-        value >>= 5
-    return "".join(reversed(chars))
+    """A new 26-character id: 48-bit millisecond time then 80 random bits, in
+    base32hex (0-9, a-v), whose order is the numeric order: ids sort by time."""
+    raw = int(time.time() * 1000).to_bytes(6, "big") + os.urandom(10)
+    return base64.b32hexencode(raw)[:26].decode().lower()
 
 
 def routed_run_id(keys: Keys, routing_key: str | None, base: str | None = None) -> str:

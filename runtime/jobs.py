@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -37,6 +38,11 @@ class Backoff:
             raise ConfigError("backoff delays must not be negative")
         if not 0 <= self.jitter <= 1:
             raise ConfigError("backoff jitter must be within [0, 1]")
+
+    @functools.cached_property
+    def encoded(self) -> str:
+        """``to_json()``, computed once (every run of a job stores the same text)."""
+        return self.to_json()
 
     def to_json(self) -> str:
         """The form stored on each run and read by the Lua retry logic.

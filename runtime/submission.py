@@ -287,7 +287,7 @@ def build_spec(
         delay_ms=delay_ms, run_at_ms=run_at_ms, labels_json=labels_json, tags_json=tags_json,
         metadata_json=metadata_json, concurrency_key=ckey, idempotency_key=ikey,
         idempotency_ttl_ms=int(ittl * 1000), max_attempts=attempts, timeout_ms=int(timeout * 1000),
-        backoff_json=(options.backoff or Backoff()).to_json(), version=version, source=source,
+        backoff_json=(options.backoff or Backoff()).encoded, version=version, source=source,
         entry_id=entry_id, extra_json=extra_json, ttl_ms=None if ttl is None else int(ttl * 1000),
         rate_key=rate_key, debounce_key=dkey, debounce_spec=dspec,
     )
