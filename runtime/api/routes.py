@@ -561,6 +561,9 @@ def _item(req: Req, job: str, body: dict[str, Any], batch_id: str | None = None)
     item["job"] = job
     if item.get("idempotency_key"):
         item["idempotency_key"] = _scope(req.project, str(item["idempotency_key"]))
+    if isinstance(item.get("debounce"), dict) and item["debounce"].get("key"):
+        # like idempotency keys, debounce keys never coalesce runs of two projects
+        item["debounce"] = {**item["debounce"], "key": _scope(req.project, str(item["debounce"]["key"]))}
     extra: dict[str, Any] = {"project": req.project, "triggered_by": body.get("triggered_by") or "api"}
     if batch_id:
         extra["batch_id"] = batch_id

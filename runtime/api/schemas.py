@@ -249,6 +249,14 @@ TRIGGER_OPTIONS: dict[str, Schema] = {
     "max_attempts": {"type": "integer", "minimum": 1},
     "timeout": {"type": "number", "exclusiveMinimum": 0},
     "version": {"type": "string", "maxLength": 256},
+    "ttl": {"type": "number", "exclusiveMinimum": 0,
+            "description": "Seconds the run may wait to start before it ends expired."},
+    "debounce": _obj({
+        "key": {"type": "string", "minLength": 1, "maxLength": 256},
+        "window": {"type": "number", "exclusiveMinimum": 0},
+        "mode": {"type": "string", "enum": ["trailing", "leading"]},
+        "max_delay": {"type": "number", "minimum": 0},
+    }, ["key", "window"], extra=False),
     "triggered_by": {"type": "string", "enum": ["api", "manual", "cron", "event", "workflow"]},
 }
 TRIGGER_REQUEST = _obj(TRIGGER_OPTIONS, [], extra=False)

@@ -318,3 +318,23 @@ async def test_health_readiness_and_metrics(api: ApiNode) -> None:
     # Then readiness turns 503 while the API still answers
     status, ready = await api.call("GET", "/ready", project=None)
     assert status == 503 and ready["draining"] is True
+
+
+async def test_trigger_accepts_flow_control_options(api: ApiNode) -> None:
+    # When runs are triggered with a debounce key twice within its window, in alpha and in beta
+    body = {"input": 1, "debounce": {"key": "doc-9", "window": 30}}
+    status, first = await api.call("POST", "/v1/jobs/echo/trigger", json=body)
+    status2, second = await api.call("POST", "/v1/jobs/echo/trigger", json={**body, "input": 2})
+    status3, beta = await api.call("POST", "/v1/jobs/echo/trigger", project="beta", json=body)
+    # Then the second was absorbed into the first (the caller is told which run), beta's key is its own
+    assert (status, first["outcome"]) == (201, "created")
+    assert (second["id"], second["outcome"]) == (first["id"], "debounced") and status2 in (200, 201)
+    assert beta["outcome"] == "created" and beta["id"] != first["id"] and status3 == 201
+    # And a TTL is recorded on the run
+    status, ttl_run = await api.call("POST", "/v1/jobs/echo/trigger", json={"input": 3, "ttl": 60, "delay": 30})
+    assert status == 201 and ttl_run["run"]["status"] == "delayed"
+    run = await api.app.get_run(ttl_run["id"])
+    assert run is not None and run.raw.get("expires_at")
+    # And a malformed option is a 400 with a JSON error
+    status, err = await api.call("POST", "/v1/jobs/echo/trigger", json={"debounce": {"window": 1}})
+    assert status == 400 and err["code"]
