@@ -61,6 +61,7 @@ class Claimed:
     claimed_at_ms: int
     metadata_json: bytes | None = None
     tags_json: bytes | None = None
+    #: 1 when the run has recorded steps (a retried or resumed run), else 0
     step_count: int = 0
 
 

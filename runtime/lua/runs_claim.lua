@@ -23,7 +23,8 @@
   ARGV[10] index cap
   Returns: {now_ms, ms until a rate limit lets a skipped run go (-1 none),
     then 10 fields per leased run: id, token, attempt, job, input, timeout_ms,
-    ready_at, metadata (JSON or nil), tags (JSON or nil), recorded steps} ]]
+    ready_at, metadata (JSON or nil), tags (JSON or nil), 1 when the run has
+    recorded steps else 0} ]]
 --@include common
 local pfx, node, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local want, scan = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -89,7 +90,7 @@ end
 local function try_claim(queue, gk, g, id)
   local rk = pfx .. 'run:' .. id
   local r = call('HMGET', rk, 'job', 'concurrency_key', 'id', 'timeout_ms', 'ready_at', 'attempt', 'charged',
-    'metadata', 'tags', 'status', 'version', 'rate_key', 'expires_at')
+    'metadata', 'tags', 'status', 'version', 'rate_key', 'expires_at', 'sat_steps')
   local job, ckey = r[1], r[2]
   if not job or r[10] ~= 'queued' then
     -- dangling entry (record expired, or the run left the queue another way)
@@ -144,7 +145,8 @@ local function try_claim(queue, gk, g, id)
   out[#out + 1] = r[5] or now
   out[#out + 1] = r[8]
   out[#out + 1] = r[9]
-  out[#out + 1] = call('HLEN', pfx .. 'steps:' .. id)
+  -- the record notes when it has step records (sat_steps): no lookup of the steps hash
+  out[#out + 1] = r[14] and 1 or 0
   add_event(pfx, id, 'status', '{"status":"executing","attempt":' .. attempt .. ',"node":'
     .. cjson.encode(node) .. '}', now)
   return true

@@ -20,20 +20,26 @@ local ttl_ms, dlq_ttl_ms, cap = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(A
 local now = now_ms()
 local out = {}
 local wake = false
+local limited = {}  -- job -> whether it has limits (read once per job per call)
 for a = 6, #ARGV do
   -- one argument per outcome (a JSON array): cheaper for the client to send
   local F = cjson.decode(ARGV[a])
   local i = 1
   local id, token = F[i], F[i + 1]
   local rk = pfx .. 'run:' .. id
-  local r = call('HMGET', rk, 'lease_token', 'status')
+  local r = call('HMGET', rk, 'lease_token', 'status', 'job')
   out[#out + 1] = id
   if r[1] ~= token or r[2] ~= 'executing' then
     out[#out + 1] = -1
   else
     -- waking other nodes only matters when a queued run may now fit a limit
-    local job = call('HGET', rk, 'job')
-    if not wake and call('HEXISTS', pfx .. 'jobs', job) == 1 then wake = true end
+    local job = r[3]
+    if limited[job] == nil then
+      -- limits from the code's registration or changed at runtime (the override)
+      limited[job] = call('HEXISTS', pfx .. 'jobs', job) == 1
+        or call('HEXISTS', pfx .. 'jobs:override', job) == 1
+    end
+    if limited[job] then wake = true end
     local st = settle(pfx, id, F[i + 2], F[i + 3], F[i + 4], F[i + 5], now,
       F[i + 6], ttl_ms, dlq_ttl_ms, cap)
     if st == 'queued' then wake = true end

@@ -285,3 +285,14 @@ async def test_status_index_is_trimmed_by_age_and_cap(lua: Lua) -> None:
     [dropped] = set(ids) - kept
     assert await lua.redis.exists(lua.part.run(dropped)) == 0
     assert all([await lua.redis.exists(lua.part.run(k)) for k in kept])
+
+
+async def test_wake_is_published_for_a_job_limited_only_at_runtime(lua: Lua) -> None:
+    # Given a job whose limit exists only as a runtime override (app.set_limits)
+    await lua.redis.hset(lua.part.jobs_override, "lim", "1,0,0,0,0,0")
+    limited = await leased(lua, job="lim")
+    async with Listener(lua.redis, lua.keys.wake_channel) as wake:
+        # When its run completes
+        assert await lua.finish(limited, "completed") == "completed"
+        # Then other nodes are woken: a queued run of the job may fit the freed slot
+        assert await wake.messages() == [lua.part.prefix]
