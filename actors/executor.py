@@ -54,7 +54,6 @@ class Executor(Actor[ExecutorMessage]):
         self.slots = app.settings.concurrency
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.cancel_reasons: dict[str, str] = {}
-        self._metric_children: dict[str, tuple[Any, Any]] = {}
         self.threads = ThreadPoolExecutor(max_workers=min(self.slots, 64), thread_name_prefix="baton-job")
         self.idle = asyncio.Event()
         self.idle.set()
@@ -123,9 +122,8 @@ class Executor(Actor[ExecutorMessage]):
         job = self.app.jobs.get(c.job)
         if job is None:  # the claim script only hands out served jobs; this is a bug guard
             return _failure(c, "failed", RuntimeError(f"job {c.job!r} not defined on this node"), permanent=True)
-        started, pickup = self._job_metrics(c.job)
-        started.inc()
-        pickup.observe(max(c.claimed_at_ms - c.ready_at_ms, 0) / 1000)
+        self.metrics.child(self.metrics.runs_started, c.job).inc()
+        self.metrics.child(self.metrics.pickup_latency, c.job).observe(max(c.claimed_at_ms - c.ready_at_ms, 0) / 1000)
         with run_log_context(c.run_id, c.job, c.attempt):
             ctx = await RunContext.for_claim(self.app, c)
             token = current_run.set(ctx)
@@ -178,14 +176,6 @@ class Executor(Actor[ExecutorMessage]):
             with contextlib.suppress(LeaseLost, RedisError):
                 await ctx.flush()
             return outcome
-
-    def _job_metrics(self, job: str) -> tuple[Any, Any]:
-        """Per-job metric children, looked up once (labels() is not free at thousands of runs/s)."""
-        pair = self._metric_children.get(job)
-        if pair is None:
-            pair = (self.metrics.runs_started.labels(job_name=job), self.metrics.pickup_latency.labels(job_name=job))
-            self._metric_children[job] = pair
-        return pair
 
     async def _flush_loop(self, c: Claimed, ctx: RunContext) -> None:
         """Write the run's buffered logs and progress a few times a second."""

@@ -81,6 +81,6 @@ class Reporter(Actor[RunFinished]):
                 )
             return
         if outcome.outcome != "released":
-            self.metrics.run_duration.labels(job_name=msg.job).observe(msg.duration_s)
-        self.metrics.attempts.labels(job_name=msg.job, outcome=outcome.outcome).inc()
+            self.metrics.child(self.metrics.run_duration, msg.job).observe(msg.duration_s)
+        self.metrics.child(self.metrics.attempts, msg.job, outcome.outcome).inc()
         self.metrics.count_status(msg.job, str(status))
