@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import os
 import re
 import time
@@ -16,12 +15,19 @@ RUN_ID_RE = re.compile(r"^[A-Za-z0-9_.:~-]{1,128}$")
 #: Allowed job and queue names (they become parts of Redis keys and CSV lists).
 NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 
+_DIGITS = "0123456789abcdefghijklmnopqrstuv"
+_PAIRS = [a + b for a in _DIGITS for b in _DIGITS]
+_SHIFTS = tuple(range(120, -1, -10))
+
 
 def new_run_id() -> str:
     """A new 26-character id: 48-bit millisecond time then 80 random bits, in
     base32hex (0-9, a-v), whose order is the numeric order: ids sort by time."""
-    raw = int(time.time() * 1000).to_bytes(6, "big") + os.urandom(10)
-    return base64.b32hexencode(raw)[:26].decode().lower()
+    # 128 bits shifted to 130 are 13 groups of 10 bits, each two base32hex
+    # digits from a table: several times faster than base64.b32hexencode,
+    # which is pure Python (this runs once per submitted run)
+    bits = (int(time.time() * 1000) << 80 | int.from_bytes(os.urandom(10), "big")) << 2
+    return "".join([_PAIRS[(bits >> shift) & 1023] for shift in _SHIFTS])
 
 
 def routed_run_id(keys: Keys, routing_key: str | None, base: str | None = None) -> str:

@@ -131,7 +131,7 @@ class Run:
             created_at_ms=num("created_at") or 0, scheduled_at_ms=num("scheduled_at"),
             started_at_ms=num("started_at"), finished_at_ms=num("finished_at"),
             heartbeat_at_ms=num("heartbeat_at"), next_retry_at_ms=num("next_retry_at"),
-            updated_at_ms=num("updated_at"), lease_node=d.get("lease_node") or None,
+            updated_at_ms=num("updated_at") or num("created_at"), lease_node=d.get("lease_node") or None,
             cancel_requested=d.get("cancel_requested") == "1", replay_of=d.get("replay_of") or None,
             entry_id=d.get("entry_id") or None, attempts=attempts, raw=d,
         )

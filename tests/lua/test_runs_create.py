@@ -20,11 +20,13 @@ async def test_due_run_is_queued_in_its_ready_set(lua: Lua) -> None:
     assert run["id"] == run_id and run["job"] == "work" and run["queue"] == "default"
     assert orjson.loads(run["input"]) == {"n": 1}
     assert run["status"] == "queued"
-    assert (run["priority"], run["attempt"], run["charged"]) == ("5", "0", "0")
+    assert run["priority"] == "5"
+    # counters and updated_at are written when they first change (readers default them)
+    assert "attempt" not in run and "charged" not in run and "updated_at" not in run
     assert (run["max_attempts"], run["timeout_ms"]) == ("4", "12000")
     assert run["backoff"].split(",")[0] == "exponential"  # compact: kind,initial_ms,max_ms,jitter
     assert run["source"] == "client"
-    assert run["created_at"] == run["updated_at"] == run["scheduled_at"] == run["ready_at"]
+    assert run["created_at"] == run["scheduled_at"] == run["ready_at"]
     # And it sits in its queue's ready set, scored by priority then ready time
     assert priority_of(await lua.zscore(lua.part.ready("default"), run_id)) == 5
     assert await lua.members(lua.part.queues) == {"default"}
@@ -83,6 +85,18 @@ async def test_existing_id_returns_code_0_and_is_not_touched(lua: Lua) -> None:
     assert await lua.run("fixed-1") == before
     assert await lua.zmembers(lua.part.ready("default")) == ["fixed-1"]
     assert await lua.redis.exists(lua.part.delayed) == 0
+
+
+async def test_a_leftover_input_key_without_a_record_does_not_block_creation(lua: Lua) -> None:
+    # Given an input key whose record is gone (the two expire together, but not
+    # in the same instant) -- the create script uses SET NX on it as its existence check
+    await lua.redis.set(lua.part.input("fixed-2"), b'"stale"')
+    # When a run with that id is created
+    [(run_id, code)] = await lua.create(lua.spec(run_id="fixed-2", input={"fresh": True}))
+    # Then it is created, with its own input
+    assert (run_id, code) == ("fixed-2", 1)
+    run = await lua.run("fixed-2")
+    assert run["status"] == "queued" and orjson.loads(run["input"]) == {"fresh": True}
 
 
 async def test_idempotency_key_returns_the_first_run(lua: Lua) -> None:
