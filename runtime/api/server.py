@@ -154,7 +154,8 @@ class _Endpoint:
         body: Any = None
         if self.body is not None:
             raw_body = await request.read()
-            if raw_body.strip():
+            # only a truly empty body counts as none: whitespace is not JSON
+            if raw_body:
                 try:
                     body = orjson.loads(raw_body)
                 except orjson.JSONDecodeError:

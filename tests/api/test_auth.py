@@ -119,6 +119,10 @@ async def test_errors_are_json_with_request_ids(api: ApiNode) -> None:
     status, body = await api.call("POST", "/v1/events", data=b"{not json", headers={"Content-Type":
                                                                                      "application/json"})
     assert status == 400 and body["code"] == "invalid_json"
+    # (a whitespace-only body is not JSON either, even where the body is optional)
+    status, body = await api.call("POST", "/v1/runs/bulk-dlq-replay", data=b"\n",
+                                  headers={"Content-Type": "application/json"})
+    assert status == 400 and body["code"] == "invalid_json"
 
 
 async def test_bodies_over_the_limit_are_refused_with_413(make_app: Any, api_keys: dict[str, str]) -> None:
