@@ -25,14 +25,24 @@ class Actor(Generic[M]):
         self.inbox: asyncio.Queue[M] = asyncio.Queue(maxsize=inbox_size)
         self.stopping = asyncio.Event()
         self.log = logging.getLogger(f"baton.{self.name}")
+        #: resolved by send() and stop() while receive() waits (one future, no tasks:
+        #: each message hop is on the pickup latency path)
+        self._wakeup: asyncio.Future[None] | None = None
 
     async def send(self, message: M) -> None:
         """Deliver a message, waiting while the inbox is full."""
         await self.inbox.put(message)
+        self._wake()
 
     def send_nowait(self, message: M) -> None:
         """Deliver a message from non-async code (raises if the inbox is full)."""
         self.inbox.put_nowait(message)
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._wakeup
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def run(self) -> None:
         """The actor's whole life; returns when it has stopped."""
@@ -41,24 +51,29 @@ class Actor(Generic[M]):
     def stop(self) -> None:
         """Ask the actor to finish; run() returns soon after."""
         self.stopping.set()
+        self._wake()
 
     async def receive(self, timeout_s: float | None) -> M | None:
-        """Next inbox message, or None after ``timeout_s`` or when stopping."""
+        """Next inbox message, or None after ``timeout_s`` or when stopping.
+
+        Messages must arrive through :meth:`send` / :meth:`send_nowait`, which
+        wake a waiting receive.
+        """
         if self.stopping.is_set():
             return None
-        if not self.inbox.empty():  # fast path: no tasks to create
-            return self.inbox.get_nowait()
-        get = asyncio.ensure_future(self.inbox.get())
-        stop = asyncio.ensure_future(self.stopping.wait())
-        try:
-            done, _ = await asyncio.wait({get, stop}, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-            if not get.done():
-                get.cancel()
-        if get in done and not get.cancelled():
-            return get.result()
-        return None
+        if self.inbox.empty():
+            loop = asyncio.get_running_loop()
+            waiter = self._wakeup = loop.create_future()
+            timer = loop.call_later(timeout_s, _resolve, waiter) if timeout_s is not None else None
+            try:
+                await waiter
+            finally:
+                self._wakeup = None
+                if timer is not None:
+                    timer.cancel()
+            if self.stopping.is_set() or self.inbox.empty():
+                return None
+        return self.inbox.get_nowait()
 
     async def sleep(self, seconds: float) -> bool:
         """Sleep unless stopped first; returns False when stopping."""
@@ -84,3 +99,9 @@ class Actor(Generic[M]):
     def describe(self) -> dict[str, Any]:
         """State for logs and health output."""
         return {"actor": self.name, "inbox": self.inbox.qsize()}
+
+
+def _resolve(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
+

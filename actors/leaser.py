@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 
 from runtime.app import Baton
 from runtime.logs import run_log_context
-from runtime.messages import CancelRun, Drain, LeaseGranted, Released, Wake
+from runtime.messages import CancelRun, Drain, HandedOff, LeaseGranted, Released, Wake
 from runtime.metrics import Metrics
 
 from .base import Actor
@@ -26,7 +26,7 @@ from .observer import record_reclaimed
 
 __all__ = ["Leaser"]
 
-LeaserMessage = Wake | Released | Drain
+LeaserMessage = Wake | Released | Drain | HandedOff
 
 #: Wake reason meaning "a timer moved; recompute the wait" (no new work implied)
 TIMER = "timer"
@@ -65,6 +65,16 @@ class Leaser(Actor[LeaserMessage]):
         self.next_rate_wake = float("inf")
         interval = self.settings.reconcile_interval_ms / 1000
         self.next_reconcile = now + interval * random.uniform(0.5, 1.0) if interval else float("inf")
+        # hand-offs (see actors/receiver.py): while waiting, this node stays
+        # registered for three idle polls; each idle claim renews it
+        self.register_ms = 3 * self.settings.idle_poll_ms if self.settings.handoff else 0
+        #: runs received by hand-off, per partition index (runs_claim counts the rest as in transit)
+        self.received: dict[int, int] = {}
+        self.handoff_reset = False
+        #: set once a draining node is no longer registered and has every run handed to it
+        self.handoff_closed = asyncio.Event()
+        #: per partition, how many hand-offs a draining node still expects in total
+        self.expected: dict[int, int] | None = None
 
     async def run(self) -> None:
         """Claim while there is work and room; otherwise wait for a wake-up or a timer.
@@ -90,7 +100,11 @@ class Leaser(Actor[LeaserMessage]):
         self.duties[name] = asyncio.get_running_loop().create_task(make(), name=f"leaser:{name}")
 
     async def _loop(self) -> None:
+        if self.register_ms and not self.handoff_reset:
+            await self._reset_handoff()
         while not self.stopping.is_set():
+            if self.draining and self.expected is None:
+                await self._close_handoff()
             if self.maybe_work and not self.draining:
                 await self.claim_round()
             now = time.monotonic()
@@ -137,8 +151,54 @@ class Leaser(Actor[LeaserMessage]):
                 self.held.pop(run_id, None)
                 self.lease_meta.pop(run_id, None)
             self.maybe_work = True
+        elif isinstance(msg, HandedOff):
+            self._take_handed_off(msg)
         elif isinstance(msg, Drain):
             self.draining = True
+
+    def _take_handed_off(self, msg: HandedOff) -> None:
+        """Hold the leases runs_create granted this node while it waited (the
+        receiver gave the runs to the executor already)."""
+        for c in msg.runs:
+            self.occupied.add(c.run_id)
+            self.held[c.run_id] = (c.token, msg.partition)
+            self.lease_meta[c.run_id] = (c.job, c.attempt, time.monotonic() + self.settings.lease_ttl_ms / 1000)
+        self.received[msg.partition] = self.received.get(msg.partition, 0) + len(msg.runs)
+        self.metrics.leases_acquired.inc(len(msg.runs))
+        self._check_handoff_closed()
+
+    async def _reset_handoff(self) -> None:
+        """Start clean: a previous process with this node id may have left a registration."""
+        node = self.settings.node_id
+        pipe = self.app.redis.pipeline(transaction=False)
+        for p in self.app.keys.partitions:
+            pipe.delete(p.waiter(node), p.handoff(node))
+            pipe.hdel(p.handed, node)
+        await pipe.execute()
+        self.handoff_reset = True
+
+    async def _close_handoff(self) -> None:
+        """Draining: stop being handed runs, and learn how many are still on their way."""
+        if not self.register_ms:
+            self.expected = {}
+            self.handoff_closed.set()
+            return
+        node = self.settings.node_id
+        pipe = self.app.redis.pipeline(transaction=False)
+        for p in self.app.keys.partitions:
+            pipe.delete(p.waiter(node))
+            pipe.hget(p.handed, node)
+        replies = await pipe.execute()
+        self.expected = {
+            p.index: int(replies[2 * i + 1] or 0) for i, p in enumerate(self.app.keys.partitions)
+        }
+        self._check_handoff_closed()
+
+    def _check_handoff_closed(self) -> None:
+        if self.expected is not None and all(
+            self.received.get(index, 0) >= n for index, n in self.expected.items()
+        ):
+            self.handoff_closed.set()
 
     async def claim_round(self) -> None:
         """Claim from every partition, fairly, until slots are full or nothing is left."""
@@ -155,7 +215,8 @@ class Leaser(Actor[LeaserMessage]):
             want = min(free, self.settings.claim_batch)
             expires = time.monotonic() + self.settings.lease_ttl_ms / 1000
             claimed, retry_in_ms = await self.app.scripts.claim(
-                p, self.settings.node_id, want, self.queues, self.job_names, self.rotation
+                p, self.settings.node_id, want, self.queues, self.job_names, self.rotation,
+                received=self.received.get(p.index, 0), register_ms=self.register_ms,
             )
             if retry_in_ms >= 0:
                 # a rate limit holds runs back: come back exactly when it lets one go
@@ -173,7 +234,7 @@ class Leaser(Actor[LeaserMessage]):
     def _wake_self(self, reason: str = "tick") -> None:
         if self.inbox.empty():
             try:
-                self.inbox.put_nowait(Wake(reason))
+                self.send_nowait(Wake(reason))
             except asyncio.QueueFull:
                 pass
 

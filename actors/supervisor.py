@@ -31,6 +31,7 @@ from .intake import Intake, ensure_group
 from .leaser import Leaser
 from .listener import Listener
 from .observer import Observer
+from .receiver import Receiver
 from .reporter import Reporter
 from .scheduler import Scheduler
 
@@ -56,6 +57,7 @@ class Supervisor(Actor[None]):
         self.reporter = Reporter(app, leaser=self.leaser, metrics=self.metrics)
         self.executor.reporter = self.reporter
         self.listener = Listener(app, leaser=self.leaser, executor=self.executor)
+        self.receiver = Receiver(app, leaser=self.leaser, executor=self.executor) if self.settings.handoff else None
         self.intake = Intake(app, self.metrics) if intake else None
         self.observer = Observer(app, self.metrics)
         # the HTTP API, in this process when api_port is set (or alone: `baton api`)
@@ -69,6 +71,8 @@ class Supervisor(Actor[None]):
     def actors(self) -> list[Actor[Any]]:
         """Every supervised actor, in start order."""
         actors: list[Actor[Any]] = [self.reporter, self.executor, self.leaser, self.listener, self.observer]
+        if self.receiver is not None:
+            actors.append(self.receiver)
         if self.intake is not None:
             actors.append(self.intake)
         if self.api is not None:
@@ -181,7 +185,12 @@ class Supervisor(Actor[None]):
             await self._cancel(self.intake, wait_s=0)
         await self.leaser.send(Drain())
         try:
-            await asyncio.wait_for(self.executor.idle.wait(), self.settings.shutdown_grace_s)
+            # runs handed to this node before it stopped waiting are run like the others
+            await asyncio.wait_for(self.leaser.handoff_closed.wait(), 2.0)
+        except TimeoutError:
+            self.log.warning("runs handed to this node did not all arrive; their leases will expire")
+        try:
+            await asyncio.wait_for(self._executor_settled(), self.settings.shutdown_grace_s)
         except TimeoutError:
             self.log.warning("grace period over with %d run(s) executing; releasing them",
                              len(self.executor.tasks))
@@ -197,7 +206,10 @@ class Supervisor(Actor[None]):
         # the scheduler stops first among the rest and hands its lease over at once
         self.scheduler.stop()
         await self._cancel(self.scheduler)
-        for quick in (self.listener, self.observer):
+        quick_ones: list[Actor[Any]] = [self.listener, self.observer]
+        if self.receiver is not None:
+            quick_ones.append(self.receiver)
+        for quick in quick_ones:
             quick.stop()
             await self._cancel(quick, wait_s=0)
         if self.api is not None:  # served (readiness 503) while draining; stops once work is handed back
@@ -213,6 +225,14 @@ class Supervisor(Actor[None]):
         except RedisError:
             pass
         self.log.info("node %s stopped (exit code %d)", self.settings.node_id, self.exit_code)
+
+    async def _executor_settled(self) -> None:
+        """Until the executor runs nothing and has no granted run still in its inbox."""
+        while True:
+            await self.executor.idle.wait()
+            if self.executor.inbox.empty():
+                return
+            await asyncio.sleep(0.005)
 
     async def _cancel(self, actor: Actor[Any], wait_s: float = 2.0) -> None:
         task = self.tasks.get(actor.name)

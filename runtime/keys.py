@@ -131,6 +131,23 @@ class Partition:
         """Concurrency keys of a queue with queued runs, in serving order (ZSET)."""
         return f"{self.prefix}groups:{queue}"
 
+    def waiter(self, node_id: str) -> str:
+        """A node waiting for work, with its claim arguments (STRING, JSON, expiring)."""
+        return f"{self.prefix}waiter:{node_id}"
+
+    def waiters(self, queue: str) -> str:
+        """Nodes registered as waiting for a queue's runs (SET; members may have expired)."""
+        return f"{self.prefix}waiters:{queue}"
+
+    @property
+    def handed(self) -> str:
+        """Runs handed to each node by runs_create, in total (HASH node id -> count)."""
+        return f"{self.prefix}handed"
+
+    def handoff(self, node_id: str) -> str:
+        """Runs leased to a waiting node, each push a JSON batch (LIST, the node blocks on it)."""
+        return f"{self.prefix}handoff:{node_id}"
+
     @property
     def ttl(self) -> str:
         """Runs with a time-to-live (ZSET, score = expires_at ms)."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from .scripts import Claimed, Outcome
 
-__all__ = ["CancelRun", "Drain", "LeaseGranted", "ReleaseAll", "Released", "RunFinished", "Wake"]
+__all__ = ["CancelRun", "Drain", "HandedOff", "LeaseGranted", "ReleaseAll", "Released", "RunFinished", "Wake"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,15 @@ class Wake:
     """Listener -> leaser: runs became ready in a partition (or a limit freed up)."""
 
     partition_prefix: str
+
+
+@dataclass(frozen=True)
+class HandedOff:
+    """Receiver -> leaser: runs leased to this node by runs_create while it waited
+    (already given to the executor); the leaser holds and renews their leases."""
+
+    partition: int
+    runs: tuple[Claimed, ...]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import orjson
 from .keys import Keys, Partition
 from .settings import Settings
 
-__all__ = ["SCRIPT_NAMES", "Claimed", "Outcome", "Scripts", "load_source"]
+__all__ = ["SCRIPT_NAMES", "Claimed", "Outcome", "Scripts", "handed_off_runs", "load_source"]
 
 LUA_DIR = Path(__file__).parent / "lua"
 SCRIPT_NAMES = (
@@ -59,8 +59,8 @@ class Claimed:
     ready_at_ms: int
     partition: int
     claimed_at_ms: int
-    metadata_json: bytes | None = None
-    tags_json: bytes | None = None
+    metadata_json: bytes | str | None = None
+    tags_json: bytes | str | None = None
     #: 1 when the run has recorded steps (a retried or resumed run), else 0
     step_count: int = 0
 
@@ -112,10 +112,13 @@ class Scripts:
 
     async def claim(
         self, partition: Partition, node_id: str, want: int, queues: Sequence[str],
-        jobs: Sequence[str], offset: int, scan: int | None = None,
+        jobs: Sequence[str], offset: int, scan: int | None = None, received: int = 0, register_ms: int = 0,
     ) -> tuple[list[Claimed], int]:
         """Lease up to ``want`` runnable runs of the given queues and jobs.
 
+        With ``register_ms`` > 0 the node takes hand-offs: runs pushed to it and
+        not yet among the ``received`` count against ``want``, and with room
+        left it registers as waiting for that long (see includes/claim.lua).
         Returns the leased runs and the ms until a rate limit lets a held-back
         run start (-1 when none is held back by a rate limit).
         """
@@ -123,19 +126,9 @@ class Scripts:
             "runs_claim", [partition.queues],
             [partition.prefix, node_id, self.settings.lease_ttl_ms, want,
              scan or max(want * 4, 64), ",".join(queues), ",".join(jobs), offset, self._ttl_ms,
-             self.settings.finished_cap],
+             self.settings.finished_cap, received, register_ms],
         )
-        now, retry_in = int(raw[0]), int(raw[1])
-        out = []
-        for i in range(2, len(raw), 10):
-            out.append(Claimed(
-                run_id=_s(raw[i]), token=_s(raw[i + 1]), attempt=int(raw[i + 2]), job=_s(raw[i + 3]),
-                input_json=raw[i + 4] if isinstance(raw[i + 4], bytes) else str(raw[i + 4]).encode(),
-                timeout_ms=int(raw[i + 5] or 0), ready_at_ms=int(raw[i + 6] or now),
-                partition=partition.index, claimed_at_ms=now, metadata_json=raw[i + 7], tags_json=raw[i + 8],
-                step_count=int(raw[i + 9] or 0),
-            ))
-        return out, retry_in
+        return _claimed_runs(raw[2:], int(raw[0]), partition.index), int(raw[1])
 
     async def renew(self, partition: Partition, leases: Sequence[tuple[str, str]]) -> tuple[list[str], list[str]]:
         """Extend leases still owned; returns (lost ids, ids to cancel)."""
@@ -289,3 +282,26 @@ class Scripts:
         """Check and repair a partition's exact indices; returns the drift found (expected all 0)."""
         total, leased, cc, ready = await self._call("reconcile", [partition.leased], [partition.prefix])
         return {"total": int(total), "leased": int(leased), "concurrency": int(cc), "ready": int(ready)}
+
+
+def _claimed_runs(flat: Sequence[Any], now: int, partition: int) -> list[Claimed]:
+    """Claimed runs from the flat list of 10 fields per run that claim_runs returns."""
+    out = []
+    for i in range(0, len(flat), 10):
+        raw_input = flat[i + 4]
+        out.append(Claimed(
+            run_id=_s(flat[i]), token=_s(flat[i + 1]), attempt=int(flat[i + 2]), job=_s(flat[i + 3]),
+            input_json=raw_input if isinstance(raw_input, bytes) else str(raw_input).encode(),
+            timeout_ms=int(flat[i + 5] or 0), ready_at_ms=int(flat[i + 6] or now),
+            partition=partition, claimed_at_ms=now, metadata_json=flat[i + 7] or None,
+            tags_json=flat[i + 8] or None, step_count=int(flat[i + 9] or 0),
+        ))
+    return out
+
+
+def handed_off_runs(payload: bytes, partition: int) -> list[Claimed]:
+    """The runs in one hand-off push (JSON ``[now_ms, [10 fields per run]]``, see includes/claim.lua)."""
+    now, flat = orjson.loads(payload)
+    # JSON has no nil inside arrays: Lua's false stands for a missing field
+    return _claimed_runs([None if v is False else v for v in flat], int(now), partition)
+

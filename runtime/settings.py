@@ -47,6 +47,9 @@ class Settings:
     claim_batch: int = 100
     #: Upper bound on the wait between claim attempts when nothing wakes the leaser.
     idle_poll_ms: int = 1_000
+    #: Take hand-offs: while idle, new runs are leased to this node by the
+    #: creating call itself and pushed to a list it blocks on (no claim round trip).
+    handoff: bool = True
     #: Stream entries read per intake call.
     intake_batch: int = 500
     #: Pending entries older than this are claimed from dead intake consumers.

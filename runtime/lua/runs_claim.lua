@@ -21,176 +21,37 @@
   ARGV[8] rotation offset (integer)
   ARGV[9] finished-run TTL ms (for runs that expire here)
   ARGV[10] index cap
+  ARGV[11] runs this node has received by hand-off from this partition, in total
+  ARGV[12] waiter registration TTL in ms (0: the node takes no hand-offs); with
+           room left after the claim, the node registers as waiting (see
+           includes/claim.lua), else its registration is removed
+  Runs handed to the node but not yet received count against ARGV[4].
   Returns: {now_ms, ms until a rate limit lets a skipped run go (-1 none),
     then 10 fields per leased run: id, token, attempt, job, input, timeout_ms,
     ready_at, metadata (JSON or nil), tags (JSON or nil), 1 when the run has
     recorded steps else 0} ]]
 --@include common
+--@include claim
 local pfx, node, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local want, scan = tonumber(ARGV[4]), tonumber(ARGV[5])
 local fin_ttl, cap = tonumber(ARGV[9]), tonumber(ARGV[10])
+local received, reg_ttl = tonumber(ARGV[11]), tonumber(ARGV[12])
 local now = now_ms()
-local out = {now, -1}
-local retry_in = -1
-
--- served jobs and the versions each accepts (nil = any version)
-local served = {}
-for spec in string.gmatch(ARGV[7], '[^,]+') do
-  local job, versions = string.match(spec, '^([^@]+)@?(.*)$')
-  if versions == '' or versions == '*' then
-    served[job] = true
+if reg_ttl > 0 then
+  local pending = tonumber(call('HGET', pfx .. 'handed', node) or '0') - received
+  if pending > 0 then want = want - pending end
+end
+local runs, retry_in = {}, -1
+if want > 0 then
+  runs, retry_in = claim_runs(pfx, node, ttl, want, scan, ARGV[6], ARGV[7], tonumber(ARGV[8]), fin_ttl, cap, now)
+end
+if reg_ttl > 0 then
+  if want > #runs / 10 then
+    waiter_register(pfx, node, want - #runs / 10, scan, ARGV[6], ARGV[7], ttl, fin_ttl, cap, reg_ttl)
   else
-    local set = {[''] = true}
-    for v in string.gmatch(versions, '[^|]+') do set[v] = true end
-    served[job] = set
+    call('DEL', pfx .. 'waiter:' .. node)
   end
 end
-local queues = {}
-for q in string.gmatch(ARGV[6], '[^,]+') do
-  if call('SISMEMBER', pfx .. 'paused_queues', q) == 0 then queues[#queues + 1] = q end
-end
-
--- job limits: max running, max running per key, rate n per window ms, per rate key n per window ms
-local limits = {}
-local function limit_of(job)
-  local l = limits[job]
-  if l == nil then
-    local spec = call('HGET', pfx .. 'jobs:override', job) or call('HGET', pfx .. 'jobs', job)
-    l = {0, 0, 0, 0, 0, 0}
-    if spec then
-      local i = 1
-      for part in string.gmatch(spec .. ',', '([^,]*),') do
-        l[i] = tonumber(part) or 0
-        i = i + 1
-      end
-    end
-    limits[job] = l
-  end
-  return l
-end
-
--- GCRA with no burst: one run every window/n ms. Returns ms to wait (0 = allowed now).
-local function rate_wait(key, n, window_ms)
-  if n <= 0 then return 0 end
-  local tat = tonumber(call('GET', key) or '0')
-  if tat > now then return tat - now end
-  return 0
-end
-local function rate_take(key, n, window_ms)
-  if n <= 0 then return end
-  local period = window_ms / n
-  local tat = math.max(tonumber(call('GET', key) or '0'), now) + period
-  call('SET', key, tostring(tat), 'PX', math.ceil(period * 2) + 1000)
-end
-local function note_retry(ms)
-  if retry_in < 0 or ms < retry_in then retry_in = ms end
-end
-
--- try to lease one candidate; returns true when leased
-local function try_claim(queue, gk, g, id)
-  local rk = pfx .. 'run:' .. id
-  local r = call('HMGET', rk, 'job', 'concurrency_key', 'id', 'timeout_ms', 'ready_at', 'attempt', 'charged',
-    'metadata', 'tags', 'status', 'version', 'rate_key', 'expires_at', 'sat_steps')
-  local job, ckey = r[1], r[2]
-  if not job or r[10] ~= 'queued' then
-    -- dangling entry (record expired, or the run left the queue another way)
-    ready_remove(pfx, id, queue, g ~= '' and g or nil)
-    return false
-  end
-  if r[13] and tonumber(r[13]) <= now then
-    ready_remove(pfx, id, queue, ckey)
-    call('HSET', rk, 'error', '{"message":"not started within its TTL","type":"Expired"}')
-    make_terminal(pfx, id, 'expired', now, fin_ttl, cap)
-    return false
-  end
-  local versions = served[job]
-  if not versions then return false end
-  if versions ~= true and not versions[r[11] or ''] then return false end
-  local lim = limit_of(job)
-  if lim[1] > 0 and call('SCARD', pfx .. 'cc:j:' .. job) >= lim[1] then return false end
-  if ckey and lim[2] > 0 and call('SCARD', pfx .. 'cc:k:' .. job .. '|' .. ckey) >= lim[2] then return false end
-  local jrate = pfx .. 'rl:' .. job
-  local krate = r[12] and (pfx .. 'rlk:' .. job .. '|' .. r[12]) or nil
-  local wait = rate_wait(jrate, lim[3], lim[4])
-  if krate then wait = math.max(wait, rate_wait(krate, lim[5], lim[6])) end
-  if wait > 0 then
-    note_retry(wait)
-    return false
-  end
-  rate_take(jrate, lim[3], lim[4])
-  if krate then rate_take(krate, lim[5], lim[6]) end
-
-  local attempt = tonumber(r[6] or '0') + 1
-  local token = node .. '/' .. attempt
-  local expires = now + ttl
-  ready_remove(pfx, id, queue, ckey)
-  call('ZADD', pfx .. 'leased', expires, id)
-  call('SADD', pfx .. 'cc:j:' .. job, id)
-  call('SADD', pfx .. 'ccsets', pfx .. 'cc:j:' .. job)
-  if ckey then
-    call('SADD', pfx .. 'cc:k:' .. job .. '|' .. ckey, id)
-    call('SADD', pfx .. 'ccsets', pfx .. 'cc:k:' .. job .. '|' .. ckey)
-  end
-  call('HSET', rk, 'status', 'executing', 'attempt', attempt,
-    'charged', tonumber(r[7] or '0') + 1, 'lease_token', token, 'lease_node', node,
-    'lease_expires_at', expires, 'attempt_started_at', now, 'heartbeat_at', now,
-    'updated_at', now)
-  call('HSETNX', rk, 'started_at', now)
-  out[#out + 1] = id
-  out[#out + 1] = token
-  out[#out + 1] = attempt
-  out[#out + 1] = job
-  out[#out + 1] = call('GET', pfx .. 'in:' .. id) or 'null'
-  out[#out + 1] = r[4]
-  out[#out + 1] = r[5] or now
-  out[#out + 1] = r[8]
-  out[#out + 1] = r[9]
-  -- the record notes when it has step records (sat_steps): no lookup of the steps hash
-  out[#out + 1] = r[14] and 1 or 0
-  add_event(pfx, id, 'status', '{"status":"executing","attempt":' .. attempt .. ',"node":'
-    .. cjson.encode(node) .. '}', now)
-  return true
-end
-
-local got = 0
-local nq = #queues
-local offset = tonumber(ARGV[8]) % math.max(nq, 1)
-for qi = 0, nq - 1 do
-  if got >= want then break end
-  local queue = queues[((qi + offset) % nq) + 1]
-  local gk = pfx .. 'groups:' .. queue
-  local ngroups = call('ZCARD', gk)
-  -- with one group there is nobody to be fair to: take runs in order
-  local per_visit = (ngroups <= 1) and want or 1
-  local barren = 0
-  local visits = 0
-  while got < want and visits < scan and barren < ngroups do
-    local head = call('ZRANGE', gk, 0, 0)
-    if #head == 0 then break end
-    local g = head[1]
-    visits = visits + 1
-    -- to the back of the line, whether or not it yields a run this time
-    call('ZADD', gk, call('INCR', pfx .. 'grr:' .. queue), g)
-    local kk = group_set(pfx, queue, g)
-    -- a lone group is scanned deeper: runs of limited or unserved jobs at its
-    -- head must not hide runnable runs behind them
-    local ids = call('ZRANGE', kk, 0, (ngroups <= 1 and scan or per_visit + 2) - 1)
-    if #ids == 0 then
-      call('ZREM', gk, g)
-      ngroups = ngroups - 1
-    else
-      local took = 0
-      for _, id in ipairs(ids) do
-        if took >= per_visit or got >= want then break end
-        if try_claim(queue, gk, g, id) then
-          took = took + 1
-          got = got + 1
-        end
-      end
-      if took == 0 then barren = barren + 1 else barren = 0 end
-      ngroups = call('ZCARD', gk)
-    end
-  end
-end
-out[2] = retry_in
+local out = {now, retry_in}
+for i = 1, #runs do out[i + 2] = runs[i] end
 return out

@@ -18,10 +18,14 @@
   replaces the input and pushes the start back by the window, never past
   first + max_ms (0 = no cap). "leading": the first runs at once; later ones
   within the window from the first are absorbed.
+  Runs that became ready go first to nodes registered as waiting for their
+  queue (leased at once and pushed to the node's hand-off list, see
+  includes/claim.lua); the wake channel is published only if runs remain ready.
   Returns: flat list id, code per run; code 1 created | 0 id existed |
     2 idempotency key matched a live run (id is that run's) |
     3 absorbed by a debounced run (id is that run's) ]]
 --@include common
+--@include claim
 local pfx, channel = ARGV[1], ARGV[2]
 local now = now_ms()
 local out = {}
@@ -29,6 +33,7 @@ local woke = false
 -- one INCRBY numbers the whole batch; groups seen once need no second check
 local seq = call('INCRBY', pfx .. 'seq', #ARGV - 2) - (#ARGV - 2)
 local groups_seen = {}
+local touched = {}  -- queues that got ready runs
 for a = 3, #ARGV do
   -- one argument per run: a JSON array of its fields (packing 24 arguments
   -- per run cost the client more than the whole script costs Redis)
@@ -149,6 +154,7 @@ for a = 3, #ARGV do
         groups_seen[gkey] = true
       end
       woke = true
+      touched[queue] = true
     else
       call('ZADD', pfx .. 'delayed', due, id)
     end
@@ -156,5 +162,11 @@ for a = 3, #ARGV do
   out[#out + 1] = id
   out[#out + 1] = code
 end
-if woke then call('PUBLISH', channel, pfx) end
+if woke then
+  local left = false
+  for queue in pairs(touched) do
+    if hand_off(pfx, queue, now) then left = true end
+  end
+  if left then call('PUBLISH', channel, pfx) end
+end
 return out

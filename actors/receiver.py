@@ -1,0 +1,64 @@
+"""Receiver: takes the runs handed to this node while it waits for work.
+
+A node whose claim finds less work than it has room for registers as waiting
+(runs_claim); runs_create then leases new runs to it directly and pushes them
+to the node's hand-off list. The receiver blocks on that list (BLPOP, one
+connection per partition), gives the runs to the executor and tells the
+leaser, which holds and renews their leases. A run submitted to an idle node
+thus starts without a claim round trip, and without a hop through the leaser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from runtime.app import Baton
+from runtime.keys import Partition
+from runtime.messages import HandedOff, LeaseGranted
+from runtime.scripts import handed_off_runs
+
+from .base import Actor
+
+__all__ = ["Receiver"]
+
+#: Longest BLPOP wait: how soon a stopping receiver notices.
+BLOCK_S = 1
+
+
+class Receiver(Actor[None]):
+    """Blocks on the node's hand-off list of every partition."""
+
+    name = "receiver"
+
+    def __init__(self, app: Baton, leaser: Actor[Any], executor: Actor[Any]) -> None:
+        super().__init__(inbox_size=1)
+        self.app = app
+        self.leaser = leaser
+        self.executor = executor
+
+    async def run(self) -> None:
+        """Receive until stopped; a failing partition loop fails the actor (and is restarted)."""
+        loop = asyncio.get_running_loop()
+        tasks = [loop.create_task(self._receive(p), name=f"receiver:{p.index}") for p in self.app.keys.partitions]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _receive(self, partition: Partition) -> None:
+        key = partition.handoff(self.app.settings.node_id)
+        while not self.stopping.is_set():
+            reply = await self.app.redis.blpop([key], timeout=BLOCK_S)
+            if reply is None:
+                continue
+            runs = handed_off_runs(reply[1], partition.index)
+            # the leaser hears of the runs before anything can report them done:
+            # both messages are queued in this one step
+            for c in runs:
+                self.executor.send_nowait(LeaseGranted(c))
+            self.leaser.send_nowait(HandedOff(partition.index, tuple(runs)))
+            # let the runs start before this loop spends time sending the next BLPOP
+            for _ in range(4):
+                await asyncio.sleep(0)

@@ -1,0 +1,218 @@
+-- Leasing runnable runs to one node: shared by runs_claim (a node asks) and
+-- runs_create (a new run is handed straight to a node that registered as
+-- waiting, see the waiter functions below). Needs the common include.
+
+-- Lease up to ``want`` runs of the given queues and jobs to ``node`` (see
+-- runs_claim's header for the rules). Returns the flat list of 10 fields per
+-- leased run, and the ms until a rate limit lets a skipped run go (-1 none).
+local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offset, fin_ttl, cap, now)
+  local out = {}
+  local retry_in = -1
+
+  -- served jobs and the versions each accepts (nil = any version)
+  local served = {}
+  for spec in string.gmatch(jobs_csv, '[^,]+') do
+    local job, versions = string.match(spec, '^([^@]+)@?(.*)$')
+    if versions == '' or versions == '*' then
+      served[job] = true
+    else
+      local set = {[''] = true}
+      for v in string.gmatch(versions, '[^|]+') do set[v] = true end
+      served[job] = set
+    end
+  end
+  local queues = {}
+  for q in string.gmatch(queues_csv, '[^,]+') do
+    if call('SISMEMBER', pfx .. 'paused_queues', q) == 0 then queues[#queues + 1] = q end
+  end
+
+  -- job limits: max running, max running per key, rate n per window ms, per rate key n per window ms
+  local limits = {}
+  local function limit_of(job)
+    local l = limits[job]
+    if l == nil then
+      local spec = call('HGET', pfx .. 'jobs:override', job) or call('HGET', pfx .. 'jobs', job)
+      l = {0, 0, 0, 0, 0, 0}
+      if spec then
+        local i = 1
+        for part in string.gmatch(spec .. ',', '([^,]*),') do
+          l[i] = tonumber(part) or 0
+          i = i + 1
+        end
+      end
+      limits[job] = l
+    end
+    return l
+  end
+
+  -- GCRA with no burst: one run every window/n ms. Returns ms to wait (0 = allowed now).
+  local function rate_wait(key, n, window_ms)
+    if n <= 0 then return 0 end
+    local tat = tonumber(call('GET', key) or '0')
+    if tat > now then return tat - now end
+    return 0
+  end
+  local function rate_take(key, n, window_ms)
+    if n <= 0 then return end
+    local period = window_ms / n
+    local tat = math.max(tonumber(call('GET', key) or '0'), now) + period
+    call('SET', key, tostring(tat), 'PX', math.ceil(period * 2) + 1000)
+  end
+  local function note_retry(ms)
+    if retry_in < 0 or ms < retry_in then retry_in = ms end
+  end
+
+  -- try to lease one candidate; returns true when leased
+  local function try_claim(queue, gk, g, id)
+    local rk = pfx .. 'run:' .. id
+    local r = call('HMGET', rk, 'job', 'concurrency_key', 'id', 'timeout_ms', 'ready_at', 'attempt', 'charged',
+      'metadata', 'tags', 'status', 'version', 'rate_key', 'expires_at', 'sat_steps')
+    local job, ckey = r[1], r[2]
+    if not job or r[10] ~= 'queued' then
+      -- dangling entry (record expired, or the run left the queue another way)
+      ready_remove(pfx, id, queue, g ~= '' and g or nil)
+      return false
+    end
+    if r[13] and tonumber(r[13]) <= now then
+      ready_remove(pfx, id, queue, ckey)
+      call('HSET', rk, 'error', '{"message":"not started within its TTL","type":"Expired"}')
+      make_terminal(pfx, id, 'expired', now, fin_ttl, cap)
+      return false
+    end
+    local versions = served[job]
+    if not versions then return false end
+    if versions ~= true and not versions[r[11] or ''] then return false end
+    local lim = limit_of(job)
+    if lim[1] > 0 and call('SCARD', pfx .. 'cc:j:' .. job) >= lim[1] then return false end
+    if ckey and lim[2] > 0 and call('SCARD', pfx .. 'cc:k:' .. job .. '|' .. ckey) >= lim[2] then return false end
+    local jrate = pfx .. 'rl:' .. job
+    local krate = r[12] and (pfx .. 'rlk:' .. job .. '|' .. r[12]) or nil
+    local wait = rate_wait(jrate, lim[3], lim[4])
+    if krate then wait = math.max(wait, rate_wait(krate, lim[5], lim[6])) end
+    if wait > 0 then
+      note_retry(wait)
+      return false
+    end
+    rate_take(jrate, lim[3], lim[4])
+    if krate then rate_take(krate, lim[5], lim[6]) end
+
+    local attempt = tonumber(r[6] or '0') + 1
+    local token = node .. '/' .. attempt
+    local expires = now + ttl
+    ready_remove(pfx, id, queue, ckey)
+    call('ZADD', pfx .. 'leased', expires, id)
+    call('SADD', pfx .. 'cc:j:' .. job, id)
+    call('SADD', pfx .. 'ccsets', pfx .. 'cc:j:' .. job)
+    if ckey then
+      call('SADD', pfx .. 'cc:k:' .. job .. '|' .. ckey, id)
+      call('SADD', pfx .. 'ccsets', pfx .. 'cc:k:' .. job .. '|' .. ckey)
+    end
+    call('HSET', rk, 'status', 'executing', 'attempt', attempt,
+      'charged', tonumber(r[7] or '0') + 1, 'lease_token', token, 'lease_node', node,
+      'lease_expires_at', expires, 'attempt_started_at', now, 'heartbeat_at', now,
+      'updated_at', now)
+    call('HSETNX', rk, 'started_at', now)
+    out[#out + 1] = id
+    out[#out + 1] = token
+    out[#out + 1] = attempt
+    out[#out + 1] = job
+    out[#out + 1] = call('GET', pfx .. 'in:' .. id) or 'null'
+    out[#out + 1] = r[4]
+    out[#out + 1] = r[5] or now
+    out[#out + 1] = r[8]
+    out[#out + 1] = r[9]
+    -- the record notes when it has step records (sat_steps): no lookup of the steps hash
+    out[#out + 1] = r[14] and 1 or 0
+    add_event(pfx, id, 'status', '{"status":"executing","attempt":' .. attempt .. ',"node":'
+      .. cjson.encode(node) .. '}', now)
+    return true
+  end
+
+  local got = 0
+  local nq = #queues
+  offset = offset % math.max(nq, 1)
+  for qi = 0, nq - 1 do
+    if got >= want then break end
+    local queue = queues[((qi + offset) % nq) + 1]
+    local gk = pfx .. 'groups:' .. queue
+    local ngroups = call('ZCARD', gk)
+    -- with one group there is nobody to be fair to: take runs in order
+    local per_visit = (ngroups <= 1) and want or 1
+    local barren = 0
+    local visits = 0
+    while got < want and visits < scan and barren < ngroups do
+      local head = call('ZRANGE', gk, 0, 0)
+      if #head == 0 then break end
+      local g = head[1]
+      visits = visits + 1
+      -- to the back of the line, whether or not it yields a run this time
+      call('ZADD', gk, call('INCR', pfx .. 'grr:' .. queue), g)
+      local kk = group_set(pfx, queue, g)
+      -- a lone group is scanned deeper: runs of limited or unserved jobs at its
+      -- head must not hide runnable runs behind them
+      local ids = call('ZRANGE', kk, 0, (ngroups <= 1 and scan or per_visit + 2) - 1)
+      if #ids == 0 then
+        call('ZREM', gk, g)
+        ngroups = ngroups - 1
+      else
+        local took = 0
+        for _, id in ipairs(ids) do
+          if took >= per_visit or got >= want then break end
+          if try_claim(queue, gk, g, id) then
+            took = took + 1
+            got = got + 1
+          end
+        end
+        if took == 0 then barren = barren + 1 else barren = 0 end
+        ngroups = call('ZCARD', gk)
+      end
+    end
+  end
+  return out, retry_in
+end
+
+-- Waiting nodes. A node whose claim found less work than it had room for
+-- registers as waiting (waiter:<node>, expiring unless renewed by its next
+-- idle claim) with its claim arguments, listed in waiters:<queue> for each
+-- queue it serves. runs_create then leases new runs to it at once and pushes
+-- them to handoff:<node>, which the node blocks on: a pickup needs no claim
+-- round trip. handed counts the runs pushed to each node, so that a node's
+-- own claims never take more than its free slots minus runs still in transit.
+local HANDOFF_TRIES = 3
+
+local function waiter_register(pfx, node, want, scan, queues_csv, jobs_csv, ttl, fin_ttl, cap, reg_ttl)
+  call('SET', pfx .. 'waiter:' .. node, cjson.encode({want, scan, queues_csv, jobs_csv, ttl, fin_ttl, cap}),
+    'PX', reg_ttl)
+  for q in string.gmatch(queues_csv, '[^,]+') do call('SADD', pfx .. 'waiters:' .. q, node) end
+end
+
+-- Hand ready runs of ``queue`` to (at most HANDOFF_TRIES of) its waiting
+-- nodes. Returns true when runs remain ready (other nodes need a wake-up).
+local function hand_off(pfx, queue, now)
+  local wk = pfx .. 'waiters:' .. queue
+  local gk = pfx .. 'groups:' .. queue
+  -- (claim_runs skips the queue if it is paused)
+  for _, node in ipairs(call('SRANDMEMBER', wk, HANDOFF_TRIES)) do
+    local key = pfx .. 'waiter:' .. node
+    local raw = call('GET', key)
+    if not raw then
+      call('SREM', wk, node)  -- expired: the node went away (or stopped waiting)
+    else
+      local w = cjson.decode(raw)
+      local runs = claim_runs(pfx, node, w[5], w[1], w[2], w[3], w[4], 0, w[6], w[7], now)
+      if #runs > 0 then
+        -- one hand-off per registration: the node registers again when it next
+        -- finds no work (its waiters:<queue> entries stay for that; an entry
+        -- whose registration expired is removed above)
+        call('DEL', key)
+        call('HINCRBY', pfx .. 'handed', node, #runs / 10)
+        local hk = pfx .. 'handoff:' .. node
+        call('RPUSH', hk, cjson.encode({now, runs}))
+        -- a node that died after registering never pops: its leases are reaped as usual
+        call('PEXPIRE', hk, w[5])
+        if call('ZCARD', gk) == 0 then return false end
+      end
+    end
+  end
+  return call('ZCARD', gk) > 0
+end

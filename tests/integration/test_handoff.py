@@ -1,0 +1,96 @@
+"""Hand-off end to end: an idle node is given new runs by the call that creates them."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+from runtime import Baton, RunContext, Settings
+from tests.integration.test_processes import producer, worker_env
+from tests.nodes import eventually, running_node, spawn_worker, stop_process
+
+
+def echo_app(make_app: Any, node_id: str, **settings: Any) -> Baton:
+    """An app whose one job returns its input, for a node named ``node_id``."""
+    app: Baton = make_app(node_id=node_id, **settings)
+
+    @app.job()
+    async def echo(ctx: RunContext, payload: Any) -> Any:
+        return payload
+
+    return app
+
+
+async def test_an_idle_node_is_handed_new_runs(make_app: Any, redis: Any) -> None:
+    # Given an idle node that takes hand-offs
+    app = echo_app(make_app, "idle-node")
+    p = app.keys.partitions[0]
+    async with running_node(app):
+        await eventually(lambda: redis.exists(p.waiter("idle-node")), 10)
+        # When runs are triggered one at a time
+        ids = [await app.trigger("echo", {"n": n}) for n in range(5)]
+        runs = [await app.wait_for(run_id, 10) for run_id in ids]
+        handed = int(await redis.hget(p.handed, "idle-node") or 0)
+    # Then they completed on that node, and were handed to it rather than claimed
+    assert [(r.status, r.output) for r in runs] == [("completed", {"n": n}) for n in range(5)]
+    assert {r.attempts[0].worker_id for r in runs} == {"idle-node"}
+    assert handed >= 1
+
+
+async def test_with_handoff_off_the_node_claims_on_wake_ups(make_app: Any, redis: Any) -> None:
+    # Given a node with hand-offs turned off
+    app = echo_app(make_app, "claims-only", handoff=False)
+    p = app.keys.partitions[0]
+    async with running_node(app) as node:
+        # When a run is triggered
+        run = await app.wait_for(await app.trigger("echo", 1), 10)
+        # Then it completes, without any registration or hand-off
+        assert run.status == "completed"
+        assert node.receiver is None
+        assert await redis.exists(p.waiter("claims-only"), p.handoff("claims-only")) == 0
+        assert await redis.hget(p.handed, "claims-only") is None
+
+
+async def test_a_draining_node_stops_waiting(make_app: Any, redis: Any) -> None:
+    # Given an idle node registered as waiting
+    app = echo_app(make_app, "leaving")
+    p = app.keys.partitions[0]
+    async with running_node(app):
+        await eventually(lambda: redis.exists(p.waiter("leaving")), 10)
+    # When it has drained and stopped, then it is no longer registered
+    assert await redis.exists(p.waiter("leaving")) == 0
+    # And a run created afterwards waits in its queue for the next node
+    run_id = await app.trigger("echo", 1)
+    run = await app.get_run(run_id)
+    assert run is not None and run.status == "queued"
+
+
+async def test_a_run_handed_to_a_node_killed_while_waiting_is_reclaimed(
+    settings: Settings, redis: Any, tmp_path: Path,
+) -> None:
+    # Given worker A waiting for work (a long idle poll keeps its registration alive)
+    app = producer(settings)
+    p = app.keys.partitions[0]
+    a = spawn_worker("tests.apps:app", worker_env(settings, "A", BATON_IDLE_POLL_MS=5000), tmp_path / "a.log")
+    b = None
+    try:
+        await eventually(lambda: redis.exists(p.waiter("A")), 20)
+        # When A is killed with SIGKILL and a run is created
+        os.kill(a.pid, signal.SIGKILL)
+        a.wait(10)
+        run_id = await app.trigger("noop", {"x": 1})
+        # Then the run was leased to A (handed off, never received)
+        record = await app.get_run(run_id)
+        assert record is not None and (record.status, record.lease_node) == ("executing", "A")
+        # And once A's lease expires, worker B runs it
+        b = spawn_worker("tests.apps:app", worker_env(settings, "B"), tmp_path / "b.log")
+        run = await app.wait_for(run_id, 30)
+    finally:
+        if b is not None:
+            assert stop_process(b) == 0
+        stop_process(a)
+    assert run.status == "completed" and run.output == {"x": 1}
+    assert [(x.status, x.worker_id) for x in run.attempts] == [("crashed", "A"), ("completed", "B")]
+    await app.close()

@@ -1,0 +1,176 @@
+"""Hand-off: runs_claim registers an idle node, runs_create leases new runs to it.
+
+A node with room left after a claim registers as waiting; runs_create then
+leases runs to it inside the creating call and pushes them to the node's
+hand-off list, publishing no wake-up when nothing is left for other nodes.
+Runs pushed but not yet received count against the node's next claims.
+"""
+
+from __future__ import annotations
+
+import orjson
+
+from runtime.scripts import Claimed, handed_off_runs
+from tests.lua.support import Listener, Lua, wait_until
+
+REGISTER_MS = 3000
+
+
+async def register(lua: Lua, node: str = "node-a", want: int = 5, received: int = 0,
+                   jobs: tuple[str, ...] = ("work",), queues: tuple[str, ...] = ("default",)) -> list[Claimed]:
+    """A claim by a node that takes hand-offs (it registers when room is left)."""
+    claimed, _ = await lua.scripts.claim(lua.part, node, want, list(queues), list(jobs), 0,
+                                         received=received, register_ms=REGISTER_MS)
+    return claimed
+
+
+async def pushed(lua: Lua, node: str = "node-a") -> list[Claimed]:
+    """Every run pushed to the node's hand-off list (popping them, as the receiver does)."""
+    out: list[Claimed] = []
+    while (raw := await lua.redis.lpop(lua.part.handoff(node))) is not None:
+        out.extend(handed_off_runs(raw, lua.part.index))
+    return out
+
+
+async def test_a_new_run_is_leased_to_a_waiting_node_and_pushed_to_it(lua: Lua) -> None:
+    # Given a node whose claim found nothing (it registers as waiting)
+    assert await register(lua) == []
+    assert await lua.redis.exists(lua.part.waiter("node-a")) == 1
+    # When a run is created, with a subscriber on the wake channel
+    async with Listener(lua.redis, lua.keys.wake_channel) as wake:
+        run_id = await lua.create_one(input={"n": 1}, metadata={"m": 1}, tags=["t"])
+        # Then the run is executing under a lease of that node, without a wake-up
+        run = await lua.run(run_id)
+        assert run["status"] == "executing" and run["lease_node"] == "node-a"
+        assert await lua.zscore(lua.part.leased, run_id) is not None
+        assert await lua.zmembers(lua.part.ready("default")) == []
+        assert await wake.messages() == []
+    # And the node's hand-off list carries the same fields a claim returns
+    [c] = await pushed(lua)
+    assert (c.run_id, c.token, c.attempt, c.job) == (run_id, "node-a/1", 1, "work")
+    assert orjson.loads(c.input_json) == {"n": 1}
+    assert c.metadata_json is not None and orjson.loads(c.metadata_json) == {"m": 1}
+    assert c.tags_json is not None and orjson.loads(c.tags_json) == ["t"]
+    assert c.step_count == 0 and c.timeout_ms > 0
+    # And the registration is used up, the hand-off counted
+    assert await lua.redis.exists(lua.part.waiter("node-a")) == 0
+    assert await lua.redis.hget(lua.part.handed, "node-a") == b"1"
+    # And the leased run's timeline says so, as after a claim
+    events = await lua.redis.xrange(lua.part.events(run_id))
+    assert any(b"executing" in fields[b"data"] for _, fields in events)
+
+
+async def test_a_handed_off_run_finishes_like_a_claimed_one(lua: Lua) -> None:
+    # Given a run handed to a waiting node
+    await register(lua)
+    run_id = await lua.create_one(input=7)
+    [c] = await pushed(lua)
+    # When the node reports it completed, with the token it was handed
+    status = await lua.finish(c, "completed", output_json="8")
+    # Then the outcome is accepted (the lease was real)
+    assert status == "completed"
+    run = await lua.run(run_id)
+    assert run["status"] == "completed" and run["output"] == "8"
+
+
+async def test_without_registration_runs_stay_queued_and_nodes_are_woken(lua: Lua) -> None:
+    # Given a node that claims without taking hand-offs (register_ms 0)
+    claimed, _ = await lua.scripts.claim(lua.part, "node-a", 5, ["default"], ["work"], 0)
+    assert claimed == [] and await lua.redis.exists(lua.part.waiter("node-a")) == 0
+    # When a run is created
+    async with Listener(lua.redis, lua.keys.wake_channel) as wake:
+        run_id = await lua.create_one()
+        # Then it is queued and the wake channel is published
+        assert (await lua.run(run_id))["status"] == "queued"
+        assert await wake.messages() == [lua.part.prefix]
+
+
+async def test_runs_in_transit_count_against_the_nodes_room(lua: Lua) -> None:
+    # Given a node that registered with room for 2 runs
+    await register(lua, want=2)
+    # When 3 runs are created in one call
+    async with Listener(lua.redis, lua.keys.wake_channel) as wake:
+        ids = [i for i, _ in await lua.create(*(lua.spec(input=n) for n in range(3)))]
+        # Then 2 are handed to it and the third stays queued, with a wake-up for the others
+        assert await wake.messages() == [lua.part.prefix]
+    statuses = [(await lua.run(i))["status"] for i in ids]
+    assert sorted(statuses) == ["executing", "executing", "queued"]
+    # When the node claims with room for 5 before receiving the 2 pushed runs
+    claimed = await register(lua, want=5, received=0)
+    # Then only 3 more may be leased (2 are on their way): it gets the queued one
+    assert [c.run_id for c in claimed] == [ids[statuses.index("queued")]]
+    # And it stays registered for the room that is left (5 - 2 in transit - 1 claimed)
+    waiter = orjson.loads(await lua.redis.get(lua.part.waiter("node-a")))
+    assert waiter[0] == 2
+    # And once it has received them, they no longer count
+    assert len(await pushed(lua)) == 2
+    await register(lua, want=5, received=2)
+    assert orjson.loads(await lua.redis.get(lua.part.waiter("node-a")))[0] == 5
+
+
+async def test_a_node_with_its_room_in_transit_unregisters(lua: Lua) -> None:
+    # Given a node registered with room for 1, which was handed 1 run
+    await register(lua, want=1)
+    await lua.create_one()
+    # When it claims with room for 1 before receiving that run
+    claimed = await register(lua, want=1, received=0)
+    # Then it gets nothing and is not registered (it has no room)
+    assert claimed == []
+    assert await lua.redis.exists(lua.part.waiter("node-a")) == 0
+    # And a new run stays queued
+    run_id = await lua.create_one()
+    assert (await lua.run(run_id))["status"] == "queued"
+
+
+async def test_a_busy_node_unregisters(lua: Lua) -> None:
+    # Given a registered node
+    await register(lua, want=2)
+    assert await lua.redis.exists(lua.part.waiter("node-a")) == 1
+    # And (while it was away) runs queued beyond what its registration covers
+    await lua.redis.delete(lua.part.waiter("node-a"))
+    ids = [i for i, _ in await lua.create(*(lua.spec(input=n) for n in range(3)))]
+    # When its claim takes all the room it asked for
+    claimed = await register(lua, want=2)
+    # Then it is not registered any more
+    assert len(claimed) == 2 and await lua.redis.exists(lua.part.waiter("node-a")) == 0
+    assert (await lua.run(ids[2]))["status"] == "queued"
+
+
+async def test_an_expired_registration_is_ignored_and_cleaned(lua: Lua) -> None:
+    # Given a node that registered for a short time and went away
+    await lua.scripts.claim(lua.part, "node-a", 5, ["default"], ["work"], 0, register_ms=100)
+    await wait_until(lambda: _gone(lua, lua.part.waiter("node-a")), timeout=5)
+    # When a run is created
+    run_id = await lua.create_one()
+    # Then it stays queued, and the stale entry is removed from the queue's waiters
+    assert (await lua.run(run_id))["status"] == "queued"
+    assert await lua.members(lua.part.waiters("default")) == set()
+    assert await lua.redis.exists(lua.part.handoff("node-a")) == 0
+
+
+async def test_hand_offs_follow_the_claim_rules(lua: Lua) -> None:
+    # Given a node waiting for job "other" only, and one waiting on a paused queue
+    await register(lua, node="node-other", jobs=("other",))
+    await register(lua, node="node-paused", queues=("slow",))
+    await lua.redis.sadd(lua.part.paused_queues, "slow")
+    # When runs of job "work" in queue default, and of queue slow, are created
+    work_id = await lua.create_one()
+    slow_id = await lua.create_one(queue="slow")
+    # Then neither node is handed a run it would not claim
+    assert (await lua.run(work_id))["status"] == "queued"
+    assert (await lua.run(slow_id))["status"] == "queued"
+    assert await pushed(lua, "node-other") == [] and await pushed(lua, "node-paused") == []
+
+
+async def test_a_delayed_run_is_not_handed_off(lua: Lua) -> None:
+    # Given a waiting node
+    await register(lua)
+    # When a delayed run is created
+    run_id = await lua.create_one(delay_s=60)
+    # Then it waits in the delayed set and the node stays registered
+    assert (await lua.run(run_id))["status"] == "delayed"
+    assert await lua.redis.exists(lua.part.waiter("node-a")) == 1
+
+
+async def _gone(lua: Lua, key: str) -> bool:
+    return bool(await lua.redis.exists(key) == 0)
