@@ -165,6 +165,7 @@ class Leaser(Actor[LeaserMessage]):
             self.lease_meta[c.run_id] = (c.job, c.attempt, time.monotonic() + self.settings.lease_ttl_ms / 1000)
         self.received[msg.partition] = self.received.get(msg.partition, 0) + len(msg.runs)
         self.metrics.leases_acquired.inc(len(msg.runs))
+        self.metrics.leases_handed_off.inc(len(msg.runs))
         self._check_handoff_closed()
 
     async def _reset_handoff(self) -> None:

@@ -227,6 +227,7 @@ def leases() -> dict[str, Any]:
                    stack=True),
         timeseries("Lease operations per second", [
             (f"sum(rate(baton_leases_acquired_total{RATE}))", "acquired"),
+            (f"sum(rate(baton_leases_handed_off_total{RATE}))", "of which handed off (node was waiting)"),
             (f"sum(rate(baton_leases_renewed_total{RATE}))", "renewed"),
         ], unit="ops"),
         timeseries("Renewal failures and lost leases", [

@@ -81,6 +81,11 @@ class Metrics:
 
         # -- leases (this node) --------------------------------------------------
         self.leases_acquired = Counter("baton_leases_acquired_total", "Leases taken by this node", registry=r)
+        self.leases_handed_off = Counter(
+            "baton_leases_handed_off_total",
+            "Leases granted to this node by the call that created the run, while it waited (part of acquired)",
+            registry=r,
+        )
         self.leases_renewed = Counter("baton_leases_renewed_total", "Lease renewals by this node", registry=r)
         self.lease_renewal_failures = Counter(
             "baton_lease_renewal_failures_total",

@@ -27,16 +27,17 @@ async def test_an_idle_node_is_handed_new_runs(make_app: Any, redis: Any) -> Non
     # Given an idle node that takes hand-offs
     app = echo_app(make_app, "idle-node")
     p = app.keys.partitions[0]
-    async with running_node(app):
+    async with running_node(app) as node:
         await eventually(lambda: redis.exists(p.waiter("idle-node")), 10)
         # When runs are triggered one at a time
         ids = [await app.trigger("echo", {"n": n}) for n in range(5)]
         runs = [await app.wait_for(run_id, 10) for run_id in ids]
         handed = int(await redis.hget(p.handed, "idle-node") or 0)
+        counted = node.metrics.registry.get_sample_value("baton_leases_handed_off_total")
     # Then they completed on that node, and were handed to it rather than claimed
     assert [(r.status, r.output) for r in runs] == [("completed", {"n": n}) for n in range(5)]
     assert {r.attempts[0].worker_id for r in runs} == {"idle-node"}
-    assert handed >= 1
+    assert handed >= 1 and counted == handed
 
 
 async def test_with_handoff_off_the_node_claims_on_wake_ups(make_app: Any, redis: Any) -> None:

@@ -40,6 +40,7 @@ async def test_run_counters_by_job_and_outcome(loaded_node: LoadedNode) -> None:
     assert v("baton_pickup_latency_seconds_count", job_name="ok") == 1
     # and leases, slots and intake
     assert v("baton_leases_acquired_total") == 8
+    assert 0 <= v("baton_leases_handed_off_total") <= 8
     assert v("baton_leases_held") == 0
     assert v("baton_lease_ttl_seconds") == 2.0
     assert v("baton_lease_remaining_min_seconds") == 2.0  # none held
