@@ -71,6 +71,8 @@ class Leaser(Actor[LeaserMessage]):
         #: runs received by hand-off, per partition index (runs_claim counts the rest as in transit)
         self.received: dict[int, int] = {}
         self.handoff_reset = False
+        #: set once a previous process's hand-off state (same node id) is cleared: the receiver waits for it
+        self.handoff_ready = asyncio.Event()
         #: set once a draining node is no longer registered and has every run handed to it
         self.handoff_closed = asyncio.Event()
         #: per partition, how many hand-offs a draining node still expects in total
@@ -177,6 +179,7 @@ class Leaser(Actor[LeaserMessage]):
             pipe.hdel(p.handed, node)
         await pipe.execute()
         self.handoff_reset = True
+        self.handoff_ready.set()
 
     async def _close_handoff(self) -> None:
         """Draining: stop being handed runs, and learn how many are still on their way."""

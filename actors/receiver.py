@@ -11,7 +11,6 @@ thus starts without a claim round trip, and without a hop through the leaser.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from runtime.app import Baton
 from runtime.keys import Partition
@@ -19,6 +18,8 @@ from runtime.messages import HandedOff, LeaseGranted
 from runtime.scripts import handed_off_runs
 
 from .base import Actor
+from .executor import Executor
+from .leaser import Leaser
 
 __all__ = ["Receiver"]
 
@@ -31,7 +32,7 @@ class Receiver(Actor[None]):
 
     name = "receiver"
 
-    def __init__(self, app: Baton, leaser: Actor[Any], executor: Actor[Any]) -> None:
+    def __init__(self, app: Baton, leaser: Leaser, executor: Executor) -> None:
         super().__init__(inbox_size=1)
         self.app = app
         self.leaser = leaser
@@ -39,6 +40,9 @@ class Receiver(Actor[None]):
 
     async def run(self) -> None:
         """Receive until stopped; a failing partition loop fails the actor (and is restarted)."""
+        # entries left by an earlier process with this node id are cleared by
+        # the leaser first: popping them would unbalance the in-transit count
+        await self.leaser.handoff_ready.wait()
         loop = asyncio.get_running_loop()
         tasks = [loop.create_task(self._receive(p), name=f"receiver:{p.index}") for p in self.app.keys.partitions]
         try:
@@ -53,7 +57,13 @@ class Receiver(Actor[None]):
             reply = await self.app.redis.blpop([key], timeout=BLOCK_S)
             if reply is None:
                 continue
-            runs = handed_off_runs(reply[1], partition.index)
+            try:
+                runs = handed_off_runs(reply[1], partition.index)
+            except (ValueError, TypeError, IndexError) as exc:
+                # only runs_create writes this list; never expected, but one bad
+                # entry must not stop the node (leases it held are reaped)
+                self.log.error("skipped an unreadable hand-off entry of partition %d: %r", partition.index, exc)
+                continue
             # the leaser hears of the runs before anything can report them done:
             # both messages are queued in this one step
             for c in runs:

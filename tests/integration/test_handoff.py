@@ -95,3 +95,43 @@ async def test_a_run_handed_to_a_node_killed_while_waiting_is_reclaimed(
     assert run.status == "completed" and run.output == {"x": 1}
     assert [(x.status, x.worker_id) for x in run.attempts] == [("crashed", "A"), ("completed", "B")]
     await app.close()
+
+
+async def test_a_restarted_node_clears_what_its_previous_process_left(make_app: Any, redis: Any) -> None:
+    # Given hand-off state left by an earlier process with the same node id:
+    # an unreadable entry in its list, runs counted as in transit, a registration
+    app = echo_app(make_app, "reborn")
+    p = app.keys.partitions[0]
+    await redis.rpush(p.handoff("reborn"), b"left by the previous process")
+    await redis.hset(p.handed, "reborn", 5)
+    await redis.set(p.waiter("reborn"), b"[1,64,\"default\",\"echo\",2000,600000,1000]")
+    async with running_node(app) as node:
+        # When the node starts and runs work
+        run = await app.wait_for(await app.trigger("echo", 3), 10)
+        restarts = node.metrics.registry.get_sample_value("baton_actor_restarts_total", {"actor": "receiver"})
+        in_transit = await redis.hget(p.handed, "reborn")
+    # Then the old entry was cleared before the receiver read its list, and the
+    # count of runs in transit started again from zero
+    assert run.status == "completed" and run.output == 3
+    assert not restarts
+    assert in_transit in (None, b"0", b"1")
+
+
+async def test_an_unreadable_hand_off_entry_is_skipped(make_app: Any, redis: Any) -> None:
+    # Given a running node waiting for work
+    app = echo_app(make_app, "sturdy")
+    p = app.keys.partitions[0]
+    async with running_node(app) as node:
+        await eventually(lambda: redis.exists(p.waiter("sturdy")), 10)
+        # When something other than runs_create pushes garbage to its hand-off list
+        await redis.rpush(p.handoff("sturdy"), b"not a hand-off")
+        await eventually(lambda: _absent(redis, p.handoff("sturdy")), 10)
+        # Then the node keeps taking work, without restarting its receiver
+        run = await app.wait_for(await app.trigger("echo", 4), 10)
+        restarts = node.metrics.registry.get_sample_value("baton_actor_restarts_total", {"actor": "receiver"})
+    assert run.status == "completed" and run.output == 4
+    assert not restarts
+
+
+async def _absent(redis: Any, key: str) -> bool:
+    return bool(await redis.exists(key) == 0)
