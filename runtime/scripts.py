@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from redis.exceptions import NoScriptError
 
 from .keys import Keys, Partition
 from .settings import Settings
@@ -95,10 +96,18 @@ class Scripts:
     #: called as ``on_call(script name, seconds)`` after each call (the node's Redis round-trip metric)
     on_call: Callable[[str, float], None] | None = None
 
-    async def _call(self, name: str, keys: Sequence[str], args: Sequence[Any], client: Any = None) -> Any:
+    async def _call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         started = time.perf_counter()
+        script = self._scripts[name]
         try:
-            return await self._scripts[name](keys=list(keys), args=list(args), client=client or self.redis)
+            # EVALSHA directly (redis-py's Script.__call__ adds tuple copies and
+            # an import per call, on every submission's path); on NOSCRIPT (a
+            # failover to a server that never loaded it) load it and call again
+            try:
+                return await self.redis.evalsha(script.sha, len(keys), *keys, *args)
+            except NoScriptError:
+                script.sha = await self.redis.script_load(script.script)
+                return await self.redis.evalsha(script.sha, len(keys), *keys, *args)
         finally:
             if self.on_call is not None:
                 self.on_call(name, time.perf_counter() - started)

@@ -100,9 +100,9 @@ async def recorded(lua: Lua, monkeypatch: pytest.MonkeyPatch) -> dict[str, tuple
     calls: list[Call] = []
     real = lua.scripts._call
 
-    async def spy(name: str, keys: Sequence[str], args: Sequence[Any], client: Any = None) -> Any:
+    async def spy(name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         calls.append(Call(name, list(keys), list(args)))
-        return await real(name, keys, args, client)
+        return await real(name, keys, args)
 
     monkeypatch.setattr(lua.scripts, "_call", spy)
     out: dict[str, tuple[Call, int]] = {}

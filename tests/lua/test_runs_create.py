@@ -205,3 +205,12 @@ async def test_a_typical_record_stays_listpack_encoded(lua: Lua) -> None:
     encoding = await lua.redis.object("encoding", lua.part.run(run_id))
     assert encoding in (b"listpack", b"ziplist"), encoding
     assert await lua.redis.get(lua.part.input(run_id)) == b'{"pad":"' + b"x" * 90 + b'"}'
+
+
+async def test_scripts_are_loaded_again_after_a_flush(lua: Lua) -> None:
+    # Given a server that lost its script cache (as after a failover to a fresh replica)
+    await lua.create_one()
+    await lua.redis.script_flush()
+    # When a script is called again, then it is loaded and runs
+    run_id = await lua.create_one(input={"again": True})
+    assert (await lua.run(run_id))["status"] == "queued"
