@@ -147,7 +147,7 @@ class Intake(Actor[None]):
             if now - self.last_registry_refresh > 1.0:
                 self.last_registry_refresh = now
                 await self.app.refresh_registry()
-        return parse_stream_entry(entry_id, fields, self.settings, self.app.keys, self.app.lookup)
+        return parse_stream_entry(entry_id, fields, self.settings, self.app.keys, self.app.lookup, self.app.plain_specs)
 
     async def trim(self) -> None:
         """Drop stream entries every consumer has read and acknowledged."""

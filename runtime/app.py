@@ -18,7 +18,7 @@ from .keys import Keys
 from .records import Run, iso, read_runs
 from .scripts import Scripts
 from .settings import Settings
-from .submission import RunSpec, build_spec
+from .submission import PlainSpecs, RunSpec, build_spec
 from .submission import _run_at_ms as run_at_to_ms
 
 __all__ = ["Baton", "Submission"]
@@ -57,6 +57,8 @@ class Baton:
         self._redis: Any = None
         self._scripts: Scripts | None = None
         self._remote_jobs: dict[str, JobOptions] = {}
+        #: the short path of submissions that are just a job and an input
+        self.plain_specs = PlainSpecs(self.settings, self.keys)
 
     # -- defining jobs -------------------------------------------------------
 
@@ -339,10 +341,19 @@ class Baton:
     async def _spec(
         self, item: Mapping[str, Any], source: str = "client", extra: Mapping[str, Any] | None = None,
     ) -> RunSpec:
+        job = item.get("job")
+        if isinstance(job, str) and self.lookup(job) is None:
+            await self.refresh_registry()
+        if extra is None and item.keys() <= _PLAIN_ITEM and isinstance(job, str):
+            try:
+                input_json = orjson.dumps(item.get("input")).decode()
+            except TypeError as exc:
+                raise SubmissionError("bad_input", f"input is not JSON-serialisable: {exc}") from None
+            plain = self.plain_specs.spec(self.lookup, job, input_json, source)
+            if plain is not None:
+                return plain
         item = dict(item)
         job = item.pop("job")
-        if self.lookup(job) is None:
-            await self.refresh_registry()
         names = {
             "id": "run_id", "delay": "delay_s", "idempotency_ttl": "idempotency_ttl_s", "timeout": "timeout_s",
             "ttl": "ttl_s",
@@ -520,6 +531,10 @@ class Baton:
         """Ids of the runs this run triggered."""
         members = await self.redis.smembers(self.keys.partition_of_run(run_id).children(run_id))
         return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
+
+
+#: Items of a plain submission (see PlainSpecs).
+_PLAIN_ITEM = frozenset({"job", "input"})
 
 
 async def _let_io_run() -> None:

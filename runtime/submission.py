@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import orjson
 
@@ -20,7 +20,9 @@ from .jobs import Backoff, JobOptions
 from .keys import Keys
 from .settings import Settings
 
-__all__ = ["EVENT_FIELDS", "STREAM_FIELDS", "RunSpec", "build_spec", "parse_stream_entry", "parse_stream_event"]
+__all__ = [
+    "EVENT_FIELDS", "STREAM_FIELDS", "PlainSpecs", "RunSpec", "build_spec", "parse_stream_entry", "parse_stream_event",
+]
 
 #: Fields a stream entry may carry; every other field is rejected as a typo.
 STREAM_FIELDS = frozenset(
@@ -92,11 +94,61 @@ class RunSpec(NamedTuple):
 JobLookup = Callable[[str], JobOptions | None]
 
 
+class PlainSpecs:
+    """Specs of runs submitted with nothing but a job and an input, the common case.
+
+    Everything but the id and the input follows from the job's options, so it
+    is validated once per job (by :func:`build_spec`) and reused: per run, only
+    the input is encoded and checked and an id drawn. A job whose options
+    change (a registry refresh) is validated again. Jobs with a per-key rate
+    limit take their key from the input and always go through build_spec.
+    """
+
+    def __init__(self, settings: Settings, keys: Keys) -> None:
+        self.settings = settings
+        self.keys = keys
+        #: job -> (its options when validated, the validated spec, its routing key)
+        self._bases: dict[str, tuple[JobOptions, RunSpec, str | None]] = {}
+
+    def spec(
+        self, lookup: JobLookup, job: str, input_json: str, source: str, entry_id: str = "",
+        derived_id: str | None = None,
+    ) -> RunSpec | None:
+        """The spec of one run, or None when this job needs the full path."""
+        options = lookup(job)
+        if options is None or options.rate_limit_per_key:
+            return None
+        cached = self._bases.get(job)
+        if cached is None or cached[0] is not options:
+            base = build_spec(self.settings, self.keys, lookup, job=job, input_json="null")
+            cached = (options, base, _routing_key(job, options, "", "", "", ""))
+            self._bases[job] = cached
+        if len(input_json) > self.settings.max_input_bytes:
+            raise SubmissionError(
+                "too_large", f"input is {len(input_json)} bytes; the limit is {self.settings.max_input_bytes}"
+            )
+        _, b, routing = cached
+        return RunSpec(
+            routed_run_id(self.keys, routing, derived_id), b.job, b.queue, input_json, b.priority, b.delay_ms,
+            b.run_at_ms, b.labels_json, b.tags_json, b.metadata_json, b.concurrency_key, b.idempotency_key,
+            b.idempotency_ttl_ms, b.max_attempts, b.timeout_ms, b.backoff_json, b.version, source, entry_id,
+            b.extra_json, b.ttl_ms, b.rate_key, b.debounce_key, b.debounce_spec,
+        )
+
+
 def parse_stream_entry(
     entry_id: str, raw: Mapping[bytes, bytes] | Mapping[str, str], settings: Settings, keys: Keys,
-    lookup: JobLookup,
+    lookup: JobLookup, plain: PlainSpecs | None = None,
 ) -> RunSpec:
-    """Validate one submission-stream entry; the run id defaults to the entry id."""
+    """Validate one submission-stream entry; the run id defaults to the entry id.
+
+    With ``plain``, an entry of only ``job`` and ``input`` takes the short path
+    (same checks, done once per job).
+    """
+    if plain is not None and len(raw) <= 2:
+        spec = _plain_stream_entry(entry_id, raw, lookup, plain)
+        if spec is not None:
+            return spec
     fields: dict[str, str] = {}
     items: Any = raw.items()
     for k, v in items:
@@ -150,6 +202,29 @@ def parse_stream_entry(
         derived_id=entry_id,
         input_json=fields.get("input"),
     )
+
+
+def _plain_stream_entry(
+    entry_id: str, raw: Mapping[bytes, bytes] | Mapping[str, str], lookup: JobLookup, plain: PlainSpecs,
+) -> RunSpec | None:
+    """The spec of an entry of only ``job`` and ``input`` (bytes, as read from Redis); None = full path."""
+    names: Any = raw.keys()
+    if names != _PLAIN_WITH_INPUT and names != _PLAIN_JOB_ONLY:
+        return None
+    fields = cast(Mapping[bytes, bytes], raw)
+    try:
+        job = fields[b"job"].decode()
+        input_json = fields[b"input"].decode() if b"input" in fields else "null"
+    except UnicodeDecodeError:
+        return None  # the full path names the field
+    if len(input_json) > plain.settings.max_input_bytes:
+        return None  # the full path rejects it (before parsing it)
+    _json_field("input", input_json)
+    return plain.spec(lookup, job, input_json, "stream", entry_id, entry_id)
+
+
+_PLAIN_WITH_INPUT = frozenset({b"job", b"input"})
+_PLAIN_JOB_ONLY = frozenset({b"job"})
 
 
 def parse_stream_event(raw: Mapping[bytes, bytes], settings: Settings) -> tuple[str, str]:
