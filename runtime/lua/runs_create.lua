@@ -21,6 +21,9 @@
   Runs that became ready go first to nodes registered as waiting for their
   queue (leased at once and pushed to the node's hand-off list, see
   includes/claim.lua); the wake channel is published only if runs remain ready.
+  A due run without a concurrency key, of a job without limits, in a queue
+  with no ready runs, is leased to a waiting node that serves it without ever
+  entering the ready set.
   Returns: flat list id, code per run; code 1 created | 0 id existed |
     2 idempotency key matched a live run (id is that run's) |
     3 absorbed by a debounced run (id is that run's) ]]
@@ -34,6 +37,18 @@ local woke = false
 local seq = call('INCRBY', pfx .. 'seq', #ARGV - 2) - (#ARGV - 2)
 local groups_seen = {}
 local touched = {}  -- queues that got ready runs
+local direct = {}   -- queue -> waiting node state (or false) for direct hand-off
+local waiting = {}  -- node -> its state (room left, served jobs, runs leased to it)
+local unlimited = {}  -- job -> true when it has no limits (checked once per job)
+local function no_limits(job)
+  local u = unlimited[job]
+  if u == nil then
+    local l = job_limits(pfx, job)
+    u = l[1] == 0 and l[2] == 0 and l[3] == 0 and l[5] == 0
+    unlimited[job] = u
+  end
+  return u
+end
 for a = 3, #ARGV do
   -- one argument per run: a JSON array of its fields (packing 24 arguments
   -- per run cost the client more than the whole script costs Redis)
@@ -140,7 +155,29 @@ for a = 3, #ARGV do
     end
     if status == 'queued' then put('ready_at', now) end
     call('HSET', rk, unpack(rec))
-    if status == 'queued' then
+    local d = false
+    if status == 'queued' and ckey == '' then
+      d = direct[queue]
+      if d == nil then
+        d = direct_waiter(pfx, queue, waiting)
+        direct[queue] = d
+      end
+      if d then
+        local v = d.served[job]
+        if d.left <= 0 or not (v == true or (v and v[F[i + 16]])) or not no_limits(job) then d = false end
+      end
+    end
+    if d then
+      -- straight to the waiting node, as runs_claim would lease it
+      local token = lease_run(pfx, id, job, nil, d.node, 1, 1, d.ttl, now)
+      local r = d.runs
+      r[#r + 1] = id; r[#r + 1] = token; r[#r + 1] = 1; r[#r + 1] = job; r[#r + 1] = input
+      r[#r + 1] = F[i + 14]; r[#r + 1] = now
+      r[#r + 1] = F[i + 9] ~= '' and F[i + 9] or false
+      r[#r + 1] = F[i + 8] ~= '' and F[i + 8] or false
+      r[#r + 1] = 0
+      d.left = d.left - 1
+    elseif status == 'queued' then
       seq = seq + 1
       local g = ckey ~= '' and ckey or nil
       local gkey = queue .. '|' .. (g or '')
@@ -161,6 +198,9 @@ for a = 3, #ARGV do
   end
   out[#out + 1] = id
   out[#out + 1] = code
+end
+for node, d in pairs(waiting) do
+  if #d.runs > 0 then push_handoff(pfx, node, d.runs, d.ttl, now) end
 end
 if woke then
   local left = false

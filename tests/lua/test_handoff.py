@@ -174,3 +174,68 @@ async def test_a_delayed_run_is_not_handed_off(lua: Lua) -> None:
 
 async def _gone(lua: Lua, key: str) -> bool:
     return bool(await lua.redis.exists(key) == 0)
+
+
+async def test_a_plain_run_is_leased_without_entering_the_ready_set(lua: Lua) -> None:
+    # Given a waiting node and an empty queue
+    await register(lua)
+    # When a run without a concurrency key, of a job without limits, is created
+    run_id = await lua.create_one()
+    # Then it is leased directly: no ready set or group was ever written for the
+    # queue (entering and leaving them would also have turned the groups' counter)
+    assert (await lua.run(run_id))["status"] == "executing"
+    assert await lua.redis.exists(lua.part.ready("default"), lua.part.groups("default")) == 0
+    assert await lua.redis.exists(f"{lua.part.prefix}grr:default") == 0
+    assert await lua.redis.smembers(lua.part.queues) == {b"default"}  # the queue is still known
+    assert await lua.members(lua.part.job_leases("work")) == {run_id}
+    [c] = await pushed(lua)
+    assert c.run_id == run_id and c.attempt == 1
+
+
+async def test_keyed_and_limited_runs_are_handed_off_through_the_claim_rules(lua: Lua) -> None:
+    # Given job "work" limited to 1 at once, and a node waiting with room for 5
+    await lua.redis.hset(lua.part.jobs, "work", "1,")
+    await register(lua, want=5)
+    # When two runs of it and one keyed run of another job are created in one call
+    keyed = lua.spec("keyed", concurrency_key="k1")
+    ids = [i for i, _ in await lua.create(lua.spec(input=1), lua.spec(input=2), keyed)]
+    # Then the node is handed one "work" run (its limit) and the keyed run; the other waits
+    statuses = [(await lua.run(i))["status"] for i in ids]
+    assert sorted(statuses[:2]) == ["executing", "queued"] and statuses[2] == "queued"
+    assert {c.run_id for c in await pushed(lua)} == {ids[statuses.index("executing")]}
+    assert await lua.redis.scard(lua.part.job_leases("work")) == 1
+
+
+async def test_a_node_waiting_on_two_queues_gets_no_more_than_its_room(lua: Lua) -> None:
+    # Given a node waiting on two queues with room for one run
+    await register(lua, want=1, queues=("default", "q2"))
+    # When a run is created in each queue in one call
+    ids = [i for i, _ in await lua.create(lua.spec(), lua.spec(queue="q2"))]
+    # Then exactly one of them is leased to it
+    statuses = sorted([(await lua.run(i))["status"] for i in ids])
+    assert statuses == ["executing", "queued"]
+    assert len(await pushed(lua)) == 1
+
+
+async def test_runs_waiting_in_the_queue_are_not_overtaken_by_direct_leases(lua: Lua) -> None:
+    # Given a queued run of a job the waiting node does not serve
+    other = await lua.create_one("other")
+    await register(lua, want=5)
+    # When a run of a served job is created
+    run_id = await lua.create_one()
+    # Then it went through the ready set and the claim rules (which skip the
+    # unserved run) and was handed off; the other run still waits
+    assert (await lua.run(run_id))["status"] == "executing"
+    assert (await lua.run(other))["status"] == "queued"
+    assert [c.run_id for c in await pushed(lua)] == [run_id]
+
+
+async def test_a_run_of_a_version_the_node_does_not_serve_waits(lua: Lua) -> None:
+    # Given a node serving job "work" in version v1 only
+    await register(lua, jobs=("work@v1",))
+    # When runs of version v2 and v1 are created
+    v2 = await lua.create_one(version="v2")
+    v1 = await lua.create_one(version="v1")
+    # Then only the v1 run is handed to it
+    assert (await lua.run(v2))["status"] == "queued"
+    assert (await lua.run(v1))["status"] == "executing"

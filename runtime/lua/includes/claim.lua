@@ -2,14 +2,9 @@
 -- runs_create (a new run is handed straight to a node that registered as
 -- waiting, see the waiter functions below). Needs the common include.
 
--- Lease up to ``want`` runs of the given queues and jobs to ``node`` (see
--- runs_claim's header for the rules). Returns the flat list of 10 fields per
--- leased run, and the ms until a rate limit lets a skipped run go (-1 none).
-local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offset, fin_ttl, cap, now)
-  local out = {}
-  local retry_in = -1
-
-  -- served jobs and the versions each accepts (nil = any version)
+-- Served jobs of a node and the versions each accepts: job -> true (any
+-- version) or a set of versions ('' = unversioned runs).
+local function parse_served(jobs_csv)
   local served = {}
   for spec in string.gmatch(jobs_csv, '[^,]+') do
     local job, versions = string.match(spec, '^([^@]+)@?(.*)$')
@@ -21,25 +16,64 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
       served[job] = set
     end
   end
+  return served
+end
+
+-- A job's limits: max running, max running per key, rate n per window ms,
+-- per rate key n per window ms (0 = none); runtime overrides win.
+local function job_limits(pfx, job)
+  local spec = call('HGET', pfx .. 'jobs:override', job) or call('HGET', pfx .. 'jobs', job)
+  local l = {0, 0, 0, 0, 0, 0}
+  if spec then
+    local i = 1
+    for part in string.gmatch(spec .. ',', '([^,]*),') do
+      l[i] = tonumber(part) or 0
+      i = i + 1
+    end
+  end
+  return l
+end
+
+-- Lease a run that is out of (or never was in) its ready set to a node:
+-- leased index, concurrency sets, lease fields, timeline. Returns the token.
+local function lease_run(pfx, id, job, ckey, node, attempt, charged, ttl, now)
+  local rk = pfx .. 'run:' .. id
+  local token = node .. '/' .. attempt
+  local expires = now + ttl
+  call('ZADD', pfx .. 'leased', expires, id)
+  call('SADD', pfx .. 'cc:j:' .. job, id)
+  call('SADD', pfx .. 'ccsets', pfx .. 'cc:j:' .. job)
+  if ckey then
+    call('SADD', pfx .. 'cc:k:' .. job .. '|' .. ckey, id)
+    call('SADD', pfx .. 'ccsets', pfx .. 'cc:k:' .. job .. '|' .. ckey)
+  end
+  call('HSET', rk, 'status', 'executing', 'attempt', attempt, 'charged', charged, 'lease_token', token,
+    'lease_node', node, 'lease_expires_at', expires, 'attempt_started_at', now, 'heartbeat_at', now,
+    'updated_at', now)
+  call('HSETNX', rk, 'started_at', now)
+  add_event(pfx, id, 'status', '{"status":"executing","attempt":' .. attempt .. ',"node":'
+    .. cjson.encode(node) .. '}', now)
+  return token
+end
+
+-- Lease up to ``want`` runs of the given queues and jobs to ``node`` (see
+-- runs_claim's header for the rules). Returns the flat list of 10 fields per
+-- leased run, and the ms until a rate limit lets a skipped run go (-1 none).
+local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offset, fin_ttl, cap, now)
+  local out = {}
+  local retry_in = -1
+
+  local served = parse_served(jobs_csv)
   local queues = {}
   for q in string.gmatch(queues_csv, '[^,]+') do
     if call('SISMEMBER', pfx .. 'paused_queues', q) == 0 then queues[#queues + 1] = q end
   end
 
-  -- job limits: max running, max running per key, rate n per window ms, per rate key n per window ms
   local limits = {}
   local function limit_of(job)
     local l = limits[job]
     if l == nil then
-      local spec = call('HGET', pfx .. 'jobs:override', job) or call('HGET', pfx .. 'jobs', job)
-      l = {0, 0, 0, 0, 0, 0}
-      if spec then
-        local i = 1
-        for part in string.gmatch(spec .. ',', '([^,]*),') do
-          l[i] = tonumber(part) or 0
-          i = i + 1
-        end
-      end
+      l = job_limits(pfx, job)
       limits[job] = l
     end
     return l
@@ -97,21 +131,8 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
     if krate then rate_take(krate, lim[5], lim[6]) end
 
     local attempt = tonumber(r[6] or '0') + 1
-    local token = node .. '/' .. attempt
-    local expires = now + ttl
     ready_remove(pfx, id, queue, ckey)
-    call('ZADD', pfx .. 'leased', expires, id)
-    call('SADD', pfx .. 'cc:j:' .. job, id)
-    call('SADD', pfx .. 'ccsets', pfx .. 'cc:j:' .. job)
-    if ckey then
-      call('SADD', pfx .. 'cc:k:' .. job .. '|' .. ckey, id)
-      call('SADD', pfx .. 'ccsets', pfx .. 'cc:k:' .. job .. '|' .. ckey)
-    end
-    call('HSET', rk, 'status', 'executing', 'attempt', attempt,
-      'charged', tonumber(r[7] or '0') + 1, 'lease_token', token, 'lease_node', node,
-      'lease_expires_at', expires, 'attempt_started_at', now, 'heartbeat_at', now,
-      'updated_at', now)
-    call('HSETNX', rk, 'started_at', now)
+    local token = lease_run(pfx, id, job, ckey, node, attempt, tonumber(r[7] or '0') + 1, ttl, now)
     out[#out + 1] = id
     out[#out + 1] = token
     out[#out + 1] = attempt
@@ -123,8 +144,6 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
     out[#out + 1] = r[9]
     -- the record notes when it has step records (sat_steps): no lookup of the steps hash
     out[#out + 1] = r[14] and 1 or 0
-    add_event(pfx, id, 'status', '{"status":"executing","attempt":' .. attempt .. ',"node":'
-      .. cjson.encode(node) .. '}', now)
     return true
   end
 
@@ -186,6 +205,38 @@ local function waiter_register(pfx, node, want, scan, queues_csv, jobs_csv, ttl,
   for q in string.gmatch(queues_csv, '[^,]+') do call('SADD', pfx .. 'waiters:' .. q, node) end
 end
 
+-- Push runs leased to a waiting node to its hand-off list; the registration is used up.
+local function push_handoff(pfx, node, runs, ttl, now)
+  call('DEL', pfx .. 'waiter:' .. node)
+  call('HINCRBY', pfx .. 'handed', node, #runs / 10)
+  local hk = pfx .. 'handoff:' .. node
+  call('RPUSH', hk, cjson.encode({now, runs}))
+  -- a node that died after registering never pops: its leases are reaped as usual
+  call('PEXPIRE', hk, ttl)
+end
+
+-- A waiting node that may take new runs of ``queue`` directly, without the
+-- ready set: only when the queue has no ready runs (nothing to go before
+-- them) and is not paused. ``nodes`` holds each node's state for the whole
+-- call, so a node waiting on several queues is never given more than its room.
+local function direct_waiter(pfx, queue, nodes)
+  if call('ZCARD', pfx .. 'groups:' .. queue) > 0 then return false end
+  if call('SISMEMBER', pfx .. 'paused_queues', queue) == 1 then return false end
+  local wk = pfx .. 'waiters:' .. queue
+  for _, node in ipairs(call('SRANDMEMBER', wk, HANDOFF_TRIES)) do
+    if nodes[node] then return nodes[node] end
+    local raw = call('GET', pfx .. 'waiter:' .. node)
+    if raw then
+      local w = cjson.decode(raw)
+      nodes[node] = {node = node, left = w[1], ttl = w[5], served = parse_served(w[4]), runs = {}}
+      call('SADD', pfx .. 'queues', queue)  -- known queues, as when a run enters a ready set
+      return nodes[node]
+    end
+    call('SREM', wk, node)  -- expired: the node went away (or stopped waiting)
+  end
+  return false
+end
+
 -- Hand ready runs of ``queue`` to (at most HANDOFF_TRIES of) its waiting
 -- nodes. Returns true when runs remain ready (other nodes need a wake-up).
 local function hand_off(pfx, queue, now)
@@ -204,12 +255,7 @@ local function hand_off(pfx, queue, now)
         -- one hand-off per registration: the node registers again when it next
         -- finds no work (its waiters:<queue> entries stay for that; an entry
         -- whose registration expired is removed above)
-        call('DEL', key)
-        call('HINCRBY', pfx .. 'handed', node, #runs / 10)
-        local hk = pfx .. 'handoff:' .. node
-        call('RPUSH', hk, cjson.encode({now, runs}))
-        -- a node that died after registering never pops: its leases are reaped as usual
-        call('PEXPIRE', hk, w[5])
+        push_handoff(pfx, node, runs, w[5], now)
         if call('ZCARD', gk) == 0 then return false end
       end
     end
