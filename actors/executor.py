@@ -74,7 +74,10 @@ class Executor(Actor[ExecutorMessage]):
             if isinstance(msg, LeaseGranted):
                 self._start(msg.claimed)
             elif isinstance(msg, CancelRun):
-                self._cancel(msg.run_id, msg.reason)
+                if msg.reason == "lease_lost":
+                    self._lease_lost(msg)
+                else:
+                    self._cancel(msg.run_id, msg.reason)
             elif isinstance(msg, ReleaseAll):
                 for run_id in list(self.tasks):
                     self._cancel(run_id, "released")
@@ -84,6 +87,21 @@ class Executor(Actor[ExecutorMessage]):
         task = asyncio.get_running_loop().create_task(self._execute(claimed), name=f"run:{claimed.run_id}")
         self.tasks[claimed.run_id] = task
         self.metrics.slots_busy.set(len(self.tasks))
+
+    def _lease_lost(self, msg: CancelRun) -> None:
+        """A renewal found the lease gone: stop the handler if it still runs.
+
+        When the handler has already ended, the renewal merely raced the run's
+        own finish (or, if the lease really was lost, the finish is fenced and
+        counted there), so nothing is counted or logged here.
+        """
+        task = self.tasks.get(msg.run_id)
+        if task is None or task.done():
+            return
+        self.metrics.leases_lost.labels(stage="renew").inc()
+        with run_log_context(msg.run_id, msg.job, msg.attempt):
+            self.log.warning("lease of run %s lost; stopping its handler", msg.run_id)
+        self._cancel(msg.run_id, "lease_lost")
 
     def _cancel(self, run_id: str, reason: str) -> None:
         task = self.tasks.get(run_id)

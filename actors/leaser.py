@@ -17,7 +17,6 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from runtime.app import Baton
-from runtime.logs import run_log_context
 from runtime.messages import CancelRun, Drain, HandedOff, LeaseGranted, Released, Wake
 from runtime.metrics import Metrics
 
@@ -279,10 +278,9 @@ class Leaser(Actor[LeaserMessage]):
             for run_id in lost:
                 self.held.pop(run_id, None)
                 job, attempt, _ = self.lease_meta.pop(run_id, ("", 0, 0.0))
-                self.metrics.leases_lost.labels(stage="renew").inc()
-                with run_log_context(run_id, job, attempt):
-                    self.log.warning("lease of run %s lost; stopping its handler", run_id)
-                await self.executor.send(CancelRun(run_id, "lease_lost"))
+                # the executor decides whether this is a loss: a run whose handler
+                # already ended (its outcome on the way) was simply finished first
+                await self.executor.send(CancelRun(run_id, "lease_lost", job, attempt))
             for run_id in cancel:
                 await self.executor.send(CancelRun(run_id, "canceled"))
 

@@ -22,10 +22,13 @@ class CancelRun:
 
     ``reason`` is ``canceled`` (a user asked) or ``lease_lost`` (fencing: another
     node may own the run now; whatever this node reports will be rejected).
+    ``job`` and ``attempt`` name the lease in log lines when known.
     """
 
     run_id: str
     reason: str
+    job: str = ""
+    attempt: int = 0
 
 
 @dataclass(frozen=True)

@@ -135,3 +135,20 @@ async def test_an_unreadable_hand_off_entry_is_skipped(make_app: Any, redis: Any
 
 async def _absent(redis: Any, key: str) -> bool:
     return bool(await redis.exists(key) == 0)
+
+
+async def test_a_renewal_that_races_a_finished_run_is_not_a_lost_lease(make_app: Any) -> None:
+    # Given a node whose run has completed
+    app = echo_app(make_app, "quick")
+    async with running_node(app) as node:
+        run_id = await app.trigger("echo", 5)
+        assert (await app.wait_for(run_id, 10)).status == "completed"
+        # When a renewal that started before the finish still lists its lease
+        # (the leaser learns of the finish a moment later) and finds it gone
+        node.leaser.held[run_id] = ("quick/1", app.keys.partition_of_run(run_id).index)
+        await node.leaser.renew()
+        await eventually(lambda: node.executor.inbox.empty(), 5)
+        await app.wait_for(await app.trigger("echo", 6), 10)  # the executor has moved past the message
+        lost = node.metrics.registry.get_sample_value("baton_leases_lost_total", {"stage": "renew"})
+    # Then nothing is counted as lost: the run was simply finished first
+    assert not lost
