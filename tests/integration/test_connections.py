@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import shutil
@@ -98,7 +99,9 @@ async def test_finished_runs_expire_and_indices_are_capped(make_app: Any, redis:
 
     @app.job()
     async def noop(ctx: RunContext, payload: Any) -> None:
-        return None
+        # a few ms each, so no two runs finish in the same millisecond (the
+        # index orders ties by id, not by creation)
+        await asyncio.sleep(0.003)
 
     async with running_node(app):
         ids = [await app.trigger("noop") for _ in range(8)]
