@@ -198,7 +198,9 @@ async def record_reclaimed(
         queue = _s(queue_b) if queue_b is not None else "unknown"
         attempt = int(attempt_b or 0)
         metrics.leases_reclaimed.labels(queue=queue).inc()
-        metrics.attempts.labels(job_name=job, outcome="crashed").inc()
+        # a run its node never took from the hand-off list is released (queued at
+        # once, uncharged); any other reclaimed attempt crashed (retry or final status)
+        metrics.attempts.labels(job_name=job, outcome="released" if status == "queued" else "crashed").inc()
         metrics.count_status(job, status)
         with run_log_context(run_id, job, attempt):
             log.warning("reclaimed expired lease of run %s from node %s -> %s", run_id, node, status)

@@ -2,7 +2,9 @@
   The node that held them is presumed dead (crashed, killed, partitioned):
   each such attempt is recorded as crashed and the run is retried with its
   backoff or dead-lettered, exactly like a failed attempt. A run whose
-  cancellation was requested ends canceled instead.
+  cancellation was requested ends canceled instead. A run still sitting in
+  the node's hand-off list (leased to a waiting node that never took it) was
+  never started: it is released, queued again without charging the attempt.
   KEYS[1] partition leased set (ZSET id -> expiry ms)
   ARGV[1] partition key prefix
   ARGV[2] max leases to reap in this call
@@ -12,6 +14,7 @@
   Returns: flat list id, lease node, new status per reaped run ]]
 --@include common
 --@include settle
+--@include claim
 local pfx = ARGV[1]
 local now = now_ms()
 local ids = call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
@@ -22,8 +25,13 @@ for _, id in ipairs(ids) do
   if call('EXISTS', rk) == 0 then
     call('ZREM', KEYS[1], id)
   else
+    local outcome = 'crashed'
     local err = cjson.encode({message = 'lease expired: worker ' .. node .. ' stopped renewing', type = 'LeaseExpired'})
-    local st = settle(pfx, id, 'crashed', '', err, '0', now, ARGV[6],
+    if node ~= '' and never_received(pfx, node, id) then
+      outcome = 'released'
+      err = cjson.encode({message = 'lease expired before worker ' .. node .. ' took the run', type = 'LeaseExpired'})
+    end
+    local st = settle(pfx, id, outcome, '', err, '0', now, ARGV[6],
       tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
     out[#out + 1] = id
     out[#out + 1] = node

@@ -239,3 +239,30 @@ async def test_a_run_of_a_version_the_node_does_not_serve_waits(lua: Lua) -> Non
     # Then only the v1 run is handed to it
     assert (await lua.run(v2))["status"] == "queued"
     assert (await lua.run(v1))["status"] == "executing"
+
+
+async def test_a_run_its_node_never_took_is_released_uncharged_when_the_lease_expires(lua: Lua) -> None:
+    # Given a run handed to a waiting node that died before popping it
+    await register(lua)
+    run_id = await lua.create_one()
+    # When its lease expires and the reaper runs
+    await lua.redis.zadd(lua.part.leased, {run_id: 0})
+    await lua.scripts.reap(lua.part)
+    # Then it is queued again without charging the attempt, the attempt recorded as released
+    run = await lua.run(run_id)
+    assert run["status"] == "queued" and run["charged"] == "0"
+    assert [a["status"] for a in orjson.loads(run["attempts"])] == ["released"]
+
+
+async def test_a_run_its_node_took_is_charged_when_the_lease_expires(lua: Lua) -> None:
+    # Given a run handed to a waiting node that popped it and then died
+    await register(lua)
+    run_id = await lua.create_one()
+    assert [c.run_id for c in await pushed(lua)] == [run_id]
+    # When its lease expires and the reaper runs
+    await lua.redis.zadd(lua.part.leased, {run_id: 0})
+    await lua.scripts.reap(lua.part)
+    # Then the attempt counts as crashed, as for any lease
+    run = await lua.run(run_id)
+    assert run["status"] == "delayed" and run["charged"] == "1"
+    assert [a["status"] for a in orjson.loads(run["attempts"])] == ["crashed"]

@@ -211,8 +211,18 @@ local function push_handoff(pfx, node, runs, ttl, now)
   call('HINCRBY', pfx .. 'handed', node, #runs / 10)
   local hk = pfx .. 'handoff:' .. node
   call('RPUSH', hk, cjson.encode({now, runs}))
-  -- a node that died after registering never pops: its leases are reaped as usual
-  call('PEXPIRE', hk, ttl)
+  -- a node that died after registering never pops: its leases are reaped, and
+  -- the list outlives them so the reaper can tell they were never taken
+  call('PEXPIRE', hk, ttl * 2)
+end
+
+-- True when run ``id`` still waits in ``node``'s hand-off list (the node never took it).
+local function never_received(pfx, node, id)
+  local needle = '"' .. id .. '"'
+  for _, entry in ipairs(call('LRANGE', pfx .. 'handoff:' .. node, 0, -1)) do
+    if string.find(entry, needle, 1, true) then return true end
+  end
+  return false
 end
 
 -- A waiting node that may take new runs of ``queue`` directly, without the
