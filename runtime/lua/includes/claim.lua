@@ -225,6 +225,20 @@ local function never_received(pfx, node, id)
   return false
 end
 
+-- Up to ``most`` of (at most HANDOFF_TRIES random) nodes registered as waiting
+-- for ``queue``, each {node, its registration}; entries whose registration
+-- expired (the node went away or stopped waiting) are removed on the way.
+local function live_waiters(pfx, queue, most)
+  local wk = pfx .. 'waiters:' .. queue
+  local live = {}
+  for _, node in ipairs(call('SRANDMEMBER', wk, HANDOFF_TRIES)) do
+    if #live >= most then break end
+    local raw = call('GET', pfx .. 'waiter:' .. node)
+    if raw then live[#live + 1] = {node, cjson.decode(raw)} else call('SREM', wk, node) end
+  end
+  return live
+end
+
 -- A waiting node that may take new runs of ``queue`` directly, without the
 -- ready set: only when the queue has no ready runs (nothing to go before
 -- them) and is not paused. ``nodes`` holds each node's state for the whole
@@ -232,42 +246,29 @@ end
 local function direct_waiter(pfx, queue, nodes)
   if call('ZCARD', pfx .. 'groups:' .. queue) > 0 then return false end
   if call('SISMEMBER', pfx .. 'paused_queues', queue) == 1 then return false end
-  local wk = pfx .. 'waiters:' .. queue
-  for _, node in ipairs(call('SRANDMEMBER', wk, HANDOFF_TRIES)) do
-    if nodes[node] then return nodes[node] end
-    local raw = call('GET', pfx .. 'waiter:' .. node)
-    if raw then
-      local w = cjson.decode(raw)
-      nodes[node] = {node = node, left = w[1], ttl = w[5], served = parse_served(w[4]), runs = {}}
-      call('SADD', pfx .. 'queues', queue)  -- known queues, as when a run enters a ready set
-      return nodes[node]
-    end
-    call('SREM', wk, node)  -- expired: the node went away (or stopped waiting)
+  local live = live_waiters(pfx, queue, 1)
+  if #live == 0 then return false end
+  local node, w = live[1][1], live[1][2]
+  if not nodes[node] then
+    nodes[node] = {node = node, left = w[1], ttl = w[5], served = parse_served(w[4]), runs = {}}
   end
-  return false
+  call('SADD', pfx .. 'queues', queue)  -- known queues, as when a run enters a ready set
+  return nodes[node]
 end
 
 -- Hand ready runs of ``queue`` to (at most HANDOFF_TRIES of) its waiting
 -- nodes. Returns true when runs remain ready (other nodes need a wake-up).
 local function hand_off(pfx, queue, now)
-  local wk = pfx .. 'waiters:' .. queue
   local gk = pfx .. 'groups:' .. queue
   -- (claim_runs skips the queue if it is paused)
-  for _, node in ipairs(call('SRANDMEMBER', wk, HANDOFF_TRIES)) do
-    local key = pfx .. 'waiter:' .. node
-    local raw = call('GET', key)
-    if not raw then
-      call('SREM', wk, node)  -- expired: the node went away (or stopped waiting)
-    else
-      local w = cjson.decode(raw)
-      local runs = claim_runs(pfx, node, w[5], w[1], w[2], w[3], w[4], 0, w[6], w[7], now)
-      if #runs > 0 then
-        -- one hand-off per registration: the node registers again when it next
-        -- finds no work (its waiters:<queue> entries stay for that; an entry
-        -- whose registration expired is removed above)
-        push_handoff(pfx, node, runs, w[5], now)
-        if call('ZCARD', gk) == 0 then return false end
-      end
+  for _, waiter in ipairs(live_waiters(pfx, queue, HANDOFF_TRIES)) do
+    local node, w = waiter[1], waiter[2]
+    local runs = claim_runs(pfx, node, w[5], w[1], w[2], w[3], w[4], 0, w[6], w[7], now)
+    if #runs > 0 then
+      -- one hand-off per registration: the node registers again when it next
+      -- finds no work (its waiters:<queue> entries stay for that)
+      push_handoff(pfx, node, runs, w[5], now)
+      if call('ZCARD', gk) == 0 then return false end
     end
   end
   return call('ZCARD', gk) > 0
