@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -19,6 +19,7 @@ from redis.exceptions import RedisError
 from runtime.app import Baton
 from runtime.messages import CancelRun, Drain, HandedOff, LeaseGranted, Released, Wake
 from runtime.metrics import Metrics
+from runtime.scripts import Claimed
 
 from .base import Actor
 from .observer import record_reclaimed
@@ -160,14 +161,19 @@ class Leaser(Actor[LeaserMessage]):
     def _take_handed_off(self, msg: HandedOff) -> None:
         """Hold the leases runs_create granted this node while it waited (the
         receiver gave the runs to the executor already)."""
-        for c in msg.runs:
-            self.occupied.add(c.run_id)
-            self.held[c.run_id] = (c.token, msg.partition)
-            self.lease_meta[c.run_id] = (c.job, c.attempt, time.monotonic() + self.settings.lease_ttl_ms / 1000)
+        self._hold(msg.runs, msg.partition, time.monotonic() + self.settings.lease_ttl_ms / 1000)
         self.received[msg.partition] = self.received.get(msg.partition, 0) + len(msg.runs)
-        self.metrics.leases_acquired.inc(len(msg.runs))
         self.metrics.leases_handed_off.inc(len(msg.runs))
         self._check_handoff_closed()
+
+    def _hold(self, runs: Sequence[Claimed], partition: int, expires: float) -> None:
+        """Note leases this node now holds: they occupy slots and are renewed until released."""
+        for c in runs:
+            self.occupied.add(c.run_id)
+            self.held[c.run_id] = (c.token, partition)
+            self.lease_meta[c.run_id] = (c.job, c.attempt, expires)
+        if runs:
+            self.metrics.leases_acquired.inc(len(runs))
 
     async def _reset_handoff(self) -> None:
         """Start clean: a previous process with this node id may have left a registration."""
@@ -224,13 +230,9 @@ class Leaser(Actor[LeaserMessage]):
             if retry_in_ms >= 0:
                 # a rate limit holds runs back: come back exactly when it lets one go
                 self.next_rate_wake = min(self.next_rate_wake, time.monotonic() + retry_in_ms / 1000)
+            self._hold(claimed, p.index, expires)
             for c in claimed:
-                self.occupied.add(c.run_id)
-                self.held[c.run_id] = (c.token, p.index)
-                self.lease_meta[c.run_id] = (c.job, c.attempt, expires)
                 await self.executor.send(LeaseGranted(c))
-            if claimed:
-                self.metrics.leases_acquired.inc(len(claimed))
             if len(claimed) == want:
                 self.maybe_work = True
 

@@ -127,12 +127,9 @@ class PlainSpecs:
             raise SubmissionError(
                 "too_large", f"input is {len(input_json)} bytes; the limit is {self.settings.max_input_bytes}"
             )
-        _, b, routing = cached
-        return RunSpec(
-            routed_run_id(self.keys, routing, derived_id), b.job, b.queue, input_json, b.priority, b.delay_ms,
-            b.run_at_ms, b.labels_json, b.tags_json, b.metadata_json, b.concurrency_key, b.idempotency_key,
-            b.idempotency_ttl_ms, b.max_attempts, b.timeout_ms, b.backoff_json, b.version, source, entry_id,
-            b.extra_json, b.ttl_ms, b.rate_key, b.debounce_key, b.debounce_spec,
+        _, base, routing = cached
+        return base._replace(
+            id=routed_run_id(self.keys, routing, derived_id), input_json=input_json, source=source, entry_id=entry_id,
         )
 
 
