@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 
 from runtime.app import Baton
+from runtime.connection import DirectCalls
 from runtime.keys import Partition
 from runtime.messages import HandedOff, LeaseGranted
 from runtime.scripts import handed_off_runs
@@ -44,17 +45,20 @@ class Receiver(Actor[None]):
         # the leaser first: popping them would unbalance the in-transit count
         await self.leaser.handoff_ready.wait()
         loop = asyncio.get_running_loop()
-        tasks = [loop.create_task(self._receive(p), name=f"receiver:{p.index}") for p in self.app.keys.partitions]
+        direct = DirectCalls(self.app.redis)
+        tasks = [loop.create_task(self._receive(p, direct), name=f"receiver:{p.index}")
+                 for p in self.app.keys.partitions]
         try:
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:
                 task.cancel()
 
-    async def _receive(self, partition: Partition) -> None:
+    async def _receive(self, partition: Partition, direct: DirectCalls) -> None:
         key = partition.handoff(self.app.settings.node_id)
         while not self.stopping.is_set():
-            reply = await self.app.redis.blpop([key], timeout=BLOCK_S)
+            # on a held connection: this reply is on the pickup path
+            reply = await direct.execute("BLPOP", key, BLOCK_S)
             if reply is None:
                 continue
             try:

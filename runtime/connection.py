@@ -15,13 +15,20 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .errors import RedisUnavailable
 
-__all__ = ["EmbeddedServer", "check_eviction_policy", "connect"]
+__all__ = ["DirectCalls", "EmbeddedServer", "check_eviction_policy", "connect"]
 
 logger = logging.getLogger(__name__)
+
+#: Times a command is sent again after a connection error (each on a new connection).
+RECONNECT_RETRIES = 3
 
 
 def connect(url: str, cluster: bool = False, **kwargs: Any) -> Any:
@@ -32,7 +39,55 @@ def connect(url: str, cluster: bool = False, **kwargs: Any) -> Any:
     """
     if cluster:
         return RedisCluster.from_url(url, **kwargs)
+    # redis-py's client makes no retries by default: a connection the server
+    # closed while it sat in the pool (a restart, a failover) would fail the
+    # next command sent on it, though a fresh connection would succeed
+    kwargs.setdefault("retry", Retry(ExponentialBackoff(cap=0.5, base=0.02), RECONNECT_RETRIES))
+    kwargs.setdefault("retry_on_error", [RedisConnectionError, RedisTimeoutError])
     return aioredis.from_url(url, **kwargs)
+
+
+class DirectCalls:
+    """Single commands sent on connections held out of the client's pool.
+
+    redis-py's per-command path (pool lock, connection check, retry wrapper,
+    observability hooks, release) runs more Python than the command itself,
+    and the submission and hand-off paths pay it in pickup latency. This
+    keeps connections taken from the pool and uses them directly: one
+    connection per concurrent call, reused. A connection error drops the
+    connection and sends the command through the client, with its retries.
+    A cluster client (which routes per key) is always used as is.
+    Replies are raw: no redis-py response callbacks.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._pool = None if isinstance(client, RedisCluster) else client.connection_pool
+        self._free: list[Any] = []
+
+    async def execute(self, *args: Any) -> Any:
+        """Send one command and return its raw reply (error replies raise as usual)."""
+        if self._pool is None:
+            return await self._client.execute_command(*args)
+        conn = self._free.pop() if self._free else await self._pool.get_connection()
+        try:
+            await conn.send_command(*args)
+            reply = await conn.read_response()
+        except ResponseError:
+            self._free.append(conn)  # the error reply was read whole: the connection is fine
+            raise
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            await conn.disconnect()
+            self._free.append(conn)  # reconnects when next used
+            return await self._client.execute_command(*args)
+        except BaseException:
+            # cancelled mid-call: a reply may still be on its way, so the
+            # connection cannot be reused as it is
+            await conn.disconnect(nowait=True)
+            self._free.append(conn)
+            raise
+        self._free.append(conn)
+        return reply
 
 
 async def check_eviction_policy(client: Any) -> str | None:

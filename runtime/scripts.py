@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 from redis.exceptions import NoScriptError
 
+from .connection import DirectCalls
 from .keys import Keys, Partition
 from .settings import Settings
 
@@ -90,6 +91,7 @@ class Scripts:
         self.keys = keys
         self.settings = settings
         self._scripts = {name: redis.register_script(load_source(name)) for name in SCRIPT_NAMES}
+        self._direct = DirectCalls(redis)
         self._ttl_ms = settings.finished_ttl_s * 1000
         self._dlq_ttl_ms = settings.dead_letter_ttl_s * 1000
 
@@ -100,14 +102,14 @@ class Scripts:
         started = time.perf_counter()
         script = self._scripts[name]
         try:
-            # EVALSHA directly (redis-py's Script.__call__ adds tuple copies and
-            # an import per call, on every submission's path); on NOSCRIPT (a
-            # failover to a server that never loaded it) load it and call again
+            # EVALSHA on a held connection (each script call is on some run's
+            # path: submission, pickup, completion); on NOSCRIPT (a failover
+            # to a server that never loaded it) load it and call again
             try:
-                return await self.redis.evalsha(script.sha, len(keys), *keys, *args)
+                return await self._direct.execute("EVALSHA", script.sha, len(keys), *keys, *args)
             except NoScriptError:
                 script.sha = await self.redis.script_load(script.script)
-                return await self.redis.evalsha(script.sha, len(keys), *keys, *args)
+                return await self._direct.execute("EVALSHA", script.sha, len(keys), *keys, *args)
         finally:
             if self.on_call is not None:
                 self.on_call(name, time.perf_counter() - started)
