@@ -140,8 +140,8 @@ class Executor(Actor[ExecutorMessage]):
         job = self.app.jobs.get(c.job)
         if job is None:  # the claim script only hands out served jobs; this is a bug guard
             return _failure(c, "failed", RuntimeError(f"job {c.job!r} not defined on this node"), permanent=True)
-        self.metrics.child(self.metrics.runs_started, c.job).inc()
-        self.metrics.child(self.metrics.pickup_latency, c.job).observe(max(c.claimed_at_ms - c.ready_at_ms, 0) / 1000)
+        # counted once the handler is under way: the metrics are not on the pickup path
+        asyncio.get_running_loop().call_soon(self._count_start, c)
         with run_log_context(c.run_id, c.job, c.attempt):
             ctx = await RunContext.for_claim(self.app, c)
             token = current_run.set(ctx)
@@ -194,6 +194,10 @@ class Executor(Actor[ExecutorMessage]):
             with contextlib.suppress(LeaseLost, RedisError):
                 await ctx.flush()
             return outcome
+
+    def _count_start(self, c: Claimed) -> None:
+        self.metrics.child(self.metrics.runs_started, c.job).inc()
+        self.metrics.child(self.metrics.pickup_latency, c.job).observe(max(c.claimed_at_ms - c.ready_at_ms, 0) / 1000)
 
     async def _flush_loop(self, c: Claimed, ctx: RunContext) -> None:
         """Write the run's buffered logs and progress a few times a second."""
