@@ -33,8 +33,9 @@ local pfx, channel = ARGV[1], ARGV[2]
 local now = now_ms()
 local out = {}
 local woke = false
--- one INCRBY numbers the whole batch; groups seen once need no second check
-local seq = call('INCRBY', pfx .. 'seq', #ARGV - 2) - (#ARGV - 2)
+-- one INCRBY numbers the rest of the batch when the first run becomes ready
+-- (runs handed straight to a node need no number); groups seen once need no second check
+local seq = nil
 local groups_seen = {}
 local touched = {}  -- queues that got ready runs
 local direct = {}   -- queue -> waiting node state (or false) for direct hand-off
@@ -110,6 +111,20 @@ for a = 3, #ARGV do
     if dk and mode == 'trailing' then due = math.max(due, now + window) end
     local status = 'queued'
     if due > now then status = 'delayed' end
+    -- a waiting node that takes the run at once (see direct_waiter)
+    local d = false
+    if status == 'queued' and ckey == '' then
+      d = direct[queue]
+      if d == nil then
+        d = direct_waiter(pfx, queue, waiting)
+        direct[queue] = d
+      end
+      if d then
+        local v = d.served[job]
+        if d.left <= 0 or not (v == true or (v and v[F[i + 16]])) or not no_limits(job) then d = false end
+      end
+    end
+    if d then status = 'executing' end
     -- the input lives in its own key: a long value would switch the whole
     -- record to Redis's hashtable encoding, several times larger
     if not input_written then call('SET', ink, input) end
@@ -153,23 +168,15 @@ for a = 3, #ARGV do
       put('expires_at', expires)
       call('ZADD', pfx .. 'ttl', expires, id)
     end
-    if status == 'queued' then put('ready_at', now) end
-    call('HSET', rk, unpack(rec))
-    local d = false
-    if status == 'queued' and ckey == '' then
-      d = direct[queue]
-      if d == nil then
-        d = direct_waiter(pfx, queue, waiting)
-        direct[queue] = d
-      end
-      if d then
-        local v = d.served[job]
-        if d.left <= 0 or not (v == true or (v and v[F[i + 16]])) or not no_limits(job) then d = false end
-      end
-    end
+    if status ~= 'delayed' then put('ready_at', now) end
     if d then
-      -- straight to the waiting node, as runs_claim would lease it
-      local token = lease_run(pfx, id, job, nil, d.node, 1, 1, d.ttl, now)
+      -- straight to the waiting node, as runs_claim would lease it: the
+      -- record is written once, already leased
+      local expires = now + d.ttl
+      for _, v in ipairs(lease_fields(d.node, 1, 1, expires, now)) do rec[#rec + 1] = v end
+      put('started_at', now)
+      call('HSET', rk, unpack(rec))
+      local token = hold_lease(pfx, id, job, nil, d.node, 1, expires, now)
       local r = d.runs
       r[#r + 1] = id; r[#r + 1] = token; r[#r + 1] = 1; r[#r + 1] = job; r[#r + 1] = input
       r[#r + 1] = F[i + 14]; r[#r + 1] = now
@@ -178,6 +185,8 @@ for a = 3, #ARGV do
       r[#r + 1] = 0
       d.left = d.left - 1
     elseif status == 'queued' then
+      call('HSET', rk, unpack(rec))
+      if not seq then seq = call('INCRBY', pfx .. 'seq', #ARGV - a + 1) - (#ARGV - a + 1) end
       seq = seq + 1
       local g = ckey ~= '' and ckey or nil
       local gkey = queue .. '|' .. (g or '')
@@ -193,6 +202,7 @@ for a = 3, #ARGV do
       woke = true
       touched[queue] = true
     else
+      call('HSET', rk, unpack(rec))
       call('ZADD', pfx .. 'delayed', due, id)
     end
   end

@@ -34,12 +34,16 @@ local function job_limits(pfx, job)
   return l
 end
 
--- Lease a run that is out of (or never was in) its ready set to a node:
--- leased index, concurrency sets, lease fields, timeline. Returns the token.
-local function lease_run(pfx, id, job, ckey, node, attempt, charged, ttl, now)
-  local rk = pfx .. 'run:' .. id
-  local token = node .. '/' .. attempt
-  local expires = now + ttl
+-- The record fields of a lease besides its status (executing), as HSET arguments.
+local function lease_fields(node, attempt, charged, expires, now)
+  return {'attempt', attempt, 'charged', charged, 'lease_token', node .. '/' .. attempt,
+    'lease_node', node, 'lease_expires_at', expires, 'attempt_started_at', now, 'heartbeat_at', now,
+    'updated_at', now}
+end
+
+-- Everything of a lease besides the record's fields: leased index,
+-- concurrency sets, timeline. Returns the lease token.
+local function hold_lease(pfx, id, job, ckey, node, attempt, expires, now)
   call('ZADD', pfx .. 'leased', expires, id)
   call('SADD', pfx .. 'cc:j:' .. job, id)
   call('SADD', pfx .. 'ccsets', pfx .. 'cc:j:' .. job)
@@ -47,13 +51,18 @@ local function lease_run(pfx, id, job, ckey, node, attempt, charged, ttl, now)
     call('SADD', pfx .. 'cc:k:' .. job .. '|' .. ckey, id)
     call('SADD', pfx .. 'ccsets', pfx .. 'cc:k:' .. job .. '|' .. ckey)
   end
-  call('HSET', rk, 'status', 'executing', 'attempt', attempt, 'charged', charged, 'lease_token', token,
-    'lease_node', node, 'lease_expires_at', expires, 'attempt_started_at', now, 'heartbeat_at', now,
-    'updated_at', now)
-  call('HSETNX', rk, 'started_at', now)
   add_event(pfx, id, 'status', '{"status":"executing","attempt":' .. attempt .. ',"node":'
     .. cjson.encode(node) .. '}', now)
-  return token
+  return node .. '/' .. attempt
+end
+
+-- Lease a run that is out of its ready set to a node. Returns the token.
+local function lease_run(pfx, id, job, ckey, node, attempt, charged, ttl, now)
+  local rk = pfx .. 'run:' .. id
+  local expires = now + ttl
+  call('HSET', rk, 'status', 'executing', unpack(lease_fields(node, attempt, charged, expires, now)))
+  call('HSETNX', rk, 'started_at', now)
+  return hold_lease(pfx, id, job, ckey, node, attempt, expires, now)
 end
 
 -- Lease up to ``want`` runs of the given queues and jobs to ``node`` (see
