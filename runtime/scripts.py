@@ -1,9 +1,10 @@
 """Lua scripts: loaded once from ``runtime/lua/``, called through typed wrappers.
 
 Each script file has a header listing its KEYS and ARGV; ``--@include name``
-lines pull in ``lua/includes/name.lua``. redis-py's Script objects run EVALSHA
-and reload a script on NOSCRIPT (a failover to a replica that never saw SCRIPT
-LOAD), so callers never see raw key/argument lists.
+lines pull in ``lua/includes/name.lua``. Calls go out as EVALSHA on held
+connections (see connection.DirectCalls) and reload a script on NOSCRIPT (a
+failover to a replica that never saw SCRIPT LOAD); callers never see raw
+key/argument lists.
 """
 
 from __future__ import annotations
