@@ -53,6 +53,9 @@ class Receiver(Actor[None]):
         finally:
             for task in tasks:
                 task.cancel()
+            # a restarted receiver holds new connections: the old ones go back to the pool
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await direct.release()
 
     async def _receive(self, partition: Partition, direct: DirectCalls) -> None:
         key = partition.handoff(self.app.settings.node_id)

@@ -89,6 +89,13 @@ class DirectCalls:
         self._free.append(conn)
         return reply
 
+    async def release(self) -> None:
+        """Give the held connections back to the client's pool (calls in flight keep theirs)."""
+        if self._pool is None:
+            return
+        while self._free:
+            await self._pool.release(self._free.pop())
+
 
 async def check_eviction_policy(client: Any) -> str | None:
     """Warn (and return the policy) when Redis may evict Baton's keys."""

@@ -93,3 +93,23 @@ async def test_direct_calls_and_pipelines_recover_after_the_server_restarts() ->
     finally:
         await client.aclose()
         server.stop()
+
+
+async def test_released_connections_go_back_to_the_pool(redis_server: RedisProcess) -> None:
+    client: Any = connect(redis_server.url)
+    direct = DirectCalls(client)
+    try:
+        # Given two connections held after two overlapping calls
+        await asyncio.gather(direct.execute("ECHO", "a"), direct.execute("ECHO", "b"))
+        pool = client.connection_pool
+        held = len(pool._in_use_connections)
+        assert held == 2
+        # When they are released
+        await direct.release()
+        # Then the pool has them idle again, and the next direct call takes one of them
+        assert len(pool._in_use_connections) == 0
+        assert len(pool._available_connections) == 2
+        await direct.execute("PING")
+        assert len(pool._available_connections) == 1
+    finally:
+        await client.aclose()
