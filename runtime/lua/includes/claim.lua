@@ -34,9 +34,14 @@ local function job_limits(pfx, job)
   return l
 end
 
+-- A lease's fencing token: the node and the attempt it runs.
+local function lease_token(node, attempt)
+  return node .. '/' .. attempt
+end
+
 -- The record fields of a lease besides its status (executing), as HSET arguments.
 local function lease_fields(node, attempt, charged, expires, now)
-  return {'attempt', attempt, 'charged', charged, 'lease_token', node .. '/' .. attempt,
+  return {'attempt', attempt, 'charged', charged, 'lease_token', lease_token(node, attempt),
     'lease_node', node, 'lease_expires_at', expires, 'attempt_started_at', now, 'heartbeat_at', now,
     'updated_at', now}
 end
@@ -53,7 +58,7 @@ local function hold_lease(pfx, id, job, ckey, node, attempt, expires, now)
   end
   add_event(pfx, id, 'status', '{"status":"executing","attempt":' .. attempt .. ',"node":'
     .. cjson.encode(node) .. '}', now)
-  return node .. '/' .. attempt
+  return lease_token(node, attempt)
 end
 
 -- Lease a run that is out of its ready set to a node. Returns the token.
