@@ -31,6 +31,8 @@ class Api(Actor[None]):
     """One aiohttp server on ``settings.api_host:api_port``."""
 
     name = "api"
+    #: the keys (a generated development key stays the one printed) and the metrics registered once
+    survives = ("keys", "api_metrics", "_announced")
 
     def __init__(self, app: Baton, registry: Any = None, ready: Callable[[], bool] | None = None,
                  port: int | None = None) -> None:
@@ -40,7 +42,8 @@ class Api(Actor[None]):
         self.keys = ApiKeys.from_settings(self.settings)  # a malformed BATON_API_KEYS fails the node at start
         #: the Prometheus registry /metrics exposes (the node's); API request metrics are added to it
         self.registry = registry
-        self.api_metrics = ApiMetrics(self.registry) if self.registry is not None else None
+        #: created by the first run(): a registry takes each metric name once
+        self.api_metrics: ApiMetrics | None = None
         self.ready = ready
         self.port = self.settings.api_port if port is None else port
         #: set once the server listens
@@ -64,6 +67,8 @@ class Api(Actor[None]):
     async def run(self) -> None:
         """Serve until stopped."""
         stopping = asyncio.Event()
+        if self.api_metrics is None and self.registry is not None:
+            self.api_metrics = ApiMetrics(self.registry)
         web_app = create_app(self.app, keys=self.keys, stopping=stopping, ready=self.ready, registry=self.registry,
                              metrics=self.api_metrics)
         # long query strings (filters) are fine up to 64 KiB; aiohttp would answer a longer request line

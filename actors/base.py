@@ -1,10 +1,19 @@
-"""The actor base class: a bounded inbox, one run() coroutine, stop-aware waits."""
+"""The actor base class: a bounded inbox, one run() coroutine, stop-aware waits.
+
+A crashed actor is restarted clean by construction: :meth:`Actor.start_afresh`
+builds every attribute again with the actor's own ``__init__`` and keeps only
+the inbox and the attributes the class names in ``survives`` (what the node
+still owns: held leases, running handlers, outcomes not yet written). Tasks an
+actor starts with :meth:`Actor.spawn` end with the run() that started them.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from typing import Any, Generic, TypeVar
+from collections.abc import Coroutine
+from typing import Any, ClassVar, Generic, TypeVar
 
 __all__ = ["Actor"]
 
@@ -20,14 +29,39 @@ class Actor(Generic[M]):
     """
 
     name = "actor"
+    #: attributes that outlive a crash of run(): the node's own state (leases it
+    #: holds, handlers it runs, outcomes not yet written). Every other attribute
+    #: is built anew by ``__init__`` before a restart; a new attribute is fresh
+    #: on restart unless it is named here.
+    survives: ClassVar[tuple[str, ...]] = ()
+    #: what every actor keeps: messages sent to it, a stop request, how it was built
+    _KEPT: ClassVar[tuple[str, ...]] = ("inbox", "stopping", "_wakeup", "_built_with")
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+
+        @functools.wraps(init)
+        def remembering_init(self: Actor[Any], *args: Any, **kw: Any) -> None:
+            # the outermost __init__ call names the arguments start_afresh() builds with again
+            if "_built_with" not in self.__dict__:
+                self._built_with = (args, kw)
+            init(self, *args, **kw)
+
+        setattr(cls, "__init__", remembering_init)  # noqa: B010 - assigning __init__ directly upsets mypy
 
     def __init__(self, inbox_size: int = 10_000) -> None:
+        self.__dict__.setdefault("_built_with", ((inbox_size,), {}))  # a subclass without an __init__ of its own
         self.inbox: asyncio.Queue[M] = asyncio.Queue(maxsize=inbox_size)
         self.stopping = asyncio.Event()
         self.log = logging.getLogger(f"baton.{self.name}")
         #: resolved by send() and stop() while receive() waits (one future, no tasks:
         #: each message hop is on the pickup latency path)
         self._wakeup: asyncio.Future[None] | None = None
+        #: tasks started by this run() through spawn(); they end with it
+        self._spawned: set[asyncio.Task[Any]] = set()
 
     async def send(self, message: M) -> None:
         """Deliver a message, waiting while the inbox is full."""
@@ -47,6 +81,36 @@ class Actor(Generic[M]):
     async def run(self) -> None:
         """The actor's whole life; returns when it has stopped."""
         raise NotImplementedError
+
+    async def live(self) -> None:
+        """One life of the actor (what the supervisor runs): run(), then end every
+        task that run() spawned, however it ended."""
+        try:
+            await self.run()
+        finally:
+            spawned = list(self._spawned)
+            for task in spawned:
+                task.cancel()
+            await asyncio.gather(*spawned, return_exceptions=True)
+            self._spawned.clear()
+
+    def start_afresh(self) -> None:
+        """Before a restart: every attribute as ``__init__`` builds it, except
+        the inbox, the stop request and ``survives``. No task, exception, timer
+        or flag of the failed run() can leak into the next one."""
+        kept = {name: self.__dict__[name] for name in (*self._KEPT, *self.survives) if name in self.__dict__}
+        args, kwargs = kept["_built_with"]
+        self.__dict__.clear()
+        self._built_with = (args, kwargs)
+        type(self).__init__(self, *args, **kwargs)
+        self.__dict__.update(kept)
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
+        """Start a background task owned by this run(): cancelled when run() ends."""
+        task = asyncio.get_running_loop().create_task(coro, name=f"{self.name}:{name}")
+        self._spawned.add(task)
+        task.add_done_callback(self._spawned.discard)
+        return task
 
     def stop(self) -> None:
         """Ask the actor to finish; run() returns soon after."""

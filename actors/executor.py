@@ -21,8 +21,9 @@ from redis.exceptions import RedisError
 from runtime.app import Baton
 from runtime.context import ContinueAsNew, RunContext, RunLogCapture, Suspend, current_run
 from runtime.errors import JobTimeout, LeaseLost, PermanentFailure
+from runtime.fencing import LeaseClock, lease_margin_s
 from runtime.logs import run_log_context
-from runtime.messages import CancelRun, LeaseGranted, ReleaseAll, RunFinished
+from runtime.messages import CancelRun, LeaseGranted, LeasesRenewed, ReleaseAll, RunFinished
 from runtime.metrics import Metrics
 from runtime.scripts import Claimed, Outcome
 
@@ -32,8 +33,12 @@ __all__ = ["Executor"]
 
 #: How often a running handler's logs and progress are written to Redis.
 FLUSH_INTERVAL_S = 0.2
+#: How long a cancelled handler (timeout, cancel, lost lease, drain) may take to end before the
+#: executor records its outcome without it: a handler that ignores cancellation cannot hold a slot
+#: and a lease forever
+CANCEL_GRACE_S = 5.0
 
-ExecutorMessage = LeaseGranted | CancelRun | ReleaseAll
+ExecutorMessage = LeaseGranted | LeasesRenewed | CancelRun | ReleaseAll
 
 
 class Executor(Actor[ExecutorMessage]):
@@ -45,6 +50,8 @@ class Executor(Actor[ExecutorMessage]):
     """
 
     name = "executor"
+    #: running handlers (and what they need to end and report) outlive a crash of run()
+    survives = ("tasks", "claimed", "cancel_reasons", "threads", "idle", "reporter", "leases", "abandoned")
 
     def __init__(self, app: Baton, reporter: Actor[RunFinished], metrics: Metrics) -> None:
         super().__init__(inbox_size=app.settings.concurrency * 2 + 100)
@@ -54,6 +61,13 @@ class Executor(Actor[ExecutorMessage]):
         self.slots = app.settings.concurrency
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.cancel_reasons: dict[str, str] = {}
+        #: the lease of each running run (what an outcome recorded without its handler needs)
+        self.claimed: dict[str, Claimed] = {}
+        #: handlers that ignored cancellation past the grace: their outcome is recorded already
+        self.abandoned: set[asyncio.Task[None]] = set()
+        #: what this node knows of each running run's lease expiry (fencing of side effects)
+        self.leases: dict[str, LeaseClock] = {}
+        self.margin_s = lease_margin_s(app.settings.lease_ttl_ms)
         self.threads = ThreadPoolExecutor(max_workers=min(self.slots, 64), thread_name_prefix="baton-job")
         self.idle = asyncio.Event()
         self.idle.set()
@@ -72,7 +86,13 @@ class Executor(Actor[ExecutorMessage]):
             if msg is None:
                 break
             if isinstance(msg, LeaseGranted):
+                self.leases[msg.claimed.run_id] = LeaseClock(msg.deadline, self.margin_s)
                 self._start(msg.claimed)
+            elif isinstance(msg, LeasesRenewed):
+                for run_id in msg.run_ids:
+                    lease = self.leases.get(run_id)
+                    if lease is not None:
+                        lease.extend(msg.deadline)
             elif isinstance(msg, CancelRun):
                 if msg.reason == "lease_lost":
                     self._lease_lost(msg)
@@ -86,6 +106,7 @@ class Executor(Actor[ExecutorMessage]):
         self.idle.clear()
         task = asyncio.get_running_loop().create_task(self._execute(claimed), name=f"run:{claimed.run_id}")
         self.tasks[claimed.run_id] = task
+        self.claimed[claimed.run_id] = claimed
         self.metrics.slots_busy.set(len(self.tasks))
 
     def _lease_lost(self, msg: CancelRun) -> None:
@@ -108,8 +129,45 @@ class Executor(Actor[ExecutorMessage]):
         if task is None or task.done():
             return
         # the first reason wins: a lost lease stays lost even if a cancel follows
-        self.cancel_reasons.setdefault(run_id, reason)
+        if run_id in self.cancel_reasons:
+            return
+        self.cancel_reasons[run_id] = reason
         task.cancel()
+        asyncio.get_running_loop().call_later(CANCEL_GRACE_S, self._abandon, run_id, task)
+
+    def _abandon(self, run_id: str, task: asyncio.Task[None]) -> None:
+        """The handler ignored cancellation for CANCEL_GRACE_S: record its outcome without it.
+
+        The task keeps running in the background (asyncio cannot stop it), but its
+        slot is free, its lease is given up by the outcome, and whatever it still
+        writes is fenced off by the token.
+        """
+        c = self.claimed.get(run_id)
+        if task.done() or self.tasks.get(run_id) is not task or c is None:
+            return
+        self.abandoned.add(task)
+        self.metrics.handlers_abandoned.inc()
+        with run_log_context(run_id, c.job, c.attempt):
+            self.log.error("handler of run %s ignored cancellation (%s) for %.0fs; its outcome is recorded without "
+                           "it and the task is left running in the background", run_id,
+                           self.cancel_reasons.get(run_id), CANCEL_GRACE_S)
+        outcome = self._cancelled(c)
+        self._forget(run_id)
+        finished = RunFinished(outcome, c.partition, c.job, 0.0, c.attempt)
+        try:
+            self.reporter.send_nowait(finished)
+        except asyncio.QueueFull:
+            self.spawn(self.reporter.send(finished), f"report:{run_id}")
+
+    def _forget(self, run_id: str) -> None:
+        """The run no longer occupies a slot of this executor."""
+        self.tasks.pop(run_id, None)
+        self.claimed.pop(run_id, None)
+        self.cancel_reasons.pop(run_id, None)
+        self.leases.pop(run_id, None)
+        self.metrics.slots_busy.set(len(self.tasks))
+        if not self.tasks:
+            self.idle.set()
 
     async def _execute(self, c: Claimed) -> None:
         started = time.monotonic()
@@ -121,17 +179,22 @@ class Executor(Actor[ExecutorMessage]):
             self.log.exception("internal error while executing run %s", c.run_id)
             outcome = _failure(c, "failed", exc)
         finally:
-            self.tasks.pop(c.run_id, None)
-            self.cancel_reasons.pop(c.run_id, None)
-            self.metrics.slots_busy.set(len(self.tasks))
-            if not self.tasks:
-                self.idle.set()
+            me = asyncio.current_task()
+            abandoned = me in self.abandoned
+            if abandoned:  # its outcome was recorded when it was abandoned
+                self.abandoned.discard(me)
+            else:
+                self._forget(c.run_id)
+        if abandoned:
+            return
         await self.reporter.send(RunFinished(outcome, c.partition, c.job, time.monotonic() - started, c.attempt))
 
     def _cancelled(self, c: Claimed) -> Outcome:
         reason = self.cancel_reasons.get(c.run_id, "released")
         if reason == "canceled":
             return _failure(c, "canceled", None)
+        if reason == "timed_out":
+            return _failure(c, "timed_out", JobTimeout(f"handler ran past its timeout of {c.timeout_ms / 1000:g}s"))
         if reason == "lease_lost":
             return _failure(c, "failed", None)  # will be fenced off by the token check
         return Outcome(c.run_id, c.token, "released")
@@ -143,7 +206,7 @@ class Executor(Actor[ExecutorMessage]):
         # counted once the handler is under way: the metrics are not on the pickup path
         asyncio.get_running_loop().call_soon(self._count_start, c)
         with run_log_context(c.run_id, c.job, c.attempt):
-            ctx = await RunContext.for_claim(self.app, c)
+            ctx = await RunContext.for_claim(self.app, c, self.leases.get(c.run_id))
             token = current_run.set(ctx)
             flushers: list[asyncio.Task[None]] = []
 
@@ -152,33 +215,35 @@ class Executor(Actor[ExecutorMessage]):
                     flushers.append(asyncio.get_running_loop().create_task(self._flush_loop(c, ctx)))
 
             ctx.on_buffer = start_flusher
-            timeout_s = c.timeout_ms / 1000 if c.timeout_ms else None
-            deadline = asyncio.timeout(timeout_s)
+            # the timeout cancels the handler like any other cancellation (with the same grace)
+            timer = (asyncio.get_running_loop().call_later(c.timeout_ms / 1000, self._cancel, c.run_id, "timed_out")
+                     if c.timeout_ms else None)
             try:
                 payload = orjson.loads(c.input_json)
-                async with deadline:
-                    if job.is_async:
-                        result = await job.handler(ctx, payload)
-                    else:
-                        # a thread cannot be killed: on timeout the run is recorded
-                        # timed_out and the thread finishes in the background
-                        loop = asyncio.get_running_loop()
-                        run = contextvars.copy_context().run
-                        result = await loop.run_in_executor(self.threads, run, job.handler, ctx, payload)
+                # a handler (re)starting is fenced work too: not once the lease may have expired
+                await ctx.confirm_lease("the handler")
+                if job.is_async:
+                    result = await job.handler(ctx, payload)
+                else:
+                    # a thread cannot be killed: on timeout the run is recorded
+                    # timed_out and the thread finishes in the background
+                    loop = asyncio.get_running_loop()
+                    run = contextvars.copy_context().run
+                    result = await loop.run_in_executor(self.threads, run, job.handler, ctx, payload)
                 outcome = Outcome(c.run_id, c.token, "completed", output_json=orjson.dumps(result).decode())
             except Suspend as wait:
                 outcome = Outcome(c.run_id, c.token, "waiting", output_json=orjson.dumps(wait.spec).decode())
             except ContinueAsNew as cont:
                 outcome = await self._continue(c, ctx, cont.payload)
             except asyncio.CancelledError:
-                outcome = self._cancelled(c)
-            except TimeoutError as exc:
-                if not deadline.expired():  # the handler's own TimeoutError, not ours
-                    outcome = _failure(c, "failed", exc)
-                else:
+                if self.cancel_reasons.get(c.run_id) == "timed_out":
                     ctx.log.warning("run timed out after %.3fs", c.timeout_ms / 1000)
-                    err = JobTimeout(f"handler ran past its timeout of {c.timeout_ms / 1000:g}s")
-                    outcome = _failure(c, "timed_out", err)
+                outcome = self._cancelled(c)
+            except LeaseLost as exc:
+                # fenced work was refused: nothing this attempt reports can land any more
+                self.metrics.leases_lost.labels(stage="fence").inc()
+                ctx.log.warning("%s", exc)
+                outcome = _failure(c, "failed", exc)
             except PermanentFailure as exc:
                 outcome = _failure(c, "failed", exc, permanent=True)
             except orjson.JSONEncodeError as exc:
@@ -187,6 +252,8 @@ class Executor(Actor[ExecutorMessage]):
                 ctx.log.warning("handler raised %s: %s", type(exc).__name__, exc)
                 outcome = _failure(c, "failed", exc)
             finally:
+                if timer is not None:
+                    timer.cancel()
                 for flusher in flushers:
                     flusher.cancel()
                 current_run.reset(token)

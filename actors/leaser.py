@@ -17,7 +17,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from runtime.app import Baton
-from runtime.messages import CancelRun, Drain, HandedOff, LeaseGranted, Released, Wake
+from runtime.messages import CancelRun, Drain, HandedOff, LeaseGranted, LeasesRenewed, Released, Wake
 from runtime.metrics import Metrics
 from runtime.scripts import Claimed
 
@@ -36,6 +36,10 @@ class Leaser(Actor[LeaserMessage]):
     """Hands leased runs to the executor, never more than its free slots."""
 
     name = "leaser"
+    #: the leases this node holds and its hand-off bookkeeping outlive a crash of run():
+    #: they are real in Redis, and the executor is still running those runs
+    survives = ("held", "lease_meta", "occupied", "received", "draining", "handoff_reset", "handoff_ready",
+                "handoff_closed", "expected")
 
     def __init__(self, app: Baton, executor: Actor[Any], metrics: Metrics) -> None:
         super().__init__()
@@ -82,24 +86,32 @@ class Leaser(Actor[LeaserMessage]):
         """Claim while there is work and room; otherwise wait for a wake-up or a timer.
 
         Renewal and the promote/reap tick run beside the loop as background
-        tasks (one of each at a time), so a wake-up never waits behind them:
-        that is what keeps the pickup latency tail short.
+        tasks (one of each at a time, ended with run()), so a wake-up never
+        waits behind them: that is what keeps the pickup latency tail short.
         """
-        try:
-            await self._loop()
-        finally:
-            for task in self.duties.values():
-                task.cancel()
+        await self._loop()
 
     def _duty(self, name: str, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        """Start a background duty unless it is still running; surface its failure."""
+        """Start a background duty unless it is still running.
+
+        A duty that failed on a Redis error has logged it and is simply started
+        again when it is next due (a transient error costs a retry, never the
+        duty); any other failure crashes the leaser, which restarts clean.
+        """
         task = self.duties.get(name)
         if task is not None:
             if not task.done():
                 return
             if not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]  # the supervisor restarts the actor
-        self.duties[name] = asyncio.get_running_loop().create_task(make(), name=f"leaser:{name}")
+        self.duties[name] = self.spawn(self._retrying(name, make), name)
+
+    async def _retrying(self, name: str, make: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        try:
+            await make()
+        except RedisError as exc:
+            self.metrics.redis_errors.labels(actor=self.name).inc()
+            self.log.warning("%s failed on a Redis error (%s); trying again when it is next due", name, exc)
 
     async def _loop(self) -> None:
         if self.register_ms and not self.handoff_reset:
@@ -232,7 +244,7 @@ class Leaser(Actor[LeaserMessage]):
                 self.next_rate_wake = min(self.next_rate_wake, time.monotonic() + retry_in_ms / 1000)
             self._hold(claimed, p.index, expires)
             for c in claimed:
-                await self.executor.send(LeaseGranted(c))
+                await self.executor.send(LeaseGranted(c, expires))
             if len(claimed) == want:
                 self.maybe_work = True
 
@@ -277,6 +289,10 @@ class Leaser(Actor[LeaserMessage]):
                 meta = self.lease_meta.get(run_id)
                 if meta is not None:
                     self.lease_meta[run_id] = (meta[0], meta[1], expires)
+            if len(lost) < len(leases):
+                lost_ids = set(lost)
+                renewed = tuple(run_id for run_id, _token in leases if run_id not in lost_ids)
+                await self.executor.send(LeasesRenewed(renewed, expires))
             for run_id in lost:
                 self.held.pop(run_id, None)
                 job, attempt, _ = self.lease_meta.pop(run_id, ("", 0, 0.0))
@@ -296,8 +312,8 @@ class Leaser(Actor[LeaserMessage]):
         try:
             await self._promote_and_reap(next_tick)
         finally:
-            # set even when a call failed: the loop then sees the failure and the
-            # supervisor restarts the leaser, instead of the tick silently stopping
+            # set even when a call failed: the next tick retries it, instead of
+            # the tick silently stopping
             if self.next_tick == float("inf"):
                 self.next_tick = next_tick
             self._wake_self(TIMER)

@@ -11,6 +11,7 @@ thus starts without a claim round trip, and without a hop through the leaser.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from runtime.app import Baton
 from runtime.connection import DirectCalls
@@ -59,8 +60,11 @@ class Receiver(Actor[None]):
 
     async def _receive(self, partition: Partition, direct: DirectCalls) -> None:
         key = partition.handoff(self.app.settings.node_id)
+        ttl_s = self.app.settings.lease_ttl_ms / 1000
         while not self.stopping.is_set():
             # on a held connection: this reply is on the pickup path
+            # a lease granted while this call waits surely holds until its start + TTL
+            deadline = time.monotonic() + ttl_s
             reply = await direct.execute("BLPOP", key, BLOCK_S)
             if reply is None:
                 continue
@@ -74,7 +78,7 @@ class Receiver(Actor[None]):
             # the leaser hears of the runs before anything can report them done:
             # both messages are queued in this one step
             for c in runs:
-                self.executor.send_nowait(LeaseGranted(c))
+                self.executor.send_nowait(LeaseGranted(c, deadline))
             self.leaser.send_nowait(HandedOff(partition.index, tuple(runs)))
             # let the runs start before this loop spends time sending the next BLPOP
             for _ in range(4):

@@ -28,6 +28,8 @@ class Reporter(Actor[RunFinished]):
     """
 
     name = "reporter"
+    #: outcomes not yet written outlive a crash of run(): the restarted reporter writes them
+    survives = ("pending",)
 
     def __init__(self, app: Baton, leaser: Actor[Any], metrics: Metrics) -> None:
         super().__init__(inbox_size=app.settings.concurrency * 2 + 100)

@@ -1,9 +1,10 @@
 """Supervisor: builds the node's actors, keeps them running, heartbeats, drains.
 
-Restarts are one-for-one: an actor whose run() raises is started again (same
-object, so its state such as held leases survives) after a short backoff,
-within a budget of ``max_restarts`` per ``restart_window_s``; past the budget the
-node shuts down with exit code 1 so Kubernetes restarts the pod.
+Restarts are one-for-one: an actor whose run() raises is started again after a
+short backoff, clean (every attribute rebuilt except what the actor names in
+``survives``, such as held leases), within a budget of ``max_restarts`` per
+``restart_window_s``; past the budget the node shuts down with exit code 1 so
+Kubernetes restarts the pod. A Redis outage does not spend the budget.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import time
 from collections import deque
 from typing import Any
 
+from redis.exceptions import BusyLoadingError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from runtime.app import Baton
@@ -34,8 +35,12 @@ from .observer import Observer
 from .receiver import Receiver
 from .reporter import Reporter
 from .scheduler import Scheduler
+from .watchdog import Watchdog
 
 __all__ = ["Supervisor"]
+
+#: errors of a Redis that is down, restarting or unreachable: ridden out, never a reason to exit
+OUTAGE = (RedisConnectionError, RedisTimeoutError, BusyLoadingError)
 
 
 class Supervisor(Actor[None]):
@@ -64,13 +69,15 @@ class Supervisor(Actor[None]):
         self.api = (Api(app, self.metrics.registry, ready=lambda: not self.shutdown_requested.is_set())
                     if self.settings.api_port else None)
         self.scheduler = Scheduler(app)
+        self.watchdog = Watchdog(app, self.metrics)
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.restarts: dict[str, deque[float]] = {}
 
     @property
     def actors(self) -> list[Actor[Any]]:
         """Every supervised actor, in start order."""
-        actors: list[Actor[Any]] = [self.reporter, self.executor, self.leaser, self.listener, self.observer]
+        actors: list[Actor[Any]] = [self.watchdog, self.reporter, self.executor, self.leaser, self.listener,
+                                    self.observer]
         if self.receiver is not None:
             actors.append(self.receiver)
         if self.intake is not None:
@@ -90,9 +97,8 @@ class Supervisor(Actor[None]):
         """Start everything, heartbeat until asked to stop, then drain and stop."""
         app = self.app
         node_id_var.set(self.settings.node_id)  # every log line of this node's actors names it
-        await check_eviction_policy(app.redis)
-        await app.register_jobs()
-        await ensure_group(app)
+        if not await self._prepare():
+            return
         self.metrics.slots_total.set(self.settings.concurrency)
         self.metrics.init_jobs(app.jobs.names())
         self.metrics.lease_ttl.set(self.settings.lease_ttl_ms / 1000)
@@ -121,31 +127,52 @@ class Supervisor(Actor[None]):
                 pass
         await self.drain()
 
+    async def _prepare(self) -> bool:
+        """Check the server and register this node's jobs; wait out a Redis that is
+        not reachable yet (a pod may start before its Redis). False if asked to stop first."""
+        backoff = 0.2
+        while True:
+            try:
+                await check_eviction_policy(self.app.redis)
+                await self.app.register_jobs()
+                await ensure_group(self.app)
+                return True
+            except OUTAGE as exc:
+                self.metrics.redis_reconnects.labels(actor=self.name).inc()
+                self.log.warning("Redis not reachable at start (%s); retrying in %.1fs", exc, backoff)
+            try:
+                await asyncio.wait_for(self.shutdown_requested.wait(), backoff)
+                return False
+            except TimeoutError:
+                backoff = min(backoff * 2, 5.0)
+
     async def _supervise(self, actor: Actor[Any]) -> None:
+        """Run the actor; restart it clean (see Actor.start_afresh) after a crash.
+
+        A Redis outage is ridden out: restarts caused by a lost connection back
+        off up to 5 s but do not spend the restart budget, so a node exits only
+        for a cause that persists once Redis answers again.
+        """
         backoff = 0.1
         while True:
             try:
-                await actor.run()
+                await actor.live()
                 return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                outage = isinstance(exc, OUTAGE)
                 if isinstance(exc, RedisError):
                     self.metrics.redis_errors.labels(actor=actor.name).inc()
-                if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+                if outage:
                     self.metrics.redis_reconnects.labels(actor=actor.name).inc()
                 self.metrics.actor_restarts.labels(actor=actor.name).inc()
                 self.log.error("actor %s crashed: %r; restarting in %.1fs", actor.name, exc, backoff,
-                               exc_info=exc)
-                window = self.restarts.setdefault(actor.name, deque())
-                now = time.monotonic()
-                window.append(now)
-                while window and window[0] < now - self.settings.restart_window_s:
-                    window.popleft()
-                if len(window) > self.settings.max_restarts:
+                               exc_info=None if outage else exc)
+                if not outage and self._budget_spent(actor.name):
                     self.log.critical(
-                        "actor %s restarted %d times in %.0fs; giving up", actor.name, len(window),
-                        self.settings.restart_window_s,
+                        "actor %s restarted %d times in %.0fs; giving up", actor.name,
+                        len(self.restarts[actor.name]), self.settings.restart_window_s,
                     )
                     self.exit_code = 1
                     self.request_shutdown()
@@ -153,6 +180,16 @@ class Supervisor(Actor[None]):
                 if not await actor.sleep(backoff):
                     return
                 backoff = min(backoff * 2, 5.0)
+                actor.start_afresh()
+
+    def _budget_spent(self, name: str) -> bool:
+        """Note one restart of ``name``; true once more than max_restarts fall in the window."""
+        window = self.restarts.setdefault(name, deque())
+        now = time.monotonic()
+        window.append(now)
+        while window and window[0] < now - self.settings.restart_window_s:
+            window.popleft()
+        return len(window) > self.settings.max_restarts
 
     async def _heartbeat(self) -> None:
         keys = self.app.keys
@@ -172,7 +209,7 @@ class Supervisor(Actor[None]):
             self.metrics.observe_redis("heartbeat", time.perf_counter() - started)
             self.metrics.heartbeat_timestamp.set(now_ms / 1000)
         except RedisError as exc:
-            if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+            if isinstance(exc, OUTAGE):
                 self.metrics.redis_reconnects.labels(actor=self.name).inc()
             self.log.warning("heartbeat failed: %s", exc)
 
@@ -206,7 +243,7 @@ class Supervisor(Actor[None]):
         # the scheduler stops first among the rest and hands its lease over at once
         self.scheduler.stop()
         await self._cancel(self.scheduler)
-        quick_ones: list[Actor[Any]] = [self.listener, self.observer]
+        quick_ones: list[Actor[Any]] = [self.listener, self.observer, self.watchdog]
         if self.receiver is not None:
             quick_ones.append(self.receiver)
         for quick in quick_ones:

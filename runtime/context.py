@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from .errors import ChildRunFailed, DuplicateStep, LeaseLost, NonDeterminism, WaitTimeout, raise_for_status
+from .fencing import LeaseClock, lease_margin_s
 from .ids import routed_run_id
 
 if TYPE_CHECKING:
@@ -126,8 +127,12 @@ class RunLogCapture(logging.Handler):
 class RunContext:
     """What a handler can do with its run. Create with :meth:`for_claim` (the executor does)."""
 
-    def __init__(self, app: Baton, claimed: Claimed, steps: dict[str, dict[str, Any]] | None = None) -> None:
+    def __init__(self, app: Baton, claimed: Claimed, steps: dict[str, dict[str, Any]] | None = None,
+                 lease: LeaseClock | None = None) -> None:
         self._app = app
+        #: what the node knows of this lease's expiry; without one (a context built outside
+        #: a node) the lease is confirmed with Redis before every fenced piece of work
+        self._lease = lease or LeaseClock(float("-inf"), lease_margin_s(app.settings.lease_ttl_ms))
         self._claimed = claimed
         self.run_id = claimed.run_id
         self.job = claimed.job
@@ -165,14 +170,33 @@ class RunContext:
             self._loop = None
 
     @classmethod
-    async def for_claim(cls, app: Baton, claimed: Claimed) -> RunContext:
+    async def for_claim(cls, app: Baton, claimed: Claimed, lease: LeaseClock | None = None) -> RunContext:
         """Build the context, loading recorded steps when the run has any."""
         steps: dict[str, dict[str, Any]] = {}
         if claimed.step_count:
             p = app.keys.partition_of_run(claimed.run_id)
             raw = await app.redis.hgetall(p.steps(claimed.run_id))
             steps = {(k.decode() if isinstance(k, bytes) else k): orjson.loads(v) for k, v in raw.items()}
-        return cls(app, claimed, steps)
+        return cls(app, claimed, steps, lease)
+
+    # -- fencing ------------------------------------------------------------
+
+    async def confirm_lease(self, work: str) -> None:
+        """Raise LeaseLost unless this run's lease surely still holds (see runtime/fencing.py).
+
+        Free while the lease has more than the margin left by the monotonic
+        clock; otherwise one renewal call asks Redis. Called before every side
+        effect Lua cannot fence: a step function, a child trigger, a handler start.
+        """
+        if not self._lease.needs_confirmation():
+            return
+        asked = time.monotonic()
+        partition = self._app.keys.partition_of_run(self.run_id)
+        lost, _cancel = await self._app.scripts.renew(partition, [(self.run_id, self._token)])
+        if lost:
+            raise LeaseLost(f"run {self.run_id}: lease may have expired ({-self._lease.time_left():.1f}s past "
+                            f"its deadline on this node) and is no longer held; {work} was not started")
+        self._lease.extend(asked + self._app.settings.lease_ttl_ms / 1000)
 
     # -- time ---------------------------------------------------------------
 
@@ -227,6 +251,7 @@ class RunContext:
         index, record = self._begin(name)
         if record is not None and record.get("status") == "completed":
             return record.get("output")
+        await self.confirm_lease(f"step {name!r}")
         started = self.now_ms()
         self._current_step = name
         try:
@@ -481,6 +506,7 @@ class RunContext:
                      "triggered_by": "spawn", "project": self._project}
             specs.append(await self._app._spec({"job": job, "input": payload, "id": child_id, **options},
                                                source="child", extra=extra))
+        await self.confirm_lease("triggering child runs")
         return await self._app.create(specs)
 
     async def trigger(self, job: str, payload: Any = None, **options: Any) -> str:

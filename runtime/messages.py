@@ -6,14 +6,29 @@ from dataclasses import dataclass
 
 from .scripts import Claimed, Outcome
 
-__all__ = ["CancelRun", "Drain", "HandedOff", "LeaseGranted", "ReleaseAll", "Released", "RunFinished", "Wake"]
+__all__ = [
+    "CancelRun", "Drain", "HandedOff", "LeaseGranted", "LeasesRenewed", "ReleaseAll", "Released", "RunFinished", "Wake",
+]
 
 
 @dataclass(frozen=True)
 class LeaseGranted:
-    """Leaser -> executor: run this leased run."""
+    """Leaser/receiver -> executor: run this leased run.
+
+    ``deadline`` is the monotonic time by which the lease surely has not expired
+    (taken before the call that granted it): see runtime/fencing.py.
+    """
 
     claimed: Claimed
+    deadline: float
+
+
+@dataclass(frozen=True)
+class LeasesRenewed:
+    """Leaser -> executor: these leases were renewed; each now holds until ``deadline`` (monotonic)."""
+
+    run_ids: tuple[str, ...]
+    deadline: float
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-__all__ = ["DURATION_BUCKETS", "FINAL_STATUSES", "LEASE_BUCKETS", "OUTCOMES", "REDIS_BUCKETS", "Metrics"]
+__all__ = ["DURATION_BUCKETS", "FINAL_STATUSES", "LAG_BUCKETS", "LEASE_BUCKETS", "OUTCOMES", "REDIS_BUCKETS", "Metrics"]
 
 #: run statuses counted by baton_runs_finished_total
 FINAL_STATUSES = ("completed", "failed", "canceled", "dead_letter")
@@ -40,6 +40,7 @@ DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 REDIS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
                  10)
 # time a lease had left when it was renewed (the TTL is 30 s by default)
+LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 LEASE_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 15, 20, 25, 30, 45, 60, 120, 300)
 
 
@@ -93,7 +94,8 @@ class Metrics:
         )
         self.leases_lost = Counter(
             "baton_leases_lost_total",
-            "Leases this node lost to fencing: the token no longer held the run at renewal or at completion",
+            "Leases this node lost to fencing: the token no longer held the run at renewal (renew), at completion "
+            "(finish), or before fenced work: a step, a child trigger, a handler start (fence)",
             ["stage"], registry=r,
         )
         self.leases_reclaimed = Counter(
@@ -175,6 +177,17 @@ class Metrics:
         self.reconcile_runs = Counter("baton_reconcile_runs_total", "Reconciliations run by this node", registry=r)
         self.heartbeat_timestamp = Gauge(
             "baton_heartbeat_timestamp_seconds", "Unix time of this node's last successful heartbeat", registry=r,
+        )
+        self.event_loop_lag = Histogram(
+            "baton_event_loop_lag_seconds", "How late the event loop ran a 100 ms timer (blocking code delays it)",
+            buckets=LAG_BUCKETS, registry=r,
+        )
+        self.handlers_abandoned = Counter(
+            "baton_handlers_abandoned_total",
+            "Handlers that ignored cancellation past the grace; their outcome was recorded without them", registry=r,
+        )
+        self.event_loop_stalls = Counter(
+            "baton_event_loop_stalls_total", "Times the event loop was blocked for 0.5 s or more", registry=r,
         )
 
     def observe_redis(self, command: str, seconds: float) -> None:

@@ -11,6 +11,9 @@ import os
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError, TimeoutError
 
 from runtime import Baton, RunContext
 
@@ -21,7 +24,9 @@ _client: Any = None
 def _redis() -> Any:
     global _client
     if _client is None:
-        _client = aioredis.from_url(os.environ["BATON_REDIS_URL"])
+        # the handlers' own client retries, as an application's would: the outage tests restart Redis
+        _client = aioredis.from_url(os.environ["BATON_REDIS_URL"], retry=Retry(ExponentialBackoff(0.5, 0.02), 8),
+                                    retry_on_error=[ConnectionError, TimeoutError])
     return _client
 
 
@@ -76,3 +81,21 @@ async def cc_limited(ctx: RunContext, payload: Any) -> None:
     await r.rpush(_key("cc-events"), f"start {ctx.run_id} {payload['key']} {ctx.now_ms()}")
     await asyncio.sleep(0.05)
     await r.rpush(_key("cc-events"), f"end {ctx.run_id} {payload['key']} {ctx.now_ms()}")
+
+
+@app.job(max_attempts=3, timeout=120, backoff="fixed", backoff_initial=0.1, backoff_jitter=0)
+async def pause_between_steps(ctx: RunContext, payload: Any) -> Any:
+    """Step one, then (attempt 1 only) a pause announced in Redis, then step two; each step function's
+    executions are counted per run, so a step that ran again after completing is visible."""
+    r = _redis()
+
+    async def work(i: int) -> int:
+        await r.hincrby(_key("step-runs"), f"{ctx.run_id}:{i}", 1)
+        return i
+
+    await ctx.step("one", work, 1)
+    if ctx.attempt == 1:
+        await r.rpush(_key("paused"), f"{ctx.run_id}:{ctx.node_id}")
+        await asyncio.sleep(float(payload.get("pause_s", 0.5)))
+    await ctx.step("two", work, 2)
+    return {"node": ctx.node_id}

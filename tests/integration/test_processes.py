@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +174,7 @@ async def test_embedded_server_when_no_redis_url(tmp_path: Path) -> None:
                 "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     log = tmp_path / "worker.log"
     with open(log, "wb") as out:
-        proc = subprocess.Popen(["python", "-m", "runtime", "worker", "--app", "examples.jobs:app"],
+        proc = subprocess.Popen([sys.executable, "-m", "runtime", "worker", "--app", "examples.jobs:app"],
                                 cwd=Path(__file__).resolve().parents[2], env=env, stdout=out,
                                 stderr=subprocess.STDOUT)
     try:

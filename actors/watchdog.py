@@ -1,0 +1,118 @@
+"""Watchdog: measures how late the event loop runs, and names what blocked it.
+
+A handler that blocks the event loop (a plain ``time.sleep`` or CPU loop in an
+``async def``) stops every actor of the node: leases are not renewed and may
+expire while the node cannot even notice. The watchdog makes that visible:
+
+- a coroutine wakes every ``TICK_S`` and exports how late it woke
+  (``baton_event_loop_lag_seconds``);
+- a thread watches the coroutine's heartbeat; when the loop has not beaten for
+  ``STALL_S`` it samples the loop thread's stack once and finds the run whose
+  handler is on it (the ``RunContext`` in a frame's locals);
+- when the loop runs again the stall is logged with that run and the code
+  location, and counted (``baton_event_loop_stalls_total``). Fenced work after
+  such a stall confirms its lease with Redis first (runtime/fencing.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from types import FrameType
+
+from runtime.app import Baton
+from runtime.context import RunContext
+from runtime.logs import run_log_context
+from runtime.metrics import Metrics
+
+from .base import Actor
+
+__all__ = ["STALL_S", "TICK_S", "Watchdog"]
+
+#: how often the loop's lateness is measured
+TICK_S = 0.1
+#: a loop this late is stalled: logged with its culprit and counted
+STALL_S = 0.5
+
+
+@dataclass(frozen=True)
+class Culprit:
+    """What was running on the loop thread during a stall."""
+
+    where: str
+    run_id: str = ""
+    job: str = ""
+    attempt: int = 0
+
+
+class Watchdog(Actor[None]):
+    """Exports event-loop lag and reports stalls with the run that caused them."""
+
+    name = "watchdog"
+
+    def __init__(self, app: Baton, metrics: Metrics) -> None:
+        super().__init__(inbox_size=1)
+        self.app = app
+        self.metrics = metrics
+        self.beat = time.monotonic()
+        self.culprit: Culprit | None = None
+
+    async def run(self) -> None:
+        """Tick until stopped, with the sampling thread beside the loop."""
+        loop = asyncio.get_running_loop()
+        loop_thread = threading.get_ident()
+        done = threading.Event()
+        sampler = threading.Thread(target=self._sample, args=(loop_thread, done), name="baton-watchdog",
+                                   daemon=True)
+        sampler.start()
+        try:
+            while not self.stopping.is_set():
+                self.beat = time.monotonic()
+                due = loop.time() + TICK_S
+                if not await self.sleep(TICK_S):
+                    break
+                lag = max(loop.time() - due, 0.0)
+                self.metrics.event_loop_lag.observe(lag)
+                if lag >= STALL_S:
+                    self._report(lag)
+        finally:
+            done.set()
+
+    def _report(self, lag: float) -> None:
+        culprit, self.culprit = self.culprit, None
+        self.metrics.event_loop_stalls.inc()
+        where = culprit.where if culprit is not None else "unknown code"
+        if culprit is not None and culprit.run_id:
+            with run_log_context(culprit.run_id, culprit.job, culprit.attempt):
+                self.log.warning("event loop blocked for %.2fs by run %s (job %s) at %s: every actor of this "
+                                 "node waited, and leases may have expired; use a plain def handler or "
+                                 "asyncio.to_thread for blocking work", lag, culprit.run_id, culprit.job, where)
+        else:
+            self.log.warning("event loop blocked for %.2fs at %s: every actor of this node waited", lag, where)
+
+    def _sample(self, loop_thread: int, done: threading.Event) -> None:
+        """Thread: sample the loop thread's stack once per stall."""
+        sampled_beat = 0.0
+        while not done.wait(TICK_S / 2):
+            beat = self.beat
+            if time.monotonic() - beat < STALL_S or beat == sampled_beat:
+                continue
+            sampled_beat = beat
+            frame = sys._current_frames().get(loop_thread)
+            if frame is not None:
+                self.culprit = _culprit(frame)
+
+
+def _culprit(frame: FrameType) -> Culprit:
+    """The innermost location, and the run whose context is in the nearest frame that has one."""
+    where = f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+    current: FrameType | None = frame
+    while current is not None:
+        for value in list(current.f_locals.values()):
+            if isinstance(value, RunContext):
+                return Culprit(where, value.run_id, value.job, value.attempt)
+        current = current.f_back
+    return Culprit(where)

@@ -1,0 +1,136 @@
+"""Worker processes against a real redis-server that is killed and restarted (D2, D3), and a
+worker stopped past its lease (D4): the duties keep running, the node stays up, fenced work
+does not start once the lease may have expired."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from runtime import Settings
+from tests.integration.test_processes import producer, worker_env
+from tests.nodes import eventually, spawn_worker, stop_process
+from tests.servers import RedisProcess
+
+#: a server that keeps every acknowledged write across kill -9 (as the README asks of production)
+DURABLE = ["--appendonly", "yes", "--appendfsync", "always"]
+
+
+def _settings(server: RedisProcess, **changes: Any) -> Settings:
+    base = Settings(redis_url=server.url, prefix="{bt}", concurrency=5, lease_ttl_ms=6000, renew_interval_ms=1000,
+                    reap_interval_ms=200, idle_poll_ms=500, metrics_port=0, shutdown_grace_s=5)
+    return base.with_changes(**changes) if changes else base
+
+
+def _alive(proc: subprocess.Popen[bytes], log: Path) -> bool:
+    assert proc.poll() is None, f"worker exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
+    return True
+
+
+async def _restart_redis(server: RedisProcess, down_s: float) -> None:
+    server.kill()
+    await asyncio.sleep(down_s)  # the outage itself: how long Redis stays down is the fault
+    server.start()
+
+
+@contextlib.asynccontextmanager
+async def _worker_on_durable_redis(tmp_path: Path, **env: Any) -> AsyncIterator[tuple[RedisProcess, Any, Any]]:
+    """A server of our own (the tests kill it), a worker process W on it, a producer app; all stopped after."""
+    server = RedisProcess(args=DURABLE).start()
+    app = producer(_settings(server))
+    log = tmp_path / "w.log"
+    worker = spawn_worker("tests.apps:app", worker_env(app.settings, "W", BATON_CONCURRENCY=5, **env), log)
+    try:
+        yield server, app, lambda: _alive(worker, log)
+        assert "giving up" not in log.read_text()
+    finally:
+        code = stop_process(worker)
+        await app.close()
+        server.stop()
+    assert code == 0, log.read_text()[-3000:]
+
+
+async def test_delayed_runs_are_promoted_after_a_redis_restart(tmp_path: Path) -> None:
+    # Given a worker process on a durable server it has already used (promote/reap ticks running)
+    async with _worker_on_durable_redis(tmp_path) as (server, app, alive):
+        first = await app.trigger("noop", {"n": 0})
+        assert (await app.wait_for(first, 20)).status == "completed"
+        # When Redis is killed with SIGKILL and comes back 2 s later
+        await _restart_redis(server, 2.0)
+        await app.redis.connection_pool.disconnect()
+        # Then runs submitted afterwards with a delay are promoted and run (the tick did not stop)
+        delayed = [await app.trigger("noop", {"n": i}, delay=0.5) for i in range(1, 6)]
+        for run_id in delayed:
+            run = await app.wait_for(run_id, 20)
+            assert run.status == "completed", (run_id, run.status)
+        assert alive()
+
+
+async def test_a_node_rides_out_a_redis_outage_with_every_slot_busy(tmp_path: Path) -> None:
+    # Given a node whose 5 slots all run long runs (renewal every 1 s, TTL 6 s), with a small
+    # restart budget so that a crash loop would end the node within seconds
+    async with _worker_on_durable_redis(tmp_path, BATON_MAX_RESTARTS=2, BATON_RESTART_WINDOW_S=60) as (
+            server, app, alive):
+        started = f"{app.settings.prefix}:test:started"
+        runs = [await app.trigger("long", {"seconds": 8}) for _ in range(5)]
+        await eventually(lambda: _count(app.redis, started, 5), 20)
+        # When Redis is down for 2 s while the leases are held
+        await _restart_redis(server, 2.0)
+        # Then every run completes on its first attempt (the leases were renewed after the outage),
+        # and the node is still running afterwards
+        for run_id in runs:
+            run = await app.wait_for(run_id, 40)
+            assert run.status == "completed" and run.attempt == 1, (run.status, run.attempt)
+        # renewals went on for several more intervals without the leaser crash-looping
+        await asyncio.sleep(3)
+        assert alive()
+        # And a new run still goes through
+        assert (await app.wait_for(await app.trigger("noop", {"after": True}), 20)).status == "completed"
+
+
+async def _count(raw: Any, key: str, n: int) -> bool:
+    return int(await raw.llen(key)) >= n
+
+
+async def test_a_stopped_node_does_not_run_a_step_after_its_lease_expired(tmp_path: Path) -> None:
+    # Given worker A inside a run between step one and step two, and worker B beside it
+    server = RedisProcess().start()
+    settings = _settings(server, lease_ttl_ms=2000, renew_interval_ms=1000)
+    app = producer(settings)
+    raw = aioredis.from_url(server.url)
+    logs = {n: tmp_path / f"{n}.log" for n in "AB"}
+    a = spawn_worker("tests.apps:app", worker_env(settings, "A"), logs["A"])
+    b = None
+    try:
+        run_id = await app.trigger("pause_between_steps", {"pause_s": 0.5})
+        await eventually(lambda: raw.lrange(f"{settings.prefix}:test:paused", 0, -1), 20)
+        # When A is stopped (SIGSTOP) well past its lease TTL while B completes the run
+        os.kill(a.pid, signal.SIGSTOP)
+        b = spawn_worker("tests.apps:app", worker_env(settings, "B"), logs["B"])
+        run = await app.wait_for(run_id, 30)
+        assert run.status == "completed" and run.output == {"node": "B"}
+        # ... and A goes on (SIGCONT) past the point where its handler reaches step two
+        os.kill(a.pid, signal.SIGCONT)
+        await eventually(lambda: "was not started" in logs["A"].read_text() or "lost" in logs["A"].read_text(), 20)
+        await asyncio.sleep(1.0)  # time for a wrongly started step two to be counted
+    finally:
+        if a.poll() is None:
+            os.kill(a.pid, signal.SIGCONT)
+        stop_process(a)
+        if b is not None:
+            stop_process(b)
+    # Then step two ran exactly once (on B): A did not start it once its lease may have expired
+    counts = {k.decode(): int(v) for k, v in (await raw.hgetall(f"{settings.prefix}:test:step-runs")).items()}
+    await raw.aclose()
+    await app.close()
+    server.stop()
+    assert counts == {f"{run_id}:1": 1, f"{run_id}:2": 1}, counts
+    assert [x.status for x in run.attempts][-1] == "completed"
