@@ -160,10 +160,6 @@ class Actor(Generic[M]):
     def __repr__(self) -> str:
         return f"<{type(self).__name__} inbox={self.inbox.qsize()}>"
 
-    def describe(self) -> dict[str, Any]:
-        """State for logs and health output."""
-        return {"actor": self.name, "inbox": self.inbox.qsize()}
-
 
 def _resolve(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():

@@ -297,10 +297,6 @@ class Executor(Actor[ExecutorMessage]):
         """Stop the thread pool without waiting for stuck sync handlers."""
         self.threads.shutdown(wait=False, cancel_futures=True)
 
-    def describe(self) -> dict[str, Any]:
-        """Slots in use."""
-        return {**super().describe(), "busy": len(self.tasks), "slots": self.slots}
-
 
 def _failure(c: Claimed, status: str, exc: BaseException | None, permanent: bool = False) -> Outcome:
     error = None

@@ -37,7 +37,6 @@ class Reporter(Actor[RunFinished]):
         self.leaser = leaser
         self.metrics = metrics
         self.pending: list[RunFinished] = []
-        self.flushing = False
 
     async def run(self) -> None:
         """Flush whatever is waiting, as soon as it arrives."""
@@ -48,15 +47,8 @@ class Reporter(Actor[RunFinished]):
                     return
                 self.pending.append(first)
             self.pending.extend(self.drain_inbox(BATCH - len(self.pending)))
-            self.flushing = True
             await self.flush(self.pending)
             self.pending = []
-            self.flushing = False
-
-    @property
-    def idle(self) -> bool:
-        """Nothing waiting to be written."""
-        return not self.pending and self.inbox.empty() and not self.flushing
 
     async def flush(self, batch: list[RunFinished]) -> None:
         """Write one batch of outcomes."""

@@ -139,14 +139,3 @@ class Scheduler(Actor[None]):
         if code == 1:
             await app.redis.hincrby(state_key, "fired_count", 1)
         return run_id
-
-
-def next_fire_times(schedule: CronSchedule, after: datetime, count: int) -> list[str]:
-    """The next ``count`` fire times of a schedule, ISO-8601 (for listings)."""
-    out = []
-    t = after
-    for _ in range(count):
-        t = schedule.cron.next_after(t, schedule.tz)
-        out.append(t.isoformat().replace("+00:00", "Z"))
-    return out
-

@@ -68,10 +68,14 @@ async def five_steps(ctx: RunContext, payload: Any) -> Any:
     return {"outputs": outputs, "node": ctx.node_id}
 
 
-@app.job(rate_limit=(10, 1.0), max_attempts=1)
-async def limited10(ctx: RunContext, payload: Any) -> None:
-    """At most 10 starts per second across all nodes; records its start on the Redis clock."""
-    await _redis().rpush(_key("limited10-starts"), ctx.now_ms())
+#: starts per second of the rate-limited test job: high enough that a burst measures in seconds
+RATE_LIMIT = 50
+
+
+@app.job(rate_limit=(RATE_LIMIT, 1.0), max_attempts=1)
+async def limited(ctx: RunContext, payload: Any) -> None:
+    """At most RATE_LIMIT starts per second across all nodes; records its start on the Redis clock."""
+    await _redis().rpush(_key("limited-starts"), ctx.now_ms())
 
 
 @app.job(max_concurrency=3, max_concurrency_per_key=1, max_attempts=5, backoff="fixed", backoff_initial=0.05)

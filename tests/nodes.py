@@ -37,6 +37,7 @@ async def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:
+        _check_workers_alive()
         value = check()
         if asyncio.iscoroutine(value):
             value = await value
@@ -47,18 +48,46 @@ async def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: 
         await asyncio.sleep(interval)
 
 
+#: worker processes started by spawn_worker that the test has not stopped or killed on purpose
+_workers: dict[int, tuple[subprocess.Popen[bytes], Path]] = {}
+
+
+def _check_workers_alive() -> None:
+    """Fail at once, with its log, when a worker died that the test did not end (not after a timeout)."""
+    for pid, (proc, log_path) in list(_workers.items()):
+        if proc.poll() is not None:
+            del _workers[pid]
+            tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else "(no log)"
+            raise AssertionError(f"worker process {pid} exited with {proc.returncode} while the test waited:\n{tail}")
+
+
 def spawn_worker(app_spec: str, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """Start ``baton worker`` as a child process (its output goes to log_path)."""
+    """Start ``baton worker`` as a child process (its output goes to log_path).
+
+    ``eventually`` fails at once if it dies before the test stops it (stop_process) or kills it
+    on purpose (kill_process).
+    """
     full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
     with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "runtime", "worker", "--app", app_spec],
             cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
         )
+    _workers[proc.pid] = (proc, log_path)
+    return proc
+
+
+def kill_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    """Kill a child we started, on purpose (the fault a test injects), and reap it."""
+    _workers.pop(proc.pid, None)
+    if proc.poll() is None:
+        os.kill(proc.pid, sig)
+        proc.wait(10)
 
 
 def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 30) -> int:
     """Signal a child we started and wait for it; returns its exit code."""
+    _workers.pop(proc.pid, None)
     if proc.poll() is None:
         os.kill(proc.pid, sig)
         try:

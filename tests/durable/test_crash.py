@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 from typing import Any
 
 from runtime import Settings
 from tests.integration.test_processes import producer, worker_env
-from tests.nodes import eventually, spawn_worker, stop_process
+from tests.nodes import eventually, kill_process, spawn_worker, stop_process
 
 
 async def test_kill_9_during_step_4_steps_1_to_3_ran_once(settings: Settings, redis: Any, tmp_path: Path) -> None:
@@ -21,8 +19,7 @@ async def test_kill_9_during_step_4_steps_1_to_3_ran_once(settings: Settings, re
         run_id = await app.trigger("five_steps")
         await eventually(lambda: redis.lrange(f"{settings.prefix}:test:in-step-4", 0, -1), 20)
         # When A is killed with SIGKILL and worker B takes over
-        os.kill(a.pid, signal.SIGKILL)
-        a.wait(10)
+        kill_process(a)
         b = spawn_worker("tests.apps:app", worker_env(settings, "B"), tmp_path / "b.log")
         run = await app.wait_for(run_id, 30)
     finally:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import itertools
-import os
-import signal
 from pathlib import Path
 from typing import Any
 
 from runtime import RunContext, Settings
 from tests.integration.test_processes import producer, worker_env
-from tests.nodes import eventually, running_node, spawn_worker, stop_process
+from tests.nodes import eventually, kill_process, running_node, spawn_worker, stop_process
 
 
 async def test_trailing_debounce_coalesces_into_one_run_with_the_last_input(make_app: Any) -> None:
@@ -165,8 +163,7 @@ async def test_reconcile_finds_no_drift_after_kill_9_chaos(settings: Settings, r
         async def some_done() -> bool:
             return (await app.count_by_status()).get("completed", 0) >= 30
         await eventually(some_done, 30)
-        os.kill(a.pid, signal.SIGKILL)
-        a.wait(10)
+        kill_process(a)
         c = spawn_worker("tests.apps:app", worker_env(settings, "C"), tmp_path / "c.log")
 
         async def all_done() -> bool:

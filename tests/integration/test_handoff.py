@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import signal
 from pathlib import Path
 from typing import Any
 
 from runtime import Baton, RunContext, Settings
 from tests.integration.test_processes import producer, worker_env
-from tests.nodes import eventually, running_node, spawn_worker, stop_process
+from tests.nodes import eventually, kill_process, running_node, spawn_worker, stop_process
 
 
 def echo_app(make_app: Any, node_id: str, **settings: Any) -> Baton:
@@ -79,8 +77,7 @@ async def test_a_run_handed_to_a_node_killed_while_waiting_is_reclaimed(
     try:
         await eventually(lambda: redis.exists(p.waiter("A")), 20)
         # When A is killed with SIGKILL and a run is created
-        os.kill(a.pid, signal.SIGKILL)
-        a.wait(10)
+        kill_process(a)
         run_id = await app.trigger("noop", {"x": 1})
         # Then the run was leased to A (handed off, never received)
         record = await app.get_run(run_id)

@@ -12,7 +12,7 @@ from typing import Any
 
 from runtime import Baton, Settings
 from tests.apps import app as test_app
-from tests.nodes import eventually, spawn_worker, stop_process
+from tests.nodes import eventually, kill_process, spawn_worker, stop_process
 
 
 def worker_env(settings: Settings, node: str, **extra: Any) -> dict[str, str]:
@@ -83,8 +83,7 @@ async def test_kill_9_worker_run_is_reclaimed_by_other(settings: Settings, redis
         started = f"{settings.prefix}:test:started"
         await eventually(lambda: redis.lrange(started, 0, -1), 20)
         # When A is killed with SIGKILL and B runs
-        os.kill(a.pid, signal.SIGKILL)
-        a.wait(10)
+        kill_process(a)
         killed_at = asyncio.get_running_loop().time()
         b = spawn_worker("tests.apps:app", worker_env(settings, "B"), tmp_path / "b.log")
         run = await app.wait_for(run_id, 30)

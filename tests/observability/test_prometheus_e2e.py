@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from runtime import Baton, Settings
-from tests.nodes import eventually, spawn_worker, stop_process
+from tests.nodes import eventually, kill_process, spawn_worker, stop_process
 from tests.observability.conftest import with_jobs
 from tests.observability.support import ALERTS, binary, dashboard_exprs, grafana_to_promql, promtool, scrape
 from tests.servers import free_port
@@ -137,8 +137,7 @@ async def test_prometheus_reads_queue_depth_and_reclaims_after_kill_9(
         await eventually(lambda: prom.value(held) == 1, 10, interval=0.25)
 
         # When that worker is killed with SIGKILL
-        os.kill(workers[holder].pid, signal.SIGKILL)
-        workers[holder].wait(10)
+        kill_process(workers[holder])
         run = await producer.wait_for(run_id, 30)
         assert run.status == "completed" and run.output == {"node": survivor, "attempt": 2}
 
