@@ -23,7 +23,6 @@ async def test_rate_limit_across_two_workers(settings: Settings, redis: Any, tmp
     burst = RATE_LIMIT * 5
     try:
         # When a burst of five seconds' worth of runs arrives at once
-        t0 = time.monotonic()
         ids = await app.trigger_batch([{"job": "limited"} for _ in range(burst)])
 
         async def all_done() -> bool:
@@ -31,7 +30,6 @@ async def test_rate_limit_across_two_workers(settings: Settings, redis: Any, tmp
                 assert p.poll() is None, f"worker exited with {p.returncode}"
             return (await app.count_by_status()).get("completed", 0) == burst
         await eventually(all_done, timeout=30, interval=0.2)
-        took = time.monotonic() - t0
     finally:
         codes = [stop_process(p) for p in procs]
     assert codes == [0, 0]
@@ -42,8 +40,9 @@ async def test_rate_limit_across_two_workers(settings: Settings, redis: Any, tmp
     # sliding windows too: any RATE_LIMIT consecutive starts span at least a second (GCRA spacing)
     starts.sort()
     assert min(b - a for a, b in zip(starts, starts[RATE_LIMIT:], strict=False)) >= 999
-    # and the burst took about 5 s, not more
-    assert 4.8 <= took <= 6.5, took
+    # and the limit let runs go as fast as it allows: the starts (Redis clock) span about 5 s, not more
+    span_s = (starts[-1] - starts[0]) / 1000
+    assert 4.8 <= span_s <= 6.0, span_s
     # both workers took part
     workers = {a.worker_id for rid in ids[::25] if (r := await app.get_run(rid)) for a in r.attempts}
     assert workers == {"w0", "w1"}
