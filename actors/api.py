@@ -36,7 +36,7 @@ class Api(Actor[None]):
 
     def __init__(self, app: Baton, registry: Any = None, ready: Callable[[], bool] | None = None,
                  port: int | None = None) -> None:
-        super().__init__(inbox_size=1)
+        super().__init__()
         self.app = app
         self.settings = app.settings
         self.keys = ApiKeys.from_settings(self.settings)  # a malformed BATON_API_KEYS fails the node at start

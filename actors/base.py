@@ -15,9 +15,74 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, ClassVar, Generic, TypeVar
 
-__all__ = ["Actor"]
+from runtime.settings import Settings
+
+__all__ = ["Actor", "Mailbox"]
 
 M = TypeVar("M")
+
+
+class Mailbox(Generic[M]):
+    """An actor's bounded inbox: the one thing actors share.
+
+    The supervisor makes every mailbox before any actor, and gives each actor
+    its own and those it sends to, so no actor holds another (and wiring needs
+    no placeholder for cycles). A mailbox outlives restarts of its actor.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._queue: asyncio.Queue[M] = asyncio.Queue(maxsize=size)
+        #: resolved by a send while the owner waits (one future, no tasks:
+        #: each message hop is on the pickup latency path)
+        self._waiter: asyncio.Future[None] | None = None
+
+    async def send(self, message: M) -> None:
+        """Deliver a message, waiting while the mailbox is full."""
+        await self._queue.put(message)
+        self.wake()
+
+    def send_nowait(self, message: M) -> None:
+        """Deliver a message from non-async code (raises QueueFull if the mailbox is full)."""
+        self._queue.put_nowait(message)
+        self.wake()
+
+    def offer(self, message: M) -> None:
+        """Deliver unless a message is waiting already (a nudge: one pending is enough)."""
+        if self._queue.empty():
+            try:
+                self.send_nowait(message)
+            except asyncio.QueueFull:  # pragma: no cover - an empty queue has room
+                pass
+
+    def empty(self) -> bool:
+        """No message is waiting."""
+        return self._queue.empty()
+
+    def qsize(self) -> int:
+        """Messages waiting."""
+        return self._queue.qsize()
+
+    def get_nowait(self) -> M:
+        """The next message (raises QueueEmpty)."""
+        return self._queue.get_nowait()
+
+    def wake(self) -> None:
+        """End the owner's current wait."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def wait(self, timeout_s: float | None) -> None:
+        """Until a message arrives, wake() is called, or ``timeout_s`` passes."""
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout_s, _resolve, waiter) if timeout_s is not None else None
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
 
 
 class Actor(Generic[M]):
@@ -35,7 +100,7 @@ class Actor(Generic[M]):
     #: on restart unless it is named here.
     survives: ClassVar[tuple[str, ...]] = ()
     #: what every actor keeps: messages sent to it, a stop request, how it was built
-    _KEPT: ClassVar[tuple[str, ...]] = ("inbox", "stopping", "_wakeup", "_built_with")
+    _KEPT: ClassVar[tuple[str, ...]] = ("inbox", "stopping", "_built_with")
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -52,31 +117,27 @@ class Actor(Generic[M]):
 
         setattr(cls, "__init__", remembering_init)  # noqa: B010 - assigning __init__ directly upsets mypy
 
-    def __init__(self, inbox_size: int = 10_000) -> None:
-        self.__dict__.setdefault("_built_with", ((inbox_size,), {}))  # a subclass without an __init__ of its own
-        self.inbox: asyncio.Queue[M] = asyncio.Queue(maxsize=inbox_size)
+    @classmethod
+    def inbox_size(cls, settings: Settings) -> int:
+        """How many messages the actor's mailbox holds (bounded, so backpressure is visible)."""
+        return 1
+
+    @classmethod
+    def mailbox(cls, settings: Settings) -> Mailbox[Any]:
+        """A new mailbox for an actor of this class."""
+        return Mailbox(cls.inbox_size(settings))
+
+    def __init__(self, inbox: Mailbox[M] | None = None) -> None:
+        self.__dict__.setdefault("_built_with", ((inbox,), {}))  # a subclass without an __init__ of its own
+        self.inbox: Mailbox[M] = inbox if inbox is not None else Mailbox(1)
         self.stopping = asyncio.Event()
         self.log = logging.getLogger(f"baton.{self.name}")
-        #: resolved by send() and stop() while receive() waits (one future, no tasks:
-        #: each message hop is on the pickup latency path)
-        self._wakeup: asyncio.Future[None] | None = None
         #: tasks started by this run() through spawn(); they end with it
         self._spawned: set[asyncio.Task[Any]] = set()
 
     async def send(self, message: M) -> None:
-        """Deliver a message, waiting while the inbox is full."""
-        await self.inbox.put(message)
-        self._wake()
-
-    def send_nowait(self, message: M) -> None:
-        """Deliver a message from non-async code (raises if the inbox is full)."""
-        self.inbox.put_nowait(message)
-        self._wake()
-
-    def _wake(self) -> None:
-        waiter = self._wakeup
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        """Deliver a message to this actor's inbox (its owner's way to talk to it)."""
+        await self.inbox.send(message)
 
     async def run(self) -> None:
         """The actor's whole life; returns when it has stopped."""
@@ -115,26 +176,18 @@ class Actor(Generic[M]):
     def stop(self) -> None:
         """Ask the actor to finish; run() returns soon after."""
         self.stopping.set()
-        self._wake()
+        self.inbox.wake()
 
     async def receive(self, timeout_s: float | None) -> M | None:
         """Next inbox message, or None after ``timeout_s`` or when stopping.
 
-        Messages must arrive through :meth:`send` / :meth:`send_nowait`, which
-        wake a waiting receive.
+        Messages arrive through the inbox's send / send_nowait, which wake a
+        waiting receive.
         """
         if self.stopping.is_set():
             return None
         if self.inbox.empty():
-            loop = asyncio.get_running_loop()
-            waiter = self._wakeup = loop.create_future()
-            timer = loop.call_later(timeout_s, _resolve, waiter) if timeout_s is not None else None
-            try:
-                await waiter
-            finally:
-                self._wakeup = None
-                if timer is not None:
-                    timer.cancel()
+            await self.inbox.wait(timeout_s)
             if self.stopping.is_set() or self.inbox.empty():
                 return None
         return self.inbox.get_nowait()

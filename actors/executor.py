@@ -1,7 +1,9 @@
 """Executor: runs leased runs' handlers in a pool of slots, and reports outcomes.
 
-It does no Redis I/O of its own: outcomes go to the reporter, which records
-them in batches through the fenced ``runs_finish`` script.
+Outcomes go to the reporter, which records them in batches through the fenced
+``runs_finish`` script. What a handler does through its run context (steps,
+logs, child runs, continuations) is written by the context itself, fenced by
+the lease token.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ from runtime.context import ContinueAsNew, RunContext, RunLogCapture, Suspend, c
 from runtime.errors import JobTimeout, LeaseLost, PermanentFailure
 from runtime.fencing import LeaseClock, lease_margin_s
 from runtime.logs import run_log_context
-from runtime.messages import CancelRun, LeaseGranted, LeasesRenewed, ReleaseAll, RunFinished
+from runtime.messages import AskBusy, CancelRun, LeaseGranted, LeasesRenewed, ReleaseAll, RunFinished, WhenIdle
 from runtime.metrics import Metrics
 from runtime.scripts import Claimed, Outcome
+from runtime.settings import Settings
 
-from .base import Actor
+from .base import Actor, Mailbox
 
 __all__ = ["Executor"]
 
@@ -38,7 +41,7 @@ FLUSH_INTERVAL_S = 0.2
 #: and a lease forever
 CANCEL_GRACE_S = 5.0
 
-ExecutorMessage = LeaseGranted | LeasesRenewed | CancelRun | ReleaseAll
+ExecutorMessage = LeaseGranted | LeasesRenewed | CancelRun | ReleaseAll | WhenIdle | AskBusy
 
 
 class Executor(Actor[ExecutorMessage]):
@@ -51,10 +54,16 @@ class Executor(Actor[ExecutorMessage]):
 
     name = "executor"
     #: running handlers (and what they need to end and report) outlive a crash of run()
-    survives = ("tasks", "claimed", "cancel_reasons", "threads", "idle", "reporter", "leases", "abandoned")
+    survives = ("tasks", "claimed", "cancel_reasons", "threads", "leases", "abandoned", "idle_replies")
 
-    def __init__(self, app: Baton, reporter: Actor[RunFinished], metrics: Metrics) -> None:
-        super().__init__(inbox_size=app.settings.concurrency * 2 + 100)
+    @classmethod
+    def inbox_size(cls, settings: Settings) -> int:
+        """Room for a grant per slot and then some: the leaser never grants more than the free slots."""
+        return settings.concurrency * 2 + 100
+
+    def __init__(self, app: Baton, metrics: Metrics, inbox: Mailbox[ExecutorMessage],
+                 reporter: Mailbox[RunFinished]) -> None:
+        super().__init__(inbox)
         self.app = app
         self.reporter = reporter
         self.metrics = metrics
@@ -69,8 +78,8 @@ class Executor(Actor[ExecutorMessage]):
         self.leases: dict[str, LeaseClock] = {}
         self.margin_s = lease_margin_s(app.settings.lease_ttl_ms)
         self.threads = ThreadPoolExecutor(max_workers=min(self.slots, 64), thread_name_prefix="baton-job")
-        self.idle = asyncio.Event()
-        self.idle.set()
+        #: the supervisor's WhenIdle questions, answered once nothing runs or waits to run
+        self.idle_replies: list[asyncio.Future[None]] = []
         # logging calls made inside handlers are copied into their run's log
         root = logging.getLogger()
         if not any(isinstance(h, RunLogCapture) for h in root.handlers):
@@ -81,29 +90,50 @@ class Executor(Actor[ExecutorMessage]):
 
     async def run(self) -> None:
         """Take messages until stopped; running handlers keep going across restarts."""
-        while not self.stopping.is_set():
-            msg = await self.receive(None)
-            if msg is None:
-                break
-            if isinstance(msg, LeaseGranted):
-                self.leases[msg.claimed.run_id] = LeaseClock(msg.deadline, self.margin_s)
-                self._start(msg.claimed)
-            elif isinstance(msg, LeasesRenewed):
-                for run_id in msg.run_ids:
-                    lease = self.leases.get(run_id)
-                    if lease is not None:
-                        lease.extend(msg.deadline)
-            elif isinstance(msg, CancelRun):
-                if msg.reason == "lease_lost":
-                    self._lease_lost(msg)
-                else:
-                    self._cancel(msg.run_id, msg.reason)
-            elif isinstance(msg, ReleaseAll):
-                for run_id in list(self.tasks):
-                    self._cancel(run_id, "released")
+        try:
+            while not self.stopping.is_set():
+                msg = await self.receive(None)
+                if msg is None:
+                    break
+                self.handle(msg)
+                self._answer_if_idle()
+        finally:
+            if self.stopping.is_set():
+                # stuck plain-def handlers are not waited for: their threads end with the process
+                self.threads.shutdown(wait=False, cancel_futures=True)
+
+    def handle(self, msg: ExecutorMessage) -> None:
+        """Apply one inbox message."""
+        if isinstance(msg, LeaseGranted):
+            self.leases[msg.claimed.run_id] = LeaseClock(msg.deadline, self.margin_s)
+            self._start(msg.claimed)
+        elif isinstance(msg, LeasesRenewed):
+            for run_id in msg.run_ids:
+                lease = self.leases.get(run_id)
+                if lease is not None:
+                    lease.extend(msg.deadline)
+        elif isinstance(msg, CancelRun):
+            if msg.reason == "lease_lost":
+                self._lease_lost(msg)
+            else:
+                self._cancel(msg.run_id, msg.reason)
+        elif isinstance(msg, ReleaseAll):
+            for run_id in list(self.tasks):
+                self._cancel(run_id, "released")
+        elif isinstance(msg, WhenIdle):
+            self.idle_replies.append(msg.reply)
+        elif isinstance(msg, AskBusy):
+            if not msg.reply.done():
+                msg.reply.set_result(len(self.tasks))
+
+    def _answer_if_idle(self) -> None:
+        if self.idle_replies and not self.tasks and self.inbox.empty():
+            for reply in self.idle_replies:
+                if not reply.done():
+                    reply.set_result(None)
+            self.idle_replies.clear()
 
     def _start(self, claimed: Claimed) -> None:
-        self.idle.clear()
         task = asyncio.get_running_loop().create_task(self._execute(claimed), name=f"run:{claimed.run_id}")
         self.tasks[claimed.run_id] = task
         self.claimed[claimed.run_id] = claimed
@@ -166,8 +196,7 @@ class Executor(Actor[ExecutorMessage]):
         self.cancel_reasons.pop(run_id, None)
         self.leases.pop(run_id, None)
         self.metrics.slots_busy.set(len(self.tasks))
-        if not self.tasks:
-            self.idle.set()
+        self._answer_if_idle()
 
     async def _execute(self, c: Claimed) -> None:
         started = time.monotonic()
@@ -292,10 +321,6 @@ class Executor(Actor[ExecutorMessage]):
         await self.app.scripts.update(c.run_id, c.token, {"continued_as": new_id},
                                       [("continued", orjson.dumps({"run_id": new_id}).decode())])
         return Outcome(c.run_id, c.token, "completed", output_json=orjson.dumps({"continued_as": new_id}).decode())
-
-    def shutdown_threads(self) -> None:
-        """Stop the thread pool without waiting for stuck sync handlers."""
-        self.threads.shutdown(wait=False, cancel_futures=True)
 
 
 def _failure(c: Claimed, status: str, exc: BaseException | None, permanent: bool = False) -> Outcome:

@@ -45,7 +45,7 @@ class Intake(Actor[None]):
     name = "intake"
 
     def __init__(self, app: Baton, metrics: Metrics) -> None:
-        super().__init__(inbox_size=1)
+        super().__init__()
         self.app = app
         self.metrics = metrics
         self.settings = app.settings

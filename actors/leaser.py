@@ -17,16 +17,26 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from runtime.app import Baton
-from runtime.messages import CancelRun, Drain, HandedOff, LeaseGranted, LeasesRenewed, Released, Wake
+from runtime.messages import (
+    CancelRun,
+    Drain,
+    HandedOff,
+    LeaseGranted,
+    LeasesRenewed,
+    Released,
+    Wake,
+    WhenReleased,
+)
 from runtime.metrics import Metrics
 from runtime.scripts import Claimed
+from runtime.settings import Settings
 
-from .base import Actor
+from .base import Actor, Mailbox
 from .observer import record_reclaimed
 
-__all__ = ["Leaser"]
+__all__ = ["Leaser", "clear_handoff", "served_queues"]
 
-LeaserMessage = Wake | Released | Drain | HandedOff
+LeaserMessage = Wake | Released | Drain | HandedOff | WhenReleased
 
 #: Wake reason meaning "a timer moved; recompute the wait" (no new work implied)
 TIMER = "timer"
@@ -38,11 +48,17 @@ class Leaser(Actor[LeaserMessage]):
     name = "leaser"
     #: the leases this node holds and its hand-off bookkeeping outlive a crash of run():
     #: they are real in Redis, and the executor is still running those runs
-    survives = ("held", "lease_meta", "occupied", "received", "draining", "handoff_reset", "handoff_ready",
-                "handoff_closed", "expected")
+    survives = ("held", "lease_meta", "occupied", "received", "draining", "expected", "drain_replies",
+                "release_replies")
 
-    def __init__(self, app: Baton, executor: Actor[Any], metrics: Metrics) -> None:
-        super().__init__()
+    @classmethod
+    def inbox_size(cls, settings: Settings) -> int:
+        """Wake-ups coalesce, releases come in batches: a generous bound that is never reached in practice."""
+        return 10_000
+
+    def __init__(self, app: Baton, metrics: Metrics, inbox: Mailbox[LeaserMessage],
+                 executor: Mailbox[LeaseGranted | LeasesRenewed | CancelRun]) -> None:
+        super().__init__(inbox)
         self.app = app
         self.settings = app.settings
         self.executor = executor
@@ -57,7 +73,7 @@ class Leaser(Actor[LeaserMessage]):
         self.draining = False
         self.maybe_work = True
         self.rotation = 0
-        self.queues = app.settings.queue_list or sorted({j.options.queue for j in app.jobs})
+        self.queues = served_queues(app)
         self.job_names = app.served_jobs()
         now = time.monotonic()
         self.next_renew = now + self.settings.renew_interval_ms / 1000
@@ -74,11 +90,10 @@ class Leaser(Actor[LeaserMessage]):
         self.register_ms = 3 * self.settings.idle_poll_ms if self.settings.handoff else 0
         #: runs received by hand-off, per partition index (runs_claim counts the rest as in transit)
         self.received: dict[int, int] = {}
-        self.handoff_reset = False
-        #: set once a previous process's hand-off state (same node id) is cleared: the receiver waits for it
-        self.handoff_ready = asyncio.Event()
-        #: set once a draining node is no longer registered and has every run handed to it
-        self.handoff_closed = asyncio.Event()
+        #: Drain replies, resolved once this node is no longer registered and has every run handed to it
+        self.drain_replies: list[asyncio.Future[None]] = []
+        #: WhenReleased replies, resolved once no granted run is left unreported
+        self.release_replies: list[asyncio.Future[None]] = []
         #: per partition, how many hand-offs a draining node still expects in total
         self.expected: dict[int, int] | None = None
 
@@ -114,8 +129,6 @@ class Leaser(Actor[LeaserMessage]):
             self.log.warning("%s failed on a Redis error (%s); trying again when it is next due", name, exc)
 
     async def _loop(self) -> None:
-        if self.register_ms and not self.handoff_reset:
-            await self._reset_handoff()
         while not self.stopping.is_set():
             if self.draining and self.expected is None:
                 await self._close_handoff()
@@ -165,10 +178,23 @@ class Leaser(Actor[LeaserMessage]):
                 self.held.pop(run_id, None)
                 self.lease_meta.pop(run_id, None)
             self.maybe_work = True
+            self._publish_leases()
         elif isinstance(msg, HandedOff):
             self._take_handed_off(msg)
         elif isinstance(msg, Drain):
             self.draining = True
+            self.drain_replies.append(msg.closed)
+            self._check_handoff_closed()
+        elif isinstance(msg, WhenReleased):
+            self.release_replies.append(msg.reply)
+        if self.release_replies and not self.occupied:
+            _answer(self.release_replies)
+
+    def _publish_leases(self) -> None:
+        """Export the leases held and the earliest deadline (read at scrape time by the metrics thread)."""
+        self.metrics.leases_held.set(len(self.held))
+        deadlines = [meta[2] for meta in self.lease_meta.values()]
+        self.metrics.publish_earliest_lease(min(deadlines) if deadlines else None)
 
     def _take_handed_off(self, msg: HandedOff) -> None:
         """Hold the leases runs_create granted this node while it waited (the
@@ -186,23 +212,13 @@ class Leaser(Actor[LeaserMessage]):
             self.lease_meta[c.run_id] = (c.job, c.attempt, expires)
         if runs:
             self.metrics.leases_acquired.inc(len(runs))
-
-    async def _reset_handoff(self) -> None:
-        """Start clean: a previous process with this node id may have left a registration."""
-        node = self.settings.node_id
-        pipe = self.app.redis.pipeline(transaction=False)
-        for p in self.app.keys.partitions:
-            pipe.delete(p.waiter(node), p.handoff(node))
-            pipe.hdel(p.handed, node)
-        await pipe.execute()
-        self.handoff_reset = True
-        self.handoff_ready.set()
+            self._publish_leases()
 
     async def _close_handoff(self) -> None:
         """Draining: stop being handed runs, and learn how many are still on their way."""
         if not self.register_ms:
             self.expected = {}
-            self.handoff_closed.set()
+            self._check_handoff_closed()
             return
         node = self.settings.node_id
         pipe = self.app.redis.pipeline(transaction=False)
@@ -216,10 +232,10 @@ class Leaser(Actor[LeaserMessage]):
         self._check_handoff_closed()
 
     def _check_handoff_closed(self) -> None:
-        if self.expected is not None and all(
+        if self.drain_replies and self.expected is not None and all(
             self.received.get(index, 0) >= n for index, n in self.expected.items()
         ):
-            self.handoff_closed.set()
+            _answer(self.drain_replies)
 
     async def claim_round(self) -> None:
         """Claim from every partition, fairly, until slots are full or nothing is left."""
@@ -249,11 +265,7 @@ class Leaser(Actor[LeaserMessage]):
                 self.maybe_work = True
 
     def _wake_self(self, reason: str = "tick") -> None:
-        if self.inbox.empty():
-            try:
-                self.send_nowait(Wake(reason))
-            except asyncio.QueueFull:
-                pass
+        self.inbox.offer(Wake(reason))
 
     async def reconcile(self) -> None:
         """Check the exact indices against the run records; export what was repaired."""
@@ -301,6 +313,7 @@ class Leaser(Actor[LeaserMessage]):
                 await self.executor.send(CancelRun(run_id, "lease_lost", job, attempt))
             for run_id in cancel:
                 await self.executor.send(CancelRun(run_id, "canceled"))
+        self._publish_leases()
 
     async def tick(self) -> None:
         """Promote due delayed runs and reap expired leases in every partition."""
@@ -335,12 +348,25 @@ class Leaser(Actor[LeaserMessage]):
         # wake-up in tick() lets it recompute (a delayed run may be due soon)
         self.next_tick = next_tick
 
-    def min_time_left(self) -> float:
-        """Least time left on a held lease, in seconds (the lease TTL when none is held).
 
-        Read by the metrics server's thread: copying the values is atomic under the GIL.
-        """
-        deadlines = [meta[2] for meta in list(self.lease_meta.values())]
-        if not deadlines:
-            return self.settings.lease_ttl_ms / 1000
-        return max(min(deadlines) - time.monotonic(), 0.0)
+def served_queues(app: Baton) -> list[str]:
+    """The queues a node of this app serves: the configured list, else its jobs' queues."""
+    return app.settings.queue_list or sorted({j.options.queue for j in app.jobs})
+
+
+async def clear_handoff(app: Baton) -> None:
+    """At node start: drop what a previous process with this node id left of its hand-off state
+    (its registration and undelivered hand-offs), so runs handed to it are not counted twice."""
+    node = app.settings.node_id
+    pipe = app.redis.pipeline(transaction=False)
+    for p in app.keys.partitions:
+        pipe.delete(p.waiter(node), p.handoff(node))
+        pipe.hdel(p.handed, node)
+    await pipe.execute()
+
+
+def _answer(replies: list[asyncio.Future[None]]) -> None:
+    for reply in replies:
+        if not reply.done():
+            reply.set_result(None)
+    replies.clear()

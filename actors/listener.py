@@ -15,7 +15,7 @@ from runtime.app import Baton
 from runtime.connection import connect
 from runtime.messages import CancelRun, Wake
 
-from .base import Actor
+from .base import Actor, Mailbox
 
 __all__ = ["Listener"]
 
@@ -25,8 +25,8 @@ class Listener(Actor[None]):
 
     name = "listener"
 
-    def __init__(self, app: Baton, leaser: Actor[Any], executor: Actor[Any]) -> None:
-        super().__init__(inbox_size=1)
+    def __init__(self, app: Baton, leaser: Mailbox[Wake], executor: Mailbox[CancelRun]) -> None:
+        super().__init__()
         self.app = app
         self.leaser = leaser
         self.executor = executor
@@ -58,8 +58,7 @@ class Listener(Actor[None]):
                     continue
                 data = msg["data"].decode() if isinstance(msg["data"], bytes) else str(msg["data"])
                 if msg["channel"] == wake:
-                    if self.leaser.inbox.empty():  # one pending wake-up is enough
-                        await self.leaser.send(Wake(data))
+                    self.leaser.offer(Wake(data))  # one pending wake-up is enough
                 elif msg["channel"] == cancel:
                     await self.executor.send(CancelRun(data, "canceled"))
         finally:

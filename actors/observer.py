@@ -46,7 +46,7 @@ class Observer(Actor[None]):
     name = "observer"
 
     def __init__(self, app: Baton, metrics: Metrics) -> None:
-        super().__init__(inbox_size=1)
+        super().__init__()
         self.app = app
         self.metrics = metrics
         self.settings = app.settings

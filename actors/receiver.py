@@ -19,9 +19,7 @@ from runtime.keys import Partition
 from runtime.messages import HandedOff, LeaseGranted
 from runtime.scripts import handed_off_runs
 
-from .base import Actor
-from .executor import Executor
-from .leaser import Leaser
+from .base import Actor, Mailbox
 
 __all__ = ["Receiver"]
 
@@ -34,17 +32,16 @@ class Receiver(Actor[None]):
 
     name = "receiver"
 
-    def __init__(self, app: Baton, leaser: Leaser, executor: Executor) -> None:
-        super().__init__(inbox_size=1)
+    def __init__(self, app: Baton, leaser: Mailbox[HandedOff], executor: Mailbox[LeaseGranted]) -> None:
+        super().__init__()
         self.app = app
         self.leaser = leaser
         self.executor = executor
 
     async def run(self) -> None:
         """Receive until stopped; a failing partition loop fails the actor (and is restarted)."""
-        # entries left by an earlier process with this node id are cleared by
-        # the leaser first: popping them would unbalance the in-transit count
-        await self.leaser.handoff_ready.wait()
+        # entries left by an earlier process with this node id were cleared at node start
+        # (clear_handoff): popping them would unbalance the in-transit count
         loop = asyncio.get_running_loop()
         direct = DirectCalls(self.app.redis)
         tasks = [loop.create_task(self._receive(p, direct), name=f"receiver:{p.index}")

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from runtime.app import Baton
 from runtime.logs import run_log_context
 from runtime.messages import Released, RunFinished
 from runtime.metrics import Metrics
 from runtime.scripts import Outcome
+from runtime.settings import Settings
 
-from .base import Actor
+from .base import Actor, Mailbox
 
 __all__ = ["Reporter"]
 
@@ -31,8 +31,13 @@ class Reporter(Actor[RunFinished]):
     #: outcomes not yet written outlive a crash of run(): the restarted reporter writes them
     survives = ("pending",)
 
-    def __init__(self, app: Baton, leaser: Actor[Any], metrics: Metrics) -> None:
-        super().__init__(inbox_size=app.settings.concurrency * 2 + 100)
+    @classmethod
+    def inbox_size(cls, settings: Settings) -> int:
+        """An outcome per slot and then some (as the executor's)."""
+        return settings.concurrency * 2 + 100
+
+    def __init__(self, app: Baton, metrics: Metrics, inbox: Mailbox[RunFinished], leaser: Mailbox[Released]) -> None:
+        super().__init__(inbox)
         self.app = app
         self.leaser = leaser
         self.metrics = metrics

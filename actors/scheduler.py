@@ -40,7 +40,7 @@ class Scheduler(Actor[None]):
     name = "scheduler"
 
     def __init__(self, app: Baton) -> None:
-        super().__init__(inbox_size=1)
+        super().__init__()
         self.app = app
         self.holding = False
 

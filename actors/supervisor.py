@@ -22,14 +22,14 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from runtime.app import Baton
 from runtime.connection import check_eviction_policy
 from runtime.logs import node_id_var
-from runtime.messages import Drain, ReleaseAll
+from runtime.messages import AskBusy, Drain, ReleaseAll, WhenIdle, WhenReleased
 from runtime.metrics import Metrics
 
 from .api import Api
 from .base import Actor
-from .executor import Executor
+from .executor import CANCEL_GRACE_S, Executor
 from .intake import Intake, ensure_group
-from .leaser import Leaser
+from .leaser import Leaser, clear_handoff, served_queues
 from .listener import Listener
 from .observer import Observer
 from .receiver import Receiver
@@ -49,20 +49,22 @@ class Supervisor(Actor[None]):
     name = "supervisor"
 
     def __init__(self, app: Baton, metrics: Metrics | None = None, intake: bool = True) -> None:
-        super().__init__(inbox_size=1)
+        super().__init__()
         self.app = app
         self.settings = app.settings
         self.metrics = metrics or Metrics()
         self.exit_code = 0
         self.shutdown_requested = asyncio.Event()
         self.started = asyncio.Event()
-        # wiring: each actor knows only the inboxes it sends to
-        self.executor = Executor(app, reporter=_Late(), metrics=self.metrics)
-        self.leaser = Leaser(app, executor=self.executor, metrics=self.metrics)
-        self.reporter = Reporter(app, leaser=self.leaser, metrics=self.metrics)
-        self.executor.reporter = self.reporter
-        self.listener = Listener(app, leaser=self.leaser, executor=self.executor)
-        self.receiver = Receiver(app, leaser=self.leaser, executor=self.executor) if self.settings.handoff else None
+        # wiring: the mailboxes first, then each actor with its own and those it sends to
+        settings = self.settings
+        to_executor, to_leaser, to_reporter = (
+            Executor.mailbox(settings), Leaser.mailbox(settings), Reporter.mailbox(settings))
+        self.executor = Executor(app, self.metrics, inbox=to_executor, reporter=to_reporter)
+        self.leaser = Leaser(app, self.metrics, inbox=to_leaser, executor=to_executor)
+        self.reporter = Reporter(app, self.metrics, inbox=to_reporter, leaser=to_leaser)
+        self.listener = Listener(app, leaser=to_leaser, executor=to_executor)
+        self.receiver = Receiver(app, leaser=to_leaser, executor=to_executor) if settings.handoff else None
         self.intake = Intake(app, self.metrics) if intake else None
         self.observer = Observer(app, self.metrics)
         # the HTTP API, in this process when api_port is set (or alone: `baton api`)
@@ -101,9 +103,7 @@ class Supervisor(Actor[None]):
             return
         self.metrics.slots_total.set(self.settings.concurrency)
         self.metrics.init_jobs(app.jobs.names())
-        self.metrics.lease_ttl.set(self.settings.lease_ttl_ms / 1000)
-        self.metrics.leases_held.set_function(lambda: len(self.leaser.held))
-        self.metrics.lease_remaining_min.set_function(self.leaser.min_time_left)
+        self.metrics.set_lease_ttl(self.settings.lease_ttl_ms / 1000)
         app.scripts.on_call = self.metrics.observe_redis
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -115,7 +115,7 @@ class Supervisor(Actor[None]):
             self.tasks[actor.name] = loop.create_task(self._supervise(actor), name=f"actor:{actor.name}")
         self.log.info(
             "node %s started: %d slots, jobs %s, queues %s, %d partition(s)", self.settings.node_id,
-            self.settings.concurrency, ",".join(app.jobs.names()) or "-", ",".join(self.leaser.queues) or "-",
+            self.settings.concurrency, ",".join(app.jobs.names()) or "-", ",".join(served_queues(app)) or "-",
             self.settings.partitions,
         )
         self.started.set()
@@ -136,6 +136,7 @@ class Supervisor(Actor[None]):
                 await check_eviction_policy(self.app.redis)
                 await self.app.register_jobs()
                 await ensure_group(self.app)
+                await clear_handoff(self.app)
                 return True
             except OUTAGE as exc:
                 self.metrics.redis_reconnects.labels(actor=self.name).inc()
@@ -195,11 +196,12 @@ class Supervisor(Actor[None]):
         keys = self.app.keys
         now_ms = int(time.time() * 1000)
         ttl_ms = self.settings.lease_ttl_ms * 2
+        busy = await self._ask_busy()
         try:
             pipe = self.app.redis.pipeline(transaction=False)
             pipe.hset(keys.node(self.settings.node_id), mapping={
                 "node_id": self.settings.node_id, "heartbeat_at": now_ms, "slots": self.settings.concurrency,
-                "busy": len(self.executor.tasks), "jobs": ",".join(self.app.jobs.names()),
+                "busy": busy if busy is not None else "", "jobs": ",".join(self.app.jobs.names()),
             })
             pipe.pexpire(keys.node(self.settings.node_id), ttl_ms)
             pipe.zadd(keys.nodes, {self.settings.node_id: now_ms})
@@ -220,26 +222,23 @@ class Supervisor(Actor[None]):
             # delivered again and run creation is idempotent on the entry id
             self.intake.stop()
             await self._cancel(self.intake, wait_s=0)
-        await self.leaser.send(Drain())
-        try:
+        loop = asyncio.get_running_loop()
+        closed: asyncio.Future[None] = loop.create_future()
+        await self.leaser.send(Drain(closed))
+        if not await _answered(closed, 2.0):
             # runs handed to this node before it stopped waiting are run like the others
-            await asyncio.wait_for(self.leaser.handoff_closed.wait(), 2.0)
-        except TimeoutError:
             self.log.warning("runs handed to this node did not all arrive; their leases will expire")
-        try:
-            await asyncio.wait_for(self._executor_settled(), self.settings.shutdown_grace_s)
-        except TimeoutError:
-            self.log.warning("grace period over with %d run(s) executing; releasing them",
-                             len(self.executor.tasks))
+        if not await self._ask_idle(self.settings.shutdown_grace_s):
+            self.log.warning("grace period over with %s run(s) executing; releasing them",
+                             await self._ask_busy())
             await self.executor.send(ReleaseAll())
-            try:
-                await asyncio.wait_for(self.executor.idle.wait(), 5.0)
-            except TimeoutError:
+            # a handler that ignores cancellation is abandoned by the executor after its grace
+            if not await self._ask_idle(CANCEL_GRACE_S + 1.0):
                 self.log.error("handlers did not stop after cancellation; their leases will expire")
         # wait until the reporter has written every outcome
-        deadline = time.monotonic() + 10.0
-        while self.leaser.occupied and time.monotonic() < deadline and not self.tasks["reporter"].done():
-            await asyncio.sleep(0.01)
+        released: asyncio.Future[None] = loop.create_future()
+        await self.leaser.send(WhenReleased(released))
+        await _answered(released, 10.0, unless=self.tasks["reporter"])
         # the scheduler stops first among the rest and hands its lease over at once
         self.scheduler.stop()
         await self._cancel(self.scheduler)
@@ -255,7 +254,6 @@ class Supervisor(Actor[None]):
         for actor in (self.leaser, self.reporter, self.executor):
             actor.stop()
             await self._cancel(actor)
-        self.executor.shutdown_threads()
         try:
             await self.app.redis.zrem(self.app.keys.nodes, self.settings.node_id)
             await self.app.redis.delete(self.app.keys.node(self.settings.node_id))
@@ -263,13 +261,22 @@ class Supervisor(Actor[None]):
             pass
         self.log.info("node %s stopped (exit code %d)", self.settings.node_id, self.exit_code)
 
-    async def _executor_settled(self) -> None:
-        """Until the executor runs nothing and has no granted run still in its inbox."""
-        while True:
-            await self.executor.idle.wait()
-            if self.executor.inbox.empty():
-                return
-            await asyncio.sleep(0.005)
+    async def _ask_idle(self, timeout_s: float) -> bool:
+        """Ask the executor to say when nothing runs and no granted run waits; False on timeout."""
+        reply: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        await self.executor.send(WhenIdle(reply))
+        return await _answered(reply, timeout_s, unless=self.tasks.get("executor"))
+
+    async def _ask_busy(self) -> int | None:
+        """How many handlers run now, as the executor says (None if it does not answer at once)."""
+        reply: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        try:
+            self.executor.inbox.send_nowait(AskBusy(reply))
+        except asyncio.QueueFull:
+            return None
+        if not await _answered(reply, 1.0, unless=self.tasks.get("executor")):
+            return None
+        return reply.result()
 
     async def _cancel(self, actor: Actor[Any], wait_s: float = 2.0) -> None:
         task = self.tasks.get(actor.name)
@@ -285,5 +292,10 @@ class Supervisor(Actor[None]):
                 pass
 
 
-class _Late(Actor[Any]):
-    """Placeholder replaced during wiring (the executor and reporter refer to each other)."""
+async def _answered(reply: asyncio.Future[Any], timeout_s: float, unless: asyncio.Task[None] | None = None) -> bool:
+    """Wait for an actor's reply; False after ``timeout_s`` or once ``unless`` (the actor's task) ended."""
+    waits: set[asyncio.Future[Any]] = {reply}
+    if unless is not None:
+        waits.add(unless)
+    await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    return reply.done() and not reply.cancelled()

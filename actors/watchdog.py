@@ -54,7 +54,7 @@ class Watchdog(Actor[None]):
     name = "watchdog"
 
     def __init__(self, app: Baton, metrics: Metrics) -> None:
-        super().__init__(inbox_size=1)
+        super().__init__()
         self.app = app
         self.metrics = metrics
         self.beat = time.monotonic()

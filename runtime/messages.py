@@ -1,13 +1,19 @@
-"""Messages the actors exchange over their asyncio inboxes (all frozen dataclasses)."""
+"""Messages the actors exchange over their mailboxes (all frozen dataclasses).
+
+A question the supervisor asks carries a future: the actor that owns the
+answer resolves it (a one-shot reply channel), so no actor reads another's state.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from .scripts import Claimed, Outcome
 
 __all__ = [
-    "CancelRun", "Drain", "HandedOff", "LeaseGranted", "LeasesRenewed", "ReleaseAll", "Released", "RunFinished", "Wake",
+    "AskBusy", "CancelRun", "Drain", "HandedOff", "LeaseGranted", "LeasesRenewed", "ReleaseAll", "Released",
+    "RunFinished", "Wake", "WhenIdle", "WhenReleased",
 ]
 
 
@@ -82,7 +88,34 @@ class HandedOff:
 
 @dataclass(frozen=True)
 class Drain:
-    """Supervisor -> leaser: stop claiming new runs; keep renewing held leases."""
+    """Supervisor -> leaser: stop claiming new runs; keep renewing held leases.
+
+    ``closed`` is resolved once this node is no longer handed runs and every run
+    handed to it before has arrived.
+    """
+
+    closed: asyncio.Future[None]
+
+
+@dataclass(frozen=True)
+class WhenReleased:
+    """Supervisor -> leaser: resolve ``reply`` once no granted run is left unreported."""
+
+    reply: asyncio.Future[None]
+
+
+@dataclass(frozen=True)
+class WhenIdle:
+    """Supervisor -> executor: resolve ``reply`` once no handler runs and no granted run waits."""
+
+    reply: asyncio.Future[None]
+
+
+@dataclass(frozen=True)
+class AskBusy:
+    """Supervisor -> executor: resolve ``reply`` with the number of handlers running."""
+
+    reply: asyncio.Future[int]
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ Two kinds of metric live here:
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -112,6 +113,9 @@ class Metrics:
             buckets=LEASE_BUCKETS, registry=r,
         )
         self.lease_ttl = Gauge("baton_lease_ttl_seconds", "Configured lease time-to-live", registry=r)
+        self._earliest_lease: float | None = None
+        self._lease_ttl_s = 0.0
+        self.lease_remaining_min.set_function(self._lease_remaining_min)
 
         # -- cluster-wide gauges (read from Redis by the observer) ---------------
         self.queue_depth = Gauge(
@@ -189,6 +193,26 @@ class Metrics:
         self.event_loop_stalls = Counter(
             "baton_event_loop_stalls_total", "Times the event loop was blocked for 0.5 s or more", registry=r,
         )
+
+    def set_lease_ttl(self, seconds: float) -> None:
+        """The configured lease TTL (also what the least-time-left gauge shows with no lease held)."""
+        self._lease_ttl_s = seconds
+        self.lease_ttl.set(seconds)
+
+    def publish_earliest_lease(self, deadline: float | None) -> None:
+        """The leaser's earliest lease deadline (monotonic), or None when it holds none.
+
+        The one value the event loop shares with the metrics server's thread: a
+        float replaced whole (atomic under the GIL), read at scrape time by
+        ``baton_lease_remaining_min_seconds`` so the gauge counts down between renewals.
+        """
+        self._earliest_lease = deadline
+
+    def _lease_remaining_min(self) -> float:
+        deadline = self._earliest_lease
+        if deadline is None:
+            return self._lease_ttl_s
+        return max(deadline - time.monotonic(), 0.0)
 
     def observe_redis(self, command: str, seconds: float) -> None:
         """Record one Redis round trip (the Scripts.on_call hook)."""
