@@ -1,6 +1,6 @@
 """Listener: turns Redis pub/sub notices into inbox messages.
 
-Wake-ups (runs became ready, a limit freed up) go to the leaser, so it claims
+Wake-ups (runs became ready, a limit freed up) go to the fetcher, so it claims
 without polling; cancellations go to the executor, so a canceled run stops at
 once rather than at the next renewal (which remains the fallback).
 """
@@ -25,10 +25,10 @@ class Listener(Actor[None]):
 
     name = "listener"
 
-    def __init__(self, app: Baton, leaser: Mailbox[Wake], executor: Mailbox[CancelRun]) -> None:
+    def __init__(self, app: Baton, fetcher: Mailbox[Wake], executor: Mailbox[CancelRun]) -> None:
         super().__init__()
         self.app = app
-        self.leaser = leaser
+        self.fetcher = fetcher
         self.executor = executor
 
     def _client(self) -> Any:
@@ -50,7 +50,7 @@ class Listener(Actor[None]):
         try:
             await pubsub.subscribe(keys.wake_channel, keys.cancel_channel)
             # a wake-up right after (re)subscribing covers notices sent while we were away
-            await self.leaser.send(Wake(""))
+            await self.fetcher.send(Wake(""))
             wake, cancel = keys.wake_channel.encode(), keys.cancel_channel.encode()
             while not self.stopping.is_set():
                 msg = await pubsub.get_message(timeout=1.0)
@@ -58,7 +58,7 @@ class Listener(Actor[None]):
                     continue
                 data = msg["data"].decode() if isinstance(msg["data"], bytes) else str(msg["data"])
                 if msg["channel"] == wake:
-                    self.leaser.offer(Wake(data))  # one pending wake-up is enough
+                    self.fetcher.offer(Wake(data))  # one pending wake-up is enough
                 elif msg["channel"] == cancel:
                     await self.executor.send(CancelRun(data, "canceled"))
         finally:

@@ -22,13 +22,13 @@ from typing import Any
 from redis.exceptions import RedisError, ResponseError
 
 from runtime.app import Baton
+from runtime.codec import text
 from runtime.keys import Partition
-from runtime.logs import run_log_context
 from runtime.metrics import Metrics
 
 from .base import Actor
 
-__all__ = ["Observer", "record_reclaimed"]
+__all__ = ["Observer"]
 
 #: ready-set score = (1000 - priority) * 2^42 + sequence (see lua/includes/common.lua)
 READY_BAND = 4398046511104
@@ -36,8 +36,6 @@ READY_BAND = 4398046511104
 INDEXED_STATES = ("completed", "failed", "canceled", "dead_letter")
 
 
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class Observer(Actor[None]):
@@ -101,7 +99,7 @@ class Observer(Actor[None]):
         if isinstance(groups, Exception):
             raise groups
         for g in groups:
-            if _s(g.get("name", b"")) != keys.intake_group:
+            if text(g.get("name", b"")) != keys.intake_group:
                 continue
             m.intake_pending.set(int(g.get("pending") or 0))
             lag = g.get("lag")
@@ -150,11 +148,11 @@ class Observer(Actor[None]):
             total = int(depth) + int(kdepth)
             queued += total
             m.queue_depth.labels(queue=q, partition=part).set(total)
-            heads[q] = sorted({_s(x) for x in [*first, *band0, *kfirst, *kband0]})
+            heads[q] = sorted({text(x) for x in [*first, *band0, *kfirst, *kband0]})
         m.partition_runs.labels(partition=part, state="queued").set(queued)
         await self._oldest(p, heads, now_ms)
 
-        found = sorted(_s(n) for n in names)
+        found = sorted(text(n) for n in names)
         if found != queues:
             # a queue seen for the first time: count it now rather than an interval later
             self.queues[p.index] = found
@@ -179,29 +177,3 @@ class Observer(Actor[None]):
         for q in heads:
             age_ms = max(now_ms - oldest[q], 0) if q in oldest else 0
             self.metrics.queue_oldest_age.labels(queue=q, partition=part).set(age_ms / 1000)
-
-
-async def record_reclaimed(
-    app: Baton, metrics: Metrics, p: Partition, reaped: list[tuple[str, str, str]], log: Any,
-) -> None:
-    """Count and log leases the reaper reclaimed: by queue, with each run's job and attempt.
-
-    The reap script returns (id, former node, new status); the job, queue and
-    attempt come from the run records in one pipeline (reclaims are rare).
-    """
-    pipe = app.redis.pipeline(transaction=False)
-    for run_id, _node, _status in reaped:
-        pipe.hmget(p.run(run_id), "job", "queue", "attempt")
-    rows = await pipe.execute()
-    for (run_id, node, status), (job_b, queue_b, attempt_b) in zip(reaped, rows, strict=True):
-        job = _s(job_b) if job_b is not None else "unknown"
-        queue = _s(queue_b) if queue_b is not None else "unknown"
-        attempt = int(attempt_b or 0)
-        metrics.leases_reclaimed.labels(queue=queue).inc()
-        # a run its node never took from the hand-off list is released (queued at
-        # once, uncharged); any other reclaimed attempt crashed (retry or final status)
-        metrics.attempts.labels(job_name=job, outcome="released" if status == "queued" else "crashed").inc()
-        metrics.count_status(job, status)
-        with run_log_context(run_id, job, attempt):
-            log.warning("reclaimed expired lease of run %s from node %s -> %s", run_id, node, status)
-

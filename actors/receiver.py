@@ -4,7 +4,7 @@ A node whose claim finds less work than it has room for registers as waiting
 (runs_claim); runs_create then leases new runs to it directly and pushes them
 to the node's hand-off list. The receiver blocks on that list (BLPOP, one
 connection per partition), gives the runs to the executor and tells the
-leaser, which holds and renews their leases. A run submitted to an idle node
+leaser, which renews their leases, and the fetcher, which counts their slots. A run submitted to an idle node
 thus starts without a claim round trip, and without a hop through the leaser.
 """
 
@@ -16,7 +16,7 @@ import time
 from runtime.app import Baton
 from runtime.connection import DirectCalls
 from runtime.keys import Partition
-from runtime.messages import HandedOff, LeaseGranted
+from runtime.messages import HandedOff, Hold, LeaseGranted
 from runtime.scripts import handed_off_runs
 
 from .base import Actor, Mailbox
@@ -32,11 +32,13 @@ class Receiver(Actor[None]):
 
     name = "receiver"
 
-    def __init__(self, app: Baton, leaser: Mailbox[HandedOff], executor: Mailbox[LeaseGranted]) -> None:
+    def __init__(self, app: Baton, executor: Mailbox[LeaseGranted], leaser: Mailbox[Hold],
+                 fetcher: Mailbox[HandedOff]) -> None:
         super().__init__()
         self.app = app
-        self.leaser = leaser
         self.executor = executor
+        self.leaser = leaser
+        self.fetcher = fetcher
 
     async def run(self) -> None:
         """Receive until stopped; a failing partition loop fails the actor (and is restarted)."""
@@ -72,11 +74,12 @@ class Receiver(Actor[None]):
                 # entry must not stop the node (leases it held are reaped)
                 self.log.error("skipped an unreadable hand-off entry of partition %d: %r", partition.index, exc)
                 continue
-            # the leaser hears of the runs before anything can report them done:
-            # both messages are queued in this one step
+            # the leaser and the fetcher hear of the runs before anything can report
+            # them done: every message is queued in this one step
+            self.leaser.send_nowait(Hold(partition.index, tuple(runs), deadline))
             for c in runs:
                 self.executor.send_nowait(LeaseGranted(c, deadline))
-            self.leaser.send_nowait(HandedOff(partition.index, tuple(runs)))
+            self.fetcher.send_nowait(HandedOff(partition.index, tuple(runs)))
             # let the runs start before this loop spends time sending the next BLPOP
             for _ in range(4):
                 await asyncio.sleep(0)

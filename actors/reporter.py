@@ -20,7 +20,7 @@ BATCH = 500
 
 class Reporter(Actor[RunFinished]):
     """Takes RunFinished messages, writes them with one Lua call per partition per batch,
-    then tells the leaser which slots are free again.
+    then tells the fetcher which slots are free again and the leaser which leases are gone.
 
     A Redis error leaves the batch unwritten and crashes the actor: the supervisor
     restarts it and the batch is retried; if the lease expires meanwhile, the
@@ -36,9 +36,11 @@ class Reporter(Actor[RunFinished]):
         """An outcome per slot and then some (as the executor's)."""
         return settings.concurrency * 2 + 100
 
-    def __init__(self, app: Baton, metrics: Metrics, inbox: Mailbox[RunFinished], leaser: Mailbox[Released]) -> None:
+    def __init__(self, app: Baton, metrics: Metrics, inbox: Mailbox[RunFinished], fetcher: Mailbox[Released],
+                 leaser: Mailbox[Released]) -> None:
         super().__init__(inbox)
         self.app = app
+        self.fetcher = fetcher
         self.leaser = leaser
         self.metrics = metrics
         self.pending: list[RunFinished] = []
@@ -68,7 +70,9 @@ class Reporter(Actor[RunFinished]):
         for msgs, result in zip(by_partition.values(), results, strict=True):
             for msg, (_run_id, status) in zip(msgs, result, strict=True):
                 self._count(msg, msg.outcome, status)
-        await self.leaser.send(Released(tuple(m.outcome.run_id for m in batch)))
+        released = Released(tuple(m.outcome.run_id for m in batch))
+        await self.leaser.send(released)
+        await self.fetcher.send(released)
 
     def _count(self, msg: RunFinished, outcome: Outcome, status: str | int) -> None:
         if status == -1:

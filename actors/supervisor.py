@@ -28,8 +28,9 @@ from runtime.metrics import Metrics
 from .api import Api
 from .base import Actor
 from .executor import CANCEL_GRACE_S, Executor
+from .fetcher import Fetcher, clear_handoff, served_queues
 from .intake import Intake, ensure_group
-from .leaser import Leaser, clear_handoff, served_queues
+from .leaser import Leaser
 from .listener import Listener
 from .observer import Observer
 from .receiver import Receiver
@@ -58,13 +59,15 @@ class Supervisor(Actor[None]):
         self.started = asyncio.Event()
         # wiring: the mailboxes first, then each actor with its own and those it sends to
         settings = self.settings
-        to_executor, to_leaser, to_reporter = (
-            Executor.mailbox(settings), Leaser.mailbox(settings), Reporter.mailbox(settings))
+        to_executor, to_fetcher, to_leaser, to_reporter = (
+            Executor.mailbox(settings), Fetcher.mailbox(settings), Leaser.mailbox(settings), Reporter.mailbox(settings))
         self.executor = Executor(app, self.metrics, inbox=to_executor, reporter=to_reporter)
-        self.leaser = Leaser(app, self.metrics, inbox=to_leaser, executor=to_executor)
-        self.reporter = Reporter(app, self.metrics, inbox=to_reporter, leaser=to_leaser)
-        self.listener = Listener(app, leaser=to_leaser, executor=to_executor)
-        self.receiver = Receiver(app, leaser=to_leaser, executor=to_executor) if settings.handoff else None
+        self.fetcher = Fetcher(app, self.metrics, inbox=to_fetcher, executor=to_executor, leaser=to_leaser)
+        self.leaser = Leaser(app, self.metrics, inbox=to_leaser, executor=to_executor, fetcher=to_fetcher)
+        self.reporter = Reporter(app, self.metrics, inbox=to_reporter, fetcher=to_fetcher, leaser=to_leaser)
+        self.listener = Listener(app, fetcher=to_fetcher, executor=to_executor)
+        self.receiver = (Receiver(app, executor=to_executor, leaser=to_leaser, fetcher=to_fetcher)
+                         if settings.handoff else None)
         self.intake = Intake(app, self.metrics) if intake else None
         self.observer = Observer(app, self.metrics)
         # the HTTP API, in this process when api_port is set (or alone: `baton api`)
@@ -78,8 +81,8 @@ class Supervisor(Actor[None]):
     @property
     def actors(self) -> list[Actor[Any]]:
         """Every supervised actor, in start order."""
-        actors: list[Actor[Any]] = [self.watchdog, self.reporter, self.executor, self.leaser, self.listener,
-                                    self.observer]
+        actors: list[Actor[Any]] = [self.watchdog, self.reporter, self.executor, self.leaser, self.fetcher,
+                                    self.listener, self.observer]
         if self.receiver is not None:
             actors.append(self.receiver)
         if self.intake is not None:
@@ -224,7 +227,7 @@ class Supervisor(Actor[None]):
             await self._cancel(self.intake, wait_s=0)
         loop = asyncio.get_running_loop()
         closed: asyncio.Future[None] = loop.create_future()
-        await self.leaser.send(Drain(closed))
+        await self.fetcher.send(Drain(closed))
         if not await _answered(closed, 2.0):
             # runs handed to this node before it stopped waiting are run like the others
             self.log.warning("runs handed to this node did not all arrive; their leases will expire")
@@ -237,7 +240,7 @@ class Supervisor(Actor[None]):
                 self.log.error("handlers did not stop after cancellation; their leases will expire")
         # wait until the reporter has written every outcome
         released: asyncio.Future[None] = loop.create_future()
-        await self.leaser.send(WhenReleased(released))
+        await self.fetcher.send(WhenReleased(released))
         await _answered(released, 10.0, unless=self.tasks["reporter"])
         # the scheduler stops first among the rest and hands its lease over at once
         self.scheduler.stop()
@@ -251,7 +254,7 @@ class Supervisor(Actor[None]):
         if self.api is not None:  # served (readiness 503) while draining; stops once work is handed back
             self.api.stop()
             await self._cancel(self.api, wait_s=5)
-        for actor in (self.leaser, self.reporter, self.executor):
+        for actor in (self.fetcher, self.leaser, self.reporter, self.executor):
             actor.stop()
             await self._cancel(actor)
         try:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from .scripts import Claimed, Outcome
 
 __all__ = [
-    "AskBusy", "CancelRun", "Drain", "HandedOff", "LeaseGranted", "LeasesRenewed", "ReleaseAll", "Released",
+    "AskBusy", "CancelRun", "Drain", "HandedOff", "Hold", "LeaseGranted", "LeasesRenewed", "ReleaseAll", "Released",
     "RunFinished", "Wake", "WhenIdle", "WhenReleased",
 ]
 
@@ -65,22 +65,34 @@ class RunFinished:
 
 @dataclass(frozen=True)
 class Released:
-    """Reporter -> leaser: these runs no longer occupy a slot on this node."""
+    """Reporter -> fetcher and leaser: these runs no longer occupy a slot, nor hold a lease, on this node."""
 
     run_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)
 class Wake:
-    """Listener -> leaser: runs became ready in a partition (or a limit freed up)."""
+    """Listener/leaser -> fetcher: runs became ready in a partition (or a limit freed up)."""
 
     partition_prefix: str
 
 
 @dataclass(frozen=True)
+class Hold:
+    """Fetcher/receiver -> leaser: this node now holds these leases; renew them until released.
+
+    ``deadline`` is the monotonic time by which they surely have not expired (see runtime/fencing.py).
+    """
+
+    partition: int
+    runs: tuple[Claimed, ...]
+    deadline: float
+
+
+@dataclass(frozen=True)
 class HandedOff:
-    """Receiver -> leaser: runs leased to this node by runs_create while it waited
-    (already given to the executor); the leaser holds and renews their leases."""
+    """Receiver -> fetcher: runs leased to this node by runs_create while it waited
+    (already given to the executor and their leases to the leaser): they occupy slots."""
 
     partition: int
     runs: tuple[Claimed, ...]
@@ -88,7 +100,7 @@ class HandedOff:
 
 @dataclass(frozen=True)
 class Drain:
-    """Supervisor -> leaser: stop claiming new runs; keep renewing held leases.
+    """Supervisor -> fetcher: stop claiming new runs (the leaser keeps renewing held leases).
 
     ``closed`` is resolved once this node is no longer handed runs and every run
     handed to it before has arrived.
@@ -99,7 +111,7 @@ class Drain:
 
 @dataclass(frozen=True)
 class WhenReleased:
-    """Supervisor -> leaser: resolve ``reply`` once no granted run is left unreported."""
+    """Supervisor -> fetcher: resolve ``reply`` once no granted run is left unreported."""
 
     reply: asyncio.Future[None]
 

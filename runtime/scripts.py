@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 from redis.exceptions import NoScriptError
 
+from .codec import text
 from .connection import DirectCalls
 from .keys import Keys, Partition
 from .settings import Settings
@@ -80,8 +81,6 @@ class Outcome:
     permanent: bool = False
 
 
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 class Scripts:
@@ -120,7 +119,7 @@ class Scripts:
         args: list[Any] = [partition.prefix, self.keys.wake_channel]
         args.extend(orjson.dumps(list(spec)) for spec in specs_args)
         raw = await self._call("runs_create", [partition.queues], args)
-        return [(_s(raw[i]), int(raw[i + 1])) for i in range(0, len(raw), 2)]
+        return [(text(raw[i]), int(raw[i + 1])) for i in range(0, len(raw), 2)]
 
     async def claim(
         self, partition: Partition, node_id: str, want: int, queues: Sequence[str],
@@ -148,7 +147,7 @@ class Scripts:
         for run_id, token in leases:
             args.extend((run_id, token))
         lost, cancel = await self._call("leases_renew", [partition.leased], args)
-        return [_s(x) for x in lost], [_s(x) for x in cancel]
+        return [text(x) for x in lost], [text(x) for x in cancel]
 
     async def finish(self, partition: Partition, outcomes: Sequence[Outcome]) -> list[tuple[str, str | int]]:
         """Record outcomes; returns (id, new status) or (id, -1) when fenced off."""
@@ -160,7 +159,7 @@ class Scripts:
             for o in outcomes
         )
         raw = await self._call("runs_finish", [partition.leased], args)
-        return [(_s(raw[i]), raw[i + 1] if isinstance(raw[i + 1], int) else _s(raw[i + 1]))
+        return [(text(raw[i]), raw[i + 1] if isinstance(raw[i + 1], int) else text(raw[i + 1]))
                 for i in range(0, len(raw), 2)]
 
     async def reap(self, partition: Partition, limit: int = 500) -> list[tuple[str, str, str]]:
@@ -170,7 +169,7 @@ class Scripts:
             [partition.prefix, limit, self._ttl_ms, self._dlq_ttl_ms, self.settings.finished_cap,
              random.random(), self.keys.wake_channel],
         )
-        return [(_s(raw[i]), _s(raw[i + 1]), _s(raw[i + 2])) for i in range(0, len(raw), 3)]
+        return [(text(raw[i]), text(raw[i + 1]), text(raw[i + 2])) for i in range(0, len(raw), 3)]
 
     async def promote(self, partition: Partition, limit: int = 1000) -> tuple[int, int]:
         """Move due delayed runs to ready; returns (moved, ms until next due or -1)."""
@@ -302,7 +301,7 @@ def _claimed_runs(flat: Sequence[Any], now: int, partition: int) -> list[Claimed
     for i in range(0, len(flat), 10):
         raw_input = flat[i + 4]
         out.append(Claimed(
-            run_id=_s(flat[i]), token=_s(flat[i + 1]), attempt=int(flat[i + 2]), job=_s(flat[i + 3]),
+            run_id=text(flat[i]), token=text(flat[i + 1]), attempt=int(flat[i + 2]), job=text(flat[i + 3]),
             input_json=raw_input if isinstance(raw_input, bytes) else str(raw_input).encode(),
             timeout_ms=int(flat[i + 5] or 0), ready_at_ms=int(flat[i + 6] or now),
             partition=partition, claimed_at_ms=now, metadata_json=flat[i + 7] or None,

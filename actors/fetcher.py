@@ -1,0 +1,199 @@
+"""Fetcher: claims runnable runs for the executor's free slots (Sidekiq's fetch strategy).
+
+Claims go through the runs_claim Lua script, which decides priority, fairness,
+concurrency and rate limits by the Redis clock. A node whose claim leaves room
+registers as waiting, so runs_create can hand it new runs directly (see
+actors/receiver.py). Every lease it takes goes to the leaser, which keeps it
+(renewal), and to the executor, which runs it; the fetcher only counts slots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from runtime.app import Baton
+from runtime.messages import Drain, HandedOff, Hold, LeaseGranted, Released, Wake, WhenReleased
+from runtime.metrics import Metrics
+from runtime.settings import Settings
+
+from .base import Actor, Mailbox
+
+__all__ = ["Fetcher", "clear_handoff", "served_queues"]
+
+FetcherMessage = Wake | Released | Drain | HandedOff | WhenReleased
+
+
+class Fetcher(Actor[FetcherMessage]):
+    """Hands leased runs to the executor, never more than its free slots."""
+
+    name = "fetcher"
+    #: the runs in the executor's slots and the hand-off bookkeeping outlive a crash of run():
+    #: the executor is still running them, and a draining node still expects its hand-offs
+    survives = ("occupied", "received", "draining", "expected", "drain_replies", "release_replies")
+
+    @classmethod
+    def inbox_size(cls, settings: Settings) -> int:
+        """Wake-ups coalesce, releases come in batches: a generous bound that is never reached in practice."""
+        return 10_000
+
+    def __init__(self, app: Baton, metrics: Metrics, inbox: Mailbox[FetcherMessage],
+                 executor: Mailbox[LeaseGranted], leaser: Mailbox[Hold]) -> None:
+        super().__init__(inbox)
+        self.app = app
+        self.settings = app.settings
+        self.metrics = metrics
+        self.executor = executor
+        self.leaser = leaser
+        self.slots = app.settings.concurrency
+        #: runs granted to the executor and not yet reported back
+        self.occupied: set[str] = set()
+        self.draining = False
+        self.maybe_work = True
+        self.rotation = 0
+        self.queues = served_queues(app)
+        self.job_names = app.served_jobs()
+        self.next_idle_poll = time.monotonic() + self.settings.idle_poll_ms / 1000
+        #: when a rate limit next lets a held-back run start (inf = none held back)
+        self.next_rate_wake = float("inf")
+        # hand-offs (see actors/receiver.py): while waiting, this node stays
+        # registered for three idle polls; each idle claim renews it
+        self.register_ms = 3 * self.settings.idle_poll_ms if self.settings.handoff else 0
+        #: runs received by hand-off, per partition index (runs_claim counts the rest as in transit)
+        self.received: dict[int, int] = {}
+        #: per partition, how many hand-offs a draining node still expects in total
+        self.expected: dict[int, int] | None = None
+        #: Drain replies, resolved once this node is no longer registered and has every run handed to it
+        self.drain_replies: list[asyncio.Future[None]] = []
+        #: WhenReleased replies, resolved once no granted run is left unreported
+        self.release_replies: list[asyncio.Future[None]] = []
+
+    async def run(self) -> None:
+        """Claim while there is work and room; otherwise wait for a wake-up or a timer.
+
+        Nothing else runs in this loop (renewal and reaping are the leaser's), so
+        a wake-up never waits behind them: that keeps the pickup latency tail short.
+        """
+        while not self.stopping.is_set():
+            if self.draining and self.expected is None:
+                await self._close_handoff()
+            if self.maybe_work and not self.draining:
+                await self.claim_round()
+            now = time.monotonic()
+            if now >= self.next_idle_poll:
+                # safety net for a missed wake-up message; not the normal path
+                self.maybe_work = True
+                self.next_idle_poll = now + self.settings.idle_poll_ms / 1000
+            if now >= self.next_rate_wake:
+                self.maybe_work = True
+                self.next_rate_wake = float("inf")
+            can_claim = self.maybe_work and not self.draining and len(self.occupied) < self.slots
+            timeout = 0.0 if can_claim else max(min(self.next_idle_poll, self.next_rate_wake) - now, 0.0)
+            if timeout > 0:
+                msg = await self.receive(timeout)
+            else:
+                await asyncio.sleep(0)  # never hold the event loop, even with work waiting
+                msg = self.inbox.get_nowait() if not self.inbox.empty() else None
+            while msg is not None:
+                self.handle(msg)
+                msg = self.inbox.get_nowait() if not self.inbox.empty() else None
+
+    def handle(self, msg: FetcherMessage) -> None:
+        """Apply one inbox message."""
+        if isinstance(msg, Wake):
+            self.maybe_work = True
+        elif isinstance(msg, Released):
+            self.occupied.difference_update(msg.run_ids)
+            self.maybe_work = True
+        elif isinstance(msg, HandedOff):
+            # the receiver gave the runs to the executor and their leases to the leaser already
+            self.occupied.update(c.run_id for c in msg.runs)
+            self.received[msg.partition] = self.received.get(msg.partition, 0) + len(msg.runs)
+            self.metrics.leases_handed_off.inc(len(msg.runs))
+            self._check_handoff_closed()
+        elif isinstance(msg, Drain):
+            self.draining = True
+            self.drain_replies.append(msg.closed)
+            self._check_handoff_closed()
+        elif isinstance(msg, WhenReleased):
+            self.release_replies.append(msg.reply)
+        if self.release_replies and not self.occupied:
+            answer(self.release_replies)
+
+    async def _close_handoff(self) -> None:
+        """Draining: stop being handed runs, and learn how many are still on their way."""
+        if not self.register_ms:
+            self.expected = {}
+            self._check_handoff_closed()
+            return
+        node = self.settings.node_id
+        pipe = self.app.redis.pipeline(transaction=False)
+        for p in self.app.keys.partitions:
+            pipe.delete(p.waiter(node))
+            pipe.hget(p.handed, node)
+        replies = await pipe.execute()
+        self.expected = {
+            p.index: int(replies[2 * i + 1] or 0) for i, p in enumerate(self.app.keys.partitions)
+        }
+        self._check_handoff_closed()
+
+    def _check_handoff_closed(self) -> None:
+        if self.drain_replies and self.expected is not None and all(
+            self.received.get(index, 0) >= n for index, n in self.expected.items()
+        ):
+            answer(self.drain_replies)
+
+    async def claim_round(self) -> None:
+        """Claim from every partition, fairly, until slots are full or nothing is left."""
+        partitions = self.app.keys.partitions
+        self.maybe_work = False
+        start = self.rotation
+        self.rotation += 1
+        for i in range(len(partitions)):
+            free = self.slots - len(self.occupied)
+            if free <= 0:
+                self.maybe_work = True  # more may be waiting; claim again when slots free up
+                return
+            p = partitions[(start + i) % len(partitions)]
+            want = min(free, self.settings.claim_batch)
+            # taken before the call: the lease surely holds until then (runtime/fencing.py)
+            deadline = time.monotonic() + self.settings.lease_ttl_ms / 1000
+            claimed, retry_in_ms = await self.app.scripts.claim(
+                p, self.settings.node_id, want, self.queues, self.job_names, self.rotation,
+                received=self.received.get(p.index, 0), register_ms=self.register_ms,
+            )
+            if retry_in_ms >= 0:
+                # a rate limit holds runs back: come back exactly when it lets one go
+                self.next_rate_wake = min(self.next_rate_wake, time.monotonic() + retry_in_ms / 1000)
+            if claimed:
+                # the leaser hears of the leases before anything can report the runs done
+                self.leaser.send_nowait(Hold(p.index, tuple(claimed), deadline))
+                self.occupied.update(c.run_id for c in claimed)
+            for c in claimed:
+                await self.executor.send(LeaseGranted(c, deadline))
+            if len(claimed) == want:
+                self.maybe_work = True
+
+
+def served_queues(app: Baton) -> list[str]:
+    """The queues a node of this app serves: the configured list, else its jobs' queues."""
+    return app.settings.queue_list or sorted({j.options.queue for j in app.jobs})
+
+
+async def clear_handoff(app: Baton) -> None:
+    """At node start: drop what a previous process with this node id left of its hand-off state
+    (its registration and undelivered hand-offs), so runs handed to it are not counted twice."""
+    node = app.settings.node_id
+    pipe = app.redis.pipeline(transaction=False)
+    for p in app.keys.partitions:
+        pipe.delete(p.waiter(node), p.handoff(node))
+        pipe.hdel(p.handed, node)
+    await pipe.execute()
+
+
+def answer(replies: list[asyncio.Future[None]]) -> None:
+    """Resolve the waiting replies of a question now answered, and forget them."""
+    for reply in replies:
+        if not reply.done():
+            reply.set_result(None)
+    replies.clear()
