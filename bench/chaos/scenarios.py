@@ -249,6 +249,8 @@ async def clock_skew(short: bool) -> Result:
             stage.kill_worker(stage.workers[0])
 
         await stage.guarded("load and kills", asyncio.gather(load.run(), kills()))
+        await asyncio.sleep(1.0)  # the restarted nodes have sent a heartbeat
+        await stage.guarded("reading the node registry", stage.check_heartbeats())
         return await stage.finish(_params(scale, config, "node w2 at -1h (faketime), it and w0 killed once"),
                                   scale.quiesce_s)
 

@@ -215,6 +215,23 @@ class Stage:
         w.signal(signal.SIGKILL)
         return f
 
+    async def check_heartbeats(self, tolerance_ms: int = 10_000) -> None:
+        """Every live node's heartbeat in the node registry must be recent by the Redis clock."""
+        assert self.app is not None
+        seconds, micros = await self.client.time()
+        redis_now_ms = seconds * 1000 + micros // 1000
+        beats = {m.decode(): int(score) for m, score in await self.client.zrange(self.app.keys.nodes, 0, -1,
+                                                                                  withscores=True)}
+        for w in self.workers:
+            if not w.alive():
+                continue
+            beat = beats.get(w.node_id)
+            if beat is None:
+                self.verdict.add("live node missing from the node registry", w.node_id)
+            elif abs(beat - redis_now_ms) > tolerance_ms:
+                self.verdict.add("node heartbeat off the Redis clock",
+                                 f"{w.node_id} heartbeat {(beat - redis_now_ms) / 1000:+.0f}s from Redis time")
+
     async def busiest_worker(self) -> Worker:
         """The live node holding the most leases now (the first one if none holds any)."""
         assert self.app is not None
