@@ -69,6 +69,15 @@ def main(argv: list[str] | None = None) -> int:
         "(`python -m runtime worker --app bench.chaos.jobs:app`), a producer XADDing to the submission stream; "
         "then the invariant checker reads Redis (see bench/chaos/checker.py).",
     ]
+    header += [
+        "- run it: `python -m bench.chaos` (every scenario, full size, about 10 minutes; add `--out "
+        "docs/reliability.md` to rewrite this file, `--keep-logs` to keep the nodes' logs, scenario names to "
+        "run only those); the short versions run in the test suite: `python -m pytest tests/chaos`",
+        "",
+        "Scenarios:",
+        "",
+        *[f"- **{name}**: {(SCENARIOS[name].__doc__ or '').strip()}" for name in names],
+    ]
     report = render(results, header)
     print(report)
     if args.out:

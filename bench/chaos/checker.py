@@ -74,12 +74,13 @@ class Verdict:
 
 async def check(
     app: Baton, acked: dict[str, str], marks: Marks, node_faults: dict[str, int] | None = None,
-    ordinary_jobs: frozenset[str] = frozenset({"work"}),
+    ordinary_jobs: frozenset[str] = frozenset({"work"}), bad_entries: int = 0,
 ) -> Verdict:
     """Check every acknowledged run (id -> job) and the deployment's shared state.
 
     ``node_faults`` maps a node id to the wall-clock ms it was killed or stopped:
-    the runs it held measure how long a run waited past a fault.
+    the runs it held measure how long a run waited past a fault. ``bad_entries``
+    invalid entries were submitted: exactly that many must be in the rejected stream.
     """
     v = Verdict(submitted=len(acked))
     redis = app.redis
@@ -111,7 +112,7 @@ async def check(
     v.drift = await app.reconcile()
     if v.drift.get("total"):
         v.add("index drift (reconcile repaired)", ", ".join(f"{k} {n}" for k, n in v.drift.items() if n))
-    await _check_streams(v, app)
+    await _check_streams(v, app, bad_entries)
     return v
 
 
@@ -171,7 +172,7 @@ def _event_status(fields: dict[Any, Any]) -> str:
     return str(data.get("status", "")) if isinstance(data, dict) else ""
 
 
-async def _check_streams(v: Verdict, app: Baton) -> None:
+async def _check_streams(v: Verdict, app: Baton, bad_entries: int) -> None:
     redis = app.redis
     stream, group = app.keys.submit_stream, app.keys.intake_group
     try:
@@ -182,6 +183,10 @@ async def _check_streams(v: Verdict, app: Baton) -> None:
     if pending["pending"]:
         v.add("stream entries left pending", f"{pending['pending']} entries")
     rejected = await redis.xrevrange(app.keys.rejected_stream, count=EXAMPLES)
-    total = await redis.xlen(app.keys.rejected_stream)
-    if total:
-        v.add("valid entries rejected", f"{total} entries, e.g. {[dict(f) for _, f in rejected][:2]}")
+    total = int(await redis.xlen(app.keys.rejected_stream))
+    v.notes["entries in the rejected stream"] = total
+    if total > bad_entries:
+        v.add("valid entries rejected", f"{total - bad_entries} more than the {bad_entries} bad ones, "
+                                        f"e.g. {[dict(f) for _, f in rejected][:2]}")
+    elif total < bad_entries:
+        v.add("bad entries not rejected", f"{bad_entries - total} of {bad_entries}")

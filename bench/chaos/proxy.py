@@ -10,7 +10,8 @@ Faults, each on every connection through the proxy:
 - ``half_open()``: the Redis side of every open connection is closed while the node's
   side stays open and silent: the node's requests are read and go nowhere, no reply
   and no FIN ever reach it (a peer that vanished). New connections work. ``heal()``
-  finally closes those orphaned node sides.
+  leaves those orphaned node sides as they are (nothing would ever tell the node):
+  only ``stop()`` closes them.
 """
 
 from __future__ import annotations
@@ -107,12 +108,9 @@ class FaultProxy:
         return n
 
     def heal(self) -> None:
-        """End every fault: no delay, bytes flow, orphaned node sides are closed."""
+        """End the delay and the black hole (half-open connections stay dead and silent)."""
         self.delay_s = 0.0
         self._flowing.set()
-        for pipe in [p for p in self._pipes if p.orphaned]:
-            pipe.close()
-            self._pipes.discard(pipe)
 
     # -- forwarding ----------------------------------------------------------
 

@@ -161,8 +161,9 @@ async def network(short: bool) -> Result:
             steps += [
                 lambda: hold("latency 200 ms each way", lambda: proxy.latency(0.2)),
                 lambda: hold(f"black hole {hold_s:g}s (nothing closed)", proxy.blackhole),
-                lambda: hold(f"half-open {hold_s:g}s (Redis side closed, node side silent)", proxy.half_open),
                 drop,
+                # last, and nothing closes the dead connections afterwards: the nodes must notice by themselves
+                lambda: hold("half-open (Redis side closed, node side silent, never closed)", proxy.half_open),
             ]
 
         async def faults() -> None:
@@ -171,14 +172,16 @@ async def network(short: bool) -> Result:
                 await fault()
 
         await stage.guarded("load and network faults", asyncio.gather(load.run(), faults()))
-        names = "drop" if short else "drop, latency, black hole, half-open, drop"
+        names = "drop" if short else "drop, latency, black hole, drop, half-open"
         return await stage.finish(_params(scale, config, names), scale.quiesce_s)
 
 
 #: each poison job and its input
+#: (the loop comes last: the nodes that os._exit or a blocked loop take down are back by then,
+#: so at most one of its attempts can crash and it is still running when the scenario checks)
 POISON: dict[str, dict[str, float]] = {
-    "poison_exit": {}, "poison_loop": {}, "poison_block": {"seconds": 5.0}, "poison_huge": {"bytes": 8 << 20},
-    "poison_nonjson": {}, "poison_recursion": {},
+    "poison_exit": {}, "poison_block": {"seconds": 5.0}, "poison_huge": {"bytes": 8 << 20}, "poison_nonjson": {},
+    "poison_recursion": {}, "poison_loop": {},
 }
 
 
@@ -255,8 +258,37 @@ async def clock_skew(short: bool) -> Result:
                                   scale.quiesce_s)
 
 
+#: stream entries that once stopped every node in turn (issue 12, D1), with the field that is bad
+BAD_ENTRIES: list[dict[bytes, bytes]] = [
+    {b"\xff\xfe": b"x", b"job": b"work", b"input": b"{}"},  # a field name that is not UTF-8
+    {b"job": b"work", b"input": b"{}", b"delay": b"1e308"},
+    {b"job": b"work", b"input": b"{}", b"max_attempts": b"1" * 23},
+    {b"job": b"work", b"input": b"{}", b"idempotency_key": b"k", b"idempotency_ttl": b"0.0001"},
+    {b"job": b"work", b"input": b"{not json"},
+]
+
+
+async def bad_entries(short: bool) -> Result:
+    """Malformed stream entries among valid ones: each is rejected with a reason, everything else flows."""
+    scale = _pick(short, Scale(1000, 15, 45), Scale(100, 4, 15))
+    config = StageConfig(workers=3, concurrency=20)
+    async with Stage("bad_entries", config) as stage:
+        load = _load(stage, scale, _work())
+
+        async def bad() -> None:
+            for e in BAD_ENTRIES:
+                await asyncio.sleep(scale.load_s / (len(BAD_ENTRIES) + 1))
+                stage.fault("malformed stream entry", cleared=True)
+                await stage.client.xadd(load.stream, e)
+                stage.bad_entries += 1
+
+        await stage.guarded("load and bad entries", asyncio.gather(load.run(), bad()))
+        return await stage.finish(_params(scale, config, f"{len(BAD_ENTRIES)} malformed entries among them"),
+                                  scale.quiesce_s)
+
+
 #: every scenario, in the order the full run plays them
 SCENARIOS: dict[str, Callable[[bool], Coroutine[Any, Any, Result]]] = {
     "kill9": kill9, "sigstop": sigstop, "redis_restart": redis_restart, "network": network, "poison": poison,
-    "clock_skew": clock_skew,
+    "clock_skew": clock_skew, "bad_entries": bad_entries,
 }

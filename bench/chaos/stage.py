@@ -103,6 +103,8 @@ class Stage:
         self.keep_alive = True
         self.verdict = Verdict()
         self.load: Load | None = None
+        #: invalid stream entries the scenario submitted (each must be rejected, nothing else)
+        self.bad_entries = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._started = 0.0
         self.client: Any = None
@@ -287,7 +289,7 @@ class Stage:
         node_faults = {f.node: f.at_ms for f in self.faults if f.node}
         harness = self.verdict
         try:
-            verdict = await check(self.app, acked, self.marks, node_faults)
+            verdict = await check(self.app, acked, self.marks, node_faults, bad_entries=self.bad_entries)
         except Exception as exc:  # noqa: BLE001 - reported as a violation
             verdict = Verdict(submitted=len(acked))
             verdict.add("checker could not read the results", f"{type(exc).__name__}: {exc}")
