@@ -1,0 +1,192 @@
+"""The invariant checker: reads Redis and the run records after a scenario and says what broke.
+
+Checked for every acknowledged submission (run id known from its stream entry):
+
+- lost: no run record exists;
+- stuck: the run is not in a terminal status after the quiesce wait;
+- recorded twice: its timeline has more than one terminal status event, or more
+  than one completed attempt (a terminal record was overwritten);
+- overwritten output: a completed ``work`` run's output names another node or
+  attempt than the attempt recorded as completed (a stale node's write landed);
+- attempts unexplained: the attempt list disagrees with the leases taken (the
+  ``attempt`` counter and the ``executing`` events), or an attempt has a status
+  outside the known outcomes;
+- steps re-run after completing: a step function started although the step was
+  already recorded completed (recorded by the step itself, see jobs.py);
+- drift: what ``Baton.reconcile()`` repaired in the indices and limit sets;
+- submission stream: entries still pending in the intake group, entries rejected.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from runtime import Baton
+from runtime.records import TERMINAL_STATUSES, Run, read_runs
+
+from .jobs import Marks
+
+__all__ = ["ATTEMPT_OUTCOMES", "Verdict", "check"]
+
+#: statuses an attempt may end with (runtime/lua/includes/settle.lua)
+ATTEMPT_OUTCOMES = frozenset({"completed", "failed", "timed_out", "crashed", "canceled", "released", "waiting"})
+#: runs read per pipelined round trip
+CHUNK = 500
+#: examples kept per violation
+EXAMPLES = 5
+
+
+@dataclass
+class Verdict:
+    """What the checker found; ``violations`` maps an invariant to the run ids (or details) that break it."""
+
+    submitted: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    attempt_outcomes: Counter[str] = field(default_factory=Counter)
+    violations: dict[str, list[str]] = field(default_factory=dict)
+    #: facts that are allowed but worth reading (steps run twice after a crash mid-step, ...)
+    notes: dict[str, Any] = field(default_factory=dict)
+    drift: dict[str, int] = field(default_factory=dict)
+    #: longest time from a node fault (kill, stop) to the next attempt of a run that node held, and that run
+    worst_wait_ms: int | None = None
+    worst_wait_run: str = ""
+    #: longest time from a run's XADD (its entry id's time) to its first attempt's start, and that run
+    worst_pickup_ms: int | None = None
+    worst_pickup_run: str = ""
+
+    def add(self, invariant: str, example: str) -> None:
+        """Record one violation of ``invariant``."""
+        self.violations.setdefault(invariant, []).append(example)
+
+    def count(self, invariant: str) -> int:
+        """How many times ``invariant`` was violated."""
+        return len(self.violations.get(invariant, []))
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was violated."""
+        return not self.violations
+
+
+async def check(
+    app: Baton, acked: dict[str, str], marks: Marks, node_faults: dict[str, int] | None = None,
+    ordinary_jobs: frozenset[str] = frozenset({"work"}), bad_entries: int = 0,
+) -> Verdict:
+    """Check every acknowledged run (id -> job) and the deployment's shared state.
+
+    ``node_faults`` maps a node id to the wall-clock ms it was killed or stopped:
+    the runs it held measure how long a run waited past a fault. ``bad_entries``
+    invalid entries were submitted: exactly that many must be in the rejected stream.
+    """
+    v = Verdict(submitted=len(acked))
+    redis = app.redis
+    ids = sorted(acked)
+    multi_exec = 0
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start:start + CHUNK]
+        runs = await read_runs(redis, app.keys, chunk)
+        pipe = redis.pipeline(transaction=False)
+        for run_id in chunk:
+            pipe.xrange(app.keys.partition_of_run(run_id).events(run_id))
+            pipe.hgetall(marks.executions(run_id))
+        raw = await pipe.execute()
+        for i, (run_id, run) in enumerate(zip(chunk, runs, strict=True)):
+            events, executions = raw[2 * i], raw[2 * i + 1]
+            multi_exec += sum(1 for n in executions.values() if int(n) > 1)
+            _check_run(v, run_id, acked[run_id], run, events, ordinary_jobs)
+            if run is not None and node_faults:
+                _wait_past_fault(v, run, node_faults)
+    for blob in await redis.lrange(marks.reruns, 0, -1):
+        e = orjson.loads(blob)
+        v.add("steps re-run after completing", f"{e['run']} step {e['step']} on {e['node']} attempt {e['attempt']}")
+    for blob in await redis.lrange(marks.stale_starts, 0, -1):
+        stale = orjson.loads(blob)
+        e = stale["entry"]
+        v.add("steps started without the lease", f"{e['run']} step {e['step']} on {e['node']} attempt "
+                                                 f"{e['attempt']}; the run record said {stale['record']}")
+    v.notes["step functions executed more than once (allowed after a crash mid-step)"] = multi_exec
+    v.drift = await app.reconcile()
+    if v.drift.get("total"):
+        v.add("index drift (reconcile repaired)", ", ".join(f"{k} {n}" for k, n in v.drift.items() if n))
+    await _check_streams(v, app, bad_entries)
+    return v
+
+
+def _check_run(v: Verdict, run_id: str, job: str, run: Run | None, events: list[Any], ordinary: frozenset[str]) -> None:
+    if run is None:
+        v.add("runs lost", run_id)
+        return
+    v.statuses[run.status] += 1
+    if run.entry_id and run.attempts and run.attempts[0].started_at_ms is not None:
+        pickup = run.attempts[0].started_at_ms - int(run.entry_id.split("-")[0])
+        if v.worst_pickup_ms is None or pickup > v.worst_pickup_ms:
+            v.worst_pickup_ms, v.worst_pickup_run = pickup, run_id
+    for a in run.attempts:
+        v.attempt_outcomes[a.status] += 1
+    if run.status not in TERMINAL_STATUSES:
+        v.add("runs stuck (not terminal after the quiesce wait)", f"{run_id} {run.status}")
+    elif job in ordinary and run.status != "completed":
+        v.add("ordinary runs not completed", f"{run_id} {run.status}")
+    kinds = [_event_status(fields) for _, fields in events]
+    terminal_events = [s for s in kinds if s in TERMINAL_STATUSES]
+    completed_attempts = [a for a in run.attempts if a.status == "completed"]
+    if len(terminal_events) > 1 or len(completed_attempts) > 1:
+        v.add("results recorded twice", f"{run_id} terminal events {terminal_events}, "
+                                         f"completed attempts {len(completed_attempts)}")
+    if run.status == "completed" and job in ordinary and isinstance(run.output, dict) and completed_attempts:
+        last = completed_attempts[-1]
+        if (run.output.get("node"), run.output.get("attempt")) != (last.worker_id, last.number):
+            v.add("terminal record overwritten", f"{run_id} output from {run.output.get('node')} attempt "
+                                                 f"{run.output.get('attempt')}, completed attempt {last.number} "
+                                                 f"on {last.worker_id}")
+    leases = sum(1 for s in kinds if s == "executing")
+    unknown = [a.status for a in run.attempts if a.status not in ATTEMPT_OUTCOMES]
+    if run.finished and (len(run.attempts) != run.attempt or leases != len(run.attempts) or unknown):
+        v.add("attempts unexplained", f"{run_id} attempt counter {run.attempt}, {len(run.attempts)} attempt "
+                                      f"records, {leases} leases in the timeline, unknown outcomes {unknown}")
+
+
+def _wait_past_fault(v: Verdict, run: Run, node_faults: dict[str, int]) -> None:
+    by_number = {a.number: a for a in run.attempts}
+    for a in run.attempts:
+        fault_ms = node_faults.get(a.worker_id)
+        later = by_number.get(a.number + 1)
+        if fault_ms is None or a.status not in ("crashed", "released") or later is None or later.started_at_ms is None:
+            continue
+        wait = later.started_at_ms - fault_ms
+        if v.worst_wait_ms is None or wait > v.worst_wait_ms:
+            v.worst_wait_ms, v.worst_wait_run = wait, run.id
+
+
+def _event_status(fields: dict[Any, Any]) -> str:
+    """The status a timeline event sets ('' for other events)."""
+    f = {(k.decode() if isinstance(k, bytes) else k): v for k, v in fields.items()}
+    kind = f.get("type", b"")
+    if (kind.decode() if isinstance(kind, bytes) else kind) != "status":
+        return ""
+    data = orjson.loads(f.get("data") or b"{}")
+    return str(data.get("status", "")) if isinstance(data, dict) else ""
+
+
+async def _check_streams(v: Verdict, app: Baton, bad_entries: int) -> None:
+    redis = app.redis
+    stream, group = app.keys.submit_stream, app.keys.intake_group
+    try:
+        pending = await redis.xpending(stream, group)
+    except Exception as exc:  # noqa: BLE001 - no group means no node ever read the stream: reported
+        v.add("submission stream unreadable", repr(exc))
+        return
+    if pending["pending"]:
+        v.add("stream entries left pending", f"{pending['pending']} entries")
+    rejected = await redis.xrevrange(app.keys.rejected_stream, count=EXAMPLES)
+    total = int(await redis.xlen(app.keys.rejected_stream))
+    v.notes["entries in the rejected stream"] = total
+    if total > bad_entries:
+        v.add("valid entries rejected", f"{total - bad_entries} more than the {bad_entries} bad ones, "
+                                        f"e.g. {[dict(f) for _, f in rejected][:2]}")
+    elif total < bad_entries:
+        v.add("bad entries not rejected", f"{bad_entries - total} of {bad_entries}")

