@@ -16,7 +16,7 @@ from .api.client import ApiClientError
 from .api.commands import add_api_args, add_commands, api_client, run_command
 from .app import Baton
 from .errors import BatonError
-from .settings import Settings
+from .settings import Settings, env_warnings
 from .worker import load_app, run_api, run_worker
 
 __all__ = ["main"]
@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     _settings_args(api)
     add_commands(sub)
     ns = parser.parse_args(argv)
+    if ns.command not in ("worker", "api"):  # those log them, once logging is set up
+        for warning in env_warnings():
+            print(f"baton: warning: {warning}", file=sys.stderr)
     if ns.command in ("runs", "dlq", "apikey"):
         return asyncio.run(run_command(ns))
     try:

@@ -17,7 +17,7 @@ from .connection import EmbeddedServer
 from .errors import ConfigError
 from .logs import configure_logging, node_id_var
 from .metrics import Metrics
-from .settings import Settings
+from .settings import Settings, env_warnings
 
 __all__ = ["DEFAULT_API_PORT", "load_app", "run_api", "run_worker", "serve"]
 
@@ -52,15 +52,24 @@ async def serve(app: Baton, metrics: Metrics | None = None) -> int:
     return supervisor.exit_code
 
 
-def run_worker(app: Baton, settings: Settings) -> int:
-    """Entry point of ``baton worker``: blocks until the node has drained."""
+def _start_logging(settings: Settings) -> None:
+    """Configure logging for this process, then report unknown BATON_* variables in it."""
     configure_logging(settings.log_format, settings.log_level)
     node_id_var.set(settings.node_id)
+    for warning in env_warnings():
+        logger.warning("%s", warning)
+
+
+def run_worker(app: Baton, settings: Settings) -> int:
+    """Entry point of ``baton worker``: blocks until the node has drained."""
+    _start_logging(settings)
     embedded: EmbeddedServer | None = None
     if not settings.redis_url:
+        # Settings.from_env refuses any Redis variable without a URL, so an
+        # empty URL here means no Redis configuration at all: the quick start
         embedded = EmbeddedServer(settings.embedded_dir)
         url = embedded.start()
-        logger.info("no REDIS_URL given: using the embedded server at %s (AOF on)", url)
+        logger.info("no Redis configured: using the embedded server at %s (AOF on)", url)
         settings = settings.with_changes(redis_url=url)
     app.settings = settings
     metrics = Metrics()
@@ -84,8 +93,7 @@ DEFAULT_API_PORT = 8480
 
 def run_api(app: Baton, settings: Settings) -> int:
     """Entry point of ``baton api``: the HTTP API alone (no executors), until SIGTERM/SIGINT."""
-    configure_logging(settings.log_format, settings.log_level)
-    node_id_var.set(settings.node_id)
+    _start_logging(settings)
     if not settings.redis_url:
         raise ConfigError("baton api needs BATON_REDIS_URL / REDIS_URL (the embedded server is `baton worker`'s)")
     if not settings.api_port:
