@@ -40,6 +40,9 @@ def connect(url: str, cluster: bool = False, **kwargs: Any) -> Any:
     ``rediss://`` enables TLS; ``redis://user:password@host`` uses an ACL user.
     Connections are created lazily; the hiredis parser is used when installed.
     """
+    # no CLIENT SETINFO on connect: an ACL user needs no CLIENT rights (and
+    # Redis < 7.2 has no such command, so the shipped ACL cannot name it)
+    kwargs.setdefault("driver_info", None)
     if cluster:
         return RedisCluster.from_url(url, **kwargs)
     # redis-py's client makes no retries by default: a connection the server
@@ -151,21 +154,33 @@ class DirectCalls:
 
 
 async def check_eviction_policy(client: Any) -> str | None:
-    """Warn (and return the policy) when Redis may evict Baton's keys."""
+    """Warn (and return the policy) when Redis may evict Baton's keys.
+
+    Read from ``INFO memory`` rather than ``CONFIG GET``: managed Redis often
+    disables CONFIG, and an ACL user allowed CONFIG GET could read every
+    setting, passwords included (see the README's ACL section).
+    """
     try:
-        reply = await client.config_get("maxmemory-policy")
+        reply = await client.info("memory")
     except RedisError:
-        logger.info("could not read maxmemory-policy (CONFIG disabled?); make sure it is noeviction")
+        logger.info("could not read maxmemory_policy (INFO not allowed?); make sure it is noeviction")
         return None
-    policy = reply.get("maxmemory-policy") if isinstance(reply, dict) else None
-    if isinstance(policy, bytes):
-        policy = policy.decode()
-    if policy and policy != "noeviction":
+    # a cluster client answers per node ({node: info}); every node has the same policy in a sane cluster
+    infos = reply.values() if reply and all(isinstance(v, dict) for v in reply.values()) else [reply]
+    policies = {_text(info.get("maxmemory_policy")) for info in infos if isinstance(info, dict)} - {""}
+    policy = sorted(policies)[0] if policies else None
+    evicting = sorted(p for p in policies if p != "noeviction")
+    if evicting:
+        policy = evicting[0]
         logger.warning(
             "Redis maxmemory-policy is %s: Redis may evict run records, leases and queues "
             "under memory pressure, losing work. Set maxmemory-policy noeviction.", policy
         )
     return policy
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value or "")
 
 
 class EmbeddedServer:
