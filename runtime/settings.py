@@ -19,7 +19,7 @@ from .connection import redis_url_problem
 from .errors import ConfigError
 from .ids import NAME_RE
 
-__all__ = ["BOUNDS", "CLIENT_VARIABLES", "Bound", "Settings", "env_warnings"]
+__all__ = ["BOUNDS", "CLIENT_VARIABLES", "Bound", "Settings", "env_warnings", "setting_names"]
 
 ENV_PREFIX = "BATON_"
 #: the conventional name accepted for BATON_REDIS_URL
@@ -290,10 +290,10 @@ def _cast(name: str, type_name: Any, raw: str) -> Any:
             return float(raw)
         return raw
     except ValueError as exc:
-        raise ConfigError(f"{_names(name)}: {raw!r} is not a valid {type_name}") from exc
+        raise ConfigError(f"{setting_names(name)}: {raw!r} is not a valid {type_name}") from exc
 
 
-def _names(name: str) -> str:
+def setting_names(name: str) -> str:
     """How a person sets a field: its variable(s) and flag, for error messages."""
     alias = f" / {REDIS_URL_ALIAS}" if name == "redis_url" else ""
     return f"{ENV_PREFIX}{name.upper()}{alias} (--{name.replace('_', '-')})"
@@ -306,24 +306,25 @@ def _check(settings: Settings) -> None:
         kind = str(f.type)
         wanted = _TYPES[kind]
         if not isinstance(value, wanted) or (kind != "bool" and isinstance(value, bool)):
-            raise ConfigError(f"{_names(f.name)} must be a {kind}, got {value!r}")
+            raise ConfigError(f"{setting_names(f.name)} must be a {kind}, got {value!r}")
         bound = BOUNDS.get(f.name)
         if bound is not None and isinstance(value, int | float) and not bound.admits(value):
-            raise ConfigError(f"{_names(f.name)} must be {bound}, got {value!r}")
+            raise ConfigError(f"{setting_names(f.name)} must be {bound}, got {value!r}")
     if settings.renew_interval_ms * 2 > settings.lease_ttl_ms:
         raise ConfigError(
-            f"{_names('renew_interval_ms')} must be at most half of lease_ttl_ms "
+            f"{setting_names('renew_interval_ms')} must be at most half of lease_ttl_ms "
             f"(got {settings.renew_interval_ms} and {settings.lease_ttl_ms})"
         )
     for name, pattern, what in _TEXT_RULES:
         if not pattern.fullmatch(getattr(settings, name)):
-            raise ConfigError(f"{_names(name)} must be {what}, got {getattr(settings, name)!r}")
+            raise ConfigError(f"{setting_names(name)} must be {what}, got {getattr(settings, name)!r}")
     if settings.log_level.upper() not in _LOG_LEVELS:
-        raise ConfigError(f"{_names('log_level')} must be one of {', '.join(_LOG_LEVELS)}, got {settings.log_level!r}")
+        levels = ", ".join(_LOG_LEVELS)
+        raise ConfigError(f"{setting_names('log_level')} must be one of {levels}, got {settings.log_level!r}")
     bad_queue = next((q for q in settings.queue_list if not NAME_RE.match(q)), None)
     if bad_queue is not None:
-        raise ConfigError(f"{_names('queues')} must be comma-separated queue names, got {bad_queue!r}")
+        raise ConfigError(f"{setting_names('queues')} must be comma-separated queue names, got {bad_queue!r}")
     if settings.redis_url:
         problem = redis_url_problem(settings.redis_url, settings.redis_cluster)
         if problem:
-            raise ConfigError(f"{_names('redis_url')}: {problem}")
+            raise ConfigError(f"{setting_names('redis_url')}: {problem}")

@@ -17,7 +17,7 @@ from .connection import EmbeddedServer
 from .errors import ConfigError
 from .logs import configure_logging, node_id_var
 from .metrics import Metrics
-from .settings import Settings, env_warnings
+from .settings import Settings, env_warnings, setting_names
 
 __all__ = ["DEFAULT_API_PORT", "load_app", "run_api", "run_worker", "serve"]
 
@@ -63,6 +63,17 @@ def _start_logging(settings: Settings) -> None:
 def run_worker(app: Baton, settings: Settings) -> int:
     """Entry point of ``baton worker``: blocks until the node has drained."""
     _start_logging(settings)
+    # metrics first: a port it cannot bind stops the node before it starts a server
+    metrics = Metrics()
+    if settings.metrics_port:
+        try:
+            start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry)
+        except OSError as exc:  # in use, not ours to bind, or an unknown host
+            raise ConfigError(
+                f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} "
+                f"({setting_names('metrics_host')}, {setting_names('metrics_port')}): {exc.strerror or exc}"
+            ) from exc
+        logger.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
     embedded: EmbeddedServer | None = None
     if not settings.redis_url:
         # Settings.from_env refuses any Redis variable without a URL, so an
@@ -72,10 +83,6 @@ def run_worker(app: Baton, settings: Settings) -> int:
         logger.info("no Redis configured: using the embedded server at %s (AOF on)", url)
         settings = settings.with_changes(redis_url=url)
     app.settings = settings
-    metrics = Metrics()
-    if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry)
-        logger.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
     # objects that live as long as the process (modules, the app, settings) are
     # moved out of the collector's way: fewer, shorter gen-2 pauses mid-pickup
     gc.collect()
@@ -95,7 +102,7 @@ def run_api(app: Baton, settings: Settings) -> int:
     """Entry point of ``baton api``: the HTTP API alone (no executors), until SIGTERM/SIGINT."""
     _start_logging(settings)
     if not settings.redis_url:
-        raise ConfigError("baton api needs BATON_REDIS_URL / REDIS_URL (the embedded server is `baton worker`'s)")
+        raise ConfigError(f"baton api needs {setting_names('redis_url')} (the embedded server is `baton worker`'s)")
     if not settings.api_port:
         settings = settings.with_changes(api_port=DEFAULT_API_PORT)
     app.settings = settings

@@ -6,10 +6,12 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
@@ -134,3 +136,22 @@ def test_without_redis_variables_the_worker_runs_on_the_embedded_server(tmp_path
     assert code == 0, log.read_text()
     with pytest.raises(ProcessLookupError):
         os.kill(server_pid, 0)
+
+
+def test_a_busy_metrics_port_is_one_clear_line(tmp_path: Path, redis_server: Any) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _baton(tmp_path, "worker", "--app", "tests.apps:app", BATON_REDIS_URL=redis_server.url,
+                      BATON_METRICS_HOST="127.0.0.1", BATON_METRICS_PORT=str(port))
+    assert done.returncode == 2, done.stderr
+    assert "BATON_METRICS_PORT" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("baton: ")
+
+
+def test_the_cli_warns_about_unknown_variables(tmp_path: Path) -> None:
+    done = _baton(tmp_path, "apikey", "acme", BATON_CONCURENCY="5", BATON_API_URL="http://127.0.0.1:1")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "baton: warning: ignoring BATON_CONCURENCY: not a Baton setting " \
+                          "(did you mean BATON_CONCURRENCY?)\n"
