@@ -13,6 +13,7 @@ from runtime import settings as settings_module
 from runtime.cli import main
 from runtime.errors import ConfigError
 from runtime.settings import Settings
+from tests.servers import free_port
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 URL = "redis://127.0.0.1:6390"
@@ -176,3 +177,19 @@ def test_readme_configuration_table_matches_settings() -> None:
             assert float(documented[f.name]) == default, f.name
         elif isinstance(default, str) and documented[f.name].startswith("`"):
             assert documented[f.name] == f"`{default}`", f.name
+
+
+@pytest.mark.parametrize("args", [["--input", "{not json"], ["--wait", "-1"], ["--wait", "nan"]])
+def test_submit_flags_are_checked_before_anything_runs(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    # a bad --input or --wait is a usage error (exit 2, one message), not a traceback or a wait forever
+    with pytest.raises(SystemExit) as exited:
+        main(["submit", "echo", "--redis-url", URL, *args])
+    assert exited.value.code == 2
+    assert args[0] in capsys.readouterr().err
+
+
+def test_unreachable_redis_is_one_line_without_the_password(capsys: pytest.CaptureFixture[str]) -> None:
+    closed = f"redis://ada:s3cret@127.0.0.1:{free_port()}"  # a free port: nothing listens there
+    assert main(["get", "some-run", "--redis-url", closed]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("baton: Redis: ") and err.count("\n") == 1 and "s3cret" not in err, err
