@@ -306,7 +306,8 @@ def _check(settings: Settings) -> None:
         kind = str(f.type)
         wanted = _TYPES[kind]
         if not isinstance(value, wanted) or (kind != "bool" and isinstance(value, bool)):
-            raise ConfigError(f"{setting_names(f.name)} must be a {kind}, got {value!r}")
+            # the type only: a value of the wrong type may still be a URL with a password
+            raise ConfigError(f"{setting_names(f.name)} must be of type {kind}, got {type(value).__name__}")
         bound = BOUNDS.get(f.name)
         if bound is not None and isinstance(value, int | float) and not bound.admits(value):
             raise ConfigError(f"{setting_names(f.name)} must be {bound}, got {value!r}")

@@ -193,3 +193,9 @@ def test_unreachable_redis_is_one_line_without_the_password(capsys: pytest.Captu
     assert main(["get", "some-run", "--redis-url", closed]) == 1
     err = capsys.readouterr().err
     assert err.startswith("baton: Redis: ") and err.count("\n") == 1 and "s3cret" not in err, err
+
+
+def test_a_url_of_the_wrong_type_is_not_echoed() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Settings(redis_url=b"redis://ada:s3cret@h:1")  # type: ignore[arg-type]
+    assert "BATON_REDIS_URL" in str(caught.value) and "s3cret" not in str(caught.value)
