@@ -19,7 +19,7 @@ from .connection import redis_url_problem
 from .errors import ConfigError
 from .ids import NAME_RE
 
-__all__ = ["BOUNDS", "CLIENT_VARIABLES", "Bound", "Settings", "env_warnings", "setting_names"]
+__all__ = ["BOUNDS", "CLIENT_VARIABLES", "Bound", "Settings", "check_embedded_allowed", "env_warnings", "setting_names"]
 
 ENV_PREFIX = "BATON_"
 #: the conventional name accepted for BATON_REDIS_URL
@@ -198,13 +198,11 @@ class Settings:
         """Build settings from ``BATON_*`` variables, then apply explicit overrides.
 
         ``REDIS_URL`` is accepted as well as ``BATON_REDIS_URL``. A ``BATON_REDIS_*``
-        name that is not a setting is an error, and so is any Redis variable
-        (``BATON_REDIS_*``, ``REDIS_*``) when no Redis URL results: the embedded
-        server is only for a node given no Redis configuration at all.
+        name that is not a setting is an error (a Redis setting Baton would
+        otherwise ignore); see ``check_embedded_allowed`` for the other half.
         """
         env = os.environ if environ is None else environ
-        redis_names = sorted(n for n in env if n.startswith(REDIS_ENV_PREFIXES))
-        for name in redis_names:
+        for name in _redis_variables(env):
             if name.startswith(ENV_PREFIX) and name not in _ENV_FIELDS:
                 raise ConfigError(_unsupported_redis_variable(name))
         values: dict[str, Any] = {}
@@ -216,12 +214,6 @@ class Settings:
                 continue
             values[f.name] = _cast(f.name, f.type, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        if not values.get("redis_url") and redis_names:
-            raise ConfigError(
-                f"{', '.join(redis_names)} set but no Redis URL: Baton reads only {_REDIS_SUPPORTED}, and does "
-                "not start its embedded server while Redis variables are set. Set BATON_REDIS_URL, or unset "
-                "them to use the embedded server"
-            )
         try:
             return cls(**values)
         except TypeError as exc:
@@ -260,6 +252,28 @@ def env_warnings(environ: Mapping[str, str] | None = None) -> list[str]:
         hint = f" (did you mean {close[0]}?)" if close else ""
         out.append(f"ignoring {name}: not a Baton setting{hint}")
     return out
+
+
+def check_embedded_allowed(environ: Mapping[str, str] | None = None) -> None:
+    """Raise ConfigError when any Redis variable is set: called before a node with no
+    redis_url starts the embedded server, which is only for a node given no Redis
+    configuration at all (a misspelt or unsupported one must not end up there).
+
+    Checked there rather than in ``from_env``: the URL may come from a flag, which
+    an app module's own ``Baton()``, built from the environment at import, never sees.
+    """
+    names = _redis_variables(os.environ if environ is None else environ)
+    if names:
+        raise ConfigError(
+            f"{', '.join(names)} set but no Redis URL: Baton reads only {_REDIS_SUPPORTED}, and does not "
+            "start its embedded server while Redis variables are set. Set BATON_REDIS_URL, or unset them "
+            "to use the embedded server"
+        )
+
+
+def _redis_variables(env: Mapping[str, str]) -> list[str]:
+    """Names of the Redis-related variables set (empty ones too: an empty URL is still a Redis setting)."""
+    return sorted(n for n in env if n.startswith(REDIS_ENV_PREFIXES))
 
 
 def _unsupported_redis_variable(name: str) -> str:

@@ -17,7 +17,7 @@ from .connection import EmbeddedServer
 from .errors import ConfigError
 from .logs import configure_logging, node_id_var
 from .metrics import Metrics
-from .settings import Settings, env_warnings, setting_names
+from .settings import Settings, check_embedded_allowed, env_warnings, setting_names
 
 __all__ = ["DEFAULT_API_PORT", "load_app", "run_api", "run_worker", "serve"]
 
@@ -76,8 +76,7 @@ def run_worker(app: Baton, settings: Settings) -> int:
         logger.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
     embedded: EmbeddedServer | None = None
     if not settings.redis_url:
-        # Settings.from_env refuses any Redis variable without a URL, so an
-        # empty URL here means no Redis configuration at all: the quick start
+        check_embedded_allowed()  # no Redis configuration at all: the quick start
         embedded = EmbeddedServer(settings.embedded_dir)
         url = embedded.start()
         logger.info("no Redis configured: using the embedded server at %s (AOF on)", url)

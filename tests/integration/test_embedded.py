@@ -155,3 +155,24 @@ def test_the_cli_warns_about_unknown_variables(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stderr == "baton: warning: ignoring BATON_CONCURENCY: not a Baton setting " \
                           "(did you mean BATON_CONCURRENCY?)\n"
+
+
+def test_a_url_flag_next_to_redis_variables_runs(tmp_path: Path, redis_server: Any) -> None:
+    # Given REDIS_* variables (as Kubernetes injects for a Service named redis) and the URL as a flag only:
+    # the app module's own Baton() is built from the environment alone at import, and must not refuse
+    log = tmp_path / "worker.log"
+    env = _env(tmp_path, REDIS_PORT="tcp://10.0.0.1:6379", REDIS_SERVICE_HOST="10.0.0.1")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "runtime", "worker", "--app", "tests.apps:app",
+                                 "--redis-url", redis_server.url], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while " started" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+    finally:
+        code = stop_process(proc)
+    assert code == 0, log.read_text()
+    assert not (tmp_path / "embedded").exists()

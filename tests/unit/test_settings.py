@@ -124,9 +124,10 @@ def test_unknown_baton_variables_are_warned_about_by_name() -> None:
     {"REDIS_URL": ""},
 ])
 def test_redis_variables_without_a_url_never_mean_embedded(env: dict[str, str]) -> None:
-    # Given a Redis-related variable and no Redis URL
+    # Given a Redis-related variable and no Redis URL: the settings build, but the embedded server is refused
+    assert Settings.from_env(env).redis_url == ""
     with pytest.raises(ConfigError) as caught:
-        Settings.from_env(env)
+        settings_module.check_embedded_allowed(env)
     # Then the error names it, says what is supported, and leaks no value
     message = str(caught.value)
     assert next(iter(env)) in message and "BATON_REDIS_URL" in message and "embedded" in message
@@ -147,6 +148,7 @@ def test_unsupported_baton_redis_variables_always_fail(name: str, url: str | Non
 def test_no_redis_variable_at_all_keeps_the_embedded_default() -> None:
     s = Settings.from_env({"BATON_PREFIX": "x", "HOME": "/root"})
     assert s.redis_url == ""
+    settings_module.check_embedded_allowed({"BATON_PREFIX": "x", "HOME": "/root"})
     # plain REDIS_* names next to a URL (a Kubernetes service named redis injects REDIS_PORT ...) are fine
     assert Settings.from_env({"REDIS_URL": URL, "REDIS_PORT": "tcp://10.0.0.1:6379"}).redis_url == URL
 
