@@ -156,7 +156,9 @@ async def test_worker_and_api_work_under_their_acl_users(acl_node: tuple[RedisPr
         assert (await api.until(sleepy, *TERMINAL))["status"] == "canceled"
 
         # Pause, resume and cancel a delayed run; replay a finished one
-        later = await api.trigger("echo", {"later": True}, delay=600)
+        later = await api.trigger("echo", {"later": True}, delay=600, idempotency_key="later-1")
+        await api.call("POST", f"/v1/runs/{later}/reschedule", {"delay": 300})
+        await api.call("DELETE", f"/v1/runs/{later}/idempotency-key")
         await api.call("POST", f"/v1/runs/{later}/pause")
         await api.until(later, "paused")
         await api.call("POST", f"/v1/runs/{later}/resume")
@@ -164,6 +166,15 @@ async def test_worker_and_api_work_under_their_acl_users(acl_node: tuple[RedisPr
         assert (await api.until(later, *TERMINAL))["status"] == "canceled"
         replay = await api.call("POST", f"/v1/runs/{entry}/replay")
         assert (await api.until(str(replay["id"]), *TERMINAL))["status"] == "completed"
+        restarted = await api.call("POST", f"/v1/runs/{flaky}/restart")
+        await api.call("POST", f"/v1/runs/{busy}/debug", {"debug_mode": True})
+        items = [{"job": "echo", "input": {"i": i}} for i in range(3)]
+        batch = await api.call("POST", "/v1/runs/batch", {"runs": items})
+        for run_id in [str(restarted["id"]), *(str(r["id"]) for r in batch["runs"])]:
+            assert (await api.until(run_id, *TERMINAL))["status"] == "completed"
+        held = await api.trigger("echo", {}, delay=600)
+        await api.call("POST", "/v1/runs/bulk-cancel", {"run_ids": [held]})
+        assert (await api.until(held, *TERMINAL))["status"] == "canceled"
 
         # Listings
         listed = await api.call("GET", "/v1/runs?status=completed&limit=100")
