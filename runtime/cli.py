@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import sys
 from dataclasses import fields
 from typing import Any
 
 import orjson
+from redis.exceptions import RedisError
 
 from .api.client import ApiClientError
 from .api.commands import add_api_args, add_commands, api_client, run_command
 from .app import Baton
 from .errors import BatonError
-from .settings import Settings
+from .settings import Settings, env_warnings
 from .worker import load_app, run_api, run_worker
 
 __all__ = ["main"]
@@ -33,6 +35,23 @@ def _settings_args(parser: argparse.ArgumentParser) -> None:
             parser.add_argument(flag, dest=f.name, type=cast, default=None, help=argparse.SUPPRESS)
 
 
+def _json_text(raw: str) -> str:
+    """--input: checked to be JSON when parsed, so a typo is a usage error."""
+    try:
+        orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
+    return raw
+
+
+def _seconds(raw: str) -> float:
+    """--wait: a finite number of seconds, at least 0."""
+    value = float(raw)
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a number of seconds >= 0")
+    return value
+
+
 def _settings(ns: argparse.Namespace) -> Settings:
     overrides = {f.name: getattr(ns, f.name) for f in fields(Settings) if getattr(ns, f.name, None) is not None}
     return Settings.from_env(**overrides)
@@ -47,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     _settings_args(worker)
     submit = sub.add_parser("submit", help="trigger a run and print its id")
     submit.add_argument("job")
-    submit.add_argument("--input", default="null", help="JSON input")
-    submit.add_argument("--wait", type=float, default=0, help="seconds to wait for the result")
+    submit.add_argument("--input", type=_json_text, default="null", help="JSON input")
+    submit.add_argument("--wait", type=_seconds, default=0, help="seconds to wait for the result")
     _settings_args(submit)
     get = sub.add_parser("get", help="print a run as JSON")
     get.add_argument("run_id")
@@ -61,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     _settings_args(api)
     add_commands(sub)
     ns = parser.parse_args(argv)
+    if ns.command not in ("worker", "api"):  # those log them, once logging is set up
+        for warning in env_warnings():
+            print(f"baton: warning: {warning}", file=sys.stderr)
     if ns.command in ("runs", "dlq", "apikey"):
         return asyncio.run(run_command(ns))
     try:
@@ -76,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     except BatonError as exc:
         print(f"baton: {exc}", file=sys.stderr)
         return 2
+    except RedisError as exc:  # submit/get talk to Redis directly; redis-py's messages carry no password
+        print(f"baton: Redis: {exc}", file=sys.stderr)
+        return 1
 
 
 async def _api_client_command(ns: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 import shutil
@@ -11,10 +12,12 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS, SSLConnection, parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -23,7 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .errors import RedisUnavailable
 
-__all__ = ["DirectCalls", "EmbeddedServer", "check_eviction_policy", "connect"]
+__all__ = ["DirectCalls", "EmbeddedServer", "check_eviction_policy", "connect", "redis_url_problem"]
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +40,9 @@ def connect(url: str, cluster: bool = False, **kwargs: Any) -> Any:
     ``rediss://`` enables TLS; ``redis://user:password@host`` uses an ACL user.
     Connections are created lazily; the hiredis parser is used when installed.
     """
+    # no CLIENT SETINFO on connect: an ACL user needs no CLIENT rights (and
+    # Redis < 7.2 has no such command, so the shipped ACL cannot name it)
+    kwargs.setdefault("driver_info", None)
     if cluster:
         return RedisCluster.from_url(url, **kwargs)
     # redis-py's client makes no retries by default: a connection the server
@@ -45,6 +51,56 @@ def connect(url: str, cluster: bool = False, **kwargs: Any) -> Any:
     kwargs.setdefault("retry", Retry(ExponentialBackoff(cap=0.5, base=0.02), RECONNECT_RETRIES))
     kwargs.setdefault("retry_on_error", [RedisConnectionError, RedisTimeoutError])
     return aioredis.from_url(url, **kwargs)
+
+
+#: URL schemes connect() accepts (redis-py's; Sentinel has none yet)
+URL_SCHEMES = ("redis", "rediss", "unix")
+#: options a URL's query may carry: redis-py's typed ones and client_name; with TLS, the ssl_* ones.
+#: Others (decode_responses, encoding ...) would change what Baton reads back, or fail at connect time.
+_URL_OPTIONS = frozenset(URL_QUERY_ARGUMENT_PARSERS) | {"client_name"}
+_TLS_OPTIONS = frozenset(p for p in inspect.signature(SSLConnection.__init__).parameters if p.startswith("ssl_"))
+
+
+def redis_url_problem(url: str, cluster: bool = False) -> str:
+    """What is wrong with a Redis URL for connect(), or "" when nothing is.
+
+    Checked when settings are built, so a bad URL is a configuration error
+    at start rather than redis-py's ValueError (or a TypeError at the first
+    command). The message never repeats the URL: it may hold a password.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in URL_SCHEMES:
+        shown = f"{scheme}://" if scheme and "://" in url else "(none)"
+        sentinel = "; Redis Sentinel is not supported yet" if "sentinel" in scheme else ""
+        return f"unsupported scheme {shown}: use redis://, rediss:// (TLS) or unix://{sentinel}"
+    allowed = _URL_OPTIONS | (_TLS_OPTIONS if scheme == "rediss" else frozenset())
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = sorted(set(query) - allowed)
+    if unknown:
+        return f"unsupported option {unknown[0]!r} in the query (supported: {', '.join(sorted(allowed))})"
+    if scheme == "unix":
+        if cluster:
+            return "a Redis Cluster entry point (BATON_REDIS_CLUSTER) needs redis:// or rediss://"
+        return "" if parts.path else "unix:// needs a socket path (unix:///path/to/redis.sock)"
+    try:
+        port = parts.port
+    except ValueError:
+        return "the port must be a number between 1 and 65535"
+    if port is not None and not 1 <= port <= 65535:
+        return "the port must be a number between 1 and 65535"
+    if not parts.hostname:
+        return "a host is required (redis://host:port)"
+    path = unquote(parts.path).strip("/")
+    if path and not path.isdigit():
+        return "the path must be a database number (redis://host:port/0)"
+    try:
+        db = parse_url(url).get("db", 0)
+    except ValueError as exc:  # a query option of the wrong type; redis-py's message names it
+        return str(exc)
+    if cluster and db:
+        return "Redis Cluster has only database 0 (BATON_REDIS_CLUSTER is set)"
+    return ""
 
 
 class DirectCalls:
@@ -98,21 +154,33 @@ class DirectCalls:
 
 
 async def check_eviction_policy(client: Any) -> str | None:
-    """Warn (and return the policy) when Redis may evict Baton's keys."""
+    """Warn (and return the policy) when Redis may evict Baton's keys.
+
+    Read from ``INFO memory`` rather than ``CONFIG GET``: managed Redis often
+    disables CONFIG, and an ACL user allowed CONFIG GET could read every
+    setting, passwords included (see the README's ACL section).
+    """
     try:
-        reply = await client.config_get("maxmemory-policy")
+        reply = await client.info("memory")
     except RedisError:
-        logger.info("could not read maxmemory-policy (CONFIG disabled?); make sure it is noeviction")
+        logger.info("could not read maxmemory_policy (INFO not allowed?); make sure it is noeviction")
         return None
-    policy = reply.get("maxmemory-policy") if isinstance(reply, dict) else None
-    if isinstance(policy, bytes):
-        policy = policy.decode()
-    if policy and policy != "noeviction":
+    # a cluster client answers per node ({node: info}); every node has the same policy in a sane cluster
+    infos = reply.values() if reply and all(isinstance(v, dict) for v in reply.values()) else [reply]
+    policies = {_text(info.get("maxmemory_policy")) for info in infos if isinstance(info, dict)} - {""}
+    policy = sorted(policies)[0] if policies else None
+    evicting = sorted(p for p in policies if p != "noeviction")
+    if evicting:
+        policy = evicting[0]
         logger.warning(
             "Redis maxmemory-policy is %s: Redis may evict run records, leases and queues "
             "under memory pressure, losing work. Set maxmemory-policy noeviction.", policy
         )
     return policy
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value or "")
 
 
 class EmbeddedServer:

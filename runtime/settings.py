@@ -6,17 +6,102 @@ Baton reads ``os.environ``.
 
 from __future__ import annotations
 
+import difflib
+import math
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from .connection import redis_url_problem
 from .errors import ConfigError
+from .ids import NAME_RE
 
-__all__ = ["Settings"]
+__all__ = ["BOUNDS", "CLIENT_VARIABLES", "Bound", "Settings", "check_embedded_allowed", "env_warnings", "setting_names"]
 
 ENV_PREFIX = "BATON_"
+#: the conventional name accepted for BATON_REDIS_URL
+REDIS_URL_ALIAS = "REDIS_URL"
+#: variables with these prefixes configure Redis: when any is set, no embedded server
+REDIS_ENV_PREFIXES = (ENV_PREFIX + "REDIS_", "REDIS_")
+#: BATON_* variables of the ``baton`` CLI's HTTP client (``baton runs``, ``--api-url``), not settings of a node
+CLIENT_VARIABLES = ("BATON_API_URL", "BATON_API_KEY")
+
+#: the year, in seconds: the longest retention or timeout accepted
+_YEAR_S = 365 * 24 * 3600
+_DAY_MS = 24 * 3600 * 1000
+#: Redis's largest string (bytes)
+_REDIS_MAX_BYTES = 512 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Bound:
+    """The accepted range of a numeric setting; with ``off``, 0 is accepted too and means off."""
+
+    lo: float
+    hi: float
+    off: bool = False
+
+    def admits(self, value: float) -> bool:
+        """Whether ``value`` is in range (NaN and infinities never are)."""
+        return math.isfinite(value) and (self.lo <= value <= self.hi or (self.off and value == 0))
+
+    def __str__(self) -> str:
+        span = f"between {_number(self.lo)} and {_number(self.hi)}"
+        return f"0 (off) or {span}" if self.off else span
+
+
+def _number(x: float) -> str:
+    """A bound as people write it: 100000, not 1e+05."""
+    return str(int(x)) if x == int(x) else str(x)
+
+
+#: The range of every numeric setting, checked wherever a Settings is built (env, flags, code).
+BOUNDS: dict[str, Bound] = {
+    "partitions": Bound(1, 1024),
+    "concurrency": Bound(1, 100_000),
+    "lease_ttl_ms": Bound(100, _DAY_MS),
+    "renew_interval_ms": Bound(1, _DAY_MS // 2),
+    "reap_interval_ms": Bound(1, 3600_000),
+    "claim_batch": Bound(1, 10_000),
+    "idle_poll_ms": Bound(1, 3600_000),
+    "intake_batch": Bound(1, 100_000),
+    "intake_claim_idle_ms": Bound(1, _DAY_MS),
+    "max_input_bytes": Bound(1, _REDIS_MAX_BYTES),
+    "default_max_attempts": Bound(1, 10_000),
+    "default_timeout_s": Bound(0.001, _YEAR_S),
+    "finished_ttl_s": Bound(1, 10 * _YEAR_S),
+    "dead_letter_ttl_s": Bound(1, 10 * _YEAR_S),
+    "finished_cap": Bound(1, 1_000_000_000),
+    "idempotency_ttl_s": Bound(1, 10 * _YEAR_S),
+    "reconcile_interval_ms": Bound(100, _DAY_MS, off=True),
+    "event_ttl_s": Bound(1, 10 * _YEAR_S),
+    "rejected_max_len": Bound(1, 1_000_000_000),
+    "shutdown_grace_s": Bound(0, 3600),
+    "metrics_port": Bound(1, 65535, off=True),
+    "observe_interval_ms": Bound(10, 3600_000, off=True),
+    "max_restarts": Bound(0, 1000),
+    "restart_window_s": Bound(0.001, _YEAR_S),
+    "api_port": Bound(1, 65535, off=True),
+    "max_body_bytes": Bound(1024, _REDIS_MAX_BYTES),
+    "api_scan_limit": Bound(100, 10_000_000),
+}
+
+#: Text settings with a fixed shape. The prefix is a Redis hash tag and an ACL key
+#: pattern: no braces, glob characters or ':' (``{p:p0}`` would be partition 0 of ``p``).
+_TEXT_RULES = (
+    ("prefix", re.compile(r"[A-Za-z0-9_.-]{1,64}"), "1-64 letters, digits, '_', '.' or '-'"),
+    ("node_id", re.compile(r"[^\s{}]{0,200}"), "at most 200 characters, no spaces or braces"),
+    ("log_format", re.compile(r"|json|text"), "json or text"),
+    ("metrics_host", re.compile(r"\S+"), "an address"),
+    ("api_host", re.compile(r"\S+"), "an address"),
+    ("embedded_dir", re.compile(r".+"), "a directory"),
+)
+#: Python types a field of each annotated type accepts (an int is a valid float)
+_TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "bool": bool, "str": str}
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass(frozen=True)
@@ -104,25 +189,7 @@ class Settings:
     api_scan_limit: int = 5000
 
     def __post_init__(self) -> None:
-        if self.partitions < 1:
-            raise ConfigError("partitions must be at least 1")
-        if self.concurrency < 1:
-            raise ConfigError("concurrency must be at least 1")
-        if self.lease_ttl_ms < 100:
-            raise ConfigError("lease_ttl_ms must be at least 100")
-        if self.renew_interval_ms * 2 > self.lease_ttl_ms:
-            raise ConfigError(
-                "renew_interval_ms must be at most half of lease_ttl_ms "
-                f"(got {self.renew_interval_ms} and {self.lease_ttl_ms})"
-            )
-        if self.observe_interval_ms < 0:
-            raise ConfigError("observe_interval_ms must be 0 (off) or positive")
-        if not 0 <= self.api_port <= 65535:
-            raise ConfigError("api_port must be within [0, 65535]")
-        if self.max_body_bytes < 1024 or self.api_scan_limit < 100:
-            raise ConfigError("max_body_bytes must be at least 1024 and api_scan_limit at least 100")
-        if self.log_format not in ("", "json", "text"):
-            raise ConfigError("log_format must be json or text")
+        _check(self)
         if not self.node_id:
             object.__setattr__(self, "node_id", f"{socket.gethostname()}-{os.getpid()}")
 
@@ -130,12 +197,17 @@ class Settings:
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from ``BATON_*`` variables, then apply explicit overrides.
 
-        ``REDIS_URL`` is accepted as well as ``BATON_REDIS_URL``.
+        ``REDIS_URL`` is accepted as well as ``BATON_REDIS_URL``. A ``BATON_REDIS_*``
+        name that is not a setting is an error (a Redis setting Baton would
+        otherwise ignore); see ``check_embedded_allowed`` for the other half.
         """
         env = os.environ if environ is None else environ
+        for name in _redis_variables(env):
+            if name.startswith(ENV_PREFIX) and name not in _ENV_FIELDS:
+                raise ConfigError(_unsupported_redis_variable(name))
         values: dict[str, Any] = {}
-        if env.get("REDIS_URL"):
-            values["redis_url"] = env["REDIS_URL"]
+        if env.get(REDIS_URL_ALIAS):
+            values["redis_url"] = env[REDIS_URL_ALIAS]
         for f in fields(cls):
             raw = env.get(ENV_PREFIX + f.name.upper())
             if raw is None:
@@ -157,6 +229,65 @@ class Settings:
         return [q for q in self.queues.split(",") if q]
 
 
+#: BATON_* variable name -> field
+_ENV_FIELDS = {ENV_PREFIX + f.name.upper(): f.name for f in fields(Settings)}
+_REDIS_SUPPORTED = (
+    f"BATON_REDIS_URL (or {REDIS_URL_ALIAS}: redis://, rediss:// for TLS, unix://) and BATON_REDIS_CLUSTER"
+)
+
+
+def env_warnings(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One warning per ``BATON_*`` variable that is neither a setting nor a CLI client variable.
+
+    Names only: a value may be a secret. ``Settings.from_env`` already refused
+    unknown ``BATON_REDIS_*`` names; the rest are ignored, so a typo is reported.
+    """
+    env = os.environ if environ is None else environ
+    known = [*_ENV_FIELDS, *CLIENT_VARIABLES]
+    out = []
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or name in _ENV_FIELDS or name in CLIENT_VARIABLES:
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        out.append(f"ignoring {name}: not a Baton setting{hint}")
+    return out
+
+
+def check_embedded_allowed(environ: Mapping[str, str] | None = None) -> None:
+    """Raise ConfigError when any Redis variable is set: called before a node with no
+    redis_url starts the embedded server, which is only for a node given no Redis
+    configuration at all (a misspelt or unsupported one must not end up there).
+
+    Checked there rather than in ``from_env``: the URL may come from a flag, which
+    an app module's own ``Baton()``, built from the environment at import, never sees.
+    """
+    names = _redis_variables(os.environ if environ is None else environ)
+    if names:
+        raise ConfigError(
+            f"{', '.join(names)} set but no Redis URL: Baton reads only {_REDIS_SUPPORTED}, and does not "
+            "start its embedded server while Redis variables are set. Set BATON_REDIS_URL, or unset them "
+            "to use the embedded server"
+        )
+
+
+def _redis_variables(env: Mapping[str, str]) -> list[str]:
+    """Names of the Redis-related variables set (empty ones too: an empty URL is still a Redis setting)."""
+    return sorted(n for n in env if n.startswith(REDIS_ENV_PREFIXES))
+
+
+def _unsupported_redis_variable(name: str) -> str:
+    """Why a ``BATON_REDIS_*`` name that is not a setting is refused, with what to use instead."""
+    close = difflib.get_close_matches(name, list(_ENV_FIELDS), n=1, cutoff=0.8)
+    if close:
+        hint = f"did you mean {close[0]}?"
+    elif "SENTINEL" in name:
+        hint = "Redis Sentinel is not supported yet"
+    else:
+        hint = "credentials, host, port and database go in BATON_REDIS_URL (redis://user:password@host:port/db)"
+    return f"{name} is not a Baton setting ({hint}); Baton reads {_REDIS_SUPPORTED}"
+
+
 def _cast(name: str, type_name: Any, raw: str) -> Any:
     type_name = str(type_name)
     try:
@@ -173,6 +304,42 @@ def _cast(name: str, type_name: Any, raw: str) -> Any:
             return float(raw)
         return raw
     except ValueError as exc:
-        raise ConfigError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {type_name}") from exc
+        raise ConfigError(f"{setting_names(name)}: {raw!r} is not a valid {type_name}") from exc
 
 
+def setting_names(name: str) -> str:
+    """How a person sets a field: its variable(s) and flag, for error messages."""
+    alias = f" / {REDIS_URL_ALIAS}" if name == "redis_url" else ""
+    return f"{ENV_PREFIX}{name.upper()}{alias} (--{name.replace('_', '-')})"
+
+
+def _check(settings: Settings) -> None:
+    """Raise ConfigError, naming the variable and flag, for the first value out of its range or type."""
+    for f in fields(settings):
+        value: Any = getattr(settings, f.name)
+        kind = str(f.type)
+        wanted = _TYPES[kind]
+        if not isinstance(value, wanted) or (kind != "bool" and isinstance(value, bool)):
+            # the type only: a value of the wrong type may still be a URL with a password
+            raise ConfigError(f"{setting_names(f.name)} must be of type {kind}, got {type(value).__name__}")
+        bound = BOUNDS.get(f.name)
+        if bound is not None and isinstance(value, int | float) and not bound.admits(value):
+            raise ConfigError(f"{setting_names(f.name)} must be {bound}, got {value!r}")
+    if settings.renew_interval_ms * 2 > settings.lease_ttl_ms:
+        raise ConfigError(
+            f"{setting_names('renew_interval_ms')} must be at most half of lease_ttl_ms "
+            f"(got {settings.renew_interval_ms} and {settings.lease_ttl_ms})"
+        )
+    for name, pattern, what in _TEXT_RULES:
+        if not pattern.fullmatch(getattr(settings, name)):
+            raise ConfigError(f"{setting_names(name)} must be {what}, got {getattr(settings, name)!r}")
+    if settings.log_level.upper() not in _LOG_LEVELS:
+        levels = ", ".join(_LOG_LEVELS)
+        raise ConfigError(f"{setting_names('log_level')} must be one of {levels}, got {settings.log_level!r}")
+    bad_queue = next((q for q in settings.queue_list if not NAME_RE.match(q)), None)
+    if bad_queue is not None:
+        raise ConfigError(f"{setting_names('queues')} must be comma-separated queue names, got {bad_queue!r}")
+    if settings.redis_url:
+        problem = redis_url_problem(settings.redis_url, settings.redis_cluster)
+        if problem:
+            raise ConfigError(f"{setting_names('redis_url')}: {problem}")

@@ -17,7 +17,7 @@ from .connection import EmbeddedServer
 from .errors import ConfigError
 from .logs import configure_logging, node_id_var
 from .metrics import Metrics
-from .settings import Settings
+from .settings import Settings, check_embedded_allowed, env_warnings, setting_names
 
 __all__ = ["DEFAULT_API_PORT", "load_app", "run_api", "run_worker", "serve"]
 
@@ -52,21 +52,36 @@ async def serve(app: Baton, metrics: Metrics | None = None) -> int:
     return supervisor.exit_code
 
 
-def run_worker(app: Baton, settings: Settings) -> int:
-    """Entry point of ``baton worker``: blocks until the node has drained."""
+def _start_logging(settings: Settings) -> None:
+    """Configure logging for this process, then report unknown BATON_* variables in it."""
     configure_logging(settings.log_format, settings.log_level)
     node_id_var.set(settings.node_id)
-    embedded: EmbeddedServer | None = None
-    if not settings.redis_url:
-        embedded = EmbeddedServer(settings.embedded_dir)
-        url = embedded.start()
-        logger.info("no REDIS_URL given: using the embedded server at %s (AOF on)", url)
-        settings = settings.with_changes(redis_url=url)
-    app.settings = settings
+    for warning in env_warnings():
+        logger.warning("%s", warning)
+
+
+def run_worker(app: Baton, settings: Settings) -> int:
+    """Entry point of ``baton worker``: blocks until the node has drained."""
+    _start_logging(settings)
+    # metrics first: a port it cannot bind stops the node before it starts a server
     metrics = Metrics()
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry)
+        try:
+            start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry)
+        except OSError as exc:  # in use, not ours to bind, or an unknown host
+            raise ConfigError(
+                f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} "
+                f"({setting_names('metrics_host')}, {setting_names('metrics_port')}): {exc.strerror or exc}"
+            ) from exc
         logger.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
+    embedded: EmbeddedServer | None = None
+    if not settings.redis_url:
+        check_embedded_allowed()  # no Redis configuration at all: the quick start
+        embedded = EmbeddedServer(settings.embedded_dir)
+        url = embedded.start()
+        logger.info("no Redis configured: using the embedded server at %s (AOF on)", url)
+        settings = settings.with_changes(redis_url=url)
+    app.settings = settings
     # objects that live as long as the process (modules, the app, settings) are
     # moved out of the collector's way: fewer, shorter gen-2 pauses mid-pickup
     gc.collect()
@@ -84,10 +99,9 @@ DEFAULT_API_PORT = 8480
 
 def run_api(app: Baton, settings: Settings) -> int:
     """Entry point of ``baton api``: the HTTP API alone (no executors), until SIGTERM/SIGINT."""
-    configure_logging(settings.log_format, settings.log_level)
-    node_id_var.set(settings.node_id)
+    _start_logging(settings)
     if not settings.redis_url:
-        raise ConfigError("baton api needs BATON_REDIS_URL / REDIS_URL (the embedded server is `baton worker`'s)")
+        raise ConfigError(f"baton api needs {setting_names('redis_url')} (the embedded server is `baton worker`'s)")
     if not settings.api_port:
         settings = settings.with_changes(api_port=DEFAULT_API_PORT)
     app.settings = settings

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
+import orjson
+import pytest
 import redis
 
 from runtime.connection import EmbeddedServer
+from tests.nodes import ROOT, stop_process
 
 
 def test_embedded_server_survives_a_killed_owner_and_is_reused(tmp_path: Path) -> None:
@@ -34,3 +44,135 @@ def test_embedded_server_survives_a_killed_owner_and_is_reused(tmp_path: Path) -
             first._proc.wait(10)
     # Then stopping it really stopped the process
     assert first._proc is not None and first._proc.wait(10) is not None
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The test process's environment without any Redis or Baton variable, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BATON_", "REDIS_"))}
+    return {**env, "PYTHONPATH": str(ROOT), "BATON_EMBEDDED_DIR": str(tmp_path / "embedded"),
+            "BATON_METRICS_PORT": "0", "BATON_LOG_FORMAT": "text", "BATON_PREFIX": "t", **extra}
+
+
+def _baton(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run ``baton ARGS`` to its end (a config error ends it at once); never leaves an embedded server behind."""
+    try:
+        return subprocess.run([sys.executable, "-m", "runtime", *args], cwd=ROOT, env=_env(tmp_path, **env),
+                              capture_output=True, text=True, timeout=30)
+    finally:
+        _stop_embedded(tmp_path / "embedded")
+
+
+def _stop_embedded(data_dir: Path) -> None:
+    """Kill the embedded server a node recorded in ``data_dir`` (one the node under test started)."""
+    state = data_dir / "server.json"
+    if state.exists():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(orjson.loads(state.read_bytes())["pid"], signal.SIGKILL)
+
+
+@pytest.mark.parametrize("env", [
+    {"REDIS_HOST": "10.0.0.1"},
+    {"REDIS_PASSWORD": "s3cret"},
+    {"BATON_REDIS_SENTINEL_MASTER": "mymaster"},
+    {"BATON_REDIS_PASSWRD": "s3cret"},
+    {"BATON_REDIS_URL": ""},
+])
+def test_a_worker_with_redis_variables_never_starts_the_embedded_server(tmp_path: Path, env: dict[str, str]) -> None:
+    # When a worker starts with a Redis variable but no usable Redis URL
+    done = _baton(tmp_path, "worker", "--app", "tests.apps:app", **env)
+    # Then it exits non-zero with one configuration error naming the variable, and started no server
+    name = next(iter(env))
+    assert done.returncode == 2, done.stderr
+    assert name in done.stderr and "Traceback" not in done.stderr and done.stderr.count("\n") == 1, done.stderr
+    assert "s3cret" not in done.stderr + done.stdout
+    assert not (tmp_path / "embedded").exists()
+
+
+@pytest.mark.parametrize(("command", "url"), [
+    ("worker", "http://127.0.0.1:6379"),
+    ("worker", "redis+sentinel://127.0.0.1:26379/mymaster"),
+    ("worker", "valkey://127.0.0.1:6379"),
+    ("worker", "redis://ada:s3cret@127.0.0.1:99999"),
+    ("api", "http://127.0.0.1:6379"),
+    ("get", "redis://127.0.0.1:6379/x"),
+])
+def test_an_unsupported_redis_url_is_one_clear_line(tmp_path: Path, command: str, url: str) -> None:
+    args = [command, "--app", "tests.apps:app"] if command != "get" else [command, "some-run"]
+    done = _baton(tmp_path, *args, BATON_REDIS_URL=url)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("baton: ") and done.stderr.count("\n") == 1, done.stderr
+    assert "BATON_REDIS_URL" in done.stderr and "Traceback" not in done.stderr
+    assert "s3cret" not in done.stderr
+
+
+def test_a_bad_setting_stops_the_worker_with_one_line(tmp_path: Path) -> None:
+    done = _baton(tmp_path, "worker", "--app", "tests.apps:app", BATON_CONCURRENCY="0")
+    assert done.returncode == 2 and "BATON_CONCURRENCY" in done.stderr and done.stderr.count("\n") == 1, done.stderr
+
+
+def test_without_redis_variables_the_worker_runs_on_the_embedded_server(tmp_path: Path) -> None:
+    # Given no Redis variable at all (the quick start), plus a misspelt setting
+    log = tmp_path / "worker.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "runtime", "worker", "--app", "tests.apps:app"], cwd=ROOT,
+                                env=_env(tmp_path, BATON_CONCURENCY="5"), stdout=out, stderr=subprocess.STDOUT)
+    state = tmp_path / "embedded" / "server.json"
+    try:
+        # Then the node starts its embedded server and runs, and warns about the unknown name
+        deadline = time.monotonic() + 60
+        while "node " not in log.read_text() or " started" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        text = log.read_text()
+        assert "embedded" in text and state.exists()
+        assert re.search(r"WARNING .*BATON_CONCURENCY.*BATON_CONCURRENCY", text), text
+        server_pid = orjson.loads(state.read_bytes())["pid"]
+    finally:
+        code = stop_process(proc)
+        if code != 0:
+            _stop_embedded(tmp_path / "embedded")
+    # and a drain stops it with the server
+    assert code == 0, log.read_text()
+    with pytest.raises(ProcessLookupError):
+        os.kill(server_pid, 0)
+
+
+def test_a_busy_metrics_port_is_one_clear_line(tmp_path: Path, redis_server: Any) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = _baton(tmp_path, "worker", "--app", "tests.apps:app", BATON_REDIS_URL=redis_server.url,
+                      BATON_METRICS_HOST="127.0.0.1", BATON_METRICS_PORT=str(port))
+    assert done.returncode == 2, done.stderr
+    assert "BATON_METRICS_PORT" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("baton: ")
+
+
+def test_the_cli_warns_about_unknown_variables(tmp_path: Path) -> None:
+    done = _baton(tmp_path, "apikey", "acme", BATON_CONCURENCY="5", BATON_API_URL="http://127.0.0.1:1")
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "baton: warning: ignoring BATON_CONCURENCY: not a Baton setting " \
+                          "(did you mean BATON_CONCURRENCY?)\n"
+
+
+def test_a_url_flag_next_to_redis_variables_runs(tmp_path: Path, redis_server: Any) -> None:
+    # Given REDIS_* variables (as Kubernetes injects for a Service named redis) and the URL as a flag only:
+    # the app module's own Baton() is built from the environment alone at import, and must not refuse
+    log = tmp_path / "worker.log"
+    env = _env(tmp_path, REDIS_PORT="tcp://10.0.0.1:6379", REDIS_SERVICE_HOST="10.0.0.1")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "runtime", "worker", "--app", "tests.apps:app",
+                                 "--redis-url", redis_server.url], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while " started" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+    finally:
+        code = stop_process(proc)
+    assert code == 0, log.read_text()
+    assert not (tmp_path / "embedded").exists()
