@@ -25,7 +25,7 @@ DURABLE = ["--appendonly", "yes", "--appendfsync", "always"]
 
 
 def _settings(server: RedisProcess, **changes: Any) -> Settings:
-    base = Settings(redis_url=server.url, prefix="{bt}", concurrency=5, lease_ttl_ms=6000, renew_interval_ms=1000,
+    base = Settings(redis_url=server.url, prefix="bt", concurrency=5, lease_ttl_ms=6000, renew_interval_ms=1000,
                     reap_interval_ms=200, idle_poll_ms=500, metrics_port=0, shutdown_grace_s=5)
     return base.with_changes(**changes) if changes else base
 
