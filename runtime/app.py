@@ -48,17 +48,27 @@ class Baton:
     """
 
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
-        self.settings = settings.with_changes(**overrides) if settings and overrides else (
-            settings or Settings.from_env(**overrides)
-        )
         self.jobs = JobRegistry()
         self.schedules = ScheduleRegistry()
-        self.keys = Keys(self.settings.prefix, self.settings.partitions)
         self._redis: Any = None
         self._scripts: Scripts | None = None
         self._remote_jobs: dict[str, JobOptions] = {}
+        self.configure(settings.with_changes(**overrides) if settings and overrides else (
+            settings or Settings.from_env(**overrides)))
+
+    def configure(self, settings: Settings) -> None:
+        """Use these settings, and everything derived from them (keys, validated job specs).
+
+        The one place settings are applied: at construction, and by ``baton worker``
+        / ``baton api`` once their flags are read (the app module built ``app`` from
+        the environment alone). Only before the app talks to Redis.
+        """
+        if self._redis is not None:
+            raise ConfigError("settings can change only before the app connects to Redis")
+        self.settings = settings
+        self.keys = Keys(settings.prefix, settings.partitions)
         #: the short path of submissions that are just a job and an input
-        self.plain_specs = PlainSpecs(self.settings, self.keys)
+        self.plain_specs = PlainSpecs(settings, self.keys)
 
     # -- defining jobs -------------------------------------------------------
 

@@ -18,21 +18,25 @@ from .api.client import ApiClientError
 from .api.commands import add_api_args, add_commands, api_client, run_command
 from .app import Baton
 from .errors import BatonError
-from .settings import Settings, env_warnings
+from .settings import ENV_PREFIX, Settings, descriptions, env_warnings
 from .worker import load_app, run_api, run_worker
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main", "settings_from"]
 
 
 def _settings_args(parser: argparse.ArgumentParser) -> None:
+    """A flag for every Settings field, described from Settings itself; booleans also take --no-X."""
+    group = parser.add_argument_group("settings (each also a BATON_* variable; a flag wins)")
+    described = descriptions()
     for f in fields(Settings):
         flag = "--" + f.name.replace("_", "-")
-        kind = str(f.type)
-        if kind == "bool":
-            parser.add_argument(flag, dest=f.name, action="store_const", const=True, default=None)
+        default = "" if f.default in ("", 0) and f.type != "bool" else f" Default: {f.default}."
+        text = f"{described.get(f.name, '')} [{ENV_PREFIX}{f.name.upper()}]{default}".replace("%", "%%")
+        if str(f.type) == "bool":
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
-            cast = {"int": int, "float": float}.get(kind, str)
-            parser.add_argument(flag, dest=f.name, type=cast, default=None, help=argparse.SUPPRESS)
+            cast = {"int": int, "float": float}.get(str(f.type), str)
+            group.add_argument(flag, dest=f.name, type=cast, default=None, help=text, metavar=f.name.upper())
 
 
 def _json_text(raw: str) -> str:
@@ -52,13 +56,8 @@ def _seconds(raw: str) -> float:
     return value
 
 
-def _settings(ns: argparse.Namespace) -> Settings:
-    overrides = {f.name: getattr(ns, f.name) for f in fields(Settings) if getattr(ns, f.name, None) is not None}
-    return Settings.from_env(**overrides)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Parse the command line and run the subcommand."""
+def build_parser() -> argparse.ArgumentParser:
+    """The ``baton`` command line: every subcommand and its flags."""
     parser = argparse.ArgumentParser(prog="baton", description="Durable background jobs on Redis.")
     sub = parser.add_subparsers(dest="command", required=True)
     worker = sub.add_parser("worker", help="run a node: intake, leaser, executors")
@@ -79,14 +78,25 @@ def main(argv: list[str] | None = None) -> int:
     api.add_argument("--app", default=None, help="module:attribute of a Baton app (optional: jobs come from Redis)")
     _settings_args(api)
     add_commands(sub)
-    ns = parser.parse_args(argv)
+    return parser
+
+
+def settings_from(ns: argparse.Namespace) -> Settings:
+    """Settings from BATON_* variables, with the flags given on the command line applied over them."""
+    overrides = {f.name: getattr(ns, f.name) for f in fields(Settings) if getattr(ns, f.name, None) is not None}
+    return Settings.from_env(**overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the subcommand."""
+    ns = build_parser().parse_args(argv)
     if ns.command not in ("worker", "api"):  # those log them, once logging is set up
         for warning in env_warnings():
             print(f"baton: warning: {warning}", file=sys.stderr)
     if ns.command in ("runs", "dlq", "apikey"):
         return asyncio.run(run_command(ns))
     try:
-        settings = _settings(ns)
+        settings = settings_from(ns)
         if ns.command == "worker":
             app = load_app(ns.app)
             return run_worker(app, settings)

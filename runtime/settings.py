@@ -7,6 +7,7 @@ Baton reads ``os.environ``.
 from __future__ import annotations
 
 import difflib
+import inspect
 import math
 import os
 import re
@@ -19,7 +20,10 @@ from .connection import redis_url_problem
 from .errors import ConfigError
 from .ids import NAME_RE
 
-__all__ = ["BOUNDS", "CLIENT_VARIABLES", "Bound", "Settings", "check_embedded_allowed", "env_warnings", "setting_names"]
+__all__ = [
+    "BOUNDS", "CLIENT_VARIABLES", "Bound", "Settings", "check_embedded_allowed", "descriptions", "env_warnings",
+    "setting_names",
+]
 
 ENV_PREFIX = "BATON_"
 #: the conventional name accepted for BATON_REDIS_URL
@@ -305,6 +309,31 @@ def _cast(name: str, type_name: Any, raw: str) -> Any:
         return raw
     except ValueError as exc:
         raise ConfigError(f"{setting_names(name)}: {raw!r} is not a valid {type_name}") from exc
+
+
+def descriptions() -> dict[str, str]:
+    """Each field's description: the ``#:`` comment above it in the class body (the one
+    source for ``--help``; a field without one of its own shares the comment above it)."""
+    out: dict[str, str] = {}
+    comment: list[str] = []
+    for line in inspect.getsource(Settings).splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#:"):
+            if out and not comment and not stripped[2:].strip():
+                continue
+            comment.append(stripped[2:].strip())
+            continue
+        match = re.match(r"(\w+): [\w| ]+ = ", stripped)
+        if match and match.group(1) in Settings.__dataclass_fields__:
+            out[match.group(1)] = " ".join(comment) if comment else out.get(_previous(out), "")
+            comment = []
+        elif not stripped:
+            comment = []
+    return out
+
+
+def _previous(seen: dict[str, str]) -> str:
+    return next(reversed(seen)) if seen else ""
 
 
 def setting_names(name: str) -> str:

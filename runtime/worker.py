@@ -81,7 +81,7 @@ def run_worker(app: Baton, settings: Settings) -> int:
         url = embedded.start()
         logger.info("no Redis configured: using the embedded server at %s (AOF on)", url)
         settings = settings.with_changes(redis_url=url)
-    app.settings = settings
+    app.configure(settings)
     # objects that live as long as the process (modules, the app, settings) are
     # moved out of the collector's way: fewer, shorter gen-2 pauses mid-pickup
     gc.collect()
@@ -104,7 +104,7 @@ def run_api(app: Baton, settings: Settings) -> int:
         raise ConfigError(f"baton api needs {setting_names('redis_url')} (the embedded server is `baton worker`'s)")
     if not settings.api_port:
         settings = settings.with_changes(api_port=DEFAULT_API_PORT)
-    app.settings = settings
+    app.configure(settings)
     return _run(_serve_api(app))
 
 
