@@ -148,9 +148,9 @@ class Settings:
     #: Defaults for jobs that do not set them.
     default_max_attempts: int = 3
     default_timeout_s: float = 300.0
-    #: How long finished (completed/canceled/failed) runs are kept.
+    #: How long completed and canceled runs are kept (failed ones: dead_letter_ttl_s).
     finished_ttl_s: int = 7 * 24 * 3600
-    #: How long dead-lettered runs are kept.
+    #: How long dead-lettered and failed (PermanentFailure) runs are kept.
     dead_letter_ttl_s: int = 30 * 24 * 3600
     #: Most runs kept per terminal status and partition (oldest dropped first).
     finished_cap: int = 1_000_000
