@@ -32,6 +32,11 @@ logger = logging.getLogger(__name__)
 
 #: Times a command is sent again after a connection error (each on a new connection).
 RECONNECT_RETRIES = 3
+#: How long a command waits for its reply before its connection counts as lost: well above
+#: Baton's longest blocking read (1 s) and any script, well below a stall that goes unnoticed
+SOCKET_TIMEOUT_S = 10.0
+#: How long opening a connection may take
+CONNECT_TIMEOUT_S = 5.0
 
 
 def connect(url: str, cluster: bool = False, **kwargs: Any) -> Any:
@@ -43,6 +48,11 @@ def connect(url: str, cluster: bool = False, **kwargs: Any) -> Any:
     # no CLIENT SETINFO on connect: an ACL user needs no CLIENT rights (and
     # Redis < 7.2 has no such command, so the shipped ACL cannot name it)
     kwargs.setdefault("driver_info", None)
+    # a reply that never comes (a half-open or black-holed connection) fails the
+    # command instead of stalling its actor forever; a URL's own options win
+    kwargs.setdefault("socket_timeout", SOCKET_TIMEOUT_S)
+    kwargs.setdefault("socket_connect_timeout", CONNECT_TIMEOUT_S)
+    kwargs.setdefault("socket_keepalive", True)
     if cluster:
         return RedisCluster.from_url(url, **kwargs)
     # redis-py's client makes no retries by default: a connection the server

@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from runtime import Baton, RunContext, Settings
-from runtime.connection import check_eviction_policy
+from runtime.connection import SOCKET_TIMEOUT_S, check_eviction_policy, connect
 from tests.nodes import running_node
 from tests.servers import RedisProcess, free_port
 
@@ -133,3 +135,33 @@ async def test_eviction_policy_warning(redis: Any, caplog: pytest.LogCaptureFixt
     with caplog.at_level(logging.WARNING, logger="runtime.connection"):
         assert await check_eviction_policy(redis) == "noeviction"
     assert not caplog.records
+
+
+async def test_a_silent_connection_fails_the_command_instead_of_stalling_it() -> None:
+    # Given a "server" that accepts connections and never answers (a half-open or black-holed path)
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+        await reader.read()  # read whatever comes, answer nothing
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    # Then Baton's clients wait for replies at most SOCKET_TIMEOUT_S by default, with keepalive on
+    default = connect(f"redis://127.0.0.1:{port}")
+    kwargs = default.connection_pool.connection_kwargs
+    assert kwargs["socket_timeout"] == SOCKET_TIMEOUT_S and kwargs["socket_keepalive"] is True
+    await default.aclose()
+    # And a command on such a connection fails (here with the timeout shortened) instead of hanging
+    client = connect(f"redis://127.0.0.1:{port}", socket_timeout=0.3)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    try:
+        with pytest.raises((RedisTimeoutError, RedisConnectionError)):
+            await asyncio.wait_for(client.ping(), 30)
+        assert loop.time() - started < 10 and accepted
+    finally:
+        await client.aclose()
+        server.close()
+        for writer in accepted:
+            writer.close()
