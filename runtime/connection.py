@@ -25,6 +25,7 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .errors import RedisUnavailable
+from .sentinel import SENTINEL_SCHEMES, parse_sentinel_url, sentinel_client
 
 __all__ = ["DirectCalls", "EmbeddedServer", "check_eviction_policy", "connect", "redis_url_problem"]
 
@@ -60,10 +61,12 @@ def connect(url: str, cluster: bool = False, **kwargs: Any) -> Any:
     # next command sent on it, though a fresh connection would succeed
     kwargs.setdefault("retry", Retry(ExponentialBackoff(cap=0.5, base=0.02), RECONNECT_RETRIES))
     kwargs.setdefault("retry_on_error", [RedisConnectionError, RedisTimeoutError])
+    if urlsplit(url).scheme.lower() in SENTINEL_SCHEMES:
+        return sentinel_client(url, **kwargs)
     return aioredis.from_url(url, **kwargs)
 
 
-#: URL schemes connect() accepts (redis-py's; Sentinel has none yet)
+#: URL schemes connect() hands to redis-py as they are (Sentinel's are in runtime/sentinel.py)
 URL_SCHEMES = ("redis", "rediss", "unix")
 #: options a URL's query may carry: redis-py's typed ones and client_name; with TLS, the ssl_* ones.
 #: Others (decode_responses, encoding ...) would change what Baton reads back, or fail at connect time.
@@ -80,10 +83,18 @@ def redis_url_problem(url: str, cluster: bool = False) -> str:
     """
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
+    if scheme in SENTINEL_SCHEMES:
+        if cluster:
+            return "a Redis Cluster entry point (BATON_REDIS_CLUSTER) cannot be a Sentinel URL"
+        try:
+            parse_sentinel_url(url)
+        except ValueError as exc:
+            return str(exc)
+        return ""
     if scheme not in URL_SCHEMES:
         shown = f"{scheme}://" if scheme and "://" in url else "(none)"
-        sentinel = "; Redis Sentinel is not supported yet" if "sentinel" in scheme else ""
-        return f"unsupported scheme {shown}: use redis://, rediss:// (TLS) or unix://{sentinel}"
+        return (f"unsupported scheme {shown}: use redis://, rediss:// (TLS), unix:// or "
+                "redis+sentinel:// (rediss+sentinel:// for TLS)")
     allowed = _URL_OPTIONS | (_TLS_OPTIONS if scheme == "rediss" else frozenset())
     query = parse_qs(parts.query, keep_blank_values=True)
     unknown = sorted(set(query) - allowed)

@@ -286,7 +286,7 @@ def _unsupported_redis_variable(name: str) -> str:
     if close:
         hint = f"did you mean {close[0]}?"
     elif "SENTINEL" in name:
-        hint = "Redis Sentinel is not supported yet"
+        hint = "a Sentinel-managed master is a BATON_REDIS_URL of the form redis+sentinel://host:26379/service_name"
     else:
         hint = "credentials, host, port and database go in BATON_REDIS_URL (redis://user:password@host:port/db)"
     return f"{name} is not a Baton setting ({hint}); Baton reads {_REDIS_SUPPORTED}"

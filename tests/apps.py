@@ -10,12 +10,8 @@ import asyncio
 import os
 from typing import Any
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError, TimeoutError
-
 from runtime import Baton, RunContext
+from runtime.connection import connect
 
 app = Baton()
 _client: Any = None
@@ -24,9 +20,9 @@ _client: Any = None
 def _redis() -> Any:
     global _client
     if _client is None:
-        # the handlers' own client retries, as an application's would: the outage tests restart Redis
-        _client = aioredis.from_url(os.environ["BATON_REDIS_URL"], retry=Retry(ExponentialBackoff(0.5, 0.02), 8),
-                                    retry_on_error=[ConnectionError, TimeoutError])
+        # the handlers' own client: Baton's connect() (it retries, and follows a Sentinel URL), as
+        # an application's would; the outage tests restart Redis under it
+        _client = connect(os.environ["BATON_REDIS_URL"])
     return _client
 
 

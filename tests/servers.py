@@ -18,7 +18,7 @@ from pathlib import Path
 
 import redis
 
-__all__ = ["RedisClusterProcesses", "RedisProcess", "free_port", "server_binary"]
+__all__ = ["RedisClusterProcesses", "RedisProcess", "SentinelGroup", "free_port", "server_binary"]
 
 
 def server_binary() -> str:
@@ -98,9 +98,9 @@ class RedisProcess:
 
 def wait_ready(
     port: int, proc: subprocess.Popen[bytes], timeout_s: float = 15.0,
-    auth: tuple[str, str] | None = None,
+    auth: tuple[str, str] | None = None, sentinel: bool = False,
 ) -> None:
-    """Wait until the server answers and is not loading."""
+    """Wait until the server answers and is not loading (a sentinel: until it answers PING)."""
     user, password = auth or (None, None)
     client = redis.Redis(port=port, socket_connect_timeout=0.5, username=user, password=password)
     deadline = time.monotonic() + timeout_s
@@ -109,7 +109,9 @@ def wait_ready(
             if proc.poll() is not None:
                 raise RuntimeError(f"server on port {port} exited with {proc.returncode}")
             try:
-                if client.info("persistence").get("loading", 0) == 0:
+                if sentinel and client.ping():
+                    return
+                if not sentinel and client.info("persistence").get("loading", 0) == 0:
                     return
             except (redis.exceptions.ConnectionError, redis.exceptions.BusyLoadingError):
                 pass
@@ -175,3 +177,88 @@ class RedisClusterProcesses:
         """Stop every node by pid."""
         for n in self.nodes:
             n.stop()
+
+
+SENTINEL_SERVICE = "mymaster"
+
+
+@dataclass
+class SentinelGroup:
+    """A master, one replica and three sentinels on loopback, with short failover timeouts."""
+
+    master: RedisProcess | None = None
+    replica: RedisProcess | None = None
+    sentinels: list[RedisProcess] = field(default_factory=list)
+
+    def url(self, prefix: str = "redis+sentinel") -> str:
+        """The Sentinel URL of the group's service."""
+        hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
+        return f"{prefix}://{hosts}/{SENTINEL_SERVICE}"
+
+    def start(self) -> SentinelGroup:
+        """Start every process and wait until the replica is in sync and every sentinel knows it."""
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> SentinelGroup:
+        # no diskless-sync delay: a replica that says it is connected must have the data
+        self.master = RedisProcess(args=["--repl-diskless-sync-delay", "0"]).start()
+        self.replica = RedisProcess(args=["--repl-diskless-sync-delay", "0", "--replicaof", "127.0.0.1",
+                                          str(self.master.port)]).start()
+        for _ in range(3):
+            port = free_port()
+            node = RedisProcess(port=port)
+            (node.dir / "sentinel.conf").write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {node.dir}\n"
+                f"sentinel monitor {SENTINEL_SERVICE} 127.0.0.1 {self.master.port} 2\n"
+                f"sentinel down-after-milliseconds {SENTINEL_SERVICE} 1000\n"
+                f"sentinel failover-timeout {SENTINEL_SERVICE} 5000\n"
+            )
+            cmd = [server_binary(), str(node.dir / "sentinel.conf"), "--sentinel", "--daemonize", "no",
+                   "--logfile", str(node.dir / "log")]
+            node.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_ready(port, node.proc, sentinel=True)
+            self.sentinels.append(node)
+        self.wait_in_sync(self.replica)
+        return self
+
+    def wait_in_sync(self, replica: RedisProcess, timeout_s: float = 20.0) -> None:
+        """Until ``replica`` follows a master with its link up and every sentinel lists it."""
+        deadline = time.monotonic() + timeout_s
+        client = redis.Redis(port=replica.port)
+        try:
+            while client.info("replication").get("master_link_status") != "up":
+                if time.monotonic() > deadline:
+                    raise RuntimeError("replica did not sync")
+                time.sleep(0.05)
+        finally:
+            client.close()
+        for s in self.sentinels:
+            sentinel = redis.Redis(port=s.port)
+            try:
+                while not any(int(r["port"]) == replica.port
+                              for r in sentinel.sentinel_slaves(SENTINEL_SERVICE)
+                              if "s_down" not in r["flags"]):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("sentinels do not know the replica")
+                    time.sleep(0.05)
+            finally:
+                sentinel.close()
+
+    def current_master_port(self) -> int:
+        """The master's port as the first sentinel reports it."""
+        sentinel = redis.Redis(port=self.sentinels[0].port)
+        try:
+            _host, port = sentinel.sentinel_get_master_addr_by_name(SENTINEL_SERVICE)
+            return int(port)
+        finally:
+            sentinel.close()
+
+    def stop(self) -> None:
+        """Stop every process by pid."""
+        for node in [*self.sentinels, self.replica, self.master]:
+            if node is not None:
+                node.stop()

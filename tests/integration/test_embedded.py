@@ -90,7 +90,7 @@ def test_a_worker_with_redis_variables_never_starts_the_embedded_server(tmp_path
 
 @pytest.mark.parametrize(("command", "url"), [
     ("worker", "http://127.0.0.1:6379"),
-    ("worker", "redis+sentinel://127.0.0.1:26379/mymaster"),
+    ("worker", "redis+sentinel://127.0.0.1:26379"),
     ("worker", "valkey://127.0.0.1:6379"),
     ("worker", "redis://ada:s3cret@127.0.0.1:99999"),
     ("api", "http://127.0.0.1:6379"),

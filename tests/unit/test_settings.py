@@ -75,7 +75,10 @@ def test_values_given_in_code_are_checked_too() -> None:
 
 @pytest.mark.parametrize(("url", "why"), [
     ("http://127.0.0.1:6379", "scheme"),
-    ("redis+sentinel://127.0.0.1:26379/mymaster", "Sentinel"),
+    ("redis+sentinel://127.0.0.1:26379", "service"),
+    ("redis+sentinel://127.0.0.1:x/mymaster", "sentinel must be host:port"),
+    ("redis+sentinel://127.0.0.1:26379/mymaster/x", "database"),
+    ("redis+sentinel://127.0.0.1:26379/mymaster?decode_responses=1", "option"),
     ("valkey://127.0.0.1:6379", "scheme"),
     ("127.0.0.1:6379", "scheme"),
     ("redis://127.0.0.1:99999", "port"),

@@ -1,0 +1,82 @@
+"""Redis Sentinel: a worker and a producer given a redis+sentinel:// URL follow the master over a
+failover, a graceful one (the old master is demoted and keeps answering, READONLY) and a crash."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from runtime import Settings
+from tests.integration.test_processes import producer, worker_env
+from tests.nodes import eventually, spawn_worker, stop_process
+from tests.servers import SENTINEL_SERVICE, SentinelGroup
+
+
+@pytest.fixture
+def sentinel_group() -> Iterator[SentinelGroup]:
+    """A fresh master, replica and three sentinels (the tests fail the master over)."""
+    group = SentinelGroup().start()
+    yield group
+    group.stop()
+
+
+async def _all_complete(app: Any, ids: list[str]) -> None:
+    for run_id in ids:
+        run = await app.wait_for(run_id, 40)
+        assert run.status == "completed", (run_id, run.status)
+
+
+async def _submit_both_ways(app: Any, tag: str) -> list[str]:
+    """Runs through the client (scripts) and through the stream (intake), as producers would."""
+    ids = [await app.trigger("noop", {"tag": tag, "i": i}) for i in range(10)]
+    for i in range(10):
+        run_id = f"{tag}-stream-{i}"
+        await app.redis.xadd(app.keys.submit_stream, {"job": "noop", "id": run_id, "input": "{}"})
+        ids.append(run_id)
+    return ids
+
+
+@pytest.mark.parametrize("how", ["graceful", "crash"])
+async def test_a_node_follows_the_master_over_a_failover(sentinel_group: SentinelGroup, tmp_path: Path,
+                                                         how: str) -> None:
+    # Given a worker and a producer that know only the sentinels
+    settings = Settings(redis_url=sentinel_group.url(), prefix="sent", lease_ttl_ms=3000, renew_interval_ms=500,
+                        reap_interval_ms=200, idle_poll_ms=500, metrics_port=0)
+    app = producer(settings)
+    log = tmp_path / "w.log"
+    worker = spawn_worker("tests.apps:app", worker_env(settings, "S"), log)
+    old_master = sentinel_group.current_master_port()
+    try:
+        await _all_complete(app, await _submit_both_ways(app, "before"))
+        # When the master fails over: SENTINEL FAILOVER (the old master lives on, demoted to a
+        # replica that answers writes with READONLY), or kill -9 of the master
+        if how == "graceful":
+            sentinel = aioredis.Redis(port=sentinel_group.sentinels[0].port)
+            await sentinel.execute_command("SENTINEL", "FAILOVER", SENTINEL_SERVICE)
+            await sentinel.aclose()
+        else:
+            assert sentinel_group.master is not None
+            sentinel_group.master.kill()
+        await eventually(lambda: sentinel_group.current_master_port() != old_master, 30, interval=0.2)
+        if how == "graceful":
+            # the failover is over once the old master follows the new one (writes it took before
+            # that are lost by Redis's asynchronous replication: durable writes are another issue)
+            assert sentinel_group.master is not None
+            sentinel_group.wait_in_sync(sentinel_group.master)
+        # Then runs submitted afterwards, both ways, complete on the new master with the same node
+        await _all_complete(app, await _submit_both_ways(app, "after"))
+        assert worker.poll() is None
+        new_master = aioredis.Redis(port=sentinel_group.current_master_port())
+        try:
+            assert await new_master.exists(app.keys.partition_of_run("after-stream-0").run("after-stream-0")) == 1
+        finally:
+            await new_master.aclose()
+    finally:
+        code = stop_process(worker)
+        await app.close()
+    assert code == 0, log.read_text()[-3000:]
+    assert "giving up" not in log.read_text()
