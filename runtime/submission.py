@@ -210,9 +210,10 @@ def build_spec(
     rate_key = _rate_key(options, ckey, labels, input)
 
     routing = _routing_key(job, options, ckey, ikey, rate_key, dkey)
-    if run_id is not None:
-        if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
+    for given in (run_id, derived_id):
+        if given is not None and (not isinstance(given, str) or not RUN_ID_RE.match(given)):
             raise SubmissionError("bad_id", "id must be 1-128 characters of A-Z a-z 0-9 _ . : ~ -")
+    if run_id is not None:
         if routing is not None and keys.partition_of_run(run_id) != keys.partition_for(routing):
             raise SubmissionError(
                 "id_partition_mismatch",

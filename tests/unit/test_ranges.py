@@ -125,3 +125,11 @@ def test_text_options_that_cannot_be_encoded_are_rejected_naming_them() -> None:
         with pytest.raises(SubmissionError) as err:
             spec(**options)
         assert err.value.reason == f"bad_{name}"
+
+
+def test_an_id_given_through_any_option_follows_the_id_rule() -> None:
+    # derived_id (what the scheduler passes, reachable through trigger(**options)) became a run id unchecked
+    for options in ({"run_id": "a b"}, {"derived_id": "a b"}, {"derived_id": "x" * 129}, {"derived_id": 7}):
+        with pytest.raises(SubmissionError) as err:
+            spec(**options)
+        assert err.value.reason == "bad_id"
