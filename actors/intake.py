@@ -44,7 +44,7 @@ DEAD_CLAIM_MIN_IDLE_MS = 1000
 #: A heartbeat that has not changed for this many renew intervals is gone.
 STALE_HEARTBEATS = 3
 #: Longest a stopping intake spends finishing the entries it read.
-FINISH_TIMEOUT_S = 10.0
+FINISH_TIMEOUT_S = 5.0
 #: runs_create codes for an entry that created nothing, and what held it
 _DEDUP_REASON = {0: "id", 2: "idempotency_key", 3: "debounced"}
 #: Redis error replies that are about the server, not about one entry's data
@@ -74,6 +74,10 @@ class Intake(Actor[None]):
         self.metrics = metrics
         self.settings = app.settings
         self.consumer = app.settings.node_id
+        self._start_clean()
+
+    def _start_clean(self) -> None:
+        """Timers and observations of one run(); a restarted run() starts from scratch."""
         self.next_autoclaim = 0.0
         self.next_dead_check = 0.0
         self.next_trim = time.monotonic() + TRIM_INTERVAL_S
@@ -83,6 +87,7 @@ class Intake(Actor[None]):
 
     async def run(self) -> None:
         """Read, validate, create, acknowledge; until stopped. A stop finishes what was read."""
+        self._start_clean()
         prefetch: asyncio.Future[list[Entry]] | None = None
         finish = True
         try:
@@ -115,9 +120,9 @@ class Intake(Actor[None]):
             if prefetch is not None:
                 prefetch.cancel()
             if finish:
-                await self._finish()
+                await self._finish(prefetch)
 
-    async def _finish(self) -> None:
+    async def _finish(self, prefetch: asyncio.Future[list[Entry]] | None) -> None:
         """Create what this consumer read and did not acknowledge (a drain cancels us mid-batch).
 
         Shielded from the cancellation that stops the intake, and bounded: what
@@ -125,6 +130,10 @@ class Intake(Actor[None]):
         soon as this node's heartbeat is gone.
         """
         async def settle() -> None:
+            if prefetch is not None:
+                # a read still in flight could deliver entries after ours: let it end first
+                # (what it took is pending for this consumer and read again below)
+                await asyncio.gather(prefetch, return_exceptions=True)
             while entries := await self._read("0"):
                 await self.process(entries)
             await self._forget_self()
@@ -237,7 +246,9 @@ class Intake(Actor[None]):
                     specs.append((entry_id, await self._parse(entry_id, fields)))
             except SubmissionError as error:
                 rejected.append((entry_id, fields, error))
-            except Exception as exc:  # noqa: BLE001 - one entry never stops the others
+            except Exception as exc:
+                if _ends_batch(exc):
+                    raise
                 rejected.append((entry_id, fields, self._internal(entry_id, exc)))
         failed = await self._create(specs)
         for entry_id, (key, data) in events:
@@ -245,8 +256,9 @@ class Intake(Actor[None]):
             # finds its waiters already woken and only refreshes the stored copy
             try:
                 await self.app.scripts.send_event(key, data, self.settings.event_ttl_s * 1000)
-            except Exception as exc:  # noqa: BLE001
-                _reraise_server_error(exc)
+            except Exception as exc:
+                if _ends_batch(exc):
+                    raise
                 failed[entry_id] = self._internal(entry_id, exc)
         by_id = dict(entries)
         rejected.extend((entry_id, by_id[entry_id], error) for entry_id, error in failed.items())
@@ -276,14 +288,16 @@ class Intake(Actor[None]):
         for round_ in _rounds(specs):
             try:
                 results = await self.app.create_detailed([spec for _, spec in round_])
-            except Exception as exc:  # noqa: BLE001
-                _reraise_server_error(exc)
+            except Exception as exc:
+                if _ends_batch(exc):
+                    raise
                 results = []
                 for entry_id, spec in round_:
                     try:
                         [result] = await self.app.create_detailed([spec])
-                    except Exception as one:  # noqa: BLE001
-                        _reraise_server_error(one)
+                    except Exception as one:
+                        if _ends_batch(one):
+                            raise
                         failed[entry_id] = self._internal(entry_id, one)
                         result = ("", -1)
                     results.append(result)
@@ -372,13 +386,17 @@ def _rounds(specs: list[tuple[str, RunSpec]]) -> list[list[tuple[str, RunSpec]]]
     return rounds
 
 
-def _reraise_server_error(exc: Exception) -> None:
-    """Re-raise Redis errors about the server or the connection: they end the batch, not one entry."""
-    if isinstance(exc, RedisError) and not (
-        isinstance(exc, ResponseError) and "script" in str(exc).lower()
-        and not str(exc).startswith(_SERVER_REPLIES)
-    ):
-        raise exc
+def _ends_batch(exc: BaseException) -> bool:
+    """Whether an error is about Redis or the connection, not about one entry.
+
+    Such an error ends the batch, which stays pending and is read again; any
+    other error rejects the entry it happened on. A script that failed on an
+    entry's data is the entry's error; a server state (OOM, READONLY ...) is not.
+    """
+    if isinstance(exc, ResponseError):
+        text = str(exc)
+        return "script" not in text.lower() or text.startswith(_SERVER_REPLIES)
+    return isinstance(exc, RedisError | OSError | TimeoutError)
 
 
 def _text(value: Any) -> str:

@@ -26,8 +26,8 @@ from typing import NamedTuple
 from .errors import SubmissionError
 
 __all__ = [
-    "LAST_RENDERABLE_MS", "MAX_DURATION_S", "RANGES", "Range", "check", "parse", "ranges_markdown", "shown",
-    "to_ms",
+    "LAST_RENDERABLE_MS", "MAX_DURATION_S", "RANGES", "Range", "check", "json_schema", "parse", "ranges_markdown",
+    "shown", "to_ms",
 ]
 
 #: Longest delay, TTL, timeout or window: 10 years, in seconds.
@@ -103,6 +103,12 @@ def parse(name: str, raw: str) -> int | float:
         raise SubmissionError(f"bad_{name}", f"field {name!r} must be {r.describe()}, got {shown(raw)}")
     number: int | float = int(text) if r.integral else float(text)
     return check(name, number)
+
+
+def json_schema(name: str) -> dict[str, object]:
+    """The JSON Schema of option ``name`` (for the HTTP API's OpenAPI document)."""
+    r = RANGES[name]
+    return {"type": "integer" if r.integral else "number", "minimum": r.low, "maximum": r.high}
 
 
 def to_ms(seconds: int | float) -> int:
