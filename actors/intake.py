@@ -47,9 +47,8 @@ STALE_HEARTBEATS = 3
 FINISH_TIMEOUT_S = 5.0
 #: runs_create codes for an entry that created nothing, and what held it
 _DEDUP_REASON = {0: "id", 2: "idempotency_key", 3: "debounced"}
-#: Redis error replies that are about the server, not about one entry's data
-_SERVER_REPLIES = ("OOM", "READONLY", "LOADING", "BUSY", "MASTERDOWN", "NOREPLICAS", "CLUSTERDOWN", "TRYAGAIN",
-                   "MOVED", "ASK", "NOSCRIPT", "NOPERM", "NOAUTH", "WRONGPASS")
+#: Codes of server-state error replies the Redis client leaves as a plain ResponseError
+_SERVER_REPLIES = ("BUSY", "NOREPLICAS", "UNKILLABLE", "MISCONF", "NOTBUSY")
 
 Entry = tuple[str, dict[bytes, bytes]]
 
@@ -394,8 +393,11 @@ def _ends_batch(exc: BaseException) -> bool:
     entry's data is the entry's error; a server state (OOM, READONLY ...) is not.
     """
     if isinstance(exc, ResponseError):
+        # the client maps known server states (OOM, READONLY, NOSCRIPT, MOVED ...) to
+        # subclasses and strips their code; a plain ResponseError naming a script is
+        # a script that failed on its arguments (unless it is a state the client does not map)
         text = str(exc)
-        return "script" not in text.lower() or text.startswith(_SERVER_REPLIES)
+        return type(exc) is not ResponseError or "script" not in text.lower() or text.startswith(_SERVER_REPLIES)
     return isinstance(exc, RedisError | OSError | TimeoutError)
 
 
