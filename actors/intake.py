@@ -370,8 +370,9 @@ def _rounds(specs: list[tuple[str, RunSpec]]) -> list[list[tuple[str, RunSpec]]]
     rounds: list[list[tuple[str, RunSpec]]] = []
     seen: dict[str, int] = {}
     for item in specs:
-        spec = item[1]
-        claims = [f"id:{spec.id}"]
+        entry_id, spec = item
+        # ids derived from distinct entry ids are distinct: only a given id can repeat
+        claims = [f"id:{spec.id}"] if spec.id != entry_id else []
         if spec.idempotency_key:
             claims.append(f"ik:{spec.job}|{spec.idempotency_key}")
         if spec.debounce_key:
