@@ -21,7 +21,10 @@ from .keys import Keys
 from .ranges import check, parse, shown, to_ms
 from .settings import Settings
 
-__all__ = ["MAX_KEY_LEN", "JobLookup", "PlainSpecs", "QueueCheck", "RunSpec", "build_spec", "json_field", "json_text"]
+__all__ = [
+    "MAX_JSON_DEPTH", "MAX_KEY_LEN", "JobLookup", "PlainSpecs", "QueueCheck", "RunSpec", "build_spec", "json_field",
+    "json_text",
+]
 
 MAX_TAGS = 10
 #: The backoff of jobs that set none (one instance, so its encoding is computed once).
@@ -250,12 +253,35 @@ def _queue(options: JobOptions, queue: Any, queue_known: QueueCheck | None) -> s
 
 
 def json_text(name: str, value: Any) -> str:
-    """JSON text of an option; SubmissionError names it when orjson cannot encode it."""
+    """JSON text of an option; SubmissionError names it when orjson cannot encode it or it nests too deep."""
+    reason = "bad_input" if name == "input" else f"bad_{name}"
     try:
-        return orjson.dumps(value).decode()
+        text = orjson.dumps(value).decode()
     except TypeError as exc:  # orjson.JSONEncodeError: unsupported type, integer over 64 bits, bad str
-        reason = "bad_input" if name == "input" else f"bad_{name}"
         raise SubmissionError(reason, f"{name} is not JSON-serialisable: {exc}") from None
+    _check_depth(reason, name, text, value)
+    return text
+
+
+#: Deepest nesting accepted in submitted JSON. orjson encodes at most 255 levels,
+#: and responses and views wrap a run's input and metadata in a few more: a value
+#: nested deeper could be stored but never shown again.
+MAX_JSON_DEPTH = 200
+
+
+def _check_depth(reason: str, name: str, text: str, value: Any) -> None:
+    # only text with more brackets than the limit can nest that deep: the
+    # common case costs two counts, the rare one an encode of the value wrapped
+    # in the headroom views need
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return
+    wrapped = value
+    for _ in range(255 - MAX_JSON_DEPTH):
+        wrapped = [wrapped]
+    try:
+        orjson.dumps(wrapped)
+    except TypeError:
+        raise SubmissionError(reason, f"{name} nests deeper than {MAX_JSON_DEPTH} levels") from None
 
 
 def _sized(settings: Settings, name: str, text: str) -> str:
@@ -313,9 +339,11 @@ def _debounce(debounce: Mapping[str, Any] | None) -> tuple[str, str]:
 def json_field(name: str, raw: str) -> Any:
     """A field's JSON text, parsed; SubmissionError (bad_json) names the field."""
     try:
-        return orjson.loads(raw)
+        value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise SubmissionError("bad_json", f"field {name!r} is not valid JSON: {shown(str(exc), 200)}") from None
+    _check_depth("bad_json", f"field {name!r}", raw, value)
+    return value
 
 
 def _opt_str(name: str, value: Any) -> str:

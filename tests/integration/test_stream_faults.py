@@ -22,6 +22,14 @@ def echo_app(make_app: Any, **overrides: Any) -> Baton:
     return app
 
 
+def nested(depth: int) -> Any:
+    """A list nested ``depth`` levels deep."""
+    value: Any = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 #: Entries that once crashed the intake (issue 12, D1), with the field each rejection must name.
 POISON: list[tuple[dict[Any, Any], str]] = [
     ({b"\xff\xfe": b"x", b"job": b"echo", b"input": b"{}"}, "bad_encoding"),
@@ -40,6 +48,8 @@ POISON: list[tuple[dict[Any, Any], str]] = [
     ({"job": "echo", "metadata": "[1]"}, "bad_metadata"),
     ({"job": "echo", "debounce_key": "d", "debounce_window": "1e300"}, "bad_debounce_window"),
     ({"job": "echo", "id": "abc\n"}, "bad_id"),
+    # stored, but never rendered again: orjson encodes at most 255 levels
+    ({"job": "echo", "input": "[" * 300 + "]" * 300}, "bad_json"),
 ]
 
 
@@ -202,6 +212,7 @@ async def test_client_triggers_out_of_range_raise_naming_the_field_and_store_not
         ({"delay": 1e15}, "bad_delay"), ({"run_at": 10**17}, "bad_run_at"),
         ({"max_attempts": 10**23}, "bad_max_attempts"), ({"metadata": {"n": 10**30}}, "bad_metadata"),
         ({"priority": 10**30}, "bad_priority"), ({"queue": "made-up"}, "unknown_queue"),
+        ({"metadata": {"a": nested(250)}}, "bad_metadata"),
     ]
     # Given out-of-range options, when each is triggered, then a SubmissionError names the field
     for options, reason in cases:
