@@ -92,7 +92,7 @@ class Intake(Actor[None]):
         try:
             await ensure_group(self.app)
             # entries this consumer read before a restart but did not acknowledge
-            await self.process(await self._read("0"))
+            await self._process_own()
             while not self.stopping.is_set():
                 now = time.monotonic()
                 if now >= self.next_autoclaim:
@@ -133,8 +133,7 @@ class Intake(Actor[None]):
                 # a read still in flight could deliver entries after ours: let it end first
                 # (what it took is pending for this consumer and read again below)
                 await asyncio.gather(prefetch, return_exceptions=True)
-            while entries := await self._read("0"):
-                await self.process(entries)
+            await self._process_own()
             await self._forget_self()
 
         work = asyncio.ensure_future(settle())
@@ -143,6 +142,11 @@ class Intake(Actor[None]):
         except (TimeoutError, asyncio.CancelledError, RedisError) as exc:
             work.cancel()
             self.log.warning("intake stopped before finishing the entries it read (%r); other nodes take them", exc)
+
+    async def _process_own(self) -> None:
+        """Handle every entry this consumer read and has not acknowledged."""
+        while entries := await self._read("0"):
+            await self.process(entries)
 
     async def _forget_self(self) -> None:
         keys = self.app.keys
@@ -221,7 +225,9 @@ class Intake(Actor[None]):
         claimed = await self.app.redis.xclaim(
             keys.submit_stream, keys.intake_group, self.consumer, DEAD_CLAIM_MIN_IDLE_MS, ids,
         )
-        entries = [(_text(entry_id), fields or {}) for entry_id, fields in claimed if fields is not None]
+        # an entry trimmed from the stream meanwhile comes back without fields: it is
+        # rejected (missing job) and acknowledged like any other, so it leaves the group
+        entries = [(_text(entry_id), fields or {}) for entry_id, fields in claimed]
         if entries:
             self.log.info("took %d pending entries of consumer %s, whose node's heartbeat is gone",
                           len(entries), consumer)

@@ -224,3 +224,16 @@ async def test_client_triggers_out_of_range_raise_naming_the_field_and_store_not
             raise AssertionError(f"{options} was accepted")
     # And nothing was stored
     assert await redis.zcard(app.keys.partitions[0].project_runs()) == 0
+
+
+async def test_a_starting_intake_handles_all_it_read_before_not_just_one_batch(make_app: Any, redis: Any) -> None:
+    app = echo_app(make_app, intake_batch=2, intake_claim_idle_ms=120_000)
+    keys = app.keys
+    # Given more entries than one batch, read by this node's consumer in an earlier life
+    await redis.xgroup_create(keys.submit_stream, keys.intake_group, id="0", mkstream=True)
+    ids = [(await redis.xadd(keys.submit_stream, {"job": "echo", "input": str(i)})).decode() for i in range(5)]
+    await redis.xreadgroup(keys.intake_group, app.settings.node_id, {keys.submit_stream: ">"}, count=5)
+    # When the node starts again, then every one of them becomes a run (not only the first batch)
+    async with running_node(app):
+        runs = [await app.wait_for(rid, 10) for rid in ids]
+    assert [r.output for r in runs] == [0, 1, 2, 3, 4]
