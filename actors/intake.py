@@ -43,6 +43,10 @@ DEAD_CHECK_INTERVAL_S = 1.0
 DEAD_CLAIM_MIN_IDLE_MS = 1000
 #: A heartbeat that has not changed for this many renew intervals is gone.
 STALE_HEARTBEATS = 3
+#: A consumer that has not read for this long is gone, heartbeat or not: a live
+#: intake reads at least every BLOCK_MS, so with default settings a killed node's
+#: entries move after about 10 s instead of its heartbeat's 60 s TTL.
+SILENT_CONSUMER_MS = 10 * BLOCK_MS
 #: Longest a stopping intake spends finishing the entries it read.
 FINISH_TIMEOUT_S = 5.0
 #: runs_create codes for an entry that created nothing, and what held it
@@ -197,21 +201,31 @@ class Intake(Actor[None]):
         for gone in set(self.heartbeats) - listed:
             del self.heartbeats[gone]
         for (name, pending, idle), beat in zip(others, beats, strict=True):
-            seen = self.heartbeats.get(name)
-            if beat is not None:
-                # judged by this node's monotonic clock: a heartbeat that keeps
-                # changing is alive whatever the other node's wall clock says
-                if seen is None or seen[0] != beat:
-                    self.heartbeats[name] = (beat, now)
-                    continue
-                if now - seen[1] < stale_after:
-                    continue
+            if not self._gone(name, beat, idle, now, stale_after):
+                continue
             if pending:
                 await self._claim_from(name)
             elif beat is None and idle > self.settings.intake_claim_idle_ms:
                 # gone for good and holding nothing: keep the group's consumer list small
                 await redis.xgroup_delconsumer(keys.submit_stream, keys.intake_group, name)
                 self.heartbeats.pop(name, None)
+
+    def _gone(self, name: str, beat: bytes | None, idle_ms: int, now: float, stale_after: float) -> bool:
+        """Whether another node's intake is gone: no heartbeat record, a heartbeat
+        frozen for STALE_HEARTBEATS renew intervals, or a consumer silent for
+        SILENT_CONSUMER_MS (a live intake reads at least every BLOCK_MS).
+
+        Judged by this node's monotonic clock and Redis's idle times, never by
+        the other node's wall clock. Taking entries from a node that was only
+        slow costs a second, idempotent creation of their runs.
+        """
+        if beat is None or idle_ms > SILENT_CONSUMER_MS:
+            return True
+        seen = self.heartbeats.get(name)
+        if seen is None or seen[0] != beat:
+            self.heartbeats[name] = (beat, now)
+            return False
+        return now - seen[1] >= stale_after
 
     async def _claim_from(self, consumer: str) -> None:
         keys = self.app.keys

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
 import orjson
 
+import actors.intake as intake_actor
 from runtime import Baton, RunContext
 from tests.nodes import eventually, running_node
 
@@ -237,3 +239,36 @@ async def test_a_starting_intake_handles_all_it_read_before_not_just_one_batch(m
     async with running_node(app):
         runs = [await app.wait_for(rid, 10) for rid in ids]
     assert [r.output for r in runs] == [0, 1, 2, 3, 4]
+
+
+async def test_entries_of_a_consumer_that_stopped_reading_move_though_its_heartbeat_beats(
+    make_app: Any, redis: Any, monkeypatch: Any,
+) -> None:
+    # (a short silence limit for the test; by default a consumer is gone after 10 s without a read)
+    monkeypatch.setattr(intake_actor, "SILENT_CONSUMER_MS", 1500)
+    app = echo_app(make_app, intake_claim_idle_ms=120_000)
+    keys = app.keys
+    beating = True
+
+    async def beat() -> None:  # a node that keeps its heartbeat while its intake reads nothing
+        n = 0
+        while beating:
+            n += 1
+            await redis.hset(keys.node("ghost"), "heartbeat_at", n)
+            await asyncio.sleep(0.05)
+
+    heart = asyncio.create_task(beat())
+    try:
+        async with running_node(app):
+            # Given entries read by that node's consumer, which then never reads again
+            pipe = redis.pipeline(transaction=True)
+            for i in range(3):
+                pipe.xadd(keys.submit_stream, {"job": "echo", "input": str(i)})
+            pipe.xreadgroup(keys.intake_group, "ghost", {keys.submit_stream: ">"}, count=3)
+            *added, _ = await pipe.execute()
+            # When it has been silent past the limit, then this node creates their runs (not after 120 s)
+            runs = [await app.wait_for(e.decode(), 15) for e in added]
+    finally:
+        beating = False
+        await heart
+    assert [r.output for r in runs] == [0, 1, 2]
