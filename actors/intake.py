@@ -4,8 +4,16 @@ Each entry is validated; valid ones become runs through runs_create (one Lua
 call per partition per batch, idempotent on the run id, which defaults to the
 entry id), invalid ones go to the rejected stream with their reason. Only then
 is the batch acknowledged, so a crash in between re-delivers entries and the
-id check makes that harmless. Entries left pending by dead consumers are
-claimed with XAUTOCLAIM.
+id check makes that harmless.
+
+One entry never costs the others: anything but a Redis error while handling an
+entry rejects that entry alone (reason ``internal``, logged with its id). Only
+a Redis error ends a batch, which stays pending and is read again.
+
+Entries held by a consumer that is gone are taken over: at once when its
+node's heartbeat is gone or has stopped changing, and in any case once they
+sat unacknowledged for ``intake_claim_idle_ms`` (XAUTOCLAIM). A stopping
+intake finishes what it read before it returns.
 """
 
 from __future__ import annotations
@@ -14,13 +22,13 @@ import asyncio
 import time
 from typing import Any
 
-import orjson
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 
 from runtime.app import Baton
 from runtime.errors import SubmissionError
 from runtime.metrics import Metrics
-from runtime.submission import RunSpec, parse_stream_entry, parse_stream_event
+from runtime.stream_entries import parse_stream_entry, parse_stream_event, rejected_record
+from runtime.submission import RunSpec
 
 from .base import Actor
 
@@ -28,6 +36,25 @@ __all__ = ["Intake", "ensure_group"]
 
 BLOCK_MS = 1000
 TRIM_INTERVAL_S = 10.0
+#: How often consumers of other nodes are checked for a heartbeat.
+DEAD_CHECK_INTERVAL_S = 1.0
+#: XCLAIM's min-idle-time when taking a dead node's entries: two nodes that both
+#: see it dead do not take the same entries from each other.
+DEAD_CLAIM_MIN_IDLE_MS = 1000
+#: A heartbeat that has not changed for this many renew intervals is gone.
+STALE_HEARTBEATS = 3
+#: A consumer that has not read for this long is gone, heartbeat or not: a live
+#: intake reads at least every BLOCK_MS, so with default settings a killed node's
+#: entries move after about 10 s instead of its heartbeat's 60 s TTL.
+SILENT_CONSUMER_MS = 10 * BLOCK_MS
+#: Longest a stopping intake spends finishing the entries it read.
+FINISH_TIMEOUT_S = 5.0
+#: runs_create codes for an entry that created nothing, and what held it
+_DEDUP_REASON = {0: "id", 2: "idempotency_key", 3: "debounced"}
+#: Codes of server-state error replies the Redis client leaves as a plain ResponseError
+_SERVER_REPLIES = ("BUSY", "NOREPLICAS", "UNKILLABLE", "MISCONF", "NOTBUSY")
+
+Entry = tuple[str, dict[bytes, bytes]]
 
 
 async def ensure_group(app: Baton) -> None:
@@ -50,22 +77,34 @@ class Intake(Actor[None]):
         self.metrics = metrics
         self.settings = app.settings
         self.consumer = app.settings.node_id
+        self._start_clean()
+
+    def _start_clean(self) -> None:
+        """Timers and observations of one run(); a restarted run() starts from scratch."""
         self.next_autoclaim = 0.0
+        self.next_dead_check = 0.0
         self.next_trim = time.monotonic() + TRIM_INTERVAL_S
         self.last_registry_refresh = 0.0
+        #: other consumers' last heartbeat value and when (monotonic) it was first seen
+        self.heartbeats: dict[str, tuple[bytes, float]] = {}
 
     async def run(self) -> None:
-        """Read, validate, create, acknowledge; until stopped."""
-        await ensure_group(self.app)
-        # entries this consumer read before a restart but did not acknowledge
-        await self.process(await self._read("0"))
-        prefetch: asyncio.Future[list[tuple[str, dict[bytes, bytes]]]] | None = None
+        """Read, validate, create, acknowledge; until stopped. A stop finishes what was read."""
+        self._start_clean()
+        prefetch: asyncio.Future[list[Entry]] | None = None
+        finish = True
         try:
+            await ensure_group(self.app)
+            # entries this consumer read before a restart but did not acknowledge
+            await self._process_own()
             while not self.stopping.is_set():
                 now = time.monotonic()
                 if now >= self.next_autoclaim:
                     self.next_autoclaim = now + self.settings.intake_claim_idle_ms / 2000
-                    await self.process(await self._autoclaim())
+                    await self.process(await self._autoclaim(), claimed="idle")
+                if now >= self.next_dead_check:
+                    self.next_dead_check = now + DEAD_CHECK_INTERVAL_S
+                    await self.claim_from_dead_nodes()
                 if now >= self.next_trim:
                     self.next_trim = now + TRIM_INTERVAL_S
                     await self.trim()
@@ -75,79 +114,257 @@ class Intake(Actor[None]):
                 # this consumer, so a crash here loses nothing)
                 prefetch = asyncio.ensure_future(self._read(">")) if entries else None
                 await self.process(entries)
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            finish = False  # a crash: the restarted run() reads its pending entries first
+            raise
         finally:
             if prefetch is not None:
                 prefetch.cancel()
+            if finish:
+                await self._finish(prefetch)
 
-    async def _read(self, start: str) -> list[tuple[str, dict[bytes, bytes]]]:
+    async def _finish(self, prefetch: asyncio.Future[list[Entry]] | None) -> None:
+        """Create what this consumer read and did not acknowledge (a drain cancels us mid-batch).
+
+        Shielded from the cancellation that stops the intake, and bounded: what
+        is left after FINISH_TIMEOUT_S stays pending, and other nodes take it as
+        soon as this node's heartbeat is gone.
+        """
+        async def settle() -> None:
+            if prefetch is not None:
+                # a read still in flight could deliver entries after ours: let it end first
+                # (what it took is pending for this consumer and read again below)
+                await asyncio.gather(prefetch, return_exceptions=True)
+            await self._process_own()
+            await self._forget_self()
+
+        work = asyncio.ensure_future(settle())
+        try:
+            await asyncio.wait_for(asyncio.shield(work), FINISH_TIMEOUT_S)
+        except (TimeoutError, asyncio.CancelledError, RedisError) as exc:
+            work.cancel()
+            self.log.warning("intake stopped before finishing the entries it read (%r); other nodes take them", exc)
+
+    async def _process_own(self) -> None:
+        """Handle every entry this consumer read and has not acknowledged."""
+        while entries := await self._read("0"):
+            await self.process(entries)
+
+    async def _forget_self(self) -> None:
+        keys = self.app.keys
+        pending = await self.app.redis.xpending_range(
+            keys.submit_stream, keys.intake_group, min="-", max="+", count=1, consumername=self.consumer,
+        )
+        if not pending:  # nothing of ours left: drop the consumer so the group stays small
+            await self.app.redis.xgroup_delconsumer(keys.submit_stream, keys.intake_group, self.consumer)
+
+    async def _read(self, start: str) -> list[Entry]:
         keys = self.app.keys
         reply = await self.app.redis.xreadgroup(
             keys.intake_group, self.consumer, {keys.submit_stream: start}, count=self.settings.intake_batch,
             block=BLOCK_MS if start == ">" else None,
         )
-        entries: list[tuple[str, dict[bytes, bytes]]] = []
+        entries: list[Entry] = []
         for _stream, items in reply or []:
             for entry_id, fields in items:
-                entries.append((entry_id.decode() if isinstance(entry_id, bytes) else entry_id, fields or {}))
+                entries.append((_text(entry_id), fields or {}))
         return entries
 
-    async def _autoclaim(self) -> list[tuple[str, dict[bytes, bytes]]]:
+    async def _autoclaim(self) -> list[Entry]:
         keys = self.app.keys
         reply = await self.app.redis.xautoclaim(
             keys.submit_stream, keys.intake_group, self.consumer, self.settings.intake_claim_idle_ms,
             start_id="0-0", count=self.settings.intake_batch,
         )
         items = reply[1] if reply else []
-        out = []
-        for entry_id, fields in items:
-            eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-            out.append((eid, fields or {}))
-        return out
+        return [(_text(entry_id), fields or {}) for entry_id, fields in items]
 
-    async def process(self, entries: list[tuple[str, dict[bytes, bytes]]]) -> None:
+    async def claim_from_dead_nodes(self) -> None:
+        """Take the pending entries of consumers whose node's heartbeat is gone or frozen."""
+        keys = self.app.keys
+        redis = self.app.redis
+        consumers = await redis.xinfo_consumers(keys.submit_stream, keys.intake_group)
+        others = [(_text(c["name"]), int(c.get("pending") or 0), int(c.get("idle") or 0)) for c in consumers]
+        others = [c for c in others if c[0] != self.consumer]
+        if not others:
+            self.heartbeats.clear()
+            return
+        pipe = redis.pipeline(transaction=False)
+        for name, _, _ in others:
+            pipe.hget(keys.node(name), "heartbeat_at")
+        beats = await pipe.execute()
+        now = time.monotonic()
+        stale_after = STALE_HEARTBEATS * self.settings.renew_interval_ms / 1000
+        listed = {name for name, _, _ in others}
+        for gone in set(self.heartbeats) - listed:
+            del self.heartbeats[gone]
+        for (name, pending, idle), beat in zip(others, beats, strict=True):
+            if not self._gone(name, beat, idle, now, stale_after):
+                continue
+            if pending:
+                await self._claim_from(name)
+            elif beat is None and idle > self.settings.intake_claim_idle_ms:
+                # gone for good and holding nothing: keep the group's consumer list small
+                await redis.xgroup_delconsumer(keys.submit_stream, keys.intake_group, name)
+                self.heartbeats.pop(name, None)
+
+    def _gone(self, name: str, beat: bytes | None, idle_ms: int, now: float, stale_after: float) -> bool:
+        """Whether another node's intake is gone: no heartbeat record, a heartbeat
+        frozen for STALE_HEARTBEATS renew intervals, or a consumer silent for
+        SILENT_CONSUMER_MS (a live intake reads at least every BLOCK_MS).
+
+        Judged by this node's monotonic clock and Redis's idle times, never by
+        the other node's wall clock. Taking entries from a node that was only
+        slow costs a second, idempotent creation of their runs.
+        """
+        if beat is None or idle_ms > SILENT_CONSUMER_MS:
+            return True
+        seen = self.heartbeats.get(name)
+        if seen is None or seen[0] != beat:
+            self.heartbeats[name] = (beat, now)
+            return False
+        return now - seen[1] >= stale_after
+
+    async def _claim_from(self, consumer: str) -> None:
+        keys = self.app.keys
+        rows = await self.app.redis.xpending_range(
+            keys.submit_stream, keys.intake_group, min="-", max="+", count=self.settings.intake_batch,
+            consumername=consumer,
+        )
+        ids = [row["message_id"] for row in rows]
+        if not ids:
+            return
+        claimed = await self.app.redis.xclaim(
+            keys.submit_stream, keys.intake_group, self.consumer, DEAD_CLAIM_MIN_IDLE_MS, ids,
+        )
+        # an entry trimmed from the stream meanwhile comes back without fields: it is
+        # rejected (missing job) and acknowledged like any other, so it leaves the group
+        entries = [(_text(entry_id), fields or {}) for entry_id, fields in claimed]
+        if entries:
+            self.log.info("took %d pending entries of consumer %s, whose node's heartbeat is gone",
+                          len(entries), consumer)
+            await self.process(entries, claimed="dead_node")
+
+    async def process(self, entries: list[Entry], claimed: str = "") -> None:
         """Validate a batch, create its runs, record rejections, then acknowledge it."""
         if not entries:
             return
         self.metrics.intake_read.inc(len(entries))
-        specs: list[RunSpec] = []
-        events: list[tuple[str, str]] = []
+        if claimed:
+            self.metrics.intake_claimed.labels(reason=claimed).inc(len(entries))
+        specs: list[tuple[str, RunSpec]] = []
+        events: list[tuple[str, tuple[str, str]]] = []
         rejected: list[tuple[str, dict[bytes, bytes], SubmissionError]] = []
         for entry_id, fields in entries:
             try:
                 if b"event" in fields and b"job" not in fields:
-                    events.append(parse_stream_event(fields, self.settings))
+                    events.append((entry_id, parse_stream_event(fields, self.settings)))
                 else:
-                    specs.append(await self._parse(entry_id, fields))
+                    specs.append((entry_id, await self._parse(entry_id, fields)))
             except SubmissionError as error:
                 rejected.append((entry_id, fields, error))
-        if specs:
-            await self.app.create(specs)
-        for key, data in events:
+            except Exception as exc:
+                if _ends_batch(exc):
+                    raise
+                rejected.append((entry_id, fields, self._internal(entry_id, exc)))
+        failed = await self._create(specs)
+        for entry_id, (key, data) in events:
             # at-least-once like everything from the stream: a re-delivered event
             # finds its waiters already woken and only refreshes the stored copy
-            await self.app.scripts.send_event(key, data, self.settings.event_ttl_s * 1000)
+            try:
+                await self.app.scripts.send_event(key, data, self.settings.event_ttl_s * 1000)
+            except Exception as exc:
+                if _ends_batch(exc):
+                    raise
+                failed[entry_id] = self._internal(entry_id, exc)
+        by_id = dict(entries)
+        rejected.extend((entry_id, by_id[entry_id], error) for entry_id, error in failed.items())
         keys = self.app.keys
         pipe = self.app.redis.pipeline(transaction=False)
-        for entry_id, fields, exc in rejected:
-            self.metrics.intake_rejected.labels(reason=exc.reason).inc()
-            self.log.warning("rejected stream entry %s: %s (%s)", entry_id, exc, exc.reason)
-            pipe.xadd(
-                keys.rejected_stream,
-                {"entry_id": entry_id, "reason": exc.reason, "error": str(exc), "fields": _dump_fields(fields)},
-                maxlen=self.settings.rejected_max_len, approximate=True,
-            )
+        for entry_id, fields, problem in rejected:
+            self.metrics.intake_rejected.labels(reason=problem.reason).inc()
+            self.log.warning("rejected stream entry %s: %s (%s)", entry_id, problem, problem.reason)
+            pipe.xadd(keys.rejected_stream, rejected_record(entry_id, fields, problem),
+                      maxlen=self.settings.rejected_max_len, approximate=True)
         pipe.xack(keys.submit_stream, keys.intake_group, *[e[0] for e in entries])
         await pipe.execute()
 
+    def _internal(self, entry_id: str, exc: BaseException) -> SubmissionError:
+        self.log.error("stream entry %s failed unexpectedly; rejected as internal", entry_id, exc_info=exc)
+        return SubmissionError("internal", f"internal error while handling the entry: {type(exc).__name__}")
+
+    async def _create(self, specs: list[tuple[str, RunSpec]]) -> dict[str, SubmissionError]:
+        """Create the runs; returns the entries that failed alone, with their error.
+
+        Entries sharing an id, idempotency key or debounce key go out in later
+        rounds than the first of them, so within a batch the earliest entry wins.
+        A batch call that fails on something other than the server is retried
+        one entry at a time to find the entry it failed on.
+        """
+        failed: dict[str, SubmissionError] = {}
+        for round_ in _rounds(specs):
+            try:
+                results = await self.app.create_detailed([spec for _, spec in round_])
+            except Exception as exc:
+                if _ends_batch(exc):
+                    raise
+                results = []
+                for entry_id, spec in round_:
+                    try:
+                        [result] = await self.app.create_detailed([spec])
+                    except Exception as one:
+                        if _ends_batch(one):
+                            raise
+                        failed[entry_id] = self._internal(entry_id, one)
+                        result = ("", -1)
+                    results.append(result)
+            await self._note_duplicates(round_, results)
+        return failed
+
+    async def _note_duplicates(self, specs: list[tuple[str, RunSpec]], results: list[tuple[str, int]]) -> None:
+        """Log, count and alias entries that created nothing because an earlier submission holds them.
+
+        The alias maps the entry id to the run it resolved to, for as long as its
+        idempotency window; ``get_run(entry id)`` follows it.
+        """
+        found = [(entry_id, spec, run_id, code) for (entry_id, spec), (run_id, code) in zip(specs, results, strict=True)
+                 if code in _DEDUP_REASON]
+        if not found:
+            return
+        redis = self.app.redis
+        keys = self.app.keys
+        pipe = redis.pipeline(transaction=False)
+        for _, _, run_id, _ in found:
+            pipe.hget(keys.partition_of_run(run_id).run(run_id), "entry_id")
+        holders = await pipe.execute()
+        pipe = redis.pipeline(transaction=False)
+        noted = 0
+        for (entry_id, spec, run_id, code), holder in zip(found, holders, strict=True):
+            if _text(holder or b"") == entry_id:
+                continue  # this very entry, delivered again after a crash: not a duplicate
+            reason = _DEDUP_REASON[code]
+            self.metrics.intake_deduplicated.labels(reason=reason).inc()
+            self.log.info("stream entry %s created nothing: run %s already holds its %s", entry_id, run_id,
+                          reason.replace("_", " "))
+            if run_id != entry_id:
+                pipe.set(keys.partition_of_run(entry_id).alias(entry_id), run_id, px=spec.idempotency_ttl_ms)
+            noted += 1
+        if noted:
+            await pipe.execute()
+
     async def _parse(self, entry_id: str, fields: dict[bytes, bytes]) -> RunSpec:
-        job = fields.get(b"job")
-        if job is not None and self.app.lookup(job.decode(errors="replace")) is None:
-            # a job registered by another deployment since we last looked; bounded refresh rate
+        job, queue = fields.get(b"job"), fields.get(b"queue")
+        unknown_job = job is not None and self.app.lookup(job.decode(errors="replace")) is None
+        if unknown_job or (queue is not None and not self.app.queue_known(queue.decode(errors="replace"))):
+            # a job or queue registered by another deployment since we last looked; bounded refresh rate
             now = time.monotonic()
             if now - self.last_registry_refresh > 1.0:
                 self.last_registry_refresh = now
                 await self.app.refresh_registry()
-        return parse_stream_entry(entry_id, fields, self.settings, self.app.keys, self.app.lookup, self.app.plain_specs)
+        return parse_stream_entry(entry_id, fields, self.settings, self.app.keys, self.app.lookup,
+                                  self.app.plain_specs, self.app.queue_known)
 
     async def trim(self) -> None:
         """Drop stream entries every consumer has read and acknowledged."""
@@ -168,9 +385,42 @@ class Intake(Actor[None]):
         await redis.xtrim(keys.submit_stream, minid=floor, approximate=True)
 
 
-def _dump_fields(fields: dict[Any, Any]) -> str:
-    out = {}
-    for k, v in fields.items():
-        key = k.decode(errors="replace") if isinstance(k, bytes) else str(k)
-        out[key] = v.decode(errors="replace") if isinstance(v, bytes) else str(v)
-    return orjson.dumps(out).decode()
+def _rounds(specs: list[tuple[str, RunSpec]]) -> list[list[tuple[str, RunSpec]]]:
+    """Split specs so no round holds two that share an id, idempotency key or debounce key."""
+    rounds: list[list[tuple[str, RunSpec]]] = []
+    seen: dict[str, int] = {}
+    for item in specs:
+        entry_id, spec = item
+        # ids derived from distinct entry ids are distinct: only a given id can repeat
+        claims = [f"id:{spec.id}"] if spec.id != entry_id else []
+        if spec.idempotency_key:
+            claims.append(f"ik:{spec.job}|{spec.idempotency_key}")
+        if spec.debounce_key:
+            claims.append(f"dk:{spec.job}|{spec.debounce_key}")
+        index = max((seen.get(c, -1) for c in claims), default=-1) + 1
+        for c in claims:
+            seen[c] = index
+        if index == len(rounds):
+            rounds.append([])
+        rounds[index].append(item)
+    return rounds
+
+
+def _ends_batch(exc: BaseException) -> bool:
+    """Whether an error is about Redis or the connection, not about one entry.
+
+    Such an error ends the batch, which stays pending and is read again; any
+    other error rejects the entry it happened on. A script that failed on an
+    entry's data is the entry's error; a server state (OOM, READONLY ...) is not.
+    """
+    if isinstance(exc, ResponseError):
+        # the client maps known server states (OOM, READONLY, NOSCRIPT, MOVED ...) to
+        # subclasses and strips their code; a plain ResponseError naming a script is
+        # a script that failed on its arguments (unless it is a state the client does not map)
+        text = str(exc)
+        return type(exc) is not ResponseError or "script" not in text.lower() or text.startswith(_SERVER_REPLIES)
+    return isinstance(exc, RedisError | OSError | TimeoutError)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

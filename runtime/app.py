@@ -15,10 +15,11 @@ from .errors import ConfigError, RedisUnavailable, SubmissionError, raise_for_st
 from .ids import run_id_in_partition
 from .jobs import Backoff, JobOptions, JobRegistry, limit_spec
 from .keys import Keys
+from .ranges import check, shown, to_ms
 from .records import Run, iso, read_runs
 from .scripts import Scripts
 from .settings import Settings
-from .submission import PlainSpecs, RunSpec, build_spec
+from .submission import PlainSpecs, RunSpec, build_spec, json_text
 from .submission import _run_at_ms as run_at_to_ms
 
 __all__ = ["Baton", "Submission"]
@@ -351,34 +352,47 @@ class Baton:
     async def _spec(
         self, item: Mapping[str, Any], source: str = "client", extra: Mapping[str, Any] | None = None,
     ) -> RunSpec:
-        job = item.get("job")
-        if isinstance(job, str) and self.lookup(job) is None:
+        if not isinstance(item, Mapping):
+            raise SubmissionError("bad_item", f"a submission must be a mapping of options, got {shown(item)}")
+        job, queue = item.get("job"), item.get("queue")
+        unknown_job = isinstance(job, str) and self.lookup(job) is None
+        if unknown_job or (isinstance(queue, str) and not self.queue_known(queue)):
+            # a job or queue registered by another deployment since we last looked
             await self.refresh_registry()
         if extra is None and item.keys() <= _PLAIN_ITEM and isinstance(job, str):
-            try:
-                input_json = orjson.dumps(item.get("input")).decode()
-            except TypeError as exc:
-                raise SubmissionError("bad_input", f"input is not JSON-serialisable: {exc}") from None
+            input_json = json_text("input", item.get("input"))
             plain = self.plain_specs.spec(self.lookup, job, input_json, source)
             if plain is not None:
                 return plain
         item = dict(item)
-        job = item.pop("job")
-        names = {
-            "id": "run_id", "delay": "delay_s", "idempotency_ttl": "idempotency_ttl_s", "timeout": "timeout_s",
-            "ttl": "ttl_s",
-        }
-        kwargs = {names.get(k, k): v for k, v in item.items()}
-        try:
-            return build_spec(self.settings, self.keys, self.lookup, job=job, source=source, extra=extra, **kwargs)
-        except TypeError as exc:
-            raise SubmissionError("unknown_field", str(exc)) from None
+        job = item.pop("job", None)
+        unknown = sorted(str(k) for k in item if k not in _OPTION_NAMES)
+        if unknown:
+            raise SubmissionError("unknown_field", f"unknown trigger option(s): {shown(', '.join(unknown), 200)}")
+        kwargs = {_OPTION_NAMES[k]: v for k, v in item.items()}
+        return build_spec(self.settings, self.keys, self.lookup, job=job, source=source, extra=extra,
+                          queue_known=self.queue_known, **kwargs)
+
+    def queue_known(self, queue: str) -> bool:
+        """Whether runs may be submitted to ``queue``: the queue of a job defined here or
+        registered by a worker, or one listed in ``BATON_QUEUES``."""
+        if queue in self.settings.queue_list or any(j.options.queue == queue for j in self.jobs):
+            return True
+        return any(options.queue == queue for options in self._remote_jobs.values())
 
     # -- inspecting and managing runs ----------------------------------------
 
     async def get_run(self, run_id: str) -> Run | None:
-        """The run with this id, or None if it does not exist (or has expired)."""
+        """The run with this id, or None if it does not exist (or has expired).
+
+        The id of a stream entry that created nothing (a duplicate id or a reused
+        idempotency or debounce key) gives the run it resolved to.
+        """
         [run] = await read_runs(self.redis, self.keys, [run_id])
+        if run is None:
+            target = await self.redis.get(self.keys.partition_of_run(run_id).alias(run_id))
+            if target is not None:
+                [run] = await read_runs(self.redis, self.keys, [_text(target)])
         return run
 
     async def wait_for(self, run_id: str, timeout: float = 30.0, statuses: Iterable[str] | None = None) -> Run:
@@ -432,9 +446,8 @@ class Baton:
         if (run_at is None) == (delay is None):
             raise SubmissionError("bad_schedule", "give exactly one of run_at and delay")
         run_at_ms = None if run_at is None else run_at_to_ms(run_at)
-        if delay is not None and (not isinstance(delay, int | float) or delay < 0):
-            raise SubmissionError("bad_delay", "delay must be a non-negative number of seconds")
-        code = await self.scripts.reschedule(run_id, run_at_ms, None if delay is None else int(delay * 1000))
+        delay_ms = None if delay is None else to_ms(check("delay", delay))
+        code = await self.scripts.reschedule(run_id, run_at_ms, delay_ms)
         raise_for_status(code, run_id)
 
     async def restart(self, run_id: str) -> str:
@@ -542,6 +555,15 @@ class Baton:
         members = await self.redis.smembers(self.keys.partition_of_run(run_id).children(run_id))
         return sorted(m.decode() if isinstance(m, bytes) else m for m in members)
 
+
+#: Trigger options a caller may give, and build_spec's name for each.
+_OPTION_NAMES = {
+    "input": "input", "id": "run_id", "queue": "queue", "priority": "priority", "delay": "delay_s",
+    "run_at": "run_at", "idempotency_key": "idempotency_key", "idempotency_ttl": "idempotency_ttl_s",
+    "concurrency_key": "concurrency_key", "labels": "labels", "tags": "tags", "metadata": "metadata",
+    "max_attempts": "max_attempts", "timeout": "timeout_s", "version": "version", "ttl": "ttl_s",
+    "debounce": "debounce", "derived_id": "derived_id",
+}
 
 #: Items of a plain submission (see PlainSpecs).
 _PLAIN_ITEM = frozenset({"job", "input"})

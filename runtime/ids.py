@@ -11,9 +11,10 @@ from .keys import Keys
 __all__ = ["NAME_RE", "RUN_ID_RE", "new_run_id", "routed_run_id", "run_id_in_partition"]
 
 #: Allowed run ids: what producers may supply and what stream entry ids look like.
-RUN_ID_RE = re.compile(r"^[A-Za-z0-9_.:~-]{1,128}$")
-#: Allowed job and queue names (they become parts of Redis keys and CSV lists).
-NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9_.:~-]{1,128}\Z")
+#: Allowed job and queue names (they become parts of Redis keys and CSV lists). Both end
+#: with \Z, not $: "$" also matches before a trailing newline.
+NAME_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}\Z")
 
 _DIGITS = "0123456789abcdefghijklmnopqrstuv"
 _PAIRS = [a + b for a in _DIGITS for b in _DIGITS]

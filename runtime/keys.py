@@ -44,6 +44,10 @@ class Partition:
         dropped lazily by readers and when a capped index deletes a run."""
         return f"{self.prefix}runs:{project}"
 
+    def alias(self, entry_id: str) -> str:
+        """The run a deduplicated stream entry resolved to (STRING run id, expires with the idempotency window)."""
+        return f"{self.prefix}alias:{entry_id}"
+
     def steps(self, run_id: str) -> str:
         """Step records of a run (HASH step name -> JSON StepRecord)."""
         return f"{self.prefix}steps:{run_id}"

@@ -161,6 +161,16 @@ class Metrics:
         self.intake_rejected = Counter(
             "baton_intake_entries_rejected_total", "Submission entries rejected", ["reason"], registry=r
         )
+        self.intake_deduplicated = Counter(
+            "baton_intake_entries_deduplicated_total",
+            "Submission entries that created nothing because an earlier submission holds their id, idempotency "
+            "key or debounce key", ["reason"], registry=r,
+        )
+        self.intake_claimed = Counter(
+            "baton_intake_entries_claimed_total",
+            "Pending submission entries taken over from another consumer, by why (dead_node, idle)",
+            ["reason"], registry=r,
+        )
         self.redis_duration = Histogram(
             "baton_redis_command_duration_seconds",
             "Round-trip time of Redis calls (a Lua script by name, or a pipeline)", ["command"],

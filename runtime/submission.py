@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -18,24 +18,13 @@ from .errors import SubmissionError, UnknownJob
 from .ids import NAME_RE, RUN_ID_RE, routed_run_id
 from .jobs import Backoff, JobOptions
 from .keys import Keys
+from .ranges import check, parse, shown, to_ms
 from .settings import Settings
 
 __all__ = [
-    "EVENT_FIELDS", "STREAM_FIELDS", "PlainSpecs", "RunSpec", "build_spec", "parse_stream_entry", "parse_stream_event",
+    "MAX_JSON_DEPTH", "MAX_KEY_LEN", "JobLookup", "PlainSpecs", "QueueCheck", "RunSpec", "build_spec", "json_field",
+    "json_text",
 ]
-
-#: Fields a stream entry may carry; every other field is rejected as a typo.
-STREAM_FIELDS = frozenset(
-    {
-        "job", "input", "id", "queue", "priority", "delay", "delay_ms", "run_at",
-        "idempotency_key", "idempotency_ttl", "concurrency_key", "labels", "tags",
-        "metadata", "max_attempts", "timeout", "version", "ttl", "debounce_key", "debounce_window",
-        "debounce_mode", "debounce_max",
-    }
-)
-
-#: Fields of a stream entry that sends an event (for wait_for_event) instead of a run.
-EVENT_FIELDS = frozenset({"event", "data"})
 
 MAX_TAGS = 10
 #: The backoff of jobs that set none (one instance, so its encoding is computed once).
@@ -92,6 +81,8 @@ class RunSpec(NamedTuple):
 
 
 JobLookup = Callable[[str], JobOptions | None]
+#: Whether a queue name is one runs may be submitted to (see build_spec).
+QueueCheck = Callable[[str], bool]
 
 
 class PlainSpecs:
@@ -133,118 +124,6 @@ class PlainSpecs:
         )
 
 
-def parse_stream_entry(
-    entry_id: str, raw: Mapping[bytes, bytes] | Mapping[str, str], settings: Settings, keys: Keys,
-    lookup: JobLookup, plain: PlainSpecs | None = None,
-) -> RunSpec:
-    """Validate one submission-stream entry; the run id defaults to the entry id.
-
-    With ``plain``, an entry of only ``job`` and ``input`` takes the short path
-    (same checks, done once per job).
-    """
-    if plain is not None and len(raw) <= 2:
-        spec = _plain_stream_entry(entry_id, raw, lookup, plain)
-        if spec is not None:
-            return spec
-    fields: dict[str, str] = {}
-    items: Any = raw.items()
-    for k, v in items:
-        key = k.decode() if isinstance(k, bytes) else k
-        try:
-            fields[key] = v.decode() if isinstance(v, bytes) else v
-        except UnicodeDecodeError:
-            raise SubmissionError("bad_encoding", f"field {key!r} is not UTF-8") from None
-    unknown = sorted(set(fields) - STREAM_FIELDS)
-    if unknown:
-        raise SubmissionError("unknown_field", f"unknown field(s): {', '.join(unknown)}")
-    if "job" not in fields:
-        raise SubmissionError("missing_field", "field 'job' is required")
-    if len(fields.get("input", "")) > settings.max_input_bytes:
-        raise SubmissionError(
-            "too_large", f"input is {len(fields['input'])} bytes; the limit is {settings.max_input_bytes}"
-        )
-    input_value: Any = None
-    if "input" in fields:
-        input_value = _json_field("input", fields["input"])
-    delay_s: float | None = None
-    if "delay" in fields:
-        delay_s = _number("delay", fields["delay"])
-    if "delay_ms" in fields:
-        delay_s = _number("delay_ms", fields["delay_ms"]) / 1000
-    run_at = fields.get("run_at")
-    return build_spec(
-        settings, keys, lookup,
-        job=fields["job"],
-        input=input_value,
-        run_id=fields.get("id"),
-        queue=fields.get("queue"),
-        priority=_int("priority", fields["priority"]) if "priority" in fields else None,
-        delay_s=delay_s,
-        run_at=run_at,
-        idempotency_key=fields.get("idempotency_key"),
-        idempotency_ttl_s=(
-            _number("idempotency_ttl", fields["idempotency_ttl"]) if "idempotency_ttl" in fields else None
-        ),
-        concurrency_key=fields.get("concurrency_key"),
-        labels=_json_field("labels", fields["labels"]) if "labels" in fields else None,
-        tags=_json_field("tags", fields["tags"]) if "tags" in fields else None,
-        metadata=_json_field("metadata", fields["metadata"]) if "metadata" in fields else None,
-        max_attempts=_int("max_attempts", fields["max_attempts"]) if "max_attempts" in fields else None,
-        timeout_s=_number("timeout", fields["timeout"]) if "timeout" in fields else None,
-        version=fields.get("version"),
-        ttl_s=_number("ttl", fields["ttl"]) if "ttl" in fields else None,
-        debounce=_stream_debounce(fields),
-        source="stream",
-        entry_id=entry_id,
-        derived_id=entry_id,
-        input_json=fields.get("input"),
-    )
-
-
-def _plain_stream_entry(
-    entry_id: str, raw: Mapping[bytes, bytes] | Mapping[str, str], lookup: JobLookup, plain: PlainSpecs,
-) -> RunSpec | None:
-    """The spec of an entry of only ``job`` and ``input`` (bytes, as read from Redis); None = full path."""
-    names: Any = raw.keys()
-    if names != _PLAIN_WITH_INPUT and names != _PLAIN_JOB_ONLY:
-        return None
-    fields = cast(Mapping[bytes, bytes], raw)
-    try:
-        job = fields[b"job"].decode()
-        input_json = fields[b"input"].decode() if b"input" in fields else "null"
-    except UnicodeDecodeError:
-        return None  # the full path names the field
-    if len(input_json) > plain.settings.max_input_bytes:
-        return None  # the full path rejects it (before parsing it)
-    _json_field("input", input_json)
-    return plain.spec(lookup, job, input_json, "stream", entry_id, entry_id)
-
-
-_PLAIN_WITH_INPUT = frozenset({b"job", b"input"})
-_PLAIN_JOB_ONLY = frozenset({b"job"})
-
-
-def parse_stream_event(raw: Mapping[bytes, bytes], settings: Settings) -> tuple[str, str]:
-    """Validate an event entry (fields ``event`` and optional ``data``); returns (key, data JSON)."""
-    fields: dict[str, str] = {}
-    for k, v in raw.items():
-        try:
-            fields[k.decode()] = v.decode()
-        except UnicodeDecodeError:
-            raise SubmissionError("bad_encoding", f"field {k!r} is not UTF-8") from None
-    unknown = sorted(set(fields) - EVENT_FIELDS)
-    if unknown:
-        raise SubmissionError("unknown_field", f"unknown field(s) in an event entry: {', '.join(unknown)}")
-    key = fields["event"]
-    if not key or len(key) > MAX_KEY_LEN:
-        raise SubmissionError("bad_event_key", f"event must be a non-empty string of at most {MAX_KEY_LEN} characters")
-    data = fields.get("data", "null")
-    if len(data) > settings.max_input_bytes:
-        raise SubmissionError("too_large", f"event data is {len(data)} bytes; the limit is {settings.max_input_bytes}")
-    _json_field("data", data)
-    return key, data
-
-
 def build_spec(
     settings: Settings,
     keys: Keys,
@@ -273,82 +152,71 @@ def build_spec(
     derived_id: str | None = None,
     input_json: str | None = None,
     extra: Mapping[str, Any] | None = None,
+    queue_known: QueueCheck | None = None,
 ) -> RunSpec:
-    """Validate trigger options against the job and route the run to a partition."""
+    """Validate trigger options against the job and route the run to a partition.
+
+    Every numeric option, given or taken from the job's options and the
+    settings, is checked against :data:`runtime.ranges.RANGES`. A ``queue``
+    other than the job's own must satisfy ``queue_known`` (when given): queue
+    names end up in metric labels and stored sets, so producers cannot invent them.
+    """
     if not isinstance(job, str) or not NAME_RE.match(job):
-        raise SubmissionError("bad_job", f"invalid job name {job!r}")
+        raise SubmissionError("bad_job", f"invalid job name {shown(job)}")
     options = lookup(job)
     if options is None:
         raise UnknownJob(job)
     if input_json is None:
-        try:
-            input_json = orjson.dumps(input).decode()
-        except TypeError as exc:
-            raise SubmissionError("bad_input", f"input is not JSON-serialisable: {exc}") from None
+        input_json = json_text("input", input)
     if len(input_json) > settings.max_input_bytes:
         raise SubmissionError(
             "too_large", f"input is {len(input_json)} bytes; the limit is {settings.max_input_bytes}"
         )
-    queue = options.queue if queue is None else queue
-    if not isinstance(queue, str) or not NAME_RE.match(queue):
-        raise SubmissionError("bad_queue", f"invalid queue name {queue!r}")
-    priority = options.priority if priority is None else priority
-    if not isinstance(priority, int) or isinstance(priority, bool) or not -1000 <= priority <= 1000:
-        raise SubmissionError("bad_priority", "priority must be an integer within [-1000, 1000]")
-    delay_ms = None
-    if delay_s is not None:
-        if not isinstance(delay_s, int | float) or not math.isfinite(delay_s) or delay_s < 0:
-            raise SubmissionError("bad_delay", "delay must be a non-negative number of seconds")
-        delay_ms = int(delay_s * 1000)
+    queue = _queue(options, queue, queue_known)
+    prio = check("priority", options.priority if priority is None else priority)
+    delay_ms = None if delay_s is None else to_ms(check("delay", delay_s))
     run_at_ms = _run_at_ms(run_at) if run_at is not None else None
     ikey = _opt_str("idempotency_key", idempotency_key)
     ckey = _opt_str("concurrency_key", concurrency_key)
-    ittl = settings.idempotency_ttl_s if idempotency_ttl_s is None else idempotency_ttl_s
-    if not isinstance(ittl, int | float) or ittl <= 0:
-        raise SubmissionError("bad_idempotency_ttl", "idempotency_ttl must be a positive number of seconds")
+    ittl = check("idempotency_ttl", settings.idempotency_ttl_s if idempotency_ttl_s is None else idempotency_ttl_s)
     labels_json = ""
     if labels is not None:
         if not isinstance(labels, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
         ):
             raise SubmissionError("bad_labels", "labels must be an object of string values")
-        labels_json = orjson.dumps(labels).decode() if labels else ""
+        labels_json = _sized(settings, "labels", json_text("labels", labels)) if labels else ""
     tags_json = ""
     if tags is not None:
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise SubmissionError("bad_tags", "tags must be an array of strings")
         if len(tags) > MAX_TAGS or any(len(t) > MAX_TAG_LEN for t in tags):
             raise SubmissionError("bad_tags", f"at most {MAX_TAGS} tags of at most {MAX_TAG_LEN} characters")
-        tags_json = orjson.dumps(tags).decode() if tags else ""
+        tags_json = json_text("tags", tags) if tags else ""
     metadata_json = ""
     if metadata is not None:
         if not isinstance(metadata, dict):
             raise SubmissionError("bad_metadata", "metadata must be a JSON object")
-        metadata_json = orjson.dumps(metadata).decode() if metadata else ""
-    attempts = options.max_attempts or settings.default_max_attempts
-    if max_attempts is not None:
-        if not isinstance(max_attempts, int) or isinstance(max_attempts, bool) or max_attempts < 1:
-            raise SubmissionError("bad_max_attempts", "max_attempts must be an integer of at least 1")
-        attempts = max_attempts
-    timeout = options.timeout_s or settings.default_timeout_s
-    if timeout_s is not None:
-        if not isinstance(timeout_s, int | float) or not math.isfinite(timeout_s) or timeout_s <= 0:
-            raise SubmissionError("bad_timeout", "timeout must be a positive number of seconds")
-        timeout = timeout_s
+        metadata_json = _sized(settings, "metadata", json_text("metadata", metadata)) if metadata else ""
+    attempts = check("max_attempts", max_attempts if max_attempts is not None else (
+        options.max_attempts or settings.default_max_attempts))
+    timeout = check("timeout", timeout_s if timeout_s is not None else (
+        options.timeout_s or settings.default_timeout_s))
     version = options.version if version is None else version
     if not isinstance(version, str) or len(version) > MAX_KEY_LEN:
         raise SubmissionError("bad_version", "version must be a short string")
-
+    _encodable("version", version)
     ttl = options.ttl_s if ttl_s is None else ttl_s
-    if ttl is not None and (not isinstance(ttl, int | float) or not math.isfinite(ttl) or ttl <= 0):
-        raise SubmissionError("bad_ttl", "ttl must be a positive number of seconds")
+    if ttl is not None:
+        ttl = check("ttl", ttl)
     dkey, dspec = _debounce(debounce)
     rate_key = _rate_key(options, ckey, labels, input)
 
     routing = _routing_key(job, options, ckey, ikey, rate_key, dkey)
-    if run_id is not None:
-        if not isinstance(run_id, str) or not RUN_ID_RE.match(run_id):
+    for given in (run_id, derived_id):
+        if given is not None and (not isinstance(given, str) or not RUN_ID_RE.match(given)):
             raise SubmissionError("bad_id", "id must be 1-128 characters of A-Z a-z 0-9 _ . : ~ -")
+    if run_id is not None:
         if routing is not None and keys.partition_of_run(run_id) != keys.partition_for(routing):
             raise SubmissionError(
                 "id_partition_mismatch",
@@ -358,16 +226,68 @@ def build_spec(
         final_id = run_id
     else:
         final_id = routed_run_id(keys, routing, derived_id)
-    extra_json = orjson.dumps(dict(extra)).decode() if extra else ""
+    extra_json = json_text("extra", dict(extra)) if extra else ""
     return RunSpec(
-        id=final_id, job=job, queue=queue, input_json=input_json, priority=priority,
+        id=final_id, job=job, queue=queue, input_json=input_json, priority=int(prio),
         delay_ms=delay_ms, run_at_ms=run_at_ms, labels_json=labels_json, tags_json=tags_json,
         metadata_json=metadata_json, concurrency_key=ckey, idempotency_key=ikey,
-        idempotency_ttl_ms=int(ittl * 1000), max_attempts=attempts, timeout_ms=int(timeout * 1000),
+        idempotency_ttl_ms=to_ms(ittl), max_attempts=int(attempts), timeout_ms=to_ms(timeout),
         backoff_json=(options.backoff or DEFAULT_BACKOFF).encoded, version=version, source=source,
-        entry_id=entry_id, extra_json=extra_json, ttl_ms=None if ttl is None else int(ttl * 1000),
+        entry_id=entry_id, extra_json=extra_json, ttl_ms=None if ttl is None else to_ms(ttl),
         rate_key=rate_key, debounce_key=dkey, debounce_spec=dspec,
     )
+
+
+def _queue(options: JobOptions, queue: Any, queue_known: QueueCheck | None) -> str:
+    """The run's queue: the job's own, or another one Baton knows."""
+    if queue is None or queue == options.queue:
+        return options.queue
+    if not isinstance(queue, str) or not NAME_RE.match(queue):
+        raise SubmissionError("bad_queue", f"invalid queue name {shown(queue)}")
+    if queue_known is not None and not queue_known(queue):
+        raise SubmissionError(
+            "unknown_queue",
+            f"queue {queue!r} is neither the queue of a registered job nor listed in BATON_QUEUES",
+        )
+    return queue
+
+
+def json_text(name: str, value: Any) -> str:
+    """JSON text of an option; SubmissionError names it when orjson cannot encode it or it nests too deep."""
+    reason = "bad_input" if name == "input" else f"bad_{name}"
+    try:
+        text = orjson.dumps(value).decode()
+    except TypeError as exc:  # orjson.JSONEncodeError: unsupported type, integer over 64 bits, bad str
+        raise SubmissionError(reason, f"{name} is not JSON-serialisable: {exc}") from None
+    _check_depth(reason, name, text, value)
+    return text
+
+
+#: Deepest nesting accepted in submitted JSON. orjson encodes at most 255 levels,
+#: and responses and views wrap a run's input and metadata in a few more: a value
+#: nested deeper could be stored but never shown again.
+MAX_JSON_DEPTH = 200
+
+
+def _check_depth(reason: str, name: str, text: str, value: Any) -> None:
+    # only text with more brackets than the limit can nest that deep: the
+    # common case costs two counts, the rare one an encode of the value wrapped
+    # in the headroom views need
+    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
+        return
+    wrapped = value
+    for _ in range(255 - MAX_JSON_DEPTH):
+        wrapped = [wrapped]
+    try:
+        orjson.dumps(wrapped)
+    except TypeError:
+        raise SubmissionError(reason, f"{name} nests deeper than {MAX_JSON_DEPTH} levels") from None
+
+
+def _sized(settings: Settings, name: str, text: str) -> str:
+    if len(text) > settings.max_input_bytes:
+        raise SubmissionError(f"bad_{name}", f"{name} is {len(text)} bytes; the limit is {settings.max_input_bytes}")
+    return text
 
 
 def _routing_key(job: str, options: JobOptions, ckey: str, ikey: str, rate_key: str, dkey: str) -> str | None:
@@ -403,31 +323,27 @@ def _debounce(debounce: Mapping[str, Any] | None) -> tuple[str, str]:
     """Validate a debounce option: {key, window (s), mode leading|trailing, max_delay (s)}."""
     if not debounce:
         return "", ""
+    if not isinstance(debounce, Mapping):
+        raise SubmissionError("bad_debounce", "debounce must be an object of key, window, mode and max_delay")
     key = _opt_str("debounce_key", debounce.get("key"))
     if not key:
         raise SubmissionError("bad_debounce", "debounce needs a key")
     mode = debounce.get("mode", "trailing")
-    window = debounce.get("window")
-    max_delay = debounce.get("max_delay") or 0
     if mode not in ("leading", "trailing"):
         raise SubmissionError("bad_debounce", "debounce mode must be leading or trailing")
-    for name, value in (("window", window), ("max_delay", max_delay)):
-        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value) or value < 0:
-            raise SubmissionError("bad_debounce", f"debounce {name} must be a non-negative number of seconds")
-    if not window:
-        raise SubmissionError("bad_debounce", "debounce window must be positive")
-    return key, f"{mode},{int(window * 1000)},{int(max_delay * 1000)}"
+    window = check("debounce_window", debounce.get("window"))
+    max_delay = check("debounce_max", debounce.get("max_delay") or 0)
+    return key, f"{mode},{to_ms(window)},{to_ms(max_delay)}"
 
 
-def _stream_debounce(fields: Mapping[str, str]) -> dict[str, Any] | None:
-    if "debounce_key" not in fields:
-        return None
-    return {
-        "key": fields["debounce_key"],
-        "window": _number("debounce_window", fields.get("debounce_window", "0")),
-        "mode": fields.get("debounce_mode", "trailing"),
-        "max_delay": _number("debounce_max", fields.get("debounce_max", "0")),
-    }
+def json_field(name: str, raw: str) -> Any:
+    """A field's JSON text, parsed; SubmissionError (bad_json) names the field."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise SubmissionError("bad_json", f"field {name!r} is not valid JSON: {shown(str(exc), 200)}") from None
+    _check_depth("bad_json", f"field {name!r}", raw, value)
+    return value
 
 
 def _opt_str(name: str, value: Any) -> str:
@@ -435,46 +351,44 @@ def _opt_str(name: str, value: Any) -> str:
         return ""
     if not isinstance(value, str) or len(value) > MAX_KEY_LEN:
         raise SubmissionError(f"bad_{name}", f"{name} must be a string of at most {MAX_KEY_LEN} characters")
+    _encodable(name, value)
     return value
 
 
-def _json_field(name: str, raw: str) -> Any:
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise SubmissionError("bad_json", f"field {name!r} is not valid JSON: {exc}") from None
+def _encodable(name: str, value: str) -> None:
+    """Reject text that cannot travel as UTF-8 (lone surrogates from Python callers)."""
+    if not value.isascii():
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            raise SubmissionError(f"bad_{name}", f"{name} is not valid Unicode text") from None
 
 
-def _number(name: str, raw: str) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SubmissionError(f"bad_{name}", f"field {name!r} must be a number, got {raw!r}") from None
-    if not math.isfinite(value):
-        raise SubmissionError(f"bad_{name}", f"field {name!r} must be finite")
-    return value
+_ISO_MAX_LEN = 64
 
 
-def _int(name: str, raw: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise SubmissionError(f"bad_{name}", f"field {name!r} must be an integer, got {raw!r}") from None
-
-
-def _run_at_ms(value: str | int | float | datetime) -> int:
+def _run_at_ms(value: Any) -> int:
+    """``run_at`` as epoch ms, range-checked: a datetime with a zone, epoch ms, or ISO-8601 text."""
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise SubmissionError("bad_run_at", "run_at must carry a timezone")
-        return int(value.timestamp() * 1000)
+        return int(check("run_at", int(value.timestamp() * 1000)))
+    if isinstance(value, float) and math.isfinite(value):
+        value = int(value)
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return int(value)
+        return int(check("run_at", value))
     if isinstance(value, str):
-        if value.isdigit():
-            return int(value)
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise SubmissionError("bad_run_at", "run_at must be epoch milliseconds or ISO-8601") from None
-        return _run_at_ms(parsed)
-    raise SubmissionError("bad_run_at", "run_at must be epoch milliseconds or ISO-8601")
+        text = value.strip()
+        if text.isascii() and text.isdigit():
+            return int(parse("run_at", text))
+        parsed = None
+        if len(text) <= _ISO_MAX_LEN:
+            try:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                pass
+        if parsed is not None:
+            return _run_at_ms(parsed)
+    raise SubmissionError(
+        "bad_run_at", f"run_at must be epoch milliseconds or ISO-8601 with a zone, got {shown(value)}"
+    )

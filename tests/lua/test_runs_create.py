@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import orjson
 
+from runtime.api.views import VIEWS, render
+from runtime.ranges import RANGES
+from runtime.records import iso, read_runs
 from tests.lua.support import Listener, Lua, priority_of
 
 OPTIONAL_FIELDS = ("labels", "tags", "metadata", "concurrency_key", "idempotency_key", "version", "entry_id")
@@ -214,3 +217,30 @@ async def test_scripts_are_loaded_again_after_a_flush(lua: Lua) -> None:
     # When a script is called again, then it is loaded and runs
     run_id = await lua.create_one(input={"again": True})
     assert (await lua.run(run_id))["status"] == "queued"
+
+
+async def test_every_range_bound_is_stored_and_renders(lua: Lua) -> None:
+    # Given runs at the far end of every numeric range
+    far = RANGES
+    specs = [
+        lua.spec(priority=int(far["priority"].high), max_attempts=int(far["max_attempts"].high),
+                 timeout_s=far["timeout"].high, ttl_s=far["ttl"].high, delay_s=far["delay"].high,
+                 idempotency_key="edge", idempotency_ttl_s=far["idempotency_ttl"].high),
+        lua.spec(priority=int(far["priority"].low), run_at=int(far["run_at"].high), ttl_s=far["ttl"].low,
+                 idempotency_key="edge-low", idempotency_ttl_s=far["idempotency_ttl"].low,
+                 timeout_s=far["timeout"].low),
+        lua.spec(debounce={"key": "d", "window": far["debounce_window"].high, "max_delay": far["debounce_max"].high}),
+        lua.spec(debounce={"key": "e", "window": far["debounce_window"].low, "mode": "leading"}),
+    ]
+    # When they are created
+    created = await lua.create(*specs)
+    # Then each is new, its keys carry a valid expiry, and each record reads back and renders in every view
+    assert [code for _, code in created] == [1, 1, 1, 1]
+    assert 0 < await lua.redis.pttl(lua.part.idempotency("work", "edge")) <= far["idempotency_ttl"].high * 1000
+    for run_id, _ in created:
+        [run] = await read_runs(lua.redis, lua.keys, [run_id])
+        assert run is not None
+        for view in VIEWS:
+            orjson.dumps(render(run, view))
+    [late] = await read_runs(lua.redis, lua.keys, [created[1][0]])
+    assert late is not None and iso(late.scheduled_at_ms) == "9999-12-31T23:59:59.000Z"

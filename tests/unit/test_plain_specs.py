@@ -11,7 +11,8 @@ from runtime.errors import SubmissionError
 from runtime.jobs import Backoff, JobOptions
 from runtime.keys import Keys
 from runtime.settings import Settings
-from runtime.submission import PlainSpecs, RunSpec, build_spec, parse_stream_entry
+from runtime.stream_entries import parse_stream_entry
+from runtime.submission import PlainSpecs, RunSpec, build_spec
 
 JOBS = {
     "plain": JobOptions(),

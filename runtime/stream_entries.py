@@ -1,0 +1,210 @@
+"""Stream entries: every field decoded, parsed and range-checked inside the code that rejects it.
+
+A submission-stream entry is a flat map of byte strings. Each field is decoded
+as UTF-8 and each number parsed by :func:`runtime.ranges.parse`, all under
+SubmissionError, before :func:`runtime.submission.build_spec` validates the
+rest: no value of an entry reaches a conversion that could raise anything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+import orjson
+
+from .errors import SubmissionError
+from .keys import Keys
+from .ranges import parse, shown
+from .settings import Settings
+from .submission import MAX_KEY_LEN, JobLookup, PlainSpecs, QueueCheck, RunSpec, build_spec, json_field
+
+__all__ = ["EVENT_FIELDS", "STREAM_FIELDS", "parse_stream_entry", "parse_stream_event", "rejected_record"]
+
+#: Fields a stream entry may carry; every other field is rejected as a typo.
+STREAM_FIELDS = frozenset(
+    {
+        "job", "input", "id", "queue", "priority", "delay", "delay_ms", "run_at",
+        "idempotency_key", "idempotency_ttl", "concurrency_key", "labels", "tags",
+        "metadata", "max_attempts", "timeout", "version", "ttl", "debounce_key", "debounce_window",
+        "debounce_mode", "debounce_max",
+    }
+)
+
+#: Fields of a stream entry that sends an event (for wait_for_event) instead of a run.
+EVENT_FIELDS = frozenset({"event", "data"})
+
+def parse_stream_entry(
+    entry_id: str, raw: Mapping[bytes, bytes] | Mapping[str, str], settings: Settings, keys: Keys,
+    lookup: JobLookup, plain: PlainSpecs | None = None, queue_known: QueueCheck | None = None,
+) -> RunSpec:
+    """Validate one submission-stream entry; the run id defaults to the entry id.
+
+    With ``plain``, an entry of only ``job`` and ``input`` takes the short path
+    (same checks, done once per job). ``queue_known`` as in :func:`build_spec`.
+    """
+    if plain is not None and len(raw) <= 2:
+        spec = _plain_stream_entry(entry_id, raw, lookup, plain)
+        if spec is not None:
+            return spec
+    fields = _decoded(raw)
+    unknown = sorted(set(fields) - STREAM_FIELDS)
+    if unknown:
+        raise SubmissionError("unknown_field", f"unknown field(s): {shown(', '.join(unknown), 200)}")
+    if "job" not in fields:
+        raise SubmissionError("missing_field", "field 'job' is required")
+    if len(fields.get("input", "")) > settings.max_input_bytes:
+        raise SubmissionError(
+            "too_large", f"input is {len(fields['input'])} bytes; the limit is {settings.max_input_bytes}"
+        )
+    input_value: Any = None
+    if "input" in fields:
+        input_value = json_field("input", fields["input"])
+    delay_s: float | None = None
+    if "delay" in fields:
+        delay_s = parse("delay", fields["delay"])
+    if "delay_ms" in fields:
+        delay_s = parse("delay_ms", fields["delay_ms"]) / 1000
+
+    def number(name: str) -> Any:
+        return parse(name, fields[name]) if name in fields else None
+
+    return build_spec(
+        settings, keys, lookup,
+        job=fields["job"],
+        input=input_value,
+        run_id=fields.get("id"),
+        queue=fields.get("queue"),
+        priority=number("priority"),
+        delay_s=delay_s,
+        run_at=fields.get("run_at"),
+        idempotency_key=fields.get("idempotency_key"),
+        idempotency_ttl_s=number("idempotency_ttl"),
+        concurrency_key=fields.get("concurrency_key"),
+        labels=json_field("labels", fields["labels"]) if "labels" in fields else None,
+        tags=json_field("tags", fields["tags"]) if "tags" in fields else None,
+        metadata=json_field("metadata", fields["metadata"]) if "metadata" in fields else None,
+        max_attempts=number("max_attempts"),
+        timeout_s=number("timeout"),
+        version=fields.get("version"),
+        ttl_s=number("ttl"),
+        debounce=_stream_debounce(fields),
+        source="stream",
+        entry_id=entry_id,
+        derived_id=entry_id,
+        input_json=fields.get("input"),
+        queue_known=queue_known,
+    )
+
+
+def _decoded(raw: Mapping[bytes, bytes] | Mapping[str, str]) -> dict[str, str]:
+    """Every field name and value as text; SubmissionError names the first that is not UTF-8."""
+    fields: dict[str, str] = {}
+    items: Any = raw.items()
+    for k, v in items:
+        try:
+            key = k.decode() if isinstance(k, bytes) else k
+        except UnicodeDecodeError:
+            raise SubmissionError("bad_encoding", f"a field name is not UTF-8: {shown(k)}") from None
+        try:
+            fields[key] = v.decode() if isinstance(v, bytes) else v
+        except UnicodeDecodeError:
+            raise SubmissionError("bad_encoding", f"field {shown(key)} is not UTF-8") from None
+    return fields
+
+
+def _plain_stream_entry(
+    entry_id: str, raw: Mapping[bytes, bytes] | Mapping[str, str], lookup: JobLookup, plain: PlainSpecs,
+) -> RunSpec | None:
+    """The spec of an entry of only ``job`` and ``input`` (bytes, as read from Redis); None = full path."""
+    names: Any = raw.keys()
+    if names != _PLAIN_WITH_INPUT and names != _PLAIN_JOB_ONLY:
+        return None
+    fields = cast(Mapping[bytes, bytes], raw)
+    try:
+        job = fields[b"job"].decode()
+        input_json = fields[b"input"].decode() if b"input" in fields else "null"
+    except UnicodeDecodeError:
+        return None  # the full path names the field
+    if len(input_json) > plain.settings.max_input_bytes:
+        return None  # the full path rejects it (before parsing it)
+    json_field("input", input_json)
+    return plain.spec(lookup, job, input_json, "stream", entry_id, entry_id)
+
+
+_PLAIN_WITH_INPUT = frozenset({b"job", b"input"})
+_PLAIN_JOB_ONLY = frozenset({b"job"})
+
+
+def parse_stream_event(raw: Mapping[bytes, bytes], settings: Settings) -> tuple[str, str]:
+    """Validate an event entry (fields ``event`` and optional ``data``); returns (key, data JSON)."""
+    fields = _decoded(raw)
+    unknown = sorted(set(fields) - EVENT_FIELDS)
+    if unknown:
+        raise SubmissionError(
+            "unknown_field", f"unknown field(s) in an event entry: {shown(', '.join(unknown), 200)}"
+        )
+    key = fields["event"]
+    if not key or len(key) > MAX_KEY_LEN:
+        raise SubmissionError("bad_event_key", f"event must be a non-empty string of at most {MAX_KEY_LEN} characters")
+    data = fields.get("data", "null")
+    if len(data) > settings.max_input_bytes:
+        raise SubmissionError("too_large", f"event data is {len(data)} bytes; the limit is {settings.max_input_bytes}")
+    json_field("data", data)
+    return key, data
+
+
+def _stream_debounce(fields: Mapping[str, str]) -> dict[str, Any] | None:
+    if "debounce_key" not in fields:
+        return None
+    return {
+        "key": fields["debounce_key"],
+        "window": parse("debounce_window", fields.get("debounce_window", "0")),
+        "mode": fields.get("debounce_mode", "trailing"),
+        "max_delay": parse("debounce_max", fields.get("debounce_max", "0")),
+    }
+
+
+
+
+#: Bytes of each field value a rejected entry keeps (names keep REJECTED_NAME_BYTES).
+REJECTED_FIELD_BYTES = 1024
+REJECTED_NAME_BYTES = 128
+#: Bytes of the original fields a rejected entry keeps in all (fields past it are left out).
+REJECTED_ENTRY_BYTES = 8192
+#: Characters of the error message a rejected entry keeps.
+REJECTED_ERROR_CHARS = 1024
+
+
+def rejected_record(entry_id: str, fields: Mapping[Any, Any], error: SubmissionError) -> dict[str, str]:
+    """What the rejected stream keeps of a bad entry: bounded prefixes of its fields plus its size.
+
+    Each value keeps its first REJECTED_FIELD_BYTES bytes (each name its first
+    REJECTED_NAME_BYTES) and the entry at most REJECTED_ENTRY_BYTES in all, so one
+    huge entry costs the rejected stream a few KiB; ``size`` is the original
+    entry's bytes and ``truncated`` says whether anything was cut.
+    """
+    kept: dict[str, str] = {}
+    budget = REJECTED_ENTRY_BYTES
+    size = 0
+    truncated = False
+    for k, v in fields.items():
+        name, value = _raw(k), _raw(v)
+        size += len(name) + len(value)
+        short_name, short_value = name[:REJECTED_NAME_BYTES], value[:REJECTED_FIELD_BYTES]
+        cost = len(short_name) + len(short_value)
+        if cost > budget:
+            truncated = True
+            continue
+        budget -= cost
+        truncated = truncated or len(short_name) < len(name) or len(short_value) < len(value)
+        kept[short_name.decode(errors="replace")] = short_value.decode(errors="replace")
+    message = str(error)
+    return {
+        "entry_id": entry_id, "reason": error.reason, "error": message[:REJECTED_ERROR_CHARS],
+        "fields": orjson.dumps(kept).decode(), "size": str(size), "truncated": "1" if truncated else "0",
+    }
+
+
+def _raw(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode(errors="replace")
