@@ -15,7 +15,7 @@ from aiohttp import web
 
 from ..errors import BatonError, SubmissionError
 from ..ids import RUN_ID_RE
-from ..records import LIVE_STATUSES, Run, iso, read_runs
+from ..records import LIVE_STATUSES, Run, iso, read_runs, stored_int, stored_json, text
 from .errors import ApiError
 from .listing import RunFilter, list_runs
 from .routing import Param, Req, Route, json_response
@@ -34,8 +34,7 @@ MAX_LINEAGE = 100
 # -- helpers --------------------------------------------------------------------
 
 
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+_s = text
 
 
 def _ms(text: str, name: str) -> int:
@@ -103,16 +102,19 @@ async def _records(req: Req, run: Run, kind: str) -> list[dict[str, Any]]:
     out = []
     for _eid, raw in rows:
         f = {_s(k): _s(v) for k, v in raw.items()}
-        if f.get("type") == kind and f.get("data"):
-            out.append(orjson.loads(f["data"]))
+        data = stored_json(f.get("data")) if f.get("type") == kind else None
+        if isinstance(data, dict):  # a record that is not an object (corruption) is left out
+            out.append(data)
     return out
 
 
 async def _outputs(req: Req, run: Run) -> list[dict[str, Any]]:
     latest: dict[str, dict[str, Any]] = {}
     for record in await _records(req, run, "output"):
-        latest.pop(record["output_key"], None)
-        latest[record["output_key"]] = record
+        key = record.get("output_key")
+        if isinstance(key, str):
+            latest.pop(key, None)
+            latest[key] = record
     return list(latest.values())
 
 
@@ -126,8 +128,8 @@ async def _steps(req: Req, run: Run) -> list[dict[str, Any]]:
     for st in steps:
         out.append({"name": st.get("name"), "index": st.get("index"), "status": st.get("status"),
                     "output": st.get("output"), "error": st.get("error"),
-                    "started_at": iso(st["started_at"]) if isinstance(st.get("started_at"), int) else None,
-                    "completed_at": iso(st["completed_at"]) if isinstance(st.get("completed_at"), int) else None})
+                    "started_at": iso(stored_int(st.get("started_at"))),
+                    "completed_at": iso(stored_int(st.get("completed_at")))})
     return out
 
 
@@ -323,7 +325,7 @@ async def h_steps(req: Req) -> web.StreamResponse:
 async def h_usage(req: Req) -> web.StreamResponse:
     run = await load_run(req, req.params["run_id"])
     usage = await _records(req, run, "usage")
-    total = {k: sum(int(u.get(k) or 0) for u in usage)
+    total = {k: sum(stored_int(u.get(k)) or 0 for u in usage)
              for k in ("prompt_tokens", "completion_tokens", "total_tokens", "cost_microusd")}
     return json_response({"data": usage, "total": {**total, "calls": len(usage)}})
 
@@ -390,7 +392,7 @@ async def h_dependency_status(req: Req) -> web.StreamResponse:
     kind = run.raw.get("wait_kind")
     if run.status == "waiting" and kind:
         score = await redis.zscore(p.waiting, run.id)
-        until = int(score) if score is not None and score < 1e15 else None
+        until = stored_int(score) if score is not None and score < 1e15 else None
         waiting_for = {"kind": kind, "key": run.raw.get("wait_key"), "until": iso(until),
                        "children": waits_on if kind == "children" else None}
         if kind in ("event", "sleep"):
@@ -398,8 +400,7 @@ async def h_dependency_status(req: Req) -> web.StreamResponse:
                          "depends_on_run_id": None,
                          "condition": f"event {run.raw.get('wait_key')}" if kind == "event" else
                          f"time {iso(until)}", "status": "waiting", "satisfied": False,
-                         "created_at": iso(int(run.raw["wait_started_at"])) if run.raw.get("wait_started_at")
-                         else None})
+                         "created_at": iso(stored_int(run.raw.get("wait_started_at")))})
     parent = None
     if run.raw.get("parent_id"):
         prun = await req.baton.get_run(run.raw["parent_id"])
@@ -419,8 +420,8 @@ async def h_state(req: Req) -> web.StreamResponse:
     lease = None
     if run.status == "executing":
         expires = run.raw.get("lease_expires_at")
-        lease = {"node": run.lease_node, "expires_at": iso(int(expires)) if expires else None}
-    outputs = {o["output_key"]: o["value"] for o in await _outputs(req, run)}
+        lease = {"node": run.lease_node, "expires_at": iso(stored_int(expires))}
+    outputs = {o["output_key"]: o.get("value") for o in await _outputs(req, run)}
     return json_response({
         "run_id": run.id, "status": run.status, "attempt": run.attempt,
         "current_step_index": native["current_step_index"], "completed_step_count": native["completed_step_count"],

@@ -18,7 +18,7 @@ import orjson
 from aiohttp import web
 
 from ..keys import Partition
-from ..records import TERMINAL_STATUSES, iso
+from ..records import TERMINAL_STATUSES, iso, stored_int, stored_json, text, timeline_entry
 from .errors import ApiError
 from .routing import Req
 from .views import event_view
@@ -27,11 +27,11 @@ __all__ = ["stream_chunks", "stream_events"]
 
 BLOCK_MS = 1000
 KEEPALIVE_S = 15.0
+_EVENT_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
 
 
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+_s = text
 
 
 def last_event_id(req: Req) -> str:
@@ -54,7 +54,9 @@ async def _open(req: Req) -> web.StreamResponse:
 
 def _frame(event: str, data: Any, event_id: str | None = None) -> bytes:
     head = f"id: {event_id}\n" if event_id else ""
-    return f"{head}event: {event}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
+    # the event name comes from a stored field: one that could break the framing is sent as "message"
+    name = event if _EVENT_NAME.match(event) else "message"
+    return f"{head}event: {name}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
 
 
 def _fields(raw: dict[Any, Any]) -> dict[str, str]:
@@ -78,10 +80,8 @@ async def stream_events(req: Req, p: Partition, run_id: str) -> web.StreamRespon
             if rows:
                 for eid_raw, raw in rows[0][1]:
                     eid = _s(eid_raw)
-                    f = _fields(raw)
-                    data = orjson.loads(f["data"]) if f.get("data") else None
-                    kind = f.get("type", "")
-                    event = {"id": eid, "type": kind, "data": data, "ts": int(f.get("ts") or 0)}
+                    event = timeline_entry(eid, raw)
+                    data, kind = event["data"], event["type"]
                     await resp.write(_frame(kind, event_view(run_id, event), eid))
                     after = eid
                     if kind == "status" and isinstance(data, dict) and data.get("status") in \
@@ -94,11 +94,8 @@ async def stream_events(req: Req, p: Partition, run_id: str) -> web.StreamRespon
                 # finished (its status event may have been trimmed from the capped timeline) or expired
                 rest = await redis.xrange(key, f"({after}" if after != "0-0" else "-", "+")
                 for eid_raw, raw in rest:
-                    f = _fields(raw)
-                    data = orjson.loads(f["data"]) if f.get("data") else None
-                    kind = f.get("type", "")
-                    event = {"id": _s(eid_raw), "type": kind, "data": data, "ts": int(f.get("ts") or 0)}
-                    await resp.write(_frame(kind, event_view(run_id, event), _s(eid_raw)))
+                    event = timeline_entry(eid_raw, raw)
+                    await resp.write(_frame(event["type"], event_view(run_id, event), event["id"]))
                 await resp.write(_frame("end", {"run_id": run_id, "status": status or "expired"}))
                 return resp
             if time.monotonic() >= keepalive:
@@ -123,9 +120,9 @@ async def stream_chunks(req: Req, p: Partition, run_id: str) -> web.StreamRespon
         for eid_raw, raw in rows:
             f = _fields(raw)
             eid = _s(eid_raw)
-            chunk = orjson.loads(f["data"]) if f.get("data") else None
+            chunk = stored_json(f.get("data"))
             await resp.write(_frame("chunk", {"id": eid, "run_id": run_id, "chunk": chunk,
-                                              "created_at": iso(int(f.get("ts") or 0))}, eid))
+                                              "created_at": iso(stored_int(f.get("ts")) or 0)}, eid))
             after = eid
         return after
 
@@ -149,7 +146,7 @@ async def stream_chunks(req: Req, p: Partition, run_id: str) -> web.StreamRespon
                     ev_after = _s(eid_raw)
                     f = _fields(raw)
                     if f.get("type") == "status":
-                        data = orjson.loads(f["data"]) if f.get("data") else {}
+                        data = stored_json(f.get("data"))
                         if isinstance(data, dict) and data.get("status") in TERMINAL_STATUSES:
                             ended = str(data["status"])
             if ended is not None:
