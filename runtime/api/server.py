@@ -43,7 +43,7 @@ from ..settings import Settings
 from .auth import ApiKeys
 from .errors import ApiError
 from .routes import ROUTES
-from .routing import ApiState, Param, Req, Route, component, json_response
+from .routing import STREAM, ApiState, Param, Req, Route, component, json_response
 
 __all__ = ["ApiMetrics", "create_app"]
 
@@ -203,7 +203,8 @@ def _middleware(state: ApiState, metrics: ApiMetrics | None) -> Callable[..., Aw
         except tuple(_CONFLICTS) as exc:
             resp = _error(409, _CONFLICTS[type(exc)], str(exc), request_id)
         except (RedisError, RedisUnavailable, ConnectionRefusedError) as exc:
-            log.warning("request %s: Redis unavailable: %s", request_id, exc)
+            # named by its class: a refused command (WRONGTYPE, OOM, READONLY) is not an outage
+            log.warning("request %s: Redis error %s: %s", request_id, type(exc).__name__, exc)
             resp = _error(503, "unavailable", "Redis is unavailable; retry later", request_id)
         except asyncio.CancelledError:
             raise
@@ -211,6 +212,11 @@ def _middleware(state: ApiState, metrics: ApiMetrics | None) -> Callable[..., Aw
             log.exception("request %s %s %s failed", request_id, request.method, request.path)
             resp = _error(500, "internal_error", "internal error (see the server log for this request id)",
                           request_id)
+        started_stream = request.get(STREAM)
+        if started_stream is not None and started_stream.prepared and resp is not started_stream:
+            # an error after a stream's headers went out: answering it would write a second status line
+            # into the stream's body; end the stream instead (the handler logged why)
+            resp = started_stream
         if not resp.prepared:
             resp.headers["X-Request-Id"] = request_id
         if metrics is not None:
