@@ -51,14 +51,30 @@ def _project_of(run: Run) -> str:
     return run.raw.get("project") or "default"
 
 
+def scoped_id(project: str, run_id: str) -> str:
+    """Where a caller-chosen run id lives: as given in project default (shared with the Python client
+    and stream producers), ``<project>:<id>`` in any other. Project names have no ":", so two projects'
+    ids never meet: a trigger cannot take, or reveal by a conflict, a run of another project (the
+    namespace a workflow id has in Temporal)."""
+    return run_id if project == "default" else f"{project}:{run_id}"
+
+
+def _foreign_scope(req: Req, run_id: str) -> bool:
+    """Whether a default-project caller's id would land in another project's namespace."""
+    head, sep, _ = run_id.partition(":")
+    return req.project == "default" and bool(sep) and head != "default" and head in req.state.keys.projects
+
+
 async def load_run(req: Req, run_id: str) -> Run:
-    """The run with this id in the caller's project; 404 otherwise (also for other projects' runs)."""
-    run = await req.baton.get_run(run_id) if RUN_ID_RE.match(run_id) else None
-    if run is None and run_id.startswith("run_") and RUN_ID_RE.match(run_id[4:]):
-        run = await req.baton.get_run(run_id[4:])  # the trigger view's run_ prefix
-    if run is None or _project_of(run) != req.project:
-        raise ApiError(404, "not_found", f"run {run_id} not found")
-    return run
+    """The run with this id in the caller's project; 404 otherwise (also for other projects' runs).
+    A caller-chosen id is found by its short form too (see scoped_id)."""
+    for candidate in dict.fromkeys((run_id, run_id[4:] if run_id.startswith("run_") else run_id)):
+        # the trigger view's run_ prefix, then the id as the caller chose it in their project
+        for stored in dict.fromkeys((scoped_id(req.project, candidate), candidate)):
+            run = await req.baton.get_run(stored) if RUN_ID_RE.match(stored) else None
+            if run is not None and _project_of(run) == req.project:
+                return run
+    raise ApiError(404, "not_found", f"run {run_id} not found")
 
 
 async def _runs(req: Req, ids: list[str]) -> list[Run]:
@@ -560,6 +576,14 @@ def _item(req: Req, job: str, body: dict[str, Any], batch_id: str | None = None)
                                                                                             dict[str, Any]]:
     item = {k: v for k, v in body.items() if k not in ("triggered_by", "job")}
     item["job"] = job
+    if isinstance(item.get("id"), str):
+        chosen = str(item["id"])
+        if _foreign_scope(req, chosen):
+            raise ApiError(400, "invalid_body", f"id: {chosen.partition(':')[0]}: is the id namespace of a project")
+        item["id"] = scoped_id(req.project, chosen)
+        if not RUN_ID_RE.match(item["id"]):
+            raise ApiError(400, "invalid_body", f"id: at most {128 - len(item['id']) + len(chosen)} characters "
+                           f"in project {req.project}")
     if item.get("idempotency_key"):
         item["idempotency_key"] = _scope(req.project, str(item["idempotency_key"]))
     if isinstance(item.get("debounce"), dict) and item["debounce"].get("key"):
@@ -580,7 +604,9 @@ async def h_trigger(req: Req) -> web.StreamResponse:
     [(run_id, code)] = await req.baton.create_detailed([spec])
     run = await req.baton.get_run(run_id)
     if run is None or _project_of(run) != req.project:
-        raise ApiError(409, "exists", f"run id {run_id} is already taken")
+        # only an id made outside the API (a generated or stream producer's id) can meet here: say no more
+        # than that this id cannot be used
+        raise ApiError(409, "exists", "this run id cannot be used; choose another")
     return json_response({"id": run_id, "created": code == 1, "outcome": _OUTCOMES.get(code, "created"),
                           "run": _render(req, run)}, status=201 if code == 1 else 200)
 

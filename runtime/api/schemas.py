@@ -235,7 +235,10 @@ CANCEL_ALL = _obj({**FILTER_PROPS, "limit": {"type": "integer", "minimum": 1, "m
 
 TRIGGER_OPTIONS: dict[str, Schema] = {
     "input": ANY,
-    "id": {"type": "string", "pattern": "^[A-Za-z0-9_.:~-]{1,128}$"},
+    "id": {"type": "string", "pattern": "^[A-Za-z0-9_.:~-]{1,128}$",
+           "description": "The run's id, chosen by the caller. Ids live in the caller's project: in a project "
+                          "other than default the run's id is <project>:<id> (GET accepts either form), so "
+                          "no project can take, or learn of, another project's id."},
     "queue": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,100}$"},
     "priority": {"type": "integer", "minimum": -1000, "maximum": 1000},
     "delay": {"type": "number", "minimum": 0},
