@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 from runtime.app import Baton
 from runtime.context import ContinueAsNew, RunContext, RunLogCapture, Suspend, current_run
 from runtime.errors import JobTimeout, LeaseLost, PermanentFailure
+from runtime.limits import output_json
 from runtime.logs import run_log_context
 from runtime.messages import CancelRun, LeaseGranted, ReleaseAll, RunFinished
 from runtime.metrics import Metrics
@@ -165,7 +166,7 @@ class Executor(Actor[ExecutorMessage]):
                         loop = asyncio.get_running_loop()
                         run = contextvars.copy_context().run
                         result = await loop.run_in_executor(self.threads, run, job.handler, ctx, payload)
-                outcome = Outcome(c.run_id, c.token, "completed", output_json=orjson.dumps(result).decode())
+                outcome = Outcome(c.run_id, c.token, "completed", output_json=output_json(self.app.settings, result))
             except Suspend as wait:
                 outcome = Outcome(c.run_id, c.token, "waiting", output_json=orjson.dumps(wait.spec).decode())
             except ContinueAsNew as cont:

@@ -56,6 +56,14 @@ class Settings:
     intake_claim_idle_ms: int = 30_000
     #: Largest accepted run input (bytes of JSON).
     max_input_bytes: int = 512 * 1024
+    #: Largest value a handler writes as a result: its return value, a step's output, a ctx.output value.
+    max_output_bytes: int = 1024 * 1024
+    #: Largest checkpoint state a handler stores.
+    max_checkpoint_bytes: int = 1024 * 1024
+    #: Largest run metadata (the whole merged object a handler sets).
+    max_metadata_bytes: int = 64 * 1024
+    #: Largest single log entry, progress report, usage or tool-call record, or streamed chunk.
+    max_record_bytes: int = 256 * 1024
     #: Defaults for jobs that do not set them.
     default_max_attempts: int = 3
     default_timeout_s: float = 300.0
