@@ -227,11 +227,12 @@ DLQ_REPLAY = _obj({"run_ids": {"type": "array", "items": {"type": "string", "min
 FILTER_PROPS: dict[str, Schema] = {
     "status": {"type": "array", "items": {"type": "string", "enum": list(NATIVE_STATUSES)}, "maxItems": 10},
     "job": STR, "queue": STR, "tag": STR, "label": {"type": "string", "pattern": "^[^=]+=.*$"},
-    "metadata_key": STR, "metadata_value": STR, "batch_id": STR, "triggered_by": STR,
+    "metadata_key": {"type": "string", "minLength": 1}, "metadata_value": STR, "batch_id": STR, "triggered_by": STR,
     "created_after": TIME, "created_before": TIME, "payload_contains": OBJ,
 }
-CANCEL_ALL = _obj({**FILTER_PROPS, "limit": {"type": "integer", "minimum": 1, "maximum": 1000}}, [],
-                  extra=False)
+CANCEL_ALL = {**_obj({**FILTER_PROPS, "limit": {"type": "integer", "minimum": 1, "maximum": 1000}}, [],
+                     extra=False),
+              "dependentRequired": {"metadata_value": ["metadata_key"]}}
 
 TRIGGER_OPTIONS: dict[str, Schema] = {
     "input": ANY,

@@ -228,6 +228,22 @@ def _middleware(state: ApiState, metrics: ApiMetrics | None) -> Callable[..., Aw
     return middleware
 
 
+def _router_path(path: str, paths: list[str]) -> str:
+    """``path`` as aiohttp registers it: a ``{param}`` segment does not match the literal segments other
+    routes have at that place (``/v1/runs/{run_id}`` is not ``/v1/runs/batch``), so that a method a
+    literal resource lacks answers 405 with only that resource's methods in Allow."""
+    segments = path.split("/")
+    for i, segment in enumerate(segments):
+        if not (segment.startswith("{") and segment.endswith("}")):
+            continue
+        literals = sorted({other[i] for other in (p.split("/") for p in paths)
+                           if len(other) > i and other[:i] == segments[:i] and not other[i].startswith("{")})
+        if literals:
+            taken = "|".join(re.escape(literal) for literal in literals)
+            segments[i] = f"{{{segment[1:-1]}:(?!(?:{taken})(?:/|$))[^/]+}}"
+    return "/".join(segments)
+
+
 def create_app(baton: Baton, settings: Settings | None = None, *, keys: ApiKeys | None = None,
                stopping: asyncio.Event | None = None, ready: Callable[[], bool] | None = None,
                registry: Any = None, metrics: ApiMetrics | None = None) -> web.Application:
@@ -237,8 +253,10 @@ def create_app(baton: Baton, settings: Settings | None = None, *, keys: ApiKeys 
                      stopping=stopping or asyncio.Event(), ready=ready, registry=registry)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_middleware(state, metrics)])
     app[STATE] = state
+    paths = [route.path for route in ROUTES]
     for route in ROUTES:
-        app.router.add_route(route.method, route.path, _Endpoint(route, state).handle, name=route.operation_id)
+        app.router.add_route(route.method, _router_path(route.path, paths), _Endpoint(route, state).handle,
+                             name=route.operation_id)
 
     async def on_shutdown(_app: web.Application) -> None:
         state.stopping.set()  # open event streams end within a second
