@@ -11,10 +11,11 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .errors import ConfigError
 
-__all__ = ["Settings"]
+__all__ = ["Settings", "masked_url"]
 
 ENV_PREFIX = "BATON_"
 
@@ -155,6 +156,15 @@ class Settings:
         except TypeError as exc:
             raise ConfigError(str(exc)) from exc
 
+    def __repr__(self) -> str:
+        """Every field, with the Redis password and the development API key masked: settings end up
+        in log lines and error messages."""
+        shown: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown["redis_url"] = masked_url(self.redis_url)
+        if self.api_dev_key:
+            shown["api_dev_key"] = "***"
+        return f"Settings({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
+
     def with_changes(self, **changes: Any) -> Settings:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
@@ -163,6 +173,21 @@ class Settings:
     def queue_list(self) -> list[str]:
         """Queues named by ``queues``, in order."""
         return [q for q in self.queues.split(",") if q]
+
+
+def masked_url(url: str) -> str:
+    """A URL with its password (user:password@ or ?password=) replaced by ``***``; ``***`` for what does not
+    parse as a URL."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is not None:
+            parts = parts._replace(netloc=f"{parts.username or ''}:***@{parts.netloc.rpartition('@')[2]}")
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        if any(name == "password" for name, _ in query):  # redis-py also takes ?password=
+            parts = parts._replace(query=urlencode([(n, "***" if n == "password" else v) for n, v in query], safe="*"))
+        return urlunsplit(parts)
+    except ValueError:
+        return "***"
 
 
 def _cast(name: str, type_name: Any, raw: str) -> Any:
