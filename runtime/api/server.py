@@ -41,7 +41,7 @@ from ..errors import (
 )
 from ..settings import Settings
 from .auth import ApiKeys
-from .errors import ApiError
+from .errors import ApiError, redis_transient
 from .routes import ROUTES
 from .routing import STREAM, ApiState, Param, Req, Route, component, json_response
 
@@ -203,9 +203,13 @@ def _middleware(state: ApiState, metrics: ApiMetrics | None) -> Callable[..., Aw
         except tuple(_CONFLICTS) as exc:
             resp = _error(409, _CONFLICTS[type(exc)], str(exc), request_id)
         except (RedisError, RedisUnavailable, ConnectionRefusedError) as exc:
-            # named by its class: a refused command (WRONGTYPE, OOM, READONLY) is not an outage
-            log.warning("request %s: Redis error %s: %s", request_id, type(exc).__name__, exc)
-            resp = _error(503, "unavailable", "Redis is unavailable; retry later", request_id)
+            if redis_transient(exc):
+                log.warning("request %s: Redis unavailable: %s: %s", request_id, type(exc).__name__, exc)
+                resp = _error(503, "unavailable", "Redis is unavailable; retry later", request_id)
+            else:  # Redis refused a command Baton sent: a bug to fix, not an outage to wait out
+                log.exception("request %s %s %s: Redis refused a command", request_id, request.method, request.path)
+                resp = _error(500, "internal_error", "internal error (see the server log for this request id)",
+                              request_id)
         except asyncio.CancelledError:
             raise
         except Exception:

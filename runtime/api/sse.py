@@ -22,7 +22,7 @@ from redis.exceptions import RedisError
 from ..errors import RedisUnavailable
 from ..keys import Partition
 from ..records import TERMINAL_STATUSES, iso, stored_int, stored_json, text, timeline_entry
-from .errors import ApiError
+from .errors import ApiError, redis_transient
 from .routing import STREAM, Req
 from .views import event_view
 
@@ -74,7 +74,7 @@ def _frame(event: str, data: Any, event_id: str | None = None) -> bytes:
 async def _failed(req: Req, resp: web.StreamResponse, exc: Exception) -> web.StreamResponse:
     """End a started stream after an error with an ``error`` event (the status line is long gone);
     the client reconnects with Last-Event-ID as after any drop."""
-    if isinstance(exc, RedisError | RedisUnavailable):
+    if isinstance(exc, RedisError | RedisUnavailable) and redis_transient(exc):
         log.warning("request %s: Redis failed during an event stream: %s", req.request_id, type(exc).__name__)
         code, message = "unavailable", "Redis is unavailable; reconnect with Last-Event-ID"
     else:

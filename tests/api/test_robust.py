@@ -114,3 +114,25 @@ async def test_corrupt_and_far_future_records_render_everywhere(api: ApiNode, re
     # And the usage total is a number it can write (the corrupt counts read as absent)
     status, usage = await api.call("GET", f"/v1/runs/{victim}/usage")
     assert status == 200 and usage["total"]["prompt_tokens"] == 0 and orjson.dumps(usage)
+
+
+async def test_a_refused_redis_command_is_an_internal_error_not_an_outage(api: ApiNode, redis: Any) -> None:
+    # Given a run whose checkpoint stream key holds a value of another type (Redis answers WRONGTYPE)
+    run_id = await api.trigger("echo", 1)
+    await api.wait_status(run_id)
+    p = api.app.keys.partition_of_run(run_id)
+    await redis.set(p.checkpoints(run_id), "not a stream")
+    # When its checkpoints are read
+    status, body = await api.call("GET", f"/v1/runs/{run_id}/checkpoints")
+    # Then the answer is a 500 for the server log, not a 503 telling the client to wait for Redis to come back
+    assert (status, body["code"]) == (500, "internal_error"), body
+
+
+async def test_submission_errors_are_400s_with_their_reason(api: ApiNode) -> None:
+    # When a trigger carries an option the submission code rejects (past the request's JSON Schema)
+    status, body = await api.call("POST", "/v1/jobs/echo/trigger", json={"input": 1, "run_at": "yesterday"})
+    # Then it is a 400 whose code is the submission's reason and whose message names the option
+    assert (status, body["code"]) == (400, "bad_run_at") and "run_at" in body["error"], body
+    # And in a batch, the same, with the item's place
+    status, body = await api.call("POST", "/v1/runs/batch", json={"runs": [{"job": "echo", "run_at": "yesterday"}]})
+    assert (status, body["code"]) == (400, "bad_run_at") and body["error"].startswith("runs[0]: "), body
