@@ -104,7 +104,8 @@ def _coerce(param: Param, raw: str) -> Any:
     except ValueError:
         raise ApiError(400, "invalid_parameter", f"{param.name} must be a {kind}") from None
     if kind == "array":
-        return [item for item in raw.split(",") if item]
+        # an empty value is no items; an empty item between commas is an invalid item, not nothing
+        return raw.split(",") if raw else []
     return raw
 
 
