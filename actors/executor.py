@@ -24,6 +24,7 @@ from runtime.app import Baton
 from runtime.context import ContinueAsNew, RunContext, RunLogCapture, Suspend, current_run
 from runtime.errors import JobTimeout, LeaseLost, PermanentFailure
 from runtime.fencing import LeaseClock, lease_margin_s
+from runtime.limits import output_json
 from runtime.logs import run_log_context
 from runtime.messages import AskBusy, CancelRun, LeaseGranted, LeasesRenewed, ReleaseAll, RunFinished, WhenIdle
 from runtime.metrics import Metrics
@@ -259,7 +260,7 @@ class Executor(Actor[ExecutorMessage]):
                     loop = asyncio.get_running_loop()
                     run = contextvars.copy_context().run
                     result = await loop.run_in_executor(self.threads, run, job.handler, ctx, payload)
-                outcome = Outcome(c.run_id, c.token, "completed", output_json=orjson.dumps(result).decode())
+                outcome = Outcome(c.run_id, c.token, "completed", output_json=output_json(self.app.settings, result))
             except Suspend as wait:
                 outcome = Outcome(c.run_id, c.token, "waiting", output_json=orjson.dumps(wait.spec).decode())
             except ContinueAsNew as cont:

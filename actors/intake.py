@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 
 from runtime.app import Baton
+from runtime.codec import text
 from runtime.errors import SubmissionError
 from runtime.metrics import Metrics
 from runtime.stream_entries import parse_stream_entry, parse_stream_event, rejected_record
@@ -169,7 +169,7 @@ class Intake(Actor[None]):
         entries: list[Entry] = []
         for _stream, items in reply or []:
             for entry_id, fields in items:
-                entries.append((_text(entry_id), fields or {}))
+                entries.append((text(entry_id), fields or {}))
         return entries
 
     async def _autoclaim(self) -> list[Entry]:
@@ -179,14 +179,14 @@ class Intake(Actor[None]):
             start_id="0-0", count=self.settings.intake_batch,
         )
         items = reply[1] if reply else []
-        return [(_text(entry_id), fields or {}) for entry_id, fields in items]
+        return [(text(entry_id), fields or {}) for entry_id, fields in items]
 
     async def claim_from_dead_nodes(self) -> None:
         """Take the pending entries of consumers whose node's heartbeat is gone or frozen."""
         keys = self.app.keys
         redis = self.app.redis
         consumers = await redis.xinfo_consumers(keys.submit_stream, keys.intake_group)
-        others = [(_text(c["name"]), int(c.get("pending") or 0), int(c.get("idle") or 0)) for c in consumers]
+        others = [(text(c["name"]), int(c.get("pending") or 0), int(c.get("idle") or 0)) for c in consumers]
         others = [c for c in others if c[0] != self.consumer]
         if not others:
             self.heartbeats.clear()
@@ -241,7 +241,7 @@ class Intake(Actor[None]):
         )
         # an entry trimmed from the stream meanwhile comes back without fields: it is
         # rejected (missing job) and acknowledged like any other, so it leaves the group
-        entries = [(_text(entry_id), fields or {}) for entry_id, fields in claimed]
+        entries = [(text(entry_id), fields or {}) for entry_id, fields in claimed]
         if entries:
             self.log.info("took %d pending entries of consumer %s, whose node's heartbeat is gone",
                           len(entries), consumer)
@@ -342,7 +342,7 @@ class Intake(Actor[None]):
         pipe = redis.pipeline(transaction=False)
         noted = 0
         for (entry_id, spec, run_id, code), holder in zip(found, holders, strict=True):
-            if _text(holder or b"") == entry_id:
+            if text(holder or b"") == entry_id:
                 continue  # this very entry, delivered again after a crash: not a duplicate
             reason = _DEDUP_REASON[code]
             self.metrics.intake_deduplicated.labels(reason=reason).inc()
@@ -422,5 +422,3 @@ def _ends_batch(exc: BaseException) -> bool:
     return isinstance(exc, RedisError | OSError | TimeoutError)
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

@@ -16,7 +16,7 @@ from .ids import run_id_in_partition
 from .jobs import Backoff, JobOptions, JobRegistry, limit_spec
 from .keys import Keys
 from .ranges import check, shown, to_ms
-from .records import Run, iso, read_runs
+from .records import Run, iso, read_runs, stored_int, stored_json, text, timeline_entry
 from .scripts import Scripts
 from .settings import Settings
 from .submission import PlainSpecs, RunSpec, build_spec, json_text
@@ -227,13 +227,14 @@ class Baton:
         for blob in (await self.redis.hgetall(self.keys.schedules)).values():
             schedule = CronSchedule.from_json(blob)
             raw = await self.redis.hgetall(self.keys.schedule_state(schedule.name))
-            state = {_text(k): _text(v) for k, v in raw.items()}
-            nxt = int(state["next_fire_at"]) if state.get("next_fire_at") else None
+            state = {text(k): text(v) for k, v in raw.items()}
+            nxt = stored_int(state.get("next_fire_at"))
             out.append({
                 **orjson.loads(schedule.to_json()), "paused": state.get("paused") == "1",
                 "next_fire_at": iso(nxt), "last_run_id": state.get("last_run_id"),
-                "fired_count": int(state.get("fired_count", 0)), "skipped_count": int(state.get("skipped_count", 0)),
-                "missed_count": int(state.get("missed_count", 0)),
+                "fired_count": stored_int(state.get("fired_count")) or 0,
+                "skipped_count": stored_int(state.get("skipped_count")) or 0,
+                "missed_count": stored_int(state.get("missed_count")) or 0,
             })
         return sorted(out, key=lambda s: str(s["name"]))
 
@@ -392,7 +393,7 @@ class Baton:
         if run is None:
             target = await self.redis.get(self.keys.partition_of_run(run_id).alias(run_id))
             if target is not None:
-                [run] = await read_runs(self.redis, self.keys, [_text(target)])
+                [run] = await read_runs(self.redis, self.keys, [text(target)])
         return run
 
     async def wait_for(self, run_id: str, timeout: float = 30.0, statuses: Iterable[str] | None = None) -> Run:
@@ -531,14 +532,15 @@ class Baton:
     async def get_steps(self, run_id: str) -> list[dict[str, Any]]:
         """The run's step records (the seed's StepRecord plus index), in step order."""
         raw = await self.redis.hgetall(self.keys.partition_of_run(run_id).steps(run_id))
-        steps = [orjson.loads(v) for v in raw.values()]
-        return sorted(steps, key=lambda s: int(s.get("index") or 0))
+        # a record that is not a step object (corruption) is left out rather than failing the read
+        steps = [step for step in (stored_json(v) for v in raw.values()) if isinstance(step, dict)]
+        return sorted(steps, key=lambda s: stored_int(s.get("index")) or 0)
 
     async def get_events(self, run_id: str, after: str = "-", count: int = 1000) -> list[dict[str, Any]]:
         """The run's timeline: events after the stream id ``after`` (exclusive unless "-")."""
         start = after if after == "-" else f"({after}"
         rows = await self.redis.xrange(self.keys.partition_of_run(run_id).events(run_id), start, "+", count=count)
-        return [_event(eid, fields) for eid, fields in rows]
+        return [timeline_entry(eid, fields) for eid, fields in rows]
 
     async def get_checkpoints(self, run_id: str) -> list[dict[str, Any]]:
         """Every kept checkpoint of a run, oldest first (the seed's checkpoint shape)."""
@@ -589,19 +591,12 @@ def _schedules(job: str, cron: str | Sequence[str | CronSchedule] | CronSchedule
     return out
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _event(eid: Any, fields: dict[Any, Any]) -> dict[str, Any]:
-    f = {_text(k): v for k, v in fields.items()}
-    return {"id": _text(eid), "type": _text(f.get("type", b"")), "data": orjson.loads(f["data"]) if f.get("data")
-            else None, "ts": int(f.get("ts") or 0)}
+# Stored entries are decoded with records' tolerant readers: a corrupt field reads as absent or as its
+# raw text, never as an exception that would stop the run from being read.
 
 
 def _checkpoint(run_id: str, eid: Any, fields: dict[Any, Any]) -> dict[str, Any]:
-    f = {_text(k): v for k, v in fields.items()}
-    created = int(f.get("created_at") or 0)
-    return {"id": _text(eid), "run_id": run_id, "sequence": int(f.get("sequence") or 0),
-            "source": _text(f.get("source", b"")), "state": orjson.loads(f["state"]) if f.get("state") else None,
-            "created_at": iso(created)}
+    f = {text(k): v for k, v in fields.items()}
+    return {"id": text(eid), "run_id": run_id, "sequence": stored_int(f.get("sequence")) or 0,
+            "source": text(f.get("source", b"")), "state": stored_json(f.get("state")),
+            "created_at": iso(stored_int(f.get("created_at")) or 0)}

@@ -8,5 +8,6 @@ __all__ = ["text"]
 
 
 def text(value: Any) -> str:
-    """A reply value as str (UTF-8 bytes are decoded; anything else goes through str())."""
-    return value.decode() if isinstance(value, bytes) else str(value)
+    """A reply value as str: bytes are decoded as UTF-8 (bytes that are not, from corruption, come out
+    with U+FFFD in their place, never an exception); anything else goes through str()."""
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)

@@ -24,6 +24,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .codec import text
 from .errors import RedisUnavailable
 from .sentinel import SENTINEL_SCHEMES, parse_sentinel_url, sentinel_client
 
@@ -188,7 +189,7 @@ async def check_eviction_policy(client: Any) -> str | None:
         return None
     # a cluster client answers per node ({node: info}); every node has the same policy in a sane cluster
     infos = reply.values() if reply and all(isinstance(v, dict) for v in reply.values()) else [reply]
-    policies = {_text(info.get("maxmemory_policy")) for info in infos if isinstance(info, dict)} - {""}
+    policies = {text(info.get("maxmemory_policy") or "") for info in infos if isinstance(info, dict)} - {""}
     policy = sorted(policies)[0] if policies else None
     evicting = sorted(p for p in policies if p != "noeviction")
     if evicting:
@@ -200,8 +201,6 @@ async def check_eviction_policy(client: Any) -> str | None:
     return policy
 
 
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value or "")
 
 
 class EmbeddedServer:

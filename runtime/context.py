@@ -31,6 +31,7 @@ import orjson
 from .errors import ChildRunFailed, DuplicateStep, LeaseLost, NonDeterminism, WaitTimeout, raise_for_status
 from .fencing import LeaseClock, lease_margin_s
 from .ids import routed_run_id
+from .limits import check_size, check_tags, fit_log_entry
 
 if TYPE_CHECKING:
     from .app import Baton
@@ -264,15 +265,18 @@ class RunContext:
         except Exception as exc:
             await self._record(name, index, {
                 "name": name, "index": index, "status": "failed", "output": None,
-                "error": f"{type(exc).__name__}: {exc}", "started_at": started, "completed_at": self.now_ms(),
+                # an exception's text is the handler's too: cut to what fits a record in any encoding
+                "error": f"{type(exc).__name__}: {exc}"[: self._app.settings.max_record_bytes // 4],
+                "started_at": started, "completed_at": self.now_ms(),
             })
             raise
         finally:
             self._current_step = None
         try:
-            orjson.dumps(result)
+            output = orjson.dumps(result).decode()
         except TypeError as exc:
             raise TypeError(f"step {name!r} returned a value that is not JSON-serialisable: {exc}") from None
+        check_size(f"the output of step {name!r}", output, self._app.settings, "max_output_bytes")
         await self._record(name, index, {
             "name": name, "index": index, "status": "completed", "output": result, "error": None,
             "started_at": started, "completed_at": self.now_ms(),
@@ -306,13 +310,14 @@ class RunContext:
                 "stepName": self._current_step, "level": level, "message": message, "data": data,
                 "timestamp": _iso(created * 1000),
             }
-            self._events.append(("log", orjson.dumps(entry, default=str).decode()))
+            text = orjson.dumps(entry, default=str).decode()
+            self._events.append(("log", fit_log_entry(entry, text, self._app.settings)))
         self._buffered()
 
     def progress(self, current: float, total: float | None = None, message: str | None = None) -> None:
         """Report progress (the seed's Progress); readable on the run at once after the next flush."""
         value = {"current": current, "total": total, "message": message}
-        data = _dumps(value)
+        data = check_size("progress", _dumps(value), self._app.settings, "max_record_bytes")
         with self._lock:
             self._fields["progress"] = data
             self._events.append(("progress", data))
@@ -320,8 +325,9 @@ class RunContext:
 
     def set_metadata(self, **values: Any) -> None:
         """Merge keys into the run's metadata (written with the next flush)."""
-        self.metadata.update(values)
-        data = _dumps(self.metadata)
+        merged = {**self.metadata, **values}
+        data = check_size("the run's metadata", _dumps(merged), self._app.settings, "max_metadata_bytes")
+        self.metadata = merged
         with self._lock:
             self._fields["metadata"] = data
             self._events.append(("metadata", data))
@@ -340,9 +346,9 @@ class RunContext:
 
     def add_tags(self, *tags: str) -> None:
         """Add tags to the run (written with the next flush)."""
-        for tag in tags:
-            if tag not in self.tags:
-                self.tags.append(tag)
+        merged = [*self.tags, *(t for t in dict.fromkeys(tags) if t not in self.tags)]
+        check_tags(merged)
+        self.tags = merged
         with self._lock:
             self._fields["tags"] = _dumps(self.tags)
         self._buffered()
@@ -375,9 +381,12 @@ class RunContext:
                     **record, "attempt": self.attempt, "step_name": self._current_step,
                     "created_at": _iso(self.now_ms())}
             try:
-                self._records.append((kind, _dumps(full)))
+                data = _dumps(full)
             except TypeError as exc:
                 raise TypeError(f"{kind} record is not JSON-serialisable: {exc}") from None
+            # a structured output is a result (max_output_bytes); usage and tool calls are records
+            limit = "max_output_bytes" if kind == "output" else "max_record_bytes"
+            self._records.append((kind, check_size(f"the {kind} record", data, self._app.settings, limit)))
         self._buffered()
 
     def record_usage(self, provider: str, model: str, prompt_tokens: int = 0, completion_tokens: int = 0,
@@ -425,7 +434,7 @@ class RunContext:
         handler's thread too. Fenced like every other write; any still pending are written at the next
         step boundary and before the attempt's outcome.
         """
-        data = _dumps(chunk)
+        data = check_size("the stream chunk", _dumps(chunk), self._app.settings, "max_record_bytes")
         with self._lock:
             self._chunks.append(("chunk", data))
         loop = self._loop
@@ -468,8 +477,9 @@ class RunContext:
 
     async def checkpoint(self, state: Any, source: str = "handler") -> int:
         """Store a sequenced snapshot of state; returns its sequence number."""
+        state_json = check_size("the checkpoint state", _dumps(state), self._app.settings, "max_checkpoint_bytes")
         await self.flush()
-        seq = await self._app.scripts.checkpoint(self.run_id, self._token, source, _dumps(state))
+        seq = await self._app.scripts.checkpoint(self.run_id, self._token, source, state_json)
         if seq == -1:
             raise LeaseLost(f"run {self.run_id}: lease lost; checkpoint not stored")
         return seq

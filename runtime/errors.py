@@ -13,6 +13,7 @@ __all__ = [
     "LeaseError",
     "LeaseLost",
     "NonDeterminism",
+    "OutputTooLarge",
     "PermanentFailure",
     "RedisUnavailable",
     "Retry",
@@ -27,6 +28,7 @@ __all__ = [
     "StepError",
     "SubmissionError",
     "UnknownJob",
+    "ValueTooLarge",
     "WaitTimeout",
     "raise_for_status",
 ]
@@ -106,6 +108,21 @@ class JobTimeout(BatonError):
 
 class PermanentFailure(BatonError):
     """Raise from a handler to fail the run at once, without further retries."""
+
+
+class ValueTooLarge(PermanentFailure):
+    """A value a handler wrote (metadata, tags, a checkpoint, a record, a chunk ...) is over its limit.
+
+    Permanent: another attempt would produce the same value. ``limit_name`` is the setting or
+    constant that sets ``limit`` (see runtime/limits.py)."""
+
+    def __init__(self, what: str, size: int, limit: int, limit_name: str, unit: str = "bytes") -> None:
+        super().__init__(f"{what} is {size} {unit}; the limit is {limit} ({limit_name})")
+        self.what, self.size, self.limit, self.limit_name = what, size, limit, limit_name
+
+
+class OutputTooLarge(ValueTooLarge):
+    """The handler's return value, a step's output or a ``ctx.output`` value is over ``max_output_bytes``."""
 
 
 class Retry(BatonError):

@@ -8,7 +8,10 @@ from typing import Any
 
 import orjson
 
-__all__ = ["LIVE_STATUSES", "TERMINAL_STATUSES", "Attempt", "Run", "iso"]
+from .codec import text
+
+__all__ = ["LIVE_STATUSES", "TERMINAL_STATUSES", "Attempt", "Run", "iso", "stored_int", "stored_json", "stored_ms",
+           "text", "timeline_entry"]
 
 #: Statuses a run never leaves (its record then expires by retention).
 TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled", "dead_letter", "expired"})
@@ -16,11 +19,92 @@ TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled", "dead_letter",
 LIVE_STATUSES = frozenset({"queued", "delayed", "executing", "waiting"})
 
 
-def iso(ms: int | None) -> str | None:
-    """Epoch milliseconds as an ISO-8601 UTC string."""
+#: Integers read back are kept within what JSON readers represent exactly (and orjson can write), so
+#: that a stored value, its differences and sums never fail to render.
+_SAFE_INT = 2**53 - 1
+#: Epoch milliseconds of 0001-01-01 and of the end of 9999-12-31 (what datetime can show)
+_MIN_MS, _MAX_MS = -62_135_596_800_000, 253_402_300_799_999
+
+
+def iso(ms: float | None) -> str | None:
+    """Epoch milliseconds as an ISO-8601 UTC string; None when absent or past what a date can show
+    (years 1 to 9999): a stored time must never stop its run from rendering."""
     if ms is None:
         return None
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        when = datetime.fromtimestamp(ms / 1000, tz=UTC)
+    except (OverflowError, ValueError, OSError):
+        return None
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def stored_int(value: Any) -> int | None:
+    """A stored number as an int (Lua may write "12.0"); None when absent, not a number, not finite or
+    beyond +-2**53, so that old or corrupt records read back instead of raising."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        number: float = value
+    else:
+        raw = text(value).strip()
+        if not raw:
+            return None
+        try:
+            number = int(raw)
+        except ValueError:
+            try:
+                number = float(raw)
+            except ValueError:
+                return None
+    if isinstance(number, float) and number != number:  # NaN
+        return None
+    if not -_SAFE_INT <= number <= _SAFE_INT:
+        return None
+    return int(number)
+
+
+def stored_ms(value: Any) -> int | None:
+    """A stored time (epoch ms); None unless it is one a date can show (years 1 to 9999)."""
+    ms = stored_int(value)
+    return ms if ms is not None and _MIN_MS <= ms <= _MAX_MS else None
+
+
+def stored_json(value: Any, default: Any = None) -> Any:
+    """A stored JSON text decoded; ``default`` when absent, the raw text when it is not JSON."""
+    if value is None or value in ("", b""):
+        return default
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return text(value)
+
+
+def timeline_entry(eid: Any, fields: dict[Any, Any]) -> dict[str, Any]:
+    """One entry of a run's timeline stream as {"id", "type", "data", "ts"}, decoded tolerantly."""
+    f = {text(k): v for k, v in fields.items()}
+    return {"id": text(eid), "type": text(f.get("type", b"")), "data": stored_json(f.get("data")),
+            "ts": stored_int(f.get("ts")) or 0}
+
+
+def _typed(value: Any, kind: type, default: Any) -> Any:
+    """``value`` when it has the type a field needs, else ``default`` (a record written by other code)."""
+    return value if isinstance(value, kind) else default
+
+
+def _fraction(value: Any) -> float | None:
+    """A stored jitter fraction (0..1); None when it is not one."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if 0 <= number <= 1 else None
+
+
+def _error(value: Any) -> dict[str, Any] | None:
+    """An error field as the views read it: a JSON object, or any other stored value as its message."""
+    if value is None or isinstance(value, dict):
+        return value
+    return {"message": value if isinstance(value, str) else orjson.dumps(value).decode()}
 
 
 @dataclass(frozen=True)
@@ -84,12 +168,20 @@ class Run:
         """The run's retry backoff: kind, initial_ms, max_ms, jitter."""
         raw = self.raw.get("backoff") or ""
         if raw.startswith("{"):
-            return dict(orjson.loads(raw))
-        parts = raw.split(",")
-        if len(parts) != 4:
-            return {}
-        return {"kind": parts[0], "initial_ms": int(float(parts[1])), "max_ms": int(float(parts[2])),
-                "jitter": float(parts[3])}
+            given = stored_json(raw, {})
+            if not isinstance(given, dict):
+                return {}
+            kind, initial, cap, jitter = given.get("kind"), given.get("initial_ms"), given.get("max_ms"), \
+                given.get("jitter")
+        else:
+            parts = raw.split(",")
+            if len(parts) != 4:
+                return {}
+            kind, initial, cap, jitter = parts
+        out: dict[str, Any] = {"kind": kind if isinstance(kind, str) else None,
+                               "initial_ms": stored_int(initial), "max_ms": stored_int(cap),
+                               "jitter": _fraction(jitter)}
+        return {k: v for k, v in out.items() if v is not None}
 
     @property
     def finished(self) -> bool:
@@ -97,41 +189,46 @@ class Run:
         return self.status in TERMINAL_STATUSES
 
     @classmethod
-    def from_hash(cls, h: dict[bytes, bytes] | dict[str, str], input_json: bytes | str | None = None) -> Run:
-        """Decode the run record HASH (and its input, stored in its own key)."""
-        d = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-             for k, v in h.items()}
+    def from_hash(cls, h: dict[bytes, bytes] | dict[str, str], input_json: bytes | str | None = None,
+                  run_id: str = "") -> Run:
+        """Decode the run record HASH (and its input, stored in its own key). Every field degrades
+        rather than raising (a number that is not one reads as absent, JSON that is not JSON as its
+        text, a field of the wrong type as its default): a stored run is always renderable."""
+        d = {text(k): text(v) for k, v in h.items()}
         if input_json is not None and "input" not in d:
-            d["input"] = input_json.decode() if isinstance(input_json, bytes) else input_json
+            d["input"] = text(input_json)
 
         def num(name: str) -> int | None:
-            v = d.get(name)
-            return int(float(v)) if v not in (None, "") else None
+            return stored_int(d.get(name))
+
+        def ms(name: str) -> int | None:
+            return stored_ms(d.get(name))
 
         def js(name: str, default: Any) -> Any:
-            v = d.get(name)
-            return orjson.loads(v) if v else default
+            return stored_json(d.get(name), default)
 
         attempts = [
             Attempt(
-                number=int(a.get("number") or 0), status=a.get("status", ""),
-                started_at_ms=_int_or_none(a.get("started_at")), finished_at_ms=_int_or_none(a.get("finished_at")),
-                worker_id=a.get("worker_id") or "", error=a.get("error") or None,
+                number=stored_int(a.get("number")) or 0, status=text(a.get("status") or ""),
+                started_at_ms=stored_ms(a.get("started_at")), finished_at_ms=stored_ms(a.get("finished_at")),
+                worker_id=text(a.get("worker_id") or ""), error=_error(a.get("error") or None),
             )
-            for a in js("attempts", [])
+            for a in _typed(js("attempts", []), list, []) if isinstance(a, dict)
         ]
         return cls(
-            id=d["id"], job=d.get("job", ""), queue=d.get("queue", ""), status=d.get("status", ""),
-            input=js("input", None), output=js("output", None), error=js("error", None),
+            id=d.get("id") or run_id, job=d.get("job", ""), queue=d.get("queue", ""), status=d.get("status", ""),
+            input=js("input", None), output=js("output", None), error=_error(js("error", None)),
             priority=num("priority") or 0, attempt=num("attempt") or 0, attempts_charged=num("charged") or 0,
             max_attempts=num("max_attempts") or 1, timeout_ms=num("timeout_ms") or 0,
-            labels=js("labels", {}), tags=js("tags", []), metadata=js("metadata", {}),
+            labels={k: v for k, v in _typed(js("labels", {}), dict, {}).items() if isinstance(v, str)},
+            tags=[t for t in _typed(js("tags", []), list, []) if isinstance(t, str)],
+            metadata=_typed(js("metadata", {}), dict, {}),
             concurrency_key=d.get("concurrency_key") or None, idempotency_key=d.get("idempotency_key") or None,
             version=d.get("version", ""), source=d.get("source", ""),
-            created_at_ms=num("created_at") or 0, scheduled_at_ms=num("scheduled_at"),
-            started_at_ms=num("started_at"), finished_at_ms=num("finished_at"),
-            heartbeat_at_ms=num("heartbeat_at"), next_retry_at_ms=num("next_retry_at"),
-            updated_at_ms=num("updated_at") or num("created_at"), lease_node=d.get("lease_node") or None,
+            created_at_ms=ms("created_at") or 0, scheduled_at_ms=ms("scheduled_at"),
+            started_at_ms=ms("started_at"), finished_at_ms=ms("finished_at"),
+            heartbeat_at_ms=ms("heartbeat_at"), next_retry_at_ms=ms("next_retry_at"),
+            updated_at_ms=ms("updated_at") or ms("created_at"), lease_node=d.get("lease_node") or None,
             cancel_requested=d.get("cancel_requested") == "1", replay_of=d.get("replay_of") or None,
             entry_id=d.get("entry_id") or None, attempts=attempts, raw=d,
         )
@@ -154,10 +251,6 @@ class Run:
         }
 
 
-def _int_or_none(v: Any) -> int | None:
-    return None if v is None else int(v)
-
-
 async def read_runs(redis: Any, keys: Any, run_ids: list[str]) -> list[Run | None]:
     """Read runs (record and input) in one pipelined round trip; None for missing ones."""
     if not run_ids:
@@ -168,4 +261,5 @@ async def read_runs(redis: Any, keys: Any, run_ids: list[str]) -> list[Run | Non
         pipe.hgetall(p.run(run_id))
         pipe.get(p.input(run_id))
     raw = await pipe.execute()
-    return [Run.from_hash(raw[2 * i], raw[2 * i + 1]) if raw[2 * i] else None for i in range(len(run_ids))]
+    return [Run.from_hash(raw[2 * i], raw[2 * i + 1], run_ids[i]) if raw[2 * i] else None
+            for i in range(len(run_ids))]

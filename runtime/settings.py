@@ -15,6 +15,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .connection import redis_url_problem
 from .errors import ConfigError
@@ -22,7 +23,7 @@ from .ids import NAME_RE
 
 __all__ = [
     "BOUNDS", "CLIENT_VARIABLES", "Bound", "Settings", "check_embedded_allowed", "descriptions", "env_warnings",
-    "setting_names",
+    "masked_url", "setting_names",
 ]
 
 ENV_PREFIX = "BATON_"
@@ -145,6 +146,14 @@ class Settings:
     intake_claim_idle_ms: int = 30_000
     #: Largest accepted run input (bytes of JSON).
     max_input_bytes: int = 512 * 1024
+    #: Largest value a handler writes as a result: its return value, a step's output, a ctx.output value.
+    max_output_bytes: int = 1024 * 1024
+    #: Largest checkpoint state a handler stores.
+    max_checkpoint_bytes: int = 1024 * 1024
+    #: Largest run metadata (the whole merged object a handler sets).
+    max_metadata_bytes: int = 64 * 1024
+    #: Largest single log entry, progress report, usage or tool-call record, or streamed chunk.
+    max_record_bytes: int = 256 * 1024
     #: Defaults for jobs that do not set them.
     default_max_attempts: int = 3
     default_timeout_s: float = 300.0
@@ -223,6 +232,15 @@ class Settings:
         except TypeError as exc:
             raise ConfigError(str(exc)) from exc
 
+    def __repr__(self) -> str:
+        """Every field, with the Redis password and the development API key masked: settings end up
+        in log lines and error messages."""
+        shown: dict[str, Any] = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown["redis_url"] = masked_url(self.redis_url)
+        if self.api_dev_key:
+            shown["api_dev_key"] = "***"
+        return f"Settings({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
+
     def with_changes(self, **changes: Any) -> Settings:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
@@ -290,6 +308,21 @@ def _unsupported_redis_variable(name: str) -> str:
     else:
         hint = "credentials, host, port and database go in BATON_REDIS_URL (redis://user:password@host:port/db)"
     return f"{name} is not a Baton setting ({hint}); Baton reads {_REDIS_SUPPORTED}"
+
+
+def masked_url(url: str) -> str:
+    """A URL with its password (user:password@ or ?password=) replaced by ``***``; ``***`` for what does not
+    parse as a URL."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is not None:
+            parts = parts._replace(netloc=f"{parts.username or ''}:***@{parts.netloc.rpartition('@')[2]}")
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        if any(name == "password" for name, _ in query):  # redis-py also takes ?password=
+            parts = parts._replace(query=urlencode([(n, "***" if n == "password" else v) for n, v in query], safe="*"))
+        return urlunsplit(parts)
+    except ValueError:
+        return "***"
 
 
 def _cast(name: str, type_name: Any, raw: str) -> Any:

@@ -75,6 +75,11 @@ class ApiKeys:
     def __bool__(self) -> bool:
         return bool(self.entries)
 
+    @property
+    def projects(self) -> frozenset[str]:
+        """The projects some key is scoped to."""
+        return frozenset(project for _digest, project in self.entries)
+
     def project_of(self, presented: str) -> str | None:
         """The project of a presented key, or None. Every stored hash is compared (constant time)."""
         digest = hashlib.sha256(presented.encode()).digest()

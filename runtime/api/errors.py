@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-__all__ = ["ApiError"]
+from redis.exceptions import ResponseError
+
+__all__ = ["ApiError", "redis_transient"]
+
+#: error replies of a server that is there but cannot serve the command now (memory, failover, a busy
+#: script, loading): retrying later helps. Any other error reply is a command Baton should not have sent.
+_TRANSIENT_REPLIES = ("OOM", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "NOREPLICAS", "BUSY", "LOADING")
+
+
+def redis_transient(exc: BaseException) -> bool:
+    """Whether a Redis failure is an outage to answer 503 (retry later), not a refused command (a bug)."""
+    return not isinstance(exc, ResponseError) or str(exc).startswith(_TRANSIENT_REPLIES)
 
 
 class ApiError(Exception):

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from ..app import Baton
-from ..records import Run, read_runs
+from ..records import Run, read_runs, text
 from .errors import ApiError
 
 __all__ = ["FIELDS", "Page", "RunFilter", "decode_cursor", "encode_cursor", "list_runs"]
@@ -30,16 +31,23 @@ _SOURCE_TRIGGER = {"child": "spawn", "continuation": "continue"}
 
 
 def encode_cursor(score: float, run_id: str) -> str:
-    """An opaque cursor: the last (score, id) a page covered."""
-    return base64.urlsafe_b64encode(orjson.dumps([int(score), run_id])).decode().rstrip("=")
+    """An opaque cursor: the last (score, id) a page covered. A score that is not a whole number of
+    milliseconds in int64 (an index entry written by other code) is carried as its exact text."""
+    exact: int | str = int(score) if math.isfinite(score) and score == int(score) and abs(score) < 2**63 \
+        else repr(score)
+    return base64.urlsafe_b64encode(orjson.dumps([exact, run_id])).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> tuple[int, str]:
+def decode_cursor(cursor: str) -> tuple[float, str]:
     """The (score, id) of a cursor; ApiError 400 when it is not one."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         score, run_id = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(score, int) or not isinstance(run_id, str):
+        if isinstance(score, str):
+            score = float(score)  # ValueError when it is not a number
+            if score != score:
+                raise ValueError(cursor)  # NaN orders nothing
+        if not isinstance(score, int | float) or isinstance(score, bool) or not isinstance(run_id, str):
             raise ValueError(cursor)
         return score, run_id
     except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
@@ -122,8 +130,7 @@ def _loads(raw: str | None, default: Any) -> Any:
         return default
 
 
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+_s = text
 
 
 @dataclass
@@ -134,7 +141,7 @@ class _Source:
     partition: int
     max_score: float | str
     min_score: float | str
-    after: tuple[int, str] | None
+    after: tuple[float, str] | None
     offset: int = 0
     done: bool = False
     buf: list[tuple[float, str]] = field(default_factory=list)

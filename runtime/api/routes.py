@@ -15,7 +15,7 @@ from aiohttp import web
 
 from ..errors import BatonError, SubmissionError
 from ..ids import RUN_ID_RE
-from ..records import LIVE_STATUSES, Run, iso, read_runs
+from ..records import LIVE_STATUSES, Run, iso, read_runs, stored_int, stored_json, text
 from .errors import ApiError
 from .listing import RunFilter, list_runs
 from .routing import Param, Req, Route, json_response
@@ -34,8 +34,7 @@ MAX_LINEAGE = 100
 # -- helpers --------------------------------------------------------------------
 
 
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+_s = text
 
 
 def _ms(text: str, name: str) -> int:
@@ -52,14 +51,30 @@ def _project_of(run: Run) -> str:
     return run.raw.get("project") or "default"
 
 
+def scoped_id(project: str, run_id: str) -> str:
+    """Where a caller-chosen run id lives: as given in project default (shared with the Python client
+    and stream producers), ``<project>:<id>`` in any other. Project names have no ":", so two projects'
+    ids never meet: a trigger cannot take, or reveal by a conflict, a run of another project (the
+    namespace a workflow id has in Temporal)."""
+    return run_id if project == "default" else f"{project}:{run_id}"
+
+
+def _foreign_scope(req: Req, run_id: str) -> bool:
+    """Whether a default-project caller's id would land in another project's namespace."""
+    head, sep, _ = run_id.partition(":")
+    return req.project == "default" and bool(sep) and head != "default" and head in req.state.keys.projects
+
+
 async def load_run(req: Req, run_id: str) -> Run:
-    """The run with this id in the caller's project; 404 otherwise (also for other projects' runs)."""
-    run = await req.baton.get_run(run_id) if RUN_ID_RE.match(run_id) else None
-    if run is None and run_id.startswith("run_") and RUN_ID_RE.match(run_id[4:]):
-        run = await req.baton.get_run(run_id[4:])  # the trigger view's run_ prefix
-    if run is None or _project_of(run) != req.project:
-        raise ApiError(404, "not_found", f"run {run_id} not found")
-    return run
+    """The run with this id in the caller's project; 404 otherwise (also for other projects' runs).
+    A caller-chosen id is found by its short form too (see scoped_id)."""
+    for candidate in dict.fromkeys((run_id, run_id[4:] if run_id.startswith("run_") else run_id)):
+        # the trigger view's run_ prefix, then the id as the caller chose it in their project
+        for stored in dict.fromkeys((scoped_id(req.project, candidate), candidate)):
+            run = await req.baton.get_run(stored) if RUN_ID_RE.match(stored) else None
+            if run is not None and _project_of(run) == req.project:
+                return run
+    raise ApiError(404, "not_found", f"run {run_id} not found")
 
 
 async def _runs(req: Req, ids: list[str]) -> list[Run]:
@@ -103,16 +118,19 @@ async def _records(req: Req, run: Run, kind: str) -> list[dict[str, Any]]:
     out = []
     for _eid, raw in rows:
         f = {_s(k): _s(v) for k, v in raw.items()}
-        if f.get("type") == kind and f.get("data"):
-            out.append(orjson.loads(f["data"]))
+        data = stored_json(f.get("data")) if f.get("type") == kind else None
+        if isinstance(data, dict):  # a record that is not an object (corruption) is left out
+            out.append(data)
     return out
 
 
 async def _outputs(req: Req, run: Run) -> list[dict[str, Any]]:
     latest: dict[str, dict[str, Any]] = {}
     for record in await _records(req, run, "output"):
-        latest.pop(record["output_key"], None)
-        latest[record["output_key"]] = record
+        key = record.get("output_key")
+        if isinstance(key, str):
+            latest.pop(key, None)
+            latest[key] = record
     return list(latest.values())
 
 
@@ -126,8 +144,8 @@ async def _steps(req: Req, run: Run) -> list[dict[str, Any]]:
     for st in steps:
         out.append({"name": st.get("name"), "index": st.get("index"), "status": st.get("status"),
                     "output": st.get("output"), "error": st.get("error"),
-                    "started_at": iso(st["started_at"]) if isinstance(st.get("started_at"), int) else None,
-                    "completed_at": iso(st["completed_at"]) if isinstance(st.get("completed_at"), int) else None})
+                    "started_at": iso(stored_int(st.get("started_at"))),
+                    "completed_at": iso(stored_int(st.get("completed_at")))})
     return out
 
 
@@ -323,7 +341,7 @@ async def h_steps(req: Req) -> web.StreamResponse:
 async def h_usage(req: Req) -> web.StreamResponse:
     run = await load_run(req, req.params["run_id"])
     usage = await _records(req, run, "usage")
-    total = {k: sum(int(u.get(k) or 0) for u in usage)
+    total = {k: sum(stored_int(u.get(k)) or 0 for u in usage)
              for k in ("prompt_tokens", "completion_tokens", "total_tokens", "cost_microusd")}
     return json_response({"data": usage, "total": {**total, "calls": len(usage)}})
 
@@ -390,7 +408,7 @@ async def h_dependency_status(req: Req) -> web.StreamResponse:
     kind = run.raw.get("wait_kind")
     if run.status == "waiting" and kind:
         score = await redis.zscore(p.waiting, run.id)
-        until = int(score) if score is not None and score < 1e15 else None
+        until = stored_int(score) if score is not None and score < 1e15 else None
         waiting_for = {"kind": kind, "key": run.raw.get("wait_key"), "until": iso(until),
                        "children": waits_on if kind == "children" else None}
         if kind in ("event", "sleep"):
@@ -398,8 +416,7 @@ async def h_dependency_status(req: Req) -> web.StreamResponse:
                          "depends_on_run_id": None,
                          "condition": f"event {run.raw.get('wait_key')}" if kind == "event" else
                          f"time {iso(until)}", "status": "waiting", "satisfied": False,
-                         "created_at": iso(int(run.raw["wait_started_at"])) if run.raw.get("wait_started_at")
-                         else None})
+                         "created_at": iso(stored_int(run.raw.get("wait_started_at")))})
     parent = None
     if run.raw.get("parent_id"):
         prun = await req.baton.get_run(run.raw["parent_id"])
@@ -419,8 +436,8 @@ async def h_state(req: Req) -> web.StreamResponse:
     lease = None
     if run.status == "executing":
         expires = run.raw.get("lease_expires_at")
-        lease = {"node": run.lease_node, "expires_at": iso(int(expires)) if expires else None}
-    outputs = {o["output_key"]: o["value"] for o in await _outputs(req, run)}
+        lease = {"node": run.lease_node, "expires_at": iso(stored_int(expires))}
+    outputs = {o["output_key"]: o.get("value") for o in await _outputs(req, run)}
     return json_response({
         "run_id": run.id, "status": run.status, "attempt": run.attempt,
         "current_step_index": native["current_step_index"], "completed_step_count": native["completed_step_count"],
@@ -559,6 +576,14 @@ def _item(req: Req, job: str, body: dict[str, Any], batch_id: str | None = None)
                                                                                             dict[str, Any]]:
     item = {k: v for k, v in body.items() if k not in ("triggered_by", "job")}
     item["job"] = job
+    if isinstance(item.get("id"), str):
+        chosen = str(item["id"])
+        if _foreign_scope(req, chosen):
+            raise ApiError(400, "invalid_body", f"id: {chosen.partition(':')[0]}: is the id namespace of a project")
+        item["id"] = scoped_id(req.project, chosen)
+        if not RUN_ID_RE.match(item["id"]):
+            raise ApiError(400, "invalid_body", f"id: at most {128 - len(item['id']) + len(chosen)} characters "
+                           f"in project {req.project}")
     if item.get("idempotency_key"):
         item["idempotency_key"] = _scope(req.project, str(item["idempotency_key"]))
     if isinstance(item.get("debounce"), dict) and item["debounce"].get("key"):
@@ -579,7 +604,9 @@ async def h_trigger(req: Req) -> web.StreamResponse:
     [(run_id, code)] = await req.baton.create_detailed([spec])
     run = await req.baton.get_run(run_id)
     if run is None or _project_of(run) != req.project:
-        raise ApiError(409, "exists", f"run id {run_id} is already taken")
+        # only an id made outside the API (a generated or stream producer's id) can meet here: say no more
+        # than that this id cannot be used
+        raise ApiError(409, "exists", "this run id cannot be used; choose another")
     return json_response({"id": run_id, "created": code == 1, "outcome": _OUTCOMES.get(code, "created"),
                           "run": _render(req, run)}, status=201 if code == 1 else 200)
 

@@ -25,9 +25,11 @@ from .schemas import SCHEMAS, VIEW_NAMES
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
-__all__ = ["ApiState", "Param", "Req", "Route", "json_response"]
+__all__ = ["STREAM", "ApiState", "Param", "Req", "Route", "json_response"]
 
 Handler = Callable[["Req"], Awaitable[web.StreamResponse]]
+#: the streaming response a handler started (its status line and headers are sent once it is prepared)
+STREAM: web.RequestKey[web.StreamResponse] = web.RequestKey("baton_stream", web.StreamResponse)
 
 
 @dataclass(frozen=True)

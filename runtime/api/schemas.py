@@ -227,15 +227,19 @@ DLQ_REPLAY = _obj({"run_ids": {"type": "array", "items": {"type": "string", "min
 FILTER_PROPS: dict[str, Schema] = {
     "status": {"type": "array", "items": {"type": "string", "enum": list(NATIVE_STATUSES)}, "maxItems": 10},
     "job": STR, "queue": STR, "tag": STR, "label": {"type": "string", "pattern": "^[^=]+=.*$"},
-    "metadata_key": STR, "metadata_value": STR, "batch_id": STR, "triggered_by": STR,
+    "metadata_key": {"type": "string", "minLength": 1}, "metadata_value": STR, "batch_id": STR, "triggered_by": STR,
     "created_after": TIME, "created_before": TIME, "payload_contains": OBJ,
 }
-CANCEL_ALL = _obj({**FILTER_PROPS, "limit": {"type": "integer", "minimum": 1, "maximum": 1000}}, [],
-                  extra=False)
+CANCEL_ALL = {**_obj({**FILTER_PROPS, "limit": {"type": "integer", "minimum": 1, "maximum": 1000}}, [],
+                     extra=False),
+              "dependentRequired": {"metadata_value": ["metadata_key"]}}
 
 TRIGGER_OPTIONS: dict[str, Schema] = {
     "input": ANY,
-    "id": {"type": "string", "pattern": "^[A-Za-z0-9_.:~-]{1,128}$"},
+    "id": {"type": "string", "pattern": "^[A-Za-z0-9_.:~-]{1,128}$",
+           "description": "The run's id, chosen by the caller. Ids live in the caller's project: in a project "
+                          "other than default the run's id is <project>:<id> (GET accepts either form), so "
+                          "no project can take, or learn of, another project's id."},
     "queue": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,100}$"},
     "priority": {"type": "integer", "minimum": -1000, "maximum": 1000},
     "delay": {"type": "number", "minimum": 0},

@@ -41,9 +41,9 @@ from ..errors import (
 )
 from ..settings import Settings
 from .auth import ApiKeys
-from .errors import ApiError
+from .errors import ApiError, redis_transient
 from .routes import ROUTES
-from .routing import ApiState, Param, Req, Route, component, json_response
+from .routing import STREAM, ApiState, Param, Req, Route, component, json_response
 
 __all__ = ["ApiMetrics", "create_app"]
 
@@ -104,7 +104,8 @@ def _coerce(param: Param, raw: str) -> Any:
     except ValueError:
         raise ApiError(400, "invalid_parameter", f"{param.name} must be a {kind}") from None
     if kind == "array":
-        return [item for item in raw.split(",") if item]
+        # an empty value is no items; an empty item between commas is an invalid item, not nothing
+        return raw.split(",") if raw else []
     return raw
 
 
@@ -203,14 +204,24 @@ def _middleware(state: ApiState, metrics: ApiMetrics | None) -> Callable[..., Aw
         except tuple(_CONFLICTS) as exc:
             resp = _error(409, _CONFLICTS[type(exc)], str(exc), request_id)
         except (RedisError, RedisUnavailable, ConnectionRefusedError) as exc:
-            log.warning("request %s: Redis unavailable: %s", request_id, exc)
-            resp = _error(503, "unavailable", "Redis is unavailable; retry later", request_id)
+            if redis_transient(exc):
+                log.warning("request %s: Redis unavailable: %s: %s", request_id, type(exc).__name__, exc)
+                resp = _error(503, "unavailable", "Redis is unavailable; retry later", request_id)
+            else:  # Redis refused a command Baton sent: a bug to fix, not an outage to wait out
+                log.exception("request %s %s %s: Redis refused a command", request_id, request.method, request.path)
+                resp = _error(500, "internal_error", "internal error (see the server log for this request id)",
+                              request_id)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("request %s %s %s failed", request_id, request.method, request.path)
             resp = _error(500, "internal_error", "internal error (see the server log for this request id)",
                           request_id)
+        started_stream = request.get(STREAM)
+        if started_stream is not None and started_stream.prepared and resp is not started_stream:
+            # an error after a stream's headers went out: answering it would write a second status line
+            # into the stream's body; end the stream instead (the handler logged why)
+            resp = started_stream
         if not resp.prepared:
             resp.headers["X-Request-Id"] = request_id
         if metrics is not None:
@@ -222,6 +233,22 @@ def _middleware(state: ApiState, metrics: ApiMetrics | None) -> Callable[..., Aw
     return middleware
 
 
+def _router_path(path: str, paths: list[str]) -> str:
+    """``path`` as aiohttp registers it: a ``{param}`` segment does not match the literal segments other
+    routes have at that place (``/v1/runs/{run_id}`` is not ``/v1/runs/batch``), so that a method a
+    literal resource lacks answers 405 with only that resource's methods in Allow."""
+    segments = path.split("/")
+    for i, segment in enumerate(segments):
+        if not (segment.startswith("{") and segment.endswith("}")):
+            continue
+        literals = sorted({other[i] for other in (p.split("/") for p in paths)
+                           if len(other) > i and other[:i] == segments[:i] and not other[i].startswith("{")})
+        if literals:
+            taken = "|".join(re.escape(literal) for literal in literals)
+            segments[i] = f"{{{segment[1:-1]}:(?!(?:{taken})(?:/|$))[^/]+}}"
+    return "/".join(segments)
+
+
 def create_app(baton: Baton, settings: Settings | None = None, *, keys: ApiKeys | None = None,
                stopping: asyncio.Event | None = None, ready: Callable[[], bool] | None = None,
                registry: Any = None, metrics: ApiMetrics | None = None) -> web.Application:
@@ -231,8 +258,10 @@ def create_app(baton: Baton, settings: Settings | None = None, *, keys: ApiKeys 
                      stopping=stopping or asyncio.Event(), ready=ready, registry=registry)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_middleware(state, metrics)])
     app[STATE] = state
+    paths = [route.path for route in ROUTES]
     for route in ROUTES:
-        app.router.add_route(route.method, route.path, _Endpoint(route, state).handle, name=route.operation_id)
+        app.router.add_route(route.method, _router_path(route.path, paths), _Endpoint(route, state).handle,
+                             name=route.operation_id)
 
     async def on_shutdown(_app: web.Application) -> None:
         state.stopping.set()  # open event streams end within a second

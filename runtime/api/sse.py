@@ -10,36 +10,47 @@ connections open through proxies.
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from typing import Any
 
 import orjson
 from aiohttp import web
+from redis.exceptions import RedisError
 
+from ..errors import RedisUnavailable
 from ..keys import Partition
-from ..records import TERMINAL_STATUSES, iso
-from .errors import ApiError
-from .routing import Req
+from ..records import TERMINAL_STATUSES, iso, stored_int, stored_json, text, timeline_entry
+from .errors import ApiError, redis_transient
+from .routing import STREAM, Req
 from .views import event_view
 
 __all__ = ["stream_chunks", "stream_events"]
 
 BLOCK_MS = 1000
 KEEPALIVE_S = 15.0
-_ENTRY_ID = re.compile(r"^\d{1,20}-\d{1,20}$")
+_EVENT_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+_ENTRY_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
+#: each part of a Redis stream id is an unsigned 64-bit integer
+_ID_PART_MAX = 2**64 - 1
+log = logging.getLogger("baton.api")
 
 
-def _s(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+_s = text
 
 
 def last_event_id(req: Req) -> str:
-    """Where to resume: the Last-Event-ID header or ?last_event_id=, else the beginning."""
+    """Where to resume: the Last-Event-ID header or ?last_event_id=, else the beginning. Checked whole
+    here, before any header is sent: an id Redis would refuse later could only break the stream."""
     value = req.request.headers.get("Last-Event-ID") or req.params.get("last_event_id") or "0-0"
-    if not _ENTRY_ID.match(value):
-        raise ApiError(400, "invalid_parameter", "Last-Event-ID must be an event id this stream sent (ms-seq)")
-    return str(value)
+    match = _ENTRY_ID.match(value)
+    ms, seq = (int(match[1]), int(match[2])) if match else (-1, -1)
+    # the streams resume *after* the id ("(id"): the very last id has nothing after it that Redis can name
+    if not (0 <= ms <= _ID_PART_MAX and 0 <= seq <= _ID_PART_MAX) or (ms, seq) == (_ID_PART_MAX, _ID_PART_MAX):
+        raise ApiError(400, "invalid_parameter", "Last-Event-ID must be an event id this stream sent (ms-seq, "
+                       f"each part at most {_ID_PART_MAX})")
+    return f"{ms}-{seq}"
 
 
 async def _open(req: Req) -> web.StreamResponse:
@@ -47,6 +58,7 @@ async def _open(req: Req) -> web.StreamResponse:
         "Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
         "X-Request-Id": req.request_id,
     })
+    req.request[STREAM] = resp  # from here on an error ends this response; it never starts a second one
     await resp.prepare(req.request)
     await resp.write(b"retry: 2000\n\n")
     return resp
@@ -54,7 +66,25 @@ async def _open(req: Req) -> web.StreamResponse:
 
 def _frame(event: str, data: Any, event_id: str | None = None) -> bytes:
     head = f"id: {event_id}\n" if event_id else ""
-    return f"{head}event: {event}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
+    # the event name comes from a stored field: one that could break the framing is sent as "message"
+    name = event if _EVENT_NAME.match(event) else "message"
+    return f"{head}event: {name}\ndata: ".encode() + orjson.dumps(data) + b"\n\n"
+
+
+async def _failed(req: Req, resp: web.StreamResponse, exc: Exception) -> web.StreamResponse:
+    """End a started stream after an error with an ``error`` event (the status line is long gone);
+    the client reconnects with Last-Event-ID as after any drop."""
+    if isinstance(exc, RedisError | RedisUnavailable) and redis_transient(exc):
+        log.warning("request %s: Redis failed during an event stream: %s", req.request_id, type(exc).__name__)
+        code, message = "unavailable", "Redis is unavailable; reconnect with Last-Event-ID"
+    else:
+        log.exception("request %s: event stream failed", req.request_id)
+        code, message = "internal_error", "internal error (see the server log for this request id)"
+    try:
+        await resp.write(_frame("error", {"error": message, "code": code, "request_id": req.request_id}))
+    except (ConnectionResetError, ConnectionError):
+        pass  # the client went away as well
+    return resp
 
 
 def _fields(raw: dict[Any, Any]) -> dict[str, str]:
@@ -78,10 +108,8 @@ async def stream_events(req: Req, p: Partition, run_id: str) -> web.StreamRespon
             if rows:
                 for eid_raw, raw in rows[0][1]:
                     eid = _s(eid_raw)
-                    f = _fields(raw)
-                    data = orjson.loads(f["data"]) if f.get("data") else None
-                    kind = f.get("type", "")
-                    event = {"id": eid, "type": kind, "data": data, "ts": int(f.get("ts") or 0)}
+                    event = timeline_entry(eid, raw)
+                    data, kind = event["data"], event["type"]
                     await resp.write(_frame(kind, event_view(run_id, event), eid))
                     after = eid
                     if kind == "status" and isinstance(data, dict) and data.get("status") in \
@@ -94,11 +122,8 @@ async def stream_events(req: Req, p: Partition, run_id: str) -> web.StreamRespon
                 # finished (its status event may have been trimmed from the capped timeline) or expired
                 rest = await redis.xrange(key, f"({after}" if after != "0-0" else "-", "+")
                 for eid_raw, raw in rest:
-                    f = _fields(raw)
-                    data = orjson.loads(f["data"]) if f.get("data") else None
-                    kind = f.get("type", "")
-                    event = {"id": _s(eid_raw), "type": kind, "data": data, "ts": int(f.get("ts") or 0)}
-                    await resp.write(_frame(kind, event_view(run_id, event), _s(eid_raw)))
+                    event = timeline_entry(eid_raw, raw)
+                    await resp.write(_frame(event["type"], event_view(run_id, event), event["id"]))
                 await resp.write(_frame("end", {"run_id": run_id, "status": status or "expired"}))
                 return resp
             if time.monotonic() >= keepalive:
@@ -106,6 +131,8 @@ async def stream_events(req: Req, p: Partition, run_id: str) -> web.StreamRespon
                 keepalive = time.monotonic() + KEEPALIVE_S
     except (ConnectionResetError, ConnectionError):
         pass  # the client went away
+    except Exception as exc:  # noqa: BLE001 - any failure after the headers ends the stream, see _failed
+        return await _failed(req, resp, exc)
     return resp
 
 
@@ -123,9 +150,9 @@ async def stream_chunks(req: Req, p: Partition, run_id: str) -> web.StreamRespon
         for eid_raw, raw in rows:
             f = _fields(raw)
             eid = _s(eid_raw)
-            chunk = orjson.loads(f["data"]) if f.get("data") else None
+            chunk = stored_json(f.get("data"))
             await resp.write(_frame("chunk", {"id": eid, "run_id": run_id, "chunk": chunk,
-                                              "created_at": iso(int(f.get("ts") or 0))}, eid))
+                                              "created_at": iso(stored_int(f.get("ts")) or 0)}, eid))
             after = eid
         return after
 
@@ -149,7 +176,7 @@ async def stream_chunks(req: Req, p: Partition, run_id: str) -> web.StreamRespon
                     ev_after = _s(eid_raw)
                     f = _fields(raw)
                     if f.get("type") == "status":
-                        data = orjson.loads(f["data"]) if f.get("data") else {}
+                        data = stored_json(f.get("data"))
                         if isinstance(data, dict) and data.get("status") in TERMINAL_STATUSES:
                             ended = str(data["status"])
             if ended is not None:
@@ -163,4 +190,6 @@ async def stream_chunks(req: Req, p: Partition, run_id: str) -> web.StreamRespon
                     keepalive = time.monotonic() + KEEPALIVE_S
     except (ConnectionResetError, ConnectionError):
         pass
+    except Exception as exc:  # noqa: BLE001 - any failure after the headers ends the stream, see _failed
+        return await _failed(req, resp, exc)
     return resp

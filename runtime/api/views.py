@@ -30,7 +30,7 @@ from typing import Any
 
 import orjson
 
-from ..records import Run, iso
+from ..records import Run, iso, stored_int, stored_json
 
 __all__ = [
     "VIEWS",
@@ -70,23 +70,11 @@ _SOURCE_TRIGGER = {"child": "spawn", "continuation": "continue", "client": "clie
 
 
 def _int(raw: dict[str, str], name: str) -> int | None:
-    v = raw.get(name)
-    if v in (None, ""):
-        return None
-    try:
-        return int(float(str(v)))
-    except ValueError:
-        return None
+    return stored_int(raw.get(name))
 
 
 def _json(raw: dict[str, str], name: str) -> Any:
-    v = raw.get(name)
-    if not v:
-        return None
-    try:
-        return orjson.loads(v)
-    except orjson.JSONDecodeError:
-        return v
+    return stored_json(raw.get(name))
 
 
 def user_idempotency_key(run: Run) -> str | None:
@@ -135,7 +123,7 @@ def native_run(run: Run) -> dict[str, Any]:
         "idempotency_key": user_idempotency_key(run),
         "triggered_by": raw.get("triggered_by") or _SOURCE_TRIGGER.get(run.source, run.source or "client"),
         "batch_id": raw.get("batch_id") or None,
-        "progress": _json(raw, "progress"),
+        "progress": progress if isinstance(progress := _json(raw, "progress"), dict) else None,
         "current_step_index": _int(raw, "current_step_index"),
         "completed_step_count": _int(raw, "completed_step_count") or 0,
         "parent_id": raw.get("parent_id") or None,
@@ -298,12 +286,13 @@ def strait_run(run: Run, finished_ttl_ms: int = 0, failed_ttl_ms: int = 0) -> di
         "scheduled_at": iso(run.scheduled_at_ms), "started_at": iso(started), "finished_at": iso(finished),
         "heartbeat_at": iso(run.heartbeat_at_ms), "next_retry_at": iso(run.next_retry_at_ms),
         "expires_at": iso(expires), "parent_run_id": raw.get("parent_id") or None, "priority": run.priority,
-        "idempotency_key": user_idempotency_key(run), "job_version": int(version) if version.isdigit() else None,
+        "idempotency_key": user_idempotency_key(run),
+        "job_version": stored_int(version) if version.isascii() and version.isdigit() else None,
         "workflow_step_run_id": None, "max_attempts_override": run.max_attempts,
         "timeout_secs_override": run.timeout_ms // 1000 if run.timeout_ms else None,
         "retry_backoff": backoff.get("kind"),
-        "retry_initial_delay_secs": int(backoff["initial_ms"]) // 1000 if "initial_ms" in backoff else None,
-        "retry_max_delay_secs": int(backoff["max_ms"]) // 1000 if "max_ms" in backoff else None,
+        "retry_initial_delay_secs": backoff["initial_ms"] // 1000 if "initial_ms" in backoff else None,
+        "retry_max_delay_secs": backoff["max_ms"] // 1000 if "max_ms" in backoff else None,
         "execution_trace": {
             "queue_wait_ms": max(started - created, 0) if started is not None else None,
             "dequeue_ms": None, "connect_ms": None, "ttfb_ms": None, "transfer_ms": None,
@@ -360,4 +349,4 @@ def event_view(run_id: str, event: dict[str, Any]) -> dict[str, Any]:
     elif kind == "checkpoint":
         message = f"checkpoint {d.get('sequence')}"
     return {"id": str(event.get("id")), "run_id": run_id, "type": kind, "level": level, "message": message,
-            "data": data, "created_at": iso(int(event.get("ts") or 0))}
+            "data": data, "created_at": iso(stored_int(event.get("ts")) or 0)}

@@ -90,11 +90,11 @@ async def test_no_endpoint_lets_one_project_see_or_touch_another_projects_runs(a
     status, created = await api.call("POST", "/v1/jobs/echo/trigger", project="beta",
                                      json={"input": 3, "idempotency_key": "alpha-key"})
     assert status == 201 and created["id"] != live
-    status, err = await api.call("POST", "/v1/jobs/echo/trigger", project="beta", json={"id": live})
-    assert status == 409 and err["code"] == "exists" and "secret" not in str(err)
+    status, created = await api.call("POST", "/v1/jobs/echo/trigger", project="beta", json={"id": live})
+    assert status == 201 and created["created"] and created["id"] == f"beta:{live}", created
     status, batch = await api.call("POST", "/v1/runs/batch", project="beta", json={"runs": [{"job": "echo",
                                                                                               "id": dead}]})
-    assert status == 201 and batch["runs"][0]["outcome"] == "conflict"
+    assert status == 201 and batch["runs"][0]["outcome"] == "created", batch
     # And alpha's runs are exactly as they were
     after_live, after_dead = await api.run(live), await api.run(dead)
     for before, after in ((before_live, after_live), (before_dead, after_dead)):
@@ -228,3 +228,39 @@ def test_dev_key_is_generated_for_the_default_project_and_printed_once(settings:
     # And a fixed dev key must be long enough
     with pytest.raises(ConfigError):
         ApiKeys.from_settings(settings.with_changes(api_dev_key="short"))
+
+
+async def test_chosen_run_ids_live_in_their_project_and_cannot_probe_another(api: ApiNode) -> None:
+    # Given a run whose id project alpha chose, and one the default project chose
+    status, mine = await api.call("POST", "/v1/jobs/echo/trigger", json={"id": "order-1", "input": "alpha's"})
+    assert status == 201 and mine["id"] == "alpha:order-1", mine
+    status, shared = await api.call("POST", "/v1/jobs/echo/trigger", project="default",
+                                    json={"id": "order-2", "input": "default's"})
+    assert status == 201 and shared["id"] == "order-2", shared
+
+    async def answers(project: str, chosen: str) -> list[tuple[int, str, str | None]]:
+        """What a project learns from a trigger and a GET of an id: status, code/outcome, input it sees."""
+        out = []
+        status, body = await api.call("POST", "/v1/jobs/echo/trigger", project=project,
+                                      json={"id": chosen, "input": "probe"})
+        out.append((status, body.get("code") or body.get("outcome"), (body.get("run") or {}).get("input")))
+        status, body = await api.call("GET", f"/v1/runs/{chosen}", project=project)
+        out.append((status, body.get("code") or "found", body.get("input")))
+        return out
+
+    # When beta and default (and alpha, for default's id) try the taken ids, in both their forms, and ids
+    # nobody has taken
+    for project, taken, free in (("beta", "order-1", "order-9"), ("beta", "alpha:order-1", "alpha:order-9"),
+                                 ("beta", "order-2", "order-8"), ("alpha", "order-2", "order-7"),
+                                 ("default", "alpha:order-1", "alpha:order-6")):
+        # Then each answers exactly as for an id nobody has: the owner's run is neither reached nor revealed
+        assert await answers(project, taken) == await answers(project, free), (project, taken)
+    # And the owners still see their own runs under both forms of the id, untouched
+    for project, given, full, value in (("alpha", "order-1", "alpha:order-1", "alpha's"),
+                                        ("alpha", "alpha:order-1", "alpha:order-1", "alpha's"),
+                                        ("default", "order-2", "order-2", "default's")):
+        run = await api.run(given, project)
+        assert (run["id"], run["input"]) == (full, value)
+    # And choosing an id again in one's own project is idempotent (the existing run, not a conflict)
+    status, again = await api.call("POST", "/v1/jobs/echo/trigger", json={"id": "order-1", "input": "again"})
+    assert status == 200 and again["outcome"] == "existing" and again["run"]["input"] == "alpha's"

@@ -54,7 +54,8 @@ async def test_list_filters_and_cursor_pages(api: ApiNode) -> None:
     assert set(await listed(created_after=first["created_at"])) == {*ids, boom}
     assert await listed(created_before=first["created_at"], job="echo") == [ids[0]]
     # And bad filters are 400s with the error shape
-    for params in ({"limit": 101}, {"status": "nope"}, {"cursor": "garbage!"}, {"payload_contains": "[1]"},
+    for params in ({"limit": 101}, {"status": "nope"}, {"status": "completed,"}, {"cursor": "garbage!"},
+                   {"payload_contains": "[1]"},
                    {"created_after": "yesterday"}):
         status, body = await api.call("GET", "/v1/runs", params=params)
         assert status == 400 and set(body) == {"error", "code", "request_id"}, (params, body)

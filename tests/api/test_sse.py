@@ -171,3 +171,75 @@ async def test_stream_writes_at_once_without_a_flush(make_app: Any) -> None:
     rows = await eventually(written, 5)
     assert [orjson.loads(f[b"data"]) for _, f in rows] == [{"token": "hel"}, {"token": "lo"}]
     assert [e["type"] for e in await app.get_events(run_id)] == ["status"]
+
+
+async def _raw_get(api: ApiNode, path: str, headers: dict[str, str]) -> bytes:
+    """The bytes of a whole HTTP/1.1 exchange, read from a plain socket until the server closes it."""
+    host, port = api.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    lines = [f"GET {path} HTTP/1.1", f"Host: {host}", "Connection: close",
+             *(f"{k}: {v}" for k, v in {**api.auth(), **headers}.items())]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    await writer.drain()
+    data = await asyncio.wait_for(reader.read(), 20)
+    writer.close()
+    return data
+
+
+def _dechunk(body: bytes) -> bytes:
+    """A chunked body decoded; fails unless it is well formed and terminated by the zero-length chunk."""
+    out = b""
+    while True:
+        size_line, _, body = body.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            assert body == b"\r\n", body[:200]
+            return out
+        out, body = out + body[:size], body[size:]
+        assert body.startswith(b"\r\n")
+        body = body[2:]
+
+
+async def test_event_ids_beyond_redis_range_are_400_before_the_stream(api: ApiNode) -> None:
+    # Given a finished run
+    run_id = await api.trigger("echo", {"x": 1})
+    await api.wait_status(run_id)
+    too_big = str(2**64)  # 20 digits: matches the id pattern but is past Redis's 64-bit parts
+    for given in (f"{too_big}-0", f"0-{too_big}", "99999999999999999999-99999999999999999999",
+                  f"{2**64 - 1}-{2**64 - 1}"):
+        for path in (f"/v1/runs/{run_id}/stream", f"/v1/runs/{run_id}/stream/chunks"):
+            # When the stream is asked to resume after it, by header and by query parameter
+            for raw in (await _raw_get(api, path, {"Last-Event-ID": given}),
+                        await _raw_get(api, f"{path}?last_event_id={given}", {})):
+                # Then the answer is one 400 with the JSON error, and no event stream was started
+                head, _, body = raw.partition(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 400 "), raw[:300]
+                assert raw.count(b"HTTP/1.1 ") == 1 and b"text/event-stream" not in head
+                assert b"Last-Event-ID" in body and b'"code":"invalid_parameter"' in body, body
+    # And the largest id Redis can resume after is still accepted
+    raw = await _raw_get(api, f"/v1/runs/{run_id}/stream", {"Last-Event-ID": f"{2**64 - 1}-{2**64 - 2}"})
+    assert raw.startswith(b"HTTP/1.1 200 ") and b"event: end" in _dechunk(raw.partition(b"\r\n\r\n")[2])
+
+
+async def test_an_error_after_the_headers_ends_the_stream_without_a_second_status(api: ApiNode, redis: Any) -> None:
+    # Given a finished run whose timeline key holds a value of the wrong type (Redis answers XREAD/XRANGE
+    # with an error only once the stream has started)
+    run_id = await api.trigger("echo", {"x": 1})
+    await api.wait_status(run_id)
+    p = api.app.keys.partition_of_run(run_id)
+    for path, key in ((f"/v1/runs/{run_id}/stream", p.events(run_id)),
+                      (f"/v1/runs/{run_id}/stream/chunks", p.chunks(run_id))):
+        saved = await redis.dump(key)
+        await redis.delete(key)
+        await redis.set(key, "not a stream")
+        # When the stream is read with a plain HTTP client
+        raw = await _raw_get(api, path, {})
+        await redis.delete(key)
+        if saved is not None:
+            await redis.restore(key, 0, saved)
+        head, _, body = raw.partition(b"\r\n\r\n")
+        # Then there is exactly one status line (the 200 of the stream), and the chunked body is well formed,
+        # ending with an error event instead of a second response written into the stream
+        assert head.startswith(b"HTTP/1.1 200 ") and raw.count(b"HTTP/1.1 ") == 1, raw[:500]
+        events = _dechunk(body)
+        assert b"event: error" in events, events
