@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     command = "python -m bench.chaos " + " ".join(sys.argv[1:] if argv is None else argv)
     started = dt.datetime.now(dt.UTC)
+    # SIGTERM unwinds like Ctrl-C, so every scenario's teardown stops the processes it started
+    # (they run in sessions of their own and would not see a signal sent to this one's group)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     results = asyncio.run(_run(names, args.short))
     header = [
         "# Reliability under real faults",
