@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
     command = "python -m bench.chaos " + " ".join(sys.argv[1:] if argv is None else argv)
     started = dt.datetime.now(dt.UTC)
+    # SIGTERM unwinds like Ctrl-C, so every scenario's teardown stops the processes it started
+    # (they run in sessions of their own and would not see a signal sent to this one's group)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     results = asyncio.run(_run(names, args.short))
     header = [
         "# Reliability under real faults",
@@ -70,9 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         "then the invariant checker reads Redis (see bench/chaos/checker.py).",
     ]
     header += [
-        "- run it: `python -m bench.chaos` (every scenario, full size, about 10 minutes; add `--out "
-        "docs/reliability.md` to rewrite this file, `--keep-logs` to keep the nodes' logs, scenario names to "
-        "run only those); the short versions run in the test suite: `python -m pytest tests/chaos`",
+        "- run it from the repository root with the project's virtualenv active (`./dev test` sets it up): "
+        "`python -m bench.chaos` (every scenario, full size, 6-10 minutes; add `--out docs/reliability.md` to "
+        "rewrite this file, `--keep-logs` to keep the nodes' logs, scenario names to run only those); the short "
+        "versions run in the test suite: `python -m pytest tests/chaos`",
         "",
         "Scenarios:",
         "",

@@ -29,21 +29,23 @@ def render(results: list[Result], header: list[str]) -> str:
     lines += [
         "| scenario | runs submitted | faults injected | runs lost | results recorded twice "
         "| steps re-run after completing | worst recovery (s) | worst run wait past a fault (s) "
-        "| other violations |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| longest XADD to start (s) | other violations |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         v = r.verdict
         others = [f"{name}: {len(ex)}" for name, ex in v.violations.items() if name not in COLUMNS]
         wait = None if v.worst_wait_ms is None else v.worst_wait_ms / 1000
+        pickup = None if v.worst_pickup_ms is None else v.worst_pickup_ms / 1000
         lines.append(
             f"| {r.name} | {v.submitted} | {len(r.faults)} | {v.count('runs lost')} "
             f"| {v.count('results recorded twice')} | {v.count('steps re-run after completing')} "
-            f"| {_seconds(r.recovery_s)} | {_seconds(wait)} | {'; '.join(others) or 'none'} |"
+            f"| {_seconds(r.recovery_s)} | {_seconds(wait)} | {_seconds(pickup)} | {'; '.join(others) or 'none'} |"
         )
     lines += ["", "Worst recovery: the longest time from the end of a fault (kill, SIGCONT, Redis back, proxy "
               "healed) to the next run completing. Worst run wait past a fault: the longest time from a node "
-              "being killed or stopped to the next attempt of a run it held.", ""]
+              "being killed or stopped to the next attempt of a run it held. Longest XADD to start: the longest time "
+              "from a run's stream entry to its first attempt (a delayed run's delay included).", ""]
     for r in results:
         lines += _details(r)
     return "\n".join(lines) + "\n"
