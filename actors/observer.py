@@ -72,20 +72,21 @@ class Observer(Actor[None]):
         """Read every cluster-wide gauge once."""
         seconds, micros = await self.app.redis.time()
         now_ms = int(seconds) * 1000 + int(micros) // 1000
-        await self._node_wide()
+        await self._node_wide(now_ms)
         for p in self.app.keys.partitions:
             await self._partition(p, now_ms)
 
-    async def _node_wide(self) -> None:
+    async def _node_wide(self, now_ms: int) -> None:
         keys = self.app.keys
         m = self.metrics
-        # heartbeats are written with each node's own clock (see Supervisor._heartbeat)
+        # heartbeats are stamped with the Redis clock (see Supervisor._heartbeat): a node's own
+        # clock may be off by any amount
         window_ms = 2 * self.settings.lease_ttl_ms
         started = time.perf_counter()
         pipe = self.app.redis.pipeline(transaction=False)
         pipe.xinfo_groups(keys.submit_stream)
         pipe.xlen(keys.submit_stream)
-        pipe.zcount(keys.nodes, int(time.time() * 1000) - window_ms, "+inf")
+        pipe.zcount(keys.nodes, now_ms - window_ms, "+inf")
         groups, length, live = await pipe.execute(raise_on_error=False)
         m.observe_redis("observe", time.perf_counter() - started)
         if not isinstance(live, Exception):

@@ -197,10 +197,13 @@ class Supervisor(Actor[None]):
 
     async def _heartbeat(self) -> None:
         keys = self.app.keys
-        now_ms = int(time.time() * 1000)
         ttl_ms = self.settings.lease_ttl_ms * 2
         busy = await self._ask_busy()
         try:
+            # stamped with the Redis clock, as leases are: a node whose own clock is off
+            # (by an hour, say) still shows as live, and is not pruned by the others
+            seconds, micros = await self.app.redis.time()
+            now_ms = int(seconds) * 1000 + int(micros) // 1000
             pipe = self.app.redis.pipeline(transaction=False)
             pipe.hset(keys.node(self.settings.node_id), mapping={
                 "node_id": self.settings.node_id, "heartbeat_at": now_ms, "slots": self.settings.concurrency,

@@ -124,7 +124,7 @@ async def poison_exit(ctx: RunContext, payload: Any) -> Any:
     os._exit(3)
 
 
-@app.job(max_attempts=3, timeout=2, backoff="fixed", backoff_initial=0.2, backoff_jitter=0)
+@app.job(max_attempts=2, timeout=2, backoff="fixed", backoff_initial=0.2, backoff_jitter=0)
 async def poison_loop(ctx: RunContext, payload: Any) -> Any:
     """Loops and swallows every cancellation (bounded at 10 minutes so no process outlives the harness)."""
     deadline = time.monotonic() + 600

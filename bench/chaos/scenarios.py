@@ -85,7 +85,7 @@ async def sigstop(short: bool) -> Result:
                 load.total = scale.runs // rounds
                 await load.run()
                 await asyncio.sleep(1.0)  # the nodes are inside the runs now
-                victim = await stage.busiest_worker()
+                victim = await stage.busiest_worker(at_least=1, wait_s=10.0)
                 f = stage.fault("SIGSTOP node past its lease TTL", victim.node_id)
                 victim.signal(signal.SIGSTOP)
                 # past the TTL, the reaping, and the other node's replay of the 4 steps (gaps of 0.5 s)
@@ -187,7 +187,8 @@ POISON: dict[str, dict[str, float]] = {
 
 async def poison(short: bool) -> Result:
     """Handlers that kill, hang, block, flood or break; ordinary runs around them must still complete."""
-    scale = _pick(short, Scale(600, 20, 45), Scale(150, 8, 15))
+    # the loop's two attempts take 2 s (timeout) + 5 s (the executor's cancel grace) each
+    scale = _pick(short, Scale(600, 20, 45), Scale(150, 8, 30))
     config = StageConfig(workers=3, concurrency=10, expected_exit_codes=frozenset({3}))
     copies = 1 if short else 2
     bad = [(job, payload) for job, payload in POISON.items() for _ in range(copies)]

@@ -234,17 +234,27 @@ class Stage:
                 self.verdict.add("node heartbeat off the Redis clock",
                                  f"{w.node_id} heartbeat {(beat - redis_now_ms) / 1000:+.0f}s from Redis time")
 
-    async def busiest_worker(self) -> Worker:
-        """The live node holding the most leases now (the first one if none holds any)."""
+    async def busiest_worker(self, at_least: int = 0, wait_s: float = 0.0) -> Worker:
+        """The live node holding the most leases now (the first one if none holds any).
+
+        With ``at_least``, wait up to ``wait_s`` for a node to hold that many (on a busy machine
+        the runs may not have started yet: stopping a node that holds nothing tests nothing).
+        """
         assert self.app is not None
-        held: dict[str, int] = {}
-        for p in self.app.keys.partitions:
-            for run_id in await self.client.zrange(p.leased, 0, -1):
-                node = await self.client.hget(p.run(run_id.decode()), "lease_node")
-                if node:
-                    held[node.decode()] = held.get(node.decode(), 0) + 1
-        alive = [w for w in self.workers if w.alive()]
-        return max(alive, key=lambda w: held.get(w.node_id, 0))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while True:
+            held: dict[str, int] = {}
+            for p in self.app.keys.partitions:
+                for run_id in await self.client.zrange(p.leased, 0, -1):
+                    node = await self.client.hget(p.run(run_id.decode()), "lease_node")
+                    if node:
+                        held[node.decode()] = held.get(node.decode(), 0) + 1
+            alive = [w for w in self.workers if w.alive()]
+            busiest = max(alive, key=lambda w: held.get(w.node_id, 0))
+            if held.get(busiest.node_id, 0) >= at_least or loop.time() >= deadline:
+                return busiest
+            await asyncio.sleep(0.05)
 
     async def kill_randomly(self, duration_s: float, every_s: tuple[float, float], rng: random.Random) -> None:
         """kill -9 a random live node every ``every_s`` seconds for ``duration_s``."""
