@@ -71,7 +71,7 @@ def connect(url: str, cluster: bool = False, **kwargs: Any) -> Any:
 URL_SCHEMES = ("redis", "rediss", "unix")
 #: options a URL's query may carry: redis-py's typed ones and client_name; with TLS, the ssl_* ones.
 #: Others (decode_responses, encoding ...) would change what Baton reads back, or fail at connect time.
-_URL_OPTIONS = frozenset(URL_QUERY_ARGUMENT_PARSERS) | {"client_name"}
+_URL_OPTIONS = frozenset(URL_QUERY_ARGUMENT_PARSERS) | {"client_name", "username", "password"}
 _TLS_OPTIONS = frozenset(p for p in inspect.signature(SSLConnection.__init__).parameters if p.startswith("ssl_"))
 
 

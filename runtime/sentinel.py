@@ -74,17 +74,21 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
         if name in _SENTINEL_AUTH:
             continue
         parser: Any = URL_QUERY_ARGUMENT_PARSERS.get(name)
-        if parser is None and name != "client_name":
-            supported = ", ".join(sorted({*URL_QUERY_ARGUMENT_PARSERS, "client_name", *_SENTINEL_AUTH}))
+        if parser is None and name not in ("client_name", "username", "password"):
+            supported = ", ".join(sorted({*URL_QUERY_ARGUMENT_PARSERS, "client_name", "username", "password",
+                                          *_SENTINEL_AUTH}))
             raise ValueError(f"unsupported option {name!r} in the query (supported: {supported})")
         try:
             options[name] = parser(raw) if parser is not None else raw
         except (TypeError, ValueError) as exc:
             raise ValueError(f"invalid value for the {name!r} option") from exc
     user, _, password = parts.netloc.rpartition("@")[0].partition(":")
+    # as for redis://, the data nodes' credentials may also come as ?username= / ?password=
+    username = options.pop("username", None) or unquote(user) or None
+    password = options.pop("password", None) or unquote(password) or None
     return SentinelTarget(
         sentinels=sentinels, service=path[0], db=int(path[1]) if len(path) == 2 else 0,
-        username=unquote(user) or None, password=unquote(password) or None, tls=scheme == "rediss+sentinel",
+        username=username, password=password, tls=scheme == "rediss+sentinel",
         sentinel_auth={k.removeprefix("sentinel_"): query[k] for k in _SENTINEL_AUTH if query.get(k)},
         options=options,
     )
