@@ -82,10 +82,10 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
             options[name] = parser(raw) if parser is not None else raw
         except (TypeError, ValueError) as exc:
             raise ValueError(f"invalid value for the {name!r} option") from exc
-    user, _, password = parts.netloc.rpartition("@")[0].partition(":")
+    user_in_url, _, password_in_url = parts.netloc.rpartition("@")[0].partition(":")
     # as for redis://, the data nodes' credentials may also come as ?username= / ?password=
-    username = options.pop("username", None) or unquote(user) or None
-    password = options.pop("password", None) or unquote(password) or None
+    username = options.pop("username", None) or unquote(user_in_url) or None
+    password = options.pop("password", None) or unquote(password_in_url) or None
     return SentinelTarget(
         sentinels=sentinels, service=path[0], db=int(path[1]) if len(path) == 2 else 0,
         username=username, password=password, tls=scheme == "rediss+sentinel",
