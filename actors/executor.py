@@ -134,6 +134,21 @@ class Executor(Actor[ExecutorMessage]):
                     reply.set_result(None)
             self.idle_replies.clear()
 
+    def on_stall(self) -> None:
+        """The event loop was blocked (called by the watchdog's thread through the loop, ahead of
+        what the handlers wait for): give back every run whose lease may have expired meanwhile,
+        before its handler can send another command. A run whose lease still holds is released
+        uncharged; one whose lease was taken is fenced off."""
+        for run_id, lease in list(self.leases.items()):
+            if lease.time_left() <= 0:
+                task = self.tasks.get(run_id)
+                if task is not None and not task.done() and run_id not in self.cancel_reasons:
+                    self.metrics.leases_lost.labels(stage="stall").inc()
+                    c = self.claimed.get(run_id)
+                    with run_log_context(run_id, c.job if c else "", c.attempt if c else 0):
+                        self.log.warning("event loop stalled past the lease of run %s; giving it back", run_id)
+                    self._cancel(run_id, "stalled")
+
     def _start(self, claimed: Claimed) -> None:
         task = asyncio.get_running_loop().create_task(self._execute(claimed), name=f"run:{claimed.run_id}")
         self.tasks[claimed.run_id] = task
@@ -227,6 +242,7 @@ class Executor(Actor[ExecutorMessage]):
             return _failure(c, "timed_out", JobTimeout(f"handler ran past its timeout of {c.timeout_ms / 1000:g}s"))
         if reason == "lease_lost":
             return _failure(c, "failed", None)  # will be fenced off by the token check
+        # drained, or given back after a stall: uncharged (fenced off if the lease was taken meanwhile)
         return Outcome(c.run_id, c.token, "released")
 
     async def _outcome(self, c: Claimed) -> Outcome:

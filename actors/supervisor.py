@@ -74,7 +74,7 @@ class Supervisor(Actor[None]):
         self.api = (Api(app, self.metrics.registry, ready=lambda: not self.shutdown_requested.is_set())
                     if self.settings.api_port else None)
         self.scheduler = Scheduler(app)
-        self.watchdog = Watchdog(app, self.metrics)
+        self.watchdog = Watchdog(app, self.metrics, on_stall=self.executor.on_stall)
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.restarts: dict[str, deque[float]] = {}
 

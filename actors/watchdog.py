@@ -12,6 +12,13 @@ expire while the node cannot even notice. The watchdog makes that visible:
 - when the loop runs again the stall is logged with that run and the code
   location, and counted (``baton_event_loop_stalls_total``). Fenced work after
   such a stall confirms its lease with Redis first (runtime/fencing.py).
+
+A stall is also a lease problem: every run on the node may have lost its lease
+meanwhile, and a handler suspended mid-step would send its next command the
+moment the loop runs again. So the thread also hands ``on_stall`` (the
+executor's) to the loop with ``call_soon_threadsafe`` while the loop is still
+blocked: it is queued before anything the loop polls afterwards, and gives
+back every run whose lease may have expired before their handlers resume.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import asyncio
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 
@@ -53,10 +61,12 @@ class Watchdog(Actor[None]):
 
     name = "watchdog"
 
-    def __init__(self, app: Baton, metrics: Metrics) -> None:
+    def __init__(self, app: Baton, metrics: Metrics, on_stall: Callable[[], None] | None = None) -> None:
         super().__init__()
         self.app = app
         self.metrics = metrics
+        #: called on the loop, first thing after a stall (see the module docstring)
+        self.on_stall = on_stall
         self.beat = time.monotonic()
         self.culprit: Culprit | None = None
 
@@ -65,7 +75,7 @@ class Watchdog(Actor[None]):
         loop = asyncio.get_running_loop()
         loop_thread = threading.get_ident()
         done = threading.Event()
-        sampler = threading.Thread(target=self._sample, args=(loop_thread, done), name="baton-watchdog",
+        sampler = threading.Thread(target=self._sample, args=(loop, loop_thread, done), name="baton-watchdog",
                                    daemon=True)
         sampler.start()
         try:
@@ -93,14 +103,16 @@ class Watchdog(Actor[None]):
         else:
             self.log.warning("event loop blocked for %.2fs at %s: every actor of this node waited", lag, where)
 
-    def _sample(self, loop_thread: int, done: threading.Event) -> None:
-        """Thread: sample the loop thread's stack once per stall."""
+    def _sample(self, loop: asyncio.AbstractEventLoop, loop_thread: int, done: threading.Event) -> None:
+        """Thread: once per stall, sample the loop thread's stack and queue on_stall."""
         sampled_beat = 0.0
         while not done.wait(TICK_S / 2):
             beat = self.beat
             if time.monotonic() - beat < STALL_S or beat == sampled_beat:
                 continue
             sampled_beat = beat
+            if self.on_stall is not None:
+                loop.call_soon_threadsafe(self.on_stall)
             frame = sys._current_frames().get(loop_thread)
             if frame is not None:
                 self.culprit = _culprit(frame)

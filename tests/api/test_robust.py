@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 import orjson
+import pytest
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
@@ -138,3 +139,20 @@ async def test_submission_errors_are_400s_with_their_reason(api: ApiNode) -> Non
     # And in a batch, the same, with the item's place
     status, body = await api.call("POST", "/v1/runs/batch", json={"runs": [{"job": "echo", "run_at": "yesterday"}]})
     assert (status, body["code"]) == (400, "bad_run_at") and body["error"].startswith("runs[0]: "), body
+
+
+@pytest.mark.parametrize(("option", "value"), [
+    ("delay", 1e300), ("delay", 1e15), ("ttl", 1e300), ("idempotency_ttl", 1e300), ("idempotency_ttl", 0.0001),
+    ("timeout", 1e17), ("max_attempts", 10**23), ("priority", 10**6), ("run_at", 10**18),
+    ("run_at", "9999999-01-01T00:00:00Z"),
+])
+async def test_out_of_range_trigger_options_are_400s_that_store_nothing(api: ApiNode, option: str,
+                                                                         value: Any) -> None:
+    # Given a project with some runs already listed fine
+    before = await api.call("GET", "/v1/runs", params={"limit": 100})
+    # When a trigger carries a number (or time) out of its range (issue 12, section 3)
+    status, body = await api.call("POST", "/v1/jobs/echo/trigger", json={"input": 1, option: value})
+    # Then it is a 400 naming the option, nothing was created, and listing still works
+    assert status == 400 and option in body["error"], (status, body)
+    after = await api.call("GET", "/v1/runs", params={"limit": 100})
+    assert after[0] == 200 and len(after[1]["data"]) == len(before[1]["data"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -37,3 +38,38 @@ async def test_a_blocking_handler_is_named_in_the_stall_log(make_app: Any, caplo
     stall_logs = [r.getMessage() for r in caplog.records if "event loop blocked" in r.getMessage()]
     assert len(stall_logs) == 1, stall_logs
     assert run_id in stall_logs[0] and "blocks_the_loop" in stall_logs[0] and "test_watchdog.py" in stall_logs[0]
+
+
+async def test_a_stall_past_the_lease_gives_back_runs_before_their_handlers_resume(make_app: Any) -> None:
+    # Given a node (lease TTL 2 s) running a step that waits briefly before its side effect ...
+    app = make_app(lease_ttl_ms=2000, renew_interval_ms=500)
+    started = asyncio.Event()
+    effects: list[int] = []
+
+    @app.job(max_attempts=3)
+    async def stepper(ctx: RunContext, payload: Any) -> str:
+        async def effect() -> str:
+            started.set()
+            await asyncio.sleep(0.3)  # the loop is blocked while this step waits
+            effects.append(ctx.attempt)  # the side effect, after the wait
+            return "done"
+        return str(await ctx.step("effect", effect))
+
+    # ... and a handler that blocks the event loop for longer than the lease
+    @app.job(max_attempts=1)
+    async def blocker(ctx: RunContext, payload: Any) -> str:
+        await started.wait()
+        time.sleep(3)
+        return "blocked"
+
+    async with running_node(app) as node:
+        step_run = await app.trigger("stepper")
+        await app.trigger("blocker")
+        run = await app.wait_for(step_run, 30)
+        stalls = node.metrics.registry.get_sample_value("baton_leases_lost_total", {"stage": "stall"})
+    # Then the stepping run was given back (uncharged) before its step could go on, and ran again later:
+    # the first attempt's side effect never happened
+    assert run.status == "completed" and run.output == "done"
+    assert stalls is not None and stalls >= 1
+    assert effects == [run.attempt] and run.attempt >= 2
+    assert [a.status for a in run.attempts][:1] == ["released"]
