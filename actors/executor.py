@@ -24,7 +24,7 @@ from runtime.app import Baton
 from runtime.context import ContinueAsNew, RunContext, RunLogCapture, Suspend, current_run
 from runtime.errors import JobTimeout, LeaseLost, PermanentFailure
 from runtime.fencing import LeaseClock, lease_margin_s
-from runtime.limits import output_json
+from runtime.limits import fit_error, output_json
 from runtime.logs import run_log_context
 from runtime.messages import AskBusy, CancelRun, LeaseGranted, LeasesRenewed, ReleaseAll, RunFinished, WhenIdle
 from runtime.metrics import Metrics
@@ -222,7 +222,7 @@ class Executor(Actor[ExecutorMessage]):
             outcome = self._cancelled(c)
         except Exception as exc:
             self.log.exception("internal error while executing run %s", c.run_id)
-            outcome = _failure(c, "failed", exc)
+            outcome = self._failure(c, "failed", exc)
         finally:
             me = asyncio.current_task()
             abandoned = me in self.abandoned
@@ -237,18 +237,19 @@ class Executor(Actor[ExecutorMessage]):
     def _cancelled(self, c: Claimed) -> Outcome:
         reason = self.cancel_reasons.get(c.run_id, "released")
         if reason == "canceled":
-            return _failure(c, "canceled", None)
+            return self._failure(c, "canceled", None)
         if reason == "timed_out":
-            return _failure(c, "timed_out", JobTimeout(f"handler ran past its timeout of {c.timeout_ms / 1000:g}s"))
+            timeout = JobTimeout(f"handler ran past its timeout of {c.timeout_ms / 1000:g}s")
+            return self._failure(c, "timed_out", timeout)
         if reason == "lease_lost":
-            return _failure(c, "failed", None)  # will be fenced off by the token check
+            return self._failure(c, "failed", None)  # will be fenced off by the token check
         # drained, or given back after a stall: uncharged (fenced off if the lease was taken meanwhile)
         return Outcome(c.run_id, c.token, "released")
 
     async def _outcome(self, c: Claimed) -> Outcome:
         job = self.app.jobs.get(c.job)
         if job is None:  # the claim script only hands out served jobs; this is a bug guard
-            return _failure(c, "failed", RuntimeError(f"job {c.job!r} not defined on this node"), permanent=True)
+            return self._failure(c, "failed", RuntimeError(f"job {c.job!r} not defined on this node"), permanent=True)
         # counted once the handler is under way: the metrics are not on the pickup path
         asyncio.get_running_loop().call_soon(self._count_start, c)
         with run_log_context(c.run_id, c.job, c.attempt):
@@ -289,14 +290,14 @@ class Executor(Actor[ExecutorMessage]):
                 # fenced work was refused: nothing this attempt reports can land any more
                 self.metrics.leases_lost.labels(stage="fence").inc()
                 ctx.log.warning("%s", exc)
-                outcome = _failure(c, "failed", exc)
+                outcome = self._failure(c, "failed", exc)
             except PermanentFailure as exc:
-                outcome = _failure(c, "failed", exc, permanent=True)
+                outcome = self._failure(c, "failed", exc, permanent=True)
             except orjson.JSONEncodeError as exc:
-                outcome = _failure(c, "failed", TypeError(f"handler result is not JSON-serialisable: {exc}"))
+                outcome = self._failure(c, "failed", TypeError(f"handler result is not JSON-serialisable: {exc}"))
             except Exception as exc:  # noqa: BLE001 - any handler error is an attempt failure
                 ctx.log.warning("handler raised %s: %s", type(exc).__name__, exc)
-                outcome = _failure(c, "failed", exc)
+                outcome = self._failure(c, "failed", exc)
             finally:
                 if timer is not None:
                     timer.cancel()
@@ -339,17 +340,14 @@ class Executor(Actor[ExecutorMessage]):
                                       [("continued", orjson.dumps({"run_id": new_id}).decode())])
         return Outcome(c.run_id, c.token, "completed", output_json=orjson.dumps({"continued_as": new_id}).decode())
 
-
-def _failure(c: Claimed, status: str, exc: BaseException | None, permanent: bool = False) -> Outcome:
-    error = None
-    if exc is not None:
-        error = {
-            "message": str(exc) or type(exc).__name__,
-            "type": type(exc).__name__,
-            "stack": "".join(traceback.format_exception(exc)),
-        }
-    elif status == "canceled":
-        error = {"message": "canceled while executing", "type": "Canceled"}
-    return Outcome(
-        c.run_id, c.token, status, error_json=orjson.dumps(error).decode() if error else "", permanent=permanent
-    )
+    def _failure(self, c: Claimed, status: str, exc: BaseException | None, permanent: bool = False) -> Outcome:
+        error = None
+        if exc is not None:
+            message, stack = fit_error(str(exc) or type(exc).__name__, "".join(traceback.format_exception(exc)),
+                                       self.app.settings)
+            error = {"message": message, "type": type(exc).__name__, "stack": stack}
+        elif status == "canceled":
+            error = {"message": "canceled while executing", "type": "Canceled"}
+        return Outcome(
+            c.run_id, c.token, status, error_json=orjson.dumps(error).decode() if error else "", permanent=permanent
+        )

@@ -23,7 +23,6 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -32,6 +31,7 @@ from .errors import ChildRunFailed, DuplicateStep, LeaseLost, NonDeterminism, Wa
 from .fencing import LeaseClock, lease_margin_s
 from .ids import routed_run_id
 from .limits import check_size, check_tags, fit_log_entry
+from .records import iso
 
 if TYPE_CHECKING:
     from .app import Baton
@@ -61,10 +61,6 @@ class ContinueAsNew(BaseException):
     def __init__(self, payload: Any) -> None:
         super().__init__("continue_as_new")
         self.payload = payload
-
-
-def _iso(ms: float) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _dumps(value: Any) -> str:
@@ -308,7 +304,7 @@ class RunContext:
             entry = {
                 "id": f"{self.run_id}:{self.attempt}:{self._log_seq}", "runId": self.run_id,
                 "stepName": self._current_step, "level": level, "message": message, "data": data,
-                "timestamp": _iso(created * 1000),
+                "timestamp": iso(created * 1000),
             }
             text = orjson.dumps(entry, default=str).decode()
             self._events.append(("log", fit_log_entry(entry, text, self._app.settings)))
@@ -379,7 +375,7 @@ class RunContext:
             self._rec_seq += 1
             full = {"id": f"{self.run_id}:{self.attempt}:{kind[0]}{self._rec_seq}", "run_id": self.run_id,
                     **record, "attempt": self.attempt, "step_name": self._current_step,
-                    "created_at": _iso(self.now_ms())}
+                    "created_at": iso(self.now_ms())}
             try:
                 data = _dumps(full)
             except TypeError as exc:

@@ -70,3 +70,15 @@ def fit_log_entry(entry: dict[str, Any], text: str, settings: Settings) -> str:
     message = str(entry.get("message") or "")[: max(limit // 4 - len(note) - 1024, 0)]
     cut = {**entry, "message": message + note, "data": None}
     return orjson.dumps(cut, default=str).decode()
+
+
+def fit_error(message: str, stack: str, settings: Settings) -> tuple[str, str]:
+    """An attempt's error message and stack, each cut to a quarter of max_record_bytes (in characters,
+    within the limit in any encoding): an exception's text can be as large as the handler made it."""
+    room = max(settings.max_record_bytes // 4, 64)
+    note = " [cut: max_record_bytes]"
+    if len(message) > room:
+        message = message[: room - len(note)] + note
+    if len(stack) > room:
+        stack = note.strip() + " ..." + stack[-(room - len(note) - 4):]  # the end of a stack is where it failed
+    return message, stack

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..ranges import json_schema
 from .views import NATIVE_STATUSES, STRAIT_STATUSES, VIEWS
 
 __all__ = ["SCHEMAS", "ref"]
@@ -241,25 +242,25 @@ TRIGGER_OPTIONS: dict[str, Schema] = {
                           "other than default the run's id is <project>:<id> (GET accepts either form), so "
                           "no project can take, or learn of, another project's id."},
     "queue": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,100}$"},
-    "priority": {"type": "integer", "minimum": -1000, "maximum": 1000},
-    "delay": {"type": "number", "minimum": 0},
+    # numeric options: their ranges come from the one table the stream and the client check too
+    "priority": json_schema("priority"),
+    "delay": json_schema("delay"),
     "run_at": {"type": ["string", "integer"]},
     "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 128},
-    "idempotency_ttl": {"type": "number", "exclusiveMinimum": 0},
+    "idempotency_ttl": json_schema("idempotency_ttl"),
     "concurrency_key": {"type": "string", "maxLength": 256},
     "labels": STR_MAP,
     "tags": {"type": "array", "items": {"type": "string", "maxLength": 128}, "maxItems": 10},
     "metadata": OBJ,
-    "max_attempts": {"type": "integer", "minimum": 1},
-    "timeout": {"type": "number", "exclusiveMinimum": 0},
+    "max_attempts": json_schema("max_attempts"),
+    "timeout": json_schema("timeout"),
     "version": {"type": "string", "maxLength": 256},
-    "ttl": {"type": "number", "exclusiveMinimum": 0,
-            "description": "Seconds the run may wait to start before it ends expired."},
+    "ttl": {**json_schema("ttl"), "description": "Seconds the run may wait to start before it ends expired."},
     "debounce": _obj({
         "key": {"type": "string", "minLength": 1, "maxLength": 256},
-        "window": {"type": "number", "exclusiveMinimum": 0},
+        "window": json_schema("debounce_window"),
         "mode": {"type": "string", "enum": ["trailing", "leading"]},
-        "max_delay": {"type": "number", "minimum": 0},
+        "max_delay": json_schema("debounce_max"),
     }, ["key", "window"], extra=False),
     "triggered_by": {"type": "string", "enum": ["api", "manual", "cron", "event", "workflow"]},
 }

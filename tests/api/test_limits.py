@@ -152,3 +152,20 @@ async def test_each_limit_fails_the_attempt_permanently_and_nothing_oversized_is
     # And no value in Redis is over the largest limit (no oversized value was stored anywhere)
     largest = await _largest_values(redis, app.settings.prefix)
     assert largest and largest[0][0] <= max(LIMITS.values()) + 512, largest[:3]
+
+
+async def test_a_huge_exception_message_is_cut_to_the_record_limit(make_app: Any) -> None:
+    # Given a handler that raises with a 5 MB message
+    app = make_app(max_record_bytes=64 * 1024)
+
+    @app.job(max_attempts=1)
+    async def shouts(ctx: RunContext, payload: Any) -> None:
+        raise ValueError("x" * 5_000_000)
+
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("shouts"), 20)
+    # Then the attempt's error is stored, cut to the limit, and says so
+    error = run.attempts[0].error
+    assert error is not None and error["type"] == "ValueError"
+    assert len(error["message"]) <= 64 * 1024 // 4 and "max_record_bytes" in error["message"]
+    assert len(error["stack"]) <= 64 * 1024 // 4
