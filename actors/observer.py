@@ -25,6 +25,7 @@ from runtime.app import Baton
 from runtime.codec import text
 from runtime.keys import Partition
 from runtime.metrics import Metrics
+from runtime.statuses import TERMINAL
 
 from .base import Actor
 
@@ -33,7 +34,7 @@ __all__ = ["Observer"]
 #: ready-set score = (1000 - priority) * 2^42 + sequence (see lua/includes/common.lua)
 READY_BAND = 4398046511104
 #: statuses counted per partition from their index sets (beside queued, which is per queue)
-INDEXED_STATES = ("completed", "failed", "canceled", "dead_letter")
+INDEXED_STATES = tuple(str(s) for s in TERMINAL)
 
 
 

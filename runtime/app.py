@@ -19,6 +19,7 @@ from .ranges import check, shown, to_ms
 from .records import Run, iso, read_runs, stored_int, stored_json, text, timeline_entry
 from .scripts import Scripts
 from .settings import Settings
+from .statuses import TERMINAL
 from .submission import PlainSpecs, RunSpec, build_spec, json_text
 from .submission import _run_at_ms as run_at_to_ms
 
@@ -472,7 +473,7 @@ class Baton:
 
     async def list_status(self, status: str, limit: int = 100, offset: int = 0) -> list[Run]:
         """Runs in a terminal status, newest first, across partitions."""
-        if status in ("queued", "delayed", "executing"):
+        if status not in TERMINAL:
             raise ConfigError("list_status reads terminal-status indices only")
         found: list[tuple[float, str]] = []
         for p in self.keys.partitions:
@@ -501,13 +502,12 @@ class Baton:
                 pipe.zcard(p.keyed_ready(q))
             pipe.zcard(p.delayed)
             pipe.zcard(p.leased)
-            terminal = ["completed", "failed", "canceled", "dead_letter", "expired"]
-            for s in terminal:
+            for s in TERMINAL:
                 pipe.zcard(p.status(s))
             res = await pipe.execute()
             counts["queued"] = counts.get("queued", 0) + sum(res[: 2 * len(queues)])
             rest = res[2 * len(queues):]
-            for name, n in zip(["delayed", "executing", *terminal], rest, strict=True):
+            for name, n in zip(["delayed", "executing", *TERMINAL], rest, strict=True):
                 counts[name] = counts.get(name, 0) + int(n)
         return counts
 

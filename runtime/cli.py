@@ -19,6 +19,7 @@ from .api.commands import add_api_args, add_commands, api_client, run_command
 from .app import Baton
 from .errors import BatonError
 from .settings import ENV_PREFIX, Settings, descriptions, env_warnings
+from .statuses import TERMINAL
 from .worker import load_app, run_api, run_worker
 
 __all__ = ["build_parser", "main", "settings_from"]
@@ -129,7 +130,7 @@ async def _api_client_command(ns: argparse.Namespace) -> int:
                 delay = 0.02
                 while True:
                     run = await api.get(f"/v1/runs/{run_id}")
-                    if run["status"] in ("completed", "failed", "canceled", "dead_letter", "expired"):
+                    if run["status"] in TERMINAL:
                         _print(run)
                         return 0
                     if loop.time() > deadline:

@@ -32,6 +32,7 @@ from .fencing import LeaseClock, lease_margin_s
 from .ids import routed_run_id
 from .limits import check_size, check_tags, fit_log_entry
 from .records import iso
+from .statuses import TERMINAL
 
 if TYPE_CHECKING:
     from .app import Baton
@@ -42,7 +43,6 @@ __all__ = ["ContinueAsNew", "RunContext", "RunLogCapture", "RunLogger", "Suspend
 #: The context of the run whose handler is executing (also inside its threads).
 current_run: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar("baton_current_run", default=None)
 
-TERMINAL = ("completed", "failed", "canceled", "dead_letter", "expired")
 _LEVELS = {logging.DEBUG: "info", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error",
            logging.CRITICAL: "error"}
 

@@ -27,12 +27,14 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from .statuses import FINISHED_BY_OUTCOME, AttemptOutcome
+
 __all__ = ["DURATION_BUCKETS", "FINAL_STATUSES", "LAG_BUCKETS", "LEASE_BUCKETS", "OUTCOMES", "REDIS_BUCKETS", "Metrics"]
 
 #: run statuses counted by baton_runs_finished_total
-FINAL_STATUSES = ("completed", "failed", "canceled", "dead_letter")
+FINAL_STATUSES = tuple(str(s) for s in FINISHED_BY_OUTCOME)
 #: attempt outcomes counted by baton_attempts_total
-OUTCOMES = ("completed", "failed", "timed_out", "canceled", "released", "crashed", "waiting")
+OUTCOMES = tuple(str(o) for o in AttemptOutcome)
 
 # from a millisecond no-op job to multi-hour batch work
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,

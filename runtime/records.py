@@ -9,14 +9,15 @@ from typing import Any
 import orjson
 
 from .codec import text
+from .statuses import LIVE, TERMINAL
 
 __all__ = ["LIVE_STATUSES", "TERMINAL_STATUSES", "Attempt", "Run", "iso", "stored_int", "stored_json", "stored_ms",
            "text", "timeline_entry"]
 
 #: Statuses a run never leaves (its record then expires by retention).
-TERMINAL_STATUSES = frozenset({"completed", "failed", "canceled", "dead_letter", "expired"})
+TERMINAL_STATUSES = frozenset(TERMINAL)
 #: Statuses of runs still in flight.
-LIVE_STATUSES = frozenset({"queued", "delayed", "executing", "waiting"})
+LIVE_STATUSES = frozenset(LIVE)
 
 
 #: Integers read back are kept within what JSON readers represent exactly (and orjson can write), so

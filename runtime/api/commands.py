@@ -21,7 +21,6 @@ from .client import ApiClient, ApiClientError, SseEvent
 __all__ = ["DEFAULT_URL", "add_api_args", "add_commands", "api_client", "run_command"]
 
 DEFAULT_URL = "http://127.0.0.1:8480"
-TERMINAL = {"completed", "failed", "canceled", "dead_letter", "expired"}
 
 
 def add_api_args(parser: argparse.ArgumentParser, json_flag: bool = True) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 from ..records import Run, iso, stored_int, stored_json
+from ..statuses import RunStatus
 
 __all__ = [
     "VIEWS",
@@ -63,8 +64,7 @@ _TRIGGER_ATTEMPT = {"completed": "COMPLETED", "failed": "FAILED", "timed_out": "
 STRAIT_STATUSES = ("delayed", "queued", "dequeued", "executing", "waiting", "completed", "failed", "timed_out",
                    "crashed", "system_failed", "canceled", "expired", "dead_letter")
 #: Baton's native statuses
-NATIVE_STATUSES = ("delayed", "queued", "executing", "waiting", "paused", "completed", "failed", "canceled",
-                   "dead_letter", "expired")
+NATIVE_STATUSES = tuple(str(s) for s in RunStatus)
 _SOURCE_TRIGGER = {"child": "spawn", "continuation": "continue", "client": "client", "stream": "stream",
                    "replay": "replay", "restart": "restart", "cron": "cron"}
 

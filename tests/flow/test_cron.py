@@ -138,3 +138,36 @@ async def test_catch_up_run_once_after_downtime(make_app: Any, redis: Any) -> No
     run = await app.get_run(seen[0])
     assert run is not None and int(run.raw["caught_up_ticks"]) >= 3
     assert state["next_fire_at"] > datetime.now(UTC).isoformat()[:19]
+
+
+async def test_skip_overlap_counts_a_paused_run_as_still_going(make_app: Any) -> None:
+    # Given a schedule that skips overlapping ticks, whose first run is paused before it starts
+    # (the live statuses once left `paused` out, so the paused run did not hold the next ticks back)
+    app = make_app(handoff=False)
+    started: list[str] = []
+
+    @app.job(cron=CronSchedule(name="held", job="", expression="* * * * * *", overlap="skip"))
+    async def held(ctx: RunContext, payload: Any) -> None:
+        started.append(ctx.run_id)
+
+    async with running_node(app, intake=False) as node:
+        node.fetcher.stop()  # nothing is claimed: every fired run stays queued until paused below
+
+        async def first_run() -> str | None:
+            [state] = await app.list_schedules()
+            return state.get("last_run_id")
+        run_id = await eventually(first_run, 15, interval=0.05)
+        await app.pause(run_id)
+        assert (await app.get_run(run_id)).status == "paused"  # type: ignore[union-attr]
+        [before] = await app.list_schedules()
+        # When several more ticks come while it is paused
+        await eventually(lambda: _skipped_since(app, before["skipped_count"], 2), 15, interval=0.1)
+        [after] = await app.list_schedules()
+    # Then they were skipped: the paused run still counts as going, and no second run was fired
+    assert after["last_run_id"] == run_id
+    assert started == []
+
+
+async def _skipped_since(app: Any, before: int, more: int) -> bool:
+    [state] = await app.list_schedules()
+    return int(state["skipped_count"]) >= before + more
