@@ -25,7 +25,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from runtime.app import Baton
 from runtime.codec import text
-from runtime.errors import SubmissionError
+from runtime.errors import RedisUnavailable, SubmissionError
 from runtime.metrics import Metrics
 from runtime.stream_entries import parse_stream_entry, parse_stream_event, rejected_record
 from runtime.submission import RunSpec
@@ -419,6 +419,7 @@ def _ends_batch(exc: BaseException) -> bool:
         # a script that failed on its arguments (unless it is a state the client does not map)
         text = str(exc)
         return type(exc) is not ResponseError or "script" not in text.lower() or text.startswith(_SERVER_REPLIES)
-    return isinstance(exc, RedisError | OSError | TimeoutError)
+    # RedisUnavailable: a write not on enough replicas (NotReplicated) is not acknowledged either
+    return isinstance(exc, RedisError | OSError | TimeoutError | RedisUnavailable)
 
 

@@ -167,6 +167,40 @@ class DirectCalls:
         self._free.append(conn)
         return reply
 
+    async def execute_durably(self, replicas: int, timeout_ms: int, *args: Any) -> tuple[Any, int]:
+        """Send one command and then ``WAIT replicas timeout_ms`` on the same connection (one round
+        trip): the reply, and how many replicas have every write this connection made."""
+        if self._pool is None:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.execute_command(*args)
+            pipe.execute_command("WAIT", replicas, timeout_ms)
+            reply, acked = await pipe.execute()
+            return reply, int(acked)
+        conn = self._free.pop() if self._free else await self._pool.get_connection()
+        try:
+            await conn.send_packed_command(conn.pack_commands([args, ("WAIT", replicas, timeout_ms)]))
+            try:
+                reply = await conn.read_response()
+            finally:
+                acked = await conn.read_response()  # read even after an error reply: keep the stream in step
+        except ResponseError:
+            self._free.append(conn)
+            raise
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            await conn.disconnect()
+            self._free.append(conn)
+            pipe = self._client.pipeline(transaction=False)
+            pipe.execute_command(*args)
+            pipe.execute_command("WAIT", replicas, timeout_ms)
+            reply, acked = await pipe.execute()
+            return reply, int(acked)
+        except BaseException:
+            await conn.disconnect(nowait=True)
+            self._free.append(conn)
+            raise
+        self._free.append(conn)
+        return reply, int(acked)
+
     async def release(self) -> None:
         """Give the held connections back to the client's pool (calls in flight keep theirs)."""
         if self._pool is None:

@@ -13,6 +13,7 @@ __all__ = [
     "LeaseError",
     "LeaseLost",
     "NonDeterminism",
+    "NotReplicated",
     "OutputTooLarge",
     "PermanentFailure",
     "RedisUnavailable",
@@ -44,6 +45,15 @@ class ConfigError(BatonError):
 
 class RedisUnavailable(BatonError):
     """Raised when Redis cannot be reached or the embedded server cannot start."""
+
+
+class NotReplicated(RedisUnavailable):
+    """A write reached fewer replicas than ``durable_replicas`` within ``durable_timeout_ms``.
+
+    It is on the master and may or may not survive a failover, so it was not
+    acknowledged: retry it (run creation is idempotent on the run id, the entry id
+    and the idempotency key).
+    """
 
 
 class SubmissionError(BatonError):

@@ -21,6 +21,7 @@ from redis.exceptions import NoScriptError
 
 from .codec import text
 from .connection import DirectCalls
+from .errors import NotReplicated
 from .keys import Keys, Partition
 from .settings import Settings
 
@@ -106,13 +107,27 @@ class Scripts:
             # path: submission, pickup, completion); on NOSCRIPT (a failover
             # to a server that never loaded it) load it and call again
             try:
-                return await self._direct.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+                return await self._send(name, script.sha, keys, args)
             except NoScriptError:
                 script.sha = await self.redis.script_load(script.script)
-                return await self._direct.execute("EVALSHA", script.sha, len(keys), *keys, *args)
+                return await self._send(name, script.sha, keys, args)
         finally:
             if self.on_call is not None:
                 self.on_call(name, time.perf_counter() - started)
+
+    async def _send(self, name: str, sha: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        replicas = self.settings.durable_replicas
+        if not replicas:
+            return await self._direct.execute("EVALSHA", sha, len(keys), *keys, *args)
+        # durable writes: nothing is acknowledged before that many replicas have it (every
+        # script is a write, and its caller acknowledges on its return)
+        timeout_ms = self.settings.durable_timeout_ms
+        reply, acked = await self._direct.execute_durably(replicas, timeout_ms, "EVALSHA", sha, len(keys), *keys,
+                                                          *args)
+        if acked < replicas:
+            raise NotReplicated(f"{name}: the write reached {acked} of {replicas} replica(s) within {timeout_ms} ms "
+                                "(durable_replicas); it was not acknowledged")
+        return reply
 
     async def create(self, partition: Partition, specs_args: Sequence[Sequence[Any]]) -> list[tuple[str, int]]:
         """Create runs (each a RunSpec.script_args()); returns (id, code) per run."""

@@ -66,6 +66,8 @@ def _number(x: float) -> str:
 #: The range of every numeric setting, checked wherever a Settings is built (env, flags, code).
 BOUNDS: dict[str, Bound] = {
     "partitions": Bound(1, 1024),
+    "durable_replicas": Bound(1, 100, off=True),
+    "durable_timeout_ms": Bound(1, 60_000),
     "concurrency": Bound(1, 100_000),
     "lease_ttl_ms": Bound(100, _DAY_MS),
     "renew_interval_ms": Bound(1, _DAY_MS // 2),
@@ -121,6 +123,11 @@ class Settings:
     redis_url: str = ""
     #: Treat redis_url as a Redis Cluster entry point.
     redis_cluster: bool = False
+    #: Acknowledge nothing (a submission, a trigger, a step, an outcome) until this many replicas
+    #: have the write (Redis WAIT); 0 = off, acknowledge when the master has it.
+    durable_replicas: int = 0
+    #: How long a write waits for durable_replicas before it fails as not replicated.
+    durable_timeout_ms: int = 100
     #: Key prefix: two deployments with different prefixes share nothing.
     prefix: str = "baton"
     #: Queue partitions; every node and producer of a deployment must agree.

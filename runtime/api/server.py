@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from ..app import Baton
 from ..errors import (
     BatonError,
+    NotReplicated,
     RedisUnavailable,
     RunAlreadyFinished,
     RunAlreadyReplayed,
@@ -203,6 +204,8 @@ def _middleware(state: ApiState, metrics: ApiMetrics | None) -> Callable[..., Aw
             resp = _error(404, "not_found", str(exc), request_id)
         except tuple(_CONFLICTS) as exc:
             resp = _error(409, _CONFLICTS[type(exc)], str(exc), request_id)
+        except NotReplicated as exc:  # on the master, not acknowledged: the client retries (idempotent)
+            resp = _error(503, "not_replicated", str(exc), request_id)
         except (RedisError, RedisUnavailable, ConnectionRefusedError) as exc:
             if redis_transient(exc):
                 log.warning("request %s: Redis unavailable: %s: %s", request_id, type(exc).__name__, exc)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from runtime import Settings
+from runtime import NotReplicated, Settings
 from tests.integration.test_processes import producer, worker_env
 from tests.nodes import eventually, spawn_worker, stop_process
 from tests.servers import SENTINEL_SERVICE, SentinelGroup
@@ -80,3 +80,67 @@ async def test_a_node_follows_the_master_over_a_failover(sentinel_group: Sentine
         await app.close()
     assert code == 0, log.read_text()[-3000:]
     assert "giving up" not in log.read_text()
+
+
+def _durable(group: SentinelGroup, **changes: Any) -> Settings:
+    return Settings(redis_url=group.url(), prefix="dur", durable_replicas=1, durable_timeout_ms=500,
+                    lease_ttl_ms=3000, renew_interval_ms=500, reap_interval_ms=200, idle_poll_ms=500, metrics_port=0,
+                    **changes)
+
+
+async def test_an_acknowledged_trigger_is_on_the_replica_and_survives_a_failover(
+        sentinel_group: SentinelGroup) -> None:
+    # Given a producer with durable writes (durable_replicas=1) on a master with one replica
+    app = producer(_durable(sentinel_group))
+    assert sentinel_group.replica is not None and sentinel_group.master is not None
+    replica = aioredis.Redis(port=sentinel_group.replica.port)
+    try:
+        # When triggers return (the acknowledgement) ...
+        ids = [await app.trigger("noop", {"i": i}) for i in range(30)]
+        # Then each run is on the replica already
+        for run_id in ids:
+            assert await replica.exists(app.keys.partition_of_run(run_id).run(run_id)) == 1, run_id
+        # And when the master dies right after, every acknowledged run is on the new master
+        old_master = sentinel_group.current_master_port()
+        sentinel_group.master.kill()
+        await eventually(lambda: sentinel_group.current_master_port() != old_master, 30, interval=0.2)
+        for run_id in ids:
+            run = await app.get_run(run_id)
+            assert run is not None and run.status == "queued", run_id
+    finally:
+        await replica.aclose()
+        await app.close()
+
+
+async def test_a_write_no_replica_has_is_not_acknowledged(sentinel_group: SentinelGroup, tmp_path: Path) -> None:
+    # Given durable writes, and the only replica down
+    settings = _durable(sentinel_group)
+    app = producer(settings)
+    assert sentinel_group.replica is not None
+    sentinel_group.replica.kill()
+    log = tmp_path / "w.log"
+    worker = spawn_worker("tests.apps:app", worker_env(settings, "D"), log)
+    try:
+        # When a run is triggered, then the caller hears it was not replicated
+        with pytest.raises(NotReplicated):
+            await app.trigger("noop", {"direct": True}, id="dur-direct")
+        # and an entry on the stream stays unacknowledged (pending) while no replica takes the write
+        await app.redis.xadd(app.keys.submit_stream, {"job": "noop", "id": "dur-stream", "input": "{}"})
+
+        async def pending() -> int:
+            return int((await app.redis.xpending(app.keys.submit_stream, app.keys.intake_group))["pending"])
+        await eventually(pending, 20)
+        # When the replica is back, then the entry is created, acknowledged and run
+        sentinel_group.replica.start()
+        sentinel_group.wait_in_sync(sentinel_group.replica)
+        run = await app.wait_for("dur-stream", 40)
+        assert run.status == "completed"
+        await eventually(lambda: _none_pending(app), 20)
+    finally:
+        code = stop_process(worker)
+        await app.close()
+    assert code == 0, log.read_text()[-3000:]
+
+
+async def _none_pending(app: Any) -> bool:
+    return int((await app.redis.xpending(app.keys.submit_stream, app.keys.intake_group))["pending"]) == 0
