@@ -67,17 +67,9 @@ class RunSpec(NamedTuple):
     debounce_spec: str = ""
 
     def script_args(self) -> list[str | int]:
-        """The 24 ARGV fields of runs_create, in the order its header lists."""
-        return [
-            self.id, self.job, self.queue, self.input_json, self.priority,
-            "" if self.delay_ms is None else self.delay_ms,
-            "" if self.run_at_ms is None else self.run_at_ms,
-            self.labels_json, self.tags_json, self.metadata_json, self.concurrency_key,
-            self.idempotency_key, self.idempotency_ttl_ms, self.max_attempts,
-            self.timeout_ms, self.backoff_json, self.version, self.source, self.entry_id,
-            self.extra_json, "" if self.ttl_ms is None else self.ttl_ms, self.rate_key, self.debounce_key,
-            self.debounce_spec,
-        ]
+        """The run's fields for runs_create, in field order (absent times as ""); runs_create reads
+        them by the positions runtime/lua/includes/run_spec.lua gives, generated from this class."""
+        return ["" if v is None else v for v in self]
 
 
 JobLookup = Callable[[str], JobOptions | None]

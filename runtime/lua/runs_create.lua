@@ -7,12 +7,11 @@
   KEYS[1] partition queue set (SET) - pins the slot
   ARGV[1] partition key prefix, e.g. "{baton:p0}:"
   ARGV[2] wake channel (PUBLISH when runs became ready)
-  ARGV[3..] 1 argument per run: a JSON array of the run's 24 fields, in this order:
-    id, job, queue, input (JSON), priority, delay_ms (''), run_at_ms (''),
-    labels (JSON ''), tags (JSON ''), metadata (JSON ''), concurrency_key,
-    idempotency_key, idempotency_ttl_ms, max_attempts, timeout_ms,
-    backoff (JSON), version, source, entry_id, extra (JSON object of more fields, ''),
-    ttl_ms (''), rate_key (''), debounce_key (''), debounce spec ("mode,window_ms,max_ms")
+  ARGV[3..] 1 argument per run: a JSON array of the run's fields (RunSpec in
+    runtime/submission.py), read by name through includes/run_spec.lua, which is
+    generated from RunSpec: input, labels, tags, metadata, backoff and extra are
+    JSON ('' when absent), as are delay_ms, run_at_ms and ttl_ms; the debounce
+    spec is "mode,window_ms,max_ms"
   Debounce: runs of one job with one debounce key coalesce. "trailing": the
   first creates a delayed run due after the window; each later one within it
   replaces the input and pushes the start back by the window, never past
@@ -28,6 +27,7 @@
     2 idempotency key matched a live run (id is that run's) |
     3 absorbed by a debounced run (id is that run's) ]]
 --@include common
+--@include run_spec
 --@include claim
 local pfx, channel = ARGV[1], ARGV[2]
 local now = now_ms()
@@ -54,10 +54,9 @@ for a = 3, #ARGV do
   -- one argument per run: a JSON array of its fields (packing 24 arguments
   -- per run cost the client more than the whole script costs Redis)
   local F = cjson.decode(ARGV[a])
-  local i = 1
-  local id, job, queue, input = F[i], F[i + 1], F[i + 2], F[i + 3]
-  local priority, delay_ms, run_at = F[i + 4], F[i + 5], F[i + 6]
-  local ckey, ikey, ittl = F[i + 10], F[i + 11], F[i + 12]
+  local id, job, queue, input = F[S.id], F[S.job], F[S.queue], F[S.input_json]
+  local priority, delay_ms, run_at = F[S.priority], F[S.delay_ms], F[S.run_at_ms]
+  local ckey, ikey, ittl = F[S.concurrency_key], F[S.idempotency_key], F[S.idempotency_ttl_ms]
   local rk = pfx .. 'run:' .. id
   local code = 1
   local ik = nil
@@ -68,7 +67,7 @@ for a = 3, #ARGV do
       id, code = existing, 2
     end
   end
-  local dkey, dspec = F[i + 22], F[i + 23]
+  local dkey, dspec = F[S.debounce_key], F[S.debounce_spec]
   -- the input key lives exactly as long as the record, so writing it with NX
   -- doubles as the existence check (one call instead of two); a debounced
   -- run may be absorbed, so it checks first and writes later
@@ -121,7 +120,7 @@ for a = 3, #ARGV do
       end
       if d then
         local v = d.served[job]
-        if d.left <= 0 or not (v == true or (v and v[F[i + 16]])) or not no_limits(job) then d = false end
+        if d.left <= 0 or not (v == true or (v and v[F[S.version]])) or not no_limits(job) then d = false end
       end
     end
     if d then status = 'executing' end
@@ -133,17 +132,17 @@ for a = 3, #ARGV do
     -- take 0, 0 and created_at; every field costs Redis time and memory per run)
     local rec = {'id', id, 'job', job, 'queue', queue,
       'priority', priority, 'status', status, 'created_at', now,
-      'scheduled_at', due, 'max_attempts', F[i + 13],
-      'timeout_ms', F[i + 14], 'backoff', F[i + 15], 'source', F[i + 17]}
+      'scheduled_at', due, 'max_attempts', F[S.max_attempts],
+      'timeout_ms', F[S.timeout_ms], 'backoff', F[S.backoff_json], 'source', F[S.source]}
     local function put(k, v) rec[#rec + 1] = k; rec[#rec + 1] = v end
     local function put_set(k, v) if v ~= '' then put(k, v) end end
-    put_set('labels', F[i + 7]); put_set('tags', F[i + 8]); put_set('metadata', F[i + 9])
-    put_set('concurrency_key', ckey); put_set('idempotency_key', ikey); put_set('version', F[i + 16])
-    put_set('entry_id', F[i + 18]); put_set('rate_key', F[i + 21])
+    put_set('labels', F[S.labels_json]); put_set('tags', F[S.tags_json]); put_set('metadata', F[S.metadata_json])
+    put_set('concurrency_key', ckey); put_set('idempotency_key', ikey); put_set('version', F[S.version])
+    put_set('entry_id', F[S.entry_id]); put_set('rate_key', F[S.rate_key])
     local project = 'default'
     local extra = nil
-    if F[i + 19] ~= '' then
-      extra = cjson.decode(F[i + 19])
+    if F[S.extra_json] ~= '' then
+      extra = cjson.decode(F[S.extra_json])
       for k, v in pairs(extra) do put(k, tostring(v)) end
       if extra.parent_id then
         call('SADD', pfx .. 'children:' .. extra.parent_id, id)
@@ -163,8 +162,8 @@ for a = 3, #ARGV do
       if mode == 'trailing' then hold = (maxd > 0 and maxd or window * 100) + window end
       call('SET', dk, id, 'PX', math.max(hold, 1))
     end
-    if F[i + 20] ~= '' then
-      local expires = now + tonumber(F[i + 20])
+    if F[S.ttl_ms] ~= '' then
+      local expires = now + tonumber(F[S.ttl_ms])
       put('expires_at', expires)
       call('ZADD', pfx .. 'ttl', expires, id)
     end
@@ -179,9 +178,9 @@ for a = 3, #ARGV do
       local token = hold_lease(pfx, id, job, nil, d.node, 1, expires, now)
       local r = d.runs
       r[#r + 1] = id; r[#r + 1] = token; r[#r + 1] = 1; r[#r + 1] = job; r[#r + 1] = input
-      r[#r + 1] = F[i + 14]; r[#r + 1] = now
-      r[#r + 1] = F[i + 9] ~= '' and F[i + 9] or false
-      r[#r + 1] = F[i + 8] ~= '' and F[i + 8] or false
+      r[#r + 1] = F[S.timeout_ms]; r[#r + 1] = now
+      r[#r + 1] = F[S.metadata_json] ~= '' and F[S.metadata_json] or false
+      r[#r + 1] = F[S.tags_json] ~= '' and F[S.tags_json] or false
       r[#r + 1] = 0
       d.left = d.left - 1
     elseif status == 'queued' then

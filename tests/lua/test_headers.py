@@ -170,10 +170,12 @@ def test_run_spec_fills_the_create_block() -> None:
         tags_json="", metadata_json="", concurrency_key="", idempotency_key="", idempotency_ttl_ms=1,
         max_attempts=1, timeout_ms=1, backoff_json="{}", version="", source="s", entry_id="", extra_json="",
     )
-    # Then the block has the per-run field count the header declares
-    assert HEADERS["runs_create"].per_item == 1  # one JSON array argument per run
-    assert len(spec.script_args()) == 24
-    assert "JSON array of the run's 24 fields" in (LUA_DIR / "runs_create.lua").read_text()
+    # Then the block is one JSON array argument per run, with every field of RunSpec, which the
+    # script reads by the names of the generated include (never by position)
+    assert HEADERS["runs_create"].per_item == 1
+    assert len(spec.script_args()) == len(RunSpec._fields)
+    source = (LUA_DIR / "runs_create.lua").read_text()
+    assert "--@include run_spec" in source and "JSON array of the run's fields (RunSpec" in source
 
 
 @pytest.mark.parametrize("name", SCRIPT_NAMES)
