@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .statuses import LIVE, TERMINAL
 from .submission import RunSpec
 
-__all__ = ["GENERATED", "run_spec_lua"]
+__all__ = ["GENERATED", "run_spec_lua", "statuses_lua"]
 
 INCLUDES = Path(__file__).parent / "lua" / "includes"
 
@@ -25,8 +26,19 @@ def run_spec_lua() -> str:
     )
 
 
+def statuses_lua() -> str:
+    """The include with the live and terminal status sets of runtime/statuses.py."""
+    def table(name: str, statuses: tuple[str, ...]) -> str:
+        return f"local {name} = {{{', '.join(f'{s} = true' for s in statuses)}}}\n"
+    return (
+        "-- Generated from runtime/statuses.py by `python -m runtime.lua_includes`: do not edit.\n"
+        "-- A run in a LIVE status may still run; a TERMINAL one is finished for good.\n"
+        + table("LIVE", tuple(str(s) for s in LIVE)) + table("TERMINAL", tuple(str(s) for s in TERMINAL))
+    )
+
+
 #: include file name -> its generator
-GENERATED = {"run_spec.lua": run_spec_lua}
+GENERATED = {"run_spec.lua": run_spec_lua, "statuses.lua": statuses_lua}
 
 
 if __name__ == "__main__":

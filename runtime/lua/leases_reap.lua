@@ -13,6 +13,7 @@
   ARGV[7] wake channel
   Returns: flat list id, lease node, new status per reaped run ]]
 --@include common
+--@include statuses
 --@include settle
 --@include claim
 local pfx = ARGV[1]

@@ -12,14 +12,14 @@
     -5 new id already exists | -7 not dead-lettered (dead-letter mode) |
     -8 already replayed (dead-letter mode) ]]
 --@include common
+--@include statuses
 --@include copy
 local pfx, new_id = ARGV[1], ARGV[2]
 local now = now_ms()
 local r = call('HMGET', KEYS[1], 'status', 'replayed_as')
 local status = r[1]
 if not status then return -2 end
-if status == 'queued' or status == 'delayed' or status == 'executing' or status == 'waiting'
-    or status == 'paused' then
+if LIVE[status] then
   return -4
 end
 if ARGV[4] == 'dead_letter' then

@@ -14,6 +14,7 @@
   Returns: flat list id, new status per outcome; status is the error code
     -1 when the lease token no longer matches (fencing rejection) ]]
 --@include common
+--@include statuses
 --@include settle
 local pfx, channel = ARGV[1], ARGV[2]
 local ttl_ms, dlq_ttl_ms, cap = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])

@@ -93,8 +93,7 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
       mark_satellite(pfx, id, 'wait')
       for _, child in ipairs(w.ids) do
         local st = call('HGET', pfx .. 'run:' .. child, 'status')
-        if st and st ~= 'completed' and st ~= 'failed' and st ~= 'canceled' and st ~= 'dead_letter'
-            and st ~= 'expired' then
+        if st and not TERMINAL[st] then
           call('SADD', wk, child)
         end
       end
