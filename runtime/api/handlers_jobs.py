@@ -1,0 +1,105 @@
+"""Handlers of the job endpoints: the job list, triggers and events."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ..codec import text
+from ..errors import SubmissionError
+from ..ids import RUN_ID_RE
+from .errors import ApiError
+from .routing import Req, json_response
+from .run_helpers import foreign_scope, load_runs, project_of, render_run, scoped_id, scoped_key
+
+__all__ = [
+    "h_jobs", "h_send_event", "h_trigger", "h_trigger_batch",
+]
+
+# -- jobs, triggers, events -----------------------------------------------------
+
+
+async def h_jobs(req: Req) -> web.StreamResponse:
+    await req.baton.refresh_registry()
+    registered = {text(name) for name in await req.baton.redis.hkeys(req.baton.keys.registry)}
+    names = sorted(set(req.baton.jobs.names()) | registered)
+    out = []
+    for name in names:
+        options = req.baton.lookup(name)
+        if options is None:
+            continue
+        d = orjson.loads(options.to_json())
+        out.append({"name": name, "queue": d.get("queue", "default"), "max_attempts": d.get("max_attempts"),
+                    "timeout_s": d.get("timeout_s"), "backoff": d.get("backoff") or {},
+                    "priority": int(d.get("priority") or 0), "max_concurrency": int(d.get("max_concurrency") or 0),
+                    "max_concurrency_per_key": int(d.get("max_concurrency_per_key") or 0),
+                    "version": str(d.get("version") or ""), "options": d})
+    return json_response({"data": out})
+
+
+def _item(req: Req, job: str, body: dict[str, Any], batch_id: str | None = None) -> tuple[dict[str, Any],
+                                                                                            dict[str, Any]]:
+    item = {k: v for k, v in body.items() if k not in ("triggered_by", "job")}
+    item["job"] = job
+    if isinstance(item.get("id"), str):
+        chosen = str(item["id"])
+        if foreign_scope(req, chosen):
+            raise ApiError(400, "invalid_body", f"id: {chosen.partition(':')[0]}: is the id namespace of a project")
+        item["id"] = scoped_id(req.project, chosen)
+        if not RUN_ID_RE.match(item["id"]):
+            raise ApiError(400, "invalid_body", f"id: at most {128 - len(item['id']) + len(chosen)} characters "
+                           f"in project {req.project}")
+    if item.get("idempotency_key"):
+        item["idempotency_key"] = scoped_key(req.project, str(item["idempotency_key"]))
+    if isinstance(item.get("debounce"), dict) and item["debounce"].get("key"):
+        # like idempotency keys, debounce keys never coalesce runs of two projects
+        item["debounce"] = {**item["debounce"], "key": scoped_key(req.project, str(item["debounce"]["key"]))}
+    extra: dict[str, Any] = {"project": req.project, "triggered_by": body.get("triggered_by") or "api"}
+    if batch_id:
+        extra["batch_id"] = batch_id
+    return item, extra
+
+
+_OUTCOMES = {1: "created", 0: "existing", 2: "idempotent", 3: "debounced"}
+
+
+async def h_trigger(req: Req) -> web.StreamResponse:
+    item, extra = _item(req, req.params["job"], req.body or {})
+    spec = await req.baton._spec(item, source="api", extra=extra)
+    [(run_id, code)] = await req.baton.create_detailed([spec])
+    run = await req.baton.get_run(run_id)
+    if run is None or project_of(run) != req.project:
+        # only an id made outside the API (a generated or stream producer's id) can meet here: say no more
+        # than that this id cannot be used
+        raise ApiError(409, "exists", "this run id cannot be used; choose another")
+    return json_response({"id": run_id, "created": code == 1, "outcome": _OUTCOMES.get(code, "created"),
+                          "run": render_run(req, run)}, status=201 if code == 1 else 200)
+
+
+async def h_trigger_batch(req: Req) -> web.StreamResponse:
+    batch_id = "batch_" + secrets.token_hex(10)
+    specs = []
+    for i, body in enumerate(req.body["runs"]):
+        item, extra = _item(req, body["job"], body, batch_id)
+        try:
+            specs.append(await req.baton._spec(item, source="api", extra=extra))
+        except SubmissionError as exc:
+            raise ApiError(404 if exc.reason == "unknown_job" else 400, exc.reason, f"runs[{i}]: {exc}") from None
+    created = await req.baton.create_detailed(specs)
+    runs = {r.id: r for r in await load_runs(req, [run_id for run_id, _ in created])}
+    out = []
+    for run_id, code in created:
+        if run_id in runs:
+            out.append({"id": run_id, "created": code == 1, "outcome": _OUTCOMES.get(code, "created")})
+        else:
+            out.append({"id": run_id, "created": False, "outcome": "conflict"})
+    return json_response({"batch_id": batch_id, "runs": out}, status=201)
+
+
+async def h_send_event(req: Req) -> web.StreamResponse:
+    key = str(req.body["key"])
+    woken = await req.baton.send_event(scoped_key(req.project, key), req.body.get("data"))
+    return json_response({"key": key, "woken": woken})
