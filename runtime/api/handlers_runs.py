@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from ..codec import text
 from ..records import iso, stored_int
+from ..relatives import lineage, waits_of
 from .listing import RunFilter, list_runs
 from .routing import Req, json_response
 from .run_helpers import (
     MAX_CHILDREN,
-    MAX_LINEAGE,
     action,
     children_ids,
     load_run,
@@ -185,36 +184,17 @@ async def h_debug_bundle(req: Req) -> web.StreamResponse:
 
 async def h_lineage(req: Req) -> web.StreamResponse:
     run = await load_run(req, req.params["run_id"])
-    chain = [run]
-    seen = {run.id}
-    back = run
-    while back.raw.get("continuation_of") and len(chain) < MAX_LINEAGE:
-        prev = await req.baton.get_run(back.raw["continuation_of"])
-        if prev is None or prev.id in seen or project_of(prev) != req.project:
-            break
-        chain.insert(0, prev)
-        seen.add(prev.id)
-        back = prev
-    fwd = run
-    while fwd.raw.get("continued_as") and len(chain) < MAX_LINEAGE:
-        nxt = await req.baton.get_run(fwd.raw["continued_as"])
-        if nxt is None or nxt.id in seen or project_of(nxt) != req.project:
-            break
-        chain.append(nxt)
-        seen.add(nxt.id)
-        fwd = nxt
+    chain = await lineage(req.baton, run, lambda r: project_of(r) == req.project)
     return json_response({"data": [render_run(req, r) for r in chain]})
 
 
 async def h_dependency_status(req: Req) -> web.StreamResponse:
     run = await load_run(req, req.params["run_id"])
-    p = req.baton.keys.partition_of_run(run.id)
-    redis = req.baton.redis
     children = await load_runs(req, (await children_ids(req, run))[:MAX_CHILDREN])
     by_id = {c.id: c for c in children}
-    waits_on = sorted(text(m) for m in await redis.smembers(p.waits_on(run.id))) if run.status == "waiting" else []
+    waits = await waits_of(req.baton, run)
     deps = []
-    for child_id in waits_on:
+    for child_id in waits.children:
         child = by_id.get(child_id)
         deps.append({"id": child_id, "job_id": run.job, "depends_on_job_id": child.job if child else None,
                      "depends_on_run_id": child_id, "condition": "finished",
@@ -222,18 +202,14 @@ async def h_dependency_status(req: Req) -> web.StreamResponse:
                      "satisfied": bool(child and child.finished), "created_at": iso(child.created_at_ms)
                      if child else None})
     waiting_for = None
-    kind = run.raw.get("wait_kind")
-    if run.status == "waiting" and kind:
-        score = await redis.zscore(p.waiting, run.id)
-        until = stored_int(score) if score is not None and score < 1e15 else None
-        waiting_for = {"kind": kind, "key": run.raw.get("wait_key"), "until": iso(until),
-                       "children": waits_on if kind == "children" else None}
-        if kind in ("event", "sleep"):
-            deps.append({"id": f"{run.id}:{kind}", "job_id": run.job, "depends_on_job_id": None,
+    if waits.kind:
+        waiting_for = {"kind": waits.kind, "key": waits.key, "until": iso(waits.until_ms),
+                       "children": waits.children if waits.kind == "children" else None}
+        if waits.kind in ("event", "sleep"):
+            deps.append({"id": f"{run.id}:{waits.kind}", "job_id": run.job, "depends_on_job_id": None,
                          "depends_on_run_id": None,
-                         "condition": f"event {run.raw.get('wait_key')}" if kind == "event" else
-                         f"time {iso(until)}", "status": "waiting", "satisfied": False,
-                         "created_at": iso(stored_int(run.raw.get("wait_started_at")))})
+                         "condition": f"event {waits.key}" if waits.kind == "event" else f"time {iso(waits.until_ms)}",
+                         "status": "waiting", "satisfied": False, "created_at": iso(waits.started_ms)})
     parent = None
     if run.raw.get("parent_id"):
         prun = await req.baton.get_run(run.raw["parent_id"])

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from ..ids import RUN_ID_RE
 from ..records import LIVE_STATUSES, Run, iso, read_runs, stored_int, stored_json, text
+from ..relatives import MAX_CHILDREN, MAX_LINEAGE, project_of
 from .errors import ApiError
 from .listing import RunFilter
 from .routing import Param, Req, json_response
@@ -30,8 +31,6 @@ __all__ = [
 
 #: live statuses that "cancel all matching" considers
 CANCELABLE = frozenset(LIVE_STATUSES)
-MAX_CHILDREN = 1000
-MAX_LINEAGE = 100
 
 
 # -- helpers --------------------------------------------------------------------
@@ -45,10 +44,6 @@ def parse_ms(text: str, name: str) -> int:
     if parsed.tzinfo is None:
         raise ApiError(400, "invalid_parameter", f"{name} must carry a time zone (e.g. Z)")
     return int(parsed.timestamp() * 1000)
-
-
-def project_of(run: Run) -> str:
-    return run.raw.get("project") or "default"
 
 
 def scoped_id(project: str, run_id: str) -> str:
