@@ -82,8 +82,10 @@ async def test_a_node_follows_the_master_over_a_failover(sentinel_group: Sentine
     assert "giving up" not in log.read_text()
 
 
-def _durable(group: SentinelGroup, **changes: Any) -> Settings:
-    return Settings(redis_url=group.url(), prefix="dur", durable_replicas=1, durable_timeout_ms=500,
+def _durable(group: SentinelGroup, timeout_ms: int = 5000, **changes: Any) -> Settings:
+    # a generous WAIT timeout: on a busy 2-core machine a replica's ack can take a while (WAIT
+    # returns as soon as it comes); the test of a missing replica shortens it
+    return Settings(redis_url=group.url(), prefix="dur", durable_replicas=1, durable_timeout_ms=timeout_ms,
                     lease_ttl_ms=3000, renew_interval_ms=500, reap_interval_ms=200, idle_poll_ms=500, metrics_port=0,
                     **changes)
 
@@ -114,7 +116,7 @@ async def test_an_acknowledged_trigger_is_on_the_replica_and_survives_a_failover
 
 async def test_a_write_no_replica_has_is_not_acknowledged(sentinel_group: SentinelGroup, tmp_path: Path) -> None:
     # Given durable writes, and the only replica down
-    settings = _durable(sentinel_group)
+    settings = _durable(sentinel_group, timeout_ms=300)
     app = producer(settings)
     assert sentinel_group.replica is not None
     sentinel_group.replica.kill()
