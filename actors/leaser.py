@@ -96,15 +96,19 @@ class Leaser(Actor[LeaserMessage]):
     def handle(self, msg: LeaserMessage) -> None:
         """Apply one inbox message."""
         if isinstance(msg, Hold):
+            first = not self.held
             for c in msg.runs:
                 self.held[c.run_id] = (c.token, msg.partition)
                 self.lease_meta[c.run_id] = (c.job, c.attempt, msg.deadline)
             self.metrics.leases_acquired.inc(len(msg.runs))
+            self.metrics.leases_held.set(len(self.held))
+            if first:  # new leases have the latest deadline: the earliest changes only when none was held
+                self.metrics.publish_earliest_lease(msg.deadline)
         elif isinstance(msg, Released):
             for run_id in msg.run_ids:
                 self.held.pop(run_id, None)
                 self.lease_meta.pop(run_id, None)
-        self._publish_leases()
+            self._publish_leases()
 
     def _publish_leases(self) -> None:
         """Export the leases held and the earliest deadline (read at scrape time by the metrics thread)."""

@@ -75,10 +75,11 @@ class Receiver(Actor[None]):
                 self.log.error("skipped an unreadable hand-off entry of partition %d: %r", partition.index, exc)
                 continue
             # the leaser and the fetcher hear of the runs before anything can report
-            # them done: every message is queued in this one step
-            self.leaser.send_nowait(Hold(partition.index, tuple(runs), deadline))
+            # them done: every message is queued in this one step; the executor's
+            # first, so the runs start before the bookkeeping (the pickup path)
             for c in runs:
                 self.executor.send_nowait(LeaseGranted(c, deadline))
+            self.leaser.send_nowait(Hold(partition.index, tuple(runs), deadline))
             self.fetcher.send_nowait(HandedOff(partition.index, tuple(runs)))
             # let the runs start before this loop spends time sending the next BLPOP
             for _ in range(4):
