@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from runtime.app import Baton
 from runtime.codec import text
+from runtime.errors import RedisUnavailable
 from runtime.keys import Partition
 from runtime.logs import run_log_context
 from runtime.messages import CancelRun, Hold, LeasesRenewed, Released, Wake
@@ -89,7 +90,7 @@ class Leaser(Actor[LeaserMessage]):
         """Run one duty; a Redis error is logged and the duty tried again when next due."""
         try:
             await duty()
-        except RedisError as exc:
+        except (RedisError, RedisUnavailable) as exc:
             self.metrics.redis_errors.labels(actor=self.name).inc()
             self.log.warning("%s failed on a Redis error (%s); trying again when it is next due", name, exc)
 

@@ -21,6 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from runtime.app import Baton
 from runtime.connection import check_eviction_policy
+from runtime.errors import RedisUnavailable
 from runtime.logs import node_id_var
 from runtime.messages import AskBusy, Drain, ReleaseAll, WhenIdle, WhenReleased
 from runtime.metrics import Metrics
@@ -40,8 +41,9 @@ from .watchdog import Watchdog
 
 __all__ = ["Supervisor"]
 
-#: errors of a Redis that is down, restarting or unreachable: ridden out, never a reason to exit
-OUTAGE = (RedisConnectionError, RedisTimeoutError, BusyLoadingError)
+#: errors of a Redis that is down, restarting or unreachable, or whose replicas are (NotReplicated is a
+#: RedisUnavailable): ridden out, never a reason to exit
+OUTAGE = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, RedisUnavailable)
 
 
 class Supervisor(Actor[None]):

@@ -3,6 +3,7 @@ failover, a graceful one (the old master is demoted and keeps answering, READONL
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -121,7 +122,10 @@ async def test_a_write_no_replica_has_is_not_acknowledged(sentinel_group: Sentin
     assert sentinel_group.replica is not None
     sentinel_group.replica.kill()
     log = tmp_path / "w.log"
-    worker = spawn_worker("tests.apps:app", worker_env(settings, "D"), log)
+    # (worker_env carries the connection and lease settings; the durable ones are this test's own)
+    # (and a small restart budget: not-replicated writes must be ridden out like an outage, not end the node)
+    worker = spawn_worker("tests.apps:app", worker_env(settings, "D", BATON_DURABLE_REPLICAS=1,
+                                                       BATON_DURABLE_TIMEOUT_MS=300, BATON_MAX_RESTARTS=2), log)
     try:
         # When a run is triggered, then the caller hears it was not replicated
         with pytest.raises(NotReplicated):
@@ -132,6 +136,11 @@ async def test_a_write_no_replica_has_is_not_acknowledged(sentinel_group: Sentin
         async def pending() -> int:
             return int((await app.redis.xpending(app.keys.submit_stream, app.keys.intake_group))["pending"])
         await eventually(pending, 20)
+        # ... and stays so: the intake tries again and again, never acknowledging it (a window of
+        # several tries; acknowledging would drop pending to 0)
+        for _ in range(10):
+            await asyncio.sleep(0.2)
+            assert await pending() == 1
         # When the replica is back, then the entry is created, acknowledged and run
         sentinel_group.replica.start()
         sentinel_group.wait_in_sync(sentinel_group.replica)
@@ -142,6 +151,7 @@ async def test_a_write_no_replica_has_is_not_acknowledged(sentinel_group: Sentin
         code = stop_process(worker)
         await app.close()
     assert code == 0, log.read_text()[-3000:]
+    assert "giving up" not in log.read_text()
 
 
 async def _none_pending(app: Any) -> bool:
