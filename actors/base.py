@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from runtime.settings import Settings
 
-__all__ = ["Actor", "Mailbox"]
+__all__ = ["Actor", "Mailbox", "answer"]
 
 M = TypeVar("M")
 
@@ -212,6 +212,14 @@ class Actor(Generic[M]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} inbox={self.inbox.qsize()}>"
+
+
+def answer(replies: list[asyncio.Future[None]]) -> None:
+    """Resolve the waiting replies of a question now answered, and forget them."""
+    for reply in replies:
+        if not reply.done():
+            reply.set_result(None)
+    replies.clear()
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

@@ -31,7 +31,7 @@ from runtime.metrics import Metrics
 from runtime.scripts import Claimed, Outcome
 from runtime.settings import Settings
 
-from .base import Actor, Mailbox
+from .base import Actor, Mailbox, answer
 
 __all__ = ["Executor"]
 
@@ -129,10 +129,7 @@ class Executor(Actor[ExecutorMessage]):
 
     def _answer_if_idle(self) -> None:
         if self.idle_replies and not self.tasks and self.inbox.empty():
-            for reply in self.idle_replies:
-                if not reply.done():
-                    reply.set_result(None)
-            self.idle_replies.clear()
+            answer(self.idle_replies)
 
     def on_stall(self) -> None:
         """The event loop was blocked (called by the watchdog's thread through the loop, ahead of

