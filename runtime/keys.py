@@ -25,6 +25,18 @@ class Partition:
         """The run record (HASH)."""
         return f"{self.prefix}run:{run_id}"
 
+    @property
+    def submit_stream(self) -> str:
+        """This partition's own submission stream (STREAM): producers may XADD here instead of
+        the node-wide one to spread submissions over Cluster masters; a run's default id is
+        ``<entry id>.p<N>``."""
+        return f"{self.prefix}submit"
+
+    def entry_ref(self, entry_id: str) -> str:
+        """How Baton names an entry of this partition's stream (and the run id it defaults to):
+        entry ids repeat between streams, so the partition is part of it."""
+        return f"{entry_id}.p{self.index}"
+
     def ready(self, queue: str) -> str:
         """Queued runs of one queue without a concurrency key (ZSET, score = priority then
         ready order); keyed ones are in ``keyed_group`` and ``keyed_ready``."""
