@@ -246,6 +246,12 @@ class Keys:
         return "baton-intake"
 
     @property
+    def deployment(self) -> str:
+        """What every node and producer of a deployment must agree on, as the first node to start
+        recorded it (HASH; partitions)."""
+        return f"{self._node}deployment"
+
+    @property
     def registry(self) -> str:
         """Registered jobs (HASH; name -> JSON options), written by workers."""
         return f"{self._node}jobs"

@@ -3,6 +3,7 @@
 -- carry the partition's hash tag and live in the slot KEYS[1] pins.
 local K = {}
 function K.run(P, run_id) return P .. 'run:' .. run_id end
+function K.submit_stream(P) return P .. 'submit' end
 function K.ready(P, queue) return P .. 'ready:' .. queue end
 function K.queues(P) return P .. 'queues' end
 function K.input(P, run_id) return P .. 'in:' .. run_id end
