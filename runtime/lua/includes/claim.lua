@@ -62,11 +62,15 @@ local function hold_lease(pfx, id, job, ckey, node, attempt, expires, now)
 end
 
 -- Lease a run that is out of its ready set to a node. Returns the token.
-local function lease_run(pfx, id, job, ckey, node, attempt, charged, ttl, now)
-  local rk = K.run(pfx, id)
+-- `started` is the run's started_at (false before its first attempt).
+local function lease_run(pfx, id, job, ckey, node, attempt, charged, ttl, now, started)
   local expires = now + ttl
-  call('HSET', rk, 'status', 'executing', unpack(lease_fields(node, attempt, charged, expires, now)))
-  call('HSETNX', rk, 'started_at', now)
+  local fields = lease_fields(node, attempt, charged, expires, now)
+  if not started then
+    fields[#fields + 1] = 'started_at'
+    fields[#fields + 1] = now
+  end
+  call('HSET', K.run(pfx, id), 'status', 'executing', unpack(fields))
   return hold_lease(pfx, id, job, ckey, node, attempt, expires, now)
 end
 
@@ -76,6 +80,7 @@ end
 local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offset, fin_ttl, cap, now)
   local out = {}
   local retry_in = -1
+  local emptied = {}  -- groups runs were taken from: checked once at the end (groups_pruned)
 
   local served = parse_served(jobs_csv)
   local queues = {}
@@ -114,15 +119,15 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
   local function try_claim(queue, gk, g, id)
     local rk = K.run(pfx, id)
     local r = call('HMGET', rk, 'job', 'concurrency_key', 'id', 'timeout_ms', 'ready_at', 'attempt', 'charged',
-      'metadata', 'tags', 'status', 'version', 'rate_key', 'expires_at', 'sat_steps')
+      'metadata', 'tags', 'status', 'version', 'rate_key', 'expires_at', 'sat_steps', 'started_at')
     local job, ckey = r[1], r[2]
     if not job or r[10] ~= 'queued' then
       -- dangling entry (record expired, or the run left the queue another way)
-      ready_remove(pfx, id, queue, g ~= '' and g or nil)
+      ready_remove(pfx, id, queue, g ~= '' and g or nil, emptied)
       return false
     end
     if r[13] and tonumber(r[13]) <= now then
-      ready_remove(pfx, id, queue, ckey)
+      ready_remove(pfx, id, queue, ckey, emptied)
       call('HSET', rk, 'error', '{"message":"not started within its TTL","type":"Expired"}')
       make_terminal(pfx, id, 'expired', now, fin_ttl, cap)
       return false
@@ -145,8 +150,8 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
     if krate then rate_take(krate, lim[5], lim[6]) end
 
     local attempt = tonumber(r[6] or '0') + 1
-    ready_remove(pfx, id, queue, ckey)
-    local token = lease_run(pfx, id, job, ckey, node, attempt, tonumber(r[7] or '0') + 1, ttl, now)
+    ready_remove(pfx, id, queue, ckey, emptied)
+    local token = lease_run(pfx, id, job, ckey, node, attempt, tonumber(r[7] or '0') + 1, ttl, now, r[15])
     -- one claimed run: CLAIMED_SIZE values placed by name (includes/claim_reply.lua)
     local at = #out
     out[at + CLAIMED.run_id] = id
@@ -203,6 +208,7 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
       end
     end
   end
+  groups_pruned(pfx, emptied)
   return out, retry_in
 end
 

@@ -60,12 +60,25 @@ local function ready_add(pfx, id, queue, ckey, score)
   end
 end
 
-local function ready_remove(pfx, id, queue, ckey)
+-- `emptied` (optional): a table collecting the groups to check for emptiness
+-- later (groups_pruned), so a claim of many runs checks each group once.
+local function ready_remove(pfx, id, queue, ckey, emptied)
   local g = ckey or ''
   local gs = group_set(pfx, queue, g)
   call('ZREM', gs, id)
   if g ~= '' then call('ZREM', K.keyed_ready(pfx, queue), id) end
-  if call('ZCARD', gs) == 0 then call('ZREM', K.groups(pfx, queue), g) end
+  if emptied then
+    emptied[queue .. '\0' .. g] = {queue, g}
+  elseif call('ZCARD', gs) == 0 then
+    call('ZREM', K.groups(pfx, queue), g)
+  end
+end
+
+-- Drop the groups left empty by ready_remove(..., emptied).
+local function groups_pruned(pfx, emptied)
+  for _, qg in pairs(emptied) do
+    if call('ZCARD', group_set(pfx, qg[1], qg[2])) == 0 then call('ZREM', K.groups(pfx, qg[1]), qg[2]) end
+  end
 end
 
 -- Append one event to the run's timeline (a capped stream; expires with the run).
@@ -83,15 +96,24 @@ local SATELLITE_NAMES = {'steps', 'cp', 'children', 'wait', 'rec', 'chunks'}
 local function mark_satellite(pfx, id, name)
   call('HSETNX', K.run(pfx, id), 'sat_' .. name, '1')
 end
-local function satellite_keys(pfx, id)
+local SATELLITE_MARKS = {}
+for i, name in ipairs(SATELLITE_NAMES) do SATELLITE_MARKS[i] = 'sat_' .. name end
+-- `rec`, when given, is the run's fields already read by name (with its sat_<name> marks).
+local function satellite_keys(pfx, id, rec)
   local keys = {K.events(pfx, id), K.input(pfx, id)}
-  local fields = {}
-  for i, name in ipairs(SATELLITE_NAMES) do fields[i] = 'sat_' .. name end
-  local marks = call('HMGET', K.run(pfx, id), unpack(fields))
+  local marks = rec and {} or call('HMGET', K.run(pfx, id), unpack(SATELLITE_MARKS))
   for i, name in ipairs(SATELLITE_NAMES) do
-    if marks[i] then keys[#keys + 1] = SATELLITES[name](pfx, id) end
+    if (rec and rec[SATELLITE_MARKS[i]]) or marks[i] then keys[#keys + 1] = SATELLITES[name](pfx, id) end
   end
   return keys
+end
+
+-- A run's fields read in one HMGET, by name (false when absent).
+local function read_fields(pfx, id, names)
+  local values = call('HMGET', K.run(pfx, id), unpack(names))
+  local rec = {}
+  for i, name in ipairs(names) do rec[name] = values[i] end
+  return rec
 end
 
 -- Put a run (back) into its queue's ready set.
@@ -144,24 +166,45 @@ local function resume(pfx, id, now, why)
 end
 
 -- Move a run to a terminal status: record time, index, expire the record, and
--- wake a parent that waits for it as a child.
-local function make_terminal(pfx, id, status, now, ttl_ms, cap)
+-- wake a parent that waits for it as a child. `batch` (optional) lets a caller
+-- that settles many runs in one call write less: `sets` and `dels` are more
+-- record fields written and removed in the same two calls, `rec` the run's
+-- fields it already read (parent_id and the sat_ marks), and `trims` collects
+-- the status indices to trim once at the end (trim_deferred) instead of per run.
+local function make_terminal(pfx, id, status, now, ttl_ms, cap, batch)
   local rk = K.run(pfx, id)
-  call('HSET', rk, 'status', status, 'finished_at', now, 'updated_at', now)
-  call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at', 'next_retry_at')
+  local sets = {'status', status, 'finished_at', now, 'updated_at', now}
+  local dels = {'lease_token', 'lease_node', 'lease_expires_at', 'next_retry_at'}
+  local rec = batch and batch.rec
+  if batch then
+    for _, v in ipairs(batch.sets or {}) do sets[#sets + 1] = v end
+    for _, v in ipairs(batch.dels or {}) do dels[#dels + 1] = v end
+  end
+  call('HSET', rk, unpack(sets))
+  call('HDEL', rk, unpack(dels))
   local index = K.status(pfx, status)
   call('ZADD', index, now, id)
   add_event(pfx, id, 'status', '{"status":' .. cjson.encode(status) .. '}', now)
   call('PEXPIRE', rk, ttl_ms)
-  for _, k in ipairs(satellite_keys(pfx, id)) do call('PEXPIRE', k, ttl_ms) end
-  trim_index(pfx, index, now, ttl_ms, cap)
-  local parent = call('HGET', rk, 'parent_id')
+  for _, k in ipairs(satellite_keys(pfx, id, rec)) do call('PEXPIRE', k, ttl_ms) end
+  if batch and batch.trims then
+    batch.trims[index] = ttl_ms
+  else
+    trim_index(pfx, index, now, ttl_ms, cap)
+  end
+  local parent
+  if rec then parent = rec.parent_id else parent = call('HGET', rk, 'parent_id') end
   if parent then
     local wk = K.waits_on(pfx, parent)
     if call('SREM', wk, id) == 1 and call('SCARD', wk) == 0 then
       resume(pfx, parent, now, 'children finished')
     end
   end
+end
+
+-- Trim the status indices make_terminal left to the caller (see its `batch`).
+local function trim_deferred(pfx, trims, now, cap)
+  for index, ttl_ms in pairs(trims) do trim_index(pfx, index, now, ttl_ms, cap) end
 end
 
 -- Drop a run's lease and its places in the concurrency sets.
