@@ -199,7 +199,8 @@ class Partition:
         return f"{self.prefix}st:{status}"
 
     def job_leases(self, job: str) -> str:
-        """Leased runs of a job (SET; run ids): the exact per-job concurrency count."""
+        """Leased runs of a job with max_concurrency (SET; run ids): its exact concurrency count
+        (jobs without that limit keep none; see limits_apply.lua)."""
         return f"{self.prefix}cc:j:{job}"
 
     def idempotency(self, job: str, key: str) -> str:
@@ -207,7 +208,7 @@ class Partition:
         return f"{self.prefix}idem:{job}|{key}"
 
     def key_leases(self, job: str, concurrency_key: str) -> str:
-        """Leased runs of a job with one concurrency key (SET; run ids)."""
+        """Leased runs of one concurrency key of a job with max_concurrency_per_key (SET; run ids)."""
         return f"{self.prefix}cc:k:{job}|{concurrency_key}"
 
 

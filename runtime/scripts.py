@@ -36,6 +36,7 @@ SCRIPT_NAMES = (
     "runs_promote", "run_cancel", "run_replay", "run_update", "step_record", "checkpoint_add", "event_send",
     "scheduler_lease", "reconcile",
     "run_pause", "run_resume", "run_reschedule", "run_restart", "run_idem_reset", "run_debug", "run_append",
+    "limits_apply",
 )
 
 #: The fields of one claimed run in a claim reply or a hand-off push, in order; Lua places
@@ -334,6 +335,11 @@ class Scripts:
     async def scheduler_lease(self, node_id: str, ttl_ms: int) -> bool:
         """Take or keep the scheduler lease; True while this node holds it."""
         return int(await self._call("scheduler_lease", [self.keys.scheduler_lease], [node_id, ttl_ms])) == 1
+
+    async def limits_apply(self, partition: Partition, job: str, which: str, spec: str) -> int:
+        """Store a job's limits ('code' or runtime 'override'; spec '' deletes) in one partition and
+        bring its executing runs' lease sets in line; returns how many runs changed sets."""
+        return int(await self._call("limits_apply", [partition.leased], [partition.prefix, job, which, spec]))
 
     async def reconcile(self, partition: Partition) -> dict[str, int]:
         """Check and repair a partition's exact indices; returns the drift found (expected all 0)."""

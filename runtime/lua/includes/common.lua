@@ -174,7 +174,7 @@ end
 local function make_terminal(pfx, id, status, now, ttl_ms, cap, batch)
   local rk = K.run(pfx, id)
   local sets = {'status', status, 'finished_at', now, 'updated_at', now}
-  local dels = {'lease_token', 'lease_node', 'lease_expires_at', 'next_retry_at'}
+  local dels = {'lease_token', 'lease_node', 'lease_expires_at', 'cc', 'next_retry_at'}
   local rec = batch and batch.rec
   if batch then
     for _, v in ipairs(batch.sets or {}) do sets[#sets + 1] = v end
@@ -207,14 +207,40 @@ local function trim_deferred(pfx, trims, now, cap)
   for index, ttl_ms in pairs(trims) do trim_index(pfx, index, now, ttl_ms, cap) end
 end
 
--- Drop a run's lease and its places in the concurrency sets.
-local function release_lease(pfx, id, job, ckey)
-  call('ZREM', K.leased(pfx), id)
-  call('SREM', K.job_leases(pfx, job), id)
-  if ckey and ckey ~= '' then
+-- Lease sets exist only for what a limit counts: the job's set ('j') for
+-- max_concurrency, the key's ('k') for max_concurrency_per_key. A leased run
+-- notes on its record (cc) which sets hold it, so its release takes it out of
+-- exactly those even when the limits changed in between (limits_apply).
+local function lease_sets_of(lim, ckey)
+  local cc = ''
+  if lim and lim[1] > 0 then cc = 'j' end
+  if lim and ckey and ckey ~= '' and lim[2] > 0 then cc = cc .. 'k' end
+  return cc
+end
+
+local function hold_lease_sets(pfx, id, job, ckey, cc)
+  if string.find(cc, 'j', 1, true) then call('SADD', K.job_leases(pfx, job), id) end
+  if string.find(cc, 'k', 1, true) then
+    local kset = K.key_leases(pfx, job, ckey)
+    call('SADD', kset, id)
+    call('SADD', K.lease_sets(pfx), kset)  -- key sets come and go: listed for reconcile
+  end
+end
+
+-- cc false: a run leased before records noted their sets; it may be in both.
+local function release_lease_sets(pfx, id, job, ckey, cc)
+  if not cc then cc = 'jk' end
+  if string.find(cc, 'j', 1, true) then call('SREM', K.job_leases(pfx, job), id) end
+  if string.find(cc, 'k', 1, true) and ckey and ckey ~= '' then
     local kset = K.key_leases(pfx, job, ckey)
     call('SREM', kset, id)
     -- per-key sets come and go with their keys; keep the set of names small
     if call('SCARD', kset) == 0 then call('SREM', K.lease_sets(pfx), kset) end
   end
+end
+
+-- Drop a run's lease and its places in the lease sets its record names (cc).
+local function release_lease(pfx, id, job, ckey, cc)
+  call('ZREM', K.leased(pfx), id)
+  release_lease_sets(pfx, id, job, ckey, cc)
 end

@@ -30,7 +30,7 @@ end
 -- The fields settle() reads, in one HMGET (runs_finish reads them for its fencing check too).
 local SETTLE_FIELDS = {'job', 'queue', 'concurrency_key', 'priority', 'charged', 'max_attempts', 'backoff',
   'attempt', 'attempt_started_at', 'lease_node', 'cancel_requested', 'attempts', 'lease_token', 'status',
-  'parent_id', unpack(SATELLITE_MARKS)}
+  'parent_id', 'cc', unpack(SATELLITE_MARKS)}
 
 -- outcome: completed | failed | timed_out | crashed | canceled | released | waiting
 -- (a 'waiting' outcome of kind 'paused' parks the run in status paused)
@@ -43,7 +43,7 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
   local r = rec or read_fields(pfx, id, SETTLE_FIELDS)
   local job, queue, ckey, priority = r.job, r.queue, r.concurrency_key, r.priority or '0'
   local charged, max_attempts = tonumber(r.charged or '0'), tonumber(r.max_attempts or '1')
-  release_lease(pfx, id, job, ckey)
+  release_lease(pfx, id, job, ckey, r.cc)
   -- a requested cancellation wins over a failure and over a release (a released
   -- run would otherwise be queued and executed again)
   if outcome ~= 'completed' and r.cancel_requested == '1' then outcome = 'canceled' end
@@ -83,13 +83,13 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
     if w.kind == 'paused' then
       -- paused at a step boundary: uncharged, parked until run_resume
       call('HSET', rk, 'charged', math.max(charged - 1, 0))
-      call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at')
+      call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at', 'cc')
       park_paused(pfx, id, 'executing', '', now, 'step boundary')
       return 'paused'
     end
     call('HSET', rk, 'charged', math.max(charged - 1, 0), 'status', 'waiting', 'updated_at', now,
       'wait_kind', w.kind, 'wait_step', w.step, 'wait_index', w.index, 'wait_started_at', now)
-    call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at')
+    call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at', 'cc')
     add_event(pfx, id, 'status', '{"status":"waiting","kind":' .. cjson.encode(w.kind) .. '}', now)
     local deadline = tonumber(w.deadline) or 1e15
     if w.kind == 'event' then
@@ -121,7 +121,7 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
   elseif outcome == 'released' then
     -- graceful shutdown: hand the run back without charging the attempt
     call('HSET', rk, 'charged', math.max(charged - 1, 0))
-    call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at')
+    call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at', 'cc')
     make_ready(pfx, id, queue, priority, now)
     return 'queued'
   end
@@ -135,7 +135,7 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
   end
   local due = now + backoff_ms(r.backoff, charged, rnd)
   call('HSET', rk, 'status', 'delayed', 'next_retry_at', due, 'updated_at', now)
-  call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at')
+  call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at', 'cc')
   call('ZADD', K.delayed(pfx), due, id)
   return 'delayed'
 end
