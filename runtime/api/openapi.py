@@ -35,6 +35,9 @@ Manage Baton runs over HTTP: list, inspect, cancel, replay, pause, stream.
 projects (the project of the key that triggered them; `default` for runs submitted from Python or the stream).
 A run of another project answers 404, exactly like a run that does not exist.
 
+**Operator endpoints** (queues, schedules, job limits, nodes) act on the whole deployment: only keys of the
+projects in `api_operator_projects` (default `default`) may call them; others get 403.
+
 **Views.** Endpoints that return runs take `?view=native|durably|trigger|hatchet|strait` (or the header
 `X-Baton-View`; the query parameter wins): Baton's native run, durably's ClientRun, a Trigger.dev run, a Hatchet
 V1WorkflowRun or a Strait run. Lists keep their envelope (`data`, `next_cursor`, ...) in every view.
