@@ -249,6 +249,10 @@ class Keys:
         """A background bulk action: its request and progress (HASH, expires a day after it ends)."""
         return f"{self._node}bulk:{action_id}"
 
+    def bulk_lease(self, action_id: str) -> str:
+        """Which API process runs a bulk action now (STRING owner token with a TTL, renewed as it goes)."""
+        return f"{self._node}bulk:{action_id}:lease"
+
     @property
     def bulk_actions(self) -> str:
         """Background bulk actions by start time (ZSET id -> start ms)."""

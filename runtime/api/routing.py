@@ -26,6 +26,8 @@ from .schemas_ops import COMPONENTS
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
+    from .bulk_actions import BulkRunner
+
 __all__ = ["STREAM", "ApiState", "Param", "Req", "Route", "json_response"]
 
 Handler = Callable[["Req"], Awaitable[web.StreamResponse]]
@@ -80,6 +82,8 @@ class ApiState:
     #: False while the node drains (readiness); None when the API runs alone
     ready: Callable[[], bool] | None = None
     registry: CollectorRegistry | None = None
+    #: runs this process's background bulk actions (set by create_app)
+    bulk: BulkRunner | None = None
 
 
 @dataclass
