@@ -16,7 +16,9 @@ from redis.exceptions import RedisError
 
 from .api.client import ApiClientError
 from .api.commands import add_api_args, add_commands, api_client, run_command
+from .api.commands_ops import OPS_COMMANDS, add_ops_commands, run_ops_command
 from .app import Baton
+from .completion import SHELLS, completion_script
 from .errors import BatonError
 from .settings import ENV_PREFIX, Settings, descriptions, env_warnings
 from .statuses import TERMINAL
@@ -79,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--app", default=None, help="module:attribute of a Baton app (optional: jobs come from Redis)")
     _settings_args(api)
     add_commands(sub)
+    add_ops_commands(sub)
+    completion = sub.add_parser("completion", help="print a shell completion script (bash or zsh)")
+    completion.add_argument("shell", choices=SHELLS)
     return parser
 
 
@@ -96,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"baton: warning: {warning}", file=sys.stderr)
     if ns.command in ("runs", "dlq", "apikey"):
         return asyncio.run(run_command(ns))
+    if ns.command == "completion":
+        sys.stdout.write(completion_script(build_parser(), ns.shell))
+        return 0
+    if ns.command in OPS_COMMANDS:
+        return asyncio.run(run_ops_command(ns))
     try:
         settings = settings_from(ns)
         if ns.command == "worker":
