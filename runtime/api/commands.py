@@ -18,7 +18,7 @@ import orjson
 from .auth import hash_key, new_key
 from .client import ApiClient, ApiClientError, SseEvent
 
-__all__ = ["DEFAULT_URL", "add_api_args", "add_commands", "api_client", "run_command"]
+__all__ = ["DEFAULT_URL", "add_api_args", "add_commands", "api_client", "emit", "run_command"]
 
 DEFAULT_URL = "http://127.0.0.1:8480"
 
@@ -98,6 +98,14 @@ async def run_command(ns: argparse.Namespace, out: TextIO | None = None) -> int:
 
 def _dump(obj: Any, out: TextIO) -> None:
     out.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def emit(ns: argparse.Namespace, out: TextIO, value: Any, people: str) -> None:
+    """An answer as JSON with --json, else the line(s) for people."""
+    if ns.json:
+        _dump(value, out)
+    else:
+        out.write(people)
 
 
 def _when(text: str | None) -> str:
@@ -181,10 +189,7 @@ async def _runs(api: ApiClient, ns: argparse.Namespace, out: TextIO) -> int:
         return 0 if result["failed"] == 0 else 1
     if cmd == "replay":
         run = await api.post(f"/v1/runs/{ns.run_id}/replay")
-        if ns.json:
-            _dump(run, out)
-        else:
-            out.write(f"{run['id']}\n")
+        emit(ns, out, run, f"{run['id']}\n")
         return 0
     return await _tail(api, ns, out)
 

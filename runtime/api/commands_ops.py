@@ -7,13 +7,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable
 from typing import Any, TextIO
 from urllib.parse import quote
 
 import orjson
 
 from .client import ApiClient, ApiClientError
-from .commands import _dump, _table, _when, add_api_args, api_client
+from .commands import _dump, _table, _when, add_api_args, api_client, emit
 
 __all__ = ["OPS_COMMANDS", "add_ops_commands", "run_ops_command"]
 
@@ -127,6 +128,17 @@ async def run_ops_command(ns: argparse.Namespace, out: TextIO | None = None) -> 
         return 2
 
 
+async def _listing(api: ApiClient, path: str, ns: argparse.Namespace, out: TextIO,
+                   row: Callable[[dict[str, Any]], list[str]], headers: list[str]) -> int:
+    """A list endpoint: JSON with --json, else one table row per item."""
+    page = await api.get(path)
+    if ns.json:
+        _dump(page, out)
+    else:
+        _table([row(item) for item in page["data"]], headers, out)
+    return 0
+
+
 def _p(name: str) -> str:
     return quote(name, safe="")
 
@@ -158,12 +170,7 @@ def _queue_row(q: dict[str, Any]) -> list[str]:
 async def _queues(api: ApiClient, ns: argparse.Namespace, out: TextIO) -> int:
     cmd = ns.queues_command
     if cmd == "ls":
-        page = await api.get("/v1/queues")
-        if ns.json:
-            _dump(page, out)
-        else:
-            _table([_queue_row(q) for q in page["data"]], QUEUE_HEADERS, out)
-        return 0
+        return await _listing(api, "/v1/queues", ns, out, _queue_row, QUEUE_HEADERS)
     path = f"/v1/queues/{_p(ns.queue)}"
     if cmd == "purge":
         if not ns.yes:
@@ -199,12 +206,7 @@ def _schedule_row(s: dict[str, Any]) -> list[str]:
 async def _schedules(api: ApiClient, ns: argparse.Namespace, out: TextIO) -> int:
     cmd = ns.schedules_command
     if cmd == "ls":
-        page = await api.get("/v1/schedules")
-        if ns.json:
-            _dump(page, out)
-        else:
-            _table([_schedule_row(s) for s in page["data"]], SCHEDULE_HEADERS, out)
-        return 0
+        return await _listing(api, "/v1/schedules", ns, out, _schedule_row, SCHEDULE_HEADERS)
     path = f"/v1/schedules/{_p(ns.name)}"
     result: Any
     if cmd == "set":
@@ -234,24 +236,21 @@ async def _schedules(api: ApiClient, ns: argparse.Namespace, out: TextIO) -> int
     return 0
 
 
+def _node_row(n: dict[str, Any]) -> list[str]:
+    def known(value: Any) -> str:
+        return "?" if value is None else str(value)
+
+    return [n["id"], "yes" if n["alive"] else "no", _age(n["heartbeat_age_ms"]),
+            f"{known(n['slots_used'])}/{n['slots_total']}", known(n["leases_held"]), n["version"] or "?",
+            "draining" if n["draining"] else ("requested" if n["drain_requested"] else ""), ",".join(n["queues"])]
+
+
 async def _nodes(api: ApiClient, ns: argparse.Namespace, out: TextIO) -> int:
-    if ns.nodes_command == "drain":
-        node = await api.post(f"/v1/nodes/{_p(ns.node)}/drain")
-        if ns.json:
-            _dump(node, out)
-        else:
-            out.write(f"node {node['id']} will drain and exit at its next heartbeat\n")
-        return 0
-    page = await api.get("/v1/nodes")
-    if ns.json:
-        _dump(page, out)
-        return 0
-    rows = [[n["id"], "yes" if n["alive"] else "no", _age(n["heartbeat_age_ms"]),
-             f"{n['slots_used'] if n['slots_used'] is not None else '?'}/{n['slots_total']}",
-             str(n["leases_held"] if n["leases_held"] is not None else "?"), n["version"] or "?",
-             "draining" if n["draining"] else ("requested" if n["drain_requested"] else ""), ",".join(n["queues"])]
-            for n in page["data"]]
-    _table(rows, ["NODE", "ALIVE", "HEARTBEAT", "SLOTS", "LEASES", "VERSION", "DRAIN", "QUEUES"], out)
+    if ns.nodes_command == "ls":
+        return await _listing(api, "/v1/nodes", ns, out, _node_row,
+                              ["NODE", "ALIVE", "HEARTBEAT", "SLOTS", "LEASES", "VERSION", "DRAIN", "QUEUES"])
+    node = await api.post(f"/v1/nodes/{_p(ns.node)}/drain")
+    emit(ns, out, node, f"node {node['id']} will drain and exit at its next heartbeat\n")
     return 0
 
 
@@ -297,12 +296,7 @@ def _bulk_row(a: dict[str, Any]) -> list[str]:
 async def _bulk(api: ApiClient, ns: argparse.Namespace, out: TextIO) -> int:
     cmd = ns.bulk_command
     if cmd == "ls":
-        page = await api.get("/v1/bulk-actions")
-        if ns.json:
-            _dump(page, out)
-        else:
-            _table([_bulk_row(a) for a in page["data"]], BULK_HEADERS, out)
-        return 0
+        return await _listing(api, "/v1/bulk-actions", ns, out, _bulk_row, BULK_HEADERS)
     if cmd in ("get", "stop"):
         path = f"/v1/bulk-actions/{_p(ns.action_id)}"
         action = await (api.get(path) if cmd == "get" else api.delete(path))
