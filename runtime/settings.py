@@ -96,6 +96,7 @@ BOUNDS: dict[str, Bound] = {
     "max_restarts": Bound(0, 1000),
     "restart_window_s": Bound(0.001, _YEAR_S),
     "api_port": Bound(1, 65535, off=True),
+    "embedded_port": Bound(1, 65535, off=True),
     "max_body_bytes": Bound(1024, _REDIS_MAX_BYTES),
     "api_scan_limit": Bound(100, 10_000_000),
 }
@@ -198,6 +199,8 @@ class Settings:
     log_level: str = "INFO"
     #: Where the embedded server keeps its AOF when no redis_url is given.
     embedded_dir: str = ".baton/redis"
+    #: Port of the embedded server on 127.0.0.1 (fixed, so the quick start's commands reach it; 0 = a free port).
+    embedded_port: int = 6390
     #: Supervisor restart budget: restarts allowed per actor within the window.
     max_restarts: int = 5
     restart_window_s: float = 60.0

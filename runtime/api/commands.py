@@ -1,7 +1,8 @@
 """The CLI's API commands: ``baton runs ...``, ``baton dlq ...``, ``baton apikey``.
 
 They talk to the HTTP API: URL from ``--api-url`` or ``BATON_API_URL`` (default
-http://127.0.0.1:8480), key from ``--api-key`` or ``BATON_API_KEY``. Output is a
+http://127.0.0.1:8480), key from ``--api-key`` or ``BATON_API_KEY`` (default: the key
+``./dev up`` keeps in ``.baton/api-dev-key``, when there is one). Output is a
 table for people, or JSON with ``--json``.
 """
 
@@ -15,6 +16,9 @@ from typing import Any, TextIO
 
 import orjson
 
+from ..devnode import dev_api_url, dev_key
+from ..errors import ConfigError
+from ..settings import Settings
 from .auth import hash_key, new_key
 from .client import ApiClient, ApiClientError, SseEvent
 
@@ -32,10 +36,18 @@ def add_api_args(parser: argparse.ArgumentParser, json_flag: bool = True) -> Non
 
 
 def api_client(ns: argparse.Namespace) -> ApiClient:
-    """A client from the flags and the environment."""
-    url = ns.api_url or os.environ.get("BATON_API_URL") or DEFAULT_URL
+    """A client from the flags and the environment; without them, the API and the key of this checkout's
+    development node (``./dev up``: see runtime/devnode.py), else the default URL."""
+    url = ns.api_url or os.environ.get("BATON_API_URL")
     key = ns.api_key or os.environ.get("BATON_API_KEY")
-    return ApiClient(url, key)
+    if not url or not key:
+        try:
+            settings = Settings.from_env()
+        except ConfigError:  # a bad setting is reported by the commands that use settings
+            settings = Settings()
+        url = url or dev_api_url(settings)
+        key = key or dev_key(settings)
+    return ApiClient(url or DEFAULT_URL, key)
 
 
 def add_commands(sub: Any) -> None:
