@@ -31,7 +31,7 @@ from .api import Api
 from .base import Actor
 from .executor import CANCEL_GRACE_S, Executor
 from .fetcher import Fetcher, clear_handoff, served_queues
-from .intake import Intake, ensure_group
+from .intake import Intake, ensure_group, submit_streams
 from .leaser import Leaser
 from .listener import Listener
 from .observer import Observer
@@ -71,7 +71,8 @@ class Supervisor(Actor[None]):
         self.listener = Listener(app, fetcher=to_fetcher, executor=to_executor)
         self.receiver = (Receiver(app, executor=to_executor, leaser=to_leaser, fetcher=to_fetcher)
                          if settings.handoff else None)
-        self.intake = Intake(app, self.metrics) if intake else None
+        # one intake per submission stream: the node-wide one and, with partition_streams, each partition's
+        self.intakes = [Intake(app, self.metrics, stream) for stream in submit_streams(app)] if intake else []
         self.observer = Observer(app, self.metrics)
         # the HTTP API, in this process when api_port is set (or alone: `baton api`)
         self.api = (Api(app, self.metrics.registry, ready=lambda: not self.shutdown_requested.is_set())
@@ -88,8 +89,7 @@ class Supervisor(Actor[None]):
                                     self.listener, self.observer]
         if self.receiver is not None:
             actors.append(self.receiver)
-        if self.intake is not None:
-            actors.append(self.intake)
+        actors.extend(self.intakes)
         if self.api is not None:
             actors.append(self.api)
         actors.append(self.scheduler)
@@ -141,7 +141,8 @@ class Supervisor(Actor[None]):
             try:
                 await check_eviction_policy(self.app.redis)
                 await self.app.register_jobs()
-                await ensure_group(self.app)
+                for intake in self.intakes:
+                    await ensure_group(self.app, intake.stream.key)
                 await clear_handoff(self.app)
                 return True
             except OUTAGE as exc:
@@ -238,11 +239,12 @@ class Supervisor(Actor[None]):
             await self.app.redis.hset(self.app.keys.node(self.settings.node_id), "draining", "1")
         except RedisError:
             pass
-        if self.intake is not None:
+        for intake in self.intakes:
             # cancelling intake mid-batch is safe: unacknowledged entries are
             # delivered again and run creation is idempotent on the entry id
-            self.intake.stop()
-            await self._cancel(self.intake, wait_s=0)
+            intake.stop()
+        for intake in self.intakes:
+            await self._cancel(intake, wait_s=0)
         loop = asyncio.get_running_loop()
         closed: asyncio.Future[None] = loop.create_future()
         await self.fetcher.send(Drain(closed))

@@ -25,7 +25,7 @@ from .errors import NotReplicated
 from .keys import Keys, Partition
 from .settings import Settings
 
-__all__ = ["SCRIPT_NAMES", "Claimed", "Outcome", "Scripts", "handed_off_runs", "load_source"]
+__all__ = ["CLAIM_FIELDS", "SCRIPT_NAMES", "Claimed", "Outcome", "Scripts", "handed_off_runs", "load_source"]
 
 LUA_DIR = Path(__file__).parent / "lua"
 SCRIPT_NAMES = (
@@ -34,6 +34,11 @@ SCRIPT_NAMES = (
     "scheduler_lease", "reconcile",
     "run_pause", "run_resume", "run_reschedule", "run_restart", "run_idem_reset", "run_debug", "run_append",
 )
+
+#: The fields of one claimed run in a claim reply or a hand-off push, in order; Lua places
+#: each by name (the generated include claim_reply.lua), Python reads them by name.
+CLAIM_FIELDS = ("run_id", "token", "attempt", "job", "input", "timeout_ms", "ready_at_ms", "metadata", "tags",
+                "step_count")
 
 #: Approximate caps of a run's record and chunk streams (see run_append.lua).
 RECORDS_MAX = 10_000
@@ -311,22 +316,24 @@ class Scripts:
 
 
 def _claimed_runs(flat: Sequence[Any], now: int, partition: int) -> list[Claimed]:
-    """Claimed runs from the flat list of 10 fields per run that claim_runs returns."""
+    """Claimed runs from a claim reply's flat list (CLAIM_FIELDS per run, see includes/claim.lua)."""
     out = []
-    for i in range(0, len(flat), 10):
-        raw_input = flat[i + 4]
+    size = len(CLAIM_FIELDS)
+    for i in range(0, len(flat), size):
+        f = dict(zip(CLAIM_FIELDS, flat[i:i + size], strict=True))
+        raw_input = f["input"]
         out.append(Claimed(
-            run_id=text(flat[i]), token=text(flat[i + 1]), attempt=int(flat[i + 2]), job=text(flat[i + 3]),
+            run_id=text(f["run_id"]), token=text(f["token"]), attempt=int(f["attempt"]), job=text(f["job"]),
             input_json=raw_input if isinstance(raw_input, bytes) else str(raw_input).encode(),
-            timeout_ms=int(flat[i + 5] or 0), ready_at_ms=int(flat[i + 6] or now),
-            partition=partition, claimed_at_ms=now, metadata_json=flat[i + 7] or None,
-            tags_json=flat[i + 8] or None, step_count=int(flat[i + 9] or 0),
+            timeout_ms=int(f["timeout_ms"] or 0), ready_at_ms=int(f["ready_at_ms"] or now),
+            partition=partition, claimed_at_ms=now, metadata_json=f["metadata"] or None,
+            tags_json=f["tags"] or None, step_count=int(f["step_count"] or 0),
         ))
     return out
 
 
 def handed_off_runs(payload: bytes, partition: int) -> list[Claimed]:
-    """The runs in one hand-off push (JSON ``[now_ms, [10 fields per run]]``, see includes/claim.lua)."""
+    """The runs in one hand-off push (JSON ``[now_ms, [CLAIM_FIELDS per run]]``, see includes/claim.lua)."""
     now, flat = orjson.loads(payload)
     # JSON has no nil inside arrays: Lua's false stands for a missing field
     return _claimed_runs([None if v is False else v for v in flat], int(now), partition)

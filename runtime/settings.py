@@ -154,6 +154,9 @@ class Settings:
     #: Take hand-offs: while idle, new runs are leased to this node by the
     #: creating call itself and pushed to a list it blocks on (no claim round trip).
     handoff: bool = True
+    #: Also read each partition's own submission stream ({prefix:pN}:submit, one intake and one
+    #: blocking connection each), so producers can spread submissions over Redis Cluster masters.
+    partition_streams: bool = True
     #: Stream entries read per intake call.
     intake_batch: int = 500
     #: Pending entries older than this are claimed from dead intake consumers.

@@ -30,7 +30,7 @@ from ..connection import server_ms
 from ..errors import BatonError
 from ..records import iso, stored_int
 from ..statuses import LIVE, TERMINAL
-from .listing import RunFilter, filter_from, list_runs
+from .listing import RunFilter, RunIndex, filter_from, list_runs
 
 __all__ = ["ACTIONS", "MAX_RUNS", "BulkRunner", "action_filter", "action_view", "running"]
 
@@ -211,8 +211,8 @@ class BulkRunner:
                 if (await redis.hget(key, "cancel_requested")) == b"1":
                     await self._finish(key, "canceled")
                     return
-                page = await list_runs(self.baton, f"runs:{project}", fltr, min(PAGE, limit - done["processed"]),
-                                       cursor, self.scan_limit)
+                page = await list_runs(self.baton, RunIndex.of_project(project), fltr,
+                                       min(PAGE, limit - done["processed"]), cursor, self.scan_limit)
                 done["scanned"] += page.scanned
                 for run, position in zip(page.runs, page.positions, strict=True):
                     error = await self._apply(action, run.id)

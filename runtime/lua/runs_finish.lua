@@ -13,6 +13,7 @@
     jitter random in [0,1)
   Returns: flat list id, new status per outcome; status is the error code
     -1 when the lease token no longer matches (fencing rejection) ]]
+--@include keys
 --@include common
 --@include statuses
 --@include settle
@@ -27,7 +28,7 @@ for a = 6, #ARGV do
   local F = cjson.decode(ARGV[a])
   local i = 1
   local id, token = F[i], F[i + 1]
-  local rk = pfx .. 'run:' .. id
+  local rk = K.run(pfx, id)
   local r = call('HMGET', rk, 'lease_token', 'status', 'job')
   out[#out + 1] = id
   if r[1] ~= token or r[2] ~= 'executing' then
@@ -37,8 +38,8 @@ for a = 6, #ARGV do
     local job = r[3]
     if limited[job] == nil then
       -- limits from the code's registration or changed at runtime (the override)
-      limited[job] = call('HEXISTS', pfx .. 'jobs', job) == 1
-        or call('HEXISTS', pfx .. 'jobs:override', job) == 1
+      limited[job] = call('HEXISTS', K.jobs(pfx), job) == 1
+        or call('HEXISTS', K.jobs_override(pfx), job) == 1
     end
     if limited[job] then wake = true end
     local st = settle(pfx, id, F[i + 2], F[i + 3], F[i + 4], F[i + 5], now,

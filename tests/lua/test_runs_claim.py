@@ -179,7 +179,7 @@ async def test_dangling_ready_entry_is_dropped(lua: Lua) -> None:
     # Given a ready entry whose run record no longer exists, ahead of a real run
     run_id = await lua.create_one()
     await lua.redis.zadd(lua.part.ready("default"), {"ghost": ready_score(1000, 0)})
-    await lua.redis.zadd(lua.part.group_ready("default"), {"ghost": ready_score(1000, 0)})
+    await lua.redis.zadd(lua.part.ready("default"), {"ghost": ready_score(1000, 0)})
     # When claiming
     claimed = await lua.claim(10)
     # Then the real run is leased and the dangling entry removed

@@ -31,7 +31,7 @@ end
 -- (a 'waiting' outcome of kind 'paused' parks the run in status paused)
 -- err: JSON object {message, type, stack} or ''.  Returns the new status.
 local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms, dlq_ttl_ms, cap)
-  local rk = pfx .. 'run:' .. id
+  local rk = K.run(pfx, id)
   local r = call('HMGET', rk, 'job', 'queue', 'concurrency_key', 'priority', 'charged',
                  'max_attempts', 'backoff', 'attempt', 'attempt_started_at', 'lease_node',
                  'cancel_requested', 'attempts')
@@ -80,19 +80,19 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
     local deadline = tonumber(w.deadline) or 1e15
     if w.kind == 'event' then
       call('HSET', rk, 'wait_key', w.key)
-      local stored = call('GET', pfx .. 'event:' .. w.key)
+      local stored = call('GET', K.event(pfx, w.key))
       if stored then
         -- sent before the wait began (within the event TTL): deliver at once
         complete_wait_step(pfx, id, w.step, w.index, now, stored, 'completed', now)
         resume(pfx, id, now, 'event')
         return 'queued'
       end
-      call('SADD', pfx .. 'evw:' .. w.key, id)
+      call('SADD', K.event_waiters(pfx, w.key), id)
     elseif w.kind == 'children' then
-      local wk = pfx .. 'wait:' .. id
+      local wk = K.waits_on(pfx, id)
       mark_satellite(pfx, id, 'wait')
       for _, child in ipairs(w.ids) do
-        local st = call('HGET', pfx .. 'run:' .. child, 'status')
+        local st = call('HGET', K.run(pfx, child), 'status')
         if st and not TERMINAL[st] then
           call('SADD', wk, child)
         end
@@ -102,7 +102,7 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
         return 'queued'
       end
     end
-    call('ZADD', pfx .. 'waiting', deadline, id)
+    call('ZADD', K.waiting(pfx), deadline, id)
     return 'waiting'
   elseif outcome == 'released' then
     -- graceful shutdown: hand the run back without charging the attempt
@@ -122,6 +122,6 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
   local due = now + backoff_ms(r[7], charged, rnd)
   call('HSET', rk, 'status', 'delayed', 'next_retry_at', due, 'updated_at', now)
   call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at')
-  call('ZADD', pfx .. 'delayed', due, id)
+  call('ZADD', K.delayed(pfx), due, id)
   return 'delayed'
 end
