@@ -110,14 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     if ns.command not in ("worker", "api"):  # those log them, once logging is set up
         for warning in env_warnings():
             print(f"baton: warning: {warning}", file=sys.stderr)
-    if ns.command in ("runs", "dlq", "apikey"):
-        return asyncio.run(run_command(ns))
     if ns.command == "completion":
         sys.stdout.write(completion_script(build_parser(), ns.shell))
         return 0
-    if ns.command in OPS_COMMANDS:
-        return asyncio.run(run_ops_command(ns))
     try:
+        if ns.command in ("runs", "dlq", "apikey"):
+            return asyncio.run(run_command(ns))
+        if ns.command in OPS_COMMANDS:
+            return asyncio.run(run_ops_command(ns))
         settings = settings_from(ns)
         if ns.command == "worker":
             app = load_app(ns.app)
@@ -134,3 +134,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        if ns.command in ("worker", "api"):
+            raise  # a daemon's crash keeps its traceback: it is logged and investigated
+        # a command run by hand says what went wrong in one line, never a traceback
+        print(f"baton: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
