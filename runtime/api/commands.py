@@ -29,8 +29,9 @@ DEFAULT_URL = "http://127.0.0.1:8480"
 
 def add_api_args(parser: argparse.ArgumentParser, json_flag: bool = True) -> None:
     """--api-url, --api-key (and --json)."""
-    parser.add_argument("--api-url", default=None, help=f"API URL (BATON_API_URL, default {DEFAULT_URL})")
-    parser.add_argument("--api-key", default=None, help="API key (BATON_API_KEY)")
+    parser.add_argument("--api-url", default=None, help="API URL (BATON_API_URL; default: the development node "
+                        f"of this checkout, else {DEFAULT_URL})")
+    parser.add_argument("--api-key", default=None, help="API key (BATON_API_KEY; default: .baton/api-dev-key)")
     if json_flag:
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
