@@ -26,6 +26,7 @@ from runtime.errors import RedisUnavailable
 from runtime.logs import node_id_var
 from runtime.messages import AskBusy, Drain, ReleaseAll, WhenIdle, WhenReleased
 from runtime.metrics import Metrics
+from runtime.topology import SentinelStartWatch, check_deployment, check_fsync, check_server
 
 from .api import Api
 from .base import Actor
@@ -135,19 +136,27 @@ class Supervisor(Actor[None]):
 
     async def _prepare(self) -> bool:
         """Check the server and register this node's jobs; wait out a Redis that is
-        not reachable yet (a pod may start before its Redis). False if asked to stop first."""
+        not reachable yet (a pod may start before its Redis). False if asked to stop first.
+        A misconfigured server or deployment stops the node here (ConfigError), never later."""
         backoff = 0.2
+        watch = SentinelStartWatch(self.settings.redis_url)
         while True:
             try:
-                await check_eviction_policy(self.app.redis)
-                await self.app.register_jobs()
-                for intake in self.intakes:
-                    await ensure_group(self.app, intake.stream.key)
-                await clear_handoff(self.app)
-                return True
+                reason = await watch.problem()
+                if reason is None:
+                    await check_server(self.app.redis, self.settings)
+                    await check_fsync(self.app.redis, self.settings)
+                    await check_deployment(self.app.redis, self.app.keys.deployment, self.settings)
+                    await check_eviction_policy(self.app.redis)
+                    await self.app.register_jobs()
+                    for intake in self.intakes:
+                        await ensure_group(self.app, intake.stream.key)
+                    await clear_handoff(self.app)
+                    return True
             except OUTAGE as exc:
-                self.metrics.redis_reconnects.labels(actor=self.name).inc()
-                self.log.warning("Redis not reachable at start (%s); retrying in %.1fs", exc, backoff)
+                reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+            self.metrics.redis_reconnects.labels(actor=self.name).inc()
+            self.log.warning("Redis not reachable at start (%s); retrying in %.1fs", reason, backoff)
             try:
                 await asyncio.wait_for(self.shutdown_requested.wait(), backoff)
                 return False

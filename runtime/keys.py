@@ -204,7 +204,8 @@ class Partition:
         return f"{self.prefix}tput:{queue}|{hour}"
 
     def job_leases(self, job: str) -> str:
-        """Leased runs of a job (SET; run ids): the exact per-job concurrency count."""
+        """Leased runs of a job with max_concurrency (SET; run ids): its exact concurrency count
+        (jobs without that limit keep none; see limits_apply.lua)."""
         return f"{self.prefix}cc:j:{job}"
 
     def idempotency(self, job: str, key: str) -> str:
@@ -212,7 +213,7 @@ class Partition:
         return f"{self.prefix}idem:{job}|{key}"
 
     def key_leases(self, job: str, concurrency_key: str) -> str:
-        """Leased runs of a job with one concurrency key (SET; run ids)."""
+        """Leased runs of one concurrency key of a job with max_concurrency_per_key (SET; run ids)."""
         return f"{self.prefix}cc:k:{job}|{concurrency_key}"
 
 
@@ -249,6 +250,12 @@ class Keys:
     def intake_group(self) -> str:
         """Consumer group of the intake actors on the submission stream."""
         return "baton-intake"
+
+    @property
+    def deployment(self) -> str:
+        """What every node and producer of a deployment must agree on, as the first node to start
+        recorded it (HASH; partitions)."""
+        return f"{self._node}deployment"
 
     @property
     def registry(self) -> str:

@@ -131,6 +131,9 @@ class Settings:
     durable_replicas: int = 0
     #: How long a write waits for durable_replicas before it fails as not replicated.
     durable_timeout_ms: int = 100
+    #: Also wait until the write is fsynced to the AOF of the master and of durable_replicas replicas
+    #: (WAITAOF; Redis 7.2+ or Valkey, with appendonly yes), so it survives their crash too.
+    durable_fsync: bool = False
     #: Key prefix: two deployments with different prefixes share nothing.
     prefix: str = "baton"
     #: Queue partitions; every node and producer of a deployment must agree.

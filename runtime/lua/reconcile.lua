@@ -16,7 +16,20 @@ for _, id in ipairs(call('ZRANGE', KEYS[1], 0, -1)) do
     leased_drift = leased_drift + 1
   end
 end
-for _, set in ipairs(call('SMEMBERS', K.lease_sets(pfx))) do
+-- the lease sets: per-key ones are listed in lease_sets; per-job ones belong to
+-- the jobs with limits (older versions listed those too)
+local sets, seen = {}, {}
+local function visit(set)
+  if not seen[set] then
+    seen[set] = true
+    sets[#sets + 1] = set
+  end
+end
+for _, set in ipairs(call('SMEMBERS', K.lease_sets(pfx))) do visit(set) end
+for _, hash in ipairs({K.jobs(pfx), K.jobs_override(pfx)}) do
+  for _, job in ipairs(call('HKEYS', hash)) do visit(K.job_leases(pfx, job)) end
+end
+for _, set in ipairs(sets) do
   for _, id in ipairs(call('SMEMBERS', set)) do
     if not call('ZSCORE', KEYS[1], id) then
       call('SREM', set, id)

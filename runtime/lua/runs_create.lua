@@ -174,16 +174,23 @@ for a = 3, #ARGV do
       -- straight to the waiting node, as runs_claim would lease it: the
       -- record is written once, already leased
       local expires = now + d.ttl
-      for _, v in ipairs(lease_fields(d.node, 1, 1, expires, now)) do rec[#rec + 1] = v end
+      -- (only runs of jobs without limits come here: no lease sets)
+      for _, v in ipairs(lease_fields(d.node, 1, 1, expires, now, '')) do rec[#rec + 1] = v end
       put('started_at', now)
       call('HSET', rk, unpack(rec))
-      local token = hold_lease(pfx, id, job, nil, d.node, 1, expires, now)
-      local r = d.runs
-      r[#r + 1] = id; r[#r + 1] = token; r[#r + 1] = 1; r[#r + 1] = job; r[#r + 1] = input
-      r[#r + 1] = F[S.timeout_ms]; r[#r + 1] = now
-      r[#r + 1] = F[S.metadata_json] ~= '' and F[S.metadata_json] or false
-      r[#r + 1] = F[S.tags_json] ~= '' and F[S.tags_json] or false
-      r[#r + 1] = 0
+      local token = hold_lease(pfx, id, job, nil, d.node, 1, expires, now, '')
+      -- one claimed run, its values placed by name (includes/claim_reply.lua)
+      local r, at = d.runs, #d.runs
+      r[at + CLAIMED.run_id] = id
+      r[at + CLAIMED.token] = token
+      r[at + CLAIMED.attempt] = 1
+      r[at + CLAIMED.job] = job
+      r[at + CLAIMED.input] = input
+      r[at + CLAIMED.timeout_ms] = F[S.timeout_ms]
+      r[at + CLAIMED.ready_at_ms] = now
+      r[at + CLAIMED.metadata] = F[S.metadata_json] ~= '' and F[S.metadata_json] or false
+      r[at + CLAIMED.tags] = F[S.tags_json] ~= '' and F[S.tags_json] or false
+      r[at + CLAIMED.step_count] = 0
       d.left = d.left - 1
     elseif status == 'queued' then
       call('HSET', rk, unpack(rec))

@@ -39,35 +39,36 @@ local function lease_token(node, attempt)
   return node .. '/' .. attempt
 end
 
--- The record fields of a lease besides its status (executing), as HSET arguments.
-local function lease_fields(node, attempt, charged, expires, now)
+-- The record fields of a lease besides its status (executing), as HSET arguments;
+-- cc names the lease sets that hold the run (lease_sets_of).
+local function lease_fields(node, attempt, charged, expires, now, cc)
   return {'attempt', attempt, 'charged', charged, 'lease_token', lease_token(node, attempt),
     'lease_node', node, 'lease_expires_at', expires, 'attempt_started_at', now, 'heartbeat_at', now,
-    'updated_at', now}
+    'updated_at', now, 'cc', cc}
 end
 
--- Everything of a lease besides the record's fields: leased index,
--- concurrency sets, timeline. Returns the lease token.
-local function hold_lease(pfx, id, job, ckey, node, attempt, expires, now)
+-- Everything of a lease besides the record's fields: leased index, the lease
+-- sets its limits count it in (cc), timeline. Returns the lease token.
+local function hold_lease(pfx, id, job, ckey, node, attempt, expires, now, cc)
   call('ZADD', K.leased(pfx), expires, id)
-  call('SADD', K.job_leases(pfx, job), id)
-  call('SADD', K.lease_sets(pfx), K.job_leases(pfx, job))
-  if ckey then
-    call('SADD', K.key_leases(pfx, job, ckey), id)
-    call('SADD', K.lease_sets(pfx), K.key_leases(pfx, job, ckey))
-  end
+  hold_lease_sets(pfx, id, job, ckey, cc)
   add_event(pfx, id, 'status', '{"status":"executing","attempt":' .. attempt .. ',"node":'
     .. cjson.encode(node) .. '}', now)
   return lease_token(node, attempt)
 end
 
 -- Lease a run that is out of its ready set to a node. Returns the token.
-local function lease_run(pfx, id, job, ckey, node, attempt, charged, ttl, now)
-  local rk = K.run(pfx, id)
+-- `started` is the run's started_at (false before its first attempt); `lim` its job's limits.
+local function lease_run(pfx, id, job, ckey, node, attempt, charged, ttl, now, started, lim)
   local expires = now + ttl
-  call('HSET', rk, 'status', 'executing', unpack(lease_fields(node, attempt, charged, expires, now)))
-  call('HSETNX', rk, 'started_at', now)
-  return hold_lease(pfx, id, job, ckey, node, attempt, expires, now)
+  local cc = lease_sets_of(lim, ckey)
+  local fields = lease_fields(node, attempt, charged, expires, now, cc)
+  if not started then
+    fields[#fields + 1] = 'started_at'
+    fields[#fields + 1] = now
+  end
+  call('HSET', K.run(pfx, id), 'status', 'executing', unpack(fields))
+  return hold_lease(pfx, id, job, ckey, node, attempt, expires, now, cc)
 end
 
 -- Lease up to ``want`` runs of the given queues and jobs to ``node`` (see
@@ -76,6 +77,7 @@ end
 local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offset, fin_ttl, cap, now)
   local out = {}
   local retry_in = -1
+  local emptied = {}  -- groups runs were taken from: checked once at the end (groups_pruned)
 
   local served = parse_served(jobs_csv)
   local queues = {}
@@ -114,15 +116,15 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
   local function try_claim(queue, gk, g, id)
     local rk = K.run(pfx, id)
     local r = call('HMGET', rk, 'job', 'concurrency_key', 'id', 'timeout_ms', 'ready_at', 'attempt', 'charged',
-      'metadata', 'tags', 'status', 'version', 'rate_key', 'expires_at', 'sat_steps')
+      'metadata', 'tags', 'status', 'version', 'rate_key', 'expires_at', 'sat_steps', 'started_at')
     local job, ckey = r[1], r[2]
     if not job or r[10] ~= 'queued' then
       -- dangling entry (record expired, or the run left the queue another way)
-      ready_remove(pfx, id, queue, g ~= '' and g or nil)
+      ready_remove(pfx, id, queue, g ~= '' and g or nil, emptied)
       return false
     end
     if r[13] and tonumber(r[13]) <= now then
-      ready_remove(pfx, id, queue, ckey)
+      ready_remove(pfx, id, queue, ckey, emptied)
       call('HSET', rk, 'error', '{"message":"not started within its TTL","type":"Expired"}')
       make_terminal(pfx, id, 'expired', now, fin_ttl, cap)
       return false
@@ -145,8 +147,8 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
     if krate then rate_take(krate, lim[5], lim[6]) end
 
     local attempt = tonumber(r[6] or '0') + 1
-    ready_remove(pfx, id, queue, ckey)
-    local token = lease_run(pfx, id, job, ckey, node, attempt, tonumber(r[7] or '0') + 1, ttl, now)
+    ready_remove(pfx, id, queue, ckey, emptied)
+    local token = lease_run(pfx, id, job, ckey, node, attempt, tonumber(r[7] or '0') + 1, ttl, now, r[15], lim)
     -- one claimed run: CLAIMED_SIZE values placed by name (includes/claim_reply.lua)
     local at = #out
     out[at + CLAIMED.run_id] = id
@@ -203,6 +205,7 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
       end
     end
   end
+  groups_pruned(pfx, emptied)
   return out, retry_in
 end
 
@@ -228,8 +231,9 @@ local function push_handoff(pfx, node, runs, ttl, now)
   local hk = K.handoff(pfx, node)
   call('RPUSH', hk, cjson.encode({now, runs}))
   -- a node that died after registering never pops: its leases are reaped, and
-  -- the list outlives them so the reaper can tell they were never taken
-  call('PEXPIRE', hk, ttl * 2)
+  -- the list outlives them (by a minute: the reaper may run late when no other
+  -- node was alive as they expired) so the reaper can tell they were never taken
+  call('PEXPIRE', hk, ttl * 2 + 60000)
 end
 
 -- True when run ``id`` still waits in ``node``'s hand-off list (the node never took it).
