@@ -25,10 +25,11 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .codec import text
-from .errors import RedisUnavailable
+from .errors import ConfigError, RedisUnavailable
 from .sentinel import SENTINEL_SCHEMES, parse_sentinel_url, sentinel_client
 
-__all__ = ["DirectCalls", "EmbeddedServer", "check_eviction_policy", "connect", "redis_url_problem"]
+__all__ = ["DirectCalls", "EmbeddedServer", "alive_server", "check_eviction_policy", "connect", "redis_url_problem",
+           "server_ms"]
 
 logger = logging.getLogger(__name__)
 
@@ -210,6 +211,12 @@ class DirectCalls:
             await self._pool.release(self._free.pop())
 
 
+async def server_ms(client: Any) -> int:
+    """The Redis server's clock in epoch milliseconds: the one clock every node agrees on."""
+    seconds, micros = await client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
 async def check_eviction_policy(client: Any) -> str | None:
     """Warn (and return the policy) when Redis may evict Baton's keys.
 
@@ -264,7 +271,7 @@ class EmbeddedServer:
         config = {"appendonly": "yes", "appendfsync": "always", "save": "", "maxmemory-policy": "noeviction"}
         binary, self.kind = _embedded_binary()
         state = self.data_dir / "server.json"
-        previous = _alive_server(state)
+        previous = alive_server(state)
         if previous is not None:
             # a node killed without cleanup left its server running on this
             # data dir: reuse it rather than start a second one on the same AOF
@@ -272,7 +279,10 @@ class EmbeddedServer:
             self._adopted_pid = pid
             logger.info("reusing embedded %s (pid %d) on %s, appendonly yes", self.kind, pid, self.url)
             return self.url
-        self.port = self.port or _free_port()
+        if self.port:
+            _check_port_free(self.port)
+        else:
+            self.port = _free_port()
         args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
                 "--logfile", str(self.data_dir / "server.log")]
         for k, v in config.items():
@@ -321,7 +331,7 @@ def _embedded_binary() -> tuple[str, str]:
     return binary, Path(binary).name
 
 
-def _alive_server(state: Path) -> tuple[int, int] | None:
+def alive_server(state: Path) -> tuple[int, int] | None:
     """(port, pid) of a server recorded in ``state`` that still answers PING."""
     try:
         info = orjson.loads(state.read_bytes())
@@ -331,6 +341,23 @@ def _alive_server(state: Path) -> tuple[int, int] | None:
     except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError, RedisUnavailable):
         return None
     return port, pid
+
+
+def _check_port_free(port: int) -> None:
+    """Refuse, in one clear line, a port something else listens on (another Redis on it would take the
+    quick start's submissions)."""
+    import socket
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise ConfigError(
+                f"the embedded server cannot listen on 127.0.0.1:{port} ({exc.strerror or exc}): another server "
+                f"uses it. Stop it, choose another port (BATON_EMBEDDED_PORT, 0 = any free port), or give "
+                f"BATON_REDIS_URL to use that server"
+            ) from None
 
 
 def _free_port() -> int:

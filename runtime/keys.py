@@ -198,6 +198,11 @@ class Partition:
         """Index of runs in a terminal status (ZSET, score = time entered)."""
         return f"{self.prefix}st:{status}"
 
+    def throughput(self, queue: str, hour: int) -> str:
+        """Runs of a queue that finished per minute, in one hour (HASH; epoch minute -> count, expires two
+        hours after its last new minute; written where a run finishes, read by runtime/queues.py)."""
+        return f"{self.prefix}tput:{queue}|{hour}"
+
     def job_leases(self, job: str) -> str:
         """Leased runs of a job with max_concurrency (SET; run ids): its exact concurrency count
         (jobs without that limit keep none; see limits_apply.lua)."""
@@ -274,6 +279,24 @@ class Keys:
     def schedule_state(self, name: str) -> str:
         """One schedule's state: next_fire_at, last_run_id, paused, counts (HASH)."""
         return f"{self._node}schedule:{name}"
+
+    def drain_request(self, node_id: str) -> str:
+        """An operator's request that a node drain and exit (STRING; expires after an hour, taken by the
+        node's heartbeat)."""
+        return f"{self._node}drain:{node_id}"
+
+    def bulk_action(self, action_id: str) -> str:
+        """A background bulk action: its request and progress (HASH; expires a day after it ends)."""
+        return f"{self._node}bulk:{action_id}"
+
+    def bulk_lease(self, action_id: str) -> str:
+        """Which API process runs a bulk action now (STRING; its token, expires unless renewed)."""
+        return f"{self._node}bulk:{action_id}:lease"
+
+    @property
+    def bulk_actions(self) -> str:
+        """Background bulk actions (ZSET, score = start time)."""
+        return f"{self._node}bulks"
 
     @property
     def scheduler_lease(self) -> str:

@@ -14,6 +14,7 @@ from prometheus_client import start_http_server
 
 from .app import Baton
 from .connection import EmbeddedServer
+from .devnode import forget_api, record_api
 from .errors import ConfigError, RedisUnavailable
 from .logs import configure_logging, node_id_var
 from .metrics import Metrics
@@ -77,11 +78,13 @@ def run_worker(app: Baton, settings: Settings) -> int:
     embedded: EmbeddedServer | None = None
     if not settings.redis_url:
         check_embedded_allowed()  # no Redis configuration at all: the quick start
-        embedded = EmbeddedServer(settings.embedded_dir)
+        embedded = EmbeddedServer(settings.embedded_dir, settings.embedded_port or None)
         url = embedded.start()
         logger.info("no Redis configured: using the embedded server at %s (AOF on)", url)
         settings = settings.with_changes(redis_url=url)
     app.configure(settings)
+    if embedded is not None and settings.api_port:
+        record_api(settings)  # the CLI run in this checkout finds the development node's API
     # objects that live as long as the process (modules, the app, settings) are
     # moved out of the collector's way: fewer, shorter gen-2 pauses mid-pickup
     gc.collect()
@@ -90,6 +93,7 @@ def run_worker(app: Baton, settings: Settings) -> int:
         return _run(serve(app, metrics))
     finally:
         if embedded is not None:
+            forget_api(settings)
             embedded.stop()
 
 

@@ -8,13 +8,15 @@ from aiohttp import web
 
 from ..errors import BatonError
 from ..statuses import RunStatus
+from .bulk_actions import MAX_RUNS, BulkRunner, action_filter
 from .errors import ApiError
 from .listing import RunFilter, RunIndex, list_runs
 from .routing import Req, json_response
 from .run_helpers import CANCELABLE, load_run, load_runs, render_run, run_filter
 
 __all__ = [
-    "h_bulk_cancel", "h_bulk_dlq_replay", "h_bulk_replay", "h_cancel_all",
+    "h_bulk_cancel", "h_bulk_dlq_replay", "h_bulk_replay", "h_cancel_all", "h_cancel_bulk_action",
+    "h_create_bulk_action", "h_get_bulk_action", "h_list_bulk_actions",
 ]
 
 # -- runs: bulk -----------------------------------------------------------------
@@ -107,3 +109,40 @@ async def h_bulk_dlq_replay(req: Req) -> web.StreamResponse:
                 break
         ids = ids[:limit]
     return await _replay_many(req, ids, dead_letter_only=True)
+
+
+# -- background bulk actions ----------------------------------------------------
+
+
+def _runner(req: Req) -> BulkRunner:
+    assert req.state.bulk is not None  # create_app sets it
+    return req.state.bulk
+
+
+async def h_create_bulk_action(req: Req) -> web.StreamResponse:
+    body = req.body
+    filter_body = dict(body.get("filter") or {})
+    fltr = action_filter(req.project, body["action"], filter_body)
+    view = await _runner(req).create(req.project, body["action"], filter_body, fltr,
+                                     int(body.get("limit", MAX_RUNS)))
+    return json_response(view, status=202, headers={"Location": f"/v1/bulk-actions/{view['id']}"})
+
+
+async def h_list_bulk_actions(req: Req) -> web.StreamResponse:
+    return json_response({"data": await _runner(req).list(req.project)})
+
+
+def _found(view: dict[str, Any] | None, action_id: str) -> dict[str, Any]:
+    if view is None:
+        raise ApiError(404, "not_found", f"bulk action {action_id} not found")
+    return view
+
+
+async def h_get_bulk_action(req: Req) -> web.StreamResponse:
+    action_id = str(req.params["action_id"])
+    return json_response(_found(await _runner(req).get(req.project, action_id), action_id))
+
+
+async def h_cancel_bulk_action(req: Req) -> web.StreamResponse:
+    action_id = str(req.params["action_id"])
+    return json_response(_found(await _runner(req).cancel(req.project, action_id), action_id))

@@ -165,6 +165,27 @@ local function resume(pfx, id, now, why)
   return true
 end
 
+-- The key of `trims` (see make_terminal) under which finished runs are counted per throughput hash
+-- and minute: a number, so it never meets an index name.
+local FINISHED_COUNTS = 0
+
+-- Count a finished run in its queue's throughput: runs finished per minute, in one hash per hour
+-- (fields: epoch minutes) kept two hours, so the last 60 minutes are always readable (runtime/queues.py).
+-- With `trims`, the counts of a call are added up and written once per queue and minute (trim_deferred).
+local function count_finished(pfx, queue, now, trims)
+  local minute = math.floor(now / 60000)
+  local tk = K.throughput(pfx, queue or 'default', math.floor(minute / 60))
+  if trims then
+    local counts = trims[FINISHED_COUNTS] or {}
+    trims[FINISHED_COUNTS] = counts
+    local per_key = counts[tk] or {}
+    counts[tk] = per_key
+    per_key[minute] = (per_key[minute] or 0) + 1
+    return
+  end
+  if call('HINCRBY', tk, minute, 1) == 1 then call('PEXPIRE', tk, 7260000) end
+end
+
 -- Move a run to a terminal status: record time, index, expire the record, and
 -- wake a parent that waits for it as a child. `batch` (optional) lets a caller
 -- that settles many runs in one call write less: `sets` and `dels` are more
@@ -192,8 +213,14 @@ local function make_terminal(pfx, id, status, now, ttl_ms, cap, batch)
   else
     trim_index(pfx, index, now, ttl_ms, cap)
   end
-  local parent
-  if rec then parent = rec.parent_id else parent = call('HGET', rk, 'parent_id') end
+  local parent, queue
+  if rec then
+    parent, queue = rec.parent_id, rec.queue
+  else
+    local r = call('HMGET', rk, 'parent_id', 'queue')
+    parent, queue = r[1], r[2]
+  end
+  count_finished(pfx, queue, now, batch and batch.trims)
   if parent then
     local wk = K.waits_on(pfx, parent)
     if call('SREM', wk, id) == 1 and call('SCARD', wk) == 0 then
@@ -204,7 +231,17 @@ end
 
 -- Trim the status indices make_terminal left to the caller (see its `batch`).
 local function trim_deferred(pfx, trims, now, cap)
-  for index, ttl_ms in pairs(trims) do trim_index(pfx, index, now, ttl_ms, cap) end
+  for index, ttl_ms in pairs(trims) do
+    if index == FINISHED_COUNTS then
+      for tk, per_minute in pairs(ttl_ms) do
+        for minute, n in pairs(per_minute) do
+          if call('HINCRBY', tk, minute, n) == n then call('PEXPIRE', tk, 7260000) end
+        end
+      end
+    else
+      trim_index(pfx, index, now, ttl_ms, cap)
+    end
+  end
 end
 
 -- Lease sets exist only for what a limit counts: the job's set ('j') for
