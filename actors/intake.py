@@ -26,7 +26,7 @@ from redis.exceptions import RedisError, ResponseError
 from runtime.app import Baton
 from runtime.codec import text
 from runtime.errors import RedisUnavailable, SubmissionError
-from runtime.metrics import Metrics
+from runtime.metrics import DEDUP_REASONS, Metrics
 from runtime.stream_entries import parse_stream_entry, parse_stream_event, rejected_record
 from runtime.submission import RunSpec
 
@@ -50,7 +50,7 @@ SILENT_CONSUMER_MS = 10 * BLOCK_MS
 #: Longest a stopping intake spends finishing the entries it read.
 FINISH_TIMEOUT_S = 5.0
 #: runs_create codes for an entry that created nothing, and what held it
-_DEDUP_REASON = {0: "id", 2: "idempotency_key", 3: "debounced"}
+_DEDUP_REASON = dict(zip((0, 2, 3), DEDUP_REASONS, strict=True))
 #: Codes of server-state error replies the Redis client leaves as a plain ResponseError
 _SERVER_REPLIES = ("BUSY", "NOREPLICAS", "UNKILLABLE", "MISCONF", "NOTBUSY")
 

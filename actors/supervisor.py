@@ -108,6 +108,7 @@ class Supervisor(Actor[None]):
             return
         self.metrics.slots_total.set(self.settings.concurrency)
         self.metrics.init_jobs(app.jobs.names())
+        self.metrics.init_node(served_queues(app), [self.name, *(actor.name for actor in self.actors)])
         self.metrics.set_lease_ttl(self.settings.lease_ttl_ms / 1000)
         app.scripts.on_call = self.metrics.observe_redis
         loop = asyncio.get_running_loop()

@@ -29,12 +29,20 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from .statuses import FINISHED_BY_OUTCOME, AttemptOutcome
 
-__all__ = ["DURATION_BUCKETS", "FINAL_STATUSES", "LAG_BUCKETS", "LEASE_BUCKETS", "OUTCOMES", "REDIS_BUCKETS", "Metrics"]
+__all__ = ["CLAIM_REASONS", "DEDUP_REASONS", "DURATION_BUCKETS", "FINAL_STATUSES", "LAG_BUCKETS", "LEASE_BUCKETS",
+           "LOST_STAGES", "OUTCOMES", "REDIS_BUCKETS", "Metrics"]
 
 #: run statuses counted by baton_runs_finished_total
 FINAL_STATUSES = tuple(str(s) for s in FINISHED_BY_OUTCOME)
 #: attempt outcomes counted by baton_attempts_total
 OUTCOMES = tuple(str(o) for o in AttemptOutcome)
+
+#: where a lease can be found lost (baton_leases_lost_total's stage label)
+LOST_STAGES = ("renew", "finish", "fence", "stall")
+#: why intake took over another consumer's pending entries (baton_intake_entries_claimed_total)
+CLAIM_REASONS = ("dead_node", "idle")
+#: what an earlier submission held when an entry created nothing (baton_intake_entries_deduplicated_total)
+DEDUP_REASONS = ("id", "idempotency_key", "debounced")
 
 # from a millisecond no-op job to multi-hour batch work
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
@@ -239,6 +247,26 @@ class Metrics:
                 self.runs_finished.labels(job_name=job, status=status)
             for outcome in OUTCOMES:
                 self.attempts.labels(job_name=job, outcome=outcome)
+
+    def init_node(self, queues: Iterable[str], actors: Iterable[str]) -> None:
+        """Create the node's labelled counters at 0 for every label value known at start (the queues it
+        serves, lease-loss stages, its actors, intake reasons).
+
+        A series born at its first increment starts at 1 or more, and ``increase()`` reads its first
+        burst as 0: a pod's first mass reclaim or first lost lease would never fire an alert.
+        """
+        for queue in queues:
+            self.leases_reclaimed.labels(queue=queue)
+        for stage in LOST_STAGES:
+            self.leases_lost.labels(stage=stage)
+        for actor in actors:
+            self.actor_restarts.labels(actor=actor)
+            self.redis_errors.labels(actor=actor)
+            self.redis_reconnects.labels(actor=actor)
+        for reason in CLAIM_REASONS:
+            self.intake_claimed.labels(reason=reason)
+        for reason in DEDUP_REASONS:
+            self.intake_deduplicated.labels(reason=reason)
 
     def child(self, metric: Any, *values: str) -> Any:
         """``metric.labels(*values)``, looked up once: at thousands of runs per second
