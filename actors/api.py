@@ -3,7 +3,8 @@
 Started by the supervisor when ``api_port`` is not 0, or alone by ``baton api``.
 Readiness (``/ready``) turns 503 as soon as the node starts draining, so a load
 balancer stops sending requests; the server itself stops after the executors
-have drained, closing open event streams within a second or two.
+have drained and ``api_drain_s`` more (requests in flight finish), closing open
+event streams within a second or two.
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ class Api(Actor[None]):
             self.log.info("HTTP API on http://%s:%d (OpenAPI at /openapi.json)", self.settings.api_host, self.port)
             self.listening.set()
             await self.stopping.wait()
+            # draining: readiness answers 503 and event streams end, but requests still get answers
+            # until the load balancer has stopped routing here (a preStop hook covers the same on Kubernetes)
+            stopping.set()
+            await asyncio.sleep(self.settings.api_drain_s)
         finally:
             stopping.set()
             self.listening.clear()

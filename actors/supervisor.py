@@ -25,6 +25,7 @@ from runtime.errors import RedisUnavailable
 from runtime.logs import node_id_var
 from runtime.messages import AskBusy, Drain, ReleaseAll, WhenIdle, WhenReleased
 from runtime.metrics import Metrics
+from runtime.probes import Health
 
 from .api import Api
 from .base import Actor
@@ -51,11 +52,14 @@ class Supervisor(Actor[None]):
 
     name = "supervisor"
 
-    def __init__(self, app: Baton, metrics: Metrics | None = None, intake: bool = True) -> None:
+    def __init__(self, app: Baton, metrics: Metrics | None = None, intake: bool = True,
+                 health: Health | None = None) -> None:
         super().__init__()
         self.app = app
         self.settings = app.settings
         self.metrics = metrics or Metrics()
+        #: what /livez and /readyz on the metrics port report
+        self.health = health or Health(self.settings.loop_stall_limit_s)
         self.exit_code = 0
         self.shutdown_requested = asyncio.Event()
         self.started = asyncio.Event()
@@ -76,7 +80,7 @@ class Supervisor(Actor[None]):
         self.api = (Api(app, self.metrics.registry, ready=lambda: not self.shutdown_requested.is_set())
                     if self.settings.api_port else None)
         self.scheduler = Scheduler(app)
-        self.watchdog = Watchdog(app, self.metrics, on_stall=self.executor.on_stall)
+        self.watchdog = Watchdog(app, self.metrics, on_stall=self.executor.on_stall, health=self.health)
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.restarts: dict[str, deque[float]] = {}
 
@@ -98,6 +102,7 @@ class Supervisor(Actor[None]):
         """Begin a graceful drain (SIGTERM / SIGINT)."""
         if not self.shutdown_requested.is_set():
             self.log.info("shutdown requested: draining (grace %.1fs)", self.settings.shutdown_grace_s)
+            self.health.draining = True
             self.shutdown_requested.set()
 
     async def run(self) -> None:
@@ -125,6 +130,7 @@ class Supervisor(Actor[None]):
             self.settings.partitions,
         )
         self.started.set()
+        self.health.started = True
         while not self.shutdown_requested.is_set():
             await self._heartbeat()
             try:
@@ -182,6 +188,7 @@ class Supervisor(Actor[None]):
                         len(self.restarts[actor.name]), self.settings.restart_window_s,
                     )
                     self.exit_code = 1
+                    self.health.fatal = f"actor {actor.name} spent its restart budget: {exc!r}"[:500]
                     self.request_shutdown()
                     return
                 if not await actor.sleep(backoff):
@@ -219,7 +226,9 @@ class Supervisor(Actor[None]):
             await pipe.execute()
             self.metrics.observe_redis("heartbeat", time.perf_counter() - started)
             self.metrics.heartbeat_timestamp.set(now_ms / 1000)
+            self.health.redis_ok = True
         except RedisError as exc:
+            self.health.redis_ok = False
             if isinstance(exc, OUTAGE):
                 self.metrics.redis_reconnects.labels(actor=self.name).inc()
             self.log.warning("heartbeat failed: %s", exc)
