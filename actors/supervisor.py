@@ -75,7 +75,8 @@ class Supervisor(Actor[None]):
         self.receiver = (Receiver(app, executor=to_executor, leaser=to_leaser, fetcher=to_fetcher)
                          if settings.handoff else None)
         self.intake = Intake(app, self.metrics) if intake else None
-        self.observer = Observer(app, self.metrics)
+        # the cluster gauges come from one node: the scheduler lease's holder (an election that exists anyway)
+        self.observer = Observer(app, self.metrics, exporter=lambda: self.scheduler.holding)
         # the HTTP API, in this process when api_port is set (or alone: `baton api`)
         self.api = (Api(app, self.metrics.registry, ready=lambda: not self.shutdown_requested.is_set())
                     if self.settings.api_port else None)

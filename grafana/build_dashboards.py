@@ -8,8 +8,8 @@ that every query parses and names only metrics a node exports.
 
 Conventions of the queries: node counters are summed across nodes; cluster
 gauges (queue depth, runs per state, overdue leases, live nodes, intake lag) are
-exported by every node with the same value, so they are aggregated with ``max``
-per series first. The job label of Baton's metrics is ``job_name`` (Prometheus
+exported by one elected node, and by two with the same value around a hand-over,
+so they are aggregated with ``max`` per series first. The job label of Baton's metrics is ``job_name`` (Prometheus
 owns ``job``).
 
 Scoping: every metric selector gets ``namespace=~"$namespace", job=~"$job"``

@@ -16,7 +16,7 @@ from .app import Baton
 from .connection import EmbeddedServer
 from .errors import ConfigError
 from .logs import configure_logging, node_id_var
-from .metrics import Metrics
+from .metrics import Metrics, process_metrics
 from .probes import Health, start_probe_server
 from .settings import Settings, check_embedded_allowed, env_warnings, setting_names
 
@@ -118,6 +118,7 @@ def run_api(app: Baton, settings: Settings) -> int:
     if not settings.api_port:
         settings = settings.with_changes(api_port=DEFAULT_API_PORT)
     registry = CollectorRegistry()
+    process_metrics(registry)
     serve_metrics(settings, registry)
     app.configure(settings)
     return _run(_serve_api(app, registry))

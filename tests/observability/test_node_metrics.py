@@ -190,3 +190,37 @@ def test_every_label_value_the_code_counts_is_created_at_start() -> None:
     # Then each one is in the tuple Metrics.init_node creates at start
     assert stages and stages <= set(LOST_STAGES)
     assert claims and claims <= set(CLAIM_REASONS)
+
+
+async def test_process_metrics_build_info_and_no_created_series(loaded_node: LoadedNode) -> None:
+    # Given a node's /metrics
+    text = loaded_node.scrape()
+    names = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+    # Then the process and Python collectors are there, and the build info says which Baton runs
+    assert {"process_resident_memory_bytes", "process_cpu_seconds_total", "python_info"} <= names
+    assert sample(text, "baton_build_info") == 1
+    # and no counter or histogram doubles its series with _created
+    assert not [n for n in names if n.endswith("_created")]
+
+
+async def test_only_the_elected_node_exports_the_cluster_gauges(make_app: Callable[..., Baton]) -> None:
+    # Given two nodes on one Redis
+    first, second = (with_jobs(make_app(node_id=n, **FAST_OBSERVER)) for n in ("n1", "n2"))
+    async with running_node(first) as node1, running_node(second) as node2:
+        nodes = {"n1": node1, "n2": node2}
+
+        def exporters() -> list[str]:
+            return [n for n, node in nodes.items()
+                    if node.metrics.registry.get_sample_value("baton_nodes_live") is not None]
+
+        # Then exactly one exports the cluster gauges (the scheduler lease's holder), the other has none
+        await eventually(lambda: len(exporters()) == 1 and nodes[exporters()[0]].scheduler.holding, 10)
+        (holder,) = exporters()
+        other = "n2" if holder == "n1" else "n1"
+        assert nodes[other].metrics.registry.get_sample_value("baton_queue_depth", {"queue": "obs",
+                                                                                     "partition": "0"}) is None
+        assert nodes[holder].metrics.registry.get_sample_value("baton_nodes_live") == 2
+        # When the holder drains (it hands the lease over at once)
+        nodes[holder].request_shutdown()
+        # Then the other node takes over the export
+        await eventually(lambda: exporters() == [other], 15)

@@ -189,6 +189,10 @@ async def test_prometheus_reads_queue_depth_and_reclaims_after_kill_9(
         server = RedisProcess(port=server.port, dir=server.dir, args=["--appendonly", "yes"]).start()
         back = await producer.trigger("ok", {"back": True})
         assert (await producer.wait_for(back, 30)).status == "completed"
+        # and the survivor exports the cluster gauges (it holds the scheduler lease by now, or soon)
+        await eventually(lambda: prom.value("max(baton_nodes_live)") == 1, 30, interval=0.25)
+        (exporter,) = prom.query("baton_nodes_live")
+        assert exporter["metric"]["pod"] == survivor
 
         # and the alert rules loaded into the server are healthy, and every dashboard query and every
         # operand of every alert expression returns data (on All for the dashboard's variables)
