@@ -29,6 +29,7 @@ from runtime.errors import RedisUnavailable, SubmissionError
 from runtime.metrics import DEDUP_REASONS, Metrics
 from runtime.stream_entries import parse_stream_entry, parse_stream_event, rejected_record
 from runtime.submission import RunSpec
+from runtime.tracing import end_span, start_span
 
 from .base import Actor
 
@@ -251,6 +252,7 @@ class Intake(Actor[None]):
         """Validate a batch, create its runs, record rejections, then acknowledge it."""
         if not entries:
             return
+        started_ns = time.time_ns()
         self.metrics.intake_read.inc(len(entries))
         if claimed:
             self.metrics.intake_claimed.labels(reason=claimed).inc(len(entries))
@@ -270,6 +272,8 @@ class Intake(Actor[None]):
                     raise
                 rejected.append((entry_id, fields, self._internal(entry_id, exc)))
         failed = await self._create(specs)
+        if self.settings.tracing:
+            self._trace(specs, failed, started_ns)
         for entry_id, (key, data) in events:
             # at-least-once like everything from the stream: a re-delivered event
             # finds its waiters already woken and only refreshes the stored copy
@@ -290,6 +294,16 @@ class Intake(Actor[None]):
                       maxlen=self.settings.rejected_max_len, approximate=True)
         pipe.xack(keys.submit_stream, keys.intake_group, *[e[0] for e in entries])
         await pipe.execute()
+
+    @staticmethod
+    def _trace(specs: list[tuple[str, RunSpec]], failed: dict[str, SubmissionError], started_ns: int) -> None:
+        """One ``baton.intake`` span per run created from an entry that carried a trace context."""
+        now_ns = time.time_ns()
+        for entry_id, spec in specs:
+            if spec.trace_context and entry_id not in failed:
+                end_span(start_span("baton.intake", traceparent=spec.trace_context, run_id=spec.id, job=spec.job,
+                                    kind="consumer", start_ns=started_ns, attributes={"baton.entry_id": entry_id}),
+                         end_ns=now_ns)
 
     def _internal(self, entry_id: str, exc: BaseException) -> SubmissionError:
         self.log.error("stream entry %s failed unexpectedly; rejected as internal", entry_id, exc_info=exc)

@@ -18,6 +18,7 @@ from .api.client import ApiClientError
 from .api.commands import add_api_args, add_commands, api_client, run_command
 from .app import Baton
 from .errors import BatonError
+from .logs import startup_failure
 from .settings import ENV_PREFIX, Settings, descriptions, env_warnings
 from .statuses import TERMINAL
 from .worker import load_app, run_api, run_worker
@@ -107,7 +108,11 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_api_client_command(ns))
         return asyncio.run(_client_command(ns, settings))
     except BatonError as exc:
-        print(f"baton: {exc}", file=sys.stderr)
+        if ns.command in ("worker", "api"):  # a daemon's log pipeline parses its stderr
+            fmt = getattr(ns, "log_format", None) or os.environ.get(f"{ENV_PREFIX}LOG_FORMAT", "")
+            startup_failure(str(exc), fmt, type(exc).__name__)
+        else:
+            print(f"baton: {exc}", file=sys.stderr)
         return 2
     except RedisError as exc:  # submit/get talk to Redis directly; redis-py's messages carry no password
         print(f"baton: Redis: {exc}", file=sys.stderr)

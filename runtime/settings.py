@@ -196,6 +196,9 @@ class Settings:
     log_format: str = ""
     #: Log level.
     log_level: str = "INFO"
+    #: Record OpenTelemetry spans of intake, claims, handlers, steps, child runs and outcomes (needs the
+    #: tracing extra and a TracerProvider the application configures); producers propagate regardless.
+    tracing: bool = False
     #: Where the embedded server keeps its AOF when no redis_url is given.
     embedded_dir: str = ".baton/redis"
     #: Supervisor restart budget: restarts allowed per actor within the window.

@@ -19,6 +19,7 @@ from .logs import configure_logging, node_id_var
 from .metrics import Metrics, process_metrics
 from .probes import Health, start_probe_server
 from .settings import Settings, check_embedded_allowed, env_warnings, setting_names
+from .tracing import require as require_tracing
 
 __all__ = ["DEFAULT_API_PORT", "load_app", "run_api", "run_worker", "serve", "serve_metrics"]
 
@@ -57,6 +58,7 @@ def _start_logging(settings: Settings) -> None:
     """Configure logging for this process, then report unknown BATON_* variables in it."""
     configure_logging(settings.log_format, settings.log_level)
     node_id_var.set(settings.node_id)
+    require_tracing(settings.tracing)
     for warning in env_warnings():
         logger.warning("%s", warning)
 

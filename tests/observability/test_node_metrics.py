@@ -219,7 +219,7 @@ async def test_only_the_elected_node_exports_the_cluster_gauges(make_app: Callab
         other = "n2" if holder == "n1" else "n1"
         assert nodes[other].metrics.registry.get_sample_value("baton_queue_depth", {"queue": "obs",
                                                                                      "partition": "0"}) is None
-        assert nodes[holder].metrics.registry.get_sample_value("baton_nodes_live") == 2
+        await eventually(lambda: nodes[holder].metrics.registry.get_sample_value("baton_nodes_live") == 2, 10)
         # When the holder drains (it hands the lease over at once)
         nodes[holder].request_shutdown()
         # Then the other node takes over the export
