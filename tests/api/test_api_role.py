@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -111,3 +112,45 @@ def test_sigterm_finishes_requests_in_flight_and_answers_while_draining(api_proc
     # and it exits cleanly once the drain is over, not before
     assert api_process.proc.wait(20) == 0
     assert time.monotonic() - stopped_at >= 2.0
+
+
+def test_the_access_log_is_one_structured_line_per_request(api_process: ApiProcess) -> None:
+    # Given `baton api` logging JSON, when a request is answered
+    status, _ = api_process.get("/v1/runs/no-such-run")
+    assert status == 401
+
+    def access_lines() -> list[dict[str, object]]:
+        lines = [json.loads(x) for x in api_process.log.read_text().splitlines() if x.startswith("{")]
+        return [x for x in lines if x["logger"] == "baton.api.access" and x.get("http_path") == "/v1/runs/no-such-run"]
+
+    _wait(access_lines, 10)
+    # Then its access log line carries the request as fields a log pipeline can filter on
+    (line,) = access_lines()
+    assert (line["http_method"], line["http_status"], line["msg"].split()[:3]) == (
+        "GET", 401, ["GET", "/v1/runs/no-such-run", "401"])
+    assert isinstance(line["duration_ms"], float) and len(str(line["request_id"])) == 32
+    assert line["remote"] == "127.0.0.1" and line["user_agent"].startswith("Python-urllib")
+
+
+@pytest.mark.parametrize("problem", ["bad setting", "port taken"])
+def test_a_process_that_cannot_start_says_why_in_one_json_line(redis_server: RedisProcess, problem: str) -> None:
+    # Given a worker whose configuration cannot work: a malformed setting, or a metrics port already bound
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BATON_REDIS_URL": redis_server.url, "BATON_LOG_FORMAT": "json",
+           "BATON_METRICS_HOST": "127.0.0.1", "BATON_METRICS_PORT": str(taken.getsockname()[1])}
+    if problem == "bad setting":
+        env["BATON_LEASE_TTL_MS"] = "soon"
+    try:
+        # When it starts
+        out = subprocess.run([sys.executable, "-m", "runtime", "worker", "--app", "examples.jobs:app"], cwd=ROOT,
+                             env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        taken.close()
+    # Then it exits with 2, and its last stderr line is one JSON object saying why
+    assert out.returncode == 2, out.stderr
+    last = json.loads(out.stderr.strip().splitlines()[-1])
+    assert (last["level"], last["logger"], last["event"], last["error"]) == (
+        "critical", "baton.startup", "startup_failed", "ConfigError")
+    assert ("BATON_LEASE_TTL_MS" if problem == "bad setting" else "cannot serve metrics") in last["msg"]
