@@ -25,6 +25,7 @@ from runtime.codec import text
 from runtime.context import ContinueAsNew, RunContext, RunLogCapture, Suspend, current_run
 from runtime.errors import JobTimeout, LeaseLost, PermanentFailure
 from runtime.fencing import LeaseClock, lease_margin_s
+from runtime.jobs import Job
 from runtime.limits import fit_error, output_json
 from runtime.logs import run_log_context
 from runtime.messages import AskBusy, CancelRun, LeaseGranted, LeasesRenewed, ReleaseAll, RunFinished, WhenIdle
@@ -261,7 +262,11 @@ class Executor(Actor[ExecutorMessage]):
                 return await self._attempt(c, job)
         # one HGET per attempt, only with tracing on: the claim stays as lean as without it
         p = self.app.keys.partitions[c.partition]
-        traceparent = text(await self.app.redis.hget(p.run(c.run_id), "trace_context") or b"")
+        try:
+            traceparent = text(await self.app.redis.hget(p.run(c.run_id), "trace_context") or b"")
+        except RedisError as exc:  # the run goes on in a trace of its own rather than failing for it
+            self.log.warning("could not read the trace context of run %s: %s", c.run_id, exc)
+            traceparent = ""
         claim = start_span("baton.claim", traceparent=traceparent, run_id=c.run_id, job=c.job, attempt=c.attempt,
                            start_ns=c.ready_at_ms * 1_000_000, attributes={"baton.partition": c.partition})
         end_span(claim, end_ns=max(c.claimed_at_ms, c.ready_at_ms) * 1_000_000)
@@ -276,7 +281,7 @@ class Executor(Actor[ExecutorMessage]):
             annotate(run_span, error=error, attributes={"baton.outcome": outcome.outcome})
             return outcome
 
-    async def _attempt(self, c: Claimed, job: Any) -> Outcome:
+    async def _attempt(self, c: Claimed, job: Job) -> Outcome:
         """Run the handler once under the lease; its outcome (the run's log context is set)."""
         ctx = await RunContext.for_claim(self.app, c, self.leases.get(c.run_id))
         token = current_run.set(ctx)
