@@ -3,7 +3,8 @@
 Started by the supervisor when ``api_port`` is not 0, or alone by ``baton api``.
 Readiness (``/ready``) turns 503 as soon as the node starts draining, so a load
 balancer stops sending requests; the server itself stops after the executors
-have drained, closing open event streams within a second or two.
+have drained and ``api_drain_s`` more (requests in flight finish), closing open
+event streams within a second or two.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 
 from runtime.api import ApiKeys, ApiMetrics, create_app
 from runtime.app import Baton
@@ -23,6 +25,22 @@ from .base import Actor
 __all__ = ["Api"]
 
 access_log = logging.getLogger("baton.api.access")
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request: ``METHOD path status`` as the message, and with the JSON log format the
+    fields a log pipeline filters on (method, path, status, duration, request id, remote address, agent)."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        """Log one answered request (aiohttp calls it once the response is sent)."""
+        fields = {
+            "http_method": request.method, "http_path": request.path, "http_status": response.status,
+            "duration_ms": round(time * 1000, 3), "request_id": response.headers.get("X-Request-Id", ""),
+            "remote": request.remote or "", "user_agent": request.headers.get("User-Agent", "")[:200],
+            "response_bytes": response.body_length,
+        }
+        self.logger.info("%s %s %d %.1fms", request.method, request.path, response.status, time * 1000,
+                         extra={"fields": fields})
 #: longest accepted request line (method, path and query)
 MAX_LINE = 65536
 
@@ -74,7 +92,8 @@ class Api(Actor[None]):
         # long query strings (filters) are fine up to 64 KiB; aiohttp would answer a longer request line
         # itself with a plain-text 400 before any handler runs
         self.routes = [(r.method, r.resource.canonical) for r in web_app.router.routes() if r.resource is not None]
-        runner = web.AppRunner(web_app, access_log=access_log, shutdown_timeout=2.0, max_line_size=MAX_LINE)
+        runner = web.AppRunner(web_app, access_log=access_log, access_log_class=AccessLogger, shutdown_timeout=2.0,
+                               max_line_size=MAX_LINE)
         await runner.setup()
         try:
             site = web.TCPSite(runner, self.settings.api_host, self.port, reuse_address=True)
@@ -83,6 +102,10 @@ class Api(Actor[None]):
             self.log.info("HTTP API on http://%s:%d (OpenAPI at /openapi.json)", self.settings.api_host, self.port)
             self.listening.set()
             await self.stopping.wait()
+            # draining: readiness answers 503 and event streams end, but requests still get answers
+            # until the load balancer has stopped routing here (a preStop hook covers the same on Kubernetes)
+            stopping.set()
+            await asyncio.sleep(self.settings.api_drain_s)
         finally:
             stopping.set()
             self.listening.clear()

@@ -21,15 +21,18 @@ import orjson
 from redis.exceptions import RedisError
 
 from runtime.app import Baton
+from runtime.codec import text
 from runtime.context import ContinueAsNew, RunContext, RunLogCapture, Suspend, current_run
 from runtime.errors import JobTimeout, LeaseLost, PermanentFailure
 from runtime.fencing import LeaseClock, lease_margin_s
+from runtime.jobs import Job
 from runtime.limits import fit_error, output_json
 from runtime.logs import run_log_context
 from runtime.messages import AskBusy, CancelRun, LeaseGranted, LeasesRenewed, ReleaseAll, RunFinished, WhenIdle
 from runtime.metrics import Metrics
 from runtime.scripts import Claimed, Outcome
 from runtime.settings import Settings
+from runtime.tracing import annotate, end_span, span, start_span
 
 from .base import Actor, Mailbox, answer
 
@@ -213,8 +216,9 @@ class Executor(Actor[ExecutorMessage]):
 
     async def _execute(self, c: Claimed) -> None:
         started = time.monotonic()
+        traced: list[Any] = []  # the run's span, when tracing (the parent of its finish span)
         try:
-            outcome = await self._outcome(c)
+            outcome = await self._outcome(c, traced)
         except asyncio.CancelledError:
             outcome = self._cancelled(c)
         except Exception as exc:
@@ -229,7 +233,11 @@ class Executor(Actor[ExecutorMessage]):
                 self._forget(c.run_id)
         if abandoned:
             return
-        await self.reporter.send(RunFinished(outcome, c.partition, c.job, time.monotonic() - started, c.attempt))
+        # ended by the reporter once the outcome is written
+        finish = (start_span("baton.finish", parent_span=traced[0], run_id=c.run_id, job=c.job, attempt=c.attempt,
+                             attributes={"baton.outcome": outcome.outcome}) if traced else None)
+        await self.reporter.send(RunFinished(outcome, c.partition, c.job, time.monotonic() - started, c.attempt,
+                                             span=finish))
 
     def _cancelled(self, c: Claimed) -> Outcome:
         reason = self.cancel_reasons.get(c.run_id, "released")
@@ -243,68 +251,93 @@ class Executor(Actor[ExecutorMessage]):
         # drained, or given back after a stall: uncharged (fenced off if the lease was taken meanwhile)
         return Outcome(c.run_id, c.token, "released")
 
-    async def _outcome(self, c: Claimed) -> Outcome:
+    async def _outcome(self, c: Claimed, traced: list[Any]) -> Outcome:
         job = self.app.jobs.get(c.job)
         if job is None:  # the claim script only hands out served jobs; this is a bug guard
             return self._failure(c, "failed", RuntimeError(f"job {c.job!r} not defined on this node"), permanent=True)
         # counted once the handler is under way: the metrics are not on the pickup path
         asyncio.get_running_loop().call_soon(self._count_start, c)
-        with run_log_context(c.run_id, c.job, c.attempt):
-            ctx = await RunContext.for_claim(self.app, c, self.leases.get(c.run_id))
-            token = current_run.set(ctx)
-            flushers: list[asyncio.Task[None]] = []
-
-            def start_flusher() -> None:
-                if not flushers:
-                    flushers.append(asyncio.get_running_loop().create_task(self._flush_loop(c, ctx)))
-
-            ctx.on_buffer = start_flusher
-            # the timeout cancels the handler like any other cancellation (with the same grace)
-            timer = (asyncio.get_running_loop().call_later(c.timeout_ms / 1000, self._cancel, c.run_id, "timed_out")
-                     if c.timeout_ms else None)
-            try:
-                payload = orjson.loads(c.input_json)
-                # a handler (re)starting is fenced work too: not once the lease may have expired
-                await ctx.confirm_lease("the handler")
-                if job.is_async:
-                    result = await job.handler(ctx, payload)
-                else:
-                    # a thread cannot be killed: on timeout the run is recorded
-                    # timed_out and the thread finishes in the background
-                    loop = asyncio.get_running_loop()
-                    run = contextvars.copy_context().run
-                    result = await loop.run_in_executor(self.threads, run, job.handler, ctx, payload)
-                outcome = Outcome(c.run_id, c.token, "completed", output_json=output_json(self.app.settings, result))
-            except Suspend as wait:
-                outcome = Outcome(c.run_id, c.token, "waiting", output_json=orjson.dumps(wait.spec).decode())
-            except ContinueAsNew as cont:
-                outcome = await self._continue(c, ctx, cont.payload)
-            except asyncio.CancelledError:
-                if self.cancel_reasons.get(c.run_id) == "timed_out":
-                    ctx.log.warning("run timed out after %.3fs", c.timeout_ms / 1000)
-                outcome = self._cancelled(c)
-            except LeaseLost as exc:
-                # fenced work was refused: nothing this attempt reports can land any more
-                self.metrics.leases_lost.labels(stage="fence").inc()
-                ctx.log.warning("%s", exc)
-                outcome = self._failure(c, "failed", exc)
-            except PermanentFailure as exc:
-                outcome = self._failure(c, "failed", exc, permanent=True)
-            except orjson.JSONEncodeError as exc:
-                outcome = self._failure(c, "failed", TypeError(f"handler result is not JSON-serialisable: {exc}"))
-            except Exception as exc:  # noqa: BLE001 - any handler error is an attempt failure
-                ctx.log.warning("handler raised %s: %s", type(exc).__name__, exc)
-                outcome = self._failure(c, "failed", exc)
-            finally:
-                if timer is not None:
-                    timer.cancel()
-                for flusher in flushers:
-                    flusher.cancel()
-                current_run.reset(token)
-            # the last logs of the attempt go out before its outcome
-            with contextlib.suppress(LeaseLost, RedisError):
-                await ctx.flush()
+        if not self.app.settings.tracing:
+            with run_log_context(c.run_id, c.job, c.attempt):
+                return await self._attempt(c, job)
+        # one HGET per attempt, only with tracing on: the claim stays as lean as without it
+        p = self.app.keys.partitions[c.partition]
+        try:
+            traceparent = text(await self.app.redis.hget(p.run(c.run_id), "trace_context") or b"")
+        except RedisError as exc:  # the run goes on in a trace of its own rather than failing for it
+            self.log.warning("could not read the trace context of run %s: %s", c.run_id, exc)
+            traceparent = ""
+        claim = start_span("baton.claim", traceparent=traceparent, run_id=c.run_id, job=c.job, attempt=c.attempt,
+                           start_ns=c.ready_at_ms * 1_000_000, attributes={"baton.partition": c.partition})
+        end_span(claim, end_ns=max(c.claimed_at_ms, c.ready_at_ms) * 1_000_000)
+        with run_log_context(c.run_id, c.job, c.attempt), \
+                span(f"baton.run {c.job}", traceparent=traceparent, run_id=c.run_id, job=c.job, attempt=c.attempt,
+                     kind="consumer") as run_span:
+            traced.append(run_span)
+            outcome = await self._attempt(c, job)
+            error = ""
+            if outcome.outcome in ("failed", "timed_out") and outcome.error_json:
+                error = str(orjson.loads(outcome.error_json).get("message", outcome.outcome))
+            annotate(run_span, error=error, attributes={"baton.outcome": outcome.outcome})
             return outcome
+
+    async def _attempt(self, c: Claimed, job: Job) -> Outcome:
+        """Run the handler once under the lease; its outcome (the run's log context is set)."""
+        ctx = await RunContext.for_claim(self.app, c, self.leases.get(c.run_id))
+        token = current_run.set(ctx)
+        flushers: list[asyncio.Task[None]] = []
+
+        def start_flusher() -> None:
+            if not flushers:
+                flushers.append(asyncio.get_running_loop().create_task(self._flush_loop(c, ctx)))
+
+        ctx.on_buffer = start_flusher
+        # the timeout cancels the handler like any other cancellation (with the same grace)
+        timer = (asyncio.get_running_loop().call_later(c.timeout_ms / 1000, self._cancel, c.run_id, "timed_out")
+                 if c.timeout_ms else None)
+        try:
+            payload = orjson.loads(c.input_json)
+            # a handler (re)starting is fenced work too: not once the lease may have expired
+            await ctx.confirm_lease("the handler")
+            if job.is_async:
+                result = await job.handler(ctx, payload)
+            else:
+                # a thread cannot be killed: on timeout the run is recorded
+                # timed_out and the thread finishes in the background
+                loop = asyncio.get_running_loop()
+                run = contextvars.copy_context().run
+                result = await loop.run_in_executor(self.threads, run, job.handler, ctx, payload)
+            outcome = Outcome(c.run_id, c.token, "completed", output_json=output_json(self.app.settings, result))
+        except Suspend as wait:
+            outcome = Outcome(c.run_id, c.token, "waiting", output_json=orjson.dumps(wait.spec).decode())
+        except ContinueAsNew as cont:
+            outcome = await self._continue(c, ctx, cont.payload)
+        except asyncio.CancelledError:
+            if self.cancel_reasons.get(c.run_id) == "timed_out":
+                ctx.log.warning("run timed out after %.3fs", c.timeout_ms / 1000)
+            outcome = self._cancelled(c)
+        except LeaseLost as exc:
+            # fenced work was refused: nothing this attempt reports can land any more
+            self.metrics.leases_lost.labels(stage="fence").inc()
+            ctx.log.warning("%s", exc)
+            outcome = self._failure(c, "failed", exc)
+        except PermanentFailure as exc:
+            outcome = self._failure(c, "failed", exc, permanent=True)
+        except orjson.JSONEncodeError as exc:
+            outcome = self._failure(c, "failed", TypeError(f"handler result is not JSON-serialisable: {exc}"))
+        except Exception as exc:  # noqa: BLE001 - any handler error is an attempt failure
+            ctx.log.warning("handler raised %s: %s", type(exc).__name__, exc)
+            outcome = self._failure(c, "failed", exc)
+        finally:
+            if timer is not None:
+                timer.cancel()
+            for flusher in flushers:
+                flusher.cancel()
+            current_run.reset(token)
+        # the last logs of the attempt go out before its outcome
+        with contextlib.suppress(LeaseLost, RedisError):
+            await ctx.flush()
+        return outcome
 
     def _count_start(self, c: Claimed) -> None:
         self.metrics.child(self.metrics.runs_started, c.job).inc()

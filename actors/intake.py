@@ -33,9 +33,10 @@ from runtime.app import Baton
 from runtime.codec import text
 from runtime.errors import RedisUnavailable, SubmissionError
 from runtime.keys import Partition
-from runtime.metrics import Metrics
+from runtime.metrics import DEDUP_REASONS, Metrics
 from runtime.stream_entries import parse_stream_entry, parse_stream_event, rejected_record
 from runtime.submission import RunSpec
+from runtime.tracing import end_span, start_span
 
 from .base import Actor
 
@@ -57,7 +58,7 @@ SILENT_CONSUMER_MS = 10 * BLOCK_MS
 #: Longest a stopping intake spends finishing the entries it read.
 FINISH_TIMEOUT_S = 5.0
 #: runs_create codes for an entry that created nothing, and what held it
-_DEDUP_REASON = {0: "id", 2: "idempotency_key", 3: "debounced"}
+_DEDUP_REASON = dict(zip((0, 2, 3), DEDUP_REASONS, strict=True))
 #: Codes of server-state error replies the Redis client leaves as a plain ResponseError
 _SERVER_REPLIES = ("BUSY", "NOREPLICAS", "UNKILLABLE", "MISCONF", "NOTBUSY")
 
@@ -286,6 +287,7 @@ class Intake(Actor[None]):
         """Validate a batch, create its runs, record rejections, then acknowledge it."""
         if not entries:
             return
+        started_ns = time.time_ns()
         self.metrics.intake_read.inc(len(entries))
         if claimed:
             self.metrics.intake_claimed.labels(reason=claimed).inc(len(entries))
@@ -307,6 +309,8 @@ class Intake(Actor[None]):
                     raise
                 rejected.append((entry_id, fields, self._internal(entry_id, exc)))
         failed = await self._create(specs)
+        if self.settings.tracing:
+            self._trace(specs, failed, started_ns)
         for entry_id, (key, data) in events:
             # at-least-once like everything from the stream: a re-delivered event
             # finds its waiters already woken and only refreshes the stored copy
@@ -327,6 +331,16 @@ class Intake(Actor[None]):
                       maxlen=self.settings.rejected_max_len, approximate=True)
         pipe.xack(self.stream.key, keys.intake_group, *acks)
         await pipe.execute()
+
+    @staticmethod
+    def _trace(specs: list[tuple[str, RunSpec]], failed: dict[str, SubmissionError], started_ns: int) -> None:
+        """One ``baton.intake`` span per run created from an entry that carried a trace context."""
+        now_ns = time.time_ns()
+        for entry_id, spec in specs:
+            if spec.trace_context and entry_id not in failed:
+                end_span(start_span("baton.intake", traceparent=spec.trace_context, run_id=spec.id, job=spec.job,
+                                    kind="consumer", start_ns=started_ns, attributes={"baton.entry_id": entry_id}),
+                         end_ns=now_ns)
 
     def _internal(self, entry_id: str, exc: BaseException) -> SubmissionError:
         self.log.error("stream entry %s failed unexpectedly; rejected as internal", entry_id, exc_info=exc)

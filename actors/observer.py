@@ -9,14 +9,19 @@ partition one pipeline of counts (ZCARD of the ready, delayed, leased, waiting
 and terminal-status sets) and, when a queue is not empty, one more pipeline
 that reads the ready time of the runs at the head of each queue.
 
-Every node runs an observer and exports the same values, so dashboards and
-alerts aggregate these gauges with ``max`` (never ``sum``) across nodes.
+Every node runs an observer, but only the elected one reads and exports the
+gauges: the holder of the scheduler lease (``exporter``), so a deployment of
+N pods neither reads these from Redis N times nor exports them N times. The
+others take the gauges out of their /metrics. Dashboards and alerts still
+aggregate them with ``max`` (never ``sum``): around a hand-over two nodes may
+export them for an interval.
 """
 
 from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
@@ -44,10 +49,12 @@ class Observer(Actor[None]):
 
     name = "observer"
 
-    def __init__(self, app: Baton, metrics: Metrics) -> None:
+    def __init__(self, app: Baton, metrics: Metrics, exporter: Callable[[], bool] | None = None) -> None:
         super().__init__()
         self.app = app
         self.metrics = metrics
+        #: whether this node is the one that exports the cluster gauges now (None: always)
+        self.exporter = exporter
         self.settings = app.settings
         #: queue names per partition index, as of the last observation
         self.queues: dict[int, list[str]] = {}
@@ -58,16 +65,23 @@ class Observer(Actor[None]):
         if interval_s <= 0:  # turned off
             await self.stopping.wait()
             return
-        while not self.stopping.is_set():
-            try:
-                await self.observe()
-            except RedisError as exc:
-                # the gauges keep their last values; an outage must not use up the
-                # node's restart budget for the sake of metrics
-                self.metrics.redis_errors.labels(actor=self.name).inc()
-                self.log.warning("reading the cluster gauges failed: %s", exc)
-            if not await self.sleep(interval_s * random.uniform(0.9, 1.1)):
-                return
+        try:
+            while not self.stopping.is_set():
+                exporting = self.exporter is None or self.exporter()
+                self.metrics.export_cluster_gauges(exporting)
+                try:
+                    if exporting:
+                        await self.observe()
+                except RedisError as exc:
+                    # the gauges keep their last values; an outage must not use up the
+                    # node's restart budget for the sake of metrics
+                    self.metrics.redis_errors.labels(actor=self.name).inc()
+                    self.log.warning("reading the cluster gauges failed: %s", exc)
+                if not await self.sleep(interval_s * random.uniform(0.9, 1.1)):
+                    return
+        finally:
+            if self.exporter is not None:  # a draining node's values go stale: the next holder exports
+                self.metrics.export_cluster_gauges(False)
 
     async def observe(self) -> None:
         """Read every cluster-wide gauge once."""

@@ -10,6 +10,7 @@ from runtime.messages import Released, RunFinished
 from runtime.metrics import Metrics
 from runtime.scripts import Outcome
 from runtime.settings import Settings
+from runtime.tracing import end_span
 
 from .base import Actor, Mailbox
 
@@ -75,6 +76,8 @@ class Reporter(Actor[RunFinished]):
         await self.fetcher.send(released)
 
     def _count(self, msg: RunFinished, outcome: Outcome, status: str | int) -> None:
+        end_span(msg.span, error="lease lost: outcome fenced off" if status == -1 else "",
+                 attributes={"baton.status": "lease_lost" if status == -1 else str(status)})
         if status == -1:
             self.metrics.leases_lost.labels(stage="finish").inc()
             with run_log_context(outcome.run_id, msg.job, msg.attempt):

@@ -26,6 +26,7 @@ from runtime.errors import RedisUnavailable
 from runtime.logs import node_id_var
 from runtime.messages import AskBusy, Drain, ReleaseAll, WhenIdle, WhenReleased
 from runtime.metrics import Metrics
+from runtime.probes import Health
 from runtime.topology import SentinelStartWatch, check_deployment, check_fsync, check_server
 
 from .api import Api
@@ -53,11 +54,14 @@ class Supervisor(Actor[None]):
 
     name = "supervisor"
 
-    def __init__(self, app: Baton, metrics: Metrics | None = None, intake: bool = True) -> None:
+    def __init__(self, app: Baton, metrics: Metrics | None = None, intake: bool = True,
+                 health: Health | None = None) -> None:
         super().__init__()
         self.app = app
         self.settings = app.settings
         self.metrics = metrics or Metrics()
+        #: what /livez and /readyz on the metrics port report
+        self.health = health or Health(self.settings.loop_stall_limit_s)
         self.exit_code = 0
         self.shutdown_requested = asyncio.Event()
         self.started = asyncio.Event()
@@ -74,12 +78,13 @@ class Supervisor(Actor[None]):
                          if settings.handoff else None)
         # one intake per submission stream: the node-wide one and, with partition_streams, each partition's
         self.intakes = [Intake(app, self.metrics, stream) for stream in submit_streams(app)] if intake else []
-        self.observer = Observer(app, self.metrics)
+        # the cluster gauges come from one node: the scheduler lease's holder (an election that exists anyway)
+        self.observer = Observer(app, self.metrics, exporter=lambda: self.scheduler.holding)
         # the HTTP API, in this process when api_port is set (or alone: `baton api`)
         self.api = (Api(app, self.metrics.registry, ready=lambda: not self.shutdown_requested.is_set())
                     if self.settings.api_port else None)
         self.scheduler = Scheduler(app)
-        self.watchdog = Watchdog(app, self.metrics, on_stall=self.executor.on_stall)
+        self.watchdog = Watchdog(app, self.metrics, on_stall=self.executor.on_stall, health=self.health)
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.restarts: dict[str, deque[float]] = {}
 
@@ -100,6 +105,7 @@ class Supervisor(Actor[None]):
         """Begin a graceful drain (SIGTERM / SIGINT)."""
         if not self.shutdown_requested.is_set():
             self.log.info("shutdown requested: draining (grace %.1fs)", self.settings.shutdown_grace_s)
+            self.health.draining = True
             self.shutdown_requested.set()
 
     async def run(self) -> None:
@@ -110,6 +116,7 @@ class Supervisor(Actor[None]):
             return
         self.metrics.slots_total.set(self.settings.concurrency)
         self.metrics.init_jobs(app.jobs.names())
+        self.metrics.init_node(served_queues(app), [self.name, *(actor.name for actor in self.actors)])
         self.metrics.set_lease_ttl(self.settings.lease_ttl_ms / 1000)
         app.scripts.on_call = self.metrics.observe_redis
         loop = asyncio.get_running_loop()
@@ -126,6 +133,7 @@ class Supervisor(Actor[None]):
             self.settings.partitions,
         )
         self.started.set()
+        self.health.started = True
         while not self.shutdown_requested.is_set():
             await self._heartbeat()
             try:
@@ -192,6 +200,7 @@ class Supervisor(Actor[None]):
                         len(self.restarts[actor.name]), self.settings.restart_window_s,
                     )
                     self.exit_code = 1
+                    self.health.fatal = f"actor {actor.name} spent its restart budget: {exc!r}"[:500]
                     self.request_shutdown()
                     return
                 if not await actor.sleep(backoff):
@@ -234,10 +243,12 @@ class Supervisor(Actor[None]):
             drain = (await pipe.execute())[-2]
             self.metrics.observe_redis("heartbeat", time.perf_counter() - started)
             self.metrics.heartbeat_timestamp.set(now_ms / 1000)
+            self.health.redis_ok = True
             if drain is not None:
                 self.log.info("drain requested through the API")
                 self.request_shutdown()
         except RedisError as exc:
+            self.health.redis_ok = False
             if isinstance(exc, OUTAGE):
                 self.metrics.redis_reconnects.labels(actor=self.name).inc()
             self.log.warning("heartbeat failed: %s", exc)

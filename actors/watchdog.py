@@ -35,6 +35,7 @@ from runtime.app import Baton
 from runtime.context import RunContext
 from runtime.logs import run_log_context
 from runtime.metrics import Metrics
+from runtime.probes import Health
 
 from .base import Actor
 
@@ -61,10 +62,13 @@ class Watchdog(Actor[None]):
 
     name = "watchdog"
 
-    def __init__(self, app: Baton, metrics: Metrics, on_stall: Callable[[], None] | None = None) -> None:
+    def __init__(self, app: Baton, metrics: Metrics, on_stall: Callable[[], None] | None = None,
+                 health: Health | None = None) -> None:
         super().__init__()
         self.app = app
         self.metrics = metrics
+        #: liveness reads the tick's time from here (the probe thread answers while the loop is blocked)
+        self.health = health
         #: called on the loop, first thing after a stall (see the module docstring)
         self.on_stall = on_stall
         self.beat = time.monotonic()
@@ -81,6 +85,8 @@ class Watchdog(Actor[None]):
         try:
             while not self.stopping.is_set():
                 self.beat = time.monotonic()
+                if self.health is not None:
+                    self.health.loop_beat = self.beat
                 due = loop.time() + TICK_S
                 if not await self.sleep(TICK_S):
                     break
@@ -90,6 +96,8 @@ class Watchdog(Actor[None]):
                     self._report(lag)
         finally:
             done.set()
+            if self.health is not None:  # not measured any more (a restart or the drain): not "blocked"
+                self.health.loop_beat = None
 
     def _report(self, lag: float) -> None:
         culprit, self.culprit = self.culprit, None

@@ -5,7 +5,8 @@
 #   2. if kubectl (or kustomize) is installed: render the base and the prod overlay, and validate
 #      the rendered output the same way;
 #   3. cross-checks the schemas cannot see (with PyYAML): probe/Service/ServiceMonitor port names,
-#      label selectors, BATON_SHUTDOWN_GRACE_S < terminationGracePeriodSeconds, BATON_* names.
+#      label selectors, BATON_SHUTDOWN_GRACE_S < terminationGracePeriodSeconds (workers), the API's
+#      preStop sleep + BATON_API_DRAIN_S fitting its grace period, BATON_* names.
 # Needs kubernetes-validate and pyyaml: both are in the dev extra (./dev up or ./dev test installs them).
 set -euo pipefail
 
@@ -126,6 +127,14 @@ def check(docs: list[dict], where: str) -> None:
             # only a worker drains handlers; the API role has nothing to drain
             if "api" not in c.get("command", []) and not grace < grace_pod:
                 err(f"BATON_SHUTDOWN_GRACE_S={grace} must be less than terminationGracePeriodSeconds={grace_pod}")
+            if "api" in c.get("command", []):
+                # preStop sleep, then SIGTERM: the API keeps answering BATON_API_DRAIN_S, then closes (2 s)
+                pre = c.get("lifecycle", {}).get("preStop", {}).get("exec", {}).get("command", [])
+                sleep_s = float(pre[1]) if len(pre) == 2 and pre[0] == "sleep" else 0.0
+                drain = float(env.get("BATON_API_DRAIN_S", {}).get("value", 1))
+                if not sleep_s + drain + 2 < grace_pod:
+                    err(f"API preStop sleep {sleep_s} + BATON_API_DRAIN_S {drain} + 2 s to close must be less "
+                        f"than terminationGracePeriodSeconds={grace_pod}")
             ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
             mport = env.get("BATON_METRICS_PORT", {}).get("value", "9464")
             if ports.get("metrics") != int(mport):

@@ -8,26 +8,45 @@ that every query parses and names only metrics a node exports.
 
 Conventions of the queries: node counters are summed across nodes; cluster
 gauges (queue depth, runs per state, overdue leases, live nodes, intake lag) are
-exported by every node with the same value, so they are aggregated with ``max``
-per series first. The job label of Baton's metrics is ``job_name`` (Prometheus
+exported by one elected node, and by two with the same value around a hand-over,
+so they are aggregated with ``max`` per series first. The job label of Baton's metrics is ``job_name`` (Prometheus
 owns ``job``).
+
+Scoping: every metric selector gets ``namespace=~"$namespace", job=~"$job"``
+(added by :func:`scoped`), so two Baton deployments scraped by one Prometheus
+stay apart; per-node series are grouped and labelled by ``pod``. The datasource
+is the ``${datasource}`` variable (and ``__inputs`` for Grafana's import), so
+the dashboards work in any Grafana without editing a uid.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
-DATASOURCE = {"type": "prometheus", "uid": "baton-prometheus"}
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+#: the label matchers that keep one deployment's series apart from another's
+SCOPE = 'namespace=~"$namespace", job=~"$job"'
+_SELECTOR = re.compile(r"\b(baton_[a-z0-9_]+)(?:\{([^}]*)\})?")
 OUT = Path(__file__).parent / "dashboards"
 RATE = "[$__rate_interval]"
 
 Panel = dict[str, Any]
 
 
+def scoped(expr: str) -> str:
+    """``expr`` with the namespace and job matchers added to every Baton metric selector."""
+    def add(m: re.Match[str]) -> str:
+        name, matchers = m.group(1), m.group(2)
+        return f"{name}{{{SCOPE}, {matchers}}}" if matchers else f"{name}{{{SCOPE}}}"
+
+    return _SELECTOR.sub(add, expr)
+
+
 def _targets(exprs: list[tuple[str, str]]) -> list[dict[str, Any]]:
-    return [{"datasource": DATASOURCE, "expr": expr, "legendFormat": legend, "refId": chr(ord("A") + i),
+    return [{"datasource": DATASOURCE, "expr": scoped(expr), "legendFormat": legend, "refId": chr(ord("A") + i),
              "range": True} for i, (expr, legend) in enumerate(exprs)]
 
 
@@ -89,7 +108,7 @@ def _layout(panels: list[Panel]) -> list[Panel]:
 
 
 def variable(name: str, label: str, query: str) -> dict[str, Any]:
-    """A multi-value query variable (All = any value)."""
+    """A multi-value query variable (All = any value, a label the series lack included)."""
     return {
         "type": "query", "name": name, "label": label, "datasource": DATASOURCE,
         "query": {"query": query, "refId": f"{name}-var"}, "definition": query,
@@ -113,8 +132,13 @@ def dashboard(uid: str, title: str, description: str, panels: list[Panel],
             "builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True,
             "hide": True, "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard",
         }]},
-        "templating": {"list": variables or []},
+        "templating": {"list": [DATASOURCE_VAR, NAMESPACE_VAR, JOB_SCRAPE_VAR, *(variables or [])]},
         "panels": _layout(panels),
+        # for Grafana's dashboard import: it asks for the Prometheus datasource to use
+        "__inputs": [{"name": "DS_PROMETHEUS", "label": "Prometheus", "description": "", "type": "datasource",
+                      "pluginId": "prometheus", "pluginName": "Prometheus"}],
+        "__requires": [{"type": "grafana", "id": "grafana", "name": "Grafana", "version": "10.0.0"},
+                       {"type": "datasource", "id": "prometheus", "name": "Prometheus", "version": "1.0.0"}],
     }
 
 
@@ -122,8 +146,14 @@ def dashboard(uid: str, title: str, description: str, panels: list[Panel],
 
 QUEUED = "sum(max by (queue, partition) (baton_queue_depth))"
 STATE = 'sum(max by (partition) (baton_partition_runs{{state="{}"}}))'
-QUEUE_VAR = variable("queue", "Queue", "label_values(baton_queue_depth, queue)")
-JOB_VAR = variable("job_name", "Job", "label_values(baton_runs_started_total, job_name)")
+DATASOURCE_VAR: dict[str, Any] = {
+    "type": "datasource", "name": "datasource", "label": "Data source", "query": "prometheus",
+    "current": {}, "hide": 0, "includeAll": False, "multi": False, "options": [], "refresh": 1, "regex": "",
+}
+NAMESPACE_VAR = variable("namespace", "Namespace", "label_values(baton_executor_slots, namespace)")
+JOB_SCRAPE_VAR = variable("job", "Scrape job", 'label_values(baton_executor_slots{namespace=~"$namespace"}, job)')
+QUEUE_VAR = variable("queue", "Queue", f"label_values(baton_queue_depth{{{SCOPE}}}, queue)")
+JOB_VAR = variable("job_name", "Job", f"label_values(baton_runs_started_total{{{SCOPE}}}, job_name)")
 
 
 def overview() -> dict[str, Any]:
@@ -216,14 +246,14 @@ def leases() -> dict[str, Any]:
                      "Lease renewals and expiry, fencing, reclaims of dead nodes' runs, Redis health.", [
         row("Leases"),
         timeseries("Least time left on a lease, by node", [
-            ("min by (instance) (baton_lease_remaining_min_seconds)", "{{instance}}"),
+            ("min by (pod) (baton_lease_remaining_min_seconds)", "{{pod}}"),
             ("max(baton_lease_ttl_seconds)", "lease TTL"),
         ], unit="s", description="Close to 0: renewals are late and leases are about to expire."),
         timeseries("Time left at renewal", [
             (f"histogram_quantile({p}, sum by (le) (rate(baton_lease_remaining_at_renewal_seconds_bucket{RATE})))",
              f"p{n}") for p, n in (("0.01", "1"), ("0.5", "50"))
         ], unit="s"),
-        timeseries("Leases held, by node", [("sum by (instance) (baton_leases_held)", "{{instance}}")],
+        timeseries("Leases held, by node", [("sum by (pod) (baton_leases_held)", "{{pod}}")],
                    stack=True),
         timeseries("Lease operations per second", [
             (f"sum(rate(baton_leases_acquired_total{RATE}))", "acquired"),
@@ -246,10 +276,10 @@ def leases() -> dict[str, Any]:
         ]),
         timeseries("Nodes", [
             ("max(baton_nodes_live)", "live nodes"),
-            ("max by (instance) (time() - baton_heartbeat_timestamp_seconds)", "heartbeat age {{instance}}"),
+            ("max by (pod) (time() - baton_heartbeat_timestamp_seconds)", "heartbeat age {{pod}}"),
         ]),
         timeseries("Actor restarts", [
-            (f"sum by (instance, actor) (increase(baton_actor_restarts_total{RATE}))", "{{instance}} {{actor}}"),
+            (f"sum by (pod, actor) (increase(baton_actor_restarts_total{RATE}))", "{{pod}} {{actor}}"),
         ]),
         row("Redis"),
         timeseries("Redis round trip p99, by command", [
@@ -303,8 +333,8 @@ def jobs() -> dict[str, Any]:
              f"(rate(baton_pickup_latency_seconds_bucket{{{j}}}{RATE})))", "{{job_name}}"),
         ], unit="s"),
         timeseries("Executor slots, by node", [
-            ("sum by (instance) (baton_executor_slots_busy)", "busy {{instance}}"),
-            ("sum by (instance) (baton_executor_slots)", "total {{instance}}"),
+            ("sum by (pod) (baton_executor_slots_busy)", "busy {{pod}}"),
+            ("sum by (pod) (baton_executor_slots)", "total {{pod}}"),
         ]),
     ], [JOB_VAR])
 

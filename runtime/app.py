@@ -22,6 +22,7 @@ from .settings import Settings
 from .statuses import TERMINAL
 from .submission import PlainSpecs, RunSpec, build_spec, json_text
 from .submission import _run_at_ms as run_at_to_ms
+from .tracing import current_traceparent
 
 __all__ = ["Baton", "Submission"]
 
@@ -352,17 +353,21 @@ class Baton:
         if unknown_job or (isinstance(queue, str) and not self.queue_known(queue)):
             # a job or queue registered by another deployment since we last looked
             await self.refresh_registry()
+        # the caller's trace (a span current here: a request handler, a run's step) travels with the run
+        traceparent = current_traceparent()
         if extra is None and item.keys() <= _PLAIN_ITEM and isinstance(job, str):
             input_json = json_text("input", item.get("input"))
             plain = self.plain_specs.spec(self.lookup, job, input_json, source)
             if plain is not None:
-                return plain
+                return plain._replace(trace_context=traceparent) if traceparent else plain
         item = dict(item)
         job = item.pop("job", None)
         unknown = sorted(str(k) for k in item if k not in _OPTION_NAMES)
         if unknown:
             raise SubmissionError("unknown_field", f"unknown trigger option(s): {shown(', '.join(unknown), 200)}")
         kwargs = {_OPTION_NAMES[k]: v for k, v in item.items()}
+        if traceparent and not kwargs.get("trace_context"):
+            kwargs["trace_context"] = traceparent
         return build_spec(self.settings, self.keys, self.lookup, job=job, source=source, extra=extra,
                           queue_known=self.queue_known, **kwargs)
 
@@ -555,7 +560,7 @@ _OPTION_NAMES = {
     "run_at": "run_at", "idempotency_key": "idempotency_key", "idempotency_ttl": "idempotency_ttl_s",
     "concurrency_key": "concurrency_key", "labels": "labels", "tags": "tags", "metadata": "metadata",
     "max_attempts": "max_attempts", "timeout": "timeout_s", "version": "version", "ttl": "ttl_s",
-    "debounce": "debounce", "derived_id": "derived_id",
+    "debounce": "debounce", "derived_id": "derived_id", "traceparent": "trace_context",
 }
 
 #: Items of a plain submission (see PlainSpecs).

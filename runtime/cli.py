@@ -21,6 +21,7 @@ from .app import Baton
 from .cli_client import run_client_command, use_api
 from .completion import SHELLS, completion_script
 from .errors import BatonError
+from .logs import startup_failure
 from .settings import ENV_PREFIX, Settings, descriptions, env_warnings
 from .worker import load_app, run_api, run_worker
 
@@ -127,7 +128,11 @@ def main(argv: list[str] | None = None) -> int:
         through_api = use_api(ns, os.environ.get("BATON_API_URL"), settings)
         return asyncio.run(run_client_command(ns, settings, through_api))
     except BatonError as exc:
-        print(f"baton: {exc}", file=sys.stderr)
+        if ns.command in ("worker", "api"):  # a daemon's log pipeline parses its stderr
+            fmt = getattr(ns, "log_format", None) or os.environ.get(f"{ENV_PREFIX}LOG_FORMAT", "")
+            startup_failure(str(exc), fmt, type(exc).__name__)
+        else:
+            print(f"baton: {exc}", file=sys.stderr)
         return 2
     except RedisError as exc:  # submit/get talk to Redis directly; redis-py's messages carry no password
         print(f"baton: Redis: {exc}", file=sys.stderr)

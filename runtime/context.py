@@ -16,6 +16,7 @@ run is queued again when the wait is over, replaying its completed steps.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import hashlib
 import inspect
@@ -33,6 +34,7 @@ from .ids import routed_run_id
 from .limits import check_size, check_tags, fit_log_entry
 from .records import iso
 from .statuses import TERMINAL
+from .tracing import span
 
 if TYPE_CHECKING:
     from .app import Baton
@@ -247,7 +249,18 @@ class RunContext:
         """
         index, record = self._begin(name)
         if record is not None and record.get("status") == "completed":
-            return record.get("output")
+            with self._span(f"baton.step {name}", {"baton.step.index": index, "baton.step.replayed": True}):
+                return record.get("output")
+        with self._span(f"baton.step {name}", {"baton.step.index": index, "baton.step.replayed": False}):
+            return await self._run_step(name, index, fn, *args, **kwargs)
+
+    def _span(self, name: str, attributes: dict[str, Any]) -> contextlib.AbstractContextManager[Any]:
+        """A span of this run (current inside the block) when the node traces; nothing otherwise."""
+        if not self._app.settings.tracing:
+            return contextlib.nullcontext()
+        return span(name, run_id=self.run_id, job=self.job, attempt=self.attempt, attributes=attributes)
+
+    async def _run_step(self, name: str, index: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         await self.confirm_lease(f"step {name!r}")
         started = self.now_ms()
         self._current_step = name
@@ -501,6 +514,12 @@ class RunContext:
         return self._project
 
     async def _create_children(self, base: str, items: Sequence[tuple[str, Any, dict[str, Any]]]) -> list[str]:
+        # the children's specs take this span's context: their spans join this run's trace under it
+        jobs = sorted({str(job) for job, _, _ in items})
+        with self._span(f"baton.child {','.join(jobs)[:100]}", {"baton.children": len(items)}):
+            return await self._spawn_children(base, items)
+
+    async def _spawn_children(self, base: str, items: Sequence[tuple[str, Any, dict[str, Any]]]) -> list[str]:
         root, depth = await self._lineage_info()
         keys = self._app.keys
         specs = []

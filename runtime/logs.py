@@ -12,7 +12,9 @@ from typing import Any
 
 import orjson
 
-__all__ = ["configure_logging", "node_id_var", "run_log_context"]
+from .tracing import log_ids
+
+__all__ = ["configure_logging", "node_id_var", "resolved_format", "run_log_context", "startup_failure"]
 
 run_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("baton_run_id", default=None)
 job_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("baton_job", default=None)
@@ -46,6 +48,10 @@ class _ContextFilter(logging.Filter):
         for name, var in self._fields:
             if getattr(record, name, None) is None:
                 setattr(record, name, var.get())
+        if getattr(record, "trace_id", None) is None:
+            ids = log_ids()  # the span current where the record was made (a handler's, a step's)
+            if ids is not None:
+                record.trace_id, record.span_id = ids
         return True
 
 
@@ -59,10 +65,13 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key in ("node", "run_id", "job", "attempt"):
+        for key in ("node", "run_id", "job", "attempt", "trace_id", "span_id"):
             value = getattr(record, key, None)
             if value is not None:
                 out[key] = value
+        fields = getattr(record, "fields", None)  # structured fields of the record (an access log line's)
+        if isinstance(fields, dict):
+            out.update(fields)
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
         return orjson.dumps(out, default=str).decode()
@@ -83,10 +92,25 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+def resolved_format(fmt: str) -> str:
+    """The log format in effect: the one given, else text on a terminal and json otherwise."""
+    return fmt or ("text" if sys.stderr.isatty() else "json")
+
+
+def startup_failure(message: str, fmt: str, error: str = "") -> None:
+    """Report why a worker or API process could not start: a JSON line when the format is json (what a
+    log pipeline parses), else ``baton: message``. Used before, or instead of, configured logging."""
+    if resolved_format(fmt) != "json":
+        print(f"baton: {message}", file=sys.stderr)
+        return
+    record = logging.LogRecord("baton.startup", logging.CRITICAL, __file__, 0, message, None, None)
+    record.fields = {"event": "startup_failed", **({"error": error} if error else {})}
+    print(JsonFormatter().format(record), file=sys.stderr)
+
+
 def configure_logging(fmt: str = "", level: str = "INFO") -> None:
     """Configure the root logger once, for the daemon (the library never does it on import)."""
-    if not fmt:
-        fmt = "text" if sys.stderr.isatty() else "json"
+    fmt = resolved_format(fmt)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_ContextFilter())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 from .scripts import Claimed, Outcome
 
@@ -61,6 +62,8 @@ class RunFinished:
     job: str
     duration_s: float
     attempt: int = 0  #: the lease number, for log lines about the run
+    #: the attempt's ``baton.finish`` span (tracing on), which the reporter ends once the outcome is written
+    span: Any = None
 
 
 @dataclass(frozen=True)

@@ -15,26 +15,54 @@ Two kinds of metric live here:
   sum them across nodes;
 - *cluster* gauges (``baton_queue_*``, ``baton_partition_runs``,
   ``baton_leases_overdue``, ``baton_nodes_live``, ``baton_intake_*_entries``)
-  are read from Redis by the observer actor of every node, so every node
-  exports the same values: aggregate them with ``max``, not ``sum``.
+  are read from Redis by the observer of one elected node (the holder of the
+  scheduler lease) and exported by it alone; during a hand-over two nodes may
+  export them for a moment, so aggregate them with ``max``, not ``sum``.
+
+Beside Baton's own metrics every registry carries the client library's process
+(``process_*``), Python (``python_info``, ``python_gc_*``) collectors and
+``baton_build_info``. Counters and histograms export no ``_created`` series
+(they doubled the series count and nothing here reads them).
 """
 
 from __future__ import annotations
 
+import platform
 import time
 from collections.abc import Iterable
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 
 from .statuses import FINISHED_BY_OUTCOME, AttemptOutcome
 
-__all__ = ["DURATION_BUCKETS", "FINAL_STATUSES", "LAG_BUCKETS", "LEASE_BUCKETS", "OUTCOMES", "REDIS_BUCKETS", "Metrics"]
+__all__ = ["CLAIM_REASONS", "CLUSTER_GAUGES", "DEDUP_REASONS", "DURATION_BUCKETS", "FINAL_STATUSES", "LAG_BUCKETS",
+           "LEASE_BUCKETS", "LOST_STAGES", "OUTCOMES", "REDIS_BUCKETS", "Metrics", "baton_version", "process_metrics"]
 
 #: run statuses counted by baton_runs_finished_total
 FINAL_STATUSES = tuple(str(s) for s in FINISHED_BY_OUTCOME)
 #: attempt outcomes counted by baton_attempts_total
 OUTCOMES = tuple(str(o) for o in AttemptOutcome)
+
+# process-wide: a _created series per counter and histogram child doubles the series for nothing
+disable_created_metrics()  # type: ignore[no-untyped-call]  # the library leaves it unannotated
+
+#: where a lease can be found lost (baton_leases_lost_total's stage label)
+LOST_STAGES = ("renew", "finish", "fence", "stall")
+#: why intake took over another consumer's pending entries (baton_intake_entries_claimed_total)
+CLAIM_REASONS = ("dead_node", "idle")
+#: what an earlier submission held when an entry created nothing (baton_intake_entries_deduplicated_total)
+DEDUP_REASONS = ("id", "idempotency_key", "debounced")
 
 # from a millisecond no-op job to multi-hour batch work
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
@@ -47,6 +75,31 @@ LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 3
 LEASE_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 15, 20, 25, 30, 45, 60, 120, 300)
 
 
+def baton_version() -> str:
+    """The installed package's version ("unknown" when run from a source tree that is not installed)."""
+    try:
+        return version("baton")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def process_metrics(registry: CollectorRegistry) -> Gauge:
+    """Register the process and Python collectors and ``baton_build_info`` on a registry (every Baton
+    process's: a worker's and ``baton api``'s); returns the build info gauge."""
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    build = Gauge("baton_build_info", "Always 1: the Baton version and Python version of this process",
+                  ["version", "python_version"], registry=registry)
+    build.labels(version=baton_version(), python_version=platform.python_version()).set(1)
+    return build
+
+
+#: attribute names of the cluster-wide gauges of :class:`Metrics` (exported by the elected node only)
+CLUSTER_GAUGES = ("queue_depth", "queue_oldest_age", "partition_runs", "leases_overdue", "nodes_live", "intake_lag",
+                  "intake_pending", "intake_stream_length")
+
+
 class Metrics:
     """The node's metrics. Tests pass a fresh CollectorRegistry."""
 
@@ -54,6 +107,8 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        self.build_info = process_metrics(r)
+        self._exporting_cluster = True
 
         # -- runs (this node) ----------------------------------------------------
         self.runs_started = Counter(
@@ -206,6 +261,21 @@ class Metrics:
             "baton_event_loop_stalls_total", "Times the event loop was blocked for 0.5 s or more", registry=r,
         )
 
+    def export_cluster_gauges(self, exporting: bool) -> None:
+        """Add the cluster-wide gauges to the registry, or take them out (and forget their values), so that
+        only the elected node exports them (called by the observer, from the event loop)."""
+        if exporting == self._exporting_cluster:
+            return
+        self._exporting_cluster = exporting
+        for name in CLUSTER_GAUGES:
+            gauge = getattr(self, name)
+            if exporting:
+                self.registry.register(gauge)
+            else:
+                self.registry.unregister(gauge)
+                if gauge._labelnames:
+                    gauge.clear()
+
     def set_lease_ttl(self, seconds: float) -> None:
         """The configured lease TTL (also what the least-time-left gauge shows with no lease held)."""
         self._lease_ttl_s = seconds
@@ -239,6 +309,26 @@ class Metrics:
                 self.runs_finished.labels(job_name=job, status=status)
             for outcome in OUTCOMES:
                 self.attempts.labels(job_name=job, outcome=outcome)
+
+    def init_node(self, queues: Iterable[str], actors: Iterable[str]) -> None:
+        """Create the node's labelled counters at 0 for every label value known at start (the queues it
+        serves, lease-loss stages, its actors, intake reasons).
+
+        A series born at its first increment starts at 1 or more, and ``increase()`` reads its first
+        burst as 0: a pod's first mass reclaim or first lost lease would never fire an alert.
+        """
+        for queue in queues:
+            self.leases_reclaimed.labels(queue=queue)
+        for stage in LOST_STAGES:
+            self.leases_lost.labels(stage=stage)
+        for actor in actors:
+            self.actor_restarts.labels(actor=actor)
+            self.redis_errors.labels(actor=actor)
+            self.redis_reconnects.labels(actor=actor)
+        for reason in CLAIM_REASONS:
+            self.intake_claimed.labels(reason=reason)
+        for reason in DEDUP_REASONS:
+            self.intake_deduplicated.labels(reason=reason)
 
     def child(self, metric: Any, *values: str) -> Any:
         """``metric.labels(*values)``, looked up once: at thousands of runs per second

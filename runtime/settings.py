@@ -94,9 +94,11 @@ BOUNDS: dict[str, Bound] = {
     "metrics_port": Bound(1, 65535, off=True),
     "observe_interval_ms": Bound(10, 3600_000, off=True),
     "max_restarts": Bound(0, 1000),
+    "loop_stall_limit_s": Bound(0.5, 3600),
     "restart_window_s": Bound(0.001, _YEAR_S),
     "api_port": Bound(1, 65535, off=True),
     "embedded_port": Bound(1, 65535, off=True),
+    "api_drain_s": Bound(0, 3600),
     "max_body_bytes": Bound(1024, _REDIS_MAX_BYTES),
     "api_scan_limit": Bound(100, 10_000_000),
 }
@@ -203,6 +205,9 @@ class Settings:
     log_format: str = ""
     #: Log level.
     log_level: str = "INFO"
+    #: Record OpenTelemetry spans of intake, claims, handlers, steps, child runs and outcomes (needs the
+    #: tracing extra and a TracerProvider the application configures); producers propagate regardless.
+    tracing: bool = False
     #: Where the embedded server keeps its AOF when no redis_url is given.
     embedded_dir: str = ".baton/redis"
     #: Port of the embedded server on 127.0.0.1 (fixed, so the quick start's commands reach it; 0 = a free port).
@@ -210,10 +215,15 @@ class Settings:
     #: Supervisor restart budget: restarts allowed per actor within the window.
     max_restarts: int = 5
     restart_window_s: float = 60.0
+    #: Liveness (``/livez`` on the metrics port) fails once the event loop has been blocked this long.
+    loop_stall_limit_s: float = 20.0
     #: HTTP API port of this node (0 = off; ``baton api`` defaults to 8480).
     api_port: int = 0
     #: Address the HTTP API binds to.
     api_host: str = "0.0.0.0"
+    #: After SIGTERM the API keeps serving this long, readiness 503, so requests in flight finish and the
+    #: load balancer stops routing to it before it stops listening.
+    api_drain_s: float = 1.0
     #: API keys, stored hashed: comma-separated ``project:sha256hex`` (``baton apikey PROJECT`` makes one).
     api_keys: str = ""
     #: A plaintext key for project "default", for development only; ``auto`` = generate one and log it once.

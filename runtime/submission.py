@@ -20,6 +20,7 @@ from .jobs import Backoff, JobOptions
 from .keys import Keys
 from .ranges import check, parse, shown, to_ms
 from .settings import Settings
+from .tracing import check_traceparent
 
 __all__ = [
     "MAX_JSON_DEPTH", "MAX_KEY_LEN", "JobLookup", "PlainSpecs", "QueueCheck", "RunSpec", "build_spec", "json_field",
@@ -65,6 +66,8 @@ class RunSpec(NamedTuple):
     rate_key: str = ""
     debounce_key: str = ""
     debounce_spec: str = ""
+    #: the producer's W3C traceparent ("" = none): the node's spans of the run join its trace
+    trace_context: str = ""
 
     def script_args(self) -> list[str | int]:
         """The run's fields for runs_create, in field order (absent times as ""); runs_create reads
@@ -145,6 +148,7 @@ def build_spec(
     input_json: str | None = None,
     extra: Mapping[str, Any] | None = None,
     queue_known: QueueCheck | None = None,
+    trace_context: str | None = None,
 ) -> RunSpec:
     """Validate trigger options against the job and route the run to a partition.
 
@@ -226,7 +230,7 @@ def build_spec(
         idempotency_ttl_ms=to_ms(ittl), max_attempts=int(attempts), timeout_ms=to_ms(timeout),
         backoff_json=(options.backoff or DEFAULT_BACKOFF).encoded, version=version, source=source,
         entry_id=entry_id, extra_json=extra_json, ttl_ms=None if ttl is None else to_ms(ttl),
-        rate_key=rate_key, debounce_key=dkey, debounce_spec=dspec,
+        rate_key=rate_key, debounce_key=dkey, debounce_spec=dspec, trace_context=check_traceparent(trace_context),
     )
 
 

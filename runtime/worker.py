@@ -10,17 +10,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import start_http_server
+from prometheus_client import CollectorRegistry
 
 from .app import Baton
 from .connection import EmbeddedServer
 from .devnode import forget_api, record_api
 from .errors import ConfigError, RedisUnavailable
 from .logs import configure_logging, node_id_var
-from .metrics import Metrics
+from .metrics import Metrics, process_metrics
+from .probes import Health, start_probe_server
 from .settings import Settings, check_embedded_allowed, env_warnings, setting_names
+from .tracing import require as require_tracing
 
-__all__ = ["DEFAULT_API_PORT", "load_app", "run_api", "run_worker", "serve"]
+__all__ = ["DEFAULT_API_PORT", "load_app", "run_api", "run_worker", "serve", "serve_metrics"]
 
 logger = logging.getLogger("baton.worker")
 
@@ -41,11 +43,11 @@ def load_app(spec: str) -> Baton:
     return app
 
 
-async def serve(app: Baton, metrics: Metrics | None = None) -> int:
+async def serve(app: Baton, metrics: Metrics | None = None, health: Health | None = None) -> int:
     """Run the supervisor until drained; returns the process exit code."""
     from actors.supervisor import Supervisor
 
-    supervisor = Supervisor(app, metrics)
+    supervisor = Supervisor(app, metrics, health=health)
     try:
         await supervisor.run()
     finally:
@@ -57,8 +59,28 @@ def _start_logging(settings: Settings) -> None:
     """Configure logging for this process, then report unknown BATON_* variables in it."""
     configure_logging(settings.log_format, settings.log_level)
     node_id_var.set(settings.node_id)
+    require_tracing(settings.tracing)
     for warning in env_warnings():
         logger.warning("%s", warning)
+
+
+def serve_metrics(settings: Settings, registry: CollectorRegistry, health: Health | None = None) -> None:
+    """Serve ``registry`` at ``metrics_host:metrics_port/metrics`` from a thread (nothing when the port is 0),
+    and a worker's ``/livez`` and ``/readyz`` (runtime/probes.py) when ``health`` is given.
+
+    Its own port, apart from the public API port: scraped inside the cluster, never exposed through the
+    API's ingress. A port it cannot bind is a ConfigError, raised before the process starts any work.
+    """
+    if not settings.metrics_port:
+        return
+    try:
+        start_probe_server(settings.metrics_host, settings.metrics_port, registry, health)
+    except OSError as exc:  # in use, not ours to bind, or an unknown host
+        raise ConfigError(
+            f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} "
+            f"({setting_names('metrics_host')}, {setting_names('metrics_port')}): {exc.strerror or exc}"
+        ) from exc
+    logger.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
 
 
 def run_worker(app: Baton, settings: Settings) -> int:
@@ -66,15 +88,8 @@ def run_worker(app: Baton, settings: Settings) -> int:
     _start_logging(settings)
     # metrics first: a port it cannot bind stops the node before it starts a server
     metrics = Metrics()
-    if settings.metrics_port:
-        try:
-            start_http_server(settings.metrics_port, addr=settings.metrics_host, registry=metrics.registry)
-        except OSError as exc:  # in use, not ours to bind, or an unknown host
-            raise ConfigError(
-                f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} "
-                f"({setting_names('metrics_host')}, {setting_names('metrics_port')}): {exc.strerror or exc}"
-            ) from exc
-        logger.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
+    health = Health(settings.loop_stall_limit_s)
+    serve_metrics(settings, metrics.registry, health)
     embedded: EmbeddedServer | None = None
     if not settings.redis_url:
         check_embedded_allowed()  # no Redis configuration at all: the quick start
@@ -90,7 +105,7 @@ def run_worker(app: Baton, settings: Settings) -> int:
     gc.collect()
     gc.freeze()
     try:
-        return _run(serve(app, metrics))
+        return _run(serve(app, metrics, health))
     finally:
         if embedded is not None:
             forget_api(settings)
@@ -108,14 +123,16 @@ def run_api(app: Baton, settings: Settings) -> int:
         raise ConfigError(f"baton api needs {setting_names('redis_url')} (the embedded server is `baton worker`'s)")
     if not settings.api_port:
         settings = settings.with_changes(api_port=DEFAULT_API_PORT)
+    registry = CollectorRegistry()
+    process_metrics(registry)
+    serve_metrics(settings, registry)
     app.configure(settings)
-    return _run(_serve_api(app))
+    return _run(_serve_api(app, registry))
 
 
-async def _serve_api(app: Baton) -> int:
+async def _serve_api(app: Baton, registry: CollectorRegistry) -> int:
     import signal
 
-    from prometheus_client import CollectorRegistry
     from redis.exceptions import RedisError
 
     from actors.api import Api
@@ -129,7 +146,7 @@ async def _serve_api(app: Baton) -> int:
         await check_deployment(app.redis, app.keys.deployment, app.settings)
     except (RedisError, OSError, RedisUnavailable) as exc:
         logger.warning("could not check the deployment at start (%s); serving anyway", exc)
-    api = Api(app, CollectorRegistry())
+    api = Api(app, registry)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from .errors import ApiError
 from .routing import Req, json_response
 
 __all__ = [
@@ -30,6 +31,10 @@ async def h_ready(req: Req) -> web.StreamResponse:
 
 async def h_metrics(req: Req) -> web.StreamResponse:
     from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+    port = req.state.settings.metrics_port
+    if port:  # the public port does not expose them: scrape the metrics port (inside the cluster)
+        raise ApiError(404, "metrics_elsewhere", f"metrics are served on the metrics port ({port}), not here")
 
     body = generate_latest(req.state.registry or REGISTRY)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -208,8 +208,10 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/ready", h_ready, "ready", "Readiness", "Operations",
           "Ready when Redis answers and the node is not draining.", auth=False,
           responses={200: ("Ready", "Ready"), 503: ("Not ready", "Ready")}),
-    Route("GET", "/metrics", h_metrics, "metrics", "Prometheus metrics", "Operations", auth=False,
-          responses={200: ("Prometheus text exposition", None)}, media_type="text/plain"),
+    Route("GET", "/metrics", h_metrics, "metrics", "Prometheus metrics", "Operations",
+          "Served on this port only when metrics_port is 0 (a single-port development setup); otherwise the "
+          "metrics are on the metrics port, scraped inside the cluster, and this answers 404.", auth=False,
+          responses={200: ("Prometheus text exposition", None)}, errors=(404,), media_type="text/plain"),
     Route("GET", "/openapi.json", h_openapi, "openapi", "This OpenAPI document", "Operations", auth=False,
           responses={200: ("OpenAPI 3.1", None)}),
 )

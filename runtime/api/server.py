@@ -41,6 +41,7 @@ from ..errors import (
     UnknownJob,
 )
 from ..settings import Settings
+from ..tracing import annotate, server_span
 from .auth import ApiKeys
 from .bulk_actions import BulkRunner, running
 from .errors import ApiError, redis_transient
@@ -178,6 +179,18 @@ class _Endpoint:
 
 def _middleware(state: ApiState, metrics: ApiMetrics | None) -> Callable[..., Awaitable[web.StreamResponse]]:
     max_body = state.settings.max_body_bytes
+    tracing = state.settings.tracing
+
+    async def traced(request: web.Request,
+                     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        """The handler under the request's server span: runs it triggers carry the span's context."""
+        operation = request.match_info.route.name or "unmatched"
+        with server_span(f"baton.api {operation}", request.headers,
+                         {"http.request.method": request.method, "url.path": request.path,
+                          "baton.request_id": request[REQUEST_ID]}) as current:
+            resp = await handler(request)
+            annotate(current, attributes={"http.response.status_code": resp.status})
+            return resp
 
     @web.middleware
     async def middleware(request: web.Request,
@@ -190,7 +203,7 @@ def _middleware(state: ApiState, metrics: ApiMetrics | None) -> Callable[..., Aw
         try:
             if request.content_length is not None and request.content_length > max_body:
                 raise ApiError(413, "body_too_large", f"request body over {max_body} bytes")
-            resp = await handler(request)
+            resp = await (traced(request, handler) if tracing else handler(request))
         except ApiError as exc:
             resp = _error(exc.status, exc.code, exc.message, request_id, exc.headers)
         except web.HTTPException as exc:

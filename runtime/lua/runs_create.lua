@@ -140,7 +140,7 @@ for a = 3, #ARGV do
     local function put_set(k, v) if v ~= '' then put(k, v) end end
     put_set('labels', F[S.labels_json]); put_set('tags', F[S.tags_json]); put_set('metadata', F[S.metadata_json])
     put_set('concurrency_key', ckey); put_set('idempotency_key', ikey); put_set('version', F[S.version])
-    put_set('entry_id', F[S.entry_id]); put_set('rate_key', F[S.rate_key])
+    put_set('entry_id', F[S.entry_id]); put_set('rate_key', F[S.rate_key]); put_set('trace_context', F[S.trace_context])
     local project = 'default'
     local extra = nil
     if F[S.extra_json] ~= '' then

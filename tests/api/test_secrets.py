@@ -112,12 +112,14 @@ async def test_no_secret_in_logs_bodies_or_metrics(locked_redis: RedisProcess, t
                 status, text = await _texts(http, method, base + path, headers=good, **kwargs)
                 assert 400 <= status < 500, (method, path, status, text)
                 seen.append(text)
-            # And every metrics page: both nodes' and the API's
-            for url in (f"http://127.0.0.1:{api_metrics}/metrics", f"http://127.0.0.1:{worker_metrics}/metrics",
-                        f"{base}/metrics"):
+            # And every metrics page: both nodes' (the public API port does not serve them)
+            for url in (f"http://127.0.0.1:{api_metrics}/metrics", f"http://127.0.0.1:{worker_metrics}/metrics"):
                 status, text = await _texts(http, "GET", url)
                 assert status == 200 and "baton_" in text, url
                 seen.append(text)
+            status, text = await _texts(http, "GET", f"{base}/metrics")
+            assert status == 404 and "metrics_elsewhere" in text, text
+            seen.append(text)
     finally:
         codes = [stop_process(p) for p in procs]
     assert codes == [0, 0], [p.read_text()[-3000:] for p in logs.values()]

@@ -20,7 +20,21 @@ GRAFANA = ROOT / "grafana"
 DASHBOARDS = GRAFANA / "dashboards"
 ALERTS = GRAFANA / "alerts" / "baton.rules.yml"
 ALERT_TESTS = GRAFANA / "alerts" / "baton.rules.test.yml"
+#: the provisioned datasource (grafana/provisioning)
 DATASOURCE_UID = "baton-prometheus"
+#: what every dashboard query and variable names as its datasource: the dashboard's variable
+DATASOURCE_VAR = "${datasource}"
+
+
+def load_script(path: Path) -> Any:
+    """Import a script of the repository that is not in a package (grafana/, deploy/) as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def binary(name: str) -> str:
@@ -84,11 +98,13 @@ _KEYWORDS = {
     "inf", "nan", "atan2",
 }
 _GRAFANA_RANGES = re.compile(r"\$__(rate_interval|interval|range)\b|\$\{__(rate_interval|interval|range)\}")
+_GRAFANA_VARIABLES = re.compile(r"\$(\w+)|\$\{(\w+)\}")
 
 
 def grafana_to_promql(expr: str) -> str:
-    """Replace Grafana's range variables so the expression is plain PromQL."""
-    return _GRAFANA_RANGES.sub("5m", expr)
+    """Replace Grafana's range variables and the dashboard variables (as "All": ``.*``), so the
+    expression is plain PromQL that selects what the dashboard shows with every variable on All."""
+    return _GRAFANA_VARIABLES.sub(".*", _GRAFANA_RANGES.sub("5m", expr))
 
 
 def metric_names(expr: str) -> set[str]:

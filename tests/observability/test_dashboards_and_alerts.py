@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 from pathlib import Path
@@ -17,12 +16,14 @@ from tests.observability.support import (
     ALERT_TESTS,
     ALERTS,
     DATASOURCE_UID,
+    DATASOURCE_VAR,
     GRAFANA,
     alert_exprs,
     dashboard_exprs,
     dashboard_files,
     exported_names,
     grafana_to_promql,
+    load_script,
     metric_names,
     promtool,
     variable_queries,
@@ -31,11 +32,7 @@ from tests.observability.support import (
 
 
 def _builder() -> Any:
-    spec = importlib.util.spec_from_file_location("build_dashboards", GRAFANA / "build_dashboards.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(GRAFANA / "build_dashboards.py")
 
 
 def test_the_four_dashboards_exist_and_match_their_builder() -> None:
@@ -66,17 +63,28 @@ def test_dashboard_structure(path: Path) -> None:
         assert p["title"]
         if p["type"] == "row":
             continue
-        assert p["datasource"] == {"type": "prometheus", "uid": DATASOURCE_UID}, p["title"]
+        assert p["datasource"] == {"type": "prometheus", "uid": DATASOURCE_VAR}, p["title"]
         assert p["targets"], p["title"]
         ref_ids = [t["refId"] for t in p["targets"]]
         assert len(ref_ids) == len(set(ref_ids)), p["title"]
         for t in p["targets"]:
-            assert t["datasource"]["uid"] == DATASOURCE_UID and t["expr"].strip(), p["title"]
+            assert t["datasource"]["uid"] == DATASOURCE_VAR and t["expr"].strip(), p["title"]
+            # scoped to the deployment the variables pick: every metric selector filters namespace and job
+            selectors = re.findall(r"\bbaton_\w+(\{[^}]*\})?", t["expr"])
+            assert selectors and all('namespace=~"$namespace", job=~"$job"' in s for s in selectors), t["expr"]
+            # and per-node series are told apart by pod, never by the instance's address
+            assert "instance" not in t["expr"] and "{{instance}}" not in t["legendFormat"], p["title"]
     for i, a in enumerate(boxes):  # no two panels overlap
         for b in boxes[i + 1:]:
             assert a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1], (a[4], b[4])
-    for var in dash["templating"]["list"]:
-        assert var["datasource"]["uid"] == DATASOURCE_UID
+    variables = dash["templating"]["list"]
+    assert [v["name"] for v in variables[:3]] == ["datasource", "namespace", "job"]
+    assert variables[0]["type"] == "datasource" and variables[0]["query"] == "prometheus"
+    for var in variables[1:]:
+        assert var["datasource"]["uid"] == DATASOURCE_VAR
+    # Grafana's import asks for the datasource (no hard-coded uid to break an existing Grafana)
+    assert [i["pluginId"] for i in dash["__inputs"]] == ["prometheus"]
+    assert DATASOURCE_UID not in path.read_text()
     uids = [json.loads(p.read_text())["uid"] for p in dashboard_files()]
     assert len(uids) == len(set(uids))
 
@@ -154,13 +162,15 @@ def _label_names(expr: str) -> set[str]:
 
 async def test_queries_name_only_metrics_and_labels_a_node_exports(loaded_node: LoadedNode) -> None:
     # Given a live node's /metrics and the label names of Baton's metrics
-    exported = exported_names(loaded_node.scrape())
-    labels = {"instance", "job", "le"}  # added by Prometheus at scrape time, and histogram buckets
+    exported = exported_names(loaded_node.scrape()) | {"up"}  # up: Prometheus's own, per target
+    # added by Prometheus at scrape time (namespace and pod by the ServiceMonitor), and histogram buckets
+    labels = {"instance", "job", "namespace", "pod", "le"}
     for metric in vars(Metrics()).values():
         labels.update(getattr(metric, "_labelnames", ()))
     # When every query of the dashboards, their variables and the alert rules is read
     queries = [(f"{f}: {title}", expr) for f, title, expr in dashboard_exprs()]
-    queries += [(f"{f}: ${name}", re.sub(r"label_values\((\w+),.*\)", r"\1", q)) for f, name, q in variable_queries()]
+    queries += [(f"{f}: ${name}", re.sub(r"label_values\((\w+(?:\{[^}]*\})?),.*\)", r"\1", q))
+                for f, name, q in variable_queries()]
     queries += [(f"alert {name}", expr) for name, expr in alert_exprs()]
     # Then each names only metrics the node exports, and only their labels
     for where, expr in queries:

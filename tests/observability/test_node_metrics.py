@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 
@@ -9,9 +10,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from runtime import Baton, Settings
+from runtime.metrics import CLAIM_REASONS, DEDUP_REASONS, LOST_STAGES
 from tests.nodes import eventually, running_node
 from tests.observability.conftest import FAST_OBSERVER, LoadedNode, metrics_http, with_jobs
-from tests.observability.support import promtool, sample, scrape
+from tests.observability.support import ROOT, promtool, sample, scrape
 from tests.servers import RedisProcess
 
 
@@ -158,3 +160,67 @@ async def test_redis_outage_counts_reconnects_and_restarts(settings: Settings, p
 
 def _values(text: str, name: str) -> list[float]:
     return [s.value for f in text_string_to_metric_families(text) for s in f.samples if s.name == name]
+
+
+async def test_labelled_counters_exist_at_zero_before_their_first_event(make_app: Callable[..., Baton]) -> None:
+    # Given a node that has just started and done nothing yet
+    app = with_jobs(make_app(**FAST_OBSERVER))
+    async with running_node(app) as node:
+        with metrics_http(node.metrics.registry) as port:
+            text = scrape(port)
+    # Then the counters that alerts take increase() of are there at 0, for every label value known at start,
+    # so a first burst (a mass reclaim after an OOM, a first lost lease) counts in full
+    assert sample(text, "baton_leases_reclaimed_total", queue="obs") == 0
+    for stage in LOST_STAGES:
+        assert sample(text, "baton_leases_lost_total", stage=stage) == 0, stage
+    for actor in [a.name for a in node.actors] + ["supervisor"]:
+        for name in ("baton_actor_restarts_total", "baton_redis_errors_total", "baton_redis_reconnects_total"):
+            assert sample(text, name, actor=actor) == 0, (name, actor)
+    for reason in CLAIM_REASONS:
+        assert sample(text, "baton_intake_entries_claimed_total", reason=reason) == 0
+    for reason in DEDUP_REASONS:
+        assert sample(text, "baton_intake_entries_deduplicated_total", reason=reason) == 0
+
+
+def test_every_label_value_the_code_counts_is_created_at_start() -> None:
+    # Given the label values the actors pass as literals to the counters created at zero
+    source = "\n".join(p.read_text() for p in (ROOT / "actors").glob("*.py"))
+    stages = set(re.findall(r'leases_lost\.labels\(stage="(\w+)"\)', source))
+    claims = set(re.findall(r'claimed="(\w+)"', source))
+    # Then each one is in the tuple Metrics.init_node creates at start
+    assert stages and stages <= set(LOST_STAGES)
+    assert claims and claims <= set(CLAIM_REASONS)
+
+
+async def test_process_metrics_build_info_and_no_created_series(loaded_node: LoadedNode) -> None:
+    # Given a node's /metrics
+    text = loaded_node.scrape()
+    names = {s.name for f in text_string_to_metric_families(text) for s in f.samples}
+    # Then the process and Python collectors are there, and the build info says which Baton runs
+    assert {"process_resident_memory_bytes", "process_cpu_seconds_total", "python_info"} <= names
+    assert sample(text, "baton_build_info") == 1
+    # and no counter or histogram doubles its series with _created
+    assert not [n for n in names if n.endswith("_created")]
+
+
+async def test_only_the_elected_node_exports_the_cluster_gauges(make_app: Callable[..., Baton]) -> None:
+    # Given two nodes on one Redis
+    first, second = (with_jobs(make_app(node_id=n, **FAST_OBSERVER)) for n in ("n1", "n2"))
+    async with running_node(first) as node1, running_node(second) as node2:
+        nodes = {"n1": node1, "n2": node2}
+
+        def exporters() -> list[str]:
+            return [n for n, node in nodes.items()
+                    if node.metrics.registry.get_sample_value("baton_nodes_live") is not None]
+
+        # Then exactly one exports the cluster gauges (the scheduler lease's holder), the other has none
+        await eventually(lambda: len(exporters()) == 1 and nodes[exporters()[0]].scheduler.holding, 10)
+        (holder,) = exporters()
+        other = "n2" if holder == "n1" else "n1"
+        assert nodes[other].metrics.registry.get_sample_value("baton_queue_depth", {"queue": "obs",
+                                                                                     "partition": "0"}) is None
+        await eventually(lambda: nodes[holder].metrics.registry.get_sample_value("baton_nodes_live") == 2, 10)
+        # When the holder drains (it hands the lease over at once)
+        nodes[holder].request_shutdown()
+        # Then the other node takes over the export
+        await eventually(lambda: exporters() == [other], 15)

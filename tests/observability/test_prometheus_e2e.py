@@ -1,9 +1,11 @@
-"""A real Prometheus server scrapes two real worker processes; PromQL gives back the right numbers."""
+"""A real Prometheus server scrapes two real worker processes; PromQL gives back the right numbers, and
+every dashboard query and alert expression returns data after a scenario that exercises them."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import urllib.parse
@@ -13,13 +15,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 import yaml
 
 from runtime import Baton, Settings
 from tests.nodes import eventually, kill_process, spawn_worker, stop_process
 from tests.observability.conftest import with_jobs
-from tests.observability.support import ALERTS, binary, dashboard_exprs, grafana_to_promql, promtool, scrape
-from tests.servers import free_port
+from tests.observability.support import (
+    ALERTS,
+    alert_exprs,
+    binary,
+    dashboard_exprs,
+    grafana_to_promql,
+    promtool,
+    scrape,
+)
+from tests.servers import RedisProcess, free_port
 
 APP = "tests.observability.jobs:app"
 
@@ -27,13 +38,16 @@ APP = "tests.observability.jobs:app"
 class Prometheus:
     """A Prometheus server process owned by the test (stopped by pid)."""
 
-    def __init__(self, targets: list[str], workdir: Path) -> None:
+    def __init__(self, targets: dict[str, str], workdir: Path) -> None:
         self.port = free_port()
         self.dir = workdir
+        # each target labelled with a namespace and its pod, as the ServiceMonitor's scrape labels it
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s", "scrape_timeout": "900ms"},
             "rule_files": [str(ALERTS)],
-            "scrape_configs": [{"job_name": "baton", "static_configs": [{"targets": targets}]}],
+            "scrape_configs": [{"job_name": "baton", "static_configs": [
+                {"targets": [target], "labels": {"namespace": "test", "pod": pod}} for pod, target in targets.items()
+            ]}],
         }
         (workdir / "prometheus.yml").write_text(yaml.safe_dump(config))
         self.log = open(workdir / "prometheus.log", "wb")  # closed in stop()
@@ -99,19 +113,23 @@ async def _unserved(ctx: Any, payload: Any) -> None:
     return None
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(180)
 async def test_prometheus_reads_queue_depth_and_reclaims_after_kill_9(
-    settings: Settings, make_app: Callable[..., Baton], redis: Any, tmp_path: Path, prometheus_dir: Path,
+    settings: Settings, make_app: Callable[..., Baton], tmp_path: Path, prometheus_dir: Path,
 ) -> None:
-    # Given two worker processes serving /metrics and a Prometheus server scraping them every second
+    # Given two worker processes on their own Redis (AOF on: it is restarted below), serving /metrics,
+    # and a Prometheus server scraping them every second
     binary("prometheus")
+    server = RedisProcess(args=["--appendonly", "yes"]).start()
+    settings = settings.with_changes(redis_url=server.url)
+    redis = aioredis.from_url(server.url)
     ports = {"w1": free_port(), "w2": free_port()}
     workers = {node: spawn_worker(APP, worker_env(settings, node, port), tmp_path / f"{node}.log")
                for node, port in ports.items()}
-    prom = Prometheus([f"127.0.0.1:{p}" for p in ports.values()], prometheus_dir)
+    prom = Prometheus({node: f"127.0.0.1:{p}" for node, p in ports.items()}, prometheus_dir)
     try:
         # and a backlog of 37 runs of a job no worker serves, in queue q-depth
-        producer = with_jobs(make_app(), ("unserved", _unserved, {"queue": "q-depth"}))
+        producer = with_jobs(make_app(redis_url=server.url), ("unserved", _unserved, {"queue": "q-depth"}))
         await producer.trigger_batch([{"job": "unserved", "input": {"i": i}} for i in range(37)])
 
         # When Prometheus has scraped both nodes
@@ -158,15 +176,64 @@ async def test_prometheus_reads_queue_depth_and_reclaims_after_kill_9(
         (line,) = [x for x in lines if x["msg"].startswith("reclaimed expired lease")]
         assert (line["run_id"], line["job"], line["attempt"], line["node"]) == (run_id, "long", 1, survivor)
 
-        # and the alert rules loaded into the server are healthy, and every dashboard query runs
+        # Given the rest of what the dashboards show: a dead-lettered run, a rejected entry
+        dead = await producer.trigger("boom")
+        assert (await producer.wait_for(dead, 30)).status == "dead_letter"
+        await redis.xadd(producer.keys.submit_stream, {"job": "no_such_job"})
+        await eventually(lambda: prom.value("sum(baton_intake_entries_rejected_total)") == 1, 20, interval=0.25)
+        # When Redis goes away (SIGKILL) long enough for the client's own retries to give up
+        server.kill()
+        # Then the survivor's actors reconnect, and Prometheus sees it (the metrics thread still answers)
+        await eventually(lambda: (prom.value("sum(baton_redis_reconnects_total)") or 0) > 0, 30, interval=0.25)
+        # and once Redis is back (same port and data) the node works on
+        server = RedisProcess(port=server.port, dir=server.dir, args=["--appendonly", "yes"]).start()
+        back = await producer.trigger("ok", {"back": True})
+        assert (await producer.wait_for(back, 30)).status == "completed"
+        # and the survivor exports the cluster gauges (it holds the scheduler lease by now, or soon)
+        await eventually(lambda: prom.value("max(baton_nodes_live)") == 1, 30, interval=0.25)
+        (exporter,) = prom.query("baton_nodes_live")
+        assert exporter["metric"]["pod"] == survivor
+
+        # and the alert rules loaded into the server are healthy, and every dashboard query and every
+        # operand of every alert expression returns data (on All for the dashboard's variables)
         groups = prom.api("rules")["groups"]
         assert groups and all(r["health"] == "ok" for g in groups for r in g["rules"]), groups
-        for file, title, expr in dashboard_exprs():
+        queries = [(f"{file}: {title}", grafana_to_promql(expr)) for file, title, expr in dashboard_exprs()]
+        queries += [(f"alert {name}", part) for name, expr in alert_exprs() for part in alert_operands(expr)]
+        empty = []
+        for where, query in queries:
             try:
-                prom.api("query", query=grafana_to_promql(expr))
+                if not prom.query(query):
+                    empty.append(f"{where}: {query}")
             except (AssertionError, OSError) as exc:  # a 400 for a query Prometheus rejects
-                raise AssertionError(f"{file}: {title}: {expr}: {exc}") from exc
+                raise AssertionError(f"{where}: {query}: {exc}") from exc
+        assert not empty, "\n".join(empty)
+        # and per-node panels name pods, not addresses
+        held = prom.query("sum by (pod) (baton_leases_held{namespace=~\".*\", job=~\".*\"})")
+        assert {s["metric"]["pod"] for s in held} == {survivor}
     finally:
         for proc in workers.values():
             stop_process(proc)
         prom.stop()
+        await redis.aclose()
+        server.stop()
+
+
+def alert_operands(expr: str) -> list[str]:
+    """The operands an alert expression compares and combines (split at top-level comparisons and set
+    operators; numbers left out): each must select data for the alert to be able to fire."""
+    parts, depth, start = [], 0, 0
+    ops = re.compile(r"\s(?:>=|<=|==|!=|>|<|and|or|unless)\s")
+    i = 0
+    while i < len(expr):
+        ch = expr[i]
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        m = ops.match(expr, i) if depth == 0 else None
+        if m:
+            parts.append(expr[start:i])
+            i = start = m.end()
+            continue
+        i += 1
+    parts.append(expr[start:])
+    return [p.strip() for p in parts if p.strip() and not re.fullmatch(r"[\d.]+", p.strip())]

@@ -25,4 +25,5 @@ local S = {
   rate_key = 22,
   debounce_key = 23,
   debounce_spec = 24,
+  trace_context = 25,
 }
