@@ -20,14 +20,13 @@ from typing import Any
 import orjson
 
 from ..app import Baton
-from ..records import Run, read_runs, text
+from ..records import SOURCE_TRIGGER, Run, read_runs, text
 from .errors import ApiError
 
 __all__ = ["FIELDS", "Page", "RunFilter", "decode_cursor", "encode_cursor", "list_runs"]
 
 #: Record fields a filter reads (one HMGET per candidate)
 FIELDS = ("status", "job", "queue", "tags", "labels", "metadata", "batch_id", "triggered_by", "source", "project")
-_SOURCE_TRIGGER = {"child": "spawn", "continuation": "continue"}
 
 
 def encode_cursor(score: float, run_id: str) -> str:
@@ -79,7 +78,7 @@ class RunFilter:
     metadata_key: str | None = None
     metadata_value: str | None = None
     batch_id: str | None = None
-    triggered_by: str | None = None
+    triggered_by: frozenset[str] | None = None  #: native triggered_by values (any of them)
     created_after_ms: int | None = None
     created_before_ms: int | None = None
     payload_contains: dict[str, Any] | None = None
@@ -98,7 +97,7 @@ class RunFilter:
             return False
         if self.triggered_by is not None:
             source = f.get("source") or ""
-            if (f.get("triggered_by") or _SOURCE_TRIGGER.get(source, source)) != self.triggered_by:
+            if (f.get("triggered_by") or SOURCE_TRIGGER.get(source, source or "client")) not in self.triggered_by:
                 return False
         if self.tag is not None and self.tag not in _loads(f.get("tags"), []):
             return False
