@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from ..ids import RUN_ID_RE
+from ..ids import RUN_ID_RE, run_id_from_uuid
 from ..records import LIVE_STATUSES, Run, iso, read_runs, stored_int, stored_json, text
 from ..relatives import MAX_CHILDREN, MAX_LINEAGE, project_of
 from .errors import ApiError
@@ -26,7 +26,6 @@ from .views import (
     event_view,
     hatchet_ids,
     render,
-    run_id_of_uuid,
     statuses_for,
     triggers_for,
 )
@@ -69,27 +68,15 @@ def foreign_scope(req: Req, run_id: str) -> bool:
     return req.project == "default" and bool(sep) and head != "default" and head in req.state.keys.projects
 
 
-def _candidates(run_id: str) -> list[str]:
-    """The ids a run id given to the API may stand for: itself, a trigger-view id without its run_
-    prefix, a hatchet-view UUID of a generated id."""
-    out = [run_id, run_id[4:] if run_id.startswith("run_") else run_id]
-    generated = run_id_of_uuid(run_id) if len(run_id) == 36 else None
-    if generated is not None:
-        out.append(generated)
-    return list(dict.fromkeys(out))
-
-
 async def load_run(req: Req, run_id: str) -> Run:
     """The run with this id in the caller's project; 404 otherwise (also for other projects' runs).
-    A caller-chosen id is found by its short form too (see scoped_id), and every id a view emits (a
-    trigger-view run_ id, a hatchet-view UUID) is found as well."""
-    candidates = _candidates(run_id)
-    if len(run_id) == 36 and run_id_of_uuid(run_id) is not None:
-        # a UUID the hatchet view derived from a caller-chosen id: the alias it left says which
+    A caller-chosen id is found by its short form too (see scoped_id), and every id a view emits by it:
+    a trigger-view id (run_ prefix), a hatchet-view UUID (a generated id's bits, or an alias)."""
+    candidates = [run_id, run_id[4:] if run_id.startswith("run_") else run_id]
+    if (generated := run_id_from_uuid(run_id)) is not None:
         alias = await req.baton.redis.get(req.baton.keys.partition_of_run(run_id).uuid_alias(run_id))
-        if alias is not None:
-            candidates.append(text(alias))
-    for candidate in candidates:
+        candidates += [generated] if alias is None else [generated, text(alias)]
+    for candidate in dict.fromkeys(candidates):
         for stored in dict.fromkeys((scoped_id(req.project, candidate), candidate)):
             run = await req.baton.get_run(stored) if RUN_ID_RE.match(stored) else None
             if run is not None and project_of(run) == req.project:

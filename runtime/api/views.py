@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from ..ids import run_id_as_uuid, run_id_from_uuid
 from ..records import Run, iso, stored_int
 from ..settings import API_VIEWS
 from ..statuses import RunStatus
@@ -48,7 +49,6 @@ __all__ = [
     "hatchet_ids",
     "native_run",
     "render",
-    "run_id_of_uuid",
     "status_durably",
     "status_hatchet",
     "status_strait",
@@ -280,33 +280,15 @@ def trigger_run(run: Run, children: list[Run] | None = None,
     return out
 
 
-_B32 = "0123456789abcdefghijklmnopqrstuv"
-
-
 def hatchet_id(run_id: str) -> str:
-    """The UUID a run has in the hatchet view. A generated id (128 bits in 26 base32hex digits) is the
-    same 128 bits as a UUID, so the API turns it back into the id; an id that is a UUID stays itself;
-    any other (caller-chosen) id gets a UUIDv5, which the API resolves through an alias it stores when it
-    emits one (see :func:`hatchet_ids`)."""
-    if len(run_id) == 26 and all(c in _B32 for c in run_id) and int(run_id[-1], 32) & 3 == 0:
-        return str(uuid.UUID(int=int(run_id, 32) >> 2))
-    try:
-        parsed = uuid.UUID(run_id)
-    except ValueError:
-        parsed = None
-    if parsed is not None and str(parsed) == run_id:
+    """The UUID a run has in the hatchet view. A generated id is 128 bits, the same as a UUID, so the API
+    turns the UUID back into the id; an id that is a UUID stays itself; any other (caller-chosen) id gets
+    a UUIDv5, which the API resolves through an alias stored when the view emits it (:func:`hatchet_ids`)."""
+    if (same := run_id_as_uuid(run_id)) is not None:
+        return same
+    if run_id_from_uuid(run_id) is not None:  # a UUID in canonical form
         return run_id
     return str(uuid.uuid5(_NS, f"run:{run_id}"))
-
-
-def run_id_of_uuid(value: str) -> str | None:
-    """The generated run id a hatchet-view UUID stands for (None when ``value`` is not a UUID)."""
-    try:
-        parsed = uuid.UUID(value)
-    except ValueError:
-        return None
-    bits = parsed.int << 2
-    return "".join(_B32[(bits >> shift) & 31] for shift in range(125, -1, -5))
 
 
 def _own_id(run: Run, run_id: str) -> str:
@@ -323,7 +305,7 @@ def hatchet_ids(run: Run) -> dict[str, str]:
         if run_id:
             own = _own_id(run, run_id)
             derived = hatchet_id(own)
-            if derived != own and run_id_of_uuid(derived) != own:
+            if derived != own and run_id_from_uuid(derived) != own:
                 out[derived] = run_id
     return out
 
