@@ -135,3 +135,43 @@ def release(api: ApiNode) -> None:
     """Let the runs runs_in_every_status holds go on."""
     for gate in ("views-hold", "views-children", "views-single"):
         api.gates.open(gate)
+
+
+async def every_page(api: ApiNode, view: str, limit: int = 3) -> list[dict[str, Any]]:
+    """Every run of the project in ``view``, page by page (next_cursor until none); no page over limit."""
+    out: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params = {"view": view, "limit": limit, **({"cursor": cursor} if cursor else {})}
+        status, page = await api.call("GET", "/v1/runs", params=params)
+        assert status == 200 and len(page["data"]) <= limit, page
+        out.extend(page["data"])
+        cursor = page["next_cursor"]
+        if not cursor:
+            return out
+
+
+async def act_on_runs(api: ApiNode, view: str, ids: dict[str, str]) -> list[dict[str, Any]]:
+    """Every action on runs of runs_in_every_status, called with the ids as ``view`` shows them (``ids``):
+    pause, resume, reschedule, debug mode, cancel, replay, dead-letter replay, restart, bulk replay.
+    Returns every run the answers carry, in ``view``."""
+    runs = []
+    for method, path, body in (
+        ("POST", f"/v1/runs/{ids['queued']}/pause", None), ("POST", f"/v1/runs/{ids['queued']}/resume", None),
+        ("POST", f"/v1/runs/{ids['paused']}/reschedule", {"delay": 120}),
+        ("POST", f"/v1/runs/{ids['completed']}/debug", {"debug_mode": True}),
+        ("DELETE", f"/v1/runs/{ids['delayed']}", None),
+    ):
+        status, answer = await api.call(method, path, json=body, params={"view": view})
+        assert status == 200 and set(answer) == {"id", "result", "run"}, (path, answer)
+        runs.append(answer["run"])
+    for path in (f"/v1/runs/{ids['completed']}/replay", f"/v1/runs/{ids['dead_letter']}/dlq-replay",
+                 f"/v1/runs/{ids['failed']}/restart"):
+        status, answer = await api.call("POST", path, json={} if path.endswith("restart") else None,
+                                        params={"view": view})
+        assert status == 201, (path, answer)
+        runs.append(answer)
+    status, answer = await api.call("POST", "/v1/runs/bulk-replay", json={"run_ids": [ids["completed"]]},
+                                    params={"view": view})
+    assert status == 200 and answer["count"] == 1, answer
+    return runs + answer["replayed"]

@@ -4,7 +4,16 @@ declares them (every field, no other, their types and enums), for runs in every 
 from __future__ import annotations
 
 from tests.api.conftest import ApiNode
-from tests.api.seeds import DURABLY_LOG, DURABLY_RUN, DURABLY_STEP, NATIVE, release, runs_in_every_status
+from tests.api.seeds import (
+    DURABLY_LOG,
+    DURABLY_RUN,
+    DURABLY_STEP,
+    NATIVE,
+    act_on_runs,
+    every_page,
+    release,
+    runs_in_every_status,
+)
 
 EXPECTED = {"completed": "completed", "dead_letter": "failed", "failed": "failed", "delayed": "pending",
             "executing": "leased", "waiting": "pending", "paused": "pending", "canceled": "cancelled",
@@ -63,4 +72,14 @@ async def test_a_durably_client_reads_runs_steps_and_logs(api: ApiNode) -> None:
     assert status == 200 and {r["id"] for r in page["data"]} >= set(ids.values())
     for run in page["data"]:
         DURABLY_RUN.validate(run)
+    # And paging through the list meets every run once
+    paged = await every_page(api, "durably")
+    assert sorted(r["id"] for r in paged) == sorted(r["id"] for r in page["data"])
+    for run in paged:
+        DURABLY_RUN.validate(run)
+    # When it acts on runs, Then every run an answer carries is a ClientRun
+    acted = await act_on_runs(api, "durably", ids)
+    for run in acted:
+        DURABLY_RUN.validate(run)
+    assert [r["status"] for r in acted[:5]] == ["pending", "pending", "pending", "completed", "cancelled"]
     release(api)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 
 from tests.api.conftest import ApiNode
-from tests.api.seeds import HATCHET, NATIVE, release, runs_in_every_status
+from tests.api.seeds import HATCHET, NATIVE, act_on_runs, every_page, release, runs_in_every_status
 
 EXPECTED = {"completed": "COMPLETED", "dead_letter": "FAILED", "failed": "FAILED", "delayed": "QUEUED",
             "executing": "RUNNING", "waiting": "RUNNING", "paused": "QUEUED", "canceled": "CANCELLED",
@@ -53,6 +53,17 @@ async def test_a_hatchet_client_reads_runs_by_the_ids_it_is_given(api: ApiNode) 
     for run in page["data"]:
         HATCHET.validate(run)
         assert (await api.run(run["id"], view="hatchet"))["id"] == run["id"]
+    # And paging through the list meets every run once
+    paged = await every_page(api, "hatchet")
+    assert sorted(r["id"] for r in paged) == sorted(r["id"] for r in page["data"])
+    for run in paged:
+        HATCHET.validate(run)
+    # When it acts on runs by their UUIDs, Then every run an answer carries is a V1WorkflowRun whose id resolves
+    acted = await act_on_runs(api, "hatchet", {name: run["id"] for name, run in runs.items()})
+    for run in acted:
+        HATCHET.validate(run)
+        assert _is_uuid(run["id"]) and (await api.run(run["id"], view="hatchet"))["id"] == run["id"]
+    assert [r["status"] for r in acted[:5]] == ["QUEUED", "QUEUED", "QUEUED", "COMPLETED", "CANCELLED"]
     # And another project's key cannot resolve them
     status, _body = await api.call("GET", f"/v1/runs/{runs['long']['id']}", project="beta")
     assert status == 404

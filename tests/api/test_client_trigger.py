@@ -6,7 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 from tests.api.conftest import ApiNode
-from tests.api.seeds import NATIVE, TRIGGER, TRIGGER_STRUCTURE, release, runs_in_every_status
+from tests.api.seeds import (
+    NATIVE,
+    TRIGGER,
+    TRIGGER_STRUCTURE,
+    act_on_runs,
+    every_page,
+    release,
+    runs_in_every_status,
+)
 
 #: each kind of run (seeds.NATIVE) as Trigger.dev names its status
 EXPECTED = {"completed": "COMPLETED_SUCCESSFULLY", "dead_letter": "COMPLETED_WITH_ERRORS",
@@ -68,6 +76,17 @@ async def test_a_trigger_client_reads_runs_in_every_status(api: ApiNode) -> None
         check(run, versioned=run["id"] == done["id"])
     listed_child = next(r for r in page["data"] if r["id"] == runs["child"]["id"])
     assert listed_child["relatedRuns"] == {"root": parent, "parent": parent}
+    # And paging through the list in the trigger view meets every run once
+    paged = await every_page(api, "trigger")
+    assert sorted(r["id"] for r in paged) == sorted(r["id"] for r in page["data"])
+    for run in paged:
+        check(run, versioned=run["id"] == done["id"])
+    # When it acts on runs by their run_ ids, Then every run an answer carries is a Trigger.dev run
+    acted = await act_on_runs(api, "trigger", {name: run["id"] for name, run in runs.items()})
+    for run in acted:
+        check(run, versioned=run["taskIdentifier"] == "steps")
+    assert [r["status"] for r in acted[:5]] == ["WAITING_TO_RESUME", "QUEUED", "WAITING_TO_RESUME",
+                                                "COMPLETED_SUCCESSFULLY", "CANCELLED"]
     # And a view chosen by header works alike, and an unknown one is refused
     status, page = await api.call("GET", "/v1/runs", headers={"X-Baton-View": "trigger"})
     assert status == 200 and all(r["id"].startswith("run_") for r in page["data"])
