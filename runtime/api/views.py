@@ -36,26 +36,10 @@ from ..settings import API_VIEWS
 from ..statuses import RunStatus
 
 __all__ = [
-    "NATIVE_STATUSES",
-    "STATUS_WORDS",
-    "STRAIT_RECORDS",
-    "STRAIT_STATUSES",
-    "STRAIT_TRIGGERS",
-    "VIEWS",
-    "durably_log",
-    "durably_step",
-    "event_view",
-    "hatchet_id",
-    "hatchet_ids",
-    "native_run",
-    "render",
-    "status_durably",
-    "status_hatchet",
-    "status_strait",
-    "status_trigger",
-    "statuses_for",
-    "strait_record",
-    "triggers_for",
+    "NATIVE_STATUSES", "STATUS_WORDS", "STRAIT_RECORDS", "STRAIT_STATUSES", "STRAIT_TRIGGERS", "VIEWS", "durably_log",
+    "durably_run", "durably_step", "event_view", "execution_trace", "hatchet_id", "hatchet_ids", "hatchet_run",
+    "native_run", "render", "status_durably", "status_hatchet", "status_strait", "status_trigger", "statuses_for",
+    "strait_record", "strait_run", "trigger_run", "trigger_strait", "triggers_for", "user_idempotency_key",
 ]
 
 VIEWS = API_VIEWS
