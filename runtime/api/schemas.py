@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..ranges import json_schema
-from .views import NATIVE_STATUSES, STATUS_WORDS, STRAIT_STATUSES, STRAIT_TRIGGERS, VIEWS
+from .views import NATIVE_STATUSES, STATUS_WORDS, STRAIT_RECORDS, STRAIT_STATUSES, STRAIT_TRIGGERS, VIEWS
 
 __all__ = ["SCHEMAS", "VIEWED", "VIEW_RUN", "ref", "viewed_name"]
 
@@ -308,11 +308,30 @@ STRAIT_DEPENDENCY_STATUS = _obj({
 STRAIT_BULK_RESULT = _obj({"results": {"type": "array", "items": _obj({"id": STR, "status": STR,
                                                                       "error": STR_OR_NULL}, extra=False)},
                            "total": INT, "canceled": INT, "failed": INT}, extra=False)
+
+
+def _strait_record(kind: str, native: Schema) -> Schema:
+    """Strait's record of ``kind``: its fields only (views.STRAIT_RECORDS), JSON fields objects."""
+    names, objects = STRAIT_RECORDS[kind]
+    return _obj({n: OBJ if n in objects else native["properties"][n] for n in names}, extra=False,
+                description=f"Strait's run {kind.replace('_', ' ')} (seed 003).")
+
+
+#: Strait's records by the native component they render
+STRAIT_RECORD_SCHEMAS = {
+    "RunEvent": _strait_record("event", EVENT), "Checkpoint": _strait_record("checkpoint", CHECKPOINT),
+    "Usage": _strait_record("usage", USAGE), "ToolCall": _strait_record("tool_call", TOOL_CALL),
+    "Output": _strait_record("output", OUTPUT),
+}
+
+
+def _strait_list(item: str) -> Schema:
+    return {"type": "array", "items": ref(f"Strait{item}")}
+
+
 STRAIT_DEBUG_BUNDLE = _obj({
-    "run": ref("StraitRun"), "events": {"type": "array", "items": ref("RunEvent")},
-    "checkpoints": {"type": "array", "items": ref("Checkpoint")},
-    "usage": {"type": "array", "items": ref("Usage")}, "tool_calls": {"type": "array", "items": ref("ToolCall")},
-    "outputs": {"type": "array", "items": ref("Output")},
+    "run": ref("StraitRun"), "events": _strait_list("RunEvent"), "checkpoints": _strait_list("Checkpoint"),
+    "usage": _strait_list("Usage"), "tool_calls": _strait_list("ToolCall"), "outputs": _strait_list("Output"),
 }, extra=False, description="Strait's debug bundle (seed 003).")
 _STRAIT_RUNS: Schema = {"type": "array", "items": ref("StraitRun")}
 
@@ -332,8 +351,7 @@ _STRAIT_SHAPES: dict[str, Schema] = {
     "DlqReplayResult": _obj({"replayed": _STRAIT_RUNS, "count": INT}, extra=False),
     "DebugBundle": STRAIT_DEBUG_BUNDLE, "BulkResult": STRAIT_BULK_RESULT,
     "DependencyStatus": STRAIT_DEPENDENCY_STATUS,
-    **{f"{item}List": {"type": "array", "items": ref(item)}
-       for item in ("RunEvent", "Checkpoint", "Usage", "ToolCall", "Output")},
+    **{f"{item}List": _strait_list(item) for item in STRAIT_RECORD_SCHEMAS},
 }
 
 
@@ -393,7 +411,8 @@ def _viewed() -> dict[str, Schema]:
     return out
 
 
-SCHEMAS: dict[str, Schema] = {**{k: _with_run(v, "NativeRun") for k, v in _SCHEMAS_BASE.items()}, **_viewed()}
+SCHEMAS: dict[str, Schema] = {**{k: _with_run(v, "NativeRun") for k, v in _SCHEMAS_BASE.items()},
+                              **{f"Strait{k}": v for k, v in STRAIT_RECORD_SCHEMAS.items()}, **_viewed()}
 
 #: the view query parameter's values
 VIEW_NAMES = list(VIEWS)
