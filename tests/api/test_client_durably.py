@@ -14,6 +14,7 @@ from tests.api.seeds import (
     release,
     runs_in_every_status,
 )
+from tests.nodes import eventually
 
 EXPECTED = {"completed": "completed", "dead_letter": "failed", "failed": "failed", "delayed": "pending",
             "executing": "leased", "waiting": "pending", "paused": "pending", "canceled": "cancelled",
@@ -65,8 +66,13 @@ async def test_a_durably_client_reads_runs_steps_and_logs(api: ApiNode) -> None:
     _, logs = await api.call("GET", f"/v1/runs/{ids['dead_letter']}/logs")
     assert [(e["level"], e["message"], e["data"]) for e in logs["data"]] == [
         ("error", "about to fail", {"reason": "test"}), ("warn", "handler raised RuntimeError: boom", None)]
-    _, logs = await api.call("GET", f"/v1/runs/{ids['executing']}/logs")
-    assert [(e["level"], e["message"]) for e in logs["data"]] == [("info", "waiting for gate views-hold")]
+
+    async def executing_logs() -> list[tuple[str, str]]:
+        _, logs = await api.call("GET", f"/v1/runs/{ids['executing']}/logs")
+        return [(e["level"], e["message"]) for e in logs["data"]]
+
+    # (an executing run's logs are readable once its node flushes them)
+    assert await eventually(executing_logs, 15) == [("info", "waiting for gate views-hold")]
     # When the runs are listed in the durably view, Then every item is a ClientRun
     status, page = await api.call("GET", "/v1/runs", params={"view": "durably", "limit": 100})
     assert status == 200 and {r["id"] for r in page["data"]} >= set(ids.values())
