@@ -194,11 +194,9 @@ class Baton:
         await self.redis.hset(self.keys.registry, mapping={j.name: j.options.to_json() for j in self.jobs})
         for p in self.keys.partitions:
             for j in self.jobs:
-                spec = j.options.limit_spec
-                if spec is None:
-                    await self.redis.hdel(p.jobs, j.name)
-                else:
-                    await self.redis.hset(p.jobs, j.name, spec)
+                # unchanged limits (a node restarting) cost one call; changed ones also
+                # move the job's executing runs into the lease sets they now count in
+                await self.scripts.limits_apply(p, j.name, "code", j.options.limit_spec or "")
 
     # -- triggering ----------------------------------------------------------
 
@@ -213,13 +211,13 @@ class Baton:
         """Change a job's limits at runtime on every node (overrides the code's values until cleared)."""
         spec = limit_spec(max_concurrency, max_concurrency_per_key, rate_limit, rate_limit_per_key) or "0,0,0,0,0,0"
         for p in self.keys.partitions:
-            await self.redis.hset(p.jobs_override, job, spec)
+            await self.scripts.limits_apply(p, job, "override", spec)
         await self.redis.publish(self.keys.wake_channel, "limits")
 
     async def clear_limits(self, job: str) -> None:
         """Drop a runtime override: the limits registered by the code apply again."""
         for p in self.keys.partitions:
-            await self.redis.hdel(p.jobs_override, job)
+            await self.scripts.limits_apply(p, job, "override", "")
         await self.redis.publish(self.keys.wake_channel, "limits")
 
     async def list_schedules(self) -> list[dict[str, Any]]:

@@ -167,14 +167,15 @@ class DirectCalls:
         self._free.append(conn)
         return reply
 
-    async def execute_durably(self, replicas: int, timeout_ms: int, *args: Any) -> tuple[Any, int]:
-        """Send one command and then ``WAIT replicas timeout_ms`` on the same connection (one round
-        trip): the reply, and how many replicas have every write this connection made."""
+    async def execute_durably(self, wait: tuple[Any, ...], *args: Any) -> tuple[Any, Any]:
+        """Send one command and then ``wait`` (a WAIT or WAITAOF command) on the same connection,
+        in one round trip: the command's reply and the wait's (which covers every write this
+        connection made)."""
         if self._pool is None:
-            return await self._with_wait_through_client(replicas, timeout_ms, args)
+            return await self._with_wait_through_client(wait, args)
         conn = self._free.pop() if self._free else await self._pool.get_connection()
         try:
-            await conn.send_packed_command(conn.pack_commands([args, ("WAIT", replicas, timeout_ms)]))
+            await conn.send_packed_command(conn.pack_commands([args, wait]))
             try:
                 reply = await conn.read_response()
             finally:
@@ -185,22 +186,21 @@ class DirectCalls:
         except (RedisConnectionError, RedisTimeoutError, OSError):
             await conn.disconnect()
             self._free.append(conn)
-            return await self._with_wait_through_client(replicas, timeout_ms, args)
+            return await self._with_wait_through_client(wait, args)
         except BaseException:
             await conn.disconnect(nowait=True)
             self._free.append(conn)
             raise
         self._free.append(conn)
-        return reply, int(acked)
+        return reply, acked
 
-    async def _with_wait_through_client(self, replicas: int, timeout_ms: int,
-                                        args: tuple[Any, ...]) -> tuple[Any, int]:
-        """The command and WAIT in one pipeline of the client (one connection, with its retries)."""
+    async def _with_wait_through_client(self, wait: tuple[Any, ...], args: tuple[Any, ...]) -> tuple[Any, Any]:
+        """The command and the wait in one pipeline of the client (one connection, with its retries)."""
         pipe = self._client.pipeline(transaction=False)
         pipe.execute_command(*args)
-        pipe.execute_command("WAIT", replicas, timeout_ms)
+        pipe.execute_command(*wait)
         reply, acked = await pipe.execute()
-        return reply, int(acked)
+        return reply, acked
 
     async def release(self) -> None:
         """Give the held connections back to the client's pool (calls in flight keep theirs)."""

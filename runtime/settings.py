@@ -131,6 +131,9 @@ class Settings:
     durable_replicas: int = 0
     #: How long a write waits for durable_replicas before it fails as not replicated.
     durable_timeout_ms: int = 100
+    #: Also wait until the write is fsynced to the AOF of the master and of durable_replicas replicas
+    #: (WAITAOF; Redis 7.2+ or Valkey, with appendonly yes), so it survives their crash too.
+    durable_fsync: bool = False
     #: Key prefix: two deployments with different prefixes share nothing.
     prefix: str = "baton"
     #: Queue partitions; every node and producer of a deployment must agree.
@@ -154,6 +157,9 @@ class Settings:
     #: Take hand-offs: while idle, new runs are leased to this node by the
     #: creating call itself and pushed to a list it blocks on (no claim round trip).
     handoff: bool = True
+    #: Also read each partition's own submission stream ({prefix:pN}:submit, one intake and one
+    #: blocking connection each), so producers can spread submissions over Redis Cluster masters.
+    partition_streams: bool = True
     #: Stream entries read per intake call.
     intake_batch: int = 500
     #: Pending entries older than this are claimed from dead intake consumers.

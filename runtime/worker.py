@@ -14,7 +14,7 @@ from prometheus_client import start_http_server
 
 from .app import Baton
 from .connection import EmbeddedServer
-from .errors import ConfigError
+from .errors import ConfigError, RedisUnavailable
 from .logs import configure_logging, node_id_var
 from .metrics import Metrics
 from .settings import Settings, check_embedded_allowed, env_warnings, setting_names
@@ -112,9 +112,19 @@ async def _serve_api(app: Baton) -> int:
     import signal
 
     from prometheus_client import CollectorRegistry
+    from redis.exceptions import RedisError
 
     from actors.api import Api
 
+    from .topology import check_deployment
+
+    try:
+        # a worker's refusals (another partition count, a Cluster without the flag: seen here as
+        # a redirect, since the API's ACL user has no INFO); a Redis that is down is no reason
+        # not to serve: readiness says so
+        await check_deployment(app.redis, app.keys.deployment, app.settings)
+    except (RedisError, OSError, RedisUnavailable) as exc:
+        logger.warning("could not check the deployment at start (%s); serving anyway", exc)
     api = Api(app, CollectorRegistry())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

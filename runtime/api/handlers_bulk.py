@@ -7,8 +7,9 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import BatonError
+from ..statuses import RunStatus
 from .errors import ApiError
-from .listing import RunFilter, list_runs
+from .listing import RunFilter, RunIndex, list_runs
 from .routing import Req, json_response
 from .run_helpers import CANCELABLE, load_run, load_runs, render_runs, run_filter
 
@@ -58,8 +59,8 @@ async def h_cancel_all(req: Req) -> web.StreamResponse:
     has_more = bool(wanted)
     budget = req.state.settings.api_scan_limit * 10
     while wanted and len(results) < limit and budget > 0:
-        page = await list_runs(req.baton, f"runs:{req.project}", fltr, min(100, limit - len(results)), cursor,
-                               min(req.state.settings.api_scan_limit, budget))
+        page = await list_runs(req.baton, RunIndex.of_project(req.project), fltr, min(100, limit - len(results)),
+                               cursor, min(req.state.settings.api_scan_limit, budget))
         budget -= page.scanned
         for run in page.runs:
             try:
@@ -106,7 +107,7 @@ async def h_bulk_dlq_replay(req: Req) -> web.StreamResponse:
         cursor: str | None = None
         budget = req.state.settings.api_scan_limit * 10
         while len(ids) < limit and budget > 0:
-            page = await list_runs(req.baton, "st:dead_letter", fltr, 100, cursor,
+            page = await list_runs(req.baton, RunIndex.of_status(RunStatus.DEAD_LETTER), fltr, 100, cursor,
                                    min(req.state.settings.api_scan_limit, budget))
             budget -= page.scanned
             ids.extend(r.id for r in page.runs if not r.replayed_as)

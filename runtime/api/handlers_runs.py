@@ -8,7 +8,8 @@ from aiohttp import web
 
 from ..records import Run, iso, stored_int
 from ..relatives import lineage, waits_of
-from .listing import RunFilter, encode_cursor, list_runs
+from ..statuses import RunStatus
+from .listing import RunFilter, RunIndex, encode_cursor, list_runs
 from .routing import Req, json_response
 from .run_helpers import (
     MAX_CHILDREN,
@@ -41,13 +42,13 @@ __all__ = [
 # -- runs: lists ----------------------------------------------------------------
 
 
-def _score(run: Run, index: str) -> int:
-    """A run's place in a listing index: its creation time, or when it entered the dead-letter index
-    (its finished_at)."""
-    return (run.finished_at_ms or 0) if index.startswith("st:") else run.created_at_ms
+def _score(run: Run, index: RunIndex) -> int:
+    """A run's place in a listing index: its creation time, or when it entered a status index (its
+    finished_at)."""
+    return run.created_at_ms if index.by_creation else (run.finished_at_ms or 0)
 
 
-async def _strait_page(req: Req, index: str, fltr: RunFilter) -> list[Run]:
+async def _strait_page(req: Req, index: RunIndex, fltr: RunFilter) -> list[Run]:
     """A page as Strait serves it: runs before the cursor time (a date-time, the previous page's last
     created_at, or finished_at in the dead-letter list), short only at the end. A Strait client's next
     cursor is the time of the last run it got, which cannot point inside a millisecond: a page that would
@@ -73,7 +74,7 @@ async def _strait_page(req: Req, index: str, fltr: RunFilter) -> list[Run]:
 _AFTER_EVERY_ID = "\U0010ffff"
 
 
-async def _listing(req: Req, index: str, fltr: RunFilter) -> web.StreamResponse:
+async def _listing(req: Req, index: RunIndex, fltr: RunFilter) -> web.StreamResponse:
     if req.view == "strait":
         return json_response(await render_runs(req, await _strait_page(req, index, fltr)))
     page = await list_runs(req.baton, index, fltr, req.params.get("limit", 50), req.params.get("cursor"),
@@ -83,13 +84,13 @@ async def _listing(req: Req, index: str, fltr: RunFilter) -> web.StreamResponse:
 
 
 async def h_list_runs(req: Req) -> web.StreamResponse:
-    return await _listing(req, f"runs:{req.project}", run_filter(req, req.params))
+    return await _listing(req, RunIndex.of_project(req.project), run_filter(req, req.params))
 
 
 async def h_list_dlq(req: Req) -> web.StreamResponse:
     fltr = RunFilter(project=req.project, statuses=frozenset({"dead_letter"}), job=req.params.get("job"),
                      queue=req.params.get("queue"))
-    return await _listing(req, "st:dead_letter", fltr)
+    return await _listing(req, RunIndex.of_status(RunStatus.DEAD_LETTER), fltr)
 
 
 # -- runs: one run --------------------------------------------------------------

@@ -14,16 +14,18 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from ..app import Baton
+from ..keys import Partition
 from ..records import SOURCE_TRIGGER, Run, read_runs, text
 from .errors import ApiError
 
-__all__ = ["FIELDS", "Page", "RunFilter", "decode_cursor", "encode_cursor", "list_runs"]
+__all__ = ["FIELDS", "Page", "RunFilter", "RunIndex", "decode_cursor", "encode_cursor", "list_runs"]
 
 #: Record fields a filter reads (one HMGET per candidate)
 FIELDS = ("status", "job", "queue", "tags", "labels", "metadata", "batch_id", "triggered_by", "source", "project")
@@ -170,21 +172,39 @@ class Page:
     scanned: int
 
 
+@dataclass(frozen=True)
+class RunIndex:
+    """A per-partition index of runs that listings page through, newest first."""
+
+    key: Callable[[Partition], str]  #: the index's key in one partition (runtime/keys.py)
+    by_creation: bool  #: scored by creation time, so created_before/after bound the scan
+
+    @staticmethod
+    def of_project(project: str) -> RunIndex:
+        """Every run of a project, by creation time."""
+        return RunIndex(lambda p: p.project_runs(project), True)
+
+    @staticmethod
+    def of_status(status: str) -> RunIndex:
+        """Runs in one terminal status, by the time they entered it."""
+        return RunIndex(lambda p: p.status(status), False)
+
+
 async def list_runs(
-    baton: Baton, index: str, fltr: RunFilter, limit: int, cursor: str | None, scan_limit: int,
+    baton: Baton, index: RunIndex, fltr: RunFilter, limit: int, cursor: str | None, scan_limit: int,
 ) -> Page:
-    """A page of runs from the per-partition index ``index`` ("runs:<project>" or "st:<status>")."""
+    """A page of runs from a per-partition run index."""
     redis = baton.redis
     after = decode_cursor(cursor) if cursor else None
     max_score: float | str = "+inf"
     min_score: float | str = "-inf"
     if after is not None:
         max_score = after[0]
-    if fltr.created_before_ms is not None and index.startswith("runs:"):
+    if fltr.created_before_ms is not None and index.by_creation:
         max_score = min(fltr.created_before_ms, max_score) if after is not None else fltr.created_before_ms
-    if fltr.created_after_ms is not None and index.startswith("runs:"):
+    if fltr.created_after_ms is not None and index.by_creation:
         min_score = fltr.created_after_ms
-    sources = [_Source(p.prefix + index, p.index, max_score, min_score, after) for p in baton.keys.partitions]
+    sources = [_Source(index.key(p), p.index, max_score, min_score, after) for p in baton.keys.partitions]
     chunk = min(max(limit * 2, 50), 500)
     matched: list[tuple[float, str]] = []
     scanned = 0
@@ -228,7 +248,7 @@ async def list_runs(
         if gone:
             pipe = redis.pipeline(transaction=False)
             for index_p, run_id in gone:
-                pipe.zrem(baton.keys.partitions[index_p].prefix + index, run_id)
+                pipe.zrem(index.key(baton.keys.partitions[index_p]), run_id)
             await pipe.execute()
     runs = [r for r in await read_runs(redis, baton.keys, [run_id for _score, run_id in matched]) if r]
     for s in sources:

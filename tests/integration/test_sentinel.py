@@ -156,3 +156,15 @@ async def test_a_write_no_replica_has_is_not_acknowledged(sentinel_group: Sentin
 
 async def _none_pending(app: Any) -> bool:
     return int((await app.redis.xpending(app.keys.submit_stream, app.keys.intake_group))["pending"]) == 0
+
+
+async def test_a_service_name_no_sentinel_knows_stops_the_node_at_start(sentinel_group: SentinelGroup,
+                                                                        settings: Settings) -> None:
+    from runtime import Baton
+    from tests.integration.test_startup_errors import start_error
+
+    # Given live sentinels, and a URL naming a service none of them monitors
+    url = sentinel_group.url().rsplit("/", 1)[0] + "/no-such-master"
+    # Then a node stops at once, saying which name and whom it asked
+    error = await start_error(Baton(settings.with_changes(redis_url=url)), timeout=15)
+    assert "no sentinel knows a master named 'no-such-master'" in str(error)
