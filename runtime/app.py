@@ -192,11 +192,14 @@ class Baton:
         if not len(self.jobs):
             return
         await self.redis.hset(self.keys.registry, mapping={j.name: j.options.to_json() for j in self.jobs})
+        jobs = list(self.jobs)
         for p in self.keys.partitions:
-            for j in self.jobs:
-                # unchanged limits (a node restarting) cost one call; changed ones also
-                # move the job's executing runs into the lease sets they now count in
-                await self.scripts.limits_apply(p, j.name, "code", j.options.limit_spec or "")
+            stored = await self.redis.hmget(p.jobs, [j.name for j in jobs])
+            for j, current in zip(jobs, stored, strict=True):
+                # unchanged limits (a node restarting) cost nothing more; changed ones go through
+                # limits_apply, which moves the job's executing runs into the lease sets they count in
+                if text(current or b"") != (j.options.limit_spec or ""):
+                    await self.scripts.limits_apply(p, j.name, "code", j.options.limit_spec or "")
 
     # -- triggering ----------------------------------------------------------
 

@@ -39,6 +39,10 @@ SCRIPT_NAMES = (
     "limits_apply",
 )
 
+#: Scripts whose writes nobody is told about (configuration, not a run's fate): durable
+#: writes do not wait for them, so a node starts and applies limits with its replicas down
+NOT_ACKNOWLEDGED = frozenset({"limits_apply"})
+
 #: The fields of one claimed run in a claim reply or a hand-off push, in order; Lua places
 #: each by name (the generated include claim_reply.lua), Python reads them by name.
 CLAIM_FIELDS = ("run_id", "token", "attempt", "job", "input", "timeout_ms", "ready_at_ms", "metadata", "tags",
@@ -150,7 +154,7 @@ class Scripts:
                 self.on_call(name, time.perf_counter() - started)
 
     async def _send(self, name: str, sha: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        wait = durable_wait(self.settings)
+        wait = durable_wait(self.settings) if name not in NOT_ACKNOWLEDGED else None
         if wait is None:
             return await self._direct.execute("EVALSHA", sha, len(keys), *keys, *args)
         # durable writes: nothing is acknowledged before the wait confirms it (every script
