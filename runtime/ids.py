@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import re
 import time
+import uuid
 
 from .keys import Keys
 
-__all__ = ["NAME_RE", "RUN_ID_RE", "new_run_id", "routed_run_id", "run_id_in_partition"]
+__all__ = ["NAME_RE", "RUN_ID_RE", "new_run_id", "routed_run_id", "run_id_as_uuid", "run_id_from_uuid",
+           "run_id_in_partition"]
 
 #: Allowed run ids: what producers may supply and what stream entry ids look like.
 RUN_ID_RE = re.compile(r"^[A-Za-z0-9_.:~-]{1,128}\Z")
@@ -29,6 +31,25 @@ def new_run_id() -> str:
     # which is pure Python (this runs once per submitted run)
     bits = (int(time.time() * 1000) << 80 | int.from_bytes(os.urandom(10), "big")) << 2
     return "".join([_PAIRS[(bits >> shift) & 1023] for shift in _SHIFTS])
+
+
+def run_id_as_uuid(run_id: str) -> str | None:
+    """A generated run id's 128 bits written as a UUID (None for an id new_run_id cannot have made)."""
+    if len(run_id) != 26 or not all(c in _DIGITS for c in run_id) or int(run_id[-1], 32) & 3:
+        return None
+    return str(uuid.UUID(int=int(run_id, 32) >> 2))
+
+
+def run_id_from_uuid(value: str) -> str | None:
+    """The generated run id whose bits a UUID (canonical form) holds; None when ``value`` is not one."""
+    try:
+        parsed = uuid.UUID(value)
+    except ValueError:
+        return None
+    if str(parsed) != value:
+        return None
+    bits = parsed.int << 2
+    return "".join(_DIGITS[(bits >> shift) & 31] for shift in range(125, -1, -5))
 
 
 def routed_run_id(keys: Keys, routing_key: str | None, base: str | None = None) -> str:

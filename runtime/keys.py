@@ -60,6 +60,11 @@ class Partition:
         """The run a deduplicated stream entry resolved to (STRING; run id, expires with the idempotency window)."""
         return f"{self.prefix}alias:{entry_id}"
 
+    def uuid_alias(self, value: str) -> str:
+        """The run a UUID the hatchet view derived from a caller-chosen run id stands for (STRING; run id,
+        in the UUID's partition, written when the view emits it, expires like finished runs)."""
+        return f"{self.prefix}uuid:{value}"
+
     def steps(self, run_id: str) -> str:
         """Step records of a run (HASH; step name -> JSON StepRecord)."""
         return f"{self.prefix}steps:{run_id}"

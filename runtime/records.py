@@ -11,8 +11,8 @@ import orjson
 from .codec import text
 from .statuses import LIVE, TERMINAL
 
-__all__ = ["LIVE_STATUSES", "TERMINAL_STATUSES", "Attempt", "Run", "iso", "stored_int", "stored_json", "stored_ms",
-           "text", "timeline_entry"]
+__all__ = ["LIVE_STATUSES", "SOURCE_TRIGGER", "TERMINAL_STATUSES", "Attempt", "Run", "iso", "stored_int",
+           "stored_json", "stored_ms", "text", "timeline_entry"]
 
 #: Statuses a run never leaves (its record then expires by retention).
 TERMINAL_STATUSES = frozenset(TERMINAL)
@@ -101,6 +101,31 @@ def _fraction(value: Any) -> float | None:
     return number if 0 <= number <= 1 else None
 
 
+def _backoff(raw: str) -> dict[str, Any]:
+    """A stored retry backoff (JSON, or the older "kind,initial,max,jitter") as kind, initial_ms, max_ms,
+    jitter; the parts that do not read back are left out."""
+    if raw.startswith("{"):
+        given = stored_json(raw, {})
+        if not isinstance(given, dict):
+            return {}
+        kind, initial, cap, jitter = given.get("kind"), given.get("initial_ms"), given.get("max_ms"), \
+            given.get("jitter")
+    else:
+        parts = raw.split(",")
+        if len(parts) != 4:
+            return {}
+        kind, initial, cap, jitter = parts
+    out: dict[str, Any] = {"kind": kind if isinstance(kind, str) else None,
+                           "initial_ms": stored_int(initial), "max_ms": stored_int(cap),
+                           "jitter": _fraction(jitter)}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+#: What started a run, by its source, when the submitter did not say (a child is "spawn"ed, a
+#: continue_as_new run "continue"s its chain); other sources name themselves.
+SOURCE_TRIGGER = {"child": "spawn", "continuation": "continue"}
+
+
 def _error(value: Any) -> dict[str, Any] | None:
     """An error field as the views read it: a JSON object, or any other stored value as its message."""
     if value is None or isinstance(value, dict):
@@ -162,27 +187,42 @@ class Run:
     replay_of: str | None
     entry_id: str | None
     attempts: list[Attempt] = field(default_factory=list)
+    #: the run's retry backoff: kind, initial_ms, max_ms, jitter (the parts it has)
+    backoff: dict[str, Any] = field(default_factory=dict)
+    project: str = "default"  #: the project of the API key that triggered it
+    #: what started it: the submitter's word (api, manual, cron, event, workflow) or one derived from source
+    triggered_by: str = "client"
+    batch_id: str | None = None
+    progress: dict[str, Any] | None = None  #: the last ctx.progress(...) (current, total, message)
+    current_step_index: int | None = None
+    completed_step_count: int = 0
+    parent_id: str | None = None
+    root_id: str | None = None
+    lineage_depth: int = 0
+    continuation_of: str | None = None
+    continued_as: str | None = None
+    replayed_as: str | None = None
+    restart_of: str | None = None
+    restarted_as: str | None = None
+    debug_mode: bool = False
+    pause_requested: bool = False
+    paused_at_ms: int | None = None
+    expires_at_ms: int | None = None  #: when a run that has not started ends expired (its ttl)
+    wait_kind: str | None = None  #: sleep, event, children ... while waiting
+    wait_key: str | None = None
+    wait_step: str | None = None
+    wait_started_at_ms: int | None = None
+    attempt_started_at_ms: int | None = None  #: when the current (or last) lease was taken
+    lease_expires_at_ms: int | None = None
+    #: options the trigger set itself (max_attempts, timeout) rather than taking the job's
+    overrides: frozenset[str] = frozenset()
+    #: every stored field as text, for fields no view reads (tests and debugging)
     raw: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
-    def backoff(self) -> dict[str, Any]:
-        """The run's retry backoff: kind, initial_ms, max_ms, jitter."""
-        raw = self.raw.get("backoff") or ""
-        if raw.startswith("{"):
-            given = stored_json(raw, {})
-            if not isinstance(given, dict):
-                return {}
-            kind, initial, cap, jitter = given.get("kind"), given.get("initial_ms"), given.get("max_ms"), \
-                given.get("jitter")
-        else:
-            parts = raw.split(",")
-            if len(parts) != 4:
-                return {}
-            kind, initial, cap, jitter = parts
-        out: dict[str, Any] = {"kind": kind if isinstance(kind, str) else None,
-                               "initial_ms": stored_int(initial), "max_ms": stored_int(cap),
-                               "jitter": _fraction(jitter)}
-        return {k: v for k, v in out.items() if v is not None}
+    def wait(self) -> dict[str, str | None] | None:
+        """The durable wait it is in (kind, key, step), or None."""
+        return {"kind": self.wait_kind, "key": self.wait_key, "step": self.wait_step} if self.wait_kind else None
 
     @property
     def finished(self) -> bool:
@@ -198,6 +238,8 @@ class Run:
         d = {text(k): text(v) for k, v in h.items()}
         if input_json is not None and "input" not in d:
             d["input"] = text(input_json)
+
+        source = d.get("source", "")
 
         def num(name: str) -> int | None:
             return stored_int(d.get(name))
@@ -225,13 +267,28 @@ class Run:
             tags=[t for t in _typed(js("tags", []), list, []) if isinstance(t, str)],
             metadata=_typed(js("metadata", {}), dict, {}),
             concurrency_key=d.get("concurrency_key") or None, idempotency_key=d.get("idempotency_key") or None,
-            version=d.get("version", ""), source=d.get("source", ""),
+            version=d.get("version", ""), source=source,
             created_at_ms=ms("created_at") or 0, scheduled_at_ms=ms("scheduled_at"),
             started_at_ms=ms("started_at"), finished_at_ms=ms("finished_at"),
             heartbeat_at_ms=ms("heartbeat_at"), next_retry_at_ms=ms("next_retry_at"),
             updated_at_ms=ms("updated_at") or ms("created_at"), lease_node=d.get("lease_node") or None,
             cancel_requested=d.get("cancel_requested") == "1", replay_of=d.get("replay_of") or None,
-            entry_id=d.get("entry_id") or None, attempts=attempts, raw=d,
+            entry_id=d.get("entry_id") or None, attempts=attempts, backoff=_backoff(d.get("backoff") or ""),
+            project=d.get("project") or "default",
+            triggered_by=d.get("triggered_by") or SOURCE_TRIGGER.get(source, source or "client"),
+            batch_id=d.get("batch_id") or None,
+            progress=progress if isinstance(progress := js("progress", None), dict) else None,
+            current_step_index=num("current_step_index"), completed_step_count=num("completed_step_count") or 0,
+            parent_id=d.get("parent_id") or None, root_id=d.get("root_id") or None,
+            lineage_depth=num("lineage_depth") or 0, continuation_of=d.get("continuation_of") or None,
+            continued_as=d.get("continued_as") or None, replayed_as=d.get("replayed_as") or None,
+            restart_of=d.get("restart_of") or None, restarted_as=d.get("restarted_as") or None,
+            debug_mode=d.get("debug_mode") == "1", pause_requested=d.get("pause_requested") == "1",
+            paused_at_ms=ms("paused_at"), expires_at_ms=ms("expires_at"), wait_kind=d.get("wait_kind") or None,
+            wait_key=d.get("wait_key") or None, wait_step=d.get("wait_step") or None,
+            wait_started_at_ms=ms("wait_started_at"), attempt_started_at_ms=ms("attempt_started_at"),
+            lease_expires_at_ms=ms("lease_expires_at"),
+            overrides=frozenset(o for o in d.get("overrides", "").split(",") if o), raw=d,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -27,7 +27,7 @@ MAX_CHILDREN = 1000
 
 def project_of(run: Run) -> str:
     """The project a run belongs to."""
-    return run.raw.get("project") or "default"
+    return run.project
 
 
 async def lineage(baton: Baton, run: Run, same_project: Callable[[Run], bool]) -> list[Run]:
@@ -36,8 +36,8 @@ async def lineage(baton: Baton, run: Run, same_project: Callable[[Run], bool]) -
     seen = {run.id}
     for link, at_front in (("continuation_of", True), ("continued_as", False)):
         current = run
-        while current.raw.get(link) and len(chain) < MAX_LINEAGE:
-            other = await baton.get_run(current.raw[link])
+        while (next_id := getattr(current, link)) and len(chain) < MAX_LINEAGE:
+            other = await baton.get_run(next_id)
             if other is None or other.id in seen or not same_project(other):
                 break
             chain.insert(0, other) if at_front else chain.append(other)
@@ -67,5 +67,5 @@ async def waits_of(baton: Baton, run: Run) -> Waits:
     children = sorted(text(m) for m in await baton.redis.smembers(p.waits_on(run.id)))
     score = await baton.redis.zscore(p.waiting, run.id)
     until = stored_int(score) if score is not None and score < 1e15 else None
-    return Waits(kind=run.raw.get("wait_kind"), key=run.raw.get("wait_key"), until_ms=until, children=children,
-                 started_ms=stored_int(run.raw.get("wait_started_at")))
+    return Waits(kind=run.wait_kind, key=run.wait_key, until_ms=until, children=children,
+                 started_ms=run.wait_started_at_ms)

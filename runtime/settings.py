@@ -22,8 +22,8 @@ from .errors import ConfigError
 from .ids import NAME_RE
 
 __all__ = [
-    "BOUNDS", "CLIENT_VARIABLES", "Bound", "Settings", "check_embedded_allowed", "descriptions", "env_warnings",
-    "masked_url", "setting_names",
+    "API_VIEWS", "BOUNDS", "CLIENT_VARIABLES", "Bound", "Settings", "check_embedded_allowed", "descriptions",
+    "env_warnings", "masked_url", "setting_names",
 ]
 
 ENV_PREFIX = "BATON_"
@@ -103,6 +103,8 @@ BOUNDS: dict[str, Bound] = {
     "api_scan_limit": Bound(100, 10_000_000),
 }
 
+#: The shapes the API renders runs in: Baton's own, then each seed system's (runtime/api/views.py).
+API_VIEWS = ("native", "durably", "trigger", "hatchet", "strait")
 #: Text settings with a fixed shape. The prefix is a Redis hash tag and an ACL key
 #: pattern: no braces, glob characters or ':' (``{p:p0}`` would be partition 0 of ``p``).
 _TEXT_RULES = (
@@ -114,6 +116,7 @@ _TEXT_RULES = (
     ("embedded_dir", re.compile(r".+"), "a directory"),
     ("api_operator_projects", re.compile(r"\*|[a-z0-9][a-z0-9_-]{0,63}(,[a-z0-9][a-z0-9_-]{0,63})*|"),
      "comma-separated project names, or *"),
+    ("api_view", re.compile("|".join(API_VIEWS)), " or ".join(API_VIEWS)),
 )
 #: Python types a field of each annotated type accepts (an int is a valid float)
 _TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "bool": bool, "str": str}
@@ -235,6 +238,9 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     #: Most index entries one run listing examines before it returns a partial page with a cursor.
     api_scan_limit: int = 5000
+    #: The run view of requests that name none (?view= or X-Baton-View): ``strait`` serves Strait's
+    #: shapes, lists and status codes to clients that cannot send either.
+    api_view: str = "native"
 
     def __post_init__(self) -> None:
         _check(self)

@@ -222,6 +222,11 @@ def build_spec(
         final_id = run_id
     else:
         final_id = routed_run_id(keys, routing, derived_id)
+    # which options this trigger set itself rather than taking the job's (Strait's *_override fields)
+    overridden = [name for name, value in (("max_attempts", max_attempts), ("timeout", timeout_s))
+                  if value is not None]
+    if overridden:
+        extra = {**(extra or {}), "overrides": ",".join(overridden)}
     extra_json = json_text("extra", dict(extra)) if extra else ""
     return RunSpec(
         id=final_id, job=job, queue=queue, input_json=input_json, priority=int(prio),

@@ -10,6 +10,8 @@ from typing import Any
 import aiohttp
 import orjson
 
+from .media import is_json
+
 __all__ = ["ApiClient", "ApiClientError", "SseEvent"]
 
 
@@ -48,6 +50,8 @@ class ApiClient:
 
     async def __aenter__(self) -> ApiClient:
         headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
+        # Baton's own shapes whatever view the server defaults to (api_view); ?view= still chooses another
+        headers["X-Baton-View"] = "native"
         self._session = aiohttp.ClientSession(headers=headers)
         return self
 
@@ -74,7 +78,7 @@ class ApiClient:
             async with self.session.request(method, self.url + path, params=query, data=data, headers=headers,
                                             timeout=aiohttp.ClientTimeout(total=self.timeout_s)) as resp:
                 raw = await resp.read()
-                payload = orjson.loads(raw) if raw and resp.content_type == "application/json" else raw
+                payload = orjson.loads(raw) if raw and is_json(resp.content_type) else raw
                 if resp.status >= 400:
                     if isinstance(payload, dict):
                         raise ApiClientError(resp.status, str(payload.get("code", "error")),

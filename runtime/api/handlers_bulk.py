@@ -12,7 +12,7 @@ from .bulk_actions import MAX_RUNS, BulkRunner, action_filter
 from .errors import ApiError
 from .listing import RunFilter, RunIndex, list_runs
 from .routing import Req, json_response
-from .run_helpers import CANCELABLE, load_run, load_runs, render_run, run_filter
+from .run_helpers import CANCELABLE, load_run, load_runs, render_runs, run_filter
 
 __all__ = [
     "h_bulk_cancel", "h_bulk_dlq_replay", "h_bulk_replay", "h_cancel_all", "h_cancel_bulk_action",
@@ -37,8 +37,16 @@ async def h_bulk_cancel(req: Req) -> web.StreamResponse:
             canceled += 1
         except (ApiError, BatonError) as exc:  # one run's conflict must not stop the others
             results.append({"id": run_id, "status": "failed", "error": _bulk_error(exc)})
-    return json_response({"results": results, "total": len(results), "canceled": canceled,
-                          "failed": len(results) - canceled, "has_more": False})
+    return _cancel_result(req, results, canceled, False)
+
+
+def _cancel_result(req: Req, results: list[dict[str, Any]], canceled: int, has_more: bool) -> web.Response:
+    """Per-run cancel results; Strait's shape has no has_more."""
+    out: dict[str, Any] = {"results": results, "total": len(results), "canceled": canceled,
+                           "failed": len(results) - canceled}
+    if req.view != "strait":
+        out["has_more"] = has_more
+    return json_response(out)
 
 
 async def h_cancel_all(req: Req) -> web.StreamResponse:
@@ -67,8 +75,7 @@ async def h_cancel_all(req: Req) -> web.StreamResponse:
         has_more = page.has_more
         if not page.has_more:
             break
-    return json_response({"results": results, "total": len(results), "canceled": canceled,
-                          "failed": len(results) - canceled, "has_more": has_more})
+    return _cancel_result(req, results, canceled, has_more)
 
 
 async def _replay_many(req: Req, ids: list[str], dead_letter_only: bool) -> web.StreamResponse:
@@ -82,8 +89,10 @@ async def _replay_many(req: Req, ids: list[str], dead_letter_only: bool) -> web.
             new_ids.append(new_id)
         except (ApiError, BatonError) as exc:  # one run's conflict must not stop the others
             results.append({"id": run_id, "status": "failed", "error": _bulk_error(exc), "new_run_id": None})
-    runs = await load_runs(req, new_ids)
-    return json_response({"replayed": [render_run(req, r) for r in runs], "results": results, "count": len(new_ids),
+    replayed = await render_runs(req, await load_runs(req, new_ids))
+    if req.view == "strait":  # Strait: bulk-replay answers the new runs, bulk-dlq-replay {replayed, count}
+        return json_response({"replayed": replayed, "count": len(new_ids)} if dead_letter_only else replayed)
+    return json_response({"replayed": replayed, "results": results, "count": len(new_ids),
                           "failed": len(results) - len(new_ids)})
 
 
@@ -103,7 +112,7 @@ async def h_bulk_dlq_replay(req: Req) -> web.StreamResponse:
             page = await list_runs(req.baton, RunIndex.of_status(RunStatus.DEAD_LETTER), fltr, 100, cursor,
                                    min(req.state.settings.api_scan_limit, budget))
             budget -= page.scanned
-            ids.extend(r.id for r in page.runs if not r.raw.get("replayed_as"))
+            ids.extend(r.id for r in page.runs if not r.replayed_as)
             cursor = page.next_cursor
             if not page.has_more:
                 break

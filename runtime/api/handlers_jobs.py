@@ -13,7 +13,7 @@ from ..errors import SubmissionError
 from ..ids import RUN_ID_RE
 from .errors import ApiError
 from .routing import Req, json_response
-from .run_helpers import foreign_scope, load_runs, project_of, render_run, scoped_id, scoped_key
+from .run_helpers import foreign_scope, load_runs, project_of, render_runs, scoped_id, scoped_key
 
 __all__ = [
     "h_jobs", "h_send_event", "h_trigger", "h_trigger_batch",
@@ -76,7 +76,7 @@ async def h_trigger(req: Req) -> web.StreamResponse:
         # than that this id cannot be used
         raise ApiError(409, "exists", "this run id cannot be used; choose another")
     return json_response({"id": run_id, "created": code == 1, "outcome": _OUTCOMES.get(code, "created"),
-                          "run": render_run(req, run)}, status=201 if code == 1 else 200)
+                          "run": (await render_runs(req, [run]))[0]}, status=201 if code == 1 else 200)
 
 
 async def h_trigger_batch(req: Req) -> web.StreamResponse:

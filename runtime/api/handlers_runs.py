@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
-from ..records import iso, stored_int
+from ..records import Run, iso, stored_int
 from ..relatives import lineage, waits_of
 from ..statuses import RunStatus
-from .listing import RunFilter, RunIndex, list_runs
+from .listing import RunFilter, RunIndex, encode_cursor, list_runs
 from .routing import Req, json_response
 from .run_helpers import (
     MAX_CHILDREN,
     action,
     children_ids,
+    created,
     load_run,
     load_runs,
     parse_ms,
     project_of,
     reload_run,
-    render_run,
+    render_runs,
     run_events,
     run_filter,
     run_outputs,
@@ -27,11 +30,11 @@ from .run_helpers import (
     view_of,
 )
 from .sse import stream_chunks, stream_events
-from .views import native_run
+from .views import durably_log, status_strait, strait_record
 
 __all__ = [
     "h_cancel", "h_checkpoints", "h_children", "h_debug", "h_debug_bundle", "h_dependency_status", "h_dlq_replay",
-    "h_events", "h_get_run", "h_idem_reset", "h_lineage", "h_list_dlq", "h_list_runs", "h_outputs", "h_pause",
+    "h_events", "h_get_run", "h_idem_reset", "h_lineage", "h_list_dlq", "h_list_runs", "h_logs", "h_outputs", "h_pause",
     "h_replay", "h_reschedule", "h_restart", "h_resume", "h_state", "h_steps", "h_stream", "h_stream_chunks",
     "h_tool_calls", "h_usage",
 ]
@@ -39,21 +42,55 @@ __all__ = [
 # -- runs: lists ----------------------------------------------------------------
 
 
-async def h_list_runs(req: Req) -> web.StreamResponse:
-    fltr = run_filter(req, req.params)
-    page = await list_runs(req.baton, RunIndex.of_project(req.project), fltr, req.params.get("limit", 50),
-                           req.params.get("cursor"), req.state.settings.api_scan_limit)
-    return json_response({"data": [render_run(req, r) for r in page.runs], "next_cursor": page.next_cursor,
+def _score(run: Run, index: RunIndex) -> int:
+    """A run's place in a listing index: its creation time, or when it entered a status index (its
+    finished_at)."""
+    return run.created_at_ms if index.by_creation else (run.finished_at_ms or 0)
+
+
+async def _strait_page(req: Req, index: RunIndex, fltr: RunFilter) -> list[Run]:
+    """A page as Strait serves it: runs before the cursor time (a date-time, the previous page's last
+    created_at, or finished_at in the dead-letter list), short only at the end. A Strait client's next
+    cursor is the time of the last run it got, which cannot point inside a millisecond: a page that would
+    end inside one takes the rest of it too (more than ``limit`` runs), so no run is lost or repeated."""
+    limit = req.params.get("limit", 50)
+    given = req.params.get("cursor")
+    cursor = encode_cursor(parse_ms(given, "cursor") - 1, _AFTER_EVERY_ID) if given else None
+    runs: list[Run] = []
+    budget = req.state.settings.api_scan_limit * 10
+    while budget > 0:
+        page = await list_runs(req.baton, index, fltr, limit + 1, cursor,
+                               min(req.state.settings.api_scan_limit, budget))
+        budget -= page.scanned
+        runs.extend(page.runs)
+        cursor = page.next_cursor
+        if not page.has_more or (len(runs) > limit and _score(runs[-1], index) != _score(runs[limit - 1], index)):
+            break
+    edge = _score(runs[limit - 1], index) if len(runs) >= limit else None
+    return runs[:limit] + [r for r in runs[limit:] if _score(r, index) == edge]
+
+
+#: sorts after every run id, so a cursor built with it continues below its time
+_AFTER_EVERY_ID = "\U0010ffff"
+
+
+async def _listing(req: Req, index: RunIndex, fltr: RunFilter) -> web.StreamResponse:
+    if req.view == "strait":
+        return json_response(await render_runs(req, await _strait_page(req, index, fltr)))
+    page = await list_runs(req.baton, index, fltr, req.params.get("limit", 50), req.params.get("cursor"),
+                           req.state.settings.api_scan_limit)
+    return json_response({"data": await render_runs(req, page.runs), "next_cursor": page.next_cursor,
                           "has_more": page.has_more, "scanned": page.scanned})
+
+
+async def h_list_runs(req: Req) -> web.StreamResponse:
+    return await _listing(req, RunIndex.of_project(req.project), run_filter(req, req.params))
 
 
 async def h_list_dlq(req: Req) -> web.StreamResponse:
     fltr = RunFilter(project=req.project, statuses=frozenset({"dead_letter"}), job=req.params.get("job"),
                      queue=req.params.get("queue"))
-    page = await list_runs(req.baton, RunIndex.of_status(RunStatus.DEAD_LETTER), fltr, req.params.get("limit", 50),
-                           req.params.get("cursor"), req.state.settings.api_scan_limit)
-    return json_response({"data": [render_run(req, r) for r in page.runs], "next_cursor": page.next_cursor,
-                          "has_more": page.has_more, "scanned": page.scanned})
+    return await _listing(req, RunIndex.of_status(RunStatus.DEAD_LETTER), fltr)
 
 
 # -- runs: one run --------------------------------------------------------------
@@ -67,37 +104,37 @@ async def h_get_run(req: Req) -> web.StreamResponse:
 async def h_cancel(req: Req) -> web.StreamResponse:
     run = await load_run(req, req.params["run_id"])
     result = await req.baton.cancel(run.id)
-    return action(req, await reload_run(req, run), result)
+    return await action(req, await reload_run(req, run), result, strait_empty=True)
 
 
 async def h_replay(req: Req) -> web.StreamResponse:
     run = await load_run(req, req.params["run_id"])
     new_id = await req.baton.replay(run.id)
-    return json_response(render_run(req, await reload_run(req, new_id)), status=201)
+    return await created(req, await reload_run(req, new_id))
 
 
 async def h_dlq_replay(req: Req) -> web.StreamResponse:
     run = await load_run(req, req.params["run_id"])
     new_id = await req.baton.replay(run.id, dead_letter_only=True)
-    return json_response(render_run(req, await reload_run(req, new_id)), status=201)
+    return await created(req, await reload_run(req, new_id))
 
 
 async def h_pause(req: Req) -> web.StreamResponse:
     run = await load_run(req, req.params["run_id"])
     result = await req.baton.pause(run.id)
-    return action(req, await reload_run(req, run), result)
+    return await action(req, await reload_run(req, run), result)
 
 
 async def h_resume(req: Req) -> web.StreamResponse:
     run = await load_run(req, req.params["run_id"])
     result = await req.baton.resume(run.id)
-    return action(req, await reload_run(req, run), result)
+    return await action(req, await reload_run(req, run), result)
 
 
 async def h_restart(req: Req) -> web.StreamResponse:
     run = await load_run(req, req.params["run_id"])
     new_id = await req.baton.restart(run.id)
-    return json_response(render_run(req, await reload_run(req, new_id)), status=201)
+    return await created(req, await reload_run(req, new_id))
 
 
 async def h_reschedule(req: Req) -> web.StreamResponse:
@@ -107,14 +144,14 @@ async def h_reschedule(req: Req) -> web.StreamResponse:
         await req.baton.reschedule(run.id, run_at=parse_ms(body["scheduled_at"], "scheduled_at"))
     else:
         await req.baton.reschedule(run.id, delay=float(body["delay"]))
-    return action(req, await reload_run(req, run), "rescheduled")
+    return await action(req, await reload_run(req, run), "rescheduled")
 
 
 async def h_debug(req: Req) -> web.StreamResponse:
     run = await load_run(req, req.params["run_id"])
     on = bool(req.body["debug_mode"])
     await req.baton.set_debug_mode(run.id, on)
-    return action(req, await reload_run(req, run), "debug_on" if on else "debug_off")
+    return await action(req, await reload_run(req, run), "debug_on" if on else "debug_off", strait_empty=True)
 
 
 async def h_idem_reset(req: Req) -> web.StreamResponse:
@@ -133,8 +170,18 @@ async def h_children(req: Req) -> web.StreamResponse:
     page = ids[:limit]
     runs = await load_runs(req, page)
     more = len(ids) > limit
-    return json_response({"data": [render_run(req, r) for r in runs], "next_cursor": page[-1] if more else None,
+    if req.view == "strait":  # Strait lists children as an array
+        return json_response(await render_runs(req, runs))
+    return json_response({"data": await render_runs(req, runs), "next_cursor": page[-1] if more else None,
                           "has_more": more, "scanned": len(page)})
+
+
+def _records(req: Req, kind: str, items: list[dict[str, Any]], extra: dict[str, Any] | None = None) -> web.Response:
+    """A run's records: ``{"data": [...]}`` (with ``extra``), or in the strait view a bare array of
+    Strait's records."""
+    if req.view == "strait":
+        return json_response([strait_record(kind, item) for item in items])
+    return json_response({"data": items, **(extra or {})})
 
 
 async def h_events(req: Req) -> web.StreamResponse:
@@ -142,17 +189,23 @@ async def h_events(req: Req) -> web.StreamResponse:
     events = await run_events(req, run)
     level, kind = req.params.get("level"), req.params.get("type")
     events = [e for e in events if (level is None or e["level"] == level) and (kind is None or e["type"] == kind)]
-    return json_response({"data": events})
+    return _records(req, "event", events)
 
 
 async def h_checkpoints(req: Req) -> web.StreamResponse:
     run = await load_run(req, req.params["run_id"])
-    return json_response({"data": await req.baton.get_checkpoints(run.id)})
+    return _records(req, "checkpoint", await req.baton.get_checkpoints(run.id))
 
 
 async def h_steps(req: Req) -> web.StreamResponse:
     run = await load_run(req, req.params["run_id"])
-    return json_response({"data": await run_steps(req, run)})
+    return json_response({"data": await run_steps(req, run, req.view)})
+
+
+async def h_logs(req: Req) -> web.StreamResponse:
+    run = await load_run(req, req.params["run_id"])
+    events = await req.baton.get_events(run.id, count=10_000)
+    return json_response({"data": [durably_log(run.id, e["data"], e["ts"]) for e in events if e["type"] == "log"]})
 
 
 async def h_usage(req: Req) -> web.StreamResponse:
@@ -160,33 +213,42 @@ async def h_usage(req: Req) -> web.StreamResponse:
     usage = await run_records(req, run, "usage")
     total = {k: sum(stored_int(u.get(k)) or 0 for u in usage)
              for k in ("prompt_tokens", "completion_tokens", "total_tokens", "cost_microusd")}
-    return json_response({"data": usage, "total": {**total, "calls": len(usage)}})
+    return _records(req, "usage", usage, {"total": {**total, "calls": len(usage)}})
 
 
 async def h_tool_calls(req: Req) -> web.StreamResponse:
     run = await load_run(req, req.params["run_id"])
-    return json_response({"data": await run_records(req, run, "tool_call")})
+    return _records(req, "tool_call", await run_records(req, run, "tool_call"))
 
 
 async def h_outputs(req: Req) -> web.StreamResponse:
     run = await load_run(req, req.params["run_id"])
-    return json_response({"data": await run_outputs(req, run)})
+    return _records(req, "output", await run_outputs(req, run))
 
 
 async def h_debug_bundle(req: Req) -> web.StreamResponse:
     run = await load_run(req, req.params["run_id"])
-    return json_response({
-        "run": native_run(run), "events": await run_events(req, run),
-        "checkpoints": await req.baton.get_checkpoints(run.id), "usage": await run_records(req, run, "usage"),
-        "tool_calls": await run_records(req, run, "tool_call"), "outputs": await run_outputs(req, run),
-        "steps": await run_steps(req, run), "children": await children_ids(req, run),
-    })
+    records = {
+        "event": await run_events(req, run), "checkpoint": await req.baton.get_checkpoints(run.id),
+        "usage": await run_records(req, run, "usage"), "tool_call": await run_records(req, run, "tool_call"),
+        "output": await run_outputs(req, run),
+    }
+    if req.view == "strait":
+        records = {kind: [strait_record(kind, item) for item in items] for kind, items in records.items()}
+    bundle: dict[str, Any] = {
+        "run": await view_of(req, run), "events": records["event"], "checkpoints": records["checkpoint"],
+        "usage": records["usage"], "tool_calls": records["tool_call"], "outputs": records["output"],
+    }
+    if req.view != "strait":  # Strait's bundle has no steps or children
+        bundle.update({"steps": await run_steps(req, run, req.view), "children": await children_ids(req, run)})
+    return json_response(bundle)
 
 
 async def h_lineage(req: Req) -> web.StreamResponse:
     run = await load_run(req, req.params["run_id"])
     chain = await lineage(req.baton, run, lambda r: project_of(r) == req.project)
-    return json_response({"data": [render_run(req, r) for r in chain]})
+    shown = await render_runs(req, chain)
+    return json_response(shown if req.view == "strait" else {"data": shown})
 
 
 async def h_dependency_status(req: Req) -> web.StreamResponse:
@@ -212,10 +274,17 @@ async def h_dependency_status(req: Req) -> web.StreamResponse:
                          "condition": f"event {waits.key}" if waits.kind == "event" else f"time {iso(waits.until_ms)}",
                          "status": "waiting", "satisfied": False, "created_at": iso(waits.started_ms)})
     parent = None
-    if run.raw.get("parent_id"):
-        prun = await req.baton.get_run(run.raw["parent_id"])
-        parent = {"id": run.raw["parent_id"], "job_id": prun.job if prun else None,
+    if run.parent_id:
+        prun = await req.baton.get_run(run.parent_id)
+        parent = {"id": run.parent_id, "job_id": prun.job if prun else None,
                   "status": prun.status if prun else None}
+    if req.view == "strait":
+        # Strait's dependencies are runs of other jobs: the children whose records are still kept
+        known = [{k: d[k] for k in ("id", "job_id", "depends_on_job_id", "condition", "created_at")}
+                 for d in deps if d["depends_on_run_id"] in by_id]
+        return json_response({"run_id": run.id, "job_id": run.job, "status": status_strait(run.status),
+                              "dependencies": known,
+                              "dependencies_satisfied": all(d["satisfied"] for d in deps)})
     return json_response({
         "run_id": run.id, "job_id": run.job, "status": run.status, "dependencies": deps,
         "dependencies_satisfied": all(d["satisfied"] for d in deps), "parent": parent,
@@ -226,18 +295,17 @@ async def h_dependency_status(req: Req) -> web.StreamResponse:
 
 async def h_state(req: Req) -> web.StreamResponse:
     run = await load_run(req, req.params["run_id"])
-    native = native_run(run)
     lease = None
     if run.status == "executing":
-        expires = run.raw.get("lease_expires_at")
-        lease = {"node": run.lease_node, "expires_at": iso(stored_int(expires))}
+        lease = {"node": run.lease_node, "expires_at": iso(run.lease_expires_at_ms)}
     outputs = {o["output_key"]: o.get("value") for o in await run_outputs(req, run)}
     return json_response({
         "run_id": run.id, "status": run.status, "attempt": run.attempt,
-        "current_step_index": native["current_step_index"], "completed_step_count": native["completed_step_count"],
-        "progress": native["progress"], "metadata": run.metadata, "wait": native["wait"],
-        "paused": run.status == "paused", "pause_requested": native["pause_requested"],
-        "cancel_requested": run.cancel_requested, "debug_mode": native["debug_mode"], "lease": lease,
+        "current_step_index": run.current_step_index, "completed_step_count": run.completed_step_count,
+        "progress": run.progress, "metadata": run.metadata,
+        "wait": run.wait,
+        "paused": run.status == "paused", "pause_requested": run.pause_requested,
+        "cancel_requested": run.cancel_requested, "debug_mode": run.debug_mode, "lease": lease,
         "steps": await run_steps(req, run), "latest_checkpoint": await req.baton.latest_checkpoint(run.id),
         "outputs": outputs,
     })

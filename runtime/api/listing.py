@@ -23,15 +23,15 @@ import orjson
 
 from ..app import Baton
 from ..keys import Partition
-from ..records import Run, read_runs, text
+from ..records import SOURCE_TRIGGER, Run, read_runs, text
 from .errors import ApiError
+from .views import statuses_for, triggers_for
 
 __all__ = ["FIELDS", "Page", "RunFilter", "RunIndex", "decode_cursor", "encode_cursor", "filter_from", "list_runs",
            "parse_ms"]
 
 #: Record fields a filter reads (one HMGET per candidate)
 FIELDS = ("status", "job", "queue", "tags", "labels", "metadata", "batch_id", "triggered_by", "source", "project")
-_SOURCE_TRIGGER = {"child": "spawn", "continuation": "continue"}
 
 
 def encode_cursor(score: float, run_id: str) -> str:
@@ -83,7 +83,7 @@ class RunFilter:
     metadata_key: str | None = None
     metadata_value: str | None = None
     batch_id: str | None = None
-    triggered_by: str | None = None
+    triggered_by: frozenset[str] | None = None  #: native triggered_by values (any of them)
     created_after_ms: int | None = None
     created_before_ms: int | None = None
     payload_contains: dict[str, Any] | None = None
@@ -102,7 +102,7 @@ class RunFilter:
             return False
         if self.triggered_by is not None:
             source = f.get("source") or ""
-            if (f.get("triggered_by") or _SOURCE_TRIGGER.get(source, source)) != self.triggered_by:
+            if (f.get("triggered_by") or SOURCE_TRIGGER.get(source, source or "client")) not in self.triggered_by:
                 return False
         if self.tag is not None and self.tag not in _loads(f.get("tags"), []):
             return False
@@ -277,8 +277,9 @@ def parse_ms(value: str, name: str) -> int:
     return int(parsed.timestamp() * 1000)
 
 
-def filter_from(project: str, values: dict[str, Any]) -> RunFilter:
-    """The listing filter of ``project`` from query parameters or a JSON body; ApiError 400 when invalid."""
+def filter_from(project: str, values: dict[str, Any], view: str = "native") -> RunFilter:
+    """The listing filter of ``project`` from query parameters or a JSON body, whose status and
+    triggered_by words are ``view``'s vocabulary; ApiError 400 when invalid."""
     label = None
     if values.get("label"):
         name, _, value = str(values["label"]).partition("=")
@@ -295,11 +296,12 @@ def filter_from(project: str, values: dict[str, Any]) -> RunFilter:
         raise ApiError(400, "invalid_parameter", "metadata_value needs metadata_key")
     after = parse_ms(values["created_after"], "created_after") if values.get("created_after") is not None else None
     before = parse_ms(values["created_before"], "created_before") if values.get("created_before") is not None else None
-    statuses = frozenset(values["status"]) if values.get("status") else None
+    statuses = statuses_for(view, list(values["status"])) if values.get("status") else None
+    triggered = triggers_for(view, values["triggered_by"]) if values.get("triggered_by") else None
     return RunFilter(
         project=project, statuses=statuses, job=values.get("job"), queue=values.get("queue"),
         tag=values.get("tag"), label=label, metadata_key=values.get("metadata_key"),
         metadata_value=values.get("metadata_value"), batch_id=values.get("batch_id"),
-        triggered_by=values.get("triggered_by"), created_after_ms=after, created_before_ms=before,
+        triggered_by=triggered, created_after_ms=after, created_before_ms=before,
         payload_contains=payload,
     )

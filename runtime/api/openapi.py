@@ -16,15 +16,17 @@ from typing import Any
 
 import orjson
 
+from .media import media_type
 from .routes import ROUTES
 from .routing import Route
-from .schemas import ref
+from .schemas import VIEW_RUN, VIEWED, ref, viewed_name
 from .schemas_ops import COMPONENTS
 
 __all__ = ["COMMITTED", "TAGS", "document", "render_document"]
 
 #: the document's tags (groups of operations), in the order people read them
 TAGS = ("Runs", "Jobs", "Events", "Queues", "Schedules", "Nodes", "Bulk actions", "Operations")
+
 
 COMMITTED = Path(__file__).with_name("openapi.json")
 
@@ -39,8 +41,13 @@ A run of another project answers 404, exactly like a run that does not exist.
 projects in `api_operator_projects` (default `default`) may call them; others get 403.
 
 **Views.** Endpoints that return runs take `?view=native|durably|trigger|hatchet|strait` (or the header
-`X-Baton-View`; the query parameter wins): Baton's native run, durably's ClientRun, a Trigger.dev run, a Hatchet
-V1WorkflowRun or a Strait run. Lists keep their envelope (`data`, `next_cursor`, ...) in every view.
+`X-Baton-View`; the query parameter wins; the `api_view` setting chooses the default): Baton's native run,
+durably's ClientRun, a Trigger.dev run, a Hatchet V1WorkflowRun or a Strait run. The response's Content-Type
+names the view (`application/vnd.baton.strait+json`; native is `application/json`), and each operation
+documents one schema per view. Lists
+keep their envelope (`data`, `next_cursor`, ...) in every view but strait, which answers as Strait does: a
+bare array, paged by `cursor` = the last run's `created_at`, 200 for replays and empty 204 answers for
+cancel and debug mode.
 
 **Errors.** Every error is JSON `{"error": message, "code": machine code, "request_id": id}`; 400 invalid
 parameters (unknown query parameters included) or body, 401 missing or bad key, 404 not found, 409 the run's
@@ -52,7 +59,13 @@ choose the request id.
 def _responses(route: Route) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for status, (description, schema) in sorted(route.responses.items()):
-        if route.media_type == "application/json":
+        if route.viewed and schema in VIEWED:
+            # one media type per view: the server's Content-Type names the view it rendered
+            content = {media_type(view): {"schema": ref(viewed_name(schema, view))} for view in VIEW_RUN}
+        elif route.media_type == "application/json" and schema is None and status == 204:
+            out[str(status)] = {"description": description}
+            continue
+        elif route.media_type == "application/json":
             content = {"application/json": {"schema": ref(schema) if schema else {"type": "object"}}}
         else:
             content = {route.media_type: {"schema": {"type": "string"}}}
@@ -65,8 +78,8 @@ def _responses(route: Route) -> dict[str, Any]:
     if route.operator:
         errors[403] = "The key's project may not use operator endpoints (api_operator_projects)"
     for status in route.errors:
-        errors[status] = {404: "Not found (or another project's)", 409: "The run's status forbids this"}.get(
-            status, "Error")
+        errors[status] = {403: "project_id is not the key's project", 404: "Not found (or another project's)",
+                          409: "The run's status forbids this"}.get(status, "Error")
     if route.body:
         errors[413] = "Request body too large"
     if route.operation_id not in ("health", "metrics", "openapi", "ready"):

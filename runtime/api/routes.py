@@ -32,6 +32,7 @@ from .handlers_runs import (
     h_lineage,
     h_list_dlq,
     h_list_runs,
+    h_logs,
     h_outputs,
     h_pause,
     h_replay,
@@ -47,7 +48,7 @@ from .handlers_runs import (
 )
 from .routes_ops import OPS_ROUTES
 from .routing import Param, Route
-from .run_helpers import CURSOR, FILTERS, LAST_EVENT, LIMIT, RUN_ID, VIEW
+from .run_helpers import CURSOR, FILTERS, LAST_EVENT, LIMIT, PROJECT_ID, RUN_ID, VIEW
 
 __all__ = ["ROUTES"]
 
@@ -59,27 +60,32 @@ ACTION_ID = Param("action_id", {"type": "string", "pattern": "^bulk_[0-9a-f]{20}
                   location="path", required=True)
 _NF = (404,)
 _CONFLICT = (404, 409)
+#: a run an action started: 201, or 200 in the strait view (as Strait answers)
+_NEW_RUN: dict[int, tuple[str, str | None]] = {201: ("The new run", "Run"),
+                                               200: ("The new run (strait view)", "Run")}
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/runs", h_list_runs, "listRuns", "List runs", _RUN,
           "Newest first, stable order (created time, id) across partitions, filtered, cursor-paginated. A page "
           "examines at most api_scan_limit index entries (default 5000): a selective filter may return a short "
           "page with has_more=true; follow next_cursor.",
-          params=(*FILTERS, LIMIT, CURSOR, VIEW), responses={200: ("A page of runs", "RunPage")}),
+          params=(*FILTERS, LIMIT, CURSOR, VIEW, PROJECT_ID), responses={200: ("A page of runs", "RunPage")},
+          errors=(403,)),
     Route("GET", "/v1/runs/dlq", h_list_dlq, "listDeadLetteredRuns", "List dead-lettered runs", _RUN,
           "Runs that exhausted their attempts, most recently dead-lettered first.",
           params=(Param("job", {"type": "string", "minLength": 1, "maxLength": 100}, "Job name"),
                   Param("queue", {"type": "string", "minLength": 1, "maxLength": 100}, "Queue name"),
-                  LIMIT, CURSOR, VIEW),
-          responses={200: ("A page of dead-lettered runs", "RunPage")}),
+                  LIMIT, CURSOR, VIEW, PROJECT_ID),
+          responses={200: ("A page of dead-lettered runs", "RunPage")}, errors=(403,)),
     Route("POST", "/v1/runs/bulk-cancel", h_bulk_cancel, "bulkCancelRuns", "Cancel runs by id", _RUN,
           "Each id is canceled like DELETE /v1/runs/{run_id}; unknown, foreign or finished ids are reported per id.",
-          body="RunIds", body_required=True, responses={200: ("Per-run results", "BulkResult")}),
+          params=(VIEW,), body="RunIds", body_required=True, responses={200: ("Per-run results", "BulkResult")}),
     Route("POST", "/v1/runs/bulk-cancel-all", h_cancel_all, "cancelAllMatchingRuns",
           "Cancel all live runs matching a filter", _RUN,
           "Filters as GET /v1/runs (as JSON); only live statuses (queued, delayed, executing, waiting, paused) "
           "are canceled; at most `limit` (default 1000) per call: repeat while has_more.",
-          body="CancelAllRequest", responses={200: ("Per-run results", "BulkResult")}),
+          params=(VIEW, PROJECT_ID), body="CancelAllRequest", responses={200: ("Per-run results", "BulkResult")},
+          errors=(403,)),
     Route("POST", "/v1/runs/bulk-replay", h_bulk_replay, "bulkReplayRuns", "Replay finished runs by id", _RUN,
           "Each finished run starts again as a new linked run (replay_of).", params=(VIEW,),
           body="RunIds", body_required=True, responses={200: ("New runs and per-run results", "BulkReplayResult")}),
@@ -87,7 +93,7 @@ ROUTES: tuple[Route, ...] = (
           "Replay dead-lettered runs", _RUN,
           "The given dead-lettered runs, or (without run_ids) up to `limit` (default 100) not replayed yet. Each "
           "dead-lettered run is replayed from the queue at most once (it records replayed_as).", params=(VIEW,),
-          body="DlqReplayRequest", responses={200: ("New runs and per-run results", "BulkReplayResult")}),
+          body="DlqReplayRequest", responses={200: ("New runs and per-run results", "DlqReplayResult")}),
     Route("POST", "/v1/bulk-actions", h_create_bulk_action, "createBulkAction",
           "Cancel or replay many runs in the background", _BULK,
           "Up to `limit` (at most 100,000) of the caller's runs matching `filter` (the filters of GET /v1/runs), "
@@ -112,13 +118,14 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", "/v1/runs/{run_id}", h_cancel, "cancelRun", "Cancel a run", _RUN,
           "A queued, delayed, waiting or paused run ends canceled at once (result canceled); an executing one "
           "is stopped via its node (result cancel_requested). Unfinished children are canceled too.",
-          params=(RUN_ID, VIEW), responses={200: ("What happened", "RunAction")}, errors=_CONFLICT),
+          params=(RUN_ID, VIEW), responses={200: ("What happened", "RunAction"), 204: ("Canceled (strait view)", None)},
+          errors=_CONFLICT),
     Route("POST", "/v1/runs/{run_id}/replay", h_replay, "replayRun", "Replay a finished run", _RUN,
           "A new run with the same input and options, linked by replay_of.", params=(RUN_ID, VIEW),
-          responses={201: ("The new run", "Run")}, errors=_CONFLICT),
+          responses=_NEW_RUN, errors=_CONFLICT),
     Route("POST", "/v1/runs/{run_id}/dlq-replay", h_dlq_replay, "replayDeadLetteredRun",
           "Replay a dead-lettered run", _RUN, "409 when the run is not dead-lettered or was already replayed "
-          "from the queue.", params=(RUN_ID, VIEW), responses={201: ("The new run", "Run")}, errors=_CONFLICT),
+          "from the queue.", params=(RUN_ID, VIEW), responses=_NEW_RUN, errors=_CONFLICT),
     Route("GET", "/v1/runs/{run_id}/stream", h_stream, "streamRunEvents", "Stream a run's events (SSE)", _RUN,
           "text/event-stream of the timeline (status, attempt, log, progress, step, checkpoint ... each as a "
           "RunEvent), ending with an `end` event when the run finishes. Event ids are stream ids: reconnect with "
@@ -134,36 +141,42 @@ ROUTES: tuple[Route, ...] = (
           responses={200: ("Child runs", "RunPage")}, errors=_NF),
     Route("GET", "/v1/runs/{run_id}/events", h_events, "listRunEvents", "List a run's events", _RUN,
           "The timeline (capped at 1000 entries per run).",
-          params=(RUN_ID, Param("level", {"type": "string", "enum": ["info", "warn", "error"]}, "Only this level"),
+          params=(RUN_ID, VIEW,
+                  Param("level", {"type": "string", "enum": ["info", "warn", "error"]}, "Only this level"),
                   Param("type", {"type": "string", "minLength": 1, "maxLength": 64},
                         "Only this type (status, attempt, log, progress, step, checkpoint ...)")),
           responses={200: ("Events, oldest first", "RunEventList")}, errors=_NF),
     Route("GET", "/v1/runs/{run_id}/checkpoints", h_checkpoints, "listRunCheckpoints", "List a run's checkpoints",
-          _RUN, params=(RUN_ID,), responses={200: ("Checkpoints, oldest first", "CheckpointList")}, errors=_NF),
+          _RUN, params=(RUN_ID, VIEW), responses={200: ("Checkpoints, oldest first", "CheckpointList")}, errors=_NF),
     Route("GET", "/v1/runs/{run_id}/steps", h_steps, "listRunSteps", "List a run's steps", _RUN,
-          params=(RUN_ID,), responses={200: ("Step records in step order", "StepList")}, errors=_NF),
+          "Baton's step records, or in the durably view durably's StepRecords (finished steps only).",
+          params=(RUN_ID, VIEW), responses={200: ("Step records in step order", "StepList")}, errors=_NF),
+    Route("GET", "/v1/runs/{run_id}/logs", h_logs, "listRunLogs", "List a run's logs", _RUN,
+          "Every ctx.log entry as durably's LogEntry, oldest first (the same entries /events has as RunEvents).",
+          params=(RUN_ID,), responses={200: ("Log entries", "LogEntryList")}, errors=_NF),
     Route("GET", "/v1/runs/{run_id}/usage", h_usage, "listRunUsage", "List a run's AI model usage", _RUN,
-          "Recorded with ctx.record_usage(...); with totals.", params=(RUN_ID,),
+          "Recorded with ctx.record_usage(...); with totals (not in the strait view).", params=(RUN_ID, VIEW),
           responses={200: ("Usage records", "UsageList")}, errors=_NF),
     Route("GET", "/v1/runs/{run_id}/tool-calls", h_tool_calls, "listRunToolCalls", "List a run's tool calls",
-          _RUN, "Recorded with ctx.record_tool_call(...).", params=(RUN_ID,),
+          _RUN, "Recorded with ctx.record_tool_call(...).", params=(RUN_ID, VIEW),
           responses={200: ("Tool calls", "ToolCallList")}, errors=_NF),
     Route("GET", "/v1/runs/{run_id}/outputs", h_outputs, "listRunOutputs", "List a run's structured outputs",
-          _RUN, "Recorded with ctx.output(key, value, schema); the latest per key.", params=(RUN_ID,),
+          _RUN, "Recorded with ctx.output(key, value, schema); the latest per key.", params=(RUN_ID, VIEW),
           responses={200: ("Outputs", "OutputList")}, errors=_NF),
     Route("GET", "/v1/runs/{run_id}/debug-bundle", h_debug_bundle, "getRunDebugBundle", "Get a debug bundle",
-          _RUN, "The run (native) with its events, checkpoints, usage, tool calls, outputs, steps and children.",
-          params=(RUN_ID,), responses={200: ("Everything about the run", "DebugBundle")}, errors=_NF),
+          _RUN, "The run with its events, checkpoints, usage, tool calls, outputs, steps and children (in the "
+          "strait view Strait's bundle: no steps or children).",
+          params=(RUN_ID, VIEW), responses={200: ("Everything about the run", "DebugBundle")}, errors=_NF),
     Route("POST", "/v1/runs/{run_id}/debug", h_debug, "setRunDebugMode", "Turn debug mode on or off", _RUN,
           "A flag on the run, recorded on its timeline; handlers read it with await ctx.debug_enabled().",
           params=(RUN_ID, VIEW), body="DebugModeRequest", body_required=True,
-          responses={200: ("Done", "RunAction")}, errors=_NF),
+          responses={200: ("Done", "RunAction"), 204: ("Done (strait view)", None)}, errors=_NF),
     Route("GET", "/v1/runs/{run_id}/lineage", h_lineage, "listRunLineage", "List a run's continuation lineage",
           _RUN, "The chain of continue_as_new runs this run belongs to, first to last (at most 100).",
           params=(RUN_ID, VIEW), responses={200: ("Runs of the chain", "RunList")}, errors=_NF),
     Route("GET", "/v1/runs/{run_id}/dependency-status", h_dependency_status, "getRunDependencyStatus",
           "What a run waits for", _RUN, "Baton runs depend only on their children and durable waits: see the "
-          "DependencyStatus schema.", params=(RUN_ID,),
+          "DependencyStatus schema.", params=(RUN_ID, VIEW),
           responses={200: ("Dependency status", "DependencyStatus")}, errors=_NF),
     Route("DELETE", "/v1/runs/{run_id}/idempotency-key", h_idem_reset, "resetRunIdempotencyKey",
           "Reset a run's idempotency key", _RUN, "The next trigger with the same job and key creates a new run.",
@@ -185,7 +198,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/runs/{run_id}/restart", h_restart, "restartRun", "Restart a run", _RUN,
           "Starts the run over as a new run with the same input and options (restart_of); a live run is canceled "
           "first. machine_preset is accepted for compatibility and ignored (Baton has no machine presets).",
-          params=(RUN_ID, VIEW), body="RestartRequest", responses={201: ("The new run", "Run")}, errors=_NF),
+          params=(RUN_ID, VIEW), body="RestartRequest", responses=_NEW_RUN, errors=_NF),
     Route("GET", "/v1/runs/{run_id}/state", h_state, "getRunState", "Get a run's execution state", _RUN,
           params=(RUN_ID,), responses={200: ("State", "RunState")}, errors=_NF),
     Route("GET", "/v1/jobs", h_jobs, "listJobs", "List jobs with their options", "Jobs",

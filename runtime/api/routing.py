@@ -70,6 +70,11 @@ class Route:
     #: an operator endpoint: it acts on the whole deployment, so only keys of ``api_operator_projects``
     operator: bool = False
 
+    @property
+    def viewed(self) -> bool:
+        """Whether it renders in the view the request chooses (it takes ``view``)."""
+        return any(p.name == "view" for p in self.params)
+
 
 @dataclass
 class ApiState:
@@ -104,8 +109,8 @@ class Req:
 
     @property
     def view(self) -> str:
-        """The requested run view: ?view=, else the X-Baton-View header, else native."""
-        chosen = self.params.get("view") or self.request.headers.get("X-Baton-View") or "native"
+        """The requested run view: ?view=, else the X-Baton-View header, else the api_view setting."""
+        chosen = self.params.get("view") or self.request.headers.get("X-Baton-View") or self.state.settings.api_view
         if chosen not in VIEW_NAMES:
             raise ApiError(400, "invalid_parameter", f"view must be one of {', '.join(VIEW_NAMES)}")
         return str(chosen)

@@ -11,20 +11,26 @@ from typing import Any
 
 from aiohttp import web
 
-from ..ids import RUN_ID_RE
+from ..ids import RUN_ID_RE, run_id_from_uuid
 from ..records import LIVE_STATUSES, Run, iso, read_runs, stored_int, stored_json, text
 from ..relatives import MAX_CHILDREN, MAX_LINEAGE, project_of
 from .errors import ApiError
 from .listing import RunFilter, filter_from, parse_ms
 from .routing import Param, Req, json_response
 from .schemas import VIEW_NAMES
-from .views import NATIVE_STATUSES, event_view, render
+from .views import (
+    STATUS_WORDS,
+    durably_step,
+    event_view,
+    hatchet_ids,
+    render,
+)
 
 __all__ = [
-    "CANCELABLE", "CURSOR", "FILTERS", "LAST_EVENT", "LIMIT", "MAX_CHILDREN", "MAX_LINEAGE", "RUN_ID", "VIEW",
-    "action", "children_ids", "filter_from", "foreign_scope", "load_run", "load_runs", "parse_ms", "project_of",
-    "reload_run", "render_run", "run_events", "run_filter", "run_outputs", "run_records", "run_steps", "scoped_id",
-    "scoped_key", "view_of",
+    "CANCELABLE", "CURSOR", "FILTERS", "LAST_EVENT", "LIMIT", "MAX_CHILDREN", "MAX_LINEAGE", "PROJECT_ID", "RUN_ID",
+    "VIEW", "action", "children_ids", "created", "filter_from", "foreign_scope", "load_run", "load_runs",
+    "parse_ms", "project_of", "reload_run", "render_run", "render_runs", "run_events", "run_filter",
+    "run_outputs", "run_records", "run_steps", "scoped_id", "scoped_key", "view_of",
 ]
 
 #: live statuses that "cancel all matching" considers
@@ -50,9 +56,13 @@ def foreign_scope(req: Req, run_id: str) -> bool:
 
 async def load_run(req: Req, run_id: str) -> Run:
     """The run with this id in the caller's project; 404 otherwise (also for other projects' runs).
-    A caller-chosen id is found by its short form too (see scoped_id)."""
-    for candidate in dict.fromkeys((run_id, run_id[4:] if run_id.startswith("run_") else run_id)):
-        # the trigger view's run_ prefix, then the id as the caller chose it in their project
+    A caller-chosen id is found by its short form too (see scoped_id), and every id a view emits by it:
+    a trigger-view id (run_ prefix), a hatchet-view UUID (a generated id's bits, or an alias)."""
+    candidates = [run_id, run_id[4:] if run_id.startswith("run_") else run_id]
+    if (generated := run_id_from_uuid(run_id)) is not None:
+        alias = await req.baton.redis.get(req.baton.keys.partition_of_run(run_id).uuid_alias(run_id))
+        candidates += [generated] if alias is None else [generated, text(alias)]
+    for candidate in dict.fromkeys(candidates):
         for stored in dict.fromkeys((scoped_id(req.project, candidate), candidate)):
             run = await req.baton.get_run(stored) if RUN_ID_RE.match(stored) else None
             if run is not None and project_of(run) == req.project:
@@ -71,10 +81,32 @@ async def load_runs(req: Req, ids: list[str]) -> list[Run]:
     return out
 
 
-def render_run(req: Req, run: Run, children: list[Run] | None = None) -> dict[str, Any]:
+def render_run(req: Req, run: Run, children: list[Run] | None = None,
+               relatives: dict[str, Run] | None = None) -> dict[str, Any]:
+    """One run in the request's view, from what was loaded for it (see render_runs)."""
     s = req.state.settings
-    return render(run, req.view, children=children, finished_ttl_ms=s.finished_ttl_s * 1000,
+    return render(run, req.view, children=children, relatives=relatives, finished_ttl_ms=s.finished_ttl_s * 1000,
                   failed_ttl_ms=s.dead_letter_ttl_s * 1000)
+
+
+async def render_runs(req: Req, runs: list[Run], children: list[Run] | None = None) -> list[dict[str, Any]]:
+    """Runs in the request's view, with what that view needs beyond each run: the trigger view
+    summarises each run's root and parent (read in one round trip); the hatchet view leaves an alias
+    for every UUID it derives, so that the API accepts each id it emits."""
+    relatives: dict[str, Run] = {}
+    if req.view == "trigger":
+        wanted = list(dict.fromkeys(i for r in runs for i in (r.root_id, r.parent_id) if i))
+        relatives = {r.id: r for r in await load_runs(req, wanted)}
+    elif req.view == "hatchet":
+        aliases = {k: v for r in runs for k, v in hatchet_ids(r).items()}
+        if aliases:
+            s = req.state.settings
+            ttl = max(s.finished_ttl_s, s.dead_letter_ttl_s)
+            pipe = req.baton.redis.pipeline(transaction=False)
+            for derived, run_id in aliases.items():
+                pipe.set(req.baton.keys.partition_of_run(derived).uuid_alias(derived), run_id, ex=ttl)
+            await pipe.execute()
+    return [render_run(req, r, children, relatives) for r in runs]
 
 
 async def children_ids(req: Req, run: Run) -> list[str]:
@@ -84,10 +116,12 @@ async def children_ids(req: Req, run: Run) -> list[str]:
 
 
 async def view_of(req: Req, run: Run) -> dict[str, Any]:
+    """One run in the request's view; the trigger view lists its children too."""
     children = None
     if req.view == "trigger":
         children = await load_runs(req, (await children_ids(req, run))[:MAX_CHILDREN])
-    return render_run(req, run, children)
+    [out] = await render_runs(req, [run], children)
+    return out
 
 
 def scoped_key(project: str, key: str) -> str:
@@ -121,8 +155,12 @@ async def run_events(req: Req, run: Run) -> list[dict[str, Any]]:
     return [event_view(run.id, e) for e in await req.baton.get_events(run.id, count=10_000)]
 
 
-async def run_steps(req: Req, run: Run) -> list[dict[str, Any]]:
+async def run_steps(req: Req, run: Run, view: str = "native") -> list[dict[str, Any]]:
+    """The run's step records: Baton's (with index and steps still in a durable wait), or in the durably
+    view exactly durably's StepRecords (finished steps only)."""
     steps = await req.baton.get_steps(run.id)
+    if view == "durably":
+        return [record for record in map(durably_step, steps) if record is not None]
     out = []
     for st in steps:
         out.append({"name": st.get("name"), "index": st.get("index"), "status": st.get("status"),
@@ -132,8 +170,21 @@ async def run_steps(req: Req, run: Run) -> list[dict[str, Any]]:
     return out
 
 
-def action(req: Req, run: Run, result: str) -> web.Response:
-    return json_response({"id": run.id, "result": result, "run": render_run(req, run)})
+async def action(req: Req, run: Run, result: str, strait_empty: bool = False) -> web.Response:
+    """What an action on a run answers: ``{id, result, run}``; in the strait view what Strait answers,
+    the run itself (pause, resume, reschedule) or an empty body (cancel, debug mode)."""
+    [shown] = await render_runs(req, [run])
+    if req.view != "strait":
+        return json_response({"id": run.id, "result": result, "run": shown})
+    if strait_empty:
+        return web.Response(status=204)
+    return json_response(shown)
+
+
+async def created(req: Req, run: Run) -> web.Response:
+    """A run an action started (replay, restart): 201 with the run; 200 in the strait view, as Strait."""
+    [shown] = await render_runs(req, [run])
+    return json_response(shown, status=200 if req.view == "strait" else 201)
 
 
 async def reload_run(req: Req, run: Run | str) -> Run:
@@ -153,11 +204,14 @@ VIEW = Param("view", {"type": "string", "enum": VIEW_NAMES}, "Shape of each run:
 LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}, "Page size (at most 100)")
 CURSOR = Param("cursor", {"type": "string", "minLength": 1, "maxLength": 200},
                "next_cursor of the previous page")
+PROJECT_ID = Param("project_id", {"type": "string", "minLength": 1, "maxLength": 64},
+                   "The key's project (Strait clients send it); another project's answers 403")
 LAST_EVENT = Param("last_event_id", {"type": "string", "pattern": r"^\d{1,20}-\d{1,20}$"},
                    "Resume after this event id (like the Last-Event-ID header)")
 FILTERS = (
-    Param("status", {"type": "array", "items": {"type": "string", "enum": list(NATIVE_STATUSES)}, "maxItems": 10},
-          "Comma-separated native statuses"),
+    Param("status", {"type": "array", "items": {"type": "string", "enum": list(STATUS_WORDS)}, "maxItems": 10},
+          "Comma-separated statuses: native ones, or in the strait view Strait's (waiting includes paused "
+          "runs; dequeued, timed_out, crashed and system_failed select none: Baton runs never show them)"),
     Param("job", {"type": "string", "minLength": 1, "maxLength": 100}, "Job name"),
     Param("queue", {"type": "string", "minLength": 1, "maxLength": 100}, "Queue name"),
     Param("tag", {"type": "string", "minLength": 1, "maxLength": 128}, "Runs carrying this tag"),
@@ -167,7 +221,8 @@ FILTERS = (
           "... with this value (JSON text for non-string values); needs metadata_key"),
     Param("batch_id", {"type": "string", "minLength": 1, "maxLength": 128}, "Runs of one batch trigger"),
     Param("triggered_by", {"type": "string", "minLength": 1, "maxLength": 64},
-          "api, manual, spawn (child runs), continue, replay, restart, client, stream, cron ..."),
+          "api, manual, spawn (child runs), continue, replay, restart, client, stream, cron ...; in the strait "
+          "view Strait's words (manual, cron, spawn, workflow, retry, event) as the view shows them"),
     Param("created_after", {"type": "string", "format": "date-time"}, "Created at or after (ISO-8601)"),
     Param("created_before", {"type": "string", "format": "date-time"}, "Created at or before (ISO-8601)"),
     Param("payload_contains", {"type": "string", "minLength": 2, "maxLength": 2048},
@@ -176,5 +231,6 @@ FILTERS = (
 
 
 def run_filter(req: Req, values: dict[str, Any]) -> RunFilter:
-    """The listing filter of the caller's project from query parameters or a JSON body."""
-    return filter_from(req.project, values)
+    """The listing filter of the caller's project from query parameters or a JSON body, in the
+    vocabulary of the caller's view."""
+    return filter_from(req.project, values, req.view)

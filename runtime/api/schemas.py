@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..ranges import json_schema
-from .views import NATIVE_STATUSES, STRAIT_STATUSES, VIEWS
+from .views import NATIVE_STATUSES, STATUS_WORDS, STRAIT_RECORDS, STRAIT_STATUSES, STRAIT_TRIGGERS, VIEWS
 
-__all__ = ["SCHEMAS", "ref"]
+__all__ = ["SCHEMAS", "VIEWED", "VIEW_RUN", "ref", "viewed_name"]
 
 Schema = dict[str, Any]
 
@@ -129,9 +129,10 @@ HATCHET_RUN: Schema = {
 
 STRAIT_RUN = _obj({
     "id": STR, "job_id": STR, "project_id": STR, "status": {"type": "string", "enum": list(STRAIT_STATUSES)},
-    "attempt": INT, "payload": ANY, "result": ANY, "metadata": STR_MAP, "error": STR_OR_NULL,
-    "triggered_by": STR_OR_NULL, "scheduled_at": TIME_OR_NULL, "started_at": TIME_OR_NULL,
-    "finished_at": TIME_OR_NULL, "heartbeat_at": TIME_OR_NULL, "next_retry_at": TIME_OR_NULL,
+    "attempt": INT, "payload": OBJ, "result": _nullable("object"), "metadata": STR_MAP, "error": STR_OR_NULL,
+    "triggered_by": {"type": "string", "enum": list(STRAIT_TRIGGERS)}, "scheduled_at": TIME_OR_NULL,
+    "started_at": TIME_OR_NULL, "finished_at": TIME_OR_NULL, "heartbeat_at": TIME_OR_NULL,
+    "next_retry_at": TIME_OR_NULL,
     "expires_at": TIME_OR_NULL, "parent_run_id": STR_OR_NULL, "priority": INT, "idempotency_key": STR_OR_NULL,
     "job_version": INT_OR_NULL, "workflow_step_run_id": STR_OR_NULL, "max_attempts_override": INT_OR_NULL,
     "timeout_secs_override": INT_OR_NULL, "retry_backoff": STR_OR_NULL, "retry_initial_delay_secs": INT_OR_NULL,
@@ -141,11 +142,8 @@ STRAIT_RUN = _obj({
     "debug_mode": BOOL, "continuation_of": STR_OR_NULL, "lineage_depth": INT, "tags": STR_MAP,
     "job_version_id": STR_OR_NULL, "created_by": STR_OR_NULL, "batch_id": STR_OR_NULL,
     "concurrency_key": STR_OR_NULL, "created_at": TIME,
-}, description="Strait's run object (seed 003).")
+}, extra=False, description="Strait's run object (seed 003).")
 
-RUN: Schema = {"anyOf": [ref("NativeRun"), ref("DurablyRun"), ref("TriggerRun"), ref("HatchetRun"),
-                         ref("StraitRun")],
-               "description": "A run in the requested view (native unless ?view= or X-Baton-View says otherwise)."}
 
 RUN_PAGE = _obj({
     "data": {"type": "array", "items": ref("Run")},
@@ -168,6 +166,12 @@ TOOL_CALL = _obj({"id": STR, "run_id": STR, "tool_name": STR, "input": ANY, "out
                  ["id", "run_id", "tool_name", "input", "output", "duration_ms", "status", "created_at"])
 OUTPUT = _obj({"id": STR, "run_id": STR, "output_key": STR, "schema": _nullable("object"), "value": ANY,
                "created_at": TIME})
+DURABLY_STEP = _obj({"name": STR, "status": {"type": "string", "enum": ["completed", "failed", "cancelled"]},
+                     "output": ANY, "error": STR_OR_NULL, "startedAt": TIME, "completedAt": TIME_OR_NULL},
+                    extra=False, description="durably's StepRecord (seed 000).")
+LOG_ENTRY = _obj({"id": STR, "runId": STR, "stepName": STR_OR_NULL,
+                  "level": {"type": "string", "enum": ["info", "warn", "error"]}, "message": STR, "data": ANY,
+                  "timestamp": TIME}, extra=False, description="durably's LogEntry (seed 000).")
 STEP = _obj({"name": STR, "index": INT_OR_NULL, "status": STR, "output": ANY, "error": STR_OR_NULL,
              "started_at": TIME_OR_NULL, "completed_at": TIME_OR_NULL})
 
@@ -180,7 +184,7 @@ def _list(item: str) -> Schema:
 
 
 DEBUG_BUNDLE = _obj({
-    "run": ref("NativeRun"), "events": {"type": "array", "items": ref("RunEvent")},
+    "run": ref("Run"), "events": {"type": "array", "items": ref("RunEvent")},
     "checkpoints": {"type": "array", "items": ref("Checkpoint")},
     "usage": {"type": "array", "items": ref("Usage")}, "tool_calls": {"type": "array", "items": ref("ToolCall")},
     "outputs": {"type": "array", "items": ref("Output")}, "steps": {"type": "array", "items": ref("Step")},
@@ -226,7 +230,7 @@ DLQ_REPLAY = _obj({"run_ids": {"type": "array", "items": {"type": "string", "min
                    "limit": {"type": "integer", "minimum": 1, "maximum": 100}}, [], extra=False)
 
 FILTER_PROPS: dict[str, Schema] = {
-    "status": {"type": "array", "items": {"type": "string", "enum": list(NATIVE_STATUSES)}, "maxItems": 10},
+    "status": {"type": "array", "items": {"type": "string", "enum": list(STATUS_WORDS)}, "maxItems": 10},
     "job": STR, "queue": STR, "tag": STR, "label": {"type": "string", "pattern": "^[^=]+=.*$"},
     "metadata_key": {"type": "string", "minLength": 1}, "metadata_value": STR, "batch_id": STR, "triggered_by": STR,
     "created_after": TIME, "created_before": TIME, "payload_contains": OBJ,
@@ -295,15 +299,91 @@ IDEM_RESET = _obj({"status": {"type": "string", "enum": ["reset", "not_set"]}, "
 HEALTH = _obj({"status": STR})
 READY = _obj({"status": STR, "redis": BOOL, "draining": BOOL})
 
-SCHEMAS: dict[str, Schema] = {
+STRAIT_DEPENDENCY_STATUS = _obj({
+    "run_id": STR, "job_id": STR, "status": {"type": "string", "enum": list(STRAIT_STATUSES)},
+    "dependencies": {"type": "array", "items": _obj({"id": STR, "job_id": STR, "depends_on_job_id": STR,
+                                                     "condition": STR, "created_at": TIME}, extra=False)},
+    "dependencies_satisfied": BOOL,
+}, extra=False, description="Strait's dependency status (seed 003): the children a run waits for.")
+STRAIT_BULK_RESULT = _obj({"results": {"type": "array", "items": _obj({"id": STR, "status": STR,
+                                                                      "error": STR_OR_NULL}, extra=False)},
+                           "total": INT, "canceled": INT, "failed": INT}, extra=False)
+
+
+def _strait_record(kind: str, native: Schema) -> Schema:
+    """Strait's record of ``kind``: its fields only (views.STRAIT_RECORDS), JSON fields objects."""
+    names, objects = STRAIT_RECORDS[kind]
+    return _obj({n: OBJ if n in objects else native["properties"][n] for n in names}, extra=False,
+                description=f"Strait's run {kind.replace('_', ' ')} (seed 003).")
+
+
+#: Strait's records by the native component they render
+STRAIT_RECORD_SCHEMAS = {
+    "RunEvent": _strait_record("event", EVENT), "Checkpoint": _strait_record("checkpoint", CHECKPOINT),
+    "Usage": _strait_record("usage", USAGE), "ToolCall": _strait_record("tool_call", TOOL_CALL),
+    "Output": _strait_record("output", OUTPUT),
+}
+
+
+def _strait_list(item: str) -> Schema:
+    return {"type": "array", "items": ref(f"Strait{item}")}
+
+
+STRAIT_DEBUG_BUNDLE = _obj({
+    "run": ref("StraitRun"), "events": _strait_list("RunEvent"), "checkpoints": _strait_list("Checkpoint"),
+    "usage": _strait_list("Usage"), "tool_calls": _strait_list("ToolCall"), "outputs": _strait_list("Output"),
+}, extra=False, description="Strait's debug bundle (seed 003).")
+_STRAIT_RUNS: Schema = {"type": "array", "items": ref("StraitRun")}
+
+#: Each view's run schema
+VIEW_RUN = {"native": "NativeRun", "durably": "DurablyRun", "trigger": "TriggerRun", "hatchet": "HatchetRun",
+            "strait": "StraitRun"}
+#: Bodies that carry runs, by view: ``<Name>`` is the native one, ``<Name>.<view>`` another view's (runs in
+#: that view's shape, and in the strait view Strait's own shape where it differs). The OpenAPI document
+#: gives each operation one media type per view (``application/json; view=<view>``, what the server sends).
+VIEWED = ("Run", "RunPage", "RunList", "RunAction", "TriggerResponse", "BulkReplayResult", "DlqReplayResult",
+          "DebugBundle", "StepList", "BulkResult", "DependencyStatus", "RunEventList", "CheckpointList", "UsageList",
+          "ToolCallList", "OutputList")
+#: the strait view's own shapes where Strait's differ from Baton's envelope
+_STRAIT_SHAPES: dict[str, Schema] = {
+    "RunPage": _STRAIT_RUNS, "RunList": _STRAIT_RUNS, "RunAction": ref("StraitRun"),
+    "BulkReplayResult": _STRAIT_RUNS,
+    "DlqReplayResult": _obj({"replayed": _STRAIT_RUNS, "count": INT}, extra=False),
+    "DebugBundle": STRAIT_DEBUG_BUNDLE, "BulkResult": STRAIT_BULK_RESULT,
+    "DependencyStatus": STRAIT_DEPENDENCY_STATUS,
+    **{f"{item}List": _strait_list(item) for item in STRAIT_RECORD_SCHEMAS},
+}
+
+
+def _with_run(schema: Any, run: str, placeholder: str = "Run") -> Any:
+    """``schema`` with every reference to ``placeholder`` (the view-dependent ``Run``) turned into one to
+    ``run``."""
+    if isinstance(schema, dict):
+        if schema.get("$ref") == f"#/components/schemas/{placeholder}":
+            return ref(run)
+        return {k: _with_run(v, run, placeholder) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_with_run(v, run, placeholder) for v in schema]
+    return schema
+
+
+def viewed_name(name: str, view: str) -> str:
+    """The component name of body ``name`` in ``view``."""
+    if name == "Run":
+        return VIEW_RUN[view]
+    return name if view == "native" else f"{name}.{view}"
+
+
+_SCHEMAS_BASE: dict[str, Schema] = {
     "Error": ERROR, "Attempt": ATTEMPT, "NativeRun": NATIVE_RUN, "DurablyProgress": PROGRESS,
     "DurablyRun": DURABLY_RUN, "TriggerRunReference": TRIGGER_REF, "TriggerRunAttempt": TRIGGER_ATTEMPT,
-    "TriggerRun": TRIGGER_RUN, "HatchetRun": HATCHET_RUN, "StraitRun": STRAIT_RUN, "Run": RUN,
+    "TriggerRun": TRIGGER_RUN, "HatchetRun": HATCHET_RUN, "StraitRun": STRAIT_RUN,
     "RunPage": RUN_PAGE, "RunList": RUN_LIST, "RunEvent": EVENT, "RunEventList": _list("RunEvent"),
     "Checkpoint": CHECKPOINT, "CheckpointList": _list("Checkpoint"), "Usage": USAGE, "UsageList": USAGE_LIST,
     "ToolCall": TOOL_CALL, "ToolCallList": _list("ToolCall"), "Output": OUTPUT, "OutputList": _list("Output"),
-    "Step": STEP, "StepList": _list("Step"), "DebugBundle": DEBUG_BUNDLE, "Dependency": DEPENDENCY,
-    "DependencyStatus": DEPENDENCY_STATUS,
+    "Step": STEP, "StepList": _list("Step"), "DurablyStep": DURABLY_STEP, "LogEntry": LOG_ENTRY,
+    "LogEntryList": _list("LogEntry"), "DlqReplayResult": BULK_REPLAY_RESULT, "DebugBundle": DEBUG_BUNDLE,
+    "Dependency": DEPENDENCY, "DependencyStatus": DEPENDENCY_STATUS,
     "RunState": STATE, "BulkItem": BULK_ITEM, "BulkResult": BULK_RESULT, "BulkReplayResult": BULK_REPLAY_RESULT,
     "RunIds": RUN_IDS, "DlqReplayRequest": DLQ_REPLAY, "CancelAllRequest": CANCEL_ALL,
     "TriggerRequest": TRIGGER_REQUEST, "BatchTriggerItem": BATCH_ITEM, "BatchTriggerRequest": BATCH_REQUEST,
@@ -312,6 +392,27 @@ SCHEMAS: dict[str, Schema] = {
     "RunAction": ACTION, "RescheduleRequest": RESCHEDULE, "DebugModeRequest": DEBUG_MODE,
     "RestartRequest": RESTART, "IdempotencyReset": IDEM_RESET, "Health": HEALTH, "Ready": READY,
 }
+
+
+def _viewed() -> dict[str, Schema]:
+    """Every body of VIEWED in every view: the native ones under their own names."""
+    out: dict[str, Schema] = {}
+    for name in VIEWED:
+        if name == "Run":
+            continue
+        for view in VIEWS:
+            if view == "strait" and name in _STRAIT_SHAPES:
+                shape = _STRAIT_SHAPES[name]
+            else:
+                shape = _with_run(_SCHEMAS_BASE[name], VIEW_RUN[view])
+                if view == "durably":  # steps in durably's StepRecord shape
+                    shape = _with_run(shape, "DurablyStep", "Step")
+            out[viewed_name(name, view)] = shape
+    return out
+
+
+SCHEMAS: dict[str, Schema] = {**{k: _with_run(v, "NativeRun") for k, v in _SCHEMAS_BASE.items()},
+                              **{f"Strait{k}": v for k, v in STRAIT_RECORD_SCHEMAS.items()}, **_viewed()}
 
 #: the view query parameter's values
 VIEW_NAMES = list(VIEWS)

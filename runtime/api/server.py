@@ -45,6 +45,7 @@ from ..tracing import annotate, server_span
 from .auth import ApiKeys
 from .bulk_actions import BulkRunner, running
 from .errors import ApiError, redis_transient
+from .media import is_json, media_type
 from .routes import ROUTES
 from .routing import STREAM, ApiState, Param, Req, Route, component, json_response
 
@@ -158,6 +159,9 @@ class _Endpoint:
             if err is not None:
                 raise err
             values[param.name] = value
+        if values.get("project_id", project) != project:
+            # Strait clients name their project on list calls: it must be the key's own, never another's
+            raise ApiError(403, "wrong_project", "project_id is not the project of this API key")
         body: Any = None
         if self.body is not None:
             raw_body = await request.read()
@@ -174,7 +178,11 @@ class _Endpoint:
                 raise ApiError(400, "invalid_body", "a JSON request body is required")
         req = Req(request=request, state=self.state, project=project, params=values, body=body,
                   request_id=request[REQUEST_ID])
-        return await route.handler(req)
+        response = await route.handler(req)
+        if route.viewed and response.status < 300 and is_json(response.content_type):
+            # the body is in the request's view: say which, as the OpenAPI document's media types do
+            response.content_type = media_type(req.view)
+        return response
 
 
 def _middleware(state: ApiState, metrics: ApiMetrics | None) -> Callable[..., Awaitable[web.StreamResponse]]:

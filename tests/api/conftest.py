@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,8 +13,9 @@ import aiohttp
 import pytest
 
 from actors.supervisor import Supervisor
-from runtime import Baton, PermanentFailure, RunContext
+from runtime import Backoff, Baton, PermanentFailure, RunContext
 from runtime.api import hash_key, new_key
+from runtime.api.media import is_json
 from tests.nodes import eventually, running_node
 from tests.servers import free_port
 
@@ -105,6 +107,11 @@ def define_jobs(app: Baton, gates: Gates) -> None:
     async def bad_output(ctx: RunContext, payload: Any) -> None:
         ctx.output("n", "not a number", {"type": "number"})
 
+    @app.job(max_attempts=3, backoff=Backoff(initial_s=60))
+    async def retrying(ctx: RunContext, payload: Any) -> None:
+        """Fails, then waits a minute for its next attempt (a run being retried)."""
+        raise RuntimeError("try again")
+
     @app.job()
     async def parent(ctx: RunContext, payload: Any) -> Any:
         return await ctx.trigger_and_wait_many([("gated", {"gate": payload["gate"]}) for _ in range(2)])
@@ -145,7 +152,7 @@ class ApiNode:
                    data: bytes | None = None) -> tuple[int, Any]:
         async with self.http.request(method, self.url + path, json=json, params=params, data=data,
                                      headers={**self.auth(project), **(headers or {})}) as resp:
-            body = await resp.json() if resp.content_type == "application/json" else await resp.text()
+            body = await resp.json() if is_json(resp.content_type) else await resp.text()
             return resp.status, body
 
     async def trigger(self, job: str, input: Any = None, project: str = "alpha", **options: Any) -> str:
@@ -163,7 +170,7 @@ class ApiNode:
         wanted = {statuses} if isinstance(statuses, str) else statuses or TERMINAL
 
         async def check() -> dict[str, Any] | None:
-            run = await self.run(run_id, project)
+            run = await self.run(run_id, project, view="native")
             return run if run["status"] in wanted else None
 
         found: dict[str, Any] = await eventually(check, timeout, interval=0.02)
@@ -176,12 +183,12 @@ def api_keys() -> dict[str, str]:
     return {"alpha": new_key(), "beta": new_key(), "default": new_key()}
 
 
-@pytest.fixture
-async def api(make_app: Any, api_keys: dict[str, str]) -> AsyncIterator[ApiNode]:
-    """A node serving the API on a free port, with the test jobs."""
+@asynccontextmanager
+async def serving(make_app: Any, api_keys: dict[str, str], **settings: Any) -> AsyncIterator[ApiNode]:
+    """A node serving the API on a free port, with the test jobs (and ``settings`` changed)."""
     port = free_port()
     app = make_app(api_port=port, api_host="127.0.0.1",
-                   api_keys=",".join(f"{p}:{hash_key(k)}" for p, k in api_keys.items()))
+                   api_keys=",".join(f"{p}:{hash_key(k)}" for p, k in api_keys.items()), **settings)
     gates = Gates()
     define_jobs(app, gates)
     async with running_node(app) as node:
@@ -191,3 +198,10 @@ async def api(make_app: Any, api_keys: dict[str, str]) -> AsyncIterator[ApiNode]
             yield ApiNode(app, node, f"http://127.0.0.1:{port}", api_keys, http, gates)
         for event in gates.events.values():
             event.set()  # let handlers that still wait finish before the node drains
+
+
+@pytest.fixture
+async def api(make_app: Any, api_keys: dict[str, str]) -> AsyncIterator[ApiNode]:
+    """A node serving the API on a free port, with the test jobs."""
+    async with serving(make_app, api_keys) as node:
+        yield node

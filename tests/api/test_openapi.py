@@ -14,13 +14,18 @@ import orjson
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from jsonschema import Draft202012Validator, FormatChecker
 from schemathesis.checks import CHECKS as REGISTERED_CHECKS
 from schemathesis.core.parameters import ParameterLocation
 
 from runtime import Baton, Settings
 from runtime.api import hash_key, new_key
+from runtime.api.media import media_type
 from runtime.api.openapi import COMMITTED, document, render_document
 from runtime.api.routes import ROUTES
+from runtime.api.routing import component
+from runtime.api.schemas import VIEW_RUN
+from runtime.api.views import VIEWS
 from tests.api.conftest import ApiNode, Gates, define_jobs
 from tests.nodes import running_node
 from tests.servers import RedisProcess, free_port
@@ -181,3 +186,34 @@ def test_api_conforms_to_its_document(case: Any, live_api: ThreadedNode) -> None
     if response.status_code >= 400:
         body = response.json()
         assert set(body) == {"error", "code", "request_id"} and body["error"] and body["code"], body
+
+
+async def test_each_view_has_its_own_schema_and_media_type(api: ApiNode) -> None:
+    # Given the document: every operation that renders runs answers one media type per view, each with
+    # that view's own schema (no schema is a union of the views)
+    doc = document()
+    viewed = [(path, method, op) for path, item in doc["paths"].items() for method, op in item.items()
+              if any(p["name"] == "view" for p in op.get("parameters", []))]
+    assert len(viewed) >= 20
+    for path, method, op in viewed:
+        for status, response in op["responses"].items():
+            if status.startswith("2") and "content" in response:
+                assert set(response["content"]) == {media_type(v) for v in VIEWS}, (path, method, status)
+    run_op = doc["paths"]["/v1/runs/{run_id}"]["get"]["responses"]["200"]["content"]
+    assert run_op == {media_type(v): {"schema": {"$ref": f"#/components/schemas/{VIEW_RUN[v]}"}} for v in VIEWS}
+    assert "Run" not in doc["components"]["schemas"] and not any(
+        "anyOf" in s and "NativeRun" in orjson.dumps(s).decode() for s in doc["components"]["schemas"].values())
+    # When a run and the run list are read in each view
+    run_id = await api.trigger("echo", {"a": 1})
+    await api.wait_status(run_id)
+    for view in VIEWS:
+        for path, operation in ((f"/v1/runs/{run_id}", doc["paths"]["/v1/runs/{run_id}"]["get"]),
+                                ("/v1/runs", doc["paths"]["/v1/runs"]["get"])):
+            async with api.http.get(api.url + path, params={"view": view}, headers=api.auth()) as resp:
+                body = await resp.json()
+                # Then the Content-Type names the view, and the body validates against the schema the
+                # document gives that media type
+                assert resp.status == 200 and resp.content_type == media_type(view), (view, resp.content_type)
+                schema = operation["responses"]["200"]["content"][resp.content_type]["schema"]
+                name = schema["$ref"].rsplit("/", 1)[1]
+                Draft202012Validator(component(name), format_checker=FormatChecker()).validate(body)

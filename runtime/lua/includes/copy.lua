@@ -2,7 +2,7 @@
   (replay, restart). The new run belongs to the same project and links back
   to its source through `link` (replay_of, restart_of). ]]
 local COPIED = {'job', 'queue', 'priority', 'max_attempts', 'timeout_ms', 'backoff',
-  'labels', 'tags', 'metadata', 'concurrency_key', 'version', 'project'}
+  'labels', 'tags', 'metadata', 'concurrency_key', 'version', 'project', 'overrides'}
 
 local function copy_run(pfx, src_key, new_id, now, source, link)
   local nk = K.run(pfx, new_id)

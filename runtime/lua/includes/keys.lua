@@ -9,6 +9,7 @@ function K.queues(P) return P .. 'queues' end
 function K.input(P, run_id) return P .. 'in:' .. run_id end
 function K.project_runs(P, project) return P .. 'runs:' .. project end
 function K.alias(P, entry_id) return P .. 'alias:' .. entry_id end
+function K.uuid_alias(P, value) return P .. 'uuid:' .. value end
 function K.steps(P, run_id) return P .. 'steps:' .. run_id end
 function K.events(P, run_id) return P .. 'ev:' .. run_id end
 function K.checkpoints(P, run_id) return P .. 'cp:' .. run_id end

@@ -1,0 +1,91 @@
+"""A durably client against the durably view: ClientRun, StepRecord and LogEntry exactly as seed 000
+declares them (every field, no other, their types and enums), for runs in every status."""
+
+from __future__ import annotations
+
+from tests.api.conftest import ApiNode
+from tests.api.seeds import (
+    DURABLY_LOG,
+    DURABLY_RUN,
+    DURABLY_STEP,
+    NATIVE,
+    act_on_runs,
+    every_page,
+    release,
+    runs_in_every_status,
+)
+from tests.nodes import eventually
+
+EXPECTED = {"completed": "completed", "dead_letter": "failed", "failed": "failed", "delayed": "pending",
+            "executing": "leased", "waiting": "pending", "paused": "pending", "canceled": "cancelled",
+            "child": "leased", "queued": "pending", "expired": "failed", "retrying": "pending"}
+
+
+async def test_a_durably_client_reads_runs_steps_and_logs(api: ApiNode) -> None:
+    # Given runs in every status, and a run that waited for an event and got it
+    ids = await runs_in_every_status(api)
+    waiter = await api.trigger("waiter", {"key": "durably-k"})
+    await api.wait_status(waiter, "waiting")
+    _, waiting_steps = await api.call("GET", f"/v1/runs/{waiter}/steps", params={"view": "durably"})
+    status, _sent = await api.call("POST", "/v1/events", json={"key": "durably-k", "data": {"ok": True}})
+    assert status == 200
+    await api.wait_status(waiter)
+    # When each run is read in the durably view, Then it is exactly a ClientRun with durably's status
+    for name, run_id in ids.items():
+        run = await api.run(run_id, view="durably")
+        DURABLY_RUN.validate(run)
+        assert run["status"] == EXPECTED[name], (name, run["status"])
+    assert {EXPECTED[n] for n in NATIVE} == {"pending", "leased", "completed", "failed", "cancelled"}
+    done = await api.run(ids["completed"], view="durably")
+    assert done["progress"] == {"current": 1, "total": 1, "message": "step 0 done"}
+    assert (done["completedStepCount"], done["labels"], done["output"]) == (1, {"team": "x"}, [0])
+    assert (await api.run(ids["dead_letter"], view="durably"))["error"] == "boom"
+    # And every run's steps are exactly durably's StepRecords: finished steps only (a wait in progress is
+    # not a record yet, as in durably)
+    assert waiting_steps == {"data": []}
+    for run_id in [*ids.values(), waiter]:
+        status, steps = await api.call("GET", f"/v1/runs/{run_id}/steps", params={"view": "durably"})
+        assert status == 200
+        for step in steps["data"]:
+            DURABLY_STEP.validate(step)
+    _, steps = await api.call("GET", f"/v1/runs/{ids['completed']}/steps", params={"view": "durably"})
+    assert [(s["name"], s["status"], s["output"]) for s in steps["data"]] == [("s0", "completed", 0)]
+    _, steps = await api.call("GET", f"/v1/runs/{waiter}/steps", params={"view": "durably"})
+    assert [(s["status"], s["output"]) for s in steps["data"]] == [("completed", {"ok": True})]
+    # And the waiting parent's wait for its children is not a step record yet
+    _, parent_steps = await api.call("GET", f"/v1/runs/{ids['waiting']}/steps", params={"view": "durably"})
+    _, native_steps = await api.call("GET", f"/v1/runs/{ids['waiting']}/steps")
+    assert parent_steps == {"data": []} and [s["status"] for s in native_steps["data"]] == ["waiting"]
+    # And every run's logs are exactly durably's LogEntries
+    for run_id in [*ids.values(), waiter]:
+        status, logs = await api.call("GET", f"/v1/runs/{run_id}/logs")
+        assert status == 200
+        for entry in logs["data"]:
+            DURABLY_LOG.validate(entry)
+            assert entry["runId"] == run_id
+    _, logs = await api.call("GET", f"/v1/runs/{ids['dead_letter']}/logs")
+    assert [(e["level"], e["message"], e["data"]) for e in logs["data"]] == [
+        ("error", "about to fail", {"reason": "test"}), ("warn", "handler raised RuntimeError: boom", None)]
+
+    async def executing_logs() -> list[tuple[str, str]]:
+        _, logs = await api.call("GET", f"/v1/runs/{ids['executing']}/logs")
+        return [(e["level"], e["message"]) for e in logs["data"]]
+
+    # (an executing run's logs are readable once its node flushes them)
+    assert await eventually(executing_logs, 15) == [("info", "waiting for gate views-hold")]
+    # When the runs are listed in the durably view, Then every item is a ClientRun
+    status, page = await api.call("GET", "/v1/runs", params={"view": "durably", "limit": 100})
+    assert status == 200 and {r["id"] for r in page["data"]} >= set(ids.values())
+    for run in page["data"]:
+        DURABLY_RUN.validate(run)
+    # And paging through the list meets every run once
+    paged = await every_page(api, "durably")
+    assert sorted(r["id"] for r in paged) == sorted(r["id"] for r in page["data"])
+    for run in paged:
+        DURABLY_RUN.validate(run)
+    # When it acts on runs, Then every run an answer carries is a ClientRun
+    acted = await act_on_runs(api, "durably", ids)
+    for run in acted:
+        DURABLY_RUN.validate(run)
+    assert [r["status"] for r in acted[:5]] == ["pending", "pending", "pending", "completed", "cancelled"]
+    release(api)
