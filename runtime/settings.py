@@ -98,6 +98,7 @@ BOUNDS: dict[str, Bound] = {
     "api_port": Bound(1, 65535, off=True),
     "max_body_bytes": Bound(1024, _REDIS_MAX_BYTES),
     "api_scan_limit": Bound(100, 10_000_000),
+    "ui_session_ttl_s": Bound(60, 30 * 86_400),
 }
 
 #: Text settings with a fixed shape. The prefix is a Redis hash tag and an ACL key
@@ -211,6 +212,8 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     #: Most index entries one run listing examines before it returns a partial page with a cursor.
     api_scan_limit: int = 5000
+    #: How long a dashboard sign-in lasts (its session cookie and the session in Redis).
+    ui_session_ttl_s: int = 8 * 3600
 
     def __post_init__(self) -> None:
         _check(self)

@@ -26,7 +26,8 @@ from .errors import ApiError
 __all__ = ["FIELDS", "Page", "RunFilter", "decode_cursor", "encode_cursor", "list_runs"]
 
 #: Record fields a filter reads (one HMGET per candidate)
-FIELDS = ("status", "job", "queue", "tags", "labels", "metadata", "batch_id", "triggered_by", "source", "project")
+FIELDS = ("status", "job", "queue", "tags", "labels", "metadata", "batch_id", "triggered_by", "source", "project",
+          "idempotency_key")
 _SOURCE_TRIGGER = {"child": "spawn", "continuation": "continue"}
 
 
@@ -83,6 +84,8 @@ class RunFilter:
     created_after_ms: int | None = None
     created_before_ms: int | None = None
     payload_contains: dict[str, Any] | None = None
+    #: the idempotency key as stored (scoped to the project, see run_helpers.scoped_key)
+    idempotency_key: str | None = None
 
     def matches(self, f: dict[str, str | None]) -> bool:
         """Whether a run (its FIELDS) passes."""
@@ -95,6 +98,8 @@ class RunFilter:
         if self.queue is not None and f.get("queue") != self.queue:
             return False
         if self.batch_id is not None and f.get("batch_id") != self.batch_id:
+            return False
+        if self.idempotency_key is not None and f.get("idempotency_key") != self.idempotency_key:
             return False
         if self.triggered_by is not None:
             source = f.get("source") or ""

@@ -5,7 +5,7 @@ The handlers live by resource in handlers_runs, handlers_bulk, handlers_jobs and
 
 from __future__ import annotations
 
-from .handlers_bulk import h_bulk_cancel, h_bulk_dlq_replay, h_bulk_replay, h_cancel_all
+from .handlers_bulk import h_bulk_cancel, h_bulk_delete, h_bulk_dlq_replay, h_bulk_replay, h_cancel_all
 from .handlers_jobs import h_jobs, h_send_event, h_trigger, h_trigger_batch
 from .handlers_ops import h_health, h_metrics, h_openapi, h_ready
 from .handlers_runs import (
@@ -74,6 +74,11 @@ ROUTES: tuple[Route, ...] = (
           "The given dead-lettered runs, or (without run_ids) up to `limit` (default 100) not replayed yet. Each "
           "dead-lettered run is replayed from the queue at most once (it records replayed_as).", params=(VIEW,),
           body="DlqReplayRequest", responses={200: ("New runs and per-run results", "BulkReplayResult")}),
+    Route("POST", "/v1/runs/bulk-delete", h_bulk_delete, "bulkDeleteRuns", "Delete finished runs by id", _RUN,
+          "Each finished run (e.g. a dead letter nobody will replay) is deleted with its whole history: record, "
+          "input, timeline, steps, checkpoints, records and chunks; its idempotency key is forgotten. Live, "
+          "unknown and foreign ids are reported per id (cancel a live run first).",
+          body="RunIds", body_required=True, responses={200: ("Per-run results", "BulkDeleteResult")}),
     Route("POST", "/v1/runs/batch", h_trigger_batch, "triggerBatch", "Trigger many runs (a batch)", "Jobs",
           "All runs get one batch_id (filter GET /v1/runs?batch_id=). The batch is validated whole: one invalid "
           "item rejects it.", body="BatchTriggerRequest", body_required=True,

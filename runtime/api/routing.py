@@ -21,6 +21,7 @@ from ..settings import Settings
 from .auth import ApiKeys
 from .errors import ApiError
 from .schemas import SCHEMAS, VIEW_NAMES
+from .sessions import Sessions
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -77,6 +78,8 @@ class ApiState:
     #: False while the node drains (readiness); None when the API runs alone
     ready: Callable[[], bool] | None = None
     registry: CollectorRegistry | None = None
+    #: dashboard sign-in sessions (made by create_app when None)
+    sessions: Sessions | None = None
 
 
 @dataclass

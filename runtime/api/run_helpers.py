@@ -178,6 +178,8 @@ FILTERS = (
     Param("metadata_value", {"type": "string", "maxLength": 512},
           "... with this value (JSON text for non-string values); needs metadata_key"),
     Param("batch_id", {"type": "string", "minLength": 1, "maxLength": 128}, "Runs of one batch trigger"),
+    Param("idempotency_key", {"type": "string", "minLength": 1, "maxLength": 128},
+          "Runs created with this idempotency key (as the trigger gave it)"),
     Param("triggered_by", {"type": "string", "minLength": 1, "maxLength": 64},
           "api, manual, spawn (child runs), continue, replay, restart, client, stream, cron ..."),
     Param("created_after", {"type": "string", "format": "date-time"}, "Created at or after (ISO-8601)"),
@@ -211,4 +213,5 @@ def run_filter(req: Req, values: dict[str, Any]) -> RunFilter:
         metadata_value=values.get("metadata_value"), batch_id=values.get("batch_id"),
         triggered_by=values.get("triggered_by"), created_after_ms=after, created_before_ms=before,
         payload_contains=payload,
+        idempotency_key=scoped_key(req.project, values["idempotency_key"]) if values.get("idempotency_key") else None,
     )

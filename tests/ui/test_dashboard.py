@@ -1,0 +1,205 @@
+"""The dashboard in a real browser (Debian's Chromium through Playwright) against a live node with real
+runs: sign-in, the runs table and its filters, a live run page, actions, the dead-letter queue, project
+isolation and CSRF protection."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tests.nodes import eventually
+from tests.ui.conftest import EXPECT_MS, UiNode, signed_in_page
+
+
+async def test_sign_in_see_overview_filter_runs_and_open_a_run(ui_node: UiNode, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # Given finished runs of two jobs
+    done = [await ui_node.trigger("echo", {"n": i}, tags=["batch-a"]) for i in range(3)]
+    failed = await ui_node.trigger("doomed", {"n": 7})
+    for run_id in [*done, failed]:
+        await ui_node.app.wait_for(run_id, 20)
+    # When a user signs in with the project's key
+    page = await signed_in_page(browser, ui_node)
+    # Then the overview shows, and the key is in no URL and no cookie readable by the page
+    await expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    assert ui_node.keys["alpha"] not in page.url
+    assert await page.evaluate("document.cookie") == ""
+    # When they open the runs page and filter by status
+    await page.get_by_role("link", name="Runs", exact=True).click()
+    rows = page.locator("table.runs tbody tr")
+    await expect(rows).to_have_count(4)
+    await page.get_by_label("Status").select_option("failed")
+    await page.get_by_role("button", name="Apply").click()
+    # Then only the failed run is listed, and the filter is in the page's URL
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text(failed)
+    assert "status=failed" in page.url
+    # When they filter by tag instead
+    await page.get_by_label("Status").select_option("")
+    await page.get_by_label("Tag").fill("batch-a")
+    await page.get_by_role("button", name="Apply").click()
+    await expect(rows).to_have_count(3)
+    # And open one run
+    await page.get_by_role("link", name=done[0]).click()
+    # Then its page shows its status, input and log line
+    await expect(page.get_by_role("heading", name=re.compile(re.escape(done[0])))).to_be_visible()
+    await expect(page.locator(".page-head .badge").first).to_have_text("completed")
+    await expect(page.locator("ol.logs")).to_contain_text("echoing")
+    # When they search the failed run's id
+    await page.get_by_role("link", name="Runs", exact=True).click()
+    await page.get_by_label("Search").fill(failed)
+    await page.get_by_role("button", name="Apply").click()
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text("doomed")
+
+
+async def test_run_page_follows_logs_progress_and_status_live(ui_node: UiNode, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # Given the runs page is open
+    page = await signed_in_page(browser, ui_node)
+    await page.goto(ui_node.url + "/ui/#/runs")
+    # When a run that logs every 200 ms starts
+    run_id = await ui_node.trigger("ticker", {"ticks": 25})
+    # Then it appears in the table without a reload
+    await expect(page.get_by_role("link", name=run_id)).to_be_visible(timeout=EXPECT_MS)
+    await page.get_by_role("link", name=run_id).click()
+    # And on its page, while it executes, log lines and progress arrive
+    await expect(page.locator(".page-head .badge").first).to_have_text("executing", timeout=EXPECT_MS)
+    logs = page.locator("ol.logs li")
+    await expect(logs.filter(has_text="tick 3")).to_have_count(1, timeout=EXPECT_MS)
+    progress = page.locator("#run-progress")
+    await expect(progress).to_be_visible()
+    seen_while_running = int(await progress.get_attribute("value") or "0")
+    assert (await ui_node.run(run_id))["status"] == "executing"  # it really was still running
+    assert 0 < seen_while_running < 25
+    # Then it turns completed without a reload, with every line shown once
+    await expect(page.locator(".page-head .badge").first).to_have_text("completed", timeout=EXPECT_MS)
+    await expect(page.locator("ol.logs .log-msg", has_text=re.compile(r"^tick \d+$"))).to_have_count(25)
+    await expect(progress).to_have_attribute("value", "25")
+    assert await page.evaluate("performance.getEntriesByType('navigation').length") == 1  # no reload
+
+
+async def test_cancel_an_executing_run_from_its_page(ui_node: UiNode, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # Given an executing run, its page open
+    run_id = await ui_node.trigger("patient", {})
+    await eventually(lambda: ui_node.watch.event(ui_node.watch.started, run_id).is_set())
+    page = await signed_in_page(browser, ui_node)
+    await page.goto(f"{ui_node.url}/ui/#/runs/{run_id}")
+    await expect(page.locator(".page-head .badge").first).to_have_text("executing")
+    # When the user clicks Cancel and confirms
+    await page.get_by_role("button", name="Cancel", exact=True).click()
+    dialog = page.get_by_role("dialog")
+    await expect(dialog).to_contain_text("Cancel this run?")
+    await dialog.get_by_role("button", name="Cancel", exact=True).last.click()
+    # Then the page shows the result, the handler received the cancellation and the run ends canceled
+    await expect(page.locator("p.result")).to_contain_text("cancel_requested")
+    await eventually(lambda: run_id in ui_node.watch.cancelled)
+    await expect(page.locator(".page-head .badge").first).to_have_text("canceled", timeout=EXPECT_MS)
+
+
+async def test_replay_three_dead_letters_in_bulk(ui_node: UiNode, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # Given three dead-lettered runs (their downstream was unavailable) and one more
+    dead = [await ui_node.trigger("recover", {"n": i}) for i in range(4)]
+    for run_id in dead:
+        assert (await ui_node.app.wait_for(run_id, 20)).status == "dead_letter"
+    ui_node.watch.event(ui_node.watch.gates, "recover").set()  # the downstream is back
+    # When the user selects three of them on the DLQ page and replays them
+    page = await signed_in_page(browser, ui_node)
+    await page.get_by_role("link", name="Dead letters").click()
+    await expect(page.locator("table.dlq tbody").get_by_role("checkbox")).to_have_count(4)
+    await expect(page.locator("table.dlq")).to_contain_text("downstream unavailable")
+    for run_id in dead[:3]:
+        await page.get_by_label(f"Select {run_id}").check()
+    await expect(page.get_by_text("3 selected")).to_be_visible()
+    await page.get_by_role("button", name="Replay selected").click()
+    await page.get_by_role("dialog").get_by_role("button", name="Replay").click()
+    # Then the page reports three replays
+    await expect(page.locator("div.result")).to_contain_text("Replay: 3 done, 0 failed")
+    # And each of the three has a replay that completes; the fourth was left alone
+    replayed = []
+    for run_id in dead:
+        replayed.append((await ui_node.run(run_id)).get("replayed_as"))
+    assert all(replayed[:3]) and replayed[3] is None
+    for new_id in replayed[:3]:
+        assert (await ui_node.app.wait_for(new_id, 20)).status == "completed"
+
+
+async def test_another_projects_session_sees_none_of_the_first_projects_runs(ui_node: UiNode, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # Given runs of project alpha (one still executing, one dead-lettered)
+    alpha_done = await ui_node.trigger("echo", {"secret": "alpha"})
+    alpha_live = await ui_node.trigger("patient", {})
+    alpha_dead = await ui_node.trigger("recover", {"n": 1})
+    await ui_node.app.wait_for(alpha_done, 20)
+    await ui_node.app.wait_for(alpha_dead, 20)
+    beta_run = await ui_node.trigger("echo", {"mine": True}, project="beta")
+    await ui_node.app.wait_for(beta_run, 20)
+    # When project beta signs in
+    page = await signed_in_page(browser, ui_node, "beta")
+    # Then its runs page lists only its own run
+    await page.get_by_role("link", name="Runs", exact=True).click()
+    rows = page.locator("table.runs tbody tr")
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text(beta_run)
+    # And its dead-letter page is empty
+    await page.get_by_role("link", name="Dead letters").click()
+    await expect(page.get_by_text("The dead-letter queue is empty.")).to_be_visible()
+    # And alpha's run pages and live streams answer as if the runs did not exist
+    await page.goto(f"{ui_node.url}/ui/#/runs/{alpha_done}")
+    await expect(page.get_by_role("heading", name="Run not found")).to_be_visible()
+    for run_id in (alpha_done, alpha_live, alpha_dead):
+        for path in (f"/v1/runs/{run_id}", f"/v1/runs/{run_id}/events", f"/v1/runs/{run_id}/stream",
+                     f"/v1/runs/{run_id}/stream/chunks"):
+            status = await page.evaluate("async (p) => (await fetch(p)).status", path)
+            assert status == 404, (path, status)
+    listed = await page.evaluate("async () => (await (await fetch('/v1/runs?limit=100')).json()).data.map(r => r.id)")
+    assert listed == [beta_run]
+    await ui_node.http.delete(f"{ui_node.url}/v1/runs/{alpha_live}",
+                              headers={"Authorization": f"Bearer {ui_node.keys['alpha']}"})
+
+
+async def test_an_action_without_the_csrf_token_is_refused(ui_node: UiNode, browser: Any) -> None:
+    # Given a signed-in page and a queued-forever (executing) run
+    run_id = await ui_node.trigger("patient", {})
+    await eventually(lambda: ui_node.watch.event(ui_node.watch.started, run_id).is_set())
+    page = await signed_in_page(browser, ui_node)
+    # When the page's session cookie is sent with a cancel but without the CSRF token
+    refused = await page.evaluate(
+        "async (p) => { const r = await fetch(p, {method: 'DELETE'}); return [r.status, (await r.json()).code]; }",
+        f"/v1/runs/{run_id}")
+    # Then it is refused and the run keeps executing
+    assert refused == [403, "csrf_failed"]
+    assert (await ui_node.run(run_id))["status"] == "executing"
+    # And a wrong token is refused too, while the session's own token works
+    wrong = await page.evaluate(
+        "async (p) => (await fetch(p, {method: 'DELETE', headers: {'X-CSRF-Token': 'forged'}})).status",
+        f"/v1/runs/{run_id}")
+    assert wrong == 403
+    ok = await page.evaluate(
+        """async (p) => {
+             const s = await (await fetch('/ui/session')).json();
+             return (await fetch(p, {method: 'DELETE', headers: {'X-CSRF-Token': s.csrf_token}})).status;
+           }""", f"/v1/runs/{run_id}")
+    assert ok == 200
+    await eventually(lambda: run_id in ui_node.watch.cancelled)
+
+
+async def test_sign_out_ends_the_session(ui_node: UiNode, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # Given a signed-in page
+    page = await signed_in_page(browser, ui_node)
+    # When the user signs out
+    await page.get_by_role("button", name="Sign out").click()
+    # Then the sign-in form is back and the API no longer accepts the browser
+    await expect(page.get_by_label("API key")).to_be_visible()
+    assert await page.evaluate("async () => (await fetch('/v1/runs')).status") == 401
+    await page.reload()
+    await expect(page.get_by_label("API key")).to_be_visible()
