@@ -25,14 +25,13 @@ from runtime.app import Baton
 from runtime.codec import text
 from runtime.keys import Partition
 from runtime.metrics import Metrics
+from runtime.queues import read_heads
 from runtime.statuses import TERMINAL
 
 from .base import Actor
 
 __all__ = ["Observer"]
 
-#: ready-set score = (1000 - priority) * 2^42 + sequence (see lua/includes/common.lua)
-READY_BAND = 4398046511104
 #: statuses counted per partition from their index sets (beside queued, which is per queue)
 INDEXED_STATES = tuple(str(s) for s in TERMINAL)
 
@@ -126,12 +125,7 @@ class Observer(Actor[None]):
         for state in INDEXED_STATES:
             pipe.zcard(p.status(state))
         for q in queues:
-            # a queue's runs without a concurrency key, then its keyed ones
-            for key in (p.ready(q), p.keyed_ready(q)):
-                pipe.zcard(key)
-                pipe.zrange(key, 0, 0)
-                # the oldest priority-0 run: runs of a higher priority may be starving it
-                pipe.zrangebyscore(key, 1000 * READY_BAND, f"({1001 * READY_BAND}", start=0, num=1)
+            read_heads(pipe, p, q)
         res = await pipe.execute()
         m.observe_redis("observe", time.perf_counter() - started)
         names, delayed, leased, overdue, waiting, *rest = res

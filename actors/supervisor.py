@@ -19,6 +19,7 @@ from redis.exceptions import BusyLoadingError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from runtime import __version__
 from runtime.app import Baton
 from runtime.connection import check_eviction_policy
 from runtime.errors import RedisUnavailable
@@ -206,18 +207,26 @@ class Supervisor(Actor[None]):
             # (by an hour, say) still shows as live, and is not pruned by the others
             seconds, micros = await self.app.redis.time()
             now_ms = int(seconds) * 1000 + int(micros) // 1000
+            leases = self.metrics.registry.get_sample_value("baton_leases_held")
             pipe = self.app.redis.pipeline(transaction=False)
             pipe.hset(keys.node(self.settings.node_id), mapping={
                 "node_id": self.settings.node_id, "heartbeat_at": now_ms, "slots": self.settings.concurrency,
                 "busy": busy if busy is not None else "", "jobs": ",".join(self.app.jobs.names()),
+                "queues": ",".join(served_queues(self.app)), "leases": int(leases or 0), "version": __version__,
             })
             pipe.pexpire(keys.node(self.settings.node_id), ttl_ms)
             pipe.zadd(keys.nodes, {self.settings.node_id: now_ms})
             pipe.zremrangebyscore(keys.nodes, "-inf", now_ms - 3600_000)
+            # an operator's drain request (runtime/nodes.py): taken once, then acted on like SIGTERM
+            pipe.get(keys.drain_request(self.settings.node_id))
+            pipe.delete(keys.drain_request(self.settings.node_id))
             started = time.perf_counter()
-            await pipe.execute()
+            drain = (await pipe.execute())[-2]
             self.metrics.observe_redis("heartbeat", time.perf_counter() - started)
             self.metrics.heartbeat_timestamp.set(now_ms / 1000)
+            if drain is not None:
+                self.log.info("drain requested through the API")
+                self.request_shutdown()
         except RedisError as exc:
             if isinstance(exc, OUTAGE):
                 self.metrics.redis_reconnects.labels(actor=self.name).inc()
@@ -225,6 +234,10 @@ class Supervisor(Actor[None]):
 
     async def drain(self) -> None:
         """Stop taking work, let handlers finish within the grace period, give back the rest."""
+        try:  # shown by GET /v1/nodes until the record goes at the end of the drain
+            await self.app.redis.hset(self.app.keys.node(self.settings.node_id), "draining", "1")
+        except RedisError:
+            pass
         if self.intake is not None:
             # cancelling intake mid-batch is safe: unacknowledged entries are
             # delivered again and run creation is idempotent on the entry id

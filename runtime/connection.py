@@ -28,7 +28,7 @@ from .codec import text
 from .errors import RedisUnavailable
 from .sentinel import SENTINEL_SCHEMES, parse_sentinel_url, sentinel_client
 
-__all__ = ["DirectCalls", "EmbeddedServer", "check_eviction_policy", "connect", "redis_url_problem"]
+__all__ = ["DirectCalls", "EmbeddedServer", "check_eviction_policy", "connect", "redis_url_problem", "server_ms"]
 
 logger = logging.getLogger(__name__)
 
@@ -208,6 +208,12 @@ class DirectCalls:
             return
         while self._free:
             await self._pool.release(self._free.pop())
+
+
+async def server_ms(client: Any) -> int:
+    """The Redis server's clock in epoch milliseconds: the one clock every node agrees on."""
+    seconds, micros = await client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
 
 
 async def check_eviction_policy(client: Any) -> str | None:

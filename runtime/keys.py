@@ -166,6 +166,11 @@ class Partition:
         """Index of runs in a terminal status (ZSET, score = time entered)."""
         return f"{self.prefix}st:{status}"
 
+    def throughput(self, queue: str, hour: int) -> str:
+        """Runs of a queue that finished, per minute, in one hour (HASH epoch minute -> count; expires
+        two hours after its last new minute; written by make_terminal in lua/includes/common.lua)."""
+        return f"{self.prefix}tput:{queue}:{hour}"
+
     def job_leases(self, job: str) -> str:
         """Leased runs of a job (SET of ids): the exact per-job concurrency count."""
         return f"{self.prefix}cc:j:{job}"
@@ -240,6 +245,19 @@ class Keys:
         """A dashboard sign-in session (HASH project/csrf/key digest, expiring), keyed by the SHA-256 of
         the cookie's session id so that reading Redis never yields a live cookie."""
         return f"{self._node}session:{digest}"
+
+    def drain_request(self, node_id: str) -> str:
+        """An operator's request that a node drain and exit (STRING with a TTL; read by its heartbeat)."""
+        return f"{self._node}drain:{node_id}"
+
+    def bulk_action(self, action_id: str) -> str:
+        """A background bulk action: its request and progress (HASH, expires a day after it ends)."""
+        return f"{self._node}bulk:{action_id}"
+
+    @property
+    def bulk_actions(self) -> str:
+        """Background bulk actions by start time (ZSET id -> start ms)."""
+        return f"{self._node}bulks"
 
     @property
     def scheduler_lease(self) -> str:

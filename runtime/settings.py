@@ -110,6 +110,8 @@ _TEXT_RULES = (
     ("metrics_host", re.compile(r"\S+"), "an address"),
     ("api_host", re.compile(r"\S+"), "an address"),
     ("embedded_dir", re.compile(r".+"), "a directory"),
+    ("api_operator_projects", re.compile(r"\*|[a-z0-9][a-z0-9_-]{0,63}(,[a-z0-9][a-z0-9_-]{0,63})*|"),
+     "comma-separated project names, or *"),
 )
 #: Python types a field of each annotated type accepts (an int is a valid float)
 _TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "bool": bool, "str": str}
@@ -208,6 +210,9 @@ class Settings:
     api_keys: str = ""
     #: A plaintext key for project "default", for development only; ``auto`` = generate one and log it once.
     api_dev_key: str = ""
+    #: Projects whose API keys may use the operator endpoints (queues, schedules, job limits, nodes), which
+    #: act on the whole deployment; comma-separated, ``*`` = every project.
+    api_operator_projects: str = "default"
     #: Largest accepted HTTP request body (bytes); larger ones get 413.
     max_body_bytes: int = 1024 * 1024
     #: Most index entries one run listing examines before it returns a partial page with a cursor.
@@ -258,6 +263,11 @@ class Settings:
     def with_changes(self, **changes: Any) -> Settings:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
+
+    def may_operate(self, project: str) -> bool:
+        """Whether keys of ``project`` may use the operator endpoints (``api_operator_projects``)."""
+        allowed = self.api_operator_projects.split(",")
+        return "*" in allowed or project in allowed
 
     @property
     def queue_list(self) -> list[str]:

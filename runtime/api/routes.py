@@ -1,6 +1,7 @@
 """The route table: every endpoint, its handler and its OpenAPI declaration (see routing.Route).
 
-The handlers live by resource in handlers_runs, handlers_bulk, handlers_jobs and handlers_ops.
+The handlers live by resource in handlers_runs, handlers_bulk, handlers_jobs and handlers_ops; the
+operator endpoints (queues, schedules, job limits, nodes) in routes_ops.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from .handlers_runs import (
     h_tool_calls,
     h_usage,
 )
+from .routes_ops import OPS_ROUTES
 from .routing import Param, Route
 from .run_helpers import CURSOR, FILTERS, LAST_EVENT, LIMIT, RUN_ID, VIEW
 
@@ -178,6 +180,7 @@ ROUTES: tuple[Route, ...] = (
           "Wakes the caller's project's runs waiting in ctx.wait_for_event(key), and is kept event_ttl_s for "
           "waits that start later.", body="SendEventRequest", body_required=True,
           responses={200: ("How many runs woke", "SendEventResponse")}),
+    *OPS_ROUTES,
     Route("GET", "/health", h_health, "health", "Liveness", "Operations", auth=False,
           responses={200: ("The process serves requests", "Health")}),
     Route("GET", "/ready", h_ready, "ready", "Readiness", "Operations",

@@ -20,7 +20,8 @@ from ..app import Baton
 from ..settings import Settings
 from .auth import ApiKeys
 from .errors import ApiError
-from .schemas import SCHEMAS, VIEW_NAMES
+from .schemas import VIEW_NAMES
+from .schemas_ops import COMPONENTS
 from .sessions import Sessions
 
 if TYPE_CHECKING:
@@ -65,6 +66,8 @@ class Route:
     auth: bool = True
     #: extra error statuses this operation can answer (beyond 400/401/404/413/503)
     errors: tuple[int, ...] = ()
+    #: an operator endpoint: it acts on the whole deployment, so only keys of ``api_operator_projects``
+    operator: bool = False
 
 
 @dataclass
@@ -115,4 +118,4 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
 
 def component(name: str) -> dict[str, Any]:
     """A schema that validates against component ``name`` with every component resolvable."""
-    return {"$ref": f"#/components/schemas/{name}", "components": {"schemas": SCHEMAS}}
+    return {"$ref": f"#/components/schemas/{name}", "components": {"schemas": COMPONENTS}}

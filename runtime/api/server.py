@@ -59,8 +59,8 @@ _CONFLICTS: dict[type[BatonError], str] = {
     RunAlreadyFinished: "already_finished", RunNotFinished: "not_finished", RunStatusConflict: "wrong_status",
     RunAlreadyReplayed: "already_replayed", RunExists: "exists",
 }
-_HTTP_CODES = {400: "bad_request", 404: "route_not_found", 405: "method_not_allowed", 413: "body_too_large",
-               415: "unsupported_media_type"}
+_HTTP_CODES = {400: "bad_request", 403: "forbidden", 404: "route_not_found", 405: "method_not_allowed",
+               413: "body_too_large", 415: "unsupported_media_type"}
 
 
 class ApiMetrics:
@@ -136,6 +136,9 @@ class _Endpoint:
                 raise ApiError(401, "unauthorized", "missing or invalid API key (Authorization: Bearer <key>)",
                                {"WWW-Authenticate": 'Bearer realm="baton"'})
             project = found
+            if route.operator and not self.state.settings.may_operate(project):
+                raise ApiError(403, "forbidden", f"keys of project {project} may not use the operator endpoints "
+                               "(api_operator_projects)")
         unknown = sorted(set(request.query) - self.query_names)
         if unknown:  # a misspelt filter must not silently list (or cancel) everything
             raise ApiError(400, "invalid_parameter", f"unknown query parameter(s): {', '.join(unknown)[:200]}")

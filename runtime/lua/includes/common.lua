@@ -152,7 +152,13 @@ local function make_terminal(pfx, id, status, now, ttl_ms, cap)
   call('PEXPIRE', rk, ttl_ms)
   for _, k in ipairs(satellite_keys(pfx, id)) do call('PEXPIRE', k, ttl_ms) end
   trim_index(pfx, index, now, ttl_ms, cap)
-  local parent = call('HGET', rk, 'parent_id')
+  local r = call('HMGET', rk, 'parent_id', 'queue')
+  -- the queue's throughput: runs finished per minute, one hash per hour (fields = epoch minutes), kept
+  -- two hours so the last 60 minutes are always readable (runtime/queues.py reads it)
+  local minute = math.floor(now / 60000)
+  local tk = pfx .. 'tput:' .. (r[2] or 'default') .. ':' .. math.floor(minute / 60)
+  if call('HINCRBY', tk, minute, 1) == 1 then call('PEXPIRE', tk, 7260000) end
+  local parent = r[1]
   if parent then
     local wk = pfx .. 'wait:' .. parent
     if call('SREM', wk, id) == 1 and call('SCARD', wk) == 0 then
