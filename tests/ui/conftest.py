@@ -91,6 +91,11 @@ def define_ui_jobs(app: Baton, watch: Watch) -> None:
         ctx.log.error("cannot process %s", payload.get("n"))
         raise PermanentFailure(f"item {payload.get('n')} is malformed")
 
+    @app.job(max_attempts=1, cron="0 3 * * *")
+    async def nightly(ctx: RunContext, payload: Any) -> str:
+        """A cron job (03:00 every day): the schedules page triggers it now."""
+        return "report sent"
+
     @app.job(max_attempts=1)
     async def recover(ctx: RunContext, payload: Any) -> str:
         """Fails until its gate opens (dead-lettered runs replay successfully afterwards)."""
@@ -127,9 +132,11 @@ class UiNode:
 
 @pytest.fixture
 async def ui_node(make_app: Any) -> AsyncIterator[UiNode]:
-    """A node serving the API (and /ui) on a free port, with keys of projects alpha and beta."""
+    """A node serving the API (and /ui) on a free port, with keys of projects alpha (an operator project)
+    and beta."""
     keys = {"alpha": new_key(), "beta": new_key()}
-    app = make_app(**api_settings(keys))
+    # alpha may read the deployment-wide operator endpoints (queues, nodes, schedules); beta may not
+    app = make_app(**api_settings(keys), api_operator_projects="alpha")
     watch = Watch()
     define_ui_jobs(app, watch)
     async with serving_api(app) as (node, url, http):

@@ -21,8 +21,13 @@ async def test_sign_in_see_overview_filter_runs_and_open_a_run(ui_node: UiNode, 
         await ui_node.app.wait_for(run_id, 20)
     # When a user signs in with the project's key
     page = await signed_in_page(browser, ui_node)
-    # Then the overview shows, and the key is in no URL and no cookie readable by the page
+    # Then the overview shows the queue with its finished runs, this node and the cron schedule
     await expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+    queue_row = page.locator("table.queues tbody tr", has=page.get_by_role("link", name="default"))
+    await expect(queue_row).to_contain_text("4 in the hour")
+    await expect(page.locator("#h-nodes + div")).to_contain_text(ui_node.app.settings.node_id)
+    await expect(page.locator("#h-sched + *")).to_contain_text("0 3 * * *")
+    # And the key is in no URL and no cookie readable by the page
     assert ui_node.keys["alpha"] not in page.url
     assert await page.evaluate("document.cookie") == ""
     # When they open the runs page and filter by status
@@ -203,3 +208,30 @@ async def test_sign_out_ends_the_session(ui_node: UiNode, browser: Any) -> None:
     assert await page.evaluate("async () => (await fetch('/v1/runs')).status") == 401
     await page.reload()
     await expect(page.get_by_label("API key")).to_be_visible()
+
+
+async def test_schedules_page_triggers_a_schedule_now(ui_node: UiNode, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # Given the schedules page of an operator project
+    page = await signed_in_page(browser, ui_node)
+    await page.get_by_role("link", name="Schedules").click()
+    row = page.locator("table.schedules tbody tr").filter(has_text="nightly")
+    await expect(row).to_contain_text("0 3 * * *")
+    # When the user triggers the nightly schedule now
+    await row.get_by_role("button", name="Trigger now").click()
+    await page.get_by_role("dialog").get_by_role("button", name="Trigger now").click()
+    # Then the page names the run it started, and that run completes
+    result = page.locator("p.result")
+    await expect(result).to_contain_text("triggered: cron.")
+    run_id = (await result.inner_text()).split("triggered: ", 1)[1].strip()
+    assert (await ui_node.app.wait_for(run_id, 20)).status == "completed"
+    # When it is paused from the page
+    await row.get_by_role("button", name="Pause").click()
+    await page.get_by_role("dialog").get_by_role("button", name="Pause").click()
+    # Then it shows paused
+    await expect(row.locator(".badge")).to_have_text("paused")
+    # And a project that is not an operator sees no schedules
+    other = await signed_in_page(browser, ui_node, "beta")
+    await other.get_by_role("link", name="Schedules").click()
+    await expect(other.get_by_text("sign in with a key of an operator project")).to_be_visible()

@@ -183,6 +183,19 @@ export class Coalescer {
   }
 }
 
+/**
+ * Load now, then again every intervalMs while the tab is visible and when() holds, through a Coalescer
+ * (a slow answer is never overtaken by the next request). Returns the refresher and stop().
+ */
+export function keepFresh(load, intervalMs, when = () => true) {
+  const refresher = new Coalescer(load, intervalMs / 2);
+  refresher.request();
+  const timer = setInterval(() => {
+    if (!document.hidden && when()) refresher.request();
+  }, intervalMs);
+  return { refresher, stop: () => { clearInterval(timer); refresher.stop(); } };
+}
+
 /** A labelled form control: h("label") + control, in a wrapper. */
 export function field(label, control) {
   if (!control.id) control.id = `f-${Math.random().toString(36).slice(2, 9)}`;

@@ -2,11 +2,11 @@
 // The filters live in the URL (#/runs?status=failed&job=...), so a filtered view can be bookmarked.
 
 import { ApiFailure, get, runPath } from "./api.js";
-import { badge, Coalescer, duration, errorBox, field, fill, h, span, time } from "./dom.js";
+import { badge, duration, errorBox, field, fill, h, keepFresh, span, time } from "./dom.js";
 
 export const STATUSES = ["queued", "delayed", "executing", "waiting", "paused", "completed", "failed",
   "dead_letter", "canceled", "expired"];
-//: how often the table refreshes itself while live (the API is asked at most this often, whatever the load)
+// how often the table refreshes itself while live (the API is asked at most this often, whatever the load)
 const REFRESH_MS = 2000;
 const FILTERS = ["status", "job", "queue", "tag", "metadata_key", "metadata_value", "created_after",
   "created_before", "q"];
@@ -124,7 +124,6 @@ export function mount(root, _match, params) {
       (page.has_more && page.data.length < 50 ? ` · ${page.scanned} scanned, more further on` : "");
   }
 
-  const refresher = new Coalescer(() => load().catch(showError), REFRESH_MS / 2);
   function showError(err) {
     info.replaceChildren(errorBox(err));
   }
@@ -152,15 +151,13 @@ export function mount(root, _match, params) {
   });
   get("/jobs").then((j) => fill(jobs, j.data.map((job) => h("option", { value: job.name })))).catch(() => {});
 
-  load().catch(showError);
-  // live: poll through the coalescer (one request in flight at most, one every REFRESH_MS), paused while
-  // the tab is hidden; new runs appear and statuses change without a reload
-  const timer = setInterval(() => {
-    if (live.checked && !document.hidden) refresher.request();
-  }, REFRESH_MS);
+  // live: the table reloads through a coalescer (one request in flight at most, one every REFRESH_MS, none
+  // while the tab is hidden or the user's keyboard focus is in the table); new runs appear and statuses
+  // change without a reload
+  const fresh = keepFresh(() => load().catch(showError), REFRESH_MS,
+    () => live.checked && !table.contains(document.activeElement));
   return () => {
     stopped = true;
-    clearInterval(timer);
-    refresher.stop();
+    fresh.stop();
   };
 }
