@@ -75,6 +75,17 @@ def define_ui_jobs(app: Baton, watch: Watch) -> None:
             ctx.progress(i, ticks, f"tick {i}")
         return {"ticks": ticks}
 
+    @app.job(max_attempts=1, timeout=60)
+    async def chatty(ctx: RunContext, payload: Any) -> int:
+        """Writes payload['lines'] log lines and progress reports as fast as it can, in bursts."""
+        lines = int(payload["lines"])
+        for i in range(1, lines + 1):
+            ctx.log.info("line %d", i)
+            ctx.progress(i, lines)
+            if i % 100 == 0:
+                await asyncio.sleep(0.05)  # a flush between bursts: hundreds of events a second
+        return lines
+
     @app.job(max_attempts=1, timeout=120)
     async def patient(ctx: RunContext, payload: Any) -> str:
         """Runs until canceled; records that it received the cancellation."""
@@ -121,6 +132,18 @@ class UiNode:
             body = await resp.json()
             assert resp.status in (200, 201), body
             return str(body["id"])
+
+    async def trigger_batch(self, job: str, inputs: list[Any], project: str = "alpha") -> list[str]:
+        """Trigger a run per input through POST /v1/runs/batch (1,000 per request)."""
+        ids: list[str] = []
+        for first in range(0, len(inputs), 1000):
+            body = {"runs": [{"job": job, "input": i} for i in inputs[first:first + 1000]]}
+            async with self.http.post(f"{self.url}/v1/runs/batch", json=body,
+                                      headers={"Authorization": f"Bearer {self.keys[project]}"}) as resp:
+                created = await resp.json()
+                assert resp.status == 201, created
+                ids.extend(r["id"] for r in created["runs"])
+        return ids
 
     async def run(self, run_id: str, project: str = "alpha") -> dict[str, Any]:
         async with self.http.get(f"{self.url}/v1/runs/{run_id}",

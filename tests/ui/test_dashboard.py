@@ -4,7 +4,9 @@ isolation and CSRF protection."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from typing import Any
 
 from tests.nodes import eventually
@@ -235,3 +237,74 @@ async def test_schedules_page_triggers_a_schedule_now(ui_node: UiNode, browser: 
     other = await signed_in_page(browser, ui_node, "beta")
     await other.get_by_role("link", name="Schedules").click()
     await expect(other.get_by_text("sign in with a key of an operator project")).to_be_visible()
+
+
+async def test_live_updates_are_coalesced_under_a_burst(ui_node: UiNode, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # Given the runs page, open and live, counting the listing requests it makes
+    page = await signed_in_page(browser, ui_node)
+    listings: list[float] = []
+    page.on("request", lambda r: listings.append(time.monotonic()) if "/v1/runs?" in r.url else None)
+    await page.get_by_role("link", name="Runs", exact=True).click()
+    await expect(page.locator("table.runs tbody tr")).to_have_count(1)  # "No runs match."
+    # When a burst of 2,000 runs arrives in about a second and a half and executes
+    started = time.monotonic()
+    await ui_node.trigger_batch("echo", [{"n": n} for n in range(2000)])
+    await expect(page.locator("table.runs tbody tr")).to_have_count(50, timeout=EXPECT_MS)
+    await asyncio.sleep(6)
+    elapsed = time.monotonic() - started
+    # Then the page asked for the list at most once per refresh interval (2 s), not once per run
+    during = [t for t in listings if t >= started]
+    assert len(during) <= elapsed / 2 + 2, (len(during), elapsed)
+    # Given a run that writes thousands of events a second, its page open
+    run_id = await ui_node.trigger("chatty", {"lines": 3000})
+    reloads: list[str] = []
+    page.on("request", lambda r: reloads.append(r.url) if r.url.endswith(f"/v1/runs/{run_id}") else None)
+    opened = time.monotonic()
+    await page.goto(f"{ui_node.url}/ui/#/runs/{run_id}")
+    # Then the page ends completed with the last lines shown, the timeline capped at 1,000 rows
+    await expect(page.locator(".page-head .badge").first).to_have_text("completed", timeout=EXPECT_MS)
+    await expect(page.locator("ol.logs .log-msg").last).to_have_text("line 3000", timeout=EXPECT_MS)
+    assert await page.locator("ol.timeline li").count() <= 1000
+    # And the run itself was re-read about once a second, not once per event
+    assert len(reloads) <= (time.monotonic() - opened) + 3, len(reloads)
+
+
+async def test_usable_at_phone_width_and_with_labelled_controls(ui_node: UiNode, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # Given a run, and the dashboard on a phone-width screen
+    run_id = await ui_node.trigger("echo", {"n": 1}, tags=["phone"])
+    await ui_node.app.wait_for(run_id, 20)
+    page = await signed_in_page(browser, ui_node, width=390, height=844)
+    for hash_ in ("#/overview", "#/runs", f"#/runs/{run_id}", "#/dlq", "#/schedules"):
+        await page.goto(f"{ui_node.url}/ui/{hash_}")
+        await expect(page.locator("#page h1")).to_be_visible()
+        await page.wait_for_timeout(300)
+        # Then nothing is wider than the screen (tables scroll inside their own box)
+        overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, (hash_, overflow)
+        # And every control has an accessible name (a label, aria-label or its text)
+        unnamed = await page.evaluate("""() => [...document.querySelectorAll('input, select, button, a[href]')]
+            .filter(el => el.offsetParent !== null)
+            .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label') && !el.textContent.trim())
+            .map(el => el.outerHTML.slice(0, 80))""")
+        assert unnamed == [], (hash_, unnamed)
+    # And the runs page is usable from the keyboard: tab to the search box, type, Enter filters
+    await page.goto(f"{ui_node.url}/ui/#/runs")
+    await expect(page.locator("table.runs tbody tr")).to_have_count(1)
+    await page.get_by_label("Search").focus()
+    await page.keyboard.type("no-such-key")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_text("No runs match.")).to_be_visible()
+    # And times are shown in the viewer's time zone (Europe/Paris here) with a relative age
+    cell = page.locator("time").first
+    await page.get_by_label("Search").fill("")
+    await page.keyboard.press("Enter")
+    await expect(cell).to_contain_text("ago")
+    iso = await cell.get_attribute("datetime")
+    shown = await cell.inner_text()
+    local = await page.evaluate("(iso) => new Date(iso).toLocaleString(undefined, {timeZone: 'Europe/Paris', "
+                                "dateStyle: 'short', timeStyle: 'medium'})", iso)
+    assert shown.startswith(local), (shown, local)
