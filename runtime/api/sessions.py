@@ -31,7 +31,7 @@ from ..codec import text
 from .auth import ApiKeys
 from .errors import ApiError
 
-__all__ = ["COOKIE", "CSRF_HEADER", "SAFE_METHODS", "Session", "Sessions", "session_project"]
+__all__ = ["COOKIE", "CSRF_HEADER", "SAFE_METHODS", "Session", "Sessions", "check_csrf", "session_project"]
 
 #: Name of the session cookie
 COOKIE = "baton_session"

@@ -13,6 +13,11 @@ from tests.nodes import eventually
 from tests.ui.conftest import EXPECT_MS, UiNode, signed_in_page
 
 
+async def nav(page: Any, name: str) -> None:
+    """Go to a page through the navigation bar (other links may carry the same words)."""
+    await page.get_by_role("navigation", name="Pages").get_by_role("link", name=name, exact=True).click()
+
+
 async def test_sign_in_see_overview_filter_runs_and_open_a_run(ui_node: UiNode, browser: Any) -> None:
     from playwright.async_api import expect
 
@@ -25,7 +30,7 @@ async def test_sign_in_see_overview_filter_runs_and_open_a_run(ui_node: UiNode, 
     page = await signed_in_page(browser, ui_node)
     # Then the overview shows the queue with its finished runs, this node and the cron schedule
     await expect(page.get_by_role("heading", name="Overview")).to_be_visible()
-    queue_row = page.locator("table.queues tbody tr", has=page.get_by_role("link", name="default"))
+    queue_row = page.locator("table.queues tbody tr", has=page.get_by_role("link", name="default", exact=True))
     await expect(queue_row).to_contain_text("4 in the hour")
     await expect(page.locator("#h-nodes + div")).to_contain_text(ui_node.app.settings.node_id)
     await expect(page.locator("#h-sched + *")).to_contain_text("0 3 * * *")
@@ -33,7 +38,7 @@ async def test_sign_in_see_overview_filter_runs_and_open_a_run(ui_node: UiNode, 
     assert ui_node.keys["alpha"] not in page.url
     assert await page.evaluate("document.cookie") == ""
     # When they open the runs page and filter by status
-    await page.get_by_role("link", name="Runs", exact=True).click()
+    await nav(page, "Runs")
     rows = page.locator("table.runs tbody tr")
     await expect(rows).to_have_count(4)
     await page.get_by_label("Status").select_option("failed")
@@ -48,13 +53,13 @@ async def test_sign_in_see_overview_filter_runs_and_open_a_run(ui_node: UiNode, 
     await page.get_by_role("button", name="Apply").click()
     await expect(rows).to_have_count(3)
     # And open one run
-    await page.get_by_role("link", name=done[0]).click()
+    await page.get_by_role("link", name=done[0], exact=True).click()
     # Then its page shows its status, input and log line
     await expect(page.get_by_role("heading", name=re.compile(re.escape(done[0])))).to_be_visible()
     await expect(page.locator(".page-head .badge").first).to_have_text("completed")
     await expect(page.locator("ol.logs")).to_contain_text("echoing")
     # When they search the failed run's id
-    await page.get_by_role("link", name="Runs", exact=True).click()
+    await nav(page, "Runs")
     await page.get_by_label("Search").fill(failed)
     await page.get_by_role("button", name="Apply").click()
     await expect(rows).to_have_count(1)
@@ -70,8 +75,8 @@ async def test_run_page_follows_logs_progress_and_status_live(ui_node: UiNode, b
     # When a run that logs every 200 ms starts
     run_id = await ui_node.trigger("ticker", {"ticks": 25})
     # Then it appears in the table without a reload
-    await expect(page.get_by_role("link", name=run_id)).to_be_visible(timeout=EXPECT_MS)
-    await page.get_by_role("link", name=run_id).click()
+    await expect(page.get_by_role("link", name=run_id, exact=True)).to_be_visible(timeout=EXPECT_MS)
+    await page.get_by_role("link", name=run_id, exact=True).click()
     # And on its page, while it executes, log lines and progress arrive
     await expect(page.locator(".page-head .badge").first).to_have_text("executing", timeout=EXPECT_MS)
     logs = page.locator("ol.logs li")
@@ -118,7 +123,7 @@ async def test_replay_three_dead_letters_in_bulk(ui_node: UiNode, browser: Any) 
     ui_node.watch.event(ui_node.watch.gates, "recover").set()  # the downstream is back
     # When the user selects three of them on the DLQ page and replays them
     page = await signed_in_page(browser, ui_node)
-    await page.get_by_role("link", name="Dead letters").click()
+    await nav(page, "Dead letters")
     await expect(page.locator("table.dlq tbody").get_by_role("checkbox")).to_have_count(4)
     await expect(page.locator("table.dlq")).to_contain_text("downstream unavailable")
     for run_id in dead[:3]:
@@ -151,12 +156,12 @@ async def test_another_projects_session_sees_none_of_the_first_projects_runs(ui_
     # When project beta signs in
     page = await signed_in_page(browser, ui_node, "beta")
     # Then its runs page lists only its own run
-    await page.get_by_role("link", name="Runs", exact=True).click()
+    await nav(page, "Runs")
     rows = page.locator("table.runs tbody tr")
     await expect(rows).to_have_count(1)
     await expect(rows.first).to_contain_text(beta_run)
     # And its dead-letter page is empty
-    await page.get_by_role("link", name="Dead letters").click()
+    await nav(page, "Dead letters")
     await expect(page.get_by_text("The dead-letter queue is empty.")).to_be_visible()
     # And alpha's run pages and live streams answer as if the runs did not exist
     await page.goto(f"{ui_node.url}/ui/#/runs/{alpha_done}")
@@ -217,7 +222,7 @@ async def test_schedules_page_triggers_a_schedule_now(ui_node: UiNode, browser: 
 
     # Given the schedules page of an operator project
     page = await signed_in_page(browser, ui_node)
-    await page.get_by_role("link", name="Schedules").click()
+    await nav(page, "Schedules")
     row = page.locator("table.schedules tbody tr").filter(has_text="nightly")
     await expect(row).to_contain_text("0 3 * * *")
     # When the user triggers the nightly schedule now
@@ -235,7 +240,7 @@ async def test_schedules_page_triggers_a_schedule_now(ui_node: UiNode, browser: 
     await expect(row.locator(".badge")).to_have_text("paused")
     # And a project that is not an operator sees no schedules
     other = await signed_in_page(browser, ui_node, "beta")
-    await other.get_by_role("link", name="Schedules").click()
+    await nav(other, "Schedules")
     await expect(other.get_by_text("sign in with a key of an operator project")).to_be_visible()
 
 
@@ -246,7 +251,7 @@ async def test_live_updates_are_coalesced_under_a_burst(ui_node: UiNode, browser
     page = await signed_in_page(browser, ui_node)
     listings: list[float] = []
     page.on("request", lambda r: listings.append(time.monotonic()) if "/v1/runs?" in r.url else None)
-    await page.get_by_role("link", name="Runs", exact=True).click()
+    await nav(page, "Runs")
     await expect(page.locator("table.runs tbody tr")).to_have_count(1)  # "No runs match."
     # When a burst of 2,000 runs arrives in about a second and a half and executes
     started = time.monotonic()

@@ -160,11 +160,17 @@ export function mount(root, match) {
     relatives.replaceChildren(links.length ? kv(links) : h("p", { class: "muted" }, "No parent, continuation, replay or restart."),
       relatives.querySelector(".chain") || h("div", { class: "chain" }),
       relatives.querySelector(".children") || h("div", { class: "children" }));
-    fill(attempts, run.attempts.length ? h("div", { class: "table-wrap" }, h("table", {},
+    // the attempt in progress is recorded when it ends: show it from the run's lease meanwhile
+    const shown = [...run.attempts];
+    if (run.status === "executing" && !shown.some((a) => a.number === run.attempt)) {
+      shown.push({ number: run.attempt, status: "executing", started_at: run.started_at, finished_at: null,
+        worker_id: run.lease_node, error: null });
+    }
+    fill(attempts, shown.length ? h("div", { class: "table-wrap" }, h("table", {},
       h("thead", {}, h("tr", {}, ["#", "Status", "Started", "Finished", "Duration", "Node", "Error"].map((c) => h("th", { scope: "col" }, c)))),
-      h("tbody", {}, run.attempts.map((a) => h("tr", {},
+      h("tbody", {}, shown.map((a) => h("tr", {},
         h("td", { class: "num" }, a.number), h("td", {}, badge(a.status)), h("td", {}, time(a.started_at)),
-        h("td", {}, time(a.finished_at)), h("td", { class: "num" }, duration(span(a.started_at, a.finished_at))),
+        h("td", {}, a.finished_at ? time(a.finished_at) : "—"), h("td", { class: "num" }, duration(span(a.started_at, a.finished_at))),
         h("td", { class: "mono" }, a.worker_id || ""),
         h("td", {}, a.error ? errorDetails(a.error) : ""))))))
       : h("p", { class: "muted" }, "No attempt yet."));
@@ -204,10 +210,15 @@ export function mount(root, match) {
       evFrag.append(eventRow(ev));
       if (ev.type === "log") logFrag.append(logRow(ev));
     }
+    // a list scrolled to its end follows new lines; one the reader scrolled up stays where it is
+    const follow = [timeline, logs].map((el) => el.scrollHeight - el.scrollTop - el.clientHeight < 40);
     timeline.append(evFrag);
     logs.append(logFrag);
     while (timeline.children.length > MAX_TIMELINE_ROWS) timeline.firstChild.remove();
     while (logs.children.length > MAX_TIMELINE_ROWS) logs.firstChild.remove();
+    [timeline, logs].forEach((el, i) => {
+      if (follow[i]) el.scrollTop = el.scrollHeight;
+    });
   }
 
   // events from the stream are buffered and added at most every 200 ms (one DOM update for many events)
