@@ -29,6 +29,7 @@ from runtime.queues import read_heads
 from runtime.statuses import TERMINAL
 
 from .base import Actor
+from .intake import submit_streams
 
 __all__ = ["Observer"]
 
@@ -83,33 +84,44 @@ class Observer(Actor[None]):
         # clock may be off by any amount
         window_ms = 2 * self.settings.lease_ttl_ms
         started = time.perf_counter()
+        streams = [s.key for s in submit_streams(self.app)]
         pipe = self.app.redis.pipeline(transaction=False)
-        pipe.xinfo_groups(keys.submit_stream)
-        pipe.xlen(keys.submit_stream)
         pipe.zcount(keys.nodes, now_ms - window_ms, "+inf")
-        groups, length, live = await pipe.execute(raise_on_error=False)
+        for stream in streams:
+            pipe.xinfo_groups(stream)
+            pipe.xlen(stream)
+        live, *per_stream = await pipe.execute(raise_on_error=False)
         m.observe_redis("observe", time.perf_counter() - started)
         if not isinstance(live, Exception):
             m.nodes_live.set(int(live))
-        if not isinstance(length, Exception):
-            m.intake_stream_length.set(int(length))
-        if isinstance(groups, ResponseError):  # no stream yet: nothing submitted, nothing pending
-            m.intake_lag.set(0)
-            m.intake_pending.set(0)
-            return
-        if isinstance(groups, Exception):
-            raise groups
+        # the gauges add up every submission stream the nodes read
+        total_length = total_pending = total_lag = 0
+        for groups, length in zip(per_stream[::2], per_stream[1::2], strict=True):
+            if isinstance(length, Exception) or isinstance(groups, ResponseError):
+                continue  # no stream yet: nothing submitted, nothing pending
+            if isinstance(groups, Exception):
+                raise groups
+            total_length += int(length)
+            pending, lag = self._backlog(groups, int(length))
+            total_pending += pending
+            total_lag += lag
+        m.intake_stream_length.set(total_length)
+        m.intake_pending.set(total_pending)
+        m.intake_lag.set(total_lag)
+
+    def _backlog(self, groups: list[dict[Any, Any]], length: int) -> tuple[int, int]:
+        """The intake group's pending entries and lag on one stream."""
         for g in groups:
-            if text(g.get("name", b"")) != keys.intake_group:
+            if text(g.get("name", b"")) != self.app.keys.intake_group:
                 continue
-            m.intake_pending.set(int(g.get("pending") or 0))
             lag = g.get("lag")
             # Redis reports no lag when it cannot tell (entries deleted inside the
             # undelivered range); fall back to the entries not yet read at all
             if lag is None:
                 read = g.get("entries-read")
-                lag = max(int(length) - int(read), 0) if read is not None and isinstance(length, int) else 0
-            m.intake_lag.set(int(lag))
+                lag = max(length - int(read), 0) if read is not None else 0
+            return int(g.get("pending") or 0), int(lag)
+        return 0, 0
 
     async def _partition(self, p: Partition, now_ms: int) -> None:
         m = self.metrics

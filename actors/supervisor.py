@@ -26,12 +26,13 @@ from runtime.errors import RedisUnavailable
 from runtime.logs import node_id_var
 from runtime.messages import AskBusy, Drain, ReleaseAll, WhenIdle, WhenReleased
 from runtime.metrics import Metrics
+from runtime.topology import SentinelStartWatch, check_deployment, check_fsync, check_server
 
 from .api import Api
 from .base import Actor
 from .executor import CANCEL_GRACE_S, Executor
 from .fetcher import Fetcher, clear_handoff, served_queues
-from .intake import Intake, ensure_group
+from .intake import Intake, ensure_group, submit_streams
 from .leaser import Leaser
 from .listener import Listener
 from .observer import Observer
@@ -71,7 +72,8 @@ class Supervisor(Actor[None]):
         self.listener = Listener(app, fetcher=to_fetcher, executor=to_executor)
         self.receiver = (Receiver(app, executor=to_executor, leaser=to_leaser, fetcher=to_fetcher)
                          if settings.handoff else None)
-        self.intake = Intake(app, self.metrics) if intake else None
+        # one intake per submission stream: the node-wide one and, with partition_streams, each partition's
+        self.intakes = [Intake(app, self.metrics, stream) for stream in submit_streams(app)] if intake else []
         self.observer = Observer(app, self.metrics)
         # the HTTP API, in this process when api_port is set (or alone: `baton api`)
         self.api = (Api(app, self.metrics.registry, ready=lambda: not self.shutdown_requested.is_set())
@@ -88,8 +90,7 @@ class Supervisor(Actor[None]):
                                     self.listener, self.observer]
         if self.receiver is not None:
             actors.append(self.receiver)
-        if self.intake is not None:
-            actors.append(self.intake)
+        actors.extend(self.intakes)
         if self.api is not None:
             actors.append(self.api)
         actors.append(self.scheduler)
@@ -135,18 +136,27 @@ class Supervisor(Actor[None]):
 
     async def _prepare(self) -> bool:
         """Check the server and register this node's jobs; wait out a Redis that is
-        not reachable yet (a pod may start before its Redis). False if asked to stop first."""
+        not reachable yet (a pod may start before its Redis). False if asked to stop first.
+        A misconfigured server or deployment stops the node here (ConfigError), never later."""
         backoff = 0.2
+        watch = SentinelStartWatch(self.settings.redis_url)
         while True:
             try:
-                await check_eviction_policy(self.app.redis)
-                await self.app.register_jobs()
-                await ensure_group(self.app)
-                await clear_handoff(self.app)
-                return True
+                reason = await watch.problem()
+                if reason is None:
+                    await check_server(self.app.redis, self.settings)
+                    await check_fsync(self.app.redis, self.settings)
+                    await check_deployment(self.app.redis, self.app.keys.deployment, self.settings)
+                    await check_eviction_policy(self.app.redis)
+                    await self.app.register_jobs()
+                    for intake in self.intakes:
+                        await ensure_group(self.app, intake.stream.key)
+                    await clear_handoff(self.app)
+                    return True
             except OUTAGE as exc:
-                self.metrics.redis_reconnects.labels(actor=self.name).inc()
-                self.log.warning("Redis not reachable at start (%s); retrying in %.1fs", exc, backoff)
+                reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+            self.metrics.redis_reconnects.labels(actor=self.name).inc()
+            self.log.warning("Redis not reachable at start (%s); retrying in %.1fs", reason, backoff)
             try:
                 await asyncio.wait_for(self.shutdown_requested.wait(), backoff)
                 return False
@@ -238,11 +248,12 @@ class Supervisor(Actor[None]):
             await self.app.redis.hset(self.app.keys.node(self.settings.node_id), "draining", "1")
         except RedisError:
             pass
-        if self.intake is not None:
+        for intake in self.intakes:
             # cancelling intake mid-batch is safe: unacknowledged entries are
             # delivered again and run creation is idempotent on the entry id
-            self.intake.stop()
-            await self._cancel(self.intake, wait_s=0)
+            intake.stop()
+        for intake in self.intakes:
+            await self._cancel(intake, wait_s=0)
         loop = asyncio.get_running_loop()
         closed: asyncio.Future[None] = loop.create_future()
         await self.fetcher.send(Drain(closed))

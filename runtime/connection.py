@@ -25,10 +25,11 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .codec import text
-from .errors import RedisUnavailable
+from .errors import ConfigError, RedisUnavailable
 from .sentinel import SENTINEL_SCHEMES, parse_sentinel_url, sentinel_client
 
-__all__ = ["DirectCalls", "EmbeddedServer", "check_eviction_policy", "connect", "redis_url_problem", "server_ms"]
+__all__ = ["DirectCalls", "EmbeddedServer", "alive_server", "check_eviction_policy", "connect", "redis_url_problem",
+           "server_ms"]
 
 logger = logging.getLogger(__name__)
 
@@ -167,14 +168,15 @@ class DirectCalls:
         self._free.append(conn)
         return reply
 
-    async def execute_durably(self, replicas: int, timeout_ms: int, *args: Any) -> tuple[Any, int]:
-        """Send one command and then ``WAIT replicas timeout_ms`` on the same connection (one round
-        trip): the reply, and how many replicas have every write this connection made."""
+    async def execute_durably(self, wait: tuple[Any, ...], *args: Any) -> tuple[Any, Any]:
+        """Send one command and then ``wait`` (a WAIT or WAITAOF command) on the same connection,
+        in one round trip: the command's reply and the wait's (which covers every write this
+        connection made)."""
         if self._pool is None:
-            return await self._with_wait_through_client(replicas, timeout_ms, args)
+            return await self._with_wait_through_client(wait, args)
         conn = self._free.pop() if self._free else await self._pool.get_connection()
         try:
-            await conn.send_packed_command(conn.pack_commands([args, ("WAIT", replicas, timeout_ms)]))
+            await conn.send_packed_command(conn.pack_commands([args, wait]))
             try:
                 reply = await conn.read_response()
             finally:
@@ -185,22 +187,21 @@ class DirectCalls:
         except (RedisConnectionError, RedisTimeoutError, OSError):
             await conn.disconnect()
             self._free.append(conn)
-            return await self._with_wait_through_client(replicas, timeout_ms, args)
+            return await self._with_wait_through_client(wait, args)
         except BaseException:
             await conn.disconnect(nowait=True)
             self._free.append(conn)
             raise
         self._free.append(conn)
-        return reply, int(acked)
+        return reply, acked
 
-    async def _with_wait_through_client(self, replicas: int, timeout_ms: int,
-                                        args: tuple[Any, ...]) -> tuple[Any, int]:
-        """The command and WAIT in one pipeline of the client (one connection, with its retries)."""
+    async def _with_wait_through_client(self, wait: tuple[Any, ...], args: tuple[Any, ...]) -> tuple[Any, Any]:
+        """The command and the wait in one pipeline of the client (one connection, with its retries)."""
         pipe = self._client.pipeline(transaction=False)
         pipe.execute_command(*args)
-        pipe.execute_command("WAIT", replicas, timeout_ms)
+        pipe.execute_command(*wait)
         reply, acked = await pipe.execute()
-        return reply, int(acked)
+        return reply, acked
 
     async def release(self) -> None:
         """Give the held connections back to the client's pool (calls in flight keep theirs)."""
@@ -270,7 +271,7 @@ class EmbeddedServer:
         config = {"appendonly": "yes", "appendfsync": "always", "save": "", "maxmemory-policy": "noeviction"}
         binary, self.kind = _embedded_binary()
         state = self.data_dir / "server.json"
-        previous = _alive_server(state)
+        previous = alive_server(state)
         if previous is not None:
             # a node killed without cleanup left its server running on this
             # data dir: reuse it rather than start a second one on the same AOF
@@ -278,7 +279,10 @@ class EmbeddedServer:
             self._adopted_pid = pid
             logger.info("reusing embedded %s (pid %d) on %s, appendonly yes", self.kind, pid, self.url)
             return self.url
-        self.port = self.port or _free_port()
+        if self.port:
+            _check_port_free(self.port)
+        else:
+            self.port = _free_port()
         args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
                 "--logfile", str(self.data_dir / "server.log")]
         for k, v in config.items():
@@ -327,7 +331,7 @@ def _embedded_binary() -> tuple[str, str]:
     return binary, Path(binary).name
 
 
-def _alive_server(state: Path) -> tuple[int, int] | None:
+def alive_server(state: Path) -> tuple[int, int] | None:
     """(port, pid) of a server recorded in ``state`` that still answers PING."""
     try:
         info = orjson.loads(state.read_bytes())
@@ -337,6 +341,23 @@ def _alive_server(state: Path) -> tuple[int, int] | None:
     except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError, RedisUnavailable):
         return None
     return port, pid
+
+
+def _check_port_free(port: int) -> None:
+    """Refuse, in one clear line, a port something else listens on (another Redis on it would take the
+    quick start's submissions)."""
+    import socket
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise ConfigError(
+                f"the embedded server cannot listen on 127.0.0.1:{port} ({exc.strerror or exc}): another server "
+                f"uses it. Stop it, choose another port (BATON_EMBEDDED_PORT, 0 = any free port), or give "
+                f"BATON_REDIS_URL to use that server"
+            ) from None
 
 
 def _free_port() -> int:

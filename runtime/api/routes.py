@@ -6,7 +6,17 @@ operator endpoints (queues, schedules, job limits, nodes) in routes_ops.
 
 from __future__ import annotations
 
-from .handlers_bulk import h_bulk_cancel, h_bulk_delete, h_bulk_dlq_replay, h_bulk_replay, h_cancel_all
+from .handlers_bulk import (
+    h_bulk_cancel,
+    h_bulk_delete,
+    h_bulk_dlq_replay,
+    h_bulk_replay,
+    h_cancel_all,
+    h_cancel_bulk_action,
+    h_create_bulk_action,
+    h_get_bulk_action,
+    h_list_bulk_actions,
+)
 from .handlers_jobs import h_jobs, h_send_event, h_trigger, h_trigger_batch
 from .handlers_ops import h_health, h_metrics, h_openapi, h_ready
 from .handlers_runs import (
@@ -45,6 +55,9 @@ __all__ = ["ROUTES"]
 # -- the table ------------------------------------------------------------------
 
 _RUN = "Runs"
+_BULK = "Bulk actions"
+ACTION_ID = Param("action_id", {"type": "string", "pattern": "^bulk_[0-9a-f]{20}$"}, "The action's id",
+                  location="path", required=True)
 _NF = (404,)
 _CONFLICT = (404, 409)
 
@@ -81,6 +94,21 @@ ROUTES: tuple[Route, ...] = (
           "input, timeline, steps, checkpoints, records and chunks; its idempotency key is forgotten. Live, "
           "unknown and foreign ids are reported per id (cancel a live run first).",
           body="RunIds", body_required=True, responses={200: ("Per-run results", "BulkDeleteResult")}),
+    Route("POST", "/v1/bulk-actions", h_create_bulk_action, "createBulkAction",
+          "Cancel or replay many runs in the background", _BULK,
+          "Up to `limit` (at most 100,000) of the caller's runs matching `filter` (the filters of GET /v1/runs), "
+          "newest first: `cancel` acts on live runs, `replay` on finished ones. Answers 202 at once; follow the "
+          "action's progress at GET /v1/bulk-actions/{action_id} (Location header). The action survives a restart "
+          "of this process: another API process takes it over where it stopped.", body="BulkActionRequest",
+          body_required=True, responses={202: ("Started", "BulkAction")}),
+    Route("GET", "/v1/bulk-actions", h_list_bulk_actions, "listBulkActions", "List bulk actions", _BULK,
+          "The caller's project's actions, newest first (finished ones are kept a day).",
+          responses={200: ("Bulk actions", "BulkActionList")}),
+    Route("GET", "/v1/bulk-actions/{action_id}", h_get_bulk_action, "getBulkAction", "A bulk action's progress",
+          _BULK, params=(ACTION_ID,), responses={200: ("The action", "BulkAction")}, errors=_NF),
+    Route("DELETE", "/v1/bulk-actions/{action_id}", h_cancel_bulk_action, "cancelBulkAction",
+          "Stop a bulk action", _BULK, "It stops after the run in hand (status canceled); what it did stays done.",
+          params=(ACTION_ID,), responses={200: ("The action", "BulkAction")}, errors=_NF),
     Route("POST", "/v1/runs/batch", h_trigger_batch, "triggerBatch", "Trigger many runs (a batch)", "Jobs",
           "All runs get one batch_id (filter GET /v1/runs?batch_id=). The batch is validated whole: one invalid "
           "item rejects it.", body="BatchTriggerRequest", body_required=True,

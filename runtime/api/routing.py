@@ -27,6 +27,8 @@ from .sessions import Sessions
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
 
+    from .bulk_actions import BulkRunner
+
 __all__ = ["STREAM", "ApiState", "Param", "Req", "Route", "json_response"]
 
 Handler = Callable[["Req"], Awaitable[web.StreamResponse]]
@@ -83,6 +85,8 @@ class ApiState:
     registry: CollectorRegistry | None = None
     #: dashboard sign-in sessions (made by create_app when None)
     sessions: Sessions | None = None
+    #: runs this process's background bulk actions (set by create_app)
+    bulk: BulkRunner | None = None
 
 
 @dataclass

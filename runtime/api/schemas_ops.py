@@ -8,12 +8,29 @@ from __future__ import annotations
 
 from ..job_limits import MAX_LIMIT, MAX_WINDOW_S
 from ..queues import LIVE_STATES, THROUGHPUT_MINUTES
-from .schemas import BOOL, INT, INT_OR_NULL, SCHEMAS, STR, STR_OR_NULL, TIME, TIME_OR_NULL, Schema, _list, _obj
+from .bulk_actions import ACTIONS, MAX_ERRORS, MAX_RUNS
+from .schemas import (
+                               BOOL,
+                               FILTER_PROPS,
+                               INT,
+                               INT_OR_NULL,
+                               SCHEMAS,
+                               STR,
+                               STR_OR_NULL,
+                               TIME,
+                               TIME_OR_NULL,
+                               Schema,
+                               _list,
+                               _obj,
+)
 from .schemas import ref as _ref
 
 __all__ = ["COMPONENTS", "OPS_SCHEMAS"]
 
 STR_LIST: Schema = {"type": "array", "items": STR}
+#: the filters of GET /v1/runs, as a JSON object
+FILTER_PROPS_OBJECT: Schema = {**_obj(FILTER_PROPS, [], extra=False),
+                               "dependentRequired": {"metadata_value": ["metadata_key"]}}
 
 
 QUEUE = _obj({
@@ -78,11 +95,27 @@ NODE = _obj({
     "queues": STR_LIST, "draining": BOOL, "drain_requested": BOOL,
 }, description="A node that heartbeated within the last hour (alive: within two lease TTLs).")
 
+BULK_ACTION_REQUEST = _obj({
+    "action": {"type": "string", "enum": list(ACTIONS)},
+    "filter": FILTER_PROPS_OBJECT,
+    "limit": {"type": "integer", "minimum": 1, "maximum": MAX_RUNS, "description": f"default {MAX_RUNS}"},
+}, ["action"], extra=False)
+BULK_ACTION = _obj({
+    "id": STR, "action": STR, "status": {"type": "string", "enum": ["running", "completed", "canceled", "failed"]},
+    "filter": {"type": "object"}, "limit": INT, "processed": INT, "succeeded": INT, "failed": INT,
+    "scanned": {**INT, "description": "index entries examined so far"},
+    "errors": {"type": "array", "items": _obj({"id": STR, "error": STR}),
+               "description": f"the first {MAX_ERRORS} runs the action could not handle, with why"},
+    "error": {**STR_OR_NULL, "description": "why the action failed (status failed)"},
+    "cancel_requested": BOOL, "created_at": TIME, "updated_at": TIME, "finished_at": TIME_OR_NULL,
+}, description="A background bulk action and its progress.")
+
 OPS_SCHEMAS: dict[str, Schema] = {
     "Queue": QUEUE, "QueueList": _list("Queue"), "PurgeResult": PURGE_RESULT, "Schedule": SCHEDULE,
     "ScheduleList": _list("Schedule"), "ScheduleRequest": SCHEDULE_REQUEST, "ScheduleTrigger": SCHEDULE_TRIGGER,
     "BackfillRequest": BACKFILL_REQUEST, "BackfillResult": BACKFILL_RESULT, "Deleted": DELETED, "Limits": LIMITS,
-    "JobLimits": JOB_LIMITS, "Node": NODE, "NodeList": _list("Node"),
+    "JobLimits": JOB_LIMITS, "Node": NODE, "NodeList": _list("Node"), "BulkActionRequest": BULK_ACTION_REQUEST,
+    "BulkAction": BULK_ACTION, "BulkActionList": _list("BulkAction"),
 }
 
 #: every component schema of the API

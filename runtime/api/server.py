@@ -17,7 +17,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -42,6 +42,7 @@ from ..errors import (
 )
 from ..settings import Settings
 from .auth import ApiKeys
+from .bulk_actions import BulkRunner, running
 from .errors import ApiError, redis_transient
 from .routes import ROUTES
 from .routing import STREAM, ApiState, Param, Req, Route, component, json_response
@@ -277,6 +278,15 @@ def create_app(baton: Baton, settings: Settings | None = None, *, keys: ApiKeys 
         app.router.add_route(route.method, _router_path(route.path, paths), _Endpoint(route, state).handle,
                              name=route.operation_id)
     add_ui_routes(app, state.sessions)
+
+    state.bulk = BulkRunner(baton, settings.api_scan_limit)
+
+    async def bulk_actions(_app: web.Application) -> AsyncIterator[None]:
+        assert state.bulk is not None
+        async with running(state.bulk):
+            yield
+
+    app.cleanup_ctx.append(bulk_actions)
 
     async def on_shutdown(_app: web.Application) -> None:
         state.stopping.set()  # open event streams end within a second

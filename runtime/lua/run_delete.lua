@@ -9,6 +9,7 @@
   ARGV[1] partition key prefix
   ARGV[2] run id
   Returns: 1 deleted | -2 no such run | -4 not finished ]]
+--@include keys
 --@include common
 --@include statuses
 local pfx, id = ARGV[1], ARGV[2]
@@ -17,14 +18,14 @@ if not r[1] then return -2 end
 if not TERMINAL[r[1]] then return -4 end
 local project = r[2]
 if not project or project == '' then project = 'default' end
-call('ZREM', pfx .. 'st:' .. r[1], id)
-call('ZREM', pfx .. 'runs:' .. project, id)
+call('ZREM', K.status(pfx, r[1]), id)
+call('ZREM', K.project_runs(pfx, project), id)
 if r[3] and r[4] and r[4] ~= '' then
-  local ik = pfx .. 'idem:' .. r[3] .. '|' .. r[4]
+  local ik = K.idempotency(pfx, r[3], r[4])
   if call('GET', ik) == id then call('DEL', ik) end
 end
 -- every satellite, marked or not: deleting a key that does not exist costs nothing
-local gone = {KEYS[1], pfx .. 'ev:' .. id, pfx .. 'in:' .. id}
-for _, name in ipairs(SATELLITES) do gone[#gone + 1] = pfx .. name .. ':' .. id end
+local gone = {KEYS[1], K.events(pfx, id), K.input(pfx, id)}
+for _, name in ipairs(SATELLITE_NAMES) do gone[#gone + 1] = SATELLITES[name](pfx, id) end
 call('DEL', unpack(gone))
 return 1

@@ -189,3 +189,24 @@ async def _node(api: ApiNode, node_id: str) -> dict[str, Any] | None:
     status, page = await api.call("GET", "/v1/nodes", OPERATOR)
     assert status == 200, page
     return next((n for n in page["data"] if n["id"] == node_id and n["version"]), None)
+
+
+async def test_a_state_set_too_large_to_read_whole_is_sampled_and_said_so(make_app: Any, monkeypatch: Any) -> None:
+    # Given 40 delayed runs of one queue, and a scan cap of 10 runs per state set
+    from runtime import queues
+
+    app = make_app()
+
+    @app.job(queue="bulk")
+    async def later(ctx: Any, payload: Any) -> None:
+        return None
+
+    await app.trigger_batch([{"job": "later", "input": i, "delay": 600} for i in range(40)])
+    monkeypatch.setattr(queues, "STATE_SCAN_CAP", 10)
+    # When the queue is read
+    [found] = await queues.list_queues(app, only="bulk")
+    # Then its count is scaled from the sample, and marked as such
+    assert found.counts["delayed"] == 40 and found.counts_exact is False
+    monkeypatch.setattr(queues, "STATE_SCAN_CAP", 20_000)
+    [exact] = await queues.list_queues(app, only="bulk")
+    assert exact.counts["delayed"] == 40 and exact.counts_exact is True
