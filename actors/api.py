@@ -99,7 +99,8 @@ class Api(Actor[None]):
             site = web.TCPSite(runner, self.settings.api_host, self.port, reuse_address=True)
             await site.start()
             self._announce()
-            self.log.info("HTTP API on http://%s:%d (OpenAPI at /openapi.json)", self.settings.api_host, self.port)
+            self.log.info("HTTP API on http://%s:%d (OpenAPI at /openapi.json; dashboard at /ui)",
+                          self.settings.api_host, self.port)
             self.listening.set()
             await self.stopping.wait()
             # draining: readiness answers 503 and event streams end, but requests still get answers

@@ -463,6 +463,11 @@ class Baton:
         raise_for_status(code, run_id)
         return code == 1
 
+    async def delete_run(self, run_id: str) -> None:
+        """Delete a finished run and everything recorded about it (e.g. a dead letter nobody will replay);
+        ``RunNotFinished`` for a live run (cancel it first), ``RunNotFound`` when there is none."""
+        raise_for_status(await self.scripts.delete(run_id), run_id)
+
     async def set_debug_mode(self, run_id: str, enabled: bool) -> None:
         """Turn the run's debug-mode flag on or off (handlers read it with ``ctx.debug_enabled()``)."""
         raise_for_status(await self.scripts.set_debug(run_id, enabled), run_id)

@@ -285,6 +285,11 @@ class Keys:
         """One schedule's state: next_fire_at, last_run_id, paused, counts (HASH)."""
         return f"{self._node}schedule:{name}"
 
+    def session(self, digest: str) -> str:
+        """A dashboard sign-in session (HASH project/csrf/key digest, expiring), keyed by the SHA-256 of
+        the cookie's session id so that reading Redis never yields a live cookie."""
+        return f"{self._node}session:{digest}"
+
     def drain_request(self, node_id: str) -> str:
         """An operator's request that a node drain and exit (STRING; expires after an hour, taken by the
         node's heartbeat)."""

@@ -36,6 +36,7 @@ SCRIPT_NAMES = (
     "runs_promote", "run_cancel", "run_replay", "run_update", "step_record", "checkpoint_add", "event_send",
     "scheduler_lease", "reconcile",
     "run_pause", "run_resume", "run_reschedule", "run_restart", "run_idem_reset", "run_debug", "run_append",
+    "run_delete",
     "limits_apply",
 )
 
@@ -282,6 +283,11 @@ class Scripts:
         """Forget the run's idempotency key; 1 reset, 0 nothing mapped to it, -2 missing."""
         p = self.keys.partition_of_run(run_id)
         return int(await self._call("run_idem_reset", [p.run(run_id)], [p.prefix, run_id]))
+
+    async def delete(self, run_id: str) -> int:
+        """Delete a finished run and its history; 1 deleted, -2 missing, -4 not finished."""
+        p = self.keys.partition_of_run(run_id)
+        return int(await self._call("run_delete", [p.run(run_id)], [p.prefix, run_id]))
 
     async def set_debug(self, run_id: str, on: bool) -> int:
         """Set the run's debug-mode flag; 1 set, -2 missing."""

@@ -101,6 +101,7 @@ BOUNDS: dict[str, Bound] = {
     "api_drain_s": Bound(0, 3600),
     "max_body_bytes": Bound(1024, _REDIS_MAX_BYTES),
     "api_scan_limit": Bound(100, 10_000_000),
+    "ui_session_ttl_s": Bound(60, 30 * 86_400),
 }
 
 #: The shapes the API renders runs in: Baton's own, then each seed system's (runtime/api/views.py).
@@ -241,6 +242,8 @@ class Settings:
     #: The run view of requests that name none (?view= or X-Baton-View): ``strait`` serves Strait's
     #: shapes, lists and status codes to clients that cannot send either.
     api_view: str = "native"
+    #: How long a dashboard sign-in lasts (its session cookie and the session in Redis).
+    ui_session_ttl_s: int = 8 * 3600
 
     def __post_init__(self) -> None:
         _check(self)

@@ -12,9 +12,13 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from actors.supervisor import Supervisor
 from runtime import Baton
+from runtime.api import hash_key
 from runtime.metrics import Metrics
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -30,6 +34,22 @@ async def running_node(app: Baton, intake: bool = True) -> AsyncIterator[Supervi
     finally:
         sup.request_shutdown()
         await asyncio.wait_for(task, 30)
+
+
+def api_settings(keys: dict[str, str]) -> dict[str, Any]:
+    """Settings of a node serving the API on a free loopback port, with these project -> key entries."""
+    return {"api_port": free_port(), "api_host": "127.0.0.1",
+            "api_keys": ",".join(f"{project}:{hash_key(key)}" for project, key in keys.items())}
+
+
+@contextlib.asynccontextmanager
+async def serving_api(app: Baton) -> AsyncIterator[tuple[Supervisor, str, aiohttp.ClientSession]]:
+    """Run a node of ``app`` (made with api_settings) until its API listens: (node, base URL, HTTP client)."""
+    async with running_node(app) as node:
+        assert node.api is not None
+        await asyncio.wait_for(node.api.listening.wait(), 10)
+        async with aiohttp.ClientSession() as http:
+            yield node, f"http://127.0.0.1:{app.settings.api_port}", http
 
 
 async def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: float = 0.02) -> Any:

@@ -82,7 +82,11 @@ class ApiKeys:
 
     def project_of(self, presented: str) -> str | None:
         """The project of a presented key, or None. Every stored hash is compared (constant time)."""
-        digest = hashlib.sha256(presented.encode()).digest()
+        return self.project_of_digest(hashlib.sha256(presented.encode()).digest())
+
+    def project_of_digest(self, digest: bytes) -> str | None:
+        """The project of the key with this SHA-256 digest, or None (so a dashboard session, which keeps
+        only the digest, ends when its key is removed from the settings)."""
         found: str | None = None
         for stored, project in self.entries:
             if hmac.compare_digest(stored, digest):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -15,7 +16,7 @@ from .routing import Req, json_response
 from .run_helpers import CANCELABLE, load_run, load_runs, render_runs, run_filter
 
 __all__ = [
-    "h_bulk_cancel", "h_bulk_dlq_replay", "h_bulk_replay", "h_cancel_all", "h_cancel_bulk_action",
+    "h_bulk_cancel", "h_bulk_delete", "h_bulk_dlq_replay", "h_bulk_replay", "h_cancel_all", "h_cancel_bulk_action",
     "h_create_bulk_action", "h_get_bulk_action", "h_list_bulk_actions",
 ]
 
@@ -26,17 +27,23 @@ def _bulk_error(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-async def h_bulk_cancel(req: Req) -> web.StreamResponse:
+async def _each(req: Req, op: Callable[[str], Awaitable[str]]) -> tuple[list[dict[str, Any]], int]:
+    """``op`` on each of the body's run ids (of the caller's project): a result per id, and how many
+    succeeded. One run's conflict or absence is reported and does not stop the others."""
     results = []
-    canceled = 0
+    done = 0
     for run_id in dict.fromkeys(req.body["run_ids"]):
         try:
             run = await load_run(req, run_id)
-            status = await req.baton.cancel(run.id)
-            results.append({"id": run_id, "status": status, "error": None})
-            canceled += 1
-        except (ApiError, BatonError) as exc:  # one run's conflict must not stop the others
+            results.append({"id": run_id, "status": await op(run.id), "error": None})
+            done += 1
+        except (ApiError, BatonError) as exc:
             results.append({"id": run_id, "status": "failed", "error": _bulk_error(exc)})
+    return results, done
+
+
+async def h_bulk_cancel(req: Req) -> web.StreamResponse:
+    results, canceled = await _each(req, req.baton.cancel)
     return _cancel_result(req, results, canceled, False)
 
 
@@ -47,6 +54,16 @@ def _cancel_result(req: Req, results: list[dict[str, Any]], canceled: int, has_m
     if req.view != "strait":
         out["has_more"] = has_more
     return json_response(out)
+
+
+async def h_bulk_delete(req: Req) -> web.StreamResponse:
+    async def delete(run_id: str) -> str:
+        await req.baton.delete_run(run_id)
+        return "deleted"
+
+    results, deleted = await _each(req, delete)
+    return json_response({"results": results, "total": len(results), "deleted": deleted,
+                          "failed": len(results) - deleted})
 
 
 async def h_cancel_all(req: Req) -> web.StreamResponse:

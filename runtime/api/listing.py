@@ -28,10 +28,11 @@ from .errors import ApiError
 from .views import statuses_for, triggers_for
 
 __all__ = ["FIELDS", "Page", "RunFilter", "RunIndex", "decode_cursor", "encode_cursor", "filter_from", "list_runs",
-           "parse_ms"]
+           "parse_ms", "scoped_key"]
 
 #: Record fields a filter reads (one HMGET per candidate)
-FIELDS = ("status", "job", "queue", "tags", "labels", "metadata", "batch_id", "triggered_by", "source", "project")
+FIELDS = ("status", "job", "queue", "tags", "labels", "metadata", "batch_id", "triggered_by", "source", "project",
+          "idempotency_key")
 
 
 def encode_cursor(score: float, run_id: str) -> str:
@@ -87,6 +88,8 @@ class RunFilter:
     created_after_ms: int | None = None
     created_before_ms: int | None = None
     payload_contains: dict[str, Any] | None = None
+    #: the idempotency key as stored (scoped to the project, see run_helpers.scoped_key)
+    idempotency_key: str | None = None
 
     def matches(self, f: dict[str, str | None]) -> bool:
         """Whether a run (its FIELDS) passes."""
@@ -99,6 +102,8 @@ class RunFilter:
         if self.queue is not None and f.get("queue") != self.queue:
             return False
         if self.batch_id is not None and f.get("batch_id") != self.batch_id:
+            return False
+        if self.idempotency_key is not None and f.get("idempotency_key") != self.idempotency_key:
             return False
         if self.triggered_by is not None:
             source = f.get("source") or ""
@@ -277,6 +282,11 @@ def parse_ms(value: str, name: str) -> int:
     return int(parsed.timestamp() * 1000)
 
 
+def scoped_key(project: str, key: str) -> str:
+    """Idempotency and event keys of a project other than "default" are stored scoped to it."""
+    return key if project == "default" else f"{project}/{key}"
+
+
 def filter_from(project: str, values: dict[str, Any], view: str = "native") -> RunFilter:
     """The listing filter of ``project`` from query parameters or a JSON body, whose status and
     triggered_by words are ``view``'s vocabulary; ApiError 400 when invalid."""
@@ -304,4 +314,5 @@ def filter_from(project: str, values: dict[str, Any], view: str = "native") -> R
         metadata_value=values.get("metadata_value"), batch_id=values.get("batch_id"),
         triggered_by=triggered, created_after_ms=after, created_before_ms=before,
         payload_contains=payload,
+        idempotency_key=scoped_key(project, values["idempotency_key"]) if values.get("idempotency_key") else None,
     )

@@ -35,7 +35,9 @@ Manage Baton runs over HTTP: list, inspect, cancel, replay, pause, stream.
 
 **Auth.** Every `/v1` endpoint needs `Authorization: Bearer <key>`. A key belongs to one project; runs belong to
 projects (the project of the key that triggered them; `default` for runs submitted from Python or the stream).
-A run of another project answers 404, exactly like a run that does not exist.
+A run of another project answers 404, exactly like a run that does not exist. The dashboard (/ui) signs in with
+a key and then sends a session cookie instead, scoped to the key's project; with the cookie, every request but
+GET, HEAD and OPTIONS needs the session's X-CSRF-Token header (403 csrf_failed otherwise).
 
 **Operator endpoints** (queues, schedules, job limits, nodes) act on the whole deployment: only keys of the
 projects in `api_operator_projects` (default `default`) may call them; others get 403.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .handlers_bulk import (
     h_bulk_cancel,
+    h_bulk_delete,
     h_bulk_dlq_replay,
     h_bulk_replay,
     h_cancel_all,
@@ -94,6 +95,11 @@ ROUTES: tuple[Route, ...] = (
           "The given dead-lettered runs, or (without run_ids) up to `limit` (default 100) not replayed yet. Each "
           "dead-lettered run is replayed from the queue at most once (it records replayed_as).", params=(VIEW,),
           body="DlqReplayRequest", responses={200: ("New runs and per-run results", "DlqReplayResult")}),
+    Route("POST", "/v1/runs/bulk-delete", h_bulk_delete, "bulkDeleteRuns", "Delete finished runs by id", _RUN,
+          "Each finished run (e.g. a dead letter nobody will replay) is deleted with its whole history: record, "
+          "input, timeline, steps, checkpoints, records and chunks; its idempotency key is forgotten. Live, "
+          "unknown and foreign ids are reported per id (cancel a live run first).",
+          body="RunIds", body_required=True, responses={200: ("Per-run results", "BulkDeleteResult")}),
     Route("POST", "/v1/bulk-actions", h_create_bulk_action, "createBulkAction",
           "Cancel or replay many runs in the background", _BULK,
           "Up to `limit` (at most 100,000) of the caller's runs matching `filter` (the filters of GET /v1/runs), "

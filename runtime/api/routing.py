@@ -22,6 +22,7 @@ from .auth import ApiKeys
 from .errors import ApiError
 from .schemas import VIEW_NAMES
 from .schemas_ops import COMPONENTS
+from .sessions import Sessions
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
@@ -87,6 +88,8 @@ class ApiState:
     #: False while the node drains (readiness); None when the API runs alone
     ready: Callable[[], bool] | None = None
     registry: CollectorRegistry | None = None
+    #: dashboard sign-in sessions (made by create_app when None)
+    sessions: Sessions | None = None
     #: runs this process's background bulk actions (set by create_app)
     bulk: BulkRunner | None = None
 

@@ -15,7 +15,7 @@ from ..ids import RUN_ID_RE, run_id_from_uuid
 from ..records import LIVE_STATUSES, Run, iso, read_runs, stored_int, stored_json, text
 from ..relatives import MAX_CHILDREN, MAX_LINEAGE, project_of
 from .errors import ApiError
-from .listing import RunFilter, filter_from, parse_ms
+from .listing import RunFilter, filter_from, parse_ms, scoped_key
 from .routing import Param, Req, json_response
 from .schemas import VIEW_NAMES
 from .views import (
@@ -124,11 +124,6 @@ async def view_of(req: Req, run: Run) -> dict[str, Any]:
     return out
 
 
-def scoped_key(project: str, key: str) -> str:
-    """Idempotency and event keys of a project other than "default" are stored scoped to it."""
-    return key if project == "default" else f"{project}/{key}"
-
-
 async def run_records(req: Req, run: Run, kind: str) -> list[dict[str, Any]]:
     p = req.baton.keys.partition_of_run(run.id)
     rows = await req.baton.redis.xrange(p.records(run.id))
@@ -220,6 +215,8 @@ FILTERS = (
     Param("metadata_value", {"type": "string", "maxLength": 512},
           "... with this value (JSON text for non-string values); needs metadata_key"),
     Param("batch_id", {"type": "string", "minLength": 1, "maxLength": 128}, "Runs of one batch trigger"),
+    Param("idempotency_key", {"type": "string", "minLength": 1, "maxLength": 128},
+          "Runs created with this idempotency key (as the trigger gave it)"),
     Param("triggered_by", {"type": "string", "minLength": 1, "maxLength": 64},
           "api, manual, spawn (child runs), continue, replay, restart, client, stream, cron ...; in the strait "
           "view Strait's words (manual, cron, spawn, workflow, retry, event) as the view shows them"),

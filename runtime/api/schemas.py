@@ -220,6 +220,8 @@ BULK_ITEM = _obj({"id": STR, "status": STR, "error": STR_OR_NULL, "new_run_id": 
                  ["id", "status", "error"])
 BULK_RESULT = _obj({"results": {"type": "array", "items": ref("BulkItem")}, "total": INT, "canceled": INT,
                     "failed": INT, "has_more": BOOL}, ["results", "total", "canceled", "failed"])
+BULK_DELETE_RESULT = _obj({"results": {"type": "array", "items": ref("BulkItem")}, "total": INT, "deleted": INT,
+                           "failed": INT}, ["results", "total", "deleted", "failed"])
 BULK_REPLAY_RESULT = _obj({"replayed": {"type": "array", "items": ref("Run")},
                            "results": {"type": "array", "items": ref("BulkItem")}, "count": INT, "failed": INT})
 
@@ -234,6 +236,7 @@ FILTER_PROPS: dict[str, Schema] = {
     "job": STR, "queue": STR, "tag": STR, "label": {"type": "string", "pattern": "^[^=]+=.*$"},
     "metadata_key": {"type": "string", "minLength": 1}, "metadata_value": STR, "batch_id": STR, "triggered_by": STR,
     "created_after": TIME, "created_before": TIME, "payload_contains": OBJ,
+    "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 128},
 }
 CANCEL_ALL = {**_obj({**FILTER_PROPS, "limit": {"type": "integer", "minimum": 1, "maximum": 1000}}, [],
                      extra=False),
@@ -384,7 +387,8 @@ _SCHEMAS_BASE: dict[str, Schema] = {
     "Step": STEP, "StepList": _list("Step"), "DurablyStep": DURABLY_STEP, "LogEntry": LOG_ENTRY,
     "LogEntryList": _list("LogEntry"), "DlqReplayResult": BULK_REPLAY_RESULT, "DebugBundle": DEBUG_BUNDLE,
     "Dependency": DEPENDENCY, "DependencyStatus": DEPENDENCY_STATUS,
-    "RunState": STATE, "BulkItem": BULK_ITEM, "BulkResult": BULK_RESULT, "BulkReplayResult": BULK_REPLAY_RESULT,
+    "RunState": STATE, "BulkItem": BULK_ITEM, "BulkResult": BULK_RESULT, "BulkDeleteResult": BULK_DELETE_RESULT,
+    "BulkReplayResult": BULK_REPLAY_RESULT,
     "RunIds": RUN_IDS, "DlqReplayRequest": DLQ_REPLAY, "CancelAllRequest": CANCEL_ALL,
     "TriggerRequest": TRIGGER_REQUEST, "BatchTriggerItem": BATCH_ITEM, "BatchTriggerRequest": BATCH_REQUEST,
     "TriggerResponse": TRIGGER_RESPONSE, "BatchTriggerResponse": BATCH_RESPONSE, "Job": JOB,

@@ -48,6 +48,8 @@ from .errors import ApiError, redis_transient
 from .media import is_json, media_type
 from .routes import ROUTES
 from .routing import STREAM, ApiState, Param, Req, Route, component, json_response
+from .sessions import Sessions, session_project
+from .ui import add_ui_routes
 
 __all__ = ["ApiMetrics", "create_app"]
 
@@ -128,7 +130,11 @@ class _Endpoint:
         project = ""
         if route.auth:
             token = ApiKeys.bearer(request.headers.get("Authorization"))
-            found = self.state.keys.project_of(token) if token else None
+            if token:
+                found = self.state.keys.project_of(token)
+            else:  # the dashboard's session cookie (checks the CSRF token of a state-changing request)
+                assert self.state.sessions is not None
+                found = await session_project(request, self.state.sessions)
             if found is None:
                 raise ApiError(401, "unauthorized", "missing or invalid API key (Authorization: Bearer <key>)",
                                {"WWW-Authenticate": 'Bearer realm="baton"'})
@@ -285,11 +291,14 @@ def create_app(baton: Baton, settings: Settings | None = None, *, keys: ApiKeys 
     state = ApiState(baton=baton, settings=settings, keys=keys if keys is not None else ApiKeys.from_settings(settings),
                      stopping=stopping or asyncio.Event(), ready=ready, registry=registry)
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[_middleware(state, metrics)])
+    if state.sessions is None:
+        state.sessions = Sessions(baton, state.keys, settings.ui_session_ttl_s)
     app[STATE] = state
     paths = [route.path for route in ROUTES]
     for route in ROUTES:
         app.router.add_route(route.method, _router_path(route.path, paths), _Endpoint(route, state).handle,
                              name=route.operation_id)
+    add_ui_routes(app, state.sessions)
 
     state.bulk = BulkRunner(baton, settings.api_scan_limit)
 

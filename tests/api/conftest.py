@@ -14,10 +14,9 @@ import pytest
 
 from actors.supervisor import Supervisor
 from runtime import Backoff, Baton, PermanentFailure, RunContext
-from runtime.api import hash_key, new_key
+from runtime.api import new_key
 from runtime.api.media import is_json
-from tests.nodes import eventually, running_node
-from tests.servers import free_port
+from tests.nodes import api_settings, eventually, serving_api
 
 TERMINAL = {"completed", "failed", "canceled", "dead_letter", "expired"}
 
@@ -186,16 +185,11 @@ def api_keys() -> dict[str, str]:
 @asynccontextmanager
 async def serving(make_app: Any, api_keys: dict[str, str], **settings: Any) -> AsyncIterator[ApiNode]:
     """A node serving the API on a free port, with the test jobs (and ``settings`` changed)."""
-    port = free_port()
-    app = make_app(api_port=port, api_host="127.0.0.1",
-                   api_keys=",".join(f"{p}:{hash_key(k)}" for p, k in api_keys.items()), **settings)
+    app = make_app(**api_settings(api_keys), **settings)
     gates = Gates()
     define_jobs(app, gates)
-    async with running_node(app) as node:
-        assert node.api is not None
-        await asyncio.wait_for(node.api.listening.wait(), 10)
-        async with aiohttp.ClientSession() as http:
-            yield ApiNode(app, node, f"http://127.0.0.1:{port}", api_keys, http, gates)
+    async with serving_api(app) as (node, url, http):
+        yield ApiNode(app, node, url, api_keys, http, gates)
         for event in gates.events.values():
             event.set()  # let handlers that still wait finish before the node drains
 

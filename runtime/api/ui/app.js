@@ -1,0 +1,102 @@
+// The dashboard's entry point: sign-in, navigation between pages (hash routes), relative-age refresh.
+
+import { loadSession, project, signIn, signOut } from "./api.js";
+import { errorBox, fill, refreshAges, toast } from "./dom.js";
+import * as dlq from "./page_dlq.js";
+import * as overview from "./page_overview.js";
+import * as run from "./page_run.js";
+import * as runs from "./page_runs.js";
+import * as schedules from "./page_schedules.js";
+
+// route -> page module; each page exports mount(root, match, params) returning a cleanup function
+const ROUTES = [
+  [/^\/runs\/(.+)$/, run, "runs"],
+  [/^\/runs$/, runs, "runs"],
+  [/^\/dlq$/, dlq, "dlq"],
+  [/^\/schedules$/, schedules, "schedules"],
+  [/^\/(overview)?$/, overview, "overview"],
+];
+
+let cleanup = null;
+
+function parseHash() {
+  const raw = location.hash.replace(/^#/, "") || "/overview";
+  const [path, q] = raw.split("?", 2);
+  return { path, params: new URLSearchParams(q || "") };
+}
+
+function showSignIn(signedIn) {
+  document.getElementById("signin").hidden = signedIn;
+  document.getElementById("page").hidden = !signedIn;
+  document.getElementById("nav").hidden = !signedIn;
+  document.getElementById("who").hidden = !signedIn;
+  if (signedIn) document.getElementById("project").textContent = project();
+  else document.getElementById("api-key").focus();
+}
+
+async function route() {
+  if (cleanup) {
+    cleanup();
+    cleanup = null;
+  }
+  if (!project()) return;
+  const { path, params } = parseHash();
+  const root = fill(document.getElementById("page"));
+  for (const [re, page, nav] of ROUTES) {
+    const match = path.match(re);
+    if (!match) continue;
+    for (const a of document.querySelectorAll("#nav a")) {
+      if (a.dataset.page === nav) a.setAttribute("aria-current", "page");
+      else a.removeAttribute("aria-current");
+    }
+    try {
+      cleanup = page.mount(root, match, params) || null;
+    } catch (err) {
+      root.append(errorBox(err));
+    }
+    return;
+  }
+  root.append(errorBox(new Error(`no page ${path}`)));
+}
+
+async function start() {
+  document.getElementById("signin-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const input = document.getElementById("api-key");
+    const error = document.getElementById("signin-error");
+    error.textContent = "";
+    try {
+      await signIn(input.value.trim());
+      input.value = "";
+      showSignIn(true);
+      route();
+    } catch (err) {
+      error.textContent = err.status === 401 ? "That key is not valid." : err.message;
+    }
+  });
+  document.getElementById("signout").addEventListener("click", async () => {
+    await signOut().catch((err) => toast(err.message, "error"));
+    if (cleanup) cleanup();
+    cleanup = null;
+    fill(document.getElementById("page"));
+    showSignIn(false);
+  });
+  window.addEventListener("baton:signedout", () => {
+    if (cleanup) cleanup();
+    cleanup = null;
+    showSignIn(false);
+    toast("Your session ended: sign in again.", "error");
+  });
+  window.addEventListener("hashchange", route);
+  setInterval(refreshAges, 5000);
+  let signedIn = false;
+  try {
+    signedIn = await loadSession();
+  } catch (err) {
+    toast(err.message, "error");
+  }
+  showSignIn(signedIn);
+  if (signedIn) route();
+}
+
+start();

@@ -1,0 +1,103 @@
+// Dead-letter queue: dead-lettered runs with their error summaries; select many, replay or delete them.
+
+import { get, post } from "./api.js";
+import { confirmDialog, errorBox, field, fill, h, toast } from "./dom.js";
+import { HEAD, runHead, runRow } from "./page_runs.js";
+
+function errorSummary(run) {
+  const err = run.error || (run.attempts.length ? run.attempts[run.attempts.length - 1].error : null);
+  if (!err) return "";
+  return `${err.type ? `${err.type}: ` : ""}${err.message || ""}`.slice(0, 200);
+}
+
+export function mount(root, _match, params) {
+  const job = h("input", { name: "job", value: params.get("job") || "", autocomplete: "off" });
+  const queue = h("input", { name: "queue", value: params.get("queue") || "", autocomplete: "off" });
+  const form = h("form", { class: "filters", role: "search", "aria-label": "Filter dead letters" },
+    field("Job", job), field("Queue", queue),
+    h("div", { class: "field buttons" }, h("button", { type: "submit", class: "primary" }, "Apply")));
+  const all = h("input", { type: "checkbox", "aria-label": "Select all shown" });
+  const table = h("table", { class: "runs dlq" }, runHead(h("th", { scope: "col" }, all)), h("tbody"));
+  const replay = h("button", { type: "button", class: "primary", disabled: true }, "Replay selected");
+  const remove = h("button", { type: "button", class: "danger", disabled: true }, "Delete selected");
+  const selected = h("span", { class: "muted", "aria-live": "polite" }, "0 selected");
+  const result = h("div", { class: "result", role: "status", "aria-live": "polite" });
+  const more = h("button", { type: "button", hidden: true }, "Load more");
+  fill(root, h("div", { class: "page-head" }, h("h1", {}, "Dead-letter queue")), form,
+    h("div", { class: "actions", role: "toolbar", "aria-label": "Bulk actions" }, replay, remove, selected),
+    result, h("div", { class: "table-wrap" }, table), more);
+
+  let cursor = null;
+  let stopped = false;
+
+  function checked() {
+    return [...table.tBodies[0].querySelectorAll("input[type=checkbox]:checked")].map((c) => c.value);
+  }
+  function updateSelection() {
+    const n = checked().length;
+    selected.textContent = `${n} selected`;
+    replay.disabled = remove.disabled = n === 0;
+  }
+
+  async function load(append) {
+    const page = await get("/runs/dlq", { job: job.value.trim(), queue: queue.value.trim(), limit: 50,
+      cursor: append ? cursor : "" });
+    if (stopped) return;
+    const tbody = table.tBodies[0];
+    if (!append) fill(tbody);
+    for (const run of page.data) {
+      const box = h("input", { type: "checkbox", value: run.id, "aria-label": `Select ${run.id}` });
+      box.addEventListener("change", updateSelection);
+      const row = runRow(run, h("td", {}, box));
+      const summary = errorSummary(run);
+      tbody.append(row);
+      if (summary || run.replayed_as) {
+        tbody.append(h("tr", { class: "err-row" }, h("td"), h("td", { colspan: HEAD.length, class: "error-summary" },
+          summary, run.replayed_as ? h("span", { class: "muted" }, ` — replayed as ${run.replayed_as}`) : "")));
+      }
+    }
+    if (!tbody.rows.length) tbody.append(h("tr", {}, h("td", { colspan: HEAD.length + 1, class: "muted" }, "The dead-letter queue is empty.")));
+    cursor = page.next_cursor;
+    more.hidden = !page.has_more;
+    all.checked = false;
+    updateSelection();
+  }
+
+  function report(label, out, okCount) {
+    const failed = out.results.filter((r) => r.error);
+    fill(result, h("p", {}, `${label}: ${okCount} done, ${failed.length} failed.`),
+      failed.length ? h("ul", {}, failed.map((r) => h("li", {}, `${r.id}: ${r.error}`))) : null);
+    toast(`${label}: ${okCount} done, ${failed.length} failed`, failed.length ? "error" : "ok");
+  }
+
+  // one bulk action on the selected runs: confirm, call, report each run's result, reload the list
+  function bulk(button, label, question, path, doneKey) {
+    button.addEventListener("click", async () => {
+      const ids = checked();
+      if (await confirmDialog(`${label} dead letters`, question(ids.length), [], label) === null) return;
+      try {
+        const out = await post(path, { run_ids: ids });
+        report(label, out, out[doneKey]);
+      } catch (err) {
+        fill(result, errorBox(err));
+      }
+      load(false).catch((err) => fill(result, errorBox(err)));
+    });
+  }
+  bulk(replay, "Replay", (n) => `Replay ${n} dead-lettered run(s) as new runs?`, "/runs/bulk-dlq-replay", "count");
+  bulk(remove, "Delete", (n) => `Delete ${n} dead-lettered run(s) and their history? This cannot be undone.`,
+    "/runs/bulk-delete", "deleted");
+  all.addEventListener("change", () => {
+    for (const c of table.tBodies[0].querySelectorAll("input[type=checkbox]")) c.checked = all.checked;
+    updateSelection();
+  });
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    load(false).catch((err) => fill(result, errorBox(err)));
+  });
+  more.addEventListener("click", () => load(true).catch((err) => fill(result, errorBox(err))));
+  load(false).catch((err) => fill(result, errorBox(err)));
+  return () => {
+    stopped = true;
+  };
+}

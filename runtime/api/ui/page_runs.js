@@ -1,0 +1,163 @@
+// Runs: a filtered, cursor-paginated table of the project's runs that keeps itself up to date.
+// The filters live in the URL (#/runs?status=failed&job=...), so a filtered view can be bookmarked.
+
+import { ApiFailure, get, runPath } from "./api.js";
+import { badge, duration, errorBox, field, fill, h, keepFresh, span, time } from "./dom.js";
+
+export const STATUSES = ["queued", "delayed", "executing", "waiting", "paused", "completed", "failed",
+  "dead_letter", "canceled", "expired"];
+// how often the table refreshes itself while live (the API is asked at most this often, whatever the load)
+const REFRESH_MS = 2000;
+const FILTERS = ["status", "job", "queue", "tag", "metadata_key", "metadata_value", "created_after",
+  "created_before", "q"];
+
+/** A run id's link to its page. */
+export function runLink(id) {
+  return h("a", { href: `#/runs/${encodeURIComponent(id)}`, class: "mono" }, id);
+}
+
+/** The table rows of runs (shared with the dead-letter page, which adds a checkbox column). */
+export function runRow(run, lead) {
+  return h("tr", { dataset: { id: run.id, status: run.status } },
+    lead,
+    h("td", {}, runLink(run.id)),
+    h("td", {}, run.job),
+    h("td", { class: "wide-only" }, run.queue),
+    h("td", {}, badge(run.status)),
+    h("td", { class: "wide-only num" }, `${run.attempt}/${run.max_attempts}`),
+    h("td", {}, time(run.created_at)),
+    h("td", { class: "wide-only num" }, duration(span(run.started_at, run.finished_at))),
+    h("td", { class: "wide-only" }, (run.tags || []).map((t) => h("span", { class: "tag" }, t))));
+}
+
+export const HEAD = ["Run", "Job", "Queue", "Status", "Attempt", "Created", "Duration", "Tags"];
+const WIDE = new Set(["Queue", "Attempt", "Duration", "Tags"]);
+
+/** The table head for runRow. */
+export function runHead(lead) {
+  return h("thead", {}, h("tr", {}, lead, HEAD.map((name) => h("th", { scope: "col", class: WIDE.has(name) ? "wide-only" : null }, name))));
+}
+
+// datetime-local gives the viewer's local time without a zone: the API needs ISO with an offset
+function toIso(local) {
+  return local ? new Date(local).toISOString() : "";
+}
+
+export function mount(root, _match, params) {
+  const values = Object.fromEntries(FILTERS.map((k) => [k, params.get(k) || ""]));
+  const cursors = [params.get("cursor") || ""];
+  const status = h("select", { name: "status" }, h("option", { value: "" }, "any"),
+    STATUSES.map((s) => h("option", { value: s, selected: values.status === s }, s)));
+  const input = (name, type = "text", placeholder = "") =>
+    h("input", { name, type, value: values[name], placeholder, autocomplete: "off" });
+  const controls = {
+    q: input("q", "search", "run id or idempotency key"), status, job: input("job", "text"),
+    queue: input("queue"), tag: input("tag"), metadata_key: input("metadata_key"),
+    metadata_value: input("metadata_value"), created_after: input("created_after", "datetime-local"),
+    created_before: input("created_before", "datetime-local"),
+  };
+  const jobs = h("datalist", { id: "job-names" });
+  controls.job.setAttribute("list", "job-names");
+  const live = h("input", { type: "checkbox", checked: true, name: "live" });
+  const form = h("form", { class: "filters", role: "search", "aria-label": "Filter runs" },
+    field("Search", controls.q), field("Status", controls.status), field("Job", controls.job), jobs,
+    field("Queue", controls.queue), field("Tag", controls.tag), field("Metadata key", controls.metadata_key),
+    field("Metadata value", controls.metadata_value), field("Created after", controls.created_after),
+    field("Created before", controls.created_before),
+    h("div", { class: "field buttons" }, h("button", { type: "submit", class: "primary" }, "Apply"),
+      h("button", { type: "reset" }, "Clear")));
+  const table = h("table", { class: "runs" }, runHead(), h("tbody"));
+  const info = h("p", { class: "muted", "aria-live": "polite" });
+  const newer = h("button", { type: "button", disabled: true }, "← Newer");
+  const older = h("button", { type: "button", disabled: true }, "Older →");
+  fill(root, h("div", { class: "page-head" }, h("h1", {}, "Runs"),
+    h("label", { class: "live" }, live, " Live updates")),
+  form, h("div", { class: "table-wrap" }, table), h("div", { class: "pager" }, newer, info, older));
+
+  let nextCursor = null;
+  let stopped = false;
+
+  function apiParams() {
+    const p = { limit: 50 };
+    for (const k of ["status", "job", "queue", "tag", "metadata_key", "metadata_value"]) {
+      if (controls[k].value.trim()) p[k] = controls[k].value.trim();
+    }
+    if (controls.created_after.value) p.created_after = toIso(controls.created_after.value);
+    if (controls.created_before.value) p.created_before = toIso(controls.created_before.value);
+    if (controls.q.value.trim()) p.idempotency_key = controls.q.value.trim();
+    const cursor = cursors[cursors.length - 1];
+    if (cursor) p.cursor = cursor;
+    return p;
+  }
+
+  async function searchById(q) {
+    // the search box takes a run id first (one GET), then an idempotency key (a filtered listing)
+    try {
+      return [await get(runPath(q))];
+    } catch (err) {
+      if (err instanceof ApiFailure && (err.status === 404 || err.status === 400)) return null;
+      throw err;
+    }
+  }
+
+  async function load() {
+    if (stopped) return;
+    let page;
+    const q = controls.q.value.trim();
+    const byId = q && cursors.length === 1 ? await searchById(q) : null;
+    if (byId) page = { data: byId, has_more: false, next_cursor: null, scanned: 1 };
+    else page = await get("/runs", apiParams());
+    if (stopped) return;
+    const tbody = table.tBodies[0];
+    const before = new Map([...tbody.rows].map((r) => [r.dataset.id, r.dataset.status]));
+    fill(tbody, page.data.map((run) => {
+      const row = runRow(run);
+      // a new run, or one whose status changed since the last refresh, is highlighted briefly
+      if (before.size && before.get(run.id) !== run.status) row.classList.add("changed");
+      return row;
+    }));
+    if (!page.data.length) tbody.append(h("tr", {}, h("td", { colspan: HEAD.length, class: "muted" }, "No runs match.")));
+    nextCursor = page.next_cursor;
+    older.disabled = !page.has_more;
+    newer.disabled = cursors.length <= 1;
+    info.textContent = `${page.data.length} run${page.data.length === 1 ? "" : "s"} · page ${cursors.length}` +
+      (page.has_more && page.data.length < 50 ? ` · ${page.scanned} scanned, more further on` : "");
+  }
+
+  function showError(err) {
+    info.replaceChildren(errorBox(err));
+  }
+  function updateUrl() {
+    const q = new URLSearchParams();
+    for (const k of FILTERS) if (controls[k].value) q.set(k, controls[k].value);
+    const hash = `#/runs${q.toString() ? `?${q}` : ""}`;
+    if (location.hash !== hash) history.replaceState(null, "", hash);
+  }
+
+  form.addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    cursors.splice(0, cursors.length, "");
+    updateUrl();
+    load().catch(showError);
+  });
+  form.addEventListener("reset", () => setTimeout(() => form.requestSubmit(), 0));
+  older.addEventListener("click", () => {
+    cursors.push(nextCursor);
+    load().catch(showError);
+  });
+  newer.addEventListener("click", () => {
+    cursors.pop();
+    load().catch(showError);
+  });
+  get("/jobs").then((j) => fill(jobs, j.data.map((job) => h("option", { value: job.name })))).catch(() => {});
+
+  // live: the table reloads through a coalescer (one request in flight at most, one every REFRESH_MS, none
+  // while the tab is hidden or the user's keyboard focus is in the table); new runs appear and statuses
+  // change without a reload
+  const fresh = keepFresh(() => load().catch(showError), REFRESH_MS,
+    () => live.checked && !table.contains(document.activeElement));
+  return () => {
+    stopped = true;
+    fresh.stop();
+  };
+}
