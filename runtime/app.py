@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from .connection import connect
+from .connection import connect, pool_size
 from .cron import CronSchedule, ScheduleRegistry
 from .errors import ConfigError, RedisUnavailable, SubmissionError, raise_for_status
 from .ids import run_id_in_partition
@@ -133,7 +133,8 @@ class Baton:
         if self._redis is None:
             if not self.settings.redis_url:
                 raise RedisUnavailable("no redis_url set (BATON_REDIS_URL or REDIS_URL)")
-            self._redis = connect(self.settings.redis_url, cluster=self.settings.redis_cluster)
+            self._redis = connect(self.settings.redis_url, cluster=self.settings.redis_cluster,
+                                  max_connections=pool_size(self.settings.concurrency, self.settings.partitions))
         return self._redis
 
     @property

@@ -28,8 +28,8 @@ from .codec import text
 from .errors import ConfigError, RedisUnavailable
 from .sentinel import SENTINEL_SCHEMES, parse_sentinel_url, sentinel_client
 
-__all__ = ["DirectCalls", "EmbeddedServer", "alive_server", "check_eviction_policy", "connect", "redis_url_problem",
-           "server_ms"]
+__all__ = ["DirectCalls", "EmbeddedServer", "alive_server", "check_eviction_policy", "connect", "pool_size",
+           "redis_url_problem", "server_ms"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,12 +42,29 @@ SOCKET_TIMEOUT_S = 10.0
 CONNECT_TIMEOUT_S = 5.0
 
 
-def connect(url: str, cluster: bool = False, **kwargs: Any) -> Any:
+#: Connections a node may need besides one per handler slot: the actors' own calls (fetcher,
+#: leaser, reporter, intake batches, observer, scheduler, heartbeat), pub/sub, and the HTTP
+#: API's requests and event streams when the node serves it.
+SHARED_CONNECTIONS = 200
+
+
+def pool_size(concurrency: int, partitions: int) -> int:
+    """Most connections a node's client may open: one per handler slot (a step or a log flush
+    holds one while it waits for Redis), a blocking read per submission stream and hand-off
+    list, and the shared ones. redis-py's default (100) is fewer than a node at the default
+    concurrency needs, and a call past it fails at once instead of waiting."""
+    return concurrency + 2 * (partitions + 1) + SHARED_CONNECTIONS
+
+
+def connect(url: str, cluster: bool = False, max_connections: int | None = None, **kwargs: Any) -> Any:
     """A redis.asyncio client (or cluster client) for the URL.
 
     ``rediss://`` enables TLS; ``redis://user:password@host`` uses an ACL user.
     Connections are created lazily; the hiredis parser is used when installed.
+    ``max_connections`` sizes the pool (see :func:`pool_size`); the URL's own option wins.
     """
+    if max_connections is not None:
+        kwargs.setdefault("max_connections", max_connections)
     # no CLIENT SETINFO on connect: an ACL user needs no CLIENT rights (and
     # Redis < 7.2 has no such command, so the shipped ACL cannot name it)
     kwargs.setdefault("driver_info", None)
