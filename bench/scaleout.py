@@ -1,16 +1,18 @@
 """Scale-out benchmark: one Baton queue over a Redis Cluster of 1, 2 and 3 masters.
 
-    bench/.venv/bin/python -m bench.scaleout                 # (or the main venv's python)
-    python -m bench.scaleout --masters 1,2,3 --partitions 6 --runs 20000 --reps 3
+    .venv/bin/python -m bench.scaleout                 # (or bench/.venv/bin/python once bench/run made it)
+    .venv/bin/python -m bench.scaleout --masters 1,2,3 --partitions 6 --runs 20000 --reps 3
 
 For each number of masters M: a cluster on loopback (free ports, no persistence,
-no replicas) whose slots are assigned so that the partitions' hash tags
+no replicas unless ``--replicas-per-master``) whose slots are assigned so that the partitions' hash tags
 (``{scale:p0}`` ... ) are spread evenly over the masters (bench/cluster.py puts
 the slot of tag i on master i % M), and M worker processes (``--workers-per-master``).
 N no-op runs are submitted with ``trigger_batch`` (one Lua call per partition
 and chunk) while the workers run, and timed until all are completed. Measured:
 
-- runs/s: N / (last completion - first submission);
+- runs/s: N / (last completion - first submission); submitted/s: N / (the last
+  trigger_batch return - the first submission); trigger() one at a time: 1,000
+  calls, each awaited before the next, with no worker running;
 - Redis CPU per run per shard: each master's ``used_cpu_user + used_cpu_sys``
   delta over the window / the runs whose partition that master owns (the
   node-wide keys, heartbeats and the job registry, live on master 0 as well);
@@ -20,6 +22,9 @@ and chunk) while the workers run, and timed until all are completed. Measured:
   every master / N);
 - memory per queued run (``used_memory`` delta of every master / runs queued
   with no worker running, after the timed part).
+
+``--masters 1 --replicas-per-master 1 --durable-replicas 0`` and ``1`` give the
+cost of durable writes (README, "Durable writes").
 
 The issue's goal: Redis CPU per run per shard flat (within 15%) from 1 to 3
 masters, so throughput grows with masters where cores exist (this machine has
@@ -65,6 +70,8 @@ PREFIX = "scale"
 BATCH = 1000
 #: submitting coroutines (trigger_batch calls in flight)
 SUBMITTERS = 4
+#: trigger() calls timed one after the other (no worker running)
+ONE_AT_A_TIME = 1000
 
 
 @dataclass
@@ -74,12 +81,18 @@ class Sample:
     masters: int
     runs: int
     seconds: float
+    #: from the first submission until the last trigger_batch call returned
+    submit_seconds: float
     #: per master: (runs whose partition it owns, Redis CPU seconds)
     shards: list[tuple[int, float]]
     worker_cpu_s: float
     client_cpu_s: float
     net_bytes: int
     memory_per_queued_run: float
+    #: used_memory delta of the timed window per run: a completed run kept by retention
+    memory_per_completed_run: float
+    #: trigger() calls per second, one at a time (each waits for its reply; durable: for its WAIT too)
+    one_at_a_time_per_s: float
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -112,19 +125,20 @@ def _net(info: dict[str, Any]) -> int:
 class Cluster:
     """M masters on loopback, stopped by pid."""
 
-    def __init__(self, masters: int, partitions: int) -> None:
+    def __init__(self, masters: int, partitions: int, replicas: int = 0) -> None:
         self.servers: list[RedisServer] = []
         nodes: list[Node] = []
         try:
-            for _ in range(masters):
+            for _ in range(masters * (1 + replicas)):
                 bus = free_port()
                 server = RedisServer(args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                                           "--cluster-port", str(bus), "--cluster-node-timeout", "5000"])
+                                           "--cluster-port", str(bus), "--cluster-node-timeout", "5000",
+                                           "--repl-diskless-sync-delay", "0"])
                 self.servers.append(server.start())
                 nodes.append((server.port, bus))
             tags = [f"{PREFIX}:p{i}" for i in range(partitions)]
             self.layout = slot_layout(masters, tags)
-            assemble(nodes, layout=self.layout)
+            assemble(nodes[:masters], nodes[masters:], layout=self.layout)
         except BaseException:
             self.stop()
             raise
@@ -167,16 +181,18 @@ async def _submit(baton: Baton, n: int) -> list[str]:
 
 async def measure(masters: int, args: argparse.Namespace, log_dir: Path) -> Sample:
     """One repetition with ``masters`` masters."""
-    cluster = Cluster(masters, args.partitions)
-    ports = [s.port for s in cluster.servers]
+    cluster = Cluster(masters, args.partitions, args.replicas_per_master)
+    ports = [s.port for s in cluster.servers[:masters]]
     settings = Settings(redis_url=cluster.servers[0].url, redis_cluster=True, prefix=PREFIX,
-                        partitions=args.partitions, metrics_port=0)
+                        partitions=args.partitions, metrics_port=0, durable_replicas=args.durable_replicas,
+                        durable_timeout_ms=5000)
     baton = Baton(settings)
     for job in app.jobs:  # the workers' jobs, for trigger_batch's checks
         baton.jobs.add(job.name, job.handler, job.options)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BATON_REDIS_URL": settings.redis_url, "BATON_REDIS_CLUSTER": "1",
            "BATON_PREFIX": PREFIX, "BATON_PARTITIONS": str(args.partitions),
-           "BATON_CONCURRENCY": str(args.concurrency), "BATON_METRICS_PORT": "0", "BATON_LOG_LEVEL": "WARNING"}
+           "BATON_CONCURRENCY": str(args.concurrency), "BATON_METRICS_PORT": "0", "BATON_LOG_LEVEL": "WARNING",
+           "BATON_DURABLE_REPLICAS": str(args.durable_replicas), "BATON_DURABLE_TIMEOUT_MS": "5000"}
     workers: list[subprocess.Popen[bytes]] = []
     try:
         await baton.register_jobs()
@@ -189,6 +205,7 @@ async def measure(masters: int, args: argparse.Namespace, log_dir: Path) -> Samp
         client_cpu0 = time.process_time()
         t0 = time.perf_counter()
         ids = await _submit(baton, args.runs)
+        submit_seconds = time.perf_counter() - t0
         while await _completed(baton) < args.runs:
             await asyncio.sleep(0.02)
         seconds = time.perf_counter() - t0
@@ -202,16 +219,23 @@ async def measure(masters: int, args: argparse.Namespace, log_dir: Path) -> Samp
         mem0 = sum(int(i["used_memory"]) for i in (_info(p) for p in ports))
         await _submit(baton, args.mem_runs)
         mem1 = sum(int(i["used_memory"]) for i in (_info(p) for p in ports))
+        started = time.perf_counter()
+        for i in range(ONE_AT_A_TIME):
+            await baton.trigger("noop", {"i": i})
+        one_at_a_time_per_s = ONE_AT_A_TIME / (time.perf_counter() - started)
         per_partition = Counter(baton.keys.partition_of_run(r).index for r in ids)
         runs_of = Counter({cluster.owner(f"{PREFIX}:p{i}"): 0 for i in range(args.partitions)})
         for index, n in per_partition.items():
             runs_of[cluster.owner(f"{PREFIX}:p{index}")] += n
         return Sample(
-            masters=masters, runs=args.runs, seconds=seconds,
+            masters=masters, runs=args.runs, seconds=seconds, submit_seconds=submit_seconds,
             shards=[(runs_of[m], _cpu(after[m]) - _cpu(before[m])) for m in range(masters)],
             worker_cpu_s=worker_cpu, client_cpu_s=client_cpu,
             net_bytes=sum(_net(a) - _net(b) for a, b in zip(after, before, strict=True)),
             memory_per_queued_run=(mem1 - mem0) / args.mem_runs,
+            memory_per_completed_run=sum(int(a["used_memory"]) - int(b["used_memory"])
+                                         for a, b in zip(after, before, strict=True)) / args.runs,
+            one_at_a_time_per_s=one_at_a_time_per_s,
         )
     finally:
         for w in workers:
@@ -235,12 +259,15 @@ def render(samples: dict[int, list[Sample]], args: argparse.Namespace, command: 
         runs = [n for n, _ in reps[0].shards]
         rows.append(
             f"| {masters} | {_median([s.runs_per_s for s in reps]):,.0f} | "
+            f"{_median([s.runs / s.submit_seconds for s in reps]):,.0f} | "
+            f"{_median([s.one_at_a_time_per_s for s in reps]):,.0f} | "
             f"{' / '.join(f'{v:.1f}' for v in per_shard)} | {mean_shard:.1f} | {mean_shard / base:.2f} | "
             f"{' / '.join(str(n) for n in runs)} | "
             f"{_median([s.worker_cpu_s / s.runs * 1e6 for s in reps]):.0f} | "
             f"{_median([s.client_cpu_s / s.runs * 1e6 for s in reps]):.0f} | "
             f"{_median([s.net_bytes / s.runs for s in reps]):,.0f} | "
-            f"{_median([s.memory_per_queued_run for s in reps]):,.0f} |")
+            f"{_median([s.memory_per_queued_run for s in reps]):,.0f} | "
+            f"{_median([s.memory_per_completed_run for s in reps]):,.0f} |")
     uname = platform.uname()
     return "\n".join([
         f"# Scale-out: one Baton queue over 1-{max(samples)} Redis Cluster masters",
@@ -253,19 +280,23 @@ def render(samples: dict[int, list[Sample]], args: argparse.Namespace, command: 
         f"{args.workers_per_master} worker process(es) per master, concurrency {args.concurrency}; "
         f"{args.runs:,} no-op runs per repetition, submitted with `trigger_batch` ({BATCH} per call, "
         f"{SUBMITTERS} calls in flight) while the workers run (the per-partition submission streams are not "
-        f"used yet); medians of {args.reps} repetitions",
+        f"used yet); medians of {args.reps} repetitions; {args.replicas_per_master} replica(s) per master, "
+        f"durable_replicas={args.durable_replicas}",
         "",
-        "| masters | runs/s | Redis CPU per run, each shard (µs) | mean per shard (µs) | vs 1 master | "
+        "| masters | runs/s | submitted/s | trigger() one at a time /s | Redis CPU per run, each shard (µs) | "
+        "mean per shard (µs) | vs 1 master | "
         "runs per shard | worker CPU per run (µs) | client CPU per run (µs) | network bytes per run | "
-        "memory per queued run (B) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "memory per queued run (B) | memory per completed run (B) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
         *rows,
         "",
         "Redis CPU per run per shard is each master's `used_cpu_user + used_cpu_sys` delta over the timed "
         "window divided by the runs whose partition it owns; master 0 also holds the node-wide keys "
         "(heartbeats, the job registry). Network bytes are every master's `total_net_input_bytes + "
         "total_net_output_bytes` delta per run. Memory per queued run is the `used_memory` delta of every "
-        f"master per run created with no worker running ({args.mem_runs:,} runs, 100-byte-class input). "
+        f"master per run created with no worker running ({args.mem_runs:,} runs, input `{{\"i\": n}}`); "
+        "memory per completed run the `used_memory` delta of the timed window per run (a completed run is kept, "
+        "with its timeline, until `finished_ttl_s` or `finished_cap`). "
         "On 2 cores the masters, the workers and the client share the CPUs, so runs/s cannot grow with masters "
         "here; what must hold is that the Redis CPU per run per shard stays flat.",
         "",
@@ -296,6 +327,8 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--workers-per-master", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--replicas-per-master", type=int, default=0)
+    parser.add_argument("--durable-replicas", type=int, default=0, help="BATON_DURABLE_REPLICAS of every node")
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "scaleout-LATEST.md")
     args = parser.parse_args()
     command = "python -m bench.scaleout" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
