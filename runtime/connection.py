@@ -299,9 +299,12 @@ _REDIRECTED = (MovedError, AskError, ClusterDownError, TryAgainError, RedisConne
 
 
 async def _connected(conn: Any) -> None:
-    """Reconnect a held connection that was dropped, through its own connect(): a Sentinel
+    """Reconnect a held connection that was dropped or marked for reconnection (another
+    DirectCalls of this client learnt of a new master), through its own connect(): a Sentinel
     connection asks the sentinels for the master there, while the implicit connect of a send
     goes back to the address it had (an old master, after a failover)."""
+    if conn.should_reconnect():
+        await conn.disconnect()  # (clears the mark)
     if not conn.is_connected:
         await conn.connect()
 

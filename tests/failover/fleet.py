@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from tests.nodes import ROOT, eventually, spawn_worker, stop_process
 
 __all__ = ["Fleet", "check_acknowledged", "fleet_settings"]
 
+#: reads a run's status (None: no such run) where the test knows the master is
+StatusReader = Callable[[str], Awaitable[str | None]]
 #: worker processes of a fleet
 WORKERS = 2
 #: how long a promotion may take before runs submitted after it complete (the issue's bound)
@@ -95,10 +98,11 @@ class Fleet:
         codes = [stop_process(w) for w in self.workers]
         assert codes == [0] * len(codes), "".join(self.log(f"w{i}") for i in range(len(codes)))
 
-    async def recovers(self, app: Baton, promoted_ms: int, steady: int) -> dict[str, int]:
+    async def recovers(self, app: Baton, promoted_ms: int, steady: int,
+                       status_of: StatusReader | None = None) -> dict[str, int]:
         """After a promotion: runs complete within RESUME_S, ``steady`` more entries are acknowledged,
         and then every acknowledged submission passes check_acknowledged (its counts)."""
-        await self.resumed_after(app, promoted_ms)
+        await self.resumed_after(app, promoted_ms, status_of)
         await self.until_acknowledged(steady, after_ms=promoted_ms)
         self.stop_producer()
         return await check_acknowledged(app, self)
@@ -125,13 +129,21 @@ class Fleet:
         """Until the producer has acknowledged ``n`` entries at or after ``after_ms``."""
         await eventually(lambda: sum(1 for t in self.acknowledged().values() if t >= after_ms) >= n, timeout, 0.1)
 
-    async def resumed_after(self, app: Baton, promoted_ms: int) -> float:
-        """Seconds from the promotion until a run acknowledged after it has completed; fails past RESUME_S."""
+    async def resumed_after(self, app: Baton, promoted_ms: int, status_of: StatusReader | None = None) -> float:
+        """Seconds from the promotion until a run acknowledged after it has completed; fails past RESUME_S.
+
+        ``status_of`` reads a run's status on the new master: a client that only reads (this test's)
+        may go on reading the old one, which answers as a master until Sentinel demotes it."""
+        async def app_status(run_id: str) -> str | None:
+            run = await app.get_run(run_id)
+            return run.status if run else None
+
+        read = status_of or app_status
+
         async def completed_after() -> bool:
             later = [rid for rid, t in self.acknowledged().items() if t >= promoted_ms]
             for run_id in later[-20:]:  # the newest: the first ones may wait for a lease lost in the fault
-                run = await app.get_run(run_id)
-                if run is not None and run.status == "completed":
+                if await read(run_id) == "completed":
                     return True
             return False
 

@@ -21,7 +21,7 @@ import redis.asyncio as aioredis
 from bench.cluster import keyslot, slot_layout
 from runtime import Baton, NotReplicated, RunContext
 from runtime.connection import DirectCalls, connect
-from tests.failover.fleet import Fleet, fleet_settings
+from tests.failover.fleet import Fleet, StatusReader, fleet_settings
 from tests.nodes import eventually
 from tests.servers import SENTINEL_SERVICE, RedisClusterProcesses, SentinelGroup
 
@@ -75,11 +75,24 @@ async def test_sentinel_failover_under_load_loses_and_repeats_nothing(
         promoted = _now_ms()
         # Then new runs complete within 10 s of the promotion, the load goes on, and every
         # acknowledged submission ends once
-        counts = await fleet.recovers(app, promoted, STEADY)
+        counts = await fleet.recovers(app, promoted, STEADY, _status_on_master(sentinel_group, app))
     finally:
         fleet.stop_cleanly()
         await app.close()
     assert counts["acknowledged"] >= 2 * STEADY
+
+
+def _status_on_master(group: SentinelGroup, app: Baton) -> StatusReader:
+    """A run's status as the master the sentinels name has it."""
+    async def status_of(run_id: str) -> str | None:
+        client = aioredis.Redis(port=group.current_master_port())
+        try:
+            status = await client.hget(app.keys.partition_of_run(run_id).run(run_id), "status")
+        finally:
+            await client.aclose()
+        return status.decode() if status else None
+
+    return status_of
 
 
 async def _sentinel_failover(group: SentinelGroup) -> None:
