@@ -23,8 +23,9 @@ and chunk) while the workers run, and timed until all are completed. Measured:
 - memory per queued run (``used_memory`` delta of every master / runs queued
   with no worker running, after the timed part).
 
-``--masters 1 --replicas-per-master 1 --durable-replicas 0`` and ``1`` give the
-cost of durable writes (README, "Durable writes").
+``--plain --masters 1 --replicas-per-master 1 --durable-replicas 0`` and ``1``
+(one master and one replica, no Cluster) give the cost of durable writes
+(README, "What durable writes guarantee, and what they cost").
 
 The issue's goal: Redis CPU per run per shard flat (within 15%) from 1 to 3
 masters, so throughput grows with masters where cores exist (this machine has
@@ -50,7 +51,7 @@ from typing import Any
 import redis
 
 from bench.chaos.processes import RedisServer, free_port
-from bench.cluster import Node, assemble, keyslot, slot_layout
+from bench.cluster import SLOTS, Node, assemble, keyslot, slot_layout
 from bench.common import BENCH, ROOT, group_cpu_s, spawn, stop
 from runtime import Baton, RunContext, Settings
 
@@ -123,12 +124,15 @@ def _net(info: dict[str, Any]) -> int:
 
 
 class Cluster:
-    """M masters on loopback, stopped by pid."""
+    """M masters on loopback, stopped by pid; ``plain``: one master and its replicas, no cluster."""
 
-    def __init__(self, masters: int, partitions: int, replicas: int = 0) -> None:
+    def __init__(self, masters: int, partitions: int, replicas: int = 0, plain: bool = False) -> None:
         self.servers: list[RedisServer] = []
         nodes: list[Node] = []
         try:
+            if plain:
+                self._start_plain(masters, replicas)
+                return
             for _ in range(masters * (1 + replicas)):
                 bus = free_port()
                 server = RedisServer(args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
@@ -142,6 +146,19 @@ class Cluster:
         except BaseException:
             self.stop()
             raise
+
+    def _start_plain(self, masters: int, replicas: int) -> None:
+        if masters != 1:
+            raise SystemExit("--plain measures one master (and its replicas)")
+        master = RedisServer(args=["--repl-diskless-sync-delay", "0"]).start()
+        self.servers.append(master)
+        for _ in range(replicas):
+            self.servers.append(RedisServer(args=["--repl-diskless-sync-delay", "0", "--replicaof", "127.0.0.1",
+                                                  str(master.port)]).start())
+        for replica in self.servers[1:]:
+            while _info(replica.port).get("master_link_status") != "up":
+                time.sleep(0.05)
+        self.layout = [list(range(SLOTS))]
 
     def owner(self, tag: str) -> int:
         """Index of the master that owns a hash tag."""
@@ -181,16 +198,20 @@ async def _submit(baton: Baton, n: int) -> list[str]:
 
 async def measure(masters: int, args: argparse.Namespace, log_dir: Path) -> Sample:
     """One repetition with ``masters`` masters."""
-    cluster = Cluster(masters, args.partitions, args.replicas_per_master)
+    cluster = Cluster(masters, args.partitions, args.replicas_per_master, args.plain)
     ports = [s.port for s in cluster.servers[:masters]]
-    settings = Settings(redis_url=cluster.servers[0].url, redis_cluster=True, prefix=PREFIX,
+    # (plain: the submitters' concurrent create calls, 24 per trigger_batch of 1,000 runs over 6
+    # partitions, each hold a connection; redis-py's pool stops at 100 by default)
+    url = f"{cluster.servers[0].url}?max_connections=1000" if args.plain else cluster.servers[0].url
+    settings = Settings(redis_url=url, redis_cluster=not args.plain, prefix=PREFIX,
                         partitions=args.partitions, metrics_port=0, durable_replicas=args.durable_replicas,
                         durable_timeout_ms=5000)
     baton = Baton(settings)
     for job in app.jobs:  # the workers' jobs, for trigger_batch's checks
         baton.jobs.add(job.name, job.handler, job.options)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "BATON_REDIS_URL": settings.redis_url, "BATON_REDIS_CLUSTER": "1",
-           "BATON_PREFIX": PREFIX, "BATON_PARTITIONS": str(args.partitions),
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "BATON_REDIS_URL": settings.redis_url,
+           "BATON_REDIS_CLUSTER": "0" if args.plain else "1", "BATON_PREFIX": PREFIX,
+           "BATON_PARTITIONS": str(args.partitions),
            "BATON_CONCURRENCY": str(args.concurrency), "BATON_METRICS_PORT": "0", "BATON_LOG_LEVEL": "WARNING",
            "BATON_DURABLE_REPLICAS": str(args.durable_replicas), "BATON_DURABLE_TIMEOUT_MS": "5000"}
     workers: list[subprocess.Popen[bytes]] = []
@@ -270,6 +291,7 @@ def render(samples: dict[int, list[Sample]], args: argparse.Namespace, command: 
             f"{_median([s.memory_per_completed_run for s in reps]):,.0f} |")
     uname = platform.uname()
     return "\n".join([
+        f"# Durable writes: one master and {args.replicas_per_master} replica(s), no Cluster" if args.plain else
         f"# Scale-out: one Baton queue over 1-{max(samples)} Redis Cluster masters",
         "",
         f"- command: `{command}`",
@@ -281,7 +303,7 @@ def render(samples: dict[int, list[Sample]], args: argparse.Namespace, command: 
         f"{args.runs:,} no-op runs per repetition, submitted with `trigger_batch` ({BATCH} per call, "
         f"{SUBMITTERS} calls in flight) while the workers run (the per-partition submission streams are not "
         f"used yet); medians of {args.reps} repetitions; {args.replicas_per_master} replica(s) per master, "
-        f"durable_replicas={args.durable_replicas}",
+        f"durable_replicas={args.durable_replicas}{'; no Cluster (--plain)' if args.plain else ''}",
         "",
         "| masters | runs/s | submitted/s | trigger() one at a time /s | Redis CPU per run, each shard (µs) | "
         "mean per shard (µs) | vs 1 master | "
@@ -329,6 +351,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--replicas-per-master", type=int, default=0)
     parser.add_argument("--durable-replicas", type=int, default=0, help="BATON_DURABLE_REPLICAS of every node")
+    parser.add_argument("--plain", action="store_true", help="one master and its replicas without Cluster")
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "scaleout-LATEST.md")
     args = parser.parse_args()
     command = "python -m bench.scaleout" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
