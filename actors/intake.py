@@ -1,4 +1,9 @@
-"""Intake: reads the submission stream with a consumer group and creates runs.
+"""Intake: reads one submission stream with a consumer group and creates runs.
+
+A node runs one intake per stream it serves: the node-wide ``{<prefix>}:submit``
+and, with ``partition_streams``, each partition's own ``{<prefix>:p<N>}:submit``
+(so producers can spread submissions over Redis Cluster masters). An entry of a
+partition stream is named ``<entry id>.p<N>`` (entry ids repeat between streams).
 
 Each entry is validated; valid ones become runs through runs_create (one Lua
 call per partition per batch, idempotent on the run id, which defaults to the
@@ -20,19 +25,21 @@ from __future__ import annotations
 
 import asyncio
 import time
+from dataclasses import dataclass
 
 from redis.exceptions import RedisError, ResponseError
 
 from runtime.app import Baton
 from runtime.codec import text
 from runtime.errors import RedisUnavailable, SubmissionError
+from runtime.keys import Partition
 from runtime.metrics import Metrics
 from runtime.stream_entries import parse_stream_entry, parse_stream_event, rejected_record
 from runtime.submission import RunSpec
 
 from .base import Actor
 
-__all__ = ["Intake", "ensure_group"]
+__all__ = ["Intake", "SubmitStream", "ensure_group", "submit_streams"]
 
 BLOCK_MS = 1000
 TRIM_INTERVAL_S = 10.0
@@ -57,22 +64,50 @@ _SERVER_REPLIES = ("BUSY", "NOREPLICAS", "UNKILLABLE", "MISCONF", "NOTBUSY")
 Entry = tuple[str, dict[bytes, bytes]]
 
 
-async def ensure_group(app: Baton) -> None:
-    """Create the intake consumer group (and the stream) if missing."""
+@dataclass(frozen=True)
+class SubmitStream:
+    """A submission stream one intake reads, and how its entries are named."""
+
+    key: str
+    partition: Partition | None = None  #: the partition whose own stream it is; None = node-wide
+
+    @property
+    def label(self) -> str:
+        """A short name for logs and actor names: "node" or "p<N>"."""
+        return "node" if self.partition is None else f"p{self.partition.index}"
+
+    def ref(self, entry_id: str) -> str:
+        """The entry's name in Baton (its run's default id): the entry id, or ``<id>.p<N>``."""
+        return entry_id if self.partition is None else self.partition.entry_ref(entry_id)
+
+
+def submit_streams(app: Baton) -> list[SubmitStream]:
+    """The streams a node's intakes read: the node-wide one, then (``partition_streams``) each partition's."""
+    streams = [SubmitStream(app.keys.submit_stream)]
+    if app.settings.partition_streams:
+        streams += [SubmitStream(p.submit_stream, p) for p in app.keys.partitions]
+    return streams
+
+
+async def ensure_group(app: Baton, stream: str | None = None) -> None:
+    """Create the intake consumer group (and the stream) if missing; default: the node-wide stream."""
     try:
-        await app.redis.xgroup_create(app.keys.submit_stream, app.keys.intake_group, id="0", mkstream=True)
+        await app.redis.xgroup_create(stream or app.keys.submit_stream, app.keys.intake_group, id="0", mkstream=True)
     except ResponseError as exc:
         if "BUSYGROUP" not in str(exc):
             raise
 
 
 class Intake(Actor[None]):
-    """Turns submission stream entries into runs."""
+    """Turns the entries of one submission stream into runs."""
 
     name = "intake"
 
-    def __init__(self, app: Baton, metrics: Metrics) -> None:
+    def __init__(self, app: Baton, metrics: Metrics, stream: SubmitStream | None = None) -> None:
         super().__init__()
+        self.stream = stream or SubmitStream(app.keys.submit_stream)
+        if self.stream.partition is not None:
+            self.name = f"intake.{self.stream.label}"
         self.app = app
         self.metrics = metrics
         self.settings = app.settings
@@ -94,7 +129,7 @@ class Intake(Actor[None]):
         prefetch: asyncio.Future[list[Entry]] | None = None
         finish = True
         try:
-            await ensure_group(self.app)
+            await ensure_group(self.app, self.stream.key)
             # entries this consumer read before a restart but did not acknowledge
             await self._process_own()
             while not self.stopping.is_set():
@@ -155,15 +190,15 @@ class Intake(Actor[None]):
     async def _forget_self(self) -> None:
         keys = self.app.keys
         pending = await self.app.redis.xpending_range(
-            keys.submit_stream, keys.intake_group, min="-", max="+", count=1, consumername=self.consumer,
+            self.stream.key, keys.intake_group, min="-", max="+", count=1, consumername=self.consumer,
         )
         if not pending:  # nothing of ours left: drop the consumer so the group stays small
-            await self.app.redis.xgroup_delconsumer(keys.submit_stream, keys.intake_group, self.consumer)
+            await self.app.redis.xgroup_delconsumer(self.stream.key, keys.intake_group, self.consumer)
 
     async def _read(self, start: str) -> list[Entry]:
         keys = self.app.keys
         reply = await self.app.redis.xreadgroup(
-            keys.intake_group, self.consumer, {keys.submit_stream: start}, count=self.settings.intake_batch,
+            keys.intake_group, self.consumer, {self.stream.key: start}, count=self.settings.intake_batch,
             block=BLOCK_MS if start == ">" else None,
         )
         entries: list[Entry] = []
@@ -175,7 +210,7 @@ class Intake(Actor[None]):
     async def _autoclaim(self) -> list[Entry]:
         keys = self.app.keys
         reply = await self.app.redis.xautoclaim(
-            keys.submit_stream, keys.intake_group, self.consumer, self.settings.intake_claim_idle_ms,
+            self.stream.key, keys.intake_group, self.consumer, self.settings.intake_claim_idle_ms,
             start_id="0-0", count=self.settings.intake_batch,
         )
         items = reply[1] if reply else []
@@ -185,7 +220,7 @@ class Intake(Actor[None]):
         """Take the pending entries of consumers whose node's heartbeat is gone or frozen."""
         keys = self.app.keys
         redis = self.app.redis
-        consumers = await redis.xinfo_consumers(keys.submit_stream, keys.intake_group)
+        consumers = await redis.xinfo_consumers(self.stream.key, keys.intake_group)
         others = [(text(c["name"]), int(c.get("pending") or 0), int(c.get("idle") or 0)) for c in consumers]
         others = [c for c in others if c[0] != self.consumer]
         if not others:
@@ -207,7 +242,7 @@ class Intake(Actor[None]):
                 await self._claim_from(name)
             elif beat is None and idle > self.settings.intake_claim_idle_ms:
                 # gone for good and holding nothing: keep the group's consumer list small
-                await redis.xgroup_delconsumer(keys.submit_stream, keys.intake_group, name)
+                await redis.xgroup_delconsumer(self.stream.key, keys.intake_group, name)
                 self.heartbeats.pop(name, None)
 
     def _gone(self, name: str, beat: bytes | None, idle_ms: int, now: float, stale_after: float) -> bool:
@@ -230,14 +265,14 @@ class Intake(Actor[None]):
     async def _claim_from(self, consumer: str) -> None:
         keys = self.app.keys
         rows = await self.app.redis.xpending_range(
-            keys.submit_stream, keys.intake_group, min="-", max="+", count=self.settings.intake_batch,
+            self.stream.key, keys.intake_group, min="-", max="+", count=self.settings.intake_batch,
             consumername=consumer,
         )
         ids = [row["message_id"] for row in rows]
         if not ids:
             return
         claimed = await self.app.redis.xclaim(
-            keys.submit_stream, keys.intake_group, self.consumer, DEAD_CLAIM_MIN_IDLE_MS, ids,
+            self.stream.key, keys.intake_group, self.consumer, DEAD_CLAIM_MIN_IDLE_MS, ids,
         )
         # an entry trimmed from the stream meanwhile comes back without fields: it is
         # rejected (missing job) and acknowledged like any other, so it leaves the group
@@ -257,6 +292,8 @@ class Intake(Actor[None]):
         specs: list[tuple[str, RunSpec]] = []
         events: list[tuple[str, tuple[str, str]]] = []
         rejected: list[tuple[str, dict[bytes, bytes], SubmissionError]] = []
+        acks = [entry_id for entry_id, _ in entries]
+        entries = [(self.stream.ref(entry_id), fields) for entry_id, fields in entries]
         for entry_id, fields in entries:
             try:
                 if b"event" in fields and b"job" not in fields:
@@ -288,7 +325,7 @@ class Intake(Actor[None]):
             self.log.warning("rejected stream entry %s: %s (%s)", entry_id, problem, problem.reason)
             pipe.xadd(keys.rejected_stream, rejected_record(entry_id, fields, problem),
                       maxlen=self.settings.rejected_max_len, approximate=True)
-        pipe.xack(keys.submit_stream, keys.intake_group, *[e[0] for e in entries])
+        pipe.xack(self.stream.key, keys.intake_group, *acks)
         await pipe.execute()
 
     def _internal(self, entry_id: str, exc: BaseException) -> SubmissionError:
@@ -320,21 +357,31 @@ class Intake(Actor[None]):
                         failed[entry_id] = self._internal(entry_id, one)
                         result = ("", -1)
                     results.append(result)
-            await self._note_duplicates(round_, results)
+            await self._note_aliases(round_, results)
         return failed
 
-    async def _note_duplicates(self, specs: list[tuple[str, RunSpec]], results: list[tuple[str, int]]) -> None:
-        """Log, count and alias entries that created nothing because an earlier submission holds them.
+    async def _note_aliases(self, specs: list[tuple[str, RunSpec]], results: list[tuple[str, int]]) -> None:
+        """Alias every entry whose run id is not its own name, so ``get_run(entry)`` finds the run.
 
-        The alias maps the entry id to the run it resolved to, for as long as its
-        idempotency window; ``get_run(entry id)`` follows it.
+        That is an entry that created nothing because an earlier submission holds
+        it (logged and counted; aliased for its idempotency window), and one whose
+        run got a routed id (``<entry>~k``: with several partitions, a run with a
+        limit or key lives in that key's partition; aliased as long as runs are kept).
         """
+        keys = self.app.keys
+        routed = [(entry_id, run_id) for (entry_id, _), (run_id, code) in zip(specs, results, strict=True)
+                  if code == 1 and run_id != entry_id]
+        if routed:
+            keep_ms = max(self.settings.finished_ttl_s, self.settings.dead_letter_ttl_s) * 1000
+            pipe = self.app.redis.pipeline(transaction=False)
+            for entry_id, run_id in routed:
+                pipe.set(keys.partition_of_run(entry_id).alias(entry_id), run_id, px=keep_ms)
+            await pipe.execute()
         found = [(entry_id, spec, run_id, code) for (entry_id, spec), (run_id, code) in zip(specs, results, strict=True)
                  if code in _DEDUP_REASON]
         if not found:
             return
         redis = self.app.redis
-        keys = self.app.keys
         pipe = redis.pipeline(transaction=False)
         for _, _, run_id, _ in found:
             pipe.hget(keys.partition_of_run(run_id).run(run_id), "entry_id")
@@ -370,7 +417,7 @@ class Intake(Actor[None]):
         """Drop stream entries every consumer has read and acknowledged."""
         keys = self.app.keys
         redis = self.app.redis
-        groups = await redis.xinfo_groups(keys.submit_stream)
+        groups = await redis.xinfo_groups(self.stream.key)
         floor = None
         for g in groups:
             if (g.get("name") or g.get(b"name")) in (keys.intake_group, keys.intake_group.encode()):
@@ -378,11 +425,11 @@ class Intake(Actor[None]):
         if floor is None:
             return
         floor = floor.decode() if isinstance(floor, bytes) else floor
-        pending = await redis.xpending(keys.submit_stream, keys.intake_group)
+        pending = await redis.xpending(self.stream.key, keys.intake_group)
         low = pending.get("min") if isinstance(pending, dict) else None
         if low:
             floor = low.decode() if isinstance(low, bytes) else low
-        await redis.xtrim(keys.submit_stream, minid=floor, approximate=True)
+        await redis.xtrim(self.stream.key, minid=floor, approximate=True)
 
 
 def _rounds(specs: list[tuple[str, RunSpec]]) -> list[list[tuple[str, RunSpec]]]:

@@ -25,14 +25,14 @@ from runtime.app import Baton
 from runtime.codec import text
 from runtime.keys import Partition
 from runtime.metrics import Metrics
+from runtime.queues import read_heads
 from runtime.statuses import TERMINAL
 
 from .base import Actor
+from .intake import submit_streams
 
 __all__ = ["Observer"]
 
-#: ready-set score = (1000 - priority) * 2^42 + sequence (see lua/includes/common.lua)
-READY_BAND = 4398046511104
 #: statuses counted per partition from their index sets (beside queued, which is per queue)
 INDEXED_STATES = tuple(str(s) for s in TERMINAL)
 
@@ -84,33 +84,44 @@ class Observer(Actor[None]):
         # clock may be off by any amount
         window_ms = 2 * self.settings.lease_ttl_ms
         started = time.perf_counter()
+        streams = [s.key for s in submit_streams(self.app)]
         pipe = self.app.redis.pipeline(transaction=False)
-        pipe.xinfo_groups(keys.submit_stream)
-        pipe.xlen(keys.submit_stream)
         pipe.zcount(keys.nodes, now_ms - window_ms, "+inf")
-        groups, length, live = await pipe.execute(raise_on_error=False)
+        for stream in streams:
+            pipe.xinfo_groups(stream)
+            pipe.xlen(stream)
+        live, *per_stream = await pipe.execute(raise_on_error=False)
         m.observe_redis("observe", time.perf_counter() - started)
         if not isinstance(live, Exception):
             m.nodes_live.set(int(live))
-        if not isinstance(length, Exception):
-            m.intake_stream_length.set(int(length))
-        if isinstance(groups, ResponseError):  # no stream yet: nothing submitted, nothing pending
-            m.intake_lag.set(0)
-            m.intake_pending.set(0)
-            return
-        if isinstance(groups, Exception):
-            raise groups
+        # the gauges add up every submission stream the nodes read
+        total_length = total_pending = total_lag = 0
+        for groups, length in zip(per_stream[::2], per_stream[1::2], strict=True):
+            if isinstance(length, Exception) or isinstance(groups, ResponseError):
+                continue  # no stream yet: nothing submitted, nothing pending
+            if isinstance(groups, Exception):
+                raise groups
+            total_length += int(length)
+            pending, lag = self._backlog(groups, int(length))
+            total_pending += pending
+            total_lag += lag
+        m.intake_stream_length.set(total_length)
+        m.intake_pending.set(total_pending)
+        m.intake_lag.set(total_lag)
+
+    def _backlog(self, groups: list[dict[Any, Any]], length: int) -> tuple[int, int]:
+        """The intake group's pending entries and lag on one stream."""
         for g in groups:
-            if text(g.get("name", b"")) != keys.intake_group:
+            if text(g.get("name", b"")) != self.app.keys.intake_group:
                 continue
-            m.intake_pending.set(int(g.get("pending") or 0))
             lag = g.get("lag")
             # Redis reports no lag when it cannot tell (entries deleted inside the
             # undelivered range); fall back to the entries not yet read at all
             if lag is None:
                 read = g.get("entries-read")
-                lag = max(int(length) - int(read), 0) if read is not None and isinstance(length, int) else 0
-            m.intake_lag.set(int(lag))
+                lag = max(length - int(read), 0) if read is not None else 0
+            return int(g.get("pending") or 0), int(lag)
+        return 0, 0
 
     async def _partition(self, p: Partition, now_ms: int) -> None:
         m = self.metrics
@@ -126,12 +137,7 @@ class Observer(Actor[None]):
         for state in INDEXED_STATES:
             pipe.zcard(p.status(state))
         for q in queues:
-            # a queue's runs without a concurrency key, then its keyed ones
-            for key in (p.ready(q), p.keyed_ready(q)):
-                pipe.zcard(key)
-                pipe.zrange(key, 0, 0)
-                # the oldest priority-0 run: runs of a higher priority may be starving it
-                pipe.zrangebyscore(key, 1000 * READY_BAND, f"({1001 * READY_BAND}", start=0, num=1)
+            read_heads(pipe, p, q)
         res = await pipe.execute()
         m.observe_redis("observe", time.perf_counter() - started)
         names, delayed, leased, overdue, waiting, *rest = res

@@ -10,14 +10,13 @@ Ticks are judged by the Redis server's clock.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
-from typing import Any
 
 from runtime.app import Baton
+from runtime.connection import server_ms
 from runtime.cron import CronSchedule
 from runtime.errors import BatonError
-from runtime.records import LIVE_STATUSES
+from runtime.schedules import fire
 
 from .base import Actor
 
@@ -28,10 +27,6 @@ GRACE_MS = 5_000
 #: Longest sleep between checks (schedules change, the lease must be renewed).
 MAX_SLEEP_S = 1.0
 LEASE_TTL_MS = 10_000
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.:-]", "_", name)[:60]
 
 
 class Scheduler(Actor[None]):
@@ -60,8 +55,7 @@ class Scheduler(Actor[None]):
                 await self.app.redis.delete(lease)
 
     async def _now_ms(self) -> int:
-        seconds, micros = await self.app.redis.time()
-        return int(seconds) * 1000 + int(micros) // 1000
+        return await server_ms(self.app.redis)
 
     async def fire_due(self) -> float:
         """Fire every due tick; returns seconds until the next one."""
@@ -108,34 +102,5 @@ class Scheduler(Actor[None]):
 
     async def fire(self, schedule: CronSchedule, tick_ms: int, caught_up: int = 0) -> str | None:
         """Start the run of one tick, applying the overlap policy; returns its id (None if skipped)."""
-        app = self.app
-        state_key = app.keys.schedule_state(schedule.name)
-        last = await app.redis.hget(state_key, "last_run_id")
-        if last and schedule.overlap != "allow":
-            run = await app.get_run(last.decode())
-            if run is not None and run.status in LIVE_STATUSES:
-                if schedule.overlap == "skip":
-                    await app.redis.hincrby(state_key, "skipped_count", 1)
-                    self.log.info("schedule %s: skipped tick %d, run %s still %s", schedule.name, tick_ms,
-                                  run.id, run.status)
-                    return None
-                try:
-                    await app.cancel(run.id)
-                except BatonError as exc:
-                    self.log.warning("schedule %s: could not cancel run %s: %s", schedule.name, run.id, exc)
-        tick_iso = datetime.fromtimestamp(tick_ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
-        item: dict[str, Any] = {"job": schedule.job, "input": schedule.input, **schedule.options,
-                                "derived_id": f"cron.{_safe(schedule.name)}.{tick_ms}"}
-        extra: dict[str, Any] = {"triggered_by": "cron", "schedule": schedule.name, "schedule_tick": tick_iso}
-        if caught_up:
-            extra["caught_up_ticks"] = caught_up
-        try:
-            spec = await app._spec(item, source="cron", extra=extra)
-        except BatonError as exc:
-            self.log.error("schedule %s: cannot trigger %s: %s", schedule.name, schedule.job, exc)
-            return None
-        [(run_id, code)] = await app.create_detailed([spec])
-        await app.redis.hset(state_key, mapping={"last_run_id": run_id, "last_fired_at": tick_ms})
-        if code == 1:
-            await app.redis.hincrby(state_key, "fired_count", 1)
+        run_id, _created = await fire(self.app, schedule, tick_ms, caught_up)
         return run_id

@@ -19,18 +19,20 @@ from redis.exceptions import BusyLoadingError, ClusterDownError, RedisClusterExc
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from runtime import __version__
 from runtime.app import Baton
 from runtime.connection import check_eviction_policy
 from runtime.errors import RedisUnavailable
 from runtime.logs import node_id_var
 from runtime.messages import AskBusy, Drain, ReleaseAll, WhenIdle, WhenReleased
 from runtime.metrics import Metrics
+from runtime.topology import SentinelStartWatch, check_deployment, check_fsync, check_server
 
 from .api import Api
 from .base import Actor
 from .executor import CANCEL_GRACE_S, Executor
 from .fetcher import Fetcher, clear_handoff, served_queues
-from .intake import Intake, ensure_group
+from .intake import Intake, ensure_group, submit_streams
 from .leaser import Leaser
 from .listener import Listener
 from .observer import Observer
@@ -81,7 +83,8 @@ class Supervisor(Actor[None]):
         self.listener = Listener(app, fetcher=to_fetcher, executor=to_executor)
         self.receiver = (Receiver(app, executor=to_executor, leaser=to_leaser, fetcher=to_fetcher)
                          if settings.handoff else None)
-        self.intake = Intake(app, self.metrics) if intake else None
+        # one intake per submission stream: the node-wide one and, with partition_streams, each partition's
+        self.intakes = [Intake(app, self.metrics, stream) for stream in submit_streams(app)] if intake else []
         self.observer = Observer(app, self.metrics)
         # the HTTP API, in this process when api_port is set (or alone: `baton api`)
         self.api = (Api(app, self.metrics.registry, ready=lambda: not self.shutdown_requested.is_set())
@@ -98,8 +101,7 @@ class Supervisor(Actor[None]):
                                     self.listener, self.observer]
         if self.receiver is not None:
             actors.append(self.receiver)
-        if self.intake is not None:
-            actors.append(self.intake)
+        actors.extend(self.intakes)
         if self.api is not None:
             actors.append(self.api)
         actors.append(self.scheduler)
@@ -145,20 +147,29 @@ class Supervisor(Actor[None]):
 
     async def _prepare(self) -> bool:
         """Check the server and register this node's jobs; wait out a Redis that is
-        not reachable yet (a pod may start before its Redis). False if asked to stop first."""
+        not reachable yet (a pod may start before its Redis). False if asked to stop first.
+        A misconfigured server or deployment stops the node here (ConfigError), never later."""
         backoff = 0.2
+        watch = SentinelStartWatch(self.settings.redis_url)
         while True:
             try:
-                await check_eviction_policy(self.app.redis)
-                await self.app.register_jobs()
-                await ensure_group(self.app)
-                await clear_handoff(self.app)
-                return True
+                reason = await watch.problem()
+                if reason is None:
+                    await check_server(self.app.redis, self.settings)
+                    await check_fsync(self.app.redis, self.settings)
+                    await check_deployment(self.app.redis, self.app.keys.deployment, self.settings)
+                    await check_eviction_policy(self.app.redis)
+                    await self.app.register_jobs()
+                    for intake in self.intakes:
+                        await ensure_group(self.app, intake.stream.key)
+                    await clear_handoff(self.app)
+                    return True
             except (*OUTAGE, RedisClusterException) as exc:
                 if not is_outage(exc):
                     raise
-                self.metrics.redis_reconnects.labels(actor=self.name).inc()
-                self.log.warning("Redis not reachable at start (%s); retrying in %.1fs", exc, backoff)
+                reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+            self.metrics.redis_reconnects.labels(actor=self.name).inc()
+            self.log.warning("Redis not reachable at start (%s); retrying in %.1fs", reason, backoff)
             try:
                 await asyncio.wait_for(self.shutdown_requested.wait(), backoff)
                 return False
@@ -219,18 +230,26 @@ class Supervisor(Actor[None]):
             # (by an hour, say) still shows as live, and is not pruned by the others
             seconds, micros = await self.app.redis.time()
             now_ms = int(seconds) * 1000 + int(micros) // 1000
+            leases = self.metrics.registry.get_sample_value("baton_leases_held")
             pipe = self.app.redis.pipeline(transaction=False)
             pipe.hset(keys.node(self.settings.node_id), mapping={
                 "node_id": self.settings.node_id, "heartbeat_at": now_ms, "slots": self.settings.concurrency,
                 "busy": busy if busy is not None else "", "jobs": ",".join(self.app.jobs.names()),
+                "queues": ",".join(served_queues(self.app)), "leases": int(leases or 0), "version": __version__,
             })
             pipe.pexpire(keys.node(self.settings.node_id), ttl_ms)
             pipe.zadd(keys.nodes, {self.settings.node_id: now_ms})
             pipe.zremrangebyscore(keys.nodes, "-inf", now_ms - 3600_000)
+            # an operator's drain request (runtime/nodes.py): taken once, then acted on like SIGTERM
+            pipe.get(keys.drain_request(self.settings.node_id))
+            pipe.delete(keys.drain_request(self.settings.node_id))
             started = time.perf_counter()
-            await pipe.execute()
+            drain = (await pipe.execute())[-2]
             self.metrics.observe_redis("heartbeat", time.perf_counter() - started)
             self.metrics.heartbeat_timestamp.set(now_ms / 1000)
+            if drain is not None:
+                self.log.info("drain requested through the API")
+                self.request_shutdown()
         except (RedisError, RedisClusterException) as exc:
             if is_outage(exc):
                 self.metrics.redis_reconnects.labels(actor=self.name).inc()
@@ -238,11 +257,16 @@ class Supervisor(Actor[None]):
 
     async def drain(self) -> None:
         """Stop taking work, let handlers finish within the grace period, give back the rest."""
-        if self.intake is not None:
+        try:  # shown by GET /v1/nodes until the record goes at the end of the drain
+            await self.app.redis.hset(self.app.keys.node(self.settings.node_id), "draining", "1")
+        except RedisError:
+            pass
+        for intake in self.intakes:
             # cancelling intake mid-batch is safe: unacknowledged entries are
             # delivered again and run creation is idempotent on the entry id
-            self.intake.stop()
-            await self._cancel(self.intake, wait_s=0)
+            intake.stop()
+        for intake in self.intakes:
+            await self._cancel(intake, wait_s=0)
         loop = asyncio.get_running_loop()
         closed: asyncio.Future[None] = loop.create_future()
         await self.fetcher.send(Drain(closed))

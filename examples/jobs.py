@@ -6,7 +6,7 @@ import asyncio
 import time
 from typing import Any
 
-from runtime import Baton, RunContext
+from runtime import Backoff, Baton, RunContext
 
 app = Baton()
 
@@ -19,7 +19,7 @@ async def hello(ctx: RunContext, payload: Any) -> dict[str, Any]:
     return {"greeting": f"hello, {name}"}
 
 
-@app.job(queue="default", max_attempts=4, backoff="exponential", backoff_initial=0.5)
+@app.job(queue="default", max_attempts=4, backoff=Backoff("exponential", initial_s=0.5))
 async def flaky(ctx: RunContext, payload: Any) -> str:
     """Fails on its first two attempts, then succeeds: shows retries with backoff."""
     if ctx.attempt < 3:

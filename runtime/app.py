@@ -81,10 +81,7 @@ class Baton:
         queue: str = "default",
         max_attempts: int | None = None,
         timeout: float | None = None,
-        backoff: Backoff | str | None = None,
-        backoff_initial: float | None = None,
-        backoff_max: float | None = None,
-        backoff_jitter: float | None = None,
+        backoff: Backoff | None = None,
         priority: int = 0,
         max_concurrency: int = 0,
         max_concurrency_per_key: int = 0,
@@ -100,24 +97,17 @@ class Baton:
 
         The handler is called as ``handler(ctx, input)``; ``async def`` handlers
         run on the event loop, plain ones in a worker thread. ``backoff`` is a
-        :class:`Backoff` or one of ``fixed``, ``linear``, ``exponential``, with
-        ``backoff_initial`` / ``backoff_max`` seconds and ``backoff_jitter`` in [0, 1].
+        :class:`Backoff` (default ``Backoff()``: exponential from 1 s to 300 s, jitter 0.2).
         ``rate_limit=(n, window_s)`` caps starts of the job across all nodes;
         ``rate_limit_per_key`` does so per rate key (``rate_key``: the concurrency
         key, ``label:<name>`` or ``input:<field>``). ``version`` pins runs to
         workers serving it (plus ``accepts_versions``); ``ttl`` expires runs not
         started in time; ``cron`` adds schedules (see :class:`CronSchedule`).
         """
-        if isinstance(backoff, Backoff):
-            policy = backoff
-        else:
-            base = Backoff()
-            policy = Backoff(
-                kind=backoff or base.kind,  # type: ignore[arg-type]
-                initial_s=base.initial_s if backoff_initial is None else backoff_initial,
-                max_s=base.max_s if backoff_max is None else backoff_max,
-                jitter=base.jitter if backoff_jitter is None else backoff_jitter,
-            )
+        if backoff is not None and not isinstance(backoff, Backoff):
+            # one form only: Backoff("fixed", initial_s=..., max_s=..., jitter=...)
+            raise ConfigError(f"backoff must be a Backoff, e.g. Backoff('exponential', initial_s=1), not {backoff!r}")
+        policy = backoff or Backoff()
         options = JobOptions(
             queue=queue, max_attempts=max_attempts, timeout_s=timeout, backoff=policy, priority=priority,
             max_concurrency=max_concurrency, max_concurrency_per_key=max_concurrency_per_key, version=version,
@@ -192,13 +182,14 @@ class Baton:
         if not len(self.jobs):
             return
         await self.redis.hset(self.keys.registry, mapping={j.name: j.options.to_json() for j in self.jobs})
+        jobs = list(self.jobs)
         for p in self.keys.partitions:
-            for j in self.jobs:
-                spec = j.options.limit_spec
-                if spec is None:
-                    await self.redis.hdel(p.jobs, j.name)
-                else:
-                    await self.redis.hset(p.jobs, j.name, spec)
+            stored = await self.redis.hmget(p.jobs, [j.name for j in jobs])
+            for j, current in zip(jobs, stored, strict=True):
+                # unchanged limits (a node restarting) cost nothing more; changed ones go through
+                # limits_apply, which moves the job's executing runs into the lease sets they count in
+                if text(current or b"") != (j.options.limit_spec or ""):
+                    await self.scripts.limits_apply(p, j.name, "code", j.options.limit_spec or "")
 
     # -- triggering ----------------------------------------------------------
 
@@ -213,13 +204,13 @@ class Baton:
         """Change a job's limits at runtime on every node (overrides the code's values until cleared)."""
         spec = limit_spec(max_concurrency, max_concurrency_per_key, rate_limit, rate_limit_per_key) or "0,0,0,0,0,0"
         for p in self.keys.partitions:
-            await self.redis.hset(p.jobs_override, job, spec)
+            await self.scripts.limits_apply(p, job, "override", spec)
         await self.redis.publish(self.keys.wake_channel, "limits")
 
     async def clear_limits(self, job: str) -> None:
         """Drop a runtime override: the limits registered by the code apply again."""
         for p in self.keys.partitions:
-            await self.redis.hdel(p.jobs_override, job)
+            await self.scripts.limits_apply(p, job, "override", "")
         await self.redis.publish(self.keys.wake_channel, "limits")
 
     async def list_schedules(self) -> list[dict[str, Any]]:

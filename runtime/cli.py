@@ -1,5 +1,6 @@
 """The ``baton`` command: ``baton worker`` runs a node, ``baton api`` the HTTP API alone;
-``baton runs``/``baton dlq`` manage runs over the API; ``baton submit``/``baton get`` help by hand."""
+``baton runs``/``baton dlq`` manage runs and ``baton queues``/``schedules``/``nodes``/``limits``/``bulk``
+operate the deployment over the API; ``baton submit``/``get``/``redis-cli`` help by hand."""
 
 from __future__ import annotations
 
@@ -9,17 +10,18 @@ import math
 import os
 import sys
 from dataclasses import fields
-from typing import Any
+from typing import NoReturn
 
 import orjson
 from redis.exceptions import RedisError
 
-from .api.client import ApiClientError
-from .api.commands import add_api_args, add_commands, api_client, run_command
+from .api.commands import add_api_args, add_commands, run_command
+from .api.commands_ops import OPS_COMMANDS, add_ops_commands, run_ops_command
 from .app import Baton
+from .cli_client import run_client_command, use_api
+from .completion import SHELLS, completion_script
 from .errors import BatonError
 from .settings import ENV_PREFIX, Settings, descriptions, env_warnings
-from .statuses import TERMINAL
 from .worker import load_app, run_api, run_worker
 
 __all__ = ["build_parser", "main", "settings_from"]
@@ -57,9 +59,17 @@ def _seconds(raw: str) -> float:
     return value
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line (the usage of a command with every setting as a flag is
+    forty lines that hide the one that matters)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``baton`` command line: every subcommand and its flags."""
-    parser = argparse.ArgumentParser(prog="baton", description="Durable background jobs on Redis.")
+    parser = Parser(prog="baton", description="Durable background jobs on Redis.")
     sub = parser.add_subparsers(dest="command", required=True)
     worker = sub.add_parser("worker", help="run a node: intake, leaser, executors")
     worker.add_argument("--app", default="examples.jobs:app", help="module:attribute of the Baton app")
@@ -69,9 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--input", type=_json_text, default="null", help="JSON input")
     submit.add_argument("--wait", type=_seconds, default=0, help="seconds to wait for the result")
     _settings_args(submit)
-    get = sub.add_parser("get", help="print a run as JSON")
+    get = sub.add_parser("get", help="print a run as JSON (the API's native run)")
     get.add_argument("run_id")
     _settings_args(get)
+    rcli = sub.add_parser("redis-cli", help="send one command to the node's Redis (found as get finds it)")
+    rcli.add_argument("args", nargs="+", metavar="ARG", help="the command and its arguments, as redis-cli takes them")
+    _settings_args(rcli)
     # submit/get talk to the HTTP API instead of Redis when an API URL is given
     add_api_args(submit, json_flag=False)
     add_api_args(get, json_flag=False)
@@ -79,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--app", default=None, help="module:attribute of a Baton app (optional: jobs come from Redis)")
     _settings_args(api)
     add_commands(sub)
+    add_ops_commands(sub)
+    completion = sub.add_parser("completion", help="print a shell completion script (bash or zsh)")
+    completion.add_argument("shell", choices=SHELLS)
     return parser
 
 
@@ -94,74 +110,33 @@ def main(argv: list[str] | None = None) -> int:
     if ns.command not in ("worker", "api"):  # those log them, once logging is set up
         for warning in env_warnings():
             print(f"baton: warning: {warning}", file=sys.stderr)
-    if ns.command in ("runs", "dlq", "apikey"):
-        return asyncio.run(run_command(ns))
+    if ns.command == "completion":
+        sys.stdout.write(completion_script(build_parser(), ns.shell))
+        return 0
     try:
+        if ns.command in ("runs", "dlq", "apikey"):
+            return asyncio.run(run_command(ns))
+        if ns.command in OPS_COMMANDS:
+            return asyncio.run(run_ops_command(ns))
         settings = settings_from(ns)
         if ns.command == "worker":
             app = load_app(ns.app)
             return run_worker(app, settings)
         if ns.command == "api":
             return run_api(load_app(ns.app) if ns.app else Baton(settings), settings)
-        if ns.api_url or os.environ.get("BATON_API_URL"):
-            return asyncio.run(_api_client_command(ns))
-        return asyncio.run(_client_command(ns, settings))
+        through_api = use_api(ns, os.environ.get("BATON_API_URL"), settings)
+        return asyncio.run(run_client_command(ns, settings, through_api))
     except BatonError as exc:
         print(f"baton: {exc}", file=sys.stderr)
         return 2
     except RedisError as exc:  # submit/get talk to Redis directly; redis-py's messages carry no password
         print(f"baton: Redis: {exc}", file=sys.stderr)
         return 1
-
-
-async def _api_client_command(ns: argparse.Namespace) -> int:
-    """submit/get through the HTTP API."""
-    try:
-        async with api_client(ns) as api:
-            if ns.command == "submit":
-                created = await api.post(f"/v1/jobs/{ns.job}/trigger",
-                                         {"input": orjson.loads(ns.input), "triggered_by": "manual"})
-                run_id = created["id"]
-                if not ns.wait:
-                    print(run_id)
-                    return 0
-                loop = asyncio.get_running_loop()
-                deadline = loop.time() + ns.wait
-                delay = 0.02
-                while True:
-                    run = await api.get(f"/v1/runs/{run_id}")
-                    if run["status"] in TERMINAL:
-                        _print(run)
-                        return 0
-                    if loop.time() > deadline:
-                        print(f"baton: run {run_id} still {run['status']} after {ns.wait}s", file=sys.stderr)
-                        return 1
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 0.5)
-            _print(await api.get(f"/v1/runs/{ns.run_id}"))
-            return 0
-    except ApiClientError as exc:
-        print(f"baton: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if ns.command in ("worker", "api"):
+            raise  # a daemon's crash keeps its traceback: it is logged and investigated
+        # a command run by hand says what went wrong in one line, never a traceback
+        print(f"baton: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
-
-
-async def _client_command(ns: argparse.Namespace, settings: Settings) -> int:
-    async with Baton(settings) as app:
-        if ns.command == "submit":
-            run_id = await app.trigger(ns.job, orjson.loads(ns.input))
-            if ns.wait:
-                run = await app.wait_for(run_id, ns.wait)
-                _print(run.to_dict())
-            else:
-                print(run_id)
-            return 0
-        found = await app.get_run(ns.run_id)
-        if found is None:
-            print(f"baton: run {ns.run_id} not found", file=sys.stderr)
-            return 1
-        _print(found.to_dict())
-        return 0
-
-
-def _print(obj: Any) -> None:
-    sys.stdout.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -34,10 +34,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .codec import text
-from .errors import RedisUnavailable
+from .errors import ConfigError, RedisUnavailable
 from .sentinel import SENTINEL_SCHEMES, parse_sentinel_url, sentinel_client
 
-__all__ = ["DirectCalls", "EmbeddedServer", "check_eviction_policy", "connect", "redis_url_problem"]
+__all__ = ["DirectCalls", "EmbeddedServer", "alive_server", "check_eviction_policy", "connect", "redis_url_problem",
+           "server_ms"]
 
 logger = logging.getLogger(__name__)
 
@@ -177,15 +178,16 @@ class DirectCalls:
         self._free.append(conn)
         return reply
 
-    async def execute_durably(self, replicas: int, timeout_ms: int, *args: Any) -> tuple[Any, int]:
-        """Send one command and then ``WAIT replicas timeout_ms`` on the same connection (one round
-        trip): the reply, and how many replicas have every write this connection made."""
+    async def execute_durably(self, wait: tuple[Any, ...], *args: Any) -> tuple[Any, Any]:
+        """Send one command and then ``wait`` (a WAIT or WAITAOF command) on the same connection,
+        in one round trip: the command's reply and the wait's (which covers every write this
+        connection made)."""
         if self._pool is None:
-            return await self._durably_on_cluster(replicas, timeout_ms, args)
+            return await self._durably_on_cluster(wait, args)
         conn = self._free.pop() if self._free else await self._pool.get_connection()
         try:
             await _connected(conn)
-            await conn.send_packed_command(conn.pack_commands([args, ("WAIT", replicas, timeout_ms)]))
+            await conn.send_packed_command(conn.pack_commands([args, wait]))
             try:
                 reply = await conn.read_response()
             finally:
@@ -194,26 +196,26 @@ class DirectCalls:
             self._free.append(conn)
             if not _refused_wait(exc):
                 raise
-            # WAIT is refused by a replica only: this server was demoted (a read-only script
+            # WAIT(AOF) is refused by a replica only: this server was demoted (a read-only script
             # ran there without the READONLY that would have told us). Nothing was written,
             # so the command goes again, to the master named now.
             await self._drop_if_not_master(conn, demoted=True)
-            return await self._with_wait_through_client(replicas, timeout_ms, args)
+            return await self._with_wait_through_client(wait, args)
         except (RedisConnectionError, RedisTimeoutError, OSError):
             await conn.disconnect()
             self._free.append(conn)
-            return await self._with_wait_through_client(replicas, timeout_ms, args)
+            return await self._with_wait_through_client(wait, args)
         except BaseException:
             await conn.disconnect(nowait=True)
             self._free.append(conn)
             raise
         self._free.append(conn)
-        if int(acked) < replicas:
-            # no replica took the write: perhaps this master was failed over while it could
-            # not answer (paused, partitioned) and is back, still a master, for the seconds
-            # until Sentinel demotes it; the caller's next try must go to the new one
+        if _short(wait, acked):
+            # the replicas did not confirm the write: perhaps this master was failed over while
+            # it could not answer (paused, partitioned) and is back, still a master, for the
+            # seconds until Sentinel demotes it; the caller's next try must go to the new one
             await self._drop_if_not_master(conn)
-        return reply, int(acked)
+        return reply, acked
 
     async def _drop_if_not_master(self, conn: Any, demoted: bool = False) -> None:
         """Reconnect every connection of the pool when ``conn``'s server is not the master any
@@ -241,9 +243,9 @@ class DirectCalls:
         for held in self._free:
             await held.disconnect()
 
-    async def _durably_on_cluster(self, replicas: int, timeout_ms: int, args: tuple[Any, ...]) -> tuple[Any, int]:
-        """A keyed command (EVALSHA sha numkeys key ...) and WAIT on one connection to the master of
-        the key's slot. A cluster pipeline would not do: it sends WAIT (a keyless command) to its
+    async def _durably_on_cluster(self, wait: tuple[Any, ...], args: tuple[Any, ...]) -> tuple[Any, Any]:
+        """A keyed command (EVALSHA sha numkeys key ...) and the wait on one connection to the master
+        of the key's slot. A cluster pipeline would not do: it sends WAIT (a keyless command) to its
         default node, on another connection, whose WAIT has no write to wait for and answers at
         once. A redirection, a lost node or a replica's refusal of WAIT (a failover under way)
         refreshes the slot table and tries again; the command had no effect in those cases."""
@@ -260,7 +262,7 @@ class DirectCalls:
             try:
                 await self._client.initialize()  # a fresh client knows no node yet
                 node = self._client.get_node_from_key(key)
-                commands = [PipelineCommand(0, *args), PipelineCommand(1, "WAIT", replicas, timeout_ms)]
+                commands = [PipelineCommand(0, *args), PipelineCommand(1, *wait)]
                 await node.execute_pipeline(commands)
             except (RedisConnectionError, RedisTimeoutError, RedisClusterException, OSError) as exc:
                 last = exc
@@ -274,17 +276,16 @@ class DirectCalls:
                 raise reply
             if isinstance(acked, BaseException):
                 raise acked
-            return reply, int(acked)
+            return reply, acked
         raise RedisConnectionError(f"the master of the key's slot did not take the command: {last!r}")
 
-    async def _with_wait_through_client(self, replicas: int, timeout_ms: int,
-                                        args: tuple[Any, ...]) -> tuple[Any, int]:
-        """The command and WAIT in one pipeline of the client (one connection, with its retries)."""
+    async def _with_wait_through_client(self, wait: tuple[Any, ...], args: tuple[Any, ...]) -> tuple[Any, Any]:
+        """The command and the wait in one pipeline of the client (one connection, with its retries)."""
         pipe = self._client.pipeline(transaction=False)
         pipe.execute_command(*args)
-        pipe.execute_command("WAIT", replicas, timeout_ms)
+        pipe.execute_command(*wait)
         reply, acked = await pipe.execute()
-        return reply, int(acked)
+        return reply, acked
 
     async def release(self) -> None:
         """Give the held connections back to the client's pool (calls in flight keep theirs)."""
@@ -310,8 +311,22 @@ async def _connected(conn: Any) -> None:
 
 
 def _refused_wait(exc: ResponseError) -> bool:
-    """Whether an error reply is a replica's refusal of WAIT."""
-    return str(exc).startswith("WAIT cannot be used with replica")
+    """Whether an error reply is a replica's refusal of WAIT or WAITAOF."""
+    return str(exc).startswith(("WAIT cannot be used with replica", "WAITAOF cannot be used with replica"))
+
+
+def _short(wait: tuple[Any, ...], reply: Any) -> bool:
+    """Whether a WAIT (replicas) or WAITAOF (local fsync, replicas) reply confirms less than it asked."""
+    if wait[0] == "WAITAOF":
+        local, replicas = (int(v) for v in reply)
+        return local < int(wait[1]) or replicas < int(wait[2])
+    return int(reply) < int(wait[1])
+
+
+async def server_ms(client: Any) -> int:
+    """The Redis server's clock in epoch milliseconds: the one clock every node agrees on."""
+    seconds, micros = await client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
 
 
 async def check_eviction_policy(client: Any) -> str | None:
@@ -368,7 +383,7 @@ class EmbeddedServer:
         config = {"appendonly": "yes", "appendfsync": "always", "save": "", "maxmemory-policy": "noeviction"}
         binary, self.kind = _embedded_binary()
         state = self.data_dir / "server.json"
-        previous = _alive_server(state)
+        previous = alive_server(state)
         if previous is not None:
             # a node killed without cleanup left its server running on this
             # data dir: reuse it rather than start a second one on the same AOF
@@ -376,7 +391,10 @@ class EmbeddedServer:
             self._adopted_pid = pid
             logger.info("reusing embedded %s (pid %d) on %s, appendonly yes", self.kind, pid, self.url)
             return self.url
-        self.port = self.port or _free_port()
+        if self.port:
+            _check_port_free(self.port)
+        else:
+            self.port = _free_port()
         args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
                 "--logfile", str(self.data_dir / "server.log")]
         for k, v in config.items():
@@ -425,7 +443,7 @@ def _embedded_binary() -> tuple[str, str]:
     return binary, Path(binary).name
 
 
-def _alive_server(state: Path) -> tuple[int, int] | None:
+def alive_server(state: Path) -> tuple[int, int] | None:
     """(port, pid) of a server recorded in ``state`` that still answers PING."""
     try:
         info = orjson.loads(state.read_bytes())
@@ -435,6 +453,23 @@ def _alive_server(state: Path) -> tuple[int, int] | None:
     except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError, RedisUnavailable):
         return None
     return port, pid
+
+
+def _check_port_free(port: int) -> None:
+    """Refuse, in one clear line, a port something else listens on (another Redis on it would take the
+    quick start's submissions)."""
+    import socket
+
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise ConfigError(
+                f"the embedded server cannot listen on 127.0.0.1:{port} ({exc.strerror or exc}): another server "
+                f"uses it. Stop it, choose another port (BATON_EMBEDDED_PORT, 0 = any free port), or give "
+                f"BATON_REDIS_URL to use that server"
+            ) from None
 
 
 def _free_port() -> int:

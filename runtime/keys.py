@@ -25,9 +25,21 @@ class Partition:
         """The run record (HASH)."""
         return f"{self.prefix}run:{run_id}"
 
+    @property
+    def submit_stream(self) -> str:
+        """This partition's own submission stream (STREAM): producers may XADD here instead of
+        the node-wide one to spread submissions over Cluster masters; a run's default id is
+        ``<entry id>.p<N>``."""
+        return f"{self.prefix}submit"
+
+    def entry_ref(self, entry_id: str) -> str:
+        """How Baton names an entry of this partition's stream (and the run id it defaults to):
+        entry ids repeat between streams, so the partition is part of it."""
+        return f"{entry_id}.p{self.index}"
+
     def ready(self, queue: str) -> str:
         """Queued runs of one queue without a concurrency key (ZSET, score = priority then
-        ready order); keyed ones are in ``group_ready`` and ``keyed_ready``."""
+        ready order); keyed ones are in ``keyed_group`` and ``keyed_ready``."""
         return f"{self.prefix}ready:{queue}"
 
     @property
@@ -45,27 +57,27 @@ class Partition:
         return f"{self.prefix}runs:{project}"
 
     def alias(self, entry_id: str) -> str:
-        """The run a deduplicated stream entry resolved to (STRING run id, expires with the idempotency window)."""
+        """The run a deduplicated stream entry resolved to (STRING; run id, expires with the idempotency window)."""
         return f"{self.prefix}alias:{entry_id}"
 
     def steps(self, run_id: str) -> str:
-        """Step records of a run (HASH step name -> JSON StepRecord)."""
+        """Step records of a run (HASH; step name -> JSON StepRecord)."""
         return f"{self.prefix}steps:{run_id}"
 
     def events(self, run_id: str) -> str:
-        """The run's timeline (STREAM of type/data/ts, capped, expires with the run)."""
+        """The run's timeline (STREAM; type/data/ts, capped, expires with the run)."""
         return f"{self.prefix}ev:{run_id}"
 
     def checkpoints(self, run_id: str) -> str:
-        """Checkpoints of a run (STREAM of sequence/source/state/created_at)."""
+        """Checkpoints of a run (STREAM; sequence/source/state/created_at)."""
         return f"{self.prefix}cp:{run_id}"
 
     def children(self, run_id: str) -> str:
-        """Child runs of a run (SET of ids; children live in their parent's partition)."""
+        """Child runs of a run (SET; run ids; children live in their parent's partition)."""
         return f"{self.prefix}children:{run_id}"
 
     def waits_on(self, run_id: str) -> str:
-        """Unfinished children a waiting run waits for (SET of ids)."""
+        """Unfinished children a waiting run waits for (SET; run ids)."""
         return f"{self.prefix}wait:{run_id}"
 
     @property
@@ -74,16 +86,16 @@ class Partition:
         return f"{self.prefix}waiting"
 
     def event(self, key: str) -> str:
-        """The last event sent with a key (STRING with a TTL)."""
+        """The last event sent with a key (STRING; with a TTL)."""
         return f"{self.prefix}event:{key}"
 
     def event_waiters(self, key: str) -> str:
-        """Runs of this partition waiting for an event key (SET of ids)."""
+        """Runs of this partition waiting for an event key (SET; run ids)."""
         return f"{self.prefix}evw:{key}"
 
     @property
     def seq(self) -> str:
-        """Counter ordering runs as they become ready (FIFO within a priority)."""
+        """Counter ordering runs as they become ready, FIFO within a priority (STRING; integer)."""
         return f"{self.prefix}seq"
 
     @property
@@ -111,7 +123,7 @@ class Partition:
 
     @property
     def jobs_override(self) -> str:
-        """Limits changed at runtime (HASH job -> limit spec); wins over ``jobs``."""
+        """Limits changed at runtime (HASH; job -> limit spec); wins over ``jobs``."""
         return f"{self.prefix}jobs:override"
 
     @property
@@ -119,12 +131,32 @@ class Partition:
         """Queues no node leases from (SET)."""
         return f"{self.prefix}paused_queues"
 
-    def group_ready(self, queue: str, concurrency_key: str = "") -> str:
-        """Queued runs of one concurrency key of a queue, in claim order (ZSET).
-        The runs without a key are the queue's ``ready`` set itself."""
-        if not concurrency_key:
-            return self.ready(queue)
+    def keyed_group(self, queue: str, concurrency_key: str) -> str:
+        """Queued runs of one concurrency key of a queue, in claim order (ZSET). The runs
+        without a key are the queue's ``ready`` set itself (group_set in includes/common.lua)."""
         return f"{self.prefix}kready:{queue}|{concurrency_key}"
+
+    def group_turns(self, queue: str) -> str:
+        """Counter of a queue's group rotation (STRING; integer): a group that gets queued runs
+        again takes the next turn, so ``groups`` serves keys round robin."""
+        return f"{self.prefix}grr:{queue}"
+
+    @property
+    def lease_sets(self) -> str:
+        """Names of the per-job and per-key lease sets in use (SET), so reconcile can visit them."""
+        return f"{self.prefix}ccsets"
+
+    def job_rate(self, job: str) -> str:
+        """A job's rate limit: the theoretical arrival time of its next run (STRING; ms, GCRA, expires)."""
+        return f"{self.prefix}rl:{job}"
+
+    def key_rate(self, job: str, rate_key: str) -> str:
+        """A job's per-key rate limit for one key (STRING; ms, GCRA, expires)."""
+        return f"{self.prefix}rlk:{job}|{rate_key}"
+
+    def debounce(self, job: str, debounce_key: str) -> str:
+        """The run holding a debounce window of a job and key (STRING; run id, expires)."""
+        return f"{self.prefix}deb:{job}|{debounce_key}"
 
     def keyed_ready(self, queue: str) -> str:
         """Queued runs of a queue that have a concurrency key, in claim order (ZSET): with
@@ -145,7 +177,7 @@ class Partition:
 
     @property
     def handed(self) -> str:
-        """Runs handed to each node by runs_create, in total (HASH node id -> count)."""
+        """Runs handed to each node by runs_create, in total (HASH; node id -> count)."""
         return f"{self.prefix}handed"
 
     def handoff(self, node_id: str) -> str:
@@ -159,23 +191,29 @@ class Partition:
 
     @property
     def jobs(self) -> str:
-        """Concurrency limits of jobs that have them (HASH job -> "max,per_key")."""
+        """Concurrency limits of jobs that have them (HASH; job -> "max,per_key")."""
         return f"{self.prefix}jobs"
 
     def status(self, status: str) -> str:
         """Index of runs in a terminal status (ZSET, score = time entered)."""
         return f"{self.prefix}st:{status}"
 
+    def throughput(self, queue: str, hour: int) -> str:
+        """Runs of a queue that finished per minute, in one hour (HASH; epoch minute -> count, expires two
+        hours after its last new minute; written where a run finishes, read by runtime/queues.py)."""
+        return f"{self.prefix}tput:{queue}|{hour}"
+
     def job_leases(self, job: str) -> str:
-        """Leased runs of a job (SET of ids): the exact per-job concurrency count."""
+        """Leased runs of a job with max_concurrency (SET; run ids): its exact concurrency count
+        (jobs without that limit keep none; see limits_apply.lua)."""
         return f"{self.prefix}cc:j:{job}"
 
     def idempotency(self, job: str, key: str) -> str:
-        """Idempotency key -> run id (STRING with a TTL). '|' never occurs in job names."""
+        """Idempotency key -> run id (STRING; with a TTL). '|' never occurs in job names."""
         return f"{self.prefix}idem:{job}|{key}"
 
     def key_leases(self, job: str, concurrency_key: str) -> str:
-        """Leased runs of a job with one concurrency key (SET of ids)."""
+        """Leased runs of one concurrency key of a job with max_concurrency_per_key (SET; run ids)."""
         return f"{self.prefix}cc:k:{job}|{concurrency_key}"
 
 
@@ -200,12 +238,12 @@ class Keys:
 
     @property
     def submit_stream(self) -> str:
-        """The submission stream producers XADD to."""
+        """The submission stream producers XADD to (STREAM)."""
         return f"{self._node}submit"
 
     @property
     def rejected_stream(self) -> str:
-        """Stream of rejected submissions, each with the reason (capped)."""
+        """Rejected submissions, each with the reason (STREAM, capped)."""
         return f"{self._node}rejected"
 
     @property
@@ -214,31 +252,55 @@ class Keys:
         return "baton-intake"
 
     @property
+    def deployment(self) -> str:
+        """What every node and producer of a deployment must agree on, as the first node to start
+        recorded it (HASH; partitions)."""
+        return f"{self._node}deployment"
+
+    @property
     def registry(self) -> str:
-        """Registered jobs (HASH name -> JSON options), written by workers."""
+        """Registered jobs (HASH; name -> JSON options), written by workers."""
         return f"{self._node}jobs"
 
     @property
     def nodes(self) -> str:
-        """Live nodes (ZSET node id -> last heartbeat ms)."""
+        """Live nodes (ZSET; node id -> last heartbeat ms)."""
         return f"{self._node}nodes"
 
     def node(self, node_id: str) -> str:
-        """One node's heartbeat record (HASH with a TTL)."""
+        """One node's heartbeat record (HASH; with a TTL)."""
         return f"{self._node}node:{node_id}"
 
     @property
     def schedules(self) -> str:
-        """Registered cron schedules (HASH name -> JSON definition)."""
+        """Registered cron schedules (HASH; name -> JSON definition)."""
         return f"{self._node}schedules"
 
     def schedule_state(self, name: str) -> str:
         """One schedule's state: next_fire_at, last_run_id, paused, counts (HASH)."""
         return f"{self._node}schedule:{name}"
 
+    def drain_request(self, node_id: str) -> str:
+        """An operator's request that a node drain and exit (STRING; expires after an hour, taken by the
+        node's heartbeat)."""
+        return f"{self._node}drain:{node_id}"
+
+    def bulk_action(self, action_id: str) -> str:
+        """A background bulk action: its request and progress (HASH; expires a day after it ends)."""
+        return f"{self._node}bulk:{action_id}"
+
+    def bulk_lease(self, action_id: str) -> str:
+        """Which API process runs a bulk action now (STRING; its token, expires unless renewed)."""
+        return f"{self._node}bulk:{action_id}:lease"
+
+    @property
+    def bulk_actions(self) -> str:
+        """Background bulk actions (ZSET, score = start time)."""
+        return f"{self._node}bulks"
+
     @property
     def scheduler_lease(self) -> str:
-        """Which node fires schedules (STRING with a TTL)."""
+        """Which node fires schedules (STRING; with a TTL)."""
         return f"{self._node}scheduler"
 
     @property

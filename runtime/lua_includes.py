@@ -8,22 +8,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .key_schema import families
+from .scripts import CLAIM_FIELDS
 from .statuses import LIVE, TERMINAL
 from .submission import RunSpec
 
-__all__ = ["GENERATED", "run_spec_lua", "statuses_lua"]
+__all__ = ["GENERATED", "claim_reply_lua", "keys_lua", "run_spec_lua", "statuses_lua"]
 
 INCLUDES = Path(__file__).parent / "lua" / "includes"
 
 
+def _positions(source: str, meaning: str, table: str, fields: tuple[str, ...]) -> str:
+    """An include naming the 1-based position of each field of a Python definition."""
+    pairs = ",\n".join(f"  {name} = {i}" for i, name in enumerate(fields, start=1))
+    return (
+        f"-- Generated from {source} by `python -m runtime.lua_includes`: do not edit.\n"
+        f"-- {meaning}\n"
+        f"local {table} = {{\n{pairs},\n}}\n"
+    )
+
+
 def run_spec_lua() -> str:
     """The include naming each RunSpec field's position in the array runs_create gets per run."""
-    pairs = ",\n".join(f"  {name} = {i}" for i, name in enumerate(RunSpec._fields, start=1))
-    return (
-        "-- Generated from RunSpec (runtime/submission.py) by `python -m runtime.lua_includes`: do not edit.\n"
-        "-- The position of each field in the JSON array runs_create receives for one run.\n"
-        f"local S = {{\n{pairs},\n}}\n"
-    )
+    return _positions("RunSpec (runtime/submission.py)",
+                      "The position of each field in the JSON array runs_create receives for one run.",
+                      "S", RunSpec._fields)
 
 
 def statuses_lua() -> str:
@@ -37,8 +46,29 @@ def statuses_lua() -> str:
     )
 
 
+def claim_reply_lua() -> str:
+    """The include naming the position of each field of a claimed run in a claim reply."""
+    return _positions("CLAIM_FIELDS (runtime/scripts.py)",
+                      "A claimed run is CLAIMED_SIZE consecutive values of a claim reply or hand-off push.",
+                      "CLAIMED", CLAIM_FIELDS) + f"local CLAIMED_SIZE = {len(CLAIM_FIELDS)}\n"
+
+
+def keys_lua() -> str:
+    """The include building each partition key from the prefix ``P``, with runtime/keys.py's templates."""
+    functions = "\n".join(f.lua() for f in families() if f.scope == "partition")
+    return (
+        "-- Generated from Partition (runtime/keys.py) by `python -m runtime.lua_includes`: do not edit.\n"
+        "-- Every key a script touches is built here from the partition prefix P (ARGV[1]), so all\n"
+        "-- carry the partition's hash tag and live in the slot KEYS[1] pins.\n"
+        f"local K = {{}}\n{functions}\n"
+    )
+
+
 #: include file name -> its generator
-GENERATED = {"run_spec.lua": run_spec_lua, "statuses.lua": statuses_lua}
+GENERATED = {
+    "claim_reply.lua": claim_reply_lua, "keys.lua": keys_lua, "run_spec.lua": run_spec_lua,
+    "statuses.lua": statuses_lua,
+}
 
 
 if __name__ == "__main__":

@@ -25,7 +25,10 @@ from .errors import NotReplicated
 from .keys import Keys, Partition
 from .settings import Settings
 
-__all__ = ["SCRIPT_NAMES", "Claimed", "Outcome", "Scripts", "handed_off_runs", "load_source"]
+__all__ = [
+    "CLAIM_FIELDS", "SCRIPT_NAMES", "Claimed", "Outcome", "Scripts", "durable_shortfall", "durable_wait",
+    "handed_off_runs", "load_source",
+]
 
 LUA_DIR = Path(__file__).parent / "lua"
 SCRIPT_NAMES = (
@@ -33,11 +36,46 @@ SCRIPT_NAMES = (
     "runs_promote", "run_cancel", "run_replay", "run_update", "step_record", "checkpoint_add", "event_send",
     "scheduler_lease", "reconcile",
     "run_pause", "run_resume", "run_reschedule", "run_restart", "run_idem_reset", "run_debug", "run_append",
+    "limits_apply",
 )
+
+#: Scripts whose writes nobody is told about (configuration, not a run's fate): durable
+#: writes do not wait for them, so a node starts and applies limits with its replicas down
+NOT_ACKNOWLEDGED = frozenset({"limits_apply"})
+
+#: The fields of one claimed run in a claim reply or a hand-off push, in order; Lua places
+#: each by name (the generated include claim_reply.lua), Python reads them by name.
+CLAIM_FIELDS = ("run_id", "token", "attempt", "job", "input", "timeout_ms", "ready_at_ms", "metadata", "tags",
+                "step_count")
 
 #: Approximate caps of a run's record and chunk streams (see run_append.lua).
 RECORDS_MAX = 10_000
 CHUNKS_MAX = 10_000
+
+
+def durable_wait(settings: Settings) -> tuple[Any, ...] | None:
+    """The command that follows every script call under durable writes, or None when they are off:
+    ``WAITAOF 1 N timeout`` with durable_fsync (the master's AOF and N replicas' have it), else
+    ``WAIT N timeout`` (N replicas have it in memory)."""
+    if settings.durable_fsync:
+        return ("WAITAOF", 1, settings.durable_replicas, settings.durable_timeout_ms)
+    if settings.durable_replicas:
+        return ("WAIT", settings.durable_replicas, settings.durable_timeout_ms)
+    return None
+
+
+def durable_shortfall(settings: Settings, acked: Any) -> str:
+    """What a durable wait's reply falls short of ('' when nothing)."""
+    want, timeout_ms = settings.durable_replicas, settings.durable_timeout_ms
+    if settings.durable_fsync:
+        local, replicas = (int(v) for v in acked)
+        if local < 1 or replicas < want:
+            return (f"the write was fsynced on {local} of 1 master and {replicas} of {want} replica(s) within "
+                    f"{timeout_ms} ms (durable_fsync)")
+        return ""
+    if int(acked) < want:
+        return f"the write reached {int(acked)} of {want} replica(s) within {timeout_ms} ms (durable_replicas)"
+    return ""
 
 
 def load_source(name: str) -> str:
@@ -116,17 +154,15 @@ class Scripts:
                 self.on_call(name, time.perf_counter() - started)
 
     async def _send(self, name: str, sha: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        replicas = self.settings.durable_replicas
-        if not replicas:
+        wait = durable_wait(self.settings) if name not in NOT_ACKNOWLEDGED else None
+        if wait is None:
             return await self._direct.execute("EVALSHA", sha, len(keys), *keys, *args)
-        # durable writes: nothing is acknowledged before that many replicas have it (every
-        # script is a write, and its caller acknowledges on its return)
-        timeout_ms = self.settings.durable_timeout_ms
-        reply, acked = await self._direct.execute_durably(replicas, timeout_ms, "EVALSHA", sha, len(keys), *keys,
-                                                          *args)
-        if acked < replicas:
-            raise NotReplicated(f"{name}: the write reached {acked} of {replicas} replica(s) within {timeout_ms} ms "
-                                "(durable_replicas); it was not acknowledged")
+        # durable writes: nothing is acknowledged before the wait confirms it (every script
+        # is a write, and its caller acknowledges on its return)
+        reply, acked = await self._direct.execute_durably(wait, "EVALSHA", sha, len(keys), *keys, *args)
+        problem = durable_shortfall(self.settings, acked)
+        if problem:
+            raise NotReplicated(f"{name}: {problem}; it was not acknowledged")
         return reply
 
     async def create(self, partition: Partition, specs_args: Sequence[Sequence[Any]]) -> list[tuple[str, int]]:
@@ -304,6 +340,11 @@ class Scripts:
         """Take or keep the scheduler lease; True while this node holds it."""
         return int(await self._call("scheduler_lease", [self.keys.scheduler_lease], [node_id, ttl_ms])) == 1
 
+    async def limits_apply(self, partition: Partition, job: str, which: str, spec: str) -> int:
+        """Store a job's limits ('code' or runtime 'override'; spec '' deletes) in one partition and
+        bring its executing runs' lease sets in line; returns how many runs changed sets."""
+        return int(await self._call("limits_apply", [partition.leased], [partition.prefix, job, which, spec]))
+
     async def reconcile(self, partition: Partition) -> dict[str, int]:
         """Check and repair a partition's exact indices; returns the drift found (expected all 0)."""
         total, leased, cc, ready = await self._call("reconcile", [partition.leased], [partition.prefix])
@@ -311,22 +352,24 @@ class Scripts:
 
 
 def _claimed_runs(flat: Sequence[Any], now: int, partition: int) -> list[Claimed]:
-    """Claimed runs from the flat list of 10 fields per run that claim_runs returns."""
+    """Claimed runs from a claim reply's flat list (CLAIM_FIELDS per run, see includes/claim.lua)."""
     out = []
-    for i in range(0, len(flat), 10):
-        raw_input = flat[i + 4]
+    size = len(CLAIM_FIELDS)
+    for i in range(0, len(flat), size):
+        f = dict(zip(CLAIM_FIELDS, flat[i:i + size], strict=True))
+        raw_input = f["input"]
         out.append(Claimed(
-            run_id=text(flat[i]), token=text(flat[i + 1]), attempt=int(flat[i + 2]), job=text(flat[i + 3]),
+            run_id=text(f["run_id"]), token=text(f["token"]), attempt=int(f["attempt"]), job=text(f["job"]),
             input_json=raw_input if isinstance(raw_input, bytes) else str(raw_input).encode(),
-            timeout_ms=int(flat[i + 5] or 0), ready_at_ms=int(flat[i + 6] or now),
-            partition=partition, claimed_at_ms=now, metadata_json=flat[i + 7] or None,
-            tags_json=flat[i + 8] or None, step_count=int(flat[i + 9] or 0),
+            timeout_ms=int(f["timeout_ms"] or 0), ready_at_ms=int(f["ready_at_ms"] or now),
+            partition=partition, claimed_at_ms=now, metadata_json=f["metadata"] or None,
+            tags_json=f["tags"] or None, step_count=int(f["step_count"] or 0),
         ))
     return out
 
 
 def handed_off_runs(payload: bytes, partition: int) -> list[Claimed]:
-    """The runs in one hand-off push (JSON ``[now_ms, [10 fields per run]]``, see includes/claim.lua)."""
+    """The runs in one hand-off push (JSON ``[now_ms, [CLAIM_FIELDS per run]]``, see includes/claim.lua)."""
     now, flat = orjson.loads(payload)
     # JSON has no nil inside arrays: Lua's false stands for a missing field
     return _claimed_runs([None if v is False else v for v in flat], int(now), partition)

@@ -96,6 +96,7 @@ BOUNDS: dict[str, Bound] = {
     "max_restarts": Bound(0, 1000),
     "restart_window_s": Bound(0.001, _YEAR_S),
     "api_port": Bound(1, 65535, off=True),
+    "embedded_port": Bound(1, 65535, off=True),
     "max_body_bytes": Bound(1024, _REDIS_MAX_BYTES),
     "api_scan_limit": Bound(100, 10_000_000),
 }
@@ -109,6 +110,8 @@ _TEXT_RULES = (
     ("metrics_host", re.compile(r"\S+"), "an address"),
     ("api_host", re.compile(r"\S+"), "an address"),
     ("embedded_dir", re.compile(r".+"), "a directory"),
+    ("api_operator_projects", re.compile(r"\*|[a-z0-9][a-z0-9_-]{0,63}(,[a-z0-9][a-z0-9_-]{0,63})*|"),
+     "comma-separated project names, or *"),
 )
 #: Python types a field of each annotated type accepts (an int is a valid float)
 _TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "bool": bool, "str": str}
@@ -128,6 +131,9 @@ class Settings:
     durable_replicas: int = 0
     #: How long a write waits for durable_replicas before it fails as not replicated.
     durable_timeout_ms: int = 100
+    #: Also wait until the write is fsynced to the AOF of the master and of durable_replicas replicas
+    #: (WAITAOF; Redis 7.2+ or Valkey, with appendonly yes), so it survives their crash too.
+    durable_fsync: bool = False
     #: Key prefix: two deployments with different prefixes share nothing.
     prefix: str = "baton"
     #: Queue partitions; every node and producer of a deployment must agree.
@@ -151,6 +157,9 @@ class Settings:
     #: Take hand-offs: while idle, new runs are leased to this node by the
     #: creating call itself and pushed to a list it blocks on (no claim round trip).
     handoff: bool = True
+    #: Also read each partition's own submission stream ({prefix:pN}:submit, one intake and one
+    #: blocking connection each), so producers can spread submissions over Redis Cluster masters.
+    partition_streams: bool = True
     #: Stream entries read per intake call.
     intake_batch: int = 500
     #: Pending entries older than this are claimed from dead intake consumers.
@@ -196,6 +205,8 @@ class Settings:
     log_level: str = "INFO"
     #: Where the embedded server keeps its AOF when no redis_url is given.
     embedded_dir: str = ".baton/redis"
+    #: Port of the embedded server on 127.0.0.1 (fixed, so the quick start's commands reach it; 0 = a free port).
+    embedded_port: int = 6390
     #: Supervisor restart budget: restarts allowed per actor within the window.
     max_restarts: int = 5
     restart_window_s: float = 60.0
@@ -207,6 +218,9 @@ class Settings:
     api_keys: str = ""
     #: A plaintext key for project "default", for development only; ``auto`` = generate one and log it once.
     api_dev_key: str = ""
+    #: Projects whose API keys may use the operator endpoints (queues, schedules, job limits, nodes), which
+    #: act on the whole deployment; comma-separated, ``*`` = every project.
+    api_operator_projects: str = "default"
     #: Largest accepted HTTP request body (bytes); larger ones get 413.
     max_body_bytes: int = 1024 * 1024
     #: Most index entries one run listing examines before it returns a partial page with a cursor.
@@ -255,6 +269,11 @@ class Settings:
     def with_changes(self, **changes: Any) -> Settings:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
+
+    def may_operate(self, project: str) -> bool:
+        """Whether keys of ``project`` may use the operator endpoints (``api_operator_projects``)."""
+        allowed = self.api_operator_projects.split(",")
+        return "*" in allowed or project in allowed
 
     @property
     def queue_list(self) -> list[str]:

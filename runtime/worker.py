@@ -14,7 +14,8 @@ from prometheus_client import start_http_server
 
 from .app import Baton
 from .connection import EmbeddedServer
-from .errors import ConfigError
+from .devnode import forget_api, record_api
+from .errors import ConfigError, RedisUnavailable
 from .logs import configure_logging, node_id_var
 from .metrics import Metrics
 from .settings import Settings, check_embedded_allowed, env_warnings, setting_names
@@ -77,11 +78,13 @@ def run_worker(app: Baton, settings: Settings) -> int:
     embedded: EmbeddedServer | None = None
     if not settings.redis_url:
         check_embedded_allowed()  # no Redis configuration at all: the quick start
-        embedded = EmbeddedServer(settings.embedded_dir)
+        embedded = EmbeddedServer(settings.embedded_dir, settings.embedded_port or None)
         url = embedded.start()
         logger.info("no Redis configured: using the embedded server at %s (AOF on)", url)
         settings = settings.with_changes(redis_url=url)
     app.configure(settings)
+    if embedded is not None and settings.api_port:
+        record_api(settings)  # the CLI run in this checkout finds the development node's API
     # objects that live as long as the process (modules, the app, settings) are
     # moved out of the collector's way: fewer, shorter gen-2 pauses mid-pickup
     gc.collect()
@@ -90,6 +93,7 @@ def run_worker(app: Baton, settings: Settings) -> int:
         return _run(serve(app, metrics))
     finally:
         if embedded is not None:
+            forget_api(settings)
             embedded.stop()
 
 
@@ -112,9 +116,19 @@ async def _serve_api(app: Baton) -> int:
     import signal
 
     from prometheus_client import CollectorRegistry
+    from redis.exceptions import RedisError
 
     from actors.api import Api
 
+    from .topology import check_deployment
+
+    try:
+        # a worker's refusals (another partition count, a Cluster without the flag: seen here as
+        # a redirect, since the API's ACL user has no INFO); a Redis that is down is no reason
+        # not to serve: readiness says so
+        await check_deployment(app.redis, app.keys.deployment, app.settings)
+    except (RedisError, OSError, RedisUnavailable) as exc:
+        logger.warning("could not check the deployment at start (%s); serving anyway", exc)
     api = Api(app, CollectorRegistry())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

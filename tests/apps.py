@@ -10,7 +10,7 @@ import asyncio
 import os
 from typing import Any
 
-from runtime import Baton, RunContext
+from runtime import Backoff, Baton, RunContext
 from runtime.connection import connect
 
 app = Baton()
@@ -37,7 +37,7 @@ async def noop(ctx: RunContext, payload: Any) -> Any:
     return payload
 
 
-@app.job(max_attempts=3, timeout=120, backoff="fixed", backoff_initial=0.1, backoff_jitter=0)
+@app.job(max_attempts=3, timeout=120, backoff=Backoff("fixed", initial_s=0.1, jitter=0))
 async def long(ctx: RunContext, payload: Any) -> Any:
     """Announces its start, then sleeps ``payload['seconds']`` on attempt 1 only."""
     r = _redis()
@@ -48,7 +48,7 @@ async def long(ctx: RunContext, payload: Any) -> Any:
     return {"node": ctx.node_id, "attempt": ctx.attempt}
 
 
-@app.job(max_attempts=3, timeout=120, backoff="fixed", backoff_initial=0.1, backoff_jitter=0)
+@app.job(max_attempts=3, timeout=120, backoff=Backoff("fixed", initial_s=0.1, jitter=0))
 async def five_steps(ctx: RunContext, payload: Any) -> Any:
     """Five steps, each counted in Redis; step 4 hangs on the first attempt (to be killed there)."""
     r = _redis()
@@ -74,7 +74,7 @@ async def limited(ctx: RunContext, payload: Any) -> None:
     await _redis().rpush(_key("limited-starts"), ctx.now_ms())
 
 
-@app.job(max_concurrency=3, max_concurrency_per_key=1, max_attempts=5, backoff="fixed", backoff_initial=0.05)
+@app.job(max_concurrency=3, max_concurrency_per_key=1, max_attempts=5, backoff=Backoff("fixed", initial_s=0.05))
 async def cc_limited(ctx: RunContext, payload: Any) -> None:
     """Concurrency-limited work for the chaos test: records start/end to check the limits."""
     r = _redis()
@@ -83,7 +83,7 @@ async def cc_limited(ctx: RunContext, payload: Any) -> None:
     await r.rpush(_key("cc-events"), f"end {ctx.run_id} {payload['key']} {ctx.now_ms()}")
 
 
-@app.job(max_attempts=3, timeout=120, backoff="fixed", backoff_initial=0.1, backoff_jitter=0)
+@app.job(max_attempts=3, timeout=120, backoff=Backoff("fixed", initial_s=0.1, jitter=0))
 async def pause_between_steps(ctx: RunContext, payload: Any) -> Any:
     """Step one, then (attempt 1 only) a pause announced in Redis, then step two; each step function's
     executions are counted per run, so a step that ran again after completing is visible."""

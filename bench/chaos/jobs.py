@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import redis.asyncio as aioredis
 
-from runtime import Baton, RunContext
+from runtime import Backoff, Baton, RunContext
 
 __all__ = ["Marks", "app"]
 
@@ -101,7 +101,7 @@ async def _execute_step(ctx: RunContext, name: str, sleep_s: float) -> str:
     return f"{name}@{ctx.node_id}"
 
 
-@app.job(max_attempts=10, timeout=30, backoff="fixed", backoff_initial=0.2, backoff_jitter=0)
+@app.job(max_attempts=10, timeout=30, backoff=Backoff("fixed", initial_s=0.2, jitter=0))
 async def work(ctx: RunContext, payload: Any) -> Any:
     """``steps`` durable steps, each sleeping ``sleep`` s; ``gap`` s of plain work between steps;
     fails its attempt with probability ``fail`` after the steps (the retry replays them)."""
@@ -117,14 +117,14 @@ async def work(ctx: RunContext, payload: Any) -> Any:
     return {"node": ctx.node_id, "attempt": ctx.attempt, "steps": outputs}
 
 
-@app.job(max_attempts=2, timeout=5, backoff="fixed", backoff_initial=0.2, backoff_jitter=0)
+@app.job(max_attempts=2, timeout=5, backoff=Backoff("fixed", initial_s=0.2, jitter=0))
 async def poison_exit(ctx: RunContext, payload: Any) -> Any:
     """Takes the whole node down mid-run."""
     await _redis().rpush(_m().poison_exits, ctx.run_id)
     os._exit(3)
 
 
-@app.job(max_attempts=2, timeout=2, backoff="fixed", backoff_initial=0.2, backoff_jitter=0)
+@app.job(max_attempts=2, timeout=2, backoff=Backoff("fixed", initial_s=0.2, jitter=0))
 async def poison_loop(ctx: RunContext, payload: Any) -> Any:
     """Loops and swallows every cancellation (bounded at 10 minutes so no process outlives the harness)."""
     deadline = time.monotonic() + 600
@@ -136,20 +136,20 @@ async def poison_loop(ctx: RunContext, payload: Any) -> Any:
     return None
 
 
-@app.job(max_attempts=2, timeout=30, backoff="fixed", backoff_initial=0.2, backoff_jitter=0)
+@app.job(max_attempts=2, timeout=30, backoff=Backoff("fixed", initial_s=0.2, jitter=0))
 async def poison_block(ctx: RunContext, payload: Any) -> Any:
     """Blocks the node's event loop (a synchronous sleep in an async handler) for ``seconds``."""
     time.sleep(float(payload.get("seconds", 5)))
     return {"node": ctx.node_id, "attempt": ctx.attempt}
 
 
-@app.job(max_attempts=2, timeout=30, backoff="fixed", backoff_initial=0.2, backoff_jitter=0)
+@app.job(max_attempts=2, timeout=30, backoff=Backoff("fixed", initial_s=0.2, jitter=0))
 async def poison_huge(ctx: RunContext, payload: Any) -> Any:
     """Returns an output of ``bytes`` bytes."""
     return "x" * int(payload.get("bytes", 8 * 1024 * 1024))
 
 
-@app.job(max_attempts=2, timeout=30, backoff="fixed", backoff_initial=0.2, backoff_jitter=0)
+@app.job(max_attempts=2, timeout=30, backoff=Backoff("fixed", initial_s=0.2, jitter=0))
 async def poison_nonjson(ctx: RunContext, payload: Any) -> Any:
     """Returns a value JSON cannot encode."""
     return {"value": object()}
@@ -159,7 +159,7 @@ def _dive(n: int) -> int:
     return _dive(n + 1) + 1
 
 
-@app.job(max_attempts=2, timeout=30, backoff="fixed", backoff_initial=0.2, backoff_jitter=0)
+@app.job(max_attempts=2, timeout=30, backoff=Backoff("fixed", initial_s=0.2, jitter=0))
 async def poison_recursion(ctx: RunContext, payload: Any) -> Any:
     """Recurses without end."""
     return _dive(0)

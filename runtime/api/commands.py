@@ -1,7 +1,8 @@
 """The CLI's API commands: ``baton runs ...``, ``baton dlq ...``, ``baton apikey``.
 
 They talk to the HTTP API: URL from ``--api-url`` or ``BATON_API_URL`` (default
-http://127.0.0.1:8480), key from ``--api-key`` or ``BATON_API_KEY``. Output is a
+http://127.0.0.1:8480), key from ``--api-key`` or ``BATON_API_KEY`` (default: the key
+``./dev up`` keeps in ``.baton/api-dev-key``, when there is one). Output is a
 table for people, or JSON with ``--json``.
 """
 
@@ -15,27 +16,39 @@ from typing import Any, TextIO
 
 import orjson
 
+from ..devnode import dev_api_url, dev_key
+from ..errors import ConfigError
+from ..settings import Settings
 from .auth import hash_key, new_key
 from .client import ApiClient, ApiClientError, SseEvent
 
-__all__ = ["DEFAULT_URL", "add_api_args", "add_commands", "api_client", "run_command"]
+__all__ = ["DEFAULT_URL", "add_api_args", "add_commands", "api_client", "emit", "run_command"]
 
 DEFAULT_URL = "http://127.0.0.1:8480"
 
 
 def add_api_args(parser: argparse.ArgumentParser, json_flag: bool = True) -> None:
     """--api-url, --api-key (and --json)."""
-    parser.add_argument("--api-url", default=None, help=f"API URL (BATON_API_URL, default {DEFAULT_URL})")
-    parser.add_argument("--api-key", default=None, help="API key (BATON_API_KEY)")
+    parser.add_argument("--api-url", default=None, help="API URL (BATON_API_URL; default: the development node "
+                        f"of this checkout, else {DEFAULT_URL})")
+    parser.add_argument("--api-key", default=None, help="API key (BATON_API_KEY; default: .baton/api-dev-key)")
     if json_flag:
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
 
 
 def api_client(ns: argparse.Namespace) -> ApiClient:
-    """A client from the flags and the environment."""
-    url = ns.api_url or os.environ.get("BATON_API_URL") or DEFAULT_URL
+    """A client from the flags and the environment; without them, the API and the key of this checkout's
+    development node (``./dev up``: see runtime/devnode.py), else the default URL."""
+    url = ns.api_url or os.environ.get("BATON_API_URL")
     key = ns.api_key or os.environ.get("BATON_API_KEY")
-    return ApiClient(url, key)
+    if not url or not key:
+        try:
+            settings = Settings.from_env()
+        except ConfigError:  # a bad setting is reported by the commands that use settings
+            settings = Settings()
+        url = url or dev_api_url(settings)
+        key = key or dev_key(settings)
+    return ApiClient(url or DEFAULT_URL, key)
 
 
 def add_commands(sub: Any) -> None:
@@ -98,6 +111,14 @@ async def run_command(ns: argparse.Namespace, out: TextIO | None = None) -> int:
 
 def _dump(obj: Any, out: TextIO) -> None:
     out.write(orjson.dumps(obj, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def emit(ns: argparse.Namespace, out: TextIO, value: Any, people: str) -> None:
+    """An answer as JSON with --json, else the line(s) for people."""
+    if ns.json:
+        _dump(value, out)
+    else:
+        out.write(people)
 
 
 def _when(text: str | None) -> str:
@@ -181,10 +202,7 @@ async def _runs(api: ApiClient, ns: argparse.Namespace, out: TextIO) -> int:
         return 0 if result["failed"] == 0 else 1
     if cmd == "replay":
         run = await api.post(f"/v1/runs/{ns.run_id}/replay")
-        if ns.json:
-            _dump(run, out)
-        else:
-            out.write(f"{run['id']}\n")
+        emit(ns, out, run, f"{run['id']}\n")
         return 0
     return await _tail(api, ns, out)
 

@@ -7,13 +7,16 @@ from typing import Any
 from aiohttp import web
 
 from ..errors import BatonError
+from ..statuses import RunStatus
+from .bulk_actions import MAX_RUNS, BulkRunner, action_filter
 from .errors import ApiError
-from .listing import RunFilter, list_runs
+from .listing import RunFilter, RunIndex, list_runs
 from .routing import Req, json_response
 from .run_helpers import CANCELABLE, load_run, load_runs, render_run, run_filter
 
 __all__ = [
-    "h_bulk_cancel", "h_bulk_dlq_replay", "h_bulk_replay", "h_cancel_all",
+    "h_bulk_cancel", "h_bulk_dlq_replay", "h_bulk_replay", "h_cancel_all", "h_cancel_bulk_action",
+    "h_create_bulk_action", "h_get_bulk_action", "h_list_bulk_actions",
 ]
 
 # -- runs: bulk -----------------------------------------------------------------
@@ -50,8 +53,8 @@ async def h_cancel_all(req: Req) -> web.StreamResponse:
     has_more = bool(wanted)
     budget = req.state.settings.api_scan_limit * 10
     while wanted and len(results) < limit and budget > 0:
-        page = await list_runs(req.baton, f"runs:{req.project}", fltr, min(100, limit - len(results)), cursor,
-                               min(req.state.settings.api_scan_limit, budget))
+        page = await list_runs(req.baton, RunIndex.of_project(req.project), fltr, min(100, limit - len(results)),
+                               cursor, min(req.state.settings.api_scan_limit, budget))
         budget -= page.scanned
         for run in page.runs:
             try:
@@ -97,7 +100,7 @@ async def h_bulk_dlq_replay(req: Req) -> web.StreamResponse:
         cursor: str | None = None
         budget = req.state.settings.api_scan_limit * 10
         while len(ids) < limit and budget > 0:
-            page = await list_runs(req.baton, "st:dead_letter", fltr, 100, cursor,
+            page = await list_runs(req.baton, RunIndex.of_status(RunStatus.DEAD_LETTER), fltr, 100, cursor,
                                    min(req.state.settings.api_scan_limit, budget))
             budget -= page.scanned
             ids.extend(r.id for r in page.runs if not r.raw.get("replayed_as"))
@@ -106,3 +109,40 @@ async def h_bulk_dlq_replay(req: Req) -> web.StreamResponse:
                 break
         ids = ids[:limit]
     return await _replay_many(req, ids, dead_letter_only=True)
+
+
+# -- background bulk actions ----------------------------------------------------
+
+
+def _runner(req: Req) -> BulkRunner:
+    assert req.state.bulk is not None  # create_app sets it
+    return req.state.bulk
+
+
+async def h_create_bulk_action(req: Req) -> web.StreamResponse:
+    body = req.body
+    filter_body = dict(body.get("filter") or {})
+    fltr = action_filter(req.project, body["action"], filter_body)
+    view = await _runner(req).create(req.project, body["action"], filter_body, fltr,
+                                     int(body.get("limit", MAX_RUNS)))
+    return json_response(view, status=202, headers={"Location": f"/v1/bulk-actions/{view['id']}"})
+
+
+async def h_list_bulk_actions(req: Req) -> web.StreamResponse:
+    return json_response({"data": await _runner(req).list(req.project)})
+
+
+def _found(view: dict[str, Any] | None, action_id: str) -> dict[str, Any]:
+    if view is None:
+        raise ApiError(404, "not_found", f"bulk action {action_id} not found")
+    return view
+
+
+async def h_get_bulk_action(req: Req) -> web.StreamResponse:
+    action_id = str(req.params["action_id"])
+    return json_response(_found(await _runner(req).get(req.project, action_id), action_id))
+
+
+async def h_cancel_bulk_action(req: Req) -> web.StreamResponse:
+    action_id = str(req.params["action_id"])
+    return json_response(_found(await _runner(req).cancel(req.project, action_id), action_id))

@@ -6,7 +6,8 @@ from aiohttp import web
 
 from ..records import iso, stored_int
 from ..relatives import lineage, waits_of
-from .listing import RunFilter, list_runs
+from ..statuses import RunStatus
+from .listing import RunFilter, RunIndex, list_runs
 from .routing import Req, json_response
 from .run_helpers import (
     MAX_CHILDREN,
@@ -40,7 +41,7 @@ __all__ = [
 
 async def h_list_runs(req: Req) -> web.StreamResponse:
     fltr = run_filter(req, req.params)
-    page = await list_runs(req.baton, f"runs:{req.project}", fltr, req.params.get("limit", 50),
+    page = await list_runs(req.baton, RunIndex.of_project(req.project), fltr, req.params.get("limit", 50),
                            req.params.get("cursor"), req.state.settings.api_scan_limit)
     return json_response({"data": [render_run(req, r) for r in page.runs], "next_cursor": page.next_cursor,
                           "has_more": page.has_more, "scanned": page.scanned})
@@ -49,7 +50,7 @@ async def h_list_runs(req: Req) -> web.StreamResponse:
 async def h_list_dlq(req: Req) -> web.StreamResponse:
     fltr = RunFilter(project=req.project, statuses=frozenset({"dead_letter"}), job=req.params.get("job"),
                      queue=req.params.get("queue"))
-    page = await list_runs(req.baton, "st:dead_letter", fltr, req.params.get("limit", 50),
+    page = await list_runs(req.baton, RunIndex.of_status(RunStatus.DEAD_LETTER), fltr, req.params.get("limit", 50),
                            req.params.get("cursor"), req.state.settings.api_scan_limit)
     return json_response({"data": [render_run(req, r) for r in page.runs], "next_cursor": page.next_cursor,
                           "has_more": page.has_more, "scanned": page.scanned})

@@ -14,16 +14,20 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from ..app import Baton
+from ..keys import Partition
 from ..records import Run, read_runs, text
 from .errors import ApiError
 
-__all__ = ["FIELDS", "Page", "RunFilter", "decode_cursor", "encode_cursor", "list_runs"]
+__all__ = ["FIELDS", "Page", "RunFilter", "RunIndex", "decode_cursor", "encode_cursor", "filter_from", "list_runs",
+           "parse_ms"]
 
 #: Record fields a filter reads (one HMGET per candidate)
 FIELDS = ("status", "job", "queue", "tags", "labels", "metadata", "batch_id", "triggered_by", "source", "project")
@@ -169,23 +173,43 @@ class Page:
     next_cursor: str | None
     has_more: bool
     scanned: int
+    #: for each run of ``runs``, the cursor that continues right after it (a long job resumes mid-page)
+    positions: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RunIndex:
+    """A per-partition index of runs that listings page through, newest first."""
+
+    key: Callable[[Partition], str]  #: the index's key in one partition (runtime/keys.py)
+    by_creation: bool  #: scored by creation time, so created_before/after bound the scan
+
+    @staticmethod
+    def of_project(project: str) -> RunIndex:
+        """Every run of a project, by creation time."""
+        return RunIndex(lambda p: p.project_runs(project), True)
+
+    @staticmethod
+    def of_status(status: str) -> RunIndex:
+        """Runs in one terminal status, by the time they entered it."""
+        return RunIndex(lambda p: p.status(status), False)
 
 
 async def list_runs(
-    baton: Baton, index: str, fltr: RunFilter, limit: int, cursor: str | None, scan_limit: int,
+    baton: Baton, index: RunIndex, fltr: RunFilter, limit: int, cursor: str | None, scan_limit: int,
 ) -> Page:
-    """A page of runs from the per-partition index ``index`` ("runs:<project>" or "st:<status>")."""
+    """A page of runs from a per-partition run index."""
     redis = baton.redis
     after = decode_cursor(cursor) if cursor else None
     max_score: float | str = "+inf"
     min_score: float | str = "-inf"
     if after is not None:
         max_score = after[0]
-    if fltr.created_before_ms is not None and index.startswith("runs:"):
+    if fltr.created_before_ms is not None and index.by_creation:
         max_score = min(fltr.created_before_ms, max_score) if after is not None else fltr.created_before_ms
-    if fltr.created_after_ms is not None and index.startswith("runs:"):
+    if fltr.created_after_ms is not None and index.by_creation:
         min_score = fltr.created_after_ms
-    sources = [_Source(p.prefix + index, p.index, max_score, min_score, after) for p in baton.keys.partitions]
+    sources = [_Source(index.key(p), p.index, max_score, min_score, after) for p in baton.keys.partitions]
     chunk = min(max(limit * 2, 50), 500)
     matched: list[tuple[float, str]] = []
     scanned = 0
@@ -229,12 +253,53 @@ async def list_runs(
         if gone:
             pipe = redis.pipeline(transaction=False)
             for index_p, run_id in gone:
-                pipe.zrem(baton.keys.partitions[index_p].prefix + index, run_id)
+                pipe.zrem(index.key(baton.keys.partitions[index_p]), run_id)
             await pipe.execute()
-    runs = [r for r in await read_runs(redis, baton.keys, [run_id for _score, run_id in matched]) if r]
+    found = await read_runs(redis, baton.keys, [run_id for _score, run_id in matched])
+    runs = [r for r in found if r]
+    positions = [encode_cursor(score, run_id) for (score, run_id), r in zip(matched, found, strict=True) if r]
     for s in sources:
         if not s.buf:
             await s.fill(redis, 1 if s.offset else chunk)
     more_left = leftover or any(s.buf for s in sources)
     next_cursor = encode_cursor(last[0], last[1]) if more_left and last is not None else None
-    return Page(runs, next_cursor, next_cursor is not None, scanned)
+    return Page(runs, next_cursor, next_cursor is not None, scanned, positions)
+
+
+def parse_ms(value: str, name: str) -> int:
+    """An ISO-8601 time with a zone as epoch ms; ApiError 400 naming ``name`` otherwise."""
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(400, "invalid_parameter", f"{name} must be an ISO-8601 date-time") from None
+    if parsed.tzinfo is None:
+        raise ApiError(400, "invalid_parameter", f"{name} must carry a time zone (e.g. Z)")
+    return int(parsed.timestamp() * 1000)
+
+
+def filter_from(project: str, values: dict[str, Any]) -> RunFilter:
+    """The listing filter of ``project`` from query parameters or a JSON body; ApiError 400 when invalid."""
+    label = None
+    if values.get("label"):
+        name, _, value = str(values["label"]).partition("=")
+        label = (name, value)
+    payload = values.get("payload_contains")
+    if isinstance(payload, str):
+        try:
+            payload = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            raise ApiError(400, "invalid_parameter", "payload_contains must be a JSON object") from None
+    if payload is not None and not isinstance(payload, dict):
+        raise ApiError(400, "invalid_parameter", "payload_contains must be a JSON object")
+    if values.get("metadata_value") is not None and not values.get("metadata_key"):
+        raise ApiError(400, "invalid_parameter", "metadata_value needs metadata_key")
+    after = parse_ms(values["created_after"], "created_after") if values.get("created_after") is not None else None
+    before = parse_ms(values["created_before"], "created_before") if values.get("created_before") is not None else None
+    statuses = frozenset(values["status"]) if values.get("status") else None
+    return RunFilter(
+        project=project, statuses=statuses, job=values.get("job"), queue=values.get("queue"),
+        tag=values.get("tag"), label=label, metadata_key=values.get("metadata_key"),
+        metadata_value=values.get("metadata_value"), batch_id=values.get("batch_id"),
+        triggered_by=values.get("triggered_by"), created_after_ms=after, created_before_ms=before,
+        payload_contains=payload,
+    )

@@ -18,9 +18,13 @@ import orjson
 
 from .routes import ROUTES
 from .routing import Route
-from .schemas import SCHEMAS, ref
+from .schemas import ref
+from .schemas_ops import COMPONENTS
 
-__all__ = ["COMMITTED", "document", "render_document"]
+__all__ = ["COMMITTED", "TAGS", "document", "render_document"]
+
+#: the document's tags (groups of operations), in the order people read them
+TAGS = ("Runs", "Jobs", "Events", "Queues", "Schedules", "Nodes", "Bulk actions", "Operations")
 
 COMMITTED = Path(__file__).with_name("openapi.json")
 
@@ -30,6 +34,9 @@ Manage Baton runs over HTTP: list, inspect, cancel, replay, pause, stream.
 **Auth.** Every `/v1` endpoint needs `Authorization: Bearer <key>`. A key belongs to one project; runs belong to
 projects (the project of the key that triggered them; `default` for runs submitted from Python or the stream).
 A run of another project answers 404, exactly like a run that does not exist.
+
+**Operator endpoints** (queues, schedules, job limits, nodes) act on the whole deployment: only keys of the
+projects in `api_operator_projects` (default `default`) may call them; others get 403.
 
 **Views.** Endpoints that return runs take `?view=native|durably|trigger|hatchet|strait` (or the header
 `X-Baton-View`; the query parameter wins): Baton's native run, durably's ClientRun, a Trigger.dev run, a Hatchet
@@ -55,6 +62,8 @@ def _responses(route: Route) -> dict[str, Any]:
         errors[400] = "Invalid parameters or body"
     if route.auth:
         errors[401] = "Missing or invalid API key"
+    if route.operator:
+        errors[403] = "The key's project may not use operator endpoints (api_operator_projects)"
     for status in route.errors:
         errors[status] = {404: "Not found (or another project's)", 409: "The run's status forbids this"}.get(
             status, "Error")
@@ -103,12 +112,12 @@ def document() -> dict[str, Any]:
         "info": {"title": "Baton API", "version": "1", "description": DESCRIPTION},
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
-        "tags": [{"name": "Runs"}, {"name": "Jobs"}, {"name": "Events"}, {"name": "Operations"}],
+        "tags": [{"name": name} for name in TAGS],
         "paths": paths,
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer",
                                                "description": "An API key (baton apikey PROJECT makes one)"}},
-            "schemas": SCHEMAS,
+            "schemas": COMPONENTS,
         },
     }
 

@@ -1,11 +1,21 @@
 """The route table: every endpoint, its handler and its OpenAPI declaration (see routing.Route).
 
-The handlers live by resource in handlers_runs, handlers_bulk, handlers_jobs and handlers_ops.
+The handlers live by resource in handlers_runs, handlers_bulk, handlers_jobs and handlers_ops; the
+operator endpoints (queues, schedules, job limits, nodes) in routes_ops.
 """
 
 from __future__ import annotations
 
-from .handlers_bulk import h_bulk_cancel, h_bulk_dlq_replay, h_bulk_replay, h_cancel_all
+from .handlers_bulk import (
+    h_bulk_cancel,
+    h_bulk_dlq_replay,
+    h_bulk_replay,
+    h_cancel_all,
+    h_cancel_bulk_action,
+    h_create_bulk_action,
+    h_get_bulk_action,
+    h_list_bulk_actions,
+)
 from .handlers_jobs import h_jobs, h_send_event, h_trigger, h_trigger_batch
 from .handlers_ops import h_health, h_metrics, h_openapi, h_ready
 from .handlers_runs import (
@@ -35,6 +45,7 @@ from .handlers_runs import (
     h_tool_calls,
     h_usage,
 )
+from .routes_ops import OPS_ROUTES
 from .routing import Param, Route
 from .run_helpers import CURSOR, FILTERS, LAST_EVENT, LIMIT, RUN_ID, VIEW
 
@@ -43,6 +54,9 @@ __all__ = ["ROUTES"]
 # -- the table ------------------------------------------------------------------
 
 _RUN = "Runs"
+_BULK = "Bulk actions"
+ACTION_ID = Param("action_id", {"type": "string", "pattern": "^bulk_[0-9a-f]{20}$"}, "The action's id",
+                  location="path", required=True)
 _NF = (404,)
 _CONFLICT = (404, 409)
 
@@ -74,6 +88,21 @@ ROUTES: tuple[Route, ...] = (
           "The given dead-lettered runs, or (without run_ids) up to `limit` (default 100) not replayed yet. Each "
           "dead-lettered run is replayed from the queue at most once (it records replayed_as).", params=(VIEW,),
           body="DlqReplayRequest", responses={200: ("New runs and per-run results", "BulkReplayResult")}),
+    Route("POST", "/v1/bulk-actions", h_create_bulk_action, "createBulkAction",
+          "Cancel or replay many runs in the background", _BULK,
+          "Up to `limit` (at most 100,000) of the caller's runs matching `filter` (the filters of GET /v1/runs), "
+          "newest first: `cancel` acts on live runs, `replay` on finished ones. Answers 202 at once; follow the "
+          "action's progress at GET /v1/bulk-actions/{action_id} (Location header). The action survives a restart "
+          "of this process: another API process takes it over where it stopped.", body="BulkActionRequest",
+          body_required=True, responses={202: ("Started", "BulkAction")}),
+    Route("GET", "/v1/bulk-actions", h_list_bulk_actions, "listBulkActions", "List bulk actions", _BULK,
+          "The caller's project's actions, newest first (finished ones are kept a day).",
+          responses={200: ("Bulk actions", "BulkActionList")}),
+    Route("GET", "/v1/bulk-actions/{action_id}", h_get_bulk_action, "getBulkAction", "A bulk action's progress",
+          _BULK, params=(ACTION_ID,), responses={200: ("The action", "BulkAction")}, errors=_NF),
+    Route("DELETE", "/v1/bulk-actions/{action_id}", h_cancel_bulk_action, "cancelBulkAction",
+          "Stop a bulk action", _BULK, "It stops after the run in hand (status canceled); what it did stays done.",
+          params=(ACTION_ID,), responses={200: ("The action", "BulkAction")}, errors=_NF),
     Route("POST", "/v1/runs/batch", h_trigger_batch, "triggerBatch", "Trigger many runs (a batch)", "Jobs",
           "All runs get one batch_id (filter GET /v1/runs?batch_id=). The batch is validated whole: one invalid "
           "item rejects it.", body="BatchTriggerRequest", body_required=True,
@@ -173,6 +202,7 @@ ROUTES: tuple[Route, ...] = (
           "Wakes the caller's project's runs waiting in ctx.wait_for_event(key), and is kept event_ttl_s for "
           "waits that start later.", body="SendEventRequest", body_required=True,
           responses={200: ("How many runs woke", "SendEventResponse")}),
+    *OPS_ROUTES,
     Route("GET", "/health", h_health, "health", "Liveness", "Operations", auth=False,
           responses={200: ("The process serves requests", "Health")}),
     Route("GET", "/ready", h_ready, "ready", "Readiness", "Operations",

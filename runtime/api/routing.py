@@ -20,10 +20,13 @@ from ..app import Baton
 from ..settings import Settings
 from .auth import ApiKeys
 from .errors import ApiError
-from .schemas import SCHEMAS, VIEW_NAMES
+from .schemas import VIEW_NAMES
+from .schemas_ops import COMPONENTS
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry
+
+    from .bulk_actions import BulkRunner
 
 __all__ = ["STREAM", "ApiState", "Param", "Req", "Route", "json_response"]
 
@@ -64,6 +67,8 @@ class Route:
     auth: bool = True
     #: extra error statuses this operation can answer (beyond 400/401/404/413/503)
     errors: tuple[int, ...] = ()
+    #: an operator endpoint: it acts on the whole deployment, so only keys of ``api_operator_projects``
+    operator: bool = False
 
 
 @dataclass
@@ -77,6 +82,8 @@ class ApiState:
     #: False while the node drains (readiness); None when the API runs alone
     ready: Callable[[], bool] | None = None
     registry: CollectorRegistry | None = None
+    #: runs this process's background bulk actions (set by create_app)
+    bulk: BulkRunner | None = None
 
 
 @dataclass
@@ -112,4 +119,4 @@ def json_response(payload: Any, status: int = 200, headers: dict[str, str] | Non
 
 def component(name: str) -> dict[str, Any]:
     """A schema that validates against component ``name`` with every component resolvable."""
-    return {"$ref": f"#/components/schemas/{name}", "components": {"schemas": SCHEMAS}}
+    return {"$ref": f"#/components/schemas/{name}", "components": {"schemas": COMPONENTS}}

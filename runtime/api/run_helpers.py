@@ -7,26 +7,24 @@ another project answers 404 exactly like a run that does not exist.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from ..ids import RUN_ID_RE
 from ..records import LIVE_STATUSES, Run, iso, read_runs, stored_int, stored_json, text
 from ..relatives import MAX_CHILDREN, MAX_LINEAGE, project_of
 from .errors import ApiError
-from .listing import RunFilter
+from .listing import RunFilter, filter_from, parse_ms
 from .routing import Param, Req, json_response
 from .schemas import VIEW_NAMES
 from .views import NATIVE_STATUSES, event_view, render
 
 __all__ = [
     "CANCELABLE", "CURSOR", "FILTERS", "LAST_EVENT", "LIMIT", "MAX_CHILDREN", "MAX_LINEAGE", "RUN_ID", "VIEW",
-    "action", "children_ids", "foreign_scope", "load_run", "load_runs", "parse_ms", "project_of", "reload_run",
-    "render_run", "run_events", "run_filter", "run_outputs", "run_records", "run_steps", "scoped_id", "scoped_key",
-    "view_of",
+    "action", "children_ids", "filter_from", "foreign_scope", "load_run", "load_runs", "parse_ms", "project_of",
+    "reload_run", "render_run", "run_events", "run_filter", "run_outputs", "run_records", "run_steps", "scoped_id",
+    "scoped_key", "view_of",
 ]
 
 #: live statuses that "cancel all matching" considers
@@ -34,16 +32,6 @@ CANCELABLE = frozenset(LIVE_STATUSES)
 
 
 # -- helpers --------------------------------------------------------------------
-
-
-def parse_ms(text: str, name: str) -> int:
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise ApiError(400, "invalid_parameter", f"{name} must be an ISO-8601 date-time") from None
-    if parsed.tzinfo is None:
-        raise ApiError(400, "invalid_parameter", f"{name} must carry a time zone (e.g. Z)")
-    return int(parsed.timestamp() * 1000)
 
 
 def scoped_id(project: str, run_id: str) -> str:
@@ -188,27 +176,5 @@ FILTERS = (
 
 
 def run_filter(req: Req, values: dict[str, Any]) -> RunFilter:
-    label = None
-    if values.get("label"):
-        name, _, value = str(values["label"]).partition("=")
-        label = (name, value)
-    payload = values.get("payload_contains")
-    if isinstance(payload, str):
-        try:
-            payload = orjson.loads(payload)
-        except orjson.JSONDecodeError:
-            raise ApiError(400, "invalid_parameter", "payload_contains must be a JSON object") from None
-    if payload is not None and not isinstance(payload, dict):
-        raise ApiError(400, "invalid_parameter", "payload_contains must be a JSON object")
-    if values.get("metadata_value") is not None and not values.get("metadata_key"):
-        raise ApiError(400, "invalid_parameter", "metadata_value needs metadata_key")
-    after = parse_ms(values["created_after"], "created_after") if values.get("created_after") is not None else None
-    before = parse_ms(values["created_before"], "created_before") if values.get("created_before") is not None else None
-    statuses = frozenset(values["status"]) if values.get("status") else None
-    return RunFilter(
-        project=req.project, statuses=statuses, job=values.get("job"), queue=values.get("queue"),
-        tag=values.get("tag"), label=label, metadata_key=values.get("metadata_key"),
-        metadata_value=values.get("metadata_value"), batch_id=values.get("batch_id"),
-        triggered_by=values.get("triggered_by"), created_after_ms=after, created_before_ms=before,
-        payload_contains=payload,
-    )
+    """The listing filter of the caller's project from query parameters or a JSON body."""
+    return filter_from(req.project, values)

@@ -17,7 +17,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -42,6 +42,7 @@ from ..errors import (
 )
 from ..settings import Settings
 from .auth import ApiKeys
+from .bulk_actions import BulkRunner, running
 from .errors import ApiError, redis_transient
 from .routes import ROUTES
 from .routing import STREAM, ApiState, Param, Req, Route, component, json_response
@@ -57,8 +58,8 @@ _CONFLICTS: dict[type[BatonError], str] = {
     RunAlreadyFinished: "already_finished", RunNotFinished: "not_finished", RunStatusConflict: "wrong_status",
     RunAlreadyReplayed: "already_replayed", RunExists: "exists",
 }
-_HTTP_CODES = {400: "bad_request", 404: "route_not_found", 405: "method_not_allowed", 413: "body_too_large",
-               415: "unsupported_media_type"}
+_HTTP_CODES = {400: "bad_request", 403: "forbidden", 404: "route_not_found", 405: "method_not_allowed",
+               413: "body_too_large", 415: "unsupported_media_type"}
 
 
 class ApiMetrics:
@@ -130,6 +131,9 @@ class _Endpoint:
                 raise ApiError(401, "unauthorized", "missing or invalid API key (Authorization: Bearer <key>)",
                                {"WWW-Authenticate": 'Bearer realm="baton"'})
             project = found
+            if route.operator and not self.state.settings.may_operate(project):
+                raise ApiError(403, "forbidden", f"keys of project {project} may not use the operator endpoints "
+                               "(api_operator_projects)")
         unknown = sorted(set(request.query) - self.query_names)
         if unknown:  # a misspelt filter must not silently list (or cancel) everything
             raise ApiError(400, "invalid_parameter", f"unknown query parameter(s): {', '.join(unknown)[:200]}")
@@ -265,6 +269,15 @@ def create_app(baton: Baton, settings: Settings | None = None, *, keys: ApiKeys 
     for route in ROUTES:
         app.router.add_route(route.method, _router_path(route.path, paths), _Endpoint(route, state).handle,
                              name=route.operation_id)
+
+    state.bulk = BulkRunner(baton, settings.api_scan_limit)
+
+    async def bulk_actions(_app: web.Application) -> AsyncIterator[None]:
+        assert state.bulk is not None
+        async with running(state.bulk):
+            yield
+
+    app.cleanup_ctx.append(bulk_actions)
 
     async def on_shutdown(_app: web.Application) -> None:
         state.stopping.set()  # open event streams end within a second

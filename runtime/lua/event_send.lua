@@ -9,13 +9,14 @@
   ARGV[4] TTL ms the event is kept for later waits
   ARGV[5] wake channel
   Returns: number of runs woken ]]
+--@include keys
 --@include common
 local pfx, key, data = ARGV[1], ARGV[2], ARGV[3]
 local now = now_ms()
-call('SET', pfx .. 'event:' .. key, data, 'PX', tonumber(ARGV[4]))
+call('SET', K.event(pfx, key), data, 'PX', tonumber(ARGV[4]))
 local woken = 0
 for _, id in ipairs(call('SMEMBERS', KEYS[1])) do
-  local r = call('HMGET', pfx .. 'run:' .. id, 'status', 'wait_kind', 'wait_key', 'wait_step', 'wait_index',
+  local r = call('HMGET', K.run(pfx, id), 'status', 'wait_kind', 'wait_key', 'wait_step', 'wait_index',
     'wait_started_at')
   if r[1] == 'waiting' and r[2] == 'event' and r[3] == key then
     complete_wait_step(pfx, id, r[4], r[5], r[6], data, 'completed', now)

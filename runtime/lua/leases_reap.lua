@@ -12,16 +12,18 @@
   ARGV[6] jitter random in [0,1)
   ARGV[7] wake channel
   Returns: flat list id, lease node, new status per reaped run ]]
+--@include keys
 --@include common
 --@include statuses
 --@include settle
+--@include claim_reply
 --@include claim
 local pfx = ARGV[1]
 local now = now_ms()
 local ids = call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 local out = {}
 for _, id in ipairs(ids) do
-  local rk = pfx .. 'run:' .. id
+  local rk = K.run(pfx, id)
   local node = call('HGET', rk, 'lease_node') or ''
   if call('EXISTS', rk) == 0 then
     call('ZREM', KEYS[1], id)

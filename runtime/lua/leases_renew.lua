@@ -6,13 +6,14 @@
   ARGV[2] lease TTL in ms
   ARGV[3..] pairs of run id, lease token
   Returns: {lost ids, ids with cancellation requested} ]]
+--@include keys
 --@include common
 local pfx, ttl = ARGV[1], tonumber(ARGV[2])
 local now = now_ms()
 local lost, cancel = {}, {}
 for i = 3, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
-  local rk = pfx .. 'run:' .. id
+  local rk = K.run(pfx, id)
   local r = call('HMGET', rk, 'lease_token', 'cancel_requested')
   if r[1] ~= token then
     lost[#lost + 1] = id

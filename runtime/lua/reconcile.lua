@@ -6,29 +6,43 @@
   KEYS[1] partition leased set (ZSET) - pins the slot
   ARGV[1] partition key prefix
   Returns: {drift total, leased drift, concurrency drift, ready drift} ]]
+--@include keys
 --@include common
 local pfx = ARGV[1]
 local leased_drift, cc_drift, ready_drift = 0, 0, 0
 for _, id in ipairs(call('ZRANGE', KEYS[1], 0, -1)) do
-  if call('HGET', pfx .. 'run:' .. id, 'status') ~= 'executing' then
+  if call('HGET', K.run(pfx, id), 'status') ~= 'executing' then
     call('ZREM', KEYS[1], id)
     leased_drift = leased_drift + 1
   end
 end
-for _, set in ipairs(call('SMEMBERS', pfx .. 'ccsets')) do
+-- the lease sets: per-key ones are listed in lease_sets; per-job ones belong to
+-- the jobs with limits (older versions listed those too)
+local sets, seen = {}, {}
+local function visit(set)
+  if not seen[set] then
+    seen[set] = true
+    sets[#sets + 1] = set
+  end
+end
+for _, set in ipairs(call('SMEMBERS', K.lease_sets(pfx))) do visit(set) end
+for _, hash in ipairs({K.jobs(pfx), K.jobs_override(pfx)}) do
+  for _, job in ipairs(call('HKEYS', hash)) do visit(K.job_leases(pfx, job)) end
+end
+for _, set in ipairs(sets) do
   for _, id in ipairs(call('SMEMBERS', set)) do
     if not call('ZSCORE', KEYS[1], id) then
       call('SREM', set, id)
       cc_drift = cc_drift + 1
     end
   end
-  if call('SCARD', set) == 0 then call('SREM', pfx .. 'ccsets', set) end
+  if call('SCARD', set) == 0 then call('SREM', K.lease_sets(pfx), set) end
 end
-for _, queue in ipairs(call('SMEMBERS', pfx .. 'queues')) do
-  local rq, ki = pfx .. 'ready:' .. queue, pfx .. 'kidx:' .. queue
+for _, queue in ipairs(call('SMEMBERS', K.queues(pfx))) do
+  local rq, ki = K.ready(pfx, queue), K.keyed_ready(pfx, queue)
   -- the unkeyed set holds queued runs without a key only
   for _, id in ipairs(call('ZRANGE', rq, 0, -1)) do
-    local r = call('HMGET', pfx .. 'run:' .. id, 'status', 'concurrency_key')
+    local r = call('HMGET', K.run(pfx, id), 'status', 'concurrency_key')
     if r[1] ~= 'queued' or r[2] then
       local score = call('ZSCORE', rq, id)
       call('ZREM', rq, id)
@@ -38,7 +52,7 @@ for _, queue in ipairs(call('SMEMBERS', pfx .. 'queues')) do
   end
   -- the keyed index holds queued runs with a key, each also in its key's set
   for _, id in ipairs(call('ZRANGE', ki, 0, -1)) do
-    local r = call('HMGET', pfx .. 'run:' .. id, 'status', 'concurrency_key')
+    local r = call('HMGET', K.run(pfx, id), 'status', 'concurrency_key')
     if r[1] ~= 'queued' or not r[2] then
       call('ZREM', ki, id)
       if r[1] == 'queued' then ready_add(pfx, id, queue, nil, call('ZSCORE', ki, id) or 0) end

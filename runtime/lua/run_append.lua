@@ -9,13 +9,14 @@
   ARGV[5] approximate cap of the stream (entries)
   ARGV[6..] pairs of entry type, entry data (JSON)
   Returns: {count appended, last entry id} | -1 lease token no longer matches ]]
+--@include keys
 --@include common
 local pfx, id, token, kind = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local r = call('HMGET', KEYS[1], 'lease_token', 'status')
 if r[1] ~= token or r[2] ~= 'executing' then return -1 end
 if kind ~= 'rec' and kind ~= 'chunks' then return redis.error_reply('stream must be rec or chunks') end
 local now = now_ms()
-local key = pfx .. kind .. ':' .. id
+local key = SATELLITES[kind](pfx, id)
 mark_satellite(pfx, id, kind)
 local last = ''
 local n = 0

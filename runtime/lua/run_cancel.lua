@@ -10,6 +10,7 @@
   ARGV[4] finished-run TTL ms   ARGV[5] index cap
   Returns: 1 canceled | 2 cancellation requested (executing) |
     -2 no such run | -3 run already finished ]]
+--@include keys
 --@include common
 --@include cancel
 local now = now_ms()

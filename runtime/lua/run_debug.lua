@@ -5,6 +5,7 @@
   ARGV[2] run id
   ARGV[3] '1' on | '0' off
   Returns: 1 set | -2 no such run ]]
+--@include keys
 --@include common
 local pfx, id = ARGV[1], ARGV[2]
 if call('EXISTS', KEYS[1]) == 0 then return -2 end

@@ -7,12 +7,13 @@
   ARGV[2] run id
   Returns: 1 reset | 0 no key maps to this run (none given, expired or reused) |
     -2 no such run ]]
+--@include keys
 --@include common
 local pfx, id = ARGV[1], ARGV[2]
 local r = call('HMGET', KEYS[1], 'job', 'idempotency_key')
 if not r[1] then return -2 end
 if not r[2] or r[2] == '' then return 0 end
-local ik = pfx .. 'idem:' .. r[1] .. '|' .. r[2]
+local ik = K.idempotency(pfx, r[1], r[2])
 if call('GET', ik) ~= id then return 0 end
 local now = now_ms()
 call('DEL', ik)

@@ -9,6 +9,7 @@
   ARGV[2] run id
   Returns: 1 paused | 2 pause requested (executing or waiting) | 0 already paused |
     -2 no such run | -3 run already finished ]]
+--@include keys
 --@include common
 local pfx, id = ARGV[1], ARGV[2]
 local now = now_ms()
@@ -21,8 +22,8 @@ if status == 'queued' then
   park_paused(pfx, id, 'queued', '', now, 'requested')
   return 1
 elseif status == 'delayed' then
-  local due = call('ZSCORE', pfx .. 'delayed', id)
-  call('ZREM', pfx .. 'delayed', id)
+  local due = call('ZSCORE', K.delayed(pfx), id)
+  call('ZREM', K.delayed(pfx), id)
   park_paused(pfx, id, 'delayed', due or '', now, 'requested')
   return 1
 elseif status == 'executing' or status == 'waiting' then

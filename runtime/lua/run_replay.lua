@@ -11,6 +11,7 @@
   Returns: 1 created | -2 no such run | -4 run not finished yet |
     -5 new id already exists | -7 not dead-lettered (dead-letter mode) |
     -8 already replayed (dead-letter mode) ]]
+--@include keys
 --@include common
 --@include statuses
 --@include copy
@@ -26,7 +27,7 @@ if ARGV[4] == 'dead_letter' then
   if status ~= 'dead_letter' then return -7 end
   if r[2] then return -8 end
 end
-if call('EXISTS', pfx .. 'run:' .. new_id) == 1 then return -5 end
+if call('EXISTS', K.run(pfx, new_id)) == 1 then return -5 end
 copy_run(pfx, KEYS[1], new_id, now, 'replay', 'replay_of')
 if ARGV[4] == 'dead_letter' then call('HSET', KEYS[1], 'replayed_as', new_id) end
 call('PUBLISH', ARGV[3], pfx)

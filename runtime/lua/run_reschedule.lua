@@ -10,6 +10,7 @@
   ARGV[5] wake channel
   Returns: 1 rescheduled | -2 no such run | -3 run already finished |
     -7 run is executing or waiting ]]
+--@include keys
 --@include common
 local pfx, id = ARGV[1], ARGV[2]
 local now = now_ms()
@@ -28,9 +29,9 @@ elseif status == 'queued' or status == 'delayed' then
     ready_remove(pfx, id, r[2], r[4])
     call('HSET', KEYS[1], 'status', 'delayed', 'updated_at', now)
     call('HDEL', KEYS[1], 'next_retry_at')
-    call('ZADD', pfx .. 'delayed', due, id)
+    call('ZADD', K.delayed(pfx), due, id)
   else
-    call('ZREM', pfx .. 'delayed', id)
+    call('ZREM', K.delayed(pfx), id)
     call('HDEL', KEYS[1], 'next_retry_at')
     if status == 'delayed' then
       make_ready(pfx, id, r[2], r[3] or '0', now)

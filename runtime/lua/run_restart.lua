@@ -13,13 +13,14 @@
   Returns: 1 created (source was finished) | 2 created, source canceled |
     3 created, cancellation of the executing source requested |
     -2 no such run | -5 new id already exists ]]
+--@include keys
 --@include common
 --@include cancel
 --@include copy
 local pfx, id, new_id = ARGV[1], ARGV[2], ARGV[3]
 local now = now_ms()
 if call('EXISTS', KEYS[1]) == 0 then return -2 end
-if call('EXISTS', pfx .. 'run:' .. new_id) == 1 then return -5 end
+if call('EXISTS', K.run(pfx, new_id)) == 1 then return -5 end
 local canceled = cancel_tree(pfx, id, ARGV[4], now, tonumber(ARGV[6]), tonumber(ARGV[7]))
 copy_run(pfx, KEYS[1], new_id, now, 'restart', 'restart_of')
 call('HSET', KEYS[1], 'restarted_as', new_id)

@@ -8,6 +8,7 @@
   ARGV[3] wake channel
   Returns: 1 resumed | 2 pending pause request withdrawn | -2 no such run |
     -7 run is not paused ]]
+--@include keys
 --@include common
 local pfx, id = ARGV[1], ARGV[2]
 local now = now_ms()
@@ -22,12 +23,12 @@ if status ~= 'paused' then
   end
   return -7
 end
-call('ZREM', pfx .. 'paused', id)
+call('ZREM', K.paused(pfx), id)
 call('HDEL', KEYS[1], 'paused_at', 'paused_from', 'paused_due', 'pause_requested')
 local due = tonumber(r[4] or '')
 if due and due > now then
   call('HSET', KEYS[1], 'status', 'delayed', 'updated_at', now)
-  call('ZADD', pfx .. 'delayed', due, id)
+  call('ZADD', K.delayed(pfx), due, id)
   add_event(pfx, id, 'status', '{"status":"delayed","reason":"resumed"}', now)
 else
   make_ready(pfx, id, r[2], r[3] or '0', now)

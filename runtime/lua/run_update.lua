@@ -8,6 +8,7 @@
   ARGV[4] fields to set: JSON object of string values, or ''
   ARGV[5..] pairs of event type, event data (JSON)
   Returns: 1 written | -1 lease token no longer matches ]]
+--@include keys
 --@include common
 local pfx, id, token = ARGV[1], ARGV[2], ARGV[3]
 local r = call('HMGET', KEYS[1], 'lease_token', 'status')

@@ -27,10 +27,13 @@
            includes/claim.lua), else its registration is removed
   Runs handed to the node but not yet received count against ARGV[4].
   Returns: {now_ms, ms until a rate limit lets a skipped run go (-1 none),
-    then 10 fields per leased run: id, token, attempt, job, input, timeout_ms,
-    ready_at, metadata (JSON or nil), tags (JSON or nil), 1 when the run has
-    recorded steps else 0} ]]
+    then the fields of each leased run, in the order CLAIM_FIELDS
+    (runtime/scripts.py) gives them (includes/claim_reply.lua): id, token,
+    attempt, job, input, timeout_ms, ready_at, metadata (JSON or nil), tags
+    (JSON or nil), 1 when the run has recorded steps else 0} ]]
+--@include keys
 --@include common
+--@include claim_reply
 --@include claim
 local pfx, node, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local want, scan = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -38,7 +41,7 @@ local fin_ttl, cap = tonumber(ARGV[9]), tonumber(ARGV[10])
 local received, reg_ttl = tonumber(ARGV[11]), tonumber(ARGV[12])
 local now = now_ms()
 if reg_ttl > 0 then
-  local pending = tonumber(call('HGET', pfx .. 'handed', node) or '0') - received
+  local pending = tonumber(call('HGET', K.handed(pfx), node) or '0') - received
   if pending > 0 then want = want - pending end
 end
 local runs, retry_in = {}, -1
@@ -46,10 +49,10 @@ if want > 0 then
   runs, retry_in = claim_runs(pfx, node, ttl, want, scan, ARGV[6], ARGV[7], tonumber(ARGV[8]), fin_ttl, cap, now)
 end
 if reg_ttl > 0 then
-  if want > #runs / 10 then
-    waiter_register(pfx, node, want - #runs / 10, scan, ARGV[6], ARGV[7], ttl, fin_ttl, cap, reg_ttl)
+  if want > #runs / CLAIMED_SIZE then
+    waiter_register(pfx, node, want - #runs / CLAIMED_SIZE, scan, ARGV[6], ARGV[7], ttl, fin_ttl, cap, reg_ttl)
   else
-    call('DEL', pfx .. 'waiter:' .. node)
+    call('DEL', K.waiter(pfx, node))
   end
 end
 local out = {now, retry_in}

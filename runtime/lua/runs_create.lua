@@ -26,8 +26,10 @@
   Returns: flat list id, code per run; code 1 created | 0 id existed |
     2 idempotency key matched a live run (id is that run's) |
     3 absorbed by a debounced run (id is that run's) ]]
+--@include keys
 --@include common
 --@include run_spec
+--@include claim_reply
 --@include claim
 local pfx, channel = ARGV[1], ARGV[2]
 local now = now_ms()
@@ -57,13 +59,13 @@ for a = 3, #ARGV do
   local id, job, queue, input = F[S.id], F[S.job], F[S.queue], F[S.input_json]
   local priority, delay_ms, run_at = F[S.priority], F[S.delay_ms], F[S.run_at_ms]
   local ckey, ikey, ittl = F[S.concurrency_key], F[S.idempotency_key], F[S.idempotency_ttl_ms]
-  local rk = pfx .. 'run:' .. id
+  local rk = K.run(pfx, id)
   local code = 1
   local ik = nil
   if ikey ~= '' then
-    ik = pfx .. 'idem:' .. job .. '|' .. ikey
+    ik = K.idempotency(pfx, job, ikey)
     local existing = call('GET', ik)
-    if existing and call('EXISTS', pfx .. 'run:' .. existing) == 1 then
+    if existing and call('EXISTS', K.run(pfx, existing)) == 1 then
       id, code = existing, 2
     end
   end
@@ -71,7 +73,7 @@ for a = 3, #ARGV do
   -- the input key lives exactly as long as the record, so writing it with NX
   -- doubles as the existence check (one call instead of two); a debounced
   -- run may be absorbed, so it checks first and writes later
-  local ink = pfx .. 'in:' .. id
+  local ink = K.input(pfx, id)
   local input_written = false
   if code == 1 then
     if dkey == '' and call('SET', ink, input, 'NX') then
@@ -82,20 +84,20 @@ for a = 3, #ARGV do
   end
   local dk, mode, window, maxd = nil, nil, 0, 0
   if code == 1 and dkey ~= '' then
-    dk = pfx .. 'deb:' .. job .. '|' .. dkey
+    dk = K.debounce(pfx, job, dkey)
     local m, w, x = string.match(dspec, '^(%a+),(%d+),(%d+)$')
     mode, window, maxd = m, tonumber(w), tonumber(x)
     local holder = call('GET', dk)
     if holder then
-      local hk = pfx .. 'run:' .. holder
+      local hk = K.run(pfx, holder)
       local h = call('HMGET', hk, 'status', 'debounce_first_at')
       if mode == 'trailing' and h[1] == 'delayed' then
         local due = now + window
         if maxd > 0 then due = math.min(due, tonumber(h[2]) + maxd) end
-        call('SET', pfx .. 'in:' .. holder, input)
+        call('SET', K.input(pfx, holder), input)
         call('HSET', hk, 'scheduled_at', due, 'updated_at', now)
         call('HINCRBY', hk, 'debounced_count', 1)
-        call('ZADD', pfx .. 'delayed', due, holder)
+        call('ZADD', K.delayed(pfx), due, holder)
         id, code = holder, 3
       elseif mode == 'leading' and h[1] then
         call('HINCRBY', hk, 'debounced_count', 1)
@@ -145,13 +147,13 @@ for a = 3, #ARGV do
       extra = cjson.decode(F[S.extra_json])
       for k, v in pairs(extra) do put(k, tostring(v)) end
       if extra.parent_id then
-        call('SADD', pfx .. 'children:' .. extra.parent_id, id)
+        call('SADD', K.children(pfx, extra.parent_id), id)
         mark_satellite(pfx, extra.parent_id, 'children')
       end
       if extra.project then project = tostring(extra.project) end
     end
     -- every run of a project, by creation time: what run listings page through
-    call('ZADD', pfx .. 'runs:' .. project, now, id)
+    call('ZADD', K.project_runs(pfx, project), now, id)
     if ik then call('SET', ik, id, 'PX', tonumber(ittl)) end
     if dk then
       put('debounce_key', dkey)
@@ -165,27 +167,34 @@ for a = 3, #ARGV do
     if F[S.ttl_ms] ~= '' then
       local expires = now + tonumber(F[S.ttl_ms])
       put('expires_at', expires)
-      call('ZADD', pfx .. 'ttl', expires, id)
+      call('ZADD', K.ttl(pfx), expires, id)
     end
     if status ~= 'delayed' then put('ready_at', now) end
     if d then
       -- straight to the waiting node, as runs_claim would lease it: the
       -- record is written once, already leased
       local expires = now + d.ttl
-      for _, v in ipairs(lease_fields(d.node, 1, 1, expires, now)) do rec[#rec + 1] = v end
+      -- (only runs of jobs without limits come here: no lease sets)
+      for _, v in ipairs(lease_fields(d.node, 1, 1, expires, now, '')) do rec[#rec + 1] = v end
       put('started_at', now)
       call('HSET', rk, unpack(rec))
-      local token = hold_lease(pfx, id, job, nil, d.node, 1, expires, now)
-      local r = d.runs
-      r[#r + 1] = id; r[#r + 1] = token; r[#r + 1] = 1; r[#r + 1] = job; r[#r + 1] = input
-      r[#r + 1] = F[S.timeout_ms]; r[#r + 1] = now
-      r[#r + 1] = F[S.metadata_json] ~= '' and F[S.metadata_json] or false
-      r[#r + 1] = F[S.tags_json] ~= '' and F[S.tags_json] or false
-      r[#r + 1] = 0
+      local token = hold_lease(pfx, id, job, nil, d.node, 1, expires, now, '')
+      -- one claimed run, its values placed by name (includes/claim_reply.lua)
+      local r, at = d.runs, #d.runs
+      r[at + CLAIMED.run_id] = id
+      r[at + CLAIMED.token] = token
+      r[at + CLAIMED.attempt] = 1
+      r[at + CLAIMED.job] = job
+      r[at + CLAIMED.input] = input
+      r[at + CLAIMED.timeout_ms] = F[S.timeout_ms]
+      r[at + CLAIMED.ready_at_ms] = now
+      r[at + CLAIMED.metadata] = F[S.metadata_json] ~= '' and F[S.metadata_json] or false
+      r[at + CLAIMED.tags] = F[S.tags_json] ~= '' and F[S.tags_json] or false
+      r[at + CLAIMED.step_count] = 0
       d.left = d.left - 1
     elseif status == 'queued' then
       call('HSET', rk, unpack(rec))
-      if not seq then seq = call('INCRBY', pfx .. 'seq', #ARGV - a + 1) - (#ARGV - a + 1) end
+      if not seq then seq = call('INCRBY', K.seq(pfx), #ARGV - a + 1) - (#ARGV - a + 1) end
       seq = seq + 1
       local g = ckey ~= '' and ckey or nil
       local gkey = queue .. '|' .. (g or '')
@@ -193,7 +202,7 @@ for a = 3, #ARGV do
         -- the group is known to be listed already: just the ordered sets
         local score = ready_score(priority, seq)
         call('ZADD', group_set(pfx, queue, g or ''), score, id)
-        if g then call('ZADD', pfx .. 'kidx:' .. queue, score, id) end
+        if g then call('ZADD', K.keyed_ready(pfx, queue), score, id) end
       else
         ready_add(pfx, id, queue, g, ready_score(priority, seq))
         groups_seen[gkey] = true
@@ -202,7 +211,7 @@ for a = 3, #ARGV do
       touched[queue] = true
     else
       call('HSET', rk, unpack(rec))
-      call('ZADD', pfx .. 'delayed', due, id)
+      call('ZADD', K.delayed(pfx), due, id)
     end
   end
   out[#out + 1] = id

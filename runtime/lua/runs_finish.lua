@@ -13,6 +13,7 @@
     jitter random in [0,1)
   Returns: flat list id, new status per outcome; status is the error code
     -1 when the lease token no longer matches (fencing rejection) ]]
+--@include keys
 --@include common
 --@include statuses
 --@include settle
@@ -22,31 +23,33 @@ local now = now_ms()
 local out = {}
 local wake = false
 local limited = {}  -- job -> whether it has limits (read once per job per call)
+local trims = {}  -- terminal-status indices to trim once, after every outcome
 for a = 6, #ARGV do
   -- one argument per outcome (a JSON array): cheaper for the client to send
   local F = cjson.decode(ARGV[a])
   local i = 1
   local id, token = F[i], F[i + 1]
-  local rk = pfx .. 'run:' .. id
-  local r = call('HMGET', rk, 'lease_token', 'status', 'job')
+  -- one read serves the fencing check and settle()
+  local r = read_fields(pfx, id, SETTLE_FIELDS)
   out[#out + 1] = id
-  if r[1] ~= token or r[2] ~= 'executing' then
+  if r.lease_token ~= token or r.status ~= 'executing' then
     out[#out + 1] = -1
   else
     -- waking other nodes only matters when a queued run may now fit a limit
-    local job = r[3]
+    local job = r.job
     if limited[job] == nil then
       -- limits from the code's registration or changed at runtime (the override)
-      limited[job] = call('HEXISTS', pfx .. 'jobs', job) == 1
-        or call('HEXISTS', pfx .. 'jobs:override', job) == 1
+      limited[job] = call('HEXISTS', K.jobs(pfx), job) == 1
+        or call('HEXISTS', K.jobs_override(pfx), job) == 1
     end
     if limited[job] then wake = true end
     local st = settle(pfx, id, F[i + 2], F[i + 3], F[i + 4], F[i + 5], now,
-      F[i + 6], ttl_ms, dlq_ttl_ms, cap)
+      F[i + 6], ttl_ms, dlq_ttl_ms, cap, r, trims)
     if st == 'queued' then wake = true end
     out[#out + 1] = st
   end
 end
+trim_deferred(pfx, trims, now, cap)
 -- a finished run may free a concurrency slot that queued runs wait for
 if wake then call('PUBLISH', channel, pfx) end
 return out

@@ -8,6 +8,7 @@
   ARGV[4] finished-run TTL ms   ARGV[5] index cap
   Queued or delayed runs past their TTL (expires_at) end expired.
   Returns: {promoted count, ms until the next delayed run is due or -1} ]]
+--@include keys
 --@include common
 local pfx = ARGV[1]
 local now = now_ms()
@@ -15,7 +16,7 @@ local ids = call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARG
 local moved = 0
 for _, id in ipairs(ids) do
   call('ZREM', KEYS[1], id)
-  local rk = pfx .. 'run:' .. id
+  local rk = K.run(pfx, id)
   local r = call('HMGET', rk, 'queue', 'priority', 'status')
   if r[1] and r[3] == 'delayed' then
     call('HDEL', rk, 'next_retry_at')
@@ -23,9 +24,9 @@ for _, id in ipairs(ids) do
     moved = moved + 1
   end
 end
-local wk = pfx .. 'waiting'
+local wk = K.waiting(pfx)
 for _, id in ipairs(call('ZRANGEBYSCORE', wk, '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))) do
-  local rk = pfx .. 'run:' .. id
+  local rk = K.run(pfx, id)
   local r = call('HMGET', rk, 'wait_kind', 'wait_step', 'wait_index', 'wait_started_at')
   if r[1] == 'event' then
     complete_wait_step(pfx, id, r[2], r[3], r[4], 'null', 'timed_out', now)
@@ -36,10 +37,10 @@ for _, id in ipairs(call('ZRANGEBYSCORE', wk, '-inf', now, 'LIMIT', 0, tonumber(
     call('ZREM', wk, id)
   end
 end
-local tk = pfx .. 'ttl'
+local tk = K.ttl(pfx)
 for _, id in ipairs(call('ZRANGEBYSCORE', tk, '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))) do
   call('ZREM', tk, id)
-  local rk = pfx .. 'run:' .. id
+  local rk = K.run(pfx, id)
   local r = call('HMGET', rk, 'status', 'queue', 'concurrency_key')
   if r[1] == 'queued' or r[1] == 'delayed' then
     if r[1] == 'queued' then ready_remove(pfx, id, r[2], r[3]) else call('ZREM', KEYS[1], id) end

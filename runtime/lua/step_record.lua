@@ -12,11 +12,12 @@
   Returns: 1 written | 2 written, and a pause of the run was requested |
     -1 lease token no longer matches |
     -6 a completed step with this name already exists ]]
+--@include keys
 --@include common
 local pfx, id, token, name = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local r = call('HMGET', KEYS[1], 'lease_token', 'status', 'pause_requested')
 if r[1] ~= token or r[2] ~= 'executing' then return -1 end
-local sk = pfx .. 'steps:' .. id
+local sk = K.steps(pfx, id)
 local existing = call('HGET', sk, name)
 if existing and string.find(existing, '"status":"completed"', 1, true) then return -6 end
 local now = now_ms()

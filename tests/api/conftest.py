@@ -71,6 +71,13 @@ def define_jobs(app: Baton, gates: Gates) -> None:
             await gates.wait(payload["gate"])
         return payload
 
+    @app.job(queue="mail", timeout=60)
+    async def mail(ctx: RunContext, payload: Any) -> Any:
+        """A job of its own queue (the others are in "default"), held by a gate when given one."""
+        if payload.get("gate"):
+            await gates.wait(payload["gate"])
+        return payload
+
     @app.job(timeout=60)
     async def steps(ctx: RunContext, payload: Any) -> list[int]:
         out = []

@@ -24,12 +24,16 @@ BODIES: dict[str, Any] = {
     "RunIds": {"run_ids": ["RUN"]}, "DebugModeRequest": {"debug_mode": True}, "RescheduleRequest": {"delay": 1},
     "RestartRequest": {}, "DlqReplayRequest": {"run_ids": ["RUN"]}, "CancelAllRequest": {},
     "TriggerRequest": {"input": 1}, "BatchTriggerRequest": {"runs": [{"job": "echo"}]},
-    "SendEventRequest": {"key": "k"},
+    "SendEventRequest": {"key": "k"}, "ScheduleRequest": {"job": "echo", "expression": "* * * * *"},
+    "BackfillRequest": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T00:10:00Z"},
+    "Limits": {"max_concurrency": 3}, "BulkActionRequest": {"action": "cancel", "filter": {"job": "echo"}},
 }
 
 
 def path_of(route_path: str, run_id: str) -> str:
-    return route_path.replace("{run_id}", run_id).replace("{job}", "echo")
+    return (route_path.replace("{run_id}", run_id).replace("{job}", "echo").replace("{queue}", "default")
+            .replace("{name}", "sched").replace("{node}", "node")
+            .replace("{action_id}", "bulk_" + "0" * 20))
 
 
 def body_of(name: str | None, run_id: str) -> Any:

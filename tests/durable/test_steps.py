@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import Any
 
-from runtime import RunContext
+from runtime import Backoff, RunContext
 from runtime.errors import DuplicateStep
 from tests.nodes import running_node
 
@@ -15,7 +15,7 @@ async def test_completed_steps_are_not_executed_again_on_retry(make_app: Any) ->
     app = make_app()
     counts = {"a": 0, "b": 0, "c": 0}
 
-    @app.job(max_attempts=3, backoff="fixed", backoff_initial=0.05)
+    @app.job(max_attempts=3, backoff=Backoff("fixed", initial_s=0.05))
     async def flaky(ctx: RunContext, payload: Any) -> Any:
         def bump(name: str) -> str:
             counts[name] += 1
@@ -81,7 +81,7 @@ async def test_non_deterministic_step_order_is_a_clear_error(make_app: Any) -> N
     # Given a handler whose second attempt reaches a different step first
     app = make_app()
 
-    @app.job(max_attempts=3, backoff="fixed", backoff_initial=0.05)
+    @app.job(max_attempts=3, backoff=Backoff("fixed", initial_s=0.05))
     async def wobbly(ctx: RunContext, payload: Any) -> None:
         first = "alpha" if ctx.attempt == 1 else "beta"
         await ctx.step(first, lambda: first)
@@ -132,7 +132,7 @@ async def test_checkpoints_are_sequenced_and_read_by_the_next_attempt(make_app: 
     app = make_app()
     seen: list[Any] = []
 
-    @app.job(max_attempts=2, backoff="fixed", backoff_initial=0.05)
+    @app.job(max_attempts=2, backoff=Backoff("fixed", initial_s=0.05))
     async def resumable(ctx: RunContext, payload: Any) -> int:
         latest = await ctx.latest_checkpoint()
         seen.append(latest["state"] if latest else None)

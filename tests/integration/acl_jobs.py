@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from runtime import Baton, RunContext
+from runtime import Backoff, Baton, RunContext
 
 app = Baton()
 
@@ -18,7 +18,7 @@ async def echo(ctx: RunContext, payload: Any) -> Any:
     return payload
 
 
-@app.job(max_attempts=3, backoff="fixed", backoff_initial=0.1, backoff_jitter=0)
+@app.job(max_attempts=3, backoff=Backoff("fixed", initial_s=0.1, jitter=0))
 async def flaky(ctx: RunContext, payload: Any) -> Any:
     """Fails its first attempt (a retry through the delayed set), then completes."""
     if ctx.attempt == 1:

@@ -49,21 +49,33 @@ async def test_stream_end_to_end_on_cluster(redis_cluster: RedisClusterProcesses
             entry_ids = []
             for i in range(300):
                 entry_ids.append((await raw.xadd(app.keys.submit_stream, {"job": "square", "input": str(i)})).decode())
+            # and through each partition's own stream (in its own slot), one bad entry among them
+            for part in app.keys.partitions:
+                for i in range(25):
+                    entry = await raw.xadd(part.submit_stream, {"job": "square", "input": str(1000 + i)})
+                    entry_ids.append(part.entry_ref(entry.decode()))
+            await raw.xadd(app.keys.partitions[1].submit_stream, {"job": "square", "input": "{not json"})
             limited_ids = await app.trigger_batch([{"job": "limited"} for _ in range(20)])
             delayed_id = await app.trigger("square", 7, delay=0.3)
             idem = [await app.trigger("square", 3, idempotency_key="k") for _ in range(2)]
             runs = [await app.wait_for(rid, 30) for rid in [*entry_ids, *limited_ids, delayed_id, idem[0]]]
 
             async def nothing_pending() -> bool:
-                info = await raw.xpending(app.keys.submit_stream, app.keys.intake_group)
-                return info["pending"] == 0
+                for stream in [app.keys.submit_stream, *(part.submit_stream for part in app.keys.partitions)]:
+                    if (await raw.xpending(stream, app.keys.intake_group))["pending"]:
+                        return False
+                return True
             await eventually(nothing_pending, 10)
+            rejected = await eventually(lambda: raw.xrange(app.keys.rejected_stream), 10)
         # Then all completed, results are right, limits held and idempotency worked across partitions
         assert all(r.status == "completed" for r in runs)
         assert [r.output for r in runs[:300]] == [i * i for i in range(300)]
+        assert [r.output for r in runs[300:400]] == [(1000 + i) ** 2 for _ in range(4) for i in range(25)]
         assert peak <= 2 and idem[0] == idem[1]
+        assert [f[b"reason"] for _, f in rejected] == [b"bad_json"]
+        assert rejected[0][1][b"entry_id"].decode().endswith(".p1")
         counts = await app.count_by_status()
-        assert counts["completed"] == 300 + 20 + 1 + 1
+        assert counts["completed"] == 300 + 100 + 20 + 1 + 1
     finally:
         await raw.aclose()
         await app.close()

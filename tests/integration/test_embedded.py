@@ -50,7 +50,8 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
     """The test process's environment without any Redis or Baton variable, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BATON_", "REDIS_"))}
     return {**env, "PYTHONPATH": str(ROOT), "BATON_EMBEDDED_DIR": str(tmp_path / "embedded"),
-            "BATON_METRICS_PORT": "0", "BATON_LOG_FORMAT": "text", "BATON_PREFIX": "t", **extra}
+            "BATON_METRICS_PORT": "0", "BATON_LOG_FORMAT": "text", "BATON_PREFIX": "t", "BATON_EMBEDDED_PORT": "0",
+            **extra}
 
 
 def _baton(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -148,6 +149,21 @@ def test_a_busy_metrics_port_is_one_clear_line(tmp_path: Path, redis_server: Any
     assert done.returncode == 2, done.stderr
     assert "BATON_METRICS_PORT" in done.stderr and "Traceback" not in done.stderr, done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith("baton: ")
+
+
+def test_a_busy_embedded_port_is_one_clear_line(tmp_path: Path) -> None:
+    # Given another server on the embedded server's port (a Redis of one's own, say)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        # When a node without Redis configuration starts
+        done = _baton(tmp_path, "worker", "--app", "tests.apps:app", BATON_EMBEDDED_PORT=str(port))
+    # Then it stops at once, saying which port and what to do, and writes nothing to that server
+    assert done.returncode == 2, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("baton: ") and f"127.0.0.1:{port}" in last and "BATON_EMBEDDED_PORT" in last, done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "embedded" / "server.json").exists()
 
 
 def test_the_cli_warns_about_unknown_variables(tmp_path: Path) -> None:

@@ -121,7 +121,9 @@ async def test_durable_calls_leave_a_replaced_master_before_it_is_demoted(sentin
     master = sentinel_group.master
     assert master is not None
     try:
-        assert (await calls.execute_durably(1, 5000, "EVAL", "return redis.call('SET', KEYS[1], 'x')", 1, "k"))[1] >= 1
+        script = "return redis.call('SET', KEYS[1], 'x')"
+        _, acked = await calls.execute_durably(("WAIT", 1, 5000), "EVAL", script, 1, "k")
+        assert acked >= 1
         # When Sentinel promotes a replica: the old master answers on, as a master with no replica,
         # for seconds (until Sentinel demotes it), so its WAITs come back short and nothing says READONLY
         await _sentinel_failover(sentinel_group)
@@ -138,8 +140,8 @@ async def test_durable_calls_leave_a_replaced_master_before_it_is_demoted(sentin
         # calls reach the new master, seconds before the old one is demoted
         replies = []
         while not replies or replies[-1][1] < 1:
-            replies.append(await calls.execute_durably(1, 1000, "EVAL", "return redis.call('GET', KEYS[1])", 1,
-                                                        "k"))
+            replies.append(await calls.execute_durably(("WAIT", 1, 1000), "EVAL", "return redis.call('GET', KEYS[1])",
+                                                        1, "k"))
             assert len(replies) <= 4, replies
         assert all(reply == b"x" for reply, _ in replies)
     finally:

@@ -16,13 +16,13 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def readme_xadd_args() -> list[str]:
-    """The exact redis-cli command of the README's stream example, as arguments."""
+    """The exact Redis command of the README's stream example (sent with `baton redis-cli`), as arguments."""
     text = README.read_text()
     block = re.search(r"<!-- xadd-example -->\s*```sh\n(.*?)\n```", text, re.S)
     assert block, "README lost its xadd example"
     args = shlex.split(block.group(1))
-    assert args[0] == "redis-cli"
-    return args[1:]
+    assert args[:2] == [".venv/bin/baton", "redis-cli"], args
+    return args[2:]
 
 
 async def test_readme_redis_cli_example(make_app: Any, redis: Any) -> None:

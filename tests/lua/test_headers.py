@@ -91,6 +91,7 @@ def sample_calls(lua: Lua) -> dict[str, tuple[Callable[[], Awaitable[Any]], int]
         "run_debug": (lambda: s.set_debug("no-such-run", True), 0),
         "run_append": (lambda: s.append("no-such-run", "n/1", "chunks", [("chunk", '"a"'), ("chunk", '"b"')]), 2),
         "reconcile": (lambda: s.reconcile(p), 0),
+        "limits_apply": (lambda: s.limits_apply(p, "work", "override", "2,0,0,0,0,0"), 0),
     }
 
 

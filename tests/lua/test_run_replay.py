@@ -43,7 +43,8 @@ async def test_replay_copies_input_and_options_into_a_new_queued_run(lua: Lua) -
     assert (new["status"], new["attempt"], new["charged"]) == ("queued", "0", "0")
     assert not {"attempts", "error", "output", "finished_at", "idempotency_key", "started_at"} & set(new)
     assert new["created_at"] == new["scheduled_at"] == new["ready_at"]
-    group = lua.part.group_ready("mail", source.get("concurrency_key", ""))
+    ckey = source.get("concurrency_key", "")
+    group = lua.part.keyed_group("mail", ckey) if ckey else lua.part.ready("mail")
     assert priority_of(await lua.zscore(group, "new-1")) == 4
     assert "mail" in await lua.members(lua.part.queues)
     # And the source keeps its terminal record

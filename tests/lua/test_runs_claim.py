@@ -132,10 +132,11 @@ async def test_lease_token_attempt_charged_and_expiry(lua: Lua) -> None:
     assert (run["lease_token"], run["lease_node"]) == ("node-7/1", "node-7")
     assert int(run["lease_expires_at"]) == expires
     assert int(run["started_at"]) == int(run["attempt_started_at"]) == c.claimed_at_ms
-    # And the leased set scores it by its expiry; it left the ready set and joined the job's lease set
+    # And the leased set scores it by its expiry; it left the ready set; a job without limits
+    # keeps no lease set (the record says so: cc is empty)
     assert await lua.zscore(lua.part.leased, run_id) == expires
     assert await lua.redis.exists(lua.part.ready("default")) == 0
-    assert await lua.members(lua.part.job_leases("work")) == {run_id}
+    assert await lua.redis.exists(lua.part.job_leases("work")) == 0 and run["cc"] == ""
 
 
 async def test_reclaim_after_release_increments_attempt_not_charged(lua: Lua) -> None:
@@ -179,7 +180,7 @@ async def test_dangling_ready_entry_is_dropped(lua: Lua) -> None:
     # Given a ready entry whose run record no longer exists, ahead of a real run
     run_id = await lua.create_one()
     await lua.redis.zadd(lua.part.ready("default"), {"ghost": ready_score(1000, 0)})
-    await lua.redis.zadd(lua.part.group_ready("default"), {"ghost": ready_score(1000, 0)})
+    await lua.redis.zadd(lua.part.ready("default"), {"ghost": ready_score(1000, 0)})
     # When claiming
     claimed = await lua.claim(10)
     # Then the real run is leased and the dangling entry removed

@@ -12,7 +12,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from runtime import Baton, PermanentFailure, RunContext
+from runtime import Backoff, Baton, PermanentFailure, RunContext
 
 app = Baton()
 _clients: dict[str, Any] = {}
@@ -32,7 +32,7 @@ async def ok(ctx: RunContext, payload: Any) -> Any:
     return payload
 
 
-@app.job(queue="obs", max_attempts=2, backoff="fixed", backoff_initial=0.05, backoff_jitter=0)
+@app.job(queue="obs", max_attempts=2, backoff=Backoff("fixed", initial_s=0.05, jitter=0))
 async def boom(ctx: RunContext, payload: Any) -> Any:
     """Always fails: retried once, then dead-lettered."""
     raise RuntimeError("boom on purpose")
@@ -50,7 +50,7 @@ async def stuck(ctx: RunContext, payload: Any) -> Any:
     await asyncio.sleep(30)
 
 
-@app.job(queue="obs", max_attempts=3, backoff="fixed", backoff_initial=0.05, backoff_jitter=0)
+@app.job(queue="obs", max_attempts=3, backoff=Backoff("fixed", initial_s=0.05, jitter=0))
 async def hold(ctx: RunContext, payload: Any) -> Any:
     """Sleeps ``payload['seconds']`` on its first attempt (keeps its lease busy); later attempts complete."""
     if ctx.attempt == 1:
@@ -72,7 +72,7 @@ def chatty(ctx: RunContext, payload: Any) -> str:
     return "said"
 
 
-@app.job(queue="obs", max_attempts=3, backoff="fixed", backoff_initial=0.1, backoff_jitter=0)
+@app.job(queue="obs", max_attempts=3, backoff=Backoff("fixed", initial_s=0.1, jitter=0))
 async def long(ctx: RunContext, payload: Any) -> Any:
     """Announces its start in Redis, then sleeps ``payload['seconds']`` on attempt 1 only."""
     key = f"{os.environ['BATON_PREFIX']}:obs:started"

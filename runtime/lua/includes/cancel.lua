@@ -5,19 +5,19 @@
 
 -- returns 1 canceled, 2 requested (executing), -2 missing, -3 finished
 local function cancel_one(pfx, id, channel, now, ttl_ms, cap)
-  local rk = pfx .. 'run:' .. id
+  local rk = K.run(pfx, id)
   local r = call('HMGET', rk, 'status', 'queue', 'wait_kind', 'wait_key', 'concurrency_key')
   local status = r[1]
   if not status then return -2 end
   if status == 'queued' then
     ready_remove(pfx, id, r[2], r[5])
   elseif status == 'delayed' then
-    call('ZREM', pfx .. 'delayed', id)
+    call('ZREM', K.delayed(pfx), id)
   elseif status == 'waiting' then
-    call('ZREM', pfx .. 'waiting', id)
-    if r[3] == 'event' and r[4] then call('SREM', pfx .. 'evw:' .. r[4], id) end
+    call('ZREM', K.waiting(pfx), id)
+    if r[3] == 'event' and r[4] then call('SREM', K.event_waiters(pfx, r[4]), id) end
   elseif status == 'paused' then
-    call('ZREM', pfx .. 'paused', id)
+    call('ZREM', K.paused(pfx), id)
   elseif status == 'executing' then
     call('HSET', rk, 'cancel_requested', '1', 'updated_at', now)
     call('PUBLISH', channel, id)
@@ -36,7 +36,7 @@ local function cancel_tree(pfx, id, channel, now, ttl_ms, cap)
     local stack = {id}
     while #stack > 0 do
       local parent = table.remove(stack)
-      for _, child in ipairs(call('SMEMBERS', pfx .. 'children:' .. parent)) do
+      for _, child in ipairs(call('SMEMBERS', K.children(pfx, parent))) do
         if cancel_one(pfx, child, channel, now, ttl_ms, cap) > 0 then stack[#stack + 1] = child end
       end
     end

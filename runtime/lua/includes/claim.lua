@@ -22,7 +22,7 @@ end
 -- A job's limits: max running, max running per key, rate n per window ms,
 -- per rate key n per window ms (0 = none); runtime overrides win.
 local function job_limits(pfx, job)
-  local spec = call('HGET', pfx .. 'jobs:override', job) or call('HGET', pfx .. 'jobs', job)
+  local spec = call('HGET', K.jobs_override(pfx), job) or call('HGET', K.jobs(pfx), job)
   local l = {0, 0, 0, 0, 0, 0}
   if spec then
     local i = 1
@@ -39,48 +39,50 @@ local function lease_token(node, attempt)
   return node .. '/' .. attempt
 end
 
--- The record fields of a lease besides its status (executing), as HSET arguments.
-local function lease_fields(node, attempt, charged, expires, now)
+-- The record fields of a lease besides its status (executing), as HSET arguments;
+-- cc names the lease sets that hold the run (lease_sets_of).
+local function lease_fields(node, attempt, charged, expires, now, cc)
   return {'attempt', attempt, 'charged', charged, 'lease_token', lease_token(node, attempt),
     'lease_node', node, 'lease_expires_at', expires, 'attempt_started_at', now, 'heartbeat_at', now,
-    'updated_at', now}
+    'updated_at', now, 'cc', cc}
 end
 
--- Everything of a lease besides the record's fields: leased index,
--- concurrency sets, timeline. Returns the lease token.
-local function hold_lease(pfx, id, job, ckey, node, attempt, expires, now)
-  call('ZADD', pfx .. 'leased', expires, id)
-  call('SADD', pfx .. 'cc:j:' .. job, id)
-  call('SADD', pfx .. 'ccsets', pfx .. 'cc:j:' .. job)
-  if ckey then
-    call('SADD', pfx .. 'cc:k:' .. job .. '|' .. ckey, id)
-    call('SADD', pfx .. 'ccsets', pfx .. 'cc:k:' .. job .. '|' .. ckey)
-  end
+-- Everything of a lease besides the record's fields: leased index, the lease
+-- sets its limits count it in (cc), timeline. Returns the lease token.
+local function hold_lease(pfx, id, job, ckey, node, attempt, expires, now, cc)
+  call('ZADD', K.leased(pfx), expires, id)
+  hold_lease_sets(pfx, id, job, ckey, cc)
   add_event(pfx, id, 'status', '{"status":"executing","attempt":' .. attempt .. ',"node":'
     .. cjson.encode(node) .. '}', now)
   return lease_token(node, attempt)
 end
 
 -- Lease a run that is out of its ready set to a node. Returns the token.
-local function lease_run(pfx, id, job, ckey, node, attempt, charged, ttl, now)
-  local rk = pfx .. 'run:' .. id
+-- `started` is the run's started_at (false before its first attempt); `lim` its job's limits.
+local function lease_run(pfx, id, job, ckey, node, attempt, charged, ttl, now, started, lim)
   local expires = now + ttl
-  call('HSET', rk, 'status', 'executing', unpack(lease_fields(node, attempt, charged, expires, now)))
-  call('HSETNX', rk, 'started_at', now)
-  return hold_lease(pfx, id, job, ckey, node, attempt, expires, now)
+  local cc = lease_sets_of(lim, ckey)
+  local fields = lease_fields(node, attempt, charged, expires, now, cc)
+  if not started then
+    fields[#fields + 1] = 'started_at'
+    fields[#fields + 1] = now
+  end
+  call('HSET', K.run(pfx, id), 'status', 'executing', unpack(fields))
+  return hold_lease(pfx, id, job, ckey, node, attempt, expires, now, cc)
 end
 
 -- Lease up to ``want`` runs of the given queues and jobs to ``node`` (see
--- runs_claim's header for the rules). Returns the flat list of 10 fields per
+-- runs_claim's header for the rules). Returns the flat list of CLAIMED_SIZE fields per
 -- leased run, and the ms until a rate limit lets a skipped run go (-1 none).
 local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offset, fin_ttl, cap, now)
   local out = {}
   local retry_in = -1
+  local emptied = {}  -- groups runs were taken from: checked once at the end (groups_pruned)
 
   local served = parse_served(jobs_csv)
   local queues = {}
   for q in string.gmatch(queues_csv, '[^,]+') do
-    if call('SISMEMBER', pfx .. 'paused_queues', q) == 0 then queues[#queues + 1] = q end
+    if call('SISMEMBER', K.paused_queues(pfx), q) == 0 then queues[#queues + 1] = q end
   end
 
   local limits = {}
@@ -112,17 +114,17 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
 
   -- try to lease one candidate; returns true when leased
   local function try_claim(queue, gk, g, id)
-    local rk = pfx .. 'run:' .. id
+    local rk = K.run(pfx, id)
     local r = call('HMGET', rk, 'job', 'concurrency_key', 'id', 'timeout_ms', 'ready_at', 'attempt', 'charged',
-      'metadata', 'tags', 'status', 'version', 'rate_key', 'expires_at', 'sat_steps')
+      'metadata', 'tags', 'status', 'version', 'rate_key', 'expires_at', 'sat_steps', 'started_at')
     local job, ckey = r[1], r[2]
     if not job or r[10] ~= 'queued' then
       -- dangling entry (record expired, or the run left the queue another way)
-      ready_remove(pfx, id, queue, g ~= '' and g or nil)
+      ready_remove(pfx, id, queue, g ~= '' and g or nil, emptied)
       return false
     end
     if r[13] and tonumber(r[13]) <= now then
-      ready_remove(pfx, id, queue, ckey)
+      ready_remove(pfx, id, queue, ckey, emptied)
       call('HSET', rk, 'error', '{"message":"not started within its TTL","type":"Expired"}')
       make_terminal(pfx, id, 'expired', now, fin_ttl, cap)
       return false
@@ -131,10 +133,10 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
     if not versions then return false end
     if versions ~= true and not versions[r[11] or ''] then return false end
     local lim = limit_of(job)
-    if lim[1] > 0 and call('SCARD', pfx .. 'cc:j:' .. job) >= lim[1] then return false end
-    if ckey and lim[2] > 0 and call('SCARD', pfx .. 'cc:k:' .. job .. '|' .. ckey) >= lim[2] then return false end
-    local jrate = pfx .. 'rl:' .. job
-    local krate = r[12] and (pfx .. 'rlk:' .. job .. '|' .. r[12]) or nil
+    if lim[1] > 0 and call('SCARD', K.job_leases(pfx, job)) >= lim[1] then return false end
+    if ckey and lim[2] > 0 and call('SCARD', K.key_leases(pfx, job, ckey)) >= lim[2] then return false end
+    local jrate = K.job_rate(pfx, job)
+    local krate = r[12] and (K.key_rate(pfx, job, r[12])) or nil
     local wait = rate_wait(jrate, lim[3], lim[4])
     if krate then wait = math.max(wait, rate_wait(krate, lim[5], lim[6])) end
     if wait > 0 then
@@ -145,19 +147,21 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
     if krate then rate_take(krate, lim[5], lim[6]) end
 
     local attempt = tonumber(r[6] or '0') + 1
-    ready_remove(pfx, id, queue, ckey)
-    local token = lease_run(pfx, id, job, ckey, node, attempt, tonumber(r[7] or '0') + 1, ttl, now)
-    out[#out + 1] = id
-    out[#out + 1] = token
-    out[#out + 1] = attempt
-    out[#out + 1] = job
-    out[#out + 1] = call('GET', pfx .. 'in:' .. id) or 'null'
-    out[#out + 1] = r[4]
-    out[#out + 1] = r[5] or now
-    out[#out + 1] = r[8]
-    out[#out + 1] = r[9]
+    ready_remove(pfx, id, queue, ckey, emptied)
+    local token = lease_run(pfx, id, job, ckey, node, attempt, tonumber(r[7] or '0') + 1, ttl, now, r[15], lim)
+    -- one claimed run: CLAIMED_SIZE values placed by name (includes/claim_reply.lua)
+    local at = #out
+    out[at + CLAIMED.run_id] = id
+    out[at + CLAIMED.token] = token
+    out[at + CLAIMED.attempt] = attempt
+    out[at + CLAIMED.job] = job
+    out[at + CLAIMED.input] = call('GET', K.input(pfx, id)) or 'null'
+    out[at + CLAIMED.timeout_ms] = r[4]
+    out[at + CLAIMED.ready_at_ms] = r[5] or now
+    out[at + CLAIMED.metadata] = r[8]
+    out[at + CLAIMED.tags] = r[9]
     -- the record notes when it has step records (sat_steps): no lookup of the steps hash
-    out[#out + 1] = r[14] and 1 or 0
+    out[at + CLAIMED.step_count] = r[14] and 1 or 0
     return true
   end
 
@@ -167,7 +171,7 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
   for qi = 0, nq - 1 do
     if got >= want then break end
     local queue = queues[((qi + offset) % nq) + 1]
-    local gk = pfx .. 'groups:' .. queue
+    local gk = K.groups(pfx, queue)
     local ngroups = call('ZCARD', gk)
     -- with one group there is nobody to be fair to: take runs in order
     local per_visit = (ngroups <= 1) and want or 1
@@ -179,7 +183,7 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
       local g = head[1]
       visits = visits + 1
       -- to the back of the line, whether or not it yields a run this time
-      call('ZADD', gk, call('INCR', pfx .. 'grr:' .. queue), g)
+      call('ZADD', gk, call('INCR', K.group_turns(pfx, queue)), g)
       local kk = group_set(pfx, queue, g)
       -- a lone group is scanned deeper: runs of limited or unserved jobs at its
       -- head must not hide runnable runs behind them
@@ -201,6 +205,7 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
       end
     end
   end
+  groups_pruned(pfx, emptied)
   return out, retry_in
 end
 
@@ -214,26 +219,27 @@ end
 local HANDOFF_TRIES = 3
 
 local function waiter_register(pfx, node, want, scan, queues_csv, jobs_csv, ttl, fin_ttl, cap, reg_ttl)
-  call('SET', pfx .. 'waiter:' .. node, cjson.encode({want, scan, queues_csv, jobs_csv, ttl, fin_ttl, cap}),
+  call('SET', K.waiter(pfx, node), cjson.encode({want, scan, queues_csv, jobs_csv, ttl, fin_ttl, cap}),
     'PX', reg_ttl)
-  for q in string.gmatch(queues_csv, '[^,]+') do call('SADD', pfx .. 'waiters:' .. q, node) end
+  for q in string.gmatch(queues_csv, '[^,]+') do call('SADD', K.waiters(pfx, q), node) end
 end
 
 -- Push runs leased to a waiting node to its hand-off list; the registration is used up.
 local function push_handoff(pfx, node, runs, ttl, now)
-  call('DEL', pfx .. 'waiter:' .. node)
-  call('HINCRBY', pfx .. 'handed', node, #runs / 10)
-  local hk = pfx .. 'handoff:' .. node
+  call('DEL', K.waiter(pfx, node))
+  call('HINCRBY', K.handed(pfx), node, #runs / CLAIMED_SIZE)
+  local hk = K.handoff(pfx, node)
   call('RPUSH', hk, cjson.encode({now, runs}))
   -- a node that died after registering never pops: its leases are reaped, and
-  -- the list outlives them so the reaper can tell they were never taken
-  call('PEXPIRE', hk, ttl * 2)
+  -- the list outlives them (by a minute: the reaper may run late when no other
+  -- node was alive as they expired) so the reaper can tell they were never taken
+  call('PEXPIRE', hk, ttl * 2 + 60000)
 end
 
 -- True when run ``id`` still waits in ``node``'s hand-off list (the node never took it).
 local function never_received(pfx, node, id)
   local needle = '"' .. id .. '"'
-  for _, entry in ipairs(call('LRANGE', pfx .. 'handoff:' .. node, 0, -1)) do
+  for _, entry in ipairs(call('LRANGE', K.handoff(pfx, node), 0, -1)) do
     if string.find(entry, needle, 1, true) then return true end
   end
   return false
@@ -243,11 +249,11 @@ end
 -- for ``queue``, each {node, its registration}; entries whose registration
 -- expired (the node went away or stopped waiting) are removed on the way.
 local function live_waiters(pfx, queue, most)
-  local wk = pfx .. 'waiters:' .. queue
+  local wk = K.waiters(pfx, queue)
   local live = {}
   for _, node in ipairs(call('SRANDMEMBER', wk, HANDOFF_TRIES)) do
     if #live >= most then break end
-    local raw = call('GET', pfx .. 'waiter:' .. node)
+    local raw = call('GET', K.waiter(pfx, node))
     if raw then live[#live + 1] = {node, cjson.decode(raw)} else call('SREM', wk, node) end
   end
   return live
@@ -258,22 +264,22 @@ end
 -- them) and is not paused. ``nodes`` holds each node's state for the whole
 -- call, so a node waiting on several queues is never given more than its room.
 local function direct_waiter(pfx, queue, nodes)
-  if call('ZCARD', pfx .. 'groups:' .. queue) > 0 then return false end
-  if call('SISMEMBER', pfx .. 'paused_queues', queue) == 1 then return false end
+  if call('ZCARD', K.groups(pfx, queue)) > 0 then return false end
+  if call('SISMEMBER', K.paused_queues(pfx), queue) == 1 then return false end
   local live = live_waiters(pfx, queue, 1)
   if #live == 0 then return false end
   local node, w = live[1][1], live[1][2]
   if not nodes[node] then
     nodes[node] = {node = node, left = w[1], ttl = w[5], served = parse_served(w[4]), runs = {}}
   end
-  call('SADD', pfx .. 'queues', queue)  -- known queues, as when a run enters a ready set
+  call('SADD', K.queues(pfx), queue)  -- known queues, as when a run enters a ready set
   return nodes[node]
 end
 
 -- Hand ready runs of ``queue`` to (at most HANDOFF_TRIES of) its waiting
 -- nodes. Returns true when runs remain ready (other nodes need a wake-up).
 local function hand_off(pfx, queue, now)
-  local gk = pfx .. 'groups:' .. queue
+  local gk = K.groups(pfx, queue)
   -- (claim_runs skips the queue if it is paused)
   for _, waiter in ipairs(live_waiters(pfx, queue, HANDOFF_TRIES)) do
     local node, w = waiter[1], waiter[2]

@@ -1,6 +1,7 @@
---[[ common: helpers shared by the run scripts. Every key is built from the
+--[[ common: helpers shared by the run scripts. Every key is built by the
+  generated include `keys` (K.<family>(pfx, ...), from runtime/keys.py) from the
   partition prefix (ARGV[1]), so every key a script touches carries the same
-  hash tag and lives in one Redis Cluster slot. ]]
+  hash tag and lives in one Redis Cluster slot. Scripts include `keys` first. ]]
 local call = redis.call
 
 -- Redis server time in milliseconds: lease expiry is judged by one clock.
@@ -18,7 +19,7 @@ local function ready_score(priority, seq)
 end
 
 local function next_seq(pfx, n)
-  return call('INCRBY', pfx .. 'seq', n or 1)
+  return call('INCRBY', K.seq(pfx), n or 1)
 end
 
 -- Keep a terminal-status index bounded by age and by count; runs dropped from
@@ -30,10 +31,10 @@ local function trim_index(pfx, index, now, ttl_ms, cap)
     local gone = call('ZRANGE', index, 0, n - cap - 1)
     call('ZREMRANGEBYRANK', index, 0, n - cap - 1)
     for _, gid in ipairs(gone) do
-      local project = call('HGET', pfx .. 'run:' .. gid, 'project') or 'default'
-      call('ZREM', pfx .. 'runs:' .. project, gid)
-      call('DEL', pfx .. 'run:' .. gid, pfx .. 'in:' .. gid, pfx .. 'ev:' .. gid, pfx .. 'steps:' .. gid, pfx .. 'cp:' .. gid,
-        pfx .. 'children:' .. gid, pfx .. 'wait:' .. gid, pfx .. 'rec:' .. gid, pfx .. 'chunks:' .. gid)
+      local project = call('HGET', K.run(pfx, gid), 'project') or 'default'
+      call('ZREM', K.project_runs(pfx, project), gid)
+      call('DEL', K.run(pfx, gid), K.input(pfx, gid), K.events(pfx, gid), K.steps(pfx, gid), K.checkpoints(pfx, gid),
+        K.children(pfx, gid), K.waits_on(pfx, gid), K.records(pfx, gid), K.chunks(pfx, gid))
     end
   end
 end
@@ -44,56 +45,80 @@ end
 -- queue's groups ('' for unkeyed) rotate in groups:<queue> so the claim
 -- serves keys fairly. Unkeyed runs, the common case, cost one entry.
 local function group_set(pfx, queue, g)
-  if g == '' then return pfx .. 'ready:' .. queue end
-  return pfx .. 'kready:' .. queue .. '|' .. g
+  if g == '' then return K.ready(pfx, queue) end
+  return K.keyed_group(pfx, queue, g)
 end
 
 local function ready_add(pfx, id, queue, ckey, score)
   local g = ckey or ''
   call('ZADD', group_set(pfx, queue, g), score, id)
-  if g ~= '' then call('ZADD', pfx .. 'kidx:' .. queue, score, id) end
-  local gk = pfx .. 'groups:' .. queue
+  if g ~= '' then call('ZADD', K.keyed_ready(pfx, queue), score, id) end
+  local gk = K.groups(pfx, queue)
   if not call('ZSCORE', gk, g) then
-    call('ZADD', gk, call('INCR', pfx .. 'grr:' .. queue), g)
-    call('SADD', pfx .. 'queues', queue)
+    call('ZADD', gk, call('INCR', K.group_turns(pfx, queue)), g)
+    call('SADD', K.queues(pfx), queue)
   end
 end
 
-local function ready_remove(pfx, id, queue, ckey)
+-- `emptied` (optional): a table collecting the groups to check for emptiness
+-- later (groups_pruned), so a claim of many runs checks each group once.
+local function ready_remove(pfx, id, queue, ckey, emptied)
   local g = ckey or ''
   local gs = group_set(pfx, queue, g)
   call('ZREM', gs, id)
-  if g ~= '' then call('ZREM', pfx .. 'kidx:' .. queue, id) end
-  if call('ZCARD', gs) == 0 then call('ZREM', pfx .. 'groups:' .. queue, g) end
+  if g ~= '' then call('ZREM', K.keyed_ready(pfx, queue), id) end
+  if emptied then
+    emptied[queue .. '\0' .. g] = {queue, g}
+  elseif call('ZCARD', gs) == 0 then
+    call('ZREM', K.groups(pfx, queue), g)
+  end
+end
+
+-- Drop the groups left empty by ready_remove(..., emptied).
+local function groups_pruned(pfx, emptied)
+  for _, qg in pairs(emptied) do
+    if call('ZCARD', group_set(pfx, qg[1], qg[2])) == 0 then call('ZREM', K.groups(pfx, qg[1]), qg[2]) end
+  end
 end
 
 -- Append one event to the run's timeline (a capped stream; expires with the run).
 local EVENTS_MAX = 1000
 local function add_event(pfx, id, kind, data, now)
-  call('XADD', pfx .. 'ev:' .. id, 'MAXLEN', '~', EVENTS_MAX, '*', 'type', kind, 'data', data, 'ts', now)
+  call('XADD', K.events(pfx, id), 'MAXLEN', '~', EVENTS_MAX, '*', 'type', kind, 'data', data, 'ts', now)
 end
 
 -- Keys that belong to one run besides its record; they expire with it. Most
 -- runs have only a timeline, so the others are noted on the record when first
 -- written (sat_<name>) and only those are expired.
-local SATELLITES = {'steps', 'cp', 'children', 'wait', 'rec', 'chunks'}
+local SATELLITES = {steps = K.steps, cp = K.checkpoints, children = K.children, wait = K.waits_on,
+  rec = K.records, chunks = K.chunks}
+local SATELLITE_NAMES = {'steps', 'cp', 'children', 'wait', 'rec', 'chunks'}
 local function mark_satellite(pfx, id, name)
-  call('HSETNX', pfx .. 'run:' .. id, 'sat_' .. name, '1')
+  call('HSETNX', K.run(pfx, id), 'sat_' .. name, '1')
 end
-local function satellite_keys(pfx, id)
-  local keys = {pfx .. 'ev:' .. id, pfx .. 'in:' .. id}
-  local fields = {}
-  for i, name in ipairs(SATELLITES) do fields[i] = 'sat_' .. name end
-  local marks = call('HMGET', pfx .. 'run:' .. id, unpack(fields))
-  for i, name in ipairs(SATELLITES) do
-    if marks[i] then keys[#keys + 1] = pfx .. name .. ':' .. id end
+local SATELLITE_MARKS = {}
+for i, name in ipairs(SATELLITE_NAMES) do SATELLITE_MARKS[i] = 'sat_' .. name end
+-- `rec`, when given, is the run's fields already read by name (with its sat_<name> marks).
+local function satellite_keys(pfx, id, rec)
+  local keys = {K.events(pfx, id), K.input(pfx, id)}
+  local marks = rec and {} or call('HMGET', K.run(pfx, id), unpack(SATELLITE_MARKS))
+  for i, name in ipairs(SATELLITE_NAMES) do
+    if (rec and rec[SATELLITE_MARKS[i]]) or marks[i] then keys[#keys + 1] = SATELLITES[name](pfx, id) end
   end
   return keys
 end
 
+-- A run's fields read in one HMGET, by name (false when absent).
+local function read_fields(pfx, id, names)
+  local values = call('HMGET', K.run(pfx, id), unpack(names))
+  local rec = {}
+  for i, name in ipairs(names) do rec[name] = values[i] end
+  return rec
+end
+
 -- Put a run (back) into its queue's ready set.
 local function make_ready(pfx, id, queue, priority, now)
-  local rk = pfx .. 'run:' .. id
+  local rk = K.run(pfx, id)
   call('HSET', rk, 'status', 'queued', 'updated_at', now, 'ready_at', now)
   ready_add(pfx, id, queue, call('HGET', rk, 'concurrency_key'), ready_score(priority, next_seq(pfx)))
 end
@@ -104,7 +129,7 @@ local function complete_wait_step(pfx, id, step, index, started, data, status, n
   local rec = '{"name":' .. cjson.encode(step) .. ',"index":' .. (index or 'null') .. ',"status":'
     .. cjson.encode(status) .. ',"output":' .. data .. ',"error":null,"started_at":' .. (started or now)
     .. ',"completed_at":' .. now .. '}'
-  call('HSET', pfx .. 'steps:' .. id, step, rec)
+  call('HSET', K.steps(pfx, id), step, rec)
   mark_satellite(pfx, id, 'steps')
   add_event(pfx, id, 'step', rec, now)
 end
@@ -113,11 +138,11 @@ end
 -- run_resume puts it back. `from` is the status it left; `due` the time a
 -- delayed run was due ('' when none).
 local function park_paused(pfx, id, from, due, now, why)
-  local rk = pfx .. 'run:' .. id
+  local rk = K.run(pfx, id)
   call('HSET', rk, 'status', 'paused', 'paused_at', now, 'paused_from', from, 'updated_at', now)
   if due and due ~= '' then call('HSET', rk, 'paused_due', due) else call('HDEL', rk, 'paused_due') end
   call('HDEL', rk, 'pause_requested')
-  call('ZADD', pfx .. 'paused', now, id)
+  call('ZADD', K.paused(pfx), now, id)
   add_event(pfx, id, 'status', '{"status":"paused","from":' .. cjson.encode(from) .. ',"reason":'
     .. cjson.encode(why) .. '}', now)
 end
@@ -125,11 +150,11 @@ end
 -- Wake a waiting run: clear its wait and queue it again (or park it, when a
 -- pause was requested while it waited).
 local function resume(pfx, id, now, why)
-  local rk = pfx .. 'run:' .. id
+  local rk = K.run(pfx, id)
   local r = call('HMGET', rk, 'status', 'queue', 'priority', 'wait_kind', 'wait_key', 'pause_requested')
   if r[1] ~= 'waiting' then return false end
-  call('ZREM', pfx .. 'waiting', id)
-  if r[4] == 'event' and r[5] then call('SREM', pfx .. 'evw:' .. r[5], id) end
+  call('ZREM', K.waiting(pfx), id)
+  if r[4] == 'event' and r[5] then call('SREM', K.event_waiters(pfx, r[5]), id) end
   call('HDEL', rk, 'wait_kind', 'wait_key', 'wait_step', 'wait_index', 'wait_started_at', 'wait_until')
   if r[6] == '1' then
     park_paused(pfx, id, 'waiting', '', now, why)
@@ -140,35 +165,119 @@ local function resume(pfx, id, now, why)
   return true
 end
 
+-- The key of `trims` (see make_terminal) under which finished runs are counted per throughput hash
+-- and minute: a number, so it never meets an index name.
+local FINISHED_COUNTS = 0
+
+-- Count a finished run in its queue's throughput: runs finished per minute, in one hash per hour
+-- (fields: epoch minutes) kept two hours, so the last 60 minutes are always readable (runtime/queues.py).
+-- With `trims`, the counts of a call are added up and written once per queue and minute (trim_deferred).
+local function count_finished(pfx, queue, now, trims)
+  local minute = math.floor(now / 60000)
+  local tk = K.throughput(pfx, queue or 'default', math.floor(minute / 60))
+  if trims then
+    local counts = trims[FINISHED_COUNTS] or {}
+    trims[FINISHED_COUNTS] = counts
+    local per_key = counts[tk] or {}
+    counts[tk] = per_key
+    per_key[minute] = (per_key[minute] or 0) + 1
+    return
+  end
+  if call('HINCRBY', tk, minute, 1) == 1 then call('PEXPIRE', tk, 7260000) end
+end
+
 -- Move a run to a terminal status: record time, index, expire the record, and
--- wake a parent that waits for it as a child.
-local function make_terminal(pfx, id, status, now, ttl_ms, cap)
-  local rk = pfx .. 'run:' .. id
-  call('HSET', rk, 'status', status, 'finished_at', now, 'updated_at', now)
-  call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at', 'next_retry_at')
-  local index = pfx .. 'st:' .. status
+-- wake a parent that waits for it as a child. `batch` (optional) lets a caller
+-- that settles many runs in one call write less: `sets` and `dels` are more
+-- record fields written and removed in the same two calls, `rec` the run's
+-- fields it already read (parent_id and the sat_ marks), and `trims` collects
+-- the status indices to trim once at the end (trim_deferred) instead of per run.
+local function make_terminal(pfx, id, status, now, ttl_ms, cap, batch)
+  local rk = K.run(pfx, id)
+  local sets = {'status', status, 'finished_at', now, 'updated_at', now}
+  local dels = {'lease_token', 'lease_node', 'lease_expires_at', 'cc', 'next_retry_at'}
+  local rec = batch and batch.rec
+  if batch then
+    for _, v in ipairs(batch.sets or {}) do sets[#sets + 1] = v end
+    for _, v in ipairs(batch.dels or {}) do dels[#dels + 1] = v end
+  end
+  call('HSET', rk, unpack(sets))
+  call('HDEL', rk, unpack(dels))
+  local index = K.status(pfx, status)
   call('ZADD', index, now, id)
   add_event(pfx, id, 'status', '{"status":' .. cjson.encode(status) .. '}', now)
   call('PEXPIRE', rk, ttl_ms)
-  for _, k in ipairs(satellite_keys(pfx, id)) do call('PEXPIRE', k, ttl_ms) end
-  trim_index(pfx, index, now, ttl_ms, cap)
-  local parent = call('HGET', rk, 'parent_id')
+  for _, k in ipairs(satellite_keys(pfx, id, rec)) do call('PEXPIRE', k, ttl_ms) end
+  if batch and batch.trims then
+    batch.trims[index] = ttl_ms
+  else
+    trim_index(pfx, index, now, ttl_ms, cap)
+  end
+  local parent, queue
+  if rec then
+    parent, queue = rec.parent_id, rec.queue
+  else
+    local r = call('HMGET', rk, 'parent_id', 'queue')
+    parent, queue = r[1], r[2]
+  end
+  count_finished(pfx, queue, now, batch and batch.trims)
   if parent then
-    local wk = pfx .. 'wait:' .. parent
+    local wk = K.waits_on(pfx, parent)
     if call('SREM', wk, id) == 1 and call('SCARD', wk) == 0 then
       resume(pfx, parent, now, 'children finished')
     end
   end
 end
 
--- Drop a run's lease and its places in the concurrency sets.
-local function release_lease(pfx, id, job, ckey)
-  call('ZREM', pfx .. 'leased', id)
-  call('SREM', pfx .. 'cc:j:' .. job, id)
-  if ckey and ckey ~= '' then
-    local kset = pfx .. 'cc:k:' .. job .. '|' .. ckey
+-- Trim the status indices make_terminal left to the caller (see its `batch`).
+local function trim_deferred(pfx, trims, now, cap)
+  for index, ttl_ms in pairs(trims) do
+    if index == FINISHED_COUNTS then
+      for tk, per_minute in pairs(ttl_ms) do
+        for minute, n in pairs(per_minute) do
+          if call('HINCRBY', tk, minute, n) == n then call('PEXPIRE', tk, 7260000) end
+        end
+      end
+    else
+      trim_index(pfx, index, now, ttl_ms, cap)
+    end
+  end
+end
+
+-- Lease sets exist only for what a limit counts: the job's set ('j') for
+-- max_concurrency, the key's ('k') for max_concurrency_per_key. A leased run
+-- notes on its record (cc) which sets hold it, so its release takes it out of
+-- exactly those even when the limits changed in between (limits_apply).
+local function lease_sets_of(lim, ckey)
+  local cc = ''
+  if lim and lim[1] > 0 then cc = 'j' end
+  if lim and ckey and ckey ~= '' and lim[2] > 0 then cc = cc .. 'k' end
+  return cc
+end
+
+local function hold_lease_sets(pfx, id, job, ckey, cc)
+  if string.find(cc, 'j', 1, true) then call('SADD', K.job_leases(pfx, job), id) end
+  if string.find(cc, 'k', 1, true) then
+    local kset = K.key_leases(pfx, job, ckey)
+    call('SADD', kset, id)
+    call('SADD', K.lease_sets(pfx), kset)  -- key sets come and go: listed for reconcile
+  end
+end
+
+-- cc false: a run leased before records noted their sets; it may be in both.
+local function release_lease_sets(pfx, id, job, ckey, cc)
+  if not cc then cc = 'jk' end
+  if string.find(cc, 'j', 1, true) then call('SREM', K.job_leases(pfx, job), id) end
+  if string.find(cc, 'k', 1, true) and ckey and ckey ~= '' then
+    local kset = K.key_leases(pfx, job, ckey)
     call('SREM', kset, id)
     -- per-key sets come and go with their keys; keep the set of names small
-    if call('SCARD', kset) == 0 then call('SREM', pfx .. 'ccsets', kset) end
+    if call('SCARD', kset) == 0 then call('SREM', K.lease_sets(pfx), kset) end
   end
+end
+
+-- Drop a run's lease and its places in the lease sets its record names (cc).
+local function release_lease(pfx, id, job, ckey, cc)
+  call('ZREM', K.leased(pfx), id)
+  release_lease_sets(pfx, id, job, ckey, cc)
 end

@@ -5,14 +5,14 @@ local COPIED = {'job', 'queue', 'priority', 'max_attempts', 'timeout_ms', 'backo
   'labels', 'tags', 'metadata', 'concurrency_key', 'version', 'project'}
 
 local function copy_run(pfx, src_key, new_id, now, source, link)
-  local nk = pfx .. 'run:' .. new_id
+  local nk = K.run(pfx, new_id)
   local vals = call('HMGET', src_key, unpack(COPIED))
   for i, k in ipairs(COPIED) do if vals[i] then call('HSET', nk, k, vals[i]) end end
   local src_id = call('HGET', src_key, 'id')
-  call('SET', pfx .. 'in:' .. new_id, call('GET', pfx .. 'in:' .. src_id) or 'null')
+  call('SET', K.input(pfx, new_id), call('GET', K.input(pfx, src_id)) or 'null')
   call('HSET', nk, 'id', new_id, 'created_at', now, 'scheduled_at', now, 'attempt', 0,
     'charged', 0, 'source', source, link, src_id)
-  call('ZADD', pfx .. 'runs:' .. (vals[12] or 'default'), now, new_id)
+  call('ZADD', K.project_runs(pfx, (vals[12] or 'default')), now, new_id)
   make_ready(pfx, new_id, vals[2], vals[3] or '0', now)
   add_event(pfx, new_id, 'status', '{"status":"queued","reason":' .. cjson.encode(source) .. '}', now)
 end

@@ -27,72 +27,86 @@ local function backoff_ms(spec, charged, rnd)
   return math.floor(d)
 end
 
+-- The fields settle() reads, in one HMGET (runs_finish reads them for its fencing check too).
+local SETTLE_FIELDS = {'job', 'queue', 'concurrency_key', 'priority', 'charged', 'max_attempts', 'backoff',
+  'attempt', 'attempt_started_at', 'lease_node', 'cancel_requested', 'attempts', 'lease_token', 'status',
+  'parent_id', 'cc', unpack(SATELLITE_MARKS)}
+
 -- outcome: completed | failed | timed_out | crashed | canceled | released | waiting
 -- (a 'waiting' outcome of kind 'paused' parks the run in status paused)
 -- err: JSON object {message, type, stack} or ''.  Returns the new status.
-local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms, dlq_ttl_ms, cap)
-  local rk = pfx .. 'run:' .. id
-  local r = call('HMGET', rk, 'job', 'queue', 'concurrency_key', 'priority', 'charged',
-                 'max_attempts', 'backoff', 'attempt', 'attempt_started_at', 'lease_node',
-                 'cancel_requested', 'attempts')
-  local job, queue, ckey, priority = r[1], r[2], r[3], r[4] or '0'
-  local charged, max_attempts = tonumber(r[5] or '0'), tonumber(r[6] or '1')
-  release_lease(pfx, id, job, ckey)
+-- `rec`: the run's SETTLE_FIELDS when the caller read them (else read here);
+-- `trims`: when given, terminal-status indices are trimmed by the caller once
+-- (trim_deferred) rather than once per run.
+local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms, dlq_ttl_ms, cap, rec, trims)
+  local rk = K.run(pfx, id)
+  local r = rec or read_fields(pfx, id, SETTLE_FIELDS)
+  local job, queue, ckey, priority = r.job, r.queue, r.concurrency_key, r.priority or '0'
+  local charged, max_attempts = tonumber(r.charged or '0'), tonumber(r.max_attempts or '1')
+  release_lease(pfx, id, job, ckey, r.cc)
   -- a requested cancellation wins over a failure and over a release (a released
   -- run would otherwise be queued and executed again)
-  if outcome ~= 'completed' and r[11] == '1' then outcome = 'canceled' end
+  if outcome ~= 'completed' and r.cancel_requested == '1' then outcome = 'canceled' end
 
   -- the attempt record: one per lease, written exactly once here
-  local attempts = r[12] or '[]'
-  local rec = '{"number":' .. (r[8] or '0') .. ',"status":' .. cjson.encode(outcome)
-    .. ',"started_at":' .. (r[9] or 'null') .. ',"finished_at":' .. now
-    .. ',"worker_id":' .. cjson.encode(r[10] or '')
+  local attempts = r.attempts or '[]'
+  local record = '{"number":' .. (r.attempt or '0') .. ',"status":' .. cjson.encode(outcome)
+    .. ',"started_at":' .. (r.attempt_started_at or 'null') .. ',"finished_at":' .. now
+    .. ',"worker_id":' .. cjson.encode(r.lease_node or '')
     .. ',"error":' .. ((err ~= '' and err) or 'null') .. '}'
-  if attempts == '[]' then attempts = '[' .. rec .. ']'
-  else attempts = string.sub(attempts, 1, -2) .. ',' .. rec .. ']' end
-  call('HSET', rk, 'attempts', attempts, 'heartbeat_at', now)
-  add_event(pfx, id, 'attempt', rec, now)
-  if err ~= '' then call('HSET', rk, 'error', err) end
+  if attempts == '[]' then attempts = '[' .. record .. ']'
+  else attempts = string.sub(attempts, 1, -2) .. ',' .. record .. ']' end
+  add_event(pfx, id, 'attempt', record, now)
+  -- the attempt and the error go out with the record's next write (one HSET per outcome)
+  local sets = {'attempts', attempts, 'heartbeat_at', now}
+  if err ~= '' then
+    sets[#sets + 1] = 'error'
+    sets[#sets + 1] = err
+  end
+  local batch = {sets = sets, rec = r, trims = trims}
 
   if outcome == 'completed' then
-    call('HSET', rk, 'output', output)
-    call('HDEL', rk, 'error')
-    make_terminal(pfx, id, 'completed', now, ttl_ms, cap)
+    sets = {'attempts', attempts, 'heartbeat_at', now, 'output', output}
+    make_terminal(pfx, id, 'completed', now, ttl_ms, cap, {sets = sets, dels = {'error'}, rec = r, trims = trims})
     return 'completed'
   elseif outcome == 'canceled' then
-    make_terminal(pfx, id, 'canceled', now, ttl_ms, cap)
+    make_terminal(pfx, id, 'canceled', now, ttl_ms, cap, batch)
     return 'canceled'
-  elseif outcome == 'waiting' then
+  end
+  if outcome == 'waiting' or outcome == 'released' or permanent ~= '1' and charged < max_attempts then
+    call('HSET', rk, unpack(sets))  -- not terminal: the attempt is written on its own
+  end
+  if outcome == 'waiting' then
     -- a durable wait: the attempt ends, the slot and lease are freed, and the
     -- run is not charged; it resumes (re-leased, steps replayed) when woken
     local w = cjson.decode(output)
     if w.kind == 'paused' then
       -- paused at a step boundary: uncharged, parked until run_resume
       call('HSET', rk, 'charged', math.max(charged - 1, 0))
-      call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at')
+      call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at', 'cc')
       park_paused(pfx, id, 'executing', '', now, 'step boundary')
       return 'paused'
     end
     call('HSET', rk, 'charged', math.max(charged - 1, 0), 'status', 'waiting', 'updated_at', now,
       'wait_kind', w.kind, 'wait_step', w.step, 'wait_index', w.index, 'wait_started_at', now)
-    call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at')
+    call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at', 'cc')
     add_event(pfx, id, 'status', '{"status":"waiting","kind":' .. cjson.encode(w.kind) .. '}', now)
     local deadline = tonumber(w.deadline) or 1e15
     if w.kind == 'event' then
       call('HSET', rk, 'wait_key', w.key)
-      local stored = call('GET', pfx .. 'event:' .. w.key)
+      local stored = call('GET', K.event(pfx, w.key))
       if stored then
         -- sent before the wait began (within the event TTL): deliver at once
         complete_wait_step(pfx, id, w.step, w.index, now, stored, 'completed', now)
         resume(pfx, id, now, 'event')
         return 'queued'
       end
-      call('SADD', pfx .. 'evw:' .. w.key, id)
+      call('SADD', K.event_waiters(pfx, w.key), id)
     elseif w.kind == 'children' then
-      local wk = pfx .. 'wait:' .. id
+      local wk = K.waits_on(pfx, id)
       mark_satellite(pfx, id, 'wait')
       for _, child in ipairs(w.ids) do
-        local st = call('HGET', pfx .. 'run:' .. child, 'status')
+        local st = call('HGET', K.run(pfx, child), 'status')
         if st and not TERMINAL[st] then
           call('SADD', wk, child)
         end
@@ -102,26 +116,26 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
         return 'queued'
       end
     end
-    call('ZADD', pfx .. 'waiting', deadline, id)
+    call('ZADD', K.waiting(pfx), deadline, id)
     return 'waiting'
   elseif outcome == 'released' then
     -- graceful shutdown: hand the run back without charging the attempt
     call('HSET', rk, 'charged', math.max(charged - 1, 0))
-    call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at')
+    call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at', 'cc')
     make_ready(pfx, id, queue, priority, now)
     return 'queued'
   end
   if permanent == '1' then
-    make_terminal(pfx, id, 'failed', now, dlq_ttl_ms, cap)
+    make_terminal(pfx, id, 'failed', now, dlq_ttl_ms, cap, batch)
     return 'failed'
   end
   if charged >= max_attempts then
-    make_terminal(pfx, id, 'dead_letter', now, dlq_ttl_ms, cap)
+    make_terminal(pfx, id, 'dead_letter', now, dlq_ttl_ms, cap, batch)
     return 'dead_letter'
   end
-  local due = now + backoff_ms(r[7], charged, rnd)
+  local due = now + backoff_ms(r.backoff, charged, rnd)
   call('HSET', rk, 'status', 'delayed', 'next_retry_at', due, 'updated_at', now)
-  call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at')
-  call('ZADD', pfx .. 'delayed', due, id)
+  call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at', 'cc')
+  call('ZADD', K.delayed(pfx), due, id)
   return 'delayed'
 end

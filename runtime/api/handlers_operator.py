@@ -1,0 +1,103 @@
+"""Handlers of the operator endpoints for queues, job limits and nodes (see runtime/queues.py,
+runtime/job_limits.py, runtime/nodes.py for what they read and change)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..errors import UnknownJob
+from ..job_limits import JobLimits, read_limits, set_limits
+from ..nodes import list_nodes, request_drain
+from ..queues import list_queues, purge_queue, queue_names
+from .errors import ApiError
+from .routing import Req, json_response
+
+__all__ = [
+    "h_clear_limits", "h_drain_node", "h_get_limits", "h_get_queue", "h_list_nodes", "h_list_queues",
+    "h_pause_queue", "h_purge_queue", "h_resume_queue", "h_set_limits",
+]
+
+# -- queues ---------------------------------------------------------------------
+
+
+async def _known_queue(req: Req) -> str:
+    queue = str(req.params["queue"])
+    if queue not in await queue_names(req.baton):
+        raise ApiError(404, "not_found", f"queue {queue} not found (no job, run or setting names it)")
+    return queue
+
+
+async def _queue_response(req: Req, queue: str) -> web.Response:
+    [info] = await list_queues(req.baton, only=queue)
+    return json_response(info.to_dict())
+
+
+async def h_list_queues(req: Req) -> web.StreamResponse:
+    return json_response({"data": [info.to_dict() for info in await list_queues(req.baton)]})
+
+
+async def h_get_queue(req: Req) -> web.StreamResponse:
+    return await _queue_response(req, await _known_queue(req))
+
+
+async def h_pause_queue(req: Req) -> web.StreamResponse:
+    queue = await _known_queue(req)
+    await req.baton.pause_queue(queue)
+    return await _queue_response(req, queue)
+
+
+async def h_resume_queue(req: Req) -> web.StreamResponse:
+    queue = await _known_queue(req)
+    await req.baton.resume_queue(queue)
+    return await _queue_response(req, queue)
+
+
+async def h_purge_queue(req: Req) -> web.StreamResponse:
+    queue = await _known_queue(req)
+    if req.params.get("confirm") != queue:
+        raise ApiError(400, "confirmation_required",
+                       f"purging cancels queued runs: repeat the queue's name as ?confirm={queue}")
+    result = await purge_queue(req.baton, queue, int(req.params.get("limit", 1000)))
+    return json_response(result.to_dict())
+
+
+# -- job limits -----------------------------------------------------------------
+
+
+async def _known_job(req: Req) -> str:
+    job = str(req.params["job"])
+    if req.baton.lookup(job) is None:
+        await req.baton.refresh_registry()
+        if req.baton.lookup(job) is None:
+            raise UnknownJob(job)
+    return job
+
+
+async def h_get_limits(req: Req) -> web.StreamResponse:
+    return json_response(await read_limits(req.baton, await _known_job(req)))
+
+
+async def h_set_limits(req: Req) -> web.StreamResponse:
+    job = await _known_job(req)
+    await set_limits(req.baton, job, JobLimits.from_dict(req.body))
+    return json_response(await read_limits(req.baton, job))
+
+
+async def h_clear_limits(req: Req) -> web.StreamResponse:
+    job = await _known_job(req)
+    await req.baton.clear_limits(job)
+    return json_response(await read_limits(req.baton, job))
+
+
+# -- nodes ----------------------------------------------------------------------
+
+
+async def h_list_nodes(req: Req) -> web.StreamResponse:
+    return json_response({"data": await list_nodes(req.baton)})
+
+
+async def h_drain_node(req: Req) -> web.StreamResponse:
+    node = await request_drain(req.baton, str(req.params["node"]))
+    if node is None:
+        raise ApiError(404, "not_found", f"no live node {req.params['node']}")
+    return json_response(node, status=202)

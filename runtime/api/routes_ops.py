@@ -1,0 +1,114 @@
+"""The operator endpoints of the route table: queues, schedules, job limits, nodes.
+
+They act on the whole deployment (queues and schedules are shared by every
+project), so only keys of the projects in ``api_operator_projects`` may call
+them (others get 403).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from .handlers_operator import (
+    h_clear_limits,
+    h_drain_node,
+    h_get_limits,
+    h_get_queue,
+    h_list_nodes,
+    h_list_queues,
+    h_pause_queue,
+    h_purge_queue,
+    h_resume_queue,
+    h_set_limits,
+)
+from .handlers_schedules import (
+    h_backfill_schedule,
+    h_delete_schedule,
+    h_get_schedule,
+    h_list_schedules,
+    h_pause_schedule,
+    h_put_schedule,
+    h_resume_schedule,
+    h_trigger_schedule,
+)
+from .routing import Param, Route
+
+__all__ = ["OPS_ROUTES"]
+
+_NAME_PATTERN = "^[A-Za-z0-9_.:-]{1,100}$"
+QUEUE = Param("queue", {"type": "string", "pattern": _NAME_PATTERN}, "Queue name", location="path", required=True)
+JOB = Param("job", {"type": "string", "pattern": _NAME_PATTERN}, "Job name", location="path", required=True)
+SCHEDULE = Param("name", {"type": "string", "pattern": "^[^/\\r\\n]{1,100}$"}, "Schedule name", location="path",
+                 required=True)
+NODE = Param("node", {"type": "string", "pattern": "^[^\\s{}/]{1,200}$"}, "Node id", location="path",
+             required=True)
+_NF = (404,)
+_Q, _S, _N = "Queues", "Schedules", "Nodes"
+
+
+_ROUTES: tuple[Route, ...] = (
+    Route("GET", "/v1/queues", h_list_queues, "listQueues", "List queues", _Q,
+        "Every queue a job, a run or a setting names: paused or not, live runs by state (queued, delayed, executing, "
+        "waiting, paused), how long the oldest queued run has waited, and the runs finished per minute over the "
+        "last hour.", responses={200: ("Queues", "QueueList")}),
+    Route("GET", "/v1/queues/{queue}", h_get_queue, "getQueue", "Get a queue", _Q, params=(QUEUE,),
+        responses={200: ("The queue", "Queue")}, errors=_NF),
+    Route("POST", "/v1/queues/{queue}/pause", h_pause_queue, "pauseQueue", "Pause a queue", _Q,
+        "No node leases runs of the queue until it is resumed; runs keep arriving and running ones go on.",
+        params=(QUEUE,), responses={200: ("The queue", "Queue")}, errors=_NF),
+    Route("POST", "/v1/queues/{queue}/resume", h_resume_queue, "resumeQueue", "Resume a queue", _Q,
+        "Nodes lease its runs again, at once.", params=(QUEUE,), responses={200: ("The queue", "Queue")}, errors=_NF),
+    Route("POST", "/v1/queues/{queue}/purge", h_purge_queue, "purgeQueue", "Purge a queue's queued runs", _Q,
+        "Cancels queued runs of the queue, of every project, next in line first (their unfinished children too); "
+        "delayed, executing, waiting and paused runs are left alone. At most `limit` per call: repeat while "
+        "has_more. `confirm` must repeat the queue's name.",
+        params=(QUEUE, Param("confirm", {"type": "string", "maxLength": 100}, "The queue's name, again",
+                             required=True),
+                Param("limit", {"type": "integer", "minimum": 1, "maximum": 10_000, "default": 1000},
+                      "Most runs canceled by this call")),
+        responses={200: ("What was purged", "PurgeResult")}, errors=_NF),
+    Route("GET", "/v1/schedules", h_list_schedules, "listSchedules", "List cron schedules", _S,
+        "Schedules defined in code (registered by workers) and through this API, with their next fire time and "
+        "counts.", responses={200: ("Schedules", "ScheduleList")}),
+    Route("GET", "/v1/schedules/{name}", h_get_schedule, "getSchedule", "Get a schedule", _S, params=(SCHEDULE,),
+        responses={200: ("The schedule", "Schedule")}, errors=_NF),
+    Route("PUT", "/v1/schedules/{name}", h_put_schedule, "putSchedule", "Create or replace a schedule", _S,
+        "The job must be registered and the options must make a valid trigger. Runs of a tick have the id "
+        "cron.<name>.<tick ms> and belong to project default. A worker that defines a schedule of the same name in "
+        "code registers its own definition again when it starts.", params=(SCHEDULE,), body="ScheduleRequest",
+        body_required=True, responses={201: ("Created", "Schedule"), 200: ("Replaced", "Schedule")}, errors=_NF),
+    Route("DELETE", "/v1/schedules/{name}", h_delete_schedule, "deleteSchedule", "Delete a schedule", _S,
+        params=(SCHEDULE,), responses={200: ("Deleted", "Deleted")}, errors=_NF),
+    Route("POST", "/v1/schedules/{name}/pause", h_pause_schedule, "pauseSchedule", "Pause a schedule", _S,
+        "Ticks while paused are not caught up.", params=(SCHEDULE,), responses={200: ("The schedule", "Schedule")},
+        errors=_NF),
+    Route("POST", "/v1/schedules/{name}/resume", h_resume_schedule, "resumeSchedule", "Resume a schedule", _S,
+        "It fires again from its next tick.", params=(SCHEDULE,), responses={200: ("The schedule", "Schedule")},
+        errors=_NF),
+    Route("POST", "/v1/schedules/{name}/trigger", h_trigger_schedule, "triggerSchedule", "Fire a schedule now", _S,
+        "A tick for this moment (Redis clock), with the schedule's overlap policy; a paused schedule fires too.",
+        params=(SCHEDULE,), responses={200: ("The run started", "ScheduleTrigger")}, errors=_NF),
+    Route("POST", "/v1/schedules/{name}/backfill", h_backfill_schedule, "backfillSchedule",
+        "Fire a schedule's ticks of a past time range", _S,
+        "Every tick in [start, end], earliest first, at most 1000 per call (then truncated and next_start says "
+        "where to go on). Overlap is allowed; a tick whose run exists already (fired or backfilled before) is not "
+        "started again.", params=(SCHEDULE,), body="BackfillRequest", body_required=True,
+        responses={200: ("Ticks fired", "BackfillResult")}, errors=_NF),
+    Route("GET", "/v1/jobs/{job}/limits", h_get_limits, "getJobLimits", "Get a job's limits", "Jobs",
+        "Concurrency and rate limits: as the code registered them, the runtime override, and those in force.",
+        params=(JOB,), responses={200: ("Limits", "JobLimits")}, errors=_NF),
+    Route("PUT", "/v1/jobs/{job}/limits", h_set_limits, "setJobLimits", "Override a job's limits", "Jobs",
+        "Replaces the runtime override on every node at once (a field left out is no limit) until it is cleared.",
+        params=(JOB,), body="Limits", body_required=True, responses={200: ("Limits", "JobLimits")}, errors=_NF),
+    Route("DELETE", "/v1/jobs/{job}/limits", h_clear_limits, "clearJobLimits", "Clear a job's limit override",
+        "Jobs", "The limits the code registered apply again.", params=(JOB,),
+        responses={200: ("Limits", "JobLimits")}, errors=_NF),
+    Route("GET", "/v1/nodes", h_list_nodes, "listNodes", "List nodes", _N,
+        "Nodes that heartbeated within the last hour, most recent first, with heartbeat age, slots, leases held "
+        "and version.", responses={200: ("Nodes", "NodeList")}),
+    Route("POST", "/v1/nodes/{node}/drain", h_drain_node, "drainNode", "Drain a node", _N,
+        "The node acts on it at its next heartbeat (within renew_interval_ms): it stops taking work, lets running "
+        "handlers finish within shutdown_grace_s, gives back the rest and exits, as on SIGTERM.",
+        params=(NODE,), responses={202: ("Drain requested", "Node")}, errors=_NF),
+)
+OPS_ROUTES: tuple[Route, ...] = tuple(replace(route, operator=True) for route in _ROUTES)

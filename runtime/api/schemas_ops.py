@@ -1,0 +1,122 @@
+"""JSON Schemas of the operator endpoints' bodies: queues, schedules, job limits, nodes, bulk actions.
+
+With ``schemas.SCHEMAS`` they make ``COMPONENTS``: the OpenAPI components and what requests are
+validated against.
+"""
+
+from __future__ import annotations
+
+from ..job_limits import MAX_LIMIT, MAX_WINDOW_S
+from ..queues import LIVE_STATES, THROUGHPUT_MINUTES
+from .bulk_actions import ACTIONS, MAX_ERRORS, MAX_RUNS
+from .schemas import (
+                               BOOL,
+                               FILTER_PROPS,
+                               INT,
+                               INT_OR_NULL,
+                               SCHEMAS,
+                               STR,
+                               STR_OR_NULL,
+                               TIME,
+                               TIME_OR_NULL,
+                               Schema,
+                               _list,
+                               _obj,
+)
+from .schemas import ref as _ref
+
+__all__ = ["COMPONENTS", "OPS_SCHEMAS"]
+
+STR_LIST: Schema = {"type": "array", "items": STR}
+#: the filters of GET /v1/runs, as a JSON object
+FILTER_PROPS_OBJECT: Schema = {**_obj(FILTER_PROPS, [], extra=False),
+                               "dependentRequired": {"metadata_value": ["metadata_key"]}}
+
+
+QUEUE = _obj({
+    "name": STR, "paused": BOOL,
+    "counts": _obj({str(s): INT for s in LIVE_STATES}),
+    "counts_exact": {**BOOL, "description": "false when a large state set was sampled and the counts scaled"},
+    "oldest_queued_age_ms": {**INT, "description": "how long the oldest queued run has been ready (0: none)"},
+    "throughput": _obj({
+        "interval_s": INT,
+        "points": {"type": "array", "items": INT, "minItems": THROUGHPUT_MINUTES, "maxItems": THROUGHPUT_MINUTES,
+                   "description": "runs finished per minute, oldest first; the last is the minute in progress"},
+        "end_minute_ms": {**INT, "description": "epoch ms of the start of the last point's minute"},
+        "last_hour_total": INT,
+    }),
+}, description="A queue: paused or not, live runs by state, oldest queued run, finished runs per minute.")
+
+PURGE_RESULT = _obj({"queue": STR, "purged": INT, "skipped": INT, "remaining": INT, "has_more": BOOL},
+                    description="Queued runs canceled by this call; skipped ones left the queue meanwhile.")
+
+SCHEDULE_FIELDS: dict[str, Schema] = {
+    "job": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,100}$"},
+    "expression": {"type": "string", "minLength": 1, "maxLength": 200,
+                   "description": "cron: 5 fields, or 6 with seconds first"},
+    "timezone": {"type": "string", "minLength": 1, "maxLength": 64, "description": "IANA name (default UTC)"},
+    "input": {},
+    "overlap": {"type": "string", "enum": ["allow", "skip", "cancel"],
+                "description": "when a tick comes while the previous run is unfinished (default allow)"},
+    "catch_up": {"type": "string", "enum": ["skip", "run_once"],
+                 "description": "ticks missed during downtime: drop them, or fire one run for them (default skip)"},
+    "options": {"type": "object", "description": "trigger options of each run (priority, queue, tags ...)"},
+}
+SCHEDULE = _obj({
+    "name": STR, **SCHEDULE_FIELDS, "paused": BOOL, "next_fire_at": TIME_OR_NULL, "last_run_id": STR_OR_NULL,
+    "fired_count": INT, "skipped_count": INT, "missed_count": INT,
+}, description="A cron schedule and its state.")
+SCHEDULE_REQUEST = _obj(SCHEDULE_FIELDS, ["job", "expression"], extra=False)
+SCHEDULE_TRIGGER = _obj({"schedule": STR, "tick_at": TIME, "run_id": STR_OR_NULL, "skipped": BOOL},
+                        description="The run a trigger-now started (run_id null when the overlap policy skipped)")
+BACKFILL_REQUEST = _obj({"start": TIME, "end": TIME}, extra=False)
+BACKFILL_RESULT = _obj({
+    "schedule": STR, "ticks": INT, "created": INT, "existing": INT, "run_ids": STR_LIST, "truncated": BOOL,
+    "next_start": {**TIME_OR_NULL, "description": "when truncated: start the next call here"},
+}, description="Ticks in the range fired; a tick whose run already existed counts as existing.")
+DELETED = _obj({"name": STR, "deleted": BOOL})
+
+RATE: Schema = {"anyOf": [{"type": "null"}, _obj({
+    "count": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT},
+    "window_s": {"type": "number", "minimum": 0.001, "maximum": MAX_WINDOW_S}}, extra=False)]}
+LIMITS = _obj({
+    "max_concurrency": {"type": "integer", "minimum": 0, "maximum": MAX_LIMIT, "description": "0 = none"},
+    "max_concurrency_per_key": {"type": "integer", "minimum": 0, "maximum": MAX_LIMIT, "description": "0 = none"},
+    "rate_limit": RATE, "rate_limit_per_key": RATE,
+}, [], extra=False, description="A job's limits; a field left out is no limit.")
+JOB_LIMITS = _obj({
+    "job": STR, "registered": _ref("Limits"),
+    "override": {"anyOf": [{"type": "null"}, _ref("Limits")]}, "effective": _ref("Limits"),
+}, description="The limits the code registered, the runtime override (null without one) and those in force.")
+
+NODE = _obj({
+    "id": STR, "alive": BOOL, "heartbeat_at": TIME_OR_NULL, "heartbeat_age_ms": INT, "version": STR_OR_NULL,
+    "slots_total": INT, "slots_used": INT_OR_NULL, "leases_held": INT_OR_NULL, "jobs": STR_LIST,
+    "queues": STR_LIST, "draining": BOOL, "drain_requested": BOOL,
+}, description="A node that heartbeated within the last hour (alive: within two lease TTLs).")
+
+BULK_ACTION_REQUEST = _obj({
+    "action": {"type": "string", "enum": list(ACTIONS)},
+    "filter": FILTER_PROPS_OBJECT,
+    "limit": {"type": "integer", "minimum": 1, "maximum": MAX_RUNS, "description": f"default {MAX_RUNS}"},
+}, ["action"], extra=False)
+BULK_ACTION = _obj({
+    "id": STR, "action": STR, "status": {"type": "string", "enum": ["running", "completed", "canceled", "failed"]},
+    "filter": {"type": "object"}, "limit": INT, "processed": INT, "succeeded": INT, "failed": INT,
+    "scanned": {**INT, "description": "index entries examined so far"},
+    "errors": {"type": "array", "items": _obj({"id": STR, "error": STR}),
+               "description": f"the first {MAX_ERRORS} runs the action could not handle, with why"},
+    "error": {**STR_OR_NULL, "description": "why the action failed (status failed)"},
+    "cancel_requested": BOOL, "created_at": TIME, "updated_at": TIME, "finished_at": TIME_OR_NULL,
+}, description="A background bulk action and its progress.")
+
+OPS_SCHEMAS: dict[str, Schema] = {
+    "Queue": QUEUE, "QueueList": _list("Queue"), "PurgeResult": PURGE_RESULT, "Schedule": SCHEDULE,
+    "ScheduleList": _list("Schedule"), "ScheduleRequest": SCHEDULE_REQUEST, "ScheduleTrigger": SCHEDULE_TRIGGER,
+    "BackfillRequest": BACKFILL_REQUEST, "BackfillResult": BACKFILL_RESULT, "Deleted": DELETED, "Limits": LIMITS,
+    "JobLimits": JOB_LIMITS, "Node": NODE, "NodeList": _list("Node"), "BulkActionRequest": BULK_ACTION_REQUEST,
+    "BulkAction": BULK_ACTION, "BulkActionList": _list("BulkAction"),
+}
+
+#: every component schema of the API
+COMPONENTS: dict[str, Schema] = {**SCHEMAS, **OPS_SCHEMAS}

@@ -1,0 +1,130 @@
+"""Background bulk actions: cancel or replay many runs by filter, with a progress resource that survives the
+process that began it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from runtime import RunContext
+from runtime.api.bulk_actions import BulkRunner, action_filter
+from tests.api.conftest import ApiNode
+from tests.nodes import eventually
+
+
+async def finished(api: ApiNode, action_id: str, project: str = "alpha") -> dict[str, Any] | None:
+    status, body = await api.call("GET", f"/v1/bulk-actions/{action_id}", project)
+    assert status == 200, body
+    return dict(body) if body["status"] != "running" else None
+
+
+async def test_a_bulk_cancel_runs_in_the_background_and_reports_its_progress(api: ApiNode) -> None:
+    # Given 250 delayed runs of project alpha, and some of project beta
+    status, batch = await api.call("POST", "/v1/runs/batch", json={"runs": [
+        {"job": "echo", "input": i, "delay": 600} for i in range(250)]})
+    assert status == 201
+    ids = [r["id"] for r in batch["runs"]]
+    beta = [await api.trigger("echo", i, project="beta", delay=600) for i in range(3)]
+    # When alpha asks for all its live echo runs to be canceled
+    status, started = await api.call("POST", "/v1/bulk-actions", json={"action": "cancel", "filter": {"job": "echo"}})
+    # Then it is accepted at once, with a progress resource
+    assert status == 202 and started["status"] in ("running", "completed") and started["action"] == "cancel"
+    done = await eventually(lambda: finished(api, started["id"]), 30)
+    # And when it ends, every one of alpha's runs was canceled, once, and beta's were not touched
+    assert done["status"] == "completed" and done["processed"] == 250 and done["succeeded"] == 250
+    assert done["failed"] == 0 and done["errors"] == [] and done["finished_at"] is not None
+    statuses = {(await api.run(i))["status"] for i in ids}
+    assert statuses == {"canceled"}
+    assert {(await api.run(i, project="beta"))["status"] for i in beta} == {"delayed"}
+    # And beta cannot see alpha's action
+    status, err = await api.call("GET", f"/v1/bulk-actions/{started['id']}", "beta")
+    assert status == 404 and err["code"] == "not_found"
+    status, page = await api.call("GET", "/v1/bulk-actions")
+    assert status == 200 and [a["id"] for a in page["data"]] == [started["id"]]
+
+
+async def test_a_bulk_replay_takes_finished_runs_up_to_its_limit(api: ApiNode) -> None:
+    # Given four completed runs
+    ids = [await api.trigger("echo", {"n": i}) for i in range(4)]
+    for run_id in ids:
+        await api.wait_status(run_id, "completed")
+    # When up to three of them are replayed
+    status, started = await api.call("POST", "/v1/bulk-actions",
+                                     json={"action": "replay", "filter": {"job": "echo", "status": ["completed"]},
+                                           "limit": 3})
+    assert status == 202
+    done = await eventually(lambda: finished(api, started["id"]), 30)
+    # Then three new runs were made from them (newest first), and they run
+    assert done["status"] == "completed" and done["processed"] == 3 and done["succeeded"] == 3
+    status, page = await api.call("GET", "/v1/runs", params={"triggered_by": "replay"})
+    replays = page["data"]
+    assert sorted(r["replay_of"] for r in replays) == sorted(ids[1:])
+    for run in replays:
+        assert (await api.wait_status(run["id"]))["status"] == "completed"
+
+
+async def test_bad_bulk_action_requests_are_refused(api: ApiNode) -> None:
+    for body in ({"action": "delete"}, {"action": "cancel", "limit": 100_001}, {"action": "cancel",
+                 "filter": {"status": ["bogus"]}}, {"action": "cancel", "filter": {"created_after": "yesterday"}}):
+        status, err = await api.call("POST", "/v1/bulk-actions", json=body)
+        assert status == 400 and err["code"] in ("invalid_body", "invalid_parameter"), (body, err)
+    status, page = await api.call("GET", "/v1/bulk-actions")
+    assert page["data"] == []
+
+
+async def test_an_action_left_by_a_stopped_process_is_taken_over_where_it_stopped(make_app: Any) -> None:
+    # Given 600 delayed runs and a bulk cancel begun by one API process
+    app = make_app()
+
+    @app.job()
+    async def later(ctx: RunContext, payload: Any) -> None:
+        return None
+
+    ids = await app.trigger_batch([{"job": "later", "input": i, "delay": 600} for i in range(600)])
+    first = BulkRunner(app, 5000)
+    fltr = action_filter("default", "cancel", {"job": "later"})
+    view = await first.create("default", "cancel", {"job": "later"}, fltr, 100_000)
+    key = app.keys.bulk_action(view["id"])
+    await eventually(lambda: _processed(app, key, 50), 20, interval=0.001)
+    # When that process stops mid-way (its runner records the run in hand and gives the lease back)
+    await first.close()
+    raw = await app.redis.hgetall(key)
+    assert raw[b"status"] == b"running" and int(raw[b"processed"]) < 600
+    # Then another process takes it over and finishes it from where it stopped
+    second = BulkRunner(app, 5000)
+    assert await second.take_over() == 1
+    done = await eventually(lambda: _ended(app, key), 30)
+    assert done[b"status"] == b"completed"
+    processed, succeeded, failed = (int(done[k]) for k in (b"processed", b"succeeded", b"failed"))
+    # (each run handled once: the first process recorded the run in hand before it gave the action back)
+    assert (processed, succeeded, failed) == (600, 600, 0)
+    runs = [await app.get_run(i) for i in ids]
+    assert {r.status for r in runs if r} == {"canceled"} and len(runs) == 600
+    await second.close()
+
+
+async def _processed(app: Any, key: str, at_least: int) -> bool:
+    return int(await app.redis.hget(key, "processed") or 0) >= at_least
+
+
+async def _ended(app: Any, key: str) -> dict[bytes, bytes] | None:
+    raw: dict[bytes, bytes] = await app.redis.hgetall(key)
+    await asyncio.sleep(0)
+    return raw if raw.get(b"status") != b"running" else None
+
+
+async def test_a_bulk_action_stops_when_asked(api: ApiNode) -> None:
+    # Given a bulk cancel of 600 delayed runs, just started
+    status, _batch = await api.call("POST", "/v1/runs/batch", json={"runs": [
+        {"job": "echo", "input": i, "delay": 600} for i in range(600)]})
+    assert status == 201
+    status, started = await api.call("POST", "/v1/bulk-actions", json={"action": "cancel", "filter": {"job": "echo"}})
+    assert status == 202
+    # When it is stopped
+    status, body = await api.call("DELETE", f"/v1/bulk-actions/{started['id']}")
+    assert status == 200 and body["cancel_requested"] is True
+    # Then it ends canceled before the end of its work (it checks before each page of 100 runs)
+    done = await eventually(lambda: finished(api, started["id"]), 30)
+    assert done["status"] == "canceled" and done["processed"] < 600
+    status, page = await api.call("GET", "/v1/runs", params={"status": "delayed", "limit": 100})
+    assert len(page["data"]) == 100  # runs it had not reached are still delayed

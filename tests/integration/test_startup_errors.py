@@ -1,0 +1,97 @@
+"""A node given a Redis that does not match its configuration stops at once with a clear error.
+
+Each case once hung a node or would have corrupted a deployment quietly (issue 14):
+a Cluster node addressed without the cluster flag, the flag without a cluster,
+a partition count other nodes disagree with, a Sentinel service no sentinel
+knows, and sentinels none of which answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import runtime.topology as topology
+from actors.supervisor import Supervisor
+from bench.chaos.processes import free_port
+from runtime import Baton, ConfigError, Settings
+from runtime.metrics import Metrics
+from tests.nodes import ROOT
+from tests.servers import RedisClusterProcesses, RedisProcess
+
+
+async def start_error(app: Baton, timeout: float = 20) -> ConfigError:
+    """The ConfigError a node built on ``app`` stops with (fails if it starts or hangs)."""
+    sup = Supervisor(app, Metrics())
+    try:
+        with pytest.raises(ConfigError) as raised:
+            await asyncio.wait_for(sup.run(), timeout)
+    finally:
+        await app.close()
+    assert not sup.started.is_set()
+    return raised.value
+
+
+async def test_a_cluster_node_without_the_cluster_flag(redis_cluster: RedisClusterProcesses,
+                                                       settings: Settings) -> None:
+    app = Baton(settings.with_changes(redis_url=redis_cluster.url, redis_cluster=False))
+    error = await start_error(app)
+    assert "is a Redis Cluster node" in str(error) and "BATON_REDIS_CLUSTER=true" in str(error)
+
+
+async def test_the_cluster_flag_without_a_cluster(settings: Settings) -> None:
+    app = Baton(settings.with_changes(redis_cluster=True))
+    error = await start_error(app)
+    assert "not a Redis Cluster node" in str(error) and "BATON_REDIS_CLUSTER" in str(error)
+
+
+async def test_a_partition_count_the_deployment_disagrees_with(make_app: Any) -> None:
+    # Given a deployment whose first node started with 4 partitions
+    first = make_app(partitions=4)
+    sup = Supervisor(first, Metrics())
+    task = asyncio.create_task(sup.run())
+    await asyncio.wait_for(sup.started.wait(), 10)
+    sup.request_shutdown()
+    await asyncio.wait_for(task, 30)
+    # When a node with 2 partitions starts on it
+    error = await start_error(make_app(partitions=2))
+    # Then it refuses, naming both counts and what to set
+    assert "BATON_PARTITIONS=4" in str(error) and "has 2 partitions" in str(error)
+    # And a node that agrees still starts
+    again = Supervisor(make_app(partitions=4), Metrics())
+    task = asyncio.create_task(again.run())
+    await asyncio.wait_for(again.started.wait(), 10)
+    again.request_shutdown()
+    await asyncio.wait_for(task, 30)
+
+
+def test_the_worker_command_says_it_in_one_line_and_exits_2(redis_server: RedisProcess, prefix: str,
+                                                             tmp_path: Path) -> None:
+    # Given a deployment recorded with 3 partitions
+    import redis as sync_redis
+    client = sync_redis.Redis.from_url(redis_server.url)
+    client.hset(f"{{{prefix}}}:deployment", "partitions", 3)
+    # When `baton worker` starts with 1
+    proc = subprocess.run(
+        [sys.executable, "-m", "runtime", "worker", "--app", "examples.jobs:app", "--redis-url", redis_server.url,
+         "--prefix", prefix, "--partitions", "1", "--metrics-port", "0", "--log-format", "text"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )
+    # Then it exits 2 with one line that says what to change, and no traceback
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("baton: ")]
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert len(lines) == 1 and "BATON_PARTITIONS=3" in lines[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+
+
+async def test_sentinels_that_never_answer(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given sentinel addresses where nothing listens (the wait before giving up shortened for the test)
+    monkeypatch.setattr(topology, "SENTINEL_START_WAIT_S", 1.0)
+    url = f"redis+sentinel://127.0.0.1:{free_port()},127.0.0.1:{free_port()}/mymaster"
+    error = await start_error(Baton(settings.with_changes(redis_url=url)))
+    assert "no sentinel answers" in str(error) and "redis_url" in str(error).lower()
