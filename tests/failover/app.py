@@ -11,7 +11,7 @@ import asyncio
 import os
 from typing import Any
 
-from runtime import Baton, RunContext
+from runtime import Backoff, Baton, RunContext
 
 __all__ = ["EFFECTS_ENV", "app"]
 
@@ -21,7 +21,7 @@ EFFECTS_ENV = "FAILOVER_EFFECTS"
 app = Baton()
 
 
-@app.job(max_attempts=5, backoff="fixed", backoff_initial=0.1, backoff_jitter=0)
+@app.job(max_attempts=5, backoff=Backoff("fixed", initial_s=0.1, jitter=0))
 async def effect(ctx: RunContext, payload: Any) -> Any:
     """Logs its execution (one line, one write: lines of concurrent workers never interleave),
     holds its lease briefly so that runs are executing when Redis fails over, returns its input."""
