@@ -7,11 +7,14 @@ For each number of masters M: a cluster on loopback (free ports, no persistence,
 no replicas unless ``--replicas-per-master``) whose slots are assigned so that the partitions' hash tags
 (``{scale:p0}`` ... ) are spread evenly over the masters (bench/cluster.py puts
 the slot of tag i on master i % M), and M worker processes (``--workers-per-master``).
-N no-op runs are submitted with ``trigger_batch`` (one Lua call per partition
-and chunk) while the workers run, and timed until all are completed. Measured:
+N no-op runs are XADDed round robin to the partitions' own submission streams
+(``{scale:pN}:submit``, each in its partition's slot; ``--submit batch``:
+``trigger_batch`` instead) while the workers run, and timed until all are
+completed. Measured:
 
 - runs/s: N / (last completion - first submission); submitted/s: N / (the last
-  trigger_batch return - the first submission); trigger() one at a time: 1,000
+  XADD pipeline or trigger_batch call returned - the first submission);
+  trigger() one at a time: 1,000
   calls, each awaited before the next, with no worker running;
 - Redis CPU per run per shard: each master's ``used_cpu_user + used_cpu_sys``
   delta over the window / the runs whose partition that master owns (the
@@ -48,6 +51,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
 import redis
 
 from bench.chaos.processes import RedisServer, free_port
@@ -82,7 +86,7 @@ class Sample:
     masters: int
     runs: int
     seconds: float
-    #: from the first submission until the last trigger_batch call returned
+    #: from the first submission until the last XADD pipeline or trigger_batch call returned
     submit_seconds: float
     #: per master: (runs whose partition it owns, Redis CPU seconds)
     shards: list[tuple[int, float]]
@@ -196,6 +200,29 @@ async def _submit(baton: Baton, n: int) -> list[str]:
     return ids
 
 
+async def _submit_to_streams(baton: Baton, n: int) -> list[str]:
+    """N no-op runs XADDed round robin to the partitions' own submission streams, one pipeline of
+    up to BATCH entries per partition in flight at a time; their run ids (``<entry id>.p<N>``)."""
+    ids: list[str] = []
+    partitions = baton.keys.partitions
+    payload = orjson.dumps({"i": 0}).decode()
+
+    async def one(partition_index: int, count: int) -> list[str]:
+        partition = partitions[partition_index]
+        pipe = baton.redis.pipeline(transaction=False)
+        for _ in range(count):
+            pipe.xadd(partition.submit_stream, {"job": "noop", "input": payload})
+        return [partition.entry_ref(e.decode() if isinstance(e, bytes) else e) for e in await pipe.execute()]
+
+    per_round = BATCH * len(partitions)
+    for start in range(0, n, per_round):
+        left = min(per_round, n - start)
+        counts = [left // len(partitions) + (1 if i < left % len(partitions) else 0) for i in range(len(partitions))]
+        for part in await asyncio.gather(*(one(i, c) for i, c in enumerate(counts) if c)):
+            ids.extend(part)
+    return ids
+
+
 async def measure(masters: int, args: argparse.Namespace, log_dir: Path) -> Sample:
     """One repetition with ``masters`` masters."""
     cluster = Cluster(masters, args.partitions, args.replicas_per_master, args.plain)
@@ -225,7 +252,7 @@ async def measure(masters: int, args: argparse.Namespace, log_dir: Path) -> Samp
         worker_cpu0 = group_cpu_s({w.pid for w in workers})
         client_cpu0 = time.process_time()
         t0 = time.perf_counter()
-        ids = await _submit(baton, args.runs)
+        ids = await (_submit_to_streams(baton, args.runs) if args.submit == "streams" else _submit(baton, args.runs))
         submit_seconds = time.perf_counter() - t0
         while await _completed(baton) < args.runs:
             await asyncio.sleep(0.02)
@@ -290,6 +317,9 @@ def render(samples: dict[int, list[Sample]], args: argparse.Namespace, command: 
             f"{_median([s.memory_per_queued_run for s in reps]):,.0f} | "
             f"{_median([s.memory_per_completed_run for s in reps]):,.0f} |")
     uname = platform.uname()
+    how = (f"by XADD to the partitions' own streams, round robin, one pipeline of up to {BATCH} entries per "
+           "partition in flight" if args.submit == "streams" else
+           f"with `trigger_batch` ({BATCH} per call, {SUBMITTERS} calls in flight)")
     return "\n".join([
         f"# Durable writes: one master and {args.replicas_per_master} replica(s), no Cluster" if args.plain else
         f"# Scale-out: one Baton queue over 1-{max(samples)} Redis Cluster masters",
@@ -300,9 +330,8 @@ def render(samples: dict[int, list[Sample]], args: argparse.Namespace, command: 
         f"redis-server {_server_version()}, redis-py {redis.__version__}",
         f"- {args.partitions} partitions, their hash tags' slots spread evenly over the masters; "
         f"{args.workers_per_master} worker process(es) per master, concurrency {args.concurrency}; "
-        f"{args.runs:,} no-op runs per repetition, submitted with `trigger_batch` ({BATCH} per call, "
-        f"{SUBMITTERS} calls in flight) while the workers run (the per-partition submission streams are not "
-        f"used yet); medians of {args.reps} repetitions; {args.replicas_per_master} replica(s) per master, "
+        f"{args.runs:,} no-op runs per repetition, submitted while the workers run {how}; "
+        f"medians of {args.reps} repetitions; {args.replicas_per_master} replica(s) per master, "
         f"durable_replicas={args.durable_replicas}{'; no Cluster (--plain)' if args.plain else ''}",
         "",
         "| masters | runs/s | submitted/s | trigger() one at a time /s | Redis CPU per run, each shard (µs) | "
@@ -316,7 +345,8 @@ def render(samples: dict[int, list[Sample]], args: argparse.Namespace, command: 
         "window divided by the runs whose partition it owns; master 0 also holds the node-wide keys "
         "(heartbeats, the job registry). Network bytes are every master's `total_net_input_bytes + "
         "total_net_output_bytes` delta per run. Memory per queued run is the `used_memory` delta of every "
-        f"master per run created with no worker running ({args.mem_runs:,} runs, input `{{\"i\": n}}`); "
+        f"master per run created by `trigger_batch` with no worker running ({args.mem_runs:,} runs, input "
+        "`{\"i\": n}`); "
         "memory per completed run the `used_memory` delta of the timed window per run (a completed run is kept, "
         "with its timeline, until `finished_ttl_s` or `finished_cap`). "
         "On 2 cores the masters, the workers and the client share the CPUs, so runs/s cannot grow with masters "
@@ -352,6 +382,8 @@ def main() -> None:
     parser.add_argument("--replicas-per-master", type=int, default=0)
     parser.add_argument("--durable-replicas", type=int, default=0, help="BATON_DURABLE_REPLICAS of every node")
     parser.add_argument("--plain", action="store_true", help="one master and its replicas without Cluster")
+    parser.add_argument("--submit", choices=["streams", "batch"], default="streams",
+                        help="XADD to the partitions' own streams (default) or trigger_batch")
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "scaleout-LATEST.md")
     args = parser.parse_args()
     command = "python -m bench.scaleout" + (" " + " ".join(sys.argv[1:]) if sys.argv[1:] else "")
