@@ -7,9 +7,13 @@ once rather than at the next renewal (which remains the fallback).
 
 from __future__ import annotations
 
+import random
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import SSLConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException
 
 from runtime.app import Baton
 from runtime.connection import connect
@@ -31,19 +35,32 @@ class Listener(Actor[None]):
         self.fetcher = fetcher
         self.executor = executor
 
-    def _client(self) -> Any:
+    async def _client(self) -> Any:
         redis = self.app.redis
         if isinstance(redis, RedisCluster):
-            # PUBLISH reaches every cluster node, so any one node will do
-            node = redis.get_default_node()
+            # PUBLISH reaches every cluster node, so any one primary will do; ask the cluster
+            # which ones there are now: after a failover the node last used may be gone (and
+            # the client may know no default node until its next command fails)
+            try:
+                await redis.initialize()  # a fresh client knows no node yet
+                await redis.nodes_manager.initialize()
+            except RedisClusterException as exc:  # no node reachable: an outage, ridden out
+                raise RedisConnectionError(f"no Redis Cluster node reachable: {exc}") from exc
+            primaries = redis.get_primaries()
+            if not primaries:
+                raise RedisConnectionError("the Redis Cluster has no primary yet")
+            node = random.choice(primaries)  # spread the nodes' subscriptions
             kwargs = redis.get_connection_kwargs()
-            return connect(f"redis://{node.host}:{node.port}", username=kwargs.get("username"),
-                           password=kwargs.get("password"), ssl=bool(kwargs.get("ssl")))
+            # TLS is the URL's scheme (an ssl= argument is not a connection option of redis://)
+            tls = kwargs.get("connection_class") is SSLConnection or bool(kwargs.get("ssl"))
+            options: dict[str, Any] = {k: v for k, v in kwargs.items() if tls and k.startswith("ssl_")}
+            return connect(f"{'rediss' if tls else 'redis'}://{node.host}:{node.port}",
+                           username=kwargs.get("username"), password=kwargs.get("password"), **options)
         return None
 
     async def run(self) -> None:
         """Forward notices until stopped."""
-        own = self._client()
+        own = await self._client()
         redis = own or self.app.redis
         keys = self.app.keys
         pubsub = redis.pubsub(ignore_subscribe_messages=True)

@@ -15,7 +15,7 @@ import time
 from collections import deque
 from typing import Any
 
-from redis.exceptions import BusyLoadingError, RedisError
+from redis.exceptions import BusyLoadingError, ClusterDownError, RedisClusterException, RedisError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -47,6 +47,17 @@ __all__ = ["Supervisor"]
 #: errors of a Redis that is down, restarting or unreachable, or whose replicas are (NotReplicated is a
 #: RedisUnavailable): ridden out, never a reason to exit
 OUTAGE = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, RedisUnavailable)
+#: Redis Cluster errors while a failover is under way (a master lost, its slots not yet served by
+#: its replica): the same kind of outage
+CLUSTER_OUTAGE = (ClusterDownError, SlotNotCoveredError)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """An error of a Redis that is down or failing over: ridden out, never a reason to exit."""
+    if isinstance(exc, OUTAGE + CLUSTER_OUTAGE):
+        return True
+    # redis-py raises the bare class when no node of the cluster answers (its refresh of the slot table)
+    return type(exc) is RedisClusterException and "cannot be connected" in str(exc)
 
 
 class Supervisor(Actor[None]):
@@ -161,7 +172,9 @@ class Supervisor(Actor[None]):
                         await ensure_group(self.app, intake.stream.key)
                     await clear_handoff(self.app)
                     return True
-            except OUTAGE as exc:
+            except (*OUTAGE, RedisClusterException) as exc:
+                if not is_outage(exc):
+                    raise
                 reason = f"{type(exc).__name__}: {str(exc)[:200]}"
             self.metrics.redis_reconnects.labels(actor=self.name).inc()
             self.log.warning("Redis not reachable at start (%s); retrying in %.1fs", reason, backoff)
@@ -186,7 +199,7 @@ class Supervisor(Actor[None]):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                outage = isinstance(exc, OUTAGE)
+                outage = is_outage(exc)
                 if isinstance(exc, RedisError):
                     self.metrics.redis_errors.labels(actor=actor.name).inc()
                 if outage:
@@ -247,9 +260,9 @@ class Supervisor(Actor[None]):
             if drain is not None:
                 self.log.info("drain requested through the API")
                 self.request_shutdown()
-        except RedisError as exc:
+        except (RedisError, RedisClusterException) as exc:
             self.health.redis_ok = False
-            if isinstance(exc, OUTAGE):
+            if is_outage(exc):
                 self.metrics.redis_reconnects.labels(actor=self.name).inc()
             self.log.warning("heartbeat failed: %s", exc)
 

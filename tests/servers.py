@@ -19,6 +19,7 @@ import redis
 
 # one definition of both, the chaos harness's (it may not import tests/)
 from bench.chaos.processes import free_port, server_binary
+from bench.cluster import Node, assemble
 
 __all__ = ["RedisClusterProcesses", "RedisProcess", "SentinelGroup", "free_port", "server_binary"]
 
@@ -99,58 +100,49 @@ def wait_ready(
 
 @dataclass
 class RedisClusterProcesses:
-    """A 3-master Redis Cluster on loopback, built with CLUSTER commands only."""
+    """A Redis Cluster on loopback (3 masters by default, optionally replicas), built with CLUSTER
+    commands only (bench/cluster.py)."""
 
     nodes: list[RedisProcess] = field(default_factory=list)
+    #: the replicas, replica j following master j % masters
+    replicas: list[RedisProcess] = field(default_factory=list)
 
     @property
     def url(self) -> str:
         """Entry-point URL (any node)."""
         return self.nodes[0].url
 
-    def start(self, masters: int = 3) -> RedisClusterProcesses:
-        """Start the nodes, assign slots, join them and wait for cluster_state:ok."""
+    def start(self, masters: int = 3, replicas: int = 0,
+              layout: list[list[int]] | None = None) -> RedisClusterProcesses:
+        """Start the nodes, assign slots (``layout``, default equal ranges), join them, attach the
+        replicas and wait until the cluster is ok and every replica is in sync."""
         try:
-            return self._start(masters)
+            return self._start(masters, replicas, layout)
         except BaseException:
             self.stop()  # never leave half a cluster running
             raise
 
-    def _start(self, masters: int) -> RedisClusterProcesses:
-        buses = []
-        for _ in range(masters):
-            port = free_port()
+    def _start(self, masters: int, replicas: int, layout: list[list[int]] | None) -> RedisClusterProcesses:
+        def node() -> tuple[RedisProcess, Node]:
             bus = free_port()
-            buses.append(bus)
-            node = RedisProcess(port=port, args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                                                 "--cluster-port", str(bus), "--cluster-node-timeout", "2000"])
-            self.nodes.append(node.start())
-        per = 16384 // masters
-        clients = [redis.Redis(port=n.port) for n in self.nodes]
-        try:
-            for i, c in enumerate(clients):
-                lo = i * per
-                hi = 16383 if i == masters - 1 else (i + 1) * per - 1
-                c.execute_command("CLUSTER", "ADDSLOTSRANGE", lo, hi)
-            for n, bus in zip(self.nodes[1:], buses[1:], strict=True):
-                # the bus port is not port+10000 here, so MEET must name it
-                clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", n.port, bus)
-            deadline = time.monotonic() + 20
-            while True:
-                states = [c.execute_command("CLUSTER", "INFO") for c in clients]
-                text = [s.decode() if isinstance(s, bytes) else str(s) for s in states]
-                if all("cluster_state:ok" in t and f"cluster_known_nodes:{masters}" in t for t in text):
-                    return self
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"cluster did not converge: {text}")
-                time.sleep(0.05)
-        finally:
-            for c in clients:
-                c.close()
+            # no diskless-sync delay: a replica that says it is in sync must have the data
+            proc = RedisProcess(args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                                      "--cluster-port", str(bus), "--cluster-node-timeout", "2000",
+                                      "--repl-diskless-sync-delay", "0"])
+            proc.start()
+            return proc, (proc.port, bus)
+
+        addresses: list[Node] = []
+        for i in range(masters + replicas):
+            proc, address = node()
+            (self.nodes if i < masters else self.replicas).append(proc)  # stopped even if a later one fails
+            addresses.append(address)
+        assemble(addresses[:masters], addresses[masters:], layout)
+        return self
 
     def stop(self) -> None:
         """Stop every node by pid."""
-        for n in self.nodes:
+        for n in [*self.nodes, *self.replicas]:
             n.stop()
 
 
@@ -159,10 +151,13 @@ SENTINEL_SERVICE = "mymaster"
 
 @dataclass
 class SentinelGroup:
-    """A master, one replica and three sentinels on loopback, with short failover timeouts."""
+    """A master, ``replica_count`` replicas and three sentinels on loopback, with short failover timeouts."""
 
+    replica_count: int = 1
     master: RedisProcess | None = None
+    #: the first replica
     replica: RedisProcess | None = None
+    replicas: list[RedisProcess] = field(default_factory=list)
     sentinels: list[RedisProcess] = field(default_factory=list)
 
     def url(self, prefix: str = "redis+sentinel") -> str:
@@ -181,8 +176,10 @@ class SentinelGroup:
     def _start(self) -> SentinelGroup:
         # no diskless-sync delay: a replica that says it is connected must have the data
         self.master = RedisProcess(args=["--repl-diskless-sync-delay", "0"]).start()
-        self.replica = RedisProcess(args=["--repl-diskless-sync-delay", "0", "--replicaof", "127.0.0.1",
-                                          str(self.master.port)]).start()
+        for _ in range(self.replica_count):
+            self.replicas.append(RedisProcess(args=["--repl-diskless-sync-delay", "0", "--replicaof", "127.0.0.1",
+                                                    str(self.master.port)]).start())
+        self.replica = self.replicas[0]
         for _ in range(3):
             port = free_port()
             node = RedisProcess(port=port)
@@ -197,7 +194,8 @@ class SentinelGroup:
             node.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             wait_ready(port, node.proc, sentinel=True)
             self.sentinels.append(node)
-        self.wait_in_sync(self.replica)
+        for replica in self.replicas:
+            self.wait_in_sync(replica)
         return self
 
     def wait_in_sync(self, replica: RedisProcess, timeout_s: float = 20.0) -> None:
@@ -234,6 +232,6 @@ class SentinelGroup:
 
     def stop(self) -> None:
         """Stop every process by pid."""
-        for node in [*self.sentinels, self.replica, self.master]:
+        for node in [*self.sentinels, *self.replicas, self.master]:
             if node is not None:
                 node.stop()

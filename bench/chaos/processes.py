@@ -86,6 +86,8 @@ class RedisServer:
     port: int = field(default_factory=free_port)
     dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="baton-chaos-redis-")))
     proc: subprocess.Popen[bytes] | None = None
+    #: more server options (e.g. the cluster ones)
+    args: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -96,7 +98,7 @@ class RedisServer:
         """Start (or start again, on the same port and data directory) and wait until it has loaded."""
         persistence = ["--appendonly", "yes", "--appendfsync", "always"] if self.durable else ["--appendonly", "no"]
         cmd = [server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.dir),
-               "--save", "", *persistence, "--daemonize", "no", "--logfile", str(self.dir / "log")]
+               "--save", "", *persistence, "--daemonize", "no", "--logfile", str(self.dir / "log"), *self.args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True)
         self._wait_ready()

@@ -8,7 +8,10 @@ from typing import Any
 import pytest
 from redis.asyncio.cluster import RedisCluster
 
+from actors.base import Mailbox
+from actors.listener import Listener
 from runtime import Baton, RunContext, Settings
+from runtime.messages import Wake
 from tests.nodes import eventually, running_node
 from tests.servers import RedisClusterProcesses
 
@@ -75,4 +78,25 @@ async def test_stream_end_to_end_on_cluster(redis_cluster: RedisClusterProcesses
         assert counts["completed"] == 300 + 100 + 20 + 1 + 1
     finally:
         await raw.aclose()
+        await app.close()
+
+
+async def test_the_listener_subscribes_on_a_cluster(redis_cluster: RedisClusterProcesses, settings: Settings) -> None:
+    # Given the listener of a node on the cluster
+    app = Baton(settings.with_changes(redis_url=redis_cluster.url, redis_cluster=True, partitions=4))
+    fetcher: Mailbox[Wake] = Mailbox()
+    listener = Listener(app, fetcher, Mailbox())
+    task = asyncio.create_task(listener.run())
+    try:
+        # When it has subscribed (its first act is a wake-up of its own) and a wake-up is published
+        await eventually(lambda: not fetcher.empty() or task.done(), 10)
+        assert not task.done(), task.exception()
+        assert fetcher.get_nowait() == Wake("")
+        await app.redis.publish(app.keys.wake_channel, "p1")
+        # Then it reaches the fetcher (it connected to a cluster node by itself)
+        await eventually(lambda: not fetcher.empty(), 10)
+        assert fetcher.get_nowait() == Wake("p1")
+    finally:
+        listener.stopping.set()
+        await asyncio.wait_for(task, 10)
         await app.close()
