@@ -62,6 +62,10 @@ class Mailbox(Generic[M]):
         """Messages waiting."""
         return self._queue.qsize()
 
+    def room(self) -> int:
+        """Messages it can take now without waiting."""
+        return self._queue.maxsize - self._queue.qsize()
+
     def get_nowait(self) -> M:
         """The next message (raises QueueEmpty)."""
         return self._queue.get_nowait()

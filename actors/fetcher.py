@@ -149,19 +149,28 @@ class Fetcher(Actor[FetcherMessage]):
         self.maybe_work = False
         start = self.rotation
         self.rotation += 1
+        #: runs the node's waiting registrations promised so far in this round: with several
+        #: partitions, each registration gets a share of the free slots (by partition index, so
+        #: an idle node's shares do not move between rounds), and claims here and registrations
+        #: together stay within the free slots: all partitions never hand it more than it has
+        promised = 0
+        count = len(partitions)
         for i in range(len(partitions)):
             free = self.slots - len(self.occupied)
             if free <= 0:
                 self.maybe_work = True  # more may be waiting; claim again when slots free up
                 return
             p = partitions[(start + i) % len(partitions)]
-            want = min(free, self.settings.claim_batch)
+            unpromised = max(free - promised, 0)
+            want = min(unpromised, self.settings.claim_batch)
+            share = free // count + (1 if p.index < free % count else 0)
             # taken before the call: the lease surely holds until then (runtime/fencing.py)
             deadline = time.monotonic() + self.settings.lease_ttl_ms / 1000
             claimed, retry_in_ms = await self.app.scripts.claim(
                 p, self.settings.node_id, want, self.queues, self.job_names, self.rotation,
-                received=self.received.get(p.index, 0), register_ms=self.register_ms,
+                received=self.received.get(p.index, 0), register_ms=self.register_ms, register_most=share,
             )
+            promised += min(max(want - len(claimed), 0), share)
             if retry_in_ms >= 0:
                 # a rate limit holds runs back: come back exactly when it lets one go
                 self.next_rate_wake = min(self.next_rate_wake, time.monotonic() + retry_in_ms / 1000)
@@ -171,7 +180,7 @@ class Fetcher(Actor[FetcherMessage]):
                 self.occupied.update(c.run_id for c in claimed)
             for c in claimed:
                 await self.executor.send(LeaseGranted(c, deadline))
-            if len(claimed) == want:
+            if claimed and len(claimed) == want:
                 self.maybe_work = True
 
 

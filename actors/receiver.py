@@ -77,10 +77,19 @@ class Receiver(Actor[None]):
             # the leaser and the fetcher hear of the runs before anything can report
             # them done: every message is queued in this one step; the executor's
             # first, so the runs start before the bookkeeping (the pickup path)
-            for c in runs:
-                self.executor.send_nowait(LeaseGranted(c, deadline))
-            self.leaser.send_nowait(Hold(partition.index, tuple(runs), deadline))
-            self.fetcher.send_nowait(HandedOff(partition.index, tuple(runs)))
+            granted = [LeaseGranted(c, deadline) for c in runs]
+            if self.executor.room() >= len(granted):
+                for g in granted:
+                    self.executor.send_nowait(g)
+                self.leaser.send_nowait(Hold(partition.index, tuple(runs), deadline))
+                self.fetcher.send_nowait(HandedOff(partition.index, tuple(runs)))
+            else:
+                # more than the executor's mailbox holds now (hand-offs of several partitions
+                # at once): the bookkeeping first, then wait for room rather than fail
+                self.leaser.send_nowait(Hold(partition.index, tuple(runs), deadline))
+                self.fetcher.send_nowait(HandedOff(partition.index, tuple(runs)))
+                for g in granted:
+                    await self.executor.send(g)
             # let the runs start before this loop spends time sending the next BLPOP
             for _ in range(4):
                 await asyncio.sleep(0)

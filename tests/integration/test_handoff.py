@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from runtime import Baton, RunContext, Settings
 from tests.integration.test_processes import producer, worker_env
@@ -151,3 +154,40 @@ async def test_a_renewal_that_races_a_finished_run_is_not_a_lost_lease(make_app:
         lost = node.metrics.registry.get_sample_value("baton_leases_lost_total", {"stage": "renew"})
     # Then nothing is counted as lost: the run was simply finished first
     assert not lost
+
+
+async def test_waiting_in_many_partitions_never_promises_more_runs_than_slots(make_app: Any, redis: Any) -> None:
+    # Given an idle node with 20 slots over 6 partitions, whose handlers count how many run at once
+    slots = 20
+    app: Baton = make_app(node_id="wide", concurrency=slots, partitions=6)
+    running = peak = 0
+
+    @app.job()
+    async def echo(ctx: RunContext, payload: Any) -> Any:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        try:
+            await asyncio.sleep(0.05)
+        finally:
+            running -= 1
+        return payload
+
+    async with running_node(app) as node:
+        # Then its registrations, all partitions together, ask for no more runs than it has slots
+        async def registered() -> list[int] | None:
+            raw = [await redis.get(p.waiter("wide")) for p in app.keys.partitions]
+            return [orjson.loads(r)[0] for r in raw] if all(raw) else None
+
+        wants = await eventually(registered, 10)
+        assert sum(wants) <= slots and min(wants) >= 1, wants
+        # When runs land in every partition at once (6x its slots), then all complete and the
+        # hand-off receiver never fails (it overflowed the executor's mailbox and crashed before)
+        ids = await app.trigger_batch([{"job": "echo", "input": n} for n in range(6 * slots)])
+        runs = [await app.wait_for(run_id, 30) for run_id in ids]
+        restarts = node.metrics.registry.get_sample_value("baton_actor_restarts_total", {"actor": "receiver"})
+    assert [r.output for r in runs] == list(range(6 * slots))
+    # (claims fill the free slots and registrations promise at most the slots again, while runs
+    # handed off in one partition are in transit to a claim in another: at most twice the slots)
+    assert peak <= 2 * slots, peak
+    assert not restarts
