@@ -381,7 +381,7 @@ def main() -> None:
     # 10, not 100: at 100 an idle node registers 100 free slots in each of the 6 partitions, and
     # the runs they hand it at once overflow its executor's mailbox (2 x 100 + 100): the receiver
     # crashes on QueueFull and those runs wait for their leases to expire (reported to the lead)
-    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--replicas-per-master", type=int, default=0)
     parser.add_argument("--durable-replicas", type=int, default=0, help="BATON_DURABLE_REPLICAS of every node")
     parser.add_argument("--plain", action="store_true", help="one master and its replicas without Cluster")
