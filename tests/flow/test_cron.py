@@ -150,8 +150,8 @@ async def test_skip_overlap_counts_a_paused_run_as_still_going(make_app: Any) ->
     async def held(ctx: RunContext, payload: Any) -> None:
         started.append(ctx.run_id)
 
-    async with running_node(app, intake=False) as node:
-        node.fetcher.stop()  # nothing is claimed: every fired run stays queued until paused below
+    await app.pause_queue("default")  # nothing is claimed: every fired run stays queued until paused below
+    async with running_node(app, intake=False):
 
         async def first_run() -> str | None:
             [state] = await app.list_schedules()
