@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -107,16 +108,18 @@ async def h_cancel(req: Req) -> web.StreamResponse:
     return await action(req, await reload_run(req, run), result, strait_empty=True)
 
 
-async def h_replay(req: Req) -> web.StreamResponse:
+async def _new_run_of(req: Req, make: Callable[[str], Awaitable[str]]) -> web.StreamResponse:
+    """Answer an action that makes a new run from the caller's run (replay, restart) with the new run."""
     run = await load_run(req, req.params["run_id"])
-    new_id = await req.baton.replay(run.id)
-    return await created(req, await reload_run(req, new_id))
+    return await created(req, await reload_run(req, await make(run.id)))
+
+
+async def h_replay(req: Req) -> web.StreamResponse:
+    return await _new_run_of(req, req.baton.replay)
 
 
 async def h_dlq_replay(req: Req) -> web.StreamResponse:
-    run = await load_run(req, req.params["run_id"])
-    new_id = await req.baton.replay(run.id, dead_letter_only=True)
-    return await created(req, await reload_run(req, new_id))
+    return await _new_run_of(req, lambda run_id: req.baton.replay(run_id, dead_letter_only=True))
 
 
 async def h_pause(req: Req) -> web.StreamResponse:
@@ -132,9 +135,7 @@ async def h_resume(req: Req) -> web.StreamResponse:
 
 
 async def h_restart(req: Req) -> web.StreamResponse:
-    run = await load_run(req, req.params["run_id"])
-    new_id = await req.baton.restart(run.id)
-    return await created(req, await reload_run(req, new_id))
+    return await _new_run_of(req, req.baton.restart)
 
 
 async def h_reschedule(req: Req) -> web.StreamResponse:
