@@ -34,11 +34,13 @@ from runtime.codec import text
 from runtime.errors import RedisUnavailable, SubmissionError
 from runtime.keys import Partition
 from runtime.metrics import DEDUP_REASONS, Metrics
+from runtime.scripts import Claimed
 from runtime.stream_entries import parse_stream_entry, parse_stream_event, rejected_record
 from runtime.submission import RunSpec
 from runtime.tracing import end_span, start_span
 
 from .base import Actor
+from .delivery import Delivery
 
 __all__ = ["Intake", "SubmitStream", "ensure_group", "submit_streams"]
 
@@ -104,8 +106,12 @@ class Intake(Actor[None]):
 
     name = "intake"
 
-    def __init__(self, app: Baton, metrics: Metrics, stream: SubmitStream | None = None) -> None:
+    def __init__(self, app: Baton, metrics: Metrics, stream: SubmitStream | None = None,
+                 delivery: Delivery | None = None) -> None:
         super().__init__()
+        #: with a delivery, runs this node is waiting for are leased to it as they are created and
+        #: start from here: no hand-off list between the stream and the executor
+        self.delivery = delivery
         self.stream = stream or SubmitStream(app.keys.submit_stream)
         if self.stream.partition is not None:
             self.name = f"intake.{self.stream.label}"
@@ -357,14 +363,14 @@ class Intake(Actor[None]):
         failed: dict[str, SubmissionError] = {}
         for round_ in _rounds(specs):
             try:
-                results = await self.app.create_detailed([spec for _, spec in round_])
+                results = await self._create_round([spec for _, spec in round_])
             except Exception as exc:
                 if _ends_batch(exc):
                     raise
                 results = []
                 for entry_id, spec in round_:
                     try:
-                        [result] = await self.app.create_detailed([spec])
+                        [result] = await self._create_round([spec])
                     except Exception as one:
                         if _ends_batch(one):
                             raise
@@ -373,6 +379,20 @@ class Intake(Actor[None]):
                     results.append(result)
             await self._note_aliases(round_, results)
         return failed
+
+    async def _create_round(self, specs: list[RunSpec]) -> list[tuple[str, int]]:
+        """runs_create for one round; the runs it leased to this node start at once."""
+        if self.delivery is None:
+            return await self.app.create_detailed(specs)
+        # taken before the call: a lease it grants surely holds until then (runtime/fencing.py)
+        deadline = time.monotonic() + self.settings.lease_ttl_ms / 1000
+        results, leased = await self.app.create_leasing(specs, self.settings.node_id)
+        by_partition: dict[int, list[Claimed]] = {}
+        for claimed in leased:
+            by_partition.setdefault(claimed.partition, []).append(claimed)
+        for partition, runs in by_partition.items():
+            await self.delivery.deliver(partition, runs, deadline)
+        return results
 
     async def _note_aliases(self, specs: list[tuple[str, RunSpec]], results: list[tuple[str, int]]) -> None:
         """Alias every entry whose run id is not its own name, so ``get_run(entry)`` finds the run.

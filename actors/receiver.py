@@ -16,10 +16,10 @@ import time
 from runtime.app import Baton
 from runtime.connection import DirectCalls
 from runtime.keys import Partition
-from runtime.messages import HandedOff, Hold, LeaseGranted
 from runtime.scripts import handed_off_runs
 
-from .base import Actor, Mailbox
+from .base import Actor
+from .delivery import Delivery
 
 __all__ = ["Receiver"]
 
@@ -32,13 +32,10 @@ class Receiver(Actor[None]):
 
     name = "receiver"
 
-    def __init__(self, app: Baton, executor: Mailbox[LeaseGranted], leaser: Mailbox[Hold],
-                 fetcher: Mailbox[HandedOff]) -> None:
+    def __init__(self, app: Baton, delivery: Delivery) -> None:
         super().__init__()
         self.app = app
-        self.executor = executor
-        self.leaser = leaser
-        self.fetcher = fetcher
+        self.delivery = delivery
 
     async def run(self) -> None:
         """Receive until stopped; a failing partition loop fails the actor (and is restarted)."""
@@ -74,22 +71,7 @@ class Receiver(Actor[None]):
                 # entry must not stop the node (leases it held are reaped)
                 self.log.error("skipped an unreadable hand-off entry of partition %d: %r", partition.index, exc)
                 continue
-            # the leaser and the fetcher hear of the runs before anything can report
-            # them done: every message is queued in this one step; the executor's
-            # first, so the runs start before the bookkeeping (the pickup path)
-            granted = [LeaseGranted(c, deadline) for c in runs]
-            if self.executor.room() >= len(granted):
-                for g in granted:
-                    self.executor.send_nowait(g)
-                self.leaser.send_nowait(Hold(partition.index, tuple(runs), deadline))
-                self.fetcher.send_nowait(HandedOff(partition.index, tuple(runs)))
-            else:
-                # more than the executor's mailbox holds now (hand-offs of several partitions
-                # at once): the bookkeeping first, then wait for room rather than fail
-                self.leaser.send_nowait(Hold(partition.index, tuple(runs), deadline))
-                self.fetcher.send_nowait(HandedOff(partition.index, tuple(runs)))
-                for g in granted:
-                    await self.executor.send(g)
+            await self.delivery.deliver(partition.index, runs, deadline)
             # let the runs start before this loop spends time sending the next BLPOP
             for _ in range(4):
                 await asyncio.sleep(0)

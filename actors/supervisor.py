@@ -31,6 +31,7 @@ from runtime.topology import SentinelStartWatch, check_deployment, check_fsync, 
 
 from .api import Api
 from .base import Actor
+from .delivery import Delivery
 from .executor import CANCEL_GRACE_S, Executor
 from .fetcher import Fetcher, clear_handoff, served_queues
 from .intake import Intake, ensure_group, submit_streams
@@ -85,10 +86,12 @@ class Supervisor(Actor[None]):
         self.leaser = Leaser(app, self.metrics, inbox=to_leaser, executor=to_executor, fetcher=to_fetcher)
         self.reporter = Reporter(app, self.metrics, inbox=to_reporter, fetcher=to_fetcher, leaser=to_leaser)
         self.listener = Listener(app, fetcher=to_fetcher, executor=to_executor)
-        self.receiver = (Receiver(app, executor=to_executor, leaser=to_leaser, fetcher=to_fetcher)
-                         if settings.handoff else None)
+        # runs leased to this node where they are created: popped by the receiver, or returned to an intake
+        delivery = Delivery(executor=to_executor, leaser=to_leaser, fetcher=to_fetcher) if settings.handoff else None
+        self.receiver = Receiver(app, delivery) if delivery is not None else None
         # one intake per submission stream: the node-wide one and, with partition_streams, each partition's
-        self.intakes = [Intake(app, self.metrics, stream) for stream in submit_streams(app)] if intake else []
+        self.intakes = ([Intake(app, self.metrics, stream, delivery) for stream in submit_streams(app)]
+                        if intake else [])
         # the cluster gauges come from one node: the scheduler lease's holder (an election that exists anyway)
         self.observer = Observer(app, self.metrics, exporter=lambda: self.scheduler.holding)
         # the HTTP API, in this process when api_port is set (or alone: `baton api`)

@@ -16,12 +16,13 @@ from .ids import run_id_in_partition
 from .jobs import Backoff, JobOptions, JobRegistry, limit_spec
 from .keys import Keys
 from .ranges import check, shown, to_ms
-from .records import Run, iso, read_runs, stored_int, stored_json, text, timeline_entry
-from .scripts import Scripts
+from .records import Run, iso, read_runs, stored_int, stored_json, text
+from .scripts import Claimed, Scripts
 from .settings import Settings
 from .statuses import TERMINAL
 from .submission import PlainSpecs, RunSpec, build_spec, json_text
 from .submission import _run_at_ms as run_at_to_ms
+from .timeline import read_timeline
 from .tracing import current_traceparent
 
 __all__ = ["Baton", "Submission"]
@@ -323,6 +324,12 @@ class Baton:
 
     async def create_detailed(self, specs: list[RunSpec]) -> list[tuple[str, int]]:
         """Create runs; returns (id, runs_create code) per spec, in order."""
+        results, _ = await self.create_leasing(specs, "")
+        return results
+
+    async def create_leasing(self, specs: list[RunSpec], node_id: str) -> tuple[list[tuple[str, int]], list[Claimed]]:
+        """Create runs as node ``node_id`` ('' for none): also returns the runs leased to that node
+        because it was waiting for work (runs_create), for it to start them itself."""
         by_partition: dict[int, list[int]] = {}
         for i, spec in enumerate(specs):
             by_partition.setdefault(self.keys.partition_of_run(spec.id).index, []).append(i)
@@ -335,14 +342,17 @@ class Baton:
             for k in range(0, len(positions), CREATE_CHUNK)
         ]
         calls = [
-            self.scripts.create(self.keys.partitions[index], [specs[i].script_args() for i in positions])
+            self.scripts.create_leasing(self.keys.partitions[index], [specs[i].script_args() for i in positions],
+                                        node_id)
             for index, positions in chunks
         ]
-        results = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
-        for (_, positions), result in zip(chunks, results, strict=True):
+        replies = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
+        leased: list[Claimed] = []
+        for (_, positions), (result, mine) in zip(chunks, replies, strict=True):
             for i, pair in zip(positions, result, strict=True):
                 out[i] = pair
-        return out
+            leased += mine
+        return out, leased
 
     async def _spec(
         self, item: Mapping[str, Any], source: str = "client", extra: Mapping[str, Any] | None = None,
@@ -539,10 +549,9 @@ class Baton:
         return sorted(steps, key=lambda s: stored_int(s.get("index")) or 0)
 
     async def get_events(self, run_id: str, after: str = "-", count: int = 1000) -> list[dict[str, Any]]:
-        """The run's timeline: events after the stream id ``after`` (exclusive unless "-")."""
-        start = after if after == "-" else f"({after}"
-        rows = await self.redis.xrange(self.keys.partition_of_run(run_id).events(run_id), start, "+", count=count)
-        return [timeline_entry(eid, fields) for eid, fields in rows]
+        """The run's timeline: events after the id ``after`` (exclusive unless "-"); status changes
+        are derived from the record where they were not stored (runtime/timeline.py)."""
+        return await read_timeline(self.redis, self.keys.partition_of_run(run_id), run_id, after, count)
 
     async def get_checkpoints(self, run_id: str) -> list[dict[str, Any]]:
         """Every kept checkpoint of a run, oldest first (the seed's checkpoint shape)."""

@@ -37,7 +37,7 @@ SCRIPT_NAMES = (
     "scheduler_lease", "reconcile",
     "run_pause", "run_resume", "run_reschedule", "run_restart", "run_idem_reset", "run_debug", "run_append",
     "run_delete",
-    "limits_apply",
+    "limits_apply", "run_watch",
 )
 
 #: Scripts whose writes nobody is told about (configuration, not a run's fate): durable
@@ -168,10 +168,18 @@ class Scripts:
 
     async def create(self, partition: Partition, specs_args: Sequence[Sequence[Any]]) -> list[tuple[str, int]]:
         """Create runs (each a RunSpec.script_args()); returns (id, code) per run."""
-        args: list[Any] = [partition.prefix, self.keys.wake_channel]
+        results, _ = await self.create_leasing(partition, specs_args, "")
+        return results
+
+    async def create_leasing(self, partition: Partition, specs_args: Sequence[Sequence[Any]],
+                             node_id: str) -> tuple[list[tuple[str, int]], list[Claimed]]:
+        """Create runs as ``create`` does, called by node ``node_id`` ('' for none): runs leased to
+        that node because it waits for work come back here, not through its hand-off list."""
+        args: list[Any] = [partition.prefix, self.keys.wake_channel, node_id]
         args.extend(orjson.dumps(list(spec)) for spec in specs_args)
-        raw = await self._call("runs_create", [partition.queues], args)
-        return [(text(raw[i]), int(raw[i + 1])) for i in range(0, len(raw), 2)]
+        raw, mine, now = await self._call("runs_create", [partition.queues], args)
+        results = [(text(raw[i]), int(raw[i + 1])) for i in range(0, len(raw), 2)]
+        return results, _claimed_runs(mine, int(now), partition.index)
 
     async def claim(
         self, partition: Partition, node_id: str, want: int, queues: Sequence[str],
@@ -290,6 +298,12 @@ class Scripts:
         """Delete a finished run and its history; 1 deleted, -2 missing, -4 not finished."""
         p = self.keys.partition_of_run(run_id)
         return int(await self._call("run_delete", [p.run(run_id)], [p.prefix, run_id]))
+
+    async def watch(self, run_id: str) -> int:
+        """Have the run's derived status changes written to its timeline from now on (a live reader
+        blocks on the stream); 1 watched, -2 missing."""
+        p = self.keys.partition_of_run(run_id)
+        return int(await self._call("run_watch", [p.run(run_id)], [p.prefix]))
 
     async def set_debug(self, run_id: str, on: bool) -> int:
         """Set the run's debug-mode flag; 1 set, -2 missing."""

@@ -4,13 +4,13 @@ Checked for every acknowledged submission (run id known from its stream entry):
 
 - lost: no run record exists;
 - stuck: the run is not in a terminal status after the quiesce wait;
-- recorded twice: its timeline has more than one terminal status event, or more
-  than one completed attempt (a terminal record was overwritten);
+- recorded twice: its stored timeline has more than one terminal status event
+  (runs watched by a live reader store them), or more than one completed attempt
+  (a terminal record was overwritten);
 - overwritten output: a completed ``work`` run's output names another node or
   attempt than the attempt recorded as completed (a stale node's write landed);
 - attempts unexplained: the attempt list disagrees with the leases taken (the
-  ``attempt`` counter and the ``executing`` events), or an attempt has a status
-  outside the known outcomes;
+  ``attempt`` counter), or an attempt has a status outside the known outcomes;
 - steps re-run after completing: a step function started although the step was
   already recorded completed (recorded by the step itself, see jobs.py);
 - drift: what ``Baton.reconcile()`` repaired in the indices and limit sets;
@@ -143,11 +143,10 @@ def _check_run(v: Verdict, run_id: str, job: str, run: Run | None, events: list[
             v.add("terminal record overwritten", f"{run_id} output from {run.output.get('node')} attempt "
                                                  f"{run.output.get('attempt')}, completed attempt {last.number} "
                                                  f"on {last.worker_id}")
-    leases = sum(1 for s in kinds if s == "executing")
     unknown = [a.status for a in run.attempts if a.status not in ATTEMPT_OUTCOMES]
-    if run.finished and (len(run.attempts) != run.attempt or leases != len(run.attempts) or unknown):
+    if run.finished and (len(run.attempts) != run.attempt or unknown):
         v.add("attempts unexplained", f"{run_id} attempt counter {run.attempt}, {len(run.attempts)} attempt "
-                                      f"records, {leases} leases in the timeline, unknown outcomes {unknown}")
+                                      f"records, unknown outcomes {unknown}")
 
 
 def _wait_past_fault(v: Verdict, run: Run, node_faults: dict[str, int]) -> None:

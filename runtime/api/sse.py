@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 from ..errors import RedisUnavailable
 from ..keys import Partition
 from ..records import TERMINAL_STATUSES, iso, stored_int, stored_json, text, timeline_entry
+from ..timeline import Dedup, event_id_key, read_timeline
 from .errors import ApiError, redis_transient
 from .routing import STREAM, Req
 from .views import event_view
@@ -97,33 +98,53 @@ async def _status(redis: Any, p: Partition, run_id: str) -> str | None:
 
 
 async def stream_events(req: Req, p: Partition, run_id: str) -> web.StreamResponse:
-    """The run's timeline (status, attempts, logs, progress, steps ...) until it finishes."""
+    """The run's timeline (status, attempts, logs, progress, steps ...) until it finishes.
+
+    The run is first marked watched (run_watch), so its status changes are written to the stream
+    from then on and the blocking read wakes for them; what happened before is read merged with
+    what its record implies (runtime/timeline.py). Each event is sent once, however it is found."""
     after = last_event_id(req)
     redis, key = req.baton.redis, p.events(run_id)
     resp = await _open(req)
     keepalive = time.monotonic() + KEEPALIVE_S
+    sent = Dedup()
+
+    async def send(events: list[dict[str, Any]]) -> str | None:
+        """Send the events not sent yet; the terminal status when one was among them."""
+        nonlocal after
+        for event in events:
+            after = event["id"] if event_id_key(event["id"]) > event_id_key(after) else after
+            if not sent.first_time(event):
+                continue
+            await resp.write(_frame(event["type"], event_view(run_id, event), event["id"]))
+            data = event["data"]
+            if event["type"] == "status" and isinstance(data, dict) and data.get("status") in TERMINAL_STATUSES:
+                return str(data["status"])
+        return None
+
     try:
+        await req.baton.scripts.watch(run_id)
+        stream_at = after  # the stream is read on from here (derived ids are valid stream ids too)
+        while True:
+            events = await read_timeline(redis, p, run_id, after, count=500)
+            if (status := await send(events)) is not None:
+                await resp.write(_frame("end", {"run_id": run_id, "status": status}))
+                return resp
+            if len(events) < 500:
+                break
+        stream_at = max(stream_at, after, key=event_id_key)
         while not req.state.stopping.is_set():
-            rows = await redis.xread({key: after}, count=500, block=BLOCK_MS)
+            rows = await redis.xread({key: stream_at}, count=500, block=BLOCK_MS)
             if rows:
-                for eid_raw, raw in rows[0][1]:
-                    eid = _s(eid_raw)
-                    event = timeline_entry(eid, raw)
-                    data, kind = event["data"], event["type"]
-                    await resp.write(_frame(kind, event_view(run_id, event), eid))
-                    after = eid
-                    if kind == "status" and isinstance(data, dict) and data.get("status") in \
-                            TERMINAL_STATUSES:
-                        await resp.write(_frame("end", {"run_id": run_id, "status": data["status"]}))
-                        return resp
+                stream_at = _s(rows[0][1][-1][0])
+                if (status := await send([timeline_entry(eid, raw) for eid, raw in rows[0][1]])) is not None:
+                    await resp.write(_frame("end", {"run_id": run_id, "status": status}))
+                    return resp
                 continue
             status = await _status(redis, p, run_id)
             if status is None or status in TERMINAL_STATUSES:
                 # finished (its status event may have been trimmed from the capped timeline) or expired
-                rest = await redis.xrange(key, f"({after}" if after != "0-0" else "-", "+")
-                for eid_raw, raw in rest:
-                    event = timeline_entry(eid_raw, raw)
-                    await resp.write(_frame(event["type"], event_view(run_id, event), event["id"]))
+                await send(await read_timeline(redis, p, run_id, after, count=10_000))
                 await resp.write(_frame("end", {"run_id": run_id, "status": status or "expired"}))
                 return resp
             if time.monotonic() >= keepalive:
@@ -140,6 +161,8 @@ async def stream_chunks(req: Req, p: Partition, run_id: str) -> web.StreamRespon
     """What the handler streams with ``ctx.stream(chunk)``, as produced, until the run finishes."""
     after = last_event_id(req)
     redis, ckey, ekey = req.baton.redis, p.chunks(run_id), p.events(run_id)
+    # watched, its terminal status is written to its timeline, which the read below also blocks on
+    await req.baton.scripts.watch(run_id)
     last = await redis.xrevrange(ekey, count=1)
     ev_after = _s(last[0][0]) if last else "0-0"
     resp = await _open(req)

@@ -7,7 +7,9 @@
   KEYS[1] partition queue set (SET) - pins the slot
   ARGV[1] partition key prefix, e.g. "{baton:p0}:"
   ARGV[2] wake channel (PUBLISH when runs became ready)
-  ARGV[3..] 1 argument per run: a JSON array of the run's fields (RunSpec in
+  ARGV[3] the calling node's id when the caller can start runs itself (a node's
+    intake), else ''
+  ARGV[4..] 1 argument per run: a JSON array of the run's fields (RunSpec in
     runtime/submission.py), read by name through includes/run_spec.lua, which is
     generated from RunSpec: input, labels, tags, metadata, backoff and extra are
     JSON ('' when absent), as are delay_ms, run_at_ms and ttl_ms; the debounce
@@ -22,16 +24,19 @@
   includes/claim.lua); the wake channel is published only if runs remain ready.
   A due run without a concurrency key, of a job without limits, in a queue
   with no ready runs, is leased to a waiting node that serves it without ever
-  entering the ready set.
-  Returns: flat list id, code per run; code 1 created | 0 id existed |
-    2 idempotency key matched a live run (id is that run's) |
-    3 absorbed by a debounced run (id is that run's) ]]
+  entering the ready set. The calling node (if any) is preferred when it is
+  waiting: the runs leased to it come back in the reply instead of through its
+  hand-off list, so a run submitted through the stream starts without a hop.
+  Returns: {results, claimed, now ms}: results the flat list id, code per run; code
+    1 created | 0 id existed | 2 idempotency key matched a live run (id is that
+    run's) | 3 absorbed by a debounced run (id is that run's); claimed the runs
+    leased to the calling node (CLAIMED_SIZE fields each, as runs_claim) ]]
 --@include keys
 --@include common
 --@include run_spec
 --@include claim_reply
 --@include claim
-local pfx, channel = ARGV[1], ARGV[2]
+local pfx, channel, caller = ARGV[1], ARGV[2], ARGV[3]
 local now = now_ms()
 local out = {}
 local woke = false
@@ -52,7 +57,7 @@ local function no_limits(job)
   end
   return u
 end
-for a = 3, #ARGV do
+for a = 4, #ARGV do
   -- one argument per run: a JSON array of its fields (packing 24 arguments
   -- per run cost the client more than the whole script costs Redis)
   local F = cjson.decode(ARGV[a])
@@ -117,7 +122,7 @@ for a = 3, #ARGV do
     if status == 'queued' and ckey == '' then
       d = direct[queue]
       if d == nil then
-        d = direct_waiter(pfx, queue, waiting)
+        d = direct_waiter(pfx, queue, waiting, caller)
         direct[queue] = d
       end
       if d then
@@ -178,7 +183,7 @@ for a = 3, #ARGV do
       for _, v in ipairs(lease_fields(d.node, 1, 1, expires, now, '')) do rec[#rec + 1] = v end
       put('started_at', now)
       call('HSET', rk, unpack(rec))
-      local token = hold_lease(pfx, id, job, nil, d.node, 1, expires, now, '')
+      local token = hold_lease(pfx, id, job, nil, d.node, 1, expires, now, '', false)
       -- one claimed run, its values placed by name (includes/claim_reply.lua)
       local r, at = d.runs, #d.runs
       r[at + CLAIMED.run_id] = id
@@ -217,8 +222,16 @@ for a = 3, #ARGV do
   out[#out + 1] = id
   out[#out + 1] = code
 end
+local mine = {}
 for node, d in pairs(waiting) do
-  if #d.runs > 0 then push_handoff(pfx, node, d.runs, d.ttl, now) end
+  if #d.runs > 0 then
+    if node == caller then
+      take_handoff(pfx, node, d.runs)
+      mine = d.runs
+    else
+      push_handoff(pfx, node, d.runs, d.ttl, now)
+    end
+  end
 end
 if woke then
   local left = false
@@ -227,4 +240,4 @@ if woke then
   end
   if left then call('PUBLISH', channel, pfx) end
 end
-return out
+return {out, mine, now}

@@ -91,3 +91,30 @@ async def test_malformed_entries_are_rejected_and_the_rest_flows(make_app: Any, 
     assert pending["pending"] == 0
     for rid in bad_ids:
         assert await app.get_run(rid) is None
+
+
+async def test_a_run_submitted_to_an_idle_node_starts_from_its_intake_without_a_hand_off(
+        make_app: Any, redis: Any) -> None:
+    # Given an idle node waiting for work (registered for hand-offs in its partition)
+    app = make_app()
+
+    @app.job()
+    async def echo(ctx: RunContext, payload: Any) -> Any:
+        return payload
+
+    p = app.keys.partitions[0]
+    async with running_node(app):
+        await eventually(lambda: redis.exists(p.waiter(app.settings.node_id)), 10)
+        pushes_before = (await redis.info("commandstats")).get("cmdstat_rpush", {}).get("calls", 0)
+        # When entries arrive on the submission stream one at a time, each after the last completed
+        for i in range(5):
+            entry = (await redis.xadd(app.keys.submit_stream, {"job": "echo", "input": orjson.dumps(i)})).decode()
+            run = await app.wait_for(entry, 10)
+            assert run.status == "completed" and run.output == i
+            assert run.attempts[0].worker_id == app.settings.node_id
+            await eventually(lambda: redis.exists(p.waiter(app.settings.node_id)), 10)
+        # Then every one was leased to the node in the call that created it and started from there:
+        # nothing was pushed to its hand-off list (the receiver's hop) and nothing was counted in transit
+        pushes_after = (await redis.info("commandstats")).get("cmdstat_rpush", {}).get("calls", 0)
+        assert pushes_after == pushes_before
+        assert await redis.llen(p.handoff(app.settings.node_id)) == 0

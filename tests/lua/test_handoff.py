@@ -11,6 +11,7 @@ from __future__ import annotations
 import orjson
 
 from runtime.scripts import Claimed, handed_off_runs
+from runtime.timeline import read_timeline
 from tests.lua.support import Listener, Lua, wait_until
 
 REGISTER_MS = 3000
@@ -55,9 +56,9 @@ async def test_a_new_run_is_leased_to_a_waiting_node_and_pushed_to_it(lua: Lua) 
     # And the registration is used up, the hand-off counted
     assert await lua.redis.exists(lua.part.waiter("node-a")) == 0
     assert await lua.redis.hget(lua.part.handed, "node-a") == b"1"
-    # And the leased run's timeline says so, as after a claim
-    events = await lua.redis.xrange(lua.part.events(run_id))
-    assert any(b"executing" in fields[b"data"] for _, fields in events)
+    # And the leased run's timeline says so, as after a claim (derived from its record)
+    events = await read_timeline(lua.redis, lua.part, run_id)
+    assert [e["data"] for e in events] == [{"status": "executing", "attempt": 1, "node": "node-a"}]
 
 
 async def test_a_handed_off_run_finishes_like_a_claimed_one(lua: Lua) -> None:

@@ -89,6 +89,7 @@ def sample_calls(lua: Lua) -> dict[str, tuple[Callable[[], Awaitable[Any]], int]
         "run_restart": (lambda: s.restart("no-such-run", "new-run"), 0),
         "run_idem_reset": (lambda: s.reset_idempotency("no-such-run"), 0),
         "run_debug": (lambda: s.set_debug("no-such-run", True), 0),
+        "run_watch": (lambda: s.watch("no-such-run"), 0),
         "run_delete": (lambda: s.delete("no-such-run"), 0),
         "run_append": (lambda: s.append("no-such-run", "n/1", "chunks", [("chunk", '"a"'), ("chunk", '"b"')]), 2),
         "reconcile": (lambda: s.reconcile(p), 0),

@@ -48,18 +48,19 @@ local function lease_fields(node, attempt, charged, expires, now, cc)
 end
 
 -- Everything of a lease besides the record's fields: leased index, the lease
--- sets its limits count it in (cc), timeline. Returns the lease token.
-local function hold_lease(pfx, id, job, ckey, node, attempt, expires, now, cc)
+-- sets its limits count it in (cc), timeline (`watched`: the run's tl field).
+-- Returns the lease token.
+local function hold_lease(pfx, id, job, ckey, node, attempt, expires, now, cc, watched)
   call('ZADD', K.leased(pfx), expires, id)
   hold_lease_sets(pfx, id, job, ckey, cc)
-  add_event(pfx, id, 'status', '{"status":"executing","attempt":' .. attempt .. ',"node":'
-    .. cjson.encode(node) .. '}', now)
+  add_derived_event(pfx, id, 'status', '{"status":"executing","attempt":' .. attempt .. ',"node":'
+    .. cjson.encode(node) .. '}', now, watched)
   return lease_token(node, attempt)
 end
 
 -- Lease a run that is out of its ready set to a node. Returns the token.
 -- `started` is the run's started_at (false before its first attempt); `lim` its job's limits.
-local function lease_run(pfx, id, job, ckey, node, attempt, charged, ttl, now, started, lim)
+local function lease_run(pfx, id, job, ckey, node, attempt, charged, ttl, now, started, lim, watched)
   local expires = now + ttl
   local cc = lease_sets_of(lim, ckey)
   local fields = lease_fields(node, attempt, charged, expires, now, cc)
@@ -68,7 +69,7 @@ local function lease_run(pfx, id, job, ckey, node, attempt, charged, ttl, now, s
     fields[#fields + 1] = now
   end
   call('HSET', K.run(pfx, id), 'status', 'executing', unpack(fields))
-  return hold_lease(pfx, id, job, ckey, node, attempt, expires, now, cc)
+  return hold_lease(pfx, id, job, ckey, node, attempt, expires, now, cc, watched)
 end
 
 -- Lease up to ``want`` runs of the given queues and jobs to ``node`` (see
@@ -116,7 +117,7 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
   local function try_claim(queue, gk, g, id)
     local rk = K.run(pfx, id)
     local r = call('HMGET', rk, 'job', 'concurrency_key', 'id', 'timeout_ms', 'ready_at', 'attempt', 'charged',
-      'metadata', 'tags', 'status', 'version', 'rate_key', 'expires_at', 'sat_steps', 'started_at')
+      'metadata', 'tags', 'status', 'version', 'rate_key', 'expires_at', 'sat_steps', 'started_at', 'tl')
     local job, ckey = r[1], r[2]
     if not job or r[10] ~= 'queued' then
       -- dangling entry (record expired, or the run left the queue another way)
@@ -148,7 +149,7 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
 
     local attempt = tonumber(r[6] or '0') + 1
     ready_remove(pfx, id, queue, ckey, emptied)
-    local token = lease_run(pfx, id, job, ckey, node, attempt, tonumber(r[7] or '0') + 1, ttl, now, r[15], lim)
+    local token = lease_run(pfx, id, job, ckey, node, attempt, tonumber(r[7] or '0') + 1, ttl, now, r[15], lim, r[16])
     -- one claimed run: CLAIMED_SIZE values placed by name (includes/claim_reply.lua)
     local at = #out
     out[at + CLAIMED.run_id] = id
@@ -224,10 +225,17 @@ local function waiter_register(pfx, node, want, scan, queues_csv, jobs_csv, ttl,
   for q in string.gmatch(queues_csv, '[^,]+') do call('SADD', K.waiters(pfx, q), node) end
 end
 
--- Push runs leased to a waiting node to its hand-off list; the registration is used up.
-local function push_handoff(pfx, node, runs, ttl, now)
+-- Runs leased to a waiting node that calls itself (runs_create's caller): the
+-- registration is used up and they are counted as handed (the node counts them
+-- received when its intake passes them on), with no hand-off list between.
+local function take_handoff(pfx, node, runs)
   call('DEL', K.waiter(pfx, node))
   call('HINCRBY', K.handed(pfx), node, #runs / CLAIMED_SIZE)
+end
+
+-- Push runs leased to a waiting node to its hand-off list; the registration is used up.
+local function push_handoff(pfx, node, runs, ttl, now)
+  take_handoff(pfx, node, runs)
   local hk = K.handoff(pfx, node)
   call('RPUSH', hk, cjson.encode({now, runs}))
   -- a node that died after registering never pops: its leases are reaped, and
@@ -263,10 +271,16 @@ end
 -- ready set: only when the queue has no ready runs (nothing to go before
 -- them) and is not paused. ``nodes`` holds each node's state for the whole
 -- call, so a node waiting on several queues is never given more than its room.
-local function direct_waiter(pfx, queue, nodes)
+local function direct_waiter(pfx, queue, nodes, caller)
   if call('ZCARD', K.groups(pfx, queue)) > 0 then return false end
   if call('SISMEMBER', K.paused_queues(pfx), queue) == 1 then return false end
-  local live = live_waiters(pfx, queue, 1)
+  local live = {}
+  -- the calling node first, when it waits for this queue: no hand-off list between
+  if caller ~= '' and call('SISMEMBER', K.waiters(pfx, queue), caller) == 1 then
+    local raw = call('GET', K.waiter(pfx, caller))
+    if raw then live = {{caller, cjson.decode(raw)}} end
+  end
+  if #live == 0 then live = live_waiters(pfx, queue, 1) end
   if #live == 0 then return false end
   local node, w = live[1][1], live[1][2]
   if not nodes[node] then

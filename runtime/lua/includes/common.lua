@@ -87,6 +87,16 @@ local function add_event(pfx, id, kind, data, now)
   call('XADD', K.events(pfx, id), 'MAXLEN', '~', EVENTS_MAX, '*', 'type', kind, 'data', data, 'ts', now)
 end
 
+-- The status changes every run goes through (a lease taken, an attempt ended,
+-- a terminal status) are all in the record (attempts, finished_at): readers
+-- derive them (runtime/timeline.py), so they are written to the timeline only
+-- for a watched run (record field tl, set by run_watch for a live reader that
+-- blocks on the stream). `watched` is the run's tl field when the caller read it.
+local function add_derived_event(pfx, id, kind, data, now, watched)
+  if watched == nil then watched = call('HGET', K.run(pfx, id), 'tl') end
+  if watched then add_event(pfx, id, kind, data, now) end
+end
+
 -- Keys that belong to one run besides its record; they expire with it. Most
 -- runs have only a timeline, so the others are noted on the record when first
 -- written (sat_<name>) and only those are expired.
@@ -205,7 +215,7 @@ local function make_terminal(pfx, id, status, now, ttl_ms, cap, batch)
   call('HDEL', rk, unpack(dels))
   local index = K.status(pfx, status)
   call('ZADD', index, now, id)
-  add_event(pfx, id, 'status', '{"status":' .. cjson.encode(status) .. '}', now)
+  add_derived_event(pfx, id, 'status', '{"status":' .. cjson.encode(status) .. '}', now, rec and (rec.tl or false))
   call('PEXPIRE', rk, ttl_ms)
   for _, k in ipairs(satellite_keys(pfx, id, rec)) do call('PEXPIRE', k, ttl_ms) end
   if batch and batch.trims then

@@ -30,7 +30,7 @@ end
 -- The fields settle() reads, in one HMGET (runs_finish reads them for its fencing check too).
 local SETTLE_FIELDS = {'job', 'queue', 'concurrency_key', 'priority', 'charged', 'max_attempts', 'backoff',
   'attempt', 'attempt_started_at', 'lease_node', 'cancel_requested', 'attempts', 'lease_token', 'status',
-  'parent_id', 'cc', unpack(SATELLITE_MARKS)}
+  'parent_id', 'cc', 'tl', unpack(SATELLITE_MARKS)}
 
 -- outcome: completed | failed | timed_out | crashed | canceled | released | waiting
 -- (a 'waiting' outcome of kind 'paused' parks the run in status paused)
@@ -56,7 +56,7 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
     .. ',"error":' .. ((err ~= '' and err) or 'null') .. '}'
   if attempts == '[]' then attempts = '[' .. record .. ']'
   else attempts = string.sub(attempts, 1, -2) .. ',' .. record .. ']' end
-  add_event(pfx, id, 'attempt', record, now)
+  add_derived_event(pfx, id, 'attempt', record, now, r.tl or false)
   -- the attempt and the error go out with the record's next write (one HSET per outcome)
   local sets = {'attempts', attempts, 'heartbeat_at', now}
   if err ~= '' then

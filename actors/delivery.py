@@ -1,0 +1,47 @@
+"""Delivery: how runs leased to this node by runs_create (not by its own claims) reach the executor.
+
+A node waiting for work is leased new runs where they are created: pushed to its hand-off list
+(the receiver pops them) or, for runs its own intake creates, returned in that very call. Either
+way the runs go to the executor and their leases to the leaser and the fetcher in one step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from runtime.messages import HandedOff, Hold, LeaseGranted
+from runtime.scripts import Claimed
+
+from .base import Mailbox
+
+__all__ = ["Delivery"]
+
+
+class Delivery:
+    """The executor's, leaser's and fetcher's mailboxes, as the receiver and the intakes use them."""
+
+    def __init__(self, executor: Mailbox[LeaseGranted], leaser: Mailbox[Hold], fetcher: Mailbox[HandedOff]) -> None:
+        self.executor = executor
+        self.leaser = leaser
+        self.fetcher = fetcher
+
+    async def deliver(self, partition: int, runs: Sequence[Claimed], deadline: float) -> None:
+        """Start runs leased to this node in ``partition``; their leases surely hold until ``deadline``
+        (monotonic, taken before the call that leased them)."""
+        # the leaser and the fetcher hear of the runs before anything can report
+        # them done: every message is queued in this one step; the executor's
+        # first, so the runs start before the bookkeeping (the pickup path)
+        granted = [LeaseGranted(c, deadline) for c in runs]
+        held = tuple(runs)
+        if self.executor.room() >= len(granted):
+            for g in granted:
+                self.executor.send_nowait(g)
+            self.leaser.send_nowait(Hold(partition, held, deadline))
+            self.fetcher.send_nowait(HandedOff(partition, held))
+        else:
+            # more than the executor's mailbox holds now (hand-offs of several partitions
+            # at once): the bookkeeping first, then wait for room rather than fail
+            self.leaser.send_nowait(Hold(partition, held, deadline))
+            self.fetcher.send_nowait(HandedOff(partition, held))
+            for g in granted:
+                await self.executor.send(g)
