@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from runtime import Backoff, Baton, RunContext
-from runtime.batching import Batch
+from runtime import Backoff, Batch, Baton, RunContext
 from tests.apps import _key, _redis
 
 app = Baton()
