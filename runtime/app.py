@@ -299,7 +299,7 @@ class Baton:
         Options: ``id``, ``queue``, ``priority``, ``delay`` (seconds), ``run_at``
         (datetime, ISO string or epoch ms), ``idempotency_key``, ``idempotency_ttl``,
         ``concurrency_key``, ``labels``, ``tags``, ``metadata``, ``max_attempts``,
-        ``timeout``, ``version``.
+        ``timeout``, ``version``, ``node_labels``, ``prefer_labels``, ``prefer_wait`` (runtime/affinity.py).
         """
         # straight to one script call: no tasks, each of which costs the
         # caller loop turns (this path is in every one-at-a-time pickup)
