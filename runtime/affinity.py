@@ -22,13 +22,15 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from .errors import ConfigError, SubmissionError
 from .ranges import to_ms
 
 __all__ = [
     "DEFAULT_PREFER_WAIT_S", "HARD_STICKY_TTL_S", "MAX_PREFER_WAIT_S", "NODE_LABEL", "affinity_extra",
-    "affinity_view", "check_job_affinity", "check_labels", "encode_labels", "parse_labels", "sticky_options",
-    "stored_labels",
+    "affinity_view", "check_job_affinity", "check_labels", "encode_labels", "jobs_needing_labels", "parse_labels",
+    "sticky_options", "stored_labels",
 ]
 
 #: The label every node offers implicitly: its own id (what sticky children ask for).
@@ -136,6 +138,19 @@ def check_job_affinity(node_labels: Mapping[str, str], prefer_labels: Mapping[st
         raise ConfigError(str(exc)) from exc
     if not 0 <= prefer_wait_s <= MAX_PREFER_WAIT_S:
         raise ConfigError(f"prefer_wait must be 0-{MAX_PREFER_WAIT_S:g} seconds")
+
+
+def jobs_needing_labels(registry: Mapping[Any, Any]) -> list[dict[str, str]]:
+    """The required labels of each job of the registry (job -> options JSON) that has some."""
+    out = []
+    for blob in registry.values():
+        try:
+            labels = orjson.loads(blob).get("node_labels")
+        except (orjson.JSONDecodeError, AttributeError):
+            continue  # a registry entry of another version or garbled: not this gauge's business
+        if isinstance(labels, dict) and labels:
+            out.append({str(k): str(v) for k, v in labels.items()})
+    return out
 
 
 def affinity_view(raw: Mapping[str, str], status: str) -> dict[str, Any]:

@@ -8,12 +8,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from actors.observer import Observer
 from runtime import Baton, Settings
 from runtime.api.views import native_run
+from runtime.metrics import Metrics
 from runtime.nodes import list_nodes
 from tests import affinity_apps
 from tests.integration.test_processes import worker_env
-from tests.nodes import eventually, kill_process, spawn_worker, stop_process
+from tests.nodes import eventually, kill_process, running_node, spawn_worker, stop_process
 
 APP = "tests.affinity_apps:app"
 
@@ -81,3 +83,22 @@ async def test_labels_decide_which_worker_process_runs_what(settings: Settings, 
 async def len_alive(app: Baton, n: int) -> bool:
     """Whether n nodes heartbeat."""
     return sum(1 for node in await list_nodes(app) if node["alive"]) >= n
+
+
+async def test_a_job_whose_labels_no_live_node_offers_is_counted(make_app: Any) -> None:
+    # Given a node without labels serving a job that requires gpu=a100 (registered by the node)
+    app = make_app(node_id="cpu-only")
+    app.job(node_labels={"gpu": "a100"})(affinity_apps.anywhere)
+    async with running_node(app):
+        metrics = Metrics()
+        await Observer(app, metrics).observe()
+        # Then the observer counts that job
+        assert metrics.registry.get_sample_value("baton_jobs_without_label_match") == 1
+        # and stops counting it once a node offering the labels is live
+        gpu = make_app(node_id="gpu-node", labels="gpu=a100")
+        gpu.job(node_labels={"gpu": "a100"})(affinity_apps.anywhere)
+        async with running_node(gpu):
+            async def matched() -> bool:
+                await Observer(app, metrics).observe()
+                return metrics.registry.get_sample_value("baton_jobs_without_label_match") == 0
+            await eventually(matched, 10)
