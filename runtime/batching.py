@@ -189,6 +189,16 @@ class Batcher:
             for item in live:
                 _answer(item, exc)
             return
+        except BaseException as exc:
+            from .context import ContinueAsNew, Suspend  # (context imports what imports this module)
+            # a durable wait or continuation ends one run's attempt, which a shared call cannot do
+            unsupported = RuntimeError(f"{type(exc).__name__} in a batch handler: durable waits (sleep, "
+                                       "wait_for_event, trigger_and_wait) and continue_as_new are not supported there")
+            for item in live:
+                _answer(item, unsupported)
+            if not isinstance(exc, Suspend | ContinueAsNew):
+                raise
+            return
         for item, result in zip(live, results, strict=True):
             _answer(item, result)
 

@@ -89,6 +89,22 @@ async def test_a_batch_waits_at_most_batch_wait_s_and_groups_by_key(make_app: An
     assert sorted(tuple(tenants) for _, tenants in seen) == [("a", "a", "a"), ("b", "b")]
 
 
+async def test_a_durable_wait_in_a_batch_handler_fails_the_batch_clearly(make_app: Any) -> None:
+    app = make_app()
+
+    @app.job(batch_size=2, batch_wait_s=0.1, max_attempts=1)
+    async def sleepy(batch: Batch, inputs: list[int]) -> list[int]:
+        await batch.contexts[0].sleep(60)
+        return inputs
+
+    async with running_node(app):
+        ids = await app.trigger_batch([{"job": "sleepy", "input": i} for i in range(2)])
+        runs = [await app.wait_for(run_id, 10) for run_id in ids]
+    # a wait cannot suspend one run of a shared call: every run fails, saying why, none hangs
+    assert {r.status for r in runs} == {"dead_letter"}
+    assert all("not supported" in (r.error or {}).get("message", "") for r in runs)
+
+
 def test_batch_options_are_checked_at_definition(make_app: Any) -> None:
     app = make_app()
     for bad in ({"batch_size": 0}, {"batch_size": 2, "batch_key": "tenant"}, {"batch_wait_s": 1.0},
