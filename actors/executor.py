@@ -21,6 +21,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from runtime.app import Baton
+from runtime.batching import Batcher
 from runtime.codec import text
 from runtime.context import ContinueAsNew, RunContext, RunLogCapture, Suspend, current_run
 from runtime.errors import JobTimeout, LeaseLost, PermanentFailure
@@ -58,7 +59,7 @@ class Executor(Actor[ExecutorMessage]):
 
     name = "executor"
     #: running handlers (and what they need to end and report) outlive a crash of run()
-    survives = ("tasks", "claimed", "cancel_reasons", "threads", "leases", "abandoned", "idle_replies")
+    survives = ("tasks", "claimed", "cancel_reasons", "threads", "leases", "abandoned", "idle_replies", "batcher")
 
     @classmethod
     def inbox_size(cls, settings: Settings) -> int:
@@ -82,6 +83,8 @@ class Executor(Actor[ExecutorMessage]):
         self.leases: dict[str, LeaseClock] = {}
         self.margin_s = lease_margin_s(app.settings.lease_ttl_ms)
         self.threads = ThreadPoolExecutor(max_workers=min(self.slots, 64), thread_name_prefix="baton-job")
+        #: runs of batch jobs wait here for their batch (runtime/batching.py)
+        self.batcher = Batcher(self.threads)
         #: the supervisor's WhenIdle questions, answered once nothing runs or waits to run
         self.idle_replies: list[asyncio.Future[None]] = []
         # logging calls made inside handlers are copied into their run's log
@@ -299,7 +302,9 @@ class Executor(Actor[ExecutorMessage]):
             payload = orjson.loads(c.input_json)
             # a handler (re)starting is fenced work too: not once the lease may have expired
             await ctx.confirm_lease("the handler")
-            if job.is_async:
+            if job.options.batch_size > 1:
+                result = await self.batcher.call(job, ctx, payload)
+            elif job.is_async:
                 result = await job.handler(ctx, payload)
             else:
                 # a thread cannot be killed: on timeout the run is recorded

@@ -26,6 +26,7 @@ from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 
+from runtime.affinity import jobs_needing_labels, stored_labels
 from runtime.app import Baton
 from runtime.codec import text
 from runtime.keys import Partition
@@ -88,6 +89,7 @@ class Observer(Actor[None]):
         seconds, micros = await self.app.redis.time()
         now_ms = int(seconds) * 1000 + int(micros) // 1000
         await self._node_wide(now_ms)
+        await self._label_match(now_ms)
         for p in self.app.keys.partitions:
             await self._partition(p, now_ms)
 
@@ -122,6 +124,21 @@ class Observer(Actor[None]):
         m.intake_stream_length.set(total_length)
         m.intake_pending.set(total_pending)
         m.intake_lag.set(total_lag)
+
+    async def _label_match(self, now_ms: int) -> None:
+        """Count the registered jobs whose required labels no live node offers (runtime/affinity.py)."""
+        keys = self.app.keys
+        registry = await self.app.redis.hgetall(keys.registry)
+        needs = jobs_needing_labels(registry)
+        unmatched = 0
+        if needs:  # only then the live nodes' labels are read
+            live = await self.app.redis.zrangebyscore(keys.nodes, now_ms - 2 * self.settings.lease_ttl_ms, "+inf")
+            pipe = self.app.redis.pipeline(transaction=False)
+            for node in live:
+                pipe.hget(keys.node(text(node)), "labels")
+            offered = [stored_labels(text(v) if v is not None else "") for v in await pipe.execute()]
+            unmatched = sum(1 for wanted in needs if not any(wanted.items() <= have.items() for have in offered))
+        self.metrics.jobs_unmatched.set(unmatched)
 
     def _backlog(self, groups: list[dict[Any, Any]], length: int) -> tuple[int, int]:
         """The intake group's pending entries and lag on one stream."""

@@ -248,6 +248,7 @@ class Supervisor(Actor[None]):
                 "node_id": self.settings.node_id, "heartbeat_at": now_ms, "slots": self.settings.concurrency,
                 "busy": busy if busy is not None else "", "jobs": ",".join(self.app.jobs.names()),
                 "queues": ",".join(served_queues(self.app)), "leases": int(leases or 0), "version": __version__,
+                "labels": self.settings.label_text,
             })
             pipe.pexpire(keys.node(self.settings.node_id), ttl_ms)
             pipe.zadd(keys.nodes, {self.settings.node_id: now_ms})

@@ -4,6 +4,7 @@ The user-facing API: define jobs on a :class:`Baton` app, trigger runs, inspect 
 """
 
 from .app import Baton
+from .batching import Batch
 from .context import RunContext
 from .cron import CronSchedule
 from .errors import (
@@ -40,6 +41,7 @@ from .settings import Settings
 __all__ = [
     "Attempt",
     "Backoff",
+    "Batch",
     "Baton",
     "BatonError",
     "ChildRunFailed",

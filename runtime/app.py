@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from .affinity import DEFAULT_PREFER_WAIT_S, sticky_options
 from .connection import connect, pool_size
 from .cron import CronSchedule, ScheduleRegistry
 from .errors import ConfigError, RedisUnavailable, SubmissionError, raise_for_status
@@ -94,6 +95,12 @@ class Baton:
         accepts_versions: tuple[str, ...] = (),
         ttl: float | None = None,
         cron: str | Sequence[str | CronSchedule] | CronSchedule | None = None,
+        node_labels: Mapping[str, str] | None = None,
+        prefer_labels: Mapping[str, str] | None = None,
+        prefer_wait_s: float = DEFAULT_PREFER_WAIT_S,
+        batch_size: int = 1,
+        batch_wait_s: float = 0.0,
+        batch_key: str = "",
     ) -> Callable[[F], F]:
         """Register the decorated function as a job.
 
@@ -105,6 +112,9 @@ class Baton:
         key, ``label:<name>`` or ``input:<field>``). ``version`` pins runs to
         workers serving it (plus ``accepts_versions``); ``ttl`` expires runs not
         started in time; ``cron`` adds schedules (see :class:`CronSchedule`).
+        ``node_labels`` / ``prefer_labels`` (``prefer_wait_s``) say which nodes lease its runs
+        (runtime/affinity.py). ``batch_size`` >= 2 makes a batch handler, called as
+        ``handler(batch, inputs)`` (runtime/batching.py).
         """
         if backoff is not None and not isinstance(backoff, Backoff):
             # one form only: Backoff("fixed", initial_s=..., max_s=..., jitter=...)
@@ -114,7 +124,9 @@ class Baton:
             queue=queue, max_attempts=max_attempts, timeout_s=timeout, backoff=policy, priority=priority,
             max_concurrency=max_concurrency, max_concurrency_per_key=max_concurrency_per_key, version=version,
             rate_limit=rate_limit, rate_limit_per_key=rate_limit_per_key, rate_key=rate_key,
-            accepts_versions=tuple(accepts_versions), ttl_s=ttl,
+            accepts_versions=tuple(accepts_versions), ttl_s=ttl, node_labels=dict(node_labels or {}),
+            prefer_labels=dict(prefer_labels or {}), prefer_wait_s=prefer_wait_s, batch_size=batch_size,
+            batch_wait_s=batch_wait_s, batch_key=batch_key,
         )
 
         def register(fn: F) -> F:
@@ -288,7 +300,7 @@ class Baton:
         Options: ``id``, ``queue``, ``priority``, ``delay`` (seconds), ``run_at``
         (datetime, ISO string or epoch ms), ``idempotency_key``, ``idempotency_ttl``,
         ``concurrency_key``, ``labels``, ``tags``, ``metadata``, ``max_attempts``,
-        ``timeout``, ``version``.
+        ``timeout``, ``version``, ``node_labels``, ``prefer_labels``, ``prefer_wait`` (runtime/affinity.py).
         """
         # straight to one script call: no tasks, each of which costs the
         # caller loop turns (this path is in every one-at-a-time pickup)
@@ -371,6 +383,10 @@ class Baton:
             plain = self.plain_specs.spec(self.lookup, job, input_json, source)
             if plain is not None:
                 return plain._replace(trace_context=traceparent) if traceparent else plain
+        if "sticky" in item:  # a child run's option: labels naming the node its parent runs on
+            if source != "child":
+                raise SubmissionError("bad_sticky", "sticky is an option of child runs (ctx.trigger)")
+            item = sticky_options(item, self.settings.node_id)
         item = dict(item)
         job = item.pop("job", None)
         unknown = sorted(str(k) for k in item if k not in _OPTION_NAMES)
@@ -576,6 +592,7 @@ _OPTION_NAMES = {
     "concurrency_key": "concurrency_key", "labels": "labels", "tags": "tags", "metadata": "metadata",
     "max_attempts": "max_attempts", "timeout": "timeout_s", "version": "version", "ttl": "ttl_s",
     "debounce": "debounce", "derived_id": "derived_id", "traceparent": "trace_context",
+    "node_labels": "node_labels", "prefer_labels": "prefer_labels", "prefer_wait": "prefer_wait_s",
 }
 
 #: Items of a plain submission (see PlainSpecs).

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 import orjson
 
+from .affinity import DEFAULT_PREFER_WAIT_S, check_job_affinity
+from .batching import check_batch_options
 from .errors import ConfigError
 from .ids import NAME_RE
 
@@ -90,6 +92,16 @@ class JobOptions:
     accepts_versions: tuple[str, ...] = ()
     #: Default time-to-live of a run that has not started (seconds); None = forever.
     ttl_s: float | None = None
+    #: Labels a node must offer to lease runs of this job (runtime/affinity.py).
+    node_labels: dict[str, str] = field(default_factory=dict)
+    #: Labels a node should offer: preferred for prefer_wait_s after a run is ready, then any node may lease it.
+    prefer_labels: dict[str, str] = field(default_factory=dict)
+    prefer_wait_s: float = DEFAULT_PREFER_WAIT_S
+    #: Batch handler: up to batch_size runs per call, filled for at most batch_wait_s, grouped by
+    #: batch_key ("" or "input:<field>"); runtime/batching.py.
+    batch_size: int = 1
+    batch_wait_s: float = 0.0
+    batch_key: str = ""
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.queue):
@@ -109,6 +121,8 @@ class JobOptions:
             raise ConfigError("rate_key must be concurrency_key, label:<name> or input:<field>")
         if self.ttl_s is not None and self.ttl_s <= 0:
             raise ConfigError("ttl must be positive")
+        check_job_affinity(self.node_labels, self.prefer_labels, self.prefer_wait_s)
+        check_batch_options(self.batch_size, self.batch_wait_s, self.batch_key)
 
     @property
     def limit_spec(self) -> str | None:

@@ -97,7 +97,7 @@ def process_metrics(registry: CollectorRegistry) -> Gauge:
 
 #: attribute names of the cluster-wide gauges of :class:`Metrics` (exported by the elected node only)
 CLUSTER_GAUGES = ("queue_depth", "queue_oldest_age", "partition_runs", "leases_overdue", "nodes_live", "intake_lag",
-                  "intake_pending", "intake_stream_length")
+                  "intake_pending", "intake_stream_length", "jobs_unmatched")
 
 
 class Metrics:
@@ -197,6 +197,10 @@ class Metrics:
         )
         self.nodes_live = Gauge(
             "baton_nodes_live", "Nodes with a heartbeat within two lease TTLs; cluster-wide", registry=r,
+        )
+        self.jobs_unmatched = Gauge(
+            "baton_jobs_without_label_match", "Registered jobs whose required node labels no live node offers "
+            "(their runs wait); cluster-wide", registry=r,
         )
         self.intake_lag = Gauge(
             "baton_intake_lag_entries", "Submission stream entries not yet delivered to the intake group",

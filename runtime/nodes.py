@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .affinity import stored_labels
 from .app import Baton
 from .codec import text
 from .connection import server_ms
@@ -37,6 +38,7 @@ def node_record(raw: dict[Any, Any], node_id: str, seen_ms: int, now_ms: int, li
         "jobs": [j for j in f.get("jobs", "").split(",") if j],
         "queues": [q for q in f.get("queues", "").split(",") if q],
         "draining": f.get("draining") == "1", "drain_requested": drain_requested,
+        "labels": stored_labels(f.get("labels")),
     }
 
 

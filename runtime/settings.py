@@ -7,6 +7,7 @@ Baton reads ``os.environ``.
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import math
 import os
@@ -17,6 +18,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from .affinity import encode_labels, parse_labels
 from .connection import redis_url_problem
 from .errors import ConfigError
 from .ids import NAME_RE
@@ -148,6 +150,9 @@ class Settings:
     node_id: str = ""
     #: Comma-separated queues this node serves; empty = every queue of its jobs.
     queues: str = ""
+    #: Labels this node offers, comma-separated key=value (``gpu=a100,region=eu``): runs that require labels
+    #: are leased only by nodes offering all of them (see Worker labels and affinity).
+    labels: str = ""
     #: Handler slots of this node (runs executing at once).
     concurrency: int = 100
     #: Lease time-to-live, judged by the Redis server's clock.
@@ -293,6 +298,16 @@ class Settings:
         """Whether keys of ``project`` may use the operator endpoints (``api_operator_projects``)."""
         allowed = self.api_operator_projects.split(",")
         return "*" in allowed or project in allowed
+
+    @property
+    def label_map(self) -> dict[str, str]:
+        """The labels this node offers, by key."""
+        return parse_labels(self.labels)
+
+    @functools.cached_property
+    def label_text(self) -> str:
+        """The labels in the form the claim script compares (keys sorted)."""
+        return encode_labels(self.label_map)
 
     @property
     def queue_list(self) -> list[str]:
@@ -447,6 +462,10 @@ def _check(settings: Settings) -> None:
     if settings.log_level.upper() not in _LOG_LEVELS:
         levels = ", ".join(_LOG_LEVELS)
         raise ConfigError(f"{setting_names('log_level')} must be one of {levels}, got {settings.log_level!r}")
+    try:
+        parse_labels(settings.labels)
+    except ConfigError as exc:
+        raise ConfigError(f"{setting_names('labels')}: {exc}") from None
     bad_queue = next((q for q in settings.queue_list if not NAME_RE.match(q)), None)
     if bad_queue is not None:
         raise ConfigError(f"{setting_names('queues')} must be comma-separated queue names, got {bad_queue!r}")

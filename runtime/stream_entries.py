@@ -27,7 +27,7 @@ STREAM_FIELDS = frozenset(
         "job", "input", "id", "queue", "priority", "delay", "delay_ms", "run_at",
         "idempotency_key", "idempotency_ttl", "concurrency_key", "labels", "tags",
         "metadata", "max_attempts", "timeout", "version", "ttl", "debounce_key", "debounce_window",
-        "debounce_mode", "debounce_max", "traceparent",
+        "debounce_mode", "debounce_max", "traceparent", "node_labels", "prefer_labels", "prefer_wait",
     }
 )
 
@@ -95,7 +95,15 @@ def parse_stream_entry(
         input_json=fields.get("input"),
         queue_known=queue_known,
         trace_context=fields.get("traceparent"),
+        **_affinity_fields(fields),
     )
+
+
+def _affinity_fields(fields: Mapping[str, str]) -> dict[str, Any]:
+    """node_labels, prefer_labels (JSON objects) and prefer_wait (seconds) as build_spec takes them."""
+    return {option: json_field(name, fields[name]) for name, option in
+            (("node_labels", "node_labels"), ("prefer_labels", "prefer_labels"), ("prefer_wait", "prefer_wait_s"))
+            if name in fields}
 
 
 def _decoded(raw: Mapping[bytes, bytes] | Mapping[str, str]) -> dict[str, str]:

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from .affinity import affinity_extra
 from .errors import SubmissionError, UnknownJob
 from .ids import NAME_RE, RUN_ID_RE, routed_run_id
 from .jobs import Backoff, JobOptions
@@ -149,6 +150,9 @@ def build_spec(
     extra: Mapping[str, Any] | None = None,
     queue_known: QueueCheck | None = None,
     trace_context: str | None = None,
+    node_labels: Any = None,
+    prefer_labels: Any = None,
+    prefer_wait_s: Any = None,
 ) -> RunSpec:
     """Validate trigger options against the job and route the run to a partition.
 
@@ -227,6 +231,9 @@ def build_spec(
                   if value is not None]
     if overridden:
         extra = {**(extra or {}), "overrides": ",".join(overridden)}
+    affinity = affinity_extra(options, node_labels, prefer_labels, prefer_wait_s)
+    if affinity:  # which nodes may lease the run (runtime/affinity.py)
+        extra = {**(extra or {}), **affinity}
     extra_json = json_text("extra", dict(extra)) if extra else ""
     return RunSpec(
         id=final_id, job=job, queue=queue, input_json=input_json, priority=int(prio),

@@ -242,13 +242,14 @@ def _node_row(n: dict[str, Any]) -> list[str]:
 
     return [n["id"], "yes" if n["alive"] else "no", _age(n["heartbeat_age_ms"]),
             f"{known(n['slots_used'])}/{n['slots_total']}", known(n["leases_held"]), n["version"] or "?",
-            "draining" if n["draining"] else ("requested" if n["drain_requested"] else ""), ",".join(n["queues"])]
+            "draining" if n["draining"] else ("requested" if n["drain_requested"] else ""), ",".join(n["queues"]),
+            ",".join(f"{k}={v}" for k, v in sorted(n.get("labels", {}).items()))]
 
 
 async def _nodes(api: ApiClient, ns: argparse.Namespace, out: TextIO) -> int:
     if ns.nodes_command == "ls":
         return await _listing(api, "/v1/nodes", ns, out, _node_row,
-                              ["NODE", "ALIVE", "HEARTBEAT", "SLOTS", "LEASES", "VERSION", "DRAIN", "QUEUES"])
+                              ["NODE", "ALIVE", "HEARTBEAT", "SLOTS", "LEASES", "VERSION", "DRAIN", "QUEUES", "LABELS"])
     node = await api.post(f"/v1/nodes/{_p(ns.node)}/drain")
     emit(ns, out, node, f"node {node['id']} will drain and exit at its next heartbeat\n")
     return 0

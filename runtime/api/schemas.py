@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..affinity import MAX_PREFER_WAIT_S
 from ..ranges import json_schema
 from .views import NATIVE_STATUSES, STATUS_WORDS, STRAIT_RECORDS, STRAIT_STATUSES, STRAIT_TRIGGERS, VIEWS
 
@@ -73,6 +74,7 @@ NATIVE_RUN = _obj({
     "continuation_of": STR_OR_NULL, "continued_as": STR_OR_NULL, "replayed_as": STR_OR_NULL,
     "restart_of": STR_OR_NULL, "restarted_as": STR_OR_NULL, "debug_mode": BOOL, "pause_requested": BOOL,
     "paused_at": TIME_OR_NULL, "wait": _nullable("object"), "expires_at": TIME_OR_NULL,
+    "node_labels": STR_MAP, "prefer_labels": STR_MAP, "queued_reason": STR_OR_NULL,
 }, description="Baton's native run: a superset of the four seed shapes.")
 
 PROGRESS = _obj({"current": {"type": "number"}, "total": {"type": "number"}, "message": STR}, ["current"])
@@ -270,6 +272,10 @@ TRIGGER_OPTIONS: dict[str, Schema] = {
         "max_delay": json_schema("debounce_max"),
     }, ["key", "window"], extra=False),
     "triggered_by": {"type": "string", "enum": ["api", "manual", "cron", "event", "workflow"]},
+    "node_labels": {**STR_MAP, "description": "Labels a node must offer to lease the run (default: the job's)."},
+    "prefer_labels": {**STR_MAP, "description": "Labels preferred for prefer_wait seconds; then any node."},
+    "prefer_wait": {"type": "number", "minimum": 0, "maximum": MAX_PREFER_WAIT_S,
+                    "description": "Seconds a run waits for a node with prefer_labels (default: the job's)."},
 }
 TRIGGER_REQUEST = _obj(TRIGGER_OPTIONS, [], extra=False)
 BATCH_ITEM = _obj({"job": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,100}$"}, **TRIGGER_OPTIONS},

@@ -16,6 +16,7 @@ from .schemas import (
                                INT_OR_NULL,
                                SCHEMAS,
                                STR,
+                               STR_MAP,
                                STR_OR_NULL,
                                TIME,
                                TIME_OR_NULL,
@@ -92,7 +93,7 @@ JOB_LIMITS = _obj({
 NODE = _obj({
     "id": STR, "alive": BOOL, "heartbeat_at": TIME_OR_NULL, "heartbeat_age_ms": INT, "version": STR_OR_NULL,
     "slots_total": INT, "slots_used": INT_OR_NULL, "leases_held": INT_OR_NULL, "jobs": STR_LIST,
-    "queues": STR_LIST, "draining": BOOL, "drain_requested": BOOL,
+    "queues": STR_LIST, "draining": BOOL, "drain_requested": BOOL, "labels": STR_MAP,
 }, description="A node that heartbeated within the last hour (alive: within two lease TTLs).")
 
 BULK_ACTION_REQUEST = _obj({

@@ -30,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from ..affinity import affinity_view
 from ..ids import run_id_as_uuid, run_id_from_uuid
 from ..records import Run, iso, stored_int
 from ..settings import API_VIEWS
@@ -147,6 +148,7 @@ def native_run(run: Run) -> dict[str, Any]:
         "restarted_as": run.restarted_as, "debug_mode": run.debug_mode, "pause_requested": run.pause_requested,
         "paused_at": iso(run.paused_at_ms), "wait": run.wait, "expires_at": iso(run.expires_at_ms),
     })
+    out.update(affinity_view(run.raw, run.status))
     return out
 
 

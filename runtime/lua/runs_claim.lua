@@ -28,6 +28,9 @@
   ARGV[13] most runs the registration may ask for (the node's share of its free
            slots in this partition, so its registrations in all partitions
            together never promise more runs than it has slots; 0: none)
+  ARGV[14] labels the node offers, "k=v,k=v" ('' none): runs that require
+          labels it lacks are skipped, runs that prefer them wait their
+          preference out first (includes/affinity.lua)
   Runs handed to the node but not yet received count against ARGV[4].
   Returns: {now_ms, ms until a rate limit lets a skipped run go (-1 none),
     then the fields of each leased run, in the order CLAIM_FIELDS
@@ -37,6 +40,7 @@
 --@include keys
 --@include common
 --@include claim_reply
+--@include affinity
 --@include claim
 local pfx, node, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local want, scan = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -49,12 +53,13 @@ if reg_ttl > 0 then
 end
 local runs, retry_in = {}, -1
 if want > 0 then
-  runs, retry_in = claim_runs(pfx, node, ttl, want, scan, ARGV[6], ARGV[7], tonumber(ARGV[8]), fin_ttl, cap, now)
+  runs, retry_in = claim_runs(pfx, node, ttl, want, scan, ARGV[6], ARGV[7], tonumber(ARGV[8]), fin_ttl, cap, now,
+    ARGV[14])
 end
 if reg_ttl > 0 then
   local room = math.min(want - #runs / CLAIMED_SIZE, reg_most)
   if room > 0 then
-    waiter_register(pfx, node, room, scan, ARGV[6], ARGV[7], ttl, fin_ttl, cap, reg_ttl)
+    waiter_register(pfx, node, room, scan, ARGV[6], ARGV[7], ttl, fin_ttl, cap, reg_ttl, ARGV[14])
   else
     call('DEL', K.waiter(pfx, node))
   end

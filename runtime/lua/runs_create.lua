@@ -35,6 +35,7 @@
 --@include common
 --@include run_spec
 --@include claim_reply
+--@include affinity
 --@include claim
 local pfx, channel, caller = ARGV[1], ARGV[2], ARGV[3]
 local now = now_ms()
@@ -119,7 +120,7 @@ for a = 4, #ARGV do
     if due > now then status = 'delayed' end
     -- a waiting node that takes the run at once (see direct_waiter)
     local d = false
-    if status == 'queued' and ckey == '' then
+    if status == 'queued' and ckey == '' and not asks_labels(F[S.extra_json]) then
       d = direct[queue]
       if d == nil then
         d = direct_waiter(pfx, queue, waiting, caller)

@@ -75,8 +75,10 @@ end
 -- Lease up to ``want`` runs of the given queues and jobs to ``node`` (see
 -- runs_claim's header for the rules). Returns the flat list of CLAIMED_SIZE fields per
 -- leased run, and the ms until a rate limit lets a skipped run go (-1 none).
-local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offset, fin_ttl, cap, now)
+-- ``labels_csv``: the labels the node offers (includes/affinity.lua).
+local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offset, fin_ttl, cap, now, labels_csv)
   local out = {}
+  local have = node_labels(labels_csv, node)
   local retry_in = -1
   local emptied = {}  -- groups runs were taken from: checked once at the end (groups_pruned)
 
@@ -117,7 +119,8 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
   local function try_claim(queue, gk, g, id)
     local rk = K.run(pfx, id)
     local r = call('HMGET', rk, 'job', 'concurrency_key', 'id', 'timeout_ms', 'ready_at', 'attempt', 'charged',
-      'metadata', 'tags', 'status', 'version', 'rate_key', 'expires_at', 'sat_steps', 'started_at', 'tl')
+      'metadata', 'tags', 'status', 'version', 'rate_key', 'expires_at', 'sat_steps', 'started_at',
+      'needs', 'prefer', 'prefer_ms', 'tl')
     local job, ckey = r[1], r[2]
     if not job or r[10] ~= 'queued' then
       -- dangling entry (record expired, or the run left the queue another way)
@@ -133,6 +136,11 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
     local versions = served[job]
     if not versions then return false end
     if versions ~= true and not versions[r[11] or ''] then return false end
+    if r[16] or r[17] then
+      local wait = affinity_wait(r[16], r[17], r[18], r[5], have, now)
+      if wait > 0 then note_retry(wait) end
+      if wait ~= 0 then return false end
+    end
     local lim = limit_of(job)
     if lim[1] > 0 and call('SCARD', K.job_leases(pfx, job)) >= lim[1] then return false end
     if ckey and lim[2] > 0 and call('SCARD', K.key_leases(pfx, job, ckey)) >= lim[2] then return false end
@@ -149,7 +157,7 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
 
     local attempt = tonumber(r[6] or '0') + 1
     ready_remove(pfx, id, queue, ckey, emptied)
-    local token = lease_run(pfx, id, job, ckey, node, attempt, tonumber(r[7] or '0') + 1, ttl, now, r[15], lim, r[16])
+    local token = lease_run(pfx, id, job, ckey, node, attempt, tonumber(r[7] or '0') + 1, ttl, now, r[15], lim, r[19])
     -- one claimed run: CLAIMED_SIZE values placed by name (includes/claim_reply.lua)
     local at = #out
     out[at + CLAIMED.run_id] = id
@@ -219,8 +227,8 @@ end
 -- own claims never take more than its free slots minus runs still in transit.
 local HANDOFF_TRIES = 3
 
-local function waiter_register(pfx, node, want, scan, queues_csv, jobs_csv, ttl, fin_ttl, cap, reg_ttl)
-  call('SET', K.waiter(pfx, node), cjson.encode({want, scan, queues_csv, jobs_csv, ttl, fin_ttl, cap}),
+local function waiter_register(pfx, node, want, scan, queues_csv, jobs_csv, ttl, fin_ttl, cap, reg_ttl, labels_csv)
+  call('SET', K.waiter(pfx, node), cjson.encode({want, scan, queues_csv, jobs_csv, ttl, fin_ttl, cap, labels_csv}),
     'PX', reg_ttl)
   for q in string.gmatch(queues_csv, '[^,]+') do call('SADD', K.waiters(pfx, q), node) end
 end
@@ -297,7 +305,7 @@ local function hand_off(pfx, queue, now)
   -- (claim_runs skips the queue if it is paused)
   for _, waiter in ipairs(live_waiters(pfx, queue, HANDOFF_TRIES)) do
     local node, w = waiter[1], waiter[2]
-    local runs = claim_runs(pfx, node, w[5], w[1], w[2], w[3], w[4], 0, w[6], w[7], now)
+    local runs = claim_runs(pfx, node, w[5], w[1], w[2], w[3], w[4], 0, w[6], w[7], now, w[8])
     if #runs > 0 then
       -- one hand-off per registration: the node registers again when it next
       -- finds no work (its waiters:<queue> entries stay for that)
