@@ -32,6 +32,7 @@ from .errors import (
     UnknownJob,
     ValueTooLarge,
     WaitTimeout,
+    WebhookError,
 )
 from .jobs import Backoff, JobOptions
 from .records import Attempt, Run
@@ -71,6 +72,7 @@ __all__ = [
     "UnknownJob",
     "ValueTooLarge",
     "WaitTimeout",
+    "WebhookError",
 ]
 
 __version__ = "0.1.0"

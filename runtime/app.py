@@ -12,6 +12,7 @@ import orjson
 from .connection import connect, pool_size
 from .cron import CronSchedule, ScheduleRegistry
 from .errors import ConfigError, RedisUnavailable, SubmissionError, raise_for_status
+from .hooks import mark_notify
 from .ids import run_id_in_partition
 from .jobs import Backoff, JobOptions, JobRegistry, limit_spec
 from .keys import Keys
@@ -23,6 +24,7 @@ from .statuses import TERMINAL
 from .submission import PlainSpecs, RunSpec, build_spec, json_text
 from .submission import _run_at_ms as run_at_to_ms
 from .tracing import current_traceparent
+from .webhooks import WebhookProjects
 
 __all__ = ["Baton", "Submission"]
 
@@ -72,6 +74,8 @@ class Baton:
         self.keys = Keys(settings.prefix, settings.partitions)
         #: the short path of submissions that are just a job and an input
         self.plain_specs = PlainSpecs(settings, self.keys)
+        #: which projects have webhooks (their runs' outcomes go to the outbox, see runtime/hooks.py)
+        self.webhook_projects = WebhookProjects(self.keys)
 
     # -- defining jobs -------------------------------------------------------
 
@@ -93,6 +97,9 @@ class Baton:
         accepts_versions: tuple[str, ...] = (),
         ttl: float | None = None,
         cron: str | Sequence[str | CronSchedule] | CronSchedule | None = None,
+        on_success: str | Callable[..., Any] = "",
+        on_failure: str | Callable[..., Any] = "",
+        on_dead_letter: str | Callable[..., Any] = "",
     ) -> Callable[[F], F]:
         """Register the decorated function as a job.
 
@@ -103,7 +110,9 @@ class Baton:
         ``rate_limit_per_key`` does so per rate key (``rate_key``: the concurrency
         key, ``label:<name>`` or ``input:<field>``). ``version`` pins runs to
         workers serving it (plus ``accepts_versions``); ``ttl`` expires runs not
-        started in time; ``cron`` adds schedules (see :class:`CronSchedule`).
+        started in time; ``cron`` adds schedules (see :class:`CronSchedule`). ``on_success``,
+        ``on_failure`` and ``on_dead_letter`` name jobs (or their handler functions) started as runs
+        of their own when a run of this job finishes so (see runtime/hooks.py).
         """
         if backoff is not None and not isinstance(backoff, Backoff):
             # one form only: Backoff("fixed", initial_s=..., max_s=..., jitter=...)
@@ -113,7 +122,8 @@ class Baton:
             queue=queue, max_attempts=max_attempts, timeout_s=timeout, backoff=policy, priority=priority,
             max_concurrency=max_concurrency, max_concurrency_per_key=max_concurrency_per_key, version=version,
             rate_limit=rate_limit, rate_limit_per_key=rate_limit_per_key, rate_key=rate_key,
-            accepts_versions=tuple(accepts_versions), ttl_s=ttl,
+            accepts_versions=tuple(accepts_versions), ttl_s=ttl, on_success=self._hook_target(on_success),
+            on_failure=self._hook_target(on_failure), on_dead_letter=self._hook_target(on_dead_letter),
         )
 
         def register(fn: F) -> F:
@@ -124,6 +134,13 @@ class Baton:
             return fn
 
         return register
+
+    def _hook_target(self, target: str | Callable[..., Any]) -> str:
+        """A hook's job name: given, or the name a handler function is registered under (its own
+        name when it is not registered yet)."""
+        if isinstance(target, str):
+            return target
+        return next((j.name for j in self.jobs if j.handler is target), getattr(target, "__name__", ""))
 
     # -- connection ----------------------------------------------------------
 
@@ -323,6 +340,7 @@ class Baton:
 
     async def create_detailed(self, specs: list[RunSpec]) -> list[tuple[str, int]]:
         """Create runs; returns (id, runs_create code) per spec, in order."""
+        specs = mark_notify(specs, self.lookup, await self.webhook_projects.current(self.redis))
         by_partition: dict[int, list[int]] = {}
         for i, spec in enumerate(specs):
             by_partition.setdefault(self.keys.partition_of_run(spec.id).index, []).append(i)

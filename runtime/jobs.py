@@ -90,6 +90,11 @@ class JobOptions:
     accepts_versions: tuple[str, ...] = ()
     #: Default time-to-live of a run that has not started (seconds); None = forever.
     ttl_s: float | None = None
+    #: Completion hooks: jobs started, as runs of their own, when a run of this job completes, fails for good
+    #: (failed or dead_letter) or is dead-lettered ("" = none; see runtime/hooks.py).
+    on_success: str = ""
+    on_failure: str = ""
+    on_dead_letter: str = ""
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.queue):
@@ -109,6 +114,15 @@ class JobOptions:
             raise ConfigError("rate_key must be concurrency_key, label:<name> or input:<field>")
         if self.ttl_s is not None and self.ttl_s <= 0:
             raise ConfigError("ttl must be positive")
+        for kind in ("on_success", "on_failure", "on_dead_letter"):
+            target = getattr(self, kind)
+            if target and not NAME_RE.match(target):
+                raise ConfigError(f"{kind} must name a job, not {target!r}")
+
+    @property
+    def hooked(self) -> bool:
+        """Whether runs of this job start completion hooks (their outcomes go through the outbox)."""
+        return bool(self.on_success or self.on_failure or self.on_dead_letter)
 
     @property
     def limit_spec(self) -> str | None:

@@ -186,6 +186,13 @@ local function count_finished(pfx, queue, now, trims)
   if call('HINCRBY', tk, minute, 1) == 1 then call('PEXPIRE', tk, 7260000) end
 end
 
+-- Tell the notifier actors (runtime/notify.py) that a run finished: only runs created with the
+-- `notify` mark (their job has completion hooks or their project webhooks), so others cost nothing.
+local OUTBOX_MAX = 100000
+local function notify_finished(pfx, id, status, now)
+  call('XADD', K.outbox(pfx), 'MAXLEN', '~', OUTBOX_MAX, '*', 'id', id, 'status', status, 'ts', now)
+end
+
 -- Move a run to a terminal status: record time, index, expire the record, and
 -- wake a parent that waits for it as a child. `batch` (optional) lets a caller
 -- that settles many runs in one call write less: `sets` and `dels` are more
@@ -213,13 +220,14 @@ local function make_terminal(pfx, id, status, now, ttl_ms, cap, batch)
   else
     trim_index(pfx, index, now, ttl_ms, cap)
   end
-  local parent, queue
+  local parent, queue, notify
   if rec then
-    parent, queue = rec.parent_id, rec.queue
+    parent, queue, notify = rec.parent_id, rec.queue, rec.notify
   else
-    local r = call('HMGET', rk, 'parent_id', 'queue')
-    parent, queue = r[1], r[2]
+    local r = call('HMGET', rk, 'parent_id', 'queue', 'notify')
+    parent, queue, notify = r[1], r[2], r[3]
   end
+  if notify then notify_finished(pfx, id, status, now) end
   count_finished(pfx, queue, now, batch and batch.trims)
   if parent then
     local wk = K.waits_on(pfx, parent)
