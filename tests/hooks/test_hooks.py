@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
 
+from runtime import Baton
 from runtime.hooks import hook_run_id
 from runtime.notify import ensure_group, process, read_entries
 from tests.hooks.jobs import counts_key, define, inputs_key
-from tests.nodes import eventually, running_node
+from runtime.statuses import TERMINAL
+from tests.integration.test_processes import worker_env
+from tests.nodes import eventually, kill_process, running_node, spawn_worker, stop_process
 
 
 async def _hook_runs(redis: Any, prefix: str) -> dict[str, int]:
@@ -79,3 +83,44 @@ async def test_an_outcome_processed_twice_makes_one_hook_run(make_app: Any, redi
 async def _no_pending(redis: Any, app: Any) -> bool:
     info = await redis.xpending(app.keys.partitions[0].outbox, app.keys.outbox_group)
     return int(info["pending"]) == 0
+
+
+async def test_kill_9_of_a_worker_loses_no_hook_and_makes_none_twice(settings: Any, redis: Any,
+                                                                    tmp_path: Path) -> None:
+    # Given a worker process running hooked runs (some complete, some are dead-lettered)
+    app = define(Baton(settings))
+    prefix = settings.prefix
+    env = worker_env(settings, "a", BATON_NOTIFY_CLAIM_IDLE_MS=500, BATON_CONCURRENCY=4)
+    first = spawn_worker("tests.hooks.jobs:app", env, tmp_path / "a.log")
+    try:
+        payloads = [{"sleep": 0.02, "fail": "always" if i % 3 == 0 else None} for i in range(30)]
+        ids = await app.trigger_batch([{"job": "source", "input": p} for p in payloads])
+        # When it is killed -9 while outcomes are being recorded and turned into hook runs
+        await eventually(lambda: _finished(app, ids, 8), timeout=20)
+        kill_process(first)
+        # and another worker takes over (the dead one's leases and unacknowledged outbox entries)
+        second = spawn_worker("tests.hooks.jobs:app", {**env, "BATON_NODE_ID": "b"}, tmp_path / "b.log")
+        expected = set()
+        for run_id, payload in zip(ids, payloads, strict=True):
+            kinds = ("on_failure", "on_dead_letter") if payload["fail"] else ("on_success",)
+            expected |= {hook_run_id(run_id, kind) for kind in kinds}
+        await eventually(lambda: _finished(app, ids, len(ids)), timeout=30)
+        executed = await eventually(lambda: _done(redis, prefix, expected), timeout=30)
+        await eventually(lambda: _no_pending(redis, app), timeout=10)
+        stop_process(second)
+    finally:
+        kill_process(first)
+        await app.close()
+    # Then every qualifying outcome has its hook run, and no hook run exists twice or for nothing
+    assert set(executed) == expected
+    part = app.keys.partitions[0]
+    all_runs = {m.decode() for m in await redis.zrange(part.project_runs("default"), 0, -1)}
+    assert all_runs == set(ids) | expected
+    for hook_id in expected:
+        hook = await app.get_run(hook_id)
+        assert hook is not None and hook.status == "completed", hook_id
+
+
+async def _finished(app: Baton, ids: list[str], at_least: int) -> bool:
+    runs = [await app.get_run(run_id) for run_id in ids]
+    return sum(1 for r in runs if r is not None and r.status in TERMINAL) >= at_least
