@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 
@@ -31,9 +31,28 @@ from .keys import Keys
 from .statuses import RunStatus
 
 __all__ = [
-    "EVENTS", "ID_HEADER", "REFRESH_S", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "Webhook", "WebhookProjects",
-    "check_events", "check_secret", "check_url", "delete_webhook", "event_of", "get_webhook", "list_webhooks",
-    "new_webhook", "save_webhook", "sign", "signature_headers", "verify",
+    "EVENTS",
+    "ID_HEADER",
+    "REFRESH_S",
+    "SECRET_PATTERN",
+    "SIGNATURE_HEADER",
+    "TIMESTAMP_HEADER",
+    "URL_PATTERN",
+    "Webhook",
+    "WebhookProjects",
+    "check_description",
+    "check_events",
+    "check_secret",
+    "check_url",
+    "delete_webhook",
+    "event_of",
+    "get_webhook",
+    "list_webhooks",
+    "new_webhook",
+    "save_webhook",
+    "sign",
+    "signature_headers",
+    "verify",
 ]
 
 #: event name -> the terminal run status it reports
@@ -50,7 +69,12 @@ ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER = "Baton-Webhook-Id", "Baton-Webho
 REFRESH_S = 2.0
 MAX_URL_LEN = 2048
 MAX_WEBHOOKS_PER_PROJECT = 100
-_SECRET_LEN = (16, 256)
+_PORT = "6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}"
+#: what a delivery URL may be (also the API schema's pattern): absolute http(s), a host name or IPv4
+#: address, an optional port, printable ASCII without spaces (percent-encode the rest)
+URL_PATTERN = rf"^https?://[A-Za-z0-9.-]+(:({_PORT}))?([/?#][!-~]*)?$"
+#: a signing secret (also the API schema's pattern): 16-256 printable ASCII characters
+SECRET_PATTERN = r"^[ -~]{16,256}$"
 
 
 def event_of(status: str) -> str | None:
@@ -96,15 +120,9 @@ def check_url(url: Any) -> str:
     """A delivery URL: absolute http(s) with a host, at most :data:`MAX_URL_LEN` characters."""
     if not isinstance(url, str) or not url or len(url) > MAX_URL_LEN:
         raise WebhookError("bad_url", f"url must be an http(s) URL of at most {MAX_URL_LEN} characters")
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
-    except ValueError:
-        raise WebhookError("bad_url", "url is not a valid URL") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise WebhookError("bad_url", "url must be an absolute http:// or https:// URL with a host")
-    if any(c.isspace() for c in url):
-        raise WebhookError("bad_url", "url must not contain spaces")
+    if not re.match(URL_PATTERN, url):
+        raise WebhookError("bad_url", "url must be an absolute http:// or https:// URL with a host (printable "
+                           "ASCII, no spaces)")
     return url
 
 
@@ -118,21 +136,30 @@ def check_events(events: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(events))
 
 
+def check_description(description: Any) -> str:
+    """A webhook's description: text of at most 500 characters."""
+    if not isinstance(description, str) or len(description) > 500:
+        raise WebhookError("bad_description", "description must be text of at most 500 characters")
+    try:
+        description.encode()
+    except UnicodeEncodeError:
+        raise WebhookError("bad_description", "description is not valid Unicode text") from None
+    return description
+
+
 def check_secret(secret: Any) -> str:
     """A signing secret: given (16-256 printable ASCII characters) or generated."""
     if secret is None:
         return "whsec_" + secrets.token_hex(24)
-    lo, hi = _SECRET_LEN
-    if not isinstance(secret, str) or not lo <= len(secret) <= hi or not secret.isascii() or not secret.isprintable():
-        raise WebhookError("bad_secret", f"secret must be {lo}-{hi} printable ASCII characters")
+    if not isinstance(secret, str) or not re.match(SECRET_PATTERN, secret):
+        raise WebhookError("bad_secret", "secret must be 16-256 printable ASCII characters")
     return secret
 
 
 def new_webhook(project: str, url: Any, events: Any, secret: Any = None, description: Any = "",
                 now_ms: int | None = None) -> Webhook:
     """A validated webhook with a new id."""
-    if not isinstance(description, str) or len(description) > 500:
-        raise WebhookError("bad_description", "description must be text of at most 500 characters")
+    check_description(description)
     return Webhook(id="wh_" + secrets.token_hex(10), project=project, url=check_url(url),
                    events=check_events(events), secret=check_secret(secret),
                    created_at=now_ms if now_ms is not None else int(time.time() * 1000), description=description)

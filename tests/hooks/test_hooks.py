@@ -10,8 +10,8 @@ import orjson
 from runtime import Baton
 from runtime.hooks import hook_run_id
 from runtime.notify import ensure_group, process, read_entries
-from tests.hooks.jobs import counts_key, define, inputs_key
 from runtime.statuses import TERMINAL
+from tests.hooks.jobs import counts_key, define, inputs_key
 from tests.integration.test_processes import worker_env
 from tests.nodes import eventually, kill_process, running_node, spawn_worker, stop_process
 

@@ -1,0 +1,152 @@
+"""Outgoing webhooks end to end: registration over the API, signed deliveries to a local HTTP server,
+retries after 500s, the dead-letter list, redelivery, and clear 4xx for bad registrations."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from runtime.webhooks import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from tests.api.conftest import ApiNode, serving
+from tests.nodes import eventually
+from tests.servers import free_port
+
+
+@dataclass
+class Receiver:
+    """A local endpoint: records every request, answers the next status in ``plan`` (then 200)."""
+
+    url: str
+    plan: dict[str, list[int]] = field(default_factory=dict)
+    received: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+
+    def bodies(self, path: str, status: int = 200) -> list[dict[str, Any]]:
+        return [orjson.loads(b) for p, h, b in self.received if p == path and h["answered"] == str(status)]
+
+
+@asynccontextmanager
+async def receiver() -> AsyncIterator[Receiver]:
+    port = free_port()
+    rec = Receiver(f"http://127.0.0.1:{port}")
+
+    async def handle(request: web.Request) -> web.Response:
+        plan = rec.plan.get(request.path, [])
+        status = plan.pop(0) if plan else 200
+        rec.received.append((request.path, {**request.headers, "answered": str(status)}, await request.read()))
+        return web.Response(status=status, text="nope" if status >= 300 else "ok")
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield rec
+    finally:
+        await runner.cleanup()
+
+
+async def _register(api: ApiNode, url: str, events: list[str], project: str = "alpha", **extra: Any) -> dict[str, Any]:
+    status, body = await api.call("POST", "/v1/webhooks", project, json={"url": url, "events": events, **extra})
+    assert status == 201, body
+    return dict(body)
+
+
+async def _deliveries(api: ApiNode, hook_id: str, **params: Any) -> list[dict[str, Any]]:
+    status, body = await api.call("GET", f"/v1/webhooks/{hook_id}/deliveries", params=params)
+    assert status == 200, body
+    return list(body["data"])
+
+
+async def test_bad_registrations_get_clear_4xx(make_app: Any, api_keys: dict[str, str]) -> None:
+    async with serving(make_app, api_keys) as api:
+        cases = [
+            ({"url": "ftp://example.com/x", "events": ["run.completed"]}, "invalid_body"),
+            ({"url": "not a url", "events": ["run.completed"]}, "invalid_body"),
+            ({"url": "http://example.com/x", "events": ["run.finished"]}, "invalid_body"),
+            ({"url": "http://example.com/x", "events": []}, "invalid_body"),
+            ({"url": "http://example.com/x", "events": ["run.completed"], "secret": "short"}, "invalid_body"),
+        ]
+        for body, code in cases:
+            status, answer = await api.call("POST", "/v1/webhooks", json=body)
+            assert (status, answer["code"]) == (400, code), (body, answer)
+        # each says what is wrong, and where
+        assert "body.url" in (await api.call("POST", "/v1/webhooks", json=cases[0][0]))[1]["error"]
+        unknown = (await api.call("POST", "/v1/webhooks", json=cases[2][0]))[1]["error"]
+        assert "body.events[0]" in unknown and "'run.finished' is not one of" in unknown
+        # and a webhook of another project is not there for this one
+        hook = await _register(api, "http://example.com/x", ["run.completed"], project="beta")
+        status, answer = await api.call("GET", f"/v1/webhooks/{hook['id']}")
+        assert (status, answer["code"]) == (404, "not_found")
+        assert (await api.call("GET", "/v1/webhooks"))[1]["data"] == []
+        # nothing bad was stored
+        assert [h["id"] for h in (await api.call("GET", "/v1/webhooks", "beta"))[1]["data"]] == [hook["id"]]
+
+
+async def test_signed_deliveries_retry_dead_letter_and_redeliver(make_app: Any, api_keys: dict[str, str]) -> None:
+    async with receiver() as rec, serving(make_app, api_keys, webhook_backoff_ms=30, webhook_max_attempts=3) as api:
+        # Given two webhooks of project alpha: one that fails twice before answering 200, one always down
+        flaky = await _register(api, rec.url + "/flaky", ["run.completed", "run.failed"],
+                                secret="s" * 20 + "-flaky")
+        down = await _register(api, rec.url + "/down", ["run.completed"])
+        rec.plan["/flaky"] = [500, 500]
+        rec.plan["/down"] = [500] * 3
+        assert flaky["secret"] == "s" * 20 + "-flaky" and down["secret"].startswith("whsec_")
+        listed = (await api.call("GET", "/v1/webhooks"))[1]["data"]
+        assert {h["id"] for h in listed} == {flaky["id"], down["id"]} and "secret" not in listed[0]
+        # When a run of alpha completes, one fails for good, and a run of beta completes
+        ok = await api.trigger("echo", {"x": 1})
+        bad = await api.trigger("fatal", None)
+        other = await api.trigger("echo", {"x": 2}, project="beta")
+        for run_id, project in ((ok, "alpha"), (bad, "alpha"), (other, "beta")):
+            await api.wait_status(run_id, project=project)
+        # Then the flaky endpoint gets both outcomes after two 500s, signed
+        delivered = await eventually(lambda: len(rec.bodies("/flaky")) >= 2 and rec.bodies("/flaky"), timeout=15)
+        assert sorted((b["type"], b["data"]["id"]) for b in delivered) == [("run.completed", ok), ("run.failed", bad)]
+        completed = next(b for b in delivered if b["type"] == "run.completed")
+        assert completed["data"]["output"] == {"x": 1} and completed["project"] == "alpha"
+        for path, headers, body in rec.received:
+            if path == "/flaky":
+                assert verify(flaky["secret"], body, headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER])
+                assert not verify(flaky["secret"], body + b" ", headers[TIMESTAMP_HEADER], headers[SIGNATURE_HEADER])
+                assert not verify(flaky["secret"], body, str(int(headers[TIMESTAMP_HEADER]) - 600),
+                                  headers[SIGNATURE_HEADER])
+        # and beta's run went to no alpha webhook; the deliveries list shows attempts and status
+        assert all(b["data"]["id"] != other for p, _, raw in rec.received for b in [orjson.loads(raw)])
+        flaky_list = await eventually(lambda: _all_delivered(api, flaky["id"]))
+        # (two 500s and two successes, whichever delivery met the 500s)
+        assert sum(d["attempts"] for d in flaky_list) == 4 and len(flaky_list) == 2
+        # And the endpoint that is down has its delivery dead-lettered after 3 attempts, with the last error
+        dead = await eventually(lambda: _deliveries(api, down["id"], status="dead_letter"), timeout=15)
+        assert len(dead) == 1 and dead[0]["attempts"] == 3 and dead[0]["run_id"] == ok
+        assert dead[0]["last_status_code"] == 500 and "HTTP 500" in dead[0]["last_error"]
+        assert len([p for p, _, _ in rec.received if p == "/down"]) == 3
+        # When it is redelivered (the endpoint is back)
+        status, again = await api.call(
+            "POST", f"/v1/webhooks/{down['id']}/deliveries/{dead[0]['id']}/redeliver")
+        assert status == 202 and again["status"] == "pending"
+        # Then it arrives, with the same delivery id
+        await eventually(lambda: rec.bodies("/down"))
+        assert rec.bodies("/down")[0]["id"] == dead[0]["id"]
+        ids = {h[ID_HEADER] for p, h, _ in rec.received if p == "/down"}
+        assert ids == {dead[0]["id"]}
+        await eventually(lambda: _all_delivered(api, down["id"]))
+        # and a delivery of another webhook cannot be redelivered through this one
+        status, answer = await api.call(
+            "POST", f"/v1/webhooks/{down['id']}/deliveries/{flaky_list[0]['id']}/redeliver")
+        assert (status, answer["code"]) == (404, "not_found")
+        # A deleted webhook is gone
+        assert (await api.call("DELETE", f"/v1/webhooks/{down['id']}"))[0] == 200
+        assert (await api.call("GET", f"/v1/webhooks/{down['id']}"))[0] == 404
+        status, changed = await api.call("PATCH", f"/v1/webhooks/{flaky['id']}", json={"events": ["run.canceled"]})
+        assert status == 200 and changed["events"] == ["run.canceled"]
+
+
+async def _all_delivered(api: ApiNode, hook_id: str) -> list[dict[str, Any]] | None:
+    found = await _deliveries(api, hook_id)
+    return found if found and all(d["status"] == "delivered" for d in found) else None
