@@ -13,6 +13,7 @@ from aiohttp import web
 
 from runtime.webhooks import ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 from tests.api.conftest import ApiNode, serving
+from tests.api.test_cli import baton
 from tests.nodes import eventually
 from tests.servers import free_port
 
@@ -150,3 +151,20 @@ async def test_signed_deliveries_retry_dead_letter_and_redeliver(make_app: Any, 
 async def _all_delivered(api: ApiNode, hook_id: str) -> list[dict[str, Any]] | None:
     found = await _deliveries(api, hook_id)
     return found if found and all(d["status"] == "delivered" for d in found) else None
+
+
+async def test_cli_registers_webhooks_and_lists_deliveries(api: ApiNode) -> None:
+    # When a webhook is added from the shell
+    code, out, err = await baton(api, "webhooks", "add", "http://127.0.0.1:9/hook", "--events",
+                                 "run.completed,run.dead_lettered")
+    # Then it prints its id and the secret, once
+    assert code == 0, err
+    hook_id = out.split()[1]
+    assert "signing secret (shown only now): whsec_" in out
+    assert [h["id"] for h in (await api.call("GET", "/v1/webhooks"))[1]["data"]] == [hook_id]
+    code, out, err = await baton(api, "webhooks", "deliveries", hook_id)
+    assert code == 0 and out.split()[:3] == ["ID", "EVENT", "RUN"]
+    # And a bad registration is one line on stderr, exit 1, naming what is wrong
+    code, out, err = await baton(api, "webhooks", "add", "http://127.0.0.1:9/hook", "--events", "run.finished")
+    assert code == 1 and err.count("\n") == 1 and "run.finished" in err and "Traceback" not in err
+    assert [h["id"] for h in (await api.call("GET", "/v1/webhooks"))[1]["data"]] == [hook_id]
