@@ -9,18 +9,13 @@ import sys
 from typing import Any, TextIO
 
 from .client import ApiClient, ApiClientError
-from .commands import _dump, _table, _when, add_api_args, api_client, emit
+from .commands import _dump, _table, _when, api_client, emit
+from .commands_ops import _sub
 
 __all__ = ["add_webhook_commands", "run_webhook_command"]
 
 HOOK_HEADERS = ["ID", "URL", "EVENTS", "CREATED"]
 DELIVERY_HEADERS = ["ID", "EVENT", "RUN", "STATUS", "ATTEMPTS", "LAST ERROR", "UPDATED"]
-
-
-def _sub(sub: Any, name: str, help_text: str) -> argparse.ArgumentParser:
-    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text)
-    add_api_args(parser)
-    return parser
 
 
 def add_webhook_commands(sub: Any) -> None:
