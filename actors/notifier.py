@@ -67,11 +67,16 @@ class Notifier(Actor[None]):
         consumer = settings.node_id
         observe_s = settings.observe_interval_ms / 1000 or None
         loop = asyncio.get_running_loop()
-        next_observe = loop.time()
+        next_observe = next_reclaim = loop.time()
         while not self.stopping.is_set():
             found = 0
+            # entries of dead nodes are looked for twice per claim idle time, not at every read
+            reclaim = loop.time() >= next_reclaim
+            if reclaim:
+                next_reclaim = loop.time() + settings.notify_claim_idle_ms / 2000
             for partition in app.keys.partitions:
-                entries, gone = await read_entries(app, partition, consumer, BATCH, settings.notify_claim_idle_ms)
+                entries, gone = await read_entries(app, partition, consumer, BATCH,
+                                                   settings.notify_claim_idle_ms if reclaim else None)
                 if entries:
                     counts = await process(app, partition, entries)
                     self.metrics.hook_runs_started.inc(counts["hooks"])

@@ -60,13 +60,16 @@ def _entries(raw: Sequence[Any]) -> list[Entry]:
 
 
 async def read_entries(app: Baton, partition: Partition, consumer: str, count: int,
-                       claim_idle_ms: int) -> tuple[list[Entry], list[str]]:
-    """Entries left pending by a dead consumer (idle over ``claim_idle_ms``), then new ones; and the ids
-    of pending entries whose stream entry is gone (to acknowledge)."""
+                       claim_idle_ms: int | None) -> tuple[list[Entry], list[str]]:
+    """Entries left pending by a dead consumer (idle over ``claim_idle_ms``; None: do not look), then new
+    ones; and the ids of pending entries whose stream entry is gone (to acknowledge)."""
     redis, group = app.redis, app.keys.outbox_group
-    claimed = await redis.xautoclaim(partition.outbox, group, consumer, claim_idle_ms, "0-0", count=count)
-    entries = _entries(claimed[1])
-    gone = [text(i) for i in claimed[2]] if len(claimed) > 2 else []
+    entries: list[Entry] = []
+    gone: list[str] = []
+    if claim_idle_ms is not None:
+        claimed = await redis.xautoclaim(partition.outbox, group, consumer, claim_idle_ms, "0-0", count=count)
+        entries = _entries(claimed[1])
+        gone = [text(i) for i in claimed[2]] if len(claimed) > 2 else []
     if len(entries) < count:
         fresh = await redis.xreadgroup(group, consumer, {partition.outbox: ">"}, count=count - len(entries))
         for _stream, raw in fresh or []:

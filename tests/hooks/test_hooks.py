@@ -50,6 +50,15 @@ async def test_each_outcome_fires_its_hooks_once_with_the_outcome_as_input(make_
     hook = await app.get_run(hook_run_id(ok, "on_success"))
     assert hook is not None and hook.job == "record_hook" and hook.status == "completed"
     assert hook.raw["hook_of"] == ok and hook.raw["hook_kind"] == "on_success"
+    # and only runs that have something to notify go through the outbox (the hook's job has no hooks and
+    # its project no webhooks); every entry was processed and deleted
+    source = await app.get_run(ok)
+    assert source is not None and source.raw.get("notify") == "1" and "notify" not in hook.raw
+    await eventually(lambda: _outbox_empty(redis, app))
+
+
+async def _outbox_empty(redis: Any, app: Baton) -> bool:
+    return int(await redis.xlen(app.keys.partitions[0].outbox)) == 0
 
 
 async def _done(redis: Any, prefix: str, expected: set[str]) -> dict[str, int] | None:

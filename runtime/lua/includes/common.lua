@@ -188,7 +188,8 @@ end
 
 -- Tell the notifier actors (runtime/notify.py) that a run finished: only runs created with the
 -- `notify` mark (their job has completion hooks or their project webhooks), so others cost nothing.
-local OUTBOX_MAX = 100000
+-- Processed entries are deleted; the cap only bounds a backlog no notifier takes (see the README).
+local OUTBOX_MAX = 1000000
 local function notify_finished(pfx, id, status, now)
   call('XADD', K.outbox(pfx), 'MAXLEN', '~', OUTBOX_MAX, '*', 'id', id, 'status', status, 'ts', now)
 end
