@@ -3,6 +3,7 @@ retries after 500s, the dead-letter list, redelivery, and clear 4xx for bad regi
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -25,6 +26,8 @@ class Receiver:
     url: str
     plan: dict[str, list[int]] = field(default_factory=dict)
     received: list[tuple[str, dict[str, str], bytes]] = field(default_factory=list)
+    hanging: int = 0
+    release: asyncio.Event = field(default_factory=asyncio.Event)
 
     def bodies(self, path: str, status: int = 200) -> list[dict[str, Any]]:
         return [orjson.loads(b) for p, h, b in self.received if p == path and h["answered"] == str(status)]
@@ -36,6 +39,9 @@ async def receiver() -> AsyncIterator[Receiver]:
     rec = Receiver(f"http://127.0.0.1:{port}")
 
     async def handle(request: web.Request) -> web.Response:
+        if request.path == "/hang":  # an endpoint that never answers in time
+            rec.hanging += 1
+            await rec.release.wait()
         plan = rec.plan.get(request.path, [])
         status = plan.pop(0) if plan else 200
         rec.received.append((request.path, {**request.headers, "answered": str(status)}, await request.read()))
@@ -49,6 +55,7 @@ async def receiver() -> AsyncIterator[Receiver]:
     try:
         yield rec
     finally:
+        rec.release.set()
         await runner.cleanup()
 
 
@@ -168,3 +175,32 @@ async def test_cli_registers_webhooks_and_lists_deliveries(api: ApiNode) -> None
     code, out, err = await baton(api, "webhooks", "add", "http://127.0.0.1:9/hook", "--events", "run.finished")
     assert code == 1 and err.count("\n") == 1 and "run.finished" in err and "Traceback" not in err
     assert [h["id"] for h in (await api.call("GET", "/v1/webhooks"))[1]["data"]] == [hook_id]
+
+
+async def test_an_endpoint_that_hangs_never_slows_runs(make_app: Any, api_keys: dict[str, str]) -> None:
+    async with receiver() as rec, serving(make_app, api_keys, webhook_timeout_s=1, webhook_concurrency=2) as api:
+        # Given a webhook whose endpoint takes every request and never answers, holding every delivery slot
+        hook = await _register(api, rec.url + "/hang", ["run.completed"])
+        await api.wait_status(await api.trigger("echo", {"i": -1}), "completed")
+        await api.wait_status(await api.trigger("echo", {"i": -2}), "completed")
+        await eventually(lambda: rec.hanging >= 2)
+        # When many runs complete while those deliveries hang
+        ids = [await api.trigger("echo", {"i": i}) for i in range(20)]
+        for run_id in ids:
+            await api.wait_status(run_id, "completed")
+        # Then they all finished while their deliveries wait behind the endpoint, none delivered
+        waiting = await eventually(lambda: _pending(api, hook["id"], 22), timeout=15)
+        assert {d["status"] for d in waiting} == {"pending"}
+        # and each hanging attempt fails on the delivery's own timeout, to be retried
+        failed = await eventually(lambda: _attempted(api, hook["id"]), timeout=15)
+        assert "TimeoutError" in failed[0]["last_error"] and failed[0]["status"] == "pending"
+
+
+async def _attempted(api: ApiNode, hook_id: str) -> list[dict[str, Any]] | None:
+    found = [d for d in await _deliveries(api, hook_id) if d["attempts"] >= 1]
+    return found or None
+
+
+async def _pending(api: ApiNode, hook_id: str, n: int) -> list[dict[str, Any]] | None:
+    found = await _deliveries(api, hook_id)
+    return found if len(found) >= n else None
