@@ -153,6 +153,11 @@ async def test_signed_deliveries_retry_dead_letter_and_redeliver(make_app: Any, 
         assert (await api.call("GET", f"/v1/webhooks/{down['id']}"))[0] == 404
         status, changed = await api.call("PATCH", f"/v1/webhooks/{flaky['id']}", json={"events": ["run.canceled"]})
         assert status == 200 and changed["events"] == ["run.canceled"]
+        # and a canceled run (made terminal by the cancel script, not by a worker) is reported too
+        later = await api.trigger("echo", {"x": 3}, delay=60)
+        assert (await api.call("DELETE", f"/v1/runs/{later}"))[0] in (200, 202)
+        canceled = await eventually(lambda: [b for b in rec.bodies("/flaky") if b["type"] == "run.canceled"])
+        assert [b["data"]["id"] for b in canceled] == [later] and canceled[0]["data"]["status"] == "canceled"
 
 
 async def _all_delivered(api: ApiNode, hook_id: str) -> list[dict[str, Any]] | None:
