@@ -37,6 +37,7 @@ from .fetcher import Fetcher, clear_handoff, served_queues
 from .intake import Intake, ensure_group, submit_streams
 from .leaser import Leaser
 from .listener import Listener
+from .notifier import Notifier
 from .observer import Observer
 from .receiver import Receiver
 from .reporter import Reporter
@@ -98,6 +99,9 @@ class Supervisor(Actor[None]):
         self.api = (Api(app, self.metrics.registry, ready=lambda: not self.shutdown_requested.is_set())
                     if self.settings.api_port else None)
         self.scheduler = Scheduler(app)
+        # completion hooks and webhooks (outboxes, deliveries); its outbox gauge is a cluster one, like the observer's
+        self.notifier = (Notifier(app, self.metrics, exporting=lambda: self.scheduler.holding)
+                         if settings.notifier else None)
         self.watchdog = Watchdog(app, self.metrics, on_stall=self.executor.on_stall, health=self.health)
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.restarts: dict[str, deque[float]] = {}
@@ -113,6 +117,8 @@ class Supervisor(Actor[None]):
         if self.api is not None:
             actors.append(self.api)
         actors.append(self.scheduler)
+        if self.notifier is not None:
+            actors.append(self.notifier)
         return actors
 
     def request_shutdown(self) -> None:

@@ -33,6 +33,7 @@ from .errors import (
     UnknownJob,
     ValueTooLarge,
     WaitTimeout,
+    WebhookError,
 )
 from .jobs import Backoff, JobOptions
 from .records import Attempt, Run
@@ -73,6 +74,7 @@ __all__ = [
     "UnknownJob",
     "ValueTooLarge",
     "WaitTimeout",
+    "WebhookError",
 ]
 
 __version__ = "0.1.0"

@@ -13,6 +13,7 @@ from .affinity import DEFAULT_PREFER_WAIT_S, sticky_options
 from .connection import connect, pool_size
 from .cron import CronSchedule, ScheduleRegistry
 from .errors import ConfigError, RedisUnavailable, SubmissionError, raise_for_status
+from .hooks import mark_notify
 from .ids import run_id_in_partition
 from .jobs import Backoff, JobOptions, JobRegistry, limit_spec
 from .keys import Keys
@@ -25,6 +26,7 @@ from .submission import PlainSpecs, RunSpec, build_spec, json_text
 from .submission import _run_at_ms as run_at_to_ms
 from .timeline import read_timeline
 from .tracing import current_traceparent
+from .webhooks import WebhookProjects
 
 __all__ = ["Baton", "Submission"]
 
@@ -74,6 +76,8 @@ class Baton:
         self.keys = Keys(settings.prefix, settings.partitions)
         #: the short path of submissions that are just a job and an input
         self.plain_specs = PlainSpecs(settings, self.keys)
+        #: which projects have webhooks (their runs' outcomes go to the outbox, see runtime/hooks.py)
+        self.webhook_projects = WebhookProjects(self.keys)
 
     # -- defining jobs -------------------------------------------------------
 
@@ -101,6 +105,9 @@ class Baton:
         batch_size: int = 1,
         batch_wait_s: float = 0.0,
         batch_key: str = "",
+        on_success: str | Callable[..., Any] = "",
+        on_failure: str | Callable[..., Any] = "",
+        on_dead_letter: str | Callable[..., Any] = "",
     ) -> Callable[[F], F]:
         """Register the decorated function as a job.
 
@@ -115,6 +122,8 @@ class Baton:
         ``node_labels`` / ``prefer_labels`` (``prefer_wait_s``) say which nodes lease its runs
         (runtime/affinity.py). ``batch_size`` >= 2 makes a batch handler, called as
         ``handler(batch, inputs)`` (runtime/batching.py).
+        ``on_success``, ``on_failure`` and ``on_dead_letter`` name jobs (or their handler functions) started
+        as runs of their own when a run of this job finishes so (see runtime/hooks.py).
         """
         if backoff is not None and not isinstance(backoff, Backoff):
             # one form only: Backoff("fixed", initial_s=..., max_s=..., jitter=...)
@@ -127,6 +136,8 @@ class Baton:
             accepts_versions=tuple(accepts_versions), ttl_s=ttl, node_labels=dict(node_labels or {}),
             prefer_labels=dict(prefer_labels or {}), prefer_wait_s=prefer_wait_s, batch_size=batch_size,
             batch_wait_s=batch_wait_s, batch_key=batch_key,
+            on_success=self._hook_target(on_success),
+            on_failure=self._hook_target(on_failure), on_dead_letter=self._hook_target(on_dead_letter),
         )
 
         def register(fn: F) -> F:
@@ -137,6 +148,13 @@ class Baton:
             return fn
 
         return register
+
+    def _hook_target(self, target: str | Callable[..., Any]) -> str:
+        """A hook's job name: given, or the name a handler function is registered under (its own
+        name when it is not registered yet)."""
+        if isinstance(target, str):
+            return target
+        return next((j.name for j in self.jobs if j.handler is target), getattr(target, "__name__", ""))
 
     # -- connection ----------------------------------------------------------
 
@@ -342,6 +360,7 @@ class Baton:
     async def create_leasing(self, specs: list[RunSpec], node_id: str) -> tuple[list[tuple[str, int]], list[Claimed]]:
         """Create runs as node ``node_id`` ('' for none): also returns the runs leased to that node
         because it was waiting for work (runs_create), for it to start them itself."""
+        specs = mark_notify(specs, self.lookup, await self.webhook_projects.current(self.redis))
         by_partition: dict[int, list[int]] = {}
         for i, spec in enumerate(specs):
             by_partition.setdefault(self.keys.partition_of_run(spec.id).index, []).append(i)

@@ -31,6 +31,7 @@ __all__ = [
     "UnknownJob",
     "ValueTooLarge",
     "WaitTimeout",
+    "WebhookError",
     "raise_for_status",
 ]
 
@@ -74,6 +75,18 @@ class UnknownJob(SubmissionError):
     def __init__(self, job: str) -> None:
         super().__init__("unknown_job", f"no job named {job!r} is registered")
         self.job = job
+
+
+class WebhookError(BatonError):
+    """Raised when a webhook registration or a delivery action is invalid or names nothing.
+
+    ``code`` is a short machine-readable reason (``bad_url``, ``unknown_event``, ``not_found`` ...); the
+    HTTP API answers it as 400 (404 for ``not_found``).
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class LeaseError(BatonError):

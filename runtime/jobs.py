@@ -102,6 +102,11 @@ class JobOptions:
     batch_size: int = 1
     batch_wait_s: float = 0.0
     batch_key: str = ""
+    #: Completion hooks: jobs started, as runs of their own, when a run of this job completes, fails for good
+    #: (failed or dead_letter) or is dead-lettered ("" = none; see runtime/hooks.py).
+    on_success: str = ""
+    on_failure: str = ""
+    on_dead_letter: str = ""
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.queue):
@@ -123,6 +128,15 @@ class JobOptions:
             raise ConfigError("ttl must be positive")
         check_job_affinity(self.node_labels, self.prefer_labels, self.prefer_wait_s)
         check_batch_options(self.batch_size, self.batch_wait_s, self.batch_key)
+        for kind in ("on_success", "on_failure", "on_dead_letter"):
+            target = getattr(self, kind)
+            if target and not NAME_RE.match(target):
+                raise ConfigError(f"{kind} must name a job, not {target!r}")
+
+    @property
+    def hooked(self) -> bool:
+        """Whether runs of this job start completion hooks (their outcomes go through the outbox)."""
+        return bool(self.on_success or self.on_failure or self.on_dead_letter)
 
     @property
     def limit_spec(self) -> str | None:

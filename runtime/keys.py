@@ -208,6 +208,13 @@ class Partition:
         hours after its last new minute; written where a run finishes, read by runtime/queues.py)."""
         return f"{self.prefix}tput:{queue}|{hour}"
 
+    @property
+    def outbox(self) -> str:
+        """Finished runs to notify about: runs whose job has completion hooks or whose project had webhooks
+        when they were created (STREAM; id/status, capped; appended by make_terminal in the script that
+        records the outcome, read by the notifier actors' consumer group, see runtime/notify.py)."""
+        return f"{self.prefix}outbox"
+
     def job_leases(self, job: str) -> str:
         """Leased runs of a job with max_concurrency (SET; run ids): its exact concurrency count
         (jobs without that limit keep none; see limits_apply.lua)."""
@@ -255,6 +262,29 @@ class Keys:
     def intake_group(self) -> str:
         """Consumer group of the intake actors on the submission stream."""
         return "baton-intake"
+
+    @property
+    def outbox_group(self) -> str:
+        """Consumer group of the notifier actors on every partition's outbox."""
+        return "baton-notify"
+
+    @property
+    def webhooks(self) -> str:
+        """Registered outgoing webhooks (HASH; webhook id -> JSON: project, url, events, secret)."""
+        return f"{self._node}webhooks"
+
+    def webhook_delivery(self, delivery_id: str) -> str:
+        """One webhook delivery: its body, status, attempts and last error (HASH; expires a week after it ends)."""
+        return f"{self._node}whd:{delivery_id}"
+
+    @property
+    def webhook_due(self) -> str:
+        """Deliveries to attempt (ZSET, score = when: the next try, or the end of a claimed try's timeout)."""
+        return f"{self._node}whdue"
+
+    def webhook_deliveries(self, webhook_id: str) -> str:
+        """Deliveries of one webhook by creation time (ZSET; capped, entries of expired ones dropped lazily)."""
+        return f"{self._node}whlog:{webhook_id}"
 
     @property
     def deployment(self) -> str:

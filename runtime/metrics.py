@@ -46,8 +46,9 @@ from prometheus_client import (
 
 from .statuses import FINISHED_BY_OUTCOME, AttemptOutcome
 
-__all__ = ["CLAIM_REASONS", "CLUSTER_GAUGES", "DEDUP_REASONS", "DURATION_BUCKETS", "FINAL_STATUSES", "LAG_BUCKETS",
-           "LEASE_BUCKETS", "LOST_STAGES", "OUTCOMES", "REDIS_BUCKETS", "Metrics", "baton_version", "process_metrics"]
+__all__ = ["CLAIM_REASONS", "CLUSTER_GAUGES", "DEDUP_REASONS", "DELIVERY_OUTCOMES", "DURATION_BUCKETS",
+           "FINAL_STATUSES", "LAG_BUCKETS", "LEASE_BUCKETS", "LOST_STAGES", "OUTCOMES", "REDIS_BUCKETS", "Metrics",
+           "baton_version", "process_metrics"]
 
 #: run statuses counted by baton_runs_finished_total
 FINAL_STATUSES = tuple(str(s) for s in FINISHED_BY_OUTCOME)
@@ -97,7 +98,9 @@ def process_metrics(registry: CollectorRegistry) -> Gauge:
 
 #: attribute names of the cluster-wide gauges of :class:`Metrics` (exported by the elected node only)
 CLUSTER_GAUGES = ("queue_depth", "queue_oldest_age", "partition_runs", "leases_overdue", "nodes_live", "intake_lag",
-                  "intake_pending", "intake_stream_length", "jobs_unmatched")
+                  "intake_pending", "intake_stream_length", "jobs_unmatched", "outbox_lag")
+#: how a webhook delivery attempt ended (baton_webhook_deliveries_total)
+DELIVERY_OUTCOMES = ("delivered", "retried", "dead_letter")
 
 
 class Metrics:
@@ -215,6 +218,11 @@ class Metrics:
             registry=r,
         )
 
+        self.outbox_lag = Gauge(
+            "baton_outbox_lag_entries", "Finished runs in the outboxes whose hooks and webhook deliveries are not "
+            "yet made (unread plus read but unacknowledged)", registry=r,
+        )
+
         # -- executor, intake, Redis, actors (this node) -------------------------
         self.slots_total = Gauge("baton_executor_slots", "Handler slots of this node", registry=r)
         self.slots_busy = Gauge("baton_executor_slots_busy", "Handler slots in use", registry=r)
@@ -260,6 +268,14 @@ class Metrics:
         self.handlers_abandoned = Counter(
             "baton_handlers_abandoned_total",
             "Handlers that ignored cancellation past the grace; their outcome was recorded without them", registry=r,
+        )
+        self.hook_runs_started = Counter(
+            "baton_hook_runs_started_total", "Completion hook runs this node's notifier created (or found made)",
+            registry=r,
+        )
+        self.webhook_deliveries = Counter(
+            "baton_webhook_deliveries_total", "Webhook delivery attempts by this node, by outcome", ["outcome"],
+            registry=r,
         )
         self.event_loop_stalls = Counter(
             "baton_event_loop_stalls_total", "Times the event loop was blocked for 0.5 s or more", registry=r,
@@ -333,6 +349,8 @@ class Metrics:
             self.intake_claimed.labels(reason=reason)
         for reason in DEDUP_REASONS:
             self.intake_deduplicated.labels(reason=reason)
+        for outcome in DELIVERY_OUTCOMES:
+            self.webhook_deliveries.labels(outcome=outcome)
 
     def child(self, metric: Any, *values: str) -> Any:
         """``metric.labels(*values)``, looked up once: at thousands of runs per second

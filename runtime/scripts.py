@@ -37,12 +37,12 @@ SCRIPT_NAMES = (
     "scheduler_lease", "reconcile",
     "run_pause", "run_resume", "run_reschedule", "run_restart", "run_idem_reset", "run_debug", "run_append",
     "run_delete",
-    "limits_apply", "run_watch",
+    "limits_apply", "run_watch", "webhook_claim",
 )
 
 #: Scripts whose writes nobody is told about (configuration, not a run's fate): durable
 #: writes do not wait for them, so a node starts and applies limits with its replicas down
-NOT_ACKNOWLEDGED = frozenset({"limits_apply"})
+NOT_ACKNOWLEDGED = frozenset({"limits_apply", "webhook_claim"})
 
 #: The fields of one claimed run in a claim reply or a hand-off push, in order; Lua places
 #: each by name (the generated include claim_reply.lua), Python reads them by name.
@@ -362,6 +362,10 @@ class Scripts:
     async def scheduler_lease(self, node_id: str, ttl_ms: int) -> bool:
         """Take or keep the scheduler lease; True while this node holds it."""
         return int(await self._call("scheduler_lease", [self.keys.scheduler_lease], [node_id, ttl_ms])) == 1
+
+    async def webhook_claim(self, most: int, timeout_ms: int) -> list[str]:
+        """Take up to ``most`` due webhook deliveries, hidden from other nodes for ``timeout_ms``."""
+        return [text(i) for i in await self._call("webhook_claim", [self.keys.webhook_due], [most, timeout_ms])]
 
     async def limits_apply(self, partition: Partition, job: str, which: str, spec: str) -> int:
         """Store a job's limits ('code' or runtime 'override'; spec '' deletes) in one partition and

@@ -104,6 +104,11 @@ BOUNDS: dict[str, Bound] = {
     "max_body_bytes": Bound(1024, _REDIS_MAX_BYTES),
     "api_scan_limit": Bound(100, 10_000_000),
     "ui_session_ttl_s": Bound(60, 30 * 86_400),
+    "webhook_max_attempts": Bound(1, 100),
+    "webhook_backoff_ms": Bound(1, 3600_000),
+    "webhook_timeout_s": Bound(0.1, 300),
+    "webhook_concurrency": Bound(1, 1000),
+    "notify_claim_idle_ms": Bound(100, _DAY_MS),
 }
 
 #: The shapes the API renders runs in: Baton's own, then each seed system's (runtime/api/views.py).
@@ -249,6 +254,19 @@ class Settings:
     api_view: str = "native"
     #: How long a dashboard sign-in lasts (its session cookie and the session in Redis).
     ui_session_ttl_s: int = 8 * 3600
+    #: Attempts of one webhook delivery before it is dead-lettered.
+    webhook_max_attempts: int = 8
+    #: Delay before a webhook delivery's first retry; it doubles with each failure (at most an hour).
+    webhook_backoff_ms: int = 1000
+    #: How long a webhook endpoint may take to answer a delivery (a longer one counts as failed).
+    webhook_timeout_s: float = 10.0
+    #: Webhook deliveries one node has in flight at once.
+    webhook_concurrency: int = 16
+    #: Outbox entries a notifier took but has not acknowledged for this long (its node died) are taken over.
+    notify_claim_idle_ms: int = 30_000
+    #: Run the notifier actor here (completion hooks, webhook deliveries); off on nodes that must not make
+    #: outgoing HTTP requests (another node does it).
+    notifier: bool = True
 
     def __post_init__(self) -> None:
         _check(self)

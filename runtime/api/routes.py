@@ -47,6 +47,7 @@ from .handlers_runs import (
     h_tool_calls,
     h_usage,
 )
+from .routes_hooks import HOOK_ROUTES
 from .routes_ops import OPS_ROUTES
 from .routing import Param, Route
 from .run_helpers import CURSOR, FILTERS, LAST_EVENT, LIMIT, PROJECT_ID, RUN_ID, VIEW
@@ -222,6 +223,7 @@ ROUTES: tuple[Route, ...] = (
           "waits that start later.", body="SendEventRequest", body_required=True,
           responses={200: ("How many runs woke", "SendEventResponse")}),
     *OPS_ROUTES,
+    *HOOK_ROUTES,
     Route("GET", "/health", h_health, "health", "Liveness", "Operations", auth=False,
           responses={200: ("The process serves requests", "Health")}),
     Route("GET", "/ready", h_ready, "ready", "Readiness", "Operations",

@@ -25,6 +25,7 @@ from .schemas import (
                                _obj,
 )
 from .schemas import ref as _ref
+from .schemas_hooks import HOOK_SCHEMAS
 
 __all__ = ["COMPONENTS", "OPS_SCHEMAS"]
 
@@ -120,4 +121,4 @@ OPS_SCHEMAS: dict[str, Schema] = {
 }
 
 #: every component schema of the API
-COMPONENTS: dict[str, Schema] = {**SCHEMAS, **OPS_SCHEMAS}
+COMPONENTS: dict[str, Schema] = {**SCHEMAS, **OPS_SCHEMAS, **HOOK_SCHEMAS}

@@ -94,6 +94,7 @@ def sample_calls(lua: Lua) -> dict[str, tuple[Callable[[], Awaitable[Any]], int]
         "run_append": (lambda: s.append("no-such-run", "n/1", "chunks", [("chunk", '"a"'), ("chunk", '"b"')]), 2),
         "reconcile": (lambda: s.reconcile(p), 0),
         "limits_apply": (lambda: s.limits_apply(p, "work", "override", "2,0,0,0,0,0"), 0),
+        "webhook_claim": (lambda: s.webhook_claim(10, 1000), 0),
     }
 
 
@@ -162,7 +163,7 @@ async def test_all_keys_of_a_call_share_one_hash_tag(recorded: dict[str, tuple[C
     for name, (call, _) in recorded.items():
         # Then its KEYS carry the partition's hash tag (one cluster slot per script call);
         # the scheduler lease is node-wide and carries the deployment's tag instead
-        tag = f"{{{lua.scripts.keys.prefix}}}:" if name == "scheduler_lease" else lua.part.prefix
+        tag = f"{{{lua.scripts.keys.prefix}}}:" if name in ("scheduler_lease", "webhook_claim") else lua.part.prefix
         assert all(k.startswith(tag) for k in call.keys), (name, call.keys)
 
 

@@ -196,6 +196,14 @@ local function count_finished(pfx, queue, now, trims)
   if call('HINCRBY', tk, minute, 1) == 1 then call('PEXPIRE', tk, 7260000) end
 end
 
+-- Tell the notifier actors (runtime/notify.py) that a run finished: only runs created with the
+-- `notify` mark (their job has completion hooks or their project webhooks), so others cost nothing.
+-- Processed entries are deleted; the cap only bounds a backlog no notifier takes (see the README).
+local OUTBOX_MAX = 1000000
+local function notify_finished(pfx, id, status, now)
+  call('XADD', K.outbox(pfx), 'MAXLEN', '~', OUTBOX_MAX, '*', 'id', id, 'status', status, 'ts', now)
+end
+
 -- Move a run to a terminal status: record time, index, expire the record, and
 -- wake a parent that waits for it as a child. `batch` (optional) lets a caller
 -- that settles many runs in one call write less: `sets` and `dels` are more
@@ -206,7 +214,8 @@ local function make_terminal(pfx, id, status, now, ttl_ms, cap, batch)
   local rk = K.run(pfx, id)
   local sets = {'status', status, 'finished_at', now, 'updated_at', now}
   local dels = {'lease_token', 'lease_node', 'lease_expires_at', 'cc', 'next_retry_at'}
-  local rec = batch and batch.rec
+  -- the fields read below, when the caller did not read them already (one HMGET)
+  local rec = batch and batch.rec or read_fields(pfx, id, {'parent_id', 'queue', 'notify', 'tl'})
   if batch then
     for _, v in ipairs(batch.sets or {}) do sets[#sets + 1] = v end
     for _, v in ipairs(batch.dels or {}) do dels[#dels + 1] = v end
@@ -215,21 +224,16 @@ local function make_terminal(pfx, id, status, now, ttl_ms, cap, batch)
   call('HDEL', rk, unpack(dels))
   local index = K.status(pfx, status)
   call('ZADD', index, now, id)
-  add_derived_event(pfx, id, 'status', '{"status":' .. cjson.encode(status) .. '}', now, rec and (rec.tl or false))
+  add_derived_event(pfx, id, 'status', '{"status":' .. cjson.encode(status) .. '}', now, rec.tl or false)
   call('PEXPIRE', rk, ttl_ms)
-  for _, k in ipairs(satellite_keys(pfx, id, rec)) do call('PEXPIRE', k, ttl_ms) end
+  for _, k in ipairs(satellite_keys(pfx, id, batch and batch.rec)) do call('PEXPIRE', k, ttl_ms) end
   if batch and batch.trims then
     batch.trims[index] = ttl_ms
   else
     trim_index(pfx, index, now, ttl_ms, cap)
   end
-  local parent, queue
-  if rec then
-    parent, queue = rec.parent_id, rec.queue
-  else
-    local r = call('HMGET', rk, 'parent_id', 'queue')
-    parent, queue = r[1], r[2]
-  end
+  local parent, queue, notify = rec.parent_id, rec.queue, rec.notify
+  if notify then notify_finished(pfx, id, status, now) end
   count_finished(pfx, queue, now, batch and batch.trims)
   if parent then
     local wk = K.waits_on(pfx, parent)

@@ -42,6 +42,7 @@ function K.ttl(P) return P .. 'ttl' end
 function K.jobs(P) return P .. 'jobs' end
 function K.status(P, status) return P .. 'st:' .. status end
 function K.throughput(P, queue, hour) return P .. 'tput:' .. queue .. '|' .. hour end
+function K.outbox(P) return P .. 'outbox' end
 function K.job_leases(P, job) return P .. 'cc:j:' .. job end
 function K.idempotency(P, job, key) return P .. 'idem:' .. job .. '|' .. key end
 function K.key_leases(P, job, concurrency_key) return P .. 'cc:k:' .. job .. '|' .. concurrency_key end

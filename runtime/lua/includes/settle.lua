@@ -30,7 +30,7 @@ end
 -- The fields settle() reads, in one HMGET (runs_finish reads them for its fencing check too).
 local SETTLE_FIELDS = {'job', 'queue', 'concurrency_key', 'priority', 'charged', 'max_attempts', 'backoff',
   'attempt', 'attempt_started_at', 'lease_node', 'cancel_requested', 'attempts', 'lease_token', 'status',
-  'parent_id', 'cc', 'tl', unpack(SATELLITE_MARKS)}
+  'parent_id', 'cc', 'tl', 'notify', unpack(SATELLITE_MARKS)}
 
 -- outcome: completed | failed | timed_out | crashed | canceled | released | waiting
 -- (a 'waiting' outcome of kind 'paused' parks the run in status paused)
