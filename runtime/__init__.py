@@ -27,8 +27,14 @@ from .errors import (
     RunNotFinished,
     RunNotFound,
     RunStatusConflict,
+    SignalBufferFull,
     StepError,
     SubmissionError,
+    TokenAlreadyCompleted,
+    TokenError,
+    TokenExpired,
+    TokenNotFound,
+    TokenSignatureInvalid,
     UnknownJob,
     ValueTooLarge,
     WaitTimeout,
@@ -36,6 +42,7 @@ from .errors import (
 from .jobs import Backoff, JobOptions
 from .records import Attempt, Run
 from .settings import Settings
+from .tokens import WaitToken
 
 __all__ = [
     "Attempt",
@@ -66,11 +73,18 @@ __all__ = [
     "RunNotFound",
     "RunStatusConflict",
     "Settings",
+    "SignalBufferFull",
     "StepError",
     "SubmissionError",
+    "TokenAlreadyCompleted",
+    "TokenError",
+    "TokenExpired",
+    "TokenNotFound",
+    "TokenSignatureInvalid",
     "UnknownJob",
     "ValueTooLarge",
     "WaitTimeout",
+    "WaitToken",
 ]
 
 __version__ = "0.1.0"

@@ -102,6 +102,8 @@ BOUNDS: dict[str, Bound] = {
     "max_body_bytes": Bound(1024, _REDIS_MAX_BYTES),
     "api_scan_limit": Bound(100, 10_000_000),
     "ui_session_ttl_s": Bound(60, 30 * 86_400),
+    "signal_buffer_max": Bound(1, 100_000),
+    "token_max_timeout_s": Bound(1, 10 * _YEAR_S),
 }
 
 #: The shapes the API renders runs in: Baton's own, then each seed system's (runtime/api/views.py).
@@ -118,6 +120,7 @@ _TEXT_RULES = (
     ("api_operator_projects", re.compile(r"\*|[a-z0-9][a-z0-9_-]{0,63}(,[a-z0-9][a-z0-9_-]{0,63})*|"),
      "comma-separated project names, or *"),
     ("api_view", re.compile("|".join(API_VIEWS)), " or ".join(API_VIEWS)),
+    ("api_public_url", re.compile(r"(https?://[^\s?#]+)?"), "an http(s) URL without query or fragment"),
 )
 #: Python types a field of each annotated type accepts (an int is a valid float)
 _TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "bool": bool, "str": str}
@@ -244,6 +247,16 @@ class Settings:
     api_view: str = "native"
     #: How long a dashboard sign-in lasts (its session cookie and the session in Redis).
     ui_session_ttl_s: int = 8 * 3600
+    #: Most signals a run holds that no ctx.wait_for_signal has taken yet; more are refused (409).
+    signal_buffer_max: int = 1000
+    #: The longest waitpoint token timeout, and the timeout of a token created without one.
+    token_max_timeout_s: int = 7 * 24 * 3600
+    #: Secret that signs waitpoint token callback URLs (HMAC-SHA256 of the token id); the same on every
+    #: node and API process. Empty = tokens get no callback URL (complete them with an API key).
+    token_secret: str = ""
+    #: Base URL of the HTTP API as callers reach it (e.g. https://baton.example.com), put before the path
+    #: of callback URLs; empty = the URL is the path alone.
+    api_public_url: str = ""
 
     def __post_init__(self) -> None:
         _check(self)
@@ -283,6 +296,8 @@ class Settings:
         shown["redis_url"] = masked_url(self.redis_url)
         if self.api_dev_key:
             shown["api_dev_key"] = "***"
+        if self.token_secret:
+            shown["token_secret"] = "***"
         return f"Settings({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
 
     def with_changes(self, **changes: Any) -> Settings:
