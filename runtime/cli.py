@@ -16,6 +16,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from .api.commands import add_api_args, add_commands, run_command
+from .api.commands_messages import add_token_commands, run_token_command
 from .api.commands_ops import OPS_COMMANDS, add_ops_commands, run_ops_command
 from .app import Baton
 from .cli_client import run_client_command, use_api
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_args(api)
     add_commands(sub)
     add_ops_commands(sub)
+    add_token_commands(sub)
     completion = sub.add_parser("completion", help="print a shell completion script (bash or zsh)")
     completion.add_argument("shell", choices=SHELLS)
     return parser
@@ -119,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(run_command(ns))
         if ns.command in OPS_COMMANDS:
             return asyncio.run(run_ops_command(ns))
+        if ns.command == "tokens":
+            return asyncio.run(run_token_command(ns))
         settings = settings_from(ns)
         if ns.command == "worker":
             app = load_app(ns.app)

@@ -24,6 +24,7 @@ from .schemas import (
                                _obj,
 )
 from .schemas import ref as _ref
+from .schemas_messages import MESSAGE_SCHEMAS
 
 __all__ = ["COMPONENTS", "OPS_SCHEMAS"]
 
@@ -119,4 +120,4 @@ OPS_SCHEMAS: dict[str, Schema] = {
 }
 
 #: every component schema of the API
-COMPONENTS: dict[str, Schema] = {**SCHEMAS, **OPS_SCHEMAS}
+COMPONENTS: dict[str, Schema] = {**SCHEMAS, **OPS_SCHEMAS, **MESSAGE_SCHEMAS}
