@@ -48,6 +48,9 @@ async def test_signal_and_query_a_run(api: ApiNode) -> None:
     status, body = await api.call("GET", f"/v1/runs/{run_id}/query")
     assert status == 200 and body["run_id"] == run_id and body["state"] == {"stage": "asked"}
     assert body["updated_at"].endswith("Z")
+    status, deps = await api.call("GET", f"/v1/runs/{run_id}/dependency-status")
+    assert status == 200 and deps["waiting_for"]["kind"] == "signal" and not deps["dependencies_satisfied"]
+    assert [d["condition"] for d in deps["dependencies"]] == ["signal decision"]
     # and bad signals are sent
     for bad, code in (({"name": "no spaces"}, "invalid_body"), ({"data": 1}, "invalid_body"),
                       ({"name": "x", "extra": 1}, "invalid_body"),
