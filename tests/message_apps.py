@@ -35,7 +35,7 @@ async def inbox(ctx: RunContext, payload: Any) -> Any:
     r = _redis()
 
     async def count(step: str) -> int:
-        return int(await r.hincrby(_key("step-runs"), step, 1))
+        return int(await r.hincrby(_key("step-runs"), f"{ctx.run_id}:{step}", 1))
 
     token = await ctx.create_token(timeout=120)
     await ctx.set_state({"token": token.id})
@@ -44,7 +44,7 @@ async def inbox(ctx: RunContext, payload: Any) -> Any:
 
     async def after() -> None:
         if await count("after") == 1:
-            await r.rpush(_key("in-after"), ctx.node_id)
+            await r.rpush(_key("in-after"), ctx.run_id)
             await asyncio.sleep(60)
 
     await ctx.step("after", after)
