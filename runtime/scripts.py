@@ -38,7 +38,7 @@ SCRIPT_NAMES = (
     "run_pause", "run_resume", "run_reschedule", "run_restart", "run_idem_reset", "run_debug", "run_append",
     "run_delete",
     "limits_apply",
-    "signal_send", "state_set", "token_create", "token_settle",
+    "signal_send", "state_set", "token_create", "token_settle", "message_take",
 )
 
 #: Scripts whose writes nobody is told about (configuration, not a run's fate): durable
@@ -350,6 +350,16 @@ class Scripts:
         p = self.keys.partition_of_run(run_id)
         return int(await self._call("signal_send", [p.run(run_id)],
                                     [p.prefix, run_id, name, data_json, most, self.keys.wake_channel]))
+
+    async def take_message(self, run_id: str, token: str, kind: str, key: str, step: str,
+                           index: int) -> tuple[str, str, bool] | int:
+        """Fenced: take what a beginning signal or token wait already has, recording its step; (step status,
+        data JSON, pause requested), or 0 when nothing arrived yet, -1 when the lease is gone."""
+        p = self.keys.partition_of_run(run_id)
+        raw = await self._call("message_take", [p.run(run_id)], [p.prefix, run_id, token, kind, key, step, index])
+        if isinstance(raw, list):
+            return text(raw[0]), text(raw[1]), int(raw[2]) == 1
+        return int(raw)
 
     async def set_state(self, run_id: str, token: str, state_json: str) -> int:
         """Fenced write of the state a handler publishes; the time stored (ms), or -1 when the lease is gone."""

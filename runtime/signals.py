@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from .app import Baton
     from .context import RunContext
 
-__all__ = ["data_json", "keyed_wait", "query_state", "send_signal", "set_state", "wait_for_signal"]
+__all__ = ["TAKEN_AT_ONCE", "data_json", "keyed_wait", "query_state", "send_signal", "set_state", "wait_for_signal"]
 
 def data_json(what: str, data: Any, max_bytes: int) -> str:
     """``data`` as the JSON text a message carries, within ``max_bytes``; SubmissionError otherwise."""
@@ -80,6 +80,10 @@ async def query_state(app: Baton, run_id: str) -> dict[str, Any] | None:
 
 # -- handler side (RunContext delegates here) ------------------------------------
 
+#: waits whose message may have arrived before they begin (kept for them): a beginning wait takes it in the
+#: running attempt instead of ending it (an event wait finds a kept event when its attempt ends, in settle)
+TAKEN_AT_ONCE = ("signal", "token")
+
 
 async def keyed_wait(ctx: RunContext, kind: str, key: str, deadline_ms: int | None, what: str,
                      step: str | None = None) -> Any:
@@ -91,6 +95,8 @@ async def keyed_wait(ctx: RunContext, kind: str, key: str, deadline_ms: int | No
 
     step = f"{step or f'__wait_{kind}'}#{ctx._next_index}"
     index, record = ctx._begin(step)
+    if record is None and kind in TAKEN_AT_ONCE:
+        record = await _take(ctx, kind, key, step, index)
     if record is not None:
         status = record.get("status")
         if status == "completed":
@@ -103,6 +109,27 @@ async def keyed_wait(ctx: RunContext, kind: str, key: str, deadline_ms: int | No
                                         "output": {"key": key, "deadline": deadline_ms}, "error": None,
                                         "started_at": ctx.now_ms(), "completed_at": None})
     raise Suspend({"kind": kind, "key": key, "deadline": deadline_ms, "step": step, "index": index})
+
+
+async def _take(ctx: RunContext, kind: str, key: str, step: str, index: int) -> dict[str, Any] | None:
+    """The wait's step record when what it waits for already arrived (taken by message_take.lua in this
+    attempt, which goes on), else None."""
+    from .context import Suspend
+
+    await ctx.flush()  # the run's timeline keeps its order: what the handler wrote before the wait first
+    taken = await ctx._app.scripts.take_message(ctx.run_id, ctx._token, kind, key, step, index)
+    if taken == -1:
+        raise LeaseLost(f"run {ctx.run_id}: lease lost; {kind} wait not begun")
+    if not isinstance(taken, tuple):
+        return None
+    status, data, paused = taken
+    now = ctx.now_ms()
+    record = {"name": step, "index": index, "status": status, "output": orjson.loads(data), "error": None,
+              "started_at": now, "completed_at": now}
+    ctx._steps[step] = ctx._by_index[index] = record
+    if paused:  # a step boundary, where a requested pause takes effect (as RunContext._record)
+        raise Suspend({"kind": "paused", "step": step, "index": index})
+    return record
 
 
 async def wait_for_signal(ctx: RunContext, name: str, timeout: float | None = None) -> Any:

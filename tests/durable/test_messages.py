@@ -37,8 +37,10 @@ async def test_signals_sent_before_the_wait_are_delivered_in_order_each_once(mak
     assert await app.signal(run_id, "go", {"n": 2}) is False
     async with running_node(app):
         run = await app.wait_for(run_id, 10)
-        # Then each wait took the oldest "go" signal, once; the other signal is still held for a later wait
+        # Then each wait took the oldest "go" signal, once, at once (in the attempt that ran: it never waited);
+        # the other signal is still held for a later wait
         assert run.status == "completed" and run.output == [{"n": 1}, {"n": 2}]
+        assert [a.status for a in run.attempts] == ["completed"]
         p = app.keys.partition_of_run(run_id)
         assert [e.decode() for e in await redis.lrange(p.signals(run_id), 0, -1)] == ["stop\nnull"]
         # and a finished run, an unknown run and bad input get clear errors

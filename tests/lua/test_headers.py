@@ -86,6 +86,7 @@ def sample_calls(lua: Lua) -> dict[str, tuple[Callable[[], Awaitable[Any]], int]
         "state_set": (lambda: s.set_state("no-such-run", "n/1", "{}"), 0),
         "token_create": (lambda: s.create_token("no-such-run", "n/1", "wpt_x", 1000, "[]", 1000), 0),
         "token_settle": (lambda: s.settle_token("wpt_x", "completed", "{}", "api"), 0),
+        "message_take": (lambda: s.take_message("no-such-run", "n/1", "signal", "go", "__wait_signal#0", 0), 0),
         "scheduler_lease": (lambda: s.scheduler_lease("node-a", 1000), 0),
         "run_pause": (lambda: s.pause("no-such-run"), 0),
         "run_resume": (lambda: s.resume("no-such-run"), 0),

@@ -57,6 +57,33 @@ async def test_a_signal_to_a_waiting_run_completes_its_wait_and_a_finished_run_r
     assert 0 < await lua.redis.pttl(lua.part.signals(run_id)) <= lua.settings.finished_ttl_s * 1000
 
 
+async def test_a_beginning_wait_takes_what_arrived_in_the_running_attempt(lua: Lua) -> None:
+    # Given an executing run with a buffered signal and a completed token
+    run_id = await lua.create_one()
+    claimed = await lua.claim_one(run_id)
+    p = lua.part
+    assert await lua.scripts.send_signal(run_id, "go", '"s"', 10) == 0
+    assert await lua.scripts.create_token(run_id, claimed.token, "wpt_t", 60_000, "[]", 120_000)
+    assert await lua.scripts.settle_token("wpt_t", "completed", '"t"', "api") == (0, run_id)
+    take = lua.scripts.take_message
+    # Then a stale lease takes nothing, and a wait for what has not arrived finds nothing
+    assert await take(run_id, "stale", "signal", "go", "__wait_signal#0", 0) == -1
+    assert await take(run_id, claimed.token, "signal", "other", "__wait_signal#0", 0) == 0
+    # When the lease holder's waits begin, each takes its message, recorded as its step; the run executes on
+    assert await take(run_id, claimed.token, "signal", "go", "__wait_signal#0", 0) == ("completed", '"s"', False)
+    assert await take(run_id, claimed.token, "token", "wpt_t", "__wait_token#1", 1) == ("completed", '"t"', False)
+    assert await lua.redis.llen(p.signals(run_id)) == 0
+    steps = {text(k): orjson.loads(v) for k, v in (await lua.redis.hgetall(p.steps(run_id))).items()}
+    assert {k: (s["status"], s["output"]) for k, s in steps.items()} == {
+        "__wait_signal#0": ("completed", "s"), "__wait_token#1": ("completed", "t")}
+    run = await lua.run(run_id)
+    assert run["status"] == "executing" and run["current_step_index"] == "1"
+    # and with a pause requested, the taking says so (the handler parks the run at this step boundary)
+    assert await lua.scripts.pause(run_id) == 2
+    assert await lua.scripts.send_signal(run_id, "go", "2", 10) == 0
+    assert await take(run_id, claimed.token, "signal", "go", "__wait_signal#2", 2) == ("completed", "2", True)
+
+
 async def test_state_and_tokens_are_fenced_and_a_token_is_created_once(lua: Lua) -> None:
     run_id = await lua.create_one()
     claimed = await lua.claim_one(run_id)

@@ -31,17 +31,23 @@ local function token_outcome(pfx, tid, now)
   return nil, nil
 end
 
+-- What a wait of `kind` (signal | token) for `key` finds when it begins: the
+-- wait step's status and data (taken from the buffer for a signal), or nil.
+local function message_arrived(pfx, id, kind, key, now)
+  if kind == 'signal' then
+    local data = signal_take(pfx, id, key)
+    if data then return 'completed', data end
+    return nil, nil
+  end
+  return token_outcome(pfx, key, now)
+end
+
 -- Settle's hook for a run whose attempt ends in a signal or token wait (its
 -- status, wait fields and wait_key already written): what arrived before the
 -- wait is delivered at once and the run queued again (true); false when the
 -- run must wait.
 local function message_wait_begins(pfx, id, w, now)
-  local status, data = 'completed', nil
-  if w.kind == 'signal' then
-    data = signal_take(pfx, id, w.key)
-  else
-    status, data = token_outcome(pfx, w.key, now)
-  end
+  local status, data = message_arrived(pfx, id, w.kind, w.key, now)
   if not data then return false end
   complete_wait_step(pfx, id, w.step, w.index, now, data, status, now)
   resume(pfx, id, now, w.kind)
