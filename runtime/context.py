@@ -8,9 +8,10 @@ Steps are identified by name and by position: a replay that reaches a different
 step at the same position fails with :class:`NonDeterminism` instead of mixing
 two histories.
 
-Durable waits (``sleep``, ``wait_for_event``, ``trigger_and_wait``) end the
-current attempt without charging it: the slot and the lease are freed, and the
-run is queued again when the wait is over, replaying its completed steps.
+Durable waits (``sleep``, ``wait_for_event``, ``wait_for_signal``, ``wait_for_token``,
+``trigger_and_wait``) end the current attempt without charging it: the slot and
+the lease are freed, and the run is queued again when the wait is over,
+replaying its completed steps.
 """
 
 from __future__ import annotations
