@@ -28,8 +28,14 @@ from .errors import (
     RunNotFinished,
     RunNotFound,
     RunStatusConflict,
+    SignalBufferFull,
     StepError,
     SubmissionError,
+    TokenAlreadyCompleted,
+    TokenError,
+    TokenExpired,
+    TokenNotFound,
+    TokenSignatureInvalid,
     UnknownJob,
     ValueTooLarge,
     WaitTimeout,
@@ -38,6 +44,7 @@ from .errors import (
 from .jobs import Backoff, JobOptions
 from .records import Attempt, Run
 from .settings import Settings
+from .tokens import WaitToken
 
 __all__ = [
     "Attempt",
@@ -69,11 +76,18 @@ __all__ = [
     "RunNotFound",
     "RunStatusConflict",
     "Settings",
+    "SignalBufferFull",
     "StepError",
     "SubmissionError",
+    "TokenAlreadyCompleted",
+    "TokenError",
+    "TokenExpired",
+    "TokenNotFound",
+    "TokenSignatureInvalid",
     "UnknownJob",
     "ValueTooLarge",
     "WaitTimeout",
+    "WaitToken",
     "WebhookError",
 ]
 

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from . import signals
 from .affinity import DEFAULT_PREFER_WAIT_S, sticky_options
 from .connection import connect, pool_size
 from .cron import CronSchedule, ScheduleRegistry
@@ -25,6 +26,7 @@ from .statuses import TERMINAL
 from .submission import PlainSpecs, RunSpec, build_spec, json_text
 from .submission import _run_at_ms as run_at_to_ms
 from .timeline import read_timeline
+from .tokens import Tokens
 from .tracing import current_traceparent
 from .webhooks import WebhookProjects
 
@@ -575,6 +577,21 @@ class Baton:
         if len(data_json) > self.settings.max_input_bytes:
             raise SubmissionError("too_large", "event data is larger than max_input_bytes")
         return await self.scripts.send_event(key, data_json, self.settings.event_ttl_s * 1000)
+
+    async def signal(self, run_id: str, name: str, data: Any = None) -> bool:
+        """Send signal ``name`` to one run's ``ctx.wait_for_signal(name)``; True when it was waiting (it
+        resumes now), False when the signal was kept for its next wait (see runtime/signals.py)."""
+        return await signals.send_signal(self, run_id, name, data)
+
+    async def query(self, run_id: str) -> Any:
+        """The state the run's handler last published with ``ctx.set_state`` (None when none)."""
+        published = await signals.query_state(self, run_id)
+        return None if published is None else published["state"]
+
+    @property
+    def tokens(self) -> Tokens:
+        """Waitpoint tokens: ``get``, ``list``, ``complete``, ``expire`` (see runtime/tokens.py)."""
+        return Tokens(self)
 
     async def get_steps(self, run_id: str) -> list[dict[str, Any]]:
         """The run's step records (the seed's StepRecord plus index), in step order."""

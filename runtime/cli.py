@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from .api.commands import add_api_args, add_commands, run_command
 from .api.commands_hooks import add_webhook_commands, run_webhook_command
+from .api.commands_messages import add_token_commands, run_token_command
 from .api.commands_ops import OPS_COMMANDS, add_ops_commands, run_ops_command
 from .app import Baton
 from .cli_client import run_client_command, use_api
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_commands(sub)
     add_ops_commands(sub)
     add_webhook_commands(sub)
+    add_token_commands(sub)
     completion = sub.add_parser("completion", help="print a shell completion script (bash or zsh)")
     completion.add_argument("shell", choices=SHELLS)
     return parser
@@ -123,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(run_ops_command(ns))
         if ns.command == "webhooks":
             return asyncio.run(run_webhook_command(ns))
+        if ns.command == "tokens":
+            return asyncio.run(run_token_command(ns))
         settings = settings_from(ns)
         if ns.command == "worker":
             app = load_app(ns.app)

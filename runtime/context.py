@@ -8,9 +8,10 @@ Steps are identified by name and by position: a replay that reaches a different
 step at the same position fails with :class:`NonDeterminism` instead of mixing
 two histories.
 
-Durable waits (``sleep``, ``wait_for_event``, ``trigger_and_wait``) end the
-current attempt without charging it: the slot and the lease are freed, and the
-run is queued again when the wait is over, replaying its completed steps.
+Durable waits (``sleep``, ``wait_for_event``, ``wait_for_signal``, ``wait_for_token``,
+``trigger_and_wait``) end the current attempt without charging it: the slot and
+the lease are freed, and the run is queued again when the wait is over,
+replaying its completed steps.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from .errors import ChildRunFailed, DuplicateStep, LeaseLost, NonDeterminism, WaitTimeout, raise_for_status
+from . import signals, tokens
+from .errors import ChildRunFailed, DuplicateStep, LeaseLost, NonDeterminism, raise_for_status
 from .fencing import LeaseClock, lease_margin_s
 from .ids import routed_run_id
 from .limits import check_size, check_tags, fit_log_entry
@@ -630,24 +632,34 @@ class RunContext:
         delivered at once. Raises :class:`WaitTimeout` after ``timeout`` seconds
         without an event (the job's retry policy then applies if not caught).
         """
-        name = f"__event#{self._next_index}"
-        index, record = self._begin(name)
         project = await self.project()
         if project != "default":
             key = f"{project}/{key}"  # events are scoped to the run's project (see POST /v1/events)
-        if record is not None:
-            status = record.get("status")
-            if status == "completed":
-                return record.get("output")
-            if status == "timed_out":
-                raise WaitTimeout(f"no event {key!r} within {timeout}s")
-            deadline = record["output"].get("deadline")
-        else:
-            deadline = self.now_ms() + int(timeout * 1000) if timeout is not None else None
-            await self._record(name, index, {"name": name, "index": index, "status": "waiting",
-                                             "output": {"key": key, "deadline": deadline}, "error": None,
-                                             "started_at": self.now_ms(), "completed_at": None})
-        raise Suspend({"kind": "event", "key": key, "deadline": deadline, "step": name, "index": index})
+        deadline = self.now_ms() + int(timeout * 1000) if timeout is not None else None
+        return await signals.keyed_wait(self, "event", key, deadline, f"no event {key!r} within {timeout}s",
+                                        step="__event")
+
+    # -- messages: signals, queries, waitpoint tokens (runtime/signals.py, runtime/tokens.py) ----------
+
+    async def wait_for_signal(self, name: str, timeout: float | None = None) -> Any:
+        """Wait durably for ``app.signal(run_id, name, data)``; returns ``data``. Signals sent earlier wait
+        in the run's buffer: each call takes the oldest one of ``name`` (in order, each once). Raises
+        :class:`WaitTimeout` after ``timeout`` seconds without one."""
+        return await signals.wait_for_signal(self, name, timeout)
+
+    async def set_state(self, value: Any) -> None:
+        """Publish ``value`` (JSON, at most max_checkpoint_bytes) for ``app.query(run_id)`` to read at once."""
+        await signals.set_state(self, value)
+
+    async def create_token(self, timeout: float | None = None, tags: Iterable[str] = ()) -> tokens.WaitToken:
+        """Create a waitpoint token (once per run, even across replays): an id and a pre-signed callback
+        URL; expires after ``timeout`` seconds (default and most: token_max_timeout_s)."""
+        return await tokens.create_token(self, timeout, tags)
+
+    async def wait_for_token(self, token: tokens.WaitToken | str) -> Any:
+        """Wait durably until the token is completed; returns the JSON it was completed with. Raises
+        :class:`WaitTimeout` once it expires."""
+        return await tokens.wait_for_token(self, token)
 
     # -- continuation -------------------------------------------------------
 

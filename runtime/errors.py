@@ -25,9 +25,15 @@ __all__ = [
     "RunNotFinished",
     "RunNotFound",
     "RunStatusConflict",
+    "SignalBufferFull",
     "StatusCode",
     "StepError",
     "SubmissionError",
+    "TokenAlreadyCompleted",
+    "TokenError",
+    "TokenExpired",
+    "TokenNotFound",
+    "TokenSignatureInvalid",
     "UnknownJob",
     "ValueTooLarge",
     "WaitTimeout",
@@ -178,6 +184,30 @@ class ChildRunFailed(BatonError):
         self.error = error
 
 
+class SignalBufferFull(RunError):
+    """Raised when a run already holds ``signal_buffer_max`` signals no wait has taken; the signal is refused."""
+
+
+class TokenError(BatonError):
+    """Base class of errors about one waitpoint token (runtime/tokens.py)."""
+
+
+class TokenNotFound(TokenError):
+    """Raised when no token has the given id (never created, or gone after its retention)."""
+
+
+class TokenAlreadyCompleted(TokenError):
+    """Raised when a token is completed or expired after it was completed: a token settles once."""
+
+
+class TokenExpired(TokenError):
+    """Raised when a token is completed or expired after its timeout passed or it was expired."""
+
+
+class TokenSignatureInvalid(TokenError):
+    """Raised when a callback URL's signature does not match its token id (or callbacks are off)."""
+
+
 class StatusCode(IntEnum):
     """Negative status codes returned by the Lua scripts (see each script header)."""
 
@@ -189,6 +219,7 @@ class StatusCode(IntEnum):
     DUPLICATE_STEP = -6
     WRONG_STATUS = -7
     ALREADY_REPLAYED = -8
+    SIGNAL_BUFFER_FULL = -9
 
 
 def raise_for_status(code: int, run_id: str) -> None:
@@ -210,4 +241,6 @@ def raise_for_status(code: int, run_id: str) -> None:
         raise RunStatusConflict(f"run {run_id}: its status does not allow this operation")
     if status is StatusCode.ALREADY_REPLAYED:
         raise RunAlreadyReplayed(f"run {run_id} was already replayed from the dead letter queue")
+    if status is StatusCode.SIGNAL_BUFFER_FULL:
+        raise SignalBufferFull(f"run {run_id} already holds as many signals as signal_buffer_max; signal refused")
     raise RunExists(f"run {run_id} already exists")

@@ -98,6 +98,27 @@ class Partition:
         """Runs of this partition waiting for an event key (SET; run ids)."""
         return f"{self.prefix}evw:{key}"
 
+    def signals(self, run_id: str) -> str:
+        """Signals sent to a run that no wait has taken yet, oldest first (LIST; entries
+        ``<name>\\n<JSON data>``, capped, expire with the run; see runtime/signals.py)."""
+        return f"{self.prefix}sig:{run_id}"
+
+    def query_state(self, run_id: str) -> str:
+        """The state a run's handler published with ctx.set_state (STRING; JSON ``{updated_at, state}``,
+        expires with the run)."""
+        return f"{self.prefix}qstate:{run_id}"
+
+    def token(self, token_id: str) -> str:
+        """A waitpoint token (HASH; run_id, project, status, tags, created_at, expires_at, output ...;
+        expires after its timeout and the finished-run TTL; see runtime/tokens.py)."""
+        return f"{self.prefix}wpt:{token_id}"
+
+    @property
+    def tokens(self) -> str:
+        """Waitpoint tokens of this partition by creation time (ZSET, score = created_at ms; entries
+        past their token's retention are trimmed as tokens are created)."""
+        return f"{self.prefix}wpts"
+
     @property
     def seq(self) -> str:
         """Counter ordering runs as they become ready, FIFO within a priority (STRING; integer)."""

@@ -38,6 +38,7 @@ SCRIPT_NAMES = (
     "run_pause", "run_resume", "run_reschedule", "run_restart", "run_idem_reset", "run_debug", "run_append",
     "run_delete",
     "limits_apply", "run_watch", "webhook_claim",
+    "signal_send", "state_set", "token_create", "token_settle", "message_take",
 )
 
 #: Scripts whose writes nobody is told about (configuration, not a run's fate): durable
@@ -358,6 +359,45 @@ class Scripts:
                 "event_send", [p.event_waiters(key)], [p.prefix, key, data_json, ttl_ms, self.keys.wake_channel]
             ))
         return woken
+
+    async def send_signal(self, run_id: str, name: str, data_json: str, most: int) -> int:
+        """Deliver or buffer a signal; 1 delivered, 0 buffered, -2 missing, -3 finished, -9 buffer full."""
+        p = self.keys.partition_of_run(run_id)
+        return int(await self._call("signal_send", [p.run(run_id)],
+                                    [p.prefix, run_id, name, data_json, most, self.keys.wake_channel]))
+
+    async def take_message(self, run_id: str, token: str, kind: str, key: str, step: str,
+                           index: int) -> tuple[str, str, bool] | int:
+        """Fenced: take what a beginning signal or token wait already has, recording its step; (step status,
+        data JSON, pause requested), or 0 when nothing arrived yet, -1 when the lease is gone."""
+        p = self.keys.partition_of_run(run_id)
+        raw = await self._call("message_take", [p.run(run_id)], [p.prefix, run_id, token, kind, key, step, index])
+        if isinstance(raw, list):
+            return text(raw[0]), text(raw[1]), int(raw[2]) == 1
+        return int(raw)
+
+    async def set_state(self, run_id: str, token: str, state_json: str) -> int:
+        """Fenced write of the state a handler publishes; the time stored (ms), or -1 when the lease is gone."""
+        p = self.keys.partition_of_run(run_id)
+        return int(await self._call("state_set", [p.run(run_id)], [p.prefix, run_id, token, state_json]))
+
+    async def create_token(self, run_id: str, token: str, token_id: str, timeout_ms: int, tags_json: str,
+                           max_timeout_ms: int) -> tuple[int, int] | None:
+        """Fenced, idempotent creation of a waitpoint token in its run's partition; (created_at, expires_at)
+        in ms, or None when the lease is gone."""
+        p = self.keys.partition_of_run(run_id)
+        raw = await self._call("token_create", [p.run(run_id)],
+                               [p.prefix, run_id, token, token_id, timeout_ms, tags_json, self._ttl_ms,
+                                max_timeout_ms])
+        return (int(raw[0]), int(raw[1])) if isinstance(raw, list) else None
+
+    async def settle_token(self, token_id: str, outcome: str, data_json: str, by: str) -> int | tuple[int, str]:
+        """Complete or expire a token once; (1 run resumed | 0 not waiting yet, run id), or -2 missing,
+        -5 already completed, -7 already expired."""
+        p = self.keys.partition_of_run(token_id)
+        raw = await self._call("token_settle", [p.token(token_id)],
+                               [p.prefix, token_id, outcome, data_json, self.keys.wake_channel, by])
+        return (int(raw[0]), text(raw[1])) if isinstance(raw, list) else int(raw)
 
     async def scheduler_lease(self, node_id: str, ttl_ms: int) -> bool:
         """Take or keep the scheduler lease; True while this node holds it."""

@@ -109,6 +109,8 @@ BOUNDS: dict[str, Bound] = {
     "webhook_timeout_s": Bound(0.1, 300),
     "webhook_concurrency": Bound(1, 1000),
     "notify_claim_idle_ms": Bound(100, _DAY_MS),
+    "signal_buffer_max": Bound(1, 100_000),
+    "token_max_timeout_s": Bound(1, 10 * _YEAR_S),
 }
 
 #: The shapes the API renders runs in: Baton's own, then each seed system's (runtime/api/views.py).
@@ -125,6 +127,7 @@ _TEXT_RULES = (
     ("api_operator_projects", re.compile(r"\*|[a-z0-9][a-z0-9_-]{0,63}(,[a-z0-9][a-z0-9_-]{0,63})*|"),
      "comma-separated project names, or *"),
     ("api_view", re.compile("|".join(API_VIEWS)), " or ".join(API_VIEWS)),
+    ("api_public_url", re.compile(r"(https?://[^\s?#]+)?"), "an http(s) URL without query or fragment"),
 )
 #: Python types a field of each annotated type accepts (an int is a valid float)
 _TYPES: dict[str, type | tuple[type, ...]] = {"int": int, "float": (int, float), "bool": bool, "str": str}
@@ -267,6 +270,16 @@ class Settings:
     #: Run the notifier actor here (completion hooks, webhook deliveries); off on nodes that must not make
     #: outgoing HTTP requests (another node does it).
     notifier: bool = True
+    #: Most signals a run holds that no ctx.wait_for_signal has taken yet; more are refused (409).
+    signal_buffer_max: int = 1000
+    #: The longest waitpoint token timeout, and the timeout of a token created without one.
+    token_max_timeout_s: int = 7 * 24 * 3600
+    #: Secret that signs waitpoint token callback URLs (HMAC-SHA256 of the token id); the same on every
+    #: node and API process. Empty = tokens get no callback URL (complete them with an API key).
+    token_secret: str = ""
+    #: Base URL of the HTTP API as callers reach it (e.g. https://baton.example.com), put before the path
+    #: of callback URLs; empty = the URL is the path alone.
+    api_public_url: str = ""
 
     def __post_init__(self) -> None:
         _check(self)
@@ -306,6 +319,8 @@ class Settings:
         shown["redis_url"] = masked_url(self.redis_url)
         if self.api_dev_key:
             shown["api_dev_key"] = "***"
+        if self.token_secret:
+            shown["token_secret"] = "***"
         return f"Settings({', '.join(f'{name}={value!r}' for name, value in shown.items())})"
 
     def with_changes(self, **changes: Any) -> Settings:

@@ -77,6 +77,9 @@ def add_commands(sub: Any) -> None:
     tail = rsub.add_parser("tail", help="follow a run's events live until it finishes")
     tail.add_argument("run_id")
     add_api_args(tail)
+    from .commands_messages import add_run_message_commands  # it imports this module's helpers
+
+    add_run_message_commands(rsub)
     dlq = sub.add_parser("dlq", help="the dead letter queue (HTTP API)")
     dsub = dlq.add_subparsers(dest="dlq_command", required=True)
     dls = dsub.add_parser("ls", help="list dead-lettered runs")
@@ -204,7 +207,11 @@ async def _runs(api: ApiClient, ns: argparse.Namespace, out: TextIO) -> int:
         run = await api.post(f"/v1/runs/{ns.run_id}/replay")
         emit(ns, out, run, f"{run['id']}\n")
         return 0
-    return await _tail(api, ns, out)
+    if cmd == "tail":
+        return await _tail(api, ns, out)
+    from .commands_messages import run_message_command
+
+    return await run_message_command(api, ns, out)
 
 
 class _Progress:

@@ -269,10 +269,11 @@ async def h_dependency_status(req: Req) -> web.StreamResponse:
     if waits.kind:
         waiting_for = {"kind": waits.kind, "key": waits.key, "until": iso(waits.until_ms),
                        "children": waits.children if waits.kind == "children" else None}
-        if waits.kind in ("event", "sleep"):
+        if waits.kind in ("event", "sleep", "signal", "token"):
+            # e.g. "event order-1", "signal approve", "token wpt_...", "time 2026-01-01T00:00:00Z"
+            condition = f"time {iso(waits.until_ms)}" if waits.kind == "sleep" else f"{waits.kind} {waits.key}"
             deps.append({"id": f"{run.id}:{waits.kind}", "job_id": run.job, "depends_on_job_id": None,
-                         "depends_on_run_id": None,
-                         "condition": f"event {waits.key}" if waits.kind == "event" else f"time {iso(waits.until_ms)}",
+                         "depends_on_run_id": None, "condition": condition,
                          "status": "waiting", "satisfied": False, "created_at": iso(waits.started_ms)})
     parent = None
     if run.parent_id:

@@ -48,6 +48,7 @@ from .handlers_runs import (
     h_usage,
 )
 from .routes_hooks import HOOK_ROUTES
+from .routes_messages import MESSAGE_ROUTES
 from .routes_ops import OPS_ROUTES
 from .routing import Param, Route
 from .run_helpers import CURSOR, FILTERS, LAST_EVENT, LIMIT, PROJECT_ID, RUN_ID, VIEW
@@ -222,6 +223,7 @@ ROUTES: tuple[Route, ...] = (
           "Wakes the caller's project's runs waiting in ctx.wait_for_event(key), and is kept event_ttl_s for "
           "waits that start later.", body="SendEventRequest", body_required=True,
           responses={200: ("How many runs woke", "SendEventResponse")}),
+    *MESSAGE_ROUTES,
     *OPS_ROUTES,
     *HOOK_ROUTES,
     Route("GET", "/health", h_health, "health", "Liveness", "Operations", auth=False,

@@ -15,6 +15,7 @@
 --@include keys
 --@include common
 --@include statuses
+--@include messages
 --@include settle
 --@include claim_reply
 --@include affinity

@@ -16,6 +16,7 @@
 --@include keys
 --@include common
 --@include statuses
+--@include messages
 --@include settle
 local pfx, channel = ARGV[1], ARGV[2]
 local ttl_ms, dlq_ttl_ms, cap = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])

@@ -1,6 +1,6 @@
 --[[ runs_promote: move delayed runs whose time has come to their ready sets.
   Waiting runs whose deadline passed are resumed too: a sleep is over, or a
-  wait for an event timed out (its step is recorded timed_out).
+  wait for an event, a signal or a token timed out (its step is recorded timed_out).
   KEYS[1] partition delayed set (ZSET id -> due ms)
   ARGV[1] partition key prefix
   ARGV[2] max runs to promote in this call
@@ -28,7 +28,7 @@ local wk = K.waiting(pfx)
 for _, id in ipairs(call('ZRANGEBYSCORE', wk, '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))) do
   local rk = K.run(pfx, id)
   local r = call('HMGET', rk, 'wait_kind', 'wait_step', 'wait_index', 'wait_started_at')
-  if r[1] == 'event' then
+  if r[1] == 'event' or r[1] == 'signal' or r[1] == 'token' then
     complete_wait_step(pfx, id, r[2], r[3], r[4], 'null', 'timed_out', now)
   end
   if resume(pfx, id, now, r[1] == 'sleep' and 'sleep over' or 'timeout') then

@@ -27,13 +27,17 @@ BODIES: dict[str, Any] = {
     "SendEventRequest": {"key": "k"}, "ScheduleRequest": {"job": "echo", "expression": "* * * * *"},
     "BackfillRequest": {"start": "2026-01-01T00:00:00Z", "end": "2026-01-01T00:10:00Z"},
     "Limits": {"max_concurrency": 3}, "BulkActionRequest": {"action": "cancel", "filter": {"job": "echo"}},
+    "SignalRequest": {"name": "go"}, "TokenData": {"approved": True},
+    "WebhookRequest": {"url": "https://example.com/hook", "events": ["run.completed"]},
+    "WebhookUpdate": {"description": "x"},
 }
 
 
 def path_of(route_path: str, run_id: str) -> str:
     return (route_path.replace("{run_id}", run_id).replace("{job}", "echo").replace("{queue}", "default")
             .replace("{name}", "sched").replace("{node}", "node")
-            .replace("{action_id}", "bulk_" + "0" * 20))
+            .replace("{action_id}", "bulk_" + "0" * 20).replace("{token_id}", "wpt_" + "0" * 26)
+            .replace("{webhook_id}", "wh_" + "0" * 20).replace("{delivery_id}", "dl_" + "0" * 20))
 
 
 def body_of(name: str | None, run_id: str) -> Any:

@@ -42,6 +42,14 @@ async def busy(ctx: RunContext, payload: Any) -> Any:
     return {"second": second, "child": child, "event": event}
 
 
+@app.job(timeout=60)
+async def messenger(ctx: RunContext, payload: Any) -> Any:
+    """A waitpoint token and published state, then a signal (sent before it waits) and the token."""
+    token = await ctx.create_token(timeout=60)
+    await ctx.set_state({"token": token.id})
+    return {"signal": await ctx.wait_for_signal("go"), "token": await ctx.wait_for_token(token)}
+
+
 @app.job(timeout=120, max_attempts=1)
 async def sleepy(ctx: RunContext, payload: Any) -> None:
     """Sleeps until cancelled."""

@@ -149,6 +149,19 @@ async def test_worker_and_api_work_under_their_acl_users(acl_node: tuple[RedisPr
             assert resp.status == 200
             assert await asyncio.wait_for(resp.content.readline(), 10)
 
+        # A signal sent before the run waits (the run's signal buffer), its published state, a waitpoint token
+        messenger = await api.trigger("messenger", {})
+        await api.call("POST", f"/v1/runs/{messenger}/signals", {"name": "go", "data": 1})
+
+        async def published() -> Any:
+            return (await api.call("GET", f"/v1/runs/{messenger}/query"))["state"]
+
+        token = (await eventually(published, 20, interval=0.1))["token"]
+        assert [t["id"] for t in (await api.call("GET", "/v1/tokens?status=waiting"))["data"]] == [token]
+        await api.call("POST", f"/v1/tokens/{token}/complete", {"ok": True})
+        run = await api.until(messenger, *TERMINAL)
+        assert run["output"] == {"signal": 1, "token": {"ok": True}}, run
+
         # Cancellation of an executing run (pub/sub to the worker)
         sleepy = await api.trigger("sleepy", {})
         await api.until(sleepy, "executing")

@@ -34,7 +34,8 @@ local function trim_index(pfx, index, now, ttl_ms, cap)
       local project = call('HGET', K.run(pfx, gid), 'project') or 'default'
       call('ZREM', K.project_runs(pfx, project), gid)
       call('DEL', K.run(pfx, gid), K.input(pfx, gid), K.events(pfx, gid), K.steps(pfx, gid), K.checkpoints(pfx, gid),
-        K.children(pfx, gid), K.waits_on(pfx, gid), K.records(pfx, gid), K.chunks(pfx, gid))
+        K.children(pfx, gid), K.waits_on(pfx, gid), K.records(pfx, gid), K.chunks(pfx, gid), K.signals(pfx, gid),
+        K.query_state(pfx, gid))
     end
   end
 end
@@ -101,8 +102,8 @@ end
 -- runs have only a timeline, so the others are noted on the record when first
 -- written (sat_<name>) and only those are expired.
 local SATELLITES = {steps = K.steps, cp = K.checkpoints, children = K.children, wait = K.waits_on,
-  rec = K.records, chunks = K.chunks}
-local SATELLITE_NAMES = {'steps', 'cp', 'children', 'wait', 'rec', 'chunks'}
+  rec = K.records, chunks = K.chunks, sig = K.signals, state = K.query_state}
+local SATELLITE_NAMES = {'steps', 'cp', 'children', 'wait', 'rec', 'chunks', 'sig', 'state'}
 local function mark_satellite(pfx, id, name)
   call('HSETNX', K.run(pfx, id), 'sat_' .. name, '1')
 end

@@ -18,6 +18,10 @@ function K.waits_on(P, run_id) return P .. 'wait:' .. run_id end
 function K.waiting(P) return P .. 'waiting' end
 function K.event(P, key) return P .. 'event:' .. key end
 function K.event_waiters(P, key) return P .. 'evw:' .. key end
+function K.signals(P, run_id) return P .. 'sig:' .. run_id end
+function K.query_state(P, run_id) return P .. 'qstate:' .. run_id end
+function K.token(P, token_id) return P .. 'wpt:' .. token_id end
+function K.tokens(P) return P .. 'wpts' end
 function K.seq(P) return P .. 'seq' end
 function K.paused(P) return P .. 'paused' end
 function K.records(P, run_id) return P .. 'rec:' .. run_id end

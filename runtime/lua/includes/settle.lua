@@ -102,6 +102,10 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
         return 'queued'
       end
       call('SADD', K.event_waiters(pfx, w.key), id)
+    elseif w.kind == 'signal' or w.kind == 'token' then
+      -- a signal buffered or a token settled before the wait began is delivered at once (messages.lua)
+      call('HSET', rk, 'wait_key', w.key)
+      if message_wait_begins(pfx, id, w, now) then return 'queued' end
     elseif w.kind == 'children' then
       local wk = K.waits_on(pfx, id)
       mark_satellite(pfx, id, 'wait')

@@ -1,0 +1,66 @@
+--[[ messages: delivering signals and waitpoint tokens to durable waits
+  (runtime/signals.py, runtime/tokens.py). Both are waits of one run for one
+  key (a signal name, a token id), recorded on the run as wait_kind and
+  wait_key like an event wait; what arrives before the wait is kept (a
+  signal in the run's buffer, a token's outcome on the token) and taken when
+  the wait begins. Included after common by the scripts that settle waits
+  (runs_finish, leases_reap) and by the signal and token scripts. ]]
+
+-- The oldest buffered signal `name` of run `id`: removed from the buffer and
+-- its data (JSON text) returned, or nil. The buffer is capped (signal_send),
+-- so the scan is bounded.
+local function signal_take(pfx, id, name)
+  local sk = K.signals(pfx, id)
+  local head = name .. '\n'
+  for _, entry in ipairs(call('LRANGE', sk, 0, -1)) do
+    if string.sub(entry, 1, #head) == head then
+      call('LREM', sk, 1, entry)
+      return string.sub(entry, #head + 1)
+    end
+  end
+  return nil
+end
+
+-- A token's outcome as its wait records it: ('completed', data) or
+-- ('timed_out', 'null') once completed or expired (a token gone by retention
+-- counts as expired); nil while it is open.
+local function token_outcome(pfx, tid, now)
+  local t = call('HMGET', K.token(pfx, tid), 'status', 'output', 'expires_at')
+  if t[1] == 'completed' then return 'completed', t[2] end
+  if not t[1] or t[1] == 'expired' or tonumber(t[3] or 0) <= now then return 'timed_out', 'null' end
+  return nil, nil
+end
+
+-- What a wait of `kind` (signal | token) for `key` finds when it begins: the
+-- wait step's status and data (taken from the buffer for a signal), or nil.
+local function message_arrived(pfx, id, kind, key, now)
+  if kind == 'signal' then
+    local data = signal_take(pfx, id, key)
+    if data then return 'completed', data end
+    return nil, nil
+  end
+  return token_outcome(pfx, key, now)
+end
+
+-- Settle's hook for a run whose attempt ends in a signal or token wait (its
+-- status, wait fields and wait_key already written): what arrived before the
+-- wait is delivered at once and the run queued again (true); false when the
+-- run must wait.
+local function message_wait_begins(pfx, id, w, now)
+  local status, data = message_arrived(pfx, id, w.kind, w.key, now)
+  if not data then return false end
+  complete_wait_step(pfx, id, w.step, w.index, now, data, status, now)
+  resume(pfx, id, now, w.kind)
+  return true
+end
+
+-- Deliver to run `id` if it waits now for this kind and key: its wait step is
+-- recorded (`status`, `data`) and the run queued again. Returns true when delivered.
+local function message_deliver(pfx, id, kind, key, data, status, now)
+  local r = call('HMGET', K.run(pfx, id), 'status', 'wait_kind', 'wait_key', 'wait_step', 'wait_index',
+    'wait_started_at')
+  if r[1] ~= 'waiting' or r[2] ~= kind or r[3] ~= key then return false end
+  complete_wait_step(pfx, id, r[4], r[5], r[6], data, status, now)
+  resume(pfx, id, now, kind)
+  return true
+end
