@@ -19,6 +19,7 @@ from .ranges import check, shown, to_ms
 from .records import Run, iso, read_runs, stored_int, stored_json, text, timeline_entry
 from .scripts import Scripts
 from .settings import Settings
+from .shared_limits import SharedLimits, check_routing, publish_definitions
 from .statuses import TERMINAL
 from .submission import PlainSpecs, RunSpec, build_spec, json_text
 from .submission import _run_at_ms as run_at_to_ms
@@ -53,6 +54,8 @@ class Baton:
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
         self.jobs = JobRegistry()
         self.schedules = ScheduleRegistry()
+        #: named limits jobs share (pools, rates): define_pool, define_rate_limit
+        self.shared_limits = SharedLimits()
         self._redis: Any = None
         self._scripts: Scripts | None = None
         self._remote_jobs: dict[str, JobOptions] = {}
@@ -93,6 +96,9 @@ class Baton:
         accepts_versions: tuple[str, ...] = (),
         ttl: float | None = None,
         cron: str | Sequence[str | CronSchedule] | CronSchedule | None = None,
+        pool: str = "",
+        shared_rate: str = "",
+        fairness_weight: int = 1,
     ) -> Callable[[F], F]:
         """Register the decorated function as a job.
 
@@ -103,7 +109,9 @@ class Baton:
         ``rate_limit_per_key`` does so per rate key (``rate_key``: the concurrency
         key, ``label:<name>`` or ``input:<field>``). ``version`` pins runs to
         workers serving it (plus ``accepts_versions``); ``ttl`` expires runs not
-        started in time; ``cron`` adds schedules (see :class:`CronSchedule`).
+        started in time; ``cron`` adds schedules (see :class:`CronSchedule`). ``pool`` and
+        ``shared_rate`` name limits shared with other jobs (``define_pool``, ``define_rate_limit``);
+        ``fairness_weight`` is the default weight of a run's concurrency key in the fair rotation.
         """
         if backoff is not None and not isinstance(backoff, Backoff):
             # one form only: Backoff("fixed", initial_s=..., max_s=..., jitter=...)
@@ -113,7 +121,8 @@ class Baton:
             queue=queue, max_attempts=max_attempts, timeout_s=timeout, backoff=policy, priority=priority,
             max_concurrency=max_concurrency, max_concurrency_per_key=max_concurrency_per_key, version=version,
             rate_limit=rate_limit, rate_limit_per_key=rate_limit_per_key, rate_key=rate_key,
-            accepts_versions=tuple(accepts_versions), ttl_s=ttl,
+            accepts_versions=tuple(accepts_versions), ttl_s=ttl, pool=pool, shared_rate=shared_rate,
+            fairness_weight=fairness_weight,
         )
 
         def register(fn: F) -> F:
@@ -177,8 +186,20 @@ class Baton:
             remote[name.decode() if isinstance(name, bytes) else name] = JobOptions.from_json(blob)
         self._remote_jobs = remote
 
+    def define_pool(self, name: str, size: int) -> None:
+        """A concurrency pool jobs share by name (``@app.job(pool=name)``): at most ``size`` of their runs
+        execute at once across all nodes. Changeable at runtime (``PUT /v1/limits/{name}``)."""
+        self.shared_limits.define_pool(name, size)
+
+    def define_rate_limit(self, name: str, count: int, window_s: float) -> None:
+        """A rate limit jobs share by name (``@app.job(shared_rate=name)``): at most ``count`` of their runs
+        start per ``window_s`` across all nodes. Changeable at runtime (``PUT /v1/limits/{name}``)."""
+        self.shared_limits.define_rate_limit(name, count, window_s)
+
     async def register_jobs(self) -> None:
         """Publish this app's jobs, their limits and their schedules to Redis."""
+        check_routing(self.keys, list(self.jobs))
+        await publish_definitions(self)
         if len(self.schedules):
             await self.redis.hset(self.keys.schedules, mapping={s.name: s.to_json() for s in self.schedules})
         if not len(self.jobs):
@@ -567,6 +588,7 @@ _OPTION_NAMES = {
     "concurrency_key": "concurrency_key", "labels": "labels", "tags": "tags", "metadata": "metadata",
     "max_attempts": "max_attempts", "timeout": "timeout_s", "version": "version", "ttl": "ttl_s",
     "debounce": "debounce", "derived_id": "derived_id", "traceparent": "trace_context",
+    "fairness_weight": "fairness_weight",
 }
 
 #: Items of a plain submission (see PlainSpecs).

@@ -10,8 +10,9 @@ from typing import Any, Literal
 
 import orjson
 
-from .errors import ConfigError
+from .errors import ConfigError, SubmissionError
 from .ids import NAME_RE
+from .ranges import check
 
 __all__ = ["Backoff", "Job", "JobOptions", "JobRegistry", "limit_spec"]
 
@@ -90,6 +91,12 @@ class JobOptions:
     accepts_versions: tuple[str, ...] = ()
     #: Default time-to-live of a run that has not started (seconds); None = forever.
     ttl_s: float | None = None
+    #: A named concurrency pool shared with other jobs ("" = none); its size is defined by name.
+    pool: str = ""
+    #: A named rate limit shared with other jobs ("" = none); its rate is defined by name.
+    shared_rate: str = ""
+    #: Turns per fairness round of the concurrency key of this job's runs (1 = an equal share).
+    fairness_weight: int = 1
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.queue):
@@ -109,13 +116,29 @@ class JobOptions:
             raise ConfigError("rate_key must be concurrency_key, label:<name> or input:<field>")
         if self.ttl_s is not None and self.ttl_s <= 0:
             raise ConfigError("ttl must be positive")
+        for name, value in (("pool", self.pool), ("shared_rate", self.shared_rate)):
+            if value and not NAME_RE.match(value):
+                raise ConfigError(f"invalid {name} name {value!r}: use letters, digits, _ . : -")
+        try:
+            check("fairness_weight", self.fairness_weight)
+        except SubmissionError as exc:
+            raise ConfigError(str(exc)) from None
 
     @property
     def limit_spec(self) -> str | None:
         """The job-table entry the claim script reads, or None without limits:
         "max,max_per_key,rate_n,rate_window_ms,key_rate_n,key_rate_window_ms"."""
-        return limit_spec(self.max_concurrency, self.max_concurrency_per_key, self.rate_limit,
+        spec = limit_spec(self.max_concurrency, self.max_concurrency_per_key, self.rate_limit,
                           self.rate_limit_per_key)
+        if not (self.pool or self.shared_rate):
+            return spec
+        # the named limits the job shares follow its own six numbers (read by includes/flow.lua)
+        return f"{spec or '0,0,0,0,0,0'},{self.pool},{self.shared_rate}"
+
+    @property
+    def shared_limit_names(self) -> tuple[str, ...]:
+        """The named limits this job shares with others (its pool, its shared rate)."""
+        return tuple(dict.fromkeys(n for n in (self.pool, self.shared_rate) if n))
 
     @property
     def served_spec(self) -> str:

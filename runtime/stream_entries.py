@@ -27,7 +27,7 @@ STREAM_FIELDS = frozenset(
         "job", "input", "id", "queue", "priority", "delay", "delay_ms", "run_at",
         "idempotency_key", "idempotency_ttl", "concurrency_key", "labels", "tags",
         "metadata", "max_attempts", "timeout", "version", "ttl", "debounce_key", "debounce_window",
-        "debounce_mode", "debounce_max", "traceparent",
+        "debounce_mode", "debounce_max", "traceparent", "fairness_weight",
     }
 )
 
@@ -76,6 +76,7 @@ def parse_stream_entry(
         run_id=fields.get("id"),
         queue=fields.get("queue"),
         priority=number("priority"),
+        fairness_weight=number("fairness_weight"),
         delay_s=delay_s,
         run_at=fields.get("run_at"),
         idempotency_key=fields.get("idempotency_key"),

@@ -17,6 +17,7 @@
 --@include statuses
 --@include settle
 --@include claim_reply
+--@include flow
 --@include claim
 local pfx = ARGV[1]
 local now = now_ms()

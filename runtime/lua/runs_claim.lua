@@ -28,6 +28,7 @@
   ARGV[13] most runs the registration may ask for (the node's share of its free
            slots in this partition, so its registrations in all partitions
            together never promise more runs than it has slots; 0: none)
+  ARGV[14] priority aging: ms of waiting that count as one priority level (0: none)
   Runs handed to the node but not yet received count against ARGV[4].
   Returns: {now_ms, ms until a rate limit lets a skipped run go (-1 none),
     then the fields of each leased run, in the order CLAIM_FIELDS
@@ -37,11 +38,13 @@
 --@include keys
 --@include common
 --@include claim_reply
+--@include flow
 --@include claim
 local pfx, node, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local want, scan = tonumber(ARGV[4]), tonumber(ARGV[5])
 local fin_ttl, cap = tonumber(ARGV[9]), tonumber(ARGV[10])
 local received, reg_ttl, reg_most = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
+local aging_ms = tonumber(ARGV[14] or '0')
 local now = now_ms()
 if reg_ttl > 0 then
   local pending = tonumber(call('HGET', K.handed(pfx), node) or '0') - received
@@ -49,12 +52,13 @@ if reg_ttl > 0 then
 end
 local runs, retry_in = {}, -1
 if want > 0 then
-  runs, retry_in = claim_runs(pfx, node, ttl, want, scan, ARGV[6], ARGV[7], tonumber(ARGV[8]), fin_ttl, cap, now)
+  runs, retry_in = claim_runs(pfx, node, ttl, want, scan, ARGV[6], ARGV[7], tonumber(ARGV[8]), fin_ttl, cap, now,
+    aging_ms)
 end
 if reg_ttl > 0 then
   local room = math.min(want - #runs / CLAIMED_SIZE, reg_most)
   if room > 0 then
-    waiter_register(pfx, node, room, scan, ARGV[6], ARGV[7], ttl, fin_ttl, cap, reg_ttl)
+    waiter_register(pfx, node, room, scan, ARGV[6], ARGV[7], ttl, fin_ttl, cap, reg_ttl, aging_ms)
   else
     call('DEL', K.waiter(pfx, node))
   end

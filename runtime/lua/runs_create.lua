@@ -30,6 +30,7 @@
 --@include common
 --@include run_spec
 --@include claim_reply
+--@include flow
 --@include claim
 local pfx, channel = ARGV[1], ARGV[2]
 local now = now_ms()
@@ -47,7 +48,7 @@ local function no_limits(job)
   local u = unlimited[job]
   if u == nil then
     local l = job_limits(pfx, job)
-    u = l[1] == 0 and l[2] == 0 and l[3] == 0 and l[5] == 0
+    u = l[1] == 0 and l[2] == 0 and l[3] == 0 and l[5] == 0 and not (l.pool or l.srate)
     unlimited[job] = u
   end
   return u
