@@ -163,12 +163,8 @@ async def _users(app: Baton) -> dict[str, list[str]]:
     return users
 
 
-async def list_shared_limits(app: Baton) -> list[dict[str, Any]]:
-    """Every named limit defined, overridden or used by a registered job, with its state."""
-    users = await _users(app)
+async def _states(app: Baton, names: list[str], users: dict[str, list[str]]) -> list[dict[str, Any]]:
     p = app.keys.partitions[0]  # definitions and overrides are written to every partition alike
-    names = sorted({text(n) for n in await app.redis.hkeys(p.shared_limits)}
-                   | {text(n) for n in await app.redis.hkeys(p.shared_limits_override)} | set(users))
     pipe = app.redis.pipeline(transaction=False)
     for name in names:
         pipe.hget(p.shared_limits, name)
@@ -187,10 +183,18 @@ async def list_shared_limits(app: Baton) -> list[dict[str, Any]]:
     return out
 
 
-async def read_shared_limit(app: Baton, name: str) -> dict[str, Any] | None:
+async def list_shared_limits(app: Baton) -> list[dict[str, Any]]:
+    """Every named limit defined, overridden or used by a registered job, with its state."""
+    users = await _users(app)
+    p = app.keys.partitions[0]
+    names = sorted({text(n) for n in await app.redis.hkeys(p.shared_limits)}
+                   | {text(n) for n in await app.redis.hkeys(p.shared_limits_override)} | set(users))
+    return await _states(app, names, users)
+
+
+async def read_shared_limit(app: Baton, name: str, known_only: bool = True) -> dict[str, Any] | None:
     """One named limit: the code's values, the runtime override (None without one), those in force, the jobs
-    that use it and the runs its pool holds now; None when nothing defines or uses the name."""
-    for state in await list_shared_limits(app):
-        if state["name"] == name:
-            return state
-    return None
+    that use it and the runs its pool holds now. With ``known_only``, None when nothing defines or uses it."""
+    [state] = await _states(app, [_name(name)], await _users(app))
+    unknown = state["override"] is None and not state["jobs"] and state["registered"] == SharedLimit().to_dict()
+    return None if known_only and unknown else state

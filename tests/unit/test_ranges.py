@@ -25,7 +25,8 @@ KEYS = Keys()
 #: How each range's option is given to build_spec (seconds options take the *_s name).
 OPTION = {
     "priority": "priority", "max_attempts": "max_attempts", "delay": "delay_s", "run_at": "run_at",
-    "timeout": "timeout_s", "ttl": "ttl_s", "idempotency_ttl": "idempotency_ttl_s", "fairness_weight": "fairness_weight",
+    "timeout": "timeout_s", "ttl": "ttl_s", "idempotency_ttl": "idempotency_ttl_s",
+    "fairness_weight": "fairness_weight",
 }
 
 
