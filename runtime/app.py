@@ -19,7 +19,14 @@ from .ranges import check, shown, to_ms
 from .records import Run, iso, read_runs, stored_int, stored_json, text, timeline_entry
 from .scripts import Scripts
 from .settings import Settings
-from .shared_limits import SharedLimits, check_routing, publish_definitions
+from .shared_limits import (
+    SharedLimit,
+    SharedLimits,
+    check_routing,
+    clear_shared_limit,
+    publish_definitions,
+    set_shared_limit,
+)
 from .statuses import TERMINAL
 from .submission import PlainSpecs, RunSpec, build_spec, json_text
 from .submission import _run_at_ms as run_at_to_ms
@@ -235,6 +242,16 @@ class Baton:
         for p in self.keys.partitions:
             await self.scripts.limits_apply(p, job, "override", "")
         await self.redis.publish(self.keys.wake_channel, "limits")
+
+    async def set_shared_limit(
+        self, name: str, *, pool_size: int = 0, rate_limit: tuple[int, float] | None = None,
+    ) -> None:
+        """Change a shared limit at runtime on every node (overrides the code's values until cleared)."""
+        await set_shared_limit(self, name, SharedLimit(pool_size, rate_limit))
+
+    async def clear_shared_limit(self, name: str) -> None:
+        """Drop a shared limit's runtime override: the values the code defined apply again."""
+        await clear_shared_limit(self, name)
 
     async def list_schedules(self) -> list[dict[str, Any]]:
         """Every registered schedule with its state, including the next fire time."""
