@@ -196,7 +196,8 @@ class Partition:
 
     @property
     def jobs(self) -> str:
-        """Concurrency limits of jobs that have them (HASH; job -> "max,per_key")."""
+        """Limits of jobs that have them (HASH; job -> "max,per_key,rate_n,rate_ms,key_n,key_ms" and, for a job
+        sharing named limits, ",pool,shared_rate")."""
         return f"{self.prefix}jobs"
 
     def status(self, status: str) -> str:
