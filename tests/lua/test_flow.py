@@ -160,3 +160,16 @@ async def test_aging_compares_across_several_priority_levels(lua: Lua) -> None:
     assert [c.run_id for c in await aged.claim(1)] == [middle]
     assert [c.run_id for c in await aged.claim(1)] == [oldest]
     assert await aged.redis.zcard(aged.part.ready("default")) == 0
+
+
+async def test_a_batch_claim_puts_every_outranking_level_ahead(lua: Lua) -> None:
+    aged = _aging(lua, 0.1)
+    # Given old runs of priorities -2 and -1, then fresh runs of priority 1
+    a = await aged.create_one(priority=-2)
+    b = await aged.create_one(priority=-1)
+    await aged.next_ms(int((await aged.run(a))["ready_at"]) + 500)
+    fresh = [await aged.create_one(priority=1) for _ in range(2)]
+    # When one claim takes four: levels are -1+5=4 and -2+5=3 against the fresh runs' 1
+    claimed = await aged.claim(4)
+    # Then both old runs go ahead, the higher aged level first, then the fresh ones in order
+    assert [c.run_id for c in claimed] == [b, a, *fresh]

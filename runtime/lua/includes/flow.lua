@@ -78,38 +78,44 @@ end
 -- Priority aging: a queued run counts one priority level higher per
 -- ``aging_ms`` it has waited since it became ready. Runs of a group are
 -- ordered by priority then age, so the candidates are the oldest run of each
--- priority level present: returns the one with the highest aged priority when
--- it is not the group's head (ties go to the higher priority), else nil.
--- At most AGING_LEVELS levels below the head are looked at.
+-- priority level present: returns those whose aged level is higher than the
+-- head's, highest first (ties: higher priority first). At most AGING_LEVELS
+-- levels below the head are looked at.
 local READY_BAND = 4398046511104  -- ready_score's multiplier: one band per priority level
 local AGING_LEVELS = 16
-local function aged_first(pfx, kk, now, aging_ms)
+local function aged_ahead(pfx, kk, now, aging_ms)
   local head = call('ZRANGE', kk, 0, 0, 'WITHSCORES')
-  if #head == 0 then return nil end
+  if #head == 0 then return {} end
   local function aged(id, band)
     local ready = tonumber(call('HGET', K.run(pfx, id), 'ready_at') or now)
     return (1000 - band) + math.floor(math.max(now - ready, 0) / aging_ms)
   end
   local band = math.floor(tonumber(head[2]) / READY_BAND)
-  local best, best_level = nil, aged(head[1], band)
-  for _ = 1, AGING_LEVELS do
+  local head_level = aged(head[1], band)
+  local ahead = {}
+  for i = 1, AGING_LEVELS do
     local nxt = call('ZRANGEBYSCORE', kk, (band + 1) * READY_BAND, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
     if #nxt == 0 then break end
     band = math.floor(tonumber(nxt[2]) / READY_BAND)
     local level = aged(nxt[1], band)
-    if level > best_level then best, best_level = nxt[1], level end
+    if level > head_level then ahead[#ahead + 1] = {level, i, nxt[1]} end
   end
-  return best
+  table.sort(ahead, function(a, b) return a[1] > b[1] or (a[1] == b[1] and a[2] < b[2]) end)
+  return ahead
 end
 
--- The candidate ids of a group visit with the aged run (if any) put first.
+-- The candidate ids of a group visit with the runs aging put ahead of its head first.
 local function with_aged_first(pfx, kk, ids, now, aging_ms)
   if aging_ms <= 0 then return ids end
-  local first = aged_first(pfx, kk, now, aging_ms)
-  if not first then return ids end
-  local out = {first}
+  local ahead = aged_ahead(pfx, kk, now, aging_ms)
+  if #ahead == 0 then return ids end
+  local out, first = {}, {}
+  for _, a in ipairs(ahead) do
+    out[#out + 1] = a[3]
+    first[a[3]] = true
+  end
   for _, id in ipairs(ids) do
-    if id ~= first then out[#out + 1] = id end
+    if not first[id] then out[#out + 1] = id end
   end
   return out
 end
