@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
+
 import orjson
 
+from runtime.api.commands_ops import run_ops_command
+from runtime.cli import build_parser
 from tests.api.conftest import ApiNode
-from tests.api.test_cli import baton
 
 OPERATOR = "default"
 
@@ -38,12 +41,23 @@ async def test_shared_limits_are_set_read_listed_and_cleared_over_http(api: ApiN
     assert status == 403 and err["code"] == "forbidden"
 
 
+async def _cli(api: ApiNode, *args: str) -> tuple[int, str]:
+    """`baton ARGS` in this process (the subprocess form is tested for the other verbs in test_cli_ops)."""
+    ns = build_parser().parse_args([*args, "--api-url", api.url, "--api-key", api.keys[OPERATOR]])
+    out = io.StringIO()
+    return await run_ops_command(ns, out), out.getvalue()
+
+
 async def test_shared_limit_verbs_of_the_cli(api: ApiNode) -> None:
-    code, out, err = await baton(api, "limits", "shared-set", "gpu", "--pool", "3", "--rate", "10/1", project=OPERATOR)
-    assert code == 0, err
+    code, out = await _cli(api, "limits", "shared-set", "gpu", "--pool", "3", "--rate", "10/1")
+    assert code == 0, out
     assert out.splitlines()[0].split() == ["LIMIT", "POOL", "RATE", "OVERRIDDEN", "IN", "POOL", "JOBS"]
     assert out.splitlines()[1].split() == ["gpu", "3", "10/1s", "yes", "0", "-"]
-    code, out, err = await baton(api, "limits", "shared-clear", "gpu", "--json", project=OPERATOR)
+    code, out = await _cli(api, "limits", "shared-ls", "--json")
+    assert code == 0 and orjson.loads(out)["data"][0]["effective"]["pool_size"] == 3
+    code, out = await _cli(api, "limits", "shared-get", "gpu")
+    assert code == 0 and out.splitlines()[1].split()[:2] == ["gpu", "3"]
+    code, out = await _cli(api, "limits", "shared-clear", "gpu", "--json")
     assert code == 0 and orjson.loads(out)["override"] is None
 
 
