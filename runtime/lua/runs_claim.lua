@@ -2,12 +2,15 @@
   Queues are visited round-robin from a rotating offset, skipping paused
   queues. Within a queue, runs are grouped by concurrency key and the groups
   are served round-robin (each visit takes one run and moves the group to the
-  back), so one key with many runs cannot starve the others; priority then
-  ready order decide within a group. A run stays queued (is skipped) when its
-  job is not served by this node in the run's version, or when a limit of its
-  job is full: concurrency per job or per key (exact sets of leased ids), or a
-  rate limit per job or per rate key (GCRA, judged by the Redis clock). A run
-  past its TTL ends expired instead of being leased.
+  back), so one key with many runs cannot starve the others; a run with a
+  fairness weight w > 1 gives its group w turns in a row (includes/flow.lua).
+  Priority then ready order decide within a group; with priority aging
+  (an argument below) the oldest run of a lower priority goes first once its aged
+  level is higher. A run stays queued (is skipped) when its job is not served
+  by this node in the run's version, or when a limit of its job is full:
+  concurrency per job, per key or of its shared pool (exact sets of leased
+  ids), or a rate limit per job, per rate key or shared by name (GCRA, judged
+  by the Redis clock). A run past its TTL ends expired instead of being leased.
   Limits come from the partition's job table (overridable at runtime).
   KEYS[1] partition queue set (SET) - pins the slot
   ARGV[1] partition key prefix

@@ -22,7 +22,7 @@ end
 -- A job's limits: max running, max running per key, rate n per window ms,
 -- per rate key n per window ms (0 = none); runtime overrides win. The named
 -- limits it shares with other jobs (l.pool, l.srate; absent when none) are
--- the code's: an override changes only the job's own limits (shared_limits.lua).
+-- the code's: an override changes only the job's own limits (runtime/shared_limits.py).
 local function job_limits(pfx, job)
   local over = call('HGET', K.jobs_override(pfx), job)
   local code = (not over) and call('HGET', K.jobs(pfx), job)
