@@ -22,6 +22,14 @@ from .ranges import check, shown, to_ms
 from .records import Run, iso, read_runs, stored_int, stored_json, text
 from .scripts import Claimed, Scripts
 from .settings import Settings
+from .shared_limits import (
+    SharedLimit,
+    SharedLimits,
+    check_routing,
+    clear_shared_limit,
+    publish_definitions,
+    set_shared_limit,
+)
 from .statuses import TERMINAL
 from .submission import PlainSpecs, RunSpec, build_spec, json_text
 from .submission import _run_at_ms as run_at_to_ms
@@ -59,6 +67,8 @@ class Baton:
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
         self.jobs = JobRegistry()
         self.schedules = ScheduleRegistry()
+        #: named limits jobs share (pools, rates): define_pool, define_rate_limit
+        self.shared_limits = SharedLimits()
         self._redis: Any = None
         self._scripts: Scripts | None = None
         self._remote_jobs: dict[str, JobOptions] = {}
@@ -110,6 +120,9 @@ class Baton:
         on_success: str | Callable[..., Any] = "",
         on_failure: str | Callable[..., Any] = "",
         on_dead_letter: str | Callable[..., Any] = "",
+        pool: str = "",
+        shared_rate: str = "",
+        fairness_weight: int = 1,
     ) -> Callable[[F], F]:
         """Register the decorated function as a job.
 
@@ -126,6 +139,9 @@ class Baton:
         ``handler(batch, inputs)`` (runtime/batching.py).
         ``on_success``, ``on_failure`` and ``on_dead_letter`` name jobs (or their handler functions) started
         as runs of their own when a run of this job finishes so (see runtime/hooks.py).
+        ``pool`` and ``shared_rate`` name limits shared with other jobs (``define_pool``,
+        ``define_rate_limit``); ``fairness_weight`` is the default weight of a run's concurrency key in the
+        fair rotation.
         """
         if backoff is not None and not isinstance(backoff, Backoff):
             # one form only: Backoff("fixed", initial_s=..., max_s=..., jitter=...)
@@ -140,6 +156,7 @@ class Baton:
             batch_wait_s=batch_wait_s, batch_key=batch_key,
             on_success=self._hook_target(on_success),
             on_failure=self._hook_target(on_failure), on_dead_letter=self._hook_target(on_dead_letter),
+            pool=pool, shared_rate=shared_rate, fairness_weight=fairness_weight,
         )
 
         def register(fn: F) -> F:
@@ -210,8 +227,20 @@ class Baton:
             remote[name.decode() if isinstance(name, bytes) else name] = JobOptions.from_json(blob)
         self._remote_jobs = remote
 
+    def define_pool(self, name: str, size: int) -> None:
+        """A concurrency pool jobs share by name (``@app.job(pool=name)``): at most ``size`` of their runs
+        execute at once across all nodes. Changeable at runtime (``PUT /v1/limits/{name}``)."""
+        self.shared_limits.define_pool(name, size)
+
+    def define_rate_limit(self, name: str, count: int, window_s: float) -> None:
+        """A rate limit jobs share by name (``@app.job(shared_rate=name)``): at most ``count`` of their runs
+        start per ``window_s`` across all nodes. Changeable at runtime (``PUT /v1/limits/{name}``)."""
+        self.shared_limits.define_rate_limit(name, count, window_s)
+
     async def register_jobs(self) -> None:
         """Publish this app's jobs, their limits and their schedules to Redis."""
+        check_routing(self.keys, list(self.jobs))
+        await publish_definitions(self)
         if len(self.schedules):
             await self.redis.hset(self.keys.schedules, mapping={s.name: s.to_json() for s in self.schedules})
         if not len(self.jobs):
@@ -247,6 +276,16 @@ class Baton:
         for p in self.keys.partitions:
             await self.scripts.limits_apply(p, job, "override", "")
         await self.redis.publish(self.keys.wake_channel, "limits")
+
+    async def set_shared_limit(
+        self, name: str, *, pool_size: int = 0, rate_limit: tuple[int, float] | None = None,
+    ) -> None:
+        """Change a shared limit at runtime on every node (overrides the code's values until cleared)."""
+        await set_shared_limit(self, name, SharedLimit(pool_size, rate_limit))
+
+    async def clear_shared_limit(self, name: str) -> None:
+        """Drop a shared limit's runtime override: the values the code defined apply again."""
+        await clear_shared_limit(self, name)
 
     async def list_schedules(self) -> list[dict[str, Any]]:
         """Every registered schedule with its state, including the next fire time."""
@@ -629,6 +668,7 @@ _OPTION_NAMES = {
     "max_attempts": "max_attempts", "timeout": "timeout_s", "version": "version", "ttl": "ttl_s",
     "debounce": "debounce", "derived_id": "derived_id", "traceparent": "trace_context",
     "node_labels": "node_labels", "prefer_labels": "prefer_labels", "prefer_wait": "prefer_wait_s",
+    "fairness_weight": "fairness_weight",
 }
 
 #: Items of a plain submission (see PlainSpecs).

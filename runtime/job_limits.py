@@ -9,13 +9,16 @@ what the code registered (``jobs``). Both hold the same spec text (see
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .app import Baton
 from .codec import text
 from .errors import SubmissionError
 
-__all__ = ["MAX_LIMIT", "MAX_WINDOW_S", "JobLimits", "decode_limits", "read_limits", "set_limits"]
+if TYPE_CHECKING:
+    from .app import Baton
+
+__all__ = ["MAX_LIMIT", "MAX_WINDOW_S", "JobLimits", "decode_limits", "limit_count", "limit_rate", "rate_dict",
+           "read_limits", "set_limits"]
 
 #: the largest concurrency limit or rate count an operator may set
 MAX_LIMIT = 1_000_000
@@ -34,34 +37,40 @@ class JobLimits:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of the API and the CLI (rates as ``{"count", "window_s"}``)."""
-        def rate(r: tuple[int, float] | None) -> dict[str, Any] | None:
-            return None if r is None else {"count": r[0], "window_s": r[1]}
-
         return {"max_concurrency": self.max_concurrency, "max_concurrency_per_key": self.max_concurrency_per_key,
-                "rate_limit": rate(self.rate_limit), "rate_limit_per_key": rate(self.rate_limit_per_key)}
+                "rate_limit": rate_dict(self.rate_limit), "rate_limit_per_key": rate_dict(self.rate_limit_per_key)}
 
     @classmethod
     def from_dict(cls, body: dict[str, Any]) -> JobLimits:
         """Read the JSON shape; a missing field is no limit. Raises SubmissionError (reason ``bad_limits``)."""
-        def count(name: str) -> int:
-            value = body.get(name, 0)
-            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_LIMIT:
-                raise SubmissionError("bad_limits", f"{name} must be an integer between 0 and {MAX_LIMIT}")
-            return value
+        return cls(limit_count(body, "max_concurrency"), limit_count(body, "max_concurrency_per_key"),
+                   limit_rate(body, "rate_limit"), limit_rate(body, "rate_limit_per_key"))
 
-        def rate(name: str) -> tuple[int, float] | None:
-            value = body.get(name)
-            if value is None:
-                return None
-            n, window = (value.get("count"), value.get("window_s")) if isinstance(value, dict) else (None, None)
-            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_LIMIT:
-                raise SubmissionError("bad_limits", f"{name}.count must be an integer between 1 and {MAX_LIMIT}")
-            if isinstance(window, bool) or not isinstance(window, int | float) or not 0.001 <= window <= MAX_WINDOW_S:
-                raise SubmissionError("bad_limits", f"{name}.window_s must be between 0.001 and {MAX_WINDOW_S:g}")
-            return (n, float(window))
 
-        return cls(count("max_concurrency"), count("max_concurrency_per_key"), rate("rate_limit"),
-                   rate("rate_limit_per_key"))
+def limit_count(body: dict[str, Any], name: str) -> int:
+    """A concurrency limit of a JSON body (0 when missing = none); SubmissionError ``bad_limits`` when bad."""
+    value = body.get(name, 0)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_LIMIT:
+        raise SubmissionError("bad_limits", f"{name} must be an integer between 0 and {MAX_LIMIT}")
+    return value
+
+
+def limit_rate(body: dict[str, Any], name: str) -> tuple[int, float] | None:
+    """A rate ``{"count", "window_s"}`` of a JSON body as (count, window s); None when missing or null."""
+    value = body.get(name)
+    if value is None:
+        return None
+    n, window = (value.get("count"), value.get("window_s")) if isinstance(value, dict) else (None, None)
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_LIMIT:
+        raise SubmissionError("bad_limits", f"{name}.count must be an integer between 1 and {MAX_LIMIT}")
+    if isinstance(window, bool) or not isinstance(window, int | float) or not 0.001 <= window <= MAX_WINDOW_S:
+        raise SubmissionError("bad_limits", f"{name}.window_s must be between 0.001 and {MAX_WINDOW_S:g}")
+    return (n, float(window))
+
+
+def rate_dict(rate: tuple[int, float] | None) -> dict[str, Any] | None:
+    """A rate in the JSON shape of the API and the CLI."""
+    return None if rate is None else {"count": rate[0], "window_s": rate[1]}
 
 
 def decode_limits(spec: Any) -> JobLimits | None:

@@ -12,8 +12,9 @@ import orjson
 
 from .affinity import DEFAULT_PREFER_WAIT_S, check_job_affinity
 from .batching import check_batch_options
-from .errors import ConfigError
+from .errors import ConfigError, SubmissionError
 from .ids import NAME_RE
+from .ranges import check
 
 __all__ = ["Backoff", "Job", "JobOptions", "JobRegistry", "limit_spec"]
 
@@ -107,6 +108,12 @@ class JobOptions:
     on_success: str = ""
     on_failure: str = ""
     on_dead_letter: str = ""
+    #: A named concurrency pool shared with other jobs ("" = none); its size is defined by name.
+    pool: str = ""
+    #: A named rate limit shared with other jobs ("" = none); its rate is defined by name.
+    shared_rate: str = ""
+    #: Turns per fairness round of the concurrency key of this job's runs (1 = an equal share).
+    fairness_weight: int = 1
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.queue):
@@ -132,6 +139,13 @@ class JobOptions:
             target = getattr(self, kind)
             if target and not NAME_RE.match(target):
                 raise ConfigError(f"{kind} must name a job, not {target!r}")
+        for name, value in (("pool", self.pool), ("shared_rate", self.shared_rate)):
+            if value and not NAME_RE.match(value):
+                raise ConfigError(f"invalid {name} name {value!r}: use letters, digits, _ . : -")
+        try:
+            check("fairness_weight", self.fairness_weight)
+        except SubmissionError as exc:
+            raise ConfigError(str(exc)) from None
 
     @property
     def hooked(self) -> bool:
@@ -142,8 +156,17 @@ class JobOptions:
     def limit_spec(self) -> str | None:
         """The job-table entry the claim script reads, or None without limits:
         "max,max_per_key,rate_n,rate_window_ms,key_rate_n,key_rate_window_ms"."""
-        return limit_spec(self.max_concurrency, self.max_concurrency_per_key, self.rate_limit,
+        spec = limit_spec(self.max_concurrency, self.max_concurrency_per_key, self.rate_limit,
                           self.rate_limit_per_key)
+        if not (self.pool or self.shared_rate):
+            return spec
+        # the named limits the job shares follow its own six numbers (read by includes/flow.lua)
+        return f"{spec or '0,0,0,0,0,0'},{self.pool},{self.shared_rate}"
+
+    @property
+    def shared_limit_names(self) -> tuple[str, ...]:
+        """The named limits this job shares with others (its pool, its shared rate)."""
+        return tuple(dict.fromkeys(n for n in (self.pool, self.shared_rate) if n))
 
     @property
     def served_spec(self) -> str:

@@ -217,7 +217,8 @@ class Partition:
 
     @property
     def jobs(self) -> str:
-        """Concurrency limits of jobs that have them (HASH; job -> "max,per_key")."""
+        """Limits of jobs that have them (HASH; job -> "max,per_key,rate_n,rate_ms,key_n,key_ms" and, for a job
+        sharing named limits, ",pool,shared_rate")."""
         return f"{self.prefix}jobs"
 
     def status(self, status: str) -> str:
@@ -248,6 +249,27 @@ class Partition:
     def key_leases(self, job: str, concurrency_key: str) -> str:
         """Leased runs of one concurrency key of a job with max_concurrency_per_key (SET; run ids)."""
         return f"{self.prefix}cc:k:{job}|{concurrency_key}"
+
+    @property
+    def shared_limits(self) -> str:
+        """Named limits the code defined (HASH; name -> "pool_size,rate_n,rate_window_ms", 0 = none), shared by
+        the jobs that name them (``pool=``, ``shared_rate=``; see runtime/shared_limits.py)."""
+        return f"{self.prefix}limits"
+
+    @property
+    def shared_limits_override(self) -> str:
+        """Named limits changed at runtime (HASH; name -> "pool_size,rate_n,rate_window_ms"); wins over
+        ``shared_limits``."""
+        return f"{self.prefix}limits:override"
+
+    def pool_leases(self, pool: str) -> str:
+        """Leased runs of every job in a named pool (SET; run ids): the pool's exact occupancy."""
+        return f"{self.prefix}cc:p:{pool}"
+
+    def shared_rate(self, name: str) -> str:
+        """A named rate limit shared by jobs: the theoretical arrival time of its next run (STRING; ms, GCRA,
+        expires)."""
+        return f"{self.prefix}rls:{name}"
 
 
 class Keys:

@@ -66,6 +66,7 @@ class Range(NamedTuple):
 
 RANGES: dict[str, Range] = {r.field: r for r in (
     Range("priority", "integer", -1000, 1000, "higher runs first"),
+    Range("fairness_weight", "integer", 1, 1000, "turns per fairness round of the run's concurrency key"),
     Range("max_attempts", "integer", 1, 1000, "attempts before the run is dead-lettered"),
     Range("delay", "seconds", 0, MAX_DURATION_S, "start no earlier than this long from now"),
     Range("delay_ms", "milliseconds", 0, MAX_DURATION_S * 1000, "the same, in milliseconds (stream only)"),

@@ -201,7 +201,7 @@ class Scripts:
             [partition.prefix, node_id, self.settings.lease_ttl_ms, want,
              scan or max(want * 4, 64), ",".join(queues), ",".join(jobs), offset, self._ttl_ms,
              self.settings.finished_cap, received, register_ms, want if register_most is None else register_most,
-             self.settings.label_text],
+             self.settings.label_text, int(self.settings.priority_aging_s * 1000)],
         )
         return _claimed_runs(raw[2:], int(raw[0]), partition.index), int(raw[1])
 

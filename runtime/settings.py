@@ -90,6 +90,7 @@ BOUNDS: dict[str, Bound] = {
     "finished_cap": Bound(1, 1_000_000_000),
     "idempotency_ttl_s": Bound(1, 10 * _YEAR_S),
     "reconcile_interval_ms": Bound(100, _DAY_MS, off=True),
+    "priority_aging_s": Bound(0.001, _DAY_MS / 1000, off=True),
     "event_ttl_s": Bound(1, 10 * _YEAR_S),
     "rejected_max_len": Bound(1, 1_000_000_000),
     "shutdown_grace_s": Bound(0, 3600),
@@ -206,6 +207,9 @@ class Settings:
     idempotency_ttl_s: int = 24 * 3600
     #: How often a node checks the exact indices against the run records (0 = never).
     reconcile_interval_ms: int = 60_000
+    #: Priority aging: a queued run counts one priority level higher per this many seconds it has waited
+    #: (0 = off); every node of a deployment should use the same value.
+    priority_aging_s: float = 0.0
     #: How long a sent event is kept for waits that start after it.
     event_ttl_s: int = 3600
     #: Cap of the rejected-entries stream.

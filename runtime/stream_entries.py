@@ -28,6 +28,7 @@ STREAM_FIELDS = frozenset(
         "idempotency_key", "idempotency_ttl", "concurrency_key", "labels", "tags",
         "metadata", "max_attempts", "timeout", "version", "ttl", "debounce_key", "debounce_window",
         "debounce_mode", "debounce_max", "traceparent", "node_labels", "prefer_labels", "prefer_wait",
+        "fairness_weight",
     }
 )
 
@@ -76,6 +77,7 @@ def parse_stream_entry(
         run_id=fields.get("id"),
         queue=fields.get("queue"),
         priority=number("priority"),
+        fairness_weight=number("fairness_weight"),
         delay_s=delay_s,
         run_at=fields.get("run_at"),
         idempotency_key=fields.get("idempotency_key"),

@@ -153,6 +153,7 @@ def build_spec(
     node_labels: Any = None,
     prefer_labels: Any = None,
     prefer_wait_s: Any = None,
+    fairness_weight: int | None = None,
 ) -> RunSpec:
     """Validate trigger options against the job and route the run to a partition.
 
@@ -226,6 +227,9 @@ def build_spec(
         final_id = run_id
     else:
         final_id = routed_run_id(keys, routing, derived_id)
+    weight = check("fairness_weight", options.fairness_weight if fairness_weight is None else fairness_weight)
+    if weight > 1:  # stored on the record (the claim reads it with the run's other fields)
+        extra = {**(extra or {}), "fairness_weight": int(weight)}
     # which options this trigger set itself rather than taking the job's (Strait's *_override fields)
     overridden = [name for name, value in (("max_attempts", max_attempts), ("timeout", timeout_s))
                   if value is not None]
@@ -299,7 +303,10 @@ def _sized(settings: Settings, name: str, text: str) -> str:
 
 
 def _routing_key(job: str, options: JobOptions, ckey: str, ikey: str, rate_key: str, dkey: str) -> str | None:
-    # Exact limits need every run they count in one partition (one slot).
+    # Exact limits need every run they count in one partition (one slot): the
+    # runs of every job sharing a named limit go where the limit's name routes
+    if options.pool or options.shared_rate:
+        return shared_limit_routing(options.pool or options.shared_rate)
     if options.max_concurrency or options.rate_limit:
         return f"job:{job}"
     if ckey and options.max_concurrency_per_key:
@@ -311,6 +318,11 @@ def _routing_key(job: str, options: JobOptions, ckey: str, ikey: str, rate_key: 
     if ikey:
         return f"idem:{job}:{ikey}"
     return None
+
+
+def shared_limit_routing(name: str) -> str:
+    """The routing key of every run of a job that shares the named limit ``name``."""
+    return f"limit:{name}"
 
 
 def _rate_key(options: JobOptions, ckey: str, labels: Any, payload: Any) -> str:

@@ -2,7 +2,7 @@
 
 ``work`` is the ordinary job: durable steps whose functions record every
 execution in Redis, so the checker can tell whether a step ran again after it
-was recorded completed. The ``poison_*`` jobs misbehave on purpose.
+was recorded completed; it runs in a shared pool (POOL). The ``poison_*`` jobs misbehave on purpose.
 
 The records go to the Redis server directly (``CHAOS_REDIS_URL``), never
 through the fault proxy: they are the harness's instrument, not Baton traffic.
@@ -24,6 +24,11 @@ from runtime import Backoff, Baton, RunContext
 __all__ = ["Marks", "app"]
 
 app = Baton()
+#: ``work`` runs in a shared pool smaller than most scenarios' slots, so every fault also tests that its
+#: set of leased run ids never drifts (the checker's reconcile counts any member without a lease, and
+#: any leased run missing from it)
+POOL = "chaos"
+app.define_pool(POOL, 24)
 _client: Any = None
 
 
@@ -101,7 +106,7 @@ async def _execute_step(ctx: RunContext, name: str, sleep_s: float) -> str:
     return f"{name}@{ctx.node_id}"
 
 
-@app.job(max_attempts=10, timeout=30, backoff=Backoff("fixed", initial_s=0.2, jitter=0))
+@app.job(max_attempts=10, timeout=30, backoff=Backoff("fixed", initial_s=0.2, jitter=0), pool=POOL)
 async def work(ctx: RunContext, payload: Any) -> Any:
     """``steps`` durable steps, each sleeping ``sleep`` s; ``gap`` s of plain work between steps;
     fails its attempt with probability ``fail`` after the steps (the retry replays them)."""

@@ -87,7 +87,7 @@ def add_ops_commands(sub: Any) -> None:
     _sub(nsub, "ls", "list nodes")
     _sub(nsub, "drain", "ask a node to drain and exit").add_argument("node")
 
-    limits = sub.add_parser("limits", help="a job's concurrency and rate limits at runtime")
+    limits = sub.add_parser("limits", help="a job's concurrency and rate limits, and shared limits, at runtime")
     lsub = limits.add_subparsers(dest="limits_command", required=True)
     _sub(lsub, "get", "show a job's limits").add_argument("job")
     _sub(lsub, "clear", "drop the runtime override").add_argument("job")
@@ -97,6 +97,13 @@ def add_ops_commands(sub: Any) -> None:
     lset.add_argument("--max-per-key", type=int, default=0, help="max concurrency per concurrency key")
     lset.add_argument("--rate", type=_rate_arg, default=None, help="COUNT/SECONDS, e.g. 10/1")
     lset.add_argument("--rate-per-key", type=_rate_arg, default=None, help="COUNT/SECONDS per rate key")
+    _sub(lsub, "shared-ls", "list shared limits (named pools and rates jobs share)")
+    _sub(lsub, "shared-get", "show a shared limit").add_argument("name")
+    _sub(lsub, "shared-clear", "drop a shared limit's runtime override").add_argument("name")
+    sset = _sub(lsub, "shared-set", "override a shared limit on every node (an option left out is no limit)")
+    sset.add_argument("name")
+    sset.add_argument("--pool", type=int, default=0, help="most runs of its pool's jobs executing at once")
+    sset.add_argument("--rate", type=_rate_arg, default=None, help="COUNT/SECONDS starts of its jobs")
 
     bulk = sub.add_parser("bulk", help="cancel or replay many runs by filter, in the background")
     bsub = bulk.add_subparsers(dest="bulk_command", required=True)
@@ -260,16 +267,45 @@ def _limits_rows(limits: dict[str, Any]) -> list[list[str]]:
         if lim is None:
             return ["-"] * 4
 
-        def rate(r: dict[str, Any] | None) -> str:
-            return f"{r['count']}/{r['window_s']:g}s" if r else "-"
-
         return [str(lim["max_concurrency"] or "-"), str(lim["max_concurrency_per_key"] or "-"),
-                rate(lim["rate_limit"]), rate(lim["rate_limit_per_key"])]
+                _rate_text(lim["rate_limit"]), _rate_text(lim["rate_limit_per_key"])]
 
     return [[name, *show(limits[name])] for name in ("registered", "override", "effective")]
 
 
+def _rate_text(r: dict[str, Any] | None) -> str:
+    return f"{r['count']}/{r['window_s']:g}s" if r else "-"
+
+
+SHARED_HEADERS = ["LIMIT", "POOL", "RATE", "OVERRIDDEN", "IN POOL", "JOBS"]
+
+
+def _shared_row(limit: dict[str, Any]) -> list[str]:
+    effective = limit["effective"]
+    return [limit["name"], str(effective["pool_size"] or "-"), _rate_text(effective["rate_limit"]),
+            "yes" if limit["override"] else "no", str(limit["pool_leased"]), ",".join(limit["jobs"]) or "-"]
+
+
+async def _shared_limits(api: ApiClient, ns: argparse.Namespace, out: TextIO) -> int:
+    if ns.limits_command == "shared-ls":
+        return await _listing(api, "/v1/limits", ns, out, _shared_row, SHARED_HEADERS)
+    path = f"/v1/limits/{_p(ns.name)}"
+    if ns.limits_command == "shared-get":
+        limit = await api.get(path)
+    elif ns.limits_command == "shared-clear":
+        limit = await api.delete(path)
+    else:
+        limit = await api.request("PUT", path, body={"pool_size": ns.pool, "rate_limit": ns.rate})
+    if ns.json:
+        _dump(limit, out)
+    else:
+        _table([_shared_row(limit)], SHARED_HEADERS, out)
+    return 0
+
+
 async def _limits(api: ApiClient, ns: argparse.Namespace, out: TextIO) -> int:
+    if ns.limits_command.startswith("shared-"):
+        return await _shared_limits(api, ns, out)
     path = f"/v1/jobs/{_p(ns.job)}/limits"
     if ns.limits_command == "get":
         limits = await api.get(path)

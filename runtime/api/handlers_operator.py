@@ -1,5 +1,5 @@
-"""Handlers of the operator endpoints for queues, job limits and nodes (see runtime/queues.py,
-runtime/job_limits.py, runtime/nodes.py for what they read and change)."""
+"""Handlers of the operator endpoints for queues, job limits, shared limits and nodes (see runtime/queues.py,
+runtime/job_limits.py, runtime/shared_limits.py, runtime/nodes.py for what they read and change)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,20 @@ from ..errors import UnknownJob
 from ..job_limits import JobLimits, read_limits, set_limits
 from ..nodes import list_nodes, request_drain
 from ..queues import list_queues, purge_queue, queue_names
+from ..shared_limits import (
+    SharedLimit,
+    clear_shared_limit,
+    list_shared_limits,
+    read_shared_limit,
+    set_shared_limit,
+)
 from .errors import ApiError
 from .routing import Req, json_response
 
 __all__ = [
-    "h_clear_limits", "h_drain_node", "h_get_limits", "h_get_queue", "h_list_nodes", "h_list_queues",
-    "h_pause_queue", "h_purge_queue", "h_resume_queue", "h_set_limits",
+    "h_clear_limits", "h_clear_shared_limit", "h_drain_node", "h_get_limits", "h_get_queue", "h_get_shared_limit",
+    "h_list_nodes", "h_list_queues", "h_list_shared_limits", "h_pause_queue", "h_purge_queue", "h_resume_queue",
+    "h_set_limits", "h_set_shared_limit",
 ]
 
 # -- queues ---------------------------------------------------------------------
@@ -87,6 +95,37 @@ async def h_clear_limits(req: Req) -> web.StreamResponse:
     job = await _known_job(req)
     await req.baton.clear_limits(job)
     return json_response(await read_limits(req.baton, job))
+
+
+# -- shared limits --------------------------------------------------------------
+
+
+async def _shared_response(req: Req, name: str) -> web.Response:
+    state = await read_shared_limit(req.baton, name)
+    if state is None:
+        raise ApiError(404, "not_found", f"no limit named {name} (no code defines it, no job uses it)")
+    return json_response(state)
+
+
+async def h_list_shared_limits(req: Req) -> web.StreamResponse:
+    return json_response({"data": await list_shared_limits(req.baton)})
+
+
+async def h_get_shared_limit(req: Req) -> web.StreamResponse:
+    return await _shared_response(req, str(req.params["name"]))
+
+
+async def h_set_shared_limit(req: Req) -> web.StreamResponse:
+    name = str(req.params["name"])
+    await set_shared_limit(req.baton, name, SharedLimit.from_dict(req.body))
+    return await _shared_response(req, name)
+
+
+async def h_clear_shared_limit(req: Req) -> web.StreamResponse:
+    name = str(req.params["name"])
+    await clear_shared_limit(req.baton, name)
+    # answered even when the override was all that named it
+    return json_response(await read_shared_limit(req.baton, name, known_only=False))
 
 
 # -- nodes ----------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The operator endpoints of the route table: queues, schedules, job limits, nodes.
+"""The operator endpoints of the route table: queues, schedules, job limits, shared limits, nodes.
 
 They act on the whole deployment (queues and schedules are shared by every
 project), so only keys of the projects in ``api_operator_projects`` may call
@@ -11,15 +11,19 @@ from dataclasses import replace
 
 from .handlers_operator import (
     h_clear_limits,
+    h_clear_shared_limit,
     h_drain_node,
     h_get_limits,
     h_get_queue,
+    h_get_shared_limit,
     h_list_nodes,
     h_list_queues,
+    h_list_shared_limits,
     h_pause_queue,
     h_purge_queue,
     h_resume_queue,
     h_set_limits,
+    h_set_shared_limit,
 )
 from .handlers_schedules import (
     h_backfill_schedule,
@@ -40,6 +44,8 @@ QUEUE = Param("queue", {"type": "string", "pattern": _NAME_PATTERN}, "Queue name
 JOB = Param("job", {"type": "string", "pattern": _NAME_PATTERN}, "Job name", location="path", required=True)
 SCHEDULE = Param("name", {"type": "string", "pattern": "^[^/\\r\\n]{1,100}$"}, "Schedule name", location="path",
                  required=True)
+LIMIT = Param("name", {"type": "string", "pattern": _NAME_PATTERN}, "Name of a shared limit", location="path",
+              required=True)
 NODE = Param("node", {"type": "string", "pattern": "^[^\\s{}/]{1,200}$"}, "Node id", location="path",
              required=True)
 _NF = (404,)
@@ -103,6 +109,20 @@ _ROUTES: tuple[Route, ...] = (
     Route("DELETE", "/v1/jobs/{job}/limits", h_clear_limits, "clearJobLimits", "Clear a job's limit override",
         "Jobs", "The limits the code registered apply again.", params=(JOB,),
         responses={200: ("Limits", "JobLimits")}, errors=_NF),
+    Route("GET", "/v1/limits", h_list_shared_limits, "listSharedLimits", "List shared limits", "Jobs",
+        "Named pools and rate limits that jobs share (`pool=`, `shared_rate=`): every name the code defines, an "
+        "operator overrode or a registered job uses, with its values, the jobs using it and its pool's runs now.",
+        responses={200: ("Shared limits", "SharedLimitList")}),
+    Route("GET", "/v1/limits/{name}", h_get_shared_limit, "getSharedLimit", "Get a shared limit", "Jobs",
+        params=(LIMIT,), responses={200: ("The limit", "SharedLimitState")}, errors=_NF),
+    Route("PUT", "/v1/limits/{name}", h_set_shared_limit, "setSharedLimit", "Override a shared limit", "Jobs",
+        "Replaces the runtime override of the name on every node at once (a field left out is no limit) until it "
+        "is cleared. A smaller pool starts no new run until fewer than its size run; running ones go on.",
+        params=(LIMIT,), body="SharedLimit", body_required=True,
+        responses={200: ("The limit", "SharedLimitState")}, errors=_NF),
+    Route("DELETE", "/v1/limits/{name}", h_clear_shared_limit, "clearSharedLimit",
+        "Clear a shared limit's override", "Jobs", "The values the code defined apply again.", params=(LIMIT,),
+        responses={200: ("The limit", "SharedLimitState")}, errors=_NF),
     Route("GET", "/v1/nodes", h_list_nodes, "listNodes", "List nodes", _N,
         "Nodes that heartbeated within the last hour, most recent first, with heartbeat age, slots, leases held "
         "and version.", responses={200: ("Nodes", "NodeList")}),

@@ -253,6 +253,8 @@ TRIGGER_OPTIONS: dict[str, Schema] = {
     "queue": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,100}$"},
     # numeric options: their ranges come from the one table the stream and the client check too
     "priority": json_schema("priority"),
+    "fairness_weight": {**json_schema("fairness_weight"), "description": "Turns per fairness round of the "
+                        "run's concurrency key (default the job's, 1): weight 3 gets 3 runs to another key's 1."},
     "delay": json_schema("delay"),
     "run_at": {"type": ["string", "integer"]},
     "idempotency_key": {"type": "string", "minLength": 1, "maxLength": 128},

@@ -92,6 +92,18 @@ JOB_LIMITS = _obj({
     "override": {"anyOf": [{"type": "null"}, _ref("Limits")]}, "effective": _ref("Limits"),
 }, description="The limits the code registered, the runtime override (null without one) and those in force.")
 
+SHARED_LIMIT = _obj({
+    "pool_size": {"type": "integer", "minimum": 0, "maximum": MAX_LIMIT,
+                  "description": "most runs of the jobs with pool=<name> executing at once (0 = none)"},
+    "rate_limit": {**RATE, "description": "starts of the jobs with shared_rate=<name> per window (null = none)"},
+}, [], extra=False, description="A shared limit's values; a field left out is no limit.")
+SHARED_LIMIT_STATE = _obj({
+    "name": STR, "registered": _ref("SharedLimit"),
+    "override": {"anyOf": [{"type": "null"}, _ref("SharedLimit")]}, "effective": _ref("SharedLimit"),
+    "jobs": {**STR_LIST, "description": "registered jobs that use the name"},
+    "pool_leased": {**INT, "description": "runs its pool holds now"},
+}, description="A shared limit as the code defined it, the runtime override (null without one) and in force.")
+
 NODE = _obj({
     "id": STR, "alive": BOOL, "heartbeat_at": TIME_OR_NULL, "heartbeat_age_ms": INT, "version": STR_OR_NULL,
     "slots_total": INT, "slots_used": INT_OR_NULL, "leases_held": INT_OR_NULL, "jobs": STR_LIST,
@@ -117,7 +129,9 @@ OPS_SCHEMAS: dict[str, Schema] = {
     "Queue": QUEUE, "QueueList": _list("Queue"), "PurgeResult": PURGE_RESULT, "Schedule": SCHEDULE,
     "ScheduleList": _list("Schedule"), "ScheduleRequest": SCHEDULE_REQUEST, "ScheduleTrigger": SCHEDULE_TRIGGER,
     "BackfillRequest": BACKFILL_REQUEST, "BackfillResult": BACKFILL_RESULT, "Deleted": DELETED, "Limits": LIMITS,
-    "JobLimits": JOB_LIMITS, "Node": NODE, "NodeList": _list("Node"), "BulkActionRequest": BULK_ACTION_REQUEST,
+    "JobLimits": JOB_LIMITS, "SharedLimit": SHARED_LIMIT, "SharedLimitState": SHARED_LIMIT_STATE,
+    "SharedLimitList": _list("SharedLimitState"), "Node": NODE,
+    "NodeList": _list("Node"), "BulkActionRequest": BULK_ACTION_REQUEST,
     "BulkAction": BULK_ACTION, "BulkActionList": _list("BulkAction"),
 }
 

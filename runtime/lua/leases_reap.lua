@@ -19,6 +19,7 @@
 --@include settle
 --@include claim_reply
 --@include affinity
+--@include flow
 --@include claim
 local pfx = ARGV[1]
 local now = now_ms()

@@ -16,6 +16,7 @@
 --@include common
 --@include claim_reply
 --@include affinity
+--@include flow
 --@include claim
 local pfx, job, which, spec = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local hash = which == 'override' and K.jobs_override(pfx) or K.jobs(pfx)

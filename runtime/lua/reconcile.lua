@@ -1,19 +1,36 @@
 --[[ reconcile: check that the exact indices of a partition agree with the run
   records, repair what does not, and count it (the drift, expected 0):
-  every leased run is executing; every member of a concurrency set (per job,
-  per key) is leased; every member of a queue's ordered sets is queued, in
-  the right set, and (when keyed) in the queue's keyed index, and back.
+  every leased run is executing and in each lease set its record names (cc);
+  every member of a lease set (per job, per key, per pool) is leased; every
+  member of a queue's ordered sets is queued, in the right set, and (when
+  keyed) in the queue's keyed index, and back.
   KEYS[1] partition leased set (ZSET) - pins the slot
   ARGV[1] partition key prefix
   Returns: {drift total, leased drift, concurrency drift, ready drift} ]]
 --@include keys
 --@include common
+-- Put a leased run back into the lease sets its record names (cc) that lost
+-- it; returns how many did (reconcile's drift).
+local function lease_sets_mended(pfx, id, job, ckey, cc)
+  local flags, sets = listed_lease_sets(pfx, job, ckey, cc)
+  if string.find(flags, 'j', 1, true) then sets[#sets + 1] = K.job_leases(pfx, job) end
+  local mended = 0
+  for _, set in ipairs(sets) do
+    if call('SADD', set, id) == 1 then mended = mended + 1 end
+  end
+  if mended > 0 then hold_lease_sets(pfx, id, job, ckey, cc) end
+  return mended
+end
+
 local pfx = ARGV[1]
 local leased_drift, cc_drift, ready_drift = 0, 0, 0
 for _, id in ipairs(call('ZRANGE', KEYS[1], 0, -1)) do
-  if call('HGET', K.run(pfx, id), 'status') ~= 'executing' then
+  local r = call('HMGET', K.run(pfx, id), 'status', 'job', 'concurrency_key', 'cc')
+  if r[1] ~= 'executing' then
     call('ZREM', KEYS[1], id)
     leased_drift = leased_drift + 1
+  elseif r[4] then
+    cc_drift = cc_drift + lease_sets_mended(pfx, id, r[2], r[3], r[4])
   end
 end
 -- the lease sets: per-key ones are listed in lease_sets; per-job ones belong to

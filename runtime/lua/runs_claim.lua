@@ -2,12 +2,15 @@
   Queues are visited round-robin from a rotating offset, skipping paused
   queues. Within a queue, runs are grouped by concurrency key and the groups
   are served round-robin (each visit takes one run and moves the group to the
-  back), so one key with many runs cannot starve the others; priority then
-  ready order decide within a group. A run stays queued (is skipped) when its
-  job is not served by this node in the run's version, or when a limit of its
-  job is full: concurrency per job or per key (exact sets of leased ids), or a
-  rate limit per job or per rate key (GCRA, judged by the Redis clock). A run
-  past its TTL ends expired instead of being leased.
+  back), so one key with many runs cannot starve the others; a run with a
+  fairness weight w > 1 gives its group w turns in a row (includes/flow.lua).
+  Priority then ready order decide within a group; with priority aging
+  (an argument below) the oldest run of a lower priority goes first once its aged
+  level is higher. A run stays queued (is skipped) when its job is not served
+  by this node in the run's version, or when a limit of its job is full:
+  concurrency per job, per key or of its shared pool (exact sets of leased
+  ids), or a rate limit per job, per rate key or shared by name (GCRA, judged
+  by the Redis clock). A run past its TTL ends expired instead of being leased.
   Limits come from the partition's job table (overridable at runtime).
   KEYS[1] partition queue set (SET) - pins the slot
   ARGV[1] partition key prefix
@@ -31,6 +34,7 @@
   ARGV[14] labels the node offers, "k=v,k=v" ('' none): runs that require
           labels it lacks are skipped, runs that prefer them wait their
           preference out first (includes/affinity.lua)
+  ARGV[15] priority aging: ms of waiting that count as one priority level (0: none)
   Runs handed to the node but not yet received count against ARGV[4].
   Returns: {now_ms, ms until a rate limit lets a skipped run go (-1 none),
     then the fields of each leased run, in the order CLAIM_FIELDS
@@ -41,11 +45,13 @@
 --@include common
 --@include claim_reply
 --@include affinity
+--@include flow
 --@include claim
 local pfx, node, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local want, scan = tonumber(ARGV[4]), tonumber(ARGV[5])
 local fin_ttl, cap = tonumber(ARGV[9]), tonumber(ARGV[10])
 local received, reg_ttl, reg_most = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
+local aging_ms = tonumber(ARGV[15] or '0')
 local now = now_ms()
 if reg_ttl > 0 then
   local pending = tonumber(call('HGET', K.handed(pfx), node) or '0') - received
@@ -54,12 +60,12 @@ end
 local runs, retry_in = {}, -1
 if want > 0 then
   runs, retry_in = claim_runs(pfx, node, ttl, want, scan, ARGV[6], ARGV[7], tonumber(ARGV[8]), fin_ttl, cap, now,
-    ARGV[14])
+    ARGV[14], aging_ms)
 end
 if reg_ttl > 0 then
   local room = math.min(want - #runs / CLAIMED_SIZE, reg_most)
   if room > 0 then
-    waiter_register(pfx, node, room, scan, ARGV[6], ARGV[7], ttl, fin_ttl, cap, reg_ttl, ARGV[14])
+    waiter_register(pfx, node, room, scan, ARGV[6], ARGV[7], ttl, fin_ttl, cap, reg_ttl, ARGV[14], aging_ms)
   else
     call('DEL', K.waiter(pfx, node))
   end

@@ -36,6 +36,7 @@
 --@include run_spec
 --@include claim_reply
 --@include affinity
+--@include flow
 --@include claim
 local pfx, channel, caller = ARGV[1], ARGV[2], ARGV[3]
 local now = now_ms()
@@ -53,7 +54,7 @@ local function no_limits(job)
   local u = unlimited[job]
   if u == nil then
     local l = job_limits(pfx, job)
-    u = l[1] == 0 and l[2] == 0 and l[3] == 0 and l[5] == 0
+    u = l[1] == 0 and l[2] == 0 and l[3] == 0 and l[5] == 0 and not (l.pool or l.srate)
     unlimited[job] = u
   end
   return u

@@ -26,6 +26,7 @@ KEYS = Keys()
 OPTION = {
     "priority": "priority", "max_attempts": "max_attempts", "delay": "delay_s", "run_at": "run_at",
     "timeout": "timeout_s", "ttl": "ttl_s", "idempotency_ttl": "idempotency_ttl_s",
+    "fairness_weight": "fairness_weight",
 }
 
 

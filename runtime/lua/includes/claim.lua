@@ -20,17 +20,22 @@ local function parse_served(jobs_csv)
 end
 
 -- A job's limits: max running, max running per key, rate n per window ms,
--- per rate key n per window ms (0 = none); runtime overrides win.
+-- per rate key n per window ms (0 = none); runtime overrides win. The named
+-- limits it shares with other jobs (l.pool, l.srate; absent when none) are
+-- the code's: an override changes only the job's own limits (runtime/shared_limits.py).
 local function job_limits(pfx, job)
-  local spec = call('HGET', K.jobs_override(pfx), job) or call('HGET', K.jobs(pfx), job)
+  local over = call('HGET', K.jobs_override(pfx), job)
+  local code = (not over) and call('HGET', K.jobs(pfx), job)
   local l = {0, 0, 0, 0, 0, 0}
-  if spec then
+  if over or code then
     local i = 1
-    for part in string.gmatch(spec .. ',', '([^,]*),') do
-      l[i] = tonumber(part) or 0
+    for part in string.gmatch((over or code) .. ',', '([^,]*),') do
+      if i <= 6 then l[i] = tonumber(part) or 0 end
       i = i + 1
     end
   end
+  if over then code = call('HGET', K.jobs(pfx), job) end
+  if code then shared_names(l, code) end
   return l
 end
 
@@ -75,10 +80,12 @@ end
 -- Lease up to ``want`` runs of the given queues and jobs to ``node`` (see
 -- runs_claim's header for the rules). Returns the flat list of CLAIMED_SIZE fields per
 -- leased run, and the ms until a rate limit lets a skipped run go (-1 none).
--- ``labels_csv``: the labels the node offers (includes/affinity.lua).
-local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offset, fin_ttl, cap, now, labels_csv)
+-- ``labels_csv``: the labels the node offers (includes/affinity.lua); ``aging_ms``: priority aging (flow.lua).
+local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offset, fin_ttl, cap, now, labels_csv,
+    aging_ms)
   local out = {}
   local have = node_labels(labels_csv, node)
+  local weight = 1  -- the fairness weight of the run try_claim leased last (flow.lua)
   local retry_in = -1
   local emptied = {}  -- groups runs were taken from: checked once at the end (groups_pruned)
 
@@ -98,19 +105,6 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
     return l
   end
 
-  -- GCRA with no burst: one run every window/n ms. Returns ms to wait (0 = allowed now).
-  local function rate_wait(key, n, window_ms)
-    if n <= 0 then return 0 end
-    local tat = tonumber(call('GET', key) or '0')
-    if tat > now then return tat - now end
-    return 0
-  end
-  local function rate_take(key, n, window_ms)
-    if n <= 0 then return end
-    local period = window_ms / n
-    local tat = math.max(tonumber(call('GET', key) or '0'), now) + period
-    call('SET', key, tostring(tat), 'PX', math.ceil(period * 2) + 1000)
-  end
   local function note_retry(ms)
     if retry_in < 0 or ms < retry_in then retry_in = ms end
   end
@@ -120,7 +114,7 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
     local rk = K.run(pfx, id)
     local r = call('HMGET', rk, 'job', 'concurrency_key', 'id', 'timeout_ms', 'ready_at', 'attempt', 'charged',
       'metadata', 'tags', 'status', 'version', 'rate_key', 'expires_at', 'sat_steps', 'started_at',
-      'needs', 'prefer', 'prefer_ms', 'tl')
+      'needs', 'prefer', 'prefer_ms', 'tl', 'fairness_weight')
     local job, ckey = r[1], r[2]
     if not job or r[10] ~= 'queued' then
       -- dangling entry (record expired, or the run left the queue another way)
@@ -146,14 +140,20 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
     if ckey and lim[2] > 0 and call('SCARD', K.key_leases(pfx, job, ckey)) >= lim[2] then return false end
     local jrate = K.job_rate(pfx, job)
     local krate = r[12] and (K.key_rate(pfx, job, r[12])) or nil
-    local wait = rate_wait(jrate, lim[3], lim[4])
-    if krate then wait = math.max(wait, rate_wait(krate, lim[5], lim[6])) end
+    local wait = rate_wait(jrate, lim[3], lim[4], now)
+    if krate then wait = math.max(wait, rate_wait(krate, lim[5], lim[6], now)) end
+    if lim.pool or lim.srate then
+      local shared = shared_wait(pfx, lim, now)
+      if not shared then return false end
+      wait = math.max(wait, shared)
+    end
     if wait > 0 then
       note_retry(wait)
       return false
     end
-    rate_take(jrate, lim[3], lim[4])
-    if krate then rate_take(krate, lim[5], lim[6]) end
+    rate_take(jrate, lim[3], lim[4], now)
+    if krate then rate_take(krate, lim[5], lim[6], now) end
+    if lim.srate then shared_take(pfx, lim, now) end
 
     local attempt = tonumber(r[6] or '0') + 1
     ready_remove(pfx, id, queue, ckey, emptied)
@@ -171,6 +171,7 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
     out[at + CLAIMED.tags] = r[9]
     -- the record notes when it has step records (sat_steps): no lookup of the steps hash
     out[at + CLAIMED.step_count] = r[14] and 1 or 0
+    weight = tonumber(r[20] or '1')
     return true
   end
 
@@ -187,7 +188,7 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
     local barren = 0
     local visits = 0
     while got < want and visits < scan and barren < ngroups do
-      local head = call('ZRANGE', gk, 0, 0)
+      local head = call('ZRANGE', gk, 0, 0, 'WITHSCORES')
       if #head == 0 then break end
       local g = head[1]
       visits = visits + 1
@@ -196,7 +197,8 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
       local kk = group_set(pfx, queue, g)
       -- a lone group is scanned deeper: runs of limited or unserved jobs at its
       -- head must not hide runnable runs behind them
-      local ids = call('ZRANGE', kk, 0, (ngroups <= 1 and scan or per_visit + 2) - 1)
+      local ids = with_aged_first(pfx, kk, call('ZRANGE', kk, 0, (ngroups <= 1 and scan or per_visit + 2) - 1),
+        now, aging_ms or 0)
       if #ids == 0 then
         call('ZREM', gk, g)
         ngroups = ngroups - 1
@@ -210,6 +212,7 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
           end
         end
         if took == 0 then barren = barren + 1 else barren = 0 end
+        if took > 0 and ngroups > 1 then weighted_turn(gk, g, tonumber(head[2]), weight) end
         ngroups = call('ZCARD', gk)
       end
     end
@@ -227,8 +230,10 @@ end
 -- own claims never take more than its free slots minus runs still in transit.
 local HANDOFF_TRIES = 3
 
-local function waiter_register(pfx, node, want, scan, queues_csv, jobs_csv, ttl, fin_ttl, cap, reg_ttl, labels_csv)
-  call('SET', K.waiter(pfx, node), cjson.encode({want, scan, queues_csv, jobs_csv, ttl, fin_ttl, cap, labels_csv}),
+local function waiter_register(pfx, node, want, scan, queues_csv, jobs_csv, ttl, fin_ttl, cap, reg_ttl, labels_csv,
+    aging_ms)
+  call('SET', K.waiter(pfx, node), cjson.encode({want, scan, queues_csv, jobs_csv, ttl, fin_ttl, cap, labels_csv,
+    aging_ms}),
     'PX', reg_ttl)
   for q in string.gmatch(queues_csv, '[^,]+') do call('SADD', K.waiters(pfx, q), node) end
 end
@@ -305,7 +310,7 @@ local function hand_off(pfx, queue, now)
   -- (claim_runs skips the queue if it is paused)
   for _, waiter in ipairs(live_waiters(pfx, queue, HANDOFF_TRIES)) do
     local node, w = waiter[1], waiter[2]
-    local runs = claim_runs(pfx, node, w[5], w[1], w[2], w[3], w[4], 0, w[6], w[7], now, w[8])
+    local runs = claim_runs(pfx, node, w[5], w[1], w[2], w[3], w[4], 0, w[6], w[7], now, w[8], w[9])
     if #runs > 0 then
       -- one hand-off per registration: the node registers again when it next
       -- finds no work (its waiters:<queue> entries stay for that)

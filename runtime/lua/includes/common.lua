@@ -260,34 +260,46 @@ local function trim_deferred(pfx, trims, now, cap)
 end
 
 -- Lease sets exist only for what a limit counts: the job's set ('j') for
--- max_concurrency, the key's ('k') for max_concurrency_per_key. A leased run
--- notes on its record (cc) which sets hold it, so its release takes it out of
--- exactly those even when the limits changed in between (limits_apply).
+-- max_concurrency, the key's ('k') for max_concurrency_per_key, and the named
+-- pool's (after '|') for a job in a pool. A leased run notes on its record (cc)
+-- which sets hold it, so its release takes it out of exactly those even when
+-- the limits changed in between (limits_apply).
 local function lease_sets_of(lim, ckey)
   local cc = ''
   if lim and lim[1] > 0 then cc = 'j' end
   if lim and ckey and ckey ~= '' and lim[2] > 0 then cc = cc .. 'k' end
+  if lim and lim.pool then cc = cc .. '|' .. lim.pool end
   return cc
 end
 
+-- The sets of a cc besides the job's ('j' in the returned flags), listed by
+-- name in lease_sets for reconcile: the key's, and the pool's (after '|';
+-- pool names never hold '|').
+local function listed_lease_sets(pfx, job, ckey, cc)
+  local flags, pool = string.match(cc, '^([^|]*)|?(.*)$')
+  local sets = {}
+  if string.find(flags, 'k', 1, true) and ckey and ckey ~= '' then sets[#sets + 1] = K.key_leases(pfx, job, ckey) end
+  if pool ~= '' then sets[#sets + 1] = K.pool_leases(pfx, pool) end
+  return flags, sets
+end
+
 local function hold_lease_sets(pfx, id, job, ckey, cc)
-  if string.find(cc, 'j', 1, true) then call('SADD', K.job_leases(pfx, job), id) end
-  if string.find(cc, 'k', 1, true) then
-    local kset = K.key_leases(pfx, job, ckey)
-    call('SADD', kset, id)
-    call('SADD', K.lease_sets(pfx), kset)  -- key sets come and go: listed for reconcile
+  local flags, sets = listed_lease_sets(pfx, job, ckey, cc)
+  if string.find(flags, 'j', 1, true) then call('SADD', K.job_leases(pfx, job), id) end
+  for _, set in ipairs(sets) do
+    call('SADD', set, id)
+    call('SADD', K.lease_sets(pfx), set)  -- key and pool sets come and go: listed for reconcile
   end
 end
 
 -- cc false: a run leased before records noted their sets; it may be in both.
 local function release_lease_sets(pfx, id, job, ckey, cc)
-  if not cc then cc = 'jk' end
-  if string.find(cc, 'j', 1, true) then call('SREM', K.job_leases(pfx, job), id) end
-  if string.find(cc, 'k', 1, true) and ckey and ckey ~= '' then
-    local kset = K.key_leases(pfx, job, ckey)
-    call('SREM', kset, id)
-    -- per-key sets come and go with their keys; keep the set of names small
-    if call('SCARD', kset) == 0 then call('SREM', K.lease_sets(pfx), kset) end
+  local flags, sets = listed_lease_sets(pfx, job, ckey, cc or 'jk')
+  if string.find(flags, 'j', 1, true) then call('SREM', K.job_leases(pfx, job), id) end
+  for _, set in ipairs(sets) do
+    call('SREM', set, id)
+    -- these sets come and go with their keys and pools; keep the set of names small
+    if call('SCARD', set) == 0 then call('SREM', K.lease_sets(pfx), set) end
   end
 end
 

@@ -50,3 +50,7 @@ function K.outbox(P) return P .. 'outbox' end
 function K.job_leases(P, job) return P .. 'cc:j:' .. job end
 function K.idempotency(P, job, key) return P .. 'idem:' .. job .. '|' .. key end
 function K.key_leases(P, job, concurrency_key) return P .. 'cc:k:' .. job .. '|' .. concurrency_key end
+function K.shared_limits(P) return P .. 'limits' end
+function K.shared_limits_override(P) return P .. 'limits:override' end
+function K.pool_leases(P, pool) return P .. 'cc:p:' .. pool end
+function K.shared_rate(P, name) return P .. 'rls:' .. name end

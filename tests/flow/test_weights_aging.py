@@ -1,0 +1,69 @@
+"""Weighted fairness between concurrency keys and priority aging, through a running node."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from typing import Any
+
+from runtime import Baton, RunContext
+from tests.nodes import eventually, running_node
+
+
+async def test_weights_give_each_key_its_share(make_app: Any) -> None:
+    # Given keys "heavy" (weight 3, set per trigger) with 400 queued runs, "light" and "other" (weight 1) 200 each
+    app = make_app(concurrency=4)
+    started: list[str] = []
+
+    @app.job()
+    async def work(ctx: RunContext, payload: Any) -> None:
+        started.append(payload)
+
+    await app.trigger_batch([{"job": "work", "input": key, "concurrency_key": key, "fairness_weight": weight}
+                             for key, weight, n in (("heavy", 3, 400), ("light", 1, 200), ("other", 1, 200))
+                             for _ in range(n)])
+    async with running_node(app):
+        await eventually(lambda: len(started) >= 500, 30)
+    # Then of the first 500 starts, heavy had 3/5 and each other key 1/5, within a tight tolerance
+    shares = collections.Counter(started[:500])
+    assert abs(shares["heavy"] - 300) <= 6 and abs(shares["light"] - 100) <= 6, shares
+    assert abs(shares["other"] - 100) <= 6, shares
+
+
+async def _starts_of_low_under_a_high_stream(app: Baton, seconds: float) -> float | None:
+    """A priority-0 run queued first, then a steady stream keeping ~5 priority-5 runs queued for ``seconds``:
+    how long after its creation the low run started (None: not within the stream)."""
+    started: dict[str, float] = {}
+    loop = asyncio.get_running_loop()
+
+    @app.job()
+    async def unit(ctx: RunContext, payload: Any) -> None:
+        started.setdefault(payload, loop.time())
+        await asyncio.sleep(0.005)
+
+    t0 = loop.time()
+    await app.trigger("unit", "low", priority=0)
+    await app.trigger_batch([{"job": "unit", "input": f"h{i}", "priority": 5} for i in range(5)])
+    async with running_node(app):
+        n = 5
+        while loop.time() - t0 < seconds and "low" not in started:
+            if (await app.count_by_status()).get("queued", 0) < 5:
+                await app.trigger_batch([{"job": "unit", "input": f"h{n + i}", "priority": 5} for i in range(5)])
+                n += 5
+            await asyncio.sleep(0.005)
+        low_at = started.get("low")
+        high_done = len(started) - ("low" in started)
+    assert high_done >= 20, "the high-priority stream kept the node busy"
+    return None if low_at is None else low_at - t0
+
+
+async def test_aging_lets_an_old_low_priority_run_through_a_high_priority_stream(make_app: Any) -> None:
+    # Given priority aging of one level per 0.1 s and a node with one slot
+    waited = await _starts_of_low_under_a_high_stream(make_app(concurrency=1, priority_aging_s=0.1), 5.0)
+    # Then the low run started once its age made it outrank priority 5 (6 levels: 0.6 s), while the stream went on
+    assert waited is not None and 0.55 <= waited <= 1.6, waited
+
+
+async def test_without_aging_the_high_priority_stream_holds_the_low_run_back(make_app: Any) -> None:
+    # Given the same stream without aging, the low-priority run does not start while it lasts
+    assert await _starts_of_low_under_a_high_stream(make_app(concurrency=1), 1.2) is None
