@@ -9,6 +9,8 @@ from typing import Any, TypeVar
 
 import orjson
 
+from .admission import publish_job_caps, rejection
+from .admission import set_max_queued as store_max_queued
 from .connection import connect, pool_size
 from .cron import CronSchedule, ScheduleRegistry
 from .errors import ConfigError, RedisUnavailable, SubmissionError, raise_for_status
@@ -23,6 +25,7 @@ from .statuses import TERMINAL
 from .submission import PlainSpecs, RunSpec, build_spec, json_text
 from .submission import _run_at_ms as run_at_to_ms
 from .tracing import current_traceparent
+from .workflow import Workflow, WorkflowRun
 
 __all__ = ["Baton", "Submission"]
 
@@ -93,6 +96,7 @@ class Baton:
         accepts_versions: tuple[str, ...] = (),
         ttl: float | None = None,
         cron: str | Sequence[str | CronSchedule] | CronSchedule | None = None,
+        max_queued: int = 0,
     ) -> Callable[[F], F]:
         """Register the decorated function as a job.
 
@@ -103,7 +107,8 @@ class Baton:
         ``rate_limit_per_key`` does so per rate key (``rate_key``: the concurrency
         key, ``label:<name>`` or ``input:<field>``). ``version`` pins runs to
         workers serving it (plus ``accepts_versions``); ``ttl`` expires runs not
-        started in time; ``cron`` adds schedules (see :class:`CronSchedule`).
+        started in time; ``cron`` adds schedules (see :class:`CronSchedule`);
+        ``max_queued`` caps the runs admitted and not yet started (a trigger past it raises QueueFull).
         """
         if backoff is not None and not isinstance(backoff, Backoff):
             # one form only: Backoff("fixed", initial_s=..., max_s=..., jitter=...)
@@ -113,7 +118,7 @@ class Baton:
             queue=queue, max_attempts=max_attempts, timeout_s=timeout, backoff=policy, priority=priority,
             max_concurrency=max_concurrency, max_concurrency_per_key=max_concurrency_per_key, version=version,
             rate_limit=rate_limit, rate_limit_per_key=rate_limit_per_key, rate_key=rate_key,
-            accepts_versions=tuple(accepts_versions), ttl_s=ttl,
+            accepts_versions=tuple(accepts_versions), ttl_s=ttl, max_queued=max_queued,
         )
 
         def register(fn: F) -> F:
@@ -185,6 +190,7 @@ class Baton:
             return
         await self.redis.hset(self.keys.registry, mapping={j.name: j.options.to_json() for j in self.jobs})
         jobs = list(self.jobs)
+        await publish_job_caps(self, jobs)
         for p in self.keys.partitions:
             stored = await self.redis.hmget(p.jobs, [j.name for j in jobs])
             for j, current in zip(jobs, stored, strict=True):
@@ -208,6 +214,11 @@ class Baton:
         for p in self.keys.partitions:
             await self.scripts.limits_apply(p, job, "override", spec)
         await self.redis.publish(self.keys.wake_channel, "limits")
+
+    async def set_max_queued(self, value: int | None, *, job: str | None = None, queue: str | None = None) -> None:
+        """Cap (or, with None, uncap) the runs of one job or queue admitted and not yet started, at
+        runtime on every node; a job's runtime cap overrides its ``max_queued`` until cleared."""
+        await store_max_queued(self, value, job=job, queue=queue)
 
     async def clear_limits(self, job: str) -> None:
         """Drop a runtime override: the limits registered by the code apply again."""
@@ -294,6 +305,14 @@ class Baton:
         [(run_id, _code)] = await self.create_detailed([await self._spec({"job": job, "input": input, **options})])
         return run_id
 
+    def workflow(self, name: str) -> Workflow:
+        """A new workflow: add tasks with ``wf.task(job, parents=[...])``, run it with :meth:`run_workflow`."""
+        return Workflow(self, name)
+
+    async def run_workflow(self, workflow: Workflow, input: Any = None) -> WorkflowRun:
+        """Create one run per task of ``workflow`` at once (each after its parents; see runtime/workflow.py)."""
+        return await workflow.run(input)
+
     async def trigger_batch(self, items: Iterable[Mapping[str, Any]]) -> list[str]:
         """Submit many runs in batched Lua calls; ids in input order.
 
@@ -321,8 +340,14 @@ class Baton:
         """Create validated runs (the common end of every submission path)."""
         return [run_id for run_id, _ in await self.create_detailed(specs)]
 
-    async def create_detailed(self, specs: list[RunSpec]) -> list[tuple[str, int]]:
-        """Create runs; returns (id, runs_create code) per spec, in order."""
+    async def create_detailed(self, specs: list[RunSpec], raise_rejected: bool = True) -> list[tuple[str, int]]:
+        """Create runs; returns (id, runs_create code) per spec, in order.
+
+        A run refused inside runs_create (a missing parent, a full max_queued) raises
+        its typed error after the call, the others being created; with ``raise_rejected``
+        False its code is returned instead (negative; the id slot names the cause, see
+        runtime/admission.py).
+        """
         by_partition: dict[int, list[int]] = {}
         for i, spec in enumerate(specs):
             by_partition.setdefault(self.keys.partition_of_run(spec.id).index, []).append(i)
@@ -342,6 +367,8 @@ class Baton:
         for (_, positions), result in zip(chunks, results, strict=True):
             for i, pair in zip(positions, result, strict=True):
                 out[i] = pair
+                if raise_rejected and pair[1] < 0 and (error := rejection(pair[1], pair[0])):
+                    raise error
         return out
 
     async def _spec(
@@ -567,6 +594,7 @@ _OPTION_NAMES = {
     "concurrency_key": "concurrency_key", "labels": "labels", "tags": "tags", "metadata": "metadata",
     "max_attempts": "max_attempts", "timeout": "timeout_s", "version": "version", "ttl": "ttl_s",
     "debounce": "debounce", "derived_id": "derived_id", "traceparent": "trace_context",
+    "depends_on": "depends_on",
 }
 
 #: Items of a plain submission (see PlainSpecs).

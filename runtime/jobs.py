@@ -90,6 +90,9 @@ class JobOptions:
     accepts_versions: tuple[str, ...] = ()
     #: Default time-to-live of a run that has not started (seconds); None = forever.
     ttl_s: float | None = None
+    #: Most runs of this job admitted and not yet started (0 = no limit); a trigger past it is
+    #: rejected with QueueFull (runtime/admission.py).
+    max_queued: int = 0
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.queue):
@@ -109,6 +112,8 @@ class JobOptions:
             raise ConfigError("rate_key must be concurrency_key, label:<name> or input:<field>")
         if self.ttl_s is not None and self.ttl_s <= 0:
             raise ConfigError("ttl must be positive")
+        if self.max_queued < 0:
+            raise ConfigError("max_queued must not be negative")
 
     @property
     def limit_spec(self) -> str | None:

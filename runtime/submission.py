@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from .dependencies import depends_spec, parents_routing
 from .errors import SubmissionError, UnknownJob
 from .ids import NAME_RE, RUN_ID_RE, routed_run_id
 from .jobs import Backoff, JobOptions
@@ -68,6 +69,8 @@ class RunSpec(NamedTuple):
     debounce_spec: str = ""
     #: the producer's W3C traceparent ("" = none): the node's spans of the run join its trace
     trace_context: str = ""
+    #: parents and their policies (runtime/dependencies.py), "" = none
+    depends_json: str = ""
 
     def script_args(self) -> list[str | int]:
         """The run's fields for runs_create, in field order (absent times as ""); runs_create reads
@@ -149,6 +152,7 @@ def build_spec(
     extra: Mapping[str, Any] | None = None,
     queue_known: QueueCheck | None = None,
     trace_context: str | None = None,
+    depends_on: Any = None,
 ) -> RunSpec:
     """Validate trigger options against the job and route the run to a partition.
 
@@ -209,6 +213,11 @@ def build_spec(
     rate_key = _rate_key(options, ckey, labels, input)
 
     routing = _routing_key(job, options, ckey, ikey, rate_key, dkey)
+    depends_json, parents = depends_spec(settings, keys, depends_on)
+    if parents is not None:
+        if delay_ms is not None or run_at_ms is not None or dkey:
+            raise SubmissionError("bad_depends_on", "depends_on cannot be combined with delay, run_at or debounce")
+        routing = parents_routing(keys, routing, parents)
     for given in (run_id, derived_id):
         if given is not None and (not isinstance(given, str) or not RUN_ID_RE.match(given)):
             raise SubmissionError("bad_id", "id must be 1-128 characters of A-Z a-z 0-9 _ . : ~ -")
@@ -236,6 +245,7 @@ def build_spec(
         backoff_json=(options.backoff or DEFAULT_BACKOFF).encoded, version=version, source=source,
         entry_id=entry_id, extra_json=extra_json, ttl_ms=None if ttl is None else to_ms(ttl),
         rate_key=rate_key, debounce_key=dkey, debounce_spec=dspec, trace_context=check_traceparent(trace_context),
+        depends_json=depends_json,
     )
 
 
@@ -293,7 +303,7 @@ def _sized(settings: Settings, name: str, text: str) -> str:
 
 def _routing_key(job: str, options: JobOptions, ckey: str, ikey: str, rate_key: str, dkey: str) -> str | None:
     # Exact limits need every run they count in one partition (one slot).
-    if options.max_concurrency or options.rate_limit:
+    if options.max_concurrency or options.rate_limit or options.max_queued:
         return f"job:{job}"
     if ckey and options.max_concurrency_per_key:
         return f"key:{job}:{ckey}"

@@ -34,7 +34,8 @@ local function trim_index(pfx, index, now, ttl_ms, cap)
       local project = call('HGET', K.run(pfx, gid), 'project') or 'default'
       call('ZREM', K.project_runs(pfx, project), gid)
       call('DEL', K.run(pfx, gid), K.input(pfx, gid), K.events(pfx, gid), K.steps(pfx, gid), K.checkpoints(pfx, gid),
-        K.children(pfx, gid), K.waits_on(pfx, gid), K.records(pfx, gid), K.chunks(pfx, gid))
+        K.children(pfx, gid), K.waits_on(pfx, gid), K.records(pfx, gid), K.chunks(pfx, gid),
+        K.dependents(pfx, gid), K.deps_pending(pfx, gid), K.parent_outputs(pfx, gid))
     end
   end
 end
@@ -91,8 +92,8 @@ end
 -- runs have only a timeline, so the others are noted on the record when first
 -- written (sat_<name>) and only those are expired.
 local SATELLITES = {steps = K.steps, cp = K.checkpoints, children = K.children, wait = K.waits_on,
-  rec = K.records, chunks = K.chunks}
-local SATELLITE_NAMES = {'steps', 'cp', 'children', 'wait', 'rec', 'chunks'}
+  rec = K.records, chunks = K.chunks, dents = K.dependents, deps = K.deps_pending, pout = K.parent_outputs}
+local SATELLITE_NAMES = {'steps', 'cp', 'children', 'wait', 'rec', 'chunks', 'dents', 'deps', 'pout'}
 local function mark_satellite(pfx, id, name)
   call('HSETNX', K.run(pfx, id), 'sat_' .. name, '1')
 end
@@ -186,13 +187,17 @@ local function count_finished(pfx, queue, now, trims)
   if call('HINCRBY', tk, minute, 1) == 1 then call('PEXPIRE', tk, 7260000) end
 end
 
+--@include deps
+--@include admission
+
 -- Move a run to a terminal status: record time, index, expire the record, and
--- wake a parent that waits for it as a child. `batch` (optional) lets a caller
+-- wake a parent that waits for it as a child, settle the runs that depend on it
+-- (includes/deps.lua) and stop counting it as admitted (includes/admission.lua). `batch` (optional) lets a caller
 -- that settles many runs in one call write less: `sets` and `dels` are more
 -- record fields written and removed in the same two calls, `rec` the run's
 -- fields it already read (parent_id and the sat_ marks), and `trims` collects
 -- the status indices to trim once at the end (trim_deferred) instead of per run.
-local function make_terminal(pfx, id, status, now, ttl_ms, cap, batch)
+function make_terminal(pfx, id, status, now, ttl_ms, cap, batch)  -- the local declared in deps
   local rk = K.run(pfx, id)
   local sets = {'status', status, 'finished_at', now, 'updated_at', now}
   local dels = {'lease_token', 'lease_node', 'lease_expires_at', 'cc', 'next_retry_at'}
@@ -213,12 +218,17 @@ local function make_terminal(pfx, id, status, now, ttl_ms, cap, batch)
   else
     trim_index(pfx, index, now, ttl_ms, cap)
   end
-  local parent, queue
+  local parent, queue, dents
   if rec then
-    parent, queue = rec.parent_id, rec.queue
+    parent, queue, dents = rec.parent_id, rec.queue, rec.sat_dents
   else
-    local r = call('HMGET', rk, 'parent_id', 'queue')
-    parent, queue = r[1], r[2]
+    -- (a run that never started may still count as admitted)
+    local r = call('HMGET', rk, 'parent_id', 'queue', 'sat_dents', 'adm', 'job')
+    parent, queue, dents = r[1], r[2], r[3]
+    if r[4] then
+      adm_leave(pfx, id, r[5], queue, r[4])
+      call('HDEL', rk, 'adm')
+    end
   end
   count_finished(pfx, queue, now, batch and batch.trims)
   if parent then
@@ -227,6 +237,7 @@ local function make_terminal(pfx, id, status, now, ttl_ms, cap, batch)
       resume(pfx, parent, now, 'children finished')
     end
   end
+  if dents then deps_release(pfx, id, status, now, ttl_ms, cap) end
 end
 
 -- Trim the status indices make_terminal left to the caller (see its `batch`).

@@ -1,0 +1,181 @@
+"""Declarative dependencies (depends_on, workflows) and admission control (max_queued), on real Redis."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from runtime import RunContext
+from runtime.errors import QueueFull, SubmissionError, UnknownParent
+from tests.nodes import running_node
+
+
+async def test_dependent_waits_for_its_parents_and_reads_their_outputs(make_app: Any) -> None:
+    app = make_app()
+    gate = asyncio.Event()
+    order: list[str] = []
+
+    @app.job()
+    async def fetch(ctx: RunContext, payload: Any) -> Any:
+        await gate.wait()
+        order.append(f"fetch{payload}")
+        return {"rows": payload}
+
+    @app.job()
+    async def merge(ctx: RunContext, payload: Any) -> Any:
+        order.append("merge")
+        return await ctx.parent_outputs()
+
+    async with running_node(app):
+        a = await app.trigger("fetch", 1)
+        b = await app.trigger("fetch", 2)
+        # Given a run that depends on two running parents
+        dep = await app.trigger("merge", None, depends_on=[a, {"id": b, "name": "second"}])
+        waiting = await app.get_run(dep)
+        # Then it waits for them (not queued) until both finished
+        assert waiting is not None and waiting.status == "waiting" and waiting.wait_kind == "parents"
+        gate.set()
+        done = await app.wait_for(dep, 10)
+    # and then runs once, after them, with their outputs by id or name
+    assert done.status == "completed" and order[-1] == "merge" and order.count("merge") == 1
+    assert done.output == {a: {"rows": 1}, "second": {"rows": 2}}
+
+
+async def test_finished_parent_counts_at_once_and_failed_parent_applies_the_policy(make_app: Any) -> None:
+    app = make_app()
+
+    @app.job()
+    async def ok(ctx: RunContext, payload: Any) -> Any:
+        return payload
+
+    @app.job(max_attempts=1)
+    async def boom(ctx: RunContext, payload: Any) -> Any:
+        raise RuntimeError("no")
+
+    async with running_node(app):
+        good = await app.trigger("ok", 7)
+        bad = await app.trigger("boom")
+        await app.wait_for(good, 10)
+        await app.wait_for(bad, 10)
+        # Given parents that already finished, one completed and one dead-lettered
+        ran = await app.trigger("ok", "x", depends_on=[good, {"id": bad, "on_failure": "ignore"}])
+        failed = await app.trigger("ok", "y", depends_on=[good, bad])
+        canceled = await app.trigger("ok", "z", depends_on=[{"id": bad, "on_failure": "cancel"}])
+        # Then each follows its edge's policy at once: no lost wake-up
+        assert (await app.wait_for(ran, 10)).status == "completed"
+        f = await app.wait_for(failed, 10)
+        c = await app.wait_for(canceled, 10)
+    assert f.status == "failed" and "ended dead_letter" in str(f.error)
+    assert c.status == "canceled"
+
+
+async def test_failure_cascades_through_a_chain_by_policy(make_app: Any) -> None:
+    app = make_app()
+    gate = asyncio.Event()
+
+    @app.job(max_attempts=1)
+    async def first(ctx: RunContext, payload: Any) -> Any:
+        await gate.wait()
+        raise RuntimeError("first failed")
+
+    @app.job()
+    async def later(ctx: RunContext, payload: Any) -> Any:
+        return payload
+
+    async with running_node(app):
+        root = await app.trigger("first")
+        mid = await app.trigger("later", 1, depends_on=[root])
+        leaf = await app.trigger("later", 2, depends_on=[mid])
+        tolerant = await app.trigger("later", 3, depends_on=[{"id": leaf, "on_failure": "ignore"}])
+        gate.set()
+        statuses = [(await app.wait_for(r, 10)).status for r in (root, mid, leaf, tolerant)]
+    assert statuses == ["dead_letter", "failed", "failed", "completed"]
+
+
+async def test_unknown_parent_and_bad_depends_on_are_clear_errors(make_app: Any) -> None:
+    app = make_app()
+
+    @app.job()
+    async def ok(ctx: RunContext, payload: Any) -> Any:
+        return payload
+
+    with pytest.raises(UnknownParent, match="no-such-run"):
+        await app.trigger("ok", depends_on=["no-such-run"])
+    for bad in ("x", [{"id": "a", "on_failure": "maybe"}], ["a", "a"], [{"nope": 1}]):
+        with pytest.raises(SubmissionError) as info:
+            await app.trigger("ok", depends_on=bad)
+        assert info.value.reason == "bad_depends_on"
+    # nothing was created by the refused triggers, not even the input the script writes first
+    assert not any((await app.count_by_status()).values())
+    assert await app.redis.keys(app.keys.partitions[0].input("*")) == []
+
+
+async def test_workflow_runs_tasks_after_their_parents(make_app: Any) -> None:
+    app = make_app()
+
+    @app.job()
+    async def extract(ctx: RunContext, payload: Any) -> Any:
+        return [payload, payload + 1]
+
+    @app.job()
+    async def double(ctx: RunContext, payload: Any) -> Any:
+        return [x * 2 for x in (await ctx.parent_outputs())["extract"]]
+
+    @app.job()
+    async def total(ctx: RunContext, payload: Any) -> Any:
+        outs = await ctx.parent_outputs()
+        return sum(outs["double"]) + sum(outs["extract"])
+
+    wf = app.workflow("etl")
+    e = wf.task(extract)
+    d = wf.task(double, parents=[e])
+    wf.task("total", parents=[e, d])
+    async with running_node(app):
+        run = await app.run_workflow(wf, 10)
+        results = await run.wait(10)
+    assert {n: r.status for n, r in results.items()} == {"extract": "completed", "double": "completed",
+                                                          "total": "completed"}
+    assert results["total"].output == (20 + 22) + (10 + 11)
+    assert results["double"].raw["workflow_run_id"] == run.id
+
+
+async def test_max_queued_rejects_past_the_cap_and_admits_again_once_runs_start(make_app: Any) -> None:
+    app = make_app()
+    gate = asyncio.Event()
+
+    @app.job(max_queued=2, max_concurrency=1)
+    async def slow(ctx: RunContext, payload: Any) -> Any:
+        await gate.wait()
+
+    @app.job(queue="mail")
+    async def mail(ctx: RunContext, payload: Any) -> Any:
+        return None
+
+    await app.register_jobs()
+    # Given a job capped at two runs not yet started
+    first = [await app.trigger("slow", i) for i in range(2)]
+    with pytest.raises(QueueFull) as info:
+        await app.trigger("slow", 3)
+    assert (info.value.reason, info.value.scope, info.value.max_queued) == ("queue_full", "job", 2)
+    # and a queue capped at runtime
+    await app.set_max_queued(1, queue="mail")
+    await app.trigger("mail")
+    with pytest.raises(QueueFull, match="queue 'mail'"):
+        await app.trigger("mail")
+    # a batch is decided run by run, inside the one script call
+    with pytest.raises(QueueFull):
+        await app.trigger_batch([{"job": "slow"}])
+    async with running_node(app):
+        # When one run starts (max_concurrency 1 holds the other back), one place frees up
+        await app.wait_for(first[0], 10, statuses=["executing"])
+        third = await app.trigger("slow", 3)
+        with pytest.raises(QueueFull):
+            await app.trigger("slow", 4)
+        gate.set()
+        for run_id in (*first, third):
+            assert (await app.wait_for(run_id, 10)).status == "completed"
+        # a runtime override lifts the cap; clearing the queue's does too
+        await app.set_max_queued(None, queue="mail")
+        await app.trigger("mail")
