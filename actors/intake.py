@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from redis.exceptions import RedisError, ResponseError
 
+from runtime.admission import rejection
 from runtime.app import Baton
 from runtime.codec import text
 from runtime.errors import RedisUnavailable, SubmissionError
@@ -357,20 +358,24 @@ class Intake(Actor[None]):
         failed: dict[str, SubmissionError] = {}
         for round_ in _rounds(specs):
             try:
-                results = await self.app.create_detailed([spec for _, spec in round_])
+                results = await self.app.create_detailed([spec for _, spec in round_], raise_rejected=False)
             except Exception as exc:
                 if _ends_batch(exc):
                     raise
                 results = []
                 for entry_id, spec in round_:
                     try:
-                        [result] = await self.app.create_detailed([spec])
+                        [result] = await self.app.create_detailed([spec], raise_rejected=False)
                     except Exception as one:
                         if _ends_batch(one):
                             raise
                         failed[entry_id] = self._internal(entry_id, one)
                         result = ("", -1)
                     results.append(result)
+            for (entry_id, _), (detail, code) in zip(round_, results, strict=True):
+                # refused inside runs_create (a missing parent, a full max_queued): to the rejected stream
+                if code < 0 and (refused := rejection(code, detail)):
+                    failed[entry_id] = refused
             await self._note_aliases(round_, results)
         return failed
 

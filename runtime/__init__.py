@@ -18,6 +18,7 @@ from .errors import (
     NotReplicated,
     OutputTooLarge,
     PermanentFailure,
+    QueueFull,
     RedisUnavailable,
     Retry,
     RunAlreadyFinished,
@@ -30,12 +31,14 @@ from .errors import (
     StepError,
     SubmissionError,
     UnknownJob,
+    UnknownParent,
     ValueTooLarge,
     WaitTimeout,
 )
 from .jobs import Backoff, JobOptions
 from .records import Attempt, Run
 from .settings import Settings
+from .workflow import Task, Workflow, WorkflowRun
 
 __all__ = [
     "Attempt",
@@ -54,6 +57,7 @@ __all__ = [
     "NotReplicated",
     "OutputTooLarge",
     "PermanentFailure",
+    "QueueFull",
     "RedisUnavailable",
     "Retry",
     "Run",
@@ -68,9 +72,13 @@ __all__ = [
     "Settings",
     "StepError",
     "SubmissionError",
+    "Task",
     "UnknownJob",
+    "UnknownParent",
     "ValueTooLarge",
     "WaitTimeout",
+    "Workflow",
+    "WorkflowRun",
 ]
 
 __version__ = "0.1.0"

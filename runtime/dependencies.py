@@ -28,11 +28,12 @@ from .ids import NAME_RE, RUN_ID_RE
 from .keys import Keys
 from .ranges import shown
 from .settings import Settings
+from .statuses import TERMINAL
 
 if TYPE_CHECKING:
     from .app import Baton
 
-__all__ = ["MAX_PARENTS", "POLICIES", "depends_spec", "parent_outputs", "parents_routing"]
+__all__ = ["MAX_PARENTS", "POLICIES", "depends_spec", "edge_satisfied", "edges_of", "parent_outputs", "parents_routing"]
 
 #: most parents one run may name
 MAX_PARENTS = 100
@@ -112,3 +113,16 @@ async def parent_outputs(baton: Baton, run_id: str) -> dict[str, Any]:
     """
     raw = await baton.redis.hgetall(baton.keys.partition_of_run(run_id).parent_outputs(run_id))
     return {text(k): orjson.loads(v) for k, v in raw.items()}
+
+
+def edges_of(raw: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """A run's parents as (id, policy, name), from its record's ``depends_on`` (none: an empty list)."""
+    stored = raw.get("depends_on")
+    if not stored:
+        return []
+    return [(str(e[0]), str(e[1]), str(e[2])) for e in orjson.loads(stored)]
+
+
+def edge_satisfied(status: str | None, policy: str) -> bool:
+    """Whether a parent in ``status`` no longer holds its dependent back (None: its record expired)."""
+    return status == "completed" or (policy == "ignore" and status in {str(s) for s in TERMINAL})

@@ -27,7 +27,7 @@ STREAM_FIELDS = frozenset(
         "job", "input", "id", "queue", "priority", "delay", "delay_ms", "run_at",
         "idempotency_key", "idempotency_ttl", "concurrency_key", "labels", "tags",
         "metadata", "max_attempts", "timeout", "version", "ttl", "debounce_key", "debounce_window",
-        "debounce_mode", "debounce_max", "traceparent",
+        "debounce_mode", "debounce_max", "traceparent", "depends_on",
     }
 )
 
@@ -95,6 +95,7 @@ def parse_stream_entry(
         input_json=fields.get("input"),
         queue_known=queue_known,
         trace_context=fields.get("traceparent"),
+        depends_on=json_field("depends_on", fields["depends_on"]) if "depends_on" in fields else None,
     )
 
 

@@ -215,8 +215,6 @@ def build_spec(
     routing = _routing_key(job, options, ckey, ikey, rate_key, dkey)
     depends_json, parents = depends_spec(settings, keys, depends_on)
     if parents is not None:
-        if delay_ms is not None or run_at_ms is not None or dkey:
-            raise SubmissionError("bad_depends_on", "depends_on cannot be combined with delay, run_at or debounce")
         routing = parents_routing(keys, routing, parents)
     for given in (run_id, derived_id):
         if given is not None and (not isinstance(given, str) or not RUN_ID_RE.match(given)):

@@ -139,8 +139,11 @@ for a = 3, #ARGV do
     local status = 'queued'
     if due > now then status = 'delayed' end
     local ended_err = nil
-    if deps then status, ended_err = deps_attach(pfx, id, deps.on, deps_st) end
-    if status == 'ready' then status = 'queued' end
+    if deps then
+      local held
+      held, ended_err = deps_attach(pfx, id, deps.on, deps_st)
+      status = held or status
+    end
     -- a waiting node that takes the run at once (see direct_waiter)
     local d = false
     if status == 'queued' and ckey == '' then
@@ -199,11 +202,7 @@ for a = 3, #ARGV do
       call('ZADD', K.ttl(pfx), expires, id)
     end
     if status == 'queued' or d then put('ready_at', now) end
-    if deps then
-      local ids = {}
-      for i, e in ipairs(deps.on) do ids[i] = e[1] end
-      put('depends_on', cjson.encode(ids))
-    end
+    if deps then put('depends_on', cjson.encode(deps.on)) end  -- [[parent, policy, name], ...]
     if not d and (adm[1] > 0 or adm[2] > 0) then put('adm', adm_enter(pfx, id, job, queue, adm)) end
     if d then
       -- straight to the waiting node, as runs_claim would lease it: the

@@ -94,6 +94,24 @@ async def test_failure_cascades_through_a_chain_by_policy(make_app: Any) -> None
     assert statuses == ["dead_letter", "failed", "failed", "completed"]
 
 
+async def test_a_delay_still_ahead_when_the_parents_finish_holds_the_dependent_until_then(make_app: Any) -> None:
+    app = make_app()
+
+    @app.job()
+    async def ok(ctx: RunContext, payload: Any) -> Any:
+        return payload
+
+    parent = await app.trigger("ok", 1)
+    dep = await app.trigger("ok", 2, depends_on=[parent], delay=0.5)
+    async with running_node(app):
+        # When the parent finishes before the dependent's delay is over, the dependent turns delayed
+        await app.wait_for(parent, 10)
+        held = await app.wait_for(dep, 10, statuses=["delayed", "completed"])
+        done = await app.wait_for(dep, 10)
+    assert held.status == "delayed" and done.status == "completed"
+    assert done.started_at_ms is not None and done.started_at_ms >= done.created_at_ms + 500
+
+
 async def test_unknown_parent_and_bad_depends_on_are_clear_errors(make_app: Any) -> None:
     app = make_app()
 

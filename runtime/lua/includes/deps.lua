@@ -47,8 +47,9 @@ local function deps_edge(pfx, dep, parent, st, policy, name)
 end
 
 -- Attach a new run to its parents (runs_create, before the record is written).
--- Parents already finished count at once. Returns 'ready' (nothing pending),
--- 'waiting' (some parent pending), or 'failed'/'canceled' and the error JSON.
+-- Parents already finished count at once. Returns nil (nothing pending: the run
+-- is created as without parents), 'waiting' (some parent pending), or
+-- 'failed'/'canceled' and the error JSON.
 local function deps_attach(pfx, id, edges, statuses)
   local pending = false
   for i, e in ipairs(edges) do
@@ -67,7 +68,21 @@ local function deps_attach(pfx, id, edges, statuses)
     mark_satellite(pfx, id, 'deps')
     return 'waiting'
   end
-  return 'ready'
+  return nil
+end
+
+-- No parent holds the dependent back: queue it, or, when it was triggered with a
+-- delay or run_at still ahead, make it delayed until then.
+local function deps_done(pfx, dep, now)
+  local rk = K.run(pfx, dep)
+  local r = call('HMGET', rk, 'scheduled_at', 'pause_requested')
+  local due = tonumber(r[1] or '0') or 0
+  if due <= now or r[2] == '1' then return resume(pfx, dep, now, 'parents finished') end
+  call('ZREM', K.waiting(pfx), dep)
+  call('HDEL', rk, 'wait_kind', 'wait_started_at')
+  call('HSET', rk, 'status', 'delayed', 'updated_at', now)
+  call('ZADD', K.delayed(pfx), due, dep)
+  add_event(pfx, dep, 'status', '{"status":"delayed","reason":"parents finished"}', now)
 end
 
 -- A parent ended with status st: settle its dependents (make_terminal calls this
@@ -91,7 +106,7 @@ local function deps_release(pfx, parent, st, now, ttl_ms, cap)
           call('HSET', K.run(pfx, dep), 'error', deps_error(parent, st, v))
           make_terminal(pfx, dep, v, now, ttl_ms, cap)
         elseif call('SCARD', pk) == 0 then
-          resume(pfx, dep, now, 'parents finished')
+          deps_done(pfx, dep, now)
         end
       end
     end
