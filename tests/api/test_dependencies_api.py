@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
+import orjson
+
+from runtime.api.commands_ops import run_ops_command
+from runtime.cli import build_parser
 from runtime.codec import text
 from tests.api.conftest import ApiNode
 from tests.nodes import eventually
@@ -92,3 +97,25 @@ async def test_stream_entries_depend_and_go_to_the_rejected_stream_when_refused(
     api.gates.open("s1")
     api.gates.open("s2")
     await app.set_max_queued(None, job="single")
+
+
+async def test_admission_cli_sets_shows_and_clears_a_cap(api: ApiNode, capsys: Any) -> None:
+    async def baton(*args: str) -> tuple[int, str]:
+        # in-process (the CLI's own parser and command), which is what `baton admission ...` runs
+        ns = build_parser().parse_args([*args, "--api-url", api.url, "--api-key", api.keys[OPERATOR]])
+        out = io.StringIO()
+        return await run_ops_command(ns, out), out.getvalue()
+
+    # When an operator caps the mail queue from the shell
+    code, out = await baton("admission", "set", "--queue", "mail", "3")
+    assert code == 0 and out.splitlines()[0].split() == ["SCOPE", "NAME", "MAX_QUEUED", "ADMITTED"]
+    assert out.splitlines()[1].split() == ["queue", "mail", "3", "0"]
+    # Then get and clear show and remove it, and a bad cap is one line on stderr and exit 1
+    code, out = await baton("admission", "get", "--job", "echo", "--json")
+    assert code == 0 and orjson.loads(out) == {"scope": "job", "name": "echo", "max_queued": None, "admitted": 0}
+    code, out = await baton("admission", "clear", "--queue", "mail", "--json")
+    assert code == 0 and orjson.loads(out)["max_queued"] is None
+    capsys.readouterr()
+    code, out = await baton("admission", "set", "--queue", "mail", "0")
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "max_queued" in err
