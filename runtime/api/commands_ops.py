@@ -1,6 +1,6 @@
 """The CLI's operator commands over the HTTP API: ``baton queues``, ``baton schedules``, ``baton nodes``,
-``baton limits``, ``baton admission`` and ``baton bulk``. Tables by default, ``--json`` for scripts; every error is one line on
-stderr and a non-zero exit."""
+``baton limits``, ``baton admission`` and ``baton bulk``. Tables by default, ``--json`` for scripts; every
+error is one line on stderr and a non-zero exit."""
 
 from __future__ import annotations
 
