@@ -197,3 +197,58 @@ async def test_max_queued_rejects_past_the_cap_and_admits_again_once_runs_start(
         # a runtime override lifts the cap; clearing the queue's does too
         await app.set_max_queued(None, queue="mail")
         await app.trigger("mail")
+
+
+async def test_with_several_partitions_dependents_follow_their_parents_partition(make_app: Any) -> None:
+    app = make_app(partitions=4)
+
+    @app.job()
+    async def ok(ctx: RunContext, payload: Any) -> Any:
+        return payload
+
+    @app.job(max_concurrency=2)
+    async def pinned(ctx: RunContext, payload: Any) -> Any:
+        return payload
+
+    parents = [await app.trigger("ok", i) for i in range(12)]
+    by_partition: dict[int, list[str]] = {}
+    for p in parents:
+        by_partition.setdefault(app.keys.partition_of_run(p).index, []).append(p)
+    assert len(by_partition) > 1
+    (first, *_), (second, *_) = list(by_partition.values())[:2]
+    # A dependent lives in its parents' partition
+    dep = await app.trigger("ok", "d", depends_on=[first])
+    assert app.keys.partition_of_run(dep) == app.keys.partition_of_run(first)
+    # Parents of two partitions are refused, and so is a job routed to another partition than its parents'
+    with pytest.raises(SubmissionError) as info:
+        await app.trigger("ok", depends_on=[first, second])
+    assert info.value.reason == "depends_on_partitions"
+    pinned_home = app.keys.partition_for("job:pinned")
+    stranger = next(ids[0] for index, ids in by_partition.items() if index != pinned_home.index)
+    with pytest.raises(SubmissionError, match="another partition"):
+        await app.trigger("pinned", depends_on=[stranger])
+    # A workflow puts every task in one partition
+    wf = app.workflow("wide")
+    roots = [wf.task("ok", name=f"r{i}", input=i) for i in range(6)]
+    wf.task("ok", name="join", parents=roots)
+    async with running_node(app):
+        run = await app.run_workflow(wf)
+        results = await run.wait(10)
+        assert (await app.wait_for(dep, 10)).status == "completed"
+    assert len({app.keys.partition_of_run(r).index for r in run.runs.values()}) == 1
+    assert results["join"].status == "completed" and results["join"].raw["workflow"] == "wide"
+
+
+async def test_max_queued_is_exact_under_concurrent_producers(make_app: Any) -> None:
+    apps = [make_app() for _ in range(4)]
+    for app in apps:
+        @app.job(max_queued=10)
+        async def capped(ctx: RunContext, payload: Any) -> None:
+            return None
+    await apps[0].register_jobs()
+    # When four producers trigger 60 runs at once against a cap of ten
+    outcomes = await asyncio.gather(*(apps[i % 4].trigger("capped", i) for i in range(60)), return_exceptions=True)
+    # Then exactly ten were admitted and the rest refused with QueueFull
+    assert sum(isinstance(o, str) for o in outcomes) == 10
+    assert sum(isinstance(o, QueueFull) for o in outcomes) == 50
+    assert (await apps[0].count_by_status())["queued"] == 10
