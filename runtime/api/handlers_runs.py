@@ -310,13 +310,14 @@ async def _parent_dependencies(req: Req, run: Run, by_id: dict[str, Run]) -> lis
     out = []
     for parent_id, policy, _name in edges:
         parent = parents.get(parent_id)
-        status = parent.status if parent else None
+        if pending:  # still waiting: exactly the parents left in its pending set hold it back
+            satisfied = parent_id not in pending
+        else:  # a parent whose record expired finished long ago
+            satisfied = parent is None or edge_satisfied(parent.status, policy)
         out.append({"id": f"{run.id}:parent:{parent_id}", "job_id": run.job,
                     "depends_on_job_id": parent.job if parent else None, "depends_on_run_id": parent_id,
                     "condition": "completed" if policy == "fail" else f"finished (on_failure {policy})",
-                    "status": status or "expired",
-                    "satisfied": parent_id not in pending if pending else edge_satisfied(status, policy)
-                    or (parent is None and run.status != "failed"),
+                    "status": parent.status if parent else "expired", "satisfied": satisfied,
                     "created_at": iso(parent.created_at_ms) if parent else None})
     return out
 
