@@ -36,8 +36,12 @@ async def test_dependent_waits_for_its_parents_and_reads_their_outputs(make_app:
         waiting = await app.get_run(dep)
         # Then it waits for them (not queued) until both finished
         assert waiting is not None and waiting.status == "waiting" and waiting.wait_kind == "parents"
+        # (a restart while it waits makes a copy that waits for the same parents)
+        copy = await app.restart(dep)
+        assert (await app.get_run(dep)).status == "canceled"  # type: ignore[union-attr]
+        assert (await app.get_run(copy)).status == "waiting"  # type: ignore[union-attr]
         gate.set()
-        done = await app.wait_for(dep, 10)
+        done = await app.wait_for(copy, 10)
     # and then runs once, after them, with their outputs by id or name
     assert done.status == "completed" and order[-1] == "merge" and order.count("merge") == 1
     assert done.output == {a: {"rows": 1}, "second": {"rows": 2}}

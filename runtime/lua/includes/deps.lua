@@ -71,6 +71,31 @@ local function deps_attach(pfx, id, edges, statuses)
   return nil
 end
 
+-- A restart of a dependent still waiting: its copy `new` (already queued by
+-- copy_run) waits for the parents the source still waited for instead.
+local function deps_rewait(pfx, src, new, now)
+  local edges = cjson.decode(call('HGET', K.run(pfx, src), 'depends_on') or '[]')
+  local pending = K.deps_pending(pfx, src)
+  local waits = false
+  for _, e in ipairs(edges) do
+    if call('SISMEMBER', pending, e[1]) == 1 then
+      call('SADD', K.deps_pending(pfx, new), e[1])
+      call('HSET', K.dependents(pfx, e[1]), new, cjson.encode({e[2], e[3]}))
+      waits = true
+    end
+  end
+  if not waits then return end
+  local nk = K.run(pfx, new)
+  local r = call('HMGET', nk, 'queue', 'concurrency_key')
+  ready_remove(pfx, new, r[1], r[2])
+  call('HSET', nk, 'status', 'waiting', 'wait_kind', 'parents', 'wait_started_at', now, 'updated_at', now,
+    'depends_on', cjson.encode(edges))
+  call('HDEL', nk, 'ready_at')
+  mark_satellite(pfx, new, 'deps')
+  call('ZADD', K.waiting(pfx), 1e15, new)
+  add_event(pfx, new, 'status', '{"status":"waiting","kind":"parents"}', now)
+end
+
 -- No parent holds the dependent back: queue it, or, when it was triggered with a
 -- delay or run_at still ahead, make it delayed until then.
 local function deps_done(pfx, dep, now)
