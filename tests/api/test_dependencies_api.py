@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from runtime.api.commands_ops import run_ops_command
+from runtime.api.views import VIEWS
 from runtime.cli import build_parser
 from runtime.codec import text
 from tests.api.conftest import ApiNode
@@ -26,6 +27,8 @@ async def test_trigger_with_depends_on_waits_and_dependency_status_reports_paren
     assert status == 201, body
     dep = body["id"]
     assert (await api.run(dep, view="native"))["status"] == "waiting"
+    for view in VIEWS:  # every view renders a run waiting for parents
+        await api.run(dep, view=view)
     # Then the dependency status names both parents: the finished one satisfied, the running one not
     status, deps = await api.call("GET", f"/v1/runs/{dep}/dependency-status")
     assert status == 200, deps
