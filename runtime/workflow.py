@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .dependencies import POLICIES
-from .errors import ConfigError
-from .ids import NAME_RE, new_run_id, run_id_in_partition
+from .errors import ConfigError, SubmissionError
+from .ids import NAME_RE, run_id_in_partition
 
 if TYPE_CHECKING:
     from .app import Baton
@@ -93,7 +93,9 @@ class Workflow:
             raise ConfigError(f"workflow {self.name!r} has no tasks")
         app = self.app
         keys = app.keys
-        partition = keys.partition_of_run(new_run_id()).index
+        # the first task's run takes the partition its job routes it to; every other root is
+        # placed there, and dependents follow their parents
+        partition: int | None = None
         ids: dict[str, str] = {}
         specs = []
         for t in self.tasks:
@@ -101,12 +103,20 @@ class Workflow:
             if t.parents:
                 item["depends_on"] = [{"id": ids[p.name], "name": p.name, "on_failure": t.on_parent_failure}
                                       for p in t.parents]
-            else:
+            elif partition is not None:
                 item.setdefault("id", run_id_in_partition(keys, partition))
             extra = {"workflow": self.name, "workflow_task": t.name}
             if ids:
                 extra["workflow_run_id"] = next(iter(ids.values()))
-            spec = await app._spec(item, extra=extra)
+            try:
+                spec = await app._spec(item, extra=extra)
+            except SubmissionError as exc:
+                if exc.reason not in ("id_partition_mismatch", "depends_on_partitions"):
+                    raise
+                raise SubmissionError("workflow_partitions", (
+                    f"task {t.name!r}: its job's limits route its runs to another partition than the workflow's "
+                    f"first task; with several partitions a workflow's tasks must share one")) from None
+            partition = keys.partition_of_run(spec.id).index
             ids[t.name] = spec.id
             specs.append(spec)
         await app.create_detailed(specs)
