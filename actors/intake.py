@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from redis.exceptions import RedisError, ResponseError
 
+from runtime.admission import rejection
 from runtime.app import Baton
 from runtime.codec import text
 from runtime.errors import RedisUnavailable, SubmissionError
@@ -377,16 +378,20 @@ class Intake(Actor[None]):
                         failed[entry_id] = self._internal(entry_id, one)
                         result = ("", -1)
                     results.append(result)
+            for (entry_id, _), (detail, code) in zip(round_, results, strict=True):
+                # refused inside runs_create (a missing parent, a full max_queued): to the rejected stream
+                if code < 0 and (refused := rejection(code, detail)):
+                    failed[entry_id] = refused
             await self._note_aliases(round_, results)
         return failed
 
     async def _create_round(self, specs: list[RunSpec]) -> list[tuple[str, int]]:
         """runs_create for one round; the runs it leased to this node start at once."""
         if self.delivery is None:
-            return await self.app.create_detailed(specs)
+            return await self.app.create_detailed(specs, raise_rejected=False)
         # taken before the call: a lease it grants surely holds until then (runtime/fencing.py)
         deadline = time.monotonic() + self.settings.lease_ttl_ms / 1000
-        results, leased = await self.app.create_leasing(specs, self.settings.node_id)
+        results, leased = await self.app.create_leasing(specs, self.settings.node_id, raise_rejected=False)
         by_partition: dict[int, list[Claimed]] = {}
         for claimed in leased:
             by_partition.setdefault(claimed.partition, []).append(claimed)

@@ -19,6 +19,7 @@ from .errors import (
     NotReplicated,
     OutputTooLarge,
     PermanentFailure,
+    QueueFull,
     RedisUnavailable,
     Retry,
     RunAlreadyFinished,
@@ -37,6 +38,7 @@ from .errors import (
     TokenNotFound,
     TokenSignatureInvalid,
     UnknownJob,
+    UnknownParent,
     ValueTooLarge,
     WaitTimeout,
     WebhookError,
@@ -45,6 +47,7 @@ from .jobs import Backoff, JobOptions
 from .records import Attempt, Run
 from .settings import Settings
 from .tokens import WaitToken
+from .workflow import Task, Workflow, WorkflowRun
 
 __all__ = [
     "Attempt",
@@ -64,6 +67,7 @@ __all__ = [
     "NotReplicated",
     "OutputTooLarge",
     "PermanentFailure",
+    "QueueFull",
     "RedisUnavailable",
     "Retry",
     "Run",
@@ -79,16 +83,20 @@ __all__ = [
     "SignalBufferFull",
     "StepError",
     "SubmissionError",
+    "Task",
     "TokenAlreadyCompleted",
     "TokenError",
     "TokenExpired",
     "TokenNotFound",
     "TokenSignatureInvalid",
     "UnknownJob",
+    "UnknownParent",
     "ValueTooLarge",
     "WaitTimeout",
     "WaitToken",
     "WebhookError",
+    "Workflow",
+    "WorkflowRun",
 ]
 
 __version__ = "0.1.0"

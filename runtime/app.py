@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 import orjson
 
 from . import signals
+from .admission import publish_job_caps, rejection
+from .admission import set_max_queued as store_max_queued
 from .affinity import DEFAULT_PREFER_WAIT_S, sticky_options
 from .connection import connect, pool_size
 from .cron import CronSchedule, ScheduleRegistry
@@ -37,6 +39,7 @@ from .timeline import read_timeline
 from .tokens import Tokens
 from .tracing import current_traceparent
 from .webhooks import WebhookProjects
+from .workflow import Workflow, WorkflowRun
 
 __all__ = ["Baton", "Submission"]
 
@@ -123,6 +126,7 @@ class Baton:
         pool: str = "",
         shared_rate: str = "",
         fairness_weight: int = 1,
+        max_queued: int = 0,
     ) -> Callable[[F], F]:
         """Register the decorated function as a job.
 
@@ -142,6 +146,7 @@ class Baton:
         ``pool`` and ``shared_rate`` name limits shared with other jobs (``define_pool``,
         ``define_rate_limit``); ``fairness_weight`` is the default weight of a run's concurrency key in the
         fair rotation.
+        ``max_queued`` caps the runs admitted and not yet started (a trigger past it raises QueueFull).
         """
         if backoff is not None and not isinstance(backoff, Backoff):
             # one form only: Backoff("fixed", initial_s=..., max_s=..., jitter=...)
@@ -157,6 +162,7 @@ class Baton:
             on_success=self._hook_target(on_success),
             on_failure=self._hook_target(on_failure), on_dead_letter=self._hook_target(on_dead_letter),
             pool=pool, shared_rate=shared_rate, fairness_weight=fairness_weight,
+            max_queued=max_queued,
         )
 
         def register(fn: F) -> F:
@@ -247,6 +253,7 @@ class Baton:
             return
         await self.redis.hset(self.keys.registry, mapping={j.name: j.options.to_json() for j in self.jobs})
         jobs = list(self.jobs)
+        await publish_job_caps(self, jobs)
         for p in self.keys.partitions:
             stored = await self.redis.hmget(p.jobs, [j.name for j in jobs])
             for j, current in zip(jobs, stored, strict=True):
@@ -270,6 +277,11 @@ class Baton:
         for p in self.keys.partitions:
             await self.scripts.limits_apply(p, job, "override", spec)
         await self.redis.publish(self.keys.wake_channel, "limits")
+
+    async def set_max_queued(self, value: int | None, *, job: str | None = None, queue: str | None = None) -> None:
+        """Cap (or, with None, uncap) the runs of one job or queue admitted and not yet started, at
+        runtime on every node; a job's runtime cap overrides its ``max_queued`` until cleared."""
+        await store_max_queued(self, value, job=job, queue=queue)
 
     async def clear_limits(self, job: str) -> None:
         """Drop a runtime override: the limits registered by the code apply again."""
@@ -366,6 +378,14 @@ class Baton:
         [(run_id, _code)] = await self.create_detailed([await self._spec({"job": job, "input": input, **options})])
         return run_id
 
+    def workflow(self, name: str) -> Workflow:
+        """A new workflow: add tasks with ``wf.task(job, parents=[...])``, run it with :meth:`run_workflow`."""
+        return Workflow(self, name)
+
+    async def run_workflow(self, workflow: Workflow, input: Any = None) -> WorkflowRun:
+        """Create one run per task of ``workflow`` at once (each after its parents; see runtime/workflow.py)."""
+        return await workflow.run(input)
+
     async def trigger_batch(self, items: Iterable[Mapping[str, Any]]) -> list[str]:
         """Submit many runs in batched Lua calls; ids in input order.
 
@@ -393,14 +413,21 @@ class Baton:
         """Create validated runs (the common end of every submission path)."""
         return [run_id for run_id, _ in await self.create_detailed(specs)]
 
-    async def create_detailed(self, specs: list[RunSpec]) -> list[tuple[str, int]]:
-        """Create runs; returns (id, runs_create code) per spec, in order."""
-        results, _ = await self.create_leasing(specs, "")
+    async def create_detailed(self, specs: list[RunSpec], raise_rejected: bool = True) -> list[tuple[str, int]]:
+        """Create runs; returns (id, runs_create code) per spec, in order.
+
+        A run refused inside runs_create (a missing parent, a full max_queued) raises
+        its typed error after the call, the others being created; with ``raise_rejected``
+        False its code is returned instead (negative; the id slot names the cause, see
+        runtime/admission.py).
+        """
+        results, _ = await self.create_leasing(specs, "", raise_rejected)
         return results
 
-    async def create_leasing(self, specs: list[RunSpec], node_id: str) -> tuple[list[tuple[str, int]], list[Claimed]]:
-        """Create runs as node ``node_id`` ('' for none): also returns the runs leased to that node
-        because it was waiting for work (runs_create), for it to start them itself."""
+    async def create_leasing(self, specs: list[RunSpec], node_id: str,
+                             raise_rejected: bool = True) -> tuple[list[tuple[str, int]], list[Claimed]]:
+        """Create runs as ``create_detailed`` does, as node ``node_id`` ('' for none): also returns the runs
+        leased to that node because it was waiting for work (runs_create), for it to start them itself."""
         specs = mark_notify(specs, self.lookup, await self.webhook_projects.current(self.redis))
         by_partition: dict[int, list[int]] = {}
         for i, spec in enumerate(specs):
@@ -423,6 +450,8 @@ class Baton:
         for (_, positions), (result, mine) in zip(chunks, replies, strict=True):
             for i, pair in zip(positions, result, strict=True):
                 out[i] = pair
+                if raise_rejected and pair[1] < 0 and (error := rejection(pair[1], pair[0])):
+                    raise error
             leased += mine
         return out, leased
 
@@ -669,6 +698,7 @@ _OPTION_NAMES = {
     "debounce": "debounce", "derived_id": "derived_id", "traceparent": "trace_context",
     "node_labels": "node_labels", "prefer_labels": "prefer_labels", "prefer_wait": "prefer_wait_s",
     "fairness_weight": "fairness_weight",
+    "depends_on": "depends_on",
 }
 
 #: Items of a plain submission (see PlainSpecs).

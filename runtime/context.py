@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from . import signals, tokens
+from .dependencies import parent_outputs
 from .errors import ChildRunFailed, DuplicateStep, LeaseLost, NonDeterminism, raise_for_status
 from .fencing import LeaseClock, lease_margin_s
 from .ids import routed_run_id
@@ -483,6 +484,11 @@ class RunContext:
         """Whether debug mode is on for this run (``POST /v1/runs/{id}/debug``); read from Redis each call."""
         p = self._app.keys.partition_of_run(self.run_id)
         return bool(await self._app.redis.hget(p.run(self.run_id), "debug_mode") == b"1")
+
+    async def parent_outputs(self) -> dict[str, Any]:
+        """Outputs of the parents this run was created to depend on (``depends_on``, workflow
+        parents), by parent name; see runtime/dependencies.py."""
+        return await parent_outputs(self._app, self.run_id)
 
     # -- checkpoints --------------------------------------------------------
 

@@ -16,6 +16,7 @@ __all__ = [
     "NotReplicated",
     "OutputTooLarge",
     "PermanentFailure",
+    "QueueFull",
     "RedisUnavailable",
     "Retry",
     "RunAlreadyFinished",
@@ -35,6 +36,7 @@ __all__ = [
     "TokenNotFound",
     "TokenSignatureInvalid",
     "UnknownJob",
+    "UnknownParent",
     "ValueTooLarge",
     "WaitTimeout",
     "WebhookError",
@@ -93,6 +95,26 @@ class WebhookError(BatonError):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+class UnknownParent(SubmissionError):
+    """Raised when a run's ``depends_on`` names a run that does not exist (never did, or expired)."""
+
+    def __init__(self, parent: str) -> None:
+        super().__init__("unknown_parent", f"depends_on names run {parent!r}, which does not exist")
+        self.parent = parent
+
+
+class QueueFull(SubmissionError):
+    """Raised when a trigger would take a job or queue past its ``max_queued`` (admission control).
+
+    ``scope`` is ``"job"`` or ``"queue"``, ``name`` the job's or queue's name, ``max_queued``
+    the cap in force. Retry later, once runs have started."""
+
+    def __init__(self, scope: str, name: str, max_queued: int) -> None:
+        super().__init__("queue_full", f"{scope} {name!r} has {max_queued} runs queued and not started "
+                                       f"(max_queued); try again later")
+        self.scope, self.name, self.max_queued = scope, name, max_queued
 
 
 class LeaseError(BatonError):
@@ -220,6 +242,9 @@ class StatusCode(IntEnum):
     WRONG_STATUS = -7
     ALREADY_REPLAYED = -8
     SIGNAL_BUFFER_FULL = -9
+    #: runs_create only (the id slot names the cause; runtime/admission.py turns them into errors)
+    UNKNOWN_PARENT = -21
+    QUEUE_FULL = -22
 
 
 def raise_for_status(code: int, run_id: str) -> None:

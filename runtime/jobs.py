@@ -114,6 +114,9 @@ class JobOptions:
     shared_rate: str = ""
     #: Turns per fairness round of the concurrency key of this job's runs (1 = an equal share).
     fairness_weight: int = 1
+    #: Most runs of this job admitted and not yet started (0 = no limit); a trigger past it is
+    #: rejected with QueueFull (runtime/admission.py).
+    max_queued: int = 0
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.queue):
@@ -146,6 +149,8 @@ class JobOptions:
             check("fairness_weight", self.fairness_weight)
         except SubmissionError as exc:
             raise ConfigError(str(exc)) from None
+        if self.max_queued < 0:
+            raise ConfigError("max_queued must not be negative")
 
     @property
     def hooked(self) -> bool:

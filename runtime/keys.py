@@ -81,6 +81,30 @@ class Partition:
         """Child runs of a run (SET; run ids; children live in their parent's partition)."""
         return f"{self.prefix}children:{run_id}"
 
+    def dependents(self, run_id: str) -> str:
+        """Runs created with ``depends_on`` this run that wait for it (HASH; dependent id -> JSON
+        [policy, name]; dependents live in their parents' partition, see includes/deps.lua)."""
+        return f"{self.prefix}dents:{run_id}"
+
+    def deps_pending(self, run_id: str) -> str:
+        """Parents a dependent run still waits for (SET; run ids)."""
+        return f"{self.prefix}deps:{run_id}"
+
+    def parent_outputs(self, run_id: str) -> str:
+        """Outputs of a dependent run's completed parents (HASH; parent name or id -> output JSON)."""
+        return f"{self.prefix}pout:{run_id}"
+
+    @property
+    def max_queued(self) -> str:
+        """Admission limits (HASH; "j:<job>" the code's max_queued, "jo:<job>" a runtime override,
+        "q:<queue>" a queue's; a positive count of runs admitted and not yet started)."""
+        return f"{self.prefix}maxq"
+
+    def admitted(self, scope: str) -> str:
+        """Runs admitted under a max_queued and not yet started (SET; run ids); scope "j:<job>" or
+        "q:<queue>" (see includes/admission.lua)."""
+        return f"{self.prefix}adm:{scope}"
+
     def waits_on(self, run_id: str) -> str:
         """Unfinished children a waiting run waits for (SET; run ids)."""
         return f"{self.prefix}wait:{run_id}"

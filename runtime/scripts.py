@@ -82,13 +82,18 @@ def durable_shortfall(settings: Settings, acked: Any) -> str:
 
 def load_source(name: str) -> str:
     """The script's source with its includes expanded."""
+    return _expanded(LUA_DIR / f"{name}.lua") + "\n"
+
+
+def _expanded(path: Path) -> str:
+    """A Lua file with its ``--@include`` lines replaced by the includes (which may include others)."""
     lines = []
-    for line in (LUA_DIR / f"{name}.lua").read_text().splitlines():
+    for line in path.read_text().splitlines():
         if line.startswith("--@include "):
-            lines.append((LUA_DIR / "includes" / f"{line.split()[1]}.lua").read_text())
+            lines.append(_expanded(LUA_DIR / "includes" / f"{line.split()[1]}.lua"))
         else:
             lines.append(line)
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ STREAM_FIELDS = frozenset(
         "idempotency_key", "idempotency_ttl", "concurrency_key", "labels", "tags",
         "metadata", "max_attempts", "timeout", "version", "ttl", "debounce_key", "debounce_window",
         "debounce_mode", "debounce_max", "traceparent", "node_labels", "prefer_labels", "prefer_wait",
-        "fairness_weight",
+        "fairness_weight", "depends_on",
     }
 )
 
@@ -98,6 +98,7 @@ def parse_stream_entry(
         queue_known=queue_known,
         trace_context=fields.get("traceparent"),
         **_affinity_fields(fields),
+        depends_on=json_field("depends_on", fields["depends_on"]) if "depends_on" in fields else None,
     )
 
 

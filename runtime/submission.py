@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import orjson
 
 from .affinity import affinity_extra
+from .dependencies import depends_spec, parents_routing
 from .errors import SubmissionError, UnknownJob
 from .ids import NAME_RE, RUN_ID_RE, routed_run_id
 from .jobs import Backoff, JobOptions
@@ -69,6 +70,8 @@ class RunSpec(NamedTuple):
     debounce_spec: str = ""
     #: the producer's W3C traceparent ("" = none): the node's spans of the run join its trace
     trace_context: str = ""
+    #: parents and their policies (runtime/dependencies.py), "" = none
+    depends_json: str = ""
 
     def script_args(self) -> list[str | int]:
         """The run's fields for runs_create, in field order (absent times as ""); runs_create reads
@@ -154,6 +157,7 @@ def build_spec(
     prefer_labels: Any = None,
     prefer_wait_s: Any = None,
     fairness_weight: int | None = None,
+    depends_on: Any = None,
 ) -> RunSpec:
     """Validate trigger options against the job and route the run to a partition.
 
@@ -214,6 +218,9 @@ def build_spec(
     rate_key = _rate_key(options, ckey, labels, input)
 
     routing = _routing_key(job, options, ckey, ikey, rate_key, dkey)
+    depends_json, parents = depends_spec(settings, keys, depends_on)
+    if parents is not None:
+        routing = parents_routing(keys, routing, parents)
     for given in (run_id, derived_id):
         if given is not None and (not isinstance(given, str) or not RUN_ID_RE.match(given)):
             raise SubmissionError("bad_id", "id must be 1-128 characters of A-Z a-z 0-9 _ . : ~ -")
@@ -247,6 +254,7 @@ def build_spec(
         backoff_json=(options.backoff or DEFAULT_BACKOFF).encoded, version=version, source=source,
         entry_id=entry_id, extra_json=extra_json, ttl_ms=None if ttl is None else to_ms(ttl),
         rate_key=rate_key, debounce_key=dkey, debounce_spec=dspec, trace_context=check_traceparent(trace_context),
+        depends_json=depends_json,
     )
 
 
@@ -307,7 +315,7 @@ def _routing_key(job: str, options: JobOptions, ckey: str, ikey: str, rate_key: 
     # runs of every job sharing a named limit go where the limit's name routes
     if options.pool or options.shared_rate:
         return shared_limit_routing(options.pool or options.shared_rate)
-    if options.max_concurrency or options.rate_limit:
+    if options.max_concurrency or options.rate_limit or options.max_queued:
         return f"job:{job}"
     if ckey and options.max_concurrency_per_key:
         return f"key:{job}:{ckey}"

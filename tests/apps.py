@@ -10,7 +10,7 @@ import asyncio
 import os
 from typing import Any
 
-from runtime import Backoff, Baton, RunContext
+from runtime import Backoff, Baton, PermanentFailure, RunContext
 from runtime.connection import connect
 
 app = Baton()
@@ -99,3 +99,22 @@ async def pause_between_steps(ctx: RunContext, payload: Any) -> Any:
         await asyncio.sleep(float(payload.get("pause_s", 0.5)))
     await ctx.step("two", work, 2)
     return {"node": ctx.node_id}
+
+
+@app.job(max_attempts=5, backoff=Backoff("fixed", initial_s=0.05, jitter=0))
+async def dag_parent(ctx: RunContext, payload: Any) -> Any:
+    """A parent of the dependency chaos test: counts its executions, takes ``payload['ms']`` ms (so that
+    kills land while parents finish) and returns ``payload['value']``."""
+    await _redis().hincrby(_key("dag-executions"), ctx.run_id, 1)
+    await asyncio.sleep(payload["ms"] / 1000)
+    return payload["value"]
+
+
+@app.job(max_attempts=5, backoff=Backoff("fixed", initial_s=0.05, jitter=0))
+async def dag_child(ctx: RunContext, payload: Any) -> Any:
+    """A dependent: sums its parents' outputs; fails for good when one is missing (it started too early)."""
+    await _redis().hincrby(_key("dag-executions"), ctx.run_id, 1)
+    outputs = await ctx.parent_outputs()
+    if sorted(outputs) != sorted(payload["parents"]):
+        raise PermanentFailure(f"started with parent outputs {sorted(outputs)}")
+    return sum(outputs.values())

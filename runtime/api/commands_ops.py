@@ -1,6 +1,6 @@
 """The CLI's operator commands over the HTTP API: ``baton queues``, ``baton schedules``, ``baton nodes``,
-``baton limits`` and ``baton bulk``. Tables by default, ``--json`` for scripts; every error is one line on
-stderr and a non-zero exit."""
+``baton limits``, ``baton admission`` and ``baton bulk``. Tables by default, ``--json`` for scripts; every
+error is one line on stderr and a non-zero exit."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from .commands import _dump, _table, _when, add_api_args, api_client, emit
 __all__ = ["OPS_COMMANDS", "add_ops_commands", "run_ops_command"]
 
 #: the top-level commands this module adds
-OPS_COMMANDS = ("queues", "schedules", "nodes", "limits", "bulk")
+OPS_COMMANDS = ("queues", "schedules", "nodes", "limits", "admission", "bulk")
 
 
 class UsageError(Exception):
@@ -105,6 +105,18 @@ def add_ops_commands(sub: Any) -> None:
     sset.add_argument("--pool", type=int, default=0, help="most runs of its pool's jobs executing at once")
     sset.add_argument("--rate", type=_rate_arg, default=None, help="COUNT/SECONDS starts of its jobs")
 
+    admission = sub.add_parser("admission", help="max_queued of a job or queue: the runs admitted, not yet started")
+    asub = admission.add_subparsers(dest="admission_command", required=True)
+    for verb, text in (("get", "show the cap in force and the runs it counts"),
+                       ("set", "cap the job's or queue's runs not yet started, on every node"),
+                       ("clear", "remove the runtime cap (a job's code max_queued applies again)")):
+        parser = _sub(asub, verb, text)
+        scope = parser.add_mutually_exclusive_group(required=True)
+        scope.add_argument("--job")
+        scope.add_argument("--queue")
+        if verb == "set":
+            parser.add_argument("max_queued", type=int)
+
     bulk = sub.add_parser("bulk", help="cancel or replay many runs by filter, in the background")
     bsub = bulk.add_subparsers(dest="bulk_command", required=True)
     for verb in ("cancel", "replay"):
@@ -125,7 +137,7 @@ async def run_ops_command(ns: argparse.Namespace, out: TextIO | None = None) -> 
     try:
         async with api_client(ns) as api:
             handler = {"queues": _queues, "schedules": _schedules, "nodes": _nodes, "limits": _limits,
-                       "bulk": _bulk}[ns.command]
+                       "admission": _admission, "bulk": _bulk}[ns.command]
             return await handler(api, ns, out)
     except ApiClientError as exc:
         print(f"baton: {exc}", file=sys.stderr)
@@ -319,6 +331,21 @@ async def _limits(api: ApiClient, ns: argparse.Namespace, out: TextIO) -> int:
         _dump(limits, out)
     else:
         _table(_limits_rows(limits), [limits["job"].upper(), "MAX", "MAX/KEY", "RATE", "RATE/KEY"], out)
+    return 0
+
+
+async def _admission(api: ApiClient, ns: argparse.Namespace, out: TextIO) -> int:
+    path = f"/v1/jobs/{_p(ns.job)}/admission" if ns.job else f"/v1/queues/{_p(ns.queue)}/admission"
+    if ns.admission_command == "get":
+        shown = await api.get(path)
+    else:
+        shown = await api.request("PUT", path, body={
+            "max_queued": ns.max_queued if ns.admission_command == "set" else None})
+    if ns.json:
+        _dump(shown, out)
+    else:
+        _table([[shown["scope"], shown["name"], str(shown["max_queued"] or "-"), str(shown["admitted"])]],
+               ["SCOPE", "NAME", "MAX_QUEUED", "ADMITTED"], out)
     return 0
 
 

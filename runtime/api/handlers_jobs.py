@@ -8,12 +8,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from ..admission import rejection
 from ..codec import text
 from ..errors import SubmissionError
 from ..ids import RUN_ID_RE
 from .errors import ApiError
 from .routing import Req, json_response
-from .run_helpers import foreign_scope, load_runs, project_of, render_runs, scoped_id, scoped_key
+from .run_helpers import foreign_scope, load_run, load_runs, project_of, render_runs, scoped_id, scoped_key
 
 __all__ = [
     "h_jobs", "h_send_event", "h_trigger", "h_trigger_batch",
@@ -63,11 +64,33 @@ def _item(req: Req, job: str, body: dict[str, Any], batch_id: str | None = None)
     return item, extra
 
 
+async def _parents(req: Req, item: dict[str, Any]) -> None:
+    """Resolve ``depends_on`` to the parents' stored ids, in the caller's project only: a parent
+    another project owns is as unknown as a missing one (404 unknown_parent)."""
+    parents = item.get("depends_on")
+    if not isinstance(parents, list):
+        return
+    resolved: list[Any] = []
+    for parent in parents:
+        given = parent.get("id") if isinstance(parent, dict) else parent
+        if not isinstance(given, str):
+            resolved.append(parent)  # build_spec names what is wrong with it
+            continue
+        try:
+            run = await load_run(req, given)
+        except ApiError:
+            raise ApiError(404, "unknown_parent", f"depends_on names run {given!r}, which does not exist") from None
+        resolved.append({**parent, "id": run.id, "name": parent.get("name", given)} if isinstance(parent, dict)
+                        else {"id": run.id, "name": given})
+    item["depends_on"] = resolved
+
+
 _OUTCOMES = {1: "created", 0: "existing", 2: "idempotent", 3: "debounced"}
 
 
 async def h_trigger(req: Req) -> web.StreamResponse:
     item, extra = _item(req, req.params["job"], req.body or {})
+    await _parents(req, item)
     spec = await req.baton._spec(item, source="api", extra=extra)
     [(run_id, code)] = await req.baton.create_detailed([spec])
     run = await req.baton.get_run(run_id)
@@ -85,14 +108,20 @@ async def h_trigger_batch(req: Req) -> web.StreamResponse:
     for i, body in enumerate(req.body["runs"]):
         item, extra = _item(req, body["job"], body, batch_id)
         try:
+            await _parents(req, item)
             specs.append(await req.baton._spec(item, source="api", extra=extra))
         except SubmissionError as exc:
             raise ApiError(404 if exc.reason == "unknown_job" else 400, exc.reason, f"runs[{i}]: {exc}") from None
-    created = await req.baton.create_detailed(specs)
+        except ApiError as exc:
+            raise ApiError(exc.status, exc.code, f"runs[{i}]: {exc.message}") from None
+    created = await req.baton.create_detailed(specs, raise_rejected=False)
     runs = {r.id: r for r in await load_runs(req, [run_id for run_id, _ in created])}
-    out = []
-    for run_id, code in created:
-        if run_id in runs:
+    out: list[dict[str, Any]] = []
+    for spec, (run_id, code) in zip(specs, created, strict=True):
+        if code < 0 and (refused := rejection(code, run_id)):
+            # refused inside the one script call (max_queued, a parent gone meanwhile); the others stand
+            out.append({"id": spec.id, "created": False, "outcome": refused.reason, "error": str(refused)})
+        elif run_id in runs:
             out.append({"id": run_id, "created": code == 1, "outcome": _OUTCOMES.get(code, "created")})
         else:
             out.append({"id": run_id, "created": False, "outcome": "conflict"})

@@ -23,12 +23,14 @@ __all__ = [
     "h_clear_limits", "h_clear_shared_limit", "h_drain_node", "h_get_limits", "h_get_queue", "h_get_shared_limit",
     "h_list_nodes", "h_list_queues", "h_list_shared_limits", "h_pause_queue", "h_purge_queue", "h_resume_queue",
     "h_set_limits", "h_set_shared_limit",
+    "known_job", "known_queue",
 ]
 
 # -- queues ---------------------------------------------------------------------
 
 
-async def _known_queue(req: Req) -> str:
+async def known_queue(req: Req) -> str:
+    """The queue the path names; 404 when no job, run or setting names it."""
     queue = str(req.params["queue"])
     if queue not in await queue_names(req.baton):
         raise ApiError(404, "not_found", f"queue {queue} not found (no job, run or setting names it)")
@@ -45,23 +47,23 @@ async def h_list_queues(req: Req) -> web.StreamResponse:
 
 
 async def h_get_queue(req: Req) -> web.StreamResponse:
-    return await _queue_response(req, await _known_queue(req))
+    return await _queue_response(req, await known_queue(req))
 
 
 async def h_pause_queue(req: Req) -> web.StreamResponse:
-    queue = await _known_queue(req)
+    queue = await known_queue(req)
     await req.baton.pause_queue(queue)
     return await _queue_response(req, queue)
 
 
 async def h_resume_queue(req: Req) -> web.StreamResponse:
-    queue = await _known_queue(req)
+    queue = await known_queue(req)
     await req.baton.resume_queue(queue)
     return await _queue_response(req, queue)
 
 
 async def h_purge_queue(req: Req) -> web.StreamResponse:
-    queue = await _known_queue(req)
+    queue = await known_queue(req)
     if req.params.get("confirm") != queue:
         raise ApiError(400, "confirmation_required",
                        f"purging cancels queued runs: repeat the queue's name as ?confirm={queue}")
@@ -72,7 +74,8 @@ async def h_purge_queue(req: Req) -> web.StreamResponse:
 # -- job limits -----------------------------------------------------------------
 
 
-async def _known_job(req: Req) -> str:
+async def known_job(req: Req) -> str:
+    """The job the path names; 404 (unknown_job) when no worker registered it."""
     job = str(req.params["job"])
     if req.baton.lookup(job) is None:
         await req.baton.refresh_registry()
@@ -82,17 +85,17 @@ async def _known_job(req: Req) -> str:
 
 
 async def h_get_limits(req: Req) -> web.StreamResponse:
-    return json_response(await read_limits(req.baton, await _known_job(req)))
+    return json_response(await read_limits(req.baton, await known_job(req)))
 
 
 async def h_set_limits(req: Req) -> web.StreamResponse:
-    job = await _known_job(req)
+    job = await known_job(req)
     await set_limits(req.baton, job, JobLimits.from_dict(req.body))
     return json_response(await read_limits(req.baton, job))
 
 
 async def h_clear_limits(req: Req) -> web.StreamResponse:
-    job = await _known_job(req)
+    job = await known_job(req)
     await req.baton.clear_limits(job)
     return json_response(await read_limits(req.baton, job))
 

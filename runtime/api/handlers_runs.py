@@ -7,6 +7,8 @@ from typing import Any
 
 from aiohttp import web
 
+from ..codec import text
+from ..dependencies import edge_satisfied, edges_of
 from ..records import Run, iso, stored_int
 from ..relatives import lineage, waits_of
 from ..statuses import RunStatus
@@ -257,7 +259,7 @@ async def h_dependency_status(req: Req) -> web.StreamResponse:
     children = await load_runs(req, (await children_ids(req, run))[:MAX_CHILDREN])
     by_id = {c.id: c for c in children}
     waits = await waits_of(req.baton, run)
-    deps = []
+    deps = await _parent_dependencies(req, run, by_id)
     for child_id in waits.children:
         child = by_id.get(child_id)
         deps.append({"id": child_id, "job_id": run.job, "depends_on_job_id": child.job if child else None,
@@ -293,6 +295,32 @@ async def h_dependency_status(req: Req) -> web.StreamResponse:
         "children": [{"id": c.id, "job_id": c.job, "status": c.status} for c in children],
         "waiting_for": waiting_for,
     })
+
+
+async def _parent_dependencies(req: Req, run: Run, by_id: dict[str, Run]) -> list[dict[str, Any]]:
+    """The run's parents (depends_on) as dependencies; adds the parents still kept to ``by_id``."""
+    edges = edges_of(run.raw)
+    if not edges:
+        return []
+    parents = {p.id: p for p in await load_runs(req, [e[0] for e in edges])}
+    by_id.update(parents)
+    pending: set[str] = set()
+    if run.status == "waiting" and run.wait_kind == "parents":
+        p = req.baton.keys.partition_of_run(run.id)
+        pending = {text(m) for m in await req.baton.redis.smembers(p.deps_pending(run.id))}
+    out = []
+    for parent_id, policy, _name in edges:
+        parent = parents.get(parent_id)
+        if pending:  # still waiting: exactly the parents left in its pending set hold it back
+            satisfied = parent_id not in pending
+        else:  # a parent whose record expired finished long ago
+            satisfied = parent is None or edge_satisfied(parent.status, policy)
+        out.append({"id": f"{run.id}:parent:{parent_id}", "job_id": run.job,
+                    "depends_on_job_id": parent.job if parent else None, "depends_on_run_id": parent_id,
+                    "condition": "completed" if policy == "fail" else f"finished (on_failure {policy})",
+                    "status": parent.status if parent else "expired", "satisfied": satisfied,
+                    "created_at": iso(parent.created_at_ms) if parent else None})
+    return out
 
 
 async def h_state(req: Req) -> web.StreamResponse:

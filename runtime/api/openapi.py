@@ -81,7 +81,9 @@ def _responses(route: Route) -> dict[str, Any]:
         errors[403] = "The key's project may not use operator endpoints (api_operator_projects)"
     for status in route.errors:
         errors[status] = {403: "project_id is not the key's project", 404: "Not found (or another project's)",
-                          409: "The run's status forbids this"}.get(status, "Error")
+                          409: "The run's status forbids this",
+                          429: "Over a max_queued cap (code queue_full): retry once runs started"
+                          }.get(status, "Error")
     if route.body:
         errors[413] = "Request body too large"
     if route.operation_id not in ("health", "metrics", "openapi", "ready"):

@@ -183,7 +183,7 @@ ROUTES: tuple[Route, ...] = (
           _RUN, "The chain of continue_as_new runs this run belongs to, first to last (at most 100).",
           params=(RUN_ID, VIEW), responses={200: ("Runs of the chain", "RunList")}, errors=_NF),
     Route("GET", "/v1/runs/{run_id}/dependency-status", h_dependency_status, "getRunDependencyStatus",
-          "What a run waits for", _RUN, "Baton runs depend only on their children and durable waits: see the "
+          "What a run waits for", _RUN, "Its parents (depends_on), its children and durable waits: see the "
           "DependencyStatus schema.", params=(RUN_ID, VIEW),
           responses={200: ("Dependency status", "DependencyStatus")}, errors=_NF),
     Route("DELETE", "/v1/runs/{run_id}/idempotency-key", h_idem_reset, "resetRunIdempotencyKey",
@@ -218,7 +218,7 @@ ROUTES: tuple[Route, ...] = (
                         location="path", required=True), VIEW),
           body="TriggerRequest", responses={201: ("Created", "TriggerResponse"), 200: ("Existing run",
                                                                                         "TriggerResponse")},
-          errors=(404, 409)),
+          errors=(404, 409, 429)),
     Route("POST", "/v1/events", h_send_event, "sendEvent", "Send an event", "Events",
           "Wakes the caller's project's runs waiting in ctx.wait_for_event(key), and is kept event_ttl_s for "
           "waits that start later.", body="SendEventRequest", body_required=True,

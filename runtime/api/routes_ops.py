@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from .handlers_admission import h_get_admission, h_set_admission
 from .handlers_operator import (
     h_clear_limits,
     h_clear_shared_limit,
@@ -123,6 +124,19 @@ _ROUTES: tuple[Route, ...] = (
     Route("DELETE", "/v1/limits/{name}", h_clear_shared_limit, "clearSharedLimit",
         "Clear a shared limit's override", "Jobs", "The values the code defined apply again.", params=(LIMIT,),
         responses={200: ("The limit", "SharedLimitState")}, errors=_NF),
+    Route("GET", "/v1/queues/{queue}/admission", h_get_admission, "getQueueAdmission", "Get a queue's max_queued",
+        _Q, "The cap on the queue's runs admitted and not yet started, and how many it counts now.", params=(QUEUE,),
+        responses={200: ("Admission", "Admission")}, errors=_NF),
+    Route("PUT", "/v1/queues/{queue}/admission", h_set_admission, "setQueueAdmission", "Set a queue's max_queued",
+        _Q, "Past the cap a trigger is refused (429 queue_full; a stream entry goes to the rejected stream). Counted "
+        "per partition.", params=(QUEUE,), body="AdmissionRequest", body_required=True,
+        responses={200: ("Admission", "Admission")}, errors=_NF),
+    Route("GET", "/v1/jobs/{job}/admission", h_get_admission, "getJobAdmission", "Get a job's max_queued", "Jobs",
+        "The cap in force (the runtime override, else the code's max_queued) and how many runs it counts now.",
+        params=(JOB,), responses={200: ("Admission", "Admission")}, errors=_NF),
+    Route("PUT", "/v1/jobs/{job}/admission", h_set_admission, "setJobAdmission", "Override a job's max_queued",
+        "Jobs", "Overrides the code's max_queued on every node until set to null.", params=(JOB,),
+        body="AdmissionRequest", body_required=True, responses={200: ("Admission", "Admission")}, errors=_NF),
     Route("GET", "/v1/nodes", h_list_nodes, "listNodes", "List nodes", _N,
         "Nodes that heartbeated within the last hour, most recent first, with heartbeat age, slots, leases held "
         "and version.", responses={200: ("Nodes", "NodeList")}),

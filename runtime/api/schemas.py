@@ -203,10 +203,10 @@ DEPENDENCY_STATUS = _obj({
     "children": {"type": "array", "items": _obj({"id": STR, "job_id": STR_OR_NULL, "status": STR_OR_NULL})},
     "waiting_for": _nullable("object"),
 }, description=(
-    "What the run waits for. Baton runs depend only on their own children and on durable waits: a run "
-    "waiting in trigger_and_wait* depends on each unfinished child (condition 'finished'); one in "
-    "wait_for_event on its event key; one in sleep on a time. dependencies_satisfied is true when nothing "
-    "holds it back."))
+    "What the run waits for: each parent it was created to depend on (depends_on; condition 'completed', or "
+    "'finished (on_failure ignore|cancel)'; satisfied once that parent no longer holds it back); while it "
+    "waits in trigger_and_wait*, each unfinished child (condition 'finished'); in wait_for_event its event key; "
+    "in sleep a time. dependencies_satisfied is true when nothing holds it back."))
 
 STATE = _obj({
     "run_id": STR, "status": STR, "attempt": INT, "current_step_index": INT_OR_NULL, "completed_step_count": INT,
@@ -278,6 +278,15 @@ TRIGGER_OPTIONS: dict[str, Schema] = {
     "prefer_labels": {**STR_MAP, "description": "Labels preferred for prefer_wait seconds; then any node."},
     "prefer_wait": {"type": "number", "minimum": 0, "maximum": MAX_PREFER_WAIT_S,
                     "description": "Seconds a run waits for a node with prefer_labels (default: the job's)."},
+    "depends_on": {"type": "array", "maxItems": 100, "description": (
+        "Parent runs (ids in this project): the run is created waiting and queued once every parent finished; "
+        "it reads their outputs with ctx.parent_outputs(). on_failure says what a parent that did not complete "
+        "does to it: fail (default), ignore, cancel. A parent that does not exist is 404 unknown_parent. With "
+        "delay or run_at, the run starts at the later of that time and its parents' end."),
+        "items": {"anyOf": [{"type": "string", "pattern": "^[A-Za-z0-9_.:~-]{1,128}$"}, _obj({
+            "id": {"type": "string", "pattern": "^[A-Za-z0-9_.:~-]{1,128}$"},
+            "on_failure": {"type": "string", "enum": ["fail", "ignore", "cancel"]},
+            "name": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,100}$"}}, ["id"], extra=False)]}},
 }
 TRIGGER_REQUEST = _obj(TRIGGER_OPTIONS, [], extra=False)
 BATCH_ITEM = _obj({"job": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,100}$"}, **TRIGGER_OPTIONS},
@@ -286,7 +295,9 @@ BATCH_REQUEST = _obj({"runs": {"type": "array", "items": ref("BatchTriggerItem")
                                "maxItems": 1000}}, ["runs"], extra=False)
 TRIGGER_RESPONSE = _obj({"id": STR, "created": BOOL, "outcome": STR, "run": ref("Run")})
 BATCH_RESPONSE = _obj({"batch_id": STR, "runs": {"type": "array", "items": _obj(
-    {"id": STR, "created": BOOL, "outcome": STR})}})
+    {"id": STR, "created": BOOL, "outcome": STR, "error": STR}, ["id", "created", "outcome"])}}, description=(
+    "One entry per run; outcome queue_full or unknown_parent (with error) for a run refused inside the batch's "
+    "script call, whose other runs are created."))
 
 JOB = _obj({"name": STR, "queue": STR, "max_attempts": INT_OR_NULL, "timeout_s": _nullable("number"),
             "backoff": OBJ, "priority": INT, "max_concurrency": INT, "max_concurrency_per_key": INT,
@@ -315,7 +326,8 @@ STRAIT_DEPENDENCY_STATUS = _obj({
     "dependencies": {"type": "array", "items": _obj({"id": STR, "job_id": STR, "depends_on_job_id": STR,
                                                      "condition": STR, "created_at": TIME}, extra=False)},
     "dependencies_satisfied": BOOL,
-}, extra=False, description="Strait's dependency status (seed 003): the children a run waits for.")
+}, extra=False, description="Strait's dependency status (seed 003): the parents (depends_on) and children a run "
+                            "waits for.")
 STRAIT_BULK_RESULT = _obj({"results": {"type": "array", "items": _obj({"id": STR, "status": STR,
                                                                       "error": STR_OR_NULL}, extra=False)},
                            "total": INT, "canceled": INT, "failed": INT}, extra=False)

@@ -6,6 +6,7 @@ validated against.
 
 from __future__ import annotations
 
+from ..admission import MAX_QUEUED
 from ..job_limits import MAX_LIMIT, MAX_WINDOW_S
 from ..queues import LIVE_STATES, THROUGHPUT_MINUTES
 from .bulk_actions import ACTIONS, MAX_ERRORS, MAX_RUNS
@@ -103,6 +104,13 @@ SHARED_LIMIT_STATE = _obj({
     "jobs": {**STR_LIST, "description": "registered jobs that use the name"},
     "pool_leased": {**INT, "description": "runs its pool holds now"},
 }, description="A shared limit as the code defined it, the runtime override (null without one) and in force.")
+ADMISSION_REQUEST = _obj({"max_queued": {"anyOf": [
+    {"type": "integer", "minimum": 1, "maximum": MAX_QUEUED}, {"type": "null"}]}}, ["max_queued"], extra=False,
+    description="The cap on runs admitted and not yet started; null removes it (a job's code value applies again).")
+ADMISSION = _obj({"scope": {"type": "string", "enum": ["job", "queue"]}, "name": STR, "max_queued": INT_OR_NULL,
+                  "admitted": INT}, description=(
+    "Admission control of a job or queue: the max_queued in force (null = none) and the runs it counts now "
+    "(admitted while a cap was set and not yet started), summed over partitions."))
 
 NODE = _obj({
     "id": STR, "alive": BOOL, "heartbeat_at": TIME_OR_NULL, "heartbeat_age_ms": INT, "version": STR_OR_NULL,
@@ -133,6 +141,7 @@ OPS_SCHEMAS: dict[str, Schema] = {
     "SharedLimitList": _list("SharedLimitState"), "Node": NODE,
     "NodeList": _list("Node"), "BulkActionRequest": BULK_ACTION_REQUEST,
     "BulkAction": BULK_ACTION, "BulkActionList": _list("BulkAction"),
+    "AdmissionRequest": ADMISSION_REQUEST, "Admission": ADMISSION,
 }
 
 #: every component schema of the API

@@ -30,6 +30,7 @@ from ..app import Baton
 from ..errors import (
     BatonError,
     NotReplicated,
+    QueueFull,
     RedisUnavailable,
     RunAlreadyFinished,
     RunAlreadyReplayed,
@@ -39,6 +40,7 @@ from ..errors import (
     RunStatusConflict,
     SubmissionError,
     UnknownJob,
+    UnknownParent,
 )
 from ..settings import Settings
 from ..tracing import annotate, server_span
@@ -227,8 +229,10 @@ def _middleware(state: ApiState, metrics: ApiMetrics | None) -> Callable[..., Aw
                 message = exc.reason or "error"
             headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
             resp = _error(exc.status, _HTTP_CODES.get(exc.status, "http_error"), message, request_id, headers)
-        except UnknownJob as exc:
-            resp = _error(404, "unknown_job", str(exc), request_id)
+        except (UnknownJob, UnknownParent) as exc:
+            resp = _error(404, exc.reason, str(exc), request_id)
+        except QueueFull as exc:  # admission control: over max_queued until runs start
+            resp = _error(429, exc.reason, str(exc), request_id)
         except SubmissionError as exc:
             resp = _error(400, exc.reason, str(exc), request_id)
         except RunNotFound as exc:

@@ -27,11 +27,19 @@
   entering the ready set. The calling node (if any) is preferred when it is
   waiting: the runs leased to it come back in the reply instead of through its
   hand-off list, so a run submitted through the stream starts without a hop.
-  Returns: {results, claimed, now ms}: results the flat list id, code per run; code
-    1 created | 0 id existed | 2 idempotency key matched a live run (id is that
-    run's) | 3 absorbed by a debounced run (id is that run's); claimed the runs
-    leased to the calling node (CLAIMED_SIZE fields each, as runs_claim) ]]
+  depends_on (includes/deps.lua): a run whose parents are all finished counts
+  them at once; one with a parent pending is created waiting (wait_kind
+  'parents') and queued by the call that finishes its last parent.
+  max_queued (includes/admission.lua): a run past a job's or queue's cap is
+  not created.
+  Returns: {results, claimed, now ms}: results the flat list id, code per run;
+    code 1 created | 0 id existed | 2 idempotency key matched a live run (id is
+    that run's) | 3 absorbed by a debounced run (id is that run's) | -21 a parent
+    does not exist (id is that parent's) | -22 over a max_queued cap (id is
+    "j:<job>=<cap>" or "q:<queue>=<cap>"); claimed the runs leased to the calling
+    node (CLAIMED_SIZE fields each, as runs_claim) ]]
 --@include keys
+--@include statuses
 --@include common
 --@include run_spec
 --@include claim_reply
@@ -50,6 +58,7 @@ local touched = {}  -- queues that got ready runs
 local direct = {}   -- queue -> waiting node state (or false) for direct hand-off
 local waiting = {}  -- node -> its state (room left, served jobs, runs leased to it)
 local unlimited = {}  -- job -> true when it has no limits (checked once per job)
+local admission = {}  -- job and queue -> their max_queued caps (checked once per pair)
 local function no_limits(job)
   local u = unlimited[job]
   if u == nil then
@@ -112,6 +121,23 @@ for a = 4, #ARGV do
       end
     end
   end
+  -- parents must exist; a cap must have room (the id slot then says why not)
+  local deps, deps_st, why = nil, nil, nil
+  if code == 1 and F[S.depends_json] ~= '' then
+    deps = cjson.decode(F[S.depends_json])
+    deps_st, why = deps_statuses(pfx, deps.on)
+    if not deps_st then code = -21 end
+  end
+  local adm = nil
+  if code == 1 then
+    adm = adm_limits(pfx, job, queue, admission)
+    why = adm_full(pfx, job, queue, adm)
+    if why then code = -22 end
+  end
+  if code < 0 then
+    if input_written then call('DEL', ink) end
+    id = why
+  end
   if code == 1 then
     local due = now
     if delay_ms ~= '' then due = now + tonumber(delay_ms) end
@@ -119,6 +145,12 @@ for a = 4, #ARGV do
     if dk and mode == 'trailing' then due = math.max(due, now + window) end
     local status = 'queued'
     if due > now then status = 'delayed' end
+    local ended_err = nil
+    if deps then
+      local held
+      held, ended_err = deps_attach(pfx, id, deps.on, deps_st)
+      status = held or status
+    end
     -- a waiting node that takes the run at once (see direct_waiter)
     local d = false
     if status == 'queued' and ckey == '' and not asks_labels(F[S.extra_json]) then
@@ -176,7 +208,9 @@ for a = 4, #ARGV do
       put('expires_at', expires)
       call('ZADD', K.ttl(pfx), expires, id)
     end
-    if status ~= 'delayed' then put('ready_at', now) end
+    if status == 'queued' or d then put('ready_at', now) end
+    if deps then put('depends_on', cjson.encode(deps.on)) end  -- [[parent, policy, name], ...]
+    if not d and (adm[1] > 0 or adm[2] > 0) then put('adm', adm_enter(pfx, id, job, queue, adm)) end
     if d then
       -- straight to the waiting node, as runs_claim would lease it: the
       -- record is written once, already leased
@@ -216,9 +250,19 @@ for a = 4, #ARGV do
       end
       woke = true
       touched[queue] = true
-    else
+    elseif status == 'waiting' then
+      -- for its parents: no deadline; the last parent to finish queues it (deps_release)
+      put('wait_kind', 'parents'); put('wait_started_at', now)
+      call('HSET', rk, unpack(rec))
+      call('ZADD', K.waiting(pfx), 1e15, id)
+    elseif status == 'delayed' then
       call('HSET', rk, unpack(rec))
       call('ZADD', K.delayed(pfx), due, id)
+    else
+      -- a parent had already failed: the run ends at once, by the edge's policy
+      call('HSET', rk, unpack(rec))
+      call('HSET', rk, 'error', ended_err)
+      make_terminal(pfx, id, status, now, status == 'failed' and deps.dlq or deps.ttl, deps.cap)
     end
   end
   out[#out + 1] = id

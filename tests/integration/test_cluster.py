@@ -100,3 +100,26 @@ async def test_the_listener_subscribes_on_a_cluster(redis_cluster: RedisClusterP
         listener.stopping.set()
         await asyncio.wait_for(task, 10)
         await app.close()
+
+
+async def test_dependencies_and_admission_on_cluster(redis_cluster: RedisClusterProcesses, settings: Settings) -> None:
+    # Given 4 partitions over the masters: each script (a dependent's creation, its parents' ends, a cap)
+    # stays in one slot
+    app = Baton(settings.with_changes(redis_url=redis_cluster.url, redis_cluster=True, partitions=4))
+
+    @app.job(max_queued=50)
+    async def step(ctx: RunContext, payload: Any) -> Any:
+        return sum((await ctx.parent_outputs()).values()) + payload
+
+    wf = app.workflow("chain")
+    a = wf.task("step", name="a", input=1)
+    b = wf.task("step", name="b", input=2)
+    wf.task("step", name="c", parents=[a, b], input=3)
+    try:
+        async with running_node(app):
+            results = await (await app.run_workflow(wf)).wait(20)
+            dependent = await app.trigger("step", 10, depends_on=[results["c"].id])
+            assert (await app.wait_for(dependent, 20)).output == 16
+        assert results["c"].output == 6
+    finally:
+        await app.close()

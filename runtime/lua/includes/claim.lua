@@ -114,7 +114,7 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
     local rk = K.run(pfx, id)
     local r = call('HMGET', rk, 'job', 'concurrency_key', 'id', 'timeout_ms', 'ready_at', 'attempt', 'charged',
       'metadata', 'tags', 'status', 'version', 'rate_key', 'expires_at', 'sat_steps', 'started_at',
-      'needs', 'prefer', 'prefer_ms', 'tl', 'fairness_weight')
+      'needs', 'prefer', 'prefer_ms', 'tl', 'fairness_weight', 'adm')
     local job, ckey = r[1], r[2]
     if not job or r[10] ~= 'queued' then
       -- dangling entry (record expired, or the run left the queue another way)
@@ -157,6 +157,10 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
 
     local attempt = tonumber(r[6] or '0') + 1
     ready_remove(pfx, id, queue, ckey, emptied)
+    if r[21] then  -- started: no longer counts against max_queued (includes/admission.lua)
+      adm_leave(pfx, id, job, queue, r[21])
+      call('HDEL', rk, 'adm')
+    end
     local token = lease_run(pfx, id, job, ckey, node, attempt, tonumber(r[7] or '0') + 1, ttl, now, r[15], lim, r[19])
     -- one claimed run: CLAIMED_SIZE values placed by name (includes/claim_reply.lua)
     local at = #out

@@ -35,7 +35,8 @@ local function trim_index(pfx, index, now, ttl_ms, cap)
       call('ZREM', K.project_runs(pfx, project), gid)
       call('DEL', K.run(pfx, gid), K.input(pfx, gid), K.events(pfx, gid), K.steps(pfx, gid), K.checkpoints(pfx, gid),
         K.children(pfx, gid), K.waits_on(pfx, gid), K.records(pfx, gid), K.chunks(pfx, gid), K.signals(pfx, gid),
-        K.query_state(pfx, gid))
+        K.query_state(pfx, gid),
+        K.dependents(pfx, gid), K.deps_pending(pfx, gid), K.parent_outputs(pfx, gid))
     end
   end
 end
@@ -102,8 +103,9 @@ end
 -- runs have only a timeline, so the others are noted on the record when first
 -- written (sat_<name>) and only those are expired.
 local SATELLITES = {steps = K.steps, cp = K.checkpoints, children = K.children, wait = K.waits_on,
-  rec = K.records, chunks = K.chunks, sig = K.signals, state = K.query_state}
-local SATELLITE_NAMES = {'steps', 'cp', 'children', 'wait', 'rec', 'chunks', 'sig', 'state'}
+  rec = K.records, chunks = K.chunks, sig = K.signals, state = K.query_state, dents = K.dependents,
+  deps = K.deps_pending, pout = K.parent_outputs}
+local SATELLITE_NAMES = {'steps', 'cp', 'children', 'wait', 'rec', 'chunks', 'sig', 'state', 'dents', 'deps', 'pout'}
 local function mark_satellite(pfx, id, name)
   call('HSETNX', K.run(pfx, id), 'sat_' .. name, '1')
 end
@@ -205,18 +207,22 @@ local function notify_finished(pfx, id, status, now)
   call('XADD', K.outbox(pfx), 'MAXLEN', '~', OUTBOX_MAX, '*', 'id', id, 'status', status, 'ts', now)
 end
 
+--@include deps
+--@include admission
+
 -- Move a run to a terminal status: record time, index, expire the record, and
--- wake a parent that waits for it as a child. `batch` (optional) lets a caller
+-- wake a parent that waits for it as a child, settle the runs that depend on it
+-- (includes/deps.lua) and stop counting it as admitted (includes/admission.lua). `batch` (optional) lets a caller
 -- that settles many runs in one call write less: `sets` and `dels` are more
 -- record fields written and removed in the same two calls, `rec` the run's
 -- fields it already read (parent_id and the sat_ marks), and `trims` collects
 -- the status indices to trim once at the end (trim_deferred) instead of per run.
-local function make_terminal(pfx, id, status, now, ttl_ms, cap, batch)
+function make_terminal(pfx, id, status, now, ttl_ms, cap, batch)  -- the local declared in deps
   local rk = K.run(pfx, id)
   local sets = {'status', status, 'finished_at', now, 'updated_at', now}
   local dels = {'lease_token', 'lease_node', 'lease_expires_at', 'cc', 'next_retry_at'}
   -- the fields read below, when the caller did not read them already (one HMGET)
-  local rec = batch and batch.rec or read_fields(pfx, id, {'parent_id', 'queue', 'notify', 'tl'})
+  local rec = batch and batch.rec or read_fields(pfx, id, {'parent_id', 'queue', 'notify', 'tl', 'sat_dents', 'adm', 'job'})
   if batch then
     for _, v in ipairs(batch.sets or {}) do sets[#sets + 1] = v end
     for _, v in ipairs(batch.dels or {}) do dels[#dels + 1] = v end
@@ -233,7 +239,12 @@ local function make_terminal(pfx, id, status, now, ttl_ms, cap, batch)
   else
     trim_index(pfx, index, now, ttl_ms, cap)
   end
-  local parent, queue, notify = rec.parent_id, rec.queue, rec.notify
+  local parent, queue, notify, dents = rec.parent_id, rec.queue, rec.notify, rec.sat_dents
+  -- (a run that never started may still count as admitted; settle's runs started)
+  if not (batch and batch.rec) and rec.adm then
+    adm_leave(pfx, id, rec.job, queue, rec.adm)
+    call('HDEL', rk, 'adm')
+  end
   if notify then notify_finished(pfx, id, status, now) end
   count_finished(pfx, queue, now, batch and batch.trims)
   if parent then
@@ -242,6 +253,7 @@ local function make_terminal(pfx, id, status, now, ttl_ms, cap, batch)
       resume(pfx, parent, now, 'children finished')
     end
   end
+  if dents then deps_release(pfx, id, status, now, ttl_ms, cap) end
 end
 
 -- Trim the status indices make_terminal left to the caller (see its `batch`).

@@ -1,6 +1,7 @@
 --[[ copy: start a new queued run with the input and options of another one
   (replay, restart). The new run belongs to the same project and links back
-  to its source through `link` (replay_of, restart_of). ]]
+  to its source through `link` (replay_of, restart_of). A copy of a run made
+  with depends_on does not wait again: it keeps the parent outputs it had. ]]
 local COPIED = {'job', 'queue', 'priority', 'max_attempts', 'timeout_ms', 'backoff',
   'labels', 'tags', 'metadata', 'concurrency_key', 'version', 'project', 'overrides'}
 
@@ -13,6 +14,10 @@ local function copy_run(pfx, src_key, new_id, now, source, link)
   call('HSET', nk, 'id', new_id, 'created_at', now, 'scheduled_at', now, 'attempt', 0,
     'charged', 0, 'source', source, link, src_id)
   call('ZADD', K.project_runs(pfx, (vals[12] or 'default')), now, new_id)
+  -- a dependent's copy runs at once (its parents finished) and reads the same parent outputs
+  if call('COPY', K.parent_outputs(pfx, src_id), K.parent_outputs(pfx, new_id)) == 1 then
+    mark_satellite(pfx, new_id, 'pout')
+  end
   make_ready(pfx, new_id, vals[2], vals[3] or '0', now)
   add_event(pfx, new_id, 'status', '{"status":"queued","reason":' .. cjson.encode(source) .. '}', now)
 end

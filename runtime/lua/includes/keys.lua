@@ -14,6 +14,11 @@ function K.steps(P, run_id) return P .. 'steps:' .. run_id end
 function K.events(P, run_id) return P .. 'ev:' .. run_id end
 function K.checkpoints(P, run_id) return P .. 'cp:' .. run_id end
 function K.children(P, run_id) return P .. 'children:' .. run_id end
+function K.dependents(P, run_id) return P .. 'dents:' .. run_id end
+function K.deps_pending(P, run_id) return P .. 'deps:' .. run_id end
+function K.parent_outputs(P, run_id) return P .. 'pout:' .. run_id end
+function K.max_queued(P) return P .. 'maxq' end
+function K.admitted(P, scope) return P .. 'adm:' .. scope end
 function K.waits_on(P, run_id) return P .. 'wait:' .. run_id end
 function K.waiting(P) return P .. 'waiting' end
 function K.event(P, key) return P .. 'event:' .. key end

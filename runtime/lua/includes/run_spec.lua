@@ -26,4 +26,5 @@ local S = {
   debounce_key = 23,
   debounce_spec = 24,
   trace_context = 25,
+  depends_json = 26,
 }
