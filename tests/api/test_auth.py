@@ -29,7 +29,7 @@ BODIES: dict[str, Any] = {
     "Limits": {"max_concurrency": 3}, "BulkActionRequest": {"action": "cancel", "filter": {"job": "echo"}},
     "SignalRequest": {"name": "go"}, "TokenData": {"approved": True},
     "WebhookRequest": {"url": "https://example.com/hook", "events": ["run.completed"]},
-    "WebhookUpdate": {"description": "x"},
+    "WebhookUpdate": {"description": "x"}, "SharedLimit": {"pool_size": 2}, "AdmissionRequest": {"max_queued": 5},
 }
 
 
