@@ -24,10 +24,11 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import redis.asyncio as aioredis
-from redis.asyncio.sentinel import Sentinel
+from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection, SentinelManagedSSLConnection
 from redis.connection import URL_QUERY_ARGUMENT_PARSERS
 
-__all__ = ["SENTINEL_SCHEMES", "SentinelTarget", "parse_sentinel_url", "sentinel_client"]
+__all__ = ["SENTINEL_SCHEMES", "MasterConnection", "MasterSSLConnection", "SentinelTarget", "parse_sentinel_url",
+           "sentinel_client"]
 
 #: URL schemes of a Sentinel-managed master (plain and TLS to the data nodes)
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
@@ -94,6 +95,31 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
     )
 
 
+class _FollowsMaster:
+    """Every socket a master connection opens goes to the master the sentinels name *now*.
+
+    redis-py's SentinelManagedConnection asks the sentinels only in ``connect()``; a connection
+    dropped after READONLY (its server was demoted) and reopened by a command's retry goes through
+    ``connect_check_health`` instead, back to its old host: every retry met READONLY again."""
+
+    connection_pool: Any
+    host: str
+    port: int
+
+    async def _connect(self) -> None:
+        if self.connection_pool.is_master:
+            self.host, self.port = await self.connection_pool.get_master_address()
+        await super()._connect()  # type: ignore[misc]  # the redis-py connection class after this mixin
+
+
+class MasterConnection(_FollowsMaster, SentinelManagedConnection):
+    """A connection to the Sentinel-managed master (see :class:`_FollowsMaster`)."""
+
+
+class MasterSSLConnection(_FollowsMaster, SentinelManagedSSLConnection):
+    """A TLS connection to the Sentinel-managed master (see :class:`_FollowsMaster`)."""
+
+
 def sentinel_client(url: str, **kwargs: Any) -> Any:
     """A client of the master a Sentinel URL names; kwargs apply to connections to the data nodes
     (and their timeouts to the sentinels too). Options in the URL win."""
@@ -106,4 +132,5 @@ def sentinel_client(url: str, **kwargs: Any) -> Any:
                     if k in ("socket_timeout", "socket_connect_timeout", "socket_keepalive", "driver_info")}
     sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
         target.sentinels, sentinel_kwargs={**to_sentinels, **target.sentinel_auth}, **connection)
-    return sentinel.master_for(target.service, redis_class=aioredis.Redis)
+    return sentinel.master_for(target.service, redis_class=aioredis.Redis,
+                               connection_class=MasterSSLConnection if target.tls else MasterConnection)

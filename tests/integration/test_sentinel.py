@@ -13,6 +13,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from runtime import NotReplicated, Settings
+from runtime.connection import connect
+from tests.integration.test_failover import sentinel_failover
 from tests.integration.test_processes import producer, worker_env
 from tests.nodes import eventually, spawn_worker, stop_process
 from tests.servers import SENTINEL_SERVICE, SentinelGroup
@@ -174,3 +176,25 @@ async def test_a_service_name_no_sentinel_knows_stops_the_node_at_start(sentinel
     # Then a node stops at once, saying which name and whom it asked
     error = await start_error(Baton(settings.with_changes(redis_url=url)), timeout=15)
     assert "no sentinel knows a master named 'no-such-master'" in str(error)
+
+
+async def test_a_pooled_connection_to_a_demoted_master_reconnects_to_the_new_one(sentinel_group: SentinelGroup) -> None:
+    # Given a Sentinel client whose pool holds an idle connection to the master
+    client = connect(sentinel_group.url())
+    old_master = sentinel_group.current_master_port()
+    try:
+        await client.set("k", "before")
+        # When Sentinel fails over gracefully (the old master lives on, demoted: it answers reads,
+        # and writes with READONLY) and that idle connection is the next one used
+        await sentinel_failover(sentinel_group)
+        await eventually(lambda: sentinel_group.current_master_port() != old_master, 30, interval=0.1)
+        assert sentinel_group.master is not None
+        sentinel_group.wait_in_sync(sentinel_group.master)
+        # Then a write succeeds: the connection dropped on READONLY reopens to the master the
+        # sentinels name now (redis-py's own connection reopened to its old host on every retry)
+        await client.set("k", "after")
+        new_master = aioredis.Redis(port=sentinel_group.current_master_port())
+        assert await new_master.get("k") == b"after"
+        await new_master.aclose()
+    finally:
+        await client.aclose()
