@@ -23,8 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.adapters import SYSTEMS
+from bench.adapters import ALL, SYSTEMS, base_system
 from bench.common import BENCH, ROOT
+from bench.driver import PHASES
 from bench.report import render
 
 VENV = BENCH / ".venv"
@@ -164,12 +165,13 @@ def own_cpu_s(redis_url: str) -> float:
 
 
 def python_of(system: str) -> Path:
-    return VENV / "bin" / "python" if system == "baton" else VENV / "peers" / system / "bin" / "python"
+    base = base_system(system)
+    return VENV / "bin" / "python" if base == "baton" else VENV / "peers" / base / "bin" / "python"
 
 
 def run_driver(system: str, redis_url: str, cfg: dict[str, Any], workdir: Path) -> dict[str, Any]:
     """One system's driver in its own virtualenv; a failure becomes a 'failed' result with its reason."""
-    failed_marker = VENV / "peers" / f"{system}.failed"
+    failed_marker = VENV / "peers" / f"{base_system(system)}.failed"
     if failed_marker.exists():
         return {"system": system, "failed": f"install failed: {failed_marker.read_text().strip()[-400:]}"}
     py = python_of(system)
@@ -218,7 +220,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(prog="bench/run", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="one repetition and small N: a smoke run")
-    ap.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated, default all: " + ",".join(SYSTEMS))
+    ap.add_argument("--systems", default=",".join(SYSTEMS),
+                    help="comma-separated, default: " + ",".join(SYSTEMS) + "; also: " + ",".join(ALL[len(SYSTEMS):]))
+    ap.add_argument("--phases", help="comma-separated phases to run (default all): " + ",".join(PHASES))
+    ap.add_argument("--n-drain", type=int, help="runs per drain (default 20,000, --quick 2,000)")
     ap.add_argument("--reps", type=int, help="repetitions per figure (default 3, --quick 1)")
     ap.add_argument("--mem-reps", type=int, help="repetitions of the 100,000-run memory fill (default 1)")
     ap.add_argument("--profile", dest="profile", action="store_true", default=None,
@@ -228,9 +233,9 @@ def main() -> int:
     ap.add_argument("--no-save", action="store_true", help="print only, write no results files")
     args = ap.parse_args()
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    unknown = [s for s in systems if s not in SYSTEMS]
+    unknown = [s for s in systems if s not in ALL]
     if unknown:
-        ap.error(f"unknown system(s): {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
+        ap.error(f"unknown system(s): {', '.join(unknown)}; choose from {', '.join(ALL)}")
     cfg = dict(QUICK if args.quick else FULL)
     if args.reps:
         cfg["reps"] = args.reps
@@ -238,6 +243,13 @@ def main() -> int:
         cfg["mem_reps"] = args.mem_reps
     if args.profile is not None:
         cfg["profile"] = args.profile
+    if args.n_drain:
+        cfg["n_drain"] = args.n_drain
+    if args.phases:
+        phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+        cfg["phases"] = phases
+        if bad := [p for p in phases if p not in PHASES]:
+            ap.error(f"unknown phase(s): {', '.join(bad)}; choose from {', '.join(PHASES)}")
     cfg["py_spy"] = str(VENV / "bin" / "py-spy")
     command = os.environ.get("BENCH_COMMAND") or "bench/run " + " ".join(sys.argv[1:])
 

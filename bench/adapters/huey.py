@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from .base import venv_bin
 from .sync_base import SyncAdapter
 
 
@@ -30,3 +31,14 @@ class HueyAdapter(SyncAdapter):
 
     def completed_sync(self, expected: int) -> int:
         return int(self.huey.result_count())
+
+
+class HueyThreadAdapter(HueyAdapter):
+    """The same tasks on huey's thread workers (no gevent)."""
+
+    name = "huey-thread"
+    worker_note = "huey_consumer -k thread -w 100, store_none=True"
+    phases = ("drain", "latency", "latency_load")
+
+    def worker_argv(self, concurrency: int) -> list[str]:
+        return [venv_bin("huey_consumer"), "bench.peers.huey_app.huey", "-k", "thread", "-w", str(concurrency), "-q"]
