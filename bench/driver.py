@@ -44,7 +44,7 @@ ADAPTERS = {
     "bullmq": "bench.adapters.bullmq:BullmqAdapter",
     "rq": "bench.adapters.rq:RqAdapter",
     "huey": "bench.adapters.huey:HueyAdapter",
-    "huey-thread": "bench.adapters.huey:HueyThreadAdapter",
+    "huey-greenlet": "bench.adapters.huey:HueyGreenletAdapter",
     "dramatiq": "bench.adapters.dramatiq:DramatiqAdapter",
     "dramatiq-default": "bench.adapters.dramatiq:DramatiqDefaultAdapter",
     "celery": "bench.adapters.celery:CeleryAdapter",

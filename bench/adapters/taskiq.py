@@ -1,9 +1,9 @@
 """taskiq with taskiq-redis's ``RedisStreamBroker``: ``await task.kiq()``; its programmatic receiver.
 
 ``taskiq`` runs the Receiver through ``taskiq.api.run_receiver_task`` on uvloop
-(bench/peers/taskiq_worker.py), the fastest way we measured; ``taskiq-cli`` runs
-the ``taskiq worker`` command (also on uvloop, which it uses when installed) for
-comparison.
+(bench/peers/taskiq_worker.py), as the independent harness of #20 did; the
+variant ``taskiq-cli`` runs the ``taskiq worker`` command with the same options
+(it uses uvloop too when installed) for comparison.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ class TaskiqAdapter(Adapter):
     name = "taskiq"
     packages = ("taskiq", "taskiq-redis", "uvloop", "redis", "hiredis")
     one_api = "await task.kiq()"
-    worker_note = ("taskiq.api.run_receiver_task (programmatic receiver, one process, uvloop from taskiq[uv]), "
-                   "max_async_tasks=100, max_prefetch=0 (default); RedisStreamBroker defaults (xread_count=100), "
-                   "no result backend; faster than `taskiq worker` here (variant taskiq-cli)")
+    worker_note = ("taskiq.api.run_receiver_task (the programmatic receiver: one process), uvloop (taskiq[uv]), "
+                   "max_async_tasks=100, validate_params=False (= --no-parse), max_prefetch=0 (default); "
+                   "RedisStreamBroker defaults (xread_count=100), no result backend")
     completion_note = "N − (lag + pending) of the consumer group (acked after execution)"
     stop_timeout = 3.0  # taskiq's worker takes ~15 s to exit on SIGTERM; stopping is not measured
 
@@ -59,9 +59,10 @@ class TaskiqCliAdapter(TaskiqAdapter):
     """The same broker and tasks, run by the ``taskiq worker`` command."""
 
     name = "taskiq-cli"
-    worker_note = "taskiq worker --workers 1 --max-async-tasks 100 (uvloop), RedisStreamBroker, no result backend"
+    worker_note = ("taskiq worker --workers 1 --max-async-tasks 100 --no-parse (uvloop), RedisStreamBroker, "
+                   "no result backend")
     phases = ("drain", "latency", "latency_load")
 
     def worker_argv(self, concurrency: int) -> list[str]:
         return [venv_bin("taskiq"), "worker", "bench.peers.taskiq_app:broker", "--workers", "1",
-                "--max-async-tasks", str(concurrency), "--log-level", "WARNING"]
+                "--max-async-tasks", str(concurrency), "--no-parse", "--log-level", "WARNING"]
