@@ -273,14 +273,15 @@ class Driver:
 
     async def run(self) -> dict[str, Any]:
         c = self.cfg
-        wanted = set(c.get("phases") or PHASES)
+        named = set(c.get("phases") or ())
+        wanted = named or set(PHASES)
         common = {
             "enqueue": self.enqueue, "drain": lambda: self.drain(c["concurrency"], 1, "drain"),
             "latency": lambda: pickup.latency(self), "latency_load": lambda: pickup.latency_load(self),
             "memory": self.memory,
         }
         for name in COMMON_PHASES:
-            if name in wanted and name in self.cls.phases:
+            if name in named or (name in wanted and name in self.cls.phases):
                 await self.phase(name, common[name]())
         if self.system == "baton":
             from bench import baton_extra

@@ -65,21 +65,27 @@ def _err(res: dict[str, Any], key: str) -> str | None:
 def main_table(results: list[dict[str, Any]]) -> list[str]:
     baton = next((r for r in results if r.get("system") == "baton" and "failed" not in r), None)
     bm = baton["metrics"] if baton else {}
-    head = ["system", *[c[1] for c in COLUMNS]]
+    # pickup under load is Baton's unless peers were measured too (--phases latency_load)
+    peers_loaded = any("latency_load_p99_ms" in r.get("metrics", {}) for r in results if r is not baton)
+    columns = [c for c in COLUMNS if peers_loaded or not c[0].startswith("latency_load")]
+    head = ["system", *[c[1] for c in columns]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for res in results:
         name = res["system"]
         if "failed" in res:
-            lines.append(f"| {name} | " + " | ".join(["failed"] + ["–"] * (len(COLUMNS) - 1)) + " |")
+            lines.append(f"| {name} | " + " | ".join(["failed"] + ["–"] * (len(columns) - 1)) + " |")
             continue
         cells = []
-        for key, _h, _kind, f in COLUMNS:
+        for key, _h, _kind, f in columns:
             m = res["metrics"].get(key)
             if m is None:
                 cells.append(_err(res, key) or "–")
             else:
                 cells.append(cell(m, f, bm.get(key), show_ratio=name != "baton"))
         label = f"**{name}**" if name == "baton" else name
+        processes = int((res["metrics"].get("drain") or {}).get("processes", 1))
+        if processes > 1:  # dramatiq-default: its default is one worker process per CPU
+            label += f" ({processes} processes)"
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
@@ -105,9 +111,10 @@ def render(meta: dict[str, Any], results: list[dict[str, Any]]) -> str:
         "the system has it); time from the first job's start to the poll (every 20 ms) that sees the last "
         f"completion in the system's own state; capped at {cfg['drain_cap_s']} s (rate over what finished)",
         f"- Pickup latency: idle worker, {cfg['latency_n']} runs submitted {cfg['latency_gap_ms']} ms apart, "
-        "start time minus submit time recorded by the job; under load: the same probes while the worker drains "
-        "a steady load of no-op runs at half the drain rate this run measured for it (submitted every 10 ms by "
-        "a process of its own, with the bulk API where there is one)",
+        "start time minus submit time recorded by the job; under load (Baton; a peer when named with --phases "
+        "latency_load): the same probes while the worker drains a steady load of no-op runs at half the drain "
+        "rate this run measured for it (submitted every 10 ms by a process of its own, with the bulk API where "
+        "there is one)",
         "- Redis CPU: INFO cpu (user+sys) from worker start to drained, per 10,000 runs; commands: INFO "
         "commandstats over the drain (includes commands run inside Lua scripts; harness polls excluded); "
         "worker CPU: user+sys of the worker's processes (/proc) from 5% of the drain to its end, per run",

@@ -46,8 +46,10 @@ class Adapter:
     stop_timeout: ClassVar[float] = 15.0
     #: OS processes one worker command runs (dramatiq's default forks one per CPU)
     processes: ClassVar[int] = 1
-    #: the common phases this system runs (a variant of a peer skips what it shares with the peer)
-    phases: ClassVar[tuple[str, ...]] = ("enqueue", "drain", "latency", "latency_load", "memory")
+    #: the common phases this system runs by default (a variant of a peer skips what it shares with the
+    #: peer); "latency_load" is Baton's unless named with --phases: a peer without a bulk API pays one
+    #: client call per background run, and on 2 shared cores that producer takes CPU from its worker
+    phases: ClassVar[tuple[str, ...]] = ("enqueue", "drain", "latency", "memory")
 
     def __init__(self, redis_url: str, ns: str, log_dir: Path) -> None:
         self.redis_url = redis_url

@@ -23,6 +23,7 @@ class BatonAdapter(Adapter):
     worker_note = "python -m runtime worker (uvloop), BATON_CONCURRENCY=100"
     completion_note = "ZCARD of the `completed` status index; first start from the job"
     extra_env: ClassVar[dict[str, str]] = {}
+    phases = ("enqueue", "drain", "latency", "latency_load", "memory")
 
     async def setup(self) -> None:
         from bench.baton_app import app as jobs_app

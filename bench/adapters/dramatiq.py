@@ -43,7 +43,7 @@ class DramatiqDefaultAdapter(DramatiqAdapter):
     processes = os.cpu_count() or 1
     worker_note = (f"dramatiq with its defaults: --processes {processes} (= CPUs) --threads 8; the drain row "
                    "is this many worker processes, not one")
-    phases = ("drain", "latency", "latency_load")
+    phases = ("drain", "latency")
 
     def worker_argv(self, concurrency: int) -> list[str]:
         return [venv_bin("dramatiq"), "bench.peers.dramatiq_app"]

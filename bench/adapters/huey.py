@@ -43,7 +43,7 @@ class HueyGreenletAdapter(HueyAdapter):
 
     name = "huey-greenlet"
     worker_note = "huey_consumer -k greenlet -w 100 (gevent-patched), store_none=True"
-    phases = ("drain", "latency", "latency_load")
+    phases = ("drain", "latency")
 
     def worker_argv(self, concurrency: int) -> list[str]:
         return [sys.executable, "-m", "bench.peers.huey_consumer", "bench.peers.huey_app.huey",

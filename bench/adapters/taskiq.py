@@ -61,7 +61,7 @@ class TaskiqCliAdapter(TaskiqAdapter):
     name = "taskiq-cli"
     worker_note = ("taskiq worker --workers 1 --max-async-tasks 100 --no-parse (uvloop), RedisStreamBroker, "
                    "no result backend")
-    phases = ("drain", "latency", "latency_load")
+    phases = ("drain", "latency")
 
     def worker_argv(self, concurrency: int) -> list[str]:
         return [venv_bin("taskiq"), "worker", "bench.peers.taskiq_app:broker", "--workers", "1",
