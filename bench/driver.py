@@ -43,6 +43,7 @@ ADAPTERS = {
     "taskiq-cli": "bench.adapters.taskiq:TaskiqCliAdapter",
     "bullmq": "bench.adapters.bullmq:BullmqAdapter",
     "rq": "bench.adapters.rq:RqAdapter",
+    "rq-fork": "bench.adapters.rq:RqForkAdapter",
     "huey": "bench.adapters.huey:HueyAdapter",
     "huey-greenlet": "bench.adapters.huey:HueyGreenletAdapter",
     "dramatiq": "bench.adapters.dramatiq:DramatiqAdapter",

@@ -8,7 +8,7 @@ that peer's virtualenv (see :func:`base_system`).
 SYSTEMS = ("baton", "arq", "saq", "streaq", "taskiq", "bullmq", "rq", "huey", "dramatiq", "dramatiq-default",
            "celery")
 #: other configurations, measured only when named with --systems (the evidence for the defaults' choice)
-VARIANTS = ("taskiq-cli", "huey-greenlet")
+VARIANTS = ("taskiq-cli", "huey-greenlet", "rq-fork")
 ALL = SYSTEMS + VARIANTS
 
 
