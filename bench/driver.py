@@ -204,9 +204,9 @@ class Driver:
             finally:
                 await a.teardown()
             runs.append(res)
-            capped = ", CAPPED" if res["capped"] else ""
+            note = ", CAPPED" if res["capped"] else ""
             log(f"{self.system}: drain {key} rep {rep}: {res['rate']:.0f} runs/s "
-                f"({res['completed']}/{res['expected']} in {res['elapsed_s']:.2f}s{capped}),"
+                f"({res['completed']}/{res['expected']} in {res['elapsed_s']:.2f}s{note}),"
                 f" redis cpu {res['redis_cpu_per_10k']:.2f}s/10k, {res['calls_per_run']:.2f} calls/run")
         self.result["raw"][key] = [{k: v for k, v in r.items() if not k.endswith("commands")} for r in runs]
         capped = any(r["capped"] for r in runs)

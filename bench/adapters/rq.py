@@ -76,7 +76,7 @@ class RqAdapter(SyncAdapter):
             from datetime import UTC
 
             started = started.replace(tzinfo=UTC)
-        return started.timestamp()
+        return float(started.timestamp())
 
 
 class RqForkAdapter(RqAdapter):
