@@ -9,6 +9,7 @@ writes bench/results/<date>.md, <date>.json and LATEST.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -26,6 +27,7 @@ from typing import Any
 from bench.adapters import ALL, SYSTEMS, base_system
 from bench.common import BENCH, ROOT
 from bench.driver import PHASES
+from bench.goals import verdicts
 from bench.report import render
 
 VENV = BENCH / ".venv"
@@ -285,7 +287,9 @@ def main() -> int:
         stamp = started.strftime("%Y-%m-%d") + ("-quick" if args.quick else "")
         md_path, json_path = out / f"{stamp}.md", out / f"{stamp}.json"
         md_path.write_text(markdown)
-        json_path.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=str) + "\n")
+        goals = [dataclasses.asdict(v) for v in verdicts(results)]
+        json_path.write_text(json.dumps({"meta": meta, "goals": goals, "results": results}, indent=2, default=str)
+                             + "\n")
         if not args.quick:
             (out / "LATEST.md").write_text(markdown)
         log(f"wrote {md_path.relative_to(ROOT)}, {json_path.relative_to(ROOT)}"
