@@ -24,6 +24,7 @@ from bench import pickup
 from bench.adapters.base import Adapter, NotSupported
 from bench.baton_extra import PHASES as BATON_PHASES
 from bench.common import (
+    COMMON_PHASES,
     FIRST_KEY,
     HARNESS_COMMANDS,
     commandstats,
@@ -52,7 +53,6 @@ ADAPTERS = {
 }
 
 #: the phases every system can run (in this order), then Baton's own (bench/baton_extra.py)
-COMMON_PHASES = ("enqueue", "drain", "latency", "latency_load", "memory")
 PHASES = COMMON_PHASES + BATON_PHASES
 
 

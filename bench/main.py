@@ -25,12 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.adapters import ALL, SYSTEMS, base_system
-from bench.common import BENCH, ROOT
-from bench.driver import PHASES
+from bench.baton_extra import PHASES as BATON_PHASES
+from bench.common import BENCH, COMMON_PHASES, ROOT
 from bench.goals import verdicts
 from bench.report import render
 
 VENV = BENCH / ".venv"
+PHASES = COMMON_PHASES + BATON_PHASES  # this module runs before any virtualenv exists: no bench.driver here
 
 FULL = {
     "reps": 3, "n_one": 3000, "n_many": 5000, "in_flight": 100, "n_drain": 20_000, "drain_cap_s": 120,
