@@ -12,7 +12,7 @@ class SaqAdapter(Adapter):
     name = "saq"
     packages = ("saq", "uvloop", "redis", "hiredis")
     one_api = "await queue.enqueue()"
-    worker_note = "saq CLI on uvloop, concurrency=100"
+    worker_note = "saq CLI on uvloop (bench/peers/on_uvloop.py; no measurable difference), concurrency=100"
     completion_note = "N − queue.count('incomplete')"
 
     async def setup(self) -> None:

@@ -20,7 +20,8 @@ class TaskiqAdapter(Adapter):
     one_api = "await task.kiq()"
     worker_note = ("taskiq.api.run_receiver_task (the programmatic receiver: one process), uvloop (taskiq[uv]), "
                    "max_async_tasks=100, validate_params=False (= --no-parse), max_prefetch=0 (default); "
-                   "RedisStreamBroker defaults (xread_count=100), no result backend")
+                   "RedisStreamBroker defaults (xread_count=100), no result backend; uvloop and no parsing took ~10% "
+                   "off its CPU per run, receiver and CLI measured the same (bench/results/peer-configs.md)")
     completion_note = "N − (lag + pending) of the consumer group (acked after execution)"
     stop_timeout = 3.0  # taskiq's worker takes ~15 s to exit on SIGTERM; stopping is not measured
 
