@@ -2,6 +2,8 @@
 
 - enqueue through the submission stream: pipelined XADD, timed until the intake
   of a running node (serving no queue of these runs) has created them all;
+- pickup latency of runs submitted by a plain redis-py client's XADD to the
+  submission stream (same method as the common pickup phase, bench/pickup.py);
 - the drain with 2 and 4 worker processes, and at executor concurrency 10 and 1000;
 - Redis calls per run, submit to completion, split into client calls and calls
   made inside Lua and EVALSHA by script, from a MONITOR capture (trigger_batch
@@ -20,11 +22,12 @@ import subprocess
 import time
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from bench.common import stop
 
 if TYPE_CHECKING:
+    from bench.adapters.base import Adapter
     from bench.adapters.baton import BatonAdapter
     from bench.driver import Driver
 
@@ -33,19 +36,36 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-async def run(d: Driver) -> None:
+#: Baton's own phases (--phases selects among these and the common ones)
+PHASES = ("baton_xadd", "latency_xadd", "scaling", "monitor_calls", "renewals", "profile")
+
+
+async def run(d: Driver, wanted: set[str]) -> None:
+    from bench import pickup
+
     c = d.cfg
-    await d.phase("baton_xadd", xadd_bulk(d))
-    for procs in c["scaling_processes"]:
-        if procs != 1:
-            await d.phase(f"drain_p{procs}", d.drain(c["concurrency"], procs, f"drain_p{procs}"))
-    for conc in c["scaling_concurrency"]:
-        if conc != c["concurrency"]:
-            await d.phase(f"drain_c{conc}", d.drain(conc, 1, f"drain_c{conc}"))
-    await d.phase("monitor_calls", monitor_calls(d))
-    await d.phase("renewals", renewals(d))
-    if c.get("profile"):
+    if "baton_xadd" in wanted:
+        await d.phase("baton_xadd", xadd_bulk(d))
+    if "latency_xadd" in wanted:
+        await d.phase("latency_xadd", pickup.latency(d, "latency_xadd", submit=xadd_one))
+    if "scaling" in wanted:
+        for procs in c["scaling_processes"]:
+            if procs != 1:
+                await d.phase(f"drain_p{procs}", d.drain(c["concurrency"], procs, f"drain_p{procs}"))
+        for conc in c["scaling_concurrency"]:
+            if conc != c["concurrency"]:
+                await d.phase(f"drain_c{conc}", d.drain(conc, 1, f"drain_c{conc}"))
+    if "monitor_calls" in wanted:
+        await d.phase("monitor_calls", monitor_calls(d))
+    if "renewals" in wanted:
+        await d.phase("renewals", renewals(d))
+    if c.get("profile") and "profile" in wanted:
         await d.phase("profile", profile(d))
+
+
+async def xadd_one(a: Adapter, job: str, data: dict[str, Any]) -> None:
+    """A probe submitted the way any producer can: one XADD by a plain redis-py client."""
+    await cast("BatonAdapter", a).xadd_one(job, data)
 
 
 # -- submission stream ------------------------------------------------------------

@@ -21,6 +21,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
 
+#: the phases every system can run, in this order (bench/driver.py; Baton's own are in bench/baton_extra.py)
+COMMON_PHASES = ("enqueue", "drain", "latency", "latency_load", "memory")
+
 #: Redis keys of the harness itself (the server is flushed between repetitions).
 FIRST_KEY = "bench:first"  # RPUSH time.time() of the first job a worker process executes
 LATENCY_KEY = "bench:lat"  # RPUSH start - submit (seconds) of each latency job

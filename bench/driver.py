@@ -20,16 +20,16 @@ from typing import Any
 
 import redis
 
+from bench import pickup
 from bench.adapters.base import Adapter, NotSupported
+from bench.baton_extra import PHASES as BATON_PHASES
 from bench.common import (
+    COMMON_PHASES,
     FIRST_KEY,
     HARNESS_COMMANDS,
-    LATENCY_KEY,
     commandstats,
-    latency_payload,
     package_versions,
     payload,
-    percentile,
     redis_cpu,
     stop,
     summarize,
@@ -41,12 +41,19 @@ ADAPTERS = {
     "saq": "bench.adapters.saq:SaqAdapter",
     "streaq": "bench.adapters.streaq:StreaqAdapter",
     "taskiq": "bench.adapters.taskiq:TaskiqAdapter",
+    "taskiq-cli": "bench.adapters.taskiq:TaskiqCliAdapter",
     "bullmq": "bench.adapters.bullmq:BullmqAdapter",
     "rq": "bench.adapters.rq:RqAdapter",
+    "rq-fork": "bench.adapters.rq:RqForkAdapter",
     "huey": "bench.adapters.huey:HueyAdapter",
+    "huey-greenlet": "bench.adapters.huey:HueyGreenletAdapter",
     "dramatiq": "bench.adapters.dramatiq:DramatiqAdapter",
+    "dramatiq-default": "bench.adapters.dramatiq:DramatiqDefaultAdapter",
     "celery": "bench.adapters.celery:CeleryAdapter",
 }
+
+#: the phases every system can run (in this order), then Baton's own (bench/baton_extra.py)
+PHASES = COMMON_PHASES + BATON_PHASES
 
 
 def adapter_class(name: str) -> type[Adapter]:
@@ -175,8 +182,8 @@ class Driver:
             raise RuntimeError("no job recorded its start")
         elapsed = t_done - first
         own = {k: v for k, v in stats.items() if k not in HARNESS_COMMANDS}
-        # the harness's completion polls and the first-start markers are not the system's work
-        harness = a.polls * a.poll_commands + processes
+        # the harness's completion polls and the first-start markers (one per OS process) are not the system's work
+        harness = a.polls * a.poll_commands + processes * a.processes
         calls = sum(own.values()) - harness
         return {
             "worker_cpu_us_per_run": (a.worker_cpu_per_run or float("nan")) * 1e6,
@@ -197,14 +204,14 @@ class Driver:
             finally:
                 await a.teardown()
             runs.append(res)
-            capped = ", CAPPED" if res["capped"] else ""
+            note = ", CAPPED" if res["capped"] else ""
             log(f"{self.system}: drain {key} rep {rep}: {res['rate']:.0f} runs/s "
-                f"({res['completed']}/{res['expected']} in {res['elapsed_s']:.2f}s{capped}),"
+                f"({res['completed']}/{res['expected']} in {res['elapsed_s']:.2f}s{note}),"
                 f" redis cpu {res['redis_cpu_per_10k']:.2f}s/10k, {res['calls_per_run']:.2f} calls/run")
         self.result["raw"][key] = [{k: v for k, v in r.items() if not k.endswith("commands")} for r in runs]
         capped = any(r["capped"] for r in runs)
         self.metric(key, [r["rate"] for r in runs], capped=capped, n=self.cfg["n_drain"],
-                    concurrency=concurrency, processes=processes)
+                    concurrency=concurrency, processes=processes * self.cls.processes)
         if key == "drain":
             bulk = [r["bulk_rate"] for r in runs if r["bulk_rate"] is not None]
             if bulk:
@@ -230,54 +237,6 @@ class Driver:
             self.metric("submit_calls_per_run", [r["submit_calls_per_run"] for r in runs])
             if "by_records" in runs[0]:
                 self.metric("drain_by_records", [r["by_records"]["rate"] for r in runs])
-
-    # -- 3. pickup latency ----------------------------------------------------------
-
-    async def latency(self) -> None:
-        n, gap, rounds = self.cfg["latency_n"], self.cfg["latency_gap_ms"] / 1000, self.cfg["reps"]
-        a = await self.fresh("lat")
-        procs = a.start_worker(self.cfg["concurrency"], 1, tag="lat-")
-        try:
-            # warm-up: until the worker has run a latency job
-            deadline = time.time() + 90
-            while self.r.llen(LATENCY_KEY) < 3:
-                if time.time() > deadline:
-                    raise RuntimeError("worker did not run the warm-up jobs within 90 s")
-                for p in procs:
-                    if p.poll() is not None:
-                        raise RuntimeError(f"worker exited with code {p.returncode}")
-                await a.enqueue_one("latency", latency_payload(-1))
-                await asyncio.sleep(0.3)
-            p50, p95, p99, means = [], [], [], []
-            for rnd in range(rounds):
-                await asyncio.sleep(1.0)  # let the warm-up finish and the worker go idle
-                self.r.delete(LATENCY_KEY)
-                start = time.perf_counter()
-                for i in range(n):
-                    await a.enqueue_one("latency", latency_payload(i))
-                    wait = start + (i + 1) * gap - time.perf_counter()
-                    if wait > 0:
-                        await asyncio.sleep(wait)
-                deadline = time.time() + 60
-                while self.r.llen(LATENCY_KEY) < n and time.time() < deadline:
-                    await asyncio.sleep(0.05)
-                values = [float(x) * 1000 for x in self.r.lrange(LATENCY_KEY, 0, -1)]
-                if len(values) < n:
-                    raise RuntimeError(f"only {len(values)} of {n} latency jobs ran within 60 s")
-                p50.append(percentile(values, 50))
-                p95.append(percentile(values, 95))
-                p99.append(percentile(values, 99))
-                means.append(sum(values) / len(values))
-                log(f"{self.system}: latency round {rnd}: p50 {p50[-1]:.2f} ms, p95 {p95[-1]:.2f} ms, "
-                    f"p99 {p99[-1]:.2f} ms")
-        finally:
-            for p in procs:
-                stop(p, timeout=a.stop_timeout)
-            await a.teardown()
-        self.metric("latency_p50_ms", p50, n=n)
-        self.metric("latency_p95_ms", p95, n=n)
-        self.metric("latency_p99_ms", p99, n=n)
-        self.metric("latency_mean_ms", means, n=n)
 
     # -- 4. memory per queued run ---------------------------------------------------
 
@@ -315,14 +274,20 @@ class Driver:
 
     async def run(self) -> dict[str, Any]:
         c = self.cfg
-        await self.phase("enqueue", self.enqueue())
-        await self.phase("drain", self.drain(c["concurrency"], 1, "drain"))
-        await self.phase("latency", self.latency())
-        await self.phase("memory", self.memory())
+        named = set(c.get("phases") or ())
+        wanted = named or set(PHASES)
+        common = {
+            "enqueue": self.enqueue, "drain": lambda: self.drain(c["concurrency"], 1, "drain"),
+            "latency": lambda: pickup.latency(self), "latency_load": lambda: pickup.latency_load(self),
+            "memory": self.memory,
+        }
+        for name in COMMON_PHASES:
+            if name in named or (name in wanted and name in self.cls.phases):
+                await self.phase(name, common[name]())
         if self.system == "baton":
             from bench import baton_extra
 
-            await baton_extra.run(self)
+            await baton_extra.run(self, wanted)
         self.r.flushall()
         from bench.common import UNREAPED_CPU_S
 

@@ -9,6 +9,7 @@ writes bench/results/<date>.md, <date>.json and LATEST.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -23,11 +24,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.adapters import SYSTEMS
-from bench.common import BENCH, ROOT
+from bench.adapters import ALL, SYSTEMS, base_system
+from bench.baton_extra import PHASES as BATON_PHASES
+from bench.common import BENCH, COMMON_PHASES, ROOT
+from bench.goals import verdicts
 from bench.report import render
 
 VENV = BENCH / ".venv"
+PHASES = COMMON_PHASES + BATON_PHASES  # this module runs before any virtualenv exists: no bench.driver here
 
 FULL = {
     "reps": 3, "n_one": 3000, "n_many": 5000, "in_flight": 100, "n_drain": 20_000, "drain_cap_s": 120,
@@ -164,12 +168,13 @@ def own_cpu_s(redis_url: str) -> float:
 
 
 def python_of(system: str) -> Path:
-    return VENV / "bin" / "python" if system == "baton" else VENV / "peers" / system / "bin" / "python"
+    base = base_system(system)
+    return VENV / "bin" / "python" if base == "baton" else VENV / "peers" / base / "bin" / "python"
 
 
 def run_driver(system: str, redis_url: str, cfg: dict[str, Any], workdir: Path) -> dict[str, Any]:
     """One system's driver in its own virtualenv; a failure becomes a 'failed' result with its reason."""
-    failed_marker = VENV / "peers" / f"{system}.failed"
+    failed_marker = VENV / "peers" / f"{base_system(system)}.failed"
     if failed_marker.exists():
         return {"system": system, "failed": f"install failed: {failed_marker.read_text().strip()[-400:]}"}
     py = python_of(system)
@@ -218,7 +223,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(prog="bench/run", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="one repetition and small N: a smoke run")
-    ap.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated, default all: " + ",".join(SYSTEMS))
+    ap.add_argument("--systems", default=",".join(SYSTEMS),
+                    help="comma-separated, default: " + ",".join(SYSTEMS) + "; also: " + ",".join(ALL[len(SYSTEMS):]))
+    ap.add_argument("--phases", help="comma-separated phases to run (default all): " + ",".join(PHASES))
+    ap.add_argument("--n-drain", type=int, help="runs per drain (default 20,000, --quick 2,000)")
     ap.add_argument("--reps", type=int, help="repetitions per figure (default 3, --quick 1)")
     ap.add_argument("--mem-reps", type=int, help="repetitions of the 100,000-run memory fill (default 1)")
     ap.add_argument("--profile", dest="profile", action="store_true", default=None,
@@ -228,9 +236,9 @@ def main() -> int:
     ap.add_argument("--no-save", action="store_true", help="print only, write no results files")
     args = ap.parse_args()
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    unknown = [s for s in systems if s not in SYSTEMS]
+    unknown = [s for s in systems if s not in ALL]
     if unknown:
-        ap.error(f"unknown system(s): {', '.join(unknown)}; choose from {', '.join(SYSTEMS)}")
+        ap.error(f"unknown system(s): {', '.join(unknown)}; choose from {', '.join(ALL)}")
     cfg = dict(QUICK if args.quick else FULL)
     if args.reps:
         cfg["reps"] = args.reps
@@ -238,6 +246,13 @@ def main() -> int:
         cfg["mem_reps"] = args.mem_reps
     if args.profile is not None:
         cfg["profile"] = args.profile
+    if args.n_drain:
+        cfg["n_drain"] = args.n_drain
+    if args.phases:
+        phases = [p.strip() for p in args.phases.split(",") if p.strip()]
+        cfg["phases"] = phases
+        if bad := [p for p in phases if p not in PHASES]:
+            ap.error(f"unknown phase(s): {', '.join(bad)}; choose from {', '.join(PHASES)}")
     cfg["py_spy"] = str(VENV / "bin" / "py-spy")
     command = os.environ.get("BENCH_COMMAND") or "bench/run " + " ".join(sys.argv[1:])
 
@@ -273,7 +288,9 @@ def main() -> int:
         stamp = started.strftime("%Y-%m-%d") + ("-quick" if args.quick else "")
         md_path, json_path = out / f"{stamp}.md", out / f"{stamp}.json"
         md_path.write_text(markdown)
-        json_path.write_text(json.dumps({"meta": meta, "results": results}, indent=2, default=str) + "\n")
+        goals = [dataclasses.asdict(v) for v in verdicts(results)]
+        json_path.write_text(json.dumps({"meta": meta, "goals": goals, "results": results}, indent=2, default=str)
+                             + "\n")
         if not args.quick:
             (out / "LATEST.md").write_text(markdown)
         log(f"wrote {md_path.relative_to(ROOT)}, {json_path.relative_to(ROOT)}"

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.adapters import base_system
+from bench.goals import goals_table
+
 COLUMNS = [
     # key, header, kind (rate: higher is better; cost: lower is better), format
     ("enqueue_one", "enqueue, one at a time (runs/s)", "rate", "int"),
@@ -13,6 +16,8 @@ COLUMNS = [
     ("latency_p50_ms", "pickup p50 (ms)", "cost", "ms"),
     ("latency_p95_ms", "pickup p95 (ms)", "cost", "ms"),
     ("latency_p99_ms", "pickup p99 (ms)", "cost", "ms"),
+    ("latency_load_p50_ms", "pickup p50 under load (ms)", "cost", "ms"),
+    ("latency_load_p99_ms", "pickup p99 under load (ms)", "cost", "ms"),
     ("redis_cpu_per_10k", "Redis CPU (s / 10k runs)", "cost", "f2"),
     ("memory_per_run", "Redis memory (B / queued run)", "cost", "int"),
     ("calls_per_run", "Redis commands / run (drain)", "cost", "f1"),
@@ -49,7 +54,8 @@ def _err(res: dict[str, Any], key: str) -> str | None:
     errors = res.get("errors", {})
     phase = {"enqueue_one": "enqueue", "enqueue_many": "enqueue", "drain": "drain", "redis_cpu_per_10k": "drain",
              "calls_per_run": "drain", "latency_p50_ms": "latency", "latency_p95_ms": "latency",
-             "latency_p99_ms": "latency", "memory_per_run": "memory", "enqueue_bulk": "enqueue_bulk"}.get(key, key)
+             "latency_p99_ms": "latency", "memory_per_run": "memory", "enqueue_bulk": "enqueue_bulk",
+             "latency_load_p50_ms": "latency_load", "latency_load_p99_ms": "latency_load"}.get(key, key)
     e = errors.get(key) or errors.get(phase)
     if e is None:
         return None
@@ -59,21 +65,27 @@ def _err(res: dict[str, Any], key: str) -> str | None:
 def main_table(results: list[dict[str, Any]]) -> list[str]:
     baton = next((r for r in results if r.get("system") == "baton" and "failed" not in r), None)
     bm = baton["metrics"] if baton else {}
-    head = ["system", *[c[1] for c in COLUMNS]]
+    # pickup under load is Baton's unless peers were measured too (--phases latency_load)
+    peers_loaded = any("latency_load_p99_ms" in r.get("metrics", {}) for r in results if r is not baton)
+    columns = [c for c in COLUMNS if peers_loaded or not c[0].startswith("latency_load")]
+    head = ["system", *[c[1] for c in columns]]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for res in results:
         name = res["system"]
         if "failed" in res:
-            lines.append(f"| {name} | " + " | ".join(["failed"] + ["–"] * (len(COLUMNS) - 1)) + " |")
+            lines.append(f"| {name} | " + " | ".join(["failed"] + ["–"] * (len(columns) - 1)) + " |")
             continue
         cells = []
-        for key, _h, _kind, f in COLUMNS:
+        for key, _h, _kind, f in columns:
             m = res["metrics"].get(key)
             if m is None:
                 cells.append(_err(res, key) or "–")
             else:
                 cells.append(cell(m, f, bm.get(key), show_ratio=name != "baton"))
         label = f"**{name}**" if name == "baton" else name
+        processes = int((res["metrics"].get("drain") or {}).get("processes", 1))
+        if processes > 1:  # dramatiq-default: its default is one worker process per CPU
+            label += f" ({processes} processes)"
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines
 
@@ -81,6 +93,7 @@ def main_table(results: list[dict[str, Any]]) -> list[str]:
 def render(meta: dict[str, Any], results: list[dict[str, Any]]) -> str:
     cfg, mach = meta["config"], meta["machine"]
     out = [f"# Baton side-by-side benchmark, {meta['started'][:10]}{' (quick)' if meta.get('quick') else ''}", ""]
+    out += goals_table(results)
     out += [
         f"- Command: `{meta['command']}` (from the repository root; took {meta['duration_s'] / 60:.1f} min)",
         f"- Baton revision: {meta['git']['head']} ({meta['git']['subject']})"
@@ -98,7 +111,10 @@ def render(meta: dict[str, Any], results: list[dict[str, Any]]) -> str:
         "the system has it); time from the first job's start to the poll (every 20 ms) that sees the last "
         f"completion in the system's own state; capped at {cfg['drain_cap_s']} s (rate over what finished)",
         f"- Pickup latency: idle worker, {cfg['latency_n']} runs submitted {cfg['latency_gap_ms']} ms apart, "
-        "start time minus submit time recorded by the job",
+        "start time minus submit time recorded by the job; under load (Baton; a peer when named with --phases "
+        "latency_load): the same probes while the worker drains a steady load of no-op runs at half the drain "
+        "rate this run measured for it (submitted every 10 ms by a process of its own, with the bulk API where "
+        "there is one)",
         "- Redis CPU: INFO cpu (user+sys) from worker start to drained, per 10,000 runs; commands: INFO "
         "commandstats over the drain (includes commands run inside Lua scripts; harness polls excluded); "
         "worker CPU: user+sys of the worker's processes (/proc) from 5% of the drain to its end, per run",
@@ -123,8 +139,9 @@ def render(meta: dict[str, Any], results: list[dict[str, Any]]) -> str:
             out.append(f"| {name} | – | **failed**: {res['failed']} | – | – | – | – |")
             continue
         v = res.get("versions", {})
-        pkg = {"taskiq": "taskiq-redis"}.get(name)
-        ver = v.get(name, "?") + (f" ({pkg} {v[pkg]})" if pkg and pkg in v else "")
+        base = base_system(name)
+        pkg = {"taskiq": "taskiq-redis"}.get(base)
+        ver = v.get(base, "?") + (f" ({pkg} {v[pkg]})" if pkg and pkg in v else "")
         n = res["notes"]
         apis = f"{n['one']} / {n['in_flight']} / {n['bulk'] or 'n/a (no bulk API)'}"
         out.append(f"| {name} | {ver} | {n['worker']} | {apis} | {n['completion']} | {res.get('seconds', '?')} s "
@@ -170,6 +187,19 @@ def baton_sections(b: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
             f"- until the runs exist: {_m(b, 'enqueue_xadd')} runs/s",
             f"- the XADD pipelines alone: {_m(b, 'enqueue_xadd_client_only')} entries/s",
             f"- for comparison, `app.trigger_batch` (1,000 per call): {_m(b, 'enqueue_bulk')} runs/s", ""]
+    out += ["### Pickup latency by submit path", "",
+            f"{cfg['latency_n']} probe runs {cfg['latency_gap_ms']} ms apart, p50 / p95 / p99 in ms:", "",
+            "| submitted by | worker | p50 | p95 | p99 |", "|---|---|---|---|---|"]
+    for key, who, worker in (("latency", "`app.trigger`", "idle"),
+                             ("latency_xadd", "plain redis-py `XADD` to the submission stream", "idle"),
+                             ("latency_load", "`app.trigger`", "draining a background load")):
+        out.append(f"| {who} | {worker} | {_m(b, key + '_p50_ms', 'ms')} | {_m(b, key + '_p95_ms', 'ms')} | "
+                   f"{_m(b, key + '_p99_ms', 'ms')} |")
+    load = b["metrics"].get("latency_load_p99_ms") or {}
+    if load.get("load_target"):
+        out += ["", f"Background load: {load.get('load_rate') or float('nan'):,.0f} runs/s submitted "
+                f"(target {load['load_target']:,.0f}, half the measured drain rate)."]
+    out.append("")
     out += ["### Drain scaling", "", f"{cfg['n_drain']:,} queued no-op runs, runs/s:", "",
             "| worker processes × concurrency | runs/s | Redis CPU s/10k | worker CPU µs/run | worker busy (cores) |",
             "|---|---|---|---|---|"]

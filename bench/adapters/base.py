@@ -44,6 +44,12 @@ class Adapter:
     sync: ClassVar[bool] = False
     #: seconds a worker gets to exit after SIGTERM before SIGKILL (stopping is not measured)
     stop_timeout: ClassVar[float] = 15.0
+    #: OS processes one worker command runs (dramatiq's default forks one per CPU)
+    processes: ClassVar[int] = 1
+    #: the common phases this system runs by default (a variant of a peer skips what it shares with the
+    #: peer); "latency_load" is Baton's unless named with --phases: a peer without a bulk API pays one
+    #: client call per background run, and on 2 shared cores that producer takes CPU from its worker
+    phases: ClassVar[tuple[str, ...]] = ("enqueue", "drain", "latency", "memory")
 
     def __init__(self, redis_url: str, ns: str, log_dir: Path) -> None:
         self.redis_url = redis_url
@@ -77,6 +83,13 @@ class Adapter:
 
     async def enqueue_bulk(self, job: str, items: Sequence[dict[str, Any]]) -> None:
         raise NotSupported(f"{self.name} has no bulk enqueue API")
+
+    async def enqueue_now(self, job: str, items: Sequence[dict[str, Any]]) -> None:
+        """Submit a handful of runs at once (background load): the bulk API, else all in flight."""
+        try:
+            await self.enqueue_bulk(job, items)
+        except NotSupported:
+            await asyncio.gather(*(self.enqueue_one(job, d) for d in items))
 
     # -- workers -------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ class BatonAdapter(Adapter):
     worker_note = "python -m runtime worker (uvloop), BATON_CONCURRENCY=100"
     completion_note = "ZCARD of the `completed` status index; first start from the job"
     extra_env: ClassVar[dict[str, str]] = {}
+    phases = ("enqueue", "drain", "latency", "latency_load", "memory")
 
     async def setup(self) -> None:
         from bench.baton_app import app as jobs_app
@@ -34,8 +35,11 @@ class BatonAdapter(Adapter):
         self.keys = self.app.keys
         self.redis = self.app.redis
         self.first_id: str | None = None
+        self.plain: Any = None  # a plain redis-py client, for XADD probes (made on first use)
 
     async def teardown(self) -> None:
+        if self.plain is not None:
+            await self.plain.aclose()
         await self.app.close()
 
     async def enqueue_one(self, job: str, data: dict[str, Any]) -> None:
@@ -57,6 +61,15 @@ class BatonAdapter(Adapter):
             for d in items[start:start + BATCH]:
                 pipe.xadd(stream, {"job": job, "input": orjson.dumps(d)})
             await pipe.execute()
+
+    async def xadd_one(self, job: str, data: dict[str, Any]) -> None:
+        """One XADD to the submission stream by a plain redis-py client (not Baton's)."""
+        import orjson
+        import redis.asyncio as aioredis
+
+        if self.plain is None:
+            self.plain = aioredis.Redis.from_url(self.redis_url)
+        await self.plain.xadd(self.keys.submit_stream, {"job": job, "input": orjson.dumps(data)})
 
     def baton_env(self, concurrency: int, **extra: Any) -> dict[str, str]:
         env = {

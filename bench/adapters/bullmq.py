@@ -13,10 +13,10 @@ BATCH = 1000
 
 class BullmqAdapter(Adapter):
     name = "bullmq"
-    packages = ("bullmq", "redis", "hiredis")
+    packages = ("bullmq", "uvloop", "redis", "hiredis")
     one_api = "await queue.add()"
     bulk_api = f"queue.addBulk(), {BATCH} jobs per call"
-    worker_note = "bullmq.Worker, concurrency=100"
+    worker_note = "bullmq.Worker, concurrency=100, on uvloop (bench/peers/bullmq_worker.py)"
     completion_note = "queue.getJobCounts('completed')"
 
     async def setup(self) -> None:

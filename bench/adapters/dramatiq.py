@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from .base import venv_bin
@@ -33,3 +34,16 @@ class DramatiqAdapter(SyncAdapter):
 
     def completed_sync(self, expected: int) -> int:
         return expected - int(self.broker.client.hlen(f"{self.broker.namespace}:{self.ns}.msgs"))
+
+
+class DramatiqDefaultAdapter(DramatiqAdapter):
+    """``dramatiq`` with no options: its defaults are one process per CPU, 8 threads each."""
+
+    name = "dramatiq-default"
+    processes = os.cpu_count() or 1
+    worker_note = (f"dramatiq with its defaults: --processes {processes} (= CPUs) --threads 8; the drain row "
+                   "is this many worker processes, not one")
+    phases = ("drain", "latency")
+
+    def worker_argv(self, concurrency: int) -> list[str]:
+        return [venv_bin("dramatiq"), "bench.peers.dramatiq_app"]

@@ -1,4 +1,10 @@
-"""rq: ``Queue.enqueue`` / ``Queue.enqueue_many``; ``rq worker`` (forks a work horse per job)."""
+"""rq: ``Queue.enqueue`` / ``Queue.enqueue_many``; ``rq worker`` with its SimpleWorker class.
+
+rq's own notes on performance (docs/benchmark.md) measure SimpleWorker, which
+runs jobs in process instead of forking a work horse per job, about 6x faster,
+and advise it for jobs of single-digit milliseconds: the benchmark's no-op jobs.
+``rq-fork`` keeps the default forking Worker for comparison.
+"""
 
 from __future__ import annotations
 
@@ -16,8 +22,10 @@ class RqAdapter(SyncAdapter):
     packages = ("rq", "redis", "hiredis")
     one_api = "queue.enqueue()"
     bulk_api = f"queue.enqueue_many(), {BATCH} jobs per call"
-    worker_note = "rq worker: sync, one job at a time per process, forks a work horse per job"
+    worker_note = ("rq worker --worker-class rq.SimpleWorker: sync, one job at a time, in process (rq's advice "
+                   "for jobs of a few ms; variant rq-fork forks a work horse per job)")
     completion_note = "queue.finished_job_registry.count; first start from the first job's started_at"
+    worker_class = "rq.SimpleWorker"
 
     async def setup(self) -> None:
         from redis import Redis
@@ -48,7 +56,8 @@ class RqAdapter(SyncAdapter):
                 self.first_id = jobs[0].id
 
     def worker_argv(self, concurrency: int) -> list[str]:
-        return [venv_bin("rq"), "worker", "--url", self.redis_url, "--logging_level", "WARNING", self.ns]
+        return [venv_bin("rq"), "worker", "--url", self.redis_url, "--logging_level", "WARNING",
+                "--worker-class", self.worker_class, self.ns]
 
     def completed_sync(self, expected: int) -> int:
         return int(self.queue.finished_job_registry.count)
@@ -67,4 +76,13 @@ class RqAdapter(SyncAdapter):
             from datetime import UTC
 
             started = started.replace(tzinfo=UTC)
-        return started.timestamp()
+        return float(started.timestamp())
+
+
+class RqForkAdapter(RqAdapter):
+    """rq's default Worker: a forked work horse per job."""
+
+    name = "rq-fork"
+    worker_note = "rq worker (default Worker): sync, one job at a time, forks a work horse per job"
+    worker_class = "rq.Worker"
+    phases = ("drain",)

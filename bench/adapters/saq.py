@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-from .base import Adapter, venv_bin
+from .base import Adapter
 
 
 class SaqAdapter(Adapter):
     name = "saq"
-    packages = ("saq", "redis", "hiredis")
+    packages = ("saq", "uvloop", "redis", "hiredis")
     one_api = "await queue.enqueue()"
-    worker_note = "saq CLI, concurrency=100"
+    worker_note = "saq CLI on uvloop (bench/peers/on_uvloop.py; no measurable difference), concurrency=100"
     completion_note = "N − queue.count('incomplete')"
 
     async def setup(self) -> None:
@@ -27,7 +28,7 @@ class SaqAdapter(Adapter):
         await self.queue.enqueue(job, payload=data)
 
     def worker_argv(self, concurrency: int) -> list[str]:
-        return [venv_bin("saq"), "bench.peers.saq_app.settings"]
+        return [sys.executable, "-m", "bench.peers.on_uvloop", "saq", "bench.peers.saq_app.settings"]
 
     async def completed_count(self, expected: int) -> int:
         return expected - int(await self.queue.count("incomplete"))

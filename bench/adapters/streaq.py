@@ -12,10 +12,10 @@ BATCH = 1000
 
 class StreaqAdapter(Adapter):
     name = "streaq"
-    packages = ("streaq", "coredis", "redis", "hiredis")
+    packages = ("streaq", "coredis", "uvloop", "redis", "hiredis")
     one_api = "await task.enqueue().start()"
     bulk_api = f"worker.enqueue_many(), {BATCH} tasks per call"
-    worker_note = "streaq CLI, concurrency=100, silent tasks"
+    worker_note = "streaq CLI, concurrency=100 (prefetch defaults to it), silent tasks, uvloop (anyio's use_uvloop)"
     completion_note = "N − worker.queue_size() (streaq XDELs a task when it finishes)"
     poll_commands = 4
 

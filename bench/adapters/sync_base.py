@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from .base import Adapter
+from .base import Adapter, NotSupported
 
 
 class SyncAdapter(Adapter):
@@ -30,6 +30,14 @@ class SyncAdapter(Adapter):
         with ThreadPoolExecutor(max_workers=in_flight) as pool:
             for f in [pool.submit(self.enqueue_sync, job, d) for d in items]:
                 f.result()
+
+    async def enqueue_now(self, job: str, items: Sequence[dict[str, Any]]) -> None:
+        """Background load: the bulk API, else the sync API one after the other (the caller paces)."""
+        try:
+            await self.enqueue_bulk(job, items)
+        except NotSupported:
+            for d in items:
+                self.enqueue_sync(job, d)
 
     async def completed_count(self, expected: int) -> int:
         return self.completed_sync(expected)

@@ -7,6 +7,7 @@ import os
 import signal
 from typing import Any
 
+import uvloop
 from bullmq import Worker
 
 from bench.jobs_support import amark_first, arecord_latency
@@ -32,4 +33,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    uvloop.run(main())

@@ -1,4 +1,4 @@
-"""huey instance and tasks: ``python -m bench.peers.huey_consumer bench.peers.huey_app.huey -k greenlet``."""
+"""huey instance and tasks: ``huey_consumer bench.peers.huey_app.huey -k thread -w 100``."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from bench.jobs_support import record_latency
 
 
 def noop(payload: dict[str, Any]) -> None:
-    """Does nothing. (The first start is read from the first job's record: rq forks per job.)"""
+    """Does nothing. (The first start is read from the first job's record, the same for forking workers.)"""
 
 
 def latency(payload: dict[str, Any]) -> None:

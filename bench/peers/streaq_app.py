@@ -12,7 +12,8 @@ from bench.jobs_support import amark_first, arecord_latency
 
 def build(redis_url: str, ns: str, concurrency: int) -> tuple[Any, Any, Any]:
     """The worker and its two tasks (silent: no log line per task, like every system here)."""
-    worker = Worker(redis_url=redis_url, queue_name=ns, concurrency=concurrency)
+    # anyio_kwargs go to anyio.run: its asyncio backend's documented use_uvloop option
+    worker = Worker(redis_url=redis_url, queue_name=ns, concurrency=concurrency, anyio_kwargs={"use_uvloop": True})
 
     @worker.task(silent=True, name="noop")
     async def noop(payload: dict[str, Any]) -> None:
