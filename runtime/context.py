@@ -21,7 +21,6 @@ import contextlib
 import contextvars
 import hashlib
 import inspect
-import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -36,6 +35,8 @@ from .fencing import LeaseClock, lease_margin_s
 from .ids import routed_run_id
 from .limits import check_size, check_tags, fit_log_entry
 from .records import iso
+from .run_logs import RunLogCapture, RunLogger, current_run, dumps
+from .run_records import RunRecords
 from .statuses import TERMINAL
 from .tracing import span
 
@@ -44,12 +45,6 @@ if TYPE_CHECKING:
     from .scripts import Claimed
 
 __all__ = ["ContinueAsNew", "RunContext", "RunLogCapture", "RunLogger", "Suspend", "current_run"]
-
-#: The context of the run whose handler is executing (also inside its threads).
-current_run: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar("baton_current_run", default=None)
-
-_LEVELS = {logging.DEBUG: "info", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error",
-           logging.CRITICAL: "error"}
 
 
 class Suspend(BaseException):
@@ -68,65 +63,7 @@ class ContinueAsNew(BaseException):
         self.payload = payload
 
 
-def _dumps(value: Any) -> str:
-    return orjson.dumps(value).decode()
-
-
-class RunLogger:
-    """``ctx.log.info/warn/error(message, *args, **data)``: a run log entry and a daemon log line.
-
-    The entry is the seed's LogEntry (id, runId, stepName, level, message, data,
-    timestamp). Standard ``logging`` calls made while the handler runs are
-    captured the same way (see :class:`RunLogCapture`).
-    """
-
-    def __init__(self, job: str) -> None:
-        self._logger = logging.getLogger(f"baton.job.{job}")
-
-    def _log(self, level: int, message: str, args: tuple[Any, ...], data: dict[str, Any]) -> None:
-        self._logger.log(level, message, *args, extra={"baton_data": data or None}, stacklevel=3)
-
-    def debug(self, message: str, *args: Any, **data: Any) -> None:
-        """Log at debug level (recorded as info in the run log)."""
-        self._log(logging.DEBUG, message, args, data)
-
-    def info(self, message: str, *args: Any, **data: Any) -> None:
-        """Log at info level."""
-        self._log(logging.INFO, message, args, data)
-
-    def warn(self, message: str, *args: Any, **data: Any) -> None:
-        """Log at warn level."""
-        self._log(logging.WARNING, message, args, data)
-
-    warning = warn
-
-    def error(self, message: str, *args: Any, **data: Any) -> None:
-        """Log at error level."""
-        self._log(logging.ERROR, message, args, data)
-
-
-class RunLogCapture(logging.Handler):
-    """Copies log records made inside a handler into that run's log.
-
-    Installed once on the root logger by the executor; records from Baton's own
-    machinery (``baton.*`` except ``baton.job.*``) are not copied.
-    """
-
-    def emit(self, record: logging.LogRecord) -> None:
-        ctx = current_run.get()
-        if ctx is None:
-            return
-        if record.name.startswith("baton.") and not record.name.startswith("baton.job."):
-            return
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a bad format string must not break the handler
-            message = str(record.msg)
-        ctx._add_log(_LEVELS.get(record.levelno, "info"), message, getattr(record, "baton_data", None),
-                     record.created)
-
-
-class RunContext:
+class RunContext(RunRecords):
     """What a handler can do with its run. Create with :meth:`for_claim` (the executor does)."""
 
     def __init__(self, app: Baton, claimed: Claimed, steps: dict[str, dict[str, Any]] | None = None,
@@ -231,7 +168,7 @@ class RunContext:
     async def _record(self, name: str, index: int, record: dict[str, Any]) -> None:
         completed = record["status"] == "completed"
         await self.flush()
-        code = await self._app.scripts.record_step(self.run_id, self._token, name, index, _dumps(record), completed)
+        code = await self._app.scripts.record_step(self.run_id, self._token, name, index, dumps(record), completed)
         if code == -1:
             raise LeaseLost(f"run {self.run_id}: lease lost; step {name!r} not recorded")
         raise_for_status(code, self.run_id)
@@ -329,7 +266,7 @@ class RunContext:
     def progress(self, current: float, total: float | None = None, message: str | None = None) -> None:
         """Report progress (the seed's Progress); readable on the run at once after the next flush."""
         value = {"current": current, "total": total, "message": message}
-        data = check_size("progress", _dumps(value), self._app.settings, "max_record_bytes")
+        data = check_size("progress", dumps(value), self._app.settings, "max_record_bytes")
         with self._lock:
             self._fields["progress"] = data
             self._events.append(("progress", data))
@@ -338,7 +275,7 @@ class RunContext:
     def set_metadata(self, **values: Any) -> None:
         """Merge keys into the run's metadata (written with the next flush)."""
         merged = {**self.metadata, **values}
-        data = check_size("the run's metadata", _dumps(merged), self._app.settings, "max_metadata_bytes")
+        data = check_size("the run's metadata", dumps(merged), self._app.settings, "max_metadata_bytes")
         self.metadata = merged
         with self._lock:
             self._fields["metadata"] = data
@@ -362,7 +299,7 @@ class RunContext:
         check_tags(merged)
         self.tags = merged
         with self._lock:
-            self._fields["tags"] = _dumps(self.tags)
+            self._fields["tags"] = dumps(self.tags)
         self._buffered()
 
     async def flush(self) -> None:
@@ -384,102 +321,6 @@ class RunContext:
             if self._chunk_task is not None:
                 await asyncio.shield(self._chunk_task)
 
-    # -- AI runs: usage, tool calls, structured outputs, streamed chunks --------
-
-    def _add_record(self, kind: str, record: dict[str, Any]) -> None:
-        with self._lock:
-            self._rec_seq += 1
-            full = {"id": f"{self.run_id}:{self.attempt}:{kind[0]}{self._rec_seq}", "run_id": self.run_id,
-                    **record, "attempt": self.attempt, "step_name": self._current_step,
-                    "created_at": iso(self.now_ms())}
-            try:
-                data = _dumps(full)
-            except TypeError as exc:
-                raise TypeError(f"{kind} record is not JSON-serialisable: {exc}") from None
-            # a structured output is a result (max_output_bytes); usage and tool calls are records
-            limit = "max_output_bytes" if kind == "output" else "max_record_bytes"
-            self._records.append((kind, check_size(f"the {kind} record", data, self._app.settings, limit)))
-        self._buffered()
-
-    def record_usage(self, provider: str, model: str, prompt_tokens: int = 0, completion_tokens: int = 0,
-                     total_tokens: int | None = None, cost_microusd: int = 0) -> None:
-        """Record one model call's token usage and cost (millionths of a US dollar); written with the next
-        flush and listed by ``GET /v1/runs/{id}/usage``."""
-        self._add_record("usage", {
-            "provider": provider, "model": model, "prompt_tokens": int(prompt_tokens),
-            "completion_tokens": int(completion_tokens),
-            "total_tokens": int(prompt_tokens) + int(completion_tokens) if total_tokens is None else int(total_tokens),
-            "cost_microusd": int(cost_microusd),
-        })
-
-    def record_tool_call(self, tool_name: str, input: Any = None, output: Any = None, *,
-                         duration_ms: float | None = None, status: str = "completed",
-                         error: str | None = None) -> None:
-        """Record one tool call (input, output, duration, status); listed by ``GET /v1/runs/{id}/tool-calls``."""
-        self._add_record("tool_call", {
-            "tool_name": tool_name, "input": input, "output": output,
-            "duration_ms": None if duration_ms is None else int(duration_ms), "status": status, "error": error,
-        })
-
-    def output(self, key: str, value: Any, schema: dict[str, Any] | None = None) -> None:
-        """Record a structured output under ``key`` (a later one with the same key supersedes it).
-
-        With a JSON Schema, ``value`` must match it (``ValueError`` otherwise).
-        """
-        if not isinstance(key, str) or not key or len(key) > 256:
-            raise ValueError("output key must be a non-empty string of at most 256 characters")
-        if schema is not None:
-            import jsonschema
-
-            try:
-                jsonschema.validate(value, schema)
-            except jsonschema.ValidationError as exc:
-                raise ValueError(f"output {key!r} does not match its schema: {exc.message}") from None
-            except jsonschema.SchemaError as exc:
-                raise ValueError(f"the schema of output {key!r} is not a valid JSON Schema: {exc.message}") from None
-        self._add_record("output", {"output_key": key, "schema": schema, "value": value})
-
-    def stream(self, chunk: Any) -> None:
-        """Stream a chunk (e.g. LLM tokens) to ``GET /v1/runs/{id}/stream/chunks`` as it is produced.
-
-        The write starts at once (chunks produced meanwhile go out together, in order); callable from the
-        handler's thread too. Fenced like every other write; any still pending are written at the next
-        step boundary and before the attempt's outcome.
-        """
-        data = check_size("the stream chunk", _dumps(chunk), self._app.settings, "max_record_bytes")
-        with self._lock:
-            self._chunks.append(("chunk", data))
-        loop = self._loop
-        if loop is None:
-            return
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            self._kick_chunks()
-        else:
-            loop.call_soon_threadsafe(self._kick_chunks)
-
-    def _kick_chunks(self) -> None:
-        if self._loop is not None and (self._chunk_task is None or self._chunk_task.done()):
-            self._chunk_task = self._loop.create_task(self._write_chunks())
-
-    async def _write_chunks(self) -> None:
-        """The only writer of chunks (so they stay in order): drains the buffer until it is empty."""
-        while True:
-            with self._lock:
-                chunks, self._chunks = self._chunks, []
-            if not chunks:
-                return
-            try:
-                if await self._app.scripts.append(self.run_id, self._token, "chunks", chunks) == -1:
-                    return  # lease lost: the flush loop notices and stops the handler
-            except Exception as exc:  # noqa: BLE001 - a failed chunk write must not kill the handler
-                logging.getLogger("baton.context").warning("could not write chunks of run %s: %s",
-                                                           self.run_id, exc)
-                return
-
     async def debug_enabled(self) -> bool:
         """Whether debug mode is on for this run (``POST /v1/runs/{id}/debug``); read from Redis each call."""
         p = self._app.keys.partition_of_run(self.run_id)
@@ -494,7 +335,7 @@ class RunContext:
 
     async def checkpoint(self, state: Any, source: str = "handler") -> int:
         """Store a sequenced snapshot of state; returns its sequence number."""
-        state_json = check_size("the checkpoint state", _dumps(state), self._app.settings, "max_checkpoint_bytes")
+        state_json = check_size("the checkpoint state", dumps(state), self._app.settings, "max_checkpoint_bytes")
         await self.flush()
         seq = await self._app.scripts.checkpoint(self.run_id, self._token, source, state_json)
         if seq == -1:

@@ -1,0 +1,79 @@
+"""A run's log: ``ctx.log`` and the capture of standard ``logging`` calls made inside a handler."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+if TYPE_CHECKING:
+    from .context import RunContext
+
+__all__ = ["RunLogCapture", "RunLogger", "current_run", "dumps"]
+
+#: The context of the run whose handler is executing (also inside its threads).
+current_run: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar("baton_current_run", default=None)
+
+_LEVELS = {logging.DEBUG: "info", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error",
+           logging.CRITICAL: "error"}
+
+
+def dumps(value: Any) -> str:
+    """A value as JSON text."""
+    return orjson.dumps(value).decode()
+
+
+class RunLogger:
+    """``ctx.log.info/warn/error(message, *args, **data)``: a run log entry and a daemon log line.
+
+    The entry is the seed's LogEntry (id, runId, stepName, level, message, data,
+    timestamp). Standard ``logging`` calls made while the handler runs are
+    captured the same way (see :class:`RunLogCapture`).
+    """
+
+    def __init__(self, job: str) -> None:
+        self._logger = logging.getLogger(f"baton.job.{job}")
+
+    def _log(self, level: int, message: str, args: tuple[Any, ...], data: dict[str, Any]) -> None:
+        self._logger.log(level, message, *args, extra={"baton_data": data or None}, stacklevel=3)
+
+    def debug(self, message: str, *args: Any, **data: Any) -> None:
+        """Log at debug level (recorded as info in the run log)."""
+        self._log(logging.DEBUG, message, args, data)
+
+    def info(self, message: str, *args: Any, **data: Any) -> None:
+        """Log at info level."""
+        self._log(logging.INFO, message, args, data)
+
+    def warn(self, message: str, *args: Any, **data: Any) -> None:
+        """Log at warn level."""
+        self._log(logging.WARNING, message, args, data)
+
+    warning = warn
+
+    def error(self, message: str, *args: Any, **data: Any) -> None:
+        """Log at error level."""
+        self._log(logging.ERROR, message, args, data)
+
+
+class RunLogCapture(logging.Handler):
+    """Copies log records made inside a handler into that run's log.
+
+    Installed once on the root logger by the executor; records from Baton's own
+    machinery (``baton.*`` except ``baton.job.*``) are not copied.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        ctx = current_run.get()
+        if ctx is None:
+            return
+        if record.name.startswith("baton.") and not record.name.startswith("baton.job."):
+            return
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001 - a bad format string must not break the handler
+            message = str(record.msg)
+        ctx._add_log(_LEVELS.get(record.levelno, "info"), message, getattr(record, "baton_data", None),
+                     record.created)
