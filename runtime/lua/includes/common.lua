@@ -227,6 +227,11 @@ function make_terminal(pfx, id, status, now, ttl_ms, cap, batch)  -- the local d
     for _, v in ipairs(batch.sets or {}) do sets[#sets + 1] = v end
     for _, v in ipairs(batch.dels or {}) do dels[#dels + 1] = v end
   end
+  -- (a run that never started may still count as admitted; settle's runs started)
+  if not (batch and batch.rec) and rec.adm then
+    adm_leave(pfx, id, rec.job, rec.queue, rec.adm)
+    dels[#dels + 1] = 'adm'
+  end
   call('HSET', rk, unpack(sets))
   call('HDEL', rk, unpack(dels))
   local index = K.status(pfx, status)
@@ -240,11 +245,6 @@ function make_terminal(pfx, id, status, now, ttl_ms, cap, batch)  -- the local d
     trim_index(pfx, index, now, ttl_ms, cap)
   end
   local parent, queue, notify, dents = rec.parent_id, rec.queue, rec.notify, rec.sat_dents
-  -- (a run that never started may still count as admitted; settle's runs started)
-  if not (batch and batch.rec) and rec.adm then
-    adm_leave(pfx, id, rec.job, queue, rec.adm)
-    call('HDEL', rk, 'adm')
-  end
   if notify then notify_finished(pfx, id, status, now) end
   count_finished(pfx, queue, now, batch and batch.trims)
   if parent then
