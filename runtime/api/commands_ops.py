@@ -298,16 +298,21 @@ def _shared_row(limit: dict[str, Any]) -> list[str]:
             "yes" if limit["override"] else "no", str(limit["pool_leased"]), ",".join(limit["jobs"]) or "-"]
 
 
+async def _get_clear_or_set(api: ApiClient, path: str, verb: str, body: Callable[[], dict[str, Any]]) -> Any:
+    """A limits resource read (``get``), cleared (``clear``) or replaced with ``body()`` (``set``: only its
+    parser has the options the body is made of)."""
+    if verb == "get":
+        return await api.get(path)
+    if verb == "clear":
+        return await api.delete(path)
+    return await api.request("PUT", path, body=body())
+
+
 async def _shared_limits(api: ApiClient, ns: argparse.Namespace, out: TextIO) -> int:
     if ns.limits_command == "shared-ls":
         return await _listing(api, "/v1/limits", ns, out, _shared_row, SHARED_HEADERS)
-    path = f"/v1/limits/{_p(ns.name)}"
-    if ns.limits_command == "shared-get":
-        limit = await api.get(path)
-    elif ns.limits_command == "shared-clear":
-        limit = await api.delete(path)
-    else:
-        limit = await api.request("PUT", path, body={"pool_size": ns.pool, "rate_limit": ns.rate})
+    limit = await _get_clear_or_set(api, f"/v1/limits/{_p(ns.name)}", ns.limits_command.removeprefix("shared-"),
+                                    lambda: {"pool_size": ns.pool, "rate_limit": ns.rate})
     if ns.json:
         _dump(limit, out)
     else:
@@ -318,15 +323,9 @@ async def _shared_limits(api: ApiClient, ns: argparse.Namespace, out: TextIO) ->
 async def _limits(api: ApiClient, ns: argparse.Namespace, out: TextIO) -> int:
     if ns.limits_command.startswith("shared-"):
         return await _shared_limits(api, ns, out)
-    path = f"/v1/jobs/{_p(ns.job)}/limits"
-    if ns.limits_command == "get":
-        limits = await api.get(path)
-    elif ns.limits_command == "clear":
-        limits = await api.delete(path)
-    else:
-        limits = await api.request("PUT", path, body={
-            "max_concurrency": ns.max_concurrency, "max_concurrency_per_key": ns.max_per_key,
-            "rate_limit": ns.rate, "rate_limit_per_key": ns.rate_per_key})
+    limits = await _get_clear_or_set(api, f"/v1/jobs/{_p(ns.job)}/limits", ns.limits_command, lambda: {
+        "max_concurrency": ns.max_concurrency, "max_concurrency_per_key": ns.max_per_key,
+        "rate_limit": ns.rate, "rate_limit_per_key": ns.rate_per_key})
     if ns.json:
         _dump(limits, out)
     else:

@@ -93,9 +93,9 @@ end
 -- a terminal status) are all in the record (attempts, finished_at): readers
 -- derive them (runtime/timeline.py), so they are written to the timeline only
 -- for a watched run (record field tl, set by run_watch for a live reader that
--- blocks on the stream). `watched` is the run's tl field when the caller read it.
+-- blocks on the stream). `watched` is the run's tl field, which every caller
+-- reads with the fields it needs anyway (no read of its own here).
 local function add_derived_event(pfx, id, kind, data, now, watched)
-  if watched == nil then watched = call('HGET', K.run(pfx, id), 'tl') end
   if watched then add_event(pfx, id, kind, data, now) end
 end
 
