@@ -105,9 +105,18 @@ class _FollowsMaster:
     connection_pool: Any
     host: str
     port: int
+    #: set by connect_to, which was just given the master's address: no second query of the sentinels
+    _address_fresh = False
+
+    async def connect_to(self, address: tuple[str, int]) -> None:
+        self._address_fresh = True
+        try:
+            await super().connect_to(address)  # type: ignore[misc]  # the redis-py class after this mixin
+        finally:
+            self._address_fresh = False
 
     async def _connect(self) -> None:
-        if self.connection_pool.is_master:
+        if self.connection_pool.is_master and not self._address_fresh:
             self.host, self.port = await self.connection_pool.get_master_address()
         await super()._connect()  # type: ignore[misc]  # the redis-py connection class after this mixin
 
