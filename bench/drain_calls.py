@@ -36,6 +36,12 @@ def _cpu(client: Any) -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
+def _process_cpu(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux /proc)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def drain_once(runs: int) -> dict[str, Any]:
     """Queue ``runs`` runs, drain them with one worker process, return the per-run figures."""
     server = RedisProcess().start()
@@ -52,26 +58,36 @@ async def drain_once(runs: int) -> dict[str, Any]:
         for start in range(0, runs, 1000):
             await app.trigger_batch(items[start:start + 1000])
         client = redis.Redis.from_url(server.url)
-        before, cpu_before, started = commandstats(client), _cpu(client), time.perf_counter()
+        # the worker starts on a paused queue, so its start-up is not counted
+        await app.pause_queue("default")
+        concurrency = os.environ.get("BATON_CONCURRENCY", "100")
         env = {**os.environ, "PYTHONPATH": str(ROOT), "BATON_REDIS_URL": server.url, "BENCH_REDIS_URL": server.url,
-               "BATON_METRICS_PORT": "0", "BATON_CONCURRENCY": "100", "BATON_LOG_LEVEL": "WARNING",
+               "BATON_METRICS_PORT": "0", "BATON_CONCURRENCY": concurrency, "BATON_LOG_LEVEL": "WARNING",
                "BATON_OBSERVE_INTERVAL_MS": "0"}
         worker = subprocess.Popen([sys.executable, "-m", "runtime", "worker", "--app", "bench.baton_app:app"],
                                   cwd=ROOT, env=env, stdin=subprocess.DEVNULL)
+        while not client.zcard(app.keys.nodes):
+            if worker.poll() is not None:
+                raise SystemExit(f"the worker exited with {worker.returncode}")
+            time.sleep(0.05)
+        before, cpu_before, started = commandstats(client), _cpu(client), time.perf_counter()
+        worker_before = _process_cpu(worker.pid)
+        await app.resume_queue("default")
         done = app.keys.partitions[0].status("completed")
         while client.zcard(done) < runs:
             if worker.poll() is not None:
                 raise SystemExit(f"the worker exited with {worker.returncode}")
             time.sleep(0.05)
         seconds = time.perf_counter() - started
-        after, cpu_after = commandstats(client), _cpu(client)
+        after, cpu_after, worker_after = commandstats(client), _cpu(client), _process_cpu(worker.pid)
         calls = {k: after.get(k, 0) - before.get(k, 0) for k in after if k not in _HARNESS}
         calls = {k: v for k, v in calls.items() if v > 0}
         return {
             "runs": runs, "runs_per_s": round(runs / seconds), "commands_per_run": round(sum(calls.values()) / runs, 2),
             "redis_cpu_us_per_run": round((cpu_after - cpu_before) / runs * 1e6, 1),
+            "worker_cpu_us_per_run": round((worker_after - worker_before) / runs * 1e6, 1),
             "by_command": {k: round(v / runs, 2) for k, v in sorted(calls.items(), key=lambda kv: -kv[1])
-                           if v / runs >= 0.05},
+                           if v / runs >= 0.001},
         }
     finally:
         if worker is not None:

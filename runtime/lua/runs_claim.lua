@@ -35,6 +35,9 @@
           labels it lacks are skipped, runs that prefer them wait their
           preference out first (includes/affinity.lua)
   ARGV[15] priority aging: ms of waiting that count as one priority level (0: none)
+  ARGV[16] most runs to lease in this call (default: the max above): a node fills
+           its slots in pieces; only when a piece comes back short (the queues ran
+           dry) does it register for the rest of that max
   Runs handed to the node but not yet received count against ARGV[4].
   Returns: {now_ms, ms until a rate limit lets a skipped run go (-1 none),
     then the fields of each leased run, in the order CLAIM_FIELDS
@@ -52,18 +55,22 @@ local want, scan = tonumber(ARGV[4]), tonumber(ARGV[5])
 local fin_ttl, cap = tonumber(ARGV[9]), tonumber(ARGV[10])
 local received, reg_ttl, reg_most = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
 local aging_ms = tonumber(ARGV[15] or '0')
+local piece = tonumber(ARGV[16] or ARGV[4])
 local now = now_ms()
 if reg_ttl > 0 then
   local pending = tonumber(call('HGET', K.handed(pfx), node) or '0') - received
   if pending > 0 then want = want - pending end
 end
 local runs, retry_in = {}, -1
-if want > 0 then
-  runs, retry_in = claim_runs(pfx, node, ttl, want, scan, ARGV[6], ARGV[7], tonumber(ARGV[8]), fin_ttl, cap, now,
+local take = math.min(want, piece)
+if take > 0 then
+  runs, retry_in = claim_runs(pfx, node, ttl, take, scan, ARGV[6], ARGV[7], tonumber(ARGV[8]), fin_ttl, cap, now,
     ARGV[14], aging_ms)
 end
 if reg_ttl > 0 then
-  local room = math.min(want - #runs / CLAIMED_SIZE, reg_most)
+  local took = #runs / CLAIMED_SIZE
+  local room = 0
+  if took < take or take == want then room = math.min(want - took, reg_most) end
   if room > 0 then
     waiter_register(pfx, node, room, scan, ARGV[6], ARGV[7], ttl, fin_ttl, cap, reg_ttl, ARGV[14], aging_ms)
   else

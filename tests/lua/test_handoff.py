@@ -269,3 +269,25 @@ async def test_a_run_its_node_took_is_charged_when_the_lease_expires(lua: Lua) -
     run = await lua.run(run_id)
     assert run["status"] == "delayed" and run["charged"] == "1"
     assert [a["status"] for a in orjson.loads(run["attempts"])] == ["crashed"]
+
+
+async def test_a_node_claiming_in_pieces_registers_only_when_a_piece_comes_back_short(lua: Lua) -> None:
+    # Given five queued runs and a node with ten free slots that claims three at a time
+    for n in range(5):
+        await lua.create_one(input=n)
+    # When its first piece comes back full
+    first, _ = await lua.scripts.claim(lua.part, "node-a", 10, ["default"], ["work"], 0,
+                                       register_ms=REGISTER_MS, piece=3)
+    # Then it leased three and is not registered (more runs are likely queued)
+    assert len(first) == 3
+    assert await lua.redis.exists(lua.part.waiter("node-a")) == 0
+    # When its next piece comes back short (the queue ran dry)
+    second, _ = await lua.scripts.claim(lua.part, "node-a", 7, ["default"], ["work"], 0,
+                                        register_ms=REGISTER_MS, piece=3)
+    # Then it leased the last two and registered for the rest of its room, not of the piece
+    assert len(second) == 2
+    registration = orjson.loads(await lua.redis.get(lua.part.waiter("node-a")))
+    assert registration[0] == 5
+    # And a new run is handed to it at once
+    run_id = await lua.create_one(input=9)
+    assert [c.run_id for c in await pushed(lua)] == [run_id]
