@@ -154,8 +154,10 @@ class Intake(Actor[None]):
                 entries = await (prefetch or self._read(">"))
                 # while busy, read the next batch as this one is created: the read
                 # overlaps the work (entries read but unprocessed stay pending for
-                # this consumer, so a crash here loses nothing)
-                prefetch = asyncio.ensure_future(self._read(">")) if entries else None
+                # this consumer, so a crash here loses nothing). A lone entry means a
+                # quiet stream: there the read's own Python would only delay the entry's
+                # create call (stream pickup p50 ~1.0 -> ~0.8 ms without it)
+                prefetch = asyncio.ensure_future(self._read(">")) if len(entries) > 1 else None
                 await self.process(entries)
         except asyncio.CancelledError:
             raise
