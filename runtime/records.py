@@ -11,8 +11,8 @@ import orjson
 from .codec import text
 from .statuses import LIVE, TERMINAL
 
-__all__ = ["LIVE_STATUSES", "SOURCE_TRIGGER", "TERMINAL_STATUSES", "Attempt", "Run", "iso", "stored_int",
-           "stored_json", "stored_ms", "text", "timeline_entry"]
+__all__ = ["ATTEMPT_FIELDS", "LIVE_STATUSES", "SOURCE_TRIGGER", "TERMINAL_STATUSES", "Attempt", "Run", "iso",
+           "record_attempts", "stored_int", "stored_json", "stored_ms", "text", "timeline_entry"]
 
 #: Statuses a run never leaves (its record then expires by retention).
 TERMINAL_STATUSES = frozenset(TERMINAL)
@@ -85,6 +85,31 @@ def timeline_entry(eid: Any, fields: dict[Any, Any]) -> dict[str, Any]:
     f = {text(k): v for k, v in fields.items()}
     return {"id": text(eid), "type": text(f.get("type", b"")), "data": stored_json(f.get("data")),
             "ts": stored_int(f.get("ts")) or 0}
+
+
+#: The record fields :func:`record_attempts` reads.
+ATTEMPT_FIELDS = ("status", "attempts", "attempt", "attempt_started_at", "finished_at", "done_by")
+
+
+def record_attempts(fields: dict[str, str]) -> list[dict[str, Any]]:
+    """Every ended attempt of a run, from its record fields (text values by name).
+
+    ``attempts`` holds each ended attempt as JSON, except the one that completed the run:
+    runs_finish writes no entry for it (one attempt's JSON, ~130 bytes, would switch the
+    record to Redis's hashtable encoding, four times larger) but leaves ``done_by``, its
+    node; its number, start and end are the record's ``attempt``, ``attempt_started_at``
+    and ``finished_at``. A record without ``done_by`` (older runs) has them all stored.
+    """
+    stored = stored_json(fields.get("attempts"), [])
+    attempts = [a for a in stored if isinstance(a, dict)] if isinstance(stored, list) else []
+    number = stored_int(fields.get("attempt"))
+    if fields.get("status") == "completed" and "done_by" in fields and number is not None \
+            and all(stored_int(a.get("number")) != number for a in attempts):
+        attempts.append({"number": number, "status": "completed",
+                         "started_at": stored_int(fields.get("attempt_started_at")),
+                         "finished_at": stored_int(fields.get("finished_at")),
+                         "worker_id": fields.get("done_by", ""), "error": None})
+    return attempts
 
 
 def _typed(value: Any, kind: type, default: Any) -> Any:
@@ -256,7 +281,7 @@ class Run:
                 started_at_ms=stored_ms(a.get("started_at")), finished_at_ms=stored_ms(a.get("finished_at")),
                 worker_id=text(a.get("worker_id") or ""), error=_error(a.get("error") or None),
             )
-            for a in _typed(js("attempts", []), list, []) if isinstance(a, dict)
+            for a in record_attempts(d)
         ]
         return cls(
             id=d.get("id") or run_id, job=d.get("job", ""), queue=d.get("queue", ""), status=d.get("status", ""),

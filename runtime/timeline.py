@@ -2,7 +2,8 @@
 
 The status changes every run goes through (a lease taken, an attempt ended, the terminal status)
 are all in the run record: ``attempts`` holds each ended attempt (number, status, started_at,
-finished_at, worker_id, error), ``attempt``/``attempt_started_at``/``lease_node`` the one in
+finished_at, worker_id, error; the completing one is derived, see records.record_attempts),
+``attempt``/``attempt_started_at``/``lease_node`` the one in
 progress, ``status``/``finished_at`` the end. Writing them to the stream as well cost three XADDs
 per run that almost nobody reads, so the scripts write them only for a *watched* run (record field
 ``tl``, set by ``run_watch`` when a live reader opens: it blocks on the stream and must wake for
@@ -21,7 +22,7 @@ import orjson
 
 from .codec import text
 from .keys import Partition
-from .records import TERMINAL_STATUSES, stored_int, stored_json, timeline_entry
+from .records import ATTEMPT_FIELDS, TERMINAL_STATUSES, record_attempts, stored_int, timeline_entry
 
 __all__ = ["DERIVED_SEQ", "DERIVED_TYPES", "RECORD_FIELDS", "Dedup", "derived_events", "event_id_key", "is_derived",
            "merge", "read_timeline", "same_event_key"]
@@ -30,7 +31,7 @@ __all__ = ["DERIVED_SEQ", "DERIVED_TYPES", "RECORD_FIELDS", "Dedup", "derived_ev
 #: derived event sorts after the stored events of its millisecond and never collides with one.
 DERIVED_SEQ = 1 << 62
 #: The record fields derivation reads.
-RECORD_FIELDS = ("status", "attempts", "attempt", "attempt_started_at", "lease_node", "finished_at")
+RECORD_FIELDS = (*ATTEMPT_FIELDS, "lease_node")
 
 
 def event_id_key(event_id: str) -> tuple[int, int]:
@@ -69,10 +70,7 @@ def derived_events(fields: dict[str, Any]) -> list[dict[str, Any]]:
     f = {k: text(v) for k, v in fields.items() if v is not None}
     out: list[dict[str, Any]] = []
     top = 0
-    attempts = stored_json(f.get("attempts"), [])
-    for a in attempts if isinstance(attempts, list) else []:
-        if not isinstance(a, dict):
-            continue
+    for a in record_attempts(f):
         number = stored_int(a.get("number")) or 0
         top = max(top, number)
         started, finished = stored_int(a.get("started_at")), stored_int(a.get("finished_at"))

@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from runtime.jobs import Backoff, JobOptions
+from runtime.records import record_attempts
 from runtime.scripts import Claimed, Outcome, Scripts
 from tests.lua.support import Listener, Lua, priority_of
 
@@ -24,9 +25,8 @@ async def leased(lua: Lua, node: str = "node-a", charged_before: int = 0, job: s
 
 
 def attempts(run: dict[str, str]) -> list[dict[str, Any]]:
-    """The attempts JSON list of a run record."""
-    value: list[dict[str, Any]] = orjson.loads(run["attempts"])
-    return value
+    """The ended attempts of a run record (the completing one derived, as every reader does)."""
+    return record_attempts(run)
 
 
 async def test_wrong_token_is_fenced_off_and_nothing_is_written(lua: Lua) -> None:
@@ -78,6 +78,23 @@ async def test_completed_is_terminal_with_output_ttl_and_index(lua: Lua) -> None
     [a] = attempts(run)
     assert a == {"number": 1, "status": "completed", "started_at": c.claimed_at_ms,
                  "finished_at": int(run["finished_at"]), "worker_id": "node-9", "error": None}
+    # And the record keeps Redis's compact encoding while it is kept: nothing past the listpack
+    # value limit was written (one attempt's JSON would have made it a hashtable, 4x larger)
+    assert await lua.redis.object("encoding", lua.part.run(c.run_id)) in (b"listpack", b"ziplist")
+
+
+async def test_a_run_completed_on_a_later_attempt_lists_every_attempt_once(lua: Lua) -> None:
+    # Given a run whose first attempt failed and whose second one completes
+    first = await leased(lua, node="node-1")
+    assert await lua.finish(first, "failed", error_json=ERROR) == "delayed"
+    await lua.redis.zadd(lua.part.delayed, {first.run_id: 0})
+    await lua.scripts.promote(lua.part)
+    second = await lua.claim_one(first.run_id, node="node-2")
+    assert await lua.finish(second, "completed", output_json="1") == "completed"
+    # Then both attempts read back in order, the completing one derived from the record
+    run = await lua.run(first.run_id)
+    assert [(a["number"], a["status"], a["worker_id"]) for a in attempts(run)] == [
+        (1, "failed", "node-1"), (2, "completed", "node-2")]
 
 
 @pytest.mark.parametrize(

@@ -49,11 +49,24 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
   if outcome ~= 'completed' and r.cancel_requested == '1' then outcome = 'canceled' end
 
   -- the attempt record: one per lease, written exactly once here
+  local function attempt_record()
+    return '{"number":' .. (r.attempt or '0') .. ',"status":' .. cjson.encode(outcome)
+      .. ',"started_at":' .. (r.attempt_started_at or 'null') .. ',"finished_at":' .. now
+      .. ',"worker_id":' .. cjson.encode(r.lease_node or '')
+      .. ',"error":' .. ((err ~= '' and err) or 'null') .. '}'
+  end
+  if outcome == 'completed' then
+    -- the completing attempt gets no entry in attempts: readers derive it from attempt,
+    -- attempt_started_at, finished_at and done_by (runtime/records.py record_attempts),
+    -- because its JSON (~130 bytes) would switch the record to Redis's hashtable
+    -- encoding, four times the memory of the listpack it stays in for as long as it is kept
+    if r.tl then add_derived_event(pfx, id, 'attempt', attempt_record(), now, r.tl) end
+    local sets = {'heartbeat_at', now, 'output', output, 'done_by', r.lease_node or ''}
+    make_terminal(pfx, id, 'completed', now, ttl_ms, cap, {sets = sets, dels = {'error'}, rec = r, trims = trims})
+    return 'completed'
+  end
+  local record = attempt_record()
   local attempts = r.attempts or '[]'
-  local record = '{"number":' .. (r.attempt or '0') .. ',"status":' .. cjson.encode(outcome)
-    .. ',"started_at":' .. (r.attempt_started_at or 'null') .. ',"finished_at":' .. now
-    .. ',"worker_id":' .. cjson.encode(r.lease_node or '')
-    .. ',"error":' .. ((err ~= '' and err) or 'null') .. '}'
   if attempts == '[]' then attempts = '[' .. record .. ']'
   else attempts = string.sub(attempts, 1, -2) .. ',' .. record .. ']' end
   add_derived_event(pfx, id, 'attempt', record, now, r.tl or false)
@@ -65,11 +78,7 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
   end
   local batch = {sets = sets, rec = r, trims = trims}
 
-  if outcome == 'completed' then
-    sets = {'attempts', attempts, 'heartbeat_at', now, 'output', output}
-    make_terminal(pfx, id, 'completed', now, ttl_ms, cap, {sets = sets, dels = {'error'}, rec = r, trims = trims})
-    return 'completed'
-  elseif outcome == 'canceled' then
+  if outcome == 'canceled' then
     make_terminal(pfx, id, 'canceled', now, ttl_ms, cap, batch)
     return 'canceled'
   end
