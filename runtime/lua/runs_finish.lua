@@ -31,7 +31,7 @@ for a = 6, #ARGV do
   local i = 1
   local id, token = F[i], F[i + 1]
   -- one read serves the fencing check and settle()
-  local r = read_fields(pfx, id, SETTLE_FIELDS)
+  local r = read_all(pfx, id)
   out[#out + 1] = id
   if r.lease_token ~= token or r.status ~= 'executing' then
     out[#out + 1] = -1

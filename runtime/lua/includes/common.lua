@@ -121,6 +121,16 @@ local function satellite_keys(pfx, id, rec)
   return keys
 end
 
+-- All of a run's fields by name (nil when absent): for a reader that needs most of a
+-- small record, one pass over it costs Redis less than looking up each of ~30 names
+-- (most of them absent, so each lookup scans the whole listpack).
+local function read_all(pfx, id)
+  local flat = call('HGETALL', K.run(pfx, id))
+  local rec = {}
+  for i = 1, #flat, 2 do rec[flat[i]] = flat[i + 1] end
+  return rec
+end
+
 -- A run's fields read in one HMGET, by name (false when absent).
 local function read_fields(pfx, id, names)
   local values = call('HMGET', K.run(pfx, id), unpack(names))
