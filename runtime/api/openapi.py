@@ -108,6 +108,10 @@ def _operation(route: Route) -> dict[str, Any]:
                 item["description"] = p.description
             if p.schema.get("type") == "array":
                 item["style"], item["explode"] = "form", False
+                items = p.schema.get("items", {})
+                if items.get("type") == "string" and "pattern" not in items:
+                    # a comma-separated list: an item cannot hold a comma (it would read as two)
+                    item["schema"] = {**p.schema, "items": {**items, "pattern": "^[^,]*$"}}
             op["parameters"].append(item)
     if route.body:
         op["requestBody"] = {"required": route.body_required,
