@@ -7,6 +7,7 @@ way the runs go to the executor and their leases to the leaser and the fetcher i
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from runtime.messages import HandedOff, Hold, LeaseGranted
@@ -15,6 +16,10 @@ from runtime.scripts import Claimed
 from .base import Mailbox
 
 __all__ = ["Delivery"]
+
+#: Event-loop turns a delivery yields after handing runs over: the executor takes the message,
+#: starts the run's task, and the task reaches the handler.
+START_TURNS = 4
 
 
 class Delivery:
@@ -45,3 +50,8 @@ class Delivery:
             self.fetcher.send_nowait(HandedOff(partition, held))
             for g in granted:
                 await self.executor.send(g)
+        # let the runs start (executor turn, task start, handler) before the caller goes on
+        # with its own bookkeeping (the receiver's next BLPOP, the intake's acknowledgements):
+        # on the pickup path those would otherwise run first
+        for _ in range(START_TURNS):
+            await asyncio.sleep(0)

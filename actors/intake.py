@@ -32,6 +32,7 @@ from redis.exceptions import RedisError, ResponseError
 from runtime.admission import rejection
 from runtime.app import Baton
 from runtime.codec import text
+from runtime.connection import DirectCalls
 from runtime.errors import RedisUnavailable, SubmissionError
 from runtime.keys import Partition
 from runtime.metrics import DEDUP_REASONS, Metrics
@@ -120,6 +121,7 @@ class Intake(Actor[None]):
         self.metrics = metrics
         self.settings = app.settings
         self.consumer = app.settings.node_id
+        self.direct = DirectCalls(app.redis)
         self._start_clean()
 
     def _start_clean(self) -> None:
@@ -136,6 +138,9 @@ class Intake(Actor[None]):
         self._start_clean()
         prefetch: asyncio.Future[list[Entry]] | None = None
         finish = True
+        # the blocking read is on the pickup path of every run submitted through the stream:
+        # on held connections, without redis-py's per-command path
+        self.direct = DirectCalls(self.app.redis)
         try:
             await ensure_group(self.app, self.stream.key)
             # entries this consumer read before a restart but did not acknowledge
@@ -169,6 +174,7 @@ class Intake(Actor[None]):
                 prefetch.cancel()
             if finish:
                 await self._finish(prefetch)
+            await self.direct.release()
 
     async def _finish(self, prefetch: asyncio.Future[list[Entry]] | None) -> None:
         """Create what this consumer read and did not acknowledge (a drain cancels us mid-batch).
@@ -207,6 +213,16 @@ class Intake(Actor[None]):
 
     async def _read(self, start: str) -> list[Entry]:
         keys = self.app.keys
+        if start == ">" and self.direct.raw:
+            raw = await self.direct.execute(
+                "XREADGROUP", "GROUP", keys.intake_group, self.consumer, "COUNT", self.settings.intake_batch,
+                "BLOCK", BLOCK_MS, "STREAMS", self.stream.key, ">",
+            )
+            # {stream: [[id, [field, value, ...]], ...]} (RESP3; a list of [stream, entries] pairs in
+            # RESP2), or nil when the block timed out; an entry trimmed meanwhile has nil fields
+            streams = raw.values() if isinstance(raw, dict) else [pair[1] for pair in raw or []]
+            return [(text(entry_id), dict(zip(flat[::2], flat[1::2], strict=True)) if flat else {})
+                    for items in streams for entry_id, flat in items]
         reply = await self.app.redis.xreadgroup(
             keys.intake_group, self.consumer, {self.stream.key: start}, count=self.settings.intake_batch,
             block=BLOCK_MS if start == ">" else None,

@@ -71,7 +71,4 @@ class Receiver(Actor[None]):
                 # entry must not stop the node (leases it held are reaped)
                 self.log.error("skipped an unreadable hand-off entry of partition %d: %r", partition.index, exc)
                 continue
-            await self.delivery.deliver(partition.index, runs, deadline)
-            # let the runs start before this loop spends time sending the next BLPOP
-            for _ in range(4):
-                await asyncio.sleep(0)
+            await self.delivery.deliver(partition.index, runs, deadline)  # (the runs start first)

@@ -306,6 +306,12 @@ class DirectCalls:
         reply, acked = await pipe.execute()
         return reply, acked
 
+    @property
+    def raw(self) -> bool:
+        """Whether replies come back raw (RESP as parsed by hiredis); a cluster client's are
+        redis-py's parsed replies, as its own commands return them."""
+        return self._pool is not None
+
     async def release(self) -> None:
         """Give the held connections back to the client's pool (calls in flight keep theirs)."""
         if self._pool is None:
