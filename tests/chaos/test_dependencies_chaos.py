@@ -57,11 +57,16 @@ async def test_kill_9_while_parents_finish_leaves_no_dependent_stuck_or_run_twic
         ends = [runs[p].finished_at_ms for p in named]  # type: ignore[union-attr]
         assert run.started_at_ms is not None and all(e is not None and e <= run.started_at_ms for e in ends)
         assert run.output == sum(runs[p].output for p in named)  # type: ignore[union-attr]
-    # and each run executed exactly once per attempt it was leased: none was queued twice
+    # and each run executed at most once per attempt it was leased (none was queued twice), and once
+    # for every attempt that did not crash
     counted = await redis.hgetall(f"{settings.prefix}:test:dag-executions")
     executions = {k.decode(): int(v) for k, v in counted.items()}
     for run_id, run in runs.items():
-        assert run is not None and executions[run_id] == len(run.attempts), (run_id, run.attempts)
+        # (an attempt that crashed with its node may have died before its handler counted it)
+        assert run is not None, run_id
+        ran = executions.get(run_id, 0)
+        crashed = sum(a.status == "crashed" for a in run.attempts)
+        assert len(run.attempts) - crashed <= ran <= len(run.attempts), (run_id, ran, run.attempts)
     # (the kill hit runs: their attempts ended crashed, and another node ran them again)
     assert any(a.status == "crashed" for r in runs.values() if r for a in r.attempts)
     # and nothing is left waiting, nor any drift in the indices
