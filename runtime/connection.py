@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import hiredis
 import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import PipelineCommand, RedisCluster
@@ -324,6 +325,17 @@ class DirectCalls:
 _REDIRECTED = (MovedError, AskError, ClusterDownError, TryAgainError, RedisConnectionError, RedisTimeoutError)
 
 
+def _pack(conn: Any, args: tuple[Any, ...]) -> bytes:
+    """One command in RESP: hiredis's C packer (the same bytes as redis-py's, ~8x faster, which
+    matters for a script call with a run's spec on the pickup path); redis-py's for anything
+    hiredis does not take (its errors are the ones callers know)."""
+    try:
+        packed: bytes = hiredis.pack_command(args)
+    except TypeError:
+        return b"".join(conn.pack_command(*args))
+    return packed
+
+
 async def _send(conn: Any, args: tuple[Any, ...]) -> None:
     """Write one command on a connected connection.
 
@@ -339,7 +351,7 @@ async def _send(conn: Any, args: tuple[Any, ...]) -> None:
     if writer is None:
         await conn.send_command(*args)
         return
-    writer.writelines(conn.pack_command(*args))
+    writer.write(_pack(conn, args))
     if writer.transport.get_write_buffer_size():
         async with asyncio.timeout(conn.socket_timeout):
             await writer.drain()
