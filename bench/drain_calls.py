@@ -4,9 +4,10 @@
 
 Starts its own redis-server (a free port), queues ``--runs`` no-op runs with
 ``trigger_batch`` (a ~100-byte input, as bench/run uses), lets one worker process
-(concurrency 100) drain them, and prints INFO commandstats per run (commands run
-inside Lua included; the harness's own ZCARD polls and INFO left out) and the
-server's CPU per run. Command counts are exact and repeatable; CPU and rate vary
+(concurrency 100, or ``BATON_CONCURRENCY``) drain them, and prints INFO commandstats
+per run (commands run inside Lua included; the harness's own ZCARD polls and INFO
+left out), the server's CPU per run and the worker's (/proc; it starts on a paused
+queue, so its start-up is not counted). Command counts are exact and repeatable; CPU and rate vary
 with the machine's load: compare them only side by side with bench/run.
 """
 
