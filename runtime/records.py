@@ -88,7 +88,7 @@ def timeline_entry(eid: Any, fields: dict[Any, Any]) -> dict[str, Any]:
 
 
 #: The record fields :func:`record_attempts` reads.
-ATTEMPT_FIELDS = ("status", "attempts", "attempt", "attempt_started_at", "finished_at", "done_by")
+ATTEMPT_FIELDS = ("status", "attempts", "attempt", "attempt_started_at", "finished_at", "done_by", "lease_node")
 
 
 def record_attempts(fields: dict[str, str]) -> list[dict[str, Any]]:
@@ -96,20 +96,27 @@ def record_attempts(fields: dict[str, str]) -> list[dict[str, Any]]:
 
     ``attempts`` holds each ended attempt as JSON, except the one that completed the run:
     runs_finish writes no entry for it (one attempt's JSON, ~130 bytes, would switch the
-    record to Redis's hashtable encoding, four times larger) but leaves ``done_by``, its
-    node; its number, start and end are the record's ``attempt``, ``attempt_started_at``
-    and ``finished_at``. A record without ``done_by`` (older runs) has them all stored.
+    record to Redis's hashtable encoding, four times larger) and leaves the last lease's
+    ``lease_node`` in place (``done_by`` in records of earlier versions); its number, start
+    and end are the record's ``attempt``, ``attempt_started_at`` and ``finished_at``. A
+    completed record with neither (older runs) has them all stored.
     """
     stored = stored_json(fields.get("attempts"), [])
     attempts = [a for a in stored if isinstance(a, dict)] if isinstance(stored, list) else []
     number = stored_int(fields.get("attempt"))
-    if fields.get("status") == "completed" and "done_by" in fields and number is not None \
+    node = fields.get("done_by", fields.get("lease_node"))
+    if fields.get("status") == "completed" and node is not None and number is not None \
             and all(stored_int(a.get("number")) != number for a in attempts):
         attempts.append({"number": number, "status": "completed",
                          "started_at": stored_int(fields.get("attempt_started_at")),
                          "finished_at": stored_int(fields.get("finished_at")),
-                         "worker_id": fields.get("done_by", ""), "error": None})
+                         "worker_id": node, "error": None})
     return attempts
+
+
+def _latest(*values: int | None) -> int | None:
+    """The latest of the times that are set (None when none is)."""
+    return max((v for v in values if v is not None), default=None)
 
 
 def _typed(value: Any, kind: type, default: Any) -> Any:
@@ -265,6 +272,10 @@ class Run:
             d["input"] = text(input_json)
 
         source = d.get("source", "")
+        status = d.get("status", "")
+        # a finished run keeps its last lease's fields (no delete per run): they describe a
+        # lease only while the run executes
+        leased = status == "executing"
 
         def num(name: str) -> int | None:
             return stored_int(d.get(name))
@@ -284,7 +295,7 @@ class Run:
             for a in record_attempts(d)
         ]
         return cls(
-            id=d.get("id") or run_id, job=d.get("job", ""), queue=d.get("queue", ""), status=d.get("status", ""),
+            id=d.get("id") or run_id, job=d.get("job", ""), queue=d.get("queue", ""), status=status,
             input=js("input", None), output=js("output", None), error=_error(js("error", None)),
             priority=num("priority") or 0, attempt=num("attempt") or 0, attempts_charged=num("charged") or 0,
             max_attempts=num("max_attempts") or 1, timeout_ms=num("timeout_ms") or 0,
@@ -294,9 +305,16 @@ class Run:
             concurrency_key=d.get("concurrency_key") or None, idempotency_key=d.get("idempotency_key") or None,
             version=d.get("version", ""), source=source,
             created_at_ms=ms("created_at") or 0, scheduled_at_ms=ms("scheduled_at"),
-            started_at_ms=ms("started_at"), finished_at_ms=ms("finished_at"),
-            heartbeat_at_ms=ms("heartbeat_at"), next_retry_at_ms=ms("next_retry_at"),
-            updated_at_ms=ms("updated_at") or ms("created_at"), lease_node=d.get("lease_node") or None,
+            # the first attempt's start (records of earlier versions have it stored as started_at)
+            started_at_ms=ms("started_at") or (attempts[0].started_at_ms if attempts else ms("attempt_started_at")),
+            finished_at_ms=ms("finished_at"),
+            # a lease's start and a completion are not written again as heartbeat_at and
+            # updated_at (one field each fewer per transition): both are derived here
+            heartbeat_at_ms=_latest(ms("heartbeat_at"), ms("attempt_started_at"),
+                                    ms("finished_at") if status == "completed" else None),
+            next_retry_at_ms=ms("next_retry_at"),
+            updated_at_ms=_latest(ms("updated_at"), ms("attempt_started_at"), ms("finished_at"), ms("created_at")),
+            lease_node=(d.get("lease_node") or None) if leased else None,
             cancel_requested=d.get("cancel_requested") == "1", replay_of=d.get("replay_of") or None,
             entry_id=d.get("entry_id") or None, attempts=attempts, backoff=_backoff(d.get("backoff") or ""),
             project=d.get("project") or "default",
@@ -312,7 +330,7 @@ class Run:
             paused_at_ms=ms("paused_at"), expires_at_ms=ms("expires_at"), wait_kind=d.get("wait_kind") or None,
             wait_key=d.get("wait_key") or None, wait_step=d.get("wait_step") or None,
             wait_started_at_ms=ms("wait_started_at"), attempt_started_at_ms=ms("attempt_started_at"),
-            lease_expires_at_ms=ms("lease_expires_at"),
+            lease_expires_at_ms=ms("lease_expires_at") if leased else None,
             overrides=frozenset(o for o in d.get("overrides", "").split(",") if o), raw=d,
         )
 

@@ -14,8 +14,9 @@ local lost, cancel = {}, {}
 for i = 3, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local rk = K.run(pfx, id)
-  local r = call('HMGET', rk, 'lease_token', 'cancel_requested')
-  if r[1] ~= token then
+  -- a finished run keeps its last token: the status tells a lease that ended
+  local r = call('HMGET', rk, 'lease_token', 'cancel_requested', 'status')
+  if r[1] ~= token or r[3] ~= 'executing' then
     lost[#lost + 1] = id
   else
     call('ZADD', KEYS[1], 'XX', now + ttl, id)

@@ -217,7 +217,6 @@ for a = 4, #ARGV do
       local expires = now + d.ttl
       -- (only runs of jobs without limits come here: no lease sets)
       for _, v in ipairs(lease_fields(d.node, 1, 1, expires, now, '')) do rec[#rec + 1] = v end
-      put('started_at', now)
       call('HSET', rk, unpack(rec))
       local token = hold_lease(pfx, id, job, nil, d.node, 1, expires, now, '', false)
       -- one claimed run, its values placed by name (includes/claim_reply.lua)

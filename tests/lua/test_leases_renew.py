@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from runtime.records import Run
+from runtime.scripts import Outcome
 from tests.lua.support import Lua
 
 
@@ -44,12 +46,17 @@ async def test_unknown_and_finished_runs_are_lost_and_not_re_leased(lua: Lua) ->
     run_id = await lua.create_one()
     c = await lua.claim_one(run_id)
     assert await lua.finish(c, "completed") == "completed"
+    record = await lua.run(run_id)
+    assert record["lease_token"] == c.token  # the finished run keeps its last token
     # When its old token and an unknown run are renewed
     lost, cancel = await lua.scripts.renew(lua.part, [(run_id, c.token), ("nope", "node-a/1")])
-    # Then both are lost and no lease reappears
+    # Then both are lost, no lease reappears and the finished record is untouched
     assert (lost, cancel) == ([run_id, "nope"], [])
     assert await lua.redis.exists(lua.part.leased) == 0
-    assert "lease_expires_at" not in await lua.run(run_id)
+    assert await lua.run(run_id) == record
+    assert await lua.redis.exists(lua.part.run("nope")) == 0
+    run = Run.from_hash(record, run_id=run_id)
+    assert (run.lease_node, run.lease_expires_at_ms) == (None, None)
 
 
 async def test_cancel_requested_is_reported_and_lease_still_extended(lua: Lua) -> None:
@@ -65,3 +72,30 @@ async def test_cancel_requested_is_reported_and_lease_still_extended(lua: Lua) -
     for run_id in (keep, stop):
         score = await lua.zscore(lua.part.leased, run_id)
         assert score is not None and score > 5
+
+
+async def test_every_fenced_script_refuses_a_finished_runs_last_token(lua: Lua) -> None:
+    # Given a completed run: its record keeps the last lease's token (a finish deletes no
+    # fields), so each script acting for a lease must refuse it by the status as well
+    run_id = await lua.create_one()
+    c = await lua.claim_one(run_id)
+    assert await lua.finish(c, "completed", output_json="1") == "completed"
+    record = await lua.run(run_id)
+    assert record["lease_token"] == c.token
+    s, t = lua.scripts, c.token
+    # When every fenced write is attempted with that token
+    answers = {
+        "append": await s.append(run_id, t, "rec", [("log", "{}")]),
+        "update": await s.update(run_id, t, {"x": "1"}, [("log", "{}")]),
+        "record_step": await s.record_step(run_id, t, "step", 0, "{}", True),
+        "checkpoint": await s.checkpoint(run_id, t, "handler", "{}"),
+        "set_state": await s.set_state(run_id, t, "{}"),
+        "take_message": await s.take_message(run_id, t, "signal", "go", "wait", 0),
+        "create_token": await s.create_token(run_id, t, "tok-1", 1000, "[]", 1000),
+        "finish": (await s.finish(lua.part, [Outcome(run_id, t, "failed", "", "{}")]))[0][1],
+        "renew": (await s.renew(lua.part, [(run_id, t)]))[0],
+    }
+    # Then each reports the lease gone and the record is as it was
+    assert answers == {"append": -1, "update": -1, "record_step": -1, "checkpoint": -1, "set_state": -1,
+                       "take_message": -1, "create_token": None, "finish": -1, "renew": [run_id]}
+    assert await lua.run(run_id) == record

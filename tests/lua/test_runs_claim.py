@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 
+from runtime.records import Run
 from tests.lua.support import Lua, ready_score
 
 
@@ -131,7 +132,11 @@ async def test_lease_token_attempt_charged_and_expiry(lua: Lua) -> None:
     assert (run["attempt"], run["charged"]) == ("1", "1")
     assert (run["lease_token"], run["lease_node"]) == ("node-7/1", "node-7")
     assert int(run["lease_expires_at"]) == expires
-    assert int(run["started_at"]) == int(run["attempt_started_at"]) == c.claimed_at_ms
+    assert int(run["attempt_started_at"]) == c.claimed_at_ms
+    # And readers see it started, beating and updated at the claim, leased by node-7 until expiry
+    view = Run.from_hash(run, run_id=run_id)
+    assert view.started_at_ms == view.heartbeat_at_ms == view.updated_at_ms == c.claimed_at_ms
+    assert (view.lease_node, view.lease_expires_at_ms) == ("node-7", expires)
     # And the leased set scores it by its expiry; it left the ready set; a job without limits
     # keeps no lease set (the record says so: cc is empty)
     assert await lua.zscore(lua.part.leased, run_id) == expires
@@ -144,13 +149,16 @@ async def test_reclaim_after_release_increments_attempt_not_charged(lua: Lua) ->
     run_id = await lua.create_one()
     first = await lua.claim_one(run_id, node="node-a")
     assert await lua.finish(first, "released") == "queued"
-    started = (await lua.run(run_id))["started_at"]
-    # When another node claims it
+    started = Run.from_hash(await lua.run(run_id), run_id=run_id).started_at_ms
+    assert started == first.claimed_at_ms
+    await lua.next_ms(first.claimed_at_ms)
+    # When another node claims it, later
     second = await lua.claim_one(run_id, node="node-b")
     # Then it is attempt 2 with a new token, charged once, first start time kept
     assert (second.attempt, second.token) == (2, "node-b/2")
     run = await lua.run(run_id)
-    assert (run["attempt"], run["charged"], run["started_at"]) == ("2", "1", started)
+    assert (run["attempt"], run["charged"]) == ("2", "1")
+    assert Run.from_hash(run, run_id=run_id).started_at_ms == started < second.claimed_at_ms
 
 
 async def test_want_and_scan_bound_the_claim(lua: Lua) -> None:

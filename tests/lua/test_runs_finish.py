@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from runtime.jobs import Backoff, JobOptions
-from runtime.records import record_attempts
+from runtime.records import Run, record_attempts
 from runtime.scripts import Claimed, Outcome, Scripts
 from tests.lua.support import Listener, Lua, priority_of
 
@@ -61,13 +61,18 @@ async def test_completed_is_terminal_with_output_ttl_and_index(lua: Lua) -> None
     c = await leased(lua, node="node-9")
     # When it completes with an output
     status = await lua.finish(c, "completed", output_json='{"sum": 5}')
-    # Then it is completed with its output, lease fields gone, and an expiry of the finished TTL
+    # Then it is completed with its output and an expiry of the finished TTL; the last lease's
+    # fields stay in the record but readers see no lease, and the completion as its last update
     assert status == "completed"
     run = await lua.run(c.run_id)
     assert run["status"] == "completed"
     assert orjson.loads(run["output"]) == {"sum": 5}
-    assert "error" not in run
-    assert not {"lease_token", "lease_node", "lease_expires_at", "next_retry_at"} & set(run)
+    assert "error" not in run and "next_retry_at" not in run
+    view = Run.from_hash(run, run_id=c.run_id)
+    assert (view.lease_node, view.lease_expires_at_ms) == (None, None)
+    finished = int(run["finished_at"])
+    assert view.updated_at_ms == view.heartbeat_at_ms == view.finished_at_ms == finished
+    assert view.started_at_ms == c.claimed_at_ms
     ttl_ms = lua.settings.finished_ttl_s * 1000
     assert ttl_ms - 5000 < await lua.redis.pttl(lua.part.run(c.run_id)) <= ttl_ms
     # And it is indexed by finish time, out of the leased and concurrency sets
@@ -89,12 +94,18 @@ async def test_a_run_completed_on_a_later_attempt_lists_every_attempt_once(lua: 
     assert await lua.finish(first, "failed", error_json=ERROR) == "delayed"
     await lua.redis.zadd(lua.part.delayed, {first.run_id: 0})
     await lua.scripts.promote(lua.part)
+    await lua.next_ms(first.claimed_at_ms)
     second = await lua.claim_one(first.run_id, node="node-2")
     assert await lua.finish(second, "completed", output_json="1") == "completed"
     # Then both attempts read back in order, the completing one derived from the record
     run = await lua.run(first.run_id)
     assert [(a["number"], a["status"], a["worker_id"]) for a in attempts(run)] == [
         (1, "failed", "node-1"), (2, "completed", "node-2")]
+    # And the run started with its first attempt; the first attempt's error and retry time went
+    assert "error" not in run and "next_retry_at" not in run
+    view = Run.from_hash(run, run_id=first.run_id)
+    assert view.started_at_ms == first.claimed_at_ms < second.claimed_at_ms
+    assert view.error is None and view.next_retry_at_ms is None
 
 
 @pytest.mark.parametrize(

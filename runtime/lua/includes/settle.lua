@@ -30,7 +30,7 @@ end
 -- The fields settle() reads, in one HMGET (runs_finish reads them for its fencing check too).
 local SETTLE_FIELDS = {'job', 'queue', 'concurrency_key', 'priority', 'charged', 'max_attempts', 'backoff',
   'attempt', 'attempt_started_at', 'lease_node', 'cancel_requested', 'attempts', 'lease_token', 'status',
-  'parent_id', 'cc', 'tl', 'notify', unpack(SATELLITE_MARKS)}
+  'parent_id', 'cc', 'tl', 'notify', 'error', 'next_retry_at', unpack(SATELLITE_MARKS)}
 
 -- outcome: completed | failed | timed_out | crashed | canceled | released | waiting
 -- (a 'waiting' outcome of kind 'paused' parks the run in status paused)
@@ -57,12 +57,13 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
   end
   if outcome == 'completed' then
     -- the completing attempt gets no entry in attempts: readers derive it from attempt,
-    -- attempt_started_at, finished_at and done_by (runtime/records.py record_attempts),
+    -- attempt_started_at, finished_at and lease_node (runtime/records.py record_attempts),
     -- because its JSON (~130 bytes) would switch the record to Redis's hashtable
     -- encoding, four times the memory of the listpack it stays in for as long as it is kept
     if r.tl then add_derived_event(pfx, id, 'attempt', attempt_record(), now, r.tl) end
-    local sets = {'heartbeat_at', now, 'output', output, 'done_by', r.lease_node or ''}
-    make_terminal(pfx, id, 'completed', now, ttl_ms, cap, {sets = sets, dels = {'error'}, rec = r, trims = trims})
+    -- an error of an earlier attempt goes; r holds error (read_all or SETTLE_FIELDS)
+    make_terminal(pfx, id, 'completed', now, ttl_ms, cap,
+      {sets = {'output', output}, dels = r.error and {'error'} or {}, rec = r, trims = trims})
     return 'completed'
   end
   local record = attempt_record()
