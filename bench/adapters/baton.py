@@ -108,25 +108,13 @@ class BatonAdapter(Adapter):
 
     async def run_finish_span(self) -> dict[str, float]:
         """Cross-check from Baton's records: first run's started_at to the newest completed-index score."""
+        from runtime.records import Run
+
         p = self.keys.partitions[0]
         newest = await self.redis.zrevrange(p.status("completed"), 0, 0, withscores=True)
-        started = await self.redis.hget(p.run(self.first_id or ""), "started_at")
+        started = Run.from_hash(await self.redis.hgetall(p.run(self.first_id or ""))).started_at_ms
         done = int(await self.redis.zcard(p.status("completed")))
-        if not newest or not started:
+        if not newest or started is None:
             return {"rate": float("nan")}
-        span = newest[0][1] / 1000 - int(started) / 1000
+        span = newest[0][1] / 1000 - started / 1000
         return {"rate": done / span if span > 0 else float("nan"), "span_s": span}
-
-    async def run_times(self, run_ids: Sequence[str]) -> tuple[float, float]:
-        """min(started_at), max(finished_at) over the given runs, in epoch seconds (from run records)."""
-        starts, ends = [], []
-        for start in range(0, len(run_ids), 2000):
-            pipe = self.redis.pipeline(transaction=False)
-            for rid in run_ids[start:start + 2000]:
-                pipe.hmget(self.keys.partition_of_run(rid).run(rid), "started_at", "finished_at")
-            for s, f in await pipe.execute():
-                if s:
-                    starts.append(int(s))
-                if f:
-                    ends.append(int(f))
-        return min(starts) / 1000, max(ends) / 1000
