@@ -13,7 +13,7 @@ import asyncio
 import time
 
 from runtime.app import Baton
-from runtime.messages import Drain, HandedOff, Hold, LeaseGranted, Released, Wake, WhenReleased
+from runtime.messages import Drain, HandedOff, Hold, LeaseGranted, Released, SlotsFreed, Wake, WhenReleased
 from runtime.metrics import Metrics
 from runtime.settings import Settings
 
@@ -26,7 +26,7 @@ __all__ = ["Fetcher", "clear_handoff", "served_queues"]
 #: same quarter of the slots was the best of those tried)
 CLAIM_PIECES = 4
 
-FetcherMessage = Wake | Released | Drain | HandedOff | WhenReleased
+FetcherMessage = Wake | SlotsFreed | Released | Drain | HandedOff | WhenReleased
 
 
 class Fetcher(Actor[FetcherMessage]):
@@ -35,7 +35,7 @@ class Fetcher(Actor[FetcherMessage]):
     name = "fetcher"
     #: the runs in the executor's slots and the hand-off bookkeeping outlive a crash of run():
     #: the executor is still running them, and a draining node still expects its hand-offs
-    survives = ("occupied", "received", "draining", "expected", "drain_replies", "release_replies")
+    survives = ("occupied", "unreported", "received", "draining", "expected", "drain_replies", "release_replies")
 
     @classmethod
     def inbox_size(cls, settings: Settings) -> int:
@@ -55,8 +55,11 @@ class Fetcher(Actor[FetcherMessage]):
         #: first piece while the next is claimed, and outcomes are written while runs start, so
         #: Redis and this process work at once (one claim of every slot made them take turns)
         self.claim_piece = max(1, -(-self.slots // CLAIM_PIECES))
-        #: runs granted to the executor and not yet reported back
+        #: runs granted to the executor whose handlers have not ended: they fill the slots
         self.occupied: set[str] = set()
+        #: runs whose handlers ended and whose outcomes are not written yet: their slots are free
+        #: (the next claim overlaps the write) but they still hold leases
+        self.unreported: set[str] = set()
         self.draining = False
         self.maybe_work = True
         self.rotation = 0
@@ -111,8 +114,13 @@ class Fetcher(Actor[FetcherMessage]):
         """Apply one inbox message."""
         if isinstance(msg, Wake):
             self.maybe_work = True
+        elif isinstance(msg, SlotsFreed):
+            self.occupied.difference_update(msg.run_ids)
+            self.unreported.update(msg.run_ids)
+            self.maybe_work = True
         elif isinstance(msg, Released):
             self.occupied.difference_update(msg.run_ids)
+            self.unreported.difference_update(msg.run_ids)
             self.maybe_work = True
         elif isinstance(msg, HandedOff):
             # the receiver gave the runs to the executor and their leases to the leaser already
@@ -126,7 +134,7 @@ class Fetcher(Actor[FetcherMessage]):
             self._check_handoff_closed()
         elif isinstance(msg, WhenReleased):
             self.release_replies.append(msg.reply)
-        if self.release_replies and not self.occupied:
+        if self.release_replies and not self.occupied and not self.unreported:
             answer(self.release_replies)
 
     async def _close_handoff(self) -> None:

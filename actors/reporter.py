@@ -6,7 +6,7 @@ import asyncio
 
 from runtime.app import Baton
 from runtime.logs import run_log_context
-from runtime.messages import Released, RunFinished
+from runtime.messages import Released, RunFinished, SlotsFreed
 from runtime.metrics import Metrics
 from runtime.scripts import Outcome
 from runtime.settings import Settings
@@ -21,7 +21,8 @@ BATCH = 500
 
 class Reporter(Actor[RunFinished]):
     """Takes RunFinished messages, writes them with one Lua call per partition per batch,
-    then tells the fetcher which slots are free again and the leaser which leases are gone.
+    telling the fetcher first that their slots are free, and after the write the fetcher and the
+    leaser which leases are gone.
 
     A Redis error leaves the batch unwritten and crashes the actor: the supervisor
     restarts it and the batch is retried; if the lease expires meanwhile, the
@@ -37,8 +38,8 @@ class Reporter(Actor[RunFinished]):
         """An outcome per slot and then some (as the executor's)."""
         return settings.concurrency * 2 + 100
 
-    def __init__(self, app: Baton, metrics: Metrics, inbox: Mailbox[RunFinished], fetcher: Mailbox[Released],
-                 leaser: Mailbox[Released]) -> None:
+    def __init__(self, app: Baton, metrics: Metrics, inbox: Mailbox[RunFinished],
+                 fetcher: Mailbox[SlotsFreed | Released], leaser: Mailbox[Released]) -> None:
         super().__init__(inbox)
         self.app = app
         self.fetcher = fetcher
@@ -55,6 +56,9 @@ class Reporter(Actor[RunFinished]):
                     return
                 self.pending.append(first)
             self.pending.extend(self.drain_inbox(BATCH - len(self.pending)))
+            # the slots are free now: the fetcher claims while the outcomes are written, so a
+            # slow write (Redis busy with other scripts) does not hold the node's next runs
+            await self.fetcher.send(SlotsFreed(tuple(m.outcome.run_id for m in self.pending)))
             await self.flush(self.pending)
             self.pending = []
 

@@ -74,6 +74,14 @@ class Released:
 
 
 @dataclass(frozen=True)
+class SlotsFreed:
+    """Reporter -> fetcher: these runs' handlers ended, so their slots are free; their outcomes
+    are being written and their leases held until Released (the next claim need not wait for it)."""
+
+    run_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Wake:
     """Listener/leaser -> fetcher: runs became ready in a partition (or a limit freed up)."""
 
