@@ -119,9 +119,13 @@ class Fetcher(Actor[FetcherMessage]):
             self.unreported.update(msg.run_ids)
             self.maybe_work = True
         elif isinstance(msg, Released):
+            # slots SlotsFreed already gave back were claimed for then: one more claim per run
+            # would be an idle runs_claim on every run of a quiet node (a finish that frees a
+            # concurrency limit wakes the nodes by itself)
+            if not self.occupied.isdisjoint(msg.run_ids):
+                self.maybe_work = True
             self.occupied.difference_update(msg.run_ids)
             self.unreported.difference_update(msg.run_ids)
-            self.maybe_work = True
         elif isinstance(msg, HandedOff):
             # the receiver gave the runs to the executor and their leases to the leaser already
             self.occupied.update(c.run_id for c in msg.runs)

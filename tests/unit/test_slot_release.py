@@ -45,8 +45,12 @@ async def test_an_ended_handler_frees_its_slot_before_its_lease(make_app: Any) -
         assert second == Released((run_id,))
         assert await app.redis.hget(part.run(run_id), "status") in (b"completed", "completed")
         assert await leaser.receive(5.0) == Released((run_id,))
+        fetcher.maybe_work = False  # the claim the freed slot asked for was made
         fetcher.handle(second)
         assert all_reported.done() and not fetcher.unreported
+        # and the written outcome asks for no second claim for the same slot (an idle
+        # runs_claim per run on a quiet node)
+        assert not fetcher.maybe_work
     finally:
         writing.cancel()
         await asyncio.gather(writing, return_exceptions=True)
