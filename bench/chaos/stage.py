@@ -247,8 +247,10 @@ class Stage:
             held: dict[str, int] = {}
             for p in self.app.keys.partitions:
                 for run_id in await self.client.zrange(p.leased, 0, -1):
-                    node = await self.client.hget(p.run(run_id.decode()), "lease_node")
-                    if node:
+                    # a run that finished since the ZRANGE keeps its last lease_node: only an executing
+                    # run is held
+                    node, status = await self.client.hmget(p.run(run_id.decode()), "lease_node", "status")
+                    if node and status == b"executing":
                         held[node.decode()] = held.get(node.decode(), 0) + 1
             alive = [w for w in self.workers if w.alive()]
             busiest = max(alive, key=lambda w: held.get(w.node_id, 0))
