@@ -72,6 +72,13 @@ async def eventually(check: Callable[[], Any], timeout: float = 20.0, interval: 
 _workers: dict[int, tuple[subprocess.Popen[bytes], Path]] = {}
 
 
+async def lease_starts(app: Baton, run_ids: list[str]) -> list[int]:
+    """When each run's (last) lease began, by the Redis clock at the claim, sorted: what a rate limit
+    spaces. A handler's own start time adds its process's delay between lease and start."""
+    runs = [await app.get_run(run_id) for run_id in run_ids]
+    return sorted(r.attempt_started_at_ms for r in runs if r is not None and r.attempt_started_at_ms is not None)
+
+
 def _check_workers_alive() -> None:
     """Fail at once, with its log, when a worker died that the test did not end (not after a timeout)."""
     for pid, (proc, log_path) in list(_workers.items()):
