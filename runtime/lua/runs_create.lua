@@ -48,6 +48,7 @@
 --@include claim
 local pfx, channel, caller = ARGV[1], ARGV[2], ARGV[3]
 local now = now_ms()
+local now_text = int_text(now)  -- written many times per call (common.lua int_text)
 local out = {}
 local woke = false
 -- one INCRBY numbers the rest of the batch when the first run becomes ready
@@ -172,8 +173,8 @@ for a = 4, #ARGV do
     -- (attempt, charged and updated_at are left out until they change: readers
     -- take 0, 0 and created_at; every field costs Redis time and memory per run)
     local rec = {'id', id, 'job', job, 'queue', queue,
-      'priority', priority, 'status', status, 'created_at', now,
-      'scheduled_at', due, 'max_attempts', F[S.max_attempts],
+      'priority', priority, 'status', status, 'created_at', now_text,
+      'scheduled_at', due == now and now_text or due, 'max_attempts', F[S.max_attempts],
       'timeout_ms', F[S.timeout_ms], 'backoff', F[S.backoff_json], 'source', F[S.source]}
     local function put(k, v) rec[#rec + 1] = k; rec[#rec + 1] = v end
     local function put_set(k, v) if v ~= '' then put(k, v) end end
@@ -192,7 +193,7 @@ for a = 4, #ARGV do
       if extra.project then project = tostring(extra.project) end
     end
     -- every run of a project, by creation time: what run listings page through
-    call('ZADD', K.project_runs(pfx, project), now, id)
+    call('ZADD', K.project_runs(pfx, project), now_text, id)
     if ik then call('SET', ik, id, 'PX', tonumber(ittl)) end
     if dk then
       put('debounce_key', dkey)
@@ -208,7 +209,7 @@ for a = 4, #ARGV do
       put('expires_at', expires)
       call('ZADD', K.ttl(pfx), expires, id)
     end
-    if status == 'queued' or d then put('ready_at', now) end
+    if status == 'queued' or d then put('ready_at', now_text) end
     if deps then put('depends_on', cjson.encode(deps.on)) end  -- [[parent, policy, name], ...]
     if not d and (adm[1] > 0 or adm[2] > 0) then put('adm', adm_enter(pfx, id, job, queue, adm)) end
     if d then

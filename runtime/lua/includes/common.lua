@@ -30,7 +30,8 @@ end
 -- millisecond). Priorities are bounded to [-1000, 1000] and the sequence to
 -- 2^42, so the score stays below 2^53 and exact.
 local function ready_score(priority, seq)
-  return (1000 - tonumber(priority)) * 4398046511104 + (tonumber(seq) % 4398046511104)
+  -- as integer text: a whole number below 2^53 (priority is bounded), printed without the float formatter
+  return string.format('%d', (1000 - tonumber(priority)) * 4398046511104 + (tonumber(seq) % 4398046511104))
 end
 
 local function next_seq(pfx, n)
