@@ -145,7 +145,13 @@ async def test_a_duplicate_entry_is_counted_logged_and_its_id_finds_the_run(
         kept = await app.wait_for(first, 15)
         mine = await app.wait_for("mine", 15)
         dedup = node.metrics.intake_deduplicated
-        counts = (dedup.labels(reason="idempotency_key")._value.get(), dedup.labels(reason="id")._value.get())
+
+        def counted() -> tuple[float, float] | None:
+            # the runs may finish before the intake has noted the batch's duplicates (it starts
+            # the runs leased to its node first): wait for the note, the aliases come with it
+            got = (dedup.labels(reason="idempotency_key")._value.get(), dedup.labels(reason="id")._value.get())
+            return got if got == (1, 1) else None
+        counts = await eventually(counted, 10)
     # Then the earlier entry of each pair won
     assert kept.output == 1 and mine.output == 3
     # And each later entry's own id resolves to the run it was deduplicated to
