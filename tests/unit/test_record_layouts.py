@@ -4,6 +4,8 @@ node done_by; current ones derive the times and keep the last lease's fields (ru
 
 from __future__ import annotations
 
+import pytest
+
 from runtime.records import Run
 
 BASE = {"id": "r1", "job": "work", "queue": "default", "priority": "0", "created_at": "1000",
@@ -11,24 +13,17 @@ BASE = {"id": "r1", "job": "work", "queue": "default", "priority": "0", "created
         "ready_at": "1000", "attempt": "1", "charged": "1", "attempt_started_at": "1100", "output": "5"}
 
 
-def test_a_completed_record_of_an_earlier_version() -> None:
-    # Given a record as ff7b34a and earlier wrote it: times stored, lease fields gone, done_by
-    record = {**BASE, "status": "completed", "started_at": "1100", "heartbeat_at": "1500",
-              "updated_at": "1500", "finished_at": "1500", "done_by": "node-a"}
-    run = Run.from_hash(record, run_id="r1")
-    # Then it reads with its stored times and its one attempt, on node-a
-    assert (run.started_at_ms, run.heartbeat_at_ms, run.updated_at_ms) == (1100, 1500, 1500)
-    assert [(a.number, a.status, a.worker_id, a.started_at_ms, a.finished_at_ms) for a in run.attempts] == [
-        (1, "completed", "node-a", 1100, 1500)]
-    assert (run.lease_node, run.lease_expires_at_ms) == (None, None)
+#: one completed run as each version writes it
+EARLIER = {**BASE, "status": "completed", "started_at": "1100", "heartbeat_at": "1500", "updated_at": "1500",
+           "finished_at": "1500", "done_by": "node-a"}  # ff7b34a and before: times stored, lease fields gone
+CURRENT = {**BASE, "status": "completed", "finished_at": "1500", "lease_token": "node-a/1",
+           "lease_node": "node-a", "lease_expires_at": "31100", "cc": ""}  # times derived, last lease kept
 
 
-def test_a_completed_record_of_this_version_reads_the_same() -> None:
-    # Given the same run as this version writes it: no derived times, the last lease's fields kept
-    record = {**BASE, "status": "completed", "finished_at": "1500", "lease_token": "node-a/1",
-              "lease_node": "node-a", "lease_expires_at": "31100", "cc": ""}
+@pytest.mark.parametrize("record", [EARLIER, CURRENT], ids=["earlier", "current"])
+def test_a_completed_record_reads_the_same_whichever_version_wrote_it(record: dict[str, str]) -> None:
     run = Run.from_hash(record, run_id="r1")
-    # Then every time, the attempt and the absence of a lease read as before
+    # its times, its one attempt on node-a, and no lease
     assert (run.started_at_ms, run.heartbeat_at_ms, run.updated_at_ms) == (1100, 1500, 1500)
     assert [(a.number, a.status, a.worker_id, a.started_at_ms, a.finished_at_ms) for a in run.attempts] == [
         (1, "completed", "node-a", 1100, 1500)]

@@ -255,7 +255,8 @@ function make_terminal(pfx, id, status, now, ttl_ms, cap, batch)  -- the local d
   -- while the status is executing (runtime/records.py); settle() leaves the run's lease
   -- sets and leased index before it gets here, and every script that acts for a lease
   -- checks the status as well as the token.
-  local sets = {'status', status, 'finished_at', int_text(now)}
+  local finished = int_text(now)
+  local sets = {'status', status, 'finished_at', finished}
   local dels = {}
   -- the fields read below, when the caller did not read them already (one HMGET)
   local rec = batch and batch.rec or read_fields(pfx, id, {'parent_id', 'queue', 'notify', 'tl', 'sat_dents', 'adm',
@@ -273,7 +274,7 @@ function make_terminal(pfx, id, status, now, ttl_ms, cap, batch)  -- the local d
   call('HSET', rk, unpack(sets))
   if #dels > 0 then call('HDEL', rk, unpack(dels)) end
   local index = K.status(pfx, status)
-  call('ZADD', index, sets[4], id)
+  call('ZADD', index, finished, id)
   if rec.tl then add_event(pfx, id, 'status', '{"status":' .. cjson.encode(status) .. '}', now) end
   local ttl = int_text(ttl_ms)
   call('PEXPIRE', rk, ttl)
