@@ -32,7 +32,7 @@ from redis.exceptions import RedisError, ResponseError
 from runtime.admission import rejection
 from runtime.app import Baton
 from runtime.codec import text
-from runtime.connection import DirectCalls
+from runtime.direct_calls import DirectCalls
 from runtime.errors import RedisUnavailable, SubmissionError
 from runtime.keys import Partition
 from runtime.metrics import DEDUP_REASONS, Metrics

@@ -14,7 +14,7 @@ import asyncio
 import time
 
 from runtime.app import Baton
-from runtime.connection import DirectCalls
+from runtime.direct_calls import DirectCalls
 from runtime.keys import Partition
 from runtime.scripts import handed_off_runs
 

@@ -20,7 +20,7 @@ import orjson
 from redis.exceptions import NoScriptError
 
 from .codec import text
-from .connection import DirectCalls
+from .direct_calls import DirectCalls
 from .errors import NotReplicated
 from .keys import Keys, Partition
 from .settings import Settings

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from redis.exceptions import ResponseError
 
-from runtime.connection import DirectCalls, connect
+from runtime.connection import connect
+from runtime.direct_calls import DirectCalls
 from tests.servers import RedisProcess
 
 

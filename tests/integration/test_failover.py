@@ -20,7 +20,8 @@ import redis.asyncio as aioredis
 
 from bench.cluster import keyslot, slot_layout
 from runtime import Baton, NotReplicated, RunContext
-from runtime.connection import DirectCalls, connect
+from runtime.connection import connect
+from runtime.direct_calls import DirectCalls
 from tests.failover.fleet import Fleet, StatusReader, fleet_settings
 from tests.nodes import eventually
 from tests.servers import SENTINEL_SERVICE, RedisClusterProcesses, SentinelGroup
