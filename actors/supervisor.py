@@ -177,6 +177,7 @@ class Supervisor(Actor[None]):
                     await check_deployment(self.app.redis, self.app.keys.deployment, self.settings)
                     await check_eviction_policy(self.app.redis)
                     await self.app.register_jobs()
+                    await self.app.scripts.lua.remove_other_versions()
                     for intake in self.intakes:
                         await ensure_group(self.app, intake.stream.key)
                     await clear_handoff(self.app)

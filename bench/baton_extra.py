@@ -6,7 +6,7 @@
   submission stream (same method as the common pickup phase, bench/pickup.py);
 - the drain with 2 and 4 worker processes, and at executor concurrency 10 and 1000;
 - Redis calls per run, submit to completion, split into client calls and calls
-  made inside Lua and EVALSHA by script, from a MONITOR capture (trigger_batch
+  made inside Lua and Lua calls (FCALL or EVALSHA) by script, from a MONITOR capture (trigger_batch
   path and XADD path);
 - renewal calls per node per interval and the idle background calls of a node;
 - a py-spy profile of a worker during a drain (with --profile).
@@ -99,19 +99,23 @@ async def xadd_bulk(d: Driver) -> None:
     d.metric("enqueue_xadd_client_only", xadd_only, n=n)
 
 
-# -- MONITOR: calls per run by command, client vs Lua, EVALSHA by script -------------------------
+# -- MONITOR: calls per run by command, client vs Lua, Lua calls by script ---------------------
 
+#: the commands that run one of Baton's scripts (runtime/lua_calls.py)
+_LUA_CALLS = ("fcall", "evalsha")
 _LINE = re.compile(r'^[\d.]+ \[\d+ ([^\]]+)\] "([^"]*)"(?: "([^"]*)")?')
 
 
 def script_names() -> dict[str, str]:
-    """SHA1 -> name of every script in runtime/lua (what EVALSHA names)."""
-    from runtime.scripts import LUA_DIR, load_source
+    """What a call names (an EVALSHA's SHA1, an FCALL's function) -> the script's name, for
+    every script in runtime/lua."""
+    from runtime.lua_source import LUA_DIR, library, load_source
 
     names = {}
     for path in sorted(LUA_DIR.glob("*.lua")):
         try:
             names[hashlib.sha1(load_source(path.stem).encode()).hexdigest()] = path.stem
+            names[library(path.stem).name] = path.stem
         except OSError:
             continue
     return names
@@ -150,7 +154,7 @@ class Monitor:
 
     def phases(self) -> dict[str, Counter[tuple[str, str]]]:
         """Counter of (source, command) per phase; source is 'client' or 'lua';
-        EVALSHA calls are counted as ('script', name) as well. ``self.script_times``
+        FCALL and EVALSHA calls are counted as ('script', name) as well. ``self.script_times``
         gets the timestamps of each script's calls per phase."""
         names = self.names
         phase = "pre"
@@ -162,7 +166,7 @@ class Monitor:
                 if not m:
                     continue
                 source, cmd, arg1 = m.group(1), m.group(2).lower(), m.group(3) or ""
-                if cmd == "evalsha":
+                if cmd in _LUA_CALLS:
                     ts = float(raw.split(b" ", 1)[0])
                     self.script_times.setdefault(phase, {}).setdefault(names.get(arg1, arg1[:12]), []).append(ts)
                 if cmd == "echo" and arg1.startswith("bench:phase:"):
@@ -172,7 +176,7 @@ class Monitor:
                     continue
                 counter = out.setdefault(phase, Counter())
                 counter[("lua" if source == "lua" else "client", cmd)] += 1
-                if cmd == "evalsha":
+                if cmd in _LUA_CALLS:
                     counter[("script", names.get(arg1, arg1[:12]))] += 1
         return out
 
@@ -262,7 +266,7 @@ async def renewals(d: Driver) -> None:
             if time.time() > deadline:
                 raise RuntimeError("the hold runs were not all leased within 30 s")
             await asyncio.sleep(0.05)
-        # past the first renewal (its first EVALSHA also loads the script), then watch
+        # past the first renewal (its first call also loads the script), then watch
         await asyncio.sleep(1.5 * interval_ms / 1000)
         mon = Monitor(d, d.log_dir / "monitor-renewals.txt")
         await mon.started()

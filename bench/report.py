@@ -225,7 +225,7 @@ def baton_sections(b: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
         out += ["### Redis calls per run, submit to completion (concurrency 100)", "",
                 f"From a `MONITOR` capture of {mon['runs']:,} runs (client calls are round-trip commands sent by "
                 "Baton; calls inside Lua are the commands its scripts run; harness polls excluded):", "",
-                "| path | phase | client calls / run | calls inside Lua / run | EVALSHA by script (per run) |",
+                "| path | phase | client calls / run | calls inside Lua / run | Lua calls by script (per run) |",
                 "|---|---|---|---|---|"]
         for path, label in (("trigger_batch", "`trigger_batch` + worker"), ("xadd", "`XADD` stream + intake")):
             res = mon.get(path)
@@ -262,10 +262,10 @@ def baton_sections(b: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
                 f"{ren['renew_interval_ms']} ms, watched for {ren['window_s']:.1f} s with `MONITOR`:", "",
                 f"- renewal calls per node per interval: {ren['renew_calls_per_interval']:.2f} "
                 f"(`leases_renew` called every {ren['renew_call_spacing_s']:.3f} s; {ren['renew_calls']} calls in "
-                f"the window, each renewing all {ren['leases_held']} leases in one EVALSHA)",
+                f"the window, each renewing all {ren['leases_held']} leases in one Lua call)",
                 f"- all client calls of the busy-but-idle node: {ren['client_calls_per_s']:.1f}/s: "
                 + ", ".join(f"{k} {v:.2f}" for k, v in ren["client_per_s"].items()),
-                "- EVALSHA per second by script: "
+                "- Lua calls per second by script: "
                 + ", ".join(f"{k} {v:.2f}" for k, v in ren["evalsha_per_s_by_script"].items()),
                 f"- calls inside Lua: {ren['lua_calls_per_s']:.1f}/s", ""]
     prof = b.get("raw", {}).get("profile")

@@ -5,9 +5,10 @@
 Starts its own redis-server (a free port) with SLOWLOG recording every command, runs one worker
 process of bench.baton_app at concurrency 100, and triggers ``--runs`` runs one at a time, 5 ms
 apart, as the pickup benchmark does. Prints, per script, the calls and the median / p90 time
-Redis spent in each EVALSHA (commands it ran included), and then, on a fresh server with every
-script loaded, the time of a call that returns before doing any work: what running the script's
-top-level chunk (every include's definitions) costs on each call. Times come from Redis's own
+Redis spent in each call (FCALL, or EVALSHA; commands it ran included), and then, on a fresh
+server with every script loaded both ways, the time of a call that returns before doing any
+work: as a script (EVALSHA) that is what running its top-level chunk (every include's
+definitions) costs on each call; as a Redis Function (FCALL) the chunk ran once, at load. Times come from Redis's own
 SLOWLOG (microseconds of server time), so they hold on a busy machine better than wall clocks.
 """
 
@@ -29,7 +30,8 @@ import redis
 from bench.baton_app import app as jobs_app
 from bench.common import ROOT
 from runtime import Baton, Settings
-from runtime.scripts import SCRIPT_NAMES, load_source
+from runtime.lua_source import library, load_source
+from runtime.scripts import SCRIPT_NAMES
 from tests.servers import RedisProcess
 
 #: Calls that return before any work (an unknown run, no items): the per-call cost of the chunk.
@@ -48,13 +50,15 @@ def _record_all(client: Any) -> None:
 
 
 def _script_times(client: Any) -> dict[str, list[int]]:
-    """Microseconds per EVALSHA from SLOWLOG, by script name."""
-    names = {hashlib.sha1(load_source(n).encode()).hexdigest(): n for n in SCRIPT_NAMES}
+    """Microseconds per script call (EVALSHA or FCALL) from SLOWLOG, by script name (``<name> (EVALSHA)``
+    for a script)."""
+    names = {hashlib.sha1(load_source(n).encode()).hexdigest(): f"{n} (EVALSHA)" for n in SCRIPT_NAMES}
+    names.update({library(n).name: n for n in SCRIPT_NAMES})
     times: dict[str, list[int]] = defaultdict(list)
     for entry in client.slowlog_get(1_000_000):
         command = entry["command"]
         parts = (command if isinstance(command, bytes) else str(command).encode()).split()
-        if parts and parts[0].upper() == b"EVALSHA" and len(parts) > 1:
+        if parts and parts[0].upper() in (b"EVALSHA", b"FCALL") and len(parts) > 1:
             times[names.get(parts[1].decode(), parts[1].decode()[:12])].append(int(entry["duration"]))
     return times
 
@@ -105,12 +109,17 @@ def empty_calls(calls: int = 300) -> None:
     client = redis.Redis.from_url(server.url)
     try:
         shas = {name: client.script_load(load_source(name)) for name in SCRIPT_NAMES}
-        lua_heap = client.info("memory").get("used_memory_vm_eval", client.info("memory").get("used_memory_lua"))
+        for name in SCRIPT_NAMES:
+            client.function_load(library(name).source, replace=True)
+        memory = client.info("memory")
+        heaps = (f"Lua heap: scripts {memory.get('used_memory_vm_eval', memory.get('used_memory_lua'))} B, "
+                 f"functions {memory.get('used_memory_vm_functions')} B")
         _record_all(client)
         for name, (keys, args) in EMPTY_CALLS.items():
             for _ in range(calls):
                 client.evalsha(shas[name], len(keys), *keys, *args)
-        _print(f"calls that return before any work, every script loaded (Lua heap {lua_heap} B):",
+                client.fcall(library(name).name, len(keys), *keys, *args)
+        _print(f"calls that return before any work, every script loaded both ways ({heaps}):",
                _script_times(client))
     finally:
         server.stop()

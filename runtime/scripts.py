@@ -1,10 +1,9 @@
 """Lua scripts: loaded once from ``runtime/lua/``, called through typed wrappers.
 
 Each script file has a header listing its KEYS and ARGV; ``--@include name``
-lines pull in ``lua/includes/name.lua``. Calls go out as EVALSHA on held
-connections (see connection.DirectCalls) and reload a script on NOSCRIPT (a
-failover to a replica that never saw SCRIPT LOAD); callers never see raw
-key/argument lists.
+lines pull in ``lua/includes/name.lua`` (runtime/lua_source.py). Calls go out
+through runtime/lua_calls.py (a Redis Function per script, or EVALSHA);
+callers never see raw key/argument lists.
 """
 
 from __future__ import annotations
@@ -13,37 +12,18 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import orjson
-from redis.exceptions import NoScriptError
 
 from .codec import text
-from .direct_calls import DirectCalls
-from .errors import NotReplicated
 from .keys import Keys, Partition
+from .lua_calls import SCRIPT_NAMES, LuaCalls
 from .settings import Settings
 
 __all__ = [
-    "CLAIM_FIELDS", "SCRIPT_NAMES", "Claimed", "Outcome", "Scripts", "durable_shortfall", "durable_wait",
-    "handed_off_runs", "load_source",
+    "CLAIM_FIELDS", "SCRIPT_NAMES", "Claimed", "Outcome", "Scripts", "handed_off_runs",
 ]
-
-LUA_DIR = Path(__file__).parent / "lua"
-SCRIPT_NAMES = (
-    "runs_create", "runs_claim", "leases_renew", "runs_finish", "leases_reap",
-    "runs_promote", "run_cancel", "run_replay", "run_update", "step_record", "checkpoint_add", "event_send",
-    "scheduler_lease", "reconcile",
-    "run_pause", "run_resume", "run_reschedule", "run_restart", "run_idem_reset", "run_debug", "run_append",
-    "run_delete",
-    "limits_apply", "run_watch", "webhook_claim",
-    "signal_send", "state_set", "token_create", "token_settle", "message_take",
-)
-
-#: Scripts whose writes nobody is told about (configuration, not a run's fate): durable
-#: writes do not wait for them, so a node starts and applies limits with its replicas down
-NOT_ACKNOWLEDGED = frozenset({"limits_apply", "webhook_claim"})
 
 #: The fields of one claimed run in a claim reply or a hand-off push, in order; Lua places
 #: each by name (the generated include claim_reply.lua), Python reads them by name.
@@ -53,47 +33,6 @@ CLAIM_FIELDS = ("run_id", "token", "attempt", "job", "input", "timeout_ms", "rea
 #: Approximate caps of a run's record and chunk streams (see run_append.lua).
 RECORDS_MAX = 10_000
 CHUNKS_MAX = 10_000
-
-
-def durable_wait(settings: Settings) -> tuple[Any, ...] | None:
-    """The command that follows every script call under durable writes, or None when they are off:
-    ``WAITAOF 1 N timeout`` with durable_fsync (the master's AOF and N replicas' have it), else
-    ``WAIT N timeout`` (N replicas have it in memory)."""
-    if settings.durable_fsync:
-        return ("WAITAOF", 1, settings.durable_replicas, settings.durable_timeout_ms)
-    if settings.durable_replicas:
-        return ("WAIT", settings.durable_replicas, settings.durable_timeout_ms)
-    return None
-
-
-def durable_shortfall(settings: Settings, acked: Any) -> str:
-    """What a durable wait's reply falls short of ('' when nothing)."""
-    want, timeout_ms = settings.durable_replicas, settings.durable_timeout_ms
-    if settings.durable_fsync:
-        local, replicas = (int(v) for v in acked)
-        if local < 1 or replicas < want:
-            return (f"the write was fsynced on {local} of 1 master and {replicas} of {want} replica(s) within "
-                    f"{timeout_ms} ms (durable_fsync)")
-        return ""
-    if int(acked) < want:
-        return f"the write reached {int(acked)} of {want} replica(s) within {timeout_ms} ms (durable_replicas)"
-    return ""
-
-
-def load_source(name: str) -> str:
-    """The script's source with its includes expanded."""
-    return _expanded(LUA_DIR / f"{name}.lua") + "\n"
-
-
-def _expanded(path: Path) -> str:
-    """A Lua file with its ``--@include`` lines replaced by the includes (which may include others)."""
-    lines = []
-    for line in path.read_text().splitlines():
-        if line.startswith("--@include "):
-            lines.append(_expanded(LUA_DIR / "includes" / f"{line.split()[1]}.lua"))
-        else:
-            lines.append(line)
-    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -136,8 +75,7 @@ class Scripts:
         self.redis = redis
         self.keys = keys
         self.settings = settings
-        self._scripts = {name: redis.register_script(load_source(name)) for name in SCRIPT_NAMES}
-        self._direct = DirectCalls(redis)
+        self.lua = LuaCalls(redis, settings)
         self._ttl_ms = settings.finished_ttl_s * 1000
         self._dlq_ttl_ms = settings.dead_letter_ttl_s * 1000
 
@@ -146,31 +84,11 @@ class Scripts:
 
     async def _call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         started = time.perf_counter()
-        script = self._scripts[name]
         try:
-            # EVALSHA on a held connection (each script call is on some run's
-            # path: submission, pickup, completion); on NOSCRIPT (a failover
-            # to a server that never loaded it) load it and call again
-            try:
-                return await self._send(name, script.sha, keys, args)
-            except NoScriptError:
-                script.sha = await self.redis.script_load(script.script)
-                return await self._send(name, script.sha, keys, args)
+            return await self.lua.call(name, keys, args)
         finally:
             if self.on_call is not None:
                 self.on_call(name, time.perf_counter() - started)
-
-    async def _send(self, name: str, sha: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        wait = durable_wait(self.settings) if name not in NOT_ACKNOWLEDGED else None
-        if wait is None:
-            return await self._direct.execute("EVALSHA", sha, len(keys), *keys, *args)
-        # durable writes: nothing is acknowledged before the wait confirms it (every script
-        # is a write, and its caller acknowledges on its return)
-        reply, acked = await self._direct.execute_durably(wait, "EVALSHA", sha, len(keys), *keys, *args)
-        problem = durable_shortfall(self.settings, acked)
-        if problem:
-            raise NotReplicated(f"{name}: {problem}; it was not acknowledged")
-        return reply
 
     async def create(self, partition: Partition, specs_args: Sequence[Sequence[Any]]) -> list[tuple[str, int]]:
         """Create runs (each a RunSpec.script_args()); returns (id, code) per run."""

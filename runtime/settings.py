@@ -151,6 +151,9 @@ class Settings:
     #: Also wait until the write is fsynced to the AOF of the master and of durable_replicas replicas
     #: (WAITAOF; Redis 7.2+ or Valkey, with appendonly yes), so it survives their crash too.
     durable_fsync: bool = False
+    #: Run Baton's Lua as Redis Functions (FCALL; Redis 7+ or Valkey): loaded once per server, cheaper per
+    #: call than scripts. False, or a server that refuses FUNCTION: as scripts (EVALSHA).
+    redis_functions: bool = True
     #: Key prefix: two deployments with different prefixes share nothing.
     prefix: str = "baton"
     #: Queue partitions; every node and producer of a deployment must agree.

@@ -81,6 +81,45 @@ async def test_stream_end_to_end_on_cluster(redis_cluster: RedisClusterProcesses
         await app.close()
 
 
+async def test_lua_calls_go_straight_to_the_masters_of_their_slots(
+        redis_cluster: RedisClusterProcesses, settings: Settings) -> None:
+    # Given an app on the cluster with runs to claim, and the masters' command counts from zero
+    cs = settings.with_changes(redis_url=redis_cluster.url, redis_cluster=True, partitions=4)
+    app = Baton(cs)
+
+    @app.job()
+    async def noop(ctx: RunContext, payload: Any) -> None:
+        return None
+
+    raw = RedisCluster.from_url(redis_cluster.url)
+    try:
+        await raw.initialize()
+        await app.register_jobs()
+        # (the first calls load the libraries: every master gets them)
+        await app.trigger("noop", -1)
+        for part in app.keys.partitions:
+            await app.scripts.claim(part, "n1", 1, ["default"], ["noop"], 0)
+        for node in raw.get_primaries():
+            await node.execute_command("CONFIG", "RESETSTAT")
+        # When runs are created and claimed in every partition (each a Redis Function call)
+        ids = [await app.trigger("noop", i) for i in range(20)]
+        claimed = []
+        for part in app.keys.partitions:
+            runs, _ = await app.scripts.claim(part, "n1", 20, ["default"], ["noop"], 0)
+            claimed += [c.run_id for c in runs]
+        assert sorted(claimed) == sorted(ids)
+        stats = [await node.execute_command("INFO", "commandstats") for node in raw.get_primaries()]
+        # Then each went as one FCALL to the master of its slot: none redirected or failed, and the
+        # client never asked a server where an FCALL's keys are (COMMAND GETKEYS, a round trip a call)
+        calls = {name: sum(int(s.get(f"cmdstat_{name}", {}).get("calls", 0)) for s in stats)
+                 for name in ("fcall", "command|getkeys", "evalsha")}
+        assert calls == {"fcall": 20 + len(app.keys.partitions), "command|getkeys": 0, "evalsha": 0}, calls
+        assert all(int(s.get("cmdstat_fcall", {}).get("failed_calls", 0)) == 0 for s in stats)
+    finally:
+        await raw.aclose()
+        await app.close()
+
+
 async def test_the_listener_subscribes_on_a_cluster(redis_cluster: RedisClusterProcesses, settings: Settings) -> None:
     # Given the listener of a node on the cluster
     app = Baton(settings.with_changes(redis_url=redis_cluster.url, redis_cluster=True, partitions=4))

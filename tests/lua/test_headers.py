@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from runtime.errors import StatusCode
-from runtime.scripts import LUA_DIR, SCRIPT_NAMES, Outcome, Scripts
+from runtime.lua_source import LUA_DIR
+from runtime.scripts import SCRIPT_NAMES, Outcome, Scripts
 from runtime.submission import RunSpec
 from tests.lua.support import Lua
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 
-from runtime.scripts import LUA_DIR
+from runtime.lua_source import LUA_DIR
 from tests.nodes import ROOT
 
 USERS = ROOT / "deploy" / "redis" / "users.acl"
-#: the users that run scripts (EVALSHA): workers and the API
+#: the users that run Baton's Lua (FCALL, FUNCTION LOAD; runtime/lua_calls.py): workers and the API
 SCRIPT_USERS = ("baton-worker", "baton-api")
 
 
@@ -36,3 +36,13 @@ def test_the_script_users_may_run_every_command_the_scripts_call() -> None:
     assert {"hset", "zadd", "xadd"} <= commands  # the scan finds the scripts' calls
     for user in SCRIPT_USERS:
         assert commands - granted(user) == set(), f"{user} lacks commands the Lua scripts call"
+
+
+def test_the_script_users_may_call_and_load_functions() -> None:
+    # runtime/lua_calls.py sends FCALL and, for a missing library, FUNCTION LOAD; a worker
+    # starting lists and deletes the libraries of other versions
+    line = {user: next(line for line in USERS.read_text().splitlines() if line.split()[:2] == ["user", user])
+            for user in SCRIPT_USERS}
+    for user in SCRIPT_USERS:
+        assert {"+fcall", "+function|load"} <= set(line[user].split()), user
+    assert {"+function|list", "+function|delete"} <= set(line["baton-worker"].split())

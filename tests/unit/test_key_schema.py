@@ -9,7 +9,8 @@ from typing import Any
 from runtime.key_schema import families, layout_markdown
 from runtime.keys import Partition
 from runtime.lua_includes import INCLUDES, keys_lua
-from runtime.scripts import LUA_DIR, SCRIPT_NAMES, load_source
+from runtime.lua_source import LUA_DIR, load_source
+from runtime.scripts import SCRIPT_NAMES
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 GENERATED_FILES = {"claim_reply.lua", "keys.lua", "run_spec.lua", "statuses.lua"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from runtime.lua_includes import GENERATED, INCLUDES
-from runtime.scripts import LUA_DIR, load_source
+from runtime.lua_source import LUA_DIR, load_source
 from runtime.statuses import AttemptOutcome, RunStatus
 
 

@@ -2,14 +2,16 @@
   generated include `keys` (K.<family>(pfx, ...), from runtime/keys.py) from the
   partition prefix (ARGV[1]), so every key a script touches carries the same
   hash tag and lives in one Redis Cluster slot. Scripts include `keys` first. ]]
-local call = redis.call
+-- Per-call state (marked per-call): set at the start of every call, as a script's top level runs then
+-- (a Redis Function's library is loaded once, where redis.call does not exist yet: runtime/lua_source.py).
+local call = redis.call  --@per-call
 
 -- An integer as decimal text. A Lua number given to redis.call is formatted
 -- with %.17g, and concatenation uses %.14g: both go through the C library's
 -- floating-point printer, which cost Redis 7.0 ~8% of its CPU on the drain
 -- path; '%d' is the integer printer. Hot paths pass timestamps as text.
 -- Texts are kept for the call: a script writes the same few timestamps many times.
-local INT_TEXTS = {}
+local INT_TEXTS = {}  --@per-call
 local function int_text(n)
   local t = INT_TEXTS[n]
   if not t then
@@ -125,8 +127,8 @@ local SATELLITE_NAMES = {'steps', 'cp', 'children', 'wait', 'rec', 'chunks', 'si
 local function mark_satellite(pfx, id, name)
   call('HSETNX', K.run(pfx, id), 'sat_' .. name, '1')
 end
-local SATELLITE_MARKS = {}
-for i, name in ipairs(SATELLITE_NAMES) do SATELLITE_MARKS[i] = 'sat_' .. name end
+local SATELLITE_MARKS = {'sat_steps', 'sat_cp', 'sat_children', 'sat_wait', 'sat_rec', 'sat_chunks', 'sat_sig', 'sat_state',
+  'sat_dents', 'sat_deps', 'sat_pout'}  -- 'sat_' .. each of SATELLITE_NAMES
 -- `rec`, when given, is the run's fields already read by name (with its sat_<name> marks).
 local function satellite_keys(pfx, id, rec)
   local keys = {K.events(pfx, id), K.input(pfx, id)}

@@ -28,7 +28,7 @@ end
 
 -- A named limit's values {pool size, rate n, rate window ms} (0 = none), the
 -- runtime override winning over the code's; read once per script call.
-local shared_values = {}
+local shared_values = {}  --@per-call
 local function shared_limit(pfx, name)
   local v = shared_values[name]
   if not v then

@@ -30,7 +30,9 @@ end
 -- The fields settle() reads, in one HMGET (runs_finish reads them for its fencing check too).
 local SETTLE_FIELDS = {'job', 'queue', 'concurrency_key', 'priority', 'charged', 'max_attempts', 'backoff',
   'attempt', 'attempt_started_at', 'lease_node', 'cancel_requested', 'attempts', 'lease_token', 'status',
-  'parent_id', 'cc', 'tl', 'notify', 'error', 'next_retry_at', unpack(SATELLITE_MARKS)}
+  'parent_id', 'cc', 'tl', 'notify', 'error', 'next_retry_at'}
+-- and the satellite marks (a loop, not unpack: a library's top level has no global functions)
+for i = 1, #SATELLITE_MARKS do SETTLE_FIELDS[#SETTLE_FIELDS + 1] = SATELLITE_MARKS[i] end
 
 -- outcome: completed | failed | timed_out | crashed | canceled | released | waiting
 -- (a 'waiting' outcome of kind 'paused' parks the run in status paused)

@@ -1,0 +1,191 @@
+"""How a Lua operation reaches Redis: FCALL of its Redis Function, or EVALSHA of its script.
+
+Each operation of runtime/lua/ is a library of one function (runtime/lua_source.py):
+its includes run once, at FUNCTION LOAD, so a call costs Redis only the
+operation itself. A call is sent on a held connection (direct_calls.DirectCalls);
+a "Function not found" (a server that never had it: a new version, a restart
+without persistence, a failover to a replica that never got it) loads the
+library and calls again. A server that refuses FUNCTION (Redis 6, an ACL
+without it) or ``redis_functions=false`` gets the same operations as scripts:
+EVALSHA, reloaded on NOSCRIPT.
+
+Libraries are named by their code's hash, so nodes of two versions never call
+each other's; a node starting removes the Baton libraries of other versions
+(``remove_other_versions``), so a server's functions do not grow with every
+deploy. A node of another version still running (a rolling upgrade) finds its
+library gone and loads it again on its next call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from redis.exceptions import NoPermissionError, NoScriptError, ResponseError
+
+from .direct_calls import DirectCalls
+from .errors import NotReplicated
+from .lua_source import LIBRARY_PREFIX, library, load_source
+from .settings import Settings
+
+__all__ = [
+    "NOT_ACKNOWLEDGED", "SCRIPT_NAMES", "LuaCalls", "durable_shortfall", "durable_wait", "functions_refused",
+]
+
+logger = logging.getLogger("baton.lua")
+
+SCRIPT_NAMES = (
+    "runs_create", "runs_claim", "leases_renew", "runs_finish", "leases_reap",
+    "runs_promote", "run_cancel", "run_replay", "run_update", "step_record", "checkpoint_add", "event_send",
+    "scheduler_lease", "reconcile",
+    "run_pause", "run_resume", "run_reschedule", "run_restart", "run_idem_reset", "run_debug", "run_append",
+    "run_delete",
+    "limits_apply", "run_watch", "webhook_claim",
+    "signal_send", "state_set", "token_create", "token_settle", "message_take",
+)
+
+#: Scripts whose writes nobody is told about (configuration, not a run's fate): durable
+#: writes do not wait for them, so a node starts and applies limits with its replicas down
+NOT_ACKNOWLEDGED = frozenset({"limits_apply", "webhook_claim"})
+
+def durable_wait(settings: Settings) -> tuple[Any, ...] | None:
+    """The command that follows every script call under durable writes, or None when they are off:
+    ``WAITAOF 1 N timeout`` with durable_fsync (the master's AOF and N replicas' have it), else
+    ``WAIT N timeout`` (N replicas have it in memory)."""
+    if settings.durable_fsync:
+        return ("WAITAOF", 1, settings.durable_replicas, settings.durable_timeout_ms)
+    if settings.durable_replicas:
+        return ("WAIT", settings.durable_replicas, settings.durable_timeout_ms)
+    return None
+
+
+def durable_shortfall(settings: Settings, acked: Any) -> str:
+    """What a durable wait's reply falls short of ('' when nothing)."""
+    want, timeout_ms = settings.durable_replicas, settings.durable_timeout_ms
+    if settings.durable_fsync:
+        local, replicas = (int(v) for v in acked)
+        if local < 1 or replicas < want:
+            return (f"the write was fsynced on {local} of 1 master and {replicas} of {want} replica(s) within "
+                    f"{timeout_ms} ms (durable_fsync)")
+        return ""
+    if int(acked) < want:
+        return f"the write reached {int(acked)} of {want} replica(s) within {timeout_ms} ms (durable_replicas)"
+    return ""
+
+
+
+def functions_refused(exc: ResponseError) -> bool:
+    """Whether an error says the server or the user's ACL has no Redis Functions (not that one failed)."""
+    message = str(exc).lower()
+    if isinstance(exc, NoPermissionError) or message.startswith("noperm"):  # redis-py strips NOPERM
+        return "'fcall'" in message or "'function|" in message
+    return "unknown command" in message and ("fcall" in message or "function" in message)
+
+
+def _not_found(exc: ResponseError) -> bool:
+    return str(exc).startswith("Function not found")
+
+
+class LuaCalls:
+    """Sends Baton's Lua operations to one Redis client, as functions while the server takes them."""
+
+    def __init__(self, redis: Any, settings: Settings) -> None:
+        self.redis = redis
+        self.settings = settings
+        self.libraries = {name: library(name) for name in SCRIPT_NAMES}
+        #: False once the server refused functions (or they are turned off): scripts from then on
+        self.functions = settings.redis_functions
+        self._scripts: dict[str, Any] = {}
+        self._direct = DirectCalls(redis)
+
+    async def call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run operation ``name`` with these keys and arguments; its reply."""
+        if self.functions:
+            try:
+                return await self._fcall(name, keys, args)
+            except ResponseError as exc:
+                if not functions_refused(exc):
+                    raise
+                self.functions = False
+                logger.warning("the Redis server refuses Redis Functions (%s): running Baton's Lua as scripts "
+                               "(EVALSHA), at ~20 us more Redis CPU per call", exc)
+        return await self._evalsha(name, keys, args)
+
+    async def _fcall(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        lib = self.libraries[name]
+        for attempt in range(3):
+            try:
+                return await self._send(name, ("FCALL", lib.name), keys, args)
+            except ResponseError as exc:
+                # not there: load it (REPLACE: a node of this version may have loaded it since) and
+                # call again; a third miss means something deletes it as fast as it is loaded
+                if not _not_found(exc) or attempt == 2:
+                    raise
+                await self.redis.function_load(lib.source, replace=True)
+        raise AssertionError("unreachable")
+
+    async def _evalsha(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        script = self._scripts.get(name)
+        if script is None:
+            script = self._scripts[name] = self.redis.register_script(load_source(name))
+        try:
+            return await self._send(name, ("EVALSHA", script.sha), keys, args)
+        except NoScriptError:  # a server that never loaded it: load it and call again
+            script.sha = await self.redis.script_load(script.script)
+            return await self._send(name, ("EVALSHA", script.sha), keys, args)
+
+    async def _send(self, name: str, command: tuple[str, str], keys: Sequence[str], args: Sequence[Any]) -> Any:
+        wait = durable_wait(self.settings) if name not in NOT_ACKNOWLEDGED else None
+        if wait is None:
+            return await self._direct.execute(*command, len(keys), *keys, *args)
+        # durable writes: nothing is acknowledged before the wait confirms it (every operation
+        # is a write, and its caller acknowledges on its return)
+        reply, acked = await self._direct.execute_durably(wait, *command, len(keys), *keys, *args)
+        problem = durable_shortfall(self.settings, acked)
+        if problem:
+            raise NotReplicated(f"{name}: {problem}; it was not acknowledged")
+        return reply
+
+    async def remove_other_versions(self) -> list[str]:
+        """Delete the Baton libraries on the server that are not this version's; their names.
+        Nothing when functions are off or the server or ACL does not allow listing or deleting."""
+        if not self.functions:
+            return []
+        ours = {lib.name for lib in self.libraries.values()}
+        try:
+            stale = sorted(await self.baton_libraries() - ours)
+        except ResponseError as exc:
+            logger.info("old Baton libraries not removed: FUNCTION LIST refused (%s)", exc)
+            return []
+        removed = []
+        for stale_name in stale:
+            try:
+                await self.redis.function_delete(stale_name)
+                removed.append(stale_name)
+            except ResponseError as exc:  # gone meanwhile, or on some primaries only, or refused
+                logger.info("Baton library %s not removed: %s", stale_name, exc)
+        if removed:
+            logger.info("removed the Baton libraries of other versions: %s", ", ".join(removed))
+        return removed
+
+
+    async def baton_libraries(self) -> set[str]:
+        """The names of the Baton libraries on the server (every primary's, on a cluster)."""
+        listed = await self.redis.function_list(library=f"{LIBRARY_PREFIX}*")
+        # one server: a list of libraries; a cluster client: one list per primary
+        per_server = listed.values() if isinstance(listed, dict) and b"library_name" not in listed else [listed]
+        names = {_library_name(entry) for libraries in per_server for entry in libraries}
+        # the prefix is a glob pattern to the server; the filter keeps the names exact
+        return {name for name in names if name.startswith(LIBRARY_PREFIX)}
+
+
+def _library_name(entry: Any) -> str:
+    """The library name in one FUNCTION LIST entry (RESP2: a flat name/value list; RESP3: a map)."""
+    if isinstance(entry, dict):
+        value = entry.get(b"library_name", entry.get("library_name", b""))
+    else:
+        fields = list(entry)
+        value = next((fields[i + 1] for i in range(0, len(fields) - 1, 2)
+                      if fields[i] in (b"library_name", "library_name")), b"")
+    return value.decode() if isinstance(value, bytes) else str(value)
