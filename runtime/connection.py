@@ -31,7 +31,7 @@ from .codec import text
 from .errors import ConfigError, RedisUnavailable
 from .sentinel import SENTINEL_SCHEMES, parse_sentinel_url, sentinel_client
 
-__all__ = ["EmbeddedServer", "alive_server", "check_eviction_policy", "connect", "pool_size",
+__all__ = ["EmbeddedServer", "KnownKeysCluster", "alive_server", "check_eviction_policy", "connect", "pool_size",
            "redis_url_problem", "server_ms"]
 
 logger = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def connect(url: str, cluster: bool = False, max_connections: int | None = None,
     kwargs.setdefault("socket_connect_timeout", CONNECT_TIMEOUT_S)
     kwargs.setdefault("socket_keepalive", True)
     if cluster:
-        return RedisCluster.from_url(url, **kwargs)
+        return KnownKeysCluster.from_url(url, **kwargs)
     # redis-py's client makes no retries by default: a connection the server
     # closed while it sat in the pool (a restart, a failover) would fail the
     # next command sent on it, though a fresh connection would succeed
@@ -88,6 +88,35 @@ def connect(url: str, cluster: bool = False, max_connections: int | None = None,
     if urlsplit(url).scheme.lower() in SENTINEL_SCHEMES:
         return sentinel_client(url, **kwargs)
     return aioredis.from_url(url, **kwargs)
+
+
+class KnownKeysCluster(RedisCluster):
+    """redis-py's cluster client, finding the keys of FCALL, XREAD and XREADGROUP itself.
+
+    redis-py knows where EVALSHA's keys are but asks the server for those
+    commands' keys (COMMAND GETKEYS, twice per call: two round trips before
+    every Lua call and every stream read, the stream pickup path included).
+    Their first key is at a known place; the keys of one Baton call share a
+    hash tag, so its slot is the call's. Any other command goes redis-py's way.
+    """
+
+    async def _determine_slot(self, command: str, *args: Any) -> int:
+        key = _first_key(command, args)
+        if key is not None:
+            return self.keyslot(key)
+        return int(await super()._determine_slot(command, *args))
+
+
+def _first_key(command: str, args: tuple[Any, ...]) -> Any:
+    """The first key of an FCALL / FCALL_RO (after numkeys) or XREAD / XREADGROUP (after STREAMS), else None."""
+    name = command.upper()
+    if name in ("FCALL", "FCALL_RO"):
+        return args[2] if len(args) > 2 and int(args[1]) > 0 else None
+    if name in ("XREAD", "XREADGROUP"):
+        words = [text(a).upper() if isinstance(a, str | bytes) else "" for a in args]
+        if "STREAMS" in words and words.index("STREAMS") + 1 < len(args):
+            return args[words.index("STREAMS") + 1]
+    return None
 
 
 #: URL schemes connect() hands to redis-py as they are (Sentinel's are in runtime/sentinel.py)

@@ -36,7 +36,7 @@ class DirectCalls:
     keeps connections taken from the pool and uses them directly: one
     connection per concurrent call, reused. A connection error drops the
     connection and sends the command through the client, with its retries.
-    A cluster client routes per key itself, except an FCALL (see _fcall_on_cluster).
+    A cluster client (which routes per key) is always used as is.
     Replies are raw: no redis-py response callbacks.
     """
 
@@ -48,8 +48,6 @@ class DirectCalls:
     async def execute(self, *args: Any) -> Any:
         """Send one command and return its raw reply (error replies raise as usual)."""
         if self._pool is None:
-            if args[0] == "FCALL" and int(args[2]) > 0:
-                return await self._fcall_on_cluster(args)
             return await self._client.execute_command(*args)
         conn = self._free.pop() if self._free else await self._pool.get_connection()
         try:
@@ -71,18 +69,6 @@ class DirectCalls:
             raise
         self._free.append(conn)
         return reply
-
-    async def _fcall_on_cluster(self, args: tuple[Any, ...]) -> Any:
-        """FCALL name numkeys key ... to the master of its first key's slot. redis-py's cluster
-        client knows where EVALSHA's keys are but asks the server (COMMAND GETKEYS, a round trip)
-        for FCALL's on every call; the slot table it keeps knows the node. A redirection or a
-        lost node goes through the client, which refreshes its table and retries."""
-        try:
-            await self._client.initialize()  # a fresh client knows no node yet
-            node = self._client.get_node_from_key(args[3])
-            return await node.execute_command(*args)
-        except (*_REDIRECTED, RedisClusterException, OSError):
-            return await self._client.execute_command(*args)
 
     async def execute_durably(self, wait: tuple[Any, ...], *args: Any) -> tuple[Any, Any]:
         """Send one command and then ``wait`` (a WAIT or WAITAOF command) on the same connection,

@@ -81,7 +81,7 @@ async def test_stream_end_to_end_on_cluster(redis_cluster: RedisClusterProcesses
         await app.close()
 
 
-async def test_lua_calls_go_straight_to_the_masters_of_their_slots(
+async def test_lua_calls_and_stream_reads_go_straight_to_the_masters_of_their_slots(
         redis_cluster: RedisClusterProcesses, settings: Settings) -> None:
     # Given an app on the cluster with runs to claim, and the masters' command counts from zero
     cs = settings.with_changes(redis_url=redis_cluster.url, redis_cluster=True, partitions=4)
@@ -115,6 +115,16 @@ async def test_lua_calls_go_straight_to_the_masters_of_their_slots(
                  for name in ("fcall", "command|getkeys", "evalsha")}
         assert calls == {"fcall": 20 + len(app.keys.partitions), "command|getkeys": 0, "evalsha": 0}, calls
         assert all(int(s.get("cmdstat_fcall", {}).get("failed_calls", 0)) == 0 for s in stats)
+        # And a node taking runs from the streams (blocking XREADGROUP on each) and a client
+        # waiting for them (XREAD of their timelines) never ask either
+        async with running_node(app):
+            entries = [(await raw.xadd(app.keys.submit_stream, {"job": "noop", "input": str(i)})).decode()
+                       for i in range(10)]
+            done = [await app.wait_for(entry_id, 30) for entry_id in entries]
+        assert all(r.status == "completed" for r in done)
+        stats = [await node.execute_command("INFO", "commandstats") for node in raw.get_primaries()]
+        assert sum(int(s.get("cmdstat_xreadgroup", {}).get("calls", 0)) for s in stats) > 0
+        assert sum(int(s.get("cmdstat_command|getkeys", {}).get("calls", 0)) for s in stats) == 0
     finally:
         await raw.aclose()
         await app.close()
