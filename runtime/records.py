@@ -304,7 +304,8 @@ class Run:
             metadata=_typed(js("metadata", {}), dict, {}),
             concurrency_key=d.get("concurrency_key") or None, idempotency_key=d.get("idempotency_key") or None,
             version=d.get("version", ""), source=source,
-            created_at_ms=ms("created_at") or 0, scheduled_at_ms=ms("scheduled_at"),
+            # (records hold scheduled_at only when it is later than created_at, and no id: the key is it)
+            created_at_ms=ms("created_at") or 0, scheduled_at_ms=ms("scheduled_at") or ms("created_at"),
             # the first attempt's start (records of earlier versions have it stored as started_at)
             started_at_ms=ms("started_at") or (attempts[0].started_at_ms if attempts else ms("attempt_started_at")),
             finished_at_ms=ms("finished_at"),

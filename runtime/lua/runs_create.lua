@@ -172,11 +172,13 @@ for a = 4, #ARGV do
     -- the whole record in one HSET; optional fields only when present, to keep it small
     -- (attempt, charged and updated_at are left out until they change: readers
     -- take 0, 0 and created_at; every field costs Redis time and memory per run)
-    local rec = {'id', id, 'job', job, 'queue', queue,
-      'priority', priority, 'status', status, 'created_at', now_text,
-      'scheduled_at', due == now and now_text or due, 'max_attempts', F[S.max_attempts],
+    -- (no id: the key names the run; no scheduled_at unless later than created_at: readers
+    -- take created_at, runtime/records.py; each field costs every queued run ~30 bytes)
+    local rec = {'job', job, 'queue', queue,
+      'priority', priority, 'status', status, 'created_at', now_text, 'max_attempts', F[S.max_attempts],
       'timeout_ms', F[S.timeout_ms], 'backoff', F[S.backoff_json], 'source', F[S.source]}
     local function put(k, v) rec[#rec + 1] = k; rec[#rec + 1] = v end
+    if due ~= now then put('scheduled_at', int_text(due)) end
     local function put_set(k, v) if v ~= '' then put(k, v) end end
     put_set('labels', F[S.labels_json]); put_set('tags', F[S.tags_json]); put_set('metadata', F[S.metadata_json])
     put_set('concurrency_key', ckey); put_set('idempotency_key', ikey); put_set('version', F[S.version])

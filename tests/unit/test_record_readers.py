@@ -1,6 +1,7 @@
 """Some facts of a run are not stored as they read: started_at, heartbeat_at and updated_at are
-derived from other times, and the last lease's fields stay after a run ends (they mean a lease only
-while it executes). runtime/records.py (Run.from_hash) derives them; code that reads them straight
+derived from other times, id is the record's key, scheduled_at is stored only when later than
+created_at, and the last lease's fields stay after a run ends (they mean a lease only while it
+executes). runtime/records.py (Run.from_hash) derives them; code that reads them straight
 from a record gets a wrong or missing value (bench's drain cross-check read started_at and lost its
 figure). This finds every such read of a run record outside the readers that know."""
 
@@ -13,7 +14,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 #: fields of a run record whose stored value is not what they mean (see runtime/records.py)
-DERIVED = ("started_at", "heartbeat_at", "updated_at", "done_by", "lease_node", "lease_token", "lease_expires_at")
+DERIVED = ("started_at", "heartbeat_at", "updated_at", "done_by", "lease_node", "lease_token", "lease_expires_at",
+           "id", "scheduled_at")
 
 #: readers that handle them, and why
 ALLOWED = {
@@ -52,3 +54,28 @@ def test_the_check_finds_such_a_read() -> None:
     line = 'started = await self.redis.hget(p.run(self.first_id or ""), "started_at")'
     m = _READ.search(line)
     assert m and '"started_at"' in m["args"]
+
+
+#: Lua readers of a run record's id or scheduled_at, and why they are right without them
+LUA_ALLOWED = {
+    "deps.lua": "an absent scheduled_at reads as 0, not later than now: the dependent is queued at once",
+}
+_LUA_READ = re.compile(r"call\('HM?GET', (?:rk|KEYS\[1\]|src_key|K\.run\([^)]*\))[^\n]*|read_fields\([^\n]*")
+
+
+def test_no_lua_reads_a_run_id_or_scheduled_at_from_the_record() -> None:
+    # records hold neither the run's id (its key names it) nor, mostly, scheduled_at (= created_at)
+    offenders = []
+    for path in sorted((ROOT / "runtime" / "lua").rglob("*.lua")):
+        if path.name in LUA_ALLOWED:
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            m = _LUA_READ.search(line)
+            if m and ("'id'" in m.group(0) or "'scheduled_at'" in m.group(0)):
+                offenders.append(f"{path.name}:{number}: {line.strip()}")
+    assert offenders == [], offenders
+
+
+def test_the_lua_check_finds_such_a_read() -> None:
+    assert _LUA_READ.search("  local src_id = call('HGET', src_key, 'id')")
+    assert _LUA_READ.search("  local r = call('HMGET', rk, 'scheduled_at', 'pause_requested')")

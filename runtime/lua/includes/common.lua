@@ -146,8 +146,8 @@ local function read_all(pfx, id)
   local flat = call('HGETALL', K.run(pfx, id))
   -- built with a leased record's usual fields (false: absent, as read_fields gives), so the
   -- table is sized once rather than regrown field by field (~2% of runs_finish's Redis time)
-  local rec = {id = false, job = false, queue = false, priority = false, status = false, created_at = false,
-    scheduled_at = false, max_attempts = false, timeout_ms = false, backoff = false, source = false,
+  local rec = {job = false, queue = false, priority = false, status = false, created_at = false,
+    max_attempts = false, timeout_ms = false, backoff = false, source = false,
     ready_at = false, attempt = false, charged = false, lease_token = false, lease_node = false,
     lease_expires_at = false, attempt_started_at = false, cc = false}
   for i = 1, #flat, 2 do rec[flat[i]] = flat[i + 1] end
