@@ -11,9 +11,9 @@ from pathlib import Path
 from .key_schema import families
 from .scripts import CLAIM_FIELDS
 from .statuses import LIVE, TERMINAL
-from .submission import RunSpec
+from .submission import DEFAULT_BACKOFF, RunSpec
 
-__all__ = ["GENERATED", "claim_reply_lua", "keys_lua", "run_spec_lua", "statuses_lua"]
+__all__ = ["GENERATED", "backoff_lua", "claim_reply_lua", "keys_lua", "run_spec_lua", "statuses_lua"]
 
 INCLUDES = Path(__file__).parent / "lua" / "includes"
 
@@ -64,9 +64,18 @@ def keys_lua() -> str:
     )
 
 
+def backoff_lua() -> str:
+    """The include naming the retry backoff of a run whose record stores none (runtime/submission.py)."""
+    return (
+        "-- Generated from DEFAULT_BACKOFF (runtime/submission.py) by `python -m runtime.lua_includes`: do not edit.\n"
+        "-- A run created with the default backoff stores none (a record field less); this is it.\n"
+        f"local DEFAULT_BACKOFF = '{DEFAULT_BACKOFF.encoded}'\n"
+    )
+
+
 #: include file name -> its generator
 GENERATED = {
-    "claim_reply.lua": claim_reply_lua, "keys.lua": keys_lua, "run_spec.lua": run_spec_lua,
+    "backoff.lua": backoff_lua, "claim_reply.lua": claim_reply_lua, "keys.lua": keys_lua, "run_spec.lua": run_spec_lua,
     "statuses.lua": statuses_lua,
 }
 

@@ -10,6 +10,7 @@ import orjson
 
 from .codec import text
 from .statuses import LIVE, TERMINAL
+from .submission import DEFAULT_BACKOFF
 
 __all__ = ["ATTEMPT_FIELDS", "LIVE_STATUSES", "SOURCE_TRIGGER", "TERMINAL_STATUSES", "Attempt", "Run", "iso",
            "record_attempts", "stored_int", "stored_json", "stored_ms", "text", "timeline_entry"]
@@ -317,7 +318,8 @@ class Run:
             updated_at_ms=_latest(ms("updated_at"), ms("attempt_started_at"), ms("finished_at"), ms("created_at")),
             lease_node=(d.get("lease_node") or None) if leased else None,
             cancel_requested=d.get("cancel_requested") == "1", replay_of=d.get("replay_of") or None,
-            entry_id=d.get("entry_id") or None, attempts=attempts, backoff=_backoff(d.get("backoff") or ""),
+            entry_id=d.get("entry_id") or None, attempts=attempts,
+            backoff=_backoff(d.get("backoff") or DEFAULT_BACKOFF.encoded),  # none stored: the default
             project=d.get("project") or "default",
             triggered_by=d.get("triggered_by") or SOURCE_TRIGGER.get(source, source or "client"),
             batch_id=d.get("batch_id") or None,

@@ -32,6 +32,14 @@ __all__ = [
 MAX_TAGS = 10
 #: The backoff of jobs that set none (one instance, so its encoding is computed once).
 DEFAULT_BACKOFF = Backoff()
+
+
+def backoff_field(backoff: Backoff | None) -> str:
+    """What a run record stores as its backoff: '' (nothing) for the default, which readers
+    (Run.from_hash, settle.lua through the generated include backoff.lua) take for a missing one."""
+    encoded = (backoff or DEFAULT_BACKOFF).encoded
+    return "" if encoded == DEFAULT_BACKOFF.encoded else encoded
+
 MAX_TAG_LEN = 128
 MAX_KEY_LEN = 256
 
@@ -251,7 +259,7 @@ def build_spec(
         delay_ms=delay_ms, run_at_ms=run_at_ms, labels_json=labels_json, tags_json=tags_json,
         metadata_json=metadata_json, concurrency_key=ckey, idempotency_key=ikey,
         idempotency_ttl_ms=to_ms(ittl), max_attempts=int(attempts), timeout_ms=to_ms(timeout),
-        backoff_json=(options.backoff or DEFAULT_BACKOFF).encoded, version=version, source=source,
+        backoff_json=backoff_field(options.backoff), version=version, source=source,
         entry_id=entry_id, extra_json=extra_json, ttl_ms=None if ttl is None else to_ms(ttl),
         rate_key=rate_key, debounce_key=dkey, debounce_spec=dspec, trace_context=check_traceparent(trace_context),
         depends_json=depends_json,

@@ -176,10 +176,11 @@ for a = 4, #ARGV do
     -- take created_at, runtime/records.py; each field costs every queued run ~30 bytes)
     local rec = {'job', job, 'queue', queue,
       'priority', priority, 'status', status, 'created_at', now_text, 'max_attempts', F[S.max_attempts],
-      'timeout_ms', F[S.timeout_ms], 'backoff', F[S.backoff_json], 'source', F[S.source]}
+      'timeout_ms', F[S.timeout_ms], 'source', F[S.source]}
     local function put(k, v) rec[#rec + 1] = k; rec[#rec + 1] = v end
     if due ~= now then put('scheduled_at', int_text(due)) end
     local function put_set(k, v) if v ~= '' then put(k, v) end end
+    put_set('backoff', F[S.backoff_json])  -- '' for the default (includes/backoff.lua)
     put_set('labels', F[S.labels_json]); put_set('tags', F[S.tags_json]); put_set('metadata', F[S.metadata_json])
     put_set('concurrency_key', ckey); put_set('idempotency_key', ikey); put_set('version', F[S.version])
     put_set('entry_id', F[S.entry_id]); put_set('rate_key', F[S.rate_key]); put_set('trace_context', F[S.trace_context])

@@ -27,7 +27,7 @@ async def test_due_run_is_queued_in_its_ready_set(lua: Lua) -> None:
     # counters and updated_at are written when they first change (readers default them)
     assert "attempt" not in run and "charged" not in run and "updated_at" not in run
     assert (run["max_attempts"], run["timeout_ms"]) == ("4", "12000")
-    assert run["backoff"].split(",")[0] == "exponential"  # compact: kind,initial_ms,max_ms,jitter
+    assert "backoff" not in run  # the default: stored as nothing (includes/backoff.lua)
     assert run["source"] == "client"
     assert run["created_at"] == run["ready_at"] and "scheduled_at" not in run  # (it reads as created_at)
     # And it sits in its queue's ready set, scored by priority then ready time

@@ -11,6 +11,7 @@ import pytest
 from runtime.jobs import Backoff, JobOptions
 from runtime.records import Run, record_attempts
 from runtime.scripts import Claimed, Outcome, Scripts
+from runtime.submission import DEFAULT_BACKOFF
 from tests.lua.support import Listener, Lua, priority_of
 
 ERROR = orjson.dumps({"message": "boom", "type": "ValueError", "stack": "..."}).decode()
@@ -146,6 +147,22 @@ async def test_jitter_shortens_the_delay_by_the_random_fraction(lua: Lua, monkey
     run = await lua.run(c.run_id)
     assert int(run["next_retry_at"]) - int(run["updated_at"]) == 3000 == policy.delay_s(2, 0.5) * 1000
     assert attempts(run)[0]["status"] == "timed_out"
+
+
+async def test_a_run_with_the_default_backoff_stores_none_and_retries_by_it(
+        lua: Lua, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a job without a backoff of its own: its runs store none (the default is the generated
+    # include backoff.lua, from DEFAULT_BACKOFF), and a fixed random value
+    lua.jobs["plain"] = JobOptions(max_attempts=5)
+    monkeypatch.setattr(random, "random", lambda: 0.5)
+    c = await leased(lua, job="plain", charged_before=2)
+    assert "backoff" not in await lua.run(c.run_id)
+    # When its third charged attempt fails, then it waits what DEFAULT_BACKOFF says
+    assert await lua.finish(c, "failed", error_json=ERROR) == "delayed"
+    run = await lua.run(c.run_id)
+    assert int(run["next_retry_at"]) - int(run["updated_at"]) == DEFAULT_BACKOFF.delay_s(3, 0.5) * 1000 == 3600
+    assert Run.from_hash(run, run_id=c.run_id).backoff == Run.from_hash(
+        {**run, "backoff": DEFAULT_BACKOFF.encoded}, run_id=c.run_id).backoff
 
 
 async def test_real_jitter_stays_within_its_range(lua: Lua) -> None:

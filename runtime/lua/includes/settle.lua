@@ -2,9 +2,12 @@
   next (completed, canceled, retry with backoff, dead letter, or given back
   without charging an attempt). Shared by runs_finish and leases_reap, so a
   crashed attempt and a failed one follow exactly the same policy. ]]
+--@include backoff
 
--- Delay before retry number `charged` (1-based count of charged attempts).
+-- Delay before retry number `charged` (1-based count of charged attempts); a run
+-- created with the default backoff stores none.
 local function backoff_ms(spec, charged, rnd)
+  if not spec or spec == '' then spec = DEFAULT_BACKOFF end
   local kind, initial, maxd, jitter = 'exponential', 1000, 60000, 0
   if spec and string.sub(spec, 1, 1) == '{' then
     local b = cjson.decode(spec)
