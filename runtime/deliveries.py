@@ -15,6 +15,7 @@ import random
 from typing import Any
 
 import orjson
+from redis.exceptions import WatchError
 
 from .codec import text
 from .errors import WebhookError
@@ -88,11 +89,32 @@ async def read_delivery(redis: Any, keys: Keys, did: str) -> dict[str, Any] | No
 async def finish(redis: Any, keys: Keys, settings: Settings, did: str, now_ms: int, *, ok: bool,
                  status_code: int | None, error: str = "", final: bool = False) -> str:
     """Record an attempt's result: delivered, retried later, or dead-lettered (after the last attempt, or
-    at once when ``final``: nothing to deliver to); returns the new status."""
+    at once when ``final``: nothing to deliver to); returns the new status.
+
+    One transaction writes the attempt count with everything it decides (status, error, next
+    attempt), so no reader sees an attempt counted without its outcome; WATCH makes it start over
+    when the record changed since the count was read (a redelivery requested meanwhile)."""
     key = keys.webhook_delivery(did)
-    attempts = int(await redis.hincrby(key, "attempts", 1))
-    sets: dict[str, Any] = {"updated_at": now_ms, "last_status_code": status_code if status_code is not None else ""}
-    pipe = redis.pipeline(transaction=True)
+    async with redis.pipeline(transaction=True) as pipe:
+        while True:
+            try:
+                await pipe.watch(key)
+                attempts = int(await pipe.hget(key, "attempts") or 0) + 1
+                new = _record_attempt(pipe, keys, settings, did, now_ms, attempts, ok=ok, status_code=status_code,
+                                      error=error, final=final)
+                await pipe.execute()
+                return new
+            except WatchError:
+                continue
+
+
+def _record_attempt(pipe: Any, keys: Keys, settings: Settings, did: str, now_ms: int, attempts: int, *, ok: bool,
+                    status_code: int | None, error: str, final: bool) -> str:
+    """Queue (after MULTI) the writes of attempt number ``attempts``; its new status."""
+    key = keys.webhook_delivery(did)
+    sets: dict[str, Any] = {"attempts": attempts, "updated_at": now_ms,
+                            "last_status_code": status_code if status_code is not None else ""}
+    pipe.multi()
     if ok:
         new = "delivered"
         sets.update(status=new, delivered_at=now_ms, last_error="")
@@ -109,7 +131,6 @@ async def finish(redis: Any, keys: Keys, settings: Settings, did: str, now_ms: i
         pipe.zrem(keys.webhook_due, did)
         pipe.pexpire(key, KEEP_MS)
     pipe.hset(key, mapping=sets)
-    await pipe.execute()
     return new
 
 

@@ -94,9 +94,12 @@ async def fire(app: Baton, schedule: CronSchedule, tick_ms: int, caught_up: int 
         log.error("schedule %s: cannot trigger %s: %s", schedule.name, schedule.job, exc)
         return None, False
     [(run_id, code)] = await app.create_detailed([spec])
-    await app.redis.hset(state_key, mapping={"last_run_id": run_id, "last_fired_at": tick_ms})
+    # the tick and its count in one transaction: a reader never sees one without the other
+    pipe = app.redis.pipeline(transaction=True)
+    pipe.hset(state_key, mapping={"last_run_id": run_id, "last_fired_at": tick_ms})
     if code == 1:
-        await app.redis.hincrby(state_key, "fired_count", 1)
+        pipe.hincrby(state_key, "fired_count", 1)
+    await pipe.execute()
     return run_id, code == 1
 
 
