@@ -137,3 +137,33 @@ async def test_a_stopped_node_does_not_run_a_step_after_its_lease_expired(tmp_pa
     server.stop()
     assert counts == {f"{run_id}:1": 1, f"{run_id}:2": 1}, counts
     assert [x.status for x in run.attempts][-1] == "completed"
+
+
+async def test_a_node_reloads_its_lua_after_redis_restarts_empty(tmp_path: Path) -> None:
+    # Given a worker process on a server without persistence that has run a run (its Lua loaded)
+    server = RedisProcess().start()
+    app = producer(_settings(server))
+    log = tmp_path / "w.log"
+    worker = spawn_worker("tests.apps:app", worker_env(app.settings, "W", BATON_CONCURRENCY=5), log)
+    raw = aioredis.from_url(server.url)
+    try:
+        assert (await app.wait_for(await app.trigger("noop", {"n": 0}), 20)).status == "completed"
+        assert await raw.function_list()
+        # When Redis is killed and comes back empty: no data, no functions
+        await _restart_redis(server, 1.0)
+        await app.redis.connection_pool.disconnect()
+        await raw.connection_pool.disconnect()
+        assert await raw.function_list() == []
+        # Then the next calls load the libraries again, and runs triggered and submitted through the
+        # stream afterwards complete on the same node, which never exited
+        assert (await app.wait_for(await app.trigger("noop", {"n": 1}), 30)).status == "completed"
+        entry = (await raw.xadd(app.keys.submit_stream, {"job": "noop", "input": "{}"})).decode()
+        assert (await app.wait_for(entry, 30)).status == "completed"
+        assert await raw.function_list()
+        assert _alive(worker, log)
+    finally:
+        code = stop_process(worker)
+        await raw.aclose()
+        await app.close()
+        server.stop()
+    assert code == 0, log.read_text()[-3000:]
