@@ -169,14 +169,14 @@ class LuaCalls:
             logger.info("removed the Baton libraries of other versions: %s", ", ".join(removed))
         return removed
 
-
     async def baton_libraries(self) -> set[str]:
         """The names of the Baton libraries on the server (every primary's, on a cluster)."""
         listed = await self.redis.function_list(library=f"{LIBRARY_PREFIX}*")
         # one server: a list of libraries; a cluster client: one list per primary
         per_server = listed.values() if isinstance(listed, dict) and b"library_name" not in listed else [listed]
         names = {_library_name(entry) for libraries in per_server for entry in libraries}
-        # the prefix is a glob pattern to the server; the filter keeps the names exact
+        # LIBRARYNAME is a glob to the server; checking the prefix here as well keeps a server
+        # that ignores the option from handing us other applications' libraries to delete
         return {name for name in names if name.startswith(LIBRARY_PREFIX)}
 
 
