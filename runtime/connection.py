@@ -113,9 +113,9 @@ def _first_key(command: str, args: tuple[Any, ...]) -> Any:
     if name in ("FCALL", "FCALL_RO"):
         return args[2] if len(args) > 2 and int(args[1]) > 0 else None
     if name in ("XREAD", "XREADGROUP"):
-        words = [text(a).upper() if isinstance(a, str | bytes) else "" for a in args]
-        if "STREAMS" in words and words.index("STREAMS") + 1 < len(args):
-            return args[words.index("STREAMS") + 1]
+        for i, arg in enumerate(args[:-1]):
+            if isinstance(arg, str | bytes) and text(arg).upper() == "STREAMS":
+                return args[i + 1]
     return None
 
 

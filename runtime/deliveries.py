@@ -100,18 +100,18 @@ async def finish(redis: Any, keys: Keys, settings: Settings, did: str, now_ms: i
             try:
                 await pipe.watch(key)
                 attempts = int(await pipe.hget(key, "attempts") or 0) + 1
-                new = _record_attempt(pipe, keys, settings, did, now_ms, attempts, ok=ok, status_code=status_code,
-                                      error=error, final=final)
+                new = _record_attempt(pipe, keys, settings, did, key, now_ms, attempts, ok=ok,
+                                      status_code=status_code, error=error, final=final)
                 await pipe.execute()
                 return new
             except WatchError:
                 continue
 
 
-def _record_attempt(pipe: Any, keys: Keys, settings: Settings, did: str, now_ms: int, attempts: int, *, ok: bool,
-                    status_code: int | None, error: str, final: bool) -> str:
-    """Queue (after MULTI) the writes of attempt number ``attempts``; its new status."""
-    key = keys.webhook_delivery(did)
+def _record_attempt(pipe: Any, keys: Keys, settings: Settings, did: str, key: str, now_ms: int, attempts: int, *,
+                    ok: bool, status_code: int | None, error: str, final: bool) -> str:
+    """Start the transaction (MULTI) of a watching pipeline and queue the writes of attempt number
+    ``attempts`` of delivery ``did`` (record ``key``); its new status."""
     sets: dict[str, Any] = {"attempts": attempts, "updated_at": now_ms,
                             "last_status_code": status_code if status_code is not None else ""}
     pipe.multi()

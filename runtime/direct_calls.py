@@ -136,7 +136,7 @@ class DirectCalls:
             await held.disconnect()
 
     async def _durably_on_cluster(self, wait: tuple[Any, ...], args: tuple[Any, ...]) -> tuple[Any, Any]:
-        """A keyed command (EVALSHA sha numkeys key ...) and the wait on one connection to the master
+        """A keyed command (FCALL name / EVALSHA sha, numkeys, key ...) and the wait on one connection to the master
         of the key's slot. A cluster pipeline would not do: it sends WAIT (a keyless command) to its
         default node, on another connection, whose WAIT has no write to wait for and answers at
         once. A redirection, a lost node or a replica's refusal of WAIT (a failover under way)

@@ -95,11 +95,13 @@ def library(name: str) -> Library:
                 raise ValueError(f"{name}: --@per-call marks a line that is not 'local <name> = <expr>': {line!r}")
             head[i] = f"local {match.group(1)}"
             resets.append(f"{match.group(1)} = {match.group(2)}")
-    # the function starts on one line (its resets with it), so body lines keep their numbers + 1
-    code = "\n".join([*head, f"redis.register_function('{{name}}', function(KEYS, ARGV) {'; '.join(resets)}",
-                      *body, "end)", ""])
-    full = f"{LIBRARY_PREFIX}{name}_{hashlib.sha1(code.encode()).hexdigest()[:12]}"
-    return Library(full, f"#!lua name={full}\n" + code.replace("{name}", full, 1))
+    def code(function: str) -> str:
+        # the function starts on one line (its resets with it), so body lines keep their numbers + 1
+        return "\n".join([*head, f"redis.register_function('{function}', function(KEYS, ARGV) {'; '.join(resets)}",
+                          *body, "end)", ""])
+
+    full = f"{LIBRARY_PREFIX}{name}_{hashlib.sha1(code('').encode()).hexdigest()[:12]}"
+    return Library(full, f"#!lua name={full}\n" + code(full))
 
 
 def _parts(name: str) -> tuple[list[str], list[str]]:
@@ -110,8 +112,7 @@ def _parts(name: str) -> tuple[list[str], list[str]]:
     split = includes[-1] + 1 if includes else 0
     if _words("\n".join(line for i, line in enumerate(lines[:split]) if i not in includes)):
         raise ValueError(f"{name}.lua: code before an --@include (only comments may precede the includes)")
-    head = "\n".join(_expanded(lines[:split]))
-    return head.split("\n") if head else [], lines[split:]
+    return _expanded(lines[:split]), lines[split:]
 
 
 def _expanded(lines: list[str]) -> list[str]:

@@ -127,8 +127,9 @@ local SATELLITE_NAMES = {'steps', 'cp', 'children', 'wait', 'rec', 'chunks', 'si
 local function mark_satellite(pfx, id, name)
   call('HSETNX', K.run(pfx, id), 'sat_' .. name, '1')
 end
-local SATELLITE_MARKS = {'sat_steps', 'sat_cp', 'sat_children', 'sat_wait', 'sat_rec', 'sat_chunks', 'sat_sig', 'sat_state',
-  'sat_dents', 'sat_deps', 'sat_pout'}  -- 'sat_' .. each of SATELLITE_NAMES
+local SATELLITE_MARKS = {}
+-- (a numeric loop, not ipairs: a library's top level has no global functions)
+for i = 1, #SATELLITE_NAMES do SATELLITE_MARKS[i] = 'sat_' .. SATELLITE_NAMES[i] end
 -- `rec`, when given, is the run's fields already read by name (with its sat_<name> marks).
 local function satellite_keys(pfx, id, rec)
   local keys = {K.events(pfx, id), K.input(pfx, id)}
