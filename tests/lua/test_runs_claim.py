@@ -195,3 +195,32 @@ async def test_dangling_ready_entry_is_dropped(lua: Lua) -> None:
     assert [c.run_id for c in claimed] == [run_id]
     assert await lua.redis.exists(lua.part.ready("default")) == 0
     assert await lua.zscore(lua.part.leased, "ghost") is None
+
+
+async def test_runs_behind_skipped_heads_are_found_within_the_scan_depth(lua: Lua) -> None:
+    # Given a lone ready set whose head is 2 dangling entries and 9 runs of a job this node does
+    # not serve (more than a claim of 3 reads first), then 3 served runs
+    ready = lua.part.ready("default")
+    for i in range(2):
+        await lua.redis.zadd(ready, {f"ghost-{i}": ready_score(1000, i)})
+    others = [lua.spec("other", priority=100) for _ in range(9)]
+    mine = [lua.spec("work") for _ in range(3)]
+    await lua.create(*others, *mine)
+    # When the node claims 3 for job "work"
+    claimed = await lua.claim(3, jobs=["work"])
+    # Then the runs behind the skipped heads are leased, in order (the deeper read starts where
+    # the first one ended, counting the dangling entries it removed), and the others stay queued
+    assert [c.run_id for c in claimed] == [s.id for s in mine]
+    assert await lua.redis.zcard(ready) == 9
+    assert [(await lua.run(s.id))["status"] for s in others] == ["queued"] * 9
+
+
+async def test_runs_past_the_scan_depth_wait_for_a_later_claim(lua: Lua) -> None:
+    # Given 70 unserved runs ahead of a served one in a lone ready set (a claim of 1 scans 64)
+    await lua.create(*(lua.spec("other", priority=100) for _ in range(70)))
+    mine = await lua.create_one()
+    # When the node claims 1 for job "work"
+    claimed = await lua.claim(1, jobs=["work"])
+    # Then nothing is leased this time: the scan depth bounds the claim's work
+    assert claimed == []
+    assert (await lua.run(mine))["status"] == "queued"

@@ -76,6 +76,10 @@ local function lease_run(pfx, id, job, ckey, node, attempt, charged, ttl, now, l
   return hold_lease(pfx, id, job, ckey, node, attempt, expires, now, cc, watched)
 end
 
+-- how many entries past what a claim still wants its first read of a lone group takes: a few
+-- skipped runs at the head (limited, unserved, waiting for affinity) need no second read
+local LONE_SLACK = 8
+
 -- Lease up to ``want`` runs of the given queues and jobs to ``node`` (see
 -- runs_claim's header for the rules). Returns the flat list of CLAIMED_SIZE fields per
 -- leased run, and the ms until a rate limit lets a skipped run go (-1 none).
@@ -83,6 +87,7 @@ end
 local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offset, fin_ttl, cap, now, labels_csv,
     aging_ms)
   local out = {}
+  local removed = 0  -- entries try_claim took out of a ready set (claimed, expired or dangling)
   local have = node_labels(labels_csv, node)
   local weight = 1  -- the fairness weight of the run try_claim leased last (flow.lua)
   local retry_in = -1
@@ -118,10 +123,12 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
     if not job or r[9] ~= 'queued' then
       -- dangling entry (record expired, or the run left the queue another way)
       ready_remove(pfx, id, queue, g ~= '' and g or nil, emptied)
+      removed = removed + 1
       return false
     end
     if r[12] and tonumber(r[12]) <= now then
       ready_remove(pfx, id, queue, ckey, emptied)
+      removed = removed + 1
       call('HSET', rk, 'error', '{"message":"not started within its TTL","type":"Expired"}')
       make_terminal(pfx, id, 'expired', now, fin_ttl, cap)
       return false
@@ -156,6 +163,7 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
 
     local attempt = tonumber(r[5] or '0') + 1
     ready_remove(pfx, id, queue, ckey, emptied)
+    removed = removed + 1
     if r[19] then  -- started: no longer counts against max_queued (includes/admission.lua)
       adm_leave(pfx, id, job, queue, r[19])
       call('HDEL', rk, 'adm')
@@ -198,21 +206,35 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
       -- to the back of the line, whether or not it yields a run this time
       call('ZADD', gk, call('INCR', K.group_turns(pfx, queue)), g)
       local kk = group_set(pfx, queue, g)
-      -- a lone group is scanned deeper: runs of limited or unserved jobs at its
-      -- head must not hide runnable runs behind them
-      local ids = with_aged_first(pfx, kk, call('ZRANGE', kk, 0, (ngroups <= 1 and scan or per_visit + 2) - 1),
-        now, aging_ms or 0)
+      -- a lone group is scanned deeper (up to `scan` entries): runs of limited or unserved
+      -- jobs at its head must not hide runnable runs behind them. It is read in two windows:
+      -- first just past what is still wanted (its head runs are usually claimable: reading
+      -- `scan` ids for a claim of a few cost more than the claim), then the rest of the depth
+      -- only when that window was used up and the claim is still short
+      local lone = ngroups <= 1
+      local depth = lone and math.min(scan, want - got + LONE_SLACK) or per_visit + 2
+      local window = call('ZRANGE', kk, 0, depth - 1)
+      local ids = with_aged_first(pfx, kk, window, now, aging_ms or 0)
       if #ids == 0 then
         call('ZREM', gk, g)
         ngroups = ngroups - 1
       else
         local took = 0
-        for _, id in ipairs(ids) do
-          if took >= per_visit or got >= want then break end
-          if try_claim(queue, gk, g, id) then
-            took = took + 1
-            got = got + 1
+        local function take_from(list)
+          for _, id in ipairs(list) do
+            if took >= per_visit or got >= want then return end
+            if try_claim(queue, gk, g, id) then
+              took = took + 1
+              got = got + 1
+            end
           end
+        end
+        removed = 0
+        take_from(ids)
+        if lone and got < want and #window == depth and depth < scan then
+          -- the first window's removed entries moved the rest towards the head
+          local from = depth - removed
+          take_from(call('ZRANGE', kk, from, from + scan - depth - 1))
         end
         if took == 0 then barren = barren + 1 else barren = 0 end
         if took > 0 and ngroups > 1 then weighted_turn(gk, g, tonumber(head[2]), weight) end
