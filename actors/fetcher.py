@@ -10,11 +10,15 @@ actors/receiver.py). Every lease it takes goes to the leaser, which keeps it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Awaitable
 
 from runtime.app import Baton
+from runtime.keys import Partition
 from runtime.messages import Drain, HandedOff, Hold, LeaseGranted, Released, SlotsFreed, Wake, WhenReleased
 from runtime.metrics import Metrics
+from runtime.scripts import Claimed
 from runtime.settings import Settings
 
 from .base import Actor, Mailbox, answer
@@ -62,6 +66,9 @@ class Fetcher(Actor[FetcherMessage]):
         self.unreported: set[str] = set()
         self.draining = False
         self.maybe_work = True
+        #: per partition index: whether its last claim filled its piece (more runs are likely
+        #: queued there, so the next claim goes out as a pair, see _claim_pair)
+        self.plentiful: dict[int, bool] = {}
         self.rotation = 0
         self.queues = served_queues(app)
         self.job_names = app.served_jobs()
@@ -186,6 +193,14 @@ class Fetcher(Actor[FetcherMessage]):
             want = min(unpromised, self.settings.claim_batch)
             piece = min(want, self.claim_piece)
             share = free // count + (1 if p.index < free % count else 0)
+            if self.plentiful.get(p.index) and want >= 2 * piece:
+                if await self._claim_pair(p, want, piece):
+                    self.maybe_work = True
+                else:
+                    # the queues ran dry: claim once more, alone, to register as waiting (or not)
+                    self.plentiful[p.index] = False
+                    self.maybe_work = True
+                continue
             # taken before the call: the lease surely holds until then (runtime/fencing.py)
             deadline = time.monotonic() + self.settings.lease_ttl_ms / 1000
             claimed, retry_in_ms = await self.app.scripts.claim(
@@ -195,17 +210,63 @@ class Fetcher(Actor[FetcherMessage]):
             )
             if len(claimed) < piece or piece == want:
                 promised += min(max(want - len(claimed), 0), share)  # what the registration asked for
-            if retry_in_ms >= 0:
-                # a rate limit holds runs back: come back exactly when it lets one go
-                self.next_rate_wake = min(self.next_rate_wake, time.monotonic() + retry_in_ms / 1000)
-            if claimed:
-                # the leaser hears of the leases before anything can report the runs done
-                self.leaser.send_nowait(Hold(p.index, tuple(claimed), deadline))
-                self.occupied.update(c.run_id for c in claimed)
-            for c in claimed:
-                await self.executor.send(LeaseGranted(c, deadline))
+            await self._grant(p, claimed, retry_in_ms, deadline)
+            self.plentiful[p.index] = bool(claimed) and len(claimed) == piece < want
             if claimed and len(claimed) == piece:
                 self.maybe_work = True
+
+    async def _claim_pair(self, p: Partition, want: int, piece: int) -> bool:
+        """Two pieces claimed at once, for a partition whose last claim filled its piece.
+
+        With one claim in flight, a node whose claims wait in Redis behind other
+        clients' calls (a busy producer's batch of creates) takes a piece per
+        wait, however fast it runs them: a backlog then grows while both this
+        process and Redis have time to spare. The second piece is sent before
+        the first comes back, and the first starts while Redis leases the
+        second. Neither call may register the node as waiting (which of them
+        runs last is not known): a pair that comes back short is followed by a
+        single claim that does. The second asks for one piece less, so the pair
+        never takes more than the free slots, hand-offs counted. True when both
+        pieces came back full.
+        """
+        deadline = time.monotonic() + self.settings.lease_ttl_ms / 1000
+
+        def claim(most: int) -> Awaitable[tuple[list[Claimed], int]]:
+            return self.app.scripts.claim(
+                p, self.settings.node_id, most, self.queues, self.job_names, self.rotation,
+                received=self.received.get(p.index, 0), register_ms=self.register_ms, piece=piece,
+                keep_registration=True,
+            )
+
+        second = asyncio.ensure_future(claim(want - piece))
+        try:
+            first, retry_first = await claim(want)
+        except BaseException:
+            # runs the second call leased still reach the executor (else they would wait out
+            # their lease); the first call's error is the round's
+            with contextlib.suppress(Exception):
+                if not second.cancelled():
+                    claimed, retry_in_ms = await second
+                    await self._grant(p, claimed, retry_in_ms, deadline)
+            raise
+        try:
+            await self._grant(p, first, retry_first, deadline)
+        finally:
+            claimed, retry_in_ms = await second
+            await self._grant(p, claimed, retry_in_ms, deadline)
+        return len(first) == piece and len(claimed) == min(want - piece, piece)
+
+    async def _grant(self, p: Partition, claimed: list[Claimed], retry_in_ms: int, deadline: float) -> None:
+        """Runs a claim leased: their leases to the leaser, the runs to the executor."""
+        if retry_in_ms >= 0:
+            # a rate limit holds runs back: come back exactly when it lets one go
+            self.next_rate_wake = min(self.next_rate_wake, time.monotonic() + retry_in_ms / 1000)
+        if claimed:
+            # the leaser hears of the leases before anything can report the runs done
+            self.leaser.send_nowait(Hold(p.index, tuple(claimed), deadline))
+            self.occupied.update(c.run_id for c in claimed)
+        for c in claimed:
+            await self.executor.send(LeaseGranted(c, deadline))
 
 
 def served_queues(app: Baton) -> list[str]:

@@ -108,7 +108,7 @@ class Scripts:
     async def claim(
         self, partition: Partition, node_id: str, want: int, queues: Sequence[str],
         jobs: Sequence[str], offset: int, scan: int | None = None, received: int = 0, register_ms: int = 0,
-        register_most: int | None = None, piece: int | None = None,
+        register_most: int | None = None, piece: int | None = None, keep_registration: bool = False,
     ) -> tuple[list[Claimed], int]:
         """Lease up to ``want`` runnable runs of the given queues and jobs, at most ``piece`` in this call.
 
@@ -116,7 +116,8 @@ class Scripts:
         not yet among the ``received`` count against ``want``, and with room
         left it registers as waiting for that long (see includes/claim.lua), for at
         most ``register_most`` runs (default ``want``); a full ``piece`` (more runs are
-        likely queued) leaves it unregistered.
+        likely queued) leaves it unregistered. ``keep_registration`` leaves the registration as
+        it is, for a claim sent while another is in flight (hand-offs still count).
         Returns the leased runs and the ms until a rate limit lets a held-back
         run start (-1 when none is held back by a rate limit).
         """
@@ -125,7 +126,8 @@ class Scripts:
             [partition.prefix, node_id, self.settings.lease_ttl_ms, want,
              scan or max(want * 4, 64), ",".join(queues), ",".join(jobs), offset, self._ttl_ms,
              self.settings.finished_cap, received, register_ms, want if register_most is None else register_most,
-             self.settings.label_text, int(self.settings.priority_aging_s * 1000), piece or want],
+             self.settings.label_text, int(self.settings.priority_aging_s * 1000), piece or want,
+             "1" if keep_registration else "0"],
         )
         return _claimed_runs(raw[2:], int(raw[0]), partition.index), int(raw[1])
 

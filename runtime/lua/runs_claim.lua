@@ -38,6 +38,10 @@
   ARGV[16] most runs to lease in this call (default: the max above): a node fills
            its slots in pieces; only when a piece comes back short (the queues ran
            dry) does it register for the rest of that max
+  ARGV[17] '1': leave the node's registration as it is (neither register nor
+           remove it); hand-offs still count against ARGV[4]. For claims sent
+           while another is in flight: which of them Redis runs last is not
+           known, so none may decide the registration
   Runs handed to the node but not yet received count against ARGV[4].
   Returns: {now_ms, ms until a rate limit lets a skipped run go (-1 none),
     then the fields of each leased run, in the order CLAIM_FIELDS
@@ -56,6 +60,7 @@ local fin_ttl, cap = tonumber(ARGV[9]), tonumber(ARGV[10])
 local received, reg_ttl, reg_most = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
 local aging_ms = tonumber(ARGV[15] or '0')
 local piece = tonumber(ARGV[16] or ARGV[4])
+local keep_registration = ARGV[17] == '1'
 local now = now_ms()
 if reg_ttl > 0 then
   local pending = tonumber(call('HGET', K.handed(pfx), node) or '0') - received
@@ -67,7 +72,7 @@ if take > 0 then
   runs, retry_in = claim_runs(pfx, node, ttl, take, scan, ARGV[6], ARGV[7], tonumber(ARGV[8]), fin_ttl, cap, now,
     ARGV[14], aging_ms)
 end
-if reg_ttl > 0 then
+if reg_ttl > 0 and not keep_registration then
   local took = #runs / CLAIMED_SIZE
   local room = 0
   if took < take or take == want then room = math.min(want - took, reg_most) end

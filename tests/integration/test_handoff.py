@@ -24,6 +24,31 @@ def echo_app(make_app: Any, node_id: str, **settings: Any) -> Baton:
     return app
 
 
+class AtOnce:
+    """How many handlers run at once, and the most that ever did."""
+
+    def __init__(self) -> None:
+        self.running = 0
+        self.peak = 0
+
+
+def counted_echo(app: Baton, delay_s: float) -> AtOnce:
+    """Define job ``echo`` on ``app``: it returns its input after ``delay_s``, counted while it runs."""
+    at_once = AtOnce()
+
+    @app.job()
+    async def echo(ctx: RunContext, payload: Any) -> Any:
+        at_once.running += 1
+        at_once.peak = max(at_once.peak, at_once.running)
+        try:
+            await asyncio.sleep(delay_s)
+        finally:
+            at_once.running -= 1
+        return payload
+
+    return at_once
+
+
 async def test_an_idle_node_is_handed_new_runs(make_app: Any, redis: Any) -> None:
     # Given an idle node that takes hand-offs
     app = echo_app(make_app, "idle-node")
@@ -160,18 +185,7 @@ async def test_waiting_in_many_partitions_never_promises_more_runs_than_slots(ma
     # Given an idle node with 20 slots over 6 partitions, whose handlers count how many run at once
     slots = 20
     app: Baton = make_app(node_id="wide", concurrency=slots, partitions=6)
-    running = peak = 0
-
-    @app.job()
-    async def echo(ctx: RunContext, payload: Any) -> Any:
-        nonlocal running, peak
-        running += 1
-        peak = max(peak, running)
-        try:
-            await asyncio.sleep(0.05)
-        finally:
-            running -= 1
-        return payload
+    at_once = counted_echo(app, 0.05)
 
     async with running_node(app) as node:
         # Then its registrations, all partitions together, ask for no more runs than it has slots
@@ -189,5 +203,40 @@ async def test_waiting_in_many_partitions_never_promises_more_runs_than_slots(ma
     assert [r.output for r in runs] == list(range(6 * slots))
     # (claims fill the free slots and registrations promise at most the slots again, while runs
     # handed off in one partition are in transit to a claim in another: at most twice the slots)
-    assert peak <= 2 * slots, peak
+    assert at_once.peak <= 2 * slots, at_once.peak
     assert not restarts
+
+
+async def test_a_backlog_is_claimed_in_pairs_within_the_slots_and_then_the_node_waits(
+    make_app: Any, redis: Any,
+) -> None:
+    # Given a node with 8 slots (claims of 2) whose handlers count how many run at once,
+    # and whose claims are recorded
+    slots = 8
+    app: Baton = make_app(node_id="busy", concurrency=slots)
+    p = app.keys.partitions[0]
+    at_once = counted_echo(app, 0.002)
+
+    kept: list[bool] = []
+    claim = app.scripts.claim
+
+    async def recorded(*args: Any, **kwargs: Any) -> Any:
+        kept.append(bool(kwargs.get("keep_registration")))
+        return await claim(*args, **kwargs)
+
+    app.scripts.claim = recorded  # type: ignore[method-assign]
+    # (queued before the node starts: a backlog from its first claim)
+    ids = await app.trigger_batch([{"job": "echo", "input": n} for n in range(300)])
+    async with running_node(app):
+        runs = [await app.wait_for(run_id, 30) for run_id in ids]
+        # Then every run completed, never more at once than the slots
+        assert [r.output for r in runs] == list(range(300))
+        assert at_once.peak <= slots, at_once.peak
+        # And the backlog was claimed in pairs (which leave the registration alone) when slots were
+        # free for two pieces
+        assert any(kept) and not all(kept), (sum(kept), len(kept))
+        # And once it is gone the node registers as waiting, and a new run is handed to it
+        await eventually(lambda: redis.exists(p.waiter("busy")), 10)
+        run = await app.wait_for(await app.trigger("echo", "new"), 10)
+        assert run.status == "completed"
+        assert int(await redis.hget(p.handed, "busy") or 0) >= 1

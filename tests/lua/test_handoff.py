@@ -291,3 +291,28 @@ async def test_a_node_claiming_in_pieces_registers_only_when_a_piece_comes_back_
     # And a new run is handed to it at once
     run_id = await lua.create_one(input=9)
     assert [c.run_id for c in await pushed(lua)] == [run_id]
+
+
+async def test_a_claim_that_keeps_the_registration_neither_registers_nor_removes_it(lua: Lua) -> None:
+    # Given a node that was handed 2 runs (not received yet), 4 queued runs, and the node
+    # registered as waiting for another queue
+    await register(lua, want=2)
+    handed = [i for i, _ in await lua.create(lua.spec(), lua.spec())]
+    queued = [i for i, _ in await lua.create(*(lua.spec() for _ in range(4)))]
+    assert [(await lua.run(i))["status"] for i in handed + queued] == ["executing"] * 2 + ["queued"] * 4
+    assert await register(lua, want=3, queues=("elsewhere",)) == []
+    before = await lua.redis.get(lua.part.waiter("node-a"))
+    assert before is not None
+
+    async def keeping(want: int, piece: int) -> list[Claimed]:
+        claimed, _ = await lua.scripts.claim(lua.part, "node-a", want, ["default"], ["work"], 0, received=0,
+                                             register_ms=REGISTER_MS, piece=piece, keep_registration=True)
+        return claimed
+
+    # When claims sent as a pair (keep_registration) come back full and then short
+    full = await keeping(want=4, piece=2)  # room 4, 2 in transit: 2
+    short = await keeping(want=10, piece=5)  # room 8: the 2 queued runs left
+    # Then the runs in transit still counted against their room, and the registration is as it was
+    assert len(full) == 2 and len(short) == 2
+    assert {c.run_id for c in full + short} == set(queued)
+    assert await lua.redis.get(lua.part.waiter("node-a")) == before
