@@ -32,7 +32,7 @@ from .shared_limits import (
     publish_definitions,
     set_shared_limit,
 )
-from .submission import PlainSpecs, RunSpec, build_spec, json_text
+from .submission import DEFAULT_SOURCE, PlainSpecs, RunSpec, build_spec, json_text
 from .tokens import Tokens
 from .tracing import current_traceparent
 from .webhooks import WebhookProjects
@@ -453,7 +453,7 @@ class Baton(RunAccess):
         return out, leased
 
     async def _spec(
-        self, item: Mapping[str, Any], source: str = "client", extra: Mapping[str, Any] | None = None,
+        self, item: Mapping[str, Any], source: str = DEFAULT_SOURCE, extra: Mapping[str, Any] | None = None,
     ) -> RunSpec:
         if not isinstance(item, Mapping):
             raise SubmissionError("bad_item", f"a submission must be a mapping of options, got {shown(item)}")

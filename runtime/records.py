@@ -10,7 +10,7 @@ import orjson
 
 from .codec import text
 from .statuses import LIVE, TERMINAL
-from .submission import DEFAULT_BACKOFF
+from .submission import DEFAULT_BACKOFF, DEFAULT_SOURCE
 
 __all__ = ["ATTEMPT_FIELDS", "LIVE_STATUSES", "SOURCE_TRIGGER", "TERMINAL_STATUSES", "Attempt", "Run", "iso",
            "record_attempts", "stored_int", "stored_json", "stored_ms", "text", "timeline_entry"]
@@ -224,7 +224,7 @@ class Run:
     backoff: dict[str, Any] = field(default_factory=dict)
     project: str = "default"  #: the project of the API key that triggered it
     #: what started it: the submitter's word (api, manual, cron, event, workflow) or one derived from source
-    triggered_by: str = "client"
+    triggered_by: str = DEFAULT_SOURCE
     batch_id: str | None = None
     progress: dict[str, Any] | None = None  #: the last ctx.progress(...) (current, total, message)
     current_step_index: int | None = None
@@ -272,7 +272,7 @@ class Run:
         if input_json is not None and "input" not in d:
             d["input"] = text(input_json)
 
-        source = d.get("source", "")
+        source = d.get("source") or DEFAULT_SOURCE
         status = d.get("status", "")
         # a finished run keeps its last lease's fields (no delete per run): they describe a
         # lease only while the run executes
@@ -321,7 +321,7 @@ class Run:
             entry_id=d.get("entry_id") or None, attempts=attempts,
             backoff=_backoff(d.get("backoff") or DEFAULT_BACKOFF.encoded),  # none stored: the default
             project=d.get("project") or "default",
-            triggered_by=d.get("triggered_by") or SOURCE_TRIGGER.get(source, source or "client"),
+            triggered_by=d.get("triggered_by") or SOURCE_TRIGGER.get(source, source),
             batch_id=d.get("batch_id") or None,
             progress=progress if isinstance(progress := js("progress", None), dict) else None,
             current_step_index=num("current_step_index"), completed_step_count=num("completed_step_count") or 0,

@@ -25,13 +25,16 @@ from .settings import Settings
 from .tracing import check_traceparent
 
 __all__ = [
-    "MAX_JSON_DEPTH", "MAX_KEY_LEN", "JobLookup", "PlainSpecs", "QueueCheck", "RunSpec", "build_spec", "json_field",
-    "json_text",
+    "DEFAULT_SOURCE", "MAX_JSON_DEPTH", "MAX_KEY_LEN", "JobLookup", "PlainSpecs", "QueueCheck", "RunSpec",
+    "build_spec", "json_field", "json_text", "source_field",
 ]
 
 MAX_TAGS = 10
 #: The backoff of jobs that set none (one instance, so its encoding is computed once).
 DEFAULT_BACKOFF = Backoff()
+#: The source of a run submitted through the client API (app.trigger), the most common one: a
+#: record stores no source for it (source_field), and readers take this.
+DEFAULT_SOURCE = "client"
 
 
 def backoff_field(backoff: Backoff | None) -> str:
@@ -39,6 +42,13 @@ def backoff_field(backoff: Backoff | None) -> str:
     (Run.from_hash, settle.lua through the generated include backoff.lua) take for a missing one."""
     encoded = (backoff or DEFAULT_BACKOFF).encoded
     return "" if encoded == DEFAULT_BACKOFF.encoded else encoded
+
+
+def source_field(source: str) -> str:
+    """What a run record stores as its source: '' (nothing) for DEFAULT_SOURCE, which readers
+    (Run.from_hash, listings) take for a missing one; no Lua reads it."""
+    return "" if source == DEFAULT_SOURCE else source
+
 
 MAX_TAG_LEN = 128
 MAX_KEY_LEN = 256
@@ -127,7 +137,8 @@ class PlainSpecs:
             )
         _, base, routing = cached
         return base._replace(
-            id=routed_run_id(self.keys, routing, derived_id), input_json=input_json, source=source, entry_id=entry_id,
+            id=routed_run_id(self.keys, routing, derived_id), input_json=input_json, source=source_field(source),
+            entry_id=entry_id,
         )
 
 
@@ -154,7 +165,7 @@ def build_spec(
     version: str | None = None,
     ttl_s: float | None = None,
     debounce: Mapping[str, Any] | None = None,
-    source: str = "client",
+    source: str = DEFAULT_SOURCE,
     entry_id: str = "",
     derived_id: str | None = None,
     input_json: str | None = None,
@@ -259,7 +270,7 @@ def build_spec(
         delay_ms=delay_ms, run_at_ms=run_at_ms, labels_json=labels_json, tags_json=tags_json,
         metadata_json=metadata_json, concurrency_key=ckey, idempotency_key=ikey,
         idempotency_ttl_ms=to_ms(ittl), max_attempts=int(attempts), timeout_ms=to_ms(timeout),
-        backoff_json=backoff_field(options.backoff), version=version, source=source,
+        backoff_json=backoff_field(options.backoff), version=version, source=source_field(source),
         entry_id=entry_id, extra_json=extra_json, ttl_ms=None if ttl is None else to_ms(ttl),
         rate_key=rate_key, debounce_key=dkey, debounce_spec=dspec, trace_context=check_traceparent(trace_context),
         depends_json=depends_json,

@@ -174,12 +174,14 @@ for a = 4, #ARGV do
     -- take 0, 0 and created_at; every field costs Redis time and memory per run)
     -- (no id: the key names the run; no scheduled_at unless later than created_at: readers
     -- take created_at, runtime/records.py; each field costs every queued run ~30 bytes)
-    local rec = {'job', job, 'queue', queue,
-      'priority', priority, 'status', status, 'created_at', now_text, 'max_attempts', F[S.max_attempts],
-      'timeout_ms', F[S.timeout_ms], 'source', F[S.source]}
+    -- (nor priority 0, nor the default source: readers take them for missing ones)
+    local rec = {'job', job, 'queue', queue, 'status', status, 'created_at', now_text,
+      'max_attempts', F[S.max_attempts], 'timeout_ms', F[S.timeout_ms]}
     local function put(k, v) rec[#rec + 1] = k; rec[#rec + 1] = v end
     if due ~= now then put('scheduled_at', int_text(due)) end
+    if priority ~= 0 then put('priority', priority) end
     local function put_set(k, v) if v ~= '' then put(k, v) end end
+    put_set('source', F[S.source])  -- '' for the default (runtime/submission.py source_field)
     put_set('backoff', F[S.backoff_json])  -- '' for the default (includes/backoff.lua)
     put_set('labels', F[S.labels_json]); put_set('tags', F[S.tags_json]); put_set('metadata', F[S.metadata_json])
     put_set('concurrency_key', ckey); put_set('idempotency_key', ikey); put_set('version', F[S.version])

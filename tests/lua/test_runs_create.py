@@ -6,7 +6,7 @@ import orjson
 
 from runtime.api.views import VIEWS, render
 from runtime.ranges import RANGES
-from runtime.records import iso, read_runs
+from runtime.records import Run, iso, read_runs
 from tests.lua.support import Listener, Lua, priority_of
 
 OPTIONAL_FIELDS = ("labels", "tags", "metadata", "concurrency_key", "idempotency_key", "version", "entry_id")
@@ -28,12 +28,33 @@ async def test_due_run_is_queued_in_its_ready_set(lua: Lua) -> None:
     assert "attempt" not in run and "charged" not in run and "updated_at" not in run
     assert (run["max_attempts"], run["timeout_ms"]) == ("4", "12000")
     assert "backoff" not in run  # the default: stored as nothing (includes/backoff.lua)
-    assert run["source"] == "client"
+    assert "source" not in run  # the default, client: stored as nothing (runtime/submission.py source_field)
     assert run["created_at"] == run["ready_at"] and "scheduled_at" not in run  # (it reads as created_at)
     # And it sits in its queue's ready set, scored by priority then ready time
     assert priority_of(await lua.zscore(lua.part.ready("default"), run_id)) == 5
     assert await lua.members(lua.part.queues) == {"default"}
     assert await lua.zscore(lua.part.delayed, run_id) is None
+
+
+async def test_priority_zero_and_the_client_source_are_stored_as_nothing_and_read_back(lua: Lua) -> None:
+    # Given a run of priority 0 from the client API and one of priority 0 from the HTTP API
+    plain, api = lua.spec(), lua.spec(source="api")
+    await lua.create(plain, api)
+    # Then neither stores its priority, only the second its source
+    stored = [await lua.run(s.id) for s in (plain, api)]
+    assert ["priority" in r for r in stored] == [False, False]
+    assert [r.get("source") for r in stored] == [None, "api"]
+    # And both read as priority 0, from their sources
+    runs = [Run.from_hash(r, run_id=s.id) for r, s in zip(stored, (plain, api), strict=True)]
+    assert [(r.priority, r.source, r.triggered_by) for r in runs] == [(0, "client", "client"), (0, "api", "api")]
+    # And a run without a stored priority, given back by its node, is queued again as priority 0,
+    # behind a run of priority 1 and ahead of one of priority -1
+    ahead, behind = lua.spec(priority=1), lua.spec(priority=-1)
+    claimed = await lua.claim_one(plain.id)
+    await lua.create(ahead, behind)
+    assert await lua.finish(claimed, "released") == "queued"
+    order = [c.run_id for c in await lua.claim(10)]
+    assert order.index(ahead.id) < order.index(plain.id) < order.index(behind.id)
 
 
 async def test_delayed_run_goes_to_the_delayed_set(lua: Lua) -> None:

@@ -1,7 +1,8 @@
 """A run record reads the same whichever version wrote it: records of earlier versions stored
 started_at, heartbeat_at and updated_at, deleted the lease fields at the end and named the completing
 node done_by; later ones derive the times and keep the last lease's fields; current ones also hold
-no id (the key names the run) and no scheduled_at equal to created_at (runtime/records.py)."""
+no id (the key names the run), no scheduled_at equal to created_at, and no priority 0 or source
+client (runtime/records.py)."""
 
 from __future__ import annotations
 
@@ -19,13 +20,14 @@ EARLIER = {**BASE, "status": "completed", "started_at": "1100", "heartbeat_at": 
            "finished_at": "1500", "done_by": "node-a"}  # ff7b34a and before: times stored, lease fields gone
 LATER = {**BASE, "status": "completed", "finished_at": "1500", "lease_token": "node-a/1",
          "lease_node": "node-a", "lease_expires_at": "31100", "cc": ""}  # b1f3250: times derived, last lease kept
-CURRENT = {k: v for k, v in LATER.items() if k not in ("id", "scheduled_at")}  # no id, no scheduled_at
+CURRENT = {k: v for k, v in LATER.items() if k not in ("id", "scheduled_at", "priority", "source")}
 
 
 @pytest.mark.parametrize("record", [EARLIER, LATER, CURRENT], ids=["earlier", "later", "current"])
 def test_a_completed_record_reads_the_same_whichever_version_wrote_it(record: dict[str, str]) -> None:
     run = Run.from_hash(record, run_id="r1")
     assert (run.id, run.created_at_ms, run.scheduled_at_ms) == ("r1", 1000, 1000)
+    assert (run.priority, run.source, run.triggered_by) == (0, "client", "client")
     # its times, its one attempt on node-a, and no lease
     assert (run.started_at_ms, run.heartbeat_at_ms, run.updated_at_ms) == (1100, 1500, 1500)
     assert [(a.number, a.status, a.worker_id, a.started_at_ms, a.finished_at_ms) for a in run.attempts] == [

@@ -1,6 +1,7 @@
 """Some facts of a run are not stored as they read: started_at, heartbeat_at and updated_at are
 derived from other times, id is the record's key, scheduled_at is stored only when later than
-created_at, backoff only when it is not the default, and the last lease's fields stay after a run
+created_at, backoff, priority and source only when they are not the defaults (the default backoff,
+0, client), and the last lease's fields stay after a run
 ends (they mean a lease only while it executes). runtime/records.py (Run.from_hash) derives them;
 code that reads them straight from a record gets a wrong or missing value (bench's drain
 cross-check read started_at and lost its figure). This finds every such read of a run record
@@ -16,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 #: fields of a run record whose stored value is not what they mean (see runtime/records.py)
 DERIVED = ("started_at", "heartbeat_at", "updated_at", "done_by", "lease_node", "lease_token", "lease_expires_at",
-           "id", "scheduled_at", "backoff")
+           "id", "scheduled_at", "backoff", "priority", "source")
 
 #: readers that handle them, and why
 ALLOWED = {
