@@ -10,9 +10,7 @@ actors/receiver.py). Every lease it takes goes to the leaser, which keeps it
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Awaitable
 
 from runtime.app import Baton
 from runtime.keys import Partition
@@ -67,7 +65,7 @@ class Fetcher(Actor[FetcherMessage]):
         self.draining = False
         self.maybe_work = True
         #: per partition index: whether its last claim filled its piece (more runs are likely
-        #: queued there, so the next claim goes out as a pair, see _claim_pair)
+        #: queued there, so the free slots are claimed in pieces at once, see _claim_pieces)
         self.plentiful: dict[int, bool] = {}
         self.rotation = 0
         self.queues = served_queues(app)
@@ -194,7 +192,7 @@ class Fetcher(Actor[FetcherMessage]):
             piece = min(want, self.claim_piece)
             share = free // count + (1 if p.index < free % count else 0)
             if self.plentiful.get(p.index) and want >= 2 * piece:
-                if await self._claim_pair(p, want, piece):
+                if await self._claim_pieces(p, want, piece):
                     self.maybe_work = True
                 else:
                     # the queues ran dry: claim once more, alone, to register as waiting (or not)
@@ -215,46 +213,45 @@ class Fetcher(Actor[FetcherMessage]):
             if claimed and len(claimed) == piece:
                 self.maybe_work = True
 
-    async def _claim_pair(self, p: Partition, want: int, piece: int) -> bool:
-        """Two pieces claimed at once, for a partition whose last claim filled its piece.
+    async def _claim_pieces(self, p: Partition, want: int, piece: int) -> bool:
+        """Every free piece claimed at once (up to CLAIM_PIECES calls in flight), for a partition
+        whose last claim filled its piece.
 
         With one claim in flight, a node whose claims wait in Redis behind other
         clients' calls (a busy producer's batch of creates) takes a piece per
         wait, however fast it runs them: a backlog then grows while both this
-        process and Redis have time to spare. The second piece is sent before
-        the first comes back, and the first starts while Redis leases the
-        second. Neither call may register the node as waiting (which of them
-        runs last is not known): a pair that comes back short is followed by a
-        single claim that does. The second asks for one piece less, so the pair
-        never takes more than the free slots, hand-offs counted. True when both
-        pieces came back full.
+        process and Redis have time to spare. The calls go out together, and
+        the first piece starts while Redis leases the others. None of them may
+        register the node as waiting (which runs last is not known): pieces
+        that come back short are followed by a single claim that does. Call i
+        asks for i pieces less, so together they never take more than the free
+        slots, hand-offs counted. True when every piece came back full.
         """
         deadline = time.monotonic() + self.settings.lease_ttl_ms / 1000
-
-        def claim(most: int) -> Awaitable[tuple[list[Claimed], int]]:
-            return self.app.scripts.claim(
-                p, self.settings.node_id, most, self.queues, self.job_names, self.rotation,
+        calls = [
+            asyncio.ensure_future(self.app.scripts.claim(
+                p, self.settings.node_id, want - i * piece, self.queues, self.job_names, self.rotation,
                 received=self.received.get(p.index, 0), register_ms=self.register_ms, piece=piece,
                 keep_registration=True,
-            )
-
-        second = asyncio.ensure_future(claim(want - piece))
-        try:
-            first, retry_first = await claim(want)
-        except BaseException:
-            # runs the second call leased still reach the executor (else they would wait out
-            # their lease); the first call's error is the round's
-            with contextlib.suppress(Exception):
-                if not second.cancelled():
-                    claimed, retry_in_ms = await second
-                    await self._grant(p, claimed, retry_in_ms, deadline)
-            raise
-        try:
-            await self._grant(p, first, retry_first, deadline)
-        finally:
-            claimed, retry_in_ms = await second
+            ))
+            for i in range(min(want // piece, CLAIM_PIECES))
+        ]
+        full = True
+        for i, call in enumerate(calls):
+            try:
+                claimed, retry_in_ms = await asyncio.shield(call)
+            except BaseException:
+                # the runs the calls lease reach the executor all the same, this one's too when
+                # it was this task that was cancelled (else they would wait out their leases);
+                # the error is the round's
+                rest = await asyncio.shield(asyncio.gather(*calls[i:], return_exceptions=True))
+                for reply in rest:
+                    if not isinstance(reply, BaseException):
+                        await self._grant(p, *reply, deadline)
+                raise
             await self._grant(p, claimed, retry_in_ms, deadline)
-        return len(first) == piece and len(claimed) == min(want - piece, piece)
+            full = full and len(claimed) == min(want - i * piece, piece)
+        return full
 
     async def _grant(self, p: Partition, claimed: list[Claimed], retry_in_ms: int, deadline: float) -> None:
         """Runs a claim leased: their leases to the leaser, the runs to the executor."""
