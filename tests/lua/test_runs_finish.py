@@ -35,7 +35,7 @@ async def test_wrong_token_is_fenced_off_and_nothing_is_written(lua: Lua) -> Non
     c = await leased(lua)
     record = await lua.run(c.run_id)
     score = await lua.zscore(lua.part.leased, c.run_id)
-    stale = Claimed(**{**c.__dict__, "token": "node-b/1"})
+    stale = c._replace(token="node-b/1")
     # When another token reports it completed
     status = await lua.finish(stale, "completed", output_json='"x"')
     # Then -1 is returned and nothing was written anywhere
