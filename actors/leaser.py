@@ -3,8 +3,9 @@
 All cross-node lease upkeep happens here, through Lua scripts judged by the
 Redis server's clock: one renewal call per partition per interval for every
 lease the node holds (told to the executor, which fences side effects by it),
-reaping of any node's expired leases, promotion of due delayed runs, and the
-periodic reconciliation of the exact indices. Claims are the fetcher's.
+reaping of any node's expired leases, promotion of due delayed runs, the
+periodic reconciliation of the exact indices, and the periodic trimming of the
+terminal-status indices by retention. Claims are the fetcher's.
 
 Each duty runs in this actor's loop. A Redis error costs that duty one try: it
 is logged, counted and tried again when next due; it never stops the duty.
@@ -32,6 +33,12 @@ from .base import Actor, Mailbox
 __all__ = ["Leaser"]
 
 LeaserMessage = Hold | Released
+
+#: How often a node trims every partition's terminal-status indices (each finish trims the one it
+#: adds to; this covers quiet partitions). Well inside the margin by which a finished run's record
+#: outlives its retention (RETENTION_MARGIN_MS in runtime/lua/includes/common.lua, 10 minutes),
+#: so the trim still finds the record's project and takes the run out of that index too.
+TRIM_INTERVAL_S = 60.0
 
 
 class Leaser(Actor[LeaserMessage]):
@@ -64,6 +71,7 @@ class Leaser(Actor[LeaserMessage]):
         self.next_tick = now
         interval = self.settings.reconcile_interval_ms / 1000
         self.next_reconcile = now + interval * random.uniform(0.5, 1.0) if interval else float("inf")
+        self.next_trim = now + TRIM_INTERVAL_S * random.uniform(0.5, 1.0)
 
     async def run(self) -> None:
         """Do each duty when it is due; take holds and releases in between."""
@@ -80,7 +88,10 @@ class Leaser(Actor[LeaserMessage]):
                 interval = self.settings.reconcile_interval_ms / 1000
                 self.next_reconcile = now + interval * random.uniform(0.8, 1.2)
                 await self._duty("reconcile", self.reconcile)
-            timeout = min(self.next_renew, self.next_tick, self.next_reconcile) - time.monotonic()
+            if now >= self.next_trim:
+                self.next_trim = now + TRIM_INTERVAL_S * random.uniform(0.8, 1.2)
+                await self._duty("trim", self.trim)
+            timeout = min(self.next_renew, self.next_tick, self.next_reconcile, self.next_trim) - time.monotonic()
             msg = await self.receive(max(timeout, 0.0)) if timeout > 0 else None
             while msg is not None:
                 self.handle(msg)
@@ -192,6 +203,12 @@ class Leaser(Actor[LeaserMessage]):
             self.metrics.count_status(job, status)
             with run_log_context(run_id, job, attempt):
                 self.log.warning("reclaimed expired lease of run %s from node %s -> %s", run_id, node, status)
+
+    async def trim(self) -> None:
+        """Trim every partition's terminal-status indices (each finish trims the index it adds to;
+        this covers partitions where nothing finished lately)."""
+        for p in self.app.keys.partitions:
+            await self.app.scripts.trim_indices(p)
 
     async def reconcile(self) -> None:
         """Check the exact indices against the run records; export what was repaired."""

@@ -52,8 +52,8 @@ class Partition:
         return f"{self.prefix}in:{run_id}"
 
     def project_runs(self, project: str = "default") -> str:
-        """Every run of a project by creation time (ZSET); entries of expired runs are
-        dropped lazily by readers and when a capped index deletes a run."""
+        """Every run of a project by creation time (ZSET); a finished run leaves it when its
+        retention ends or a capped index deletes it."""
         return f"{self.prefix}runs:{project}"
 
     def alias(self, entry_id: str) -> str:

@@ -37,7 +37,8 @@ logger = logging.getLogger("baton.lua")
 
 SCRIPT_NAMES = (
     "runs_create", "runs_claim", "leases_renew", "runs_finish", "leases_reap",
-    "runs_promote", "run_cancel", "run_replay", "run_update", "step_record", "checkpoint_add", "event_send",
+    "runs_promote", "indices_trim", "run_cancel", "run_replay", "run_update", "step_record", "checkpoint_add",
+    "event_send",
     "scheduler_lease", "reconcile",
     "run_pause", "run_resume", "run_reschedule", "run_restart", "run_idem_reset", "run_debug", "run_append",
     "run_delete",

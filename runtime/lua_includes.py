@@ -10,10 +10,10 @@ from pathlib import Path
 
 from .key_schema import families
 from .scripts import CLAIM_FIELDS
-from .statuses import LIVE, TERMINAL
+from .statuses import LIVE, RETENTION_MARGIN_MS, TERMINAL
 from .submission import DEFAULT_BACKOFF, RunSpec
 
-__all__ = ["GENERATED", "backoff_lua", "claim_reply_lua", "keys_lua", "run_spec_lua", "statuses_lua"]
+__all__ = ["GENERATED", "backoff_lua", "claim_reply_lua", "keys_lua", "retention_lua", "run_spec_lua", "statuses_lua"]
 
 INCLUDES = Path(__file__).parent / "lua" / "includes"
 
@@ -43,6 +43,16 @@ def statuses_lua() -> str:
         "-- Generated from runtime/statuses.py by `python -m runtime.lua_includes`: do not edit.\n"
         "-- A run in a LIVE status may still run; a TERMINAL one is finished for good.\n"
         + table("LIVE", tuple(str(s) for s in LIVE)) + table("TERMINAL", tuple(str(s) for s in TERMINAL))
+    )
+
+
+def retention_lua() -> str:
+    """The include with how long a finished run's keys outlive its retention (runtime/statuses.py)."""
+    return (
+        "-- Generated from runtime/statuses.py by `python -m runtime.lua_includes`: do not edit.\n"
+        "-- A finished run's keys expire RETENTION_MARGIN_MS after its retention, so the trim that\n"
+        "-- ends the retention still finds its record (and its project).\n"
+        f"local RETENTION_MARGIN_MS = {RETENTION_MARGIN_MS}\n"
     )
 
 
@@ -76,7 +86,7 @@ def backoff_lua() -> str:
 #: include file name -> its generator
 GENERATED = {
     "backoff.lua": backoff_lua, "claim_reply.lua": claim_reply_lua, "keys.lua": keys_lua, "run_spec.lua": run_spec_lua,
-    "statuses.lua": statuses_lua,
+    "retention.lua": retention_lua, "statuses.lua": statuses_lua,
 }
 
 

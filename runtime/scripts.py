@@ -164,6 +164,14 @@ class Scripts:
         )
         return [(text(raw[i]), text(raw[i + 1]), text(raw[i + 2])) for i in range(0, len(raw), 3)]
 
+    async def trim_indices(self, partition: Partition) -> int:
+        """Trim the terminal-status indices by retention and cap (runs past their retention leave
+        their project's index too); returns how many entries left by age."""
+        return int(await self._call(
+            "indices_trim", [partition.leased],
+            [partition.prefix, self._ttl_ms, self._dlq_ttl_ms, self.settings.finished_cap],
+        ))
+
     async def promote(self, partition: Partition, limit: int = 1000) -> tuple[int, int]:
         """Move due delayed runs to ready; returns (moved, ms until next due or -1)."""
         moved, wait = await self._call(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["FINISHED_BY_OUTCOME", "LIVE", "TERMINAL", "AttemptOutcome", "RunStatus"]
+__all__ = ["FINISHED_BY_OUTCOME", "LIVE", "RETENTION_MARGIN_MS", "TERMINAL", "AttemptOutcome", "RunStatus"]
 
 
 class RunStatus(StrEnum):
@@ -44,5 +44,9 @@ LIVE: tuple[RunStatus, ...] = (RunStatus.DELAYED, RunStatus.QUEUED, RunStatus.EX
                                RunStatus.PAUSED)
 #: a run that is finished for good, in definition order; each has an index set (``st:<status>``)
 TERMINAL: tuple[RunStatus, ...] = tuple(s for s in RunStatus if s not in LIVE)
+#: how long a finished run's record (and its other keys) outlives its retention: trimming the status
+#: index when the retention ends still finds the record's project, and takes the run out of that
+#: project's index too (runtime/lua/includes/common.lua trim_index; the nodes trim every minute)
+RETENTION_MARGIN_MS = 600_000
 #: terminal statuses an attempt's outcome leads to (expiry happens inside the claim and promote scripts)
 FINISHED_BY_OUTCOME: tuple[RunStatus, ...] = tuple(s for s in TERMINAL if s is not RunStatus.EXPIRED)

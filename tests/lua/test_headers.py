@@ -77,6 +77,7 @@ def sample_calls(lua: Lua) -> dict[str, tuple[Callable[[], Awaitable[Any]], int]
         "runs_finish": (lambda: s.finish(p, outcomes), 2),
         "leases_reap": (lambda: s.reap(p, 10), 0),
         "runs_promote": (lambda: s.promote(p, 10), 0),
+        "indices_trim": (lambda: s.trim_indices(p), 0),
         "run_cancel": (lambda: s.cancel("no-such-run"), 0),
         "run_replay": (lambda: s.replay("no-such-run", "new-run"), 0),
         "run_update": (lambda: s.update("no-such-run", "n/1", {"progress": "{}"}, [("log", "{}"), ("x", "1")]), 2),

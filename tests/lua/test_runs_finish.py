@@ -11,6 +11,7 @@ import pytest
 from runtime.jobs import Backoff, JobOptions
 from runtime.records import Run, record_attempts
 from runtime.scripts import Claimed, Outcome, Scripts
+from runtime.statuses import RETENTION_MARGIN_MS
 from runtime.submission import DEFAULT_BACKOFF
 from tests.lua.support import Listener, Lua, priority_of
 
@@ -74,7 +75,7 @@ async def test_completed_is_terminal_with_output_ttl_and_index(lua: Lua) -> None
     finished = int(run["finished_at"])
     assert view.updated_at_ms == view.heartbeat_at_ms == view.finished_at_ms == finished
     assert view.started_at_ms == c.claimed_at_ms
-    ttl_ms = lua.settings.finished_ttl_s * 1000
+    ttl_ms = lua.settings.finished_ttl_s * 1000 + RETENTION_MARGIN_MS  # (the keys outlive the retention)
     assert ttl_ms - 5000 < await lua.redis.pttl(lua.part.run(c.run_id)) <= ttl_ms
     # And it is indexed by finish time, out of the leased and concurrency sets
     assert await lua.zscore(lua.part.status("completed"), c.run_id) == int(run["finished_at"])
@@ -190,7 +191,7 @@ async def test_exhausted_attempts_go_to_dead_letter(lua: Lua) -> None:
     assert run["status"] == "dead_letter" and "next_retry_at" not in run
     assert orjson.loads(run["error"])["type"] == "ValueError"
     assert await lua.zscore(lua.part.status("dead_letter"), c.run_id) == int(run["finished_at"])
-    dlq_ms = lua.settings.dead_letter_ttl_s * 1000
+    dlq_ms = lua.settings.dead_letter_ttl_s * 1000 + RETENTION_MARGIN_MS
     assert dlq_ms - 5000 < await lua.redis.pttl(lua.part.run(c.run_id)) <= dlq_ms
     assert await lua.zscore(lua.part.delayed, c.run_id) is None
 
@@ -329,6 +330,29 @@ async def test_status_index_is_trimmed_by_age_and_cap(lua: Lua) -> None:
     [dropped] = set(ids) - kept
     assert await lua.redis.exists(lua.part.run(dropped)) == 0
     assert all([await lua.redis.exists(lua.part.run(k)) for k in kept])
+
+
+async def test_runs_past_their_retention_leave_their_projects_index(lua: Lua) -> None:
+    # Given two completed runs, of the default project and of project "p2", whose retention
+    # ended (their index entries are older than the finished-run TTL), and a run still queued
+    old = [await leased(lua), await leased(lua, extra={"project": "p2"})]
+    for c in old:
+        assert await lua.finish(c, "completed") == "completed"
+    index = lua.part.status("completed")
+    await lua.redis.zadd(index, {c.run_id: 1 for c in old})
+    live = await lua.create_one()
+    projects = [lua.part.project_runs("default"), lua.part.project_runs("p2")]
+    assert [await lua.zscore(k, c.run_id) is not None for k, c in zip(projects, old, strict=True)] == [True, True]
+    # When a node's periodic trim runs (no run finished since)
+    assert await lua.scripts.trim_indices(lua.part) == 2
+    # Then both left the status index and their project's index; the queued run stays listed,
+    # and the records are still there (they expire RETENTION_MARGIN_MS after their retention)
+    assert await lua.zmembers(index) == []
+    assert [await lua.zscore(k, c.run_id) for k, c in zip(projects, old, strict=True)] == [None, None]
+    assert await lua.zscore(projects[0], live) is not None
+    assert [await lua.redis.exists(lua.part.run(c.run_id)) for c in old] == [1, 1]
+    # And a trim with nothing due changes nothing
+    assert await lua.scripts.trim_indices(lua.part) == 0
 
 
 async def test_wake_is_published_for_a_job_limited_only_at_runtime(lua: Lua) -> None:

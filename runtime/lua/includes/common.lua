@@ -40,10 +40,28 @@ local function next_seq(pfx, n)
   return call('INCRBY', K.seq(pfx), n or 1)
 end
 
--- Keep a terminal-status index bounded by age and by count; runs dropped from
--- the index by the cap are deleted with it so no key outlives its index.
+--@include retention
+-- Most entries one trim takes out by age (a backlog of them goes in several trims).
+local TRIM_MOST = 1000
+-- How long a run in a terminal status is kept: failed and dead-lettered runs by the
+-- dead-letter retention, the others by the finished-run one.
+local function retention_ms(status, ttl_ms, dlq_ttl_ms)
+  if status == 'failed' or status == 'dead_letter' then return dlq_ttl_ms end
+  return ttl_ms
+end
+
+-- Keep a terminal-status index bounded by age and by count. Runs past their retention
+-- leave their project's index with it (else that index kept an entry per run ever
+-- finished); runs dropped by the cap are deleted with it, so no key outlives its index.
+-- Returns how many entries left by age.
 local function trim_index(pfx, index, now, ttl_ms, cap)
-  call('ZREMRANGEBYSCORE', index, '-inf', now - ttl_ms)
+  local due = call('ZRANGEBYSCORE', index, '-inf', now - ttl_ms, 'LIMIT', 0, TRIM_MOST)
+  for _, gid in ipairs(due) do
+    -- (a record already gone, written before the margin existed: the default project's)
+    local project = call('HGET', K.run(pfx, gid), 'project') or 'default'
+    call('ZREM', K.project_runs(pfx, project), gid)
+  end
+  if #due > 0 then call('ZREM', index, unpack(due)) end
   local n = call('ZCARD', index)
   if n > cap then
     local gone = call('ZRANGE', index, 0, n - cap - 1)
@@ -57,6 +75,7 @@ local function trim_index(pfx, index, now, ttl_ms, cap)
         K.dependents(pfx, gid), K.deps_pending(pfx, gid), K.parent_outputs(pfx, gid))
     end
   end
+  return #due
 end
 
 -- Queued runs are ordered per group: the runs of a queue without a
@@ -279,7 +298,7 @@ function make_terminal(pfx, id, status, now, ttl_ms, cap, batch)  -- the local d
   local index = K.status(pfx, status)
   call('ZADD', index, finished, id)
   if rec.tl then add_event(pfx, id, 'status', '{"status":' .. cjson.encode(status) .. '}', now) end
-  local ttl = int_text(ttl_ms)
+  local ttl = int_text(ttl_ms + RETENTION_MARGIN_MS)  -- (see RETENTION_MARGIN_MS)
   call('PEXPIRE', rk, ttl)
   for _, k in ipairs(satellite_keys(pfx, id, batch and batch.rec)) do call('PEXPIRE', k, ttl) end
   if batch and batch.trims then
