@@ -381,6 +381,7 @@ class Intake(Actor[None]):
         """
         failed: dict[str, SubmissionError] = {}
         for round_ in _rounds(specs):
+            renamed = await self._alias_renamed(round_)
             try:
                 results = await self._create_round([spec for _, spec in round_])
             except Exception as exc:
@@ -400,8 +401,24 @@ class Intake(Actor[None]):
                 # refused inside runs_create (a missing parent, a full max_queued): to the rejected stream
                 if code < 0 and (refused := rejection(code, detail)):
                     failed[entry_id] = refused
-            await self._note_aliases(round_, results)
+            await self._note_aliases(round_, results, renamed)
         return failed
+
+    async def _alias_renamed(self, specs: list[tuple[str, RunSpec]]) -> list[str]:
+        """Alias every entry whose run is not named after it (an ``id`` field, or a routed id
+        ``<entry>~k``: with several partitions a run with a limit or key lives in that key's
+        partition) before its run is created, so ``get_run(entry)`` finds the run as soon as it
+        exists (written after the create, the alias came after the run had started); kept as
+        long as runs are. Returns those entries."""
+        renamed = [(entry_id, spec.id) for entry_id, spec in specs if spec.id != entry_id]
+        if renamed:
+            keys = self.app.keys
+            keep_ms = max(self.settings.finished_ttl_s, self.settings.dead_letter_ttl_s) * 1000
+            pipe = self.app.redis.pipeline(transaction=False)
+            for entry_id, run_id in renamed:
+                pipe.set(keys.partition_of_run(entry_id).alias(entry_id), run_id, px=keep_ms)
+            await pipe.execute()
+        return [entry_id for entry_id, _ in renamed]
 
     async def _create_round(self, specs: list[RunSpec]) -> list[tuple[str, int]]:
         """runs_create for one round; the runs it leased to this node start at once."""
@@ -417,23 +434,15 @@ class Intake(Actor[None]):
             await self.delivery.deliver(partition, runs, deadline)
         return results
 
-    async def _note_aliases(self, specs: list[tuple[str, RunSpec]], results: list[tuple[str, int]]) -> None:
-        """Alias every entry whose run id is not its own name, so ``get_run(entry)`` finds the run.
-
-        That is an entry that created nothing because an earlier submission holds
-        it (logged and counted; aliased for its idempotency window), and one whose
-        run got a routed id (``<entry>~k``: with several partitions, a run with a
-        limit or key lives in that key's partition; aliased as long as runs are kept).
-        """
+    async def _note_aliases(self, specs: list[tuple[str, RunSpec]], results: list[tuple[str, int]],
+                            renamed: list[str]) -> None:
+        """Point the alias of an entry that created nothing, because an earlier submission holds
+        it, at that submission's run (logged and counted; aliased for its idempotency window),
+        and drop the alias ``_alias_renamed`` wrote for an entry whose run was not created."""
         keys = self.app.keys
-        routed = [(entry_id, run_id) for (entry_id, _), (run_id, code) in zip(specs, results, strict=True)
-                  if code == 1 and run_id != entry_id]
-        if routed:
-            keep_ms = max(self.settings.finished_ttl_s, self.settings.dead_letter_ttl_s) * 1000
-            pipe = self.app.redis.pipeline(transaction=False)
-            for entry_id, run_id in routed:
-                pipe.set(keys.partition_of_run(entry_id).alias(entry_id), run_id, px=keep_ms)
-            await pipe.execute()
+        refused = {entry_id for (entry_id, _), (_, code) in zip(specs, results, strict=True) if code < 0}
+        if unmade := [entry_id for entry_id in renamed if entry_id in refused]:
+            await self.app.redis.delete(*(keys.partition_of_run(e).alias(e) for e in unmade))
         found = [(entry_id, spec, run_id, code) for (entry_id, spec), (run_id, code) in zip(specs, results, strict=True)
                  if code in _DEDUP_REASON]
         if not found:

@@ -278,3 +278,50 @@ async def test_entries_of_a_consumer_that_stopped_reading_move_though_its_heartb
         beating = False
         await heart
     assert [r.output for r in runs] == [0, 1, 2]
+
+
+async def test_an_entry_whose_run_is_named_otherwise_finds_it_from_the_moment_it_exists(
+    make_app: Any, redis: Any,
+) -> None:
+    # Given entries whose runs are not named after them, among 4 partitions: one with its own id,
+    # dependents of a finished run (routed to its partition, <entry>~k, unless already there), and
+    # dependents of a run that does not exist (refused)
+    app = echo_app(make_app, partitions=4)
+    keys = app.keys
+    seen: list[tuple[str, bytes | None]] = []
+    create_leasing = app.create_leasing
+
+    async def checked(specs: Any, *args: Any, **kwargs: Any) -> Any:
+        # what get_run(entry) finds at the moment the runs are created
+        for spec in specs:
+            entry = spec.entry_id
+            seen.append((entry, await redis.get(keys.partition_of_run(entry).alias(entry))))
+        return await create_leasing(specs, *args, **kwargs)
+
+    app.create_leasing = checked  # type: ignore[method-assign]
+    async with running_node(app):
+        parent = await app.trigger("echo", 0)
+        assert (await app.wait_for(parent, 15)).status == "completed"
+        own = (await redis.xadd(keys.submit_stream, {"job": "echo", "input": "1", "id": "named-run"})).decode()
+        children = [(await redis.xadd(keys.submit_stream, {"job": "echo", "input": "2",
+                                                           "depends_on": orjson.dumps([parent]).decode()})).decode()
+                    for _ in range(8)]
+        orphans = [(await redis.xadd(keys.submit_stream, {"job": "echo", "input": "3",
+                                                          "depends_on": '["no-such-run"]'})).decode()
+                   for _ in range(8)]
+        assert (await app.wait_for("named-run", 15)).output == 1
+
+        async def all_refused() -> bool:
+            return int(await redis.xlen(keys.rejected_stream)) == 8
+
+        await eventually(all_refused, 15)
+        aliased = dict(seen)
+        # Then the alias of each renamed entry was there before its run was created
+        assert aliased[own] == b"named-run"
+        routed = [entry for entry in children if aliased[entry] is not None]
+        assert routed and all(aliased[e] == f"{e}~".encode() + aliased[e][len(e) + 1:] for e in routed), seen
+        for entry in routed:
+            run = await eventually(lambda e=entry: app.get_run(e), 15)
+            assert run.id == aliased[entry].decode()
+        # And the refused entries have no alias left behind
+        assert [await redis.exists(keys.partition_of_run(e).alias(e)) for e in orphans] == [0] * 8
