@@ -192,12 +192,10 @@ class Fetcher(Actor[FetcherMessage]):
             piece = min(want, self.claim_piece)
             share = free // count + (1 if p.index < free % count else 0)
             if self.plentiful.get(p.index) and want >= 2 * piece:
-                if await self._claim_pieces(p, want, piece):
-                    self.maybe_work = True
-                else:
+                if not await self._claim_pieces(p, want, piece):
                     # the queues ran dry: claim once more, alone, to register as waiting (or not)
                     self.plentiful[p.index] = False
-                    self.maybe_work = True
+                self.maybe_work = True
                 continue
             # taken before the call: the lease surely holds until then (runtime/fencing.py)
             deadline = time.monotonic() + self.settings.lease_ttl_ms / 1000

@@ -27,6 +27,7 @@ from runtime.logs import run_log_context
 from runtime.messages import CancelRun, Hold, LeasesRenewed, Released, Wake
 from runtime.metrics import Metrics
 from runtime.settings import Settings
+from runtime.statuses import RETENTION_MARGIN_MS
 
 from .base import Actor, Mailbox
 
@@ -35,10 +36,10 @@ __all__ = ["Leaser"]
 LeaserMessage = Hold | Released
 
 #: How often a node trims every partition's terminal-status indices (each finish trims the one it
-#: adds to; this covers quiet partitions). Well inside the margin by which a finished run's record
-#: outlives its retention (RETENTION_MARGIN_MS in runtime/lua/includes/common.lua, 10 minutes),
-#: so the trim still finds the record's project and takes the run out of that index too.
-TRIM_INTERVAL_S = 60.0
+#: adds to; this covers quiet partitions): a tenth of the margin by which a finished run's record
+#: outlives its retention, so the trim still finds the record's project and takes the run out of
+#: that project's index too (runtime/statuses.py).
+TRIM_INTERVAL_S = RETENTION_MARGIN_MS / 10 / 1000
 
 
 class Leaser(Actor[LeaserMessage]):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -13,7 +14,7 @@ from .statuses import LIVE, TERMINAL
 from .submission import DEFAULT_BACKOFF, DEFAULT_SOURCE
 
 __all__ = ["ATTEMPT_FIELDS", "LIVE_STATUSES", "SOURCE_TRIGGER", "TERMINAL_STATUSES", "Attempt", "Run", "iso",
-           "record_attempts", "stored_int", "stored_json", "stored_ms", "text", "timeline_entry"]
+           "record_attempts", "stored_int", "stored_json", "stored_ms", "text", "timeline_entry", "triggered_by"]
 
 #: Statuses a run never leaves (its record then expires by retention).
 TERMINAL_STATUSES = frozenset(TERMINAL)
@@ -157,6 +158,13 @@ def _backoff(raw: str) -> dict[str, Any]:
 #: What started a run, by its source, when the submitter did not say (a child is "spawn"ed, a
 #: continue_as_new run "continue"s its chain); other sources name themselves.
 SOURCE_TRIGGER = {"child": "spawn", "continuation": "continue"}
+
+
+def triggered_by(fields: Mapping[str, str | None]) -> str:
+    """What started a run, from its record's fields (decoded): the submitter's word, else one
+    derived from its source (a record stores no source for DEFAULT_SOURCE)."""
+    source = fields.get("source") or DEFAULT_SOURCE
+    return fields.get("triggered_by") or SOURCE_TRIGGER.get(source, source)
 
 
 def _error(value: Any) -> dict[str, Any] | None:
@@ -321,7 +329,7 @@ class Run:
             entry_id=d.get("entry_id") or None, attempts=attempts,
             backoff=_backoff(d.get("backoff") or DEFAULT_BACKOFF.encoded),  # none stored: the default
             project=d.get("project") or "default",
-            triggered_by=d.get("triggered_by") or SOURCE_TRIGGER.get(source, source),
+            triggered_by=triggered_by(d),
             batch_id=d.get("batch_id") or None,
             progress=progress if isinstance(progress := js("progress", None), dict) else None,
             current_step_index=num("current_step_index"), completed_step_count=num("completed_step_count") or 0,

@@ -23,8 +23,7 @@ import orjson
 
 from ..app import Baton
 from ..keys import Partition
-from ..records import SOURCE_TRIGGER, Run, read_runs, text
-from ..submission import DEFAULT_SOURCE
+from ..records import Run, read_runs, text, triggered_by
 from .errors import ApiError
 from .views import statuses_for, triggers_for
 
@@ -107,8 +106,7 @@ class RunFilter:
         if self.idempotency_key is not None and f.get("idempotency_key") != self.idempotency_key:
             return False
         if self.triggered_by is not None:
-            source = f.get("source") or DEFAULT_SOURCE
-            if (f.get("triggered_by") or SOURCE_TRIGGER.get(source, source)) not in self.triggered_by:
+            if triggered_by(f) not in self.triggered_by:
                 return False
         if self.tag is not None and self.tag not in _loads(f.get("tags"), []):
             return False

@@ -109,6 +109,12 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
     return l
   end
 
+  -- take a candidate out of its ready set, counted (a deeper read starts past what left)
+  local function take_out(id, queue, group)
+    ready_remove(pfx, id, queue, group, emptied)
+    removed = removed + 1
+  end
+
   local function note_retry(ms)
     if retry_in < 0 or ms < retry_in then retry_in = ms end
   end
@@ -122,13 +128,11 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
     local job, ckey = r[1], r[2]
     if not job or r[9] ~= 'queued' then
       -- dangling entry (record expired, or the run left the queue another way)
-      ready_remove(pfx, id, queue, g ~= '' and g or nil, emptied)
-      removed = removed + 1
+      take_out(id, queue, g ~= '' and g or nil)
       return false
     end
     if r[12] and tonumber(r[12]) <= now then
-      ready_remove(pfx, id, queue, ckey, emptied)
-      removed = removed + 1
+      take_out(id, queue, ckey)
       call('HSET', rk, 'error', '{"message":"not started within its TTL","type":"Expired"}')
       make_terminal(pfx, id, 'expired', now, fin_ttl, cap)
       return false
@@ -162,8 +166,7 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
     if lim.srate then shared_take(pfx, lim, now) end
 
     local attempt = tonumber(r[5] or '0') + 1
-    ready_remove(pfx, id, queue, ckey, emptied)
-    removed = removed + 1
+    take_out(id, queue, ckey)
     if r[19] then  -- started: no longer counts against max_queued (includes/admission.lua)
       adm_leave(pfx, id, job, queue, r[19])
       call('HDEL', rk, 'adm')
