@@ -15,6 +15,7 @@ import time
 
 from runtime.app import Baton
 from runtime.direct_calls import DirectCalls
+from runtime.fencing import handed_deadline
 from runtime.keys import Partition
 from runtime.scripts import handed_off_runs
 
@@ -56,12 +57,14 @@ class Receiver(Actor[None]):
 
     async def _receive(self, partition: Partition, direct: DirectCalls) -> None:
         key = partition.handoff(self.app.settings.node_id)
-        ttl_s = self.app.settings.lease_ttl_ms / 1000
+        ttl_ms = self.app.settings.lease_ttl_ms
         while not self.stopping.is_set():
-            # on a held connection: this reply is on the pickup path
-            # a lease granted while this call waits surely holds until its start + TTL
-            deadline = time.monotonic() + ttl_s
-            reply = await direct.execute("BLPOP", key, BLOCK_S)
+            # on a held connection: this reply is on the pickup path. An entry may have
+            # waited in the list since before this pop (pushed while this node was busy,
+            # or this actor restarting): its lease is judged by its grant time on the
+            # Redis clock, which TIME, sent with the pop, relates to this node's clock
+            sent = time.monotonic()
+            clock_ms, reply = await direct.execute_timed(key, "BLPOP", key, BLOCK_S)
             if reply is None:
                 continue
             try:
@@ -71,4 +74,7 @@ class Receiver(Actor[None]):
                 # entry must not stop the node (leases it held are reaped)
                 self.log.error("skipped an unreadable hand-off entry of partition %d: %r", partition.index, exc)
                 continue
+            if not runs:
+                continue
+            deadline = handed_deadline(sent, clock_ms, runs[0].claimed_at_ms, ttl_ms)
             await self.delivery.deliver(partition.index, runs, deadline)  # (the runs start first)

@@ -54,6 +54,32 @@ OUTAGE = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, RedisUnavai
 CLUSTER_OUTAGE = (ClusterDownError, SlotNotCoveredError)
 
 
+#: the delay before an actor's first restart; it doubles with each crash, up to RESTART_BACKOFF_MAX_S
+RESTART_BACKOFF_S = 0.1
+RESTART_BACKOFF_MAX_S = 5.0
+#: the longest delay after a crash on a Redis outage: a node is back at work within it of Redis
+#: (the attempts are reconnections, cheap for both sides)
+OUTAGE_BACKOFF_MAX_S = 1.0
+#: a life at least this long was a recovery: the next crash starts the backoff over
+STEADY_LIFE_S = 10.0
+
+
+class RestartBackoff:
+    """How long the supervisor waits before restarting one crashed actor."""
+
+    def __init__(self) -> None:
+        self.delay = RESTART_BACKOFF_S
+
+    def after_crash(self, lived_s: float, outage: bool) -> float:
+        """The wait before the next life, for a life of ``lived_s`` that ended in a crash
+        (``outage``: on an error of a Redis that is down or failing over)."""
+        if lived_s >= STEADY_LIFE_S:
+            self.delay = RESTART_BACKOFF_S
+        delay = min(self.delay, OUTAGE_BACKOFF_MAX_S) if outage else self.delay
+        self.delay = min(self.delay * 2, RESTART_BACKOFF_MAX_S)
+        return delay
+
+
 def is_outage(exc: BaseException) -> bool:
     """An error of a Redis that is down or failing over: ridden out, never a reason to exit."""
     if isinstance(exc, OUTAGE + CLUSTER_OUTAGE):
@@ -198,11 +224,13 @@ class Supervisor(Actor[None]):
         """Run the actor; restart it clean (see Actor.start_afresh) after a crash.
 
         A Redis outage is ridden out: restarts caused by a lost connection back
-        off up to 5 s but do not spend the restart budget, so a node exits only
-        for a cause that persists once Redis answers again.
+        off up to 1 s and do not spend the restart budget, so a node exits only
+        for a cause that persists once Redis answers again. Other crashes back
+        off up to 5 s; a long healthy life starts the backoff over.
         """
-        backoff = 0.1
+        backoff = RestartBackoff()
         while True:
+            began = time.monotonic()
             try:
                 await actor.live()
                 return
@@ -210,12 +238,13 @@ class Supervisor(Actor[None]):
                 raise
             except Exception as exc:
                 outage = is_outage(exc)
+                delay = backoff.after_crash(time.monotonic() - began, outage)
                 if isinstance(exc, RedisError):
                     self.metrics.redis_errors.labels(actor=actor.name).inc()
                 if outage:
                     self.metrics.redis_reconnects.labels(actor=actor.name).inc()
                 self.metrics.actor_restarts.labels(actor=actor.name).inc()
-                self.log.error("actor %s crashed: %r; restarting in %.1fs", actor.name, exc, backoff,
+                self.log.error("actor %s crashed: %r; restarting in %.1fs", actor.name, exc, delay,
                                exc_info=None if outage else exc)
                 if not outage and self._budget_spent(actor.name):
                     self.log.critical(
@@ -226,9 +255,8 @@ class Supervisor(Actor[None]):
                     self.health.fatal = f"actor {actor.name} spent its restart budget: {exc!r}"[:500]
                     self.request_shutdown()
                     return
-                if not await actor.sleep(backoff):
+                if not await actor.sleep(delay):
                     return
-                backoff = min(backoff * 2, 5.0)
                 actor.start_afresh()
 
     def _budget_spent(self, name: str) -> bool:

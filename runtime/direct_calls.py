@@ -22,7 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .connection import RECONNECT_RETRIES
 
-__all__ = ["DirectCalls"]
+__all__ = ["DirectCalls", "redis_ms"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,15 +75,10 @@ class DirectCalls:
         in one round trip: the command's reply and the wait's (which covers every write this
         connection made)."""
         if self._pool is None:
-            return await self._durably_on_cluster(wait, args)
+            return await self._pair_on_cluster(args[3], args, wait)
         conn = self._free.pop() if self._free else await self._pool.get_connection()
         try:
-            await _connected(conn)
-            await conn.send_packed_command(conn.pack_commands([args, wait]))
-            try:
-                reply = await conn.read_response()
-            finally:
-                acked = await conn.read_response()  # read even after an error reply: keep the stream in step
+            reply, acked = await _send_pair(conn, args, wait)
         except ResponseError as exc:
             self._free.append(conn)
             if not _refused_wait(exc):
@@ -92,11 +87,11 @@ class DirectCalls:
             # ran there without the READONLY that would have told us). Nothing was written,
             # so the command goes again, to the master named now.
             await self._drop_if_not_master(conn, demoted=True)
-            return await self._with_wait_through_client(wait, args)
+            return await self._pair_through_client(args, wait)
         except (RedisConnectionError, RedisTimeoutError, OSError):
             await conn.disconnect()
             self._free.append(conn)
-            return await self._with_wait_through_client(wait, args)
+            return await self._pair_through_client(args, wait)
         except BaseException:
             await conn.disconnect(nowait=True)
             self._free.append(conn)
@@ -108,6 +103,34 @@ class DirectCalls:
             # seconds until Sentinel demotes it; the caller's next try must go to the new one
             await self._drop_if_not_master(conn)
         return reply, acked
+
+    async def execute_timed(self, key: Any, *args: Any) -> tuple[int, Any]:
+        """Send TIME and then one command on ``key`` to the same server, in one round trip: the
+        Redis clock (ms) just before the command ran, and the command's reply.
+
+        A blocking pop needs it to judge what it takes: an entry that waited in
+        the list was written before the pop started, by that server's clock.
+        """
+        if self._pool is None:
+            clock, reply = await self._pair_on_cluster(key, ("TIME",), args)
+            return redis_ms(clock), reply
+        conn = self._free.pop() if self._free else await self._pool.get_connection()
+        try:
+            clock, reply = await _send_pair(conn, ("TIME",), args)
+        except ResponseError:
+            self._free.append(conn)  # both replies were read: the connection is fine
+            raise
+        except (RedisConnectionError, RedisTimeoutError, OSError):
+            await conn.disconnect()
+            self._free.append(conn)
+            clock, reply = await self._pair_through_client(("TIME",), args)
+        except BaseException:
+            await conn.disconnect(nowait=True)
+            self._free.append(conn)
+            raise
+        else:
+            self._free.append(conn)
+        return redis_ms(clock), reply
 
     async def _drop_if_not_master(self, conn: Any, demoted: bool = False) -> None:
         """Reconnect every connection of the pool when ``conn``'s server is not the master any
@@ -135,13 +158,13 @@ class DirectCalls:
         for held in self._free:
             await held.disconnect()
 
-    async def _durably_on_cluster(self, wait: tuple[Any, ...], args: tuple[Any, ...]) -> tuple[Any, Any]:
-        """A keyed command (FCALL name / EVALSHA sha, numkeys, key ...) and the wait on one connection to the master
-        of the key's slot. A cluster pipeline would not do: it sends WAIT (a keyless command) to its
-        default node, on another connection, whose WAIT has no write to wait for and answers at
-        once. A redirection, a lost node or a replica's refusal of WAIT (a failover under way)
-        refreshes the slot table and tries again; the command had no effect in those cases."""
-        key = args[3]
+    async def _pair_on_cluster(self, key: Any, first: tuple[Any, ...], second: tuple[Any, ...]) -> tuple[Any, Any]:
+        """Two commands on one connection to the master of ``key``'s slot (a keyed command and the
+        WAIT after it, or TIME and the keyed command it times). A cluster pipeline would not do: it
+        sends a keyless command (WAIT, TIME) to its default node, on another connection, whose WAIT
+        has no write to wait for and answers at once. A redirection, a lost node or a replica's
+        refusal of WAIT (a failover under way) refreshes the slot table and tries again; the
+        commands had no effect in those cases."""
         last: BaseException | None = None
         for attempt in range(RECONNECT_RETRIES + 2):
             if attempt:
@@ -154,30 +177,30 @@ class DirectCalls:
             try:
                 await self._client.initialize()  # a fresh client knows no node yet
                 node = self._client.get_node_from_key(key)
-                commands = [PipelineCommand(0, *args), PipelineCommand(1, *wait)]
+                commands = [PipelineCommand(0, *first), PipelineCommand(1, *second)]
                 await node.execute_pipeline(commands)
             except (RedisConnectionError, RedisTimeoutError, RedisClusterException, OSError) as exc:
                 last = exc
                 continue
-            reply, acked = commands[0].result, commands[1].result
-            if isinstance(reply, _REDIRECTED) or isinstance(acked, _REDIRECTED) or (
-                    isinstance(acked, ResponseError) and _refused_wait(acked)):
-                last = reply if isinstance(reply, BaseException) else acked
+            replies = (commands[0].result, commands[1].result)
+            redirected = next((r for r in replies if isinstance(r, _REDIRECTED)
+                               or (isinstance(r, ResponseError) and _refused_wait(r))), None)
+            if redirected is not None:
+                last = redirected
                 continue
-            if isinstance(reply, BaseException):
-                raise reply
-            if isinstance(acked, BaseException):
-                raise acked
-            return reply, acked
-        raise RedisConnectionError(f"the master of the key's slot did not take the command: {last!r}")
+            for reply in replies:
+                if isinstance(reply, BaseException):
+                    raise reply
+            return replies
+        raise RedisConnectionError(f"the master of the key's slot did not take the commands: {last!r}")
 
-    async def _with_wait_through_client(self, wait: tuple[Any, ...], args: tuple[Any, ...]) -> tuple[Any, Any]:
-        """The command and the wait in one pipeline of the client (one connection, with its retries)."""
+    async def _pair_through_client(self, first: tuple[Any, ...], second: tuple[Any, ...]) -> tuple[Any, Any]:
+        """The two commands in one pipeline of the client (one connection, with its retries)."""
         pipe = self._client.pipeline(transaction=False)
-        pipe.execute_command(*args)
-        pipe.execute_command(*wait)
-        reply, acked = await pipe.execute()
-        return reply, acked
+        pipe.execute_command(*first)
+        pipe.execute_command(*second)
+        a, b = await pipe.execute()
+        return a, b
 
     @property
     def raw(self) -> bool:
@@ -206,6 +229,23 @@ def _pack(conn: Any, args: tuple[Any, ...]) -> bytes:
     except TypeError:
         return b"".join(conn.pack_command(*args))
     return packed
+
+
+async def _send_pair(conn: Any, first: tuple[Any, ...], second: tuple[Any, ...]) -> tuple[Any, Any]:
+    """Two commands on a held connection in one write; both replies read (the second even after the
+    first was an error reply, to keep the stream in step), the first error reply raised."""
+    await _connected(conn)
+    await conn.send_packed_command(conn.pack_commands([first, second]))
+    try:
+        a = await conn.read_response()
+    finally:
+        b = await conn.read_response()
+    return a, b
+
+
+def redis_ms(clock: Any) -> int:
+    """A TIME reply (seconds, microseconds; raw bytes or parsed ints) in milliseconds."""
+    return int(clock[0]) * 1000 + int(clock[1]) // 1000
 
 
 async def _send(conn: Any, args: tuple[Any, ...]) -> None:

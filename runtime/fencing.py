@@ -11,13 +11,17 @@ Redis, and the work starts only if the lease still holds.
 
 The deadline is conservative: it is taken before the call that granted or
 renewed the lease, so the real expiry (judged by the Redis clock) is later.
+A lease a node is handed (runs_create pushes it to the node's hand-off list)
+may have been granted before the pop that takes it started (the node was busy,
+its receiver restarting, Redis restarting): its deadline is judged from the
+grant time and the Redis clock the pop saw (``handed_deadline``).
 """
 
 from __future__ import annotations
 
 import time
 
-__all__ = ["MARGIN_FRACTION", "LeaseClock", "lease_margin_s"]
+__all__ = ["MARGIN_FRACTION", "LeaseClock", "handed_deadline", "lease_margin_s"]
 
 #: the part of the lease TTL kept as a safety margin before fenced work starts
 MARGIN_FRACTION = 0.25
@@ -26,6 +30,20 @@ MARGIN_FRACTION = 0.25
 def lease_margin_s(lease_ttl_ms: int) -> float:
     """Seconds of lease that must be left for fenced work to start without asking Redis."""
     return lease_ttl_ms * MARGIN_FRACTION / 1000
+
+
+def handed_deadline(sent: float, clock_ms: int, granted_ms: int, lease_ttl_ms: int) -> float:
+    """The monotonic time by which a handed-over lease surely has not expired.
+
+    The lease was granted at ``granted_ms`` and expires ``lease_ttl_ms`` later,
+    both by the Redis clock; the call that took it was sent at monotonic
+    ``sent`` and saw the Redis clock at ``clock_ms`` before it ran, so Redis's
+    clock reads at most ``clock_ms + (t - sent)`` at any later monotonic ``t``.
+    A lease granted while the call waited (``granted_ms >= clock_ms``) holds at
+    least until ``sent`` plus the TTL, as for a call that grants one.
+    """
+    left_ms = min(granted_ms + lease_ttl_ms - clock_ms, lease_ttl_ms)
+    return sent + left_ms / 1000
 
 
 class LeaseClock:

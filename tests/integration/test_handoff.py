@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
 import orjson
 
+from actors.base import Mailbox
+from actors.delivery import Delivery
+from actors.receiver import Receiver
 from runtime import Baton, RunContext, Settings
+from runtime.fencing import lease_margin_s
+from runtime.messages import LeaseGranted
 from tests.integration.test_processes import producer, worker_env
 from tests.nodes import eventually, kill_process, running_node, spawn_worker, stop_process
 
@@ -240,3 +246,42 @@ async def test_a_backlog_is_claimed_in_pieces_at_once_within_the_slots_and_then_
         run = await app.wait_for(await app.trigger("echo", "new"), 10)
         assert run.status == "completed"
         assert int(await redis.hget(p.handed, "busy") or 0) >= 1
+
+
+async def test_a_run_that_waited_in_the_handoff_list_is_judged_by_its_grant_time(make_app: Any, redis: Any) -> None:
+    # Given a node registered as waiting and handed a run while its receiver was not popping (the
+    # node was busy or the actor restarting: the chaos suite's Redis restart found this) ...
+    ttl_ms = 1000
+    app = echo_app(make_app, "late-node", lease_ttl_ms=ttl_ms, renew_interval_ms=400)
+    p = app.keys.partitions[0]
+    claimed, _ = await app.scripts.claim(p, "late-node", 10, ["default"], ["echo"], 0, register_ms=60_000)
+    assert claimed == []
+    run_id = await app.trigger("echo", 1)
+    (entry,) = await redis.lrange(p.handoff("late-node"), 0, -1)
+    granted_ms = orjson.loads(entry)[0]
+    # ... and left there until its lease ran out by the Redis clock
+    await eventually(lambda: _past(redis, granted_ms + ttl_ms), 10)
+    # When the receiver takes it
+    to_executor: Mailbox[LeaseGranted] = Mailbox()
+    receiver = Receiver(app, Delivery(to_executor, Mailbox(), Mailbox()))
+    task = asyncio.create_task(receiver.live())
+    try:
+        got = await eventually(lambda: None if to_executor.empty() else to_executor.get_nowait(), 10)
+        taken = time.monotonic()
+    finally:
+        receiver.stop()
+        await asyncio.wait_for(task, 10)
+    # Then the run's lease is known to be over: nothing fenced starts without asking Redis first
+    # (a receiver that dated the lease from its own pop believed it had the whole TTL left)
+    assert got.claimed.run_id == run_id
+    assert got.deadline <= taken
+    assert got.deadline < taken + lease_margin_s(ttl_ms)  # (what needs_confirmation() checks)
+
+
+async def _redis_ms(redis: Any) -> int:
+    seconds, micros = await redis.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+async def _past(redis: Any, ms: int) -> bool:
+    return await _redis_ms(redis) > ms

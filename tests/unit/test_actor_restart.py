@@ -11,7 +11,14 @@ from typing import Any
 import pytest
 
 from actors.base import Actor
-from actors.supervisor import Supervisor
+from actors.supervisor import (
+    OUTAGE_BACKOFF_MAX_S,
+    RESTART_BACKOFF_MAX_S,
+    RESTART_BACKOFF_S,
+    STEADY_LIFE_S,
+    RestartBackoff,
+    Supervisor,
+)
 
 
 async def test_every_actor_restarts_with_fresh_state_and_keeps_only_what_it_names(make_app: Any) -> None:
@@ -66,3 +73,17 @@ async def test_tasks_spawned_by_a_failed_run_end_with_it() -> None:
     assert task.cancelled()
     actor.start_afresh()
     assert actor.started == [] and not actor._spawned
+
+
+def test_restart_backoff_doubles_caps_and_starts_over_after_a_steady_life() -> None:
+    # Given an actor that crashes again and again right after starting
+    backoff = RestartBackoff()
+    delays = [backoff.after_crash(0.01, outage=False) for _ in range(8)]
+    # Then the waits double up to the cap
+    assert delays[:3] == pytest.approx([RESTART_BACKOFF_S, 2 * RESTART_BACKOFF_S, 4 * RESTART_BACKOFF_S])
+    assert delays[-1] == RESTART_BACKOFF_MAX_S and max(delays) == RESTART_BACKOFF_MAX_S
+    # And a crash on a Redis outage waits at most the outage cap, so a node is back soon after Redis
+    assert backoff.after_crash(0.01, outage=True) == OUTAGE_BACKOFF_MAX_S < RESTART_BACKOFF_MAX_S
+    # When it then ran steadily before crashing again, the backoff starts over (a restart long
+    # ago does not slow today's recovery)
+    assert backoff.after_crash(STEADY_LIFE_S, outage=False) == RESTART_BACKOFF_S
