@@ -14,8 +14,9 @@ import contextvars
 import logging
 import time
 import traceback
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from redis.exceptions import RedisError
@@ -25,7 +26,7 @@ from runtime.batching import Batcher
 from runtime.codec import text
 from runtime.context import ContinueAsNew, RunContext, RunLogCapture, Suspend, current_run
 from runtime.errors import JobTimeout, LeaseLost, PermanentFailure
-from runtime.fencing import LeaseClock, lease_margin_s
+from runtime.fencing import LeaseClock, StepTimed, lease_margin_s, long_step_s
 from runtime.jobs import Job
 from runtime.limits import fit_error, output_json
 from runtime.logs import run_log_context
@@ -38,6 +39,8 @@ from runtime.tracing import annotate, end_span, span, start_span
 from .base import Actor, Mailbox, answer
 
 __all__ = ["Executor"]
+
+T = TypeVar("T")
 
 #: How often a running handler's logs and progress are written to Redis.
 FLUSH_INTERVAL_S = 0.2
@@ -84,7 +87,9 @@ class Executor(Actor[ExecutorMessage]):
         self.margin_s = lease_margin_s(app.settings.lease_ttl_ms)
         self.threads = ThreadPoolExecutor(max_workers=min(self.slots, 64), thread_name_prefix="baton-job")
         #: runs of batch jobs wait here for their batch (runtime/batching.py)
-        self.batcher = Batcher(self.threads)
+        #: a handler step that held the loop this long is followed by on_stall (see StepTimed)
+        self.long_step_s = long_step_s(app.settings.lease_ttl_ms)
+        self.batcher = Batcher(self.threads, self.timed)
         #: the supervisor's WhenIdle questions, answered once nothing runs or waits to run
         self.idle_replies: list[asyncio.Future[None]] = []
         # logging calls made inside handlers are copied into their run's log
@@ -151,6 +156,11 @@ class Executor(Actor[ExecutorMessage]):
                     with run_log_context(run_id, c.job if c else "", c.attempt if c else 0):
                         self.log.warning("event loop stalled past the lease of run %s; giving it back", run_id)
                     self._cancel(run_id, "stalled")
+
+    def timed(self, handler_call: Coroutine[Any, Any, T]) -> StepTimed[T]:
+        """A handler's coroutine, awaited so that a step that blocked the loop is followed at once
+        by on_stall (ahead of the handlers already waiting to resume)."""
+        return StepTimed(handler_call, self.on_stall, self.long_step_s)
 
     def _start(self, claimed: Claimed) -> None:
         task = asyncio.get_running_loop().create_task(self._execute(claimed), name=f"run:{claimed.run_id}")
@@ -305,7 +315,7 @@ class Executor(Actor[ExecutorMessage]):
             if job.options.batch_size > 1:
                 result = await self.batcher.call(job, ctx, payload)
             elif job.is_async:
-                result = await job.handler(ctx, payload)
+                result = await self.timed(job.handler(ctx, payload))
             else:
                 # a thread cannot be killed: on timeout the run is recorded
                 # timed_out and the thread finishes in the background

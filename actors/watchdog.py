@@ -19,6 +19,9 @@ moment the loop runs again. So the thread also hands ``on_stall`` (the
 executor's) to the loop with ``call_soon_threadsafe`` while the loop is still
 blocked: it is queued before anything the loop polls afterwards, and gives
 back every run whose lease may have expired before their handlers resume.
+Handlers that were already ready to resume in the loop's current turn run
+before it, so the executor also times each step of a handler and makes the
+same check right after a long one (runtime/fencing.StepTimed).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ import asyncio
 import contextvars
 import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -104,8 +104,10 @@ class _Pending:
 class Batcher:
     """Gathers the attempts of batch jobs' runs into handler calls (one per executor)."""
 
-    def __init__(self, threads: Executor) -> None:
+    def __init__(self, threads: Executor, timed: Callable[[Coroutine[Any, Any, Any]], Awaitable[Any]]) -> None:
         self.threads = threads
+        #: how a handler's coroutine is awaited (the executor times its steps: runtime/fencing.StepTimed)
+        self.timed = timed
         #: (job, group) -> the batch being filled
         self.pending: dict[tuple[str, str], _Pending] = {}
         #: handler calls under way (kept referenced until they end)
@@ -172,7 +174,7 @@ class Batcher:
         inputs = [i.payload for i in live]
         try:
             if job.is_async:
-                results = await job.handler(batch, inputs)
+                results = await self.timed(job.handler(batch, inputs))
             else:
                 run = contextvars.copy_context().run
                 results = await asyncio.get_running_loop().run_in_executor(

@@ -20,8 +20,12 @@ grant time and the Redis clock the pop saw (``handed_deadline``).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any, Generic, TypeVar
 
-__all__ = ["MARGIN_FRACTION", "LeaseClock", "handed_deadline", "lease_margin_s"]
+__all__ = ["MARGIN_FRACTION", "LeaseClock", "StepTimed", "handed_deadline", "lease_margin_s", "long_step_s"]
+
+T = TypeVar("T")
 
 #: the part of the lease TTL kept as a safety margin before fenced work starts
 MARGIN_FRACTION = 0.25
@@ -44,6 +48,60 @@ def handed_deadline(sent: float, clock_ms: int, granted_ms: int, lease_ttl_ms: i
     """
     left_ms = min(granted_ms + lease_ttl_ms - clock_ms, lease_ttl_ms)
     return sent + left_ms / 1000
+
+
+def long_step_s(lease_ttl_ms: int) -> float:
+    """A coroutine step that held the event loop this long may have outlived a lease's margin
+    together with a few like it: the leases are looked at before anything else runs."""
+    return min(0.02, lease_margin_s(lease_ttl_ms) / 4)
+
+
+class StepTimed(Generic[T]):
+    """Awaits a coroutine one step at a time; after a step that held the event loop for
+    ``threshold_s`` or more, ``after_long_step`` is called before the loop runs anything else.
+
+    The watchdog's thread notices a blocked loop and queues the executor's
+    check of every lease behind it, but the loop runs the callbacks that were
+    already ready first: a handler that passed its lease check just before
+    another handler blocked the loop for longer than the lease, and is only
+    waiting for its turn to send, would send then. Timed here, the blocking
+    handler's own step ends with the check, ahead of them. (Code outside the
+    handlers that blocks, a long collection pass say, is left to the watchdog.)
+    """
+
+    __slots__ = ("_after_long_step", "_coro", "_threshold_s")
+
+    def __init__(self, coro: Coroutine[Any, Any, T], after_long_step: Callable[[], None], threshold_s: float) -> None:
+        self._coro = coro
+        self._after_long_step = after_long_step
+        self._threshold_s = threshold_s
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        coro = self._coro
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            began = time.monotonic()
+            try:
+                yielded = coro.send(value) if error is None else coro.throw(error)
+            except StopIteration as done:
+                self._timed(began)
+                return done.value  # type: ignore[no-any-return]
+            except BaseException:
+                self._timed(began)
+                raise
+            self._timed(began)
+            try:
+                value, error = (yield yielded), None
+            except GeneratorExit:
+                coro.close()
+                raise
+            except BaseException as exc:  # noqa: BLE001 - passed on: a cancellation thrown in by the task
+                value, error = None, exc
+
+    def _timed(self, began: float) -> None:
+        if time.monotonic() - began >= self._threshold_s:
+            self._after_long_step()
 
 
 class LeaseClock:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from runtime import RunContext
-from tests.nodes import running_node
+from tests.nodes import eventually, running_node
 
 
 async def test_a_blocking_handler_is_named_in_the_stall_log(make_app: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -73,3 +73,46 @@ async def test_a_stall_past_the_lease_gives_back_runs_before_their_handlers_resu
     assert stalls is not None and stalls >= 1
     assert effects == [run.attempt] and run.attempt >= 2
     assert [a.status for a in run.attempts][:1] == ["released"]
+
+
+async def test_a_handler_ready_behind_the_stall_is_given_back_before_it_resumes(make_app: Any) -> None:
+    # Given a node (lease TTL 2 s) where a step, past its lease check, waits for the same event as a
+    # handler that then blocks the event loop for longer than the lease: both resume in one turn of
+    # the loop, the step right after the blocker (ahead of anything the watchdog's thread can queue;
+    # the chaos suite's poison scenario found a step started this way under a lease long gone)
+    app = make_app(lease_ttl_ms=2000, renew_interval_ms=500)
+    go = asyncio.Event()
+    waiting: list[str] = []
+    effects: list[int] = []
+
+    @app.job(max_attempts=1)
+    async def blocker(ctx: RunContext, payload: Any) -> str:
+        waiting.append("blocker")
+        await go.wait()
+        time.sleep(3)
+        return "blocked"
+
+    @app.job(max_attempts=3)
+    async def stepper(ctx: RunContext, payload: Any) -> str:
+        async def effect() -> str:
+            if ctx.attempt == 1:
+                waiting.append("stepper")
+                await go.wait()
+            effects.append(ctx.attempt)  # the side effect
+            return "done"
+        return str(await ctx.step("effect", effect))
+
+    async with running_node(app) as node:
+        await app.trigger("blocker")
+        await eventually(lambda: waiting == ["blocker"], 10)
+        step_run = await app.trigger("stepper")
+        await eventually(lambda: waiting == ["blocker", "stepper"], 10)
+        # When the event comes
+        go.set()
+        run = await app.wait_for(step_run, 30)
+        stalls = node.metrics.registry.get_sample_value("baton_leases_lost_total", {"stage": "stall"})
+    # Then the stepping run was given back before its step went on, and its side effect happened
+    # only in a later attempt
+    assert run.status == "completed" and run.output == "done"
+    assert stalls is not None and stalls >= 1
+    assert effects == [run.attempt] and run.attempt >= 2

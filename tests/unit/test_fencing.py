@@ -1,10 +1,14 @@
-"""The monotonic deadline a node gives a lease it was handed (runtime/fencing.handed_deadline)."""
+"""Fencing helpers: the deadline of a lease a node was handed, and handler steps timed for stalls."""
 
 from __future__ import annotations
 
+import asyncio
+import time
+from typing import Any
+
 import pytest
 
-from runtime.fencing import handed_deadline
+from runtime.fencing import StepTimed, handed_deadline
 
 TTL_MS = 2000
 
@@ -23,3 +27,59 @@ def test_a_handed_lease_is_dated_from_its_grant(granted_ms: int, expected: float
     # Given a pop sent at monotonic 100 s that saw the Redis clock at 10,000 ms
     # Then a lease granted at granted_ms surely holds until expected (never past its TTL from the pop)
     assert handed_deadline(100.0, 10_000, granted_ms, TTL_MS) == pytest.approx(expected)
+
+
+async def test_step_timed_passes_results_errors_and_cancellations_through() -> None:
+    long_steps: list[int] = []
+
+    async def answer() -> int:
+        await asyncio.sleep(0)
+        return 42
+
+    async def fails() -> None:
+        await asyncio.sleep(0)
+        raise ValueError("handler error")
+
+    cleaned: list[str] = []
+
+    async def waits_forever() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            cleaned.append("finally")
+
+    # A result and an exception come back as from the coroutine itself
+    assert await StepTimed(answer(), lambda: long_steps.append(1), 1.0) == 42
+    with pytest.raises(ValueError, match="handler error"):
+        await StepTimed(fails(), lambda: long_steps.append(1), 1.0)
+    # A cancellation of the task reaches the coroutine (its finally runs) and ends the await
+    task = asyncio.create_task(_await(StepTimed(waits_forever(), lambda: long_steps.append(1), 1.0)))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert cleaned == ["finally"]
+    # and none of those steps was long
+    assert long_steps == []
+
+
+async def test_a_long_step_is_followed_by_the_check_before_anything_else_runs() -> None:
+    # Given a step that blocks the loop and another task ready in the same turn of the loop
+    order: list[str] = []
+
+    async def blocks() -> None:
+        time.sleep(0.05)
+        order.append("blocker")
+
+    async def other() -> None:
+        order.append("other")
+
+    timed = asyncio.create_task(_await(StepTimed(blocks(), lambda: order.append("check"), 0.01)))
+    plain = asyncio.create_task(other())
+    await asyncio.gather(timed, plain)
+    # Then the check ran right after the blocking step, before the other task's step
+    assert order == ["blocker", "check", "other"]
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
