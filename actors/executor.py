@@ -62,7 +62,8 @@ class Executor(Actor[ExecutorMessage]):
 
     name = "executor"
     #: running handlers (and what they need to end and report) outlive a crash of run()
-    survives = ("tasks", "claimed", "cancel_reasons", "threads", "leases", "abandoned", "idle_replies", "batcher")
+    survives = ("tasks", "claimed", "cancel_reasons", "threads", "leases", "contexts", "abandoned", "idle_replies",
+                "batcher")
 
     @classmethod
     def inbox_size(cls, settings: Settings) -> int:
@@ -84,6 +85,8 @@ class Executor(Actor[ExecutorMessage]):
         self.abandoned: set[asyncio.Task[None]] = set()
         #: what this node knows of each running run's lease expiry (fencing of side effects)
         self.leases: dict[str, LeaseClock] = {}
+        #: each running run's context while its handler runs (to cancel the tasks it started)
+        self.contexts: dict[str, RunContext] = {}
         self.margin_s = lease_margin_s(app.settings.lease_ttl_ms)
         self.threads = ThreadPoolExecutor(max_workers=min(self.slots, 64), thread_name_prefix="baton-job")
         #: runs of batch jobs wait here for their batch (runtime/batching.py)
@@ -192,6 +195,9 @@ class Executor(Actor[ExecutorMessage]):
             return
         self.cancel_reasons[run_id] = reason
         task.cancel()
+        ctx = self.contexts.get(run_id)
+        if ctx is not None:  # and what the handler started: a write due in one would go out first
+            ctx.cancel_adopted()
         asyncio.get_running_loop().call_later(CANCEL_GRACE_S, self._abandon, run_id, task)
 
     def _abandon(self, run_id: str, task: asyncio.Task[None]) -> None:
@@ -224,6 +230,7 @@ class Executor(Actor[ExecutorMessage]):
         self.claimed.pop(run_id, None)
         self.cancel_reasons.pop(run_id, None)
         self.leases.pop(run_id, None)
+        self.contexts.pop(run_id, None)
         self.metrics.slots_busy.set(len(self.tasks))
         self._answer_if_idle()
 
@@ -297,6 +304,7 @@ class Executor(Actor[ExecutorMessage]):
     async def _attempt(self, c: Claimed, job: Job) -> Outcome:
         """Run the handler once under the lease; its outcome (the run's log context is set)."""
         ctx = await RunContext.for_claim(self.app, c, self.leases.get(c.run_id))
+        self.contexts[c.run_id] = ctx
         token = current_run.set(ctx)
         flushers: list[asyncio.Task[None]] = []
 

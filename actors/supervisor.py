@@ -27,6 +27,7 @@ from runtime.logs import node_id_var
 from runtime.messages import AskBusy, Drain, ReleaseAll, WhenIdle, WhenReleased
 from runtime.metrics import Metrics
 from runtime.probes import Health
+from runtime.run_tasks import adopting_tasks
 from runtime.topology import SentinelStartWatch, check_deployment, check_fsync, check_server
 
 from .api import Api
@@ -171,8 +172,18 @@ class Supervisor(Actor[None]):
                 loop.add_signal_handler(sig, self.request_shutdown)
             except (NotImplementedError, RuntimeError):  # not the main thread (tests)
                 pass
+        # tasks a handler starts are cancelled with its run (runtime/run_tasks.py)
+        restore_task_factory = adopting_tasks(loop)
+        try:
+            await self._run_actors(loop)
+        finally:
+            restore_task_factory()
+
+    async def _run_actors(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Start the actors, heartbeat until asked to stop, then drain and stop."""
         for actor in self.actors:
             self.tasks[actor.name] = loop.create_task(self._supervise(actor), name=f"actor:{actor.name}")
+        app = self.app
         self.log.info(
             "node %s started: %d slots, jobs %s, queues %s, %d partition(s)", self.settings.node_id,
             self.settings.concurrency, ",".join(app.jobs.names()) or "-", ",".join(served_queues(app)) or "-",

@@ -88,7 +88,9 @@ def test_poison_handlers_do_not_stop_ordinary_runs() -> None:
     # Given os._exit, a cancellation-swallowing loop, a loop blocker, a huge and a non-JSON output and a
     # recursion bomb among ordinary runs
     # Then every ordinary run completed, nothing was lost or recorded twice, the indices agree
-    # (the blocked loop also makes its node start steps of runs it lost meanwhile: D4, shown by sigstop)
+    # (steps started without the lease are not asserted here: bytes a step handed to its socket just
+    # before another handler blocked the loop leave after the stall, see the README's fencing notes;
+    # the runs it gave back and the tasks they started are covered by tests/integration/test_watchdog.py)
     _holds(poison, *CORE, "ordinary runs not completed", "index drift (reconcile repaired)")
     assert poison.verdict.statuses["completed"] >= poison.verdict.submitted - 6
 

@@ -116,3 +116,46 @@ async def test_a_handler_ready_behind_the_stall_is_given_back_before_it_resumes(
     assert run.status == "completed" and run.output == "done"
     assert stalls is not None and stalls >= 1
     assert effects == [run.attempt] and run.attempt >= 2
+
+
+async def test_a_task_a_handler_started_before_the_stall_is_cancelled_with_its_run(make_app: Any) -> None:
+    # Given a step whose side effect runs in a task of its own (Python 3.11's wait_for, which clients
+    # use for their writes, runs the awaited call in a new task), started just before another handler
+    # blocks the event loop past the lease: the new task is due in the loop's next turn
+    app = make_app(lease_ttl_ms=2000, renew_interval_ms=500)
+    go = asyncio.Event()
+    waiting: list[str] = []
+    effects: list[int] = []
+
+    @app.job(max_attempts=3)
+    async def stepper(ctx: RunContext, payload: Any) -> str:
+        async def write() -> None:
+            effects.append(ctx.attempt)  # the side effect
+
+        async def effect() -> str:
+            if ctx.attempt == 1:
+                waiting.append("stepper")
+                await go.wait()
+            await asyncio.wait_for(write(), 5)
+            return "done"
+        return str(await ctx.step("effect", effect))
+
+    @app.job(max_attempts=1)
+    async def blocker(ctx: RunContext, payload: Any) -> str:
+        waiting.append("blocker")
+        await go.wait()
+        time.sleep(3)
+        return "blocked"
+
+    async with running_node(app):
+        step_run = await app.trigger("stepper")
+        await eventually(lambda: waiting == ["stepper"], 10)
+        await app.trigger("blocker")
+        await eventually(lambda: waiting == ["stepper", "blocker"], 10)
+        # When the event comes (the stepper starts its write task, then the blocker blocks)
+        go.set()
+        run = await app.wait_for(step_run, 30)
+    # Then the write task was cancelled with the run given back: the side effect happened only in a
+    # later attempt
+    assert run.status == "completed" and run.output == "done"
+    assert effects == [run.attempt] and run.attempt >= 2
