@@ -21,6 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from runtime import __version__
 from runtime.app import Baton
+from runtime.closed_transport import closed_transport
 from runtime.connection import check_eviction_policy
 from runtime.errors import RedisUnavailable
 from runtime.logs import node_id_var
@@ -83,7 +84,7 @@ class RestartBackoff:
 
 def is_outage(exc: BaseException) -> bool:
     """An error of a Redis that is down or failing over: ridden out, never a reason to exit."""
-    if isinstance(exc, OUTAGE + CLUSTER_OUTAGE):
+    if isinstance(exc, OUTAGE + CLUSTER_OUTAGE) or closed_transport(exc):
         return True
     # redis-py raises the bare class when no node of the cluster answers (its refresh of the slot table)
     return type(exc) is RedisClusterException and "cannot be connected" in str(exc)

@@ -27,6 +27,7 @@ from redis.exceptions import (
 )
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .closed_transport import PlainConnection, TLSConnection
 from .codec import text
 from .errors import ConfigError, RedisUnavailable
 from .sentinel import SENTINEL_SCHEMES, parse_sentinel_url, sentinel_client
@@ -40,6 +41,9 @@ logger = logging.getLogger(__name__)
 #: off 20 ms, 40 ms ... up to 0.5 s: about 1.1 s in all, so that a command caught in a Sentinel
 #: failover (the old master answering READONLY while a sentinel still names it) rides it out
 RECONNECT_RETRIES = 6
+#: Baton's connection class per URL scheme: a write on a closed transport is a ConnectionError
+#: (runtime/closed_transport.py)
+CONNECTION_CLASSES: dict[str, type[Any]] = {"redis": PlainConnection, "rediss": TLSConnection}
 #: How long a command waits for its reply before its connection counts as lost: well above
 #: Baton's longest blocking read (1 s) and any script, well below a stall that goes unnoticed
 SOCKET_TIMEOUT_S = 10.0
@@ -85,8 +89,11 @@ def connect(url: str, cluster: bool = False, max_connections: int | None = None,
     # next command sent on it, though a fresh connection would succeed
     kwargs.setdefault("retry", Retry(ExponentialBackoff(cap=0.5, base=0.02), RECONNECT_RETRIES))
     kwargs.setdefault("retry_on_error", [RedisConnectionError, RedisTimeoutError])
-    if urlsplit(url).scheme.lower() in SENTINEL_SCHEMES:
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in SENTINEL_SCHEMES:
         return sentinel_client(url, **kwargs)
+    if scheme in CONNECTION_CLASSES:  # (unix:// sockets keep redis-py's class)
+        kwargs.setdefault("connection_class", CONNECTION_CLASSES[scheme])
     return aioredis.from_url(url, **kwargs)
 
 

@@ -20,6 +20,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .closed_transport import closed_transport
 from .connection import RECONNECT_RETRIES
 
 __all__ = ["DirectCalls", "redis_ms"]
@@ -263,7 +264,12 @@ async def _send(conn: Any, args: tuple[Any, ...]) -> None:
     if writer is None:
         await conn.send_command(*args)
         return
-    writer.write(_pack(conn, args))
+    try:
+        writer.write(_pack(conn, args))
+    except RuntimeError as exc:  # uvloop's write on a closed transport (runtime/closed_transport.py)
+        if not closed_transport(exc):
+            raise
+        raise RedisConnectionError(f"Error while writing: the connection was closed ({exc})") from exc
     if writer.transport.get_write_buffer_size():
         async with asyncio.timeout(conn.socket_timeout):
             await writer.drain()

@@ -27,6 +27,8 @@ import redis.asyncio as aioredis
 from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection, SentinelManagedSSLConnection
 from redis.connection import URL_QUERY_ARGUMENT_PARSERS
 
+from .closed_transport import TranslatesClosedTransport
+
 __all__ = ["SENTINEL_SCHEMES", "MasterConnection", "MasterSSLConnection", "SentinelTarget", "parse_sentinel_url",
            "sentinel_client"]
 
@@ -121,11 +123,11 @@ class _FollowsMaster:
         await super()._connect()  # type: ignore[misc]  # the redis-py connection class after this mixin
 
 
-class MasterConnection(_FollowsMaster, SentinelManagedConnection):
+class MasterConnection(_FollowsMaster, TranslatesClosedTransport, SentinelManagedConnection):
     """A connection to the Sentinel-managed master (see :class:`_FollowsMaster`)."""
 
 
-class MasterSSLConnection(_FollowsMaster, SentinelManagedSSLConnection):
+class MasterSSLConnection(_FollowsMaster, TranslatesClosedTransport, SentinelManagedSSLConnection):
     """A TLS connection to the Sentinel-managed master (see :class:`_FollowsMaster`)."""
 
 

@@ -17,9 +17,10 @@ import time
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 
 from runtime import Backoff, Baton, RunContext
+
+from .processes import harness_client
 
 __all__ = ["Marks", "app"]
 
@@ -64,7 +65,7 @@ class Marks:
 def _redis() -> Any:
     global _client
     if _client is None:
-        _client = aioredis.from_url(os.environ["CHAOS_REDIS_URL"])
+        _client = harness_client(os.environ["CHAOS_REDIS_URL"], socket_timeout=None)
     return _client
 
 

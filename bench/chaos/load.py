@@ -38,6 +38,8 @@ class Load:
     #: XADD calls that failed (and were sent again)
     failed_calls: int = 0
     tick_s: float = 0.05
+    #: replicas each batch must reach (WAIT) before it counts as acknowledged; 0: the master's reply
+    wait_replicas: int = 0
 
     def run_id(self, i: int) -> str:
         """The id entry ``i`` asks for."""
@@ -61,8 +63,12 @@ class Load:
             pipe = self.redis.pipeline(transaction=False)
             for run_id, entry in batch:
                 pipe.xadd(self.stream, {**entry, "id": run_id})
+            if self.wait_replicas:
+                pipe.execute_command("WAIT", self.wait_replicas, 2000)
             try:
-                await pipe.execute()
+                replies = await pipe.execute()
+                if self.wait_replicas and int(replies[-1]) < self.wait_replicas:
+                    raise RedisError(f"WAIT: {replies[-1]} of {self.wait_replicas} replicas have the entries")
             except (RedisError, OSError):
                 self.failed_calls += 1
                 if time.monotonic() > deadline:

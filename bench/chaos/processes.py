@@ -15,13 +15,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
-__all__ = ["ROOT", "RedisServer", "Worker", "free_port", "server_binary", "stop_group"]
+__all__ = ["ROOT", "SENTINEL_SERVICE", "RedisServer", "SentinelSet", "Worker", "free_port", "harness_client",
+           "server_binary", "stop_group"]
 
 #: the repository root (workers run from here so ``bench.chaos.jobs`` imports)
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,6 +41,19 @@ def free_port() -> int:
             _taken.add(port)
             return port
     raise RuntimeError("no free loopback port found")
+
+
+def harness_client(url: str, socket_timeout: float | None = 10) -> Any:
+    """The harness's own async client (the producer's, the checker's, the jobs' marks): a plain
+    one for a redis:// URL, Baton's Sentinel-following one (with its retries) for a
+    redis+sentinel:// URL."""
+    if url.startswith("redis+sentinel://"):
+        from runtime.connection import connect
+
+        return connect(url, socket_timeout=socket_timeout)
+    import redis.asyncio as aioredis
+
+    return aioredis.from_url(url, socket_timeout=socket_timeout)
 
 
 def server_binary() -> str:
@@ -135,6 +150,126 @@ class RedisServer:
                 time.sleep(0.02)
         finally:
             client.close()
+
+
+#: the service name the sentinels monitor
+SENTINEL_SERVICE = "mymaster"
+
+
+@dataclass
+class SentinelSet:
+    """A master, one replica and three sentinels (short failover timeouts), all on loopback.
+
+    ``servers`` holds the two data nodes; which is the master changes with a failover.
+    """
+
+    servers: list[RedisServer] = field(default_factory=list)
+    sentinel_ports: list[int] = field(default_factory=list)
+    sentinel_procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="baton-chaos-sentinel-")))
+
+    @property
+    def url(self) -> str:
+        """The ``redis+sentinel://`` URL of the service."""
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.sentinel_ports)
+        return f"redis+sentinel://{hosts}/{SENTINEL_SERVICE}"
+
+    def start(self) -> SentinelSet:
+        """Start the data nodes and the sentinels; wait until the replica is in sync and known."""
+        # no diskless-sync delay: a replica that says it is connected has the data
+        no_delay = ["--repl-diskless-sync-delay", "0"]
+        master = RedisServer(args=no_delay).start()
+        replica = RedisServer(args=[*no_delay, "--replicaof", "127.0.0.1", str(master.port)]).start()
+        self.servers = [master, replica]
+        for i in range(3):
+            port = free_port()
+            conf = self.dir / f"sentinel-{i}.conf"
+            conf.write_text(
+                f"port {port}\nbind 127.0.0.1\ndir {self.dir}\n"
+                f"sentinel monitor {SENTINEL_SERVICE} 127.0.0.1 {master.port} 2\n"
+                f"sentinel down-after-milliseconds {SENTINEL_SERVICE} 1000\n"
+                f"sentinel failover-timeout {SENTINEL_SERVICE} 5000\n"
+            )
+            proc = subprocess.Popen([server_binary(), str(conf), "--sentinel", "--daemonize", "no",
+                                     "--logfile", str(self.dir / f"sentinel-{i}.log")],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            self.sentinel_ports.append(port)
+            self.sentinel_procs.append(proc)
+        self.wait_replicated(replica)
+        return self
+
+    def master_port(self) -> int | None:
+        """The master's port as the first sentinel that answers reports it."""
+        return next((port for port in map(_named_master, self.sentinel_ports) if port is not None), None)
+
+    def master(self) -> RedisServer:
+        """The data node the sentinels name master now."""
+        port = self.master_port()
+        return next(s for s in self.servers if s.port == port)
+
+    def wait_failover(self, old_port: int, timeout_s: float = 30.0) -> None:
+        """Until every sentinel names a master other than ``old_port``."""
+
+        def failed_over() -> bool:
+            named = {_named_master(port) for port in self.sentinel_ports}
+            return named != {None} and len(named) == 1 and old_port not in named
+
+        _poll(failed_over, timeout_s, f"the sentinels did not fail over from port {old_port}")
+
+    def wait_replicated(self, replica: RedisServer, timeout_s: float = 30.0) -> None:
+        """Until ``replica`` follows the master with its link up and every sentinel lists it."""
+
+        def synced() -> bool:
+            client = redis.Redis(port=replica.port, socket_timeout=2)
+            try:
+                return bool(client.info("replication").get("master_link_status") == "up")
+            except redis.exceptions.RedisError:
+                return False
+            finally:
+                client.close()
+
+        def listed(port: int) -> bool:
+            sentinel = redis.Redis(port=port, socket_timeout=2)
+            try:
+                return replica.port in [int(r["port"]) for r in sentinel.sentinel_slaves(SENTINEL_SERVICE)
+                                        if "s_down" not in r["flags"]]
+            except redis.exceptions.RedisError:
+                return False
+            finally:
+                sentinel.close()
+
+        _poll(synced, timeout_s, f"the replica on port {replica.port} did not sync")
+        _poll(lambda: all(listed(port) for port in self.sentinel_ports), timeout_s,
+              f"the sentinels do not list the replica on port {replica.port}")
+
+    def stop(self) -> None:
+        """Stop every process by pid and remove the data."""
+        for proc in self.sentinel_procs:
+            stop_group(proc)
+        for server in self.servers:
+            server.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _poll(check: Callable[[], bool], timeout_s: float, failure: str) -> None:
+    """Until ``check()`` is true; RuntimeError(``failure``) after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{failure} within {timeout_s:g}s")
+        time.sleep(0.05)
+
+
+def _named_master(sentinel_port: int) -> int | None:
+    """The master's port as the sentinel on ``sentinel_port`` names it (None when it cannot say)."""
+    client = redis.Redis(port=sentinel_port, socket_timeout=1, socket_connect_timeout=1)
+    try:
+        reply: Any = client.sentinel_get_master_addr_by_name(SENTINEL_SERVICE)
+    except redis.exceptions.RedisError:
+        return None
+    finally:
+        client.close()
+    return int(reply[1]) if reply else None
 
 
 @dataclass

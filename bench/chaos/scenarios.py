@@ -47,7 +47,8 @@ def _work(steps: int = 3, sleep: float = 0.02, gap: float = 0.02, fail: float = 
 
 def _load(stage: Stage, scale: Scale, make: Callable[[int], Entry]) -> Load:
     assert stage.app is not None
-    stage.load = Load(stage.client, stage.app.keys.submit_stream, stage.name, scale.runs, scale.load_s, make)
+    stage.load = Load(stage.client, stage.app.keys.submit_stream, stage.name, scale.runs, scale.load_s, make,
+                      wait_replicas=1 if stage.config.sentinel else 0)
     return stage.load
 
 
@@ -131,6 +132,33 @@ async def redis_restart(short: bool) -> Result:
         await stage.guarded("load after the restarts", tail.run())
         load.acked.update(tail.acked)
         return await stage.finish(_params(scale, config, f"{kills} Redis kill(s), down 2 s; 10% delayed runs"),
+                                  scale.quiesce_s)
+
+
+async def sentinel_failover(short: bool) -> Result:
+    """kill -9 the Redis master (one replica, three sentinels, durable writes) during load; Sentinel
+    promotes the replica, and the old master comes back as its replica."""
+    scale = _pick(short, Scale(2000, 30, 60), Scale(300, 10, 30))
+    config = StageConfig(workers=3, concurrency=20, sentinel=True)
+    async with Stage("sentinel_failover", config) as stage:
+        load = _load(stage, scale, _work(fail=0.02))
+        sentinels = stage.sentinels
+        assert sentinels is not None
+
+        async def failover() -> None:
+            await asyncio.sleep(scale.load_s / 2)
+            f = stage.fault("kill -9 the master; Sentinel promotes the replica")
+            old = await asyncio.to_thread(sentinels.master)
+            await asyncio.to_thread(old.kill)
+            await asyncio.to_thread(sentinels.wait_failover, old.port)
+            # only now: an empty server back on the master's port before the failover would be
+            # taken for the master and wipe its replica
+            await asyncio.to_thread(old.start)
+            await asyncio.to_thread(sentinels.wait_replicated, old)
+            stage.clear(f)
+
+        await stage.guarded("load and failover", asyncio.gather(load.run(give_up_after_s=30), failover()))
+        return await stage.finish(_params(scale, config, "1 master kill -9, Sentinel failover, durable writes"),
                                   scale.quiesce_s)
 
 
@@ -290,6 +318,7 @@ async def bad_entries(short: bool) -> Result:
 
 #: every scenario, in the order the full run plays them
 SCENARIOS: dict[str, Callable[[bool], Coroutine[Any, Any, Result]]] = {
-    "kill9": kill9, "sigstop": sigstop, "redis_restart": redis_restart, "network": network, "poison": poison,
+    "kill9": kill9, "sigstop": sigstop, "redis_restart": redis_restart, "sentinel_failover": sentinel_failover,
+    "network": network, "poison": poison,
     "clock_skew": clock_skew, "bad_entries": bad_entries,
 }

@@ -20,14 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from runtime import Baton, Settings
 
 from .checker import Verdict, check
 from .jobs import Marks
 from .load import Load
-from .processes import RedisServer, Worker, free_port
+from .processes import RedisServer, SentinelSet, Worker, free_port, harness_client
 from .proxy import FaultProxy
 
 __all__ = ["Fault", "Result", "Stage", "StageConfig"]
@@ -54,6 +52,10 @@ class StageConfig:
     slot_env: dict[int, dict[str, str]] = field(default_factory=dict)
     #: exit codes that are part of the scenario (a poison handler's os._exit), not violations
     expected_exit_codes: frozenset[int] = frozenset()
+    #: a master, a replica and three sentinels instead of one server; the nodes, the harness and the
+    #: producer reach it by its redis+sentinel:// URL, and every write waits for the replica
+    #: (durable_replicas=1 on the nodes, WAIT 1 after the producer's XADDs)
+    sentinel: bool = False
 
 
 @dataclass
@@ -95,6 +97,9 @@ class Stage:
         self.name = name
         self.config = config
         self.redis_server = RedisServer(durable=config.durable_redis)
+        self.sentinels: SentinelSet | None = None
+        #: the URL the nodes and the harness are given (the proxy's, for the nodes, when there is one)
+        self.redis_url = ""
         self.proxy: FaultProxy | None = None
         self.workers: list[Worker] = []
         self.faults: list[Fault] = []
@@ -115,14 +120,20 @@ class Stage:
     async def __aenter__(self) -> Stage:
         self._started = asyncio.get_running_loop().time()
         try:
-            await asyncio.to_thread(self.redis_server.start)
-            node_url = self.redis_server.url
+            if self.config.sentinel:
+                assert not self.config.proxy, "the fault proxy stands for one server"
+                self.sentinels = await asyncio.to_thread(SentinelSet().start)
+                self.redis_url = self.sentinels.url
+            else:
+                await asyncio.to_thread(self.redis_server.start)
+                self.redis_url = self.redis_server.url
+            node_url = self.redis_url
             if self.config.proxy:
                 self.proxy = await FaultProxy(self.redis_server.port, free_port()).start()
                 node_url = self.proxy.url
-            settings = Settings(redis_url=self.redis_server.url, prefix=PREFIX, metrics_port=0)
+            settings = Settings(redis_url=self.redis_url, prefix=PREFIX, metrics_port=0)
             self.app = Baton(settings)
-            self.client = aioredis.from_url(self.redis_server.url, socket_timeout=10)
+            self.client = harness_client(self.redis_url)
             env = self._worker_env(node_url)
             for i in range(self.config.workers):
                 worker_env = {**env, **self.config.slot_env.get(i, {})}
@@ -152,20 +163,21 @@ class Stage:
             if closing is not None:
                 with contextlib.suppress(Exception):
                     await closing
-        await asyncio.to_thread(self.redis_server.stop)
+        await asyncio.to_thread(self.sentinels.stop if self.sentinels is not None else self.redis_server.stop)
         if not self.keep_logs:
             shutil.rmtree(self.log_dir, ignore_errors=True)
 
     def _worker_env(self, node_url: str) -> dict[str, str]:
         c = self.config
         return {
-            "BATON_REDIS_URL": node_url, "BATON_PREFIX": PREFIX, "CHAOS_REDIS_URL": self.redis_server.url,
+            "BATON_REDIS_URL": node_url, "BATON_PREFIX": PREFIX, "CHAOS_REDIS_URL": self.redis_url,
             "BATON_CONCURRENCY": str(c.concurrency), "BATON_LEASE_TTL_MS": str(c.lease_ttl_ms),
             "BATON_RENEW_INTERVAL_MS": str(c.renew_interval_ms), "BATON_REAP_INTERVAL_MS": str(c.reap_interval_ms),
             "BATON_METRICS_PORT": "0", "BATON_LOG_FORMAT": "json", "BATON_SHUTDOWN_GRACE_S": "3",
             "BATON_INTAKE_CLAIM_IDLE_MS": "2000", "BATON_IDLE_POLL_MS": "500", "BATON_OBSERVE_INTERVAL_MS": "0",
             # the checker's reconcile must find any drift, so the nodes do not repair it first
             "BATON_RECONCILE_INTERVAL_MS": "0",
+            **({"BATON_DURABLE_REPLICAS": "1", "BATON_DURABLE_TIMEOUT_MS": "2000"} if c.sentinel else {}),
         }
 
     # -- background duties -----------------------------------------------------

@@ -75,6 +75,16 @@ def test_redis_kill_9_every_node_rides_it_out() -> None:
     assert redis_restart.verdict.ok, redis_restart.verdict.violations
 
 
+def test_a_sentinel_failover_under_load_keeps_every_invariant() -> None:
+    failover = _run("sentinel_failover")
+    # Given a master with one replica and three sentinels, durable writes (durable_replicas=1 on the
+    # nodes, WAIT after the producer's XADDs), and the master killed with SIGKILL during load
+    # Then the nodes follow the promoted replica without exiting, and every acknowledged run completed
+    # once: nothing lost, no result recorded twice, no step re-run, the indices agree
+    assert failover.verdict.ok, failover.verdict.violations
+    assert failover.verdict.submitted >= 300 and len(failover.faults) == 1
+
+
 def test_dropped_connections_keep_every_invariant() -> None:
     network = _run("network")
     # Given every connection between the nodes and Redis dropped by the proxy during load
