@@ -136,8 +136,8 @@ async def redis_restart(short: bool) -> Result:
 
 
 async def sentinel_failover(short: bool) -> Result:
-    """kill -9 the Redis master (one replica, three sentinels, durable writes) during load; Sentinel
-    promotes the replica, and the old master comes back as its replica."""
+    """kill -9 the Redis master (a replica, three sentinels, durable writes) during load; the replica takes over."""
+    # (the old master then comes back as the new master's replica: durable writes need one)
     scale = _pick(short, Scale(2000, 30, 60), Scale(300, 10, 30))
     config = StageConfig(workers=3, concurrency=20, sentinel=True)
     async with Stage("sentinel_failover", config) as stage:
