@@ -107,6 +107,16 @@ class KnownKeysCluster(RedisCluster):
     hash tag, so its slot is the call's. Any other command goes redis-py's way.
     """
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # redis-py's cluster takes no connection class: Baton's (runtime/closed_transport.py) goes
+        # where its nodes, those known now and those found later, make their connections from
+        tls = self.connection_kwargs.get("connection_class") is SSLConnection
+        translating = TLSConnection if tls else PlainConnection
+        self.connection_kwargs["connection_class"] = translating  # (the nodes manager's, too)
+        for node in self.startup_nodes:
+            node.connection_class = translating
+
     async def _determine_slot(self, command: str, *args: Any) -> int:
         key = _first_key(command, args)
         if key is not None:

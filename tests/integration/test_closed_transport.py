@@ -14,7 +14,7 @@ from actors.supervisor import is_outage
 from runtime.closed_transport import closed_transport
 from runtime.connection import connect
 from runtime.direct_calls import DirectCalls
-from tests.servers import RedisProcess
+from tests.servers import RedisClusterProcesses, RedisProcess
 
 
 def _on_uvloop(test: Callable[[], Awaitable[Any]]) -> Any:
@@ -52,6 +52,27 @@ def test_a_closed_transport_is_reconnected_through_the_client(redis_server: Redi
 
     # Then they succeed on a new connection
     assert _on_uvloop(scenario) == [True, b"1", b"1"]
+
+
+def test_a_closed_transport_is_reconnected_on_a_cluster(redis_cluster: RedisClusterProcesses) -> None:
+    async def scenario() -> list[Any]:
+        # Given a cluster client whose nodes' pooled connections' transports were closed
+        client = connect(redis_cluster.url, cluster=True)
+        try:
+            keys = [f"closed-transport-{i}" for i in range(6)]  # (on more than one node)
+            for key in keys:
+                await client.set(key, "1")
+            for node in client.get_nodes():
+                for conn in node._free:
+                    conn._writer.transport.close()
+            await asyncio.sleep(0.05)
+            # When commands are sent to every node again
+            return [await client.get(key) for key in keys]
+        finally:
+            await client.aclose()
+
+    # Then they succeed on new connections
+    assert _on_uvloop(scenario) == [b"1"] * 6
 
 
 def test_uvloops_closed_transport_error_is_an_outage() -> None:
