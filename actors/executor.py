@@ -32,6 +32,7 @@ from runtime.limits import fit_error, output_json
 from runtime.logs import run_log_context
 from runtime.messages import AskBusy, CancelRun, LeaseGranted, LeasesRenewed, ReleaseAll, RunFinished, WhenIdle
 from runtime.metrics import Metrics
+from runtime.run_tasks import cancel_tasks_of
 from runtime.scripts import Claimed, Outcome
 from runtime.settings import Settings
 from runtime.tracing import annotate, end_span, span, start_span
@@ -197,7 +198,7 @@ class Executor(Actor[ExecutorMessage]):
         task.cancel()
         ctx = self.contexts.get(run_id)
         if ctx is not None:  # and what the handler started: a write due in one would go out first
-            ctx.cancel_adopted()
+            cancel_tasks_of(ctx)
         asyncio.get_running_loop().call_later(CANCEL_GRACE_S, self._abandon, run_id, task)
 
     def _abandon(self, run_id: str, task: asyncio.Task[None]) -> None:

@@ -103,8 +103,6 @@ class RunContext(RunRecords):
         self._rec_seq = 0
         self._chunks: list[tuple[str, str]] = []
         self._chunk_task: asyncio.Task[None] | None = None
-        #: tasks started inside the handler (runtime/run_tasks.py), made on the first one
-        self._adopted: set[asyncio.Future[Any]] | None = None
         try:
             self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -119,21 +117,6 @@ class RunContext(RunRecords):
             raw = await app.redis.hgetall(p.steps(claimed.run_id))
             steps = {(k.decode() if isinstance(k, bytes) else k): orjson.loads(v) for k, v in raw.items()}
         return cls(app, claimed, steps, lease)
-
-    # -- tasks the handler started --------------------------------------------
-
-    def adopt(self, task: asyncio.Future[Any]) -> None:
-        """Note a task started inside this run's handler: it is cancelled with the run
-        (called by the node's task factory, runtime/run_tasks.py)."""
-        if self._adopted is None:
-            self._adopted = set()
-        self._adopted.add(task)
-        task.add_done_callback(self._adopted.discard)
-
-    def cancel_adopted(self) -> None:
-        """Cancel the tasks the handler started that have not ended (the run is being cancelled)."""
-        for task in list(self._adopted or ()):
-            task.cancel()
 
     # -- fencing ------------------------------------------------------------
 

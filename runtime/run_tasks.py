@@ -7,21 +7,42 @@ executor cancels a run (a lost lease, a stall past it, a timeout, a cancel),
 cancelling the handler's task alone does not reach such a task: it may
 already be due to run, and would write first (3.11's ``wait_for`` then even
 returns its result instead of the cancellation). So the node's event loop
-gets a task factory that hands every task created inside a run's handler
-(the run's context variable is set there) to that run's context, and the
-executor cancels them together with the handler.
+gets a task factory that notes every task created inside a run's handler
+(the run's context variable is set there) against that run's context, and
+the executor cancels them together with the handler.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable, Coroutine, Generator
 from contextvars import Context
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .run_logs import current_run
 
-__all__ = ["adopting_tasks"]
+if TYPE_CHECKING:
+    from .context import RunContext
+
+__all__ = ["adopting_tasks", "cancel_tasks_of"]
+
+#: the unfinished tasks each running handler started (an entry goes with its context)
+_started: weakref.WeakKeyDictionary[RunContext, set[asyncio.Future[Any]]] = weakref.WeakKeyDictionary()
+
+
+def cancel_tasks_of(ctx: RunContext) -> None:
+    """Cancel the tasks ``ctx``'s handler started that have not ended (its run is being cancelled)."""
+    for task in list(_started.get(ctx, ())):
+        task.cancel()
+
+
+def _adopt(ctx: RunContext, task: asyncio.Future[Any]) -> None:
+    tasks = _started.get(ctx)
+    if tasks is None:
+        tasks = _started[ctx] = set()
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
 
 def adopting_tasks(loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
     """Install the task factory on ``loop`` (over any factory already there, which still makes the
@@ -37,7 +58,7 @@ def adopting_tasks(loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
             task = asyncio.Task(coro, loop=loop, context=context)
         ctx = current_run.get() if context is None else context.get(current_run)
         if ctx is not None:
-            ctx.adopt(task)
+            _adopt(ctx, task)
         return task
 
     loop.set_task_factory(factory)
