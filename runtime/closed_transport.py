@@ -12,12 +12,12 @@ ConnectionError it is.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
-from redis.asyncio.connection import Connection, SSLConnection
+from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-__all__ = ["PlainConnection", "TLSConnection", "TranslatesClosedTransport", "closed_transport"]
+__all__ = ["CONNECTION_CLASSES", "TranslatesClosedTransport", "closed_transport", "raise_translated"]
 
 #: how uvloop ends the message of a write on a closed transport
 _CLOSED = "the handler is closed"
@@ -26,6 +26,14 @@ _CLOSED = "the handler is closed"
 def closed_transport(exc: BaseException) -> bool:
     """Whether ``exc`` is uvloop's error for a write on a transport that was closed."""
     return isinstance(exc, RuntimeError) and str(exc).endswith(_CLOSED)
+
+
+def raise_translated(exc: RuntimeError) -> NoReturn:
+    """Raise ``exc`` (caught on a write) as the ConnectionError it is when the transport was
+    closed, else as it is."""
+    if closed_transport(exc):
+        raise RedisConnectionError(f"Error while writing: the connection was closed ({exc})") from exc
+    raise exc
 
 
 class TranslatesClosedTransport:
@@ -37,9 +45,7 @@ class TranslatesClosedTransport:
         try:
             await super().send_packed_command(command, check_health)  # type: ignore[misc]  # the class after this
         except RuntimeError as exc:
-            if not closed_transport(exc):
-                raise
-            raise RedisConnectionError(f"Error while writing: the connection was closed ({exc})") from exc
+            raise_translated(exc)
 
 
 class PlainConnection(TranslatesClosedTransport, Connection):
@@ -48,3 +54,13 @@ class PlainConnection(TranslatesClosedTransport, Connection):
 
 class TLSConnection(TranslatesClosedTransport, SSLConnection):
     """A rediss:// connection (see :class:`TranslatesClosedTransport`)."""
+
+
+class UnixConnection(TranslatesClosedTransport, UnixDomainSocketConnection):
+    """A unix:// connection (see :class:`TranslatesClosedTransport`)."""
+
+
+#: Baton's connection class per URL scheme (Sentinel's are in runtime/sentinel.py)
+CONNECTION_CLASSES: dict[str, type[AbstractConnection]] = {
+    "redis": PlainConnection, "rediss": TLSConnection, "unix": UnixConnection,
+}

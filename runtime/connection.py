@@ -27,7 +27,7 @@ from redis.exceptions import (
 )
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .closed_transport import PlainConnection, TLSConnection
+from .closed_transport import CONNECTION_CLASSES
 from .codec import text
 from .errors import ConfigError, RedisUnavailable
 from .sentinel import SENTINEL_SCHEMES, parse_sentinel_url, sentinel_client
@@ -41,9 +41,6 @@ logger = logging.getLogger(__name__)
 #: off 20 ms, 40 ms ... up to 0.5 s: about 1.1 s in all, so that a command caught in a Sentinel
 #: failover (the old master answering READONLY while a sentinel still names it) rides it out
 RECONNECT_RETRIES = 6
-#: Baton's connection class per URL scheme: a write on a closed transport is a ConnectionError
-#: (runtime/closed_transport.py)
-CONNECTION_CLASSES: dict[str, type[Any]] = {"redis": PlainConnection, "rediss": TLSConnection}
 #: How long a command waits for its reply before its connection counts as lost: well above
 #: Baton's longest blocking read (1 s) and any script, well below a stall that goes unnoticed
 SOCKET_TIMEOUT_S = 10.0
@@ -81,7 +78,9 @@ def connect(url: str, cluster: bool = False, max_connections: int | None = None,
     # command instead of stalling its actor forever; a URL's own options win
     kwargs.setdefault("socket_timeout", SOCKET_TIMEOUT_S)
     kwargs.setdefault("socket_connect_timeout", CONNECT_TIMEOUT_S)
-    kwargs.setdefault("socket_keepalive", True)
+    scheme = urlsplit(url).scheme.lower()
+    if scheme != "unix":  # (TCP keepalive: a unix socket's connection takes no such option)
+        kwargs.setdefault("socket_keepalive", True)
     if cluster:
         return KnownKeysCluster.from_url(url, **kwargs)
     # redis-py's client makes no retries by default: a connection the server
@@ -89,10 +88,9 @@ def connect(url: str, cluster: bool = False, max_connections: int | None = None,
     # next command sent on it, though a fresh connection would succeed
     kwargs.setdefault("retry", Retry(ExponentialBackoff(cap=0.5, base=0.02), RECONNECT_RETRIES))
     kwargs.setdefault("retry_on_error", [RedisConnectionError, RedisTimeoutError])
-    scheme = urlsplit(url).scheme.lower()
     if scheme in SENTINEL_SCHEMES:
         return sentinel_client(url, **kwargs)
-    if scheme in CONNECTION_CLASSES:  # (unix:// sockets keep redis-py's class)
+    if scheme in URL_SCHEMES:  # a write on a closed transport is a ConnectionError
         kwargs.setdefault("connection_class", CONNECTION_CLASSES[scheme])
     return aioredis.from_url(url, **kwargs)
 
@@ -112,7 +110,7 @@ class KnownKeysCluster(RedisCluster):
         # redis-py's cluster takes no connection class: Baton's (runtime/closed_transport.py) goes
         # where its nodes, those known now and those found later, make their connections from
         tls = self.connection_kwargs.get("connection_class") is SSLConnection
-        translating = TLSConnection if tls else PlainConnection
+        translating: Any = CONNECTION_CLASSES["rediss" if tls else "redis"]
         self.connection_kwargs["connection_class"] = translating  # (the nodes manager's, too)
         for node in self.startup_nodes:
             node.connection_class = translating
@@ -136,8 +134,9 @@ def _first_key(command: str, args: tuple[Any, ...]) -> Any:
     return None
 
 
-#: URL schemes connect() hands to redis-py as they are (Sentinel's are in runtime/sentinel.py)
-URL_SCHEMES = ("redis", "rediss", "unix")
+#: URL schemes connect() hands to redis-py, with Baton's connection class each (Sentinel's are in
+#: runtime/sentinel.py)
+URL_SCHEMES = tuple(CONNECTION_CLASSES)
 #: options a URL's query may carry: redis-py's typed ones and client_name; with TLS, the ssl_* ones.
 #: Others (decode_responses, encoding ...) would change what Baton reads back, or fail at connect time.
 _URL_OPTIONS = frozenset(URL_QUERY_ARGUMENT_PARSERS) | {"client_name", "username", "password"}

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import hiredis
 from redis.asyncio.cluster import PipelineCommand, RedisCluster
@@ -20,12 +21,14 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .closed_transport import closed_transport
+from .closed_transport import raise_translated
 from .connection import RECONNECT_RETRIES
 
 __all__ = ["DirectCalls", "redis_ms"]
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class DirectCalls:
@@ -50,18 +53,21 @@ class DirectCalls:
         """Send one command and return its raw reply (error replies raise as usual)."""
         if self._pool is None:
             return await self._client.execute_command(*args)
-        conn = self._free.pop() if self._free else await self._pool.get_connection()
+        return await self._held(lambda conn: _send_one(conn, args), lambda: self._client.execute_command(*args))
+
+    async def _held(self, call: Callable[[Any], Awaitable[T]], through_client: Callable[[], Awaitable[T]]) -> T:
+        """``call`` on a held connection; on a lost connection, ``through_client`` (the same
+        commands through the client, with its retries)."""
+        conn = self._free.pop() if self._free else await self._pool.get_connection()  # type: ignore[union-attr]
         try:
-            await _connected(conn)
-            await _send(conn, args)
-            reply = await conn.read_response()
+            result = await call(conn)
         except ResponseError:
             self._free.append(conn)  # the error reply was read whole: the connection is fine
             raise
         except (RedisConnectionError, RedisTimeoutError, OSError):
             await conn.disconnect()
             self._free.append(conn)  # reconnects when next used
-            return await self._client.execute_command(*args)
+            return await through_client()
         except BaseException:
             # cancelled mid-call: a reply may still be on its way, so the
             # connection cannot be reused as it is
@@ -69,7 +75,7 @@ class DirectCalls:
             self._free.append(conn)
             raise
         self._free.append(conn)
-        return reply
+        return result
 
     async def execute_durably(self, wait: tuple[Any, ...], *args: Any) -> tuple[Any, Any]:
         """Send one command and then ``wait`` (a WAIT or WAITAOF command) on the same connection,
@@ -114,23 +120,9 @@ class DirectCalls:
         """
         if self._pool is None:
             clock, reply = await self._pair_on_cluster(key, ("TIME",), args)
-            return redis_ms(clock), reply
-        conn = self._free.pop() if self._free else await self._pool.get_connection()
-        try:
-            clock, reply = await _send_pair(conn, ("TIME",), args)
-        except ResponseError:
-            self._free.append(conn)  # both replies were read: the connection is fine
-            raise
-        except (RedisConnectionError, RedisTimeoutError, OSError):
-            await conn.disconnect()
-            self._free.append(conn)
-            clock, reply = await self._pair_through_client(("TIME",), args)
-        except BaseException:
-            await conn.disconnect(nowait=True)
-            self._free.append(conn)
-            raise
         else:
-            self._free.append(conn)
+            clock, reply = await self._held(lambda conn: _send_pair(conn, ("TIME",), args),
+                                            lambda: self._pair_through_client(("TIME",), args))
         return redis_ms(clock), reply
 
     async def _drop_if_not_master(self, conn: Any, demoted: bool = False) -> None:
@@ -232,6 +224,13 @@ def _pack(conn: Any, args: tuple[Any, ...]) -> bytes:
     return packed
 
 
+async def _send_one(conn: Any, args: tuple[Any, ...]) -> Any:
+    """One command on a held connection; its reply."""
+    await _connected(conn)
+    await _send(conn, args)
+    return await conn.read_response()
+
+
 async def _send_pair(conn: Any, first: tuple[Any, ...], second: tuple[Any, ...]) -> tuple[Any, Any]:
     """Two commands on a held connection in one write; both replies read (the second even after the
     first was an error reply, to keep the stream in step), the first error reply raised."""
@@ -267,9 +266,7 @@ async def _send(conn: Any, args: tuple[Any, ...]) -> None:
     try:
         writer.write(_pack(conn, args))
     except RuntimeError as exc:  # uvloop's write on a closed transport (runtime/closed_transport.py)
-        if not closed_transport(exc):
-            raise
-        raise RedisConnectionError(f"Error while writing: the connection was closed ({exc})") from exc
+        raise_translated(exc)
     if writer.transport.get_write_buffer_size():
         async with asyncio.timeout(conn.socket_timeout):
             await writer.drain()

@@ -21,6 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
+
+from runtime.connection import connect
+from runtime.sentinel import SENTINEL_SCHEMES
 
 __all__ = ["ROOT", "SENTINEL_SERVICE", "RedisServer", "SentinelSet", "Worker", "free_port", "harness_client",
            "server_binary", "stop_group"]
@@ -47,12 +51,8 @@ def harness_client(url: str, socket_timeout: float | None = 10) -> Any:
     """The harness's own async client (the producer's, the checker's, the jobs' marks): a plain
     one for a redis:// URL, Baton's Sentinel-following one (with its retries) for a
     redis+sentinel:// URL."""
-    if url.startswith("redis+sentinel://"):
-        from runtime.connection import connect
-
+    if url.split("://", 1)[0] in SENTINEL_SCHEMES:
         return connect(url, socket_timeout=socket_timeout)
-    import redis.asyncio as aioredis
-
     return aioredis.from_url(url, socket_timeout=socket_timeout)
 
 

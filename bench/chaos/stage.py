@@ -163,7 +163,9 @@ class Stage:
             if closing is not None:
                 with contextlib.suppress(Exception):
                     await closing
-        await asyncio.to_thread(self.sentinels.stop if self.sentinels is not None else self.redis_server.stop)
+        if self.sentinels is not None:
+            await asyncio.to_thread(self.sentinels.stop)
+        await asyncio.to_thread(self.redis_server.stop)  # (never started with sentinels: its directory goes)
         if not self.keep_logs:
             shutil.rmtree(self.log_dir, ignore_errors=True)
 

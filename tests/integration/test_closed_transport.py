@@ -5,9 +5,10 @@ chaos suite's Sentinel failover, where it made an actor crash count against the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
+import pytest
 import uvloop
 
 from actors.supervisor import is_outage
@@ -33,10 +34,26 @@ async def _close_transports(pool: Any) -> None:
     await asyncio.sleep(0.05)  # the loop marks them closed
 
 
-def test_a_closed_transport_is_reconnected_through_the_client(redis_server: RedisProcess) -> None:
+@pytest.fixture(params=["redis", "unix"])
+def server_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A server's URL over TCP, or over a unix socket (a server of the test's own)."""
+    if request.param == "redis":
+        yield f"redis://127.0.0.1:{request.getfixturevalue('redis_server').port}"
+        return
+    server = RedisProcess()
+    socket = server.dir / "redis.sock"
+    server.args = ["--unixsocket", str(socket), "--unixsocketperm", "700"]
+    server.start()
+    try:
+        yield f"unix://{socket}"
+    finally:
+        server.stop()
+
+
+def test_a_closed_transport_is_reconnected_through_the_client(server_url: str) -> None:
     async def scenario() -> list[Any]:
-        # Given a client whose pooled connection's transport was closed
-        client = connect(f"redis://127.0.0.1:{redis_server.port}")
+        # Given a client (TCP or unix socket) whose pooled connection's transport was closed
+        client = connect(server_url)
         try:
             assert await client.ping()
             await _close_transports(client.connection_pool)
