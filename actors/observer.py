@@ -31,7 +31,7 @@ from runtime.app import Baton
 from runtime.codec import text
 from runtime.keys import Partition
 from runtime.metrics import Metrics
-from runtime.queues import read_heads
+from runtime.queues import READY_FIELDS, read_heads, ready_since
 from runtime.statuses import TERMINAL
 
 from .base import Actor
@@ -206,13 +206,13 @@ class Observer(Actor[None]):
             started = time.perf_counter()
             pipe = self.app.redis.pipeline(transaction=False)
             for _q, run_id in ids:
-                pipe.hget(p.run(run_id), "ready_at")
+                pipe.hmget(p.run(run_id), *READY_FIELDS)
             ready_at = await pipe.execute()
             self.metrics.observe_redis("observe", time.perf_counter() - started)
         oldest: dict[str, int] = {}
-        for (q, _run_id), at in zip(ids, ready_at, strict=True):
-            if at is not None:
-                oldest[q] = min(oldest.get(q, now_ms), int(at))
+        for (q, _run_id), values in zip(ids, ready_at, strict=True):
+            if (at := ready_since(values)) is not None:
+                oldest[q] = min(oldest.get(q, now_ms), at)
         for q in heads:
             age_ms = max(now_ms - oldest[q], 0) if q in oldest else 0
             self.metrics.queue_oldest_age.labels(queue=q, partition=part).set(age_ms / 1000)

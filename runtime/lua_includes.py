@@ -11,9 +11,10 @@ from pathlib import Path
 from .key_schema import families
 from .scripts import CLAIM_FIELDS
 from .statuses import LIVE, RETENTION_MARGIN_MS, TERMINAL
-from .submission import DEFAULT_BACKOFF, RunSpec
+from .submission import DEFAULT_BACKOFF, RECORD_DEFAULTS, RunSpec
 
-__all__ = ["GENERATED", "backoff_lua", "claim_reply_lua", "keys_lua", "retention_lua", "run_spec_lua", "statuses_lua"]
+__all__ = ["GENERATED", "backoff_lua", "claim_reply_lua", "keys_lua", "record_defaults_lua", "retention_lua",
+           "run_spec_lua", "statuses_lua"]
 
 INCLUDES = Path(__file__).parent / "lua" / "includes"
 
@@ -83,10 +84,22 @@ def backoff_lua() -> str:
     )
 
 
+def record_defaults_lua() -> str:
+    """The include naming what a run record means by the fields it leaves out (runtime/submission.py)."""
+    values = ", ".join(f"{name} = {value!r}" if isinstance(value, str) else f"{name} = {value}"
+                       for name, value in RECORD_DEFAULTS._asdict().items())
+    return (
+        "-- Generated from RECORD_DEFAULTS (runtime/submission.py) by `python -m runtime.lua_includes`: do not edit.\n"
+        "-- runs_create leaves a field equal to its default out of the record; readers take it from here.\n"
+        f"local RECORD_DEFAULT = {{{values}}}\n"
+    )
+
+
 #: include file name -> its generator
 GENERATED = {
-    "backoff.lua": backoff_lua, "claim_reply.lua": claim_reply_lua, "keys.lua": keys_lua, "run_spec.lua": run_spec_lua,
-    "retention.lua": retention_lua, "statuses.lua": statuses_lua,
+    "backoff.lua": backoff_lua, "claim_reply.lua": claim_reply_lua, "keys.lua": keys_lua,
+    "record_defaults.lua": record_defaults_lua, "run_spec.lua": run_spec_lua, "retention.lua": retention_lua,
+    "statuses.lua": statuses_lua,
 }
 
 

@@ -27,10 +27,12 @@ from .connection import server_ms
 from .errors import BatonError, raise_for_status
 from .keys import Partition
 from .statuses import RunStatus
+from .submission import RECORD_DEFAULTS
 
 __all__ = [
     "LIVE_STATES",
     "READY_BAND",
+    "READY_FIELDS",
     "THROUGHPUT_MINUTES",
     "PurgeResult",
     "QueueInfo",
@@ -38,6 +40,7 @@ __all__ = [
     "purge_queue",
     "queue_names",
     "read_heads",
+    "ready_since",
 ]
 
 #: ready-set score = (1000 - priority) * 2^42 + sequence (see lua/includes/common.lua)
@@ -77,6 +80,18 @@ class QueueInfo:
                            "end_minute_ms": self.throughput_end_minute * 60_000,
                            "last_hour_total": sum(self.throughput)},
         }
+
+
+
+#: A queued run's fields that say since when it is ready: a record leaves ready_at out while the
+#: run is ready since its creation (runs_create), so readers take created_at then.
+READY_FIELDS = ("ready_at", "created_at")
+
+
+def ready_since(values: list[Any]) -> int | None:
+    """Epoch ms since which a queued run is ready, from its READY_FIELDS values (None: no record)."""
+    at = values[0] if values[0] is not None else values[1]
+    return int(at) if at is not None else None
 
 
 async def queue_names(app: Baton) -> list[str]:
@@ -133,10 +148,10 @@ async def _queued(app: Baton, p: Partition, infos: dict[str, QueueInfo], now: in
         return
     pipe = app.redis.pipeline(transaction=False)
     for _q, run_id in heads:
-        pipe.hget(p.run(run_id), "ready_at")
-    for (q, _run_id), at in zip(heads, await pipe.execute(), strict=True):
-        if at is not None:
-            infos[q].oldest_queued_age_ms = max(infos[q].oldest_queued_age_ms, now - int(at))
+        pipe.hmget(p.run(run_id), *READY_FIELDS)
+    for (q, _run_id), values in zip(heads, await pipe.execute(), strict=True):
+        if (at := ready_since(values)) is not None:
+            infos[q].oldest_queued_age_ms = max(infos[q].oldest_queued_age_ms, now - at)
 
 
 async def _other_states(app: Baton, p: Partition, infos: dict[str, QueueInfo]) -> None:
@@ -151,10 +166,11 @@ async def _other_states(app: Baton, p: Partition, infos: dict[str, QueueInfo]) -
         for start in range(0, len(ids), _BATCH):
             pipe = app.redis.pipeline(transaction=False)
             for run_id in ids[start:start + _BATCH]:
-                pipe.hget(p.run(run_id), "queue")
-            for queue in await pipe.execute():
-                if queue is not None:
-                    found[text(queue)] = found.get(text(queue), 0) + 1
+                pipe.hmget(p.run(run_id), "job", "queue")
+            for job_b, queue_b in await pipe.execute():
+                if job_b is not None:  # (else the record is gone; a record leaves the default queue out)
+                    queue = text(queue_b) if queue_b is not None else RECORD_DEFAULTS.queue
+                    found[queue] = found.get(queue, 0) + 1
         scale = size / len(ids) if ids else 1.0
         for q, n in found.items():
             if q in infos:

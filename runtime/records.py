@@ -11,7 +11,7 @@ import orjson
 
 from .codec import text
 from .statuses import LIVE, TERMINAL
-from .submission import DEFAULT_BACKOFF, DEFAULT_SOURCE
+from .submission import DEFAULT_BACKOFF, DEFAULT_SOURCE, RECORD_DEFAULTS
 
 __all__ = ["ATTEMPT_FIELDS", "LIVE_STATUSES", "SOURCE_TRIGGER", "TERMINAL_STATUSES", "Attempt", "Run", "iso",
            "record_attempts", "stored_int", "stored_json", "stored_ms", "text", "timeline_entry", "triggered_by"]
@@ -304,10 +304,13 @@ class Run:
             for a in record_attempts(d)
         ]
         return cls(
-            id=d.get("id") or run_id, job=d.get("job", ""), queue=d.get("queue", ""), status=status,
+            id=d.get("id") or run_id, job=d.get("job", ""), queue=d.get("queue") or RECORD_DEFAULTS.queue,
+            status=status,
             input=js("input", None), output=js("output", None), error=_error(js("error", None)),
             priority=num("priority") or 0, attempt=num("attempt") or 0, attempts_charged=num("charged") or 0,
-            max_attempts=num("max_attempts") or 1, timeout_ms=num("timeout_ms") or 0,
+            # (a record leaves these out when they are the defaults)
+            max_attempts=num("max_attempts") or RECORD_DEFAULTS.max_attempts,
+            timeout_ms=num("timeout_ms") or RECORD_DEFAULTS.timeout_ms,
             labels={k: v for k, v in _typed(js("labels", {}), dict, {}).items() if isinstance(v, str)},
             tags=[t for t in _typed(js("tags", []), list, []) if isinstance(t, str)],
             metadata=_typed(js("metadata", {}), dict, {}),

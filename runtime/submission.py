@@ -25,7 +25,8 @@ from .settings import Settings
 from .tracing import check_traceparent
 
 __all__ = [
-    "DEFAULT_SOURCE", "MAX_JSON_DEPTH", "MAX_KEY_LEN", "JobLookup", "PlainSpecs", "QueueCheck", "RunSpec",
+    "DEFAULT_SOURCE", "MAX_JSON_DEPTH", "MAX_KEY_LEN", "RECORD_DEFAULTS", "JobLookup", "PlainSpecs", "QueueCheck",
+    "RecordDefaults", "RunSpec",
     "build_spec", "json_field", "json_text", "source_field",
 ]
 
@@ -35,6 +36,21 @@ DEFAULT_BACKOFF = Backoff()
 #: The source of a run submitted through the client API (app.trigger), the most common one: a
 #: record stores no source for it (source_field), and readers take this.
 DEFAULT_SOURCE = "client"
+
+
+class RecordDefaults(NamedTuple):
+    """What a run record means by a field it does not hold. runs_create leaves out a value equal to
+    its default (a listpack field costs every queued run 15-20 bytes of Redis memory), and every
+    reader takes these: Python through this, Lua through includes/record_defaults.lua, generated
+    from it. A storage format: a value changed here would change what stored records mean."""
+
+    queue: str = "default"
+    max_attempts: int = 3
+    timeout_ms: int = 300_000
+
+
+#: The one instance readers and runs_create use.
+RECORD_DEFAULTS = RecordDefaults()
 
 
 def backoff_field(backoff: Backoff | None) -> str:

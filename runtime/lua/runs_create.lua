@@ -175,9 +175,13 @@ for a = 4, #ARGV do
     -- (no id: the key names the run; no scheduled_at unless later than created_at: readers
     -- take created_at, runtime/records.py; each field costs every queued run ~30 bytes)
     -- (nor priority 0, nor the default source: readers take them for missing ones)
-    local rec = {'job', job, 'queue', queue, 'status', status, 'created_at', now_text,
-      'max_attempts', F[S.max_attempts], 'timeout_ms', F[S.timeout_ms]}
+    -- (nor the queue, max_attempts or timeout_ms when they are RECORD_DEFAULT's, nor ready_at:
+    -- a run is ready from its creation until something queues it again, includes/common.lua)
+    local rec = {'job', job, 'status', status, 'created_at', now_text}
     local function put(k, v) rec[#rec + 1] = k; rec[#rec + 1] = v end
+    if queue ~= RECORD_DEFAULT.queue then put('queue', queue) end
+    if tonumber(F[S.max_attempts]) ~= RECORD_DEFAULT.max_attempts then put('max_attempts', F[S.max_attempts]) end
+    if tonumber(F[S.timeout_ms]) ~= RECORD_DEFAULT.timeout_ms then put('timeout_ms', F[S.timeout_ms]) end
     if due ~= now then put('scheduled_at', int_text(due)) end
     if priority ~= 0 then put('priority', priority) end
     local function put_set(k, v) if v ~= '' then put(k, v) end end
@@ -214,7 +218,6 @@ for a = 4, #ARGV do
       put('expires_at', expires)
       call('ZADD', K.ttl(pfx), expires, id)
     end
-    if status == 'queued' or d then put('ready_at', now_text) end
     if deps then put('depends_on', cjson.encode(deps.on)) end  -- [[parent, policy, name], ...]
     if not d and (adm[1] > 0 or adm[2] > 0) then put('adm', adm_enter(pfx, id, job, queue, adm)) end
     if d then

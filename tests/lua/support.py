@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from runtime.jobs import JobOptions
 from runtime.keys import Keys, Partition
+from runtime.queues import READY_FIELDS, ready_since
 from runtime.scripts import Claimed, Outcome, Scripts
 from runtime.settings import Settings
 from runtime.submission import RunSpec, build_spec
@@ -101,6 +102,12 @@ class Lua:
         )
         assert run_id == claimed.run_id
         return status
+
+    async def ready_since(self, run_id: str) -> int:
+        """Epoch ms since which a queued run is ready (its ready_at, or created_at when it left that out)."""
+        at = ready_since(await self.redis.hmget(self.part.run(run_id), *READY_FIELDS))
+        assert at is not None, f"run {run_id} has no record"
+        return at
 
     async def run(self, run_id: str) -> dict[str, str]:
         """The run record as a str -> str dict ({} when missing), with its input (kept in

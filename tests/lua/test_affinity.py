@@ -37,7 +37,7 @@ async def test_a_preferred_run_waits_for_its_nodes_then_any_node_takes_it(lua: L
     ids, retry_in = await claim_as(lua, "us", "region=us")
     assert ids == [] and 0 < retry_in <= 300
     # Then after the wait any node takes it
-    ready_at = int((await lua.run(run_id))["ready_at"])
+    ready_at = await lua.ready_since(run_id)
     await lua.next_ms(ready_at + 300)
     assert (await claim_as(lua, "us", "region=us"))[0] == [run_id]
 

@@ -123,7 +123,7 @@ async def test_priority_aging_lets_an_old_low_priority_run_go_first(lua: Lua) ->
     aged = _aging(lua, 0.1)
     # Given a priority-0 run queued, then a priority-1 run
     low = await aged.create_one(priority=0)
-    low_ready = int((await aged.run(low))["ready_at"])
+    low_ready = await aged.ready_since(low)
     high = await aged.create_one(priority=1)
     # When claimed before the low one has waited 2 aging periods: priority wins
     assert [c.run_id for c in await aged.claim(1)] == [high]
@@ -138,7 +138,7 @@ async def test_priority_aging_lets_an_old_low_priority_run_go_first(lua: Lua) ->
 async def test_without_aging_priority_always_wins(lua: Lua) -> None:
     # Given the same queue with aging off, and the low-priority run 200 ms old
     low = await lua.create_one(priority=0)
-    await lua.next_ms(int((await lua.run(low))["ready_at"]) + 200)
+    await lua.next_ms(await lua.ready_since(low) + 200)
     high = await lua.create_one(priority=1)
     # Then the high-priority run goes first
     assert [c.run_id for c in await lua.claim(1)] == [high]
@@ -148,7 +148,7 @@ async def test_aging_compares_across_several_priority_levels(lua: Lua) -> None:
     aged = _aging(lua, 0.2)
     # Given runs of priorities -5 (oldest), 0 (800 ms later) and 3 (1500 ms after the first)
     oldest = await aged.create_one(priority=-5)
-    ready = int((await aged.run(oldest))["ready_at"])
+    ready = await aged.ready_since(oldest)
     await aged.next_ms(ready + 800)
     middle = await aged.create_one(priority=0)
     await aged.next_ms(ready + 1500)
@@ -167,7 +167,7 @@ async def test_a_batch_claim_puts_every_outranking_level_ahead(lua: Lua) -> None
     # Given old runs of priorities -2 and -1, then fresh runs of priority 1
     a = await aged.create_one(priority=-2)
     b = await aged.create_one(priority=-1)
-    await aged.next_ms(int((await aged.run(a))["ready_at"]) + 500)
+    await aged.next_ms(await aged.ready_since(a) + 500)
     fresh = [await aged.create_one(priority=1) for _ in range(2)]
     # When one claim takes four: levels are -1+5=4 and -2+5=3 against the fresh runs' 1
     claimed = await aged.claim(4)

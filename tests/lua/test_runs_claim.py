@@ -24,7 +24,7 @@ async def test_fifo_within_one_priority(lua: Lua) -> None:
     # Given two runs of one priority created in different milliseconds,
     # with ids whose lexical order is the reverse of their creation order
     await lua.create(lua.spec(run_id="zz-first"))
-    await lua.next_ms(int((await lua.run("zz-first"))["ready_at"]))
+    await lua.next_ms(await lua.ready_since("zz-first"))
     await lua.create(lua.spec(run_id="aa-second"))
     # When both are claimed
     claimed = await lua.claim(10)
@@ -124,7 +124,7 @@ async def test_lease_token_attempt_charged_and_expiry(lua: Lua) -> None:
     # Then the claim carries token node/attempt and the run's data
     assert (c.run_id, c.token, c.attempt, c.job) == (run_id, "node-7/1", 1, "work")
     assert orjson.loads(c.input_json) == {"x": 1}
-    assert c.timeout_ms == 7000 and c.ready_at_ms == int(queued["ready_at"])
+    assert c.timeout_ms == 7000 and c.ready_at_ms == int(queued["created_at"]) and "ready_at" not in queued
     # And the record is executing, attempt and charged incremented, lease fields set
     run = await lua.run(run_id)
     expires = c.claimed_at_ms + lua.settings.lease_ttl_ms

@@ -20,7 +20,8 @@ async def test_due_run_is_queued_in_its_ready_set(lua: Lua) -> None:
     # Then the record is queued with its core fields
     assert (run_id, code) == (spec.id, 1)
     run = await lua.run(run_id)
-    assert "id" not in run and run["job"] == "work" and run["queue"] == "default"  # the key names the run
+    assert "id" not in run and run["job"] == "work"  # the key names the run
+    assert "queue" not in run  # the default queue: stored as nothing (RECORD_DEFAULTS, runtime/submission.py)
     assert orjson.loads(run["input"]) == {"n": 1}
     assert run["status"] == "queued"
     assert run["priority"] == "5"
@@ -29,7 +30,8 @@ async def test_due_run_is_queued_in_its_ready_set(lua: Lua) -> None:
     assert (run["max_attempts"], run["timeout_ms"]) == ("4", "12000")
     assert "backoff" not in run  # the default: stored as nothing (includes/backoff.lua)
     assert "source" not in run  # the default, client: stored as nothing (runtime/submission.py source_field)
-    assert run["created_at"] == run["ready_at"] and "scheduled_at" not in run  # (it reads as created_at)
+    # ready since its creation, due at once: neither is stored (both read as created_at)
+    assert "ready_at" not in run and "scheduled_at" not in run
     # And it sits in its queue's ready set, scored by priority then ready time
     assert priority_of(await lua.zscore(lua.part.ready("default"), run_id)) == 5
     assert await lua.members(lua.part.queues) == {"default"}

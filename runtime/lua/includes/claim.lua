@@ -124,7 +124,10 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
     local rk = K.run(pfx, id)
     local r = call('HMGET', rk, 'job', 'concurrency_key', 'timeout_ms', 'ready_at', 'attempt', 'charged',
       'metadata', 'tags', 'status', 'version', 'rate_key', 'expires_at', 'sat_steps',
-      'needs', 'prefer', 'prefer_ms', 'tl', 'fairness_weight', 'adm')
+      'needs', 'prefer', 'prefer_ms', 'tl', 'fairness_weight', 'adm', 'created_at')
+    -- (a record leaves out the default timeout, and ready_at while the run is ready since its creation)
+    r[3] = r[3] or RECORD_DEFAULT.timeout_ms
+    r[4] = r[4] or r[20]
     local job, ckey = r[1], r[2]
     if not job or r[9] ~= 'queued' then
       -- dangling entry (record expired, or the run left the queue another way)

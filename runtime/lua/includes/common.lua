@@ -2,6 +2,7 @@
   generated include `keys` (K.<family>(pfx, ...), from runtime/keys.py) from the
   partition prefix (ARGV[1]), so every key a script touches carries the same
   hash tag and lives in one Redis Cluster slot. Scripts include `keys` first. ]]
+--@include record_defaults
 -- Per-call state (marked per-call): set at the start of every call, as a script's top level runs then
 -- (a Redis Function's library is loaded once, where redis.call does not exist yet: runtime/lua_source.py).
 local call = redis.call  --@per-call
@@ -159,7 +160,8 @@ local function satellite_keys(pfx, id, rec)
   return keys
 end
 
--- All of a run's fields by name (false or nil when absent): for a reader that needs most of a
+-- All of a run's fields by name (false or nil when absent, RECORD_DEFAULT's values for the
+-- fields a record leaves out when they are the default): for a reader that needs most of a
 -- small record, one pass over it costs Redis less than looking up each of ~30 names
 -- (most of them absent, so each lookup scans the whole listpack).
 local function read_all(pfx, id)
@@ -171,14 +173,18 @@ local function read_all(pfx, id)
     ready_at = false, attempt = false, charged = false, lease_token = false, lease_node = false,
     lease_expires_at = false, attempt_started_at = false, cc = false}
   for i = 1, #flat, 2 do rec[flat[i]] = flat[i + 1] end
+  rec.queue = rec.queue or RECORD_DEFAULT.queue
+  rec.max_attempts = rec.max_attempts or RECORD_DEFAULT.max_attempts
+  rec.timeout_ms = rec.timeout_ms or RECORD_DEFAULT.timeout_ms
   return rec
 end
 
--- A run's fields read in one HMGET, by name (false when absent).
+-- A run's fields read in one HMGET, by name (false when absent; RECORD_DEFAULT's value for a
+-- field the record leaves out when it is the default).
 local function read_fields(pfx, id, names)
   local values = call('HMGET', K.run(pfx, id), unpack(names))
   local rec = {}
-  for i, name in ipairs(names) do rec[name] = values[i] end
+  for i, name in ipairs(names) do rec[name] = values[i] or RECORD_DEFAULT[name] or false end
   return rec
 end
 
@@ -218,6 +224,7 @@ end
 local function resume(pfx, id, now, why)
   local rk = K.run(pfx, id)
   local r = call('HMGET', rk, 'status', 'queue', 'priority', 'wait_kind', 'wait_key', 'pause_requested')
+  r[2] = r[2] or RECORD_DEFAULT.queue
   if r[1] ~= 'waiting' then return false end
   call('ZREM', K.waiting(pfx), id)
   if r[4] == 'event' and r[5] then call('SREM', K.event_waiters(pfx, r[5]), id) end

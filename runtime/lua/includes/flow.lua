@@ -87,7 +87,8 @@ local function aged_ahead(pfx, kk, now, aging_ms)
   local head = call('ZRANGE', kk, 0, 0, 'WITHSCORES')
   if #head == 0 then return {} end
   local function aged(id, band)
-    local ready = tonumber(call('HGET', K.run(pfx, id), 'ready_at') or now)
+    local r = call('HMGET', K.run(pfx, id), 'ready_at', 'created_at')  -- (no ready_at: ready since created)
+    local ready = tonumber(r[1] or r[2] or now)
     return (1000 - band) + math.floor(math.max(now - ready, 0) / aging_ms)
   end
   local band = math.floor(tonumber(head[2]) / READY_BAND)

@@ -47,7 +47,7 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
   local rk = K.run(pfx, id)
   local r = rec or read_fields(pfx, id, SETTLE_FIELDS)
   local job, queue, ckey, priority = r.job, r.queue, r.concurrency_key, r.priority or '0'
-  local charged, max_attempts = tonumber(r.charged or '0'), tonumber(r.max_attempts or '1')
+  local charged, max_attempts = tonumber(r.charged or '0'), tonumber(r.max_attempts or RECORD_DEFAULT.max_attempts)
   release_lease(pfx, id, job, ckey, r.cc)
   -- a requested cancellation wins over a failure and over a release (a released
   -- run would otherwise be queued and executed again)
