@@ -51,9 +51,18 @@ class Partition:
         """A run's input, JSON (STRING; kept apart so the record stays listpack-encoded)."""
         return f"{self.prefix}in:{run_id}"
 
+    def project_index(self, project: str = "default") -> str:
+        """Every run of a project by creation time (STREAM; entry id ``<created_at ms>-<seq>``, field
+        ``r`` = run id; ~46 bytes a run where a sorted set took ~129). The record locates its entry:
+        field ``ps`` holds the seq when it is not 0, ``pi`` the whole id when its time is not created_at
+        (the stream's last id was ahead of the clock). A finished run leaves it when its retention
+        ends, a capped index deletes it, or it is deleted."""
+        return f"{self.prefix}created:{project}"
+
     def project_runs(self, project: str = "default") -> str:
-        """Every run of a project by creation time (ZSET); a finished run leaves it when its
-        retention ends or a capped index deletes it."""
+        """Runs created before the project index became a stream (``project_index``), by creation
+        time (ZSET, score = created_at ms): listings still read it and the runs leave it as they
+        leave the stream, so it empties as their retention ends; new runs never enter it."""
         return f"{self.prefix}runs:{project}"
 
     def alias(self, entry_id: str) -> str:

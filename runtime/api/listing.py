@@ -1,12 +1,15 @@
-"""Run listings: cursor pages over per-partition sorted-set indices, filtered in Python.
+"""Run listings: cursor pages over per-partition run indices, filtered in Python.
 
 Runs are listed newest first, in the stable order (index score, id) descending;
-the score is the creation time (ms) for ``{p}:runs:<project>`` and the time
-entered for the dead-letter index. Partitions are merged. A page examines at
-most ``api_scan_limit`` index entries: when a selective filter hits that cap,
-the page comes back short with ``has_more`` and a cursor that continues after
-the last entry examined. Index entries of runs whose record has expired are
-skipped and removed (ZREM).
+the score is the creation time (ms) for a project's index and the time entered
+for the dead-letter index. A project's index is a stream per partition,
+``{p}:created:<project>``, whose entry ids begin with the creation ms (see
+``Partition.project_index``), plus the sorted set of runs created before it was
+one, ``{p}:runs:<project>``; a status index is a sorted set. All of them are
+merged. A page examines at most ``api_scan_limit`` index entries: when a
+selective filter hits that cap, the page comes back short with ``has_more`` and
+a cursor that continues after the last entry examined. Index entries of runs
+whose record has expired are skipped and removed (ZREM, XDEL).
 """
 
 from __future__ import annotations
@@ -142,9 +145,16 @@ def _loads(raw: str | None, default: Any) -> Any:
 _s = text
 
 
+#: an index entry read: (score, run id, what removes it: the member of a sorted set, the id of a stream entry)
+_Entry = tuple[float, str, str]
+
+#: the largest millisecond part of a stream entry id (unsigned 64 bits)
+_MAX_MS = 2**64 - 1
+
+
 @dataclass
 class _Source:
-    """One partition's index, read newest first in chunks."""
+    """One partition's sorted-set index, read newest first in chunks."""
 
     key: str
     partition: int
@@ -153,7 +163,11 @@ class _Source:
     after: tuple[float, str] | None
     offset: int = 0
     done: bool = False
-    buf: list[tuple[float, str]] = field(default_factory=list)
+    buf: list[_Entry] = field(default_factory=list)
+
+    @property
+    def started(self) -> bool:
+        return self.offset > 0
 
     async def fill(self, redis: Any, n: int) -> None:
         while not self.buf and not self.done:
@@ -166,8 +180,74 @@ class _Source:
                 run_id = _s(member)
                 if self.after is not None and score == self.after[0] and run_id >= self.after[1]:
                     continue  # covered by an earlier page
-                self.buf.append((score, run_id))
+                self.buf.append((score, run_id, run_id))
             self.buf.reverse()  # pop() from the end = newest first
+
+    def drop(self, pipe: Any, entry: _Entry) -> None:
+        """Remove an entry of a run that no longer exists."""
+        pipe.zrem(self.key, entry[2])
+
+
+@dataclass
+class _StreamSource:
+    """One partition's stream index (entry ids ``<ms>-<seq>``, field ``r`` the run id), read newest
+    first. The entries of one millisecond are in the stream's order, not by run id, so every fill
+    reads whole milliseconds and sorts them: the next fill continues below the last one read."""
+
+    key: str
+    partition: int
+    after: tuple[float, str] | None
+    end: str = "+"  #: the next read's newest id (inclusive)
+    start: str = "-"  #: the oldest id any read takes
+    done: bool = False
+    reads: int = 0
+    buf: list[_Entry] = field(default_factory=list)
+
+    @classmethod
+    def bounded(cls, key: str, partition: int, max_score: float | str, min_score: float | str,
+                after: tuple[float, str] | None) -> _StreamSource:
+        """A source of the entries whose millisecond is within [min_score, max_score]."""
+        source = cls(key, partition, after)
+        newest, oldest = float(max_score), float(min_score)
+        if newest < 0 or oldest > _MAX_MS or newest < oldest:
+            source.done = True
+        if newest < _MAX_MS:
+            source.end = str(math.floor(newest))
+        if oldest > 0:
+            source.start = str(math.ceil(oldest))
+        return source
+
+    @property
+    def started(self) -> bool:
+        return self.reads > 0
+
+    async def fill(self, redis: Any, n: int) -> None:
+        while not self.buf and not self.done:
+            rows = await redis.xrevrange(self.key, self.end, self.start, count=n)
+            self.reads += 1
+            if len(rows) < n:
+                self.done = True
+            elif rows:
+                # the rest of the last millisecond read, then below it next time
+                last = _s(rows[-1][0])
+                ms = int(last.split("-", 1)[0])
+                rows += await redis.xrevrange(self.key, "(" + last, str(ms), count=None)
+                if ms == 0 or (self.start != "-" and ms - 1 < int(self.start)):
+                    self.done = True
+                self.end = str(ms - 1)
+            for entry_id, fields in rows:
+                eid = _s(entry_id)
+                score = float(int(eid.split("-", 1)[0]))
+                # (an entry without a run id, which no Baton code writes, names no run: a listing drops it)
+                run_id = _s(fields.get(b"r", fields.get("r", b"")))
+                if self.after is not None and score == self.after[0] and run_id >= self.after[1]:
+                    continue  # covered by an earlier page
+                self.buf.append((score, run_id, eid))
+            self.buf.sort(key=lambda e: (e[0], e[1]))  # pop() from the end = newest first
+
+    def drop(self, pipe: Any, entry: _Entry) -> None:
+        """Remove an entry of a run that no longer exists."""
+        pipe.xdel(self.key, entry[2])
 
 
 @dataclass
@@ -186,13 +266,16 @@ class Page:
 class RunIndex:
     """A per-partition index of runs that listings page through, newest first."""
 
-    key: Callable[[Partition], str]  #: the index's key in one partition (runtime/keys.py)
+    key: Callable[[Partition], str]  #: the index's sorted set in one partition (runtime/keys.py)
     by_creation: bool  #: scored by creation time, so created_before/after bound the scan
+    #: the index's stream in one partition, read besides the sorted set (a project's index)
+    stream: Callable[[Partition], str] | None = None
 
     @staticmethod
     def of_project(project: str) -> RunIndex:
-        """Every run of a project, by creation time."""
-        return RunIndex(lambda p: p.project_runs(project), True)
+        """Every run of a project, by creation time: the stream, and the sorted set of runs created
+        before the index was a stream."""
+        return RunIndex(lambda p: p.project_runs(project), True, lambda p: p.project_index(project))
 
     @staticmethod
     def of_status(status: str) -> RunIndex:
@@ -214,14 +297,18 @@ async def list_runs(
         max_score = min(fltr.created_before_ms, max_score) if after is not None else fltr.created_before_ms
     if fltr.created_after_ms is not None and index.by_creation:
         min_score = fltr.created_after_ms
-    sources = [_Source(index.key(p), p.index, max_score, min_score, after) for p in baton.keys.partitions]
+    sources: list[_Source | _StreamSource] = [_Source(index.key(p), p.index, max_score, min_score, after)
+                                              for p in baton.keys.partitions]
+    if index.stream is not None:
+        sources += [_StreamSource.bounded(index.stream(p), p.index, max_score, min_score, after)
+                    for p in baton.keys.partitions]
     chunk = min(max(limit * 2, 50), 500)
     matched: list[tuple[float, str]] = []
     scanned = 0
     last: tuple[float, str] | None = None
     leftover = False  # candidates taken from the index but not examined (the page filled up first)
     while len(matched) < limit and scanned < scan_limit:
-        batch: list[tuple[float, str, int]] = []
+        batch: list[tuple[_Entry, _Source | _StreamSource]] = []
         while len(batch) < chunk and scanned + len(batch) < scan_limit:
             for s in sources:
                 if not s.buf:
@@ -230,26 +317,26 @@ async def list_runs(
             if not live:
                 break
             best = max(live, key=lambda s: (s.buf[-1][0], s.buf[-1][1]))
-            score, run_id = best.buf.pop()
-            batch.append((score, run_id, best.partition))
+            batch.append((best.buf.pop(), best))
         if not batch:
             break
         pipe = redis.pipeline(transaction=False)
         with_input = fltr.payload_contains is not None
-        for _score, run_id, index_p in batch:
-            pipe.hmget(baton.keys.partitions[index_p].run(run_id), *FIELDS)
+        for (_score, run_id, _ref), source in batch:
+            pipe.hmget(baton.keys.partitions[source.partition].run(run_id), *FIELDS)
             if with_input:  # the input is in its own key; read it only to filter on it
-                pipe.get(baton.keys.partitions[index_p].input(run_id))
+                pipe.get(baton.keys.partitions[source.partition].input(run_id))
         raw = await pipe.execute()
         rows = [[*raw[2 * i], raw[2 * i + 1]] for i in range(len(batch))] if with_input else raw
         gone = []
-        for i, ((score, run_id, index_p), values) in enumerate(zip(batch, rows, strict=True)):
+        for i, ((entry, source), values) in enumerate(zip(batch, rows, strict=True)):
             scanned += 1
+            score, run_id, _ref = entry
             last = (score, run_id)
             names = (*FIELDS, "input") if with_input else FIELDS
             f = {name: (_s(v) if v is not None else None) for name, v in zip(names, values, strict=True)}
             if f["status"] is None and f["job"] is None:
-                gone.append((index_p, run_id))
+                gone.append((entry, source))
             elif fltr.matches(f):
                 matched.append((score, run_id))
                 if len(matched) == limit:
@@ -257,15 +344,15 @@ async def list_runs(
                     break
         if gone:
             pipe = redis.pipeline(transaction=False)
-            for index_p, run_id in gone:
-                pipe.zrem(index.key(baton.keys.partitions[index_p]), run_id)
+            for entry, source in gone:
+                source.drop(pipe, entry)
             await pipe.execute()
     found = await read_runs(redis, baton.keys, [run_id for _score, run_id in matched])
     runs = [r for r in found if r]
     positions = [encode_cursor(score, run_id) for (score, run_id), r in zip(matched, found, strict=True) if r]
     for s in sources:
         if not s.buf:
-            await s.fill(redis, 1 if s.offset else chunk)
+            await s.fill(redis, 1 if s.started else chunk)
     more_left = leftover or any(s.buf for s in sources)
     next_cursor = encode_cursor(last[0], last[1]) if more_left and last is not None else None
     return Page(runs, next_cursor, next_cursor is not None, scanned, positions)

@@ -13,15 +13,13 @@
 --@include common
 --@include statuses
 local pfx, id = ARGV[1], ARGV[2]
-local r = call('HMGET', KEYS[1], 'status', 'project', 'job', 'idempotency_key')
+local r = call('HMGET', KEYS[1], 'status', 'job', 'idempotency_key', unpack(PROJECT_FIELDS))
 if not r[1] then return -2 end
 if not TERMINAL[r[1]] then return -4 end
-local project = r[2]
-if not project or project == '' then project = 'default' end
 call('ZREM', K.status(pfx, r[1]), id)
-call('ZREM', K.project_runs(pfx, project), id)
-if r[3] and r[4] and r[4] ~= '' then
-  local ik = K.idempotency(pfx, r[3], r[4])
+project_unlisted(pfx, id, {r[4], r[5], r[6], r[7]})
+if r[2] and r[3] and r[3] ~= '' then
+  local ik = K.idempotency(pfx, r[2], r[3])
   if call('GET', ik) == id then call('DEL', ik) end
 end
 -- every satellite, marked or not: deleting a key that does not exist costs nothing

@@ -202,7 +202,7 @@ for a = 4, #ARGV do
       if extra.project then project = tostring(extra.project) end
     end
     -- every run of a project, by creation time: what run listings page through
-    call('ZADD', K.project_runs(pfx, project), now_text, id)
+    project_listed(pfx, project, id, now_text, put)
     if ik then call('SET', ik, id, 'PX', tonumber(ittl)) end
     if dk then
       put('debounce_key', dkey)

@@ -82,6 +82,11 @@ async def test_corrupt_and_far_future_records_render_everywhere(api: ApiNode, re
     await redis.hset(p.run("zz-garbage"), mapping={"status": "queued", "job": "echo", "project": "alpha",
                                                    "created_at": "+inf", "attempts": "{"})
     await redis.zadd(p.project_runs("alpha"), {"zz-garbage": float("inf")})
+    # ... and entries of the project's stream index no Baton code writes: one naming no run, one without a
+    # run id, both far in the future
+    far = "99999999999999"
+    await redis.xadd(p.project_index("alpha"), {"r": "no-such-run"}, id=f"{far}-0")
+    await redis.xadd(p.project_index("alpha"), {"x": "y"}, id=f"{far}-1")
     # When the project's runs are listed in every view, one per page across the odd index scores
     for view, schema_name in VIEWS.items():
         run_schema = Draft202012Validator(component(schema_name))
@@ -100,6 +105,8 @@ async def test_corrupt_and_far_future_records_render_everywhere(api: ApiNode, re
             if not cursor:
                 break
         assert len(seen) == expected, (view, seen)
+    # And the stream entries that name no run were dropped on the way
+    assert await redis.xrange(p.project_index("alpha"), far, "+") == []
     # And every JSON read of the corrupt runs is a 200 in the documented shape
     for run_id in (victim, "zz-garbage"):
         for view, schema_name in VIEWS.items():

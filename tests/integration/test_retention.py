@@ -27,8 +27,8 @@ async def test_runs_past_their_retention_leave_every_index(make_app: Any, redis:
                                  for n in range(10)])
         for run_id in ids:
             assert (await app.wait_for(run_id, 15)).status == "completed"
-        assert await redis.zcard(p.project_runs("default")) == 20
-        assert await redis.zcard(p.project_runs("p2")) == 10
+        assert await redis.xlen(p.project_index("default")) == 20
+        assert await redis.xlen(p.project_index("p2")) == 10
         # When their retention has ended and another run finishes (its finish trims the index)
         await asyncio.sleep(1.2)
         last = await app.trigger("echo", "last")
@@ -37,7 +37,7 @@ async def test_runs_past_their_retention_leave_every_index(make_app: Any, redis:
         # Then the finished runs left the status index and both projects' indexes; the last one stays
         async def gone() -> bool:
             return (await redis.zrange(p.status("completed"), 0, -1) == [last.encode()]
-                    and await redis.zrange(p.project_runs("default"), 0, -1) == [last.encode()]
-                    and await redis.zcard(p.project_runs("p2")) == 0)
+                    and [f[b"r"] for _, f in await redis.xrange(p.project_index("default"))] == [last.encode()]
+                    and await redis.xlen(p.project_index("p2")) == 0)
 
         assert await eventually(gone, 10)

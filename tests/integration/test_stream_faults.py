@@ -231,7 +231,7 @@ async def test_client_triggers_out_of_range_raise_naming_the_field_and_store_not
         else:
             raise AssertionError(f"{options} was accepted")
     # And nothing was stored
-    assert await redis.zcard(app.keys.partitions[0].project_runs()) == 0
+    assert await redis.xlen(app.keys.partitions[0].project_index()) == 0
 
 
 async def test_a_starting_intake_handles_all_it_read_before_not_just_one_batch(make_app: Any, redis: Any) -> None:

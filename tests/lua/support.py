@@ -134,6 +134,10 @@ class Lua:
         """Members of a ZSET in score order."""
         return [text(m) for m in await self.redis.zrange(key, 0, -1)]
 
+    async def listed(self, project: str = "default") -> list[str]:
+        """The run ids in a project's index (a stream), oldest entry first."""
+        return [text(f[b"r"]) for _, f in await self.redis.xrange(self.part.project_index(project))]
+
     async def now_ms(self) -> int:
         """The Redis server clock (the one the scripts use)."""
         sec, usec = await self.redis.time()

@@ -23,7 +23,7 @@ async def test_delete_removes_a_dead_letter_its_history_indices_and_idempotency_
                         p.children(run_id), idem) if await lua.redis.exists(k)]
     assert left == []
     assert await lua.zscore(p.status("dead_letter"), run_id) is None
-    assert await lua.zscore(p.project_runs(), run_id) is None
+    assert await lua.listed() == []
     # And deleting it again says it does not exist
     assert await lua.scripts.delete(run_id) == StatusCode.NOT_FOUND
 

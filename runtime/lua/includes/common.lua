@@ -51,6 +51,42 @@ local function retention_ms(status, ttl_ms, dlq_ttl_ms)
   return ttl_ms
 end
 
+-- The project index (K.project_index) is a stream: a run's entry has the id <created_at>-<seq> and
+-- one field, r = run id. project_listed adds it and gives put(name, value) the record field locating
+-- it, when one is needed: ps = the seq when not 0, or pi = the whole id when its time is not created_at
+-- (the stream's last id was ahead of this clock, e.g. after a failover: XADD then takes a later id).
+-- A missing field means seq 0: every stored field costs each run memory.
+local function project_listed(pfx, project, id, created, put)
+  local key = K.project_index(pfx, project)
+  local eid = redis.pcall('XADD', key, created .. '-*', 'r', id)
+  if type(eid) ~= 'string' then eid = call('XADD', key, '*', 'r', id) end
+  local ms, seq = string.match(eid, '^(%d+)-(%d+)$')
+  if ms ~= created then
+    put('pi', eid)
+  elseif seq ~= '0' then
+    put('ps', seq)
+  end
+end
+
+-- The project index entry of a run from its record fields created_at, ps and pi (project_listed).
+local function project_entry_id(created, ps, pi)
+  return pi or (created .. '-' .. (ps or '0'))
+end
+
+-- Record fields project_unlisted reads, in its order.
+local PROJECT_FIELDS = {'project', 'created_at', 'ps', 'pi'}
+
+-- Take a run out of its project's index: `f` its PROJECT_FIELDS (one HMGET). Runs created before the
+-- index was a stream are in the legacy sorted set instead (ZREM of a missing member costs nothing).
+local function project_unlisted(pfx, id, f)
+  local project = f[1]
+  if not project or project == '' then project = 'default' end
+  -- (a record already gone, written before the retention margin existed: its entry is left to the
+  -- listings, which drop entries of runs that no longer exist)
+  if f[2] then call('XDEL', K.project_index(pfx, project), project_entry_id(f[2], f[3], f[4])) end
+  call('ZREM', K.project_runs(pfx, project), id)
+end
+
 -- Keep a terminal-status index bounded by age and by count. Runs past their retention
 -- leave their project's index with it (else that index kept an entry per run ever
 -- finished); runs dropped by the cap are deleted with it, so no key outlives its index.
@@ -58,9 +94,7 @@ end
 local function trim_index(pfx, index, now, ttl_ms, cap)
   local due = call('ZRANGEBYSCORE', index, '-inf', now - ttl_ms, 'LIMIT', 0, TRIM_MOST)
   for _, gid in ipairs(due) do
-    -- (a record already gone, written before the margin existed: the default project's)
-    local project = call('HGET', K.run(pfx, gid), 'project') or 'default'
-    call('ZREM', K.project_runs(pfx, project), gid)
+    project_unlisted(pfx, gid, call('HMGET', K.run(pfx, gid), unpack(PROJECT_FIELDS)))
   end
   if #due > 0 then call('ZREM', index, unpack(due)) end
   local n = call('ZCARD', index)
@@ -68,8 +102,7 @@ local function trim_index(pfx, index, now, ttl_ms, cap)
     local gone = call('ZRANGE', index, 0, n - cap - 1)
     call('ZREMRANGEBYRANK', index, 0, n - cap - 1)
     for _, gid in ipairs(gone) do
-      local project = call('HGET', K.run(pfx, gid), 'project') or 'default'
-      call('ZREM', K.project_runs(pfx, project), gid)
+      project_unlisted(pfx, gid, call('HMGET', K.run(pfx, gid), unpack(PROJECT_FIELDS)))
       call('DEL', K.run(pfx, gid), K.input(pfx, gid), K.events(pfx, gid), K.steps(pfx, gid), K.checkpoints(pfx, gid),
         K.children(pfx, gid), K.waits_on(pfx, gid), K.records(pfx, gid), K.chunks(pfx, gid), K.signals(pfx, gid),
         K.query_state(pfx, gid),

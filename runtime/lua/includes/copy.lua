@@ -11,8 +11,11 @@ local function copy_run(pfx, src_key, new_id, now, source, link)
   for i, k in ipairs(COPIED) do if vals[i] then call('HSET', nk, k, vals[i]) end end
   local src_id = string.sub(src_key, #K.run(pfx, '') + 1)  -- the key names the run (records hold no id)
   call('SET', K.input(pfx, new_id), call('GET', K.input(pfx, src_id)) or 'null')
-  call('HSET', nk, 'created_at', now, 'attempt', 0, 'charged', 0, 'source', source, link, src_id)
-  call('ZADD', K.project_runs(pfx, (vals[12] or 'default')), now, new_id)
+  local created = int_text(now)
+  local fields = {'created_at', created, 'attempt', 0, 'charged', 0, 'source', source, link, src_id}
+  project_listed(pfx, vals[12] or 'default', new_id, created,
+    function(k, v) fields[#fields + 1] = k; fields[#fields + 1] = v end)
+  call('HSET', nk, unpack(fields))
   -- a dependent's copy runs at once (its parents finished) and reads the same parent outputs
   if call('COPY', K.parent_outputs(pfx, src_id), K.parent_outputs(pfx, new_id)) == 1 then
     mark_satellite(pfx, new_id, 'pout')

@@ -7,6 +7,7 @@ function K.submit_stream(P) return P .. 'submit' end
 function K.ready(P, queue) return P .. 'ready:' .. queue end
 function K.queues(P) return P .. 'queues' end
 function K.input(P, run_id) return P .. 'in:' .. run_id end
+function K.project_index(P, project) return P .. 'created:' .. project end
 function K.project_runs(P, project) return P .. 'runs:' .. project end
 function K.alias(P, entry_id) return P .. 'alias:' .. entry_id end
 function K.uuid_alias(P, value) return P .. 'uuid:' .. value end
