@@ -118,7 +118,8 @@ def render(meta: dict[str, Any], results: list[dict[str, Any]]) -> str:
         "- Redis CPU: INFO cpu (user+sys) from worker start to drained, per 10,000 runs; commands: INFO "
         "commandstats over the drain (includes commands run inside Lua scripts; harness polls excluded); "
         "worker CPU: user+sys of the worker's processes (/proc) from 5% of the drain to its end, per run",
-        f"- Memory: INFO used_memory delta with {cfg['n_mem']:,} queued runs, ÷ {cfg['n_mem']:,} (no worker running)",
+        f"- Memory: INFO used_memory delta with {cfg['n_mem']:,} queued runs, ÷ {cfg['n_mem']:,} (no worker running), "
+        "every system in a namespace as long as Baton's default prefix \"baton\" (each key holds it)",
         "",
     ]
     out += main_table(results)

@@ -79,3 +79,12 @@ def test_the_report_opens_with_the_goals_and_labels_multi_process_rows() -> None
     assert "| dramatiq-default (2 processes) |" in text
     assert "pickup p99 under load" not in text.split("## Systems")[0].split("| system |", 1)[1]
     assert "| celery | failed |" in text
+
+
+def test_the_memory_phase_namespace_is_as_long_as_batons_default_prefix() -> None:
+    # the memory per run counts key names: every system is measured with a namespace of the length
+    # users of Baton get by default (the driver cannot import Baton in the peers' environments)
+    from bench.driver import MEMORY_NS_LEN
+    from runtime.settings import Settings
+
+    assert len(Settings().prefix) == MEMORY_NS_LEN
