@@ -28,7 +28,6 @@ from runtime.messages import CancelRun, Hold, LeasesRenewed, Released, Wake
 from runtime.metrics import Metrics
 from runtime.settings import Settings
 from runtime.statuses import RETENTION_MARGIN_MS
-from runtime.submission import RECORD_DEFAULTS
 
 from .base import Actor, Mailbox
 
@@ -195,8 +194,7 @@ class Leaser(Actor[LeaserMessage]):
         rows = await pipe.execute()
         for (run_id, node, status), (job_b, queue_b, attempt_b) in zip(reaped, rows, strict=True):
             job = text(job_b) if job_b is not None else "unknown"
-            # (a record leaves the default queue out; no job: the record is gone)
-            queue = text(queue_b) if queue_b is not None else RECORD_DEFAULTS.queue if job_b is not None else "unknown"
+            queue = text(queue_b) if queue_b is not None else "unknown"
             attempt = int(attempt_b or 0)
             self.metrics.leases_reclaimed.labels(queue=queue).inc()
             # a run its node never took from the hand-off list is released (queued at

@@ -23,8 +23,8 @@ class Partition:
 
     def run(self, run_id: str) -> str:
         """The run record (HASH). A field equal to its default is left out (RECORD_DEFAULTS in
-        runtime/submission.py: the queue, max_attempts, timeout_ms; also priority 0, the client
-        source, the default backoff), as is ready_at while the run is ready since its creation:
+        runtime/submission.py: max_attempts, timeout_ms; also priority 0, the client source, the
+        default backoff), as is ready_at while the run is ready since its creation:
         readers take the defaults."""
         return f"{self.prefix}run:{run_id}"
 

@@ -29,7 +29,7 @@ from .deliveries import enqueue
 from .errors import SubmissionError
 from .hooks import hook_input, hook_run_id, hooks_for
 from .keys import Partition
-from .submission import RECORD_DEFAULTS, build_spec
+from .submission import build_spec
 from .webhooks import Webhook, list_webhooks
 
 __all__ = ["Entry", "acknowledge", "ensure_group", "outbox_lag", "process", "read_entries"]
@@ -117,8 +117,7 @@ async def process(app: Baton, partition: Partition, entries: Sequence[Entry]) ->
             counts["hooks"] += await _start_hooks(app, run_id, job, project, status, attempt, output, error)
         if webhooks is None:
             webhooks = await list_webhooks(app.redis, app.keys)
-        queue = rec.get("queue") or RECORD_DEFAULTS.queue  # (a record leaves the default out)
-        summary = {"id": run_id, "job": job, "queue": queue, "status": status, "project": project,
+        summary = {"id": run_id, "job": job, "queue": rec.get("queue"), "status": status, "project": project,
                    "attempt": attempt, "output": output if status == "completed" else None,
                    "error": error if status != "completed" else None,
                    "created_at": int(rec.get("created_at") or 0), "finished_at": int(rec.get("finished_at") or now),

@@ -27,7 +27,6 @@ from .connection import server_ms
 from .errors import BatonError, raise_for_status
 from .keys import Partition
 from .statuses import RunStatus
-from .submission import RECORD_DEFAULTS
 
 __all__ = [
     "LIVE_STATES",
@@ -166,11 +165,10 @@ async def _other_states(app: Baton, p: Partition, infos: dict[str, QueueInfo]) -
         for start in range(0, len(ids), _BATCH):
             pipe = app.redis.pipeline(transaction=False)
             for run_id in ids[start:start + _BATCH]:
-                pipe.hmget(p.run(run_id), "job", "queue")
-            for job_b, queue_b in await pipe.execute():
-                if job_b is not None:  # (else the record is gone; a record leaves the default queue out)
-                    queue = text(queue_b) if queue_b is not None else RECORD_DEFAULTS.queue
-                    found[queue] = found.get(queue, 0) + 1
+                pipe.hget(p.run(run_id), "queue")
+            for queue in await pipe.execute():
+                if queue is not None:
+                    found[text(queue)] = found.get(text(queue), 0) + 1
         scale = size / len(ids) if ids else 1.0
         for q, n in found.items():
             if q in infos:

@@ -304,8 +304,7 @@ class Run:
             for a in record_attempts(d)
         ]
         return cls(
-            id=d.get("id") or run_id, job=d.get("job", ""), queue=d.get("queue") or RECORD_DEFAULTS.queue,
-            status=status,
+            id=d.get("id") or run_id, job=d.get("job", ""), queue=d.get("queue", ""), status=status,
             input=js("input", None), output=js("output", None), error=_error(js("error", None)),
             priority=num("priority") or 0, attempt=num("attempt") or 0, attempts_charged=num("charged") or 0,
             # (a record leaves these out when they are the defaults)

@@ -42,9 +42,10 @@ class RecordDefaults(NamedTuple):
     """What a run record means by a field it does not hold. runs_create leaves out a value equal to
     its default (a listpack field costs every queued run 15-20 bytes of Redis memory), and every
     reader takes these: Python through this, Lua through includes/record_defaults.lua, generated
-    from it. A storage format: a value changed here would change what stored records mean."""
+    from it. A storage format: a value changed here would change what stored records mean. (The
+    queue is always stored: the scripts of earlier versions fail on a record without one, and a
+    node of one may still run during a rolling upgrade.)"""
 
-    queue: str = "default"
     max_attempts: int = 3
     timeout_ms: int = 300_000
 

@@ -27,7 +27,6 @@ import orjson
 from ..app import Baton
 from ..keys import Partition
 from ..records import Run, read_runs, text, triggered_by
-from ..submission import RECORD_DEFAULTS
 from .errors import ApiError
 from .views import statuses_for, triggers_for
 
@@ -103,7 +102,7 @@ class RunFilter:
             return False
         if self.job is not None and f.get("job") != self.job:
             return False
-        if self.queue is not None and (f.get("queue") or RECORD_DEFAULTS.queue) != self.queue:
+        if self.queue is not None and f.get("queue") != self.queue:
             return False
         if self.batch_id is not None and f.get("batch_id") != self.batch_id:
             return False

@@ -14,7 +14,6 @@
 local pfx, id = ARGV[1], ARGV[2]
 local now = now_ms()
 local r = call('HMGET', KEYS[1], 'status', 'queue', 'concurrency_key')
-r[2] = r[2] or RECORD_DEFAULT.queue
 local status = r[1]
 if not status then return -2 end
 if status == 'paused' then return 0 end

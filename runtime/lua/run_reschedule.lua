@@ -17,7 +17,6 @@ local now = now_ms()
 local due = now
 if ARGV[3] ~= '' then due = tonumber(ARGV[3]) else due = now + tonumber(ARGV[4]) end
 local r = call('HMGET', KEYS[1], 'status', 'queue', 'priority', 'concurrency_key')
-r[2] = r[2] or RECORD_DEFAULT.queue
 local status = r[1]
 if not status then return -2 end
 if status == 'executing' or status == 'waiting' then return -7 end

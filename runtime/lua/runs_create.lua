@@ -175,11 +175,10 @@ for a = 4, #ARGV do
     -- (no id: the key names the run; no scheduled_at unless later than created_at: readers
     -- take created_at, runtime/records.py; each field costs every queued run ~30 bytes)
     -- (nor priority 0, nor the default source: readers take them for missing ones)
-    -- (nor the queue, max_attempts or timeout_ms when they are RECORD_DEFAULT's, nor ready_at:
-    -- a run is ready from its creation until something queues it again, includes/common.lua)
-    local rec = {'job', job, 'status', status, 'created_at', now_text}
+    -- (nor max_attempts or timeout_ms when they are RECORD_DEFAULT's, nor ready_at: a run is
+    -- ready from its creation until something queues it again, includes/common.lua)
+    local rec = {'job', job, 'queue', queue, 'status', status, 'created_at', now_text}
     local function put(k, v) rec[#rec + 1] = k; rec[#rec + 1] = v end
-    if queue ~= RECORD_DEFAULT.queue then put('queue', queue) end
     if tonumber(F[S.max_attempts]) ~= RECORD_DEFAULT.max_attempts then put('max_attempts', F[S.max_attempts]) end
     if tonumber(F[S.timeout_ms]) ~= RECORD_DEFAULT.timeout_ms then put('timeout_ms', F[S.timeout_ms]) end
     if due ~= now then put('scheduled_at', int_text(due)) end

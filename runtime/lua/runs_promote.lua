@@ -18,9 +18,9 @@ for _, id in ipairs(ids) do
   call('ZREM', KEYS[1], id)
   local rk = K.run(pfx, id)
   local r = call('HMGET', rk, 'queue', 'priority', 'status')
-  if r[3] == 'delayed' then
+  if r[1] and r[3] == 'delayed' then
     call('HDEL', rk, 'next_retry_at')
-    make_ready(pfx, id, r[1] or RECORD_DEFAULT.queue, r[2] or '0', now)
+    make_ready(pfx, id, r[1], r[2] or '0', now)
     moved = moved + 1
   end
 end
@@ -42,7 +42,6 @@ for _, id in ipairs(call('ZRANGEBYSCORE', tk, '-inf', now, 'LIMIT', 0, tonumber(
   call('ZREM', tk, id)
   local rk = K.run(pfx, id)
   local r = call('HMGET', rk, 'status', 'queue', 'concurrency_key')
-  r[2] = r[2] or RECORD_DEFAULT.queue
   if r[1] == 'queued' or r[1] == 'delayed' then
     if r[1] == 'queued' then ready_remove(pfx, id, r[2], r[3]) else call('ZREM', KEYS[1], id) end
     call('HSET', rk, 'error', '{"message":"not started within its TTL","type":"Expired"}')

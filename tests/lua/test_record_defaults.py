@@ -1,5 +1,5 @@
-"""A run record leaves out the queue, max_attempts and timeout_ms when they are RECORD_DEFAULTS's,
-and ready_at while the run is ready since its creation: every reader, Lua and Python, takes them."""
+"""A run record leaves out max_attempts and timeout_ms when they are RECORD_DEFAULTS's, and ready_at
+while the run is ready since its creation: every reader, Lua and Python, takes them."""
 
 from __future__ import annotations
 
@@ -17,12 +17,11 @@ ERROR = orjson.dumps({"message": "boom", "type": "ValueError", "stack": ""}).dec
 DEFAULT_JOB = JobOptions(timeout_s=RECORD_DEFAULTS.timeout_ms / 1000)
 LUA_DIR = Path(__file__).resolve().parents[2] / "runtime" / "lua"
 #: record fields a record may leave out, and what a raw read of one must name to make up for it
-LEFT_OUT = {"queue": "RECORD_DEFAULT", "max_attempts": "RECORD_DEFAULT", "timeout_ms": "RECORD_DEFAULT",
-            "ready_at": "created_at"}
+LEFT_OUT = {"max_attempts": "RECORD_DEFAULT", "timeout_ms": "RECORD_DEFAULT", "ready_at": "created_at"}
 
 
 async def test_a_run_with_the_defaults_stores_none_of_them_and_reads_them_back(lua: Lua) -> None:
-    # Given a run created with the default queue, attempts and timeout (the suite's settings
+    # Given a run created with the default attempts and timeout (the suite's settings
     # give runs 30 s: this job has the record default)
     lua.jobs["work"] = DEFAULT_JOB
     run_id = await lua.create_one()
@@ -32,8 +31,7 @@ async def test_a_run_with_the_defaults_stores_none_of_them_and_reads_them_back(l
     assert not fields & set(LEFT_OUT), fields
     # And the Python reader gives the defaults
     run = Run.from_hash(raw, run_id=run_id)
-    assert (run.queue, run.max_attempts, run.timeout_ms) == (
-        RECORD_DEFAULTS.queue, RECORD_DEFAULTS.max_attempts, RECORD_DEFAULTS.timeout_ms)
+    assert (run.max_attempts, run.timeout_ms) == (RECORD_DEFAULTS.max_attempts, RECORD_DEFAULTS.timeout_ms)
     # And the claim carries the default timeout, and the creation as the time it became ready
     [c] = await lua.claim(1)
     assert c.timeout_ms == RECORD_DEFAULTS.timeout_ms
@@ -52,12 +50,12 @@ async def test_a_run_with_the_default_attempts_is_retried_until_the_default_is_s
             assert (await lua.scripts.promote(lua.part))[0] == 1
         claimed = await lua.claim_one(run_id)
         statuses.append(await lua.finish(claimed, "failed", error_json=ERROR))
-    # Then it was retried until the default number of attempts was charged, in its default queue
+    # Then it was retried until the default number of attempts was charged
     assert statuses == ["delayed"] * (RECORD_DEFAULTS.max_attempts - 1) + ["dead_letter"], statuses
 
 
 async def test_values_other_than_the_defaults_are_stored(lua: Lua) -> None:
-    # Given a run with its own queue, attempts and timeout
+    # Given a run with its own attempts and timeout (and queue, which is always stored)
     await lua.redis.sadd(lua.part.queues, "other")
     run_id = await lua.create_one(queue="other", max_attempts=7, timeout_s=9)
     # Then the record holds each of them

@@ -20,8 +20,7 @@ async def test_due_run_is_queued_in_its_ready_set(lua: Lua) -> None:
     # Then the record is queued with its core fields
     assert (run_id, code) == (spec.id, 1)
     run = await lua.run(run_id)
-    assert "id" not in run and run["job"] == "work"  # the key names the run
-    assert "queue" not in run  # the default queue: stored as nothing (RECORD_DEFAULTS, runtime/submission.py)
+    assert "id" not in run and run["job"] == "work" and run["queue"] == "default"  # the key names the run
     assert orjson.loads(run["input"]) == {"n": 1}
     assert run["status"] == "queued"
     assert run["priority"] == "5"

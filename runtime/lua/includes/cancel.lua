@@ -7,7 +7,6 @@
 local function cancel_one(pfx, id, channel, now, ttl_ms, cap)
   local rk = K.run(pfx, id)
   local r = call('HMGET', rk, 'status', 'queue', 'wait_kind', 'wait_key', 'concurrency_key')
-  r[2] = r[2] or RECORD_DEFAULT.queue
   local status = r[1]
   if not status then return -2 end
   if status == 'queued' then

@@ -206,7 +206,6 @@ local function read_all(pfx, id)
     ready_at = false, attempt = false, charged = false, lease_token = false, lease_node = false,
     lease_expires_at = false, attempt_started_at = false, cc = false}
   for i = 1, #flat, 2 do rec[flat[i]] = flat[i + 1] end
-  rec.queue = rec.queue or RECORD_DEFAULT.queue
   rec.max_attempts = rec.max_attempts or RECORD_DEFAULT.max_attempts
   rec.timeout_ms = rec.timeout_ms or RECORD_DEFAULT.timeout_ms
   return rec
@@ -257,7 +256,6 @@ end
 local function resume(pfx, id, now, why)
   local rk = K.run(pfx, id)
   local r = call('HMGET', rk, 'status', 'queue', 'priority', 'wait_kind', 'wait_key', 'pause_requested')
-  r[2] = r[2] or RECORD_DEFAULT.queue
   if r[1] ~= 'waiting' then return false end
   call('ZREM', K.waiting(pfx), id)
   if r[4] == 'event' and r[5] then call('SREM', K.event_waiters(pfx, r[5]), id) end

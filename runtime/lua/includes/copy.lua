@@ -20,6 +20,6 @@ local function copy_run(pfx, src_key, new_id, now, source, link)
   if call('COPY', K.parent_outputs(pfx, src_id), K.parent_outputs(pfx, new_id)) == 1 then
     mark_satellite(pfx, new_id, 'pout')
   end
-  make_ready(pfx, new_id, vals[2] or RECORD_DEFAULT.queue, vals[3] or '0', now)
+  make_ready(pfx, new_id, vals[2], vals[3] or '0', now)
   add_event(pfx, new_id, 'status', '{"status":"queued","reason":' .. cjson.encode(source) .. '}', now)
 end

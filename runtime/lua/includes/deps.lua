@@ -87,7 +87,7 @@ local function deps_rewait(pfx, src, new, now)
   if not waits then return end
   local nk = K.run(pfx, new)
   local r = call('HMGET', nk, 'queue', 'concurrency_key')
-  ready_remove(pfx, new, r[1] or RECORD_DEFAULT.queue, r[2])
+  ready_remove(pfx, new, r[1], r[2])
   call('HSET', nk, 'status', 'waiting', 'wait_kind', 'parents', 'wait_started_at', now, 'updated_at', now,
     'depends_on', cjson.encode(edges))
   call('HDEL', nk, 'ready_at')
