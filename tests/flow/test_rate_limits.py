@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime import RunContext, Settings
+from runtime.nodes import list_nodes
 from tests.apps import RATE_LIMIT
 from tests.integration.test_processes import producer, worker_env
 from tests.nodes import eventually, lease_starts, running_node, spawn_worker, stop_process
@@ -22,6 +23,12 @@ async def test_rate_limit_across_two_workers(settings: Settings, redis: Any, tmp
              for i in range(2)]
     burst = RATE_LIMIT * 5
     try:
+        # (both up first: on a loaded machine one may otherwise start after the other took the burst)
+        async def both_up() -> bool:
+            for p in procs:
+                assert p.poll() is None, f"worker exited with {p.returncode}"
+            return {n["id"] for n in await list_nodes(app) if n["alive"]} >= {"w0", "w1"}
+        await eventually(both_up, timeout=30, interval=0.1)
         # When a burst of five seconds' worth of runs arrives at once
         ids = await app.trigger_batch([{"job": "limited"} for _ in range(burst)])
 
