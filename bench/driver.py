@@ -97,9 +97,7 @@ class Driver:
         connect, warm up with one run."""
         self.r.flushall()
         self.seq += 1
-        ns = f"b{self.seq}{tag}{uuid.uuid4().hex[:6]}"
-        if ns_len is not None:
-            ns = ("m" + uuid.uuid4().hex)[:ns_len]
+        ns = f"b{self.seq}{tag}{uuid.uuid4().hex[:6]}" if ns_len is None else ("m" + uuid.uuid4().hex)[:ns_len]
         a = self.cls(self.redis_url, ns, self.log_dir)
         await a.setup()
         await a.enqueue_one("noop", payload(-1))  # connects, loads scripts; counted as a run

@@ -198,6 +198,8 @@ class Settings:
     #: Largest single log entry, progress report, usage or tool-call record, or streamed chunk.
     max_record_bytes: int = 256 * 1024
     #: Defaults for jobs that do not set them.
+    #: (a run with RECORD_DEFAULTS's attempts and timeout, runtime/submission.py, stores neither:
+    #: defaults set elsewhere cost each run's record ~16 B more, and mean the same)
     default_max_attempts: int = 3
     default_timeout_s: float = 300.0
     #: How long completed and canceled runs are kept (failed ones: dead_letter_ttl_s).

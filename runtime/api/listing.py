@@ -144,6 +144,11 @@ def _loads(raw: str | None, default: Any) -> Any:
 _s = text
 
 
+def _covered(after: tuple[float, str] | None, score: float, run_id: str) -> bool:
+    """True when a page ending at the cursor ``after`` (its last (score, id)) already covered the entry."""
+    return after is not None and score == after[0] and run_id >= after[1]
+
+
 #: an index entry read: (score, run id, what removes it: the member of a sorted set, the id of a stream entry)
 _Entry = tuple[float, str, str]
 
@@ -177,8 +182,8 @@ class _Source:
                 self.done = True
             for member, score in rows:
                 run_id = _s(member)
-                if self.after is not None and score == self.after[0] and run_id >= self.after[1]:
-                    continue  # covered by an earlier page
+                if _covered(self.after, score, run_id):
+                    continue
                 self.buf.append((score, run_id, run_id))
             self.buf.reverse()  # pop() from the end = newest first
 
@@ -239,8 +244,8 @@ class _StreamSource:
                 score = float(int(eid.split("-", 1)[0]))
                 # (an entry without a run id, which no Baton code writes, names no run: a listing drops it)
                 run_id = _s(fields.get(b"r", fields.get("r", b"")))
-                if self.after is not None and score == self.after[0] and run_id >= self.after[1]:
-                    continue  # covered by an earlier page
+                if _covered(self.after, score, run_id):
+                    continue
                 self.buf.append((score, run_id, eid))
             self.buf.sort(key=lambda e: (e[0], e[1]))  # pop() from the end = newest first
 
