@@ -7,6 +7,8 @@ stopped by its pid/group at the end, whatever happens. Everything listens on
 
 from __future__ import annotations
 
+import glob
+import json
 import os
 import shutil
 import signal
@@ -17,6 +19,7 @@ import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +30,8 @@ from runtime.connection import connect
 from runtime.sentinel import SENTINEL_SCHEMES
 
 __all__ = ["ROOT", "SENTINEL_SERVICE", "RedisServer", "SentinelSet", "Worker", "free_port", "harness_client",
-           "server_binary", "stop_group"]
+           "remove_skewed_clock_leftovers", "server_binary", "skewed_clock_env", "skewed_clock_leftovers",
+           "stop_group"]
 
 #: the repository root (workers run from here so ``bench.chaos.jobs`` imports)
 ROOT = Path(__file__).resolve().parents[2]
@@ -84,6 +88,42 @@ def stop_group(proc: subprocess.Popen[bytes], grace_s: float = 10.0, sig: int = 
             _signal_group(proc, signal.SIGKILL)
             proc.wait(10)
     return proc.returncode
+
+
+#: where Debian and a source build put libfaketime (the preload library of the faketime package)
+LIBFAKETIME_GLOBS = ("/usr/lib/*/faketime/libfaketime.so.1", "/usr/lib/faketime/libfaketime.so.1",
+                     "/usr/local/lib/faketime/libfaketime.so.1")
+
+
+#: where POSIX shared memory and named semaphores live on Linux
+SHM_DIR = Path("/dev/shm")
+
+
+def skewed_clock_env(offset: str) -> dict[str, str] | None:
+    """Environment that moves a process's wall clock by ``offset`` (e.g. "-1h"); None without libfaketime.
+
+    The library is preloaded into the node itself rather than through the ``faketime`` command:
+    that command forks, waits for its child and makes shared-memory objects named after its own
+    pid; killed with -9 it leaves them behind, and a later one that gets the same pid refuses to
+    start (exit 1). Only the wall clock moves: a skewed host's monotonic clock still runs true.
+    """
+    libs = sorted(p for pattern in LIBFAKETIME_GLOBS for p in glob.glob(pattern))
+    if not libs:
+        return None
+    preload = ":".join(filter(None, (os.environ.get("LD_PRELOAD"), libs[0])))
+    return {"LD_PRELOAD": preload, "FAKETIME": offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+
+def skewed_clock_leftovers(pid: int) -> list[Path]:
+    """The shared-memory objects libfaketime made for ``pid`` that are still there."""
+    names = (f"faketime_shm_{pid}", f"sem.faketime_sem_{pid}")
+    return [SHM_DIR / name for name in names if (SHM_DIR / name).exists()]
+
+
+def remove_skewed_clock_leftovers(pid: int) -> None:
+    """Remove what libfaketime made for ``pid``, an ended process: it unlinks them at exit, not when killed."""
+    for path in skewed_clock_leftovers(pid):
+        path.unlink(missing_ok=True)
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
@@ -284,14 +324,18 @@ class Worker:
     slot: str
     env: Mapping[str, str]
     log_dir: Path
-    #: command prefix, e.g. ``faketime -f -1h`` for a node with a skewed wall clock
-    wrapper: tuple[str, ...] = ()
     incarnation: int = 0
     proc: subprocess.Popen[bytes] | None = None
     #: exits the harness did not cause: (node id, exit code)
     unexpected_exits: list[tuple[str, int]] = field(default_factory=list)
+    #: the end of the slot's log when an incarnation exited on its own, by node id (why it did)
+    exit_log_tails: dict[str, str] = field(default_factory=dict)
     #: set while the harness has killed or stopped it on purpose
     expected_down: bool = False
+    #: the harness's wall clock when the current incarnation started
+    started_at: float = 0.0
+    #: what an incarnation runs: a Baton node with the harness's jobs
+    command: tuple[str, ...] = (sys.executable, "-m", "runtime", "worker", "--app", "bench.chaos.jobs:app")
 
     @property
     def node_id(self) -> str:
@@ -307,10 +351,11 @@ class Worker:
     def start(self) -> Worker:
         """Start a new incarnation."""
         self.incarnation += 1
+        self.started_at = time.time()
         env = {**os.environ, **self.env, "BATON_NODE_ID": self.node_id, "PYTHONPATH": str(ROOT)}
         with open(self.log_dir / f"{self.slot}.log", "ab") as log:  # the child keeps its own descriptor
             self.proc = subprocess.Popen(
-                [*self.wrapper, sys.executable, "-m", "runtime", "worker", "--app", "bench.chaos.jobs:app"],
+                list(self.command),
                 cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
         self.expected_down = False
@@ -328,19 +373,52 @@ class Worker:
             _signal_group(self.proc, sig)
             if sig == signal.SIGKILL:
                 self.proc.wait(10)
+                remove_skewed_clock_leftovers(self.proc.pid)
 
     def note_exit(self) -> bool:
         """If the incarnation has ended: record it (when the harness did not cause it); True if ended."""
         if self.proc is None or self.proc.poll() is None:
             return False
+        remove_skewed_clock_leftovers(self.proc.pid)
         if not self.expected_down:
             self.unexpected_exits.append((self.node_id, int(self.proc.returncode)))
+            self.exit_log_tails[self.node_id] = self.log_tail()
             self.expected_down = True  # recorded once
         return True
+
+    def wall_clock_offset_s(self) -> float | None:
+        """How far the current incarnation's wall clock is off, by its first log line's timestamp.
+
+        Its ``node ... started`` line comes a moment after the harness started it, so an offset near 0
+        (a second or so) means a true clock; None when it has logged nothing yet.
+        """
+        try:
+            text = (self.log_dir / f"{self.slot}.log").read_text(errors="replace")
+        except OSError:
+            return None
+        mark = f'"node":"{self.node_id}"'
+        for line in text.splitlines():
+            if mark in line:
+                try:
+                    logged = datetime.fromisoformat(json.loads(line)["ts"]).timestamp()
+                except (ValueError, KeyError, TypeError):
+                    continue
+                return logged - self.started_at
+        return None
+
+    def log_tail(self, lines: int = 8, limit: int = 2000) -> str:
+        """The last lines of the slot's log: a verdict names why a node exited, even when logs are not kept."""
+        try:
+            text = (self.log_dir / f"{self.slot}.log").read_text(errors="replace")
+        except OSError as exc:
+            return f"(no log: {exc})"
+        return "\n".join(text.strip().splitlines()[-lines:])[-limit:]
 
     def stop(self, grace_s: float = 10.0) -> int | None:
         """SIGTERM (drain), then SIGKILL after the grace; the exit code."""
         if self.proc is None:
             return None
         self.expected_down = True
-        return stop_group(self.proc, grace_s)
+        code = stop_group(self.proc, grace_s)
+        remove_skewed_clock_leftovers(self.proc.pid)
+        return code

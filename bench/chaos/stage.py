@@ -46,9 +46,7 @@ class StageConfig:
     durable_redis: bool = False
     #: route the nodes' Redis traffic through the fault proxy
     proxy: bool = False
-    #: command prefix per worker slot, e.g. {2: ("faketime", "-f", "-1h")}
-    wrappers: dict[int, tuple[str, ...]] = field(default_factory=dict)
-    #: extra environment per worker slot
+    #: extra environment per worker slot (e.g. skewed_clock_env's)
     slot_env: dict[int, dict[str, str]] = field(default_factory=dict)
     #: exit codes that are part of the scenario (a poison handler's os._exit), not violations
     expected_exit_codes: frozenset[int] = frozenset()
@@ -137,7 +135,7 @@ class Stage:
             env = self._worker_env(node_url)
             for i in range(self.config.workers):
                 worker_env = {**env, **self.config.slot_env.get(i, {})}
-                self.workers.append(Worker(f"w{i}", worker_env, self.log_dir, self.config.wrappers.get(i, ())))
+                self.workers.append(Worker(f"w{i}", worker_env, self.log_dir))
             for w in self.workers:
                 w.start()
             self._tasks = [asyncio.create_task(self._supervise()), asyncio.create_task(self._sample())]
@@ -231,22 +229,34 @@ class Stage:
         w.signal(signal.SIGKILL)
         return f
 
-    async def check_heartbeats(self, tolerance_ms: int = 10_000) -> None:
-        """Every live node's heartbeat in the node registry must be recent by the Redis clock."""
+    async def check_heartbeats(self, tolerance_ms: int = 10_000, wait_s: float = 20.0) -> None:
+        """Every live node's heartbeat in the node registry must be recent by the Redis clock.
+
+        A node restarted moments ago may not have sent its first beat yet (a loaded machine takes
+        seconds to start Python): this waits up to ``wait_s`` for every live node to show up.
+        """
         assert self.app is not None
-        seconds, micros = await self.client.time()
-        redis_now_ms = seconds * 1000 + micros // 1000
-        beats = {m.decode(): int(score) for m, score in await self.client.zrange(self.app.keys.nodes, 0, -1,
-                                                                                  withscores=True)}
-        for w in self.workers:
-            if not w.alive():
-                continue
-            beat = beats.get(w.node_id)
-            if beat is None:
-                self.verdict.add("live node missing from the node registry", w.node_id)
-            elif abs(beat - redis_now_ms) > tolerance_ms:
-                self.verdict.add("node heartbeat off the Redis clock",
-                                 f"{w.node_id} heartbeat {(beat - redis_now_ms) / 1000:+.0f}s from Redis time")
+        deadline = asyncio.get_running_loop().time() + wait_s
+        while True:
+            seconds, micros = await self.client.time()
+            redis_now_ms = seconds * 1000 + micros // 1000
+            beats = {m.decode(): int(score) for m, score in await self.client.zrange(self.app.keys.nodes, 0, -1,
+                                                                                      withscores=True)}
+            problems: list[tuple[str, str]] = []
+            for w in self.workers:
+                if not w.alive():
+                    continue
+                beat = beats.get(w.node_id)
+                if beat is None:
+                    problems.append(("live node missing from the node registry", w.node_id))
+                elif abs(beat - redis_now_ms) > tolerance_ms:
+                    problems.append(("node heartbeat off the Redis clock",
+                                     f"{w.node_id} heartbeat {(beat - redis_now_ms) / 1000:+.0f}s from Redis time"))
+            if not problems or asyncio.get_running_loop().time() > deadline:
+                break
+            await asyncio.sleep(0.2)
+        for invariant, example in problems:
+            self.verdict.add(invariant, example)
 
     async def busiest_worker(self, at_least: int = 0, wait_s: float = 0.0) -> Worker:
         """The live node holding the most leases now (the first one if none holds any).
@@ -325,14 +335,16 @@ class Stage:
         if not settled:
             verdict.notes["quiesce"] = f"not every run was terminal after {quiesce_s:g}s"
         exits: list[tuple[str, int]] = []
+        tails: dict[str, str] = {}
         for w in self.workers:
             w.note_exit()
             exits.extend(w.unexpected_exits)
+            tails.update(w.exit_log_tails)
         for node, code in exits:
             if code in self.config.expected_exit_codes:
                 verdict.notes.setdefault("node exits caused by the scenario", []).append(f"{node} exit {code}")
             else:
-                verdict.add("nodes exited on their own", f"{node} exit code {code}")
+                verdict.add("nodes exited on their own", f"{node} exit code {code}; its log ended: {tails.get(node)}")
         if self.keep_logs:
             verdict.notes["node logs"] = str(self.log_dir)
         if self.load is not None:

@@ -1,0 +1,79 @@
+"""The chaos harness's process handling: a skewed clock that leaves nothing behind, exits that say why."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.chaos.processes import Worker, skewed_clock_env, skewed_clock_leftovers
+
+
+def _wait_for_line(log: Path, worker: Worker, timeout_s: float = 20.0) -> str:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = log.read_text() if log.exists() else ""
+        if text.endswith("\n"):
+            return text
+        assert worker.alive(), f"the process exited with {worker.proc and worker.proc.returncode}: {text!r}"
+        time.sleep(0.02)
+    raise AssertionError(f"no line in {log} within {timeout_s}s")
+
+
+def test_a_skewed_clock_moves_the_wall_clock_only_and_leaves_nothing_behind_when_killed(tmp_path: Path) -> None:
+    env = skewed_clock_env("-1h")
+    if env is None:
+        pytest.skip("libfaketime is not installed (Debian package faketime); ./dev installs it")
+    # Given a harness worker slot started with the skewed clock, its process printing both clocks
+    # (it waits on an Event: libfaketime breaks time.sleep when the monotonic clock is left true)
+    code = "import threading, time; print(time.time(), time.monotonic(), flush=True); threading.Event().wait(60)"
+    worker = Worker("w7", env, tmp_path, command=(sys.executable, "-c", code)).start()
+    try:
+        wall, mono = (float(x) for x in _wait_for_line(tmp_path / "w7.log", worker).split())
+        real_wall, real_mono = time.time(), time.monotonic()
+        # Then the process is the node itself (no wrapper process whose own objects would leak)
+        assert Path(f"/proc/{worker.pid}/cmdline").read_bytes().split(b"\0")[1:3] == [b"-c", code.encode()]
+        # And its wall clock runs an hour behind, its monotonic clock true
+        assert abs(wall - real_wall + 3600) < 60
+        assert abs(mono - real_mono) < 60
+        assert skewed_clock_leftovers(worker.pid), "libfaketime made no shared objects: the check below proves nothing"
+    finally:
+        # When the harness kills it with -9, as the chaos scenarios do
+        worker.signal(signal.SIGKILL)
+    # Then nothing of it is left in /dev/shm: a leftover named after a pid breaks the next faketime that gets it
+    assert worker.proc is not None and worker.proc.returncode == -signal.SIGKILL
+    assert skewed_clock_leftovers(worker.pid) == []
+
+
+def test_a_node_that_exits_on_its_own_is_reported_with_the_end_of_its_log(tmp_path: Path) -> None:
+    # Given a worker slot whose process writes to its log and exits 1 on its own
+    worker = Worker("w9", {}, tmp_path)
+    worker.incarnation = 1
+    (tmp_path / "w9.log").write_text("line 1\nsem_open: File exists\n")
+    worker.proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(1)"])
+    worker.proc.wait(10)
+    # When the harness notices the exit
+    assert worker.note_exit()
+    # Then the exit and the end of the log are recorded, once
+    assert worker.unexpected_exits == [("w9.1", 1)]
+    assert "sem_open: File exists" in worker.exit_log_tails["w9.1"]
+    assert worker.note_exit() and worker.unexpected_exits == [("w9.1", 1)]
+
+
+def test_the_wall_clock_offset_is_read_from_the_incarnations_first_log_line(tmp_path: Path) -> None:
+    # Given a slot's log with an earlier incarnation's line and the current one's, an hour behind
+    worker = Worker("w2", {}, tmp_path)
+    worker.incarnation, worker.started_at = 2, 1_800_000_000.0
+    (tmp_path / "w2.log").write_text(
+        '{"ts":"2027-01-15T08:00:00.000+00:00","msg":"started","node":"w2.1"}\n'
+        "not json at all\n"
+        '{"ts":"2027-01-15T07:00:01.500+00:00","msg":"started","node":"w2.2"}\n'
+    )
+    # Then the offset is the current incarnation's: an hour behind, 1.5 s after the harness started it
+    assert worker.wall_clock_offset_s() == pytest.approx(-3600 + 1.5)
+    worker.incarnation = 3
+    assert worker.wall_clock_offset_s() is None
