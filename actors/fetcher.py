@@ -191,7 +191,10 @@ class Fetcher(Actor[FetcherMessage]):
             want = min(unpromised, self.settings.claim_batch)
             piece = min(want, self.claim_piece)
             share = free // count + (1 if p.index < free % count else 0)
-            if self.plentiful.get(p.index) and want >= 2 * piece:
+            # (want is 0 when this round's registrations elsewhere promised every free slot, as the
+            # slots fill while the round goes on: the plain claim below then only drops this
+            # partition's registration)
+            if self.plentiful.get(p.index) and piece > 0 and want >= 2 * piece:
                 if not await self._claim_pieces(p, want, piece):
                     # the queues ran dry: claim once more, alone, to register as waiting (or not)
                     self.plentiful[p.index] = False

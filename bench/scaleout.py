@@ -182,6 +182,16 @@ async def _wait_nodes(baton: Baton, n: int, timeout_s: float = 60) -> None:
         await asyncio.sleep(0.05)
 
 
+def _check_alive(workers: list[subprocess.Popen[bytes]], logs: list[Path]) -> None:
+    """Stop the benchmark, with the worker's last log lines, when a worker has exited: its runs
+    would never complete and the wait for them would not end."""
+    for w, log in zip(workers, logs, strict=True):
+        if w.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
+            raise RuntimeError(f"a worker exited with code {w.returncode} before the runs completed; "
+                               f"its log {log} ends:\n{tail}")
+
+
 async def _completed(baton: Baton) -> int:
     return sum([int(await baton.redis.zcard(p.status("completed"))) for p in baton.keys.partitions])
 
@@ -255,6 +265,7 @@ async def measure(masters: int, args: argparse.Namespace, log_dir: Path) -> Samp
         ids = await (_submit_to_streams(baton, args.runs) if args.submit == "streams" else _submit(baton, args.runs))
         submit_seconds = time.perf_counter() - t0
         while await _completed(baton) < args.runs:
+            _check_alive(workers, [log_dir / f"m{masters}w{i}.log" for i in range(len(workers))])
             await asyncio.sleep(0.02)
         seconds = time.perf_counter() - t0
         client_cpu = time.process_time() - client_cpu0
@@ -378,9 +389,6 @@ def main() -> None:
     parser.add_argument("--mem-runs", type=int, default=20_000, help="runs queued for the memory figure")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--workers-per-master", type=int, default=1)
-    # 10, not 100: at 100 an idle node registers 100 free slots in each of the 6 partitions, and
-    # the runs they hand it at once overflow its executor's mailbox (2 x 100 + 100): the receiver
-    # crashes on QueueFull and those runs wait for their leases to expire (reported to the lead)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--replicas-per-master", type=int, default=0)
     parser.add_argument("--durable-replicas", type=int, default=0, help="BATON_DURABLE_REPLICAS of every node")

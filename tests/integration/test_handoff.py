@@ -285,3 +285,23 @@ async def _redis_ms(redis: Any) -> int:
 
 async def _past(redis: Any, ms: int) -> bool:
     return await _redis_ms(redis) > ms
+
+
+async def test_a_backlog_in_many_partitions_is_claimed_while_registrations_hold_the_slots(make_app: Any) -> None:
+    # Given a node with 20 slots over 6 partitions (claims of 5) and a backlog in each partition,
+    # with more runs arriving while it works: some partitions' claims fill their pieces while the
+    # node's registrations in others have promised every free slot
+    slots = 20
+    app: Baton = make_app(node_id="wide", concurrency=slots, partitions=6)
+    counted_echo(app, 0.001)
+    ids = await app.trigger_batch([{"job": "echo", "input": n} for n in range(1200)])
+    async with running_node(app) as node:
+        for k in range(10):  # (batches that land while the backlog drains and nodes register)
+            ids += await app.trigger_batch([{"job": "echo", "input": 1200 + 60 * k + n} for n in range(60)])
+            await asyncio.sleep(0.05)
+        runs = [await app.wait_for(run_id, 60) for run_id in ids]
+        restarts = node.metrics.registry.get_sample_value("baton_actor_restarts_total", {"actor": "fetcher"})
+    # Then every run completed and the fetcher never crashed (a claim with no unpromised slot
+    # divided by a piece of 0 and crash-looped it until the node gave up)
+    assert [r.output for r in runs] == list(range(1800))
+    assert not restarts
