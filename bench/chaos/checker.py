@@ -28,7 +28,7 @@ import orjson
 from runtime import Baton
 from runtime.records import TERMINAL_STATUSES, Run, read_runs
 
-from .jobs import Marks
+from .jobs import ORDINARY_JOBS, Marks
 
 __all__ = ["ATTEMPT_OUTCOMES", "Verdict", "check"]
 
@@ -74,7 +74,7 @@ class Verdict:
 
 async def check(
     app: Baton, acked: dict[str, str], marks: Marks, node_faults: dict[str, int] | None = None,
-    ordinary_jobs: frozenset[str] = frozenset({"work"}), bad_entries: int = 0,
+    ordinary_jobs: frozenset[str] = ORDINARY_JOBS, bad_entries: int = 0,
 ) -> Verdict:
     """Check every acknowledged run (id -> job) and the deployment's shared state.
 

@@ -123,6 +123,16 @@ async def work(ctx: RunContext, payload: Any) -> Any:
     return {"node": ctx.node_id, "attempt": ctx.attempt, "steps": outputs}
 
 
+#: ``work`` outside the pool: a pool keeps all its runs in one partition (one script decides the
+#: limit), and a run with its own id must then hash there; this job's runs spread over every
+#: partition of a deployment that has several
+work_spread = app.job("work_spread", max_attempts=10, timeout=30,
+                      backoff=Backoff("fixed", initial_s=0.2, jitter=0))(work)
+
+#: the jobs whose every run must complete (the others misbehave on purpose)
+ORDINARY_JOBS = frozenset({"work", "work_spread"})
+
+
 @app.job(max_attempts=2, timeout=5, backoff=Backoff("fixed", initial_s=0.2, jitter=0))
 async def poison_exit(ctx: RunContext, payload: Any) -> Any:
     """Takes the whole node down mid-run."""

@@ -40,9 +40,10 @@ def _pick(short: bool, full: Scale, small: Scale) -> Scale:
     return small if short else full
 
 
-def _work(steps: int = 3, sleep: float = 0.02, gap: float = 0.02, fail: float = 0.0) -> Callable[[int], Entry]:
+def _work(steps: int = 3, sleep: float = 0.02, gap: float = 0.02, fail: float = 0.0,
+          job: str = "work") -> Callable[[int], Entry]:
     payload = {"steps": steps, "sleep": sleep, "gap": gap, "fail": fail}
-    return lambda i: entry("work", payload)
+    return lambda i: entry(job, payload)
 
 
 def _load(stage: Stage, scale: Scale, make: Callable[[int], Entry]) -> Load:
@@ -53,17 +54,21 @@ def _load(stage: Stage, scale: Scale, make: Callable[[int], Entry]) -> Load:
 
 
 def _params(scale: Scale, config: StageConfig, extra: str = "") -> str:
-    return (f"{scale.runs} runs over {scale.load_s:g}s, {config.workers} nodes x {config.concurrency} slots, "
-            f"lease TTL {config.lease_ttl_ms} ms" + (f", {extra}" if extra else ""))
+    partitions = f", {config.partitions} partitions" if config.partitions > 1 else ""
+    return (f"{scale.runs} runs over {scale.load_s:g}s, {config.workers} nodes x {config.concurrency} slots"
+            f"{partitions}, lease TTL {config.lease_ttl_ms} ms" + (f", {extra}" if extra else ""))
 
 
 async def kill9(short: bool) -> Result:
     """kill -9 a random node every 2-5 s while runs arrive through the stream; killed nodes are restarted."""
     scale = _pick(short, Scale(10_000, 60, 120), Scale(300, 8, 30))
-    config = StageConfig(workers=3, concurrency=20)
+    # three partitions: each node claims, registers and is handed runs in all of them, as in a
+    # scaled-out deployment (a fetcher defect with several partitions went unseen with one)
+    config = StageConfig(workers=3, concurrency=20, partitions=3)
     rng = random.Random(12)
     async with Stage("kill9", config) as stage:
-        load = _load(stage, scale, _work(fail=0.02))
+        # (work_spread: work outside the pool, whose runs would all hash to one partition)
+        load = _load(stage, scale, _work(fail=0.02, job="work_spread"))
         await stage.guarded("load and kills", asyncio.gather(
             load.run(), stage.kill_randomly(scale.load_s, (2.0, 5.0), rng)))
         return await stage.finish(_params(scale, config, "kill -9 every 2-5 s"), scale.quiesce_s)

@@ -39,6 +39,8 @@ class StageConfig:
 
     workers: int = 3
     concurrency: int = 20
+    #: queue partitions (hash tags) of the deployment: runs of the node-wide stream spread over them
+    partitions: int = 1
     lease_ttl_ms: int = 2000
     renew_interval_ms: int = 500
     reap_interval_ms: int = 250
@@ -129,7 +131,8 @@ class Stage:
             if self.config.proxy:
                 self.proxy = await FaultProxy(self.redis_server.port, free_port()).start()
                 node_url = self.proxy.url
-            settings = Settings(redis_url=self.redis_url, prefix=PREFIX, metrics_port=0)
+            settings = Settings(redis_url=self.redis_url, prefix=PREFIX, metrics_port=0,
+                                partitions=self.config.partitions)
             self.app = Baton(settings)
             self.client = harness_client(self.redis_url)
             env = self._worker_env(node_url)
@@ -171,7 +174,8 @@ class Stage:
         c = self.config
         return {
             "BATON_REDIS_URL": node_url, "BATON_PREFIX": PREFIX, "CHAOS_REDIS_URL": self.redis_url,
-            "BATON_CONCURRENCY": str(c.concurrency), "BATON_LEASE_TTL_MS": str(c.lease_ttl_ms),
+            "BATON_CONCURRENCY": str(c.concurrency), "BATON_PARTITIONS": str(c.partitions),
+            "BATON_LEASE_TTL_MS": str(c.lease_ttl_ms),
             "BATON_RENEW_INTERVAL_MS": str(c.renew_interval_ms), "BATON_REAP_INTERVAL_MS": str(c.reap_interval_ms),
             "BATON_METRICS_PORT": "0", "BATON_LOG_FORMAT": "json", "BATON_SHUTDOWN_GRACE_S": "3",
             "BATON_INTAKE_CLAIM_IDLE_MS": "2000", "BATON_IDLE_POLL_MS": "500", "BATON_OBSERVE_INTERVAL_MS": "0",
