@@ -316,7 +316,10 @@ async def profile(d: Driver) -> None:
     raw = d.log_dir / "baton-worker-profile.txt"
     svg = d.log_dir / "baton-worker-profile.svg"
     try:
+        deadline = time.time() + 90
         while not d.r.llen("bench:first"):
+            if procs[0].poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"the profiled worker ran no run within 90 s (exit code {procs[0].poll()})")
             await asyncio.sleep(0.01)
         pid = str(procs[0].pid)
         before = await a.completed_count(n + 1)
