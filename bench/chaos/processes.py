@@ -392,12 +392,8 @@ class Worker:
         Its ``node ... started`` line comes a moment after the harness started it, so an offset near 0
         (a second or so) means a true clock; None when it has logged nothing yet.
         """
-        try:
-            text = (self.log_dir / f"{self.slot}.log").read_text(errors="replace")
-        except OSError:
-            return None
         mark = f'"node":"{self.node_id}"'
-        for line in text.splitlines():
+        for line in (self._log_text() or "").splitlines():
             if mark in line:
                 try:
                     logged = datetime.fromisoformat(json.loads(line)["ts"]).timestamp()
@@ -408,11 +404,17 @@ class Worker:
 
     def log_tail(self, lines: int = 8, limit: int = 2000) -> str:
         """The last lines of the slot's log: a verdict names why a node exited, even when logs are not kept."""
-        try:
-            text = (self.log_dir / f"{self.slot}.log").read_text(errors="replace")
-        except OSError as exc:
-            return f"(no log: {exc})"
+        text = self._log_text()
+        if text is None:
+            return "(no log)"
         return "\n".join(text.strip().splitlines()[-lines:])[-limit:]
+
+    def _log_text(self) -> str | None:
+        """The slot's log (every incarnation's), None when it cannot be read."""
+        try:
+            return (self.log_dir / f"{self.slot}.log").read_text(errors="replace")
+        except OSError:
+            return None
 
     def stop(self, grace_s: float = 10.0) -> int | None:
         """SIGTERM (drain), then SIGKILL after the grace; the exit code."""
