@@ -40,6 +40,11 @@ def _pick(short: bool, full: Scale, small: Scale) -> Scale:
     return small if short else full
 
 
+#: the ordinary job outside the shared pool, for scenarios with several partitions: a pool keeps
+#: its runs in one partition, where the producer's own run ids would not hash (bench/chaos/jobs.py)
+SPREAD = "work_spread"
+
+
 def _work(steps: int = 3, sleep: float = 0.02, gap: float = 0.02, fail: float = 0.0,
           job: str = "work") -> Callable[[int], Entry]:
     payload = {"steps": steps, "sleep": sleep, "gap": gap, "fail": fail}
@@ -67,8 +72,7 @@ async def kill9(short: bool) -> Result:
     config = StageConfig(workers=3, concurrency=20, partitions=3)
     rng = random.Random(12)
     async with Stage("kill9", config) as stage:
-        # (work_spread: work outside the pool, whose runs would all hash to one partition)
-        load = _load(stage, scale, _work(fail=0.02, job="work_spread"))
+        load = _load(stage, scale, _work(fail=0.02, job=SPREAD))
         await stage.guarded("load and kills", asyncio.gather(
             load.run(), stage.kill_randomly(scale.load_s, (2.0, 5.0), rng)))
         return await stage.finish(_params(scale, config, "kill -9 every 2-5 s"), scale.quiesce_s)
@@ -108,12 +112,13 @@ async def redis_restart(short: bool) -> Result:
     """kill -9 redis-server (appendonly yes, appendfsync always) during load; restart it 2 s later."""
     scale = _pick(short, Scale(3000, 40, 60), Scale(300, 10, 15))
     kills = 1 if short else 3
-    config = StageConfig(workers=3, concurrency=20, durable_redis=True)
+    # three partitions: every partition's intake, promotion and reaping must come back
+    config = StageConfig(workers=3, concurrency=20, durable_redis=True, partitions=3)
     rng = random.Random(7)
 
     def make(i: int) -> Entry:
         # some runs are delayed and some fail once in a while: promotion must keep working
-        e = _work(fail=0.05)(i)
+        e = _work(fail=0.05, job=SPREAD)(i)
         if rng.random() < 0.1:
             e["delay_ms"] = "300"
         return e
@@ -133,7 +138,7 @@ async def redis_restart(short: bool) -> Result:
         await stage.guarded("load and restarts", asyncio.gather(load.run(give_up_after_s=30), restarts()))
         # a few runs submitted after the last restart, delayed: they need a node that still promotes
         tail = Load(stage.client, load.stream, "redis_restart-after", 20, 1.0,
-                    lambda i: {**_work()(i), "delay_ms": "500"})
+                    lambda i: {**_work(job=SPREAD)(i), "delay_ms": "500"})
         await stage.guarded("load after the restarts", tail.run())
         load.acked.update(tail.acked)
         return await stage.finish(_params(scale, config, f"{kills} Redis kill(s), down 2 s; 10% delayed runs"),
@@ -170,10 +175,10 @@ async def sentinel_failover(short: bool) -> Result:
 async def network(short: bool) -> Result:
     """Network faults between the nodes and Redis, through the harness's TCP proxy."""
     scale = _pick(short, Scale(3000, 50, 60), Scale(300, 12, 25))
-    config = StageConfig(workers=3, concurrency=20, proxy=True)
+    config = StageConfig(workers=3, concurrency=20, proxy=True, partitions=3)
     hold_s = 2.0 * config.lease_ttl_ms / 1000  # faults that last longer than a lease
     async with Stage("network", config) as stage:
-        load = _load(stage, scale, _work(fail=0.02))
+        load = _load(stage, scale, _work(fail=0.02, job=SPREAD))
         proxy = stage.proxy
         assert proxy is not None
 
