@@ -82,10 +82,11 @@ async def sigstop(short: bool) -> Result:
     """SIGSTOP a node past its lease TTL while it holds runs, let another node finish them, SIGCONT it."""
     rounds = 1 if short else 3
     scale = Scale(10 * rounds if short else 20 * rounds, 0.5 * rounds, 30)
-    config = StageConfig(workers=2, concurrency=10)
+    # three partitions: the frozen node's leases, and their fencing, span all of them
+    config = StageConfig(workers=2, concurrency=10, partitions=3)
     # steps of no duration with plain work between them: a frozen node is almost surely between two steps,
     # so when continued its handler goes straight on to the next step's function
-    make = _work(steps=4, sleep=0.0, gap=0.5)
+    make = _work(steps=4, sleep=0.0, gap=0.5, job=SPREAD)
     async with Stage("sigstop", config) as stage:
         load = _load(stage, Scale(scale.runs // rounds, 0.2, 0), make)
 
