@@ -276,11 +276,12 @@ async def clock_skew(short: bool) -> Result:
     scale = _pick(short, Scale(2000, 30, 60), Scale(200, 8, 25))
     skewed = 2
     skew_env = skewed_clock_env("-1h")
-    config = StageConfig(workers=3, concurrency=20, slot_env={skewed: skew_env} if skew_env else {})
+    config = StageConfig(workers=3, concurrency=20, partitions=3,
+                         slot_env={skewed: skew_env} if skew_env else {})
     async with Stage("clock_skew", config) as stage:
         if not skew_env:
             stage.verdict.add("scenario could not run", "libfaketime is not installed (Debian package faketime)")
-        load = _load(stage, scale, _work(fail=0.02))
+        load = _load(stage, scale, _work(fail=0.02, job=SPREAD))
 
         async def kills() -> None:
             await asyncio.sleep(scale.load_s * 0.4)
@@ -311,9 +312,10 @@ BAD_ENTRIES: list[dict[bytes, bytes]] = [
 async def bad_entries(short: bool) -> Result:
     """Malformed stream entries among valid ones: each is rejected with a reason, everything else flows."""
     scale = _pick(short, Scale(1000, 15, 45), Scale(100, 4, 15))
-    config = StageConfig(workers=3, concurrency=20)
+    # three partitions: a bad entry of the node-wide stream must not stop the intake of any of them
+    config = StageConfig(workers=3, concurrency=20, partitions=3)
     async with Stage("bad_entries", config) as stage:
-        load = _load(stage, scale, _work())
+        load = _load(stage, scale, _work(job=SPREAD))
 
         async def bad() -> None:
             for e in BAD_ENTRIES:
