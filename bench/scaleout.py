@@ -252,11 +252,13 @@ async def measure(masters: int, args: argparse.Namespace, log_dir: Path) -> Samp
            "BATON_CONCURRENCY": str(args.concurrency), "BATON_METRICS_PORT": "0", "BATON_LOG_LEVEL": "WARNING",
            "BATON_DURABLE_REPLICAS": str(args.durable_replicas), "BATON_DURABLE_TIMEOUT_MS": "5000"}
     workers: list[subprocess.Popen[bytes]] = []
+    node_ids = [f"m{masters}w{i}" for i in range(masters * args.workers_per_master)]
+    logs = [log_dir / f"{node}.log" for node in node_ids]
     try:
         await baton.register_jobs()
-        for i in range(masters * args.workers_per_master):
+        for node, log in zip(node_ids, logs, strict=True):
             workers.append(spawn([sys.executable, "-m", "runtime", "worker", "--app", "bench.scaleout:app"],
-                                 {**env, "BATON_NODE_ID": f"m{masters}w{i}"}, log_dir / f"m{masters}w{i}.log"))
+                                 {**env, "BATON_NODE_ID": node}, log))
         await _wait_nodes(baton, len(workers))
         before = [_info(p) for p in ports]
         worker_cpu0 = group_cpu_s({w.pid for w in workers})
@@ -265,7 +267,7 @@ async def measure(masters: int, args: argparse.Namespace, log_dir: Path) -> Samp
         ids = await (_submit_to_streams(baton, args.runs) if args.submit == "streams" else _submit(baton, args.runs))
         submit_seconds = time.perf_counter() - t0
         while await _completed(baton) < args.runs:
-            _check_alive(workers, [log_dir / f"m{masters}w{i}.log" for i in range(len(workers))])
+            _check_alive(workers, logs)
             await asyncio.sleep(0.02)
         seconds = time.perf_counter() - t0
         client_cpu = time.process_time() - client_cpu0
