@@ -55,6 +55,15 @@ local woke = false
 -- (runs handed straight to a node need no number); groups seen once need no second check
 local seq = nil
 local groups_seen = {}
+-- entries of runs after the first of their group, added with one ZADD per ready set at the end
+local entering = {}
+local leases = {}  -- leased index entries of runs handed straight to a node (add_leases at the end)
+local function enter_later(set, score, id)
+  local e = entering[set] or {}
+  entering[set] = e
+  e[#e + 1] = score
+  e[#e + 1] = id
+end
 local touched = {}  -- queues that got ready runs
 local direct = {}   -- queue -> waiting node state (or false) for direct hand-off
 local waiting = {}  -- node -> its state (room left, served jobs, runs leased to it)
@@ -226,7 +235,7 @@ for a = 4, #ARGV do
       -- (only runs of jobs without limits come here: no lease sets)
       for _, v in ipairs(lease_fields(d.node, 1, 1, expires, now, '')) do rec[#rec + 1] = v end
       call('HSET', rk, unpack(rec))
-      local token = hold_lease(pfx, id, job, nil, d.node, 1, expires, now, '', false)
+      local token = hold_lease(pfx, id, job, nil, d.node, 1, expires, now, '', false, leases)
       -- one claimed run, its values placed by name (includes/claim_reply.lua)
       local r, at = d.runs, #d.runs
       r[at + CLAIMED.run_id] = id
@@ -249,8 +258,8 @@ for a = 4, #ARGV do
       if groups_seen[gkey] then
         -- the group is known to be listed already: just the ordered sets
         local score = ready_score(priority, seq)
-        call('ZADD', group_set(pfx, queue, g or ''), score, id)
-        if g then call('ZADD', K.keyed_ready(pfx, queue), score, id) end
+        enter_later(group_set(pfx, queue, g or ''), score, id)
+        if g then enter_later(K.keyed_ready(pfx, queue), score, id) end
       else
         ready_add(pfx, id, queue, g, ready_score(priority, seq))
         groups_seen[gkey] = true
@@ -275,6 +284,8 @@ for a = 4, #ARGV do
   out[#out + 1] = id
   out[#out + 1] = code
 end
+for set, e in pairs(entering) do call_variadic('ZADD', set, e) end
+add_leases(pfx, leases)
 local mine = {}
 for node, d in pairs(waiting) do
   if #d.runs > 0 then

@@ -24,12 +24,12 @@ local now = now_ms()
 local out = {}
 local wake = false
 local limited = {}  -- job -> whether it has limits (read once per job per call)
-local trims = {}  -- terminal-status indices to trim once, after every outcome
+local later = later_work()  -- index writes and trims made once, after every outcome
 for a = 6, #ARGV do
-  -- one argument per outcome (a JSON array): cheaper for the client to send
+  -- one argument per outcome (a JSON array): cheaper for the client to send, and cjson splits
+  -- it faster than Lua's string functions would
   local F = cjson.decode(ARGV[a])
-  local i = 1
-  local id, token = F[i], F[i + 1]
+  local id, token = F[1], F[2]
   -- one read serves the fencing check and settle()
   local r = read_all(pfx, id)
   out[#out + 1] = id
@@ -44,13 +44,12 @@ for a = 6, #ARGV do
         or call('HEXISTS', K.jobs_override(pfx), job) == 1
     end
     if limited[job] then wake = true end
-    local st = settle(pfx, id, F[i + 2], F[i + 3], F[i + 4], F[i + 5], now,
-      F[i + 6], ttl_ms, dlq_ttl_ms, cap, r, trims)
+    local st = settle(pfx, id, F[3], F[4], F[5], F[6], now, F[7], ttl_ms, dlq_ttl_ms, cap, r, later)
     if st == 'queued' then wake = true end
     out[#out + 1] = st
   end
 end
-trim_deferred(pfx, trims, now, cap)
+finish_later(pfx, later, now, cap)
 -- a finished run may free a concurrency slot that queued runs wait for
 if wake then call('PUBLISH', channel, pfx) end
 return out

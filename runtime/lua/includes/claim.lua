@@ -55,9 +55,15 @@ end
 
 -- Everything of a lease besides the record's fields: leased index, the lease
 -- sets its limits count it in (cc), timeline (`watched`: the run's tl field).
--- Returns the lease token.
-local function hold_lease(pfx, id, job, ckey, node, attempt, expires, now, cc, watched)
-  call('ZADD', K.leased(pfx), int_text(expires), id)
+-- `leases` (optional): a list the leased index entry (expiry, id) is appended to, for
+-- the caller to add with the others of its call in one ZADD (add_leases). Returns the lease token.
+local function hold_lease(pfx, id, job, ckey, node, attempt, expires, now, cc, watched, leases)
+  if leases then
+    leases[#leases + 1] = int_text(expires)
+    leases[#leases + 1] = id
+  else
+    call('ZADD', K.leased(pfx), int_text(expires), id)
+  end
   hold_lease_sets(pfx, id, job, ckey, cc)
   if watched then
     add_event(pfx, id, 'status', '{"status":"executing","attempt":' .. attempt .. ',"node":'
@@ -69,11 +75,16 @@ end
 -- Lease a run that is out of its ready set to a node. Returns the token.
 -- `lim` is its job's limits. The run's first start is not written as started_at: readers
 -- take the first attempt's start (runtime/records.py).
-local function lease_run(pfx, id, job, ckey, node, attempt, charged, ttl, now, lim, watched)
+local function lease_run(pfx, id, job, ckey, node, attempt, charged, ttl, now, lim, watched, leases)
   local expires = now + ttl
   local cc = lease_sets_of(lim, ckey)
   call('HSET', K.run(pfx, id), 'status', 'executing', unpack(lease_fields(node, attempt, charged, expires, now, cc)))
-  return hold_lease(pfx, id, job, ckey, node, attempt, expires, now, cc, watched)
+  return hold_lease(pfx, id, job, ckey, node, attempt, expires, now, cc, watched, leases)
+end
+
+-- Add the leased index entries hold_lease collected (expiry, id pairs), in one ZADD per piece.
+local function add_leases(pfx, leases)
+  call_variadic('ZADD', K.leased(pfx), leases)
 end
 
 -- how many entries past what a claim still wants its first read of a lone group takes: a few
@@ -92,6 +103,13 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
   local weight = 1  -- the fairness weight of the run try_claim leased last (flow.lua)
   local retry_in = -1
   local emptied = {}  -- groups runs were taken from: checked once at the end (groups_pruned)
+  -- Per-run writes a claim makes once for all its runs (one variadic command each, not one
+  -- command per run): entries leaving ready sets (ready_removals, flushed before a set is read
+  -- again), leased index entries (add_leases) and the runs' inputs (one MGET).
+  local leaving = {}
+  local leases = {}
+  local input_at = {}  -- out positions of the claimed runs' inputs, in the order of input_keys
+  local input_keys = {}
 
   local served = parse_served(jobs_csv)
   local queues = {}
@@ -111,7 +129,7 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
 
   -- take a candidate out of its ready set, counted (a deeper read starts past what left)
   local function take_out(id, queue, group)
-    ready_remove(pfx, id, queue, group, emptied)
+    ready_remove(pfx, id, queue, group, emptied, leaving)
     removed = removed + 1
   end
 
@@ -121,39 +139,39 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
 
   -- try to lease one candidate; returns true when leased
   local function try_claim(queue, gk, g, id)
-    local rk = K.run(pfx, id)
-    local r = call('HMGET', rk, 'job', 'concurrency_key', 'timeout_ms', 'ready_at', 'attempt', 'charged',
-      'metadata', 'tags', 'status', 'version', 'rate_key', 'expires_at', 'sat_steps',
-      'needs', 'prefer', 'prefer_ms', 'tl', 'fairness_weight', 'adm', 'created_at')
-    -- (a record leaves out the default timeout, and ready_at while the run is ready since its creation)
-    r[3] = r[3] or RECORD_DEFAULT.timeout_ms
-    r[4] = r[4] or r[20]
-    local job, ckey = r[1], r[2]
-    if not job or r[9] ~= 'queued' then
+    -- the whole record: a queued run's is a few fields, and one pass over them costs Redis less
+    -- than looking up each of the ~20 names read here (most absent)
+    local r = read_all(pfx, id, {job = false, queue = false, status = false, created_at = false,
+      max_attempts = false, timeout_ms = false})  -- (a queued record's usual fields, and the defaults)
+    -- (a record leaves out ready_at while the run is ready since its creation)
+    local ready_at = r.ready_at or r.created_at
+    local job, ckey = r.job, r.concurrency_key
+    if not job or r.status ~= 'queued' then
       -- dangling entry (record expired, or the run left the queue another way)
       take_out(id, queue, g ~= '' and g or nil)
       return false
     end
-    if r[12] and tonumber(r[12]) <= now then
+    if r.expires_at and tonumber(r.expires_at) <= now then
       take_out(id, queue, ckey)
-      call('HSET', rk, 'error', '{"message":"not started within its TTL","type":"Expired"}')
+      call('HSET', K.run(pfx, id), 'error', '{"message":"not started within its TTL","type":"Expired"}')
       make_terminal(pfx, id, 'expired', now, fin_ttl, cap)
       return false
     end
     local versions = served[job]
     if not versions then return false end
-    if versions ~= true and not versions[r[10] or ''] then return false end
-    if r[14] or r[15] then
-      local wait = affinity_wait(r[14], r[15], r[16], r[4], have, now)
+    if versions ~= true and not versions[r.version or ''] then return false end
+    if r.needs or r.prefer then
+      local wait = affinity_wait(r.needs, r.prefer, r.prefer_ms, ready_at, have, now)
       if wait > 0 then note_retry(wait) end
       if wait ~= 0 then return false end
     end
     local lim = limit_of(job)
     if lim[1] > 0 and call('SCARD', K.job_leases(pfx, job)) >= lim[1] then return false end
     if ckey and lim[2] > 0 and call('SCARD', K.key_leases(pfx, job, ckey)) >= lim[2] then return false end
-    local jrate = K.job_rate(pfx, job)
-    local krate = r[11] and (K.key_rate(pfx, job, r[11])) or nil
-    local wait = rate_wait(jrate, lim[3], lim[4], now)
+    -- (the rate keys only for the limits the job has: most have none)
+    local jrate = lim[3] > 0 and K.job_rate(pfx, job) or nil
+    local krate = r.rate_key and lim[5] > 0 and K.key_rate(pfx, job, r.rate_key) or nil
+    local wait = jrate and rate_wait(jrate, lim[3], lim[4], now) or 0
     if krate then wait = math.max(wait, rate_wait(krate, lim[5], lim[6], now)) end
     if lim.pool or lim.srate then
       local shared = shared_wait(pfx, lim, now)
@@ -164,31 +182,35 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
       note_retry(wait)
       return false
     end
-    rate_take(jrate, lim[3], lim[4], now)
+    if jrate then rate_take(jrate, lim[3], lim[4], now) end
     if krate then rate_take(krate, lim[5], lim[6], now) end
     if lim.srate then shared_take(pfx, lim, now) end
 
-    local attempt = tonumber(r[5] or '0') + 1
+    -- (tonumber only of what is there: each costs a strtod)
+    local attempt = r.attempt and tonumber(r.attempt) + 1 or 1
     take_out(id, queue, ckey)
-    if r[19] then  -- started: no longer counts against max_queued (includes/admission.lua)
-      adm_leave(pfx, id, job, queue, r[19])
-      call('HDEL', rk, 'adm')
+    if r.adm then  -- started: no longer counts against max_queued (includes/admission.lua)
+      adm_leave(pfx, id, job, queue, r.adm)
+      call('HDEL', K.run(pfx, id), 'adm')
     end
-    local token = lease_run(pfx, id, job, ckey, node, attempt, tonumber(r[6] or '0') + 1, ttl, now, lim, r[17])
+    local charged = r.charged and tonumber(r.charged) + 1 or 1
+    local token = lease_run(pfx, id, job, ckey, node, attempt, charged, ttl, now, lim, r.tl, leases)
     -- one claimed run: CLAIMED_SIZE values placed by name (includes/claim_reply.lua)
     local at = #out
     out[at + CLAIMED.run_id] = id
     out[at + CLAIMED.token] = token
     out[at + CLAIMED.attempt] = attempt
     out[at + CLAIMED.job] = job
-    out[at + CLAIMED.input] = call('GET', K.input(pfx, id)) or 'null'
-    out[at + CLAIMED.timeout_ms] = r[3]
-    out[at + CLAIMED.ready_at_ms] = r[4] or now
-    out[at + CLAIMED.metadata] = r[7]
-    out[at + CLAIMED.tags] = r[8]
+    out[at + CLAIMED.input] = 'null'  -- (read with the others at the end)
+    input_at[#input_at + 1] = at + CLAIMED.input
+    input_keys[#input_keys + 1] = K.input(pfx, id)
+    out[at + CLAIMED.timeout_ms] = r.timeout_ms
+    out[at + CLAIMED.ready_at_ms] = ready_at or now
+    out[at + CLAIMED.metadata] = r.metadata or false
+    out[at + CLAIMED.tags] = r.tags or false
     -- the record notes when it has step records (sat_steps): no lookup of the steps hash
-    out[at + CLAIMED.step_count] = r[13] and 1 or 0
-    weight = tonumber(r[18] or '1')
+    out[at + CLAIMED.step_count] = r.sat_steps and 1 or 0
+    weight = r.fairness_weight and tonumber(r.fairness_weight) or 1
     return true
   end
 
@@ -239,16 +261,27 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
         take_from(ids)
         if lone and got < want and #window == depth and depth < scan then
           -- the first window's removed entries moved the rest towards the head
+          ready_removals(pfx, leaving)
           local from = depth - removed
           take_from(call('ZRANGE', kk, from, from + scan - depth - 1))
         end
+        -- (a later visit reads this group again)
+        ready_removals(pfx, leaving)
         if took == 0 then barren = barren + 1 else barren = 0 end
         if took > 0 and ngroups > 1 then weighted_turn(gk, g, tonumber(head[2]), weight) end
         ngroups = call('ZCARD', gk)
       end
     end
   end
+  ready_removals(pfx, leaving)
   groups_pruned(pfx, emptied)
+  add_leases(pfx, leases)
+  for i = 1, #input_keys, VARIADIC_MOST do
+    local values = call('MGET', unpack(input_keys, i, math.min(i + VARIADIC_MOST - 1, #input_keys)))
+    for j = 1, #values do
+      if values[j] then out[input_at[i + j - 1]] = values[j] end
+    end
+  end
   return out, retry_in
 end
 

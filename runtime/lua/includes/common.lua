@@ -133,24 +133,72 @@ local function ready_add(pfx, id, queue, ckey, score)
   end
 end
 
+-- Most arguments call_variadic passes in one command (an even number: ZADD takes pairs); a few
+-- thousand values are what unpack may safely put on Lua's stack.
+local VARIADIC_MOST = 1000
+
+-- `cmd` (ZADD, ZREM, ...) on `key` with the arguments of many runs at once: one command per
+-- VARIADIC_MOST of them instead of one per run (each call from Lua costs Redis about as much as
+-- a small command does).
+local function call_variadic(cmd, key, args)
+  local n = #args
+  for i = 1, n, VARIADIC_MOST do call(cmd, key, unpack(args, i, math.min(i + VARIADIC_MOST - 1, n))) end
+end
+
+-- Take the ids ready_remove(..., leaving) collected (queue -> group -> ids) out of their sets,
+-- and forget them.
+local function ready_removals(pfx, leaving)
+  for queue, groups in pairs(leaving) do
+    for g, ids in pairs(groups) do
+      call_variadic('ZREM', group_set(pfx, queue, g), ids)
+      if g ~= '' then call_variadic('ZREM', K.keyed_ready(pfx, queue), ids) end
+    end
+    leaving[queue] = nil
+  end
+end
+
+-- t[a][b], created (empty) when missing: the nested tables ready_remove collects into.
+local function nested(t, a, b)
+  local inner = t[a]
+  if not inner then
+    inner = {}
+    t[a] = inner
+  end
+  local v = inner[b]
+  if not v then
+    v = {}
+    inner[b] = v
+  end
+  return v
+end
+
 -- `emptied` (optional): a table collecting the groups to check for emptiness
--- later (groups_pruned), so a claim of many runs checks each group once.
-local function ready_remove(pfx, id, queue, ckey, emptied)
+-- later (groups_pruned), so a claim of many runs checks each group once (queue -> group -> true).
+-- `leaving` (optional, with `emptied`): a table collecting the ids to take out of each group
+-- (queue -> group -> ids), for the caller to remove with ready_removals before it reads those
+-- sets again or returns. Neither builds a key name per run.
+local function ready_remove(pfx, id, queue, ckey, emptied, leaving)
   local g = ckey or ''
-  local gs = group_set(pfx, queue, g)
-  call('ZREM', gs, id)
-  if g ~= '' then call('ZREM', K.keyed_ready(pfx, queue), id) end
+  if leaving then
+    local ids = nested(leaving, queue, g)
+    ids[#ids + 1] = id
+  else
+    call('ZREM', group_set(pfx, queue, g), id)
+    if g ~= '' then call('ZREM', K.keyed_ready(pfx, queue), id) end
+  end
   if emptied then
-    emptied[queue .. '\0' .. g] = {queue, g}
-  elseif call('ZCARD', gs) == 0 then
+    nested(emptied, queue, g)
+  elseif call('ZCARD', group_set(pfx, queue, g)) == 0 then
     call('ZREM', K.groups(pfx, queue), g)
   end
 end
 
 -- Drop the groups left empty by ready_remove(..., emptied).
 local function groups_pruned(pfx, emptied)
-  for _, qg in pairs(emptied) do
-    if call('ZCARD', group_set(pfx, qg[1], qg[2])) == 0 then call('ZREM', K.groups(pfx, qg[1]), qg[2]) end
+  for queue, groups in pairs(emptied) do
+    for g in pairs(groups) do
+      if call('ZCARD', group_set(pfx, queue, g)) == 0 then call('ZREM', K.groups(pfx, queue), g) end
+    end
   end
 end
 
@@ -183,25 +231,28 @@ end
 local SATELLITE_MARKS = {}
 -- (a numeric loop, not ipairs: a library's top level has no global functions)
 for i = 1, #SATELLITE_NAMES do SATELLITE_MARKS[i] = 'sat_' .. SATELLITE_NAMES[i] end
--- `rec`, when given, is the run's fields already read by name (with its sat_<name> marks).
-local function satellite_keys(pfx, id, rec)
-  local keys = {K.events(pfx, id), K.input(pfx, id)}
-  local marks = rec and {} or call('HMGET', K.run(pfx, id), unpack(SATELLITE_MARKS))
-  for i, name in ipairs(SATELLITE_NAMES) do
-    if (rec and rec[SATELLITE_MARKS[i]]) or marks[i] then keys[#keys + 1] = SATELLITES[name](pfx, id) end
+-- Give every key of a run besides its record the TTL `ttl` (integer text). `rec`, when given, is
+-- the run's fields already read by name (with its sat_<name> marks); else the marks are read here.
+local function expire_satellites(pfx, id, rec, ttl)
+  call('PEXPIRE', K.events(pfx, id), ttl)
+  call('PEXPIRE', K.input(pfx, id), ttl)
+  local marks = (not rec) and call('HMGET', K.run(pfx, id), unpack(SATELLITE_MARKS))
+  for i = 1, #SATELLITE_NAMES do
+    if (rec and rec[SATELLITE_MARKS[i]]) or (marks and marks[i]) then
+      call('PEXPIRE', SATELLITES[SATELLITE_NAMES[i]](pfx, id), ttl)
+    end
   end
-  return keys
 end
 
 -- All of a run's fields by name (false or nil when absent, RECORD_DEFAULT's values for the
 -- fields a record leaves out when they are the default): for a reader that needs most of a
 -- small record, one pass over it costs Redis less than looking up each of ~30 names
--- (most of them absent, so each lookup scans the whole listpack).
-local function read_all(pfx, id)
+-- (most of them absent, so each lookup scans the whole listpack). `into` (optional): the table
+-- to fill, built by the caller with the fields it expects (false), so it is sized once rather
+-- than regrown field by field; by default a leased record's usual fields.
+local function read_all(pfx, id, into)
   local flat = call('HGETALL', K.run(pfx, id))
-  -- built with a leased record's usual fields (false: absent, as read_fields gives), so the
-  -- table is sized once rather than regrown field by field (~2% of runs_finish's Redis time)
-  local rec = {job = false, queue = false, priority = false, status = false, created_at = false,
+  local rec = into or {job = false, queue = false, priority = false, status = false, created_at = false,
     max_attempts = false, timeout_ms = false, backoff = false, source = false,
     ready_at = false, attempt = false, charged = false, lease_token = false, lease_node = false,
     lease_expires_at = false, attempt_started_at = false, cc = false}
@@ -269,25 +320,31 @@ local function resume(pfx, id, now, why)
   return true
 end
 
--- The key of `trims` (see make_terminal) under which finished runs are counted per throughput hash
--- and minute: a number, so it never meets an index name.
-local FINISHED_COUNTS = 0
+-- What a call that settles many runs writes once for all of them, at its end (finish_later):
+-- `unleased` the ids leaving the leased index, `indexed` per terminal-status index its entries
+-- (score, id pairs), `trims` the indices to trim (index -> retention ms) and `finished` the
+-- runs finished per queue. One variadic command per set, not one per run.
+local function later_work()
+  return {unleased = {}, indexed = {}, trims = {}, finished = {}}
+end
 
 -- Count a finished run in its queue's throughput: runs finished per minute, in one hash per hour
 -- (fields: epoch minutes) kept two hours, so the last 60 minutes are always readable (runtime/queues.py).
--- With `trims`, the counts of a call are added up and written once per queue and minute (trim_deferred).
-local function count_finished(pfx, queue, now, trims)
+local function add_finished(pfx, queue, now, n)
   local minute = math.floor(now / 60000)
-  local tk = K.throughput(pfx, queue or 'default', int_text(math.floor(minute / 60)))
-  if trims then
-    local counts = trims[FINISHED_COUNTS] or {}
-    trims[FINISHED_COUNTS] = counts
-    local per_key = counts[tk] or {}
-    counts[tk] = per_key
-    per_key[minute] = (per_key[minute] or 0) + 1
-    return
+  local tk = K.throughput(pfx, queue, int_text(math.floor(minute / 60)))
+  if call('HINCRBY', tk, int_text(minute), n) == n then call('PEXPIRE', tk, 7260000) end
+end
+
+-- With `later` (later_work), the runs a call finished are added up per queue and written once
+-- (finish_later: the call's time is one minute).
+local function count_finished(pfx, queue, now, later)
+  local q = queue or 'default'
+  if later then
+    later.finished[q] = (later.finished[q] or 0) + 1
+  else
+    add_finished(pfx, q, now, 1)
   end
-  if call('HINCRBY', tk, minute, 1) == 1 then call('PEXPIRE', tk, 7260000) end
 end
 
 -- Tell the notifier actors (runtime/notify.py) that a run finished: only runs created with the
@@ -306,8 +363,8 @@ end
 -- (includes/deps.lua) and stop counting it as admitted (includes/admission.lua). `batch` (optional) lets a caller
 -- that settles many runs in one call write less: `sets` and `dels` are more
 -- record fields written and removed in the same two calls, `rec` the run's
--- fields it already read (parent_id and the sat_ marks), and `trims` collects
--- the status indices to trim once at the end (trim_deferred) instead of per run.
+-- fields it already read (parent_id and the sat_ marks), and `later` (later_work) collects
+-- the index entries and trims written once at the end (finish_later) instead of per run.
 function make_terminal(pfx, id, status, now, ttl_ms, cap, batch)  -- the local declared in deps
   local rk = K.run(pfx, id)
   -- finished_at is the record's last update (readers take it as updated_at). The last
@@ -317,36 +374,49 @@ function make_terminal(pfx, id, status, now, ttl_ms, cap, batch)  -- the local d
   -- checks the status as well as the token.
   local finished = int_text(now)
   local sets = {'status', status, 'finished_at', finished}
-  local dels = {}
+  local dels = false  -- (a table only when a field goes: most runs remove none)
   -- the fields read below, when the caller did not read them already (one HMGET)
   local rec = batch and batch.rec or read_fields(pfx, id, {'parent_id', 'queue', 'notify', 'tl', 'sat_dents', 'adm',
     'job', 'next_retry_at'})
-  if rec.next_retry_at then dels[1] = 'next_retry_at' end
+  if rec.next_retry_at then dels = {'next_retry_at'} end
   if batch then
-    for _, v in ipairs(batch.sets or {}) do sets[#sets + 1] = v end
-    for _, v in ipairs(batch.dels or {}) do dels[#dels + 1] = v end
+    local more, less = batch.sets, batch.dels
+    if more then for i = 1, #more do sets[#sets + 1] = more[i] end end
+    if less and #less > 0 then
+      dels = dels or {}
+      for i = 1, #less do dels[#dels + 1] = less[i] end
+    end
   end
   -- (a run that never started may still count as admitted; settle's runs started)
   if not (batch and batch.rec) and rec.adm then
     adm_leave(pfx, id, rec.job, rec.queue, rec.adm)
+    dels = dels or {}
     dels[#dels + 1] = 'adm'
   end
   call('HSET', rk, unpack(sets))
-  if #dels > 0 then call('HDEL', rk, unpack(dels)) end
+  if dels then call('HDEL', rk, unpack(dels)) end
   local index = K.status(pfx, status)
-  call('ZADD', index, finished, id)
+  local later = batch and batch.later
+  if later then
+    local entries = later.indexed[index] or {}
+    later.indexed[index] = entries
+    entries[#entries + 1] = finished
+    entries[#entries + 1] = id
+  else
+    call('ZADD', index, finished, id)
+  end
   if rec.tl then add_event(pfx, id, 'status', '{"status":' .. cjson.encode(status) .. '}', now) end
   local ttl = int_text(ttl_ms + RETENTION_MARGIN_MS)  -- (see RETENTION_MARGIN_MS)
   call('PEXPIRE', rk, ttl)
-  for _, k in ipairs(satellite_keys(pfx, id, batch and batch.rec)) do call('PEXPIRE', k, ttl) end
-  if batch and batch.trims then
-    batch.trims[index] = ttl_ms
+  expire_satellites(pfx, id, batch and batch.rec, ttl)
+  if later then
+    later.trims[index] = ttl_ms
   else
     trim_index(pfx, index, now, ttl_ms, cap)
   end
   local parent, queue, notify, dents = rec.parent_id, rec.queue, rec.notify, rec.sat_dents
   if notify then notify_finished(pfx, id, status, now) end
-  count_finished(pfx, queue, now, batch and batch.trims)
+  count_finished(pfx, queue, now, later)
   if parent then
     local wk = K.waits_on(pfx, parent)
     if call('SREM', wk, id) == 1 and call('SCARD', wk) == 0 then
@@ -356,19 +426,13 @@ function make_terminal(pfx, id, status, now, ttl_ms, cap, batch)  -- the local d
   if dents then deps_release(pfx, id, status, now, ttl_ms, cap) end
 end
 
--- Trim the status indices make_terminal left to the caller (see its `batch`).
-local function trim_deferred(pfx, trims, now, cap)
-  for index, ttl_ms in pairs(trims) do
-    if index == FINISHED_COUNTS then
-      for tk, per_minute in pairs(ttl_ms) do
-        for minute, n in pairs(per_minute) do
-          if call('HINCRBY', tk, minute, n) == n then call('PEXPIRE', tk, 7260000) end
-        end
-      end
-    else
-      trim_index(pfx, index, now, ttl_ms, cap)
-    end
-  end
+-- Write what settle and make_terminal left to the caller (later_work): leased index, status
+-- indices (each trimmed after its entries went in), throughput counts.
+local function finish_later(pfx, later, now, cap)
+  call_variadic('ZREM', K.leased(pfx), later.unleased)
+  for index, entries in pairs(later.indexed) do call_variadic('ZADD', index, entries) end
+  for index, ttl_ms in pairs(later.trims) do trim_index(pfx, index, now, ttl_ms, cap) end
+  for queue, n in pairs(later.finished) do add_finished(pfx, queue, now, n) end
 end
 
 -- Lease sets exist only for what a limit counts: the job's set ('j') for
@@ -396,6 +460,7 @@ local function listed_lease_sets(pfx, job, ckey, cc)
 end
 
 local function hold_lease_sets(pfx, id, job, ckey, cc)
+  if cc == '' then return end  -- (most runs: their job has no limit that counts leases)
   local flags, sets = listed_lease_sets(pfx, job, ckey, cc)
   if string.find(flags, 'j', 1, true) then call('SADD', K.job_leases(pfx, job), id) end
   for _, set in ipairs(sets) do
@@ -406,6 +471,7 @@ end
 
 -- cc false: a run leased before records noted their sets; it may be in both.
 local function release_lease_sets(pfx, id, job, ckey, cc)
+  if cc == '' then return end  -- (most runs: held in no lease set)
   local flags, sets = listed_lease_sets(pfx, job, ckey, cc or 'jk')
   if string.find(flags, 'j', 1, true) then call('SREM', K.job_leases(pfx, job), id) end
   for _, set in ipairs(sets) do
@@ -415,8 +481,13 @@ local function release_lease_sets(pfx, id, job, ckey, cc)
   end
 end
 
--- Drop a run's lease and its places in the lease sets its record names (cc).
-local function release_lease(pfx, id, job, ckey, cc)
-  call('ZREM', K.leased(pfx), id)
+-- Drop a run's lease and its places in the lease sets its record names (cc). With `later`
+-- (later_work), the leased index entry goes with the others of the call (finish_later).
+local function release_lease(pfx, id, job, ckey, cc, later)
+  if later then
+    later.unleased[#later.unleased + 1] = id
+  else
+    call('ZREM', K.leased(pfx), id)
+  end
   release_lease_sets(pfx, id, job, ckey, cc)
 end

@@ -37,41 +37,46 @@ local SETTLE_FIELDS = {'job', 'queue', 'concurrency_key', 'priority', 'charged',
 -- and the satellite marks (a loop, not unpack: a library's top level has no global functions)
 for i = 1, #SATELLITE_MARKS do SETTLE_FIELDS[#SETTLE_FIELDS + 1] = SATELLITE_MARKS[i] end
 
+-- The JSON of the attempt a settled lease closes (one per lease, written exactly once, by settle):
+-- `r` the run's SETTLE_FIELDS, `err` a JSON object or ''.
+local function attempt_json(r, outcome, now, err)
+  return '{"number":' .. (r.attempt or '0') .. ',"status":' .. cjson.encode(outcome)
+    .. ',"started_at":' .. (r.attempt_started_at or 'null') .. ',"finished_at":' .. now
+    .. ',"worker_id":' .. cjson.encode(r.lease_node or '')
+    .. ',"error":' .. ((err ~= '' and err) or 'null') .. '}'
+end
+
+-- make_terminal's dels when a completed run's record holds an earlier attempt's error (never written to)
+local ERROR_FIELD = {'error'}
+
 -- outcome: completed | failed | timed_out | crashed | canceled | released | waiting
 -- (a 'waiting' outcome of kind 'paused' parks the run in status paused)
 -- err: JSON object {message, type, stack} or ''.  Returns the new status.
 -- `rec`: the run's SETTLE_FIELDS when the caller read them (else read here);
--- `trims`: when given, terminal-status indices are trimmed by the caller once
--- (trim_deferred) rather than once per run.
-local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms, dlq_ttl_ms, cap, rec, trims)
+-- `later` (later_work): when given, the index writes and trims of many runs are left to the
+-- caller, who makes them once (finish_later) rather than once per run.
+local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms, dlq_ttl_ms, cap, rec, later)
   local rk = K.run(pfx, id)
   local r = rec or read_fields(pfx, id, SETTLE_FIELDS)
   local job, queue, ckey, priority = r.job, r.queue, r.concurrency_key, r.priority or '0'
-  local charged, max_attempts = tonumber(r.charged or '0'), tonumber(r.max_attempts or RECORD_DEFAULT.max_attempts)
-  release_lease(pfx, id, job, ckey, r.cc)
+  release_lease(pfx, id, job, ckey, r.cc, later)
   -- a requested cancellation wins over a failure and over a release (a released
   -- run would otherwise be queued and executed again)
   if outcome ~= 'completed' and r.cancel_requested == '1' then outcome = 'canceled' end
 
-  -- the attempt record: one per lease, written exactly once here
-  local function attempt_record()
-    return '{"number":' .. (r.attempt or '0') .. ',"status":' .. cjson.encode(outcome)
-      .. ',"started_at":' .. (r.attempt_started_at or 'null') .. ',"finished_at":' .. now
-      .. ',"worker_id":' .. cjson.encode(r.lease_node or '')
-      .. ',"error":' .. ((err ~= '' and err) or 'null') .. '}'
-  end
   if outcome == 'completed' then
     -- the completing attempt gets no entry in attempts: readers derive it from attempt,
     -- attempt_started_at, finished_at and lease_node (runtime/records.py record_attempts),
     -- because its JSON (~130 bytes) would switch the record to Redis's hashtable
     -- encoding, four times the memory of the listpack it stays in for as long as it is kept
-    if r.tl then add_derived_event(pfx, id, 'attempt', attempt_record(), now, r.tl) end
+    if r.tl then add_derived_event(pfx, id, 'attempt', attempt_json(r, outcome, now, err), now, r.tl) end
     -- an error of an earlier attempt goes; r holds error (read_all or SETTLE_FIELDS)
     make_terminal(pfx, id, 'completed', now, ttl_ms, cap,
-      {sets = {'output', output}, dels = r.error and {'error'} or {}, rec = r, trims = trims})
+      {sets = {'output', output}, dels = r.error and ERROR_FIELD or nil, rec = r, later = later})
     return 'completed'
   end
-  local record = attempt_record()
+  local charged, max_attempts = tonumber(r.charged or '0'), tonumber(r.max_attempts or RECORD_DEFAULT.max_attempts)
+  local record = attempt_json(r, outcome, now, err)
   local attempts = r.attempts or '[]'
   if attempts == '[]' then attempts = '[' .. record .. ']'
   else attempts = string.sub(attempts, 1, -2) .. ',' .. record .. ']' end
@@ -82,7 +87,7 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
     sets[#sets + 1] = 'error'
     sets[#sets + 1] = err
   end
-  local batch = {sets = sets, rec = r, trims = trims}
+  local batch = {sets = sets, rec = r, later = later}
 
   if outcome == 'canceled' then
     make_terminal(pfx, id, 'canceled', now, ttl_ms, cap, batch)
