@@ -278,7 +278,11 @@ class SentinelSet:
             finally:
                 sentinel.close()
 
-        _poll(synced, timeout_s, f"the replica on port {replica.port} did not sync")
+        try:
+            _poll(synced, timeout_s, f"the replica on port {replica.port} did not sync")
+        except RuntimeError as failure:
+            # the scenario removes the server's files when it stops: say why here, while they exist
+            raise RuntimeError(f"{failure}; {replica_state(replica)}") from None
         _poll(lambda: all(listed(port) for port in self.sentinel_ports), timeout_s,
               f"the sentinels do not list the replica on port {replica.port}")
 
@@ -289,6 +293,26 @@ class SentinelSet:
         for server in self.servers:
             server.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def replica_state(server: RedisServer, log_lines: int = 15) -> str:
+    """What a server that should be a replica reports: its role and link (INFO replication) and
+    the end of its log, for a failure message."""
+    client = redis.Redis(port=server.port, socket_timeout=2)
+    try:
+        info = client.info("replication")
+        fields = ("role", "master_host", "master_port", "master_link_status", "master_sync_in_progress",
+                  "master_link_down_since_seconds")
+        state = ", ".join(f"{k}={info[k]}" for k in fields if k in info)
+    except redis.exceptions.RedisError as error:
+        state = f"INFO replication failed: {error}"
+    finally:
+        client.close()
+    try:
+        tail = (server.dir / "log").read_text(errors="replace").splitlines()[-log_lines:]
+    except OSError as error:
+        tail = [f"(no log: {error})"]
+    return f"{state}; its log ends:\n" + "\n".join(tail)
 
 
 def _poll(check: Callable[[], bool], timeout_s: float, failure: str) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.chaos.processes import Worker, skewed_clock_env, skewed_clock_leftovers
+from bench.chaos.processes import RedisServer, Worker, replica_state, skewed_clock_env, skewed_clock_leftovers
 
 
 def _wait_for_line(log: Path, worker: Worker, timeout_s: float = 20.0) -> str:
@@ -77,3 +77,23 @@ def test_the_wall_clock_offset_is_read_from_the_incarnations_first_log_line(tmp_
     assert worker.wall_clock_offset_s() == pytest.approx(-3600 + 1.5)
     worker.incarnation = 3
     assert worker.wall_clock_offset_s() is None
+
+
+def test_a_replica_that_does_not_sync_is_reported_with_its_role_link_and_log() -> None:
+    # Given a server told to follow a master that does not exist (nothing listens on port 1)
+    server = RedisServer(args=["--replicaof", "127.0.0.1", "1"]).start()
+    try:
+        # When it has tried to connect (the replication cron logs it within a second or so)
+        deadline = time.monotonic() + 15
+        while "Connecting to MASTER" not in (server.dir / "log").read_text(errors="replace"):
+            assert time.monotonic() < deadline, "the server never logged a connection attempt"
+            assert server.proc is not None and server.proc.poll() is None, "the server exited"
+            time.sleep(0.05)
+        # Then the report names its role and its down link, and quotes its own log
+        state = replica_state(server)
+        assert "role=slave" in state and "master_port=1" in state and "master_link_status=down" in state
+        assert "its log ends:" in state and "Connecting to MASTER 127.0.0.1:1" in state
+    finally:
+        server.stop()
+    # And a server that is gone is still reported, not raised on
+    assert "INFO replication failed" in replica_state(server)
