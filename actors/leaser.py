@@ -123,6 +123,10 @@ class Leaser(Actor[LeaserMessage]):
                 self.lease_meta.pop(run_id, None)
             self._publish_leases()
 
+    def _held_tokens(self) -> set[tuple[str, str]]:
+        """(run id, token) of every lease held now."""
+        return {(run_id, token) for run_id, (token, _index) in self.held.items()}
+
     def _publish_leases(self) -> None:
         """Export the leases held and the earliest deadline (read at scrape time by the metrics thread)."""
         self.metrics.leases_held.set(len(self.held))
@@ -154,7 +158,11 @@ class Leaser(Actor[LeaserMessage]):
         self.metrics.leases_renewed.inc(len(leases) - len(lost))
         deadline = now + self.settings.lease_ttl_ms / 1000  # taken before the call: conservative
         lost_ids = set(lost)
-        renewed = tuple(run_id for run_id, _token in leases if run_id not in lost_ids)
+        # A run given back while the call was out may hold a newer lease already (the next attempt,
+        # on this node): the reply is about the token sent, so it must not touch the newer one.
+        held_now = self._held_tokens()
+        current = {run_id for run_id, token in leases if (run_id, token) in held_now}
+        renewed = tuple(run_id for run_id, _token in leases if run_id not in lost_ids and run_id in current)
         for run_id in renewed:
             meta = self.lease_meta.get(run_id)
             if meta is not None:
@@ -162,6 +170,8 @@ class Leaser(Actor[LeaserMessage]):
         if renewed:
             await self.executor.send(LeasesRenewed(renewed, deadline))
         for run_id in lost:
+            if run_id not in current:
+                continue
             self.held.pop(run_id, None)
             job, attempt, _ = self.lease_meta.pop(run_id, ("", 0, 0.0))
             # the executor decides whether this is a loss: a run whose handler
