@@ -55,15 +55,10 @@ local woke = false
 -- (runs handed straight to a node need no number); groups seen once need no second check
 local seq = nil
 local groups_seen = {}
--- entries of runs after the first of their group, added with one ZADD per ready set at the end
+-- entries of runs after the first of their group (ready set -> score, id pairs), added with
+-- one ZADD per ready set at the end
 local entering = {}
 local leases = {}  -- leased index entries of runs handed straight to a node (add_leases at the end)
-local function enter_later(set, score, id)
-  local e = entering[set] or {}
-  entering[set] = e
-  e[#e + 1] = score
-  e[#e + 1] = id
-end
 local touched = {}  -- queues that got ready runs
 local direct = {}   -- queue -> waiting node state (or false) for direct hand-off
 local waiting = {}  -- node -> its state (room left, served jobs, runs leased to it)
@@ -258,8 +253,8 @@ for a = 4, #ARGV do
       if groups_seen[gkey] then
         -- the group is known to be listed already: just the ordered sets
         local score = ready_score(priority, seq)
-        enter_later(group_set(pfx, queue, g or ''), score, id)
-        if g then enter_later(K.keyed_ready(pfx, queue), score, id) end
+        append_at(entering, group_set(pfx, queue, g or ''), score, id)
+        if g then append_at(entering, K.keyed_ready(pfx, queue), score, id) end
       else
         ready_add(pfx, id, queue, g, ready_score(priority, seq))
         groups_seen[gkey] = true

@@ -157,19 +157,22 @@ local function ready_removals(pfx, leaving)
   end
 end
 
--- t[a][b], created (empty) when missing: the nested tables ready_remove collects into.
-local function nested(t, a, b)
-  local inner = t[a]
-  if not inner then
-    inner = {}
-    t[a] = inner
-  end
-  local v = inner[b]
+-- t[k], created (empty) when missing: the lists and tables a call collects into, to write
+-- them once at its end.
+local function table_at(t, k)
+  local v = t[k]
   if not v then
     v = {}
-    inner[b] = v
+    t[k] = v
   end
   return v
+end
+
+-- Append the values after `k` to the list t[k] (created when missing).
+local function append_at(t, k, a, b)
+  local list = table_at(t, k)
+  list[#list + 1] = a
+  if b ~= nil then list[#list + 1] = b end
 end
 
 -- `emptied` (optional): a table collecting the groups to check for emptiness
@@ -180,14 +183,13 @@ end
 local function ready_remove(pfx, id, queue, ckey, emptied, leaving)
   local g = ckey or ''
   if leaving then
-    local ids = nested(leaving, queue, g)
-    ids[#ids + 1] = id
+    append_at(table_at(leaving, queue), g, id)
   else
     call('ZREM', group_set(pfx, queue, g), id)
     if g ~= '' then call('ZREM', K.keyed_ready(pfx, queue), id) end
   end
   if emptied then
-    nested(emptied, queue, g)
+    table_at(emptied, queue)[g] = true
   elseif call('ZCARD', group_set(pfx, queue, g)) == 0 then
     call('ZREM', K.groups(pfx, queue), g)
   end
@@ -398,10 +400,7 @@ function make_terminal(pfx, id, status, now, ttl_ms, cap, batch)  -- the local d
   local index = K.status(pfx, status)
   local later = batch and batch.later
   if later then
-    local entries = later.indexed[index] or {}
-    later.indexed[index] = entries
-    entries[#entries + 1] = finished
-    entries[#entries + 1] = id
+    append_at(later.indexed, index, finished, id)
   else
     call('ZADD', index, finished, id)
   end
