@@ -30,7 +30,7 @@ from runtime.fencing import LeaseClock, StepTimed, lease_margin_s, long_step_s
 from runtime.jobs import Job
 from runtime.limits import fit_error, output_json
 from runtime.logs import run_log_context
-from runtime.messages import AskBusy, CancelRun, LeaseGranted, LeasesRenewed, ReleaseAll, RunFinished, WhenIdle
+from runtime.messages import AskBusy, Attempt, CancelRun, LeaseGranted, LeasesRenewed, ReleaseAll, RunFinished, WhenIdle
 from runtime.metrics import Metrics
 from runtime.run_tasks import cancel_tasks_of
 from runtime.scripts import Claimed, Outcome
@@ -79,7 +79,9 @@ class Executor(Actor[ExecutorMessage]):
         self.metrics = metrics
         self.slots = app.settings.concurrency
         self.tasks: dict[str, asyncio.Task[None]] = {}
-        self.cancel_reasons: dict[str, str] = {}
+        #: why a running attempt was cancelled: an attempt of a run that is still ending when the
+        #: run's next attempt starts here keeps its own reason
+        self.cancel_reasons: dict[Attempt, str] = {}
         #: the lease of each running run (what an outcome recorded without its handler needs)
         self.claimed: dict[str, Claimed] = {}
         #: handlers that ignored cancellation past the grace: their outcome is recorded already
@@ -132,7 +134,7 @@ class Executor(Actor[ExecutorMessage]):
             if msg.reason == "lease_lost":
                 self._lease_lost(msg)
             else:
-                self._cancel(msg.run_id, msg.reason)
+                self._cancel(msg.run_id, msg.reason, msg.token)
         elif isinstance(msg, ReleaseAll):
             for run_id in list(self.tasks):
                 self._cancel(run_id, "released")
@@ -154,10 +156,11 @@ class Executor(Actor[ExecutorMessage]):
         for run_id, lease in list(self.leases.items()):
             if lease.time_left() <= 0:
                 task = self.tasks.get(run_id)
-                if task is not None and not task.done() and run_id not in self.cancel_reasons:
+                c = self.claimed.get(run_id)
+                stopping = c is not None and (run_id, c.token) in self.cancel_reasons
+                if task is not None and not task.done() and c is not None and not stopping:
                     self.metrics.leases_lost.labels(stage="stall").inc()
-                    c = self.claimed.get(run_id)
-                    with run_log_context(run_id, c.job if c else "", c.attempt if c else 0):
+                    with run_log_context(run_id, c.job, c.attempt):
                         self.log.warning("event loop stalled past the lease of run %s; giving it back", run_id)
                     self._cancel(run_id, "stalled")
 
@@ -167,10 +170,19 @@ class Executor(Actor[ExecutorMessage]):
         return StepTimed(handler_call, self.on_stall, self.long_step_s)
 
     def _start(self, claimed: Claimed) -> None:
+        # An earlier attempt of the run may still be ending here (cancelled, or abandoned): from now
+        # on the run id names this attempt, and what the earlier one does at its end is fenced off.
         task = asyncio.get_running_loop().create_task(self._execute(claimed), name=f"run:{claimed.run_id}")
+        task.add_done_callback(lambda done: self._ended_unstarted(claimed, done))
         self.tasks[claimed.run_id] = task
         self.claimed[claimed.run_id] = claimed
         self.metrics.slots_busy.set(len(self.tasks))
+
+    def _ended_unstarted(self, c: Claimed, task: asyncio.Task[None]) -> None:
+        """A task cancelled before its first step never ran _execute (nor its ``finally``): its
+        attempt would hold the slot and stay leased, renewed, for as long as the node runs."""
+        if self.tasks.get(c.run_id) is task and self.claimed.get(c.run_id) is c:
+            self._report_without_handler(c)
 
     def _lease_lost(self, msg: CancelRun) -> None:
         """A renewal found the lease gone: stop the handler if it still runs.
@@ -179,22 +191,29 @@ class Executor(Actor[ExecutorMessage]):
         own finish (or, if the lease really was lost, the finish is fenced and
         counted there), so nothing is counted or logged here.
         """
-        task = self.tasks.get(msg.run_id)
-        if task is None or task.done():
+        if not self._running(msg.run_id, msg.token):
             return
         self.metrics.leases_lost.labels(stage="renew").inc()
         with run_log_context(msg.run_id, msg.job, msg.attempt):
             self.log.warning("lease of run %s lost; stopping its handler", msg.run_id)
-        self._cancel(msg.run_id, "lease_lost")
+        self._cancel(msg.run_id, "lease_lost", msg.token)
 
-    def _cancel(self, run_id: str, reason: str) -> None:
+    def _running(self, run_id: str, token: str = "") -> Claimed | None:
+        """The attempt of ``run_id`` whose handler still runs here; with ``token``, only that
+        attempt (news about an earlier lease of the run must not stop the next attempt)."""
         task = self.tasks.get(run_id)
-        if task is None or task.done():
-            return
+        c = self.claimed.get(run_id)
+        if task is None or task.done() or c is None or (token and c.token != token):
+            return None
+        return c
+
+    def _cancel(self, run_id: str, reason: str, token: str = "") -> None:
+        c = self._running(run_id, token)
         # the first reason wins: a lost lease stays lost even if a cancel follows
-        if run_id in self.cancel_reasons:
+        if c is None or (c.run_id, c.token) in self.cancel_reasons:
             return
-        self.cancel_reasons[run_id] = reason
+        task = self.tasks[run_id]
+        self.cancel_reasons[c.run_id, c.token] = reason
         task.cancel()
         ctx = self.contexts.get(run_id)
         if ctx is not None:  # and what the handler started: a write due in one would go out first
@@ -216,22 +235,29 @@ class Executor(Actor[ExecutorMessage]):
         with run_log_context(run_id, c.job, c.attempt):
             self.log.error("handler of run %s ignored cancellation (%s) for %.0fs; its outcome is recorded without "
                            "it and the task is left running in the background", run_id,
-                           self.cancel_reasons.get(run_id), CANCEL_GRACE_S)
+                           self.cancel_reasons.get((c.run_id, c.token)), CANCEL_GRACE_S)
+        self._report_without_handler(c)
+
+    def _report_without_handler(self, c: Claimed) -> None:
+        """Free the attempt's slot and record its cancelled outcome, its handler not having ended it."""
         outcome = self._cancelled(c)
-        self._forget(run_id)
+        self._forget(c)
         finished = RunFinished(outcome, c.partition, c.job, 0.0, c.attempt)
         try:
             self.reporter.send_nowait(finished)
         except asyncio.QueueFull:
-            self.spawn(self.reporter.send(finished), f"report:{run_id}")
+            self.spawn(self.reporter.send(finished), f"report:{c.run_id}")
 
-    def _forget(self, run_id: str) -> None:
-        """The run no longer occupies a slot of this executor."""
-        self.tasks.pop(run_id, None)
-        self.claimed.pop(run_id, None)
-        self.cancel_reasons.pop(run_id, None)
-        self.leases.pop(run_id, None)
-        self.contexts.pop(run_id, None)
+    def _forget(self, c: Claimed) -> None:
+        """The attempt no longer occupies a slot of this executor (a later attempt of the run
+        that started here meanwhile keeps its own)."""
+        self.cancel_reasons.pop((c.run_id, c.token), None)
+        if self.claimed.get(c.run_id) is not c:
+            return
+        self.tasks.pop(c.run_id, None)
+        self.claimed.pop(c.run_id, None)
+        self.leases.pop(c.run_id, None)
+        self.contexts.pop(c.run_id, None)
         self.metrics.slots_busy.set(len(self.tasks))
         self._answer_if_idle()
 
@@ -251,7 +277,7 @@ class Executor(Actor[ExecutorMessage]):
             if abandoned:  # its outcome was recorded when it was abandoned
                 self.abandoned.discard(me)
             else:
-                self._forget(c.run_id)
+                self._forget(c)
         if abandoned:
             return
         # ended by the reporter once the outcome is written
@@ -261,7 +287,7 @@ class Executor(Actor[ExecutorMessage]):
                                              span=finish))
 
     def _cancelled(self, c: Claimed) -> Outcome:
-        reason = self.cancel_reasons.get(c.run_id, "released")
+        reason = self.cancel_reasons.get((c.run_id, c.token), "released")
         if reason == "canceled":
             return self._failure(c, "canceled", None)
         if reason == "timed_out":
@@ -315,8 +341,8 @@ class Executor(Actor[ExecutorMessage]):
 
         ctx.on_buffer = start_flusher
         # the timeout cancels the handler like any other cancellation (with the same grace)
-        timer = (asyncio.get_running_loop().call_later(c.timeout_ms / 1000, self._cancel, c.run_id, "timed_out")
-                 if c.timeout_ms else None)
+        timer = (asyncio.get_running_loop().call_later(c.timeout_ms / 1000, self._cancel, c.run_id, "timed_out",
+                                                       c.token) if c.timeout_ms else None)
         try:
             payload = orjson.loads(c.input_json)
             # a handler (re)starting is fenced work too: not once the lease may have expired
@@ -337,7 +363,7 @@ class Executor(Actor[ExecutorMessage]):
         except ContinueAsNew as cont:
             outcome = await self._continue(c, ctx, cont.payload)
         except asyncio.CancelledError:
-            if self.cancel_reasons.get(c.run_id) == "timed_out":
+            if self.cancel_reasons.get((c.run_id, c.token)) == "timed_out":
                 ctx.log.warning("run timed out after %.3fs", c.timeout_ms / 1000)
             outcome = self._cancelled(c)
         except LeaseLost as exc:
@@ -375,7 +401,7 @@ class Executor(Actor[ExecutorMessage]):
                 await ctx.flush()
             except LeaseLost:
                 self.log.warning("lease of run %s lost while writing its logs; stopping the handler", c.run_id)
-                self._cancel(c.run_id, "lease_lost")
+                self._cancel(c.run_id, "lease_lost", c.token)
                 return
             except RedisError as exc:
                 self.log.warning("could not write logs of run %s: %s", c.run_id, exc)

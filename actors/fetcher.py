@@ -14,7 +14,7 @@ import time
 
 from runtime.app import Baton
 from runtime.keys import Partition
-from runtime.messages import Drain, HandedOff, Hold, LeaseGranted, Released, SlotsFreed, Wake, WhenReleased
+from runtime.messages import Attempt, Drain, HandedOff, Hold, LeaseGranted, Released, SlotsFreed, Wake, WhenReleased
 from runtime.metrics import Metrics
 from runtime.scripts import Claimed
 from runtime.settings import Settings
@@ -57,11 +57,12 @@ class Fetcher(Actor[FetcherMessage]):
         #: first piece while the next is claimed, and outcomes are written while runs start, so
         #: Redis and this process work at once (one claim of every slot made them take turns)
         self.claim_piece = max(1, -(-self.slots // CLAIM_PIECES))
-        #: runs granted to the executor whose handlers have not ended: they fill the slots
-        self.occupied: set[str] = set()
-        #: runs whose handlers ended and whose outcomes are not written yet: their slots are free
-        #: (the next claim overlaps the write) but they still hold leases
-        self.unreported: set[str] = set()
+        #: attempts granted to the executor whose handlers have not ended: they fill the slots
+        #: (attempts, not runs: a run's next attempt may start here while its last one ends)
+        self.occupied: set[Attempt] = set()
+        #: attempts whose handlers ended and whose outcomes are not written yet: their slots are
+        #: free (the next claim overlaps the write) but they still hold leases
+        self.unreported: set[Attempt] = set()
         self.draining = False
         self.maybe_work = True
         #: per partition index: whether its last claim filled its piece (more runs are likely
@@ -120,20 +121,20 @@ class Fetcher(Actor[FetcherMessage]):
         if isinstance(msg, Wake):
             self.maybe_work = True
         elif isinstance(msg, SlotsFreed):
-            self.occupied.difference_update(msg.run_ids)
-            self.unreported.update(msg.run_ids)
+            self.occupied.difference_update(msg.leases)
+            self.unreported.update(msg.leases)
             self.maybe_work = True
         elif isinstance(msg, Released):
             # slots SlotsFreed already gave back were claimed for then: one more claim per run
             # would be an idle runs_claim on every run of a quiet node (a finish that frees a
             # concurrency limit wakes the nodes by itself)
-            if not self.occupied.isdisjoint(msg.run_ids):
+            if not self.occupied.isdisjoint(msg.leases):
                 self.maybe_work = True
-            self.occupied.difference_update(msg.run_ids)
-            self.unreported.difference_update(msg.run_ids)
+            self.occupied.difference_update(msg.leases)
+            self.unreported.difference_update(msg.leases)
         elif isinstance(msg, HandedOff):
             # the receiver gave the runs to the executor and their leases to the leaser already
-            self.occupied.update(c.run_id for c in msg.runs)
+            self.occupied.update((c.run_id, c.token) for c in msg.runs)
             self.received[msg.partition] = self.received.get(msg.partition, 0) + len(msg.runs)
             self.metrics.leases_handed_off.inc(len(msg.runs))
             self._check_handoff_closed()
@@ -262,7 +263,7 @@ class Fetcher(Actor[FetcherMessage]):
         if claimed:
             # the leaser hears of the leases before anything can report the runs done
             self.leaser.send_nowait(Hold(p.index, tuple(claimed), deadline))
-            self.occupied.update(c.run_id for c in claimed)
+            self.occupied.update((c.run_id, c.token) for c in claimed)
         for c in claimed:
             await self.executor.send(LeaseGranted(c, deadline))
 

@@ -118,9 +118,11 @@ class Leaser(Actor[LeaserMessage]):
             if first:  # new leases have the latest deadline: the earliest changes only when none was held
                 self.metrics.publish_earliest_lease(msg.deadline)
         elif isinstance(msg, Released):
-            for run_id in msg.run_ids:
-                self.held.pop(run_id, None)
-                self.lease_meta.pop(run_id, None)
+            for run_id, token in msg.leases:
+                # the run's next attempt may hold a newer lease here already: that one stays
+                if self.held.get(run_id, ("", 0))[0] == token:
+                    del self.held[run_id]
+                    self.lease_meta.pop(run_id, None)
             self._publish_leases()
 
     def _held_tokens(self) -> set[tuple[str, str]]:
@@ -169,6 +171,7 @@ class Leaser(Actor[LeaserMessage]):
                 self.lease_meta[run_id] = (meta[0], meta[1], deadline)
         if renewed:
             await self.executor.send(LeasesRenewed(renewed, deadline))
+        sent = dict(leases)
         for run_id in lost:
             if run_id not in current:
                 continue
@@ -176,7 +179,7 @@ class Leaser(Actor[LeaserMessage]):
             job, attempt, _ = self.lease_meta.pop(run_id, ("", 0, 0.0))
             # the executor decides whether this is a loss: a run whose handler
             # already ended (its outcome on the way) was simply finished first
-            await self.executor.send(CancelRun(run_id, "lease_lost", job, attempt))
+            await self.executor.send(CancelRun(run_id, "lease_lost", job, attempt, sent[run_id]))
         for run_id in cancel:
             await self.executor.send(CancelRun(run_id, "canceled"))
 

@@ -6,7 +6,7 @@ import asyncio
 
 from runtime.app import Baton
 from runtime.logs import run_log_context
-from runtime.messages import Released, RunFinished, SlotsFreed
+from runtime.messages import Attempt, Released, RunFinished, SlotsFreed
 from runtime.metrics import Metrics
 from runtime.scripts import Outcome
 from runtime.settings import Settings
@@ -58,7 +58,7 @@ class Reporter(Actor[RunFinished]):
             self.pending.extend(self.drain_inbox(BATCH - len(self.pending)))
             # the slots are free now: the fetcher claims while the outcomes are written, so a
             # slow write (Redis busy with other scripts) does not hold the node's next runs
-            await self.fetcher.send(SlotsFreed(tuple(m.outcome.run_id for m in self.pending)))
+            await self.fetcher.send(SlotsFreed(attempts(self.pending)))
             await self.flush(self.pending)
             self.pending = []
 
@@ -75,7 +75,7 @@ class Reporter(Actor[RunFinished]):
         for msgs, result in zip(by_partition.values(), results, strict=True):
             for msg, (_run_id, status) in zip(msgs, result, strict=True):
                 self._count(msg, msg.outcome, status)
-        released = Released(tuple(m.outcome.run_id for m in batch))
+        released = Released(attempts(batch))
         await self.leaser.send(released)
         await self.fetcher.send(released)
 
@@ -94,3 +94,8 @@ class Reporter(Actor[RunFinished]):
             self.metrics.child(self.metrics.run_duration, msg.job).observe(msg.duration_s)
         self.metrics.child(self.metrics.attempts, msg.job, outcome.outcome).inc()
         self.metrics.count_status(msg.job, str(status))
+
+
+def attempts(batch: list[RunFinished]) -> tuple[Attempt, ...]:
+    """The attempts these outcomes end."""
+    return tuple((m.outcome.run_id, m.outcome.token) for m in batch)

@@ -44,13 +44,16 @@ class CancelRun:
 
     ``reason`` is ``canceled`` (a user asked) or ``lease_lost`` (fencing: another
     node may own the run now; whatever this node reports will be rejected).
-    ``job`` and ``attempt`` name the lease in log lines when known.
+    ``job`` and ``attempt`` name the lease in log lines when known. With
+    ``token``, only the attempt holding that lease is stopped: news about an
+    earlier lease can arrive after the run's next attempt started on this node.
     """
 
     run_id: str
     reason: str
     job: str = ""
     attempt: int = 0
+    token: str = ""
 
 
 @dataclass(frozen=True)
@@ -66,19 +69,25 @@ class RunFinished:
     span: Any = None
 
 
+#: One lease of a run: (run id, lease token). Tokens alone repeat across runs (node and attempt
+#: number), and run ids across attempts: a run's next attempt can be leased to a node while the
+#: outcome of its last one there is still being written.
+Attempt = tuple[str, str]
+
+
 @dataclass(frozen=True)
 class Released:
-    """Reporter -> fetcher and leaser: these runs no longer occupy a slot, nor hold a lease, on this node."""
+    """Reporter -> fetcher and leaser: these attempts no longer occupy a slot, nor hold a lease, on this node."""
 
-    run_ids: tuple[str, ...]
+    leases: tuple[Attempt, ...]
 
 
 @dataclass(frozen=True)
 class SlotsFreed:
-    """Reporter -> fetcher: these runs' handlers ended, so their slots are free; their outcomes
+    """Reporter -> fetcher: these attempts' handlers ended, so their slots are free; their outcomes
     are being written and their leases held until Released (the next claim need not wait for it)."""
 
-    run_ids: tuple[str, ...]
+    leases: tuple[Attempt, ...]
 
 
 @dataclass(frozen=True)

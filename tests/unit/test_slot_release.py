@@ -26,7 +26,7 @@ async def test_an_ended_handler_frees_its_slot_before_its_lease(make_app: Any) -
     run_id = await app.trigger("work", 1)
     part = app.keys.partition_of_run(run_id)
     [claimed], _ = await app.scripts.claim(part, app.settings.node_id, 1, ["default"], ["work"], 0)
-    fetcher.occupied.add(run_id)
+    fetcher.occupied.add((run_id, claimed.token))
     all_reported: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     fetcher.handle(WhenReleased(all_reported))
     # When its handler's outcome reaches the reporter
@@ -36,15 +36,15 @@ async def test_an_ended_handler_frees_its_slot_before_its_lease(make_app: Any) -
     try:
         # Then the fetcher hears first that the slot is free: it may claim, but the outcome is unreported
         first = await fetcher.receive(5.0)
-        assert first == SlotsFreed((run_id,))
+        assert first == SlotsFreed(((run_id, claimed.token),))
         fetcher.handle(first)
         assert fetcher.slots - len(fetcher.occupied) == 1 and fetcher.maybe_work
         assert not all_reported.done()
         # And only once the outcome is written, that the lease is gone (the leaser too)
         second = await fetcher.receive(5.0)
-        assert second == Released((run_id,))
+        assert second == Released(((run_id, claimed.token),))
         assert await app.redis.hget(part.run(run_id), "status") in (b"completed", "completed")
-        assert await leaser.receive(5.0) == Released((run_id,))
+        assert await leaser.receive(5.0) == Released(((run_id, claimed.token),))
         fetcher.maybe_work = False  # the claim the freed slot asked for was made
         fetcher.handle(second)
         assert all_reported.done() and not fetcher.unreported
