@@ -256,6 +256,17 @@ class SentinelSet:
 
         _poll(failed_over, timeout_s, f"the sentinels did not fail over from port {old_port}")
 
+    def rejoin(self, old: RedisServer) -> None:
+        """Start a killed data node again as the current master's replica, as a restarted pod of a
+        Sentinel deployment starts: back as an empty master it would be the only other candidate
+        in a later failover (a master starved of CPU on a busy machine is judged down after 1 s),
+        and everything that then replicated from it would be wiped."""
+        port = self.master_port()
+        if port is None or port == old.port:
+            raise RuntimeError(f"no sentinel names a master other than port {old.port} to rejoin")
+        old.args = [*without_replicaof(old.args), "--replicaof", "127.0.0.1", str(port)]
+        old.start()
+
     def wait_replicated(self, replica: RedisServer, timeout_s: float = 30.0) -> None:
         """Until ``replica`` follows the master with its link up and every sentinel lists it."""
 
@@ -293,6 +304,20 @@ class SentinelSet:
         for server in self.servers:
             server.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def without_replicaof(args: list[str]) -> list[str]:
+    """Server options without a ``--replicaof host port`` (a restart names its master anew)."""
+    kept: list[str] = []
+    skip = 0
+    for arg in args:
+        if skip:
+            skip -= 1
+        elif arg == "--replicaof":
+            skip = 2
+        else:
+            kept.append(arg)
+    return kept
 
 
 def replica_state(server: RedisServer, log_lines: int = 15) -> str:

@@ -162,9 +162,9 @@ async def sentinel_failover(short: bool) -> Result:
             old = await asyncio.to_thread(sentinels.master)
             await asyncio.to_thread(old.kill)
             await asyncio.to_thread(sentinels.wait_failover, old.port)
-            # only now: an empty server back on the master's port before the failover would be
-            # taken for the master and wipe its replica
-            await asyncio.to_thread(old.start)
+            # only now, and as the new master's replica: an empty server back on the master's port
+            # as a master could be promoted again by a later failover and wipe its replica
+            await asyncio.to_thread(sentinels.rejoin, old)
             await asyncio.to_thread(sentinels.wait_replicated, old)
             stage.clear(f)
 

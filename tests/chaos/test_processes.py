@@ -9,8 +9,17 @@ import time
 from pathlib import Path
 
 import pytest
+import redis
 
-from bench.chaos.processes import RedisServer, Worker, replica_state, skewed_clock_env, skewed_clock_leftovers
+from bench.chaos.processes import (
+    RedisServer,
+    SentinelSet,
+    Worker,
+    replica_state,
+    skewed_clock_env,
+    skewed_clock_leftovers,
+    without_replicaof,
+)
 
 
 def _wait_for_line(log: Path, worker: Worker, timeout_s: float = 20.0) -> str:
@@ -97,3 +106,26 @@ def test_a_replica_that_does_not_sync_is_reported_with_its_role_link_and_log() -
         server.stop()
     # And a server that is gone is still reported, not raised on
     assert "INFO replication failed" in replica_state(server)
+
+
+def test_a_killed_data_node_rejoins_as_the_current_masters_replica_never_as_a_master() -> None:
+    # Given a Sentinel set whose replica was killed
+    sentinels = SentinelSet().start()
+    try:
+        master, replica = sentinels.servers
+        replica.kill()
+        # When it rejoins
+        sentinels.rejoin(replica)
+        # Then it is a replica of the master the sentinels name from its first moment (never an empty
+        # master a later failover could promote), named once, and it syncs
+        assert replica.args.count("--replicaof") == 1
+        with redis.Redis(port=replica.port) as client:
+            info = client.info("replication")
+        assert (info["role"], int(info["master_port"])) == ("slave", master.port)
+        sentinels.wait_replicated(replica)
+        # And the master itself cannot rejoin: no other master is named
+        with pytest.raises(RuntimeError, match="no sentinel names a master other than"):
+            sentinels.rejoin(master)
+    finally:
+        sentinels.stop()
+    assert without_replicaof(["--a", "1", "--replicaof", "h", "2", "--b"]) == ["--a", "1", "--b"]
