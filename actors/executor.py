@@ -385,8 +385,9 @@ class Executor(Actor[ExecutorMessage]):
                 flusher.cancel()
             current_run.reset(token)
         # the last logs of the attempt go out before its outcome
-        with contextlib.suppress(LeaseLost, RedisError):
-            await ctx.flush()
+        if ctx.has_buffered():
+            with contextlib.suppress(LeaseLost, RedisError):
+                await ctx.flush()
         return outcome
 
     def _count_start(self, c: Claimed) -> None:

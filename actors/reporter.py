@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
+from typing import Any
 
 from runtime.app import Baton
 from runtime.logs import run_log_context
@@ -72,16 +74,21 @@ class Reporter(Actor[RunFinished]):
         results = await asyncio.gather(
             *(scripts.finish(partitions[i], [m.outcome for m in msgs]) for i, msgs in by_partition.items())
         )
+        # counters go up once per label set per batch, not once per run (each inc takes a lock)
+        tally: Counter[Any] = Counter()
         for msgs, result in zip(by_partition.values(), results, strict=True):
             for msg, (_run_id, status) in zip(msgs, result, strict=True):
-                self._count(msg, msg.outcome, status)
+                self._count(msg, msg.outcome, status, tally)
+        for counter, n in tally.items():
+            counter.inc(n)
         released = Released(attempts(batch))
         await self.leaser.send(released)
         await self.fetcher.send(released)
 
-    def _count(self, msg: RunFinished, outcome: Outcome, status: str | int) -> None:
-        end_span(msg.span, error="lease lost: outcome fenced off" if status == -1 else "",
-                 attributes={"baton.status": "lease_lost" if status == -1 else str(status)})
+    def _count(self, msg: RunFinished, outcome: Outcome, status: str | int, tally: Counter[Any]) -> None:
+        if msg.span is not None:
+            end_span(msg.span, error="lease lost: outcome fenced off" if status == -1 else "",
+                     attributes={"baton.status": "lease_lost" if status == -1 else str(status)})
         if status == -1:
             self.metrics.leases_lost.labels(stage="finish").inc()
             with run_log_context(outcome.run_id, msg.job, msg.attempt):
@@ -92,8 +99,9 @@ class Reporter(Actor[RunFinished]):
             return
         if outcome.outcome != "released":
             self.metrics.child(self.metrics.run_duration, msg.job).observe(msg.duration_s)
-        self.metrics.child(self.metrics.attempts, msg.job, outcome.outcome).inc()
-        self.metrics.count_status(msg.job, str(status))
+        tally[self.metrics.child(self.metrics.attempts, msg.job, outcome.outcome)] += 1
+        if (counter := self.metrics.status_counter(msg.job, str(status))) is not None:
+            tally[counter] += 1
 
 
 def attempts(batch: list[RunFinished]) -> tuple[Attempt, ...]:

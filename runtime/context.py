@@ -79,11 +79,12 @@ class RunContext(RunRecords):
         self.node_id = app.settings.node_id
         self.metadata: dict[str, Any] = orjson.loads(claimed.metadata_json) if claimed.metadata_json else {}
         self.tags: list[str] = orjson.loads(claimed.tags_json) if claimed.tags_json else []
-        self.log = RunLogger(claimed.job)
+        self.log = RunLogger.of(claimed.job)
         self._token = claimed.token
         self._mono0 = time.monotonic()
         self._steps = steps or {}
-        self._by_index = {int(r["index"]): r for r in self._steps.values() if r.get("index") is not None}
+        self._by_index = ({int(r["index"]): r for r in self._steps.values() if r.get("index") is not None}
+                          if self._steps else {})
         self._next_index = 0
         self._names_used: set[str] = set()
         self._current_step: str | None = None
@@ -301,6 +302,10 @@ class RunContext(RunRecords):
         with self._lock:
             self._fields["tags"] = dumps(self.tags)
         self._buffered()
+
+    def has_buffered(self) -> bool:
+        """Whether anything waits to be written (most runs log nothing: their last flush is skipped)."""
+        return bool(self._events or self._fields or self._records or self._chunks or self._chunk_task is not None)
 
     async def flush(self) -> None:
         """Write buffered logs, progress, metadata, usage/tool-call/output records and chunks now (fenced)."""

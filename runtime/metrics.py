@@ -363,7 +363,14 @@ class Metrics:
 
     def count_status(self, job: str, status: str) -> None:
         """Count the run status an attempt's outcome led to: a retry, or a final status."""
+        counter = self.status_counter(job, status)
+        if counter is not None:
+            counter.inc()
+
+    def status_counter(self, job: str, status: str) -> Any:
+        """The counter the run status an attempt's outcome led to adds to (None: not counted)."""
         if status == "delayed":
-            self.child(self.runs_retried, job).inc()
-        elif status not in ("queued", "waiting", "executing", "paused"):
-            self.child(self.runs_finished, job, status).inc()
+            return self.child(self.runs_retried, job)
+        if status not in ("queued", "waiting", "executing", "paused"):
+            return self.child(self.runs_finished, job, status)
+        return None

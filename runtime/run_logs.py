@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextvars
+import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,13 @@ class RunLogger:
 
     def __init__(self, job: str) -> None:
         self._logger = logging.getLogger(f"baton.job.{job}")
+
+    @staticmethod
+    @functools.cache
+    def of(job: str) -> RunLogger:
+        """The one logger of ``job``'s runs (it holds no state of a run): made once per job, not
+        once per run (getLogger takes the logging module's lock)."""
+        return RunLogger(job)
 
     def _log(self, level: int, message: str, args: tuple[Any, ...], data: dict[str, Any]) -> None:
         self._logger.log(level, message, *args, extra={"baton_data": data or None}, stacklevel=3)
