@@ -79,6 +79,9 @@ class Executor(Actor[ExecutorMessage]):
         self.metrics = metrics
         self.slots = app.settings.concurrency
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        # read when scraped (on the metrics thread): a gauge set on every start and end of a run
+        # took a lock twice per run
+        metrics.slots_busy.set_function(lambda: len(self.tasks))
         #: why a running attempt was cancelled: an attempt of a run that is still ending when the
         #: run's next attempt starts here keeps its own reason
         self.cancel_reasons: dict[Attempt, str] = {}
@@ -176,7 +179,6 @@ class Executor(Actor[ExecutorMessage]):
         task.add_done_callback(lambda done: self._ended_unstarted(claimed, done))
         self.tasks[claimed.run_id] = task
         self.claimed[claimed.run_id] = claimed
-        self.metrics.slots_busy.set(len(self.tasks))
 
     def _ended_unstarted(self, c: Claimed, task: asyncio.Task[None]) -> None:
         """A task cancelled before its first step never ran _execute (nor its ``finally``): its
@@ -258,7 +260,6 @@ class Executor(Actor[ExecutorMessage]):
         self.claimed.pop(c.run_id, None)
         self.leases.pop(c.run_id, None)
         self.contexts.pop(c.run_id, None)
-        self.metrics.slots_busy.set(len(self.tasks))
         self._answer_if_idle()
 
     async def _execute(self, c: Claimed) -> None:

@@ -218,9 +218,10 @@ class Job:
     handler: Callable[..., Any]
     options: JobOptions
 
-    @property
+    @functools.cached_property
     def is_async(self) -> bool:
-        """True for ``async def`` handlers; plain ones run in a thread."""
+        """True for ``async def`` handlers; plain ones run in a thread (asked once: inspect is
+        not free, and the executor asks for every run)."""
         return inspect.iscoroutinefunction(self.handler)
 
 
