@@ -14,6 +14,7 @@ import contextvars
 import logging
 import time
 import traceback
+from collections import Counter
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -99,6 +100,8 @@ class Executor(Actor[ExecutorMessage]):
         #: a handler step that held the loop this long is followed by on_stall (see StepTimed)
         self.long_step_s = long_step_s(app.settings.lease_ttl_ms)
         self.batcher = Batcher(self.threads, self.timed)
+        #: runs whose handlers started since the last _count_starts (counted once per loop turn)
+        self.started: list[Claimed] = []
         #: the supervisor's WhenIdle questions, answered once nothing runs or waits to run
         self.idle_replies: list[asyncio.Future[None]] = []
         # logging calls made inside handlers are copied into their run's log
@@ -303,8 +306,11 @@ class Executor(Actor[ExecutorMessage]):
         job = self.app.jobs.get(c.job)
         if job is None:  # the claim script only hands out served jobs; this is a bug guard
             return self._failure(c, "failed", RuntimeError(f"job {c.job!r} not defined on this node"), permanent=True)
-        # counted once the handler is under way: the metrics are not on the pickup path
-        asyncio.get_running_loop().call_soon(self._count_start, c)
+        # counted once the handler is under way (the metrics are not on the pickup path), in one
+        # callback for the runs a turn of the loop started
+        if not self.started:
+            asyncio.get_running_loop().call_soon(self._count_starts)
+        self.started.append(c)
         if not self.app.settings.tracing:
             with run_log_context(c.run_id, c.job, c.attempt):
                 return await self._attempt(c, job)
@@ -391,9 +397,14 @@ class Executor(Actor[ExecutorMessage]):
                 await ctx.flush()
         return outcome
 
-    def _count_start(self, c: Claimed) -> None:
-        self.metrics.child(self.metrics.runs_started, c.job).inc()
-        self.metrics.child(self.metrics.pickup_latency, c.job).observe(max(c.claimed_at_ms - c.ready_at_ms, 0) / 1000)
+    def _count_starts(self) -> None:
+        started, self.started = self.started, []
+        by_job = Counter(c.job for c in started)
+        for job, n in by_job.items():
+            self.metrics.child(self.metrics.runs_started, job).inc(n)
+        for c in started:
+            pickup_s = max(c.claimed_at_ms - c.ready_at_ms, 0) / 1000
+            self.metrics.child(self.metrics.pickup_latency, c.job).observe(pickup_s)
 
     async def _flush_loop(self, c: Claimed, ctx: RunContext) -> None:
         """Write the run's buffered logs and progress a few times a second."""
