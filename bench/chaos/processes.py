@@ -267,6 +267,16 @@ class SentinelSet:
         old.args = [*without_replicaof(old.args), "--replicaof", "127.0.0.1", str(port)]
         old.start()
 
+    def failovers(self) -> int:
+        """Failovers the sentinels carried out so far (``+switch-master`` in the first sentinel's
+        log): one per fault when all went as planned; more means a master judged down on its own
+        (a busy machine, down-after 1 s)."""
+        try:
+            text = (self.dir / "sentinel-0.log").read_text(errors="replace")
+        except OSError:
+            return 0
+        return sum(1 for line in text.splitlines() if "+switch-master" in line)
+
     def wait_replicated(self, replica: RedisServer, timeout_s: float = 30.0) -> None:
         """Until ``replica`` follows the master with its link up and every sentinel lists it."""
 

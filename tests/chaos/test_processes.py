@@ -123,6 +123,8 @@ def test_a_killed_data_node_rejoins_as_the_current_masters_replica_never_as_a_ma
             info = client.info("replication")
         assert (info["role"], int(info["master_port"])) == ("slave", master.port)
         sentinels.wait_replicated(replica)
+        # (and no failover happened: the count the sentinel scenario reports reads 0)
+        assert sentinels.failovers() == 0
         # And the master itself cannot rejoin: no other master is named
         with pytest.raises(RuntimeError, match="no sentinel names a master other than"):
             sentinels.rejoin(master)
