@@ -161,10 +161,8 @@ class Executor(Actor[ExecutorMessage]):
         uncharged; one whose lease was taken is fenced off."""
         for run_id, lease in list(self.leases.items()):
             if lease.time_left() <= 0:
-                task = self.tasks.get(run_id)
-                c = self.claimed.get(run_id)
-                stopping = c is not None and (run_id, c.token) in self.cancel_reasons
-                if task is not None and not task.done() and c is not None and not stopping:
+                c = self._running(run_id)
+                if c is not None and (run_id, c.token) not in self.cancel_reasons:
                     self.metrics.leases_lost.labels(stage="stall").inc()
                     with run_log_context(run_id, c.job, c.attempt):
                         self.log.warning("event loop stalled past the lease of run %s; giving it back", run_id)

@@ -171,15 +171,14 @@ class Leaser(Actor[LeaserMessage]):
                 self.lease_meta[run_id] = (meta[0], meta[1], deadline)
         if renewed:
             await self.executor.send(LeasesRenewed(renewed, deadline))
-        sent = dict(leases)
-        for run_id in lost:
-            if run_id not in current:
+        for run_id, token in leases:
+            if run_id not in lost_ids or run_id not in current:
                 continue
             self.held.pop(run_id, None)
             job, attempt, _ = self.lease_meta.pop(run_id, ("", 0, 0.0))
             # the executor decides whether this is a loss: a run whose handler
             # already ended (its outcome on the way) was simply finished first
-            await self.executor.send(CancelRun(run_id, "lease_lost", job, attempt, sent[run_id]))
+            await self.executor.send(CancelRun(run_id, "lease_lost", job, attempt, token))
         for run_id in cancel:
             await self.executor.send(CancelRun(run_id, "canceled"))
 

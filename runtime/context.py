@@ -83,8 +83,7 @@ class RunContext(RunRecords):
         self._token = claimed.token
         self._mono0 = time.monotonic()
         self._steps = steps or {}
-        self._by_index = ({int(r["index"]): r for r in self._steps.values() if r.get("index") is not None}
-                          if self._steps else {})
+        self._by_index = {int(r["index"]): r for r in self._steps.values() if r.get("index") is not None}
         self._next_index = 0
         self._names_used: set[str] = set()
         self._current_step: str | None = None

@@ -41,24 +41,30 @@ async def _until(check: Any, what: str) -> None:
         await asyncio.sleep(0.005)
 
 
-async def test_news_of_an_earlier_lease_does_not_stop_the_next_attempt(make_app: Any) -> None:
-    # Given a node running a run's second attempt
+def _gated_node(make_app: Any) -> tuple[Any, Supervisor, list[RunContext], asyncio.Event]:
+    """An app whose job ``work`` notes each run's context as it starts and then waits for the event,
+    and its node's actors (not started)."""
     app = make_app()
-    started: list[int] = []
+    started: list[RunContext] = []
     go = asyncio.Event()
 
     @app.job()
     async def work(ctx: RunContext, payload: Any) -> int:
-        started.append(ctx.attempt)
+        started.append(ctx)
         await go.wait()
         return ctx.attempt
 
-    supervisor = Supervisor(app)
+    return app, Supervisor(app), started, go
+
+
+async def test_news_of_an_earlier_lease_does_not_stop_the_next_attempt(make_app: Any) -> None:
+    # Given a node running a run's second attempt
+    app, supervisor, started, go = _gated_node(make_app)
     executor = supervisor.executor
     first = await _leased(app, "work")
     second = _next_attempt(first)
     executor.handle(LeaseGranted(second, time.monotonic() + 30))
-    await _until(lambda: started == [second.attempt], "the second attempt's start")
+    await _until(lambda: [ctx.attempt for ctx in started] == [second.attempt], "the second attempt's start")
     # When a renewal reply says the first attempt's lease is lost (it was sent before the run was given back)
     executor.handle(CancelRun(first.run_id, "lease_lost", "work", first.attempt, first.token))
     # Then the second attempt goes on and completes
@@ -78,15 +84,7 @@ async def test_news_of_an_earlier_lease_does_not_stop_the_next_attempt(make_app:
 
 async def test_a_run_cancelled_before_its_handler_started_frees_its_slot_and_is_reported(make_app: Any) -> None:
     # Given a node granted a run
-    app = make_app()
-    started: list[int] = []
-
-    @app.job()
-    async def work(ctx: RunContext, payload: Any) -> int:
-        started.append(ctx.attempt)
-        return 1
-
-    supervisor = Supervisor(app)
+    app, supervisor, started, _go = _gated_node(make_app)
     executor = supervisor.executor
     c = await _leased(app, "work")
     # When a cancel reaches the executor in the same turn, before the run's task took its first step
@@ -175,17 +173,7 @@ async def test_the_release_of_an_earlier_lease_leaves_the_next_ones_lease_and_sl
 
 async def test_first_attempts_of_two_runs_share_a_token_but_not_a_slot_or_a_cancel(make_app: Any) -> None:
     # Given a node running the first attempts of two runs (their tokens read the same: node/1)
-    app = make_app()
-    started: list[str] = []
-    go = asyncio.Event()
-
-    @app.job()
-    async def work(ctx: RunContext, payload: Any) -> str:
-        started.append(ctx.run_id)
-        await go.wait()
-        return ctx.run_id
-
-    supervisor = Supervisor(app)
+    app, supervisor, started, go = _gated_node(make_app)
     executor, fetcher = supervisor.executor, supervisor.fetcher
     a, b = await _leased(app, "work"), await _leased(app, "work")
     assert a.token == b.token
