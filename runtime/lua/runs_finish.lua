@@ -10,7 +10,7 @@
   ARGV[3] finished-run TTL ms   ARGV[4] dead-letter TTL ms   ARGV[5] index cap
   ARGV[6..] 1 argument per outcome: a JSON array of its 7 fields: id, token,
     outcome, output (JSON), error (JSON or ''), permanent ('1' or '0'),
-    jitter random in [0,1)
+    jitter random in [0,1); a completed attempt's is just id, token, output (JSON)
   Returns: flat list id, new status per outcome; status is the error code
     -1 when the lease token no longer matches (fencing rejection) ]]
 --@include keys
@@ -44,7 +44,12 @@ for a = 6, #ARGV do
         or call('HEXISTS', K.jobs_override(pfx), job) == 1
     end
     if limited[job] then wake = true end
-    local st = settle(pfx, id, F[3], F[4], F[5], F[6], now, F[7], ttl_ms, dlq_ttl_ms, cap, r, later)
+    local st
+    if F[4] == nil then  -- (completed: the short form, a third of the JSON to split)
+      st = settle(pfx, id, 'completed', F[3], '', '0', now, 0, ttl_ms, dlq_ttl_ms, cap, r, later)
+    else
+      st = settle(pfx, id, F[3], F[4], F[5], F[6], now, F[7], ttl_ms, dlq_ttl_ms, cap, r, later)
+    end
     if st == 'queued' then wake = true end
     out[#out + 1] = st
   end

@@ -141,8 +141,7 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
   local function try_claim(queue, gk, g, id)
     -- the whole record: a queued run's is a few fields, and one pass over them costs Redis less
     -- than looking up each of the ~20 names read here (most absent)
-    local r = read_all(pfx, id, {job = false, queue = false, status = false, created_at = false,
-      max_attempts = false, timeout_ms = false})  -- (a queued record's usual fields, and the defaults)
+    local r = read_all(pfx, id)
     -- (a record leaves out ready_at while the run is ready since its creation)
     local ready_at = r.ready_at or r.created_at
     local job, ckey = r.job, r.concurrency_key
