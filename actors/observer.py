@@ -29,7 +29,7 @@ from redis.exceptions import RedisError, ResponseError
 from runtime.affinity import jobs_needing_labels, stored_labels
 from runtime.app import Baton
 from runtime.codec import text
-from runtime.keys import Partition
+from runtime.keys import LEASED_RANGE, Partition
 from runtime.metrics import Metrics
 from runtime.queues import READY_FIELDS, read_heads, ready_since
 from runtime.statuses import TERMINAL
@@ -162,7 +162,7 @@ class Observer(Actor[None]):
         pipe = self.app.redis.pipeline(transaction=False)
         pipe.smembers(p.queues)
         pipe.zcard(p.delayed)
-        pipe.zcard(p.leased)
+        pipe.zcount(p.leased, *LEASED_RANGE)
         pipe.zcount(p.leased, "-inf", now_ms)
         pipe.zcard(p.waiting)
         for state in INDEXED_STATES:

@@ -253,6 +253,8 @@ async def monitor_calls(d: Driver) -> None:
 
 
 async def renewals(d: Driver) -> None:
+    from runtime.keys import LEASED_RANGE
+
     window, interval_ms, held = d.cfg["renew_window_s"], 1000, 100
     a: BatonAdapter = await d.fresh("renew")
     procs = a.start_worker(held, 1, tag="renew-", BATON_RENEW_INTERVAL_MS=interval_ms, BATON_LEASE_TTL_MS=5000,
@@ -262,7 +264,7 @@ async def renewals(d: Driver) -> None:
         await a.wait_nodes(1)
         await a.app.trigger_batch([{"job": "hold", "input": {"s": window + 30}} for _ in range(held)])
         deadline = time.time() + 30
-        while int(await a.redis.zcard(a.keys.partitions[0].leased)) < held:
+        while int(await a.redis.zcount(a.keys.partitions[0].leased, *LEASED_RANGE)) < held:
             if time.time() > deadline:
                 raise RuntimeError("the hold runs were not all leased within 30 s")
             await asyncio.sleep(0.05)

@@ -1,14 +1,17 @@
 """Instructions Redis executes per run to claim and to finish it: an exact measure of the drain scripts.
 
-    .venv/bin/python -m bench.script_instructions [--runs 2000] [--piece 25] [--batch 100]
+    .venv/bin/python -m bench.script_instructions [--runs 2000] [--piece 25] [--batch 50] [--slots 100]
 
 Redis CPU per run moves by ±20% between identical runs on a shared machine, so a change to the
 Lua of a few percent shows only in an exact count. This runs ``redis-server`` under valgrind's
 callgrind, counting only inside FCALL (``--toggle-collect=fcallCommand``), queues ``--runs`` no-op
-runs with ``trigger_batch`` (not counted), claims them all in pieces of ``--piece`` (as a node
-does), completes them in finishes of ``--batch`` outcomes, and prints the instructions per run of
-each phase. The counts repeat to within ~0.5% (Lua's garbage collector runs at slightly
-different points); run it on two revisions to compare them. Needs valgrind (Debian: valgrind).
+runs with ``trigger_batch`` (not counted) and drains them as a node of ``--slots`` slots does:
+claims in pieces of ``--piece`` while it has room, completes ``--batch`` outcomes per finish when
+full (a node's finishes average ~50 outcomes in bench/run's drain), and prints the instructions per
+run of each phase. The leased set stays as large as a node keeps it: what adding and removing a
+lease costs depends on its size and encoding. The counts repeat to within ~0.5% (Lua's garbage
+collector runs at slightly different points); run it on two revisions to compare them.
+Needs valgrind (Debian: valgrind).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from pathlib import Path
 
 from bench.common import payload
 from runtime import Baton, RunContext, Settings
-from runtime.scripts import Outcome
+from runtime.scripts import Claimed, Outcome
 from tests.servers import free_port, server_binary, wait_ready
 
 NODE = "bench-node"
@@ -66,7 +69,7 @@ class CountedServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-async def measure(runs: int, piece: int, batch: int) -> tuple[float, float]:
+async def measure(runs: int, piece: int, batch: int, slots: int = 100) -> tuple[float, float]:
     """Instructions per run (claim, finish) for ``runs`` no-op runs."""
     server = CountedServer()
     app = Baton(Settings(redis_url=f"redis://127.0.0.1:{server.port}", metrics_port=0))
@@ -81,23 +84,31 @@ async def measure(runs: int, piece: int, batch: int) -> tuple[float, float]:
         for start in range(0, runs, 1000):
             await app.trigger_batch(items[start:start + 1000])
         partition = app.keys.partitions[0]
-        server.zero()
-        claimed = []
+        # as a node of `slots` slots: claims pieces while it has room, finishes a batch when full (the
+        # leased set's size is part of what adding and removing a lease costs Redis)
+        held: list[Claimed] = []
+        claimed = 0
+        claim = finish = 0
         while True:
-            got, _ = await app.scripts.claim(partition, NODE, 100, ["default"], app.served_jobs(), 0, piece=piece)
-            if not got:
+            while len(held) < slots:
+                server.zero()
+                got, _ = await app.scripts.claim(partition, NODE, slots - len(held), ["default"],
+                                                 app.served_jobs(), 0, piece=piece)
+                if not got:
+                    break
+                claim += server.counted()
+                held.extend(got)
+                claimed += len(got)
+            if not held:
                 break
-            claimed.extend(got)
-        claim = server.counted()
-        server.zero()
-        for start in range(0, len(claimed), batch):
-            done = await app.scripts.finish(
-                partition, [Outcome(c.run_id, c.token, "completed") for c in claimed[start:start + batch]])
+            done_now, held = held[:batch], held[batch:]
+            server.zero()
+            done = await app.scripts.finish(partition, [Outcome(c.run_id, c.token, "completed") for c in done_now])
+            finish += server.counted()
             if any(status != "completed" for _, status in done):
                 raise RuntimeError(f"a finish was not recorded: {done}")
-        finish = server.counted()
-        if len(claimed) != runs:
-            raise RuntimeError(f"claimed {len(claimed)} of {runs} runs")
+        if claimed != runs:
+            raise RuntimeError(f"claimed {claimed} of {runs} runs")
         return claim / runs, finish / runs
     finally:
         await app.close()
@@ -108,13 +119,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--piece", type=int, default=25, help="runs per claim (a node claims pieces of 25)")
-    parser.add_argument("--batch", type=int, default=100, help="outcomes per finish")
+    parser.add_argument("--batch", type=int, default=50, help="outcomes per finish")
+    parser.add_argument("--slots", type=int, default=100, help="most runs held at once (a node's concurrency)")
     args = parser.parse_args()
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("valgrind is not installed (Debian/Ubuntu: apt-get install valgrind)")
-    claim, finish = asyncio.run(measure(args.runs, args.piece, args.batch))
+    claim, finish = asyncio.run(measure(args.runs, args.piece, args.batch, args.slots))
     print(f"instructions per run inside Redis: claim {claim:,.0f}, finish {finish:,.0f}, "
-          f"total {claim + finish:,.0f} ({args.runs} runs, claims of {args.piece}, finishes of {args.batch})")
+          f"total {claim + finish:,.0f} ({args.runs} runs, claims of {args.piece}, finishes of {args.batch}, "
+          f"{args.slots} slots)")
 
 
 if __name__ == "__main__":

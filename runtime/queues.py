@@ -25,7 +25,7 @@ from .app import Baton
 from .codec import text
 from .connection import server_ms
 from .errors import BatonError, raise_for_status
-from .keys import Partition
+from .keys import LEASED_RANGE, Partition
 from .statuses import RunStatus
 
 __all__ = [
@@ -157,10 +157,11 @@ async def _other_states(app: Baton, p: Partition, infos: dict[str, QueueInfo]) -
     sets = {RunStatus.DELAYED: p.delayed, RunStatus.EXECUTING: p.leased, RunStatus.WAITING: p.waiting,
             RunStatus.PAUSED: p.paused}
     for state, key in sets.items():
-        size = int(await app.redis.zcard(key))
+        # (every score but +inf: the leased set's anchor is no run; the other sets' scores are finite)
+        size = int(await app.redis.zcount(key, *LEASED_RANGE))
         if not size:
             continue
-        ids = [text(m) for m in await app.redis.zrange(key, 0, STATE_SCAN_CAP - 1)]
+        ids = [text(m) for m in await app.redis.zrangebyscore(key, *LEASED_RANGE, start=0, num=STATE_SCAN_CAP)]
         found: dict[str, int] = {}
         for start in range(0, len(ids), _BATCH):
             pipe = app.redis.pipeline(transaction=False)

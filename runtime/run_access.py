@@ -15,7 +15,7 @@ import orjson
 
 from .errors import ConfigError, SubmissionError, raise_for_status
 from .ids import run_id_in_partition
-from .keys import Keys
+from .keys import LEASED_RANGE, Keys
 from .ranges import check, to_ms
 from .records import Run, iso, read_runs, stored_int, stored_json, text
 from .scripts import Scripts
@@ -167,7 +167,7 @@ class RunAccess:
                 pipe.zcard(p.ready(q))
                 pipe.zcard(p.keyed_ready(q))
             pipe.zcard(p.delayed)
-            pipe.zcard(p.leased)
+            pipe.zcount(p.leased, *LEASED_RANGE)
             for s in TERMINAL:
                 pipe.zcard(p.status(s))
             res = await pipe.execute()

@@ -58,7 +58,7 @@ local groups_seen = {}
 -- entries of runs after the first of their group (ready set -> score, id pairs), added with
 -- one ZADD per ready set at the end
 local entering = {}
-local leases = {}  -- leased index entries of runs handed straight to a node (add_leases at the end)
+local leases = new_leases()  -- leased index entries of runs handed straight to a node (add_leases at the end)
 local touched = {}  -- queues that got ready runs
 local direct = {}   -- queue -> waiting node state (or false) for direct hand-off
 local waiting = {}  -- node -> its state (room left, served jobs, runs leased to it)

@@ -10,7 +10,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from runtime.jobs import JobOptions
-from runtime.keys import Keys, Partition
+from runtime.keys import LEASED_RANGE, Keys, Partition
 from runtime.queues import READY_FIELDS, ready_since
 from runtime.scripts import Claimed, Outcome, Scripts
 from runtime.settings import Settings
@@ -129,6 +129,10 @@ class Lua:
     async def members(self, key: str) -> set[str]:
         """Members of a SET."""
         return {text(m) for m in await self.redis.smembers(key)}
+
+    async def leases(self) -> list[str]:
+        """The ids in the partition's leased set, by expiry (its anchor left out)."""
+        return [text(m) for m in await self.redis.zrangebyscore(self.part.leased, *LEASED_RANGE)]
 
     async def zmembers(self, key: str) -> list[str]:
         """Members of a ZSET in score order."""

@@ -26,7 +26,7 @@ async def test_only_expired_leases_are_reaped_and_retried(lua: Lua) -> None:
     assert int(run["next_retry_at"]) - int(run["updated_at"]) == 2000
     assert await lua.zscore(lua.part.delayed, dead) == int(run["next_retry_at"])
     assert not {"lease_token", "lease_node", "lease_expires_at"} & set(run)
-    assert [m.decode() for m in await lua.redis.zrange(lua.part.leased, 0, -1)] == [alive]
+    assert await lua.leases() == [alive]
     # And the attempt is recorded as crashed with a LeaseExpired error naming the node
     [attempt] = orjson.loads(run["attempts"])
     assert (attempt["number"], attempt["status"], attempt["worker_id"]) == (1, "crashed", "node-a")
@@ -108,7 +108,7 @@ async def test_limit_bounds_one_pass_and_missing_records_are_dropped(lua: Lua) -
     assert "ghost" not in [r[0] for r in first + second]
     assert sorted(r[0] for r in first + second) == sorted(ids)
     assert (len(first), len(second)) == (2, 1)
-    assert await lua.redis.exists(lua.part.leased) == 0
+    assert await lua.leases() == []
 
 
 async def test_wake_is_published_only_when_something_was_reaped(lua: Lua) -> None:

@@ -52,7 +52,7 @@ async def test_unknown_and_finished_runs_are_lost_and_not_re_leased(lua: Lua) ->
     lost, cancel = await lua.scripts.renew(lua.part, [(run_id, c.token), ("nope", "node-a/1")])
     # Then both are lost, no lease reappears and the finished record is untouched
     assert (lost, cancel) == ([run_id, "nope"], [])
-    assert await lua.redis.exists(lua.part.leased) == 0
+    assert await lua.leases() == []
     assert await lua.run(run_id) == record
     assert await lua.redis.exists(lua.part.run("nope")) == 0
     run = Run.from_hash(record, run_id=run_id)

@@ -40,7 +40,7 @@ async def test_clearing_a_limit_releases_the_sets_and_a_release_after_it_is_clea
     assert await lua.finish(a, "completed") == "completed"
     assert await lua.finish(b, "failed", error_json='{"message":"x"}') == "delayed"
     assert await lua.redis.exists(lua.part.job_leases("work")) == 0
-    assert await lua.redis.zcard(lua.part.leased) == 0
+    assert await lua.leases() == []
 
 
 async def test_unchanged_limits_cost_nothing_and_keyed_limits_track_keys(lua: Lua) -> None:

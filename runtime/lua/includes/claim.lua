@@ -55,15 +55,11 @@ end
 
 -- Everything of a lease besides the record's fields: leased index, the lease
 -- sets its limits count it in (cc), timeline (`watched`: the run's tl field).
--- `leases` (optional): a list the leased index entry (expiry, id) is appended to, for
+-- `leases` (new_leases): the list the leased index entry (expiry, id) is appended to, for
 -- the caller to add with the others of its call in one ZADD (add_leases). Returns the lease token.
 local function hold_lease(pfx, id, job, ckey, node, attempt, expires, now, cc, watched, leases)
-  if leases then
-    leases[#leases + 1] = int_text(expires)
-    leases[#leases + 1] = id
-  else
-    call('ZADD', K.leased(pfx), int_text(expires), id)
-  end
+  leases[#leases + 1] = int_text(expires)
+  leases[#leases + 1] = id
   hold_lease_sets(pfx, id, job, ckey, cc)
   if watched then
     add_event(pfx, id, 'status', '{"status":"executing","attempt":' .. attempt .. ',"node":'
@@ -82,9 +78,16 @@ local function lease_run(pfx, id, job, ckey, node, attempt, charged, ttl, now, l
   return hold_lease(pfx, id, job, ckey, node, attempt, expires, now, cc, watched, leases)
 end
 
--- Add the leased index entries hold_lease collected (expiry, id pairs), in one ZADD per piece.
+-- A list for hold_lease to collect leased index entries in, for add_leases. It starts with the
+-- anchor (runtime/keys.py): added first, it turns a set still in the listpack encoding into a
+-- skiplist before the leases go in.
+local function new_leases()
+  return {'+inf', LEASED_ANCHOR}
+end
+
+-- Add the leased index entries hold_lease collected in `leases` (new_leases), in one ZADD per piece.
 local function add_leases(pfx, leases)
-  call_variadic('ZADD', K.leased(pfx), leases)
+  if #leases > 2 then call_variadic('ZADD', K.leased(pfx), leases) end
 end
 
 -- how many entries past what a claim still wants its first read of a lone group takes: a few
@@ -107,7 +110,7 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
   -- command per run): entries leaving ready sets (ready_removals, flushed before a set is read
   -- again), leased index entries (add_leases) and the runs' inputs (one MGET).
   local leaving = {}
-  local leases = {}
+  local leases = new_leases()
   local input_at = {}  -- out positions of the claimed runs' inputs, in the order of input_keys
   local input_keys = {}
 
