@@ -58,6 +58,20 @@ async def test_second_outcome_for_the_same_attempt_is_fenced_off(lua: Lua) -> No
     assert await lua.run(c.run_id) == record
 
 
+async def test_a_null_output_is_not_written_and_reads_as_null(lua: Lua) -> None:
+    # Given two leased runs
+    none, some = await leased(lua), await leased(lua)
+    # When one completes with a null output and the other with a value, in one call
+    done = await lua.scripts.finish(lua.part, [Outcome(none.run_id, none.token, "completed"),
+                                               Outcome(some.run_id, some.token, "completed", output_json="[1]")])
+    assert [status for _, status in done] == ["completed", "completed"]
+    # Then the null one's record has no output field, and both read as their outputs
+    first, second = await lua.run(none.run_id), await lua.run(some.run_id)
+    assert "output" not in first and second["output"] == "[1]"
+    assert Run.from_hash(first, run_id=none.run_id).output is None
+    assert Run.from_hash(second, run_id=some.run_id).output == [1]
+
+
 async def test_completed_is_terminal_with_output_ttl_and_index(lua: Lua) -> None:
     # Given a leased run
     c = await leased(lua, node="node-9")

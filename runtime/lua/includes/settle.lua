@@ -56,7 +56,6 @@ local ERROR_FIELD = {'error'}
 -- `later` (later_work): when given, the index writes and trims of many runs are left to the
 -- caller, who makes them once (finish_later) rather than once per run.
 local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms, dlq_ttl_ms, cap, rec, later)
-  local rk = K.run(pfx, id)
   local r = rec or read_fields(pfx, id, SETTLE_FIELDS)
   local job, queue, ckey, priority = r.job, r.queue, r.concurrency_key, r.priority or '0'
   release_lease(pfx, id, job, ckey, r.cc, later)
@@ -70,11 +69,14 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
     -- because its JSON (~130 bytes) would switch the record to Redis's hashtable
     -- encoding, four times the memory of the listpack it stays in for as long as it is kept
     if r.tl then add_derived_event(pfx, id, 'attempt', attempt_json(r, outcome, now, err), now, r.tl) end
-    -- an error of an earlier attempt goes; r holds error (read_all or SETTLE_FIELDS)
+    -- an error of an earlier attempt goes; r holds error (read_all or SETTLE_FIELDS). An output
+    -- of null is not written: readers take a missing output for null (runtime/records.py)
     make_terminal(pfx, id, 'completed', now, ttl_ms, cap,
-      {sets = {'output', output}, dels = r.error and ERROR_FIELD or nil, rec = r, later = later})
+      {sets = output ~= 'null' and {'output', output} or nil, dels = r.error and ERROR_FIELD or nil, rec = r,
+       later = later})
     return 'completed'
   end
+  local rk = K.run(pfx, id)
   local charged, max_attempts = tonumber(r.charged or '0'), tonumber(r.max_attempts or RECORD_DEFAULT.max_attempts)
   local record = attempt_json(r, outcome, now, err)
   local attempts = r.attempts or '[]'
