@@ -282,8 +282,10 @@ class Driver:
 
     async def run(self) -> dict[str, Any]:
         c = self.cfg
+        skipped = set(c.get("skip_phases") or ())  # (an interleaved run's later repetitions: bench/interleave.py)
         named = set(c.get("phases") or ())
-        wanted = named or set(PHASES)
+        wanted = (named or set(PHASES)) - skipped
+        named -= skipped
         common = {
             "enqueue": self.enqueue, "drain": lambda: self.drain(c["concurrency"], 1, "drain"),
             "latency": lambda: pickup.latency(self), "latency_load": lambda: pickup.latency_load(self),

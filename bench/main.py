@@ -28,6 +28,7 @@ from bench.adapters import ALL, SYSTEMS, base_system
 from bench.baton_extra import PHASES as BATON_PHASES
 from bench.common import BENCH, COMMON_PHASES, ROOT
 from bench.goals import verdicts
+from bench.interleave import merge_reps, rep_config
 from bench.report import render
 
 VENV = BENCH / ".venv"
@@ -172,18 +173,19 @@ def python_of(system: str) -> Path:
     return VENV / "bin" / "python" if base == "baton" else VENV / "peers" / base / "bin" / "python"
 
 
-def run_driver(system: str, redis_url: str, cfg: dict[str, Any], workdir: Path) -> dict[str, Any]:
-    """One system's driver in its own virtualenv; a failure becomes a 'failed' result with its reason."""
+def run_driver(system: str, redis_url: str, cfg: dict[str, Any], workdir: Path, tag: str = "") -> dict[str, Any]:
+    """One system's driver in its own virtualenv; a failure becomes a 'failed' result with its reason.
+    ``tag`` names its log and output files apart from other runs of the same system's driver."""
     failed_marker = VENV / "peers" / f"{base_system(system)}.failed"
     if failed_marker.exists():
         return {"system": system, "failed": f"install failed: {failed_marker.read_text().strip()[-400:]}"}
     py = python_of(system)
     if not py.exists():
         return {"system": system, "failed": f"no virtualenv for {system} ({py} missing): run bench/run"}
-    out = workdir / f"{system}.json"
+    out = workdir / f"{system}{tag}.json"
     logs = workdir / "logs"
     logs.mkdir(exist_ok=True)
-    driver_log = workdir / f"driver-{system}.log"
+    driver_log = workdir / f"driver-{system}{tag}.log"
     cmd = [str(py), "-m", "bench.driver", "--system", system, "--redis-url", redis_url,
            "--config", json.dumps(cfg), "--out", str(out), "--log-dir", str(logs)]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
@@ -261,15 +263,23 @@ def main() -> int:
     server = RedisServer(workdir)
     started = dt.datetime.now(dt.UTC)
     results: list[dict[str, Any]] = []
+    cfg["interleaved"] = True
     try:
         server.start()
         log(f"redis-server {server.url} (pid {server.proc.pid if server.proc else '?'}); work dir {workdir}")
-        for system in systems:
-            log(f"== {system}")
-            res = run_driver(system, server.url, cfg, workdir)
-            if "failed" in res:
-                log(f"{system}: FAILED: {res['failed']}")
-            results.append(res)
+        # repetitions interleaved across systems, so every system's median meets the same hours
+        # (bench/interleave.py); a system that failed is not run again
+        reps: dict[str, list[dict[str, Any]]] = {system: [] for system in systems}
+        for rep in range(cfg["reps"]):
+            for system in systems:
+                if reps[system] and "failed" in reps[system][-1]:
+                    continue
+                log(f"== {system} (repetition {rep + 1} of {cfg['reps']})")
+                res = run_driver(system, server.url, rep_config(cfg, rep), workdir, tag=f"-{rep + 1}")
+                if "failed" in res:
+                    log(f"{system}: FAILED: {res['failed']}")
+                reps[system].append(res)
+        results = [merge_reps(reps[system]) for system in systems]
     finally:
         server.stop()
     finished = dt.datetime.now(dt.UTC)

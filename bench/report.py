@@ -103,8 +103,10 @@ def render(meta: dict[str, Any], results: list[dict[str, Any]]) -> str:
         f"- Redis: {meta['redis_server']}, one server owned by the run on 127.0.0.1 "
         "(`--save \"\" --appendonly no`), shared by producer, workers and Redis on the same machine",
         f"- Method: no-op jobs with a ~100-byte JSON input; every figure is the median of {cfg['reps']} "
-        f"repetition(s) [min–max]; **bold** = ratio to Baton (system ÷ Baton: above 1 is better for rates, "
-        "worse for latency and costs)",
+        "repetition(s) [min–max]"
+        + (", interleaved across systems (every system's first repetition, then every system's second, ...: "
+           "each system's median spans the whole run)" if cfg.get("interleaved") else "")
+        + "; **bold** = ratio to Baton (system ÷ Baton: above 1 is better for rates, worse for latency and costs)",
         f"- Enqueue: {cfg['n_one']:,} runs one at a time (each awaited), {cfg['n_many']:,} with {cfg['in_flight']} "
         f"in flight, {cfg['n_drain']:,} with the bulk API; timed until the runs exist in Redis, no worker running",
         f"- Drain: {cfg['n_drain']:,} runs queued, then one worker process (concurrency {cfg['concurrency']} where "
