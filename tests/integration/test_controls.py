@@ -163,3 +163,27 @@ async def test_invalid_triggers_raise_clear_errors(make_app: Any) -> None:
     with pytest.raises(SubmissionError, match="limit"):
         await app.trigger("noop", "x" * (app.settings.max_input_bytes + 1))
     assert (await app.count_by_status()).get("queued", 0) == 0
+
+
+async def test_counts_by_status_take_no_lease_for_the_leased_sets_anchor(make_app: Any) -> None:
+    # Given a node holding one run executing (the leased set then holds it and the anchor)
+    app = make_app()
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    @app.job()
+    async def held(ctx: RunContext, payload: Any) -> None:
+        started.set()
+        await release.wait()
+
+    async with running_node(app):
+        run_id = await app.trigger("held", None)
+        await asyncio.wait_for(started.wait(), 20)
+        # Then it counts one executing run
+        assert (await app.count_by_status())["executing"] == 1
+        release.set()
+        await app.wait_for(run_id, 20)
+    # And none once it completed, though the anchor stays in the set
+    counts = await app.count_by_status()
+    assert (counts["executing"], counts["completed"]) == (0, 1)
+    assert await app.redis.zcard(app.keys.partitions[0].leased) == 1
