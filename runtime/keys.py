@@ -11,7 +11,7 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-__all__ = ["LEASED_ANCHOR", "LEASED_RANGE", "Keys", "Partition"]
+__all__ = ["LEASED_ANCHOR", "LEASED_ANCHOR_SCORE", "LEASED_RANGE", "Keys", "Partition"]
 
 #: A member every partition's leased set holds from its first lease on, with the score +inf: never a
 #: run id (runs' ids are far shorter). Longer than Redis's zset-max-listpack-value (64 by default), it
@@ -19,8 +19,10 @@ __all__ = ["LEASED_ANCHOR", "LEASED_RANGE", "Keys", "Partition"]
 #: members is otherwise a listpack, which every ZADD scans and moves: on a node of 100 slots that was
 #: 9% of Redis's instructions per drained run (bench.script_instructions, redis-server 7.0).
 LEASED_ANCHOR = "leased-set-encoding-anchor:" + "~" * 53
-#: ZCOUNT / ZRANGEBYSCORE bounds of the leases in a leased set: every score but the anchor's +inf
-LEASED_RANGE = ("-inf", "(+inf")
+#: the anchor's score: after every lease's expiry
+LEASED_ANCHOR_SCORE = "+inf"
+#: ZCOUNT / ZRANGEBYSCORE bounds of the leases in a leased set: every score but the anchor's
+LEASED_RANGE = ("-inf", f"({LEASED_ANCHOR_SCORE}")
 
 
 @dataclass(frozen=True)

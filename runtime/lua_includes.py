@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .key_schema import families
-from .keys import LEASED_ANCHOR
+from .keys import LEASED_ANCHOR, LEASED_ANCHOR_SCORE, LEASED_RANGE
 from .scripts import CLAIM_FIELDS
 from .statuses import LIVE, RETENTION_MARGIN_MS, TERMINAL
 from .submission import DEFAULT_BACKOFF, RECORD_DEFAULTS, RunSpec
@@ -73,8 +73,10 @@ def keys_lua() -> str:
         "-- Every key a script touches is built here from the partition prefix P (ARGV[1]), so all\n"
         "-- carry the partition's hash tag and live in the slot KEYS[1] pins.\n"
         f"local K = {{}}\n{functions}\n"
-        "-- The leased set's member with the score +inf that keeps it skiplist-encoded (runtime/keys.py).\n"
-        f"local LEASED_ANCHOR = '{LEASED_ANCHOR}'\n"
+        "-- The leased set's member that keeps it skiplist-encoded, its score, and the score bounds of\n"
+        "-- the leases beside it (runtime/keys.py).\n"
+        f"local LEASED_ANCHOR, LEASED_ANCHOR_SCORE = '{LEASED_ANCHOR}', '{LEASED_ANCHOR_SCORE}'\n"
+        f"local LEASED_FROM, LEASED_TO = '{LEASED_RANGE[0]}', '{LEASED_RANGE[1]}'\n"
     )
 
 

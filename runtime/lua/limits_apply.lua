@@ -24,7 +24,7 @@ if (call('HGET', hash, job) or '') == spec then return 0 end  -- unchanged (a no
 if spec == '' then call('HDEL', hash, job) else call('HSET', hash, job, spec) end
 local lim = job_limits(pfx, job)
 local changed = 0
-for _, id in ipairs(call('ZRANGEBYSCORE', KEYS[1], '-inf', '(+inf')) do  -- (not the anchor)
+for _, id in ipairs(call('ZRANGEBYSCORE', KEYS[1], LEASED_FROM, LEASED_TO)) do  -- (not the anchor)
   local r = call('HMGET', K.run(pfx, id), 'job', 'concurrency_key', 'cc')
   if r[1] == job then
     local want = lease_sets_of(lim, r[2])

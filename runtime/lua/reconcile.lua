@@ -24,7 +24,7 @@ end
 
 local pfx = ARGV[1]
 local leased_drift, cc_drift, ready_drift = 0, 0, 0
-for _, id in ipairs(call('ZRANGEBYSCORE', KEYS[1], '-inf', '(+inf')) do  -- (not the anchor)
+for _, id in ipairs(call('ZRANGEBYSCORE', KEYS[1], LEASED_FROM, LEASED_TO)) do  -- (not the anchor)
   local r = call('HMGET', K.run(pfx, id), 'status', 'job', 'concurrency_key', 'cc')
   if r[1] ~= 'executing' then
     call('ZREM', KEYS[1], id)

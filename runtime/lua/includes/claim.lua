@@ -82,7 +82,7 @@ end
 -- anchor (runtime/keys.py): added first, it turns a set still in the listpack encoding into a
 -- skiplist before the leases go in.
 local function new_leases()
-  return {'+inf', LEASED_ANCHOR}
+  return {LEASED_ANCHOR_SCORE, LEASED_ANCHOR}
 end
 
 -- Add the leased index entries hold_lease collected in `leases` (new_leases), in one ZADD per piece.

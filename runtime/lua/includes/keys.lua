@@ -60,5 +60,7 @@ function K.shared_limits(P) return P .. 'limits' end
 function K.shared_limits_override(P) return P .. 'limits:override' end
 function K.pool_leases(P, pool) return P .. 'cc:p:' .. pool end
 function K.shared_rate(P, name) return P .. 'rls:' .. name end
--- The leased set's member with the score +inf that keeps it skiplist-encoded (runtime/keys.py).
-local LEASED_ANCHOR = 'leased-set-encoding-anchor:~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~'
+-- The leased set's member that keeps it skiplist-encoded, its score, and the score bounds of
+-- the leases beside it (runtime/keys.py).
+local LEASED_ANCHOR, LEASED_ANCHOR_SCORE = 'leased-set-encoding-anchor:~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~', '+inf'
+local LEASED_FROM, LEASED_TO = '-inf', '(+inf'
