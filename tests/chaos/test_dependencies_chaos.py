@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime import Settings
+from runtime.keys import LEASED_RANGE
 from tests.integration.test_processes import producer, worker_env
 from tests.nodes import eventually, kill_process, spawn_worker, stop_process
 
@@ -33,10 +34,17 @@ async def test_kill_9_while_parents_finish_leaves_no_dependent_stuck_or_run_twic
     b = spawn_worker("tests.apps:app", worker_env(settings, "B", **env), tmp_path / "b.log")
     c = None
     try:
-        # When one worker is killed with SIGKILL while parents are finishing, and another takes its place
-        async def some_done() -> bool:
-            return (await app.count_by_status()).get("completed", 0) >= 15
-        await eventually(some_done, 30)
+        # When one worker is killed with SIGKILL while parents are finishing (and it holds some of
+        # them: a worker slow to start may hold none yet), and another takes its place
+        p = app.keys.partitions[0]
+
+        async def some_done_and_a_holds_runs() -> bool:
+            if (await app.count_by_status()).get("completed", 0) < 15:
+                return False
+            held = await redis.zrangebyscore(p.leased, *LEASED_RANGE)
+            nodes = [await redis.hget(p.run(r.decode()), "lease_node") for r in held]
+            return b"A" in nodes
+        await eventually(some_done_and_a_holds_runs, 30, interval=0.005)
         kill_process(a)
         c = spawn_worker("tests.apps:app", worker_env(settings, "C", **env), tmp_path / "c.log")
 
@@ -70,7 +78,6 @@ async def test_kill_9_while_parents_finish_leaves_no_dependent_stuck_or_run_twic
     # (the kill hit runs: their attempts ended crashed, and another node ran them again)
     assert any(a.status == "crashed" for r in runs.values() if r for a in r.attempts)
     # and nothing is left waiting, nor any drift in the indices
-    p = app.keys.partitions[0]
     assert await redis.zcard(p.waiting) == 0
     assert await app.reconcile() == {"total": 0, "leased": 0, "concurrency": 0, "ready": 0}
     await app.close()
