@@ -46,6 +46,11 @@ class Mailbox(Generic[M]):
         self._queue.put_nowait(message)
         self.wake()
 
+    def post(self, message: M) -> None:
+        """Queue a message without waking the owner (raises QueueFull if the mailbox is full): it is
+        read in order at the owner's next wake. The sender calls :meth:`wake` soon after."""
+        self._queue.put_nowait(message)
+
     def offer(self, message: M) -> None:
         """Deliver unless a message is waiting already (a nudge: one pending is enough)."""
         if self._queue.empty():

@@ -38,20 +38,30 @@ class Delivery:
         # first, so the runs start before the bookkeeping (the pickup path)
         granted = [LeaseGranted(c, deadline) for c in runs]
         held = tuple(runs)
-        if self.executor.room() >= len(granted):
-            for g in granted:
-                self.executor.send_nowait(g)
-            self.leaser.send_nowait(Hold(partition, held, deadline))
-            self.fetcher.send_nowait(HandedOff(partition, held))
-        else:
+        if self.executor.room() < len(granted):
             # more than the executor's mailbox holds now (hand-offs of several partitions
             # at once): the bookkeeping first, then wait for room rather than fail
             self.leaser.send_nowait(Hold(partition, held, deadline))
             self.fetcher.send_nowait(HandedOff(partition, held))
             for g in granted:
                 await self.executor.send(g)
-        # let the runs start (executor turn, task start, handler) before the caller goes on
-        # with its own bookkeeping (the receiver's next BLPOP, the intake's acknowledgements):
-        # on the pickup path those would otherwise run first
-        for _ in range(START_TURNS):
-            await asyncio.sleep(0)
+            await _yield(START_TURNS)
+            return
+        for g in granted:
+            self.executor.send_nowait(g)
+        # the leaser and the fetcher are woken only once the runs have started (executor
+        # turn, task start, handler): woken now, both would handle their message first, on
+        # the pickup path. Their messages are queued now, so they read them before any later one
+        self.leaser.post(Hold(partition, held, deadline))
+        self.fetcher.post(HandedOff(partition, held))
+        try:
+            await _yield(START_TURNS)
+        finally:
+            self.leaser.wake()
+            self.fetcher.wake()
+
+
+async def _yield(turns: int) -> None:
+    """Let other tasks run for ``turns`` turns of the event loop."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
