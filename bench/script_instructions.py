@@ -1,6 +1,7 @@
 """Instructions Redis executes per run to claim and to finish it: an exact measure of the drain scripts.
 
     .venv/bin/python -m bench.script_instructions [--runs 2000] [--piece 25] [--batch 50] [--slots 100]
+    .venv/bin/python -m bench.script_instructions --pickup 40
 
 Redis CPU per run moves by ±20% between identical runs on a shared machine, so a change to the
 Lua of a few percent shows only in an exact count. This runs ``redis-server`` under valgrind's
@@ -11,6 +12,8 @@ full (a node's finishes average ~50 outcomes in bench/run's drain), and prints t
 run of each phase. The leased set stays as large as a node keeps it: what adding and removing a
 lease costs depends on its size and encoding. The counts repeat to within ~0.5% (Lua's garbage
 collector runs at slightly different points); run it on two revisions to compare them.
+``--pickup N`` counts instead what an idle pickup costs Redis: N ``app.trigger`` calls of one run,
+each leased by runs_create to a node registered as waiting and pushed to its hand-off list.
 Needs valgrind (Debian: valgrind).
 """
 
@@ -26,7 +29,7 @@ from pathlib import Path
 
 from bench.common import payload
 from runtime import Baton, RunContext, Settings
-from runtime.scripts import Claimed, Outcome
+from runtime.scripts import Claimed, Outcome, handed_off_runs
 from tests.servers import free_port, server_binary, wait_ready
 
 NODE = "bench-node"
@@ -115,15 +118,58 @@ async def measure(runs: int, piece: int, batch: int, slots: int = 100) -> tuple[
         server.stop()
 
 
+async def measure_pickup(runs: int) -> float:
+    """Instructions per ``app.trigger`` of one run handed straight to a waiting node."""
+    server = CountedServer()
+    app = Baton(Settings(redis_url=f"redis://127.0.0.1:{server.port}", metrics_port=0))
+
+    @app.job()
+    async def noop(ctx: RunContext, data: object) -> None:
+        return None
+
+    try:
+        await app.register_jobs()
+        partition = app.keys.partitions[0]
+        counted = 0
+        for i in range(runs):
+            # the node finds nothing and registers as waiting (as an idle node's fetcher does)
+            got, _ = await app.scripts.claim(partition, NODE, 100, ["default"], app.served_jobs(), 0,
+                                             register_ms=60_000)
+            if got:
+                raise RuntimeError(f"claimed {len(got)} run(s) from a queue that should be empty")
+            server.zero()
+            await app.trigger("noop", payload(i))
+            counted += server.counted()
+            # the node takes the run and completes it (not counted)
+            entry = await app.redis.lpop(partition.handoff(NODE))
+            if entry is None:
+                raise RuntimeError("the run was not handed to the waiting node")
+            done = await app.scripts.finish(partition, [Outcome(c.run_id, c.token, "completed")
+                                                        for c in handed_off_runs(entry, partition.index)])
+            if [status for _, status in done] != ["completed"]:
+                raise RuntimeError(f"a finish was not recorded: {done}")
+        return counted / runs
+    finally:
+        await app.close()
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=2000)
     parser.add_argument("--piece", type=int, default=25, help="runs per claim (a node claims pieces of 25)")
     parser.add_argument("--batch", type=int, default=50, help="outcomes per finish")
     parser.add_argument("--slots", type=int, default=100, help="most runs held at once (a node's concurrency)")
+    parser.add_argument("--pickup", type=int, default=0, metavar="N",
+                        help="count N one-run triggers handed to a waiting node instead")
     args = parser.parse_args()
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         raise SystemExit("valgrind is not installed (Debian/Ubuntu: apt-get install valgrind)")
+    if args.pickup:
+        per_run = asyncio.run(measure_pickup(args.pickup))
+        print(f"instructions inside Redis per pickup (app.trigger of one run handed to a waiting node): "
+              f"{per_run:,.0f} ({args.pickup} runs)")
+        return
     claim, finish = asyncio.run(measure(args.runs, args.piece, args.batch, args.slots))
     print(f"instructions per run inside Redis: claim {claim:,.0f}, finish {finish:,.0f}, "
           f"total {claim + finish:,.0f} ({args.runs} runs, claims of {args.piece}, finishes of {args.batch}, "
