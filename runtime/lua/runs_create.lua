@@ -64,6 +64,9 @@ local direct = {}   -- queue -> waiting node state (or false) for direct hand-of
 local waiting = {}  -- node -> its state (room left, served jobs, runs leased to it)
 local unlimited = {}  -- job -> true when it has no limits (checked once per job)
 local admission = {}  -- job and queue -> their max_queued caps (checked once per pair)
+local rec = nil  -- the record of the run being created, as HSET arguments (put, put_set add to it)
+local function put(k, v) rec[#rec + 1] = k; rec[#rec + 1] = v end
+local function put_set(k, v) if v ~= '' then put(k, v) end end
 local function no_limits(job)
   local u = unlimited[job]
   if u == nil then
@@ -181,13 +184,11 @@ for a = 4, #ARGV do
     -- (nor priority 0, nor the default source: readers take them for missing ones)
     -- (nor max_attempts or timeout_ms when they are RECORD_DEFAULT's, nor ready_at: a run is
     -- ready from its creation until something queues it again, includes/common.lua)
-    local rec = {'job', job, 'queue', queue, 'status', status, 'created_at', now_text}
-    local function put(k, v) rec[#rec + 1] = k; rec[#rec + 1] = v end
+    rec = {'job', job, 'queue', queue, 'status', status, 'created_at', now_text}
     if tonumber(F[S.max_attempts]) ~= RECORD_DEFAULT.max_attempts then put('max_attempts', F[S.max_attempts]) end
     if tonumber(F[S.timeout_ms]) ~= RECORD_DEFAULT.timeout_ms then put('timeout_ms', F[S.timeout_ms]) end
     if due ~= now then put('scheduled_at', int_text(due)) end
     if priority ~= 0 then put('priority', priority) end
-    local function put_set(k, v) if v ~= '' then put(k, v) end end
     put_set('source', F[S.source])  -- '' for the default (runtime/submission.py source_field)
     put_set('backoff', F[S.backoff_json])  -- '' for the default (includes/backoff.lua)
     put_set('labels', F[S.labels_json]); put_set('tags', F[S.tags_json]); put_set('metadata', F[S.metadata_json])
@@ -231,18 +232,19 @@ for a = 4, #ARGV do
       for _, v in ipairs(lease_fields(d.node, 1, 1, expires, now, '')) do rec[#rec + 1] = v end
       call('HSET', rk, unpack(rec))
       local token = hold_lease(pfx, id, job, nil, d.node, 1, expires, now, '', false, leases)
-      -- one claimed run, its values placed by name (includes/claim_reply.lua)
+      -- one claimed run, its values placed by name (includes/claim_reply.lua); numbers as text
+      -- where it is at hand: cjson prints a number with snprintf (~3k instructions each)
       local r, at = d.runs, #d.runs
       r[at + CLAIMED.run_id] = id
       r[at + CLAIMED.token] = token
-      r[at + CLAIMED.attempt] = 1
+      r[at + CLAIMED.attempt] = '1'
       r[at + CLAIMED.job] = job
       r[at + CLAIMED.input] = input
       r[at + CLAIMED.timeout_ms] = F[S.timeout_ms]
-      r[at + CLAIMED.ready_at_ms] = now
+      r[at + CLAIMED.ready_at_ms] = now_text
       r[at + CLAIMED.metadata] = F[S.metadata_json] ~= '' and F[S.metadata_json] or false
       r[at + CLAIMED.tags] = F[S.tags_json] ~= '' and F[S.tags_json] or false
-      r[at + CLAIMED.step_count] = 0
+      r[at + CLAIMED.step_count] = '0'
       d.left = d.left - 1
     elseif status == 'queued' then
       call('HSET', rk, unpack(rec))

@@ -258,7 +258,7 @@ async def test_a_run_that_waited_in_the_handoff_list_is_judged_by_its_grant_time
     assert claimed == []
     run_id = await app.trigger("echo", 1)
     (entry,) = await redis.lrange(p.handoff("late-node"), 0, -1)
-    granted_ms = orjson.loads(entry)[0]
+    granted_ms = int(orjson.loads(entry)[0])  # (the grant time, as text)
     # ... and left there until its lease ran out by the Redis clock
     await eventually(lambda: _past(redis, granted_ms + ttl_ms), 10)
     # When the receiver takes it

@@ -316,7 +316,7 @@ end
 local function push_handoff(pfx, node, runs, ttl, now)
   take_handoff(pfx, node, runs)
   local hk = K.handoff(pfx, node)
-  call('RPUSH', hk, cjson.encode({now, runs}))
+  call('RPUSH', hk, cjson.encode({int_text(now), runs}))  -- (the time as text: see int_text)
   -- a node that died after registering never pops: its leases are reaped, and
   -- the list outlives them (by a minute: the reaper may run late when no other
   -- node was alive as they expired) so the reaper can tell they were never taken
