@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from bench.common import payload
@@ -72,8 +74,9 @@ class CountedServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-async def measure(runs: int, piece: int, batch: int, slots: int = 100) -> tuple[float, float]:
-    """Instructions per run (claim, finish) for ``runs`` no-op runs."""
+@contextlib.asynccontextmanager
+async def counted_app() -> AsyncIterator[tuple[CountedServer, Baton]]:
+    """A server under callgrind and an app of one no-op job on it, its jobs registered."""
     server = CountedServer()
     app = Baton(Settings(redis_url=f"redis://127.0.0.1:{server.port}", metrics_port=0))
 
@@ -83,6 +86,15 @@ async def measure(runs: int, piece: int, batch: int, slots: int = 100) -> tuple[
 
     try:
         await app.register_jobs()
+        yield server, app
+    finally:
+        await app.close()
+        server.stop()
+
+
+async def measure(runs: int, piece: int, batch: int, slots: int = 100) -> tuple[float, float]:
+    """Instructions per run (claim, finish) for ``runs`` no-op runs."""
+    async with counted_app() as (server, app):
         items = [{"job": "noop", "input": payload(i)} for i in range(runs)]
         for start in range(0, runs, 1000):
             await app.trigger_batch(items[start:start + 1000])
@@ -113,22 +125,11 @@ async def measure(runs: int, piece: int, batch: int, slots: int = 100) -> tuple[
         if claimed != runs:
             raise RuntimeError(f"claimed {claimed} of {runs} runs")
         return claim / runs, finish / runs
-    finally:
-        await app.close()
-        server.stop()
 
 
 async def measure_pickup(runs: int) -> float:
     """Instructions per ``app.trigger`` of one run handed straight to a waiting node."""
-    server = CountedServer()
-    app = Baton(Settings(redis_url=f"redis://127.0.0.1:{server.port}", metrics_port=0))
-
-    @app.job()
-    async def noop(ctx: RunContext, data: object) -> None:
-        return None
-
-    try:
-        await app.register_jobs()
+    async with counted_app() as (server, app):
         partition = app.keys.partitions[0]
         counted = 0
         for i in range(runs):
@@ -149,9 +150,6 @@ async def measure_pickup(runs: int) -> float:
             if [status for _, status in done] != ["completed"]:
                 raise RuntimeError(f"a finish was not recorded: {done}")
         return counted / runs
-    finally:
-        await app.close()
-        server.stop()
 
 
 def main() -> None:
