@@ -133,9 +133,10 @@ async def measure_pickup(runs: int) -> float:
         partition = app.keys.partitions[0]
         counted = 0
         for i in range(runs):
-            # the node finds nothing and registers as waiting (as an idle node's fetcher does)
+            # the node finds nothing and registers as waiting, having received the i runs handed to it
+            # so far (as an idle node's fetcher does)
             got, _ = await app.scripts.claim(partition, NODE, 100, ["default"], app.served_jobs(), 0,
-                                             register_ms=60_000)
+                                             received=i, register_ms=60_000)
             if got:
                 raise RuntimeError(f"claimed {len(got)} run(s) from a queue that should be empty")
             server.zero()
