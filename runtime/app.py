@@ -204,6 +204,7 @@ class Baton(RunAccess):
 
     async def close(self) -> None:
         """Close the Redis connection pool."""
+        await self.webhook_projects.close()
         if self._redis is not None:
             await self._redis.aclose()
             self._redis = None
