@@ -109,6 +109,19 @@ async def test_runs_in_transit_count_against_the_nodes_room(lua: Lua) -> None:
     assert orjson.loads(await lua.redis.get(lua.part.waiter("node-a")))[0] == 5
 
 
+async def test_the_registration_holds_the_claims_arguments_as_json_numbers_and_strings(lua: Lua) -> None:
+    # Given a node that registers for two queues and for jobs with versions (nodes and clients of
+    # other versions decode the registration: it must stay this array)
+    claimed, _ = await lua.scripts.claim(lua.part, "node-a", 7, ["default", "other"], ["work", "v@1|2"], 0,
+                                         scan=40, register_ms=REGISTER_MS)
+    assert claimed == []
+    raw = await lua.redis.get(lua.part.waiter("node-a"))
+    s = lua.scripts.settings
+    # Then it is the JSON array of the claim's arguments: integers as JSON numbers, texts as strings
+    assert orjson.loads(raw) == [7, 40, "default,other", "work,v@1|2", s.lease_ttl_ms,
+                                 lua.scripts._ttl_ms, s.finished_cap, s.label_text, int(s.priority_aging_s * 1000)]
+
+
 async def test_a_node_with_its_room_in_transit_unregisters(lua: Lua) -> None:
     # Given a node registered with room for 1, which was handed 1 run
     await register(lua, want=1)
