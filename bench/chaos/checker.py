@@ -106,8 +106,14 @@ async def check(
     for blob in await redis.lrange(marks.stale_starts, 0, -1):
         stale = orjson.loads(blob)
         e = stale["entry"]
+        # the run's attempts, for the cause (who gave the lease up, when): a rare violation is not rerun at will
+        [run] = await read_runs(redis, app.keys, [e["run"]])
+        history = "; ".join(f"{a.number} {a.status} on {a.worker_id} {a.started_at_ms}-{a.finished_at_ms}"
+                            + (f" ({a.error.get('message')})" if a.error else "")
+                            for a in (run.attempts if run else []))
         v.add("steps started without the lease", f"{e['run']} step {e['step']} on {e['node']} attempt "
-                                                 f"{e['attempt']}; the run record said {stale['record']}")
+                                                 f"{e['attempt']}; the run record said {stale['record']}; "
+                                                 f"attempts: {history or 'none'}")
     v.notes["step functions executed more than once (allowed after a crash mid-step)"] = multi_exec
     v.drift = await app.reconcile()
     if v.drift.get("total"):
