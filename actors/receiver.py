@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 
 from runtime.app import Baton
 from runtime.direct_calls import DirectCalls
@@ -26,17 +27,25 @@ __all__ = ["Receiver"]
 
 #: Longest BLPOP wait: how soon a stopping receiver notices.
 BLOCK_S = 1
+#: Leases (run id, token) a receiver remembers having delivered: an entry popped again is skipped.
+REMEMBERED = 10_000
 
 
 class Receiver(Actor[None]):
     """Blocks on the node's hand-off list of every partition."""
 
     name = "receiver"
+    #: what it delivered outlives a restart: a failover that loses a pop also restarts the receiver
+    survives = ("delivered",)
 
     def __init__(self, app: Baton, delivery: Delivery) -> None:
         super().__init__()
         self.app = app
         self.delivery = delivery
+        #: the leases lately delivered, oldest first. A pop is a write the master may lose in a
+        #: failover (durable writes wait for a script's writes, not for a BLPOP's): the promoted
+        #: replica still lists the entry, and popped again it would start the same attempt twice
+        self.delivered: OrderedDict[tuple[str, str], None] = OrderedDict()
 
     async def run(self) -> None:
         """Receive until stopped; a failing partition loop fails the actor (and is restarted)."""
@@ -74,7 +83,20 @@ class Receiver(Actor[None]):
                 # entry must not stop the node (leases it held are reaped)
                 self.log.error("skipped an unreadable hand-off entry of partition %d: %r", partition.index, exc)
                 continue
+            runs = [c for c in runs if self._first_delivery(c.run_id, c.token)]
             if not runs:
                 continue
             deadline = handed_deadline(sent, clock_ms, runs[0].claimed_at_ms, ttl_ms)
             await self.delivery.deliver(partition.index, runs, deadline)  # (the runs start first)
+
+    def _first_delivery(self, run_id: str, token: str) -> bool:
+        """Whether this lease was not delivered before (and remember it)."""
+        lease = (run_id, token)
+        if lease in self.delivered:
+            self.log.warning("run %s was handed to this node again with the same lease (%s): skipped; a pop "
+                             "lost in a failover leaves the entry in the promoted replica's list", run_id, token)
+            return False
+        self.delivered[lease] = None
+        if len(self.delivered) > REMEMBERED:
+            self.delivered.popitem(last=False)
+        return True

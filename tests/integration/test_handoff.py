@@ -305,3 +305,40 @@ async def test_a_backlog_in_many_partitions_is_claimed_while_registrations_hold_
     # divided by a piece of 0 and crash-looped it until the node gave up)
     assert [r.output for r in runs] == list(range(1800))
     assert not restarts
+
+
+async def test_an_entry_popped_again_does_not_start_the_same_attempt_twice(make_app: Any, redis: Any) -> None:
+    # Given a run handed to a waiting node whose receiver took it ...
+    app = echo_app(make_app, "twice-node")
+    p = app.keys.partitions[0]
+    claimed, _ = await app.scripts.claim(p, "twice-node", 10, ["default"], ["echo"], 0, register_ms=60_000)
+    assert claimed == []
+    run_id = await app.trigger("echo", 1)
+    (entry,) = await redis.lrange(p.handoff("twice-node"), 0, -1)
+    to_executor: Mailbox[LeaseGranted] = Mailbox()
+    to_leaser: Mailbox[Any] = Mailbox()
+    to_fetcher: Mailbox[Any] = Mailbox()
+    receiver = Receiver(app, Delivery(to_executor, to_leaser, to_fetcher))
+    task = asyncio.create_task(receiver.live())
+    try:
+        got = await eventually(lambda: None if to_executor.empty() else to_executor.get_nowait(), 10)
+        assert got.claimed.run_id == run_id
+        # When the receiver restarts (as after a lost connection) and the same entry is in the list
+        # again (a master that died before its replica saw the pop: the promoted replica lists it)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        receiver.start_afresh()
+        task = asyncio.create_task(receiver.live())
+        await redis.rpush(p.handoff("twice-node"), entry)
+        await eventually(lambda: _empty(redis, p.handoff("twice-node")), 10)
+        await asyncio.sleep(0.1)  # (a delivery would be queued by now: the pop and the delivery are one step)
+    finally:
+        receiver.stop()
+        await asyncio.wait_for(task, 10)
+    # Then it was delivered once: one start, one lease to renew, one slot taken
+    assert to_executor.empty()
+    assert to_leaser.qsize() == 1 and to_fetcher.qsize() == 1
+
+
+async def _empty(redis: Any, key: str) -> bool:
+    return int(await redis.llen(key)) == 0
