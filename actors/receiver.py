@@ -18,7 +18,7 @@ from runtime.app import Baton
 from runtime.direct_calls import DirectCalls
 from runtime.fencing import handed_deadline
 from runtime.keys import Partition
-from runtime.scripts import handed_off_runs
+from runtime.scripts import Claimed, handed_off_runs
 
 from .base import Actor
 from .delivery import Delivery
@@ -27,7 +27,8 @@ __all__ = ["Receiver"]
 
 #: Longest BLPOP wait: how soon a stopping receiver notices.
 BLOCK_S = 1
-#: Leases (run id, token) a receiver remembers having delivered: an entry popped again is skipped.
+#: Hand-offs (run id, lease token, grant time) a receiver remembers having delivered: one popped
+#: again is skipped. (The grant time tells a run deleted and created again under its id apart.)
 REMEMBERED = 10_000
 
 
@@ -45,7 +46,7 @@ class Receiver(Actor[None]):
         #: the leases lately delivered, oldest first. A pop is a write the master may lose in a
         #: failover (durable writes wait for a script's writes, not for a BLPOP's): the promoted
         #: replica still lists the entry, and popped again it would start the same attempt twice
-        self.delivered: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self.delivered: OrderedDict[tuple[str, str, int], None] = OrderedDict()
 
     async def run(self) -> None:
         """Receive until stopped; a failing partition loop fails the actor (and is restarted)."""
@@ -83,20 +84,20 @@ class Receiver(Actor[None]):
                 # entry must not stop the node (leases it held are reaped)
                 self.log.error("skipped an unreadable hand-off entry of partition %d: %r", partition.index, exc)
                 continue
-            runs = [c for c in runs if self._first_delivery(c.run_id, c.token)]
+            runs = [c for c in runs if self._first_delivery(c)]
             if not runs:
                 continue
             deadline = handed_deadline(sent, clock_ms, runs[0].claimed_at_ms, ttl_ms)
             await self.delivery.deliver(partition.index, runs, deadline)  # (the runs start first)
 
-    def _first_delivery(self, run_id: str, token: str) -> bool:
-        """Whether this lease was not delivered before (and remember it)."""
-        lease = (run_id, token)
-        if lease in self.delivered:
+    def _first_delivery(self, c: Claimed) -> bool:
+        """Whether this hand-off was not delivered before (and remember it)."""
+        handed = (c.run_id, c.token, c.claimed_at_ms)
+        if handed in self.delivered:
             self.log.warning("run %s was handed to this node again with the same lease (%s): skipped; a pop "
-                             "lost in a failover leaves the entry in the promoted replica's list", run_id, token)
+                             "lost in a failover leaves the entry in the promoted replica's list", c.run_id, c.token)
             return False
-        self.delivered[lease] = None
+        self.delivered[handed] = None
         if len(self.delivered) > REMEMBERED:
             self.delivered.popitem(last=False)
         return True

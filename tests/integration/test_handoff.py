@@ -340,5 +340,29 @@ async def test_an_entry_popped_again_does_not_start_the_same_attempt_twice(make_
     assert to_leaser.qsize() == 1 and to_fetcher.qsize() == 1
 
 
+async def test_a_run_created_again_under_its_id_is_delivered_again(make_app: Any, redis: Any) -> None:
+    # Given a hand-off the receiver delivered
+    app = echo_app(make_app, "again-node")
+    p = app.keys.partitions[0]
+    await app.scripts.claim(p, "again-node", 10, ["default"], ["echo"], 0, register_ms=60_000)
+    await app.trigger("echo", 1, id="fixed-id")
+    (entry,) = await redis.lrange(p.handoff("again-node"), 0, -1)
+    to_executor: Mailbox[LeaseGranted] = Mailbox()
+    receiver = Receiver(app, Delivery(to_executor, Mailbox(), Mailbox()))
+    task = asyncio.create_task(receiver.live())
+    try:
+        await eventually(lambda: None if to_executor.empty() else to_executor.get_nowait(), 10)
+        # When the run is deleted and created again under its id, and handed to the same node with
+        # the same lease token (attempt 1) at a later grant time
+        granted, runs = orjson.loads(entry)
+        await redis.rpush(p.handoff("again-node"), orjson.dumps([str(int(granted) + 1), runs]))
+        # Then it is delivered: it is not the entry delivered before
+        got = await eventually(lambda: None if to_executor.empty() else to_executor.get_nowait(), 10)
+        assert got.claimed.run_id == "fixed-id" and got.claimed.claimed_at_ms == int(granted) + 1
+    finally:
+        receiver.stop()
+        await asyncio.wait_for(task, 10)
+
+
 async def _empty(redis: Any, key: str) -> bool:
     return int(await redis.llen(key)) == 0
