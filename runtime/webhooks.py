@@ -220,10 +220,13 @@ class WebhookProjects:
         return self.projects
 
     async def refresh(self, redis: Any) -> None:
-        """Read them now."""
+        """Read them now. A read that lands after a later-started one is dropped: a background read
+        answered before this process registered a webhook must not hide it."""
+        started = time.monotonic()
         blobs = await redis.hvals(self.keys.webhooks)
-        self.projects = frozenset(Webhook.from_json(b).project for b in blobs)
-        self._read_at = time.monotonic()
+        if started >= self._read_at:  # (_read_at: when the read in use started, so its age is never less)
+            self.projects = frozenset(Webhook.from_json(b).project for b in blobs)
+            self._read_at = started
 
     async def _refresh_quietly(self, redis: Any) -> None:
         # a failed background read changes nothing: past REFRESH_S a caller reads in line (and sees why)

@@ -3,6 +3,7 @@ the background before then, so a steady stream of submissions never waits for th
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -51,3 +52,38 @@ async def test_close_stops_a_background_read(make_app: Any, redis: Any) -> None:
     assert task is not None
     await projects.close()
     assert task.done() and projects._refreshing is None
+
+
+class HeldReads:
+    """A real client whose HVALS replies are held back until released (the read is on the server)."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+        self.release = asyncio.Event()
+
+    async def hvals(self, key: str) -> Any:
+        reply = await self.redis.hvals(key)
+        await self.release.wait()
+        return reply
+
+
+async def test_a_background_read_landing_late_never_hides_a_webhook_just_registered(make_app: Any, redis: Any) -> None:
+    app = make_app()
+    projects = WebhookProjects(app.keys)
+    assert await projects.current(app.redis) == frozenset()
+    # Given a background read under way, its reply (no webhooks yet) held back ...
+    held = HeldReads(app.redis)
+    projects._read_at = time.monotonic() - REFRESH_S * 0.6
+    await projects.current(held)
+    await asyncio.sleep(0.05)  # (the read has been answered by the server)
+    # When this process registers a webhook (which reads the projects in line) and then the late
+    # background reply lands
+    await save_webhook(app.redis, app.keys, new_webhook("d", "http://127.0.0.1:9/hook", ["run.completed"]),
+                       projects)
+    assert await projects.current(app.redis) == {"d"}
+    held.release.set()
+    assert projects._refreshing is not None
+    await projects._refreshing
+    # Then the process still knows the webhook: the older read does not overwrite the newer one
+    assert await projects.current(app.redis) == {"d"}
+    await projects.close()
