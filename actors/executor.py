@@ -129,6 +129,10 @@ class Executor(Actor[ExecutorMessage]):
     def handle(self, msg: ExecutorMessage) -> None:
         """Apply one inbox message."""
         if isinstance(msg, LeaseGranted):
+            running = self._running(msg.claimed.run_id, msg.claimed.token)
+            if running is not None and running.claimed_at_ms == msg.claimed.claimed_at_ms:
+                self._granted_again(msg.claimed)
+                return
             self.leases[msg.claimed.run_id] = LeaseClock(msg.deadline, self.margin_s)
             self._start(msg.claimed)
         elif isinstance(msg, LeasesRenewed):
@@ -180,6 +184,16 @@ class Executor(Actor[ExecutorMessage]):
         task.add_done_callback(lambda done: self._ended_unstarted(claimed, done))
         self.tasks[claimed.run_id] = task
         self.claimed[claimed.run_id] = claimed
+
+    def _granted_again(self, c: Claimed) -> None:
+        """A grant of the very lease already running here (same token, same grant time) is not
+        started: a second task would run the attempt's steps twice under one token, which fencing
+        cannot tell apart. (The receiver skips a hand-off popped twice; this holds for any path.
+        The grant time tells a run deleted and created again under its id apart.)"""
+        self.metrics.leases_granted_again.inc()
+        with run_log_context(c.run_id, c.job, c.attempt):
+            self.log.error("run %s was granted again under the lease it runs with (%s): not started twice",
+                           c.run_id, c.token)
 
     def _ended_unstarted(self, c: Claimed, task: asyncio.Task[None]) -> None:
         """A task cancelled before its first step never ran _execute (nor its ``finally``): its

@@ -269,6 +269,11 @@ class Metrics:
             "baton_handlers_abandoned_total",
             "Handlers that ignored cancellation past the grace; their outcome was recorded without them", registry=r,
         )
+        self.leases_granted_again = Counter(
+            "baton_leases_granted_again_total",
+            "Grants of an attempt already running on this node (same lease token), not started twice (expected 0)",
+            registry=r,
+        )
         self.hook_runs_started = Counter(
             "baton_hook_runs_started_total", "Completion hook runs this node's notifier created (or found made)",
             registry=r,

@@ -57,6 +57,15 @@ def _gated_node(make_app: Any) -> tuple[Any, Supervisor, list[RunContext], async
     return app, Supervisor(app), started, go
 
 
+async def _running_attempt(make_app: Any) -> tuple[Supervisor, list[RunContext], asyncio.Event, Claimed]:
+    """A gated node (_gated_node) running the first attempt of one run of ``work``, and that attempt's lease."""
+    app, supervisor, started, go = _gated_node(make_app)
+    c = await _leased(app, "work")
+    supervisor.executor.handle(LeaseGranted(c, time.monotonic() + 30))
+    await _until(lambda: len(started) == 1, "the attempt's start")
+    return supervisor, started, go, c
+
+
 async def test_news_of_an_earlier_lease_does_not_stop_the_next_attempt(make_app: Any) -> None:
     # Given a node running a run's second attempt
     app, supervisor, started, go = _gated_node(make_app)
@@ -191,3 +200,36 @@ async def test_first_attempts_of_two_runs_share_a_token_but_not_a_slot_or_a_canc
     go.set()
     finished = await _outcome(supervisor)
     assert (finished.outcome.run_id, finished.outcome.outcome) == (b.run_id, "completed")
+
+
+async def test_a_second_grant_of_the_running_lease_does_not_start_the_attempt_twice(make_app: Any) -> None:
+    # Given a node running a run's attempt
+    supervisor, started, go, c = await _running_attempt(make_app)
+    executor = supervisor.executor
+    task = executor.tasks[c.run_id]
+    # When the same lease is granted again (a hand-off entry popped twice, say)
+    executor.handle(LeaseGranted(c, time.monotonic() + 30))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    # Then no second task runs the attempt, the first keeps its slot, and the grant is counted
+    assert len(started) == 1 and executor.tasks[c.run_id] is task and executor.claimed[c.run_id] is c
+    assert executor.metrics.registry.get_sample_value("baton_leases_granted_again_total") == 1
+    # and the attempt completes once
+    go.set()
+    finished = await _outcome(supervisor)
+    assert (finished.outcome.token, finished.outcome.outcome) == (c.token, "completed")
+    assert not executor.tasks and len(started) == 1
+
+
+async def test_a_run_created_again_under_its_id_starts_beside_the_attempt_still_ending(make_app: Any) -> None:
+    # Given a node running a run's first attempt
+    supervisor, started, go, c = await _running_attempt(make_app)
+    executor = supervisor.executor
+    # When a run created again under the id is granted here (its first attempt: the same token, a later grant)
+    again = c._replace(claimed_at_ms=c.claimed_at_ms + 1)
+    executor.handle(LeaseGranted(again, time.monotonic() + 30))
+    # Then it starts (the guard against a second grant of one lease does not hold it back)
+    await _until(lambda: len(started) == 2, "the new run's start")
+    assert executor.claimed[c.run_id] is again
+    assert not executor.metrics.registry.get_sample_value("baton_leases_granted_again_total")
+    go.set()
