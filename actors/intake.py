@@ -36,6 +36,7 @@ from runtime.direct_calls import DirectCalls
 from runtime.errors import RedisUnavailable, SubmissionError
 from runtime.keys import Partition
 from runtime.metrics import DEDUP_REASONS, Metrics
+from runtime.redis_faults import described, server_state
 from runtime.scripts import Claimed
 from runtime.stream_entries import parse_stream_entry, parse_stream_event, rejected_record
 from runtime.submission import RunSpec
@@ -63,8 +64,6 @@ SILENT_CONSUMER_MS = 10 * BLOCK_MS
 FINISH_TIMEOUT_S = 5.0
 #: runs_create codes for an entry that created nothing, and what held it
 _DEDUP_REASON = dict(zip((0, 2, 3), DEDUP_REASONS, strict=True))
-#: Codes of server-state error replies the Redis client leaves as a plain ResponseError
-_SERVER_REPLIES = ("BUSY", "NOREPLICAS", "UNKILLABLE", "MISCONF", "NOTBUSY")
 
 Entry = tuple[str, dict[bytes, bytes]]
 
@@ -196,7 +195,8 @@ class Intake(Actor[None]):
             await asyncio.wait_for(asyncio.shield(work), FINISH_TIMEOUT_S)
         except (TimeoutError, asyncio.CancelledError, RedisError) as exc:
             work.cancel()
-            self.log.warning("intake stopped before finishing the entries it read (%r); other nodes take them", exc)
+            self.log.warning("intake stopped before finishing the entries it read (%s); other nodes take them",
+                             described(exc))
 
     async def _process_own(self) -> None:
         """Handle every entry this consumer read and has not acknowledged."""
@@ -529,9 +529,8 @@ def _ends_batch(exc: BaseException) -> bool:
     if isinstance(exc, ResponseError):
         # the client maps known server states (OOM, READONLY, NOSCRIPT, MOVED ...) to
         # subclasses and strips their code; a plain ResponseError naming a script is
-        # a script that failed on its arguments (unless it is a state the client does not map)
-        text = str(exc)
-        return type(exc) is not ResponseError or "script" not in text.lower() or text.startswith(_SERVER_REPLIES)
+        # a script that failed on its arguments (unless it is a server state the client does not map)
+        return type(exc) is not ResponseError or "script" not in str(exc).lower() or server_state(exc)
     # RedisUnavailable: a write not on enough replicas (NotReplicated) is not acknowledged either
     return isinstance(exc, RedisError | OSError | TimeoutError | RedisUnavailable)
 

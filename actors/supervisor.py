@@ -4,7 +4,8 @@ Restarts are one-for-one: an actor whose run() raises is started again after a
 short backoff, clean (every attribute rebuilt except what the actor names in
 ``survives``, such as held leases), within a budget of ``max_restarts`` per
 ``restart_window_s``; past the budget the node shuts down with exit code 1 so
-Kubernetes restarts the pod. A Redis outage does not spend the budget.
+Kubernetes restarts the pod. A Redis outage (runtime/redis_faults.py: the link, or a
+server that cannot serve commands now, such as one out of memory) does not spend the budget.
 """
 
 from __future__ import annotations
@@ -15,19 +16,17 @@ import time
 from collections import deque
 from typing import Any
 
-from redis.exceptions import BusyLoadingError, ClusterDownError, RedisClusterException, RedisError, SlotNotCoveredError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisClusterException, RedisError
 
 from runtime import __version__
 from runtime.app import Baton
-from runtime.closed_transport import closed_transport
 from runtime.connection import check_eviction_policy
 from runtime.errors import RedisUnavailable
 from runtime.logs import node_id_var
 from runtime.messages import AskBusy, Drain, ReleaseAll, WhenIdle, WhenReleased
 from runtime.metrics import Metrics
 from runtime.probes import Health
+from runtime.redis_faults import described, is_outage, server_state
 from runtime.run_tasks import adopting_tasks
 from runtime.topology import SentinelStartWatch, check_deployment, check_fsync, check_server
 
@@ -47,14 +46,6 @@ from .scheduler import Scheduler
 from .watchdog import Watchdog
 
 __all__ = ["Supervisor"]
-
-#: errors of a Redis that is down, restarting or unreachable, or whose replicas are (NotReplicated is a
-#: RedisUnavailable): ridden out, never a reason to exit
-OUTAGE = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, RedisUnavailable)
-#: Redis Cluster errors while a failover is under way (a master lost, its slots not yet served by
-#: its replica): the same kind of outage
-CLUSTER_OUTAGE = (ClusterDownError, SlotNotCoveredError)
-
 
 #: the delay before an actor's first restart; it doubles with each crash, up to RESTART_BACKOFF_MAX_S
 RESTART_BACKOFF_S = 0.1
@@ -80,14 +71,6 @@ class RestartBackoff:
         delay = min(self.delay, OUTAGE_BACKOFF_MAX_S) if outage else self.delay
         self.delay = min(self.delay * 2, RESTART_BACKOFF_MAX_S)
         return delay
-
-
-def is_outage(exc: BaseException) -> bool:
-    """An error of a Redis that is down or failing over: ridden out, never a reason to exit."""
-    if isinstance(exc, OUTAGE + CLUSTER_OUTAGE) or closed_transport(exc):
-        return True
-    # redis-py raises the bare class when no node of the cluster answers (its refresh of the slot table)
-    return type(exc) is RedisClusterException and "cannot be connected" in str(exc)
 
 
 class Supervisor(Actor[None]):
@@ -202,11 +185,13 @@ class Supervisor(Actor[None]):
 
     async def _prepare(self) -> bool:
         """Check the server and register this node's jobs; wait out a Redis that is
-        not reachable yet (a pod may start before its Redis). False if asked to stop first.
+        not reachable yet (a pod may start before its Redis) or cannot serve commands (out of
+        memory, say). False if asked to stop first.
         A misconfigured server or deployment stops the node here (ConfigError), never later."""
         backoff = 0.2
         watch = SentinelStartWatch(self.settings.redis_url)
         while True:
+            state = "not reachable"
             try:
                 reason = await watch.problem()
                 if reason is None:
@@ -220,12 +205,14 @@ class Supervisor(Actor[None]):
                         await ensure_group(self.app, intake.stream.key)
                     await clear_handoff(self.app)
                     return True
-            except (*OUTAGE, RedisClusterException) as exc:
+            except (RedisError, RedisClusterException, RedisUnavailable) as exc:
                 if not is_outage(exc):
                     raise
-                reason = f"{type(exc).__name__}: {str(exc)[:200]}"
+                reason = described(exc)[:300]
+                if server_state(exc):  # out of memory, a replica, too few replicas ...
+                    state = "refuses commands"
             self.metrics.redis_reconnects.labels(actor=self.name).inc()
-            self.log.warning("Redis not reachable at start (%s); retrying in %.1fs", reason, backoff)
+            self.log.warning("Redis %s at start (%s); retrying in %.1fs", state, reason, backoff)
             try:
                 await asyncio.wait_for(self.shutdown_requested.wait(), backoff)
                 return False
@@ -256,7 +243,7 @@ class Supervisor(Actor[None]):
                 if outage:
                     self.metrics.redis_reconnects.labels(actor=actor.name).inc()
                 self.metrics.actor_restarts.labels(actor=actor.name).inc()
-                self.log.error("actor %s crashed: %r; restarting in %.1fs", actor.name, exc, delay,
+                self.log.error("actor %s crashed: %s; restarting in %.1fs", actor.name, described(exc), delay,
                                exc_info=None if outage else exc)
                 if not outage and self._budget_spent(actor.name):
                     self.log.critical(
@@ -264,7 +251,7 @@ class Supervisor(Actor[None]):
                         len(self.restarts[actor.name]), self.settings.restart_window_s,
                     )
                     self.exit_code = 1
-                    self.health.fatal = f"actor {actor.name} spent its restart budget: {exc!r}"[:500]
+                    self.health.fatal = f"actor {actor.name} spent its restart budget: {described(exc)}"[:500]
                     self.request_shutdown()
                     return
                 if not await actor.sleep(delay):

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from redis.exceptions import ResponseError
 
-__all__ = ["ApiError", "redis_transient"]
+from ..redis_faults import server_state
 
-#: error replies of a server that is there but cannot serve the command now (memory, failover, a busy
-#: script, loading): retrying later helps. Any other error reply is a command Baton should not have sent.
-_TRANSIENT_REPLIES = ("OOM", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "NOREPLICAS", "BUSY", "LOADING")
+__all__ = ["ApiError", "redis_transient"]
 
 
 def redis_transient(exc: BaseException) -> bool:
-    """Whether a Redis failure is an outage to answer 503 (retry later), not a refused command (a bug)."""
-    return not isinstance(exc, ResponseError) or str(exc).startswith(_TRANSIENT_REPLIES)
+    """Whether a Redis failure is an outage to answer 503 (retry later): the link, or a server that cannot
+    serve the command now (runtime/redis_faults.py); any other error reply is a command Baton should not
+    have sent (a bug)."""
+    return not isinstance(exc, ResponseError) or server_state(exc)
 
 
 class ApiError(Exception):

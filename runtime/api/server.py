@@ -42,6 +42,7 @@ from ..errors import (
     UnknownJob,
     UnknownParent,
 )
+from ..redis_faults import described
 from ..settings import Settings
 from ..tracing import annotate, server_span
 from .auth import ApiKeys
@@ -64,6 +65,8 @@ _CONFLICTS: dict[type[BatonError], str] = {
     RunAlreadyFinished: "already_finished", RunNotFinished: "not_finished", RunStatusConflict: "wrong_status",
     RunAlreadyReplayed: "already_replayed", RunExists: "exists",
 }
+#: a 503 (Redis down or refusing commands for now) asks clients to try again after this many seconds
+RETRY_SOON = {"Retry-After": "1"}
 _HTTP_CODES = {400: "bad_request", 403: "forbidden", 404: "route_not_found", 405: "method_not_allowed",
                413: "body_too_large", 415: "unsupported_media_type"}
 
@@ -240,11 +243,12 @@ def _middleware(state: ApiState, metrics: ApiMetrics | None) -> Callable[..., Aw
         except tuple(_CONFLICTS) as exc:
             resp = _error(409, _CONFLICTS[type(exc)], str(exc), request_id)
         except NotReplicated as exc:  # on the master, not acknowledged: the client retries (idempotent)
-            resp = _error(503, "not_replicated", str(exc), request_id)
+            resp = _error(503, "not_replicated", str(exc), request_id, RETRY_SOON)
         except (RedisError, RedisUnavailable, ConnectionRefusedError) as exc:
             if redis_transient(exc):
-                log.warning("request %s: Redis unavailable: %s: %s", request_id, type(exc).__name__, exc)
-                resp = _error(503, "unavailable", "Redis is unavailable; retry later", request_id)
+                log.warning("request %s: Redis unavailable: %s", request_id, described(exc))
+                resp = _error(503, "unavailable", f"Redis cannot serve this now ({described(exc)[:200]}); retry later",
+                              request_id, RETRY_SOON)
             else:  # Redis refused a command Baton sent: a bug to fix, not an outage to wait out
                 log.exception("request %s %s %s: Redis refused a command", request_id, request.method, request.path)
                 resp = _error(500, "internal_error", "internal error (see the server log for this request id)",

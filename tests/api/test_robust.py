@@ -167,3 +167,21 @@ async def test_out_of_range_trigger_options_are_400s_that_store_nothing(api: Api
     assert status == 400 and option in body["error"], (status, body)
     after = await api.call("GET", "/v1/runs", params={"limit": 100})
     assert after[0] == 200 and len(after[1]["data"]) == len(before[1]["data"])
+
+
+async def test_a_redis_out_of_memory_is_a_503_to_retry_not_an_internal_error(api: ApiNode, redis: Any) -> None:
+    # Given a Redis that refuses writes (used memory over maxmemory, no eviction)
+    before = next(iter((await redis.config_get("maxmemory")).values()))
+    await redis.config_set("maxmemory", 1)
+    try:
+        # When a run is triggered
+        status, body = await api.call("POST", "/v1/jobs/echo/trigger", json={"input": 1})
+    finally:
+        await redis.config_set("maxmemory", before)
+    # Then it is a 503 that says why and to retry (the client maps OOM to a class of its own: a check of
+    # the reply's text took it for a refused command, a 500)
+    assert (status, body["code"]) == (503, "unavailable"), body
+    assert "OutOfMemoryError" in body["error"] and "retry later" in body["error"]
+    # And the same request goes through once Redis has room
+    status, body = await api.call("POST", "/v1/jobs/echo/trigger", json={"input": 1})
+    assert status in (200, 201), body

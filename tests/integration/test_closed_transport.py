@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import uvloop
 
-from actors.supervisor import is_outage
 from runtime.closed_transport import closed_transport
 from runtime.connection import connect
 from runtime.direct_calls import DirectCalls
+from runtime.redis_faults import is_outage
 from tests.servers import RedisClusterProcesses, RedisProcess
 
 
