@@ -15,6 +15,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, ClassVar, Generic, TypeVar
 
+from runtime.redis_faults import described
 from runtime.settings import Settings
 
 __all__ = ["Actor", "Mailbox", "answer"]
@@ -143,6 +144,9 @@ class Actor(Generic[M]):
         self.log = logging.getLogger(f"baton.{self.name}")
         #: tasks started by this run() through spawn(); they end with it
         self._spawned: set[asyncio.Task[Any]] = set()
+        #: the task running live(), and the error of an essential spawned task that ended it
+        self._life: asyncio.Task[Any] | None = None
+        self._spawn_failure: BaseException | None = None
 
     async def send(self, message: M) -> None:
         """Deliver a message to this actor's inbox (its owner's way to talk to it)."""
@@ -155,14 +159,30 @@ class Actor(Generic[M]):
     async def live(self) -> None:
         """One life of the actor (what the supervisor runs): run(), then end every
         task that run() spawned, however it ended."""
+        life = self._life = asyncio.current_task()
         try:
             await self.run()
+        except asyncio.CancelledError:
+            if self._spawn_failure is None:
+                raise
         finally:
+            self._life = None  # (what waits on the actor from now on is not its life: see _ending)
             spawned = list(self._spawned)
             for task in spawned:
                 task.cancel()
             await asyncio.gather(*spawned, return_exceptions=True)
             self._spawned.clear()
+        failure = self._spawn_failure
+        if failure is None:
+            return
+        # run() was ended by an essential task's failure: by the cancel spawn sent it or, had
+        # something inside run() swallowed that, at its next sleep() or receive()
+        if life is not None and life.cancelling():
+            life.uncancel()  # (spawn's cancel, not the caller's)
+        if self.stopping.is_set():
+            self.log.warning("a task failed while the actor stopped: %s", described(failure))
+            return
+        raise failure
 
     def start_afresh(self) -> None:
         """Before a restart: every attribute as ``__init__`` builds it, except
@@ -175,12 +195,28 @@ class Actor(Generic[M]):
         type(self).__init__(self, *args, **kwargs)
         self.__dict__.update(kept)
 
-    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
-        """Start a background task owned by this run(): cancelled when run() ends."""
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str, *, essential: bool = False) -> asyncio.Task[Any]:
+        """Start a background task owned by this run(): cancelled when run() ends.
+
+        A task that fails is never lost: an ``essential`` one (a loop the actor relies on)
+        fails the actor with its error, as if run() had raised it, so the supervisor restarts
+        the actor; any other is logged.
+        """
         task = asyncio.get_running_loop().create_task(coro, name=f"{self.name}:{name}")
         self._spawned.add(task)
-        task.add_done_callback(self._spawned.discard)
+        task.add_done_callback(functools.partial(self._spawned_ended, essential))
         return task
+
+    def _spawned_ended(self, essential: bool, task: asyncio.Task[Any]) -> None:
+        self._spawned.discard(task)
+        if task.cancelled() or (exc := task.exception()) is None:
+            return
+        life = self._life
+        if essential and life is not None and not life.done() and self._spawn_failure is None:
+            self._spawn_failure = exc
+            life.cancel()
+        else:
+            self.log.error("task %s failed: %s", task.get_name(), described(exc), exc_info=exc)
 
     def stop(self) -> None:
         """Ask the actor to finish; run() returns soon after."""
@@ -193,21 +229,29 @@ class Actor(Generic[M]):
         Messages arrive through the inbox's send / send_nowait, which wake a
         waiting receive.
         """
-        if self.stopping.is_set():
+        if self._ending():
             return None
         if self.inbox.empty():
             await self.inbox.wait(timeout_s)
-            if self.stopping.is_set() or self.inbox.empty():
+            if self._ending() or self.inbox.empty():
                 return None
         return self.inbox.get_nowait()
 
     async def sleep(self, seconds: float) -> bool:
-        """Sleep unless stopped first; returns False when stopping."""
+        """Sleep unless stopped first; returns False when stopping (or when an essential spawned task
+        failed: run() should end, and live() raises the task's error)."""
+        if self._ending():
+            return False
         try:
             await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
         except TimeoutError:
-            return True
+            return not self._ending()
         return False
+
+    def _ending(self) -> bool:
+        """Whether run() should end: the actor is stopping, or an essential task failed during this life
+        (the supervisor's own sleep before a restart, after the life, waits on the stop request only)."""
+        return self.stopping.is_set() or (self._life is not None and self._spawn_failure is not None)
 
     def drain_inbox(self, limit: int) -> list[M]:
         """Take up to ``limit`` messages that are already waiting, without blocking."""

@@ -59,7 +59,7 @@ class Notifier(Actor[None]):
             await ensure_group(app, partition)
         timeout = aiohttp.ClientTimeout(total=app.settings.webhook_timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as session:
-            self.spawn(self._deliver_loop(session), "deliver")
+            self.spawn(self._deliver_loop(session), "deliver", essential=True)
             await self._outbox_loop()
 
     async def _outbox_loop(self) -> None:

@@ -13,7 +13,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import OutOfMemoryError
 
 from runtime import Settings
 from tests.integration.test_processes import producer, worker_env
@@ -79,9 +81,7 @@ async def test_a_node_rides_out_a_redis_outage_with_every_slot_busy(tmp_path: Pa
     # restart budget so that a crash loop would end the node within seconds
     async with _worker_on_durable_redis(tmp_path, BATON_MAX_RESTARTS=2, BATON_RESTART_WINDOW_S=60) as (
             server, app, alive):
-        started = f"{app.settings.prefix}:test:started"
-        runs = [await app.trigger("long", {"seconds": 8}) for _ in range(5)]
-        await eventually(lambda: _count(app.redis, started, 5), 20)
+        runs = await _five_long_runs(app)
         # When Redis is down for 2 s while the leases are held
         await _restart_redis(server, 2.0)
         # Then every run completes on its first attempt (the leases were renewed after the outage),
@@ -94,6 +94,43 @@ async def test_a_node_rides_out_a_redis_outage_with_every_slot_busy(tmp_path: Pa
         assert alive()
         # And a new run still goes through
         assert (await app.wait_for(await app.trigger("noop", {"after": True}), 20)).status == "completed"
+
+
+async def test_a_node_rides_out_a_redis_that_is_out_of_memory(tmp_path: Path) -> None:
+    # Given a node running 5 long runs, with a small restart budget so that a crash loop would end
+    # the node within seconds
+    async with _worker_on_durable_redis(tmp_path, BATON_MAX_RESTARTS=2, BATON_RESTART_WINDOW_S=60) as (
+            _server, app, alive):
+        runs = await _five_long_runs(app)
+        # When Redis refuses every write (used memory over maxmemory, no eviction) for a few seconds
+        await app.redis.config_set("maxmemory", 1)
+        try:
+            # (a submission is refused with the server's own error)
+            with pytest.raises(OutOfMemoryError):
+                await app.trigger("noop", {"refused": True})
+            log = tmp_path / "w.log"
+            await eventually(lambda: log.read_text().count("OutOfMemoryError") >= 3, 20)
+            await asyncio.sleep(2.0)  # the fault itself: more crashes than the budget allows, were they counted
+            assert alive()
+            # (the notifier, whose delivery loop fails, is restarted each time, not left without it)
+            assert log.read_text().count("actor notifier crashed") >= 2
+        finally:
+            await app.redis.config_set("maxmemory", 0)
+        # Then the node is still running, every run completes on its first attempt, and a new run goes through
+        for run_id in runs:
+            run = await app.wait_for(run_id, 40)
+            assert run.status == "completed" and run.attempt == 1, (run.status, run.attempt)
+        assert (await app.wait_for(await app.trigger("noop", {"after": True}), 20)).status == "completed"
+        assert alive()
+        assert "refuses commands" not in log.read_text()  # (it was up before the fault)
+
+
+async def _five_long_runs(app: Any) -> list[str]:
+    """Five runs of ``long`` (8 s each), once all five have started."""
+    started = f"{app.settings.prefix}:test:started"
+    runs = [await app.trigger("long", {"seconds": 8}) for _ in range(5)]
+    await eventually(lambda: _count(app.redis, started, 5), 20)
+    return runs
 
 
 async def _count(raw: Any, key: str, n: int) -> bool:

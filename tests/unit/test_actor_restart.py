@@ -6,6 +6,7 @@ checked without a test of its own (the leaser's stale tick and renewal task were
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
@@ -73,6 +74,115 @@ async def test_tasks_spawned_by_a_failed_run_end_with_it() -> None:
     assert task.cancelled()
     actor.start_afresh()
     assert actor.started == [] and not actor._spawned
+
+
+class _Looping(Actor[None]):
+    """run() waits on its inbox while a spawned loop does the work (the notifier's shape)."""
+
+    name = "looping"
+
+    def __init__(self, essential: bool) -> None:
+        super().__init__()
+        self.essential = essential
+        self.side: list[asyncio.Task[None]] = []
+
+    async def run(self) -> None:
+        self.side.append(self.spawn(asyncio.sleep(3600), "side"))
+        self.spawn(self._loop(), "loop", essential=self.essential)
+        while not self.stopping.is_set():
+            await self.receive(None)
+
+    async def _loop(self) -> None:
+        await asyncio.sleep(0)
+        raise ConnectionError("the loop's Redis went away")
+
+
+async def test_an_essential_spawned_loop_that_fails_fails_its_actor() -> None:
+    # Given an actor whose run() relies on a spawned loop, and the loop fails
+    actor = _Looping(essential=True)
+    # Then the actor's life ends with the loop's error (the supervisor restarts it, or the node
+    # would run on without the loop, as the notifier did without webhook deliveries), and the
+    # other spawned tasks end with it
+    with pytest.raises(ConnectionError, match="went away"):
+        await asyncio.wait_for(actor.live(), 5)
+    assert actor.side[0].cancelled() and not actor._spawned
+
+
+class _CountedLooping(_Looping):
+    """_Looping, counting its lives (across restarts)."""
+
+    survives = ("lives",)
+
+    def __init__(self, essential: bool) -> None:
+        super().__init__(essential)
+        self.lives = 0
+
+    async def run(self) -> None:
+        self.lives += 1
+        await super().run()
+
+
+async def test_the_supervisor_restarts_an_actor_whose_essential_loop_failed(make_app: Any) -> None:
+    # Given a supervised actor whose essential loop fails in every life
+    supervisor = Supervisor(make_app())
+    actor = _CountedLooping(essential=True)
+    supervised = asyncio.ensure_future(supervisor._supervise(actor))
+    try:
+        # Then it is started again after each failure (its restart wait is not cut short by the failure)
+        for _ in range(300):
+            if actor.lives >= 3 or supervised.done():
+                break
+            await asyncio.sleep(0.01)
+        assert actor.lives >= 3 and not supervised.done(), (actor.lives, supervised)
+    finally:
+        actor.stop()
+        await asyncio.wait_for(supervised, 5)
+
+
+class _Swallowing(_Looping):
+    """run() swallows the cancel that spawn sends (as code it awaits might), then goes on sleeping."""
+
+    async def run(self) -> None:
+        self.spawn(self._loop(), "loop", essential=True)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(3600)
+        while await self.sleep(0.01):
+            pass
+
+
+async def test_a_failed_essential_loop_ends_its_actor_even_if_run_swallows_the_cancel() -> None:
+    # Given an actor whose run() swallows the cancel sent when its essential loop failed
+    actor = _Swallowing(essential=True)
+    # Then its next sleep returns as if stopping, and its life ends with the loop's error all the same
+    with pytest.raises(ConnectionError, match="went away"):
+        await asyncio.wait_for(actor.live(), 5)
+    assert not asyncio.current_task().cancelling()  # type: ignore[union-attr]
+
+
+async def test_an_essential_loop_failing_while_its_actor_stops_ends_the_life_quietly() -> None:
+    # Given an actor being stopped, and its essential loop failing then
+    actor = _Swallowing(essential=True)
+    actor.stop()
+    # Then its life ends without an error (nothing to restart: the node is stopping)
+    await asyncio.wait_for(actor.live(), 5)
+
+
+async def test_any_other_spawned_task_that_fails_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    # Given an actor with a spawned task that is not essential, and it fails
+    actor = _Looping(essential=False)
+    life = asyncio.ensure_future(actor.live())
+    try:
+        for _ in range(50):
+            if any("failed: ConnectionError" in r.getMessage() for r in caplog.records):
+                break
+            await asyncio.sleep(0.01)
+        # Then the failure is logged with its error, and the actor goes on
+        assert any("looping:loop failed: ConnectionError: the loop's Redis went away" in r.getMessage()
+                   for r in caplog.records)
+        assert not life.done()
+    finally:
+        actor.stop()
+        await asyncio.wait_for(life, 5)
 
 
 def test_restart_backoff_doubles_caps_and_starts_over_after_a_steady_life() -> None:
