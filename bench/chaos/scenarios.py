@@ -146,6 +146,30 @@ async def redis_restart(short: bool) -> Result:
                                   scale.quiesce_s)
 
 
+async def redis_oom(short: bool) -> Result:
+    """Redis out of memory (maxmemory 1 byte, noeviction) during load for 3x the lease TTL; then room again."""
+    scale = _pick(short, Scale(2000, 30, 60), Scale(300, 10, 20))
+    episodes = 1 if short else 2
+    config = StageConfig(workers=3, concurrency=20)
+    async with Stage("redis_oom", config) as stage:
+        load = _load(stage, scale, _work(fail=0.02))
+        full_s = 3 * config.lease_ttl_ms / 1000  # past the leases: renewals, claims and outcomes are all refused
+
+        async def out_of_memory() -> None:
+            for _ in range(episodes):
+                await asyncio.sleep(scale.load_s / (episodes + 1))
+                f = stage.fault(f"Redis out of memory for {full_s:g} s (maxmemory 1 byte, noeviction)")
+                await stage.client.config_set("maxmemory", 1)
+                await asyncio.sleep(full_s)
+                await stage.client.config_set("maxmemory", 0)
+                stage.clear(f)
+
+        await stage.guarded("load and out-of-memory spells", asyncio.gather(load.run(give_up_after_s=30),
+                                                                            out_of_memory()))
+        return await stage.finish(_params(scale, config, f"{episodes} spell(s) of {full_s:g} s out of memory"),
+                                  scale.quiesce_s)
+
+
 async def sentinel_failover(short: bool) -> Result:
     """kill -9 the Redis master (a replica, three sentinels, durable writes) during load; the replica takes over."""
     # (the old master then comes back as the new master's replica: durable writes need one)
@@ -334,7 +358,7 @@ async def bad_entries(short: bool) -> Result:
 
 #: every scenario, in the order the full run plays them
 SCENARIOS: dict[str, Callable[[bool], Coroutine[Any, Any, Result]]] = {
-    "kill9": kill9, "sigstop": sigstop, "redis_restart": redis_restart, "sentinel_failover": sentinel_failover,
-    "network": network, "poison": poison,
+    "kill9": kill9, "sigstop": sigstop, "redis_restart": redis_restart, "redis_oom": redis_oom,
+    "sentinel_failover": sentinel_failover, "network": network, "poison": poison,
     "clock_skew": clock_skew, "bad_entries": bad_entries,
 }

@@ -75,6 +75,16 @@ def test_redis_kill_9_every_node_rides_it_out() -> None:
     assert redis_restart.verdict.ok, redis_restart.verdict.violations
 
 
+def test_a_redis_out_of_memory_under_load_keeps_every_invariant() -> None:
+    oom = _run("redis_oom")
+    # Given Redis refusing every write (maxmemory 1 byte, noeviction) for 3x the lease TTL during load
+    # Then no node exits (a crash loop on OutOfMemoryError stopped them), every acknowledged run
+    # completed once, no completed step ran again, and the indices agree
+    assert oom.verdict.ok, oom.verdict.violations
+    assert oom.verdict.submitted >= 300 and len(oom.faults) == 1
+    assert oom.verdict.statuses == {"completed": oom.verdict.submitted}
+
+
 def test_a_sentinel_failover_under_load_keeps_every_invariant() -> None:
     failover = _run("sentinel_failover")
     # Given a master with one replica and three sentinels, durable writes (durable_replicas=1 on the
