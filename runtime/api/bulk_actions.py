@@ -29,6 +29,7 @@ from ..codec import text
 from ..connection import server_ms
 from ..errors import BatonError
 from ..records import iso, stored_int
+from ..redis_faults import described, is_outage
 from ..statuses import LIVE, TERMINAL
 from .listing import RunFilter, RunIndex, filter_from, list_runs
 
@@ -181,9 +182,14 @@ class BulkRunner:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-            with contextlib.suppress(Exception):
-                if await self.baton.redis.get(self.baton.keys.bulk_lease(action_id)) == self.owner.encode():
-                    await self.baton.redis.delete(self.baton.keys.bulk_lease(action_id))
+            await self._give_back(action_id)
+
+    async def _give_back(self, action_id: str) -> None:
+        """Release this process's lease of an action, so that a process's next watch takes it over
+        (best effort: a lease Redis cannot release now lapses within LEASE_MS)."""
+        with contextlib.suppress(Exception):
+            if await self.baton.redis.get(self.baton.keys.bulk_lease(action_id)) == self.owner.encode():
+                await self.baton.redis.delete(self.baton.keys.bulk_lease(action_id))
 
     async def _renew(self, action_id: str) -> bool:
         lease = self.baton.keys.bulk_lease(action_id)
@@ -239,6 +245,14 @@ class BulkRunner:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            if is_outage(exc):
+                # Redis down or refusing writes (out of memory ...) is not the action's failure: it stays
+                # running from the last run it recorded, and a process's watch takes it over once Redis
+                # serves again (the lease goes back now if Redis still takes that)
+                log.warning("bulk action %s paused by a Redis outage (%s); it is taken over where it stopped",
+                            action_id, described(exc))
+                await self._give_back(action_id)
+                return
             log.exception("bulk action %s failed", action_id)
             await self._finish(key, "failed", f"{type(exc).__name__}: {exc}")
 

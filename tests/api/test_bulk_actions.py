@@ -128,3 +128,39 @@ async def test_a_bulk_action_stops_when_asked(api: ApiNode) -> None:
     assert done["status"] == "canceled" and done["processed"] < 600
     status, page = await api.call("GET", "/v1/runs", params={"status": "delayed", "limit": 100})
     assert len(page["data"]) == 100  # runs it had not reached are still delayed
+
+
+async def test_an_action_caught_by_a_redis_out_of_memory_is_taken_over_where_it_stopped(make_app: Any) -> None:
+    # Given a bulk cancel of 600 delayed runs under way
+    app = make_app()
+
+    @app.job()
+    async def later(ctx: RunContext, payload: Any) -> None:
+        return None
+
+    ids = await app.trigger_batch([{"job": "later", "input": i, "delay": 600} for i in range(600)])
+    runner = BulkRunner(app, 5000)
+    view = await runner.create("default", "cancel", {"job": "later"}, action_filter("default", "cancel",
+                                                                                       {"job": "later"}), 100_000)
+    key = app.keys.bulk_action(view["id"])
+    await eventually(lambda: _processed(app, key, 50), 20, interval=0.001)
+    # When Redis refuses writes (out of memory) mid-way
+    before = next(iter((await app.redis.config_get("maxmemory")).values()))
+    await app.redis.config_set("maxmemory", 1)
+    try:
+        await eventually(lambda: not runner.tasks, 20)
+        # Then the action is not marked failed: it stays running, its lease given back
+        raw = await app.redis.hgetall(key)
+        assert raw[b"status"] == b"running" and int(raw[b"processed"]) < 600, raw
+        assert not await app.redis.exists(app.keys.bulk_lease(view["id"]))
+    finally:
+        await app.redis.config_set("maxmemory", before)
+    # And once Redis has room, the next watch takes it over and finishes it, no run handled twice (a cancel
+    # that landed just before its progress write was refused is not counted: the run no longer matches)
+    assert await runner.take_over() == 1
+    done = await eventually(lambda: _ended(app, key), 30)
+    assert done[b"status"] == b"completed"
+    processed, succeeded, failed = (int(done[k]) for k in (b"processed", b"succeeded", b"failed"))
+    assert failed == 0 and succeeded == processed and 599 <= processed <= 600, done
+    assert {r.status for r in [await app.get_run(i) for i in ids] if r} == {"canceled"}
+    await runner.close()
