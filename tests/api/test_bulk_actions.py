@@ -74,18 +74,8 @@ async def test_bad_bulk_action_requests_are_refused(api: ApiNode) -> None:
 
 async def test_an_action_left_by_a_stopped_process_is_taken_over_where_it_stopped(make_app: Any) -> None:
     # Given 600 delayed runs and a bulk cancel begun by one API process
-    app = make_app()
-
-    @app.job()
-    async def later(ctx: RunContext, payload: Any) -> None:
-        return None
-
-    ids = await app.trigger_batch([{"job": "later", "input": i, "delay": 600} for i in range(600)])
-    first = BulkRunner(app, 5000)
-    fltr = action_filter("default", "cancel", {"job": "later"})
-    view = await first.create("default", "cancel", {"job": "later"}, fltr, 100_000)
-    key = app.keys.bulk_action(view["id"])
-    await eventually(lambda: _processed(app, key, 50), 20, interval=0.001)
+    app, ids, first, action_id = await _cancel_under_way(make_app)
+    key = app.keys.bulk_action(action_id)
     # When that process stops mid-way (its runner records the run in hand and gives the lease back)
     await first.close()
     raw = await app.redis.hgetall(key)
@@ -101,6 +91,23 @@ async def test_an_action_left_by_a_stopped_process_is_taken_over_where_it_stoppe
     runs = [await app.get_run(i) for i in ids]
     assert {r.status for r in runs if r} == {"canceled"} and len(runs) == 600
     await second.close()
+
+
+async def _cancel_under_way(make_app: Any) -> tuple[Any, list[str], BulkRunner, str]:
+    """An app with 600 delayed runs of ``later``, and a runner's bulk cancel of them, 50 in: (app, run ids,
+    runner, the action's id)."""
+    app = make_app()
+
+    @app.job()
+    async def later(ctx: RunContext, payload: Any) -> None:
+        return None
+
+    ids = await app.trigger_batch([{"job": "later", "input": i, "delay": 600} for i in range(600)])
+    runner = BulkRunner(app, 5000)
+    fltr = action_filter("default", "cancel", {"job": "later"})
+    view = await runner.create("default", "cancel", {"job": "later"}, fltr, 100_000)
+    await eventually(lambda: _processed(app, app.keys.bulk_action(view["id"]), 50), 20, interval=0.001)
+    return app, ids, runner, view["id"]
 
 
 async def _processed(app: Any, key: str, at_least: int) -> bool:
@@ -132,18 +139,8 @@ async def test_a_bulk_action_stops_when_asked(api: ApiNode) -> None:
 
 async def test_an_action_caught_by_a_redis_out_of_memory_is_taken_over_where_it_stopped(make_app: Any) -> None:
     # Given a bulk cancel of 600 delayed runs under way
-    app = make_app()
-
-    @app.job()
-    async def later(ctx: RunContext, payload: Any) -> None:
-        return None
-
-    ids = await app.trigger_batch([{"job": "later", "input": i, "delay": 600} for i in range(600)])
-    runner = BulkRunner(app, 5000)
-    view = await runner.create("default", "cancel", {"job": "later"}, action_filter("default", "cancel",
-                                                                                       {"job": "later"}), 100_000)
-    key = app.keys.bulk_action(view["id"])
-    await eventually(lambda: _processed(app, key, 50), 20, interval=0.001)
+    app, ids, runner, action_id = await _cancel_under_way(make_app)
+    key = app.keys.bulk_action(action_id)
     # When Redis refuses writes (out of memory) mid-way
     before = next(iter((await app.redis.config_get("maxmemory")).values()))
     await app.redis.config_set("maxmemory", 1)
@@ -152,7 +149,7 @@ async def test_an_action_caught_by_a_redis_out_of_memory_is_taken_over_where_it_
         # Then the action is not marked failed: it stays running, its lease given back
         raw = await app.redis.hgetall(key)
         assert raw[b"status"] == b"running" and int(raw[b"processed"]) < 600, raw
-        assert not await app.redis.exists(app.keys.bulk_lease(view["id"]))
+        assert not await app.redis.exists(app.keys.bulk_lease(action_id))
     finally:
         await app.redis.config_set("maxmemory", before)
     # And once Redis has room, the next watch takes it over and finishes it, no run handled twice (a cancel
