@@ -141,7 +141,8 @@ def sentinel_client(url: str, **kwargs: Any) -> Any:
         connection["ssl"] = True
     to_sentinels = {k: v for k, v in connection.items()
                     if k in ("socket_timeout", "socket_connect_timeout", "socket_keepalive", "driver_info")}
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+    # redis-py before 8.2 leaves it unannotated (unused-ignore: later versions annotate it)
+    sentinel = Sentinel(  # type: ignore[no-untyped-call,unused-ignore]
         target.sentinels, sentinel_kwargs={**to_sentinels, **target.sentinel_auth}, **connection)
     return sentinel.master_for(target.service, redis_class=aioredis.Redis,
                                connection_class=MasterSSLConnection if target.tls else MasterConnection)
