@@ -278,6 +278,8 @@ class Supervisor(Actor[None]):
             now_ms = int(seconds) * 1000 + int(micros) // 1000
             leases = self.metrics.registry.get_sample_value("baton_leases_held")
             pipe = self.app.redis.pipeline(transaction=False)
+            # written by every node's start (check_deployment): gone only if Redis lost its data
+            pipe.exists(keys.deployment)
             pipe.hset(keys.node(self.settings.node_id), mapping={
                 "node_id": self.settings.node_id, "heartbeat_at": now_ms, "slots": self.settings.concurrency,
                 "busy": busy if busy is not None else "", "jobs": ",".join(self.app.jobs.names()),
@@ -291,10 +293,13 @@ class Supervisor(Actor[None]):
             pipe.get(keys.drain_request(self.settings.node_id))
             pipe.delete(keys.drain_request(self.settings.node_id))
             started = time.perf_counter()
-            drain = (await pipe.execute())[-2]
+            replies = await pipe.execute()
+            registered, drain = replies[0], replies[-2]
             self.metrics.observe_redis("heartbeat", time.perf_counter() - started)
             self.metrics.heartbeat_timestamp.set(now_ms / 1000)
             self.health.redis_ok = True
+            if not registered:
+                await self._register_again()
             if drain is not None:
                 self.log.info("drain requested through the API")
                 self.request_shutdown()
@@ -303,6 +308,18 @@ class Supervisor(Actor[None]):
             if is_outage(exc):
                 self.metrics.redis_reconnects.labels(actor=self.name).inc()
             self.log.warning("heartbeat failed: %s", exc)
+
+    async def _register_again(self) -> None:
+        """Publish again what this node published at start: Redis no longer holds the deployment's record
+        (a server restarted without its data, a replica promoted without it). Without this, job limits
+        and schedules would be gone until a node restarted, and every intake would fail on its missing
+        consumer group."""
+        self.log.warning("Redis no longer holds this deployment's records (restarted without its data?): "
+                         "registering this node's jobs, limits and schedules again")
+        await check_deployment(self.app.redis, self.app.keys.deployment, self.settings)
+        await self.app.register_jobs()
+        for intake in self.intakes:
+            await ensure_group(self.app, intake.stream.key)
 
     async def drain(self) -> None:
         """Stop taking work, let handlers finish within the grace period, give back the rest."""

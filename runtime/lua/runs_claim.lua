@@ -63,7 +63,14 @@ local piece = tonumber(ARGV[16] or ARGV[4])
 local keep_registration = ARGV[17] == '1'
 local now = now_ms()
 if reg_ttl > 0 then
-  local pending = tonumber(call('HGET', K.handed(pfx), node) or '0') - received
+  local handed = tonumber(call('HGET', K.handed(pfx), node) or '0')
+  if handed < received then
+    -- more received than were ever handed: the count was lost with Redis's data (a server restarted
+    -- without it). It goes on from what the node received, or runs in transit would never count again
+    call('HSET', K.handed(pfx), node, int_text(received))
+    handed = received
+  end
+  local pending = handed - received
   if pending > 0 then want = want - pending end
 end
 local runs, retry_in = {}, -1

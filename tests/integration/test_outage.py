@@ -125,6 +125,26 @@ async def test_a_node_rides_out_a_redis_that_is_out_of_memory(tmp_path: Path) ->
         assert "refuses commands" not in log.read_text()  # (it was up before the fault)
 
 
+async def test_a_node_registers_again_after_redis_lost_its_data(tmp_path: Path) -> None:
+    # Given a worker whose start published the deployment, its jobs, their limits and its intake's group
+    async with _worker_on_durable_redis(tmp_path) as (_server, app, alive):
+        assert (await app.wait_for(await app.trigger("noop", {"n": 0}), 20)).status == "completed"
+        partition = app.keys.partitions[0]
+        assert await app.redis.hget(partition.jobs, "cc_limited")
+        # When Redis loses everything (a server restarted without its data)
+        await app.redis.flushall()
+        # Then within a few heartbeats the node has published it all again, and says why
+        await eventually(lambda: app.redis.exists(app.keys.deployment), 20)
+        await eventually(lambda: app.redis.hget(partition.jobs, "cc_limited"), 20)
+        assert await app.redis.hexists(app.keys.registry, "cc_limited")
+        assert "registering this node's jobs" in (tmp_path / "w.log").read_text()
+        # And runs go through again, submitted by a client and through the stream
+        assert (await app.wait_for(await app.trigger("noop", {"n": 1}), 20)).status == "completed"
+        entry_id = await app.redis.xadd(app.keys.submit_stream, {"job": "noop", "input": "{}"})
+        assert (await app.wait_for(entry_id.decode(), 20)).status == "completed"
+        assert alive()
+
+
 async def _five_long_runs(app: Any) -> list[str]:
     """Five runs of ``long`` (8 s each), once all five have started."""
     started = f"{app.settings.prefix}:test:started"

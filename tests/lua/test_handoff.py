@@ -109,6 +109,21 @@ async def test_runs_in_transit_count_against_the_nodes_room(lua: Lua) -> None:
     assert orjson.loads(await lua.redis.get(lua.part.waiter("node-a")))[0] == 5
 
 
+async def test_a_hand_off_count_lost_with_redis_data_goes_on_from_what_the_node_received(lua: Lua) -> None:
+    # Given a node that has received 7 runs by hand-off, and a Redis that lost the count (restarted without
+    # its data): the script sees fewer handed than received
+    await register(lua, want=5, received=7)
+    # Then the count goes on from what the node received
+    assert await lua.redis.hget(lua.part.handed, "node-a") == b"7"
+    # And a run handed to it afterwards counts as in transit until it is received, as before the loss
+    await lua.create_one(input={"n": 1})
+    await register(lua, want=5, received=7)
+    assert orjson.loads(await lua.redis.get(lua.part.waiter("node-a")))[0] == 4
+    assert len(await pushed(lua)) == 1
+    await register(lua, want=5, received=8)
+    assert orjson.loads(await lua.redis.get(lua.part.waiter("node-a")))[0] == 5
+
+
 async def test_the_registration_holds_the_claims_arguments_as_json_numbers_and_strings(lua: Lua) -> None:
     # Given a node that registers for two queues and for jobs with versions (nodes and clients of
     # other versions decode the registration: it must stay this array)
