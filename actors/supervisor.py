@@ -316,10 +316,11 @@ class Supervisor(Actor[None]):
         consumer group."""
         self.log.warning("Redis no longer holds this deployment's records (restarted without its data?): "
                          "registering this node's jobs, limits and schedules again")
-        await check_deployment(self.app.redis, self.app.keys.deployment, self.settings)
         await self.app.register_jobs()
         for intake in self.intakes:
             await ensure_group(self.app, intake.stream.key)
+        # the record last: a registration cut short by an error is made again at the next heartbeat
+        await check_deployment(self.app.redis, self.app.keys.deployment, self.settings)
 
     async def drain(self) -> None:
         """Stop taking work, let handlers finish within the grace period, give back the rest."""
