@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import AskError, ClusterDownError, RedisClusterException, RedisError, ResponseError
 
 from .codec import text
 from .errors import ConfigError, RedisUnavailable
@@ -76,8 +76,9 @@ async def check_deployment(redis: Any, keys_deployment: str, settings: Settings)
         recorded = await redis.hget(keys_deployment, "partitions")
     except ResponseError as exc:
         # a Cluster node addressed as a plain server redirects a key of another node's slot
-        # (baton api has no INFO right, so this is how it finds out)
-        if str(exc).split(" ", 1)[0] in ("MOVED", "ASK", "CLUSTERDOWN"):
+        # (baton api has no INFO right, so this is how it finds out). The client maps these
+        # replies to classes of their own and strips the code from the message
+        if isinstance(exc, AskError | ClusterDownError):  # (MovedError is an AskError)
             raise ConfigError(_CLUSTER_WITHOUT_FLAG) from None
         raise
     if recorded is not None and int(text(recorded)) != settings.partitions:

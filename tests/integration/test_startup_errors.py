@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 
 import runtime.topology as topology
 from actors.supervisor import Supervisor
@@ -42,6 +43,25 @@ async def test_a_cluster_node_without_the_cluster_flag(redis_cluster: RedisClust
     app = Baton(settings.with_changes(redis_url=redis_cluster.url, redis_cluster=False))
     error = await start_error(app)
     assert "is a Redis Cluster node" in str(error) and "BATON_REDIS_CLUSTER=true" in str(error)
+
+
+async def test_a_plain_client_finds_a_cluster_node_by_its_redirect(redis_cluster: RedisClusterProcesses,
+                                                                     prefix: str) -> None:
+    # Given a plain client on each node of a cluster (the API's Redis user has no INFO right: a
+    # redirect of the deployment record's key is how it finds out; the client maps MOVED to a class
+    # of its own and strips the code from the message, which a check of the text missed)
+    refused = []
+    for node in redis_cluster.nodes:
+        client = aioredis.from_url(node.url)
+        try:
+            await topology.check_deployment(client, f"{{{prefix}}}:deployment", Settings(partitions=1))
+        except ConfigError as error:
+            refused.append(str(error))
+        finally:
+            await client.aclose()
+    # Then every node but the one holding the key's slot refuses, saying what to set
+    assert len(refused) == len(redis_cluster.nodes) - 1 >= 1
+    assert all("is a Redis Cluster node" in e and "BATON_REDIS_CLUSTER=true" in e for e in refused), refused
 
 
 async def test_the_cluster_flag_without_a_cluster(settings: Settings) -> None:
