@@ -103,23 +103,43 @@ async def check(
     for blob in await redis.lrange(marks.reruns, 0, -1):
         e = orjson.loads(blob)
         v.add("steps re-run after completing", f"{e['run']} step {e['step']} on {e['node']} attempt {e['attempt']}")
+    late_notes = 0
     for blob in await redis.lrange(marks.stale_starts, 0, -1):
         stale = orjson.loads(blob)
         e = stale["entry"]
         # the run's attempts, for the cause (who gave the lease up, when): a rare violation is not rerun at will
         [run] = await read_runs(redis, app.keys, [e["run"]])
+        attempts = run.attempts if run else []
+        if _started_under_its_lease(e, attempts):
+            late_notes += 1
+            continue
         history = "; ".join(f"{a.number} {a.status} on {a.worker_id} {a.started_at_ms}-{a.finished_at_ms}"
                             + (f" ({a.error.get('message')})" if a.error else "")
-                            for a in (run.attempts if run else []))
+                            for a in attempts)
         v.add("steps started without the lease", f"{e['run']} step {e['step']} on {e['node']} attempt "
-                                                 f"{e['attempt']}; the run record said {stale['record']}; "
-                                                 f"attempts: {history or 'none'}")
+                                                 f"{e['attempt']} at {e.get('started_ms')}; the run record "
+                                                 f"said {stale['record']}; attempts: {history or 'none'}")
+    if late_notes:
+        v.notes["step starts noted after their lease ended, the step having started before it (the note's "
+                "Redis call delayed by the fault)"] = late_notes
     v.notes["step functions executed more than once (allowed after a crash mid-step)"] = multi_exec
     v.drift = await app.reconcile()
     if v.drift.get("total"):
         v.add("index drift (reconcile repaired)", ", ".join(f"{k} {n}" for k, n in v.drift.items() if n))
     await _check_streams(v, app, bad_entries)
     return v
+
+
+def _started_under_its_lease(entry: dict[str, Any], attempts: list[Any]) -> bool:
+    """Whether a step noted after its lease ended had started before that end: its attempt (number
+    and node) ended after the step's start by the node's estimate of the Redis clock. The estimate
+    runs behind Redis by the delivery of the lease (milliseconds), so a step that started well after
+    the end is still caught."""
+    started = entry.get("started_ms")
+    for a in attempts:
+        if a.number == entry["attempt"] and a.worker_id == entry["node"]:
+            return started is not None and a.finished_at_ms is not None and started < a.finished_at_ms
+    return False
 
 
 def _check_run(v: Verdict, run_id: str, job: str, run: Run | None, events: list[Any], ordinary: frozenset[str]) -> None:

@@ -99,7 +99,11 @@ return 1
 async def _execute_step(ctx: RunContext, name: str, sleep_s: float) -> str:
     """The body of every step: note the execution (see _NOTE_EXECUTION), then sleep."""
     p = app.keys.partition_of_run(ctx.run_id)
-    entry = orjson.dumps({"run": ctx.run_id, "step": name, "node": ctx.node_id, "attempt": ctx.attempt})
+    # when the step started, by the node's estimate of the Redis clock (it runs behind by the delivery
+    # of the lease, milliseconds): the check below runs when the EVAL reaches Redis, which a fault can
+    # delay past the lease's end (a failover holds the call for seconds); the checker tells the two apart
+    entry = orjson.dumps({"run": ctx.run_id, "step": name, "node": ctx.node_id, "attempt": ctx.attempt,
+                          "started_ms": ctx.now_ms()})
     keys = [_m().executions(ctx.run_id), p.steps(ctx.run_id), p.run(ctx.run_id), _m().reruns, _m().stale_starts]
     await _redis().eval(_NOTE_EXECUTION, len(keys), *keys, name, entry, str(ctx.attempt), ctx.node_id)
     if sleep_s:

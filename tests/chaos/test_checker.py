@@ -37,3 +37,22 @@ async def test_checker_reports_lost_stuck_twice_rerun_and_drift(make_app: Any, r
     assert verdict.drift["leased"] == 1 and "index drift (reconcile repaired)" in v
     assert "submission stream unreadable" in v  # no node ever created the intake group
     assert not verdict.ok and verdict.submitted == 3
+
+
+def test_a_step_noted_after_its_lease_ended_is_a_violation_only_if_it_started_after() -> None:
+    # Given a first attempt of a run on node n, reaped (its lease ended) at Redis ms 2000
+    from bench.chaos.checker import _started_under_its_lease
+    from runtime.records import Attempt
+    attempts = [Attempt(1, "crashed", 1000, 2000, "n", None), Attempt(2, "completed", 2500, 2600, "m", None)]
+
+    def entry(started_ms: int | None, node: str = "n", attempt: int = 1) -> dict[str, Any]:
+        return {"run": "r", "step": "s1", "node": node, "attempt": attempt, "started_ms": started_ms}
+
+    # Then a step of that attempt that started before the end (its note reached Redis late: a failover
+    # held the call) started under its lease
+    assert _started_under_its_lease(entry(1900), attempts)
+    # And one that started at or after the end did not, nor one whose start or attempt is unknown
+    assert not _started_under_its_lease(entry(2000), attempts)
+    assert not _started_under_its_lease(entry(None), attempts)
+    assert not _started_under_its_lease(entry(1900, node="m"), attempts)
+    assert not _started_under_its_lease(entry(1900, attempt=3), attempts)
