@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 
@@ -45,7 +46,7 @@ from runtime.tracing import end_span, start_span
 from .base import Actor
 from .delivery import Delivery
 
-__all__ = ["Intake", "SubmitStream", "ensure_group", "submit_streams"]
+__all__ = ["Intake", "SubmitStream", "ensure_group", "stream_entries", "submit_streams"]
 
 BLOCK_MS = 1000
 TRIM_INTERVAL_S = 10.0
@@ -218,20 +219,11 @@ class Intake(Actor[None]):
                 "XREADGROUP", "GROUP", keys.intake_group, self.consumer, "COUNT", self.settings.intake_batch,
                 "BLOCK", BLOCK_MS, "STREAMS", self.stream.key, ">",
             )
-            # {stream: [[id, [field, value, ...]], ...]} (RESP3; a list of [stream, entries] pairs in
-            # RESP2), or nil when the block timed out; an entry trimmed meanwhile has nil fields
-            streams = raw.values() if isinstance(raw, dict) else [pair[1] for pair in raw or []]
-            return [(text(entry_id), dict(zip(flat[::2], flat[1::2], strict=True)) if flat else {})
-                    for items in streams for entry_id, flat in items]
-        reply = await self.app.redis.xreadgroup(
+            return stream_entries(raw)
+        return stream_entries(await self.app.redis.xreadgroup(
             keys.intake_group, self.consumer, {self.stream.key: start}, count=self.settings.intake_batch,
             block=BLOCK_MS if start == ">" else None,
-        )
-        entries: list[Entry] = []
-        for _stream, items in reply or []:
-            for entry_id, fields in items:
-                entries.append((text(entry_id), fields or {}))
-        return entries
+        ))
 
     async def _autoclaim(self) -> list[Entry]:
         keys = self.app.keys
@@ -517,6 +509,27 @@ def _rounds(specs: list[tuple[str, RunSpec]]) -> list[list[tuple[str, RunSpec]]]
             rounds.append([])
         rounds[index].append(item)
     return rounds
+
+
+def stream_entries(reply: Any) -> list[Entry]:
+    """The entries of an XREADGROUP reply, in either shape it comes in: raw from a held connection
+    ({stream: [[id, [field, value, ...]], ...]} in RESP3, a list of [stream, entries] pairs in RESP2),
+    or parsed by the client (fields as a dict; in RESP3 one list deeper), which is what a held
+    connection's call returns when it was retried through the client after its connection was lost.
+    Nil when the block timed out; an entry trimmed meanwhile has nil fields."""
+    streams = reply.values() if isinstance(reply, dict) else [pair[1] for pair in reply or []]
+    entries: list[Entry] = []
+    for items in streams:
+        if items and (not items[0] or isinstance(items[0][0], tuple | list)):
+            items = items[0]  # (the client's RESP3 parse nests the entries one list deeper)
+        for entry_id, fields in items:
+            if not fields:
+                entries.append((text(entry_id), {}))
+            elif isinstance(fields, dict):
+                entries.append((text(entry_id), fields))
+            else:
+                entries.append((text(entry_id), dict(zip(fields[::2], fields[1::2], strict=True))))
+    return entries
 
 
 def _ends_batch(exc: BaseException) -> bool:
