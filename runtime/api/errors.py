@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from redis.exceptions import ResponseError
-
-from ..redis_faults import server_state
+from ..redis_faults import is_outage
 
 __all__ = ["ApiError", "redis_transient"]
 
 
 def redis_transient(exc: BaseException) -> bool:
-    """Whether a Redis failure is an outage to answer 503 (retry later): the link, or a server that cannot
-    serve the command now (runtime/redis_faults.py); any other error reply is a command Baton should not
-    have sent (a bug)."""
-    return not isinstance(exc, ResponseError) or server_state(exc)
+    """Whether a Redis failure is an outage to answer 503 (retry later), as the nodes judge one
+    (runtime/redis_faults.py), or a socket that could not connect; anything else is a command or a
+    reply Baton got wrong (a bug: 500)."""
+    return is_outage(exc) or isinstance(exc, OSError)
 
 
 class ApiError(Exception):
