@@ -26,7 +26,7 @@ from runtime.app import Baton
 from runtime.batching import Batcher
 from runtime.codec import text
 from runtime.context import ContinueAsNew, RunContext, RunLogCapture, Suspend, current_run
-from runtime.errors import JobTimeout, LeaseLost, PermanentFailure
+from runtime.errors import JobTimeout, LeaseLost, OutageOutlastedLease, PermanentFailure
 from runtime.fencing import LeaseClock, StepTimed, lease_margin_s, long_step_s
 from runtime.jobs import Job
 from runtime.limits import fit_error, output_json
@@ -284,6 +284,8 @@ class Executor(Actor[ExecutorMessage]):
             outcome = await self._outcome(c, traced)
         except asyncio.CancelledError:
             outcome = self._cancelled(c)
+        except OutageOutlastedLease as exc:  # (reading the run's steps, before its handler began)
+            outcome = self._outage_outlasted(c, exc)
         except Exception as exc:
             self.log.exception("internal error while executing run %s", c.run_id)
             outcome = self._failure(c, "failed", exc)
@@ -302,6 +304,15 @@ class Executor(Actor[ExecutorMessage]):
         await self.reporter.send(RunFinished(outcome, c.partition, c.job, time.monotonic() - started, c.attempt,
                                              span=finish))
 
+    def _outage_outlasted(self, c: Claimed, exc: OutageOutlastedLease) -> Outcome:
+        """Redis was out for as long as the lease surely held: like a drain, the run is given back
+        uncharged (the outage is no fault of the handler's). If another node reaped the lease
+        meanwhile, this outcome is fenced off and the reap recorded the attempt crashed."""
+        self.metrics.leases_lost.labels(stage="outage").inc()
+        with run_log_context(c.run_id, c.job, c.attempt):
+            self.log.warning("%s; giving the run back", exc)
+        return self._failure(c, "released", exc)
+
     def _cancelled(self, c: Claimed) -> Outcome:
         reason = self.cancel_reasons.get((c.run_id, c.token), "released")
         if reason == "canceled":
@@ -311,7 +322,8 @@ class Executor(Actor[ExecutorMessage]):
             return self._failure(c, "timed_out", timeout)
         if reason == "lease_lost":
             return self._failure(c, "failed", None)  # will be fenced off by the token check
-        # drained, or given back after a stall: uncharged (fenced off if the lease was taken meanwhile)
+        # drained, given back after a stall or an outage that outlasted the lease: uncharged (fenced
+        # off if the lease was taken meanwhile)
         return Outcome(c.run_id, c.token, "released")
 
     async def _outcome(self, c: Claimed, traced: list[Any]) -> Outcome:
@@ -385,6 +397,8 @@ class Executor(Actor[ExecutorMessage]):
             if self.cancel_reasons.get((c.run_id, c.token)) == "timed_out":
                 ctx.log.warning("run timed out after %.3fs", c.timeout_ms / 1000)
             outcome = self._cancelled(c)
+        except OutageOutlastedLease as exc:
+            outcome = self._outage_outlasted(c, exc)
         except LeaseLost as exc:
             # fenced work was refused: nothing this attempt reports can land any more
             self.metrics.leases_lost.labels(stage="fence").inc()
@@ -424,6 +438,11 @@ class Executor(Actor[ExecutorMessage]):
             await asyncio.sleep(FLUSH_INTERVAL_S)
             try:
                 await ctx.flush()
+            except OutageOutlastedLease as exc:
+                self.metrics.leases_lost.labels(stage="outage").inc()
+                self.log.warning("%s; stopping the handler and giving the run back", exc)
+                self._cancel(c.run_id, "outage", c.token)
+                return
             except LeaseLost:
                 self.log.warning("lease of run %s lost while writing its logs; stopping the handler", c.run_id)
                 self._cancel(c.run_id, "lease_lost", c.token)

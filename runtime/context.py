@@ -24,7 +24,7 @@ import inspect
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 
@@ -35,6 +35,7 @@ from .fencing import LeaseClock, lease_margin_s
 from .ids import routed_run_id
 from .limits import check_size, check_tags, fit_log_entry
 from .records import iso
+from .redis_faults import ride_out
 from .run_logs import RunLogCapture, RunLogger, current_run, dumps
 from .run_records import RunRecords
 from .statuses import TERMINAL
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
     from .scripts import Claimed
 
 __all__ = ["ContinueAsNew", "RunContext", "RunLogCapture", "RunLogger", "Suspend", "current_run"]
+
+T = TypeVar("T")
 
 
 class Suspend(BaseException):
@@ -114,7 +117,8 @@ class RunContext(RunRecords):
         steps: dict[str, dict[str, Any]] = {}
         if claimed.step_count:
             p = app.keys.partition_of_run(claimed.run_id)
-            raw = await app.redis.hgetall(p.steps(claimed.run_id))
+            raw = await ride_out(lambda: app.redis.hgetall(p.steps(claimed.run_id)),
+                                 lease.time_left if lease is not None else lambda: 0.0, "loading the run's steps")
             steps = {(k.decode() if isinstance(k, bytes) else k): orjson.loads(v) for k, v in raw.items()}
         return cls(app, claimed, steps, lease)
 
@@ -131,11 +135,18 @@ class RunContext(RunRecords):
             return
         asked = time.monotonic()
         partition = self._app.keys.partition_of_run(self.run_id)
-        lost, _cancel = await self._app.scripts.renew(partition, [(self.run_id, self._token)])
+        lost, _cancel = await self._on_lease(lambda: self._app.scripts.renew(partition, [(self.run_id, self._token)]),
+                                             f"confirming the lease before {work}")
         if lost:
             raise LeaseLost(f"run {self.run_id}: lease may have expired ({-self._lease.time_left():.1f}s past "
                             f"its deadline on this node) and is no longer held; {work} was not started")
         self._lease.extend(asked + self._app.settings.lease_ttl_ms / 1000)
+
+    async def _on_lease(self, call: Callable[[], Awaitable[T]], what: str) -> T:
+        """A call Baton makes for this run, waited through a Redis outage for as long as the lease
+        may still hold (runtime/redis_faults.py ride_out); past that, OutageOutlastedLease ends
+        the attempt uncharged."""
+        return await ride_out(call, self._lease.time_left, f"run {self.run_id}: {what}")
 
     # -- time ---------------------------------------------------------------
 
@@ -168,7 +179,10 @@ class RunContext(RunRecords):
     async def _record(self, name: str, index: int, record: dict[str, Any]) -> None:
         completed = record["status"] == "completed"
         await self.flush()
-        code = await self._app.scripts.record_step(self.run_id, self._token, name, index, dumps(record), completed)
+        record_json = dumps(record)
+        code = await self._on_lease(
+            lambda: self._app.scripts.record_step(self.run_id, self._token, name, index, record_json, completed),
+            f"recording step {name!r}")
         if code == -1:
             raise LeaseLost(f"run {self.run_id}: lease lost; step {name!r} not recorded")
         raise_for_status(code, self.run_id)
@@ -312,11 +326,14 @@ class RunContext(RunRecords):
             events, fields, records = self._events, self._fields, self._records
             self._events, self._fields, self._records = [], {}, []
         if events or fields:
-            code = await self._app.scripts.update(self.run_id, self._token, fields or None, events)
+            code = await self._on_lease(lambda: self._app.scripts.update(self.run_id, self._token, fields or None,
+                                                                         events), "writing logs and progress")
             if code == -1:
                 raise LeaseLost(f"run {self.run_id}: lease lost; log/progress writes rejected")
         if records:
-            if await self._app.scripts.append(self.run_id, self._token, "rec", records) == -1:
+            appended = await self._on_lease(lambda: self._app.scripts.append(self.run_id, self._token, "rec", records),
+                                            "writing usage, tool-call and output records")
+            if appended == -1:
                 raise LeaseLost(f"run {self.run_id}: lease lost; usage/tool-call/output records rejected")
         if self._chunks or (self._chunk_task is not None and not self._chunk_task.done()):
             if self._loop is None:  # made outside a running loop: chunks go out here, at the flush
@@ -341,7 +358,8 @@ class RunContext(RunRecords):
         """Store a sequenced snapshot of state; returns its sequence number."""
         state_json = check_size("the checkpoint state", dumps(state), self._app.settings, "max_checkpoint_bytes")
         await self.flush()
-        seq = await self._app.scripts.checkpoint(self.run_id, self._token, source, state_json)
+        seq = await self._on_lease(lambda: self._app.scripts.checkpoint(self.run_id, self._token, source, state_json),
+                                   "storing a checkpoint")
         if seq == -1:
             raise LeaseLost(f"run {self.run_id}: lease lost; checkpoint not stored")
         return seq
@@ -355,8 +373,9 @@ class RunContext(RunRecords):
     async def _lineage_info(self) -> tuple[str, int]:
         if self._lineage is None:
             p = self._app.keys.partition_of_run(self.run_id)
-            root, depth, project = await self._app.redis.hmget(p.run(self.run_id), "root_id", "lineage_depth",
-                                                                "project")
+            root, depth, project = await self._on_lease(
+                lambda: self._app.redis.hmget(p.run(self.run_id), "root_id", "lineage_depth", "project"),
+                "reading the run's lineage")
             self._lineage = ((root.decode() if root else self.run_id), int(depth or 0))
             self._project = project.decode() if project else "default"
         return self._lineage
@@ -385,7 +404,8 @@ class RunContext(RunRecords):
             specs.append(await self._app._spec({"job": job, "input": payload, "id": child_id, **options},
                                                source="child", extra=extra))
         await self.confirm_lease("triggering child runs")
-        return await self._app.create(specs)
+        # child ids derive from this run and the step's position: a create tried again makes no second child
+        return await self._on_lease(lambda: self._app.create(specs), "triggering child runs")
 
     async def trigger(self, job: str, payload: Any = None, **options: Any) -> str:
         """Start a child run (once per run, even across retries); returns its id."""

@@ -14,6 +14,7 @@ __all__ = [
     "LeaseLost",
     "NonDeterminism",
     "NotReplicated",
+    "OutageOutlastedLease",
     "OutputTooLarge",
     "PermanentFailure",
     "QueueFull",
@@ -123,6 +124,11 @@ class LeaseError(BatonError):
 
 class LeaseLost(LeaseError):
     """Raised when a write is fenced off because this node no longer holds the lease."""
+
+
+class OutageOutlastedLease(LeaseLost):
+    """Raised in a handler when Redis stayed unavailable (down, restarting, out of memory ...) until
+    the run's lease may have expired: the attempt ends, and is given back without being charged."""
 
 
 class RunError(BatonError):

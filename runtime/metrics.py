@@ -59,7 +59,7 @@ OUTCOMES = tuple(str(o) for o in AttemptOutcome)
 disable_created_metrics()  # type: ignore[no-untyped-call]  # the library leaves it unannotated
 
 #: where a lease can be found lost (baton_leases_lost_total's stage label)
-LOST_STAGES = ("renew", "finish", "fence", "stall")
+LOST_STAGES = ("renew", "finish", "fence", "stall", "outage")
 #: why intake took over another consumer's pending entries (baton_intake_entries_claimed_total)
 CLAIM_REASONS = ("dead_node", "idle")
 #: what an earlier submission held when an entry created nothing (baton_intake_entries_deduplicated_total)
@@ -156,7 +156,8 @@ class Metrics:
         self.leases_lost = Counter(
             "baton_leases_lost_total",
             "Leases this node lost to fencing: the token no longer held the run at renewal (renew), at completion "
-            "(finish), or before fenced work: a step, a child trigger, a handler start (fence)",
+            "(finish), before fenced work: a step, a child trigger, a handler start (fence), after an event-loop "
+            "stall (stall), or to a Redis outage that outlasted it (outage)",
             ["stage"], registry=r,
         )
         self.leases_reclaimed = Counter(

@@ -14,6 +14,10 @@ past its time (BUSY), a dataset loading.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 from redis.exceptions import (
     BusyLoadingError,
     ClusterDownError,
@@ -29,9 +33,16 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .closed_transport import closed_transport
-from .errors import RedisUnavailable
+from .errors import OutageOutlastedLease, RedisUnavailable
 
-__all__ = ["LINK_DOWN", "SERVER_STATE_CODES", "described", "is_outage", "server_state"]
+__all__ = ["LINK_DOWN", "SERVER_STATE_CODES", "described", "is_outage", "ride_out", "server_state"]
+
+T = TypeVar("T")
+
+#: the first and the longest pause between tries of a call waiting out an outage (the
+#: supervisor's restart delay on an outage has the same ceiling)
+RIDE_OUT_FIRST_PAUSE_S = 0.05
+RIDE_OUT_MAX_PAUSE_S = 1.0
 
 #: errors of a Redis that is down, restarting or unreachable, or whose replicas are
 #: (NotReplicated is a RedisUnavailable), and Redis Cluster's while a failover is under way
@@ -67,3 +78,40 @@ def described(exc: BaseException) -> str:
     through repr, without their message)."""
     message = str(exc)
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+async def ride_out(call: Callable[[], Awaitable[T]], time_left: Callable[[], float], what: str) -> T:
+    """``call()`` (made again for each try), tried again through a Redis outage for as long as
+    ``time_left()`` (seconds) stays positive; each try is cut off when the time is up too.
+
+    A handler's writes go through here with its lease's time left: a restart, a failover or a
+    spell out of memory shorter than the lease costs the handler a wait, not its attempt.
+    Raises OutageOutlastedLease (the outage as its cause) once the time is up; any error that
+    is not an outage is raised as it is, at once.
+    """
+    pause = RIDE_OUT_FIRST_PAUSE_S
+    failure = "no answer"  # what the last try met
+    while True:
+        left = time_left()
+        window: asyncio.Timeout | None = None
+        try:
+            if left <= 0:
+                return await call()
+            # the client's own retries and socket timeout (a stalled server) could hold a try for
+            # far longer than the lease has left
+            async with asyncio.timeout(left) as window:
+                return await call()
+        except TimeoutError as exc:
+            if window is None or not window.expired():
+                raise
+            raise OutageOutlastedLease(f"{what}: Redis unavailable until the lease may have expired ({failure})") \
+                from exc
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            failure = described(exc)
+            if time_left() <= 0:
+                raise OutageOutlastedLease(f"{what}: Redis unavailable until the lease may have expired "
+                                           f"({failure})") from exc
+        await asyncio.sleep(min(pause, max(time_left(), 0.0)))
+        pause = min(pause * 2, RIDE_OUT_MAX_PAUSE_S)

@@ -64,6 +64,19 @@ async def five_steps(ctx: RunContext, payload: Any) -> Any:
     return {"outputs": outputs, "node": ctx.node_id}
 
 
+@app.job(max_attempts=1, timeout=120)
+async def steady_steps(ctx: RunContext, payload: Any) -> Any:
+    """``payload['steps']`` steps of ``payload['sleep']`` s each that touch nothing but their record;
+    one attempt only, so an attempt lost to anything is a failed run."""
+
+    async def work(i: int) -> int:
+        await asyncio.sleep(float(payload["sleep"]))
+        return i
+
+    done = [await ctx.step(f"s{i}", work, i) for i in range(int(payload["steps"]))]
+    return {"steps": len(done)}
+
+
 #: starts per second of the rate-limited test job: high enough that a burst measures in seconds
 RATE_LIMIT = 50
 

@@ -1,6 +1,8 @@
 --[[ step_record: store one step's record, fenced by the lease token. A step
   that completed is final: recording it again is refused, which is how a
-  duplicate step name within one run is caught.
+  duplicate step name within one run is caught. The very same record again is
+  this write sent twice (a reply lost to a dropped connection, the call tried
+  again): it is answered as written, and nothing is written twice.
   KEYS[1] the run record (HASH)
   ARGV[1] partition key prefix
   ARGV[2] run id
@@ -19,7 +21,11 @@ local r = call('HMGET', KEYS[1], 'lease_token', 'status', 'pause_requested')
 if r[1] ~= token or r[2] ~= 'executing' then return -1 end
 local sk = K.steps(pfx, id)
 local existing = call('HGET', sk, name)
-if existing and string.find(existing, '"status":"completed"', 1, true) then return -6 end
+if existing and string.find(existing, '"status":"completed"', 1, true) then
+  if existing ~= ARGV[6] then return -6 end
+  if r[3] == '1' then return 2 end
+  return 1
+end
 local now = now_ms()
 call('HSET', sk, name, ARGV[6])
 mark_satellite(pfx, id, 'steps')

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from runtime import Backoff, PermanentFailure, RunContext
+from runtime.errors import OutageOutlastedLease
 from tests.nodes import running_node
 
 
@@ -105,3 +106,23 @@ async def test_unserialisable_output_fails_the_attempt(make_app: Any) -> None:
     async with running_node(app):
         run = await app.wait_for(await app.trigger("weird"), 10)
     assert run.status == "dead_letter" and "JSON" in run.error["message"]  # type: ignore[index]
+
+
+async def test_an_attempt_ended_by_a_redis_outage_is_given_back_uncharged(make_app: Any) -> None:
+    # Given a one-attempt job whose first attempt meets a Redis outage that outlasts its lease
+    # (what the run context's writes raise then: runtime/redis_faults.py ride_out)
+    app = make_app()
+
+    @app.job(max_attempts=1, backoff=Backoff("fixed", initial_s=0.05, jitter=0))
+    async def cut_off(ctx: RunContext, payload: Any) -> str:
+        if ctx.attempt == 1:
+            raise OutageOutlastedLease("run x: recording step 'a': Redis unavailable until the lease may have expired")
+        return "ok"
+
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("cut_off"), 15)
+    # Then the attempt was given back without being charged: the run completed on its next attempt
+    assert (run.status, run.output, run.attempt) == ("completed", "ok", 2)
+    first = run.attempts[0]
+    assert first.status == "released" and first.error is not None
+    assert first.error["type"] == "OutageOutlastedLease" and "Redis unavailable" in first.error["message"]

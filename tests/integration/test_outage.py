@@ -125,6 +125,54 @@ async def test_a_node_rides_out_a_redis_that_is_out_of_memory(tmp_path: Path) ->
         assert "refuses commands" not in log.read_text()  # (it was up before the fault)
 
 
+async def _stepping_runs(app: Any, n: int = 5) -> list[str]:
+    """``n`` one-attempt runs of many short steps, each seen past its second step."""
+    runs = [await app.trigger("steady_steps", {"steps": 40, "sleep": 0.1}) for _ in range(n)]
+
+    async def all_stepping() -> bool:
+        for run_id in runs:
+            run = await app.get_run(run_id)
+            if run is None or run.status != "executing" or run.completed_step_count < 2:
+                return False
+        return True
+
+    await eventually(all_stepping, 20)
+    return runs
+
+
+async def _completed_on_their_only_attempt(app: Any, runs: list[str]) -> None:
+    for run_id in runs:
+        run = await app.wait_for(run_id, 40)
+        assert (run.status, run.attempt, run.output) == ("completed", 1, {"steps": 40}), (
+            run.status, [(a.status, a.error) for a in run.attempts])
+
+
+async def test_steps_written_during_a_redis_restart_wait_for_it(tmp_path: Path) -> None:
+    # Given a node running one-attempt runs that record a step every 0.1 s
+    async with _worker_on_durable_redis(tmp_path) as (server, app, alive):
+        runs = await _stepping_runs(app)
+        # When Redis is down for 2 s (past the client's own retries; the lease has 6 s)
+        await _restart_redis(server, 2.0)
+        # Then the step writes waited for it: every run completes on its only attempt
+        await _completed_on_their_only_attempt(app, runs)
+        assert alive()
+
+
+async def test_steps_written_while_redis_is_out_of_memory_wait_for_it(tmp_path: Path) -> None:
+    # Given a node running one-attempt runs that record a step every 0.1 s
+    async with _worker_on_durable_redis(tmp_path) as (_server, app, alive):
+        runs = await _stepping_runs(app)
+        # When Redis refuses every write for 3 s (the lease has 6 s)
+        await app.redis.config_set("maxmemory", 1)
+        try:
+            await asyncio.sleep(3.0)  # the fault's length
+        finally:
+            await app.redis.config_set("maxmemory", 0)
+        # Then the step writes waited it out: every run completes on its only attempt
+        await _completed_on_their_only_attempt(app, runs)
+        assert alive()
+
+
 async def test_a_node_registers_again_after_redis_lost_its_data(tmp_path: Path) -> None:
     # Given a worker whose start published the deployment, its jobs, their limits and its intake's group
     async with _worker_on_durable_redis(tmp_path) as (_server, app, alive):
