@@ -7,9 +7,11 @@ and written fenced with the next flush, into the run's record stream; chunks are
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .limits import check_size
 from .records import iso
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     from .app import Baton
 
 __all__ = ["RunRecords"]
+
+T = TypeVar("T")
 
 
 class RunRecords:
@@ -41,6 +45,9 @@ class RunRecords:
         raise NotImplementedError
 
     def _buffered(self) -> None:
+        raise NotImplementedError
+
+    async def _on_lease(self, call: Callable[[], Awaitable[T]], what: str) -> T:
         raise NotImplementedError
 
     def _add_record(self, kind: str, record: dict[str, Any]) -> None:
@@ -130,7 +137,10 @@ class RunRecords:
             if not chunks:
                 return
             try:
-                if await self._app.scripts.append(self.run_id, self._token, "chunks", chunks) == -1:
+                appended = await self._on_lease(
+                    functools.partial(self._app.scripts.append, self.run_id, self._token, "chunks", chunks),
+                    "streaming chunks")
+                if appended == -1:
                     return  # lease lost: the flush loop notices and stops the handler
             except Exception as exc:  # noqa: BLE001 - a failed chunk write must not kill the handler
                 logging.getLogger("baton.context").warning("could not write chunks of run %s: %s",

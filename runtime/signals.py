@@ -117,7 +117,8 @@ async def _take(ctx: RunContext, kind: str, key: str, step: str, index: int) -> 
     from .context import Suspend
 
     await ctx.flush()  # the run's timeline keeps its order: what the handler wrote before the wait first
-    taken = await ctx._app.scripts.take_message(ctx.run_id, ctx._token, kind, key, step, index)
+    taken = await ctx._on_lease(lambda: ctx._app.scripts.take_message(ctx.run_id, ctx._token, kind, key, step, index),
+                                f"beginning the {kind} wait {step!r}")
     if taken == -1:
         raise LeaseLost(f"run {ctx.run_id}: lease lost; {kind} wait not begun")
     if not isinstance(taken, tuple):
@@ -146,5 +147,5 @@ async def set_state(ctx: RunContext, value: Any) -> None:
     except TypeError as exc:
         raise TypeError(f"the run's state is not JSON-serialisable: {exc}") from None
     check_size("the run's state", text, ctx._app.settings, "max_checkpoint_bytes")
-    if await ctx._app.scripts.set_state(ctx.run_id, ctx._token, text) == -1:
+    if await ctx._on_lease(lambda: ctx._app.scripts.set_state(ctx.run_id, ctx._token, text), "storing its state") == -1:
         raise LeaseLost(f"run {ctx.run_id}: lease lost; state not stored")

@@ -186,9 +186,11 @@ async def create_token(ctx: RunContext, timeout: float | None = None, tags: Iter
     if record is None or record.get("status") != "completed":
         token_id = token_id_for(app.keys, ctx.run_id, index)
         await ctx.confirm_lease("creating a waitpoint token")
-        made = await app.scripts.create_token(ctx.run_id, ctx._token, token_id,
-                                              int((most if timeout is None else timeout) * 1000),
-                                              orjson.dumps(tag_list).decode(), most * 1000)
+        timeout_ms, tags_json = int((most if timeout is None else timeout) * 1000), orjson.dumps(tag_list).decode()
+        # (idempotent: a create tried again answers the token as it is)
+        made = await ctx._on_lease(lambda: app.scripts.create_token(ctx.run_id, ctx._token, token_id, timeout_ms,
+                                                                    tags_json, most * 1000),
+                                   "creating a waitpoint token")
         if made is None:
             raise LeaseLost(f"run {ctx.run_id}: lease lost; waitpoint token not created")
         output: dict[str, Any] = {"id": token_id, "created_at": made[0], "expires_at": made[1], "tags": tag_list}
