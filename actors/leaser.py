@@ -183,12 +183,20 @@ class Leaser(Actor[LeaserMessage]):
             await self.executor.send(CancelRun(run_id, "canceled"))
 
     async def tick(self) -> None:
-        """Promote due delayed runs and reap expired leases in every partition."""
+        """Promote due delayed runs and reap expired leases in every partition (unless Redis itself
+        was just out: runtime/lua/fleet_seen.lua)."""
+        grace_until, now_ms, gap_ms = await self.app.scripts.fleet_seen()
+        if gap_ms:
+            self.metrics.redis_outages_found.inc()
+            self.log.warning("no node reached Redis for %.1fs, longer than a lease: Redis itself was out; expired "
+                             "leases are left to their holders for %.1fs before they are reaped", gap_ms / 1000,
+                             (grace_until - now_ms) / 1000)
+        reaping = now_ms >= grace_until
         for p in self.app.keys.partitions:
             moved, wait_ms = await self.app.scripts.promote(p)
             if wait_ms >= 0:
                 self.next_tick = min(self.next_tick, time.monotonic() + wait_ms / 1000)
-            reaped = await self.app.scripts.reap(p)
+            reaped = await self.app.scripts.reap(p) if reaping else []
             if moved or reaped:
                 self.fetcher.offer(Wake(p.prefix))
             if reaped:

@@ -389,6 +389,12 @@ class Keys:
         return f"{self._node}jobs"
 
     @property
+    def fleet(self) -> str:
+        """When a node last reached Redis, and the grace after Redis itself was out (HASH; seen,
+        grace_until, gap_ms; expires a day after the last node's call)."""
+        return f"{self._node}fleet"
+
+    @property
     def nodes(self) -> str:
         """Live nodes (ZSET; node id -> last heartbeat ms)."""
         return f"{self._node}nodes"

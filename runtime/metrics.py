@@ -270,6 +270,11 @@ class Metrics:
             "baton_handlers_abandoned_total",
             "Handlers that ignored cancellation past the grace; their outcome was recorded without them", registry=r,
         )
+        self.redis_outages_found = Counter(
+            "baton_redis_outages_found_total",
+            "Times this node found that no node had reached Redis for longer than a lease TTL (Redis itself was "
+            "out) and began a grace of one TTL before expired leases are reaped", registry=r,
+        )
         self.leases_granted_again = Counter(
             "baton_leases_granted_again_total",
             "Grants of an attempt already running on this node (same lease token), not started twice (expected 0)",

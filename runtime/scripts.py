@@ -338,6 +338,15 @@ class Scripts:
                                [p.prefix, token_id, outcome, data_json, self.keys.wake_channel, by])
         return (int(raw[0]), text(raw[1])) if isinstance(raw, list) else int(raw)
 
+    async def fleet_seen(self) -> tuple[int, int, int]:
+        """Note that this node reaches Redis now; (grace_until ms or 0, Redis now ms, the gap in ms
+        when this call found Redis had been out and began the grace, else 0)."""
+        # (reapers tick every reap interval, with jitter: a fleet ticking more slowly than the TTL is not out)
+        quiet_ms = max(self.settings.lease_ttl_ms, 3 * self.settings.reap_interval_ms)
+        grace_until, now, gap = await self._call("fleet_seen", [self.keys.fleet],
+                                                 [self.settings.lease_ttl_ms, quiet_ms])
+        return int(grace_until), int(now), int(gap)
+
     async def scheduler_lease(self, node_id: str, ttl_ms: int) -> bool:
         """Take or keep the scheduler lease; True while this node holds it."""
         return int(await self._call("scheduler_lease", [self.keys.scheduler_lease], [node_id, ttl_ms])) == 1

@@ -44,9 +44,10 @@ async def _restart_redis(server: RedisProcess, down_s: float) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _worker_on_durable_redis(tmp_path: Path, **env: Any) -> AsyncIterator[tuple[RedisProcess, Any, Any]]:
+async def _worker_on_durable_redis(tmp_path: Path, server_args: tuple[str, ...] = (),
+                                   **env: Any) -> AsyncIterator[tuple[RedisProcess, Any, Any]]:
     """A server of our own (the tests kill it), a worker process W on it, a producer app; all stopped after."""
-    server = RedisProcess(args=DURABLE).start()
+    server = RedisProcess(args=[*DURABLE, *server_args]).start()
     app = producer(_settings(server))
     log = tmp_path / "w.log"
     worker = spawn_worker("tests.apps:app", worker_env(app.settings, "W", BATON_CONCURRENCY=5, **env), log)
@@ -170,6 +171,30 @@ async def test_steps_written_while_redis_is_out_of_memory_wait_for_it(tmp_path: 
             await app.redis.config_set("maxmemory", 0)
         # Then the step writes waited it out: every run completes on its only attempt
         await _completed_on_their_only_attempt(app, runs)
+        assert alive()
+
+
+async def test_a_redis_stall_longer_than_the_lease_charges_no_attempt(tmp_path: Path) -> None:
+    # Given a node running one-attempt runs that record a step every 0.1 s (lease TTL 6 s)
+    async with _worker_on_durable_redis(tmp_path, server_args=("--enable-debug-command", "yes")) as (
+            server, app, alive):
+        runs = await _stepping_runs(app)
+        # When Redis stops answering for 9 s (DEBUG SLEEP, sent once on a plain connection: a client
+        # that retries would send it again), so every lease in flight expires by the Redis clock
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"DEBUG SLEEP 9\r\n")
+        await writer.drain()
+        assert await asyncio.wait_for(reader.readline(), 30) == b"+OK\r\n"
+        writer.close()
+        # Then no run is reaped as crashed (Redis was out, not the node): each completes, on its
+        # first attempt or on the next after giving the run back uncharged
+        log = tmp_path / "w.log"
+        for run_id in runs:
+            run = await app.wait_for(run_id, 60)
+            assert (run.status, run.output) == ("completed", {"steps": 40}), (
+                run.status, [(a.status, a.error) for a in run.attempts])
+            assert {a.status for a in run.attempts} <= {"released", "completed"}, [a.status for a in run.attempts]
+        assert "Redis itself was out" in log.read_text()
         assert alive()
 
 
