@@ -183,24 +183,25 @@ class Leaser(Actor[LeaserMessage]):
             await self.executor.send(CancelRun(run_id, "canceled"))
 
     async def tick(self) -> None:
-        """Promote due delayed runs and reap expired leases in every partition (unless Redis itself
-        was just out: runtime/lua/fleet_seen.lua)."""
-        grace_until, now_ms, gap_ms = await self.app.scripts.fleet_seen()
-        if gap_ms:
-            self.metrics.redis_outages_found.inc()
-            self.log.warning("no node reached Redis for %.1fs, longer than a lease: Redis itself was out; expired "
-                             "leases are left to their holders for %.1fs before they are reaped", gap_ms / 1000,
-                             (grace_until - now_ms) / 1000)
-        reaping = now_ms >= grace_until
+        """Promote due delayed runs and reap expired leases in every partition (none for a lease TTL
+        after Redis itself was out: runtime/lua/leases_reap.lua)."""
+        outage: list[tuple[int, int]] = []
         for p in self.app.keys.partitions:
             moved, wait_ms = await self.app.scripts.promote(p)
             if wait_ms >= 0:
                 self.next_tick = min(self.next_tick, time.monotonic() + wait_ms / 1000)
-            reaped = await self.app.scripts.reap(p) if reaping else []
-            if moved or reaped:
+            reaped = await self.app.scripts.reap(p)
+            if reaped.gap_ms:
+                outage.append((reaped.gap_ms, reaped.grace_ms))
+            if moved or reaped.runs:
                 self.fetcher.offer(Wake(p.prefix))
-            if reaped:
-                await self._record_reclaimed(p, reaped)
+            if reaped.runs:
+                await self._record_reclaimed(p, reaped.runs)
+        if outage:
+            self.metrics.redis_outages_found.inc()
+            self.log.warning("no node reached Redis for %.1fs, longer than a lease: Redis itself was out; expired "
+                             "leases of %d partition(s) are left to their holders for %.1fs before they are reaped",
+                             max(gap for gap, _ in outage) / 1000, len(outage), max(g for _, g in outage) / 1000)
 
     async def _record_reclaimed(self, p: Partition, reaped: list[tuple[str, str, str]]) -> None:
         """Count and log leases the reaper reclaimed: by queue, with each run's job and attempt.

@@ -190,6 +190,12 @@ class Partition:
         return f"{self.prefix}delayed"
 
     @property
+    def reaper(self) -> str:
+        """When a reaper last reached the partition, and the grace after Redis itself was out (HASH;
+        seen, grace_until, gap_ms; expires a day after the last reap)."""
+        return f"{self.prefix}reaper"
+
+    @property
     def leased(self) -> str:
         """Executing runs (ZSET, score = lease expiry ms by the Redis clock), and LEASED_ANCHOR:
         read the leases in LEASED_RANGE."""
@@ -387,12 +393,6 @@ class Keys:
     def registry(self) -> str:
         """Registered jobs (HASH; name -> JSON options), written by workers."""
         return f"{self._node}jobs"
-
-    @property
-    def fleet(self) -> str:
-        """When a node last reached Redis, and the grace after Redis itself was out (HASH; seen,
-        grace_until, gap_ms; expires a day after the last node's call)."""
-        return f"{self._node}fleet"
 
     @property
     def nodes(self) -> str:

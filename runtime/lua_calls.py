@@ -43,12 +43,12 @@ SCRIPT_NAMES = (
     "run_pause", "run_resume", "run_reschedule", "run_restart", "run_idem_reset", "run_debug", "run_append",
     "run_delete",
     "limits_apply", "run_watch", "webhook_claim",
-    "signal_send", "state_set", "token_create", "token_settle", "message_take", "fleet_seen",
+    "signal_send", "state_set", "token_create", "token_settle", "message_take",
 )
 
 #: Scripts whose writes nobody is told about (configuration, not a run's fate): durable
 #: writes do not wait for them, so a node starts and applies limits with its replicas down
-NOT_ACKNOWLEDGED = frozenset({"limits_apply", "webhook_claim", "fleet_seen"})
+NOT_ACKNOWLEDGED = frozenset({"limits_apply", "webhook_claim"})
 
 def durable_wait(settings: Settings) -> tuple[Any, ...] | None:
     """The command that follows every script call under durable writes, or None when they are off:

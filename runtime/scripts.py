@@ -22,7 +22,7 @@ from .lua_calls import SCRIPT_NAMES, LuaCalls
 from .settings import Settings
 
 __all__ = [
-    "CLAIM_FIELDS", "SCRIPT_NAMES", "Claimed", "Outcome", "Scripts", "handed_off_runs",
+    "CLAIM_FIELDS", "SCRIPT_NAMES", "Claimed", "Outcome", "Reaped", "Scripts", "handed_off_runs",
 ]
 
 #: The fields of one claimed run in a claim reply or a hand-off push, in order; Lua places
@@ -69,6 +69,19 @@ class Outcome:
     permanent: bool = False
 
 
+
+
+@dataclass(frozen=True, slots=True)
+class Reaped:
+    """What one leases_reap call did in a partition."""
+
+    #: (id, former node, new status) per reclaimed run
+    runs: list[tuple[str, str, str]]
+    #: how long no reaper had reached the partition, when this call found Redis itself had been out
+    #: and began a grace (else 0)
+    gap_ms: int
+    #: ms left of a grace in which nothing is reaped (0: none)
+    grace_ms: int
 
 
 class Scripts:
@@ -157,14 +170,18 @@ class Scripts:
         return [(text(raw[i]), raw[i + 1] if isinstance(raw[i + 1], int) else text(raw[i + 1]))
                 for i in range(0, len(raw), 2)]
 
-    async def reap(self, partition: Partition, limit: int = 500) -> list[tuple[str, str, str]]:
-        """Reclaim expired leases; returns (id, former node, new status) per run."""
+    async def reap(self, partition: Partition, limit: int = 500) -> Reaped:
+        """Reclaim expired leases, unless Redis itself was just out (see leases_reap.lua)."""
+        # reapers tick every reap interval, with jitter: a fleet ticking more slowly than the TTL is not out
+        quiet_ms = max(self.settings.lease_ttl_ms, 3 * self.settings.reap_interval_ms)
         raw = await self._call(
             "leases_reap", [partition.leased],
             [partition.prefix, limit, self._ttl_ms, self._dlq_ttl_ms, self.settings.finished_cap,
-             random.random(), self.keys.wake_channel],
+             random.random(), self.keys.wake_channel, self.settings.lease_ttl_ms, quiet_ms],
         )
-        return [(text(raw[i]), text(raw[i + 1]), text(raw[i + 2])) for i in range(0, len(raw), 3)]
+        gap_ms, grace_ms = int(raw[0]), int(raw[1])
+        runs = [(text(raw[i]), text(raw[i + 1]), text(raw[i + 2])) for i in range(2, len(raw), 3)]
+        return Reaped(runs, gap_ms, grace_ms)
 
     async def trim_indices(self, partition: Partition) -> int:
         """Trim the terminal-status indices by retention and cap (runs past their retention leave
@@ -337,15 +354,6 @@ class Scripts:
         raw = await self._call("token_settle", [p.token(token_id)],
                                [p.prefix, token_id, outcome, data_json, self.keys.wake_channel, by])
         return (int(raw[0]), text(raw[1])) if isinstance(raw, list) else int(raw)
-
-    async def fleet_seen(self) -> tuple[int, int, int]:
-        """Note that this node reaches Redis now; (grace_until ms or 0, Redis now ms, the gap in ms
-        when this call found Redis had been out and began the grace, else 0)."""
-        # (reapers tick every reap interval, with jitter: a fleet ticking more slowly than the TTL is not out)
-        quiet_ms = max(self.settings.lease_ttl_ms, 3 * self.settings.reap_interval_ms)
-        grace_until, now, gap = await self._call("fleet_seen", [self.keys.fleet],
-                                                 [self.settings.lease_ttl_ms, quiet_ms])
-        return int(grace_until), int(now), int(gap)
 
     async def scheduler_lease(self, node_id: str, ttl_ms: int) -> bool:
         """Take or keep the scheduler lease; True while this node holds it."""

@@ -5,13 +5,25 @@
   cancellation was requested ends canceled instead. A run still sitting in
   the node's hand-off list (leased to a waiting node that never took it) was
   never started: it is released, queued again without charging the attempt.
+  The Redis clock runs on while Redis itself is out (down, stalled, unreachable from
+  every node), so after such an outage every lease in flight looks expired though no
+  node died. Each call notes when a reaper last reached the partition; when none has
+  for longer than the quiet limit below, the gap was Redis's, and a grace of one lease
+  TTL begins in which nothing is reaped: a live holder renews its leases (renewal takes
+  an expired, unreaped lease whose token still matches) or gives its runs back, and a
+  dead one's are reaped after. A node cut off alone while others reach Redis starts no
+  grace.
   KEYS[1] partition leased set (ZSET id -> expiry ms)
   ARGV[1] partition key prefix
   ARGV[2] max leases to reap in this call
   ARGV[3] finished-run TTL ms   ARGV[4] dead-letter TTL ms   ARGV[5] index cap
   ARGV[6] jitter random in [0,1)
   ARGV[7] wake channel
-  Returns: flat list id, lease node, new status per reaped run ]]
+  ARGV[8] lease TTL ms (the grace)
+  ARGV[9] the longest a live fleet leaves a partition unreaped (ms): the TTL, or more
+    when reapers tick more slowly than that
+  Returns: gap ms (when this call began a grace, else 0), ms left of the grace (0: none),
+    then id, lease node, new status per reaped run ]]
 --@include keys
 --@include common
 --@include statuses
@@ -23,8 +35,21 @@
 --@include claim
 local pfx = ARGV[1]
 local now = now_ms()
+local rk_reaper = K.reaper(pfx)
+local seen_grace = call('HMGET', rk_reaper, 'seen', 'grace_until')
+local seen, grace = tonumber(seen_grace[1]), tonumber(seen_grace[2]) or 0
+local gap = 0
+if seen and now - seen > tonumber(ARGV[9]) then
+  gap = now - seen
+  grace = now + tonumber(ARGV[8])
+  call('HSET', rk_reaper, 'grace_until', grace, 'gap_ms', gap)
+end
+call('HSET', rk_reaper, 'seen', now)
+-- (kept a day past the last reap: a fleet stopped for longer starts with no grace)
+call('PEXPIRE', rk_reaper, 86400000)
+if now < grace then return {gap, grace - now} end
 local ids = call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
-local out = {}
+local out = {0, 0}
 for _, id in ipairs(ids) do
   local rk = K.run(pfx, id)
   local node = call('HGET', rk, 'lease_node') or ''
@@ -44,5 +69,5 @@ for _, id in ipairs(ids) do
     out[#out + 1] = st
   end
 end
-if #out > 0 then call('PUBLISH', ARGV[7], pfx) end
+if #out > 2 then call('PUBLISH', ARGV[7], pfx) end
 return out

@@ -90,7 +90,6 @@ def sample_calls(lua: Lua) -> dict[str, tuple[Callable[[], Awaitable[Any]], int]
         "token_settle": (lambda: s.settle_token("wpt_x", "completed", "{}", "api"), 0),
         "message_take": (lambda: s.take_message("no-such-run", "n/1", "signal", "go", "__wait_signal#0", 0), 0),
         "scheduler_lease": (lambda: s.scheduler_lease("node-a", 1000), 0),
-        "fleet_seen": (lambda: s.fleet_seen(), 0),
         "run_pause": (lambda: s.pause("no-such-run"), 0),
         "run_resume": (lambda: s.resume("no-such-run"), 0),
         "run_reschedule": (lambda: s.reschedule("no-such-run", None, 1000), 0),
@@ -170,9 +169,8 @@ async def test_all_keys_of_a_call_share_one_hash_tag(recorded: dict[str, tuple[C
     # Given every recorded call
     for name, (call, _) in recorded.items():
         # Then its KEYS carry the partition's hash tag (one cluster slot per script call);
-        # the scheduler lease and the fleet record are node-wide and carry the deployment's tag instead
-        node_wide = ("scheduler_lease", "webhook_claim", "fleet_seen")
-        tag = f"{{{lua.scripts.keys.prefix}}}:" if name in node_wide else lua.part.prefix
+        # the scheduler lease is node-wide and carries the deployment's tag instead
+        tag = f"{{{lua.scripts.keys.prefix}}}:" if name in ("scheduler_lease", "webhook_claim") else lua.part.prefix
         assert all(k.startswith(tag) for k in call.keys), (name, call.keys)
 
 

@@ -18,7 +18,7 @@ async def test_only_expired_leases_are_reaped_and_retried(lua: Lua) -> None:
     alive_score = await lua.zscore(lua.part.leased, alive)
     await lua.expire_lease(dead)
     # When the reaper runs
-    reaped = await lua.scripts.reap(lua.part)
+    reaped = (await lua.scripts.reap(lua.part)).runs
     # Then only the expired one is reaped, named with its former node, and retried after its backoff
     assert reaped == [(dead, "node-a", "delayed")]
     run = await lua.run(dead)
@@ -37,7 +37,7 @@ async def test_only_expired_leases_are_reaped_and_retried(lua: Lua) -> None:
     assert await lua.run(alive) == alive_before
     assert await lua.zscore(lua.part.leased, alive) == alive_score
     # And a second pass finds nothing
-    assert await lua.scripts.reap(lua.part) == []
+    assert (await lua.scripts.reap(lua.part)).runs == []
 
 
 async def test_expired_last_attempt_is_dead_lettered(lua: Lua) -> None:
@@ -46,7 +46,7 @@ async def test_expired_last_attempt_is_dead_lettered(lua: Lua) -> None:
     await lua.claim_one(run_id, node="node-x")
     await lua.expire_lease(run_id)
     # When the reaper runs
-    reaped = await lua.scripts.reap(lua.part)
+    reaped = (await lua.scripts.reap(lua.part)).runs
     # Then the run is dead-lettered and indexed
     assert reaped == [(run_id, "node-x", "dead_letter")]
     run = await lua.run(run_id)
@@ -63,7 +63,7 @@ async def test_expired_lease_with_cancel_requested_ends_canceled(lua: Lua) -> No
     assert await lua.scripts.cancel(run_id) == 2
     await lua.expire_lease(run_id)
     # When the reaper runs
-    reaped = await lua.scripts.reap(lua.part)
+    reaped = (await lua.scripts.reap(lua.part)).runs
     # Then the run is canceled rather than retried
     assert reaped == [(run_id, "node-a", "canceled")]
     run = await lua.run(run_id)
@@ -80,13 +80,13 @@ async def test_lease_expires_by_the_server_clock(lua: Lua) -> None:
     run_id = await lua.create_one()
     [c], _ = await scripts.claim(lua.part, "node-a", 1, ["default"], ["work"], 0)
     # When the reaper runs right away
-    early = await scripts.reap(lua.part)
+    early = (await scripts.reap(lua.part)).runs
     # Then nothing is reaped yet
     assert early == [] and (await lua.run(run_id))["status"] == "executing"
 
     # When it runs again until the lease has expired
     async def reaped() -> list[tuple[str, str, str]]:
-        return await scripts.reap(lua.part)
+        return (await scripts.reap(lua.part)).runs
 
     result = await wait_until(reaped, timeout=5.0, interval=0.02)
     # Then the run is reaped, not before its expiry
@@ -102,8 +102,8 @@ async def test_limit_bounds_one_pass_and_missing_records_are_dropped(lua: Lua) -
         await lua.expire_lease(run_id)
     await lua.redis.zadd(lua.part.leased, {"ghost": 5})
     # When the reaper runs with a limit of 2, then again
-    first = await lua.scripts.reap(lua.part, limit=2)
-    second = await lua.scripts.reap(lua.part, limit=10)
+    first = (await lua.scripts.reap(lua.part, limit=2)).runs
+    second = (await lua.scripts.reap(lua.part, limit=10)).runs
     # Then the ghost entry is removed unreported and each real run is reaped exactly once
     assert "ghost" not in [r[0] for r in first + second]
     assert sorted(r[0] for r in first + second) == sorted(ids)
@@ -117,11 +117,58 @@ async def test_wake_is_published_only_when_something_was_reaped(lua: Lua) -> Non
     await lua.claim_one(run_id)
     async with Listener(lua.redis, lua.keys.wake_channel) as wake:
         # When the reaper finds nothing expired
-        assert await lua.scripts.reap(lua.part) == []
+        assert (await lua.scripts.reap(lua.part)).runs == []
         # Then nothing is published
         assert await wake.messages() == []
         # When the lease has expired and is reaped
         await lua.expire_lease(run_id)
-        assert len(await lua.scripts.reap(lua.part)) == 1
+        assert len((await lua.scripts.reap(lua.part)).runs) == 1
         # Then the partition prefix is published
         assert await wake.messages() == [lua.part.prefix]
+
+
+async def test_a_gap_longer_than_a_lease_begins_one_grace_without_reaping(lua: Lua) -> None:
+    # Given an expired lease in a partition no reaper reached for 10 s (Redis was out meanwhile;
+    # settings: lease TTL 2000 ms, reap interval 200 ms)
+    run_id = await lua.create_one()
+    await lua.claim_one(run_id)
+    assert (await lua.scripts.reap(lua.part)).runs == []  # (a reaper's call: the partition is seen)
+    await lua.redis.zadd(lua.part.leased, {run_id: 1})
+    seen = int(await lua.redis.hget(lua.part.reaper, "seen"))
+    await lua.redis.hset(lua.part.reaper, "seen", seen - 10_000)
+    # When a reaper calls
+    first = await lua.scripts.reap(lua.part)
+    # Then it is told of the gap, reaps nothing, and a grace of one TTL begins
+    assert first.runs == [] and first.gap_ms >= 10_000 and 1900 <= first.grace_ms <= 2000
+    # And the next call within the grace reaps nothing either, without a gap of its own
+    second = await lua.scripts.reap(lua.part)
+    assert second.runs == [] and second.gap_ms == 0 and 0 < second.grace_ms <= first.grace_ms
+    assert (await lua.run(run_id))["status"] == "executing"
+    # When the grace is over (as if it ended a moment ago), Then the expired lease is reaped as ever
+    await lua.redis.hset(lua.part.reaper, "grace_until", 1)
+    after = await lua.scripts.reap(lua.part)
+    assert [r[0] for r in after.runs] == [run_id] and (after.gap_ms, after.grace_ms) == (0, 0)
+
+
+async def test_a_gap_shorter_than_a_lease_is_no_outage(lua: Lua) -> None:
+    # Given an expired lease in a partition last reaped 1.5 s ago (under the 2 s TTL)
+    run_id = await lua.create_one()
+    await lua.claim_one(run_id)
+    await lua.scripts.reap(lua.part)
+    await lua.redis.zadd(lua.part.leased, {run_id: 1})
+    seen = int(await lua.redis.hget(lua.part.reaper, "seen"))
+    await lua.redis.hset(lua.part.reaper, "seen", seen - 1500)
+    # Then the lease is reaped at once
+    reaped = await lua.scripts.reap(lua.part)
+    assert [r[0] for r in reaped.runs] == [run_id] and reaped.gap_ms == 0
+    assert 0 < await lua.redis.pttl(lua.part.reaper) <= 86_400_000
+
+
+async def test_reapers_ticking_more_slowly_than_the_lease_are_no_outage(lua: Lua) -> None:
+    # Given reapers that tick every 5 s against a 2 s lease, the partition last reaped 4 s ago
+    lua.scripts.settings = lua.scripts.settings.with_changes(reap_interval_ms=5000)
+    await lua.scripts.reap(lua.part)
+    seen = int(await lua.redis.hget(lua.part.reaper, "seen"))
+    await lua.redis.hset(lua.part.reaper, "seen", seen - 4000)
+    # Then the gap is their pace, not an outage
+    assert (await lua.scripts.reap(lua.part)).gap_ms == 0
