@@ -11,6 +11,9 @@
   ARGV[5] the signal name or the token id
   ARGV[6] wait step name
   ARGV[7] wait step index
+  A take that finds its wait step already completed is this call sent twice (a reply
+  lost to a dropped connection, the call tried again: the handler reaches the take
+  only while the step is not recorded): it answers what the first one recorded.
   Returns: {step status, data (JSON), 1 when a pause of the run was requested else 0} |
     0 nothing arrived yet | -1 lease token no longer matches ]]
 --@include keys
@@ -19,9 +22,26 @@
 local pfx, id = ARGV[1], ARGV[2]
 local r = call('HMGET', KEYS[1], 'lease_token', 'status', 'pause_requested')
 if r[1] ~= ARGV[3] or r[2] ~= 'executing' then return -1 end
+local pause = r[3] == '1' and 1 or 0
+local done = call('HGET', K.steps(pfx, id), ARGV[6])
+if done then
+  -- complete_wait_step's record: '{"name":..,"index":..,"status":S,"output":' .. data .. ',"error":null,..'
+  -- (the name is JSON-encoded, so the first ',"output":' and the last ',"error":null,' are the record's own)
+  local st = string.match(done, ',"status":"([%a_]+)","output":')
+  if st and st ~= 'waiting' then
+    local _, from = string.find(done, ',"output":', 1, true)
+    local to, at = nil, 1
+    while true do
+      local found = string.find(done, ',"error":null,"started_at":', at, true)
+      if not found then break end
+      to, at = found, found + 1
+    end
+    return {st, string.sub(done, from + 1, to - 1), pause}
+  end
+end
 local now = now_ms()
 local status, data = message_arrived(pfx, id, ARGV[4], ARGV[5], now)
 if not data then return 0 end
 complete_wait_step(pfx, id, ARGV[6], ARGV[7], now, data, status, now)
 call('HSET', KEYS[1], 'current_step_index', ARGV[7], 'updated_at', now)
-return {status, data, r[3] == '1' and 1 or 0}
+return {status, data, pause}

@@ -129,3 +129,21 @@ async def test_a_token_settles_once_and_reaches_its_wait_before_or_after_it_begi
     assert step["status"] == "timed_out" and (await lua.run(late))["status"] == "queued"
     assert await lua.scripts.settle_token("wpt_l", "completed", "1", "callback") == StatusCode.WRONG_STATUS
     assert await lua.scripts.settle_token("wpt_none", "completed", "1", "api") == StatusCode.NOT_FOUND
+
+
+async def test_a_take_sent_twice_answers_what_the_first_recorded(lua: Lua) -> None:
+    # Given a wait that took a buffered signal whose data holds the record's own field names
+    run_id = await lua.create_one()
+    claimed = await lua.claim_one(run_id)
+    data = '{"a":12345678901234567,"error":null,"started_at":1,"x":",\\"output\\":"}'
+    assert await lua.scripts.send_signal(run_id, "go", data, 10) == 0
+    take = lua.scripts.take_message
+    first = await take(run_id, claimed.token, "signal", "go", "__wait_signal#0", 0)
+    assert first == ("completed", data, False)
+    # When the same take arrives again (its reply lost, the call tried again)
+    again = await take(run_id, claimed.token, "signal", "go", "__wait_signal#0", 0)
+    # Then it answers the same, byte for byte, and nothing was taken or recorded twice
+    assert again == first
+    assert await lua.redis.llen(lua.part.signals(run_id)) == 0
+    events = await lua.redis.xrange(lua.part.events(run_id))
+    assert sum(1 for _, f in events if f.get(b"type") == b"step") == 1
