@@ -77,6 +77,19 @@ async def steady_steps(ctx: RunContext, payload: Any) -> Any:
     return {"steps": len(done)}
 
 
+@app.job(max_attempts=1, timeout=120)
+async def chatty(ctx: RunContext, payload: Any) -> Any:
+    """Logs every 0.05 s for ``payload['seconds']`` (its writes are the flush loop's), no steps; one attempt."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + float(payload["seconds"])
+    lines = 0
+    while loop.time() < until:
+        ctx.log.info("line %d", lines)
+        lines += 1
+        await asyncio.sleep(0.05)
+    return {"lines": lines}
+
+
 #: starts per second of the rate-limited test job: high enough that a burst measures in seconds
 RATE_LIMIT = 50
 

@@ -141,6 +141,14 @@ async def _stepping_runs(app: Any, n: int = 5) -> list[str]:
     return runs
 
 
+async def _all_executing(app: Any, runs: list[str]) -> bool:
+    for run_id in runs:
+        run = await app.get_run(run_id)
+        if run is None or run.status != "executing":
+            return False
+    return True
+
+
 async def _completed_on_their_only_attempt(app: Any, runs: list[str]) -> None:
     for run_id in runs:
         run = await app.wait_for(run_id, 40)
@@ -178,7 +186,10 @@ async def test_a_redis_stall_longer_than_the_lease_charges_no_attempt(tmp_path: 
     # Given a node running one-attempt runs that record a step every 0.1 s (lease TTL 6 s)
     async with _worker_on_durable_redis(tmp_path, server_args=("--enable-debug-command", "yes")) as (
             server, app, alive):
-        runs = await _stepping_runs(app)
+        runs = await _stepping_runs(app, 3)
+        # (and two runs that only log, whose writes go out from the executor's flush loop)
+        talkers = [await app.trigger("chatty", {"seconds": 12}) for _ in range(2)]
+        await eventually(lambda: _all_executing(app, talkers), 20)
         # When Redis stops answering for 9 s (DEBUG SLEEP, sent once on a plain connection: a client
         # that retries would send it again), so every lease in flight expires by the Redis clock
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
@@ -193,6 +204,10 @@ async def test_a_redis_stall_longer_than_the_lease_charges_no_attempt(tmp_path: 
             run = await app.wait_for(run_id, 60)
             assert (run.status, run.output) == ("completed", {"steps": 40}), (
                 run.status, [(a.status, a.error) for a in run.attempts])
+            assert {a.status for a in run.attempts} <= {"released", "completed"}, [a.status for a in run.attempts]
+        for run_id in talkers:
+            run = await app.wait_for(run_id, 60)
+            assert run.status == "completed", (run.status, [(a.status, a.error) for a in run.attempts])
             assert {a.status for a in run.attempts} <= {"released", "completed"}, [a.status for a in run.attempts]
         assert "Redis itself was out" in log.read_text()
         assert alive()
