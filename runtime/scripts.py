@@ -69,8 +69,6 @@ class Outcome:
     permanent: bool = False
 
 
-
-
 @dataclass(frozen=True, slots=True)
 class Reaped:
     """What one leases_reap call did in a partition."""
