@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+import runpy
 from pathlib import Path
 from typing import Any
 
@@ -350,11 +351,13 @@ def render() -> dict[str, str]:
 
 
 def main() -> None:
-    """Write the dashboards next to this script."""
+    """Write the dashboards next to this script, then the Kubernetes objects made from them
+    (deploy/build_monitoring.py), so that one command leaves nothing stale."""
     OUT.mkdir(exist_ok=True)
     for name, text in render().items():
         (OUT / name).write_text(text)
         print(f"wrote {OUT / name}")
+    runpy.run_path(str(OUT.parent.parent / "deploy" / "build_monitoring.py"), run_name="__main__")
 
 
 if __name__ == "__main__":
