@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TypeVar
 
 from redis.exceptions import RedisError
 
@@ -34,12 +35,27 @@ from .base import Actor, Mailbox
 __all__ = ["Leaser"]
 
 LeaserMessage = Hold | Released
+T = TypeVar("T")
 
 #: How often a node trims every partition's terminal-status indices (each finish trims the one it
 #: adds to; this covers quiet partitions): a tenth of the margin by which a finished run's record
 #: outlives its retention, so the trim still finds the record's project and takes the run out of
 #: that project's index too (runtime/statuses.py).
 TRIM_INTERVAL_S = RETENTION_MARGIN_MS / 10 / 1000
+
+
+async def in_each(items: Iterable[T], work: Callable[[T], Awaitable[object]]) -> None:
+    """``work`` for every partition's item, each tried whatever became of the others: on Redis
+    Cluster a partition's master failing over must not stop the renewals, reaping and promotion
+    of the partitions other masters serve. The first Redis error is raised once all were tried."""
+    failed: RedisError | RedisUnavailable | None = None
+    for item in items:
+        try:
+            await work(item)
+        except (RedisError, RedisUnavailable) as exc:
+            failed = failed or exc
+    if failed is not None:
+        raise failed
 
 
 class Leaser(Actor[LeaserMessage]):
@@ -141,8 +157,7 @@ class Leaser(Actor[LeaserMessage]):
         for run_id, (token, index) in self.held.items():
             by_partition.setdefault(index, []).append((run_id, token))
         try:
-            for index, leases in by_partition.items():
-                await self._renew_partition(index, leases)
+            await in_each(by_partition.items(), lambda item: self._renew_partition(*item))
         finally:
             self._publish_leases()
 
@@ -186,7 +201,8 @@ class Leaser(Actor[LeaserMessage]):
         """Promote due delayed runs and reap expired leases in every partition (none for a lease TTL
         after Redis itself was out: runtime/lua/leases_reap.lua)."""
         outage: list[tuple[int, int]] = []
-        for p in self.app.keys.partitions:
+
+        async def one(p: Partition) -> None:
             moved, wait_ms = await self.app.scripts.promote(p)
             if wait_ms >= 0:
                 self.next_tick = min(self.next_tick, time.monotonic() + wait_ms / 1000)
@@ -197,11 +213,16 @@ class Leaser(Actor[LeaserMessage]):
                 self.fetcher.offer(Wake(p.prefix))
             if reaped.runs:
                 await self._record_reclaimed(p, reaped.runs)
-        if outage:
-            self.metrics.redis_outages_found.inc()
-            self.log.warning("no node reached Redis for %.1fs, longer than a lease: Redis itself was out; expired "
-                             "leases of %d partition(s) are left to their holders for %.1fs before they are reaped",
-                             max(gap for gap, _ in outage) / 1000, len(outage), max(g for _, g in outage) / 1000)
+
+        try:
+            await in_each(self.app.keys.partitions, one)
+        finally:
+            if outage:
+                self.metrics.redis_outages_found.inc()
+                self.log.warning("no node reached Redis for %.1fs, longer than a lease: Redis itself was out; "
+                                 "expired leases of %d partition(s) are left to their holders for %.1fs before "
+                                 "they are reaped", max(gap for gap, _ in outage) / 1000, len(outage),
+                                 max(g for _, g in outage) / 1000)
 
     async def _record_reclaimed(self, p: Partition, reaped: list[tuple[str, str, str]]) -> None:
         """Count and log leases the reaper reclaimed: by queue, with each run's job and attempt.
@@ -229,8 +250,7 @@ class Leaser(Actor[LeaserMessage]):
     async def trim(self) -> None:
         """Trim every partition's terminal-status indices (each finish trims the index it adds to;
         this covers partitions where nothing finished lately)."""
-        for p in self.app.keys.partitions:
-            await self.app.scripts.trim_indices(p)
+        await in_each(self.app.keys.partitions, self.app.scripts.trim_indices)
 
     async def reconcile(self) -> None:
         """Check the exact indices against the run records; export what was repaired."""
