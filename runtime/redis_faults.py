@@ -18,6 +18,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from redis import exceptions as redis_exceptions
 from redis.exceptions import (
     BusyLoadingError,
     ClusterDownError,
@@ -50,6 +51,9 @@ RIDE_OUT_MAX_PAUSE_S = 1.0
 LINK_DOWN = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, RedisUnavailable, ClusterDownError,
              SlotNotCoveredError)
 
+#: what redis-py 8.2 raises when no node of a cluster can be reached (8.1 has no such class)
+_CLUSTER_UNREACHABLE: type[Exception] | None = getattr(redis_exceptions, "RedisClusterUnreachableError", None)
+
 #: codes of the error replies of a server that is there but cannot serve the command now
 SERVER_STATE_CODES = frozenset({"OOM", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN", "NOREPLICAS", "BUSY",
                                 "LOADING", "MISCONF", "UNKILLABLE"})
@@ -69,7 +73,10 @@ def is_outage(exc: BaseException) -> bool:
     """Whether ``exc`` is a Redis outage (the link or the server's state): waited out, never a reason to exit."""
     if isinstance(exc, LINK_DOWN) or closed_transport(exc) or server_state(exc):
         return True
-    # redis-py raises the bare class when no node of the cluster answers (its refresh of the slot table)
+    # no node of the cluster answers (the client's refresh of its slot table): redis-py 8.2 raises a
+    # class of its own, 8.1 the bare RedisClusterException with this text
+    if _CLUSTER_UNREACHABLE is not None and isinstance(exc, _CLUSTER_UNREACHABLE):
+        return True
     return type(exc) is RedisClusterException and "cannot be connected" in str(exc)
 
 
