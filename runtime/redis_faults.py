@@ -9,7 +9,8 @@ An outage is either the link (the server down, restarting, unreachable, a cluste
 over) or a server that answers but cannot serve the command now: out of memory under
 ``maxmemory``, a replica or a demoted master (READONLY), a master without enough replicas
 (``min-replicas-to-write``), a failed snapshot that stops writes (MISCONF), a script running
-past its time (BUSY), a dataset loading.
+past its time (BUSY), a dataset loading. A user or password the server refuses is not
+one, though the client raises it as a lost link: waiting does not heal it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from typing import TypeVar
 
 from redis import exceptions as redis_exceptions
 from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
     BusyLoadingError,
     ClusterDownError,
     MasterDownError,
@@ -36,7 +39,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .closed_transport import closed_transport
 from .errors import OutageOutlastedLease, RedisUnavailable
 
-__all__ = ["LINK_DOWN", "SERVER_STATE_CODES", "described", "is_outage", "ride_out", "server_state"]
+__all__ = ["LINK_DOWN", "REFUSED_CREDENTIALS", "SERVER_STATE_CODES", "described", "is_outage", "ride_out",
+           "server_state"]
 
 T = TypeVar("T")
 
@@ -50,6 +54,10 @@ RIDE_OUT_MAX_PAUSE_S = 1.0
 #: (a master lost, its slots not yet served by its replica)
 LINK_DOWN = (RedisConnectionError, RedisTimeoutError, BusyLoadingError, RedisUnavailable, ClusterDownError,
              SlotNotCoveredError)
+
+#: the server refused Baton's user or password: the client raises them as a lost link, but waiting
+#: does not heal them (and a pod reads its Secret only when it starts), so they are not an outage
+REFUSED_CREDENTIALS = (AuthenticationError, AuthorizationError)
 
 #: what redis-py 8.2 raises when no node of a cluster can be reached (8.1 has no such class)
 _CLUSTER_UNREACHABLE: type[Exception] | None = getattr(redis_exceptions, "RedisClusterUnreachableError", None)
@@ -71,6 +79,8 @@ def server_state(exc: BaseException) -> bool:
 
 def is_outage(exc: BaseException) -> bool:
     """Whether ``exc`` is a Redis outage (the link or the server's state): waited out, never a reason to exit."""
+    if isinstance(exc, REFUSED_CREDENTIALS):
+        return False
     if isinstance(exc, LINK_DOWN) or closed_transport(exc) or server_state(exc):
         return True
     # no node of the cluster answers (the client's refresh of its slot table): redis-py 8.2 raises a

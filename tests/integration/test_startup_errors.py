@@ -109,6 +109,26 @@ def test_the_worker_command_says_it_in_one_line_and_exits_2(redis_server: RedisP
     assert "Traceback" not in proc.stderr
 
 
+def test_a_password_redis_refuses_stops_the_worker_in_one_line(tmp_path: Path) -> None:
+    # Given a server that asks for a password the worker does not have
+    server = RedisProcess(args=["--requirepass", "right"], auth=("default", "right")).start()
+    try:
+        # When `baton worker` starts with another one
+        proc = subprocess.run(
+            [sys.executable, "-m", "runtime", "worker", "--app", "examples.jobs:app",
+             "--redis-url", f"redis://:wrong@127.0.0.1:{server.port}", "--metrics-port", "0", "--log-format", "text"],
+            cwd=ROOT, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        )
+    finally:
+        server.stop()
+    # Then it exits 2 at once, saying the credentials were refused (it does not wait for a Redis
+    # that is there: waiting would not heal a password, and a pod reads its Secret only at start)
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("baton: ")]
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert len(lines) == 1 and "refused the user or password" in lines[0], proc.stderr[-2000:]
+    assert "wrong" not in proc.stderr and "not reachable" not in proc.stderr
+
+
 async def test_sentinels_that_never_answer(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given sentinel addresses where nothing listens (the wait before giving up shortened for the test)
     monkeypatch.setattr(topology, "SENTINEL_START_WAIT_S", 1.0)
