@@ -13,6 +13,7 @@ is logged, counted and tried again when next due; it never stops the duty.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -44,18 +45,26 @@ T = TypeVar("T")
 TRIM_INTERVAL_S = RETENTION_MARGIN_MS / 10 / 1000
 
 
-async def in_each(items: Iterable[T], work: Callable[[T], Awaitable[object]]) -> None:
-    """``work`` for every partition's item, each tried whatever became of the others: on Redis
-    Cluster a partition's master failing over must not stop the renewals, reaping and promotion
-    of the partitions other masters serve. The first Redis error is raised once all were tried."""
-    failed: RedisError | RedisUnavailable | None = None
-    for item in items:
+async def in_each(items: Iterable[T], work: Callable[[T], Awaitable[object]], bound_s: float) -> None:
+    """``work`` for every partition's item, all at once, each cut off after ``bound_s``: on Redis
+    Cluster a partition's master failing over (or not answering at all) must not hold up the
+    renewals, reaping and promotion of the partitions other masters serve. Once all have ended,
+    the first Redis error is raised (any other error first: it is a bug, not an outage)."""
+
+    async def bounded(item: T) -> None:
         try:
-            await work(item)
-        except (RedisError, RedisUnavailable) as exc:
-            failed = failed or exc
-    if failed is not None:
-        raise failed
+            async with asyncio.timeout(bound_s):
+                await work(item)
+        except TimeoutError as exc:
+            raise RedisUnavailable(f"no answer within {bound_s:g}s") from exc
+
+    ended = await asyncio.gather(*(bounded(item) for item in items), return_exceptions=True)
+    failures = [e for e in ended if isinstance(e, BaseException)]
+    for failure in failures:
+        if not isinstance(failure, (RedisError, RedisUnavailable)):
+            raise failure
+    if failures:
+        raise failures[0]
 
 
 class Leaser(Actor[LeaserMessage]):
@@ -145,6 +154,12 @@ class Leaser(Actor[LeaserMessage]):
         """(run id, token) of every lease held now."""
         return {(run_id, token) for run_id, (token, _index) in self.held.items()}
 
+    @property
+    def _bound_s(self) -> float:
+        """The longest one partition's part of a duty may take: a renewal interval, so that a
+        partition whose Redis does not answer delays the next renewal of the others by no more."""
+        return self.settings.renew_interval_ms / 1000
+
     def _publish_leases(self) -> None:
         """Export the leases held and the earliest deadline (read at scrape time by the metrics thread)."""
         self.metrics.leases_held.set(len(self.held))
@@ -157,7 +172,7 @@ class Leaser(Actor[LeaserMessage]):
         for run_id, (token, index) in self.held.items():
             by_partition.setdefault(index, []).append((run_id, token))
         try:
-            await in_each(by_partition.items(), lambda item: self._renew_partition(*item))
+            await in_each(by_partition.items(), lambda item: self._renew_partition(*item), self._bound_s)
         finally:
             self._publish_leases()
 
@@ -215,7 +230,7 @@ class Leaser(Actor[LeaserMessage]):
                 await self._record_reclaimed(p, reaped.runs)
 
         try:
-            await in_each(self.app.keys.partitions, one)
+            await in_each(self.app.keys.partitions, one, self._bound_s)
         finally:
             if outage:
                 self.metrics.redis_outages_found.inc()
@@ -250,7 +265,7 @@ class Leaser(Actor[LeaserMessage]):
     async def trim(self) -> None:
         """Trim every partition's terminal-status indices (each finish trims the index it adds to;
         this covers partitions where nothing finished lately)."""
-        await in_each(self.app.keys.partitions, self.app.scripts.trim_indices)
+        await in_each(self.app.keys.partitions, self.app.scripts.trim_indices, self._bound_s)
 
     async def reconcile(self) -> None:
         """Check the exact indices against the run records; export what was repaired."""
