@@ -235,9 +235,9 @@ class Leaser(Actor[LeaserMessage]):
             if outage:
                 self.metrics.redis_outages_found.inc()
                 self.log.warning("no node reached Redis for %.1fs, longer than a lease: Redis itself was out; "
-                                 "expired leases of %d partition(s) are left to their holders for %.1fs before "
-                                 "they are reaped", max(gap for gap, _ in outage) / 1000, len(outage),
-                                 max(g for _, g in outage) / 1000)
+                                 "leases of %d partition(s) that expired in the gap are left to their holders "
+                                 "for %.1fs before they are reaped", max(gap for gap, _ in outage) / 1000,
+                                 len(outage), max(g for _, g in outage) / 1000)
 
     async def _record_reclaimed(self, p: Partition, reaped: list[tuple[str, str, str]]) -> None:
         """Count and log leases the reaper reclaimed: by queue, with each run's job and attempt.

@@ -78,7 +78,7 @@ class Reaped:
     #: how long no reaper had reached the partition, when this call found Redis itself had been out
     #: and began a grace (else 0)
     gap_ms: int
-    #: ms left of a grace in which nothing is reaped (0: none)
+    #: ms left of a grace in which only leases that expired before the gap are reaped (0: none)
     grace_ms: int
 
 

@@ -9,10 +9,10 @@
   every node), so after such an outage every lease in flight looks expired though no
   node died. Each call notes when a reaper last reached the partition; when none has
   for longer than the quiet limit below, the gap was Redis's, and a grace of one lease
-  TTL begins in which nothing is reaped: a live holder renews its leases (renewal takes
-  an expired, unreaped lease whose token still matches) or gives its runs back, and a
-  dead one's are reaped after. A node cut off alone while others reach Redis starts no
-  grace.
+  TTL in which only leases that had expired before the gap began are reaped: a live
+  holder renews its leases (renewal takes an expired, unreaped lease whose token still
+  matches) or gives its runs back, and a dead one's are reaped after. A node cut off
+  alone while others reach Redis starts no grace.
   KEYS[1] partition leased set (ZSET id -> expiry ms)
   ARGV[1] partition key prefix
   ARGV[2] max leases to reap in this call
@@ -36,20 +36,23 @@
 local pfx = ARGV[1]
 local now = now_ms()
 local rk_reaper = K.reaper(pfx)
-local seen_grace = call('HMGET', rk_reaper, 'seen', 'grace_until')
-local seen, grace = tonumber(seen_grace[1]), tonumber(seen_grace[2]) or 0
+local seen_grace = call('HMGET', rk_reaper, 'seen', 'grace_until', 'gap_from')
+local seen, grace, gap_from = tonumber(seen_grace[1]), tonumber(seen_grace[2]) or 0, tonumber(seen_grace[3]) or 0
 local gap = 0
 if seen and now - seen > tonumber(ARGV[9]) then
-  gap = now - seen
+  gap, gap_from = now - seen, seen
   grace = now + tonumber(ARGV[8])
-  call('HSET', rk_reaper, 'grace_until', grace, 'gap_ms', gap)
+  call('HSET', rk_reaper, 'grace_until', grace, 'gap_ms', gap, 'gap_from', gap_from)
 end
 call('HSET', rk_reaper, 'seen', now)
 -- (kept a day past the last reap: a fleet stopped for longer starts with no grace)
 call('PEXPIRE', rk_reaper, 86400000)
-if now < grace then return {gap, grace - now} end
-local ids = call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
-local out = {0, 0}
+-- in a grace, only the leases that had expired before the gap began are reaped: their holders
+-- had stopped renewing while Redis could still be reached
+local upto = now
+if now < grace then upto = gap_from end
+local ids = call('ZRANGEBYSCORE', KEYS[1], '-inf', upto, 'LIMIT', 0, tonumber(ARGV[2]))
+local out = {gap, now < grace and grace - now or 0}
 for _, id in ipairs(ids) do
   local rk = K.run(pfx, id)
   local node = call('HGET', rk, 'lease_node') or ''

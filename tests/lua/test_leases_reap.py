@@ -128,18 +128,22 @@ async def test_wake_is_published_only_when_something_was_reaped(lua: Lua) -> Non
 
 
 async def test_a_gap_longer_than_a_lease_begins_one_grace_without_reaping(lua: Lua) -> None:
-    # Given an expired lease in a partition no reaper reached for 10 s (Redis was out meanwhile;
-    # settings: lease TTL 2000 ms, reap interval 200 ms)
-    run_id = await lua.create_one()
+    # Given a lease that expired in a gap of 10 s in which no reaper reached the partition (Redis
+    # was out meanwhile; settings: lease TTL 2000 ms, reap interval 200 ms), and one that had
+    # expired before the gap began (its holder stopped renewing while Redis could be reached)
+    run_id, dead_id = await lua.create_one(), await lua.create_one()
     await lua.claim_one(run_id)
+    await lua.claim_one(dead_id)
     assert (await lua.scripts.reap(lua.part)).runs == []  # (a reaper's call: the partition is seen)
-    await lua.redis.zadd(lua.part.leased, {run_id: 1})
     seen = int(await lua.redis.hget(lua.part.reaper, "seen"))
+    await lua.redis.zadd(lua.part.leased, {run_id: seen - 5000, dead_id: seen - 10_500})
     await lua.redis.hset(lua.part.reaper, "seen", seen - 10_000)
     # When a reaper calls
     first = await lua.scripts.reap(lua.part)
-    # Then it is told of the gap, reaps nothing, and a grace of one TTL begins
-    assert first.runs == [] and first.gap_ms >= 10_000 and 1900 <= first.grace_ms <= 2000
+    # Then it is told of the gap, a grace of one TTL begins, and only the lease that had expired
+    # before the gap is reaped
+    assert first.gap_ms >= 10_000 and 1900 <= first.grace_ms <= 2000
+    assert [r[0] for r in first.runs] == [dead_id]
     # And the next call within the grace reaps nothing either, without a gap of its own
     second = await lua.scripts.reap(lua.part)
     assert second.runs == [] and second.gap_ms == 0 and 0 < second.grace_ms <= first.grace_ms
