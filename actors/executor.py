@@ -308,10 +308,13 @@ class Executor(Actor[ExecutorMessage]):
         """Redis was out for as long as the lease surely held: like a drain, the run is given back
         uncharged (the outage is no fault of the handler's). If another node reaped the lease
         meanwhile, this outcome is fenced off and the reap recorded the attempt crashed."""
+        self._note_outage(c, exc)
+        return self._failure(c, "released", exc)
+
+    def _note_outage(self, c: Claimed, exc: OutageOutlastedLease) -> None:
         self.metrics.leases_lost.labels(stage="outage").inc()
         with run_log_context(c.run_id, c.job, c.attempt):
             self.log.warning("%s; giving the run back", exc)
-        return self._failure(c, "released", exc)
 
     def _cancelled(self, c: Claimed) -> Outcome:
         reason = self.cancel_reasons.get((c.run_id, c.token), "released")
@@ -439,9 +442,8 @@ class Executor(Actor[ExecutorMessage]):
             try:
                 await ctx.flush()
             except OutageOutlastedLease as exc:
-                self.metrics.leases_lost.labels(stage="outage").inc()
-                self.log.warning("%s; stopping the handler and giving the run back", exc)
-                self._cancel(c.run_id, "outage", c.token)
+                self._note_outage(c, exc)
+                self._cancel(c.run_id, "outage", c.token)  # (given back uncharged: _cancelled)
                 return
             except LeaseLost:
                 self.log.warning("lease of run %s lost while writing its logs; stopping the handler", c.run_id)

@@ -26,7 +26,7 @@ from runtime.logs import node_id_var
 from runtime.messages import AskBusy, Drain, ReleaseAll, WhenIdle, WhenReleased
 from runtime.metrics import Metrics
 from runtime.probes import Health
-from runtime.redis_faults import REFUSED_CREDENTIALS, described, is_outage, server_state
+from runtime.redis_faults import OUTAGE_PAUSE_MAX_S, REFUSED_CREDENTIALS, described, is_outage, server_state
 from runtime.run_tasks import adopting_tasks
 from runtime.settings import setting_names
 from runtime.topology import SentinelStartWatch, check_deployment, check_fsync, check_server
@@ -51,9 +51,6 @@ __all__ = ["Supervisor"]
 #: the delay before an actor's first restart; it doubles with each crash, up to RESTART_BACKOFF_MAX_S
 RESTART_BACKOFF_S = 0.1
 RESTART_BACKOFF_MAX_S = 5.0
-#: the longest delay after a crash on a Redis outage: a node is back at work within it of Redis
-#: (the attempts are reconnections, cheap for both sides)
-OUTAGE_BACKOFF_MAX_S = 1.0
 #: a life at least this long was a recovery: the next crash starts the backoff over
 STEADY_LIFE_S = 10.0
 
@@ -69,7 +66,8 @@ class RestartBackoff:
         (``outage``: on an error of a Redis that is down or failing over)."""
         if lived_s >= STEADY_LIFE_S:
             self.delay = RESTART_BACKOFF_S
-        delay = min(self.delay, OUTAGE_BACKOFF_MAX_S) if outage else self.delay
+        # (on an outage, at most redis_faults.OUTAGE_PAUSE_MAX_S: back at work within it of Redis)
+        delay = min(self.delay, OUTAGE_PAUSE_MAX_S) if outage else self.delay
         self.delay = min(self.delay * 2, RESTART_BACKOFF_MAX_S)
         return delay
 

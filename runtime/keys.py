@@ -192,7 +192,7 @@ class Partition:
     @property
     def reaper(self) -> str:
         """When a reaper last reached the partition, and the grace after Redis itself was out (HASH;
-        seen, grace_until, gap_ms, gap_from; expires a day after the last reap)."""
+        seen, grace_until, gap_from; expires a day after the last reap)."""
         return f"{self.prefix}reaper"
 
     @property

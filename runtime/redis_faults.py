@@ -39,15 +39,16 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .closed_transport import closed_transport
 from .errors import OutageOutlastedLease, RedisUnavailable
 
-__all__ = ["LINK_DOWN", "REFUSED_CREDENTIALS", "SERVER_STATE_CODES", "described", "is_outage", "ride_out",
-           "server_state"]
+__all__ = ["LINK_DOWN", "OUTAGE_PAUSE_MAX_S", "REFUSED_CREDENTIALS", "SERVER_STATE_CODES", "described", "is_outage",
+           "ride_out", "server_state"]
 
 T = TypeVar("T")
 
-#: the first and the longest pause between tries of a call waiting out an outage (the
-#: supervisor's restart delay on an outage has the same ceiling)
+#: the longest pause before trying Redis again during an outage, wherever it is waited out (an
+#: actor's restart, a handler's write): back at work within it of Redis (a try is cheap for both sides)
+OUTAGE_PAUSE_MAX_S = 1.0
+#: the first pause between tries of a handler's write waiting out an outage (it doubles from there)
 RIDE_OUT_FIRST_PAUSE_S = 0.05
-RIDE_OUT_MAX_PAUSE_S = 1.0
 
 #: errors of a Redis that is down, restarting or unreachable, or whose replicas are
 #: (NotReplicated is a RedisUnavailable), and Redis Cluster's while a failover is under way
@@ -108,6 +109,10 @@ async def ride_out(call: Callable[[], Awaitable[T]], time_left: Callable[[], flo
     """
     pause = RIDE_OUT_FIRST_PAUSE_S
     failure = "no answer"  # what the last try met
+
+    def outlasted() -> OutageOutlastedLease:
+        return OutageOutlastedLease(f"{what}: Redis unavailable until the lease may have expired ({failure})")
+
     while True:
         left = time_left()
         window: asyncio.Timeout | None = None
@@ -121,14 +126,12 @@ async def ride_out(call: Callable[[], Awaitable[T]], time_left: Callable[[], flo
         except TimeoutError as exc:
             if window is None or not window.expired():
                 raise
-            raise OutageOutlastedLease(f"{what}: Redis unavailable until the lease may have expired ({failure})") \
-                from exc
+            raise outlasted() from exc
         except Exception as exc:
             if not is_outage(exc):
                 raise
             failure = described(exc)
             if time_left() <= 0:
-                raise OutageOutlastedLease(f"{what}: Redis unavailable until the lease may have expired "
-                                           f"({failure})") from exc
+                raise outlasted() from exc
         await asyncio.sleep(min(pause, max(time_left(), 0.0)))
-        pause = min(pause * 2, RIDE_OUT_MAX_PAUSE_S)
+        pause = min(pause * 2, OUTAGE_PAUSE_MAX_S)

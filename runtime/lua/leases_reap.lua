@@ -42,7 +42,7 @@ local gap = 0
 if seen and now - seen > tonumber(ARGV[9]) then
   gap, gap_from = now - seen, seen
   grace = now + tonumber(ARGV[8])
-  call('HSET', rk_reaper, 'grace_until', grace, 'gap_ms', gap, 'gap_from', gap_from)
+  call('HSET', rk_reaper, 'grace_until', grace, 'gap_from', gap_from)
 end
 call('HSET', rk_reaper, 'seen', now)
 -- (kept a day past the last reap: a fleet stopped for longer starts with no grace)

@@ -13,7 +13,7 @@ import pytest
 
 from actors.base import Actor
 from actors.supervisor import (
-    OUTAGE_BACKOFF_MAX_S,
+    OUTAGE_PAUSE_MAX_S,
     RESTART_BACKOFF_MAX_S,
     RESTART_BACKOFF_S,
     STEADY_LIFE_S,
@@ -193,7 +193,7 @@ def test_restart_backoff_doubles_caps_and_starts_over_after_a_steady_life() -> N
     assert delays[:3] == pytest.approx([RESTART_BACKOFF_S, 2 * RESTART_BACKOFF_S, 4 * RESTART_BACKOFF_S])
     assert delays[-1] == RESTART_BACKOFF_MAX_S and max(delays) == RESTART_BACKOFF_MAX_S
     # And a crash on a Redis outage waits at most the outage cap, so a node is back soon after Redis
-    assert backoff.after_crash(0.01, outage=True) == OUTAGE_BACKOFF_MAX_S < RESTART_BACKOFF_MAX_S
+    assert backoff.after_crash(0.01, outage=True) == OUTAGE_PAUSE_MAX_S < RESTART_BACKOFF_MAX_S
     # When it then ran steadily before crashing again, the backoff starts over (a restart long
     # ago does not slow today's recovery)
     assert backoff.after_crash(STEADY_LIFE_S, outage=False) == RESTART_BACKOFF_S
