@@ -104,6 +104,9 @@ class RunContext(RunRecords):
         # usage / tool-call / output records (flushed with the logs) and streamed chunks (written at once)
         self._records: list[tuple[str, str]] = []
         self._rec_seq = 0
+        self._write_numbers: dict[str, int] = {}
+        #: one flush or checkpoint at a time: their writes land in order, numbered (_next_write)
+        self._write_lock = asyncio.Lock()
         self._chunks: list[tuple[str, str]] = []
         self._chunk_task: asyncio.Task[None] | None = None
         try:
@@ -322,16 +325,25 @@ class RunContext(RunRecords):
 
     async def flush(self) -> None:
         """Write buffered logs, progress, metadata, usage/tool-call/output records and chunks now (fenced)."""
+        async with self._write_lock:
+            await self._flush_held()
+
+    async def _flush_held(self) -> None:
+        """flush, with the write lock held."""
         with self._lock:
             events, fields, records = self._events, self._fields, self._records
             self._events, self._fields, self._records = [], {}, []
         if events or fields:
+            number = self._next_write("u")
             code = await self._on_lease(lambda: self._app.scripts.update(self.run_id, self._token, fields or None,
-                                                                         events), "writing logs and progress")
+                                                                         events, number),
+                                        "writing logs and progress")
             if code == -1:
                 raise LeaseLost(f"run {self.run_id}: lease lost; log/progress writes rejected")
         if records:
-            appended = await self._on_lease(lambda: self._app.scripts.append(self.run_id, self._token, "rec", records),
+            number = self._next_write("rec")
+            appended = await self._on_lease(lambda: self._app.scripts.append(self.run_id, self._token, "rec", records,
+                                                                             number),
                                             "writing usage, tool-call and output records")
             if appended == -1:
                 raise LeaseLost(f"run {self.run_id}: lease lost; usage/tool-call/output records rejected")
@@ -357,9 +369,12 @@ class RunContext(RunRecords):
     async def checkpoint(self, state: Any, source: str = "handler") -> int:
         """Store a sequenced snapshot of state; returns its sequence number."""
         state_json = check_size("the checkpoint state", dumps(state), self._app.settings, "max_checkpoint_bytes")
-        await self.flush()
-        seq = await self._on_lease(lambda: self._app.scripts.checkpoint(self.run_id, self._token, source, state_json),
-                                   "storing a checkpoint")
+        async with self._write_lock:
+            await self._flush_held()
+            number = self._next_write("cp")
+            seq = await self._on_lease(lambda: self._app.scripts.checkpoint(self.run_id, self._token, source,
+                                                                            state_json, number),
+                                       "storing a checkpoint")
         if seq == -1:
             raise LeaseLost(f"run {self.run_id}: lease lost; checkpoint not stored")
         return seq

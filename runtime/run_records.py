@@ -34,6 +34,7 @@ class RunRecords:
     _current_step: str | None
     _records: list[tuple[str, str]]
     _rec_seq: int
+    _write_numbers: dict[str, int]
     _chunks: list[tuple[str, str]]
     _chunk_task: asyncio.Task[None] | None
     _loop: asyncio.AbstractEventLoop | None
@@ -49,6 +50,15 @@ class RunRecords:
 
     async def _on_lease(self, call: Callable[[], Awaitable[T]], what: str) -> T:
         raise NotImplementedError
+
+    def _next_write(self, channel: str) -> int:
+        """The number of the next fenced write on ``channel`` ('u' logs and fields, 'rec', 'chunks',
+        'cp'), kept for its retries: a write sent again under its number is answered, not applied
+        twice (runtime/lua/includes/common.lua, written_before). A channel's writes go out one at a
+        time, in order (the flush lock, the one chunk writer), so a higher number is always newer."""
+        n = self._write_numbers.get(channel, 0) + 1
+        self._write_numbers[channel] = n
+        return n
 
     def _add_record(self, kind: str, record: dict[str, Any]) -> None:
         with self._lock:
@@ -138,7 +148,8 @@ class RunRecords:
                 return
             try:
                 appended = await self._on_lease(
-                    functools.partial(self._app.scripts.append, self.run_id, self._token, "chunks", chunks),
+                    functools.partial(self._app.scripts.append, self.run_id, self._token, "chunks", chunks,
+                                      number=self._next_write("chunks")),
                     "streaming chunks")
                 if appended == -1:
                     return  # lease lost: the flush loop notices and stops the handler

@@ -266,14 +266,16 @@ class Scripts:
         p = self.keys.partition_of_run(run_id)
         return int(await self._call("run_debug", [p.run(run_id)], [p.prefix, run_id, "1" if on else "0"]))
 
-    async def append(self, run_id: str, token: str, stream: str, entries: Sequence[tuple[str, str]]) -> int:
+    async def append(self, run_id: str, token: str, stream: str, entries: Sequence[tuple[str, str]],
+                     number: int | None = None) -> int:
         """Fenced append of (type, JSON data) entries to the run's 'rec' or 'chunks' stream.
 
-        Returns how many were appended, or -1 when the lease is gone.
+        Returns how many were appended, or -1 when the lease is gone. ``number``: the append's
+        number for this lease and stream (1, 2, ... in order): sent again, it is not applied twice.
         """
         p = self.keys.partition_of_run(run_id)
         cap = RECORDS_MAX if stream == "rec" else CHUNKS_MAX
-        args: list[Any] = [p.prefix, run_id, token, stream, cap]
+        args: list[Any] = [p.prefix, run_id, token, stream, cap, _number(number)]
         for kind, data in entries:
             args.extend((kind, data))
         raw = await self._call("run_append", [p.run(run_id)], args)
@@ -281,10 +283,12 @@ class Scripts:
 
     async def update(
         self, run_id: str, token: str, fields: dict[str, str] | None, events: Sequence[tuple[str, str]],
+        number: int | None = None,
     ) -> int:
-        """Fenced write of record fields and timeline events; -1 when the lease is gone."""
+        """Fenced write of record fields and timeline events; -1 when the lease is gone. ``number``:
+        the write's number for this lease (1, 2, ... in order): sent again, it is not applied twice."""
         p = self.keys.partition_of_run(run_id)
-        args: list[Any] = [p.prefix, run_id, token, orjson.dumps(fields).decode() if fields else ""]
+        args: list[Any] = [p.prefix, run_id, token, _number(number), orjson.dumps(fields).decode() if fields else ""]
         for kind, data in events:
             args.extend((kind, data))
         return int(await self._call("run_update", [p.run(run_id)], args))
@@ -299,10 +303,14 @@ class Scripts:
             [p.prefix, run_id, token, name, index, record_json, "1" if completed else "0"],
         ))
 
-    async def checkpoint(self, run_id: str, token: str, source: str, state_json: str) -> int:
-        """Fenced checkpoint append; returns its sequence number, or -1 when the lease is gone."""
+    async def checkpoint(self, run_id: str, token: str, source: str, state_json: str,
+                         number: int | None = None) -> int:
+        """Fenced checkpoint append; returns its sequence number, or -1 when the lease is gone.
+        ``number``: the checkpoint's number for this lease (1, 2, ... in order): sent again, the
+        first one's sequence is returned and nothing is stored twice."""
         p = self.keys.partition_of_run(run_id)
-        raw = await self._call("checkpoint_add", [p.run(run_id)], [p.prefix, run_id, token, source, state_json])
+        raw = await self._call("checkpoint_add", [p.run(run_id)],
+                               [p.prefix, run_id, token, source, state_json, _number(number)])
         return int(raw[0]) if isinstance(raw, list) else int(raw)
 
     async def send_event(self, key: str, data_json: str, ttl_ms: int) -> int:
@@ -396,3 +404,8 @@ def handed_off_runs(payload: bytes, partition: int) -> list[Claimed]:
     # JSON has no nil inside arrays: Lua's false stands for a missing field
     return _claimed_runs([None if v is False else v for v in flat], int(now), partition)
 
+
+
+def _number(number: int | None) -> str:
+    """A fenced write's number as the scripts take it: '' when the write is not numbered."""
+    return "" if number is None else str(number)

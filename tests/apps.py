@@ -90,6 +90,20 @@ async def chatty(ctx: RunContext, payload: Any) -> Any:
     return {"lines": lines}
 
 
+@app.job(max_attempts=1, timeout=120)
+async def writes_each_kind(ctx: RunContext, payload: Any) -> Any:
+    """``payload['rounds']`` rounds of one log line, one usage record, one streamed chunk and one
+    checkpoint, each round written before the next; one attempt. Returns the checkpoints' sequences."""
+    sequences = []
+    for i in range(int(payload["rounds"])):
+        ctx.log.info("round %d", i)
+        ctx.record_usage("test", "m", prompt_tokens=i)
+        ctx.stream({"round": i})
+        await ctx.flush()
+        sequences.append(await ctx.checkpoint({"round": i}))
+    return {"sequences": sequences}
+
+
 #: starts per second of the rate-limited test job: high enough that a burst measures in seconds
 RATE_LIMIT = 50
 

@@ -7,6 +7,9 @@ Faults, each on every connection through the proxy:
 - ``blackhole()``: stop moving bytes and accept no new connection's traffic, without
   closing anything: what a dead route looks like. Data waits in the kernel
   buffers (as TCP would retransmit it) and flows again on ``heal()``.
+- ``lose_replies(marker, n)``: the next ``n`` requests that contain ``marker`` reach Redis and
+  run, and the connection each came on is closed before its reply is passed on: the reply is lost
+  (what a link dropped at the wrong moment does), and the client may send the request again.
 - ``half_open()``: the Redis side of every open connection is closed while the node's
   side stays open and silent: the node's requests are read and go nowhere, no reply
   and no FIN ever reach it (a peer that vanished). New connections work. ``heal()``
@@ -33,6 +36,8 @@ class _Pipe:
     upstream: asyncio.StreamWriter
     #: half-open: the Redis side is gone, the node side is kept silent
     orphaned: bool = False
+    #: a request of lose_replies went up this connection: it is closed when the reply comes
+    losing_reply: bool = False
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     def close(self) -> None:
@@ -55,6 +60,10 @@ class FaultProxy:
         self._pipes: set[_Pipe] = set()
         self._server: asyncio.Server | None = None
         self.connections = 0
+        self._lose_marker = b""
+        self._lose_left = 0
+        #: replies lost so far (lose_replies)
+        self.replies_lost = 0
 
     @property
     def url(self) -> str:
@@ -107,6 +116,10 @@ class FaultProxy:
             n += 1
         return n
 
+    def lose_replies(self, marker: bytes, n: int) -> None:
+        """Lose the replies of the next ``n`` requests that contain ``marker`` (see the module doc)."""
+        self._lose_marker, self._lose_left = marker, n
+
     def heal(self) -> None:
         """End the delay and the black hole (half-open connections stay dead and silent)."""
         self.delay_s = 0.0
@@ -144,6 +157,12 @@ class FaultProxy:
                 if self.delay_s:
                     await asyncio.sleep(self.delay_s)
                 await self._flowing.wait()
+                if to_upstream and self._lose_left and self._lose_marker in data:
+                    self._lose_left -= 1
+                    pipe.losing_reply = True
+                elif not to_upstream and pipe.losing_reply:
+                    self.replies_lost += 1
+                    break  # the request ran; its reply goes nowhere, and the connection closes
                 writer.write(data)
                 await writer.drain()
         except (OSError, asyncio.IncompleteReadError):

@@ -211,6 +211,34 @@ local function add_event(pfx, id, kind, data, now)
   call('XADD', K.events(pfx, id), 'MAXLEN', '~', EVENTS_MAX, '*', 'type', kind, 'data', data, 'ts', now)
 end
 
+-- A fenced write a handler's node sends again (the reply of the first lost with a dropped
+-- connection, so the client or ride_out tried again) must not be applied twice. The node numbers
+-- its writes per channel and lease (1, 2, ...: one at a time, in order) and the record keeps the
+-- last one applied as field w_<channel> = "<lease token> <number> <reply>" (tokens hold no
+-- spaces). `mark` is that field, read with the fencing check; a write numbered '' is not tracked.
+-- Returns the first write's reply (text) when this one was applied already, else nil.
+local function written_before(mark, token, number)
+  if number == '' or not mark then return nil end
+  local t, n, reply = string.match(mark, '^(%S+) (%d+) ?(.*)$')
+  if t == token and tonumber(n) >= tonumber(number) then return reply end
+  return nil
+end
+-- The HSET arguments that record write `number` of `channel` as applied, with its reply.
+local function written_mark(channel, token, number, reply)
+  if number == '' then return {} end
+  return {'w_' .. channel, token .. ' ' .. number .. ' ' .. reply}
+end
+-- A reply of two parts (a count or sequence, a stream entry id) as noted (note_written) and as sent.
+local function pair_noted(a, b) return a .. ' ' .. b end
+local function pair_reply(noted)
+  local a, b = string.match(noted, '^(%d+) (.*)$')
+  return {tonumber(a), b}
+end
+-- Record write `number` of `channel` as applied, with its reply (see written_before).
+local function note_written(rec, channel, token, number, reply)
+  if number ~= '' then call('HSET', rec, unpack(written_mark(channel, token, number, reply))) end
+end
+
 -- The status changes every run goes through (a lease taken, an attempt ended,
 -- a terminal status) are all in the record (attempts, finished_at): readers
 -- derive them (runtime/timeline.py), so they are written to the timeline only

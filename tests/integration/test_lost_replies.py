@@ -1,0 +1,63 @@
+"""A worker process whose link to Redis drops right after a handler's write ran, before its reply
+came back (a proxy in between loses the reply and closes the connection). The client sends the
+write again; each log line, usage record, chunk and checkpoint must still be stored once."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bench.chaos.proxy import FaultProxy
+from runtime import Settings
+from runtime.lua_source import library
+from tests.integration.test_processes import producer, worker_env
+from tests.nodes import spawn_worker, stop_process
+from tests.servers import RedisProcess, free_port
+
+ROUNDS = 3
+#: the writes whose replies are lost: the first of each kind (FCALL names the operation's library)
+LOST = ("run_update", "run_append", "checkpoint_add")
+
+
+@pytest.mark.parametrize("operation", LOST)
+async def test_a_write_whose_reply_was_lost_is_stored_once(tmp_path: Path, operation: str) -> None:
+    # Given a worker process that reaches its own redis-server through a proxy
+    server = RedisProcess().start()
+    proxy = await FaultProxy(server.port, free_port()).start()
+    app = producer(Settings(redis_url=server.url, prefix="bt", metrics_port=0))
+    log = tmp_path / "w.log"
+    worker = spawn_worker("tests.apps:app", worker_env(app.settings.with_changes(redis_url=proxy.url), "W"), log)
+    try:
+        # (a first run loads the operations into Redis: no reply lost is a load's)
+        warm = await app.trigger("writes_each_kind", {"rounds": 1})
+        assert (await app.wait_for(warm, 30)).status == "completed"
+        # When the proxy loses the reply of the first call of one operation
+        name = library(operation).name.encode()
+        proxy.lose_replies(b"FCALL\r\n$%d\r\n%s\r\n" % (len(name), name), 1)
+        run_id = await app.trigger("writes_each_kind", {"rounds": ROUNDS})
+        run = await app.wait_for(run_id, 30)
+        # Then the run completed, the faults having happened
+        assert run.status == "completed", (run.status, log.read_text()[-3000:])
+        assert proxy.replies_lost == 1
+        # And every write is stored once, in order, and the checkpoints kept their sequences
+        p = app.keys.partition_of_run(run_id)
+        events = await app.redis.xrange(p.events(run_id))
+        logs = [f[b"data"] for _, f in events if f[b"type"] == b"log"]
+        assert [b"round %d" % i in line for i, line in enumerate(logs)] == [True] * ROUNDS, logs
+        kinds = [f[b"type"] for _, f in await app.redis.xrange(p.records(run_id))]
+        assert kinds == [b"usage"] * ROUNDS
+        chunks = [f[b"data"] for _, f in await app.redis.xrange(p.chunks(run_id))]
+        assert chunks == [b'{"round":%d}' % i for i in range(ROUNDS)]
+        checkpoints = [f[b"sequence"] for _, f in await app.redis.xrange(p.checkpoints(run_id))]
+        assert checkpoints == [b"%d" % i for i in range(1, ROUNDS + 1)]
+        assert run.output == {"sequences": list(range(1, ROUNDS + 1))}
+        assert worker.poll() is None, log.read_text()[-3000:]
+    finally:
+        # (off the loop: the worker's drain goes through the proxy, which runs on it)
+        code = await asyncio.to_thread(stop_process, worker)
+        await proxy.stop()
+        await app.close()
+        server.stop()
+    assert code == 0, log.read_text()[-3000:]
