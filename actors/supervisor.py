@@ -21,14 +21,20 @@ from redis.exceptions import RedisClusterException, RedisError
 from runtime import __version__
 from runtime.app import Baton
 from runtime.connection import check_eviction_policy
-from runtime.errors import ConfigError, RedisUnavailable
+from runtime.errors import RedisUnavailable
 from runtime.logs import node_id_var
 from runtime.messages import AskBusy, Drain, ReleaseAll, WhenIdle, WhenReleased
 from runtime.metrics import Metrics
 from runtime.probes import Health
-from runtime.redis_faults import OUTAGE_PAUSE_MAX_S, REFUSED_CREDENTIALS, described, is_outage, server_state
+from runtime.redis_faults import (
+    OUTAGE_PAUSE_MAX_S,
+    REFUSED_CREDENTIALS,
+    credentials_refused,
+    described,
+    is_outage,
+    server_state,
+)
 from runtime.run_tasks import adopting_tasks
-from runtime.settings import setting_names
 from runtime.topology import SentinelStartWatch, check_deployment, check_fsync, check_server
 
 from .api import Api
@@ -205,8 +211,7 @@ class Supervisor(Actor[None]):
                     await clear_handoff(self.app)
                     return True
             except REFUSED_CREDENTIALS as exc:
-                raise ConfigError(f"Redis refused the user or password in {setting_names('redis_url')} "
-                                  f"({described(exc)})") from None
+                raise credentials_refused(exc) from None
             except (RedisError, RedisClusterException, RedisUnavailable) as exc:
                 if not is_outage(exc):
                     raise

@@ -37,10 +37,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .closed_transport import closed_transport
-from .errors import OutageOutlastedLease, RedisUnavailable
+from .errors import ConfigError, OutageOutlastedLease, RedisUnavailable
 
-__all__ = ["LINK_DOWN", "OUTAGE_PAUSE_MAX_S", "REFUSED_CREDENTIALS", "SERVER_STATE_CODES", "described", "is_outage",
-           "ride_out", "server_state"]
+__all__ = ["LINK_DOWN", "OUTAGE_PAUSE_MAX_S", "REFUSED_CREDENTIALS", "SERVER_STATE_CODES", "credentials_refused",
+           "described", "is_outage", "ride_out", "server_state"]
 
 T = TypeVar("T")
 
@@ -89,6 +89,13 @@ def is_outage(exc: BaseException) -> bool:
     if _CLUSTER_UNREACHABLE is not None and isinstance(exc, _CLUSTER_UNREACHABLE):
         return True
     return type(exc) is RedisClusterException and "cannot be connected" in str(exc)
+
+
+def credentials_refused(exc: BaseException) -> ConfigError:
+    """What stops a worker or ``baton api`` at start when Redis refused its user or password
+    (REFUSED_CREDENTIALS): one line naming the setting, never the password."""
+    from .settings import setting_names  # (settings reaches this module through connection)
+    return ConfigError(f"Redis refused the user or password in {setting_names('redis_url')} ({described(exc)})")
 
 
 def described(exc: BaseException) -> str:

@@ -137,6 +137,7 @@ async def _serve_api(app: Baton, registry: CollectorRegistry) -> int:
 
     from actors.api import Api
 
+    from .redis_faults import REFUSED_CREDENTIALS, credentials_refused
     from .topology import check_deployment
 
     try:
@@ -144,6 +145,9 @@ async def _serve_api(app: Baton, registry: CollectorRegistry) -> int:
         # a redirect, since the API's ACL user has no INFO); a Redis that is down is no reason
         # not to serve: readiness says so
         await check_deployment(app.redis, app.keys.deployment, app.settings)
+    except REFUSED_CREDENTIALS as exc:  # waiting would not heal them: stop, as a worker does
+        await app.close()
+        raise credentials_refused(exc) from None
     except (RedisError, OSError, RedisUnavailable) as exc:
         logger.warning("could not check the deployment at start (%s); serving anyway", exc)
     api = Api(app, registry)

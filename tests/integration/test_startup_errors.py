@@ -109,13 +109,15 @@ def test_the_worker_command_says_it_in_one_line_and_exits_2(redis_server: RedisP
     assert "Traceback" not in proc.stderr
 
 
-def test_a_password_redis_refuses_stops_the_worker_in_one_line(tmp_path: Path) -> None:
-    # Given a server that asks for a password the worker does not have
+@pytest.mark.parametrize("command", ["worker", "api"])
+def test_a_password_redis_refuses_stops_the_process_in_one_line(tmp_path: Path, command: str) -> None:
+    # Given a server that asks for a password the process does not have
     server = RedisProcess(args=["--requirepass", "right"], auth=("default", "right")).start()
+    role = ["worker", "--app", "examples.jobs:app"] if command == "worker" else ["api", "--api-port", str(free_port())]
     try:
-        # When `baton worker` starts with another one
+        # When `baton worker` (or `baton api`, which otherwise starts before its Redis) starts with another one
         proc = subprocess.run(
-            [sys.executable, "-m", "runtime", "worker", "--app", "examples.jobs:app",
+            [sys.executable, "-m", "runtime", *role,
              "--redis-url", f"redis://:wrong@127.0.0.1:{server.port}", "--metrics-port", "0", "--log-format", "text"],
             cwd=ROOT, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
         )
