@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import orjson
 import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS, SSLConnection, parse_url
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -27,6 +27,7 @@ from redis.exceptions import (
 )
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .addresses import first_host_url, host_ports
 from .closed_transport import CONNECTION_CLASSES
 from .codec import text
 from .errors import ConfigError, RedisUnavailable
@@ -81,8 +82,9 @@ def connect(url: str, cluster: bool = False, max_connections: int | None = None,
     scheme = urlsplit(url).scheme.lower()
     if scheme != "unix":  # (TCP keepalive: a unix socket's connection takes no such option)
         kwargs.setdefault("socket_keepalive", True)
-    if cluster:
-        return KnownKeysCluster.from_url(url, **kwargs)
+    if cluster:  # the URL may list several entry points: the first is the URL, the others startup nodes
+        others = [ClusterNode(host, port) for host, port in _entry_points(url)[1:]]
+        return KnownKeysCluster.from_url(first_host_url(url), startup_nodes=others, **kwargs)
     # redis-py's client makes no retries by default: a connection the server
     # closed while it sat in the pool (a restart, a failover) would fail the
     # next command sent on it, though a fresh connection would succeed
@@ -173,6 +175,15 @@ def redis_url_problem(url: str, cluster: bool = False) -> str:
         if cluster:
             return "a Redis Cluster entry point (BATON_REDIS_CLUSTER) needs redis:// or rediss://"
         return "" if parts.path else "unix:// needs a socket path (unix:///path/to/redis.sock)"
+    if "," in parts.netloc.rpartition("@")[2]:
+        if not cluster:
+            return ("several hosts are a Redis Cluster's entry points (set BATON_REDIS_CLUSTER); "
+                    "for Sentinel, use redis+sentinel://")
+        try:
+            _entry_points(url)
+        except ValueError as exc:
+            return str(exc)
+        return redis_url_problem(first_host_url(url), cluster)
     try:
         port = parts.port
     except ValueError:
@@ -191,6 +202,15 @@ def redis_url_problem(url: str, cluster: bool = False) -> str:
     if cluster and db:
         return "Redis Cluster has only database 0 (BATON_REDIS_CLUSTER is set)"
     return ""
+
+
+def _entry_points(url: str) -> list[tuple[str, int]]:
+    """The nodes a Cluster URL lists (``redis://host1:7000,host2:7000``), first the URL's own; one
+    host without a port is the URL as redis-py reads it."""
+    netloc = urlsplit(url).netloc
+    if "," not in netloc.rpartition("@")[2]:
+        return []
+    return host_ports(netloc, "each Redis Cluster entry point", "redis://host1:7000,host2:7000")
 
 
 async def server_ms(client: Any) -> int:

@@ -27,6 +27,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.sentinel import Sentinel, SentinelManagedConnection, SentinelManagedSSLConnection
 from redis.connection import URL_QUERY_ARGUMENT_PARSERS
 
+from .addresses import host_ports
 from .closed_transport import TranslatesClosedTransport
 
 __all__ = ["SENTINEL_SCHEMES", "MasterConnection", "MasterSSLConnection", "SentinelTarget", "parse_sentinel_url",
@@ -58,14 +59,7 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
     scheme = parts.scheme.lower()
     if scheme not in SENTINEL_SCHEMES:
         raise ValueError("not a redis+sentinel:// URL")
-    netloc = parts.netloc.rpartition("@")[2]
-    sentinels: list[tuple[str, int]] = []
-    for item in netloc.split(","):
-        host, _, port = item.strip().rpartition(":")
-        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise ValueError("each sentinel must be host:port with a port between 1 and 65535 "
-                             "(redis+sentinel://host1:26379,host2:26379/service_name)")
-        sentinels.append((host.strip("[]"), int(port)))
+    sentinels = host_ports(parts.netloc, "each sentinel", "redis+sentinel://host1:26379,host2:26379/service_name")
     path = [unquote(p) for p in parts.path.split("/") if p]
     if not path:
         raise ValueError("the path must name the Sentinel service (redis+sentinel://host:26379/mymaster)")

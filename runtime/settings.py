@@ -141,7 +141,7 @@ class Settings:
 
     #: Redis URL (redis://, rediss://, with user:password); empty = embedded server.
     redis_url: str = ""
-    #: Treat redis_url as a Redis Cluster entry point.
+    #: Treat redis_url as a Redis Cluster entry point (it may list several: redis://h1:7000,h2:7000).
     redis_cluster: bool = False
     #: Acknowledge nothing (a submission, a trigger, a step, an outcome) until this many replicas
     #: have the write (Redis WAIT); 0 = off, acknowledge when the master has it.

@@ -13,7 +13,7 @@ from actors.listener import Listener
 from runtime import Baton, RunContext, Settings
 from runtime.messages import Wake
 from tests.nodes import eventually, running_node
-from tests.servers import RedisClusterProcesses
+from tests.servers import RedisClusterProcesses, free_port
 
 pytestmark = pytest.mark.cluster
 
@@ -172,3 +172,25 @@ async def test_dependencies_and_admission_on_cluster(redis_cluster: RedisCluster
         assert results["c"].output == 6
     finally:
         await app.close()
+
+
+async def test_a_url_listing_several_entry_points_survives_a_dead_one(
+        redis_cluster: RedisClusterProcesses, settings: Settings) -> None:
+    # Given a URL whose first entry point has no server behind it (a node down when a pod starts),
+    # then two of the cluster's nodes
+    hosts = ",".join(f"127.0.0.1:{port}" for port in (free_port(), redis_cluster.nodes[1].port,
+                                                      redis_cluster.nodes[2].port))
+    cs = settings.with_changes(redis_url=f"redis://{hosts}", redis_cluster=True, partitions=3)
+    app = Baton(cs)
+
+    @app.job()
+    async def double(ctx: RunContext, payload: Any) -> int:
+        return int(payload) * 2
+
+    # When a node starts on it and runs are submitted (3 partitions: spread over the masters)
+    async with running_node(app):
+        run_ids = [await app.trigger("double", i) for i in range(12)]
+        # Then every run completes: the client found the cluster through the live entry points
+        for i, run_id in enumerate(run_ids):
+            run = await app.wait_for(run_id, 20)
+            assert (run.status, run.output) == ("completed", i * 2)

@@ -109,6 +109,23 @@ def test_good_redis_urls_pass() -> None:
         Settings.from_env({"BATON_REDIS_URL": "redis://h:1/2", "BATON_REDIS_CLUSTER": "1"})
 
 
+def test_a_cluster_url_may_list_several_entry_points() -> None:
+    # a URL naming several nodes is a Cluster's entry points (a node that starts while one is down
+    # still finds the cluster), checked node by node and for the Cluster's rules
+    url = "redis://ada:s3cret@10.0.0.1:7000,10.0.0.2:7000,[::1]:7001?socket_timeout=2"
+    assert Settings.from_env({"BATON_REDIS_URL": url, "BATON_REDIS_CLUSTER": "1"}).redis_url == url
+    for bad, why in (("redis://ada:s3cret@h:7000,h2", "entry point must be host:port"),
+                     ("redis://ada:s3cret@h:7000,h2:0", "entry point must be host:port"),
+                     ("redis://ada:s3cret@h:7000,h2:7000/3", "database 0"),
+                     ("redis://ada:s3cret@h:7000,h2:7000?colour=blue", "colour")):
+        with pytest.raises(ConfigError, match=why) as caught:
+            Settings.from_env({"BATON_REDIS_URL": bad, "BATON_REDIS_CLUSTER": "1"})
+        assert "s3cret" not in str(caught.value)
+    # without the Cluster setting, several hosts are refused, saying what they would mean
+    with pytest.raises(ConfigError, match="BATON_REDIS_CLUSTER"):
+        Settings.from_env({"BATON_REDIS_URL": "redis://h:7000,h2:7000"})
+
+
 def test_unknown_baton_variables_are_warned_about_by_name() -> None:
     env = {"BATON_CONCURENCY": "5", "BATON_SHINY": "secret-value", "BATON_API_URL": "http://x", "BATON_API_KEY": "k",
            "BATON_CONCURRENCY": "5", "OTHER": "1"}
