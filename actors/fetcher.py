@@ -16,10 +16,12 @@ from runtime.app import Baton
 from runtime.keys import Partition
 from runtime.messages import Attempt, Drain, HandedOff, Hold, LeaseGranted, Released, SlotsFreed, Wake, WhenReleased
 from runtime.metrics import Metrics
+from runtime.redis_faults import described, is_outage
 from runtime.scripts import Claimed
 from runtime.settings import Settings
 
 from .base import Actor, Mailbox, answer
+from .partition_outages import PartitionOutages
 
 __all__ = ["Fetcher", "clear_handoff", "served_queues"]
 
@@ -81,6 +83,9 @@ class Fetcher(Actor[FetcherMessage]):
         self.received: dict[int, int] = {}
         #: per partition, how many hand-offs a draining node still expects in total
         self.expected: dict[int, int] | None = None
+        #: partitions whose master does not answer: skipped until their probe wakes this fetcher
+        self.outages = PartitionOutages(app, self.log, "claims", self.spawn,
+                                        lambda index: self.inbox.send_nowait(Wake(app.keys.partitions[index].prefix)))
         #: Drain replies, resolved once this node is no longer registered and has every run handed to it
         self.drain_replies: list[asyncio.Future[None]] = []
         #: WhenReleased replies, resolved once no granted run is left unreported
@@ -154,14 +159,27 @@ class Fetcher(Actor[FetcherMessage]):
             self._check_handoff_closed()
             return
         node = self.settings.node_id
-        pipe = self.app.redis.pipeline(transaction=False)
-        for p in self.app.keys.partitions:
+        expected: dict[int, int] = {}
+
+        async def close(p: Partition) -> None:
+            pipe = self.app.redis.pipeline(transaction=False)
             pipe.delete(p.waiter(node))
             pipe.hget(p.handed, node)
-        replies = await pipe.execute()
-        self.expected = {
-            p.index: int(replies[2 * i + 1] or 0) for i, p in enumerate(self.app.keys.partitions)
-        }
+            _, handed = await pipe.execute()
+            expected[p.index] = int(handed or 0)
+
+        partitions = self.app.keys.partitions
+        ended = await asyncio.gather(*(close(p) for p in partitions), return_exceptions=True)
+        for p, failure in zip(partitions, ended, strict=True):
+            if isinstance(failure, BaseException):
+                if not is_outage(failure):
+                    raise failure
+                # its master does not answer: nothing handed over there can be popped now, and its
+                # registration lapses by itself; what it leased to this node is released uncharged
+                # by the reapers (a hand-off never taken), so the drain does not wait for it
+                self.log.warning("draining: partition %d did not answer (%s); not waiting for its hand-offs",
+                                 p.index, described(failure)[:300])
+        self.expected = expected
         self._check_handoff_closed()
 
     def _check_handoff_closed(self) -> None:
@@ -181,39 +199,51 @@ class Fetcher(Actor[FetcherMessage]):
         #: an idle node's shares do not move between rounds), and claims here and registrations
         #: together stay within the free slots: all partitions never hand it more than it has
         promised = 0
-        count = len(partitions)
         for i in range(len(partitions)):
             free = self.slots - len(self.occupied)
             if free <= 0:
                 self.maybe_work = True  # more may be waiting; claim again when slots free up
                 return
             p = partitions[(start + i) % len(partitions)]
-            unpromised = max(free - promised, 0)
-            want = min(unpromised, self.settings.claim_batch)
-            piece = min(want, self.claim_piece)
-            share = free // count + (1 if p.index < free % count else 0)
-            # (want is 0 when this round's registrations elsewhere promised every free slot, as the
-            # slots fill while the round goes on: the plain claim below then only drops this
-            # partition's registration)
-            if self.plentiful.get(p.index) and piece > 0 and want >= 2 * piece:
-                if not await self._claim_pieces(p, want, piece):
-                    # the queues ran dry: claim once more, alone, to register as waiting (or not)
-                    self.plentiful[p.index] = False
-                self.maybe_work = True
-                continue
-            # taken before the call: the lease surely holds until then (runtime/fencing.py)
-            deadline = time.monotonic() + self.settings.lease_ttl_ms / 1000
-            claimed, retry_in_ms = await self.app.scripts.claim(
-                p, self.settings.node_id, want, self.queues, self.job_names, self.rotation,
-                received=self.received.get(p.index, 0), register_ms=self.register_ms, register_most=share,
-                piece=piece,
-            )
-            if len(claimed) < piece or piece == want:
-                promised += min(max(want - len(claimed), 0), share)  # what the registration asked for
-            await self._grant(p, claimed, retry_in_ms, deadline)
-            self.plentiful[p.index] = bool(claimed) and len(claimed) == piece < want
-            if claimed and len(claimed) == piece:
-                self.maybe_work = True
+            if self.outages.is_out(p.index):
+                continue  # its master does not answer: its probe wakes this fetcher when it does
+            try:
+                promised += await self._claim_from(p, free, promised)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                self.outages.failed(p, exc)
+
+    async def _claim_from(self, p: Partition, free: int, promised: int) -> int:
+        """One partition's part of a claim round; returns the slots its registration promised."""
+        count = len(self.app.keys.partitions)
+        unpromised = max(free - promised, 0)
+        want = min(unpromised, self.settings.claim_batch)
+        piece = min(want, self.claim_piece)
+        share = free // count + (1 if p.index < free % count else 0)
+        # (want is 0 when this round's registrations elsewhere promised every free slot, as the
+        # slots fill while the round goes on: the plain claim below then only drops this
+        # partition's registration)
+        if self.plentiful.get(p.index) and piece > 0 and want >= 2 * piece:
+            if not await self._claim_pieces(p, want, piece):
+                # the queues ran dry: claim once more, alone, to register as waiting (or not)
+                self.plentiful[p.index] = False
+            self.maybe_work = True
+            return 0
+        # taken before the call: the lease surely holds until then (runtime/fencing.py)
+        deadline = time.monotonic() + self.settings.lease_ttl_ms / 1000
+        claimed, retry_in_ms = await self.app.scripts.claim(
+            p, self.settings.node_id, want, self.queues, self.job_names, self.rotation,
+            received=self.received.get(p.index, 0), register_ms=self.register_ms, register_most=share,
+            piece=piece,
+        )
+        await self._grant(p, claimed, retry_in_ms, deadline)
+        self.plentiful[p.index] = bool(claimed) and len(claimed) == piece < want
+        if claimed and len(claimed) == piece:
+            self.maybe_work = True
+        if len(claimed) < piece or piece == want:
+            return min(max(want - len(claimed), 0), share)  # what the registration asked for
+        return 0
 
     async def _claim_pieces(self, p: Partition, want: int, piece: int) -> bool:
         """Every free piece claimed at once (up to CLAIM_PIECES calls in flight), for a partition

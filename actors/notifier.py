@@ -23,11 +23,14 @@ from runtime.app import Baton
 from runtime.codec import text
 from runtime.connection import server_ms
 from runtime.deliveries import finish
+from runtime.keys import Partition
 from runtime.metrics import Metrics
 from runtime.notify import acknowledge, ensure_group, outbox_lag, process, read_entries
+from runtime.redis_faults import is_outage
 from runtime.webhooks import Webhook, signature_headers
 
 from .base import Actor
+from .partition_outages import PartitionOutages
 
 __all__ = ["Notifier"]
 
@@ -51,12 +54,21 @@ class Notifier(Actor[None]):
         #: whether this node exports the cluster gauges (the outbox lag is one)
         self.exporting = exporting
         self.in_flight: set[str] = set()
+        #: partitions whose master does not answer: their outboxes are read again once it does
+        self.outages = PartitionOutages(app, self.log, "outbox reads", self.spawn)
 
     async def run(self) -> None:
         """Set up the consumer groups, start the delivery loop, then consume the outboxes until stopped."""
         app = self.app
         for partition in app.keys.partitions:
-            await ensure_group(app, partition)
+            try:
+                await ensure_group(app, partition)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                # read once it answers (a group still missing then fails the read: the restarted
+                # notifier makes it)
+                self.outages.failed(partition, exc)
         timeout = aiohttp.ClientTimeout(total=app.settings.webhook_timeout_s)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             self.spawn(self._deliver_loop(session), "deliver", essential=True)
@@ -75,18 +87,30 @@ class Notifier(Actor[None]):
             if reclaim:
                 next_reclaim = loop.time() + settings.notify_claim_idle_ms / 2000
             for partition in app.keys.partitions:
-                entries, gone = await read_entries(app, partition, consumer, BATCH,
-                                                   settings.notify_claim_idle_ms if reclaim else None)
-                if entries:
-                    counts = await process(app, partition, entries)
-                    self.metrics.hook_runs_started.inc(counts["hooks"])
-                await acknowledge(app, partition, [e[0] for e in entries] + gone)
-                found += len(entries)
+                if self.outages.is_out(partition.index):
+                    continue
+                try:
+                    found += await self._consume(partition, consumer, reclaim)
+                except Exception as exc:
+                    if not is_outage(exc):
+                        raise
+                    self.outages.failed(partition, exc)  # entries taken stay pending: read again later
             if observe_s is not None and self.exporting() and loop.time() >= next_observe:
                 self.metrics.outbox_lag.set(await outbox_lag(app))
                 next_observe = loop.time() + observe_s
             if not await self.sleep(BUSY_S if found else IDLE_S):
                 break
+
+    async def _consume(self, partition: Partition, consumer: str, reclaim: bool) -> int:
+        """One read of a partition's outbox: hook runs and deliveries made, entries acknowledged."""
+        app = self.app
+        entries, gone = await read_entries(app, partition, consumer, BATCH,
+                                           app.settings.notify_claim_idle_ms if reclaim else None)
+        if entries:
+            counts = await process(app, partition, entries)
+            self.metrics.hook_runs_started.inc(counts["hooks"])
+        await acknowledge(app, partition, [e[0] for e in entries] + gone)
+        return len(entries)
 
     async def _deliver_loop(self, session: aiohttp.ClientSession) -> None:
         settings = self.app.settings

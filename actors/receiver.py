@@ -18,10 +18,12 @@ from runtime.app import Baton
 from runtime.direct_calls import DirectCalls
 from runtime.fencing import handed_deadline
 from runtime.keys import Partition
+from runtime.redis_faults import OUTAGE_PAUSE_MAX_S, described, is_outage
 from runtime.scripts import Claimed, handed_off_runs
 
 from .base import Actor
 from .delivery import Delivery
+from .partition_outages import FIRST_PROBE_S
 
 __all__ = ["Receiver"]
 
@@ -49,7 +51,8 @@ class Receiver(Actor[None]):
         self.delivered: OrderedDict[tuple[str, str, int], None] = OrderedDict()
 
     async def run(self) -> None:
-        """Receive until stopped; a failing partition loop fails the actor (and is restarted)."""
+        """Receive until stopped. A partition that does not answer pauses its own loop only; any
+        other error in a partition loop fails the actor (and it is restarted)."""
         # entries left by an earlier process with this node id were cleared at node start
         # (clear_handoff): popping them would unbalance the in-transit count
         loop = asyncio.get_running_loop()
@@ -68,13 +71,29 @@ class Receiver(Actor[None]):
     async def _receive(self, partition: Partition, direct: DirectCalls) -> None:
         key = partition.handoff(self.app.settings.node_id)
         ttl_ms = self.app.settings.lease_ttl_ms
+        pause = 0.0  # after an outage: the wait before the next pop
         while not self.stopping.is_set():
             # on a held connection: this reply is on the pickup path. An entry may have
             # waited in the list since before this pop (pushed while this node was busy,
             # or this actor restarting): its lease is judged by its grant time on the
             # Redis clock, which TIME, sent with the pop, relates to this node's clock
             sent = time.monotonic()
-            clock_ms, reply = await direct.execute_timed(key, "BLPOP", key, BLOCK_S)
+            try:
+                clock_ms, reply = await direct.execute_timed(key, "BLPOP", key, BLOCK_S)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                # this partition's master does not answer: its pops wait, the other
+                # partitions' go on (on Redis Cluster they may live on healthy masters)
+                if not pause:
+                    self.log.warning("partition %d did not answer (%s): its hand-offs paused, the other "
+                                     "partitions go on", partition.index, described(exc)[:300])
+                pause = min(max(pause * 2, FIRST_PROBE_S), OUTAGE_PAUSE_MAX_S)
+                await self.sleep(pause)
+                continue
+            if pause:
+                self.log.info("partition %d answers again: its hand-offs resumed", partition.index)
+                pause = 0.0
             if reply is None:
                 continue
             try:

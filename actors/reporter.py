@@ -10,15 +10,19 @@ from runtime.app import Baton
 from runtime.logs import run_log_context
 from runtime.messages import Attempt, Released, RunFinished, SlotsFreed
 from runtime.metrics import Metrics
+from runtime.redis_faults import is_outage
 from runtime.scripts import Outcome
 from runtime.settings import Settings
 from runtime.tracing import end_span
 
 from .base import Actor, Mailbox
+from .partition_outages import PartitionOutages
 
 __all__ = ["Reporter"]
 
 BATCH = 500
+#: how often outcomes held for a partition that does not answer look whether it is back
+HELD_WAIT_S = 0.1
 
 
 class Reporter(Actor[RunFinished]):
@@ -26,9 +30,11 @@ class Reporter(Actor[RunFinished]):
     telling the fetcher first that their slots are free, and after the write the fetcher and the
     leaser which leases are gone.
 
-    A Redis error leaves the batch unwritten and crashes the actor: the supervisor
-    restarts it and the batch is retried; if the lease expires meanwhile, the
-    run is reclaimed and retried elsewhere (at-least-once).
+    A partition that does not answer (runtime/redis_faults.py, an outage) keeps its
+    outcomes here until it does, while the other partitions' are written; if a lease
+    expires meanwhile, the run is reclaimed and retried elsewhere (at-least-once).
+    Any other error crashes the actor once the rest is written: the supervisor
+    restarts it and the outcomes left are retried.
     """
 
     name = "reporter"
@@ -48,42 +54,75 @@ class Reporter(Actor[RunFinished]):
         self.leaser = leaser
         self.metrics = metrics
         self.pending: list[RunFinished] = []
+        #: partitions whose master does not answer: their outcomes wait in pending
+        self.outages = PartitionOutages(app, self.log, "outcome writes", self.spawn)
 
     async def run(self) -> None:
-        """Flush whatever is waiting, as soon as it arrives."""
+        """Flush whatever is waiting, as soon as it arrives. Outcomes of a partition whose master does
+        not answer wait in ``pending`` until its probe is answered; the other partitions' go on."""
         while True:
-            if not self.pending:
-                first = await self.receive(None)
+            fresh: list[RunFinished] = []
+            if not self._writable():
+                first = await self.receive(HELD_WAIT_S if self.pending else None)
                 if first is None:
-                    return
-                self.pending.append(first)
-            self.pending.extend(self.drain_inbox(BATCH - len(self.pending)))
-            # the slots are free now: the fetcher claims while the outcomes are written, so a
-            # slow write (Redis busy with other scripts) does not hold the node's next runs
-            await self.fetcher.send(SlotsFreed(attempts(self.pending)))
-            await self.flush(self.pending)
-            self.pending = []
+                    if self.stopping.is_set() or not self.pending:
+                        return
+                    continue
+                fresh.append(first)
+            # (a batch counts new outcomes only: those held for a partition that does not answer are
+            # at most the runs it had under way here, as the fetcher claims none there meanwhile)
+            fresh.extend(self.drain_inbox(BATCH - len(fresh)))
+            if fresh:
+                self.pending.extend(fresh)
+                # the slots are free now: the fetcher claims while the outcomes are written, so a
+                # slow write (Redis busy with other scripts) does not hold the node's next runs
+                await self.fetcher.send(SlotsFreed(attempts(fresh)))
+            self.pending, failure = await self.flush(self.pending)
+            if failure is not None:
+                raise failure  # (a bug, not an outage: the restarted reporter writes what is left)
 
-    async def flush(self, batch: list[RunFinished]) -> None:
-        """Write one batch of outcomes."""
+    def _writable(self) -> bool:
+        """Whether an outcome waiting here can be written now (its partition answers)."""
+        return any(not self.outages.is_out(m.partition) for m in self.pending)
+
+    async def flush(self, batch: list[RunFinished]) -> tuple[list[RunFinished], BaseException | None]:
+        """Write one batch of outcomes, one call per partition at once. Returns the outcomes left to
+        write (their partition is out, or failed) and the first error that was not an outage."""
         by_partition: dict[int, list[RunFinished]] = {}
+        left: list[RunFinished] = []
         for msg in batch:
-            by_partition.setdefault(msg.partition, []).append(msg)
+            if self.outages.is_out(msg.partition):
+                left.append(msg)
+            else:
+                by_partition.setdefault(msg.partition, []).append(msg)
         scripts = self.app.scripts
         partitions = self.app.keys.partitions
         results = await asyncio.gather(
-            *(scripts.finish(partitions[i], [m.outcome for m in msgs]) for i, msgs in by_partition.items())
+            *(scripts.finish(partitions[i], [m.outcome for m in msgs]) for i, msgs in by_partition.items()),
+            return_exceptions=True,
         )
         # counters go up once per label set per batch, not once per run (each inc takes a lock)
         tally: Counter[Any] = Counter()
-        for msgs, result in zip(by_partition.values(), results, strict=True):
+        written: list[RunFinished] = []
+        failure: BaseException | None = None
+        for (index, msgs), result in zip(by_partition.items(), results, strict=True):
+            if isinstance(result, BaseException):
+                left.extend(msgs)
+                if is_outage(result):
+                    self.outages.failed(partitions[index], result)
+                else:
+                    failure = failure or result
+                continue
+            written.extend(msgs)
             for msg, (_run_id, status) in zip(msgs, result, strict=True):
                 self._count(msg, msg.outcome, status, tally)
         for counter, n in tally.items():
             counter.inc(n)
-        released = Released(attempts(batch))
-        await self.leaser.send(released)
-        await self.fetcher.send(released)
+        if written:
+            released = Released(attempts(written))
+            await self.leaser.send(released)
+            await self.fetcher.send(released)
+        return left, failure
 
     def _count(self, msg: RunFinished, outcome: Outcome, status: str | int, tally: Counter[Any]) -> None:
         if msg.span is not None:

@@ -82,13 +82,16 @@ def connect(url: str, cluster: bool = False, max_connections: int | None = None,
     scheme = urlsplit(url).scheme.lower()
     if scheme != "unix":  # (TCP keepalive: a unix socket's connection takes no such option)
         kwargs.setdefault("socket_keepalive", True)
+    # redis-py's client makes no retries by default: a connection the server
+    # closed while it sat in the pool (a restart, a failover) would fail the
+    # next command sent on it, though a fresh connection would succeed. Its
+    # cluster client retries 10 times, backing off up to 1 s: about 4 s before a
+    # call to a master that is down fails, which an actor serving every partition
+    # would spend once per partition of that master (actors/partition_outages.py)
+    kwargs.setdefault("retry", Retry(ExponentialBackoff(cap=0.5, base=0.02), RECONNECT_RETRIES))
     if cluster:  # the URL may list several entry points: the first is the URL, the others startup nodes
         others = [ClusterNode(host, port) for host, port in _entry_points(url)[1:]]
         return KnownKeysCluster.from_url(first_host_url(url), startup_nodes=others, **kwargs)
-    # redis-py's client makes no retries by default: a connection the server
-    # closed while it sat in the pool (a restart, a failover) would fail the
-    # next command sent on it, though a fresh connection would succeed
-    kwargs.setdefault("retry", Retry(ExponentialBackoff(cap=0.5, base=0.02), RECONNECT_RETRIES))
     kwargs.setdefault("retry_on_error", [RedisConnectionError, RedisTimeoutError])
     if scheme in SENTINEL_SCHEMES:
         return sentinel_client(url, **kwargs)

@@ -1,0 +1,76 @@
+"""Partitions whose Redis master does not answer, as one actor sees them.
+
+On Redis Cluster each partition lives on the master that owns its slot. A master that is down
+(its replica not promoted yet, or none) must cost only the runs of its own partitions. An actor
+that serves every partition from one loop (the fetcher's claims, the reporter's outcome writes,
+the notifier's outbox reads) used to fail on the first partition that did not answer: restarted,
+it met the same partition again, so the partitions on healthy masters went unserved until the
+master came back. Each such actor now keeps one of these: a partition whose call failed on an
+outage (runtime/redis_faults.py, ``is_outage``) is *out*, skipped by the loop, while a probe of its
+own (one cheap read in the partition's slot, backing off up to ``OUTAGE_PAUSE_MAX_S``) waits for
+it in the background; when the probe is answered the partition is back and ``on_back`` runs.
+
+On a single Redis server every partition goes out together and comes back together: the probes
+then do what the actor's restarts did before, one partition at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from runtime.app import Baton
+from runtime.keys import Partition
+from runtime.redis_faults import OUTAGE_PAUSE_MAX_S, described, is_outage
+
+__all__ = ["FIRST_PROBE_S", "PartitionOutages"]
+
+#: the first probe of a partition that went out; each next one waits twice as long, up to OUTAGE_PAUSE_MAX_S
+FIRST_PROBE_S = 0.1
+
+
+class PartitionOutages:
+    """The partitions an actor skips for now, and the probes that bring them back."""
+
+    def __init__(self, app: Baton, log: logging.Logger, duty: str,
+                 spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[Any]],
+                 on_back: Callable[[int], None] = lambda index: None) -> None:
+        self.app = app
+        self.log = log
+        #: what the actor pauses there, for the log ("claims", "outcome writes")
+        self.duty = duty
+        self._spawn = spawn
+        self._on_back = on_back
+        self._out: set[int] = set()
+
+    def is_out(self, index: int) -> bool:
+        """Whether partition ``index`` is skipped for now."""
+        return index in self._out
+
+    def failed(self, partition: Partition, exc: BaseException) -> None:
+        """Partition ``partition`` failed a call with ``exc``, an outage (``is_outage``; anything else
+        is for the caller to raise: a bug or a refusal is not waited out): out until its probe is answered."""
+        if partition.index in self._out:
+            return
+        self._out.add(partition.index)
+        self.log.warning("partition %d did not answer (%s): %s paused there, the other partitions go on",
+                         partition.index, described(exc)[:300], self.duty)
+        self._spawn(self._probe(partition), f"probe:{partition.index}")  # ends with the actor's run()
+
+    async def _probe(self, partition: Partition) -> None:
+        pause = FIRST_PROBE_S
+        while True:
+            await asyncio.sleep(pause)
+            try:
+                await self.app.redis.exists(partition.leased)  # any read in the partition's slot
+            except Exception as exc:  # noqa: BLE001 - any other error is an answer (see below)
+                if is_outage(exc):
+                    pause = min(pause * 2, OUTAGE_PAUSE_MAX_S)
+                    continue
+                # it answers, with an error: back, so that the actor's own call meets the error
+            break
+        self._out.discard(partition.index)
+        self.log.info("partition %d answers again: %s resumed there", partition.index, self.duty)
+        self._on_back(partition.index)

@@ -1,0 +1,107 @@
+"""One master of a Redis Cluster down (no replica promoted yet, or none): a worker process goes on
+serving the partitions the other masters hold, and resumes the lost master's partitions when it
+comes back (actors/partition_outages.py). Before, the fetcher, receiver and reporter failed on the
+first partition that did not answer, so runs on healthy masters stopped too."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from pathlib import Path
+
+import pytest
+import redis
+from redis.asyncio.cluster import RedisCluster
+
+from runtime import Baton, Settings
+from runtime.ids import new_run_id
+from tests.integration.test_processes import producer, worker_env
+from tests.nodes import spawn_worker, stop_process
+from tests.servers import RedisClusterProcesses
+
+pytestmark = pytest.mark.cluster
+
+PARTITIONS = 6
+
+
+def _no_full_coverage(cluster: RedisClusterProcesses) -> None:
+    # a master without its slots served must not stop the others (the setting a deployment
+    # without replicas, or one that prefers partial service, runs with)
+    for node in cluster.nodes:
+        if node.proc is not None and node.proc.poll() is None:
+            client = redis.Redis(port=node.port)
+            client.config_set("cluster-require-full-coverage", "no")
+            client.close()
+
+
+async def _run_in(app: Baton, partition: int, steps: int = 1) -> str:
+    run_id = new_run_id()
+    while app.keys.partition_of_run(run_id).index != partition:
+        run_id = new_run_id()
+    return await app.trigger("steady_steps", {"steps": steps, "sleep": 0.05}, id=run_id)
+
+
+def _alive(worker: subprocess.Popen[bytes], log: Path) -> None:
+    assert worker.poll() is None, f"worker exited with {worker.returncode}:\n{log.read_text()[-3000:]}"
+
+
+async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path) -> None:
+    # Given a 3-master cluster and a worker process serving 6 partitions (2 on each master)
+    cluster = RedisClusterProcesses().start()
+    _no_full_coverage(cluster)
+    url = "redis://" + ",".join(f"127.0.0.1:{node.port}" for node in cluster.nodes)
+    settings = Settings(redis_url=url, redis_cluster=True, prefix="bt", partitions=PARTITIONS, metrics_port=0)
+    app = producer(settings)
+    log = tmp_path / "w.log"
+    worker = spawn_worker("tests.apps:app", worker_env(settings, "W", BATON_REDIS_CLUSTER="true",
+                                                       BATON_PARTITIONS=PARTITIONS, BATON_CONCURRENCY=20), log)
+    raw = RedisCluster.from_url(cluster.url)
+    try:
+        await raw.initialize()
+        lost = cluster.nodes[1]
+        on_lost = {p.index for p in app.keys.partitions
+                   if raw.nodes_manager.get_node_from_slot(raw.keyslot(p.leased)).port == lost.port}
+        healthy = sorted(set(range(PARTITIONS)) - on_lost)
+        assert on_lost and healthy
+        for partition in range(PARTITIONS):  # every partition works
+            run = await app.wait_for(await _run_in(app, partition), 20)
+            assert run.status == "completed", (partition, run.status)
+        # and runs are under way in every partition (those on the lost master cannot finish now)
+        under_way = [await _run_in(app, partition, steps=20) for partition in range(PARTITIONS)]
+
+        # When one master is killed
+        lost.kill()
+
+        # Then runs submitted to the other masters' partitions complete, each within seconds
+        for round_ in range(3):
+            for partition in healthy:
+                run = await app.wait_for(await _run_in(app, partition), 15)
+                assert run.status == "completed", (round_, partition, run.status, log.read_text()[-3000:])
+        for run_id in under_way:
+            if app.keys.partition_of_run(run_id).index in healthy:
+                assert (await app.wait_for(run_id, 15)).status == "completed"
+        _alive(worker, log)
+        assert "claims paused there" in log.read_text()
+
+        # When it comes back (empty: no persistence), the node serves its partitions again
+        lost.start()
+        _no_full_coverage(cluster)
+        for partition in sorted(on_lost):
+            deadline = asyncio.get_running_loop().time() + 30
+            while True:  # (the producer's own calls may meet the master still rejoining)
+                try:
+                    run_id = await _run_in(app, partition)
+                    break
+                except (redis.RedisError, OSError):
+                    assert asyncio.get_running_loop().time() < deadline, "the master did not come back"
+                    await asyncio.sleep(0.2)
+            run = await app.wait_for(run_id, 20)
+            assert run.status == "completed", (partition, run.status, log.read_text()[-3000:])
+        assert "answers again: claims resumed there" in log.read_text()
+        _alive(worker, log)
+    finally:
+        code = await asyncio.to_thread(stop_process, worker)
+        await raw.aclose()
+        await app.close()
+        cluster.stop()
+    assert code == 0, log.read_text()[-3000:]
