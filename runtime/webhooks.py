@@ -30,6 +30,7 @@ import orjson
 
 from .errors import WebhookError
 from .keys import Keys
+from .redis_faults import described, is_outage
 from .statuses import RunStatus
 
 logger = logging.getLogger(__name__)
@@ -197,7 +198,8 @@ def verify(secret: str, body: bytes, timestamp: str, signature: str, tolerance_s
 
 
 class WebhookProjects:
-    """Which projects have webhooks, as one process last read it: never more than :data:`REFRESH_S` old.
+    """Which projects have webhooks, as one process last read it: never more than :data:`REFRESH_S` old,
+    unless Redis does not answer the read (then the last read stands: nothing can change it meanwhile).
 
     Read again in the background once half that old, so a steady stream of submissions never
     waits for the read (it cost one in every ~REFRESH_S a round trip on its pickup path); read
@@ -209,12 +211,24 @@ class WebhookProjects:
         self.projects: frozenset[str] = frozenset()
         self._read_at = float("-inf")
         self._refreshing: asyncio.Task[None] | None = None
+        #: the last read is being used past its age because Redis did not answer (logged once)
+        self._stale = False
 
     async def current(self, redis: Any) -> frozenset[str]:
         """The projects, as read at most :data:`REFRESH_S` ago."""
         age = time.monotonic() - self._read_at
-        if age >= REFRESH_S:
-            await self.refresh(redis)
+        if age >= REFRESH_S and not self._stale:
+            try:
+                await self.refresh(redis)
+            except Exception as exc:
+                if self._read_at == float("-inf") or not is_outage(exc):
+                    raise
+                # the master of the node-wide keys does not answer (on Redis Cluster the run's own
+                # partition may well): no webhook can be added or removed there meanwhile, so the
+                # last read stands, and submissions go on; reads go on in the background only
+                logger.warning("could not read the webhook projects (%s): using the last read until "
+                               "Redis answers", described(exc)[:300])
+                self._stale = True
         elif age >= REFRESH_S / 2 and (self._refreshing is None or self._refreshing.done()):
             self._refreshing = asyncio.ensure_future(self._refresh_quietly(redis))
         return self.projects
@@ -227,6 +241,7 @@ class WebhookProjects:
         if started >= self._read_at:  # (_read_at: when the read in use started, so its age is never less)
             self.projects = frozenset(Webhook.from_json(b).project for b in blobs)
             self._read_at = started
+        self._stale = False
 
     async def _refresh_quietly(self, redis: Any) -> None:
         # a failed background read changes nothing: past REFRESH_S a caller reads in line (and sees why)

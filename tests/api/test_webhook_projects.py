@@ -7,7 +7,9 @@ import asyncio
 import time
 from typing import Any
 
+from runtime import Baton, Settings
 from runtime.webhooks import REFRESH_S, WebhookProjects, new_webhook, save_webhook
+from tests.servers import RedisProcess
 
 
 async def test_the_first_read_is_in_line_and_a_half_stale_one_is_refreshed_in_the_background(
@@ -87,3 +89,34 @@ async def test_a_background_read_landing_late_never_hides_a_webhook_just_registe
     # Then the process still knows the webhook: the older read does not overwrite the newer one
     assert await projects.current(app.redis) == {"d"}
     await projects.close()
+
+
+async def test_while_redis_does_not_answer_the_last_read_stands(tmp_path: Any) -> None:
+    # Given a process that read the projects from a server of its own, which then goes down
+    server = RedisProcess().start()
+    app = Baton(Settings(redis_url=server.url, prefix="wp", metrics_port=0))
+    projects = WebhookProjects(app.keys)
+    try:
+        await save_webhook(app.redis, app.keys, new_webhook("a", "http://127.0.0.1:9/hook", ["run.completed"]))
+        assert await projects.current(app.redis) == {"a"}
+        server.kill()
+        projects._read_at = time.monotonic() - REFRESH_S * 5
+        # When a submission asks: it gets the last read, not the outage (on Redis Cluster the
+        # node-wide keys' master may be down while the run's partition answers)
+        assert await projects.current(app.redis) == {"a"}
+        # and the next ones do not wait for a read in line again, only in the background
+        started = time.monotonic()
+        assert await projects.current(app.redis) == {"a"}
+        assert time.monotonic() - started < 0.1
+        # When the server is back, a background read brings the projects up to date
+        server.start()
+        deadline = time.monotonic() + 20
+        while projects._stale:
+            assert time.monotonic() < deadline, "the background read never succeeded"
+            await projects.current(app.redis)
+            await asyncio.sleep(0.05)
+        assert await projects.current(app.redis) == frozenset()  # (the server came back empty)
+    finally:
+        await projects.close()
+        await app.close()
+        server.stop()
