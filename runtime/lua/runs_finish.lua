@@ -12,7 +12,9 @@
     outcome, output (JSON), error (JSON or ''), permanent ('1' or '0'),
     jitter random in [0,1); a completed attempt's is just id, token, output (JSON)
   Returns: flat list id, new status per outcome; status is the error code
-    -1 when the lease token no longer matches (fencing rejection) ]]
+    -1 when the lease token no longer matches (fencing rejection). An outcome
+    sent again after its reply was lost gets the status the first one set
+    (settle: settled_before), not a rejection. ]]
 --@include keys
 --@include common
 --@include statuses
@@ -34,7 +36,7 @@ for a = 6, #ARGV do
   local r = read_all(pfx, id)
   out[#out + 1] = id
   if r.lease_token ~= token or r.status ~= 'executing' then
-    out[#out + 1] = -1
+    out[#out + 1] = settled_before(r, token, F[4] == nil and 'completed' or F[3]) or -1
   else
     -- waking other nodes only matters when a queued run may now fit a limit
     local job = r.job

@@ -1,6 +1,7 @@
 """A worker process whose link to Redis drops right after a handler's write ran, before its reply
 came back (a proxy in between loses the reply and closes the connection). The client sends the
-write again; each log line, usage record, chunk and checkpoint must still be stored once."""
+write again; each log line, usage record, chunk and checkpoint must still be stored once, and
+an outcome sent again must not be reported as fenced off."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from tests.nodes import spawn_worker, stop_process
 from tests.servers import RedisProcess, free_port
 
 ROUNDS = 3
-#: the writes whose replies are lost: the first of each kind (FCALL names the operation's library)
-LOST = ("run_update", "run_append", "checkpoint_add")
+#: the writes whose replies are lost: the first of each kind (FCALL names the operation's library);
+#: runs_finish is the outcome's write (sent again, it must not be taken for a fenced-off one)
+LOST = ("run_update", "run_append", "checkpoint_add", "runs_finish")
 
 
 @pytest.mark.parametrize("operation", LOST)
@@ -61,3 +63,5 @@ async def test_a_write_whose_reply_was_lost_is_stored_once(tmp_path: Path, opera
         await app.close()
         server.stop()
     assert code == 0, log.read_text()[-3000:]
+    # (read once the worker has exited: an outcome sent again has had its answer by then)
+    assert "no longer holds the run" not in log.read_text()

@@ -1,11 +1,14 @@
 """A fenced write sent again under its number is answered, not applied twice: run_update,
-run_append (both streams) and checkpoint_add. A write whose reply a dropped connection lost
+run_append (both streams) and checkpoint_add; and an outcome sent again (runs_finish) gets the
+status the first one set. A write whose reply a dropped connection lost
 is sent again by the client (and by ride_out, through an outage); before the numbers, its
 logs, records, chunks and checkpoints were stored twice."""
 
 from __future__ import annotations
 
-from runtime.scripts import Claimed
+import orjson
+
+from runtime.scripts import Claimed, Outcome
 from tests.lua.support import Lua, text
 
 
@@ -79,3 +82,33 @@ async def test_the_next_lease_numbers_its_writes_afresh(lua: Lua) -> None:
     assert await _events(lua, run_id, "log") == ['{"a":1,"n":1}', '{"a":1,"n":2}', '{"a":2,"n":1}']
     # And the first lease's writes stay fenced off
     assert await lua.scripts.update(run_id, first.token, None, [("log", "{}")], number=3) == -1
+
+
+async def test_an_outcome_sent_again_gets_the_first_ones_status(lua: Lua) -> None:
+    # Given one run completed and one failed (retried later) by their attempts
+    done_id, done = await _executing(lua)
+    failed_id, failed = await _executing(lua)
+    assert await lua.finish(done, "completed", output_json='{"x":1}') == "completed"
+    first = await lua.finish(failed, "failed", error_json='{"message":"boom"}')
+    assert first in ("queued", "delayed")
+    # When the same outcomes are sent again (their replies were lost)
+    # Then each gets the status the first one set, and nothing changes
+    before = (await lua.run(done_id), await lua.run(failed_id))
+    assert await lua.finish(done, "completed", output_json='{"x":1}') == "completed"
+    assert await lua.finish(failed, "failed", error_json='{"message":"boom"}') == first
+    assert (await lua.run(done_id), await lua.run(failed_id)) == before
+    # And another outcome, or another token, is still rejected as fenced off
+    assert await lua.finish(done, "failed", error_json='{"message":"late"}') == -1
+    assert await lua.finish(failed, "completed") == -1
+    assert await lua.scripts.finish(lua.part, [Outcome(done_id, "other-node/1", "completed")]) == [(done_id, -1)]
+
+
+async def test_an_outcome_for_a_lease_the_reapers_settled_is_rejected(lua: Lua) -> None:
+    # Given an attempt whose lease expired and was reaped (recorded crashed)
+    run_id, c = await _executing(lua)
+    await lua.expire_lease(run_id)
+    await lua.scripts.reap(lua.part)
+    assert [a["status"] for a in orjson.loads((await lua.run(run_id))["attempts"])] == ["crashed"]
+    # When its node's outcome arrives late: it is fenced off, not taken for a retry of a recorded one
+    assert await lua.finish(c, "completed") == -1
+    assert await lua.finish(c, "failed", error_json='{"message":"late"}') == -1

@@ -39,11 +39,6 @@ local function job_limits(pfx, job)
   return l
 end
 
--- A lease's fencing token: the node and the attempt it runs.
-local function lease_token(node, attempt)
-  return node .. '/' .. int_text(attempt)
-end
-
 -- The record fields of a lease besides its status (executing), as HSET arguments;
 -- cc names the lease sets that hold the run (lease_sets_of). Its start is not written
 -- again as heartbeat_at and updated_at: readers take attempt_started_at for both

@@ -23,6 +23,11 @@ local function int_text(n)
   return t
 end
 
+-- A lease's fencing token: the node and the attempt it runs.
+local function lease_token(node, attempt)
+  return node .. '/' .. int_text(attempt)
+end
+
 -- Redis server time in milliseconds: lease expiry is judged by one clock.
 local function now_ms()
   local t = call('TIME')

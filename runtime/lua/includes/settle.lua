@@ -46,6 +46,23 @@ local function attempt_json(r, outcome, now, err)
     .. ',"error":' .. ((err ~= '' and err) or 'null') .. '}'
 end
 
+-- An outcome sent again because the reply to the first was lost (a dropped connection, the
+-- client tried again): the record shows this very attempt (`token`) settled with this outcome.
+-- Returns the run's status then (the first call's answer), else nil: the outcome is rejected as
+-- fenced off. A lease the reapers settled (crashed) is not mistaken for it: the outcome differs.
+local function settled_before(r, token, outcome)
+  if r.status == 'completed' then
+    if outcome == 'completed' and lease_token(r.lease_node or '', r.attempt or 0) == token then return r.status end
+    return nil
+  end
+  if r.status == nil or r.status == 'executing' or r.attempts == nil then return nil end
+  local list = cjson.decode(r.attempts)
+  local last = list[#list]
+  if last == nil or lease_token(last.worker_id or '', last.number or 0) ~= token then return nil end
+  if last.status == outcome or (last.status == 'canceled' and r.cancel_requested == '1') then return r.status end
+  return nil
+end
+
 -- make_terminal's dels when a completed run's record holds an earlier attempt's error (never written to)
 local ERROR_FIELD = {'error'}
 
