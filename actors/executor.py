@@ -462,8 +462,7 @@ class Executor(Actor[ExecutorMessage]):
                    "project": await ctx.project()},
         )
         await self.app.create([spec])
-        await self.app.scripts.update(c.run_id, c.token, {"continued_as": new_id},
-                                      [("continued", orjson.dumps({"run_id": new_id}).decode())])
+        await ctx.link_continuation(new_id)
         return Outcome(c.run_id, c.token, "completed", output_json=orjson.dumps({"continued_as": new_id}).decode())
 
     def _failure(self, c: Claimed, status: str, exc: BaseException | None, permanent: bool = False) -> Outcome:

@@ -354,6 +354,17 @@ class RunContext(RunRecords):
             if self._chunk_task is not None:
                 await asyncio.shield(self._chunk_task)
 
+    async def link_continuation(self, new_id: str) -> int:
+        """Record on this run the run that continues it (continue-as-new): its ``continued_as``
+        field and a ``continued`` timeline event, fenced and numbered like a flush (so a retry after
+        a lost reply writes the event once). 1 written, -1 when the lease is gone."""
+        event = ("continued", orjson.dumps({"run_id": new_id}).decode())
+        async with self._write_lock:
+            number = self._next_write("u")
+            return await self._on_lease(
+                lambda: self._app.scripts.update(self.run_id, self._token, {"continued_as": new_id}, [event], number),
+                "linking the run that continues it")
+
     async def debug_enabled(self) -> bool:
         """Whether debug mode is on for this run (``POST /v1/runs/{id}/debug``); read from Redis each call."""
         p = self._app.keys.partition_of_run(self.run_id)

@@ -104,6 +104,14 @@ async def writes_each_kind(ctx: RunContext, payload: Any) -> Any:
     return {"sequences": sequences}
 
 
+@app.job(max_attempts=1)
+async def continues_once(ctx: RunContext, payload: Any) -> Any:
+    """Continues as new with ``{"n": 1}`` when given ``{"n": 0}``; returns its input otherwise."""
+    if payload["n"] == 0:
+        ctx.continue_as_new({"n": 1})
+    return payload
+
+
 #: starts per second of the rate-limited test job: high enough that a burst measures in seconds
 RATE_LIMIT = 50
 

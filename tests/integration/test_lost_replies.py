@@ -6,12 +6,16 @@ an outcome sent again must not be reported as fenced off."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from bench.chaos.proxy import FaultProxy
-from runtime import Settings
+from runtime import Baton, Settings
 from runtime.lua_source import library
 from tests.integration.test_processes import producer, worker_env
 from tests.nodes import spawn_worker, stop_process
@@ -23,9 +27,23 @@ ROUNDS = 3
 LOST = ("run_update", "run_append", "checkpoint_add", "runs_finish")
 
 
-@pytest.mark.parametrize("operation", LOST)
-async def test_a_write_whose_reply_was_lost_is_stored_once(tmp_path: Path, operation: str) -> None:
-    # Given a worker process that reaches its own redis-server through a proxy
+@dataclass
+class Stage:
+    """A worker process W reaching its own redis-server through a proxy, and a producer app."""
+
+    app: Baton
+    proxy: FaultProxy
+    worker: subprocess.Popen[bytes]
+    log: Path
+
+    def lose_reply(self, operation: str) -> None:
+        """Lose the reply of the next FCALL of ``operation`` (its library names it)."""
+        name = library(operation).name.encode()
+        self.proxy.lose_replies(b"FCALL\r\n$%d\r\n%s\r\n" % (len(name), name), 1)
+
+
+@contextlib.asynccontextmanager
+async def _worker_through_proxy(tmp_path: Path) -> AsyncIterator[Stage]:
     server = RedisProcess().start()
     proxy = await FaultProxy(server.port, free_port()).start()
     app = producer(Settings(redis_url=server.url, prefix="bt", metrics_port=0))
@@ -35,14 +53,31 @@ async def test_a_write_whose_reply_was_lost_is_stored_once(tmp_path: Path, opera
         # (a first run loads the operations into Redis: no reply lost is a load's)
         warm = await app.trigger("writes_each_kind", {"rounds": 1})
         assert (await app.wait_for(warm, 30)).status == "completed"
+        yield Stage(app, proxy, worker, log)
+        assert proxy.replies_lost == 1
+        assert worker.poll() is None, log.read_text()[-3000:]
+    finally:
+        # (off the loop: the worker's drain goes through the proxy, which runs on it)
+        code = await asyncio.to_thread(stop_process, worker)
+        await proxy.stop()
+        await app.close()
+        server.stop()
+    assert code == 0, log.read_text()[-3000:]
+    # (read once the worker has exited: an outcome sent again has had its answer by then)
+    assert "no longer holds the run" not in log.read_text()
+
+
+@pytest.mark.parametrize("operation", LOST)
+async def test_a_write_whose_reply_was_lost_is_stored_once(tmp_path: Path, operation: str) -> None:
+    # Given a worker process that reaches its own redis-server through a proxy
+    async with _worker_through_proxy(tmp_path) as stage:
+        app = stage.app
         # When the proxy loses the reply of the first call of one operation
-        name = library(operation).name.encode()
-        proxy.lose_replies(b"FCALL\r\n$%d\r\n%s\r\n" % (len(name), name), 1)
+        stage.lose_reply(operation)
         run_id = await app.trigger("writes_each_kind", {"rounds": ROUNDS})
         run = await app.wait_for(run_id, 30)
-        # Then the run completed, the faults having happened
-        assert run.status == "completed", (run.status, log.read_text()[-3000:])
-        assert proxy.replies_lost == 1
+        # Then the run completed
+        assert run.status == "completed", (run.status, stage.log.read_text()[-3000:])
         # And every write is stored once, in order, and the checkpoints kept their sequences
         p = app.keys.partition_of_run(run_id)
         events = await app.redis.xrange(p.events(run_id))
@@ -55,13 +90,20 @@ async def test_a_write_whose_reply_was_lost_is_stored_once(tmp_path: Path, opera
         checkpoints = [f[b"sequence"] for _, f in await app.redis.xrange(p.checkpoints(run_id))]
         assert checkpoints == [b"%d" % i for i in range(1, ROUNDS + 1)]
         assert run.output == {"sequences": list(range(1, ROUNDS + 1))}
-        assert worker.poll() is None, log.read_text()[-3000:]
-    finally:
-        # (off the loop: the worker's drain goes through the proxy, which runs on it)
-        code = await asyncio.to_thread(stop_process, worker)
-        await proxy.stop()
-        await app.close()
-        server.stop()
-    assert code == 0, log.read_text()[-3000:]
-    # (read once the worker has exited: an outcome sent again has had its answer by then)
-    assert "no longer holds the run" not in log.read_text()
+
+
+async def test_a_continuation_link_whose_reply_was_lost_is_written_once(tmp_path: Path) -> None:
+    # Given a worker process through the proxy, and a run that continues as new once (it logs
+    # nothing: the link is its only run_update)
+    async with _worker_through_proxy(tmp_path) as stage:
+        app = stage.app
+        # When the reply of the link to the new run is lost
+        stage.lose_reply("run_update")
+        first = await app.wait_for(await app.trigger("continues_once", {"n": 0}), 30)
+        # Then both runs complete, linked, and the first's timeline says so once
+        assert first.status == "completed" and first.output is not None, first.status
+        second = await app.wait_for(first.output["continued_as"], 30)
+        assert (second.status, second.output) == ("completed", {"n": 1})
+        p = app.keys.partition_of_run(first.id)
+        continued = [f[b"data"] for _, f in await app.redis.xrange(p.events(first.id)) if f[b"type"] == b"continued"]
+        assert continued == [b'{"run_id":"%s"}' % second.id.encode()]
