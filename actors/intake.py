@@ -5,11 +5,13 @@ and, with ``partition_streams``, each partition's own ``{<prefix>:p<N>}:submit``
 (so producers can spread submissions over Redis Cluster masters). An entry of a
 partition stream is named ``<entry id>.p<N>`` (entry ids repeat between streams).
 
-Each entry is validated; valid ones become runs through runs_create (one Lua
-call per partition per batch, idempotent on the run id, which defaults to the
-entry id), invalid ones go to the rejected stream with their reason. Only then
-is the batch acknowledged, so a crash in between re-delivers entries and the
-id check makes that harmless.
+Each entry is validated; valid ones become runs (actors/entry_runs.py: one
+runs_create call per partition per batch, idempotent on the run id, which
+defaults to the entry id), invalid ones go to the rejected stream with their
+reason. Only then is the batch acknowledged, so a crash in between re-delivers
+entries and the id check makes that harmless. Entries held back for a
+partition whose master does not answer stay pending, and this consumer reads
+them again when it answers (or another node's XAUTOCLAIM takes them).
 
 One entry never costs the others: anything but a Redis error while handling an
 entry rejects that entry alone (reason ``internal``, logged with its id). Only
@@ -30,21 +32,21 @@ from typing import Any
 
 from redis.exceptions import RedisError, ResponseError
 
-from runtime.admission import rejection
 from runtime.app import Baton
 from runtime.codec import text
 from runtime.direct_calls import DirectCalls
-from runtime.errors import RedisUnavailable, SubmissionError
+from runtime.errors import SubmissionError
 from runtime.keys import Partition
-from runtime.metrics import DEDUP_REASONS, Metrics
-from runtime.redis_faults import described, server_state
-from runtime.scripts import Claimed
+from runtime.metrics import Metrics
+from runtime.redis_faults import described
 from runtime.stream_entries import parse_stream_entry, parse_stream_event, rejected_record
 from runtime.submission import RunSpec
 from runtime.tracing import end_span, start_span
 
 from .base import Actor
 from .delivery import Delivery
+from .entry_runs import EntryRuns, ends_batch
+from .partition_outages import PartitionOutages
 
 __all__ = ["Intake", "SubmitStream", "ensure_group", "stream_entries", "submit_streams"]
 
@@ -63,8 +65,6 @@ STALE_HEARTBEATS = 3
 SILENT_CONSUMER_MS = 10 * BLOCK_MS
 #: Longest a stopping intake spends finishing the entries it read.
 FINISH_TIMEOUT_S = 5.0
-#: runs_create codes for an entry that created nothing, and what held it
-_DEDUP_REASON = dict(zip((0, 2, 3), DEDUP_REASONS, strict=True))
 
 Entry = tuple[str, dict[bytes, bytes]]
 
@@ -111,9 +111,6 @@ class Intake(Actor[None]):
     def __init__(self, app: Baton, metrics: Metrics, stream: SubmitStream | None = None,
                  delivery: Delivery | None = None) -> None:
         super().__init__()
-        #: with a delivery, runs this node is waiting for are leased to it as they are created and
-        #: start from here: no hand-off list between the stream and the executor
-        self.delivery = delivery
         self.stream = stream or SubmitStream(app.keys.submit_stream)
         if self.stream.partition is not None:
             self.name = f"intake.{self.stream.label}"
@@ -122,7 +119,13 @@ class Intake(Actor[None]):
         self.settings = app.settings
         self.consumer = app.settings.node_id
         self.direct = DirectCalls(app.redis)
+        #: partitions whose master does not answer: their entries stay pending meanwhile
+        self.outages = PartitionOutages(app, self.log, "run creation", self.spawn, self._partition_back)
+        self.runs = EntryRuns(app, metrics, self.log, delivery, self.outages)
         self._start_clean()
+
+    def _partition_back(self, index: int) -> None:
+        self.reread_own = True
 
     def _start_clean(self) -> None:
         """Timers and observations of one run(); a restarted run() starts from scratch."""
@@ -132,6 +135,8 @@ class Intake(Actor[None]):
         self.last_registry_refresh = 0.0
         #: other consumers' last heartbeat value and when (monotonic) it was first seen
         self.heartbeats: dict[str, tuple[bytes, float]] = {}
+        #: a partition answers again: this consumer's pending entries are read again
+        self.reread_own = False
 
     async def run(self) -> None:
         """Read, validate, create, acknowledge; until stopped. A stop finishes what was read."""
@@ -156,6 +161,9 @@ class Intake(Actor[None]):
                 if now >= self.next_trim:
                     self.next_trim = now + TRIM_INTERVAL_S
                     await self.trim()
+                if self.reread_own and prefetch is None:
+                    self.reread_own = False
+                    await self._process_own()  # entries held back for a partition that answers again
                 entries = await (prefetch or self._read(">"))
                 # while busy, read the next batch as this one is created: the read
                 # overlaps the work (entries read but unprocessed stay pending for
@@ -200,9 +208,12 @@ class Intake(Actor[None]):
                              described(exc))
 
     async def _process_own(self) -> None:
-        """Handle every entry this consumer read and has not acknowledged."""
-        while entries := await self._read("0"):
+        """Handle every entry this consumer read and has not acknowledged (once: entries held back
+        for a partition that does not answer stay pending)."""
+        start = "0"
+        while entries := await self._read(start):
             await self.process(entries)
+            start = entries[-1][0]
 
     async def _forget_self(self) -> None:
         keys = self.app.keys
@@ -311,7 +322,7 @@ class Intake(Actor[None]):
         specs: list[tuple[str, RunSpec]] = []
         events: list[tuple[str, tuple[str, str]]] = []
         rejected: list[tuple[str, dict[bytes, bytes], SubmissionError]] = []
-        acks = [entry_id for entry_id, _ in entries]
+        ids = [entry_id for entry_id, _ in entries]
         entries = [(self.stream.ref(entry_id), fields) for entry_id, fields in entries]
         for entry_id, fields in entries:
             try:
@@ -322,10 +333,12 @@ class Intake(Actor[None]):
             except SubmissionError as error:
                 rejected.append((entry_id, fields, error))
             except Exception as exc:
-                if _ends_batch(exc):
+                if ends_batch(exc):
                     raise
-                rejected.append((entry_id, fields, self._internal(entry_id, exc)))
-        failed = await self._create(specs)
+                rejected.append((entry_id, fields, self.runs.internal(entry_id, exc)))
+        failed, held = await self.runs.create(specs)
+        # entries held back for a partition that does not answer stay pending: read again when it does
+        acks = [entry_id for entry_id, (ref, _) in zip(ids, entries, strict=True) if ref not in held]
         if self.settings.tracing:
             self._trace(specs, failed, started_ns)
         for entry_id, (key, data) in events:
@@ -334,9 +347,9 @@ class Intake(Actor[None]):
             try:
                 await self.app.scripts.send_event(key, data, self.settings.event_ttl_s * 1000)
             except Exception as exc:
-                if _ends_batch(exc):
+                if ends_batch(exc):
                     raise
-                failed[entry_id] = self._internal(entry_id, exc)
+                failed[entry_id] = self.runs.internal(entry_id, exc)
         by_id = dict(entries)
         rejected.extend((entry_id, by_id[entry_id], error) for entry_id, error in failed.items())
         keys = self.app.keys
@@ -346,7 +359,8 @@ class Intake(Actor[None]):
             self.log.warning("rejected stream entry %s: %s (%s)", entry_id, problem, problem.reason)
             pipe.xadd(keys.rejected_stream, rejected_record(entry_id, fields, problem),
                       maxlen=self.settings.rejected_max_len, approximate=True)
-        pipe.xack(self.stream.key, keys.intake_group, *acks)
+        if acks:
+            pipe.xack(self.stream.key, keys.intake_group, *acks)
         await pipe.execute()
 
     @staticmethod
@@ -358,106 +372,6 @@ class Intake(Actor[None]):
                 end_span(start_span("baton.intake", traceparent=spec.trace_context, run_id=spec.id, job=spec.job,
                                     kind="consumer", start_ns=started_ns, attributes={"baton.entry_id": entry_id}),
                          end_ns=now_ns)
-
-    def _internal(self, entry_id: str, exc: BaseException) -> SubmissionError:
-        self.log.error("stream entry %s failed unexpectedly; rejected as internal", entry_id, exc_info=exc)
-        return SubmissionError("internal", f"internal error while handling the entry: {type(exc).__name__}")
-
-    async def _create(self, specs: list[tuple[str, RunSpec]]) -> dict[str, SubmissionError]:
-        """Create the runs; returns the entries that failed alone, with their error.
-
-        Entries sharing an id, idempotency key or debounce key go out in later
-        rounds than the first of them, so within a batch the earliest entry wins.
-        A batch call that fails on something other than the server is retried
-        one entry at a time to find the entry it failed on.
-        """
-        failed: dict[str, SubmissionError] = {}
-        for round_ in _rounds(specs):
-            renamed = await self._alias_renamed(round_)
-            try:
-                results = await self._create_round([spec for _, spec in round_])
-            except Exception as exc:
-                if _ends_batch(exc):
-                    raise
-                results = []
-                for entry_id, spec in round_:
-                    try:
-                        [result] = await self._create_round([spec])
-                    except Exception as one:
-                        if _ends_batch(one):
-                            raise
-                        failed[entry_id] = self._internal(entry_id, one)
-                        result = ("", -1)
-                    results.append(result)
-            for (entry_id, _), (detail, code) in zip(round_, results, strict=True):
-                # refused inside runs_create (a missing parent, a full max_queued): to the rejected stream
-                if code < 0 and (refused := rejection(code, detail)):
-                    failed[entry_id] = refused
-            await self._note_aliases(round_, results, renamed)
-        return failed
-
-    async def _alias_renamed(self, specs: list[tuple[str, RunSpec]]) -> list[str]:
-        """Alias every entry whose run is not named after it (an ``id`` field, or a routed id
-        ``<entry>~k``: with several partitions a run with a limit or key lives in that key's
-        partition) before its run is created, so ``get_run(entry)`` finds the run as soon as it
-        exists (written after the create, the alias came after the run had started); kept as
-        long as runs are. Returns those entries."""
-        renamed = [(entry_id, spec.id) for entry_id, spec in specs if spec.id != entry_id]
-        if renamed:
-            keys = self.app.keys
-            keep_ms = max(self.settings.finished_ttl_s, self.settings.dead_letter_ttl_s) * 1000
-            pipe = self.app.redis.pipeline(transaction=False)
-            for entry_id, run_id in renamed:
-                pipe.set(keys.partition_of_run(entry_id).alias(entry_id), run_id, px=keep_ms)
-            await pipe.execute()
-        return [entry_id for entry_id, _ in renamed]
-
-    async def _create_round(self, specs: list[RunSpec]) -> list[tuple[str, int]]:
-        """runs_create for one round; the runs it leased to this node start at once."""
-        if self.delivery is None:
-            return await self.app.create_detailed(specs, raise_rejected=False)
-        # taken before the call: a lease it grants surely holds until then (runtime/fencing.py)
-        deadline = time.monotonic() + self.settings.lease_ttl_ms / 1000
-        results, leased = await self.app.create_leasing(specs, self.settings.node_id, raise_rejected=False)
-        by_partition: dict[int, list[Claimed]] = {}
-        for claimed in leased:
-            by_partition.setdefault(claimed.partition, []).append(claimed)
-        for partition, runs in by_partition.items():
-            await self.delivery.deliver(partition, runs, deadline)
-        return results
-
-    async def _note_aliases(self, specs: list[tuple[str, RunSpec]], results: list[tuple[str, int]],
-                            renamed: list[str]) -> None:
-        """Point the alias of an entry that created nothing, because an earlier submission holds
-        it, at that submission's run (logged and counted; aliased for its idempotency window),
-        and drop the alias ``_alias_renamed`` wrote for an entry whose run was not created."""
-        keys = self.app.keys
-        refused = {entry_id for (entry_id, _), (_, code) in zip(specs, results, strict=True) if code < 0}
-        if unmade := [entry_id for entry_id in renamed if entry_id in refused]:
-            await self.app.redis.delete(*(keys.partition_of_run(e).alias(e) for e in unmade))
-        found = [(entry_id, spec, run_id, code) for (entry_id, spec), (run_id, code) in zip(specs, results, strict=True)
-                 if code in _DEDUP_REASON]
-        if not found:
-            return
-        redis = self.app.redis
-        pipe = redis.pipeline(transaction=False)
-        for _, _, run_id, _ in found:
-            pipe.hget(keys.partition_of_run(run_id).run(run_id), "entry_id")
-        holders = await pipe.execute()
-        pipe = redis.pipeline(transaction=False)
-        noted = 0
-        for (entry_id, spec, run_id, code), holder in zip(found, holders, strict=True):
-            if text(holder or b"") == entry_id:
-                continue  # this very entry, delivered again after a crash: not a duplicate
-            reason = _DEDUP_REASON[code]
-            self.metrics.intake_deduplicated.labels(reason=reason).inc()
-            self.log.info("stream entry %s created nothing: run %s already holds its %s", entry_id, run_id,
-                          reason.replace("_", " "))
-            if run_id != entry_id:
-                pipe.set(keys.partition_of_run(entry_id).alias(entry_id), run_id, px=spec.idempotency_ttl_ms)
-            noted += 1
-        if noted:
-            await pipe.execute()
 
     async def _parse(self, entry_id: str, fields: dict[bytes, bytes]) -> RunSpec:
         job, queue = fields.get(b"job"), fields.get(b"queue")
@@ -490,27 +404,6 @@ class Intake(Actor[None]):
         await redis.xtrim(self.stream.key, minid=floor, approximate=True)
 
 
-def _rounds(specs: list[tuple[str, RunSpec]]) -> list[list[tuple[str, RunSpec]]]:
-    """Split specs so no round holds two that share an id, idempotency key or debounce key."""
-    rounds: list[list[tuple[str, RunSpec]]] = []
-    seen: dict[str, int] = {}
-    for item in specs:
-        entry_id, spec = item
-        # ids derived from distinct entry ids are distinct: only a given id can repeat
-        claims = [f"id:{spec.id}"] if spec.id != entry_id else []
-        if spec.idempotency_key:
-            claims.append(f"ik:{spec.job}|{spec.idempotency_key}")
-        if spec.debounce_key:
-            claims.append(f"dk:{spec.job}|{spec.debounce_key}")
-        index = max((seen.get(c, -1) for c in claims), default=-1) + 1
-        for c in claims:
-            seen[c] = index
-        if index == len(rounds):
-            rounds.append([])
-        rounds[index].append(item)
-    return rounds
-
-
 def stream_entries(reply: Any) -> list[Entry]:
     """The entries of an XREADGROUP reply, in either shape it comes in: raw from a held connection
     ({stream: [[id, [field, value, ...]], ...]} in RESP3, a list of [stream, entries] pairs in RESP2),
@@ -530,21 +423,3 @@ def stream_entries(reply: Any) -> list[Entry]:
             else:
                 entries.append((text(entry_id), dict(zip(fields[::2], fields[1::2], strict=True))))
     return entries
-
-
-def _ends_batch(exc: BaseException) -> bool:
-    """Whether an error is about Redis or the connection, not about one entry.
-
-    Such an error ends the batch, which stays pending and is read again; any
-    other error rejects the entry it happened on. A script that failed on an
-    entry's data is the entry's error; a server state (OOM, READONLY ...) is not.
-    """
-    if isinstance(exc, ResponseError):
-        # the client maps known server states (OOM, READONLY, NOSCRIPT, MOVED ...) to
-        # subclasses and strips their code; a plain ResponseError naming a script is
-        # a script that failed on its arguments (unless it is a server state the client does not map)
-        return type(exc) is not ResponseError or "script" not in str(exc).lower() or server_state(exc)
-    # RedisUnavailable: a write not on enough replicas (NotReplicated) is not acknowledged either
-    return isinstance(exc, RedisError | OSError | TimeoutError | RedisUnavailable)
-
-

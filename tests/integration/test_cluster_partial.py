@@ -84,6 +84,17 @@ async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_
         for run_id in under_way:
             if app.keys.partition_of_run(run_id).index in healthy:
                 assert (await app.wait_for(run_id, 15)).status == "completed"
+        # And entries XADDed to the node-wide stream (the mission's own path) become runs on the
+        # other masters' partitions; those for the lost master's wait, pending, for it (when the
+        # stream's own master is the lost one, producers get its error, as they should)
+        entries: list[str] = []
+        if lost_holds == "partitions":
+            entry = {"job": "steady_steps", "input": '{"steps": 1, "sleep": 0}'}
+            for _ in range(24):
+                entries.append((await raw.xadd(app.keys.submit_stream, entry)).decode())
+            for entry in entries:
+                if app.keys.partition_of_run(entry).index in healthy:
+                    assert (await app.wait_for(entry, 15)).status == "completed", log.read_text()[-3000:]
         _alive(worker, log)
         if on_lost:
             assert "claims paused there" in log.read_text()
@@ -104,6 +115,8 @@ async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_
             assert run.status == "completed", (partition, run.status, log.read_text()[-3000:])
         if on_lost:
             assert "answers again: claims resumed there" in log.read_text()
+            for entry in entries:  # the held entries too, once their partitions answer again
+                assert (await app.wait_for(entry, 30)).status == "completed", log.read_text()[-3000:]
         else:  # the node-wide keys came back empty: the node publishes its jobs again, and serves on
             for partition in healthy:
                 assert (await app.wait_for(await _run_in(app, partition), 20)).status == "completed"

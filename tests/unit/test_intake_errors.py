@@ -10,7 +10,7 @@ from redis._parsers.base import BaseParser
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from actors.intake import _ends_batch
+from actors.entry_runs import ends_batch
 
 
 def reply(text: str) -> Exception:
@@ -31,7 +31,7 @@ def reply(text: str) -> Exception:
 ])
 def test_errors_about_redis_or_the_connection_end_the_batch(error: Exception) -> None:
     # Given an error about the server or the link, then the batch ends and nothing is rejected
-    assert _ends_batch(error)
+    assert ends_batch(error)
 
 
 @pytest.mark.parametrize("error", [
@@ -41,4 +41,4 @@ def test_errors_about_redis_or_the_connection_end_the_batch(error: Exception) ->
 ])
 def test_errors_about_one_entry_reject_that_entry(error: Exception) -> None:
     # Given a script that failed on the data or a bug, then only the entry it happened on is rejected
-    assert not _ends_batch(error)
+    assert not ends_batch(error)

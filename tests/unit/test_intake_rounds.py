@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from actors.intake import _rounds
+from actors.entry_runs import rounds
 from runtime.jobs import JobOptions
 from runtime.keys import Keys
 from runtime.settings import Settings
@@ -22,7 +22,7 @@ def entry(n: int, **options: Any) -> tuple[str, RunSpec]:
 
 def test_plain_entries_go_out_in_one_call() -> None:
     batch = [entry(n) for n in range(5)]
-    assert _rounds(batch) == [batch]
+    assert rounds(batch) == [batch]
 
 
 def test_a_later_entry_sharing_a_key_or_id_waits_for_the_earlier_one() -> None:
@@ -34,9 +34,9 @@ def test_a_later_entry_sharing_a_key_or_id_waits_for_the_earlier_one() -> None:
                                                                                      idempotency_key="k"),
     ]
     # When it is split into creation rounds
-    rounds = [[eid for eid, _ in r] for r in _rounds(batch)]
+    split = [[eid for eid, _ in r] for r in rounds(batch)]
     # Then each later holder of a key goes out after the earlier one, everything else in the first call
-    assert rounds == [
+    assert split == [
         ["1700000000000-0", "1700000000000-1", "1700000000000-2", "1700000000000-5", "1700000000000-6"],
         ["1700000000000-3", "1700000000000-4"],
     ]

@@ -12,7 +12,7 @@ import pytest
 from redis._parsers.base import BaseParser
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from actors.intake import _ends_batch
+from actors.entry_runs import ends_batch
 from runtime.api.errors import redis_transient
 from runtime.errors import NotReplicated
 from runtime.redis_faults import SERVER_STATE_CODES, described, is_outage, server_state
@@ -36,13 +36,13 @@ def test_a_server_that_cannot_serve_now_is_an_outage_everywhere(error: Exception
     # Given the error of a server that is there but cannot serve the command now (memory, failover ...)
     # Then the supervisor rides it out, the intake reads the batch again, and the API answers 503
     assert server_state(error) and is_outage(error)
-    assert _ends_batch(error)
+    assert ends_batch(error)
     assert redis_transient(error)
 
 
 @pytest.mark.parametrize("error", [RedisConnectionError("Connection refused"), NotReplicated("1 of 2 replicas")])
 def test_a_lost_link_is_an_outage_everywhere(error: Exception) -> None:
-    assert is_outage(error) and _ends_batch(error) and redis_transient(error)
+    assert is_outage(error) and ends_batch(error) and redis_transient(error)
     assert not server_state(error)
 
 
