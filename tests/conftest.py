@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from runtime import Baton, Settings
-from tests.servers import RedisClusterProcesses, RedisProcess
+from tests.servers import RedisClusterProcesses, RedisProcess, stop_leftovers
 
 
 @pytest.fixture(scope="session")
@@ -66,3 +67,11 @@ async def make_app(settings: Settings) -> AsyncIterator[Any]:
     yield make
     for app in made:
         await app.close()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Stop, by pid, any server a test started and its teardown did not stop (one that raised
+    before its stop(): the server would outlive the run)."""
+    left = stop_leftovers()
+    if left:
+        print(f"\ntests/conftest.py: stopped {len(left)} server(s) a test left running: pids {left}", file=sys.stderr)

@@ -21,7 +21,26 @@ import redis
 from bench.chaos.processes import free_port, server_binary
 from bench.cluster import Node, assemble
 
-__all__ = ["RedisClusterProcesses", "RedisProcess", "SentinelGroup", "free_port", "server_binary"]
+__all__ = ["RedisClusterProcesses", "RedisProcess", "SentinelGroup", "free_port", "server_binary", "stop_leftovers"]
+
+#: every server process this test process started and has not stopped yet, by pid: a teardown that
+#: raised before its stop() leaves one here, and the session's end stops it (tests/conftest.py)
+RUNNING: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _started(proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+    RUNNING[proc.pid] = proc
+    return proc
+
+
+def stop_leftovers() -> list[int]:
+    """SIGKILL every server process still running that a test started (by pid); returns their pids."""
+    left = [pid for pid, proc in RUNNING.items() if proc.poll() is None]
+    for pid in left:
+        os.kill(pid, signal.SIGKILL)
+        RUNNING[pid].wait(10)
+    RUNNING.clear()
+    return left
 
 
 @dataclass
@@ -50,7 +69,7 @@ class RedisProcess:
         cmd = [self.binary or server_binary(), "--port", str(self.port), *extra, "--bind", "127.0.0.1",
                "--dir", str(self.dir), "--save", "", "--appendonly", "no", "--daemonize", "no",
                "--logfile", str(self.dir / "log"), *self.args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = _started(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         wait_ready(self.port, self.proc, auth=self.auth)
         return self
 
@@ -62,6 +81,8 @@ class RedisProcess:
 
     def stop(self) -> None:
         """Stop by pid and remove its directory."""
+        if self.proc is not None:
+            RUNNING.pop(self.proc.pid, None)
         if self.proc is not None and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
             try:
@@ -191,7 +212,7 @@ class SentinelGroup:
             )
             cmd = [server_binary(), str(node.dir / "sentinel.conf"), "--sentinel", "--daemonize", "no",
                    "--logfile", str(node.dir / "log")]
-            node.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            node.proc = _started(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             wait_ready(port, node.proc, sentinel=True)
             self.sentinels.append(node)
         for replica in self.replicas:

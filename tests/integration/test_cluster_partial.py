@@ -122,8 +122,10 @@ async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_
                 assert (await app.wait_for(await _run_in(app, partition), 20)).status == "completed"
         _alive(worker, log)
     finally:
-        code = await asyncio.to_thread(stop_process, worker)
-        await raw.aclose()
-        await app.close()
-        cluster.stop()
+        try:
+            code = await asyncio.to_thread(stop_process, worker)
+            await raw.aclose()
+            await app.close()
+        finally:
+            cluster.stop()  # (by pid, whatever a close above raised)
     assert code == 0, log.read_text()[-3000:]

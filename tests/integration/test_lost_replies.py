@@ -57,11 +57,13 @@ async def _worker_through_proxy(tmp_path: Path) -> AsyncIterator[Stage]:
         assert proxy.replies_lost == 1
         assert worker.poll() is None, log.read_text()[-3000:]
     finally:
-        # (off the loop: the worker's drain goes through the proxy, which runs on it)
-        code = await asyncio.to_thread(stop_process, worker)
-        await proxy.stop()
-        await app.close()
-        server.stop()
+        try:
+            # (off the loop: the worker's drain goes through the proxy, which runs on it)
+            code = await asyncio.to_thread(stop_process, worker)
+            await proxy.stop()
+            await app.close()
+        finally:
+            server.stop()  # (by pid, whatever a close above raised)
     assert code == 0, log.read_text()[-3000:]
     # (read once the worker has exited: an outcome sent again has had its answer by then)
     assert "no longer holds the run" not in log.read_text()
