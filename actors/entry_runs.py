@@ -68,8 +68,14 @@ class EntryRuns:
         failed: dict[str, SubmissionError] = {}
         held: set[str] = set()
         for round_ in rounds(specs):
-            live = [item for item in round_ if not self._held_back(*item)]
-            held.update(entry_id for entry_id, spec in round_ if self._held_back(entry_id, spec))
+            live = round_
+            if self.outages.any_out():  # (the usual case costs no look at each entry)
+                live = []
+                for item in round_:
+                    if self._held_back(*item):
+                        held.add(item[0])
+                    else:
+                        live.append(item)
             if not live:
                 continue
             try:
@@ -107,7 +113,7 @@ class EntryRuns:
                     continue
                 done += group
                 results += outcome
-            made_ids = {entry_id for entry_id, _ in done}
+            made_ids = {entry_id for entry_id, _ in done} if renamed else set()
             await self._note_aliases(done, results, [e for e in renamed if e in made_ids])
             if first_error is not None:
                 raise first_error

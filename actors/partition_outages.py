@@ -25,10 +25,16 @@ from runtime.app import Baton
 from runtime.keys import Partition
 from runtime.redis_faults import OUTAGE_PAUSE_MAX_S, described, is_outage
 
-__all__ = ["FIRST_PROBE_S", "PartitionOutages"]
+__all__ = ["FIRST_PROBE_S", "PartitionOutages", "next_pause"]
 
 #: the first probe of a partition that went out; each next one waits twice as long, up to OUTAGE_PAUSE_MAX_S
 FIRST_PROBE_S = 0.1
+
+
+def next_pause(pause: float) -> float:
+    """The wait before the next try at a partition that did not answer, after waiting ``pause``
+    (0 for none yet): FIRST_PROBE_S, doubling up to OUTAGE_PAUSE_MAX_S."""
+    return min(max(pause * 2, FIRST_PROBE_S), OUTAGE_PAUSE_MAX_S)
 
 
 class PartitionOutages:
@@ -45,6 +51,10 @@ class PartitionOutages:
         self._on_back = on_back
         self._out: set[int] = set()
 
+    def any_out(self) -> bool:
+        """Whether any partition is skipped for now."""
+        return bool(self._out)
+
     def is_out(self, index: int) -> bool:
         """Whether partition ``index`` is skipped for now."""
         return index in self._out
@@ -60,14 +70,14 @@ class PartitionOutages:
         self._spawn(self._probe(partition), f"probe:{partition.index}")  # ends with the actor's run()
 
     async def _probe(self, partition: Partition) -> None:
-        pause = FIRST_PROBE_S
+        pause = next_pause(0.0)
         while True:
             await asyncio.sleep(pause)
             try:
                 await self.app.redis.exists(partition.leased)  # any read in the partition's slot
             except Exception as exc:  # noqa: BLE001 - any other error is an answer (see below)
                 if is_outage(exc):
-                    pause = min(pause * 2, OUTAGE_PAUSE_MAX_S)
+                    pause = next_pause(pause)
                     continue
                 # it answers, with an error: back, so that the actor's own call meets the error
             break

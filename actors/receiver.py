@@ -18,12 +18,12 @@ from runtime.app import Baton
 from runtime.direct_calls import DirectCalls
 from runtime.fencing import handed_deadline
 from runtime.keys import Partition
-from runtime.redis_faults import OUTAGE_PAUSE_MAX_S, described, is_outage
+from runtime.redis_faults import described, is_outage
 from runtime.scripts import Claimed, handed_off_runs
 
 from .base import Actor
 from .delivery import Delivery
-from .partition_outages import FIRST_PROBE_S
+from .partition_outages import next_pause
 
 __all__ = ["Receiver"]
 
@@ -88,7 +88,7 @@ class Receiver(Actor[None]):
                 if not pause:
                     self.log.warning("partition %d did not answer (%s): its hand-offs paused, the other "
                                      "partitions go on", partition.index, described(exc)[:300])
-                pause = min(max(pause * 2, FIRST_PROBE_S), OUTAGE_PAUSE_MAX_S)
+                pause = next_pause(pause)
                 await self.sleep(pause)
                 continue
             if pause:

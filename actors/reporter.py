@@ -21,8 +21,6 @@ from .partition_outages import PartitionOutages
 __all__ = ["Reporter"]
 
 BATCH = 500
-#: how often outcomes held for a partition that does not answer look whether it is back
-HELD_WAIT_S = 0.1
 
 
 class Reporter(Actor[RunFinished]):
@@ -55,7 +53,7 @@ class Reporter(Actor[RunFinished]):
         self.metrics = metrics
         self.pending: list[RunFinished] = []
         #: partitions whose master does not answer: their outcomes wait in pending
-        self.outages = PartitionOutages(app, self.log, "outcome writes", self.spawn)
+        self.outages = PartitionOutages(app, self.log, "outcome writes", self.spawn, lambda index: self.inbox.wake())
 
     async def run(self) -> None:
         """Flush whatever is waiting, as soon as it arrives. Outcomes of a partition whose master does
@@ -63,9 +61,10 @@ class Reporter(Actor[RunFinished]):
         while True:
             fresh: list[RunFinished] = []
             if not self._writable():
-                first = await self.receive(HELD_WAIT_S if self.pending else None)
+                # (woken by a message, by a held partition's probe answered, or by the stop)
+                first = await self.receive(None)
                 if first is None:
-                    if self.stopping.is_set() or not self.pending:
+                    if self.stopping.is_set():
                         return
                     continue
                 fresh.append(first)

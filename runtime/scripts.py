@@ -405,7 +405,6 @@ def handed_off_runs(payload: bytes, partition: int) -> list[Claimed]:
     return _claimed_runs([None if v is False else v for v in flat], int(now), partition)
 
 
-
 def _number(number: int | None) -> str:
     """A fenced write's number as the scripts take it: '' when the write is not numbered."""
     return "" if number is None else str(number)

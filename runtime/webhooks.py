@@ -244,7 +244,8 @@ class WebhookProjects:
         self._stale = False
 
     async def _refresh_quietly(self, redis: Any) -> None:
-        # a failed background read changes nothing: past REFRESH_S a caller reads in line (and sees why)
+        # a failed background read changes nothing: past REFRESH_S a caller reads in line and sees why
+        # (unless a read in line already met an outage: then the last read stands until one succeeds)
         try:
             await self.refresh(redis)
         except Exception as exc:  # noqa: BLE001 - logged; the next read in line raises it to a caller

@@ -8,7 +8,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +124,17 @@ def stop_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeo
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(10)
     return proc.returncode
+
+
+async def tear_down(worker: subprocess.Popen[bytes], closes: Iterable[Callable[[], Awaitable[object]]],
+                    stop_servers: Callable[[], None]) -> int:
+    """Stop a worker we started (off the loop: its drain may go through something that runs on it,
+    a proxy), close the clients, then stop the servers by pid whatever a close raised; returns
+    the worker's exit code."""
+    try:
+        code = await asyncio.to_thread(stop_process, worker)
+        for close in closes:
+            await close()
+    finally:
+        stop_servers()
+    return code

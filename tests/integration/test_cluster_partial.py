@@ -16,7 +16,7 @@ from redis.asyncio.cluster import RedisCluster
 from runtime import Baton, Settings
 from runtime.ids import new_run_id
 from tests.integration.test_processes import producer, worker_env
-from tests.nodes import spawn_worker, stop_process
+from tests.nodes import spawn_worker, tear_down
 from tests.servers import RedisClusterProcesses
 
 pytestmark = pytest.mark.cluster
@@ -122,10 +122,5 @@ async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_
                 assert (await app.wait_for(await _run_in(app, partition), 20)).status == "completed"
         _alive(worker, log)
     finally:
-        try:
-            code = await asyncio.to_thread(stop_process, worker)
-            await raw.aclose()
-            await app.close()
-        finally:
-            cluster.stop()  # (by pid, whatever a close above raised)
+        code = await tear_down(worker, (raw.aclose, app.close), cluster.stop)
     assert code == 0, log.read_text()[-3000:]

@@ -5,7 +5,6 @@ an outcome sent again must not be reported as fenced off."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import subprocess
 from collections.abc import AsyncIterator
@@ -18,7 +17,7 @@ from bench.chaos.proxy import FaultProxy
 from runtime import Baton, Settings
 from runtime.lua_source import library
 from tests.integration.test_processes import producer, worker_env
-from tests.nodes import spawn_worker, stop_process
+from tests.nodes import spawn_worker, tear_down
 from tests.servers import RedisProcess, free_port
 
 ROUNDS = 3
@@ -57,13 +56,7 @@ async def _worker_through_proxy(tmp_path: Path) -> AsyncIterator[Stage]:
         assert proxy.replies_lost == 1
         assert worker.poll() is None, log.read_text()[-3000:]
     finally:
-        try:
-            # (off the loop: the worker's drain goes through the proxy, which runs on it)
-            code = await asyncio.to_thread(stop_process, worker)
-            await proxy.stop()
-            await app.close()
-        finally:
-            server.stop()  # (by pid, whatever a close above raised)
+        code = await tear_down(worker, (proxy.stop, app.close), server.stop)
     assert code == 0, log.read_text()[-3000:]
     # (read once the worker has exited: an outcome sent again has had its answer by then)
     assert "no longer holds the run" not in log.read_text()
