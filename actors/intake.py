@@ -10,8 +10,9 @@ runs_create call per partition per batch, idempotent on the run id, which
 defaults to the entry id), invalid ones go to the rejected stream with their
 reason. Only then is the batch acknowledged, so a crash in between re-delivers
 entries and the id check makes that harmless. Entries held back for a
-partition whose master does not answer stay pending, and this consumer reads
-them again when it answers (or another node's XAUTOCLAIM takes them).
+partition whose master does not answer (a run's, or any, for an event entry,
+which goes to every partition) stay pending, and this consumer reads them
+again when it answers (or another node's XAUTOCLAIM takes them).
 
 One entry never costs the others: anything but a Redis error while handling an
 entry rejects that entry alone (reason ``internal``, logged with its id). Only
@@ -38,7 +39,7 @@ from runtime.direct_calls import DirectCalls
 from runtime.errors import SubmissionError
 from runtime.keys import Partition
 from runtime.metrics import Metrics
-from runtime.redis_faults import described
+from runtime.redis_faults import described, is_outage
 from runtime.stream_entries import parse_stream_entry, parse_stream_event, rejected_record
 from runtime.submission import RunSpec
 from runtime.tracing import end_span, start_span
@@ -337,19 +338,18 @@ class Intake(Actor[None]):
                     raise
                 rejected.append((entry_id, fields, self.runs.internal(entry_id, exc)))
         failed, held = await self.runs.create(specs)
-        # entries held back for a partition that does not answer stay pending: read again when it does
-        acks = [entry_id for entry_id, (ref, _) in zip(ids, entries, strict=True) if ref not in held]
         if self.settings.tracing:
             self._trace(specs, failed, started_ns)
         for entry_id, (key, data) in events:
-            # at-least-once like everything from the stream: a re-delivered event
-            # finds its waiters already woken and only refreshes the stored copy
             try:
-                await self.app.scripts.send_event(key, data, self.settings.event_ttl_s * 1000)
+                if not await self._send_event(key, data):
+                    held.add(entry_id)
             except Exception as exc:
                 if ends_batch(exc):
                     raise
                 failed[entry_id] = self.runs.internal(entry_id, exc)
+        # entries held back for a partition that does not answer stay pending: read again when it does
+        acks = [entry_id for entry_id, (ref, _) in zip(ids, entries, strict=True) if ref not in held]
         by_id = dict(entries)
         rejected.extend((entry_id, by_id[entry_id], error) for entry_id, error in failed.items())
         keys = self.app.keys
@@ -362,6 +362,29 @@ class Intake(Actor[None]):
         if acks:
             pipe.xack(self.stream.key, keys.intake_group, *acks)
         await pipe.execute()
+
+    async def _send_event(self, key: str, data: str) -> bool:
+        """Send an event entry's event to every partition that answers, at once; False when one
+        did not (or is out).
+
+        The entry is then held (left pending) and sent to every partition again once
+        that one answers: at-least-once like everything from the stream, a re-sent event
+        finds its waiters already woken and only refreshes the stored copy. Before, a
+        partition that did not answer ended the batch, and the node-wide stream stopped
+        for every partition.
+        """
+        partitions = [p for p in self.app.keys.partitions if not self.outages.is_out(p.index)]
+        answered = len(partitions) == len(self.app.keys.partitions)
+        ttl_ms = self.settings.event_ttl_s * 1000
+        sent = await asyncio.gather(*(self.app.scripts.send_event_in(p, key, data, ttl_ms) for p in partitions),
+                                    return_exceptions=True)
+        for partition, outcome in zip(partitions, sent, strict=True):
+            if isinstance(outcome, BaseException):
+                if not is_outage(outcome):
+                    raise outcome
+                self.outages.failed(partition, outcome)
+                answered = False
+        return answered
 
     @staticmethod
     def _trace(specs: list[tuple[str, RunSpec]], failed: dict[str, SubmissionError], started_ns: int) -> None:

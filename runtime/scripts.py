@@ -317,10 +317,14 @@ class Scripts:
         """Deliver an event to waiting runs in every partition; returns how many woke."""
         woken = 0
         for p in self.keys.partitions:
-            woken += int(await self._call(
-                "event_send", [p.event_waiters(key)], [p.prefix, key, data_json, ttl_ms, self.keys.wake_channel]
-            ))
+            woken += await self.send_event_in(p, key, data_json, ttl_ms)
         return woken
+
+    async def send_event_in(self, partition: Partition, key: str, data_json: str, ttl_ms: int) -> int:
+        """Deliver an event to the waiting runs of one partition, and store it there for later
+        waiters; returns how many woke. Sending it again wakes nobody twice."""
+        return int(await self._call("event_send", [partition.event_waiters(key)],
+                                    [partition.prefix, key, data_json, ttl_ms, self.keys.wake_channel]))
 
     async def send_signal(self, run_id: str, name: str, data_json: str, most: int) -> int:
         """Deliver or buffer a signal; 1 delivered, 0 buffered, -2 missing, -3 finished, -9 buffer full."""

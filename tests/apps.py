@@ -104,6 +104,12 @@ async def writes_each_kind(ctx: RunContext, payload: Any) -> Any:
     return {"sequences": sequences}
 
 
+@app.job(max_attempts=1, timeout=120)
+async def awaits_event(ctx: RunContext, payload: Any) -> Any:
+    """Waits for the event its input names; returns the event's data."""
+    return await ctx.wait_for_event(payload["event"], timeout=60)
+
+
 @app.job(max_attempts=1)
 async def continues_once(ctx: RunContext, payload: Any) -> Any:
     """Continues as new with ``{"n": 1}`` when given ``{"n": 0}``; returns its input otherwise."""

@@ -15,6 +15,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from runtime import Baton, Settings
 from runtime.ids import new_run_id
+from runtime.statuses import RunStatus
 from tests.integration.test_processes import producer, worker_env
 from tests.nodes import spawn_worker, tear_down
 from tests.servers import RedisClusterProcesses
@@ -39,6 +40,14 @@ async def _run_in(app: Baton, partition: int, steps: int = 1) -> str:
     while app.keys.partition_of_run(run_id).index != partition:
         run_id = new_run_id()
     return await app.trigger("steady_steps", {"steps": steps, "sleep": 0.05}, id=run_id)
+
+
+async def _waiting(app: Baton, run_id: str) -> None:
+    """Until the run waits (for its event)."""
+    deadline = asyncio.get_running_loop().time() + 20
+    while (run := await app.get_run(run_id)) is None or run.status != RunStatus.WAITING:
+        assert asyncio.get_running_loop().time() < deadline, f"run {run_id} not waiting: {run}"
+        await asyncio.sleep(0.05)
 
 
 def _alive(worker: subprocess.Popen[bytes], log: Path) -> None:
@@ -72,6 +81,12 @@ async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_
             assert run.status == "completed", (partition, run.status)
         # and runs are under way in every partition (those on the lost master cannot finish now)
         under_way = [await _run_in(app, partition, steps=20) for partition in range(PARTITIONS)]
+        # and one run waits for an event in a partition of a healthy master
+        waiter = new_run_id()
+        while app.keys.partition_of_run(waiter).index not in healthy:
+            waiter = new_run_id()
+        await app.trigger("awaits_event", {"event": "go"}, id=waiter)
+        await _waiting(app, waiter)
 
         # When one master is killed
         lost.kill()
@@ -87,14 +102,19 @@ async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_
         # And entries XADDed to the node-wide stream (the mission's own path) become runs on the
         # other masters' partitions; those for the lost master's wait, pending, for it (when the
         # stream's own master is the lost one, producers get its error, as they should)
+        # (an event entry first: it goes to every partition, and the lost master's must not
+        # stop the entries after it, nor keep the event from the healthy partitions' waiters)
         entries: list[str] = []
         if lost_holds == "partitions":
+            await raw.xadd(app.keys.submit_stream, {"event": "go", "data": '{"by": "stream"}'})
             entry = {"job": "steady_steps", "input": '{"steps": 1, "sleep": 0}'}
             for _ in range(24):
                 entries.append((await raw.xadd(app.keys.submit_stream, entry)).decode())
             for entry in entries:
                 if app.keys.partition_of_run(entry).index in healthy:
                     assert (await app.wait_for(entry, 15)).status == "completed", log.read_text()[-3000:]
+            run = await app.wait_for(waiter, 15)
+            assert (run.status, run.output) == ("completed", {"by": "stream"}), log.read_text()[-3000:]
         _alive(worker, log)
         if on_lost:
             assert "claims paused there" in log.read_text()
