@@ -69,7 +69,13 @@ def connect(url: str, cluster: bool = False, max_connections: int | None = None,
     ``rediss://`` enables TLS; ``redis://user:password@host`` uses an ACL user.
     Connections are created lazily; the hiredis parser is used when installed.
     ``max_connections`` sizes the pool (see :func:`pool_size`); the URL's own option wins.
+    A URL :func:`redis_url_problem` refuses raises ConfigError saying why (the checks settings make).
     """
+    # the one parser of a URL's rules: redis-py's own would fail later, and less clearly
+    # (several hosts without ``cluster``: "Port could not be cast to integer value")
+    problem = redis_url_problem(url, cluster)
+    if problem:
+        raise ConfigError(f"Redis URL: {problem}")
     if max_connections is not None:
         kwargs.setdefault("max_connections", max_connections)
     # no CLIENT SETINFO on connect: an ACL user needs no CLIENT rights (and

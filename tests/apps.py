@@ -10,7 +10,7 @@ import asyncio
 import os
 from typing import Any
 
-from runtime import Backoff, Baton, PermanentFailure, RunContext
+from runtime import Backoff, Baton, PermanentFailure, RunContext, Settings
 from runtime.connection import connect
 
 app = Baton()
@@ -22,7 +22,8 @@ def _redis() -> Any:
     if _client is None:
         # the handlers' own client: Baton's connect() (it retries, and follows a Sentinel URL), as
         # an application's would; the outage tests restart Redis under it
-        _client = connect(os.environ["BATON_REDIS_URL"])
+        settings = Settings.from_env(dict(os.environ))
+        _client = connect(settings.redis_url, cluster=settings.redis_cluster)
     return _client
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from runtime import settings as settings_module
 from runtime.cli import main
+from runtime.connection import connect
 from runtime.errors import ConfigError
 from runtime.settings import Settings
 from tests.servers import free_port
@@ -124,6 +125,19 @@ def test_a_cluster_url_may_list_several_entry_points() -> None:
     # without the Cluster setting, several hosts are refused, saying what they would mean
     with pytest.raises(ConfigError, match="BATON_REDIS_CLUSTER"):
         Settings.from_env({"BATON_REDIS_URL": "redis://h:7000,h2:7000"})
+
+
+@pytest.mark.parametrize(("url", "cluster", "why"), [
+    ("redis://ada:s3cret@h:7000,h2:7000", False, "BATON_REDIS_CLUSTER"),
+    ("redis://ada:s3cret@h:7000,h2", True, "entry point must be host:port"),
+    ("redis://ada:s3cret@h:7000?colour=blue", False, "colour"),
+    ("http://ada:s3cret@h:7000", False, "unsupported scheme"),
+])
+def test_connect_refuses_what_settings_refuse(url: str, cluster: bool, why: str) -> None:
+    # an application's own client (runtime.connect) meets the same rules, not redis-py's later error
+    with pytest.raises(ConfigError, match=why) as caught:
+        connect(url, cluster=cluster)
+    assert "s3cret" not in str(caught.value)
 
 
 def test_unknown_baton_variables_are_warned_about_by_name() -> None:
