@@ -4,7 +4,7 @@ Entries sharing an id, idempotency key or debounce key go out in later rounds
 than the first of them; a round's runs are created by one runs_create call per
 partition, at once, so on Redis Cluster a master that is down holds back the
 entries of its own partitions only (left pending, read again once it answers;
-actors/partition_outages.py). An entry's alias (the entry id, for a run named
+runtime/partition_outages.py). An entry's alias (the entry id, for a run named
 otherwise) is written before its run, and a duplicate's alias points at the run
 that holds its key.
 """
@@ -22,12 +22,12 @@ from runtime.app import Baton
 from runtime.codec import text
 from runtime.errors import RedisUnavailable, SubmissionError
 from runtime.metrics import DEDUP_REASONS, Metrics
+from runtime.partition_outages import PartitionOutages
 from runtime.redis_faults import is_outage, server_state
 from runtime.scripts import Claimed
 from runtime.submission import RunSpec
 
 from .delivery import Delivery
-from .partition_outages import PartitionOutages
 
 __all__ = ["EntryRuns", "ends_batch", "rounds"]
 

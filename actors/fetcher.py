@@ -16,12 +16,12 @@ from runtime.app import Baton
 from runtime.keys import Partition
 from runtime.messages import Attempt, Drain, HandedOff, Hold, LeaseGranted, Released, SlotsFreed, Wake, WhenReleased
 from runtime.metrics import Metrics
+from runtime.partition_outages import PartitionOutages
 from runtime.redis_faults import described, is_outage
 from runtime.scripts import Claimed
 from runtime.settings import Settings
 
 from .base import Actor, Mailbox, answer
-from .partition_outages import PartitionOutages
 
 __all__ = ["Fetcher", "clear_handoff", "served_queues"]
 

@@ -39,6 +39,7 @@ from runtime.direct_calls import DirectCalls
 from runtime.errors import SubmissionError
 from runtime.keys import Partition
 from runtime.metrics import Metrics
+from runtime.partition_outages import PartitionOutages
 from runtime.redis_faults import described, is_outage
 from runtime.stream_entries import parse_stream_entry, parse_stream_event, rejected_record
 from runtime.submission import RunSpec
@@ -47,7 +48,6 @@ from runtime.tracing import end_span, start_span
 from .base import Actor
 from .delivery import Delivery
 from .entry_runs import EntryRuns, ends_batch
-from .partition_outages import PartitionOutages
 
 __all__ = ["Intake", "SubmitStream", "ensure_group", "stream_entries", "submit_streams"]
 

@@ -26,11 +26,11 @@ from runtime.deliveries import finish
 from runtime.keys import Partition
 from runtime.metrics import Metrics
 from runtime.notify import acknowledge, ensure_group, outbox_lag, process, read_entries
+from runtime.partition_outages import PartitionOutages
 from runtime.redis_faults import is_outage
 from runtime.webhooks import Webhook, signature_headers
 
 from .base import Actor
-from .partition_outages import PartitionOutages
 
 __all__ = ["Notifier"]
 

@@ -18,12 +18,12 @@ from runtime.app import Baton
 from runtime.direct_calls import DirectCalls
 from runtime.fencing import handed_deadline
 from runtime.keys import Partition
+from runtime.partition_outages import next_pause
 from runtime.redis_faults import described, is_outage
 from runtime.scripts import Claimed, handed_off_runs
 
 from .base import Actor
 from .delivery import Delivery
-from .partition_outages import next_pause
 
 __all__ = ["Receiver"]
 

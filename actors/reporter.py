@@ -10,13 +10,13 @@ from runtime.app import Baton
 from runtime.logs import run_log_context
 from runtime.messages import Attempt, Released, RunFinished, SlotsFreed
 from runtime.metrics import Metrics
+from runtime.partition_outages import PartitionOutages
 from runtime.redis_faults import is_outage
 from runtime.scripts import Outcome
 from runtime.settings import Settings
 from runtime.tracing import end_span
 
 from .base import Actor, Mailbox
-from .partition_outages import PartitionOutages
 
 __all__ = ["Reporter"]
 

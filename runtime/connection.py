@@ -93,7 +93,7 @@ def connect(url: str, cluster: bool = False, max_connections: int | None = None,
     # next command sent on it, though a fresh connection would succeed. Its
     # cluster client retries 10 times, backing off up to 1 s: about 4 s before a
     # call to a master that is down fails, which an actor serving every partition
-    # would spend once per partition of that master (actors/partition_outages.py)
+    # would spend once per partition of that master (runtime/partition_outages.py)
     kwargs.setdefault("retry", Retry(ExponentialBackoff(cap=0.5, base=0.02), RECONNECT_RETRIES))
     if cluster:  # the URL may list several entry points: the first is the URL, the others startup nodes
         others = [ClusterNode(host, port) for host, port in _entry_points(url)[1:]]

@@ -26,6 +26,7 @@ from .codec import text
 from .connection import server_ms
 from .errors import BatonError, raise_for_status
 from .keys import LEASED_RANGE, Partition
+from .partition_outages import PartialRead, read_partitions
 from .statuses import RunStatus
 
 __all__ = [
@@ -93,32 +94,44 @@ def ready_since(values: list[Any]) -> int | None:
     return int(at) if at is not None else None
 
 
-async def queue_names(app: Baton) -> list[str]:
+async def queue_names(app: Baton, partial: PartialRead | None = None) -> list[str]:
     """Every queue Baton knows of: queues that have had runs, queues of registered jobs, queues listed in
-    settings, paused queues."""
+    settings, paused queues. With ``partial``, partitions whose master does not answer are left out."""
     await app.refresh_registry()
     names: set[str] = set(app.settings.queue_list)
     names.update(job.options.queue for job in app.jobs)
     names.update(options.queue for options in app._remote_jobs.values())
-    pipe = app.redis.pipeline(transaction=False)
-    for p in app.keys.partitions:
+
+    async def read(p: Partition) -> None:
+        pipe = app.redis.pipeline(transaction=False)
         pipe.smembers(p.queues)
         pipe.smembers(p.paused_queues)
-    for members in await pipe.execute():
-        names.update(text(m) for m in members)
+        for members in await pipe.execute():
+            names.update(text(m) for m in members)
+
+    await read_partitions(app.keys.partitions, read, partial)
     return sorted(names)
 
 
-async def list_queues(app: Baton, only: str | None = None) -> list[QueueInfo]:
-    """Every queue (or only the one named) with its counts, oldest age and throughput, across partitions."""
-    names = [only] if only is not None else await queue_names(app)
-    paused = await app.paused_queues()
-    infos = {q: QueueInfo(q, q in paused) for q in names}
+async def list_queues(app: Baton, only: str | None = None, partial: PartialRead | None = None) -> list[QueueInfo]:
+    """Every queue (or only the one named) with its counts, oldest age and throughput, across partitions.
+    With ``partial``, partitions whose master does not answer are left out (their runs are not counted)."""
+    names = [only] if only is not None else await queue_names(app, partial)
+    infos = {q: QueueInfo(q, False) for q in names}
     now = await server_ms(app.redis)
-    for p in app.keys.partitions:
+    paused: set[str] | None = None
+
+    async def read(p: Partition) -> None:
+        nonlocal paused
+        if paused is None:  # every partition holds the paused set: the first that answers is read
+            paused = {text(m) for m in await app.redis.smembers(p.paused_queues)}
+            for q, info in infos.items():
+                info.paused = q in paused
         await _queued(app, p, infos, now)
         await _other_states(app, p, infos)
         await _throughput(app, p, infos, now)
+
+    await read_partitions(app.keys.partitions, read, partial)
     return [infos[q] for q in names]
 
 

@@ -161,6 +161,18 @@ class RedisClusterProcesses:
         assemble(addresses[:masters], addresses[masters:], layout)
         return self
 
+    def allow_partial_coverage(self) -> None:
+        """``cluster-require-full-coverage no`` on every running node: the slots of a master that is down
+        do not stop the others (the setting a deployment without replicas, or one that prefers partial
+        service, runs with). Call it again for a node started anew."""
+        for node in [*self.nodes, *self.replicas]:
+            if node.proc is not None and node.proc.poll() is None:
+                client = redis.Redis(port=node.port)
+                try:
+                    client.config_set("cluster-require-full-coverage", "no")
+                finally:
+                    client.close()
+
     def stop(self) -> None:
         """Stop every node by pid."""
         for n in [*self.nodes, *self.replicas]:

@@ -32,18 +32,19 @@ __all__ = [
 async def known_queue(req: Req) -> str:
     """The queue the path names; 404 when no job, run or setting names it."""
     queue = str(req.params["queue"])
-    if queue not in await queue_names(req.baton):
+    if queue not in await queue_names(req.baton, req.partial_read()):
         raise ApiError(404, "not_found", f"queue {queue} not found (no job, run or setting names it)")
     return queue
 
 
 async def _queue_response(req: Req, queue: str) -> web.Response:
-    [info] = await list_queues(req.baton, only=queue)
+    [info] = await list_queues(req.baton, only=queue, partial=req.partial_read())
     return json_response(info.to_dict())
 
 
 async def h_list_queues(req: Req) -> web.StreamResponse:
-    return json_response({"data": [info.to_dict() for info in await list_queues(req.baton)]})
+    infos = await list_queues(req.baton, partial=req.partial_read())
+    return json_response({"data": [info.to_dict() for info in infos]})
 
 
 async def h_get_queue(req: Req) -> web.StreamResponse:

@@ -63,7 +63,7 @@ async def _strait_page(req: Req, index: RunIndex, fltr: RunFilter) -> list[Run]:
     budget = req.state.settings.api_scan_limit * 10
     while budget > 0:
         page = await list_runs(req.baton, index, fltr, limit + 1, cursor,
-                               min(req.state.settings.api_scan_limit, budget))
+                               min(req.state.settings.api_scan_limit, budget), req.partial_read())
         budget -= page.scanned
         runs.extend(page.runs)
         cursor = page.next_cursor
@@ -81,7 +81,7 @@ async def _listing(req: Req, index: RunIndex, fltr: RunFilter) -> web.StreamResp
     if req.view == "strait":
         return json_response(await render_runs(req, await _strait_page(req, index, fltr)))
     page = await list_runs(req.baton, index, fltr, req.params.get("limit", 50), req.params.get("cursor"),
-                           req.state.settings.api_scan_limit)
+                           req.state.settings.api_scan_limit, req.partial_read())
     return json_response({"data": await render_runs(req, page.runs), "next_cursor": page.next_cursor,
                           "has_more": page.has_more, "scanned": page.scanned})
 

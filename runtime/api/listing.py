@@ -26,6 +26,7 @@ import orjson
 
 from ..app import Baton
 from ..keys import Partition
+from ..partition_outages import PartialRead
 from ..records import Run, read_runs, text, triggered_by
 from .errors import ApiError
 from .views import statuses_for, triggers_for
@@ -289,8 +290,11 @@ class RunIndex:
 
 async def list_runs(
     baton: Baton, index: RunIndex, fltr: RunFilter, limit: int, cursor: str | None, scan_limit: int,
+    partial: PartialRead | None = None,
 ) -> Page:
-    """A page of runs from a per-partition run index."""
+    """A page of runs from a per-partition run index. With ``partial``, a partition whose master does
+    not answer is left out of the page (and noted there) instead of failing it: a listing on Redis
+    Cluster goes on while one master is down (its runs are missing from the page meanwhile)."""
     redis = baton.redis
     after = decode_cursor(cursor) if cursor else None
     max_score: float | str = "+inf"
@@ -306,6 +310,22 @@ async def list_runs(
     if index.stream is not None:
         sources += [_StreamSource.bounded(index.stream(p), p.index, max_score, min_score, after)
                     for p in baton.keys.partitions]
+    if partial is not None:
+        sources = [s for s in sources if not partial.skips(baton.keys.partitions[s.partition])]
+
+    async def fill(size: Callable[[_Source | _StreamSource], int]) -> None:
+        """Refill every empty source; with ``partial``, a partition that fails is left out."""
+        nonlocal sources
+        for s in list(sources):
+            if s.buf or s not in sources:
+                continue
+            try:
+                await s.fill(redis, size(s))
+            except Exception as exc:
+                if partial is None:
+                    raise
+                partial.failed(baton.keys.partitions[s.partition], exc)
+                sources = [other for other in sources if other.partition not in partial.unanswered]
     chunk = min(max(limit * 2, 50), 500)
     matched: list[tuple[float, str]] = []
     scanned = 0
@@ -314,9 +334,7 @@ async def list_runs(
     while len(matched) < limit and scanned < scan_limit:
         batch: list[tuple[_Entry, _Source | _StreamSource]] = []
         while len(batch) < chunk and scanned + len(batch) < scan_limit:
-            for s in sources:
-                if not s.buf:
-                    await s.fill(redis, chunk)
+            await fill(lambda s: chunk)
             live = [s for s in sources if s.buf]
             if not live:
                 break
@@ -354,9 +372,7 @@ async def list_runs(
     found = await read_runs(redis, baton.keys, [run_id for _score, run_id in matched])
     runs = [r for r in found if r]
     positions = [encode_cursor(score, run_id) for (score, run_id), r in zip(matched, found, strict=True) if r]
-    for s in sources:
-        if not s.buf:
-            await s.fill(redis, 1 if s.started else chunk)
+    await fill(lambda s: 1 if s.started else chunk)
     more_left = leftover or any(s.buf for s in sources)
     next_cursor = encode_cursor(last[0], last[1]) if more_left and last is not None else None
     return Page(runs, next_cursor, next_cursor is not None, scanned, positions)

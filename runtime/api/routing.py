@@ -17,6 +17,7 @@ import orjson
 from aiohttp import web
 
 from ..app import Baton
+from ..partition_outages import PartialRead, PartitionOutages
 from ..settings import Settings
 from .auth import ApiKeys
 from .errors import ApiError
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 
     from .bulk_actions import BulkRunner
 
-__all__ = ["STREAM", "ApiState", "Param", "Req", "Route", "json_response"]
+__all__ = ["STREAM", "UNANSWERED_HEADER", "ApiState", "Param", "Req", "Route", "json_response"]
 
 Handler = Callable[["Req"], Awaitable[web.StreamResponse]]
 #: the streaming response a handler started (its status line and headers are sent once it is prepared)
@@ -92,6 +93,12 @@ class ApiState:
     sessions: Sessions | None = None
     #: runs this process's background bulk actions (set by create_app)
     bulk: BulkRunner | None = None
+    #: partitions whose master did not answer a listing, skipped until their probe is (set by create_app)
+    outages: PartitionOutages | None = None
+
+
+#: a response that leaves out partitions whose master did not answer names them here (comma-separated)
+UNANSWERED_HEADER = "Baton-Unanswered-Partitions"
 
 
 @dataclass
@@ -104,6 +111,14 @@ class Req:
     params: dict[str, Any]
     body: Any
     request_id: str
+    #: partitions a listing of this request left out (UNANSWERED_HEADER)
+    unanswered: set[int] = field(default_factory=set)
+
+    def partial_read(self) -> PartialRead:
+        """For a listing that goes on without the partitions whose master does not answer (noted in
+        ``unanswered``). Listings that act on what they find (bulk actions) read every partition or fail."""
+        assert self.state.outages is not None
+        return PartialRead(self.state.outages, self.unanswered)
 
     @property
     def baton(self) -> Baton:

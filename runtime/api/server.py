@@ -17,7 +17,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any
 
 import orjson
@@ -42,6 +42,7 @@ from ..errors import (
     UnknownJob,
     UnknownParent,
 )
+from ..partition_outages import PartitionOutages
 from ..redis_faults import described
 from ..settings import Settings
 from ..tracing import annotate, server_span
@@ -50,7 +51,7 @@ from .bulk_actions import BulkRunner, running
 from .errors import ApiError, redis_transient
 from .media import is_json, media_type
 from .routes import ROUTES
-from .routing import STREAM, ApiState, Param, Req, Route, component, json_response
+from .routing import STREAM, UNANSWERED_HEADER, ApiState, Param, Req, Route, component, json_response
 from .sessions import Sessions, session_project
 from .ui import add_ui_routes
 
@@ -190,6 +191,8 @@ class _Endpoint:
         req = Req(request=request, state=self.state, project=project, params=values, body=body,
                   request_id=request[REQUEST_ID])
         response = await route.handler(req)
+        if req.unanswered:
+            response.headers[UNANSWERED_HEADER] = ",".join(str(index) for index in sorted(req.unanswered))
         if route.viewed and response.status < 300 and is_json(response.content_type):
             # the body is in the request's view: say which, as the OpenAPI document's media types do
             response.content_type = media_type(req.view)
@@ -316,6 +319,23 @@ def create_app(baton: Baton, settings: Settings | None = None, *, keys: ApiKeys 
             yield
 
     app.cleanup_ctx.append(bulk_actions)
+    probes: set[asyncio.Task[Any]] = set()
+
+    def spawn(work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(work, name=f"api:{name}")
+        probes.add(task)
+        task.add_done_callback(probes.discard)
+        return task
+
+    state.outages = PartitionOutages(baton, logging.getLogger("baton.api"), "listings", spawn)
+
+    async def outage_probes(_app: web.Application) -> AsyncIterator[None]:
+        yield
+        for task in list(probes):
+            task.cancel()
+        await asyncio.gather(*probes, return_exceptions=True)
+
+    app.cleanup_ctx.append(outage_probes)
 
     async def on_shutdown(_app: web.Application) -> None:
         state.stopping.set()  # open event streams end within a second

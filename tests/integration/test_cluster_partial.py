@@ -1,6 +1,6 @@
 """One master of a Redis Cluster down (no replica promoted yet, or none): a worker process goes on
 serving the partitions the other masters hold, and resumes the lost master's partitions when it
-comes back (actors/partition_outages.py). Before, the fetcher, receiver and reporter failed on the
+comes back (runtime/partition_outages.py). Before, the fetcher, receiver and reporter failed on the
 first partition that did not answer, so runs on healthy masters stopped too."""
 
 from __future__ import annotations
@@ -23,16 +23,6 @@ from tests.servers import RedisClusterProcesses
 pytestmark = pytest.mark.cluster
 
 PARTITIONS = 6
-
-
-def _no_full_coverage(cluster: RedisClusterProcesses) -> None:
-    # a master without its slots served must not stop the others (the setting a deployment
-    # without replicas, or one that prefers partial service, runs with)
-    for node in cluster.nodes:
-        if node.proc is not None and node.proc.poll() is None:
-            client = redis.Redis(port=node.port)
-            client.config_set("cluster-require-full-coverage", "no")
-            client.close()
 
 
 async def _run_in(app: Baton, partition: int, steps: int = 1) -> str:
@@ -58,7 +48,7 @@ def _alive(worker: subprocess.Popen[bytes], log: Path) -> None:
 async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_holds: str) -> None:
     # Given a 3-master cluster and a worker process serving 6 partitions (spread over the masters)
     cluster = RedisClusterProcesses().start()
-    _no_full_coverage(cluster)
+    cluster.allow_partial_coverage()
     url = "redis://" + ",".join(f"127.0.0.1:{node.port}" for node in cluster.nodes)
     settings = Settings(redis_url=url, redis_cluster=True, prefix="bt", partitions=PARTITIONS, metrics_port=0)
     app = producer(settings)
@@ -121,7 +111,7 @@ async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_
 
         # When it comes back (empty: no persistence), the node serves its partitions again
         lost.start()
-        _no_full_coverage(cluster)
+        cluster.allow_partial_coverage()
         for partition in sorted(on_lost):
             deadline = asyncio.get_running_loop().time() + 30
             while True:  # (the producer's own calls may meet the master still rejoining)

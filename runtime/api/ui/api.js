@@ -12,6 +12,33 @@ export class ApiFailure extends Error {
 
 const session = { project: null, csrf: null };
 
+// The server names, in this header, the partitions a listing left out because their Redis master did not
+// answer (Redis Cluster, one master down): the page then shows what the others hold, and says so.
+const UNANSWERED_HEADER = "Baton-Unanswered-Partitions";
+// API path (no query) -> the partitions its latest answer left out
+const partial = new Map();
+
+function notePartial(path, resp) {
+  const key = path.split("?")[0];
+  const missing = resp.headers.get(UNANSWERED_HEADER);
+  if (missing) partial.set(key, missing);
+  else if (!partial.delete(key)) return;
+  window.dispatchEvent(new CustomEvent("baton:partial", { detail: unanswered() }));
+}
+
+/** The partitions the latest answers of the current page left out (numbers, ascending). */
+export function unanswered() {
+  const all = new Set([...partial.values()].flatMap((v) => v.split(",").map(Number)));
+  return [...all].sort((a, b) => a - b);
+}
+
+/** Forget what earlier pages' answers left out (a new page starts whole). */
+export function forgetPartial() {
+  if (!partial.size) return;
+  partial.clear();
+  window.dispatchEvent(new CustomEvent("baton:partial", { detail: [] }));
+}
+
 /** The signed-in project, or null. */
 export function project() {
   return session.project;
@@ -27,6 +54,7 @@ async function call(method, path, body) {
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const data = (resp.headers.get("Content-Type") || "").includes("application/json") ? await resp.json() : null;
+  if (resp.ok && method === "GET" && path.startsWith("/v1/")) notePartial(path, resp);
   if (!resp.ok) {
     if (resp.status === 401 && path.startsWith("/v1/")) {
       session.project = session.csrf = null;

@@ -1,6 +1,6 @@
 // The dashboard's entry point: sign-in, navigation between pages (hash routes), relative-age refresh.
 
-import { loadSession, project, signIn, signOut } from "./api.js";
+import { forgetPartial, loadSession, project, signIn, signOut } from "./api.js";
 import { errorBox, fill, refreshAges, toast } from "./dom.js";
 import * as dlq from "./page_dlq.js";
 import * as overview from "./page_overview.js";
@@ -39,6 +39,7 @@ async function route() {
     cleanup();
     cleanup = null;
   }
+  forgetPartial();
   if (!project()) return;
   const { path, params } = parseHash();
   const root = fill(document.getElementById("page"));
@@ -57,6 +58,14 @@ async function route() {
     return;
   }
   root.append(errorBox(new Error(`no page ${path}`)));
+}
+
+function showPartial(partitions) {
+  const banner = document.getElementById("partial");
+  banner.hidden = partitions.length === 0;
+  banner.textContent = partitions.length === 0 ? "" :
+    `Partition${partitions.length > 1 ? "s" : ""} ${partitions.join(", ")} did not answer (a Redis master is ` +
+    "down): lists and counts on this page leave out the runs there until it is back.";
 }
 
 async function start() {
@@ -87,6 +96,7 @@ async function start() {
     showSignIn(false);
     toast("Your session ended: sign in again.", "error");
   });
+  window.addEventListener("baton:partial", (ev) => showPartial(ev.detail));
   window.addEventListener("hashchange", route);
   setInterval(refreshAges, 5000);
   let signedIn = false;

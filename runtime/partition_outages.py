@@ -12,20 +12,24 @@ it in the background; when the probe is answered the partition is back and ``on_
 
 On a single Redis server every partition goes out together and comes back together: the probes
 then do what the actor's restarts did before, one partition at a time.
+
+The API's listings read every partition the same way (``PartialRead``): a page leaves out the
+partitions that do not answer, and says which, rather than failing whole.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.app import Baton
 from runtime.keys import Partition
 from runtime.redis_faults import OUTAGE_PAUSE_MAX_S, described, is_outage
 
-__all__ = ["FIRST_PROBE_S", "PartitionOutages", "next_pause"]
+__all__ = ["FIRST_PROBE_S", "PartialRead", "PartitionOutages", "next_pause", "read_partitions"]
 
 #: the first probe of a partition that went out; each next one waits twice as long, up to OUTAGE_PAUSE_MAX_S
 FIRST_PROBE_S = 0.1
@@ -84,3 +88,73 @@ class PartitionOutages:
         self._out.discard(partition.index)
         self.log.info("partition %d answers again: %s resumed there", partition.index, self.duty)
         self._on_back(partition.index)
+
+
+@dataclass
+class PartialRead:
+    """One read across every partition (an API listing) that goes on without the partitions whose
+    master does not answer, and notes them in ``unanswered``.
+
+    ``outages`` outlives the read (the API process keeps one): a partition that failed one request
+    is skipped by the next ones at once until its probe is answered, instead of each request
+    waiting out the client's retries on it again.
+    """
+
+    outages: PartitionOutages
+    #: the partitions this read left out
+    unanswered: set[int] = field(default_factory=set)
+
+    def skips(self, partition: Partition) -> bool:
+        """Whether to leave ``partition`` out (it is out since an earlier failure, and some are not:
+        with every partition out the read is tried, and fails as any read would)."""
+        partitions = self.outages.app.keys.partitions
+        if self.outages.is_out(partition.index) and not all(self.outages.is_out(p.index) for p in partitions):
+            self.unanswered.add(partition.index)
+            return True
+        return False
+
+    def failed(self, partition: Partition, exc: BaseException) -> None:
+        """A read of ``partition`` failed with ``exc``: it and the partitions on its master are left out
+        if it is an outage (not waited on one by one: the client's retries take a second a partition);
+        raised otherwise, and when no partition is left (one server down is an error, not an empty page)."""
+        if not is_outage(exc):
+            raise exc
+        for lost in sharing_master(self.outages.app, partition):
+            self.outages.failed(lost, exc)
+            self.unanswered.add(lost.index)
+        if len(self.unanswered) == len(self.outages.app.keys.partitions):
+            raise exc
+
+
+def sharing_master(app: Baton, partition: Partition) -> list[Partition]:
+    """The partitions whose keys the master of ``partition`` serves: on Redis Cluster those whose slot
+    that node holds (as the client last saw the slots), elsewhere every partition (one server)."""
+    redis = app.redis
+    nodes = getattr(redis, "nodes_manager", None)
+    if nodes is None:
+        return list(app.keys.partitions)
+
+    def node_of(p: Partition) -> str | None:
+        try:
+            return str(nodes.get_node_from_slot(redis.keyslot(p.leased)).name)
+        except Exception:  # noqa: BLE001 - a slot the client knows no node for shares nothing
+            return None
+
+    name = node_of(partition)
+    if name is None:
+        return [partition]
+    return [p for p in app.keys.partitions if p is partition or node_of(p) == name]
+
+
+async def read_partitions(partitions: Sequence[Partition], read: Callable[[Partition], Awaitable[None]],
+                          partial: PartialRead | None) -> None:
+    """``read`` each partition in turn; with ``partial``, one whose master does not answer is left out."""
+    for partition in partitions:
+        if partial is not None and partial.skips(partition):
+            continue
+        try:
+            await read(partition)
+        except Exception as exc:
+            if partial is None:
+                raise
+            partial.failed(partition, exc)

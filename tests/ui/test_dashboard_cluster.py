@@ -1,0 +1,127 @@
+"""The API's listings and the dashboard while one Redis Cluster master is down: they show what the
+other masters hold and name the partitions they leave out (runtime/partition_outages.py, PartialRead).
+Before, every listing answered 503 until the master came back, and the dashboard showed only errors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio.cluster import RedisCluster
+
+from runtime import Baton, RunContext, Settings
+from runtime.api import new_key
+from runtime.api.routing import UNANSWERED_HEADER
+from runtime.ids import new_run_id
+from tests.nodes import api_settings, eventually, serving_api
+from tests.servers import RedisClusterProcesses
+from tests.ui.conftest import UiNode, Watch, signed_in_page
+
+pytestmark = pytest.mark.cluster
+
+PARTITIONS = 6
+
+
+async def test_listings_and_the_dashboard_go_on_without_a_dead_master(browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # Given a node serving the API on a 3-master cluster, with two finished runs in each of 6 partitions
+    cluster = RedisClusterProcesses().start()
+    cluster.allow_partial_coverage()
+    keys = {"default": new_key()}
+    url = "redis://" + ",".join(f"127.0.0.1:{node.port}" for node in cluster.nodes)
+    settings = Settings(redis_url=url, redis_cluster=True, prefix="bt", partitions=PARTITIONS, metrics_port=0,
+                        api_operator_projects="default", **api_settings(keys))
+    app = Baton(settings)
+
+    @app.job()
+    async def echo(ctx: RunContext, payload: Any) -> Any:
+        return payload
+
+    raw = RedisCluster.from_url(cluster.url)
+    auth = {"Authorization": f"Bearer {keys['default']}"}
+    try:
+        await raw.initialize()
+        async with serving_api(app) as (node, base, http):
+            by_partition: dict[int, list[str]] = {p: [] for p in range(PARTITIONS)}
+            while any(len(ids) < 2 for ids in by_partition.values()):
+                run_id = new_run_id()
+                ids = by_partition[app.keys.partition_of_run(run_id).index]
+                if len(ids) < 2:
+                    ids.append(await app.trigger("echo", {"n": len(ids)}, id=run_id))
+            for ids in by_partition.values():
+                for run_id in ids:
+                    assert (await app.wait_for(run_id, 20)).status == "completed"
+            # (the master to kill holds partitions only: the node-wide keys' master is another)
+            wide = raw.nodes_manager.get_node_from_slot(raw.keyslot(app.keys.deployment)).port
+            lost = next(n for n in cluster.nodes if n.port != wide)
+            on_lost = sorted(p.index for p in app.keys.partitions
+                             if raw.nodes_manager.get_node_from_slot(raw.keyslot(p.leased)).port == lost.port)
+            assert on_lost and len(on_lost) < PARTITIONS
+            healthy_runs = {r for p, ids in by_partition.items() if p not in on_lost for r in ids}
+            named = ",".join(str(p) for p in on_lost)
+
+            # When that master is killed
+            lost.kill()
+
+            # Then the runs list answers with every run of the other masters, and names the partitions it left out
+            async with http.get(f"{base}/v1/runs?limit=100", headers=auth) as resp:
+                body = await resp.json()
+                assert resp.status == 200, body
+                assert resp.headers[UNANSWERED_HEADER] == named
+                assert {r["id"] for r in body["data"]} == healthy_runs
+            # And the next listings do not wait on the dead master again (its partitions are skipped
+            # until a probe is answered; a try costs the client's retries, over a second)
+            started = time.monotonic()
+            async with http.get(f"{base}/v1/runs?limit=100", headers=auth) as resp:
+                assert resp.status == 200 and resp.headers[UNANSWERED_HEADER] == named
+            assert time.monotonic() - started < 1.0
+            # And the queues' counts answer too, saying what they leave out
+            async with http.get(f"{base}/v1/queues", headers=auth) as resp:
+                body = await resp.json()
+                assert resp.status == 200, body
+                assert resp.headers[UNANSWERED_HEADER] == named
+                assert any(q["name"] == "default" for q in body["data"])
+            # And a run on the dead master is an honest 503, not a 404
+            async with http.get(f"{base}/v1/runs/{by_partition[on_lost[0]][0]}", headers=auth) as resp:
+                assert resp.status == 503
+            # And a bulk action, which acts on what it finds, refuses rather than act on a part
+            async with http.post(f"{base}/v1/runs/bulk-cancel-all", headers=auth, json={"status": ["queued"]}) as resp:
+                assert resp.status == 503, await resp.text()
+
+            # And the dashboard's runs page lists the healthy runs under a banner naming the partitions
+            ui = UiNode(app, node, base, keys, http, Watch())
+            page = await signed_in_page(browser, ui, project="default")
+            await page.goto(f"{base}/#/runs")
+            await expect(page.locator("#partial")).to_be_visible()
+            await expect(page.locator("#partial")).to_contain_text("did not answer")
+            for p in on_lost:
+                await expect(page.locator("#partial")).to_contain_text(str(p))
+            await expect(page.locator("table.runs tbody tr")).to_have_count(len(healthy_runs))
+
+            # When the master comes back (empty: no persistence), the listings are whole again, and so is the page
+            lost.start()
+            cluster.allow_partial_coverage()
+
+            async def whole() -> bool:
+                async with http.get(f"{base}/v1/runs?limit=100", headers=auth) as resp:
+                    return resp.status == 200 and UNANSWERED_HEADER not in resp.headers
+
+            await eventually(whole, timeout=30, interval=0.2)
+            await page.reload()
+            await expect(page.locator("table.runs tbody tr")).to_have_count(len(healthy_runs))
+            await expect(page.locator("#partial")).to_be_hidden()
+            await page.context.close()
+    finally:
+        await raw.aclose()
+        await app.close()
+        await asyncio.to_thread(cluster.stop)
+
+
+def test_the_dashboard_reads_the_header_the_api_writes() -> None:
+    # (one name, written by the server and read by the page: a rename on one side only would hide the banner)
+    script = (Path(__file__).parents[2] / "runtime" / "api" / "ui" / "api.js").read_text()
+    assert f'const UNANSWERED_HEADER = "{UNANSWERED_HEADER}";' in script
