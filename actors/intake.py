@@ -162,9 +162,15 @@ class Intake(Actor[None]):
                 if now >= self.next_trim:
                     self.next_trim = now + TRIM_INTERVAL_S
                     await self.trim()
-                if self.reread_own and prefetch is None:
+                if self.reread_own:
+                    # entries held back for a partition that answers again. A read under way is
+                    # handled first (what it took is pending too): on a busy stream one always is,
+                    # and the held entries waited for the idle claim (intake_claim_idle_ms) before
+                    if prefetch is not None:
+                        entries, prefetch = await prefetch, None
+                        await self.process(entries)
                     self.reread_own = False
-                    await self._process_own()  # entries held back for a partition that answers again
+                    await self._process_own()
                 entries = await (prefetch or self._read(">"))
                 # while busy, read the next batch as this one is created: the read
                 # overlaps the work (entries read but unprocessed stay pending for

@@ -32,6 +32,18 @@ async def _run_in(app: Baton, partition: int, steps: int = 1) -> str:
     return await app.trigger("steady_steps", {"steps": steps, "sleep": 0.05}, id=run_id)
 
 
+async def _keep_stream_busy(raw: RedisCluster, stream: str) -> None:
+    """XADD no-op entries, five at a time every 10 ms, until cancelled. (In a transaction: a blocked
+    read is answered after the whole EXEC, so each read takes several entries, as on a busy stream.)"""
+    entry = {"job": "steady_steps", "input": '{"steps": 1, "sleep": 0}'}
+    while True:
+        pipe = raw.pipeline(transaction=True)
+        for _ in range(5):
+            pipe.xadd(stream, entry)
+        await pipe.execute()
+        await asyncio.sleep(0.01)
+
+
 async def _waiting(app: Baton, run_id: str) -> None:
     """Until the run waits (for its event)."""
     deadline = asyncio.get_running_loop().time() + 20
@@ -110,8 +122,18 @@ async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_
             assert "claims paused there" in log.read_text()
 
         # When it comes back (empty: no persistence), the node serves its partitions again
+        # (while the stream is busy: the intake then always has a read under way, and the held
+        # entries once waited for the idle claim, intake_claim_idle_ms = 30 s)
+        busy = asyncio.ensure_future(_keep_stream_busy(raw, app.keys.submit_stream)) if entries else None
         lost.start()
+        back_at = asyncio.get_running_loop().time()
         cluster.allow_partial_coverage()
+        if busy is not None:
+            for entry in entries:  # the held entries, soon after their partitions answer again
+                left = back_at + 15 - asyncio.get_running_loop().time()
+                assert (await app.wait_for(entry, max(left, 0.1))).status == "completed", log.read_text()[-3000:]
+            busy.cancel()
+            await asyncio.gather(busy, return_exceptions=True)
         for partition in sorted(on_lost):
             deadline = asyncio.get_running_loop().time() + 30
             while True:  # (the producer's own calls may meet the master still rejoining)
