@@ -98,8 +98,7 @@ class EntryRuns:
                 by_partition.setdefault(self.app.keys.partition_of_run(item[1].id).index, []).append(item)
             # one call per partition at once: a partition that does not answer costs its own entries
             # only, and the runs the others leased to this node start (they would wait out their leases)
-            made = await asyncio.gather(*(self._create_group(group, failed) for group in by_partition.values()),
-                                        return_exceptions=True)
+            made = await self._create_groups(list(by_partition.values()), failed)
             done: list[tuple[str, RunSpec]] = []
             results: list[tuple[str, int]] = []
             first_error: BaseException | None = None
@@ -118,6 +117,18 @@ class EntryRuns:
             if first_error is not None:
                 raise first_error
         return failed, held
+
+    async def _create_groups(self, groups: list[list[tuple[str, RunSpec]]],
+                             failed: dict[str, SubmissionError]) -> list[list[tuple[str, int]] | BaseException]:
+        """Each partition's group created at once; its results, or the error its call failed with."""
+        if len(groups) == 1:
+            # one partition (a lone entry, always on a quiet stream): awaited here, since a gathered
+            # task would start a loop turn later, on the pickup path of every run submitted this way
+            try:
+                return [await self._create_group(groups[0], failed)]
+            except Exception as exc:  # noqa: BLE001 - returned as gather's return_exceptions would
+                return [exc]
+        return await asyncio.gather(*(self._create_group(group, failed) for group in groups), return_exceptions=True)
 
     def _hold(self, item: tuple[str, RunSpec], exc: BaseException, held: set[str]) -> None:
         """Hold an entry back: a partition its run needs did not answer (``exc``, an outage)."""
