@@ -18,7 +18,7 @@ import orjson
 
 from .media import media_type
 from .routes import ROUTES
-from .routing import Route
+from .routing import UNANSWERED_HEADER, Route
 from .schemas import VIEW_RUN, VIEWED, ref, viewed_name
 from .schemas_ops import COMPONENTS
 
@@ -30,7 +30,7 @@ TAGS = ("Runs", "Jobs", "Events", "Webhooks", "Queues", "Schedules", "Nodes", "B
 
 COMMITTED = Path(__file__).with_name("openapi.json")
 
-DESCRIPTION = """\
+DESCRIPTION = f"""\
 Manage Baton runs over HTTP: list, inspect, cancel, replay, pause, stream.
 
 **Auth.** Every `/v1` endpoint needs `Authorization: Bearer <key>`. A key belongs to one project; runs belong to
@@ -51,10 +51,15 @@ keep their envelope (`data`, `next_cursor`, ...) in every view but strait, which
 bare array, paged by `cursor` = the last run's `created_at`, 200 for replays and empty 204 answers for
 cancel and debug mode.
 
-**Errors.** Every error is JSON `{"error": message, "code": machine code, "request_id": id}`; 400 invalid
+**Errors.** Every error is JSON `{{"error": message, "code": machine code, "request_id": id}}`; 400 invalid
 parameters (unknown query parameters included) or body, 401 missing or bad key, 404 not found, 409 the run's
 status forbids the operation, 413 body over `max_body_bytes`, 503 Redis unavailable. Send `X-Request-Id` to
 choose the request id.
+
+**Partial listings.** On Redis Cluster, while a master is down, run lists and queue counts answer with what the
+other masters hold and name the partitions they left out in the `{UNANSWERED_HEADER}` response header
+(comma-separated partition numbers); without the header a listing is whole. A run on the lost master, and
+bulk actions, answer 503.
 """
 
 
