@@ -1,4 +1,4 @@
-"""Partitions whose Redis master does not answer, as one actor sees them.
+"""Partitions whose Redis master does not answer, as one actor (or the API process) sees them.
 
 On Redis Cluster each partition lives on the master that owns its slot. A master that is down
 (its replica not promoted yet, or none) must cost only the runs of its own partitions. An actor
