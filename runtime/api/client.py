@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import orjson
 
-from .media import is_json
+from .media import UNANSWERED_HEADER, is_json
 
 __all__ = ["ApiClient", "ApiClientError", "SseEvent"]
 
@@ -47,6 +47,8 @@ class ApiClient:
         self.key = key
         self.timeout_s = timeout_s
         self._session: aiohttp.ClientSession | None = None
+        #: partitions the answers so far left out (their Redis master did not answer; UNANSWERED_HEADER)
+        self.unanswered: set[int] = set()
 
     async def __aenter__(self) -> ApiClient:
         headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
@@ -78,6 +80,8 @@ class ApiClient:
             async with self.session.request(method, self.url + path, params=query, data=data, headers=headers,
                                             timeout=aiohttp.ClientTimeout(total=self.timeout_s)) as resp:
                 raw = await resp.read()
+                missing = resp.headers.get(UNANSWERED_HEADER, "")
+                self.unanswered.update(int(index) for index in missing.split(",") if index.strip().isdigit())
                 payload = orjson.loads(raw) if raw and is_json(resp.content_type) else raw
                 if resp.status >= 400:
                     if isinstance(payload, dict):
@@ -87,6 +91,14 @@ class ApiClient:
                 return payload
         except (TimeoutError, aiohttp.ClientConnectionError) as exc:
             raise ApiClientError(0, "unreachable", f"cannot reach the API at {self.url}: {exc}") from None
+
+    def partial_note(self) -> str | None:
+        """A line saying which partitions the answers left out, or None when every answer was whole."""
+        if not self.unanswered:
+            return None
+        listed = ", ".join(str(index) for index in sorted(self.unanswered))
+        return (f"partition(s) {listed} did not answer (a Redis master is down): "
+                "the lists and counts above leave out their runs")
 
     async def get(self, path: str, **params: Any) -> Any:
         """GET with query parameters."""

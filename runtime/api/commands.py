@@ -104,9 +104,10 @@ async def run_command(ns: argparse.Namespace, out: TextIO | None = None) -> int:
         return 0
     try:
         async with api_client(ns) as api:
-            if ns.command == "runs":
-                return await _runs(api, ns, out)
-            return await _dlq(api, ns, out)
+            code = await (_runs(api, ns, out) if ns.command == "runs" else _dlq(api, ns, out))
+            if note := api.partial_note():
+                print(f"baton: {note}", file=sys.stderr)
+            return code
     except ApiClientError as exc:
         print(f"baton: {exc}", file=sys.stderr)
         return 1

@@ -138,7 +138,10 @@ async def run_ops_command(ns: argparse.Namespace, out: TextIO | None = None) -> 
         async with api_client(ns) as api:
             handler = {"queues": _queues, "schedules": _schedules, "nodes": _nodes, "limits": _limits,
                        "admission": _admission, "bulk": _bulk}[ns.command]
-            return await handler(api, ns, out)
+            code = await handler(api, ns, out)
+            if note := api.partial_note():
+                print(f"baton: {note}", file=sys.stderr)
+            return code
     except ApiClientError as exc:
         print(f"baton: {exc}", file=sys.stderr)
         return 1

@@ -1,8 +1,12 @@
-"""The API's JSON media types: one per run view, shared by the server, its OpenAPI document and the client."""
+"""The API's JSON media types (one per run view) and its own response headers, shared by the server, its
+OpenAPI document and the client."""
 
 from __future__ import annotations
 
-__all__ = ["is_json", "media_type"]
+__all__ = ["UNANSWERED_HEADER", "is_json", "media_type"]
+
+#: a response that leaves out partitions whose master did not answer names them here (comma-separated)
+UNANSWERED_HEADER = "Baton-Unanswered-Partitions"
 
 
 def media_type(view: str) -> str:

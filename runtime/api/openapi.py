@@ -16,9 +16,9 @@ from typing import Any
 
 import orjson
 
-from .media import media_type
+from .media import UNANSWERED_HEADER, media_type
 from .routes import ROUTES
-from .routing import UNANSWERED_HEADER, Route
+from .routing import Route
 from .schemas import VIEW_RUN, VIEWED, ref, viewed_name
 from .schemas_ops import COMPONENTS
 

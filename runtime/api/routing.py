@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from .bulk_actions import BulkRunner
 
-__all__ = ["STREAM", "UNANSWERED_HEADER", "ApiState", "Param", "Req", "Route", "json_response"]
+__all__ = ["STREAM", "ApiState", "Param", "Req", "Route", "json_response"]
 
 Handler = Callable[["Req"], Awaitable[web.StreamResponse]]
 #: the streaming response a handler started (its status line and headers are sent once it is prepared)
@@ -95,10 +95,6 @@ class ApiState:
     bulk: BulkRunner | None = None
     #: partitions whose master did not answer a listing, skipped until their probe is (set by create_app)
     outages: PartitionOutages | None = None
-
-
-#: a response that leaves out partitions whose master did not answer names them here (comma-separated)
-UNANSWERED_HEADER = "Baton-Unanswered-Partitions"
 
 
 @dataclass

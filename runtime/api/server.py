@@ -49,9 +49,9 @@ from ..tracing import annotate, server_span
 from .auth import ApiKeys
 from .bulk_actions import BulkRunner, running
 from .errors import ApiError, redis_transient
-from .media import is_json, media_type
+from .media import UNANSWERED_HEADER, is_json, media_type
 from .routes import ROUTES
-from .routing import STREAM, UNANSWERED_HEADER, ApiState, Param, Req, Route, component, json_response
+from .routing import STREAM, ApiState, Param, Req, Route, component, json_response
 from .sessions import Sessions, session_project
 from .ui import add_ui_routes
 

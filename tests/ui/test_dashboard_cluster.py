@@ -14,8 +14,9 @@ from redis.asyncio.cluster import RedisCluster
 
 from runtime import Baton, RunContext, Settings
 from runtime.api import new_key
-from runtime.api.routing import UNANSWERED_HEADER
+from runtime.api.media import UNANSWERED_HEADER
 from runtime.ids import new_run_id
+from tests.api.test_cli import baton
 from tests.nodes import api_settings, eventually, serving_api
 from tests.servers import RedisClusterProcesses
 from tests.ui.conftest import UiNode, Watch, signed_in_page
@@ -91,6 +92,13 @@ async def test_listings_and_the_dashboard_go_on_without_a_dead_master(browser: A
             # And a bulk action, which acts on what it finds, refuses rather than act on a part
             async with http.post(f"{base}/v1/runs/bulk-cancel-all", headers=auth, json={"status": ["queued"]}) as resp:
                 assert resp.status == 503, await resp.text()
+
+            # And the CLI prints what it got, and says on stderr which partitions that leaves out
+            cli_env = {"BATON_API_URL": base, "BATON_API_KEY": keys["default"]}
+            for command in (("runs", "ls"), ("queues", "ls")):
+                code, out, err = await baton(None, *command, env=cli_env)
+                assert code == 0 and ("default" in out if command[0] == "queues" else healthy_runs & set(out.split()))
+                assert f"partition(s) {', '.join(str(p) for p in on_lost)} did not answer" in err, (command, err)
 
             # And the dashboard's runs page lists the healthy runs under a banner naming the partitions
             ui = UiNode(app, node, base, keys, http, Watch())
