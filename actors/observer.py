@@ -7,7 +7,9 @@ overdue, live nodes, and the intake consumer group's lag and pending count.
 That is one TIME call and one pipeline for the node-wide keys, then per
 partition one pipeline of counts (ZCARD of the ready, delayed, leased, waiting
 and terminal-status sets) and, when a queue is not empty, one more pipeline
-that reads the ready time of the runs at the head of each queue.
+that reads the ready time of the runs at the head of each queue. A partition
+whose master does not answer keeps its last values until it does; the others
+are read on (before, the first such partition ended the round).
 
 Every node runs an observer, but only the elected one reads and exports the
 gauges: the holder of the scheduler lease (``exporter``), so a deployment of
@@ -31,7 +33,9 @@ from runtime.app import Baton
 from runtime.codec import text
 from runtime.keys import LEASED_RANGE, Partition
 from runtime.metrics import Metrics
+from runtime.partition_outages import PartialRead, PartitionOutages, read_partitions
 from runtime.queues import READY_FIELDS, read_heads, ready_since
+from runtime.redis_faults import is_outage
 from runtime.statuses import TERMINAL
 
 from .base import Actor
@@ -59,6 +63,9 @@ class Observer(Actor[None]):
         self.settings = app.settings
         #: queue names per partition index, as of the last observation
         self.queues: dict[int, list[str]] = {}
+        #: partitions whose master does not answer: their gauges keep their last values meanwhile,
+        #: the other partitions' are read on (on Redis Cluster, one master down)
+        self.outages = PartitionOutages(app, self.log, "gauge reads", self.spawn)
 
     async def run(self) -> None:
         """Observe, then sleep an interval (±10% so that nodes spread out), until stopped."""
@@ -90,8 +97,11 @@ class Observer(Actor[None]):
         now_ms = int(seconds) * 1000 + int(micros) // 1000
         await self._node_wide(now_ms)
         await self._label_match(now_ms)
-        for p in self.app.keys.partitions:
+
+        async def partition(p: Partition) -> None:
             await self._partition(p, now_ms)
+
+        await read_partitions(self.app.keys.partitions, partition, PartialRead(self.outages))
 
     async def _node_wide(self, now_ms: int) -> None:
         keys = self.app.keys
@@ -100,16 +110,34 @@ class Observer(Actor[None]):
         # clock may be off by any amount
         window_ms = 2 * self.settings.lease_ttl_ms
         started = time.perf_counter()
-        streams = [s.key for s in submit_streams(self.app)]
+        node_wide, *partition_streams = submit_streams(self.app)
         pipe = self.app.redis.pipeline(transaction=False)
         pipe.zcount(keys.nodes, now_ms - window_ms, "+inf")
-        for stream in streams:
-            pipe.xinfo_groups(stream)
-            pipe.xlen(stream)
+        pipe.xinfo_groups(node_wide.key)
+        pipe.xlen(node_wide.key)
         live, *per_stream = await pipe.execute(raise_on_error=False)
-        m.observe_redis("observe", time.perf_counter() - started)
         if not isinstance(live, Exception):
             m.nodes_live.set(int(live))
+        # each partition's own stream lives in its slot: one call each, so that on Redis Cluster a
+        # master that does not answer costs its partitions' streams only. The totals then stay as
+        # they were (a sum without some streams would read as a drop in the backlog)
+        whole = True
+        for stream in partition_streams:
+            assert stream.partition is not None
+            if self.outages.is_out(stream.partition.index):
+                whole = False
+                continue
+            pipe = self.app.redis.pipeline(transaction=False)
+            pipe.xinfo_groups(stream.key)
+            pipe.xlen(stream.key)
+            try:
+                per_stream += await pipe.execute(raise_on_error=False)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                self.outages.failed(stream.partition, exc)
+                whole = False
+        m.observe_redis("observe", time.perf_counter() - started)
         # the gauges add up every submission stream the nodes read
         total_length = total_pending = total_lag = 0
         for groups, length in zip(per_stream[::2], per_stream[1::2], strict=True):
@@ -121,9 +149,10 @@ class Observer(Actor[None]):
             pending, lag = self._backlog(groups, int(length))
             total_pending += pending
             total_lag += lag
-        m.intake_stream_length.set(total_length)
-        m.intake_pending.set(total_pending)
-        m.intake_lag.set(total_lag)
+        if whole:
+            m.intake_stream_length.set(total_length)
+            m.intake_pending.set(total_pending)
+            m.intake_lag.set(total_lag)
 
     async def _label_match(self, now_ms: int) -> None:
         """Count the registered jobs whose required labels no live node offers (runtime/affinity.py)."""

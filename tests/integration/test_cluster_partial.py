@@ -17,19 +17,21 @@ from runtime import Baton, Settings
 from runtime.ids import new_run_id
 from runtime.statuses import RunStatus
 from tests.integration.test_processes import producer, worker_env
-from tests.nodes import spawn_worker, tear_down
-from tests.servers import RedisClusterProcesses
+from tests.nodes import eventually, spawn_worker, tear_down
+from tests.observability.support import scrape
+from tests.servers import RedisClusterProcesses, free_port
 
 pytestmark = pytest.mark.cluster
 
 PARTITIONS = 6
 
 
-async def _run_in(app: Baton, partition: int, steps: int = 1) -> str:
+async def _run_in(app: Baton, partition: int, steps: int = 1, delay: float | None = None) -> str:
     run_id = new_run_id()
     while app.keys.partition_of_run(run_id).index != partition:
         run_id = new_run_id()
-    return await app.trigger("steady_steps", {"steps": steps, "sleep": 0.05}, id=run_id)
+    timing = {"delay": delay} if delay is not None else {}
+    return await app.trigger("steady_steps", {"steps": steps, "sleep": 0.05}, id=run_id, **timing)
 
 
 async def _keep_stream_busy(raw: RedisCluster, stream: str) -> None:
@@ -65,8 +67,11 @@ async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_
     settings = Settings(redis_url=url, redis_cluster=True, prefix="bt", partitions=PARTITIONS, metrics_port=0)
     app = producer(settings)
     log = tmp_path / "w.log"
+    metrics_port = free_port()
     worker = spawn_worker("tests.apps:app", worker_env(settings, "W", BATON_REDIS_CLUSTER="true",
-                                                       BATON_PARTITIONS=PARTITIONS, BATON_CONCURRENCY=20), log)
+                                                       BATON_PARTITIONS=PARTITIONS, BATON_CONCURRENCY=20,
+                                                       BATON_METRICS_PORT=metrics_port, BATON_METRICS_HOST="127.0.0.1",
+                                                       BATON_OBSERVE_INTERVAL_MS=200), log)
     raw = RedisCluster.from_url(cluster.url)
     try:
         await raw.initialize()
@@ -115,6 +120,21 @@ async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_
             for entry in entries:
                 if app.keys.partition_of_run(entry).index in healthy:
                     assert (await app.wait_for(entry, 15)).status == "completed", log.read_text()[-3000:]
+            # And the cluster gauges of every healthy partition are read on (before, the first
+            # partition that did not answer ended each round: those after it froze on the wall)
+            for partition in healthy:
+                for _ in range(2):
+                    await _run_in(app, partition, delay=600)
+
+                def delayed_counted(index: int = partition) -> bool:
+                    sample = f'baton_partition_runs{{partition="{index}",state="delayed"}} 2.0'
+                    return sample in scrape(metrics_port)
+
+                try:
+                    await eventually(delayed_counted, timeout=10, interval=0.1)
+                except AssertionError:
+                    lines = [x for x in scrape(metrics_port).splitlines() if "delayed" in x and "partition_runs" in x]
+                    raise AssertionError(f"partition {partition}: {lines}\n{log.read_text()[-2000:]}") from None
             run = await app.wait_for(waiter, 15)
             assert (run.status, run.output) == ("completed", {"by": "stream"}), log.read_text()[-3000:]
         _alive(worker, log)
