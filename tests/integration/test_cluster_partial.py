@@ -8,16 +8,18 @@ from __future__ import annotations
 import asyncio
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 from redis.asyncio.cluster import RedisCluster
 
-from runtime import Baton, Settings
+from runtime import Baton, RunContext, Settings
+from runtime.cron import CronSchedule
 from runtime.ids import new_run_id
 from runtime.statuses import RunStatus
 from tests.integration.test_processes import producer, worker_env
-from tests.nodes import eventually, spawn_worker, tear_down
+from tests.nodes import eventually, running_node, spawn_worker, tear_down
 from tests.observability.support import scrape
 from tests.servers import RedisClusterProcesses, free_port
 
@@ -176,3 +178,45 @@ async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_
     finally:
         code = await tear_down(worker, (raw.aclose, app.close), cluster.stop)
     assert code == 0, log.read_text()[-3000:]
+
+
+async def test_schedules_fire_on_while_a_master_is_down() -> None:
+    # Given a node on a 3-master cluster firing a schedule every second, whose ticks' runs spread over
+    # 6 partitions (a tick's run id, cron.<schedule>.<tick ms>, picks its partition)
+    cluster = RedisClusterProcesses().start()
+    cluster.allow_partial_coverage()
+    url = "redis://" + ",".join(f"127.0.0.1:{node.port}" for node in cluster.nodes)
+    app = Baton(Settings(redis_url=url, redis_cluster=True, prefix="bt", partitions=PARTITIONS, metrics_port=0))
+    ran: list[str] = []
+
+    @app.job(cron=CronSchedule(name="pulse", job="", expression="* * * * * *", overlap="allow"))
+    async def pulse(ctx: RunContext, payload: Any) -> None:
+        ran.append(ctx.run_id)
+
+    raw = RedisCluster.from_url(cluster.url)
+    try:
+        await raw.initialize()
+        async with running_node(app) as node:
+            await eventually(lambda: len(ran) >= 2, timeout=20, interval=0.1)
+            wide = raw.nodes_manager.get_node_from_slot(raw.keyslot(app.keys.deployment)).port
+            lost = next(n for n in cluster.nodes if n.port != wide)
+            on_lost = {p.index for p in app.keys.partitions
+                       if raw.nodes_manager.get_node_from_slot(raw.keyslot(p.leased)).port == lost.port}
+
+            # When a master holding partitions only is killed
+            lost.kill()
+            before = len(ran)
+
+            # Then the ticks whose runs land on the other masters' partitions keep running, every second
+            # (before, a tick on the lost master crashed the scheduler, which met the same tick again
+            # after each restart until its grace ran out: 5 s with no schedule fired)
+            def fired_on_healthy() -> bool:
+                healthy = [r for r in ran[before:] if app.keys.partition_of_run(r).index not in on_lost]
+                return len(healthy) >= 4
+
+            await eventually(fired_on_healthy, timeout=15, interval=0.1)
+            assert node.metrics.actor_restarts.labels(actor="scheduler")._value.get() == 0
+    finally:
+        await raw.aclose()
+        await app.close()
+        await asyncio.to_thread(cluster.stop)
