@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from runtime.app import Baton
 from runtime.connection import server_ms
 from runtime.cron import CronSchedule
-from runtime.errors import BatonError
+from runtime.errors import BatonError, RedisUnavailable
+from runtime.partition_outages import PartitionOutages
 from runtime.redis_faults import described, is_outage
-from runtime.schedules import fire
+from runtime.schedules import fire, tick_run_id
 
 from .base import Actor
 
@@ -30,6 +31,8 @@ MAX_SLEEP_S = 1.0
 LEASE_TTL_MS = 10_000
 #: A schedule whose run's partition did not answer is tried again this soon (within GRACE_MS).
 RETRY_S = 0.5
+#: the schedule state's field listing the ticks (ms, comma-separated) not fired yet on an outage
+UNFIRED = "unfired"
 
 
 class Scheduler(Actor[None]):
@@ -43,6 +46,8 @@ class Scheduler(Actor[None]):
         self.holding = False
         #: schedules whose last tick could not be fired on an outage (logged once until they fire)
         self.unfired: set[str] = set()
+        #: partitions whose master did not answer a tick's run creation (probed in the background)
+        self.outages = PartitionOutages(app, self.log, "cron ticks", self.spawn)
 
     async def run(self) -> None:
         """Hold (or wait for) the lease; fire what is due; sleep until the next tick."""
@@ -76,55 +81,81 @@ class Scheduler(Actor[None]):
                 self.log.error("skipping an unreadable schedule: %s", exc)
                 continue
             try:
-                due_at = await self._fire_schedule(schedule, now)
+                due_at, held = await self._fire_schedule(schedule, now)
             except Exception as exc:
                 if not is_outage(exc):
                     raise
+                due_at, held = None, exc
+            if held is not None:
                 if schedule.name not in self.unfired:  # (once per outage, not every RETRY_S)
                     self.unfired.add(schedule.name)
-                    self.log.warning("schedule %s: tick not fired now (%s); tried again every %.1fs, the other "
-                                     "schedules go on", schedule.name, described(exc)[:300], RETRY_S)
-                due_at = now + int(RETRY_S * 1000)
-            else:
-                if schedule.name in self.unfired:
-                    self.unfired.discard(schedule.name)
-                    self.log.info("schedule %s fires again", schedule.name)
+                    self.log.warning("schedule %s: tick not fired now (%s); tried again every %.1fs within its "
+                                     "grace, the other ticks and schedules go on", schedule.name,
+                                     described(held)[:300], RETRY_S)
+                retry_at = now + int(RETRY_S * 1000)
+                due_at = retry_at if due_at is None else min(due_at, retry_at)
+            elif schedule.name in self.unfired:
+                self.unfired.discard(schedule.name)
+                self.log.info("schedule %s fires again", schedule.name)
             if due_at is not None:
                 next_wake = min(next_wake, due_at)
         return max(next_wake - await self._now_ms(), 0) / 1000
 
-    async def _fire_schedule(self, schedule: CronSchedule, now: int) -> int | None:
-        """Fire one schedule's due ticks; returns when it is next due (None: paused)."""
+    async def _fire_schedule(self, schedule: CronSchedule, now: int) -> tuple[int | None, BaseException | None]:
+        """Fire one schedule's due ticks; returns when it is next due (None: paused), and the outage that
+        left a tick unfired (None: every due tick fired).
+
+        A tick whose run cannot be created on an outage (its partition's master is down) does not
+        hold up the later ticks: it is kept in the schedule's state (``unfired``, so another node
+        taking the lease over retries it too) and tried again while within GRACE_MS, then counted
+        missed."""
         redis = self.app.redis
         state_key = self.app.keys.schedule_state(schedule.name)
         state = {k.decode(): v.decode() for k, v in (await redis.hgetall(state_key)).items()}
         if state.get("paused") == "1":
-            return None
+            return None, None
         cron, tz = schedule.cron, schedule.tz
         now_dt = datetime.fromtimestamp(now / 1000, tz=UTC)
         next_at = int(state["next_fire_at"]) if state.get("next_fire_at") else None
         if next_at is None:
             first = int(cron.next_after(now_dt, tz).timestamp() * 1000)
             await redis.hset(state_key, mapping={"next_fire_at": first})
-            return first
+            return first, None
+        unfired = {int(tick) for tick in state.get(UNFIRED, "").split(",") if tick.isdigit()}
+        if next_at > now and not unfired:
+            return next_at, None
+        due: set[int] = set(unfired)
         if next_at <= now:
-            due: list[int] = []
             t = datetime.fromtimestamp(next_at / 1000, tz=UTC)
             while int(t.timestamp() * 1000) <= now and len(due) < 1000:
-                due.append(int(t.timestamp() * 1000))
+                due.add(int(t.timestamp() * 1000))
                 t = cron.next_after(t, tz)
-            recent = [d for d in due if now - d <= GRACE_MS]
-            missed = [d for d in due if now - d > GRACE_MS]
-            if missed and not recent and schedule.catch_up == "run_once":
-                await self.fire(schedule, missed[-1], caught_up=len(missed))
-            elif missed:
-                await redis.hincrby(state_key, "missed_count", len(missed))
-            for tick in recent:
-                # (a tick fired again after a later one failed is the same run: ids derive from ticks)
-                await self.fire(schedule, tick)
             next_at = int(cron.next_after(now_dt, tz).timestamp() * 1000)
-            await redis.hset(state_key, mapping={"next_fire_at": next_at})
-        return next_at
+        recent = sorted(d for d in due if now - d <= GRACE_MS)
+        missed = sorted(d for d in due if now - d > GRACE_MS)
+        if missed and not recent and schedule.catch_up == "run_once":
+            await self.fire(schedule, missed[-1], caught_up=len(missed))
+        elif missed:
+            await redis.hincrby(state_key, "missed_count", len(missed))
+        left: list[int] = []
+        outage: BaseException | None = None
+        for tick in recent:
+            # (the partition of a tick's run, but for a job that routes its runs by a key or a limit)
+            partition = self.app.keys.partition_of_run(tick_run_id(schedule, tick))
+            if self.outages.is_out(partition.index):
+                left.append(tick)  # not waited on again: the client's retries take a second
+                outage = outage or RedisUnavailable(f"partition {partition.index} does not answer")
+                continue
+            try:
+                await self.fire(schedule, tick)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                self.outages.failed(partition, exc)
+                left.append(tick)
+                outage = outage or exc
+        await redis.hset(state_key, mapping={"next_fire_at": next_at, UNFIRED: ",".join(map(str, left))})
+        return next_at, outage
 
     async def fire(self, schedule: CronSchedule, tick_ms: int, caught_up: int = 0) -> str | None:
         """Start the run of one tick, applying the overlap policy; returns its id (None if skipped)."""
