@@ -142,6 +142,10 @@ async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_
         _alive(worker, log)
         if on_lost:
             assert "claims paused there" in log.read_text()
+            # and the lost partitions' own streams' intakes wait for their master instead of crashing
+            # every second (which counted as actor restarts, and fired BatonActorRestarting)
+            assert "its stream's intake waits for it" in log.read_text()
+            assert "actor intake.p" not in log.read_text(), log.read_text()[-3000:]
 
         # When it comes back (empty: no persistence), the node serves its partitions again
         # (while the stream is busy: the intake then always has a read under way, and the held
