@@ -19,6 +19,7 @@ import orjson
 from .codec import text
 from .keys import Keys, Partition
 from .lua_calls import SCRIPT_NAMES, LuaCalls
+from .redis_faults import is_outage
 from .settings import Settings
 
 __all__ = [
@@ -314,10 +315,22 @@ class Scripts:
         return int(raw[0]) if isinstance(raw, list) else int(raw)
 
     async def send_event(self, key: str, data_json: str, ttl_ms: int) -> int:
-        """Deliver an event to waiting runs in every partition; returns how many woke."""
+        """Deliver an event to waiting runs in every partition; returns how many woke.
+
+        A partition whose master does not answer (Redis Cluster, one master down) does not keep
+        the event from the partitions after it: its error is raised once they have it. Sending
+        the event again then completes it (nobody wakes twice)."""
         woken = 0
+        lost: BaseException | None = None
         for p in self.keys.partitions:
-            woken += await self.send_event_in(p, key, data_json, ttl_ms)
+            try:
+                woken += await self.send_event_in(p, key, data_json, ttl_ms)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                lost = lost or exc
+        if lost is not None:
+            raise lost
         return woken
 
     async def send_event_in(self, partition: Partition, key: str, data_json: str, ttl_ms: int) -> int:

@@ -16,6 +16,7 @@ from runtime import Baton, RunContext, Settings
 from runtime.api import new_key
 from runtime.api.media import UNANSWERED_HEADER
 from runtime.ids import new_run_id
+from runtime.statuses import RunStatus
 from tests.api.test_cli import baton
 from tests.nodes import api_settings, eventually, serving_api
 from tests.servers import RedisClusterProcesses
@@ -24,6 +25,11 @@ from tests.ui.conftest import UiNode, Watch, signed_in_page
 pytestmark = pytest.mark.cluster
 
 PARTITIONS = 6
+
+
+async def _status(app: Baton, run_id: str, status: str) -> bool:
+    run = await app.get_run(run_id)
+    return run is not None and run.status == status
 
 
 async def test_listings_and_the_dashboard_go_on_without_a_dead_master(browser: Any) -> None:
@@ -41,6 +47,10 @@ async def test_listings_and_the_dashboard_go_on_without_a_dead_master(browser: A
     @app.job()
     async def echo(ctx: RunContext, payload: Any) -> Any:
         return payload
+
+    @app.job(timeout=120)
+    async def awaits(ctx: RunContext, payload: Any) -> Any:
+        return await ctx.wait_for_event("go", timeout=60)
 
     raw = RedisCluster.from_url(cluster.url)
     auth = {"Authorization": f"Bearer {keys['default']}"}
@@ -64,6 +74,17 @@ async def test_listings_and_the_dashboard_go_on_without_a_dead_master(browser: A
             assert on_lost and len(on_lost) < PARTITIONS
             healthy_runs = {r for p, ids in by_partition.items() if p not in on_lost for r in ids}
             named = ",".join(str(p) for p in on_lost)
+
+            # (and a run waits for an event in a healthy partition after a lost one: events go to the
+            # partitions in order)
+            after = [p for p in range(min(on_lost) + 1, PARTITIONS) if p not in on_lost]
+            assert after, on_lost
+            waiter = new_run_id()
+            while app.keys.partition_of_run(waiter).index != after[-1]:
+                waiter = new_run_id()
+            await app.trigger("awaits", id=waiter)
+            healthy_runs.add(waiter)
+            await eventually(lambda: _status(app, waiter, RunStatus.WAITING), timeout=20, interval=0.05)
 
             # When that master is killed
             lost.kill()
@@ -92,6 +113,13 @@ async def test_listings_and_the_dashboard_go_on_without_a_dead_master(browser: A
             # And a bulk action, which acts on what it finds, refuses rather than act on a part
             async with http.post(f"{base}/v1/runs/bulk-cancel-all", headers=auth, json={"status": ["queued"]}) as resp:
                 assert resp.status == 503, await resp.text()
+
+            # And an event sent through the API reaches the waiter on a healthy master, though the call
+            # answers 503 for the partitions that did not get it (sent again, it completes)
+            async with http.post(f"{base}/v1/events", headers=auth, json={"key": "go", "data": {"by": "api"}}) as resp:
+                assert resp.status == 503, await resp.text()
+            run = await app.wait_for(waiter, 15)
+            assert (run.status, run.output) == ("completed", {"by": "api"})
 
             # And the CLI prints what it got, and says on stderr which partitions that leaves out
             cli_env = {"BATON_API_URL": base, "BATON_API_KEY": keys["default"]}
