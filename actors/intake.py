@@ -39,7 +39,7 @@ from runtime.direct_calls import DirectCalls
 from runtime.errors import SubmissionError
 from runtime.keys import Partition
 from runtime.metrics import Metrics
-from runtime.partition_outages import PartitionOutages, next_pause
+from runtime.partition_outages import PartialRead, PartitionOutages, next_pause, read_partitions
 from runtime.redis_faults import described, is_outage
 from runtime.stream_entries import parse_stream_entry, parse_stream_event, rejected_record
 from runtime.submission import RunSpec
@@ -407,8 +407,8 @@ class Intake(Actor[None]):
         await pipe.execute()
 
     async def _send_event(self, key: str, data: str) -> bool:
-        """Send an event entry's event to every partition that answers, at once; False when one
-        did not (or is out).
+        """Send an event entry's event to every partition that answers; False when one did not
+        (or is out: it and the partitions on its master are skipped, runtime/partition_outages.py).
 
         The entry is then held (left pending) and sent to every partition again once
         that one answers: at-least-once like everything from the stream, a re-sent event
@@ -416,18 +416,14 @@ class Intake(Actor[None]):
         partition that did not answer ended the batch, and the node-wide stream stopped
         for every partition.
         """
-        partitions = [p for p in self.app.keys.partitions if not self.outages.is_out(p.index)]
-        answered = len(partitions) == len(self.app.keys.partitions)
         ttl_ms = self.settings.event_ttl_s * 1000
-        sent = await asyncio.gather(*(self.app.scripts.send_event_in(p, key, data, ttl_ms) for p in partitions),
-                                    return_exceptions=True)
-        for partition, outcome in zip(partitions, sent, strict=True):
-            if isinstance(outcome, BaseException):
-                if not is_outage(outcome):
-                    raise outcome
-                self.outages.failed(partition, outcome)
-                answered = False
-        return answered
+
+        async def send(partition: Partition) -> None:
+            await self.app.scripts.send_event_in(partition, key, data, ttl_ms)
+
+        partial = PartialRead(self.outages)
+        await read_partitions(self.app.keys.partitions, send, partial)
+        return not partial.unanswered
 
     @staticmethod
     def _trace(specs: list[tuple[str, RunSpec]], failed: dict[str, SubmissionError], started_ns: int) -> None:

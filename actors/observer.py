@@ -35,7 +35,6 @@ from runtime.keys import LEASED_RANGE, Partition
 from runtime.metrics import Metrics
 from runtime.partition_outages import PartialRead, PartitionOutages, read_partitions
 from runtime.queues import READY_FIELDS, read_heads, ready_since
-from runtime.redis_faults import is_outage
 from runtime.statuses import TERMINAL
 
 from .base import Actor
@@ -121,22 +120,15 @@ class Observer(Actor[None]):
         # each partition's own stream lives in its slot: one call each, so that on Redis Cluster a
         # master that does not answer costs its partitions' streams only. The totals then stay as
         # they were (a sum without some streams would read as a drop in the backlog)
-        whole = True
-        for stream in partition_streams:
-            assert stream.partition is not None
-            if self.outages.is_out(stream.partition.index):
-                whole = False
-                continue
+        async def read_stream(p: Partition) -> None:
             pipe = self.app.redis.pipeline(transaction=False)
-            pipe.xinfo_groups(stream.key)
-            pipe.xlen(stream.key)
-            try:
-                per_stream += await pipe.execute(raise_on_error=False)
-            except Exception as exc:
-                if not is_outage(exc):
-                    raise
-                self.outages.failed(stream.partition, exc)
-                whole = False
+            pipe.xinfo_groups(p.submit_stream)
+            pipe.xlen(p.submit_stream)
+            per_stream.extend(await pipe.execute(raise_on_error=False))
+
+        partial = PartialRead(self.outages)
+        await read_partitions([s.partition for s in partition_streams if s.partition is not None], read_stream, partial)
+        whole = not partial.unanswered
         m.observe_redis("observe", time.perf_counter() - started)
         # the gauges add up every submission stream the nodes read
         total_length = total_pending = total_lag = 0
