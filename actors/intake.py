@@ -40,7 +40,7 @@ from runtime.errors import SubmissionError
 from runtime.keys import Partition
 from runtime.metrics import Metrics
 from runtime.partition_outages import PartialRead, PartitionOutages, next_pause, read_partitions
-from runtime.redis_faults import described, is_outage
+from runtime.redis_faults import described, group_missing, is_outage
 from runtime.stream_entries import parse_stream_entry, parse_stream_event, rejected_record
 from runtime.submission import RunSpec
 from runtime.tracing import end_span, start_span
@@ -161,6 +161,12 @@ class Intake(Actor[None]):
                 try:
                     await self._serve()
                 except Exception as exc:
+                    if group_missing(exc):
+                        # Redis lost its data: _serve makes the group again (entries it held are gone)
+                        await self._drop_prefetch()
+                        self.log.warning("the consumer group of %s is gone (Redis restarted without its data?): "
+                                         "made again", self.stream.key)
+                        continue
                     if self.stream.partition is None or not is_outage(exc):
                         raise
                     await self._drop_prefetch()

@@ -27,7 +27,7 @@ from runtime.keys import Partition
 from runtime.metrics import Metrics
 from runtime.notify import acknowledge, ensure_group, outbox_lag, process, read_entries
 from runtime.partition_outages import PartitionOutages
-from runtime.redis_faults import is_outage
+from runtime.redis_faults import group_missing, is_outage
 from runtime.webhooks import Webhook, signature_headers
 
 from .base import Actor
@@ -92,6 +92,11 @@ class Notifier(Actor[None]):
                 try:
                     found += await self._consume(partition, consumer, reclaim)
                 except Exception as exc:
+                    if group_missing(exc):
+                        self.log.warning("the consumer group of %s is gone (Redis restarted without its data?): "
+                                         "made again", partition.outbox)
+                        await ensure_group(app, partition)
+                        continue
                     if not is_outage(exc):
                         raise
                     self.outages.failed(partition, exc)  # entries taken stay pending: read again later

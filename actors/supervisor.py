@@ -121,6 +121,8 @@ class Supervisor(Actor[None]):
         self.watchdog = Watchdog(app, self.metrics, on_stall=self.executor.on_stall, health=self.health)
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.restarts: dict[str, deque[float]] = {}
+        #: when the heartbeat first failed on a Redis outage (None while it reaches Redis)
+        self.redis_lost_at: float | None = None
 
     @property
     def actors(self) -> list[Actor[Any]]:
@@ -229,12 +231,14 @@ class Supervisor(Actor[None]):
     async def _supervise(self, actor: Actor[Any]) -> None:
         """Run the actor; restart it clean (see Actor.start_afresh) after a crash.
 
-        A Redis outage is ridden out: restarts caused by a lost connection back
-        off up to 1 s and do not spend the restart budget, so a node exits only
-        for a cause that persists once Redis answers again. Other crashes back
-        off up to 5 s; a long healthy life starts the backoff over.
+        A Redis outage is ridden out: an actor that lost Redis is started again
+        every 1 s at most, counted as a reconnect (not a restart) and logged once
+        per outage as waiting, and it does not spend the restart budget, so a
+        node exits only for a cause that persists once Redis answers again. Other
+        crashes back off up to 5 s; a long healthy life starts the backoff over.
         """
         backoff = RestartBackoff()
+        waiting_since: float | None = None  # when the actor began waiting for Redis (None: it is not)
         while True:
             began = time.monotonic()
             try:
@@ -244,14 +248,27 @@ class Supervisor(Actor[None]):
                 raise
             except Exception as exc:
                 outage = is_outage(exc)
-                delay = backoff.after_crash(time.monotonic() - began, outage)
+                lived_s = time.monotonic() - began
+                delay = backoff.after_crash(lived_s, outage)
                 if isinstance(exc, RedisError):
                     self.metrics.redis_errors.labels(actor=actor.name).inc()
                 if outage:
+                    # Redis down, failing over or refusing commands: a state of the server, not a
+                    # crash of the actor. It is counted as a reconnect, and said once per outage, so
+                    # a Redis restart neither fires BatonActorRestarting nor fills the log with errors
                     self.metrics.redis_reconnects.labels(actor=actor.name).inc()
-                self.metrics.actor_restarts.labels(actor=actor.name).inc()
-                self.log.error("actor %s crashed: %s; restarting in %.1fs", actor.name, described(exc), delay,
-                               exc_info=None if outage else exc)
+                    if waiting_since is None or lived_s >= STEADY_LIFE_S:
+                        waiting_since = began
+                        self.log.warning("actor %s waits for Redis: %s; trying again every %.1fs at most",
+                                         actor.name, described(exc), OUTAGE_PAUSE_MAX_S)
+                    else:
+                        self.log.debug("actor %s still waits for Redis (%.0fs): %s", actor.name,
+                                       time.monotonic() - waiting_since, described(exc))
+                else:
+                    waiting_since = None
+                    self.metrics.actor_restarts.labels(actor=actor.name).inc()
+                    self.log.error("actor %s crashed: %s; restarting in %.1fs", actor.name, described(exc), delay,
+                                   exc_info=exc)
                 if not outage and self._budget_spent(actor.name):
                     self.log.critical(
                         "actor %s restarted %d times in %.0fs; giving up", actor.name,
@@ -305,6 +322,9 @@ class Supervisor(Actor[None]):
             self.metrics.observe_redis("heartbeat", time.perf_counter() - started)
             self.metrics.heartbeat_timestamp.set(now_ms / 1000)
             self.health.redis_ok = True
+            if self.redis_lost_at is not None:
+                self.log.info("Redis answers again after %.1fs", time.monotonic() - self.redis_lost_at)
+                self.redis_lost_at = None
             if not registered:
                 await self._register_again()
             if drain is not None:
@@ -314,6 +334,8 @@ class Supervisor(Actor[None]):
             self.health.redis_ok = False
             if is_outage(exc):
                 self.metrics.redis_reconnects.labels(actor=self.name).inc()
+                if self.redis_lost_at is None:
+                    self.redis_lost_at = time.monotonic()
             self.log.warning("heartbeat failed: %s", exc)
 
     async def _register_again(self) -> None:

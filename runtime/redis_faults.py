@@ -16,7 +16,7 @@ one, though the client raises it as a lost link: waiting does not heal it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
 
 from redis import exceptions as redis_exceptions
@@ -40,9 +40,10 @@ from .closed_transport import closed_transport
 from .errors import ConfigError, OutageOutlastedLease, RedisUnavailable
 
 __all__ = ["LINK_DOWN", "OUTAGE_PAUSE_MAX_S", "REFUSED_CREDENTIALS", "SERVER_STATE_CODES", "credentials_refused",
-           "described", "is_outage", "ride_out", "server_state"]
+           "described", "despite_outages", "group_missing", "is_outage", "ride_out", "server_state"]
 
 T = TypeVar("T")
+X = TypeVar("X")
 
 #: the longest pause before trying Redis again during an outage, wherever it is waited out (an
 #: actor's restart, a handler's write): back at work within it of Redis (a try is cheap for both sides)
@@ -91,6 +92,13 @@ def is_outage(exc: BaseException) -> bool:
     return type(exc) is RedisClusterException and "cannot be connected" in str(exc)
 
 
+def group_missing(exc: BaseException) -> bool:
+    """Whether ``exc`` says a stream's consumer group is not there (NOGROUP): Redis lost its data (a
+    restart without persistence, a replica promoted without it) since the reader made the group.
+    The reader makes the group again and reads on; restarting it as a crashed actor would be noise."""
+    return isinstance(exc, ResponseError) and str(exc).startswith("NOGROUP")
+
+
 def credentials_refused(exc: BaseException) -> ConfigError:
     """What stops a worker or ``baton api`` at start when Redis refused its user or password
     (REFUSED_CREDENTIALS): one line naming the setting, never the password."""
@@ -103,6 +111,27 @@ def described(exc: BaseException) -> str:
     through repr, without their message)."""
     message = str(exc)
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+async def despite_outages(items: Iterable[X], call: Callable[[X], Awaitable[T]]) -> list[T]:
+    """``call(item)`` for every item (a partition, say), in order, each reply in the list.
+
+    An outage on one item (on Redis Cluster: one master down) does not keep the call from the
+    items after it: the first such error is raised once every other item has had its call. Any
+    other error is raised at once. Callers make each call safe to send again, so a retry completes
+    what the outage left out."""
+    replies: list[T] = []
+    lost: BaseException | None = None
+    for item in items:
+        try:
+            replies.append(await call(item))
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            lost = lost or exc
+    if lost is not None:
+        raise lost
+    return replies
 
 
 async def ride_out(call: Callable[[], Awaitable[T]], time_left: Callable[[], float], what: str) -> T:

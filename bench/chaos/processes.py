@@ -10,6 +10,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -35,6 +36,9 @@ __all__ = ["ROOT", "SENTINEL_SERVICE", "RedisServer", "SentinelSet", "Worker", "
 
 #: the repository root (workers run from here so ``bench.chaos.jobs`` imports)
 ROOT = Path(__file__).resolve().parents[2]
+#: the supervisor's line for an actor it restarts after a crash (actors/supervisor.py); a Redis outage
+#: is logged as "actor X waits for Redis" instead
+CRASH_LINE = re.compile(r"actor \S+ crashed: ")
 
 _taken: set[int] = set()
 
@@ -467,6 +471,12 @@ class Worker:
         if text is None:
             return "(no log)"
         return "\n".join(text.strip().splitlines()[-lines:])[-limit:]
+
+    def crash_lines(self, limit: int = 3) -> list[str]:
+        """Lines of the slot's log (every incarnation's) where the supervisor restarted a crashed actor.
+        A fault of Redis or of another node is not a crash of this one's actors: each is a defect."""
+        text = self._log_text() or ""
+        return [line[-300:] for line in text.splitlines() if CRASH_LINE.search(line)][:limit]
 
     def _log_text(self) -> str | None:
         """The slot's log (every incarnation's), None when it cannot be read."""

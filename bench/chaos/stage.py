@@ -344,6 +344,9 @@ class Stage:
             w.note_exit()
             exits.extend(w.unexpected_exits)
             tails.update(w.exit_log_tails)
+        for w in self.workers:
+            for line in w.crash_lines():
+                verdict.add("actors crashed", f"{w.slot}: {line}")
         for node, code in exits:
             if code in self.config.expected_exit_codes:
                 verdict.notes.setdefault("node exits caused by the scenario", []).append(f"{node} exit {code}")

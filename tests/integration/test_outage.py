@@ -113,8 +113,10 @@ async def test_a_node_rides_out_a_redis_that_is_out_of_memory(tmp_path: Path) ->
             await eventually(lambda: log.read_text().count("OutOfMemoryError") >= 3, 20)
             await asyncio.sleep(2.0)  # the fault itself: more crashes than the budget allows, were they counted
             assert alive()
-            # (the notifier, whose delivery loop fails, is restarted each time, not left without it)
-            assert log.read_text().count("actor notifier crashed") >= 2
+            # (the notifier, whose delivery loop fails, is started again, not left without it; an outage
+            # is no crash: it says once that it waits for Redis)
+            assert log.read_text().count("actor notifier waits for Redis") == 1
+            assert "crashed" not in log.read_text()
         finally:
             await app.redis.config_set("maxmemory", 0)
         # Then the node is still running, every run completes on its first attempt, and a new run goes through
