@@ -21,6 +21,7 @@ from .jobs import Backoff, JobOptions, JobRegistry, limit_spec
 from .keys import Keys
 from .ranges import shown
 from .records import iso, stored_int, text
+from .redis_faults import despite_outages
 from .run_access import RunAccess
 from .scripts import Claimed, Scripts
 from .settings import Settings
@@ -334,22 +335,24 @@ class Baton(RunAccess):
         Returns the drift found (expected all zeros); the daemon runs this
         periodically and exports the total as ``baton_reconcile_drift``.
         """
+        # (a partition whose master is down does not hold the others' repair back: despite_outages)
         totals = {"total": 0, "leased": 0, "concurrency": 0, "ready": 0}
-        for p in self.keys.partitions:
-            for k, v in (await self.scripts.reconcile(p)).items():
+        for drift in await despite_outages(self.keys.partitions, self.scripts.reconcile):
+            for k, v in drift.items():
                 totals[k] += v
         return totals
 
     async def pause_queue(self, queue: str) -> None:
-        """Stop every node from leasing runs of a queue (runs keep arriving)."""
-        for p in self.keys.partitions:
-            await self.redis.sadd(p.paused_queues, queue)
+        """Stop every node from leasing runs of a queue (runs keep arriving). With one Cluster
+        master down the other partitions are paused before the outage is raised; a retry completes it."""
+        await despite_outages(self.keys.partitions, lambda p: self.redis.sadd(p.paused_queues, queue))
 
     async def resume_queue(self, queue: str) -> None:
-        """Let nodes lease runs of a paused queue again, at once."""
-        for p in self.keys.partitions:
-            await self.redis.srem(p.paused_queues, queue)
-        await self.redis.publish(self.keys.wake_channel, "resume")
+        """Let nodes lease runs of a paused queue again, at once (with a master down, as pause_queue)."""
+        try:
+            await despite_outages(self.keys.partitions, lambda p: self.redis.srem(p.paused_queues, queue))
+        finally:
+            await self.redis.publish(self.keys.wake_channel, "resume")
 
     async def paused_queues(self) -> set[str]:
         """Queues currently paused."""

@@ -19,7 +19,7 @@ import orjson
 from .codec import text
 from .keys import Keys, Partition
 from .lua_calls import SCRIPT_NAMES, LuaCalls
-from .redis_faults import is_outage
+from .redis_faults import despite_outages
 from .settings import Settings
 
 __all__ = [
@@ -320,18 +320,8 @@ class Scripts:
         A partition whose master does not answer (Redis Cluster, one master down) does not keep
         the event from the partitions after it: its error is raised once they have it. Sending
         the event again then completes it (nobody wakes twice)."""
-        woken = 0
-        lost: BaseException | None = None
-        for p in self.keys.partitions:
-            try:
-                woken += await self.send_event_in(p, key, data_json, ttl_ms)
-            except Exception as exc:
-                if not is_outage(exc):
-                    raise
-                lost = lost or exc
-        if lost is not None:
-            raise lost
-        return woken
+        return sum(await despite_outages(
+            self.keys.partitions, lambda p: self.send_event_in(p, key, data_json, ttl_ms)))
 
     async def send_event_in(self, partition: Partition, key: str, data_json: str, ttl_ms: int) -> int:
         """Deliver an event to the waiting runs of one partition, and store it there for later

@@ -17,6 +17,7 @@ from redis.asyncio.cluster import RedisCluster
 from runtime import Baton, RunContext, Settings
 from runtime.cron import CronSchedule
 from runtime.ids import new_run_id
+from runtime.redis_faults import is_outage
 from runtime.statuses import RunStatus
 from tests.integration.test_processes import producer, worker_env
 from tests.nodes import eventually, running_node, spawn_worker, tear_down
@@ -220,6 +221,48 @@ async def test_schedules_fire_on_while_a_master_is_down() -> None:
 
             await eventually(fired_on_healthy, timeout=15, interval=0.1)
             assert node.metrics.actor_restarts.labels(actor="scheduler")._value.get() == 0
+    finally:
+        await raw.aclose()
+        await app.close()
+        await asyncio.to_thread(cluster.stop)
+
+
+async def test_repairs_and_pauses_reach_every_partition_a_master_answers_for() -> None:
+    # Given a 3-master cluster, 6 partitions, and a stray entry in every partition's leased index
+    # (a run leased there that has no record: the drift reconciliation repairs)
+    cluster = RedisClusterProcesses().start()
+    cluster.allow_partial_coverage()
+    url = "redis://" + ",".join(f"127.0.0.1:{node.port}" for node in cluster.nodes)
+    app = Baton(Settings(redis_url=url, redis_cluster=True, prefix="bt", partitions=PARTITIONS, metrics_port=0))
+    raw = RedisCluster.from_url(cluster.url)
+    try:
+        await raw.initialize()
+        assert (await app.reconcile())["total"] == 0  # (the node's client knows the cluster)
+        for p in app.keys.partitions:
+            await raw.zadd(p.leased, {"stray": 1})
+        master_of = {p.index: raw.nodes_manager.get_node_from_slot(raw.keyslot(p.leased)).port
+                     for p in app.keys.partitions}
+        # the first partition's master is lost, so every call meets it before the others
+        lost = next(n for n in cluster.nodes if n.port == master_of[0])
+        healthy = [p for p in app.keys.partitions if master_of[p.index] != lost.port]
+        lost.kill()
+
+        # When the node's periodic repair runs, and an operator pauses a queue
+        # Then each reports the outage, but only once every healthy partition had its call: before, both
+        # stopped at the lost partition, so the others were neither repaired nor paused
+        with pytest.raises(Exception) as repair:
+            await app.reconcile()
+        assert is_outage(repair.value), repr(repair.value)
+        for p in healthy:
+            assert await raw.zscore(p.leased, "stray") is None, p.index
+        with pytest.raises(Exception):
+            await app.pause_queue("mail")
+        for p in healthy:
+            assert await raw.sismember(p.paused_queues, "mail"), p.index
+        with pytest.raises(Exception):
+            await app.resume_queue("mail")
+        for p in healthy:
+            assert not await raw.sismember(p.paused_queues, "mail"), p.index
     finally:
         await raw.aclose()
         await app.close()
