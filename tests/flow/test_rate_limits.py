@@ -50,8 +50,9 @@ async def test_rate_limit_across_two_workers(settings: Settings, redis: Any, tmp
     # and the limit let runs go as fast as it allows: the starts (Redis clock) span about 5 s, not more
     span_s = (starts[-1] - starts[0]) / 1000
     assert 4.8 <= span_s <= 6.0, span_s
-    # both workers took part
-    workers = {a.worker_id for rid in ids[::25] if (r := await app.get_run(rid)) for a in r.attempts}
+    # both workers took part (every run looked at: on a loaded machine one may take most of them, and a
+    # sample of ten once saw only the other)
+    workers = {a.worker_id for rid in ids if (r := await app.get_run(rid)) for a in r.attempts}
     assert workers == {"w0", "w1"}
     await app.close()
 
