@@ -23,7 +23,7 @@ from runtime.settings import Settings
 
 from .base import Actor, Mailbox, answer
 
-__all__ = ["Fetcher", "clear_handoff", "served_queues"]
+__all__ = ["Fetcher", "ready_partition", "served_queues"]
 
 #: how many claims fill a node's free slots when runs are plentiful (bench/drain_calls.py:
 #: at concurrency 100 four claims of 25 drain ~1.7x faster than one of 100; at 20 and 400, the
@@ -39,7 +39,8 @@ class Fetcher(Actor[FetcherMessage]):
     name = "fetcher"
     #: the runs in the executor's slots and the hand-off bookkeeping outlive a crash of run():
     #: the executor is still running them, and a draining node still expects its hand-offs
-    survives = ("occupied", "unreported", "received", "draining", "expected", "drain_replies", "release_replies")
+    survives = ("occupied", "unreported", "received", "draining", "expected", "drain_replies", "release_replies",
+                "readied")
 
     @classmethod
     def inbox_size(cls, settings: Settings) -> int:
@@ -81,6 +82,10 @@ class Fetcher(Actor[FetcherMessage]):
         self.register_ms = 3 * self.settings.idle_poll_ms if self.settings.handoff else 0
         #: runs received by hand-off, per partition index (runs_claim counts the rest as in transit)
         self.received: dict[int, int] = {}
+        #: partitions readied for this process's claims (ready_partition): once per process, each
+        #: before its first claim there, so a partition whose master is down when the node starts
+        #: is readied when it answers, and the others are served meanwhile
+        self.readied: set[int] = set()
         #: per partition, how many hand-offs a draining node still expects in total
         self.expected: dict[int, int] | None = None
         #: partitions whose master does not answer: skipped until their probe wakes this fetcher
@@ -208,6 +213,9 @@ class Fetcher(Actor[FetcherMessage]):
             if self.outages.is_out(p.index):
                 continue  # its master does not answer: its probe wakes this fetcher when it does
             try:
+                if p.index not in self.readied:
+                    await ready_partition(self.app, p)
+                    self.readied.add(p.index)
                 promised += await self._claim_from(p, free, promised)
             except Exception as exc:
                 if not is_outage(exc):
@@ -303,12 +311,13 @@ def served_queues(app: Baton) -> list[str]:
     return app.settings.queue_list or sorted({j.options.queue for j in app.jobs})
 
 
-async def clear_handoff(app: Baton) -> None:
-    """At node start: drop what a previous process with this node id left of its hand-off state
-    (its registration and undelivered hand-offs), so runs handed to it are not counted twice."""
+async def ready_partition(app: Baton, p: Partition) -> None:
+    """What a node does in partition ``p`` once, before its first claim there: drop what a previous
+    process with this node id left of its hand-off state (its registration and undelivered hand-offs,
+    so runs handed to it are not counted twice), and apply its jobs' limits."""
     node = app.settings.node_id
     pipe = app.redis.pipeline(transaction=False)
-    for p in app.keys.partitions:
-        pipe.delete(p.waiter(node), p.handoff(node))
-        pipe.hdel(p.handed, node)
+    pipe.delete(p.waiter(node), p.handoff(node))
+    pipe.hdel(p.handed, node)
     await pipe.execute()
+    await app.apply_limits_in(p)

@@ -53,8 +53,11 @@ class Receiver(Actor[None]):
     async def run(self) -> None:
         """Receive until stopped. A partition that does not answer pauses its own loop only; any
         other error in a partition loop fails the actor (and it is restarted)."""
-        # entries left by an earlier process with this node id were cleared at node start
-        # (clear_handoff): popping them would unbalance the in-transit count
+        # entries left by an earlier process with this node id are dropped by the fetcher before its
+        # first claim in their partition (fetcher.ready_partition). One popped before that is a run
+        # leased to this node id (run here, under its lease) or unreadable (skipped); the in-transit
+        # count it leaves behind is started again by the same call (runs_claim takes it up from
+        # what this node received)
         loop = asyncio.get_running_loop()
         direct = DirectCalls(self.app.redis)
         tasks = [loop.create_task(self._receive(p, direct), name=f"receiver:{p.index}")

@@ -25,6 +25,7 @@ from runtime.errors import RedisUnavailable
 from runtime.logs import node_id_var
 from runtime.messages import AskBusy, Drain, ReleaseAll, WhenIdle, WhenReleased
 from runtime.metrics import Metrics
+from runtime.partition_outages import sharing_master
 from runtime.probes import Health
 from runtime.redis_faults import (
     OUTAGE_PAUSE_MAX_S,
@@ -41,7 +42,7 @@ from .api import Api
 from .base import Actor
 from .delivery import Delivery
 from .executor import CANCEL_GRACE_S, Executor
-from .fetcher import Fetcher, clear_handoff, served_queues
+from .fetcher import Fetcher, ready_partition, served_queues
 from .intake import Intake, ensure_group, submit_streams
 from .leaser import Leaser
 from .listener import Listener
@@ -206,11 +207,16 @@ class Supervisor(Actor[None]):
                     await check_fsync(self.app.redis, self.settings)
                     await check_deployment(self.app.redis, self.app.keys.deployment, self.settings)
                     await check_eviction_policy(self.app.redis)
-                    await self.app.register_jobs()
-                    await self.app.scripts.lua.remove_other_versions()
+                    # on Redis Cluster a partition's master may be down now: the node-wide records
+                    # must be there, but a partition that does not answer waits for its master (the
+                    # fetcher readies it before its first claim there, its stream's intake makes its
+                    # group), and the node serves the others meanwhile
+                    await self.app.publish_jobs()
+                    await self._ready_partitions()
+                    await self._remove_other_versions()
                     for intake in self.intakes:
-                        await ensure_group(self.app, intake.stream.key)
-                    await clear_handoff(self.app)
+                        if intake.stream.partition is None:
+                            await ensure_group(self.app, intake.stream.key)
                     return True
             except REFUSED_CREDENTIALS as exc:
                 raise credentials_refused(exc) from None
@@ -281,6 +287,45 @@ class Supervisor(Actor[None]):
                 if not await actor.sleep(delay):
                     return
                 actor.start_afresh()
+
+    async def _ready_partitions(self) -> None:
+        """Ready each partition that answers for this node's claims (fetcher.ready_partition), before
+        any actor starts; the fetcher readies the others once they answer. Raises the outage when no
+        partition answers (one server down: the node waits at start, as for every outage)."""
+        lost: BaseException | None = None
+        unanswered: set[int] = set()
+        for p in self.app.keys.partitions:
+            if p.index in unanswered or p.index in self.fetcher.readied:
+                continue
+            try:
+                await ready_partition(self.app, p)
+            except (RedisError, RedisClusterException) as exc:
+                if not is_outage(exc):
+                    raise
+                lost = lost or exc
+                # the others on its master are not tried one by one (each waits out the client's retries)
+                unanswered.update(q.index for q in sharing_master(self.app, p))
+                continue
+            # (set before the fetcher starts: it readies the rest itself, before its first claim there)
+            self.fetcher.readied.add(p.index)
+        if lost is None:
+            return
+        if not self.fetcher.readied:
+            raise lost
+        self.log.warning("partitions %s did not answer at start (%s): this node serves the others now, and "
+                         "each of those once its master answers", ",".join(map(str, sorted(unanswered))),
+                         described(lost)[:300])
+
+    async def _remove_other_versions(self) -> None:
+        """Housekeeping at start (the Lua libraries of other versions): left for the next start when a
+        Cluster master does not answer now."""
+        try:
+            await self.app.scripts.lua.remove_other_versions()
+        except (RedisError, RedisClusterException) as exc:
+            if not is_outage(exc):
+                raise
+            self.log.info("the Lua libraries of other versions were not removed (%s): the next start does it",
+                          described(exc)[:300])
 
     def _budget_spent(self, name: str) -> bool:
         """Note one restart of ``name``; true once more than max_restarts fall in the window."""

@@ -25,6 +25,7 @@ from .errors import QueueFull, StatusCode, SubmissionError, UnknownParent
 if TYPE_CHECKING:
     from .app import Baton
     from .jobs import Job
+    from .keys import Partition
 
 __all__ = ["CODE_QUEUE_FULL", "CODE_UNKNOWN_PARENT", "MAX_QUEUED", "publish_job_caps", "read_max_queued", "rejection",
            "set_max_queued"]
@@ -88,13 +89,12 @@ async def read_max_queued(app: Baton, *, job: str | None = None, queue: str | No
     return {"max_queued": cap, "admitted": sum(int(c) for c in counts)}
 
 
-async def publish_job_caps(app: Baton, jobs: list[Job]) -> None:
-    """Write the code's max_queued of each job to every partition (removing caps the code dropped)."""
-    for p in app.keys.partitions:
-        pipe = app.redis.pipeline(transaction=False)
-        for j in jobs:
-            if j.options.max_queued:
-                pipe.hset(p.max_queued, f"j:{j.name}", j.options.max_queued)
-            else:
-                pipe.hdel(p.max_queued, f"j:{j.name}")
-        await pipe.execute()
+async def publish_job_caps(app: Baton, jobs: list[Job], p: Partition) -> None:
+    """Write the code's max_queued of each job to partition ``p`` (removing caps the code dropped)."""
+    pipe = app.redis.pipeline(transaction=False)
+    for j in jobs:
+        if j.options.max_queued:
+            pipe.hset(p.max_queued, f"j:{j.name}", j.options.max_queued)
+        else:
+            pipe.hdel(p.max_queued, f"j:{j.name}")
+    await pipe.execute()

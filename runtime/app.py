@@ -18,7 +18,7 @@ from .cron import CronSchedule, ScheduleRegistry
 from .errors import ConfigError, RedisUnavailable, SubmissionError
 from .hooks import mark_notify
 from .jobs import Backoff, JobOptions, JobRegistry, limit_spec
-from .keys import Keys
+from .keys import Keys, Partition
 from .ranges import shown
 from .records import iso, stored_int, text
 from .redis_faults import despite_outages
@@ -243,23 +243,33 @@ class Baton(RunAccess):
         self.shared_limits.define_rate_limit(name, count, window_s)
 
     async def register_jobs(self) -> None:
-        """Publish this app's jobs, their limits and their schedules to Redis."""
+        """Publish this app's jobs, their limits and their schedules to Redis: the node-wide records,
+        then each partition's limits (a partition whose master is down does not stop the others')."""
+        await self.publish_jobs()
+        await despite_outages(self.keys.partitions, self.apply_limits_in)
+
+    async def publish_jobs(self) -> None:
+        """Publish this app's jobs and schedules to the node-wide records (not the partitions' limits:
+        a node starting applies those to each partition when it answers, apply_limits_in)."""
         check_routing(self.keys, list(self.jobs))
-        await publish_definitions(self)
         if len(self.schedules):
             await self.redis.hset(self.keys.schedules, mapping={s.name: s.to_json() for s in self.schedules})
-        if not len(self.jobs):
-            return
-        await self.redis.hset(self.keys.registry, mapping={j.name: j.options.to_json() for j in self.jobs})
+        if len(self.jobs):
+            await self.redis.hset(self.keys.registry, mapping={j.name: j.options.to_json() for j in self.jobs})
+
+    async def apply_limits_in(self, p: Partition) -> None:
+        """Apply this app's limits in partition ``p``: named limits, max_queued caps, job limits."""
+        await publish_definitions(self, p)
         jobs = list(self.jobs)
-        await publish_job_caps(self, jobs)
-        for p in self.keys.partitions:
-            stored = await self.redis.hmget(p.jobs, [j.name for j in jobs])
-            for j, current in zip(jobs, stored, strict=True):
-                # unchanged limits (a node restarting) cost nothing more; changed ones go through
-                # limits_apply, which moves the job's executing runs into the lease sets they count in
-                if text(current or b"") != (j.options.limit_spec or ""):
-                    await self.scripts.limits_apply(p, j.name, "code", j.options.limit_spec or "")
+        if not jobs:
+            return
+        await publish_job_caps(self, jobs, p)
+        stored = await self.redis.hmget(p.jobs, [j.name for j in jobs])
+        for j, current in zip(jobs, stored, strict=True):
+            # unchanged limits (a node restarting) cost nothing more; changed ones go through
+            # limits_apply, which moves the job's executing runs into the lease sets they count in
+            if text(current or b"") != (j.options.limit_spec or ""):
+                await self.scripts.limits_apply(p, j.name, "code", j.options.limit_spec or "")
 
     # -- triggering ----------------------------------------------------------
 

@@ -5,9 +5,10 @@ its includes run once, at FUNCTION LOAD, so a call costs Redis only the
 operation itself. A call is sent on a held connection (direct_calls.DirectCalls);
 a "Function not found" (a server that never had it: a new version, a restart
 without persistence, a failover to a replica that never got it) loads the
-library and calls again. A server that refuses FUNCTION (Redis 6, an ACL
-without it) or ``redis_functions=false`` gets the same operations as scripts:
-EVALSHA, reloaded on NOSCRIPT.
+library (on Redis Cluster onto the master of the call's slot alone) and calls
+again. A server that refuses FUNCTION (Redis 6, an ACL without it) or
+``redis_functions=false`` gets the same operations as scripts: EVALSHA,
+reloaded on NOSCRIPT.
 
 Libraries are named by their code's hash, so nodes of two versions never call
 each other's; a node starting removes the Baton libraries of other versions
@@ -123,7 +124,7 @@ class LuaCalls:
                 # call again; a third miss means something deletes it as fast as it is loaded
                 if not _not_found(exc) or attempt == 2:
                     raise
-                await self.redis.function_load(lib.source, replace=True)
+                await self.redis.execute_command("FUNCTION LOAD", "REPLACE", lib.source, **self._only_on(keys))
         raise AssertionError("unreachable")
 
     async def _evalsha(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
@@ -133,8 +134,16 @@ class LuaCalls:
         try:
             return await self._send(name, ("EVALSHA", script.sha), keys, args)
         except NoScriptError:  # a server that never loaded it: load it and call again
-            script.sha = await self.redis.script_load(script.script)
+            script.sha = await self.redis.execute_command("SCRIPT LOAD", script.script, **self._only_on(keys))
             return await self._send(name, ("EVALSHA", script.sha), keys, args)
+
+    def _only_on(self, keys: Sequence[str]) -> dict[str, Any]:
+        """Where a load goes: on Redis Cluster, only to the master of the call's slot (the one that
+        lacks it; the cluster client would send it to every master, and one master down would
+        then keep every partition's calls from loading it); on one server, there."""
+        if not self.settings.redis_cluster or not keys:
+            return {}
+        return {"target_nodes": self.redis.get_node_from_key(keys[0])}
 
     async def _send(self, name: str, command: tuple[str, str], keys: Sequence[str], args: Sequence[Any]) -> Any:
         wait = durable_wait(self.settings) if name not in NOT_ACKNOWLEDGED else None

@@ -26,7 +26,7 @@ from .errors import ConfigError, SubmissionError
 from .ids import NAME_RE
 from .job_limits import MAX_LIMIT, MAX_WINDOW_S, limit_count, limit_rate, rate_dict
 from .jobs import Job, JobOptions
-from .keys import Keys
+from .keys import Keys, Partition
 from .submission import shared_limit_routing
 
 if TYPE_CHECKING:
@@ -117,15 +117,11 @@ def check_routing(keys: Keys, jobs: list[Job]) -> None:
                 f"two of the {keys.partition_count} partitions; use one name for both, or names in one partition")
 
 
-async def publish_definitions(app: Baton) -> None:
-    """Write the code's named limits to every partition (a worker starting)."""
+async def publish_definitions(app: Baton, p: Partition) -> None:
+    """Write the code's named limits to partition ``p`` (a worker starting)."""
     defined = app.shared_limits.items()
-    if not defined:
-        return
-    pipe = app.redis.pipeline(transaction=False)
-    for p in app.keys.partitions:
-        pipe.hset(p.shared_limits, mapping={name: limit.spec for name, limit in defined})
-    await pipe.execute()
+    if defined:
+        await app.redis.hset(p.shared_limits, mapping={name: limit.spec for name, limit in defined})
 
 
 async def _write_override(app: Baton, name: str, spec: str | None) -> None:

@@ -29,6 +29,14 @@ pytestmark = pytest.mark.cluster
 PARTITIONS = 6
 
 
+def _started_cluster() -> tuple[RedisClusterProcesses, str]:
+    """A 3-master cluster that serves the slots it has while one master is down, and the URL naming
+    every master (as a deployment's would)."""
+    cluster = RedisClusterProcesses().start()
+    cluster.allow_partial_coverage()
+    return cluster, "redis://" + ",".join(f"127.0.0.1:{node.port}" for node in cluster.nodes)
+
+
 async def _run_in(app: Baton, partition: int, steps: int = 1, delay: float | None = None) -> str:
     run_id = new_run_id()
     while app.keys.partition_of_run(run_id).index != partition:
@@ -57,6 +65,21 @@ async def _waiting(app: Baton, run_id: str) -> None:
         await asyncio.sleep(0.05)
 
 
+async def _served_again(app: Baton, partitions: set[int], log: Path) -> None:
+    """A run in each of ``partitions`` completes, once their master is back."""
+    for partition in sorted(partitions):
+        deadline = asyncio.get_running_loop().time() + 30
+        while True:  # (the producer's own calls may meet the master still rejoining)
+            try:
+                run_id = await _run_in(app, partition)
+                break
+            except (redis.RedisError, OSError):
+                assert asyncio.get_running_loop().time() < deadline, "the master did not come back"
+                await asyncio.sleep(0.2)
+        run = await app.wait_for(run_id, 20)
+        assert run.status == "completed", (partition, run.status, log.read_text()[-3000:])
+
+
 def _alive(worker: subprocess.Popen[bytes], log: Path) -> None:
     assert worker.poll() is None, f"worker exited with {worker.returncode}:\n{log.read_text()[-3000:]}"
 
@@ -64,9 +87,7 @@ def _alive(worker: subprocess.Popen[bytes], log: Path) -> None:
 @pytest.mark.parametrize("lost_holds", ["partitions", "node-wide keys"])
 async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_holds: str) -> None:
     # Given a 3-master cluster and a worker process serving 6 partitions (spread over the masters)
-    cluster = RedisClusterProcesses().start()
-    cluster.allow_partial_coverage()
-    url = "redis://" + ",".join(f"127.0.0.1:{node.port}" for node in cluster.nodes)
+    cluster, url = _started_cluster()
     settings = Settings(redis_url=url, redis_cluster=True, prefix="bt", partitions=PARTITIONS, metrics_port=0)
     app = producer(settings)
     log = tmp_path / "w.log"
@@ -161,17 +182,7 @@ async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_
                 assert (await app.wait_for(entry, max(left, 0.1))).status == "completed", log.read_text()[-3000:]
             busy.cancel()
             await asyncio.gather(busy, return_exceptions=True)
-        for partition in sorted(on_lost):
-            deadline = asyncio.get_running_loop().time() + 30
-            while True:  # (the producer's own calls may meet the master still rejoining)
-                try:
-                    run_id = await _run_in(app, partition)
-                    break
-                except (redis.RedisError, OSError):
-                    assert asyncio.get_running_loop().time() < deadline, "the master did not come back"
-                    await asyncio.sleep(0.2)
-            run = await app.wait_for(run_id, 20)
-            assert run.status == "completed", (partition, run.status, log.read_text()[-3000:])
+        await _served_again(app, on_lost, log)
         if on_lost:
             assert "answers again: claims resumed there" in log.read_text()
             for entry in entries:  # the held entries too, once their partitions answer again
@@ -188,9 +199,7 @@ async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_
 async def test_schedules_fire_on_while_a_master_is_down() -> None:
     # Given a node on a 3-master cluster firing a schedule every second, whose ticks' runs spread over
     # 6 partitions (a tick's run id, cron.<schedule>.<tick ms>, picks its partition)
-    cluster = RedisClusterProcesses().start()
-    cluster.allow_partial_coverage()
-    url = "redis://" + ",".join(f"127.0.0.1:{node.port}" for node in cluster.nodes)
+    cluster, url = _started_cluster()
     app = Baton(Settings(redis_url=url, redis_cluster=True, prefix="bt", partitions=PARTITIONS, metrics_port=0))
     ran: list[str] = []
 
@@ -230,9 +239,7 @@ async def test_schedules_fire_on_while_a_master_is_down() -> None:
 async def test_repairs_and_pauses_reach_every_partition_a_master_answers_for() -> None:
     # Given a 3-master cluster, 6 partitions, and a stray entry in every partition's leased index
     # (a run leased there that has no record: the drift reconciliation repairs)
-    cluster = RedisClusterProcesses().start()
-    cluster.allow_partial_coverage()
-    url = "redis://" + ",".join(f"127.0.0.1:{node.port}" for node in cluster.nodes)
+    cluster, url = _started_cluster()
     app = Baton(Settings(redis_url=url, redis_cluster=True, prefix="bt", partitions=PARTITIONS, metrics_port=0))
     raw = RedisCluster.from_url(cluster.url)
     try:
@@ -250,16 +257,16 @@ async def test_repairs_and_pauses_reach_every_partition_a_master_answers_for() -
         # When the node's periodic repair runs, and an operator pauses a queue
         # Then each reports the outage, but only once every healthy partition had its call: before, both
         # stopped at the lost partition, so the others were neither repaired nor paused
-        with pytest.raises(Exception) as repair:
+        with pytest.raises(redis.RedisError) as repair:
             await app.reconcile()
         assert is_outage(repair.value), repr(repair.value)
         for p in healthy:
             assert await raw.zscore(p.leased, "stray") is None, p.index
-        with pytest.raises(Exception):
+        with pytest.raises(redis.RedisError):
             await app.pause_queue("mail")
         for p in healthy:
             assert await raw.sismember(p.paused_queues, "mail"), p.index
-        with pytest.raises(Exception):
+        with pytest.raises(redis.RedisError):
             await app.resume_queue("mail")
         for p in healthy:
             assert not await raw.sismember(p.paused_queues, "mail"), p.index
@@ -267,3 +274,53 @@ async def test_repairs_and_pauses_reach_every_partition_a_master_answers_for() -
         await raw.aclose()
         await app.close()
         await asyncio.to_thread(cluster.stop)
+
+
+async def test_a_node_starts_while_a_master_is_down(tmp_path: Path) -> None:
+    # Given a new deployment on a 3-master cluster (nothing of Baton's there yet: no libraries, no
+    # records) whose master holding partitions only is down
+    cluster, url = _started_cluster()
+    settings = Settings(redis_url=url, redis_cluster=True, prefix="bt", partitions=PARTITIONS, metrics_port=0)
+    app = producer(settings)
+    log = tmp_path / "w.log"
+    raw = RedisCluster.from_url(cluster.url)
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        await raw.initialize()
+        wide = raw.nodes_manager.get_node_from_slot(raw.keyslot(app.keys.deployment)).port
+        lost = next(n for n in cluster.nodes if n.port != wide)
+        on_lost = {p.index for p in app.keys.partitions
+                   if raw.nodes_manager.get_node_from_slot(raw.keyslot(p.leased)).port == lost.port}
+        healthy = sorted(set(range(PARTITIONS)) - on_lost)
+        assert on_lost and healthy
+        lost.kill()
+
+        # When a worker process starts (a pod rescheduled during the outage, a scale-up, a rollout)
+        worker = spawn_worker("tests.apps:app", worker_env(settings, "W", BATON_REDIS_CLUSTER="true",
+                                                           BATON_PARTITIONS=PARTITIONS, BATON_CONCURRENCY=20), log)
+
+        # Then it serves the partitions of the masters that answer, within seconds (before, it retried
+        # its start-up checks until the master came back, and served nothing meanwhile)
+        for partition in healthy:
+            run = await app.wait_for(await _run_in(app, partition), 20)
+            assert run.status == "completed", (partition, run.status, log.read_text()[-3000:])
+        entry = {"job": "steady_steps", "input": '{"steps": 1, "sleep": 0}'}
+        for _ in range(12):
+            entry_id = (await raw.xadd(app.keys.submit_stream, entry)).decode()
+            if app.keys.partition_of_run(entry_id).index in healthy:
+                assert (await app.wait_for(entry_id, 15)).status == "completed", log.read_text()[-3000:]
+        _alive(worker, log)
+
+        # When the master comes back, the node serves its partitions too
+        lost.start()
+        cluster.allow_partial_coverage()
+        await _served_again(app, on_lost, log)
+        _alive(worker, log)
+        assert "crashed" not in log.read_text(), log.read_text()[-3000:]
+    finally:
+        code = await tear_down(worker, (raw.aclose, app.close), cluster.stop) if worker else 0
+        if not worker:
+            await raw.aclose()
+            await app.close()
+            await asyncio.to_thread(cluster.stop)
+    assert code == 0, log.read_text()[-3000:]
