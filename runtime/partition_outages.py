@@ -63,15 +63,23 @@ class PartitionOutages:
         """Whether partition ``index`` is skipped for now."""
         return index in self._out
 
-    def failed(self, partition: Partition, exc: BaseException) -> None:
+    def failed(self, partition: Partition, exc: BaseException) -> list[Partition]:
         """Partition ``partition`` failed a call with ``exc``, an outage (``is_outage``; anything else
-        is for the caller to raise: a bug or a refusal is not waited out): out until its probe is answered."""
-        if partition.index in self._out:
-            return
-        self._out.add(partition.index)
-        self.log.warning("partition %d did not answer (%s): %s paused there, the other partitions go on",
-                         partition.index, described(exc)[:300], self.duty)
-        self._spawn(self._probe(partition), f"probe:{partition.index}")  # ends with the actor's run()
+        is for the caller to raise: a bug or a refusal is not waited out): it and the partitions on its
+        master are out until their probes are answered (each would cost the client's retries, over a
+        second, to find out one by one: the fetcher's first round after a master died took ~5 s over
+        three of them). Returns those partitions."""
+        lost = sharing_master(self.app, partition)
+        new = [p for p in lost if p.index not in self._out]
+        if not new:
+            return lost
+        self._out.update(p.index for p in new)
+        self.log.warning("partition%s %s did not answer (%s): %s paused there, the other partitions go on",
+                         "s" if len(new) > 1 else "", ",".join(str(p.index) for p in new), described(exc)[:300],
+                         self.duty)
+        for p in new:
+            self._spawn(self._probe(p), f"probe:{p.index}")  # ends with the actor's run()
+        return lost
 
     async def _probe(self, partition: Partition) -> None:
         pause = next_pause(0.0)
@@ -119,9 +127,7 @@ class PartialRead:
         raised otherwise, and when no partition is left (one server down is an error, not an empty page)."""
         if not is_outage(exc):
             raise exc
-        for lost in sharing_master(self.outages.app, partition):
-            self.outages.failed(lost, exc)
-            self.unanswered.add(lost.index)
+        self.unanswered.update(lost.index for lost in self.outages.failed(partition, exc))
         if len(self.unanswered) == len(self.outages.app.keys.partitions):
             raise exc
 
