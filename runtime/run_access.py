@@ -185,6 +185,10 @@ class RunAccess:
         The event is also kept for ``event_ttl_s`` so a wait that starts later
         receives it at once.
         """
+        return await self.scripts.send_event(key, self.event_json(key, data), self.settings.event_ttl_s * 1000)
+
+    def event_json(self, key: str, data: Any) -> str:
+        """An event's data as the JSON send_event stores, once its key and data are checked (SubmissionError)."""
         if not isinstance(key, str) or not key or len(key) > 256:
             raise SubmissionError("bad_event_key", "event key must be a non-empty string of at most 256 characters")
         try:
@@ -193,7 +197,7 @@ class RunAccess:
             raise SubmissionError("bad_event_data", f"event data is not JSON-serialisable: {exc}") from None
         if len(data_json) > self.settings.max_input_bytes:
             raise SubmissionError("too_large", "event data is larger than max_input_bytes")
-        return await self.scripts.send_event(key, data_json, self.settings.event_ttl_s * 1000)
+        return data_json
 
     async def get_steps(self, run_id: str) -> list[dict[str, Any]]:
         """The run's step records (the seed's StepRecord plus index), in step order."""

@@ -10,8 +10,10 @@ from aiohttp import web
 
 from ..admission import rejection
 from ..codec import text
-from ..errors import SubmissionError
+from ..errors import RedisUnavailable, SubmissionError
 from ..ids import RUN_ID_RE
+from ..keys import Partition
+from ..partition_outages import read_partitions
 from .errors import ApiError
 from .routing import Req, json_response
 from .run_helpers import foreign_scope, load_run, load_runs, project_of, render_runs, scoped_id, scoped_key
@@ -130,5 +132,23 @@ async def h_trigger_batch(req: Req) -> web.StreamResponse:
 
 async def h_send_event(req: Req) -> web.StreamResponse:
     key = str(req.body["key"])
-    woken = await req.baton.send_event(scoped_key(req.project, key), req.body.get("data"))
+    baton = req.baton
+    stored_key = scoped_key(req.project, key)
+    data_json = baton.event_json(stored_key, req.body.get("data"))
+    ttl_ms = baton.settings.event_ttl_s * 1000
+    woken = 0
+
+    async def send(p: Partition) -> None:
+        nonlocal woken
+        woken += await baton.scripts.send_event_in(p, stored_key, data_json, ttl_ms)
+
+    # every partition that answers gets the event; one whose master does not (Redis Cluster) is
+    # skipped at once while the API knows it is out, and the caller is asked to send it again (a
+    # second send wakes nobody twice)
+    read = req.partial_read()
+    await read_partitions(baton.keys.partitions, send, read)
+    if read.unanswered:
+        lost = ",".join(str(index) for index in sorted(read.unanswered))
+        raise RedisUnavailable(f"the event reached every partition but {lost}, whose master does not answer; "
+                               "send it again")
     return json_response({"key": key, "woken": woken})

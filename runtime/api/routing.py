@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import orjson
 from aiohttp import web
 
 from ..app import Baton
+from ..errors import RedisUnavailable
+from ..keys import Partition
 from ..partition_outages import PartialRead, PartitionOutages
 from ..settings import Settings
 from .auth import ApiKeys
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
     from .bulk_actions import BulkRunner
 
 __all__ = ["STREAM", "ApiState", "Param", "Req", "Route", "json_response"]
+
+T = TypeVar("T")
 
 Handler = Callable[["Req"], Awaitable[web.StreamResponse]]
 #: the streaming response a handler started (its status line and headers are sent once it is prepared)
@@ -115,6 +119,19 @@ class Req:
         ``unanswered``). Listings that act on what they find (bulk actions) read every partition or fail."""
         assert self.state.outages is not None
         return PartialRead(self.state.outages, self.unanswered)
+
+    async def in_partition(self, partition: Partition, call: Callable[[], Awaitable[T]]) -> T:
+        """``call()``, which reads or writes one partition (a run's). While the API knows that
+        partition's master does not answer (Redis Cluster), it fails at once with a 503 rather than
+        waiting out the client's retries (~1.6 s) on every request; its first failure tells the API so."""
+        read = self.partial_read()
+        if read.skips(partition):
+            raise RedisUnavailable(f"partition {partition.index}, which holds this run, does not answer now")
+        try:
+            return await call()
+        except Exception as exc:
+            read.failed(partition, exc)  # (raises it unless it is an outage that left other partitions)
+            raise
 
     @property
     def baton(self) -> Baton:

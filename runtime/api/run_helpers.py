@@ -7,6 +7,7 @@ another project answers 404 exactly like a run that does not exist.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from aiohttp import web
@@ -58,13 +59,17 @@ async def load_run(req: Req, run_id: str) -> Run:
     """The run with this id in the caller's project; 404 otherwise (also for other projects' runs).
     A caller-chosen id is found by its short form too (see scoped_id), and every id a view emits by it:
     a trigger-view id (run_ prefix), a hatchet-view UUID (a generated id's bits, or an alias)."""
+    keys = req.baton.keys
     candidates = [run_id, run_id[4:] if run_id.startswith("run_") else run_id]
     if (generated := run_id_from_uuid(run_id)) is not None:
-        alias = await req.baton.redis.get(req.baton.keys.partition_of_run(run_id).uuid_alias(run_id))
+        partition = keys.partition_of_run(run_id)
+        alias = await req.in_partition(partition, lambda: req.baton.redis.get(partition.uuid_alias(run_id)))
         candidates += [generated] if alias is None else [generated, text(alias)]
     for candidate in dict.fromkeys(candidates):
         for stored in dict.fromkeys((scoped_id(req.project, candidate), candidate)):
-            run = await req.baton.get_run(stored) if RUN_ID_RE.match(stored) else None
+            if not RUN_ID_RE.match(stored):
+                continue
+            run = await req.in_partition(keys.partition_of_run(stored), functools.partial(req.baton.get_run, stored))
             if run is not None and project_of(run) == req.project:
                 return run
     raise ApiError(404, "not_found", f"run {run_id} not found")
