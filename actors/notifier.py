@@ -26,7 +26,7 @@ from runtime.deliveries import finish
 from runtime.keys import Partition
 from runtime.metrics import Metrics
 from runtime.notify import acknowledge, ensure_group, outbox_lag, process, read_entries
-from runtime.partition_outages import PartitionOutages
+from runtime.partition_outages import PartialRead, PartitionOutages
 from runtime.redis_faults import group_missing, is_outage
 from runtime.webhooks import Webhook, signature_headers
 
@@ -101,7 +101,12 @@ class Notifier(Actor[None]):
                         raise
                     self.outages.failed(partition, exc)  # entries taken stay pending: read again later
             if observe_s is not None and self.exporting() and loop.time() >= next_observe:
-                self.metrics.outbox_lag.set(await outbox_lag(app))
+                # (a partition whose master is down is left out of the sum, which then keeps its last
+                # value, as the observer's gauges do: a gauge that fails would restart this actor)
+                read = PartialRead(self.outages)
+                lag = await outbox_lag(app, read)
+                if not read.unanswered:
+                    self.metrics.outbox_lag.set(lag)
                 next_observe = loop.time() + observe_s
             if not await self.sleep(BUSY_S if found else IDLE_S):
                 break

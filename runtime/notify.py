@@ -29,6 +29,8 @@ from .deliveries import enqueue
 from .errors import SubmissionError
 from .hooks import hook_input, hook_run_id, hooks_for
 from .keys import Partition
+from .partition_outages import PartialRead, read_partitions
+from .redis_faults import is_outage
 from .submission import build_spec
 from .webhooks import Webhook, list_webhooks
 
@@ -154,15 +156,22 @@ async def _start_hooks(app: Baton, run_id: str, job: str, project: str, status: 
     return started
 
 
-async def outbox_lag(app: Baton) -> int:
-    """Outbox entries not yet processed, over every partition: not yet read plus read but unacknowledged."""
+async def outbox_lag(app: Baton, partial: PartialRead | None = None) -> int:
+    """Outbox entries not yet processed, over every partition: not yet read plus read but unacknowledged.
+    With ``partial``, the partitions whose master does not answer are left out (and noted there)."""
     total = 0
-    for partition in app.keys.partitions:
+
+    async def read(partition: Partition) -> None:
+        nonlocal total
         try:
             groups = await app.redis.xinfo_groups(partition.outbox)
-        except ResponseError:  # no outbox yet
-            continue
+        except ResponseError as exc:
+            if is_outage(exc):
+                raise
+            return  # no outbox yet
         for g in groups:
             if text(g.get("name", b"")) == app.keys.outbox_group:
                 total += int(g.get("lag") or 0) + int(g.get("pending") or 0)
+
+    await read_partitions(app.keys.partitions, read, partial)
     return total
