@@ -40,7 +40,7 @@ class Fetcher(Actor[FetcherMessage]):
     #: the runs in the executor's slots and the hand-off bookkeeping outlive a crash of run():
     #: the executor is still running them, and a draining node still expects its hand-offs
     survives = ("occupied", "unreported", "received", "draining", "expected", "drain_replies", "release_replies",
-                "readied")
+                "readied", "limits_lost")
 
     @classmethod
     def inbox_size(cls, settings: Settings) -> int:
@@ -86,15 +86,23 @@ class Fetcher(Actor[FetcherMessage]):
         #: before its first claim there, so a partition whose master is down when the node starts
         #: is readied when it answers, and the others are served meanwhile
         self.readied: set[int] = set()
+        #: partitions that came back from an outage since their limits were applied: a master that
+        #: restarts without its data (no persistence, no replica) lost them, and runs_claim would
+        #: take every job there as unlimited; applied again before the next claim there
+        self.limits_lost: set[int] = set()
         #: per partition, how many hand-offs a draining node still expects in total
         self.expected: dict[int, int] | None = None
         #: partitions whose master does not answer: skipped until their probe wakes this fetcher
-        self.outages = PartitionOutages(app, self.log, "claims", self.spawn,
-                                        lambda index: self.inbox.send_nowait(Wake(app.keys.partitions[index].prefix)))
+        self.outages = PartitionOutages(app, self.log, "claims", self.spawn, self._partition_back)
         #: Drain replies, resolved once this node is no longer registered and has every run handed to it
         self.drain_replies: list[asyncio.Future[None]] = []
         #: WhenReleased replies, resolved once no granted run is left unreported
         self.release_replies: list[asyncio.Future[None]] = []
+
+    def _partition_back(self, index: int) -> None:
+        """A partition whose master did not answer does again: its limits are applied again, then claims go on."""
+        self.limits_lost.add(index)
+        self.inbox.send_nowait(Wake(self.app.keys.partitions[index].prefix))
 
     async def run(self) -> None:
         """Claim while there is work and room; otherwise wait for a wake-up or a timer.
@@ -216,6 +224,10 @@ class Fetcher(Actor[FetcherMessage]):
                 if p.index not in self.readied:
                     await ready_partition(self.app, p)
                     self.readied.add(p.index)
+                    self.limits_lost.discard(p.index)
+                elif p.index in self.limits_lost:
+                    await self.app.apply_limits_in(p)
+                    self.limits_lost.discard(p.index)
                 promised += await self._claim_from(p, free, promised)
             except Exception as exc:
                 if not is_outage(exc):

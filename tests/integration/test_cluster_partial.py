@@ -191,6 +191,11 @@ async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_
             assert "answers again: claims resumed there" in log.read_text()
             for entry in entries:  # the held entries too, once their partitions answer again
                 assert (await app.wait_for(entry, 30)).status == "completed", log.read_text()[-3000:]
+            # and the jobs' limits are back in the partitions that came back empty (before, those
+            # partitions took every job as unlimited until a node restarted)
+            for partition in sorted(on_lost):
+                limits = await raw.hget(app.keys.partitions[partition].jobs, "cc_limited")
+                assert limits is not None and limits.decode().startswith("3,1"), (partition, limits)
         else:  # the node-wide keys came back empty: the node publishes its jobs again, and serves on
             for partition in healthy:
                 assert (await app.wait_for(await _run_in(app, partition), 20)).status == "completed"
