@@ -18,6 +18,8 @@ from redis.exceptions import RedisClusterException
 from runtime.app import Baton
 from runtime.connection import connect
 from runtime.messages import CancelRun, Wake
+from runtime.partition_outages import next_pause
+from runtime.redis_faults import described, is_outage
 
 from .base import Actor, Mailbox
 
@@ -34,6 +36,8 @@ class Listener(Actor[None]):
         self.app = app
         self.fetcher = fetcher
         self.executor = executor
+        #: the wait before listening again after the cluster node it listened on was lost (0: none lost)
+        self.pause = 0.0
 
     async def _client(self) -> Any:
         redis = self.app.redis
@@ -49,23 +53,52 @@ class Listener(Actor[None]):
             primaries = redis.get_primaries()
             if not primaries:
                 raise RedisConnectionError("the Redis Cluster has no primary yet")
-            node = random.choice(primaries)  # spread the nodes' subscriptions
+            random.shuffle(primaries)  # spread the nodes' subscriptions
             kwargs = redis.get_connection_kwargs()
             # TLS is the URL's scheme (an ssl= argument is not a connection option of redis://)
             tls = kwargs.get("connection_class") is SSLConnection or bool(kwargs.get("ssl"))
             options: dict[str, Any] = {k: v for k, v in kwargs.items() if tls and k.startswith("ssl_")}
-            return connect(f"{'rediss' if tls else 'redis'}://{node.host}:{node.port}",
-                           username=kwargs.get("username"), password=kwargs.get("password"), **options)
+            failure: Exception | None = None
+            # the first primary that answers: one that is down (its slots not yet taken over, or no
+            # replica to take them) is still listed, and would stop wake-ups for the whole outage
+            for node in primaries:
+                client = connect(f"{'rediss' if tls else 'redis'}://{node.host}:{node.port}",
+                                 username=kwargs.get("username"), password=kwargs.get("password"), **options)
+                try:
+                    await client.ping()
+                    return client
+                except Exception as exc:
+                    await client.aclose()
+                    if not is_outage(exc):
+                        raise
+                    failure = exc
+            raise RedisConnectionError(f"no Redis Cluster primary answers: {failure}")
         return None
 
     async def run(self) -> None:
-        """Forward notices until stopped."""
+        """Forward notices until stopped. On Redis Cluster a lost node is replaced by another primary
+        here (any one carries every PUBLISH), without the actor starting over as on an outage."""
+        while not self.stopping.is_set():
+            try:
+                await self._listen()
+                return
+            except Exception as exc:
+                if not self.app.settings.redis_cluster or not is_outage(exc):
+                    raise
+                if not self.pause:
+                    self.log.warning("the cluster node this node listened on did not answer (%s): listening on "
+                                     "another primary", described(exc)[:300])
+                self.pause = next_pause(self.pause)
+                await self.sleep(self.pause)
+
+    async def _listen(self) -> None:
         own = await self._client()
         redis = own or self.app.redis
         keys = self.app.keys
         pubsub = redis.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(keys.wake_channel, keys.cancel_channel)
+            self.pause = 0.0
             # a wake-up right after (re)subscribing covers notices sent while we were away
             await self.fetcher.send(Wake(""))
             wake, cancel = keys.wake_channel.encode(), keys.cancel_channel.encode()
