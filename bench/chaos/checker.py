@@ -100,11 +100,15 @@ async def check(
             _check_run(v, run_id, acked[run_id], run, events, ordinary_jobs)
             if run is not None and node_faults:
                 _wait_past_fault(v, run, node_faults)
-    for blob in await redis.lrange(marks.reruns, 0, -1):
+    reruns, stale_starts = [], []
+    for p in app.keys.partitions:
+        reruns += await redis.lrange(marks.reruns(p), 0, -1)
+        stale_starts += await redis.lrange(marks.stale_starts(p), 0, -1)
+    for blob in reruns:
         e = orjson.loads(blob)
         v.add("steps re-run after completing", f"{e['run']} step {e['step']} on {e['node']} attempt {e['attempt']}")
     late_notes = 0
-    for blob in await redis.lrange(marks.stale_starts, 0, -1):
+    for blob in stale_starts:
         stale = orjson.loads(blob)
         e = stale["entry"]
         # the run's attempts, for the cause (who gave the lease up, when): a rare violation is not rerun at will

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 
 from runtime import Backoff, Baton, RunContext
+from runtime.keys import Keys, Partition
 
 from .processes import harness_client
 
@@ -34,32 +35,31 @@ _client: Any = None
 
 
 class Marks:
-    """Keys of the harness's own records, under the deployment's prefix."""
+    """Keys of the harness's own records: a run's in its partition's hash slot (so one script can
+    check them with the run's record on Redis Cluster too), the rest under the deployment's prefix."""
 
-    def __init__(self, prefix: str) -> None:
-        self.base = f"{prefix}:chaos"
+    def __init__(self, keys: Keys) -> None:
+        self.keys = keys
 
     def executions(self, run_id: str) -> str:
         """Times each step function of a run started (HASH step -> count)."""
-        return f"{self.base}:x:{run_id}"
+        return f"{self.keys.partition_of_run(run_id).prefix}chaos:x:{run_id}"
 
-    @property
-    def reruns(self) -> str:
-        """Step functions that started although the step was already recorded completed
-        (LIST of JSON {run, step, node, attempt})."""
-        return f"{self.base}:reruns"
+    def reruns(self, p: Partition) -> str:
+        """Step functions of partition ``p``'s runs that started although the step was already
+        recorded completed (LIST of JSON {run, step, node, attempt})."""
+        return f"{p.prefix}chaos:reruns"
 
-    @property
-    def stale_starts(self) -> str:
-        """Step functions that started while the run's record no longer showed this node's lease
-        (LIST of JSON {entry: {run, step, node, attempt}, record: [status, attempt, lease node]}):
-        fenced work begun without the lease."""
-        return f"{self.base}:stale"
+    def stale_starts(self, p: Partition) -> str:
+        """Step functions of partition ``p``'s runs that started while the run's record no longer
+        showed this node's lease (LIST of JSON {entry: {run, step, node, attempt}, record: [status,
+        attempt, lease node]}): fenced work begun without the lease."""
+        return f"{p.prefix}chaos:stale"
 
     @property
     def poison_exits(self) -> str:
         """Runs of poison_exit that took their node down (LIST of run ids)."""
-        return f"{self.base}:poison-exits"
+        return f"{self.keys.prefix}:chaos:poison-exits"
 
 
 def _redis() -> Any:
@@ -75,14 +75,14 @@ _marks: Marks | None = None
 def _m() -> Marks:
     global _marks
     if _marks is None:
-        _marks = Marks(app.settings.prefix)
+        _marks = Marks(app.keys)
     return _marks
 
 
 #: One atomic check per step execution, so a record is kept even if the handler is cancelled
 #: right after sending it: count the execution, and note it when the step was already
-#: completed or the run's record no longer shows this node's lease. (The keys are in
-#: different slots: the harness runs a single Redis server.)
+#: completed or the run's record no longer shows this node's lease. (Every key is in the run's
+#: partition's slot, see Marks.)
 _NOTE_EXECUTION = """
 redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
 local rec = redis.call('HGET', KEYS[2], ARGV[1])
@@ -104,7 +104,7 @@ async def _execute_step(ctx: RunContext, name: str, sleep_s: float) -> str:
     # delay past the lease's end (a failover holds the call for seconds); the checker tells the two apart
     entry = orjson.dumps({"run": ctx.run_id, "step": name, "node": ctx.node_id, "attempt": ctx.attempt,
                           "started_ms": ctx.now_ms()})
-    keys = [_m().executions(ctx.run_id), p.steps(ctx.run_id), p.run(ctx.run_id), _m().reruns, _m().stale_starts]
+    keys = [_m().executions(ctx.run_id), p.steps(ctx.run_id), p.run(ctx.run_id), _m().reruns(p), _m().stale_starts(p)]
     await _redis().eval(_NOTE_EXECUTION, len(keys), *keys, name, entry, str(ctx.attempt), ctx.node_id)
     if sleep_s:
         await asyncio.sleep(sleep_s)

@@ -27,10 +27,12 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
+from bench.cluster import assemble, keyslot, slot_layout
 from runtime.connection import connect
 from runtime.sentinel import SENTINEL_SCHEMES
 
-__all__ = ["ROOT", "SENTINEL_SERVICE", "RedisServer", "SentinelSet", "Worker", "free_port", "harness_client",
+__all__ = ["ROOT", "SENTINEL_SERVICE", "ClusterSet", "RedisServer", "SentinelSet", "Worker", "free_port",
+           "harness_client",
            "remove_skewed_clock_leftovers", "server_binary", "skewed_clock_env", "skewed_clock_leftovers",
            "stop_group"]
 
@@ -61,6 +63,8 @@ def harness_client(url: str, socket_timeout: float | None = 10) -> Any:
     redis+sentinel:// URL."""
     if url.split("://", 1)[0] in SENTINEL_SCHEMES:
         return connect(url, socket_timeout=socket_timeout)
+    if "," in url:  # several entry points: a Redis Cluster's (ClusterSet.url)
+        return connect(url, cluster=True, socket_timeout=socket_timeout)
     return aioredis.from_url(url, socket_timeout=socket_timeout)
 
 
@@ -196,6 +200,111 @@ class RedisServer:
             client.close()
 
 
+#: the replica count a cluster scenario's masters each have: its writes wait for it (durable writes)
+CLUSTER_MASTERS = 3
+
+
+@dataclass
+class ClusterSet:
+    """A Redis Cluster of three masters, each with a replica, on loopback (cluster-node-timeout 1 s,
+    full coverage required, as by default): partition i (its hash tag) on master i % 3, the
+    node-wide keys on master 0 (bench/cluster.py assembles it). ``masters[i]`` and ``replicas[i]``
+    start as a pair; which of them is the master changes with a failover."""
+
+    masters: list[RedisServer] = field(default_factory=list)
+    replicas: list[RedisServer] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """A Baton URL naming every master (entry points: any of them finds the others)."""
+        return "redis://" + ",".join(f"127.0.0.1:{s.port}" for s in self.masters)
+
+    def start(self, tags: list[str]) -> ClusterSet:
+        """Start the six servers and assemble them; ``tags[i]`` lives on master i % 3."""
+        nodes: list[tuple[int, int]] = []
+        try:
+            for i in range(2 * CLUSTER_MASTERS):
+                bus = free_port()
+                # no diskless-sync delay: a replica that says it is in sync has the data
+                server = RedisServer(args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                                           "--cluster-port", str(bus), "--cluster-node-timeout", "1000",
+                                           "--repl-diskless-sync-delay", "0"]).start()
+                (self.masters if i < CLUSTER_MASTERS else self.replicas).append(server)
+                nodes.append((server.port, bus))
+            assemble(nodes[:CLUSTER_MASTERS], nodes[CLUSTER_MASTERS:], slot_layout(CLUSTER_MASTERS, tags))
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def master_of(self, key: str) -> RedisServer:
+        """The server that serves ``key``'s slot now, as a live node's CLUSTER SLOTS says."""
+        slot = keyslot(key)
+        for server in self.servers():
+            if server.proc is None or server.proc.poll() is not None:
+                continue
+            client = redis.Redis(port=server.port, socket_timeout=2)
+            try:
+                for start, end, master, *_ in client.execute_command("CLUSTER", "SLOTS"):
+                    if int(start) <= slot <= int(end):
+                        return next(s for s in self.servers() if s.port == int(master[1]))
+            except redis.exceptions.RedisError:
+                continue
+            finally:
+                client.close()
+        raise RuntimeError("no live cluster node answers CLUSTER SLOTS")
+
+    def wait_failover(self, key: str, old: RedisServer, timeout_s: float = 30.0) -> RedisServer:
+        """Until a server other than ``old`` serves ``key``'s slot and the cluster is ok; that server."""
+        promoted: list[RedisServer] = []
+
+        def failed_over() -> bool:
+            try:
+                server = self.master_of(key)
+            except RuntimeError:
+                return False
+            promoted[:] = [server]
+            return server is not old and _cluster_ok(server)
+
+        _poll(failed_over, timeout_s, f"no replica took over from port {old.port}")
+        return promoted[0]
+
+    def wait_replicated(self, server: RedisServer, timeout_s: float = 30.0) -> None:
+        """Until ``server`` (a killed master started again: it rejoins as its replica's replica) has
+        its replication link up."""
+
+        _poll(lambda: replica_synced(server), timeout_s, f"port {server.port} did not rejoin as a replica")
+
+    def servers(self) -> list[RedisServer]:
+        """Every data node."""
+        return [*self.masters, *self.replicas]
+
+    def stop(self) -> None:
+        """Stop every node by pid."""
+        for server in self.servers():
+            server.stop()
+
+
+def replica_synced(server: RedisServer) -> bool:
+    """Whether ``server`` is a replica whose link to its master is up (so it has the data)."""
+    client = redis.Redis(port=server.port, socket_timeout=2)
+    try:
+        return bool(client.info("replication").get("master_link_status") == "up")
+    except redis.exceptions.RedisError:
+        return False
+    finally:
+        client.close()
+
+def _cluster_ok(server: RedisServer) -> bool:
+    client = redis.Redis(port=server.port, socket_timeout=2)
+    try:
+        return "cluster_state:ok" in client.execute_command("CLUSTER", "INFO").decode()
+    except redis.exceptions.RedisError:
+        return False
+    finally:
+        client.close()
+
+
 #: the service name the sentinels monitor
 SENTINEL_SERVICE = "mymaster"
 
@@ -284,15 +393,6 @@ class SentinelSet:
     def wait_replicated(self, replica: RedisServer, timeout_s: float = 30.0) -> None:
         """Until ``replica`` follows the master with its link up and every sentinel lists it."""
 
-        def synced() -> bool:
-            client = redis.Redis(port=replica.port, socket_timeout=2)
-            try:
-                return bool(client.info("replication").get("master_link_status") == "up")
-            except redis.exceptions.RedisError:
-                return False
-            finally:
-                client.close()
-
         def listed(port: int) -> bool:
             sentinel = redis.Redis(port=port, socket_timeout=2)
             try:
@@ -304,7 +404,7 @@ class SentinelSet:
                 sentinel.close()
 
         try:
-            _poll(synced, timeout_s, f"the replica on port {replica.port} did not sync")
+            _poll(lambda: replica_synced(replica), timeout_s, f"the replica on port {replica.port} did not sync")
         except RuntimeError as failure:
             # the scenario removes the server's files when it stops: say why here, while they exist
             raise RuntimeError(f"{failure}; {replica_state(replica)}") from None

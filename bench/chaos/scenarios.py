@@ -53,8 +53,9 @@ def _work(steps: int = 3, sleep: float = 0.02, gap: float = 0.02, fail: float = 
 
 def _load(stage: Stage, scale: Scale, make: Callable[[int], Entry]) -> Load:
     assert stage.app is not None
+    replicated = stage.config.sentinel or stage.config.cluster
     stage.load = Load(stage.client, stage.app.keys.submit_stream, stage.name, scale.runs, scale.load_s, make,
-                      wait_replicas=1 if stage.config.sentinel else 0)
+                      wait_replicas=1 if replicated else 0, master=stage.stream_master)
     return stage.load
 
 
@@ -198,6 +199,34 @@ async def sentinel_failover(short: bool) -> Result:
         # a second failover is no violation by itself (durable writes keep it lossless), but say so
         result.verdict.notes["Sentinel failovers"] = sentinels.failovers()
         return result
+
+
+async def cluster_failover(short: bool) -> Result:
+    """kill -9 a Redis Cluster master (three masters, each with a replica; durable writes) during load:
+    the master of the submission stream, the node-wide keys and partition 0; its replica takes over."""
+    # (the killed node then comes back, and rejoins as the promoted one's replica: durable writes
+    # to its slots need one)
+    scale = _pick(short, Scale(2000, 30, 60), Scale(300, 10, 30))
+    config = StageConfig(workers=3, concurrency=20, cluster=True, partitions=3)
+    async with Stage("cluster_failover", config) as stage:
+        load = _load(stage, scale, _work(fail=0.02, job=SPREAD))
+        cluster, app = stage.cluster, stage.app
+        assert cluster is not None and app is not None
+        stream = app.keys.submit_stream
+
+        async def failover() -> None:
+            await asyncio.sleep(scale.load_s / 2)
+            f = stage.fault("kill -9 the master of the stream and partition 0; its replica takes over")
+            old = await asyncio.to_thread(cluster.master_of, stream)
+            await asyncio.to_thread(old.kill)
+            await asyncio.to_thread(cluster.wait_failover, stream, old)
+            await asyncio.to_thread(old.start)
+            await asyncio.to_thread(cluster.wait_replicated, old)
+            stage.clear(f)
+
+        await stage.guarded("load and failover", asyncio.gather(load.run(give_up_after_s=30), failover()))
+        return await stage.finish(_params(scale, config, "1 master kill -9, Cluster failover, durable writes"),
+                                  scale.quiesce_s)
 
 
 async def network(short: bool) -> Result:
@@ -359,6 +388,7 @@ async def bad_entries(short: bool) -> Result:
 #: every scenario, in the order the full run plays them
 SCENARIOS: dict[str, Callable[[bool], Coroutine[Any, Any, Result]]] = {
     "kill9": kill9, "sigstop": sigstop, "redis_restart": redis_restart, "redis_oom": redis_oom,
-    "sentinel_failover": sentinel_failover, "network": network, "poison": poison,
+    "sentinel_failover": sentinel_failover, "cluster_failover": cluster_failover, "network": network,
+    "poison": poison,
     "clock_skew": clock_skew, "bad_entries": bad_entries,
 }

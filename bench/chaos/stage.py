@@ -24,8 +24,8 @@ from runtime import Baton, Settings
 
 from .checker import Verdict, check
 from .jobs import Marks
-from .load import Load
-from .processes import RedisServer, SentinelSet, Worker, free_port, harness_client
+from .load import ClusterMaster, Load
+from .processes import ClusterSet, RedisServer, SentinelSet, Worker, free_port, harness_client
 from .proxy import FaultProxy
 
 __all__ = ["Fault", "Result", "Stage", "StageConfig"]
@@ -56,6 +56,10 @@ class StageConfig:
     #: producer reach it by its redis+sentinel:// URL, and every write waits for the replica
     #: (durable_replicas=1 on the nodes, WAIT 1 after the producer's XADDs)
     sentinel: bool = False
+    #: a Redis Cluster of three masters, each with a replica (bench/chaos/processes.py ClusterSet); the
+    #: partitions spread over the masters, the node-wide keys with partition 0, and every write waits
+    #: for its master's replica (durable_replicas=1 on the nodes, WAIT 1 after the producer's XADDs)
+    cluster: bool = False
 
 
 @dataclass
@@ -98,6 +102,9 @@ class Stage:
         self.config = config
         self.redis_server = RedisServer(durable=config.durable_redis)
         self.sentinels: SentinelSet | None = None
+        self.cluster: ClusterSet | None = None
+        #: on Redis Cluster, the producer's connections to the submission stream's master
+        self.stream_master: ClusterMaster | None = None
         #: the URL the nodes and the harness are given (the proxy's, for the nodes, when there is one)
         self.redis_url = ""
         self.proxy: FaultProxy | None = None
@@ -124,6 +131,13 @@ class Stage:
                 assert not self.config.proxy, "the fault proxy stands for one server"
                 self.sentinels = await asyncio.to_thread(SentinelSet().start)
                 self.redis_url = self.sentinels.url
+            elif self.config.cluster:
+                assert not self.config.proxy, "the fault proxy stands for one server"
+                # partition i's hash tag on master i % 3, the node-wide keys' with partition 0's
+                tags = [f"{PREFIX}:p{i}" for i in range(self.config.partitions)] + [PREFIX]
+                self.cluster = ClusterSet()
+                await asyncio.to_thread(self.cluster.start, tags)
+                self.redis_url = self.cluster.url
             else:
                 await asyncio.to_thread(self.redis_server.start)
                 self.redis_url = self.redis_server.url
@@ -132,9 +146,11 @@ class Stage:
                 self.proxy = await FaultProxy(self.redis_server.port, free_port()).start()
                 node_url = self.proxy.url
             settings = Settings(redis_url=self.redis_url, prefix=PREFIX, metrics_port=0,
-                                partitions=self.config.partitions)
+                                partitions=self.config.partitions, redis_cluster=self.config.cluster)
             self.app = Baton(settings)
             self.client = harness_client(self.redis_url)
+            if self.cluster is not None:
+                self.stream_master = ClusterMaster(self.cluster.masters[0].url, self.app.keys.submit_stream)
             env = self._worker_env(node_url)
             for i in range(self.config.workers):
                 worker_env = {**env, **self.config.slot_env.get(i, {})}
@@ -164,8 +180,13 @@ class Stage:
             if closing is not None:
                 with contextlib.suppress(Exception):
                     await closing
+        if self.stream_master is not None:
+            with contextlib.suppress(Exception):
+                await self.stream_master.aclose()
         if self.sentinels is not None:
             await asyncio.to_thread(self.sentinels.stop)
+        if self.cluster is not None:
+            await asyncio.to_thread(self.cluster.stop)
         await asyncio.to_thread(self.redis_server.stop)  # (never started with sentinels: its directory goes)
         if not self.keep_logs:
             shutil.rmtree(self.log_dir, ignore_errors=True)
@@ -181,7 +202,8 @@ class Stage:
             "BATON_INTAKE_CLAIM_IDLE_MS": "2000", "BATON_IDLE_POLL_MS": "500", "BATON_OBSERVE_INTERVAL_MS": "0",
             # the checker's reconcile must find any drift, so the nodes do not repair it first
             "BATON_RECONCILE_INTERVAL_MS": "0",
-            **({"BATON_DURABLE_REPLICAS": "1", "BATON_DURABLE_TIMEOUT_MS": "2000"} if c.sentinel else {}),
+            **({"BATON_DURABLE_REPLICAS": "1", "BATON_DURABLE_TIMEOUT_MS": "2000"} if c.sentinel or c.cluster else {}),
+            **({"BATON_REDIS_CLUSTER": "true"} if c.cluster else {}),
         }
 
     # -- background duties -----------------------------------------------------
@@ -214,7 +236,8 @@ class Stage:
     @property
     def marks(self) -> Marks:
         """The harness's own record keys."""
-        return Marks(PREFIX)
+        assert self.app is not None
+        return Marks(self.app.keys)
 
     def fault(self, kind: str, node: str = "", cleared: bool = False) -> Fault:
         """Log a fault that begins now (``cleared``: it is over at once, e.g. a kill -9)."""

@@ -23,8 +23,9 @@ async def test_checker_reports_lost_stuck_twice_rerun_and_drift(make_app: Any, r
     p = app.keys.partition_of_run(twice)
     for _ in range(2):  # two terminal status events in one run's timeline
         await redis.xadd(p.events(twice), {"type": "status", "data": '{"status":"completed"}', "ts": 1})
-    marks = Marks(app.settings.prefix)
-    await redis.rpush(marks.reruns, orjson.dumps({"run": queued, "step": "s0", "node": "n", "attempt": 1}))
+    marks = Marks(app.keys)
+    rerun = orjson.dumps({"run": queued, "step": "s0", "node": "n", "attempt": 1})
+    await redis.rpush(marks.reruns(app.keys.partition_of_run(queued)), rerun)
     await redis.zadd(p.leased, {"not-executing": 1})  # an index entry no record backs
     # When the checker reads them, with one acknowledged id that was never created
     verdict = await check(app, {queued: "work", twice: "work", "never-created": "work"}, marks)

@@ -19,44 +19,15 @@ import contextlib
 import signal
 import sys
 import time
-from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
-from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
+from bench.chaos.load import ClusterMaster
 from runtime.connection import connect
 
 #: how long one WAIT may take (a busy 2-core machine; WAIT returns as soon as the replica answers)
 WAIT_MS = 2000
-
-
-class ClusterMaster:
-    """Plain connections to the master owning one key's slot, found again after MOVED or a lost node
-    (WAIT must go on the connection that made the write, which a cluster client does not promise)."""
-
-    def __init__(self, url: str, key: str) -> None:
-        self._cluster = RedisCluster.from_url(url)
-        self._key = key
-        self._client: Any = None
-
-    async def get(self) -> Any:
-        """A client of the key's master (resolved from the cluster's slot table when needed)."""
-        if self._client is None:
-            await self._cluster.initialize()
-            node = self._cluster.get_node_from_key(self._key)
-            self._client = aioredis.Redis(host=node.host, port=node.port, socket_timeout=5,
-                                          socket_connect_timeout=1)
-        return self._client
-
-    async def forget(self) -> None:
-        """After an error: refresh the slot table before the next entry."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-        with contextlib.suppress(RedisError, OSError):
-            await self._cluster.nodes_manager.initialize()
 
 
 async def produce(args: argparse.Namespace) -> None:
