@@ -14,6 +14,7 @@ is logged, counted and tried again when next due; it never stops the duty.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -86,6 +87,8 @@ class Leaser(Actor[LeaserMessage]):
         self.app = app
         self.settings = app.settings
         self.metrics = metrics
+        #: duties whose last tries failed on a Redis error, and how many times in a row
+        self.failing: dict[str, int] = {}
         self.executor = executor
         self.fetcher = fetcher
         #: run id -> (lease token, partition index) of leases to renew
@@ -124,12 +127,20 @@ class Leaser(Actor[LeaserMessage]):
                 msg = self.inbox.get_nowait() if not self.inbox.empty() else None
 
     async def _duty(self, name: str, duty: Callable[[], Awaitable[None]]) -> None:
-        """Run one duty; a Redis error is logged and the duty tried again when next due."""
+        """Run one duty; a Redis error is logged and the duty tried again when next due (said once
+        per spell of failures: a Cluster master down for minutes fails a partition's part of every
+        tick, and a line each time would bury the log)."""
         try:
             await duty()
         except (RedisError, RedisUnavailable) as exc:
             self.metrics.redis_errors.labels(actor=self.name).inc()
-            self.log.warning("%s failed on a Redis error (%s); trying again when it is next due", name, exc)
+            failed = self.failing[name] = self.failing.get(name, 0) + 1
+            self.log.log(logging.WARNING if failed == 1 else logging.DEBUG,
+                         "%s failed on a Redis error (%s); trying again when it is next due", name, exc)
+            return
+        failed = self.failing.pop(name, 0)
+        if failed > 1:
+            self.log.info("%s works again, after failing %d times in a row", name, failed)
 
     def handle(self, msg: LeaserMessage) -> None:
         """Apply one inbox message."""

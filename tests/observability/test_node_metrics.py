@@ -164,8 +164,11 @@ async def test_redis_outage_counts_reconnects_not_restarts(settings: Settings, p
     assert not [m for m in messages if "crashed" in m], messages
     waits = [m for m in messages if " waits for Redis" in m]
     assert waits
-    # each actor says so once for the outage, however often it tried again
+    # each actor says so once for the outage, however often it tried again; so does each leaser duty
     assert len(waits) == len(set(m.split(":")[0] for m in waits)), waits
+    duties = [r.getMessage() for r in caplog.records
+              if r.levelno == logging.WARNING and "failed on a Redis error" in r.getMessage()]
+    assert len(duties) == len({m.split(" ")[0] for m in duties}), duties
     assert all(r.levelno <= logging.WARNING for r in caplog.records if "Redis" in r.getMessage())
 
 
