@@ -93,7 +93,8 @@ class Fetcher(Actor[FetcherMessage]):
         #: per partition, how many hand-offs a draining node still expects in total
         self.expected: dict[int, int] | None = None
         #: partitions whose master does not answer: skipped until their probe wakes this fetcher
-        self.outages = PartitionOutages(app, self.log, "claims", self.spawn, self._partition_back)
+        self.outages = PartitionOutages(app, self.log, "claims", self.spawn, self._partition_back,
+                                        metrics.partitions_out.labels(actor=self.name).set)
         #: Drain replies, resolved once this node is no longer registered and has every run handed to it
         self.drain_replies: list[asyncio.Future[None]] = []
         #: WhenReleased replies, resolved once no granted run is left unreported

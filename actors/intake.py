@@ -121,7 +121,8 @@ class Intake(Actor[None]):
         self.consumer = app.settings.node_id
         self.direct = DirectCalls(app.redis)
         #: partitions whose master does not answer: their entries stay pending meanwhile
-        self.outages = PartitionOutages(app, self.log, "run creation", self.spawn, self._partition_back)
+        self.outages = PartitionOutages(app, self.log, "run creation", self.spawn, self._partition_back,
+                                        metrics.partitions_out.labels(actor=self.name).set)
         self.runs = EntryRuns(app, metrics, self.log, delivery, self.outages)
         self._start_clean()
 

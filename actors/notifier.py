@@ -55,7 +55,8 @@ class Notifier(Actor[None]):
         self.exporting = exporting
         self.in_flight: set[str] = set()
         #: partitions whose master does not answer: their outboxes are read again once it does
-        self.outages = PartitionOutages(app, self.log, "outbox reads", self.spawn)
+        self.outages = PartitionOutages(app, self.log, "outbox reads", self.spawn,
+                                        count=metrics.partitions_out.labels(actor=self.name).set)
 
     async def run(self) -> None:
         """Set up the consumer groups, start the delivery loop, then consume the outboxes until stopped."""

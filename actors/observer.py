@@ -64,7 +64,8 @@ class Observer(Actor[None]):
         self.queues: dict[int, list[str]] = {}
         #: partitions whose master does not answer: their gauges keep their last values meanwhile,
         #: the other partitions' are read on (on Redis Cluster, one master down)
-        self.outages = PartitionOutages(app, self.log, "gauge reads", self.spawn)
+        self.outages = PartitionOutages(app, self.log, "gauge reads", self.spawn,
+                                        count=metrics.partitions_out.labels(actor=self.name).set)
 
     async def run(self) -> None:
         """Observe, then sleep an interval (±10% so that nodes spread out), until stopped."""

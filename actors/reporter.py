@@ -53,7 +53,9 @@ class Reporter(Actor[RunFinished]):
         self.metrics = metrics
         self.pending: list[RunFinished] = []
         #: partitions whose master does not answer: their outcomes wait in pending
-        self.outages = PartitionOutages(app, self.log, "outcome writes", self.spawn, lambda index: self.inbox.wake())
+        self.outages = PartitionOutages(app, self.log, "outcome writes", self.spawn,
+                                        lambda index: self.inbox.wake(),
+                                        metrics.partitions_out.labels(actor=self.name).set)
 
     async def run(self) -> None:
         """Flush whatever is waiting, as soon as it arrives. Outcomes of a partition whose master does

@@ -115,7 +115,7 @@ class Supervisor(Actor[None]):
         # the HTTP API, in this process when api_port is set (or alone: `baton api`)
         self.api = (Api(app, self.metrics.registry, ready=lambda: not self.shutdown_requested.is_set())
                     if self.settings.api_port else None)
-        self.scheduler = Scheduler(app)
+        self.scheduler = Scheduler(app, self.metrics)
         # completion hooks and webhooks (outboxes, deliveries); its outbox gauge is a cluster one, like the observer's
         self.notifier = (Notifier(app, self.metrics, exporting=lambda: self.scheduler.holding)
                          if settings.notifier else None)

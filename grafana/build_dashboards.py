@@ -293,6 +293,11 @@ def leases() -> dict[str, Any]:
             (f"sum by (actor) (increase(baton_redis_errors_total{RATE}))", "errors {{actor}}"),
             (f"sum by (actor) (increase(baton_redis_reconnects_total{RATE}))", "reconnects {{actor}}"),
         ]),
+        # (a Cluster master down: the partitions it holds, as the pod's actors skip them; the
+        # actor's own figure is baton_partitions_out{actor=...})
+        timeseries("Partitions out (whose master does not answer), by pod", [
+            ("max by (pod) (baton_partitions_out)", "{{pod}}"),
+        ]),
     ])
 
 

@@ -254,6 +254,11 @@ class Metrics:
         )
         self.actor_restarts = Counter("baton_actor_restarts_total", "Actor restarts by the supervisor",
                                       ["actor"], registry=r)
+        self.partitions_out = Gauge(
+            "baton_partitions_out", "Partitions an actor of this node skips for now because their Redis master "
+            "does not answer (Redis Cluster; every partition while one server is down); 0 normally",
+            ["actor"], registry=r,
+        )
         self.reconcile_drift = Gauge(
             "baton_reconcile_drift", "Index entries the last reconciliation found out of step with the run "
             "records and repaired (expected 0)", ["index"], registry=r,
@@ -356,6 +361,7 @@ class Metrics:
             self.actor_restarts.labels(actor=actor)
             self.redis_errors.labels(actor=actor)
             self.redis_reconnects.labels(actor=actor)
+            self.partitions_out.labels(actor=actor)
         for reason in CLAIM_REASONS:
             self.intake_claimed.labels(reason=reason)
         for reason in DEDUP_REASONS:

@@ -46,13 +46,16 @@ class PartitionOutages:
 
     def __init__(self, app: Baton, log: logging.Logger, duty: str,
                  spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[Any]],
-                 on_back: Callable[[int], None] = lambda index: None) -> None:
+                 on_back: Callable[[int], None] = lambda index: None,
+                 count: Callable[[float], None] = lambda out: None) -> None:
         self.app = app
         self.log = log
         #: what the actor pauses there, for the log ("claims", "outcome writes")
         self.duty = duty
         self._spawn = spawn
         self._on_back = on_back
+        #: told how many partitions are out at each change (the actor's baton_partitions_out)
+        self._count = count
         self._out: set[int] = set()
 
     def any_out(self) -> bool:
@@ -74,6 +77,7 @@ class PartitionOutages:
         if not new:
             return lost
         self._out.update(p.index for p in new)
+        self._count(len(self._out))
         self.log.warning("partition%s %s did not answer (%s): %s paused there, the other partitions go on",
                          "s" if len(new) > 1 else "", ",".join(str(p.index) for p in new), described(exc)[:300],
                          self.duty)
@@ -94,6 +98,7 @@ class PartitionOutages:
                 # it answers, with an error: back, so that the actor's own call meets the error
             break
         self._out.discard(partition.index)
+        self._count(len(self._out))
         self.log.info("partition %d answers again: %s resumed there", partition.index, self.duty)
         self._on_back(partition.index)
 

@@ -164,6 +164,8 @@ async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_
         _alive(worker, log)
         if on_lost:
             assert "claims paused there" in log.read_text()
+            # and the node's metrics say how many partitions its fetcher skips
+            assert f'baton_partitions_out{{actor="fetcher"}} {float(len(on_lost))}' in scrape(metrics_port)
             # and the lost partitions' own streams' intakes wait for their master instead of crashing
             # every second (which counted as actor restarts, and fired BatonActorRestarting)
             assert "its stream's intake waits for it" in log.read_text()
@@ -189,6 +191,7 @@ async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_
         await _served_again(app, on_lost, log)
         if on_lost:
             assert "answers again: claims resumed there" in log.read_text()
+            await eventually(lambda: 'baton_partitions_out{actor="fetcher"} 0.0' in scrape(metrics_port), 10)
             for entry in entries:  # the held entries too, once their partitions answer again
                 assert (await app.wait_for(entry, 30)).status == "completed", log.read_text()[-3000:]
             # and the jobs' limits are back in the partitions that came back empty (before, those
