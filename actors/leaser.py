@@ -89,6 +89,8 @@ class Leaser(Actor[LeaserMessage]):
         self.metrics = metrics
         #: duties whose last tries failed on a Redis error, and how many times in a row
         self.failing: dict[str, int] = {}
+        #: a grace after Redis itself was out is in effect, and was said (see _note_grace)
+        self.in_grace = False
         self.executor = executor
         self.fetcher = fetcher
         #: run id -> (lease token, partition index) of leases to renew
@@ -226,15 +228,15 @@ class Leaser(Actor[LeaserMessage]):
     async def tick(self) -> None:
         """Promote due delayed runs and reap expired leases in every partition (none for a lease TTL
         after Redis itself was out: runtime/lua/leases_reap.lua)."""
-        outage: list[tuple[int, int]] = []
+        graces: list[tuple[int, int]] = []  # (gap ms or 0, grace ms left) of each partition in a grace
 
         async def one(p: Partition) -> None:
             moved, wait_ms = await self.app.scripts.promote(p)
             if wait_ms >= 0:
                 self.next_tick = min(self.next_tick, time.monotonic() + wait_ms / 1000)
             reaped = await self.app.scripts.reap(p)
-            if reaped.gap_ms:
-                outage.append((reaped.gap_ms, reaped.grace_ms))
+            if reaped.grace_ms:
+                graces.append((reaped.gap_ms, reaped.grace_ms))
             if moved or reaped.runs:
                 self.fetcher.offer(Wake(p.prefix))
             if reaped.runs:
@@ -243,12 +245,23 @@ class Leaser(Actor[LeaserMessage]):
         try:
             await in_each(self.app.keys.partitions, one, self._bound_s)
         finally:
-            if outage:
-                self.metrics.redis_outages_found.inc()
-                self.log.warning("no node reached Redis for %.1fs, longer than a lease: Redis itself was out; "
-                                 "leases of %d partition(s) that expired in the gap are left to their holders "
-                                 "for %.1fs before they are reaped", max(gap for gap, _ in outage) / 1000,
-                                 len(outage), max(g for _, g in outage) / 1000)
+            self._note_grace(graces)
+        if not graces:
+            self.in_grace = False  # (every partition answered: none is in a grace)
+
+    def _note_grace(self, graces: list[tuple[int, int]]) -> None:
+        """Say once per outage that Redis itself was out. The reap call that found the gap may not be
+        the one whose reply arrives: sent before a stall, it is cut off by its bound while Redis
+        sleeps, then runs and begins the grace all the same; later calls find the grace in effect."""
+        if not graces or self.in_grace:
+            return
+        self.in_grace = True
+        self.metrics.redis_outages_found.inc()
+        gap_ms = max(gap for gap, _ in graces)
+        found = f"for {gap_ms / 1000:.1f}s, " if gap_ms else ""
+        self.log.warning("no node reached Redis %slonger than a lease: Redis itself was out; leases of %d "
+                         "partition(s) that expired in the gap are left to their holders for %.1fs before they "
+                         "are reaped", found, len(graces), max(g for _, g in graces) / 1000)
 
     async def _record_reclaimed(self, p: Partition, reaped: list[tuple[str, str, str]]) -> None:
         """Count and log leases the reaper reclaimed: by queue, with each run's job and attempt.

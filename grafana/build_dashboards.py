@@ -272,7 +272,8 @@ def leases() -> dict[str, Any]:
         timeseries("Overdue leases (expired, not yet reclaimed)", [
             ("sum(max by (partition) (baton_leases_overdue))", "overdue"),
             # after Redis itself was out, reapers leave expired leases to their holders for a TTL
-            (f"sum(increase(baton_redis_outages_found_total{RATE}))", "Redis outages found (reaping waits a TTL)"),
+            # (every node counts an outage it sees: the most any pod counted)
+            (f"max(increase(baton_redis_outages_found_total{RATE}))", "Redis outages found (reaping waits a TTL)"),
         ]),
         timeseries("Crashed attempts, by job", [
             (f'sum by (job_name) (increase(baton_attempts_total{{outcome="crashed"}}{RATE}))', "{{job_name}}"),

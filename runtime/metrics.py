@@ -277,8 +277,9 @@ class Metrics:
         )
         self.redis_outages_found = Counter(
             "baton_redis_outages_found_total",
-            "Times this node found that no node had reached Redis for longer than a lease TTL (Redis itself was "
-            "out) and began a grace of one TTL before expired leases are reaped", registry=r,
+            "Outages of Redis itself this node's reaper found (no node had reached Redis for longer than a lease "
+            "TTL), once each: the grace of one TTL before expired leases are reaped, begun by its call or found "
+            "in effect (every node counts an outage it sees)", registry=r,
         )
         self.leases_granted_again = Counter(
             "baton_leases_granted_again_total",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -17,7 +18,10 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import OutOfMemoryError
 
+from actors.base import Mailbox
+from actors.leaser import Leaser
 from runtime import Settings
+from runtime.metrics import Metrics
 from tests.integration.test_processes import producer, worker_env
 from tests.nodes import eventually, spawn_worker, stop_process
 from tests.servers import RedisProcess
@@ -316,3 +320,25 @@ async def test_a_node_reloads_its_lua_after_redis_restarts_empty(tmp_path: Path)
         await app.close()
         server.stop()
     assert code == 0, log.read_text()[-3000:]
+
+
+async def test_an_outage_found_by_a_reap_whose_reply_was_lost_is_said_once(
+        make_app: Any, redis: Any, caplog: pytest.LogCaptureFixture) -> None:
+    # Given a node's leaser, and a partition no reaper reached for a minute (Redis itself was out)
+    app = make_app()
+    metrics = Metrics()
+    leaser = Leaser(app, metrics, Mailbox(), executor=Mailbox(), fetcher=Mailbox())
+    p = app.keys.partitions[0]
+    seconds, _micros = await redis.time()
+    await redis.hset(p.reaper, "seen", (int(seconds) - 60) * 1000)
+    # When the reap call that found the gap lost its reply (sent before a stall, cut off by its bound
+    # while Redis slept, run when it woke): the grace began in Redis all the same
+    await app.scripts.reap(p)
+    # Then the leaser's next ticks say Redis itself was out, and count it, once (before, only the call that
+    # found the gap did, so a stall that outlasted the bound went unsaid)
+    with caplog.at_level(logging.WARNING, logger="baton.leaser"):
+        await leaser.tick()
+        await leaser.tick()
+    said = [r.getMessage() for r in caplog.records if "Redis itself was out" in r.getMessage()]
+    assert len(said) == 1, said
+    assert metrics.redis_outages_found._value.get() == 1
