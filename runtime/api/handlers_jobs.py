@@ -94,7 +94,9 @@ async def h_trigger(req: Req) -> web.StreamResponse:
     item, extra = _item(req, req.params["job"], req.body or {})
     await _parents(req, item)
     spec = await req.baton._spec(item, source="api", extra=extra)
-    [(run_id, code)] = await req.baton.create_detailed([spec])
+    # (a run on a partition whose master the API knows is down: a 503 at once, see Req.in_partition)
+    partition = req.baton.keys.partition_of_run(spec.id)
+    [(run_id, code)] = await req.in_partition(partition, lambda: req.baton.create_detailed([spec]))
     run = await req.baton.get_run(run_id)
     if run is None or project_of(run) != req.project:
         # only an id made outside the API (a generated or stream producer's id) can meet here: say no more

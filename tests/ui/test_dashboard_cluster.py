@@ -114,6 +114,15 @@ async def test_listings_and_the_dashboard_go_on_without_a_dead_master(browser: A
                 async with http.get(f"{base}/v1/runs/{run_id}", headers=auth) as resp:
                     assert resp.status == 503
                 assert time.monotonic() - started < 1.0
+            # And so is a run triggered there (an id of the caller's that hashes to the lost master)
+            lost_id = new_run_id()
+            while app.keys.partition_of_run(lost_id).index not in on_lost:
+                lost_id = new_run_id()
+            started = time.monotonic()
+            async with http.post(f"{base}/v1/jobs/echo/trigger", headers=auth,
+                                 json={"input": {"n": 9}, "id": lost_id}) as resp:
+                assert resp.status == 503, await resp.text()
+            assert time.monotonic() - started < 1.0
             # And a bulk action, which acts on what it finds, refuses rather than act on a part
             async with http.post(f"{base}/v1/runs/bulk-cancel-all", headers=auth, json={"status": ["queued"]}) as resp:
                 assert resp.status == 503, await resp.text()
