@@ -31,7 +31,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisError
 
 from runtime.app import Baton
 from runtime.codec import text
@@ -40,7 +40,7 @@ from runtime.errors import SubmissionError
 from runtime.keys import Partition
 from runtime.metrics import Metrics
 from runtime.partition_outages import PartialRead, PartitionOutages, next_pause, read_partitions
-from runtime.redis_faults import described, group_missing, is_outage
+from runtime.redis_faults import described, group_missing, is_outage, make_group
 from runtime.stream_entries import parse_stream_entry, parse_stream_event, rejected_record
 from runtime.submission import RunSpec
 from runtime.tracing import end_span, start_span
@@ -97,11 +97,7 @@ def submit_streams(app: Baton) -> list[SubmitStream]:
 
 async def ensure_group(app: Baton, stream: str | None = None) -> None:
     """Create the intake consumer group (and the stream) if missing; default: the node-wide stream."""
-    try:
-        await app.redis.xgroup_create(stream or app.keys.submit_stream, app.keys.intake_group, id="0", mkstream=True)
-    except ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
+    await make_group(app.redis, stream or app.keys.submit_stream, app.keys.intake_group)
 
 
 class Intake(Actor[None]):

@@ -41,15 +41,15 @@ class Scheduler(Actor[None]):
 
     name = "scheduler"
 
-    def __init__(self, app: Baton, metrics: Metrics | None = None) -> None:
+    def __init__(self, app: Baton, metrics: Metrics) -> None:
         super().__init__()
         self.app = app
         self.holding = False
         #: schedules whose last tick could not be fired on an outage (logged once until they fire)
         self.unfired: set[str] = set()
         #: partitions whose master did not answer a tick's run creation (probed in the background)
-        count = metrics.partitions_out.labels(actor=self.name).set if metrics is not None else lambda out: None
-        self.outages = PartitionOutages(app, self.log, "cron ticks", self.spawn, count=count)
+        self.outages = PartitionOutages(app, self.log, "cron ticks", self.spawn,
+                                        count=metrics.partitions_out.labels(actor=self.name).set)
 
     async def run(self) -> None:
         """Hold (or wait for) the lease; fire what is due; sleep until the next tick."""

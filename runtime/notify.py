@@ -30,7 +30,7 @@ from .errors import SubmissionError
 from .hooks import hook_input, hook_run_id, hooks_for
 from .keys import Partition
 from .partition_outages import PartialRead, read_partitions
-from .redis_faults import is_outage
+from .redis_faults import is_outage, make_group
 from .submission import build_spec
 from .webhooks import Webhook, list_webhooks
 
@@ -44,11 +44,7 @@ Entry = tuple[str, str, str]
 
 async def ensure_group(app: Baton, partition: Partition) -> None:
     """Create the notifiers' consumer group on a partition's outbox (from its start) if missing."""
-    try:
-        await app.redis.xgroup_create(partition.outbox, app.keys.outbox_group, id="0", mkstream=True)
-    except ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
+    await make_group(app.redis, partition.outbox, app.keys.outbox_group)
 
 
 def _entries(raw: Sequence[Any]) -> list[Entry]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from redis import exceptions as redis_exceptions
 from redis.exceptions import (
@@ -40,7 +40,7 @@ from .closed_transport import closed_transport
 from .errors import ConfigError, OutageOutlastedLease, RedisUnavailable
 
 __all__ = ["LINK_DOWN", "OUTAGE_PAUSE_MAX_S", "REFUSED_CREDENTIALS", "SERVER_STATE_CODES", "credentials_refused",
-           "described", "despite_outages", "group_missing", "is_outage", "ride_out", "server_state"]
+           "described", "despite_outages", "group_missing", "is_outage", "make_group", "ride_out", "server_state"]
 
 T = TypeVar("T")
 X = TypeVar("X")
@@ -97,6 +97,16 @@ def group_missing(exc: BaseException) -> bool:
     restart without persistence, a replica promoted without it) since the reader made the group.
     The reader makes the group again and reads on; restarting it as a crashed actor would be noise."""
     return isinstance(exc, ResponseError) and str(exc).startswith("NOGROUP")
+
+
+async def make_group(redis: Any, stream: str, group: str) -> None:
+    """Create consumer group ``group`` on ``stream`` (and the stream), reading from its start, unless it
+    exists: what a reader does at start, and again when its group is gone (``group_missing``)."""
+    try:
+        await redis.xgroup_create(stream, group, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
 
 
 def credentials_refused(exc: BaseException) -> ConfigError:
