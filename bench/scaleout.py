@@ -54,10 +54,11 @@ from typing import Any
 import orjson
 import redis
 
-from bench.chaos.processes import RedisServer, free_port
-from bench.cluster import SLOTS, Node, assemble, keyslot, slot_layout
+from bench.chaos.processes import ClusterSet, RedisServer
+from bench.cluster import SLOTS, keyslot
 from bench.common import BENCH, ROOT, group_cpu_s, spawn, stop
 from runtime import Baton, RunContext, Settings
+from runtime.keys import Keys
 
 __all__ = ["app", "main"]
 
@@ -132,24 +133,17 @@ class Cluster:
 
     def __init__(self, masters: int, partitions: int, replicas: int = 0, plain: bool = False) -> None:
         self.servers: list[RedisServer] = []
-        nodes: list[Node] = []
-        try:
-            if plain:
+        if plain:
+            try:
                 self._start_plain(masters, replicas)
-                return
-            for _ in range(masters * (1 + replicas)):
-                bus = free_port()
-                server = RedisServer(args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                                           "--cluster-port", str(bus), "--cluster-node-timeout", "5000",
-                                           "--repl-diskless-sync-delay", "0"])
-                self.servers.append(server.start())
-                nodes.append((server.port, bus))
-            tags = [f"{PREFIX}:p{i}" for i in range(partitions)]
-            self.layout = slot_layout(masters, tags)
-            assemble(nodes[:masters], nodes[masters:], layout=self.layout)
-        except BaseException:
-            self.stop()
-            raise
+            except BaseException:
+                self.stop()
+                raise
+            return
+        tags = [p.tag for p in Keys(PREFIX, partitions).partitions]
+        cluster = ClusterSet().start(tags, masters, masters * replicas, node_timeout_ms=5000)
+        self.servers = cluster.servers()
+        self.layout = cluster.layout
 
     def _start_plain(self, masters: int, replicas: int) -> None:
         if masters != 1:
@@ -285,9 +279,9 @@ async def measure(masters: int, args: argparse.Namespace, log_dir: Path) -> Samp
             await baton.trigger("noop", {"i": i})
         one_at_a_time_per_s = ONE_AT_A_TIME / (time.perf_counter() - started)
         per_partition = Counter(baton.keys.partition_of_run(r).index for r in ids)
-        runs_of = Counter({cluster.owner(f"{PREFIX}:p{i}"): 0 for i in range(args.partitions)})
+        runs_of = Counter({cluster.owner(p.tag): 0 for p in baton.keys.partitions})
         for index, n in per_partition.items():
-            runs_of[cluster.owner(f"{PREFIX}:p{index}")] += n
+            runs_of[cluster.owner(baton.keys.partitions[index].tag)] += n
         return Sample(
             masters=masters, runs=args.runs, seconds=seconds, submit_seconds=submit_seconds,
             shards=[(runs_of[m], _cpu(after[m]) - _cpu(before[m])) for m in range(masters)],

@@ -24,7 +24,7 @@ _SLOT = re.compile(r"\x00(\w+)\x00")
 _TYPE = re.compile(r"\((HASH|ZSET|SET|STRING|STREAM|LIST)\b[^)]*\)")
 #: members of Partition and Keys that are not key families
 _NOT_KEYS = frozenset({"index", "prefix", "partition_count", "partitions", "partition_for",
-                       "partition_of_run", "intake_group", "outbox_group", "entry_ref"})
+                       "partition_of_run", "intake_group", "outbox_group", "entry_ref", "tag"})
 
 
 @dataclass(frozen=True)

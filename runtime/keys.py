@@ -32,6 +32,11 @@ class Partition:
     index: int
     prefix: str  #: e.g. "{baton:p0}:"; every key of the partition starts with it
 
+    @property
+    def tag(self) -> str:
+        """The partition's hash tag, e.g. "baton:p0": its keys' slot is this string's."""
+        return self.prefix[1:self.prefix.index("}")]
+
     def run(self, run_id: str) -> str:
         """The run record (HASH). A field equal to its default is left out (RECORD_DEFAULTS in
         runtime/submission.py: max_attempts, timeout_ms; also priority 0, the client source, the
@@ -334,6 +339,8 @@ class Keys:
         self.partition_count = partitions
         self.partitions = [Partition(i, f"{{{prefix}:p{i}}}:") for i in range(partitions)]
         self._node = f"{{{prefix}}}:"
+        #: the hash tag of the node-wide keys (the registry, the node-wide stream ...)
+        self.node_tag = prefix
 
     def partition_for(self, routing_key: str) -> Partition:
         """The partition a routing key (run id, concurrency key ...) maps to."""

@@ -200,38 +200,39 @@ class RedisServer:
             client.close()
 
 
-#: the replica count a cluster scenario's masters each have: its writes wait for it (durable writes)
-CLUSTER_MASTERS = 3
-
-
 @dataclass
 class ClusterSet:
-    """A Redis Cluster of three masters, each with a replica, on loopback (cluster-node-timeout 1 s,
-    full coverage required, as by default): partition i (its hash tag) on master i % 3, the
-    node-wide keys on master 0 (bench/cluster.py assembles it). ``masters[i]`` and ``replicas[i]``
-    start as a pair; which of them is the master changes with a failover."""
+    """A Redis Cluster on loopback, stopped by pid: ``start(tags, masters, replicas)``, replica j
+    following master j % masters (bench/cluster.py assembles it); ``tags[i]`` (a hash tag) lives on
+    master i % masters. Full coverage is required, as by default. The chaos harness's: three masters
+    with a replica each, a 1 s node timeout; the scale-out benchmark's: M masters. ``masters`` and
+    ``replicas`` are the servers as started; which of them is a master changes with a failover."""
 
     masters: list[RedisServer] = field(default_factory=list)
     replicas: list[RedisServer] = field(default_factory=list)
+    #: the slots of each master, as assembled
+    layout: list[list[int]] = field(default_factory=list)
 
     @property
     def url(self) -> str:
         """A Baton URL naming every master (entry points: any of them finds the others)."""
         return "redis://" + ",".join(f"127.0.0.1:{s.port}" for s in self.masters)
 
-    def start(self, tags: list[str]) -> ClusterSet:
-        """Start the six servers and assemble them; ``tags[i]`` lives on master i % 3."""
+    def start(self, tags: list[str], masters: int = 3, replicas: int = 3,
+              node_timeout_ms: int = 1000) -> ClusterSet:
+        """Start the servers and assemble them."""
         nodes: list[tuple[int, int]] = []
         try:
-            for i in range(2 * CLUSTER_MASTERS):
+            for i in range(masters + replicas):
                 bus = free_port()
                 # no diskless-sync delay: a replica that says it is in sync has the data
                 server = RedisServer(args=["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                                           "--cluster-port", str(bus), "--cluster-node-timeout", "1000",
-                                           "--repl-diskless-sync-delay", "0"]).start()
-                (self.masters if i < CLUSTER_MASTERS else self.replicas).append(server)
+                                           "--cluster-port", str(bus), "--cluster-node-timeout",
+                                           str(node_timeout_ms), "--repl-diskless-sync-delay", "0"]).start()
+                (self.masters if i < masters else self.replicas).append(server)
                 nodes.append((server.port, bus))
-            assemble(nodes[:CLUSTER_MASTERS], nodes[CLUSTER_MASTERS:], slot_layout(CLUSTER_MASTERS, tags))
+            self.layout = slot_layout(masters, tags)
+            assemble(nodes[:masters], nodes[masters:], self.layout)
         except BaseException:
             self.stop()
             raise

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime import Baton, Settings
+from runtime.keys import Keys
 
 from .checker import Verdict, check
 from .jobs import Marks
@@ -134,7 +135,8 @@ class Stage:
             elif self.config.cluster:
                 assert not self.config.proxy, "the fault proxy stands for one server"
                 # partition i's hash tag on master i % 3, the node-wide keys' with partition 0's
-                tags = [f"{PREFIX}:p{i}" for i in range(self.config.partitions)] + [PREFIX]
+                keys = Keys(PREFIX, self.config.partitions)
+                tags = [p.tag for p in keys.partitions] + [keys.node_tag]
                 self.cluster = ClusterSet()
                 await asyncio.to_thread(self.cluster.start, tags)
                 self.redis_url = self.cluster.url

@@ -22,6 +22,7 @@ from bench.cluster import keyslot, slot_layout
 from runtime import Baton, NotReplicated, RunContext
 from runtime.connection import connect
 from runtime.direct_calls import DirectCalls
+from runtime.keys import Keys
 from tests.failover.fleet import Fleet, StatusReader, fleet_settings
 from tests.nodes import eventually
 from tests.servers import SENTINEL_SERVICE, RedisClusterProcesses, SentinelGroup
@@ -156,7 +157,8 @@ def cluster_with_replicas(request: pytest.FixtureRequest) -> Iterator[tuple[Redi
     """3 masters and 3 replicas; partition i on master i, the node-wide keys (the submission stream)
     on master 0 with partition 0."""
     prefix = "cfo"
-    tags = [f"{prefix}:p{i}" for i in range(PARTITIONS)] + [prefix]
+    keys = Keys(prefix, PARTITIONS)
+    tags = [p.tag for p in keys.partitions] + [keys.node_tag]
     cluster = RedisClusterProcesses().start(masters=3, replicas=3, layout=slot_layout(3, tags))
     yield cluster, prefix
     cluster.stop()
@@ -234,7 +236,7 @@ async def test_the_demoted_master_answers_readonly(sentinel_group: SentinelGroup
 async def test_durable_writes_on_a_cluster_wait_where_they_wrote(tmp_path: Path) -> None:
     # Given a cluster of 3 masters + 3 replicas, partitions on every master, and every replica stopped
     prefix = "cdw"
-    tags = [f"{prefix}:p{i}" for i in range(PARTITIONS)]
+    tags = [p.tag for p in Keys(prefix, PARTITIONS).partitions]
     cluster = RedisClusterProcesses().start(masters=3, replicas=3, layout=slot_layout(3, tags))
     app = Baton(fleet_settings(cluster.url, prefix, cluster=True, partitions=PARTITIONS).with_changes(
         durable_timeout_ms=300))
