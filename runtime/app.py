@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import orjson
 
@@ -19,9 +20,10 @@ from .errors import ConfigError, RedisUnavailable, SubmissionError
 from .hooks import mark_notify
 from .jobs import Backoff, JobOptions, JobRegistry, limit_spec
 from .keys import Keys, Partition
+from .partition_outages import PartitionOutages
 from .ranges import shown
 from .records import iso, stored_int, text
-from .redis_faults import despite_outages
+from .redis_faults import despite_outages, is_outage
 from .run_access import RunAccess
 from .scripts import Claimed, Scripts
 from .settings import Settings
@@ -45,6 +47,9 @@ _OUTCOMES = {1: "created", 0: "existing", 2: "idempotent", 3: "debounced"}
 
 #: Runs per runs_create call when a batch is split to overlap preparing and creating.
 CREATE_CHUNK = 250
+
+#: What one runs_create call returns: (id, code) per run, and the runs leased to the calling node.
+CreateReply = tuple[list[tuple[str, int]], list[Claimed]]
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,9 @@ class Baton(RunAccess):
         self._redis: Any = None
         self._scripts: Scripts | None = None
         self._remote_jobs: dict[str, JobOptions] = {}
+        #: partitions whose Redis Cluster master this process's own calls found down: new runs with
+        #: ids Baton draws are created elsewhere meanwhile, and API listings leave them out
+        self.outages = PartitionOutages(self, logging.getLogger("baton.client"), "new runs with drawn ids and listings")
         self.configure(settings.with_changes(**overrides) if settings and overrides else (
             settings or Settings.from_env(**overrides)))
 
@@ -205,6 +213,7 @@ class Baton(RunAccess):
 
     async def close(self) -> None:
         """Close the Redis connection pool."""
+        await self.outages.close()
         await self.webhook_projects.close()
         if self._redis is not None:
             await self._redis.aclose()
@@ -456,7 +465,7 @@ class Baton(RunAccess):
                                         node_id)
             for index, positions in chunks
         ]
-        replies = [await calls[0]] if len(calls) == 1 else await asyncio.gather(*calls)
+        replies = await self._created(calls, [index for index, _ in chunks])
         leased: list[Claimed] = []
         for (_, positions), (result, mine) in zip(chunks, replies, strict=True):
             for i, pair in zip(positions, result, strict=True):
@@ -465,6 +474,28 @@ class Baton(RunAccess):
                     raise error
             leased += mine
         return out, leased
+
+    async def _created(self, calls: Sequence[Awaitable[CreateReply]], partitions: list[int]) -> list[CreateReply]:
+        """The replies of runs_create calls, one per partition index in ``partitions``. A partition
+        that failed on an outage is noted (``outages``): the next runs with drawn ids go elsewhere."""
+        if len(calls) == 1:
+            try:
+                return [await calls[0]]
+            except Exception as exc:
+                self._note_outage(partitions[0], exc)
+                raise
+        replies = await asyncio.gather(*calls, return_exceptions=True)
+        for index, reply in zip(partitions, replies, strict=True):
+            if isinstance(reply, Exception):
+                self._note_outage(index, reply)
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                raise reply
+        return cast(list[CreateReply], replies)
+
+    def _note_outage(self, index: int, exc: Exception) -> None:
+        if is_outage(exc):
+            self.outages.failed(self.keys.partitions[index], exc)
 
     async def _spec(
         self, item: Mapping[str, Any], source: str = DEFAULT_SOURCE, extra: Mapping[str, Any] | None = None,
@@ -480,7 +511,7 @@ class Baton(RunAccess):
         traceparent = current_traceparent()
         if extra is None and item.keys() <= _PLAIN_ITEM and isinstance(job, str):
             input_json = json_text("input", item.get("input"))
-            plain = self.plain_specs.spec(self.lookup, job, input_json, source)
+            plain = self.plain_specs.spec(self.lookup, job, input_json, source, avoid=self.outages.out_now)
             if plain is not None:
                 return plain._replace(trace_context=traceparent) if traceparent else plain
         if "sticky" in item:  # a child run's option: labels naming the node its parent runs on
@@ -496,7 +527,7 @@ class Baton(RunAccess):
         if traceparent and not kwargs.get("trace_context"):
             kwargs["trace_context"] = traceparent
         return build_spec(self.settings, self.keys, self.lookup, job=job, source=source, extra=extra,
-                          queue_known=self.queue_known, **kwargs)
+                          queue_known=self.queue_known, avoid=self.outages.out_now, **kwargs)
 
     def queue_known(self, queue: str) -> bool:
         """Whether runs may be submitted to ``queue``: the queue of a job defined here or

@@ -6,10 +6,11 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Set
 
 from .keys import Keys
 
-__all__ = ["NAME_RE", "RUN_ID_RE", "new_run_id", "routed_run_id", "run_id_as_uuid", "run_id_from_uuid",
+__all__ = ["NAME_RE", "RUN_ID_RE", "free_run_id", "new_run_id", "routed_run_id", "run_id_as_uuid", "run_id_from_uuid",
            "run_id_in_partition"]
 
 #: Allowed run ids: what producers may supply and what stream entry ids look like.
@@ -52,17 +53,19 @@ def run_id_from_uuid(value: str) -> str | None:
     return "".join(_DIGITS[(bits >> shift) & 31] for shift in range(125, -1, -5))
 
 
-def routed_run_id(keys: Keys, routing_key: str | None, base: str | None = None) -> str:
+def routed_run_id(keys: Keys, routing_key: str | None, base: str | None = None,
+                  avoid: Set[int] = frozenset()) -> str:
     """A run id whose partition equals the routing key's partition.
 
     With one partition any id fits. With several, a generated id is drawn again
     until it lands in the right partition (about N draws); a derived ``base``
     (a stream entry id) gets the smallest ``~k`` suffix that does, which a
     producer can compute too (crc32 of the id, modulo the partition count).
+    Without either, any partition fits but those in ``avoid``.
     """
     if base is None:
         if routing_key is None or keys.partition_count == 1:
-            return new_run_id()
+            return free_run_id(keys, avoid)
         target = keys.partition_for(routing_key).index
         while True:
             candidate = new_run_id()
@@ -77,6 +80,21 @@ def routed_run_id(keys: Keys, routing_key: str | None, base: str | None = None) 
     while keys.partition_of_run(f"{base}~{k}").index != target:
         k += 1
     return f"{base}~{k}"
+
+
+def free_run_id(keys: Keys, avoid: Set[int] = frozenset()) -> str:
+    """A new id for a run any partition may hold, drawn again until it lands in one not in ``avoid``.
+
+    ``avoid`` holds the partitions whose Redis Cluster master the caller knows does not answer
+    (runtime/partition_outages.py): a run nothing pins to a partition is created on a master that
+    answers instead of failing. With every partition in it (one server down) any id is returned,
+    and its call fails as any would.
+    """
+    candidate = new_run_id()
+    if avoid and len(avoid) < keys.partition_count:
+        while keys.partition_of_run(candidate).index in avoid:
+            candidate = new_run_id()
+    return candidate
 
 
 def run_id_in_partition(keys: Keys, index: int) -> str:

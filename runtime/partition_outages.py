@@ -14,20 +14,26 @@ On a single Redis server every partition goes out together and comes back togeth
 then do what the actor's restarts did before, one partition at a time.
 
 The API's listings read every partition the same way (``PartialRead``): a page leaves out the
-partitions that do not answer, and says which, rather than failing whole.
+partitions that do not answer, and says which, rather than failing whole. A process keeps one more
+for its own calls, ``Baton.outages``: the API's reads and the app's run creations note what they
+find there, and a new run whose id Baton draws, with nothing pinning it to a partition, is drawn
+into one that answers (runtime/ids.py ``free_run_id``). A partition is out only while its probe
+runs: a probe that ends unanswered (its actor or loop ended, the app closed) forgets it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence, Set
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from runtime.app import Baton
 from runtime.keys import Partition
 from runtime.redis_faults import OUTAGE_PAUSE_MAX_S, described, is_outage
+
+if TYPE_CHECKING:  # (the app keeps one of these for its own calls: runtime/app.py imports this module)
+    from runtime.app import Baton
 
 __all__ = ["FIRST_PROBE_S", "PartialRead", "PartitionOutages", "next_pause", "read_partitions"]
 
@@ -45,18 +51,25 @@ class PartitionOutages:
     """The partitions an actor skips for now, and the probes that bring them back."""
 
     def __init__(self, app: Baton, log: logging.Logger, duty: str,
-                 spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[Any]],
+                 spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[Any]] | None = None,
                  on_back: Callable[[int], None] = lambda index: None,
                  count: Callable[[float], None] = lambda out: None) -> None:
         self.app = app
         self.log = log
         #: what the actor pauses there, for the log ("claims", "outcome writes")
         self.duty = duty
-        self._spawn = spawn
+        #: an actor's probes end with its run(); without ``spawn`` they are this object's, ended by close()
+        self._spawn = spawn or self._own_task
+        self._probes: set[asyncio.Task[Any]] = set()
         self._on_back = on_back
         #: told how many partitions are out at each change (the actor's baton_partitions_out)
         self._count = count
         self._out: set[int] = set()
+
+    @property
+    def out_now(self) -> Set[int]:
+        """The indexes of the partitions skipped for now (a live view)."""
+        return self._out
 
     def any_out(self) -> bool:
         """Whether any partition is skipped for now."""
@@ -78,19 +91,44 @@ class PartitionOutages:
             return lost
         self._out.update(p.index for p in new)
         self._count(len(self._out))
-        self.log.warning("partition%s %s did not answer (%s): %s paused there, the other partitions go on",
+        others = "the other partitions go on" if len(self._out) < len(self.app.keys.partitions) else "no other is left"
+        self.log.warning("partition%s %s did not answer (%s): %s paused there, %s",
                          "s" if len(new) > 1 else "", ",".join(str(p.index) for p in new), described(exc)[:300],
-                         self.duty)
+                         self.duty, others)
         for p in new:
             self._spawn(self._probe(p), f"probe:{p.index}")  # ends with the actor's run()
         return lost
 
+    def _own_task(self, work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(work, name=f"outages:{name}")
+        self._probes.add(task)
+        task.add_done_callback(self._probes.discard)
+        return task
+
+    async def close(self) -> None:
+        """End the probes this object started itself (none when an actor's ``spawn`` starts them), and
+        forget what is out (a partition without its probe would stay out): the next failure finds it."""
+        loop = asyncio.get_running_loop()  # (a probe of a loop that is gone went with it)
+        probes = [task for task in self._probes if not task.done() and task.get_loop() is loop]
+        self._probes.clear()
+        if self._out:
+            self._out.clear()
+            self._count(0)
+        for task in probes:
+            task.cancel()
+        await asyncio.gather(*probes, return_exceptions=True)
+
     async def _probe(self, partition: Partition) -> None:
         pause = next_pause(0.0)
         while True:
-            await asyncio.sleep(pause)
             try:
+                await asyncio.sleep(pause)
                 await self.app.redis.exists(partition.leased)  # any read in the partition's slot
+            except asyncio.CancelledError:
+                # a partition is out only while its probe runs: one ended with its loop or its
+                # owner is forgotten (else it stayed out for good), and the next failure finds it
+                self._out.discard(partition.index)
+                raise
             except Exception as exc:  # noqa: BLE001 - any other error is an answer (see below)
                 if is_outage(exc):
                     pause = next_pause(pause)

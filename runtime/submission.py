@@ -8,7 +8,7 @@ with a short reason code and a message for people.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Set
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -137,9 +137,9 @@ class PlainSpecs:
 
     def spec(
         self, lookup: JobLookup, job: str, input_json: str, source: str, entry_id: str = "",
-        derived_id: str | None = None,
+        derived_id: str | None = None, avoid: Set[int] = frozenset(),
     ) -> RunSpec | None:
-        """The spec of one run, or None when this job needs the full path."""
+        """The spec of one run, or None when this job needs the full path (``avoid``: build_spec's)."""
         options = lookup(job)
         if options is None or options.rate_limit_per_key:
             return None
@@ -154,7 +154,7 @@ class PlainSpecs:
             )
         _, base, routing = cached
         return base._replace(
-            id=routed_run_id(self.keys, routing, derived_id), input_json=input_json, source=source_field(source),
+            id=routed_run_id(self.keys, routing, derived_id, avoid), input_json=input_json, source=source_field(source),
             entry_id=entry_id,
         )
 
@@ -194,6 +194,7 @@ def build_spec(
     prefer_wait_s: Any = None,
     fairness_weight: int | None = None,
     depends_on: Any = None,
+    avoid: Set[int] = frozenset(),
 ) -> RunSpec:
     """Validate trigger options against the job and route the run to a partition.
 
@@ -201,6 +202,8 @@ def build_spec(
     settings, is checked against :data:`runtime.ranges.RANGES`. A ``queue``
     other than the job's own must satisfy ``queue_known`` (when given): queue
     names end up in metric labels and stored sets, so producers cannot invent them.
+    A run whose id Baton draws and nothing pins to a partition (no limit, key or parent
+    routes it) lands in none of the partitions in ``avoid`` (those known to be out).
     """
     if not isinstance(job, str) or not NAME_RE.match(job):
         raise SubmissionError("bad_job", f"invalid job name {shown(job)}")
@@ -269,7 +272,7 @@ def build_spec(
             )
         final_id = run_id
     else:
-        final_id = routed_run_id(keys, routing, derived_id)
+        final_id = routed_run_id(keys, routing, derived_id, avoid)
     weight = check("fairness_weight", options.fairness_weight if fairness_weight is None else fairness_weight)
     if weight > 1:  # stored on the record (the claim reads it with the run's other fields)
         extra = {**(extra or {}), "fairness_weight": int(weight)}

@@ -17,7 +17,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -42,7 +42,6 @@ from ..errors import (
     UnknownJob,
     UnknownParent,
 )
-from ..partition_outages import PartitionOutages
 from ..redis_faults import described
 from ..settings import Settings
 from ..tracing import annotate, server_span
@@ -319,21 +318,12 @@ def create_app(baton: Baton, settings: Settings | None = None, *, keys: ApiKeys 
             yield
 
     app.cleanup_ctx.append(bulk_actions)
-    probes: set[asyncio.Task[Any]] = set()
-
-    def spawn(work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(work, name=f"api:{name}")
-        probes.add(task)
-        task.add_done_callback(probes.discard)
-        return task
-
-    state.outages = PartitionOutages(baton, logging.getLogger("baton.api"), "listings", spawn)
+    # one memory of partitions out per process: the app's own (a run's id is drawn away from them)
+    state.outages = baton.outages
 
     async def outage_probes(_app: web.Application) -> AsyncIterator[None]:
         yield
-        for task in list(probes):
-            task.cancel()
-        await asyncio.gather(*probes, return_exceptions=True)
+        await baton.outages.close()
 
     app.cleanup_ctx.append(outage_probes)
 
