@@ -19,8 +19,9 @@ entry rejects that entry alone (reason ``internal``, logged with its id). Only
 a Redis error ends a batch, which stays pending and is read again.
 
 Entries held by a consumer that is gone are taken over: at once when its
-node's heartbeat is gone or has stopped changing, and in any case once they
-sat unacknowledged for ``intake_claim_idle_ms`` (XAUTOCLAIM). A stopping
+node's heartbeat is gone or has stopped changing (watched once the consumer
+has not read for ``BLOCK_MS``), and in any case once they sat unacknowledged
+for ``intake_claim_idle_ms`` (XAUTOCLAIM). A stopping
 intake finishes what it read before it returns.
 """
 
@@ -298,7 +299,12 @@ class Intake(Actor[None]):
         redis = self.app.redis
         consumers = await redis.xinfo_consumers(self.stream.key, keys.intake_group)
         others = [(text(c["name"]), int(c.get("pending") or 0), int(c.get("idle") or 0)) for c in consumers]
-        others = [c for c in others if c[0] != self.consumer]
+        # only the consumers that may be gone: one that read within BLOCK_MS has just shown it is not,
+        # and one holding nothing matters only once it is silent past the idle claim (to be dropped).
+        # Every intake of every node checks every second: looking up each other node's heartbeat cost
+        # the node-wide master nodes x nodes x streams reads a second, most of a fleet's idle load
+        others = [c for c in others if c[0] != self.consumer and c[2] >= BLOCK_MS
+                  and (c[1] or c[2] > self.settings.intake_claim_idle_ms)]
         if not others:
             self.heartbeats.clear()
             return
@@ -309,7 +315,7 @@ class Intake(Actor[None]):
         now = time.monotonic()
         stale_after = STALE_HEARTBEATS * self.settings.renew_interval_ms / 1000
         listed = {name for name, _, _ in others}
-        for gone in set(self.heartbeats) - listed:
+        for gone in set(self.heartbeats) - listed:  # (gone, or reading again: watched afresh next time)
             del self.heartbeats[gone]
         for (name, pending, idle), beat in zip(others, beats, strict=True):
             if not self._gone(name, beat, idle, now, stale_after):
@@ -322,9 +328,10 @@ class Intake(Actor[None]):
                 self.heartbeats.pop(name, None)
 
     def _gone(self, name: str, beat: bytes | None, idle_ms: int, now: float, stale_after: float) -> bool:
-        """Whether another node's intake is gone: no heartbeat record, a heartbeat
-        frozen for STALE_HEARTBEATS renew intervals, or a consumer silent for
-        SILENT_CONSUMER_MS (a live intake reads at least every BLOCK_MS).
+        """Whether another node's intake, holding entries and silent for BLOCK_MS at least, is gone:
+        no heartbeat record, a heartbeat frozen for STALE_HEARTBEATS renew intervals (since its
+        consumer was first seen silent), or a consumer silent for SILENT_CONSUMER_MS (a live intake
+        reads at least every BLOCK_MS).
 
         Judged by this node's monotonic clock and Redis's idle times, never by
         the other node's wall clock. Taking entries from a node that was only

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from runtime import Settings
+from runtime import RunContext, Settings
 from tests.integration.test_processes import producer, worker_env
-from tests.nodes import eventually, spawn_worker, stop_process
+from tests.nodes import eventually, running_node, spawn_worker, stop_process
 
 #: Far longer than any wait below: entries must not move because they sat idle this long.
 CLAIM_IDLE_MS = 120_000
@@ -100,3 +101,36 @@ async def test_a_draining_process_creates_the_entries_it_read(settings: Settings
         assert await app.get_run(rid) is not None
     assert (await redis.xpending(keys.submit_stream, keys.intake_group))["pending"] == 0
     await app.close()
+
+
+async def test_an_idle_fleet_reads_no_heartbeats(make_app: Any, redis: Any) -> None:
+    # Given a node whose stream's consumer group lists 30 other nodes' intakes, holding nothing, each
+    # with a heartbeat (an idle fleet: every node's intakes check every other node's each second)
+    app = make_app()
+
+    @app.job()
+    async def noop(ctx: RunContext, payload: Any) -> None:
+        return None
+
+    keys = app.keys
+    async with running_node(app):
+        await eventually(lambda: redis.exists(keys.submit_stream), 10, 0.05)
+        for i in range(30):
+            await redis.xgroup_createconsumer(keys.submit_stream, keys.intake_group, f"peer-{i}")
+            await redis.hset(keys.node(f"peer-{i}"), "heartbeat_at", 1)
+        await redis.config_resetstat()
+
+        async def checks() -> int:
+            stats = await redis.info("commandstats")
+            return int(stats.get("cmdstat_xinfo|consumers", {}).get("calls", 0))
+
+        # When its intake has checked for gone nodes three times
+        await eventually(lambda: _at_least(checks(), 3), 15, 0.1)
+        # Then it looked up none of their heartbeats (before: all 30 at each check;
+        # the node's own work reads a few hashes)
+        hgets = int((await redis.info("commandstats")).get("cmdstat_hget", {}).get("calls", 0))
+        assert hgets < 30, hgets
+
+
+async def _at_least(count: Awaitable[int], least: int) -> bool:
+    return await count >= least
