@@ -367,6 +367,7 @@ class Supervisor(Actor[None]):
             self.metrics.observe_redis("heartbeat", time.perf_counter() - started)
             self.metrics.heartbeat_timestamp.set(now_ms / 1000)
             self.health.redis_ok = True
+            self.health.redis_error = ""
             if self.redis_lost_at is not None:
                 self.log.info("Redis answers again after %.1fs", time.monotonic() - self.redis_lost_at)
                 self.redis_lost_at = None
@@ -377,6 +378,7 @@ class Supervisor(Actor[None]):
                 self.request_shutdown()
         except (RedisError, RedisClusterException) as exc:
             self.health.redis_ok = False
+            self.health.redis_error = described(exc)[:300]
             if is_outage(exc):
                 self.metrics.redis_reconnects.labels(actor=self.name).inc()
                 if self.redis_lost_at is None:

@@ -9,8 +9,9 @@ whole, atomic under the GIL); the probe thread only reads them.
   has not run the watchdog's 100 ms tick for ``loop_stall_limit_s``, or the
   supervisor spent an actor's restart budget (the node is on its way out).
   A Redis outage never fails it: a node rides outages out.
-- ``/readyz`` fails while the node is starting, cannot reach Redis (its last
-  heartbeat failed), or drains after SIGTERM.
+- ``/readyz`` fails while the node is starting, cannot write to Redis (its last
+  heartbeat failed: ``redis_error`` says why, a lost link or a server refusing
+  writes such as OOM), or drains after SIGTERM.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class Health:
         self.started = False
         #: the last heartbeat reached Redis
         self.redis_ok = False
+        #: why the last heartbeat did not: the link, or a server that refuses writes (OOM, READONLY ...)
+        self.redis_error = ""
         #: SIGTERM (or a spent budget) started the drain
         self.draining = False
         #: why the node cannot go on (a spent restart budget); empty while healthy
@@ -63,8 +66,11 @@ class Health:
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """(ready, details) for /readyz."""
         ready = self.started and self.redis_ok and not self.draining and not self.fatal
-        return ready, {"status": "ready" if ready else "unavailable", "started": self.started,
-                       "redis": self.redis_ok, "draining": self.draining}
+        details: dict[str, Any] = {"status": "ready" if ready else "unavailable", "started": self.started,
+                                   "redis": self.redis_ok, "draining": self.draining}
+        if not self.redis_ok and self.redis_error:
+            details["redis_error"] = self.redis_error  # (unreachable, or reachable but refusing writes)
+        return ready, details
 
 
 class _Server(ThreadingMixIn, WSGIServer):

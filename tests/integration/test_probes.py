@@ -97,11 +97,24 @@ async def test_readiness_follows_redis_and_the_drain_while_liveness_holds(settin
         async with running_node(app) as node:
             port = serve(node.health)
             await eventually(lambda: probe(port, "/readyz")[0] == 200, 10)
+            # When Redis refuses writes (used memory over maxmemory, no eviction)
+            await app.redis.config_set("maxmemory", 1)
+            # Then the node is not ready (its heartbeat fails), and says that Redis answers but refuses writes
+            status, body = await eventually(lambda: _failing(probe(port, "/readyz")), 20)
+            assert (status, body["redis"], body["draining"]) == (503, False, False)
+            assert "OOM" in body["redis_error"] or "OutOfMemory" in body["redis_error"], body
+            assert probe(port, "/livez")[0] == 200
+            await app.redis.config_set("maxmemory", 0)
+            await eventually(lambda: probe(port, "/readyz")[0] == 200, 20)
+            assert "redis_error" not in probe(port, "/readyz")[1]
             # When Redis goes away
             server.kill()
-            # Then the node is not ready (its heartbeat fails) but stays alive: it rides the outage out
-            await eventually(lambda: probe(port, "/readyz") == (503, {
-                "status": "unavailable", "started": True, "redis": False, "draining": False}), 20)
+            # Then the node is not ready (its heartbeat fails), says it lost Redis, but stays alive: it
+            # rides the outage out
+            status, body = await eventually(lambda: _failing(probe(port, "/readyz")), 20)
+            assert {k: v for k, v in body.items() if k != "redis_error"} == {
+                "status": "unavailable", "started": True, "redis": False, "draining": False}
+            assert "Connect" in body["redis_error"] or "connect" in body["redis_error"], body
             assert probe(port, "/livez")[0] == 200
             # When Redis is back on the same port
             server = RedisProcess(port=server.port).start()
@@ -115,6 +128,11 @@ async def test_readiness_follows_redis_and_the_drain_while_liveness_holds(settin
         await app.close()
     finally:
         server.stop()
+
+
+def _failing(answer: tuple[int, dict[str, Any]]) -> tuple[int, dict[str, Any]] | None:
+    """A probe's answer once it fails (503), else None (for eventually)."""
+    return answer if answer[0] == 503 else None
 
 
 async def test_liveness_fails_once_an_actor_spent_its_restart_budget(make_app: Any) -> None:
