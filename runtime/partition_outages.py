@@ -48,7 +48,8 @@ def next_pause(pause: float) -> float:
 
 
 class PartitionOutages:
-    """The partitions an actor skips for now, and the probes that bring them back."""
+    """The partitions an actor (or a process's own calls: ``Baton.outages``) skips for now, and the
+    probes that bring them back."""
 
     def __init__(self, app: Baton, log: logging.Logger, duty: str,
                  spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[Any]] | None = None,
