@@ -1,5 +1,6 @@
 """The README's quick start, run literally: `./dev up` in a fresh checkout, then each command of the quick
-start's code blocks, in order, as a new user types them in a second terminal.
+start's code blocks, in order, as a new user types them in a second terminal; and, with `baton` on PATH as
+the README says, each line of its operator verbs' block but those with a placeholder (`<node id>`).
 
 What the harness changes, and why:
 - the fresh checkout (this tree's files, without .venv or .baton) gets a ready virtualenv instead of the
@@ -40,6 +41,14 @@ def quick_start_commands() -> list[str]:
     section = README.read_text().split("\n## Quick start\n", 1)[1].split("\n## ", 1)[0]
     return [line.strip() for block in re.findall(r"```sh\n(.*?)\n```", section, re.S)
             for line in block.splitlines() if shlex.split(line, comments=True)]
+
+
+def operator_commands() -> list[str]:
+    """The operator verbs' block, as written, but for its lines with a placeholder (``<node id>``)."""
+    section = README.read_text().split("The operator's verbs use the operator endpoints", 1)[1]
+    block = re.search(r"```sh\n(.*?)\n```", section, re.S)
+    assert block is not None
+    return [line.strip() for line in block[1].splitlines() if shlex.split(line, comments=True) and "<" not in line]
 
 
 def fresh_checkout(dest: Path) -> Path:
@@ -174,6 +183,14 @@ def test_the_readme_quick_start_works_as_written(tmp_path: Path) -> None:
         assert again_shown.returncode == 0 and orjson.loads(again_shown.stdout)["status"] == "completed"
         runs = until_ok(root, env, ".venv/bin/baton runs ls --json")
         assert runs.returncode == 0 and entry_id in {r["id"] for r in orjson.loads(runs.stdout)["data"]}
+        # And the README's operator verbs work as written, in a shell where `baton` is .venv/bin/baton
+        # (what `source .venv/bin/activate` gives)
+        activated = {**env, "PATH": f"{root / '.venv' / 'bin'}:{env.get('PATH', '')}"}
+        operator = operator_commands()
+        assert len(operator) >= 12, operator
+        for command in operator:
+            done = run(root, activated, command)
+            assert done.returncode == 0 and "Traceback" not in done.stderr, (command, done.stdout, done.stderr)
     finally:
         assert dev.stop() == 0, dev.log.read_text()
 
