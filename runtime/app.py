@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 import orjson
@@ -325,8 +326,14 @@ class Baton(RunAccess):
             raw = await self.redis.hgetall(self.keys.schedule_state(schedule.name))
             state = {text(k): text(v) for k, v in raw.items()}
             nxt = stored_int(state.get("next_fire_at"))
+            paused = state.get("paused") == "1"
+            if nxt is None and not paused:
+                # just set or resumed, no scheduler has taken it up yet: its next tick from now, as the
+                # scheduler will take it (shown, not stored: storing it would make a first worker started
+                # later catch up the ticks in between)
+                nxt = int(schedule.cron.next_after(datetime.now(UTC), schedule.tz).timestamp() * 1000)
             out.append({
-                **orjson.loads(schedule.to_json()), "paused": state.get("paused") == "1",
+                **orjson.loads(schedule.to_json()), "paused": paused,
                 "next_fire_at": iso(nxt), "last_run_id": state.get("last_run_id"),
                 "fired_count": stored_int(state.get("fired_count")) or 0,
                 "skipped_count": stored_int(state.get("skipped_count")) or 0,

@@ -15,6 +15,8 @@ import pytest
 
 from runtime import ConfigError, RunContext
 from runtime.cron import CronExpression, CronSchedule
+from runtime.records import iso
+from runtime.schedules import upsert_schedule
 from tests.nodes import eventually, running_node
 
 
@@ -171,3 +173,25 @@ async def test_skip_overlap_counts_a_paused_run_as_still_going(make_app: Any) ->
 async def _skipped_since(app: Any, before: int, more: int) -> bool:
     [state] = await app.list_schedules()
     return int(state["skipped_count"]) >= before + more
+
+
+async def test_a_schedule_just_set_shows_its_next_tick(make_app: Any) -> None:
+    # Given a schedule set while no node has taken it up yet (as `baton schedules set` prints it at once)
+    app = make_app()
+
+    @app.job()
+    async def report(ctx: RunContext, payload: Any) -> None:
+        return None
+
+    await app.register_jobs()
+    await upsert_schedule(app, CronSchedule(name="nightly", job="report", expression="0 3 * * *",
+                                            timezone="Europe/Paris"))
+    # When it is listed, then its next fire time is its next tick from now (before: none until a
+    # scheduler took it up), 03:00 in Paris
+    [state] = await app.list_schedules()
+    expected = CronExpression.parse("0 3 * * *").next_after(datetime.now(UTC), ZoneInfo("Europe/Paris"))
+    assert state["next_fire_at"] == iso(expected.timestamp() * 1000), (state, expected)
+    # and a paused one shows none (it fires no tick)
+    await app.pause_schedule("nightly")
+    [state] = await app.list_schedules()
+    assert state["paused"] is True and state["next_fire_at"] is None
