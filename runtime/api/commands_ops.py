@@ -355,7 +355,10 @@ BULK_HEADERS = ["ID", "ACTION", "STATUS", "PROCESSED", "SUCCEEDED", "FAILED", "C
 
 
 def _bulk_row(a: dict[str, Any]) -> list[str]:
-    return [a["id"], a["action"], a["status"], f"{a['processed']}/{a['limit']}", str(a["succeeded"]),
+    # the runs it acted on; "(limit)" once it stopped at its cap (shown as "0/100000", the count read as
+    # progress toward the default cap)
+    processed = f"{a['processed']} (limit)" if a["processed"] >= a["limit"] else str(a["processed"])
+    return [a["id"], a["action"], a["status"], processed, str(a["succeeded"]),
             str(a["failed"]), _when(a["created_at"]), _when(a.get("finished_at"))]
 
 

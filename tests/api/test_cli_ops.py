@@ -63,6 +63,15 @@ async def test_schedule_node_and_bulk_verbs(api: ApiNode) -> None:
     action = orjson.loads(out)
     assert code == 0 and (action["status"], action["succeeded"]) == ("completed", 5), (out, err)
     assert {(await api.run(i))["status"] for i in ids} == {"canceled"}
+    # the table shows the runs an action acted on, and says when it stopped at its limit (it showed
+    # "5/100000", which reads as progress toward the default cap)
+    more = [await api.trigger("echo", i, delay=600) for i in range(3)]
+    code, out, err = await baton(api, "bulk", "cancel", "--job", "echo", "--limit", "2", "--wait")
+    assert code == 0 and out.splitlines()[1].split()[3:5] == ["2", "(limit)"], (out, err)
+    code, out, err = await baton(api, "bulk", "ls")
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+    assert rows[action["id"]][3:5] == ["5", "5"], out  # PROCESSED, then SUCCEEDED
+    assert [(await api.run(i))["status"] for i in more].count("canceled") == 2
 
 
 def test_bash_completion_completes_subcommands_flags_and_choices() -> None:
