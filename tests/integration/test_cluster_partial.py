@@ -161,20 +161,6 @@ async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_
                     raise AssertionError(f"partition {partition}: {lines}\n{log.read_text()[-2000:]}") from None
             run = await app.wait_for(waiter, 15)
             assert (run.status, run.output) == ("completed", {"by": "stream"}), log.read_text()[-3000:]
-            # And a producer's runs without ids of their own are created on the masters that answer:
-            # only a call that finds the master down fails (before, every third run failed after the
-            # client's retries, ~1.6 s each, for as long as the master was down)
-            drawn, failed = [], 0
-            for _ in range(20):
-                try:
-                    drawn.append(await app.trigger("steady_steps", {"steps": 1, "sleep": 0}))
-                except redis.RedisError as exc:
-                    assert is_outage(exc), repr(exc)
-                    failed += 1
-            assert failed <= 1, failed
-            assert {app.keys.partition_of_run(r).index for r in drawn} <= set(healthy)
-            for run_id in drawn:
-                assert (await app.wait_for(run_id, 15)).status == "completed"
         _alive(worker, log)
         if on_lost:
             assert "claims paused there" in log.read_text()
@@ -208,12 +194,6 @@ async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_
             await eventually(lambda: 'baton_partitions_out{actor="fetcher"} 0.0' in scrape(metrics_port), 10)
             for entry in entries:  # the held entries too, once their partitions answer again
                 assert (await app.wait_for(entry, 30)).status == "completed", log.read_text()[-3000:]
-            # and the producer draws ids in them again (its probe found the master answering)
-            async def drawn_there() -> bool:
-                run_id = await app.trigger("steady_steps", {"steps": 1, "sleep": 0})
-                return app.keys.partition_of_run(run_id).index in on_lost
-
-            await eventually(drawn_there, timeout=20, interval=0.05)
             # and the jobs' limits are back in the partitions that came back empty (before, those
             # partitions took every job as unlimited until a node restarted)
             for partition in sorted(on_lost):
@@ -356,3 +336,62 @@ async def test_a_node_starts_while_a_master_is_down(tmp_path: Path) -> None:
             await app.close()
             await asyncio.to_thread(cluster.stop)
     assert code == 0, log.read_text()[-3000:]
+
+
+async def test_producers_draw_new_runs_away_from_a_dead_master() -> None:
+    # Given a node and a producer (another client) on a 3-master cluster of 6 partitions
+    cluster, url = _started_cluster()
+    settings = Settings(redis_url=url, redis_cluster=True, prefix="bt", partitions=PARTITIONS, metrics_port=0)
+    node_app, app = Baton(settings), Baton(settings)
+    for each in (node_app, app):
+        @each.job(name="noop")
+        async def noop(ctx: RunContext, payload: Any) -> None:
+            return None
+
+    raw = RedisCluster.from_url(cluster.url)
+    try:
+        await raw.initialize()
+        async with running_node(node_app):
+            for _ in range(6):
+                assert (await app.wait_for(await app.trigger("noop"), 20)).status == "completed"
+            wide = raw.nodes_manager.get_node_from_slot(raw.keyslot(app.keys.deployment)).port
+            lost = next(n for n in cluster.nodes if n.port != wide)
+            on_lost = {p.index for p in app.keys.partitions
+                       if raw.nodes_manager.get_node_from_slot(raw.keyslot(p.leased)).port == lost.port}
+            assert on_lost
+
+            # When a master holding partitions only is killed
+            lost.kill()
+
+            # Then the producer's runs without ids of their own are created on the masters that answer:
+            # only the call that finds the master down fails (before, every third one failed after the
+            # client's retries, ~1.6 s each, for as long as the master was down)
+            drawn, failed = [], 0
+            for _ in range(20):
+                try:
+                    drawn.append(await app.trigger("noop"))
+                except redis.RedisError as exc:
+                    assert is_outage(exc), repr(exc)
+                    failed += 1
+            assert failed <= 1, failed
+            assert not {app.keys.partition_of_run(r).index for r in drawn} & on_lost
+            for run_id in drawn:
+                assert (await app.wait_for(run_id, 15)).status == "completed"
+
+            # When it comes back, the producer draws ids there again (its probe found it answering)
+            lost.start()
+            cluster.allow_partial_coverage()
+
+            async def drawn_there() -> bool:
+                try:
+                    run_id = await app.trigger("noop")
+                except redis.RedisError:
+                    return False  # (the master still rejoining)
+                return app.keys.partition_of_run(run_id).index in on_lost
+
+            await eventually(drawn_there, timeout=30, interval=0.05)
+    finally:
+        await raw.aclose()
+        await app.close()
+        await node_app.close()
+        await asyncio.to_thread(cluster.stop)
