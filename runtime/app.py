@@ -472,7 +472,14 @@ class Baton(RunAccess):
                                         node_id)
             for index, positions in chunks
         ]
-        replies = await self._created(calls, [index for index, _ in chunks])
+        if len(calls) == 1:  # (the one-run path of every trigger: no task, no extra coroutine)
+            try:
+                replies = [await calls[0]]
+            except Exception as exc:
+                self._note_outage(chunks[0][0], exc)
+                raise
+        else:
+            replies = await self._gathered(calls, [index for index, _ in chunks])
         leased: list[Claimed] = []
         for (_, positions), (result, mine) in zip(chunks, replies, strict=True):
             for i, pair in zip(positions, result, strict=True):
@@ -482,15 +489,9 @@ class Baton(RunAccess):
             leased += mine
         return out, leased
 
-    async def _created(self, calls: Sequence[Awaitable[CreateReply]], partitions: list[int]) -> list[CreateReply]:
-        """The replies of runs_create calls, one per partition index in ``partitions``. A partition
-        that failed on an outage is noted (``outages``): the next runs with drawn ids go elsewhere."""
-        if len(calls) == 1:
-            try:
-                return [await calls[0]]
-            except Exception as exc:
-                self._note_outage(partitions[0], exc)
-                raise
+    async def _gathered(self, calls: Sequence[Awaitable[CreateReply]], partitions: list[int]) -> list[CreateReply]:
+        """The replies of concurrent runs_create calls, one per partition index in ``partitions``; the
+        first error raised once all have ended."""
         replies = await asyncio.gather(*calls, return_exceptions=True)
         for index, reply in zip(partitions, replies, strict=True):
             if isinstance(reply, Exception):
@@ -501,6 +502,8 @@ class Baton(RunAccess):
         return cast(list[CreateReply], replies)
 
     def _note_outage(self, index: int, exc: Exception) -> None:
+        """A runs_create call in partition ``index`` failed with ``exc``: an outage is noted
+        (``outages``), so the next runs with drawn ids go elsewhere."""
         if is_outage(exc):
             self.outages.failed(self.keys.partitions[index], exc)
 

@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from runtime import RunContext, Settings
+from runtime import Settings
 from tests.integration.test_processes import producer, worker_env
+from tests.integration.test_stream_faults import echo_app
 from tests.nodes import eventually, running_node, spawn_worker, stop_process
 
 #: Far longer than any wait below: entries must not move because they sat idle this long.
@@ -106,12 +107,7 @@ async def test_an_idle_fleet_reads_no_heartbeats(make_app: Any, redis: Any) -> N
     # Given a node whose stream's consumer group lists 30 other nodes' intakes, holding nothing, each
     # with a heartbeat (an idle fleet: every node's intakes check every other node's each second), none
     # of them silent past the idle claim (there, a consumer holding nothing is dropped if its node is gone)
-    app = make_app(intake_claim_idle_ms=120_000)
-
-    @app.job()
-    async def noop(ctx: RunContext, payload: Any) -> None:
-        return None
-
+    app = echo_app(make_app, intake_claim_idle_ms=120_000)
     keys = app.keys
     peers = [keys.node(f"peer-{i}") for i in range(30)]
     async with running_node(app):
