@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import sys
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -12,6 +15,54 @@ import redis.asyncio as aioredis
 
 from runtime import Baton, Settings
 from tests.servers import RedisClusterProcesses, RedisProcess, stop_leftovers
+
+#: how long before pytest-timeout fails a test its live asyncio tasks are printed
+TASK_DUMP_LEAD_S = 15.0
+
+
+def _awaits(task: asyncio.Task[Any]) -> list[str]:
+    """Where a task waits: each coroutine of its await chain (file:line), then what the innermost awaits."""
+    lines: list[str] = []
+    awaited: Any = task.get_coro()
+    while awaited is not None and len(lines) < 40:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is None:
+            lines.append(f"    awaits {awaited!r}"[:300])
+            break
+        lines.append(f"    {frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return lines
+
+
+def _dump_live_tasks(test: str) -> None:
+    """Print where every unfinished asyncio task waits, from a thread: a hung test's loop sits idle
+    in select, and pytest-timeout's own stack dump shows only that, not what each task awaits."""
+    tasks = [o for o in gc.get_objects() if isinstance(o, asyncio.Task) and not o.done()]
+    print(f"\n--- {test}: {len(tasks)} unfinished asyncio task(s), {TASK_DUMP_LEAD_S:.0f} s before its timeout ---",
+          file=sys.stderr)
+    for task in tasks:
+        try:
+            print("\n".join([f"{task.get_name()}:", *_awaits(task)]), file=sys.stderr)
+        except Exception as exc:  # noqa: BLE001 - a frame changing under us: the dump is best effort
+            print(f"{task!r}: not readable ({exc!r})", file=sys.stderr)
+    sys.stderr.flush()
+
+
+@pytest.fixture(autouse=True)
+def _tasks_dumped_before_timeout(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Arm a timer that prints the live asyncio tasks shortly before the test's timeout."""
+    marker = request.node.get_closest_marker("timeout")
+    timeout = float(marker.args[0]) if marker and marker.args else float(request.config.getini("timeout") or 0)
+    if timeout <= TASK_DUMP_LEAD_S:
+        yield
+        return
+    timer = threading.Timer(timeout - TASK_DUMP_LEAD_S, _dump_live_tasks, args=(request.node.nodeid,))
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 @pytest.fixture(scope="session")
