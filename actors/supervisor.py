@@ -11,7 +11,6 @@ server that cannot serve commands now, such as one out of memory) does not spend
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 from collections import deque
 from typing import Any
@@ -36,6 +35,7 @@ from runtime.redis_faults import (
     server_state,
 )
 from runtime.run_tasks import adopting_tasks
+from runtime.stop_signals import unless_stopped
 from runtime.topology import SentinelStartWatch, check_deployment, check_fsync, check_server
 
 from .api import Api
@@ -159,11 +159,6 @@ class Supervisor(Actor[None]):
         self.metrics.set_lease_ttl(self.settings.lease_ttl_ms / 1000)
         app.scripts.on_call = self.metrics.observe_redis
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                loop.add_signal_handler(sig, self.request_shutdown)
-            except (NotImplementedError, RuntimeError):  # not the main thread (tests)
-                pass
         # tasks a handler starts are cancelled with its run (runtime/run_tasks.py)
         restore_task_factory = adopting_tasks(loop)
         try:
@@ -198,25 +193,14 @@ class Supervisor(Actor[None]):
         A misconfigured server or deployment stops the node here (ConfigError), never later."""
         backoff = 0.2
         watch = SentinelStartWatch(self.settings.redis_url)
-        while True:
+        while not self.shutdown_requested.is_set():
             state = "not reachable"
+            attempt = await unless_stopped(self._start_checks(watch), self.shutdown_requested)
+            if attempt is None:
+                break
             try:
-                reason = await watch.problem()
+                reason = attempt.result()
                 if reason is None:
-                    await check_server(self.app.redis, self.settings)
-                    await check_fsync(self.app.redis, self.settings)
-                    await check_deployment(self.app.redis, self.app.keys.deployment, self.settings)
-                    await check_eviction_policy(self.app.redis)
-                    # on Redis Cluster a partition's master may be down now: the node-wide records
-                    # must be there, but a partition that does not answer waits for its master (the
-                    # fetcher readies it before its first claim there, its stream's intake makes its
-                    # group), and the node serves the others meanwhile
-                    await self.app.publish_jobs()
-                    await self._ready_partitions()
-                    await self._remove_other_versions()
-                    for intake in self.intakes:
-                        if intake.stream.partition is None:
-                            await ensure_group(self.app, intake.stream.key)
                     return True
             except REFUSED_CREDENTIALS as exc:
                 raise credentials_refused(exc) from None
@@ -226,13 +210,38 @@ class Supervisor(Actor[None]):
                 reason = described(exc)[:300]
                 if server_state(exc):  # out of memory, a replica, too few replicas ...
                     state = "refuses commands"
+            if self.shutdown_requested.is_set():
+                break
             self.metrics.redis_reconnects.labels(actor=self.name).inc()
             self.log.warning("Redis %s at start (%s); retrying in %.1fs", state, reason, backoff)
             try:
                 await asyncio.wait_for(self.shutdown_requested.wait(), backoff)
-                return False
             except TimeoutError:
                 backoff = min(backoff * 2, 5.0)
+        self.log.info("node %s stopped before it started (exit code %d)", self.settings.node_id, self.exit_code)
+        return False
+
+    async def _start_checks(self, watch: SentinelStartWatch) -> str | None:
+        """One attempt at the start's checks and registrations: None when done, else why Redis cannot
+        be used yet (Sentinel's view); Redis errors propagate."""
+        reason = await watch.problem()
+        if reason is not None:
+            return reason
+        await check_server(self.app.redis, self.settings)
+        await check_fsync(self.app.redis, self.settings)
+        await check_deployment(self.app.redis, self.app.keys.deployment, self.settings)
+        await check_eviction_policy(self.app.redis)
+        # on Redis Cluster a partition's master may be down now: the node-wide records
+        # must be there, but a partition that does not answer waits for its master (the
+        # fetcher readies it before its first claim there, its stream's intake makes its
+        # group), and the node serves the others meanwhile
+        await self.app.publish_jobs()
+        await self._ready_partitions()
+        await self._remove_other_versions()
+        for intake in self.intakes:
+            if intake.stream.partition is None:
+                await ensure_group(self.app, intake.stream.key)
+        return None
 
     async def _supervise(self, actor: Actor[Any]) -> None:
         """Run the actor; restart it clean (see Actor.start_afresh) after a crash.

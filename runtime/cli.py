@@ -25,6 +25,7 @@ from .completion import SHELLS, completion_script
 from .errors import BatonError
 from .logs import startup_failure
 from .settings import ENV_PREFIX, Settings, descriptions, env_warnings
+from .stop_signals import StopSignals
 from .worker import load_app, run_api, run_worker
 
 __all__ = ["build_parser", "main", "settings_from"]
@@ -129,10 +130,11 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(run_token_command(ns))
         settings = settings_from(ns)
         if ns.command == "worker":
-            app = load_app(ns.app)
-            return run_worker(app, settings)
+            signals = StopSignals()  # before the app's import, which may take a while
+            return run_worker(load_app(ns.app), settings, signals)
         if ns.command == "api":
-            return run_api(load_app(ns.app) if ns.app else Baton(settings), settings)
+            signals = StopSignals()
+            return run_api(load_app(ns.app) if ns.app else Baton(settings), settings, signals)
         through_api = use_api(ns, os.environ.get("BATON_API_URL"), settings)
         return asyncio.run(run_client_command(ns, settings, through_api))
     except BatonError as exc:

@@ -20,6 +20,7 @@ from .logs import configure_logging, node_id_var
 from .metrics import Metrics, process_metrics
 from .probes import Health, start_probe_server
 from .settings import Settings, check_embedded_allowed, env_warnings, setting_names
+from .stop_signals import StopSignals, unless_stopped
 from .tracing import require as require_tracing
 
 __all__ = ["DEFAULT_API_PORT", "load_app", "run_api", "run_worker", "serve", "serve_metrics"]
@@ -43,11 +44,14 @@ def load_app(spec: str) -> Baton:
     return app
 
 
-async def serve(app: Baton, metrics: Metrics | None = None, health: Health | None = None) -> int:
-    """Run the supervisor until drained; returns the process exit code."""
+async def serve(app: Baton, metrics: Metrics | None = None, health: Health | None = None,
+                signals: StopSignals | None = None) -> int:
+    """Run the supervisor until drained (SIGTERM and SIGINT drain it); returns the process exit code."""
     from actors.supervisor import Supervisor
 
     supervisor = Supervisor(app, metrics, health=health)
+    # before anything waits for Redis: a node stopped while its Redis is not reachable yet exits 0
+    (signals or StopSignals()).attach(supervisor.request_shutdown)
     try:
         await supervisor.run()
     finally:
@@ -83,8 +87,10 @@ def serve_metrics(settings: Settings, registry: CollectorRegistry, health: Healt
     logger.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
 
 
-def run_worker(app: Baton, settings: Settings) -> int:
-    """Entry point of ``baton worker``: blocks until the node has drained."""
+def run_worker(app: Baton, settings: Settings, signals: StopSignals | None = None) -> int:
+    """Entry point of ``baton worker``: blocks until the node has drained. ``signals``: made when the
+    process started (a SIGTERM during the start stops the node once it can drain)."""
+    signals = signals or StopSignals()
     _start_logging(settings)
     # metrics first: a port it cannot bind stops the node before it starts a server
     metrics = Metrics()
@@ -105,7 +111,7 @@ def run_worker(app: Baton, settings: Settings) -> int:
     gc.collect()
     gc.freeze()
     try:
-        return _run(serve(app, metrics, health))
+        return _run(serve(app, metrics, health, signals))
     finally:
         if embedded is not None:
             forget_api(settings)
@@ -116,8 +122,9 @@ def run_worker(app: Baton, settings: Settings) -> int:
 DEFAULT_API_PORT = 8480
 
 
-def run_api(app: Baton, settings: Settings) -> int:
+def run_api(app: Baton, settings: Settings, signals: StopSignals | None = None) -> int:
     """Entry point of ``baton api``: the HTTP API alone (no executors), until SIGTERM/SIGINT."""
+    signals = signals or StopSignals()
     _start_logging(settings)
     if not settings.redis_url:
         raise ConfigError(f"baton api needs {setting_names('redis_url')} (the embedded server is `baton worker`'s)")
@@ -127,12 +134,10 @@ def run_api(app: Baton, settings: Settings) -> int:
     process_metrics(registry)
     serve_metrics(settings, registry)
     app.configure(settings)
-    return _run(_serve_api(app, registry))
+    return _run(_serve_api(app, registry, signals))
 
 
-async def _serve_api(app: Baton, registry: CollectorRegistry) -> int:
-    import signal
-
+async def _serve_api(app: Baton, registry: CollectorRegistry, signals: StopSignals) -> int:
     from redis.exceptions import RedisError
 
     from actors.api import Api
@@ -140,23 +145,23 @@ async def _serve_api(app: Baton, registry: CollectorRegistry) -> int:
     from .redis_faults import REFUSED_CREDENTIALS, credentials_refused
     from .topology import check_deployment
 
+    api = Api(app, registry)
+    # before the deployment check, which may wait for a Redis that is not reachable yet
+    signals.attach(api.stop)
+    checked = await unless_stopped(check_deployment(app.redis, app.keys.deployment, app.settings), api.stopping)
+    if checked is None:  # asked to stop while it checked: nothing served, nothing to drain
+        await app.close()
+        return 0
     try:
         # a worker's refusals (another partition count, a Cluster without the flag: seen here as
         # a redirect, since the API's ACL user has no INFO); a Redis that is down is no reason
         # not to serve: readiness says so
-        await check_deployment(app.redis, app.keys.deployment, app.settings)
+        checked.result()
     except REFUSED_CREDENTIALS as exc:  # waiting would not heal them: stop, as a worker does
         await app.close()
         raise credentials_refused(exc) from None
     except (RedisError, OSError, RedisUnavailable) as exc:
         logger.warning("could not check the deployment at start (%s); serving anyway", exc)
-    api = Api(app, registry)
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, api.stop)
-        except (NotImplementedError, RuntimeError):  # not the main thread
-            pass
     try:
         await api.run()
     except OSError as exc:
