@@ -35,7 +35,7 @@ from runtime.redis_faults import (
     server_state,
 )
 from runtime.run_tasks import adopting_tasks
-from runtime.stop_signals import unless_stopped
+from runtime.stop_signals import DRAIN_HAND_BACK_S, unless_stopped
 from runtime.topology import SentinelStartWatch, check_deployment, check_fsync, check_server
 
 from .api import Api
@@ -184,7 +184,17 @@ class Supervisor(Actor[None]):
                 await asyncio.wait_for(self.shutdown_requested.wait(), self.settings.renew_interval_ms / 1000)
             except TimeoutError:
                 pass
-        await self.drain()
+        try:
+            await asyncio.wait_for(self.drain(), self.settings.shutdown_grace_s + DRAIN_HAND_BACK_S)
+        except TimeoutError:
+            self.log.error("drain not finished %.0fs after the grace period (Redis does not answer?): stopping "
+                           "anyway; runs not given back return to the queue when their leases expire",
+                           DRAIN_HAND_BACK_S)
+            tasks = [task for task in self.tasks.values() if not task.done()]
+            for task in tasks:  # (their supervision ends with them: nothing restarts)
+                task.cancel()
+            if tasks:
+                await asyncio.wait(tasks, timeout=1.0)
 
     async def _prepare(self) -> bool:
         """Check the server and register this node's jobs; wait out a Redis that is

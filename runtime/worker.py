@@ -7,6 +7,8 @@ import gc
 import importlib
 import logging
 import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from .logs import configure_logging, node_id_var
 from .metrics import Metrics, process_metrics
 from .probes import Health, start_probe_server
 from .settings import Settings, check_embedded_allowed, env_warnings, setting_names
-from .stop_signals import StopSignals, unless_stopped
+from .stop_signals import DRAIN_HAND_BACK_S, EXIT_ALLOWANCE_S, StopSignals, exit_deadline, unless_stopped
 from .tracing import require as require_tracing
 
 __all__ = ["DEFAULT_API_PORT", "load_app", "run_api", "run_worker", "serve", "serve_metrics"]
@@ -45,16 +47,25 @@ def load_app(spec: str) -> Baton:
 
 
 async def serve(app: Baton, metrics: Metrics | None = None, health: Health | None = None,
-                signals: StopSignals | None = None) -> int:
-    """Run the supervisor until drained (SIGTERM and SIGINT drain it); returns the process exit code."""
+                signals: StopSignals | None = None, on_stop: Callable[[float], None] | None = None) -> int:
+    """Run the supervisor until drained (SIGTERM and SIGINT drain it); returns the process exit code.
+    ``on_stop`` is called once the node is asked to stop, with the seconds its drain may take at most."""
     from actors.supervisor import Supervisor
 
     supervisor = Supervisor(app, metrics, health=health)
     # before anything waits for Redis: a node stopped while its Redis is not reachable yet exits 0
     (signals or StopSignals()).attach(supervisor.request_shutdown)
+
+    async def stopping() -> None:
+        await supervisor.shutdown_requested.wait()
+        if on_stop is not None:
+            on_stop(app.settings.shutdown_grace_s + DRAIN_HAND_BACK_S)
+
+    told = asyncio.ensure_future(stopping())
     try:
         await supervisor.run()
     finally:
+        told.cancel()
         await app.close()
     return supervisor.exit_code
 
@@ -110,9 +121,18 @@ def run_worker(app: Baton, settings: Settings, signals: StopSignals | None = Non
     # moved out of the collector's way: fewer, shorter gen-2 pauses mid-pickup
     gc.collect()
     gc.freeze()
+    deadlines: list[threading.Timer] = []
+
+    def exit_in_time(drain_s: float) -> None:
+        # past the drain's own deadline, whatever keeps the process (a handler blocking the loop,
+        # a task that will not end) must not outlive the kubelet's grace: it would SIGKILL us
+        deadlines.append(exit_deadline(drain_s + EXIT_ALLOWANCE_S, embedded.stop if embedded else None))
+
     try:
-        return _run(serve(app, metrics, health, signals))
+        return _run(serve(app, metrics, health, signals, exit_in_time))
     finally:
+        for deadline in deadlines:
+            deadline.cancel()
         if embedded is not None:
             forget_api(settings)
             embedded.stop()

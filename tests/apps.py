@@ -173,3 +173,17 @@ async def dag_child(ctx: RunContext, payload: Any) -> Any:
     if sorted(outputs) != sorted(payload["parents"]):
         raise PermanentFailure(f"started with parent outputs {sorted(outputs)}")
     return sum(outputs.values())
+
+
+@app.job(max_attempts=3, timeout=600)
+async def deaf(ctx: RunContext, payload: Any) -> Any:
+    """Announces its start, then swallows every cancellation for ``payload['seconds']`` (a handler that
+    will not stop: it holds its slot, and its process, as long as it likes)."""
+    await _redis().rpush(_key("started"), ctx.run_id)
+    until = asyncio.get_running_loop().time() + float(payload["seconds"])
+    while asyncio.get_running_loop().time() < until:
+        try:
+            await asyncio.sleep(0.1)
+        except asyncio.CancelledError:
+            pass  # the poison: cancellation ignored
+    return None

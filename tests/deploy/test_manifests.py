@@ -19,6 +19,7 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from runtime.connection import redis_url_problem
+from runtime.stop_signals import STOP_AFTER_GRACE_S
 from tests.observability.support import load_script
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -189,3 +190,17 @@ def test_check_script_cross_checks_pass() -> None:
     # Then it passes
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "all checks passed" in out.stdout
+
+
+def test_a_worker_pod_ends_before_the_kubelet_kills_it() -> None:
+    # Given the worker Deployment's drain grace and the pod's termination grace
+    worker = next(d for d in docs("base") if d["kind"] == "Deployment" and d["metadata"]["name"] == "baton-worker")
+    pod = worker["spec"]["template"]["spec"]
+    (container,) = [c for c in pod["containers"] if c["name"] == "baton"]
+    grace = float(next(e["value"] for e in container["env"] if e["name"] == "BATON_SHUTDOWN_GRACE_S"))
+    # Then the process is gone (its deadline after the grace, runtime/stop_signals.py) before the SIGKILL
+    assert grace + STOP_AFTER_GRACE_S < pod["terminationGracePeriodSeconds"]
+    # and the README gives that deadline as the code has it
+    readme = (ROOT / "README.md").read_text()
+    assert f"the process ends within it + {STOP_AFTER_GRACE_S:g} s" in readme
+    assert f"the process is gone {STOP_AFTER_GRACE_S:g} s after" in " ".join(readme.split())

@@ -1,4 +1,5 @@
-"""Multi-process behaviour: two workers, kill -9, SIGSTOP fencing, SIGTERM drain, embedded server."""
+"""Multi-process behaviour: two workers, kill -9, SIGSTOP fencing, SIGTERM drain (Redis black-holed too),
+embedded server."""
 
 from __future__ import annotations
 
@@ -7,12 +8,16 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.chaos.proxy import FaultProxy
 from runtime import Baton, Settings
+from runtime.stop_signals import DRAIN_HAND_BACK_S, EXIT_ALLOWANCE_S, HARD_EXIT_CODE
 from tests.apps import app as test_app
 from tests.nodes import eventually, kill_process, spawn_worker, stop_process
+from tests.servers import free_port
 
 
 def worker_env(settings: Settings, node: str, **extra: Any) -> dict[str, str]:
@@ -137,6 +142,23 @@ async def test_sigstop_stale_worker_cannot_overwrite(settings: Settings, redis: 
     await app.close()
 
 
+async def _sigterm_once_started(redis: Any, prefix: str, worker: subprocess.Popen[bytes], runs: int,
+                                fault: Callable[[], object] = lambda: None) -> tuple[int, float]:
+    """Once ``runs`` handlers of tests.apps announced their start, inject ``fault``, then SIGTERM the
+    worker: its exit code and how long it took to exit (SIGKILL after 60 s)."""
+    started = f"{prefix}:test:started"
+
+    async def all_started() -> bool:
+        return int(await redis.llen(started)) == runs
+
+    await eventually(all_started, 20)
+    fault()
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    code = await asyncio.to_thread(stop_process, worker, signal.SIGTERM, 60)
+    return code, loop.time() - t0
+
+
 async def test_sigterm_drains_and_gives_back_unfinished_runs(settings: Settings, redis: Any, tmp_path: Path) -> None:
     # Given worker A running a short run and a run longer than its 2 s grace
     app = producer(settings)
@@ -144,17 +166,8 @@ async def test_sigterm_drains_and_gives_back_unfinished_runs(settings: Settings,
     a = spawn_worker("tests.apps:app", env, tmp_path / "a.log")
     short_id = await app.trigger("long", {"seconds": 0.5})
     long_id = await app.trigger("long", {"seconds": 30, "every_attempt": False})
-    started = f"{settings.prefix}:test:started"
-
-    async def two_started() -> bool:
-        return int(await redis.llen(started)) == 2
-
-    await eventually(two_started, 20)
     # When A gets SIGTERM
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
-    code = await asyncio.to_thread(stop_process, a, signal.SIGTERM, 30)
-    took = loop.time() - t0
+    code, took = await _sigterm_once_started(redis, settings.prefix, a, 2)
     # Then it exits 0 within the grace period (plus shutdown overhead)
     assert code == 0 and took < 2 + 3, took
     short = await app.get_run(short_id)
@@ -185,3 +198,59 @@ async def test_embedded_server_when_no_redis_url(tmp_path: Path) -> None:
     finally:
         code = stop_process(proc)
     assert code == 0
+
+
+async def test_sigterm_with_redis_black_holed_exits_within_its_deadline(settings: Settings, redis: Any,
+                                                                       tmp_path: Path) -> None:
+    # Given worker A, reaching Redis through a proxy, running a run longer than its 2 s grace
+    proxy = await FaultProxy(int(settings.redis_url.rsplit(":", 1)[1]), free_port()).start()
+    app = producer(settings)
+    log = tmp_path / "a.log"
+    a = spawn_worker("tests.apps:app", worker_env(settings.with_changes(redis_url=proxy.url), "A",
+                                                  BATON_SHUTDOWN_GRACE_S=2), log)
+    try:
+        run_id = await app.trigger("long", {"seconds": 60})
+        # When the route to Redis goes dead (nothing closed, no answer) and A gets SIGTERM
+        code, took = await _sigterm_once_started(redis, settings.prefix, a, 1, fault=proxy.blackhole)
+        # Then it exits 0 within the grace, the hand-back allowance and a second to end its actors
+        # (before, each of the drain's writes waited out the client's timeouts: ~3 minutes), and says why
+        assert code == 0, log.read_text()[-3000:]
+        assert took < 2 + DRAIN_HAND_BACK_S + 3, (took, log.read_text()[-3000:])
+        assert "drain not finished" in log.read_text()
+        # And the run it could not give back goes to another node once its lease expires
+        proxy.heal()
+        b = spawn_worker("tests.apps:app", worker_env(settings, "B"), tmp_path / "b.log")
+        try:
+            run = await app.wait_for(run_id, 30)
+            assert run.status == "completed" and run.output == {"node": "B", "attempt": 2}, run
+        finally:
+            assert await asyncio.to_thread(stop_process, b) == 0
+    finally:
+        if a.poll() is None:
+            await asyncio.to_thread(stop_process, a, signal.SIGKILL)
+        await proxy.stop()
+        await app.close()
+
+
+async def test_a_handler_that_will_not_stop_does_not_keep_its_process(settings: Settings, redis: Any,
+                                                                      tmp_path: Path) -> None:
+    # Given worker A running a handler that swallows every cancellation
+    app = producer(settings)
+    log = tmp_path / "a.log"
+    a = spawn_worker("tests.apps:app", worker_env(settings, "A", BATON_SHUTDOWN_GRACE_S=1), log)
+    try:
+        run_id = await app.trigger("deaf", {"seconds": 300})
+        # When A gets SIGTERM
+        code, took = await _sigterm_once_started(redis, settings.prefix, a, 1)
+        # Then the drain gives the run back without the handler, and the process ends by its deadline
+        # (grace + DRAIN_HAND_BACK_S + EXIT_ALLOWANCE_S), saying so, with code 1; before, the event loop's
+        # end waited for the handler: 300 s here, forever for a handler that never returns
+        assert code == HARD_EXIT_CODE, (code, log.read_text()[-3000:])
+        assert took < 1 + DRAIN_HAND_BACK_S + EXIT_ALLOWANCE_S + 3, (took, log.read_text()[-3000:])
+        assert "did not end" in log.read_text()
+        run = await app.get_run(run_id)
+        assert run is not None and run.status == "queued" and run.attempts[-1].status == "released", run
+    finally:
+        if a.poll() is None:
+            await asyncio.to_thread(stop_process, a, signal.SIGKILL)
+        await app.close()
