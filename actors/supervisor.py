@@ -50,34 +50,11 @@ from .notifier import Notifier
 from .observer import Observer
 from .receiver import Receiver
 from .reporter import Reporter
+from .restart_backoff import STEADY_LIFE_S, RestartBackoff
 from .scheduler import Scheduler
 from .watchdog import Watchdog
 
 __all__ = ["Supervisor"]
-
-#: the delay before an actor's first restart; it doubles with each crash, up to RESTART_BACKOFF_MAX_S
-RESTART_BACKOFF_S = 0.1
-RESTART_BACKOFF_MAX_S = 5.0
-#: a life at least this long was a recovery: the next crash starts the backoff over
-STEADY_LIFE_S = 10.0
-
-
-class RestartBackoff:
-    """How long the supervisor waits before restarting one crashed actor."""
-
-    def __init__(self) -> None:
-        self.delay = RESTART_BACKOFF_S
-
-    def after_crash(self, lived_s: float, outage: bool) -> float:
-        """The wait before the next life, for a life of ``lived_s`` that ended in a crash
-        (``outage``: on an error of a Redis that is down or failing over)."""
-        if lived_s >= STEADY_LIFE_S:
-            self.delay = RESTART_BACKOFF_S
-        # (on an outage, at most redis_faults.OUTAGE_PAUSE_MAX_S: back at work within it of Redis)
-        delay = min(self.delay, OUTAGE_PAUSE_MAX_S) if outage else self.delay
-        self.delay = min(self.delay * 2, RESTART_BACKOFF_MAX_S)
-        return delay
-
 
 class Supervisor(Actor[None]):
     """Owns the node: intake, leaser, executor, reporter and listener actors."""
@@ -184,17 +161,19 @@ class Supervisor(Actor[None]):
                 await asyncio.wait_for(self.shutdown_requested.wait(), self.settings.renew_interval_ms / 1000)
             except TimeoutError:
                 pass
-        try:
-            await asyncio.wait_for(self.drain(), self.settings.shutdown_grace_s + DRAIN_HAND_BACK_S)
-        except TimeoutError:
-            self.log.error("drain not finished %.0fs after the grace period (Redis does not answer?): stopping "
-                           "anyway; runs not given back return to the queue when their leases expire",
-                           DRAIN_HAND_BACK_S)
-            tasks = [task for task in self.tasks.values() if not task.done()]
-            for task in tasks:  # (their supervision ends with them: nothing restarts)
-                task.cancel()
-            if tasks:
-                await asyncio.wait(tasks, timeout=1.0)
+        # not wait_for: it waits for the cancelled drain to end, and a write of the drain cancelled on a
+        # black-holed connection, or an actor that takes long to end, would hold it past the deadline
+        drain = asyncio.ensure_future(self.drain())
+        await asyncio.wait((drain,), timeout=self.settings.shutdown_grace_s + DRAIN_HAND_BACK_S)
+        if drain.done():
+            drain.result()
+            return
+        self.log.error("drain not finished %.0fs after the grace period (Redis does not answer?): stopping "
+                       "anyway; runs not given back return to the queue when their leases expire", DRAIN_HAND_BACK_S)
+        tasks = [drain, *(task for task in self.tasks.values() if not task.done())]
+        for task in tasks:  # (the actors' supervision ends with them: nothing restarts)
+            task.cancel()
+        await asyncio.wait(tasks, timeout=1.0)
 
     async def _prepare(self) -> bool:
         """Check the server and register this node's jobs; wait out a Redis that is
@@ -489,14 +468,25 @@ class Supervisor(Actor[None]):
         task = self.tasks.get(actor.name)
         if task is None or task.done():
             return
+        # a CancelledError here is the actor's (it ended cancelled), unless the drain itself is being
+        # cancelled (its deadline passed): that one goes on, and the actor ends on its own time
         try:
             await asyncio.wait_for(asyncio.shield(task), wait_s)
         except (TimeoutError, asyncio.CancelledError):
             task.cancel()
+            if _being_cancelled():
+                raise asyncio.CancelledError from None
             try:
                 await task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping anyway
-                pass
+                if _being_cancelled():
+                    raise asyncio.CancelledError from None
+
+
+def _being_cancelled() -> bool:
+    """Whether the running task has a cancellation pending (asked of it, not of what it awaited)."""
+    current = asyncio.current_task()
+    return current is not None and current.cancelling() > 0
 
 
 async def _answered(reply: asyncio.Future[Any], timeout_s: float, unless: asyncio.Task[None] | None = None) -> bool:

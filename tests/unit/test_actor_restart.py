@@ -12,14 +12,9 @@ from typing import Any
 import pytest
 
 from actors.base import Actor
-from actors.supervisor import (
-    OUTAGE_PAUSE_MAX_S,
-    RESTART_BACKOFF_MAX_S,
-    RESTART_BACKOFF_S,
-    STEADY_LIFE_S,
-    RestartBackoff,
-    Supervisor,
-)
+from actors.restart_backoff import RESTART_BACKOFF_MAX_S, RESTART_BACKOFF_S, STEADY_LIFE_S, RestartBackoff
+from actors.supervisor import Supervisor
+from runtime.redis_faults import OUTAGE_PAUSE_MAX_S
 
 
 async def test_every_actor_restarts_with_fresh_state_and_keeps_only_what_it_names(make_app: Any) -> None:
