@@ -1,9 +1,10 @@
-"""A steady background load: ``python -m bench.load_gen --system S --ns NS --rate R --out FILE``.
+"""A steady background load: ``python -m bench.load_gen --system S --ns NS --rate R --out FILE [--tick-ms 10]``.
 
 Run by bench/pickup.py in the system's virtualenv while probes measure pickup
-latency. Every 10 ms it submits the no-op runs that are due at ``--rate`` runs/s
-(the system's bulk API when it has one, else its one-at-a-time API), until
-SIGTERM; then writes ``{"sent", "seconds", "rate"}`` to --out.
+latency. Every ``--tick-ms`` (10 ms unless told) it submits the no-op runs that
+are due at ``--rate`` runs/s (the system's bulk API when it has one, else its
+one-at-a-time API), until SIGTERM; then writes ``{"sent", "seconds", "rate"}``
+to --out. The tick sets the bursts' size: rate x tick runs arrive at once.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from pathlib import Path
 from bench.common import payload
 from bench.driver import adapter_class
 
-TICK_S = 0.01
+#: the default time between two submissions of the load
+TICK_MS = 10.0
 
 
-async def generate(system: str, redis_url: str, ns: str, rate: float, log_dir: Path) -> dict[str, float]:
+async def generate(system: str, redis_url: str, ns: str, rate: float, log_dir: Path,
+                   tick_ms: float = TICK_MS) -> dict[str, float]:
     a = adapter_class(system)(redis_url, ns, log_dir)
     await a.setup()
     stopping = asyncio.Event()
@@ -37,7 +40,7 @@ async def generate(system: str, redis_url: str, ns: str, rate: float, log_dir: P
                 await a.enqueue_now("noop", [payload(sent + i) for i in range(due)])
                 sent += due
             try:
-                await asyncio.wait_for(stopping.wait(), TICK_S)
+                await asyncio.wait_for(stopping.wait(), tick_ms / 1000)
             except TimeoutError:
                 pass
     finally:
@@ -54,8 +57,9 @@ def main() -> None:
     ap.add_argument("--rate", type=float, required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--log-dir", required=True)
+    ap.add_argument("--tick-ms", type=float, default=TICK_MS, help="time between two submissions (ms)")
     ns = ap.parse_args()
-    result = asyncio.run(generate(ns.system, ns.redis_url, ns.ns, ns.rate, Path(ns.log_dir)))
+    result = asyncio.run(generate(ns.system, ns.redis_url, ns.ns, ns.rate, Path(ns.log_dir), ns.tick_ms))
     Path(ns.out).write_text(json.dumps(result))
 
 

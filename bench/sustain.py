@@ -1,9 +1,10 @@
-"""Pickup under a steady load, rate by rate: ``python -m bench.sustain [--rates 3000,5000,7000] [--seconds 5]``.
+"""Pickup under a steady load, rate by rate: ``python -m bench.sustain [--rates 3000,5000] [--seconds 5] [--ticks 10]``.
 
 bench/run's ``latency_load`` measures one load (half the drain rate that run measured). This shows
 how pickup and cost change with the load: for each rate it starts a redis-server of its own, one
 ``baton worker`` (concurrency 100) and bench/load_gen.py (the same producer: ``trigger_batch`` every
-10 ms), then submits probe runs 5 ms apart with ``app.trigger`` and reports, per rate:
+10 ms, or every ``--ticks`` ms: each tick given is a row of its own, so bursts of different sizes
+can be compared at one rate), then submits probe runs 5 ms apart with ``app.trigger`` and reports, per rate:
 
 - the runs completed per second (whether the node keeps up) and the most runs seen waiting in the
   ready set;
@@ -40,9 +41,9 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
 
 
-async def one_rate(server: RedisServer, work: Path, rate: int, seconds: float) -> dict[str, Any]:
-    """Load at ``rate`` runs/s, probes for ``seconds``: the figures of one rate."""
-    ns = f"sustain{rate}"
+async def one_rate(server: RedisServer, work: Path, rate: int, seconds: float, tick_ms: float) -> dict[str, Any]:
+    """Load at ``rate`` runs/s submitted every ``tick_ms``, probes for ``seconds``: the figures of one rate."""
+    ns = f"sustain{rate}t{tick_ms:g}".replace(".", "_")
     a = BatonAdapter(server.url, ns, work)
     await a.setup()
     worker = a.start_worker(100, 1, tag=f"sustain{rate}-")[0]
@@ -50,7 +51,8 @@ async def one_rate(server: RedisServer, work: Path, rate: int, seconds: float) -
     try:
         await a.wait_nodes(1)
         load = spawn([sys.executable, "-m", "bench.load_gen", "--system", "baton", "--redis-url", server.url,
-                      "--ns", ns, "--rate", str(rate), "--out", str(work / f"{ns}.json"), "--log-dir", str(work)],
+                      "--ns", ns, "--rate", str(rate), "--out", str(work / f"{ns}.json"), "--log-dir", str(work),
+                      "--tick-ms", str(tick_ms)],
                      worker_env(server.url, ns, 100), work / f"{ns}-load.log")
         await asyncio.sleep(1.0)  # the producer starts and the node reaches its steady state
         assert server.proc is not None
@@ -89,7 +91,7 @@ async def one_rate(server: RedisServer, work: Path, rate: int, seconds: float) -
         stop(worker, timeout=10)
         await a.teardown()
     return {
-        "rate": rate, "completed_per_s": completed / elapsed, "most_waiting": waiting,
+        "rate": rate, "tick_ms": tick_ms, "completed_per_s": completed / elapsed, "most_waiting": waiting,
         "cpu_share": {k: v / elapsed for k, v in used.items()},
         "cpu_us_per_run": {k: v / max(completed, 1) * 1e6 for k, v in used.items()},
         "pickup_ms": {q: percentile(pickups, q) for q in (50, 90, 99)}, "probes": len(pickups),
@@ -99,20 +101,21 @@ async def one_rate(server: RedisServer, work: Path, rate: int, seconds: float) -
 
 def report(rows: list[dict[str, Any]]) -> str:
     """The Markdown table of every rate."""
-    out = ["| offered runs/s | completed runs/s | most waiting | CPU (Redis / worker / producer, of a core) "
-           "| CPU per run (µs) | pickup p50 / p90 / p99 (ms) | created to leased p50 / p99 (ms) |",
-           "|---|---|---|---|---|---|---|"]
+    out = ["| offered runs/s | load every (ms) | completed runs/s | most waiting "
+           "| CPU (Redis / worker / producer, of a core) | CPU per run (µs) | pickup p50 / p90 / p99 (ms) "
+           "| created to leased p50 / p99 (ms) |",
+           "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         share, per, pick, wait = r["cpu_share"], r["cpu_us_per_run"], r["pickup_ms"], r["created_to_leased_ms"]
         out.append(
-            f"| {r['rate']:,} | {r['completed_per_s']:,.0f} | {r['most_waiting']} "
+            f"| {r['rate']:,} | {r['tick_ms']:g} | {r['completed_per_s']:,.0f} | {r['most_waiting']} "
             f"| {share['redis']:.0%} / {share['worker']:.0%} / {share['producer']:.0%} "
             f"| {per['redis']:.0f} / {per['worker']:.0f} / {per['producer']:.0f} "
             f"| {pick[50]:.2f} / {pick[90]:.2f} / {pick[99]:.2f} | {wait[50]:.0f} / {wait[99]:.0f} |")
     return "\n".join(out)
 
 
-async def run(rates: list[int], seconds: float) -> None:
+async def run(rates: list[int], seconds: float, ticks: list[float]) -> None:
     with tempfile.TemporaryDirectory(prefix="baton-sustain-") as tmp:
         work = Path(tmp)
         server = RedisServer(work)
@@ -120,8 +123,10 @@ async def run(rates: list[int], seconds: float) -> None:
         try:
             rows = []
             for rate in rates:
-                rows.append(await one_rate(server, work, rate, seconds))
-                print(f"[{time.strftime('%H:%M:%S')}] {rate:,} runs/s offered: done", flush=True)
+                for tick_ms in ticks:
+                    rows.append(await one_rate(server, work, rate, seconds, tick_ms))
+                    print(f"[{time.strftime('%H:%M:%S')}] {rate:,} runs/s offered every {tick_ms:g} ms: done",
+                          flush=True)
         finally:
             server.stop()
     print(report(rows))
@@ -131,8 +136,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rates", default="3000,5000,7000", help="comma-separated load rates, runs/s")
     ap.add_argument("--seconds", type=float, default=5.0, help="probing time per rate")
+    ap.add_argument("--ticks", default="10", help="comma-separated times between the load's submissions, ms")
     args = ap.parse_args()
-    asyncio.run(run([int(r) for r in args.rates.split(",")], args.seconds))
+    asyncio.run(run([int(r) for r in args.rates.split(",")], args.seconds,
+                    [float(t) for t in args.ticks.split(",")]))
 
 
 if __name__ == "__main__":
