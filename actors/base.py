@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from runtime.redis_faults import described
 from runtime.settings import Settings
 
-__all__ = ["Actor", "Mailbox", "answer"]
+__all__ = ["Actor", "Mailbox", "answer", "answered", "being_cancelled"]
 
 M = TypeVar("M")
 
@@ -279,3 +279,16 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
         waiter.set_result(None)
 
+
+async def answered(reply: asyncio.Future[Any], timeout_s: float, *unless: asyncio.Future[Any] | None) -> bool:
+    """Wait for an actor's reply; False after ``timeout_s`` or once one of ``unless`` (the actor's task,
+    say) is done."""
+    waits: set[asyncio.Future[Any]] = {reply, *(u for u in unless if u is not None)}
+    await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+    return reply.done() and not reply.cancelled()
+
+
+def being_cancelled() -> bool:
+    """Whether the running task has a cancellation pending (asked of it, not of what it awaited)."""
+    current = asyncio.current_task()
+    return current is not None and current.cancelling() > 0

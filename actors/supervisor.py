@@ -39,7 +39,7 @@ from runtime.stop_signals import DRAIN_HAND_BACK_S, unless_stopped
 from runtime.topology import SentinelStartWatch, check_deployment, check_fsync, check_server
 
 from .api import Api
-from .base import Actor
+from .base import Actor, answered, being_cancelled
 from .delivery import Delivery
 from .executor import CANCEL_GRACE_S, Executor
 from .fetcher import Fetcher, ready_partition, served_queues
@@ -71,6 +71,8 @@ class Supervisor(Actor[None]):
         self.health = health or Health(self.settings.loop_stall_limit_s)
         self.exit_code = 0
         self.shutdown_requested = asyncio.Event()
+        #: a second stop signal came during the drain: the grace ends at once
+        self.hurried = asyncio.Event()
         self.started = asyncio.Event()
         # wiring: the mailboxes first, then each actor with its own and those it sends to
         settings = self.settings
@@ -116,6 +118,15 @@ class Supervisor(Actor[None]):
         if self.notifier is not None:
             actors.append(self.notifier)
         return actors
+
+    def on_stop_signal(self) -> None:
+        """SIGTERM / SIGINT: the first begins the drain; another during it ends the grace at once (running
+        handlers are cancelled and their runs given back, not charged), as a second Ctrl-C does in Celery or RQ."""
+        if not self.shutdown_requested.is_set():
+            self.request_shutdown()
+        elif not self.hurried.is_set():
+            self.log.warning("stop signal again: the grace ends now; running runs are given back")
+            self.hurried.set()
 
     def request_shutdown(self) -> None:
         """Begin a graceful drain (SIGTERM / SIGINT)."""
@@ -411,10 +422,10 @@ class Supervisor(Actor[None]):
         loop = asyncio.get_running_loop()
         closed: asyncio.Future[None] = loop.create_future()
         await self.fetcher.send(Drain(closed))
-        if not await _answered(closed, 2.0):
+        if not await answered(closed, 2.0):
             # runs handed to this node before it stopped waiting are run like the others
             self.log.warning("runs handed to this node did not all arrive; their leases will expire")
-        if not await self._ask_idle(self.settings.shutdown_grace_s):
+        if not await self._ask_idle(self.settings.shutdown_grace_s, until=self.hurried):
             self.log.warning("grace period over with %s run(s) executing; releasing them",
                              await self._ask_busy())
             await self.executor.send(ReleaseAll())
@@ -424,7 +435,7 @@ class Supervisor(Actor[None]):
         # wait until the reporter has written every outcome
         released: asyncio.Future[None] = loop.create_future()
         await self.fetcher.send(WhenReleased(released))
-        await _answered(released, 10.0, unless=self.tasks["reporter"])
+        await answered(released, 10.0, self.tasks["reporter"])
         # the scheduler stops first among the rest and hands its lease over at once
         self.scheduler.stop()
         await self._cancel(self.scheduler)
@@ -447,11 +458,17 @@ class Supervisor(Actor[None]):
             pass
         self.log.info("node %s stopped (exit code %d)", self.settings.node_id, self.exit_code)
 
-    async def _ask_idle(self, timeout_s: float) -> bool:
-        """Ask the executor to say when nothing runs and no granted run waits; False on timeout."""
+    async def _ask_idle(self, timeout_s: float, until: asyncio.Event | None = None) -> bool:
+        """Ask the executor to say when nothing runs and no granted run waits; False on timeout (or once
+        ``until`` is set)."""
         reply: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         await self.executor.send(WhenIdle(reply))
-        return await _answered(reply, timeout_s, unless=self.tasks.get("executor"))
+        cut_short = asyncio.ensure_future(until.wait()) if until is not None else None
+        try:
+            return await answered(reply, timeout_s, self.tasks.get("executor"), cut_short)
+        finally:
+            if cut_short is not None:
+                cut_short.cancel()
 
     async def _ask_busy(self) -> int | None:
         """How many handlers run now, as the executor says (None if it does not answer at once)."""
@@ -460,7 +477,7 @@ class Supervisor(Actor[None]):
             self.executor.inbox.send_nowait(AskBusy(reply))
         except asyncio.QueueFull:
             return None
-        if not await _answered(reply, 1.0, unless=self.tasks.get("executor")):
+        if not await answered(reply, 1.0, self.tasks.get("executor")):
             return None
         return reply.result()
 
@@ -474,25 +491,10 @@ class Supervisor(Actor[None]):
             await asyncio.wait_for(asyncio.shield(task), wait_s)
         except (TimeoutError, asyncio.CancelledError):
             task.cancel()
-            if _being_cancelled():
+            if being_cancelled():
                 raise asyncio.CancelledError from None
             try:
                 await task
             except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping anyway
-                if _being_cancelled():
+                if being_cancelled():
                     raise asyncio.CancelledError from None
-
-
-def _being_cancelled() -> bool:
-    """Whether the running task has a cancellation pending (asked of it, not of what it awaited)."""
-    current = asyncio.current_task()
-    return current is not None and current.cancelling() > 0
-
-
-async def _answered(reply: asyncio.Future[Any], timeout_s: float, unless: asyncio.Task[None] | None = None) -> bool:
-    """Wait for an actor's reply; False after ``timeout_s`` or once ``unless`` (the actor's task) ended."""
-    waits: set[asyncio.Future[Any]] = {reply}
-    if unless is not None:
-        waits.add(unless)
-    await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
-    return reply.done() and not reply.cancelled()

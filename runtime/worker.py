@@ -54,7 +54,7 @@ async def serve(app: Baton, metrics: Metrics | None = None, health: Health | Non
 
     supervisor = Supervisor(app, metrics, health=health)
     # before anything waits for Redis: a node stopped while its Redis is not reachable yet exits 0
-    (signals or StopSignals()).attach(supervisor.request_shutdown)
+    (signals or StopSignals()).attach(supervisor.on_stop_signal)
 
     async def stopping() -> None:
         await supervisor.shutdown_requested.wait()

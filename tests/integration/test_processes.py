@@ -254,3 +254,24 @@ async def test_a_handler_that_will_not_stop_does_not_keep_its_process(settings: 
         if a.poll() is None:
             await asyncio.to_thread(stop_process, a, signal.SIGKILL)
         await app.close()
+
+
+async def test_a_second_sigterm_ends_the_grace_at_once(settings: Settings, redis: Any, tmp_path: Path) -> None:
+    # Given worker A, with a 60 s grace, draining (SIGTERM) while a 60 s run goes on
+    app = producer(settings)
+    log = tmp_path / "a.log"
+    a = spawn_worker("tests.apps:app", worker_env(settings, "A", BATON_SHUTDOWN_GRACE_S=60), log)
+    try:
+        run_id = await app.trigger("long", {"seconds": 60, "every_attempt": False})
+        _, took = await _sigterm_once_started(redis, settings.prefix, a, 1, fault=lambda: a.send_signal(signal.SIGTERM))
+        # (the helper's SIGTERM is the second: the first came as its fault, once the run had started)
+    finally:
+        if a.poll() is None:
+            await asyncio.to_thread(stop_process, a, signal.SIGKILL)
+    # Then A exits 0 within seconds, not the 60 s grace, having given the run back uncharged
+    assert a.returncode == 0 and took < 10, (a.returncode, took, log.read_text()[-3000:])
+    assert "the grace ends now" in log.read_text()
+    run = await app.get_run(run_id)
+    assert run is not None and run.status == "queued", run
+    assert run.attempts_charged == 0 and [x.status for x in run.attempts] == ["released"]
+    await app.close()
