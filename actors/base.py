@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Generic, TypeVar
 from runtime.redis_faults import described
 from runtime.settings import Settings
 
-__all__ = ["Actor", "Mailbox", "answer", "answered", "being_cancelled"]
+__all__ = ["Actor", "Mailbox", "answer", "answered", "being_cancelled", "end_task"]
 
 M = TypeVar("M")
 
@@ -292,3 +292,23 @@ def being_cancelled() -> bool:
     """Whether the running task has a cancellation pending (asked of it, not of what it awaited)."""
     current = asyncio.current_task()
     return current is not None and current.cancelling() > 0
+
+
+async def end_task(task: asyncio.Task[Any] | None, wait_s: float) -> None:
+    """Let ``task`` end on its own for ``wait_s``, then cancel it and wait for it to end.
+
+    A CancelledError met here is the task's (it ended cancelled), unless the caller itself is being
+    cancelled (a drain past its deadline): that one goes on, and the task ends on its own time."""
+    if task is None or task.done():
+        return
+    try:
+        await asyncio.wait_for(asyncio.shield(task), wait_s)
+    except (TimeoutError, asyncio.CancelledError):
+        task.cancel()
+        if being_cancelled():
+            raise asyncio.CancelledError from None
+        try:
+            await task
+        except (asyncio.CancelledError, Exception):  # noqa: BLE001 - ending it anyway
+            if being_cancelled():
+                raise asyncio.CancelledError from None

@@ -39,7 +39,7 @@ from runtime.stop_signals import DRAIN_HAND_BACK_S, unless_stopped
 from runtime.topology import SentinelStartWatch, check_deployment, check_fsync, check_server
 
 from .api import Api
-from .base import Actor, answered, being_cancelled
+from .base import Actor, answered, end_task
 from .delivery import Delivery
 from .executor import CANCEL_GRACE_S, Executor
 from .fetcher import Fetcher, ready_partition, served_queues
@@ -73,6 +73,8 @@ class Supervisor(Actor[None]):
         self.shutdown_requested = asyncio.Event()
         #: a second stop signal came during the drain: the grace ends at once
         self.hurried = asyncio.Event()
+        #: when the stop was asked for (loop time): the drain's deadline counts from it
+        self.stop_requested_at = 0.0
         self.started = asyncio.Event()
         # wiring: the mailboxes first, then each actor with its own and those it sends to
         settings = self.settings
@@ -133,6 +135,7 @@ class Supervisor(Actor[None]):
         if not self.shutdown_requested.is_set():
             self.log.info("shutdown requested: draining (grace %.1fs)", self.settings.shutdown_grace_s)
             self.health.draining = True
+            self.stop_requested_at = asyncio.get_running_loop().time()
             self.shutdown_requested.set()
 
     async def run(self) -> None:
@@ -167,7 +170,11 @@ class Supervisor(Actor[None]):
         self.started.set()
         self.health.started = True
         while not self.shutdown_requested.is_set():
-            await self._heartbeat()
+            # raced against the stop: a heartbeat on a black-holed connection waits out the client's timeouts
+            beat = await unless_stopped(self._heartbeat(), self.shutdown_requested)
+            if beat is None:
+                break
+            beat.result()
             try:
                 await asyncio.wait_for(self.shutdown_requested.wait(), self.settings.renew_interval_ms / 1000)
             except TimeoutError:
@@ -175,7 +182,8 @@ class Supervisor(Actor[None]):
         # not wait_for: it waits for the cancelled drain to end, and a write of the drain cancelled on a
         # black-holed connection, or an actor that takes long to end, would hold it past the deadline
         drain = asyncio.ensure_future(self.drain())
-        await asyncio.wait((drain,), timeout=self.settings.shutdown_grace_s + DRAIN_HAND_BACK_S)
+        deadline = self.stop_requested_at + self.settings.shutdown_grace_s + DRAIN_HAND_BACK_S
+        await asyncio.wait((drain,), timeout=max(deadline - loop.time(), 0.0))
         if drain.done():
             drain.result()
             return
@@ -482,19 +490,4 @@ class Supervisor(Actor[None]):
         return reply.result()
 
     async def _cancel(self, actor: Actor[Any], wait_s: float = 2.0) -> None:
-        task = self.tasks.get(actor.name)
-        if task is None or task.done():
-            return
-        # a CancelledError here is the actor's (it ended cancelled), unless the drain itself is being
-        # cancelled (its deadline passed): that one goes on, and the actor ends on its own time
-        try:
-            await asyncio.wait_for(asyncio.shield(task), wait_s)
-        except (TimeoutError, asyncio.CancelledError):
-            task.cancel()
-            if being_cancelled():
-                raise asyncio.CancelledError from None
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping anyway
-                if being_cancelled():
-                    raise asyncio.CancelledError from None
+        await end_task(self.tasks.get(actor.name), wait_s)

@@ -143,9 +143,9 @@ async def test_sigstop_stale_worker_cannot_overwrite(settings: Settings, redis: 
 
 
 async def _sigterm_once_started(redis: Any, prefix: str, worker: subprocess.Popen[bytes], runs: int,
-                                fault: Callable[[], object] = lambda: None) -> tuple[int, float]:
-    """Once ``runs`` handlers of tests.apps announced their start, inject ``fault``, then SIGTERM the
-    worker: its exit code and how long it took to exit (SIGKILL after 60 s)."""
+                                fault: Callable[[], object] = lambda: None, settle_s: float = 0.0) -> tuple[int, float]:
+    """Once ``runs`` handlers of tests.apps announced their start, inject ``fault`` and let it act for
+    ``settle_s``, then SIGTERM the worker: its exit code and how long it took to exit (SIGKILL after 60 s)."""
     started = f"{prefix}:test:started"
 
     async def all_started() -> bool:
@@ -153,6 +153,7 @@ async def _sigterm_once_started(redis: Any, prefix: str, worker: subprocess.Pope
 
     await eventually(all_started, 20)
     fault()
+    await asyncio.sleep(settle_s)
     loop = asyncio.get_running_loop()
     t0 = loop.time()
     code = await asyncio.to_thread(stop_process, worker, signal.SIGTERM, 60)
@@ -210,9 +211,12 @@ async def test_sigterm_with_redis_black_holed_exits_within_its_deadline(settings
                                                   BATON_SHUTDOWN_GRACE_S=2), log)
     try:
         run_id = await app.trigger("long", {"seconds": 60})
-        # When the route to Redis goes dead (nothing closed, no answer) and A gets SIGTERM
-        code, took = await _sigterm_once_started(redis, settings.prefix, a, 1, fault=proxy.blackhole)
-        # Then it exits 0 within the grace, the hand-back allowance and a second to end its actors
+        # When the route to Redis goes dead (nothing closed, no answer) and A gets SIGTERM once its calls
+        # hang there (its heartbeat, every renew_interval_ms, among them: it held the drain's start once)
+        code, took = await _sigterm_once_started(redis, settings.prefix, a, 1, fault=proxy.blackhole,
+                                                 settle_s=3 * settings.renew_interval_ms / 1000)
+        # Then it exits 0 within the grace, the hand-back allowance and a second to end its actors,
+        # counted from the SIGTERM
         # (before, each of the drain's writes waited out the client's timeouts: ~3 minutes), and says why
         assert code == 0, log.read_text()[-3000:]
         assert took < 2 + DRAIN_HAND_BACK_S + 3, (took, log.read_text()[-3000:])
