@@ -102,6 +102,7 @@ BOUNDS: dict[str, Bound] = {
     "api_port": Bound(1, 65535, off=True),
     "embedded_port": Bound(1, 65535, off=True),
     "api_drain_s": Bound(0, 3600),
+    "api_request_timeout_s": Bound(0.1, 3600),
     "max_body_bytes": Bound(1024, _REDIS_MAX_BYTES),
     "api_scan_limit": Bound(100, 10_000_000),
     "ui_session_ttl_s": Bound(60, 30 * 86_400),
@@ -250,6 +251,9 @@ class Settings:
     #: After SIGTERM the API keeps serving this long, readiness 503, so requests in flight finish and the
     #: load balancer stops routing to it before it stops listening.
     api_drain_s: float = 1.0
+    #: Longest an API request (event streams excepted) may take before it answers 503 ``unavailable``:
+    #: on a Redis that takes connections and never answers, the client's own timeouts took ~70 s.
+    api_request_timeout_s: float = 15.0
     #: API keys, stored hashed: comma-separated ``project:sha256hex`` (``baton apikey PROJECT`` makes one).
     api_keys: str = ""
     #: A plaintext key for project "default", for development only; ``auto`` = generate one and log it once.

@@ -32,13 +32,15 @@ if TYPE_CHECKING:
 
     from .bulk_actions import BulkRunner
 
-__all__ = ["STREAM", "ApiState", "Param", "Req", "Route", "json_response"]
+__all__ = ["DEADLINE", "STREAM", "ApiState", "Param", "Req", "Route", "json_response"]
 
 T = TypeVar("T")
 
 Handler = Callable[["Req"], Awaitable[web.StreamResponse]]
 #: the streaming response a handler started (its status line and headers are sent once it is prepared)
 STREAM: web.RequestKey[web.StreamResponse] = web.RequestKey("baton_stream", web.StreamResponse)
+#: the request's deadline (api_request_timeout_s); an event stream lifts it once its headers go out
+DEADLINE: web.RequestKey[asyncio.Timeout] = web.RequestKey("baton_deadline", asyncio.Timeout)
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ from .bulk_actions import BulkRunner, running
 from .errors import ApiError, redis_transient
 from .media import UNANSWERED_HEADER, is_json, media_type
 from .routes import ROUTES
-from .routing import STREAM, ApiState, Param, Req, Route, component, json_response
+from .routing import DEADLINE, STREAM, ApiState, Param, Req, Route, component, json_response
 from .sessions import Sessions, session_project
 from .ui import add_ui_routes
 
@@ -201,6 +201,7 @@ class _Endpoint:
 def _middleware(state: ApiState, metrics: ApiMetrics | None) -> Callable[..., Awaitable[web.StreamResponse]]:
     max_body = state.settings.max_body_bytes
     tracing = state.settings.tracing
+    deadline_s = state.settings.api_request_timeout_s
 
     async def traced(request: web.Request,
                      handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
@@ -224,7 +225,13 @@ def _middleware(state: ApiState, metrics: ApiMetrics | None) -> Callable[..., Aw
         try:
             if request.content_length is not None and request.content_length > max_body:
                 raise ApiError(413, "body_too_large", f"request body over {max_body} bytes")
-            resp = await (traced(request, handler) if tracing else handler(request))
+            async with asyncio.timeout(deadline_s) as deadline:
+                request[DEADLINE] = deadline
+                resp = await (traced(request, handler) if tracing else handler(request))
+        except TimeoutError:  # (asyncio's: Redis's own is a RedisError, below)
+            log.warning("request %s: no answer within %gs (api_request_timeout_s)", request_id, deadline_s)
+            resp = _error(503, "unavailable", f"Redis did not answer within {deadline_s:g}s; retry later",
+                          request_id, RETRY_SOON)
         except ApiError as exc:
             resp = _error(exc.status, exc.code, exc.message, request_id, exc.headers)
         except web.HTTPException as exc:

@@ -24,7 +24,7 @@ from ..keys import Partition
 from ..records import TERMINAL_STATUSES, iso, stored_int, stored_json, text, timeline_entry
 from ..timeline import Dedup, event_id_key, read_timeline
 from .errors import ApiError, redis_transient
-from .routing import STREAM, Req
+from .routing import DEADLINE, STREAM, Req
 from .views import event_view
 
 __all__ = ["stream_chunks", "stream_events"]
@@ -60,6 +60,9 @@ async def _open(req: Req) -> web.StreamResponse:
         "X-Request-Id": req.request_id,
     })
     req.request[STREAM] = resp  # from here on an error ends this response; it never starts a second one
+    deadline = req.request.get(DEADLINE)
+    if deadline is not None:  # a stream lasts as long as its client stays
+        deadline.reschedule(None)
     await resp.prepare(req.request)
     await resp.write(b"retry: 2000\n\n")
     return resp
