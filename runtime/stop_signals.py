@@ -53,7 +53,11 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class StopSignals:
-    """Remembers a SIGTERM until the event loop runs, then hands every stop signal to ``attach``'s stop."""
+    """Remembers a SIGTERM until the event loop runs, then hands every stop signal to ``attach``'s stop.
+
+    Once attached, a signal also calls ``on_signal`` at once, from the signal handler itself: Python runs
+    it between two bytecodes of the main thread, even while a handler blocks the event loop (a
+    ``time.sleep`` in an ``async def``), where the loop's own stop would wait for the loop."""
 
     def __init__(self) -> None:
         self.requested = False
@@ -65,18 +69,23 @@ class StopSignals:
     def _remember(self, signum: int, frame: FrameType | None) -> None:
         self.requested = True
 
-    def attach(self, stop: Callable[[], None]) -> None:
-        """From now on SIGTERM and SIGINT call ``stop`` on the running loop; it is called at once when
-        a SIGTERM came before."""
+    def attach(self, stop: Callable[[], None], on_signal: Callable[[], None] | None = None) -> None:
+        """From now on SIGTERM and SIGINT call ``stop`` on the running loop (and ``on_signal`` at once); both
+        are called now when a SIGTERM came before."""
         loop = asyncio.get_running_loop()
+
+        def received(signum: int, frame: FrameType | None) -> None:
+            if on_signal is not None:
+                on_signal()
+            loop.call_soon_threadsafe(stop)
+
         for sig in STOP_SIGNALS:
             try:
-                loop.add_signal_handler(sig, stop)
-            except (NotImplementedError, RuntimeError, ValueError):  # not the main thread (tests)
+                signal.signal(sig, received)
+            except ValueError:  # not the main thread (tests)
                 pass
         if self.requested:
-            stop()
-
+            received(signal.SIGTERM, None)
 
 async def unless_stopped(work: Awaitable[T], stopping: asyncio.Event) -> asyncio.Future[T] | None:
     """Await ``work`` unless ``stopping`` is set first: then ``work`` is cancelled and None returned,

@@ -53,13 +53,15 @@ async def serve(app: Baton, metrics: Metrics | None = None, health: Health | Non
     from actors.supervisor import Supervisor
 
     supervisor = Supervisor(app, metrics, health=health)
-    # before anything waits for Redis: a node stopped while its Redis is not reachable yet exits 0
-    (signals or StopSignals()).attach(supervisor.on_stop_signal)
+    drain_s = app.settings.shutdown_grace_s + DRAIN_HAND_BACK_S
+    # before anything waits for Redis: a node stopped while its Redis is not reachable yet exits 0; and
+    # told at signal time, not once the loop gets to it (a handler may be blocking the loop)
+    (signals or StopSignals()).attach(supervisor.on_stop_signal, (lambda: on_stop(drain_s)) if on_stop else None)
 
-    async def stopping() -> None:
+    async def stopping() -> None:  # a stop asked for otherwise: the API's drain request, a spent budget
         await supervisor.shutdown_requested.wait()
         if on_stop is not None:
-            on_stop(app.settings.shutdown_grace_s + DRAIN_HAND_BACK_S)
+            on_stop(drain_s)
 
     told = asyncio.ensure_future(stopping())
     try:
@@ -126,7 +128,8 @@ def run_worker(app: Baton, settings: Settings, signals: StopSignals | None = Non
     def exit_in_time(drain_s: float) -> None:
         # past the drain's own deadline, whatever keeps the process (a handler blocking the loop,
         # a task that will not end) must not outlive the kubelet's grace: it would SIGKILL us
-        deadlines.append(exit_deadline(drain_s + EXIT_ALLOWANCE_S, embedded.stop if embedded else None))
+        if not deadlines:  # (the first stop counts)
+            deadlines.append(exit_deadline(drain_s + EXIT_ALLOWANCE_S, embedded.stop if embedded else None))
 
     try:
         return _run(serve(app, metrics, health, signals, exit_in_time))

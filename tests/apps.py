@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any
 
 from runtime import Backoff, Baton, PermanentFailure, RunContext, Settings
@@ -186,4 +187,13 @@ async def deaf(ctx: RunContext, payload: Any) -> Any:
             await asyncio.sleep(0.1)
         except asyncio.CancelledError:
             pass  # the poison: cancellation ignored
+    return None
+
+
+@app.job(max_attempts=3, timeout=600)
+async def blocks_loop(ctx: RunContext, payload: Any) -> Any:
+    """Announces its start, then blocks the event loop for ``payload['seconds']`` (a sync sleep in an
+    async def: nothing else of its node runs meanwhile, signal handlers of the loop included)."""
+    await _redis().rpush(_key("started"), ctx.run_id)
+    time.sleep(float(payload["seconds"]))
     return None

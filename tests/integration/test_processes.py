@@ -279,3 +279,24 @@ async def test_a_second_sigterm_ends_the_grace_at_once(settings: Settings, redis
     assert run is not None and run.status == "queued", run
     assert run.attempts_charged == 0 and [x.status for x in run.attempts] == ["released"]
     await app.close()
+
+
+async def test_a_handler_blocking_the_loop_does_not_keep_its_process(settings: Settings, redis: Any,
+                                                                     tmp_path: Path) -> None:
+    # Given worker A whose handler blocks the event loop (time.sleep in an async def) for 300 s
+    app = producer(settings)
+    log = tmp_path / "a.log"
+    a = spawn_worker("tests.apps:app", worker_env(settings, "A", BATON_SHUTDOWN_GRACE_S=1), log)
+    try:
+        await app.trigger("blocks_loop", {"seconds": 300})
+        # When A gets SIGTERM while its loop is blocked
+        code, took = await _sigterm_once_started(redis, settings.prefix, a, 1, settle_s=0.5)
+    finally:
+        if a.poll() is None:
+            await asyncio.to_thread(stop_process, a, signal.SIGKILL)
+        await app.close()
+    # Then the process ends by its deadline, counted from the signal (the loop never got to the drain):
+    # before, the signal waited for the loop, 300 s here
+    assert code == HARD_EXIT_CODE, (code, log.read_text()[-3000:])
+    assert took < 1 + DRAIN_HAND_BACK_S + EXIT_ALLOWANCE_S + 3, (took, log.read_text()[-3000:])
+    assert "did not end" in log.read_text()

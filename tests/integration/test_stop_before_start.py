@@ -132,25 +132,25 @@ def test_a_process_whose_start_check_hangs_on_a_black_holed_redis_stops_at_once(
 
 def test_a_sigterm_before_the_loop_runs_is_kept_until_it_does() -> None:
     # Given the stop signals made as a process starts (pytest runs tests in the main thread)
-    before = signal.getsignal(signal.SIGTERM)
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         signals = StopSignals()
         # When a SIGTERM comes before any event loop runs
         os.kill(os.getpid(), signal.SIGTERM)
         assert signals.requested
-        # Then the stop attached once the loop runs is called at once
-        stops: list[str] = []
+        # Then once the loop runs, the attached stop is called, and the signal-time callback at once
+        calls: list[str] = []
 
         async def attached() -> None:
-            signals.attach(lambda: stops.append("stop"))
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
+            signals.attach(lambda: calls.append("stop"), lambda: calls.append("at signal"))
+            assert calls == ["at signal"]
+            await asyncio.sleep(0.01)
 
         asyncio.run(attached())
-        assert stops == ["stop"]
+        assert calls == ["at signal", "stop"]
     finally:
-        signal.signal(signal.SIGTERM, before)
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
 
 
 async def test_unless_stopped_cancels_work_a_stop_comes_before() -> None:
