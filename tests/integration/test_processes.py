@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bench.chaos.proxy import FaultProxy
 from runtime import Baton, Settings
 from runtime.stop_signals import DRAIN_HAND_BACK_S, EXIT_ALLOWANCE_S, HARD_EXIT_CODE
@@ -236,24 +238,27 @@ async def test_sigterm_with_redis_black_holed_exits_within_its_deadline(settings
         await app.close()
 
 
+@pytest.mark.parametrize("job", ["deaf", "blocks_loop"])
 async def test_a_handler_that_will_not_stop_does_not_keep_its_process(settings: Settings, redis: Any,
-                                                                      tmp_path: Path) -> None:
-    # Given worker A running a handler that swallows every cancellation
+                                                                      tmp_path: Path, job: str) -> None:
+    # Given worker A running a handler that swallows every cancellation, or one that blocks the event
+    # loop (time.sleep in an async def), for 300 s
     app = producer(settings)
     log = tmp_path / "a.log"
     a = spawn_worker("tests.apps:app", worker_env(settings, "A", BATON_SHUTDOWN_GRACE_S=1), log)
     try:
-        run_id = await app.trigger("deaf", {"seconds": 300})
+        run_id = await app.trigger(job, {"seconds": 300})
         # When A gets SIGTERM
-        code, took = await _sigterm_once_started(redis, settings.prefix, a, 1)
-        # Then the drain gives the run back without the handler, and the process ends by its deadline
-        # (grace + DRAIN_HAND_BACK_S + EXIT_ALLOWANCE_S), saying so, with code 1; before, the event loop's
-        # end waited for the handler: 300 s here, forever for a handler that never returns
+        code, took = await _sigterm_once_started(redis, settings.prefix, a, 1, settle_s=0.5)
+        # Then the process ends by its deadline (grace + DRAIN_HAND_BACK_S + EXIT_ALLOWANCE_S, from the
+        # signal), saying so, with code 1. Before, the event loop's end waited for the deaf handler, and
+        # the signal itself for the blocking one: 300 s here, forever for a handler that never returns
         assert code == HARD_EXIT_CODE, (code, log.read_text()[-3000:])
         assert took < 1 + DRAIN_HAND_BACK_S + EXIT_ALLOWANCE_S + 3, (took, log.read_text()[-3000:])
         assert "did not end" in log.read_text()
-        run = await app.get_run(run_id)
-        assert run is not None and run.status == "queued" and run.attempts[-1].status == "released", run
+        if job == "deaf":  # and the drain gave the run back without the handler (a blocked loop cannot)
+            run = await app.get_run(run_id)
+            assert run is not None and run.status == "queued" and run.attempts[-1].status == "released", run
     finally:
         if a.poll() is None:
             await asyncio.to_thread(stop_process, a, signal.SIGKILL)
@@ -279,24 +284,3 @@ async def test_a_second_sigterm_ends_the_grace_at_once(settings: Settings, redis
     assert run is not None and run.status == "queued", run
     assert run.attempts_charged == 0 and [x.status for x in run.attempts] == ["released"]
     await app.close()
-
-
-async def test_a_handler_blocking_the_loop_does_not_keep_its_process(settings: Settings, redis: Any,
-                                                                     tmp_path: Path) -> None:
-    # Given worker A whose handler blocks the event loop (time.sleep in an async def) for 300 s
-    app = producer(settings)
-    log = tmp_path / "a.log"
-    a = spawn_worker("tests.apps:app", worker_env(settings, "A", BATON_SHUTDOWN_GRACE_S=1), log)
-    try:
-        await app.trigger("blocks_loop", {"seconds": 300})
-        # When A gets SIGTERM while its loop is blocked
-        code, took = await _sigterm_once_started(redis, settings.prefix, a, 1, settle_s=0.5)
-    finally:
-        if a.poll() is None:
-            await asyncio.to_thread(stop_process, a, signal.SIGKILL)
-        await app.close()
-    # Then the process ends by its deadline, counted from the signal (the loop never got to the drain):
-    # before, the signal waited for the loop, 300 s here
-    assert code == HARD_EXIT_CODE, (code, log.read_text()[-3000:])
-    assert took < 1 + DRAIN_HAND_BACK_S + EXIT_ALLOWANCE_S + 3, (took, log.read_text()[-3000:])
-    assert "did not end" in log.read_text()
