@@ -39,7 +39,7 @@ from runtime.stop_signals import DRAIN_HAND_BACK_S, unless_stopped
 from runtime.topology import SentinelStartWatch, check_deployment, check_fsync, check_server
 
 from .api import Api
-from .base import Actor, answered, end_task
+from .base import Actor, answered, being_cancelled, end_task
 from .delivery import Delivery
 from .executor import CANCEL_GRACE_S, Executor
 from .fetcher import Fetcher, ready_partition, served_queues
@@ -270,6 +270,10 @@ class Supervisor(Actor[None]):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if being_cancelled():
+                    # stopped while the actor failed (an essential task's error raced the cancel, and the
+                    # actor's life took the cancel for that task's): a restart would run on, uncancelled
+                    raise asyncio.CancelledError from exc
                 outage = is_outage(exc)
                 lived_s = time.monotonic() - began
                 delay = backoff.after_crash(lived_s, outage)

@@ -192,3 +192,43 @@ def test_restart_backoff_doubles_caps_and_starts_over_after_a_steady_life() -> N
     # When it then ran steadily before crashing again, the backoff starts over (a restart long
     # ago does not slow today's recovery)
     assert backoff.after_crash(STEADY_LIFE_S, outage=False) == RESTART_BACKOFF_S
+
+
+class _FailsOnCue(_CountedLooping):
+    """_CountedLooping whose essential loop fails only once ``go`` is set."""
+
+    survives = ("lives", "go")
+
+    def __init__(self) -> None:
+        super().__init__(essential=True)
+        self.go = asyncio.Event()
+
+    async def _loop(self) -> None:
+        await self.go.wait()
+        raise ConnectionError("the loop's Redis went away")
+
+
+async def test_an_actor_failing_as_its_supervision_is_cancelled_is_not_restarted(make_app: Any) -> None:
+    # Given a supervised actor whose essential loop fails, and the failure's cancel of the actor's life
+    # pending when the supervision itself is cancelled (an event loop closing cancels every task)
+    supervisor = Supervisor(make_app())
+    actor = _FailsOnCue()
+    supervised = asyncio.ensure_future(supervisor._supervise(actor))
+    for _ in range(100):
+        if actor.lives:
+            break
+        await asyncio.sleep(0.01)
+    actor.go.set()
+    while actor._spawn_failure is None:
+        await asyncio.sleep(0)
+    supervised.cancel()
+    # Then the supervision ends, cancelled, without a second life. Before, the life took both cancels
+    # for the failure's, the actor restarted with the cancel spent, and ran on: a test's loop hung
+    # at teardown on the notifier so
+    await asyncio.wait((supervised,), timeout=3)
+    try:
+        assert supervised.done() and supervised.cancelled(), actor.lives
+        assert actor.lives == 1
+    finally:
+        supervised.cancel()
+        await asyncio.gather(supervised, return_exceptions=True)
