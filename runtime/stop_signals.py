@@ -87,6 +87,7 @@ class StopSignals:
         if self.requested:
             received(signal.SIGTERM, None)
 
+
 async def unless_stopped(work: Awaitable[T], stopping: asyncio.Event) -> asyncio.Future[T] | None:
     """Await ``work`` unless ``stopping`` is set first: then ``work`` is cancelled and None returned,
     else its finished future (``result()`` gives its value or raises its error).
