@@ -396,7 +396,11 @@ class Executor(Actor[ExecutorMessage]):
             outcome = Outcome(c.run_id, c.token, "waiting", output_json=orjson.dumps(wait.spec).decode())
         except ContinueAsNew as cont:
             outcome = await self._continue(c, ctx, cont.payload)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as cancelled:
+            # asyncio keeps the error on the future it cancelled, and its traceback holds the
+            # frames that awaited that future: a cycle through this attempt's objects. The
+            # traceback says nothing the outcome needs, so it is dropped (see _attempt's finally)
+            cancelled.__traceback__ = None
             if self.cancel_reasons.get((c.run_id, c.token)) == "timed_out":
                 ctx.log.warning("run timed out after %.3fs", c.timeout_ms / 1000)
             outcome = self._cancelled(c)
@@ -419,6 +423,10 @@ class Executor(Actor[ExecutorMessage]):
                 timer.cancel()
             for flusher in flushers:
                 flusher.cancel()
+            # ctx -> start_flusher -> ctx is a reference cycle: broken here, the attempt's
+            # objects are freed as it ends instead of piling up for the cyclic collector
+            # (whose full passes were the longest pauses of a busy node's event loop)
+            ctx.on_buffer = None
             current_run.reset(token)
         # the last logs of the attempt go out before its outcome
         if ctx.has_buffered():

@@ -485,7 +485,10 @@ class Baton(RunAccess):
             for i, pair in zip(positions, result, strict=True):
                 out[i] = pair
                 if raise_rejected and pair[1] < 0 and (error := rejection(pair[1], pair[0])):
-                    raise error
+                    try:
+                        raise error
+                    finally:  # the error's traceback holds this frame: no cycle through a local
+                        del error
             leased += mine
         return out, leased
 

@@ -126,3 +126,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     left = stop_leftovers()
     if left:
         print(f"\ntests/conftest.py: stopped {len(left)} server(s) a test left running: pids {left}", file=sys.stderr)
+
+
+@pytest.fixture
+def cyclic_garbage() -> Iterator[None]:
+    """While the test runs, the collector keeps what it frees in gc.garbage (gc.DEBUG_SAVEALL):
+    a test collects, clears gc.garbage, does its work, collects again and reads it."""
+    gc.collect()
+    gc.garbage.clear()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        yield
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()

@@ -90,13 +90,14 @@ def _error(status: int, code: str, message: str, request_id: str,
                          headers=headers)
 
 
-def _schema_error(where: str, validator: Draft202012Validator, value: Any) -> ApiError | None:
+def _check_schema(where: str, validator: Draft202012Validator, value: Any) -> None:
+    """Raise the 400 of a value its schema refuses (no local names the error: its traceback would
+    hold the frame that holds it, a reference cycle per bad request)."""
     error = best_match(validator.iter_errors(value))
-    if error is None:
-        return None
-    path = "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-    message = error.message if len(error.message) <= 300 else error.message[:300] + "..."
-    return ApiError(400, "invalid_body" if where == "body" else "invalid_parameter", f"{where}{path}: {message}")
+    if error is not None:
+        path = "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
+        message = error.message if len(error.message) <= 300 else error.message[:300] + "..."
+        raise ApiError(400, "invalid_body" if where == "body" else "invalid_parameter", f"{where}{path}: {message}")
 
 
 def _coerce(param: Param, raw: str) -> Any:
@@ -166,9 +167,7 @@ class _Endpoint:
                     values[param.name] = param.schema["default"]
                 continue
             value = _coerce(param, raw)
-            err = _schema_error(param.name, validator, value)
-            if err is not None:
-                raise err
+            _check_schema(param.name, validator, value)
             values[param.name] = value
         if values.get("project_id", project) != project:
             # Strait clients name their project on list calls: it must be the key's own, never another's
@@ -182,9 +181,7 @@ class _Endpoint:
                     body = orjson.loads(raw_body)
                 except orjson.JSONDecodeError:
                     raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
-                err = _schema_error("body", self.body, body)
-                if err is not None:
-                    raise err
+                _check_schema("body", self.body, body)
             elif route.body_required:
                 raise ApiError(400, "invalid_body", "a JSON request body is required")
         req = Req(request=request, state=self.state, project=project, params=values, body=body,
