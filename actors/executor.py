@@ -428,10 +428,10 @@ class Executor(Actor[ExecutorMessage]):
             # (whose full passes were the longest pauses of a busy node's event loop)
             ctx.on_buffer = None
             current_run.reset(token)
-        # the last logs of the attempt go out before its outcome
-        if ctx.has_buffered():
-            with contextlib.suppress(LeaseLost, RedisError):
-                await ctx.flush()
+        # the last logs of the attempt go out before its outcome, after a write still in flight
+        # (most runs log nothing: then flush returns at once)
+        with contextlib.suppress(LeaseLost, RedisError):
+            await ctx.flush()
         return outcome
 
     def _count_starts(self) -> None:
@@ -444,7 +444,8 @@ class Executor(Actor[ExecutorMessage]):
             self.metrics.child(self.metrics.pickup_latency, c.job).observe(pickup_s)
 
     async def _flush_loop(self, c: Claimed, ctx: RunContext) -> None:
-        """Write the run's buffered logs and progress a few times a second."""
+        """Write the run's buffered logs and progress a few times a second (the attempt's end
+        cancels the loop; a write in flight goes on to its end, see RunContext.flush)."""
         while True:
             await asyncio.sleep(FLUSH_INTERVAL_S)
             try:

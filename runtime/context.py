@@ -38,6 +38,7 @@ from .records import iso
 from .redis_faults import ride_out
 from .run_logs import RunLogCapture, RunLogger, current_run, dumps
 from .run_records import RunRecords
+from .run_tasks import uncut
 from .statuses import TERMINAL
 from .tracing import span
 
@@ -324,7 +325,13 @@ class RunContext(RunRecords):
         return bool(self._events or self._fields or self._records or self._chunks or self._chunk_task is not None)
 
     async def flush(self) -> None:
-        """Write buffered logs, progress, metadata, usage/tool-call/output records and chunks now (fenced)."""
+        """Write buffered logs, progress, metadata, usage/tool-call/output records and chunks now
+        (fenced), after any write still in flight. A cancellation of the caller (a timeout, the
+        attempt's end) does not cut the write off: its entries have left the buffer."""
+        if self.has_buffered() or self._write_lock.locked():
+            await uncut(self._flush_locked())
+
+    async def _flush_locked(self) -> None:
         async with self._write_lock:
             await self._flush_held()
 
@@ -380,12 +387,16 @@ class RunContext(RunRecords):
     async def checkpoint(self, state: Any, source: str = "handler") -> int:
         """Store a sequenced snapshot of state; returns its sequence number."""
         state_json = check_size("the checkpoint state", dumps(state), self._app.settings, "max_checkpoint_bytes")
-        async with self._write_lock:
-            await self._flush_held()
-            number = self._next_write("cp")
-            seq = await self._on_lease(lambda: self._app.scripts.checkpoint(self.run_id, self._token, source,
-                                                                            state_json, number),
-                                       "storing a checkpoint")
+
+        async def store() -> int:
+            async with self._write_lock:
+                await self._flush_held()  # (uncut: the logs it takes from the buffer are written)
+                number = self._next_write("cp")
+                return await self._on_lease(lambda: self._app.scripts.checkpoint(self.run_id, self._token, source,
+                                                                                 state_json, number),
+                                            "storing a checkpoint")
+
+        seq = await uncut(store())
         if seq == -1:
             raise LeaseLost(f"run {self.run_id}: lease lost; checkpoint not stored")
         return seq

@@ -10,22 +10,29 @@ returns its result instead of the cancellation). So the node's event loop
 gets a task factory that notes every task created inside a run's handler
 (the run's context variable is set there) against that run's context, and
 the executor cancels them together with the handler.
+
+The exception is a write of the run's own buffered entries (``uncut``): they
+have left the buffer, so a cut write would lose them, and the write is fenced
+by the lease, so finishing it late is harmless.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import weakref
 from collections.abc import Callable, Coroutine, Generator
 from contextvars import Context
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .run_logs import current_run
 
 if TYPE_CHECKING:
     from .context import RunContext
 
-__all__ = ["adopting_tasks", "cancel_tasks_of"]
+__all__ = ["adopting_tasks", "cancel_tasks_of", "uncut"]
+
+T = TypeVar("T")
 
 #: the unfinished tasks each running handler started (an entry goes with its context)
 _started: weakref.WeakKeyDictionary[RunContext, set[asyncio.Future[Any]]] = weakref.WeakKeyDictionary()
@@ -68,3 +75,22 @@ def adopting_tasks(loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
             loop.set_task_factory(previous)
 
     return uninstall
+
+
+async def uncut(work: Coroutine[Any, Any, T]) -> T:
+    """Await ``work`` in a task of its own that no run adopts: if the caller is cancelled meanwhile
+    (a handler timing out, the attempt's end), the caller ends at once and the work goes on to its
+    end. Its error, once the caller is gone, is nobody's to handle: retrieved, not reported."""
+    context = contextvars.copy_context()
+    context.run(current_run.set, None)
+    task = asyncio.get_running_loop().create_task(work, context=context)
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        task.add_done_callback(_retrieved)
+        raise
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()

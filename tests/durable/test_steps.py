@@ -97,6 +97,45 @@ async def test_non_deterministic_step_order_is_a_clear_error(make_app: Any) -> N
     assert [s["name"] for s in await app.get_steps(run.id)] == ["alpha"]
 
 
+async def test_logs_in_a_write_cut_off_by_the_attempts_end_are_kept(make_app: Any) -> None:
+    # Given a node whose log writes take a while (a busy Redis)
+    app = make_app()
+    update = app.scripts.update
+    writing = asyncio.Event()
+
+    async def slow_update(*args: Any, **kwargs: Any) -> Any:
+        writing.set()
+        await asyncio.sleep(0.5)
+        return await update(*args, **kwargs)
+
+    app.scripts.update = slow_update  # type: ignore[method-assign]
+
+    @app.job()
+    async def last_words(ctx: RunContext, payload: Any) -> str:
+        # returns while the periodic write of its line is on its way
+        ctx.log.info("the last line")
+        await asyncio.wait_for(writing.wait(), 5)
+        return "done"
+
+    @app.job(timeout=0.2, max_attempts=1)
+    async def overruns(ctx: RunContext, payload: Any) -> str:
+        # times out while a step's record waits for the write of its line
+        ctx.log.info("the line before the timeout")
+        await ctx.step("slow", lambda: 1)
+        return "never"
+
+    async with running_node(app):
+        done = await app.wait_for(await app.trigger("last_words"), 10)
+        writing.clear()
+        timed_out = await app.wait_for(await app.trigger("overruns"), 10)
+    # Then each run ended with its line recorded: the attempt's end let the write finish, and
+    # the outcome went out after it
+    for run, line in ((done, "the last line"), (timed_out, "the line before the timeout")):
+        messages = [e["data"]["message"] for e in await app.get_events(run.id) if e["type"] == "log"]
+        assert line in messages, (run.status, messages)
+    assert done.status == "completed" and timed_out.status == "dead_letter"
+
+
 async def test_logs_progress_metadata_tags_are_recorded(make_app: Any) -> None:
     app = make_app()
 
