@@ -69,11 +69,15 @@ async def test_no_secret_in_logs_bodies_or_metrics(locked_redis: RedisProcess, t
     try:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=20)) as http:
             async def ready() -> bool:
+                # both nodes started (a SIGTERM to a process still importing ends it with -15)
                 assert all(p.poll() is None for p in procs), [p.read_text()[-2000:] for p in logs.values()]
                 try:
-                    return (await _texts(http, "GET", f"{base}/ready"))[0] == 200
+                    answers = [(await _texts(http, "GET", url))[0] for url in (
+                        f"{base}/ready", f"http://127.0.0.1:{api_metrics}/readyz",
+                        f"http://127.0.0.1:{worker_metrics}/readyz")]
                 except aiohttp.ClientError:
                     return False
+                return answers == [200, 200, 200]
 
             await eventually(ready, 30, interval=0.1)
             # Given good requests: runs triggered, read, listed and streamed (some fail and retry: "flaky")
