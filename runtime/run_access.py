@@ -13,13 +13,12 @@ from typing import Any
 
 import orjson
 
+from .app_part import AppPart
 from .errors import ConfigError, SubmissionError, raise_for_status
 from .ids import run_id_in_partition
-from .keys import LEASED_RANGE, Keys
+from .keys import LEASED_RANGE
 from .ranges import check, to_ms
 from .records import Run, iso, read_runs, stored_int, stored_json, text
-from .scripts import Scripts
-from .settings import Settings
 from .statuses import TERMINAL
 from .submission import _run_at_ms as run_at_to_ms
 from .timeline import read_timeline
@@ -27,21 +26,8 @@ from .timeline import read_timeline
 __all__ = ["RunAccess"]
 
 
-class RunAccess:
+class RunAccess(AppPart):
     """Runs by id: read, wait for, change, list and count them, and read their history."""
-
-    keys: Keys
-    settings: Settings
-
-    @property
-    def redis(self) -> Any:
-        """The redis.asyncio client (the app's)."""
-        raise NotImplementedError
-
-    @property
-    def scripts(self) -> Scripts:
-        """The app's Lua script wrappers."""
-        raise NotImplementedError
 
     # -- inspecting and managing runs ----------------------------------------
 
