@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 from redis.asyncio.cluster import RedisCluster
 
 from runtime import Baton, RunContext, Settings
@@ -47,14 +48,22 @@ async def _run_in(app: Baton, partition: int, steps: int = 1, delay: float | Non
 
 async def _keep_stream_busy(raw: RedisCluster, stream: str) -> None:
     """XADD no-op entries, five at a time every 10 ms, until cancelled. (In a transaction: a blocked
-    read is answered after the whole EXEC, so each read takes several entries, as on a busy stream.)"""
+    read is answered after the whole EXEC, so each read takes several entries, as on a busy stream.)
+    On a plain client of the stream's master, not through the cluster client: a cluster pipeline
+    caught retrying while a master rejoins once kept running through its cancel (redis-py 8.1),
+    and the test waited on it until its timeout."""
+    node = raw.get_node_from_key(stream)
+    direct = redis.asyncio.Redis(host=node.host, port=node.port)
     entry = {"job": "steady_steps", "input": '{"steps": 1, "sleep": 0}'}
-    while True:
-        pipe = raw.pipeline(transaction=True)
-        for _ in range(5):
-            pipe.xadd(stream, entry)
-        await pipe.execute()
-        await asyncio.sleep(0.01)
+    try:
+        while True:
+            pipe = direct.pipeline(transaction=True)
+            for _ in range(5):
+                pipe.xadd(stream, entry)
+            await pipe.execute()
+            await asyncio.sleep(0.01)
+    finally:
+        await direct.aclose()
 
 
 async def _waiting(app: Baton, run_id: str) -> None:
