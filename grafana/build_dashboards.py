@@ -12,7 +12,7 @@ exported by one elected node, and by two with the same value around a hand-over,
 so they are aggregated with ``max`` per series first. The job label of Baton's metrics is ``job_name`` (Prometheus
 owns ``job``).
 
-Scoping: every metric selector gets ``namespace=~"$namespace", job=~"$job"``
+Scoping: every metric selector (``SELECTOR``) gets ``namespace=~"$namespace", job=~"$job"``
 (added by :func:`scoped`), so two Baton deployments scraped by one Prometheus
 stay apart; per-node series are grouped and labelled by ``pod``. The datasource
 is the ``${datasource}`` variable (and ``__inputs`` for Grafana's import), so
@@ -30,7 +30,9 @@ from typing import Any
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 #: the label matchers that keep one deployment's series apart from another's
 SCOPE = 'namespace=~"$namespace", job=~"$job"'
-_SELECTOR = re.compile(r"\b(baton_[a-z0-9_]+)(?:\{([^}]*)\})?")
+#: a selector of a metric a node exports: Baton's own, and the process and Python collectors' (CPU,
+#: memory, garbage collector) that every Python exporter has, hence scoped like Baton's
+SELECTOR = re.compile(r"\b((?:baton|process|python_gc)_[a-z0-9_]+)(?:\{([^}]*)\})?")
 OUT = Path(__file__).parent / "dashboards"
 RATE = "[$__rate_interval]"
 
@@ -43,7 +45,7 @@ def scoped(expr: str) -> str:
         name, matchers = m.group(1), m.group(2)
         return f"{name}{{{SCOPE}, {matchers}}}" if matchers else f"{name}{{{SCOPE}}}"
 
-    return _SELECTOR.sub(add, expr)
+    return SELECTOR.sub(add, expr)
 
 
 def _targets(exprs: list[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -285,6 +287,24 @@ def leases() -> dict[str, Any]:
         timeseries("Actor restarts", [
             (f"sum by (pod, actor) (increase(baton_actor_restarts_total{RATE}))", "{{pod}} {{actor}}"),
         ]),
+        row("Node processes"),
+        # a node is one Python process per pod: what delays its event loop delays every pickup
+        timeseries("Event loop lag p99, by pod", [
+            ("histogram_quantile(0.99, sum by (le, pod) "
+             f"(rate(baton_event_loop_lag_seconds_bucket{RATE})))", "{{pod}}"),
+        ], unit="s", description="How late the loop ran a 100 ms timer: a handler blocking it, or long collector "
+                                 "passes (blocks of 0.5 s or more also count in baton_event_loop_stalls_total)."),
+        timeseries("CPU, by pod", [
+            (f"sum by (pod) (rate(process_cpu_seconds_total{RATE}))", "{{pod}}"),
+        ], unit="percentunit", description="Cores used by each node's process (1 = one core)."),
+        timeseries("Memory (resident), by pod", [
+            ("sum by (pod) (process_resident_memory_bytes)", "{{pod}}"),
+        ], unit="bytes"),
+        timeseries("Objects Python's cyclic collector freed per second, by pod", [
+            (f"sum by (pod) (rate(python_gc_objects_collected_total{RATE}))", "{{pod}}"),
+        ], unit="ops", description="Near 0 on a healthy node: Baton's runs leave no reference cycles "
+                                   "(tests/integration/test_cyclic_garbage.py). A rise that follows the run "
+                                   "rate points at handler code that makes cycles, and at longer collector passes."),
         row("Redis"),
         timeseries("Redis round trip p99, by command", [
             ("histogram_quantile(0.99, sum by (le, command) "

@@ -70,7 +70,7 @@ def test_dashboard_structure(path: Path) -> None:
         for t in p["targets"]:
             assert t["datasource"]["uid"] == DATASOURCE_VAR and t["expr"].strip(), p["title"]
             # scoped to the deployment the variables pick: every metric selector filters namespace and job
-            selectors = re.findall(r"\bbaton_\w+(\{[^}]*\})?", t["expr"])
+            selectors = [m.group(2) or "" for m in _builder().SELECTOR.finditer(t["expr"])]
             assert selectors and all('namespace=~"$namespace", job=~"$job"' in s for s in selectors), t["expr"]
             # and per-node series are told apart by pod, never by the instance's address
             assert "instance" not in t["expr"] and "{{instance}}" not in t["legendFormat"], p["title"]
