@@ -154,7 +154,9 @@ async def _sigterm_once_started(redis: Any, prefix: str, worker: subprocess.Pope
         return int(await redis.llen(started)) == runs
 
     await eventually(all_started, 20)
-    fault()
+    injected = fault()
+    if asyncio.iscoroutine(injected):
+        await injected
     await asyncio.sleep(settle_s)
     loop = asyncio.get_running_loop()
     t0 = loop.time()
@@ -272,7 +274,14 @@ async def test_a_second_sigterm_ends_the_grace_at_once(settings: Settings, redis
     a = spawn_worker("tests.apps:app", worker_env(settings, "A", BATON_SHUTDOWN_GRACE_S=60), log)
     try:
         run_id = await app.trigger("long", {"seconds": 60, "every_attempt": False})
-        _, took = await _sigterm_once_started(redis, settings.prefix, a, 1, fault=lambda: a.send_signal(signal.SIGTERM))
+
+        async def first_sigterm_taken() -> None:
+            # two SIGTERMs sent back to back may reach the process as one (a pending signal is not
+            # queued twice): the second goes once the first has started the drain
+            a.send_signal(signal.SIGTERM)
+            await eventually(lambda: "shutdown requested: draining" in log.read_text(), 20)
+
+        _, took = await _sigterm_once_started(redis, settings.prefix, a, 1, fault=first_sigterm_taken)
         # (the helper's SIGTERM is the second: the first came as its fault, once the run had started)
     finally:
         if a.poll() is None:
