@@ -10,39 +10,26 @@ and carry its lineage (root and depth).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import orjson
 
 from .attempt_ends import Suspend
+from .context_part import ContextPart
 from .errors import ChildRunFailed
 from .ids import routed_run_id
 from .statuses import TERMINAL
 
-if TYPE_CHECKING:
-    from .app import Baton
-
 __all__ = ["RunChildren"]
 
-T = TypeVar("T")
 
-
-class RunChildren:
+class RunChildren(ContextPart):
     """``ctx.trigger``, ``ctx.trigger_and_wait``, ``ctx.trigger_and_wait_many`` and ``ctx.project``."""
 
-    _app: Baton
-    run_id: str
     _next_index: int
     _lineage: tuple[str, int] | None
     _project: str
-
-    def now_ms(self) -> int:
-        """The current time in epoch ms (the context's clock)."""
-        raise NotImplementedError
-
-    async def _on_lease(self, call: Callable[[], Awaitable[T]], what: str) -> T:
-        raise NotImplementedError
 
     async def confirm_lease(self, work: str) -> None:
         """Fail with LeaseLost unless the lease surely still holds (the context's)."""

@@ -10,25 +10,19 @@ import asyncio
 import functools
 import logging
 import threading
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
+from .context_part import ContextPart
 from .limits import check_size
 from .records import iso
 from .run_logs import dumps
 
-if TYPE_CHECKING:
-    from .app import Baton
-
 __all__ = ["RunRecords"]
 
-T = TypeVar("T")
 
-
-class RunRecords:
+class RunRecords(ContextPart):
     """``ctx.record_usage``, ``ctx.record_tool_call``, ``ctx.output`` and ``ctx.stream``."""
 
-    _app: Baton
     _lock: threading.Lock
     _token: str
     _current_step: str | None
@@ -38,17 +32,9 @@ class RunRecords:
     _chunks: list[tuple[str, str]]
     _chunk_task: asyncio.Task[None] | None
     _loop: asyncio.AbstractEventLoop | None
-    run_id: str
     attempt: int
 
-    def now_ms(self) -> int:
-        """The current time in epoch ms (the context's clock)."""
-        raise NotImplementedError
-
     def _buffered(self) -> None:
-        raise NotImplementedError
-
-    async def _on_lease(self, call: Callable[[], Awaitable[T]], what: str) -> T:
         raise NotImplementedError
 
     def _next_write(self, channel: str) -> int:
