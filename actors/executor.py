@@ -429,9 +429,10 @@ class Executor(Actor[ExecutorMessage]):
             ctx.on_buffer = None
             current_run.reset(token)
         # the last logs of the attempt go out before its outcome, after a write still in flight
-        # (most runs log nothing: then flush returns at once)
-        with contextlib.suppress(LeaseLost, RedisError):
-            await ctx.flush()
+        # (most runs log nothing: their last flush is skipped)
+        if ctx.writes_pending():
+            with contextlib.suppress(LeaseLost, RedisError):
+                await ctx.flush()
         return outcome
 
     def _count_starts(self) -> None:

@@ -309,11 +309,15 @@ class RunContext(RunChildren, RunRecords):
         """Whether anything waits to be written (most runs log nothing: their last flush is skipped)."""
         return bool(self._events or self._fields or self._records or self._chunks or self._chunk_task is not None)
 
+    def writes_pending(self) -> bool:
+        """Whether a flush has anything to do: entries buffered, or a write still in flight."""
+        return self.has_buffered() or self._write_lock.locked()
+
     async def flush(self) -> None:
         """Write buffered logs, progress, metadata, usage/tool-call/output records and chunks now
         (fenced), after any write still in flight. A cancellation of the caller (a timeout, the
         attempt's end) does not cut the write off: its entries have left the buffer."""
-        if self.has_buffered() or self._write_lock.locked():
+        if self.writes_pending():
             await uncut(self._flush_locked())
 
     async def _flush_locked(self) -> None:
