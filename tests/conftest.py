@@ -14,6 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from runtime import Baton, Settings
+from tests import nodes
 from tests.servers import RedisClusterProcesses, RedisProcess, stop_leftovers
 
 #: how long before pytest-timeout fails a test its live asyncio tasks are printed
@@ -63,6 +64,22 @@ def _tasks_dumped_before_timeout(request: pytest.FixtureRequest) -> Iterator[Non
         yield
     finally:
         timer.cancel()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failing test's report carries the tails of the worker logs it made (tests/nodes.py)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed and nodes.spawned_logs:
+        report.sections.append(("worker logs", nodes.log_tails()))
+
+
+@pytest.fixture(autouse=True)
+def _spawned_logs_forgotten() -> Iterator[None]:
+    """Each test's report names only the workers it started."""
+    nodes.spawned_logs.clear()
+    yield
 
 
 @pytest.fixture(scope="session")

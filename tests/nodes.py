@@ -102,7 +102,22 @@ def spawn_worker(app_spec: str, env: dict[str, str], log_path: Path,
             cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
         )
     _workers[proc.pid] = (proc, log_path)
+    spawned_logs.append(log_path)
     return proc
+
+
+#: the log of every worker spawn_worker started in the current test: a failing test's report
+#: carries their tails (tests/conftest.py), since a test's tmp_path is not kept on CI
+spawned_logs: list[Path] = []
+
+
+def log_tails(limit: int = 4000) -> str:
+    """The last ``limit`` characters of each log in spawned_logs, headed by its file name."""
+    parts = []
+    for path in spawned_logs:
+        text = path.read_text(errors="replace")[-limit:] if path.exists() else "(no log)"
+        parts.append(f"--- {path.name} ---\n{text}")
+    return "\n".join(parts)
 
 
 def kill_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
