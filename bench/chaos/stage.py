@@ -26,8 +26,9 @@ from runtime.keys import Keys
 from .checker import Verdict, check
 from .jobs import Marks
 from .load import ClusterMaster, Load
-from .processes import ClusterSet, RedisServer, SentinelSet, Worker, free_port, harness_client
+from .processes import ClusterSet, RedisServer, Worker, free_port, harness_client
 from .proxy import FaultProxy
+from .sentinel import SentinelSet
 
 __all__ = ["Fault", "Result", "Stage", "StageConfig"]
 

@@ -11,15 +11,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from bench.chaos.processes import (
-    RedisServer,
-    SentinelSet,
-    Worker,
-    replica_state,
-    skewed_clock_env,
-    skewed_clock_leftovers,
-    without_replicaof,
-)
+from bench.chaos.processes import RedisServer, Worker, skewed_clock_env, skewed_clock_leftovers
+from bench.chaos.sentinel import SentinelSet, replica_state, without_replicaof
 
 
 def _wait_for_line(log: Path, worker: Worker, timeout_s: float = 20.0) -> str:
