@@ -12,7 +12,8 @@ Checked for every acknowledged submission (run id known from its stream entry):
 - attempts unexplained: the attempt list disagrees with the leases taken (the
   ``attempt`` counter), or an attempt has a status outside the known outcomes;
 - steps re-run after completing: a step function started although the step was
-  already recorded completed (recorded by the step itself, see jobs.py);
+  already recorded completed (recorded by the step itself, see jobs.py; one whose
+  note was delayed past the completion but that had started before it is a note);
 - drift: what ``Baton.reconcile()`` repaired in the indices and limit sets;
 - submission stream: entries still pending in the intake group, entries rejected.
 """
@@ -30,7 +31,7 @@ from runtime.records import TERMINAL_STATUSES, Run, read_runs
 
 from .jobs import ORDINARY_JOBS, Marks
 
-__all__ = ["ATTEMPT_OUTCOMES", "Verdict", "check"]
+__all__ = ["ATTEMPT_OUTCOMES", "UNDER_WAY", "Verdict", "check"]
 
 #: statuses an attempt may end with (runtime/lua/includes/settle.lua)
 ATTEMPT_OUTCOMES = frozenset({"completed", "failed", "timed_out", "crashed", "canceled", "released", "waiting"})
@@ -104,9 +105,18 @@ async def check(
     for p in app.keys.partitions:
         reruns += await redis.lrange(marks.reruns(p), 0, -1)
         stale_starts += await redis.lrange(marks.stale_starts(p), 0, -1)
+    under_way = 0
     for blob in reruns:
-        e = orjson.loads(blob)
-        v.add("steps re-run after completing", f"{e['run']} step {e['step']} on {e['node']} attempt {e['attempt']}")
+        rerun = orjson.loads(blob)
+        e = rerun["entry"]
+        if _under_way_when_completed(e, rerun.get("completed_at"), rerun.get("record")):
+            under_way += 1
+            continue
+        v.add("steps re-run after completing", f"{e['run']} step {e['step']} on {e['node']} attempt {e['attempt']} "
+                                               f"at {e.get('started_ms')}, completed at {rerun.get('completed_at')}; "
+                                               f"the run record said {rerun.get('record')}")
+    if under_way:
+        v.notes[UNDER_WAY] = under_way
     late_notes = 0
     for blob in stale_starts:
         stale = orjson.loads(blob)
@@ -132,6 +142,25 @@ async def check(
         v.add("index drift (reconcile repaired)", ", ".join(f"{k} {n}" for k, n in v.drift.items() if n))
     await _check_streams(v, app, bad_entries)
     return v
+
+
+#: the note counting step executions noted after their step was completed that had started before it
+UNDER_WAY = ("step executions already under way when another attempt completed the step (their note delayed "
+             "by the fault: a node stopped mid-step)")
+
+
+def _under_way_when_completed(entry: dict[str, Any], completed_at: Any, record: Any) -> bool:
+    """Whether a step execution noted after its step was completed had started before that completion
+    (by the nodes' estimates of the Redis clock, milliseconds behind it), the run having moved on to
+    another attempt by the note (``record``: status, attempt, lease node): a node stopped between the
+    step's start and its note, whose lease another attempt took meanwhile. Not a re-run: the
+    execution began before the step was completed, as after a crash mid-step. A step started after
+    the completion (a stalled node going on to a step done elsewhere), or noted while its own attempt
+    still held the run (so none other could have completed it), is still caught."""
+    started = entry.get("started_ms")
+    held = isinstance(record, list) and record == ["executing", str(entry.get("attempt")), entry.get("node")]
+    return (isinstance(started, int | float) and isinstance(completed_at, int | float) and started < completed_at
+            and not held)
 
 
 def _started_under_its_lease(entry: dict[str, Any], attempts: list[Any]) -> bool:

@@ -81,16 +81,20 @@ def _m() -> Marks:
 
 #: One atomic check per step execution, so a record is kept even if the handler is cancelled
 #: right after sending it: count the execution, and note it when the step was already
-#: completed or the run's record no longer shows this node's lease. (Every key is in the run's
-#: partition's slot, see Marks.)
+#: completed (with when, by the completing node's clock, and the run's record: a step whose
+#: note was delayed past another attempt's completion had started before it, see checker.py)
+#: or the run's record no longer shows this node's lease. (Every key is in the run's partition's slot, see Marks.)
 _NOTE_EXECUTION = """
 redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-local rec = redis.call('HGET', KEYS[2], ARGV[1])
-if rec and string.find(rec, '"status":"completed"', 1, true) then redis.call('RPUSH', KEYS[4], ARGV[2]) end
 local r = redis.call('HMGET', KEYS[3], 'status', 'attempt', 'lease_node')
+local record = {r[1] or 'none', r[2] or 'none', r[3] or 'none'}
+local rec = redis.call('HGET', KEYS[2], ARGV[1])
+if rec and string.find(rec, '"status":"completed"', 1, true) then
+  redis.call('RPUSH', KEYS[4], cjson.encode({entry = cjson.decode(ARGV[2]),
+    completed_at = cjson.decode(rec).completed_at, record = record}))
+end
 if r[1] ~= 'executing' or r[2] ~= ARGV[3] or r[3] ~= ARGV[4] then
-  redis.call('RPUSH', KEYS[5], cjson.encode({entry = cjson.decode(ARGV[2]),
-    record = {r[1] or 'none', r[2] or 'none', r[3] or 'none'}}))
+  redis.call('RPUSH', KEYS[5], cjson.encode({entry = cjson.decode(ARGV[2]), record = record}))
 end
 return 1
 """
