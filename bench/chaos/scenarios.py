@@ -171,6 +171,33 @@ async def redis_oom(short: bool) -> Result:
                                   scale.quiesce_s)
 
 
+async def redis_stall(short: bool) -> Result:
+    """Redis answers nothing for 3x the lease TTL during load, twice: every client paused (CLIENT PAUSE,
+    as a failover pauses them), then the server itself blocked (DEBUG SLEEP, as a slow command or a
+    fork of a large dataset blocks it)."""
+    scale = _pick(short, Scale(2000, 30, 60), Scale(300, 12, 20))
+    config = StageConfig(workers=3, concurrency=20, server_args=("--enable-debug-command", "local"))
+    async with Stage("redis_stall", config) as stage:
+        # steps long enough that every node is inside runs, between steps and inside them, when it stalls
+        load = _load(stage, scale, _work(steps=3, sleep=0.2, gap=0.1, fail=0.02))
+        stall_s = 3 * config.lease_ttl_ms / 1000  # past the leases, by the server's own clock
+
+        async def stalls() -> None:
+            await asyncio.sleep(scale.load_s / 3)
+            f = stage.fault(f"every client paused for {stall_s:g} s (CLIENT PAUSE ALL)")
+            await stage.client.execute_command("CLIENT", "PAUSE", int(stall_s * 1000), "ALL")
+            await asyncio.sleep(stall_s)
+            stage.clear(f)
+            await asyncio.sleep(scale.load_s / 3)
+            f = stage.fault(f"server blocked for {stall_s:g} s (DEBUG SLEEP)")
+            await asyncio.to_thread(stage.block_server, stall_s)
+            stage.clear(f)
+
+        await stage.guarded("load and stalls", asyncio.gather(load.run(give_up_after_s=30), stalls()))
+        return await stage.finish(_params(scale, config, f"a {stall_s:g} s client pause, then a {stall_s:g} s "
+                                                         "server block"), scale.quiesce_s)
+
+
 async def sentinel_failover(short: bool) -> Result:
     """kill -9 the Redis master (a replica, three sentinels, durable writes) during load; the replica takes over."""
     # (the old master then comes back as the new master's replica: durable writes need one)
@@ -388,6 +415,7 @@ async def bad_entries(short: bool) -> Result:
 #: every scenario, in the order the full run plays them
 SCENARIOS: dict[str, Callable[[bool], Coroutine[Any, Any, Result]]] = {
     "kill9": kill9, "sigstop": sigstop, "redis_restart": redis_restart, "redis_oom": redis_oom,
+    "redis_stall": redis_stall,
     "sentinel_failover": sentinel_failover, "cluster_failover": cluster_failover, "network": network,
     "poison": poison,
     "clock_skew": clock_skew, "bad_entries": bad_entries,

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from runtime import Baton, Settings
 from runtime.keys import Keys
 
@@ -62,6 +64,8 @@ class StageConfig:
     #: partitions spread over the masters, the node-wide keys with partition 0, and every write waits
     #: for its master's replica (durable_replicas=1 on the nodes, WAIT 1 after the producer's XADDs)
     cluster: bool = False
+    #: more options of the single redis-server (e.g. ``--enable-debug-command local`` for DEBUG SLEEP)
+    server_args: tuple[str, ...] = ()
 
 
 @dataclass
@@ -102,7 +106,7 @@ class Stage:
     def __init__(self, name: str, config: StageConfig) -> None:
         self.name = name
         self.config = config
-        self.redis_server = RedisServer(durable=config.durable_redis)
+        self.redis_server = RedisServer(durable=config.durable_redis, args=list(config.server_args))
         self.sentinels: SentinelSet | None = None
         self.cluster: ClusterSet | None = None
         #: on Redis Cluster, the producer's connections to the submission stream's master
@@ -252,6 +256,15 @@ class Stage:
     def clear(self, f: Fault) -> None:
         """The fault is over (Redis back, node continued, proxy healed)."""
         f.cleared = asyncio.get_running_loop().time()
+
+    def block_server(self, seconds: float) -> None:
+        """Block the single redis-server's loop for ``seconds`` (DEBUG SLEEP: it accepts, reads and
+        answers nothing meanwhile); blocking, from a thread. Needs ``--enable-debug-command local``."""
+        client = redis.Redis(port=self.redis_server.port, socket_timeout=seconds + 10)
+        try:
+            client.execute_command("DEBUG", "SLEEP", seconds)
+        finally:
+            client.close()
 
     def kill_worker(self, w: Worker) -> Fault:
         """kill -9 one node (the supervisor starts a new incarnation)."""

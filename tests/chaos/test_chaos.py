@@ -152,3 +152,14 @@ def test_bad_stream_entries_are_rejected_and_the_rest_flows() -> None:
     # Given poison stream entries (non-UTF-8 names, 1e308 delays, 23-digit integers ...) among good ones
     # Then each bad entry is rejected with a reason, every good one is created and run, no node exits
     assert bad.verdict.ok, bad.verdict.violations
+
+
+def test_redis_answering_nothing_past_the_leases_keeps_every_invariant() -> None:
+    stall = _run("redis_stall")
+    # Given Redis answering nothing for 3x the lease TTL during load, twice: every client paused
+    # (CLIENT PAUSE ALL), then the server's loop blocked (DEBUG SLEEP)
+    # Then no node exits, every acknowledged run completed once, no completed step ran again, no
+    # step started without its lease, and the indices agree
+    assert stall.verdict.ok, stall.verdict.violations
+    assert stall.verdict.submitted >= 300 and len(stall.faults) == 2
+    assert stall.verdict.statuses == {"completed": stall.verdict.submitted}
