@@ -178,8 +178,9 @@ async def redis_stall(short: bool) -> Result:
     scale = _pick(short, Scale(2000, 30, 60), Scale(300, 12, 20))
     config = StageConfig(workers=3, concurrency=20, server_args=("--enable-debug-command", "local"))
     async with Stage("redis_stall", config) as stage:
-        # steps long enough that every node is inside runs, between steps and inside them, when it stalls
-        load = _load(stage, scale, _work(steps=3, sleep=0.2, gap=0.1, fail=0.02))
+        # steps long enough that runs are inside steps and between them when it stalls, short enough that
+        # the pool (24) drains the load with room to catch up after each stall (~100 runs/s against 67)
+        load = _load(stage, scale, _work(steps=3, sleep=0.05, gap=0.03, fail=0.02))
         stall_s = 3 * config.lease_ttl_ms / 1000  # past the leases, by the server's own clock
 
         async def stalls() -> None:
