@@ -74,6 +74,10 @@ class RunContext(RunChildren, RunRecords):
         self._steps = steps or {}
         self._by_index = {int(r["index"]): r for r in self._steps.values() if r.get("index") is not None}
         self._next_index = 0
+        #: the position just past the last step an earlier attempt completed: until the handler gets
+        #: there it runs code that attempt already ran (``replaying``)
+        self._replay_until = 1 + max((i for i, r in self._by_index.items() if r.get("status") == "completed"),
+                                     default=-1)
         self._names_used: set[str] = set()
         self._current_step: str | None = None
         self._lock = threading.Lock()
@@ -254,7 +258,18 @@ class RunContext(RunChildren, RunRecords):
 
     # -- logs, progress, metadata -------------------------------------------
 
+    @property
+    def replaying(self) -> bool:
+        """True while the handler re-runs code an earlier attempt already ran: it has not yet reached the
+        last step that attempt completed (steps it reaches meanwhile return their recorded outputs).
+
+        The run's log records nothing meanwhile (``ctx.log`` lines and captured ``logging`` calls were
+        recorded when that code first ran), so a retry or resume does not log its history twice."""
+        return self._next_index < self._replay_until
+
     def _add_log(self, level: str, message: str, data: Any, created: float) -> None:
+        if self.replaying:
+            return
         with self._lock:
             self._log_seq += 1
             entry = {

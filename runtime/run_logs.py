@@ -31,7 +31,8 @@ class RunLogger:
 
     The entry is the seed's LogEntry (id, runId, stepName, level, message, data,
     timestamp). Standard ``logging`` calls made while the handler runs are
-    captured the same way (see :class:`RunLogCapture`).
+    captured the same way (see :class:`RunLogCapture`). Nothing is logged while
+    the run replays code an earlier attempt ran (``RunContext.replaying``).
     """
 
     def __init__(self, job: str) -> None:
@@ -45,6 +46,9 @@ class RunLogger:
         return RunLogger(job)
 
     def _log(self, level: int, message: str, args: tuple[Any, ...], data: dict[str, Any]) -> None:
+        ctx = current_run.get()
+        if ctx is not None and ctx.replaying:  # said when that code first ran (RunContext.replaying)
+            return
         self._logger.log(level, message, *args, extra={"baton_data": data or None}, stacklevel=3)
 
     def debug(self, message: str, *args: Any, **data: Any) -> None:

@@ -6,6 +6,8 @@ import asyncio
 import logging
 from typing import Any
 
+import pytest
+
 from runtime import Backoff, RunContext
 from runtime.errors import DuplicateStep
 from tests.nodes import running_node
@@ -165,6 +167,46 @@ async def test_logs_progress_metadata_tags_are_recorded(make_app: Any) -> None:
     kinds = [e["type"] for e in events]
     assert "progress" in kinds and "step" in kinds and kinds[-1] == "status"
     assert events[-1]["data"]["status"] == "completed"
+
+
+async def test_a_retry_does_not_log_again_what_an_earlier_attempt_logged(
+        make_app: Any, caplog: pytest.LogCaptureFixture) -> None:
+    # Given a job that logs before, between and after two steps, and fails its first attempt after them
+    app = make_app()
+    replaying: list[tuple[int, str, bool]] = []
+
+    @app.job(max_attempts=2, backoff=Backoff("fixed", initial_s=0.05))
+    async def twice(ctx: RunContext, payload: Any) -> str:
+        replaying.append((ctx.attempt, "start", ctx.replaying))
+        ctx.log.info("before a")
+        await ctx.step("a", lambda: "a")
+        logging.getLogger("user.code").warning("between a and b")
+        replaying.append((ctx.attempt, "between", ctx.replaying))
+        await ctx.step("b", lambda: "b")
+        replaying.append((ctx.attempt, "after", ctx.replaying))
+        ctx.log.info("after b, attempt %d", ctx.attempt)
+        if ctx.attempt == 1:
+            raise RuntimeError("fail after two steps")
+        return "done"
+
+    # When it runs to completion on its retry
+    with caplog.at_level(logging.INFO, logger="baton.job.twice"):
+        async with running_node(app):
+            run_id = await app.trigger("twice")
+            run = await app.wait_for(run_id, 10)
+    assert run.status == "completed" and len(run.attempts) == 2
+    # Then the retry replayed up to its last recorded step, and ran on from there
+    assert replaying == [(1, "start", False), (1, "between", False), (1, "after", False),
+                         (2, "start", True), (2, "between", True), (2, "after", False)]
+    # And the run's log has each line the handler logged once, as the first attempt logged it (with the
+    # node's line on its failure), then what the retry ran anew
+    events = await app.get_events(run_id)
+    logged = [e["data"]["message"] for e in events if e["type"] == "log"]
+    assert logged == ["before a", "between a and b", "after b, attempt 1",
+                      "handler raised RuntimeError: fail after two steps", "after b, attempt 2"]
+    # And the node's own log says ctx.log's lines once too
+    said = [r.getMessage() for r in caplog.records if r.name == "baton.job.twice"]
+    assert said.count("before a") == 1 and said.count("after b, attempt 2") == 1
 
 
 async def test_checkpoints_are_sequenced_and_read_by_the_next_attempt(make_app: Any) -> None:
