@@ -74,10 +74,10 @@ class RunContext(RunChildren, RunRecords):
         self._steps = steps or {}
         self._by_index = {int(r["index"]): r for r in self._steps.values() if r.get("index") is not None}
         self._next_index = 0
-        #: the position just past the last step an earlier attempt completed: until the handler gets
-        #: there it runs code that attempt already ran (``replaying``)
-        self._replay_until = 1 + max((i for i, r in self._by_index.items() if r.get("status") == "completed"),
-                                     default=-1)
+        #: the position just past the furthest step an earlier attempt reached (completed it, failed in
+        #: it, or ended waiting in it): until the handler gets there it runs code that attempt already
+        #: ran (``replaying``)
+        self._replay_until = 1 + max(self._by_index, default=-1)
         self._names_used: set[str] = set()
         self._current_step: str | None = None
         self._lock = threading.Lock()
@@ -261,7 +261,9 @@ class RunContext(RunChildren, RunRecords):
     @property
     def replaying(self) -> bool:
         """True while the handler re-runs code an earlier attempt already ran: it has not yet reached the
-        last step that attempt completed (steps it reaches meanwhile return their recorded outputs).
+        furthest step an earlier attempt reached (completed, failed in, or ended waiting in: children, a
+        sleep, an event). Completed steps it reaches meanwhile return their recorded outputs; a step
+        executed again (a failed one, one a crash cut short) is not replaying while it runs.
 
         The run's log records nothing meanwhile (``ctx.log`` lines and captured ``logging`` calls were
         recorded when that code first ran), so a retry or resume does not log its history twice."""
@@ -282,18 +284,24 @@ class RunContext(RunChildren, RunRecords):
         self._buffered()
 
     def progress(self, current: float, total: float | None = None, message: str | None = None) -> None:
-        """Report progress (the seed's Progress); readable on the run at once after the next flush."""
+        """Report progress (the seed's Progress); readable on the run at once after the next flush.
+        Not while ``replaying``: the run shows how far an earlier attempt got until this one is past it."""
         value = {"current": current, "total": total, "message": message}
         data = check_size("progress", dumps(value), self._app.settings, "max_record_bytes")
+        if self.replaying:
+            return
         with self._lock:
             self._fields["progress"] = data
             self._events.append(("progress", data))
         self._buffered()
 
     def set_metadata(self, **values: Any) -> None:
-        """Merge keys into the run's metadata (written with the next flush)."""
+        """Merge keys into the run's metadata (written with the next flush; nothing when they change nothing,
+        as when a retry replays the call)."""
         merged = {**self.metadata, **values}
         data = check_size("the run's metadata", dumps(merged), self._app.settings, "max_metadata_bytes")
+        if merged == self.metadata:
+            return
         self.metadata = merged
         with self._lock:
             self._fields["metadata"] = data

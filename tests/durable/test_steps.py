@@ -171,7 +171,7 @@ async def test_logs_progress_metadata_tags_are_recorded(make_app: Any) -> None:
 
 async def test_a_retry_does_not_log_again_what_an_earlier_attempt_logged(
         make_app: Any, caplog: pytest.LogCaptureFixture) -> None:
-    # Given a job that logs before, between and after two steps, and fails its first attempt after them
+    # Given a job that logs before, between and in two steps, the second failing on the first attempt
     app = make_app()
     replaying: list[tuple[int, str, bool]] = []
 
@@ -181,12 +181,17 @@ async def test_a_retry_does_not_log_again_what_an_earlier_attempt_logged(
         ctx.log.info("before a")
         await ctx.step("a", lambda: "a")
         logging.getLogger("user.code").warning("between a and b")
-        replaying.append((ctx.attempt, "between", ctx.replaying))
-        await ctx.step("b", lambda: "b")
+
+        def b() -> str:
+            replaying.append((ctx.attempt, "in b", ctx.replaying))
+            ctx.log.info("in b, attempt %d", ctx.attempt)
+            if ctx.attempt == 1:
+                raise RuntimeError("b fails once")
+            return "b"
+
+        await ctx.step("b", b)
         replaying.append((ctx.attempt, "after", ctx.replaying))
-        ctx.log.info("after b, attempt %d", ctx.attempt)
-        if ctx.attempt == 1:
-            raise RuntimeError("fail after two steps")
+        ctx.log.info("after b")
         return "done"
 
     # When it runs to completion on its retry
@@ -195,18 +200,49 @@ async def test_a_retry_does_not_log_again_what_an_earlier_attempt_logged(
             run_id = await app.trigger("twice")
             run = await app.wait_for(run_id, 10)
     assert run.status == "completed" and len(run.attempts) == 2
-    # Then the retry replayed up to its last recorded step, and ran on from there
-    assert replaying == [(1, "start", False), (1, "between", False), (1, "after", False),
-                         (2, "start", True), (2, "between", True), (2, "after", False)]
-    # And the run's log has each line the handler logged once, as the first attempt logged it (with the
-    # node's line on its failure), then what the retry ran anew
+    # Then the retry replayed up to the step the first attempt failed in, and ran that step anew
+    assert replaying == [(1, "start", False), (1, "in b", False),
+                         (2, "start", True), (2, "in b", False), (2, "after", False)]
+    # And the run's log has each line once: the first attempt's (with the node's line on its failure),
+    # then what the retry ran anew
     events = await app.get_events(run_id)
     logged = [e["data"]["message"] for e in events if e["type"] == "log"]
-    assert logged == ["before a", "between a and b", "after b, attempt 1",
-                      "handler raised RuntimeError: fail after two steps", "after b, attempt 2"]
+    assert logged == ["before a", "between a and b", "in b, attempt 1", "handler raised RuntimeError: b fails once",
+                      "in b, attempt 2", "after b"]
     # And the node's own log says ctx.log's lines once too
     said = [r.getMessage() for r in caplog.records if r.name == "baton.job.twice"]
-    assert said.count("before a") == 1 and said.count("after b, attempt 2") == 1
+    assert said.count("before a") == 1 and said.count("after b") == 1
+
+
+async def test_a_run_woken_from_a_wait_does_not_log_again_what_it_logged_before(make_app: Any) -> None:
+    # Given a job that logs, then waits for a child run (its attempt ends waiting; the child's end
+    # queues it again, and it runs from the top)
+    app = make_app()
+
+    @app.job()
+    async def child(ctx: RunContext, payload: Any) -> int:
+        return 2
+
+    @app.job()
+    async def parent(ctx: RunContext, payload: Any) -> int:
+        ctx.log.info("before the wait")
+        ctx.progress(1, 2, "child started")
+        ctx.set_metadata(phase="waiting")
+        [value] = await ctx.trigger_and_wait_many([("child", {})])
+        ctx.log.info("after the wait")
+        ctx.progress(2, 2, "done")
+        return int(value) * 2
+
+    async with running_node(app):
+        run_id = await app.trigger("parent")
+        run = await app.wait_for(run_id, 10)
+    # Then it ran twice, and its log holds each line once
+    assert run.status == "completed" and run.output == 4 and len(run.attempts) == 2
+    events = await app.get_events(run_id)
+    assert [e["data"]["message"] for e in events if e["type"] == "log"] == ["before the wait", "after the wait"]
+    # And its progress went forward only, its unchanged metadata written once
+    assert [e["data"]["message"] for e in events if e["type"] == "progress"] == ["child started", "done"]
+    assert len([e for e in events if e["type"] == "metadata"]) == 1 and run.metadata == {"phase": "waiting"}
 
 
 async def test_checkpoints_are_sequenced_and_read_by_the_next_attempt(make_app: Any) -> None:
