@@ -25,5 +25,10 @@ class ContextPart:
         """The current time in epoch ms (the context's clock)."""
         raise NotImplementedError
 
+    @property
+    def replaying(self) -> bool:
+        """Whether the handler re-runs code an earlier attempt ran (RunContext.replaying)."""
+        raise NotImplementedError
+
     async def _on_lease(self, call: Callable[[], Awaitable[T]], what: str) -> T:
         raise NotImplementedError

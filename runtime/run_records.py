@@ -2,6 +2,7 @@
 
 A mixin of :class:`runtime.context.RunContext`: usage, tool-call and output records are buffered
 and written fenced with the next flush, into the run's record stream; chunks are written at once.
+None is made while the handler replays code an earlier attempt ran (``RunContext.replaying``).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class RunRecords(ContextPart):
         return n
 
     def _add_record(self, kind: str, record: dict[str, Any]) -> None:
+        if self.replaying:  # recorded when that code first ran: usage and cost are not counted twice
+            return
         with self._lock:
             self._rec_seq += 1
             full = {"id": f"{self.run_id}:{self.attempt}:{kind[0]}{self._rec_seq}", "run_id": self.run_id,
@@ -107,6 +110,8 @@ class RunRecords(ContextPart):
         step boundary and before the attempt's outcome.
         """
         data = check_size("the stream chunk", dumps(chunk), self._app.settings, "max_record_bytes")
+        if self.replaying:  # streamed when that code first ran
+            return
         with self._lock:
             self._chunks.append(("chunk", data))
         loop = self._loop

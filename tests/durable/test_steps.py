@@ -245,6 +245,38 @@ async def test_a_run_woken_from_a_wait_does_not_log_again_what_it_logged_before(
     assert len([e for e in events if e["type"] == "metadata"]) == 1 and run.metadata == {"phase": "waiting"}
 
 
+async def test_a_retry_does_not_record_again_the_usage_an_earlier_attempt_recorded(make_app: Any) -> None:
+    # Given an AI job that records a model call's usage, a tool call, an output and streamed chunks after
+    # the step that made the call, then fails its first attempt in a later step
+    app = make_app()
+
+    @app.job(max_attempts=2, backoff=Backoff("fixed", initial_s=0.05))
+    async def agent(ctx: RunContext, payload: Any) -> str:
+        answer = await ctx.step("ask", lambda: "42")
+        ctx.record_usage("openai", "gpt-4o-mini", prompt_tokens=800, completion_tokens=90, cost_microusd=1800)
+        ctx.record_tool_call("search", {"q": "x"}, {"hits": 1}, duration_ms=5)
+        ctx.output("answer", {"text": answer})
+        ctx.stream(answer)
+
+        def check() -> str:
+            if ctx.attempt == 1:
+                raise RuntimeError("check fails once")
+            return "ok"
+
+        await ctx.step("check", check)
+        return answer
+
+    async with running_node(app):
+        run_id = await app.trigger("agent")
+        run = await app.wait_for(run_id, 10)
+    assert run.status == "completed" and len(run.attempts) == 2
+    # Then the retry, replaying the code after "ask", recorded none of it again: the call's cost counts once
+    p = app.keys.partition_of_run(run_id)
+    kinds = [fields[b"type"].decode() for _, fields in await app.redis.xrange(p.records(run_id))]
+    assert sorted(kinds) == ["output", "tool_call", "usage"]
+    assert len(await app.redis.xrange(p.chunks(run_id))) == 1
+
+
 async def test_checkpoints_are_sequenced_and_read_by_the_next_attempt(make_app: Any) -> None:
     app = make_app()
     seen: list[Any] = []
