@@ -378,19 +378,24 @@ class Executor(Actor[ExecutorMessage]):
         timer = (asyncio.get_running_loop().call_later(c.timeout_ms / 1000, self._cancel, c.run_id, "timed_out",
                                                        c.token) if c.timeout_ms else None)
         try:
-            payload = orjson.loads(c.input_json)
-            # a handler (re)starting is fenced work too: not once the lease may have expired
-            await ctx.confirm_lease("the handler")
-            if job.options.batch_size > 1:
-                result = await self.batcher.call(job, ctx, payload)
-            elif job.is_async:
-                result = await self.timed(job.handler(ctx, payload))
-            else:
-                # a thread cannot be killed: on timeout the run is recorded
-                # timed_out and the thread finishes in the background
-                loop = asyncio.get_running_loop()
-                run = contextvars.copy_context().run
-                result = await loop.run_in_executor(self.threads, run, job.handler, ctx, payload)
+            try:
+                payload = orjson.loads(c.input_json)
+                # a handler (re)starting is fenced work too: not once the lease may have expired
+                await ctx.confirm_lease("the handler")
+                if job.options.batch_size > 1:
+                    result = await self.batcher.call(job, ctx, payload)
+                elif job.is_async:
+                    result = await self.timed(job.handler(ctx, payload))
+                else:
+                    # a thread cannot be killed: on timeout the run is recorded
+                    # timed_out and the thread finishes in the background
+                    loop = asyncio.get_running_loop()
+                    run = contextvars.copy_context().run
+                    result = await loop.run_in_executor(self.threads, run, job.handler, ctx, payload)
+            finally:
+                # what the node logs of the attempt's end (an error, a timeout) is said however far
+                # the handler got, replaying or not
+                ctx.end_replay()
             outcome = Outcome(c.run_id, c.token, "completed", output_json=output_json(self.app.settings, result))
         except Suspend as wait:
             outcome = Outcome(c.run_id, c.token, "waiting", output_json=orjson.dumps(wait.spec).decode())

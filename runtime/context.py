@@ -269,6 +269,11 @@ class RunContext(RunChildren, RunRecords):
         recorded when that code first ran), so a retry or resume does not log its history twice."""
         return self._next_index < self._replay_until
 
+    def end_replay(self) -> None:
+        """The handler's call has ended: whatever is logged from now on (the node's lines on the attempt's
+        end) is recorded, however far the handler got."""
+        self._replay_until = 0
+
     def _add_log(self, level: str, message: str, data: Any, created: float) -> None:
         if self.replaying:
             return

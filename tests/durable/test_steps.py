@@ -214,6 +214,34 @@ async def test_a_retry_does_not_log_again_what_an_earlier_attempt_logged(
     assert said.count("before a") == 1 and said.count("after b") == 1
 
 
+async def test_an_attempt_failing_while_it_replays_is_logged(make_app: Any) -> None:
+    # Given a job whose second step fails on the first attempt, and whose second attempt raises before
+    # it gets back there (while it replays)
+    app = make_app()
+
+    @app.job(max_attempts=3, backoff=Backoff("fixed", initial_s=0.05))
+    async def fragile(ctx: RunContext, payload: Any) -> str:
+        await ctx.step("a", lambda: "a")
+        if ctx.attempt == 2:
+            raise RuntimeError("broken on replay")
+
+        def b() -> str:
+            if ctx.attempt == 1:
+                raise RuntimeError("b fails once")
+            return "b"
+
+        return await ctx.step("b", b)
+
+    async with running_node(app):
+        run_id = await app.trigger("fragile")
+        run = await app.wait_for(run_id, 10)
+    # Then the node's line on each failure is in the run's log, the one said while replaying too
+    assert run.status == "completed" and len(run.attempts) == 3
+    events = await app.get_events(run_id)
+    assert [e["data"]["message"] for e in events if e["type"] == "log"] == [
+        "handler raised RuntimeError: b fails once", "handler raised RuntimeError: broken on replay"]
+
+
 async def test_a_run_woken_from_a_wait_does_not_log_again_what_it_logged_before(make_app: Any) -> None:
     # Given a job that logs, then waits for a child run (its attempt ends waiting; the child's end
     # queues it again, and it runs from the top)
