@@ -265,8 +265,10 @@ class RunContext(RunChildren, RunRecords):
         sleep, an event). Completed steps it reaches meanwhile return their recorded outputs; a step
         executed again (a failed one, one a crash cut short) is not replaying while it runs.
 
-        The run's log records nothing meanwhile (``ctx.log`` lines and captured ``logging`` calls were
-        recorded when that code first ran), so a retry or resume does not log its history twice."""
+        Nothing the handler reports is recorded meanwhile (``ctx.log`` lines, captured ``logging`` calls,
+        progress, usage, tool-call and output records, stream chunks: they were recorded when that code
+        first ran), so a retry or resume neither logs its history twice nor counts a model call's cost
+        twice."""
         return self._next_index < self._replay_until
 
     def end_replay(self) -> None:
