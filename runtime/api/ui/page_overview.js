@@ -82,13 +82,15 @@ export function mount(root) {
 
   function nodeTable(list) {
     if (!list.length) return h("p", { class: "muted" }, "No node has sent a heartbeat in the last hour.");
-    return h("div", { class: "table-wrap" }, h("table", {},
+    return h("div", {}, h("div", { class: "table-wrap" }, h("table", {},
       h("thead", {}, h("tr", {}, ["Node", "Heartbeat", "Slots used", "Leases", "Version"].map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, list.map((n) => h("tr", {},
         h("td", { class: "mono" }, n.id, " ", n.alive ? null : badge("expired"), n.draining || n.drain_requested ? badge("draining") : null),
         h("td", {}, n.heartbeat_at ? `${duration(n.heartbeat_age_ms)} ago` : "—"),
         h("td", { class: "num" }, `${n.slots_used ?? "?"} / ${n.slots_total}`),
-        h("td", { class: "num" }, n.leases_held ?? "?"), h("td", {}, n.version || ""))))));
+        h("td", { class: "num" }, n.leases_held ?? "?"), h("td", {}, n.version || "")))))),
+      // the runs counts above are read live; these are what each node last reported (every renew interval)
+      h("p", { class: "muted" }, "Slots used and leases as each node reported them at its last heartbeat."));
   }
 
   function scheduleList(list) {
