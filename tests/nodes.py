@@ -84,8 +84,8 @@ def _check_workers_alive() -> None:
     for pid, (proc, log_path) in list(_workers.items()):
         if proc.poll() is not None:
             del _workers[pid]
-            tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else "(no log)"
-            raise AssertionError(f"worker process {pid} exited with {proc.returncode} while the test waited:\n{tail}")
+            raise AssertionError(f"worker process {pid} exited with {proc.returncode} while the test waited:\n"
+                                 f"{_tail(log_path, 3000)}")
 
 
 def spawn_worker(app_spec: str, env: dict[str, str], log_path: Path,
@@ -113,11 +113,12 @@ spawned_logs: list[Path] = []
 
 def log_tails(limit: int = 4000) -> str:
     """The last ``limit`` characters of each log in spawned_logs, headed by its file name."""
-    parts = []
-    for path in spawned_logs:
-        text = path.read_text(errors="replace")[-limit:] if path.exists() else "(no log)"
-        parts.append(f"--- {path.name} ---\n{text}")
-    return "\n".join(parts)
+    return "\n".join(f"--- {path.name} ---\n{_tail(path, limit)}" for path in spawned_logs)
+
+
+def _tail(log_path: Path, limit: int) -> str:
+    """The last ``limit`` characters of a worker's log ("(no log)" when it made none)."""
+    return log_path.read_text(errors="replace")[-limit:] if log_path.exists() else "(no log)"
 
 
 def kill_process(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
