@@ -4,6 +4,7 @@
   of a running node (serving no queue of these runs) has created them all;
 - pickup latency of runs submitted by a plain redis-py client's XADD to the
   submission stream (same method as the common pickup phase, bench/pickup.py);
+- the pickup floors of the paths' shapes, with no job system (bench/pickup_floor.py);
 - the drain with 2 and 4 worker processes, and at executor concurrency 10 and 1000;
 - Redis calls per run, submit to completion, split into client calls and calls
   made inside Lua and Lua calls (FCALL or EVALSHA) by script, from a MONITOR capture (trigger_batch
@@ -37,17 +38,19 @@ def log(msg: str) -> None:
 
 
 #: Baton's own phases (--phases selects among these and the common ones)
-PHASES = ("baton_xadd", "latency_xadd", "scaling", "monitor_calls", "renewals", "profile")
+PHASES = ("baton_xadd", "latency_xadd", "latency_floor", "scaling", "monitor_calls", "renewals", "profile")
 
 
 async def run(d: Driver, wanted: set[str]) -> None:
-    from bench import pickup
+    from bench import pickup, pickup_floor
 
     c = d.cfg
     if "baton_xadd" in wanted:
         await d.phase("baton_xadd", xadd_bulk(d))
     if "latency_xadd" in wanted:
         await d.phase("latency_xadd", pickup.latency(d, "latency_xadd", submit=xadd_one))
+    if "latency_floor" in wanted:
+        await d.phase("latency_floor", pickup_floor.floors(d))
     if "scaling" in wanted:
         for procs in c["scaling_processes"]:
             if procs != 1:

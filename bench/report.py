@@ -198,6 +198,18 @@ def baton_sections(b: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
                              ("latency_load", "`app.trigger`", "draining a background load")):
         out.append(f"| {who} | {worker} | {_m(b, key + '_p50_ms', 'ms')} | {_m(b, key + '_p95_ms', 'ms')} | "
                    f"{_m(b, key + '_p99_ms', 'ms')} |")
+    if any(f"floor_{shape}_p50_ms" in b["metrics"] for shape in ("list", "stream", "stream_write")):
+        out += ["", "The same probes with no job system (bench/pickup_floor.py: a plain redis-py consumer on uvloop, "
+                "one held connection), by the shape of the path; what any system of that shape pays here:", "",
+                "| path shape | hops | p50 | p95 | p99 |", "|---|---|---|---|---|"]
+        for shape, label, hops in (
+                ("list", "LPUSH, the consumer's BRPOP returns it (huey's and arq's shape)", 2),
+                ("stream", "XADD, the consumer's XREADGROUP returns it (start before any write)", 2),
+                ("stream_write", "XADD, XREADGROUP, then one script call writing the run before it starts "
+                 "(the least a create-then-start stream consumer needs: Baton's XADD path)", 4)):
+            key = f"floor_{shape}"
+            out.append(f"| {label} | {hops} | {_m(b, key + '_p50_ms', 'ms')} | {_m(b, key + '_p95_ms', 'ms')} | "
+                       f"{_m(b, key + '_p99_ms', 'ms')} |")
     load = b["metrics"].get("latency_load_p99_ms") or {}
     if load.get("load_target"):
         out += ["", f"Background load: {load.get('load_rate') or float('nan'):,.0f} runs/s submitted "

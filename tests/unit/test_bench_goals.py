@@ -35,6 +35,13 @@ def results(baton_drain: float = 9000.0, xadd_p99: float = 0.8) -> list[dict[str
     ]
 
 
+def meta() -> dict[str, Any]:
+    """A run's description, as bench/main.py writes it."""
+    return {"command": "bench/run --quick", "started": "2026-12-02T13:00:00+00:00", "duration_s": 60, "quick": True,
+            "git": {"head": "abc1234", "subject": "s", "engine_uncommitted": []}, "redis_server": "Redis 7",
+            "machine": {"nproc": 2, "cpu": "cpu", "ram_gib": 24, "os": "Linux"}, "config": QUICK}
+
+
 def by_goal(rs: list[dict[str, Any]]) -> dict[str, Any]:
     return {v.goal: v for v in verdicts(rs)}
 
@@ -71,10 +78,7 @@ def test_no_goals_without_baton() -> None:
 
 
 def test_the_report_opens_with_the_goals_and_labels_multi_process_rows() -> None:
-    meta = {"command": "bench/run --quick", "started": "2026-12-02T13:00:00+00:00", "duration_s": 60, "quick": True,
-            "git": {"head": "abc1234", "subject": "s", "engine_uncommitted": []}, "redis_server": "Redis 7",
-            "machine": {"nproc": 2, "cpu": "cpu", "ram_gib": 24, "os": "Linux"}, "config": QUICK}
-    text = render(meta, results())
+    text = render(meta(), results())
     assert text.index("## Goals of #20") < text.index("| system | enqueue")
     assert "| dramatiq-default (2 processes) |" in text
     assert "pickup p99 under load" not in text.split("## Systems")[0].split("| system |", 1)[1]
@@ -88,3 +92,25 @@ def test_the_memory_phase_namespace_is_as_long_as_batons_default_prefix() -> Non
     from runtime.settings import Settings
 
     assert len(Settings().prefix) == MEMORY_NS_LEN
+
+
+def test_the_stream_path_goals_show_the_floor_of_its_shape() -> None:
+    rs = results()
+    floors = {f"floor_{shape}_{q}_ms": metric(v) for shape, q, v in (
+        ("list", "p50", 0.20), ("list", "p95", 0.30), ("list", "p99", 0.40), ("stream", "p50", 0.21),
+        ("stream", "p95", 0.31), ("stream", "p99", 0.41), ("stream_write", "p50", 0.42),
+        ("stream_write", "p95", 0.52), ("stream_write", "p99", 0.62))}
+    rs[0]["metrics"].update(floors)
+    v = by_goal(rs)
+    xadd = v["pickup p50, submitted by a plain client's XADD to the stream"]
+    assert xadd.measured == "0.45 ms (best peer huey 0.45 ms; the path's shape with no job system: 0.42 ms)"
+    assert "no job system: 0.62 ms" in v["pickup p99, submitted by a plain client's XADD to the stream"].measured
+    # the trigger path has no floor beside it (its shape is the peers')
+    assert "no job system" not in v["pickup p50, submitted with app.trigger"].measured
+    text = render(meta(), rs)
+    row = next(line for line in text.splitlines() if line.startswith("| XADD, XREADGROUP, then one script call"))
+    assert row.endswith("| 4 | 0.42 | 0.52 | 0.62 |")
+
+
+def test_floors_are_left_out_of_the_report_when_not_measured() -> None:
+    assert "no job system" not in render(meta(), results())
