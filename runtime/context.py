@@ -37,6 +37,7 @@ from .ids import routed_run_id
 from .limits import check_size, check_tags, fit_log_entry
 from .records import iso
 from .redis_faults import ride_out
+from .run_checkpoints import RunCheckpoints
 from .run_children import RunChildren
 from .run_logs import RunLogCapture, RunLogger, current_run, dumps
 from .run_records import RunRecords
@@ -52,7 +53,7 @@ __all__ = ["ContinueAsNew", "RunContext", "RunLogCapture", "RunLogger", "Suspend
 T = TypeVar("T")
 
 
-class RunContext(RunChildren, RunRecords):
+class RunContext(RunChildren, RunRecords, RunCheckpoints):
     """What a handler can do with its run. Create with :meth:`for_claim` (the executor does)."""
 
     def __init__(self, app: Baton, claimed: Claimed, steps: dict[str, dict[str, Any]] | None = None,
@@ -79,6 +80,7 @@ class RunContext(RunChildren, RunRecords):
         #: ran (``replaying``)
         self._replay_until = 1 + max(self._by_index, default=-1)
         self._names_used: set[str] = set()
+        self._checkpoints_taken: dict[int, int] = {}
         self._current_step: str | None = None
         self._lock = threading.Lock()
         self._events: list[tuple[str, str]] = []
@@ -266,9 +268,10 @@ class RunContext(RunChildren, RunRecords):
         executed again (a failed one, one a crash cut short) is not replaying while it runs.
 
         Nothing the handler reports is recorded meanwhile (``ctx.log`` lines, captured ``logging`` calls,
-        progress, usage, tool-call and output records, stream chunks: they were recorded when that code
-        first ran), so a retry or resume neither logs its history twice nor counts a model call's cost
-        twice."""
+        progress, usage, tool-call and output records, stream chunks, published state, checkpoints the
+        earlier attempt stored: they were recorded when that code first ran), so a retry or resume
+        neither logs its history twice, nor counts a model call's cost twice, nor goes back to an
+        older state."""
         return self._next_index < self._replay_until
 
     def end_replay(self) -> None:
@@ -401,29 +404,6 @@ class RunContext(RunChildren, RunRecords):
         parents), by parent name; see runtime/dependencies.py."""
         return await parent_outputs(self._app, self.run_id)
 
-    # -- checkpoints --------------------------------------------------------
-
-    async def checkpoint(self, state: Any, source: str = "handler") -> int:
-        """Store a sequenced snapshot of state; returns its sequence number."""
-        state_json = check_size("the checkpoint state", dumps(state), self._app.settings, "max_checkpoint_bytes")
-
-        async def store() -> int:
-            async with self._write_lock:
-                await self._flush_held()  # (uncut: the logs it takes from the buffer are written)
-                number = self._next_write("cp")
-                return await self._on_lease(lambda: self._app.scripts.checkpoint(self.run_id, self._token, source,
-                                                                                 state_json, number),
-                                            "storing a checkpoint")
-
-        seq = await uncut(store())
-        if seq == -1:
-            raise LeaseLost(f"run {self.run_id}: lease lost; checkpoint not stored")
-        return seq
-
-    async def latest_checkpoint(self) -> dict[str, Any] | None:
-        """The newest checkpoint of this run (from any attempt), or None."""
-        return await self._app.latest_checkpoint(self.run_id)
-
     # -- durable waits ------------------------------------------------------
 
     async def sleep(self, seconds: float) -> None:
@@ -470,7 +450,8 @@ class RunContext(RunChildren, RunRecords):
         return await signals.wait_for_signal(self, name, timeout)
 
     async def set_state(self, value: Any) -> None:
-        """Publish ``value`` (JSON, at most max_checkpoint_bytes) for ``app.query(run_id)`` to read at once."""
+        """Publish ``value`` (JSON, at most max_checkpoint_bytes) for ``app.query(run_id)`` to read at once
+        (nothing while ``replaying``: the earlier attempt published it)."""
         await signals.set_state(self, value)
 
     async def create_token(self, timeout: float | None = None, tags: Iterable[str] = ()) -> tokens.WaitToken:

@@ -102,7 +102,7 @@ class Partition:
         return f"{self.prefix}ev:{run_id}"
 
     def checkpoints(self, run_id: str) -> str:
-        """Checkpoints of a run (STREAM; sequence/source/state/created_at)."""
+        """Checkpoints of a run (STREAM; sequence/source/state/created_at, and at: its place in the handler)."""
         return f"{self.prefix}cp:{run_id}"
 
     def children(self, run_id: str) -> str:

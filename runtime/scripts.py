@@ -305,13 +305,14 @@ class Scripts:
         ))
 
     async def checkpoint(self, run_id: str, token: str, source: str, state_json: str,
-                         number: int | None = None) -> int:
+                         number: int | None = None, place: str = "") -> int:
         """Fenced checkpoint append; returns its sequence number, or -1 when the lease is gone.
         ``number``: the checkpoint's number for this lease (1, 2, ... in order): sent again, the
-        first one's sequence is returned and nothing is stored twice."""
+        first one's sequence is returned and nothing is stored twice. ``place``: where in the
+        handler it was taken (runtime/run_checkpoints.py), kept with it."""
         p = self.keys.partition_of_run(run_id)
         raw = await self._call("checkpoint_add", [p.run(run_id)],
-                               [p.prefix, run_id, token, source, state_json, _number(number)])
+                               [p.prefix, run_id, token, source, state_json, _number(number), place])
         return int(raw[0]) if isinstance(raw, list) else int(raw)
 
     async def send_event(self, key: str, data_json: str, ttl_ms: int) -> int:

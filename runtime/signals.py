@@ -147,5 +147,9 @@ async def set_state(ctx: RunContext, value: Any) -> None:
     except TypeError as exc:
         raise TypeError(f"the run's state is not JSON-serialisable: {exc}") from None
     check_size("the run's state", text, ctx._app.settings, "max_checkpoint_bytes")
+    if ctx.replaying:
+        # published when that code first ran: stored again, the state went back to an earlier one
+        # until the replay caught up (checked all the same: a bad value fails every attempt alike)
+        return
     if await ctx._on_lease(lambda: ctx._app.scripts.set_state(ctx.run_id, ctx._token, text), "storing its state") == -1:
         raise LeaseLost(f"run {ctx.run_id}: lease lost; state not stored")

@@ -9,6 +9,8 @@
   ARGV[4] source (e.g. "handler")
   ARGV[5] state (JSON)
   ARGV[6] the checkpoint's number for this lease (channel 'cp'), or '' (not tracked)
+  ARGV[7] its place in the handler, "<steps begun>.<nth checkpoint there>" (kept as
+    field at, for a replay to find it: runtime/run_checkpoints.py), or '' (none)
   Returns: {sequence, stream entry id} | -1 lease token no longer matches ]]
 --@include keys
 --@include common
@@ -19,8 +21,9 @@ local before = written_before(r[3], token, number)
 if before then return pair_reply(before) end
 local now = now_ms()
 local seq = call('HINCRBY', KEYS[1], 'checkpoint_seq', 1)
-local eid = call('XADD', K.checkpoints(pfx, id), 'MAXLEN', '~', 100, '*', 'sequence', seq, 'source', ARGV[4],
-  'state', ARGV[5], 'created_at', now)
+local entry = {'sequence', seq, 'source', ARGV[4], 'state', ARGV[5], 'created_at', now}
+if ARGV[7] ~= '' then entry[#entry + 1] = 'at'; entry[#entry + 1] = ARGV[7] end
+local eid = call('XADD', K.checkpoints(pfx, id), 'MAXLEN', '~', 100, '*', unpack(entry))
 mark_satellite(pfx, id, 'cp')
 add_event(pfx, id, 'checkpoint', '{"sequence":' .. seq .. '}', now)
 note_written(KEYS[1], 'cp', token, number, pair_noted(seq, eid))

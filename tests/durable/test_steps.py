@@ -328,6 +328,74 @@ async def test_checkpoints_are_sequenced_and_read_by_the_next_attempt(make_app: 
     assert set(cps[0]) == {"id", "run_id", "sequence", "source", "state", "created_at"}
 
 
+async def test_a_retry_does_not_store_again_the_checkpoints_and_state_an_earlier_attempt_stored(
+        make_app: Any) -> None:
+    # Given a job that checkpoints and publishes its state before, between and after two steps,
+    # the second failing on the first attempt
+    app = make_app()
+    seqs: list[tuple[int, int]] = []
+    seen: list[tuple[int, Any, Any]] = []
+
+    @app.job(max_attempts=2, backoff=Backoff("fixed", initial_s=0.05))
+    async def staged(ctx: RunContext, payload: Any) -> str:
+        seqs.append((ctx.attempt, await ctx.checkpoint({"i": 0})))
+        await ctx.set_state({"stage": 0})
+        # what a reader sees while the retry replays: the newest the first attempt stored
+        latest = await ctx.latest_checkpoint()
+        seen.append((ctx.attempt, latest["state"] if latest else None, await app.query(ctx.run_id)))
+        await ctx.step("a", lambda: "a")
+        seqs.append((ctx.attempt, await ctx.checkpoint({"i": 1})))
+        seqs.append((ctx.attempt, await ctx.checkpoint({"i": 1.5})))
+        await ctx.set_state({"stage": 1})
+
+        def b() -> str:
+            if ctx.attempt == 1:
+                raise RuntimeError("b fails once")
+            return "b"
+
+        await ctx.step("b", b)
+        seqs.append((ctx.attempt, await ctx.checkpoint({"i": 2})))
+        return "done"
+
+    # When it runs to completion on its retry
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("staged"), 10)
+    assert run.status == "completed" and len(run.attempts) == 2
+    # Then each checkpoint is stored once, and the replayed calls answered with the first one's sequence
+    cps = await app.get_checkpoints(run.id)
+    assert [(c["sequence"], c["state"]) for c in cps] == [(1, {"i": 0}), (2, {"i": 1}), (3, {"i": 1.5}), (4, {"i": 2})]
+    assert seqs == [(1, 1), (1, 2), (1, 3), (2, 1), (2, 2), (2, 3), (2, 4)]
+    # And while the retry replayed, the newest checkpoint and the published state stayed the first attempt's last
+    assert seen == [(1, {"i": 0}, {"stage": 0}), (2, {"i": 1.5}, {"stage": 1})]
+
+
+async def test_a_replayed_checkpoint_that_is_not_stored_any_more_is_stored_again(make_app: Any) -> None:
+    # Given a job whose first attempt checkpoints, then fails after its checkpoints were lost
+    app = make_app()
+    seqs: list[tuple[int, int]] = []
+
+    @app.job(max_attempts=2, backoff=Backoff("fixed", initial_s=0.05))
+    async def forgetful(ctx: RunContext, payload: Any) -> str:
+        seqs.append((ctx.attempt, await ctx.checkpoint({"i": 0})))
+
+        async def b() -> str:
+            if ctx.attempt == 1:
+                await app.redis.delete(app.keys.partition_of_run(ctx.run_id).checkpoints(ctx.run_id))
+                raise RuntimeError("b fails once")
+            return "b"
+
+        await ctx.step("b", b)
+        return "done"
+
+    # When the retry replays the checkpoint
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("forgetful"), 10)
+    assert run.status == "completed"
+    # Then, with nothing stored at its place to answer with, it is stored again
+    assert seqs == [(1, 1), (2, 2)]
+    assert [(c["sequence"], c["state"]) for c in await app.get_checkpoints(run.id)] == [(2, {"i": 0})]
+
+
 async def test_continue_as_new_links_both_ways(make_app: Any) -> None:
     app = make_app()
 
