@@ -10,7 +10,7 @@ import pytest
 
 from runtime import Backoff, RunContext
 from runtime.errors import DuplicateStep
-from tests.nodes import running_node
+from tests.nodes import eventually, running_node
 
 
 async def test_completed_steps_are_not_executed_again_on_retry(make_app: Any) -> None:
@@ -429,3 +429,46 @@ async def test_sync_handler_can_log_and_report_progress(make_app: Any) -> None:
     events = await app.get_events(run.id)
     assert any(e["type"] == "log" and e["data"]["message"] == "from a thread" for e in events)
     assert run.raw["progress"] == '{"current":5,"total":10,"message":null}'
+
+
+async def test_a_run_paused_at_a_step_boundary_logs_each_line_once_when_resumed(make_app: Any) -> None:
+    # Given a run that logs before, between and after two steps, paused while its first step runs
+    app = make_app()
+    release = asyncio.Event()
+    started = asyncio.Event()
+    starts: list[bool] = []
+
+    @app.job()
+    async def paused(ctx: RunContext, payload: Any) -> str:
+        starts.append(ctx.replaying)
+        ctx.log.info("before a")
+
+        async def a() -> str:
+            started.set()
+            await release.wait()
+            return "a"
+
+        await ctx.step("a", a)
+        ctx.log.info("between a and b")
+        await ctx.step("b", lambda: "b")
+        ctx.log.info("after b")
+        return "done"
+
+    async with running_node(app):
+        run_id = await app.trigger("paused")
+        await asyncio.wait_for(started.wait(), 10)
+        assert await app.pause(run_id) == "pause_requested"
+        release.set()
+        await eventually(lambda: _status(app, run_id, "paused"), 10)
+        # When it is resumed
+        assert await app.resume(run_id) == "resumed"
+        run = await app.wait_for(run_id, 10)
+    # Then it went on from its pause (the code before it replayed) and logged each line once
+    assert run.status == "completed" and starts == [False, True]
+    logged = [e["data"]["message"] for e in await app.get_events(run_id) if e["type"] == "log"]
+    assert logged == ["before a", "between a and b", "after b"]
+
+
+async def _status(app: Any, run_id: str, status: str) -> bool:
+    run = await app.get_run(run_id)
+    return bool(run is not None and run.status == status)
