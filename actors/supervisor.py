@@ -24,7 +24,6 @@ from runtime.errors import RedisUnavailable
 from runtime.logs import node_id_var
 from runtime.messages import AskBusy, Drain, ReleaseAll, WhenIdle, WhenReleased
 from runtime.metrics import Metrics
-from runtime.partition_outages import sharing_master
 from runtime.probes import Health
 from runtime.redis_faults import (
     OUTAGE_PAUSE_MAX_S,
@@ -42,10 +41,11 @@ from .api import Api
 from .base import Actor, answered, being_cancelled, end_task
 from .delivery import Delivery
 from .executor import CANCEL_GRACE_S, Executor
-from .fetcher import Fetcher, ready_partition, served_queues
+from .fetcher import Fetcher, served_queues
 from .intake import Intake, ensure_group, submit_streams
 from .leaser import Leaser
 from .listener import Listener
+from .node_start import ready_partitions, remove_other_versions
 from .notifier import Notifier
 from .observer import Observer
 from .receiver import Receiver
@@ -244,8 +244,8 @@ class Supervisor(Actor[None]):
         # fetcher readies it before its first claim there, its stream's intake makes its
         # group), and the node serves the others meanwhile
         await self.app.publish_jobs()
-        await self._ready_partitions()
-        await self._remove_other_versions()
+        await ready_partitions(self.app, self.fetcher.readied, self.log)
+        await remove_other_versions(self.app, self.log)
         for intake in self.intakes:
             if intake.stream.partition is None:
                 await ensure_group(self.app, intake.stream.key)
@@ -308,45 +308,6 @@ class Supervisor(Actor[None]):
                 if not await actor.sleep(delay):
                     return
                 actor.start_afresh()
-
-    async def _ready_partitions(self) -> None:
-        """Ready each partition that answers for this node's claims (fetcher.ready_partition), before
-        any actor starts; the fetcher readies the others once they answer. Raises the outage when no
-        partition answers (one server down: the node waits at start, as for every outage)."""
-        lost: BaseException | None = None
-        unanswered: set[int] = set()
-        for p in self.app.keys.partitions:
-            if p.index in unanswered or p.index in self.fetcher.readied:
-                continue
-            try:
-                await ready_partition(self.app, p)
-            except (RedisError, RedisClusterException) as exc:
-                if not is_outage(exc):
-                    raise
-                lost = lost or exc
-                # the others on its master are not tried one by one (each waits out the client's retries)
-                unanswered.update(q.index for q in sharing_master(self.app, p))
-                continue
-            # (set before the fetcher starts: it readies the rest itself, before its first claim there)
-            self.fetcher.readied.add(p.index)
-        if lost is None:
-            return
-        if not self.fetcher.readied:
-            raise lost
-        self.log.warning("partitions %s did not answer at start (%s): this node serves the others now, and "
-                         "each of those once its master answers", ",".join(map(str, sorted(unanswered))),
-                         described(lost)[:300])
-
-    async def _remove_other_versions(self) -> None:
-        """Housekeeping at start (the Lua libraries of other versions): left for the next start when a
-        Cluster master does not answer now."""
-        try:
-            await self.app.scripts.lua.remove_other_versions()
-        except (RedisError, RedisClusterException) as exc:
-            if not is_outage(exc):
-                raise
-            self.log.info("the Lua libraries of other versions were not removed (%s): the next start does it",
-                          described(exc)[:300])
 
     def _budget_spent(self, name: str) -> bool:
         """Note one restart of ``name``; true once more than max_restarts fall in the window."""
@@ -451,6 +412,11 @@ class Supervisor(Actor[None]):
         # the scheduler stops first among the rest and hands its lease over at once
         self.scheduler.stop()
         await self._cancel(self.scheduler)
+        if self.notifier is not None:
+            # outcomes are written: what its outboxes still hold (and deliveries cut short) other
+            # nodes take over once their entries sit unacknowledged for notify_claim_idle_ms
+            self.notifier.stop()
+            await self._cancel(self.notifier, wait_s=1.0)
         quick_ones: list[Actor[Any]] = [self.listener, self.observer, self.watchdog]
         if self.receiver is not None:
             quick_ones.append(self.receiver)
@@ -463,6 +429,13 @@ class Supervisor(Actor[None]):
         for actor in (self.fetcher, self.leaser, self.reporter, self.executor):
             actor.stop()
             await self._cancel(actor)
+        # every actor ends with the drain, one this list forgot too: left running, it outlived the node
+        # (the notifier once did: it read outboxes on a closed client, and the process could not end)
+        for left in self.actors:
+            if left.name in self.tasks and not self.tasks[left.name].done():
+                self.log.error("actor %s was still running at the end of the drain: stopped", left.name)
+                left.stop()
+                await self._cancel(left)
         try:
             await self.app.redis.zrem(self.app.keys.nodes, self.settings.node_id)
             await self.app.redis.delete(self.app.keys.node(self.settings.node_id))
