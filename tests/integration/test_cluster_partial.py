@@ -46,17 +46,18 @@ async def _run_in(app: Baton, partition: int, steps: int = 1, delay: float | Non
     return await app.trigger("steady_steps", {"steps": steps, "sleep": 0.05}, id=run_id, **timing)
 
 
-async def _keep_stream_busy(raw: RedisCluster, stream: str) -> None:
-    """XADD no-op entries, five at a time every 10 ms, until cancelled. (In a transaction: a blocked
-    read is answered after the whole EXEC, so each read takes several entries, as on a busy stream.)
-    On a plain client of the stream's master, not through the cluster client: a cluster pipeline
-    caught retrying while a master rejoins once kept running through its cancel (redis-py 8.1),
-    and the test waited on it until its timeout."""
+async def _keep_stream_busy(raw: RedisCluster, stream: str, stop: asyncio.Event) -> None:
+    """XADD no-op entries, five at a time every 10 ms, until ``stop`` is set. (In a transaction: a
+    blocked read is answered after the whole EXEC, so each read takes several entries, as on a busy
+    stream.) On a plain client of the stream's master, not through the cluster client: a cluster
+    pipeline caught retrying while a master rejoins once kept running through its cancel (redis-py
+    8.1), and the test waited on it until its timeout. Ended by an event, not a cancel: a plain
+    client's transaction swallowed the cancel the same way once (fresh-clone CI at 282d74a)."""
     node = raw.get_node_from_key(stream)
     direct = redis.asyncio.Redis(host=node.host, port=node.port)
     entry = {"job": "steady_steps", "input": '{"steps": 1, "sleep": 0}'}
     try:
-        while True:
+        while not stop.is_set():
             pipe = direct.pipeline(transaction=True)
             for _ in range(5):
                 pipe.xadd(stream, entry)
@@ -187,7 +188,8 @@ async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_
         # When it comes back (empty: no persistence), the node serves its partitions again
         # (while the stream is busy: the intake then always has a read under way, and the held
         # entries once waited for the idle claim, intake_claim_idle_ms = 30 s)
-        busy = asyncio.ensure_future(_keep_stream_busy(raw, app.keys.submit_stream)) if entries else None
+        stop_busy = asyncio.Event()
+        busy = asyncio.ensure_future(_keep_stream_busy(raw, app.keys.submit_stream, stop_busy)) if entries else None
         lost.start()
         back_at = asyncio.get_running_loop().time()
         cluster.allow_partial_coverage()
@@ -195,8 +197,8 @@ async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_
             for entry in entries:  # the held entries, soon after their partitions answer again
                 left = back_at + 15 - asyncio.get_running_loop().time()
                 assert (await app.wait_for(entry, max(left, 0.1))).status == "completed", log.read_text()[-3000:]
-            busy.cancel()
-            await asyncio.gather(busy, return_exceptions=True)
+            stop_busy.set()
+            await asyncio.wait_for(busy, 30)  # (its round under way ends: the master is back)
         await _served_again(app, on_lost, log)
         if on_lost:
             assert "answers again: claims resumed there" in log.read_text()
