@@ -10,6 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bench.pickup_floor import WRITE_FIRST
+
 Results = list[dict[str, Any]]
 
 
@@ -95,7 +97,7 @@ def verdicts(results: Results) -> list[Verdict]:
         _ratio_goal("drain, 1 process, vs dramatiq's default worker (one process per CPU)", drain,
                     _best([r for r in peers if r["system"] == "dramatiq-default"], "drain", lambda a, b: a > b), 2),
         *_pickup_goals("submitted by a plain client's XADD to the stream", "latency_xadd", baton, peers,
-                       floor="stream_write"),
+                       floor=WRITE_FIRST),
         *_pickup_goals("submitted with app.trigger", "latency", baton, peers),
         _bound("Redis CPU per run, drain", None if cpu_10k is None else cpu_10k * 100, 40, "µs", ".0f"),
         _bound("Redis commands per run, drain (INFO commandstats, Lua-internal included)",

@@ -16,7 +16,9 @@ JSON), on the run's own Redis, with the method of bench/pickup.py (probes
   intake does for every entry of the submission stream.
 
 Run as ``python -m bench.pickup_floor <shape> <redis url> <key prefix>``: the
-consumer process, which records each probe's latency in LATENCY_KEY.
+consumer process, which records each probe's latency in LATENCY_KEY. (Its top
+level is the standard library's: bench/goals.py and bench/report.py import the
+shapes, and bench/main.py imports them before any virtualenv exists.)
 """
 
 from __future__ import annotations
@@ -24,9 +26,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from typing import TYPE_CHECKING, Any
-
-import orjson
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from bench.common import LATENCY_KEY, spawn, stop, worker_env
 
@@ -35,9 +35,17 @@ if TYPE_CHECKING:
     from bench.driver import Driver
     from bench.pickup import Submit
 
-__all__ = ["SHAPES", "floors"]
+__all__ = ["SHAPES", "WRITE_FIRST", "floors"]
 
-SHAPES = ("list", "stream", "stream_write")
+#: each shape measured: (what it is, as the report says it; network hops from submit to start)
+SHAPES: dict[str, tuple[str, int]] = {
+    "list": ("LPUSH, the consumer's BRPOP returns it (huey's and arq's shape)", 2),
+    "stream": ("XADD, the consumer's XREADGROUP returns it (start before any write)", 2),
+    "stream_write": ("XADD, XREADGROUP, then one script call writing the run before it starts (the least "
+                     "a create-then-start stream consumer needs: Baton's XADD path)", 4),
+}
+#: the shape of Baton's stream path (shown beside its goals, bench/goals.py)
+WRITE_FIRST = "stream_write"
 #: the one-command script of ``stream_write`` (a library of one function)
 _LIBRARY = ("#!lua name=bench_floor\n"
             "redis.register_function('bench_floor_write', function(keys, args) "
@@ -45,23 +53,32 @@ _LIBRARY = ("#!lua name=bench_floor\n"
 _GROUP = "floor"
 
 
-def _keys(prefix: str) -> tuple[str, str, str]:
-    """The list, the stream and the hash the consumer writes (one hash slot)."""
-    return f"{{{prefix}}}:floor:list", f"{{{prefix}}}:floor:stream", f"{{{prefix}}}:floor:run"
+class FloorKeys(NamedTuple):
+    """The keys of one floor measurement (one hash slot)."""
+
+    listed: str  #: the list probes are pushed to
+    stream: str  #: the stream probes are added to
+    run: str  #: the hash ``stream_write`` writes before a probe starts
+    ready: str  #: set by the consumer once it waits for probes
+
+
+def _keys(prefix: str) -> FloorKeys:
+    return FloorKeys(*(f"{{{prefix}}}:floor:{name}" for name in ("list", "stream", "run", "ready")))
 
 
 async def consume(shape: str, redis_url: str, prefix: str) -> None:
     """Take probes until stopped; each one's latency goes to LATENCY_KEY."""
+    import orjson
     import redis.asyncio as aioredis
 
-    listed, stream, run = _keys(prefix)
+    listed, stream, run, ready = _keys(prefix)
     client = aioredis.Redis.from_url(redis_url)
-    if shape == "stream_write":
+    if shape == WRITE_FIRST:
         await client.execute_command("FUNCTION", "LOAD", "REPLACE", _LIBRARY)
     if shape != "list":
         await client.xgroup_create(stream, _GROUP, id="$", mkstream=True)
     conn = await client.connection_pool.get_connection()
-    await client.set(f"{{{prefix}}}:floor:ready", 1)
+    await client.set(ready, 1)
     while True:
         if shape == "list":
             await conn.send_command("BRPOP", listed, 1)
@@ -79,7 +96,7 @@ async def consume(shape: str, redis_url: str, prefix: str) -> None:
             entries = next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1]
             fields = entries[0][1]
             raw = fields[b"input"] if isinstance(fields, dict) else fields[1]
-            if shape == "stream_write":
+            if shape == WRITE_FIRST:
                 await conn.send_command("FCALL", "bench_floor_write", 1, run)
                 await conn.read_response()
             submitted = orjson.loads(raw)["t"]
@@ -89,7 +106,9 @@ async def consume(shape: str, redis_url: str, prefix: str) -> None:
 
 def _submitter(producer: Any, shape: str, prefix: str) -> Submit:
     """How the harness submits a probe of ``shape``: one LPUSH or one XADD by a plain client."""
-    listed, stream, _ = _keys(prefix)
+    import orjson
+
+    listed, stream, _, _ = _keys(prefix)
 
     async def submit(_: Adapter, __: str, data: dict[str, Any]) -> None:
         body = orjson.dumps(data)
@@ -109,7 +128,7 @@ async def floors(d: Driver) -> None:
 
     a = await d.fresh("floor")
     prefix = a.ns
-    listed, stream, _ = _keys(prefix)
+    keys = _keys(prefix)
     producer = aioredis.Redis.from_url(d.redis_url)
     try:
         for shape in SHAPES:
@@ -119,7 +138,7 @@ async def floors(d: Driver) -> None:
             rounds = pickup.Rounds(d, f"floor_{shape}")
             try:
                 deadline = time.time() + 30
-                while not d.r.get(f"{{{prefix}}}:floor:ready"):
+                while not d.r.get(keys.ready):
                     if proc.poll() is not None or time.time() > deadline:
                         raise RuntimeError(f"the {shape} floor consumer did not start (log in {d.log_dir})")
                     await asyncio.sleep(0.05)
@@ -129,7 +148,7 @@ async def floors(d: Driver) -> None:
                     rounds.add(await pickup.probe_round(d, a, submit))
             finally:
                 stop(proc, timeout=5)
-                d.r.delete(f"{{{prefix}}}:floor:ready", listed, stream)
+                d.r.delete(keys.ready, keys.listed, keys.stream)
             rounds.record()
     finally:
         await producer.aclose()

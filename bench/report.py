@@ -6,6 +6,7 @@ from typing import Any
 
 from bench.adapters import base_system
 from bench.goals import goals_table
+from bench.pickup_floor import SHAPES as FLOOR_SHAPES
 
 COLUMNS = [
     # key, header, kind (rate: higher is better; cost: lower is better), format
@@ -198,15 +199,11 @@ def baton_sections(b: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
                              ("latency_load", "`app.trigger`", "draining a background load")):
         out.append(f"| {who} | {worker} | {_m(b, key + '_p50_ms', 'ms')} | {_m(b, key + '_p95_ms', 'ms')} | "
                    f"{_m(b, key + '_p99_ms', 'ms')} |")
-    if any(f"floor_{shape}_p50_ms" in b["metrics"] for shape in ("list", "stream", "stream_write")):
+    if any(f"floor_{shape}_p50_ms" in b["metrics"] for shape in FLOOR_SHAPES):
         out += ["", "The same probes with no job system (bench/pickup_floor.py: a plain redis-py consumer on uvloop, "
                 "one held connection), by the shape of the path; what any system of that shape pays here:", "",
                 "| path shape | hops | p50 | p95 | p99 |", "|---|---|---|---|---|"]
-        for shape, label, hops in (
-                ("list", "LPUSH, the consumer's BRPOP returns it (huey's and arq's shape)", 2),
-                ("stream", "XADD, the consumer's XREADGROUP returns it (start before any write)", 2),
-                ("stream_write", "XADD, XREADGROUP, then one script call writing the run before it starts "
-                 "(the least a create-then-start stream consumer needs: Baton's XADD path)", 4)):
+        for shape, (label, hops) in FLOOR_SHAPES.items():
             key = f"floor_{shape}"
             out.append(f"| {label} | {hops} | {_m(b, key + '_p50_ms', 'ms')} | {_m(b, key + '_p95_ms', 'ms')} | "
                        f"{_m(b, key + '_p99_ms', 'ms')} |")

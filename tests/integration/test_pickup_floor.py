@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from bench.common import LATENCY_KEY, latency_payload
-from bench.pickup_floor import SHAPES, _keys, _submitter, consume
+from bench.pickup_floor import SHAPES, WRITE_FIRST, _keys, _submitter, consume
 from tests.servers import RedisProcess
 
 
@@ -21,7 +21,7 @@ async def test_each_shape_records_a_latency_per_probe(redis_server: RedisProcess
     consumer = asyncio.ensure_future(consume(shape, redis_server.url, prefix))
     try:
         deadline = time.monotonic() + 10
-        while not await redis.get(f"{{{prefix}}}:floor:ready"):
+        while not await redis.get(_keys(prefix).ready):
             assert not consumer.done(), consumer.exception()
             assert time.monotonic() < deadline, "the consumer did not get ready"
             await asyncio.sleep(0.01)
@@ -36,12 +36,12 @@ async def test_each_shape_records_a_latency_per_probe(redis_server: RedisProcess
         latencies = [float(v) for v in await redis.lrange(LATENCY_KEY, 0, -1)]
         assert len(latencies) == 3
         assert all(0 <= v < time.time() - before + 0.01 for v in latencies)
-        _, stream, run = _keys(prefix)
+        _, stream, run, _ = _keys(prefix)
         # only the four-hop shape writes before the start; the stream shapes leave nothing pending unread
-        assert await redis.hget(run, "status") == (b"executing" if shape == "stream_write" else None)
+        assert await redis.hget(run, "status") == (b"executing" if shape == WRITE_FIRST else None)
         if shape != "list":
             assert (await redis.xinfo_groups(stream))[0]["lag"] == 0
     finally:
         consumer.cancel()
         await asyncio.gather(consumer, return_exceptions=True)
-        await redis.delete(LATENCY_KEY, *_keys(prefix), f"{{{prefix}}}:floor:ready")
+        await redis.delete(LATENCY_KEY, *_keys(prefix))
