@@ -80,7 +80,6 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
         #: ran (``replaying``)
         self._replay_until = 1 + max(self._by_index, default=-1)
         self._names_used: set[str] = set()
-        self._checkpoints_taken: dict[int, int] = {}
         self._current_step: str | None = None
         self._lock = threading.Lock()
         self._events: list[tuple[str, str]] = []

@@ -35,8 +35,9 @@ class RunCheckpoints(ContextPart):
     _write_lock: asyncio.Lock
     _next_write: Callable[[str], int]
     _flush_held: Callable[[], Coroutine[Any, Any, None]]
-    #: per step position, how many checkpoints this attempt took there
-    _checkpoints_taken: dict[int, int]
+    #: per step position, how many checkpoints this attempt took there (made at the first: most runs
+    #: take none, and a context is built on every run's pickup path)
+    _checkpoints_taken: dict[int, int] | None = None
     #: while replaying: the places of the run's stored checkpoints and their sequence numbers (read once)
     _stored_places: dict[str, int] | None = None
 
@@ -46,8 +47,11 @@ class RunCheckpoints(ContextPart):
         its sequence number is returned."""
         state_json = check_size("the checkpoint state", dumps(state), self._app.settings, "max_checkpoint_bytes")
         position = self._next_index
-        nth = self._checkpoints_taken.get(position, 0)
-        self._checkpoints_taken[position] = nth + 1
+        taken = self._checkpoints_taken
+        if taken is None:
+            taken = self._checkpoints_taken = {}
+        nth = taken.get(position, 0)
+        taken[position] = nth + 1
         place = f"{position}.{nth}"
         if self.replaying:
             stored = (await self._stored_checkpoints()).get(place)
@@ -78,8 +82,9 @@ class RunCheckpoints(ContextPart):
             key = self._app.keys.partition_of_run(self.run_id).checkpoints(self.run_id)
             rows = await self._on_lease(lambda: self._app.redis.xrange(key), "reading its checkpoints")
             places: dict[str, int] = {}
-            for _, fields in rows:
-                if b"at" in fields:
-                    places[text(fields[b"at"])] = int(fields[b"sequence"])
+            for _, raw in rows:
+                fields = {text(k): v for k, v in raw.items()}  # (as run_access reads them)
+                if "at" in fields:
+                    places[text(fields["at"])] = int(fields["sequence"])
             self._stored_places = places
         return self._stored_places
