@@ -9,7 +9,7 @@ from typing import Any
 from runtime.app import Baton
 from runtime.logs import run_log_context
 from runtime.messages import Attempt, Released, RunFinished, SlotsFreed
-from runtime.metrics import Metrics
+from runtime.metrics import Metrics, observe_many
 from runtime.partition_outages import PartitionOutages
 from runtime.redis_faults import is_outage
 from runtime.scripts import Outcome
@@ -104,6 +104,8 @@ class Reporter(Actor[RunFinished]):
         )
         # counters go up once per label set per batch, not once per run (each inc takes a lock)
         tally: Counter[Any] = Counter()
+        #: run durations per histogram child, observed together once the batch is counted
+        durations: dict[Any, list[float]] = {}
         written: list[RunFinished] = []
         failure: BaseException | None = None
         for (index, msgs), result in zip(by_partition.items(), results, strict=True):
@@ -116,16 +118,19 @@ class Reporter(Actor[RunFinished]):
                 continue
             written.extend(msgs)
             for msg, (_run_id, status) in zip(msgs, result, strict=True):
-                self._count(msg, msg.outcome, status, tally)
+                self._count(msg, msg.outcome, status, tally, durations)
         for counter, n in tally.items():
             counter.inc(n)
+        for histogram, seconds in durations.items():
+            observe_many(histogram, seconds)
         if written:
             released = Released(attempts(written))
             await self.leaser.send(released)
             await self.fetcher.send(released)
         return left, failure
 
-    def _count(self, msg: RunFinished, outcome: Outcome, status: str | int, tally: Counter[Any]) -> None:
+    def _count(self, msg: RunFinished, outcome: Outcome, status: str | int, tally: Counter[Any],
+               durations: dict[Any, list[float]]) -> None:
         if msg.span is not None:
             end_span(msg.span, error="lease lost: outcome fenced off" if status == -1 else "",
                      attributes={"baton.status": "lease_lost" if status == -1 else str(status)})
@@ -138,7 +143,7 @@ class Reporter(Actor[RunFinished]):
                 )
             return
         if outcome.outcome != "released":
-            self.metrics.child(self.metrics.run_duration, msg.job).observe(msg.duration_s)
+            durations.setdefault(self.metrics.child(self.metrics.run_duration, msg.job), []).append(msg.duration_s)
         tally[self.metrics.child(self.metrics.attempts, msg.job, outcome.outcome)] += 1
         if (counter := self.metrics.status_counter(msg.job, str(status))) is not None:
             tally[counter] += 1

@@ -56,8 +56,22 @@ T = TypeVar("T")
 class RunContext(RunChildren, RunRecords, RunCheckpoints):
     """What a handler can do with its run. Create with :meth:`for_claim` (the executor does)."""
 
+    # (fields that start the same for every run are class attributes until first set: an instance
+    # attribute less to store per run, on the drain path)
+    _next_index = 0
+    _current_step: str | None = None
+    _log_seq = 0
+    _lineage: tuple[str, int] | None = None
+    #: set by the executor: starts the periodic flush the first time something is buffered,
+    #: so runs that never log cost no flush task at all
+    on_buffer: Callable[[], None] | None = None
+    _flush_scheduled = False
+    _project = "default"
+    _rec_seq = 0
+    _chunk_task: asyncio.Task[None] | None = None
+
     def __init__(self, app: Baton, claimed: Claimed, steps: dict[str, dict[str, Any]] | None = None,
-                 lease: LeaseClock | None = None) -> None:
+                 lease: LeaseClock | None = None, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._app = app
         #: what the node knows of this lease's expiry; without one (a context built outside
         #: a node) the lease is confirmed with Redis before every fenced piece of work
@@ -73,48 +87,42 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
         self._token = claimed.token
         self._mono0 = time.monotonic()
         self._steps = steps or {}
-        self._by_index = {int(r["index"]): r for r in self._steps.values() if r.get("index") is not None}
-        self._next_index = 0
+        # (most runs have no steps recorded: nothing to index)
+        self._by_index = {int(r["index"]): r for r in steps.values() if r.get("index") is not None} if steps else {}
         #: the position just past the furthest step an earlier attempt reached (completed it, failed in
         #: it, or ended waiting in it): until the handler gets there it runs code that attempt already
         #: ran (``replaying``)
-        self._replay_until = 1 + max(self._by_index, default=-1)
+        self._replay_until = 1 + max(self._by_index) if self._by_index else 0
         self._names_used: set[str] = set()
-        self._current_step: str | None = None
         self._lock = threading.Lock()
         self._events: list[tuple[str, str]] = []
         self._fields: dict[str, str] = {}
-        self._log_seq = 0
-        self._lineage: tuple[str, int] | None = None
-        #: set by the executor: starts the periodic flush the first time something is buffered,
-        #: so runs that never log cost no flush task at all
-        self.on_buffer: Callable[[], None] | None = None
-        self._flush_scheduled = False
         self._loop_thread = threading.get_ident()
-        self._project: str = "default"
         # usage / tool-call / output records (flushed with the logs) and streamed chunks (written at once)
         self._records: list[tuple[str, str]] = []
-        self._rec_seq = 0
         self._write_numbers: dict[str, int] = {}
         #: one flush or checkpoint at a time: their writes land in order, numbered (_next_write)
         self._write_lock = asyncio.Lock()
         self._chunks: list[tuple[str, str]] = []
-        self._chunk_task: asyncio.Task[None] | None = None
-        try:
-            self._loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            self._loop = None
+        if loop is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:
+                pass
+        self._loop: asyncio.AbstractEventLoop | None = loop
 
     @classmethod
-    async def for_claim(cls, app: Baton, claimed: Claimed, lease: LeaseClock | None = None) -> RunContext:
-        """Build the context, loading recorded steps when the run has any."""
+    async def for_claim(cls, app: Baton, claimed: Claimed, lease: LeaseClock | None = None,
+                        loop: asyncio.AbstractEventLoop | None = None) -> RunContext:
+        """Build the context, loading recorded steps when the run has any (``loop``: the running
+        loop, when the caller holds it)."""
         steps: dict[str, dict[str, Any]] = {}
         if claimed.step_count:
             p = app.keys.partition_of_run(claimed.run_id)
             raw = await ride_out(lambda: app.redis.hgetall(p.steps(claimed.run_id)),
                                  lease.time_left if lease is not None else lambda: 0.0, "loading the run's steps")
             steps = {(k.decode() if isinstance(k, bytes) else k): orjson.loads(v) for k, v in raw.items()}
-        return cls(app, claimed, steps, lease)
+        return cls(app, claimed, steps, lease, loop)
 
     # -- fencing ------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Messages the actors exchange over their mailboxes (all frozen dataclasses).
+"""Messages the actors exchange over their mailboxes (dataclasses, never changed once sent).
 
 A question the supervisor asks carries a future: the actor that owns the
 answer resolves it (a one-shot reply channel), so no actor reads another's state.
@@ -17,8 +17,10 @@ __all__ = [
     "RunFinished", "Wake", "WhenIdle", "WhenReleased",
 ]
 
-
-@dataclass(frozen=True)
+# The messages sent once per run (LeaseGranted, RunFinished) are slotted dataclasses that are not
+# ``frozen``: a frozen one's ``__init__`` sets each field through ``object.__setattr__``, ~4x the
+# cost of a plain one (~1.5 against ~0.4 us here), paid on the drain path for every run.
+@dataclass(slots=True)
 class LeaseGranted:
     """Leaser/receiver -> executor: run this leased run.
 
@@ -56,7 +58,7 @@ class CancelRun:
     token: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # (per run: not frozen, see LeaseGranted)
 class RunFinished:
     """Executor -> reporter: an attempt ended; record its outcome."""
 

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import platform
 import time
-from collections.abc import Iterable
+from bisect import bisect_left
+from collections import Counter as Tally
+from collections.abc import Iterable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -48,7 +50,7 @@ from .statuses import FINISHED_BY_OUTCOME, AttemptOutcome
 
 __all__ = ["CLAIM_REASONS", "CLUSTER_GAUGES", "DEDUP_REASONS", "DELIVERY_OUTCOMES", "DURATION_BUCKETS",
            "FINAL_STATUSES", "LAG_BUCKETS", "LEASE_BUCKETS", "LOST_STAGES", "OUTCOMES", "REDIS_BUCKETS", "Metrics",
-           "baton_version", "process_metrics"]
+           "baton_version", "observe_many", "process_metrics"]
 
 #: run statuses counted by baton_runs_finished_total
 FINAL_STATUSES = tuple(str(s) for s in FINISHED_BY_OUTCOME)
@@ -392,3 +394,25 @@ class Metrics:
         if status not in ("queued", "waiting", "executing", "paused"):
             return self.child(self.runs_finished, job, status)
         return None
+
+
+def observe_many(histogram: Any, amounts: Sequence[float]) -> None:
+    """``histogram.observe(a)`` for every amount, in one go: an add per bucket they fall in and one to
+    the sum. Each observe() takes two locked increments and scans the buckets (~2 us here), which
+    the drain path paid twice per run (pickup latency, run duration). It reaches into the client
+    library's histogram (its bounds, buckets and sum, as observe() uses them since 0.20); a
+    histogram not laid out so is observed one amount at a time.
+    """
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if not amounts:
+        return
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for amount in amounts:
+            histogram.observe(amount)
+        return
+    # observe() counts an amount in the first bucket whose bound is >= it (the last bound is +Inf)
+    for index, n in Tally(bisect_left(bounds, amount) for amount in amounts).items():
+        buckets[index].inc(n)
+    total.inc(sum(amounts))

@@ -58,9 +58,14 @@ class Claimed(NamedTuple):
     step_count: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Outcome:
-    """The result of one attempt, as runs_finish records it."""
+    """The result of one attempt, as runs_finish records it.
+
+    Treated as immutable, but not ``frozen``: one is made per attempt on the drain
+    path, and a frozen dataclass's ``__init__`` (``object.__setattr__`` per field)
+    costs ~4x a plain one's (~1.5 against ~0.4 us here).
+    """
 
     run_id: str
     token: str
