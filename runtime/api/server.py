@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import time
 import uuid
@@ -100,21 +101,31 @@ def _check_schema(where: str, validator: Draft202012Validator, value: Any) -> No
         raise ApiError(400, "invalid_body" if where == "body" else "invalid_parameter", f"{where}{path}: {message}")
 
 
+#: what a query parameter of each JSON type must be, as its 400 says
+_KIND_WANTED = {"integer": "an integer", "number": "a finite number", "boolean": "true or false"}
+
+
 def _coerce(param: Param, raw: str) -> Any:
     kind = param.schema.get("type")
     try:
         if kind == "integer":
+            if re.fullmatch(r"-?\d{19,}", raw.strip()):
+                # (an integer all the same: its schema's bounds are what it is outside of)
+                raise ApiError(400, "invalid_parameter", f"{param.name}: {raw.strip()[:40]} is out of range")
             if not re.fullmatch(r"-?\d{1,18}", raw.strip()):
                 raise ValueError(raw)
             return int(raw)
         if kind == "number":
-            return float(raw)
+            number = float(raw)
+            if not math.isfinite(number):  # (nan passes every minimum and maximum check)
+                raise ValueError(raw)
+            return number
         if kind == "boolean":
             if raw not in ("true", "false"):
                 raise ValueError(raw)
             return raw == "true"
     except ValueError:
-        raise ApiError(400, "invalid_parameter", f"{param.name} must be a {kind}") from None
+        raise ApiError(400, "invalid_parameter", f"{param.name} must be {_KIND_WANTED[kind]}") from None
     if kind == "array":
         # an empty value is no items; an empty item between commas is an invalid item, not nothing
         return raw.split(",") if raw else []

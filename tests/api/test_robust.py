@@ -11,8 +11,10 @@ import pytest
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
+from runtime.api.errors import ApiError
 from runtime.api.routes import ROUTES
-from runtime.api.routing import component
+from runtime.api.routing import Param, component
+from runtime.api.server import _coerce
 from tests.api.conftest import ApiNode
 
 #: each view and the component schema of a run in it
@@ -140,6 +142,27 @@ async def test_a_refused_redis_command_is_an_internal_error_not_an_outage(api: A
     status, body = await api.call("GET", f"/v1/runs/{run_id}/checkpoints")
     # Then the answer is a 500 for the server log, not a 503 telling the client to wait for Redis to come back
     assert (status, body["code"]) == (500, "internal_error"), body
+
+
+@pytest.mark.parametrize(("value", "says"), [
+    ("abc", "limit must be an integer"), ("1.5", "limit must be an integer"),
+    ("100000000000000000000", "limit: 100000000000000000000 is out of range"),
+    ("0", "limit: 0 is less than the minimum of 1"), ("101", "limit: 101 is greater than the maximum of 100"),
+])
+async def test_a_query_number_of_the_wrong_kind_or_range_is_a_400_saying_which(api: ApiNode, value: str,
+                                                                               says: str) -> None:
+    # When a listing's limit is not an integer, or one outside its bounds (however many digits it has)
+    status, body = await api.call("GET", "/v1/runs", params={"limit": value})
+    # Then the 400 names the parameter and what it must be
+    assert (status, body["code"], body["error"]) == (400, "invalid_parameter", says), body
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-Infinity", "x"])
+def test_a_query_number_must_be_finite(raw: str) -> None:
+    # (no route has a number query parameter today; a NaN would pass every minimum and maximum)
+    with pytest.raises(ApiError) as caught:
+        _coerce(Param("ratio", {"type": "number", "minimum": 0, "maximum": 1}), raw)
+    assert (caught.value.status, str(caught.value)) == (400, "ratio must be a finite number")
 
 
 async def test_submission_errors_are_400s_with_their_reason(api: ApiNode) -> None:
