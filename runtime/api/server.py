@@ -125,7 +125,7 @@ def _coerce(param: Param, raw: str) -> Any:
                 raise ValueError(raw)
             return raw == "true"
     except ValueError:
-        raise ApiError(400, "invalid_parameter", f"{param.name} must be {_KIND_WANTED[kind]}") from None
+        raise ApiError(400, "invalid_parameter", f"{param.name} must be {_KIND_WANTED[str(kind)]}") from None
     if kind == "array":
         # an empty value is no items; an empty item between commas is an invalid item, not nothing
         return raw.split(",") if raw else []
