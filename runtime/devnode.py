@@ -20,7 +20,7 @@ from pathlib import Path
 
 import orjson
 
-from .connection import alive_server
+from .embedded import alive_server
 from .settings import Settings
 
 __all__ = ["API_FILE", "DEV_KEY_FILE", "dev_api_url", "dev_dir", "dev_key", "embedded_url", "forget_api",

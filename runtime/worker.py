@@ -15,8 +15,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from .app import Baton
-from .connection import EmbeddedServer
 from .devnode import forget_api, record_api
+from .embedded import EmbeddedServer
 from .errors import ConfigError, RedisUnavailable
 from .logs import configure_logging, node_id_var
 from .metrics import Metrics, process_metrics
@@ -131,8 +131,17 @@ def run_worker(app: Baton, settings: Settings, signals: StopSignals | None = Non
         if not deadlines:  # (the first stop counts)
             deadlines.append(exit_deadline(drain_s + EXIT_ALLOWANCE_S, embedded.stop if embedded else None))
 
+    async def serving() -> int:
+        # the embedded server is this node's to keep: started again if it goes (nothing else would)
+        keeper = asyncio.ensure_future(embedded.keep_alive()) if embedded is not None else None
+        try:
+            return await serve(app, metrics, health, signals, exit_in_time)
+        finally:
+            if keeper is not None:
+                keeper.cancel()
+
     try:
-        return _run(serve(app, metrics, health, signals, exit_in_time))
+        return _run(serving())
     finally:
         for deadline in deadlines:
             deadline.cancel()

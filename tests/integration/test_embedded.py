@@ -17,7 +17,8 @@ import orjson
 import pytest
 import redis
 
-from runtime.connection import EmbeddedServer
+from runtime.embedded import EmbeddedServer
+from runtime.keys import Keys
 from tests.nodes import ROOT, stop_process
 
 
@@ -192,3 +193,63 @@ def test_a_url_flag_next_to_redis_variables_runs(tmp_path: Path, redis_server: A
         code = stop_process(proc)
     assert code == 0, log.read_text()
     assert not (tmp_path / "embedded").exists()
+
+
+def _wait_for(what: str, check: Any, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 60) -> Any:
+    """Poll ``check()`` until it returns something truthy; fails if the node died or time ran out."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        with contextlib.suppress(redis.exceptions.ConnectionError):
+            found = check()
+            if found:
+                return found
+        assert proc.poll() is None, f"the node died waiting for {what}:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"no {what} within {timeout_s}s:\n{log.read_text()[-3000:]}"
+        time.sleep(0.1)
+
+
+def test_a_node_starts_its_killed_embedded_server_again_and_goes_on(tmp_path: Path) -> None:
+    # Given the quick start's node (no Redis configured) that ran a run on its embedded server
+    keys = Keys("t")
+    log = tmp_path / "worker.log"
+    state = tmp_path / "embedded" / "server.json"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "runtime", "worker", "--app", "examples.jobs:app"], cwd=ROOT,
+                                env=_env(tmp_path), stdout=out, stderr=subprocess.STDOUT)
+    clients: list[redis.Redis] = []
+
+    def server() -> tuple[int, redis.Redis]:
+        info = orjson.loads(state.read_bytes())
+        client = redis.Redis(port=info["port"], socket_timeout=5)
+        clients.append(client)
+        return int(info["pid"]), client
+
+    def completed(client: redis.Redis, run_id: str) -> bool:
+        status = client.hget(keys.partition_of_run(run_id).run(run_id), "status")
+        return status == b"completed"
+
+    try:
+        _wait_for("a started node", lambda: "started:" in log.read_text() and state.exists(), proc, log)
+        pid, client = server()
+        first = client.xadd(keys.submit_stream, {"job": "hello", "input": '{"name": "Ada"}'}).decode()
+        _wait_for("the first run completed", lambda: completed(client, first), proc, log)
+        # When the embedded server is killed
+        os.kill(pid, signal.SIGKILL)
+        # Then the node starts it again on the same port, from its AOF: the first run is still there
+        _wait_for("a new server", lambda: state.exists() and server()[0] != pid, proc, log)
+        new_pid, client = server()
+        _wait_for("the first run read back", lambda: completed(client, first), proc, log)
+        assert "embedded server on" in log.read_text() and "starting it again" in log.read_text()
+        # And the node goes on: a run submitted now completes
+        second = client.xadd(keys.submit_stream, {"job": "hello", "input": '{"name": "Grace"}'}).decode()
+        _wait_for("the second run completed", lambda: completed(client, second), proc, log)
+    finally:
+        code = stop_process(proc)
+        for c in clients:
+            c.close()
+        if code != 0:
+            _stop_embedded(tmp_path / "embedded")
+    # and its drain stops the server it started again
+    assert code == 0, log.read_text()[-3000:]
+    with pytest.raises(ProcessLookupError):
+        os.kill(new_pid, 0)
