@@ -240,11 +240,24 @@ async def test_a_node_registers_again_after_redis_lost_its_data(tmp_path: Path) 
 
 
 async def _five_long_runs(app: Any) -> list[str]:
-    """Five runs of ``long`` (8 s each), once all five have started."""
+    """Five runs of ``long`` (8 s each), once all five have started and their leases were renewed
+    since: a handler's own write at its start (seen in Redis) may still await its reply, and a
+    fault injected at that moment fails the write, not the lease (a renewal comes a second later)."""
     started = f"{app.settings.prefix}:test:started"
     runs = [await app.trigger("long", {"seconds": 8}) for _ in range(5)]
     await eventually(lambda: _count(app.redis, started, 5), 20)
+    first = await _lease_expiries(app, runs)
+
+    async def renewed() -> bool:
+        return all(now > before for now, before in zip(await _lease_expiries(app, runs), first, strict=True))
+
+    await eventually(renewed, 20)
     return runs
+
+
+async def _lease_expiries(app: Any, runs: list[str]) -> list[int]:
+    """Each run's lease expiry (Redis ms) as its record holds it."""
+    return [int(await app.redis.hget(app.keys.partition_of_run(r).run(r), "lease_expires_at") or 0) for r in runs]
 
 
 async def _count(raw: Any, key: str, n: int) -> bool:
