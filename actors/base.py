@@ -15,6 +15,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, ClassVar, Generic, TypeVar
 
+from runtime.cancelling import cancel_and_wait
 from runtime.redis_faults import described
 from runtime.settings import Settings
 
@@ -167,10 +168,7 @@ class Actor(Generic[M]):
                 raise
         finally:
             self._life = None  # (what waits on the actor from now on is not its life: see _ending)
-            spawned = list(self._spawned)
-            for task in spawned:
-                task.cancel()
-            await asyncio.gather(*spawned, return_exceptions=True)
+            await cancel_and_wait(list(self._spawned))
             self._spawned.clear()
         failure = self._spawn_failure
         if failure is None:
@@ -307,8 +305,4 @@ async def end_task(task: asyncio.Task[Any] | None, wait_s: float) -> None:
         task.cancel()
         if being_cancelled():
             raise asyncio.CancelledError from None
-        try:
-            await task
-        except (asyncio.CancelledError, Exception):  # noqa: BLE001 - ending it anyway
-            if being_cancelled():
-                raise asyncio.CancelledError from None
+        await cancel_and_wait([task])  # (its error, if any, is retrieved: it is being ended)

@@ -35,6 +35,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from runtime.app import Baton
+from runtime.cancelling import cancel_and_wait
 from runtime.codec import text
 from runtime.direct_calls import DirectCalls
 from runtime.errors import SubmissionError
@@ -229,8 +230,7 @@ class Intake(Actor[None]):
         """Cancel a read under way (what it took stays pending for this consumer, read again later)."""
         prefetch, self.prefetch = self.prefetch, None
         if prefetch is not None:
-            prefetch.cancel()
-            await asyncio.gather(prefetch, return_exceptions=True)
+            await cancel_and_wait([prefetch])
 
     async def _finish(self, prefetch: asyncio.Future[list[Entry]] | None) -> None:
         """Create what this consumer read and did not acknowledge (a drain cancels us mid-batch).

@@ -15,6 +15,7 @@ import time
 from collections import OrderedDict
 
 from runtime.app import Baton
+from runtime.cancelling import cancel_and_wait
 from runtime.direct_calls import DirectCalls
 from runtime.fencing import handed_deadline
 from runtime.keys import Partition
@@ -65,10 +66,8 @@ class Receiver(Actor[None]):
         try:
             await asyncio.gather(*tasks)
         finally:
-            for task in tasks:
-                task.cancel()
             # a restarted receiver holds new connections: the old ones go back to the pool
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(tasks)
             await direct.release()
 
     async def _receive(self, partition: Partition, direct: DirectCalls) -> None:

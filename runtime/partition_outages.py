@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 from runtime.keys import Partition
 from runtime.redis_faults import OUTAGE_PAUSE_MAX_S, described, is_outage
 
+from .cancelling import cancel_and_wait
+
 if TYPE_CHECKING:  # (the app keeps one of these for its own calls: runtime/app.py imports this module)
     from runtime.app import Baton
 
@@ -115,9 +117,7 @@ class PartitionOutages:
         if self._out:
             self._out.clear()
             self._count(0)
-        for task in probes:
-            task.cancel()
-        await asyncio.gather(*probes, return_exceptions=True)
+        await cancel_and_wait(probes)
 
     async def _probe(self, partition: Partition) -> None:
         pause = next_pause(0.0)

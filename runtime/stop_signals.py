@@ -28,6 +28,8 @@ from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import TypeVar
 
+from .cancelling import cancel_and_wait
+
 __all__ = ["DRAIN_HAND_BACK_S", "EXIT_ALLOWANCE_S", "HARD_EXIT_CODE", "STOP_AFTER_GRACE_S", "StopSignals",
            "exit_deadline", "unless_stopped"]
 
@@ -101,9 +103,7 @@ async def unless_stopped(work: Awaitable[T], stopping: asyncio.Event) -> asyncio
         await asyncio.wait((task, stop), return_when=asyncio.FIRST_COMPLETED)
     finally:
         stop.cancel()
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait([task])
     return task if not task.cancelled() else None
 
 

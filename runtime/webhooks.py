@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 
+from .cancelling import cancel_and_wait
 from .errors import WebhookError
 from .keys import Keys
 from .redis_faults import described, is_outage
@@ -254,9 +255,8 @@ class WebhookProjects:
     async def close(self) -> None:
         """Stop a background read still under way."""
         task, self._refreshing = self._refreshing, None
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        if task is not None:
+            await cancel_and_wait([task])
 
 
 async def list_webhooks(redis: Any, keys: Keys, project: str | None = None) -> list[Webhook]:

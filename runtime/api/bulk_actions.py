@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 
 from ..app import Baton
+from ..cancelling import cancel_and_wait
 from ..codec import text
 from ..connection import server_ms
 from ..errors import BatonError
@@ -179,9 +180,7 @@ class BulkRunner:
             # a clean stop records the run in hand, so the next runner neither skips nor repeats it
             await asyncio.wait([task for _id, task in tasks], timeout=5.0)
         for action_id, task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait([task])
             await self._give_back(action_id)
 
     async def _give_back(self, action_id: str) -> None:
@@ -283,7 +282,5 @@ async def running(runner: BulkRunner) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+        await cancel_and_wait([watcher])
         await runner.close()

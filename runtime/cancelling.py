@@ -1,0 +1,34 @@
+"""Ending tasks by cancellation when a library under them may swallow the cancellation.
+
+redis-py (8.1, at least) can swallow a ``CancelledError``: in a transaction or cluster
+pipeline while a master fails over, the task goes on as if never cancelled. Whatever
+then awaits it after one ``cancel()`` (an actor's end, a drain) waits for ever. Every
+place that cancels tasks and waits for them goes through :func:`cancel_and_wait`,
+which cancels again whatever is still running every :data:`RECANCEL_S`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import Any
+
+__all__ = ["RECANCEL_S", "cancel_and_wait"]
+
+#: how long cancelled tasks get to end before those still running are cancelled again
+RECANCEL_S = 1.0
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> None:
+    """Cancel ``tasks`` and return once every one has ended, cancelling again, every
+    RECANCEL_S, those that swallowed the cancellation. Their errors are retrieved, not raised
+    (they ended because they were told to); a cancellation of the caller goes on as usual."""
+    every = list(tasks)
+    pending = {task for task in every if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=RECANCEL_S)
+    for task in every:
+        if not task.cancelled():
+            task.exception()  # (retrieved: asyncio would log it as never retrieved)
