@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from .app import Baton
 from .devnode import forget_api, record_api
-from .embedded import EmbeddedServer
+from .embedded import EmbeddedServer, alive_server
 from .errors import ConfigError, RedisUnavailable
 from .logs import configure_logging, node_id_var
 from .metrics import Metrics, process_metrics
@@ -108,7 +108,10 @@ def run_worker(app: Baton, settings: Settings, signals: StopSignals | None = Non
     # metrics first: a port it cannot bind stops the node before it starts a server
     metrics = Metrics()
     health = Health(settings.loop_stall_limit_s)
-    serve_metrics(settings, metrics.registry, health)
+    try:
+        serve_metrics(settings, metrics.registry, health)
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}{_node_running_here(settings)}") from None
     embedded: EmbeddedServer | None = None
     if not settings.redis_url:
         check_embedded_allowed()  # no Redis configuration at all: the quick start
@@ -148,6 +151,18 @@ def run_worker(app: Baton, settings: Settings, signals: StopSignals | None = Non
         if embedded is not None:
             forget_api(settings)
             embedded.stop()
+
+
+def _node_running_here(settings: Settings) -> str:
+    """What to add to a port-in-use error of the quick start when a node of this checkout runs already
+    (its embedded server answers): the usual cause of a second ``./dev up``."""
+    if settings.redis_url:
+        return ""
+    found = alive_server(Path(settings.embedded_dir) / "server.json")
+    if found is None:
+        return ""
+    return (f"; a node of this checkout seems to run already (its embedded server answers on 127.0.0.1:{found[0]}): "
+            f"stop it first, or give this one other ports")
 
 
 #: the port ``baton api`` listens on when api_port is 0

@@ -253,3 +253,34 @@ def test_a_node_starts_its_killed_embedded_server_again_and_goes_on(tmp_path: Pa
     assert code == 0, log.read_text()[-3000:]
     with pytest.raises(ProcessLookupError):
         os.kill(new_pid, 0)
+
+
+def test_a_second_quick_start_node_on_busy_ports_says_one_runs_already(tmp_path: Path) -> None:
+    # Given a quick-start node running with its metrics on a fixed port
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = _env(tmp_path, BATON_METRICS_PORT=str(port))
+    log = tmp_path / "first.log"
+    state = tmp_path / "embedded" / "server.json"
+    with open(log, "wb") as out:
+        first = subprocess.Popen([sys.executable, "-m", "runtime", "worker", "--app", "examples.jobs:app"], cwd=ROOT,
+                                 env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_for("a started node", lambda: "started:" in log.read_text() and state.exists(), first, log)
+        server_port = orjson.loads(state.read_bytes())["port"]
+        # When a second one starts in the same checkout, with the same settings
+        second = subprocess.run([sys.executable, "-m", "runtime", "worker", "--app", "examples.jobs:app"], cwd=ROOT,
+                                env=env, capture_output=True, text=True, timeout=30)
+        # Then it stops at once, in one line that names the busy port and the node already running
+        assert second.returncode == 2, second.stderr
+        last = second.stderr.strip().splitlines()[-1]
+        assert f":{port} " in last and "a node of this checkout seems to run already" in last, last
+        assert f"127.0.0.1:{server_port}" in last and "Traceback" not in second.stderr, second.stderr
+        # and the first goes on, on the server it started
+        assert first.poll() is None and orjson.loads(state.read_bytes())["port"] == server_port
+    finally:
+        code = stop_process(first)
+        if code != 0:
+            _stop_embedded(tmp_path / "embedded")
+    assert code == 0, log.read_text()[-3000:]
