@@ -30,13 +30,15 @@ class Delivery:
         self.leaser = leaser
         self.fetcher = fetcher
 
-    async def deliver(self, partition: int, runs: Sequence[Claimed], deadline: float) -> None:
+    async def deliver(self, partition: int, runs: Sequence[Claimed], deadline: float,
+                      granted_at: float | None = None) -> None:
         """Start runs leased to this node in ``partition``; their leases surely hold until ``deadline``
-        (monotonic, taken before the call that leased them)."""
+        (monotonic, taken before the call that leased them) and were granted at about monotonic
+        ``granted_at`` (None: when that call was sent)."""
         # the leaser and the fetcher hear of the runs before anything can report
         # them done: every message is queued in this one step; the executor's
         # first, so the runs start before the bookkeeping (the pickup path)
-        granted = [LeaseGranted(c, deadline) for c in runs]
+        granted = [LeaseGranted(c, deadline, granted_at) for c in runs]
         held = tuple(runs)
         if self.executor.room() < len(granted):
             # more than the executor's mailbox holds now (hand-offs of several partitions

@@ -94,6 +94,7 @@ class Executor(Actor[ExecutorMessage]):
         #: each running run's context while its handler runs (to cancel the tasks it started)
         self.contexts: dict[str, RunContext] = {}
         self.margin_s = lease_margin_s(app.settings.lease_ttl_ms)
+        self.ttl_s = app.settings.lease_ttl_ms / 1000
         self.threads = ThreadPoolExecutor(max_workers=min(self.slots, 64), thread_name_prefix="baton-job")
         #: runs of batch jobs wait here for their batch (runtime/batching.py)
         #: a handler step that held the loop this long is followed by on_stall (see StepTimed)
@@ -136,7 +137,8 @@ class Executor(Actor[ExecutorMessage]):
             if running is not None and running.claimed_at_ms == msg.claimed.claimed_at_ms:
                 self._granted_again(msg.claimed)
                 return
-            self.leases[msg.claimed.run_id] = LeaseClock(msg.deadline, self.margin_s)
+            granted_at = msg.granted_at if msg.granted_at is not None else msg.deadline - self.ttl_s
+            self.leases[msg.claimed.run_id] = LeaseClock(msg.deadline, self.margin_s, granted_at)
             self._start(msg.claimed)
         elif isinstance(msg, LeasesRenewed):
             for run_id in msg.run_ids:

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from runtime.app import Baton
 from runtime.cancelling import cancel_and_wait
 from runtime.direct_calls import DirectCalls
-from runtime.fencing import handed_deadline
+from runtime.fencing import handed_deadline, handed_granted_at
 from runtime.keys import Partition
 from runtime.partition_outages import next_pause
 from runtime.redis_faults import described, is_outage
@@ -109,7 +109,8 @@ class Receiver(Actor[None]):
             if not runs:
                 continue
             deadline = handed_deadline(sent, clock_ms, runs[0].claimed_at_ms, ttl_ms)
-            await self.delivery.deliver(partition.index, runs, deadline)  # (the runs start first)
+            granted_at = handed_granted_at(sent, clock_ms, runs[0].claimed_at_ms)
+            await self.delivery.deliver(partition.index, runs, deadline, granted_at)  # (the runs start first)
 
     def _first_delivery(self, c: Claimed) -> bool:
         """Whether this hand-off was not delivered before (and remember it)."""

@@ -85,7 +85,11 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
         self.tags: list[str] = orjson.loads(claimed.tags_json) if claimed.tags_json else []
         self.log = RunLogger.of(claimed.job)
         self._token = claimed.token
-        self._mono0 = time.monotonic()
+        #: the monotonic instant of the grant, at or before it: what now_ms() counts from, with the grant's
+        #: Redis time. Not this context's creation: a run can start well after its lease was granted (a
+        #: hand-off popped late, a busy loop), and now_ms() would then be behind Redis by that much
+        #: (a durable sleep ended early by it)
+        self._mono0 = lease.granted_at if lease is not None and lease.granted_at is not None else time.monotonic()
         self._steps = steps or {}
         # (most runs have no steps recorded: nothing to index)
         self._by_index = {int(r["index"]): r for r in steps.values() if r.get("index") is not None} if steps else {}
@@ -153,7 +157,8 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
     # -- time ---------------------------------------------------------------
 
     def now_ms(self) -> int:
-        """Current time on the Redis clock, estimated from the claim time (ms)."""
+        """Current time on the Redis clock, estimated from the lease grant's (ms; see LeaseGranted's
+        ``granted_at``)."""
         return int(self._claimed.claimed_at_ms + (time.monotonic() - self._mono0) * 1000)
 
     # -- steps --------------------------------------------------------------

@@ -23,7 +23,8 @@ import time
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Generic, TypeVar
 
-__all__ = ["MARGIN_FRACTION", "LeaseClock", "StepTimed", "handed_deadline", "lease_margin_s", "long_step_s"]
+__all__ = ["MARGIN_FRACTION", "LeaseClock", "StepTimed", "handed_deadline", "handed_granted_at", "lease_margin_s",
+           "long_step_s"]
 
 T = TypeVar("T")
 
@@ -48,6 +49,14 @@ def handed_deadline(sent: float, clock_ms: int, granted_ms: int, lease_ttl_ms: i
     """
     left_ms = min(granted_ms + lease_ttl_ms - clock_ms, lease_ttl_ms)
     return sent + left_ms / 1000
+
+
+def handed_granted_at(sent: float, clock_ms: int, granted_ms: int) -> float:
+    """The monotonic instant a handed-over lease was granted, as near as the pop can tell: the Redis
+    clock read ``clock_ms`` as the pop sent at ``sent`` ran, and the grant came ``granted_ms`` less that
+    later (or earlier, for a lease waiting in the list before the pop). A best estimate, unlike
+    handed_deadline's bound (which counts a lease granted while the pop waited from the pop's start)."""
+    return sent + (granted_ms - clock_ms) / 1000
 
 
 def long_step_s(lease_ttl_ms: int) -> float:
@@ -107,10 +116,13 @@ class StepTimed(Generic[T]):
 class LeaseClock:
     """The monotonic time by which one lease surely has not expired yet."""
 
-    __slots__ = ("deadline", "margin_s")
+    __slots__ = ("deadline", "granted_at", "margin_s")
 
-    def __init__(self, deadline: float, margin_s: float) -> None:
+    def __init__(self, deadline: float, margin_s: float, granted_at: float | None = None) -> None:
         self.deadline = deadline
+        #: the monotonic instant the lease was granted, as near as the node can tell (None: unknown); unlike
+        #: ``deadline`` a best estimate, not a bound
+        self.granted_at = granted_at
         self.margin_s = margin_s
 
     def extend(self, deadline: float) -> None:

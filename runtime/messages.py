@@ -30,6 +30,9 @@ class LeaseGranted:
 
     claimed: Claimed
     deadline: float
+    #: the monotonic instant of the grant, as near as the node can tell (what a handler's ``now_ms()`` counts
+    #: the grant's Redis time from); None: when the call that granted it was sent (``deadline`` less the TTL)
+    granted_at: float | None = None
 
 
 @dataclass(frozen=True)

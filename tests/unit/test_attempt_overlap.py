@@ -233,3 +233,23 @@ async def test_a_run_created_again_under_its_id_starts_beside_the_attempt_still_
     assert executor.claimed[c.run_id] is again
     assert not executor.metrics.registry.get_sample_value("baton_leases_granted_again_total")
     go.set()
+
+
+async def test_a_run_started_late_after_its_grant_reads_the_redis_clock_right(make_app: Any) -> None:
+    # Given a run leased for real, whose grant reaches the executor only 0.5 s after the claim was sent
+    # (a busy node), with the deadline a node takes before the call
+    app, supervisor, started, go = _gated_node(make_app)
+    run_id = await app.trigger("work")
+    sent = time.monotonic()
+    [c], _ = await app.scripts.claim(app.keys.partition_of_run(run_id), app.settings.node_id, 1, ["default"],
+                                     ["work"], 0)
+    await asyncio.sleep(0.5)
+    supervisor.executor.handle(LeaseGranted(c, sent + app.settings.lease_ttl_ms / 1000))
+    await _until(lambda: len(started) == 1, "the attempt's start")
+    # When its handler reads the Redis clock (what a durable sleep's end and a wait's timeout count from)
+    seconds, micros = await app.redis.time()
+    redis_now_ms = seconds * 1000 + micros // 1000
+    # Then it is Redis's, not half a second behind it (a durable sleep would end that much early)
+    assert abs(started[0].now_ms() - redis_now_ms) < 50, started[0].now_ms() - redis_now_ms
+    go.set()
+    assert (await _outcome(supervisor)).outcome.outcome == "completed"

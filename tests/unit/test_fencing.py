@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from runtime.fencing import StepTimed, handed_deadline
+from runtime.fencing import StepTimed, handed_deadline, handed_granted_at
 
 TTL_MS = 2000
 
@@ -83,3 +83,37 @@ async def test_a_long_step_is_followed_by_the_check_before_anything_else_runs() 
 
 async def _await(awaitable: Any) -> Any:
     return await awaitable
+
+
+@pytest.mark.parametrize(("granted_ms", "expected"), [
+    # granted while the pop waited (the usual hand-off to an idle node): that long after the pop's start
+    (10_000, 100.0), (10_700, 100.7),
+    # waiting in the list before the pop: that long before it
+    (9_500, 99.5),
+])
+def test_a_handed_lease_is_timed_from_its_grant_not_bounded(granted_ms: int, expected: float) -> None:
+    # Given a pop sent at monotonic 100 s that saw the Redis clock at 10,000 ms
+    # Then the grant's monotonic instant is its Redis time's offset from that (unlike the deadline,
+    # which counts a lease granted while the pop waited from the pop's start)
+    assert handed_granted_at(100.0, 10_000, granted_ms) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("late_s", [0.0, 0.5, 5.0])
+def test_a_run_context_counts_the_redis_clock_from_its_grant_not_its_creation(late_s: float) -> None:
+    # Given a lease granted late_s ago (the wall clock stands in for Redis's), renewed since
+    from runtime import Baton, Settings
+    from runtime.context import RunContext
+    from runtime.fencing import LeaseClock
+    from runtime.scripts import Claimed
+
+    app = Baton(Settings(lease_ttl_ms=30_000))
+    granted_ms = int(time.time() * 1000 - late_s * 1000)
+    lease = LeaseClock(time.monotonic() - late_s + 30.0, 1.0, granted_at=time.monotonic() - late_s)
+    lease.extend(time.monotonic() + 30.0)
+    claimed = Claimed("r1", "n/1", 1, "job", b"null", 1000, granted_ms, 0, granted_ms)
+    # When its context is made only now (a hand-off popped late, a busy loop)
+    ctx = RunContext(app, claimed, None, lease)
+    # Then now_ms() is the Redis clock now, not the grant's time plus nothing: a durable sleep would
+    # otherwise end early by as much
+    now_ms = int(time.time() * 1000)
+    assert now_ms - 2 <= ctx.now_ms() <= now_ms + 2, (ctx.now_ms() - now_ms, late_s)
