@@ -85,8 +85,8 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
         self.tags: list[str] = orjson.loads(claimed.tags_json) if claimed.tags_json else []
         self.log = RunLogger.of(claimed.job)
         self._token = claimed.token
-        #: the monotonic instant of the grant, at or before it: what now_ms() counts from, with the grant's
-        #: Redis time. Not this context's creation: a run can start well after its lease was granted (a
+        #: the monotonic instant of the grant (the lease's best estimate): what now_ms() counts from, with
+        #: the grant's Redis time. Not this context's creation: a run can start well after its lease was granted (a
         #: hand-off popped late, a busy loop), and now_ms() would then be behind Redis by that much
         #: (a durable sleep ended early by it)
         self._mono0 = lease.granted_at if lease is not None and lease.granted_at is not None else time.monotonic()

@@ -93,7 +93,8 @@ class EmbeddedServer:
                 return True
             except PermissionError:  # (alive, someone else's: not ours to judge)
                 return False
-        return False
+            return False
+        return True  # (none: a start again failed half-way, or it was stopped)
 
     def restart(self) -> str:
         """Start the server again on the same port and data directory: its AOF brings back every
@@ -101,15 +102,12 @@ class EmbeddedServer:
         with self._lock:
             if self._stopped:
                 return self.url
-            return self._restart()
-
-    def _restart(self) -> str:
-        if self._proc is not None:
-            self._proc.wait(timeout=10)  # (gone already: reaped, not left a zombie)
-            self._proc = None
-        self._adopted_pid = None
-        (self.data_dir / "server.json").unlink(missing_ok=True)
-        return self.start()
+            if self._proc is not None:
+                self._proc.wait(timeout=10)  # (gone already: reaped, not left a zombie)
+                self._proc = None
+            self._adopted_pid = None
+            (self.data_dir / "server.json").unlink(missing_ok=True)
+            return self.start()
 
     async def keep_alive(self) -> None:
         """Until cancelled: start the server again whenever it is gone. Nothing else would: a node on

@@ -403,11 +403,11 @@ def observe_many(histogram: Any, amounts: Sequence[float]) -> None:
     library's histogram (its bounds, buckets and sum, as observe() uses them since 0.20); a
     histogram not laid out so is observed one amount at a time.
     """
+    if not amounts:
+        return
     bounds = getattr(histogram, "_upper_bounds", None)
     buckets = getattr(histogram, "_buckets", None)
     total = getattr(histogram, "_sum", None)
-    if not amounts:
-        return
     if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
         for amount in amounts:
             histogram.observe(amount)

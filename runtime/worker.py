@@ -15,6 +15,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from .app import Baton
+from .cancelling import cancel_and_wait
 from .devnode import forget_api, record_api
 from .embedded import EmbeddedServer, alive_server
 from .errors import ConfigError, RedisUnavailable
@@ -141,7 +142,7 @@ def run_worker(app: Baton, settings: Settings, signals: StopSignals | None = Non
             return await serve(app, metrics, health, signals, exit_in_time)
         finally:
             if keeper is not None:
-                keeper.cancel()
+                await cancel_and_wait([keeper])
 
     try:
         return _run(serving())

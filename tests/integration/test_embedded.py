@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import re
@@ -17,6 +18,7 @@ import orjson
 import pytest
 import redis
 
+from runtime.cancelling import cancel_and_wait
 from runtime.embedded import EmbeddedServer
 from runtime.keys import Keys
 from tests.nodes import ROOT, stop_process
@@ -284,3 +286,43 @@ def test_a_second_quick_start_node_on_busy_ports_says_one_runs_already(tmp_path:
         if code != 0:
             _stop_embedded(tmp_path / "embedded")
     assert code == 0, log.read_text()[-3000:]
+
+
+async def test_the_keeper_tries_again_after_a_restart_that_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    # Given an embedded server a node keeps alive
+    from runtime import embedded
+
+    monkeypatch.setattr(embedded, "KEEP_ALIVE_S", 0.2)
+    server = EmbeddedServer(tmp_path / "data")
+    server.start()
+    keeper = asyncio.ensure_future(server.keep_alive())
+    taken = socket.socket()
+    try:
+        # When it is killed and its port is taken by something else before the keeper looks
+        assert server._proc is not None
+        os.kill(server._proc.pid, signal.SIGKILL)
+        server._proc.wait(10)
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind(("127.0.0.1", int(server.port or 0)))
+        taken.listen()
+        deadline = time.monotonic() + 10
+        while "could not start the embedded server again" not in caplog.text:
+            assert time.monotonic() < deadline, caplog.text
+            await asyncio.sleep(0.05)
+        # Then once the port is free again, a later try starts it (a failed start is not the end)
+        taken.close()
+        client = redis.Redis(port=int(server.port or 0), socket_timeout=2)
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(redis.exceptions.ConnectionError):
+                if client.ping():
+                    break
+            assert time.monotonic() < deadline, caplog.text
+            await asyncio.sleep(0.05)
+        client.close()
+        assert server._proc is not None and server._proc.poll() is None
+    finally:
+        taken.close()
+        await cancel_and_wait([keeper])
+        server.stop()
