@@ -110,6 +110,39 @@ async def sigstop(short: bool) -> Result:
         return await stage.finish(_params(scale, config, f"{rounds} stop(s) of 3x TTL + 2.5 s"), scale.quiesce_s)
 
 
+async def rolling_restart(short: bool) -> Result:
+    """Rolling updates during load, as Kubernetes rolls a Deployment: each node in turn gets SIGTERM and
+    must exit 0 within its grace; its next incarnation beats before the next node stops. Every 10th run
+    outlasts the grace: it is given back and finished elsewhere, its completed steps not run again."""
+    scale = _pick(short, Scale(3000, 45, 60), Scale(300, 14, 30))
+    config = StageConfig(workers=3, concurrency=20, partitions=3)
+    quick, slow = _work(job=SPREAD), _work(steps=3, sleep=1.5, job=SPREAD)
+
+    def make(i: int) -> Entry:
+        return slow(i) if i % 10 == 0 else quick(i)
+
+    async with Stage("rolling_restart", config) as stage:
+        load = _load(stage, scale, make)
+
+        async def rollouts() -> None:
+            loop = asyncio.get_running_loop()
+            end = loop.time() + scale.load_s
+            rounds = 0
+            for w in stage.workers:
+                await stage.wait_beating(w)
+            while rounds == 0 or loop.time() < end:
+                await asyncio.sleep(1.0)  # runs under way on every node
+                for w in stage.workers:
+                    await stage.restart_gracefully(w)
+                rounds += 1
+            stage.verdict.notes["rolling updates"] = rounds
+
+        await stage.guarded("load and rolling updates", asyncio.gather(load.run(), rollouts()))
+        return await stage.finish(_params(scale, config, "each node in turn stopped with SIGTERM (grace "
+                                          f"{config.shutdown_grace_s:g} s), every 10th run longer than it"),
+                                  scale.quiesce_s)
+
+
 async def redis_restart(short: bool) -> Result:
     """kill -9 redis-server (appendonly yes, appendfsync always) during load; restart it 2 s later."""
     scale = _pick(short, Scale(3000, 40, 60), Scale(300, 10, 15))
@@ -415,8 +448,8 @@ async def bad_entries(short: bool) -> Result:
 
 #: every scenario, in the order the full run plays them
 SCENARIOS: dict[str, Callable[[bool], Coroutine[Any, Any, Result]]] = {
-    "kill9": kill9, "sigstop": sigstop, "redis_restart": redis_restart, "redis_oom": redis_oom,
-    "redis_stall": redis_stall,
+    "kill9": kill9, "sigstop": sigstop, "rolling_restart": rolling_restart, "redis_restart": redis_restart,
+    "redis_oom": redis_oom, "redis_stall": redis_stall,
     "sentinel_failover": sentinel_failover, "cluster_failover": cluster_failover, "network": network,
     "poison": poison,
     "clock_skew": clock_skew, "bad_entries": bad_entries,

@@ -12,6 +12,7 @@ import contextlib
 import random
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
 import traceback
@@ -24,6 +25,7 @@ import redis
 
 from runtime import Baton, Settings
 from runtime.keys import Keys
+from runtime.stop_signals import STOP_AFTER_GRACE_S
 
 from .checker import Verdict, check
 from .jobs import Marks
@@ -48,6 +50,8 @@ class StageConfig:
     lease_ttl_ms: int = 2000
     renew_interval_ms: int = 500
     reap_interval_ms: int = 250
+    #: how long a stopping node's handlers may finish (BATON_SHUTDOWN_GRACE_S)
+    shutdown_grace_s: float = 3.0
     #: appendonly yes + appendfsync always (needed when Redis itself is killed)
     durable_redis: bool = False
     #: route the nodes' Redis traffic through the fault proxy
@@ -205,7 +209,7 @@ class Stage:
             "BATON_CONCURRENCY": str(c.concurrency), "BATON_PARTITIONS": str(c.partitions),
             "BATON_LEASE_TTL_MS": str(c.lease_ttl_ms),
             "BATON_RENEW_INTERVAL_MS": str(c.renew_interval_ms), "BATON_REAP_INTERVAL_MS": str(c.reap_interval_ms),
-            "BATON_METRICS_PORT": "0", "BATON_LOG_FORMAT": "json", "BATON_SHUTDOWN_GRACE_S": "3",
+            "BATON_METRICS_PORT": "0", "BATON_LOG_FORMAT": "json", "BATON_SHUTDOWN_GRACE_S": f"{c.shutdown_grace_s:g}",
             "BATON_INTAKE_CLAIM_IDLE_MS": "2000", "BATON_IDLE_POLL_MS": "500", "BATON_OBSERVE_INTERVAL_MS": "0",
             # the checker's reconcile must find any drift, so the nodes do not repair it first
             "BATON_RECONCILE_INTERVAL_MS": "0",
@@ -265,6 +269,42 @@ class Stage:
             client.execute_command("DEBUG", "SLEEP", seconds)
         finally:
             client.close()
+
+    async def restart_gracefully(self, w: Worker, ready_s: float = 30.0) -> None:
+        """One step of a rolling update: SIGTERM the node, which must drain and exit 0 within its
+        grace (plus what runtime/stop_signals.py allows past it); then wait until its new incarnation
+        (the supervisor starts it, as Kubernetes starts the next pod) sends its first heartbeat."""
+        assert self.app is not None and w.proc is not None
+        f = self.fault("SIGTERM node (rolling restart)", w.node_id)
+        old, old_id = w.proc, w.node_id
+        w.expected_down = True
+        w.signal(signal.SIGTERM)
+        allowed_s = self.config.shutdown_grace_s + STOP_AFTER_GRACE_S + 5.0  # (+5: Python's start and end here)
+        try:
+            code = await asyncio.to_thread(old.wait, allowed_s)
+        except subprocess.TimeoutExpired:
+            self.verdict.add("a stopped node outlived its grace",
+                             f"{old_id}: still running {allowed_s:g}s after SIGTERM")
+            w.signal(signal.SIGKILL)
+            code = old.returncode
+        if code != 0:
+            self.verdict.add("a stopped node did not exit 0", f"{old_id}: exit code {code}; its log ended: "
+                             f"{w.log_tail()}")
+        await self.wait_beating(w, ready_s, after=old_id)
+        self.clear(f)
+
+    async def wait_beating(self, w: Worker, ready_s: float = 30.0, after: str = "") -> None:
+        """Wait until the node's incarnation (a later one than ``after``) has sent its first heartbeat:
+        a started node that is still importing has no handler for SIGTERM yet (Kubernetes too waits
+        for a pod to be ready before it stops the next one)."""
+        assert self.app is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ready_s
+        while w.node_id == after or await self.client.zscore(self.app.keys.nodes, w.node_id) is None:
+            if loop.time() > deadline:
+                self.verdict.add("a started node never sent a heartbeat", f"{w.node_id} after {ready_s:g}s")
+                return
+            await asyncio.sleep(0.1)
 
     def kill_worker(self, w: Worker) -> Fault:
         """kill -9 one node (the supervisor starts a new incarnation)."""

@@ -61,6 +61,19 @@ def test_sigstop_past_the_ttl_starts_no_step() -> None:
     _holds(sigstop, "steps re-run after completing", "steps started without the lease")
 
 
+def test_a_rolling_update_under_load_keeps_every_invariant() -> None:
+    rolling = _run("rolling_restart")
+    # Given runs arriving through the stream while each node in turn is stopped with SIGTERM and a new
+    # incarnation takes its place (a Kubernetes rollout), some runs longer than the stop's grace
+    # Then every stopped node exited 0 within its grace, every run completed once, nothing was lost,
+    # no completed step ran again, and the runs that outlasted the grace were given back, not crashed
+    assert rolling.verdict.ok, rolling.verdict.violations
+    assert rolling.verdict.submitted >= 300 and len(rolling.faults) >= 3
+    assert rolling.verdict.statuses == {"completed": rolling.verdict.submitted}
+    assert rolling.verdict.attempt_outcomes["released"] >= 1
+    assert rolling.verdict.attempt_outcomes["crashed"] == 0
+
+
 def test_redis_kill_9_with_appendfsync_always_loses_nothing() -> None:
     redis_restart = _run("redis_restart")
     # Given redis-server (appendonly yes, appendfsync always) killed with SIGKILL during load, restarted
