@@ -74,13 +74,13 @@ class Verdict:
 
 
 async def check(
-    app: Baton, acked: dict[str, str], marks: Marks, node_faults: dict[str, int] | None = None,
+    app: Baton, acked: dict[str, str], marks: Marks, node_faults: dict[str, list[int]] | None = None,
     ordinary_jobs: frozenset[str] = ORDINARY_JOBS, bad_entries: int = 0,
 ) -> Verdict:
     """Check every acknowledged run (id -> job) and the deployment's shared state.
 
-    ``node_faults`` maps a node id to the wall-clock ms it was killed or stopped:
-    the runs it held measure how long a run waited past a fault. ``bad_entries``
+    ``node_faults`` maps a node id to the wall-clock ms of each fault it suffered (killed, stopped,
+    cut off), in order: the runs it held measure how long a run waited past a fault. ``bad_entries``
     invalid entries were submitted: exactly that many must be in the rejected stream.
     """
     v = Verdict(submitted=len(acked))
@@ -208,14 +208,17 @@ def _check_run(v: Verdict, run_id: str, job: str, run: Run | None, events: list[
                                       f"records, unknown outcomes {unknown}")
 
 
-def _wait_past_fault(v: Verdict, run: Run, node_faults: dict[str, int]) -> None:
+def _wait_past_fault(v: Verdict, run: Run, node_faults: dict[str, list[int]]) -> None:
     by_number = {a.number: a for a in run.attempts}
     for a in run.attempts:
-        fault_ms = node_faults.get(a.worker_id)
         later = by_number.get(a.number + 1)
-        if fault_ms is None or a.status not in ("crashed", "released") or later is None or later.started_at_ms is None:
+        if a.status not in ("crashed", "released") or later is None or later.started_at_ms is None:
             continue
-        wait = later.started_at_ms - fault_ms
+        # the node's last fault before the next attempt started (a node may suffer several)
+        before = [ms for ms in node_faults.get(a.worker_id, ()) if ms <= later.started_at_ms]
+        if not before:
+            continue
+        wait = later.started_at_ms - before[-1]
         if v.worst_wait_ms is None or wait > v.worst_wait_ms:
             v.worst_wait_ms, v.worst_wait_run = wait, run.id
 

@@ -332,6 +332,39 @@ async def network(short: bool) -> Result:
         return await stage.finish(_params(scale, config, names), scale.quiesce_s)
 
 
+async def partition_one(short: bool) -> Result:
+    """One node cut off from Redis while the others are not (its own TCP proxy): a black hole past the
+    lease TTL, then its connections dropped. The others take over its runs while it still runs them."""
+    scale = _pick(short, Scale(1500, 40, 60), Scale(240, 14, 30))
+    config = StageConfig(workers=3, concurrency=20, proxy=True, proxied_slots=frozenset({0}), partitions=3)
+    hold_s = 3.0 * config.lease_ttl_ms / 1000
+    # runs of ~1 s in steps, so that the cut-off node is inside many of them when its Redis goes quiet
+    # (and the two other nodes alone still keep up with the load)
+    make = _work(steps=4, sleep=0.15, gap=0.1, job=SPREAD)
+    async with Stage("partition_one", config) as stage:
+        load = _load(stage, scale, make)
+        proxy = stage.proxy
+        assert proxy is not None
+        cut_off = stage.workers[0]
+
+        async def faults() -> None:
+            await stage.wait_beating(cut_off)
+            await asyncio.sleep(scale.load_s / 3)
+            f = stage.fault(f"black hole of one node's Redis for {hold_s:g}s", cut_off.node_id)
+            proxy.blackhole()
+            await asyncio.sleep(hold_s)
+            proxy.heal()
+            stage.clear(f)
+            await asyncio.sleep(scale.load_s / 3)
+            f = stage.fault("one node's connections dropped", cut_off.node_id)
+            proxy.drop()
+            stage.clear(f)
+
+        await stage.guarded("load and one node's network faults", asyncio.gather(load.run(), faults()))
+        return await stage.finish(_params(scale, config, f"node w0 alone behind a proxy: black hole {hold_s:g}s, "
+                                          "then a drop"), scale.quiesce_s)
+
+
 #: each poison job and its input
 #: (the loop comes last: the nodes that os._exit or a blocked loop take down are back by then,
 #: so at most one of its attempts can crash and it is still running when the scenario checks)
@@ -451,6 +484,7 @@ SCENARIOS: dict[str, Callable[[bool], Coroutine[Any, Any, Result]]] = {
     "kill9": kill9, "sigstop": sigstop, "rolling_restart": rolling_restart, "redis_restart": redis_restart,
     "redis_oom": redis_oom, "redis_stall": redis_stall,
     "sentinel_failover": sentinel_failover, "cluster_failover": cluster_failover, "network": network,
+    "partition_one": partition_one,
     "poison": poison,
     "clock_skew": clock_skew, "bad_entries": bad_entries,
 }

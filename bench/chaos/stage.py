@@ -56,6 +56,9 @@ class StageConfig:
     durable_redis: bool = False
     #: route the nodes' Redis traffic through the fault proxy
     proxy: bool = False
+    #: with ``proxy``, only these worker slots go through it (None: every node), the others reach
+    #: Redis directly: a fault of the proxy then cuts off those nodes alone
+    proxied_slots: frozenset[int] | None = None
     #: extra environment per worker slot (e.g. skewed_clock_env's)
     slot_env: dict[int, dict[str, str]] = field(default_factory=dict)
     #: exit codes that are part of the scenario (a poison handler's os._exit), not violations
@@ -162,8 +165,9 @@ class Stage:
             self.client = harness_client(self.redis_url)
             if self.cluster is not None:
                 self.stream_master = ClusterMaster(self.cluster.masters[0].url, self.app.keys.submit_stream)
-            env = self._worker_env(node_url)
+            proxied, direct = self._worker_env(node_url), self._worker_env(self.redis_url)
             for i in range(self.config.workers):
+                env = proxied if self.config.proxied_slots is None or i in self.config.proxied_slots else direct
                 worker_env = {**env, **self.config.slot_env.get(i, {})}
                 self.workers.append(Worker(f"w{i}", worker_env, self.log_dir))
             for w in self.workers:
@@ -405,7 +409,10 @@ class Stage:
         loop = asyncio.get_running_loop()
         settled = await self.quiesce(quiesce_s)
         acked = self.load.acked if self.load else {}
-        node_faults = {f.node: f.at_ms for f in self.faults if f.node}
+        node_faults: dict[str, list[int]] = {}
+        for f in self.faults:
+            if f.node:
+                node_faults.setdefault(f.node, []).append(f.at_ms)
         harness = self.verdict
         try:
             verdict = await check(self.app, acked, self.marks, node_faults, bad_entries=self.bad_entries)
