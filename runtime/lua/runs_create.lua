@@ -168,7 +168,7 @@ for a = 4, #ARGV do
         direct[queue] = d
       end
       if d then
-        local v = d.served[job]
+        local v = served_versions(d.served, job)
         if d.left <= 0 or not (v == true or (v and v[F[S.version]])) or not no_limits(job) then d = false end
       end
     end

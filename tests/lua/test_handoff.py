@@ -9,6 +9,7 @@ Runs pushed but not yet received count against the node's next claims.
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from runtime.scripts import Claimed, handed_off_runs
 from runtime.timeline import read_timeline
@@ -344,3 +345,39 @@ async def test_a_claim_that_keeps_the_registration_neither_registers_nor_removes
     assert len(full) == 2 and len(short) == 2
     assert {c.run_id for c in full + short} == set(queued)
     assert await lua.redis.get(lua.part.waiter("node-a")) == before
+
+
+#: served lists whose names overlap the job "work" (a prefix, a suffix, a longer name) around its
+#: own entry, and what each accepts of "work" in version v3 and unversioned
+SERVED_LISTS = [
+    (("network", "work2", "workers@v3"), False, False),  # only other jobs, one of them in v3
+    (("network", "work", "work2"), True, True),
+    (("work2@v3", "work@v1|v3", "worked"), True, True),  # versioned: v3, and unversioned runs
+    (("work@v1|v2", "work3@v3"), False, True),
+    (("a", "b", "work@*"), True, True),
+]
+
+
+@pytest.mark.parametrize(("jobs", "takes_v3", "takes_plain"), SERVED_LISTS)
+async def test_a_node_is_handed_exactly_the_jobs_and_versions_it_serves(
+        lua: Lua, jobs: tuple[str, ...], takes_v3: bool, takes_plain: bool) -> None:
+    # Given a waiting node whose served list names jobs that overlap "work" by name
+    for version, taken in (("v3", takes_v3), ("", takes_plain)):
+        await lua.redis.delete(lua.part.ready("default"), lua.part.groups("default"))  # (the last one's run)
+        await register(lua, jobs=jobs)
+        # When a run of "work" in that version is created
+        run_id = await lua.create_one(version=version)
+        # Then it is handed to the node exactly when its list serves that job and version
+        assert (await lua.run(run_id))["status"] == ("executing" if taken else "queued"), version
+
+
+@pytest.mark.parametrize(("jobs", "takes_v3", "takes_plain"), SERVED_LISTS)
+async def test_a_claim_takes_exactly_the_jobs_and_versions_it_serves(
+        lua: Lua, jobs: tuple[str, ...], takes_v3: bool, takes_plain: bool) -> None:
+    # Given queued runs of "work" in version v3 and unversioned
+    v3 = await lua.create_one(version="v3")
+    plain = await lua.create_one()
+    # When a node claims with a served list that names jobs overlapping "work"
+    claimed = {c.run_id for c in await lua.claim(jobs=jobs)}
+    # Then it leases exactly the runs of the job and versions the list serves
+    assert claimed == {run_id for run_id, taken in ((v3, takes_v3), (plain, takes_plain)) if taken}

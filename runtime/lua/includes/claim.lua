@@ -2,21 +2,42 @@
 -- runs_create (a new run is handed straight to a node that registered as
 -- waiting, see the waiter functions below). Needs the common include.
 
--- Served jobs of a node and the versions each accepts: job -> true (any
--- version) or a set of versions ('' = unversioned runs).
-local function parse_served(jobs_csv)
-  local served = {}
-  for spec in string.gmatch(jobs_csv, '[^,]+') do
-    local job, versions = string.match(spec, '^([^@]+)@?(.*)$')
-    if versions == '' or versions == '*' then
-      served[job] = true
-    else
-      local set = {[''] = true}
-      for v in string.gmatch(versions, '[^|]+') do set[v] = true end
-      served[job] = set
+-- A node's served jobs (runs_claim's ARGV[7], a registration's fourth value: "job" or
+-- "job@v1|v2", comma-separated), for served_versions to look jobs up in.
+local function served_list(jobs_csv)
+  return {csv = ',' .. jobs_csv .. ',', found = {}}
+end
+
+-- The versions of `job` a served_list accepts: true (any version), a set of versions ('' =
+-- unversioned runs), or false when the node does not serve the job. Only the jobs a call meets are
+-- read out of the list, each once: parsing every entry cost Redis ~5k instructions per job the
+-- node serves, in every claim and for every run handed to a waiting node.
+local function served_versions(served, job)
+  local v = served.found[job]
+  if v ~= nil then return v end
+  v = false
+  local csv, needle, from = served.csv, ',' .. job, 1
+  while true do
+    local s, e = string.find(csv, needle, from, true)
+    if not s then break end
+    local after = string.sub(csv, e + 1, e + 1)
+    if after == ',' then
+      v = true
+      break
+    elseif after == '@' then
+      local versions = string.match(csv, '^[^,]*', e + 2)
+      if versions == '' or versions == '*' then
+        v = true
+      else
+        v = {[''] = true}
+        for version in string.gmatch(versions, '[^|]+') do v[version] = true end
+      end
+      break
     end
+    from = e + 1  -- a longer job name that starts with this one
   end
-  return served
+  served.found[job] = v
+  return v
 end
 
 -- A job's limits: max running, max running per key, rate n per window ms,
@@ -95,6 +116,16 @@ local LONE_SLACK = 8
 -- ``labels_csv``: the labels the node offers (includes/affinity.lua); ``aging_ms``: priority aging (flow.lua).
 local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offset, fin_ttl, cap, now, labels_csv,
     aging_ms)
+  -- a queue's ready runs are all in the groups it lists: a claim that finds every queue's list empty
+  -- (an idle node's, after each run it was handed) needs none of the setup below, ~40% of its cost
+  local any_ready = false
+  for q in string.gmatch(queues_csv, '[^,]+') do
+    if call('ZCARD', K.groups(pfx, q)) > 0 then
+      any_ready = true
+      break
+    end
+  end
+  if not any_ready then return {}, -1 end
   local out = {}
   local removed = 0  -- entries try_claim took out of a ready set (claimed, expired or dangling)
   local have = node_labels(labels_csv, node)
@@ -109,7 +140,7 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
   local input_at = {}  -- out positions of the claimed runs' inputs, in the order of input_keys
   local input_keys = {}
 
-  local served = parse_served(jobs_csv)
+  local served = served_list(jobs_csv)
   local queues = {}
   for q in string.gmatch(queues_csv, '[^,]+') do
     if call('SISMEMBER', K.paused_queues(pfx), q) == 0 then queues[#queues + 1] = q end
@@ -154,7 +185,7 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
       make_terminal(pfx, id, 'expired', now, fin_ttl, cap)
       return false
     end
-    local versions = served[job]
+    local versions = served_versions(served, job)
     if not versions then return false end
     if versions ~= true and not versions[r.version or ''] then return false end
     if r.needs or r.prefer then
@@ -358,7 +389,7 @@ local function direct_waiter(pfx, queue, nodes, caller)
   if #live == 0 then return false end
   local node, w = live[1][1], live[1][2]
   if not nodes[node] then
-    nodes[node] = {node = node, left = w[1], ttl = w[5], served = parse_served(w[4]), runs = {}}
+    nodes[node] = {node = node, left = w[1], ttl = w[5], served = served_list(w[4]), runs = {}}
   end
   call('SADD', K.queues(pfx), queue)  -- known queues, as when a run enters a ready set
   return nodes[node]
