@@ -22,7 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from bench.common import LATENCY_KEY, latency_payload, percentile, spawn, stop, worker_env
+from bench.common import LATENCY_KEY, group_cpu_s, latency_payload, percentile, redis_cpu, spawn, stop, worker_env
 
 if TYPE_CHECKING:
     from subprocess import Popen
@@ -107,16 +107,29 @@ async def latency(d: Driver, key: str = "latency", submit: Submit = by_api) -> N
     a = await d.fresh("lat")
     procs = a.start_worker(d.cfg["concurrency"], 1, tag=f"{key}-")
     rounds = Rounds(d, key)
+    # what a run costs when runs come one at a time (most queues, most of the time): the worker's CPU
+    # and the server's over a round, per probe (submits, pickups, completions and any bookkeeping)
+    worker_us: list[float] = []
+    redis_us: list[float] = []
+    groups = {p.pid for p in procs}  # (each worker process leads its own session: start_new_session)
     try:
         await warm_up(d, a, procs, submit)
         for _ in range(d.cfg["reps"]):
             await asyncio.sleep(1.0)  # let the warm-up finish and the worker go idle
+            w0, r0 = group_cpu_s(groups), redis_cpu(d.r)
             rounds.add(await probe_round(d, a, submit))
+            n = d.cfg["latency_n"]
+            worker_us.append((group_cpu_s(groups) - w0) / n * 1e6)
+            redis_us.append((redis_cpu(d.r) - r0) / n * 1e6)
     finally:
         for p in procs:
             stop(p, timeout=a.stop_timeout)
         await a.teardown()
     rounds.record()
+    log(f"{d.system}: {key}: CPU per probe run: worker {sorted(worker_us)[len(worker_us) // 2]:.0f} µs, "
+        f"Redis {sorted(redis_us)[len(redis_us) // 2]:.0f} µs")
+    d.metric(f"{key}_worker_cpu_us", worker_us)
+    d.metric(f"{key}_redis_cpu_us", redis_us)
 
 
 async def latency_load(d: Driver) -> None:

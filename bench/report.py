@@ -23,6 +23,8 @@ COLUMNS = [
     ("memory_per_run", "Redis memory (B / queued run)", "cost", "int"),
     ("calls_per_run", "Redis commands / run (drain)", "cost", "f1"),
     ("worker_cpu_us_per_run", "worker CPU (µs / run, drain)", "cost", "int"),
+    ("latency_worker_cpu_us", "worker CPU (µs / run, one at a time)", "cost", "int"),
+    ("latency_redis_cpu_us", "Redis CPU (µs / run, one at a time)", "cost", "int"),
 ]
 
 
@@ -56,7 +58,8 @@ def _err(res: dict[str, Any], key: str) -> str | None:
     phase = {"enqueue_one": "enqueue", "enqueue_many": "enqueue", "drain": "drain", "redis_cpu_per_10k": "drain",
              "calls_per_run": "drain", "latency_p50_ms": "latency", "latency_p95_ms": "latency",
              "latency_p99_ms": "latency", "memory_per_run": "memory", "enqueue_bulk": "enqueue_bulk",
-             "latency_load_p50_ms": "latency_load", "latency_load_p99_ms": "latency_load"}.get(key, key)
+             "latency_load_p50_ms": "latency_load", "latency_load_p99_ms": "latency_load",
+             "latency_worker_cpu_us": "latency", "latency_redis_cpu_us": "latency"}.get(key, key)
     e = errors.get(key) or errors.get(phase)
     if e is None:
         return None
@@ -120,7 +123,9 @@ def render(meta: dict[str, Any], results: list[dict[str, Any]]) -> str:
         "there is one)",
         "- Redis CPU: INFO cpu (user+sys) from worker start to drained, per 10,000 runs; commands: INFO "
         "commandstats over the drain (includes commands run inside Lua scripts; harness polls excluded); "
-        "worker CPU: user+sys of the worker's processes (/proc) from 5% of the drain to its end, per run",
+        "worker CPU: user+sys of the worker's processes (/proc) from 5% of the drain to its end, per run; "
+        "one at a time: the worker's CPU and Redis's over each round of idle pickup probes, per probe run "
+        "(its submit, pickup, completion and whatever else the system does meanwhile)",
         f"- Memory: INFO used_memory delta with {cfg['n_mem']:,} queued runs, ÷ {cfg['n_mem']:,} (no worker running), "
         "every system in a namespace as long as Baton's default prefix \"baton\" (each key holds it)",
         "",
