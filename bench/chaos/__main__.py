@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     header += [
         "- run it from the repository root with the project's virtualenv active (`./dev test` sets it up): "
-        "`python -m bench.chaos` (every scenario, full size, 6-10 minutes; add `--out docs/reliability.md` to "
+        "`python -m bench.chaos` (every scenario, full size, about 10 minutes; add `--out docs/reliability.md` to "
         "rewrite this file, `--keep-logs` to keep the nodes' logs, scenario names to run only those); the short "
         "versions run in the test suite: `python -m pytest tests/chaos`",
         "",
