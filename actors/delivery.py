@@ -31,10 +31,11 @@ class Delivery:
         self.fetcher = fetcher
 
     async def deliver(self, partition: int, runs: Sequence[Claimed], deadline: float,
-                      granted_at: float | None = None) -> None:
+                      granted_at: float | None = None, registration_room: int | None = None) -> None:
         """Start runs leased to this node in ``partition``; their leases surely hold until ``deadline``
         (monotonic, taken before the call that leased them) and were granted at about monotonic
-        ``granted_at`` (None: when that call was sent)."""
+        ``granted_at`` (None: when that call was sent). ``registration_room``: what the node's
+        registration as waiting has left after the push (None: the push used it up)."""
         # the leaser and the fetcher hear of the runs before anything can report
         # them done: every message is queued in this one step; the executor's
         # first, so the runs start before the bookkeeping (the pickup path)
@@ -44,7 +45,7 @@ class Delivery:
             # more than the executor's mailbox holds now (hand-offs of several partitions
             # at once): the bookkeeping first, then wait for room rather than fail
             self.leaser.send_nowait(Hold(partition, held, deadline))
-            self.fetcher.send_nowait(HandedOff(partition, held))
+            self.fetcher.send_nowait(HandedOff(partition, held, registration_room))
             for g in granted:
                 await self.executor.send(g)
             await _yield(START_TURNS)
@@ -55,7 +56,7 @@ class Delivery:
         # turn, task start, handler): woken now, both would handle their message first, on
         # the pickup path. Their messages are queued now, so they read them before any later one
         self.leaser.post(Hold(partition, held, deadline))
-        self.fetcher.post(HandedOff(partition, held))
+        self.fetcher.post(HandedOff(partition, held, registration_room))
         try:
             await _yield(START_TURNS)
         finally:

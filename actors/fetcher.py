@@ -66,6 +66,11 @@ class Fetcher(Actor[FetcherMessage]):
         #: attempts whose handlers ended and whose outcomes are not written yet: their slots are
         #: free (the next claim overlaps the write) but they still hold leases
         self.unreported: set[Attempt] = set()
+        #: per partition index: the room this node's registration as waiting has left there, and until
+        #: when (monotonic) it surely lives, as its last claim there and the hand-offs since said.
+        #: While it holds room in every partition, the end of a run needs no claim: new runs are
+        #: handed over, and a run left in a ready set wakes this fetcher (Wake)
+        self.registrations: dict[int, tuple[int, float]] = {}
         self.draining = False
         self.maybe_work = True
         #: per partition index: whether its last claim filled its piece (more runs are likely
@@ -142,7 +147,8 @@ class Fetcher(Actor[FetcherMessage]):
         elif isinstance(msg, SlotsFreed):
             self.occupied.difference_update(msg.leases)
             self.unreported.update(msg.leases)
-            self.maybe_work = True
+            if not self._registered_everywhere():
+                self.maybe_work = True
         elif isinstance(msg, Released):
             # slots SlotsFreed already gave back were claimed for then: one more claim per run
             # would be an idle runs_claim on every run of a quiet node (a finish that frees a
@@ -154,6 +160,9 @@ class Fetcher(Actor[FetcherMessage]):
         elif isinstance(msg, HandedOff):
             # the receiver gave the runs to the executor and their leases to the leaser already
             self.occupied.update((c.run_id, c.token) for c in msg.runs)
+            held = self.registrations.pop(msg.partition, None)
+            if held is not None and msg.registration_room is not None and msg.registration_room > 0:
+                self.registrations[msg.partition] = (msg.registration_room, held[1])
             self.received[msg.partition] = self.received.get(msg.partition, 0) + len(msg.runs)
             self.metrics.leases_handed_off.inc(len(msg.runs))
             self._check_handoff_closed()
@@ -183,6 +192,7 @@ class Fetcher(Actor[FetcherMessage]):
             expected[p.index] = int(handed or 0)
 
         partitions = self.app.keys.partitions
+        self.registrations.clear()
         ended = await asyncio.gather(*(close(p) for p in partitions), return_exceptions=True)
         for p, failure in zip(partitions, ended, strict=True):
             if isinstance(failure, BaseException):
@@ -251,20 +261,34 @@ class Fetcher(Actor[FetcherMessage]):
                 self.plentiful[p.index] = False
             self.maybe_work = True
             return 0
-        # taken before the call: the lease surely holds until then (runtime/fencing.py)
-        deadline = time.monotonic() + self.settings.lease_ttl_ms / 1000
-        claimed, retry_in_ms = await self.app.scripts.claim(
+        # taken before the call: the lease surely holds until then (runtime/fencing.py), and so does a
+        # registration (for two thirds of its time: the idle polls renew it every third)
+        sent = time.monotonic()
+        deadline = sent + self.settings.lease_ttl_ms / 1000
+        reply = await self.app.scripts.claim_detailed(
             p, self.settings.node_id, want, self.queues, self.job_names, self.rotation,
             received=self.received.get(p.index, 0), register_ms=self.register_ms, register_most=share,
             piece=piece,
         )
-        await self._grant(p, claimed, retry_in_ms, deadline)
+        claimed = reply.runs
+        await self._grant(p, claimed, reply.retry_in_ms, deadline)
+        if reply.registered_room > 0:
+            self.registrations[p.index] = (reply.registered_room, sent + self.register_ms * 2 / 3000)
+        else:
+            self.registrations.pop(p.index, None)
         self.plentiful[p.index] = bool(claimed) and len(claimed) == piece < want
         if claimed and len(claimed) == piece:
             self.maybe_work = True
         if len(claimed) < piece or piece == want:
             return min(max(want - len(claimed), 0), share)  # what the registration asked for
         return 0
+
+    def _registered_everywhere(self) -> bool:
+        """Whether this node's registration as waiting surely lives, with room, in every partition."""
+        if len(self.registrations) < len(self.app.keys.partitions):
+            return False
+        now = time.monotonic()
+        return all(room > 0 and now < until for room, until in self.registrations.values())
 
     async def _claim_pieces(self, p: Partition, want: int, piece: int) -> bool:
         """Every free piece claimed at once (up to CLAIM_PIECES calls in flight), for a partition

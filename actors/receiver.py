@@ -21,7 +21,7 @@ from runtime.fencing import handed_deadline, handed_granted_at
 from runtime.keys import Partition
 from runtime.partition_outages import next_pause
 from runtime.redis_faults import described, is_outage
-from runtime.scripts import Claimed, handed_off_runs
+from runtime.scripts import Claimed, handed_off
 
 from .base import Actor
 from .delivery import Delivery
@@ -99,7 +99,7 @@ class Receiver(Actor[None]):
             if reply is None:
                 continue
             try:
-                runs = handed_off_runs(reply[1], partition.index)
+                runs, room = handed_off(reply[1], partition.index)
             except (ValueError, TypeError, IndexError) as exc:
                 # only runs_create writes this list; never expected, but one bad
                 # entry must not stop the node (leases it held are reaped)
@@ -110,7 +110,8 @@ class Receiver(Actor[None]):
                 continue
             deadline = handed_deadline(sent, clock_ms, runs[0].claimed_at_ms, ttl_ms)
             granted_at = handed_granted_at(sent, clock_ms, runs[0].claimed_at_ms)
-            await self.delivery.deliver(partition.index, runs, deadline, granted_at)  # (the runs start first)
+            # (the runs start first)
+            await self.delivery.deliver(partition.index, runs, deadline, granted_at, registration_room=room)
 
     def _first_delivery(self, c: Claimed) -> bool:
         """Whether this hand-off was not delivered before (and remember it)."""

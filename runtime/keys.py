@@ -253,7 +253,8 @@ class Partition:
         return f"{self.prefix}groups:{queue}"
 
     def waiter(self, node_id: str) -> str:
-        """A node waiting for work, with its claim arguments (STRING, JSON, expiring)."""
+        """A node waiting for work, with its claim arguments and its handed count when it registered (STRING, JSON,
+        expiring)."""
         return f"{self.prefix}waiter:{node_id}"
 
     def waiters(self, queue: str) -> str:
@@ -266,7 +267,8 @@ class Partition:
         return f"{self.prefix}handed"
 
     def handoff(self, node_id: str) -> str:
-        """Runs leased to a waiting node, each push a JSON batch (LIST, the node blocks on it)."""
+        """Runs leased to a waiting node, each push a JSON batch with the room its registration has left (LIST, the
+        node blocks on it)."""
         return f"{self.prefix}handoff:{node_id}"
 
     @property

@@ -121,6 +121,9 @@ class HandedOff:
 
     partition: int
     runs: tuple[Claimed, ...]
+    #: the room the node's registration as waiting has left after this hand-off (None: it was used
+    #: up, as by the node's own intake or a create of an earlier version)
+    registration_room: int | None = None
 
 
 @dataclass(frozen=True)

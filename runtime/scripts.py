@@ -23,7 +23,8 @@ from .redis_faults import despite_outages
 from .settings import Settings
 
 __all__ = [
-    "CLAIM_FIELDS", "SCRIPT_NAMES", "Claimed", "Outcome", "Reaped", "Scripts", "handed_off_runs",
+    "CLAIM_FIELDS", "SCRIPT_NAMES", "ClaimReply", "Claimed", "Outcome", "Reaped", "Scripts", "handed_off",
+    "handed_off_runs",
 ]
 
 #: The fields of one claimed run in a claim reply or a hand-off push, in order; Lua places
@@ -56,6 +57,17 @@ class Claimed(NamedTuple):
     tags_json: bytes | str | None = None
     #: 1 when the run has recorded steps (a retried or resumed run), else 0
     step_count: int = 0
+
+
+@dataclass(frozen=True)
+class ClaimReply:
+    """What runs_claim answers (Scripts.claim_detailed)."""
+
+    runs: list[Claimed]
+    #: ms until a rate limit lets a held-back run start (-1: none held back by a rate limit)
+    retry_in_ms: int
+    #: the room the node registered as waiting for: 0 not registered, -1 registration left as it was
+    registered_room: int
 
 
 @dataclass(slots=True)
@@ -141,6 +153,17 @@ class Scripts:
         Returns the leased runs and the ms until a rate limit lets a held-back
         run start (-1 when none is held back by a rate limit).
         """
+        reply = await self.claim_detailed(partition, node_id, want, queues, jobs, offset, scan=scan, received=received,
+                                          register_ms=register_ms, register_most=register_most, piece=piece,
+                                          keep_registration=keep_registration)
+        return reply.runs, reply.retry_in_ms
+
+    async def claim_detailed(
+        self, partition: Partition, node_id: str, want: int, queues: Sequence[str],
+        jobs: Sequence[str], offset: int, scan: int | None = None, received: int = 0, register_ms: int = 0,
+        register_most: int | None = None, piece: int | None = None, keep_registration: bool = False,
+    ) -> ClaimReply:
+        """``claim``, and the room the node registered as waiting for."""
         raw = await self._call(
             "runs_claim", [partition.queues],
             [partition.prefix, node_id, self.settings.lease_ttl_ms, want,
@@ -149,7 +172,7 @@ class Scripts:
              self.settings.label_text, int(self.settings.priority_aging_s * 1000), piece or want,
              "1" if keep_registration else "0"],
         )
-        return _claimed_runs(raw[2:], int(raw[0]), partition.index), int(raw[1])
+        return ClaimReply(_claimed_runs(raw[3:], int(raw[0]), partition.index), int(raw[1]), int(raw[2]))
 
     async def renew(self, partition: Partition, leases: Sequence[tuple[str, str]]) -> tuple[list[str], list[str]]:
         """Extend leases still owned; returns (lost ids, ids to cancel)."""
@@ -412,12 +435,28 @@ def _claimed_runs(flat: Sequence[Any], now: int, partition: int) -> list[Claimed
 
 
 def handed_off_runs(payload: bytes, partition: int) -> list[Claimed]:
-    """The runs in one hand-off push (JSON ``[now_ms, [CLAIM_FIELDS per run]]``, see includes/claim.lua)."""
-    now, flat = orjson.loads(payload)
+    """The runs in one hand-off push (see ``handed_off``)."""
+    return handed_off(payload, partition)[0]
+
+
+def handed_off(payload: bytes, partition: int) -> tuple[list[Claimed], int | None]:
+    """One hand-off push, JSON ``[now_ms, [CLAIM_FIELDS per run], room]`` (includes/claim.lua): its runs,
+    and the room the node's registration has left after it. The room is there only when the
+    registration was kept (a node of this version registered); without it (None) the push used the
+    registration up, and the node must register again to be handed more runs."""
+    entry = orjson.loads(payload)
+    now, flat = entry[0], entry[1]
     # JSON has no nil inside arrays: Lua's false stands for a missing field
-    return _claimed_runs([None if v is False else v for v in flat], int(now), partition)
+    runs = _claimed_runs([None if v is False else v for v in flat], int(now), partition)
+    return runs, int(entry[2]) if len(entry) > 2 else None
 
 
 def _number(number: int | None) -> str:
     """A fenced write's number as the scripts take it: '' when the write is not numbered."""
     return "" if number is None else str(number)
+
+
+def handed_off_left(payload: bytes) -> int | None:
+    """PROTOTYPE: the room a kept registration has left after this hand-off (None: consumed)."""
+    entry = orjson.loads(payload)
+    return int(entry[2]) if len(entry) > 2 else None

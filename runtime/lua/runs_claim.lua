@@ -43,8 +43,13 @@
            while another is in flight: which of them Redis runs last is not
            known, so none may decide the registration
   Runs handed to the node but not yet received count against ARGV[4].
+  The registration notes how many runs had been handed to the node when it was
+  made: later hand-offs count down its room instead of using it up (see
+  includes/claim.lua), so a node that waits need not register again after
+  every run it is handed.
   Returns: {now_ms, ms until a rate limit lets a skipped run go (-1 none),
-    then the fields of each leased run, in the order CLAIM_FIELDS
+    the room the node registered as waiting for (0: not registered, -1: the
+    registration left as it was, ARGV[17]), then the fields of each leased run, in the order CLAIM_FIELDS
     (runtime/scripts.py) gives them (includes/claim_reply.lua): id, token,
     attempt, job, input, timeout_ms, ready_at, metadata (JSON or nil), tags
     (JSON or nil), 1 when the run has recorded steps else 0} ]]
@@ -62,8 +67,9 @@ local aging_ms = tonumber(ARGV[15] or '0')
 local piece = tonumber(ARGV[16] or ARGV[4])
 local keep_registration = ARGV[17] == '1'
 local now = now_ms()
+local handed = 0  -- runs handed to the node so far (a registration's base)
 if reg_ttl > 0 then
-  local handed = tonumber(call('HGET', K.handed(pfx), node) or '0')
+  handed = tonumber(call('HGET', K.handed(pfx), node) or '0')
   if handed < received then
     -- more received than were ever handed: the count was lost with Redis's data (a server restarted
     -- without it). It goes on from what the node received, or runs in transit would never count again
@@ -79,16 +85,17 @@ if take > 0 then
   runs, retry_in = claim_runs(pfx, node, ttl, take, scan, ARGV[6], ARGV[7], tonumber(ARGV[8]), fin_ttl, cap, now,
     ARGV[14], aging_ms)
 end
+local room = -1
 if reg_ttl > 0 and not keep_registration then
   local took = #runs / CLAIMED_SIZE
-  local room = 0
-  if took < take or take == want then room = math.min(want - took, reg_most) end
+  room = 0
+  if took < take or take == want then room = math.max(math.min(want - took, reg_most), 0) end
   if room > 0 then
-    waiter_register(pfx, node, room, scan, ARGV[6], ARGV[7], ttl, fin_ttl, cap, reg_ttl, ARGV[14], aging_ms)
+    waiter_register(pfx, node, room, scan, ARGV[6], ARGV[7], ttl, fin_ttl, cap, reg_ttl, ARGV[14], aging_ms, handed)
   else
     call('DEL', K.waiter(pfx, node))
   end
 end
-local out = {now, retry_in}
-for i = 1, #runs do out[i + 2] = runs[i] end
+local out = {now, retry_in, room}
+for i = 1, #runs do out[i + 3] = runs[i] end
 return out

@@ -290,7 +290,7 @@ for node, d in pairs(waiting) do
       take_handoff(pfx, node, d.runs)
       mine = d.runs
     else
-      push_handoff(pfx, node, d.runs, d.ttl, now)
+      push_handoff(pfx, node, d.runs, d.ttl, now, d.registration)
     end
   end
 end

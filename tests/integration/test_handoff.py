@@ -224,13 +224,13 @@ async def test_a_backlog_is_claimed_in_pieces_at_once_within_the_slots_and_then_
     at_once = counted_echo(app, 0.002)
 
     kept: list[bool] = []
-    claim = app.scripts.claim
+    claim = app.scripts.claim_detailed  # (Scripts.claim goes through it too)
 
     async def recorded(*args: Any, **kwargs: Any) -> Any:
         kept.append(bool(kwargs.get("keep_registration")))
         return await claim(*args, **kwargs)
 
-    app.scripts.claim = recorded  # type: ignore[method-assign]
+    app.scripts.claim_detailed = recorded  # type: ignore[method-assign]
     # (queued before the node starts: a backlog from its first claim)
     ids = await app.trigger_batch([{"job": "echo", "input": n} for n in range(300)])
     async with running_node(app):
@@ -354,7 +354,7 @@ async def test_a_run_created_again_under_its_id_is_delivered_again(make_app: Any
         await eventually(lambda: None if to_executor.empty() else to_executor.get_nowait(), 10)
         # When the run is deleted and created again under its id, and handed to the same node with
         # the same lease token (attempt 1) at a later grant time
-        granted, runs = orjson.loads(entry)
+        granted, runs, *_room = orjson.loads(entry)
         await redis.rpush(p.handoff("again-node"), orjson.dumps([str(int(granted) + 1), runs]))
         # Then it is delivered: it is not the entry delivered before
         got = await eventually(lambda: None if to_executor.empty() else to_executor.get_nowait(), 10)
@@ -366,3 +366,28 @@ async def test_a_run_created_again_under_its_id_is_delivered_again(make_app: Any
 
 async def _empty(redis: Any, key: str) -> bool:
     return int(await redis.llen(key)) == 0
+
+
+async def test_a_waiting_node_does_not_register_again_after_each_run_handed_to_it(make_app: Any, redis: Any) -> None:
+    # Given an idle node (registered as waiting) whose script calls are counted
+    app = echo_app(make_app, "steady")
+    p = app.keys.partitions[0]
+    calls: dict[str, int] = {}
+    call = app.scripts._call
+
+    async def counted(name: str, keys: Any, args: Any) -> Any:
+        calls[name] = calls.get(name, 0) + 1
+        return await call(name, keys, args)
+
+    app.scripts._call = counted  # type: ignore[method-assign]
+    async with running_node(app):
+        await eventually(lambda: redis.exists(p.waiter("steady")), 10)
+        claims_before = calls.get("runs_claim", 0)
+        # When 20 runs are submitted one at a time, each once the last one completed
+        for n in range(20):
+            assert (await app.wait_for(await app.trigger("echo", n), 10)).output == n
+        # Then each was handed to it, and it did not claim (register again) after each: its
+        # registration counted its room down instead (only idle polls and wakes claim)
+        assert int(await redis.hget(p.handed, "steady") or 0) >= 20
+        assert calls.get("runs_claim", 0) - claims_before < 10, calls
+        assert await redis.exists(p.waiter("steady")) == 1

@@ -54,9 +54,9 @@ async def test_a_new_run_is_leased_to_a_waiting_node_and_pushed_to_it(lua: Lua) 
     assert c.metadata_json is not None and orjson.loads(c.metadata_json) == {"m": 1}
     assert c.tags_json is not None and orjson.loads(c.tags_json) == ["t"]
     assert c.step_count == 0 and c.timeout_ms > 0
-    # And the registration is used up, the hand-off counted
-    assert await lua.redis.exists(lua.part.waiter("node-a")) == 0
+    # And the hand-off is counted; the registration stays, its room counted down (it asked for 5)
     assert await lua.redis.hget(lua.part.handed, "node-a") == b"1"
+    assert await lua.redis.exists(lua.part.waiter("node-a")) == 1
     # And the leased run's timeline says so, as after a claim (derived from its record)
     events = await read_timeline(lua.redis, lua.part, run_id)
     assert [e["data"] for e in events] == [{"status": "executing", "attempt": 1, "node": "node-a"}]
@@ -133,9 +133,11 @@ async def test_the_registration_holds_the_claims_arguments_as_json_numbers_and_s
     assert claimed == []
     raw = await lua.redis.get(lua.part.waiter("node-a"))
     s = lua.scripts.settings
-    # Then it is the JSON array of the claim's arguments: integers as JSON numbers, texts as strings
+    # Then it is the JSON array of the claim's arguments, integers as JSON numbers and texts as
+    # strings, then the runs handed to the node so far (which makes it kept across hand-offs)
     assert orjson.loads(raw) == [7, 40, "default,other", "work,v@1|2", s.lease_ttl_ms,
-                                 lua.scripts._ttl_ms, s.finished_cap, s.label_text, int(s.priority_aging_s * 1000)]
+                                 lua.scripts._ttl_ms, s.finished_cap, s.label_text, int(s.priority_aging_s * 1000),
+                                 0]
 
 
 async def test_a_node_with_its_room_in_transit_unregisters(lua: Lua) -> None:
@@ -381,3 +383,65 @@ async def test_a_claim_takes_exactly_the_jobs_and_versions_it_serves(
     claimed = {c.run_id for c in await lua.claim(jobs=jobs)}
     # Then it leases exactly the runs of the job and versions the list serves
     assert claimed == {run_id for run_id, taken in ((v3, takes_v3), (plain, takes_plain)) if taken}
+
+
+async def entries(lua: Lua, node: str = "node-a") -> list[list[object]]:
+    """The node's hand-off entries, popped, each the JSON array it was pushed as."""
+    out: list[list[object]] = []
+    while (raw := await lua.redis.lpop(lua.part.handoff(node))) is not None:
+        out.append(orjson.loads(raw))
+    return out
+
+
+async def test_a_registration_counts_its_room_down_with_each_push_and_goes_with_the_last(lua: Lua) -> None:
+    # Given a node registered as waiting with room for 2 runs
+    reply = await lua.scripts.claim_detailed(lua.part, "node-a", 2, ["default"], ["work"], 0,
+                                             register_ms=REGISTER_MS)
+    assert reply.runs == [] and reply.registered_room == 2
+    # When a run is created, then another
+    first = await lua.create_one()
+    [entry] = await entries(lua)
+    # Then each is pushed with the room left, and the registration stays while it has room
+    assert entry[2] == 1 and await lua.redis.exists(lua.part.waiter("node-a")) == 1
+    second = await lua.create_one()
+    [entry] = await entries(lua)
+    assert entry[2] == 0 and await lua.redis.exists(lua.part.waiter("node-a")) == 0
+    assert {(await lua.run(r))["status"] for r in (first, second)} == {"executing"}
+    # And a third run, with no room left, waits in its queue
+    third = await lua.create_one()
+    assert (await lua.run(third))["status"] == "queued" and await entries(lua) == []
+
+
+async def test_a_registration_of_an_earlier_version_is_used_up_by_one_push(lua: Lua) -> None:
+    # Given a node registered as a node of an earlier version does: no handed count at its end
+    await register(lua, want=5)
+    key = lua.part.waiter("node-a")
+    old = orjson.loads(await lua.redis.get(key))[:9]
+    await lua.redis.set(key, orjson.dumps(old), px=REGISTER_MS)
+    # When a run is created
+    run_id = await lua.create_one()
+    # Then it is pushed as such a node reads it (time and runs, no room) and the registration is used up
+    [entry] = await entries(lua)
+    assert len(entry) == 2 and [c.run_id for c in handed_off_runs(orjson.dumps(entry), lua.part.index)] == [run_id]
+    assert await lua.redis.exists(key) == 0
+    assert (await lua.run(await lua.create_one()))["status"] == "queued"
+
+
+async def test_a_claim_says_what_it_registered_for(lua: Lua) -> None:
+    # Given an idle node: its claim registers for its room
+    reply = await lua.scripts.claim_detailed(lua.part, "node-a", 5, ["default"], ["work"], 0,
+                                             register_ms=REGISTER_MS)
+    assert reply.registered_room == 5
+    # When a claim leaves the registration as it is, or takes no hand-offs, or has no room
+    kept = await lua.scripts.claim_detailed(lua.part, "node-a", 5, ["default"], ["work"], 0,
+                                            register_ms=REGISTER_MS, keep_registration=True)
+    unregistered = await lua.scripts.claim_detailed(lua.part, "node-a", 5, ["default"], ["work"], 0)
+    # Then it says so (-1 left as it was, 0 none)
+    assert (kept.registered_room, unregistered.registered_room) == (-1, -1)
+    # And a claim whose room the runs handed to it since fill says 0, and removes the registration
+    await lua.create_one()
+    await lua.create_one()
+    full = await lua.scripts.claim_detailed(lua.part, "node-a", 2, ["default"], ["work"], 0,
+                                            register_ms=REGISTER_MS)
+    assert full.runs == [] and full.registered_room == 0
+    assert await lua.redis.exists(lua.part.waiter("node-a")) == 0

@@ -320,12 +320,19 @@ end
 -- them to handoff:<node>, which the node blocks on: a pickup needs no claim
 -- round trip. handed counts the runs pushed to each node, so that a node's
 -- own claims never take more than its free slots minus runs still in transit.
+-- A registration is the JSON array {room, scan, queues, jobs, lease TTL, finished
+-- TTL, index cap, labels, aging ms, handed}: its last value, the node's handed
+-- count when it registered, makes it kept. Each push then counts its room down
+-- (room_left) and tells the node the room left, and the node need not register
+-- again after every run. One written without that value (by a node of an
+-- earlier version) is used up by the first push, which has no room in it: the
+-- entry stays the two values such a node reads.
 local HANDOFF_TRIES = 3
 
 local function waiter_register(pfx, node, want, scan, queues_csv, jobs_csv, ttl, fin_ttl, cap, reg_ttl, labels_csv,
-    aging_ms)
+    aging_ms, handed)
   call('SET', K.waiter(pfx, node), cjson.encode({want, scan, queues_csv, jobs_csv, ttl, fin_ttl, cap, labels_csv,
-    aging_ms}),
+    aging_ms, handed}),
     'PX', reg_ttl)
   for q in string.gmatch(queues_csv, '[^,]+') do call('SADD', K.waiters(pfx, q), node) end
 end
@@ -333,16 +340,32 @@ end
 -- Runs leased to a waiting node that calls itself (runs_create's caller): the
 -- registration is used up and they are counted as handed (the node counts them
 -- received when its intake passes them on), with no hand-off list between.
-local function take_handoff(pfx, node, runs)
-  call('DEL', K.waiter(pfx, node))
-  call('HINCRBY', K.handed(pfx), node, #runs / CLAIMED_SIZE)
+-- ``kept``: the registration stays (push_handoff's). Returns the node's handed count.
+local function take_handoff(pfx, node, runs, kept)
+  if not kept then call('DEL', K.waiter(pfx, node)) end
+  return call('HINCRBY', K.handed(pfx), node, #runs / CLAIMED_SIZE)
 end
 
--- Push runs leased to a waiting node to its hand-off list; the registration is used up.
-local function push_handoff(pfx, node, runs, ttl, now)
-  take_handoff(pfx, node, runs)
+-- The room registration ``w`` of ``node`` has left: a kept one's room less the runs handed to the
+-- node since it registered.
+local function room_left(pfx, node, w)
+  if w[10] == nil then return w[1] end
+  return w[1] - (tonumber(call('HGET', K.handed(pfx), node) or '0') - w[10])
+end
+
+-- Push runs leased to a waiting node (registration ``w``) to its hand-off list: {time, runs} when
+-- the push uses the registration up, {time, runs, room left} when it is kept (removed once no
+-- room is left).
+local function push_handoff(pfx, node, runs, ttl, now, w)
+  local kept = w[10] ~= nil
+  local handed = take_handoff(pfx, node, runs, kept)
   local hk = K.handoff(pfx, node)
-  call('RPUSH', hk, cjson.encode({int_text(now), runs}))  -- (the time as text: see int_text)
+  local entry = {int_text(now), runs}  -- (the time as text: see int_text)
+  if kept then
+    entry[3] = w[1] - (handed - w[10])
+    if entry[3] <= 0 then call('DEL', K.waiter(pfx, node)) end
+  end
+  call('RPUSH', hk, cjson.encode(entry))
   -- a node that died after registering never pops: its leases are reaped, and
   -- the list outlives them (by a minute: the reaper may run late when no other
   -- node was alive as they expired) so the reaper can tell they were never taken
@@ -389,7 +412,8 @@ local function direct_waiter(pfx, queue, nodes, caller)
   if #live == 0 then return false end
   local node, w = live[1][1], live[1][2]
   if not nodes[node] then
-    nodes[node] = {node = node, left = w[1], ttl = w[5], served = served_list(w[4]), runs = {}}
+    nodes[node] = {node = node, left = room_left(pfx, node, w), ttl = w[5], served = served_list(w[4]), runs = {},
+      registration = w}
   end
   call('SADD', K.queues(pfx), queue)  -- known queues, as when a run enters a ready set
   return nodes[node]
@@ -402,11 +426,13 @@ local function hand_off(pfx, queue, now)
   -- (claim_runs skips the queue if it is paused)
   for _, waiter in ipairs(live_waiters(pfx, queue, HANDOFF_TRIES)) do
     local node, w = waiter[1], waiter[2]
-    local runs = claim_runs(pfx, node, w[5], w[1], w[2], w[3], w[4], 0, w[6], w[7], now, w[8], w[9])
+    local left = room_left(pfx, node, w)
+    local runs = {}
+    if left > 0 then runs = claim_runs(pfx, node, w[5], left, w[2], w[3], w[4], 0, w[6], w[7], now, w[8], w[9]) end
     if #runs > 0 then
-      -- one hand-off per registration: the node registers again when it next
-      -- finds no work (its waiters:<queue> entries stay for that)
-      push_handoff(pfx, node, runs, w[5], now)
+      -- a registration without room left goes with its push; one of an earlier version with any
+      -- push (the node registers again when it next finds no work; its waiters:<queue> entries stay)
+      push_handoff(pfx, node, runs, w[5], now, w)
       if call('ZCARD', gk) == 0 then return false end
     end
   end
