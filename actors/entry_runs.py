@@ -192,13 +192,14 @@ class EntryRuns:
             return await self.app.create_detailed(specs, raise_rejected=False)
         # taken before the call: a lease it grants surely holds until then (runtime/fencing.py)
         deadline = time.monotonic() + self.settings.lease_ttl_ms / 1000
-        results, leased = await self.app.create_leasing(specs, self.settings.node_id, raise_rejected=False)
+        created = await self.app.create_leasing(specs, self.settings.node_id, raise_rejected=False)
         by_partition: dict[int, list[Claimed]] = {}
-        for claimed in leased:
+        for claimed in created.leased:
             by_partition.setdefault(claimed.partition, []).append(claimed)
         for partition, runs in by_partition.items():
-            await self.delivery.deliver(partition, runs, deadline)
-        return results
+            await self.delivery.deliver(partition, runs, deadline,
+                                        registration_room=created.registration_rooms.get(partition))
+        return created.results
 
     async def _note_aliases(self, specs: list[tuple[str, RunSpec]], results: list[tuple[str, int]],
                             renamed: list[str]) -> None:

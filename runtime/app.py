@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 from . import signals
 from .admission import publish_job_caps, rejection
@@ -23,7 +23,7 @@ from .ranges import shown
 from .records import text
 from .redis_faults import despite_outages, is_outage
 from .run_access import RunAccess
-from .scripts import Claimed, Scripts
+from .scripts import Claimed, CreateReply, Scripts
 from .settings import Settings
 from .shared_limits import (
     SharedLimits,
@@ -43,8 +43,13 @@ _OUTCOMES = {1: "created", 0: "existing", 2: "idempotent", 3: "debounced"}
 #: Runs per runs_create call when a batch is split to overlap preparing and creating.
 CREATE_CHUNK = 250
 
-#: What one runs_create call returns: (id, code) per run, and the runs leased to the calling node.
-CreateReply = tuple[list[tuple[str, int]], list[Claimed]]
+class Created(NamedTuple):
+    """What ``Baton.create_leasing`` returns: (id, code) per spec in order, the runs leased to the calling
+    node, and per partition index it was leased runs in, what its registration has left (None: used up)."""
+
+    results: list[tuple[str, int]]
+    leased: list[Claimed]
+    registration_rooms: dict[int, int | None]
 
 
 @dataclass(frozen=True)
@@ -344,11 +349,9 @@ class Baton(Controls, RunAccess):
         False its code is returned instead (negative; the id slot names the cause, see
         runtime/admission.py).
         """
-        results, _ = await self.create_leasing(specs, "", raise_rejected)
-        return results
+        return (await self.create_leasing(specs, "", raise_rejected)).results
 
-    async def create_leasing(self, specs: list[RunSpec], node_id: str,
-                             raise_rejected: bool = True) -> tuple[list[tuple[str, int]], list[Claimed]]:
+    async def create_leasing(self, specs: list[RunSpec], node_id: str, raise_rejected: bool = True) -> Created:
         """Create runs as ``create_detailed`` does, as node ``node_id`` ('' for none): also returns the runs
         leased to that node because it was waiting for work (runs_create), for it to start them itself."""
         specs = mark_notify(specs, self.lookup, await self.webhook_projects.current(self.redis))
@@ -377,7 +380,12 @@ class Baton(Controls, RunAccess):
         else:
             replies = await self._gathered(calls, [index for index, _ in chunks])
         leased: list[Claimed] = []
-        for (_, positions), (result, mine) in zip(chunks, replies, strict=True):
+        rooms: dict[int, int | None] = {}
+        for (index, positions), (result, mine, room) in zip(chunks, replies, strict=True):
+            if mine:
+                # (chunks of one partition run in an unknown order: the least room is the one left)
+                earlier = rooms.get(index, room)
+                rooms[index] = None if room is None or earlier is None else min(room, earlier)
             for i, pair in zip(positions, result, strict=True):
                 out[i] = pair
                 if raise_rejected and pair[1] < 0 and (error := rejection(pair[1], pair[0])):
@@ -386,7 +394,7 @@ class Baton(Controls, RunAccess):
                     finally:  # the error's traceback holds this frame: no cycle through a local
                         del error
             leased += mine
-        return out, leased
+        return Created(out, leased, rooms)
 
     async def _gathered(self, calls: Sequence[Awaitable[CreateReply]], partitions: list[int]) -> list[CreateReply]:
         """The replies of concurrent runs_create calls, one per partition index in ``partitions``; the

@@ -23,8 +23,8 @@ from .redis_faults import despite_outages
 from .settings import Settings
 
 __all__ = [
-    "CLAIM_FIELDS", "SCRIPT_NAMES", "ClaimReply", "Claimed", "Outcome", "Reaped", "Scripts", "handed_off",
-    "handed_off_runs",
+    "CLAIM_FIELDS", "SCRIPT_NAMES", "ClaimReply", "Claimed", "CreateReply", "Outcome", "Reaped", "Scripts",
+    "handed_off", "handed_off_runs",
 ]
 
 #: The fields of one claimed run in a claim reply or a hand-off push, in order; Lua places
@@ -57,6 +57,17 @@ class Claimed(NamedTuple):
     tags_json: bytes | str | None = None
     #: 1 when the run has recorded steps (a retried or resumed run), else 0
     step_count: int = 0
+
+
+class CreateReply(NamedTuple):
+    """What one runs_create call returns (Scripts.create_leasing)."""
+
+    #: (id, code) per run, in order
+    results: list[tuple[str, int]]
+    #: the runs leased to the calling node
+    claimed: list[Claimed]
+    #: what the calling node's registration as waiting has left after them (None: used up)
+    registration_room: int | None
 
 
 @dataclass(frozen=True)
@@ -124,18 +135,17 @@ class Scripts:
 
     async def create(self, partition: Partition, specs_args: Sequence[Sequence[Any]]) -> list[tuple[str, int]]:
         """Create runs (each a RunSpec.script_args()); returns (id, code) per run."""
-        results, _ = await self.create_leasing(partition, specs_args, "")
-        return results
+        return (await self.create_leasing(partition, specs_args, "")).results
 
     async def create_leasing(self, partition: Partition, specs_args: Sequence[Sequence[Any]],
-                             node_id: str) -> tuple[list[tuple[str, int]], list[Claimed]]:
+                             node_id: str) -> CreateReply:
         """Create runs as ``create`` does, called by node ``node_id`` ('' for none): runs leased to
         that node because it waits for work come back here, not through its hand-off list."""
         args: list[Any] = [partition.prefix, self.keys.wake_channel, node_id]
         args.extend(orjson.dumps(list(spec)) for spec in specs_args)
-        raw, mine, now = await self._call("runs_create", [partition.queues], args)
+        raw, mine, now, room = await self._call("runs_create", [partition.queues], args)
         results = [(text(raw[i]), int(raw[i + 1])) for i in range(0, len(raw), 2)]
-        return results, _claimed_runs(mine, int(now), partition.index)
+        return CreateReply(results, _claimed_runs(mine, int(now), partition.index), None if room < 0 else int(room))
 
     async def claim(
         self, partition: Partition, node_id: str, want: int, queues: Sequence[str],

@@ -32,12 +32,13 @@
   'parents') and queued by the call that finishes its last parent.
   max_queued (includes/admission.lua): a run past a job's or queue's cap is
   not created.
-  Returns: {results, claimed, now ms}: results the flat list id, code per run;
+  Returns: {results, claimed, now ms, room}: results the flat list id, code per run;
     code 1 created | 0 id existed | 2 idempotency key matched a live run (id is
     that run's) | 3 absorbed by a debounced run (id is that run's) | -21 a parent
     does not exist (id is that parent's) | -22 over a max_queued cap (id is
     "j:<job>=<cap>" or "q:<queue>=<cap>"); claimed the runs leased to the calling
-    node (CLAIMED_SIZE fields each, as runs_claim) ]]
+    node (CLAIMED_SIZE fields each, as runs_claim); room what its registration as
+    waiting has left after them (-1: used up, or none leased) ]]
 --@include keys
 --@include statuses
 --@include common
@@ -284,10 +285,12 @@ end
 for set, e in pairs(entering) do call_variadic('ZADD', set, e) end
 add_leases(pfx, leases)
 local mine = {}
+local room = -1  -- what the caller's registration has left after the runs in `mine` (-1: used up)
 for node, d in pairs(waiting) do
   if #d.runs > 0 then
     if node == caller then
-      take_handoff(pfx, node, d.runs)
+      -- its intake takes them from this reply: no hand-off list between
+      room = take_handoff(pfx, node, d.runs, d.registration) or -1
       mine = d.runs
     else
       push_handoff(pfx, node, d.runs, d.ttl, now, d.registration)
@@ -301,4 +304,4 @@ if woke then
   end
   if left then call('PUBLISH', channel, pfx) end
 end
-return {out, mine, now}
+return {out, mine, now, room}

@@ -391,3 +391,29 @@ async def test_a_waiting_node_does_not_register_again_after_each_run_handed_to_i
         assert int(await redis.hget(p.handed, "steady") or 0) >= 20
         assert calls.get("runs_claim", 0) - claims_before < 10, calls
         assert await redis.exists(p.waiter("steady")) == 1
+
+
+async def test_a_waiting_node_does_not_register_again_after_each_stream_entry_it_creates(
+    make_app: Any, redis: Any,
+) -> None:
+    # Given an idle node (registered as waiting) whose script calls are counted
+    app = echo_app(make_app, "streamed")
+    p = app.keys.partitions[0]
+    calls: dict[str, int] = {}
+    call = app.scripts._call
+
+    async def counted(name: str, keys: Any, args: Any) -> Any:
+        calls[name] = calls.get(name, 0) + 1
+        return await call(name, keys, args)
+
+    app.scripts._call = counted  # type: ignore[method-assign]
+    async with running_node(app):
+        await eventually(lambda: redis.exists(p.waiter("streamed")), 10)
+        claims_before = calls.get("runs_claim", 0)
+        # When 20 entries are added to the stream one at a time, each once the last one's run completed
+        for n in range(20):
+            entry = (await redis.xadd(app.keys.submit_stream, {"job": "echo", "input": str(n)})).decode()
+            assert (await app.wait_for(entry, 10)).output == n
+        # Then its own intake leased each to it, and it did not claim (register again) after each
+        assert calls.get("runs_claim", 0) - claims_before < 10, calls
+        assert await redis.exists(p.waiter("streamed")) == 1

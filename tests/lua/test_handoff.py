@@ -445,3 +445,24 @@ async def test_a_claim_says_what_it_registered_for(lua: Lua) -> None:
                                             register_ms=REGISTER_MS)
     assert full.runs == [] and full.registered_room == 0
     assert await lua.redis.exists(lua.part.waiter("node-a")) == 0
+
+
+async def test_runs_leased_to_the_calling_node_count_its_registration_down_too(lua: Lua) -> None:
+    # Given a node registered as waiting with room for 2 runs, whose own intake creates runs
+    await register(lua, want=2)
+    # When it creates a run, then another
+    first = await lua.scripts.create_leasing(lua.part, [lua.spec("work").script_args()], "node-a")
+    # Then each comes back in the reply with the room left, and no hand-off list is written
+    assert len(first.claimed) == 1 and first.registration_room == 1
+    assert await lua.redis.exists(lua.part.waiter("node-a")) == 1
+    second = await lua.scripts.create_leasing(lua.part, [lua.spec("work").script_args()], "node-a")
+    assert len(second.claimed) == 1 and second.registration_room == 0
+    assert await lua.redis.exists(lua.part.waiter("node-a")) == 0
+    assert await entries(lua) == []
+    # And a registration of an earlier version is used up by its first run (no room: None)
+    await register(lua, want=5, received=2)
+    key = lua.part.waiter("node-a")
+    await lua.redis.set(key, orjson.dumps(orjson.loads(await lua.redis.get(key))[:9]), px=REGISTER_MS)
+    third = await lua.scripts.create_leasing(lua.part, [lua.spec("work").script_args()], "node-a")
+    assert len(third.claimed) == 1 and third.registration_room is None
+    assert await lua.redis.exists(key) == 0

@@ -337,15 +337,6 @@ local function waiter_register(pfx, node, want, scan, queues_csv, jobs_csv, ttl,
   for q in string.gmatch(queues_csv, '[^,]+') do call('SADD', K.waiters(pfx, q), node) end
 end
 
--- Runs leased to a waiting node that calls itself (runs_create's caller): the
--- registration is used up and they are counted as handed (the node counts them
--- received when its intake passes them on), with no hand-off list between.
--- ``kept``: the registration stays (push_handoff's). Returns the node's handed count.
-local function take_handoff(pfx, node, runs, kept)
-  if not kept then call('DEL', K.waiter(pfx, node)) end
-  return call('HINCRBY', K.handed(pfx), node, #runs / CLAIMED_SIZE)
-end
-
 -- The room registration ``w`` of ``node`` has left: a kept one's room less the runs handed to the
 -- node since it registered.
 local function room_left(pfx, node, w)
@@ -353,18 +344,24 @@ local function room_left(pfx, node, w)
   return w[1] - (tonumber(call('HGET', K.handed(pfx), node) or '0') - w[10])
 end
 
+-- Runs leased to a waiting node (registration ``w``) are counted as handed (the node counts them
+-- received when it takes them). Returns the room its registration has left, nil when the
+-- registration is used up: one of an earlier version (no handed count) always, a kept one once
+-- no room is left.
+local function take_handoff(pfx, node, runs, w)
+  local handed = call('HINCRBY', K.handed(pfx), node, #runs / CLAIMED_SIZE)
+  local left = w[10] ~= nil and w[1] - (handed - w[10]) or 0
+  if left > 0 then return left end
+  call('DEL', K.waiter(pfx, node))
+  return w[10] ~= nil and 0 or nil
+end
+
 -- Push runs leased to a waiting node (registration ``w``) to its hand-off list: {time, runs} when
--- the push uses the registration up, {time, runs, room left} when it is kept (removed once no
--- room is left).
+-- the push uses an earlier version's registration up, {time, runs, room left} otherwise.
 local function push_handoff(pfx, node, runs, ttl, now, w)
-  local kept = w[10] ~= nil
-  local handed = take_handoff(pfx, node, runs, kept)
-  local hk = K.handoff(pfx, node)
   local entry = {int_text(now), runs}  -- (the time as text: see int_text)
-  if kept then
-    entry[3] = w[1] - (handed - w[10])
-    if entry[3] <= 0 then call('DEL', K.waiter(pfx, node)) end
-  end
+  entry[3] = take_handoff(pfx, node, runs, w)
+  local hk = K.handoff(pfx, node)
   call('RPUSH', hk, cjson.encode(entry))
   -- a node that died after registering never pops: its leases are reaped, and
   -- the list outlives them (by a minute: the reaper may run late when no other
