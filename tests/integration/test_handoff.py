@@ -368,10 +368,8 @@ async def _empty(redis: Any, key: str) -> bool:
     return int(await redis.llen(key)) == 0
 
 
-async def test_a_waiting_node_does_not_register_again_after_each_run_handed_to_it(make_app: Any, redis: Any) -> None:
-    # Given an idle node (registered as waiting) whose script calls are counted
-    app = echo_app(make_app, "steady")
-    p = app.keys.partitions[0]
+def counted_calls(app: Baton) -> dict[str, int]:
+    """Script calls the app makes from now on, by script name."""
     calls: dict[str, int] = {}
     call = app.scripts._call
 
@@ -380,6 +378,14 @@ async def test_a_waiting_node_does_not_register_again_after_each_run_handed_to_i
         return await call(name, keys, args)
 
     app.scripts._call = counted  # type: ignore[method-assign]
+    return calls
+
+
+async def test_a_waiting_node_does_not_register_again_after_each_run_handed_to_it(make_app: Any, redis: Any) -> None:
+    # Given an idle node (registered as waiting) whose script calls are counted
+    app = echo_app(make_app, "steady")
+    p = app.keys.partitions[0]
+    calls = counted_calls(app)
     async with running_node(app):
         await eventually(lambda: redis.exists(p.waiter("steady")), 10)
         claims_before = calls.get("runs_claim", 0)
@@ -399,14 +405,7 @@ async def test_a_waiting_node_does_not_register_again_after_each_stream_entry_it
     # Given an idle node (registered as waiting) whose script calls are counted
     app = echo_app(make_app, "streamed")
     p = app.keys.partitions[0]
-    calls: dict[str, int] = {}
-    call = app.scripts._call
-
-    async def counted(name: str, keys: Any, args: Any) -> Any:
-        calls[name] = calls.get(name, 0) + 1
-        return await call(name, keys, args)
-
-    app.scripts._call = counted  # type: ignore[method-assign]
+    calls = counted_calls(app)
     async with running_node(app):
         await eventually(lambda: redis.exists(p.waiter("streamed")), 10)
         claims_before = calls.get("runs_claim", 0)
