@@ -122,7 +122,7 @@ class HandedOff:
     partition: int
     runs: tuple[Claimed, ...]
     #: the room the node's registration as waiting has left after this hand-off (None: it was used
-    #: up, as by the node's own intake or a create of an earlier version)
+    #: up, as a create of an earlier version does, or the room is not known)
     registration_room: int | None = None
 
 

@@ -464,9 +464,3 @@ def handed_off(payload: bytes, partition: int) -> tuple[list[Claimed], int | Non
 def _number(number: int | None) -> str:
     """A fenced write's number as the scripts take it: '' when the write is not numbered."""
     return "" if number is None else str(number)
-
-
-def handed_off_left(payload: bytes) -> int | None:
-    """PROTOTYPE: the room a kept registration has left after this hand-off (None: consumed)."""
-    entry = orjson.loads(payload)
-    return int(entry[2]) if len(entry) > 2 else None

@@ -49,7 +49,8 @@
   every run it is handed.
   Returns: {now_ms, ms until a rate limit lets a skipped run go (-1 none),
     the room the node registered as waiting for (0: not registered, -1: the
-    registration left as it was, ARGV[17]), then the fields of each leased run, in the order CLAIM_FIELDS
+    registration left as it was, ARGV[17]), then the fields of each leased
+    run, in the order CLAIM_FIELDS
     (runtime/scripts.py) gives them (includes/claim_reply.lua): id, token,
     attempt, job, input, timeout_ms, ready_at, metadata (JSON or nil), tags
     (JSON or nil), 1 when the run has recorded steps else 0} ]]

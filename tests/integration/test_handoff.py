@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from actors.base import Mailbox
 from actors.delivery import Delivery
@@ -381,7 +382,20 @@ def counted_calls(app: Baton) -> dict[str, int]:
     return calls
 
 
-async def test_a_waiting_node_does_not_register_again_after_each_run_handed_to_it(make_app: Any, redis: Any) -> None:
+async def by_trigger(app: Baton, redis: Any, n: int) -> str:
+    """Submit run ``n`` with app.trigger; its id."""
+    return await app.trigger("echo", n)
+
+
+async def by_stream(app: Baton, redis: Any, n: int) -> str:
+    """Submit run ``n`` as a stream entry (the node's own intake creates it); its id."""
+    return (await redis.xadd(app.keys.submit_stream, {"job": "echo", "input": str(n)})).decode()
+
+
+@pytest.mark.parametrize("submit", [by_trigger, by_stream])
+async def test_a_waiting_node_does_not_register_again_after_each_run_it_is_given(
+    make_app: Any, redis: Any, submit: Any,
+) -> None:
     # Given an idle node (registered as waiting) whose script calls are counted
     app = echo_app(make_app, "steady")
     p = app.keys.partitions[0]
@@ -389,30 +403,12 @@ async def test_a_waiting_node_does_not_register_again_after_each_run_handed_to_i
     async with running_node(app):
         await eventually(lambda: redis.exists(p.waiter("steady")), 10)
         claims_before = calls.get("runs_claim", 0)
-        # When 20 runs are submitted one at a time, each once the last one completed
+        # When 20 runs are submitted one at a time (with app.trigger: pushed to it; through the
+        # stream: leased to it by its own intake), each once the last one completed
         for n in range(20):
-            assert (await app.wait_for(await app.trigger("echo", n), 10)).output == n
-        # Then each was handed to it, and it did not claim (register again) after each: its
+            assert (await app.wait_for(await submit(app, redis, n), 10)).output == n
+        # Then each was leased to it, and it did not claim (register again) after each: its
         # registration counted its room down instead (only idle polls and wakes claim)
         assert int(await redis.hget(p.handed, "steady") or 0) >= 20
         assert calls.get("runs_claim", 0) - claims_before < 10, calls
         assert await redis.exists(p.waiter("steady")) == 1
-
-
-async def test_a_waiting_node_does_not_register_again_after_each_stream_entry_it_creates(
-    make_app: Any, redis: Any,
-) -> None:
-    # Given an idle node (registered as waiting) whose script calls are counted
-    app = echo_app(make_app, "streamed")
-    p = app.keys.partitions[0]
-    calls = counted_calls(app)
-    async with running_node(app):
-        await eventually(lambda: redis.exists(p.waiter("streamed")), 10)
-        claims_before = calls.get("runs_claim", 0)
-        # When 20 entries are added to the stream one at a time, each once the last one's run completed
-        for n in range(20):
-            entry = (await redis.xadd(app.keys.submit_stream, {"job": "echo", "input": str(n)})).decode()
-            assert (await app.wait_for(entry, 10)).output == n
-        # Then its own intake leased each to it, and it did not claim (register again) after each
-        assert calls.get("runs_claim", 0) - claims_before < 10, calls
-        assert await redis.exists(p.waiter("streamed")) == 1

@@ -337,11 +337,16 @@ local function waiter_register(pfx, node, want, scan, queues_csv, jobs_csv, ttl,
   for q in string.gmatch(queues_csv, '[^,]+') do call('SADD', K.waiters(pfx, q), node) end
 end
 
--- The room registration ``w`` of ``node`` has left: a kept one's room less the runs handed to the
--- node since it registered.
+-- The room a kept registration ``w`` has left once ``handed`` runs were handed to its node in all:
+-- its room less the runs handed since it registered.
+local function room_after(w, handed)
+  return w[1] - (handed - w[10])
+end
+
+-- The room registration ``w`` of ``node`` has left now (an earlier version's: its room).
 local function room_left(pfx, node, w)
   if w[10] == nil then return w[1] end
-  return w[1] - (tonumber(call('HGET', K.handed(pfx), node) or '0') - w[10])
+  return room_after(w, tonumber(call('HGET', K.handed(pfx), node) or '0'))
 end
 
 -- Runs leased to a waiting node (registration ``w``) are counted as handed (the node counts them
@@ -350,7 +355,7 @@ end
 -- no room is left.
 local function take_handoff(pfx, node, runs, w)
   local handed = call('HINCRBY', K.handed(pfx), node, #runs / CLAIMED_SIZE)
-  local left = w[10] ~= nil and w[1] - (handed - w[10]) or 0
+  local left = w[10] ~= nil and room_after(w, handed) or 0
   if left > 0 then return left end
   call('DEL', K.waiter(pfx, node))
   return w[10] ~= nil and 0 or nil
