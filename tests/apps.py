@@ -32,6 +32,14 @@ def _key(name: str) -> str:
     return f"{os.environ['BATON_PREFIX']}:test:{name}"
 
 
+async def redis_clock_ms() -> int:
+    """Redis's own clock (TIME), in ms: the ruler for tests that compare moments across processes.
+    Not ``ctx.now_ms()``: that estimate may run ahead of Redis by the claim's send delay (by design,
+    so a durable sleep never ends early), and two nodes' estimates may then seem to overlap."""
+    seconds, micros = await _redis().time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
 @app.job(max_attempts=3)
 async def noop(ctx: RunContext, payload: Any) -> Any:
     """Counts its executions per run id and returns its input."""
@@ -134,9 +142,9 @@ async def limited(ctx: RunContext, payload: Any) -> None:
 async def cc_limited(ctx: RunContext, payload: Any) -> None:
     """Concurrency-limited work for the chaos test: records start/end to check the limits."""
     r = _redis()
-    await r.rpush(_key("cc-events"), f"start {ctx.run_id} {payload['key']} {ctx.now_ms()}")
+    await r.rpush(_key("cc-events"), f"start {ctx.run_id} {payload['key']} {await redis_clock_ms()}")
     await asyncio.sleep(0.05)
-    await r.rpush(_key("cc-events"), f"end {ctx.run_id} {payload['key']} {ctx.now_ms()}")
+    await r.rpush(_key("cc-events"), f"end {ctx.run_id} {payload['key']} {await redis_clock_ms()}")
 
 
 @app.job(max_attempts=3, timeout=120, backoff=Backoff("fixed", initial_s=0.1, jitter=0))

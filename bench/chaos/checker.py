@@ -151,10 +151,10 @@ UNDER_WAY = ("step executions already under way when another attempt completed t
 
 def _under_way_when_completed(entry: dict[str, Any], completed_at: Any, record: Any) -> bool:
     """Whether a step execution noted after its step was completed had started before that completion
-    (by the nodes' estimates of the Redis clock, milliseconds behind it), the run having moved on to
-    another attempt by the note (``record``: status, attempt, lease node): a node stopped between the
-    step's start and its note, whose lease another attempt took meanwhile. Not a re-run: the
-    execution began before the step was completed, as after a crash mid-step. A step started after
+    (by the nodes' estimates of the Redis clock, which may run milliseconds ahead of it: strict), the
+    run having moved on to another attempt by the note (``record``: status, attempt, lease node): a
+    node stopped between the step's start and its note, whose lease another attempt took meanwhile.
+    Not a re-run: the execution began before the step was completed, as after a crash mid-step. A step started after
     the completion (a stalled node going on to a step done elsewhere), or noted while its own attempt
     still held the run (so none other could have completed it), is still caught."""
     started = entry.get("started_ms")
@@ -166,8 +166,8 @@ def _under_way_when_completed(entry: dict[str, Any], completed_at: Any, record: 
 def _started_under_its_lease(entry: dict[str, Any], attempts: list[Any]) -> bool:
     """Whether a step noted after its lease ended had started before that end: its attempt (number
     and node) ended after the step's start by the node's estimate of the Redis clock. The estimate
-    runs behind Redis by the delivery of the lease (milliseconds), so a step that started well after
-    the end is still caught."""
+    never runs behind Redis (it may run ahead by the claim's send delay, milliseconds: strict), so a
+    step that started after the end is always caught."""
     started = entry.get("started_ms")
     for a in attempts:
         if a.number == entry["attempt"] and a.worker_id == entry["node"]:

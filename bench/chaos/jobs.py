@@ -103,8 +103,8 @@ return 1
 async def _execute_step(ctx: RunContext, name: str, sleep_s: float) -> str:
     """The body of every step: note the execution (see _NOTE_EXECUTION), then sleep."""
     p = app.keys.partition_of_run(ctx.run_id)
-    # when the step started, by the node's estimate of the Redis clock (it runs behind by the delivery
-    # of the lease, milliseconds): the check below runs when the EVAL reaches Redis, which a fault can
+    # when the step started, by the node's estimate of the Redis clock (never behind it; ahead by at most
+    # the claim's send delay, milliseconds): the check below runs when the EVAL reaches Redis, which a fault can
     # delay past the lease's end (a failover holds the call for seconds); the checker tells the two apart
     entry = orjson.dumps({"run": ctx.run_id, "step": name, "node": ctx.node_id, "attempt": ctx.attempt,
                           "started_ms": ctx.now_ms()})
