@@ -158,7 +158,10 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
 
     def now_ms(self) -> int:
         """Current time on the Redis clock, estimated from the lease grant's (ms; see LeaseGranted's
-        ``granted_at``)."""
+        ``granted_at``). Never behind Redis (a durable sleep must not end early); ahead of it by up to
+        the delay between sending the call that granted the lease and Redis running it (well under a
+        millisecond mostly, tens of ms for a node's first call on a new connection). To compare moments
+        across nodes exactly, read Redis's TIME."""
         return int(self._claimed.claimed_at_ms + (time.monotonic() - self._mono0) * 1000)
 
     # -- steps --------------------------------------------------------------
