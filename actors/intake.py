@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from redis.exceptions import RedisError
 
@@ -43,7 +43,7 @@ from runtime.keys import Partition
 from runtime.metrics import Metrics
 from runtime.partition_outages import PartialRead, PartitionOutages, next_pause, read_partitions
 from runtime.redis_faults import described, group_missing, is_outage, make_group
-from runtime.stream_entries import parse_stream_entry, parse_stream_event, rejected_record
+from runtime.stream_entries import Entry, parse_stream_entry, parse_stream_event, rejected_record, stream_entries
 from runtime.submission import RunSpec
 from runtime.tracing import end_span, start_span
 
@@ -69,7 +69,6 @@ SILENT_CONSUMER_MS = 10 * BLOCK_MS
 #: Longest a stopping intake spends finishing the entries it read.
 FINISH_TIMEOUT_S = 5.0
 
-Entry = tuple[str, dict[bytes, bytes]]
 
 
 @dataclass(frozen=True)
@@ -197,8 +196,15 @@ class Intake(Actor[None]):
             assert self.stream.partition is not None
             self.log.info("partition %d answers again: its stream's intake resumed", self.stream.partition.index)
             self.paused_s = 0.0
+        #: the last lone entry's acknowledgement, sent with the next read (one write, not two); lost
+        #: with this call when it ends, the entries stay pending and are read again (creates are
+        #: idempotent on the entry id)
+        acks: list[str] = []
         while not self.stopping.is_set():
             now = time.monotonic()
+            if acks and (self.reread_own or now >= min(self.next_autoclaim, self.next_dead_check, self.next_trim)):
+                await self._acknowledge(acks)  # (before anything else reads this consumer's entries)
+                acks = []
             if now >= self.next_autoclaim:
                 self.next_autoclaim = now + self.settings.intake_claim_idle_ms / 2000
                 await self.process(await self._autoclaim(), claimed="idle")
@@ -217,14 +223,16 @@ class Intake(Actor[None]):
                     await self.process(entries)
                 self.reread_own = False
                 await self._process_own()
-            entries = await (self.prefetch or self._read(">"))
+            entries = await (self.prefetch or self._read(">", acks))
+            acks = []
             # while busy, read the next batch as this one is created: the read
             # overlaps the work (entries read but unprocessed stay pending for
             # this consumer, so a crash here loses nothing). A lone entry means a
             # quiet stream: there the read's own Python would only delay the entry's
-            # create call (stream pickup p50 ~1.0 -> ~0.8 ms without it)
+            # create call (stream pickup p50 ~1.0 -> ~0.8 ms without it), and its
+            # acknowledgement goes with the next read
             self.prefetch = asyncio.ensure_future(self._read(">")) if len(entries) > 1 else None
-            await self.process(entries)
+            acks = await self.process(entries, defer_acks=self.prefetch is None and self.direct.raw)
 
     async def _drop_prefetch(self) -> None:
         """Cancel a read under way (what it took stays pending for this consumer, read again later)."""
@@ -271,14 +279,19 @@ class Intake(Actor[None]):
         if not pending:  # nothing of ours left: drop the consumer so the group stays small
             await self.app.redis.xgroup_delconsumer(self.stream.key, keys.intake_group, self.consumer)
 
-    async def _read(self, start: str) -> list[Entry]:
+    async def _read(self, start: str, acks: Sequence[str] = ()) -> list[Entry]:
+        """This consumer's next entries (``start`` ">": new ones, blocking; else its pending ones
+        after ``start``). ``acks``: entries to acknowledge first, in the same write (held connections)."""
         keys = self.app.keys
         if start == ">" and self.direct.raw:
-            raw = await self.direct.execute(
-                "XREADGROUP", "GROUP", keys.intake_group, self.consumer, "COUNT", self.settings.intake_batch,
-                "BLOCK", BLOCK_MS, "STREAMS", self.stream.key, ">",
-            )
-            return stream_entries(raw)
+            read = ("XREADGROUP", "GROUP", keys.intake_group, self.consumer, "COUNT", self.settings.intake_batch,
+                    "BLOCK", BLOCK_MS, "STREAMS", self.stream.key, ">")
+            if acks:
+                return stream_entries(await self.direct.execute_after(
+                    ("XACK", self.stream.key, keys.intake_group, *acks), *read))
+            return stream_entries(await self.direct.execute(*read))
+        if acks:
+            await self._acknowledge(acks)
         return stream_entries(await self.app.redis.xreadgroup(
             keys.intake_group, self.consumer, {self.stream.key: start}, count=self.settings.intake_batch,
             block=BLOCK_MS if start == ">" else None,
@@ -365,10 +378,12 @@ class Intake(Actor[None]):
                           len(entries), consumer)
             await self.process(entries, claimed="dead_node")
 
-    async def process(self, entries: list[Entry], claimed: str = "") -> None:
-        """Validate a batch, create its runs, record rejections, then acknowledge it."""
+    async def process(self, entries: list[Entry], claimed: str = "", defer_acks: bool = False) -> list[str]:
+        """Validate a batch, create its runs, record rejections, then acknowledge it. With
+        ``defer_acks`` and nothing rejected, the acknowledgement is returned to be sent later
+        (with the next read) instead; else what is returned is empty."""
         if not entries:
-            return
+            return []
         started_ns = time.time_ns()
         self.metrics.intake_read.inc(len(entries))
         if claimed:
@@ -405,6 +420,8 @@ class Intake(Actor[None]):
         acks = [entry_id for entry_id, (ref, _) in zip(ids, entries, strict=True) if ref not in held]
         by_id = dict(entries)
         rejected.extend((entry_id, by_id[entry_id], error) for entry_id, error in failed.items())
+        if defer_acks and not rejected:
+            return acks
         keys = self.app.keys
         pipe = self.app.redis.pipeline(transaction=False)
         for entry_id, fields, problem in rejected:
@@ -415,6 +432,11 @@ class Intake(Actor[None]):
         if acks:
             pipe.xack(self.stream.key, keys.intake_group, *acks)
         await pipe.execute()
+        return []
+
+    async def _acknowledge(self, acks: Sequence[str]) -> None:
+        """Acknowledge entries whose runs exist (or were rejected on record)."""
+        await self.app.redis.xack(self.stream.key, self.app.keys.intake_group, *acks)
 
     async def _send_event(self, key: str, data: str) -> bool:
         """Send an event entry's event to every partition that answers; False when one did not
@@ -474,24 +496,3 @@ class Intake(Actor[None]):
         if low:
             floor = low.decode() if isinstance(low, bytes) else low
         await redis.xtrim(self.stream.key, minid=floor, approximate=True)
-
-
-def stream_entries(reply: Any) -> list[Entry]:
-    """The entries of an XREADGROUP reply, in either shape it comes in: raw from a held connection
-    ({stream: [[id, [field, value, ...]], ...]} in RESP3, a list of [stream, entries] pairs in RESP2),
-    or parsed by the client (fields as a dict; in RESP3 one list deeper), which is what a held
-    connection's call returns when it was retried through the client after its connection was lost.
-    Nil when the block timed out; an entry trimmed meanwhile has nil fields."""
-    streams = reply.values() if isinstance(reply, dict) else [pair[1] for pair in reply or []]
-    entries: list[Entry] = []
-    for items in streams:
-        if items and (not items[0] or isinstance(items[0][0], tuple | list)):
-            items = items[0]  # (the client's RESP3 parse nests the entries one list deeper)
-        for entry_id, fields in items:
-            if not fields:
-                entries.append((text(entry_id), {}))
-            elif isinstance(fields, dict):
-                entries.append((text(entry_id), fields))
-            else:
-                entries.append((text(entry_id), dict(zip(fields[::2], fields[1::2], strict=True))))
-    return entries

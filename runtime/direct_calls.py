@@ -125,6 +125,16 @@ class DirectCalls:
                                             lambda: self._pair_through_client(("TIME",), args))
         return redis_ms(clock), reply
 
+    async def execute_after(self, first: tuple[Any, ...], *args: Any) -> Any:
+        """Send ``first`` and then one command in one write, on one connection: the command's reply
+        (an error reply to ``first`` is raised, after both replies were read). For a write that may
+        wait for the next call, as a stream's acknowledgement for the next blocking read."""
+        if self._pool is None:
+            return (await self._pair_through_client(first, args))[1]
+        _, reply = await self._held(lambda conn: _send_pair(conn, first, args),
+                                    lambda: self._pair_through_client(first, args))
+        return reply
+
     async def _drop_if_not_master(self, conn: Any, demoted: bool = False) -> None:
         """Reconnect every connection of the pool when ``conn``'s server is not the master any
         more: ``demoted`` (it said so), or Sentinel names another one."""

@@ -13,13 +13,15 @@ from typing import Any, cast
 
 import orjson
 
+from .codec import text
 from .errors import SubmissionError
 from .keys import Keys
 from .ranges import parse, shown
 from .settings import Settings
 from .submission import MAX_KEY_LEN, JobLookup, PlainSpecs, QueueCheck, RunSpec, build_spec, json_field
 
-__all__ = ["EVENT_FIELDS", "STREAM_FIELDS", "parse_stream_entry", "parse_stream_event", "rejected_record"]
+__all__ = ["EVENT_FIELDS", "STREAM_FIELDS", "Entry", "parse_stream_entry", "parse_stream_event", "rejected_record",
+           "stream_entries"]
 
 #: Fields a stream entry may carry; every other field is rejected as a typo.
 STREAM_FIELDS = frozenset(
@@ -220,3 +222,28 @@ def rejected_record(entry_id: str, fields: Mapping[Any, Any], error: SubmissionE
 
 def _raw(value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode(errors="replace")
+
+
+#: one entry of a stream as read: its id and its fields
+Entry = tuple[str, dict[bytes, bytes]]
+
+
+def stream_entries(reply: Any) -> list[Entry]:
+    """The entries of an XREADGROUP reply, in either shape it comes in: raw from a held connection
+    ({stream: [[id, [field, value, ...]], ...]} in RESP3, a list of [stream, entries] pairs in RESP2),
+    or parsed by the client (fields as a dict; in RESP3 one list deeper), which is what a held
+    connection's call returns when it was retried through the client after its connection was lost.
+    Nil when the block timed out; an entry trimmed meanwhile has nil fields."""
+    streams = reply.values() if isinstance(reply, dict) else [pair[1] for pair in reply or []]
+    entries: list[Entry] = []
+    for items in streams:
+        if items and (not items[0] or isinstance(items[0][0], tuple | list)):
+            items = items[0]  # (the client's RESP3 parse nests the entries one list deeper)
+        for entry_id, fields in items:
+            if not fields:
+                entries.append((text(entry_id), {}))
+            elif isinstance(fields, dict):
+                entries.append((text(entry_id), fields))
+            else:
+                entries.append((text(entry_id), dict(zip(fields[::2], fields[1::2], strict=True))))
+    return entries

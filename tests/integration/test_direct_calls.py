@@ -114,3 +114,21 @@ async def test_released_connections_go_back_to_the_pool(redis_server: RedisProce
         assert len(pool._available_connections) == 1
     finally:
         await client.aclose()
+
+
+async def test_a_command_sent_after_another_in_one_write_answers_and_keeps_the_connection_in_step(
+        redis_server: RedisProcess) -> None:
+    client = connect(redis_server.url)
+    direct = DirectCalls(client)
+    try:
+        before = await direct.execute("CLIENT", "ID")
+        # When a write and then a read go in one write: both ran, the read's reply is returned
+        assert await direct.execute_after(("SET", "dc:after", "1"), "GET", "dc:after") == b"1"
+        # When the first fails: its error is raised, the second still ran
+        with pytest.raises(ResponseError):
+            await direct.execute_after(("INCR", "dc:after", "extra-arg"), "SET", "dc:second", "ran")
+        assert await direct.execute("GET", "dc:second") == b"ran"
+        # Then the connection stayed in step: the next reply is the next command's, on the same connection
+        assert await direct.execute("CLIENT", "ID") == before
+    finally:
+        await client.aclose()

@@ -118,3 +118,35 @@ async def test_a_run_submitted_to_an_idle_node_starts_from_its_intake_without_a_
         pushes_after = (await redis.info("commandstats")).get("cmdstat_rpush", {}).get("calls", 0)
         assert pushes_after == pushes_before
         assert await redis.llen(p.handoff(app.settings.node_id)) == 0
+
+
+async def test_a_lone_entry_is_acknowledged_with_the_next_read_and_a_stop_right_after_loses_nothing(
+        make_app: Any, redis: Any) -> None:
+    # Given a node that counts each run's executions
+    app = make_app()
+
+    @app.job()
+    async def counted(ctx: RunContext, payload: Any) -> Any:
+        await redis.hincrby("test:executions", ctx.run_id, 1)
+        return payload
+
+    keys = app.keys
+
+    async def nothing_pending() -> bool:
+        return (await redis.xpending(keys.submit_stream, keys.intake_group))["pending"] == 0
+
+    entries = []
+    async with running_node(app):
+        # When entries arrive one at a time, each after the last completed
+        for i in range(3):
+            entries.append((await redis.xadd(keys.submit_stream, {"job": "counted", "input": str(i)})).decode())
+            assert (await app.wait_for(entries[-1], 10)).output == i
+            # Then each is acknowledged at once (its acknowledgement goes with the read after it)
+            await eventually(nothing_pending, 5)
+        # When the node stops right after one more entry's run completed
+        entries.append((await redis.xadd(keys.submit_stream, {"job": "counted", "input": "3"})).decode())
+        assert (await app.wait_for(entries[-1], 10)).output == 3
+    # Then nothing is left pending, and every run ran exactly once
+    assert await nothing_pending()
+    executions = await redis.hgetall("test:executions")
+    assert {k.decode(): int(v) for k, v in executions.items()} == dict.fromkeys(entries, 1)

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from actors.intake import stream_entries
 from runtime.direct_calls import DirectCalls
+from runtime.stream_entries import stream_entries
 
 
 @pytest.mark.parametrize("protocol", [2, 3])
