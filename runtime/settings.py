@@ -62,7 +62,7 @@ class Settings:
     #: Labels this node offers, comma-separated key=value (``gpu=a100,region=eu``): runs that require labels
     #: are leased only by nodes offering all of them (see Worker labels and affinity).
     labels: str = ""
-    #: Handler slots of this node (runs executing at once).
+    #: Handler slots of this node (runs held at once, each from its lease's grant to its outcome).
     concurrency: int = 100
     #: Lease time-to-live, judged by the Redis server's clock.
     lease_ttl_ms: int = 30_000
