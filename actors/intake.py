@@ -70,7 +70,6 @@ SILENT_CONSUMER_MS = 10 * BLOCK_MS
 FINISH_TIMEOUT_S = 5.0
 
 
-
 @dataclass(frozen=True)
 class SubmitStream:
     """A submission stream one intake reads, and how its entries are named."""
@@ -233,6 +232,8 @@ class Intake(Actor[None]):
             # acknowledgement goes with the next read
             self.prefetch = asyncio.ensure_future(self._read(">")) if len(entries) > 1 else None
             acks = await self.process(entries, defer_acks=self.prefetch is None and self.direct.raw)
+        if acks:  # (stopping: no read follows)
+            await self._acknowledge(acks)
 
     async def _drop_prefetch(self) -> None:
         """Cancel a read under way (what it took stays pending for this consumer, read again later)."""
