@@ -13,6 +13,7 @@ from typing import Any
 
 from runtime import Backoff, Baton, PermanentFailure, RunContext, Settings
 from runtime.connection import connect
+from runtime.direct_calls import redis_ms
 
 app = Baton()
 _client: Any = None
@@ -36,8 +37,7 @@ async def redis_clock_ms() -> int:
     """Redis's own clock (TIME), in ms: the ruler for tests that compare moments across processes.
     Not ``ctx.now_ms()``: that estimate may run ahead of Redis by the claim's send delay (by design,
     so a durable sleep never ends early), and two nodes' estimates may then seem to overlap."""
-    seconds, micros = await _redis().time()
-    return int(seconds) * 1000 + int(micros) // 1000
+    return redis_ms(await _redis().time())
 
 
 @app.job(max_attempts=3)
