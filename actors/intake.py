@@ -231,7 +231,7 @@ class Intake(Actor[None]):
             # create call (stream pickup p50 ~1.0 -> ~0.8 ms without it), and its
             # acknowledgement goes with the next read
             self.prefetch = asyncio.ensure_future(self._read(">")) if len(entries) > 1 else None
-            acks = await self.process(entries, defer_acks=self.prefetch is None and self.direct.raw)
+            acks = await self.process(entries, defer_acks=self.prefetch is None)
         if acks:  # (stopping: no read follows)
             await self._acknowledge(acks)
 
@@ -282,7 +282,8 @@ class Intake(Actor[None]):
 
     async def _read(self, start: str, acks: Sequence[str] = ()) -> list[Entry]:
         """This consumer's next entries (``start`` ">": new ones, blocking; else its pending ones
-        after ``start``). ``acks``: entries to acknowledge first, in the same write (held connections)."""
+        after ``start``). ``acks``: entries to acknowledge first (in the same write on a held
+        connection; a cluster client's go just before the read)."""
         keys = self.app.keys
         if start == ">" and self.direct.raw:
             read = ("XREADGROUP", "GROUP", keys.intake_group, self.consumer, "COUNT", self.settings.intake_batch,
