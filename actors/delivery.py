@@ -63,6 +63,11 @@ class Delivery:
             self.leaser.wake()
             self.fetcher.wake()
 
+    def forgo(self, partition: int, count: int, registration_room: int | None) -> None:
+        """``count`` runs handed to this node in ``partition`` will not start here (their leases
+        expire): the fetcher counts them received, or it would wait for them forever."""
+        self.fetcher.send_nowait(HandedOff(partition, (), registration_room, forgone=count))
+
 
 async def _yield(turns: int) -> None:
     """Let other tasks run for ``turns`` turns of the event loop."""

@@ -163,8 +163,8 @@ class Fetcher(Actor[FetcherMessage]):
             held = self.registrations.pop(msg.partition, None)
             if held is not None and msg.registration_room is not None and msg.registration_room > 0:
                 self.registrations[msg.partition] = (msg.registration_room, held[1])
-            self.received[msg.partition] = self.received.get(msg.partition, 0) + len(msg.runs)
-            self.metrics.leases_handed_off.inc(len(msg.runs))
+            self.received[msg.partition] = self.received.get(msg.partition, 0) + len(msg.runs) + msg.forgone
+            self.metrics.leases_handed_off.inc(len(msg.runs) + msg.forgone)
             self._check_handoff_closed()
         elif isinstance(msg, Drain):
             self.draining = True

@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from typing import Any
 
 from runtime.app import Baton
 from runtime.cancelling import cancel_and_wait
 from runtime.direct_calls import DirectCalls
-from runtime.fencing import handed_deadline, handed_granted_at
+from runtime.fencing import handed_deadline, handed_granted_at, lease_margin_s
 from runtime.keys import Partition
+from runtime.lua_calls import durable_shortfall, durable_wait
 from runtime.partition_outages import next_pause
 from runtime.redis_faults import described, is_outage
 from runtime.scripts import Claimed, handed_off
@@ -73,6 +75,8 @@ class Receiver(Actor[None]):
     async def _receive(self, partition: Partition, direct: DirectCalls) -> None:
         key = partition.handoff(self.app.settings.node_id)
         ttl_ms = self.app.settings.lease_ttl_ms
+        # durable writes: no run starts before a replica has it (see _replicated)
+        confirm = durable_wait(self.app.settings)
         pause = 0.0  # after an outage: the wait before the next pop
         while not self.stopping.is_set():
             # on a held connection: this reply is on the pickup path. An entry may have
@@ -109,9 +113,49 @@ class Receiver(Actor[None]):
             if not runs:
                 continue
             deadline = handed_deadline(sent, clock_ms, runs[0].claimed_at_ms, ttl_ms)
+            if confirm is not None and not await self._replicated(partition, direct, confirm, deadline):
+                for c in runs:  # not started: taken again from a promoted replica's list, they run
+                    self.delivered.pop((c.run_id, c.token, c.claimed_at_ms), None)
+                self.delivery.forgo(partition.index, len(runs), room)
+                continue
             granted_at = handed_granted_at(sent, clock_ms, runs[0].claimed_at_ms)
             # (the runs start first)
             await self.delivery.deliver(partition.index, runs, deadline, granted_at, registration_room=room)
+
+    async def _replicated(self, partition: Partition, direct: DirectCalls, wait: tuple[Any, ...],
+                          deadline: float) -> bool:
+        """Whether the replicas durable writes ask for have the runs a pop took, tried again while
+        their leases (good until monotonic ``deadline``) leave room for another try and the start.
+
+        The creator's own wait confirms its write to the creator only, and the pop was answered
+        as soon as the creator's script pushed the runs, before any replica may have them: a
+        failover then would lose the runs and their leases while this node runs them, and the
+        promoted master would lease them again. A wait on the pop's own connection would not do
+        either: a client unblocked by another's push is not charged the pop's replication offset
+        (Redis 7.0), so its WAIT returns at once. This node writes a key of its own after the pop,
+        which reaches the replicas after the runs did, and waits for that.
+        """
+        settings = self.app.settings
+        key = partition.handoff_taken(settings.node_id)
+        wait_s = settings.durable_timeout_ms / 1000
+        margin_s = lease_margin_s(settings.lease_ttl_ms)
+        while True:
+            try:
+                _, acked = await direct.execute_durably(wait, "SET", key, int(time.time() * 1000), "PX",
+                                                        settings.lease_ttl_ms, key=key)
+                problem = durable_shortfall(settings, acked)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                problem = described(exc)[:300]
+                await self.sleep(min(wait_s, 0.1))  # (an outage answers at once: not a busy loop)
+            if not problem:
+                return True
+            if time.monotonic() + wait_s + margin_s >= deadline:
+                self.log.warning("runs handed to this node in partition %d were not started: no replica confirmed "
+                                 "them while their leases held (%s); the leases expire and the runs are retried",
+                                 partition.index, problem)
+                return False
 
     def _first_delivery(self, c: Claimed) -> bool:
         """Whether this hand-off was not delivered before (and remember it)."""

@@ -77,12 +77,13 @@ class DirectCalls:
         self._free.append(conn)
         return result
 
-    async def execute_durably(self, wait: tuple[Any, ...], *args: Any) -> tuple[Any, Any]:
+    async def execute_durably(self, wait: tuple[Any, ...], *args: Any, key: Any = None) -> tuple[Any, Any]:
         """Send one command and then ``wait`` (a WAIT or WAITAOF command) on the same connection,
         in one round trip: the command's reply and the wait's (which covers every write this
-        connection made)."""
+        connection made). ``key``: the command's key, which routes it on a cluster (None: a
+        script call's first key)."""
         if self._pool is None:
-            return await self._pair_on_cluster(args[3], args, wait)
+            return await self._pair_on_cluster(args[3] if key is None else key, args, wait)
         conn = self._free.pop() if self._free else await self._pool.get_connection()
         try:
             reply, acked = await _send_pair(conn, args, wait)

@@ -271,6 +271,11 @@ class Partition:
         node blocks on it)."""
         return f"{self.prefix}handoff:{node_id}"
 
+    def handoff_taken(self, node_id: str) -> str:
+        """When a node last took runs from its hand-off list (STRING, expiring): under durable writes it
+        writes this after a pop and waits for the replicas, as that wait covers the runs it took."""
+        return f"{self.prefix}taken:{node_id}"
+
     @property
     def ttl(self) -> str:
         """Runs with a time-to-live (ZSET, score = expires_at ms)."""

@@ -124,6 +124,9 @@ class HandedOff:
     #: the room the node's registration as waiting has left after this hand-off (None: it was used
     #: up, as a create of an earlier version does, or the room is not known)
     registration_room: int | None = None
+    #: runs also handed over that will not start here (not confirmed by the replicas durable
+    #: writes ask for): received, but occupying no slot
+    forgone: int = 0
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@ failover, a graceful one (the old master is demoted and keeps answering, READONL
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -160,6 +163,49 @@ async def test_a_write_no_replica_has_is_not_acknowledged(sentinel_group: Sentin
         await app.close()
     assert code == 0, log.read_text()[-3000:]
     assert "giving up" not in log.read_text()
+
+
+@pytest.mark.parametrize("stall_s", [1.5, 4.5])
+async def test_a_run_handed_to_a_waiting_node_starts_only_once_a_replica_has_it(
+        sentinel_group: SentinelGroup, tmp_path: Path, stall_s: float) -> None:
+    # Given a node with durable writes waiting for work, and a producer without them (its trigger
+    # returns before any replica has the run: the node must not take that as confirmation)
+    settings = _durable(sentinel_group, timeout_ms=300)
+    app = producer(dataclasses.replace(settings, durable_replicas=0))
+    replica = sentinel_group.replica
+    assert replica is not None and replica.proc is not None
+    log = tmp_path / "w.log"
+    worker = spawn_worker("tests.apps:app", worker_env(settings, "H", BATON_DURABLE_REPLICAS=1,
+                                                       BATON_DURABLE_TIMEOUT_MS=300), log)
+    run_id = "handed-durably"
+    executions = f"{settings.prefix}:test:executions"
+    try:
+        await eventually(lambda: app.redis.exists(app.keys.partition_of_run(run_id).waiter("H")), 30)
+        # When the only replica stalls and a run is created, which runs_create leases and hands to
+        # the waiting node at once
+        os.kill(replica.proc.pid, signal.SIGSTOP)
+        try:
+            await app.trigger("noop", {}, id=run_id)
+            # Then the node does not start it while no replica has it: a failover now would lose
+            # the run and its lease, and another node would run it again
+            for _ in range(int(stall_s * 10)):
+                await asyncio.sleep(0.1)
+                assert await app.redis.hget(executions, run_id) is None
+        finally:
+            os.kill(replica.proc.pid, signal.SIGCONT)
+        # And once the replica has it, the run completes, executed once: started under that lease
+        # (a short stall), or, when the stall outlasted the lease (3 s), by a later attempt, once
+        # the lease expired unstarted and was reaped
+        run = await app.wait_for(run_id, 40)
+        assert run.status == "completed"
+        assert await app.redis.hget(executions, run_id) == b"1"
+        assert run.attempt == (1 if stall_s < 3 else 2)
+    finally:
+        code = stop_process(worker)
+        await app.close()
+    # (and the node counted the runs it did not start as received: its drain did not wait for them)
+    assert code == 0, log.read_text()[-3000:]
+    assert ("no replica confirmed them" in log.read_text()) == (stall_s > 3)
 
 
 async def _none_pending(app: Any) -> bool:

@@ -49,6 +49,7 @@ function K.waiter(P, node_id) return P .. 'waiter:' .. node_id end
 function K.waiters(P, queue) return P .. 'waiters:' .. queue end
 function K.handed(P) return P .. 'handed' end
 function K.handoff(P, node_id) return P .. 'handoff:' .. node_id end
+function K.handoff_taken(P, node_id) return P .. 'taken:' .. node_id end
 function K.ttl(P) return P .. 'ttl' end
 function K.jobs(P) return P .. 'jobs' end
 function K.status(P, status) return P .. 'st:' .. status end
