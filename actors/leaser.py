@@ -27,7 +27,7 @@ from runtime.codec import text
 from runtime.errors import RedisUnavailable
 from runtime.keys import Partition
 from runtime.logs import run_log_context
-from runtime.messages import CancelRun, Hold, LeasesRenewed, Released, Wake
+from runtime.messages import CancelRun, DueSoon, Hold, LeasesRenewed, Released, Wake
 from runtime.metrics import Metrics
 from runtime.settings import Settings
 from runtime.statuses import RETENTION_MARGIN_MS
@@ -36,7 +36,7 @@ from .base import Actor, Mailbox
 
 __all__ = ["Leaser"]
 
-LeaserMessage = Hold | Released
+LeaserMessage = Hold | Released | DueSoon
 T = TypeVar("T")
 
 #: How often a node trims every partition's terminal-status indices (each finish trims the one it
@@ -155,6 +155,10 @@ class Leaser(Actor[LeaserMessage]):
             self.metrics.leases_held.set(len(self.held))
             if first:  # new leases have the latest deadline: the earliest changes only when none was held
                 self.metrics.publish_earliest_lease(msg.deadline)
+        elif isinstance(msg, DueSoon):
+            # a run became due before any its last promote knew of (delayed, a durable wait's
+            # deadline): the tick that promotes it comes then, not at the next regular one
+            self.next_tick = min(self.next_tick, time.monotonic() + msg.in_ms / 1000)
         elif isinstance(msg, Released):
             for run_id, token in msg.leases:
                 # the run's next attempt may hold a newer lease here already: that one stays

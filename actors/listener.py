@@ -1,12 +1,15 @@
 """Listener: turns Redis pub/sub notices into inbox messages.
 
 Wake-ups (runs became ready, a limit freed up) go to the fetcher, so it claims
-without polling; cancellations go to the executor, so a canceled run stops at
+without polling; notices of a run becoming due (delayed, a durable wait's
+deadline) go to the leaser, which promotes it then rather than at its next
+regular tick; cancellations go to the executor, so a canceled run stops at
 once rather than at the next renewal (which remains the fallback).
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from typing import Any
 
@@ -17,7 +20,7 @@ from redis.exceptions import RedisClusterException
 
 from runtime.app import Baton
 from runtime.connection import connect
-from runtime.messages import CancelRun, Wake
+from runtime.messages import CancelRun, DueSoon, Wake, wake_notice
 from runtime.partition_outages import next_pause
 from runtime.redis_faults import described, is_outage
 
@@ -31,11 +34,13 @@ class Listener(Actor[None]):
 
     name = "listener"
 
-    def __init__(self, app: Baton, fetcher: Mailbox[Wake], executor: Mailbox[CancelRun]) -> None:
+    def __init__(self, app: Baton, fetcher: Mailbox[Wake], executor: Mailbox[CancelRun],
+                 leaser: Mailbox[DueSoon]) -> None:
         super().__init__()
         self.app = app
         self.fetcher = fetcher
         self.executor = executor
+        self.leaser = leaser
         #: the wait before listening again after the cluster node it listened on was lost (0: none lost)
         self.pause = 0.0
 
@@ -91,6 +96,13 @@ class Listener(Actor[None]):
                 self.pause = next_pause(self.pause)
                 await self.sleep(self.pause)
 
+    def _due_soon(self, notice: DueSoon) -> None:
+        """Tell the leaser; with its inbox full, the run waits for its next regular tick."""
+        try:
+            self.leaser.send_nowait(notice)
+        except asyncio.QueueFull:
+            pass
+
     async def _listen(self) -> None:
         own = await self._client()
         redis = own or self.app.redis
@@ -108,7 +120,11 @@ class Listener(Actor[None]):
                     continue
                 data = msg["data"].decode() if isinstance(msg["data"], bytes) else str(msg["data"])
                 if msg["channel"] == wake:
-                    self.fetcher.offer(Wake(data))  # one pending wake-up is enough
+                    notice = wake_notice(data)
+                    if isinstance(notice, DueSoon):
+                        self._due_soon(notice)
+                    else:
+                        self.fetcher.offer(notice)  # one pending wake-up is enough
                 elif msg["channel"] == cancel:
                     await self.executor.send(CancelRun(data, "canceled"))
         finally:

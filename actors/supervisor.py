@@ -84,7 +84,7 @@ class Supervisor(Actor[None]):
         self.fetcher = Fetcher(app, self.metrics, inbox=to_fetcher, executor=to_executor, leaser=to_leaser)
         self.leaser = Leaser(app, self.metrics, inbox=to_leaser, executor=to_executor, fetcher=to_fetcher)
         self.reporter = Reporter(app, self.metrics, inbox=to_reporter, fetcher=to_fetcher, leaser=to_leaser)
-        self.listener = Listener(app, fetcher=to_fetcher, executor=to_executor)
+        self.listener = Listener(app, fetcher=to_fetcher, executor=to_executor, leaser=to_leaser)
         # runs leased to this node where they are created: popped by the receiver, or returned to an intake
         delivery = Delivery(executor=to_executor, leaser=to_leaser, fetcher=to_fetcher) if settings.handoff else None
         self.receiver = Receiver(app, delivery) if delivery is not None else None

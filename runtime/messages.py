@@ -103,6 +103,28 @@ class Wake:
 
 
 @dataclass(frozen=True)
+class DueSoon:
+    """Listener -> leaser: a run becomes due (delayed, or a durable wait's deadline) in ``in_ms`` ms,
+    before any run the leaser's last promote knew of: its next tick comes then."""
+
+    in_ms: int
+
+
+#: what starts a notice of a run becoming due on the wake channel (includes/common.lua, announce_due)
+DUE_NOTICE = "due "
+
+
+def wake_notice(payload: str) -> Wake | DueSoon:
+    """What a message on the wake channel says: ``<partition prefix>`` (runs became ready there) or
+    ``due <ms>`` (a run becomes due then). Anything else is taken as a wake-up (a claim too many,
+    never a notice lost); a partition prefix never starts so (it is a hash tag, ``{...}``)."""
+    due_in = payload.removeprefix(DUE_NOTICE)
+    if due_in != payload and due_in.isdigit():
+        return DueSoon(int(due_in))
+    return Wake(payload)
+
+
+@dataclass(frozen=True)
 class Hold:
     """Fetcher/receiver -> leaser: this node now holds these leases; renew them until released.
 

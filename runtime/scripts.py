@@ -180,7 +180,7 @@ class Scripts:
              scan or max(want * 4, 64), ",".join(queues), ",".join(jobs), offset, self._ttl_ms,
              self.settings.finished_cap, received, register_ms, want if register_most is None else register_most,
              self.settings.label_text, int(self.settings.priority_aging_s * 1000), piece or want,
-             "1" if keep_registration else "0"],
+             "1" if keep_registration else "0", self.keys.wake_channel],
         )
         return ClaimReply(_claimed_runs(raw[3:], int(raw[0]), partition.index), int(raw[1]), int(raw[2]))
 
@@ -241,7 +241,8 @@ class Scripts:
         p = self.keys.partition_of_run(run_id)
         return int(await self._call(
             "run_cancel", [p.run(run_id)],
-            [p.prefix, run_id, self.keys.cancel_channel, self._ttl_ms, self.settings.finished_cap],
+            [p.prefix, run_id, self.keys.cancel_channel, self._ttl_ms, self.settings.finished_cap,
+             self.keys.wake_channel],
         ))
 
     async def replay(self, run_id: str, new_id: str, dead_letter_only: bool = False) -> int:

@@ -68,7 +68,8 @@ class Settings:
     lease_ttl_ms: int = 30_000
     #: How often this node renews all its leases (one call per partition).
     renew_interval_ms: int = 10_000
-    #: How often expired leases are reaped and due delayed runs promoted.
+    #: How often expired leases are reaped and due runs promoted (a run due sooner is announced
+    #: by the script that schedules it, and promoted when due).
     reap_interval_ms: int = 1_000
     #: Most runs claimed in one Lua call.
     claim_batch: int = 100

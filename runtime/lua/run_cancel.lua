@@ -8,10 +8,13 @@
   ARGV[2] run id
   ARGV[3] cancel channel
   ARGV[4] finished-run TTL ms   ARGV[5] index cap
+  ARGV[6] wake channel (a dependent of a canceled run may become due: includes/common.lua, note_due)
   Returns: 1 canceled | 2 cancellation requested (executing) |
     -2 no such run | -3 run already finished ]]
 --@include keys
 --@include common
 --@include cancel
 local now = now_ms()
-return cancel_tree(ARGV[1], ARGV[2], ARGV[3], now, tonumber(ARGV[4]), tonumber(ARGV[5]))
+local status = cancel_tree(ARGV[1], ARGV[2], ARGV[3], now, tonumber(ARGV[4]), tonumber(ARGV[5]))
+announce_due(ARGV[6], now)
+return status

@@ -29,7 +29,7 @@ elseif status == 'queued' or status == 'delayed' then
     ready_remove(pfx, id, r[2], r[4])
     call('HSET', KEYS[1], 'status', 'delayed', 'updated_at', now)
     call('HDEL', KEYS[1], 'next_retry_at')
-    call('ZADD', K.delayed(pfx), due, id)
+    add_due(K.delayed(pfx), due, id)
   else
     call('ZREM', K.delayed(pfx), id)
     call('HDEL', KEYS[1], 'next_retry_at')
@@ -42,4 +42,5 @@ else
   return -3
 end
 add_event(pfx, id, 'rescheduled', '{"scheduled_at":' .. math.max(due, now) .. '}', now)
+announce_due(ARGV[5], now)
 return 1

@@ -28,11 +28,12 @@ call('HDEL', KEYS[1], 'paused_at', 'paused_from', 'paused_due', 'pause_requested
 local due = tonumber(r[4] or '')
 if due and due > now then
   call('HSET', KEYS[1], 'status', 'delayed', 'updated_at', now)
-  call('ZADD', K.delayed(pfx), due, id)
+  add_due(K.delayed(pfx), due, id)
   add_event(pfx, id, 'status', '{"status":"delayed","reason":"resumed"}', now)
 else
   make_ready(pfx, id, r[2], r[3] or '0', now)
   add_event(pfx, id, 'status', '{"status":"queued","reason":"resumed"}', now)
   call('PUBLISH', ARGV[3], pfx)
 end
+announce_due(ARGV[3], now)
 return 1

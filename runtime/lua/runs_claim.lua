@@ -42,6 +42,8 @@
            remove it); hand-offs still count against ARGV[4]. For claims sent
            while another is in flight: which of them Redis runs last is not
            known, so none may decide the registration
+  ARGV[18] wake channel (a dependent of a run that expires here may become due:
+           includes/common.lua, note_due)
   Runs handed to the node but not yet received count against ARGV[4].
   The registration notes how many runs had been handed to the node when it was
   made: later hand-offs count down its room instead of using it up (see
@@ -97,6 +99,7 @@ if reg_ttl > 0 and not keep_registration then
     call('DEL', K.waiter(pfx, node))
   end
 end
+announce_due(ARGV[18], now)
 local out = {now, retry_in, room}
 for i = 1, #runs do out[i + 3] = runs[i] end
 return out

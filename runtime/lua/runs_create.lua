@@ -122,7 +122,7 @@ for a = 4, #ARGV do
         call('SET', K.input(pfx, holder), input)
         call('HSET', hk, 'scheduled_at', due, 'updated_at', now)
         call('HINCRBY', hk, 'debounced_count', 1)
-        call('ZADD', K.delayed(pfx), due, holder)
+        add_due(K.delayed(pfx), due, holder)
         id, code = holder, 3
       elseif mode == 'leading' and h[1] then
         call('HINCRBY', hk, 'debounced_count', 1)
@@ -271,7 +271,7 @@ for a = 4, #ARGV do
       call('ZADD', K.waiting(pfx), 1e15, id)
     elseif status == 'delayed' then
       call('HSET', rk, unpack(rec))
-      call('ZADD', K.delayed(pfx), due, id)
+      add_due(K.delayed(pfx), due, id)
     else
       -- a parent had already failed: the run ends at once, by the edge's policy
       call('HSET', rk, unpack(rec))
@@ -304,4 +304,5 @@ if woke then
   end
   if left then call('PUBLISH', channel, pfx) end
 end
+announce_due(channel, now)
 return {out, mine, now, room}

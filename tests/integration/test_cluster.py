@@ -11,7 +11,7 @@ from redis.asyncio.cluster import RedisCluster
 from actors.base import Mailbox
 from actors.listener import Listener
 from runtime import Baton, RunContext, Settings
-from runtime.messages import Wake
+from runtime.messages import DueSoon, Wake
 from tests.nodes import eventually, running_node
 from tests.servers import RedisClusterProcesses, free_port
 
@@ -134,7 +134,8 @@ async def test_the_listener_subscribes_on_a_cluster(redis_cluster: RedisClusterP
     # Given the listener of a node on the cluster
     app = Baton(settings.with_changes(redis_url=redis_cluster.url, redis_cluster=True, partitions=4))
     fetcher: Mailbox[Wake] = Mailbox()
-    listener = Listener(app, fetcher, Mailbox())
+    leaser: Mailbox[DueSoon] = Mailbox()
+    listener = Listener(app, fetcher, Mailbox(), leaser)
     task = asyncio.create_task(listener.run())
     try:
         # When it has subscribed (its first act is a wake-up of its own) and a wake-up is published
@@ -145,6 +146,10 @@ async def test_the_listener_subscribes_on_a_cluster(redis_cluster: RedisClusterP
         # Then it reaches the fetcher (it connected to a cluster node by itself)
         await eventually(lambda: not fetcher.empty(), 10)
         assert fetcher.get_nowait() == Wake("p1")
+        # and a notice of a run due in 250 ms reaches the leaser, not the fetcher
+        await app.redis.publish(app.keys.wake_channel, "due 250")
+        await eventually(lambda: not leaser.empty(), 10)
+        assert leaser.get_nowait() == DueSoon(250) and fetcher.empty()
     finally:
         listener.stopping.set()
         await asyncio.wait_for(task, 10)

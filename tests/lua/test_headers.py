@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from runtime.errors import StatusCode
-from runtime.lua_source import LUA_DIR
+from runtime.lua_source import LUA_DIR, load_source
 from runtime.scripts import SCRIPT_NAMES, Outcome, Scripts
 from runtime.submission import RunSpec
 from tests.lua.support import Lua
@@ -217,3 +217,20 @@ def test_every_status_code_is_named_by_some_header() -> None:
     assert HEADERS["run_replay"].codes == [-2, -4, -5, -7, -8]
     assert HEADERS["runs_promote"].codes == []
     assert HEADERS["step_record"].codes == [-1, -6]
+
+
+@pytest.mark.parametrize("name", SCRIPT_NAMES)
+async def test_a_script_that_can_make_a_run_due_announces_it_on_the_wake_channel(
+        name: str, recorded: dict[str, tuple[Call, int]], lua: Lua) -> None:
+    # Given a script whose code (its includes pruned to what it uses) can add a run to a set of due
+    # runs (includes/common.lua, add_due)
+    if "local function add_due(" not in load_source(name):
+        return
+    # Then it announces the earliest one before it returns, on the channel its header calls the
+    # wake channel, which its wrapper passes (else the run waits for a node's next regular tick)
+    h = HEADERS[name]
+    assert re.search(r"^announce_due\(", h.body, re.M), f"{name} notes due runs and never announces them"
+    wake = re.findall(r"ARGV\[(\d+)\] wake channel", HEADER_RE.match((LUA_DIR / f"{name}.lua").read_text())[1])
+    assert len(wake) == 1, f"{name}: no ARGV named 'wake channel' in its header"
+    call, _ = recorded[name]
+    assert call.args[int(wake[0]) - 1] == lua.keys.wake_channel, (name, call.args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 
 from runtime.jobs import Backoff, JobOptions
+from runtime.messages import DueSoon, wake_notice
 from runtime.scripts import Scripts
 from tests.lua.support import Listener, Lua, wait_until
 
@@ -123,8 +124,14 @@ async def test_wake_is_published_only_when_something_was_reaped(lua: Lua) -> Non
         # When the lease has expired and is reaped
         await lua.expire_lease(run_id)
         assert len((await lua.scripts.reap(lua.part)).runs) == 1
-        # Then the partition prefix is published
-        assert await wake.messages() == [lua.part.prefix]
+        # Then the partition prefix is published, and then when its retry is due (its backoff)
+        woken, due = await wake.messages()
+        assert woken == lua.part.prefix
+        notice = wake_notice(due)
+        assert isinstance(notice, DueSoon)
+        record = await lua.redis.hgetall(lua.part.run(run_id))
+        assert record[b"status"] == b"delayed"
+        assert 0 <= notice.in_ms <= int(record[b"next_retry_at"]) - int(record[b"updated_at"])
 
 
 async def test_a_gap_longer_than_a_lease_begins_one_grace_without_reaping(lua: Lua) -> None:

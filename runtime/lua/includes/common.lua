@@ -23,6 +23,26 @@ local function int_text(n)
   return t
 end
 
+-- Nodes promote due runs (delayed ones, durable waits past their deadline) on their leaser's
+-- ticks: every reap interval, or sooner when their last promote answered with an earlier due time.
+-- A run that becomes the first due of its set after that answer would wait for the next regular
+-- tick, up to a second late. note_due keeps the earliest such time of the call, and announce_due
+-- (at the script's end) tells the nodes on the wake channel: "due <ms until then>".
+-- A script that notes and does not announce leaves the run to the next regular tick.
+local DUE = {}  --@per-call
+local function note_due(key, id, due)
+  due = tonumber(due)
+  if (DUE.at == nil or due < DUE.at) and call('ZRANGE', key, 0, 0)[1] == id then DUE.at = due end
+end
+-- Add a run to a set of due runs (delayed, waiting), noting when it is due.
+local function add_due(key, due, id)
+  call('ZADD', key, due, id)
+  note_due(key, id, due)
+end
+local function announce_due(channel, now)
+  if DUE.at then call('PUBLISH', channel, 'due ' .. int_text(math.max(DUE.at - now, 0))) end
+end
+
 -- A lease's fencing token: the node and the attempt it runs.
 local function lease_token(node, attempt)
   return node .. '/' .. int_text(attempt)

@@ -106,7 +106,7 @@ local function deps_done(pfx, dep, now)
   call('ZREM', K.waiting(pfx), dep)
   call('HDEL', rk, 'wait_kind', 'wait_started_at')
   call('HSET', rk, 'status', 'delayed', 'updated_at', now)
-  call('ZADD', K.delayed(pfx), due, dep)
+  add_due(K.delayed(pfx), due, dep)
   add_event(pfx, dep, 'status', '{"status":"delayed","reason":"parents finished"}', now)
 end
 

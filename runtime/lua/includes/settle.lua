@@ -159,7 +159,7 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
         return 'queued'
       end
     end
-    call('ZADD', K.waiting(pfx), deadline, id)
+    add_due(K.waiting(pfx), deadline, id)
     return 'waiting'
   elseif outcome == 'released' then
     -- graceful shutdown: hand the run back without charging the attempt
@@ -179,6 +179,6 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
   local due = now + backoff_ms(r.backoff, charged, rnd)
   call('HSET', rk, 'status', 'delayed', 'next_retry_at', due, 'updated_at', now)
   call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at', 'cc')
-  call('ZADD', K.delayed(pfx), due, id)
+  add_due(K.delayed(pfx), due, id)
   return 'delayed'
 end
