@@ -68,7 +68,9 @@ def api_process(redis_server: RedisProcess, prefix: str, tmp_path: Path) -> Iter
                                 stderr=subprocess.STDOUT)
     api = ApiProcess(proc, port, metrics_port, log)
     try:
-        _wait(lambda: api.get("/ready")[0] == 200, 30)
+        # (a process that died at start, a port taken meanwhile say, fails here at once, with its log)
+        _wait(lambda: proc.poll() is not None or api.get("/ready")[0] == 200, 30)
+        assert proc.poll() is None, f"baton api exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
         yield api
     finally:
         if proc.poll() is None:
