@@ -100,6 +100,9 @@ class Leaser(Actor[LeaserMessage]):
         now = time.monotonic()
         self.next_renew = now + self.settings.renew_interval_ms / 1000
         self.next_tick = now
+        #: when a run is next due (delayed, a durable wait's deadline), as this node last heard: its
+        #: promote comes then, between the ticks (which reap, and promote too)
+        self.next_promote = float("inf")
         interval = self.settings.reconcile_interval_ms / 1000
         self.next_reconcile = now + interval * random.uniform(0.5, 1.0) if interval else float("inf")
         self.next_trim = now + TRIM_INTERVAL_S * random.uniform(0.5, 1.0)
@@ -115,6 +118,8 @@ class Leaser(Actor[LeaserMessage]):
                 # jitter so that N nodes do not reap in lockstep; a due delayed run may bring it forward
                 self.next_tick = now + self.settings.reap_interval_ms / 1000 * random.uniform(0.8, 1.2)
                 await self._duty("tick", self.tick)
+            if now >= self.next_promote:
+                await self._duty("promote", self.promote_due)
             if now >= self.next_reconcile:
                 interval = self.settings.reconcile_interval_ms / 1000
                 self.next_reconcile = now + interval * random.uniform(0.8, 1.2)
@@ -122,7 +127,8 @@ class Leaser(Actor[LeaserMessage]):
             if now >= self.next_trim:
                 self.next_trim = now + TRIM_INTERVAL_S * random.uniform(0.8, 1.2)
                 await self._duty("trim", self.trim)
-            timeout = min(self.next_renew, self.next_tick, self.next_reconcile, self.next_trim) - time.monotonic()
+            timeout = min(self.next_renew, self.next_tick, self.next_promote, self.next_reconcile,
+                          self.next_trim) - time.monotonic()
             msg = await self.receive(max(timeout, 0.0)) if timeout > 0 else None
             while msg is not None:
                 self.handle(msg)
@@ -157,8 +163,8 @@ class Leaser(Actor[LeaserMessage]):
                 self.metrics.publish_earliest_lease(msg.deadline)
         elif isinstance(msg, DueSoon):
             # a run became due before any its last promote knew of (delayed, a durable wait's
-            # deadline): the tick that promotes it comes then, not at the next regular one
-            self.next_tick = min(self.next_tick, time.monotonic() + msg.in_ms / 1000)
+            # deadline): it is promoted then, not at the next regular tick
+            self._due_in(msg.in_ms)
         elif isinstance(msg, Released):
             for run_id, token in msg.leases:
                 # the run's next attempt may hold a newer lease here already: that one stays
@@ -229,15 +235,33 @@ class Leaser(Actor[LeaserMessage]):
         for run_id in cancel:
             await self.executor.send(CancelRun(run_id, "canceled"))
 
+    def _due_in(self, wait_ms: int) -> None:
+        """A run becomes due in ``wait_ms`` (-1: none known): promote then at the latest."""
+        if wait_ms >= 0:
+            self.next_promote = min(self.next_promote, time.monotonic() + wait_ms / 1000)
+
+    async def promote_due(self) -> None:
+        """Promote due runs in every partition, between ticks (no reaping: that keeps its interval).
+        One call per partition per run that became due, wherever it did: a notice does not say which."""
+        self.next_promote = float("inf")  # (each promote answers when the next run is due)
+
+        async def one(p: Partition) -> None:
+            moved, wait_ms = await self.app.scripts.promote(p)
+            self._due_in(wait_ms)
+            if moved:
+                self.fetcher.offer(Wake(p.prefix))
+
+        await in_each(self.app.keys.partitions, one, self._bound_s)
+
     async def tick(self) -> None:
         """Promote due delayed runs and reap expired leases in every partition (none for a lease TTL
         after Redis itself was out: runtime/lua/leases_reap.lua)."""
         graces: list[tuple[int, int]] = []  # (gap ms or 0, grace ms left) of each partition in a grace
+        self.next_promote = float("inf")  # (this tick promotes: each promote answers when the next is due)
 
         async def one(p: Partition) -> None:
             moved, wait_ms = await self.app.scripts.promote(p)
-            if wait_ms >= 0:
-                self.next_tick = min(self.next_tick, time.monotonic() + wait_ms / 1000)
+            self._due_in(wait_ms)
             reaped = await self.app.scripts.reap(p)
             if reaped.grace_ms:
                 graces.append((reaped.gap_ms, reaped.grace_ms))

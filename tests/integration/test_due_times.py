@@ -77,3 +77,31 @@ async def test_delayed_runs_retries_sleeps_and_wait_timeouts_start_when_due(make
         "wait timeout": marks[waited.id][1] - marks[waited.id][0] - 0.4,
     }
     assert all(-0.05 <= s < LATE_S for s in late.values()), late
+
+
+async def test_a_due_run_is_promoted_between_ticks_without_reaping_more_often(make_app: Any) -> None:
+    # Given a node whose regular ticks (promote and reap) are 20 s apart, its calls counted
+    app = make_app(reap_interval_ms=REAP_INTERVAL_MS)
+    calls = {"promote": 0, "reap": 0}
+    for name in calls:
+        real = getattr(app.scripts, name)
+
+        def counted(*args: Any, _name: str = name, _real: Any = real) -> Any:
+            calls[_name] += 1
+            return _real(*args)
+        setattr(app.scripts, name, counted)
+
+    @app.job()
+    async def marked(ctx: RunContext, payload: Any) -> None:
+        return None
+
+    async with running_node(app):
+        await eventually(lambda: app.redis.exists(app.keys.partitions[0].reaper), 10)
+        reaps_at_start = calls["reap"]
+        # When five delayed runs are triggered in turn, each due before the next regular tick
+        runs = [await app.wait_for(await app.trigger("marked", delay=0.2), 10) for _ in range(5)]
+    # Then each was promoted when due (a promote call of its own), and none of them made the node
+    # reap: a notice does not say which partition, so every node promotes, and reaping keeps its interval
+    assert [r.status for r in runs] == ["completed"] * 5
+    assert calls["promote"] >= reaps_at_start + 5
+    assert calls["reap"] == reaps_at_start
