@@ -115,7 +115,7 @@ class Leaser(Actor[LeaserMessage]):
                 self.next_renew = now + self.settings.renew_interval_ms / 1000
                 await self._duty("renew", self.renew)
             if now >= self.next_tick:
-                # jitter so that N nodes do not reap in lockstep; a due delayed run may bring it forward
+                # jitter so that N nodes do not reap in lockstep (a run due sooner has next_promote)
                 self.next_tick = now + self.settings.reap_interval_ms / 1000 * random.uniform(0.8, 1.2)
                 await self._duty("tick", self.tick)
             if now >= self.next_promote:
@@ -240,15 +240,19 @@ class Leaser(Actor[LeaserMessage]):
         if wait_ms >= 0:
             self.next_promote = min(self.next_promote, time.monotonic() + wait_ms / 1000)
 
+    async def _promote(self, p: Partition) -> int:
+        """Promote the due runs of one partition; how many. Its answer sets the next promote."""
+        moved, wait_ms = await self.app.scripts.promote(p)
+        self._due_in(wait_ms)
+        return int(moved)
+
     async def promote_due(self) -> None:
         """Promote due runs in every partition, between ticks (no reaping: that keeps its interval).
         One call per partition per run that became due, wherever it did: a notice does not say which."""
         self.next_promote = float("inf")  # (each promote answers when the next run is due)
 
         async def one(p: Partition) -> None:
-            moved, wait_ms = await self.app.scripts.promote(p)
-            self._due_in(wait_ms)
-            if moved:
+            if await self._promote(p):
                 self.fetcher.offer(Wake(p.prefix))
 
         await in_each(self.app.keys.partitions, one, self._bound_s)
@@ -260,8 +264,7 @@ class Leaser(Actor[LeaserMessage]):
         self.next_promote = float("inf")  # (this tick promotes: each promote answers when the next is due)
 
         async def one(p: Partition) -> None:
-            moved, wait_ms = await self.app.scripts.promote(p)
-            self._due_in(wait_ms)
+            moved = await self._promote(p)
             reaped = await self.app.scripts.reap(p)
             if reaped.grace_ms:
                 graces.append((reaped.gap_ms, reaped.grace_ms))

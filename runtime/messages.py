@@ -105,7 +105,7 @@ class Wake:
 @dataclass(frozen=True)
 class DueSoon:
     """Listener -> leaser: a run becomes due (delayed, or a durable wait's deadline) in ``in_ms`` ms,
-    before any run the leaser's last promote knew of: its next tick comes then."""
+    before any run the leaser's last promote knew of: it promotes then."""
 
     in_ms: int
 

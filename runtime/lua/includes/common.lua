@@ -24,9 +24,9 @@ local function int_text(n)
 end
 
 -- Nodes promote due runs (delayed ones, durable waits past their deadline) on their leaser's
--- ticks: every reap interval, or sooner when their last promote answered with an earlier due time.
--- A run that becomes the first due of its set after that answer would wait for the next regular
--- tick, up to a second late. note_due keeps the earliest such time of the call, and announce_due
+-- ticks, every reap interval, and in between when their last promote answered with an earlier due
+-- time. A run that becomes the first due of its set after that answer would wait for the next
+-- regular tick, up to a second late. note_due keeps the earliest such time of the call, and announce_due
 -- (at the script's end) tells the nodes on the wake channel: "due <ms until then>".
 -- A script that notes and does not announce leaves the run to the next regular tick.
 local DUE = {}  --@per-call
