@@ -100,9 +100,11 @@ class Leaser(Actor[LeaserMessage]):
         now = time.monotonic()
         self.next_renew = now + self.settings.renew_interval_ms / 1000
         self.next_tick = now
-        #: when a run is next due (delayed, a durable wait's deadline), as this node last heard: its
-        #: promote comes then, between the ticks (which reap, and promote too)
-        self.next_promote = float("inf")
+        #: per partition index: when a run there is next due (delayed, a durable wait's deadline), as
+        #: this node last heard; that partition's promote comes then, between the ticks (which reap,
+        #: and promote every partition too)
+        self.next_promote: dict[int, float] = {}
+        self.partition_index = {p.prefix: p.index for p in app.keys.partitions}
         interval = self.settings.reconcile_interval_ms / 1000
         self.next_reconcile = now + interval * random.uniform(0.5, 1.0) if interval else float("inf")
         self.next_trim = now + TRIM_INTERVAL_S * random.uniform(0.5, 1.0)
@@ -118,7 +120,7 @@ class Leaser(Actor[LeaserMessage]):
                 # jitter so that N nodes do not reap in lockstep (a run due sooner has next_promote)
                 self.next_tick = now + self.settings.reap_interval_ms / 1000 * random.uniform(0.8, 1.2)
                 await self._duty("tick", self.tick)
-            if now >= self.next_promote:
+            if now >= self._next_promote:
                 await self._duty("promote", self.promote_due)
             if now >= self.next_reconcile:
                 interval = self.settings.reconcile_interval_ms / 1000
@@ -127,7 +129,7 @@ class Leaser(Actor[LeaserMessage]):
             if now >= self.next_trim:
                 self.next_trim = now + TRIM_INTERVAL_S * random.uniform(0.8, 1.2)
                 await self._duty("trim", self.trim)
-            timeout = min(self.next_renew, self.next_tick, self.next_promote, self.next_reconcile,
+            timeout = min(self.next_renew, self.next_tick, self._next_promote, self.next_reconcile,
                           self.next_trim) - time.monotonic()
             msg = await self.receive(max(timeout, 0.0)) if timeout > 0 else None
             while msg is not None:
@@ -163,8 +165,11 @@ class Leaser(Actor[LeaserMessage]):
                 self.metrics.publish_earliest_lease(msg.deadline)
         elif isinstance(msg, DueSoon):
             # a run became due before any its last promote knew of (delayed, a durable wait's
-            # deadline): it is promoted then, not at the next regular tick
-            self._due_in(msg.in_ms)
+            # deadline): it is promoted then, not at the next regular tick; a notice that names no
+            # partition this node knows (an older node's) is taken for every partition
+            index = self.partition_index.get(msg.partition or "")
+            for i in [index] if index is not None else self.partition_index.values():
+                self._due_in(i, msg.in_ms)
         elif isinstance(msg, Released):
             for run_id, token in msg.leases:
                 # the run's next attempt may hold a newer lease here already: that one stays
@@ -235,33 +240,43 @@ class Leaser(Actor[LeaserMessage]):
         for run_id in cancel:
             await self.executor.send(CancelRun(run_id, "canceled"))
 
-    def _due_in(self, wait_ms: int) -> None:
-        """A run becomes due in ``wait_ms`` (-1: none known): promote then at the latest."""
+    @property
+    def _next_promote(self) -> float:
+        """When the next promote between ticks is due (inf: none)."""
+        return min(self.next_promote.values(), default=float("inf"))
+
+    def _due_in(self, index: int, wait_ms: int) -> None:
+        """A run of partition ``index`` becomes due in ``wait_ms`` (-1: none known): promote there then
+        at the latest."""
         if wait_ms >= 0:
-            self.next_promote = min(self.next_promote, time.monotonic() + wait_ms / 1000)
+            due = time.monotonic() + wait_ms / 1000
+            self.next_promote[index] = min(self.next_promote.get(index, due), due)
 
     async def _promote(self, p: Partition) -> int:
-        """Promote the due runs of one partition; how many. Its answer sets the next promote."""
+        """Promote the due runs of one partition; how many. Its answer sets the partition's next promote."""
         moved, wait_ms = await self.app.scripts.promote(p)
-        self._due_in(wait_ms)
+        self._due_in(p.index, wait_ms)
         return int(moved)
 
     async def promote_due(self) -> None:
-        """Promote due runs in every partition, between ticks (no reaping: that keeps its interval).
-        One call per partition per run that became due, wherever it did: a notice does not say which."""
-        self.next_promote = float("inf")  # (each promote answers when the next run is due)
+        """Promote due runs between ticks, in the partitions where a run is due now (no reaping: that
+        keeps its interval)."""
+        now = time.monotonic()
+        due = [i for i, at in self.next_promote.items() if at <= now]
+        for i in due:
+            del self.next_promote[i]  # (each promote answers when its partition's next run is due)
 
         async def one(p: Partition) -> None:
             if await self._promote(p):
                 self.fetcher.offer(Wake(p.prefix))
 
-        await in_each(self.app.keys.partitions, one, self._bound_s)
+        await in_each([self.app.keys.partitions[i] for i in due], one, self._bound_s)
 
     async def tick(self) -> None:
         """Promote due delayed runs and reap expired leases in every partition (none for a lease TTL
         after Redis itself was out: runtime/lua/leases_reap.lua)."""
         graces: list[tuple[int, int]] = []  # (gap ms or 0, grace ms left) of each partition in a grace
-        self.next_promote = float("inf")  # (this tick promotes: each promote answers when the next is due)
+        self.next_promote.clear()  # (this tick promotes everywhere: each promote answers when the next is due)
 
         async def one(p: Partition) -> None:
             moved = await self._promote(p)

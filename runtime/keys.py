@@ -456,8 +456,8 @@ class Keys:
 
     @property
     def wake_channel(self) -> str:
-        """Pub/sub channel: runs became ready in a partition (payload = its prefix), or a run becomes due in so many
-        ms (payload = "due <ms>": runtime/messages.py, wake_notice)."""
+        """Pub/sub channel: runs became ready in a partition (payload = its prefix), or a run becomes due there in so
+        many ms (payload = "due <ms> <its prefix>": runtime/messages.py, wake_notice)."""
         return f"{self.prefix}:wake"
 
     @property

@@ -105,9 +105,11 @@ class Wake:
 @dataclass(frozen=True)
 class DueSoon:
     """Listener -> leaser: a run becomes due (delayed, or a durable wait's deadline) in ``in_ms`` ms,
-    before any run the leaser's last promote knew of: it promotes then."""
+    before any run the leaser's last promote knew of: it promotes then, in the partition whose key
+    prefix ``partition`` is (every partition when it is None: a notice of an older node)."""
 
     in_ms: int
+    partition: str | None = None
 
 
 #: what starts a notice of a run becoming due on the wake channel (includes/common.lua, announce_due)
@@ -116,11 +118,15 @@ DUE_NOTICE = "due "
 
 def wake_notice(payload: str) -> Wake | DueSoon:
     """What a message on the wake channel says: ``<partition prefix>`` (runs became ready there) or
-    ``due <ms>`` (a run becomes due then). Anything else is taken as a wake-up (a claim too many,
-    never a notice lost); a partition prefix never starts so (it is a hash tag, ``{...}``)."""
-    due_in = payload.removeprefix(DUE_NOTICE)
-    if due_in != payload and due_in.isdigit():
-        return DueSoon(int(due_in))
+    ``due <ms> <partition prefix>`` (a run becomes due there then; ``due <ms>`` from an older node).
+    Anything else is taken as a wake-up (a claim too many, never a notice lost); a partition prefix
+    never starts so (it is a hash tag, ``{...}``)."""
+    notice = payload.removeprefix(DUE_NOTICE)
+    if notice == payload:
+        return Wake(payload)
+    due_in, _, partition = notice.partition(" ")
+    if due_in.isdigit() and (partition.startswith("{") or not partition):
+        return DueSoon(int(due_in), partition or None)
     return Wake(payload)
 
 

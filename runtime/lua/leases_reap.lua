@@ -73,5 +73,5 @@ for _, id in ipairs(ids) do
   end
 end
 if #out > 2 then call('PUBLISH', ARGV[7], pfx) end
-announce_due(ARGV[7], now)
+announce_due(ARGV[7], now, pfx)
 return out

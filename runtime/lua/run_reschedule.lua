@@ -42,5 +42,5 @@ else
   return -3
 end
 add_event(pfx, id, 'rescheduled', '{"scheduled_at":' .. math.max(due, now) .. '}', now)
-announce_due(ARGV[5], now)
+announce_due(ARGV[5], now, pfx)
 return 1

@@ -35,5 +35,5 @@ else
   add_event(pfx, id, 'status', '{"status":"queued","reason":"resumed"}', now)
   call('PUBLISH', ARGV[3], pfx)
 end
-announce_due(ARGV[3], now)
+announce_due(ARGV[3], now, pfx)
 return 1

@@ -304,5 +304,5 @@ if woke then
   end
   if left then call('PUBLISH', channel, pfx) end
 end
-announce_due(channel, now)
+announce_due(channel, now, pfx)
 return {out, mine, now, room}

@@ -59,5 +59,5 @@ end
 finish_later(pfx, later, now, cap)
 -- a finished run may free a concurrency slot that queued runs wait for
 if wake then call('PUBLISH', channel, pfx) end
-announce_due(channel, now)
+announce_due(channel, now, pfx)
 return out

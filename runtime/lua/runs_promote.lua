@@ -57,5 +57,5 @@ for _, k in ipairs({KEYS[1], wk, tk}) do
     if wait < 0 or w < wait then wait = w end
   end
 end
-announce_due(ARGV[3], now)
+announce_due(ARGV[3], now, pfx)
 return {moved, wait}

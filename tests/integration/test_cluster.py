@@ -147,9 +147,10 @@ async def test_the_listener_subscribes_on_a_cluster(redis_cluster: RedisClusterP
         await eventually(lambda: not fetcher.empty(), 10)
         assert fetcher.get_nowait() == Wake("p1")
         # and a notice of a run due in 250 ms reaches the leaser, not the fetcher
-        await app.redis.publish(app.keys.wake_channel, "due 250")
+        due = f"due 250 {app.keys.partitions[2].prefix}"
+        await app.redis.publish(app.keys.wake_channel, due)
         await eventually(lambda: not leaser.empty(), 10)
-        assert leaser.get_nowait() == DueSoon(250) and fetcher.empty()
+        assert leaser.get_nowait() == DueSoon(250, app.keys.partitions[2].prefix) and fetcher.empty()
     finally:
         listener.stopping.set()
         await asyncio.wait_for(task, 10)

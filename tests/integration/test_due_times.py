@@ -101,7 +101,39 @@ async def test_a_due_run_is_promoted_between_ticks_without_reaping_more_often(ma
         # When five delayed runs are triggered in turn, each due before the next regular tick
         runs = [await app.wait_for(await app.trigger("marked", delay=0.2), 10) for _ in range(5)]
     # Then each was promoted when due (a promote call of its own), and none of them made the node
-    # reap: a notice does not say which partition, so every node promotes, and reaping keeps its interval
+    # reap: reaping keeps its interval
     assert [r.status for r in runs] == ["completed"] * 5
     assert calls["promote"] >= reaps_at_start + 5
     assert calls["reap"] == reaps_at_start
+
+
+async def test_a_due_notice_makes_nodes_promote_its_partition_alone(make_app: Any) -> None:
+    # Given a node with eight partitions whose regular ticks are 20 s apart, its promote calls
+    # counted by partition
+    app = make_app(reap_interval_ms=REAP_INTERVAL_MS, partitions=8)
+    promoted: list[int] = []
+    real = app.scripts.promote
+
+    def counted(p: Any, *args: Any) -> Any:
+        promoted.append(p.index)
+        return real(p, *args)
+    app.scripts.promote = counted  # type: ignore[method-assign]
+
+    @app.job()
+    async def marked(ctx: RunContext, payload: Any) -> None:
+        return None
+
+    async with running_node(app):
+        # (its first tick, which promotes in every partition, is over once each has its reaper record)
+        for p in app.keys.partitions:
+            await eventually(lambda p=p: app.redis.exists(p.reaper), 10)
+        at_start = len(promoted)
+        # When three delayed runs are triggered in turn, each due before the next regular tick
+        runs = [await app.wait_for(await app.trigger("marked", delay=0.2), 10) for _ in range(3)]
+    # Then each was promoted when due, and only the partitions that held one were promoted since:
+    # a notice names its partition (before, each notice made every node promote all eight)
+    assert [r.status for r in runs] == ["completed"] * 3
+    holding = {app.keys.partition_of_run(r.id).index for r in runs}
+    since = promoted[at_start:]
+    assert set(since) == holding, (since, holding)
+    assert len(since) >= len(runs)

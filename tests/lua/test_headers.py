@@ -229,8 +229,13 @@ async def test_a_script_that_can_make_a_run_due_announces_it_on_the_wake_channel
     # Then it announces the earliest one before it returns, on the channel its header calls the
     # wake channel, which its wrapper passes (else the run waits for a node's next regular tick)
     h = HEADERS[name]
-    assert re.search(r"^announce_due\(", h.body, re.M), f"{name} notes due runs and never announces them"
+    announced = re.findall(r"^announce_due\(([^)]*)\)", h.body, re.M)
+    assert announced, f"{name} notes due runs and never announces them"
+    # naming the partition the script's keys are in (its ARGV[1], the key prefix): a node promotes
+    # that one alone, not every partition, when the notice comes
+    assert all(re.fullmatch(r"[^,]+,\s*now,\s*(pfx|ARGV\[1\])", a) for a in announced), (name, announced)
     wake = re.findall(r"ARGV\[(\d+)\] wake channel", HEADER_RE.match((LUA_DIR / f"{name}.lua").read_text())[1])
     assert len(wake) == 1, f"{name}: no ARGV named 'wake channel' in its header"
     call, _ = recorded[name]
     assert call.args[int(wake[0]) - 1] == lua.keys.wake_channel, (name, call.args)
+    assert call.args[0] == lua.part.prefix, (name, call.args)

@@ -128,7 +128,7 @@ async def test_wake_is_published_only_when_something_was_reaped(lua: Lua) -> Non
         woken, due = await wake.messages()
         assert woken == lua.part.prefix
         notice = wake_notice(due)
-        assert isinstance(notice, DueSoon)
+        assert isinstance(notice, DueSoon) and notice.partition == lua.part.prefix
         record = await lua.redis.hgetall(lua.part.run(run_id))
         assert record[b"status"] == b"delayed"
         assert 0 <= notice.in_ms <= int(record[b"next_retry_at"]) - int(record[b"updated_at"])

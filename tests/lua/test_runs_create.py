@@ -201,7 +201,7 @@ async def test_wake_channel_is_published_only_when_a_run_became_ready(lua: Lua) 
         await lua.create(lua.spec(delay_s=60), lua.spec(delay_s=120))
         # Then no wake-up is published, only when the first of them is due (the nodes' leasers
         # promote it then: runtime/messages.py, wake_notice)
-        assert await wake.messages() == ["due 60000"]
+        assert await wake.messages() == [f"due 60000 {lua.part.prefix}"]
         # When a due run is created with another delayed one in the same call
         await lua.create(lua.spec(delay_s=60), lua.spec())
         # Then exactly one wake-up carrying the partition prefix is published

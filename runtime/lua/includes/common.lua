@@ -27,7 +27,8 @@ end
 -- ticks, every reap interval, and in between when their last promote answered with an earlier due
 -- time. A run that becomes the first due of its set after that answer would wait for the next
 -- regular tick, up to a second late. note_due keeps the earliest such time of the call, and announce_due
--- (at the script's end) tells the nodes on the wake channel: "due <ms until then>".
+-- (at the script's end) tells the nodes on the wake channel: "due <ms until then> <partition prefix>",
+-- so each node promotes that partition alone (a script's keys are all in one partition).
 -- A script that notes and does not announce leaves the run to the next regular tick.
 local DUE = {}  --@per-call
 local function note_due(key, id, due)
@@ -39,8 +40,8 @@ local function add_due(key, due, id)
   call('ZADD', key, due, id)
   note_due(key, id, due)
 end
-local function announce_due(channel, now)
-  if DUE.at then call('PUBLISH', channel, 'due ' .. int_text(math.max(DUE.at - now, 0))) end
+local function announce_due(channel, now, pfx)
+  if DUE.at then call('PUBLISH', channel, 'due ' .. int_text(math.max(DUE.at - now, 0)) .. ' ' .. pfx) end
 end
 
 -- A lease's fencing token: the node and the attempt it runs.
