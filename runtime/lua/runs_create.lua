@@ -6,7 +6,8 @@
   hash tag; they are built from the prefix in ARGV[1].
   KEYS[1] partition queue set (SET) - pins the slot
   ARGV[1] partition key prefix, e.g. "{baton:p0}:"
-  ARGV[2] wake channel (PUBLISH when runs became ready)
+  ARGV[2] wake channel (PUBLISH when runs became ready, and a due notice when a run became the first
+    due of the delayed or TTL set: includes/common.lua, announce_due)
   ARGV[3] the calling node's id when the caller can start runs itself (a node's
     intake), else ''
   ARGV[4..] 1 argument per run: a JSON array of the run's fields (RunSpec in
@@ -221,7 +222,9 @@ for a = 4, #ARGV do
     if F[S.ttl_ms] ~= '' then
       local expires = now + tonumber(F[S.ttl_ms])
       put('expires_at', expires)
-      call('ZADD', K.ttl(pfx), expires, id)
+      -- a run left queued ends expired when due (promoted as a delayed run is); a run handed to a
+      -- waiting node starts now, and is kept in the set only in case its hand-off is never taken
+      if d then call('ZADD', K.ttl(pfx), expires, id) else add_due(K.ttl(pfx), expires, id) end
     end
     if deps then put('depends_on', cjson.encode(deps.on)) end  -- [[parent, policy, name], ...]
     if not d and (adm[1] > 0 or adm[2] > 0) then put('adm', adm_enter(pfx, id, job, queue, adm)) end

@@ -1,6 +1,6 @@
 """Runs due later start when due, not at the leaser's next regular tick.
 
-A delayed trigger, a retry's backoff, a durable sleep and a wait's timeout are
+A delayed trigger, a retry's backoff, a durable sleep, a wait's timeout and a queued run's TTL are
 announced on the wake channel by the script that schedules them, when the run
 becomes the first due of its partition (runtime/lua/includes/common.lua,
 note_due), and every node's leaser promotes it then. Before, such a run waited
@@ -137,3 +137,26 @@ async def test_a_due_notice_makes_nodes_promote_its_partition_alone(make_app: An
     since = promoted[at_start:]
     assert set(since) == holding, (since, holding)
     assert len(since) >= len(runs)
+
+
+async def test_a_queued_run_past_its_ttl_ends_expired_when_it_is_over(make_app: Any) -> None:
+    # Given a node whose regular ticks are 20 s apart, and a queue it does not serve
+    app = make_app(reap_interval_ms=REAP_INTERVAL_MS, queues="default")
+
+    @app.job()
+    async def marked(ctx: RunContext, payload: Any) -> None:
+        return None
+
+    @app.job(queue="nobody-serves")
+    async def unserved(ctx: RunContext, payload: Any) -> None:
+        return None
+
+    async with running_node(app):
+        await eventually(lambda: app.redis.exists(app.keys.partitions[0].reaper), 10)
+        # When a run that nobody will lease is triggered with a TTL of 0.5 s
+        t0 = time.monotonic()
+        run = await app.wait_for(await app.trigger("unserved", ttl=0.5), 10)
+        ended = time.monotonic()
+    # Then it ended expired when its TTL was over, long before the next regular tick
+    assert run.status == "expired", (run.status, run.error)
+    assert 0.45 <= ended - t0 < 0.5 + LATE_S, ended - t0
