@@ -28,11 +28,15 @@ def rep_config(cfg: dict[str, Any], rep: int) -> dict[str, Any]:
 
 def merge_metric(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """One metric from its repetitions: the values of all, summarized again; notes from the first
-    (``capped`` is true when any repetition was capped)."""
+    (``capped`` is true when any repetition was capped; a note that is a list, one entry per round
+    of a repetition, is every repetition's, in order)."""
     values = [v for part in parts for v in part.get("values", [])]
     notes = {k: v for k, v in parts[0].items() if k not in _SUMMARY}
     if any(part.get("capped") for part in parts):
         notes["capped"] = True
+    for key, value in notes.items():
+        if isinstance(value, list):
+            notes[key] = [v for part in parts for v in part.get(key, [])]
     return {**summarize(values), **notes}
 
 

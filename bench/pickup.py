@@ -152,8 +152,13 @@ async def latency_load(d: Driver) -> None:
         await asyncio.sleep(1.5)  # the load process starts and the worker reaches its steady state
         if load.poll() is not None:
             raise RuntimeError(f"the load process exited with code {load.returncode} (log in {d.log_dir})")
+        # runs left waiting as each round ends: ~0 while the worker keeps up with the load (a system
+        # whose adapter can count its ready runs)
+        backlog: list[int] = []
         for _ in range(d.cfg["reps"]):
             rounds.add(await probe_round(d, a, by_api))
+            if hasattr(a, "queued_count"):
+                backlog.append(int(await a.queued_count()))
     finally:
         if load is not None:
             stop(load, timeout=10)
@@ -162,4 +167,4 @@ async def latency_load(d: Driver) -> None:
         await a.teardown()
     achieved = json.loads(out.read_text()) if out.exists() else {}
     log(f"{d.system}: background load {achieved.get('rate', float('nan')):.0f} runs/s (target {rate:.0f})")
-    rounds.record(load_target=rate, load_rate=achieved.get("rate"))
+    rounds.record(load_target=rate, load_rate=achieved.get("rate"), load_backlog=backlog)

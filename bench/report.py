@@ -216,6 +216,9 @@ def baton_sections(b: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
     if load.get("load_target"):
         out += ["", f"Background load: {load.get('load_rate') or float('nan'):,.0f} runs/s submitted "
                 f"(target {load['load_target']:,.0f}, half the measured drain rate)."]
+        if load.get("load_backlog"):
+            out[-1] += (" Runs waiting in the ready set as each round of probes ended: "
+                        f"{', '.join(f'{n:,}' for n in load['load_backlog'])} (near 0 while the worker keeps up).")
     out.append("")
     out += ["### Drain scaling", "", f"{cfg['n_drain']:,} queued no-op runs, runs/s:", "",
             "| worker processes × concurrency | runs/s | Redis CPU s/10k | worker CPU µs/run | worker busy (cores) |",

@@ -39,6 +39,18 @@ def test_repetitions_merge_their_values_notes_raw_lists_and_time() -> None:
     assert merged["seconds"] == 60.0 and merged["other_load_cores"] == round(0.3 * 20 / 60, 2)
 
 
+def test_a_note_listed_per_round_is_every_repetitions() -> None:
+    # Given three repetitions of the loaded pickup, each noting its load and the backlog its round left
+    def loaded(p99: float, rate: float, backlog: list[int]) -> dict[str, Any]:
+        return rep(1.0, 1.0, 10, 0.0, metrics={"latency_load_p99_ms": {
+            **summarize([p99]), "load_target": 5000.0, "load_rate": rate, "load_backlog": backlog}})
+    merged = merge_reps([loaded(3.0, 4990.0, [4]), loaded(300.0, 5001.0, [2310]), loaded(4.0, 4995.0, [0])])
+    # Then the per-round list holds every repetition's entries in order; a single note is the first's
+    load = merged["metrics"]["latency_load_p99_ms"]
+    assert load["load_backlog"] == [4, 2310, 0]
+    assert (load["load_rate"], load["load_target"], load["median"]) == (4990.0, 5000.0, 4.0)
+
+
 def test_a_failed_repetition_fails_the_system_and_names_it() -> None:
     merged = merge_reps([rep(10.0, 2.0, 10, 0.0), {"system": "baton", "failed": "driver exited 1"}])
     assert merged["failed"] == "repetition 2: driver exited 1"
