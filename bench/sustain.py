@@ -1,8 +1,8 @@
-"""Pickup under a steady load, rate by rate: ``python -m bench.sustain [--rates 3000,5000] [--seconds 5] [--ticks 10]``.
+"""Pickup under a steady load, rate by rate: ``python -m bench.sustain [--rates 3000,5000] [--seconds 5] [--ticks 10] [--concurrency 100]``.
 
 bench/run's ``latency_load`` measures one load (half the drain rate that run measured). This shows
 how pickup and cost change with the load: for each rate it starts a redis-server of its own, one
-``baton worker`` (concurrency 100) and bench/load_gen.py (the same producer: ``trigger_batch`` every
+``baton worker`` (concurrency 100, or ``--concurrency``) and bench/load_gen.py (the same producer: ``trigger_batch`` every
 10 ms, or every ``--ticks`` ms: each tick given is a row of its own, so bursts of different sizes
 can be compared at one rate), then submits probe runs 5 ms apart with ``app.trigger`` and reports, per rate:
 
@@ -41,19 +41,20 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / TICKS_PER_S
 
 
-async def one_rate(server: RedisServer, work: Path, rate: int, seconds: float, tick_ms: float) -> dict[str, Any]:
+async def one_rate(server: RedisServer, work: Path, rate: int, seconds: float, tick_ms: float,
+                   concurrency: int = 100) -> dict[str, Any]:
     """Load at ``rate`` runs/s submitted every ``tick_ms``, probes for ``seconds``: the figures of one rate."""
     ns = f"sustain{rate}t{tick_ms:g}".replace(".", "_")
     a = BatonAdapter(server.url, ns, work)
     await a.setup()
-    worker = a.start_worker(100, 1, tag=f"sustain{rate}-")[0]
+    worker = a.start_worker(concurrency, 1, tag=f"sustain{rate}-")[0]
     load = None
     try:
         await a.wait_nodes(1)
         load = spawn([sys.executable, "-m", "bench.load_gen", "--system", "baton", "--redis-url", server.url,
                       "--ns", ns, "--rate", str(rate), "--out", str(work / f"{ns}.json"), "--log-dir", str(work),
                       "--tick-ms", str(tick_ms)],
-                     worker_env(server.url, ns, 100), work / f"{ns}-load.log")
+                     worker_env(server.url, ns, concurrency), work / f"{ns}-load.log")
         await asyncio.sleep(1.0)  # the producer starts and the node reaches its steady state
         assert server.proc is not None
         pids = {"redis": server.proc.pid, "worker": worker.pid, "producer": load.pid}
@@ -115,7 +116,7 @@ def report(rows: list[dict[str, Any]]) -> str:
     return "\n".join(out)
 
 
-async def run(rates: list[int], seconds: float, ticks: list[float]) -> None:
+async def run(rates: list[int], seconds: float, ticks: list[float], concurrency: int = 100) -> None:
     with tempfile.TemporaryDirectory(prefix="baton-sustain-") as tmp:
         work = Path(tmp)
         server = RedisServer(work)
@@ -124,7 +125,7 @@ async def run(rates: list[int], seconds: float, ticks: list[float]) -> None:
             rows = []
             for rate in rates:
                 for tick_ms in ticks:
-                    rows.append(await one_rate(server, work, rate, seconds, tick_ms))
+                    rows.append(await one_rate(server, work, rate, seconds, tick_ms, concurrency))
                     print(f"[{time.strftime('%H:%M:%S')}] {rate:,} runs/s offered every {tick_ms:g} ms: done",
                           flush=True)
         finally:
@@ -137,9 +138,10 @@ def main() -> None:
     ap.add_argument("--rates", default="3000,5000,7000", help="comma-separated load rates, runs/s")
     ap.add_argument("--seconds", type=float, default=5.0, help="probing time per rate")
     ap.add_argument("--ticks", default="10", help="comma-separated times between the load's submissions, ms")
+    ap.add_argument("--concurrency", type=int, default=100, help="the worker's slots (BATON_CONCURRENCY)")
     args = ap.parse_args()
     asyncio.run(run([int(r) for r in args.rates.split(",")], args.seconds,
-                    [float(t) for t in args.ticks.split(",")]))
+                    [float(t) for t in args.ticks.split(",")], args.concurrency))
 
 
 if __name__ == "__main__":
