@@ -1,10 +1,12 @@
-"""Pickup under a steady load, rate by rate: ``python -m bench.sustain [--rates 3000,5000] [--seconds 5] [--ticks 10] [--concurrency 100]``.
+"""Pickup under a steady load, rate by rate: ``python -m bench.sustain [--rates 3000,5000] [--seconds 5]
+[--ticks 10] [--concurrency 100]``.
 
 bench/run's ``latency_load`` measures one load (half the drain rate that run measured). This shows
 how pickup and cost change with the load: for each rate it starts a redis-server of its own, one
-``baton worker`` (concurrency 100, or ``--concurrency``) and bench/load_gen.py (the same producer: ``trigger_batch`` every
-10 ms, or every ``--ticks`` ms: each tick given is a row of its own, so bursts of different sizes
-can be compared at one rate), then submits probe runs 5 ms apart with ``app.trigger`` and reports, per rate:
+``baton worker`` (concurrency 100, or ``--concurrency``) and bench/load_gen.py (the same producer:
+``trigger_batch`` every 10 ms, or every ``--ticks`` ms: each tick given is a row of its own, so bursts
+of different sizes can be compared at one rate), then submits probe runs 5 ms apart with
+``app.trigger`` and reports, per rate:
 
 - the runs completed per second (whether the node keeps up) and the most runs seen waiting in the
   ready set;
@@ -134,7 +136,7 @@ async def run(rates: list[int], seconds: float, ticks: list[float], concurrency:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     ap.add_argument("--rates", default="3000,5000,7000", help="comma-separated load rates, runs/s")
     ap.add_argument("--seconds", type=float, default=5.0, help="probing time per rate")
     ap.add_argument("--ticks", default="10", help="comma-separated times between the load's submissions, ms")
