@@ -222,9 +222,9 @@ for a = 4, #ARGV do
     if F[S.ttl_ms] ~= '' then
       local expires = now + tonumber(F[S.ttl_ms])
       put('expires_at', expires)
-      -- a run left queued ends expired when due (promoted as a delayed run is); a run handed to a
-      -- waiting node starts now, and is kept in the set only in case its hand-off is never taken
-      if d then call('ZADD', K.ttl(pfx), expires, id) else add_due(K.ttl(pfx), expires, id) end
+      -- a run still queued then ends expired when due, as a delayed run is promoted (one handed to
+      -- a waiting node has started: its entry matters only if the hand-off is never taken)
+      add_due(K.ttl(pfx), expires, id)
     end
     if deps then put('depends_on', cjson.encode(deps.on)) end  -- [[parent, policy, name], ...]
     if not d and (adm[1] > 0 or adm[2] > 0) then put('adm', adm_enter(pfx, id, job, queue, adm)) end

@@ -219,6 +219,25 @@ def test_every_status_code_is_named_by_some_header() -> None:
     assert HEADERS["step_record"].codes == [-1, -6]
 
 
+#: the sets of runs that become due at their score (the leasers promote them): delayed runs, durable
+#: waits' deadlines, queued runs' TTLs (a waiting run with no deadline has the score 1e15)
+DUE_SETS = ("delayed", "waiting", "ttl")
+
+
+def test_a_run_enters_a_due_set_only_through_add_due() -> None:
+    # Given every Lua file (scripts and includes)
+    adds = re.compile(r"""['"]ZADD['"]\s*,\s*K\.(\w+)\(""")
+    raw = []
+    for path in sorted(LUA_DIR.rglob("*.lua")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            for family in adds.findall(line):
+                if family in DUE_SETS and "1e15" not in line:
+                    raw.append(f"{path.relative_to(LUA_DIR)}:{number}: {line.strip()}")
+    # Then none adds a run to a due set with a real due time by a plain ZADD: add_due notes it, so
+    # the script announces it (a plain ZADD left a queued run's TTL to the next regular tick)
+    assert raw == []
+
+
 @pytest.mark.parametrize("name", SCRIPT_NAMES)
 async def test_a_script_that_can_make_a_run_due_announces_it_on_the_wake_channel(
         name: str, recorded: dict[str, tuple[Call, int]], lua: Lua) -> None:
