@@ -11,10 +11,22 @@
 --@include keys
 --@include common
 local pfx = ARGV[1]
+local limit = tonumber(ARGV[2])
 local now = now_ms()
-local ids = call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
+local wk, tk = K.waiting(pfx), K.ttl(pfx)
+-- Each set's first entry (id, score) as it is now. A call that finds nothing due (a node's tick,
+-- most of the time) reads each set once: every redis.call costs Redis several thousand
+-- instructions, a range read of nothing included
+local function head(k) return call('ZRANGE', k, 0, 0, 'WITHSCORES') end
+local function due_ids(k, first)
+  if #first == 0 or tonumber(first[2]) > now then return {} end
+  return call('ZRANGEBYSCORE', k, '-inf', now, 'LIMIT', 0, limit)
+end
+local heads = {head(KEYS[1]), head(wk), head(tk)}
+local changed = false
 local moved = 0
-for _, id in ipairs(ids) do
+for _, id in ipairs(due_ids(KEYS[1], heads[1])) do
+  changed = true
   call('ZREM', KEYS[1], id)
   local rk = K.run(pfx, id)
   local r = call('HMGET', rk, 'queue', 'priority', 'status')
@@ -24,8 +36,8 @@ for _, id in ipairs(ids) do
     moved = moved + 1
   end
 end
-local wk = K.waiting(pfx)
-for _, id in ipairs(call('ZRANGEBYSCORE', wk, '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))) do
+for _, id in ipairs(due_ids(wk, heads[2])) do
+  changed = true
   local rk = K.run(pfx, id)
   local r = call('HMGET', rk, 'wait_kind', 'wait_step', 'wait_index', 'wait_started_at')
   if r[1] == 'event' or r[1] == 'signal' or r[1] == 'token' then
@@ -37,8 +49,8 @@ for _, id in ipairs(call('ZRANGEBYSCORE', wk, '-inf', now, 'LIMIT', 0, tonumber(
     call('ZREM', wk, id)
   end
 end
-local tk = K.ttl(pfx)
-for _, id in ipairs(call('ZRANGEBYSCORE', tk, '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))) do
+for _, id in ipairs(due_ids(tk, heads[3])) do
+  changed = true
   call('ZREM', tk, id)
   local rk = K.run(pfx, id)
   local r = call('HMGET', rk, 'status', 'queue', 'concurrency_key')
@@ -49,11 +61,13 @@ for _, id in ipairs(call('ZRANGEBYSCORE', tk, '-inf', now, 'LIMIT', 0, tonumber(
   end
 end
 if moved > 0 then call('PUBLISH', ARGV[3], pfx) end
+-- when the next run is due: from the heads read above, unless this call changed the sets (what it
+-- did may have scheduled more: a resumed run, a dependent of an expired one)
+if changed then heads = {head(KEYS[1]), head(wk), head(tk)} end
 local wait = -1
-for _, k in ipairs({KEYS[1], wk, tk}) do
-  local nxt = call('ZRANGE', k, 0, 0, 'WITHSCORES')
-  if #nxt > 0 then
-    local w = math.max(tonumber(nxt[2]) - now, 0)
+for _, first in ipairs(heads) do
+  if #first > 0 then
+    local w = math.max(tonumber(first[2]) - now, 0)
     if wait < 0 or w < wait then wait = w end
   end
 end
