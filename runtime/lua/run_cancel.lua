@@ -8,7 +8,7 @@
   ARGV[2] run id
   ARGV[3] cancel channel
   ARGV[4] finished-run TTL ms   ARGV[5] index cap
-  ARGV[6] wake channel (a dependent of a canceled run may become due: includes/common.lua, note_due)
+  ARGV[6] wake channel (a dependent of a canceled run may become due: includes/common.lua, add_due)
   Returns: 1 canceled | 2 cancellation requested (executing) |
     -2 no such run | -3 run already finished ]]
 --@include keys

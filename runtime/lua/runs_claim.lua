@@ -43,7 +43,7 @@
            while another is in flight: which of them Redis runs last is not
            known, so none may decide the registration
   ARGV[18] wake channel (a dependent of a run that expires here may become due:
-           includes/common.lua, note_due)
+           includes/common.lua, add_due)
   Runs handed to the node but not yet received count against ARGV[4].
   The registration notes how many runs had been handed to the node when it was
   made: later hand-offs count down its room instead of using it up (see

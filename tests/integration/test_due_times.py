@@ -3,7 +3,7 @@
 A delayed trigger, a retry's backoff, a durable sleep, a wait's timeout and a queued run's TTL are
 announced on the wake channel by the script that schedules them, when the run
 becomes the first due of its partition (runtime/lua/includes/common.lua,
-note_due), and every node's leaser promotes it then. Before, such a run waited
+add_due), and every node's leaser promotes it then. Before, such a run waited
 for the next tick: up to a reap interval (1 s by default) late.
 """
 

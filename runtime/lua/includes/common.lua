@@ -23,25 +23,33 @@ local function int_text(n)
   return t
 end
 
--- Nodes promote due runs (delayed ones, durable waits past their deadline) on their leaser's
--- ticks, every reap interval, and in between when their last promote answered with an earlier due
--- time. A run that becomes the first due of its set after that answer would wait for the next
--- regular tick, up to a second late. note_due keeps the earliest such time of the call, and announce_due
--- (at the script's end) tells the nodes on the wake channel: "due <ms until then> <partition prefix>",
--- so each node promotes that partition alone (a script's keys are all in one partition).
--- A script that notes and does not announce leaves the run to the next regular tick.
+-- Nodes promote due runs (delayed ones, durable waits past their deadline, queued runs past their
+-- TTL) on their leaser's ticks, every reap interval, and in between when their last promote
+-- answered with an earlier due time. A run that becomes the first due of its set after that answer
+-- would wait for the next regular tick, up to a second late. add_due keeps, per set, the earliest
+-- due time the call added, and announce_due (at the script's end) tells the nodes on the wake
+-- channel when one of them is now the first of its set: "due <ms until then> <partition prefix>",
+-- so each node promotes that partition alone (a script's keys are all in one partition). The set's
+-- head is read once per set at the end, not once per run: a bulk create of runs with a TTL read it
+-- for each run (~9k instructions a read). A script that adds and does not announce leaves the run
+-- to the next regular tick.
 local DUE = {}  --@per-call
-local function note_due(key, id, due)
-  due = tonumber(due)
-  if (DUE.at == nil or due < DUE.at) and call('ZRANGE', key, 0, 0)[1] == id then DUE.at = due end
-end
--- Add a run to a set of due runs (delayed, waiting), noting when it is due.
+-- Add a run to a set of due runs (delayed, waiting, ttl), noting when it is due.
 local function add_due(key, due, id)
   call('ZADD', key, due, id)
-  note_due(key, id, due)
+  due = tonumber(due)
+  local at = DUE[key]
+  if at == nil or due < at then DUE[key] = due end
 end
 local function announce_due(channel, now, pfx)
-  if DUE.at then call('PUBLISH', channel, 'due ' .. int_text(math.max(DUE.at - now, 0)) .. ' ' .. pfx) end
+  local at = nil
+  for key, due in pairs(DUE) do
+    -- (the head is never later than a run this call added, unless the call took that run out again:
+    -- then this announces a promote too early, which finds nothing and answers the real time)
+    local head = call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if head[2] and tonumber(head[2]) >= due and (at == nil or due < at) then at = due end
+  end
+  if at then call('PUBLISH', channel, 'due ' .. int_text(math.max(at - now, 0)) .. ' ' .. pfx) end
 end
 
 -- A lease's fencing token: the node and the attempt it runs.
