@@ -214,6 +214,28 @@ async def test_wake_channel_is_published_only_when_a_run_became_ready(lua: Lua) 
         assert await wake.messages() == []
 
 
+async def test_a_call_announces_the_earliest_run_it_adds_only_when_it_comes_first(lua: Lua) -> None:
+    def due(ms: int) -> str:
+        return f"due {ms} {lua.part.prefix}"
+
+    async with Listener(lua.redis, lua.keys.wake_channel) as wake:
+        # Given a run due in 100 s, announced
+        await lua.create(lua.spec(delay_s=100))
+        assert await wake.messages() == [due(100_000)]
+        # When one call adds runs due in 120, 60 and 90 s
+        await lua.create(lua.spec(delay_s=120), lua.spec(delay_s=60), lua.spec(delay_s=90))
+        # Then the one that now comes first is announced, once
+        assert await wake.messages() == [due(60_000)]
+        # When one call adds only runs due after the first
+        await lua.create(lua.spec(delay_s=150), lua.spec(delay_s=200))
+        # Then nothing is announced (the nodes know of an earlier one)
+        assert await wake.messages() == []
+        # When queued runs with a TTL are added (the TTL set is a due set of its own)
+        await lua.create(lua.spec(ttl_s=30), lua.spec(ttl_s=10))
+        # Then the earliest expiry is announced
+        assert await wake.messages() == [lua.part.prefix, due(10_000)]
+
+
 async def test_idempotency_keys_of_different_jobs_never_collide(lua: Lua) -> None:
     # Given job "a:b" with idempotency key "c"
     [(first_id, _)] = await lua.create(lua.spec("a:b", idempotency_key="c"))
