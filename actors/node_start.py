@@ -1,5 +1,6 @@
 """What a node does once at start, before its actors run, that may meet a Cluster master that is down:
-readying the partitions for its claims, and removing the Lua libraries of other versions."""
+readying the partitions for its claims, removing the Lua libraries of other versions and loading
+this version's where they are missing."""
 
 from __future__ import annotations
 
@@ -47,12 +48,14 @@ async def ready_partitions(app: Baton, readied: set[int], log: logging.Logger) -
 
 
 async def remove_other_versions(app: Baton, log: logging.Logger) -> None:
-    """Housekeeping at start (the Lua libraries of other versions): left for the next start when a
-    Cluster master does not answer now."""
+    """Housekeeping at start: the Lua libraries of other versions removed, then this version's loaded
+    where they are missing. Left to the next start (and to each call, which loads what it misses) when
+    a Cluster master does not answer now."""
     try:
         await app.scripts.lua.remove_other_versions()
+        await app.scripts.lua.load_missing()
     except (RedisError, RedisClusterException) as exc:
         if not is_outage(exc):
             raise
-        log.info("the Lua libraries of other versions were not removed (%s): the next start does it",
-                 described(exc)[:300])
+        log.info("the Lua libraries were not all updated (%s): the next start does it, and each call "
+                 "loads its own library when it is missing", described(exc)[:300])

@@ -13,8 +13,10 @@ reloaded on NOSCRIPT.
 Libraries are named by their code's hash, so nodes of two versions never call
 each other's; a node starting removes the Baton libraries of other versions
 (``remove_other_versions``), so a server's functions do not grow with every
-deploy. A node of another version still running (a rolling upgrade) finds its
-library gone and loads it again on its next call.
+deploy, then loads this version's where they are missing (``load_missing``), so
+its first calls do not each miss and load on the pickup path. A node of another
+version still running (a rolling upgrade) finds its library gone and loads it
+again on its next call.
 """
 
 from __future__ import annotations
@@ -179,6 +181,32 @@ class LuaCalls:
             logger.info("removed the Baton libraries of other versions: %s", ", ".join(removed))
         return removed
 
+    async def load_missing(self) -> list[str]:
+        """Load the libraries of this version that the server lacks (every primary's, on Redis Cluster),
+        so that a node's first calls after a deploy do not each miss, load and call again: on the
+        pickup path that is a round trip and the load (runs_create's takes Redis ~4 ms). The names
+        loaded; nothing when functions are off, and what was loaded so far when the server or ACL
+        refuses (each call then loads what it misses, as it always does)."""
+        if not self.functions:
+            return []
+        servers: list[dict[str, Any]] = [{}]
+        if self.settings.redis_cluster:
+            await self.redis.initialize()  # (a fresh client knows no node yet)
+            servers = [{"target_nodes": node} for node in self.redis.get_primaries()]
+        loaded = []
+        try:
+            for target in servers:
+                listed = await self.redis.execute_command("FUNCTION LIST", "LIBRARYNAME", f"{LIBRARY_PREFIX}*",
+                                                          **target)
+                have = {_library_name(entry) for entry in _entries(listed)}
+                for lib in self.libraries.values():
+                    if lib.name not in have:
+                        await self.redis.execute_command("FUNCTION LOAD", "REPLACE", lib.source, **target)
+                        loaded.append(lib.name)
+        except ResponseError as exc:
+            logger.info("Baton's libraries not loaded ahead of their first calls (%s): each call loads its own", exc)
+        return loaded
+
     async def baton_libraries(self) -> set[str]:
         """The names of the Baton libraries on the server (every primary's, on a cluster)."""
         listed = await self.redis.function_list(library=f"{LIBRARY_PREFIX}*")
@@ -188,6 +216,14 @@ class LuaCalls:
         # LIBRARYNAME is a glob to the server; checking the prefix here as well keeps a server
         # that ignores the option from handing us other applications' libraries to delete
         return {name for name in names if name.startswith(LIBRARY_PREFIX)}
+
+
+def _entries(listed: Any) -> list[Any]:
+    """The library entries of one server's FUNCTION LIST reply (a cluster client sent to one node may
+    still key it by that node's name)."""
+    if isinstance(listed, dict) and b"library_name" not in listed and "library_name" not in listed:
+        return [entry for libraries in listed.values() for entry in libraries]
+    return list(listed)
 
 
 def _library_name(entry: Any) -> str:

@@ -208,3 +208,30 @@ async def test_a_url_listing_several_entry_points_survives_a_dead_one(
         for i, run_id in enumerate(run_ids):
             run = await app.wait_for(run_id, 20)
             assert (run.status, run.output) == ("completed", i * 2)
+
+
+async def test_a_node_start_loads_the_missing_libraries_on_every_master(
+        redis_cluster: RedisClusterProcesses, settings: Settings) -> None:
+    # Given a cluster whose masters have none of Baton's libraries (flushed: as after a restart
+    # without persistence; the calls of the tests after this one load them again as they miss)
+    app = Baton(settings.with_changes(redis_url=redis_cluster.url, redis_cluster=True, partitions=4))
+    raw = RedisCluster.from_url(redis_cluster.url)
+    try:
+        await raw.initialize()
+        primaries = raw.get_primaries()
+        for node in primaries:
+            await raw.execute_command("FUNCTION FLUSH", target_nodes=node)
+        # When a node loads what is missing, as it does at start
+        loaded = await app.scripts.lua.load_missing()
+        # Then every master holds every library of this version, each loaded there once
+        ours = {lib.name for lib in app.scripts.lua.libraries.values()}
+        assert sorted(loaded) == sorted(list(ours) * len(primaries))
+        for node in primaries:
+            listed = await raw.execute_command("FUNCTION LIST", "LIBRARYNAME", "baton_*", target_nodes=node)
+            names = {(e[b"library_name"] if isinstance(e, dict) else e[1]).decode() for e in listed}
+            assert names == ours, node.name
+        # And a second node starting loads nothing
+        assert await app.scripts.lua.load_missing() == []
+    finally:
+        await raw.aclose()
+        await app.close()

@@ -183,3 +183,47 @@ def test_library_names_follow_the_code() -> None:
     assert library("runs_claim") == library("runs_claim")
     assert len({library(n).name for n in SCRIPT_NAMES}) == len(SCRIPT_NAMES)
     assert re.fullmatch(r"baton_runs_claim_[0-9a-f]{12}", library("runs_claim").name)
+
+
+async def test_a_node_start_loads_the_libraries_its_server_lacks(own: Any, own_server: RedisProcess,
+                                                                  settings: Settings) -> None:
+    # Given a server that has one of this version's libraries and not the others
+    await own.config_resetstat()
+    created = library("runs_create").name
+    await own.function_load(library("runs_create").source)
+    # When a node starts on it (its supervisor's start-up steps)
+    from actors.node_start import remove_other_versions
+    from runtime import Baton
+    app = Baton(settings.with_changes(redis_url=own_server.url))
+    try:
+        await remove_other_versions(app, logging.getLogger("tests.functions"))
+        # Then every library is there, each loaded once, the one it had left as it was
+        assert set(await library_names(own)) == {library(name).name for name in SCRIPT_NAMES}
+        assert await calls(own, "function|load") == len(SCRIPT_NAMES)  # (one by the test itself)
+        # And a second start loads nothing
+        assert await app.scripts.lua.load_missing() == []
+        # And the first calls of a run's life find their functions: no miss, so no load on the way
+        await own.config_resetstat()
+        lua = make_lua(own, settings)
+        claimed = await lua.claim_one(await lua.create_one())
+        assert await lua.finish(claimed, "completed") == "completed"
+        assert await calls(own, "function|load") == 0
+        assert created in set(await library_names(own))
+    finally:
+        await app.close()
+
+
+async def test_no_library_is_loaded_ahead_when_functions_are_off_or_refused(
+        own: Any, own_server: RedisProcess, settings: Settings) -> None:
+    # Given functions turned off, Then nothing is loaded ahead
+    assert await make_lua(own, settings, redis_functions=False).scripts.lua.load_missing() == []
+    assert await library_names(own) == []
+    # Given a user that may not list or load functions, Then nothing is loaded and nothing raises
+    await own.execute_command("ACL", "SETUSER", "nofn2", "on", ">pw", "~*", "&*", "+@all", "-function")
+    user = aioredis.from_url(own_server.url.replace("redis://", "redis://nofn2:pw@"))
+    try:
+        assert await make_lua(user, settings).scripts.lua.load_missing() == []
+        assert await library_names(own) == []
+    finally:
+        await user.aclose()
+        await own.execute_command("ACL", "DELUSER", "nofn2")
