@@ -29,7 +29,7 @@ from redis.exceptions import NoPermissionError, NoScriptError, ResponseError
 
 from .direct_calls import DirectCalls
 from .errors import NotReplicated
-from .lua_source import LIBRARY_PREFIX, library, load_source
+from .lua_source import LIBRARY_PREFIX, Library, library, load_source
 from .settings import Settings
 
 __all__ = [
@@ -97,11 +97,27 @@ class LuaCalls:
     def __init__(self, redis: Any, settings: Settings) -> None:
         self.redis = redis
         self.settings = settings
-        self.libraries = {name: library(name) for name in SCRIPT_NAMES}
+        #: each operation's library as built so far: built on first use, since building all 31 takes
+        #: ~130 ms and a producer's first trigger, which needs one, would wait for every one
+        self._libraries: dict[str, Library] = {}
         #: False once the server refused functions (or they are turned off): scripts from then on
         self.functions = settings.redis_functions
         self._scripts: dict[str, Any] = {}
         self._direct = DirectCalls(redis)
+
+    @property
+    def libraries(self) -> dict[str, Library]:
+        """Every operation's library (building the ones not used yet)."""
+        for name in SCRIPT_NAMES:
+            self.library(name)
+        return self._libraries
+
+    def library(self, name: str) -> Library:
+        """Operation ``name``'s library, built on first use."""
+        lib = self._libraries.get(name)
+        if lib is None:
+            lib = self._libraries[name] = library(name)
+        return lib
 
     async def call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run operation ``name`` with these keys and arguments; its reply."""
@@ -117,7 +133,7 @@ class LuaCalls:
         return await self._evalsha(name, keys, args)
 
     async def _fcall(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        lib = self.libraries[name]
+        lib = self.library(name)
         for attempt in range(3):
             try:
                 return await self._send(name, ("FCALL", lib.name), keys, args)

@@ -227,3 +227,14 @@ async def test_no_library_is_loaded_ahead_when_functions_are_off_or_refused(
     finally:
         await user.aclose()
         await own.execute_command("ACL", "DELUSER", "nofn2")
+
+
+async def test_a_client_builds_only_the_libraries_it_calls(own: Any, settings: Settings) -> None:
+    # Given a new client (a producer's app): building all 31 libraries takes ~130 ms, which its
+    # first trigger would wait for
+    lua = make_lua(own, settings)
+    # When it creates a run, Then it has built runs_create's library alone
+    await lua.create_one()
+    assert set(lua.scripts.lua._libraries) == {"runs_create"}
+    # And every one is built when all are asked for (a node's start-up: load_missing)
+    assert set(lua.scripts.lua.libraries) == set(SCRIPT_NAMES)
