@@ -14,7 +14,7 @@ from runtime.redis_faults import described, is_outage
 
 from .fetcher import ready_partition
 
-__all__ = ["ready_partitions", "remove_other_versions"]
+__all__ = ["ready_partitions", "update_libraries"]
 
 
 async def ready_partitions(app: Baton, readied: set[int], log: logging.Logger) -> None:
@@ -47,7 +47,7 @@ async def ready_partitions(app: Baton, readied: set[int], log: logging.Logger) -
                 described(lost)[:300])
 
 
-async def remove_other_versions(app: Baton, log: logging.Logger) -> None:
+async def update_libraries(app: Baton, log: logging.Logger) -> None:
     """Housekeeping at start: the Lua libraries of other versions removed, then this version's loaded
     where they are missing. Left to the next start (and to each call, which loads what it misses) when
     a Cluster master does not answer now."""

@@ -45,7 +45,7 @@ from .fetcher import Fetcher, served_queues
 from .intake import Intake, ensure_group, submit_streams
 from .leaser import Leaser
 from .listener import Listener
-from .node_start import ready_partitions, remove_other_versions
+from .node_start import ready_partitions, update_libraries
 from .notifier import Notifier
 from .observer import Observer
 from .receiver import Receiver
@@ -245,7 +245,7 @@ class Supervisor(Actor[None]):
         # group), and the node serves the others meanwhile
         await self.app.publish_jobs()
         await ready_partitions(self.app, self.fetcher.readied, self.log)
-        await remove_other_versions(self.app, self.log)
+        await update_libraries(self.app, self.log)
         for intake in self.intakes:
             if intake.stream.partition is None:
                 await ensure_group(self.app, intake.stream.key)

@@ -192,11 +192,11 @@ async def test_a_node_start_loads_the_libraries_its_server_lacks(own: Any, own_s
     created = library("runs_create").name
     await own.function_load(library("runs_create").source)
     # When a node starts on it (its supervisor's start-up steps)
-    from actors.node_start import remove_other_versions
+    from actors.node_start import update_libraries
     from runtime import Baton
     app = Baton(settings.with_changes(redis_url=own_server.url))
     try:
-        await remove_other_versions(app, logging.getLogger("tests.functions"))
+        await update_libraries(app, logging.getLogger("tests.functions"))
         # Then every library is there, each loaded once, the one it had left as it was
         assert set(await library_names(own)) == {library(name).name for name in SCRIPT_NAMES}
         assert await calls(own, "function|load") == len(SCRIPT_NAMES)  # (one by the test itself)
