@@ -226,17 +226,15 @@ class LuaCalls:
     async def baton_libraries(self) -> set[str]:
         """The names of the Baton libraries on the server (every primary's, on a cluster)."""
         listed = await self.redis.function_list(library=f"{LIBRARY_PREFIX}*")
-        # one server: a list of libraries; a cluster client: one list per primary
-        per_server = listed.values() if isinstance(listed, dict) and b"library_name" not in listed else [listed]
-        names = {_library_name(entry) for libraries in per_server for entry in libraries}
+        names = {_library_name(entry) for entry in _entries(listed)}
         # LIBRARYNAME is a glob to the server; checking the prefix here as well keeps a server
         # that ignores the option from handing us other applications' libraries to delete
         return {name for name in names if name.startswith(LIBRARY_PREFIX)}
 
 
 def _entries(listed: Any) -> list[Any]:
-    """The library entries of one server's FUNCTION LIST reply (a cluster client sent to one node may
-    still key it by that node's name)."""
+    """The library entries of a FUNCTION LIST reply: one server's list, or a cluster client's lists
+    keyed by node name (one per primary, or the one node it was sent to), joined."""
     if isinstance(listed, dict) and b"library_name" not in listed and "library_name" not in listed:
         return [entry for libraries in listed.values() for entry in libraries]
     return list(listed)
