@@ -120,7 +120,7 @@ class Leaser(Actor[LeaserMessage]):
                 # jitter so that N nodes do not reap in lockstep (a run due sooner has next_promote)
                 self.next_tick = now + self.settings.reap_interval_ms / 1000 * random.uniform(0.8, 1.2)
                 await self._duty("tick", self.tick)
-            if now >= self._next_promote:
+            if now >= self._earliest_promote:
                 await self._duty("promote", self.promote_due)
             if now >= self.next_reconcile:
                 interval = self.settings.reconcile_interval_ms / 1000
@@ -129,7 +129,7 @@ class Leaser(Actor[LeaserMessage]):
             if now >= self.next_trim:
                 self.next_trim = now + TRIM_INTERVAL_S * random.uniform(0.8, 1.2)
                 await self._duty("trim", self.trim)
-            timeout = min(self.next_renew, self.next_tick, self._next_promote, self.next_reconcile,
+            timeout = min(self.next_renew, self.next_tick, self._earliest_promote, self.next_reconcile,
                           self.next_trim) - time.monotonic()
             msg = await self.receive(max(timeout, 0.0)) if timeout > 0 else None
             while msg is not None:
@@ -241,7 +241,7 @@ class Leaser(Actor[LeaserMessage]):
             await self.executor.send(CancelRun(run_id, "canceled"))
 
     @property
-    def _next_promote(self) -> float:
+    def _earliest_promote(self) -> float:
         """When the next promote between ticks is due (inf: none)."""
         return min(self.next_promote.values(), default=float("inf"))
 
