@@ -15,9 +15,9 @@
 --@include keys
 --@include common
 local pfx, id, token, number = ARGV[1], ARGV[2], ARGV[3], ARGV[6]
-local r = call('HMGET', KEYS[1], 'lease_token', 'status', 'w_cp')
-if r[1] ~= token or r[2] ~= 'executing' then return -1 end
-local before = written_before(r[3], token, number)
+local r = read_if_leased(KEYS[1], token, 'w_cp')
+if not r then return -1 end
+local before = written_before(r[1], token, number)
 if before then return pair_reply(before) end
 local now = now_ms()
 local seq = call('HINCRBY', KEYS[1], 'checkpoint_seq', 1)

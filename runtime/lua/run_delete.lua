@@ -23,7 +23,7 @@ if r[2] and r[3] and r[3] ~= '' then
   if call('GET', ik) == id then call('DEL', ik) end
 end
 -- every satellite, marked or not: deleting a key that does not exist costs nothing
-local gone = {KEYS[1], K.events(pfx, id), K.input(pfx, id)}
+local gone = {KEYS[1], K.input(pfx, id)}
 for _, name in ipairs(SATELLITE_NAMES) do gone[#gone + 1] = SATELLITES[name](pfx, id) end
 call('DEL', unpack(gone))
 return 1

@@ -9,8 +9,7 @@
 --@include keys
 --@include common
 local pfx, id = ARGV[1], ARGV[2]
-local r = call('HMGET', KEYS[1], 'lease_token', 'status')
-if r[1] ~= ARGV[3] or r[2] ~= 'executing' then return -1 end
+if not read_if_leased(KEYS[1], ARGV[3]) then return -1 end
 local now = now_ms()
 call('SET', K.query_state(pfx, id), '{"updated_at":' .. now .. ',"state":' .. ARGV[4] .. '}')
 mark_satellite(pfx, id, 'state')

@@ -33,6 +33,12 @@ def priority_of(score: float | None) -> int:
     return 1000 - int(score // PRIORITY_STEP)
 
 
+def lease_of(run: dict[str, str]) -> str | None:
+    """The token of the lease a run record names (not stored: its lease_node and attempt give it,
+    includes/common.lua held_lease), or None when it names none."""
+    return f"{run['lease_node']}/{run['attempt']}" if "lease_node" in run else None
+
+
 def text(value: Any) -> str:
     """Decode a bytes reply."""
     return value.decode() if isinstance(value, bytes) else str(value)

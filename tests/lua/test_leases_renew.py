@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from runtime.records import Run
 from runtime.scripts import Outcome
-from tests.lua.support import Lua
+from tests.lua.support import Lua, lease_of
 
 
 async def test_matching_token_extends_the_lease(lua: Lua) -> None:
@@ -23,7 +23,7 @@ async def test_matching_token_extends_the_lease(lua: Lua) -> None:
     assert score is not None and score >= before + lua.settings.lease_ttl_ms > soon
     assert int(run["lease_expires_at"]) == score
     assert int(run["heartbeat_at"]) + lua.settings.lease_ttl_ms == score
-    assert run["status"] == "executing" and run["lease_token"] == c.token
+    assert run["status"] == "executing" and lease_of(run) == c.token
 
 
 async def test_wrong_token_is_reported_lost_and_nothing_changes(lua: Lua) -> None:
@@ -47,7 +47,7 @@ async def test_unknown_and_finished_runs_are_lost_and_not_re_leased(lua: Lua) ->
     c = await lua.claim_one(run_id)
     assert await lua.finish(c, "completed") == "completed"
     record = await lua.run(run_id)
-    assert record["lease_token"] == c.token  # the finished run keeps its last token
+    assert lease_of(record) == c.token  # the finished run keeps its last token
     # When its old token and an unknown run are renewed
     lost, cancel = await lua.scripts.renew(lua.part, [(run_id, c.token), ("nope", "node-a/1")])
     # Then both are lost, no lease reappears and the finished record is untouched
@@ -81,7 +81,7 @@ async def test_every_fenced_script_refuses_a_finished_runs_last_token(lua: Lua) 
     c = await lua.claim_one(run_id)
     assert await lua.finish(c, "completed", output_json="1") == "completed"
     record = await lua.run(run_id)
-    assert record["lease_token"] == c.token
+    assert lease_of(record) == c.token
     s, t = lua.scripts, c.token
     # When every fenced write is attempted with that token
     answers = {

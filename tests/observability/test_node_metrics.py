@@ -103,9 +103,9 @@ async def test_lease_time_left_renewals_lost_leases_and_reclaims(make_app: Calla
             left = sample(text, "baton_lease_remaining_min_seconds")
             assert left is not None and 0 < left <= 2.0
             assert (sample(text, "baton_lease_remaining_at_renewal_seconds_count") or 0) >= 2
-            # When another owner's token replaces this node's (what a reclaim by another node does)
+            # When another owner's lease replaces this node's (what a reclaim by another node does)
             p = app.keys.partition_of_run(run_id)
-            await app.redis.hset(p.run(run_id), "lease_token", "someone-else/9")
+            await app.redis.hset(p.run(run_id), "lease_node", "someone-else")
             # Then the next renewal finds the lease lost, and the handler's outcome is fenced off
             text = await _wait(port, "baton_leases_lost_total", 1, stage="renew")
             text = await _wait(port, "baton_leases_lost_total", 1, stage="finish")

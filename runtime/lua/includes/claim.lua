@@ -63,9 +63,10 @@ end
 -- The record fields of a lease besides its status (executing), as HSET arguments;
 -- cc names the lease sets that hold the run (lease_sets_of). Its start is not written
 -- again as heartbeat_at and updated_at: readers take attempt_started_at for both
--- (runtime/records.py), one record field fewer to write and read per run for each.
+-- (runtime/records.py), one record field fewer to write and read per run for each. Nor is
+-- its token: lease_node and attempt give it (held_lease).
 local function lease_fields(node, attempt, charged, expires, now, cc)
-  return {'attempt', int_text(attempt), 'charged', int_text(charged), 'lease_token', lease_token(node, attempt),
+  return {'attempt', int_text(attempt), 'charged', int_text(charged),
     'lease_node', node, 'lease_expires_at', int_text(expires), 'attempt_started_at', int_text(now), 'cc', cc}
 end
 

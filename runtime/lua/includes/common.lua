@@ -52,9 +52,27 @@ local function announce_due(channel, now, pfx)
   if at then call('PUBLISH', channel, 'due ' .. int_text(math.max(at - now, 0)) .. ' ' .. pfx) end
 end
 
--- A lease's fencing token: the node and the attempt it runs.
+-- A lease's fencing token: the node and the attempt it runs. It is not stored: a record's
+-- lease_node and attempt give it (held_lease), one field fewer for every claim to write and every
+-- finish to read.
 local function lease_token(node, attempt)
   return node .. '/' .. int_text(attempt)
+end
+
+-- Whether fields `r` of a run record (status, lease_node and attempt by name; nil or false when
+-- absent) show it executing under the lease `token`. A finished run keeps its last lease's
+-- fields: the status tells a lease that ended.
+local function held_lease(r, token)
+  local node = r.lease_node
+  return r.status == 'executing' and node and lease_token(node, r.attempt or 0) == token or false
+end
+
+-- The fields `...` of run record `rk` (one HMGET, false when absent), or nil when the run is
+-- not executing under the lease `token`: the fencing check of every write a handler makes.
+local function read_if_leased(rk, token, ...)
+  local r = call('HMGET', rk, 'status', 'lease_node', 'attempt', ...)
+  if not held_lease({status = r[1], lease_node = r[2], attempt = r[3]}, token) then return nil end
+  return {select(4, unpack(r))}
 end
 
 -- Redis server time in milliseconds: lease expiry is judged by one clock.
@@ -239,10 +257,18 @@ local function groups_pruned(pfx, emptied)
   end
 end
 
--- Append one event to the run's timeline (a capped stream; expires with the run).
+-- Append one event to the run's timeline (a capped stream; expires with the run). The first
+-- event of a run marks its record (sat_ev, a satellite below): most runs never get one (their
+-- status changes are derived from the record, see add_derived_event), and their finish then
+-- spends no PEXPIRE on a stream that is not there. The entry goes in with NOMKSTREAM, so only that
+-- first event costs a second call (and the mark).
 local EVENTS_MAX = 1000
 local function add_event(pfx, id, kind, data, now)
-  call('XADD', K.events(pfx, id), 'MAXLEN', '~', EVENTS_MAX, '*', 'type', kind, 'data', data, 'ts', now)
+  local key = K.events(pfx, id)
+  if not call('XADD', key, 'NOMKSTREAM', 'MAXLEN', '~', EVENTS_MAX, '*', 'type', kind, 'data', data, 'ts', now) then
+    call('HSETNX', K.run(pfx, id), 'sat_ev', '1')
+    call('XADD', key, 'MAXLEN', '~', EVENTS_MAX, '*', 'type', kind, 'data', data, 'ts', now)
+  end
 end
 
 -- A fenced write a handler's node sends again (the reply of the first lost with a dropped
@@ -283,13 +309,13 @@ local function add_derived_event(pfx, id, kind, data, now, watched)
   if watched then add_event(pfx, id, kind, data, now) end
 end
 
--- Keys that belong to one run besides its record; they expire with it. Most
--- runs have only a timeline, so the others are noted on the record when first
--- written (sat_<name>) and only those are expired.
-local SATELLITES = {steps = K.steps, cp = K.checkpoints, children = K.children, wait = K.waits_on,
+-- Keys that belong to one run besides its record and its input; they expire with it. Most runs
+-- have none of them, so each is noted on the record when first written (sat_<name>) and only
+-- those are expired.
+local SATELLITES = {ev = K.events, steps = K.steps, cp = K.checkpoints, children = K.children, wait = K.waits_on,
   rec = K.records, chunks = K.chunks, sig = K.signals, state = K.query_state, dents = K.dependents,
   deps = K.deps_pending, pout = K.parent_outputs}
-local SATELLITE_NAMES = {'steps', 'cp', 'children', 'wait', 'rec', 'chunks', 'sig', 'state', 'dents', 'deps', 'pout'}
+local SATELLITE_NAMES = {'ev', 'steps', 'cp', 'children', 'wait', 'rec', 'chunks', 'sig', 'state', 'dents', 'deps', 'pout'}
 local function mark_satellite(pfx, id, name)
   call('HSETNX', K.run(pfx, id), 'sat_' .. name, '1')
 end
@@ -299,7 +325,6 @@ for i = 1, #SATELLITE_NAMES do SATELLITE_MARKS[i] = 'sat_' .. SATELLITE_NAMES[i]
 -- Give every key of a run besides its record the TTL `ttl` (integer text). `rec`, when given, is
 -- the run's fields already read by name (with its sat_<name> marks); else the marks are read here.
 local function expire_satellites(pfx, id, rec, ttl)
-  call('PEXPIRE', K.events(pfx, id), ttl)
   call('PEXPIRE', K.input(pfx, id), ttl)
   local marks = (not rec) and call('HMGET', K.run(pfx, id), unpack(SATELLITE_MARKS))
   for i = 1, #SATELLITE_NAMES do
@@ -307,6 +332,9 @@ local function expire_satellites(pfx, id, rec, ttl)
       call('PEXPIRE', SATELLITES[SATELLITE_NAMES[i]](pfx, id), ttl)
     end
   end
+  -- a watched run's end went to its timeline in this very call (add_derived_event): when that was
+  -- its first event, the mark it wrote came after `rec` was read
+  if rec and rec.tl and not rec.sat_ev then call('PEXPIRE', K.events(pfx, id), ttl) end
 end
 
 -- All of a run's fields by name (nil when absent, RECORD_DEFAULT's values for the fields a

@@ -32,7 +32,7 @@ end
 
 -- The fields settle() reads, in one HMGET (runs_finish reads them for its fencing check too).
 local SETTLE_FIELDS = {'job', 'queue', 'concurrency_key', 'priority', 'charged', 'max_attempts', 'backoff',
-  'attempt', 'attempt_started_at', 'lease_node', 'cancel_requested', 'attempts', 'lease_token', 'status',
+  'attempt', 'attempt_started_at', 'lease_node', 'cancel_requested', 'attempts', 'status',
   'parent_id', 'cc', 'tl', 'notify', 'error', 'next_retry_at'}
 -- and the satellite marks (a loop, not unpack: a library's top level has no global functions)
 for i = 1, #SATELLITE_MARKS do SETTLE_FIELDS[#SETTLE_FIELDS + 1] = SATELLITE_MARKS[i] end
@@ -122,13 +122,13 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
     if w.kind == 'paused' then
       -- paused at a step boundary: uncharged, parked until run_resume
       call('HSET', rk, 'charged', math.max(charged - 1, 0))
-      call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at', 'cc')
+      call('HDEL', rk, 'lease_node', 'lease_expires_at', 'cc')
       park_paused(pfx, id, 'executing', '', now, 'step boundary')
       return 'paused'
     end
     call('HSET', rk, 'charged', math.max(charged - 1, 0), 'status', 'waiting', 'updated_at', now,
       'wait_kind', w.kind, 'wait_step', w.step, 'wait_index', w.index, 'wait_started_at', now)
-    call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at', 'cc')
+    call('HDEL', rk, 'lease_node', 'lease_expires_at', 'cc')
     add_event(pfx, id, 'status', '{"status":"waiting","kind":' .. cjson.encode(w.kind) .. '}', now)
     local deadline = tonumber(w.deadline) or 1e15
     if w.kind == 'event' then
@@ -164,7 +164,7 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
   elseif outcome == 'released' then
     -- graceful shutdown: hand the run back without charging the attempt
     call('HSET', rk, 'charged', math.max(charged - 1, 0))
-    call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at', 'cc')
+    call('HDEL', rk, 'lease_node', 'lease_expires_at', 'cc')
     make_ready(pfx, id, queue, priority, now)
     return 'queued'
   end
@@ -178,7 +178,7 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
   end
   local due = now + backoff_ms(r.backoff, charged, rnd)
   call('HSET', rk, 'status', 'delayed', 'next_retry_at', due, 'updated_at', now)
-  call('HDEL', rk, 'lease_token', 'lease_node', 'lease_expires_at', 'cc')
+  call('HDEL', rk, 'lease_node', 'lease_expires_at', 'cc')
   add_due(K.delayed(pfx), due, id)
   return 'delayed'
 end
