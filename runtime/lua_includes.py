@@ -31,10 +31,14 @@ def _positions(source: str, meaning: str, table: str, fields: tuple[str, ...]) -
 
 
 def run_spec_lua() -> str:
-    """The include naming each RunSpec field's position in the array runs_create gets per run."""
+    """The include naming each RunSpec field's position in the array runs_create gets per run,
+    and how many fields there are (the array leaves out trailing empty ones)."""
     return _positions("RunSpec (runtime/submission.py)",
                       "The position of each field in the JSON array runs_create receives for one run.",
-                      "S", RunSpec._fields)
+                      "S", RunSpec._fields) + (
+        "-- The array stops at its last non-empty field: the fields it leaves out read as empty\n"
+        "-- through this metatable (cheaper for Redis than decoding them, or filling them in).\n"
+        f"local S_EMPTY = {{__index = {{}}}}\nfor i = 1, {len(RunSpec._fields)} do S_EMPTY.__index[i] = '' end\n")
 
 
 def statuses_lua() -> str:

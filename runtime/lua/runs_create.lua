@@ -10,11 +10,13 @@
     due of the delayed or TTL set: includes/common.lua, announce_due)
   ARGV[3] the calling node's id when the caller can start runs itself (a node's
     intake), else ''
-  ARGV[4..] 1 argument per run: a JSON array of the run's fields (RunSpec in
+  ARGV[4..] 2 arguments per run: a JSON array of the run's fields (RunSpec in
     runtime/submission.py), read by name through includes/run_spec.lua, which is
-    generated from RunSpec: input, labels, tags, metadata, backoff and extra are
+    generated from RunSpec: labels, tags, metadata, backoff and extra are
     JSON ('' when absent), as are delay_ms, run_at_ms and ttl_ms; the debounce
-    spec is "mode,window_ms,max_ms"
+    spec is "mode,window_ms,max_ms". The array may stop before its last fields:
+    the missing ones are empty (''). Its input field is ignored: the run's input
+    (JSON) is the next argument (runtime/scripts.py create_args)
   Debounce: runs of one job with one debounce key coalesce. "trailing": the
   first creates a delayed run due after the window; each later one within it
   replaces the input and pushes the start back by the window, never past
@@ -78,10 +80,11 @@ local function no_limits(job)
   end
   return u
 end
-for a = 4, #ARGV do
-  -- one argument per run: a JSON array of its fields (packing 24 arguments
-  -- per run cost the client more than the whole script costs Redis)
-  local F = cjson.decode(ARGV[a])
+for a = 4, #ARGV, 2 do
+  -- a JSON array of the run's fields (packing 26 arguments per run cost the client more than the
+  -- whole script costs Redis), then its input (see the header)
+  local F = setmetatable(cjson.decode(ARGV[a]), S_EMPTY)
+  F[S.input_json] = ARGV[a + 1]
   local id, job, queue, input = F[S.id], F[S.job], F[S.queue], F[S.input_json]
   local priority, delay_ms, run_at = F[S.priority], F[S.delay_ms], F[S.run_at_ms]
   local ckey, ikey, ittl = F[S.concurrency_key], F[S.idempotency_key], F[S.idempotency_ttl_ms]
@@ -252,7 +255,10 @@ for a = 4, #ARGV do
       d.left = d.left - 1
     elseif status == 'queued' then
       call('HSET', rk, unpack(rec))
-      if not seq then seq = call('INCRBY', K.seq(pfx), #ARGV - a + 1) - (#ARGV - a + 1) end
+      if not seq then
+        local left = (#ARGV - a + 1) / 2  -- (this run and those after it)
+        seq = call('INCRBY', K.seq(pfx), left) - left
+      end
       seq = seq + 1
       local g = ckey ~= '' and ckey or nil
       local gkey = queue .. '|' .. (g or '')

@@ -7,11 +7,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import pytest
 
 from runtime.errors import StatusCode
 from runtime.lua_source import LUA_DIR, load_source
-from runtime.scripts import SCRIPT_NAMES, Outcome, Scripts
+from runtime.scripts import SCRIPT_NAMES, Outcome, Scripts, create_args
 from runtime.submission import RunSpec
 from tests.lua.support import Lua
 
@@ -181,10 +182,16 @@ def test_run_spec_fills_the_create_block() -> None:
         tags_json="", metadata_json="", concurrency_key="", idempotency_key="", idempotency_ttl_ms=1,
         max_attempts=1, timeout_ms=1, backoff_json="{}", version="", source="s", entry_id="", extra_json="",
     )
-    # Then the block is one JSON array argument per run, with every field of RunSpec, which the
-    # script reads by the names of the generated include (never by position)
-    assert HEADERS["runs_create"].per_item == 1
+    # Then the block is two arguments per run: a JSON array with RunSpec's fields up to its last
+    # non-empty one, which the script reads by the names of the generated include (never by
+    # position), and the input apart (not escaped inside the array)
+    assert HEADERS["runs_create"].per_item == 2
     assert len(spec.script_args()) == len(RunSpec._fields)
+    fields, input_json = create_args(spec.script_args())
+    assert input_json == "null"
+    expected = spec.script_args()[:RunSpec._fields.index("source") + 1]  # ("source" is its last non-empty field)
+    expected[RunSpec._fields.index("input_json")] = ""
+    assert orjson.loads(fields) == expected
     source = (LUA_DIR / "runs_create.lua").read_text()
     assert "--@include run_spec" in source and "JSON array of the run's fields (RunSpec" in source
 
