@@ -236,7 +236,9 @@ for a = 4, #ARGV, 2 do
       -- record is written once, already leased
       local expires = now + d.ttl
       -- (only runs of jobs without limits come here: no lease sets)
+      HANDING_OFF = true
       for _, v in ipairs(lease_fields(d.node, 1, 1, expires, now, '')) do rec[#rec + 1] = v end
+      HANDING_OFF = false
       call('HSET', rk, unpack(rec))
       local token = hold_lease(pfx, id, job, nil, d.node, 1, expires, now, '', false, leases)
       -- one claimed run, its values placed by name (includes/claim_reply.lua); numbers as text

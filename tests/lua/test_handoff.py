@@ -466,3 +466,29 @@ async def test_runs_leased_to_the_calling_node_count_its_registration_down_too(l
     third = await lua.scripts.create_leasing(lua.part, [lua.spec("work").script_args()], "node-a")
     assert len(third.claimed) == 1 and third.registration_room is None
     assert await lua.redis.exists(key) == 0
+
+
+async def test_a_handed_off_run_stores_its_token_for_an_older_node_and_loses_it_with_the_lease(lua: Lua) -> None:
+    # Given a waiting node, which may be of an earlier version (its scripts fence its writes by the
+    # token stored on the record, not by lease_node and attempt)
+    assert await register(lua) == []
+    # When new runs are handed to it: one leased by the create itself, one (with a concurrency key)
+    # through the ready set (hand_off)
+    direct = await lua.create_one()
+    keyed = await lua.create_one(concurrency_key="k")
+    c, k = await pushed(lua)
+    # Then each record stores the token it was handed
+    assert (c.run_id, k.run_id) == (direct, keyed)
+    assert (await lua.run(direct))["lease_token"] == c.token == "node-a/1"
+    assert (await lua.run(keyed))["lease_token"] == k.token == "node-a/1"
+    # When its attempt fails and the run, queued again, is claimed by another node (runs_claim)
+    assert await lua.finish(c, "failed", error_json='{"message":"x","type":"E"}') == "delayed"
+    await lua.redis.zadd(lua.part.delayed, {direct: 0})
+    await lua.scripts.promote(lua.part)
+    [again] = await lua.claim(1, node="node-b")
+    # Then the stored token went with the first lease: an older node's zombie write under it is
+    # refused (its check, the stored token and the status, no longer matches), as is this version's
+    run = await lua.run(direct)
+    assert again.run_id == direct and run["status"] == "executing" and "lease_token" not in run
+    assert await lua.finish(c, "completed") == -1
+    assert await lua.finish(again, "completed") == "completed"

@@ -64,10 +64,18 @@ end
 -- cc names the lease sets that hold the run (lease_sets_of). Its start is not written
 -- again as heartbeat_at and updated_at: readers take attempt_started_at for both
 -- (runtime/records.py), one record field fewer to write and read per run for each. Nor is
--- its token: lease_node and attempt give it (held_lease).
+-- its token, as a rule: lease_node and attempt give it (held_lease). A run handed to a waiting
+-- node (HANDING_OFF) is the exception: that node may be of an earlier version, whose scripts
+-- fence its writes by the stored token (README, "Mixed versions during a rolling upgrade").
+local HANDING_OFF = false  --@per-call
 local function lease_fields(node, attempt, charged, expires, now, cc)
-  return {'attempt', int_text(attempt), 'charged', int_text(charged),
+  local f = {'attempt', int_text(attempt), 'charged', int_text(charged),
     'lease_node', node, 'lease_expires_at', int_text(expires), 'attempt_started_at', int_text(now), 'cc', cc}
+  if HANDING_OFF then
+    f[#f + 1] = 'lease_token'
+    f[#f + 1] = lease_token(node, attempt)
+  end
+  return f
 end
 
 -- Everything of a lease besides the record's fields: leased index, the lease
@@ -431,7 +439,11 @@ local function hand_off(pfx, queue, now)
     local node, w = waiter[1], waiter[2]
     local left = room_left(pfx, node, w)
     local runs = {}
-    if left > 0 then runs = claim_runs(pfx, node, w[5], left, w[2], w[3], w[4], 0, w[6], w[7], now, w[8], w[9]) end
+    if left > 0 then
+      HANDING_OFF = true
+      runs = claim_runs(pfx, node, w[5], left, w[2], w[3], w[4], 0, w[6], w[7], now, w[8], w[9])
+      HANDING_OFF = false
+    end
     if #runs > 0 then
       -- a registration without room left goes with its push; one of an earlier version with any
       -- push (the node registers again when it next finds no work; its waiters:<queue> entries stay)

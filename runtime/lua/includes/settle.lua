@@ -63,6 +63,11 @@ local function settled_before(r, token, outcome)
   return nil
 end
 
+-- The lease's fields a run that leaves executing without ending loses: its node's lease is over. A
+-- stored token goes too (one a hand-off wrote, or a node of an earlier version: includes/claim.lua
+-- lease_fields), or a zombie of that node's would still match it once another node leased the run.
+local LEASE_GONE = {'lease_node', 'lease_expires_at', 'cc', 'lease_token'}
+
 -- make_terminal's dels when a completed run's record holds an earlier attempt's error (never written to)
 local ERROR_FIELD = {'error'}
 
@@ -122,13 +127,13 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
     if w.kind == 'paused' then
       -- paused at a step boundary: uncharged, parked until run_resume
       call('HSET', rk, 'charged', math.max(charged - 1, 0))
-      call('HDEL', rk, 'lease_node', 'lease_expires_at', 'cc')
+      call('HDEL', rk, unpack(LEASE_GONE))
       park_paused(pfx, id, 'executing', '', now, 'step boundary')
       return 'paused'
     end
     call('HSET', rk, 'charged', math.max(charged - 1, 0), 'status', 'waiting', 'updated_at', now,
       'wait_kind', w.kind, 'wait_step', w.step, 'wait_index', w.index, 'wait_started_at', now)
-    call('HDEL', rk, 'lease_node', 'lease_expires_at', 'cc')
+    call('HDEL', rk, unpack(LEASE_GONE))
     add_event(pfx, id, 'status', '{"status":"waiting","kind":' .. cjson.encode(w.kind) .. '}', now)
     local deadline = tonumber(w.deadline) or 1e15
     if w.kind == 'event' then
@@ -164,7 +169,7 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
   elseif outcome == 'released' then
     -- graceful shutdown: hand the run back without charging the attempt
     call('HSET', rk, 'charged', math.max(charged - 1, 0))
-    call('HDEL', rk, 'lease_node', 'lease_expires_at', 'cc')
+    call('HDEL', rk, unpack(LEASE_GONE))
     make_ready(pfx, id, queue, priority, now)
     return 'queued'
   end
@@ -178,7 +183,7 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
   end
   local due = now + backoff_ms(r.backoff, charged, rnd)
   call('HSET', rk, 'status', 'delayed', 'next_retry_at', due, 'updated_at', now)
-  call('HDEL', rk, 'lease_node', 'lease_expires_at', 'cc')
+  call('HDEL', rk, unpack(LEASE_GONE))
   add_due(K.delayed(pfx), due, id)
   return 'delayed'
 end
