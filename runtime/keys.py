@@ -220,7 +220,7 @@ class Partition:
 
     def keyed_group(self, queue: str, concurrency_key: str) -> str:
         """Queued runs of one concurrency key of a queue, in claim order (ZSET). The runs
-        without a key are the queue's ``ready`` set itself (group_set in includes/common.lua)."""
+        without a key are the queue's ``ready`` set itself (group_set in includes/ready_sets.lua)."""
         return f"{self.prefix}kready:{queue}|{concurrency_key}"
 
     def group_turns(self, queue: str) -> str:
