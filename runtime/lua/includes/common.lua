@@ -52,9 +52,9 @@ local function announce_due(channel, now, pfx)
   if at then call('PUBLISH', channel, 'due ' .. int_text(math.max(at - now, 0)) .. ' ' .. pfx) end
 end
 
--- A lease's fencing token: the node and the attempt it runs. It is not stored: a record's
--- lease_node and attempt give it (held_lease), one field fewer for every claim to write and every
--- finish to read.
+-- A lease's fencing token: the node and the attempt it runs. As a rule it is not stored: a
+-- record's lease_node and attempt give it (held_lease), one field fewer for every claim to write
+-- and every finish to read (a hand-off stores it still, for older nodes: includes/claim.lua).
 local function lease_token(node, attempt)
   return node .. '/' .. int_text(attempt)
 end
