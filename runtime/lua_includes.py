@@ -32,7 +32,8 @@ def _positions(source: str, meaning: str, table: str, fields: tuple[str, ...]) -
 
 def run_spec_lua() -> str:
     """The include naming each RunSpec field's position in the array runs_create gets per run,
-    and how many fields there are (the array leaves out trailing empty ones)."""
+    and the metatable through which the fields an array leaves out (its trailing empty ones)
+    read as empty."""
     return _positions("RunSpec (runtime/submission.py)",
                       "The position of each field in the JSON array runs_create receives for one run.",
                       "S", RunSpec._fields) + (
