@@ -25,7 +25,6 @@ local ttl_ms, dlq_ttl_ms, cap = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(A
 local now = now_ms()
 local out = {}
 local wake = false
-local limited = {}  -- job -> whether it has limits (read once per job per call)
 local later = later_work()  -- index writes and trims made once, after every outcome
 for a = 6, #ARGV do
   -- one argument per outcome (a JSON array): cheaper for the client to send, and cjson splits
@@ -38,14 +37,11 @@ for a = 6, #ARGV do
   if not held_lease(r, token) then
     out[#out + 1] = settled_before(r, token, F[4] == nil and 'completed' or F[3]) or -1
   else
-    -- waking other nodes only matters when a queued run may now fit a limit
-    local job = r.job
-    if limited[job] == nil then
-      -- limits from the code's registration or changed at runtime (the override)
-      limited[job] = call('HEXISTS', K.jobs(pfx), job) == 1
-        or call('HEXISTS', K.jobs_override(pfx), job) == 1
-    end
-    if limited[job] then wake = true end
+    -- waking other nodes only matters when a queued run may now fit a limit: when this one held
+    -- a slot in a lease set (its cc names them, kept in line with the limits by limits_apply; a
+    -- record without one, leased before cc existed, counts as holding one). Rate limits are not
+    -- freed by a finish: the claims that skip for them come back when the rate lets a run go
+    if r.cc ~= '' then wake = true end
     local st
     if F[4] == nil then  -- (completed: the short form, a third of the JSON to split)
       st = settle(pfx, id, 'completed', F[3], '', '0', now, 0, ttl_ms, dlq_ttl_ms, cap, r, later)

@@ -307,23 +307,46 @@ async def test_batch_settles_each_outcome_independently(lua: Lua) -> None:
     assert (await lua.run(stale.run_id))["status"] == "executing"
 
 
+async def wake_ups(lua: Lua, *finishes: tuple[Claimed, str, str]) -> list[list[str]]:
+    """The wake-ups each finish (run, outcome, the status it must set) publishes, in turn."""
+    out: list[list[str]] = []
+    async with Listener(lua.redis, lua.keys.wake_channel) as wake:
+        for c, outcome, status in finishes:
+            assert await lua.finish(c, outcome) == status
+            out.append(await wake.messages())
+    return out
+
+
 async def test_wake_is_published_when_a_limit_slot_frees_or_a_run_is_requeued(lua: Lua) -> None:
     # Given a limited job "lim" and an unlimited job "work", both leased
     await lua.redis.hset(lua.part.jobs, "lim", "5,")
     free = await leased(lua)
     limited = await leased(lua, job="lim")
     requeue = await leased(lua)
-    async with Listener(lua.redis, lua.keys.wake_channel) as wake:
-        # When the unlimited run completes
-        assert await lua.finish(free, "completed") == "completed"
-        # Then nobody is woken
-        assert await wake.messages() == []
-        # When the limited run completes, and when a run is released
-        assert await lua.finish(limited, "completed") == "completed"
-        first = await wake.messages()
-        assert await lua.finish(requeue, "released") == "queued"
-        # Then each publishes the partition prefix once
-        assert (first, await wake.messages()) == ([lua.part.prefix], [lua.part.prefix])
+    # When the unlimited run completes, then the limited one, then a run is released
+    woken = await wake_ups(lua, (free, "completed", "completed"), (limited, "completed", "completed"),
+                           (requeue, "released", "queued"))
+    # Then nobody is woken by the first; each of the others publishes the partition prefix once
+    assert woken == [[], [lua.part.prefix], [lua.part.prefix]]
+
+
+async def test_wake_follows_the_slot_a_run_held_not_the_limits_its_job_has(lua: Lua) -> None:
+    # Given a job limited by rate only, and a job whose concurrency limit came at runtime, after its
+    # run was leased (limits_apply puts the executing run into the job's lease set), and a run whose
+    # record predates the lease-set mark (cc) altogether
+    await lua.redis.hset(lua.part.jobs, "rated", "0,0,10,1000,0,0")
+    rated = await leased(lua, job="rated")
+    later = await leased(lua, job="late")
+    assert await lua.scripts.limits_apply(lua.part, "late", "override", "1,0,0,0,0,0") == 1
+    old = await leased(lua)
+    await lua.redis.hdel(lua.part.run(old.run_id), "cc")
+    # When each completes
+    woken = await wake_ups(lua, (rated, "completed", "completed"), (later, "completed", "completed"),
+                           (old, "completed", "completed"))
+    # Then the rate-limited run wakes nobody (a finish frees no rate: claims skipped for it come back
+    # on their own); the run holding a slot of the runtime limit and the unmarked one (for all we
+    # know, it holds one) wake the nodes: a queued run may fit the slot
+    assert woken == [[], [lua.part.prefix], [lua.part.prefix]]
 
 
 async def test_status_index_is_trimmed_by_age_and_cap(lua: Lua) -> None:
