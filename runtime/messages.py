@@ -112,7 +112,7 @@ class DueSoon:
     partition: str | None = None
 
 
-#: what starts a notice of a run becoming due on the wake channel (includes/common.lua, announce_due)
+#: what starts a notice of a run becoming due on the wake channel (includes/common.lua, announce_work)
 DUE_NOTICE = "due "
 
 

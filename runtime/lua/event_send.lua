@@ -24,5 +24,6 @@ for _, id in ipairs(call('SMEMBERS', KEYS[1])) do
   end
 end
 call('DEL', KEYS[1])
-if woken > 0 then call('PUBLISH', ARGV[5], pfx) end
+if woken > 0 then WAKE = true end
+announce_work(ARGV[5], now, pfx)
 return woken

@@ -72,6 +72,6 @@ for _, id in ipairs(ids) do
     out[#out + 1] = st
   end
 end
-if #out > 2 then call('PUBLISH', ARGV[7], pfx) end
-announce_due(ARGV[7], now, pfx)
+if #out > 2 then WAKE = true end
+announce_work(ARGV[7], now, pfx)
 return out

@@ -16,5 +16,5 @@
 --@include cancel
 local now = now_ms()
 local status = cancel_tree(ARGV[1], ARGV[2], ARGV[3], now, tonumber(ARGV[4]), tonumber(ARGV[5]))
-announce_due(ARGV[6], now, ARGV[1])
+announce_work(ARGV[6], now, ARGV[1])
 return status

@@ -30,5 +30,6 @@ end
 if call('EXISTS', K.run(pfx, new_id)) == 1 then return -5 end
 copy_run(pfx, KEYS[1], new_id, now, 'replay', 'replay_of')
 if ARGV[4] == 'dead_letter' then call('HSET', KEYS[1], 'replayed_as', new_id) end
-call('PUBLISH', ARGV[3], pfx)
+WAKE = true
+announce_work(ARGV[3], now, pfx)
 return 1

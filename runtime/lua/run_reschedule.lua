@@ -35,12 +35,11 @@ elseif status == 'queued' or status == 'delayed' then
     call('HDEL', KEYS[1], 'next_retry_at')
     if status == 'delayed' then
       make_ready(pfx, id, r[2], r[3] or '0', now)
-      call('PUBLISH', ARGV[5], pfx)
     end
   end
 else
   return -3
 end
 add_event(pfx, id, 'rescheduled', '{"scheduled_at":' .. math.max(due, now) .. '}', now)
-announce_due(ARGV[5], now, pfx)
+announce_work(ARGV[5], now, pfx)
 return 1

@@ -28,7 +28,7 @@ copy_run(pfx, KEYS[1], new_id, now, 'restart', 'restart_of')
 -- a dependent restarted while its parents run waits for them again (includes/deps.lua)
 if was[1] == 'waiting' and was[2] == 'parents' then deps_rewait(pfx, id, new_id, now) end
 call('HSET', KEYS[1], 'restarted_as', new_id)
-call('PUBLISH', ARGV[5], pfx)
-announce_due(ARGV[5], now, pfx)
+WAKE = true
+announce_work(ARGV[5], now, pfx)
 if canceled == 1 then return 2 elseif canceled == 2 then return 3 end
 return 1

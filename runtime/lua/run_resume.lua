@@ -33,7 +33,6 @@ if due and due > now then
 else
   make_ready(pfx, id, r[2], r[3] or '0', now)
   add_event(pfx, id, 'status', '{"status":"queued","reason":"resumed"}', now)
-  call('PUBLISH', ARGV[3], pfx)
 end
-announce_due(ARGV[3], now, pfx)
+announce_work(ARGV[3], now, pfx)
 return 1

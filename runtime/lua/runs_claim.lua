@@ -99,7 +99,7 @@ if reg_ttl > 0 and not keep_registration then
     call('DEL', K.waiter(pfx, node))
   end
 end
-announce_due(ARGV[18], now, pfx)
+announce_work(ARGV[18], now, pfx)
 local out = {now, retry_in, room}
 for i = 1, #runs do out[i + 3] = runs[i] end
 return out

@@ -7,7 +7,7 @@
   KEYS[1] partition queue set (SET) - pins the slot
   ARGV[1] partition key prefix, e.g. "{baton:p0}:"
   ARGV[2] wake channel (PUBLISH when runs became ready, and a due notice when a run became the first
-    due of the delayed or TTL set: includes/common.lua, announce_due)
+    due of the delayed or TTL set: includes/common.lua, announce_work)
   ARGV[3] the calling node's id when the caller can start runs itself (a node's
     intake), else ''
   ARGV[4..] 2 arguments per run: a JSON array of the run's fields (RunSpec in
@@ -313,7 +313,7 @@ if woke then
   for queue in pairs(touched) do
     if hand_off(pfx, queue, now) then left = true end
   end
-  if left then call('PUBLISH', channel, pfx) end
+  if left then WAKE = true end
 end
-announce_due(channel, now, pfx)
+announce_work(channel, now, pfx)
 return {out, mine, now, room}

@@ -54,6 +54,6 @@ for a = 6, #ARGV do
 end
 finish_later(pfx, later, now, cap)
 -- a finished run may free a concurrency slot that queued runs wait for
-if wake then call('PUBLISH', channel, pfx) end
-announce_due(channel, now, pfx)
+if wake then WAKE = true end
+announce_work(channel, now, pfx)
 return out

@@ -60,7 +60,7 @@ for _, id in ipairs(due_ids(tk, heads[3])) do
     make_terminal(pfx, id, 'expired', now, tonumber(ARGV[4]), tonumber(ARGV[5]))
   end
 end
-if moved > 0 then call('PUBLISH', ARGV[3], pfx) end
+if moved > 0 then WAKE = true end
 -- when the next run is due: from the heads read above, unless this call changed the sets (what it
 -- did may have scheduled more: a resumed run, a dependent of an expired one)
 if changed then heads = {head(KEYS[1]), head(wk), head(tk)} end
@@ -71,5 +71,5 @@ for _, first in ipairs(heads) do
     if wait < 0 or w < wait then wait = w end
   end
 end
-announce_due(ARGV[3], now, pfx)
+announce_work(ARGV[3], now, pfx)
 return {moved, wait}

@@ -29,8 +29,6 @@ if not delivered then
   mark_satellite(pfx, id, 'sig')
 end
 add_event(pfx, id, 'signal', '{"name":' .. cjson.encode(name) .. ',"delivered":' .. tostring(delivered) .. '}', now)
-if delivered then
-  call('PUBLISH', ARGV[6], pfx)
-  return 1
-end
-return 0
+if delivered then WAKE = true end
+announce_work(ARGV[6], now, pfx)
+return delivered and 1 or 0

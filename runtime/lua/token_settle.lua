@@ -27,5 +27,6 @@ local woke = message_deliver(pfx, id, 'token', tid, data, outcome == 'completed'
 if call('EXISTS', K.run(pfx, id)) == 1 then
   add_event(pfx, id, 'token', '{"id":' .. cjson.encode(tid) .. ',"status":' .. cjson.encode(outcome) .. '}', now)
 end
-if woke then call('PUBLISH', ARGV[5], pfx) end
+if woke then WAKE = true end
+announce_work(ARGV[5], now, pfx)
 return {woke and 1 or 0, id}

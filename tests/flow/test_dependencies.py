@@ -256,3 +256,30 @@ async def test_max_queued_is_exact_under_concurrent_producers(make_app: Any) -> 
     assert sum(isinstance(o, str) for o in outcomes) == 10
     assert sum(isinstance(o, QueueFull) for o in outcomes) == 50
     assert (await apps[0].count_by_status())["queued"] == 10
+
+
+async def test_a_dependent_starts_as_soon_as_its_parent_ends_on_an_idle_node(make_app: Any) -> None:
+    # Given an idle node that claims on its own only every 10 s (idle_poll_ms), so a run queued
+    # without a wake-up waits that long
+    app = make_app(idle_poll_ms=10_000)
+    ended: dict[int, float] = {}
+    started: dict[int, float] = {}
+
+    @app.job()
+    async def parent(ctx: RunContext, payload: Any) -> None:
+        await asyncio.sleep(0.05)
+        ended[payload] = asyncio.get_running_loop().time()
+
+    @app.job()
+    async def child(ctx: RunContext, payload: Any) -> None:
+        started[payload] = asyncio.get_running_loop().time()
+
+    async with running_node(app):
+        for i in range(3):
+            # When a parent runs and ends while its dependent waits for it (the finish queues it)
+            first = await app.trigger("parent", i)
+            dependent = await app.trigger("child", i, depends_on=[first])
+            assert (await app.wait_for(dependent, 8)).status == "completed"
+    # Then the dependent started at once: the finish that queued it woke the nodes (it waited for
+    # the next idle poll before, ~0.5 s on average with the default 1 s)
+    assert all(started[i] - ended[i] < 2.0 for i in range(3)), {i: started[i] - ended[i] for i in range(3)}

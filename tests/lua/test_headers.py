@@ -266,6 +266,20 @@ def test_a_run_enters_a_due_set_only_through_add_due() -> None:
 
 
 @pytest.mark.parametrize("name", SCRIPT_NAMES)
+def test_a_script_that_can_make_a_run_ready_wakes_the_nodes_at_its_end(name: str) -> None:
+    # Given a script whose code (its includes pruned to what it uses) can put a run back into a
+    # ready set (make_ready: a dependent its parent's end queues, a resumed or rescheduled run, ...)
+    if "local function make_ready(" not in load_source(name):
+        return
+    # Then it ends through announce_work, which wakes the nodes when that happened (a run queued by
+    # a call that woke nobody waited for a node's idle poll: a dependent ~0.5 s after its parent)
+    body = HEADERS[name].body
+    assert re.search(r"^announce_work\(", body, re.M), f"{name} can make runs ready and never wakes the nodes"
+    # and it publishes no wake-up of its own beside (its own cases set WAKE: one wake-up per call)
+    assert not re.search(r"call\('PUBLISH', (channel|ARGV\[\d+\]), pfx\)", body), name
+
+
+@pytest.mark.parametrize("name", SCRIPT_NAMES)
 async def test_a_script_that_can_make_a_run_due_announces_it_on_the_wake_channel(
         name: str, recorded: dict[str, tuple[Call, int]], lua: Lua) -> None:
     # Given a script whose code (its includes pruned to what it uses) can add a run to a set of due
@@ -275,7 +289,7 @@ async def test_a_script_that_can_make_a_run_due_announces_it_on_the_wake_channel
     # Then it announces the earliest one before it returns, on the channel its header calls the
     # wake channel, which its wrapper passes (else the run waits for a node's next regular tick)
     h = HEADERS[name]
-    announced = re.findall(r"^announce_due\(([^)]*)\)", h.body, re.M)
+    announced = re.findall(r"^announce_work\(([^)]*)\)", h.body, re.M)
     assert announced, f"{name} notes due runs and never announces them"
     # naming the partition the script's keys are in (its ARGV[1], the key prefix): a node promotes
     # that one alone, not every partition, when the notice comes

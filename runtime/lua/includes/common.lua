@@ -27,13 +27,18 @@ end
 -- TTL) on their leaser's ticks, every reap interval, and in between when their last promote
 -- answered with an earlier due time. A run that becomes the first due of its set after that answer
 -- would wait for the next regular tick, up to a second late. add_due keeps, per set, the earliest
--- due time the call added, and announce_due (at the script's end) tells the nodes on the wake
+-- due time the call added, and announce_work (at the script's end) tells the nodes on the wake
 -- channel when one of them is now the first of its set: "due <ms until then> <partition prefix>",
 -- so each node promotes that partition alone (a script's keys are all in one partition). The set's
 -- head is read once per set at the end, not once per run: a bulk create of runs with a TTL read it
 -- for each run (~9k instructions a read). A script that adds and does not announce leaves the run
 -- to the next regular tick.
+-- The same end tells the nodes to claim now (the partition prefix) when the call made a run
+-- ready (make_ready) or freed what queued runs wait for (a script sets WAKE): a run made ready
+-- by a call that woke nobody, a dependent its parent's finish queued, waited for a node's idle
+-- poll (up to idle_poll_ms; ~0.5 s on average, measured).
 local DUE = {}  --@per-call
+local WAKE = false  --@per-call
 -- Add a run to a set of due runs (delayed, waiting, ttl), noting when it is due.
 local function add_due(key, due, id)
   call('ZADD', key, due, id)
@@ -41,7 +46,8 @@ local function add_due(key, due, id)
   local at = DUE[key]
   if at == nil or due < at then DUE[key] = due end
 end
-local function announce_due(channel, now, pfx)
+local function announce_work(channel, now, pfx)
+  if WAKE then call('PUBLISH', channel, pfx) end
   local at = nil
   for key, due in pairs(DUE) do
     -- (the head is never later than a run this call added, unless the call took that run out again:
@@ -277,6 +283,7 @@ local function make_ready(pfx, id, queue, priority, now)
   local rk = K.run(pfx, id)
   call('HSET', rk, 'status', 'queued', 'updated_at', now, 'ready_at', now)
   ready_add(pfx, id, queue, call('HGET', rk, 'concurrency_key'), ready_score(priority, next_seq(pfx)))
+  WAKE = true  -- (announce_work)
 end
 
 -- Write the record of a durable wait step (event arrived, or timed out).
