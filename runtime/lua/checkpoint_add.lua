@@ -15,9 +15,9 @@
 --@include keys
 --@include common
 local pfx, id, token, number = ARGV[1], ARGV[2], ARGV[3], ARGV[6]
-local r = read_if_leased(KEYS[1], token, 'w_cp')
-if not r then return -1 end
-local before = written_before(r[1], token, number)
+local leased, mark = read_if_leased(KEYS[1], token, 'w_cp')
+if not leased then return -1 end
+local before = written_before(mark, token, number)
 if before then return pair_reply(before) end
 local now = now_ms()
 local seq = call('HINCRBY', KEYS[1], 'checkpoint_seq', 1)

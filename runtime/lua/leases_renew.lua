@@ -14,13 +14,13 @@ local lost, cancel = {}, {}
 for i = 3, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local rk = K.run(pfx, id)
-  local r = read_if_leased(rk, token, 'cancel_requested')
-  if not r then
+  local leased, cancel_requested = read_if_leased(rk, token, 'cancel_requested')
+  if not leased then
     lost[#lost + 1] = id
   else
     call('ZADD', KEYS[1], 'XX', now + ttl, id)
     call('HSET', rk, 'heartbeat_at', now, 'lease_expires_at', now + ttl)
-    if r[1] == '1' then cancel[#cancel + 1] = id end
+    if cancel_requested == '1' then cancel[#cancel + 1] = id end
   end
 end
 return {lost, cancel}

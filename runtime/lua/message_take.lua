@@ -20,9 +20,9 @@
 --@include common
 --@include messages
 local pfx, id = ARGV[1], ARGV[2]
-local r = read_if_leased(KEYS[1], ARGV[3], 'pause_requested')
-if not r then return -1 end
-local pause = r[1] == '1' and 1 or 0
+local leased, pause_requested = read_if_leased(KEYS[1], ARGV[3], 'pause_requested')
+if not leased then return -1 end
+local pause = pause_requested == '1' and 1 or 0
 local done = call('HGET', K.steps(pfx, id), ARGV[6])
 if done then
   -- complete_wait_step's record: '{"name":..,"index":..,"status":S,"output":' .. data .. ',"error":null,..'

@@ -16,9 +16,9 @@
 --@include common
 local pfx, id, token, kind, number = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[6]
 if kind ~= 'rec' and kind ~= 'chunks' then return redis.error_reply('stream must be rec or chunks') end
-local r = read_if_leased(KEYS[1], token, 'w_' .. kind)
-if not r then return -1 end
-local before = written_before(r[1], token, number)
+local leased, mark = read_if_leased(KEYS[1], token, 'w_' .. kind)
+if not leased then return -1 end
+local before = written_before(mark, token, number)
 if before then return pair_reply(before) end
 local now = now_ms()
 local key = SATELLITES[kind](pfx, id)

@@ -14,9 +14,9 @@
 --@include keys
 --@include common
 local pfx, id, token, number = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local r = read_if_leased(KEYS[1], token, 'w_u')
-if not r then return -1 end
-if written_before(r[1], token, number) then return 1 end
+local leased, mark = read_if_leased(KEYS[1], token, 'w_u')
+if not leased then return -1 end
+if written_before(mark, token, number) then return 1 end
 local now = now_ms()
 if ARGV[5] ~= '' then
   for k, v in pairs(cjson.decode(ARGV[5])) do call('HSET', KEYS[1], k, v) end

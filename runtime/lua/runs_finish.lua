@@ -34,7 +34,7 @@ for a = 6, #ARGV do
   -- one read serves the fencing check and settle()
   local r = read_all(pfx, id)
   out[#out + 1] = id
-  if not held_lease(r, token) then
+  if not held_lease(r.status, r.lease_node, r.attempt, token) then
     out[#out + 1] = settled_before(r, token, F[4] == nil and 'completed' or F[3]) or -1
   else
     -- waking other nodes only matters when a queued run may now fit a limit: when this one held

@@ -17,13 +17,13 @@
 --@include keys
 --@include common
 local pfx, id, token, name = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local r = read_if_leased(KEYS[1], token, 'pause_requested')
-if not r then return -1 end
+local leased, pause = read_if_leased(KEYS[1], token, 'pause_requested')
+if not leased then return -1 end
 local sk = K.steps(pfx, id)
 local existing = call('HGET', sk, name)
 if existing and string.find(existing, '"status":"completed"', 1, true) then
   if existing ~= ARGV[6] then return -6 end
-  if r[1] == '1' then return 2 end
+  if pause == '1' then return 2 end
   return 1
 end
 local now = now_ms()
@@ -32,5 +32,5 @@ mark_satellite(pfx, id, 'steps')
 call('HSET', KEYS[1], 'current_step_index', ARGV[5], 'updated_at', now)
 if ARGV[7] == '1' then call('HINCRBY', KEYS[1], 'completed_step_count', 1) end
 add_event(pfx, id, 'step', ARGV[6], now)
-if r[1] == '1' then return 2 end
+if pause == '1' then return 2 end
 return 1

@@ -15,14 +15,14 @@
 --@include keys
 --@include common
 local pfx, id, tid = ARGV[1], ARGV[2], ARGV[4]
-local r = read_if_leased(KEYS[1], ARGV[3], 'project')
-if not r then return -1 end
+local leased, project = read_if_leased(KEYS[1], ARGV[3], 'project')
+if not leased then return -1 end
 local tk = K.token(pfx, tid)
 local t = call('HMGET', tk, 'created_at', 'expires_at')
 if t[1] then return {tonumber(t[1]), tonumber(t[2])} end
 local now = now_ms()
 local timeout, keep = tonumber(ARGV[5]), tonumber(ARGV[7])
-call('HSET', tk, 'run_id', id, 'project', r[1] or 'default', 'status', 'waiting', 'tags', ARGV[6],
+call('HSET', tk, 'run_id', id, 'project', project or 'default', 'status', 'waiting', 'tags', ARGV[6],
   'created_at', now, 'expires_at', now + timeout)
 call('PEXPIRE', tk, timeout + keep)
 local idx = K.tokens(pfx)

@@ -65,20 +65,21 @@ local function lease_token(node, attempt)
   return node .. '/' .. int_text(attempt)
 end
 
--- Whether fields `r` of a run record (status, lease_node and attempt by name; nil or false when
--- absent) show it executing under the lease `token`. A finished run keeps its last lease's
--- fields: the status tells a lease that ended.
-local function held_lease(r, token)
-  local node = r.lease_node
-  return r.status == 'executing' and node and lease_token(node, r.attempt or 0) == token or false
+-- Whether a run record's status, lease_node and attempt (nil or false when absent) show it
+-- executing under the lease `token`. A finished run keeps its last lease's fields: the status
+-- tells a lease that ended. (The record's attempt is already the integer text lease_token
+-- makes: no formatting on the renewals' path.)
+local function held_lease(status, node, attempt, token)
+  return status == 'executing' and node and token == node .. '/' .. (attempt or '0') or false
 end
 
--- The fields `...` of run record `rk` (one HMGET, false when absent), or nil when the run is
--- not executing under the lease `token`: the fencing check of every write a handler makes.
+-- The fencing check of every write a handler makes: true and the values of fields `...` of run
+-- record `rk` (one HMGET, false when absent), or nil when the run is not executing under the
+-- lease `token`.
 local function read_if_leased(rk, token, ...)
   local r = call('HMGET', rk, 'status', 'lease_node', 'attempt', ...)
-  if not held_lease({status = r[1], lease_node = r[2], attempt = r[3]}, token) then return nil end
-  return {select(4, unpack(r))}
+  if not held_lease(r[1], r[2], r[3], token) then return nil end
+  return true, unpack(r, 4)
 end
 
 -- Redis server time in milliseconds: lease expiry is judged by one clock.
