@@ -88,9 +88,10 @@ async def test_a_run_due_to_resume_in_the_stalled_turn_does_not_reach_its_side_e
     # the loop, ahead of anything the watchdog's thread can queue (the chaos suite's poison scenario
     # found steps started this way under a lease long gone):
     # - blocker first: the step resumes right after the blocker;
-    # - stepper first: the step resumes first and writes through asyncio.wait_for, which on Python
-    #   3.11 (as in the clients that use it for their writes) runs the write in a task of its own,
-    #   due in the loop's next turn
+    # - stepper first: the step resumes first and writes in a task of its own, due in the loop's
+    #   next turn, as asyncio.wait_for runs it on Python 3.11 (and clients use it for their writes).
+    #   The task is made explicitly: from Python 3.12 on, wait_for awaits the write in place, and
+    #   the write would land before the loop blocks, in a turn that is not stalled
     app = make_app(lease_ttl_ms=2000, renew_interval_ms=500)
     go = asyncio.Event()
     waiting: list[str] = []
@@ -112,7 +113,7 @@ async def test_a_run_due_to_resume_in_the_stalled_turn_does_not_reach_its_side_e
             if ctx.attempt == 1:
                 waiting.append("stepper")
                 await go.wait()
-            await asyncio.wait_for(write(), 5)
+            await asyncio.wait_for(asyncio.ensure_future(write()), 5)
             return "done"
         return str(await ctx.step("effect", effect))
 
