@@ -57,12 +57,16 @@ def adopting_tasks(loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
     previous = loop.get_task_factory()
 
     def factory(loop: asyncio.AbstractEventLoop, coro: Generator[Any, None, Any] | Coroutine[Any, Any, Any],
-                context: Context | None = None) -> asyncio.Future[Any]:
+                **options: Any) -> asyncio.Future[Any]:
+        # options: whatever the loop's create_task passes on, to the task as they came. They differ
+        # by Python and by loop (context when a caller gave one on 3.11; uvloop on 3.13 adds
+        # eager_start=None to every call): a factory naming its keywords stopped the daemon at its
+        # first task on 3.13
         if previous is not None:
-            # (the stubs know no context argument; 3.11's loops pass it when a caller gave one)
-            task = previous(loop, coro) if context is None else previous(loop, coro, context=context)  # type: ignore[call-arg]
+            task = previous(loop, coro, **options)
         else:
-            task = asyncio.Task(coro, loop=loop, context=context)
+            task = asyncio.Task(coro, loop=loop, **options)
+        context: Context | None = options.get("context")
         ctx = current_run.get() if context is None else context.get(current_run)
         if ctx is not None:
             _adopt(ctx, task)
