@@ -89,8 +89,8 @@ def _check_workers_alive() -> None:
 
 
 def spawn_worker(app_spec: str, env: dict[str, str], log_path: Path,
-                 args: tuple[str, ...] = ()) -> subprocess.Popen[bytes]:
-    """Start ``baton worker`` as a child process (its output goes to log_path).
+                 args: tuple[str, ...] = (), python: str = sys.executable) -> subprocess.Popen[bytes]:
+    """Start ``baton worker`` as a child process (its output goes to log_path), run by ``python``.
 
     ``eventually`` fails at once if it dies before the test stops it (stop_process) or kills it
     on purpose (kill_process).
@@ -98,7 +98,7 @@ def spawn_worker(app_spec: str, env: dict[str, str], log_path: Path,
     full_env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
     with open(log_path, "ab") as log:  # the child keeps its own copy of the descriptor
         proc = subprocess.Popen(
-            [sys.executable, "-m", "runtime", "worker", "--app", app_spec, *args],
+            [python, "-m", "runtime", "worker", "--app", app_spec, *args],
             cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
         )
     _workers[proc.pid] = (proc, log_path)
