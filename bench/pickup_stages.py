@@ -62,6 +62,8 @@ async def probe(ctx: RunContext, payload: Any) -> None:
 
 def _wrap_async(owner: Any, name: str, before: str | None, after: str | None,
                 when: Callable[[Any], bool] = bool) -> None:
+    """Make ``owner.name`` (a coroutine function) note stage ``before`` as it is called and ``after`` as
+    it returns a result ``when`` accepts."""
     original = getattr(owner, name)
 
     @functools.wraps(original)
