@@ -35,9 +35,11 @@ VENVS = ROOT / ".venv" / "pythons"
 
 
 def _runs(python: str) -> bool:
-    """Whether ``python`` is a working interpreter (a pyenv shim for a version not selected is not)."""
+    """Whether ``python`` works and can make a virtualenv (a pyenv shim for a version not selected does
+    not work; Debian's and Ubuntu's interpreters have no ensurepip without their -venv package)."""
     try:
-        return subprocess.run([python, "-c", "import venv"], capture_output=True, timeout=30).returncode == 0
+        probe = [python, "-c", "import ensurepip, venv"]
+        return subprocess.run(probe, capture_output=True, timeout=30).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
         return False
 
