@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import functools
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -186,12 +187,14 @@ async def run(n: int, gap_ms: float) -> str:
         for title, submit in (("app.trigger", by_trigger), ("XADD to the submission stream", by_xadd)):
             await _probes(client, submit, 20, gap)  # warm-up
             tables.append(_table(title, await _probes(client, submit, n, gap)))
-        return "\n\n".join(tables)
     finally:
         await client.close()
         if worker is not None:
             stop(worker)
         server.stop()
+    # (kept when something failed: the error names the worker's log in it)
+    shutil.rmtree(work, ignore_errors=True)
+    return "\n\n".join(tables)
 
 
 def main() -> None:
