@@ -4,26 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, TypeVar, cast
+from typing import Any, TypeVar
 
 from . import signals
-from .admission import publish_job_caps, rejection
+from .admission import publish_job_caps
 from .affinity import DEFAULT_PREFER_WAIT_S, sticky_options
 from .connection import connect, pool_size
 from .controls import Controls
+from .creation import CREATE_CHUNK, Creation
 from .cron import CronSchedule, ScheduleRegistry
 from .errors import ConfigError, RedisUnavailable, SubmissionError
-from .hooks import mark_notify
 from .jobs import Backoff, JobOptions, JobRegistry
 from .keys import Keys, Partition
 from .partition_outages import PartitionOutages
 from .ranges import shown
 from .records import text
-from .redis_faults import despite_outages, is_outage
+from .redis_faults import despite_outages
 from .run_access import RunAccess
-from .scripts import Claimed, CreateReply, Scripts
+from .scripts import Scripts
 from .settings import Settings
 from .shared_limits import (
     SharedLimits,
@@ -40,18 +40,6 @@ __all__ = ["Baton", "Submission"]
 
 _OUTCOMES = {1: "created", 0: "existing", 2: "idempotent", 3: "debounced"}
 
-#: Runs per runs_create call when a batch is split to overlap preparing and creating.
-CREATE_CHUNK = 250
-
-class Created(NamedTuple):
-    """What ``Baton.create_leasing`` returns: (id, code) per spec in order, the runs leased to the calling
-    node, and per partition index it was leased runs in, what its registration has left (None: used up)."""
-
-    results: list[tuple[str, int]]
-    leased: list[Claimed]
-    registration_rooms: dict[int, int | None]
-
-
 @dataclass(frozen=True)
 class Submission:
     """What a submission did: ``created`` a run, found an ``existing`` id, hit an
@@ -63,7 +51,7 @@ class Submission:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class Baton(Controls, RunAccess):
+class Baton(Controls, RunAccess, Creation):
     """A Baton application: define jobs with ``@app.job``, trigger and inspect runs.
 
     The same object is used by producers (``await app.trigger(...)``) and by the
@@ -336,83 +324,6 @@ class Baton(Controls, RunAccess):
         for part in await asyncio.gather(*pending):
             ids.extend(part)
         return ids
-
-    async def create(self, specs: list[RunSpec]) -> list[str]:
-        """Create validated runs (the common end of every submission path)."""
-        return [run_id for run_id, _ in await self.create_detailed(specs)]
-
-    async def create_detailed(self, specs: list[RunSpec], raise_rejected: bool = True) -> list[tuple[str, int]]:
-        """Create runs; returns (id, runs_create code) per spec, in order.
-
-        A run refused inside runs_create (a missing parent, a full max_queued) raises
-        its typed error after the call, the others being created; with ``raise_rejected``
-        False its code is returned instead (negative; the id slot names the cause, see
-        runtime/admission.py).
-        """
-        return (await self.create_leasing(specs, "", raise_rejected)).results
-
-    async def create_leasing(self, specs: list[RunSpec], node_id: str, raise_rejected: bool = True) -> Created:
-        """Create runs as ``create_detailed`` does, as node ``node_id`` ('' for none): also returns the runs
-        leased to that node because it was waiting for work (runs_create), for it to start them itself."""
-        specs = mark_notify(specs, self.lookup, await self.webhook_projects.current(self.redis))
-        by_partition: dict[int, list[int]] = {}
-        for i, spec in enumerate(specs):
-            by_partition.setdefault(self.keys.partition_of_run(spec.id).index, []).append(i)
-        out: list[tuple[str, int]] = [("", 0)] * len(specs)
-        # large batches go out in concurrent chunks: Redis creates one chunk
-        # while this process encodes the next
-        chunks = [
-            (index, positions[k:k + CREATE_CHUNK])
-            for index, positions in by_partition.items()
-            for k in range(0, len(positions), CREATE_CHUNK)
-        ]
-        calls = [
-            self.scripts.create_leasing(self.keys.partitions[index], [specs[i].script_args() for i in positions],
-                                        node_id)
-            for index, positions in chunks
-        ]
-        if len(calls) == 1:  # (the one-run path of every trigger: no task, no extra coroutine)
-            try:
-                replies = [await calls[0]]
-            except Exception as exc:
-                self._note_outage(chunks[0][0], exc)
-                raise
-        else:
-            replies = await self._gathered(calls, [index for index, _ in chunks])
-        leased: list[Claimed] = []
-        rooms: dict[int, int | None] = {}
-        for (index, positions), (result, mine, room) in zip(chunks, replies, strict=True):
-            if mine:
-                # (chunks of one partition run in an unknown order: the least room is the one left)
-                earlier = rooms.get(index, room)
-                rooms[index] = None if room is None or earlier is None else min(room, earlier)
-            for i, pair in zip(positions, result, strict=True):
-                out[i] = pair
-                if raise_rejected and pair[1] < 0 and (error := rejection(pair[1], pair[0])):
-                    try:
-                        raise error
-                    finally:  # the error's traceback holds this frame: no cycle through a local
-                        del error
-            leased += mine
-        return Created(out, leased, rooms)
-
-    async def _gathered(self, calls: Sequence[Awaitable[CreateReply]], partitions: list[int]) -> list[CreateReply]:
-        """The replies of concurrent runs_create calls, one per partition index in ``partitions``; the
-        first error raised once all have ended."""
-        replies = await asyncio.gather(*calls, return_exceptions=True)
-        for index, reply in zip(partitions, replies, strict=True):
-            if isinstance(reply, Exception):
-                self._note_outage(index, reply)
-        for reply in replies:
-            if isinstance(reply, BaseException):
-                raise reply
-        return cast(list[CreateReply], replies)
-
-    def _note_outage(self, index: int, exc: Exception) -> None:
-        """A runs_create call in partition ``index`` failed with ``exc``: an outage is noted
-        (``outages``), so the next runs with drawn ids go elsewhere."""
-        if is_outage(exc):
-            self.outages.failed(self.keys.partitions[index], exc)
 
     async def _spec(
         self, item: Mapping[str, Any], source: str = DEFAULT_SOURCE, extra: Mapping[str, Any] | None = None,
