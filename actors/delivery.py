@@ -11,7 +11,6 @@ import asyncio
 from collections.abc import Sequence
 
 from runtime.messages import HandedOff, Hold, LeaseGranted
-from runtime.scripts import Claimed
 
 from .base import Mailbox
 
@@ -30,21 +29,21 @@ class Delivery:
         self.leaser = leaser
         self.fetcher = fetcher
 
-    async def deliver(self, partition: int, runs: Sequence[Claimed], deadline: float,
-                      granted_at: float | None = None, registration_room: int | None = None) -> None:
-        """Start runs leased to this node in ``partition``; their leases surely hold until ``deadline``
-        (monotonic, taken before the call that leased them) and were granted at about monotonic
-        ``granted_at`` (None: when that call was sent). ``registration_room``: what the node's
-        registration as waiting has left after the push (None: the push used it up)."""
+    async def deliver(self, partition: int, granted: Sequence[LeaseGranted],
+                      registration_room: int | None = None) -> None:
+        """Start runs leased to this node in ``partition``, each granted with until when (monotonic) its
+        lease surely holds and about when it was granted. ``registration_room``: what the node's
+        registration as waiting has left after the last push (None: the push used it up)."""
         # the leaser and the fetcher hear of the runs before anything can report
         # them done: every message is queued in this one step; the executor's
         # first, so the runs start before the bookkeeping (the pickup path)
-        granted = [LeaseGranted(c, deadline, granted_at) for c in runs]
-        held = tuple(runs)
+        held = tuple(g.claimed for g in granted)
+        # (one renewal schedule for them all: the lease that surely ends first sets it)
+        hold = Hold(partition, held, min(g.deadline for g in granted))
         if self.executor.room() < len(granted):
             # more than the executor's mailbox holds now (hand-offs of several partitions
             # at once): the bookkeeping first, then wait for room rather than fail
-            self.leaser.send_nowait(Hold(partition, held, deadline))
+            self.leaser.send_nowait(hold)
             self.fetcher.send_nowait(HandedOff(partition, held, registration_room))
             for g in granted:
                 await self.executor.send(g)
@@ -55,7 +54,7 @@ class Delivery:
         # the leaser and the fetcher are woken only once the runs have started (executor
         # turn, task start, handler): woken now, both would handle their message first, on
         # the pickup path. Their messages are queued now, so they read them before any later one
-        self.leaser.post(Hold(partition, held, deadline))
+        self.leaser.post(hold)
         self.fetcher.post(HandedOff(partition, held, registration_room))
         try:
             await _yield(START_TURNS)

@@ -21,6 +21,7 @@ from runtime.admission import rejection
 from runtime.app import Baton
 from runtime.codec import text
 from runtime.errors import RedisUnavailable, SubmissionError
+from runtime.messages import LeaseGranted
 from runtime.metrics import DEDUP_REASONS, Metrics
 from runtime.partition_outages import PartitionOutages
 from runtime.redis_faults import is_outage, server_state
@@ -197,7 +198,7 @@ class EntryRuns:
         for claimed in created.leased:
             by_partition.setdefault(claimed.partition, []).append(claimed)
         for partition, runs in by_partition.items():
-            await self.delivery.deliver(partition, runs, deadline,
+            await self.delivery.deliver(partition, [LeaseGranted(c, deadline) for c in runs],
                                         registration_room=created.registration_rooms.get(partition))
         return created.results
 

@@ -2,8 +2,9 @@
 
 A node whose claim finds less work than it has room for registers as waiting
 (runs_claim); runs_create then leases new runs to it directly and pushes them
-to the node's hand-off list. The receiver blocks on that list (BLPOP, one
-connection per partition), gives the runs to the executor and tells the
+to the node's hand-off list. The receiver blocks on that list (one connection
+per partition) and takes every entry waiting in it at once (BLMPOP; BLPOP, one
+entry per pop, where the server or its ACL refuses it), gives the runs to the executor and tells the
 leaser, which renews their leases, and the fetcher, which counts their slots. A run submitted to an idle node
 thus starts without a claim round trip, and without a hop through the leaser.
 """
@@ -21,8 +22,9 @@ from runtime.direct_calls import DirectCalls
 from runtime.fencing import handed_deadline, handed_granted_at, lease_margin_s
 from runtime.keys import Partition
 from runtime.lua_calls import durable_shortfall, durable_wait
+from runtime.messages import LeaseGranted
 from runtime.partition_outages import next_pause
-from runtime.redis_faults import described, is_outage
+from runtime.redis_faults import command_refused, described, is_outage
 from runtime.scripts import Claimed, handed_off
 
 from .base import Actor
@@ -52,6 +54,8 @@ class Receiver(Actor[None]):
         #: failover (durable writes wait for a script's writes, not for a BLPOP's): the promoted
         #: replica still lists the entry, and popped again it would start the same attempt twice
         self.delivered: OrderedDict[tuple[str, str, int], None] = OrderedDict()
+        #: whether a pop takes every entry waiting (BLMPOP, Redis 7+), not just one (BLPOP)
+        self.take_many = True
 
     async def run(self) -> None:
         """Receive until stopped. A partition that does not answer pauses its own loop only; any
@@ -85,8 +89,15 @@ class Receiver(Actor[None]):
             # Redis clock, which TIME, sent with the pop, relates to this node's clock
             sent = time.monotonic()
             try:
-                clock_ms, reply = await direct.execute_timed(key, "BLPOP", key, BLOCK_S)
+                clock_ms, reply = await direct.execute_timed(key, *self._pop(key))
             except Exception as exc:
+                if self.take_many and command_refused(exc, "blmpop"):
+                    # a server before Redis 7 (no BLMPOP), or an ACL file written for the BLPOP this
+                    # node used before: one entry per pop from now on
+                    self.take_many = False
+                    self.log.warning("the Redis server refuses BLMPOP (%s): hand-offs are popped one at a "
+                                     "time with BLPOP (allow +blmpop, see deploy/redis/users.acl)", described(exc))
+                    continue
                 if not is_outage(exc):
                     raise
                 # this partition's master does not answer: its pops wait, the other
@@ -102,25 +113,51 @@ class Receiver(Actor[None]):
                 pause = 0.0
             if reply is None:
                 continue
+            granted, room = self._taken(partition, reply[1] if self.take_many else [reply[1]], sent, clock_ms, ttl_ms)
+            if not granted:
+                continue
+            if confirm is not None and not await self._replicated(
+                    partition, direct, confirm, min(g.deadline for g in granted)):
+                for g in granted:  # not started: taken again from a promoted replica's list, they run
+                    c = g.claimed
+                    self.delivered.pop((c.run_id, c.token, c.claimed_at_ms), None)
+                self.delivery.forgo(partition.index, len(granted), room)
+                continue
+            # (the runs start first)
+            await self.delivery.deliver(partition.index, granted, registration_room=room)
+
+    def _pop(self, key: str) -> tuple[Any, ...]:
+        """The blocking pop of a hand-off list: every entry waiting in it (up to one per slot: each
+        entry holds at least one run, and no registration is promised more runs than the node's
+        slots), else the first to come."""
+        if self.take_many:
+            return ("BLMPOP", BLOCK_S, 1, key, "LEFT", "COUNT", self.app.settings.concurrency)
+        return ("BLPOP", key, BLOCK_S)
+
+    def _taken(self, partition: Partition, entries: list[bytes], sent: float, clock_ms: int,
+               ttl_ms: int) -> tuple[list[LeaseGranted], int | None]:
+        """The runs in the entries one pop took that were not delivered before, oldest push first,
+        each with its lease's times; and what the node's registration has left after the last push.
+        An entry may have waited in the list since before the pop: its lease is judged by its grant
+        time on the Redis clock, which the TIME sent with the pop (``clock_ms``) relates to this
+        node's clock."""
+        granted: list[LeaseGranted] = []
+        room: int | None = None
+        for entry in entries:
             try:
-                runs, room = handed_off(reply[1], partition.index)
+                runs, room = handed_off(entry, partition.index)
             except (ValueError, TypeError, IndexError) as exc:
                 # only runs_create writes this list; never expected, but one bad
                 # entry must not stop the node (leases it held are reaped)
                 self.log.error("skipped an unreadable hand-off entry of partition %d: %r", partition.index, exc)
                 continue
-            runs = [c for c in runs if self._first_delivery(c)]
             if not runs:
                 continue
-            deadline = handed_deadline(sent, clock_ms, runs[0].claimed_at_ms, ttl_ms)
-            if confirm is not None and not await self._replicated(partition, direct, confirm, deadline):
-                for c in runs:  # not started: taken again from a promoted replica's list, they run
-                    self.delivered.pop((c.run_id, c.token, c.claimed_at_ms), None)
-                self.delivery.forgo(partition.index, len(runs), room)
-                continue
-            granted_at = handed_granted_at(sent, clock_ms, runs[0].claimed_at_ms)
-            # (the runs start first)
-            await self.delivery.deliver(partition.index, runs, deadline, granted_at, registration_room=room)
+            granted_ms = runs[0].claimed_at_ms  # (one push: one grant time)
+            deadline = handed_deadline(sent, clock_ms, granted_ms, ttl_ms)
+            granted_at = handed_granted_at(sent, clock_ms, granted_ms)
+            granted += [LeaseGranted(c, deadline, granted_at) for c in runs if self._first_delivery(c)]
+        return granted, room
 
     async def _replicated(self, partition: Partition, direct: DirectCalls, wait: tuple[Any, ...],
                           deadline: float) -> bool:

@@ -25,11 +25,12 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from redis.exceptions import NoPermissionError, NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from .direct_calls import DirectCalls
 from .errors import NotReplicated
 from .lua_source import LIBRARY_PREFIX, Library, library, load_source
+from .redis_faults import command_refused
 from .settings import Settings
 
 __all__ = [
@@ -81,10 +82,7 @@ def durable_shortfall(settings: Settings, acked: Any) -> str:
 
 def functions_refused(exc: ResponseError) -> bool:
     """Whether an error says the server or the user's ACL has no Redis Functions (not that one failed)."""
-    message = str(exc).lower()
-    if isinstance(exc, NoPermissionError) or message.startswith("noperm"):  # redis-py strips NOPERM
-        return "'fcall'" in message or "'function|" in message
-    return "unknown command" in message and ("fcall" in message or "function" in message)
+    return command_refused(exc, "fcall", "function")
 
 
 def _not_found(exc: ResponseError) -> bool:

@@ -92,6 +92,20 @@ def is_outage(exc: BaseException) -> bool:
     return type(exc) is RedisClusterException and "cannot be connected" in str(exc)
 
 
+def command_refused(exc: BaseException, *commands: str) -> bool:
+    """Whether ``exc`` says the server does not have one of ``commands`` (lower case; a prefix such as
+    ``function`` covers its subcommands) or the user's ACL does not allow it: not that it failed.
+    What a node asks before it falls back to what older servers and ACL files have."""
+    if not isinstance(exc, ResponseError):
+        return False
+    message = str(exc).lower()
+    # Redis 7 quotes a command name as 'name', Redis 6 as `name`
+    named = any(f"'{c}" in message or f"`{c}" in message for c in commands)
+    if isinstance(exc, redis_exceptions.NoPermissionError) or message.startswith("noperm"):  # (redis-py strips it)
+        return named
+    return named and "unknown command" in message
+
+
 def group_missing(exc: BaseException) -> bool:
     """Whether ``exc`` says a stream's consumer group is not there (NOGROUP): Redis lost its data (a
     restart without persistence, a replica promoted without it) since the reader made the group.

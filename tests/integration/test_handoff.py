@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -412,3 +414,87 @@ async def test_a_waiting_node_does_not_register_again_after_each_run_it_is_given
         assert int(await redis.hget(p.handed, "steady") or 0) >= 20
         assert calls.get("runs_claim", 0) - claims_before < 10, calls
         assert await redis.exists(p.waiter("steady")) == 1
+
+
+async def _pops(redis: Any) -> dict[str, int]:
+    """Calls of each blocking list pop the server has run so far."""
+    stats = await redis.info("commandstats")
+    return {name: int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("blmpop", "blpop")}
+
+
+async def _received(receiver: Receiver, to_executor: Mailbox[LeaseGranted], n: int) -> list[LeaseGranted]:
+    """Run ``receiver`` until ``n`` runs reached the executor's mailbox; those runs."""
+    task = asyncio.create_task(receiver.live())
+    got: list[LeaseGranted] = []
+    try:
+        async def all_in() -> bool:
+            while not to_executor.empty():
+                got.append(to_executor.get_nowait())
+            return len(got) >= n
+
+        await eventually(all_in, 10)
+    finally:
+        receiver.stop()
+        await asyncio.wait_for(task, 10)
+    return got
+
+
+async def test_every_entry_waiting_in_the_handoff_list_is_taken_in_one_pop(make_app: Any, redis: Any) -> None:
+    # Given a node registered as waiting and handed runs one at a time, each a push of its own,
+    # while its receiver was not popping (runs submitted faster than one pop per run: one entry
+    # per pop made the list grow, and each run wait tens of ms, behind the others)
+    app = echo_app(make_app, "many-node")
+    p = app.keys.partitions[0]
+    claimed, _ = await app.scripts.claim(p, "many-node", 10, ["default"], ["echo"], 0, register_ms=60_000)
+    assert claimed == []
+    ids = []
+    for n in range(8):
+        ids.append(await app.trigger("echo", n))
+        await asyncio.sleep(0.002)  # (grant times a few ms apart)
+    assert await redis.llen(p.handoff("many-node")) == 8
+    # When the receiver takes them
+    before = await _pops(redis)
+    to_executor: Mailbox[LeaseGranted] = Mailbox()
+    to_fetcher: Mailbox[Any] = Mailbox()
+    got = await _received(Receiver(app, Delivery(to_executor, Mailbox(), to_fetcher)), to_executor, 8)
+    after = await _pops(redis)
+    # Then one pop took all of them, in the order they were pushed, and the fetcher heard of them at once
+    assert [g.claimed.run_id for g in got] == ids
+    assert 1 <= after["blmpop"] - before["blmpop"] <= 2  # (the one that took them, perhaps one more begun)
+    assert after["blpop"] == before["blpop"]
+    handed = to_fetcher.get_nowait()
+    assert [c.run_id for c in handed.runs] == ids and handed.registration_room == 2
+    # and each lease is dated by its own push: the grant times stand apart as the pushes did
+    # (the first push's times for all would date later leases too early, and their runs' clock ahead)
+    for g in got:
+        assert g.granted_at is not None
+        assert abs((g.granted_at - got[0].granted_at) * 1000
+                   - (g.claimed.claimed_at_ms - got[0].claimed.claimed_at_ms)) < 1.0
+    assert got[-1].claimed.claimed_at_ms - got[0].claimed.claimed_at_ms >= 10
+    assert got[-1].deadline > got[0].deadline
+
+
+async def test_a_server_that_refuses_blmpop_is_popped_one_entry_at_a_time(
+    make_app: Any, redis: Any, redis_server: Any, caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a Redis user whose ACL predates BLMPOP (as Redis 6 has no BLMPOP at all) ...
+    user = f"old-acl-{uuid.uuid4().hex[:8]}"
+    await redis.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "&*", "+@all", "-blmpop")
+    try:
+        url = f"redis://{user}:pw@127.0.0.1:{redis_server.port}"
+        app = echo_app(make_app, "single-node", redis_url=url)
+        p = app.keys.partitions[0]
+        # ... and a node registered as waiting under it, handed three runs
+        await app.scripts.claim(p, "single-node", 10, ["default"], ["echo"], 0, register_ms=60_000)
+        ids = [await app.trigger("echo", n) for n in range(3)]
+        # When its receiver takes them
+        to_executor: Mailbox[LeaseGranted] = Mailbox()
+        receiver = Receiver(app, Delivery(to_executor, Mailbox(), Mailbox()))
+        with caplog.at_level(logging.WARNING, logger="baton"):
+            got = await _received(receiver, to_executor, 3)
+    finally:
+        await redis.execute_command("ACL", "DELUSER", user)
+    # Then it fell back to BLPOP, said so once, and delivered every run, in order
+    assert [g.claimed.run_id for g in got] == ids
+    assert not receiver.take_many
+    assert len([r for r in caplog.records if "refuses BLMPOP" in r.getMessage()]) == 1

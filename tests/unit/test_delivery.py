@@ -53,7 +53,7 @@ async def test_a_delivered_run_starts_before_the_leaser_and_fetcher_are_woken() 
     owners = Owners()
     await asyncio.sleep(0)  # the owners wait
     try:
-        await Delivery(owners.executor, owners.leaser, owners.fetcher).deliver(0, [claimed("r1")], 0.0)
+        await Delivery(owners.executor, owners.leaser, owners.fetcher).deliver(0, [LeaseGranted(claimed("r1"), 0.0)])
         await asyncio.sleep(0)
         assert owners.events[:2] == ["executor read LeaseGranted", "run r1 started"]
         assert sorted(owners.events[2:]) == ["fetcher read HandedOff", "leaser read Hold"]
@@ -66,7 +66,7 @@ async def test_bookkeeping_is_queued_at_once_and_read_before_later_messages() ->
     await asyncio.sleep(0)
     delivery = Delivery(owners.executor, owners.leaser, owners.fetcher)
     try:
-        task = asyncio.get_running_loop().create_task(delivery.deliver(0, [claimed("r1")], 0.0))
+        task = asyncio.get_running_loop().create_task(delivery.deliver(0, [LeaseGranted(claimed("r1"), 0.0)]))
         await asyncio.sleep(0)  # the delivery queued its messages and yields
         assert owners.leaser.qsize() == 1 and owners.fetcher.qsize() == 1
         # a later message (the run reported done) wakes the leaser: it reads the Hold first
@@ -84,7 +84,7 @@ async def test_a_delivery_cancelled_while_the_runs_start_still_wakes_the_leaser_
     await asyncio.sleep(0)
     try:
         task = asyncio.get_running_loop().create_task(
-            Delivery(owners.executor, owners.leaser, owners.fetcher).deliver(0, [claimed("r1")], 0.0))
+            Delivery(owners.executor, owners.leaser, owners.fetcher).deliver(0, [LeaseGranted(claimed("r1"), 0.0)]))
         await asyncio.sleep(0)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -15,7 +15,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from actors.entry_runs import ends_batch
 from runtime.api.errors import redis_transient
 from runtime.errors import NotReplicated
-from runtime.redis_faults import SERVER_STATE_CODES, described, is_outage, server_state
+from runtime.redis_faults import SERVER_STATE_CODES, command_refused, described, is_outage, server_state
 
 
 def reply(text: str) -> Exception:
@@ -70,3 +70,32 @@ def test_a_logged_redis_error_keeps_its_message() -> None:
     # Then its description names the type and the server's message
     assert described(error) == "OutOfMemoryError: command not allowed when used memory > 'maxmemory'."
     assert described(TimeoutError()) == "TimeoutError"
+
+
+#: how servers refuse a command they do not have or a user may not run, as the client raises it
+REFUSALS = [
+    ("ERR unknown command 'blmpop', with args beginning with: '1' '1' ", "blmpop"),  # Redis 7
+    ("ERR unknown command `BLMPOP`, with args beginning with: `1`, `1`, ", "blmpop"),  # Redis 6
+    ("NOPERM User baton-worker has no permissions to run the 'blmpop' command", "blmpop"),  # Redis 7.2
+    ("NOPERM this user has no permissions to run the 'blmpop' command or its subcommand", "blmpop"),  # 7.0
+    ("ERR unknown command `FCALL`, with args beginning with: `baton_runs_claim`, ", "fcall"),
+    ("NOPERM User w has no permissions to run the 'function|load' command", "function"),
+]
+
+
+@pytest.mark.parametrize(("text", "command"), REFUSALS)
+def test_a_refused_command_is_told_from_a_failed_one(text: str, command: str) -> None:
+    error = reply(text)
+    assert command_refused(error, command)
+    assert not command_refused(error, "xreadgroup")  # (another command's refusal)
+    assert not is_outage(error)
+
+
+@pytest.mark.parametrize("text", [
+    "NOPERM No permissions to access a key",  # a key, not the command
+    "ERR wrong number of arguments for 'blmpop' command",
+    "WRONGTYPE Operation against a key holding the wrong kind of value",
+    "OOM command not allowed when used memory > 'maxmemory'.",
+])
+def test_a_command_that_failed_is_not_refused(text: str) -> None:
+    assert not command_refused(reply(text), "blmpop")
