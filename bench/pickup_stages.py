@@ -25,17 +25,14 @@ import argparse
 import asyncio
 import functools
 import os
-import shutil
-import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import orjson
 
-from bench.common import percentile, spawn, stop, worker_env
+from bench.common import percentile
+from bench.own_node import own_node
 from runtime import Baton, RunContext
 
 #: where the worker's handler puts each probe's stamps: [probe number, [[stage, perf_counter], ...]]
@@ -158,23 +155,8 @@ def _table(title: str, stages: dict[str, list[float]]) -> str:
 
 async def run(n: int, gap_ms: float) -> str:
     """Both paths' stage tables, as Markdown."""
-    from bench.main import RedisServer
-
-    work = Path(tempfile.mkdtemp(prefix="baton-pickup-stages-"))
-    server = RedisServer(work)
-    server.start()
-    worker = None
-    client = Baton(redis_url=server.url, metrics_port=0)
-    try:
-        env = worker_env(server.url, "stages", 100, **{ENV: "1", "BATON_REDIS_URL": server.url,
-                                                      "BATON_CONCURRENCY": "100", "BATON_METRICS_PORT": "0"})
-        worker = spawn([sys.executable, "-m", "runtime", "worker", "--app", "bench.pickup_stages:app"], env,
-                       work / "worker.log")
-        deadline = time.monotonic() + 60
-        while int(await client.redis.zcard(client.keys.nodes)) < 1:
-            if worker.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the worker did not start (log: {work / 'worker.log'})")
-            await asyncio.sleep(0.05)
+    async with own_node("bench.pickup_stages:app", "pickup-stages", **{ENV: "1"}) as node:
+        client = node.client
         gap = gap_ms / 1000
 
         async def by_trigger(i: int) -> None:
@@ -187,13 +169,6 @@ async def run(n: int, gap_ms: float) -> str:
         for title, submit in (("app.trigger", by_trigger), ("XADD to the submission stream", by_xadd)):
             await _probes(client, submit, 20, gap)  # warm-up
             tables.append(_table(title, await _probes(client, submit, n, gap)))
-    finally:
-        await client.close()
-        if worker is not None:
-            stop(worker)
-        server.stop()
-    # (kept when something failed: the error names the worker's log in it)
-    shutil.rmtree(work, ignore_errors=True)
     return "\n\n".join(tables)
 
 
