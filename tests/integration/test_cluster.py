@@ -235,3 +235,36 @@ async def test_a_node_start_loads_the_missing_libraries_on_every_master(
     finally:
         await raw.aclose()
         await app.close()
+
+
+async def test_runs_triggered_back_to_back_are_handed_off_on_a_cluster(
+    redis_cluster: RedisClusterProcesses, settings: Settings,
+) -> None:
+    # Given an idle node on the cluster, its partitions on different masters
+    app = Baton(settings.with_changes(redis_url=redis_cluster.url, redis_cluster=True, partitions=3, concurrency=20))
+
+    @app.job()
+    async def echo(ctx: RunContext, payload: Any) -> Any:
+        return payload
+
+    try:
+        async with running_node(app) as node:
+            await eventually(lambda: _waiting_everywhere(app), 10)
+            # When 200 runs are triggered back to back (several entries wait in a hand-off list at once)
+            ids = [await app.trigger("echo", n) for n in range(200)]
+            runs = [await app.wait_for(run_id, 20) for run_id in ids]
+            handed = node.metrics.registry.get_sample_value("baton_leases_handed_off_total")
+            restarts = node.metrics.registry.get_sample_value("baton_actor_restarts_total", {"actor": "receiver"})
+    finally:
+        await app.close()
+    # Then every run completed, most of them handed to the node (each pop, sent to its partition's
+    # master, took what waited there), and the receiver never failed
+    assert [r.output for r in runs] == list(range(200))
+    assert handed is not None and handed > 100
+    assert not restarts
+
+
+async def _waiting_everywhere(app: Baton) -> bool:
+    """Whether the node is registered as waiting in every partition."""
+    node = app.settings.node_id
+    return all([await app.redis.exists(p.waiter(node)) for p in app.keys.partitions])
