@@ -9,8 +9,8 @@ runs ``--rounds`` rounds of ``--runs`` runs each, every round the same mix:
 - a quarter of runs that record a step and report progress (the durable step path), and a
   quarter that fail their first attempt and succeed on the retry (retries, failure records),
   both submitted the same way;
-- once those completed, a quarter of no-op runs submitted with ``app.trigger``, 8 in flight, to
-  a node with nothing else to do (hand-offs).
+- once those completed, a quarter of no-op runs submitted with ``app.trigger`` one at a time,
+  to a node with nothing else to do (hand-offs).
 
 After each round (every run completed) it reads the worker's resident memory (VmRSS in
 /proc) and Redis's ``used_memory``. It prints the memory every few rounds, then what a leak
@@ -36,9 +36,6 @@ from actors.receiver import REMEMBERED
 from bench.own_node import own_node
 from runtime import Backoff, Baton, RunContext
 
-#: how many ``app.trigger`` calls are in flight at once: few, so the node is often idle and
-#: takes the runs by hand-off
-IN_FLIGHT = 1
 #: 100 bytes of input, as the other benchmarks use
 PAYLOAD = "x" * 100
 
@@ -91,14 +88,8 @@ async def one_round(client: Baton, runs: int, done_before: int, worker: Popen[by
     for job in ("noop", "stepped", "flaky"):
         await client.trigger_batch([{"job": job, "input": {"x": PAYLOAD}} for _ in range(part)])
     await until_completed(client, done_before + 3 * part, worker, log)
-    left = runs - 3 * part
-
-    async def submitter(n: int) -> None:
-        for _ in range(n):
-            await client.trigger("noop", {"x": PAYLOAD})
-
-    await asyncio.gather(*(submitter(left // IN_FLIGHT + (1 if i < left % IN_FLIGHT else 0))
-                           for i in range(IN_FLIGHT)))
+    for _ in range(runs - 3 * part):  # (one at a time: the node is idle, and is handed each run)
+        await client.trigger("noop", {"x": PAYLOAD})
     await until_completed(client, done_before + runs, worker, log)
 
 
