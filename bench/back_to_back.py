@@ -100,6 +100,7 @@ def report(rows: list[dict[str, Any]]) -> str:
 
 
 async def run(runs: int, in_flight: list[int]) -> str:
+    """Every setting's figures, as a Markdown table (one server for all, a worker of its own each)."""
     work = Path(tempfile.mkdtemp(prefix="baton-b2b-"))
     server = RedisServer(work)
     server.start()
@@ -120,12 +121,7 @@ def main() -> None:
     in_flight = [int(k) for k in args.in_flight.split(",")]
     if args.runs < 1 or min(in_flight) < 1:
         ap.error("--runs and every --in-flight value must be at least 1")
-    print(run_sync(args.runs, in_flight))
-
-
-def run_sync(runs: int, in_flight: list[int]) -> str:
-    """``run`` on a fresh event loop."""
-    return asyncio.run(run(runs, in_flight))
+    print(asyncio.run(run(args.runs, in_flight)))
 
 
 if __name__ == "__main__":

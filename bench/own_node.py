@@ -19,9 +19,8 @@ from runtime import Baton
 
 @dataclass
 class OwnNode:
-    """What ``own_node`` started: the server's URL, a Baton client on it, the worker, the work directory."""
+    """What ``own_node`` started: a Baton client on the server, the worker, the work directory."""
 
-    url: str
     client: Baton
     worker: subprocess.Popen[bytes]
     work: Path
@@ -55,7 +54,7 @@ async def own_node(app_ref: str, name: str, concurrency: int = 100, **env: str) 
             if worker.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the worker did not start (log: {work / 'worker.log'})")
             await asyncio.sleep(0.05)
-        yield OwnNode(server.url, client, worker, work)
+        yield OwnNode(client, worker, work)
     finally:
         await client.close()
         if worker is not None:
