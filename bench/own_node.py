@@ -17,6 +17,14 @@ from bench.common import spawn, stop, worker_env
 from runtime import Baton
 
 
+async def completed_runs(app: Baton) -> int:
+    """Runs completed so far in ``app``'s prefix, every partition (the ``completed`` status indices)."""
+    pipe = app.redis.pipeline(transaction=False)
+    for p in app.keys.partitions:
+        pipe.zcard(p.status("completed"))
+    return sum(int(n) for n in await pipe.execute())
+
+
 @dataclass
 class OwnNode:
     """What ``own_node`` started: a Baton client on the server, the worker, the work directory."""

@@ -33,7 +33,7 @@ from subprocess import Popen
 from typing import Any, NamedTuple
 
 from actors.receiver import REMEMBERED
-from bench.own_node import own_node
+from bench.own_node import completed_runs, own_node
 from runtime import Backoff, Baton, RunContext
 
 #: 100 bytes of input, as the other benchmarks use
@@ -73,14 +73,6 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-async def completed(client: Baton) -> int:
-    """Runs completed so far, every partition."""
-    pipe = client.redis.pipeline(transaction=False)
-    for p in client.keys.partitions:
-        pipe.zcard(p.status("completed"))
-    return sum(int(n) for n in await pipe.execute())
-
-
 async def one_round(client: Baton, runs: int, done_before: int, worker: Popen[bytes], log: Path) -> None:
     """One round's mix (see the module's docstring), until every run of it completed: the batches
     first, then, to a node with nothing else to do, the runs submitted one at a time."""
@@ -96,7 +88,7 @@ async def one_round(client: Baton, runs: int, done_before: int, worker: Popen[by
 async def until_completed(client: Baton, n: int, worker: Popen[bytes], log: Path) -> None:
     """Wait until ``n`` runs have completed (at most 120 s; the worker must stay up)."""
     deadline = time.monotonic() + 120
-    while await completed(client) < n:
+    while await completed_runs(client) < n:
         if worker.poll() is not None:
             raise RuntimeError(f"the worker exited with {worker.returncode} (log: {log})")
         if time.monotonic() > deadline:

@@ -90,10 +90,9 @@ class BatonAdapter(Adapter):
         return procs
 
     async def completed_count(self, expected: int) -> int:
-        pipe = self.redis.pipeline(transaction=False)
-        for p in self.keys.partitions:
-            pipe.zcard(p.status("completed"))
-        return sum(int(x) for x in await pipe.execute())
+        from bench.own_node import completed_runs
+
+        return await completed_runs(self.app)
 
     async def queued_count(self) -> int:
         return int(await self.redis.zcard(self.keys.partitions[0].ready("default")))
