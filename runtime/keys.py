@@ -100,7 +100,8 @@ class Partition:
     def events(self, run_id: str) -> str:
         """The run's timeline (STREAM; type/data/ts, capped, expires with the run). Most runs never
         have one (their status changes are derived from the record); the first event marks the
-        record (`sat_ev`), and only a marked timeline is expired when the run ends."""
+        record (`sat_ev`), and only a marked timeline is expired when the run ends; the trim that
+        ends the run's retention deletes it in any case."""
         return f"{self.prefix}ev:{run_id}"
 
     def checkpoints(self, run_id: str) -> str:

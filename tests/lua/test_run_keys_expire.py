@@ -79,3 +79,27 @@ async def test_a_run_that_wrote_no_event_has_no_timeline_to_expire(lua: Lua) -> 
     assert await lua.scripts.update(other, c.token, None, [("log", '{"m":1}'), ("log", '{"m":2}')]) == 1
     assert (await lua.run(other))["sat_ev"] == "1"
     assert await lua.redis.xlen(lua.part.events(other)) == 2
+
+
+async def test_a_timeline_left_without_a_ttl_ends_with_the_runs_retention(lua: Lua) -> None:
+    # Given a run whose timeline a node of a version before the sat_ev mark began (an event written
+    # without marking the record), finished by this version: its end expires no timeline it does
+    # not know of
+    unmarked = await lua.create_one()
+    claimed = await lua.claim_one(unmarked)
+    await lua.redis.xadd(lua.part.events(unmarked), {"type": "status", "data": "{}", "ts": "1"})
+    assert await lua.finish(claimed, "completed") == "completed"
+    assert await lua.redis.pttl(lua.part.events(unmarked)) == -1
+    # and a run whose timeline this version began (marked, so it expires with the record)
+    marked = await lua.create_one()
+    c = await lua.claim_one(marked)
+    assert await lua.scripts.update(marked, c.token, None, [("log", '{"m":1}')]) == 1
+    assert await lua.finish(c, "completed") == "completed"
+    # When the first run's retention ends (its index entry is older than the finished-run TTL) and
+    # the periodic trim runs
+    await lua.redis.zadd(lua.part.status("completed"), {unmarked: 1})
+    assert await lua.scripts.trim_indices(lua.part) == 1
+    # Then its timeline is gone with its retention; the run still retained keeps its own
+    assert await lua.redis.exists(lua.part.events(unmarked)) == 0
+    assert await lua.redis.exists(lua.part.events(marked)) == 1
+    assert 0 < await lua.redis.pttl(lua.part.events(marked))

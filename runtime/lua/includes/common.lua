@@ -156,7 +156,16 @@ local function trim_index(pfx, index, now, ttl_ms, cap)
   for _, gid in ipairs(due) do
     project_unlisted(pfx, gid, call('HMGET', K.run(pfx, gid), unpack(PROJECT_FIELDS)))
   end
-  if #due > 0 then call('ZREM', index, unpack(due)) end
+  if #due > 0 then
+    call('ZREM', index, unpack(due))
+    -- their timelines end here too: one without a TTL (begun by a node of a version before the
+    -- record's sat_ev mark, on a run a newer node finished; or written by any path after the run's
+    -- end) would otherwise stay for good. A marked one expires with the record anyway. One DEL for
+    -- the batch: a key that is not there costs Redis a lookup
+    local timelines = {}
+    for i, gid in ipairs(due) do timelines[i] = K.events(pfx, gid) end
+    call('DEL', unpack(timelines))
+  end
   local n = call('ZCARD', index)
   if n > cap then
     local gone = call('ZRANGE', index, 0, n - cap - 1)
