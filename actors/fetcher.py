@@ -165,6 +165,10 @@ class Fetcher(Actor[FetcherMessage]):
                 self.registrations[msg.partition] = (msg.registration_room, held[1])
             self.received[msg.partition] = self.received.get(msg.partition, 0) + len(msg.runs) + msg.forgone
             self.metrics.leases_handed_off.inc(len(msg.runs) + msg.forgone)
+            if not self._registered_everywhere():
+                # its room ran low: renewed now, while the next runs can still be handed over (not
+                # once these end: a node fed back to back had its room run out by then)
+                self.maybe_work = True
             self._check_handoff_closed()
         elif isinstance(msg, Drain):
             self.draining = True
@@ -284,11 +288,17 @@ class Fetcher(Actor[FetcherMessage]):
         return 0
 
     def _registered_everywhere(self) -> bool:
-        """Whether this node's registration as waiting surely lives, with room, in every partition."""
-        if len(self.registrations) < len(self.app.keys.partitions):
+        """Whether this node's registration as waiting surely lives in every partition, each with room
+        for at least half its share of the free slots. Hand-offs count a registration's room down and
+        only a claim renews it: renewed once it is half used (or the slots freed since made it small),
+        a node fed one run at a time keeps being handed its runs, where it used to run out of room,
+        leave the next runs to the ready set and take them by claims."""
+        count = len(self.app.keys.partitions)
+        if len(self.registrations) < count:
             return False
+        low = max(1, (self.slots - len(self.occupied)) // count // 2)
         now = time.monotonic()
-        return all(room > 0 and now < until for room, until in self.registrations.values())
+        return all(room >= low and now < until for room, until in self.registrations.values())
 
     async def _claim_pieces(self, p: Partition, want: int, piece: int) -> bool:
         """Every free piece claimed at once (up to CLAIM_PIECES calls in flight), for a partition

@@ -410,10 +410,30 @@ async def test_a_waiting_node_does_not_register_again_after_each_run_it_is_given
         for n in range(20):
             assert (await app.wait_for(await submit(app, redis, n), 10)).output == n
         # Then each was leased to it, and it did not claim (register again) after each: its
-        # registration counted its room down instead (only idle polls and wakes claim)
+        # registration counted its room down instead (only idle polls, wakes and a room fallen under
+        # half the free slots claim)
         assert int(await redis.hget(p.handed, "steady") or 0) >= 20
         assert calls.get("runs_claim", 0) - claims_before < 10, calls
         assert await redis.exists(p.waiter("steady")) == 1
+
+
+async def test_a_node_fed_runs_back_to_back_is_handed_every_one(make_app: Any, redis: Any) -> None:
+    # Given an idle node of 40 slots (registered as waiting)
+    app = echo_app(make_app, "fed", concurrency=40)
+    p = app.keys.partitions[0]
+    async with running_node(app):
+        await eventually(lambda: redis.exists(p.waiter("fed")), 10)
+        handed_before = int(await redis.hget(p.handed, "fed") or 0)
+        # When runs are triggered back to back, six times its slots: each trigger awaited and the next
+        # sent at once (a web application triggering a run per request)
+        ids = [await app.trigger("echo", n) for n in range(240)]
+        runs = [await app.wait_for(run_id, 10) for run_id in ids]
+        handed = int(await redis.hget(p.handed, "fed") or 0) - handed_before
+    # Then every one was handed to it: its registration was renewed while it still had room. (Used
+    # up, it leaves the next runs to the ready set, to wait there for a claim: under a steady stream
+    # of triggers the node then kept alternating between the two, and runs waited milliseconds)
+    assert [r.output for r in runs] == list(range(240))
+    assert handed == 240
 
 
 async def _pops(redis: Any) -> dict[str, int]:
