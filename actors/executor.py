@@ -96,9 +96,9 @@ class Executor(Actor[ExecutorMessage]):
         self.margin_s = lease_margin_s(app.settings.lease_ttl_ms)
         self.ttl_s = app.settings.lease_ttl_ms / 1000
         self.threads = ThreadPoolExecutor(max_workers=min(self.slots, 64), thread_name_prefix="baton-job")
-        #: runs of batch jobs wait here for their batch (runtime/batching.py)
         #: a handler step that held the loop this long is followed by on_stall (see StepTimed)
         self.long_step_s = long_step_s(app.settings.lease_ttl_ms)
+        #: runs of batch jobs wait here for their batch (runtime/batching.py)
         self.batcher = Batcher(self.threads, self.timed)
         #: runs whose handlers started since the last _count_starts (counted once per loop turn)
         self.started: list[Claimed] = []
