@@ -290,9 +290,8 @@ class Fetcher(Actor[FetcherMessage]):
     def _registered_everywhere(self) -> bool:
         """Whether this node's registration as waiting surely lives in every partition, each with room
         for at least half its share of the free slots. Hand-offs count a registration's room down and
-        only a claim renews it: renewed once it is half used (or the slots freed since made it small),
-        a node fed one run at a time keeps being handed its runs, where it used to run out of room,
-        leave the next runs to the ready set and take them by claims."""
+        only a claim renews it; renewed at half rather than once used up, it keeps a node fed runs back
+        to back being handed them (used up, the next runs went to the ready set to wait for a claim)."""
         count = len(self.app.keys.partitions)
         if len(self.registrations) < count:
             return False

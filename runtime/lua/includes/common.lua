@@ -153,17 +153,17 @@ end
 -- Returns how many entries left by age.
 local function trim_index(pfx, index, now, ttl_ms, cap)
   local due = call('ZRANGEBYSCORE', index, '-inf', now - ttl_ms, 'LIMIT', 0, TRIM_MOST)
-  for _, gid in ipairs(due) do
+  -- their timelines end here too: one without a TTL (begun by a node of a version before the
+  -- record's sat_ev mark, on a run a newer node finished; or written by any path after the run's
+  -- end) would otherwise stay for good. A marked one expires with the record anyway. One DEL for
+  -- the batch: a key that is not there costs Redis a lookup
+  local timelines = {}
+  for i, gid in ipairs(due) do
     project_unlisted(pfx, gid, call('HMGET', K.run(pfx, gid), unpack(PROJECT_FIELDS)))
+    timelines[i] = K.events(pfx, gid)
   end
   if #due > 0 then
     call('ZREM', index, unpack(due))
-    -- their timelines end here too: one without a TTL (begun by a node of a version before the
-    -- record's sat_ev mark, on a run a newer node finished; or written by any path after the run's
-    -- end) would otherwise stay for good. A marked one expires with the record anyway. One DEL for
-    -- the batch: a key that is not there costs Redis a lookup
-    local timelines = {}
-    for i, gid in ipairs(due) do timelines[i] = K.events(pfx, gid) end
     call('DEL', unpack(timelines))
   end
   local n = call('ZCARD', index)
