@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -19,6 +20,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from runtime.api import ApiKeys, ApiMetrics, create_app
 from runtime.app import Baton
+from runtime.listening import listening_sockets
 
 from .base import Actor
 
@@ -53,7 +55,7 @@ class Api(Actor[None]):
     survives = ("keys", "api_metrics", "_announced")
 
     def __init__(self, app: Baton, registry: Any = None, ready: Callable[[], bool] | None = None,
-                 port: int | None = None) -> None:
+                 sockets: Sequence[socket.socket] = ()) -> None:
         super().__init__()
         self.app = app
         self.settings = app.settings
@@ -63,7 +65,10 @@ class Api(Actor[None]):
         #: created by the first run(): a registry takes each metric name once
         self.api_metrics: ApiMetrics | None = None
         self.ready = ready
-        self.port = self.settings.api_port if port is None else port
+        #: the process's listening sockets (runtime/worker.py api_listening): each run() serves on copies,
+        #: which its server closes at its end, so the port stays this process's across restarts. None
+        #: given (tests, an API run by library code): each run() binds its own
+        self.sockets = tuple(sockets)
         #: set once the server listens
         self.listening = asyncio.Event()
         #: (method, path) of every route served, once started
@@ -95,12 +100,15 @@ class Api(Actor[None]):
         runner = web.AppRunner(web_app, access_log=access_log, access_log_class=AccessLogger, shutdown_timeout=2.0,
                                max_line_size=MAX_LINE)
         await runner.setup()
+        host, port = self.settings.api_host, self.settings.api_port
+        own: list[socket.socket] = []
         try:
-            site = web.TCPSite(runner, self.settings.api_host, self.port, reuse_address=True)
-            await site.start()
+            if not self.sockets:
+                own = listening_sockets("the API", "api", host, port)
+            for sock in self.sockets or own:
+                await web.SockSite(runner, sock.dup()).start()
             self._announce()
-            self.log.info("HTTP API on http://%s:%d (OpenAPI at /openapi.json; dashboard at /ui)",
-                          self.settings.api_host, self.port)
+            self.log.info("HTTP API on http://%s:%d (OpenAPI at /openapi.json; dashboard at /ui)", host, port)
             self.listening.set()
             await self.stopping.wait()
             # draining: readiness answers 503 and event streams end, but requests still get answers
@@ -111,3 +119,5 @@ class Api(Actor[None]):
             stopping.set()
             self.listening.clear()
             await runner.cleanup()
+            for sock in own:
+                sock.close()

@@ -11,8 +11,10 @@ server that cannot serve commands now, such as one out of memory) does not spend
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 from redis.exceptions import RedisClusterException, RedisError
@@ -62,7 +64,7 @@ class Supervisor(Actor[None]):
     name = "supervisor"
 
     def __init__(self, app: Baton, metrics: Metrics | None = None, intake: bool = True,
-                 health: Health | None = None) -> None:
+                 health: Health | None = None, api_sockets: Sequence[socket.socket] = ()) -> None:
         super().__init__()
         self.app = app
         self.settings = app.settings
@@ -93,9 +95,10 @@ class Supervisor(Actor[None]):
                         if intake else [])
         # the cluster gauges come from one node: the scheduler lease's holder (an election that exists anyway)
         self.observer = Observer(app, self.metrics, exporter=lambda: self.scheduler.holding)
-        # the HTTP API, in this process when api_port is set (or alone: `baton api`)
-        self.api = (Api(app, self.metrics.registry, ready=lambda: not self.shutdown_requested.is_set())
-                    if self.settings.api_port else None)
+        # the HTTP API, in this process when api_port is set (or alone: `baton api`), on the sockets the
+        # process bound at its start (runtime/worker.py) when it did
+        self.api = (Api(app, self.metrics.registry, ready=lambda: not self.shutdown_requested.is_set(),
+                        sockets=api_sockets) if self.settings.api_port else None)
         self.scheduler = Scheduler(app, self.metrics)
         # completion hooks and webhooks (outboxes, deliveries); its outbox gauge is a cluster one, like the observer's
         self.notifier = (Notifier(app, self.metrics, exporting=lambda: self.scheduler.holding)

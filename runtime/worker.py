@@ -6,9 +6,10 @@ import asyncio
 import gc
 import importlib
 import logging
+import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from .cancelling import cancel_and_wait
 from .devnode import forget_api, record_api
 from .embedded import EmbeddedServer, alive_server
 from .errors import ConfigError, RedisUnavailable
+from .listening import cannot_serve, listening_sockets
 from .logs import configure_logging, node_id_var
 from .metrics import Metrics, process_metrics
 from .probes import Health, start_probe_server
@@ -26,7 +28,7 @@ from .settings import Settings, check_embedded_allowed, env_warnings, setting_na
 from .stop_signals import DRAIN_HAND_BACK_S, EXIT_ALLOWANCE_S, StopSignals, exit_deadline, unless_stopped
 from .tracing import require as require_tracing
 
-__all__ = ["DEFAULT_API_PORT", "load_app", "run_api", "run_worker", "serve", "serve_metrics"]
+__all__ = ["DEFAULT_API_PORT", "api_listening", "load_app", "run_api", "run_worker", "serve", "serve_metrics"]
 
 logger = logging.getLogger("baton.worker")
 
@@ -48,12 +50,14 @@ def load_app(spec: str) -> Baton:
 
 
 async def serve(app: Baton, metrics: Metrics | None = None, health: Health | None = None,
-                signals: StopSignals | None = None, on_stop: Callable[[float], None] | None = None) -> int:
+                signals: StopSignals | None = None, on_stop: Callable[[float], None] | None = None,
+                api_sockets: Sequence[socket.socket] = ()) -> int:
     """Run the supervisor until drained (SIGTERM and SIGINT drain it); returns the process exit code.
-    ``on_stop`` is called once the node is asked to stop, with the seconds its drain may take at most."""
+    ``on_stop`` is called once the node is asked to stop, with the seconds its drain may take at most;
+    ``api_sockets``: where the API listens (api_listening), when the process bound them at its start."""
     from actors.supervisor import Supervisor
 
-    supervisor = Supervisor(app, metrics, health=health)
+    supervisor = Supervisor(app, metrics, health=health, api_sockets=api_sockets)
     drain_s = app.settings.shutdown_grace_s + DRAIN_HAND_BACK_S
     # before anything waits for Redis: a node stopped while its Redis is not reachable yet exits 0; and
     # told at signal time, not once the loop gets to it (a handler may be blocking the loop)
@@ -94,11 +98,16 @@ def serve_metrics(settings: Settings, registry: CollectorRegistry, health: Healt
     try:
         start_probe_server(settings.metrics_host, settings.metrics_port, registry, health)
     except OSError as exc:  # in use, not ours to bind, or an unknown host
-        raise ConfigError(
-            f"cannot serve metrics on {settings.metrics_host}:{settings.metrics_port} "
-            f"({setting_names('metrics_host')}, {setting_names('metrics_port')}): {exc.strerror or exc}"
-        ) from exc
+        raise cannot_serve("metrics", "metrics", settings.metrics_host, settings.metrics_port, exc) from exc
     logger.info("metrics on http://%s:%d/metrics", settings.metrics_host, settings.metrics_port)
+
+
+def api_listening(settings: Settings) -> list[socket.socket]:
+    """The sockets of the node's API (none when ``api_port`` is 0), bound before the process starts any
+    work: a port it cannot have is a ConfigError (runtime/listening.py)."""
+    if not settings.api_port:
+        return []
+    return listening_sockets("the API", "api", settings.api_host, settings.api_port)
 
 
 def run_worker(app: Baton, settings: Settings, signals: StopSignals | None = None) -> int:
@@ -111,6 +120,7 @@ def run_worker(app: Baton, settings: Settings, signals: StopSignals | None = Non
     health = Health(settings.loop_stall_limit_s)
     try:
         serve_metrics(settings, metrics.registry, health)
+        api_sockets = api_listening(settings)
     except ConfigError as exc:
         raise ConfigError(f"{exc}{_node_running_here(settings)}") from None
     embedded: EmbeddedServer | None = None
@@ -139,7 +149,7 @@ def run_worker(app: Baton, settings: Settings, signals: StopSignals | None = Non
         # the embedded server is this node's to keep: started again if it goes (nothing else would)
         keeper = asyncio.ensure_future(embedded.keep_alive()) if embedded is not None else None
         try:
-            return await serve(app, metrics, health, signals, exit_in_time)
+            return await serve(app, metrics, health, signals, exit_in_time, api_sockets)
         finally:
             if keeper is not None:
                 await cancel_and_wait([keeper])
@@ -147,6 +157,8 @@ def run_worker(app: Baton, settings: Settings, signals: StopSignals | None = Non
     try:
         return _run(serving())
     finally:
+        for sock in api_sockets:
+            sock.close()
         for deadline in deadlines:
             deadline.cancel()
         if embedded is not None:
@@ -181,11 +193,17 @@ def run_api(app: Baton, settings: Settings, signals: StopSignals | None = None) 
     registry = CollectorRegistry()
     process_metrics(registry)
     serve_metrics(settings, registry)
+    sockets = api_listening(settings)
     app.configure(settings)
-    return _run(_serve_api(app, registry, signals))
+    try:
+        return _run(_serve_api(app, registry, signals, sockets))
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
-async def _serve_api(app: Baton, registry: CollectorRegistry, signals: StopSignals) -> int:
+async def _serve_api(app: Baton, registry: CollectorRegistry, signals: StopSignals,
+                     sockets: Sequence[socket.socket]) -> int:
     from redis.exceptions import RedisError
 
     from actors.api import Api
@@ -193,7 +211,7 @@ async def _serve_api(app: Baton, registry: CollectorRegistry, signals: StopSigna
     from .redis_faults import REFUSED_CREDENTIALS, credentials_refused
     from .topology import check_deployment
 
-    api = Api(app, registry)
+    api = Api(app, registry, sockets=sockets)
     # before the deployment check, which may wait for a Redis that is not reachable yet
     signals.attach(api.stop)
     checked = await unless_stopped(check_deployment(app.redis, app.keys.deployment, app.settings), api.stopping)
@@ -212,9 +230,6 @@ async def _serve_api(app: Baton, registry: CollectorRegistry, signals: StopSigna
         logger.warning("could not check the deployment at start (%s); serving anyway", exc)
     try:
         await api.run()
-    except OSError as exc:
-        logger.error("cannot serve the API on %s:%d: %s", app.settings.api_host, api.port, exc)
-        return 1
     finally:
         await app.close()
     return 0

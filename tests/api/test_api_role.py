@@ -134,19 +134,30 @@ def test_the_access_log_is_one_structured_line_per_request(api_process: ApiProce
     assert line["remote"] == "127.0.0.1" and line["user_agent"].startswith("Python-urllib")
 
 
-@pytest.mark.parametrize("problem", ["bad setting", "port taken"])
+#: what each case sets to make the start fail, the command it starts, and what the error names
+CANNOT_START = {
+    "bad setting": ({"BATON_LEASE_TTL_MS": "soon"}, "worker", "BATON_LEASE_TTL_MS"),
+    "metrics port taken": ({"BATON_METRICS_PORT": "{taken}"}, "worker", "cannot serve metrics on 127.0.0.1:{taken}"),
+    "API port taken": ({"BATON_API_PORT": "{taken}"}, "worker", "cannot serve the API on 127.0.0.1:{taken}"),
+    "API port taken, API role": ({"BATON_API_PORT": "{taken}"}, "api", "cannot serve the API on 127.0.0.1:{taken}"),
+}
+
+
+@pytest.mark.parametrize("problem", list(CANNOT_START))
 def test_a_process_that_cannot_start_says_why_in_one_json_line(redis_server: RedisProcess, problem: str) -> None:
-    # Given a worker whose configuration cannot work: a malformed setting, or a metrics port already bound
+    # Given a worker or API process whose configuration cannot work: a malformed setting, or a port it
+    # serves on (metrics, API) already bound by another process
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
+    port = str(taken.getsockname()[1])
+    setting, command, named = CANNOT_START[problem]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "BATON_REDIS_URL": redis_server.url, "BATON_LOG_FORMAT": "json",
-           "BATON_METRICS_HOST": "127.0.0.1", "BATON_METRICS_PORT": str(taken.getsockname()[1])}
-    if problem == "bad setting":
-        env["BATON_LEASE_TTL_MS"] = "soon"
+           "BATON_METRICS_HOST": "127.0.0.1", "BATON_METRICS_PORT": "0", "BATON_API_HOST": "127.0.0.1",
+           "BATON_API_DEV_KEY": "auto", **{k: v.format(taken=port) for k, v in setting.items()}}
     try:
         # When it starts
-        out = subprocess.run([sys.executable, "-m", "runtime", "worker", "--app", "examples.jobs:app"], cwd=ROOT,
+        out = subprocess.run([sys.executable, "-m", "runtime", command, "--app", "examples.jobs:app"], cwd=ROOT,
                              env=env, capture_output=True, text=True, timeout=60)
     finally:
         taken.close()
@@ -155,4 +166,6 @@ def test_a_process_that_cannot_start_says_why_in_one_json_line(redis_server: Red
     last = json.loads(out.stderr.strip().splitlines()[-1])
     assert (last["level"], last["logger"], last["event"], last["error"]) == (
         "critical", "baton.startup", "startup_failed", "ConfigError")
-    assert ("BATON_LEASE_TTL_MS" if problem == "bad setting" else "cannot serve metrics") in last["msg"]
+    assert named.format(taken=port) in last["msg"], last["msg"]
+    # before it did any work: no node started, no actor ran
+    assert " started" not in out.stderr and "actor" not in out.stderr, out.stderr
