@@ -12,7 +12,6 @@ import sys
 from dataclasses import fields
 from typing import NoReturn
 
-import orjson
 from redis.exceptions import RedisError
 
 from .api.commands import add_api_args, add_commands, run_command
@@ -23,6 +22,7 @@ from .app import Baton
 from .cli_client import run_client_command, use_api
 from .completion import SHELLS, completion_script
 from .errors import BatonError
+from .json_values import decode
 from .logs import startup_failure
 from .settings import ENV_PREFIX, Settings, descriptions, env_warnings
 from .stop_signals import StopSignals
@@ -47,11 +47,11 @@ def _settings_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _json_text(raw: str) -> str:
-    """--input: checked to be JSON when parsed, so a typo is a usage error."""
+    """--input: read as any door reads JSON (runtime/json_values.py) when parsed, so a typo is a usage error."""
     try:
-        orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"not valid JSON: {exc}") from exc
+        decode(raw)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("is ")) from exc
     return raw
 
 

@@ -34,12 +34,13 @@ from .dependencies import parent_outputs
 from .errors import DuplicateStep, LeaseLost, NonDeterminism, raise_for_status
 from .fencing import LeaseClock, lease_margin_s
 from .ids import routed_run_id
+from .json_values import encode, refusal
 from .limits import check_size, check_tags, fit_log_entry
 from .records import iso
 from .redis_faults import ride_out
 from .run_checkpoints import RunCheckpoints
 from .run_children import RunChildren
-from .run_logs import RunLogCapture, RunLogger, current_run, dumps
+from .run_logs import RunLogCapture, RunLogger, current_run
 from .run_records import RunRecords
 from .run_tasks import uncut
 from .tracing import span
@@ -189,7 +190,7 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
     async def _record(self, name: str, index: int, record: dict[str, Any]) -> None:
         completed = record["status"] == "completed"
         await self.flush()
-        record_json = dumps(record)
+        record_json = encode(record)
         code = await self._on_lease(
             lambda: self._app.scripts.record_step(self.run_id, self._token, name, index, record_json, completed),
             f"recording step {name!r}")
@@ -246,9 +247,9 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
         finally:
             self._current_step = None
         try:
-            output = orjson.dumps(result).decode()
+            output = encode(result)
         except TypeError as exc:
-            raise TypeError(f"step {name!r} returned a value that is not JSON-serialisable: {exc}") from None
+            raise TypeError(refusal(f"the output of step {name!r}", exc)) from None
         check_size(f"the output of step {name!r}", output, self._app.settings, "max_output_bytes")
         await self._record(name, index, {
             "name": name, "index": index, "status": "completed", "output": result, "error": None,
@@ -304,15 +305,14 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
                 "stepName": self._current_step, "level": level, "message": message, "data": data,
                 "timestamp": iso(created * 1000),
             }
-            text = orjson.dumps(entry, default=str).decode()
-            self._events.append(("log", fit_log_entry(entry, text, self._app.settings)))
+            self._events.append(("log", fit_log_entry(entry, self._app.settings)))
         self._buffered()
 
     def progress(self, current: float, total: float | None = None, message: str | None = None) -> None:
         """Report progress (the seed's Progress); readable on the run at once after the next flush.
         Not while ``replaying``: the run shows how far an earlier attempt got until this one is past it."""
         value = {"current": current, "total": total, "message": message}
-        data = check_size("progress", dumps(value), self._app.settings, "max_record_bytes")
+        data = check_size("progress", encode(value), self._app.settings, "max_record_bytes")
         if self.replaying:
             return
         with self._lock:
@@ -324,7 +324,7 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
         """Merge keys into the run's metadata (written with the next flush; nothing when they change nothing,
         as when a retry replays the call)."""
         merged = {**self.metadata, **values}
-        data = check_size("the run's metadata", dumps(merged), self._app.settings, "max_metadata_bytes")
+        data = check_size("the run's metadata", encode(merged), self._app.settings, "max_metadata_bytes")
         if merged == self.metadata:
             return
         self.metadata = merged
@@ -350,7 +350,7 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
         check_tags(merged)
         self.tags = merged
         with self._lock:
-            self._fields["tags"] = dumps(self.tags)
+            self._fields["tags"] = encode(self.tags)
         self._buffered()
 
     def has_buffered(self) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from .errors import OutputTooLarge, ValueTooLarge
+from .json_values import encode
 from .settings import Settings
 from .submission import MAX_TAG_LEN, MAX_TAGS
 
@@ -44,7 +45,7 @@ def check_size(what: str, text: str, settings: Settings, limit_name: str) -> str
 
 def output_json(settings: Settings, result: Any) -> str:
     """A handler's return value as the JSON text its run records; OutputTooLarge over max_output_bytes."""
-    return check_size("the handler's return value", orjson.dumps(result).decode(), settings, "max_output_bytes")
+    return check_size("the handler's return value", encode(result), settings, "max_output_bytes")
 
 
 def check_tags(tags: list[str]) -> None:
@@ -58,14 +59,23 @@ def check_tags(tags: list[str]) -> None:
             raise ValueTooLarge(f"tag {tag[:32]!r}...", len(tag), MAX_TAG_LEN, "MAX_TAG_LEN", "characters")
 
 
-def fit_log_entry(entry: dict[str, Any], text: str, settings: Settings) -> str:
-    """A log entry's JSON within max_record_bytes: an entry over it keeps the start of its message, drops
-    its data and records how large it was."""
+def fit_log_entry(entry: dict[str, Any], settings: Settings) -> str:
+    """A log entry's JSON (a value that is not JSON as its str) within max_record_bytes and what Baton
+    stores (runtime/json_values.py): an entry over the limit, or whose data cannot be stored, keeps the
+    start of its message, drops its data and says why."""
     limit = settings.max_record_bytes
+    try:
+        text = encode(entry, default=str)
+    except TypeError as exc:  # its data nests too deep: a log call must not break the handler
+        return _cut_log_entry(entry, f" [log entry data dropped: {exc}]", limit)
     size = json_size(text) if len(text) > limit // 4 else 0
     if size <= limit:
         return text
-    note = f" [log entry cut: it was {size} bytes; the limit is {limit} (max_record_bytes)]"
+    return _cut_log_entry(entry, f" [log entry cut: it was {size} bytes; the limit is {limit} (max_record_bytes)]",
+                          limit)
+
+
+def _cut_log_entry(entry: dict[str, Any], note: str, limit: int) -> str:
     # a quarter of the limit in characters is within it in any encoding, with room for the other fields
     message = str(entry.get("message") or "")[: max(limit // 4 - len(note) - 1024, 0)]
     cut = {**entry, "message": message + note, "data": None}

@@ -11,11 +11,10 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
-
 from .app_part import AppPart
 from .errors import ConfigError, SubmissionError, raise_for_status
 from .ids import run_id_in_partition
+from .json_values import encode, refusal
 from .keys import LEASED_RANGE
 from .ranges import check, to_ms
 from .records import Run, iso, read_runs, stored_int, stored_json, text
@@ -178,9 +177,9 @@ class RunAccess(AppPart):
         if not isinstance(key, str) or not key or len(key) > 256:
             raise SubmissionError("bad_event_key", "event key must be a non-empty string of at most 256 characters")
         try:
-            data_json = orjson.dumps(data).decode()
+            data_json = encode(data)
         except TypeError as exc:
-            raise SubmissionError("bad_event_data", f"event data is not JSON-serialisable: {exc}") from None
+            raise SubmissionError("bad_event_data", refusal("event data", exc)) from None
         if len(data_json) > self.settings.max_input_bytes:
             raise SubmissionError("too_large", "event data is larger than max_input_bytes")
         return data_json

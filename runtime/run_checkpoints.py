@@ -20,8 +20,8 @@ from typing import Any
 from .codec import text
 from .context_part import ContextPart
 from .errors import LeaseLost
+from .json_values import encode
 from .limits import check_size
-from .run_logs import dumps
 from .run_tasks import uncut
 
 __all__ = ["RunCheckpoints"]
@@ -45,7 +45,7 @@ class RunCheckpoints(ContextPart):
         """Store a sequenced snapshot of state; returns its sequence number. While the handler
         replays (``replaying``), the snapshot the earlier attempt stored here is not stored again:
         its sequence number is returned."""
-        state_json = check_size("the checkpoint state", dumps(state), self._app.settings, "max_checkpoint_bytes")
+        state_json = check_size("the checkpoint state", encode(state), self._app.settings, "max_checkpoint_bytes")
         position = self._next_index
         taken = self._checkpoints_taken
         if taken is None:

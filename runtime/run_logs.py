@@ -7,23 +7,16 @@ import functools
 import logging
 from typing import TYPE_CHECKING, Any
 
-import orjson
-
 if TYPE_CHECKING:
     from .context import RunContext
 
-__all__ = ["RunLogCapture", "RunLogger", "current_run", "dumps"]
+__all__ = ["RunLogCapture", "RunLogger", "current_run"]
 
 #: The context of the run whose handler is executing (also inside its threads).
 current_run: contextvars.ContextVar[RunContext | None] = contextvars.ContextVar("baton_current_run", default=None)
 
 _LEVELS = {logging.DEBUG: "info", logging.INFO: "info", logging.WARNING: "warn", logging.ERROR: "error",
            logging.CRITICAL: "error"}
-
-
-def dumps(value: Any) -> str:
-    """A value as JSON text."""
-    return orjson.dumps(value).decode()
 
 
 class RunLogger:

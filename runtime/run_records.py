@@ -14,9 +14,9 @@ import threading
 from typing import Any
 
 from .context_part import ContextPart
+from .json_values import encode
 from .limits import check_size
 from .records import iso
-from .run_logs import dumps
 
 __all__ = ["RunRecords"]
 
@@ -56,7 +56,7 @@ class RunRecords(ContextPart):
                     **record, "attempt": self.attempt, "step_name": self._current_step,
                     "created_at": iso(self.now_ms())}
             try:
-                data = dumps(full)
+                data = encode(full)
             except TypeError as exc:
                 raise TypeError(f"{kind} record is not JSON-serialisable: {exc}") from None
             # a structured output is a result (max_output_bytes); usage and tool calls are records
@@ -109,7 +109,7 @@ class RunRecords(ContextPart):
         handler's thread too. Fenced like every other write; any still pending are written at the next
         step boundary and before the attempt's outcome.
         """
-        data = check_size("the stream chunk", dumps(chunk), self._app.settings, "max_record_bytes")
+        data = check_size("the stream chunk", encode(chunk), self._app.settings, "max_record_bytes")
         if self.replaying:  # streamed when that code first ran
             return
         with self._lock:

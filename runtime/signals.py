@@ -25,6 +25,7 @@ import orjson
 
 from .errors import LeaseLost, RunNotFound, SubmissionError, WaitTimeout, raise_for_status
 from .ids import NAME_RE
+from .json_values import encode, refusal
 from .limits import check_size, json_size
 
 if TYPE_CHECKING:
@@ -36,9 +37,9 @@ __all__ = ["TAKEN_AT_ONCE", "data_json", "keyed_wait", "query_state", "send_sign
 def data_json(what: str, data: Any, max_bytes: int) -> str:
     """``data`` as the JSON text a message carries, within ``max_bytes``; SubmissionError otherwise."""
     try:
-        text = orjson.dumps(data).decode()
+        text = encode(data)
     except TypeError as exc:
-        raise SubmissionError("bad_data", f"{what} is not JSON-serialisable: {exc}") from None
+        raise SubmissionError("bad_data", refusal(what, exc)) from None
     if json_size(text) > max_bytes:
         raise SubmissionError("too_large", f"{what} is {json_size(text)} bytes of JSON; the limit is {max_bytes} "
                               "(max_input_bytes)")
@@ -143,9 +144,9 @@ async def wait_for_signal(ctx: RunContext, name: str, timeout: float | None = No
 async def set_state(ctx: RunContext, value: Any) -> None:
     """See RunContext.set_state."""
     try:
-        text = orjson.dumps(value).decode()
+        text = encode(value)
     except TypeError as exc:
-        raise TypeError(f"the run's state is not JSON-serialisable: {exc}") from None
+        raise TypeError(refusal("the run's state", exc)) from None
     check_size("the run's state", text, ctx._app.settings, "max_checkpoint_bytes")
     if ctx.replaying:
         # published when that code first ran: stored again, the state went back to an earlier one

@@ -12,13 +12,12 @@ from collections.abc import Callable, Mapping, Set
 from datetime import datetime
 from typing import Any, NamedTuple
 
-import orjson
-
 from .affinity import affinity_extra
 from .dependencies import depends_spec, parents_routing
 from .errors import SubmissionError, UnknownJob
 from .ids import NAME_RE, RUN_ID_RE, routed_run_id
 from .jobs import Backoff, JobOptions
+from .json_values import MAX_JSON_DEPTH, decode, encode, refusal
 from .keys import Keys
 from .ranges import check, parse, shown, to_ms
 from .settings import Settings
@@ -311,36 +310,14 @@ def _queue(options: JobOptions, queue: Any, queue_known: QueueCheck | None) -> s
     return queue
 
 
-def json_text(name: str, value: Any) -> str:
-    """JSON text of an option; SubmissionError names it when orjson cannot encode it or it nests too deep."""
-    reason = "bad_input" if name == "input" else f"bad_{name}"
+def json_text(name: str, value: Any, reason: str = "") -> str:
+    """JSON text of an option (runtime/json_values.py encode); SubmissionError (``reason``, else
+    bad_input or bad_<name>) names it when it cannot be stored."""
     try:
-        text = orjson.dumps(value).decode()
-    except TypeError as exc:  # orjson.JSONEncodeError: unsupported type, integer over 64 bits, bad str
-        raise SubmissionError(reason, f"{name} is not JSON-serialisable: {exc}") from None
-    _check_depth(reason, name, text, value)
-    return text
-
-
-#: Deepest nesting accepted in submitted JSON. orjson encodes at most 255 levels,
-#: and responses and views wrap a run's input and metadata in a few more: a value
-#: nested deeper could be stored but never shown again.
-MAX_JSON_DEPTH = 200
-
-
-def _check_depth(reason: str, name: str, text: str, value: Any) -> None:
-    # only text with more brackets than the limit can nest that deep: the
-    # common case costs two counts, the rare one an encode of the value wrapped
-    # in the headroom views need
-    if text.count("[") + text.count("{") <= MAX_JSON_DEPTH:
-        return
-    wrapped = value
-    for _ in range(255 - MAX_JSON_DEPTH):
-        wrapped = [wrapped]
-    try:
-        orjson.dumps(wrapped)
-    except TypeError:
-        raise SubmissionError(reason, f"{name} nests deeper than {MAX_JSON_DEPTH} levels") from None
+        return encode(value)
+    except TypeError as exc:  # orjson's: unsupported type, integer over 64 bits, bad str; or too deep
+        raise SubmissionError(reason or ("bad_input" if name == "input" else f"bad_{name}"),
+                              refusal(name, exc)) from None
 
 
 def _sized(settings: Settings, name: str, text: str) -> str:
@@ -404,13 +381,11 @@ def _debounce(debounce: Mapping[str, Any] | None) -> tuple[str, str]:
 
 
 def json_field(name: str, raw: str) -> Any:
-    """A field's JSON text, parsed; SubmissionError (bad_json) names the field."""
+    """A field's JSON text, read (runtime/json_values.py decode); SubmissionError (bad_json) names the field."""
     try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise SubmissionError("bad_json", f"field {name!r} is not valid JSON: {shown(str(exc), 200)}") from None
-    _check_depth("bad_json", f"field {name!r}", raw, value)
-    return value
+        return decode(raw)
+    except ValueError as exc:
+        raise SubmissionError("bad_json", f"field {name!r} {exc}") from None
 
 
 def _opt_str(name: str, value: Any) -> str:

@@ -21,7 +21,6 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import orjson
 from aiohttp import web
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
@@ -43,6 +42,7 @@ from ..errors import (
     UnknownJob,
     UnknownParent,
 )
+from ..json_values import decode
 from ..redis_faults import described
 from ..settings import Settings
 from ..tracing import annotate, server_span
@@ -189,9 +189,9 @@ class _Endpoint:
             # only a truly empty body counts as none: whitespace is not JSON
             if raw_body:
                 try:
-                    body = orjson.loads(raw_body)
-                except orjson.JSONDecodeError:
-                    raise ApiError(400, "invalid_json", "the request body is not valid JSON") from None
+                    body = decode(raw_body)
+                except ValueError as exc:  # (what a body may hold is what any door takes: runtime/json_values.py)
+                    raise ApiError(400, "invalid_json", f"the request body {exc}") from None
                 _check_schema("body", self.body, body)
             elif route.body_required:
                 raise ApiError(400, "invalid_body", "a JSON request body is required")

@@ -4,7 +4,7 @@ on a free port, API keys for two projects, and jobs whose progress the tests con
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -124,6 +124,29 @@ def define_jobs(app: Baton, gates: Gates) -> None:
         if payload < 2:
             ctx.continue_as_new(payload + 1)
         return payload
+
+    @app.job(max_attempts=1)
+    async def deep(ctx: RunContext, payload: Any) -> list[str]:
+        """Tries to keep a value nested ``payload["depth"]`` levels in every way a handler keeps one;
+        returns the ways that refused it (a log entry keeps its message and drops the data)."""
+        value: Any = "bottom"
+        for _ in range(payload["depth"]):
+            value = [value]
+        ctx.log.info("deep data", value=value)
+        ways: dict[str, Callable[[], Any]] = {
+            "metadata": lambda: ctx.set_metadata(deep=value), "state": lambda: ctx.set_state(value),
+            "checkpoint": lambda: ctx.checkpoint(value), "step": lambda: ctx.step("deep", lambda: value),
+            "output": lambda: ctx.output("deep", value), "chunk": lambda: ctx.stream(value),
+        }
+        refused = []
+        for name, keep in ways.items():
+            try:
+                kept = keep()
+                if asyncio.iscoroutine(kept):
+                    await kept
+            except TypeError:
+                refused.append(name)
+        return refused
 
     @app.job()
     async def checkpointer(ctx: RunContext, payload: Any) -> int:
