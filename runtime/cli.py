@@ -8,6 +8,7 @@ import argparse
 import asyncio
 import math
 import os
+import signal
 import sys
 from dataclasses import fields
 from typing import NoReturn
@@ -110,16 +111,27 @@ def settings_from(ns: argparse.Namespace) -> Settings:
     return Settings.from_env(**overrides)
 
 
+def reader_gone() -> int:
+    """What was printed is no longer read (``baton runs ls | head``): end quietly, as a tool that SIGPIPE
+    ends does, with its exit code. Python ignores SIGPIPE, so the write raised instead; stdout goes to
+    /dev/null first, or the interpreter's last flush would raise again on its way out."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the subcommand."""
     ns = build_parser().parse_args(argv)
     if ns.command not in ("worker", "api"):  # those log them, once logging is set up
         for warning in env_warnings():
             print(f"baton: warning: {warning}", file=sys.stderr)
-    if ns.command == "completion":
-        sys.stdout.write(completion_script(build_parser(), ns.shell))
-        return 0
     try:
+        if ns.command == "completion":
+            sys.stdout.write(completion_script(build_parser(), ns.shell))
+            sys.stdout.flush()
+            return 0
         if ns.command in ("runs", "dlq", "apikey"):
             return asyncio.run(run_command(ns))
         if ns.command in OPS_COMMANDS:
@@ -149,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return reader_gone()
     except Exception as exc:
         if ns.command in ("worker", "api"):
             raise  # a daemon's crash keeps its traceback: it is logged and investigated

@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 import orjson
+from redis.asyncio import RedisCluster
 
 from .api.client import ApiClientError
 from .api.commands import DEFAULT_URL, api_client
@@ -129,6 +130,11 @@ async def _redis_cli(ns: argparse.Namespace, settings: Settings) -> int:
         return 1
     client = connect(found.redis_url, cluster=found.redis_cluster)
     try:
+        if isinstance(client, RedisCluster):
+            await client.initialize()  # (it maps the cluster with the callbacks cleared below)
+        # the reply as the server sent it: redis-py's callbacks would make PING's PONG True, and
+        # HGETALL's list a dict
+        client.response_callbacks.clear()
         reply = await client.execute_command(*ns.args)
     finally:
         await client.aclose()
@@ -137,16 +143,17 @@ async def _redis_cli(ns: argparse.Namespace, settings: Settings) -> int:
 
 
 def _reply(value: Any) -> str:
+    """A reply as redis-cli prints it to a pipe: each element on its own line, nil as an empty one."""
     if value is None:
         return "\n"
     if isinstance(value, bytes):
         return value.decode(errors="replace") + "\n"
-    if isinstance(value, list | tuple):
+    if isinstance(value, list | tuple | set):
         return "".join(_reply(v) for v in value)
-    if isinstance(value, dict):
+    if isinstance(value, dict):  # (a RESP3 map: its keys and values in turn)
         return "".join(_reply(k) + _reply(v) for k, v in value.items())
-    if isinstance(value, bool):
-        return ("OK" if value else "0") + "\n"
+    if isinstance(value, bool):  # (a RESP3 boolean, as RESP2 sends it)
+        return f"{int(value)}\n"
     return f"{value}\n"
 
 

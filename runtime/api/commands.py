@@ -203,7 +203,13 @@ async def _runs(api: ApiClient, ns: argparse.Namespace, out: TextIO) -> int:
         else:
             _table([[r["id"], r["status"], r.get("error") or ""] for r in result["results"]],
                    ["ID", "RESULT", "ERROR"], out)
-        return 0 if result["failed"] == 0 else 1
+        if not result["failed"]:
+            return 0
+        # each run's result is in the table (or the JSON); the failure is also the one line every error is
+        first = next(r for r in result["results"] if r.get("error"))
+        print(f"baton: {result['failed']} of {len(result['results'])} runs not canceled "
+              f"({first['id']}: {first['error']})", file=sys.stderr)
+        return 1
     if cmd == "replay":
         run = await api.post(f"/v1/runs/{ns.run_id}/replay")
         emit(ns, out, run, f"{run['id']}\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 from typing import Any
 
@@ -58,6 +59,10 @@ async def test_submit_ls_get_cancel_and_replay(api: ApiNode) -> None:
     code, out, err = await baton(api, "runs", "cancel", delayed)
     assert code == 0 and delayed in out and "canceled" in out
     assert (await api.run(delayed))["status"] == "canceled"
+    # and a run that cannot be canceled (it has finished) is reported in the table, and as an error
+    code, out, err = await baton(api, "runs", "cancel", delayed, run["id"])
+    assert code == 1 and run["id"] in out and "already finished" in out, (out, err)
+    assert err.count("\n") == 1 and err.startswith(f"baton: 2 of 2 runs not canceled ({delayed}: "), err
     code, out, err = await baton(api, "runs", "replay", run["id"])
     new_id = out.strip()
     assert code == 0 and (await api.run(new_id))["replay_of"] == run["id"]
@@ -128,6 +133,34 @@ async def test_apikey_prints_a_key_and_its_settings_entry() -> None:
     key = out.split("key:")[1].split()[0]
     entry = out.split("BATON_API_KEYS=")[1].split()[0]
     assert entry == f"acme:{hash_key(key)}"
+
+
+def test_output_nobody_reads_any_more_ends_the_command_quietly() -> None:
+    # Given a command whose output goes to a pipe nobody reads any more (`baton ... | head` once head exits)
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        # When it prints
+        done = subprocess.run([sys.executable, "-m", "runtime", "completion", "bash"], cwd=ROOT, stdout=write_end,
+                              stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    finally:
+        os.close(write_end)
+    # Then it ends as a tool ended by SIGPIPE does: nothing on stderr (no error, no traceback), exit code 141
+    assert (done.returncode, done.stderr) == (128 + signal.SIGPIPE, b"")
+
+
+async def test_redis_cli_prints_replies_as_redis_cli_does(redis_server: RedisProcess, prefix: str) -> None:
+    # Given `baton redis-cli` pointed at a server
+    env = {"BATON_REDIS_URL": redis_server.url}
+    key = f"{prefix}:h"
+    # When it sends commands of each reply kind, Then each reply prints as redis-cli prints it to a pipe:
+    # status replies as the server's words (not redis-py's True), an array one element per line, nil as an
+    # empty line, an integer as its digits
+    for args, printed in ((("PING",), "PONG\n"), (("SET", f"{prefix}:s", "v"), "OK\n"),
+                          (("HSET", key, "a", "1", "b", "2"), "2\n"), (("HGETALL", key), "a\n1\nb\n2\n"),
+                          (("GET", f"{prefix}:missing"), "\n"), (("TYPE", key), "hash\n")):
+        code, out, err = await baton(None, "redis-cli", *args, env=env)
+        assert (code, out) == (0, printed), (args, out, err)
 
 
 async def test_api_runs_alone(redis_server: RedisProcess, prefix: str) -> None:

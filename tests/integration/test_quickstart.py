@@ -51,6 +51,14 @@ def operator_commands() -> list[str]:
     return [line.strip() for line in block[1].splitlines() if shlex.split(line, comments=True) and "<" not in line]
 
 
+def duplicate_line(new_id: str, first_id: str) -> str:
+    """The log line the quick start's prose says a repeated XADD makes, with its ids filled in."""
+    section = README.read_text().split("\n## Quick start\n", 1)[1].split("\n## ", 1)[0]
+    quoted = re.search(r"The node logs `(stream entry <new id> created nothing:\s+run <first id>[^`]*)`", section)
+    assert quoted is not None, "the quick start no longer quotes the duplicate's log line"
+    return " ".join(quoted[1].split()).replace("<new id>", new_id).replace("<first id>", first_id)
+
+
 def fresh_checkout(dest: Path) -> Path:
     """This tree's files as a clone has them (tracked and new ones, as they are now), plus a virtualenv
     that runs this test's packages with the checkout's code."""
@@ -165,7 +173,7 @@ def test_the_readme_quick_start_works_as_written(tmp_path: Path) -> None:
         again = run(root, env, xadd)
         second_id = again.stdout.strip()
         assert again.returncode == 0 and second_id != entry_id
-        dev.wait_for(rf"stream entry {re.escape(second_id)} created nothing: run {re.escape(entry_id)} already holds")
+        dev.wait_for(re.escape(duplicate_line(second_id, entry_id)))  # the line the prose quotes, word for word
         shown = run(root, env, f".venv/bin/baton get {second_id}")
         assert shown.returncode == 0 and orjson.loads(shown.stdout)["id"] == entry_id
         assert f"resolved to run {entry_id}" in shown.stderr
