@@ -25,10 +25,10 @@ from typing import Any
 import orjson
 
 from .errors import ConfigError, SubmissionError
-from .ranges import to_ms
+from .ranges import check, to_ms
 
 __all__ = [
-    "DEFAULT_PREFER_WAIT_S", "HARD_STICKY_TTL_S", "MAX_PREFER_WAIT_S", "NODE_LABEL", "affinity_extra",
+    "DEFAULT_PREFER_WAIT_S", "HARD_STICKY_TTL_S", "NODE_LABEL", "affinity_extra",
     "affinity_view", "check_job_affinity", "check_labels", "encode_labels", "jobs_needing_labels", "parse_labels",
     "sticky_options", "stored_labels",
 ]
@@ -37,8 +37,6 @@ __all__ = [
 NODE_LABEL = "baton.node"
 #: How long a run with preferred labels waits for such a node before any node may take it.
 DEFAULT_PREFER_WAIT_S = 1.0
-#: The longest preference wait accepted (an hour: a longer one is a requirement).
-MAX_PREFER_WAIT_S = 3600.0
 #: The TTL of a hard-sticky child that sets none: its node is presumed gone for good after this.
 HARD_STICKY_TTL_S = 600.0
 #: Most labels a node offers or a run asks for.
@@ -100,9 +98,7 @@ def affinity_extra(job_options: Any, node_labels: Any, prefer_labels: Any, prefe
     if needs:
         out["needs"] = encode_labels(needs)
     if prefer:
-        wait = job_options.prefer_wait_s if prefer_wait_s is None else prefer_wait_s
-        if isinstance(wait, bool) or not isinstance(wait, int | float) or not 0 <= wait <= MAX_PREFER_WAIT_S:
-            raise SubmissionError("bad_prefer_wait", f"prefer_wait must be 0-{MAX_PREFER_WAIT_S:g} seconds")
+        wait = check("prefer_wait", job_options.prefer_wait_s if prefer_wait_s is None else prefer_wait_s)
         out["prefer"] = encode_labels(prefer)
         out["prefer_ms"] = str(to_ms(float(wait)))
     return out
@@ -134,10 +130,9 @@ def check_job_affinity(node_labels: Mapping[str, str], prefer_labels: Mapping[st
     try:
         check_labels("node_labels", node_labels)
         check_labels("prefer_labels", prefer_labels)
+        check("prefer_wait", prefer_wait_s)
     except SubmissionError as exc:
         raise ConfigError(str(exc)) from exc
-    if not 0 <= prefer_wait_s <= MAX_PREFER_WAIT_S:
-        raise ConfigError(f"prefer_wait must be 0-{MAX_PREFER_WAIT_S:g} seconds")
 
 
 def jobs_needing_labels(registry: Mapping[Any, Any]) -> list[dict[str, str]]:

@@ -77,6 +77,8 @@ RANGES: dict[str, Range] = {r.field: r for r in (
     Range("debounce_window", "seconds", 0.001, MAX_DURATION_S, "debounce window (`debounce['window']` in Python)"),
     Range("debounce_max", "seconds", 0, MAX_DURATION_S,
           "longest debounce delay after the first trigger, 0 = none (`debounce['max_delay']`)"),
+    # (an hour at most: a longer preference is a requirement, node_labels)
+    Range("prefer_wait", "seconds", 0, 3600, "how long a run with `prefer_labels` waits for such a node"),
 )}
 
 

@@ -8,6 +8,7 @@ rest: no value of an entry reaches a conversion that could raise anything else.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -46,6 +47,7 @@ def parse_stream_entry(
     With ``plain``, an entry of only ``job`` and ``input`` takes the short path
     (same checks, done once per job). ``queue_known`` as in :func:`build_spec`.
     """
+    _refuse_repeated(raw)
     if plain is not None and len(raw) <= 2:
         spec = _plain_stream_entry(entry_id, raw, lookup, plain)
         if spec is not None:
@@ -64,6 +66,8 @@ def parse_stream_entry(
     if "input" in fields:
         input_value = json_field("input", fields["input"])
     delay_s: float | None = None
+    if "delay" in fields and "delay_ms" in fields:
+        raise SubmissionError("bad_delay", "give delay or delay_ms, not both")
     if "delay" in fields:
         delay_s = parse("delay", fields["delay"])
     if "delay_ms" in fields:
@@ -106,9 +110,11 @@ def parse_stream_entry(
 
 def _affinity_fields(fields: Mapping[str, str]) -> dict[str, Any]:
     """node_labels, prefer_labels (JSON objects) and prefer_wait (seconds) as build_spec takes them."""
-    return {option: json_field(name, fields[name]) for name, option in
-            (("node_labels", "node_labels"), ("prefer_labels", "prefer_labels"), ("prefer_wait", "prefer_wait_s"))
-            if name in fields}
+    found = {option: json_field(name, fields[name]) for name, option in
+             (("node_labels", "node_labels"), ("prefer_labels", "prefer_labels")) if name in fields}
+    if "prefer_wait" in fields:
+        found["prefer_wait_s"] = parse("prefer_wait", fields["prefer_wait"])
+    return found
 
 
 def _decoded(raw: Mapping[bytes, bytes] | Mapping[str, str]) -> dict[str, str]:
@@ -152,6 +158,7 @@ _PLAIN_JOB_ONLY = frozenset({b"job"})
 
 def parse_stream_event(raw: Mapping[bytes, bytes], settings: Settings) -> tuple[str, str]:
     """Validate an event entry (fields ``event`` and optional ``data``); returns (key, data JSON)."""
+    _refuse_repeated(raw)
     fields = _decoded(raw)
     unknown = sorted(set(fields) - EVENT_FIELDS)
     if unknown:
@@ -170,6 +177,9 @@ def parse_stream_event(raw: Mapping[bytes, bytes], settings: Settings) -> tuple[
 
 def _stream_debounce(fields: Mapping[str, str]) -> dict[str, Any] | None:
     if "debounce_key" not in fields:
+        given = sorted(_DEBOUNCE_OPTIONS & set(fields))
+        if given:  # (a debounce meant, its key forgotten: not a run created at once)
+            raise SubmissionError("bad_debounce", f"{', '.join(given)} without debounce_key")
         return None
     return {
         "key": fields["debounce_key"],
@@ -180,6 +190,9 @@ def _stream_debounce(fields: Mapping[str, str]) -> dict[str, Any] | None:
 
 
 
+
+#: The debounce fields that mean nothing without ``debounce_key``.
+_DEBOUNCE_OPTIONS = frozenset({"debounce_window", "debounce_mode", "debounce_max"})
 
 #: Bytes of each field value a rejected entry keeps (names keep REJECTED_NAME_BYTES).
 REJECTED_FIELD_BYTES = 1024
@@ -199,20 +212,22 @@ def rejected_record(entry_id: str, fields: Mapping[Any, Any], error: SubmissionE
     entry's bytes and ``truncated`` says whether anything was cut.
     """
     kept: dict[str, str] = {}
-    budget = REJECTED_ENTRY_BYTES
+    budget = REJECTED_ENTRY_BYTES - 2  # (the JSON object's braces)
     size = 0
     truncated = False
     for k, v in fields.items():
         name, value = _raw(k), _raw(v)
         size += len(name) + len(value)
-        short_name, short_value = name[:REJECTED_NAME_BYTES], value[:REJECTED_FIELD_BYTES]
-        cost = len(short_name) + len(short_value)
+        short_name = name[:REJECTED_NAME_BYTES].decode(errors="replace")
+        short_value = value[:REJECTED_FIELD_BYTES].decode(errors="replace")
+        # what the pair adds to the JSON kept: quoted and escaped, a colon and a comma
+        cost = len(orjson.dumps(short_name)) + len(orjson.dumps(short_value)) + 2
         if cost > budget:
             truncated = True
             continue
         budget -= cost
-        truncated = truncated or len(short_name) < len(name) or len(short_value) < len(value)
-        kept[short_name.decode(errors="replace")] = short_value.decode(errors="replace")
+        truncated = truncated or len(name) > REJECTED_NAME_BYTES or len(value) > REJECTED_FIELD_BYTES
+        kept[short_name] = short_value
     message = str(error)
     return {
         "entry_id": entry_id, "reason": error.reason, "error": message[:REJECTED_ERROR_CHARS],
@@ -245,5 +260,24 @@ def stream_entries(reply: Any) -> list[Entry]:
             elif isinstance(fields, dict):
                 entries.append((text(entry_id), fields))
             else:
-                entries.append((text(entry_id), dict(zip(fields[::2], fields[1::2], strict=True))))
+                named = dict(zip(fields[::2], fields[1::2], strict=True))
+                entries.append((text(entry_id), named if 2 * len(named) == len(fields)
+                                else RepeatedFields(named, fields[::2])))
     return entries
+
+
+class RepeatedFields(dict[bytes, bytes]):
+    """The fields of an entry that names one field more than once (XADD takes that): the dict keeps
+    the last value of each, so which one was meant is unknown, and the entry is rejected whole."""
+
+    def __init__(self, fields: dict[bytes, bytes], names: list[bytes]) -> None:
+        super().__init__(fields)
+        #: the names given more than once
+        self.repeated = sorted(name for name, times in Counter(names).items() if times > 1)
+
+
+def _refuse_repeated(raw: Mapping[Any, Any]) -> None:
+    """SubmissionError (repeated_field) for an entry that names a field more than once."""
+    if isinstance(raw, RepeatedFields):
+        names = ", ".join(name.decode(errors="replace") for name in raw.repeated)
+        raise SubmissionError("repeated_field", f"field(s) given more than once: {shown(names, 200)}")

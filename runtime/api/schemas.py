@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..affinity import MAX_PREFER_WAIT_S
 from ..ranges import json_schema
 from .views import NATIVE_STATUSES, STATUS_WORDS, STRAIT_RECORDS, STRAIT_STATUSES, STRAIT_TRIGGERS, VIEWS
 
@@ -276,7 +275,7 @@ TRIGGER_OPTIONS: dict[str, Schema] = {
     "triggered_by": {"type": "string", "enum": ["api", "manual", "cron", "event", "workflow"]},
     "node_labels": {**STR_MAP, "description": "Labels a node must offer to lease the run (default: the job's)."},
     "prefer_labels": {**STR_MAP, "description": "Labels preferred for prefer_wait seconds; then any node."},
-    "prefer_wait": {"type": "number", "minimum": 0, "maximum": MAX_PREFER_WAIT_S,
+    "prefer_wait": {**json_schema("prefer_wait"),
                     "description": "Seconds a run waits for a node with prefer_labels (default: the job's)."},
     "depends_on": {"type": "array", "maxItems": 100, "description": (
         "Parent runs (ids in this project): the run is created waiting and queued once every parent finished; "

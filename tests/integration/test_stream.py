@@ -53,6 +53,10 @@ async def test_malformed_entries_are_rejected_and_the_rest_flows(make_app: Any, 
     keys = app.keys
     bad = [
         ({"job": "echo", "input": "{not json"}, "bad_json"),
+        # (orjson would read these as floats: 1.2345678901234568e+29, -9.223372036854776e+18)
+        ({"job": "echo", "input": '{"n": 123456789012345678901234567890}'}, "bad_json"),
+        ({"job": "echo", "input": "[-9223372036854775809]"}, "bad_json"),
+        ({"job": "echo", "input": "[" * 201 + "]" * 201}, "bad_json"),
         ({"job": "ghost", "input": "{}"}, "unknown_job"),
         ({"input": "{}"}, "missing_field"),
         ({"job": "echo", "input": '"' + "x" * 2000 + '"'}, "too_large"),
@@ -63,6 +67,10 @@ async def test_malformed_entries_are_rejected_and_the_rest_flows(make_app: Any, 
         ({"job": "echo", "delay": "soon"}, "bad_delay"),
         ({"job": "echo", "id": "has spaces"}, "bad_id"),
         ({"job": b"\xff\xfe"}, "bad_encoding"),
+        ({"job": "echo", "delay": "1", "delay_ms": "1000"}, "bad_delay"),  # (which one was meant?)
+        ({"job": "echo", "debounce_window": "5"}, "bad_debounce"),  # (a debounce without its key)
+        ({"job": "echo", "prefer_wait": "null"}, "bad_prefer_wait"),  # (a number field, as any other)
+        ({"job": "echo", "prefer_wait": "nan"}, "bad_prefer_wait"),
     ]
     # Given valid entries interleaved with malformed ones
     good_ids: list[str] = []
@@ -70,19 +78,26 @@ async def test_malformed_entries_are_rejected_and_the_rest_flows(make_app: Any, 
     for i, (fields, reason) in enumerate(bad):
         good_ids.append((await redis.xadd(keys.submit_stream, {"job": "echo", "input": str(i)})).decode())
         bad_ids[(await redis.xadd(keys.submit_stream, fields)).decode()] = reason
+    # (a field given twice: XADD keeps both, and which one was meant is unknown)
+    for args in (("job", "echo", "job", "ghost"), ("job", "echo", "input", "1", "input", "2"),
+                 ("event", "k", "data", "1", "data", "2")):
+        bad_ids[(await redis.execute_command("XADD", keys.submit_stream, "*", *args)).decode()] = "repeated_field"
     good_ids.append((await redis.xadd(keys.submit_stream, {"job": "echo", "input": "99"})).decode())
+    # (the integers at either end of what is read exactly, and long digits that are no integer, are kept)
+    exact = [18446744073709551615, -9223372036854775808, "123456789012345678901234567890", 1.25e300]
+    good_ids.append((await redis.xadd(keys.submit_stream, {"job": "echo", "input": orjson.dumps(exact)})).decode())
     # When a node processes the stream
     async with running_node(app):
         runs = [await app.wait_for(rid, 10) for rid in good_ids]
 
         async def all_rejected() -> Any:
             entries = await redis.xrange(keys.rejected_stream)
-            return entries if len(entries) == len(bad) else None
+            return entries if len(entries) == len(bad_ids) else None
 
         rejected = await eventually(all_rejected, 10)
         pending = await redis.xpending(keys.submit_stream, keys.intake_group)
     # Then every valid run completed, every bad entry is in the rejected stream with its reason
-    assert [r.output for r in runs] == [*range(len(bad)), 99]
+    assert [r.output for r in runs] == [*range(len(bad)), 99, exact]
     got = {f[b"entry_id"].decode(): f[b"reason"].decode() for _, f in rejected}
     assert got == bad_ids
     first = rejected[0][1]
