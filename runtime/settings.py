@@ -148,8 +148,9 @@ class Settings:
     #: After SIGTERM the API keeps serving this long, readiness 503, so requests in flight finish and the
     #: load balancer stops routing to it before it stops listening.
     api_drain_s: float = 1.0
-    #: Longest an API request (event streams excepted) may take before it answers 503 ``unavailable``:
-    #: on a Redis that takes connections and never answers, the client's own timeouts took ~70 s.
+    #: Longest an API request (event streams excepted) may take before it answers 503 ``unavailable``
+    #: (408 ``request_timeout`` when its body has not arrived by then): on a Redis that takes
+    #: connections and never answers, the client's own timeouts took ~70 s.
     api_request_timeout_s: float = 15.0
     #: API keys, stored hashed: comma-separated ``project:sha256hex`` (``baton apikey PROJECT`` makes one).
     api_keys: str = ""

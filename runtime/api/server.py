@@ -230,16 +230,28 @@ def _middleware(state: ApiState, metrics: ApiMetrics | None) -> Callable[..., Aw
         request[REQUEST_ID] = request_id
         started = time.perf_counter()
         resp: web.StreamResponse
+        body_in = False
         try:
             if request.content_length is not None and request.content_length > max_body:
                 raise ApiError(413, "body_too_large", f"request body over {max_body} bytes")
             async with asyncio.timeout(deadline_s) as deadline:
                 request[DEADLINE] = deadline
+                if request.body_exists and request.content_type != "multipart/form-data":
+                    # read here (aiohttp keeps it for the handler): a body that does not arrive in time
+                    # is the client's delay, and the answer must not blame Redis for it
+                    await request.read()
+                body_in = True
                 resp = await (traced(request, handler) if tracing else handler(request))
         except TimeoutError:  # (asyncio's: Redis's own is a RedisError, below)
-            log.warning("request %s: no answer within %gs (api_request_timeout_s)", request_id, deadline_s)
-            resp = _error(503, "unavailable", f"Redis did not answer within {deadline_s:g}s; retry later",
-                          request_id, RETRY_SOON)
+            if not body_in:
+                log.info("request %s: its body did not arrive within %gs (api_request_timeout_s)", request_id,
+                         deadline_s)
+                resp = _error(408, "request_timeout", f"the request body did not arrive within {deadline_s:g}s",
+                              request_id)
+            else:
+                log.warning("request %s: no answer within %gs (api_request_timeout_s)", request_id, deadline_s)
+                resp = _error(503, "unavailable", f"Redis did not answer within {deadline_s:g}s; retry later",
+                              request_id, RETRY_SOON)
         except ApiError as exc:
             resp = _error(exc.status, exc.code, exc.message, request_id, exc.headers)
         except web.HTTPException as exc:

@@ -68,3 +68,27 @@ async def test_an_event_stream_outlives_the_request_deadline(make_app: Any, api_
     # Then the stream followed the run to its end
     assert [e[1] for e in events][-2:] == ["status", "end"], events
     assert events[-1][2] == {"run_id": run_id, "status": "completed"}
+
+
+async def test_a_body_that_does_not_arrive_answers_408_and_blames_no_one_else(
+        make_app: Any, api_keys: dict[str, str]) -> None:
+    # Given a node whose requests must answer within 1 s
+    async with serving(make_app, api_keys, api_request_timeout_s=DEADLINE_S) as api:
+        host, port = api.url.removeprefix("http://").split(":")
+        # When a client sends a trigger's headers and the first byte of its 100-byte body, then stalls
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(f"POST /v1/jobs/echo/trigger HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer "
+                     f"{api_keys['alpha']}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{"
+                     .encode())
+        await writer.drain()
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), DEADLINE_S + 5)
+            body = await asyncio.wait_for(reader.read(4096), 5)
+        finally:
+            writer.close()
+        # Then it answers 408 request_timeout by its deadline, saying the body did not arrive: not a
+        # 503 that sends the client to retry a Redis that is fine
+        assert head.startswith(b"HTTP/1.1 408 "), head
+        assert b'"code":"request_timeout"' in body and b"body did not arrive" in body, body
+        # And the API goes on answering
+        assert (await api.call("GET", "/v1/runs"))[0] == 200
