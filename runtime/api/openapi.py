@@ -53,7 +53,8 @@ cancel and debug mode.
 
 **Errors.** Every error is JSON `{{"error": message, "code": machine code, "request_id": id}}`; 400 invalid
 parameters (unknown query parameters included) or body, 401 missing or bad key, 404 not found, 409 the run's
-status forbids the operation, 413 body over `max_body_bytes`, 503 Redis unavailable. Send `X-Request-Id` to
+status forbids the operation, 408 body not arrived within `api_request_timeout_s`, 413 body over
+`max_body_bytes`, 503 Redis unavailable. Send `X-Request-Id` to
 choose the request id.
 
 **Partial listings.** On Redis Cluster, while a master is down, run lists and queue counts answer with what the
@@ -90,6 +91,7 @@ def _responses(route: Route) -> dict[str, Any]:
                           429: "Over a max_queued cap (code queue_full): retry once runs started"
                           }.get(status, "Error")
     if route.body:
+        errors[408] = "The request body did not arrive within api_request_timeout_s"
         errors[413] = "Request body too large"
     if route.operation_id not in ("health", "metrics", "openapi", "ready"):
         errors[503] = "Redis unavailable"
