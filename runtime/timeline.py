@@ -24,7 +24,7 @@ from .codec import text
 from .keys import Partition
 from .records import ATTEMPT_FIELDS, TERMINAL_STATUSES, record_attempts, stored_int, timeline_entry
 
-__all__ = ["DERIVED_SEQ", "DERIVED_TYPES", "RECORD_FIELDS", "Dedup", "derived_events", "event_id_key", "is_derived",
+__all__ = ["DERIVED_SEQ", "DERIVED_TYPES", "RECORD_FIELDS", "TIMELINE_TYPES", "Dedup", "derived_events", "event_id_key", "is_derived",
            "merge", "read_timeline", "same_event_key"]
 
 #: Sequence numbers of derived events start here: far above any a stream gives within one ms, so a
@@ -45,6 +45,13 @@ def event_id_key(event_id: str) -> tuple[int, int]:
 
 #: The event types derivation makes.
 DERIVED_TYPES = frozenset({"status", "attempt"})
+#: Every type of timeline event: those derivation makes, those the scripts write (add_event), and those
+#: a handler's context writes (logs, progress, metadata, a continuation). The dashboard listens for each
+#: by name; a test keeps this set, the scripts, the context and the dashboard in step.
+TIMELINE_TYPES = DERIVED_TYPES | frozenset({
+    "log", "progress", "metadata", "continued", "step", "checkpoint", "token", "signal", "debug_mode",
+    "idempotency_reset", "pause_requested", "pause_withdrawn", "rescheduled",
+})
 
 
 def is_derived(event: dict[str, Any]) -> bool:

@@ -9,6 +9,7 @@ under ``CI=true``, where a missing browser is a failure: CI must not pass withou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -107,6 +108,11 @@ def define_ui_jobs(app: Baton, watch: Watch) -> None:
         """A cron job (03:00 every day): the schedules page triggers it now."""
         return "report sent"
 
+    @app.job(max_attempts=1, timeout=60)
+    async def signalled(ctx: RunContext, payload: Any) -> Any:
+        """Waits for the signal "go" and returns its data."""
+        return await ctx.wait_for_signal("go", timeout=50)
+
     @app.job(max_attempts=1)
     async def recover(ctx: RunContext, payload: Any) -> str:
         """Fails until its gate opens (dead-lettered runs replay successfully afterwards)."""
@@ -157,9 +163,16 @@ class UiNode:
 async def ui_node(make_app: Any) -> AsyncIterator[UiNode]:
     """A node serving the API (and /ui) on a free port, with keys of projects alpha (an operator project)
     and beta."""
+    async with ui_node_of(make_app) as node:
+        yield node
+
+
+@contextlib.asynccontextmanager
+async def ui_node_of(make_app: Any, **settings: Any) -> AsyncIterator[UiNode]:
+    """The ui_node fixture's node, with these settings on top."""
     keys = {"alpha": new_key(), "beta": new_key()}
     # alpha may read the deployment-wide operator endpoints (queues, nodes, schedules); beta may not
-    app = make_app(**api_settings(keys), api_operator_projects="alpha")
+    app = make_app(**api_settings(keys), api_operator_projects="alpha", **settings)
     watch = Watch()
     define_ui_jobs(app, watch)
     async with serving_api(app) as (node, url, http):

@@ -100,12 +100,17 @@ export function mount(root) {
     h("li", { class: "muted" }, h("a", { href: "#/schedules" }, "Manage schedules")));
   }
 
+  // the 403 a key of no operator project got: the deployment-wide figures are not asked for again
+  let refused = null;
+  const operatorGet = (path) => (refused ? Promise.reject(refused) : get(path));
+
   async function load() {
-    const [q, n, s, dlq] = await Promise.allSettled([get("/queues"), get("/nodes"), get("/schedules"),
-      get("/runs/dlq", { limit: 100 })]);
+    const [q, n, s, dlq] = await Promise.allSettled([operatorGet("/queues"), operatorGet("/nodes"),
+      operatorGet("/schedules"), get("/runs/dlq", { limit: 100 })]);
     if (stopped) return;
     const ops = [q, n, s];
     const denied = ops.some((r) => r.status === "rejected" && forbidden(r.reason));
+    if (denied) refused = ops.find((r) => r.status === "rejected" && forbidden(r.reason)).reason;
     note.textContent = denied ? "Queues, nodes and schedules belong to the whole deployment: only keys of an operator project " +
       "(api_operator_projects) see them. Your project's own runs and dead letters are on their pages." : "";
     const show = (r, box, render) => fill(box, r.status === "fulfilled" ? render(r.value.data)

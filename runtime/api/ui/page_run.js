@@ -9,11 +9,13 @@ import { badge, Coalescer, confirmDialog, duration, errorBox, fill, h, jsonView,
 import { runLink } from "./page_runs.js";
 
 const LIVE = new Set(["queued", "delayed", "executing", "waiting", "paused"]);
-// event names the timeline stream sends (each SSE event is named by its type)
-const EVENT_TYPES = ["status", "attempt", "log", "progress", "metadata", "step", "checkpoint", "debug_mode",
-  "idempotency_reset", "pause_requested", "pause_withdrawn", "rescheduled", "tags", "message"];
+// event names the timeline stream sends (each SSE event is named by its type): runtime/timeline.py's
+// TIMELINE_TYPES, which a test keeps this list equal to, and "message" (the name of any other)
+const EVENT_TYPES = ["status", "attempt", "log", "progress", "metadata", "step", "checkpoint", "token", "signal",
+  "continued", "debug_mode", "idempotency_reset", "pause_requested", "pause_withdrawn", "rescheduled", "message"];
 const MAX_TIMELINE_ROWS = 1000;
 const RUN_REFRESH_MS = 1000;
+const LIVE_CHECK_MS = 5000;
 const RECORDS_REFRESH_MS = 2000;
 
 function section(title, id, ...body) {
@@ -83,6 +85,8 @@ export function mount(root, match) {
   const chunks = h("pre", { class: "chunks", "aria-label": "Streamed chunks" });
   const checkpoints = h("div");
   const liveNote = h("span", { class: "live-note" });
+  // what stops the page from updating (Redis unavailable, the API unreachable), until it updates again
+  const staleNote = h("span", { class: "error stale-note", role: "status" });
   const typeFilter = h("select", { "aria-label": "Timeline event type" }, h("option", { value: "" }, "all events"),
     EVENT_TYPES.filter((t) => t !== "message").map((t) => h("option", { value: t }, t)));
   typeFilter.addEventListener("change", () => {
@@ -90,7 +94,7 @@ export function mount(root, match) {
   });
 
   fill(root,
-    h("div", { class: "page-head" }, title, statusSlot, liveNote),
+    h("div", { class: "page-head" }, title, statusSlot, liveNote, staleNote),
     actionsBar, result,
     h("div", { class: "grid" },
       section("Summary", "h-summary", summary, progress),
@@ -115,6 +119,7 @@ export function mount(root, match) {
           const out = await a.call(run, values);
           const text = `${label}: ${describe(out)}`;
           fill(result, text);
+          result.classList.remove("error");
           if (out && out.id && out.id !== run.id && !out.result) {
             result.append(" — ", runLink(out.id));
           }
@@ -188,9 +193,12 @@ export function mount(root, match) {
   }
 
   function eventRow(ev) {
+    // (most messages start with their type, "status executing": the type is shown once)
+    const message = ev.message === ev.type ? "" : ev.message.startsWith(`${ev.type} `)
+      ? ev.message.slice(ev.type.length + 1) : ev.message;
     const li = h("li", { class: `ev lvl-${ev.level}`, dataset: { type: ev.type, id: ev.id } },
       h("span", { class: "ev-time" }, time(ev.created_at)), " ",
-      h("span", { class: "ev-type" }, ev.type), " ", h("span", { class: "ev-msg" }, ev.message));
+      h("span", { class: "ev-type" }, ev.type), " ", h("span", { class: "ev-msg" }, message));
     if (typeFilter.value && ev.type !== typeFilter.value) li.hidden = true;
     return li;
   }
@@ -221,11 +229,25 @@ export function mount(root, match) {
     });
   }
 
+  function stale(why) {
+    staleNote.textContent = `Not updating: ${why}`;
+    liveNote.hidden = true;
+  }
+
+  function updating() {
+    if (!staleNote.textContent) return;
+    staleNote.textContent = "";
+    liveNote.hidden = false;
+    runRefresh.request();
+    recordsRefresh.request();
+  }
+
   // events from the stream are buffered and added at most every 200 ms (one DOM update for many events)
   function queueEvent(ev) {
+    updating();
     pending.push(ev);
     if (["status", "attempt", "progress", "metadata", "debug_mode", "pause_requested", "pause_withdrawn",
-      "rescheduled", "tags", "idempotency_reset"].includes(ev.type)) runRefresh.request();
+      "rescheduled", "continued", "idempotency_reset"].includes(ev.type)) runRefresh.request();
     if (["step", "checkpoint", "status"].includes(ev.type)) recordsRefresh.request();
     if (flushTimer === null) {
       flushTimer = setTimeout(() => {
@@ -305,7 +327,20 @@ export function mount(root, match) {
     }));
   }
 
-  const runRefresh = new Coalescer(() => loadRun(), RUN_REFRESH_MS);
+  const runRefresh = new Coalescer(async () => {
+    try {
+      await loadRun();
+    } catch (err) {
+      stale(`${err.message}${err.code ? ` (${err.code})` : ""}`);
+      throw err;
+    }
+    updating();
+  }, RUN_REFRESH_MS);
+  // a live run is read again every few seconds even when its stream is quiet: a Redis that stopped
+  // answering (its stream just goes silent) shows as not updating; the first answer ends the note
+  const staleCheck = setInterval(() => {
+    if (!document.hidden && (staleNote.textContent || (run && LIVE.has(run.status)))) runRefresh.request();
+  }, LIVE_CHECK_MS);
   const recordsRefresh = new Coalescer(() => (run ? loadRecords() : null), RECORDS_REFRESH_MS);
 
   function follow(lastId) {
@@ -320,9 +355,18 @@ export function mount(root, match) {
       runRefresh.request();
       recordsRefresh.request();
     });
-    // a dropped connection: EventSource reconnects by itself with Last-Event-ID
+    // a dropped connection: EventSource reconnects by itself with Last-Event-ID; meanwhile the page says
+    // it is not updating (an error event names why: Redis unavailable), until the run reads again
     source.addEventListener("error", (msg) => {
-      if (msg.data) console.warn("stream error", msg.data);
+      let why = "the connection to the API dropped; reconnecting";
+      if (msg.data) {
+        try {
+          why = JSON.parse(msg.data).error || why;
+        } catch {
+          // (not JSON: the generic reason stands)
+        }
+      }
+      stale(why);
     });
   }
 
@@ -370,5 +414,6 @@ export function mount(root, match) {
     if (flushTimer !== null) clearTimeout(flushTimer);
     runRefresh.stop();
     recordsRefresh.stop();
+    clearInterval(staleCheck);
   };
 }

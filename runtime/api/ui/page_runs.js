@@ -100,11 +100,14 @@ export function mount(root, _match, params) {
     }
   }
 
+  let notRunId = "";
   async function load() {
     if (stopped) return;
     let page;
     const q = controls.q.value.trim();
-    const byId = q && cursors.length === 1 ? await searchById(q) : null;
+    // (a term found to be no run id is not asked for again at each refresh)
+    const byId = q && q !== notRunId && cursors.length === 1 ? await searchById(q) : null;
+    if (q && !byId) notRunId = q;
     if (byId) page = { data: byId, has_more: false, next_cursor: null, scanned: 1 };
     else page = await get("/runs", apiParams());
     if (stopped) return;
@@ -140,7 +143,12 @@ export function mount(root, _match, params) {
     updateUrl();
     load().catch(showError);
   });
-  form.addEventListener("reset", () => setTimeout(() => form.requestSubmit(), 0));
+  // Clear empties every filter: a form's own reset would put back those the page opened with (a bookmark's)
+  form.addEventListener("reset", (ev) => {
+    ev.preventDefault();
+    for (const control of Object.values(controls)) control.value = "";
+    form.requestSubmit();
+  });
   older.addEventListener("click", () => {
     cursors.push(nextCursor);
     load().catch(showError);

@@ -1,0 +1,162 @@
+"""The dashboard's details an outside user tripped on, each in a real browser: the signed-out page shows
+the sign-in form alone, a long value never widens the page, Clear empties filters a bookmark set, the live
+timeline shows every event type once, an action's success after a failure reads as a success, and a run
+page says when it stops updating (Redis not answering) and recovers by itself."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from bench.chaos.proxy import FaultProxy
+from tests.servers import RedisProcess, free_port
+from tests.ui.conftest import EXPECT_MS, UiNode, signed_in_page, ui_node_of
+
+
+async def test_signed_out_the_page_shows_the_sign_in_form_alone(ui_node: UiNode, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # Given the dashboard opened with no session
+    page = await (await browser.new_context()).new_page()
+    await page.goto(ui_node.url + "/")
+    # Then it shows the sign-in form, and neither the pages' navigation nor a sign-out button
+    await expect(page.get_by_label("API key")).to_be_visible(timeout=EXPECT_MS)
+    nav = page.get_by_role("navigation", name="Pages")
+    sign_out = page.get_by_role("button", name="Sign out")
+    await expect(nav).to_be_hidden()
+    await expect(sign_out).to_be_hidden()
+    # When the user signs in, Then both show; and once they sign out, both are gone again
+    await page.get_by_label("API key").fill(ui_node.keys["alpha"])
+    await page.get_by_role("button", name="Sign in").click()
+    await expect(nav).to_be_visible(timeout=EXPECT_MS)
+    await sign_out.click()
+    await expect(page.get_by_label("API key")).to_be_visible(timeout=EXPECT_MS)
+    await expect(nav).to_be_hidden()
+    await expect(sign_out).to_be_hidden()
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+async def test_a_long_value_wraps_inside_its_card(ui_node: UiNode, browser: Any, width: int) -> None:
+    from playwright.async_api import expect
+
+    # Given a run whose input, output and tags hold long strings without a space
+    long = {"long": "z" * 20_000, "key": "k" * 1000}
+    run_id = await ui_node.trigger("echo", long, tags=["t" * 120])
+    await ui_node.app.wait_for(run_id, 20)
+    # When its page is opened, every value folded open
+    page = await signed_in_page(browser, ui_node, width=width)
+    await page.goto(f"{ui_node.url}/ui/#/runs/{run_id}")
+    await expect(page.locator(".page-head .badge").first).to_have_text("completed")
+    await page.evaluate("document.querySelectorAll('details').forEach((d) => { d.open = true; })")
+    # Then the page is no wider than the window: the values wrap inside their cards
+    scroll_width = await page.evaluate("document.documentElement.scrollWidth")
+    assert scroll_width <= width, scroll_width
+
+
+async def test_clear_empties_the_filters_a_bookmark_set(ui_node: UiNode, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # Given finished runs of two jobs, and the runs page opened from a bookmark that filters them
+    failed = await ui_node.trigger("doomed", {"n": 1})
+    done = await ui_node.trigger("echo", {"n": 1})
+    for run_id in (failed, done):
+        await ui_node.app.wait_for(run_id, 20)
+    page = await signed_in_page(browser, ui_node)
+    await page.goto(f"{ui_node.url}/ui/#/runs?status=failed&job=doomed")
+    rows = page.locator("table.runs tbody tr")
+    await expect(rows).to_have_count(1)
+    # When the user clicks Clear
+    await page.get_by_role("button", name="Clear").click()
+    # Then every filter is empty, the URL holds none, and both runs are listed
+    await expect(page.get_by_label("Status")).to_have_value("")
+    await expect(page.get_by_label("Job")).to_have_value("")
+    await expect(rows).to_have_count(2)
+    assert page.url.endswith("#/runs"), page.url
+
+
+async def test_the_live_timeline_shows_every_event_type_once(ui_node: UiNode, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # Given a run waiting for a signal, its page open
+    run_id = await ui_node.trigger("signalled", {})
+    page = await signed_in_page(browser, ui_node)
+    await page.goto(f"{ui_node.url}/ui/#/runs/{run_id}")
+    await expect(page.locator(".page-head .badge").first).to_have_text("waiting", timeout=EXPECT_MS)
+    # When the signal is sent
+    async with ui_node.http.post(f"{ui_node.url}/v1/runs/{run_id}/signals", json={"name": "go", "data": 7},
+                                 headers={"Authorization": f"Bearer {ui_node.keys['alpha']}"}) as resp:
+        assert resp.status == 200, await resp.text()
+    # Then its event arrives in the timeline without a reload, and the run completes
+    timeline = page.locator("ol.timeline li")
+    await expect(timeline.and_(page.locator("[data-type='signal']"))).to_have_count(1, timeout=EXPECT_MS)
+    await expect(page.locator(".page-head .badge").first).to_have_text("completed", timeout=EXPECT_MS)
+    assert await page.evaluate("performance.getEntriesByType('navigation').length") == 1
+    # and each row names its type once ("status" then "completed", not "status status completed")
+    for row in await timeline.all():
+        kind = await row.get_attribute("data-type")
+        message = await row.locator(".ev-msg").inner_text()
+        assert not message.startswith(f"{kind} "), (kind, message)
+
+
+async def test_an_actions_success_after_a_failure_reads_as_a_success(ui_node: UiNode, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # Given a delayed run's page, and an action that failed (a negative delay)
+    run_id = await ui_node.trigger("echo", {}, delay=600)
+    page = await signed_in_page(browser, ui_node)
+    await page.goto(f"{ui_node.url}/ui/#/runs/{run_id}")
+    await expect(page.locator(".page-head .badge").first).to_have_text("delayed")
+    await page.get_by_role("button", name="Reschedule").click()
+    dialog = page.get_by_role("dialog")
+    await dialog.get_by_label("Delay (seconds)").fill("-5")
+    await dialog.get_by_role("button", name="Reschedule").click()
+    result = page.locator("p.result")
+    await expect(result).to_contain_text("Reschedule failed")
+    await expect(result).to_have_class("result error")
+    # When another action then succeeds
+    await page.get_by_role("button", name="Debug mode on").click()
+    await page.get_by_role("dialog").get_by_role("button", name="Debug mode on").click()
+    # Then its message is shown as a success, not in the error box
+    await expect(result).to_contain_text("Debug mode on: debug_on")
+    await expect(result).to_have_class("result")
+
+
+@pytest.fixture
+async def proxy(redis_server: RedisProcess) -> AsyncIterator[FaultProxy]:
+    proxy = await FaultProxy(redis_server.port, free_port()).start()
+    yield proxy
+    await proxy.stop()
+
+
+async def test_a_run_page_says_it_stopped_updating_while_redis_does_not_answer(
+        make_app: Any, proxy: FaultProxy, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # Given a node that reaches Redis through a proxy, answering requests within 1 s, and an executing
+    # run's page open
+    async with ui_node_of(make_app, redis_url=proxy.url, api_request_timeout_s=1.0) as node:
+        run_id = await node.trigger("patient", {})
+        page = await signed_in_page(browser, node)
+        await page.goto(f"{node.url}/ui/#/runs/{run_id}")
+        await expect(page.locator(".page-head .badge").first).to_have_text("executing", timeout=EXPECT_MS)
+        await expect(page.locator(".live-note")).to_have_text("live")
+        stale = page.locator(".stale-note")
+        await expect(stale).to_be_empty()
+        # When Redis stops answering (nothing closed: the run's stream just goes quiet)
+        proxy.blackhole()
+        try:
+            # Then the page says it is not updating, and why, instead of claiming to be live
+            await expect(stale).to_contain_text("Not updating", timeout=EXPECT_MS)
+            await expect(stale).to_contain_text("unavailable")
+            await expect(page.locator(".live-note")).to_be_hidden()
+        finally:
+            proxy.heal()
+        # And once Redis answers again, the note goes and the page is live again, without a reload
+        await expect(stale).to_be_empty(timeout=EXPECT_MS)
+        await expect(page.locator(".live-note")).to_have_text("live")
+        assert await page.evaluate("performance.getEntriesByType('navigation').length") == 1
+        async with node.http.delete(f"{node.url}/v1/runs/{run_id}",
+                                    headers={"Authorization": f"Bearer {node.keys['alpha']}"}) as resp:
+            assert resp.status in (200, 202), await resp.text()
