@@ -97,15 +97,39 @@ def _too_deep(text: bytes | str, value: Any) -> bool:
 
 
 def _check_integers(data: bytes) -> None:
-    """ValueError for an integer literal of ``data`` (valid JSON, nested within the limit) that orjson
-    would read as a float."""
+    """ValueError for the first integer literal of ``data`` (valid JSON, nested within the limit) that
+    orjson would read as a float, naming where it is (``max_attempts``, ``input.items[2]``)."""
 
-    def exact(literal: str) -> int:
+    def exact(literal: str) -> int | _Beyond:
         number = int(literal)
-        if not _INT_MIN <= number <= _INT_MAX:
-            shown = literal if len(literal) <= 40 else f"{literal[:37]}..."
-            raise ValueError(f"holds the integer {shown}, beyond 64 bits: it would be read back as a float "
-                             "(send it as a string)")
-        return number
+        return number if _INT_MIN <= number <= _INT_MAX else _Beyond(literal)
 
-    json.loads(data, parse_int=exact)
+    found = _first_beyond(json.loads(data, parse_int=exact), "")
+    if found is not None:
+        path, literal = found
+        shown_literal = literal if len(literal) <= 40 else f"{literal[:37]}..."
+        raise ValueError(f"holds the integer {shown_literal}{f' at {path}' if path else ''}, beyond 64 bits: "
+                         "it would be read back as a float (send it as a string)")
+
+
+class _Beyond:
+    """An integer literal beyond what orjson reads exactly, as the second read of the text keeps it."""
+
+    def __init__(self, literal: str) -> None:
+        self.literal = literal
+
+
+def _first_beyond(value: Any, path: str) -> tuple[str, str] | None:
+    """Where the first _Beyond in ``value`` is, and its literal (depth-first, in document order)."""
+    if isinstance(value, _Beyond):
+        return path, value.literal
+    if isinstance(value, dict):
+        items: Any = ((f"{path}.{key}" if path else str(key), item) for key, item in value.items())
+    elif isinstance(value, list):
+        items = ((f"{path}[{index}]", item) for index, item in enumerate(value))
+    else:
+        return None
+    for where, item in items:
+        if (found := _first_beyond(item, where)) is not None:
+            return found
+    return None

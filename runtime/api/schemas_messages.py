@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from ..tokens import TOKEN_STATUSES
-from .schemas import ANY, BOOL, STR, STR_OR_NULL, TIME, TIME_OR_NULL, Schema, _list, _obj
+from .schemas import ANY, BOOL, IN_ANY, STR, STR_OR_NULL, TIME, TIME_OR_NULL, Schema, _list, _obj
 
 __all__ = ["MESSAGE_SCHEMAS", "SIGNAL_NAME_PATTERN"]
 
 #: what runtime/ids.py NAME_RE accepts, in JSON Schema's dialect
 SIGNAL_NAME_PATTERN = "^[A-Za-z0-9_.:-]{1,100}$"
 
-SIGNAL_REQUEST = _obj({"name": {"type": "string", "pattern": SIGNAL_NAME_PATTERN}, "data": ANY}, ["name"],
+SIGNAL_REQUEST = _obj({"name": {"type": "string", "pattern": SIGNAL_NAME_PATTERN}, "data": IN_ANY}, ["name"],
                       extra=False, description="A signal for the run's ctx.wait_for_signal(name); data is any JSON "
                       "(at most max_input_bytes).")
 SIGNAL_RESPONSE = _obj({"run_id": STR, "name": STR, "delivered": {
@@ -28,6 +28,6 @@ TOKEN_SETTLED = _obj({"id": STR, "status": STR, "run_id": STR, "resumed": {
 
 MESSAGE_SCHEMAS: dict[str, Schema] = {
     "SignalRequest": SIGNAL_REQUEST, "SignalResponse": SIGNAL_RESPONSE, "RunQuery": RUN_QUERY, "Token": TOKEN,
-    "TokenList": _list("Token"), "TokenData": {**ANY, "description": "Any JSON: what wait_for_token returns"},
+    "TokenList": _list("Token"), "TokenData": {**IN_ANY, "description": "Any JSON: what wait_for_token returns"},
     "TokenSettled": TOKEN_SETTLED,
 }

@@ -12,7 +12,9 @@ from ..queues import LIVE_STATES, THROUGHPUT_MINUTES
 from .bulk_actions import ACTIONS, MAX_ERRORS, MAX_RUNS
 from .schemas import (
                                BOOL,
+                               FILTER_NEEDS,
                                FILTER_PROPS,
+                               IN_ANY,
                                INT,
                                INT_OR_NULL,
                                SCHEMAS,
@@ -33,8 +35,7 @@ __all__ = ["COMPONENTS", "OPS_SCHEMAS"]
 
 STR_LIST: Schema = {"type": "array", "items": STR}
 #: the filters of GET /v1/runs, as a JSON object
-FILTER_PROPS_OBJECT: Schema = {**_obj(FILTER_PROPS, [], extra=False),
-                               "dependentRequired": {"metadata_value": ["metadata_key"]}}
+FILTER_PROPS_OBJECT: Schema = {**_obj(FILTER_PROPS, [], extra=False), **FILTER_NEEDS}
 
 
 QUEUE = _obj({
@@ -59,7 +60,7 @@ SCHEDULE_FIELDS: dict[str, Schema] = {
     "expression": {"type": "string", "minLength": 1, "maxLength": 200,
                    "description": "cron: 5 fields, or 6 with seconds first"},
     "timezone": {"type": "string", "minLength": 1, "maxLength": 64, "description": "IANA name (default UTC)"},
-    "input": {},
+    "input": IN_ANY,
     "overlap": {"type": "string", "enum": ["allow", "skip", "cancel"],
                 "description": "when a tick comes while the previous run is unfinished (default allow)"},
     "catch_up": {"type": "string", "enum": ["skip", "run_once"],

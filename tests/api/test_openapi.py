@@ -152,14 +152,28 @@ CHECKS = list(REGISTERED_CHECKS.get_all())
 
 def _checks(case: Any) -> list[Any]:
     """The checks of one case: all of them, except positive_data_acceptance ("a schema-valid request is
-    accepted") for the query values whose validity no JSON Schema of a query parameter can state: a cursor
-    (valid only when this API returned it), payload_contains (JSON text that must parse to an object) and
-    metadata_value without metadata_key (a constraint between two parameters). Those get a 400 that names
-    the parameter, which the other checks still verify."""
+    accepted") for the values whose validity no JSON Schema can state: a cursor (valid only when this API
+    returned it), payload_contains (JSON text that must parse to an object), metadata_value without
+    metadata_key (a constraint between two query parameters), and a body holding an integer beyond 64 bits
+    (JSON Schema cannot tell it from a float such as 1e300; the JsonValue component says it in words).
+    Those get a 400 that names the value, which the other checks still verify."""
     query = case.query or {}
     state_bound = "cursor" in query or "payload_contains" in query or (
-        "metadata_value" in query and "metadata_key" not in query)
+        "metadata_value" in query and "metadata_key" not in query) or _holds_a_long_integer(case.body)
     return [c for c in CHECKS if not (state_bound and c.__name__ == "positive_data_acceptance")]
+
+
+def _holds_a_long_integer(value: Any) -> bool:
+    """Whether a generated body holds an integer orjson reads as a float (beyond 64 bits)."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return not -(2**63) <= value <= 2**64 - 1
+    if isinstance(value, dict):
+        return any(_holds_a_long_integer(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_holds_a_long_integer(v) for v in value)
+    return False
 
 
 def _headers(case: Any, key: str) -> dict[str, str]:

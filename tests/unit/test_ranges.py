@@ -41,6 +41,8 @@ def given(name: str, value: Any) -> RunSpec:
         return spec(debounce={"key": "d", "window": window, "max_delay": max_delay})
     if name == "delay_ms":
         return spec(delay_s=value / 1000)
+    if name == "prefer_wait":  # (a wait for preferred labels: only with some)
+        return spec(prefer_labels={"region": "eu"}, prefer_wait_s=value)
     return spec(**{OPTION[name]: value})
 
 
