@@ -34,7 +34,8 @@ _ORJSON_DEPTH = 255
 #: the integers orjson reads exactly
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
 #: the shortest run of digits that can spell an integer beyond them (2**63 has 19 digits)
-_LONG_DIGITS = re.compile(rb"\d{19}")
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
+_LONG_DIGITS_BYTES = re.compile(rb"[0-9]{19}")
 
 
 class TooDeep(orjson.JSONEncodeError):
@@ -70,9 +71,9 @@ def decode(raw: bytes | str) -> Any:
         raise ValueError(f"is not valid JSON: {shown(str(exc), 200)}") from None
     if _too_deep(raw, value):
         raise ValueError(str(TooDeep()))
-    data = raw.encode() if isinstance(raw, str) else raw
-    if _LONG_DIGITS.search(data):  # (rare: only then is the text read a second time)
-        _check_integers(data)
+    # (rare: only then is the text read a second time)
+    if _LONG_DIGITS.search(raw) if isinstance(raw, str) else _LONG_DIGITS_BYTES.search(raw):
+        _check_integers(raw)
     return value
 
 
@@ -96,7 +97,7 @@ def _too_deep(text: bytes | str, value: Any) -> bool:
     return False
 
 
-def _check_integers(data: bytes) -> None:
+def _check_integers(data: bytes | str) -> None:
     """ValueError for the first integer literal of ``data`` (valid JSON, nested within the limit) that
     orjson would read as a float, naming where it is (``max_attempts``, ``input.items[2]``)."""
 
