@@ -24,8 +24,8 @@ from .codec import text
 from .keys import Partition
 from .records import ATTEMPT_FIELDS, TERMINAL_STATUSES, record_attempts, stored_int, timeline_entry
 
-__all__ = ["DERIVED_SEQ", "DERIVED_TYPES", "RECORD_FIELDS", "TIMELINE_TYPES", "Dedup", "derived_events", "event_id_key", "is_derived",
-           "merge", "read_timeline", "same_event_key"]
+__all__ = ["DERIVED_SEQ", "DERIVED_TYPES", "RECORD_FIELDS", "TIMELINE_TYPES", "Dedup", "derived_events",
+           "event_id_key", "is_derived", "merge", "read_timeline", "same_event_key"]
 
 #: Sequence numbers of derived events start here: far above any a stream gives within one ms, so a
 #: derived event sorts after the stored events of its millisecond and never collides with one.
