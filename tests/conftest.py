@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from bench.chaos.proxy import FaultProxy
 from runtime import Baton, Settings
 from tests import nodes
-from tests.servers import RedisClusterProcesses, RedisProcess, stop_leftovers
+from tests.servers import RedisClusterProcesses, RedisProcess, free_port, stop_leftovers
 
 #: how long before pytest-timeout fails a test its live asyncio tasks are printed
 TASK_DUMP_LEAD_S = 15.0
@@ -112,6 +113,15 @@ def settings(redis_server: RedisProcess, prefix: str) -> Settings:
         renew_interval_ms=500, reap_interval_ms=200, idle_poll_ms=500, metrics_port=0,
         shutdown_grace_s=5, default_timeout_s=30, intake_claim_idle_ms=2000,
     )
+
+
+@pytest.fixture
+async def proxy(redis_server: RedisProcess) -> AsyncIterator[FaultProxy]:
+    """A fault-injecting proxy in front of the session server (bench/chaos/proxy.py): a node given its
+    URL can be cut off from Redis (black-holed, dropped) and healed, with no other test affected."""
+    proxy = await FaultProxy(redis_server.port, free_port()).start()
+    yield proxy
+    await proxy.stop()
 
 
 @pytest.fixture

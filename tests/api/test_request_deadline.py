@@ -8,24 +8,13 @@ gateways and clients wait.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
 
 from bench.chaos.proxy import FaultProxy
 from tests.api.conftest import serving
 from tests.api.test_sse import read_events
-from tests.servers import RedisProcess, free_port
 
 DEADLINE_S = 1.0
-
-
-@pytest.fixture
-async def proxy(redis_server: RedisProcess) -> AsyncIterator[FaultProxy]:
-    proxy = await FaultProxy(redis_server.port, free_port()).start()
-    yield proxy
-    await proxy.stop()
 
 
 async def test_a_request_on_a_black_holed_redis_answers_503_by_its_deadline(

@@ -5,13 +5,11 @@ page says when it stops updating (Redis not answering) and recovers by itself.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from bench.chaos.proxy import FaultProxy
-from tests.servers import RedisProcess, free_port
 from tests.ui.conftest import EXPECT_MS, UiNode, signed_in_page, ui_node_of
 
 
@@ -121,13 +119,6 @@ async def test_an_actions_success_after_a_failure_reads_as_a_success(ui_node: Ui
     # Then its message is shown as a success, not in the error box
     await expect(result).to_contain_text("Debug mode on: debug_on")
     await expect(result).to_have_class("result")
-
-
-@pytest.fixture
-async def proxy(redis_server: RedisProcess) -> AsyncIterator[FaultProxy]:
-    proxy = await FaultProxy(redis_server.port, free_port()).start()
-    yield proxy
-    await proxy.stop()
 
 
 async def test_a_run_page_says_it_stopped_updating_while_redis_does_not_answer(
