@@ -405,7 +405,7 @@ class Executor(Actor[ExecutorMessage]):
                 # what the node logs of the attempt's end (an error, a timeout) is said however far
                 # the handler got, replaying or not
                 ctx.end_replay()
-            outcome = Outcome(c.run_id, c.token, "completed", output_json=output_json(self.app.settings, result))
+            outcome = self._completed(c, result)
         except Suspend as wait:
             outcome = Outcome(c.run_id, c.token, "waiting", output_json=orjson.dumps(wait.spec).decode())
         except ContinueAsNew as cont:
@@ -427,8 +427,6 @@ class Executor(Actor[ExecutorMessage]):
             outcome = self._failure(c, "failed", exc)
         except PermanentFailure as exc:
             outcome = self._failure(c, "failed", exc, permanent=True)
-        except orjson.JSONEncodeError as exc:
-            outcome = self._failure(c, "failed", TypeError(f"handler result is not JSON-serialisable: {exc}"))
         except Exception as exc:  # noqa: BLE001 - any handler error is an attempt failure
             ctx.log.warning("handler raised %s: %s", type(exc).__name__, exc)
             outcome = self._failure(c, "failed", exc)
@@ -448,6 +446,16 @@ class Executor(Actor[ExecutorMessage]):
             with contextlib.suppress(LeaseLost, RedisError):
                 await ctx.flush()
         return outcome
+
+    def _completed(self, c: Claimed, result: Any) -> Outcome:
+        """The outcome of a handler that returned ``result``: completed, or failed when the result cannot
+        be stored (OutputTooLarge, a PermanentFailure, goes on to the caller). Only the result's own
+        encoding is caught here: a TypeError the handler raised is the handler's, with its traceback."""
+        try:
+            output = output_json(self.app.settings, result)
+        except TypeError as exc:  # (orjson's encode error, or a value nested too deep)
+            return self._failure(c, "failed", TypeError(f"handler result is not JSON-serialisable: {exc}"))
+        return Outcome(c.run_id, c.token, "completed", output_json=output)
 
     def _count_starts(self) -> None:
         started, self.started = self.started, []

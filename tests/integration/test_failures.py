@@ -108,6 +108,26 @@ async def test_unserialisable_output_fails_the_attempt(make_app: Any) -> None:
     assert run.status == "dead_letter" and "JSON" in run.error["message"]  # type: ignore[index]
 
 
+async def test_a_type_error_the_handler_raises_is_the_handlers_with_its_traceback(make_app: Any) -> None:
+    # Given a handler whose own code raises TypeError (as orjson's encode error is a TypeError, the
+    # attempt's end once took it for a result it could not store, and lost the handler's frames)
+    app = make_app()
+
+    def add_one(value: Any) -> Any:
+        return value + 1
+
+    @app.job(max_attempts=1)
+    async def buggy(ctx: RunContext, payload: Any) -> Any:
+        return add_one("not a number")
+
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("buggy"), 10)
+    # Then the run failed with the handler's own error and a stack through its code
+    assert run.status == "dead_letter" and run.error is not None
+    assert run.error["type"] == "TypeError" and "can only concatenate str" in run.error["message"], run.error
+    assert "JSON" not in run.error["message"] and "add_one" in run.error["stack"], run.error
+
+
 async def test_an_attempt_ended_by_a_redis_outage_is_given_back_uncharged(make_app: Any) -> None:
     # Given a one-attempt job whose first attempt meets a Redis outage that outlasts its lease
     # (what the run context's writes raise then: runtime/redis_faults.py ride_out)
