@@ -84,7 +84,6 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
         self.node_id = app.settings.node_id
         self.metadata: dict[str, Any] = orjson.loads(claimed.metadata_json) if claimed.metadata_json else {}
         self.tags: list[str] = orjson.loads(claimed.tags_json) if claimed.tags_json else []
-        self.log = RunLogger.of(claimed.job)
         self._token = claimed.token
         #: the monotonic instant of the grant (the lease's best estimate): what now_ms() counts from, with
         #: the grant's Redis time. Not this context's creation: a run can start well after its lease was granted (a
@@ -128,6 +127,12 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
                                  lease.time_left if lease is not None else lambda: 0.0, "loading the run's steps")
             steps = {(k.decode() if isinstance(k, bytes) else k): orjson.loads(v) for k, v in raw.items()}
         return cls(app, claimed, steps, lease, loop)
+
+    @property
+    def log(self) -> RunLogger:
+        """``ctx.log``: lines into this run's log (made on each use: held by the context, a logger that
+        names it would be a reference cycle per attempt)."""
+        return RunLogger(self)
 
     # -- fencing ------------------------------------------------------------
 

@@ -23,26 +23,23 @@ class RunLogger:
     """``ctx.log.info/warn/error(message, *args, **data)``: a run log entry and a daemon log line.
 
     The entry is the seed's LogEntry (id, runId, stepName, level, message, data,
-    timestamp). Standard ``logging`` calls made while the handler runs are
-    captured the same way (see :class:`RunLogCapture`). Nothing is logged while
-    the run replays code an earlier attempt ran (``RunContext.replaying``).
+    timestamp), in the log of the run whose context this logger is: not of the run
+    executing now, which is another for a batch handler's per-run contexts (and for a
+    context kept past its attempt, whose lines are then dropped). Standard ``logging``
+    calls made while the handler runs are captured into the executing run's log (see
+    :class:`RunLogCapture`). Nothing is logged while the run replays code an earlier
+    attempt ran (``RunContext.replaying``).
     """
 
-    def __init__(self, job: str) -> None:
-        self._logger = logging.getLogger(f"baton.job.{job}")
-
-    @staticmethod
-    @functools.cache
-    def of(job: str) -> RunLogger:
-        """The one logger of ``job``'s runs (it holds no state of a run): made once per job, not
-        once per run (getLogger takes the logging module's lock)."""
-        return RunLogger(job)
+    def __init__(self, ctx: RunContext) -> None:
+        self._ctx = ctx
+        self._logger = _job_logger(ctx.job)
 
     def _log(self, level: int, message: str, args: tuple[Any, ...], data: dict[str, Any]) -> None:
-        ctx = current_run.get()
-        if ctx is not None and ctx.replaying:  # said when that code first ran (RunContext.replaying)
+        if self._ctx.replaying:  # said when that code first ran (RunContext.replaying)
             return
-        self._logger.log(level, message, *args, extra={"baton_data": data or None}, stacklevel=3)
+        self._logger.log(level, message, *args, extra={"baton_data": data or None, "baton_run": self._ctx},
+                         stacklevel=3)
 
     def debug(self, message: str, *args: Any, **data: Any) -> None:
         """Log at debug level (recorded as info in the run log)."""
@@ -63,6 +60,13 @@ class RunLogger:
         self._log(logging.ERROR, message, args, data)
 
 
+@functools.cache
+def _job_logger(job: str) -> logging.Logger:
+    """The daemon logger of ``job``'s runs: looked up once per job, not once per run (getLogger takes the
+    logging module's lock)."""
+    return logging.getLogger(f"baton.job.{job}")
+
+
 class RunLogCapture(logging.Handler):
     """Copies log records made inside a handler into that run's log.
 
@@ -71,7 +75,7 @@ class RunLogCapture(logging.Handler):
     """
 
     def emit(self, record: logging.LogRecord) -> None:
-        ctx = current_run.get()
+        ctx = getattr(record, "baton_run", None) or current_run.get()  # (ctx.log names its run)
         if ctx is None:
             return
         if record.name.startswith("baton.") and not record.name.startswith("baton.job."):

@@ -38,6 +38,40 @@ async def test_100_runs_form_batches_of_at_most_10_each_with_its_own_output(make
     assert sum(sizes) == 100 and max(sizes) == 10 and all(s <= 10 for s in sizes)
 
 
+async def test_each_runs_context_in_a_batch_writes_its_own_runs_log(make_app: Any) -> None:
+    # Given a batch handler that logs through each run's context (batch.contexts), and a context kept
+    # past its attempt
+    app = make_app(concurrency=20)
+    kept: list[Any] = []
+
+    @app.job(batch_size=5, batch_wait_s=0.2)
+    async def index(batch: Batch, inputs: list[str]) -> list[str]:
+        for ctx, item in zip(batch.contexts, inputs, strict=True):
+            ctx.log.info("indexing %s", item, item=item)
+        kept.extend(batch.contexts)
+        return inputs
+
+    @app.job()
+    async def later(ctx: Any, payload: Any) -> str:
+        kept[0].log.info("a line through another run's old context")
+        ctx.log.info("its own line")
+        return "ok"
+
+    # When a batch of runs is processed, then another run uses a context of that batch
+    ids = await app.trigger_batch([{"job": "index", "input": f"doc-{i}"} for i in range(5)])
+    async with running_node(app):
+        for run_id in ids:
+            await app.wait_for(run_id, 20)
+        last = await app.wait_for(await app.trigger("later"), 20)
+    # Then each run's log holds its own line, once, and no other run's
+    for i, run_id in enumerate(ids):
+        logs = [e["data"]["message"] for e in await app.get_events(run_id) if e["type"] == "log"]
+        assert logs == [f"indexing doc-{i}"], (run_id, logs)
+    # and a context kept past its attempt writes into no other run's log
+    logs = [e["data"]["message"] for e in await app.get_events(last.id) if e["type"] == "log"]
+    assert logs == ["its own line"], logs
+
+
 async def test_a_failed_item_retries_only_its_run_and_a_raising_handler_fails_every_run(make_app: Any) -> None:
     app = make_app()
     calls: list[list[Any]] = []
