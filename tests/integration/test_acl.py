@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 import redis.asyncio as aioredis
 from redis.exceptions import NoPermissionError, ResponseError
 
@@ -188,6 +189,34 @@ async def test_worker_and_api_work_under_their_acl_users(acl_node: tuple[RedisPr
         held = await api.trigger("echo", {}, delay=600)
         await api.call("POST", "/v1/runs/bulk-cancel", {"run_ids": [held]})
         assert (await api.until(held, *TERMINAL))["status"] == "canceled"
+
+        # A webhook delivered and recorded (the notifier's delivery record is a WATCHed transaction)
+        heard: list[bytes] = []
+
+        async def receive(request: web.Request) -> web.Response:
+            heard.append(await request.read())
+            return web.Response(status=204)
+
+        hook_app = web.Application()
+        hook_app.router.add_post("/hook", receive)
+        runner = web.AppRunner(hook_app)
+        await runner.setup()
+        hook_port = free_port()
+        await web.TCPSite(runner, "127.0.0.1", hook_port).start()
+        try:
+            hook = await api.call("POST", "/v1/webhooks", {"url": f"http://127.0.0.1:{hook_port}/hook",
+                                                           "events": ["run.completed"]})
+            told = await api.trigger("echo", {"hook": True})
+            await api.until(told, *TERMINAL)
+
+            async def delivered() -> Any:
+                page = await api.call("GET", f"/v1/webhooks/{hook['id']}/deliveries?status=delivered")
+                return page["data"]
+
+            [delivery] = await eventually(delivered, 20, interval=0.1)
+            assert delivery["attempts"] == 1 and len(heard) == 1, (delivery, heard)
+        finally:
+            await runner.cleanup()
 
         # Listings
         listed = await api.call("GET", "/v1/runs?status=completed&limit=100")
