@@ -39,10 +39,12 @@ from runtime.tracing import annotate, end_span, span, start_span
 
 from .base import Actor, Mailbox, answer
 
-__all__ = ["Executor"]
+__all__ = ["JOB_THREADS", "Executor"]
 
 T = TypeVar("T")
 
+#: What the names of the threads plain-def handlers run in begin with.
+JOB_THREADS = "baton-job"
 #: How often a running handler's logs and progress are written to Redis.
 FLUSH_INTERVAL_S = 0.2
 #: How long a cancelled handler (timeout, cancel, lost lease, drain) may take to end before the
@@ -95,7 +97,7 @@ class Executor(Actor[ExecutorMessage]):
         self.contexts: dict[str, RunContext] = {}
         self.margin_s = lease_margin_s(app.settings.lease_ttl_ms)
         self.ttl_s = app.settings.lease_ttl_ms / 1000
-        self.threads = ThreadPoolExecutor(max_workers=min(self.slots, 64), thread_name_prefix="baton-job")
+        self.threads = ThreadPoolExecutor(max_workers=min(self.slots, 64), thread_name_prefix=JOB_THREADS)
         #: a handler step that held the loop this long is followed by on_stall (see StepTimed)
         self.long_step_s = long_step_s(app.settings.lease_ttl_ms)
         #: runs of batch jobs wait here for their batch (runtime/batching.py)

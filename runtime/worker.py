@@ -6,6 +6,7 @@ import asyncio
 import gc
 import importlib
 import logging
+import os
 import socket
 import sys
 import threading
@@ -155,7 +156,7 @@ def run_worker(app: Baton, settings: Settings, signals: StopSignals | None = Non
                 await cancel_and_wait([keeper])
 
     try:
-        return _run(serving())
+        code = _run(serving())
     finally:
         for sock in api_sockets:
             sock.close()
@@ -164,6 +165,25 @@ def run_worker(app: Baton, settings: Settings, signals: StopSignals | None = Non
         if embedded is not None:
             forget_api(settings)
             embedded.stop()
+    _leave_stuck_handler_threads(code)
+    return code
+
+
+def _leave_stuck_handler_threads(code: int) -> None:
+    """End the process now, with ``code``, when a plain-def handler's thread still runs after the node
+    drained (it ignored cancellation; a thread cannot be stopped): the interpreter's exit would wait for
+    it, past the drain's bound and into the kubelet's SIGKILL. Its run was given back by the drain."""
+    from actors.executor import JOB_THREADS
+
+    stuck = [t for t in threading.enumerate() if t.name.startswith(JOB_THREADS) and t.is_alive()]
+    if not stuck:
+        return
+    logger.warning("%d handler thread(s) still running after the drain (plain def handlers that ignore "
+                   "cancellation): the process ends without waiting for them", len(stuck))
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
 
 
 def _node_running_here(settings: Settings) -> str:

@@ -11,6 +11,8 @@ import os
 import time
 from typing import Any
 
+import redis as sync_redis
+
 from runtime import Backoff, Baton, PermanentFailure, RunContext, Settings
 from runtime.connection import connect
 from runtime.direct_calls import redis_ms
@@ -195,6 +197,17 @@ async def deaf(ctx: RunContext, payload: Any) -> Any:
             await asyncio.sleep(0.1)
         except asyncio.CancelledError:
             pass  # the poison: cancellation ignored
+    return None
+
+
+@app.job(max_attempts=3, timeout=600)
+def deaf_thread(ctx: RunContext, payload: Any) -> Any:
+    """A plain def handler: announces its start, then sleeps ``payload['seconds']`` in its thread, which
+    no cancellation reaches (a thread cannot be stopped)."""
+    client = sync_redis.Redis.from_url(Settings.from_env(dict(os.environ)).redis_url)
+    client.rpush(_key("started"), ctx.run_id)
+    client.close()
+    time.sleep(float(payload["seconds"]))
     return None
 
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 import redis.asyncio as aioredis
+from aiohttp import web
 from redis.exceptions import NoPermissionError, ResponseError
 
 from runtime.api import hash_key, new_key

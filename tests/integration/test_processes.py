@@ -267,6 +267,30 @@ async def test_a_handler_that_will_not_stop_does_not_keep_its_process(settings: 
         await app.close()
 
 
+async def test_a_plain_def_handler_that_will_not_stop_does_not_keep_its_process(settings: Settings, redis: Any,
+                                                                              tmp_path: Path) -> None:
+    # Given worker A running a plain def handler that sleeps 300 s in its thread (no cancellation reaches it)
+    app = producer(settings)
+    log = tmp_path / "a.log"
+    a = spawn_worker("tests.apps:app", worker_env(settings, "A", BATON_SHUTDOWN_GRACE_S=1), log)
+    try:
+        run_id = await app.trigger("deaf_thread", {"seconds": 300})
+        # When A gets SIGTERM
+        code, took = await _sigterm_once_started(redis, settings.prefix, a, 1, settle_s=0.5)
+        # Then the drain gives the run back and the process ends with the drain's code, saying why, without
+        # waiting for the thread. Before, the node said it stopped, and the interpreter's exit then waited
+        # for the thread: 300 s here, until the kubelet's SIGKILL in a pod
+        assert code == 0, (code, log.read_text()[-3000:])
+        assert took < 1 + DRAIN_HAND_BACK_S + 3, (took, log.read_text()[-3000:])
+        assert "handler thread(s) still running after the drain" in log.read_text()
+        run = await app.get_run(run_id)
+        assert run is not None and run.status == "queued" and run.attempts[-1].status == "released", run
+    finally:
+        if a.poll() is None:
+            await asyncio.to_thread(stop_process, a, signal.SIGKILL)
+        await app.close()
+
+
 async def test_a_second_sigterm_ends_the_grace_at_once(settings: Settings, redis: Any, tmp_path: Path) -> None:
     # Given worker A, with a 60 s grace, draining (SIGTERM) while a 60 s run goes on
     app = producer(settings)
