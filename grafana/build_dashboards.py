@@ -149,9 +149,12 @@ def dashboard(uid: str, title: str, description: str, panels: list[Panel],
 
 QUEUED = "sum(max by (queue, partition) (baton_queue_depth))"
 STATE = 'sum(max by (partition) (baton_partition_runs{{state="{}"}}))'
+#: (its current value is the datasource Grafana's import asks for, DS_PROMETHEUS in ``__inputs``: left
+#: empty, the import asked and then used the default datasource; provisioned without an import, the
+#: name matches no datasource and Grafana takes the default, as before)
 DATASOURCE_VAR: dict[str, Any] = {
     "type": "datasource", "name": "datasource", "label": "Data source", "query": "prometheus",
-    "current": {}, "hide": 0, "includeAll": False, "multi": False, "options": [], "refresh": 1, "regex": "",
+    "current": {"selected": True, "text": "${DS_PROMETHEUS}", "value": "${DS_PROMETHEUS}"}, "hide": 0, "includeAll": False, "multi": False, "options": [], "refresh": 1, "regex": "",
 }
 NAMESPACE_VAR = variable("namespace", "Namespace", "label_values(baton_executor_slots, namespace)")
 JOB_SCRAPE_VAR = variable("job", "Scrape job", 'label_values(baton_executor_slots{namespace=~"$namespace"}, job)')
