@@ -84,6 +84,7 @@ NATIVE_RUN = _obj({
     "completed_step_count": INT, "parent_id": STR_OR_NULL, "root_id": STR_OR_NULL, "lineage_depth": INT,
     "continuation_of": STR_OR_NULL, "continued_as": STR_OR_NULL, "replayed_as": STR_OR_NULL,
     "restart_of": STR_OR_NULL, "restarted_as": STR_OR_NULL, "debug_mode": BOOL, "pause_requested": BOOL,
+    "hook_of": STR_OR_NULL, "hook_kind": STR_OR_NULL, "idempotency_reset_at": TIME_OR_NULL,
     "paused_at": TIME_OR_NULL, "wait": _nullable("object"), "expires_at": TIME_OR_NULL,
     "node_labels": STR_MAP, "prefer_labels": STR_MAP, "queued_reason": STR_OR_NULL,
 }, description="Baton's native run: a superset of the four seed shapes.")

@@ -153,8 +153,12 @@ async def test_reset_idempotency_key_lets_the_key_create_a_new_run(api: ApiNode)
     first = await api.trigger("echo", 1, idempotency_key="once")
     assert await api.trigger("echo", 2, idempotency_key="once") == first
     # When its key is reset
+    assert (await api.run(first))["idempotency_reset_at"] is None
     status, body = await api.call("DELETE", f"/v1/runs/{first}/idempotency-key")
     assert status == 200 and body == {"status": "reset", "run_id": first}
+    # (the run keeps its key, and says when it was forgotten: the dashboard offers no second reset)
+    reset = await api.run(first)
+    assert reset["idempotency_key"] == "once" and reset["idempotency_reset_at"] is not None, reset
     # Then the same key creates a new run, and resetting the old run again finds nothing
     second = await api.trigger("echo", 3, idempotency_key="once")
     assert second != first

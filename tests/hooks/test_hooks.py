@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 
 from runtime import Baton
+from runtime.api.views import native_run
 from runtime.hooks import hook_run_id
 from runtime.notify import ensure_group, process, read_entries
 from runtime.statuses import TERMINAL
@@ -50,6 +51,10 @@ async def test_each_outcome_fires_its_hooks_once_with_the_outcome_as_input(make_
     hook = await app.get_run(hook_run_id(ok, "on_success"))
     assert hook is not None and hook.job == "record_hook" and hook.status == "completed"
     assert hook.raw["hook_of"] == ok and hook.raw["hook_kind"] == "on_success"
+    # and the API's native run says so (the README: "listed by the API, fields hook_of and hook_kind")
+    shown = native_run(hook)
+    assert (shown["hook_of"], shown["hook_kind"]) == (ok, "on_success"), shown
+    assert native_run(await app.get_run(ok))["hook_of"] is None  # type: ignore[arg-type]
     # and only runs that have something to notify go through the outbox (the hook's job has no hooks and
     # its project no webhooks); every entry was processed and deleted
     source = await app.get_run(ok)

@@ -47,7 +47,7 @@ const ACTIONS = [
   { id: "debug", label: (r) => (r.debug_mode ? "Debug mode off" : "Debug mode on"), when: () => true,
     ask: "Change this run's debug-mode flag (handlers read it with ctx.debug_enabled())?",
     call: (r) => post(`${runPath(r.id)}/debug`, { debug_mode: !r.debug_mode }) },
-  { id: "idempotency", label: "Reset idempotency key", when: (r) => Boolean(r.idempotency_key),
+  { id: "idempotency", label: "Reset idempotency key", when: (r) => Boolean(r.idempotency_key) && !r.idempotency_reset_at,
     ask: "Forget this run's idempotency key, so the key creates a new run next time?",
     call: (r) => del(`${runPath(r.id)}/idempotency-key`) },
 ];
@@ -146,7 +146,10 @@ export function mount(root, match) {
       ["Started", run.started_at ? time(run.started_at) : null], ["Finished", run.finished_at ? time(run.finished_at) : null],
       ["Duration", run.started_at ? duration(span(run.started_at, run.finished_at)) : null],
       ["Next retry", run.next_retry_at ? time(run.next_retry_at) : null], ["Node", run.lease_node],
-      ["Idempotency key", run.idempotency_key], ["Concurrency key", run.concurrency_key], ["Version", run.version],
+      ["Idempotency key", run.idempotency_key && run.idempotency_reset_at
+        ? h("span", {}, run.idempotency_key, " (forgotten ", time(run.idempotency_reset_at), ")") : run.idempotency_key],
+      ["Concurrency key", run.concurrency_key], ["Version", run.version],
+      ["Hook", run.hook_of ? h("span", {}, `${run.hook_kind} of `, runLink(run.hook_of)) : null],
       ["Triggered by", run.triggered_by], ["Batch", run.batch_id],
       ["Waiting for", run.wait ? `${run.wait.kind}${run.wait.key ? ` ${run.wait.key}` : ""}` : null],
       ["Expires", run.expires_at ? time(run.expires_at) : null],
