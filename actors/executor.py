@@ -13,7 +13,6 @@ import contextlib
 import contextvars
 import logging
 import time
-import traceback
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -22,13 +21,13 @@ import orjson
 from redis.exceptions import RedisError
 
 from runtime.app import Baton
+from runtime.attempt_outcomes import completed, ended
 from runtime.batching import Batcher
 from runtime.codec import text
 from runtime.context import ContinueAsNew, RunContext, RunLogCapture, Suspend, current_run
 from runtime.errors import JobTimeout, LeaseLost, OutageOutlastedLease, PermanentFailure
 from runtime.fencing import LeaseClock, StepTimed, lease_margin_s, long_step_s
 from runtime.jobs import Job
-from runtime.limits import fit_error, output_json
 from runtime.logs import run_log_context
 from runtime.messages import AskBusy, Attempt, CancelRun, LeaseGranted, LeasesRenewed, ReleaseAll, RunFinished, WhenIdle
 from runtime.metrics import Metrics, observe_many
@@ -299,7 +298,7 @@ class Executor(Actor[ExecutorMessage]):
             outcome = self._outage_outlasted(c, exc)
         except Exception as exc:
             self.log.exception("internal error while executing run %s", c.run_id)
-            outcome = self._failure(c, "failed", exc)
+            outcome = ended(self.app.settings, c, "failed", exc)
         finally:
             me = asyncio.current_task(self.loop)
             abandoned = me in self.abandoned
@@ -320,7 +319,7 @@ class Executor(Actor[ExecutorMessage]):
         uncharged (the outage is no fault of the handler's). If another node reaped the lease
         meanwhile, this outcome is fenced off and the reap recorded the attempt crashed."""
         self._note_outage(c, exc)
-        return self._failure(c, "released", exc)
+        return ended(self.app.settings, c, "released", exc)
 
     def _note_outage(self, c: Claimed, exc: OutageOutlastedLease) -> None:
         self.metrics.leases_lost.labels(stage="outage").inc()
@@ -330,12 +329,12 @@ class Executor(Actor[ExecutorMessage]):
     def _cancelled(self, c: Claimed) -> Outcome:
         reason = self.cancel_reasons.get((c.run_id, c.token), "released")
         if reason == "canceled":
-            return self._failure(c, "canceled", None)
+            return ended(self.app.settings, c, "canceled", None)
         if reason == "timed_out":
             timeout = JobTimeout(f"handler ran past its timeout of {c.timeout_ms / 1000:g}s")
-            return self._failure(c, "timed_out", timeout)
+            return ended(self.app.settings, c, "timed_out", timeout)
         if reason == "lease_lost":
-            return self._failure(c, "failed", None)  # will be fenced off by the token check
+            return ended(self.app.settings, c, "failed", None)  # will be fenced off by the token check
         # drained, given back after a stall or an outage that outlasted the lease: uncharged (fenced
         # off if the lease was taken meanwhile)
         return Outcome(c.run_id, c.token, "released")
@@ -343,7 +342,8 @@ class Executor(Actor[ExecutorMessage]):
     async def _outcome(self, c: Claimed, traced: list[Any]) -> Outcome:
         job = self.app.jobs.get(c.job)
         if job is None:  # the claim script only hands out served jobs; this is a bug guard
-            return self._failure(c, "failed", RuntimeError(f"job {c.job!r} not defined on this node"), permanent=True)
+            missing = RuntimeError(f"job {c.job!r} not defined on this node")
+            return ended(self.app.settings, c, "failed", missing, permanent=True)
         # counted once the handler is under way (the metrics are not on the pickup path), in one
         # callback for the runs a turn of the loop started
         if not self.started:
@@ -407,7 +407,7 @@ class Executor(Actor[ExecutorMessage]):
                 # what the node logs of the attempt's end (an error, a timeout) is said however far
                 # the handler got, replaying or not
                 ctx.end_replay()
-            outcome = self._completed(c, result)
+            outcome = completed(self.app.settings, c, result)
         except Suspend as wait:
             outcome = Outcome(c.run_id, c.token, "waiting", output_json=orjson.dumps(wait.spec).decode())
         except ContinueAsNew as cont:
@@ -426,12 +426,12 @@ class Executor(Actor[ExecutorMessage]):
             # fenced work was refused: nothing this attempt reports can land any more
             self.metrics.leases_lost.labels(stage="fence").inc()
             ctx.log.warning("%s", exc)
-            outcome = self._failure(c, "failed", exc)
+            outcome = ended(self.app.settings, c, "failed", exc)
         except PermanentFailure as exc:
-            outcome = self._failure(c, "failed", exc, permanent=True)
+            outcome = ended(self.app.settings, c, "failed", exc, permanent=True)
         except Exception as exc:  # noqa: BLE001 - any handler error is an attempt failure
             ctx.log.warning("handler raised %s: %s", type(exc).__name__, exc)
-            outcome = self._failure(c, "failed", exc)
+            outcome = ended(self.app.settings, c, "failed", exc)
         finally:
             if timer is not None:
                 timer.cancel()
@@ -448,16 +448,6 @@ class Executor(Actor[ExecutorMessage]):
             with contextlib.suppress(LeaseLost, RedisError):
                 await ctx.flush()
         return outcome
-
-    def _completed(self, c: Claimed, result: Any) -> Outcome:
-        """The outcome of a handler that returned ``result``: completed, or failed when the result cannot
-        be stored (OutputTooLarge, a PermanentFailure, goes on to the caller). Only the result's own
-        encoding is caught here: a TypeError the handler raised is the handler's, with its traceback."""
-        try:
-            output = output_json(self.app.settings, result)
-        except TypeError as exc:  # (orjson's encode error, or a value nested too deep)
-            return self._failure(c, "failed", TypeError(f"handler result is not JSON-serialisable: {exc}"))
-        return Outcome(c.run_id, c.token, "completed", output_json=output)
 
     def _count_starts(self) -> None:
         started, self.started = self.started, []
@@ -498,15 +488,3 @@ class Executor(Actor[ExecutorMessage]):
         await self.app.create([spec])
         await ctx.link_continuation(new_id)
         return Outcome(c.run_id, c.token, "completed", output_json=orjson.dumps({"continued_as": new_id}).decode())
-
-    def _failure(self, c: Claimed, status: str, exc: BaseException | None, permanent: bool = False) -> Outcome:
-        error = None
-        if exc is not None:
-            message, stack = fit_error(str(exc) or type(exc).__name__, "".join(traceback.format_exception(exc)),
-                                       self.app.settings)
-            error = {"message": message, "type": type(exc).__name__, "stack": stack}
-        elif status == "canceled":
-            error = {"message": "canceled while executing", "type": "Canceled"}
-        return Outcome(
-            c.run_id, c.token, status, error_json=orjson.dumps(error).decode() if error else "", permanent=permanent
-        )
