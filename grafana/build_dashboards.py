@@ -154,7 +154,8 @@ STATE = 'sum(max by (partition) (baton_partition_runs{{state="{}"}}))'
 #: name matches no datasource and Grafana takes the default, as before)
 DATASOURCE_VAR: dict[str, Any] = {
     "type": "datasource", "name": "datasource", "label": "Data source", "query": "prometheus",
-    "current": {"selected": True, "text": "${DS_PROMETHEUS}", "value": "${DS_PROMETHEUS}"}, "hide": 0, "includeAll": False, "multi": False, "options": [], "refresh": 1, "regex": "",
+    "current": {"selected": True, "text": "${DS_PROMETHEUS}", "value": "${DS_PROMETHEUS}"},
+    "hide": 0, "includeAll": False, "multi": False, "options": [], "refresh": 1, "regex": "",
 }
 NAMESPACE_VAR = variable("namespace", "Namespace", "label_values(baton_executor_slots, namespace)")
 JOB_SCRAPE_VAR = variable("job", "Scrape job", 'label_values(baton_executor_slots{namespace=~"$namespace"}, job)')
