@@ -30,6 +30,25 @@ async def test_weights_give_each_key_its_share(make_app: Any) -> None:
     assert abs(shares["other"] - 100) <= 6, shares
 
 
+async def test_weights_hold_for_a_job_with_max_concurrency(make_app: Any) -> None:
+    # Given a job with max_concurrency 1 and keys X (weight 3), Y and Z (weight 1), 9 runs each, queued
+    # interleaved before a node of many free slots starts
+    app = make_app(concurrency=10)
+    started: list[str] = []
+
+    @app.job(max_concurrency=1)
+    async def limited(ctx: RunContext, payload: Any) -> None:
+        started.append(payload)
+
+    await app.trigger_batch([{"job": "limited", "input": key, "concurrency_key": key, "fairness_weight": weight}
+                             for _ in range(9) for key, weight in (("X", 3), ("Y", 1), ("Z", 1))])
+    async with running_node(app):
+        await eventually(lambda: len(started) == 27, 30)
+    # Then every 5 starts are 3 of X, 1 of Y, 1 of Z while X has runs, as without the limit. Before, the
+    # claims' visits that the full job refused moved every group behind X, which then took all 9 first
+    assert "".join(started) == "XXXYZ" * 3 + "YZ" * 6, "".join(started)
+
+
 async def _starts_of_low_under_a_high_stream(app: Baton, seconds: float) -> float | None:
     """A priority-0 run queued first, then a steady stream keeping ~5 priority-5 runs queued for ``seconds``:
     how long after its creation the low run started (None: not within the stream).

@@ -139,6 +139,7 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
   local removed = 0  -- entries try_claim took out of a ready set (claimed, expired or dangling)
   local have = node_labels(labels_csv, node)
   local weight = 1  -- the fairness weight of the run try_claim leased last (flow.lua)
+  local job_full = false  -- try_claim refused a run because its job's concurrency is full
   local retry_in = -1
   local emptied = {}  -- groups runs were taken from: checked once at the end (groups_pruned)
   -- Per-run writes a claim makes once for all its runs (one variadic command each, not one
@@ -203,7 +204,10 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
       if wait ~= 0 then return false end
     end
     local lim = limit_of(job)
-    if lim[1] > 0 and call('SCARD', K.job_leases(pfx, job)) >= lim[1] then return false end
+    if lim[1] > 0 and call('SCARD', K.job_leases(pfx, job)) >= lim[1] then
+      job_full = true
+      return false
+    end
     if ckey and lim[2] > 0 and call('SCARD', K.key_leases(pfx, job, ckey)) >= lim[2] then return false end
     -- (the rate keys only for the limits the job has: most have none)
     local jrate = lim[3] > 0 and K.job_rate(pfx, job) or nil
@@ -263,11 +267,18 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
     local per_visit = (ngroups <= 1) and want or 1
     local barren = 0
     local visits = 0
+    -- A visit that yields nothing because its runs' job has no concurrency left is no turn of the
+    -- group's: that refuses every group's runs of the job alike. Such a group goes to the back for
+    -- the rest of this claim (the other groups get their visits) and takes its place in line back
+    -- at the end, unless a later visit took a run from it. Else a job with max_concurrency rotated
+    -- every group past the one it had just served, and that one, first again, took every turn.
+    local places = {}
     while got < want and visits < scan and barren < ngroups do
       local head = call('ZRANGE', gk, 0, 0, 'WITHSCORES')
       if #head == 0 then break end
       local g = head[1]
       visits = visits + 1
+      job_full = false
       -- to the back of the line, whether or not it yields a run this time
       call('ZADD', gk, call('INCR', K.group_turns(pfx, queue)), g)
       local kk = group_set(pfx, queue, g)
@@ -306,9 +317,15 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
         ready_removals(pfx, leaving)
         if took == 0 then barren = barren + 1 else barren = 0 end
         if took > 0 and ngroups > 1 then weighted_turn(gk, g, tonumber(head[2]), weight) end
+        if took > 0 or not job_full then
+          places[g] = nil  -- (this visit's move stands)
+        elseif places[g] == nil then
+          places[g] = head[2]
+        end
         ngroups = call('ZCARD', gk)
       end
     end
+    for g, place in pairs(places) do call('ZADD', gk, 'XX', place, g) end
   end
   ready_removals(pfx, leaving)
   groups_pruned(pfx, emptied)
