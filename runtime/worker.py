@@ -10,6 +10,7 @@ import os
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -169,12 +170,21 @@ def run_worker(app: Baton, settings: Settings, signals: StopSignals | None = Non
     return code
 
 
+#: How long the end of a drained node waits for its handler threads before it leaves those still running.
+IDLE_THREADS_END_S = 1.0
+
+
 def _leave_stuck_handler_threads(code: int) -> None:
     """End the process now, with ``code``, when a plain-def handler's thread still runs after the node
     drained (it ignored cancellation; a thread cannot be stopped): the interpreter's exit would wait for
     it, past the drain's bound and into the kubelet's SIGKILL. Its run was given back by the drain."""
     from actors.executor import JOB_THREADS
 
+    # (idle pool threads end within moments of the executor's shutdown: only a thread still running
+    # a handler outlives this wait)
+    deadline = time.monotonic() + IDLE_THREADS_END_S
+    for thread in [t for t in threading.enumerate() if t.name.startswith(JOB_THREADS)]:
+        thread.join(max(deadline - time.monotonic(), 0))
     stuck = [t for t in threading.enumerate() if t.name.startswith(JOB_THREADS) and t.is_alive()]
     if not stuck:
         return
