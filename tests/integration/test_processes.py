@@ -240,51 +240,39 @@ async def test_sigterm_with_redis_black_holed_exits_within_its_deadline(settings
         await app.close()
 
 
-@pytest.mark.parametrize("job", ["deaf", "blocks_loop"])
+#: Each handler that will not stop, and how its process ends after SIGTERM: exit code, at most how long
+#: after the signal, the log line that says why, and whether the drain gave its run back. The deaf and
+#: the blocking handler end by the hard deadline (grace + DRAIN_HAND_BACK_S + EXIT_ALLOWANCE_S): before,
+#: the event loop's end waited for the deaf one, and the signal itself for the blocking one. A plain def
+#: handler's thread (no cancellation reaches it) is left once the drain gave its run back: before, the
+#: node said it stopped and the interpreter's exit waited for the thread, until the kubelet's SIGKILL
+WONT_STOP = {
+    "deaf": (HARD_EXIT_CODE, 1 + DRAIN_HAND_BACK_S + EXIT_ALLOWANCE_S + 3, "did not end", True),
+    "blocks_loop": (HARD_EXIT_CODE, 1 + DRAIN_HAND_BACK_S + EXIT_ALLOWANCE_S + 3, "did not end", False),
+    "deaf_thread": (0, 1 + DRAIN_HAND_BACK_S + 3, "handler thread(s) still running after the drain", True),
+}
+
+
+@pytest.mark.parametrize("job", list(WONT_STOP))
 async def test_a_handler_that_will_not_stop_does_not_keep_its_process(settings: Settings, redis: Any,
                                                                       tmp_path: Path, job: str) -> None:
-    # Given worker A running a handler that swallows every cancellation, or one that blocks the event
-    # loop (time.sleep in an async def), for 300 s
+    # Given worker A running a handler that swallows every cancellation, one that blocks the event loop
+    # (time.sleep in an async def), or a plain def one sleeping in its thread, for 300 s
     app = producer(settings)
     log = tmp_path / "a.log"
     a = spawn_worker("tests.apps:app", worker_env(settings, "A", BATON_SHUTDOWN_GRACE_S=1), log)
+    exit_code, within_s, says, released = WONT_STOP[job]
     try:
         run_id = await app.trigger(job, {"seconds": 300})
         # When A gets SIGTERM
         code, took = await _sigterm_once_started(redis, settings.prefix, a, 1, settle_s=0.5)
-        # Then the process ends by its deadline (grace + DRAIN_HAND_BACK_S + EXIT_ALLOWANCE_S, from the
-        # signal), saying so, with code 1. Before, the event loop's end waited for the deaf handler, and
-        # the signal itself for the blocking one: 300 s here, forever for a handler that never returns
-        assert code == HARD_EXIT_CODE, (code, log.read_text()[-3000:])
-        assert took < 1 + DRAIN_HAND_BACK_S + EXIT_ALLOWANCE_S + 3, (took, log.read_text()[-3000:])
-        assert "did not end" in log.read_text()
-        if job == "deaf":  # and the drain gave the run back without the handler (a blocked loop cannot)
+        # Then the process ends in time with its code, saying why (see WONT_STOP)
+        assert code == exit_code, (code, log.read_text()[-3000:])
+        assert took < within_s, (took, log.read_text()[-3000:])
+        assert says in log.read_text()
+        if released:  # and the drain gave the run back without the handler (a blocked loop cannot)
             run = await app.get_run(run_id)
             assert run is not None and run.status == "queued" and run.attempts[-1].status == "released", run
-    finally:
-        if a.poll() is None:
-            await asyncio.to_thread(stop_process, a, signal.SIGKILL)
-        await app.close()
-
-
-async def test_a_plain_def_handler_that_will_not_stop_does_not_keep_its_process(settings: Settings, redis: Any,
-                                                                              tmp_path: Path) -> None:
-    # Given worker A running a plain def handler that sleeps 300 s in its thread (no cancellation reaches it)
-    app = producer(settings)
-    log = tmp_path / "a.log"
-    a = spawn_worker("tests.apps:app", worker_env(settings, "A", BATON_SHUTDOWN_GRACE_S=1), log)
-    try:
-        run_id = await app.trigger("deaf_thread", {"seconds": 300})
-        # When A gets SIGTERM
-        code, took = await _sigterm_once_started(redis, settings.prefix, a, 1, settle_s=0.5)
-        # Then the drain gives the run back and the process ends with the drain's code, saying why, without
-        # waiting for the thread. Before, the node said it stopped, and the interpreter's exit then waited
-        # for the thread: 300 s here, until the kubelet's SIGKILL in a pod
-        assert code == 0, (code, log.read_text()[-3000:])
-        assert took < 1 + DRAIN_HAND_BACK_S + 3, (took, log.read_text()[-3000:])
-        assert "handler thread(s) still running after the drain" in log.read_text()
-        run = await app.get_run(run_id)
-        assert run is not None and run.status == "queued" and run.attempts[-1].status == "released", run
     finally:
         if a.poll() is None:
             await asyncio.to_thread(stop_process, a, signal.SIGKILL)
