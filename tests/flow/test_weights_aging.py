@@ -6,6 +6,8 @@ import asyncio
 import collections
 from typing import Any
 
+import pytest
+
 from runtime import Baton, RunContext
 from tests.nodes import eventually, running_node
 
@@ -30,13 +32,26 @@ async def test_weights_give_each_key_its_share(make_app: Any) -> None:
     assert abs(shares["other"] - 100) <= 6, shares
 
 
-async def test_weights_hold_for_a_job_with_max_concurrency(make_app: Any) -> None:
-    # Given a job with max_concurrency 1 and keys X (weight 3), Y and Z (weight 1), 9 runs each, queued
-    # interleaved before a node of many free slots starts
+# Each limit that refuses every group's runs of a job alike: the job's concurrency, its rate, a shared
+# pool, a shared rate (one start per 20 ms: 27 runs take about half a second)
+JOB_WIDE_LIMITS: dict[str, dict[str, Any]] = {
+    "max_concurrency": {"max_concurrency": 1},
+    "rate_limit": {"rate_limit": (1, 0.02)},
+    "pool": {"pool": "one"},
+    "shared_rate": {"shared_rate": "slow"},
+}
+
+
+@pytest.mark.parametrize("limit", sorted(JOB_WIDE_LIMITS))
+async def test_weights_hold_for_a_job_wide_limit(make_app: Any, limit: str) -> None:
+    # Given a job under a limit of the whole job, and keys X (weight 3), Y and Z (weight 1), 9 runs each,
+    # queued interleaved before a node of many free slots starts
     app = make_app(concurrency=10)
+    app.define_pool("one", 1)
+    app.define_rate_limit("slow", 1, 0.02)
     started: list[str] = []
 
-    @app.job(max_concurrency=1)
+    @app.job(**JOB_WIDE_LIMITS[limit])
     async def limited(ctx: RunContext, payload: Any) -> None:
         started.append(payload)
 
@@ -45,7 +60,7 @@ async def test_weights_hold_for_a_job_with_max_concurrency(make_app: Any) -> Non
     async with running_node(app):
         await eventually(lambda: len(started) == 27, 30)
     # Then every 5 starts are 3 of X, 1 of Y, 1 of Z while X has runs, as without the limit. Before, the
-    # claims' visits that the full job refused moved every group behind X, which then took all 9 first
+    # claims' visits that the limit refused moved every group behind X, which then took all 9 first
     assert "".join(started) == "XXXYZ" * 3 + "YZ" * 6, "".join(started)
 
 

@@ -139,7 +139,7 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
   local removed = 0  -- entries try_claim took out of a ready set (claimed, expired or dangling)
   local have = node_labels(labels_csv, node)
   local weight = 1  -- the fairness weight of the run try_claim leased last (flow.lua)
-  local job_full = false  -- try_claim refused a run because its job's concurrency is full
+  local job_refused = false  -- try_claim refused a run by a limit of its whole job (concurrency, rate, shared)
   local retry_in = -1
   local emptied = {}  -- groups runs were taken from: checked once at the end (groups_pruned)
   -- Per-run writes a claim makes once for all its runs (one variadic command each, not one
@@ -205,22 +205,27 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
     end
     local lim = limit_of(job)
     if lim[1] > 0 and call('SCARD', K.job_leases(pfx, job)) >= lim[1] then
-      job_full = true
+      job_refused = true
       return false
     end
     if ckey and lim[2] > 0 and call('SCARD', K.key_leases(pfx, job, ckey)) >= lim[2] then return false end
     -- (the rate keys only for the limits the job has: most have none)
     local jrate = lim[3] > 0 and K.job_rate(pfx, job) or nil
     local krate = r.rate_key and lim[5] > 0 and K.key_rate(pfx, job, r.rate_key) or nil
-    local wait = jrate and rate_wait(jrate, lim[3], lim[4], now) or 0
-    if krate then wait = math.max(wait, rate_wait(krate, lim[5], lim[6], now)) end
+    -- (waits of limits the whole job shares: every group's runs of the job are refused alike)
+    local job_wait = jrate and rate_wait(jrate, lim[3], lim[4], now) or 0
     if lim.pool or lim.srate then
       local shared = shared_wait(pfx, lim, now)
-      if not shared then return false end
-      wait = math.max(wait, shared)
+      if not shared then
+        job_refused = true
+        return false
+      end
+      job_wait = math.max(job_wait, shared)
     end
+    local wait = krate and math.max(job_wait, rate_wait(krate, lim[5], lim[6], now)) or job_wait
     if wait > 0 then
       note_retry(wait)
+      job_refused = job_wait > 0
       return false
     end
     if jrate then rate_take(jrate, lim[3], lim[4], now) end
@@ -267,18 +272,19 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
     local per_visit = (ngroups <= 1) and want or 1
     local barren = 0
     local visits = 0
-    -- A visit that yields nothing because its runs' job has no concurrency left is no turn of the
-    -- group's: that refuses every group's runs of the job alike. Such a group goes to the back for
-    -- the rest of this claim (the other groups get their visits) and takes its place in line back
-    -- at the end, unless a later visit took a run from it. Else a job with max_concurrency rotated
-    -- every group past the one it had just served, and that one, first again, took every turn.
+    -- A visit that yields nothing because a limit of its runs' whole job refused them (concurrency,
+    -- rate, a shared pool or rate) is no turn of the group's: that refuses every group's runs of the
+    -- job alike. Such a group goes to the back for the rest of this claim (the other groups get their
+    -- visits) and takes its place in line back at the end, unless a later visit took a run from it.
+    -- Else a limited job rotated every group past the one it had just served, and that one, first
+    -- again, took every turn.
     local places = {}
     while got < want and visits < scan and barren < ngroups do
       local head = call('ZRANGE', gk, 0, 0, 'WITHSCORES')
       if #head == 0 then break end
       local g = head[1]
       visits = visits + 1
-      job_full = false
+      job_refused = false
       -- to the back of the line, whether or not it yields a run this time
       call('ZADD', gk, call('INCR', K.group_turns(pfx, queue)), g)
       local kk = group_set(pfx, queue, g)
@@ -317,7 +323,7 @@ local function claim_runs(pfx, node, ttl, want, scan, queues_csv, jobs_csv, offs
         ready_removals(pfx, leaving)
         if took == 0 then barren = barren + 1 else barren = 0 end
         if took > 0 and ngroups > 1 then weighted_turn(gk, g, tonumber(head[2]), weight) end
-        if took > 0 or not job_full then
+        if took > 0 or not job_refused then
           places[g] = nil  -- (this visit's move stands)
         elseif places[g] == nil then
           places[g] = head[2]
