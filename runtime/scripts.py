@@ -379,8 +379,8 @@ class Scripts:
 
     async def take_message(self, run_id: str, token: str, kind: str, key: str, step: str,
                            index: int) -> tuple[str, str, bool] | int:
-        """Fenced: take what a beginning signal or token wait already has, recording its step; (step status,
-        data JSON, pause requested), or 0 when nothing arrived yet, -1 when the lease is gone."""
+        """Fenced: take what a beginning event, signal or token wait already has, recording its step; (step
+        status, data JSON, pause requested), or 0 when nothing arrived yet, -1 when the lease is gone."""
         p = self.keys.partition_of_run(run_id)
         raw = await self._call("message_take", [p.run(run_id)], [p.prefix, run_id, token, kind, key, step, index])
         if isinstance(raw, list):

@@ -82,8 +82,8 @@ async def query_state(app: Baton, run_id: str) -> dict[str, Any] | None:
 # -- handler side (RunContext delegates here) ------------------------------------
 
 #: waits whose message may have arrived before they begin (kept for them): a beginning wait takes it in the
-#: running attempt instead of ending it (an event wait finds a kept event when its attempt ends, in settle)
-TAKEN_AT_ONCE = ("signal", "token")
+#: running attempt instead of ending it
+TAKEN_AT_ONCE = ("event", "signal", "token")
 
 
 async def keyed_wait(ctx: RunContext, kind: str, key: str, deadline_ms: int | None, what: str,

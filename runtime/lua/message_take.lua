@@ -1,14 +1,14 @@
---[[ message_take: a signal or token wait that begins when what it waits for
-  already arrived (a buffered signal, a settled token) takes it at once, in the
-  attempt that is running: the wait step is recorded (completed with the data,
-  or timed_out for an expired token) and the handler goes on without ending its
-  attempt. Fenced by the lease token.
+--[[ message_take: an event, signal or token wait that begins when what it waits
+  for already arrived (a kept event, a buffered signal, a settled token) takes
+  it at once, in the attempt that is running: the wait step is recorded
+  (completed with the data, or timed_out for an expired token) and the handler
+  goes on without ending its attempt. Fenced by the lease token.
   KEYS[1] the run record (HASH)
   ARGV[1] partition key prefix
   ARGV[2] run id
   ARGV[3] lease token
-  ARGV[4] kind: signal | token
-  ARGV[5] the signal name or the token id
+  ARGV[4] kind: event | signal | token
+  ARGV[5] the event key, the signal name or the token id
   ARGV[6] wait step name
   ARGV[7] wait step index
   A take that finds its wait step already completed is this call sent twice (a reply

@@ -142,8 +142,9 @@ async def test_event_sent_before_the_wait_is_not_lost(make_app: Any) -> None:
         assert await app.send_event("early-key", {"n": 1}) == 0
         gate.set()
         run = await app.wait_for(run_id, 10)
-    # Then the wait receives it at once
+    # Then the wait receives it at once, in the attempt that was running (it never waited)
     assert run.status == "completed" and run.output == {"n": 1}
+    assert [a.status for a in run.attempts] == ["completed"]
 
 
 async def test_wait_for_event_timeout_follows_the_job_policy(make_app: Any) -> None:

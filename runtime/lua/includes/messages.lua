@@ -1,10 +1,10 @@
---[[ messages: delivering signals and waitpoint tokens to durable waits
-  (runtime/signals.py, runtime/tokens.py). Both are waits of one run for one
-  key (a signal name, a token id), recorded on the run as wait_kind and
-  wait_key like an event wait; what arrives before the wait is kept (a
-  signal in the run's buffer, a token's outcome on the token) and taken when
-  the wait begins. Included after common by the scripts that settle waits
-  (runs_finish, leases_reap) and by the signal and token scripts. ]]
+--[[ messages: delivering events, signals and waitpoint tokens to durable waits
+  (runtime/signals.py, runtime/tokens.py). Each is a wait of one run for one
+  key (an event key, a signal name, a token id), recorded on the run as
+  wait_kind and wait_key; what arrives before the wait is kept (an event for
+  event_ttl_s, a signal in the run's buffer, a token's outcome on the token)
+  and taken when the wait begins. Included after common by the scripts that
+  settle waits (runs_finish, leases_reap) and by the message scripts. ]]
 
 -- The oldest buffered signal `name` of run `id`: removed from the buffer and
 -- its data (JSON text) returned, or nil. The buffer is capped (signal_send),
@@ -31,9 +31,15 @@ local function token_outcome(pfx, tid, now)
   return nil, nil
 end
 
--- What a wait of `kind` (signal | token) for `key` finds when it begins: the
--- wait step's status and data (taken from the buffer for a signal), or nil.
+-- What a wait of `kind` (event | signal | token) for `key` finds when it begins:
+-- the wait step's status and data (taken from the buffer for a signal; an event
+-- stays kept for later waits of other runs), or nil.
 local function message_arrived(pfx, id, kind, key, now)
+  if kind == 'event' then
+    local data = call('GET', K.event(pfx, key))
+    if data then return 'completed', data end
+    return nil, nil
+  end
   if kind == 'signal' then
     local data = signal_take(pfx, id, key)
     if data then return 'completed', data end
@@ -42,7 +48,7 @@ local function message_arrived(pfx, id, kind, key, now)
   return token_outcome(pfx, key, now)
 end
 
--- Settle's hook for a run whose attempt ends in a signal or token wait (its
+-- Settle's hook for a run whose attempt ends in an event, signal or token wait (its
 -- status, wait fields and wait_key already written): what arrived before the
 -- wait is delivered at once and the run queued again (true); false when the
 -- run must wait.

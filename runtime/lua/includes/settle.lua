@@ -136,20 +136,12 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
     call('HDEL', rk, unpack(LEASE_GONE))
     add_event(pfx, id, 'status', '{"status":"waiting","kind":' .. cjson.encode(w.kind) .. '}', now)
     local deadline = tonumber(w.deadline) or 1e15
-    if w.kind == 'event' then
-      call('HSET', rk, 'wait_key', w.key)
-      local stored = call('GET', K.event(pfx, w.key))
-      if stored then
-        -- sent before the wait began (within the event TTL): deliver at once
-        complete_wait_step(pfx, id, w.step, w.index, now, stored, 'completed', now)
-        resume(pfx, id, now, 'event')
-        return 'queued'
-      end
-      call('SADD', K.event_waiters(pfx, w.key), id)
-    elseif w.kind == 'signal' or w.kind == 'token' then
-      -- a signal buffered or a token settled before the wait began is delivered at once (messages.lua)
+    if w.kind == 'event' or w.kind == 'signal' or w.kind == 'token' then
+      -- an event kept, a signal buffered or a token settled before the wait began is delivered at once
+      -- (messages.lua)
       call('HSET', rk, 'wait_key', w.key)
       if message_wait_begins(pfx, id, w, now) then return 'queued' end
+      if w.kind == 'event' then call('SADD', K.event_waiters(pfx, w.key), id) end
     elseif w.kind == 'children' then
       local wk = K.waits_on(pfx, id)
       mark_satellite(pfx, id, 'wait')
