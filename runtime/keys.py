@@ -153,6 +153,11 @@ class Partition:
         """Runs of this partition waiting for an event key (SET; run ids)."""
         return f"{self.prefix}evw:{key}"
 
+    def event_takers(self, key: str) -> str:
+        """Runs of this partition that received the kept event of a key (SET; run ids, expiring with the
+        event): each run receives an event once, however many of its waits begin while it is kept."""
+        return f"{self.prefix}evt:{key}"
+
     def signals(self, run_id: str) -> str:
         """Signals sent to a run that no wait has taken yet, oldest first (LIST; entries
         ``<name>\\n<JSON data>``, capped, expire with the run; see runtime/signals.py)."""

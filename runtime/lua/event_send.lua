@@ -1,7 +1,8 @@
 --[[ event_send: deliver an event to the runs of this partition waiting for its
   key, and keep it for TTL ms so a wait that starts later still receives it.
-  Each waiting run gets the event once: its wait step is recorded completed
-  with the event data and the run is queued again.
+  Each run gets the event once (a waiting run now, another when its wait
+  begins; the takers set remembers who had it): its wait step is recorded
+  completed with the event data and the run is queued again.
   KEYS[1] waiters of the key in this partition (SET of run ids)
   ARGV[1] partition key prefix
   ARGV[2] event key
@@ -11,14 +12,18 @@
   Returns: number of runs woken ]]
 --@include keys
 --@include common
+--@include messages
 local pfx, key, data = ARGV[1], ARGV[2], ARGV[3]
 local now = now_ms()
-call('SET', K.event(pfx, key), data, 'PX', tonumber(ARGV[4]))
+local ttl = tonumber(ARGV[4])
+call('SET', K.event(pfx, key), data, 'PX', ttl)
+call('DEL', K.event_takers(pfx, key))  -- a new event: nobody has received it yet
 local woken = 0
 for _, id in ipairs(call('SMEMBERS', KEYS[1])) do
   local r = call('HMGET', K.run(pfx, id), 'status', 'wait_kind', 'wait_key', 'wait_step', 'wait_index',
     'wait_started_at')
   if r[1] == 'waiting' and r[2] == 'event' and r[3] == key then
+    event_taken_by(pfx, id, key, ttl)
     complete_wait_step(pfx, id, r[4], r[5], r[6], data, 'completed', now)
     if resume(pfx, id, now, 'event') then woken = woken + 1 end
   end

@@ -6,6 +6,8 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
+
 from runtime import RunContext
 from runtime.errors import WaitTimeout
 from tests.nodes import eventually, running_node
@@ -145,6 +147,40 @@ async def test_event_sent_before_the_wait_is_not_lost(make_app: Any) -> None:
     # Then the wait receives it at once, in the attempt that was running (it never waited)
     assert run.status == "completed" and run.output == {"n": 1}
     assert [a.status for a in run.attempts] == ["completed"]
+
+
+@pytest.mark.parametrize("sent", ["before the run starts", "while the run waits"])
+async def test_a_run_receives_each_event_once(make_app: Any, sent: str) -> None:
+    # Given a run that waits for one key three times, the second time briefly
+    app = make_app()
+
+    @app.job()
+    async def thrice(ctx: RunContext, payload: Any) -> Any:
+        first = await ctx.wait_for_event("tick", timeout=30)
+        try:
+            second = await ctx.wait_for_event("tick", timeout=0.5)
+        except WaitTimeout:
+            second = "none"
+        return [first, second, await ctx.wait_for_event("tick", timeout=30)]
+
+    async def two_waits_ended() -> bool:
+        return sum(s["status"] != "waiting" for s in await app.get_steps(run_id)) == 2
+
+    # When one event is sent (before the run starts, or while it waits), and later a second one
+    run_id = await app.trigger("thrice")
+    if sent == "before the run starts":
+        assert await app.send_event("tick", {"n": 1}) == 0
+    async with running_node(app):
+        if sent == "while the run waits":
+            await app.wait_for(run_id, 10, statuses={"waiting"})
+            assert await app.send_event("tick", {"n": 1}) == 1
+        await eventually(two_waits_ended, 10)
+        await app.wait_for(run_id, 10, statuses={"waiting"})
+        assert await app.send_event("tick", {"n": 2}) == 1
+        run = await app.wait_for(run_id, 10)
+    # Then the first wait got the first event once: the second wait, begun while it was still kept,
+    # timed out, and the third got the second event
+    assert run.status == "completed" and run.output == [{"n": 1}, "none", {"n": 2}]
 
 
 async def test_wait_for_event_timeout_follows_the_job_policy(make_app: Any) -> None:

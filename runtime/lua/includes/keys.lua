@@ -24,6 +24,7 @@ function K.waits_on(P, run_id) return P .. 'wait:' .. run_id end
 function K.waiting(P) return P .. 'waiting' end
 function K.event(P, key) return P .. 'event:' .. key end
 function K.event_waiters(P, key) return P .. 'evw:' .. key end
+function K.event_takers(P, key) return P .. 'evt:' .. key end
 function K.signals(P, run_id) return P .. 'sig:' .. run_id end
 function K.query_state(P, run_id) return P .. 'qstate:' .. run_id end
 function K.token(P, token_id) return P .. 'wpt:' .. token_id end

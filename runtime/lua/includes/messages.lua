@@ -31,13 +31,24 @@ local function token_outcome(pfx, tid, now)
   return nil, nil
 end
 
+-- Run `id` receives the kept event of `key` (event_send, or a wait beginning):
+-- true when it had not received it yet. Each run receives an event once, so a
+-- run that waits for the key again waits for the next event.
+local function event_taken_by(pfx, id, key, ttl)
+  local takers = K.event_takers(pfx, key)
+  if call('SADD', takers, id) == 0 then return false end
+  call('PEXPIRE', takers, ttl)
+  return true
+end
+
 -- What a wait of `kind` (event | signal | token) for `key` finds when it begins:
 -- the wait step's status and data (taken from the buffer for a signal; an event
--- stays kept for later waits of other runs), or nil.
+-- stays kept for other runs' waits), or nil.
 local function message_arrived(pfx, id, kind, key, now)
   if kind == 'event' then
-    local data = call('GET', K.event(pfx, key))
-    if data then return 'completed', data end
+    local ek = K.event(pfx, key)
+    local data = call('GET', ek)
+    if data and event_taken_by(pfx, id, key, math.max(call('PTTL', ek), 1)) then return 'completed', data end
     return nil, nil
   end
   if kind == 'signal' then
