@@ -25,11 +25,14 @@ from .base import Actor
 
 __all__ = ["Scheduler"]
 
-#: A tick fired later than this after its time counts as missed (catch-up policy applies).
-GRACE_MS = 5_000
 #: Longest sleep between checks (schedules change, the lease must be renewed).
 MAX_SLEEP_S = 1.0
-LEASE_TTL_MS = 10_000
+#: The scheduler lease: renewed at every check, so a live holder keeps it through a few late ones.
+LEASE_TTL_MS = 5_000
+#: A tick fired later than this after its time counts as missed (catch-up policy applies). Longer than
+#: a killed holder keeps the lease plus the next holder's check and firing, so ticks due while the lease
+#: passes from a dead node to a live one are fired late, not missed.
+GRACE_MS = LEASE_TTL_MS + 5_000
 #: A schedule whose run's partition did not answer is tried again this soon (within GRACE_MS).
 RETRY_S = 0.5
 #: the schedule state's field listing the ticks (ms, comma-separated) not fired yet on an outage

@@ -8,12 +8,14 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from actors.scheduler import LEASE_TTL_MS
 from bench.chaos.proxy import FaultProxy
 from runtime import Baton, Settings
 from runtime.stop_signals import DRAIN_HAND_BACK_S, EXIT_ALLOWANCE_S, HARD_EXIT_CODE
@@ -305,3 +307,41 @@ async def test_a_second_sigterm_ends_the_grace_at_once(settings: Settings, redis
     assert run is not None and run.status == "queued", run
     assert run.attempts_charged == 0 and [x.status for x in run.attempts] == ["released"]
     await app.close()
+
+
+async def test_cron_ticks_due_while_the_scheduler_lease_passes_on_are_fired_not_missed(
+        settings: Settings, redis: Any, tmp_path: Path) -> None:
+    # Given two workers of an app with a schedule firing every second
+    app = Baton(settings)
+    procs = {node: spawn_worker("tests.cron_app:app", worker_env(settings, node), tmp_path / f"{node}.log")
+             for node in ("A", "B")}
+    try:
+        holder = (await eventually(lambda: redis.get(app.keys.scheduler_lease), 30)).decode()
+        first = _next_second(time.time() * 1000)
+        await eventually(lambda: app.get_run(f"cron.every_second.{first}"), 10)
+        # When the holder of the scheduler lease is killed with SIGKILL
+        kill_process(procs[holder])
+        killed_ms = time.time() * 1000
+        # Then the other node takes the lease and fires every tick: those due while the dead node's lease
+        # ran out too, late but once, none counted missed
+        survivor = "B" if holder == "A" else "A"
+        await eventually(lambda: _holds(redis, app.keys.scheduler_lease, survivor), LEASE_TTL_MS / 1000 + 10)
+        ticks = range(first, _next_second(killed_ms) + LEASE_TTL_MS + 2000, 1000)
+        await eventually(lambda: app.get_run(f"cron.every_second.{ticks[-1]}"), 10)
+        missing = [t for t in ticks if await app.get_run(f"cron.every_second.{t}") is None]
+        assert not missing, f"ticks not fired (ms after the kill): {[t - killed_ms for t in missing]}"
+        (schedule,) = await app.list_schedules()
+        assert schedule["missed_count"] == 0, schedule
+    finally:
+        assert stop_process(procs["B" if holder == "A" else "A"]) == 0
+        for proc in procs.values():
+            stop_process(proc)
+        await app.close()
+
+
+def _next_second(ms: float) -> int:
+    return (int(ms) // 1000 + 1) * 1000
+
+
+async def _holds(redis: Any, key: str, node: str) -> bool:
+    return await redis.get(key) == node.encode()
