@@ -13,10 +13,12 @@ import orjson
 from .admission import set_max_queued as store_max_queued
 from .app_part import AppPart
 from .cron import CronSchedule
+from .errors import SubmissionError
 from .jobs import limit_spec
 from .records import iso, stored_int, text
 from .redis_faults import despite_outages
 from .shared_limits import SharedLimit, clear_shared_limit, set_shared_limit
+from .submission import limit_override_refusal
 
 if TYPE_CHECKING:
     from .app import Baton
@@ -35,7 +37,16 @@ class Controls(AppPart):
         self, job: str, *, max_concurrency: int = 0, max_concurrency_per_key: int = 0,
         rate_limit: tuple[int, float] | None = None, rate_limit_per_key: tuple[int, float] | None = None,
     ) -> None:
-        """Change a job's limits at runtime on every node (overrides the code's values until cleared)."""
+        """Change a job's limits at runtime on every node (overrides the code's values until cleared). Raises
+        SubmissionError (``bad_limits``) for a limit the job's runs are not created to count exactly (see
+        limit_override_refusal)."""
+        if self._app().lookup(job) is None:
+            await self._app().refresh_registry()
+        options = self._app().lookup(job)
+        wanted = (max_concurrency, max_concurrency_per_key, rate_limit is not None, rate_limit_per_key is not None)
+        refusal = options and limit_override_refusal(job, options, self.keys.partition_count, wanted)
+        if refusal:
+            raise SubmissionError("bad_limits", refusal)
         spec = limit_spec(max_concurrency, max_concurrency_per_key, rate_limit, rate_limit_per_key) or "0,0,0,0,0,0"
         for p in self.keys.partitions:
             await self.scripts.limits_apply(p, job, "override", spec)

@@ -26,7 +26,7 @@ from .tracing import check_traceparent
 __all__ = [
     "DEFAULT_SOURCE", "MAX_JSON_DEPTH", "MAX_KEY_LEN", "RECORD_DEFAULTS", "JobLookup", "PlainSpecs", "QueueCheck",
     "RecordDefaults", "RunSpec",
-    "build_spec", "json_field", "json_text", "source_field",
+    "build_spec", "json_field", "json_text", "limit_override_refusal", "source_field",
 ]
 
 MAX_TAGS = 10
@@ -341,6 +341,32 @@ def _routing_key(job: str, options: JobOptions, ckey: str, ikey: str, rate_key: 
         return f"deb:{job}:{dkey}"
     if ikey:
         return f"idem:{job}:{ikey}"
+    return None
+
+
+def limit_override_refusal(job: str, options: JobOptions, partitions: int, limits: tuple[int, int, bool, bool]
+                           ) -> str | None:
+    """Why a runtime override of ``job``'s limits (max_concurrency, max_concurrency_per_key, a rate limit
+    given, a per-key rate limit given) could not hold exactly, given where its runs live; None when it can.
+
+    A limit is counted in one partition: it is exact only when every run it counts is routed there, and
+    the routing is fixed when a run is created, by the limits the job's code declares (_routing_key)."""
+    concurrency, per_key, rate, key_rate = limits
+    if key_rate and not options.rate_limit_per_key:
+        return f"job {job!r} declares no rate_limit_per_key, so its runs carry no rate key: declare one in @app.job"
+    if partitions == 1:
+        return None
+    route = _routing_key(job, options, "k", "", "r", "") or ""  # (placeholder keys: which kind of routing)
+    if route.startswith(("job:", "limit:")):
+        return None  # all its runs in one partition
+    declare = f"with {partitions} partitions, job {job!r} needs its runs routed for this limit when they are created"
+    then = "in @app.job (the override then changes it)"
+    if concurrency or rate:
+        return f"{declare}: declare max_concurrency, rate_limit or max_queued {then}"
+    if per_key and not route.startswith("key:"):
+        return f"{declare}: declare max_concurrency_per_key {then}"
+    if key_rate and not (route.startswith("rate:") or options.rate_key == "concurrency_key"):
+        return f"{declare}: its runs are routed by concurrency key, not by rate key {options.rate_key!r}"
     return None
 
 

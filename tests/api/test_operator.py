@@ -116,6 +116,10 @@ async def test_job_limits_are_read_overridden_at_runtime_and_cleared(api: ApiNod
     # And bad limits or unknown jobs are refused
     status, err = await api.call("PUT", "/v1/jobs/single/limits", OPERATOR, json={"max_concurrency": -1})
     assert status == 400 and err["code"] == "invalid_body"
+    # and so is a limit the job's runs are not created to count: a per-key rate, when its code declares none
+    per_key_rate = {"rate_limit_per_key": {"count": 2, "window_s": 1}}
+    status, err = await api.call("PUT", "/v1/jobs/single/limits", OPERATOR, json=per_key_rate)
+    assert status == 400 and err["code"] == "bad_limits" and "declares no rate_limit_per_key" in err["error"]
     status, err = await api.call("GET", "/v1/jobs/nope/limits", OPERATOR)
     assert status == 404 and err["code"] == "unknown_job"
 

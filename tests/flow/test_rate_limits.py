@@ -9,7 +9,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from runtime import RunContext, Settings
+from runtime.errors import SubmissionError
+from runtime.job_limits import read_limits
 from runtime.nodes import list_nodes
 from tests.apps import RATE_LIMIT
 from tests.integration.test_processes import producer, worker_env
@@ -112,6 +116,55 @@ async def test_limits_change_at_runtime_without_restart(make_app: Any) -> None:
             await app.wait_for(run_id, 10)
         seen = await lease_starts(app, ids)
     assert len(seen) == 5 and max(seen) - min(seen) < 400, seen
+
+
+async def test_a_per_key_rate_override_paces_each_key(make_app: Any) -> None:
+    # Given a job that declares a per-key rate in code, and one that declares none
+    app = make_app()
+
+    @app.job(rate_limit_per_key=(100, 1.0))
+    async def keyed(ctx: RunContext, payload: Any) -> None:
+        pass
+
+    @app.job()
+    async def plain(ctx: RunContext, payload: Any) -> None:
+        pass
+
+    async with running_node(app):
+        # When the first is held to 2 starts per second per key at runtime
+        await app.set_limits("keyed", rate_limit_per_key=(2, 1.0))
+        ids = await app.trigger_batch([{"job": "keyed", "concurrency_key": key} for key in "xyxyx"])
+        for run_id in ids:
+            await app.wait_for(run_id, 10)
+        # Then each key's starts are spaced 0.5 s apart, the keys side by side
+        seen = await lease_starts(app, ids[0::2])
+        assert len(seen) == 3 and all(b - a >= 499 for a, b in itertools.pairwise(seen)), seen
+        assert (await lease_starts(app, ids[1:2]))[0] - seen[0] < 400
+        # and the second's runs carry no rate key to count, so the same override is refused, not ignored
+        with pytest.raises(SubmissionError, match="declares no rate_limit_per_key"):
+            await app.set_limits("plain", rate_limit_per_key=(2, 1.0))
+
+
+async def test_a_limit_override_needs_the_runs_routed_for_it_across_partitions(make_app: Any) -> None:
+    # Given four partitions, a job with no limits in code and one with max_concurrency
+    app = make_app(partitions=4)
+
+    @app.job()
+    async def spread(ctx: RunContext, payload: Any) -> None:
+        pass
+
+    @app.job(max_concurrency=100)
+    async def gathered(ctx: RunContext, payload: Any) -> None:
+        pass
+
+    # When job-wide or per-key limits are set at runtime
+    # Then the first's runs, spread over the partitions, cannot be counted by one: each is refused
+    for limits in ({"max_concurrency": 2}, {"rate_limit": (5, 1.0)}, {"max_concurrency_per_key": 1}):
+        with pytest.raises(SubmissionError, match="with 4 partitions, job 'spread' needs its runs routed"):
+            await app.set_limits("spread", **limits)
+    # while the second's runs all live in one partition, so any of its limits can change
+    await app.set_limits("gathered", max_concurrency=2, max_concurrency_per_key=1, rate_limit=(5, 1.0))
+    assert (await read_limits(app, "gathered"))["effective"]["max_concurrency"] == 2
 
 
 async def test_fairness_small_keys_are_not_starved_by_a_big_one(make_app: Any) -> None:
