@@ -61,6 +61,10 @@ async def load_run(req: Req, run_id: str) -> Run:
     a trigger-view id (run_ prefix), a hatchet-view UUID (a generated id's bits, or an alias)."""
     keys = req.baton.keys
     candidates = [run_id, run_id[4:] if run_id.startswith("run_") else run_id]
+    if req.view == "trigger":
+        # the view shows every run as run_ + its id: a run whose own id starts with run_ reads run_run_...,
+        # so an id of this view means the run it names without the prefix before a run of that whole name
+        candidates.reverse()
     if (generated := run_id_from_uuid(run_id)) is not None:
         partition = keys.partition_of_run(run_id)
         alias = await req.in_partition(partition, lambda: req.baton.redis.get(partition.uuid_alias(run_id)))

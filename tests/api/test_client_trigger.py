@@ -94,3 +94,20 @@ async def test_a_trigger_client_reads_runs_in_every_status(api: ApiNode) -> None
     assert status == 400
     release(api)
     assert set(NATIVE) == set(EXPECTED)
+
+
+async def test_each_trigger_view_id_names_one_run(api: ApiNode) -> None:
+    # Given two runs whose own ids are "x13737" and "run_x13737": the view shows them as run_<id>
+    for own, who in (("x13737", "plain"), ("run_x13737", "prefixed")):
+        await api.trigger("echo", {"who": who}, id=own)
+    status, page = await api.call("GET", "/v1/runs", params={"view": "trigger", "limit": 100})
+    assert status == 200
+    shown = {run["id"]: run["payload"]["who"] for run in page["data"]
+             if isinstance(run["payload"], dict) and run["payload"].get("who") in ("plain", "prefixed")}
+    assert sorted(shown.values()) == ["plain", "prefixed"] and all(i.startswith("run_") for i in shown), shown
+    # When each is read back by the id the view gave it, and by the short form of that id
+    for view_id, who in shown.items():
+        # Then it is that run, not the other one whose own id is the same text
+        assert (await api.run(view_id, view="trigger"))["payload"] == {"who": who}
+    assert (await api.run("run_x13737", view="trigger"))["payload"] == {"who": "plain"}
+    assert (await api.run("run_run_x13737", view="trigger"))["payload"] == {"who": "prefixed"}
