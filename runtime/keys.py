@@ -154,8 +154,9 @@ class Partition:
         return f"{self.prefix}evw:{key}"
 
     def event_takers(self, key: str) -> str:
-        """Runs of this partition that received the kept event of a key (SET; run ids, expiring with the
-        event): each run receives an event once, however many of its waits begin while it is kept."""
+        """Runs of this partition that received the kept event of a key (SET; run ids and an empty member,
+        made with the event and expiring with it): each run receives an event once, however many of its
+        waits begin while it is kept."""
         return f"{self.prefix}evt:{key}"
 
     def signals(self, run_id: str) -> str:

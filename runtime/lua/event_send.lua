@@ -17,13 +17,17 @@ local pfx, key, data = ARGV[1], ARGV[2], ARGV[3]
 local now = now_ms()
 local ttl = tonumber(ARGV[4])
 call('SET', K.event(pfx, key), data, 'PX', ttl)
-call('DEL', K.event_takers(pfx, key))  -- a new event: nobody has received it yet
+-- a new event: nobody has received it yet (the empty member, no run id, keeps the set while it is kept)
+local takers = K.event_takers(pfx, key)
+call('DEL', takers)
+call('SADD', takers, '')
+call('PEXPIRE', takers, ttl)
 local woken = 0
 for _, id in ipairs(call('SMEMBERS', KEYS[1])) do
   local r = call('HMGET', K.run(pfx, id), 'status', 'wait_kind', 'wait_key', 'wait_step', 'wait_index',
     'wait_started_at')
   if r[1] == 'waiting' and r[2] == 'event' and r[3] == key then
-    event_taken_by(pfx, id, key, ttl)
+    event_taken_by(pfx, id, key)
     complete_wait_step(pfx, id, r[4], r[5], r[6], data, 'completed', now)
     if resume(pfx, id, now, 'event') then woken = woken + 1 end
   end

@@ -33,12 +33,12 @@ end
 
 -- Run `id` receives the kept event of `key` (event_send, or a wait beginning):
 -- true when it had not received it yet. Each run receives an event once, so a
--- run that waits for the key again waits for the next event.
-local function event_taken_by(pfx, id, key, ttl)
+-- run that waits for the key again waits for the next event. The takers set is
+-- made with the event and expires with it (event_send); an event kept by a node
+-- of an earlier version has none, and every wait takes it, as then.
+local function event_taken_by(pfx, id, key)
   local takers = K.event_takers(pfx, key)
-  if call('SADD', takers, id) == 0 then return false end
-  call('PEXPIRE', takers, ttl)
-  return true
+  return call('EXISTS', takers) == 0 or call('SADD', takers, id) == 1
 end
 
 -- What a wait of `kind` (event | signal | token) for `key` finds when it begins:
@@ -46,9 +46,8 @@ end
 -- stays kept for other runs' waits), or nil.
 local function message_arrived(pfx, id, kind, key, now)
   if kind == 'event' then
-    local ek = K.event(pfx, key)
-    local data = call('GET', ek)
-    if data and event_taken_by(pfx, id, key, math.max(call('PTTL', ek), 1)) then return 'completed', data end
+    local data = call('GET', K.event(pfx, key))
+    if data and event_taken_by(pfx, id, key) then return 'completed', data end
     return nil, nil
   end
   if kind == 'signal' then
