@@ -407,6 +407,10 @@ class Executor(Actor[ExecutorMessage]):
                 # what the node logs of the attempt's end (an error, a timeout) is said however far
                 # the handler got, replaying or not
                 ctx.end_replay()
+            if (caught := ctx.endings.first) is not None:
+                ctx.log.warning("the handler caught %r (a BaseException) and returned: the attempt ends in it "
+                                "all the same; catch Exception, not BaseException, around durable waits", caught)
+                raise caught
             outcome = completed(self.app.settings, c, result)
         except Suspend as wait:
             outcome = Outcome(c.run_id, c.token, "waiting", output_json=orjson.dumps(wait.spec).decode())

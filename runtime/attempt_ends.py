@@ -4,9 +4,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["ContinueAsNew", "Suspend"]
+__all__ = ["ContinueAsNew", "Endings", "Suspend"]
 
 
 class Suspend(BaseException):
@@ -23,3 +23,23 @@ class ContinueAsNew(BaseException):
     def __init__(self, payload: Any) -> None:
         super().__init__("continue_as_new")
         self.payload = payload
+
+
+Ending = TypeVar("Ending", Suspend, ContinueAsNew)
+
+
+class Endings:
+    """The first way of ending a run's attempt that its context raised. A handler that catches it (a bare
+    ``except:`` or ``except BaseException``) and goes on must not complete the run past a wait it began
+    (its wait step would stay ``waiting`` for good): the executor ends the attempt with it all the same."""
+
+    __slots__ = ("first",)
+
+    def __init__(self) -> None:
+        self.first: Suspend | ContinueAsNew | None = None
+
+    def note(self, ending: Ending) -> Ending:
+        """Remember ``ending`` (unless an earlier one is remembered) and return it, to be raised."""
+        if self.first is None:
+            self.first = ending
+        return ending

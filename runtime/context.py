@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import orjson
 
 from . import signals, tokens
-from .attempt_ends import ContinueAsNew, Suspend
+from .attempt_ends import ContinueAsNew, Endings, Suspend
 from .dependencies import parent_outputs
 from .errors import DuplicateStep, LeaseLost, NonDeterminism, raise_for_status
 from .fencing import LeaseClock, lease_margin_s
@@ -98,6 +98,7 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
         #: ran (``replaying``)
         self._replay_until = 1 + max(self._by_index) if self._by_index else 0
         self._names_used: set[str] = set()
+        self.endings = Endings()  # (how the attempt ends, if the handler catches it: see Endings)
         self._lock = threading.Lock()
         self._events: list[tuple[str, str]] = []
         self._fields: dict[str, str] = {}
@@ -207,7 +208,7 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
         if code == 2 and completed:
             # a pause was requested: this step boundary is where it takes effect; the run is parked
             # (uncharged) and, once resumed, replays its completed steps up to here
-            raise Suspend({"kind": "paused", "step": name, "index": index})
+            raise self.endings.note(Suspend({"kind": "paused", "step": name, "index": index}))
 
     async def step(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run ``fn(*args, **kwargs)`` once for this run and return its result.
@@ -445,7 +446,7 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
                                              "started_at": (record or {}).get("started_at"),
                                              "completed_at": self.now_ms()})
             return
-        raise Suspend({"kind": "sleep", "deadline": deadline, "step": name, "index": index})
+        raise self.endings.note(Suspend({"kind": "sleep", "deadline": deadline, "step": name, "index": index}))
 
     async def wait_for_event(self, key: str, timeout: float | None = None) -> Any:
         """Wait durably for ``send_event(key, data)``; returns ``data``.
@@ -492,7 +493,7 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
         The new run has ``continuation_of`` = this run; this run records
         ``continued_as`` and its output is ``{"continued_as": <new id>}``.
         """
-        raise ContinueAsNew(payload)
+        raise self.endings.note(ContinueAsNew(payload))
 
     def continuation_id(self) -> str:
         """The deterministic id of this run's continuation (the same on every retry)."""

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from .app import Baton
+    from .attempt_ends import Endings
 
 __all__ = ["ContextPart"]
 
@@ -20,6 +21,7 @@ class ContextPart:
 
     _app: Baton
     run_id: str
+    endings: Endings
 
     def now_ms(self) -> int:
         """The current time in epoch ms (the context's clock)."""

@@ -116,13 +116,13 @@ class RunChildren(ContextPart):
             await self._record(name, index, {"name": name, "index": index, "status": "waiting",
                                              "output": {"children": ids}, "error": None, "started_at": now,
                                              "completed_at": None})
-            raise Suspend({"kind": "children", "ids": ids, "step": name, "index": index})
+            raise self.endings.note(Suspend({"kind": "children", "ids": ids, "step": name, "index": index}))
         if record.get("status") == "waiting":
             ids = list(record["output"]["children"])
             results = await self._child_results(ids)
             pending = [r["id"] for r in results if r["status"] not in TERMINAL]
             if pending:
-                raise Suspend({"kind": "children", "ids": pending, "step": name, "index": index})
+                raise self.endings.note(Suspend({"kind": "children", "ids": pending, "step": name, "index": index}))
             record = {**record, "status": "completed", "output": {"children": ids, "results": results},
                       "completed_at": self.now_ms()}
             await self._record(name, index, record)

@@ -109,7 +109,7 @@ async def keyed_wait(ctx: RunContext, kind: str, key: str, deadline_ms: int | No
         await ctx._record(step, index, {"name": step, "index": index, "status": "waiting",
                                         "output": {"key": key, "deadline": deadline_ms}, "error": None,
                                         "started_at": ctx.now_ms(), "completed_at": None})
-    raise Suspend({"kind": kind, "key": key, "deadline": deadline_ms, "step": step, "index": index})
+    raise ctx.endings.note(Suspend({"kind": kind, "key": key, "deadline": deadline_ms, "step": step, "index": index}))
 
 
 async def _take(ctx: RunContext, kind: str, key: str, step: str, index: int) -> dict[str, Any] | None:
@@ -130,7 +130,7 @@ async def _take(ctx: RunContext, kind: str, key: str, step: str, index: int) -> 
               "started_at": now, "completed_at": now}
     ctx._steps[step] = ctx._by_index[index] = record
     if paused:  # a step boundary, where a requested pause takes effect (as RunContext._record)
-        raise Suspend({"kind": "paused", "step": step, "index": index})
+        raise ctx.endings.note(Suspend({"kind": "paused", "step": step, "index": index}))
     return record
 
 

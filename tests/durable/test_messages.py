@@ -185,3 +185,27 @@ async def test_a_token_completed_before_the_wait_and_one_that_expires(make_app: 
             await app.tokens.complete(late_token, "too late")
         got = await app.tokens.get(late_token)
         assert got is not None and got["status"] == "expired"
+
+
+async def test_a_wait_the_handler_catches_still_ends_its_attempt(make_app: Any) -> None:
+    # Given a handler that catches BaseException around a durable wait (and so the wait's Suspend)
+    app = make_app()
+
+    @app.job()
+    async def swallower(ctx: RunContext, payload: Any) -> Any:
+        try:
+            got = await ctx.wait_for_signal("go")
+        except BaseException:  # noqa: BLE001 - what the test is about
+            got = "swallowed"
+        return got
+
+    async with running_node(app):
+        run_id = await app.trigger("swallower")
+        # Then its attempt ends in the wait all the same, not completed past it with the wait step left waiting
+        run = await app.wait_for(run_id, 10, statuses={"waiting", "completed"})
+        assert run.status == "waiting", run.output
+        # and the signal it waits for completes it with the signal's data
+        assert await app.signal(run_id, "go", {"n": 1}) is True
+        run = await app.wait_for(run_id, 10)
+    assert run.status == "completed" and run.output == {"n": 1}
+    assert [a.status for a in run.attempts] == ["waiting", "completed"]
