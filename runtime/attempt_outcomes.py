@@ -16,14 +16,9 @@ __all__ = ["completed", "ended"]
 
 
 def completed(settings: Settings, c: Claimed, result: Any) -> Outcome:
-    """The outcome of a handler that returned ``result``: completed, or failed when the result cannot be
-    stored (OutputTooLarge, a PermanentFailure, goes on to the caller). Only the result's own encoding is
-    caught here: a TypeError the handler raised is the handler's, with its traceback."""
-    try:
-        output = output_json(settings, result)
-    except TypeError as exc:  # (orjson's encode error, or a value nested too deep)
-        return ended(settings, c, "failed", TypeError(f"handler result is not JSON-serialisable: {exc}"))
-    return Outcome(c.run_id, c.token, "completed", output_json=output)
+    """The outcome of a handler that returned ``result``: completed; a result that cannot be stored raises
+    (ValueNotStorable, OutputTooLarge: PermanentFailures) to the caller, which fails the run at once."""
+    return Outcome(c.run_id, c.token, "completed", output_json=output_json(settings, result))
 
 
 def ended(settings: Settings, c: Claimed, status: str, exc: BaseException | None,

@@ -34,8 +34,8 @@ from .dependencies import parent_outputs
 from .errors import DuplicateStep, LeaseLost, NonDeterminism, raise_for_status
 from .fencing import LeaseClock, lease_margin_s
 from .ids import routed_run_id
-from .json_values import encode, refusal
-from .limits import check_size, check_tags, fit_log_entry
+from .json_values import encode
+from .limits import check_tags, fit_log_entry, stored_json
 from .records import iso
 from .redis_faults import ride_out
 from .run_checkpoints import RunCheckpoints
@@ -252,11 +252,7 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
             raise
         finally:
             self._current_step = None
-        try:
-            output = encode(result)
-        except TypeError as exc:
-            raise TypeError(refusal(f"the output of step {name!r}", exc)) from None
-        check_size(f"the output of step {name!r}", output, self._app.settings, "max_output_bytes")
+        stored_json(f"the output of step {name!r}", result, self._app.settings, "max_output_bytes")
         await self._record(name, index, {
             "name": name, "index": index, "status": "completed", "output": result, "error": None,
             "started_at": started, "completed_at": self.now_ms(),
@@ -318,7 +314,7 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
         """Report progress (the seed's Progress); readable on the run at once after the next flush.
         Not while ``replaying``: the run shows how far an earlier attempt got until this one is past it."""
         value = {"current": current, "total": total, "message": message}
-        data = check_size("progress", encode(value), self._app.settings, "max_record_bytes")
+        data = stored_json("progress", value, self._app.settings, "max_record_bytes")
         if self.replaying:
             return
         with self._lock:
@@ -330,7 +326,7 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
         """Merge keys into the run's metadata (written with the next flush; nothing when they change nothing,
         as when a retry replays the call)."""
         merged = {**self.metadata, **values}
-        data = check_size("the run's metadata", encode(merged), self._app.settings, "max_metadata_bytes")
+        data = stored_json("the run's metadata", merged, self._app.settings, "max_metadata_bytes")
         if merged == self.metadata:
             return
         self.metadata = merged

@@ -38,6 +38,7 @@ __all__ = [
     "TokenSignatureInvalid",
     "UnknownJob",
     "UnknownParent",
+    "ValueNotStorable",
     "ValueTooLarge",
     "WaitTimeout",
     "WebhookError",
@@ -180,6 +181,12 @@ class ValueTooLarge(PermanentFailure):
 
 class OutputTooLarge(ValueTooLarge):
     """The handler's return value, a step's output or a ``ctx.output`` value is over ``max_output_bytes``."""
+
+
+class ValueNotStorable(PermanentFailure, TypeError):
+    """A value a handler returned or wrote cannot be stored as JSON (a type JSON has no form for, nesting too
+    deep, NaN or Infinity, an integer beyond 64 bits: runtime/json_values.py). Permanent, as ValueTooLarge:
+    another attempt would produce the same value. A TypeError too, as the encoder's own error is."""
 
 
 class Retry(BatonError):

@@ -17,12 +17,12 @@ from typing import Any
 
 import orjson
 
-from .errors import OutputTooLarge, ValueTooLarge
-from .json_values import encode
+from .errors import OutputTooLarge, ValueNotStorable, ValueTooLarge
+from .json_values import encode, refusal
 from .settings import Settings
 from .submission import MAX_TAG_LEN, MAX_TAGS
 
-__all__ = ["check_size", "check_tags", "fit_log_entry", "json_size", "output_json"]
+__all__ = ["check_size", "check_tags", "fit_log_entry", "json_size", "output_json", "stored_json"]
 
 
 def json_size(text: str) -> int:
@@ -43,9 +43,20 @@ def check_size(what: str, text: str, settings: Settings, limit_name: str) -> str
     return text
 
 
+def stored_json(what: str, value: Any, settings: Settings, limit_name: str) -> str:
+    """A value a handler produced (``what`` names it) as the JSON text stored for it: ValueNotStorable when
+    it cannot be stored (json_values.encode), ValueTooLarge / OutputTooLarge over the setting ``limit_name``.
+    Both are permanent: another attempt would produce the same value."""
+    try:
+        text = encode(value)
+    except TypeError as exc:  # (orjson's encode error, or a value encode refuses)
+        raise ValueNotStorable(refusal(what, exc)) from None
+    return check_size(what, text, settings, limit_name)
+
+
 def output_json(settings: Settings, result: Any) -> str:
-    """A handler's return value as the JSON text its run records; OutputTooLarge over max_output_bytes."""
-    return check_size("the handler's return value", encode(result), settings, "max_output_bytes")
+    """A handler's return value as the JSON text its run records (see stored_json)."""
+    return stored_json("the handler's return value", result, settings, "max_output_bytes")
 
 
 def check_tags(tags: list[str]) -> None:

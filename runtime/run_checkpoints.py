@@ -20,8 +20,7 @@ from typing import Any
 from .codec import text
 from .context_part import ContextPart
 from .errors import LeaseLost
-from .json_values import encode
-from .limits import check_size
+from .limits import stored_json
 from .run_tasks import uncut
 
 __all__ = ["RunCheckpoints"]
@@ -45,7 +44,7 @@ class RunCheckpoints(ContextPart):
         """Store a sequenced snapshot of state; returns its sequence number. While the handler
         replays (``replaying``), the snapshot the earlier attempt stored here is not stored again:
         its sequence number is returned."""
-        state_json = check_size("the checkpoint state", encode(state), self._app.settings, "max_checkpoint_bytes")
+        state_json = stored_json("the checkpoint state", state, self._app.settings, "max_checkpoint_bytes")
         position = self._next_index
         taken = self._checkpoints_taken
         if taken is None:

@@ -14,8 +14,7 @@ import threading
 from typing import Any
 
 from .context_part import ContextPart
-from .json_values import encode
-from .limits import check_size
+from .limits import stored_json
 from .records import iso
 
 __all__ = ["RunRecords"]
@@ -55,13 +54,9 @@ class RunRecords(ContextPart):
             full = {"id": f"{self.run_id}:{self.attempt}:{kind[0]}{self._rec_seq}", "run_id": self.run_id,
                     **record, "attempt": self.attempt, "step_name": self._current_step,
                     "created_at": iso(self.now_ms())}
-            try:
-                data = encode(full)
-            except TypeError as exc:
-                raise TypeError(f"{kind} record is not JSON-serialisable: {exc}") from None
             # a structured output is a result (max_output_bytes); usage and tool calls are records
             limit = "max_output_bytes" if kind == "output" else "max_record_bytes"
-            self._records.append((kind, check_size(f"the {kind} record", data, self._app.settings, limit)))
+            self._records.append((kind, stored_json(f"the {kind} record", full, self._app.settings, limit)))
         self._buffered()
 
     def record_usage(self, provider: str, model: str, prompt_tokens: int = 0, completion_tokens: int = 0,
@@ -109,7 +104,7 @@ class RunRecords(ContextPart):
         handler's thread too. Fenced like every other write; any still pending are written at the next
         step boundary and before the attempt's outcome.
         """
-        data = check_size("the stream chunk", encode(chunk), self._app.settings, "max_record_bytes")
+        data = stored_json("the stream chunk", chunk, self._app.settings, "max_record_bytes")
         if self.replaying:  # streamed when that code first ran
             return
         with self._lock:

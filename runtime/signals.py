@@ -26,7 +26,7 @@ import orjson
 from .errors import LeaseLost, RunNotFound, SubmissionError, WaitTimeout, raise_for_status
 from .ids import NAME_RE
 from .json_values import encode, refusal
-from .limits import check_size, json_size
+from .limits import json_size, stored_json
 
 if TYPE_CHECKING:
     from .app import Baton
@@ -143,11 +143,7 @@ async def wait_for_signal(ctx: RunContext, name: str, timeout: float | None = No
 
 async def set_state(ctx: RunContext, value: Any) -> None:
     """See RunContext.set_state."""
-    try:
-        text = encode(value)
-    except TypeError as exc:
-        raise TypeError(refusal("the run's state", exc)) from None
-    check_size("the run's state", text, ctx._app.settings, "max_checkpoint_bytes")
+    text = stored_json("the run's state", value, ctx._app.settings, "max_checkpoint_bytes")
     if ctx.replaying:
         # published when that code first ran: stored again, the state went back to an earlier one
         # until the replay caught up (checked all the same: a bad value fails every attempt alike)

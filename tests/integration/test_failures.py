@@ -7,6 +7,8 @@ import itertools
 import time
 from typing import Any
 
+import pytest
+
 from runtime import Backoff, PermanentFailure, RunContext
 from runtime.errors import OutageOutlastedLease
 from tests.nodes import running_node
@@ -96,16 +98,37 @@ async def test_permanent_failure_is_not_retried(make_app: Any) -> None:
     assert run.status == "failed" and len(run.attempts) == 1
 
 
-async def test_unserialisable_output_fails_the_attempt(make_app: Any) -> None:
+@pytest.mark.parametrize("where", ["returned", "a step's output", "the state", "a checkpoint", "metadata"])
+@pytest.mark.parametrize("value", [object(), {1, 2}, {"x": float("nan")}, [float("inf")]],
+                         ids=["object", "set", "nan", "infinity"])
+async def test_a_value_that_cannot_be_stored_fails_the_run_at_once(make_app: Any, where: str, value: Any) -> None:
+    # Given a handler that produces a value JSON cannot carry as it is (no form for its type, or a NaN or
+    # infinity orjson would write as null), with attempts to spare
     app = make_app()
+    calls: list[int] = []
 
-    @app.job(max_attempts=1)
-    async def weird(ctx: RunContext, payload: Any) -> object:
-        return object()
+    @app.job(max_attempts=3, backoff=Backoff("fixed", initial_s=0.01))
+    async def weird(ctx: RunContext, payload: Any) -> Any:
+        calls.append(1)
+        if where == "returned":
+            return value
+        if where == "a step's output":
+            return await ctx.step("make", lambda: value)
+        if where == "the state":
+            await ctx.set_state(value)
+        elif where == "a checkpoint":
+            await ctx.checkpoint(value)
+        else:
+            ctx.set_metadata(value=value)
+        return "unreachable"
 
     async with running_node(app):
         run = await app.wait_for(await app.trigger("weird"), 10)
-    assert run.status == "dead_letter" and "JSON" in run.error["message"]  # type: ignore[index]
+    # Then the run fails at once, saying why: another attempt would produce the same value (and run a step
+    # body again), and nothing was stored in its place (a NaN was once stored as null)
+    assert run.status == "failed" and len(calls) == 1 and len(run.attempts) == 1, (run.status, calls)
+    assert run.error is not None and run.error["type"] == "ValueNotStorable", run.error
+    assert "JSON" in run.error["message"] or "holds" in run.error["message"], run.error
 
 
 async def test_a_type_error_the_handler_raises_is_the_handlers_with_its_traceback(make_app: Any) -> None:
