@@ -430,7 +430,7 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
         if record is not None and record.get("status") == "completed":
             return
         if record is None:
-            deadline = self.now_ms() + int(seconds * 1000)
+            deadline = self.deadline_after(seconds, "sleep")
             await self._record(name, index, {"name": name, "index": index, "status": "waiting",
                                              "output": {"until": deadline}, "error": None,
                                              "started_at": self.now_ms(), "completed_at": None})
@@ -454,7 +454,7 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
         project = await self.project()
         if project != "default":
             key = f"{project}/{key}"  # events are scoped to the run's project (see POST /v1/events)
-        deadline = self.now_ms() + int(timeout * 1000) if timeout is not None else None
+        deadline = self.deadline_after(timeout, "timeout") if timeout is not None else None
         return await signals.keyed_wait(self, "event", key, deadline, f"no event {key!r} within {timeout}s",
                                         step="__event")
 

@@ -6,11 +6,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
+from .errors import InvalidDuration
+
 if TYPE_CHECKING:
     from .app import Baton
     from .attempt_ends import Endings
 
-__all__ = ["ContextPart"]
+__all__ = ["MAX_WAIT_S", "ContextPart"]
+
+#: the longest durable wait: about a century (a deadline stays far below the waiting set's "none", 1e15 ms)
+MAX_WAIT_S = 100 * 365 * 86_400
 
 T = TypeVar("T")
 
@@ -26,6 +31,15 @@ class ContextPart:
     def now_ms(self) -> int:
         """The current time in epoch ms (the context's clock)."""
         raise NotImplementedError
+
+    def deadline_after(self, seconds: float, what: str) -> int:
+        """The time in epoch ms ``seconds`` from now, for a durable wait (``what``: "sleep", "timeout"): 0 or
+        less is now. InvalidDuration for a value that is not a finite number of at most MAX_WAIT_S seconds."""
+        number = isinstance(seconds, int | float) and not isinstance(seconds, bool)
+        if not number or not -MAX_WAIT_S <= seconds <= MAX_WAIT_S:
+            raise InvalidDuration(f"{what} must be a number of seconds of at most {MAX_WAIT_S:,} (about a century), "
+                                  f"not {seconds!r}")
+        return self.now_ms() + max(int(seconds * 1000), 0)
 
     @property
     def replaying(self) -> bool:

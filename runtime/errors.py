@@ -9,6 +9,7 @@ __all__ = [
     "ChildRunFailed",
     "ConfigError",
     "DuplicateStep",
+    "InvalidDuration",
     "JobTimeout",
     "LeaseError",
     "LeaseLost",
@@ -187,6 +188,11 @@ class ValueNotStorable(PermanentFailure, TypeError):
     """A value a handler returned or wrote cannot be stored as JSON (a type JSON has no form for, nesting too
     deep, NaN or Infinity, an integer beyond 64 bits: runtime/json_values.py). Permanent, as ValueTooLarge:
     another attempt would produce the same value. A TypeError too, as the encoder's own error is."""
+
+
+class InvalidDuration(PermanentFailure, ValueError):
+    """A durable wait's length (``ctx.sleep``, a wait's timeout) that is not a number of seconds Baton can
+    wait: NaN, infinite, or past MAX_WAIT_S. Permanent: another attempt would ask for the same wait."""
 
 
 class Retry(BatonError):

@@ -137,7 +137,7 @@ async def _take(ctx: RunContext, kind: str, key: str, step: str, index: int) -> 
 async def wait_for_signal(ctx: RunContext, name: str, timeout: float | None = None) -> Any:
     """See RunContext.wait_for_signal."""
     _check_name(name)
-    deadline = ctx.now_ms() + int(timeout * 1000) if timeout is not None else None
+    deadline = ctx.deadline_after(timeout, "timeout") if timeout is not None else None
     return await keyed_wait(ctx, "signal", name, deadline, f"no signal {name!r} within {timeout}s")
 
 

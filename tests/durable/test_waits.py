@@ -258,3 +258,27 @@ async def test_event_sent_through_the_stream(make_app: Any, redis: Any) -> None:
         rejected = await eventually(lambda: redis.xrange(app.keys.rejected_stream), 10)
     assert run.output == {"ok": True}
     assert rejected[0][1][b"reason"] == b"bad_json"
+
+
+@pytest.mark.parametrize("wait", ["sleep", "event timeout", "signal timeout"])
+@pytest.mark.parametrize("seconds", [float("nan"), float("inf"), 1e300, "5"], ids=["nan", "inf", "1e300", "text"])
+async def test_a_wait_of_no_length_baton_can_wait_fails_the_run_at_once(make_app: Any, wait: str, seconds: Any) -> None:
+    # Given a wait asked for a length that is no number of seconds, or longer than a century
+    app = make_app()
+
+    @app.job(max_attempts=3)
+    async def waits(ctx: RunContext, payload: Any) -> None:
+        if wait == "sleep":
+            await ctx.sleep(seconds)
+        elif wait == "event timeout":
+            await ctx.wait_for_event("never", timeout=seconds)
+        else:
+            await ctx.wait_for_signal("never", timeout=seconds)
+
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("waits"), 10)
+    # Then the run fails at once with an error that says so (a retry would ask for the same wait), not with
+    # Python's own OverflowError or ValueError, retried
+    assert run.status == "failed" and len(run.attempts) == 1, (run.status, run.error)
+    assert run.error is not None and run.error["type"] == "InvalidDuration", run.error
+    assert "must be a number of seconds of at most" in run.error["message"], run.error
