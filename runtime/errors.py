@@ -211,8 +211,9 @@ class NonDeterminism(StepError, PermanentFailure):
     """Raised when a replayed handler reaches a step that does not match the recorded history."""
 
 
-class WaitTimeout(BatonError):
-    """Raised in a handler whose durable wait (event or children) passed its timeout."""
+class WaitTimeout(PermanentFailure):
+    """Raised in a handler whose durable wait (event, signal, token) passed its timeout. Uncaught, it fails
+    the run without a retry: a retry replays the wait's recorded timeout and would raise it again."""
 
 
 class ChildRunFailed(BatonError):

@@ -183,11 +183,11 @@ async def test_a_run_receives_each_event_once(make_app: Any, sent: str) -> None:
     assert run.status == "completed" and run.output == [{"n": 1}, "none", {"n": 2}]
 
 
-async def test_wait_for_event_timeout_follows_the_job_policy(make_app: Any) -> None:
+async def test_an_uncaught_wait_timeout_fails_the_run_without_a_retry(make_app: Any) -> None:
     app = make_app()
     seen: list[str] = []
 
-    @app.job(max_attempts=1)
+    @app.job(max_attempts=3)
     async def impatient(ctx: RunContext, payload: Any) -> str:
         try:
             await ctx.wait_for_event("never", timeout=0.5)
@@ -207,8 +207,10 @@ async def test_wait_for_event_timeout_follows_the_job_policy(make_app: Any) -> N
     async with running_node(app):
         a = await app.wait_for(await app.trigger("impatient"), 10)
         b = await app.wait_for(await app.trigger("tolerant"), 10)
-    # Then an uncaught timeout fails the run by its policy (1 attempt -> dead letter), a caught one does not
-    assert seen == ["timeout"] and a.status == "dead_letter" and a.error["type"] == "WaitTimeout"  # type: ignore[index]
+    # Then an uncaught timeout fails the run at once (a retry would replay the recorded timeout and raise it
+    # again: attempts spent within a backoff or two, nothing waited again), a caught one does not
+    assert seen == ["timeout"] and a.status == "failed" and a.error["type"] == "WaitTimeout"  # type: ignore[index]
+    assert [x.status for x in a.attempts] == ["waiting", "failed"]
     assert b.status == "completed" and b.output == "gave up politely"
 
 
