@@ -448,8 +448,8 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
         """Wait durably for ``send_event(key, data)``; returns ``data``.
 
         An event sent before the wait starts is kept for ``event_ttl_s`` and
-        delivered at once. Raises :class:`WaitTimeout` after ``timeout`` seconds
-        without an event (the job's retry policy then applies if not caught).
+        delivered at once (each run gets an event once). Raises :class:`WaitTimeout`
+        after ``timeout`` seconds without an event (uncaught: the run fails, not retried).
         """
         project = await self.project()
         if project != "default":
