@@ -28,10 +28,12 @@ from .connection import server_ms
 from .deliveries import enqueue
 from .errors import SubmissionError
 from .hooks import hook_input, hook_run_id, hooks_for
+from .json_values import encode
 from .keys import Partition
+from .limits import json_size
 from .partition_outages import PartialRead, read_partitions
 from .redis_faults import is_outage, make_group
-from .submission import build_spec
+from .submission import RunSpec, build_spec
 from .webhooks import Webhook, list_webhooks
 
 __all__ = ["Entry", "acknowledge", "ensure_group", "outbox_lag", "process", "read_entries"]
@@ -139,17 +141,30 @@ async def _start_hooks(app: Baton, run_id: str, job: str, project: str, status: 
         try:
             if app.lookup(target) is None:
                 await app.refresh_registry()
-            spec = build_spec(app.settings, app.keys, app.lookup, job=target, input=payload,
-                              derived_id=hook_run_id(run_id, kind), source="hook",
-                              extra={"hook_of": run_id, "hook_kind": kind, "project": project})
+            try:
+                spec = _hook_spec(app, target, payload, run_id, kind, project)
+            except SubmissionError as exc:
+                if exc.reason != "too_large":
+                    raise
+                # an output within max_output_bytes but over max_input_bytes: the hook starts without it
+                # (it can read the source run), rather than not at all
+                payload = {**payload, "output": None, "output_omitted_bytes": json_size(encode(output))}
+                spec = _hook_spec(app, target, payload, run_id, kind, project)
         except SubmissionError as exc:
-            # a hook naming a job no worker registered, or an output too large for an input: nothing to
-            # retry that would change; said loudly and skipped
+            # a hook naming a job no worker registered: nothing to retry that would change; said loudly and
+            # skipped
             log.error("hook %s of run %s (job %s) not started: %s", kind, run_id, job, exc)
             continue
         await app.create_detailed([spec])
         started += 1
     return started
+
+
+def _hook_spec(app: Baton, target: str, payload: dict[str, Any], run_id: str, kind: str, project: str) -> RunSpec:
+    """The hook run of ``run_id`` of this kind, to create; SubmissionError when it cannot be."""
+    return build_spec(app.settings, app.keys, app.lookup, job=target, input=payload,
+                      derived_id=hook_run_id(run_id, kind), source="hook",
+                      extra={"hook_of": run_id, "hook_kind": kind, "project": project})
 
 
 async def outbox_lag(app: Baton, partial: PartialRead | None = None) -> int:

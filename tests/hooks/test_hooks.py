@@ -62,6 +62,24 @@ async def test_each_outcome_fires_its_hooks_once_with_the_outcome_as_input(make_
     await eventually(lambda: _outbox_empty(redis, app))
 
 
+async def test_an_output_too_large_for_a_hook_input_starts_the_hook_without_it(make_app: Any, redis: Any) -> None:
+    # Given inputs limited to 4 kB and a run whose output (its input, near that limit) is within the output
+    # limit but, wrapped as its hook's input, over the input limit
+    app = define(make_app(max_input_bytes=4096))
+    prefix = app.settings.prefix
+    async with running_node(app):
+        ok = await app.trigger("source", {"blob": "x" * 4000})
+        await app.wait_for(ok, 10)
+        # When its outcome is processed
+        hook = hook_run_id(ok, "on_success")
+        await eventually(lambda: _done(redis, prefix, {hook}))
+    # Then its hook still ran, once, told the output's size instead of given it (before: no hook at all)
+    assert (await _hook_runs(redis, prefix)) == {hook: 1}
+    given = orjson.loads(await redis.hget(inputs_key(prefix), hook))
+    assert given["output"] is None and given["output_omitted_bytes"] == len('{"blob":""}') + 4000, given
+    assert given["source_run_id"] == ok and given["status"] == "completed"
+
+
 async def _outbox_empty(redis: Any, app: Baton) -> bool:
     return int(await redis.xlen(app.keys.partitions[0].outbox)) == 0
 
