@@ -38,9 +38,10 @@ from ..statuses import RunStatus
 
 __all__ = [
     "NATIVE_STATUSES", "STATUS_WORDS", "STRAIT_RECORDS", "STRAIT_STATUSES", "STRAIT_TRIGGERS", "VIEWS", "durably_log",
-    "durably_run", "durably_step", "event_view", "execution_trace", "hatchet_id", "hatchet_ids", "hatchet_run",
-    "native_run", "render", "status_durably", "status_hatchet", "status_strait", "status_trigger", "statuses_for",
-    "strait_record", "strait_run", "trigger_run", "trigger_strait", "triggers_for", "user_idempotency_key",
+    "durably_run", "durably_step", "error_text", "event_view", "execution_trace", "hatchet_id", "hatchet_ids",
+    "hatchet_run", "native_run", "render", "status_durably", "status_hatchet", "status_strait", "status_trigger",
+    "statuses_for", "strait_record", "strait_run", "trigger_run", "trigger_statuses", "trigger_strait",
+    "triggers_for", "user_idempotency_key",
 ]
 
 VIEWS = API_VIEWS
@@ -57,6 +58,11 @@ _HATCHET = {"delayed": "QUEUED", "queued": "QUEUED", "paused": "QUEUED", "execut
 _TRIGGER = {"queued": "QUEUED", "executing": "EXECUTING", "waiting": "WAITING_TO_RESUME",
             "paused": "WAITING_TO_RESUME", "delayed": "DELAYED", "completed": "COMPLETED_SUCCESSFULLY",
             "failed": "COMPLETED_WITH_ERRORS", "canceled": "CANCELLED", "expired": "EXPIRED"}
+#: a dead letter's trigger status by its last attempt's (any other: _TRIGGER_FAILED); a delayed run whose
+#: retry waits is _TRIGGER_RETRY
+_TRIGGER_DEAD = {"crashed": "CRASHED", "timed_out": "TIMED_OUT"}
+_TRIGGER_FAILED = _TRIGGER["failed"]
+_TRIGGER_RETRY = "REATTEMPTING"
 _TRIGGER_ATTEMPT = {"completed": "COMPLETED", "failed": "FAILED", "timed_out": "FAILED", "crashed": "FAILED",
                     "canceled": "CANCELED", "waiting": "PAUSED", "released": "PAUSED"}
 #: Strait's run status vocabulary (seed 003)
@@ -122,10 +128,20 @@ def status_trigger(run: Run) -> str:
     """Trigger.dev's run status for a native run."""
     if run.status == "dead_letter":
         last = run.attempts[-1].status if run.attempts else ""
-        return {"crashed": "CRASHED", "timed_out": "TIMED_OUT"}.get(last, "COMPLETED_WITH_ERRORS")
+        return _TRIGGER_DEAD.get(last, _TRIGGER_FAILED)
     if run.status == "delayed" and run.attempt > 0:
-        return "REATTEMPTING"
+        return _TRIGGER_RETRY
     return _TRIGGER.get(run.status, "QUEUED")
+
+
+def trigger_statuses(native: str) -> frozenset[str]:
+    """Every Trigger.dev status (as status_trigger names it) a run in native status ``native`` may show:
+    a dead letter's depends on its last attempt, a delayed run's on whether a retry waits."""
+    if native == "dead_letter":
+        return frozenset({*_TRIGGER_DEAD.values(), _TRIGGER_FAILED})
+    if native == "delayed":
+        return frozenset({_TRIGGER["delayed"], _TRIGGER_RETRY})
+    return frozenset({_TRIGGER.get(native, "QUEUED")})
 
 
 def user_idempotency_key(run: Run) -> str | None:
@@ -166,14 +182,15 @@ def _progress(value: dict[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
-def _message(error: dict[str, Any] | None) -> str | None:
+def error_text(error: dict[str, Any] | None) -> str | None:
+    """A stored error's message (its type when it has none); None for no error."""
     if not error:
         return None
     return str(error.get("message") or error.get("type") or "error")
 
 
 def _error_message(run: Run) -> str | None:
-    return _message(run.error)
+    return error_text(run.error)
 
 
 def durably_run(run: Run) -> dict[str, Any]:
@@ -233,7 +250,7 @@ def trigger_run(run: Run, children: list[Run] | None = None,
             item["startedAt"] = iso(a.started_at_ms)
         item["completedAt"] = iso(a.finished_at_ms)
         if a.error:
-            err: dict[str, Any] = {"message": _message(a.error)}
+            err: dict[str, Any] = {"message": error_text(a.error)}
             if a.error.get("stack"):
                 err["stack"] = str(a.error["stack"])
             item["error"] = err
