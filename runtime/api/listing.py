@@ -94,6 +94,10 @@ class RunFilter:
     payload_contains: dict[str, Any] | None = None
     #: the idempotency key as stored (scoped to the project, see run_helpers.scoped_key)
     idempotency_key: str | None = None
+    #: any of these jobs, queues, tags (filters that take a list, as Trigger.dev's do)
+    jobs: frozenset[str] | None = None
+    queues: frozenset[str] | None = None
+    any_tag: frozenset[str] | None = None
 
     def matches(self, f: dict[str, str | None]) -> bool:
         """Whether a run (its FIELDS) passes."""
@@ -114,6 +118,14 @@ class RunFilter:
                 return False
         if self.tag is not None and self.tag not in _loads(f.get("tags"), []):
             return False
+        if self.jobs is not None and f.get("job") not in self.jobs:
+            return False
+        if self.queues is not None and f.get("queue") not in self.queues:
+            return False
+        if self.any_tag is not None:
+            tags = _loads(f.get("tags"), [])
+            if not isinstance(tags, list) or self.any_tag.isdisjoint(t for t in tags if isinstance(t, str)):
+                return False
         if self.label is not None:
             labels = _loads(f.get("labels"), {})
             if not isinstance(labels, dict) or labels.get(self.label[0]) != self.label[1]:
