@@ -77,6 +77,9 @@ class Route:
     errors: tuple[int, ...] = ()
     #: an operator endpoint: it acts on the whole deployment, so only keys of ``api_operator_projects``
     operator: bool = False
+    #: query parameters a client of this endpoint may send that Baton cannot serve, each with why: they
+    #: answer 400 with that reason rather than be ignored (a filter ignored would list or act on too much)
+    refused: dict[str, str] = field(default_factory=dict)
 
     @property
     def viewed(self) -> bool:

@@ -159,6 +159,9 @@ class _Endpoint:
             if route.operator and not self.state.settings.may_operate(project):
                 raise ApiError(403, "forbidden", f"keys of project {project} may not use the operator endpoints "
                                "(api_operator_projects)")
+        refused = sorted(set(request.query) & set(route.refused))
+        if refused:
+            raise ApiError(400, "unsupported_parameter", f"{refused[0]} is not served: {route.refused[refused[0]]}")
         unknown = sorted(set(request.query) - self.query_names)
         if unknown:  # a misspelt filter must not silently list (or cancel) everything
             raise ApiError(400, "invalid_parameter", f"unknown query parameter(s): {', '.join(unknown)[:200]}")
