@@ -25,7 +25,8 @@ from .schemas_ops import COMPONENTS
 __all__ = ["COMMITTED", "TAGS", "document", "render_document"]
 
 #: the document's tags (groups of operations), in the order people read them
-TAGS = ("Runs", "Jobs", "Events", "Webhooks", "Queues", "Schedules", "Nodes", "Bulk actions", "Operations")
+TAGS = ("Runs", "Jobs", "Events", "Webhooks", "Queues", "Schedules", "Nodes", "Bulk actions", "Trigger.dev API",
+        "Operations")
 
 
 COMMITTED = Path(__file__).with_name("openapi.json")

@@ -1,7 +1,8 @@
 """The route table: every endpoint, its handler and its OpenAPI declaration (see routing.Route).
 
 The handlers live by resource in handlers_runs, handlers_bulk, handlers_jobs and handlers_ops; the
-operator endpoints (queues, schedules, job limits, nodes) in routes_ops.
+operator endpoints (queues, schedules, job limits, nodes) in routes_ops; Trigger.dev's public run API
+(the paths its SDK calls) in routes_trigger.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from .handlers_runs import (
 from .routes_hooks import HOOK_ROUTES
 from .routes_messages import MESSAGE_ROUTES
 from .routes_ops import OPS_ROUTES
+from .routes_trigger import TRIGGER_API_ROUTES
 from .routing import Param, Route
 from .run_helpers import CURSOR, FILTERS, LAST_EVENT, LIMIT, PROJECT_ID, RUN_ID, VIEW
 
@@ -226,6 +228,7 @@ ROUTES: tuple[Route, ...] = (
     *MESSAGE_ROUTES,
     *OPS_ROUTES,
     *HOOK_ROUTES,
+    *TRIGGER_API_ROUTES,
     Route("GET", "/health", h_health, "health", "Liveness", "Operations", auth=False,
           responses={200: ("The process serves requests", "Health")}),
     Route("GET", "/ready", h_ready, "ready", "Readiness", "Operations",

@@ -30,6 +30,7 @@ from .schemas import (
 from .schemas import ref as _ref
 from .schemas_hooks import HOOK_SCHEMAS
 from .schemas_messages import MESSAGE_SCHEMAS
+from .schemas_trigger import TRIGGER_API_SCHEMAS
 
 __all__ = ["COMPONENTS", "OPS_SCHEMAS"]
 
@@ -146,4 +147,4 @@ OPS_SCHEMAS: dict[str, Schema] = {
 }
 
 #: every component schema of the API
-COMPONENTS: dict[str, Schema] = {**SCHEMAS, **OPS_SCHEMAS, **HOOK_SCHEMAS, **MESSAGE_SCHEMAS}
+COMPONENTS: dict[str, Schema] = {**SCHEMAS, **OPS_SCHEMAS, **HOOK_SCHEMAS, **MESSAGE_SCHEMAS, **TRIGGER_API_SCHEMAS}

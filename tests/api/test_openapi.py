@@ -48,13 +48,13 @@ def test_document_covers_every_route_with_auth_and_errors() -> None:
     assert sorted(operations) == sorted((r.path, r.method.lower()) for r in ROUTES)
     ids = [op["operationId"] for item in doc["paths"].values() for op in item.values()]
     assert len(ids) == len(set(ids))
-    # And every /v1 operation needs the bearer key and documents 401 and the error shape, but a waitpoint
-    # token's callback URL, which its signature authorises (403 otherwise)
+    # And every /v1 operation (and every /api one, Trigger.dev's paths) needs the bearer key and documents 401
+    # and the error shape, but a waitpoint token's callback URL, which its signature authorises (403 otherwise)
     for path, item in doc["paths"].items():
         for op in item.values():
             if op["operationId"] == "tokenCallback":
                 assert op["security"] == [] and "403" in op["responses"]
-            elif path.startswith("/v1"):
+            elif path.startswith(("/v1", "/api/")):
                 assert "security" not in op and "401" in op["responses"], (path, op["operationId"])
             else:
                 assert op["security"] == []
@@ -152,13 +152,13 @@ CHECKS = list(REGISTERED_CHECKS.get_all())
 
 def _checks(case: Any) -> list[Any]:
     """The checks of one case: all of them, except positive_data_acceptance ("a schema-valid request is
-    accepted") for the values whose validity no JSON Schema can state: a cursor (valid only when this API
-    returned it), payload_contains (JSON text that must parse to an object), metadata_value without
+    accepted") for the values whose validity no JSON Schema can state: a cursor or page[after] (valid only
+    when this API returned it), payload_contains (JSON text that must parse to an object), metadata_value without
     metadata_key (a constraint between two query parameters), and a body holding an integer beyond 64 bits
     (JSON Schema cannot tell it from a float such as 1e300; the JsonValue component says it in words).
     Those get a 400 that names the value, which the other checks still verify."""
     query = case.query or {}
-    state_bound = "cursor" in query or "payload_contains" in query or (
+    state_bound = "cursor" in query or "page[after]" in query or "payload_contains" in query or (
         "metadata_value" in query and "metadata_key" not in query) or _holds_a_long_integer(case.body)
     return [c for c in CHECKS if not (state_bound and c.__name__ == "positive_data_acceptance")]
 

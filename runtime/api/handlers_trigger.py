@@ -1,0 +1,110 @@
+"""Handlers of Trigger.dev's public run API (the paths @trigger.dev/sdk calls): retrieve, list, cancel,
+replay and reschedule a run, answering the SDK's shapes (runtime/api/trigger_public.py)."""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any
+
+from aiohttp import web
+
+from ..errors import RunAlreadyFinished
+from ..records import Run
+from .errors import ApiError
+from .listing import RunFilter, RunIndex, list_runs, parse_ms
+from .routing import Req, json_response
+from .run_helpers import MAX_CHILDREN, children_ids, load_run, load_runs, reload_run
+from .schemas_trigger import DURATION_PATTERN
+from .trigger_public import api_run, list_item, natives_for, public_status, run_id
+
+__all__ = ["PAGE_SIZE", "h_tapi_cancel", "h_tapi_list", "h_tapi_replay", "h_tapi_reschedule", "h_tapi_retrieve",
+           "seconds_of"]
+
+#: the SDK's default page size (Trigger.dev's)
+PAGE_SIZE = 25
+_DURATION = re.compile(DURATION_PATTERN)
+_UNIT_S = (7 * 86400, 86400, 3600, 60, 1)
+
+
+def seconds_of(duration: str) -> int | None:
+    """The seconds of a Trigger.dev duration (``1h30m``, ``2d``, ``45s``); None when it is not one."""
+    match = _DURATION.match(duration)
+    if match is None:
+        return None
+    return sum(int(n) * unit for n, unit in zip(match.groups(), _UNIT_S, strict=True) if n)
+
+
+async def _api_run(req: Req, run: Run) -> dict[str, Any]:
+    """The run as runs.retrieve answers it, with its root, parent and children (up to MAX_CHILDREN)."""
+    wanted = [i for i in dict.fromkeys((run.root_id, run.parent_id)) if i]
+    known = {r.id: r for r in await load_runs(req, wanted)}
+    children = await load_runs(req, (await children_ids(req, run))[:MAX_CHILDREN])
+    return api_run(run, known.get(run.root_id or ""), known.get(run.parent_id or ""), children)
+
+
+async def h_tapi_retrieve(req: Req) -> web.StreamResponse:
+    run = await load_run(req, req.params["run_id"])
+    return json_response(await _api_run(req, run))
+
+
+def _list_filter(req: Req) -> tuple[RunFilter, frozenset[str] | None]:
+    """The listing filter of the SDK's filter[...] parameters, and the public statuses wanted (None for
+    any): a status filter selects native statuses first, then each run by the status it shows."""
+    p = req.params
+    wanted = frozenset(p["filter[status]"]) if "filter[status]" in p else None
+    queues = p.get("filter[queue]")
+    if queues and any(q.startswith("task/") for q in queues):
+        raise ApiError(400, "invalid_parameter", "filter[queue]: Baton has no queue per task (task/NAME); a job's "
+                       "runs are in the queue its options name: filter by taskIdentifier, or name that queue")
+    after = p.get("filter[createdAt][from]")
+    if "filter[createdAt][period]" in p:
+        since = int(time.time() * 1000) - (seconds_of(p["filter[createdAt][period]"]) or 0) * 1000
+        after = since if after is None else max(after, since)
+
+    def listed(name: str) -> frozenset[str] | None:
+        return frozenset(p[name]) if name in p else None
+
+    fltr = RunFilter(project=req.project, statuses=None if wanted is None else natives_for(wanted),
+                     jobs=listed("filter[taskIdentifier]"), queues=listed("filter[queue]"),
+                     any_tag=listed("filter[tag]"), batch_id=p.get("filter[batch]"), created_after_ms=after,
+                     created_before_ms=p.get("filter[createdAt][to]"))
+    return fltr, wanted
+
+
+async def h_tapi_list(req: Req) -> web.StreamResponse:
+    fltr, wanted = _list_filter(req)
+    if req.params.get("filter[isTest]") is True:  # Baton has no test runs
+        return json_response({"data": [], "pagination": {}})
+    page = await list_runs(req.baton, RunIndex.of_project(req.project), fltr, req.params.get("page[size]", PAGE_SIZE),
+                           req.params.get("page[after]"), req.state.settings.api_scan_limit, req.partial_read())
+    # a page the status filter thins may be short: its cursor still continues after every run it examined
+    runs = [r for r in page.runs if wanted is None or public_status(r) in wanted]
+    pagination = {"next": page.next_cursor} if page.next_cursor else {}
+    return json_response({"data": [list_item(r) for r in runs], "pagination": pagination})
+
+
+async def h_tapi_cancel(req: Req) -> web.StreamResponse:
+    run = await load_run(req, req.params["run_id"])
+    try:
+        await req.baton.cancel(run.id)
+    except RunAlreadyFinished:
+        pass  # as Trigger.dev: canceling a finished run leaves it as it is, and says which run it was
+    return json_response({"id": run_id(run)})
+
+
+async def h_tapi_replay(req: Req) -> web.StreamResponse:
+    run = await load_run(req, req.params["run_id"])
+    new = await reload_run(req, await req.baton.replay(run.id))
+    return json_response({"id": run_id(new)})
+
+
+async def h_tapi_reschedule(req: Req) -> web.StreamResponse:
+    run = await load_run(req, req.params["run_id"])
+    delay = str(req.body["delay"])
+    seconds = seconds_of(delay)
+    if seconds is not None:
+        await req.baton.reschedule(run.id, delay=float(seconds))
+    else:
+        await req.baton.reschedule(run.id, run_at=parse_ms(delay, "delay"))
+    return json_response(await _api_run(req, await reload_run(req, run)))

@@ -1,0 +1,81 @@
+"""Trigger.dev's public run API in the route table: the paths, query names and bodies that
+@trigger.dev/sdk (4.x) sends for runs.retrieve, runs.list, runs.cancel, runs.replay and
+runs.reschedule, so that a client configured with ``baseURL`` = Baton and a Baton key keeps working.
+
+The SDK sends the key as ``Authorization: Bearer <key>``, which is how every Baton key is presented.
+"""
+
+from __future__ import annotations
+
+from .handlers_trigger import PAGE_SIZE, h_tapi_cancel, h_tapi_list, h_tapi_replay, h_tapi_reschedule, h_tapi_retrieve
+from .routing import Param, Route
+from .run_helpers import RUN_ID
+from .schemas_trigger import DURATION_PATTERN
+from .trigger_public import PUBLIC_STATUSES
+
+__all__ = ["TRIGGER_API_ROUTES"]
+
+_TAG = "Trigger.dev API"
+_NAME = {"type": "string", "minLength": 1, "maxLength": 128}
+_MS = {"type": "integer", "minimum": 0, "maximum": 2**53}
+
+
+def _names(name: str, description: str) -> Param:
+    """A comma-separated list filter (any of the names)."""
+    return Param(name, {"type": "array", "items": _NAME, "minItems": 1, "maxItems": 50}, description)
+
+
+_FILTERS = (
+    Param("filter[status]", {"type": "array", "items": {"type": "string", "enum": list(PUBLIC_STATUSES)},
+                             "minItems": 1, "maxItems": len(PUBLIC_STATUSES)},
+          "Comma-separated public statuses (PENDING_VERSION, DEQUEUED and SYSTEM_FAILURE select none: Baton runs "
+          "never show them)"),
+    _names("filter[taskIdentifier]", "Comma-separated job names"),
+    _names("filter[tag]", "Runs carrying any of these comma-separated tags"),
+    _names("filter[queue]", "Comma-separated queue names (Baton's; a task's own queue task/NAME does not exist)"),
+    Param("filter[batch]", _NAME, "Runs of one batch trigger (its batch_id)"),
+    Param("filter[isTest]", {"type": "boolean"}, "Baton has no test runs: true lists none"),
+    Param("filter[createdAt][from]", _MS, "Created at or after (epoch ms)"),
+    Param("filter[createdAt][to]", _MS, "Created at or before (epoch ms)"),
+    Param("filter[createdAt][period]", {"type": "string", "pattern": DURATION_PATTERN},
+          "Created within this period before now (e.g. 1h, 7d, 1w2d)"),
+    Param("page[size]", {"type": "integer", "minimum": 1, "maximum": 100, "default": PAGE_SIZE},
+          f"Page size (at most 100, default {PAGE_SIZE})"),
+    Param("page[after]", {"type": "string", "minLength": 1, "maxLength": 200}, "pagination.next of the previous page"),
+)
+#: what the SDK can send that Baton cannot serve, and why
+_REFUSED = {
+    "filter[version]": "Baton lists runs by status, task, tag, queue, batch and creation time, not by version",
+    "filter[bulkAction]": "a Baton run does not record the bulk action that acted on it",
+    "filter[schedule]": "a Baton run does not record the schedule that started it",
+    "filter[machine]": "Baton has no machine presets",
+    "filter[region]": "Baton has no regions",
+    "page[before]": "Baton's run lists page forward only (pagination.previous is never given)",
+}
+_NF = (404,)
+
+TRIGGER_API_ROUTES: tuple[Route, ...] = (
+    Route("GET", "/api/v3/runs/{run_id}", h_tapi_retrieve, "triggerApiRetrieveRun", "Get a run (runs.retrieve)", _TAG,
+          "The run as Trigger.dev's public API answers it: public statuses, status booleans, relatedRuns with "
+          "root, parent and children in full. costInCents and baseCostInCents are 0 (Baton has no billing).",
+          params=(RUN_ID,), responses={200: ("The run", "TriggerApiRun")}, errors=_NF),
+    Route("GET", "/api/v1/runs", h_tapi_list, "triggerApiListRuns", "List runs (runs.list)", _TAG,
+          "Newest first; pagination.next continues (as page[after]). A status filter is exact, so a page may hold "
+          "fewer runs than page[size] and still have a next page. filter[version], filter[bulkAction], "
+          "filter[schedule], filter[machine], filter[region] and page[before] answer 400 (unsupported_parameter).",
+          params=_FILTERS, responses={200: ("A page of runs", "TriggerApiRunPage")}, refused=_REFUSED),
+    Route("POST", "/api/v1/runs/{run_id}/replay", h_tapi_replay, "triggerApiReplayRun",
+          "Replay a finished run (runs.replay)", _TAG,
+          "A new run with the same input and options (replay_of); the SDK's replay options cannot be honoured and "
+          "answer 400. 409 while the run has not finished.", params=(RUN_ID,), body="TriggerApiReplayRequest",
+          responses={200: ("The new run", "TriggerApiRunId")}, errors=(404, 409)),
+    Route("POST", "/api/v2/runs/{run_id}/cancel", h_tapi_cancel, "triggerApiCancelRun", "Cancel a run (runs.cancel)",
+          _TAG, "As DELETE /v1/runs/{run_id}; a run that already finished is left as it is (200 all the same, as "
+                "Trigger.dev answers).", params=(RUN_ID,), responses={200: ("The run", "TriggerApiRunId")}, errors=_NF),
+    Route("POST", "/api/v1/runs/{run_id}/reschedule", h_tapi_reschedule, "triggerApiRescheduleRun",
+          "Reschedule a run (runs.reschedule)", _TAG,
+          "A queued, delayed or paused run starts after `delay` (a duration from now, by the Redis clock, or an "
+          "ISO-8601 time); 409 for executing, waiting or finished runs.", params=(RUN_ID,),
+          body="TriggerApiRescheduleRequest", body_required=True, responses={200: ("The run", "TriggerApiRun")},
+          errors=(404, 409)),
+)

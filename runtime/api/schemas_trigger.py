@@ -1,0 +1,60 @@
+"""JSON Schemas of Trigger.dev's public run API (runtime/api/trigger_public.py): the shapes the SDK's
+schemas parse, with every date a run may lack left out rather than null."""
+
+from __future__ import annotations
+
+from .schemas import ANY, BOOL, INT, OBJ, STR, TIME, Schema, _obj, ref
+from .trigger_public import PUBLIC_STATUSES
+
+__all__ = ["DURATION_PATTERN", "TRIGGER_API_SCHEMAS"]
+
+#: a Trigger.dev duration: weeks, days, hours, minutes, seconds, each at most once, in that order
+DURATION_PATTERN = r"^(?=\d)(?:(\d{1,6})w)?(?:(\d{1,6})d)?(?:(\d{1,6})h)?(?:(\d{1,6})m)?(?:(\d{1,6})s)?$"
+
+_NUM: Schema = {"type": "number"}
+_FLAGS = ("isQueued", "isExecuting", "isWaiting", "isCompleted", "isSuccess", "isFailed", "isCancelled", "isTest")
+#: the fields every run has (the SDK's CommonRunFields); the optional ones last
+_COMMON: dict[str, Schema] = {
+    "id": {**STR, "pattern": "^run_"}, "status": {"type": "string", "enum": list(PUBLIC_STATUSES)},
+    "taskIdentifier": STR, **dict.fromkeys(_FLAGS, BOOL), "createdAt": TIME, "updatedAt": TIME,
+    "tags": {"type": "array", "items": STR}, "costInCents": _NUM, "baseCostInCents": _NUM, "durationMs": _NUM,
+    "metadata": OBJ,
+    "idempotencyKey": STR, "version": STR, "startedAt": TIME, "finishedAt": TIME, "delayedUntil": TIME,
+    "expiredAt": TIME,
+}
+_COMMON_REQUIRED = [name for name in _COMMON if name not in (
+    "idempotencyKey", "version", "startedAt", "finishedAt", "delayedUntil", "expiredAt")]
+_RELATED: dict[str, Schema] = {
+    **_COMMON, "depth": INT,
+    "triggerFunction": {"type": "string", "enum": ["triggerAndWait", "trigger", "batchTriggerAndWait", "batchTrigger"]},
+    "batchId": STR,
+}
+_RELATED_REQUIRED = [*_COMMON_REQUIRED, "depth", "triggerFunction"]
+
+RELATED = _obj(_RELATED, _RELATED_REQUIRED, description="A related run (the SDK's RelatedRunDetails).")
+RUN = _obj({
+    **_RELATED, "payload": ANY, "output": ANY, "attemptCount": INT,
+    "error": _obj({"message": STR, "name": STR, "stackTrace": STR}, ["message"]),
+    "relatedRuns": _obj({"root": ref("TriggerApiRelatedRun"), "parent": ref("TriggerApiRelatedRun"),
+                         "children": {"type": "array", "items": ref("TriggerApiRelatedRun")}}, ["children"]),
+}, [*_RELATED_REQUIRED, "attemptCount", "relatedRuns"],
+    description="A run as Trigger.dev's public API answers runs.retrieve (the SDK's RetrieveRunResponse).")
+ITEM = _obj({**_COMMON, "env": _obj({"id": STR, "name": STR})}, [*_COMMON_REQUIRED, "env"],
+            description="A run in a list (the SDK's ListRunResponseItem); env is the run's project.")
+PAGE = _obj({
+    "data": {"type": "array", "items": ref("TriggerApiRunItem")},
+    "pagination": _obj({"next": {**STR, "description": "page[after] of the next page; absent on the last"},
+                        "previous": STR}, []),
+}, description="A page of runs, newest first; Baton pages forward only, so `previous` is never given.")
+RUN_ID = _obj({"id": {**STR, "pattern": "^run_"}}, description="The run acted on, or the new run of a replay.")
+REPLAY = _obj({}, [], extra=False, description=(
+    "Nothing: Baton replays a run with its own input and options, so none of the SDK's replay options "
+    "(payload, tags, delay ...) can be honoured, and a body with any of them answers 400."))
+RESCHEDULE = _obj({"delay": {"type": "string", "anyOf": [{"pattern": DURATION_PATTERN}, {"format": "date-time"}],
+                             "description": "a duration from now (1h30m, 2d, 45s) or an ISO-8601 time"}},
+                  extra=False)
+
+TRIGGER_API_SCHEMAS: dict[str, Schema] = {
+    "TriggerApiRun": RUN, "TriggerApiRelatedRun": RELATED, "TriggerApiRunItem": ITEM, "TriggerApiRunPage": PAGE,
+    "TriggerApiRunId": RUN_ID, "TriggerApiReplayRequest": REPLAY, "TriggerApiRescheduleRequest": RESCHEDULE,
+}
