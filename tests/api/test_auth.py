@@ -30,6 +30,7 @@ BODIES: dict[str, Any] = {
     "SignalRequest": {"name": "go"}, "TokenData": {"approved": True},
     "WebhookRequest": {"url": "https://example.com/hook", "events": ["run.completed"]},
     "WebhookUpdate": {"description": "x"}, "SharedLimit": {"pool_size": 2}, "AdmissionRequest": {"max_queued": 5},
+    "TriggerApiReplayRequest": {}, "TriggerApiRescheduleRequest": {"delay": "1h"},
 }
 
 
