@@ -53,7 +53,7 @@ from .routes_messages import MESSAGE_ROUTES
 from .routes_ops import OPS_ROUTES
 from .routes_trigger import TRIGGER_API_ROUTES
 from .routing import Param, Route
-from .run_helpers import CURSOR, FILTERS, LAST_EVENT, LIMIT, PROJECT_ID, RUN_ID, VIEW
+from .run_helpers import CURSOR, FILTERS, ID_VIEW, LAST_EVENT, LIMIT, PROJECT_ID, RUN_ID, VIEW
 
 __all__ = ["ROUTES"]
 
@@ -139,12 +139,12 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/runs/{run_id}/stream", h_stream, "streamRunEvents", "Stream a run's events (SSE)", _RUN,
           "text/event-stream of the timeline (status, attempt, log, progress, step, checkpoint ... each as a "
           "RunEvent), ending with an `end` event when the run finishes. Event ids are stream ids: reconnect with "
-          "Last-Event-ID to resume.", params=(RUN_ID, LAST_EVENT),
+          "Last-Event-ID to resume.", params=(RUN_ID, LAST_EVENT, ID_VIEW),
           responses={200: ("Server-sent events", None)}, media_type="text/event-stream", errors=_NF),
     Route("GET", "/v1/runs/{run_id}/stream/chunks", h_stream_chunks, "streamRunChunks",
           "Stream the chunks a run produces (SSE)", _RUN,
           "Each ctx.stream(chunk) as an event `chunk` as soon as it is written, then `end` when the run finishes. "
-          "Resumable with Last-Event-ID.", params=(RUN_ID, LAST_EVENT),
+          "Resumable with Last-Event-ID.", params=(RUN_ID, LAST_EVENT, ID_VIEW),
           responses={200: ("Server-sent events", None)}, media_type="text/event-stream", errors=_NF),
     Route("GET", "/v1/runs/{run_id}/children", h_children, "listChildRuns", "List child runs", _RUN,
           "Runs this run triggered, by id.", params=(RUN_ID, LIMIT, CURSOR, VIEW),
@@ -163,7 +163,7 @@ ROUTES: tuple[Route, ...] = (
           params=(RUN_ID, VIEW), responses={200: ("Step records in step order", "StepList")}, errors=_NF),
     Route("GET", "/v1/runs/{run_id}/logs", h_logs, "listRunLogs", "List a run's logs", _RUN,
           "Every ctx.log entry as durably's LogEntry, oldest first (the same entries /events has as RunEvents).",
-          params=(RUN_ID,), responses={200: ("Log entries", "LogEntryList")}, errors=_NF),
+          params=(RUN_ID, ID_VIEW), responses={200: ("Log entries", "LogEntryList")}, errors=_NF),
     Route("GET", "/v1/runs/{run_id}/usage", h_usage, "listRunUsage", "List a run's AI model usage", _RUN,
           "Recorded with ctx.record_usage(...); with totals (not in the strait view).", params=(RUN_ID, VIEW),
           responses={200: ("Usage records", "UsageList")}, errors=_NF),
@@ -190,7 +190,7 @@ ROUTES: tuple[Route, ...] = (
           responses={200: ("Dependency status", "DependencyStatus")}, errors=_NF),
     Route("DELETE", "/v1/runs/{run_id}/idempotency-key", h_idem_reset, "resetRunIdempotencyKey",
           "Reset a run's idempotency key", _RUN, "The next trigger with the same job and key creates a new run.",
-          params=(RUN_ID,), responses={200: ("Whether a key was reset", "IdempotencyReset")}, errors=_NF),
+          params=(RUN_ID, ID_VIEW), responses={200: ("Whether a key was reset", "IdempotencyReset")}, errors=_NF),
     Route("POST", "/v1/runs/{run_id}/reschedule", h_reschedule, "rescheduleRun", "Reschedule a run", _RUN,
           "A queued, delayed or paused run gets a new start time (scheduled_at) or a delay from now (seconds, "
           "by the Redis clock); 409 for executing, waiting or finished runs.", params=(RUN_ID, VIEW),
@@ -210,7 +210,7 @@ ROUTES: tuple[Route, ...] = (
           "first. machine_preset is accepted for compatibility and ignored (Baton has no machine presets).",
           params=(RUN_ID, VIEW), body="RestartRequest", responses=_NEW_RUN, errors=_NF),
     Route("GET", "/v1/runs/{run_id}/state", h_state, "getRunState", "Get a run's execution state", _RUN,
-          params=(RUN_ID,), responses={200: ("State", "RunState")}, errors=_NF),
+          params=(RUN_ID, ID_VIEW), responses={200: ("State", "RunState")}, errors=_NF),
     Route("GET", "/v1/jobs", h_jobs, "listJobs", "List jobs with their options", "Jobs",
           "Jobs registered by running workers (and by this process); jobs belong to the deployment, so every "
           "project sees the same list.", responses={200: ("Jobs", "JobList")}),

@@ -18,7 +18,7 @@ from .handlers_messages import (
     h_token_callback,
 )
 from .routing import Param, Route
-from .run_helpers import RUN_ID
+from .run_helpers import ID_VIEW, RUN_ID
 
 __all__ = ["MESSAGE_ROUTES"]
 
@@ -35,12 +35,12 @@ MESSAGE_ROUTES: tuple[Route, ...] = (
           "Delivered to the run's ctx.wait_for_signal(name): at once when it waits for the name (it resumes), "
           "else kept in the run's buffer (at most signal_buffer_max) for its next wait for the name, oldest "
           "first, each signal once. 409 already_finished for a finished run, signal_buffer_full when the buffer "
-          "is full.", params=(RUN_ID,), body="SignalRequest", body_required=True,
+          "is full.", params=(RUN_ID, ID_VIEW), body="SignalRequest", body_required=True,
           responses={200: ("Delivered or kept", "SignalResponse")}, errors=(404, 409)),
     Route("GET", "/v1/runs/{run_id}/query", h_query, "queryRun", "Read the state a run publishes", "Runs",
           "The latest value the run's handler published with ctx.set_state (while it runs, waits, or after it "
           "finished); state null when it published none. GET /v1/runs/{run_id}/state is Strait's execution "
-          "state, a different thing.", params=(RUN_ID,), responses={200: ("The published state", "RunQuery")},
+          "state, a different thing.", params=(RUN_ID, ID_VIEW), responses={200: ("The published state", "RunQuery")},
           errors=(404,)),
     Route("GET", "/v1/tokens", h_list_tokens, "listTokens", "List waitpoint tokens", _T,
           "The caller's project's tokens, newest first; an open token past its timeout is expired. At most "

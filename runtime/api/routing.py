@@ -52,6 +52,9 @@ class Param:
     description: str = ""
     location: str = "query"
     required: bool = False
+    #: the answer is rendered in the view this parameter names (the ``view`` parameter of endpoints that
+    #: answer runs; the endpoints that only take run ids accept a view without rendering in it)
+    renders: bool = False
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ class Route:
     @property
     def viewed(self) -> bool:
         """Whether it renders in the view the request chooses (it takes ``view``)."""
-        return any(p.name == "view" for p in self.params)
+        return any(p.renders for p in self.params)
 
 
 @dataclass

@@ -175,11 +175,13 @@ async def run_steps(req: Req, run: Run, view: str = "native") -> list[dict[str, 
 
 
 async def action(req: Req, run: Run, result: str, strait_empty: bool = False) -> web.Response:
-    """What an action on a run answers: ``{id, result, run}``; in the strait view what Strait answers,
-    the run itself (pause, resume, reschedule) or an empty body (cancel, debug mode)."""
+    """What an action on a run answers: ``{id, result, run}`` (the id as the run's view shows it: a trigger
+    view's run_ id, a hatchet view's UUID); in the strait view what Strait answers, the run itself (pause,
+    resume, reschedule) or an empty body (cancel, debug mode)."""
     [shown] = await render_runs(req, [run])
     if req.view != "strait":
-        return json_response({"id": run.id, "result": result, "run": shown})
+        shown_id = shown["id"] if "id" in shown else shown["metadata"]["id"]  # (hatchet's is in its metadata)
+        return json_response({"id": shown_id, "result": result, "run": shown})
     if strait_empty:
         return web.Response(status=204)
     return json_response(shown)
@@ -204,7 +206,11 @@ async def reload_run(req: Req, run: Run | str) -> Run:
 RUN_ID = Param("run_id", {"type": "string", "minLength": 1, "maxLength": 132}, "The run's id (a trigger-view "
                "id with its run_ prefix is accepted too)", location="path", required=True)
 VIEW = Param("view", {"type": "string", "enum": VIEW_NAMES}, "Shape of each run: Baton's native one or a seed "
-             "system's (the X-Baton-View header works too; the query parameter wins)")
+             "system's (the X-Baton-View header works too; the query parameter wins)", renders=True)
+#: the view of an endpoint that takes a run id but answers no run: accepted (a client of a seed system sends
+#: its view on every call), naming which system's ids the path's run id may be in; the answer is the same
+ID_VIEW = Param("view", {"type": "string", "enum": VIEW_NAMES}, "The view the client uses (the run id may be one "
+                "it showed); the answer is the same in every view")
 LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}, "Page size (at most 100)")
 CURSOR = Param("cursor", {"type": "string", "minLength": 1, "maxLength": 200},
                "next_cursor of the previous page")

@@ -89,3 +89,26 @@ async def test_a_durably_client_reads_runs_steps_and_logs(api: ApiNode) -> None:
         DURABLY_RUN.validate(run)
     assert [r["status"] for r in acted[:5]] == ["pending", "pending", "pending", "completed", "cancelled"]
     release(api)
+
+
+def test_every_endpoint_taking_a_run_id_takes_the_view_too() -> None:
+    # Given every endpoint whose path names a run (a seed system's client sends its view on every call)
+    from runtime.api.routes import ROUTES
+
+    with_run_id = [r for r in ROUTES if "{run_id}" in r.path and r.path.startswith("/v1/")]
+    # Then each declares the view parameter (else it answered 400 unknown query parameter)
+    assert with_run_id and all(any(p.name == "view" for p in r.params) for r in with_run_id), [
+        f"{r.method} {r.path}" for r in with_run_id if not any(p.name == "view" for p in r.params)]
+
+
+async def test_a_seed_client_may_send_its_view_to_the_run_endpoints_that_answer_no_run(api: ApiNode) -> None:
+    # Given a finished run
+    run_id = await api.trigger("echo", {"n": 1})
+    await api.wait_status(run_id, "completed")
+    # When a durably client reads its logs, state and query with ?view=durably (as it reads runs and steps)
+    for path in ("logs", "state", "query"):
+        plain = await api.call("GET", f"/v1/runs/{run_id}/{path}")
+        viewed = await api.call("GET", f"/v1/runs/{run_id}/{path}", params={"view": "durably"})
+        # Then the answer is the same as without it, not a 400
+        assert viewed[0] == plain[0] == 200, (path, viewed, plain)
+        assert viewed[1] == plain[1] or path == "logs", (path, viewed, plain)

@@ -111,3 +111,16 @@ async def test_each_trigger_view_id_names_one_run(api: ApiNode) -> None:
         assert (await api.run(view_id, view="trigger"))["payload"] == {"who": who}
     assert (await api.run("run_x13737", view="trigger"))["payload"] == {"who": "plain"}
     assert (await api.run("run_run_x13737", view="trigger"))["payload"] == {"who": "prefixed"}
+
+
+async def test_an_action_answers_the_id_its_view_shows(api: ApiNode) -> None:
+    # Given delayed runs, acted on by clients of the trigger and hatchet views with the ids those views show
+    for view in ("trigger", "hatchet"):
+        run_id = await api.trigger("echo", {"n": 1}, delay=60)
+        shown = await api.run(run_id, view=view)
+        view_id = shown["id"] if view == "trigger" else shown["metadata"]["id"]
+        # When one is canceled
+        status, body = await api.call("DELETE", f"/v1/runs/{view_id}", params={"view": view})
+        # Then the answer's id is the one that view gave, as is its run's
+        assert status == 200 and body["result"] == "canceled", body
+        assert body["id"] == view_id != run_id, (view, body["id"], view_id)
