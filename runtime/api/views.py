@@ -194,10 +194,15 @@ def _error_message(run: Run) -> str | None:
 
 
 def durably_run(run: Run) -> dict[str, Any]:
-    """durably's ClientRun (seed 000)."""
+    """durably's ClientRun (seed 000). Its error is the failure's ("when failed": not a canceled run's, nor
+    the last attempt's of a run that will retry), and its current step the one the run is at: durably moves
+    it past each step it completes, so it is the number of steps completed (Baton's record keeps the index
+    of the last step recorded)."""
+    status = status_durably(run.status)
     return {
-        "id": run.id, "jobName": run.job, "status": status_durably(run.status), "input": run.input,
-        "output": run.output, "error": _error_message(run), "currentStepIndex": run.current_step_index or 0,
+        "id": run.id, "jobName": run.job, "status": status, "input": run.input, "output": run.output,
+        "error": _error_message(run) if status == "failed" else None,
+        "currentStepIndex": run.completed_step_count,
         "completedStepCount": run.completed_step_count, "progress": _progress(run.progress),
         "labels": run.labels, "startedAt": iso(run.started_at_ms), "completedAt": iso(run.finished_at_ms),
         "createdAt": iso(run.created_at_ms),

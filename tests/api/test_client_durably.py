@@ -39,7 +39,12 @@ async def test_a_durably_client_reads_runs_steps_and_logs(api: ApiNode) -> None:
     done = await api.run(ids["completed"], view="durably")
     assert done["progress"] == {"current": 1, "total": 1, "message": "step 0 done"}
     assert (done["completedStepCount"], done["labels"], done["output"]) == (1, {"team": "x"}, [0])
+    # (durably moves its current step past each step it completes)
+    assert done["currentStepIndex"] == 1
     assert (await api.run(ids["dead_letter"], view="durably"))["error"] == "boom"
+    # and a run has an error only when it failed (the seed: "Error message (when failed)")
+    for name in ("canceled", "retrying"):
+        assert (await api.run(ids[name], view="durably"))["error"] is None, name
     # And every run's steps are exactly durably's StepRecords: finished steps only (a wait in progress is
     # not a record yet, as in durably)
     assert waiting_steps == {"data": []}
