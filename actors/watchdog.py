@@ -11,7 +11,11 @@ expire while the node cannot even notice. The watchdog makes that visible:
   handler is on it (the ``RunContext`` in a frame's locals);
 - when the loop runs again the stall is logged with that run and the code
   location, and counted (``baton_event_loop_stalls_total``). Fenced work after
-  such a stall confirms its lease with Redis first (runtime/fencing.py).
+  such a stall confirms its lease with Redis first (runtime/fencing.py);
+- a stall during which the thread did not run either is the whole process
+  paused (SIGSTOP, a frozen container, a starved CPU), not code on the loop: it
+  is logged as such, and blames no run (the stack the process resumed in says
+  nothing of the pause).
 
 A stall is also a lease problem: every run on the node may have lost its lease
 meanwhile, and a handler suspended mid-step would send its next command the
@@ -76,6 +80,9 @@ class Watchdog(Actor[None]):
         self.on_stall = on_stall
         self.beat = time.monotonic()
         self.culprit: Culprit | None = None
+        #: the thread's last wake, and the end of the last gap between its wakes long enough to be a pause
+        self.thread_beat = time.monotonic()
+        self.paused_until = float("-inf")
 
     async def run(self) -> None:
         """Tick until stopped, with the sampling thread beside the loop."""
@@ -105,6 +112,12 @@ class Watchdog(Actor[None]):
     def _report(self, lag: float) -> None:
         culprit, self.culprit = self.culprit, None
         self.metrics.event_loop_stalls.inc()
+        now = time.monotonic()
+        # the thread did not run during the stall either (it has not run since, or a pause of its ended in it)
+        if now - self.thread_beat >= STALL_S or self.paused_until >= now - lag - TICK_S:
+            self.log.warning("the process was paused for %.2fs (stopped, frozen or starved of CPU: no thread of "
+                             "it ran): every actor of this node waited, and leases may have expired", lag)
+            return
         where = culprit.where if culprit is not None else "unknown code"
         if culprit is not None and culprit.run_id:
             with run_log_context(culprit.run_id, culprit.job, culprit.attempt):
@@ -118,8 +131,12 @@ class Watchdog(Actor[None]):
         """Thread: once per stall, sample the loop thread's stack and queue on_stall."""
         sampled_beat = 0.0
         while not done.wait(TICK_S / 2):
+            now = time.monotonic()
+            if now - self.thread_beat >= STALL_S:
+                self.paused_until = now  # this thread was held too: the process, not the loop, was stopped
+            self.thread_beat = now
             beat = self.beat
-            if time.monotonic() - beat < STALL_S or beat == sampled_beat:
+            if now - beat < STALL_S or beat == sampled_beat:
                 continue
             sampled_beat = beat
             if self.on_stall is not None:

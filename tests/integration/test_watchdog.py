@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from runtime import RunContext
-from tests.nodes import eventually, running_node
+from runtime import RunContext, Settings
+from tests.integration.test_processes import producer, worker_env
+from tests.nodes import eventually, running_node, spawn_worker, stop_process
 
 
 async def test_a_blocking_handler_is_named_in_the_stall_log(make_app: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -132,3 +136,28 @@ async def test_a_run_due_to_resume_in_the_stalled_turn_does_not_reach_its_side_e
     assert run.status == "completed" and run.output == "done"
     assert stalls is not None and stalls >= 1
     assert effects == [run.attempt] and run.attempt >= 2
+
+
+async def test_a_paused_process_is_logged_as_paused_not_blamed_on_a_run(settings: Settings, redis: Any,
+                                                                        tmp_path: Path) -> None:
+    # Given a worker process running a handler that awaits (it blocks nothing)
+    app = producer(settings)
+    log = tmp_path / "w.log"
+    worker = spawn_worker("tests.apps:app", worker_env(settings, "W", BATON_LEASE_TTL_MS="10000",
+                                                       BATON_RENEW_INTERVAL_MS="3000"), log)
+    try:
+        run_id = await app.trigger("long", {"seconds": 4})
+        await eventually(lambda: redis.lrange(f"{settings.prefix}:test:started", 0, -1), 20)
+        # When the whole process is stopped for 1.5 s (SIGSTOP), then continued
+        os.kill(worker.pid, signal.SIGSTOP)
+        await asyncio.sleep(1.5)
+        os.kill(worker.pid, signal.SIGCONT)
+        assert (await app.wait_for(run_id, 20)).status == "completed"
+        # Then the node logs a pause of the process, and blames no run or line for blocking its loop
+        paused = await eventually(lambda: [line for line in log.read_text().splitlines()
+                                           if "the process was paused for" in line], 10)
+    finally:
+        assert stop_process(worker) == 0
+        await app.close()
+    assert len(paused) == 1 and run_id not in paused[0], paused
+    assert "event loop blocked" not in log.read_text()
