@@ -16,12 +16,15 @@ from .ids import NAME_RE
 if TYPE_CHECKING:
     from .settings import Settings
 
-__all__ = ["API_VIEWS", "BOUNDS", "ENV_PREFIX", "REDIS_URL_ALIAS", "Bound", "check_values", "setting_names"]
+__all__ = ["API_VIEWS", "BOUNDS", "ENV_PREFIX", "MIN_DEV_KEY_LEN", "REDIS_URL_ALIAS", "Bound", "check_values",
+           "setting_names"]
 
 #: the prefix of every variable that sets a Baton setting
 ENV_PREFIX = "BATON_"
 #: the conventional name accepted for BATON_REDIS_URL
 REDIS_URL_ALIAS = "REDIS_URL"
+#: the shortest development key (api_dev_key) accepted: a short key is a guessable one
+MIN_DEV_KEY_LEN = 16
 
 #: the year, in seconds: the longest retention or timeout accepted
 _YEAR_S = 365 * 24 * 3600
@@ -149,6 +152,10 @@ def check_values(settings: Settings) -> None:
     for name, pattern, what in _TEXT_RULES:
         if not pattern.fullmatch(getattr(settings, name)):
             raise ConfigError(f"{setting_names(name)} must be {what}, got {getattr(settings, name)!r}")
+    dev_key = settings.api_dev_key.strip()
+    if dev_key and dev_key != "auto" and len(dev_key) < MIN_DEV_KEY_LEN:  # (a key: its length, not its text)
+        raise ConfigError(f"{setting_names('api_dev_key')} must be 'auto' or at least {MIN_DEV_KEY_LEN} characters, "
+                          f"got {len(dev_key)}")
     if settings.log_level.upper() not in _LOG_LEVELS:
         levels = ", ".join(_LOG_LEVELS)
         raise ConfigError(f"{setting_names('log_level')} must be one of {levels}, got {settings.log_level!r}")

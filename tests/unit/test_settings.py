@@ -36,15 +36,16 @@ def from_env(**env: str) -> Settings:
     ("OBSERVE_INTERVAL_MS", "-1"), ("MAX_RESTARTS", "-1"), ("RESTART_WINDOW_S", "0"), ("API_PORT", "65536"),
     ("MAX_BODY_BYTES", "10"), ("API_SCAN_LIMIT", "1"), ("LOG_FORMAT", "xml"), ("LOG_LEVEL", "LOUD"),
     ("PREFIX", ""), ("PREFIX", "a}b"), ("PREFIX", "ba*"), ("QUEUES", "a,b c"), ("NODE_ID", "has space"),
-    ("HANDOFF", "maybe"), ("REDIS_CLUSTER", "2"),
+    ("HANDOFF", "maybe"), ("REDIS_CLUSTER", "2"), ("API_DEV_KEY", "short-secret"),
 ])
 def test_every_setting_is_checked_and_the_error_names_its_variable(name: str, value: str) -> None:
     # When a setting's variable holds a value out of range (or not of its type)
     with pytest.raises(ConfigError) as caught:
         from_env(**{f"BATON_{name}": value})
-    # Then the configuration error names the variable (and the flag)
+    # Then the configuration error names the variable (and the flag), and does not repeat a key
     message = str(caught.value)
     assert f"BATON_{name}" in message and f"--{name.lower().replace('_', '-')}" in message, message
+    assert "short-secret" not in message
 
 
 def test_lease_ttl_must_leave_room_for_renewals() -> None:
