@@ -216,8 +216,9 @@ class WaitTimeout(PermanentFailure):
     the run without a retry: a retry replays the wait's recorded timeout and would raise it again."""
 
 
-class ChildRunFailed(BatonError):
-    """Raised by trigger_and_wait when a child run did not complete."""
+class ChildRunFailed(PermanentFailure):
+    """Raised by trigger_and_wait when a child run did not complete. Uncaught, it fails the parent without a
+    retry: a retry replays the wait and finds the same child ended the same way."""
 
     def __init__(self, run_id: str, status: str, error: object) -> None:
         super().__init__(f"child run {run_id} ended {status}: {error}")

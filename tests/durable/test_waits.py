@@ -103,9 +103,17 @@ async def test_trigger_and_wait_raises_when_the_child_fails(make_app: Any) -> No
             return type(exc).__name__
         return "no error"
 
+    @app.job(max_attempts=3)
+    async def careless_parent(ctx: RunContext, payload: Any) -> None:
+        await ctx.trigger_and_wait("broken")
+
     async with running_node(app):
         run = await app.wait_for(await app.trigger("parent"), 10)
+        careless = await app.wait_for(await app.trigger("careless_parent"), 10)
     assert run.output == "ChildRunFailed"
+    # and a parent that lets it through fails at once: a retry would find the same child failed again
+    assert careless.status == "failed" and careless.error is not None and careless.error["type"] == "ChildRunFailed"
+    assert [a.status for a in careless.attempts] == ["waiting", "failed"]
 
 
 async def test_wait_for_event_resumes_with_data(make_app: Any) -> None:
