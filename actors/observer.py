@@ -65,7 +65,7 @@ class Observer(Actor[None]):
         #: partitions whose master does not answer: their gauges keep their last values meanwhile,
         #: the other partitions' are read on (on Redis Cluster, one master down)
         self.outages = PartitionOutages(app, self.log, "gauge reads", self.spawn,
-                                        count=metrics.partitions_out.labels(actor=self.name).set)
+                                        count=metrics.partitions_out.labels(actor=self.name).set, writes=False)
 
     async def run(self) -> None:
         """Observe, then sleep an interval (±10% so that nodes spread out), until stopped."""

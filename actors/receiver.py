@@ -122,6 +122,9 @@ class Receiver(Actor[None]):
                     c = g.claimed
                     self.delivered.pop((c.run_id, c.token, c.claimed_at_ms), None)
                 self.delivery.forgo(partition.index, len(granted), room)
+                # with no failover, they are given back on this master (uncharged), not left to expire and
+                # be charged a crash of a node that never started them
+                await self.app.scripts.give_back(partition, [g.claimed for g in granted])
                 continue
             # (the runs start first)
             await self.delivery.deliver(partition.index, granted, registration_room=room)

@@ -64,8 +64,13 @@ class NotReplicated(RedisUnavailable):
 
     It is on the master and may or may not survive a failover, so it was not
     acknowledged: retry it (run creation is idempotent on the run id, the entry id
-    and the idempotency key).
+    and the idempotency key). ``reply`` is what the write answered on the master (None for a
+    probe): what a caller must undo when the write took something (a claim's leases).
     """
+
+    def __init__(self, message: str, reply: object = None) -> None:
+        super().__init__(message)
+        self.reply = reply
 
 
 class SubmissionError(BatonError):

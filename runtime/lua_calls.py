@@ -170,8 +170,22 @@ class LuaCalls:
         reply, acked = await self._direct.execute_durably(wait, *command, len(keys), *keys, *args)
         problem = durable_shortfall(self.settings, acked)
         if problem:
-            raise NotReplicated(f"{name}: {problem}; it was not acknowledged")
+            raise NotReplicated(f"{name}: {problem}; it was not acknowledged", reply)
         return reply
+
+    async def check_writable(self, key: str) -> None:
+        """Whether durable writes to ``key``'s slot can be acknowledged now: NotReplicated when its master
+        has fewer replicas attached than they need (a replica promoted with none of its own answers reads,
+        and refuses every durable write), a Redis error when it does not answer. A read alone with
+        durable writes off. (WAIT after no write of the connection's counts the replicas in step.)"""
+        wait = durable_wait(self.settings)
+        if wait is None:
+            await self.redis.exists(key)
+            return
+        _, acked = await self._direct.execute_durably(wait, "EXISTS", key, key=key)
+        problem = durable_shortfall(self.settings, acked)
+        if problem:
+            raise NotReplicated(f"probe: {problem}")
 
     async def remove_other_versions(self) -> list[str]:
         """Delete the Baton libraries on the server that are not this version's; their names.

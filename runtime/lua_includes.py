@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .key_schema import families
 from .keys import LEASED_ANCHOR, LEASED_ANCHOR_SCORE, LEASED_RANGE
-from .scripts import CLAIM_FIELDS
+from .script_replies import CLAIM_FIELDS
 from .statuses import LIVE, RETENTION_MARGIN_MS, TERMINAL
 from .submission import DEFAULT_BACKOFF, RECORD_DEFAULTS, RunSpec
 
@@ -65,7 +65,7 @@ def retention_lua() -> str:
 
 def claim_reply_lua() -> str:
     """The include naming the position of each field of a claimed run in a claim reply."""
-    return _positions("CLAIM_FIELDS (runtime/scripts.py)",
+    return _positions("CLAIM_FIELDS (runtime/script_replies.py)",
                       "A claimed run is CLAIMED_SIZE consecutive values of a claim reply or hand-off push.",
                       "CLAIMED", CLAIM_FIELDS) + f"local CLAIMED_SIZE = {len(CLAIM_FIELDS)}\n"
 

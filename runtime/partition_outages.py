@@ -56,8 +56,10 @@ class PartitionOutages:
     def __init__(self, app: Baton, log: logging.Logger, duty: str,
                  spawn: Callable[[Coroutine[Any, Any, None], str], asyncio.Task[Any]] | None = None,
                  on_back: Callable[[int], None] = lambda index: None,
-                 count: Callable[[float], None] = lambda out: None) -> None:
+                 count: Callable[[float], None] = lambda out: None, writes: bool = True) -> None:
         self.app = app
+        #: whether the duty writes: then a partition is back once a durable write can be acknowledged there
+        self.writes = writes
         self.log = log
         #: what the actor pauses there, for the log ("claims", "outcome writes")
         self.duty = duty
@@ -124,7 +126,12 @@ class PartitionOutages:
         while True:
             try:
                 await asyncio.sleep(pause)
-                await self.app.redis.exists(partition.leased)  # any read in the partition's slot
+                # any read in the partition's slot; for a duty that writes, with durable writes on, its
+                # replicas too: a master promoted without one answers reads and refuses every durable write
+                if self.writes:
+                    await self.app.scripts.lua.check_writable(partition.leased)
+                else:
+                    await self.app.redis.exists(partition.leased)
             except asyncio.CancelledError:
                 # a partition is out only while its probe runs: one ended with its loop or its
                 # owner is forgotten (else it stayed out for good), and the next failure finds it

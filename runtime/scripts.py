@@ -8,18 +8,31 @@ callers never see raw key/argument lists.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
+from redis.exceptions import RedisError
 
 from .codec import text
+from .errors import NotReplicated
 from .keys import Keys, Partition
 from .lua_calls import SCRIPT_NAMES, LuaCalls
 from .redis_faults import despite_outages
+from .script_replies import (
+    CLAIM_FIELDS,
+    Claimed,
+    ClaimReply,
+    CreateReply,
+    Outcome,
+    Reaped,
+    claimed_runs,
+    handed_off,
+    handed_off_runs,
+)
 from .settings import Settings
 from .submission import RunSpec
 
@@ -28,88 +41,11 @@ __all__ = [
     "handed_off", "handed_off_runs",
 ]
 
-#: The fields of one claimed run in a claim reply or a hand-off push, in order; Lua places
-#: each by name (the generated include claim_reply.lua), Python reads them by name.
-CLAIM_FIELDS = ("run_id", "token", "attempt", "job", "input", "timeout_ms", "ready_at_ms", "metadata", "tags",
-                "step_count")
+logger = logging.getLogger("baton.scripts")
 
 #: Approximate caps of a run's record and chunk streams (see run_append.lua).
 RECORDS_MAX = 10_000
 CHUNKS_MAX = 10_000
-
-
-class Claimed(NamedTuple):
-    """A run leased to this node by runs_claim.
-
-    A named tuple rather than a frozen dataclass: one is made per leased run on
-    the drain path, and a frozen dataclass's ``__init__`` costs several times more.
-    """
-
-    run_id: str
-    token: str
-    attempt: int
-    job: str
-    input_json: bytes
-    timeout_ms: int
-    ready_at_ms: int
-    partition: int
-    claimed_at_ms: int
-    metadata_json: bytes | str | None = None
-    tags_json: bytes | str | None = None
-    #: 1 when the run has recorded steps (a retried or resumed run), else 0
-    step_count: int = 0
-
-
-class CreateReply(NamedTuple):
-    """What one runs_create call returns (Scripts.create_leasing)."""
-
-    #: (id, code) per run, in order
-    results: list[tuple[str, int]]
-    #: the runs leased to the calling node
-    claimed: list[Claimed]
-    #: what the calling node's registration as waiting has left after them (None: used up)
-    registration_room: int | None
-
-
-@dataclass(frozen=True)
-class ClaimReply:
-    """What runs_claim answers (Scripts.claim_detailed)."""
-
-    runs: list[Claimed]
-    #: ms until a rate limit lets a held-back run start (-1: none held back by a rate limit)
-    retry_in_ms: int
-    #: the room the node registered as waiting for: 0 not registered, -1 registration left as it was
-    registered_room: int
-
-
-@dataclass(slots=True)
-class Outcome:
-    """The result of one attempt, as runs_finish records it.
-
-    Treated as immutable, but not ``frozen``: one is made per attempt on the drain
-    path, and a frozen dataclass's ``__init__`` (``object.__setattr__`` per field)
-    costs ~4x a plain one's (~1.5 against ~0.4 us here).
-    """
-
-    run_id: str
-    token: str
-    outcome: str  #: completed | failed | timed_out | canceled | released | waiting
-    output_json: str = "null"
-    error_json: str = ""
-    permanent: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Reaped:
-    """What one leases_reap call did in a partition."""
-
-    #: (id, former node, new status) per reclaimed run
-    runs: list[tuple[str, str, str]]
-    #: how long no reaper had reached the partition, when this call found Redis itself had been out
-    #: and began a grace (else 0)
-    gap_ms: int
-    #: ms left of a grace in which only leases that expired before the gap are reaped (0: none)
-    grace_ms: int
 
 
 class Scripts:
@@ -147,7 +83,7 @@ class Scripts:
             args.extend(create_args(spec))
         raw, mine, now, room = await self._call("runs_create", [partition.queues], args)
         results = [(text(raw[i]), int(raw[i + 1])) for i in range(0, len(raw), 2)]
-        return CreateReply(results, _claimed_runs(mine, int(now), partition.index), None if room < 0 else int(room))
+        return CreateReply(results, claimed_runs(mine, int(now), partition.index), None if room < 0 else int(room))
 
     async def claim(
         self, partition: Partition, node_id: str, want: int, queues: Sequence[str],
@@ -175,16 +111,36 @@ class Scripts:
         jobs: Sequence[str], offset: int, scan: int | None = None, received: int = 0, register_ms: int = 0,
         register_most: int | None = None, piece: int | None = None, keep_registration: bool = False,
     ) -> ClaimReply:
-        """``claim``, and the room the node registered as waiting for."""
-        raw = await self._call(
-            "runs_claim", [partition.queues],
-            [partition.prefix, node_id, self.settings.lease_ttl_ms, want,
-             scan or max(want * 4, 64), ",".join(queues), ",".join(jobs), offset, self._ttl_ms,
-             self.settings.finished_cap, received, register_ms, want if register_most is None else register_most,
-             self.settings.label_text, int(self.settings.priority_aging_s * 1000), piece or want,
-             "1" if keep_registration else "0", self.keys.wake_channel],
-        )
-        return ClaimReply(_claimed_runs(raw[3:], int(raw[0]), partition.index), int(raw[1]), int(raw[2]))
+        """``claim``, and the room the node registered as waiting for. A claim the replicas did not confirm
+        (NotReplicated) leased its runs on the master all the same: they are given back, uncharged, before
+        the error goes on, rather than left to expire and be charged a crash of a node that never had them."""
+        try:
+            raw = await self._call(
+                "runs_claim", [partition.queues],
+                [partition.prefix, node_id, self.settings.lease_ttl_ms, want,
+                 scan or max(want * 4, 64), ",".join(queues), ",".join(jobs), offset, self._ttl_ms,
+                 self.settings.finished_cap, received, register_ms, want if register_most is None else register_most,
+                 self.settings.label_text, int(self.settings.priority_aging_s * 1000), piece or want,
+                 "1" if keep_registration else "0", self.keys.wake_channel],
+            )
+        except NotReplicated as exc:
+            if isinstance(exc.reply, list):
+                await self.give_back(partition, claimed_runs(exc.reply[3:], int(exc.reply[0]), partition.index))
+            raise
+        return ClaimReply(claimed_runs(raw[3:], int(raw[0]), partition.index), int(raw[1]), int(raw[2]))
+
+    async def give_back(self, partition: Partition, runs: Sequence[Claimed]) -> None:
+        """Release leased runs no handler will start (a claim or a hand-off the replicas did not confirm),
+        uncharged, as a drain does. Best effort: a release that fails too leaves them to the reaper."""
+        if not runs:
+            return
+        try:
+            await self.finish(partition, [Outcome(c.run_id, c.token, "released") for c in runs])
+        except NotReplicated:
+            pass  # (written on the master, as the claim was: what the claim's failover would lose anyway)
+        except RedisError as exc:
+            logger.warning("%d run(s) leased by a claim that was not acknowledged could not be given back "
+                           "(%s): they are retried once their leases expire", len(runs), exc)
 
     async def renew(self, partition: Partition, leases: Sequence[tuple[str, str]]) -> tuple[list[str], list[str]]:
         """Extend leases still owned; returns (lost ids, ids to cancel)."""
@@ -429,24 +385,6 @@ class Scripts:
         return {"total": int(total), "leased": int(leased), "concurrency": int(cc), "ready": int(ready)}
 
 
-def _claimed_runs(flat: Sequence[Any], now: int, partition: int) -> list[Claimed]:
-    """Claimed runs from a claim reply's flat list (CLAIM_FIELDS per run, see includes/claim.lua)."""
-    out = []
-    size = len(CLAIM_FIELDS)
-    for i in range(0, len(flat), size):
-        # by position, in CLAIM_FIELDS order (tests/unit/test_claim_reply.py): a dict per run
-        # cost more than the rest of this together
-        run_id, token, attempt, job, raw_input, timeout_ms, ready_at_ms, metadata, tags, step_count = \
-            flat[i:i + size]
-        out.append(Claimed(
-            text(run_id), text(token), int(attempt), text(job),
-            raw_input if isinstance(raw_input, bytes) else str(raw_input).encode(),
-            int(timeout_ms or 0), int(ready_at_ms or now), partition, now, metadata or None, tags or None,
-            int(step_count or 0),
-        ))
-    return out
-
-
 #: where a run's input is among its fields (RunSpec), which create_args sends apart
 _INPUT_AT = RunSpec._fields.index("input_json")
 
@@ -465,23 +403,6 @@ def create_args(spec: Sequence[Any]) -> tuple[bytes, Any]:
     while fields[end - 1] == "":  # (the id, first, is never empty)
         end -= 1
     return orjson.dumps(fields[:end]), input_json
-
-
-def handed_off_runs(payload: bytes, partition: int) -> list[Claimed]:
-    """The runs in one hand-off push (see ``handed_off``)."""
-    return handed_off(payload, partition)[0]
-
-
-def handed_off(payload: bytes, partition: int) -> tuple[list[Claimed], int | None]:
-    """One hand-off push, JSON ``[now_ms, [CLAIM_FIELDS per run], room]`` (includes/claim.lua): its runs,
-    and the room the node's registration has left after it. The room is there only when the
-    registration was kept (a node of this version registered); without it (None) the push used the
-    registration up, and the node must register again to be handed more runs."""
-    entry = orjson.loads(payload)
-    now, flat = entry[0], entry[1]
-    # JSON has no nil inside arrays: Lua's false stands for a missing field
-    runs = _claimed_runs([None if v is False else v for v in flat], int(now), partition)
-    return runs, int(entry[2]) if len(entry) > 2 else None
 
 
 def _number(number: int | None) -> str:

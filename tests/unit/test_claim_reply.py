@@ -1,4 +1,4 @@
-"""A claim reply's runs are read by position (runtime/scripts.py _claimed_runs), in the order
+"""A claim reply's runs are read by position (runtime/script_replies.py claimed_runs), in the order
 CLAIM_FIELDS names, which the Lua writes through the generated include claim_reply.lua: each
 field must land in the Claimed attribute of its name, however CLAIM_FIELDS is reordered."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import orjson
 
-from runtime.scripts import CLAIM_FIELDS, Claimed, _claimed_runs, handed_off_runs
+from runtime.script_replies import CLAIM_FIELDS, Claimed, claimed_runs, handed_off_runs
 
 #: what each reply field becomes in Claimed (name, value sent, value read)
 SENT = {
@@ -26,7 +26,7 @@ SENT = {
 def test_every_reply_field_lands_in_its_attribute() -> None:
     assert set(SENT) == set(CLAIM_FIELDS)
     flat = [SENT[name][1] for name in CLAIM_FIELDS]
-    [c] = _claimed_runs(flat, now=1000, partition=3)
+    [c] = claimed_runs(flat, now=1000, partition=3)
     assert {SENT[name][0]: getattr(c, SENT[name][0]) for name in CLAIM_FIELDS} == {
         attr: read for attr, _, read in SENT.values()}
     assert (c.partition, c.claimed_at_ms) == (3, 1000)

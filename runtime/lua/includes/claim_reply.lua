@@ -1,4 +1,4 @@
--- Generated from CLAIM_FIELDS (runtime/scripts.py) by `python -m runtime.lua_includes`: do not edit.
+-- Generated from CLAIM_FIELDS (runtime/script_replies.py) by `python -m runtime.lua_includes`: do not edit.
 -- A claimed run is CLAIMED_SIZE consecutive values of a claim reply or hand-off push.
 local CLAIMED = {
   run_id = 1,
