@@ -140,6 +140,15 @@ async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_
         for run_id in under_way:
             if app.keys.partition_of_run(run_id).index in healthy:
                 assert (await app.wait_for(run_id, 15)).status == "completed"
+        # And runs due later on the other masters start on time: the leaser's duties (reaping, promotion,
+        # renewal) once each waited on the lost master's partitions first, about 2.5 s a tick, while a
+        # run due elsewhere waited for them
+        late = []
+        for partition in healthy * 2:
+            run = await app.wait_for(await _run_in(app, partition, delay=0.5), 15)
+            assert run.status == "completed" and run.attempts, (partition, run.status)
+            late.append(run.attempts[0].started_at_ms - (run.created_at_ms + 500))
+        assert max(late) < 1000, (late, log.read_text()[-3000:])
         # And entries XADDed to the node-wide stream (the mission's own path) become runs on the
         # other masters' partitions; those for the lost master's wait, pending, for it (when the
         # stream's own master is the lost one, producers get its error, as they should)
