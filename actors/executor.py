@@ -445,6 +445,7 @@ class Executor(Actor[ExecutorMessage]):
             # objects are freed as it ends instead of piling up for the cyclic collector
             # (whose full passes were the longest pauses of a busy node's event loop)
             ctx.on_buffer = None
+            ctx.endings.first = None  # (the ending's traceback holds the handler's frames, which hold ctx)
             current_run.reset(token)
         # the last logs of the attempt go out before its outcome, after a write still in flight
         # (most runs log nothing: their last flush is skipped)
