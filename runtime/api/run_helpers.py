@@ -29,8 +29,8 @@ from .views import (
 
 __all__ = [
     "CANCELABLE", "CURSOR", "FILTERS", "LAST_EVENT", "LIMIT", "MAX_CHILDREN", "MAX_LINEAGE", "PROJECT_ID", "RUN_ID",
-    "VIEW", "action", "children_ids", "created", "filter_from", "foreign_scope", "load_run", "load_runs",
-    "parse_ms", "project_of", "reload_run", "render_run", "render_runs", "run_events", "run_filter",
+    "VIEW", "action", "children_ids", "created", "filter_from", "foreign_scope", "keep_hatchet_aliases", "load_run",
+    "load_runs", "parse_ms", "project_of", "reload_run", "render_run", "render_runs", "run_events", "run_filter",
     "run_outputs", "run_records", "run_steps", "scoped_id", "scoped_key", "view_of",
 ]
 
@@ -107,15 +107,21 @@ async def render_runs(req: Req, runs: list[Run], children: list[Run] | None = No
         wanted = list(dict.fromkeys(i for r in runs for i in (r.root_id, r.parent_id) if i))
         relatives = {r.id: r for r in await load_runs(req, wanted)}
     elif req.view == "hatchet":
-        aliases = {k: v for r in runs for k, v in hatchet_ids(r).items()}
-        if aliases:
-            s = req.state.settings
-            ttl = max(s.finished_ttl_s, s.dead_letter_ttl_s)
-            pipe = req.baton.redis.pipeline(transaction=False)
-            for derived, run_id in aliases.items():
-                pipe.set(req.baton.keys.partition_of_run(derived).uuid_alias(derived), run_id, ex=ttl)
-            await pipe.execute()
+        await keep_hatchet_aliases(req, runs)
     return [render_run(req, r, children, relatives) for r in runs]
+
+
+async def keep_hatchet_aliases(req: Req, runs: list[Run]) -> None:
+    """Store an alias for every UUID the hatchet view of ``runs`` derives (caller-chosen ids), so that
+    the API accepts back each id it emits, for as long as finished runs are kept."""
+    aliases = {k: v for r in runs for k, v in hatchet_ids(r).items()}
+    if aliases:
+        s = req.state.settings
+        ttl = max(s.finished_ttl_s, s.dead_letter_ttl_s)
+        pipe = req.baton.redis.pipeline(transaction=False)
+        for derived, run_id in aliases.items():
+            pipe.set(req.baton.keys.partition_of_run(derived).uuid_alias(derived), run_id, ex=ttl)
+        await pipe.execute()
 
 
 async def children_ids(req: Req, run: Run) -> list[str]:

@@ -39,9 +39,9 @@ from ..statuses import RunStatus
 __all__ = [
     "NATIVE_STATUSES", "STATUS_WORDS", "STRAIT_RECORDS", "STRAIT_STATUSES", "STRAIT_TRIGGERS", "VIEWS", "durably_log",
     "durably_run", "durably_step", "error_text", "event_view", "execution_trace", "hatchet_id", "hatchet_ids",
-    "hatchet_run", "native_run", "render", "status_durably", "status_hatchet", "status_strait", "status_trigger",
-    "statuses_for", "strait_record", "strait_run", "trigger_run", "trigger_statuses", "trigger_strait",
-    "triggers_for", "user_idempotency_key",
+    "hatchet_run", "hatchet_run_id", "hatchet_uuid", "native_run", "render", "status_durably", "status_hatchet",
+    "status_strait", "status_trigger", "statuses_for", "strait_record", "strait_run", "trigger_run",
+    "trigger_statuses", "trigger_strait", "triggers_for", "user_idempotency_key",
 ]
 
 VIEWS = API_VIEWS
@@ -302,11 +302,21 @@ def hatchet_id(run_id: str) -> str:
     return str(uuid.uuid5(_NS, f"run:{run_id}"))
 
 
+def hatchet_uuid(kind: str, name: str) -> str:
+    """A UUIDv5 the hatchet view derives: ``kind`` project (the tenant), job (the workflow), job@version ..."""
+    return str(uuid.uuid5(_NS, f"{kind}:{name}"))
+
+
 def _own_id(run: Run, run_id: str) -> str:
     """A run id of ``run``'s project as its caller chose it (ids a project other than default chooses
     are stored as ``<project>:<id>``; the API finds them by either form)."""
     scope = f"{run.project}:"
     return run_id[len(scope):] if run.project != "default" and run_id.startswith(scope) else run_id
+
+
+def hatchet_run_id(run: Run) -> str:
+    """The run's own id in the hatchet view (its id, metadata.id, a task's taskExternalId)."""
+    return hatchet_id(_own_id(run, run.id))
 
 
 def hatchet_ids(run: Run) -> dict[str, str]:
@@ -332,17 +342,17 @@ def _object(value: Any, absent: Any = None) -> Any:
 def hatchet_run(run: Run) -> dict[str, Any]:
     """Hatchet's V1WorkflowRun (seed 002). Its ids are UUIDs the API accepts back (see hatchet_id)."""
     created = iso(run.created_at_ms)
-    external = hatchet_id(_own_id(run, run.id))
+    external = hatchet_run_id(run)
     out: dict[str, Any] = {
         "id": external,
         "metadata": {"id": external, "createdAt": created,
                      "updatedAt": iso(run.updated_at_ms or run.created_at_ms)},
         "status": status_hatchet(run.status),
-        "tenantId": str(uuid.uuid5(_NS, f"project:{run.project}")),
+        "tenantId": hatchet_uuid("project", run.project),
         "additionalMetadata": {**run.metadata, **run.labels},
         "displayName": f"{run.job}/{run.id}",
-        "workflowId": str(uuid.uuid5(_NS, f"job:{run.job}")),
-        "workflowVersionId": str(uuid.uuid5(_NS, f"job:{run.job}@{run.version}")),
+        "workflowId": hatchet_uuid("job", run.job),
+        "workflowVersionId": hatchet_uuid("job", f"{run.job}@{run.version}"),
         "output": _object(run.output if run.status == "completed" else None, {}),
         "input": _object(run.input, {}),
         "createdAt": created,
