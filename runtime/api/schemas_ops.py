@@ -28,6 +28,7 @@ from .schemas import (
                                _obj,
 )
 from .schemas import ref as _ref
+from .schemas_hatchet import HATCHET_API_SCHEMAS
 from .schemas_hooks import HOOK_SCHEMAS
 from .schemas_messages import MESSAGE_SCHEMAS
 from .schemas_trigger import TRIGGER_API_SCHEMAS
@@ -147,4 +148,5 @@ OPS_SCHEMAS: dict[str, Schema] = {
 }
 
 #: every component schema of the API
-COMPONENTS: dict[str, Schema] = {**SCHEMAS, **OPS_SCHEMAS, **HOOK_SCHEMAS, **MESSAGE_SCHEMAS, **TRIGGER_API_SCHEMAS}
+COMPONENTS: dict[str, Schema] = {**SCHEMAS, **OPS_SCHEMAS, **HOOK_SCHEMAS, **MESSAGE_SCHEMAS, **TRIGGER_API_SCHEMAS,
+                                 **HATCHET_API_SCHEMAS}
