@@ -26,7 +26,7 @@ __all__ = ["COMMITTED", "TAGS", "document", "render_document"]
 
 #: the document's tags (groups of operations), in the order people read them
 TAGS = ("Runs", "Jobs", "Events", "Webhooks", "Queues", "Schedules", "Nodes", "Bulk actions", "Trigger.dev API",
-        "Operations")
+        "Hatchet API", "Operations")
 
 
 COMMITTED = Path(__file__).with_name("openapi.json")

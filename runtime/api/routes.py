@@ -2,7 +2,8 @@
 
 The handlers live by resource in handlers_runs, handlers_bulk, handlers_jobs and handlers_ops; the
 operator endpoints (queues, schedules, job limits, nodes) in routes_ops; Trigger.dev's public run API
-(the paths its SDK calls) in routes_trigger.
+(the paths its SDK calls) in routes_trigger, Hatchet's (the paths hatchet-sdk's runs client calls) in
+routes_hatchet.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from .handlers_runs import (
     h_tool_calls,
     h_usage,
 )
+from .routes_hatchet import HATCHET_API_ROUTES
 from .routes_hooks import HOOK_ROUTES
 from .routes_messages import MESSAGE_ROUTES
 from .routes_ops import OPS_ROUTES
@@ -229,6 +231,7 @@ ROUTES: tuple[Route, ...] = (
     *OPS_ROUTES,
     *HOOK_ROUTES,
     *TRIGGER_API_ROUTES,
+    *HATCHET_API_ROUTES,
     Route("GET", "/health", h_health, "health", "Liveness", "Operations", auth=False,
           responses={200: ("The process serves requests", "Health")}),
     Route("GET", "/ready", h_ready, "ready", "Readiness", "Operations",
