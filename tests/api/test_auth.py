@@ -31,6 +31,7 @@ BODIES: dict[str, Any] = {
     "WebhookRequest": {"url": "https://example.com/hook", "events": ["run.completed"]},
     "WebhookUpdate": {"description": "x"}, "SharedLimit": {"pool_size": 2}, "AdmissionRequest": {"max_queued": 5},
     "TriggerApiReplayRequest": {}, "TriggerApiRescheduleRequest": {"delay": "1h"},
+    "HatchetTaskRequest": {"externalIds": []},
 }
 
 
@@ -38,7 +39,8 @@ def path_of(route_path: str, run_id: str) -> str:
     return (route_path.replace("{run_id}", run_id).replace("{job}", "echo").replace("{queue}", "default")
             .replace("{name}", "sched").replace("{node}", "node")
             .replace("{action_id}", "bulk_" + "0" * 20).replace("{token_id}", "wpt_" + "0" * 26)
-            .replace("{webhook_id}", "wh_" + "0" * 20).replace("{delivery_id}", "dl_" + "0" * 20))
+            .replace("{webhook_id}", "wh_" + "0" * 20).replace("{delivery_id}", "dl_" + "0" * 20)
+            .replace("{tenant}", "00000000-0000-0000-0000-000000000000"))
 
 
 def body_of(name: str | None, run_id: str) -> Any:
