@@ -333,34 +333,35 @@ class Intake(Actor[None]):
         for gone in set(self.heartbeats) - listed:  # (gone, or reading again: watched afresh next time)
             del self.heartbeats[gone]
         for (name, pending, idle), beat in zip(others, beats, strict=True):
-            if not self._gone(name, beat, idle, now, stale_after):
+            why = self._gone(name, beat, idle, now, stale_after)
+            if not why:
                 continue
             if pending:
-                await self._claim_from(name)
+                await self._claim_from(name, why)
             elif beat is None and idle > self.settings.intake_claim_idle_ms:
                 # gone for good and holding nothing: keep the group's consumer list small
                 await redis.xgroup_delconsumer(self.stream.key, keys.intake_group, name)
                 self.heartbeats.pop(name, None)
 
-    def _gone(self, name: str, beat: bytes | None, idle_ms: int, now: float, stale_after: float) -> bool:
-        """Whether another node's intake, holding entries and silent for BLOCK_MS at least, is gone:
-        no heartbeat record, a heartbeat frozen for STALE_HEARTBEATS renew intervals (since its
-        consumer was first seen silent), or a consumer silent for SILENT_CONSUMER_MS (a live intake
-        reads at least every BLOCK_MS).
+    def _gone(self, name: str, beat: bytes | None, idle_ms: int, now: float, stale_after: float) -> str:
+        """Why another node's intake, holding entries and silent for BLOCK_MS at least, is gone ('' when
+        it is not): no heartbeat record, a heartbeat frozen for STALE_HEARTBEATS renew intervals (since
+        its consumer was first seen silent), or a consumer silent for SILENT_CONSUMER_MS (a live intake
+        reads at least every BLOCK_MS; one held up, e.g. by a partition that does not answer, is not).
 
         Judged by this node's monotonic clock and Redis's idle times, never by
         the other node's wall clock. Taking entries from a node that was only
         slow costs a second, idempotent creation of their runs.
         """
         if beat is None or idle_ms > SILENT_CONSUMER_MS:
-            return True
+            return "its node's heartbeat is gone" if beat is None else f"it has not read for {idle_ms / 1000:.0f}s"
         seen = self.heartbeats.get(name)
         if seen is None or seen[0] != beat:
             self.heartbeats[name] = (beat, now)
-            return False
-        return now - seen[1] >= stale_after
+            return ""
+        return "its node's heartbeat stopped" if now - seen[1] >= stale_after else ""
 
-    async def _claim_from(self, consumer: str) -> None:
+    async def _claim_from(self, consumer: str, why: str) -> None:
         keys = self.app.keys
         rows = await self.app.redis.xpending_range(
             self.stream.key, keys.intake_group, min="-", max="+", count=self.settings.intake_batch,
@@ -376,8 +377,7 @@ class Intake(Actor[None]):
         # rejected (missing job) and acknowledged like any other, so it leaves the group
         entries = [(text(entry_id), fields or {}) for entry_id, fields in claimed]
         if entries:
-            self.log.info("took %d pending entries of consumer %s, whose node's heartbeat is gone",
-                          len(entries), consumer)
+            self.log.info("took %d pending entries of consumer %s: %s", len(entries), consumer, why)
             await self.process(entries, claimed="dead_node")
 
     async def process(self, entries: list[Entry], claimed: str = "", defer_acks: bool = False) -> list[str]:
