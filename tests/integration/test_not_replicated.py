@@ -13,7 +13,7 @@ import pytest
 
 from runtime import Baton, NotReplicated, RunContext, Settings
 from runtime.partition_outages import PartitionOutages
-from tests.nodes import eventually
+from tests.nodes import eventually, running_node
 from tests.servers import RedisProcess
 
 
@@ -101,3 +101,35 @@ async def test_a_partition_set_aside_for_writes_stays_aside_while_its_master_lac
         await writer.close()
         await reader.close()
         await app.close()
+
+
+async def test_runs_handed_to_a_node_without_the_replicas_confirmation_are_given_back_uncharged(
+        settings: Settings, lone_master: RedisProcess) -> None:
+    # Given a node waiting for work on a master no replica follows, with durable writes of one replica
+    node_app = Baton(_settings(settings, lone_master, 1).with_changes(lease_ttl_ms=2000, renew_interval_ms=500))
+    producer = Baton(_settings(settings, lone_master, 0))
+    ran: list[str] = []
+    for app in (node_app, producer):
+        @app.job(max_attempts=1)
+        async def once(ctx: RunContext, payload: Any) -> None:
+            ran.append(ctx.run_id)
+    try:
+        async with running_node(node_app):
+            # When a run is created and handed to it (the producer writes without waiting for replicas)
+            await eventually(lambda: producer.redis.scard(producer.keys.partitions[0].waiters("default")), 10)
+            run_id = await producer.trigger("once")
+
+            # Then the node starts nothing no replica confirmed, and gives the run back uncharged: not left
+            # to expire into a crash charged to a node that never started it (with max_attempts 1, a dead
+            # letter that never ran)
+            async def given_back() -> bool:
+                run = await producer.get_run(run_id)
+                return run is not None and any(a.status == "released" for a in run.attempts)
+
+            await eventually(given_back, 15)
+            run = await producer.get_run(run_id)
+        assert run is not None and "crashed" not in [a.status for a in run.attempts], run.attempts
+        assert run.status != "dead_letter" and not ran
+    finally:
+        await producer.close()
+        await node_app.close()
