@@ -12,8 +12,10 @@ and printed once in the log).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -36,6 +38,19 @@ def hash_key(key: str) -> str:
 def new_key() -> str:
     """A new random API key (192 bits)."""
     return "bk_" + secrets.token_urlsafe(24)
+
+
+def new_hatchet_token(tenant: str, server_url: str) -> str:
+    """A new random API key shaped as the token hatchet-sdk wants: an unsigned JWT naming the tenant (``sub``)
+    and the API's URL (``server_url``; the SDK also wants a gRPC address, which Baton does not serve). Baton
+    only hashes it, like any key: its 192 random bits (``jti``) make it one nobody can derive from the
+    tenant and URL, which anyone may know."""
+    def part(claims: dict[str, str]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(claims).encode()).decode().rstrip("=")
+
+    claims = {"sub": tenant, "server_url": server_url, "grpc_broadcast_address": "unused:443",
+              "jti": secrets.token_urlsafe(24)}
+    return ".".join([part({"alg": "none", "typ": "JWT"}), part(claims), "unsigned"])
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,9 @@ import orjson
 from ..devnode import dev_api_url, dev_key
 from ..errors import ConfigError
 from ..settings import Settings
-from .auth import hash_key, new_key
+from .auth import hash_key, new_hatchet_token, new_key
 from .client import ApiClient, ApiClientError, SseEvent
+from .hatchet_public import tenant_of
 
 __all__ = ["DEFAULT_URL", "add_api_args", "add_commands", "api_client", "emit", "run_command"]
 
@@ -92,13 +93,15 @@ def add_commands(sub: Any) -> None:
     add_api_args(drp)
     key = sub.add_parser("apikey", help="make a new API key for a project (prints the key and its settings entry)")
     key.add_argument("project")
+    key.add_argument("--hatchet", metavar="API_URL",
+                     help="make it a token hatchet-sdk takes (HATCHET_CLIENT_TOKEN), for the API at API_URL")
 
 
 async def run_command(ns: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run ``runs``/``dlq``/``apikey``; returns the exit code."""
     out = out or sys.stdout
     if ns.command == "apikey":
-        key = new_key()
+        key = new_hatchet_token(tenant_of(ns.project), ns.hatchet) if ns.hatchet else new_key()
         out.write(f"key:      {key}\nsettings: BATON_API_KEYS={ns.project}:{hash_key(key)}\n"
                   "(keep the key secret; only its hash goes into the settings, comma-separated with others)\n")
         return 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ import aiohttp
 import orjson
 
 from runtime.api import hash_key
+from runtime.api.hatchet_public import tenant_of
 from tests.api.conftest import ApiNode
 from tests.nodes import ROOT, eventually
 from tests.servers import RedisProcess, free_port
@@ -133,6 +135,23 @@ async def test_apikey_prints_a_key_and_its_settings_entry() -> None:
     key = out.split("key:")[1].split()[0]
     entry = out.split("BATON_API_KEYS=")[1].split()[0]
     assert entry == f"acme:{hash_key(key)}"
+
+
+async def test_apikey_makes_a_hatchet_sdk_token_nobody_can_derive() -> None:
+    # When two hatchet-sdk tokens are made for one project and API URL
+    made = [await baton(None, "apikey", "acme", "--hatchet", "https://baton.example") for _ in range(2)]
+    keys = []
+    for code, out, err in made:
+        assert code == 0, err
+        key = out.split("key:")[1].split()[0]
+        # Then each is a JWT naming the project's tenant (the id its runs show in the hatchet view) and the
+        # URL, as the SDK reads them, and its settings entry is its hash
+        claims = orjson.loads(base64.urlsafe_b64decode(key.split(".")[1] + "=="))
+        assert (claims["sub"], claims["server_url"]) == (tenant_of("acme"), "https://baton.example"), claims
+        assert out.split("BATON_API_KEYS=")[1].split()[0] == f"acme:{hash_key(key)}"
+        keys.append(key)
+    # and the two differ: a key made only of the tenant and the URL, which are no secret, could be rebuilt
+    assert keys[0] != keys[1]
 
 
 def test_output_nobody_reads_any_more_ends_the_command_quietly() -> None:
