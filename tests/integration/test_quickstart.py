@@ -29,6 +29,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from runtime.api.auth import hash_key, new_key
 from tests.nodes import ROOT
 from tests.servers import free_port
 
@@ -182,8 +183,11 @@ def test_the_readme_quick_start_works_as_written(tmp_path: Path) -> None:
         assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--input" in bad.stderr, bad.stderr
     finally:
         assert dev.stop() == 0, dev.log.read_text()
-    # When the node is started again, its key and ports are the same, and so is its data
-    dev = DevUp(root, node_env)
+    # When the node is started again, with a project's key added as the README says (`baton apikey acme`,
+    # its entry in BATON_API_KEYS), its development key and ports are the same, and so is its data (before,
+    # a project key took the development key away, and every command below answered 401)
+    acme = f"acme:{hash_key(new_key())}"
+    dev = DevUp(root, {**node_env, "BATON_API_KEYS": acme})
     try:
         assert dev.wait_for(r"development API key[^:]*: (bk_dev_\S+)").group(1) == key
         dev.wait_for(r"HTTP API on http://127\.0\.0\.1:\d+")
