@@ -193,7 +193,7 @@ class Receiver(Actor[None]):
                 return True
             if time.monotonic() + wait_s + margin_s >= deadline:
                 self.log.warning("runs handed to this node in partition %d were not started: no replica confirmed "
-                                 "them while their leases held (%s); the leases expire and the runs are retried",
+                                 "them while their leases held (%s); they are given back, uncharged, to run again",
                                  partition.index, problem)
                 return False
 
