@@ -7,6 +7,7 @@ another project answers 404 exactly like a run that does not exist.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -215,8 +216,8 @@ VIEW = Param("view", {"type": "string", "enum": VIEW_NAMES}, "Shape of each run:
              "system's (the X-Baton-View header works too; the query parameter wins)", renders=True)
 #: the view of an endpoint that takes a run id but answers no run: accepted (a client of a seed system sends
 #: its view on every call), naming which system's ids the path's run id may be in; the answer is the same
-ID_VIEW = Param("view", {"type": "string", "enum": VIEW_NAMES}, "The view the client uses (the run id may be one "
-                "it showed); the answer is the same in every view")
+ID_VIEW = dataclasses.replace(VIEW, renders=False, description="The view the client uses (the run id may be one it "
+                              "showed); the answer is the same in every view")
 LIMIT = Param("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}, "Page size (at most 100)")
 CURSOR = Param("cursor", {"type": "string", "minLength": 1, "maxLength": 200},
                "next_cursor of the previous page")
