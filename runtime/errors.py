@@ -208,8 +208,9 @@ class StepError(RunError):
     """Base class of misuse of durable steps."""
 
 
-class DuplicateStep(StepError):
-    """Raised when a run uses the same step name twice (step names are unique per run)."""
+class DuplicateStep(StepError, PermanentFailure):
+    """Raised when a run uses the same step name twice (step names are unique per run). Permanent: every
+    attempt would reach the same name twice."""
 
 
 class NonDeterminism(StepError, PermanentFailure):

@@ -63,7 +63,8 @@ async def test_duplicate_step_name_is_an_error(make_app: Any) -> None:
     app = make_app()
     errors: list[str] = []
 
-    @app.job(max_attempts=1)
+    # (attempts left: a duplicate name is a permanent failure, never retried)
+    @app.job(max_attempts=3, backoff=Backoff("fixed", initial_s=0.05))
     async def dup(ctx: RunContext, payload: Any) -> None:
         await ctx.step("same", lambda: 1)
         try:
@@ -74,7 +75,8 @@ async def test_duplicate_step_name_is_an_error(make_app: Any) -> None:
 
     async with running_node(app):
         run = await app.wait_for(await app.trigger("dup"), 10)
-    assert run.status == "dead_letter" and errors and "unique" in errors[0]
+    assert run.status == "failed" and run.attempt == 1 and errors and "unique" in errors[0]
+    assert run.error is not None and run.error["type"] == "DuplicateStep"
     [step] = await app.get_steps(run.id)
     assert step["output"] == 1  # the first record was not overwritten
 
