@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import sys
 import time
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -407,6 +408,9 @@ class Executor(Actor[ExecutorMessage]):
                 # what the node logs of the attempt's end (an error, a timeout) is said however far
                 # the handler got, replaying or not
                 ctx.end_replay()
+                # the tasks it left running end with it, their steps under way recorded first (not when
+                # the attempt is cancelled: a cancel does not wait for a step)
+                await ctx.settle_branches(wait=sys.exc_info()[0] is not asyncio.CancelledError)
             if (caught := ctx.endings.first) is not None:
                 ctx.log.warning("the handler caught %r (a BaseException) and returned: the attempt ends in it "
                                 "all the same; catch Exception, not BaseException, around durable waits", caught)

@@ -4,9 +4,9 @@ A handler may be executed more than once for one run (a retry, a reclaim after a
 crash, a resume after a durable wait). Everything that must not happen twice is
 a *step*: its record is written (fenced by the lease token) when it finishes,
 and a later execution gets the recorded output back instead of running it again.
-Steps are identified by name and by position: a replay that reaches a different
-step at the same position fails with :class:`NonDeterminism` instead of mixing
-two histories.
+Steps are identified by name and by position (runtime/step_positions.py: branches
+run at once number their own): a replay that reaches a different step at the
+same position fails with :class:`NonDeterminism` instead of mixing two histories.
 
 Durable waits (``sleep``, ``wait_for_event``, ``wait_for_signal``, ``wait_for_token``,
 ``trigger_and_wait``) end the current attempt without charging it: the slot and
@@ -18,9 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import hashlib
-import inspect
 import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -31,7 +29,7 @@ import orjson
 from . import signals, tokens
 from .attempt_ends import ContinueAsNew, Endings, Suspend
 from .dependencies import parent_outputs
-from .errors import DuplicateStep, LeaseLost, NonDeterminism, raise_for_status
+from .errors import LeaseLost, raise_for_status
 from .fencing import LeaseClock, lease_margin_s
 from .ids import routed_run_id
 from .json_values import encode
@@ -42,7 +40,9 @@ from .run_checkpoints import RunCheckpoints
 from .run_children import RunChildren
 from .run_logs import RunLogCapture, RunLogger, current_run
 from .run_records import RunRecords
+from .run_steps import RunSteps
 from .run_tasks import uncut
+from .step_positions import Branch, Position, stored_position
 from .tracing import span
 
 if TYPE_CHECKING:
@@ -54,7 +54,7 @@ __all__ = ["ContinueAsNew", "RunContext", "RunLogCapture", "RunLogger", "Suspend
 T = TypeVar("T")
 
 
-class RunContext(RunChildren, RunRecords, RunCheckpoints):
+class RunContext(RunSteps, RunChildren, RunRecords, RunCheckpoints):
     """What a handler can do with its run. Create with :meth:`for_claim` (the executor does)."""
 
     # (fields that start the same for every run are class attributes until first set: an instance
@@ -93,6 +93,11 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
         self._steps = steps or {}
         # (most runs have no steps recorded: nothing to index)
         self._by_index = {int(r["index"]): r for r in steps.values() if r.get("index") is not None} if steps else {}
+        #: the recorded steps by position (records written before positions were stored have none)
+        self._by_position = {at: r for r in steps.values() if (at := stored_position(r)) is not None} if steps else {}
+        #: the handler's own sequence of steps; the tasks it starts number theirs apart (step_positions)
+        self._sequence = Branch.handlers_own(self)
+        self._positions: dict[str, Position] = {}  # (of the steps begun, by name)
         #: the position just past the furthest step an earlier attempt reached (completed it, failed in
         #: it, or ended waiting in it): until the handler gets there it runs code that attempt already
         #: ran (``replaying``)
@@ -173,28 +178,9 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
 
     # -- steps --------------------------------------------------------------
 
-    def _begin(self, name: str) -> tuple[int, dict[str, Any] | None]:
-        index = self._next_index
-        self._next_index += 1
-        if name in self._names_used:
-            raise DuplicateStep(f"step name {name!r} used twice in run {self.run_id}; step names must be unique")
-        self._names_used.add(name)
-        at_index = self._by_index.get(index)
-        if at_index is not None and at_index.get("name") != name:
-            raise NonDeterminism(
-                f"run {self.run_id}: step #{index} is {name!r} now but was {at_index.get('name')!r} when "
-                "recorded; the handler must reach its steps in the same order on every execution"
-            )
-        record = self._steps.get(name)
-        if record is not None and record.get("index") not in (None, index):
-            raise NonDeterminism(
-                f"run {self.run_id}: step {name!r} is step #{index} now but was #{record.get('index')} "
-                "when recorded"
-            )
-        return index, record
-
     async def _record(self, name: str, index: int, record: dict[str, Any]) -> None:
         completed = record["status"] == "completed"
+        record["at"] = list(self._positions[name])
         await self.flush()
         record_json = encode(record)
         code = await self._on_lease(
@@ -210,65 +196,11 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
             # (uncharged) and, once resumed, replays its completed steps up to here
             raise self.endings.note(Suspend({"kind": "paused", "step": name, "index": index}))
 
-    async def step(self, name: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run ``fn(*args, **kwargs)`` once for this run and return its result.
-
-        A completed step is never executed again for the run: later executions
-        (retries, reclaims, resumes) get the recorded output. ``fn`` may be
-        async or plain (plain functions run in a thread). A step that raises is
-        recorded failed and the exception propagates (a retry runs it again).
-        """
-        index, record = self._begin(name)
-        if record is not None and record.get("status") == "completed":
-            with self._span(f"baton.step {name}", {"baton.step.index": index, "baton.step.replayed": True}):
-                return record.get("output")
-        with self._span(f"baton.step {name}", {"baton.step.index": index, "baton.step.replayed": False}):
-            return await self._run_step(name, index, fn, *args, **kwargs)
-
     def _span(self, name: str, attributes: dict[str, Any]) -> contextlib.AbstractContextManager[Any]:
         """A span of this run (current inside the block) when the node traces; nothing otherwise."""
         if not self._app.settings.tracing:
             return contextlib.nullcontext()
         return span(name, run_id=self.run_id, job=self.job, attempt=self.attempt, attributes=attributes)
-
-    async def _run_step(self, name: str, index: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        await self.confirm_lease(f"step {name!r}")
-        started = self.now_ms()
-        self._current_step = name
-        try:
-            if inspect.iscoroutinefunction(fn):
-                result = await fn(*args, **kwargs)
-            else:
-                result = await asyncio.to_thread(contextvars.copy_context().run, fn, *args, **kwargs)
-                if inspect.isawaitable(result):
-                    result = await result
-        except Exception as exc:
-            await self._record(name, index, {
-                "name": name, "index": index, "status": "failed", "output": None,
-                # an exception's text is the handler's too: cut to what fits a record in any encoding
-                "error": f"{type(exc).__name__}: {exc}"[: self._app.settings.max_record_bytes // 4],
-                "started_at": started, "completed_at": self.now_ms(),
-            })
-            raise
-        finally:
-            self._current_step = None
-        stored_json(f"the output of step {name!r}", result, self._app.settings, "max_output_bytes")
-        await self._record(name, index, {
-            "name": name, "index": index, "status": "completed", "output": result, "error": None,
-            "started_at": started, "completed_at": self.now_ms(),
-        })
-        return result
-
-    def step_fn(self, name: str) -> Callable[[Callable[..., Awaitable[Any]]], Callable[..., Awaitable[Any]]]:
-        """Decorator form: ``@ctx.step_fn("charge")`` then ``await charge(...)`` runs as a step."""
-
-        def wrap(fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-            async def run(*args: Any, **kwargs: Any) -> Any:
-                return await self.step(name, fn, *args, **kwargs)
-
-            return run
-
-        return wrap
 
     @property
     def completed_steps(self) -> list[str]:
@@ -425,8 +357,7 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
 
     async def sleep(self, seconds: float) -> None:
         """Sleep durably: the run waits without holding a slot or a lease, then resumes."""
-        name = f"__sleep#{self._next_index}"
-        index, record = self._begin(name)
+        name, index, _tag, record = self._begin_auto("__sleep")
         if record is not None and record.get("status") == "completed":
             return
         if record is None:
@@ -451,12 +382,13 @@ class RunContext(RunChildren, RunRecords, RunCheckpoints):
         delivered at once (each run gets an event once). Raises :class:`WaitTimeout`
         after ``timeout`` seconds without an event (uncaught: the run fails, not retried).
         """
+        position = self._reserve()  # (before the await: see runtime/step_positions.py)
         project = await self.project()
         if project != "default":
             key = f"{project}/{key}"  # events are scoped to the run's project (see POST /v1/events)
         deadline = self.deadline_after(timeout, "timeout") if timeout is not None else None
         return await signals.keyed_wait(self, "event", key, deadline, f"no event {key!r} within {timeout}s",
-                                        step="__event")
+                                        step="__event", position=position)
 
     # -- messages: signals, queries, waitpoint tokens (runtime/signals.py, runtime/tokens.py) ----------
 

@@ -30,22 +30,24 @@ class RunCheckpoints(ContextPart):
     """``ctx.checkpoint`` and ``ctx.latest_checkpoint``."""
 
     _token: str
-    _next_index: int
     _write_lock: asyncio.Lock
     _next_write: Callable[[str], int]
     _flush_held: Callable[[], Coroutine[Any, Any, None]]
     #: per step position, how many checkpoints this attempt took there (made at the first: most runs
     #: take none, and a context is built on every run's pickup path)
-    _checkpoints_taken: dict[int, int] | None = None
+    _checkpoints_taken: dict[str, int] | None = None
     #: while replaying: the places of the run's stored checkpoints and their sequence numbers (read once)
     _stored_places: dict[str, int] | None = None
+
+    def _next_tag(self) -> str:
+        raise NotImplementedError
 
     async def checkpoint(self, state: Any, source: str = "handler") -> int:
         """Store a sequenced snapshot of state; returns its sequence number. While the handler
         replays (``replaying``), the snapshot the earlier attempt stored here is not stored again:
         its sequence number is returned."""
         state_json = stored_json("the checkpoint state", state, self._app.settings, "max_checkpoint_bytes")
-        position = self._next_index
+        position = self._next_tag()
         taken = self._checkpoints_taken
         if taken is None:
             taken = self._checkpoints_taken = {}

@@ -27,7 +27,6 @@ __all__ = ["RunChildren"]
 class RunChildren(ContextPart):
     """``ctx.trigger``, ``ctx.trigger_and_wait``, ``ctx.trigger_and_wait_many`` and ``ctx.project``."""
 
-    _next_index: int
     _lineage: tuple[str, int] | None
     _project: str
 
@@ -39,6 +38,9 @@ class RunChildren(ContextPart):
         raise NotImplementedError
 
     def _begin(self, name: str) -> tuple[int, dict[str, Any] | None]:
+        raise NotImplementedError
+
+    def _begin_auto(self, prefix: str) -> tuple[str, int, str, dict[str, Any] | None]:
         raise NotImplementedError
 
     async def _record(self, name: str, index: int, record: dict[str, Any]) -> None:
@@ -83,11 +85,10 @@ class RunChildren(ContextPart):
 
     async def trigger(self, job: str, payload: Any = None, **options: Any) -> str:
         """Start a child run (once per run, even across retries); returns its id."""
-        name = f"__trigger#{self._next_index}"
-        index, record = self._begin(name)
+        name, index, tag, record = self._begin_auto("__trigger")
         if record is not None and record.get("status") == "completed":
             return str(record["output"])
-        [child] = await self._create_children(f"{self.run_id}.{index}", [(job, payload, options)])
+        [child] = await self._create_children(f"{self.run_id}.{tag}", [(job, payload, options)])
         now = self.now_ms()
         await self._record(name, index, {"name": name, "index": index, "status": "completed", "output": child,
                                          "error": None, "started_at": now, "completed_at": now})
@@ -108,10 +109,9 @@ class RunChildren(ContextPart):
         return await self._wait_children(normalised)
 
     async def _wait_children(self, items: Sequence[tuple[str, Any, dict[str, Any]]]) -> list[Any]:
-        name = f"__children#{self._next_index}"
-        index, record = self._begin(name)
+        name, index, tag, record = self._begin_auto("__children")
         if record is None:
-            ids = await self._create_children(f"{self.run_id}.{index}", items)
+            ids = await self._create_children(f"{self.run_id}.{tag}", items)
             now = self.now_ms()
             await self._record(name, index, {"name": name, "index": index, "status": "waiting",
                                              "output": {"children": ids}, "error": None, "started_at": now,

@@ -31,6 +31,7 @@ from .limits import json_size, stored_json
 if TYPE_CHECKING:
     from .app import Baton
     from .context import RunContext
+    from .step_positions import Position
 
 __all__ = ["TAKEN_AT_ONCE", "data_json", "keyed_wait", "query_state", "send_signal", "set_state", "wait_for_signal"]
 
@@ -87,15 +88,15 @@ TAKEN_AT_ONCE = ("event", "signal", "token")
 
 
 async def keyed_wait(ctx: RunContext, kind: str, key: str, deadline_ms: int | None, what: str,
-                     step: str | None = None) -> Any:
+                     step: str | None = None, position: Position | None = None) -> Any:
     """A durable wait of ``ctx``'s run for one ``kind`` (event, signal, token) and ``key``: the recorded data
     once delivered; WaitTimeout once recorded timed out; otherwise the attempt ends in the wait (Suspend),
     which settle delivers at once when the message already arrived. The wait is a step named
-    ``<step>#<position>`` (``__wait_<kind>`` by default); ``deadline_ms`` counts only when it begins."""
+    ``<step>#<position>`` (``__wait_<kind>`` by default; ``position``: the one the caller reserved before
+    its own awaits); ``deadline_ms`` counts only when it begins."""
     from .context import Suspend
 
-    step = f"{step or f'__wait_{kind}'}#{ctx._next_index}"
-    index, record = ctx._begin(step)
+    step, index, _tag, record = ctx._begin_auto(step or f"__wait_{kind}", position)
     if record is None and kind in TAKEN_AT_ONCE:
         record = await _take(ctx, kind, key, step, index)
     if record is not None:

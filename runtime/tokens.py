@@ -61,9 +61,10 @@ class WaitToken:
     tags: tuple[str, ...] = ()
 
 
-def token_id_for(keys: Keys, run_id: str, index: int) -> str:
-    """The token a run creates at step position ``index``: the same on every replay, in the run's partition."""
-    base = "wpt_" + hashlib.sha256(f"{run_id}#{index}".encode()).hexdigest()[:26]
+def token_id_for(keys: Keys, run_id: str, position: str) -> str:
+    """The token a run creates at the step position tagged ``position`` (runtime/step_positions.py): the same
+    on every replay, in the run's partition."""
+    base = "wpt_" + hashlib.sha256(f"{run_id}#{position}".encode()).hexdigest()[:26]
     return routed_run_id(keys, run_id, base)
 
 
@@ -181,10 +182,9 @@ async def create_token(ctx: RunContext, timeout: float | None = None, tags: Iter
     most = settings.token_max_timeout_s
     if timeout is not None and not 0 < timeout <= most:
         raise ValueError(f"token timeout must be more than 0 and at most {most} s (token_max_timeout_s)")
-    name = f"__token#{ctx._next_index}"
-    index, record = ctx._begin(name)
+    name, index, tag, record = ctx._begin_auto("__token")
     if record is None or record.get("status") != "completed":
-        token_id = token_id_for(app.keys, ctx.run_id, index)
+        token_id = token_id_for(app.keys, ctx.run_id, tag)
         await ctx.confirm_lease("creating a waitpoint token")
         timeout_ms, tags_json = int((most if timeout is None else timeout) * 1000), orjson.dumps(tag_list).decode()
         # (idempotent: a create tried again answers the token as it is)
@@ -209,6 +209,7 @@ async def wait_for_token(ctx: RunContext, token: WaitToken | str) -> Any:
     token_id = token.id if isinstance(token, WaitToken) else str(token)
     if not TOKEN_ID_RE.match(token_id):
         raise ValueError(f"{token_id!r} is not a waitpoint token id")
+    position = ctx._reserve()  # (before any await: see runtime/step_positions.py)
     owner: str | None
     if isinstance(token, WaitToken):
         owner, expires = token.run_id, token.expires_at_ms
@@ -218,4 +219,4 @@ async def wait_for_token(ctx: RunContext, token: WaitToken | str) -> Any:
         owner, expires = (text(got[0]) if got[0] else None), int(got[1] or 0)
     if owner is not None and owner != ctx.run_id:  # a token gone by retention is expired (WaitTimeout)
         raise ValueError(f"token {token_id} is not one this run created (a run waits for its own tokens)")
-    return await keyed_wait(ctx, "token", token_id, expires, f"token {token_id} expired")
+    return await keyed_wait(ctx, "token", token_id, expires, f"token {token_id} expired", position=position)

@@ -1,0 +1,178 @@
+"""Steps in parallel branches (asyncio.gather): each branch numbers its own steps, so a replay that
+reaches them in another order finds every recorded step again (runtime/step_positions.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+from runtime import Backoff, RunContext
+from tests.nodes import running_node
+
+
+def order(ctx: RunContext, branch: str) -> float:
+    """How long ``branch`` waits before each of its steps: x first on attempt 1, y first afterwards."""
+    first = "x" if ctx.attempt == 1 else "y"
+    return 0.0 if branch == first else 0.05
+
+
+async def test_branches_of_several_steps_replay_in_another_order(make_app: Any) -> None:
+    # Given a handler whose two branches each do three steps, and whose first attempt fails after them
+    app = make_app()
+    executed: Counter[str] = Counter()
+
+    def bump(name: str) -> str:
+        executed[name] += 1
+        return f"{name}-out"
+
+    @app.job(max_attempts=2, backoff=Backoff("fixed", initial_s=0.05))
+    async def fan(ctx: RunContext, payload: Any) -> Any:
+        async def branch(name: str) -> list[str]:
+            outputs = []
+            for k in range(3):
+                await asyncio.sleep(order(ctx, name))  # the branches interleave differently on each attempt
+                outputs.append(await ctx.step(f"{name}{k}", bump, f"{name}{k}"))
+            return outputs
+
+        results = await asyncio.gather(branch("x"), branch("y"))
+        after = await ctx.step("after", bump, "after")
+        if ctx.attempt == 1:
+            raise RuntimeError("fail once, after every step")
+        return [results, after]
+
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("fan"), 15)
+    # Then the second attempt replays every step in its new order and the run completes
+    assert run.status == "completed", run.error
+    assert run.output == [[["x0-out", "x1-out", "x2-out"], ["y0-out", "y1-out", "y2-out"]], "after-out"]
+    # and no step ran twice
+    assert executed == Counter({f"{b}{k}": 1 for b in "xy" for k in range(3)} | {"after": 1})
+    assert run.attempt == 2
+
+
+async def test_durable_waits_inside_branches_are_found_again(make_app: Any) -> None:
+    # Given branches that each do a step, then a durable sleep, then another step, reaching them in
+    # an order that changes between executions (every sleep ends the attempt, and the run resumes)
+    app = make_app()
+    executed: Counter[str] = Counter()
+
+    def bump(name: str) -> str:
+        executed[name] += 1
+        return name
+
+    @app.job(max_attempts=1)
+    async def napping(ctx: RunContext, payload: Any) -> Any:
+        async def branch(name: str) -> list[str]:
+            await asyncio.sleep(order(ctx, name))
+            first = await ctx.step(f"{name}-before", bump, f"{name}-before")
+            await asyncio.sleep(order(ctx, name))
+            await ctx.sleep(0.2)
+            await asyncio.sleep(order(ctx, name))
+            return [first, await ctx.step(f"{name}-after", bump, f"{name}-after")]
+
+        return await asyncio.gather(branch("x"), branch("y"))
+
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("napping"), 15)
+    # Then each branch's sleep is one step, found again on every replay, and nothing ran twice
+    assert run.status == "completed", run.error
+    assert run.output == [["x-before", "x-after"], ["y-before", "y-after"]]
+    assert executed == Counter(["x-before", "y-before", "x-after", "y-after"])
+    sleeps = [s for s in await app.get_steps(run.id) if s["name"].startswith("__sleep#")]
+    assert len(sleeps) == 2 and all(s["status"] == "completed" for s in sleeps)
+
+
+async def test_children_triggered_in_branches_are_started_once(make_app: Any) -> None:
+    # Given branches that each trigger a child after a step, in an order that changes on the retry
+    app = make_app()
+    executed: Counter[str] = Counter()
+
+    @app.job()
+    async def child(ctx: RunContext, payload: Any) -> Any:
+        executed[f"child-{payload}"] += 1
+        return payload
+
+    @app.job(max_attempts=2, backoff=Backoff("fixed", initial_s=0.05))
+    async def parent(ctx: RunContext, payload: Any) -> Any:
+        async def branch(name: str) -> str:
+            await asyncio.sleep(order(ctx, name))
+            await ctx.step(f"{name}-first", lambda: None)
+            await asyncio.sleep(order(ctx, name))
+            return await ctx.trigger("child", name)
+
+        ids = await asyncio.gather(branch("x"), branch("y"))
+        if ctx.attempt == 1:
+            raise RuntimeError("fail once")
+        return ids
+
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("parent"), 15)
+        assert run.status == "completed", run.error
+        x_child, y_child = run.output
+        for child_id in (x_child, y_child):
+            assert (await app.wait_for(child_id, 10)).status == "completed"
+        # Then the retry got the same child ids back and no third child was made
+        assert x_child != y_child
+        assert sorted(await app.get_children(run.id)) == sorted([x_child, y_child])
+        assert len([r for r in await app.list_status("completed") if r.job == "child"]) == 2
+    assert executed == Counter({"child-x": 1, "child-y": 1})
+
+async def test_a_step_moved_to_another_branch_is_still_caught(make_app: Any) -> None:
+    # Given a handler whose retry reaches a recorded step from another branch than before
+    app = make_app()
+
+    @app.job(max_attempts=2, backoff=Backoff("fixed", initial_s=0.05))
+    async def moved(ctx: RunContext, payload: Any) -> None:
+        async def branch(names: list[str]) -> None:
+            for name in names:
+                await ctx.step(name, lambda: None)
+
+        if ctx.attempt == 1:
+            await asyncio.gather(branch(["a", "b"]), branch(["c"]))
+            raise RuntimeError("retry me")
+        await asyncio.gather(branch(["a"]), branch(["c", "b"]))
+
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("moved"), 15)
+    # Then the run fails with NonDeterminism naming the step
+    assert run.status == "failed"
+    assert run.error is not None and run.error["type"] == "NonDeterminism" and "'b'" in run.error["message"]
+
+
+async def test_a_failing_branch_lets_the_others_steps_finish_first(make_app: Any) -> None:
+    # Given two branches: one fails while the other is inside a slow step, which another step follows
+    app = make_app()
+    executed: Counter[str] = Counter()
+
+    @app.job(max_attempts=2, backoff=Backoff("fixed", initial_s=0.05))
+    async def split(ctx: RunContext, payload: Any) -> Any:
+        async def slow() -> str:
+            executed["slow"] += 1
+            await asyncio.sleep(0.3)
+            return "slow-out"
+
+        async def following() -> str:
+            executed["following"] += 1
+            return "following-out"
+
+        async def stepping() -> list[str]:
+            return [await ctx.step("slow", slow), await ctx.step("following", following)]
+
+        async def failing() -> str:
+            await asyncio.sleep(0.05)
+            if ctx.attempt == 1:
+                raise RuntimeError("this branch fails once")
+            return "ok"
+
+        return await asyncio.gather(stepping(), failing())
+
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("split"), 15)
+    # Then the slow step was recorded before the attempt ended (the retry did not run it again), and the
+    # step after it began only on the retry: the ended attempt began no more steps
+    assert run.status == "completed", run.error
+    assert run.output == [["slow-out", "following-out"], "ok"] and run.attempt == 2
+    assert executed == Counter({"slow": 1, "following": 1})
+    steps = {s["name"]: s for s in await app.get_steps(run.id)}
+    assert steps["slow"]["status"] == "completed" and steps["following"]["status"] == "completed"
