@@ -236,4 +236,26 @@ def alert_operands(expr: str) -> list[str]:
             continue
         i += 1
     parts.append(expr[start:])
-    return [p.strip() for p in parts if p.strip() and not re.fullmatch(r"[\d.]+", p.strip())]
+    operands = []
+    for part in (p.strip() for p in parts):
+        if not part or re.fullmatch(r"[\d.]+", part):
+            continue
+        if part.startswith("(") and _closing_paren(part, 0) == len(part) - 1:
+            operands += alert_operands(part[1:-1])  # a parenthesised combination: its own operands
+        elif part.startswith("absent(") and _closing_paren(part, len("absent")) == len(part) - 1:
+            # absent(X) has data only while X has none: in a healthy deployment it is X that must
+            operands.append(part[len("absent("):-1])
+        else:
+            operands.append(part)
+    return operands
+
+
+def _closing_paren(text: str, at: int) -> int:
+    """Where the parenthesis opened at ``at`` closes (-1: it does not)."""
+    depth = 0
+    for i in range(at, len(text)):
+        depth += text[i] == "("
+        depth -= text[i] == ")"
+        if depth == 0:
+            return i
+    return -1
