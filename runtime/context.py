@@ -42,7 +42,7 @@ from .run_logs import RunLogCapture, RunLogger, current_run
 from .run_records import RunRecords
 from .run_steps import RunSteps
 from .run_tasks import uncut
-from .step_positions import Branch, Position, stored_position
+from .step_positions import Branch, Position, legacy_history, stored_position
 from .tracing import span
 
 if TYPE_CHECKING:
@@ -97,6 +97,7 @@ class RunContext(RunSteps, RunChildren, RunRecords, RunCheckpoints):
         self._by_position = {at: r for r in steps.values() if (at := stored_position(r)) is not None} if steps else {}
         #: the handler's own sequence of steps; the tasks it starts number theirs apart (step_positions)
         self._sequence = Branch.handlers_own(self)
+        self._legacy = legacy_history(steps) if steps else False
         self._positions: dict[str, Position] = {}  # (of the steps begun, by name)
         #: the position just past the furthest step an earlier attempt reached (completed it, failed in
         #: it, or ended waiting in it): until the handler gets there it runs code that attempt already

@@ -15,7 +15,7 @@ from .context_part import ContextPart
 from .errors import DuplicateStep, NonDeterminism
 from .limits import stored_json
 from .run_tasks import cancel_tasks_of
-from .step_positions import Branch, Position, described, position_tag, stored_position
+from .step_positions import Branch, Position, described, in_step, position_tag, stored_position
 
 if TYPE_CHECKING:
     from .context import RunContext
@@ -32,6 +32,8 @@ class RunSteps(ContextPart):
     _by_position: dict[Position, dict[str, Any]]
     _positions: dict[str, Position]
     _sequence: Branch
+    #: a run recorded before branches had sequences of their own keeps one sequence (step_positions)
+    _legacy: bool
     _current_step: str | None
     #: how many steps' functions are running (in any branch), and, once the handler has ended, the
     #: event of their end (see settle_branches)
@@ -50,11 +52,14 @@ class RunSteps(ContextPart):
 
     def _begin(self, name: str) -> tuple[int, dict[str, Any] | None]:
         """Begin the step the handler named ``name``: its index (the order steps began in) and its record."""
-        return self._begin_at(name, self._sequence.current().take(name))
+        return self._begin_at(name, self._reserve())
 
     def _reserve(self) -> Position:
-        """Take the position of a step Baton names, to begin it after some awaits (``_begin_auto``)."""
-        return self._sequence.current().take(None)
+        """Take the position of the step the running task begins now (reserved by a step Baton names
+        before its own awaits, then given to ``_begin_auto``)."""
+        if self._legacy:  # (a run recorded before branches had sequences: the one it had)
+            return (self._next_index,)
+        return self._sequence.current().take()
 
     def _begin_auto(self, prefix: str, position: Position | None = None) -> tuple[str, int, str, dict[str, Any] | None]:
         """Begin a step Baton names by its position (a sleep, a wait, a child trigger; ``position`` when
@@ -67,10 +72,15 @@ class RunSteps(ContextPart):
         return name, index, tag, record
 
     def _next_tag(self) -> str:
-        """The position tag the next step Baton names would take in the running task's sequence."""
+        """The position tag of the next step the running task would begin."""
+        if self._legacy:
+            return str(self._next_index)
         return position_tag(self._sequence.current().peek())
 
     def _begin_at(self, name: str, position: Position) -> tuple[int, dict[str, Any] | None]:
+        if self._ending:
+            # the handler has ended: a branch it left running begins no more (the attempt's end cancels it)
+            raise asyncio.CancelledError()
         index = self._next_index
         self._next_index += 1
         if name in self._names_used:
@@ -109,9 +119,8 @@ class RunSteps(ContextPart):
 
     async def _run_step(self, name: str, index: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         await self.confirm_lease(f"step {name!r}")
-        if self._ending:
-            # the handler has ended: this branch stops at this step boundary, until the attempt's end cancels it
-            await asyncio.get_running_loop().create_future()
+        if self._ending:  # (it ended while the lease was confirmed: as in _begin_at)
+            raise asyncio.CancelledError()
         self._steps_running += 1
         try:
             return await self._execute_step(name, index, fn, *args, **kwargs)
@@ -135,12 +144,13 @@ class RunSteps(ContextPart):
         started = self.now_ms()
         self._current_step = name
         try:
-            if inspect.iscoroutinefunction(fn):
-                result = await fn(*args, **kwargs)
-            else:
-                result = await asyncio.to_thread(contextvars.copy_context().run, fn, *args, **kwargs)
-                if inspect.isawaitable(result):
-                    result = await result
+            with in_step():  # (the tasks the function creates are not the handler's branches)
+                if inspect.iscoroutinefunction(fn):
+                    result = await fn(*args, **kwargs)
+                else:
+                    result = await asyncio.to_thread(contextvars.copy_context().run, fn, *args, **kwargs)
+                    if inspect.isawaitable(result):
+                        result = await result
         except Exception as exc:
             await self._record(name, index, {
                 "name": name, "index": index, "status": "failed", "output": None,

@@ -26,6 +26,7 @@ from contextvars import Context
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .run_logs import current_run
+from .step_positions import branch_context
 
 if TYPE_CHECKING:
     from .context import RunContext
@@ -62,12 +63,14 @@ def adopting_tasks(loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
         # by Python and by loop (context when a caller gave one on 3.11; uvloop on 3.13 adds
         # eager_start=None to every call): a factory naming its keywords stopped the daemon at its
         # first task on 3.13
+        context: Context | None = options.get("context")
+        ctx = current_run.get() if context is None else context.get(current_run)
+        if ctx is not None and (branch := branch_context(context)) is not None:
+            options["context"] = branch  # (a task the handler creates: a branch of its steps, step_positions)
         if previous is not None:
             task = previous(loop, coro, **options)
         else:
             task = asyncio.Task(coro, loop=loop, **options)
-        context: Context | None = options.get("context")
-        ctx = current_run.get() if context is None else context.get(current_run)
         if ctx is not None:
             _adopt(ctx, task)
         return task

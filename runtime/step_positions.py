@@ -5,15 +5,19 @@ recorded: that is how a changed handler is caught (NonDeterminism), and how the
 steps Baton names itself (a sleep, a wait, a child trigger, a token) are found
 again. Code that runs in sequence numbers its steps 0, 1, 2, ...
 
-Branches that run at once (the tasks of ``asyncio.gather``, ``create_task``)
-reach their steps in whatever order their awaits happen to end, and a replay,
-where recorded steps return at once, reaches them in another. So each asyncio
-task the handler starts numbers its own steps from an anchor: its first step's
-name when the handler named that step (the branches may then start in any
-order), otherwise the position that first step takes in the sequence that
-started the branch (the same on replay when the branches begin their first
-steps before any await, as ``gather`` starts them). The branch's later steps
-are the anchor followed by 1, 2, ...; a branch's own branches nest the same way.
+Branches that run at once (the tasks of ``asyncio.gather``, ``TaskGroup``,
+``create_task``) reach their steps in whatever order their awaits happen to end,
+and a replay, where recorded steps return at once, reaches them in another. What
+does not change is the order in which the handler's code creates those tasks. So
+each task the handler creates is a branch numbered where it is created: the node's
+task factory (runtime/run_tasks.py) gives it, in its context, a sequence of its
+own whose anchor is the creating sequence's anchor, the function that created it
+and how many branches that function had created there before. Its steps are that
+anchor followed by 0, 1, 2, ... Tasks that Baton itself or a step's function
+creates are not branches (a replay does not create them again).
+
+Runs recorded before steps had positions of their own (their step records have no
+``at``) keep the one sequence they had: every step numbered in the order it began.
 """
 
 from __future__ import annotations
@@ -21,97 +25,148 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import hashlib
+import os
+import sys
+from contextvars import Context
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
-__all__ = ["Branch", "Position", "described", "position_tag", "stored_position"]
+__all__ = ["Branch", "Position", "branch_context", "described", "in_step", "legacy_history", "position_tag",
+           "stored_position"]
 
 #: a step's place: ``(k,)`` for the k-th step of the handler's own sequence; longer in branches
 Position = tuple[str | int, ...]
 
-#: the branch whose steps the current asyncio task begins (a task copies its creator's at creation,
-#: which is how a branch knows the sequence that started it)
+#: the sequence whose steps the current task begins (set in a branch's context when its task is created)
 _CURRENT: contextvars.ContextVar[Branch | None] = contextvars.ContextVar("baton_step_branch", default=None)
+#: set while a step's function runs: the tasks it creates are not branches (a replay does not run it)
+_IN_STEP: contextvars.ContextVar[bool] = contextvars.ContextVar("baton_in_step", default=False)
+
+#: the code whose frames do not name where a branch was created: asyncio's (gather, ensure_future, TaskGroup)
+#: and this module's; Baton's own (its tasks are not branches)
+_ASYNCIO = os.path.dirname(asyncio.__file__) + os.sep
+_BATON = tuple(os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep + part + os.sep
+               for part in ("runtime", "actors"))
 
 
 @dataclass(slots=True, eq=False)
 class Branch:
-    """One sequence of a run's steps: the handler's own, or one asyncio task it started."""
+    """One sequence of a run's steps: the handler's own, or one task the handler created."""
 
-    #: id() of the run context whose steps these are, and of the task that begins them (ids, not the
-    #: objects: a context holding its task would be a reference cycle per attempt)
+    #: id() of the run context whose steps these are (an id: the context holding it is no reference cycle)
     owner: int
-    task: int
-    #: the sequence that started this one (None for the handler's own)
-    parent: Branch | None
-    #: the position of its first step: () for the handler's own, None until a branch begins one
-    anchor: Position | None
+    #: () for the handler's own; a branch's: its creator's anchor and where the creator created it
+    anchor: Position
     taken: int = 0
+    #: per creating function, how many branches this sequence created there
+    created: dict[str, int] | None = None
 
     @classmethod
     def handlers_own(cls, owner: object) -> Branch:
-        """The handler's own sequence, made current in the running task (when there is one): the tasks the
-        handler starts copy it, and so become its branches."""
+        """The handler's own sequence, made current in the running task's context (the executor makes
+        a run's context in the task that runs its handler): the tasks the handler creates are its
+        branches. Outside any task (a context built by hand) it is made current nowhere."""
+        branch = cls(id(owner), ())
         try:
-            task = asyncio.current_task()
-        except RuntimeError:  # (a context built outside any event loop)
-            task = None
-        branch = cls(id(owner), id(task), None, ())
-        if task is not None:
+            running = asyncio.current_task()
+        except RuntimeError:
+            running = None
+        if running is not None:
             _CURRENT.set(branch)
         return branch
 
     def current(self) -> Branch:
-        """The sequence the running task's steps belong to (``self`` is the handler's own). A task the
-        handler's context did not start (a batch job's handler call) takes the handler's own sequence."""
+        """The sequence the running task's steps belong to (``self`` is the handler's own). A task that
+        is not a branch of this run (a batch job's handler call) takes the handler's own sequence."""
         branch = _CURRENT.get()
-        if branch is None or branch.owner != self.owner:
-            return self
-        task = id(asyncio.current_task())
-        if branch.task == task:
-            return branch
-        branch = Branch(self.owner, task, branch, None)
-        _CURRENT.set(branch)
-        return branch
+        return branch if branch is not None and branch.owner == self.owner else self
 
-    def take(self, name: str | None) -> Position:
-        """The position of the step this sequence begins now (``name``: the step's, when the handler
-        named it; None for the steps Baton names by position)."""
-        if self.anchor is None:
-            assert self.parent is not None
-            in_parent = self.parent.take(None)  # (counted there even when named: later positions stay put)
-            self.anchor = (name,) if name is not None else in_parent
-            self.taken = 1
-            return self.anchor
-        position = (*self.anchor, self.taken) if self.anchor else (self.taken,)
+    def take(self) -> Position:
+        """The position of the step this sequence begins now."""
+        position = (*self.anchor, self.taken)
         self.taken += 1
         return position
 
     def peek(self) -> Position:
-        """The position the next step Baton names by position would take here (nothing is taken)."""
-        if self.anchor is None:
-            assert self.parent is not None
-            return self.parent.peek()
-        return (*self.anchor, self.taken) if self.anchor else (self.taken,)
+        """The position the next step begun here would take (nothing is taken)."""
+        return (*self.anchor, self.taken)
+
+    def branch(self, site: str) -> Branch:
+        """A new branch of this sequence, created by the function ``site`` names."""
+        created = self.created if self.created is not None else {}
+        self.created = created
+        n = created.get(site, 0)
+        created[site] = n + 1
+        return Branch(self.owner, (*self.anchor, f"{site}#{n}"))
+
+
+def branch_context(base: Context | None) -> Context | None:
+    """The context a task created now should run in: a copy of ``base`` (None: the current context)
+    whose sequence is a new branch of the creating one, when the handler's own code (not a step's
+    function, not Baton) creates the task; None to leave the task's context as it is."""
+    parent = (base.get(_CURRENT) if base is not None else _CURRENT.get())
+    if parent is None or (base.get(_IN_STEP, False) if base is not None else _IN_STEP.get()):
+        return None
+    site = _creation_site()
+    if site is None:
+        return None
+    context = base.copy() if base is not None else contextvars.copy_context()
+    context.run(_CURRENT.set, parent.branch(site))
+    return context
+
+
+def _creation_site() -> str | None:
+    """The function that is creating a task (the innermost frame outside asyncio and Baton); None when
+    Baton's own code creates it."""
+    frame: Any = sys._getframe(2)
+    while frame is not None:
+        file = frame.f_code.co_filename
+        if file.startswith(_BATON):
+            # Baton's own task, unless the frame is the task factory's way in (run_tasks) or this module
+            if not file.endswith(("run_tasks.py", "step_positions.py")):
+                return None
+        elif not file.startswith(_ASYNCIO):
+            return str(frame.f_code.co_qualname)
+        frame = frame.f_back
+    return None
+
+
+class in_step:  # noqa: N801 - used as a context manager, named as one
+    """While a step's function runs: the tasks it creates are not branches."""
+
+    def __enter__(self) -> None:
+        self._token = _IN_STEP.set(True)
+
+    def __exit__(self, *exc: object) -> None:
+        _IN_STEP.reset(self._token)
+
+
+def legacy_history(steps: dict[str, dict[str, Any]]) -> bool:
+    """Whether a run's steps were recorded before steps had positions of their own: a record Baton's
+    handler side wrote has no ``at``. (The records of waits that a message completed are written by
+    Lua, which keeps no ``at``: those say nothing.)"""
+    return any("at" not in r and not str(r.get("name", "")).startswith(("__wait_", "__event"))
+               for r in steps.values())
 
 
 def position_tag(position: Position) -> str:
     """The position as it appears in the names and ids derived from it: the number itself in the
-    handler's own sequence (``__sleep#3``, as before branches had positions of their own), numbers
-    joined by ``-`` in branches anchored by position, a digest where a step's name is part of it."""
-    if all(isinstance(p, int) for p in position):
-        return "-".join(str(p) for p in position)
-    return "n" + hashlib.sha1(orjson.dumps(position)).hexdigest()[:16]
+    handler's own sequence (``__sleep#3``, as before branches had sequences of their own), a digest
+    in a branch."""
+    if len(position) == 1:
+        return str(position[0])
+    return "b" + hashlib.sha1(orjson.dumps(position)).hexdigest()[:16]
 
 
-def stored_position(record: dict[str, object]) -> Position | None:
-    """The position a step record was written at; None for records written before steps had positions
-    of their own (they are matched by name only)."""
+def stored_position(record: dict[str, Any]) -> Position | None:
+    """The position a step record was written at; None for records without one (written before steps
+    had positions of their own, or by Lua): they are matched by name only."""
     at = record.get("at")
     return tuple(at) if isinstance(at, list) else None
 
 
 def described(position: Position) -> str:
     """A position as messages name it: ``#3`` in the handler's own sequence, the list in a branch."""
-    return f"#{position[0]}" if len(position) == 1 and isinstance(position[0], int) else str(list(position))
+    return f"#{position[0]}" if len(position) == 1 else str(list(position))

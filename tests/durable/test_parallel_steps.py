@@ -4,10 +4,11 @@ reaches them in another order finds every recorded step again (runtime/step_posi
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from typing import Any
 
-from runtime import Backoff, RunContext
+from runtime import Backoff, PermanentFailure, RunContext
 from tests.nodes import running_node
 
 
@@ -176,3 +177,105 @@ async def test_a_failing_branch_lets_the_others_steps_finish_first(make_app: Any
     assert executed == Counter({"slow": 1, "following": 1})
     steps = {s["name"]: s for s in await app.get_steps(run.id)}
     assert steps["slow"]["status"] == "completed" and steps["following"]["status"] == "completed"
+
+
+async def test_branches_that_begin_with_a_wait_after_an_await_keep_their_own_waits(make_app: Any) -> None:
+    # Given two branches that reach their first durable call, a short and a long sleep, after awaits
+    # that let a different branch go first on every execution
+    app = make_app()
+    executions: list[int] = []
+    after: dict[str, float] = {}
+
+    @app.job(max_attempts=1)
+    async def sleepers(ctx: RunContext, payload: Any) -> Any:
+        executions.append(1)
+        first = "x" if len(executions) % 2 else "y"
+
+        async def branch(name: str, seconds: float) -> str:
+            await asyncio.sleep(0.0 if name == first else 0.05)
+            await ctx.sleep(seconds)
+            return await ctx.step(f"{name}-after", lambda: after.setdefault(name, time.time()) and name)
+
+        return await asyncio.gather(branch("x", 0.1), branch("y", 1.0))
+
+    async with running_node(app):
+        created = time.time()
+        run = await app.wait_for(await app.trigger("sleepers"), 20)
+    # Then each branch slept its own sleep: the long one was not given the short one's record
+    assert run.status == "completed", run.error
+    assert run.output == ["x", "y"] and len(executions) >= 3
+    assert after["y"] - created >= 1.0, after["y"] - created
+    sleeps = [s for s in await app.get_steps(run.id) if s["name"].startswith("__sleep#")]
+    assert len(sleeps) == 2
+
+
+async def test_nested_branches_replay_after_a_checkpoint_and_awaits(make_app: Any) -> None:
+    # Given branches that checkpoint, await, and then gather leaves that each trigger a child at once,
+    # a different branch going first on the retry
+    app = make_app()
+    started: Counter[str] = Counter()
+
+    @app.job()
+    async def leaf_child(ctx: RunContext, payload: Any) -> Any:
+        started[payload] += 1
+        return payload
+
+    @app.job(max_attempts=2, backoff=Backoff("fixed", initial_s=0.05))
+    async def nested(ctx: RunContext, payload: Any) -> Any:
+        async def mid(name: str) -> list[str]:
+            await ctx.checkpoint({"mid": name})
+            await asyncio.sleep(order(ctx, name))
+
+            async def leaf(k: int) -> str:
+                return await ctx.trigger("leaf_child", f"{name}{k}")
+
+            return list(await asyncio.gather(leaf(0), leaf(1)))
+
+        ids = await asyncio.gather(mid("x"), mid("y"))
+        if ctx.attempt == 1:
+            raise RuntimeError("fail once")
+        return ids
+
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("nested"), 15)
+        assert run.status == "completed", run.error
+        children = [child for pair in run.output for child in pair]
+        outputs = [(await app.wait_for(child, 10)).output for child in children]
+    # Then the retry found each leaf's child again: four children, each started once, in place
+    assert outputs == ["x0", "x1", "y0", "y1"]
+    assert started == Counter({"x0": 1, "x1": 1, "y0": 1, "y1": 1})
+
+
+async def test_a_branch_begins_no_durable_call_once_the_handler_has_ended(make_app: Any) -> None:
+    # Given a branch that would trigger a child after its sibling failed the run for good
+    app = make_app()
+    started: Counter[str] = Counter()
+
+    @app.job()
+    async def late_child(ctx: RunContext, payload: Any) -> None:
+        started["late_child"] += 1
+
+    @app.job(max_attempts=1)
+    async def doomed(ctx: RunContext, payload: Any) -> None:
+        async def failing() -> None:
+            await asyncio.sleep(0.05)
+            raise PermanentFailure("this run fails")
+
+        async def late() -> None:
+            await asyncio.sleep(0.3)
+            await ctx.trigger("late_child")
+
+        async def slow() -> None:
+            await ctx.step("slow", asyncio.sleep, 0.6)
+
+        await asyncio.gather(slow(), failing(), late())
+
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("doomed"), 15)
+        # Then the run failed, its running step was recorded, and no child was made (the late branch's
+        # moment came while the slow step was being recorded, before the run's outcome was written)
+        assert run.status == "failed"
+        names = [s["name"] for s in await app.get_steps(run.id)]
+        assert names == ["slow"]
+        assert await app.get_children(run.id) == []
+    assert started["late_child"] == 0

@@ -1,60 +1,100 @@
-"""Step positions (runtime/step_positions.py): sequential code keeps the numbers it always had, and each
-branch numbers its own steps from an anchor that does not depend on the order branches run in."""
+"""Step positions (runtime/step_positions.py): sequential code keeps the numbers it always had, each task
+the handler creates numbers its steps from where it was created, and runs recorded before keep their
+one sequence."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import random
+from typing import Any
 
-from runtime.step_positions import Branch, Position, described, position_tag
+from runtime import Baton, Settings
+from runtime.context import RunContext
+from runtime.run_logs import current_run
+from runtime.run_tasks import adopting_tasks
+from runtime.scripts import Claimed
+from runtime.step_positions import Branch, Position, described, legacy_history, position_tag
+
+
+def context(steps: dict[str, dict[str, Any]] | None = None) -> RunContext:
+    """A run context of a node's kind (made in the running task, as the executor makes it), its run current."""
+    claimed = Claimed("r1", "n/1", 2, "job", b"null", 1000, 0, 0, 0, step_count=1 if steps else 0)
+    ctx = RunContext(Baton(Settings()), claimed, steps)
+    current_run.set(ctx)
+    return ctx
 
 
 async def test_the_handlers_own_steps_keep_their_plain_numbers() -> None:
-    # (names like __sleep#3 and child ids like <run>.3 recorded before branches had positions still match)
+    # (names like __sleep#3 and child ids like <run>.3 recorded before branches had sequences still match)
     own = Branch.handlers_own(object())
-    taken = [own.current().take(None), own.current().take("named"), own.current().take(None)]
+    taken = [own.current().take() for _ in range(3)]
     assert taken == [(0,), (1,), (2,)]
     assert [position_tag(p) for p in taken] == ["0", "1", "2"]
     assert described((2,)) == "#2"
 
 
-async def test_branches_are_anchored_by_their_first_steps_name_whatever_the_order() -> None:
-    async def positions(first: str) -> dict[str, list[Position]]:
-        own = Branch.handlers_own(object())
-        seen: dict[str, list[Position]] = {}
+async def test_branches_are_numbered_where_they_are_created_whatever_order_they_run_in() -> None:
+    # Given a node's loop (its task factory makes a run's tasks branches) and a handler that gathers
+    # branches which reach their steps after random awaits, twice
+    uninstall = adopting_tasks(asyncio.get_running_loop())
+    try:
+        async def positions() -> dict[str, Any]:
+            ctx = context()
+            seen: dict[str, Any] = {}
 
-        async def branch(name: str) -> None:
-            if name != first:
-                await asyncio.sleep(0.01)
-            here = own.current()
-            seen[name] = [here.take(f"{name}-a"), here.take(None), here.take(f"{name}-c")]
+            async def leaf(name: str) -> None:
+                await asyncio.sleep(random.random() / 100)
+                seen[name] = [ctx._reserve(), ctx._reserve()]
 
-        await asyncio.gather(branch("x"), branch("y"))
-        seen["after"] = [own.current().take(None)]
-        return seen
+            async def branch(name: str) -> None:
+                await asyncio.sleep(random.random() / 100)
+                seen[name] = ctx._reserve()
+                await asyncio.gather(leaf(f"{name}.a"), leaf(f"{name}.b"))
 
-    one, other = await positions("x"), await positions("y")
-    assert one == other
-    assert one["x"] == [("x-a",), ("x-a", 1), ("x-a", 2)]
-    # (the handler's own sequence counted one position per branch, so what follows it stays put)
-    assert one["after"] == [(2,)]
-    assert position_tag(one["x"][1]) != position_tag(one["y"][1])
-    assert position_tag(one["x"][1]).startswith("n")
+            seen["before"] = ctx._reserve()
+            await asyncio.gather(branch("x"), branch("y"))
+            seen["after"] = ctx._reserve()
+            return seen
 
-
-async def test_a_branch_that_begins_with_an_unnamed_step_takes_the_next_position() -> None:
-    own = Branch.handlers_own(object())
-    own.current().take("before")
-
-    async def branch() -> list[Position]:
-        here = own.current()
-        return [here.peek(), here.take(None), here.take(None)]
-
-    assert await asyncio.gather(branch(), branch()) == [[(1,), (1,), (1, 1)], [(2,), (2,), (2, 1)]]
-    assert position_tag((2, 1)) == "2-1"
+        runs = [await positions() for _ in range(5)]
+    finally:
+        uninstall()
+    # Then every step had the same position on every run, the handler's own went on as if no branch
+    # were there, and no two steps shared one
+    assert all(r == runs[0] for r in runs)
+    first = runs[0]
+    assert first["before"] == (0,) and first["after"] == (1,)
+    everything = [first["x"], first["y"], *first["x.a"], *first["x.b"], *first["y.a"], *first["y.b"]]
+    assert len(set(everything)) == len(everything)
+    assert len({position_tag(p) for p in everything}) == len(everything)
 
 
-async def test_a_task_the_handlers_context_did_not_start_uses_the_handlers_own_sequence() -> None:
+async def test_tasks_a_steps_function_creates_are_not_branches() -> None:
+    # (a replay does not run a completed step's function: its tasks must not move later branches)
+    uninstall = adopting_tasks(asyncio.get_running_loop())
+    try:
+        async def after_a_step(inside: int) -> Position:
+            ctx = context()
+
+            async def function() -> None:
+                await asyncio.gather(*(asyncio.sleep(0) for _ in range(inside)))
+
+            from runtime.step_positions import in_step
+            with in_step():
+                await function()
+
+            async def branch() -> Position:
+                return ctx._reserve()
+
+            return await asyncio.create_task(branch())
+
+        assert await after_a_step(0) == await after_a_step(3)
+    finally:
+        uninstall()
+
+
+async def test_a_task_that_is_not_a_branch_of_the_run_uses_the_handlers_own_sequence() -> None:
     # (a batch job's handler call runs in a context of its own)
     own = Branch.handlers_own(object())
 
@@ -63,5 +103,30 @@ async def test_a_task_the_handlers_context_did_not_start_uses_the_handlers_own_s
 
     alone = asyncio.get_running_loop().create_task(sequence(), context=contextvars.Context())
     assert await alone is own
-    # while a task its context did start is a branch of its own
-    assert await asyncio.get_running_loop().create_task(sequence()) is not own
+
+
+async def test_a_run_recorded_before_branches_keeps_its_one_sequence() -> None:
+    # Given a run recorded by a Baton whose steps had one sequence: two gathered named steps took
+    # positions 1 and 2, so the sleep after them was __sleep#3
+    def rec(name: str, index: int) -> dict[str, Any]:
+        return {"name": name, "index": index, "status": "completed", "output": None}
+
+    steps = {r["name"]: r for r in (rec("first", 0), rec("x", 1), rec("y", 2), rec("__sleep#3", 3))}
+    assert legacy_history(steps)
+    uninstall = adopting_tasks(asyncio.get_running_loop())
+    try:
+        ctx = context(steps)
+        ctx._begin("first")
+
+        async def branch(name: str) -> None:
+            ctx._begin(name)
+
+        await asyncio.gather(branch("x"), branch("y"))
+        # When the handler reaches the sleep again
+        name, index, tag, record = ctx._begin_auto("__sleep")
+    finally:
+        uninstall()
+    # Then it finds the sleep it recorded, under its name
+    assert (name, index, tag) == ("__sleep#3", 3, "3") and record is not None
+    # (records that Lua completed, which have no position, do not make a run look old)
+    assert not legacy_history({"__wait_signal#0": rec("__wait_signal#0", 0), "a": {**rec("a", 1), "at": [1]}})
