@@ -239,11 +239,13 @@ BULK_DELETE_RESULT = _obj({"results": {"type": "array", "items": ref("BulkItem")
 BULK_REPLAY_RESULT = _obj({"replayed": {"type": "array", "items": ref("Run")},
                            "results": {"type": "array", "items": ref("BulkItem")}, "count": INT, "failed": INT})
 
-RUN_IDS = _obj({"run_ids": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 128},
-                            "minItems": 1, "maxItems": 100}}, ["run_ids"], extra=False)
-DLQ_REPLAY = _obj({"run_ids": {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 128},
-                               "minItems": 1, "maxItems": 100},
-                   "limit": {"type": "integer", "minimum": 1, "maximum": 100}}, [], extra=False)
+#: the most runs one bulk action names by id (the dashboard splits a larger selection into calls of this many)
+BULK_IDS_MAX = 100
+_RUN_ID_LIST = {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 128}, "minItems": 1,
+                "maxItems": BULK_IDS_MAX}
+RUN_IDS = _obj({"run_ids": _RUN_ID_LIST}, ["run_ids"], extra=False)
+DLQ_REPLAY = _obj({"run_ids": _RUN_ID_LIST, "limit": {"type": "integer", "minimum": 1, "maximum": BULK_IDS_MAX}},
+                  [], extra=False)
 
 FILTER_PROPS: dict[str, Schema] = {
     "status": {"type": "array", "items": {"type": "string", "enum": list(STATUS_WORDS)}, "maxItems": 10},

@@ -97,8 +97,29 @@ def _check_schema(where: str, validator: Draft202012Validator, value: Any) -> No
     error = best_match(validator.iter_errors(value))
     if error is not None:
         path = "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
-        message = error.message if len(error.message) <= 300 else error.message[:300] + "..."
+        message = _schema_message(error.message, error.instance, str(error.validator), error.validator_value)
         raise ApiError(400, "invalid_body" if where == "body" else "invalid_parameter", f"{where}{path}: {message}")
+
+
+#: the schema keywords that bound a size, and what they count
+_SIZE_BOUNDS = {"maxItems": "items", "minItems": "items", "maxLength": "characters", "minLength": "characters",
+                "maxProperties": "properties", "minProperties": "properties"}
+
+
+def _schema_message(message: str, instance: Any, keyword: str, bound: Any) -> str:
+    """A schema error's message that says why however long the value was: jsonschema's begins with the
+    value itself ("[...] is too long"), which a long one buried past any sensible cut. A long value is
+    named by its kind and size instead, and a size bound says what it is."""
+    shown = repr(instance)
+    if len(shown) > 80 and message.startswith(shown):
+        kinds: dict[type, tuple[str, str]] = {list: ("a list", "items"), str: ("a string", "characters"),
+                                              dict: ("an object", "properties")}
+        kind, counted = kinds.get(type(instance), (type(instance).__name__, ""))
+        size = f" of {len(instance)} {counted}" if counted else ""
+        message = f"{kind}{size}{message[len(shown):]}"
+    if keyword in _SIZE_BOUNDS:
+        message += f" ({'at most' if keyword.startswith('max') else 'at least'} {bound} {_SIZE_BOUNDS[keyword]})"
+    return message if len(message) <= 300 else message[:300] + "..."
 
 
 #: what a query parameter of each JSON type must be, as its 400 says

@@ -31,6 +31,7 @@ from aiohttp import web
 
 from .errors import ApiError
 from .routing import json_response
+from .schemas import BULK_IDS_MAX
 from .sessions import COOKIE, Session, Sessions, check_csrf
 
 __all__ = ["ASSETS_DIR", "SESSIONS", "UI_ROUTES", "add_ui_routes"]
@@ -81,7 +82,8 @@ def _serve(request: web.Request, name: str) -> web.Response:
 
 def _session_body(session: Session) -> web.Response:
     return json_response({"project": session.project, "csrf_token": session.csrf_token,
-                          "expires_in_s": session.expires_in_ms // 1000}, headers={"Cache-Control": "no-store"})
+                          "expires_in_s": session.expires_in_ms // 1000, "bulk_ids_max": BULK_IDS_MAX},
+                         headers={"Cache-Control": "no-store"})
 
 
 def _same_origin(request: web.Request) -> bool:

@@ -161,3 +161,19 @@ async def test_an_action_caught_by_a_redis_out_of_memory_is_taken_over_where_it_
     assert failed == 0 and succeeded == processed and 599 <= processed <= 600, done
     assert {r.status for r in [await app.get_run(i) for i in ids] if r} == {"canceled"}
     await runner.close()
+
+
+async def test_a_bulk_call_naming_too_many_runs_says_how_many_it_takes(api: ApiNode) -> None:
+    # Given more run ids than one bulk call takes (the dashboard splits a larger selection itself)
+    from runtime.api.schemas import BULK_IDS_MAX
+
+    ids = [f"06h4ln365q8n3t2k4v7s{n:06d}" for n in range(BULK_IDS_MAX + 30)]
+    for path in ("/v1/runs/bulk-dlq-replay", "/v1/runs/bulk-delete", "/v1/runs/bulk-cancel"):
+        status, err = await api.call("POST", path, json={"run_ids": ids})
+        # Then the 400 names the list's size and the limit, not the ids cut off mid-list
+        assert status == 400 and err["code"] == "invalid_body", (path, err)
+        assert err["error"] == (f"body.run_ids: a list of {len(ids)} items is too long "
+                                f"(at most {BULK_IDS_MAX} items)"), err
+    # and the dashboard's session says the limit
+    status, session = await api.call("POST", "/ui/session", json={"api_key": api.keys["default"]})
+    assert status == 200 and session["bulk_ids_max"] == BULK_IDS_MAX

@@ -113,9 +113,11 @@ async def test_cancel_an_executing_run_from_its_page(ui_node: UiNode, browser: A
     await expect(page.locator(".page-head .badge").first).to_have_text("canceled", timeout=EXPECT_MS)
 
 
-async def test_replay_three_dead_letters_in_bulk(ui_node: UiNode, browser: Any) -> None:
+async def test_replay_three_dead_letters_in_bulk(ui_node: UiNode, browser: Any, monkeypatch: Any) -> None:
     from playwright.async_api import expect
 
+    # (a server that takes two ids per bulk call: the page splits a larger selection into calls it takes)
+    monkeypatch.setattr("runtime.api.ui.BULK_IDS_MAX", 2)
     # Given three dead-lettered runs (their downstream was unavailable) and one more
     dead = [await ui_node.trigger("recover", {"n": i}) for i in range(4)]
     for run_id in dead:
@@ -129,15 +131,25 @@ async def test_replay_three_dead_letters_in_bulk(ui_node: UiNode, browser: Any) 
     for run_id in dead[:3]:
         await page.get_by_label(f"Select {run_id}").check()
     await expect(page.get_by_text("3 selected")).to_be_visible()
+    calls: list[list[str]] = []
+    page.on("request", lambda r: calls.append(r.post_data_json["run_ids"]) if r.url.endswith("/bulk-dlq-replay")
+            else None)
     await page.get_by_role("button", name="Replay selected").click()
     await page.get_by_role("dialog").get_by_role("button", name="Replay").click()
-    # Then the page reports three replays
+    # Then the page reports three replays, made in two calls, and links the new runs
     await expect(page.locator("div.result")).to_contain_text("Replay: 3 done, 0 failed")
+    assert [len(ids) for ids in calls] == [2, 1] and sorted(i for ids in calls for i in ids) == sorted(dead[:3])
     # And each of the three has a replay that completes; the fourth was left alone
     replayed = []
     for run_id in dead:
         replayed.append((await ui_node.run(run_id)).get("replayed_as"))
     assert all(replayed[:3]) and replayed[3] is None
+    for new_id in replayed[:3]:
+        await expect(page.locator("div.result").get_by_role("link", name=new_id)).to_be_visible()
+    # and the replayed ones can no longer be selected (a dead letter is replayed once)
+    for run_id in dead[:3]:
+        await expect(page.get_by_label(f"Select {run_id}")).to_be_disabled()
+    await expect(page.get_by_label(f"Select {dead[3]}")).to_be_enabled()
     for new_id in replayed[:3]:
         assert (await ui_node.app.wait_for(new_id, 20)).status == "completed"
 

@@ -10,7 +10,7 @@ export class ApiFailure extends Error {
   }
 }
 
-const session = { project: null, csrf: null };
+const session = { project: null, csrf: null, bulkIdsMax: 100 };
 
 // The server names, in this header, the partitions a listing left out because their Redis master did not
 // answer (Redis Cluster, one master down): the page then shows what the others hold, and says so.
@@ -69,8 +69,7 @@ async function call(method, path, body) {
 export async function loadSession() {
   try {
     const s = await call("GET", "/ui/session");
-    session.project = s.project;
-    session.csrf = s.csrf_token;
+    remember(s);
     return true;
   } catch (err) {
     if (err.status === 401) return false;
@@ -80,9 +79,18 @@ export async function loadSession() {
 
 /** Sign in with an API key; throws ApiFailure when the key is refused. */
 export async function signIn(apiKey) {
-  const s = await call("POST", "/ui/session", { api_key: apiKey });
+  remember(await call("POST", "/ui/session", { api_key: apiKey }));
+}
+
+function remember(s) {
   session.project = s.project;
   session.csrf = s.csrf_token;
+  session.bulkIdsMax = s.bulk_ids_max || session.bulkIdsMax;
+}
+
+/** The most run ids one bulk call may name (the server's limit, told at sign-in). */
+export function bulkIdsMax() {
+  return session.bulkIdsMax;
 }
 
 /** Sign out: the server deletes the session and the cookie. */

@@ -1,6 +1,6 @@
 // Dead-letter queue: dead-lettered runs with their error summaries; select many, replay or delete them.
 
-import { get, post } from "./api.js";
+import { bulkIdsMax, get, post, runPath } from "./api.js";
 import { confirmDialog, errorBox, field, fill, h, toast } from "./dom.js";
 import { HEAD, runHead, runRow } from "./page_runs.js";
 
@@ -31,7 +31,7 @@ export function mount(root, _match, params) {
   let stopped = false;
 
   function checked() {
-    return [...table.tBodies[0].querySelectorAll("input[type=checkbox]:checked")].map((c) => c.value);
+    return [...table.tBodies[0].querySelectorAll("input[type=checkbox]:checked:not(:disabled)")].map((c) => c.value);
   }
   function updateSelection() {
     const n = checked().length;
@@ -46,14 +46,17 @@ export function mount(root, _match, params) {
     const tbody = table.tBodies[0];
     if (!append) fill(tbody);
     for (const run of page.data) {
-      const box = h("input", { type: "checkbox", value: run.id, "aria-label": `Select ${run.id}` });
+      // (a dead letter is replayed once: one already replayed is not selectable)
+      const box = h("input", { type: "checkbox", value: run.id, "aria-label": `Select ${run.id}`,
+        disabled: Boolean(run.replayed_as), title: run.replayed_as ? "Already replayed" : null });
       box.addEventListener("change", updateSelection);
       const row = runRow(run, h("td", {}, box));
       const summary = errorSummary(run);
       tbody.append(row);
       if (summary || run.replayed_as) {
         tbody.append(h("tr", { class: "err-row" }, h("td"), h("td", { colspan: HEAD.length, class: "error-summary" },
-          summary, run.replayed_as ? h("span", { class: "muted" }, ` — replayed as ${run.replayed_as}`) : "")));
+          summary, run.replayed_as ? h("span", { class: "muted" }, " — replayed as ",
+            h("a", { href: `#${runPath(run.replayed_as)}` }, run.replayed_as)) : "")));
       }
     }
     if (!tbody.rows.length) tbody.append(h("tr", {}, h("td", { colspan: HEAD.length + 1, class: "muted" }, "The dead-letter queue is empty.")));
@@ -63,23 +66,34 @@ export function mount(root, _match, params) {
     updateSelection();
   }
 
-  function report(label, out, okCount) {
-    const failed = out.results.filter((r) => r.error);
-    fill(result, h("p", {}, `${label}: ${okCount} done, ${failed.length} failed.`),
+  function report(label, done, failed, made) {
+    fill(result, h("p", {}, `${label}: ${done} done, ${failed.length} failed.`),
+      made.length ? h("p", {}, "New runs: ", ...made.flatMap((id, i) => [i ? ", " : "",
+        h("a", { href: `#${runPath(id)}` }, id)])) : null,
       failed.length ? h("ul", {}, failed.map((r) => h("li", {}, `${r.id}: ${r.error}`))) : null);
-    toast(`${label}: ${okCount} done, ${failed.length} failed`, failed.length ? "error" : "ok");
+    toast(`${label}: ${done} done, ${failed.length} failed`, failed.length ? "error" : "ok");
   }
 
-  // one bulk action on the selected runs: confirm, call, report each run's result, reload the list
+  // one bulk action on the selected runs: confirm, call (in pieces the server takes), report each run's
+  // result and the runs it made, reload the list
   function bulk(button, label, question, path, doneKey) {
     button.addEventListener("click", async () => {
       const ids = checked();
       if (await confirmDialog(`${label} dead letters`, question(ids.length), [], label) === null) return;
+      let done = 0;
+      const failed = [];
+      const made = [];
       try {
-        const out = await post(path, { run_ids: ids });
-        report(label, out, out[doneKey]);
+        for (let at = 0; at < ids.length; at += bulkIdsMax()) {
+          const out = await post(path, { run_ids: ids.slice(at, at + bulkIdsMax()) });
+          done += out[doneKey];
+          failed.push(...out.results.filter((r) => r.error));
+          made.push(...(out.replayed || []).map((r) => r.id));
+        }
+        report(label, done, failed, made);
       } catch (err) {
-        fill(result, errorBox(err));
+        // (what went through before the error is said too)
+        fill(result, errorBox(err), done ? h("p", {}, `${label}: ${done} done before the error.`) : null);
       }
       load(false).catch((err) => fill(result, errorBox(err)));
     });
@@ -88,7 +102,7 @@ export function mount(root, _match, params) {
   bulk(remove, "Delete", (n) => `Delete ${n} dead-lettered run(s) and their history? This cannot be undone.`,
     "/runs/bulk-delete", "deleted");
   all.addEventListener("change", () => {
-    for (const c of table.tBodies[0].querySelectorAll("input[type=checkbox]")) c.checked = all.checked;
+    for (const c of table.tBodies[0].querySelectorAll("input[type=checkbox]:not(:disabled)")) c.checked = all.checked;
     updateSelection();
   });
   form.addEventListener("submit", (ev) => {
