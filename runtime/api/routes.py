@@ -99,7 +99,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/runs/bulk-dlq-replay", h_bulk_dlq_replay, "bulkReplayDeadLetteredRuns",
           "Replay dead-lettered runs", _RUN,
           "The given dead-lettered runs, or (without run_ids) up to `limit` (default 100) not replayed yet. Each "
-          "dead-lettered run is replayed from the queue at most once (it records replayed_as).", params=(VIEW,),
+          "dead-lettered run is replayed from the queue at most once (any replay records replayed_as on its source, "
+          "and one that has it is not replayed from the queue again).", params=(VIEW,),
           body="DlqReplayRequest", responses={200: ("New runs and per-run results", "DlqReplayResult")}),
     Route("POST", "/v1/runs/bulk-delete", h_bulk_delete, "bulkDeleteRuns", "Delete finished runs by id", _RUN,
           "Each finished run (e.g. a dead letter nobody will replay) is deleted with its whole history: record, "
@@ -133,7 +134,8 @@ ROUTES: tuple[Route, ...] = (
           params=(RUN_ID, VIEW), responses={200: ("What happened", "RunAction"), 204: ("Canceled (strait view)", None)},
           errors=_CONFLICT),
     Route("POST", "/v1/runs/{run_id}/replay", h_replay, "replayRun", "Replay a finished run", _RUN,
-          "A new run with the same input and options, linked by replay_of.", params=(RUN_ID, VIEW),
+          "A new run with the same input and options, linked by replay_of; the source records it as replayed_as "
+          "(its latest replay).", params=(RUN_ID, VIEW),
           responses=_NEW_RUN, errors=_CONFLICT),
     Route("POST", "/v1/runs/{run_id}/dlq-replay", h_dlq_replay, "replayDeadLetteredRun",
           "Replay a dead-lettered run", _RUN, "409 when the run is not dead-lettered or was already replayed "

@@ -1,8 +1,9 @@
 --[[ run_replay: start a new run with the input and options of a finished
   one (typically from the dead letter queue). The old run keeps its terminal
-  record; the new one links back to it with replay_of. In dead-letter mode the
-  source must be dead-lettered and not replayed before, and it records
-  replayed_as, so a dead-lettered run is replayed from the queue at most once.
+  record and records replayed_as (its latest replay); the new one links back to
+  it with replay_of. In dead-letter mode the source must be dead-lettered and
+  not replayed before (in either mode), so a dead-lettered run is replayed from
+  the queue at most once.
   KEYS[1] the source run record (HASH)
   ARGV[1] partition key prefix
   ARGV[2] new run id (routed to this partition by the caller)
@@ -29,7 +30,7 @@ if ARGV[4] == 'dead_letter' then
 end
 if call('EXISTS', K.run(pfx, new_id)) == 1 then return -5 end
 copy_run(pfx, KEYS[1], new_id, now, 'replay', 'replay_of')
-if ARGV[4] == 'dead_letter' then call('HSET', KEYS[1], 'replayed_as', new_id) end
+call('HSET', KEYS[1], 'replayed_as', new_id)
 WAKE = true
 announce_work(ARGV[3], now, pfx)
 return 1

@@ -199,6 +199,18 @@ async def test_replay_in_dead_letter_mode_replays_once(lua: Lua) -> None:
     assert (await lua.run("r-1"))["replay_of"] == dead and await lua.run("r-2") == {}
 
 
+async def test_any_replay_is_recorded_on_its_source_and_counts_for_the_dead_letter_queue(lua: Lua) -> None:
+    # Given a dead-lettered run replayed from its own page (not the queue), twice
+    dead = await lua.create_one(max_attempts=1)
+    assert await lua.finish(await lua.claim_one(dead), "failed", error_json='{"message":"x"}') == "dead_letter"
+    assert await lua.scripts.replay(dead, "r-1", dead_letter_only=False) == 1
+    assert await lua.scripts.replay(dead, "r-2", dead_letter_only=False) == 1
+    # Then the source names its latest replay, and the queue does not replay it again
+    assert (await lua.run(dead))["replayed_as"] == "r-2"
+    assert await lua.scripts.replay(dead, "r-3", dead_letter_only=True) == StatusCode.ALREADY_REPLAYED
+    assert await lua.run("r-3") == {}
+
+
 async def test_idempotency_reset_and_debug_flag(lua: Lua) -> None:
     # Given a run with an idempotency key and one without
     keyed = await lua.create_one(idempotency_key="k")

@@ -47,8 +47,8 @@ async def test_replay_copies_input_and_options_into_a_new_queued_run(lua: Lua) -
     group = lua.part.keyed_group("mail", ckey) if ckey else lua.part.ready("mail")
     assert priority_of(await lua.zscore(group, "new-1")) == 4
     assert "mail" in await lua.members(lua.part.queues)
-    # And the source keeps its terminal record
-    assert await lua.run(old) == source
+    # And the source keeps its terminal record, naming its replay
+    assert await lua.run(old) == {**source, "replayed_as": "new-1"}
 
 
 async def test_replay_of_a_minimal_run_writes_no_absent_fields(lua: Lua) -> None:
