@@ -22,6 +22,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from runtime.app import Baton
+from runtime.attempt_ends import unwrapped
 from runtime.attempt_outcomes import completed, ended
 from runtime.batching import Batcher
 from runtime.codec import text
@@ -395,15 +396,7 @@ class Executor(Actor[ExecutorMessage]):
                 payload = orjson.loads(c.input_json)
                 # a handler (re)starting is fenced work too: not once the lease may have expired
                 await ctx.confirm_lease("the handler")
-                if job.options.batch_size > 1:
-                    result = await self.batcher.call(job, ctx, payload)
-                elif job.is_async:
-                    result = await self.timed(job.handler(ctx, payload))
-                else:
-                    # a thread cannot be killed: on timeout the run is recorded
-                    # timed_out and the thread finishes in the background
-                    run = contextvars.copy_context().run
-                    result = await loop.run_in_executor(self.threads, run, job.handler, ctx, payload)
+                result = await self._call(job, ctx, payload, loop)
             finally:
                 # what the node logs of the attempt's end (an error, a timeout) is said however far
                 # the handler got, replaying or not
@@ -419,7 +412,8 @@ class Executor(Actor[ExecutorMessage]):
         except Suspend as wait:
             outcome = Outcome(c.run_id, c.token, "waiting", output_json=orjson.dumps(wait.spec).decode())
         except ContinueAsNew as cont:
-            outcome = await self._continue(c, ctx, cont.payload)
+            continued = orjson.dumps({"continued_as": await ctx.start_continuation(cont.payload)}).decode()
+            outcome = Outcome(c.run_id, c.token, "completed", output_json=continued)
         except asyncio.CancelledError as cancelled:
             # asyncio keeps the error on the future it cancelled, and its traceback holds the
             # frames that awaited that future: a cycle through this attempt's objects. The
@@ -458,6 +452,23 @@ class Executor(Actor[ExecutorMessage]):
                 await ctx.flush()
         return outcome
 
+    async def _call(self, job: Job, ctx: RunContext, payload: Any, loop: asyncio.AbstractEventLoop) -> Any:
+        """The handler's result. A TaskGroup's error group ends the attempt in the wait or continuation
+        one of its tasks began, or as the permanent failure one raised (see attempt_ends.unwrapped)."""
+        ending: BaseException | None = None
+        try:
+            if job.options.batch_size > 1:
+                return await self.batcher.call(job, ctx, payload)
+            if job.is_async:
+                return await self.timed(job.handler(ctx, payload))
+            # a thread cannot be killed: on timeout the run is recorded timed_out and the thread finishes
+            # in the background
+            run = contextvars.copy_context().run
+            return await loop.run_in_executor(self.threads, run, job.handler, ctx, payload)
+        except BaseExceptionGroup as group:
+            ending = unwrapped(group, PermanentFailure)
+        raise ending  # (out of the except clause: raised in it, the ending's context would be its own group)
+
     def _count_starts(self) -> None:
         started, self.started = self.started, []
         pickups: dict[str, list[float]] = {}
@@ -484,16 +495,3 @@ class Executor(Actor[ExecutorMessage]):
                 return
             except RedisError as exc:
                 self.log.warning("could not write logs of run %s: %s", c.run_id, exc)
-
-    async def _continue(self, c: Claimed, ctx: RunContext, payload: Any) -> Outcome:
-        """Start the continuation run, link both ways, and complete this run."""
-        new_id = ctx.continuation_id()
-        root, depth = await ctx._lineage_info()
-        spec = await self.app._spec(
-            {"job": c.job, "input": payload, "id": new_id}, source="continuation",
-            extra={"continuation_of": c.run_id, "root_id": root, "lineage_depth": depth, "triggered_by": "continue",
-                   "project": await ctx.project()},
-        )
-        await self.app.create([spec])
-        await ctx.link_continuation(new_id)
-        return Outcome(c.run_id, c.token, "completed", output_json=orjson.dumps({"continued_as": new_id}).decode())

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-__all__ = ["ContinueAsNew", "Endings", "Suspend"]
+__all__ = ["ContinueAsNew", "Endings", "Suspend", "unwrapped"]
 
 
 class Suspend(BaseException):
@@ -43,3 +43,17 @@ class Endings:
         if self.first is None:
             self.first = ending
         return ending
+
+
+def unwrapped(group: BaseExceptionGroup[BaseException], permanent: type[BaseException]) -> BaseException:
+    """What a handler that raised ``group`` (an ``asyncio.TaskGroup`` gathers its tasks' errors in one) ends
+    its attempt with: the first wait or continuation one of its tasks began (the attempt ends in it, as
+    if the handler had raised it), else the first ``permanent`` failure (no retry would do better), else
+    the group itself."""
+    for kinds in ((Suspend, ContinueAsNew), (permanent,)):
+        found: BaseException | None = group.subgroup(kinds)
+        while isinstance(found, BaseExceptionGroup):
+            found = found.exceptions[0]
+        if found is not None:
+            return found
+    return group

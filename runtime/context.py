@@ -424,6 +424,20 @@ class RunContext(RunSteps, RunChildren, RunRecords, RunCheckpoints):
         """
         raise self.endings.note(ContinueAsNew(payload))
 
+    async def start_continuation(self, payload: Any) -> str:
+        """Create the continuation run (``payload`` its input) and link both ways; its id (the executor
+        then completes this run with ``{"continued_as": <id>}``)."""
+        new_id = self.continuation_id()
+        root, depth = await self._lineage_info()
+        spec = await self._app._spec(
+            {"job": self.job, "input": payload, "id": new_id}, source="continuation",
+            extra={"continuation_of": self.run_id, "root_id": root, "lineage_depth": depth,
+                   "triggered_by": "continue", "project": await self.project()},
+        )
+        await self._app.create([spec])
+        await self.link_continuation(new_id)
+        return new_id
+
     def continuation_id(self) -> str:
         """The deterministic id of this run's continuation (the same on every retry)."""
         base = "c" + hashlib.sha1(self.run_id.encode()).hexdigest()[:25]

@@ -279,3 +279,36 @@ async def test_a_branch_begins_no_durable_call_once_the_handler_has_ended(make_a
         assert names == ["slow"]
         assert await app.get_children(run.id) == []
     assert started["late_child"] == 0
+
+
+async def test_a_wait_or_a_permanent_failure_inside_a_task_group_ends_the_attempt_as_it_would_outside(
+        make_app: Any) -> None:
+    # Given handlers whose TaskGroup tasks begin a durable sleep, or raise a PermanentFailure (a TaskGroup
+    # gathers its tasks' errors into a group)
+    app = make_app()
+
+    @app.job(max_attempts=1)
+    async def grouped_sleep(ctx: RunContext, payload: Any) -> str:
+        async def nap(name: str) -> str:
+            await ctx.sleep(0.2)
+            return await ctx.step(name, lambda: name)
+
+        async with asyncio.TaskGroup() as group:
+            naps = [group.create_task(nap(n)) for n in ("x", "y")]
+        return "".join(t.result() for t in naps)
+
+    @app.job(max_attempts=3, backoff=Backoff("fixed", initial_s=0.05))
+    async def grouped_failure(ctx: RunContext, payload: Any) -> None:
+        async def hopeless() -> None:
+            raise PermanentFailure("no retry helps")
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(hopeless())
+
+    async with running_node(app):
+        slept = await app.wait_for(await app.trigger("grouped_sleep"), 15)
+        failed = await app.wait_for(await app.trigger("grouped_failure"), 15)
+    # Then the sleeping run waited and completed; the failing one failed at once, with the task's own error
+    assert slept.status == "completed" and slept.output == "xy", slept.error
+    assert failed.status == "failed" and failed.attempt == 1
+    assert failed.error is not None and failed.error["type"] == "PermanentFailure", failed.error
