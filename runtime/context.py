@@ -98,6 +98,11 @@ class RunContext(RunSteps, RunChildren, RunRecords, RunCheckpoints):
         #: the handler's own sequence of steps; the tasks it starts number theirs apart (step_positions)
         self._sequence = Branch.handlers_own(self)
         self._legacy = legacy_history(steps) if steps else False
+        #: per branch (its anchor): the position just past its furthest recorded step
+        self._replay_marks: dict[Position, int] = {}
+        for at in self._by_position:
+            if isinstance(at[-1], int):
+                self._replay_marks[at[:-1]] = max(self._replay_marks.get(at[:-1], 0), at[-1] + 1)
         self._positions: dict[str, Position] = {}  # (of the steps begun, by name)
         #: the position just past the furthest step an earlier attempt reached (completed it, failed in
         #: it, or ended waiting in it): until the handler gets there it runs code that attempt already
@@ -223,7 +228,14 @@ class RunContext(RunSteps, RunChildren, RunRecords, RunCheckpoints):
         earlier attempt stored: they were recorded when that code first ran), so a retry or resume
         neither logs its history twice, nor counts a model call's cost twice, nor goes back to an
         older state."""
-        return self._next_index < self._replay_until
+        if not self._replay_until:
+            return False
+        branch = self._sequence.current()
+        if branch is self._sequence or self._legacy:
+            return self._next_index < self._replay_until
+        # (a branch replays while it has not reached its own furthest recorded step: its siblings may be
+        # replaying still, or running code no attempt ran)
+        return branch.taken < self._replay_marks.get(branch.anchor, 0)
 
     def end_replay(self) -> None:
         """The handler's call has ended: whatever is logged from now on (the node's lines on the attempt's

@@ -59,7 +59,13 @@ class RunSteps(ContextPart):
         before its own awaits, then given to ``_begin_auto``)."""
         if self._legacy:  # (a run recorded before branches had sequences: the one it had)
             return (self._next_index,)
-        return self._sequence.current().take()
+        branch = self._sequence.current()
+        if branch.unordered:
+            raise NonDeterminism(
+                f"run {self.run_id}: a task that {branch.unordered} made of a coroutine began a step; it makes "
+                "those tasks in no fixed order, so a replay could not find their steps again: create the tasks "
+                "first ([asyncio.create_task(c) for c in coroutines]) and give it those")
+        return branch.take()
 
     def _begin_auto(self, prefix: str, position: Position | None = None) -> tuple[str, int, str, dict[str, Any] | None]:
         """Begin a step Baton names by its position (a sleep, a wait, a child trigger; ``position`` when

@@ -62,6 +62,8 @@ class Branch:
     taken: int = 0
     #: per creating function, how many branches this sequence created there
     created: dict[str, int] | None = None
+    #: why this branch's place is not the same on every execution (asyncio made it in no fixed order)
+    unordered: str | None = None
 
     @classmethod
     def handlers_own(cls, owner: object) -> Branch:
@@ -93,13 +95,13 @@ class Branch:
         """The position the next step begun here would take (nothing is taken)."""
         return (*self.anchor, self.taken)
 
-    def branch(self, site: str) -> Branch:
+    def branch(self, site: str, unordered: str | None = None) -> Branch:
         """A new branch of this sequence, created by the function ``site`` names."""
         created = self.created if self.created is not None else {}
         self.created = created
         n = created.get(site, 0)
         created[site] = n + 1
-        return Branch(self.owner, (*self.anchor, f"{site}#{n}"))
+        return Branch(self.owner, (*self.anchor, f"{site}#{n}"), unordered=unordered)
 
 
 def branch_context(base: Context | None) -> Context | None:
@@ -109,28 +111,39 @@ def branch_context(base: Context | None) -> Context | None:
     parent = (base.get(_CURRENT) if base is not None else _CURRENT.get())
     if parent is None or (base.get(_IN_STEP, False) if base is not None else _IN_STEP.get()):
         return None
-    site = _creation_site()
+    site, unordered = _creation_site()
     if site is None:
         return None
     context = base.copy() if base is not None else contextvars.copy_context()
-    context.run(_CURRENT.set, parent.branch(site))
+    context.run(_CURRENT.set, parent.branch(site, unordered))
     return context
 
 
-def _creation_site() -> str | None:
-    """The function that is creating a task (the innermost frame outside asyncio and Baton); None when
-    Baton's own code creates it."""
+#: the frames of comprehensions (3.11's; 3.12 runs list, set and dict comprehensions in their function's frame)
+_COMPREHENSIONS = ("<listcomp>", "<setcomp>", "<dictcomp>", "<genexpr>")
+#: asyncio functions that make tasks of the coroutines they are given in no fixed order (from a set)
+_UNORDERED = ("as_completed", "_AsCompletedIterator.__init__")
+
+
+def _creation_site() -> tuple[str | None, str | None]:
+    """The function that is creating a task (the innermost frame outside asyncio and Baton; None when
+    Baton's own code creates it), and the asyncio function that makes it in no fixed order, if one does."""
     frame: Any = sys._getframe(2)
+    unordered = None
     while frame is not None:
-        file = frame.f_code.co_filename
-        if file.startswith(_BATON):
+        code = frame.f_code
+        if code.co_filename.startswith(_BATON):
             # Baton's own task, unless the frame is the task factory's way in (run_tasks) or this module
-            if not file.endswith(("run_tasks.py", "step_positions.py")):
-                return None
-        elif not file.startswith(_ASYNCIO):
-            return str(frame.f_code.co_qualname)
+            if not code.co_filename.endswith(("run_tasks.py", "step_positions.py")):
+                return None, None
+        elif not code.co_filename.startswith(_ASYNCIO):
+            # (a comprehension is a frame of its own before Python 3.12: its function names the site)
+            if code.co_name not in _COMPREHENSIONS:
+                return str(code.co_qualname), unordered
+        elif code.co_qualname in _UNORDERED:
+            unordered = f"asyncio.{code.co_name if code.co_name != '__init__' else 'as_completed'}"
         frame = frame.f_back
-    return None
+    return None, None
 
 
 class in_step:  # noqa: N801 - used as a context manager, named as one

@@ -312,3 +312,32 @@ async def test_a_wait_or_a_permanent_failure_inside_a_task_group_ends_the_attemp
     assert slept.status == "completed" and slept.output == "xy", slept.error
     assert failed.status == "failed" and failed.attempt == 1
     assert failed.error is not None and failed.error["type"] == "PermanentFailure", failed.error
+
+
+async def test_a_branch_running_new_code_logs_while_a_sibling_still_replays(make_app: Any) -> None:
+    # Given a retry on which branch a goes past its recorded step into new code while branch b, slower to
+    # start, has not replayed its recorded steps yet
+    app = make_app()
+
+    @app.job(max_attempts=2, backoff=Backoff("fixed", initial_s=0.05))
+    async def logging_branches(ctx: RunContext, payload: Any) -> None:
+        async def a() -> None:
+            await ctx.step("a1", lambda: 1)
+            ctx.log.info("a after a1 on attempt %d", ctx.attempt)
+
+        async def b() -> None:
+            await asyncio.sleep(0.05)
+            await ctx.step("b1", lambda: 1)
+            await ctx.step("b2", lambda: 2)
+
+        await asyncio.gather(a(), b())
+        if ctx.attempt == 1:
+            raise RuntimeError("fail once")
+
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("logging_branches"), 15)
+        messages = [e["data"]["message"] for e in await app.get_events(run.id) if e["type"] == "log"]
+    # Then the retry logged a's line too: a replays only up to its own furthest step, a1 (counting the
+    # whole run's steps, b's included, held the line back as if a still replayed)
+    assert run.status == "completed", run.error
+    assert messages.count("a after a1 on attempt 1") == 1 and messages.count("a after a1 on attempt 2") == 1

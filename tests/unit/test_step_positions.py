@@ -130,3 +130,58 @@ async def test_a_run_recorded_before_branches_keeps_its_one_sequence() -> None:
     assert (name, index, tag) == ("__sleep#3", 3, "3") and record is not None
     # (records that Lua completed, which have no position, do not make a run look old)
     assert not legacy_history({"__wait_signal#0": rec("__wait_signal#0", 0), "a": {**rec("a", 1), "at": [1]}})
+
+
+async def test_a_task_as_completed_makes_of_a_coroutine_cannot_begin_a_step() -> None:
+    # (as_completed makes its tasks from a set of coroutines, in no fixed order: their steps could not be
+    # found again on a replay, so the first one is refused at once, saying what to do instead)
+    from runtime.errors import NonDeterminism
+
+    uninstall = adopting_tasks(asyncio.get_running_loop())
+    try:
+        ctx = context()
+
+        async def branch() -> Position:
+            return ctx._reserve()
+
+        refused = []
+        for done in asyncio.as_completed([branch(), branch()]):
+            try:
+                await done
+            except NonDeterminism as exc:
+                refused.append(str(exc))
+        assert len(refused) == 2 and "asyncio.as_completed" in refused[0] and "create the tasks" in refused[0]
+        # while tasks made first (in a comprehension: its function names them on every Python), then given
+        # to it, are branches like any other (the two refused took the function's first two)
+        made = [asyncio.create_task(branch()) for _ in range(2)]
+        assert sorted([await done for done in asyncio.as_completed(made)]) == [
+            ("test_a_task_as_completed_makes_of_a_coroutine_cannot_begin_a_step#2", 0),
+            ("test_a_task_as_completed_makes_of_a_coroutine_cannot_begin_a_step#3", 0)]
+    finally:
+        uninstall()
+
+
+async def test_a_branch_replays_until_its_own_furthest_recorded_step() -> None:
+    # Given a run whose branch x recorded two steps and branch y one (y's second step is new code)
+    def rec(name: str, index: int, at: list[Any]) -> dict[str, Any]:
+        return {"name": name, "index": index, "status": "completed", "output": None, "at": at}
+
+    steps = {r["name"]: r for r in (rec("x0", 0, ["h#0", 0]), rec("y0", 1, ["h#1", 0]), rec("x1", 2, ["h#0", 1]))}
+    ctx = context(steps)
+    from runtime.step_positions import _CURRENT
+
+    def in_branch(anchor: str) -> Branch:
+        branch = Branch(id(ctx), (anchor,))
+        _CURRENT.set(branch)
+        return branch
+
+    async def replaying_after(anchor: str, steps_begun: int) -> bool:
+        branch = in_branch(anchor)
+        branch.taken = steps_begun
+        return ctx.replaying
+
+    # Then y runs new code once past its one recorded step, while x still replays there
+    assert await asyncio.create_task(replaying_after("h#1", 0)) is True
+    assert await asyncio.create_task(replaying_after("h#1", 1)) is False
+    assert await asyncio.create_task(replaying_after("h#0", 1)) is True
+    assert await asyncio.create_task(replaying_after("h#0", 2)) is False
