@@ -111,6 +111,8 @@ async def test_cancel_an_executing_run_from_its_page(ui_node: UiNode, browser: A
     await expect(page.locator("p.result")).to_contain_text("cancel_requested")
     await eventually(lambda: run_id in ui_node.watch.cancelled)
     await expect(page.locator(".page-head .badge").first).to_have_text("canceled", timeout=EXPECT_MS)
+    # (and no longer says a cancel is requested: it is done)
+    await expect(page.locator(".page-head .badge")).to_have_count(1)
 
 
 async def test_replay_three_dead_letters_in_bulk(ui_node: UiNode, browser: Any, monkeypatch: Any) -> None:

@@ -5,11 +5,13 @@ page says when it stops updating (Redis not answering) and recovers by itself.""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 
 from bench.chaos.proxy import FaultProxy
+from tests.nodes import eventually
 from tests.ui.conftest import EXPECT_MS, UiNode, signed_in_page, ui_node_of
 
 
@@ -53,16 +55,22 @@ async def test_a_long_value_wraps_inside_its_card(ui_node: UiNode, browser: Any,
     assert scroll_width <= width, scroll_width
 
 
-async def test_clear_empties_the_filters_a_bookmark_set(ui_node: UiNode, browser: Any) -> None:
-    from playwright.async_api import expect
-
-    # Given finished runs of two jobs, and the runs page opened from a bookmark that filters them
+async def runs_page_over_two_runs(ui_node: UiNode, browser: Any, filters: str = "") -> tuple[Any, tuple[str, str]]:
+    """A signed-in page on the runs page (``filters``: its query), once a failed and a completed run ended."""
     failed = await ui_node.trigger("doomed", {"n": 1})
     done = await ui_node.trigger("echo", {"n": 1})
     for run_id in (failed, done):
         await ui_node.app.wait_for(run_id, 20)
     page = await signed_in_page(browser, ui_node)
-    await page.goto(f"{ui_node.url}/ui/#/runs?status=failed&job=doomed")
+    await page.goto(f"{ui_node.url}/ui/#/runs{filters}")
+    return page, (failed, done)
+
+
+async def test_clear_empties_the_filters_a_bookmark_set(ui_node: UiNode, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # Given finished runs of two jobs, and the runs page opened from a bookmark that filters them
+    page, _runs = await runs_page_over_two_runs(ui_node, browser, "?status=failed&job=doomed")
     rows = page.locator("table.runs tbody tr")
     await expect(rows).to_have_count(1)
     # When the user clicks Clear
@@ -151,3 +159,37 @@ async def test_a_run_page_says_it_stopped_updating_while_redis_does_not_answer(
         async with node.http.delete(f"{node.url}/v1/runs/{run_id}",
                                     headers={"Authorization": f"Bearer {node.keys['alpha']}"}) as resp:
             assert resp.status in (200, 202), await resp.text()
+
+
+async def test_filters_change_the_list_only_when_applied_and_their_times_carry_a_zone(
+        ui_node: UiNode, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # Given finished runs of two jobs, on the runs page (live)
+    page, (_failed, done) = await runs_page_over_two_runs(ui_node, browser)
+    rows = page.locator("table.runs tbody tr")
+    await expect(rows).to_have_count(2)
+    # (each page and run names itself in the tab)
+    await expect(page).to_have_title("Runs · Baton")
+    # When a filter is typed but not applied, and the list refreshes itself meanwhile
+    listed: list[str] = []
+    page.on("request", lambda r: listed.append(r.url) if "/v1/runs?" in r.url else None)
+    await page.get_by_label("Job").fill("no-such-job")
+    listed.clear()
+    await eventually(lambda: listed, timeout=10)
+    # Then the refresh asked with the filters in force, and the list is as it was
+    assert all("no-such-job" not in url for url in listed), listed
+    await expect(rows).to_have_count(2)
+    # When a time filter is applied
+    await page.get_by_label("Job").fill("")
+    await page.get_by_label("Created after").fill("2020-01-01T00:00")
+    await page.get_by_role("button", name="Apply").click()
+    # Then the page's URL holds it with a zone (another viewer's zone reads it as the same moment): the
+    # viewer is in Paris (signed_in_page), one hour ahead of UTC in winter
+    await expect(page).to_have_url(re.compile(r"created_after=2019-12-31T23%3A00%3A00\.000Z"))
+    await expect(rows).to_have_count(2)
+    # and a run's page names its run in the tab and its times' zone
+    await page.get_by_role("link", name=done, exact=True).click()
+    await expect(page).to_have_title(f"Run {done} · Baton")
+    assert re.search(r"(UTC|GMT)", await page.locator("time").first.inner_text()), \
+        await page.locator("time").first.inner_text()

@@ -9,15 +9,25 @@ import * as runs from "./page_runs.js";
 import * as schedules from "./page_schedules.js";
 
 // route -> page module; each page exports mount(root, match, params) returning a cleanup function
+// (and the page's title: tabs and history entries tell pages and runs apart)
 const ROUTES = [
-  [/^\/runs\/(.+)$/, run, "runs"],
-  [/^\/runs$/, runs, "runs"],
-  [/^\/dlq$/, dlq, "dlq"],
-  [/^\/schedules$/, schedules, "schedules"],
-  [/^\/(overview)?$/, overview, "overview"],
+  [/^\/runs\/(.+)$/, run, "runs", (m) => `Run ${safeDecode(m[1])}`],
+  [/^\/runs$/, runs, "runs", () => "Runs"],
+  [/^\/dlq$/, dlq, "dlq", () => "Dead letters"],
+  [/^\/schedules$/, schedules, "schedules", () => "Schedules"],
+  [/^\/(overview)?$/, overview, "overview", () => "Overview"],
 ];
 
 let cleanup = null;
+let shownPath = null;
+
+function safeDecode(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
 
 function parseHash() {
   const raw = location.hash.replace(/^#/, "") || "/overview";
@@ -43,18 +53,28 @@ async function route() {
   if (!project()) return;
   const { path, params } = parseHash();
   const root = fill(document.getElementById("page"));
-  for (const [re, page, nav] of ROUTES) {
+  for (const [re, page, nav, title] of ROUTES) {
     const match = path.match(re);
     if (!match) continue;
     for (const a of document.querySelectorAll("#nav a")) {
       if (a.dataset.page === nav) a.setAttribute("aria-current", "page");
       else a.removeAttribute("aria-current");
     }
+    document.title = `${title(match).slice(0, 80)} · Baton`;
     try {
       cleanup = page.mount(root, match, params) || null;
     } catch (err) {
       root.append(errorBox(err));
     }
+    // on a new page (not new filters of the same one) the keyboard and screen readers start at its heading
+    if (path !== shownPath) {
+      const heading = root.querySelector("h1");
+      if (heading) {
+        heading.tabIndex = -1;
+        heading.focus({ preventScroll: true });
+      }
+    }
+    shownPath = path;
     return;
   }
   root.append(errorBox(new Error(`no page ${path}`)));

@@ -43,12 +43,12 @@ export function age(iso) {
   return ms > 1000 ? `in ${duration(ms)}` : `${duration(-ms)} ago`;
 }
 
-/** A time in the viewer's time zone with its relative age (kept fresh by refreshAges). */
+/** A time in the viewer's time zone, named, with its relative age (kept fresh by refreshAges). */
 export function time(iso) {
   if (!iso) return h("span", { class: "muted" }, "—");
   const d = new Date(iso);
-  return h("time", { datetime: iso, title: d.toString() },
-    d.toLocaleString(undefined, { dateStyle: "short", timeStyle: "medium" }), " ",
+  return h("time", { datetime: iso, title: d.toISOString() },
+    d.toLocaleString(undefined, { dateStyle: "short", timeStyle: "long" }), " ",
     h("span", { class: "age", dataset: { ts: iso } }, `(${age(iso)})`));
 }
 

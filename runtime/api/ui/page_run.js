@@ -6,7 +6,7 @@
 
 import { ApiFailure, del, get, post, runPath } from "./api.js";
 import { badge, Coalescer, confirmDialog, duration, errorBox, fill, h, jsonView, span, time, toast } from "./dom.js";
-import { runLink } from "./page_runs.js";
+import { attemptsTitle, runLink } from "./page_runs.js";
 
 const LIVE = new Set(["queued", "delayed", "executing", "waiting", "paused"]);
 // event names the timeline stream sends (each SSE event is named by its type): runtime/timeline.py's
@@ -137,11 +137,14 @@ export function mount(root, match) {
   }
 
   function renderRun() {
-    fill(statusSlot, badge(run.status), run.cancel_requested ? h("span", { class: "badge s-canceled" }, "cancel requested") : null,
-      run.pause_requested ? h("span", { class: "badge s-paused" }, "pause requested") : null,
+    // (a request is news only while the run is live: a finished run's status says how it ended)
+    const live = !run.finished_at;
+    fill(statusSlot, badge(run.status),
+      live && run.cancel_requested ? h("span", { class: "badge s-canceled" }, "cancel requested") : null,
+      live && run.pause_requested ? h("span", { class: "badge s-paused" }, "pause requested") : null,
       run.debug_mode ? h("span", { class: "badge s-debug" }, "debug") : null);
     fill(summary, kv([
-      ["Job", run.job], ["Queue", run.queue], ["Attempt", `${run.attempt} of ${run.max_attempts} (${run.attempts_charged} charged)`],
+      ["Job", run.job], ["Queue", run.queue], ["Attempt", attemptsTitle(run)],
       ["Priority", run.priority], ["Created", time(run.created_at)], ["Scheduled", run.scheduled_at ? time(run.scheduled_at) : null],
       ["Started", run.started_at ? time(run.started_at) : null], ["Finished", run.finished_at ? time(run.finished_at) : null],
       ["Duration", run.started_at ? duration(span(run.started_at, run.finished_at)) : null],

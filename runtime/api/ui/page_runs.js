@@ -17,6 +17,11 @@ export function runLink(id) {
 }
 
 /** The table rows of runs (shared with the dead-letter page, which adds a checkbox column). */
+/** How many attempts a run made and how many of them counted against its max_attempts. */
+export function attemptsTitle(run) {
+  return `${run.attempt} attempt${run.attempt === 1 ? "" : "s"}, ${run.attempts_charged} of ${run.max_attempts} charged`;
+}
+
 export function runRow(run, lead) {
   return h("tr", { dataset: { id: run.id, status: run.status } },
     lead,
@@ -24,27 +29,48 @@ export function runRow(run, lead) {
     h("td", {}, run.job),
     h("td", { class: "wide-only" }, run.queue),
     h("td", {}, badge(run.status)),
-    h("td", { class: "wide-only num" }, `${run.attempt}/${run.max_attempts}`),
+    // the attempts charged against max_attempts (a durable wait's resume is an attempt, charged nothing)
+    h("td", { class: "wide-only num", title: attemptsTitle(run) }, `${run.attempts_charged}/${run.max_attempts}`),
     h("td", {}, time(run.created_at)),
     h("td", { class: "wide-only num" }, duration(span(run.started_at, run.finished_at))),
     h("td", { class: "wide-only" }, (run.tags || []).map((t) => h("span", { class: "tag" }, t))));
 }
 
-export const HEAD = ["Run", "Job", "Queue", "Status", "Attempt", "Created", "Duration", "Tags"];
-const WIDE = new Set(["Queue", "Attempt", "Duration", "Tags"]);
+export const HEAD = ["Run", "Job", "Queue", "Status", "Tries", "Created", "Duration", "Tags"];
+const WIDE = new Set(["Queue", "Tries", "Duration", "Tags"]);
 
 /** The table head for runRow. */
 export function runHead(lead) {
   return h("thead", {}, h("tr", {}, lead, HEAD.map((name) => h("th", { scope: "col", class: WIDE.has(name) ? "wide-only" : null }, name))));
 }
 
-// datetime-local gives the viewer's local time without a zone: the API needs ISO with an offset
+// datetime-local gives the viewer's local time without a zone: the API (and the page's URL, which another
+// viewer may open in another zone) takes ISO with an offset
 function toIso(local) {
-  return local ? new Date(local).toISOString() : "";
+  const d = new Date(local);
+  // (a value that is no time goes to the API as it is, which says what is wrong with it)
+  return local && !Number.isNaN(d.getTime()) ? d.toISOString() : local || "";
 }
+
+// an ISO time as a datetime-local input shows it: the viewer's local time, to the second
+function toLocal(iso) {
+  const d = new Date(iso);
+  if (!iso || Number.isNaN(d.getTime())) return iso || "";
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}` +
+    `:${pad(d.getSeconds())}`;
+}
+
+const DATES = ["created_after", "created_before"];
 
 export function mount(root, _match, params) {
   const values = Object.fromEntries(FILTERS.map((k) => [k, params.get(k) || ""]));
+  // the filters in force: the page's URL's until Apply (what a control shows before Apply changes nothing)
+  let applied = { ...values };
+  for (const k of DATES) {
+    if (values[k]) applied[k] = toIso(values[k]);  // (a bookmark from before held local times without a zone)
+    values[k] = toLocal(values[k]);
+  }
   const cursors = [params.get("cursor") || ""];
   const status = h("select", { name: "status" }, h("option", { value: "" }, "any"),
     STATUSES.map((s) => h("option", { value: s, selected: values.status === s }, s)));
@@ -79,15 +105,19 @@ export function mount(root, _match, params) {
 
   function apiParams() {
     const p = { limit: 50 };
-    for (const k of ["status", "job", "queue", "tag", "metadata_key", "metadata_value"]) {
-      if (controls[k].value.trim()) p[k] = controls[k].value.trim();
-    }
-    if (controls.created_after.value) p.created_after = toIso(controls.created_after.value);
-    if (controls.created_before.value) p.created_before = toIso(controls.created_before.value);
-    if (controls.q.value.trim()) p.idempotency_key = controls.q.value.trim();
+    for (const k of FILTERS) if (k !== "q" && applied[k]) p[k] = applied[k];
+    if (applied.q) p.idempotency_key = applied.q;
     const cursor = cursors[cursors.length - 1];
     if (cursor) p.cursor = cursor;
     return p;
+  }
+
+  function apply() {
+    applied = {};
+    for (const k of FILTERS) {
+      const value = controls[k].value.trim();
+      if (value) applied[k] = DATES.includes(k) ? toIso(value) : value;
+    }
   }
 
   async function searchById(q) {
@@ -104,7 +134,7 @@ export function mount(root, _match, params) {
   async function load() {
     if (stopped) return;
     let page;
-    const q = controls.q.value.trim();
+    const q = applied.q || "";
     // (a term found to be no run id is not asked for again at each refresh)
     const byId = q && q !== notRunId && cursors.length === 1 ? await searchById(q) : null;
     if (q && !byId) notRunId = q;
@@ -132,13 +162,14 @@ export function mount(root, _match, params) {
   }
   function updateUrl() {
     const q = new URLSearchParams();
-    for (const k of FILTERS) if (controls[k].value) q.set(k, controls[k].value);
+    for (const k of FILTERS) if (applied[k]) q.set(k, applied[k]);
     const hash = `#/runs${q.toString() ? `?${q}` : ""}`;
     if (location.hash !== hash) history.replaceState(null, "", hash);
   }
 
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
+    apply();
     cursors.splice(0, cursors.length, "");
     updateUrl();
     load().catch(showError);
