@@ -193,3 +193,15 @@ async def test_filters_change_the_list_only_when_applied_and_their_times_carry_a
     await expect(page).to_have_title(f"Run {done} · Baton")
     assert re.search(r"(UTC|GMT)", await page.locator("time").first.inner_text()), \
         await page.locator("time").first.inner_text()
+
+
+@pytest.mark.parametrize("bad_id", ["A" * 5000, "%E0%A4%A"], ids=["too-long", "bad-escape"])
+async def test_a_run_id_no_run_can_have_reads_as_not_found(ui_node: UiNode, browser: Any, bad_id: str) -> None:
+    from playwright.async_api import expect
+
+    # When the user opens a run page whose id the API refuses outright, or that is no valid escape
+    page = await signed_in_page(browser, ui_node)
+    await page.goto(f"{ui_node.url}/ui/#/runs/{bad_id}")
+    # Then it says no such run, and the page stays as wide as the window
+    await expect(page.get_by_role("heading", name="Run not found")).to_be_visible()
+    assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")

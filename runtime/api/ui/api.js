@@ -59,6 +59,8 @@ async function call(method, path, body) {
     if (resp.status === 401 && path.startsWith("/v1/")) {
       session.project = session.csrf = null;
       window.dispatchEvent(new Event("baton:signedout"));
+      // (the API's words are for a client sending a key; this page's session ended)
+      throw new ApiFailure(401, data?.code || "unauthorized", "Your session ended: sign in again.");
     }
     throw new ApiFailure(resp.status, data?.code || "http_error", data?.error || `HTTP ${resp.status}`);
   }

@@ -1,7 +1,7 @@
 // The dashboard's entry point: sign-in, navigation between pages (hash routes), relative-age refresh.
 
 import { forgetPartial, loadSession, project, signIn, signOut } from "./api.js";
-import { errorBox, fill, refreshAges, toast } from "./dom.js";
+import { clearToasts, errorBox, fill, refreshAges, toast } from "./dom.js";
 import * as dlq from "./page_dlq.js";
 import * as overview from "./page_overview.js";
 import * as run from "./page_run.js";
@@ -66,8 +66,10 @@ async function route() {
     } catch (err) {
       root.append(errorBox(err));
     }
-    // on a new page (not new filters of the same one) the keyboard and screen readers start at its heading
+    // on a new page (not new filters of the same one) the keyboard and screen readers start at its heading,
+    // and the last page's toasts are gone
     if (path !== shownPath) {
+      clearToasts();
       const heading = root.querySelector("h1");
       if (heading) {
         heading.tabIndex = -1;

@@ -107,6 +107,11 @@ export function toast(message, kind = "info") {
   setTimeout(() => el.remove(), kind === "error" ? 9000 : 5000);
 }
 
+/** Remove the toasts still shown (a new page starts without the last one's news). */
+export function clearToasts() {
+  document.getElementById("toasts").replaceChildren();
+}
+
 /**
  * Ask for confirmation in the page's dialog. fields: [{name, label, type, value, required}] extra inputs.
  * Resolves to the fields' values ({} without fields), or null when cancelled.

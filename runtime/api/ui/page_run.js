@@ -61,7 +61,12 @@ function describe(result) {
 }
 
 export function mount(root, match) {
-  const runId = decodeURIComponent(match[1]);
+  let runId;
+  try {
+    runId = decodeURIComponent(match[1]);
+  } catch {
+    runId = match[1];  // (not a valid escape: no run has it, and the API says so)
+  }
   let run = null;
   let stopped = false;
   let source = null;
@@ -408,8 +413,10 @@ export function mount(root, match) {
       followChunks();
       await loadRecords();
     } catch (err) {
-      if (err instanceof ApiFailure && err.status === 404) fill(root, h("h1", {}, "Run not found"), errorBox(err));
-      else root.prepend(errorBox(err));
+      // (an id the API refuses outright, too long say, names no run either)
+      if (err instanceof ApiFailure && (err.status === 404 || err.status === 400)) {
+        fill(root, h("h1", {}, "Run not found"), h("p", { class: "muted wrap" }, runId.slice(0, 200)), errorBox(err));
+      } else root.prepend(errorBox(err));
     }
   })();
 
