@@ -16,6 +16,8 @@ const EVENT_TYPES = ["status", "attempt", "log", "progress", "metadata", "step",
 const MAX_TIMELINE_ROWS = 1000;
 const RUN_REFRESH_MS = 1000;
 const LIVE_CHECK_MS = 5000;
+// how long a read of the run may go unanswered before the page says it is not updating
+const SLOW_ANSWER_MS = 3000;
 const RECORDS_REFRESH_MS = 2000;
 
 function section(title, id, ...body) {
@@ -339,11 +341,15 @@ export function mount(root, match) {
   }
 
   const runRefresh = new Coalescer(async () => {
+    // (the API waits a while for a Redis that does not answer before it says so: the page says it first)
+    const slow = setTimeout(() => stale(`no answer for ${SLOW_ANSWER_MS / 1000} s`), SLOW_ANSWER_MS);
     try {
       await loadRun();
     } catch (err) {
       stale(`${err.message}${err.code ? ` (${err.code})` : ""}`);
       throw err;
+    } finally {
+      clearTimeout(slow);
     }
     updating();
   }, RUN_REFRESH_MS);
