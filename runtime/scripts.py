@@ -334,11 +334,13 @@ class Scripts:
                                     [p.prefix, run_id, name, data_json, most, self.keys.wake_channel]))
 
     async def take_message(self, run_id: str, token: str, kind: str, key: str, step: str,
-                           index: int) -> tuple[str, str, bool] | int:
-        """Fenced: take what a beginning event, signal or token wait already has, recording its step; (step
-        status, data JSON, pause requested), or 0 when nothing arrived yet, -1 when the lease is gone."""
+                           index: int, at_json: str = "") -> tuple[str, str, bool] | int:
+        """Fenced: take what a beginning event, signal or token wait already has, recording its step (at
+        ``at_json``, its position); (step status, data JSON, pause requested), or 0 when nothing arrived yet,
+        -1 when the lease is gone."""
         p = self.keys.partition_of_run(run_id)
-        raw = await self._call("message_take", [p.run(run_id)], [p.prefix, run_id, token, kind, key, step, index])
+        raw = await self._call("message_take", [p.run(run_id)],
+                               [p.prefix, run_id, token, kind, key, step, index, at_json])
         if isinstance(raw, list):
             return text(raw[0]), text(raw[1]), int(raw[2]) == 1
         return int(raw)

@@ -119,7 +119,9 @@ async def _take(ctx: RunContext, kind: str, key: str, step: str, index: int) -> 
     from .context import Suspend
 
     await ctx.flush()  # the run's timeline keeps its order: what the handler wrote before the wait first
-    taken = await ctx._on_lease(lambda: ctx._app.scripts.take_message(ctx.run_id, ctx._token, kind, key, step, index),
+    at = list(ctx._positions[step])
+    taken = await ctx._on_lease(lambda: ctx._app.scripts.take_message(ctx.run_id, ctx._token, kind, key, step, index,
+                                                                      encode(at)),
                                 f"beginning the {kind} wait {step!r}")
     if taken == -1:
         raise LeaseLost(f"run {ctx.run_id}: lease lost; {kind} wait not begun")
@@ -128,7 +130,7 @@ async def _take(ctx: RunContext, kind: str, key: str, step: str, index: int) -> 
     status, data, paused = taken
     now = ctx.now_ms()
     record = {"name": step, "index": index, "status": status, "output": orjson.loads(data), "error": None,
-              "started_at": now, "completed_at": now}
+              "started_at": now, "completed_at": now, "at": at}
     ctx._steps[step] = ctx._by_index[index] = record
     if paused:  # a step boundary, where a requested pause takes effect (as RunContext._record)
         raise ctx.endings.note(Suspend({"kind": "paused", "step": step, "index": index}))

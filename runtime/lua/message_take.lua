@@ -11,6 +11,7 @@
   ARGV[5] the event key, the signal name or the token id
   ARGV[6] wait step name
   ARGV[7] wait step index
+  ARGV[8] wait step position (JSON list, runtime/step_positions.py)
   A take that finds its wait step already completed is this call sent twice (a reply
   lost to a dropped connection, the call tried again: the handler reaches the take
   only while the step is not recorded): it answers what the first one recorded.
@@ -42,6 +43,6 @@ end
 local now = now_ms()
 local status, data = message_arrived(pfx, id, ARGV[4], ARGV[5], now)
 if not data then return 0 end
-complete_wait_step(pfx, id, ARGV[6], ARGV[7], now, data, status, now)
+complete_wait_step(pfx, id, ARGV[6], ARGV[7], now, data, status, now, ARGV[8])
 call('HSET', KEYS[1], 'current_step_index', ARGV[7], 'updated_at', now)
 return {status, data, pause}

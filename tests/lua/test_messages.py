@@ -147,3 +147,26 @@ async def test_a_take_sent_twice_answers_what_the_first_recorded(lua: Lua) -> No
     assert await lua.redis.llen(lua.part.signals(run_id)) == 0
     events = await lua.redis.xrange(lua.part.events(run_id))
     assert sum(1 for _, f in events if f.get(b"type") == b"step") == 1
+
+
+async def test_a_wait_completed_in_lua_keeps_its_position(lua: Lua) -> None:
+    # Given a run waiting for "go", whose waiting step the handler's side wrote with its position (a branch's)
+    run_id = await lua.create_one()
+    claimed = await lua.claim_one(run_id)
+    p = lua.part
+    waiting = {"name": "__wait_signal#b1", "index": 3, "status": "waiting", "output": {"key": "go", "deadline": None},
+               "error": None, "started_at": 1, "completed_at": None, "at": ["fan#1", 0]}
+    await lua.redis.hset(p.steps(run_id), "__wait_signal#b1", orjson.dumps(waiting))
+    spec = orjson.dumps({"kind": "signal", "key": "go", "deadline": None, "step": "__wait_signal#b1", "index": 3})
+    assert await lua.finish(claimed, "waiting", output_json=spec.decode()) == "waiting"
+    # When the signal completes the wait
+    assert await lua.scripts.send_signal(run_id, "go", '"data"', 10) == 1
+    # Then the completed record still says where the step stands
+    done = orjson.loads(await lua.redis.hget(p.steps(run_id), "__wait_signal#b1"))
+    assert (done["status"], done["output"], done["at"]) == ("completed", "data", ["fan#1", 0])
+    # And a wait taken at once (message_take) records the position it is given
+    again = await lua.claim_one(run_id)
+    assert await lua.scripts.send_signal(run_id, "go", '"more"', 10) == 0
+    taken = await lua.scripts.take_message(run_id, again.token, "signal", "go", "__wait_signal#4", 4, '[4]')
+    assert taken == ("completed", '"more"', False)
+    assert orjson.loads(await lua.redis.hget(p.steps(run_id), "__wait_signal#4"))["at"] == [4]

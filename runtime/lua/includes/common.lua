@@ -298,10 +298,16 @@ end
 
 -- Write the record of a durable wait step (event arrived, or timed out).
 -- data is JSON text written as is (never decoded, so numbers stay exact).
-local function complete_wait_step(pfx, id, step, index, started, data, status, now)
+local function complete_wait_step(pfx, id, step, index, started, data, status, now, at)
+  -- the step's position in the handler (runtime/step_positions.py): the caller's, else the waiting
+  -- record's (written by the handler's side, where "at" is the last field)
+  if not at or at == '' then
+    local waiting = call('HGET', K.steps(pfx, id), step)
+    at = waiting and string.match(waiting, ',"at":(%b[])}$')
+  end
   local rec = '{"name":' .. cjson.encode(step) .. ',"index":' .. (index or 'null') .. ',"status":'
     .. cjson.encode(status) .. ',"output":' .. data .. ',"error":null,"started_at":' .. (started or now)
-    .. ',"completed_at":' .. now .. '}'
+    .. ',"completed_at":' .. now .. (at and (',"at":' .. at) or '') .. '}'
   call('HSET', K.steps(pfx, id), step, rec)
   mark_satellite(pfx, id, 'steps')
   add_event(pfx, id, 'step', rec, now)
