@@ -148,10 +148,23 @@ async def test_replay_three_dead_letters_in_bulk(ui_node: UiNode, browser: Any, 
     assert all(replayed[:3]) and replayed[3] is None
     for new_id in replayed[:3]:
         await expect(page.locator("div.result").get_by_role("link", name=new_id)).to_be_visible()
-    # and the replayed ones can no longer be selected (a dead letter is replayed once)
-    for run_id in dead[:3]:
-        await expect(page.get_by_label(f"Select {run_id}")).to_be_disabled()
-    await expect(page.get_by_label(f"Select {dead[3]}")).to_be_enabled()
+    # When all four are selected and replayed again
+    await expect(page.get_by_label(f"Select {dead[0]}")).not_to_be_checked()
+    await page.get_by_label("Select all shown").check()
+    await page.get_by_role("button", name="Replay selected").click()
+    # Then the three replayed already are left out (a dead letter is replayed once), and said to be
+    dialog = page.get_by_role("dialog")
+    await expect(dialog).to_contain_text("3 selected were replayed already")
+    await dialog.get_by_role("button", name="Replay").click()
+    await expect(page.locator("div.result")).to_contain_text("Replay: 1 done, 0 failed, 3 already replayed (left out).")
+    assert (await ui_node.run(dead[3])).get("replayed_as")
+    # And replayed dead letters can still be deleted
+    await expect(page.get_by_label(f"Select {dead[0]}")).not_to_be_checked()
+    await page.get_by_label("Select all shown").check()
+    await page.get_by_role("button", name="Delete selected").click()
+    await page.get_by_role("dialog").get_by_role("button", name="Delete").click()
+    await expect(page.locator("div.result")).to_contain_text("Delete: 4 done, 0 failed.")
+    await expect(page.get_by_text("The dead-letter queue is empty.")).to_be_visible()
     for new_id in replayed[:3]:
         assert (await ui_node.app.wait_for(new_id, 20)).status == "completed"
 

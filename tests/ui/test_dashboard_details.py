@@ -207,3 +207,37 @@ async def test_a_run_id_no_run_can_have_reads_as_not_found(ui_node: UiNode, brow
     # Then it says no such run, and the page stays as wide as the window
     await expect(page.get_by_role("heading", name="Run not found")).to_be_visible()
     assert await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+
+
+async def test_a_filter_the_api_refuses_is_shown_and_not_asked_again(ui_node: UiNode, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # When the runs page is opened from a URL with a status no run has
+    page = await signed_in_page(browser, ui_node)
+    listed: list[str] = []
+    page.on("request", lambda r: listed.append(r.url) if "/v1/runs?" in r.url else None)
+    await page.goto(f"{ui_node.url}/ui/#/runs?status=bogus")
+    # Then the control shows it, the API's refusal is on the page, and the list is not asked again and again
+    await expect(page.get_by_label("Status")).to_have_value("bogus")
+    await expect(page.locator("#page p.error")).to_contain_text("bogus")
+    asked = len(listed)
+    await page.wait_for_timeout(5000)  # (two live refreshes' time: none may go out)
+    assert len(listed) == asked == 1, listed
+    # while Apply with a status it takes asks again, and lists
+    await page.get_by_label("Status").select_option("completed")
+    await page.get_by_role("button", name="Apply").click()
+    await expect(page.locator("#page p.error")).to_have_count(0)
+
+
+async def test_an_unknown_page_says_so_in_its_title_and_takes_the_focus(ui_node: UiNode, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # When the user goes from a known page to one the dashboard does not have
+    page = await signed_in_page(browser, ui_node)
+    await page.goto(f"{ui_node.url}/ui/#/runs")
+    await expect(page).to_have_title("Runs · Baton")
+    await page.goto(f"{ui_node.url}/ui/#/nosuch")
+    # Then the tab, the focus and the navigation say so (the last page's are not kept)
+    await expect(page).to_have_title("No such page · Baton")
+    await expect(page.locator("#page p.error")).to_be_focused()
+    await expect(page.locator("#nav a[aria-current]")).to_have_count(0)

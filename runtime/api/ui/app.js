@@ -79,7 +79,13 @@ async function route() {
     shownPath = path;
     return;
   }
-  root.append(errorBox(new Error(`no page ${path}`)));
+  for (const a of document.querySelectorAll("#nav a")) a.removeAttribute("aria-current");
+  document.title = "No such page · Baton";
+  shownPath = path;
+  const missing = errorBox(new Error(`There is no page ${path.slice(0, 200)}.`));
+  missing.tabIndex = -1;
+  root.append(missing);
+  missing.focus();
 }
 
 function showPartial(partitions) {
@@ -99,7 +105,9 @@ async function start() {
     try {
       await signIn(input.value.trim());
       input.value = "";
+      clearToasts();  // (news of the ended session, and of what failed with it, is old now)
       showSignIn(true);
+      shownPath = null;
       route();
     } catch (err) {
       error.textContent = err.status === 401 ? "That key is not valid." : err.message;

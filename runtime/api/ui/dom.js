@@ -107,6 +107,10 @@ export function toast(message, kind = "info") {
   setTimeout(() => el.remove(), kind === "error" ? 9000 : 5000);
 }
 
+/** How long a read may go unanswered before a live page says it is not updating (the API waits longer for
+ * a Redis that does not answer before it says so). */
+export const SLOW_ANSWER_MS = 3000;
+
 /** Remove the toasts still shown (a new page starts without the last one's news). */
 export function clearToasts() {
   document.getElementById("toasts").replaceChildren();

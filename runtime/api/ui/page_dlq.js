@@ -29,9 +29,10 @@ export function mount(root, _match, params) {
 
   let cursor = null;
   let stopped = false;
+  const replayed = new Set();
 
   function checked() {
-    return [...table.tBodies[0].querySelectorAll("input[type=checkbox]:checked:not(:disabled)")].map((c) => c.value);
+    return [...table.tBodies[0].querySelectorAll("input[type=checkbox]:checked")].map((c) => c.value);
   }
   function updateSelection() {
     const n = checked().length;
@@ -46,9 +47,10 @@ export function mount(root, _match, params) {
     const tbody = table.tBodies[0];
     if (!append) fill(tbody);
     for (const run of page.data) {
-      // (a dead letter is replayed once: one already replayed is not selectable)
+      // (a dead letter is replayed once: one already replayed is left out of a replay, not of a delete)
+      if (run.replayed_as) replayed.add(run.id);
       const box = h("input", { type: "checkbox", value: run.id, "aria-label": `Select ${run.id}`,
-        disabled: Boolean(run.replayed_as), title: run.replayed_as ? "Already replayed" : null });
+        title: run.replayed_as ? "Already replayed" : null });
       box.addEventListener("change", updateSelection);
       const row = runRow(run, h("td", {}, box));
       const summary = errorSummary(run);
@@ -66,8 +68,9 @@ export function mount(root, _match, params) {
     updateSelection();
   }
 
-  function report(label, done, failed, made) {
-    fill(result, h("p", {}, `${label}: ${done} done, ${failed.length} failed.`),
+  function report(label, done, failed, made, skipped) {
+    fill(result, h("p", {}, `${label}: ${done} done, ${failed.length} failed` +
+      (skipped ? `, ${skipped} already replayed (left out).` : ".")),
       made.length ? h("p", {}, "New runs: ", ...made.flatMap((id, i) => [i ? ", " : "",
         h("a", { href: `#${runPath(id)}` }, id)])) : null,
       failed.length ? h("ul", {}, failed.map((r) => h("li", {}, `${r.id}: ${r.error}`))) : null);
@@ -76,10 +79,12 @@ export function mount(root, _match, params) {
 
   // one bulk action on the selected runs: confirm, call (in pieces the server takes), report each run's
   // result and the runs it made, reload the list
-  function bulk(button, label, question, path, doneKey) {
+  function bulk(button, label, question, path, doneKey, once) {
     button.addEventListener("click", async () => {
-      const ids = checked();
-      if (await confirmDialog(`${label} dead letters`, question(ids.length), [], label) === null) return;
+      const selection = checked();
+      const ids = once ? selection.filter((id) => !replayed.has(id)) : selection;
+      const skipped = selection.length - ids.length;
+      if (await confirmDialog(`${label} dead letters`, question(ids.length, skipped), [], label) === null) return;
       let done = 0;
       const failed = [];
       const made = [];
@@ -90,7 +95,7 @@ export function mount(root, _match, params) {
           failed.push(...out.results.filter((r) => r.error));
           made.push(...(out.replayed || []).map((r) => r.id));
         }
-        report(label, done, failed, made);
+        report(label, done, failed, made, skipped);
       } catch (err) {
         // (what went through before the error is said too)
         fill(result, errorBox(err), done ? h("p", {}, `${label}: ${done} done before the error.`) : null);
@@ -98,11 +103,13 @@ export function mount(root, _match, params) {
       load(false).catch((err) => fill(result, errorBox(err)));
     });
   }
-  bulk(replay, "Replay", (n) => `Replay ${n} dead-lettered run(s) as new runs?`, "/runs/bulk-dlq-replay", "count");
+  bulk(replay, "Replay", (n, skipped) => `Replay ${n} dead-lettered run(s) as new runs?` +
+    (skipped ? ` (${skipped} selected were replayed already: they are left out.)` : ""), "/runs/bulk-dlq-replay", "count",
+  true);
   bulk(remove, "Delete", (n) => `Delete ${n} dead-lettered run(s) and their history? This cannot be undone.`,
     "/runs/bulk-delete", "deleted");
   all.addEventListener("change", () => {
-    for (const c of table.tBodies[0].querySelectorAll("input[type=checkbox]:not(:disabled)")) c.checked = all.checked;
+    for (const c of table.tBodies[0].querySelectorAll("input[type=checkbox]")) c.checked = all.checked;
     updateSelection();
   });
   form.addEventListener("submit", (ev) => {

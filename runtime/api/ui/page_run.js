@@ -5,7 +5,9 @@
 // most a few renders and requests a second.
 
 import { ApiFailure, del, get, post, runPath } from "./api.js";
-import { badge, Coalescer, confirmDialog, duration, errorBox, fill, h, jsonView, span, time, toast } from "./dom.js";
+import {
+  badge, Coalescer, confirmDialog, duration, errorBox, fill, h, jsonView, SLOW_ANSWER_MS, span, time, toast,
+} from "./dom.js";
 import { attemptsTitle, runLink } from "./page_runs.js";
 
 const LIVE = new Set(["queued", "delayed", "executing", "waiting", "paused"]);
@@ -16,8 +18,6 @@ const EVENT_TYPES = ["status", "attempt", "log", "progress", "metadata", "step",
 const MAX_TIMELINE_ROWS = 1000;
 const RUN_REFRESH_MS = 1000;
 const LIVE_CHECK_MS = 5000;
-// how long a read of the run may go unanswered before the page says it is not updating
-const SLOW_ANSWER_MS = 3000;
 const RECORDS_REFRESH_MS = 2000;
 
 function section(title, id, ...body) {
@@ -35,7 +35,9 @@ const ACTIONS = [
   { id: "cancel", label: "Cancel", when: (r) => LIVE.has(r.status),
     ask: "Cancel this run? Unfinished children are canceled too.", call: (r) => del(runPath(r.id)) },
   { id: "replay", label: "Replay", when: (r) => !LIVE.has(r.status),
-    ask: "Start this run again as a new run with the same input?", call: (r) => post(`${runPath(r.id)}/replay`) },
+    ask: (r) => (r.replayed_as ? `This run was replayed already, as ${r.replayed_as}. Start it again as another new run?`
+      : "Start this run again as a new run with the same input?"),
+    call: (r) => post(`${runPath(r.id)}/replay`) },
   { id: "reschedule", label: "Reschedule", when: (r) => ["queued", "delayed", "paused"].includes(r.status),
     ask: "Start this run after a delay (seconds from now).",
     fields: [{ name: "delay", label: "Delay (seconds)", type: "number", value: "60", required: true }],
@@ -58,7 +60,7 @@ function describe(result) {
   if (!result) return "done";
   if (result.result) return `${result.result}${result.run ? ` — status ${result.run.status}` : ""}`;
   if (result.status && result.run_id) return `idempotency key ${result.status}`;
-  if (result.id) return `new run ${result.id} (${result.status})`;
+  if (result.id) return `new run (${result.status})`;
   return "done";
 }
 
@@ -119,7 +121,8 @@ export function mount(root, match) {
       const label = typeof a.label === "function" ? a.label(run) : a.label;
       const btn = h("button", { type: "button", "data-action": a.id, disabled: !a.when(run) }, label);
       btn.addEventListener("click", async () => {
-        const values = await confirmDialog(label, a.ask, a.fields || [], label);
+        const values = await confirmDialog(label, typeof a.ask === "function" ? a.ask(run) : a.ask, a.fields || [],
+          label);
         if (values === null) return;
         btn.disabled = true;
         try {

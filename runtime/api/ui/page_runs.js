@@ -2,7 +2,7 @@
 // The filters live in the URL (#/runs?status=failed&job=...), so a filtered view can be bookmarked.
 
 import { ApiFailure, get, runPath } from "./api.js";
-import { badge, duration, errorBox, field, fill, h, keepFresh, span, time } from "./dom.js";
+import { badge, duration, errorBox, field, fill, h, keepFresh, SLOW_ANSWER_MS, span, time } from "./dom.js";
 
 export const STATUSES = ["queued", "delayed", "executing", "waiting", "paused", "completed", "failed",
   "dead_letter", "canceled", "expired"];
@@ -72,8 +72,10 @@ export function mount(root, _match, params) {
     values[k] = toLocal(values[k]);
   }
   const cursors = [params.get("cursor") || ""];
+  // (a status no run has, from a bookmark or a hand-typed URL, is shown as it is: the API's error names it)
+  const unknown = values.status && !STATUSES.includes(values.status) ? [values.status] : [];
   const status = h("select", { name: "status" }, h("option", { value: "" }, "any"),
-    STATUSES.map((s) => h("option", { value: s, selected: values.status === s }, s)));
+    [...STATUSES, ...unknown].map((s) => h("option", { value: s, selected: values.status === s }, s)));
   const input = (name, type = "text", placeholder = "") =>
     h("input", { name, type, value: values[name], placeholder, autocomplete: "off" });
   const controls = {
@@ -131,8 +133,25 @@ export function mount(root, _match, params) {
   }
 
   let notRunId = "";
+  // filters the API refused: the list is not asked again until they change
+  let refused = false;
   async function load() {
     if (stopped) return;
+    // (a Redis that does not answer holds the API's answer for a while: the page says so first)
+    const slow = setTimeout(() => {
+      info.textContent = `Not updating: no answer for ${SLOW_ANSWER_MS / 1000} s`;
+    }, SLOW_ANSWER_MS);
+    try {
+      await loadPage();
+    } catch (err) {
+      if (err instanceof ApiFailure && err.status === 400) refused = true;
+      throw err;
+    } finally {
+      clearTimeout(slow);
+    }
+  }
+
+  async function loadPage() {
     let page;
     const q = applied.q || "";
     // (a term found to be no run id is not asked for again at each refresh)
@@ -170,6 +189,7 @@ export function mount(root, _match, params) {
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     apply();
+    refused = false;
     cursors.splice(0, cursors.length, "");
     updateUrl();
     load().catch(showError);
@@ -194,7 +214,7 @@ export function mount(root, _match, params) {
   // while the tab is hidden or the user's keyboard focus is in the table); new runs appear and statuses
   // change without a reload
   const fresh = keepFresh(() => load().catch(showError), REFRESH_MS,
-    () => live.checked && !table.contains(document.activeElement));
+    () => live.checked && !refused && !table.contains(document.activeElement));
   return () => {
     stopped = true;
     fresh.stop();
