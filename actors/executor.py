@@ -403,7 +403,8 @@ class Executor(Actor[ExecutorMessage]):
                 ctx.end_replay()
                 # the tasks it left running end with it, their steps under way recorded first (not when
                 # the attempt is cancelled: a cancel does not wait for a step)
-                await ctx.settle_branches(wait=sys.exc_info()[0] is not asyncio.CancelledError)
+                if (settling := ctx.end_branches(wait=sys.exc_info()[0] is not asyncio.CancelledError)) is not None:
+                    await settling
             if (caught := ctx.endings.first) is not None:
                 ctx.log.warning("the handler caught %r (a BaseException) and returned: the attempt ends in it "
                                 "all the same; catch Exception, not BaseException, around durable waits", caught)

@@ -42,7 +42,7 @@ from .run_logs import RunLogCapture, RunLogger, current_run
 from .run_records import RunRecords
 from .run_steps import RunSteps
 from .run_tasks import uncut
-from .step_positions import Branch, Position, legacy_history, stored_position
+from .step_positions import legacy_history, replay_marks, stored_position
 from .tracing import span
 
 if TYPE_CHECKING:
@@ -94,16 +94,10 @@ class RunContext(RunSteps, RunChildren, RunRecords, RunCheckpoints):
         # (most runs have no steps recorded: nothing to index)
         self._by_index = {int(r["index"]): r for r in steps.values() if r.get("index") is not None} if steps else {}
         #: the recorded steps by position (records written before positions were stored have none)
-        self._by_position = {at: r for r in steps.values() if (at := stored_position(r)) is not None} if steps else {}
-        #: the handler's own sequence of steps; the tasks it starts number theirs apart (step_positions)
-        self._sequence = Branch.handlers_own(self)
-        self._legacy = legacy_history(steps) if steps else False
-        #: per branch (its anchor): the position just past its furthest recorded step
-        self._replay_marks: dict[Position, int] = {}
-        for at in self._by_position:
-            if isinstance(at[-1], int):
-                self._replay_marks[at[:-1]] = max(self._replay_marks.get(at[:-1], 0), at[-1] + 1)
-        self._positions: dict[str, Position] = {}  # (of the steps begun, by name)
+        if steps:  # (most runs have none: the empty defaults are the class's)
+            self._by_position = {at: r for r in steps.values() if (at := stored_position(r)) is not None}
+            self._legacy = legacy_history(steps)
+            self._replay_marks = replay_marks(self._by_position)
         #: the position just past the furthest step an earlier attempt reached (completed it, failed in
         #: it, or ended waiting in it): until the handler gets there it runs code that attempt already
         #: ran (``replaying``)
@@ -186,7 +180,7 @@ class RunContext(RunSteps, RunChildren, RunRecords, RunCheckpoints):
 
     async def _record(self, name: str, index: int, record: dict[str, Any]) -> None:
         completed = record["status"] == "completed"
-        record["at"] = list(self._positions[name])
+        record["at"] = list(self._position_of(name))
         await self.flush()
         record_json = encode(record)
         code = await self._on_lease(
@@ -230,8 +224,8 @@ class RunContext(RunSteps, RunChildren, RunRecords, RunCheckpoints):
         older state."""
         if not self._replay_until:
             return False
-        branch = self._sequence.current()
-        if branch is self._sequence or self._legacy:
+        branch = self._in_sequence()
+        if branch is self._own or self._legacy:
             return self._next_index < self._replay_until
         # (a branch replays while it has not reached its own furthest recorded step: its siblings may be
         # replaying still, or running code no attempt ran)

@@ -8,7 +8,8 @@ import asyncio
 import contextlib
 import contextvars
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, cast
 
 from .context_part import ContextPart
@@ -29,14 +30,20 @@ class RunSteps(ContextPart):
     _next_index: int
     _names_used: set[str]
     _steps: dict[str, dict[str, Any]]
-    _by_position: dict[Position, dict[str, Any]]
-    _positions: dict[str, Position]
-    _sequence: Branch
+    # (what a run with no recorded steps has: most runs; a context replaces them when it has some)
+    #: the recorded steps by position (records written before positions were stored have none)
+    _by_position: Mapping[Position, dict[str, Any]] = MappingProxyType({})
+    #: per branch (its anchor): the position just past its furthest recorded step
+    _replay_marks: Mapping[Position, int] = MappingProxyType({})
     #: a run recorded before branches had sequences of their own keeps one sequence (step_positions)
-    _legacy: bool
+    _legacy = False
+    #: the handler's own sequence of steps (made at the first step or task: most runs have neither)
+    _own: Branch | None = None
+    #: the position of each step begun, by name (made at the first)
+    _positions: dict[str, Position] | None = None
     _current_step: str | None
     #: how many steps' functions are running (in any branch), and, once the handler has ended, the
-    #: event of their end (see settle_branches)
+    #: event of their end (see end_branches)
     _steps_running = 0
     _ending = False
     _steps_done: asyncio.Event | None = None
@@ -50,6 +57,22 @@ class RunSteps(ContextPart):
     async def _record(self, name: str, index: int, record: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def own_sequence(self) -> Branch:
+        """The handler's own sequence of steps; the tasks it creates number theirs apart (step_positions)."""
+        own = self._own
+        if own is None:
+            own = self._own = Branch(id(self), ())
+        return own
+
+    def _position_of(self, name: str) -> Position:
+        """The position of a step this attempt began."""
+        assert self._positions is not None, name
+        return self._positions[name]
+
+    def _in_sequence(self) -> Branch:
+        """The sequence the running task's steps belong to."""
+        return self.own_sequence().current()
+
     def _begin(self, name: str) -> tuple[int, dict[str, Any] | None]:
         """Begin the step the handler named ``name``: its index (the order steps began in) and its record."""
         return self._begin_at(name, self._reserve())
@@ -59,7 +82,7 @@ class RunSteps(ContextPart):
         before its own awaits, then given to ``_begin_auto``)."""
         if self._legacy:  # (a run recorded before branches had sequences: the one it had)
             return (self._next_index,)
-        branch = self._sequence.current()
+        branch = self._in_sequence()
         if branch.unordered:
             raise NonDeterminism(
                 f"run {self.run_id}: a task that {branch.unordered} made of a coroutine began a step; it makes "
@@ -81,7 +104,7 @@ class RunSteps(ContextPart):
         """The position tag of the next step the running task would begin."""
         if self._legacy:
             return str(self._next_index)
-        return position_tag(self._sequence.current().peek())
+        return position_tag(self._in_sequence().peek())
 
     def _begin_at(self, name: str, position: Position) -> tuple[int, dict[str, Any] | None]:
         if self._ending:
@@ -105,6 +128,8 @@ class RunSteps(ContextPart):
                 f"run {self.run_id}: step {name!r} is step {described(position)} now but was "
                 f"{described(recorded_at)} when recorded"
             )
+        if self._positions is None:
+            self._positions = {}
         self._positions[name] = position
         return index, record
 
@@ -135,15 +160,22 @@ class RunSteps(ContextPart):
             if self._steps_done is not None and not self._steps_running:
                 self._steps_done.set()
 
-    async def settle_branches(self, wait: bool = True) -> None:
+    def end_branches(self, wait: bool = True) -> Coroutine[Any, Any, None] | None:
         """The handler has ended: the tasks it started and left running (the other branches of an
         ``asyncio.gather`` one of which raised or began a durable wait) end with the attempt. The steps they
         are executing finish and are recorded first (``wait``; cut short, they would run again on the
-        next attempt), and they begin no more; then the tasks are cancelled."""
+        next attempt), and they begin no more; then the tasks are cancelled. What to await for the steps
+        to finish, when some are running (most attempts have none: nothing to await)."""
         self._ending = True
         if wait and self._steps_running:
             self._steps_done = asyncio.Event()
-            await self._steps_done.wait()
+            return self._settle()
+        cancel_tasks_of(cast("RunContext", self))
+        return None
+
+    async def _settle(self) -> None:
+        assert self._steps_done is not None
+        await self._steps_done.wait()
         cancel_tasks_of(cast("RunContext", self))
 
     async def _execute_step(self, name: str, index: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:

@@ -65,7 +65,7 @@ def adopting_tasks(loop: asyncio.AbstractEventLoop) -> Callable[[], None]:
         # first task on 3.13
         context: Context | None = options.get("context")
         ctx = current_run.get() if context is None else context.get(current_run)
-        if ctx is not None and (branch := branch_context(context)) is not None:
+        if ctx is not None and (branch := branch_context(context, ctx.own_sequence())) is not None:
             options["context"] = branch  # (a task the handler creates: a branch of its steps, step_positions)
         if previous is not None:
             task = previous(loop, coro, **options)

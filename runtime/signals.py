@@ -119,7 +119,7 @@ async def _take(ctx: RunContext, kind: str, key: str, step: str, index: int) -> 
     from .context import Suspend
 
     await ctx.flush()  # the run's timeline keeps its order: what the handler wrote before the wait first
-    at = list(ctx._positions[step])
+    at = list(ctx._position_of(step))
     taken = await ctx._on_lease(lambda: ctx._app.scripts.take_message(ctx.run_id, ctx._token, kind, key, step, index,
                                                                       encode(at)),
                                 f"beginning the {kind} wait {step!r}")

@@ -27,6 +27,7 @@ import contextvars
 import hashlib
 import os
 import sys
+from collections.abc import Mapping
 from contextvars import Context
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +35,7 @@ from typing import Any
 import orjson
 
 __all__ = ["Branch", "Position", "branch_context", "described", "in_step", "legacy_history", "position_tag",
-           "stored_position"]
+           "replay_marks", "stored_position"]
 
 #: a step's place: ``(k,)`` for the k-th step of the handler's own sequence; longer in branches
 Position = tuple[str | int, ...]
@@ -65,20 +66,6 @@ class Branch:
     #: why this branch's place is not the same on every execution (asyncio made it in no fixed order)
     unordered: str | None = None
 
-    @classmethod
-    def handlers_own(cls, owner: object) -> Branch:
-        """The handler's own sequence, made current in the running task's context (the executor makes
-        a run's context in the task that runs its handler): the tasks the handler creates are its
-        branches. Outside any task (a context built by hand) it is made current nowhere."""
-        branch = cls(id(owner), ())
-        try:
-            running = asyncio.current_task()
-        except RuntimeError:
-            running = None
-        if running is not None:
-            _CURRENT.set(branch)
-        return branch
-
     def current(self) -> Branch:
         """The sequence the running task's steps belong to (``self`` is the handler's own). A task that
         is not a branch of this run (a batch job's handler call) takes the handler's own sequence."""
@@ -104,13 +91,16 @@ class Branch:
         return Branch(self.owner, (*self.anchor, f"{site}#{n}"), unordered=unordered)
 
 
-def branch_context(base: Context | None) -> Context | None:
-    """The context a task created now should run in: a copy of ``base`` (None: the current context)
-    whose sequence is a new branch of the creating one, when the handler's own code (not a step's
-    function, not Baton) creates the task; None to leave the task's context as it is."""
-    parent = (base.get(_CURRENT) if base is not None else _CURRENT.get())
-    if parent is None or (base.get(_IN_STEP, False) if base is not None else _IN_STEP.get()):
+def branch_context(base: Context | None, own: Branch) -> Context | None:
+    """The context a task created now in a run (``own``: its handler's own sequence) should run in: a copy
+    of ``base`` (None: the current context) whose sequence is a new branch of the creating one, when the
+    handler's own code (not a step's function, not Baton) creates the task; None to leave the task's
+    context as it is."""
+    if base.get(_IN_STEP, False) if base is not None else _IN_STEP.get():
         return None
+    parent = base.get(_CURRENT) if base is not None else _CURRENT.get()
+    if parent is None or parent.owner != own.owner:
+        parent = own  # (the handler's own task: its context holds no sequence of the run)
     site, unordered = _creation_site()
     if site is None:
         return None
@@ -162,6 +152,15 @@ def legacy_history(steps: dict[str, dict[str, Any]]) -> bool:
     Lua, which keeps no ``at``: those say nothing.)"""
     return any("at" not in r and not str(r.get("name", "")).startswith(("__wait_", "__event"))
                for r in steps.values())
+
+
+def replay_marks(recorded: Mapping[Position, Any]) -> dict[Position, int]:
+    """Per sequence (its anchor), the position just past its furthest recorded step."""
+    marks: dict[Position, int] = {}
+    for at in recorded:
+        if isinstance(at[-1], int):
+            marks[at[:-1]] = max(marks.get(at[:-1], 0), at[-1] + 1)
+    return marks
 
 
 def position_tag(position: Position) -> str:

@@ -20,6 +20,7 @@ import uvloop
 
 from runtime.run_logs import current_run
 from runtime.run_tasks import _started, adopting_tasks, cancel_tasks_of
+from runtime.step_positions import Branch
 
 #: the keywords create_task passes to a task factory (besides loop and coroutine): asyncio's on
 #: 3.11 to 3.13.0, context only when one was given; asyncio's of later releases, every keyword
@@ -38,7 +39,10 @@ LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
 
 
 class _Run:
-    """Stands for a run's context (the factory only keys its tasks by it)."""
+    """Stands for a run's context (the factory keys its tasks by it, and numbers them in its sequence)."""
+
+    def own_sequence(self) -> Branch:
+        return Branch(id(self), ())
 
 
 async def _forever() -> None:
@@ -82,7 +86,11 @@ def test_every_call_form_makes_a_task_of_the_run(loop_kind: str, form: dict[str,
         task = loop.run_until_complete(main())
         # Then the task was made (by the factory underneath, with the same keywords) and is the run's
         assert isinstance(task, asyncio.Task) and not task.done()
-        assert made_by_previous == ([form] if chained else [])
+        # (every keyword as it came but the context: the test's own task is a branch of the run, which
+        # runs in a context of its own, see step_positions)
+        assert [{k: v for k, v in o.items() if k != "context"} for o in made_by_previous] == \
+            ([{k: v for k, v in form.items() if k != "context"}] if chained else [])
+        assert all(isinstance(o["context"], contextvars.Context) for o in made_by_previous)
         assert task in _started[run]  # type: ignore[index]
         cancel_tasks_of(run)  # type: ignore[arg-type]
         loop.run_until_complete(asyncio.sleep(0))

@@ -27,7 +27,7 @@ def context(steps: dict[str, dict[str, Any]] | None = None) -> RunContext:
 
 async def test_the_handlers_own_steps_keep_their_plain_numbers() -> None:
     # (names like __sleep#3 and child ids like <run>.3 recorded before branches had sequences still match)
-    own = Branch.handlers_own(object())
+    own = Branch(id(object()), ())
     taken = [own.current().take() for _ in range(3)]
     assert taken == [(0,), (1,), (2,)]
     assert [position_tag(p) for p in taken] == ["0", "1", "2"]
@@ -96,7 +96,7 @@ async def test_tasks_a_steps_function_creates_are_not_branches() -> None:
 
 async def test_a_task_that_is_not_a_branch_of_the_run_uses_the_handlers_own_sequence() -> None:
     # (a batch job's handler call runs in a context of its own)
-    own = Branch.handlers_own(object())
+    own = Branch(id(object()), ())
 
     async def sequence() -> Branch:
         return own.current()
