@@ -158,6 +158,16 @@ async def test_a_run_page_says_it_stopped_updating_while_redis_does_not_answer(
         await expect(stale).to_be_empty(timeout=EXPECT_MS)
         await expect(page.locator(".live-note")).to_have_text("live")
         assert await page.evaluate("performance.getEntriesByType('navigation').length") == 1
+        # And the runs list and the overview say so too, before the API's answer (5 s here) comes
+        for hash_, notice in (("#/runs", ".pager"), ("#/overview", "#page > p.muted")):
+            await page.goto(f"{node.url}/ui/{hash_}")
+            await expect(page.locator(notice)).not_to_contain_text("Not updating")
+            proxy.blackhole()
+            try:
+                await expect(page.locator(notice)).to_contain_text("Not updating: no answer for 3 s",
+                                                                   timeout=EXPECT_MS)
+            finally:
+                proxy.heal()
         async with node.http.delete(f"{node.url}/v1/runs/{run_id}",
                                     headers={"Authorization": f"Bearer {node.keys['alpha']}"}) as resp:
             assert resp.status in (200, 202), await resp.text()

@@ -4,7 +4,7 @@
 // (api_operator_projects) may read; other projects see their own dead letters and a note.
 
 import { ApiFailure, get, post } from "./api.js";
-import { badge, confirmDialog, duration, errorBox, fill, h, keepFresh, time, toast } from "./dom.js";
+import { badge, confirmDialog, duration, errorBox, fill, h, keepFresh, SLOW_ANSWER_MS, time, toast } from "./dom.js";
 
 const REFRESH_MS = 5000;
 const STATES = ["queued", "delayed", "executing", "waiting", "paused"];
@@ -36,10 +36,11 @@ function forbidden(err) {
 }
 
 export function mount(root) {
+  const loading = () => h("p", { class: "muted" }, "Loading…");
   const stats = h("div", { class: "stats" });
-  const queues = h("div");
-  const nodes = h("div");
-  const schedules = h("div");
+  const queues = h("div", {}, loading());
+  const nodes = h("div", {}, loading());
+  const schedules = h("div", {}, loading());
   const note = h("p", { class: "muted" });
   fill(root, h("div", { class: "page-head" }, h("h1", {}, "Overview")), note, stats,
     h("section", { class: "card", "aria-labelledby": "h-queues" }, h("h2", { id: "h-queues" }, "Queues"), queues),
@@ -105,8 +106,12 @@ export function mount(root) {
   const operatorGet = (path) => (refused ? Promise.reject(refused) : get(path));
 
   async function load() {
+    // (a Redis that does not answer holds the API's answers for a while: the page says so first)
+    const slow = setTimeout(() => {
+      note.textContent = `Not updating: no answer for ${SLOW_ANSWER_MS / 1000} s`;
+    }, SLOW_ANSWER_MS);
     const [q, n, s, dlq] = await Promise.allSettled([operatorGet("/queues"), operatorGet("/nodes"),
-      operatorGet("/schedules"), get("/runs/dlq", { limit: 100 })]);
+      operatorGet("/schedules"), get("/runs/dlq", { limit: 100 })]).finally(() => clearTimeout(slow));
     if (stopped) return;
     const ops = [q, n, s];
     const denied = ops.some((r) => r.status === "rejected" && forbidden(r.reason));
