@@ -36,10 +36,19 @@ def _awaits(task: asyncio.Task[Any]) -> list[str]:
     return lines
 
 
+def _unfinished_task(obj: object) -> bool:
+    """Whether ``obj`` is an unfinished asyncio task (a dead weak proxy among gc's objects says no: an
+    isinstance check on one raises, which stopped the first dump a hung test got)."""
+    try:
+        return isinstance(obj, asyncio.Task) and not obj.done()
+    except ReferenceError:
+        return False
+
+
 def _dump_live_tasks(test: str) -> None:
     """Print where every unfinished asyncio task waits, from a thread: a hung test's loop sits idle
     in select, and pytest-timeout's own stack dump shows only that, not what each task awaits."""
-    tasks = [o for o in gc.get_objects() if isinstance(o, asyncio.Task) and not o.done()]
+    tasks = [o for o in gc.get_objects() if _unfinished_task(o)]
     print(f"\n--- {test}: {len(tasks)} unfinished asyncio task(s), {TASK_DUMP_LEAD_S:.0f} s before its timeout ---",
           file=sys.stderr)
     for task in tasks:
