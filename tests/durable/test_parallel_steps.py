@@ -12,6 +12,12 @@ from runtime import Backoff, PermanentFailure, RunContext
 from tests.nodes import running_node
 
 
+def fail_first_attempt(ctx: RunContext) -> None:
+    """Fail the run's first attempt here, after what it did before (the retry replays it)."""
+    if ctx.attempt == 1:
+        raise RuntimeError("fail once")
+
+
 def order(ctx: RunContext, branch: str) -> float:
     """How long ``branch`` waits before each of its steps: x first on attempt 1, y first afterwards."""
     first = "x" if ctx.attempt == 1 else "y"
@@ -38,8 +44,7 @@ async def test_branches_of_several_steps_replay_in_another_order(make_app: Any) 
 
         results = await asyncio.gather(branch("x"), branch("y"))
         after = await ctx.step("after", bump, "after")
-        if ctx.attempt == 1:
-            raise RuntimeError("fail once, after every step")
+        fail_first_attempt(ctx)
         return [results, after]
 
     async with running_node(app):
@@ -103,8 +108,7 @@ async def test_children_triggered_in_branches_are_started_once(make_app: Any) ->
             return await ctx.trigger("child", name)
 
         ids = await asyncio.gather(branch("x"), branch("y"))
-        if ctx.attempt == 1:
-            raise RuntimeError("fail once")
+        fail_first_attempt(ctx)
         return ids
 
     async with running_node(app):
@@ -232,8 +236,7 @@ async def test_nested_branches_replay_after_a_checkpoint_and_awaits(make_app: An
             return list(await asyncio.gather(leaf(0), leaf(1)))
 
         ids = await asyncio.gather(mid("x"), mid("y"))
-        if ctx.attempt == 1:
-            raise RuntimeError("fail once")
+        fail_first_attempt(ctx)
         return ids
 
     async with running_node(app):
@@ -331,8 +334,7 @@ async def test_a_branch_running_new_code_logs_while_a_sibling_still_replays(make
             await ctx.step("b2", lambda: 2)
 
         await asyncio.gather(a(), b())
-        if ctx.attempt == 1:
-            raise RuntimeError("fail once")
+        fail_first_attempt(ctx)
 
     async with running_node(app):
         run = await app.wait_for(await app.trigger("logging_branches"), 15)
