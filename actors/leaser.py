@@ -199,8 +199,14 @@ class Leaser(Actor[LeaserMessage]):
         return {(run_id, token) for run_id, (token, _index) in self.held.items()}
 
     def _partition_back(self, index: int) -> None:
-        """A partition set aside answers again: reap and promote there at once (its runs waited)."""
-        self.next_promote[index] = time.monotonic()
+        """A partition set aside answers again: renew and promote there at once. Its runs
+        waited, and the leases held there may have lapsed in the outage: their grace
+        (runtime/lua/leases_reap.lua) began with the first reaper's call, whichever node made it,
+        and ends one TTL later, not at this node's next regular renewal."""
+        now = time.monotonic()
+        self.next_promote[index] = now
+        self.next_renew = now
+        self.inbox.wake()
 
     def _live(self, partitions: Iterable[Partition]) -> list[Partition]:
         """The partitions not set aside."""

@@ -11,7 +11,8 @@
   for longer than the quiet limit below, the gap was Redis's, and a grace of one lease
   TTL in which only leases that had expired before the gap began are reaped: a live
   holder renews its leases (renewal takes an expired, unreaped lease whose token still
-  matches) or gives its runs back, and a dead one's are reaped after. A node cut off
+  matches) or gives its runs back, and a dead one's are reaped after. A gap that begins
+  before the grace is over (Redis flapping) extends it, keeping its cut-off. A node cut off
   alone while others reach Redis starts no grace.
   KEYS[1] partition leased set (ZSET id -> expiry ms)
   ARGV[1] partition key prefix
@@ -40,7 +41,10 @@ local seen_grace = call('HMGET', rk_reaper, 'seen', 'grace_until', 'gap_from')
 local seen, grace, gap_from = tonumber(seen_grace[1]), tonumber(seen_grace[2]) or 0, tonumber(seen_grace[3]) or 0
 local gap = 0
 if seen and now - seen > tonumber(ARGV[9]) then
-  gap, gap_from = now - seen, seen
+  -- a gap that began inside the last grace cut it short: the holders it was for may not have
+  -- renewed yet, so the new grace is for them too (the cut-off stays where the first gap began)
+  if seen >= grace then gap_from = seen end
+  gap = now - seen
   grace = now + tonumber(ARGV[8])
   call('HSET', rk_reaper, 'grace_until', grace, 'gap_from', gap_from)
 end

@@ -161,6 +161,49 @@ async def test_a_gap_longer_than_a_lease_begins_one_grace_without_reaping(lua: L
     assert [r[0] for r in after.runs] == [run_id] and (after.gap_ms, after.grace_ms) == (0, 0)
 
 
+async def test_a_gap_inside_a_grace_extends_it_and_keeps_its_cut_off(lua: Lua) -> None:
+    # Given a grace begun by a gap (settings: lease TTL 2000 ms): a lease that expired in that gap,
+    # its holder not yet renewed, and one that had expired before the gap began
+    run_id, dead_id = await lua.create_one(), await lua.create_one()
+    await lua.claim_one(run_id)
+    await lua.claim_one(dead_id)
+    assert (await lua.scripts.reap(lua.part)).runs == []
+    now = int(await lua.redis.hget(lua.part.reaper, "seen"))
+    first_gap_from = now - 14_000
+    await lua.redis.zadd(lua.part.leased, {run_id: first_gap_from + 1000, dead_id: first_gap_from - 500})
+    # ... and Redis out again 3.5 s ago, 0.5 s into that grace (the last reap was then): its
+    # holder did not get the grace it was given
+    await lua.redis.hset(lua.part.reaper, mapping={
+        "seen": now - 3500, "grace_until": now - 3500 + 1500, "gap_from": first_gap_from})
+    # When a reaper calls after this second gap
+    reaped = await lua.scripts.reap(lua.part)
+    # Then a new grace begins whose cut-off is still the first gap's: only the lease that had
+    # expired before Redis first went out is reaped
+    assert reaped.gap_ms >= 3500 and 1900 <= reaped.grace_ms <= 2000
+    assert [r[0] for r in reaped.runs] == [dead_id]
+    assert (await lua.run(run_id))["status"] == "executing"
+    assert int(await lua.redis.hget(lua.part.reaper, "gap_from")) == first_gap_from
+
+
+async def test_a_gap_after_a_whole_grace_reaps_the_leases_it_let_lapse(lua: Lua) -> None:
+    # Given a lease that expired in a first gap and was not renewed in the whole grace after it
+    # (its holder died in the outage), and Redis out again since, 1 s after that grace ended
+    run_id = await lua.create_one()
+    await lua.claim_one(run_id)
+    assert (await lua.scripts.reap(lua.part)).runs == []
+    now = int(await lua.redis.hget(lua.part.reaper, "seen"))
+    first_gap_from = now - 20_000
+    await lua.redis.zadd(lua.part.leased, {run_id: first_gap_from + 1000})
+    await lua.redis.hset(lua.part.reaper, mapping={
+        "seen": now - 4000, "grace_until": now - 5000, "gap_from": first_gap_from})
+    # When a reaper calls after the second gap
+    reaped = await lua.scripts.reap(lua.part)
+    # Then the grace it begins does not cover that lease: it is reaped at once
+    assert reaped.gap_ms >= 4000 and reaped.grace_ms > 0
+    assert [r[0] for r in reaped.runs] == [run_id]
+    assert int(await lua.redis.hget(lua.part.reaper, "gap_from")) == now - 4000
+
+
 async def test_a_gap_shorter_than_a_lease_is_no_outage(lua: Lua) -> None:
     # Given an expired lease in a partition last reaped 1.5 s ago (under the 2 s TTL)
     run_id = await lua.create_one()
