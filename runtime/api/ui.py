@@ -12,7 +12,9 @@ the API's):
 - ``GET /`` and ``GET /ui`` redirect to ``/ui/``; ``GET /ui/`` is the page,
   ``GET /ui/<file>`` its scripts and styles.
 - ``POST /ui/session`` with ``{"api_key": ...}`` (JSON or a form): signs in.
-- ``GET /ui/session``: the project and the CSRF token of the signed-in session.
+- ``GET /ui/session``: the project and the CSRF token of the signed-in session, or
+  ``{"signed_in": false}`` (200: a page asking whether it is signed in is no failed
+  request, and a browser logs every 401 in its console as an error).
 - ``DELETE /ui/session``: signs out (needs the CSRF token).
 """
 
@@ -81,7 +83,7 @@ def _serve(request: web.Request, name: str) -> web.Response:
 
 
 def _session_body(session: Session) -> web.Response:
-    return json_response({"project": session.project, "csrf_token": session.csrf_token,
+    return json_response({"signed_in": True, "project": session.project, "csrf_token": session.csrf_token,
                           "expires_in_s": session.expires_in_ms // 1000, "bulk_ids_max": BULK_IDS_MAX},
                          headers={"Cache-Control": "no-store"})
 
@@ -140,7 +142,7 @@ async def _sign_in(request: web.Request) -> web.StreamResponse:
 async def _current(request: web.Request) -> web.StreamResponse:
     session = await request.app[SESSIONS].get(request.cookies.get(COOKIE, ""))
     if session is None:
-        raise ApiError(401, "unauthorized", "not signed in")
+        return json_response({"signed_in": False}, headers={"Cache-Control": "no-store"})
     return _session_body(session)
 
 

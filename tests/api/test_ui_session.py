@@ -49,7 +49,7 @@ async def test_sign_in_sets_a_strict_httponly_cookie_and_keeps_no_key_in_redis(a
     assert 0 < await api.app.redis.ttl(name) <= api.app.settings.ui_session_ttl_s
     # And GET /ui/session gives the project and the token back
     status, body = await as_browser(api, "GET", "/ui/session", session_id)
-    assert status == 200 and body["project"] == "alpha" and body["csrf_token"] == csrf
+    assert status == 200 and body["signed_in"] is True and body["project"] == "alpha" and body["csrf_token"] == csrf
 
 
 async def test_bad_sign_ins_are_refused(api: ApiNode) -> None:
@@ -113,7 +113,7 @@ async def test_sign_out_and_removing_the_key_end_sessions(api: ApiNode) -> None:
         assert cleared[COOKIE].value == "" and cleared[COOKIE]["max-age"] == "0"
     # Then the session is gone everywhere
     assert (await as_browser(api, "GET", "/v1/runs", session_id))[0] == 401
-    assert (await as_browser(api, "GET", "/ui/session", session_id))[0] == 401
+    assert await as_browser(api, "GET", "/ui/session", session_id) == (200, {"signed_in": False})
     # And junk cookies are simply not sessions
     for junk in ("", "x", "a" * 43, "../../etc"):
         assert (await as_browser(api, "GET", "/v1/runs", junk))[0] == 401

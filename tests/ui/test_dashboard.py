@@ -9,8 +9,20 @@ import re
 import time
 from typing import Any
 
+from runtime.api.ui import ASSETS_DIR
 from tests.nodes import eventually
 from tests.ui.conftest import EXPECT_MS, UiNode, signed_in_page
+
+
+def _page_constant(file: str, name: str) -> int:
+    """A number a dashboard script defines (``const NAME = 123;``)."""
+    found = re.search(rf"const {name} = (\d+);", (ASSETS_DIR / file).read_text())
+    assert found, f"{file} defines no {name}"
+    return int(found[1])
+
+
+#: how often the dead-letter page reloads itself
+DLQ_REFRESH_MS = _page_constant("page_dlq.js", "REFRESH_MS")
 
 
 async def nav(page: Any, name: str) -> None:
@@ -167,6 +179,37 @@ async def test_replay_three_dead_letters_in_bulk(ui_node: UiNode, browser: Any, 
     await expect(page.get_by_text("The dead-letter queue is empty.")).to_be_visible()
     for new_id in replayed[:3]:
         assert (await ui_node.app.wait_for(new_id, 20)).status == "completed"
+
+
+async def test_the_dead_letter_page_shows_new_dead_letters_without_taking_a_selection_away(
+        ui_node: UiNode, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # Given one dead-lettered run, and the dead-letter page open
+    first = await ui_node.trigger("recover", {"n": 0})
+    assert (await ui_node.app.wait_for(first, 20)).status == "dead_letter"
+    page = await signed_in_page(browser, ui_node)
+    await nav(page, "Dead letters")
+    boxes = page.locator("table.dlq tbody").get_by_role("checkbox")
+    await expect(boxes).to_have_count(1)
+    # When another run is dead-lettered
+    second = await ui_node.trigger("recover", {"n": 1})
+    assert (await ui_node.app.wait_for(second, 20)).status == "dead_letter"
+    # Then the page lists it by itself, without a reload
+    await expect(page.get_by_label(f"Select {second}")).to_be_visible(timeout=EXPECT_MS)
+    await expect(boxes).to_have_count(2)
+    # When the user has selected one and a third is dead-lettered
+    await page.get_by_label(f"Select {first}").check()
+    third = await ui_node.trigger("recover", {"n": 2})
+    assert (await ui_node.app.wait_for(third, 20)).status == "dead_letter"
+    # Then the list stays as the user sees it, selection and all, for longer than two reloads would take
+    await page.wait_for_timeout(DLQ_REFRESH_MS * 2 + 1000)
+    await expect(boxes).to_have_count(2)
+    await expect(page.get_by_label(f"Select {first}")).to_be_checked()
+    # And once nothing is selected, the third shows up
+    await page.get_by_label(f"Select {first}").uncheck()
+    await expect(page.get_by_label(f"Select {third}")).to_be_visible(timeout=EXPECT_MS)
+    assert await page.evaluate("performance.getEntriesByType('navigation').length") == 1
 
 
 async def test_another_projects_session_sees_none_of_the_first_projects_runs(ui_node: UiNode, browser: Any) -> None:

@@ -20,9 +20,13 @@ async def test_signed_out_the_page_shows_the_sign_in_form_alone(ui_node: UiNode,
 
     # Given the dashboard opened with no session
     page = await (await browser.new_context()).new_page()
+    console_errors: list[str] = []
+    page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
     await page.goto(ui_node.url + "/")
     # Then it shows the sign-in form, and neither the pages' navigation nor a sign-out button
     await expect(page.get_by_label("API key")).to_be_visible(timeout=EXPECT_MS)
+    # (and the browser logged no error: asking whether it is signed in is no failed request)
+    assert console_errors == []
     nav = page.get_by_role("navigation", name="Pages")
     sign_out = page.get_by_role("button", name="Sign out")
     await expect(nav).to_be_hidden()
@@ -35,6 +39,7 @@ async def test_signed_out_the_page_shows_the_sign_in_form_alone(ui_node: UiNode,
     await expect(page.get_by_label("API key")).to_be_visible(timeout=EXPECT_MS)
     await expect(nav).to_be_hidden()
     await expect(sign_out).to_be_hidden()
+    assert console_errors == []
 
 
 @pytest.mark.parametrize("width", [1280, 390])

@@ -69,14 +69,10 @@ async function call(method, path, body) {
 
 /** The current session (true when signed in). */
 export async function loadSession() {
-  try {
-    const s = await call("GET", "/ui/session");
-    remember(s);
-    return true;
-  } catch (err) {
-    if (err.status === 401) return false;
-    throw err;
-  }
+  const s = await call("GET", "/ui/session");
+  if (!s.signed_in) return false;
+  remember(s);
+  return true;
 }
 
 /** Sign in with an API key; throws ApiFailure when the key is refused. */

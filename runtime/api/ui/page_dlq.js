@@ -1,8 +1,12 @@
 // Dead-letter queue: dead-lettered runs with their error summaries; select many, replay or delete them.
 
 import { bulkIdsMax, get, post, runPath } from "./api.js";
-import { confirmDialog, errorBox, field, fill, h, toast } from "./dom.js";
+import { confirmDialog, errorBox, field, fill, h, keepFresh, toast } from "./dom.js";
 import { HEAD, runHead, runRow } from "./page_runs.js";
+
+// how often the list reloads itself, while nothing is selected and only its first page is shown (a reload
+// would take a selection away, or the pages loaded after the first)
+const REFRESH_MS = 5000;
 
 function errorSummary(run) {
   const err = run.error || (run.attempts.length ? run.attempts[run.attempts.length - 1].error : null);
@@ -23,12 +27,16 @@ export function mount(root, _match, params) {
   const selected = h("span", { class: "muted", "aria-live": "polite" }, "0 selected");
   const result = h("div", { class: "result", role: "status", "aria-live": "polite" });
   const more = h("button", { type: "button", hidden: true }, "Load more");
+  const note = h("div", { class: "load-note", role: "status" });
   fill(root, h("div", { class: "page-head" }, h("h1", {}, "Dead-letter queue")), form,
     h("div", { class: "actions", role: "toolbar", "aria-label": "Bulk actions" }, replay, remove, selected),
-    result, h("div", { class: "table-wrap" }, table), more);
+    result, note, h("div", { class: "table-wrap" }, table), more);
 
   let cursor = null;
   let stopped = false;
+  let appended = false;
+  // the filters the list shows (typed values apply on Apply, not at the next reload)
+  let applied = { job: job.value.trim(), queue: queue.value.trim() };
   const replayed = new Set();
 
   function checked() {
@@ -40,10 +48,15 @@ export function mount(root, _match, params) {
     replay.disabled = remove.disabled = n === 0;
   }
 
-  async function load(append) {
-    const page = await get("/runs/dlq", { job: job.value.trim(), queue: queue.value.trim(), limit: 50,
-      cursor: append ? cursor : "" });
-    if (stopped) return;
+  // whether a reload of its own may replace the list: not while the user has selected runs, loaded more
+  // pages or a dialog open (checked again when the answer comes: the user may have selected meanwhile)
+  const quiet = () => !appended && checked().length === 0 && !document.querySelector("dialog[open]");
+
+  async function load(append, reload = false) {
+    const page = await get("/runs/dlq", { ...applied, limit: 50, cursor: append ? cursor : "" });
+    if (stopped || (reload && !quiet())) return;
+    fill(note);
+    appended = append;
     const tbody = table.tBodies[0];
     if (!append) fill(tbody);
     for (const run of page.data) {
@@ -100,7 +113,7 @@ export function mount(root, _match, params) {
         // (what went through before the error is said too)
         fill(result, errorBox(err), done ? h("p", {}, `${label}: ${done} done before the error.`) : null);
       }
-      load(false).catch((err) => fill(result, errorBox(err)));
+      load(false).catch(showError);
     });
   }
   bulk(replay, "Replay", (n, skipped) => `Replay ${n} dead-lettered run(s) as new runs?` +
@@ -114,11 +127,16 @@ export function mount(root, _match, params) {
   });
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
-    load(false).catch((err) => fill(result, errorBox(err)));
+    applied = { job: job.value.trim(), queue: queue.value.trim() };
+    load(false).catch(showError);
   });
-  more.addEventListener("click", () => load(true).catch((err) => fill(result, errorBox(err))));
-  load(false).catch((err) => fill(result, errorBox(err)));
+  more.addEventListener("click", () => load(true).catch(showError));
+  function showError(err) {
+    if (!stopped) fill(note, errorBox(err));
+  }
+  const fresh = keepFresh(() => load(false, true).catch(showError), REFRESH_MS, quiet);
   return () => {
     stopped = true;
+    fresh.stop();
   };
 }
