@@ -207,7 +207,9 @@ async def redis_oom(short: bool) -> Result:
 async def redis_stall(short: bool) -> Result:
     """Redis answers nothing for 3x the lease TTL during load, twice: every client paused (CLIENT PAUSE,
     as a failover pauses them), then the server itself blocked (DEBUG SLEEP, as a slow command or a
-    fork of a large dataset blocks it)."""
+    fork of a large dataset blocks it); then the server blocked past the TTL three times, 0.3 s apart
+    (a flapping server: each outage begins before the nodes got through after the last). No node
+    dies, so no attempt may be charged as crashed."""
     scale = _pick(short, Scale(2000, 30, 60), Scale(300, 12, 20))
     config = StageConfig(workers=3, concurrency=20, server_args=("--enable-debug-command", "local"))
     async with Stage("redis_stall", config) as stage:
@@ -215,21 +217,36 @@ async def redis_stall(short: bool) -> Result:
         # the pool (24) drains the load with room to catch up after each stall (~100 runs/s against 67)
         load = _load(stage, scale, _work(steps=3, sleep=0.05, gap=0.03, fail=0.02))
         stall_s = 3 * config.lease_ttl_ms / 1000  # past the leases, by the server's own clock
+        flap_s = 1.25 * config.lease_ttl_ms / 1000  # past a lease: each is a gap of its own
+        flaps = 3
 
         async def stalls() -> None:
-            await asyncio.sleep(scale.load_s / 3)
+            await asyncio.sleep(scale.load_s / 4)
             f = stage.fault(f"every client paused for {stall_s:g} s (CLIENT PAUSE ALL)")
             await stage.client.execute_command("CLIENT", "PAUSE", int(stall_s * 1000), "ALL")
             await asyncio.sleep(stall_s)
             stage.clear(f)
-            await asyncio.sleep(scale.load_s / 3)
+            await asyncio.sleep(scale.load_s / 4)
             f = stage.fault(f"server blocked for {stall_s:g} s (DEBUG SLEEP)")
             await asyncio.to_thread(stage.block_server, stall_s)
             stage.clear(f)
+            await asyncio.sleep(scale.load_s / 4)
+            f = stage.fault(f"server blocked for {flap_s:g} s {flaps} times, 0.3 s apart (DEBUG SLEEP)")
+            for i in range(flaps):
+                if i:
+                    await asyncio.sleep(0.3)
+                await asyncio.to_thread(stage.block_server, flap_s)
+            stage.clear(f)
 
         await stage.guarded("load and stalls", asyncio.gather(load.run(give_up_after_s=30), stalls()))
-        return await stage.finish(_params(scale, config, f"a {stall_s:g} s client pause, then a {stall_s:g} s "
-                                                         "server block"), scale.quiesce_s)
+        result = await stage.finish(_params(scale, config, f"a {stall_s:g} s client pause, a {stall_s:g} s "
+                                                           f"server block, {flaps} {flap_s:g} s blocks 0.3 s apart"),
+                                    scale.quiesce_s)
+        # every node lived through it: an attempt reaped as crashed was charged for Redis's outage
+        crashed = result.verdict.attempt_outcomes["crashed"]
+        if crashed:
+            result.verdict.add("attempts charged for Redis's outage", f"{crashed} attempt(s) reaped as crashed")
+        return result
 
 
 async def sentinel_failover(short: bool) -> Result:
