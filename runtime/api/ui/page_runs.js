@@ -172,8 +172,11 @@ export function mount(root, _match, params) {
     nextCursor = page.next_cursor;
     older.disabled = !page.has_more;
     newer.disabled = cursors.length <= 1;
+    // (a run id names one run: it is shown whatever the other filters say, and the page says so)
+    const unfiltered = byId && FILTERS.some((k) => k !== "q" && applied[k]);
     info.textContent = `${page.data.length} run${page.data.length === 1 ? "" : "s"} · page ${cursors.length}` +
-      (page.has_more && page.data.length < 50 ? ` · ${page.scanned} scanned, more further on` : "");
+      (page.has_more && page.data.length < 50 ? ` · ${page.scanned} scanned, more further on` : "") +
+      (unfiltered ? " · found by its id: the other filters do not apply to it" : "");
   }
 
   function showError(err) {
