@@ -37,6 +37,7 @@ from redis.exceptions import RedisError
 from runtime.app import Baton
 from runtime.cancelling import cancel_and_wait
 from runtime.codec import text
+from runtime.connection import LONGEST_BLOCK_MS
 from runtime.direct_calls import DirectCalls
 from runtime.errors import SubmissionError
 from runtime.keys import Partition
@@ -53,7 +54,8 @@ from .entry_runs import EntryRuns, ends_batch
 
 __all__ = ["Intake", "SubmitStream", "ensure_group", "stream_entries", "submit_streams"]
 
-BLOCK_MS = 1000
+#: How long a read of new entries blocks (the longest any blocking command of Baton's may)
+BLOCK_MS = LONGEST_BLOCK_MS
 TRIM_INTERVAL_S = 10.0
 #: How often consumers of other nodes are checked for a heartbeat.
 DEAD_CHECK_INTERVAL_S = 1.0

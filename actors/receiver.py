@@ -18,6 +18,7 @@ from typing import Any
 
 from runtime.app import Baton
 from runtime.cancelling import cancel_and_wait
+from runtime.connection import LONGEST_BLOCK_MS
 from runtime.direct_calls import DirectCalls
 from runtime.fencing import handed_deadline, handed_granted_at, lease_margin_s
 from runtime.keys import Partition
@@ -32,8 +33,8 @@ from .delivery import Delivery
 
 __all__ = ["Receiver"]
 
-#: Longest BLPOP wait: how soon a stopping receiver notices.
-BLOCK_S = 1
+#: Longest BLPOP wait: how soon a stopping receiver notices (the longest any blocking command of Baton's may).
+BLOCK_S = LONGEST_BLOCK_MS // 1000
 #: Hand-offs (run id, lease token, grant time) a receiver remembers having delivered: one popped
 #: again is skipped. (The grant time tells a run deleted and created again under its id apart.)
 REMEMBERED = 10_000

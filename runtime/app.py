@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from . import signals
 from .admission import publish_job_caps
 from .affinity import DEFAULT_PREFER_WAIT_S, sticky_options
-from .connection import connect, pool_size
+from .connection import connect, pool_size, socket_timeout_s
 from .controls import Controls
 from .creation import CREATE_CHUNK, Creation
 from .cron import CronSchedule, ScheduleRegistry
@@ -183,8 +183,10 @@ class Baton(Controls, RunAccess, Creation):
         if self._redis is None:
             if not self.settings.redis_url:
                 raise RedisUnavailable("no redis_url set (BATON_REDIS_URL or REDIS_URL)")
-            self._redis = connect(self.settings.redis_url, cluster=self.settings.redis_cluster,
-                                  max_connections=pool_size(self.settings.concurrency, self.settings.partitions))
+            s = self.settings
+            self._redis = connect(s.redis_url, cluster=s.redis_cluster,
+                                  max_connections=pool_size(s.concurrency, s.partitions),
+                                  socket_timeout=socket_timeout_s(s.redis_timeout_ms, s.durable_timeout_ms))
         return self._redis
 
     @property

@@ -17,6 +17,8 @@ from typing import Any, NoReturn
 from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from .stale_connections import ReplacesStaleConnections
+
 __all__ = ["CONNECTION_CLASSES", "TranslatesClosedTransport", "closed_transport", "raise_translated"]
 
 #: how uvloop ends the message of a write on a closed transport
@@ -48,16 +50,16 @@ class TranslatesClosedTransport:
             raise_translated(exc)
 
 
-class PlainConnection(TranslatesClosedTransport, Connection):
-    """A redis:// connection (see :class:`TranslatesClosedTransport`)."""
+class PlainConnection(ReplacesStaleConnections, TranslatesClosedTransport, Connection):
+    """A redis:// connection (see :class:`TranslatesClosedTransport`, runtime/stale_connections.py)."""
 
 
-class TLSConnection(TranslatesClosedTransport, SSLConnection):
-    """A rediss:// connection (see :class:`TranslatesClosedTransport`)."""
+class TLSConnection(ReplacesStaleConnections, TranslatesClosedTransport, SSLConnection):
+    """A rediss:// connection (see :class:`TranslatesClosedTransport`, runtime/stale_connections.py)."""
 
 
-class UnixConnection(TranslatesClosedTransport, UnixDomainSocketConnection):
-    """A unix:// connection (see :class:`TranslatesClosedTransport`)."""
+class UnixConnection(ReplacesStaleConnections, TranslatesClosedTransport, UnixDomainSocketConnection):
+    """A unix:// connection (see :class:`TranslatesClosedTransport`, runtime/stale_connections.py)."""
 
 
 #: Baton's connection class per URL scheme (Sentinel's are in runtime/sentinel.py)

@@ -25,8 +25,8 @@ from .codec import text
 from .errors import ConfigError
 from .sentinel import SENTINEL_SCHEMES, parse_sentinel_url, sentinel_client
 
-__all__ = ["KnownKeysCluster", "check_eviction_policy", "connect", "pool_size",
-           "redis_url_problem", "server_ms"]
+__all__ = ["LONGEST_BLOCK_MS", "REPLY_TIMEOUT_MS", "KnownKeysCluster", "check_eviction_policy", "connect",
+           "pool_size", "redis_url_problem", "server_ms", "socket_timeout_s"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +34,15 @@ logger = logging.getLogger(__name__)
 #: off 20 ms, 40 ms ... up to 0.5 s: about 1.1 s in all, so that a command caught in a Sentinel
 #: failover (the old master answering READONLY while a sentinel still names it) rides it out
 RECONNECT_RETRIES = 6
-#: How long a command waits for its reply before its connection counts as lost: well above
-#: Baton's longest blocking read (1 s) and any script, well below a stall that goes unnoticed
-SOCKET_TIMEOUT_S = 10.0
+#: The longest wait any of Baton's blocking commands asks of the server (hand-off pops, stream
+#: reads, the API's event streams); a durable write's WAIT asks for ``durable_timeout_ms``
+LONGEST_BLOCK_MS = 1_000
+#: How late a reply may be, past the wait its command asked for, before its connection counts
+#: as lost (the ``redis_timeout_ms`` setting's default): Redis answers in microseconds and runs
+#: every Baton script in milliseconds, so a reply this late is not coming (a half-open or
+#: black-holed connection: see runtime/stale_connections.py); the command goes again on a
+#: new connection. Sidekiq's default network timeout is 1 s.
+REPLY_TIMEOUT_MS = 2_000
 #: How long opening a connection may take
 CONNECT_TIMEOUT_S = 5.0
 
@@ -45,6 +51,13 @@ CONNECT_TIMEOUT_S = 5.0
 #: leaser, reporter, intake batches, observer, scheduler, heartbeat), pub/sub, and the HTTP
 #: API's requests and event streams when the node serves it.
 SHARED_CONNECTIONS = 200
+
+
+def socket_timeout_s(redis_timeout_ms: int = REPLY_TIMEOUT_MS, durable_timeout_ms: int = 0) -> float:
+    """How long a command waits for its reply (redis-py's ``socket_timeout``): the longest wait a
+    command may ask of the server (LONGEST_BLOCK_MS, or a durable write's WAIT of
+    ``durable_timeout_ms``) plus ``redis_timeout_ms``."""
+    return (max(LONGEST_BLOCK_MS, durable_timeout_ms) + redis_timeout_ms) / 1000
 
 
 def pool_size(concurrency: int, partitions: int) -> int:
@@ -75,7 +88,7 @@ def connect(url: str, cluster: bool = False, max_connections: int | None = None,
     kwargs.setdefault("driver_info", None)
     # a reply that never comes (a half-open or black-holed connection) fails the
     # command instead of stalling its actor forever; a URL's own options win
-    kwargs.setdefault("socket_timeout", SOCKET_TIMEOUT_S)
+    kwargs.setdefault("socket_timeout", socket_timeout_s())
     kwargs.setdefault("socket_connect_timeout", CONNECT_TIMEOUT_S)
     scheme = urlsplit(url).scheme.lower()
     if scheme != "unix":  # (TCP keepalive: a unix socket's connection takes no such option)

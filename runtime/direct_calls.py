@@ -23,6 +23,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .closed_transport import raise_translated
 from .connection import RECONNECT_RETRIES
+from .stale_connections import stale
 
 __all__ = ["DirectCalls", "redis_ms"]
 
@@ -284,11 +285,12 @@ async def _send(conn: Any, args: tuple[Any, ...]) -> None:
 
 
 async def _connected(conn: Any) -> None:
-    """Reconnect a held connection that was dropped or marked for reconnection (another
-    DirectCalls of this client learnt of a new master), through its own connect(): a Sentinel
+    """Reconnect a held connection that was dropped, marked for reconnection (another
+    DirectCalls of this client learnt of a new master) or is stale (runtime/stale_connections.py:
+    a reply from its server timed out since it was opened), through its own connect(): a Sentinel
     connection asks the sentinels for the master there, while the implicit connect of a send
     goes back to the address it had (an old master, after a failover)."""
-    if conn.should_reconnect():
+    if conn.should_reconnect() or stale(conn):
         await conn.disconnect()  # (clears the mark)
     if not conn.is_connected:
         await conn.connect()

@@ -29,6 +29,7 @@ from redis.connection import URL_QUERY_ARGUMENT_PARSERS
 
 from .addresses import host_ports
 from .closed_transport import TranslatesClosedTransport
+from .stale_connections import ReplacesStaleConnections
 
 __all__ = ["SENTINEL_SCHEMES", "MasterConnection", "MasterSSLConnection", "SentinelTarget", "parse_sentinel_url",
            "sentinel_client"]
@@ -117,11 +118,12 @@ class _FollowsMaster:
         await super()._connect()  # type: ignore[misc]  # the redis-py connection class after this mixin
 
 
-class MasterConnection(_FollowsMaster, TranslatesClosedTransport, SentinelManagedConnection):
+class MasterConnection(_FollowsMaster, ReplacesStaleConnections, TranslatesClosedTransport, SentinelManagedConnection):
     """A connection to the Sentinel-managed master (see :class:`_FollowsMaster`)."""
 
 
-class MasterSSLConnection(_FollowsMaster, TranslatesClosedTransport, SentinelManagedSSLConnection):
+class MasterSSLConnection(_FollowsMaster, ReplacesStaleConnections, TranslatesClosedTransport,
+                          SentinelManagedSSLConnection):
     """A TLS connection to the Sentinel-managed master (see :class:`_FollowsMaster`)."""
 
 

@@ -60,6 +60,7 @@ BOUNDS: dict[str, Bound] = {
     "partitions": Bound(1, 1024),
     "durable_replicas": Bound(1, 100, off=True),
     "durable_timeout_ms": Bound(1, 60_000),
+    "redis_timeout_ms": Bound(100, 600_000),
     "concurrency": Bound(1, 100_000),
     "lease_ttl_ms": Bound(100, _DAY_MS),
     "renew_interval_ms": Bound(1, _DAY_MS // 2),

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from .affinity import encode_labels, parse_labels
+from .connection import REPLY_TIMEOUT_MS
 from .errors import ConfigError
 from .setting_rules import API_VIEWS, BOUNDS, ENV_PREFIX, REDIS_URL_ALIAS, Bound, check_values, setting_names
 
@@ -48,6 +49,10 @@ class Settings:
     #: Also wait until the write is fsynced to the AOF of the master and of durable_replicas replicas
     #: (WAITAOF; Redis 7.2+ or Valkey, with appendonly yes), so it survives their crash too.
     durable_fsync: bool = False
+    #: How late a reply from Redis may be, past any wait its command asked for (a blocking read, a
+    #: durable write's WAIT), before its connection counts as lost: the command goes again on a new
+    #: connection, and every connection to that server opened before is replaced when next used.
+    redis_timeout_ms: int = REPLY_TIMEOUT_MS
     #: Run Baton's Lua as Redis Functions (FCALL; Redis 7+ or Valkey): loaded once per server, cheaper per
     #: call than scripts. False, or a server that refuses FUNCTION: as scripts (EVALSHA).
     redis_functions: bool = True

@@ -116,6 +116,16 @@ class FaultProxy:
             n += 1
         return n
 
+    def upstreams(self) -> set[str]:
+        """``host:port`` of the Redis side of every connection not half-open yet, as Redis's CLIENT LIST
+        names them (``addr``): a caller can wait until Redis has seen them closed."""
+        addresses = set()
+        for pipe in self._pipes:
+            sockname = pipe.upstream.get_extra_info("sockname")
+            if not pipe.orphaned and sockname:
+                addresses.add(f"{sockname[0]}:{sockname[1]}")
+        return addresses
+
     def lose_replies(self, marker: bytes, n: int) -> None:
         """Lose the replies of the next ``n`` requests that contain ``marker`` (see the module doc)."""
         self._lose_marker, self._lose_left = marker, n

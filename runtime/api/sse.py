@@ -19,6 +19,7 @@ import orjson
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from ..connection import LONGEST_BLOCK_MS
 from ..errors import RedisUnavailable
 from ..keys import Partition
 from ..records import TERMINAL_STATUSES, iso, stored_int, stored_json, text, timeline_entry
@@ -29,7 +30,8 @@ from .views import event_view
 
 __all__ = ["stream_chunks", "stream_events"]
 
-BLOCK_MS = 1000
+#: How long one read of a stream blocks (the longest any blocking command of Baton's may)
+BLOCK_MS = LONGEST_BLOCK_MS
 KEEPALIVE_S = 15.0
 _EVENT_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _ENTRY_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")

@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from runtime import Baton, RunContext, Settings
-from runtime.connection import SOCKET_TIMEOUT_S, check_eviction_policy, connect
+from runtime.connection import check_eviction_policy, connect, socket_timeout_s
 from runtime.statuses import RETENTION_MARGIN_MS
 from tests.nodes import running_node
 from tests.servers import RedisProcess, free_port
@@ -149,10 +149,10 @@ async def test_a_silent_connection_fails_the_command_instead_of_stalling_it() ->
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    # Then Baton's clients wait for replies at most SOCKET_TIMEOUT_S by default, with keepalive on
+    # Then Baton's clients wait for replies at most the default reply timeout, with keepalive on
     default = connect(f"redis://127.0.0.1:{port}")
     kwargs = default.connection_pool.connection_kwargs
-    assert kwargs["socket_timeout"] == SOCKET_TIMEOUT_S and kwargs["socket_keepalive"] is True
+    assert kwargs["socket_timeout"] == socket_timeout_s() == 3.0 and kwargs["socket_keepalive"] is True
     await default.aclose()
     # And a command on such a connection fails (here with the timeout shortened) instead of hanging
     client = connect(f"redis://127.0.0.1:{port}", socket_timeout=0.3)
