@@ -11,9 +11,13 @@ of different sizes can be compared at one rate), then submits probe runs 5 ms ap
 - the runs completed per second (whether the node keeps up) and the most runs seen waiting in the
   ready set;
 - the CPU the server, the worker and the producer used, per second and per completed run;
-- the probes' pickup (start minus submit, recorded by the job) at p50/p90/p99, and how long they
-  waited between being created and being leased (the records' ``created_at`` and
-  ``attempt_started_at``, Redis ms).
+- the probes' pickup (start minus submit, recorded by the job) at p50/p90/p99, how long their
+  submission took to be created (the record's ``created_at`` minus the submit time: one clock, ms)
+  and how long they waited between being created and being leased (the records' ``created_at``
+  and ``attempt_started_at``, Redis ms): the rest of the pickup is the node's, from the lease to
+  the handler;
+- how long the server took to answer a PING sent after each probe: what any call waits behind
+  the load's scripts (Redis runs one command at a time and writes replies once per event-loop turn).
 
 Run it from the repository root with the project's virtualenv (``./dev test`` sets it up).
 """
@@ -64,10 +68,15 @@ async def one_rate(server: RedisServer, work: Path, rate: int, seconds: float, t
         done0, t0 = await a.completed_count(0), time.perf_counter()
         await a.redis.delete(LATENCY_KEY)
         probes: list[tuple[str, float]] = []
+        pings: list[float] = []
         waiting = 0
         for i in range(int(seconds / PROBE_GAP_S)):
             payload = latency_payload(i)
             probes.append((await a.app.trigger("latency", payload), float(payload["t"])))
+            # how long the server itself takes to answer now (it serves the load's calls meanwhile)
+            sent = time.perf_counter()
+            await a.redis.ping()
+            pings.append((time.perf_counter() - sent) * 1000)
             if i % 50 == 0:
                 waiting = max(waiting, await a.queued_count())
             pause = t0 + (i + 1) * PROBE_GAP_S - time.perf_counter()
@@ -83,11 +92,12 @@ async def one_rate(server: RedisServer, work: Path, rate: int, seconds: float, t
         while await a.redis.llen(LATENCY_KEY) < len(probes) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         pickups = [float(x) * 1000 for x in await a.redis.lrange(LATENCY_KEY, 0, -1)]
-        waits = []
-        for run_id, _submitted in probes:
+        waits, creating = [], []
+        for run_id, submitted in probes:
             raw = await a.redis.hmget(a.keys.partition_of_run(run_id).run(run_id), "created_at", "attempt_started_at")
             if raw[0] and raw[1]:
                 waits.append(float(int(raw[1]) - int(raw[0])))
+                creating.append(int(raw[0]) - submitted * 1000)
     finally:
         if load is not None:
             stop(load, timeout=10)
@@ -99,6 +109,8 @@ async def one_rate(server: RedisServer, work: Path, rate: int, seconds: float, t
         "cpu_us_per_run": {k: v / max(completed, 1) * 1e6 for k, v in used.items()},
         "pickup_ms": {q: percentile(pickups, q) for q in (50, 90, 99)}, "probes": len(pickups),
         "created_to_leased_ms": {q: percentile(waits, q) for q in (50, 90, 99)},
+        "submitted_to_created_ms": {q: percentile(creating, q) for q in (50, 90, 99)},
+        "ping_ms": {q: percentile(pings, q) for q in (50, 90, 99)},
     }
 
 
@@ -106,15 +118,17 @@ def report(rows: list[dict[str, Any]]) -> str:
     """The Markdown table of every rate."""
     out = ["| offered runs/s | load every (ms) | completed runs/s | most waiting "
            "| CPU (Redis / worker / producer, of a core) | CPU per run (µs) | pickup p50 / p90 / p99 (ms) "
-           "| created to leased p50 / p99 (ms) |",
-           "|---|---|---|---|---|---|---|---|"]
+           "| submitted to created p50 / p99 (ms) | created to leased p50 / p99 (ms) | PING p50 / p99 (ms) |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         share, per, pick, wait = r["cpu_share"], r["cpu_us_per_run"], r["pickup_ms"], r["created_to_leased_ms"]
+        made, ping = r["submitted_to_created_ms"], r["ping_ms"]
         out.append(
             f"| {r['rate']:,} | {r['tick_ms']:g} | {r['completed_per_s']:,.0f} | {r['most_waiting']} "
             f"| {share['redis']:.0%} / {share['worker']:.0%} / {share['producer']:.0%} "
             f"| {per['redis']:.0f} / {per['worker']:.0f} / {per['producer']:.0f} "
-            f"| {pick[50]:.2f} / {pick[90]:.2f} / {pick[99]:.2f} | {wait[50]:.0f} / {wait[99]:.0f} |")
+            f"| {pick[50]:.2f} / {pick[90]:.2f} / {pick[99]:.2f} | {made[50]:.1f} / {made[99]:.1f} "
+            f"| {wait[50]:.0f} / {wait[99]:.0f} | {ping[50]:.2f} / {ping[99]:.2f} |")
     return "\n".join(out)
 
 
