@@ -23,6 +23,7 @@ from runtime.connection import connect
 from runtime.messages import CancelRun, DueSoon, Wake, wake_notice
 from runtime.partition_outages import next_pause
 from runtime.redis_faults import described, is_outage
+from runtime.stale_connections import stale
 
 from .base import Actor, Mailbox
 
@@ -85,8 +86,8 @@ class Listener(Actor[None]):
         here (any one carries every PUBLISH), without the actor starting over as on an outage."""
         while not self.stopping.is_set():
             try:
-                await self._listen()
-                return
+                if not await self._listen():
+                    return
             except Exception as exc:
                 if not self.app.settings.redis_cluster or not is_outage(exc):
                     raise
@@ -103,7 +104,9 @@ class Listener(Actor[None]):
         except asyncio.QueueFull:
             pass
 
-    async def _listen(self) -> None:
+    async def _listen(self) -> bool:
+        """Subscribe and forward notices until stopped (False), or until the subscription's connection
+        is stale (True: listen again, on a new one)."""
         own = await self._client()
         redis = own or self.app.redis
         keys = self.app.keys
@@ -117,6 +120,13 @@ class Listener(Actor[None]):
             while not self.stopping.is_set():
                 msg = await pubsub.get_message(timeout=1.0)
                 if msg is None:
+                    if pubsub.connection is not None and stale(pubsub.connection):
+                        # a reply from this server timed out since the subscription's connection was
+                        # opened: it may be half-open too, and would hear nothing, ever (it sends
+                        # nothing to time out on); wake-ups would wait for idle polls and
+                        # cancellations for renewals (runtime/stale_connections.py)
+                        self.log.info("subscribing again, on a new connection: a reply from Redis timed out")
+                        return True
                     continue
                 data = msg["data"].decode() if isinstance(msg["data"], bytes) else str(msg["data"])
                 if msg["channel"] == wake:
@@ -127,6 +137,7 @@ class Listener(Actor[None]):
                         self.fetcher.offer(notice)  # one pending wake-up is enough
                 elif msg["channel"] == cancel:
                     await self.executor.send(CancelRun(data, "canceled"))
+            return False
         finally:
             await pubsub.aclose()
             if own is not None:

@@ -30,6 +30,16 @@ async def _closed(app: Baton, addresses: set[str]) -> bool:
     return not addresses & {c["addr"] for c in await app.redis.client_list()}
 
 
+async def _subscribed(app: Baton, channel: str) -> bool:
+    [(_, subscribers)] = await app.redis.pubsub_numsub(channel)
+    return bool(subscribers)
+
+
+async def _status_is(app: Baton, run_id: str, status: str) -> bool:
+    run = await app.get_run(run_id)
+    return run is not None and run.status == status
+
+
 async def _timed(call: Awaitable[Any]) -> float:
     started = time.monotonic()
     await call
@@ -123,7 +133,18 @@ async def test_a_node_whose_connections_went_half_open_is_back_within_its_reply_
             assert (await app.wait_for(await app.trigger("noop", {"i": i}), 30)).status == "completed"
             took.append(loop.time() - sent)
         assert max(took) < 1.0, (took, log.read_text()[-3000:])
+        # And it subscribes again (its subscription went with the dead connection, and nothing would
+        # ever tell it): a run cancelled while it runs ends at once, by the notice (its renewal, which
+        # would also say so, is 10 s away)
+        await eventually(lambda: _subscribed(app, app.keys.cancel_channel), 10)
+        running = await app.trigger("long", {"seconds": 60})
+        await eventually(lambda: _status_is(app, running, "executing"), 10)
+        sent = loop.time()
+        await app.cancel(running)
+        assert (await app.wait_for(running, 30)).status == "canceled"
+        assert loop.time() - sent < 2.0, log.read_text()[-3000:]
         assert "the connection counts as lost" in log.read_text()
+        assert "subscribing again" in log.read_text()
         assert worker.poll() is None
     finally:
         code = await tear_down(worker, (proxy.stop, app.close), server.stop)
