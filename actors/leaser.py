@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
@@ -85,7 +86,7 @@ class Leaser(Actor[LeaserMessage]):
     name = "leaser"
     #: the leases this node holds outlive a crash of run(): they are real in Redis,
     #: and the executor is still running those runs
-    survives = ("held", "lease_meta")
+    survives = ("held", "lease_meta", "incarnation")
 
     @classmethod
     def inbox_size(cls, settings: Settings) -> int:
@@ -106,10 +107,16 @@ class Leaser(Actor[LeaserMessage]):
         self.fetcher = fetcher
         #: run id -> (lease token, partition index) of leases to renew
         self.held: dict[str, tuple[str, int]] = {}
+        #: this node process, as its renewals name it: a lease granted to this node id that a renewal
+        #: of this incarnation did not list (a grant whose reply was lost) is given back uncharged,
+        #: and one granted before it began (to an earlier process with this id) is not (leases_reap.lua)
+        self.incarnation = secrets.token_hex(8)
         #: run id -> (job, attempt, monotonic time by which the lease surely has not expired)
         self.lease_meta: dict[str, tuple[str, int, float]] = {}
         now = time.monotonic()
-        self.next_renew = now + self.settings.renew_interval_ms / 1000
+        # at once: the first renewal in each partition begins this incarnation there, and a grant it
+        # did not get is given back uncharged only if granted after that (leases_renew.lua)
+        self.next_renew = now
         self.next_tick = now
         #: per partition index: when a run there is next due (delayed, a durable wait's deadline), as
         #: this node last heard; that partition's promote comes then, between the ticks (which reap,
@@ -228,10 +235,11 @@ class Leaser(Actor[LeaserMessage]):
         self.metrics.publish_earliest_lease(min(deadlines) if deadlines else None)
 
     async def renew(self) -> None:
-        """Renew every held lease: one script call per partition."""
-        by_partition: dict[int, list[tuple[str, str]]] = {}
+        """Renew every held lease: one script call per partition, also where none is held (the call
+        says the node holds nothing else there: a grant it never got is given back, uncharged)."""
+        by_partition: dict[int, list[tuple[str, str]]] = {p.index: [] for p in self.app.keys.partitions}
         for run_id, (token, index) in self.held.items():
-            by_partition.setdefault(index, []).append((run_id, token))
+            by_partition[index].append((run_id, token))
         try:
             partitions = self.app.keys.partitions
             await in_each([(i, leases) for i, leases in by_partition.items() if not self.outages.is_out(i)],
@@ -247,7 +255,7 @@ class Leaser(Actor[LeaserMessage]):
             if meta is not None:
                 self.metrics.lease_remaining_at_renewal.observe(max(meta[2] - now, 0.0))
         try:
-            lost, cancel = await self.app.scripts.renew(self.app.keys.partitions[index], leases)
+            lost, cancel = await self.app.scripts.renew(self.app.keys.partitions[index], leases, self.incarnation)
         except RedisError:
             self.metrics.lease_renewal_failures.inc(len(leases))
             raise

@@ -210,6 +210,14 @@ class Partition:
         return f"{self.prefix}reaper"
 
     @property
+    def renewers(self) -> str:
+        """Each node's last renewal here (HASH; node id -> `incarnation|first|at|margin|interval`, Redis ms:
+        the node process's renewals began at `first`, its last ran at `at` and held every lease granted
+        to it `margin` before, and the next is due `interval` after; expires a day after the last):
+        the reaper tells a lease its holder never got from one it held (leases_reap.lua)."""
+        return f"{self.prefix}renewers"
+
+    @property
     def leased(self) -> str:
         """Executing runs (ZSET, score = lease expiry ms by the Redis clock), and LEASED_ANCHOR:
         read the leases in LEASED_RANGE."""

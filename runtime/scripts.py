@@ -18,6 +18,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from .codec import text
+from .connection import socket_timeout_s
 from .errors import NotReplicated
 from .keys import Keys, Partition
 from .lua_calls import SCRIPT_NAMES, LuaCalls
@@ -38,7 +39,7 @@ from .submission import RunSpec
 
 __all__ = [
     "CLAIM_FIELDS", "SCRIPT_NAMES", "ClaimReply", "Claimed", "CreateReply", "Outcome", "Reaped", "Scripts",
-    "handed_off", "handed_off_runs",
+    "grant_margin_ms", "handed_off", "handed_off_runs",
 ]
 
 logger = logging.getLogger("baton.scripts")
@@ -142,9 +143,15 @@ class Scripts:
             logger.warning("%d run(s) leased by a claim that was not acknowledged could not be given back "
                            "(%s): they are retried once their leases expire", len(runs), exc)
 
-    async def renew(self, partition: Partition, leases: Sequence[tuple[str, str]]) -> tuple[list[str], list[str]]:
-        """Extend leases still owned; returns (lost ids, ids to cancel)."""
-        args: list[Any] = [partition.prefix, self.settings.lease_ttl_ms]
+    async def renew(self, partition: Partition, leases: Sequence[tuple[str, str]],
+                    incarnation: str = "") -> tuple[list[str], list[str]]:
+        """Extend leases still owned; returns (lost ids, ids to cancel). With ``incarnation`` (the
+        node process's: the leaser's call with every lease it holds in the partition), the call
+        also notes that this node held nothing else granted to it a reply's wait before
+        (leases_renew.lua)."""
+        s = self.settings
+        args: list[Any] = [partition.prefix, s.lease_ttl_ms, s.node_id, incarnation, grant_margin_ms(s),
+                           s.renew_interval_ms]
         for run_id, token in leases:
             args.extend((run_id, token))
         lost, cancel = await self._call("leases_renew", [partition.leased], args)
@@ -389,6 +396,18 @@ class Scripts:
 
 #: where a run's input is among its fields (RunSpec), which create_args sends apart
 _INPUT_AT = RunSpec._fields.index("input_json")
+
+#: What a node may take, past the waits for replies, between reading a grant's reply and holding
+#: the lease in its leaser (an event loop turn or a few, and then some)
+TAKE_MARGIN_MS = 1_000
+
+
+def grant_margin_ms(settings: Settings) -> int:
+    """How long after a lease's grant a renewal of its node surely lists it, if the node got it: the
+    grant's reply may take the reply timeout to arrive (past it, the node drops it), the renewal's
+    own call as long again between the node listing its leases and the script running, and the
+    node TAKE_MARGIN_MS to take it (leases_renew.lua notes it, leases_reap.lua uses it)."""
+    return int(2 * socket_timeout_s(settings.redis_timeout_ms, settings.durable_timeout_ms) * 1000) + TAKE_MARGIN_MS
 
 
 def create_args(spec: Sequence[Any]) -> tuple[bytes, Any]:

@@ -10,6 +10,8 @@ Faults, each on every connection through the proxy:
 - ``lose_replies(marker, n)``: the next ``n`` requests that contain ``marker`` reach Redis and
   run, and the connection each came on is closed before its reply is passed on: the reply is lost
   (what a link dropped at the wrong moment does), and the client may send the request again.
+  With ``in_reply``, the next ``n`` replies that contain ``marker`` are lost that way (a blocking
+  pop's, whose request went up long before the data it returns was written).
 - ``half_open()``: the Redis side of every open connection is closed while the node's
   side stays open and silent: the node's requests are read and go nowhere, no reply
   and no FIN ever reach it (a peer that vanished). New connections work. ``heal()``
@@ -62,6 +64,7 @@ class FaultProxy:
         self.connections = 0
         self._lose_marker = b""
         self._lose_left = 0
+        self._lose_in_reply = False
         #: replies lost so far (lose_replies)
         self.replies_lost = 0
 
@@ -126,9 +129,10 @@ class FaultProxy:
                 addresses.add(f"{sockname[0]}:{sockname[1]}")
         return addresses
 
-    def lose_replies(self, marker: bytes, n: int) -> None:
-        """Lose the replies of the next ``n`` requests that contain ``marker`` (see the module doc)."""
-        self._lose_marker, self._lose_left = marker, n
+    def lose_replies(self, marker: bytes, n: int, in_reply: bool = False) -> None:
+        """Lose the replies of the next ``n`` requests that contain ``marker``, or with ``in_reply`` the
+        next ``n`` replies that contain it (see the module doc)."""
+        self._lose_marker, self._lose_left, self._lose_in_reply = marker, n, in_reply
 
     def heal(self) -> None:
         """End the delay and the black hole (half-open connections stay dead and silent)."""
@@ -167,9 +171,14 @@ class FaultProxy:
                 if self.delay_s:
                     await asyncio.sleep(self.delay_s)
                 await self._flowing.wait()
-                if to_upstream and self._lose_left and self._lose_marker in data:
+                marked = self._lose_left and self._lose_marker in data
+                if marked and to_upstream and not self._lose_in_reply:
                     self._lose_left -= 1
                     pipe.losing_reply = True
+                elif marked and not to_upstream and self._lose_in_reply:
+                    self._lose_left -= 1
+                    self.replies_lost += 1
+                    break
                 elif not to_upstream and pipe.losing_reply:
                     self.replies_lost += 1
                     break  # the request ran; its reply goes nowhere, and the connection closes

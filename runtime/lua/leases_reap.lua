@@ -4,7 +4,13 @@
   backoff or dead-lettered, exactly like a failed attempt. A run whose
   cancellation was requested ends canceled instead. A run still sitting in
   the node's hand-off list (leased to a waiting node that never took it) was
-  never started: it is released, queued again without charging the attempt.
+  never started: it is released, queued again without charging the attempt. So
+  is a lease its node never got (a claim's or a hand-off pop's reply lost on the
+  way), told by the node's renewals (leases_renew.lua): never renewed, while the
+  node process it was granted to renewed since, at least its margin after the
+  lease expired (it would have renewed it then, had it held it). Until that
+  renewal comes, or the node is overdue with one (it stopped: the attempt
+  crashed), such a lease is left alone.
   The Redis clock runs on while Redis itself is out (down, stalled, unreachable from
   every node), so after such an outage every lease in flight looks expired though no
   node died. Each call notes when a reaper last reached the partition; when none has
@@ -56,6 +62,31 @@ call('PEXPIRE', rk_reaper, 86400000)
 local upto = now
 if now < grace then upto = gap_from end
 local ids = call('ZRANGEBYSCORE', KEYS[1], '-inf', upto, 'LIMIT', 0, tonumber(ARGV[2]))
+-- node -> its last renewal here, read once per call (leases_renew.lua)
+local renewers = {}
+
+-- Whether the node a lease expired on got it, by its renewals: 'held' (it renewed the lease in
+-- this attempt, or it is not known: reaped as before), 'never' (a renewal of the process it was
+-- granted to ran `margin` past the lease's expiry without it), 'unknown yet' (that process renews,
+-- and its next renewal, due by `interval` after its last, will tell).
+local function holder_got(pfx, rk, node, seen, at_now)
+  local f = call('HMGET', rk, 'attempt_started_at', 'heartbeat_at', 'lease_expires_at')
+  local granted, renewed, expires = tonumber(f[1]), tonumber(f[2]) or 0, tonumber(f[3])
+  if not granted or not expires or renewed >= granted then return 'held' end
+  local last = seen[node]
+  if last == nil then
+    last = call('HGET', K.renewers(pfx), node) or false
+    seen[node] = last
+  end
+  if not last then return 'held' end
+  local _, first, at, margin, interval = string.match(last, '^([^|]*)|(%d+)|(%d+)|(%d+)|(%d+)$')
+  first, at, margin, interval = tonumber(first), tonumber(at), tonumber(margin), tonumber(interval)
+  if not first or first > granted then return 'held' end  -- granted to an earlier process with this id
+  if at > expires + margin then return 'never' end
+  -- its next renewal is due `interval` after its last, and runs within a reply's wait (half the margin)
+  if at_now <= at + interval + margin / 2 then return 'unknown yet' end
+  return 'held'  -- the process stopped renewing: it is gone
+end
 local out = {gap, now < grace and grace - now or 0}
 for _, id in ipairs(ids) do
   local rk = K.run(pfx, id)
@@ -65,15 +96,22 @@ for _, id in ipairs(ids) do
   else
     local outcome = 'crashed'
     local err = cjson.encode({message = 'lease expired: worker ' .. node .. ' stopped renewing', type = 'LeaseExpired'})
+    local got = node == '' and 'held' or holder_got(pfx, rk, node, renewers, now)
     if node ~= '' and never_received(pfx, node, id) then
       outcome = 'released'
       err = cjson.encode({message = 'lease expired before worker ' .. node .. ' took the run', type = 'LeaseExpired'})
+    elseif got == 'never' then
+      outcome = 'released'
+      err = cjson.encode({message = 'worker ' .. node .. ' never got the lease (its renewals since did not hold it)',
+        type = 'LeaseExpired'})
     end
-    local st = settle(pfx, id, outcome, '', err, '0', now, ARGV[6],
-      tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
-    out[#out + 1] = id
-    out[#out + 1] = node
-    out[#out + 1] = st
+    if got ~= 'unknown yet' then
+      local st = settle(pfx, id, outcome, '', err, '0', now, ARGV[6],
+        tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
+      out[#out + 1] = id
+      out[#out + 1] = node
+      out[#out + 1] = st
+    end
   end
 end
 if #out > 2 then WAKE = true end

@@ -1,17 +1,28 @@
 --[[ leases_renew: extend every lease this node still owns, in one call.
   A lease is extended only while its token matches (fencing); a run whose
   cancellation was requested is reported so the node can stop its handler.
+  The call also notes, in the partition's renewers hash, that this node process
+  renewed now with every lease it held: a lease granted to it more than `margin`
+  ms before and not in the call is one it never got (a claim's or a hand-off
+  pop's reply lost on the way), which leases_reap gives back uncharged. The node
+  calls even when it holds nothing here, every renewal interval. A call for some of
+  the node's leases only (a handler confirming its own) passes no incarnation, and
+  notes nothing.
   KEYS[1] partition leased set (ZSET id -> expiry ms)
   ARGV[1] partition key prefix
   ARGV[2] lease TTL in ms
-  ARGV[3..] pairs of run id, lease token
+  ARGV[3] node id   ARGV[4] this node process's incarnation (a random id; '' for a partial call)
+  ARGV[5] margin ms: the longest from a grant to the node holding it (a reply's wait, and then some)
+  ARGV[6] the node's renewal interval ms
+  ARGV[7..] pairs of run id, lease token
   Returns: {lost ids, ids with cancellation requested} ]]
 --@include keys
 --@include common
 local pfx, ttl = ARGV[1], tonumber(ARGV[2])
+local node, incarnation = ARGV[3], ARGV[4]
 local now = now_ms()
 local lost, cancel = {}, {}
-for i = 3, #ARGV, 2 do
+for i = 7, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local rk = K.run(pfx, id)
   local leased, cancel_requested = read_if_leased(rk, token, 'cancel_requested')
@@ -22,5 +33,17 @@ for i = 3, #ARGV, 2 do
     call('HSET', rk, 'heartbeat_at', now, 'lease_expires_at', now + ttl)
     if cancel_requested == '1' then cancel[#cancel + 1] = id end
   end
+end
+if incarnation ~= '' then
+  local rk_renewers = K.renewers(pfx)
+  -- the first renewal of this incarnation: grants to the node id before it were an earlier process's
+  local first = now
+  local last = call('HGET', rk_renewers, node)
+  if last then
+    local was, since = string.match(last, '^([^|]*)|(%d+)|')
+    if was == incarnation then first = tonumber(since) end
+  end
+  call('HSET', rk_renewers, node, incarnation .. '|' .. first .. '|' .. now .. '|' .. ARGV[5] .. '|' .. ARGV[6])
+  call('PEXPIRE', rk_renewers, 86400000)
 end
 return {lost, cancel}

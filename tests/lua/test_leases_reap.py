@@ -226,3 +226,91 @@ async def test_reapers_ticking_more_slowly_than_the_lease_are_no_outage(lua: Lua
     await lua.redis.hset(lua.part.reaper, "seen", seen - 4000)
     # Then the gap is their pace, not an outage
     assert (await lua.scripts.reap(lua.part)).gap_ms == 0
+
+
+async def _lost_grant(lua: Lua, node: str = "node-a", ago_ms: int = 20_000) -> tuple[str, Scripts, int]:
+    """A one-attempt run leased to ``node`` ``ago_ms`` ago (its lease expired since) and never renewed,
+    as when the claim's reply was lost; the node's renewals began before the grant, and its last one
+    was then too. Returns the run, the scripts of that node, and the grant's time."""
+    run_id = await lua.create_one(max_attempts=1)
+    await lua.claim_one(run_id, node=node)
+    granted = await lua.now_ms() - ago_ms
+    expires = granted + lua.settings.lease_ttl_ms
+    await lua.redis.hset(lua.part.run(run_id), mapping={"attempt_started_at": granted, "lease_expires_at": expires})
+    await lua.redis.zadd(lua.part.leased, {run_id: expires}, xx=True)
+    scripts = Scripts(lua.redis, lua.keys, lua.settings.with_changes(node_id=node))
+    await lua.redis.hset(lua.part.renewers, node, f"first|{granted - 1000}|{granted - 1000}|7000|10000")
+    return run_id, scripts, granted
+
+
+async def test_a_lease_its_node_never_got_is_given_back_uncharged_once_a_renewal_past_its_expiry_left_it_out(
+        lua: Lua) -> None:
+    # Given a one-attempt run leased to node-a, whose reply node-a never got
+    run_id, node_a, _ = await _lost_grant(lua)
+    # When the same process of node-a renews now, more than its margin after the lease expired, without it
+    assert await node_a.renew(lua.part, [], "first") == ([], [])
+    # Then the reaper gives the run back, uncharged: the node never had it
+    assert (await lua.scripts.reap(lua.part)).runs == [(run_id, "node-a", "queued")]
+    run = await lua.run(run_id)
+    assert (run["status"], run["charged"]) == ("queued", "0")
+    [attempt] = orjson.loads(run["attempts"])
+    assert attempt["status"] == "released" and "never got the lease" in attempt["error"]["message"]
+
+
+async def test_a_lease_whose_node_stopped_renewing_is_charged_as_a_crash(lua: Lua) -> None:
+    # Given the same run, and node-a silent since before the grant (longer than its interval and margin)
+    run_id, _, _ = await _lost_grant(lua)
+    # When the reaper runs
+    reaped = (await lua.scripts.reap(lua.part)).runs
+    # Then the node is taken for dead: the attempt crashed, and was the run's last
+    assert reaped == [(run_id, "node-a", "dead_letter")]
+    assert orjson.loads((await lua.run(run_id))["attempts"])[0]["status"] == "crashed"
+
+
+async def test_a_lease_of_a_node_that_renews_is_left_until_its_next_renewal_says(lua: Lua) -> None:
+    # Given the same run, whose node renewed a second ago, less than its margin past the lease's expiry
+    run_id, _, granted = await _lost_grant(lua, ago_ms=2_500)
+    now = await lua.now_ms()
+    await lua.redis.hset(lua.part.renewers, "node-a", f"first|{granted - 1000}|{now - 1000}|7000|10000")
+    # When the reaper runs
+    reaped = (await lua.scripts.reap(lua.part)).runs
+    # Then it leaves the lease alone: the node may hold it, and its next renewal will say
+    assert reaped == []
+    assert (await lua.run(run_id))["status"] == "executing"
+    assert await lua.leases() == [run_id]
+
+
+async def test_a_lease_granted_to_an_earlier_process_of_the_node_is_charged_as_a_crash(lua: Lua) -> None:
+    # Given the same run, and a new process with node-a's id that began renewing after the grant
+    run_id, node_a, _ = await _lost_grant(lua)
+    assert await node_a.renew(lua.part, [], "second") == ([], [])
+    # When the reaper runs
+    reaped = (await lua.scripts.reap(lua.part)).runs
+    # Then the lease was the earlier process's, which may have started the run: the attempt crashed
+    assert reaped == [(run_id, "node-a", "dead_letter")]
+
+
+async def test_a_lease_its_node_renewed_once_is_charged_as_a_crash(lua: Lua) -> None:
+    # Given the same run, renewed once in this attempt by its node (it had it), then left out
+    run_id, node_a, _ = await _lost_grant(lua)
+    await lua.redis.hset(lua.part.run(run_id), "heartbeat_at", await lua.now_ms() - 100)
+    assert await node_a.renew(lua.part, [], "first") == ([], [])
+    # When the reaper runs
+    reaped = (await lua.scripts.reap(lua.part)).runs
+    # Then the node had the run: the attempt crashed
+    assert reaped == [(run_id, "node-a", "dead_letter")]
+
+
+async def test_a_partial_renewal_notes_nothing(lua: Lua) -> None:
+    # Given a run leased to node-a, whose handler confirms its own lease (no incarnation: a partial call)
+    run_id = await lua.create_one()
+    c = await lua.claim_one(run_id, node="node-a")
+    node_a = Scripts(lua.redis, lua.keys, lua.settings.with_changes(node_id="node-a"))
+    assert await node_a.renew(lua.part, [(run_id, c.token)]) == ([], [])
+    # Then no renewal of node-a is noted (it did not list every lease it holds)
+    assert not await lua.redis.hexists(lua.part.renewers, "node-a")
+    # And a full renewal notes its incarnation, when its renewals began and when this one ran
+    assert await node_a.renew(lua.part, [(run_id, c.token)], "first") == ([], [])
+    incarnation, first, at, margin, interval = (await lua.redis.hget(lua.part.renewers, "node-a")).decode().split("|")
+    assert (incarnation, first == at, interval) == ("first", True, str(lua.settings.renew_interval_ms))
+    assert int(margin) > 2 * 1000  # two replies' waits at least

@@ -35,6 +35,7 @@ function K.records(P, run_id) return P .. 'rec:' .. run_id end
 function K.chunks(P, run_id) return P .. 'chunks:' .. run_id end
 function K.delayed(P) return P .. 'delayed' end
 function K.reaper(P) return P .. 'reaper' end
+function K.renewers(P) return P .. 'renewers' end
 function K.leased(P) return P .. 'leased' end
 function K.jobs_override(P) return P .. 'jobs:override' end
 function K.paused_queues(P) return P .. 'paused_queues' end

@@ -1,0 +1,60 @@
+"""A lease granted in a reply its node never gets (a hand-off pop's or a claim's, lost with the
+connection): the node never runs the run, and its renewals say so. The run is given back, uncharged,
+once a renewal past the lease's expiry left it out, instead of being charged as a crash of a node
+that is alive (a one-attempt run was dead-lettered)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import orjson
+
+from bench.chaos.proxy import FaultProxy
+from runtime import Settings
+from runtime.scripts import grant_margin_ms
+from tests.integration.test_processes import producer, worker_env
+from tests.nodes import eventually, spawn_worker, tear_down
+from tests.servers import RedisProcess, free_port
+
+#: in the run's input, so in the hand-off entry the pop returns: the reply the proxy loses
+MARK = b"lost-with-its-reply"
+
+
+async def test_a_run_whose_hand_off_pop_reply_was_lost_runs_once_its_node_has_said_it_never_got_it(
+        tmp_path: Path) -> None:
+    # Given a worker process, idle and waiting for hand-offs, reaching its own redis-server through a
+    # proxy (2 s leases renewed every 0.5 s, 0.5 s of reply timeout past a blocking wait)
+    server = RedisProcess().start()
+    proxy = await FaultProxy(server.port, free_port()).start()
+    settings = Settings(redis_url=server.url, prefix="lg", metrics_port=0, lease_ttl_ms=2000, renew_interval_ms=500,
+                        reap_interval_ms=200, redis_timeout_ms=500)
+    app = producer(settings)
+    log = tmp_path / "w.log"
+    worker = spawn_worker("tests.apps:app", worker_env(settings.with_changes(redis_url=proxy.url), "W",
+                                                       BATON_REDIS_TIMEOUT_MS=500), log)
+    loop = asyncio.get_running_loop()
+    try:
+        warm = await app.trigger("steady_steps", {"steps": 0, "sleep": 0})
+        assert (await app.wait_for(warm, 30)).status == "completed"
+        # When a one-attempt run is handed to it, and the reply of the pop that takes it is lost (the
+        # pop runs, the connection closes before the reply passes)
+        proxy.lose_replies(MARK, 1, in_reply=True)
+        sent = loop.time()
+        run_id = await app.trigger("steady_steps", {"steps": 0, "sleep": 0, "mark": MARK.decode()})
+        await eventually(lambda: proxy.replies_lost == 1, 10)
+        # Then the run completes: given back uncharged once the node's renewals left it out past the
+        # lease's expiry (not dead-lettered as a crash of its live node)
+        run = await app.wait_for(run_id, 30)
+        assert (run.status, [a.status for a in run.attempts]) == ("completed", ["released", "completed"]), (
+            log.read_text()[-3000:])
+        assert "never got the lease" in run.attempts[0].error["message"]
+        # And within the lease, its margin and a renewal interval or two of its grant
+        bound_s = (settings.lease_ttl_ms + grant_margin_ms(settings) + 2 * settings.renew_interval_ms) / 1000
+        assert loop.time() - sent < bound_s + 2, (loop.time() - sent, bound_s)
+        assert worker.poll() is None
+        stored = await app.redis.hget(app.keys.partition_of_run(run_id).run(run_id), "attempts")
+        assert [a["status"] for a in orjson.loads(stored)] == ["released"]
+    finally:
+        code = await tear_down(worker, (proxy.stop, app.close), server.stop)
+    assert code == 0, log.read_text()[-3000:]
