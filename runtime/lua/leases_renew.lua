@@ -45,5 +45,14 @@ if incarnation ~= '' then
   end
   call('HSET', rk_renewers, node, incarnation .. '|' .. first .. '|' .. now .. '|' .. ARGV[5] .. '|' .. ARGV[6])
   call('PEXPIRE', rk_renewers, 86400000)
+  if first == now then
+    -- a process begins: the entries of those silent for a day past any lease they could hold go
+    -- (node ids come and go with restarts; a start is rare enough to read them all)
+    local all = call('HGETALL', rk_renewers)
+    for i = 1, #all, 2 do
+      local at = tonumber(string.match(all[i + 1], '^[^|]*|%d+|(%d+)|'))
+      if not at or at < now - ttl - 86400000 then call('HDEL', rk_renewers, all[i]) end
+    end
+  end
 end
 return {lost, cancel}

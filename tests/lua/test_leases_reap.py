@@ -314,3 +314,17 @@ async def test_a_partial_renewal_notes_nothing(lua: Lua) -> None:
     incarnation, first, at, margin, interval = (await lua.redis.hget(lua.part.renewers, "node-a")).decode().split("|")
     assert (incarnation, first == at, interval) == ("first", True, str(lua.settings.renew_interval_ms))
     assert int(margin) > 2 * 1000  # two replies' waits at least
+
+
+async def test_a_process_that_begins_renewing_drops_the_entries_of_those_silent_past_any_lease(lua: Lua) -> None:
+    # Given the entries of a node process silent for two days and one that renewed a minute ago
+    now = await lua.now_ms()
+    day = 86_400_000
+    await lua.redis.hset(lua.part.renewers, mapping={"gone": f"x|{now - 3 * day}|{now - 2 * day}|7000|10000",
+                                                     "recent": f"y|{now - day}|{now - 60_000}|7000|10000"})
+    node_b = Scripts(lua.redis, lua.keys, lua.settings.with_changes(node_id="node-b"))
+    # When node-b's process renews the first time, and again
+    for _ in range(2):
+        assert await node_b.renew(lua.part, [], "third") == ([], [])
+    # Then only the silent one's entry is gone
+    assert sorted(await lua.redis.hkeys(lua.part.renewers)) == [b"node-b", b"recent"]
