@@ -211,11 +211,11 @@ class Partition:
 
     @property
     def renewers(self) -> str:
-        """Each node's last renewal here (HASH; node id -> `incarnation|first|at|margin|interval`, Redis ms:
-        the node process's renewals began at `first`, its last ran at `at` and held every lease granted
-        to it `margin` before, and the next is due `interval` after; expires a day after the last, and a
-        process's entry goes once it is silent for a day and a lease TTL): the reaper tells a lease its
-        holder never got from one it held (leases_reap.lua)."""
+        """Each node's last renewal here (HASH; node id -> `incarnation|first|at|margin`, Redis ms: the
+        node process's renewals began at `first`, and its last ran at `at` and held every lease granted
+        to it `margin` before; expires a day after the last, and a process's entry goes once it is
+        silent for a day and a lease TTL): the reaper tells a lease its holder never got from one it
+        held (leases_reap.lua)."""
         return f"{self.prefix}renewers"
 
     @property

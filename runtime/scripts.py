@@ -150,8 +150,7 @@ class Scripts:
         also notes that this node held nothing else granted to it a reply's wait before
         (leases_renew.lua)."""
         s = self.settings
-        args: list[Any] = [partition.prefix, s.lease_ttl_ms, s.node_id, incarnation, grant_margin_ms(s),
-                           s.renew_interval_ms]
+        args: list[Any] = [partition.prefix, s.lease_ttl_ms, s.node_id, incarnation, grant_margin_ms(s)]
         for run_id, token in leases:
             args.extend((run_id, token))
         lost, cancel = await self._call("leases_renew", [partition.leased], args)

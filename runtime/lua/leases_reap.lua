@@ -7,10 +7,8 @@
   never started: it is released, queued again without charging the attempt. So
   is a lease its node never got (a claim's or a hand-off pop's reply lost on the
   way), told by the node's renewals (leases_renew.lua): never renewed, while the
-  node process it was granted to renewed since, at least its margin after the
-  lease expired (it would have renewed it then, had it held it). Until that
-  renewal comes, or the node is overdue with one (it stopped: the attempt
-  crashed), such a lease is left alone.
+  node process it was granted to renewed since, more than its margin after the
+  grant (that renewal would have held it, had the node got it).
   The Redis clock runs on while Redis itself is out (down, stalled, unreachable from
   every node), so after such an outage every lease in flight looks expired though no
   node died. Each call notes when a reaper last reached the partition; when none has
@@ -65,27 +63,25 @@ local ids = call('ZRANGEBYSCORE', KEYS[1], '-inf', upto, 'LIMIT', 0, tonumber(AR
 -- node -> its last renewal here, read once per call (leases_renew.lua)
 local renewers = {}
 
--- Whether the node a lease expired on got it, by its renewals: 'held' (it renewed the lease in
--- this attempt, or it is not known: reaped as before), 'never' (a renewal of the process it was
--- granted to ran `margin` past the lease's expiry without it), 'unknown yet' (that process renews,
--- and its next renewal, due by `interval` after its last, will tell).
-local function holder_got(pfx, rk, node, seen, at_now)
-  local f = call('HMGET', rk, 'attempt_started_at', 'heartbeat_at', 'lease_expires_at')
-  local granted, renewed, expires = tonumber(f[1]), tonumber(f[2]) or 0, tonumber(f[3])
-  if not granted or not expires or renewed >= granted then return 'held' end
+-- Whether the node a lease expired on got it, by its renewals: 'never' when a renewal of the process
+-- it was granted to ran more than `margin` after the grant, and the lease was never renewed; else
+-- 'held' (it was renewed, or nothing tells: the node stopped renewing, or the lease was granted to
+-- an earlier process with its id), and it is reaped as ever.
+local function holder_got(pfx, rk, node, seen)
+  local f = call('HMGET', rk, 'attempt_started_at', 'heartbeat_at')
+  local granted, renewed = tonumber(f[1]), tonumber(f[2]) or 0
+  if not granted or renewed >= granted then return 'held' end
   local last = seen[node]
   if last == nil then
     last = call('HGET', K.renewers(pfx), node) or false
     seen[node] = last
   end
   if not last then return 'held' end
-  local _, first, at, margin, interval = string.match(last, '^([^|]*)|(%d+)|(%d+)|(%d+)|(%d+)$')
-  first, at, margin, interval = tonumber(first), tonumber(at), tonumber(margin), tonumber(interval)
+  local _, first, at, margin = string.match(last, '^([^|]*)|(%d+)|(%d+)|(%d+)$')
+  first, at, margin = tonumber(first), tonumber(at), tonumber(margin)
   if not first or first > granted then return 'held' end  -- granted to an earlier process with this id
-  if at > expires + margin then return 'never' end
-  -- its next renewal is due `interval` after its last, and runs within a reply's wait (half the margin)
-  if at_now <= at + interval + margin / 2 then return 'unknown yet' end
-  return 'held'  -- the process stopped renewing: it is gone
+  if at > granted + margin then return 'never' end
+  return 'held'
 end
 local out = {gap, now < grace and grace - now or 0}
 for _, id in ipairs(ids) do
@@ -96,22 +92,19 @@ for _, id in ipairs(ids) do
   else
     local outcome = 'crashed'
     local err = cjson.encode({message = 'lease expired: worker ' .. node .. ' stopped renewing', type = 'LeaseExpired'})
-    local got = node == '' and 'held' or holder_got(pfx, rk, node, renewers, now)
     if node ~= '' and never_received(pfx, node, id) then
       outcome = 'released'
       err = cjson.encode({message = 'lease expired before worker ' .. node .. ' took the run', type = 'LeaseExpired'})
-    elseif got == 'never' then
+    elseif node ~= '' and holder_got(pfx, rk, node, renewers) == 'never' then
       outcome = 'released'
       err = cjson.encode({message = 'worker ' .. node .. ' never got the lease (its renewals since did not hold it)',
         type = 'LeaseExpired'})
     end
-    if got ~= 'unknown yet' then
-      local st = settle(pfx, id, outcome, '', err, '0', now, ARGV[6],
-        tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
-      out[#out + 1] = id
-      out[#out + 1] = node
-      out[#out + 1] = st
-    end
+    local st = settle(pfx, id, outcome, '', err, '0', now, ARGV[6],
+      tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
+    out[#out + 1] = id
+    out[#out + 1] = node
+    out[#out + 1] = st
   end
 end
 if #out > 2 then WAKE = true end

@@ -13,8 +13,7 @@
   ARGV[2] lease TTL in ms
   ARGV[3] node id   ARGV[4] this node process's incarnation (a random id; '' for a partial call)
   ARGV[5] margin ms: the longest from a grant to the node holding it (a reply's wait, and then some)
-  ARGV[6] the node's renewal interval ms
-  ARGV[7..] pairs of run id, lease token
+  ARGV[6..] pairs of run id, lease token
   Returns: {lost ids, ids with cancellation requested} ]]
 --@include keys
 --@include common
@@ -22,7 +21,7 @@ local pfx, ttl = ARGV[1], tonumber(ARGV[2])
 local node, incarnation = ARGV[3], ARGV[4]
 local now = now_ms()
 local lost, cancel = {}, {}
-for i = 7, #ARGV, 2 do
+for i = 6, #ARGV, 2 do
   local id, token = ARGV[i], ARGV[i + 1]
   local rk = K.run(pfx, id)
   local leased, cancel_requested = read_if_leased(rk, token, 'cancel_requested')
@@ -43,7 +42,7 @@ if incarnation ~= '' then
     local was, since = string.match(last, '^([^|]*)|(%d+)|')
     if was == incarnation then first = tonumber(since) end
   end
-  call('HSET', rk_renewers, node, incarnation .. '|' .. first .. '|' .. now .. '|' .. ARGV[5] .. '|' .. ARGV[6])
+  call('HSET', rk_renewers, node, incarnation .. '|' .. first .. '|' .. now .. '|' .. ARGV[5])
   call('PEXPIRE', rk_renewers, 86400000)
   if first == now then
     -- a process begins: the entries of those silent for a day past any lease they could hold go
