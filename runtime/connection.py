@@ -38,11 +38,13 @@ RECONNECT_RETRIES = 6
 #: reads, the API's event streams); a durable write's WAIT asks for ``durable_timeout_ms``
 LONGEST_BLOCK_MS = 1_000
 #: How late a reply may be, past the wait its command asked for, before its connection counts
-#: as lost (the ``redis_timeout_ms`` setting's default): Redis answers in microseconds and runs
-#: every Baton script in milliseconds, so a reply this late is not coming (a half-open or
-#: black-holed connection: see runtime/stale_connections.py); the command goes again on a
-#: new connection. Sidekiq's default network timeout is 1 s.
-REPLY_TIMEOUT_MS = 2_000
+#: as lost (the ``redis_timeout_ms`` setting's default; 10 s in all with a blocking read's 1 s).
+#: Redis answers in microseconds and runs every Baton script in milliseconds, so a reply that
+#: late is not coming (a half-open or black-holed connection: see runtime/stale_connections.py),
+#: and the command goes again on a new connection. Not less by default: a server that stalls
+#: for longer (a fork, a slow disk's fsync, a long command, DEBUG SLEEP) runs the first call
+#: when it wakes, and a lease granted in a reply nobody reads then is lost to its node.
+REPLY_TIMEOUT_MS = 9_000
 #: How long opening a connection may take
 CONNECT_TIMEOUT_S = 5.0
 

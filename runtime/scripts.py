@@ -396,17 +396,18 @@ class Scripts:
 #: where a run's input is among its fields (RunSpec), which create_args sends apart
 _INPUT_AT = RunSpec._fields.index("input_json")
 
-#: What a node may take, past the waits for replies, between reading a grant's reply and holding
-#: the lease in its leaser (an event loop turn or a few, and then some)
+#: What a node may take, past the wait for a grant's reply, to hold the lease in its leaser and
+#: have a renewal that lists it run (event loop turns and a round trip, and then some)
 TAKE_MARGIN_MS = 1_000
 
 
 def grant_margin_ms(settings: Settings) -> int:
     """How long after a lease's grant a renewal of its node surely lists it, if the node got it: the
-    grant's reply may take the reply timeout to arrive (past it, the node drops it), the renewal's
-    own call as long again between the node listing its leases and the script running, and the
-    node TAKE_MARGIN_MS to take it (leases_renew.lua notes it, leases_reap.lua uses it)."""
-    return int(2 * socket_timeout_s(settings.redis_timeout_ms, settings.durable_timeout_ms) * 1000) + TAKE_MARGIN_MS
+    grant's reply may take the reply timeout to arrive (past it, the node drops it), then the node
+    TAKE_MARGIN_MS to hold it and renew (leases_renew.lua notes it, leases_reap.lua uses it). A
+    renewal held up past that on its way (a server stalled longer) can make a lease its node had
+    look never got: that attempt goes uncharged."""
+    return int(socket_timeout_s(settings.redis_timeout_ms, settings.durable_timeout_ms) * 1000) + TAKE_MARGIN_MS
 
 
 def create_args(spec: Sequence[Any]) -> tuple[bytes, Any]:

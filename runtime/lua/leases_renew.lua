@@ -12,7 +12,7 @@
   ARGV[1] partition key prefix
   ARGV[2] lease TTL in ms
   ARGV[3] node id   ARGV[4] this node process's incarnation (a random id; '' for a partial call)
-  ARGV[5] margin ms: the longest from a grant to the node holding it (a reply's wait, and then some)
+  ARGV[5] margin ms: the longest from a grant to a renewal of the node listing it (a reply's wait, and then some)
   ARGV[6..] pairs of run id, lease token
   Returns: {lost ids, ids with cancellation requested} ]]
 --@include keys

@@ -24,11 +24,11 @@ MARK = b"lost-with-its-reply"
 async def test_a_run_whose_hand_off_pop_reply_was_lost_runs_once_its_node_has_said_it_never_got_it(
         tmp_path: Path) -> None:
     # Given a worker process, idle and waiting for hand-offs, reaching its own redis-server through a
-    # proxy (0.5 s of reply timeout past a blocking wait: a grant's margin of 4 s; 6 s leases, renewed
+    # proxy (0.5 s of reply timeout past a blocking wait: a grant's margin of 2.5 s; 4 s leases, renewed
     # every 0.5 s)
     server = RedisProcess().start()
     proxy = await FaultProxy(server.port, free_port()).start()
-    settings = Settings(redis_url=server.url, prefix="lg", metrics_port=0, lease_ttl_ms=6000, renew_interval_ms=500,
+    settings = Settings(redis_url=server.url, prefix="lg", metrics_port=0, lease_ttl_ms=4000, renew_interval_ms=500,
                         reap_interval_ms=200, redis_timeout_ms=500)
     assert settings.lease_ttl_ms > grant_margin_ms(settings) + settings.renew_interval_ms
     app = producer(settings)
