@@ -33,8 +33,9 @@ from .delivery import Delivery
 
 __all__ = ["Receiver"]
 
-#: Longest BLPOP wait: how soon a stopping receiver notices (the longest any blocking command of Baton's may).
-BLOCK_S = LONGEST_BLOCK_MS // 1000
+#: Longest BLPOP wait: how soon a stopping receiver notices (the longest any blocking command of Baton's may;
+#: seconds, a fraction allowed: 0 would block for ever)
+BLOCK_S = LONGEST_BLOCK_MS / 1000
 #: Hand-offs (run id, lease token, grant time) a receiver remembers having delivered: one popped
 #: again is skipped. (The grant time tells a run deleted and created again under its id apart.)
 REMEMBERED = 10_000

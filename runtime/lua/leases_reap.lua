@@ -38,6 +38,7 @@
 --@include affinity
 --@include flow
 --@include claim
+--@include renewers
 local pfx = ARGV[1]
 local now = now_ms()
 local rk_reaper = K.reaper(pfx)
@@ -77,8 +78,7 @@ local function holder_got(pfx, rk, node, seen)
     seen[node] = last
   end
   if not last then return 'held' end
-  local _, first, at, margin = string.match(last, '^([^|]*)|(%d+)|(%d+)|(%d+)$')
-  first, at, margin = tonumber(first), tonumber(at), tonumber(margin)
+  local _, first, at, margin = renewer_fields(last)
   if not first or first > granted then return 'held' end  -- granted to an earlier process with this id
   if at > granted + margin then return 'never' end
   return 'held'

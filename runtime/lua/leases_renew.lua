@@ -17,6 +17,7 @@
   Returns: {lost ids, ids with cancellation requested} ]]
 --@include keys
 --@include common
+--@include renewers
 local pfx, ttl = ARGV[1], tonumber(ARGV[2])
 local node, incarnation = ARGV[3], ARGV[4]
 local now = now_ms()
@@ -39,17 +40,17 @@ if incarnation ~= '' then
   local first = now
   local last = call('HGET', rk_renewers, node)
   if last then
-    local was, since = string.match(last, '^([^|]*)|(%d+)|')
-    if was == incarnation then first = tonumber(since) end
+    local was, since = renewer_fields(last)
+    if was == incarnation and since then first = since end
   end
-  call('HSET', rk_renewers, node, incarnation .. '|' .. first .. '|' .. now .. '|' .. ARGV[5])
+  call('HSET', rk_renewers, node, renewer_entry(incarnation, first, now, ARGV[5]))
   call('PEXPIRE', rk_renewers, 86400000)
   if first == now then
     -- a process begins: the entries of those silent for a day past any lease they could hold go
     -- (node ids come and go with restarts; a start is rare enough to read them all)
     local all = call('HGETALL', rk_renewers)
     for i = 1, #all, 2 do
-      local at = tonumber(string.match(all[i + 1], '^[^|]*|%d+|(%d+)|'))
+      local _, _, at = renewer_fields(all[i + 1])
       if not at or at < now - ttl - 86400000 then call('HDEL', rk_renewers, all[i]) end
     end
   end
