@@ -23,7 +23,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .closed_transport import raise_translated
 from .connection import RECONNECT_RETRIES
-from .stale_connections import stale
 
 __all__ = ["DirectCalls", "redis_ms"]
 
@@ -290,7 +289,7 @@ async def _connected(conn: Any) -> None:
     a reply from its server timed out since it was opened), through its own connect(): a Sentinel
     connection asks the sentinels for the master there, while the implicit connect of a send
     goes back to the address it had (an old master, after a failover)."""
-    if conn.should_reconnect() or stale(conn):
+    if conn.should_reconnect():  # (stale ones included)
         await conn.disconnect()  # (clears the mark)
     if not conn.is_connected:
         await conn.connect()

@@ -12,14 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from bench.chaos.proxy import FaultProxy
 from runtime import Baton, Settings
 from runtime.connection import connect
 from runtime.direct_calls import DirectCalls
+from runtime.stale_connections import stale
 from tests.integration.test_processes import producer, worker_env
 from tests.nodes import eventually, spawn_worker, tear_down
-from tests.servers import RedisProcess, free_port
+from tests.servers import RedisClusterProcesses, RedisProcess, free_port
 
 #: the reply timeout of the clients these tests make (s)
 TIMEOUT_S = 0.5
@@ -79,6 +81,63 @@ async def test_a_reply_timeout_replaces_the_connections_direct_calls_hold(proxy:
         assert max(took) < TIMEOUT_S / 2, took
     finally:
         await direct.release()
+        await client.aclose()
+
+
+async def test_a_reply_timeout_replaces_a_cluster_nodes_older_connections(tmp_path: Path) -> None:
+    # Given a one-master Redis Cluster that announces a proxy's address (clients reach it only
+    # through the proxy), and Baton's cluster client with five idle connections to it
+    cluster = RedisClusterProcesses().start(masters=1)
+    proxy = await FaultProxy(cluster.nodes[0].port, free_port()).start()
+    client = None
+    try:
+        direct = connect(cluster.nodes[0].url)
+        await direct.config_set("cluster-announce-port", proxy.port)
+        await direct.aclose()
+        client = connect(proxy.url, cluster=True, socket_timeout=TIMEOUT_S)
+        await asyncio.gather(*(client.blpop(["{k}nothing"], 0.1) for _ in range(5)))
+        [node] = client.get_nodes()
+        assert node.port == proxy.port and len(node._free) == 5
+        # When they all go half-open
+        assert proxy.half_open() >= 5
+        # Then a command waits out one reply timeout and succeeds on a new connection (a cluster node
+        # hands out its connections without connect(): it took dead one after dead one, and raised
+        # "cluster unreachable" after three timeouts)
+        assert TIMEOUT_S <= await _timed(client.get("{k}a")) < TIMEOUT_S + 1.5
+        # And five commands at once take the four other dead connections, each replaced, and none waits
+        took = await asyncio.gather(*(_timed(client.get("{k}a")) for _ in range(5)))
+        assert max(took) < TIMEOUT_S / 2, took
+    finally:
+        if client is not None:
+            await client.aclose()
+        await proxy.stop()
+        cluster.stop()
+
+
+async def test_a_connection_that_answers_after_a_reply_timeout_is_kept(redis_server: RedisProcess) -> None:
+    # Given three connections of one client to a server: one will time out (it blocks for longer
+    # than its reply timeout), one is idle, one answers a blocking read after the timeout
+    client = connect(redis_server.url, socket_timeout=TIMEOUT_S)
+    pool = client.connection_pool
+    times_out, idle, answers = [await pool.get_connection() for _ in range(3)]
+    try:
+        for conn in (times_out, idle, answers):
+            await conn.send_command("PING")
+            assert await conn.read_response() == b"PONG"
+        await times_out.send_command("BLPOP", "{k}nothing", TIMEOUT_S * 4)
+        await asyncio.sleep(TIMEOUT_S / 2)
+        await answers.send_command("BLPOP", "{k}nothing", TIMEOUT_S)
+        # When the first one's reply times out, and the last one answers after that
+        with pytest.raises(RedisTimeoutError):
+            await times_out.read_response()
+        assert await answers.read_response() is None
+        # Then the idle connection is stale (replaced when next taken), and the one that answered after
+        # the timeout is not: it has shown it works
+        assert stale(idle) and idle.should_reconnect()
+        assert not stale(answers) and not answers.should_reconnect() and answers.is_connected
+    finally:
+        for conn in (times_out, idle, answers):
+            await pool.release(conn)
         await client.aclose()
 
 
