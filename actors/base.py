@@ -15,7 +15,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, ClassVar, Generic, TypeVar
 
-from runtime.cancelling import cancel_and_wait
+from runtime.cancelling import cancel_and_wait, set_within
 from runtime.redis_faults import described
 from runtime.settings import Settings
 
@@ -240,11 +240,9 @@ class Actor(Generic[M]):
         failed: run() should end, and live() raises the task's error)."""
         if self._ending():
             return False
-        try:
-            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
-        except TimeoutError:
-            return not self._ending()
-        return False
+        if await set_within(self.stopping, seconds):
+            return False
+        return not self._ending()
 
     def _ending(self) -> bool:
         """Whether run() should end: the actor is stopping, or an essential task failed during this life
@@ -300,7 +298,8 @@ async def end_task(task: asyncio.Task[Any] | None, wait_s: float) -> None:
     if task is None or task.done():
         return
     try:
-        await asyncio.wait_for(asyncio.shield(task), wait_s)
+        async with asyncio.timeout(wait_s):
+            await asyncio.shield(task)
     except (TimeoutError, asyncio.CancelledError):
         task.cancel()
         if being_cancelled():

@@ -260,7 +260,8 @@ class Intake(Actor[None]):
 
         work = asyncio.ensure_future(settle())
         try:
-            await asyncio.wait_for(asyncio.shield(work), FINISH_TIMEOUT_S)
+            async with asyncio.timeout(FINISH_TIMEOUT_S):
+                await asyncio.shield(work)
         except (TimeoutError, asyncio.CancelledError, RedisError) as exc:
             work.cancel()
             self.log.warning("intake stopped before finishing the entries it read (%s); other nodes take them",

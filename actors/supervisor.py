@@ -21,6 +21,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from runtime import __version__
 from runtime.app import Baton
+from runtime.cancelling import set_within
 from runtime.connection import check_eviction_policy
 from runtime.errors import RedisUnavailable
 from runtime.logs import node_id_var
@@ -178,10 +179,7 @@ class Supervisor(Actor[None]):
             if beat is None:
                 break
             beat.result()
-            try:
-                await asyncio.wait_for(self.shutdown_requested.wait(), self.settings.renew_interval_ms / 1000)
-            except TimeoutError:
-                pass
+            await set_within(self.shutdown_requested, self.settings.renew_interval_ms / 1000)
         # not wait_for: it waits for the cancelled drain to end, and a write of the drain cancelled on a
         # black-holed connection, or an actor that takes long to end, would hold it past the deadline
         drain = asyncio.ensure_future(self.drain())
@@ -225,9 +223,7 @@ class Supervisor(Actor[None]):
                 break
             self.metrics.redis_reconnects.labels(actor=self.name).inc()
             self.log.warning("Redis %s at start (%s); retrying in %.1fs", state, reason, backoff)
-            try:
-                await asyncio.wait_for(self.shutdown_requested.wait(), backoff)
-            except TimeoutError:
+            if not await set_within(self.shutdown_requested, backoff):
                 backoff = min(backoff * 2, 5.0)
         self.log.info("node %s stopped before it started (exit code %d)", self.settings.node_id, self.exit_code)
         return False

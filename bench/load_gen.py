@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bench.common import payload
 from bench.driver import adapter_class
+from runtime.cancelling import set_within
 
 #: the default time between two submissions of the load
 TICK_MS = 10.0
@@ -39,10 +40,7 @@ async def generate(system: str, redis_url: str, ns: str, rate: float, log_dir: P
             if due > 0:
                 await a.enqueue_now("noop", [payload(sent + i) for i in range(due)])
                 sent += due
-            try:
-                await asyncio.wait_for(stopping.wait(), tick_ms / 1000)
-            except TimeoutError:
-                pass
+            await set_within(stopping, tick_ms / 1000)
     finally:
         await a.teardown()
     seconds = time.perf_counter() - t0

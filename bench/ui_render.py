@@ -67,7 +67,8 @@ async def load(app: Baton, node_app: Baton, runs: int) -> list[str]:
     ids: list[str] = []
     node = Supervisor(node_app, Metrics())
     task = asyncio.create_task(node.run())
-    await asyncio.wait_for(node.started.wait(), 30)
+    async with asyncio.timeout(30):
+        await node.started.wait()
     started = time.monotonic()
     for first in range(0, runs, 1000):
         items = [{"job": "ingest", "input": {"n": n}, "tags": [f"t{n % 10}"]}
@@ -83,7 +84,8 @@ async def load(app: Baton, node_app: Baton, runs: int) -> list[str]:
         await asyncio.sleep(2)
     print(f"executed in {time.monotonic() - started:.1f}s: {counts}", file=sys.stderr)
     node.request_shutdown()
-    await asyncio.wait_for(task, 60)
+    async with asyncio.timeout(60):
+        await task
     return ids
 
 

@@ -5,6 +5,11 @@ pipeline while a master fails over, the task goes on as if never cancelled. What
 then awaits it after one ``cancel()`` (an actor's end, a drain) waits for ever. Every
 place that cancels tasks and waits for them goes through :func:`cancel_and_wait`,
 which cancels again whatever is still running every :data:`RECANCEL_S`.
+
+Python 3.11's ``asyncio.wait_for`` loses a cancellation that comes as what it waits
+for completes (it returns the result instead): a loop cancelled that way goes on, and
+whatever awaits it waits for ever (the chaos stage's teardown did, on a sample read).
+Baton's code waits with ``asyncio.timeout`` instead, and :func:`set_within` for an event.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import asyncio
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["RECANCEL_S", "cancel_and_wait"]
+__all__ = ["RECANCEL_S", "cancel_and_wait", "set_within"]
 
 #: how long cancelled tasks get to end before those still running are cancelled again
 RECANCEL_S = 1.0
@@ -32,3 +37,13 @@ async def cancel_and_wait(tasks: Iterable[asyncio.Future[Any]]) -> None:
     for task in every:
         if not task.cancelled():
             task.exception()  # (retrieved: asyncio would log it as never retrieved)
+
+
+async def set_within(event: asyncio.Event, seconds: float) -> bool:
+    """Wait up to ``seconds`` for ``event``; whether it is set. (Not ``asyncio.wait_for``: see above.)"""
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        return event.is_set()
+    return True

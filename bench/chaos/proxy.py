@@ -87,7 +87,8 @@ class FaultProxy:
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 5)
+                async with asyncio.timeout(5):
+                    await self._server.wait_closed()
 
     # -- faults --------------------------------------------------------------
 
@@ -144,7 +145,8 @@ class FaultProxy:
     async def _accept(self, c_reader: asyncio.StreamReader, c_writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         try:
-            u_reader, u_writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.target_port), 5)
+            async with asyncio.timeout(5):
+                u_reader, u_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         except (OSError, TimeoutError):
             c_writer.close()  # Redis is down: the node sees a refused/closed connection
             return

@@ -24,6 +24,7 @@ from typing import Any
 import redis
 
 from runtime import Baton, Settings
+from runtime.cancelling import cancel_and_wait
 from runtime.keys import Keys
 from runtime.stop_signals import STOP_AFTER_GRACE_S
 
@@ -182,11 +183,9 @@ class Stage:
         await self._teardown()
 
     async def _teardown(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        # (a cancel can be swallowed: Python 3.11's wait_for lost one that came as the sample's read
+        # returned, and the teardown waited on it for ever; runtime/cancelling.py cancels again)
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         await asyncio.gather(*(asyncio.to_thread(w.stop, 5.0) for w in self.workers), return_exceptions=True)
         if self.proxy is not None:
@@ -240,7 +239,8 @@ class Stage:
                 pipe = self.client.pipeline(transaction=False)
                 for p in self.app.keys.partitions:
                     pipe.zcard(p.status("completed"))
-                done = sum(int(n) for n in await asyncio.wait_for(pipe.execute(), 2))
+                async with asyncio.timeout(2):
+                    done = sum(int(n) for n in await pipe.execute())
                 self.samples.append((loop.time(), done))
             except Exception:  # noqa: BLE001 - Redis may be down on purpose; the sample is skipped
                 pass
@@ -387,7 +387,8 @@ class Stage:
         terminal = ("completed", "failed", "canceled", "dead_letter", "expired")
         while loop.time() < deadline:
             try:
-                counts = await asyncio.wait_for(self.app.count_by_status(), 5)
+                async with asyncio.timeout(5):
+                    counts = await self.app.count_by_status()
                 if sum(counts.get(s, 0) for s in terminal) >= len(self.load.acked):
                     return True
             except Exception:  # noqa: BLE001 - keep waiting until the deadline
