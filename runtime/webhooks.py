@@ -204,7 +204,11 @@ class WebhookProjects:
 
     Read again in the background once half that old, so a steady stream of submissions never
     waits for the read (it cost one in every ~REFRESH_S a round trip on its pickup path); read
-    in line only when older than REFRESH_S (the first submission, or the first after a quiet spell).
+    in line only when older than REFRESH_S (the first submission, or the first after a quiet spell),
+    once for every caller that comes meanwhile. A read that meets an outage, in line or in the
+    background, leaves the last read standing until one succeeds: on Redis Cluster, with the
+    node-wide keys' master down, every submission in the ~1.5 s the client spends finding that out
+    waited for it (each its own read), though runs in the other partitions go on.
     """
 
     def __init__(self, keys: Keys) -> None:
@@ -212,6 +216,8 @@ class WebhookProjects:
         self.projects: frozenset[str] = frozenset()
         self._read_at = float("-inf")
         self._refreshing: asyncio.Task[None] | None = None
+        #: the read in line under way, which callers that come meanwhile wait for too
+        self._in_line: asyncio.Task[None] | None = None
         #: the last read is being used past its age because Redis did not answer (logged once)
         self._stale = False
 
@@ -219,17 +225,13 @@ class WebhookProjects:
         """The projects, as read at most :data:`REFRESH_S` ago."""
         age = time.monotonic() - self._read_at
         if age >= REFRESH_S and not self._stale:
+            if self._in_line is None or self._in_line.done():
+                self._in_line = asyncio.ensure_future(self.refresh(redis))
             try:
-                await self.refresh(redis)
+                await asyncio.shield(self._in_line)
             except Exception as exc:
-                if self._read_at == float("-inf") or not is_outage(exc):
+                if not self._stands_in_for(exc):
                     raise
-                # the master of the node-wide keys does not answer (on Redis Cluster the run's own
-                # partition may well): no webhook can be added or removed there meanwhile, so the
-                # last read stands, and submissions go on; reads go on in the background only
-                logger.warning("could not read the webhook projects (%s): using the last read until "
-                               "Redis answers", described(exc)[:300])
-                self._stale = True
         elif age >= REFRESH_S / 2 and (self._refreshing is None or self._refreshing.done()):
             self._refreshing = asyncio.ensure_future(self._refresh_quietly(redis))
         return self.projects
@@ -244,19 +246,33 @@ class WebhookProjects:
             self._read_at = started
         self._stale = False
 
+    def _stands_in_for(self, exc: Exception) -> bool:
+        """Whether the last read stands in for one that failed with ``exc``: there is one, and Redis
+        did not answer. The master of the node-wide keys may be down while the run's own partition
+        answers (Redis Cluster); no webhook can be added or removed there meanwhile, so submissions
+        go on with it, and reads go on in the background only."""
+        if self._read_at == float("-inf") or not is_outage(exc):
+            return False
+        if not self._stale:
+            logger.warning("could not read the webhook projects (%s): using the last read until Redis answers",
+                           described(exc)[:300])
+            self._stale = True
+        return True
+
     async def _refresh_quietly(self, redis: Any) -> None:
-        # a failed background read changes nothing: past REFRESH_S a caller reads in line and sees why
-        # (unless a read in line already met an outage: then the last read stands until one succeeds)
+        # a background read that fails otherwise changes nothing: past REFRESH_S a caller reads in
+        # line and sees why
         try:
             await self.refresh(redis)
         except Exception as exc:  # noqa: BLE001 - logged; the next read in line raises it to a caller
-            logger.debug("background read of the webhook projects failed: %s", exc)
+            if not self._stands_in_for(exc):
+                logger.debug("background read of the webhook projects failed: %s", exc)
 
     async def close(self) -> None:
-        """Stop a background read still under way."""
-        task, self._refreshing = self._refreshing, None
-        if task is not None:
-            await cancel_and_wait([task])
+        """Stop the reads still under way."""
+        tasks = [task for task in (self._refreshing, self._in_line) if task is not None]
+        self._refreshing = self._in_line = None
+        await cancel_and_wait(tasks)
 
 
 async def list_webhooks(redis: Any, keys: Keys, project: str | None = None) -> list[Webhook]:

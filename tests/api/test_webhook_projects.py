@@ -4,7 +4,9 @@ the background before then, so a steady stream of submissions never waits for th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
 import pytest
@@ -64,8 +66,10 @@ class HeldReads:
     def __init__(self, redis: Any) -> None:
         self.redis = redis
         self.release = asyncio.Event()
+        self.reads = 0
 
     async def hvals(self, key: str) -> Any:
+        self.reads += 1
         reply = await self.redis.hvals(key)
         await self.release.wait()
         return reply
@@ -93,26 +97,41 @@ async def test_a_background_read_landing_late_never_hides_a_webhook_just_registe
     await projects.close()
 
 
-async def test_while_redis_does_not_answer_the_last_read_stands(tmp_path: Any) -> None:
-    # Given a process that read the projects from a server of its own, which then goes down
+@contextlib.asynccontextmanager
+async def _read_then_lost(project: str) -> AsyncIterator[tuple[Baton, WebhookProjects, RedisProcess]]:
+    """A process that read the projects (one webhook, of ``project``) from a server of its own,
+    which then goes down."""
     server = RedisProcess().start()
-    app = Baton(Settings(redis_url=server.url, prefix="wp", metrics_port=0))
+    app = Baton(Settings(redis_url=server.url, prefix=f"w{project}", metrics_port=0))
     projects = WebhookProjects(app.keys)
     try:
-        await save_webhook(app.redis, app.keys, new_webhook("a", "http://127.0.0.1:9/hook", ["run.completed"]))
-        assert await projects.current(app.redis) == {"a"}
+        await save_webhook(app.redis, app.keys, new_webhook(project, "http://127.0.0.1:9/hook", ["run.completed"]))
+        assert await projects.current(app.redis) == {project}
         server.kill()
+        yield app, projects, server
+    finally:
+        await projects.close()
+        await app.close()
+        server.stop()
+
+
+def _answered_at_once(call: Coroutine[Any, Any, frozenset[str]]) -> frozenset[str]:
+    """What the call answers without suspending once (stricter than any bound on its time, and never
+    flaky: a read in line would suspend on the socket); it fails the test if it suspends."""
+    with pytest.raises(StopIteration) as answered:
+        call.send(None)
+    value: frozenset[str] = answered.value.value
+    return value
+
+
+async def test_while_redis_does_not_answer_the_last_read_stands() -> None:
+    async with _read_then_lost("a") as (app, projects, server):
         projects._read_at = time.monotonic() - REFRESH_S * 5
         # When a submission asks: it gets the last read, not the outage (on Redis Cluster the
         # node-wide keys' master may be down while the run's partition answers)
         assert await projects.current(app.redis) == {"a"}
-        # and the next ones do not wait for a read in line again, only in the background: the call
-        # answers without suspending once (stricter than any bound on its time, and never flaky:
-        # a read in line would suspend on the socket)
-        call = projects.current(app.redis)
-        with pytest.raises(StopIteration) as answered:
-            call.send(None)
-        assert answered.value.value == {"a"}
+        # and the next ones do not wait for a read in line again, only in the background
+        assert _answered_at_once(projects.current(app.redis)) == {"a"}
         # When the server is back, a background read brings the projects up to date
         server.start()
         deadline = time.monotonic() + 20
@@ -121,7 +140,36 @@ async def test_while_redis_does_not_answer_the_last_read_stands(tmp_path: Any) -
             await projects.current(app.redis)
             await asyncio.sleep(0.05)
         assert await projects.current(app.redis) == frozenset()  # (the server came back empty)
-    finally:
-        await projects.close()
-        await app.close()
-        server.stop()
+
+
+async def test_callers_that_come_while_a_read_in_line_is_under_way_wait_for_that_one(make_app: Any, redis: Any) -> None:
+    app = make_app()
+    projects = WebhookProjects(app.keys)
+    await save_webhook(app.redis, app.keys, new_webhook("e", "http://127.0.0.1:9/hook", ["run.completed"]))
+    # Given a read in line under way (its reply held back)
+    held = HeldReads(app.redis)
+    first = asyncio.ensure_future(projects.current(held))
+    await asyncio.sleep(0.05)
+    # When four more submissions ask meanwhile
+    others = [asyncio.ensure_future(projects.current(held)) for _ in range(4)]
+    await asyncio.sleep(0.05)
+    held.release.set()
+    # Then all five get its answer, and it was the only read (a master that does not answer costs
+    # them one wait together, not one each)
+    assert await asyncio.gather(first, *others) == [{"e"}] * 5
+    assert held.reads == 1
+    await projects.close()
+
+
+async def test_a_background_read_that_meets_an_outage_keeps_later_callers_from_reading_in_line() -> None:
+    async with _read_then_lost("f") as (app, projects, _):
+        # Given a background read (the last read over half REFRESH_S old) that meets the outage
+        projects._read_at = time.monotonic() - REFRESH_S * 0.6
+        assert await projects.current(app.redis) == {"f"}
+        assert projects._refreshing is not None
+        await projects._refreshing
+        # When the last read is past REFRESH_S, a submission asks
+        projects._read_at = time.monotonic() - REFRESH_S * 5
+        # Then it gets the last read without reading in line (before, the first submission past
+        # REFRESH_S, and every one that came while it waited, waited out the client's retries again)
+        assert _answered_at_once(projects.current(app.redis)) == {"f"}
