@@ -15,6 +15,8 @@ from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import SSLConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException
 
@@ -68,8 +70,11 @@ class Listener(Actor[None]):
             # the first primary that answers: one that is down (its slots not yet taken over, or no
             # replica to take them) is still listed, and would stop wake-ups for the whole outage
             for node in primaries:
+                # no retries: a node lost is left for another at once (run() waits FIRST_PROBE_S), not
+                # after the ~1.5 s of reconnecting the shared clients spend, wake-ups lost meanwhile
                 client = connect(f"{'rediss' if tls else 'redis'}://{node.host}:{node.port}",
-                                 username=kwargs.get("username"), password=kwargs.get("password"), **options)
+                                 username=kwargs.get("username"), password=kwargs.get("password"),
+                                 retry=Retry(NoBackoff(), 0), **options)
                 try:
                     await client.ping()
                     return client

@@ -34,6 +34,12 @@ logger = logging.getLogger(__name__)
 #: off 20 ms, 40 ms ... up to 0.5 s: about 1.1 s in all, so that a command caught in a Sentinel
 #: failover (the old master answering READONLY while a sentinel still names it) rides it out
 RECONNECT_RETRIES = 6
+#: The same on Redis Cluster: once, which a connection the server closed while it sat in the pool
+#: needs. More does not ride out a master that is down (its replica is promoted after the cluster's
+#: node timeout, 15 s by default), and cost every call to it ~1.5 s before it failed: the actors
+#: that serve every partition waited as long before they left its partitions out (the others' runs
+#: waited with them), and every submission waited for a read of a node-wide key on it
+CLUSTER_RECONNECT_RETRIES = 1
 #: The longest wait any of Baton's blocking commands asks of the server (hand-off pops, stream
 #: reads, the API's event streams); a durable write's WAIT asks for ``durable_timeout_ms``
 LONGEST_BLOCK_MS = 1_000
@@ -101,7 +107,8 @@ def connect(url: str, cluster: bool = False, max_connections: int | None = None,
     # cluster client retries 10 times, backing off up to 1 s: about 4 s before a
     # call to a master that is down fails, which an actor serving every partition
     # would spend once per partition of that master (runtime/partition_outages.py)
-    kwargs.setdefault("retry", Retry(ExponentialBackoff(cap=0.5, base=0.02), RECONNECT_RETRIES))
+    retries = CLUSTER_RECONNECT_RETRIES if cluster else RECONNECT_RETRIES
+    kwargs.setdefault("retry", Retry(ExponentialBackoff(cap=0.5, base=0.02), retries))
     if cluster:  # the URL may list several entry points: the first is the URL, the others startup nodes
         others = [ClusterNode(host, port) for host, port in _entry_points(url)[1:]]
         return KnownKeysCluster.from_url(first_host_url(url), startup_nodes=others, **kwargs)

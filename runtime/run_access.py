@@ -18,6 +18,7 @@ from .json_values import encode, refusal
 from .keys import LEASED_RANGE
 from .ranges import check, to_ms
 from .records import Run, iso, read_runs, stored_int, stored_json, text
+from .redis_faults import is_outage
 from .statuses import TERMINAL
 from .submission import _run_at_ms as run_at_to_ms
 from .timeline import read_timeline
@@ -44,17 +45,24 @@ class RunAccess(AppPart):
         return run
 
     async def wait_for(self, run_id: str, timeout: float = 30.0, statuses: Iterable[str] | None = None) -> Run:
-        """Wait until the run is finished (or reaches one of ``statuses``)."""
+        """Wait until the run is finished (or reaches one of ``statuses``). An outage of Redis (of the
+        run's partition's master, on Redis Cluster) is waited out like the run, up to ``timeout``:
+        past it, its error is raised."""
         wanted = set(statuses) if statuses else None
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         delay = 0.005
         while True:
-            run = await self.get_run(run_id)
-            if run is not None and (run.status in wanted if wanted else run.finished):
-                return run
-            if loop.time() > deadline:
-                raise TimeoutError(f"run {run_id} still {run.status if run else 'missing'} after {timeout}s")
+            try:
+                run = await self.get_run(run_id)
+            except Exception as exc:
+                if not is_outage(exc) or loop.time() > deadline:
+                    raise
+            else:
+                if run is not None and (run.status in wanted if wanted else run.finished):
+                    return run
+                if loop.time() > deadline:
+                    raise TimeoutError(f"run {run_id} still {run.status if run else 'missing'} after {timeout}s")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)
 
