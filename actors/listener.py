@@ -71,7 +71,7 @@ class Listener(Actor[None]):
             # replica to take them) is still listed, and would stop wake-ups for the whole outage
             for node in primaries:
                 # no retries: a node lost is left for another at once (run() waits FIRST_PROBE_S), not
-                # after the ~1.5 s of reconnecting the shared clients spend, wake-ups lost meanwhile
+                # after the ~1.1 s of reconnecting a client does by default, wake-ups lost meanwhile
                 client = connect(f"{'rediss' if tls else 'redis'}://{node.host}:{node.port}",
                                  username=kwargs.get("username"), password=kwargs.get("password"),
                                  retry=Retry(NoBackoff(), 0), **options)
