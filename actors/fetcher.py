@@ -29,6 +29,11 @@ __all__ = ["Fetcher", "ready_partition", "served_queues"]
 #: at concurrency 100 four claims of 25 drain ~1.7x faster than one of 100; at 20 and 400, the
 #: same quarter of the slots was the best of those tried)
 CLAIM_PIECES = 4
+#: how long one partition's claim may hold up a claim round over several partitions. A slower one goes
+#: on by itself and the round goes on without it: on Redis Cluster a master that froze (a hung host,
+#: a network partition: nothing refused, nothing answered) held every partition's claims for its
+#: reply timeout, twice, and runs on the other masters waited 20 s
+SLOW_CLAIM_S = 0.1
 
 FetcherMessage = Wake | SlotsFreed | Released | Drain | HandedOff | WhenReleased
 
@@ -100,6 +105,8 @@ class Fetcher(Actor[FetcherMessage]):
         #: partitions whose master does not answer: skipped until their probe wakes this fetcher
         self.outages = PartitionOutages(app, self.log, "claims", self.spawn, self._partition_back,
                                         metrics.partitions_out.labels(actor=self.name).set)
+        #: per partition index: a claim there that outlasted SLOW_CLAIM_S, going on by itself
+        self.slow: dict[int, asyncio.Task[int]] = {}
         #: Drain replies, resolved once this node is no longer registered and has every run handed to it
         self.drain_replies: list[asyncio.Future[None]] = []
         #: WhenReleased replies, resolved once no granted run is left unreported
@@ -139,6 +146,9 @@ class Fetcher(Actor[FetcherMessage]):
             while msg is not None:
                 self.handle(msg)
                 msg = self.inbox.get_nowait() if not self.inbox.empty() else None
+        if self.slow:
+            # what a claim still under way leases is this node's to run or give back: it ends first
+            await asyncio.wait(list(self.slow.values()))
 
     def handle(self, msg: FetcherMessage) -> None:
         """Apply one inbox message."""
@@ -233,21 +243,49 @@ class Fetcher(Actor[FetcherMessage]):
                 self.maybe_work = True  # more may be waiting; claim again when slots free up
                 return
             p = partitions[(start + i) % len(partitions)]
-            if self.outages.is_out(p.index):
-                continue  # its master does not answer: its probe wakes this fetcher when it does
-            try:
-                if p.index not in self.readied:
-                    await ready_partition(self.app, p)
-                    self.readied.add(p.index)
-                    self.limits_lost.discard(p.index)
-                elif p.index in self.limits_lost:
-                    await self.app.apply_limits_in(p)
-                    self.limits_lost.discard(p.index)
-                promised += await self._claim_from(p, free, promised)
-            except Exception as exc:
-                if not is_outage(exc):
-                    raise
-                self.outages.failed(p, exc)
+            if self.outages.is_out(p.index) or p.index in self.slow:
+                continue  # its master does not answer (its probe wakes this fetcher when it does), or is slow to
+            if len(partitions) == 1:
+                promised += await self._claim_in(p, free, promised)
+                continue
+            claim = self.spawn(self._claim_in(p, free, promised), f"claim:{p.index}", essential=True)
+            await asyncio.wait([claim], timeout=SLOW_CLAIM_S)
+            if not claim.done():
+                self._goes_on_alone(p.index, claim)
+            elif not claim.cancelled() and claim.exception() is None:
+                promised += claim.result()
+            # (else it failed: spawn ends this run() with its error)
+
+    def _goes_on_alone(self, index: int, claim: asyncio.Task[int]) -> None:
+        """A slow claim in partition ``index`` goes on by itself while the rounds go on without that
+        partition; when it ends, the fetcher claims again. (Its runs may find the slots taken
+        meanwhile: those it gives back, see _grant.)"""
+        self.slow[index] = claim
+
+        def ended(_: asyncio.Task[int]) -> None:
+            self.slow.pop(index, None)
+            self.maybe_work = True
+            self.inbox.wake()
+
+        claim.add_done_callback(ended)
+
+    async def _claim_in(self, p: Partition, free: int, promised: int) -> int:
+        """One partition's part of a claim round, the partition readied first; returns the slots its
+        registration promised. A master that does not answer puts the partition out (0)."""
+        try:
+            if p.index not in self.readied:
+                await ready_partition(self.app, p)
+                self.readied.add(p.index)
+                self.limits_lost.discard(p.index)
+            elif p.index in self.limits_lost:
+                await self.app.apply_limits_in(p)
+                self.limits_lost.discard(p.index)
+            return await self._claim_from(p, free, promised)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            self.outages.failed(p, exc)
+            return 0
 
     async def _claim_from(self, p: Partition, free: int, promised: int) -> int:
         """One partition's part of a claim round; returns the slots its registration promised."""
@@ -344,6 +382,12 @@ class Fetcher(Actor[FetcherMessage]):
         if retry_in_ms >= 0:
             # a rate limit holds runs back: come back exactly when it lets one go
             self.next_rate_wake = min(self.next_rate_wake, time.monotonic() + retry_in_ms / 1000)
+        room = self.slots - len(self.occupied)
+        if len(claimed) > room:
+            # a claim that came back after the rounds went on without it (SLOW_CLAIM_S), the slots
+            # taken meanwhile: the runs past them are given back, uncharged, not run over the limit
+            claimed, extra = claimed[:max(room, 0)], claimed[max(room, 0):]
+            await self.app.scripts.give_back(p, extra)
         if claimed:
             # the leaser hears of the leases before anything can report the runs done
             self.leaser.send_nowait(Hold(p.index, tuple(claimed), deadline))

@@ -18,6 +18,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from actors.base import Mailbox
 from actors.listener import Listener
+from bench.chaos.proxy import FaultProxy
 from runtime import Baton, RunContext, Settings
 from runtime.cancelling import cancel_and_wait
 from runtime.cron import CronSchedule
@@ -475,3 +476,65 @@ async def test_a_listener_whose_master_goes_down_listens_on_another_within_a_sec
             await client.aclose()
         await app.close()
         cluster.stop()
+
+
+async def test_a_master_that_answers_nothing_does_not_hold_up_the_others_partitions(tmp_path: Path) -> None:
+    # Given a 3-master cluster whose clients reach one master, not the node-wide keys', only through a
+    # proxy (it announces the proxy's port), and a worker process with a 3 s reply timeout (1 s of
+    # blocking reads and redis_timeout_ms 2000) serving 6 partitions
+    cluster, _ = _started_cluster()
+    raw = RedisCluster.from_url(cluster.url)
+    await raw.initialize()
+    keys = Baton(Settings(prefix="bh", partitions=PARTITIONS, metrics_port=0)).keys
+    wide = raw.nodes_manager.get_node_from_slot(raw.keyslot(keys.deployment)).port
+    lost = next(node for node in cluster.nodes if node.port != wide)
+    proxy = await FaultProxy(lost.port, free_port()).start()
+    redis.Redis(port=lost.port).config_set("cluster-announce-port", proxy.port)
+
+    def announced() -> bool:
+        return all(f":{proxy.port}@" in str(redis.Redis(port=n.port).execute_command("CLUSTER", "NODES"))
+                   for n in cluster.nodes)
+
+    await eventually(announced, 10)
+    await raw.aclose()
+    url = "redis://" + ",".join(f"127.0.0.1:{proxy.port if n is lost else n.port}" for n in cluster.nodes)
+    settings = Settings(redis_url=url, redis_cluster=True, prefix="bh", partitions=PARTITIONS, metrics_port=0)
+    app = producer(settings)
+    log = tmp_path / "w.log"
+    worker = spawn_worker("tests.apps:app", worker_env(settings, "W", BATON_REDIS_CLUSTER="true",
+                                                       BATON_PARTITIONS=PARTITIONS, BATON_CONCURRENCY=20,
+                                                       BATON_REDIS_TIMEOUT_MS=2000), log)
+    raw = RedisCluster.from_url(cluster.url)
+    try:
+        await raw.initialize()
+        on_lost = {p.index for p in app.keys.partitions
+                   if raw.nodes_manager.get_node_from_slot(raw.keyslot(p.leased)).port in (lost.port, proxy.port)}
+        healthy = sorted(set(range(PARTITIONS)) - on_lost)
+        assert on_lost and healthy
+        for partition in range(PARTITIONS):
+            assert (await app.wait_for(await _run_in(app, partition), 20)).status == "completed"
+        # When that master answers nothing from now on (a hung host: nothing refused, nothing closed)
+        proxy.blackhole()
+        # Then runs submitted to the other masters' partitions meanwhile go on completing at once:
+        # the node's claims once went partition after partition, and waited twice the reply timeout
+        # on the silent master's (every run took 5-6 s here, up to 20 s with the default timeout)
+        loop = asyncio.get_running_loop()
+
+        async def timed(partition: int) -> float:
+            sent = loop.time()
+            run = await app.wait_for(await _run_in(app, partition), 20)
+            assert run.status == "completed", (partition, run.status)
+            return loop.time() - sent
+
+        probes = []
+        for _ in range(40):
+            probes += [asyncio.ensure_future(timed(p)) for p in healthy]
+            await asyncio.sleep(0.1)
+        took = sorted(await asyncio.gather(*probes))
+        slow = [t for t in took if t > 1.0]
+        assert len(slow) <= len(took) // 10, (slow, log.read_text()[-3000:])
+        _alive(worker, log)
+    finally:
+        proxy.heal()
+        code = await tear_down(worker, (raw.aclose, app.close, proxy.stop), cluster.stop)
+    assert code == 0, log.read_text()[-3000:]
