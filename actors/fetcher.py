@@ -29,10 +29,10 @@ __all__ = ["Fetcher", "ready_partition", "served_queues"]
 #: at concurrency 100 four claims of 25 drain ~1.7x faster than one of 100; at 20 and 400, the
 #: same quarter of the slots was the best of those tried)
 CLAIM_PIECES = 4
-#: how long one partition's claim may hold up a claim round over several partitions. A slower one goes
-#: on by itself and the round goes on without it: on Redis Cluster a master that froze (a hung host,
-#: a network partition: nothing refused, nothing answered) held every partition's claims for its
-#: reply timeout, twice, and runs on the other masters waited 20 s
+#: how long one partition's claim may hold up a claim round over partitions on several Redis Cluster
+#: masters. A slower one goes on by itself and the round goes on without it: a master that froze (a
+#: hung host, a network partition: nothing refused, nothing answered) held every partition's claims
+#: for its reply timeout, twice, and runs on the other masters waited 20 s
 SLOW_CLAIM_S = 0.1
 
 FetcherMessage = Wake | SlotsFreed | Released | Drain | HandedOff | WhenReleased
@@ -107,6 +107,10 @@ class Fetcher(Actor[FetcherMessage]):
                                         metrics.partitions_out.labels(actor=self.name).set)
         #: per partition index: a claim there that outlasted SLOW_CLAIM_S, going on by itself
         self.slow: dict[int, asyncio.Task[int]] = {}
+        #: whether partitions may live on masters apart (Redis Cluster, more than one): only then can
+        #: one be slow while the others answer, and only then is a claim worth a task of its own (on
+        #: one server, four partitions drained ~4% slower for it: bench/drain_calls.py)
+        self.apart = app.settings.redis_cluster and len(app.keys.partitions) > 1
         #: Drain replies, resolved once this node is no longer registered and has every run handed to it
         self.drain_replies: list[asyncio.Future[None]] = []
         #: WhenReleased replies, resolved once no granted run is left unreported
@@ -245,7 +249,7 @@ class Fetcher(Actor[FetcherMessage]):
             p = partitions[(start + i) % len(partitions)]
             if self.outages.is_out(p.index) or p.index in self.slow:
                 continue  # its master does not answer (its probe wakes this fetcher when it does), or is slow to
-            if len(partitions) == 1:
+            if not self.apart:
                 promised += await self._claim_in(p, free, promised)
                 continue
             claim = self.spawn(self._claim_in(p, free, promised), f"claim:{p.index}", essential=True)
