@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextvars
 import functools
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -38,8 +39,13 @@ class RunLogger:
     def _log(self, level: int, message: str, args: tuple[Any, ...], data: dict[str, Any]) -> None:
         if self._ctx.replaying:  # said when that code first ran (RunContext.replaying)
             return
-        self._logger.log(level, message, *args, extra={"baton_data": data or None, "baton_run": self._ctx},
-                         stacklevel=3)
+        if self._logger.isEnabledFor(level):  # a daemon line, and RunLogCapture copies it into the run log
+            self._logger.log(level, message, *args, extra={"baton_data": data or None, "baton_run": self._ctx},
+                             stacklevel=3)
+        else:
+            # below the daemon's log level (debug, at the default INFO) logging makes no record at all,
+            # but a line the handler wrote with ctx.log belongs in the run's log all the same
+            self._ctx._add_log(_LEVELS[level], formatted(message, args), data or None, time.time())
 
     def debug(self, message: str, *args: Any, **data: Any) -> None:
         """Log at debug level (recorded as info in the run log)."""
@@ -80,9 +86,17 @@ class RunLogCapture(logging.Handler):
             return
         if record.name.startswith("baton.") and not record.name.startswith("baton.job."):
             return
-        try:
-            message = record.getMessage()
-        except Exception:  # noqa: BLE001 - a bad format string must not break the handler
-            message = str(record.msg)
-        ctx._add_log(_LEVELS.get(record.levelno, "info"), message, getattr(record, "baton_data", None),
-                     record.created)
+        ctx._add_log(_LEVELS.get(record.levelno, "info"), formatted(record.msg, record.args),
+                     getattr(record, "baton_data", None), record.created)
+
+
+def formatted(message: object, args: Any) -> str:
+    """A log call's message with its arguments, as logging formats it (``LogRecord.getMessage``); the
+    bare message when they do not fit it: a bad format string must not break the handler."""
+    text = str(message)
+    if not args:
+        return text
+    try:
+        return str(text % args)
+    except Exception:  # noqa: BLE001 - (see above)
+        return text

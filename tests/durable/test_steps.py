@@ -146,6 +146,7 @@ async def test_logs_progress_metadata_tags_are_recorded(make_app: Any) -> None:
     @app.job()
     async def chatty(ctx: RunContext, payload: Any) -> str:
         ctx.log.info("starting %s", "now", size=3)
+        ctx.log.debug("detail %d", 5, part=1)  # below the daemon's log level: in the run's log all the same
         ctx.progress(1, 3, "one third")
         await ctx.step("work", lambda: ctx.log.warning("inside step"))
         logging.getLogger("user.code").warning("plain logging is captured too")
@@ -165,6 +166,7 @@ async def test_logs_progress_metadata_tags_are_recorded(make_app: Any) -> None:
     assert by_message["starting now"]["data"] == {"size": 3} and by_message["starting now"]["level"] == "info"
     assert by_message["inside step"]["stepName"] == "work" and by_message["inside step"]["level"] == "warn"
     assert "plain logging is captured too" in by_message
+    assert by_message["detail 5"]["level"] == "info" and by_message["detail 5"]["data"] == {"part": 1}
     assert set(by_message["starting now"]) == {"id", "runId", "stepName", "level", "message", "data", "timestamp"}
     kinds = [e["type"] for e in events]
     assert "progress" in kinds and "step" in kinds and kinds[-1] == "status"
