@@ -152,7 +152,7 @@ async def h_reschedule(req: Req) -> web.StreamResponse:
 
 async def h_debug(req: Req) -> web.StreamResponse:
     run = await load_run(req, req.params["run_id"])
-    on = bool(req.body["debug_mode"])
+    on = bool((req.body or {}).get("debug_mode", False))  # (optional in Strait's body: absent is off)
     await req.baton.set_debug_mode(run.id, on)
     return await action(req, await reload_run(req, run), "debug_on" if on else "debug_off", strait_empty=True)
 

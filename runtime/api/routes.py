@@ -183,7 +183,7 @@ ROUTES: tuple[Route, ...] = (
           params=(RUN_ID, VIEW), responses={200: ("Everything about the run", "DebugBundle")}, errors=_NF),
     Route("POST", "/v1/runs/{run_id}/debug", h_debug, "setRunDebugMode", "Turn debug mode on or off", _RUN,
           "A flag on the run, recorded on its timeline; handlers read it with await ctx.debug_enabled().",
-          params=(RUN_ID, VIEW), body="DebugModeRequest", body_required=True,
+          params=(RUN_ID, VIEW), body="DebugModeRequest",
           responses={200: ("Done", "RunAction"), 204: ("Done (strait view)", None)}, errors=_NF),
     Route("GET", "/v1/runs/{run_id}/lineage", h_lineage, "listRunLineage", "List a run's continuation lineage",
           _RUN, "The chain of continue_as_new runs this run belongs to, first to last (at most 100).",

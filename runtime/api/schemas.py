@@ -330,7 +330,9 @@ RESCHEDULE = {"type": "object", "additionalProperties": False,
               "properties": {"scheduled_at": TIME, "delay": {"type": "number", "minimum": 0,
                                                             "maximum": 31_536_000}},
               "oneOf": [{"required": ["scheduled_at"]}, {"required": ["delay"]}]}
-DEBUG_MODE = _obj({"debug_mode": BOOL}, ["debug_mode"], extra=False)
+DEBUG_MODE = _obj({"debug_mode": BOOL}, [], extra=False,
+                  description="Strait's body: debug_mode is optional; left out (the seed's own "
+                              "example sends {}) it is false.")
 RESTART = _obj({"machine_preset": STR}, [], extra=False)
 IDEM_RESET = _obj({"status": {"type": "string", "enum": ["reset", "not_set"]}, "run_id": STR})
 

@@ -179,3 +179,10 @@ async def test_debug_mode_flag(api: ApiNode) -> None:
     # When it is turned off
     status, body = await api.call("POST", f"/v1/runs/{run_id}/debug", json={"debug_mode": False})
     assert status == 200 and body["run"]["debug_mode"] is False
+    # And Strait's body may leave the flag out (its own example sends {}), or send no body: off
+    await api.call("POST", f"/v1/runs/{run_id}/debug", json={"debug_mode": True})
+    status, body = await api.call("POST", f"/v1/runs/{run_id}/debug", json={})
+    assert status == 200 and body["run"]["debug_mode"] is False
+    await api.call("POST", f"/v1/runs/{run_id}/debug", json={"debug_mode": True})
+    status, body = await api.call("POST", f"/v1/runs/{run_id}/debug")
+    assert status == 200 and body["run"]["debug_mode"] is False
