@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
@@ -141,12 +141,21 @@ class _Selection:
         return fltr, keep
 
 
+class Walked(NamedTuple):
+    """What ``_walk`` found."""
+
+    runs: list[Run]  #: the runs taken, newest first
+    more: bool  #: whether more runs pass after them
+    skipped: int  #: the runs skipped before them: fewer than asked when the listing ended first
+
+
 async def _walk(req: Req, fltr: RunFilter, keep: Callable[[Run], bool], skip: int, take: int,
-                partial: bool = True) -> tuple[list[Run], bool]:
+                partial: bool = True) -> Walked:
     """Up to ``take`` runs of the project's listing that pass ``keep``, after the first ``skip`` of them,
     newest first, and whether more follow."""
+    asked = skip
     if not fltr.statuses:
-        return [], False
+        return Walked([], False, 0)
     out: list[Run] = []
     cursor: str | None = None
     budget = req.state.settings.api_scan_limit * 10
@@ -161,11 +170,11 @@ async def _walk(req: Req, fltr: RunFilter, keep: Callable[[Run], bool], skip: in
             if skip:
                 skip -= 1
             elif len(out) == take:
-                return out, True
+                return Walked(out, True, asked)
             else:
                 out.append(run)
         if page.next_cursor is None:
-            return out, False
+            return Walked(out, False, asked - skip)
         if budget <= 0:
             raise ApiError(400, "too_broad", f"this selection examined {req.state.settings.api_scan_limit * 10} "
                            "runs without reaching its end: narrow it (since, until, statuses)")
@@ -177,7 +186,7 @@ async def h_hapi_list(req: Req) -> web.StreamResponse:
     p = req.params
     fltr, keep = await _Selection.of_query(p).resolve(req)
     offset, limit = p.get("offset", 0), p.get("limit", PAGE_SIZE)
-    runs, more = await _walk(req, fltr, keep, offset, limit)
+    runs, more, skipped = await _walk(req, fltr, keep, offset, limit)
     await keep_hatchet_aliases(req, runs)
     payloads = p.get("include_payloads", True)
     rows = [task_summary(r, n, payloads) for r, n in zip(runs, await _children(req, runs), strict=True)]
@@ -188,15 +197,16 @@ async def h_hapi_list(req: Req) -> web.StreamResponse:
     if not p.get("include_num_pages", True):
         pagination["num_pages"] = 0  # as Hatchet: not counted
     elif not more:
-        # known once the listing's end is reached; before it, counting would walk every matching run
-        pagination["num_pages"] = max(-(-(offset + len(rows)) // limit), 1)
+        # known once the listing's end is reached (also past it: the runs skipped are all there
+        # were); before it, counting would walk every matching run
+        pagination["num_pages"] = max(-(-(skipped + len(rows)) // limit), 1)
     return json_response({"rows": rows, "pagination": pagination})
 
 
 async def h_hapi_external_ids(req: Req) -> web.StreamResponse:
     _check_tenant(req)
     fltr, keep = await _Selection.of_query(req.params).resolve(req)
-    runs, more = await _walk(req, fltr, keep, 0, IDS_LIMIT)
+    runs, more, _ = await _walk(req, fltr, keep, 0, IDS_LIMIT)
     if more:
         raise ApiError(400, "too_many_runs", f"more than {IDS_LIMIT} runs match: narrow since and until")
     await keep_hatchet_aliases(req, runs)
@@ -220,7 +230,7 @@ async def _targets(req: Req, allowed: frozenset[str]) -> list[Run]:
                     raise
         return found
     fltr, keep = await _Selection.of_body(given).resolve(req, allowed)
-    runs, more = await _walk(req, fltr, keep, 0, ACT_LIMIT, partial=False)
+    runs, more, _ = await _walk(req, fltr, keep, 0, ACT_LIMIT, partial=False)
     if more:
         raise ApiError(400, "too_many_runs", f"the filter selects more than {ACT_LIMIT} runs: narrow it, or use a "
                        "bulk action (POST /v1/bulk-actions), which takes any number")

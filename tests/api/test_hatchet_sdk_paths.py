@@ -245,6 +245,9 @@ async def test_runs_list_filters_and_pages_as_the_sdk_sends_them(api: ApiNode) -
     assert first["pagination"] == {"current_page": 1, "next_page": 2}
     last = await _list(api, limit=2, offset=4)
     assert last["pagination"] == {"current_page": 3, "num_pages": 3} and len(last["rows"]) == 1
+    # (a page past the end counts the pages there are, not those up to it)
+    beyond = await _list(api, limit=2, offset=10)
+    assert beyond["pagination"] == {"current_page": 6, "num_pages": 3} and beyond["rows"] == []
     assert (await _list(api, limit=2, include_num_pages="false"))["pagination"]["num_pages"] == 0
     # And each filter selects what it says
     assert await found(workflow_ids=[hatchet_uuid("job", "boom"), hatchet_uuid("job", "fatal")]) == {h["c"], h["d"]}
