@@ -425,7 +425,8 @@ def strait_run(run: Run, finished_ttl_ms: int = 0, failed_ttl_ms: int = 0) -> di
         "execution_trace": execution_trace(run),
         "debug_mode": run.debug_mode, "continuation_of": run.continuation_of,
         "lineage_depth": run.lineage_depth,
-        "tags": {**_str_map(run.labels), **{t: "true" for t in run.tags}},
+        # (a label and a tag of one name: the label's value, which a bare "true" would lose)
+        "tags": {**{t: "true" for t in run.tags}, **_str_map(run.labels)},
         "job_version_id": version or None, "created_by": run.triggered_by,
         "batch_id": run.batch_id, "concurrency_key": run.concurrency_key,
         "created_at": iso(run.created_at_ms),

@@ -133,6 +133,9 @@ async def test_a_strait_client_reads_every_run_and_its_records(strait: ApiNode) 
     done = runs["completed"]
     assert done["job_version"] == 7 and done["job_version_id"] == "7" and done["payload"] == {"n": 1, "gate": "views"}
     assert done["result"] == {"value": [0]} and done["tags"] == {"team": "x", "a": "true", "b": "true"}
+    # (a label and a tag of one name: the label's value stays)
+    both = await api.trigger("echo", 1, labels={"env": "x", "tier": "1"}, tags=["env", "vip"], delay=60)
+    assert (await _get(api, f"/v1/runs/{both}"))["tags"] == {"env": "x", "tier": "1", "vip": "true"}
     assert done["metadata"] == {"n": "1", "nested": '{"k":[1]}'} and done["triggered_by"] == "manual"
     trace = done["execution_trace"]
     assert all(isinstance(trace[k], int) for k in ("queue_wait_ms", "dequeue_ms", "total_ms", "dispatch_ms")), trace
