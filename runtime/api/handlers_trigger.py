@@ -12,7 +12,7 @@ from aiohttp import web
 from ..errors import RunAlreadyFinished
 from ..records import Run
 from .errors import ApiError
-from .listing import RunFilter, RunIndex, list_runs, parse_ms
+from .listing import RunFilter, RunIndex, list_runs, parse_ms, project_cursor
 from .routing import Req, json_response
 from .run_helpers import MAX_CHILDREN, children_ids, load_run, load_runs, reload_run
 from .schemas_trigger import DURATION_PATTERN
@@ -76,8 +76,19 @@ async def h_tapi_list(req: Req) -> web.StreamResponse:
     fltr, wanted = _list_filter(req)
     if req.params.get("filter[isTest]") is True:  # Baton has no test runs
         return json_response({"data": [], "pagination": {}})
+    after = req.params.get("page[after]")
+    if after is not None and after.startswith("run_"):
+        # a run's id, as Trigger.dev pages ("Pagination uses run IDs"): the listing goes on after that run
+        # (pagination.next, which the SDK passes back, stays an opaque cursor: it also passes runs a status
+        # filter left out)
+        try:
+            after = project_cursor(await load_run(req, after))
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            raise ApiError(400, "bad_cursor", f"page[after] names no run of this project: {after}") from None
     page = await list_runs(req.baton, RunIndex.of_project(req.project), fltr, req.params.get("page[size]", PAGE_SIZE),
-                           req.params.get("page[after]"), req.state.settings.api_scan_limit, req.partial_read())
+                           after, req.state.settings.api_scan_limit, req.partial_read())
     # a page the status filter thins may be short: its cursor still continues after every run it examined
     runs = [r for r in page.runs if wanted is None or public_status(r) in wanted]
     pagination = {"next": page.next_cursor} if page.next_cursor else {}

@@ -32,7 +32,7 @@ from .errors import ApiError
 from .views import statuses_for, triggers_for
 
 __all__ = ["FIELDS", "Page", "RunFilter", "RunIndex", "decode_cursor", "encode_cursor", "filter_from", "list_runs",
-           "parse_ms", "scoped_key"]
+           "parse_ms", "project_cursor", "scoped_key"]
 
 #: Record fields a filter reads (one HMGET per candidate)
 FIELDS = ("status", "job", "queue", "tags", "labels", "metadata", "batch_id", "triggered_by", "source", "project",
@@ -45,6 +45,14 @@ def encode_cursor(score: float, run_id: str) -> str:
     exact: int | str = int(score) if math.isfinite(score) and score == int(score) and abs(score) < 2**63 \
         else repr(score)
     return base64.urlsafe_b64encode(orjson.dumps([exact, run_id])).decode().rstrip("=")
+
+
+def project_cursor(run: Run) -> str:
+    """The cursor of a project listing (RunIndex.of_project) that continues right after ``run``: its entry
+    in the project index is at the millisecond of ``pi`` when the record has one, else of its creation
+    (includes/common.lua, project_listed)."""
+    entry = run.raw.get("pi")
+    return encode_cursor(int(entry.split("-", 1)[0]) if entry else run.created_at_ms, run.id)
 
 
 def decode_cursor(cursor: str) -> tuple[float, str]:

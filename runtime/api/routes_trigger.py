@@ -41,7 +41,8 @@ _FILTERS = (
           "Created within this period before now (e.g. 1h, 7d, 1w2d)"),
     Param("page[size]", {"type": "integer", "minimum": 1, "maximum": 100, "default": PAGE_SIZE},
           f"Page size (at most 100, default {PAGE_SIZE})"),
-    Param("page[after]", {"type": "string", "minLength": 1, "maxLength": 200}, "pagination.next of the previous page"),
+    Param("page[after]", {"type": "string", "minLength": 1, "maxLength": 200},
+          "pagination.next of the previous page, or a run's id (run_...): the runs after it"),
 )
 #: what the SDK can send that Baton cannot serve, and why
 _REFUSED = {

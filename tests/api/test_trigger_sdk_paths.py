@@ -198,6 +198,12 @@ async def test_runs_list_pages_and_filters_as_the_sdk_sends_them(api: ApiNode) -
     paged = await _every(api, **{"page[size]": 2})
     assert [r["id"] for r in paged][:5] == [f"run_{ids[k]}" for k in "edcba"]
     assert len(paged) == len({r["id"] for r in paged})
+    # And a client that pages by run ids ("Pagination uses run IDs") gets the runs after the one it names
+    by_id = await _list(api, **{"page[size]": 2, "page[after]": f"run_{ids['d']}"})
+    assert [r["id"] for r in by_id["data"]] == [f"run_{ids[k]}" for k in "cb"]
+    for unknown in ("run_nosuchrun", f"run_{ids['d']}x"):
+        status, body = await api.call("GET", "/api/v1/runs", params={"page[after]": unknown})
+        assert status == 400 and body["code"] == "bad_cursor", body
     # And each filter selects what it says
     assert await found(**{"filter[taskIdentifier]": "boom,fatal"}) == {f"run_{ids['c']}", f"run_{ids['d']}"}
     assert await found(**{"filter[tag]": "green,blue"}) == {f"run_{ids['b']}", f"run_{ids['c']}"}
