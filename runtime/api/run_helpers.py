@@ -228,7 +228,8 @@ LAST_EVENT = Param("last_event_id", {"type": "string", "pattern": r"^\d{1,20}-\d
 FILTERS = (
     Param("status", {"type": "array", "items": {"type": "string", "enum": list(STATUS_WORDS)}, "maxItems": 10},
           "Comma-separated statuses: native ones, or in the strait view Strait's (waiting includes paused "
-          "runs; dequeued, timed_out, crashed and system_failed select none: Baton runs never show them)"),
+          "runs; dequeued, timed_out, crashed and system_failed select none: Baton runs never show them), "
+          "in the durably view durably's too (pending, leased, completed, failed, cancelled, as runs show them)"),
     Param("job", {"type": "string", "minLength": 1, "maxLength": 100}, "Job name"),
     Param("queue", {"type": "string", "minLength": 1, "maxLength": 100}, "Queue name"),
     Param("tag", {"type": "string", "minLength": 1, "maxLength": 128}, "Runs carrying this tag"),

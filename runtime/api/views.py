@@ -37,7 +37,8 @@ from ..settings import API_VIEWS
 from ..statuses import RunStatus
 
 __all__ = [
-    "NATIVE_STATUSES", "STATUS_WORDS", "STRAIT_RECORDS", "STRAIT_STATUSES", "STRAIT_TRIGGERS", "VIEWS", "durably_log",
+    "DURABLY_STATUSES", "NATIVE_STATUSES", "STATUS_WORDS", "STRAIT_RECORDS", "STRAIT_STATUSES", "STRAIT_TRIGGERS",
+    "VIEWS", "durably_log",
     "durably_run", "durably_step", "error_text", "event_view", "execution_trace", "hatchet_id", "hatchet_ids",
     "hatchet_run", "hatchet_run_id", "hatchet_uuid", "native_run", "render", "status_durably", "status_hatchet",
     "status_strait", "status_trigger", "statuses_for", "strait_record", "strait_run", "trigger_run",
@@ -70,8 +71,10 @@ STRAIT_STATUSES = ("delayed", "queued", "dequeued", "executing", "waiting", "com
                    "crashed", "system_failed", "canceled", "expired", "dead_letter")
 #: Baton's native statuses
 NATIVE_STATUSES = tuple(str(s) for s in RunStatus)
-#: the words a status filter takes: native statuses and Strait's (see statuses_for)
-STATUS_WORDS = tuple(dict.fromkeys((*NATIVE_STATUSES, *STRAIT_STATUSES)))
+#: durably's RunStatus vocabulary (seed 000)
+DURABLY_STATUSES = tuple(dict.fromkeys(_DURABLY.values()))
+#: the words a status filter takes: native statuses, Strait's and durably's (see statuses_for)
+STATUS_WORDS = tuple(dict.fromkeys((*NATIVE_STATUSES, *STRAIT_STATUSES, *DURABLY_STATUSES)))
 #: Strait's triggered_by for Baton's: an API, Python or stream submission is Strait's "manual" trigger, a
 #: child or continue_as_new run is "spawn"ed by its run, a replay or restart is a "retry"
 _STRAIT_TRIGGER = {"api": "manual", "manual": "manual", "client": "manual", "stream": "manual", "spawn": "spawn",
@@ -105,11 +108,14 @@ def status_strait(status: str) -> str:
 def statuses_for(view: str, wanted: list[str]) -> frozenset[str]:
     """The native statuses a status filter given in ``view``'s vocabulary selects. In the strait view a
     status is the Strait status a run shows (waiting includes paused runs; dequeued, timed_out, crashed
-    and system_failed are statuses Baton runs never show, so they select none); elsewhere statuses are
-    native."""
-    if view != "strait":
-        return frozenset(s for s in wanted if s in NATIVE_STATUSES)
-    return frozenset(n for n in NATIVE_STATUSES if status_strait(n) in wanted)
+    and system_failed are statuses Baton runs never show, so they select none); in the durably view,
+    durably's status a run shows or a native one (pending: queued, delayed, waiting or paused; leased:
+    executing; failed: failed, dead_letter or expired); elsewhere statuses are native."""
+    if view == "strait":
+        return frozenset(n for n in NATIVE_STATUSES if status_strait(n) in wanted)
+    if view == "durably":
+        return frozenset(n for n in NATIVE_STATUSES if n in wanted or status_durably(n) in wanted)
+    return frozenset(s for s in wanted if s in NATIVE_STATUSES)
 
 
 def trigger_strait(triggered_by: str) -> str:

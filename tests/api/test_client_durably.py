@@ -88,6 +88,14 @@ async def test_a_durably_client_reads_runs_steps_and_logs(api: ApiNode) -> None:
     assert sorted(r["id"] for r in paged) == sorted(r["id"] for r in page["data"])
     for run in paged:
         DURABLY_RUN.validate(run)
+    # And a status filter takes durably's statuses, selecting the runs that show them
+    _, now = await api.call("GET", "/v1/runs", params={"view": "durably", "limit": 100})
+    shown = {r["id"]: r["status"] for r in now["data"]}
+    for wanted in ("pending", "leased", "failed,cancelled"):
+        status, filtered = await api.call("GET", "/v1/runs", params={"view": "durably", "status": wanted,
+                                                                      "limit": 100})
+        assert status == 200, filtered
+        assert {r["id"] for r in filtered["data"]} == {i for i, s in shown.items() if s in wanted.split(",")}, wanted
     # When it acts on runs, Then every run an answer carries is a ClientRun
     acted = await act_on_runs(api, "durably", ids)
     for run in acted:
