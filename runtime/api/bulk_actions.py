@@ -57,7 +57,7 @@ PAGE = 100
 
 def action_filter(project: str, action: str, body: dict[str, Any]) -> RunFilter:
     """The runs an action applies to: the filter's, in the statuses the action can act on."""
-    fltr = filter_from(project, body)
+    fltr = filter_from(project, body, code="invalid_body")
     allowed = ACTIONS[action]
     fltr.statuses = allowed if fltr.statuses is None else frozenset(fltr.statuses & allowed)
     return fltr

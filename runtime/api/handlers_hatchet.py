@@ -96,6 +96,7 @@ class _Selection:
     every: bool = False  #: every pair must match (additional_metadata_operator AND), else any
     parent: str | None = None  #: parent_task_external_id
     keys: frozenset[str] = frozenset()  #: idempotency keys
+    code: str = "invalid_parameter"  #: the error code of a bad value (a body's: invalid_body)
 
     @classmethod
     def of_query(cls, p: dict[str, Any]) -> _Selection:
@@ -111,7 +112,8 @@ class _Selection:
         """A cancel or replay body's V1TaskFilter (its names are camelCase; its pairs match any)."""
         return cls(since=f.get("since"), until=f.get("until"),
                    statuses=frozenset(f.get("statuses") or HATCHET_STATUSES),
-                   workflows=frozenset(f.get("workflowIds") or ()), pairs=tuple(_pairs(f.get("additionalMetadata"))))
+                   workflows=frozenset(f.get("workflowIds") or ()), pairs=tuple(_pairs(f.get("additionalMetadata"))),
+                   code="invalid_body")
 
     async def resolve(self, req: Req, allowed: frozenset[str] | None = None) -> tuple[RunFilter, Callable[[Run], bool]]:
         """The listing's filter, and what each run it finds must pass besides (what the listing cannot
@@ -126,8 +128,8 @@ class _Selection:
                     raise
                 statuses = frozenset()  # no such run of the project: it has no children to list
         fltr = RunFilter(project=req.project, statuses=statuses if allowed is None else statuses & allowed,
-                         created_after_ms=None if self.since is None else parse_ms(self.since, "since"),
-                         created_before_ms=None if self.until is None else parse_ms(self.until, "until"))
+                         created_after_ms=None if self.since is None else parse_ms(self.since, "since", self.code),
+                         created_before_ms=None if self.until is None else parse_ms(self.until, "until", self.code))
 
         def keep(run: Run) -> bool:
             if self.workflows and hatchet_uuid("job", run.job) not in self.workflows:

@@ -144,7 +144,7 @@ async def h_reschedule(req: Req) -> web.StreamResponse:
     run = await load_run(req, req.params["run_id"])
     body = req.body or {}
     if "scheduled_at" in body:
-        await req.baton.reschedule(run.id, run_at=parse_ms(body["scheduled_at"], "scheduled_at"))
+        await req.baton.reschedule(run.id, run_at=parse_ms(body["scheduled_at"], "scheduled_at", "invalid_body"))
     else:
         await req.baton.reschedule(run.id, delay=float(body["delay"]))
     return await action(req, await reload_run(req, run), "rescheduled")

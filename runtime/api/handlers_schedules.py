@@ -79,5 +79,5 @@ async def h_trigger_schedule(req: Req) -> web.StreamResponse:
 
 async def h_backfill_schedule(req: Req) -> web.StreamResponse:
     name = str(req.params["name"])
-    start, end = parse_ms(req.body["start"], "start"), parse_ms(req.body["end"], "end")
+    start, end = parse_ms(req.body["start"], "start", "invalid_body"), parse_ms(req.body["end"], "end", "invalid_body")
     return json_response(_found(await backfill(req.baton, name, start, end), name))

@@ -117,5 +117,6 @@ async def h_tapi_reschedule(req: Req) -> web.StreamResponse:
     if seconds is not None:
         await req.baton.reschedule(run.id, delay=float(seconds))
     else:
-        await req.baton.reschedule(run.id, run_at=parse_ms(delay, "delay"))
+        await req.baton.reschedule(run.id, run_at=parse_ms(delay, "delay", "invalid_body",
+                                                                 "a duration (e.g. 1h30m) or an ISO-8601 date-time"))
     return json_response(await _api_run(req, await reload_run(req, run)))

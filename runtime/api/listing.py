@@ -398,14 +398,15 @@ async def list_runs(
     return Page(runs, next_cursor, next_cursor is not None, scanned, positions)
 
 
-def parse_ms(value: str, name: str) -> int:
-    """An ISO-8601 time with a zone as epoch ms; ApiError 400 naming ``name`` otherwise."""
+def parse_ms(value: str, name: str, code: str = "invalid_parameter", expected: str = "an ISO-8601 date-time") -> int:
+    """An ISO-8601 time with a zone as epoch ms; ApiError 400 ``code`` naming ``name`` otherwise (a value
+    of a JSON body: ``invalid_body``); ``expected`` says what the value may be."""
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ApiError(400, "invalid_parameter", f"{name} must be an ISO-8601 date-time") from None
+        raise ApiError(400, code, f"{name} must be {expected}") from None
     if parsed.tzinfo is None:
-        raise ApiError(400, "invalid_parameter", f"{name} must carry a time zone (e.g. Z)")
+        raise ApiError(400, code, f"{name} must carry a time zone (e.g. Z)")
     return int(parsed.timestamp() * 1000)
 
 
@@ -414,9 +415,11 @@ def scoped_key(project: str, key: str) -> str:
     return key if project == "default" else f"{project}/{key}"
 
 
-def filter_from(project: str, values: dict[str, Any], view: str = "native") -> RunFilter:
+def filter_from(project: str, values: dict[str, Any], view: str = "native",
+                code: str = "invalid_parameter") -> RunFilter:
     """The listing filter of ``project`` from query parameters or a JSON body, whose status and
-    triggered_by words are ``view``'s vocabulary; ApiError 400 when invalid."""
+    triggered_by words are ``view``'s vocabulary; ApiError 400 ``code`` when invalid (a body's:
+    ``invalid_body``)."""
     label = None
     if values.get("label"):
         name, _, value = str(values["label"]).partition("=")
@@ -426,13 +429,13 @@ def filter_from(project: str, values: dict[str, Any], view: str = "native") -> R
         try:
             payload = orjson.loads(payload)
         except orjson.JSONDecodeError:
-            raise ApiError(400, "invalid_parameter", "payload_contains must be a JSON object") from None
+            raise ApiError(400, code, "payload_contains must be a JSON object") from None
     if payload is not None and not isinstance(payload, dict):
-        raise ApiError(400, "invalid_parameter", "payload_contains must be a JSON object")
+        raise ApiError(400, code, "payload_contains must be a JSON object")
     if values.get("metadata_value") is not None and not values.get("metadata_key"):
-        raise ApiError(400, "invalid_parameter", "metadata_value needs metadata_key")
-    after = parse_ms(values["created_after"], "created_after") if values.get("created_after") is not None else None
-    before = parse_ms(values["created_before"], "created_before") if values.get("created_before") is not None else None
+        raise ApiError(400, code, "metadata_value needs metadata_key")
+    after, before = (None if values.get(name) is None else parse_ms(values[name], name, code)
+                     for name in ("created_after", "created_before"))
     statuses = statuses_for(view, list(values["status"])) if values.get("status") else None
     triggered = triggers_for(view, values["triggered_by"]) if values.get("triggered_by") else None
     return RunFilter(

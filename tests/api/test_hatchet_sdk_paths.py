@@ -335,6 +335,10 @@ async def test_a_filter_selecting_too_many_runs_acts_on_none(api: ApiNode, monke
                                   json={"filter": {"since": _since()}})
     assert status == 400 and body["code"] == "too_many_runs", body
     assert {(await api.run(i))["status"] for i in ids} == {"delayed"}
+    # (and a filter's bad time is a bad body, as any other bad value of it)
+    status, body = await api.call("POST", f"/api/v1/stable/tenants/{TENANT}/tasks/cancel",
+                                  json={"filter": {"since": "garbage"}})
+    assert (status, body["code"]) == (400, "invalid_body") and "since" in body["error"], body
 
 
 @pytest.mark.parametrize(("method", "path"), [

@@ -165,6 +165,24 @@ def test_a_query_number_must_be_finite(raw: str) -> None:
     assert (caught.value.status, str(caught.value)) == (400, "ratio must be a finite number")
 
 
+async def test_a_bad_time_in_a_body_is_an_invalid_body_saying_what_it_may_be(api: ApiNode) -> None:
+    # Given a delayed run
+    run_id = await api.trigger("echo", 1, delay=60)
+    # When a body carries a time that is none (a reschedule, Trigger.dev's reschedule, a hatchet filter)
+    for path, body, says in (
+        (f"/v1/runs/{run_id}/reschedule", {"scheduled_at": "garbage"}, "scheduled_at must be an ISO-8601 date-time"),
+        (f"/api/v1/runs/run_{run_id}/reschedule", {"delay": "banana"},
+         "delay must be a duration (e.g. 1h30m) or an ISO-8601 date-time"),
+        (f"/v1/runs/{run_id}/reschedule", {"scheduled_at": "2026-01-01T00:00:00"},
+         "scheduled_at must carry a time zone"),
+    ):
+        status, err = await api.call("POST", path, json=body)
+        # Then it is a 400 invalid_body (as any other bad body value), whose message says what the value may be
+        assert (status, err["code"]) == (400, "invalid_body") and err["error"].startswith(says), (path, err)
+    # And the run is as it was
+    assert (await api.run(run_id))["status"] == "delayed"
+
+
 async def test_submission_errors_are_400s_with_their_reason(api: ApiNode) -> None:
     # When a trigger carries an option the submission code rejects (past the request's JSON Schema)
     status, body = await api.call("POST", "/v1/jobs/echo/trigger", json={"input": 1, "run_at": "yesterday"})
