@@ -27,7 +27,7 @@ from runtime.attempt_outcomes import completed, ended
 from runtime.batching import Batcher
 from runtime.codec import text
 from runtime.context import ContinueAsNew, RunContext, RunLogCapture, Suspend, current_run
-from runtime.errors import JobTimeout, LeaseLost, OutageOutlastedLease, PermanentFailure
+from runtime.errors import HandlerCancelled, JobTimeout, LeaseLost, OutageOutlastedLease, PermanentFailure
 from runtime.fencing import LeaseClock, StepTimed, lease_margin_s, long_step_s
 from runtime.jobs import Job
 from runtime.logs import run_log_context
@@ -328,6 +328,12 @@ class Executor(Actor[ExecutorMessage]):
         with run_log_context(c.run_id, c.job, c.attempt):
             self.log.warning("%s; giving the run back", exc)
 
+    def _cancelled_by_handler(self, c: Claimed) -> bool:
+        """Whether the CancelledError that ended attempt ``c`` came from its handler: Baton cancels a run
+        only through ``_cancel`` (with its reason), and nobody asked the run's task to cancel."""
+        task = asyncio.current_task(self._loop())
+        return (c.run_id, c.token) not in self.cancel_reasons and (task is None or task.cancelling() == 0)
+
     def _cancelled(self, c: Claimed) -> Outcome:
         reason = self.cancel_reasons.get((c.run_id, c.token), "released")
         if reason == "canceled":
@@ -420,9 +426,17 @@ class Executor(Actor[ExecutorMessage]):
             # frames that awaited that future: a cycle through this attempt's objects. The
             # traceback says nothing the outcome needs, so it is dropped (see _attempt's finally)
             cancelled.__traceback__ = None
-            if self.cancel_reasons.get((c.run_id, c.token)) == "timed_out":
-                ctx.log.warning("run timed out after %.3fs", c.timeout_ms / 1000)
-            outcome = self._cancelled(c)
+            if self._cancelled_by_handler(c):
+                # raised by the handler (or something it awaited that another cancelled): its failure,
+                # charged and retried with backoff. Taken for a release (uncharged, at once), it was
+                # leased again at once, for ever
+                ctx.log.warning("handler raised CancelledError, though nothing cancelled the run")
+                outcome = ended(self.app.settings, c, "failed", HandlerCancelled(
+                    "the handler raised CancelledError, though nothing cancelled the run"))
+            else:
+                if self.cancel_reasons.get((c.run_id, c.token)) == "timed_out":
+                    ctx.log.warning("run timed out after %.3fs", c.timeout_ms / 1000)
+                outcome = self._cancelled(c)
         except OutageOutlastedLease as exc:
             outcome = self._outage_outlasted(c, exc)
         except LeaseLost as exc:
@@ -434,6 +448,12 @@ class Executor(Actor[ExecutorMessage]):
             outcome = ended(self.app.settings, c, "failed", exc, permanent=True)
         except Exception as exc:  # noqa: BLE001 - any handler error is an attempt failure
             ctx.log.warning("handler raised %s: %s", type(exc).__name__, exc)
+            outcome = ended(self.app.settings, c, "failed", exc)
+        except BaseException as exc:  # noqa: BLE001 - (SystemExit, KeyboardInterrupt, GeneratorExit, one of its own)
+            # the handler's failure like any other: out of the task, SystemExit and KeyboardInterrupt
+            # stopped the whole process (and the next node the run went to), any other left the run
+            # executing under a lease renewed for ever
+            ctx.log.warning("handler raised %s (a BaseException): %s", type(exc).__name__, exc)
             outcome = ended(self.app.settings, c, "failed", exc)
         finally:
             if timer is not None:
@@ -465,7 +485,7 @@ class Executor(Actor[ExecutorMessage]):
             # a thread cannot be killed: on timeout the run is recorded timed_out and the thread finishes
             # in the background
             run = contextvars.copy_context().run
-            return await loop.run_in_executor(self.threads, run, job.handler, ctx, payload)
+            return await loop.run_in_executor(self.threads, run, _in_thread, job.handler, ctx, payload)
         except BaseExceptionGroup as group:
             ending = unwrapped(group, PermanentFailure)
         raise ending  # (out of the except clause: raised in it, the ending's context would be its own group)
@@ -496,3 +516,13 @@ class Executor(Actor[ExecutorMessage]):
                 return
             except RedisError as exc:
                 self.log.warning("could not write logs of run %s: %s", c.run_id, exc)
+
+
+def _in_thread(handler: Any, ctx: RunContext, payload: Any) -> Any:
+    """A plain-function handler's call, in the node's thread pool. A GeneratorExit it raises would be
+    thrown into the coroutine awaiting it, which asyncio takes for that coroutine's own close (its
+    ending then raises "coroutine ignored GeneratorExit"): it goes on as a RuntimeError saying so."""
+    try:
+        return handler(ctx, payload)
+    except GeneratorExit as exc:
+        raise RuntimeError("the handler raised GeneratorExit") from exc

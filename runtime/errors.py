@@ -9,6 +9,7 @@ __all__ = [
     "ChildRunFailed",
     "ConfigError",
     "DuplicateStep",
+    "HandlerCancelled",
     "InvalidDuration",
     "JobTimeout",
     "LeaseError",
@@ -168,6 +169,11 @@ class RunAlreadyReplayed(RunError):
 
 class JobTimeout(BatonError):
     """Recorded when a handler runs past its job's timeout and is cancelled."""
+
+
+class HandlerCancelled(BatonError):
+    """Recorded when a handler raises CancelledError though nothing cancelled its run (not a timeout,
+    a cancel, a drain): the attempt failed, and is charged and retried like any other failure."""
 
 
 class PermanentFailure(BatonError):

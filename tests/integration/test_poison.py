@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
-from runtime import RunContext
-from tests.nodes import running_node
+import pytest
+
+from runtime import Baton, RunContext, Settings
+from tests.integration.test_processes import worker_env
+from tests.nodes import running_node, spawn_worker, stop_process
+from tests.poison_apps import app as poison_app
 
 
 async def test_a_handler_that_ignores_cancellation_is_abandoned_after_the_grace(make_app: Any) -> None:
@@ -41,3 +46,42 @@ async def test_a_handler_that_ignores_cancellation_is_abandoned_after_the_grace(
     assert run.error is not None and run.error["type"] == "JobTimeout"
     assert other.status == "completed" and other.output == "ran"
     assert abandoned == 1
+
+
+#: each kind of BaseException a handler raises, and the error type its run records
+KINDS = {"SystemExit": "SystemExit", "sys.exit": "SystemExit", "KeyboardInterrupt": "KeyboardInterrupt",
+         "GeneratorExit": "GeneratorExit", "own": "OwnBaseException", "CancelledError": "HandlerCancelled"}
+
+
+@pytest.mark.timeout(120)
+async def test_a_handler_ending_in_any_base_exception_fails_its_attempts_and_its_worker_goes_on(
+    settings: Settings, tmp_path: Path,
+) -> None:
+    # Given a worker process, and runs whose handlers (async, and plain functions in its threads) raise
+    # each kind of BaseException: SystemExit, sys.exit(0), KeyboardInterrupt, GeneratorExit, one of their
+    # own, and a CancelledError that nothing asked for
+    app = Baton(settings)
+    for job in poison_app.jobs:  # (the producer knows the jobs: it need not wait for the worker to list them)
+        app.jobs.add(job.name, job.handler, job.options)
+    worker = spawn_worker("tests.poison_apps:app", worker_env(settings, "P"), tmp_path / "p.log")
+    try:
+        ids = {(job, kind): await app.trigger(job, {"kind": kind})
+               for job in ("raises_base", "raises_base_in_thread") for kind in KINDS}
+        # When they run, Then each is an attempt failure like any other: charged, retried with the job's
+        # backoff, and dead-lettered after its two attempts (not the end of the process, not a run left
+        # executing, not a release taken again at once, for ever)
+        for (job, kind), run_id in ids.items():
+            run = await app.wait_for(run_id, 30)
+            assert run.status == "dead_letter", (job, kind, run.status, run.attempts)
+            assert [a.status for a in run.attempts] == ["failed", "failed"], (job, kind, run.attempts)
+            # (a plain function's GeneratorExit goes on as a RuntimeError: thrown into the coroutine awaiting
+            # it, it would read as that coroutine's close)
+            recorded = "RuntimeError" if (job, kind) == ("raises_base_in_thread", "GeneratorExit") else KINDS[kind]
+            assert run.error is not None and run.error["type"] == recorded, (job, kind, run.error)
+        # And the worker is still there, running the runs that follow
+        assert worker.poll() is None, (tmp_path / "p.log").read_text()[-3000:]
+        after = await app.wait_for(await app.trigger("fine", {"n": 1}), 30)
+        assert (after.status, after.output) == ("completed", {"n": 1})
+    finally:
+        assert stop_process(worker) == 0, (tmp_path / "p.log").read_text()[-3000:]
+        await app.close()
