@@ -67,7 +67,7 @@ class Executor(Actor[ExecutorMessage]):
     name = "executor"
     #: running handlers (and what they need to end and report) outlive a crash of run()
     survives = ("tasks", "claimed", "cancel_reasons", "threads", "leases", "contexts", "abandoned", "idle_replies",
-                "batcher")
+                "batcher", "given_back")
 
     @classmethod
     def inbox_size(cls, settings: Settings) -> int:
@@ -96,6 +96,9 @@ class Executor(Actor[ExecutorMessage]):
         self.leases: dict[str, LeaseClock] = {}
         #: each running run's context while its handler runs (to cancel the tasks it started)
         self.contexts: dict[str, RunContext] = {}
+        #: runs the watchdog's thread gave back while a handler blocked the loop (actors/stall_release.py):
+        #: cancelled by on_stall, first thing when the loop runs again
+        self.given_back: set[str] = set()
         self.margin_s = lease_margin_s(app.settings.lease_ttl_ms)
         self.ttl_s = app.settings.lease_ttl_ms / 1000
         self.threads = ThreadPoolExecutor(max_workers=min(self.slots, 64), thread_name_prefix=JOB_THREADS)
@@ -171,6 +174,9 @@ class Executor(Actor[ExecutorMessage]):
         what the handlers wait for): give back every run whose lease may have expired meanwhile,
         before its handler can send another command. A run whose lease still holds is released
         uncharged; one whose lease was taken is fenced off."""
+        for run_id in list(self.given_back):  # (given back from the watchdog's thread: said and counted there)
+            self.given_back.discard(run_id)
+            self._cancel(run_id, "stalled")
         for run_id, lease in list(self.leases.items()):
             if lease.time_left() <= 0:
                 c = self._running(run_id)
@@ -179,6 +185,15 @@ class Executor(Actor[ExecutorMessage]):
                     with run_log_context(run_id, c.job, c.attempt):
                         self.log.warning("event loop stalled past the lease of run %s; giving it back", run_id)
                     self._cancel(run_id, "stalled")
+
+    def running_leases(self) -> list[tuple[Claimed, float]]:
+        """The runs executing here and the seconds each one's lease surely still holds (inf: unknown).
+        Read by the watchdog's thread while the loop is blocked (actors/stall_release.py)."""
+        out = []
+        for c in list(self.claimed.values()):
+            lease = self.leases.get(c.run_id)
+            out.append((c, lease.time_left() if lease is not None else float("inf")))
+        return out
 
     def timed(self, handler_call: Coroutine[Any, Any, T]) -> StepTimed[T]:
         """A handler's coroutine, awaited so that a step that blocked the loop is followed at once

@@ -55,6 +55,7 @@ from .receiver import Receiver
 from .reporter import Reporter
 from .restart_backoff import STEADY_LIFE_S, RestartBackoff
 from .scheduler import Scheduler
+from .stall_release import StallRelease
 from .watchdog import Watchdog
 
 __all__ = ["Supervisor"]
@@ -104,7 +105,9 @@ class Supervisor(Actor[None]):
         # completion hooks and webhooks (outboxes, deliveries); its outbox gauge is a cluster one, like the observer's
         self.notifier = (Notifier(app, self.metrics, exporting=lambda: self.scheduler.holding)
                          if settings.notifier else None)
-        self.watchdog = Watchdog(app, self.metrics, on_stall=self.executor.on_stall, health=self.health)
+        self.watchdog = Watchdog(app, self.metrics, on_stall=self.executor.on_stall, health=self.health,
+                                 release=StallRelease(app, self.metrics, self.executor.running_leases,
+                                                      self.executor.given_back))
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.restarts: dict[str, deque[float]] = {}
         #: when the heartbeat first failed on a Redis outage (None while it reaches Redis)

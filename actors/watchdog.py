@@ -45,6 +45,7 @@ from runtime.metrics import Metrics
 from runtime.probes import Health
 
 from .base import Actor
+from .stall_release import StallRelease
 
 __all__ = ["STALL_S", "TICK_S", "Watchdog"]
 
@@ -70,10 +71,12 @@ class Watchdog(Actor[None]):
     name = "watchdog"
 
     def __init__(self, app: Baton, metrics: Metrics, on_stall: Callable[[], None] | None = None,
-                 health: Health | None = None) -> None:
+                 health: Health | None = None, release: StallRelease | None = None) -> None:
         super().__init__()
         self.app = app
         self.metrics = metrics
+        #: gives back, from the thread, the runs a handler blocking the loop holds up (actors/stall_release.py)
+        self.release = release
         #: liveness reads the tick's time from here (the probe thread answers while the loop is blocked)
         self.health = health
         #: called on the loop, first thing after a stall (see the module docstring)
@@ -136,14 +139,22 @@ class Watchdog(Actor[None]):
                 self.paused_until = now  # this thread was held too: the process, not the loop, was stopped
             self.thread_beat = now
             beat = self.beat
-            if now - beat < STALL_S or beat == sampled_beat:
+            if now - beat < STALL_S:
                 continue
-            sampled_beat = beat
-            if self.on_stall is not None:
-                loop.call_soon_threadsafe(self.on_stall)
-            frame = sys._current_frames().get(loop_thread)
-            if frame is not None:
-                self.culprit = _culprit(frame)
+            if beat != sampled_beat:
+                sampled_beat = beat
+                if self.on_stall is not None:
+                    loop.call_soon_threadsafe(self.on_stall)
+                frame = sys._current_frames().get(loop_thread)
+                if frame is not None:
+                    self.culprit = _culprit(frame)
+            # while a run's handler blocks the loop (not while the whole process was paused: this thread
+            # was too, and the stack it finds says nothing of why), the other runs' leases are kept from
+            # expiring into crashes
+            culprit = self.culprit
+            if self.release is not None and culprit is not None and culprit.run_id and self.paused_until < beat:
+                if runs := self.release.due(culprit.run_id):
+                    self.release.give_back(culprit.run_id, runs)
 
 
 def _culprit(frame: FrameType) -> Culprit:

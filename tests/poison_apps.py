@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import time
 from typing import Any
 
 from runtime import Backoff, Baton, RunContext
@@ -44,3 +45,17 @@ def raises_base_in_thread(ctx: RunContext, payload: Any) -> None:
 async def fine(ctx: RunContext, payload: Any) -> Any:
     """Returns its input."""
     return payload
+
+
+@app.job(max_attempts=1)
+async def sleeper(ctx: RunContext, payload: Any) -> int:
+    """Sleeps ``payload["seconds"]`` (awaiting: the loop goes on), then returns its attempt."""
+    await asyncio.sleep(payload["seconds"])
+    return ctx.attempt
+
+
+@app.job(max_attempts=1)
+async def blocker(ctx: RunContext, payload: Any) -> str:
+    """Blocks the event loop for ``payload["seconds"]`` (time.sleep in an async def: the poison)."""
+    time.sleep(payload["seconds"])
+    return "blocked"

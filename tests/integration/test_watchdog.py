@@ -15,6 +15,7 @@ import pytest
 from runtime import RunContext, Settings
 from tests.integration.test_processes import producer, worker_env
 from tests.nodes import eventually, running_node, spawn_worker, stop_process
+from tests.poison_apps import app as poison_app
 
 
 async def test_a_blocking_handler_is_named_in_the_stall_log(make_app: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -161,3 +162,40 @@ async def test_a_paused_process_is_logged_as_paused_not_blamed_on_a_run(settings
         await app.close()
     assert len(paused) == 1 and run_id not in paused[0], paused
     assert "event loop blocked" not in log.read_text()
+
+
+@pytest.mark.timeout(120)
+async def test_runs_held_up_by_a_handler_blocking_the_loop_are_given_back_uncharged_not_reaped_as_crashed(
+    settings: Settings, tmp_path: Path,
+) -> None:
+    # Given a worker process (lease TTL 2 s) running five runs that await for 3 s, each with one attempt,
+    # and another worker that serves none of their jobs (its leaser reaps every node's expired leases)
+    app = producer(settings)
+    for job in poison_app.jobs:
+        app.jobs.add(job.name, job.handler, job.options)
+    runner = spawn_worker("tests.poison_apps:app", worker_env(settings, "P"), tmp_path / "p.log")
+    reaper = spawn_worker("tests.apps:app", worker_env(settings, "R"), tmp_path / "r.log")
+    try:
+        sleepers = [await app.trigger("sleeper", {"seconds": 3}) for _ in range(5)]
+
+        async def all_executing() -> bool:
+            return all(r is not None and r.status == "executing" for r in [await app.get_run(s) for s in sleepers])
+
+        await eventually(all_executing, 20)
+        # When a handler on that node blocks its event loop for twice the lease TTL
+        blocker = await app.trigger("blocker", {"seconds": 4})
+        # Then the runs it held up were given back uncharged before their leases expired, and completed
+        # on their next attempt (reaped as crashed they were dead-lettered, their one attempt charged)
+        for run_id in sleepers:
+            run = await app.wait_for(run_id, 40)
+            log = (tmp_path / "p.log").read_text()[-3000:]
+            assert run.status == "completed", ([a.status for a in run.attempts], log)
+            assert [a.status for a in run.attempts] == ["released", "completed"] and run.attempts_charged == 1
+        # And the run blocking the loop is the one charged: reaped as crashed, past its lease
+        culprit = await app.wait_for(blocker, 40)
+        assert (culprit.status, [a.status for a in culprit.attempts]) == ("dead_letter", ["crashed"])
+        assert "given back, uncharged, before its lease expired" in (tmp_path / "p.log").read_text()
+    finally:
+        assert stop_process(runner) == 0
+        assert stop_process(reaper) == 0
+        await app.close()
