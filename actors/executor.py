@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 
 from runtime.app import Baton
 from runtime.attempt_ends import unwrapped
-from runtime.attempt_outcomes import completed, ended
+from runtime.attempt_outcomes import completed, ended, exception_text
 from runtime.batching import Batcher
 from runtime.codec import text
 from runtime.context import ContinueAsNew, RunContext, RunLogCapture, Suspend, current_run
@@ -462,13 +462,13 @@ class Executor(Actor[ExecutorMessage]):
         except PermanentFailure as exc:
             outcome = ended(self.app.settings, c, "failed", exc, permanent=True)
         except Exception as exc:  # noqa: BLE001 - any handler error is an attempt failure
-            ctx.log.warning("handler raised %s: %s", type(exc).__name__, exc)
+            ctx.log.warning("handler raised %s: %s", type(exc).__name__, exception_text(exc))
             outcome = ended(self.app.settings, c, "failed", exc)
         except BaseException as exc:  # noqa: BLE001 - (SystemExit, KeyboardInterrupt, GeneratorExit, one of its own)
             # the handler's failure like any other: out of the task, SystemExit and KeyboardInterrupt
             # stopped the whole process (and the next node the run went to), any other left the run
             # executing under a lease renewed for ever
-            ctx.log.warning("handler raised %s (a BaseException): %s", type(exc).__name__, exc)
+            ctx.log.warning("handler raised %s (a BaseException): %s", type(exc).__name__, exception_text(exc))
             outcome = ended(self.app.settings, c, "failed", exc)
         finally:
             if timer is not None:

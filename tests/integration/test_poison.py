@@ -85,3 +85,24 @@ async def test_a_handler_ending_in_any_base_exception_fails_its_attempts_and_its
     finally:
         assert stop_process(worker) == 0, (tmp_path / "p.log").read_text()[-3000:]
         await app.close()
+
+
+async def test_an_error_whose_str_raises_is_recorded_as_itself(make_app: Any, caplog: pytest.LogCaptureFixture) -> None:
+    # Given a handler raising an exception whose __str__ raises in turn
+    app = make_app()
+
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise ValueError("no str for you")
+
+    @app.job(max_attempts=1)
+    async def unprintable(ctx: RunContext, payload: Any) -> None:
+        raise Unprintable()
+
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("unprintable"), 20)
+    # Then its attempt failed with that exception's type, saying its text could not be had (not the
+    # ValueError of its __str__ in its place, as an internal error)
+    assert run.status == "dead_letter" and run.error is not None
+    assert run.error["type"] == "Unprintable" and "its str() raised ValueError" in run.error["message"], run.error
+    assert not [r for r in caplog.records if "internal error" in r.getMessage()]
