@@ -67,7 +67,7 @@ class Executor(Actor[ExecutorMessage]):
     name = "executor"
     #: running handlers (and what they need to end and report) outlive a crash of run()
     survives = ("tasks", "claimed", "cancel_reasons", "threads", "leases", "contexts", "abandoned", "idle_replies",
-                "batcher", "given_back")
+                "batcher", "given_back", "lost")
 
     @classmethod
     def inbox_size(cls, settings: Settings) -> int:
@@ -99,6 +99,9 @@ class Executor(Actor[ExecutorMessage]):
         #: runs the watchdog's thread gave back while a handler blocked the loop (actors/stall_release.py):
         #: cancelled by on_stall, first thing when the loop runs again
         self.given_back: set[str] = set()
+        #: attempts whose lease was counted lost here (baton_leases_lost_total): their fenced outcome is not
+        #: counted again when the reporter finds it rejected
+        self.lost: set[Attempt] = set()
         self.margin_s = lease_margin_s(app.settings.lease_ttl_ms)
         self.ttl_s = app.settings.lease_ttl_ms / 1000
         self.threads = ThreadPoolExecutor(max_workers=min(self.slots, 64), thread_name_prefix=JOB_THREADS)
@@ -176,12 +179,14 @@ class Executor(Actor[ExecutorMessage]):
         uncharged; one whose lease was taken is fenced off."""
         for run_id in list(self.given_back):  # (given back from the watchdog's thread: said and counted there)
             self.given_back.discard(run_id)
+            if (c := self._running(run_id)) is not None:
+                self.lost.add((c.run_id, c.token))
             self._cancel(run_id, "stalled")
         for run_id, lease in list(self.leases.items()):
             if lease.time_left() <= 0:
                 c = self._running(run_id)
                 if c is not None and (run_id, c.token) not in self.cancel_reasons:
-                    self.metrics.leases_lost.labels(stage="stall").inc()
+                    self._count_lost(c, "stall")
                     with run_log_context(run_id, c.job, c.attempt):
                         self.log.warning("event loop stalled past the lease of run %s; giving it back", run_id)
                     self._cancel(run_id, "stalled")
@@ -235,12 +240,17 @@ class Executor(Actor[ExecutorMessage]):
         own finish (or, if the lease really was lost, the finish is fenced and
         counted there), so nothing is counted or logged here.
         """
-        if not self._running(msg.run_id, msg.token):
+        if (c := self._running(msg.run_id, msg.token)) is None:
             return
-        self.metrics.leases_lost.labels(stage="renew").inc()
+        self._count_lost(c, "renew")
         with run_log_context(msg.run_id, msg.job, msg.attempt):
             self.log.warning("lease of run %s lost; stopping its handler", msg.run_id)
         self._cancel(msg.run_id, "lease_lost", msg.token)
+
+    def _count_lost(self, c: Claimed, stage: str) -> None:
+        """Count attempt ``c``'s lease lost, found at ``stage``: once (its outcome's rejection is not counted)."""
+        self.metrics.leases_lost.labels(stage=stage).inc()
+        self.lost.add((c.run_id, c.token))
 
     def _running(self, run_id: str, token: str = "") -> Claimed | None:
         """The attempt of ``run_id`` whose handler still runs here; with ``token``, only that
@@ -286,7 +296,7 @@ class Executor(Actor[ExecutorMessage]):
         """Free the attempt's slot and record its cancelled outcome, its handler not having ended it."""
         outcome = self._cancelled(c)
         self._forget(c)
-        finished = RunFinished(outcome, c.partition, c.job, 0.0, c.attempt)
+        finished = RunFinished(outcome, c.partition, c.job, 0.0, c.attempt, lost=self._was_lost(c))
         try:
             self.reporter.send_nowait(finished)
         except asyncio.QueueFull:
@@ -329,7 +339,16 @@ class Executor(Actor[ExecutorMessage]):
         finish = (start_span("baton.finish", parent_span=traced[0], run_id=c.run_id, job=c.job, attempt=c.attempt,
                              attributes={"baton.outcome": outcome.outcome}) if traced else None)
         await self.reporter.send(RunFinished(outcome, c.partition, c.job, time.monotonic() - started, c.attempt,
+                                             lost=self._was_lost(c),
                                              span=finish))
+
+    def _was_lost(self, c: Claimed) -> bool:
+        """Whether attempt ``c``'s lease was counted lost here (forgotten: its outcome goes out now)."""
+        attempt = (c.run_id, c.token)
+        if attempt in self.lost:
+            self.lost.discard(attempt)
+            return True
+        return False
 
     def _outage_outlasted(self, c: Claimed, exc: OutageOutlastedLease) -> Outcome:
         """Redis was out for as long as the lease surely held: like a drain, the run is given back
@@ -339,7 +358,7 @@ class Executor(Actor[ExecutorMessage]):
         return ended(self.app.settings, c, "released", exc)
 
     def _note_outage(self, c: Claimed, exc: OutageOutlastedLease) -> None:
-        self.metrics.leases_lost.labels(stage="outage").inc()
+        self._count_lost(c, "outage")
         with run_log_context(c.run_id, c.job, c.attempt):
             self.log.warning("%s; giving the run back", exc)
 
@@ -456,7 +475,7 @@ class Executor(Actor[ExecutorMessage]):
             outcome = self._outage_outlasted(c, exc)
         except LeaseLost as exc:
             # fenced work was refused: nothing this attempt reports can land any more
-            self.metrics.leases_lost.labels(stage="fence").inc()
+            self._count_lost(c, "fence")
             ctx.log.warning("%s", exc)
             outcome = ended(self.app.settings, c, "failed", exc)
         except PermanentFailure as exc:

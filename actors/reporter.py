@@ -135,6 +135,8 @@ class Reporter(Actor[RunFinished]):
             end_span(msg.span, error="lease lost: outcome fenced off" if status == -1 else "",
                      attributes={"baton.status": "lease_lost" if status == -1 else str(status)})
         if status == -1:
+            if msg.lost:  # counted and said where the executor found it lost
+                return
             self.metrics.leases_lost.labels(stage="finish").inc()
             with run_log_context(outcome.run_id, msg.job, msg.attempt):
                 self.log.warning(

@@ -72,6 +72,8 @@ class RunFinished:
     attempt: int = 0  #: the lease number, for log lines about the run
     #: the attempt's ``baton.finish`` span (tracing on), which the reporter ends once the outcome is written
     span: Any = None
+    #: the executor found the lease lost already (counted and said): a rejection of the outcome is expected
+    lost: bool = False
 
 
 #: One lease of a run: (run id, lease token). Tokens alone repeat across runs (node and attempt

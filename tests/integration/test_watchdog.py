@@ -75,10 +75,13 @@ async def test_a_stall_past_the_lease_gives_back_runs_before_their_handlers_resu
         await app.trigger("blocker")
         run = await app.wait_for(step_run, 30)
         stalls = node.metrics.registry.get_sample_value("baton_leases_lost_total", {"stage": "stall"})
+        at_finish = node.metrics.registry.get_sample_value("baton_leases_lost_total", {"stage": "finish"})
     # Then the stepping run was given back (uncharged) before its step could go on, and ran again later:
     # the first attempt's side effect never happened
     assert run.status == "completed" and run.output == "done"
     assert stalls is not None and stalls >= 1
+    # (each lost lease counted once: not again when its outcome, sent after the stall, is fenced off)
+    assert not at_finish, (stalls, at_finish)
     assert effects == [run.attempt] and run.attempt >= 2
     # (uncharged when the node gives it back first; charged when a reaper - its own leaser's, once the
     # loop runs again - takes the lease, which expired by the Redis clock during the stall)
