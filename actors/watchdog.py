@@ -31,6 +31,7 @@ same check right after a long one (runtime/fencing.StepTimed).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import sys
 import threading
 import time
@@ -92,8 +93,10 @@ class Watchdog(Actor[None]):
         loop = asyncio.get_running_loop()
         loop_thread = threading.get_ident()
         done = threading.Event()
-        sampler = threading.Thread(target=self._sample, args=(loop, loop_thread, done), name="baton-watchdog",
-                                   daemon=True)
+        # (in a copy of this context: a thread starts with none, and what it logs, and the on_stall it queues,
+        # would name no node)
+        sampler = threading.Thread(target=contextvars.copy_context().run, args=(self._sample, loop, loop_thread, done),
+                                   name="baton-watchdog", daemon=True)
         sampler.start()
         try:
             while not self.stopping.is_set():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -197,7 +198,10 @@ async def test_runs_held_up_by_a_handler_blocking_the_loop_are_given_back_unchar
         # And the run blocking the loop is the one charged: reaped as crashed, past its lease
         culprit = await app.wait_for(blocker, 40)
         assert (culprit.status, [a.status for a in culprit.attempts]) == ("dead_letter", ["crashed"])
-        assert "given back, uncharged, before its lease expired" in (tmp_path / "p.log").read_text()
+        lines = [json.loads(line) for line in (tmp_path / "p.log").read_text().splitlines() if line.startswith("{")]
+        assert any("given back, uncharged, before its lease expired" in line["msg"] for line in lines)
+        # (every line names its node: also those of the watchdog's thread, and of what it queues on the loop)
+        assert [line for line in lines if line.get("node") != "P"] == []
     finally:
         assert stop_process(runner) == 0
         assert stop_process(reaper) == 0
