@@ -350,8 +350,9 @@ class Leaser(Actor[LeaserMessage]):
         gap_ms = max(gap for gap, _ in graces)
         found = f"for {gap_ms / 1000:.1f}s, " if gap_ms else ""
         self.log.warning("no node reached the Redis of %d partition(s) %slonger than a lease: Redis itself was "
-                         "out (on Redis Cluster, those partitions' master: the others went on); leases there that "
-                         "expired in the gap are left to their holders for %.1fs before they are reaped",
+                         "out (on Redis Cluster, those partitions' master: the others went on), or no node ran "
+                         "meanwhile (every one stopped); leases there that expired in the gap are left to their "
+                         "holders for %.1fs before they are reaped",
                          len(graces), found, max(g for _, g in graces) / 1000)
 
     async def _record_reclaimed(self, p: Partition, reaped: list[tuple[str, str, str]]) -> None:
