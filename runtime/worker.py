@@ -147,14 +147,21 @@ def run_worker(app: Baton, settings: Settings, signals: StopSignals | None = Non
         if not deadlines:  # (the first stop counts)
             deadlines.append(exit_deadline(drain_s + EXIT_ALLOWANCE_S, embedded.stop if embedded else None))
 
+    def stop_embedded() -> None:
+        if embedded is not None:
+            forget_api(settings)
+            embedded.stop()
+
     async def serving() -> int:
         # the embedded server is this node's to keep: started again if it goes (nothing else would)
         keeper = asyncio.ensure_future(embedded.keep_alive()) if embedded is not None else None
         try:
-            return await serve(app, metrics, health, signals, exit_in_time, api_sockets)
+            code = await serve(app, metrics, health, signals, exit_in_time, api_sockets)
         finally:
             if keeper is not None:
                 await cancel_and_wait([keeper])
+        await _leave_stuck_tasks(code, None if embedded is None else stop_embedded)
+        return code
 
     try:
         code = _run(serving())
@@ -172,6 +179,26 @@ def run_worker(app: Baton, settings: Settings, signals: StopSignals | None = Non
 
 #: How long the end of a drained node waits for its handler threads before it leaves those still running.
 IDLE_THREADS_END_S = 1.0
+
+
+async def _leave_stuck_tasks(code: int, before_exit: Callable[[], None] | None) -> None:
+    """End the process now, with ``code``, when a task still runs after the node drained: a handler the
+    executor abandoned (it ignored cancellation; its run's outcome was recorded then). The event loop's
+    own end would cancel it and wait for it for ever, up to the hard exit past the grace."""
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    if not others or not (await asyncio.wait(others, timeout=IDLE_THREADS_END_S))[1]:
+        return
+    stuck = [t for t in others if not t.done()]
+    logger.warning("%d task(s) still running after the drain (handlers that ignore cancellation, abandoned "
+                   "already): the process ends without waiting for them", len(stuck))
+    if before_exit is not None:
+        before_exit()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
 
 
 def _leave_stuck_handler_threads(code: int) -> None:

@@ -243,13 +243,14 @@ async def test_sigterm_with_redis_black_holed_exits_within_its_deadline(settings
 
 
 #: Each handler that will not stop, and how its process ends after SIGTERM: exit code, at most how long
-#: after the signal, the log line that says why, and whether the drain gave its run back. The deaf and
-#: the blocking handler end by the hard deadline (grace + DRAIN_HAND_BACK_S + EXIT_ALLOWANCE_S): before,
-#: the event loop's end waited for the deaf one, and the signal itself for the blocking one. A plain def
-#: handler's thread (no cancellation reaches it) is left once the drain gave its run back: before, the
-#: node said it stopped and the interpreter's exit waited for the thread, until the kubelet's SIGKILL
+#: after the signal, the log line that says why, and whether the drain gave its run back. The blocking
+#: handler ends by the hard deadline (grace + DRAIN_HAND_BACK_S + EXIT_ALLOWANCE_S): before, the signal
+#: itself waited for it. The deaf one (its task ignores cancellation) and a plain def handler's thread (no
+#: cancellation reaches it) are left once the drain gave their run back: before, the event loop's end
+#: waited for the deaf one until the hard deadline, and the interpreter's exit for the thread until the
+#: kubelet's SIGKILL
 WONT_STOP = {
-    "deaf": (HARD_EXIT_CODE, 1 + DRAIN_HAND_BACK_S + EXIT_ALLOWANCE_S + 3, "did not end", True),
+    "deaf": (0, 1 + DRAIN_HAND_BACK_S + 3, "task(s) still running after the drain", True),
     "blocks_loop": (HARD_EXIT_CODE, 1 + DRAIN_HAND_BACK_S + EXIT_ALLOWANCE_S + 3, "did not end", False),
     "deaf_thread": (0, 1 + DRAIN_HAND_BACK_S + 3, "handler thread(s) still running after the drain", True),
 }
@@ -275,6 +276,31 @@ async def test_a_handler_that_will_not_stop_does_not_keep_its_process(settings: 
         if released:  # and the drain gave the run back without the handler (a blocked loop cannot)
             run = await app.get_run(run_id)
             assert run is not None and run.status == "queued" and run.attempts[-1].status == "released", run
+    finally:
+        if a.poll() is None:
+            await asyncio.to_thread(stop_process, a, signal.SIGKILL)
+        await app.close()
+
+
+async def test_a_handler_abandoned_before_the_drain_does_not_keep_its_process(settings: Settings, redis: Any,
+                                                                              tmp_path: Path) -> None:
+    # Given worker A (a 20 s grace) where a handler that swallows every cancellation ran past its timeout and
+    # was abandoned (its attempt recorded timed_out, its task left running)
+    app = producer(settings)
+    log = tmp_path / "a.log"
+    a = spawn_worker("tests.apps:app", worker_env(settings, "A", BATON_SHUTDOWN_GRACE_S=20), log)
+    try:
+        run_id = await app.trigger("deaf", {"seconds": 300}, timeout=0.5, max_attempts=1)
+        await eventually(lambda: "ignored cancellation" in log.read_text(), 20)
+        run = await app.get_run(run_id)
+        assert run is not None and [x.status for x in run.attempts] == ["timed_out"], run
+        # When A gets SIGTERM, Then it ends once drained, with nothing to drain: in a second, exit code 0, saying
+        # why (before, the event loop's end waited for the task until the hard deadline past the whole grace)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        code = await asyncio.to_thread(stop_process, a, signal.SIGTERM, 60)
+        assert (code, loop.time() - t0 < 5) == (0, True), (code, loop.time() - t0, log.read_text()[-3000:])
+        assert "task(s) still running after the drain" in log.read_text()
     finally:
         if a.poll() is None:
             await asyncio.to_thread(stop_process, a, signal.SIGKILL)
