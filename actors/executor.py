@@ -39,6 +39,7 @@ from runtime.settings import Settings
 from runtime.tracing import annotate, end_span, span, start_span
 
 from .base import Actor, Mailbox, answer
+from .lost_leases import LostLeases
 
 __all__ = ["JOB_THREADS", "Executor"]
 
@@ -56,7 +57,7 @@ CANCEL_GRACE_S = 5.0
 ExecutorMessage = LeaseGranted | LeasesRenewed | CancelRun | ReleaseAll | WhenIdle | AskBusy
 
 
-class Executor(Actor[ExecutorMessage]):
+class Executor(LostLeases, Actor[ExecutorMessage]):
     """Runs handlers: one asyncio task per leased run, at most ``slots`` at once.
 
     Cancellation reasons decide the recorded outcome: a user's cancel ends the
@@ -172,34 +173,6 @@ class Executor(Actor[ExecutorMessage]):
         if self.idle_replies and not self.tasks and self.inbox.empty():
             answer(self.idle_replies)
 
-    def on_stall(self) -> None:
-        """The event loop was blocked (called by the watchdog's thread through the loop, ahead of
-        what the handlers wait for): give back every run whose lease may have expired meanwhile,
-        before its handler can send another command. A run whose lease still holds is released
-        uncharged; one whose lease was taken is fenced off."""
-        for run_id in list(self.given_back):  # (given back from the watchdog's thread: said and counted there)
-            self.given_back.discard(run_id)
-            if (c := self._running(run_id)) is not None:
-                self.lost.add((c.run_id, c.token))
-            self._cancel(run_id, "stalled")
-        for run_id, lease in list(self.leases.items()):
-            if lease.time_left() <= 0:
-                c = self._running(run_id)
-                if c is not None and (run_id, c.token) not in self.cancel_reasons:
-                    self._count_lost(c, "stall")
-                    with run_log_context(run_id, c.job, c.attempt):
-                        self.log.warning("event loop stalled past the lease of run %s; giving it back", run_id)
-                    self._cancel(run_id, "stalled")
-
-    def running_leases(self) -> list[tuple[Claimed, float]]:
-        """The runs executing here and the seconds each one's lease surely still holds (inf: unknown).
-        Read by the watchdog's thread while the loop is blocked (actors/stall_release.py)."""
-        out = []
-        for c in list(self.claimed.values()):
-            lease = self.leases.get(c.run_id)
-            out.append((c, lease.time_left() if lease is not None else float("inf")))
-        return out
-
     def timed(self, handler_call: Coroutine[Any, Any, T]) -> StepTimed[T]:
         """A handler's coroutine, awaited so that a step that blocked the loop is followed at once
         by on_stall (ahead of the handlers already waiting to resume)."""
@@ -232,25 +205,6 @@ class Executor(Actor[ExecutorMessage]):
         attempt would hold the slot and stay leased, renewed, for as long as the node runs."""
         if self.tasks.get(c.run_id) is task and self.claimed.get(c.run_id) is c:
             self._report_without_handler(c)
-
-    def _lease_lost(self, msg: CancelRun) -> None:
-        """A renewal found the lease gone: stop the handler if it still runs.
-
-        When the handler has already ended, the renewal merely raced the run's
-        own finish (or, if the lease really was lost, the finish is fenced and
-        counted there), so nothing is counted or logged here.
-        """
-        if (c := self._running(msg.run_id, msg.token)) is None:
-            return
-        self._count_lost(c, "renew")
-        with run_log_context(msg.run_id, msg.job, msg.attempt):
-            self.log.warning("lease of run %s lost; stopping its handler", msg.run_id)
-        self._cancel(msg.run_id, "lease_lost", msg.token)
-
-    def _count_lost(self, c: Claimed, stage: str) -> None:
-        """Count attempt ``c``'s lease lost, found at ``stage``: once (its outcome's rejection is not counted)."""
-        self.metrics.leases_lost.labels(stage=stage).inc()
-        self.lost.add((c.run_id, c.token))
 
     def _running(self, run_id: str, token: str = "") -> Claimed | None:
         """The attempt of ``run_id`` whose handler still runs here; with ``token``, only that
@@ -341,26 +295,6 @@ class Executor(Actor[ExecutorMessage]):
         await self.reporter.send(RunFinished(outcome, c.partition, c.job, time.monotonic() - started, c.attempt,
                                              lost=self._was_lost(c),
                                              span=finish))
-
-    def _was_lost(self, c: Claimed) -> bool:
-        """Whether attempt ``c``'s lease was counted lost here (forgotten: its outcome goes out now)."""
-        attempt = (c.run_id, c.token)
-        if attempt in self.lost:
-            self.lost.discard(attempt)
-            return True
-        return False
-
-    def _outage_outlasted(self, c: Claimed, exc: OutageOutlastedLease) -> Outcome:
-        """Redis was out for as long as the lease surely held: like a drain, the run is given back
-        uncharged (the outage is no fault of the handler's). If another node reaped the lease
-        meanwhile, this outcome is fenced off and the reap recorded the attempt crashed."""
-        self._note_outage(c, exc)
-        return ended(self.app.settings, c, "released", exc)
-
-    def _note_outage(self, c: Claimed, exc: OutageOutlastedLease) -> None:
-        self._count_lost(c, "outage")
-        with run_log_context(c.run_id, c.job, c.attempt):
-            self.log.warning("%s; giving the run back", exc)
 
     def _cancelled_by_handler(self, c: Claimed) -> bool:
         """Whether the CancelledError that ended attempt ``c`` came from its handler: Baton cancels a run
