@@ -250,7 +250,7 @@ class Executor(LostLeases, Actor[ExecutorMessage]):
         """Free the attempt's slot and record its cancelled outcome, its handler not having ended it."""
         outcome = self._cancelled(c)
         self._forget(c)
-        finished = RunFinished(outcome, c.partition, c.job, 0.0, c.attempt, lost=self._was_lost(c))
+        finished = RunFinished(outcome, c.partition, c.job, 0.0, c.attempt, lost=bool(self.lost) and self._was_lost(c))
         try:
             self.reporter.send_nowait(finished)
         except asyncio.QueueFull:
@@ -293,7 +293,7 @@ class Executor(LostLeases, Actor[ExecutorMessage]):
         finish = (start_span("baton.finish", parent_span=traced[0], run_id=c.run_id, job=c.job, attempt=c.attempt,
                              attributes={"baton.outcome": outcome.outcome}) if traced else None)
         await self.reporter.send(RunFinished(outcome, c.partition, c.job, time.monotonic() - started, c.attempt,
-                                             lost=self._was_lost(c),
+                                             lost=bool(self.lost) and self._was_lost(c),
                                              span=finish))
 
     def _cancelled_by_handler(self, c: Claimed) -> bool:
