@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 from collections.abc import Callable
 
 from runtime.app import Baton
@@ -50,7 +49,6 @@ class StallRelease:
         self.running = running
         #: the runs given back (the executor's: it cancels them when the loop runs again)
         self.given_back = given_back
-        self.lock = threading.Lock()
         #: how little a lease may have left before its run is given back
         self.left_s = min(MOST_LEFT_S, app.settings.lease_ttl_ms / 4000)
 
@@ -67,13 +65,12 @@ class StallRelease:
         # noted first: once the loop runs again (it may, at any moment) the executor cancels them, and gives
         # them back itself if this call did not get to
         self.given_back.update(c.run_id for c in runs)
-        with self.lock:
-            try:
-                asyncio.run(self._finish(runs))
-            except Exception as exc:  # noqa: BLE001 - then the reapers judge them, as without this
-                logger.warning("could not give back the runs held up by run %s blocking the event loop: %s",
-                               culprit, exc)
-                return
+        try:
+            asyncio.run(self._finish(runs))
+        except Exception as exc:  # noqa: BLE001 - then the reapers judge them, as without this
+            logger.warning("could not give back the runs held up by run %s blocking the event loop: %s",
+                           culprit, exc)
+            return
         for c in runs:
             self.metrics.leases_lost.labels(stage="stall").inc()
             with run_log_context(c.run_id, c.job, c.attempt):

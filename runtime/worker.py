@@ -182,17 +182,18 @@ IDLE_THREADS_END_S = 1.0
 
 
 async def _leave_stuck_tasks(code: int, before_exit: Callable[[], None] | None) -> None:
-    """End the process now, with ``code``, when a task still runs after the node drained: a handler the
-    executor abandoned (it ignored cancellation; its run's outcome was recorded then). The event loop's
-    own end would cancel it and wait for it for ever, up to the hard exit past the grace."""
+    """End the process now, with ``code``, when a task still runs after the node drained: a handler that
+    ignores cancellation, whose run the drain gave back (or whose outcome was recorded when the executor
+    abandoned it). The event loop's own end would cancel it and wait for it for ever, up to the hard exit
+    past the grace."""
     others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
     for task in others:
         task.cancel()
     if not others or not (await asyncio.wait(others, timeout=IDLE_THREADS_END_S))[1]:
         return
     stuck = [t for t in others if not t.done()]
-    logger.warning("%d task(s) still running after the drain (handlers that ignore cancellation, abandoned "
-                   "already): the process ends without waiting for them", len(stuck))
+    logger.warning("%d task(s) still running after the drain (handlers that ignore cancellation; their runs were "
+                   "given back or recorded): the process ends without waiting for them", len(stuck))
     if before_exit is not None:
         before_exit()
     logging.shutdown()
