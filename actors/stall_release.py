@@ -7,8 +7,9 @@ one), though the only run at fault is the one blocking. So the watchdog's thread
 running while the loop is blocked, gives those other runs back uncharged just before their leases
 may expire: from that thread, on a Redis client of its own (in an event loop of its own), with the
 same runs_finish outcome a drain gives back (``released``). The run blocking the loop is left to its
-lease: if it blocks past it, it is reaped as crashed, so a handler that always blocks ends in the
-dead-letter queue instead of being given back for ever. Nothing is given back when the watchdog
+lease: if it blocks past it, another node reaps it as crashed, so a handler that always blocks ends in
+the dead-letter queue instead of being given back for ever (a node alone in its fleet gives it back
+uncharged when its loop runs again: Executor.on_stall). Nothing is given back when the watchdog
 could not tell which run blocks the loop (Baton's own code, a C extension holding the thread): the
 reapers then judge every lease, as before.
 
