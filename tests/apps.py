@@ -21,13 +21,19 @@ app = Baton()
 _client: Any = None
 
 
+#: the URL the handlers' own client uses, when not the node's (BATON_REDIS_URL)
+HANDLERS_REDIS_URL = "TEST_HANDLERS_REDIS_URL"
+
+
 def _redis() -> Any:
     global _client
     if _client is None:
         # the handlers' own client: Baton's connect() (it retries, and follows a Sentinel URL), as
         # an application's would; the outage tests restart Redis under it
         settings = Settings.from_env(dict(os.environ))
-        _client = connect(settings.redis_url, cluster=settings.redis_cluster)
+        # (a test whose faults are meant for the node's own connections gives the handlers another way in)
+        url = os.environ.get(HANDLERS_REDIS_URL) or settings.redis_url
+        _client = connect(url, cluster=settings.redis_cluster)
     return _client
 
 

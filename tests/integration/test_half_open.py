@@ -19,6 +19,7 @@ from runtime import Baton, Settings
 from runtime.connection import connect
 from runtime.direct_calls import DirectCalls
 from runtime.stale_connections import stale
+from tests.apps import HANDLERS_REDIS_URL
 from tests.integration.test_processes import producer, worker_env
 from tests.nodes import eventually, spawn_worker, tear_down
 from tests.servers import RedisClusterProcesses, RedisProcess, free_port
@@ -166,7 +167,11 @@ async def test_a_node_whose_connections_went_half_open_is_back_within_its_reply_
     proxy = await FaultProxy(server.port, free_port()).start()
     app = producer(Settings(redis_url=server.url, prefix="ho", metrics_port=0))
     log = tmp_path / "w.log"
-    env = worker_env(app.settings.with_changes(redis_url=proxy.url), "W", BATON_REDIS_TIMEOUT_MS=1000)
+    # (the handlers' own client, the test's and not the node's, reaches the server directly: a handler
+    # cancelled in a call of it on a half-open connection may take the 5 s cancel grace to end, which
+    # says nothing of the node's own connections)
+    env = worker_env(app.settings.with_changes(redis_url=proxy.url), "W", BATON_REDIS_TIMEOUT_MS=1000,
+                     **{HANDLERS_REDIS_URL: server.url})
     worker = spawn_worker("tests.apps:app", env, log)
     loop = asyncio.get_running_loop()
     try:
