@@ -27,7 +27,14 @@ from runtime.attempt_outcomes import completed, ended, exception_text
 from runtime.batching import Batcher
 from runtime.codec import text
 from runtime.context import ContinueAsNew, RunContext, RunLogCapture, Suspend, current_run
-from runtime.errors import HandlerCancelled, JobTimeout, LeaseLost, OutageOutlastedLease, PermanentFailure
+from runtime.errors import (
+    EventLoopBlocked,
+    HandlerCancelled,
+    JobTimeout,
+    LeaseLost,
+    OutageOutlastedLease,
+    PermanentFailure,
+)
 from runtime.fencing import LeaseClock, StepTimed, lease_margin_s, long_step_s
 from runtime.jobs import Job
 from runtime.logs import run_log_context
@@ -68,7 +75,7 @@ class Executor(LostLeases, Actor[ExecutorMessage]):
     name = "executor"
     #: running handlers (and what they need to end and report) outlive a crash of run()
     survives = ("tasks", "claimed", "cancel_reasons", "threads", "leases", "contexts", "abandoned", "idle_replies",
-                "batcher", "given_back", "lost")
+                "batcher", "given_back", "lost", "blocking")
 
     @classmethod
     def inbox_size(cls, settings: Settings) -> int:
@@ -100,6 +107,8 @@ class Executor(LostLeases, Actor[ExecutorMessage]):
         #: runs the watchdog's thread gave back while a handler blocked the loop (actors/stall_release.py):
         #: cancelled by on_stall, first thing when the loop runs again
         self.given_back: set[str] = set()
+        #: the run whose handler the watchdog's thread found blocking the loop (cleared by on_stall)
+        self.blocking: set[str] = set()
         #: attempts whose lease was counted lost here (baton_leases_lost_total): their fenced outcome is not
         #: counted again when the reporter finds it rejected
         self.lost: set[Attempt] = set()
@@ -311,6 +320,9 @@ class Executor(LostLeases, Actor[ExecutorMessage]):
             return ended(self.app.settings, c, "timed_out", timeout)
         if reason == "lease_lost":
             return ended(self.app.settings, c, "failed", None)  # will be fenced off by the token check
+        if reason == "blocked":  # its handler blocked the loop past the lease: its failure, charged
+            blocked = EventLoopBlocked("the handler blocked the event loop past the run's lease")
+            return ended(self.app.settings, c, "failed", blocked)
         # drained, given back after a stall or an outage that outlasted the lease: uncharged (fenced
         # off if the lease was taken meanwhile)
         return Outcome(c.run_id, c.token, "released")

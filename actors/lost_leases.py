@@ -28,6 +28,7 @@ class LostLeases:
     cancel_reasons: dict[Attempt, str]
     given_back: set[str]
     lost: set[Attempt]
+    blocking: set[str]
 
     def _running(self, run_id: str, token: str = "") -> Claimed | None:
         raise NotImplementedError
@@ -45,11 +46,21 @@ class LostLeases:
             if (c := self._running(run_id)) is not None:
                 self.lost.add((c.run_id, c.token))
             self._cancel(run_id, "stalled")
+        blocking = set(self.blocking)
+        self.blocking.clear()  # (the same set: the watchdog's thread holds it)
         for run_id, lease in list(self.leases.items()):
             if lease.time_left() <= 0:
                 c = self._running(run_id)
                 if c is not None and (run_id, c.token) not in self.cancel_reasons:
                     self._count_lost(c, "stall")
+                    if run_id in blocking:
+                        # the run that blocked the loop: its failure, charged (given back uncharged, a handler
+                        # that always blocks would run again for ever on a node no other node reaps for)
+                        with run_log_context(run_id, c.job, c.attempt):
+                            self.log.warning("run %s blocked the event loop past its lease; its attempt failed",
+                                             run_id)
+                        self._cancel(run_id, "blocked")
+                        continue
                     with run_log_context(run_id, c.job, c.attempt):
                         self.log.warning("event loop stalled past the lease of run %s; giving it back", run_id)
                     self._cancel(run_id, "stalled")

@@ -7,9 +7,9 @@ one), though the only run at fault is the one blocking. So the watchdog's thread
 running while the loop is blocked, gives those other runs back uncharged just before their leases
 may expire: from that thread, on a Redis client of its own (in an event loop of its own), with the
 same runs_finish outcome a drain gives back (``released``). The run blocking the loop is left to its
-lease: if it blocks past it, another node reaps it as crashed, so a handler that always blocks ends in
-the dead-letter queue instead of being given back for ever (a node alone in its fleet gives it back
-uncharged when its loop runs again: Executor.on_stall). Nothing is given back when the watchdog
+lease, and noted (``blocked_by``): if it blocks past it, its attempt fails when the loop runs again
+(Executor.on_stall), or another node reaps it as crashed first, so a handler that always blocks ends
+in the dead-letter queue instead of being given back for ever. Nothing is given back when the watchdog
 could not tell which run blocks the loop (Baton's own code, a C extension holding the thread): the
 reapers then judge every lease, as before.
 
@@ -43,15 +43,22 @@ class StallRelease:
     """Gives back, from the watchdog's thread, the runs a blocked event loop holds up (module docstring)."""
 
     def __init__(self, app: Baton, metrics: Metrics, running: Callable[[], list[tuple[Claimed, float]]],
-                 given_back: set[str]) -> None:
+                 given_back: set[str], blocking: set[str]) -> None:
         self.app = app
         self.metrics = metrics
         #: the runs the executor runs and the seconds each lease surely still holds (read from the thread)
         self.running = running
         #: the runs given back (the executor's: it cancels them when the loop runs again)
         self.given_back = given_back
+        #: the run found blocking the loop (the executor's: it fails that run's attempt when the loop runs
+        #: again, if the block outlasted its lease)
+        self.blocking = blocking
         #: how little a lease may have left before its run is given back
         self.left_s = min(MOST_LEFT_S, app.settings.lease_ttl_ms / 4000)
+
+    def blocked_by(self, culprit: str) -> None:
+        """Note run ``culprit`` as the one blocking the loop (called in the watchdog's thread)."""
+        self.blocking.add(culprit)
 
     def due(self, culprit: str) -> list[Claimed]:
         """The runs to give back now while run ``culprit`` blocks the loop: every other one not given back

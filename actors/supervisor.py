@@ -107,7 +107,7 @@ class Supervisor(Actor[None]):
                          if settings.notifier else None)
         self.watchdog = Watchdog(app, self.metrics, on_stall=self.executor.on_stall, health=self.health,
                                  release=StallRelease(app, self.metrics, self.executor.running_leases,
-                                                      self.executor.given_back))
+                                                      self.executor.given_back, self.executor.blocking))
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.restarts: dict[str, deque[float]] = {}
         #: when the heartbeat first failed on a Redis outage (None while it reaches Redis)

@@ -156,6 +156,7 @@ class Watchdog(Actor[None]):
             # expiring into crashes
             culprit = self.culprit
             if self.release is not None and culprit is not None and culprit.run_id and self.paused_until < beat:
+                self.release.blocked_by(culprit.run_id)
                 if runs := self.release.due(culprit.run_id):
                     self.release.give_back(culprit.run_id, runs)
 

@@ -9,6 +9,7 @@ __all__ = [
     "ChildRunFailed",
     "ConfigError",
     "DuplicateStep",
+    "EventLoopBlocked",
     "HandlerCancelled",
     "InvalidDuration",
     "JobTimeout",
@@ -169,6 +170,12 @@ class RunAlreadyReplayed(RunError):
 
 class JobTimeout(BatonError):
     """Recorded when a handler runs past its job's timeout and is cancelled."""
+
+
+class EventLoopBlocked(BatonError):
+    """Recorded when a run's handler blocked the event loop past its lease (a ``time.sleep`` or a CPU loop in
+    an ``async def``): the attempt failed, and is charged and retried like any other failure (the node's
+    other runs were given back uncharged)."""
 
 
 class HandlerCancelled(BatonError):

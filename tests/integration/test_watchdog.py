@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from runtime import RunContext, Settings
+from runtime import Backoff, RunContext, Settings
 from tests.integration.test_processes import producer, worker_env
 from tests.nodes import eventually, running_node, spawn_worker, stop_process
 from tests.poison_apps import app as poison_app
@@ -206,3 +206,22 @@ async def test_runs_held_up_by_a_handler_blocking_the_loop_are_given_back_unchar
         assert stop_process(runner) == 0
         assert stop_process(reaper) == 0
         await app.close()
+
+
+async def test_a_run_blocking_the_loop_of_a_node_alone_past_its_lease_fails_its_attempt(make_app: Any) -> None:
+    # Given a node alone (lease TTL 2 s: no other node's reaper charges anything) and a handler that blocks
+    # its event loop for 3 s, then awaits, on every attempt
+    app = make_app(lease_ttl_ms=2000, renew_interval_ms=500)
+
+    @app.job(max_attempts=2, backoff=Backoff("fixed", initial_s=0.05, jitter=0))
+    async def always_blocks(ctx: RunContext, payload: Any) -> str:
+        time.sleep(3)
+        await asyncio.sleep(0.05)
+        return "not reached"
+
+    async with running_node(app):
+        run = await app.wait_for(await app.trigger("always_blocks"), 30)
+    # Then each attempt failed, charged, and the run was dead-lettered (given back uncharged like the
+    # runs it held up, it ran again for ever)
+    assert run.status == "dead_letter" and [a.status for a in run.attempts] == ["failed", "failed"], run.attempts
+    assert run.error is not None and run.error["type"] == "EventLoopBlocked", run.error
