@@ -59,13 +59,18 @@ async def warm_up(d: Driver, a: Adapter, procs: list[Popen[bytes]], submit: Subm
         await asyncio.sleep(0.3)
 
 
-async def probe_round(d: Driver, a: Adapter, submit: Submit) -> list[float]:
-    """One round of probes; their pickup latencies in ms."""
+async def probe_round(d: Driver, a: Adapter, submit: Submit, pings: list[float] | None = None) -> list[float]:
+    """One round of probes; their pickup latencies in ms. With ``pings``, a PING follows each probe's
+    submission and its round trip (ms) is added there: what any call to the server waits meanwhile."""
     n, gap = d.cfg["latency_n"], d.cfg["latency_gap_ms"] / 1000
     d.r.delete(LATENCY_KEY)
     start = time.perf_counter()
     for i in range(n):
         await submit(a, "latency", latency_payload(i))
+        if pings is not None:
+            sent = time.perf_counter()
+            d.r.ping()  # (the harness's plain blocking client: no event loop turn in the round trip)
+            pings.append((time.perf_counter() - sent) * 1000)
         wait = start + (i + 1) * gap - time.perf_counter()
         if wait > 0:
             await asyncio.sleep(wait)
@@ -155,8 +160,11 @@ async def latency_load(d: Driver) -> None:
         # runs left waiting as each round ends: ~0 while the worker keeps up with the load (a system
         # whose adapter can count its ready runs)
         backlog: list[int] = []
+        # a PING's round trip under the same load: no pickup (at least a submit and a pop) can beat it
+        pings: list[list[float]] = []
         for _ in range(d.cfg["reps"]):
-            rounds.add(await probe_round(d, a, by_api))
+            pings.append([])
+            rounds.add(await probe_round(d, a, by_api, pings[-1]))
             if hasattr(a, "queued_count"):
                 backlog.append(int(await a.queued_count()))
     finally:
@@ -168,3 +176,5 @@ async def latency_load(d: Driver) -> None:
     achieved = json.loads(out.read_text()) if out.exists() else {}
     log(f"{d.system}: background load {achieved.get('rate', float('nan')):.0f} runs/s (target {rate:.0f})")
     rounds.record(load_target=rate, load_rate=achieved.get("rate"), load_backlog=backlog)
+    for q in (50, 99):
+        d.metric(f"latency_load_ping_p{q}_ms", [percentile(p, q) for p in pings if p])

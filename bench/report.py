@@ -216,6 +216,11 @@ def baton_sections(b: dict[str, Any], cfg: dict[str, Any]) -> list[str]:
     if load.get("load_target"):
         out += ["", f"Background load: {load.get('load_rate') or float('nan'):,.0f} runs/s submitted "
                 f"(target {load['load_target']:,.0f}, half the measured drain rate)."]
+        ping = b["metrics"].get("latency_load_ping_p99_ms") or {}
+        if ping.get("median") is not None:
+            p50, p99 = _m(b, "latency_load_ping_p50_ms", "ms"), _m(b, "latency_load_ping_p99_ms", "ms")
+            out[-1] += (" A PING sent after each probe (the round trip any call to the server had meanwhile), "
+                        f"ms: p50 {p50}, p99 {p99}.")
         if load.get("load_backlog"):
             out[-1] += (" Runs waiting in the ready set as each round of probes ended: "
                         f"{', '.join(f'{n:,}' for n in load['load_backlog'])} (near 0 while the worker keeps up).")

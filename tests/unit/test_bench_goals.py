@@ -114,3 +114,15 @@ def test_the_stream_path_goals_show_the_floor_of_its_shape() -> None:
 
 def test_floors_are_left_out_of_the_report_when_not_measured() -> None:
     assert "no job system" not in render(meta(), results())
+
+
+def test_the_loaded_goal_shows_a_pings_round_trip_under_the_same_load() -> None:
+    goal = "pickup p99 of a new run, node draining at half its capacity"
+    assert by_goal(results())[goal].measured == "1.50 ms"  # (no PING measured: the figure alone)
+    rs = results()
+    rs[0]["metrics"]["latency_load_p99_ms"] = metric(30.0, load_target=12000.0, load_rate=11900.0)
+    rs[0]["metrics"].update(latency_load_ping_p50_ms=metric(0.3), latency_load_ping_p99_ms=metric(8.1))
+    v = by_goal(rs)[goal]
+    assert v.met is False and v.measured == "30.00 ms (a PING to the same server meanwhile: p99 8.10 ms)"
+    text = render(meta(), rs)
+    assert "A PING sent after each probe" in text and "p99 8.1" in text.split("Background load:")[1]
