@@ -26,8 +26,8 @@ from typing import NamedTuple
 from .errors import SubmissionError
 
 __all__ = [
-    "LAST_RENDERABLE_MS", "MAX_DURATION_S", "RANGES", "Range", "check", "json_schema", "parse", "ranges_markdown",
-    "shown", "to_ms",
+    "LAST_RENDERABLE_MS", "MAX_DURATION_S", "RANGES", "RANGE_KEYWORD", "Range", "check", "json_schema", "parse",
+    "ranges_markdown", "shown", "to_ms",
 ]
 
 #: Longest delay, TTL, timeout or window: 10 years, in seconds.
@@ -108,10 +108,15 @@ def parse(name: str, raw: str) -> int | float:
     return check(name, number)
 
 
+#: the schema keyword (an OpenAPI extension) naming the option whose range a value's schema is: the
+#: HTTP API rejects a value its schema refuses with :func:`check`'s error, as every other door does
+RANGE_KEYWORD = "x-baton-range"
+
+
 def json_schema(name: str) -> dict[str, object]:
     """The JSON Schema of option ``name`` (for the HTTP API's OpenAPI document)."""
     r = RANGES[name]
-    return {"type": "integer" if r.integral else "number", "minimum": r.low, "maximum": r.high}
+    return {"type": "integer" if r.integral else "number", "minimum": r.low, "maximum": r.high, RANGE_KEYWORD: name}
 
 
 def to_ms(seconds: int | float) -> int:

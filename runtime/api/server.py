@@ -43,6 +43,7 @@ from ..errors import (
     UnknownParent,
 )
 from ..json_values import decode
+from ..ranges import RANGE_KEYWORD, check
 from ..redis_faults import described
 from ..settings import Settings
 from ..tracing import annotate, server_span
@@ -96,6 +97,11 @@ def _check_schema(where: str, validator: Draft202012Validator, value: Any) -> No
     hold the frame that holds it, a reference cycle per bad request)."""
     error = best_match(validator.iter_errors(value))
     if error is not None:
+        ranged = error.schema.get(RANGE_KEYWORD) if isinstance(error.schema, dict) else None
+        if ranged is not None:
+            # a numeric option out of its range or of the wrong type: the same error (bad_<option>,
+            # naming the range) as a stream entry's or app.trigger's, from the same check
+            check(ranged, error.instance)
         path = "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
         message = _schema_message(error.message, error.instance, str(error.validator), error.validator_value)
         raise ApiError(400, "invalid_body" if where == "body" else "invalid_parameter", f"{where}{path}: {message}")

@@ -285,6 +285,8 @@ async def test_jobs_trigger_batch_and_events(api: ApiNode) -> None:
     status, err = await api.call("POST", "/v1/jobs/nope/trigger", json={})
     assert status == 404 and err["code"] == "unknown_job"
     status, err = await api.call("POST", "/v1/jobs/echo/trigger", json={"priority": "high"})
+    assert status == 400 and err["code"] == "bad_priority" and "[-1000, 1000]" in err["error"]
+    status, err = await api.call("POST", "/v1/jobs/echo/trigger", json={"input": 1, "unknown": 1})
     assert status == 400 and err["code"] == "invalid_body"
     # When a batch is triggered
     status, batch = await api.call("POST", "/v1/runs/batch", json={"runs": [
