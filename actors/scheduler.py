@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from runtime.app import Baton
+from runtime.codec import text
 from runtime.connection import server_ms
 from runtime.cron import CronSchedule
 from runtime.errors import BatonError, RedisUnavailable
@@ -50,6 +51,8 @@ class Scheduler(Actor[None]):
         self.holding = False
         #: schedules whose last tick could not be fired on an outage (logged once until they fire)
         self.unfired: set[str] = set()
+        #: schedules that cannot fire (unreadable, or failing on their own), with why: logged once each
+        self.broken: dict[str, str] = {}
         #: partitions whose master did not answer a tick's run creation (probed in the background)
         self.outages = PartitionOutages(app, self.log, "cron ticks", self.spawn,
                                         count=metrics.partitions_out.labels(actor=self.name).set)
@@ -79,17 +82,21 @@ class Scheduler(Actor[None]):
         redis = self.app.redis
         now = await self._now_ms()
         next_wake = now + int(MAX_SLEEP_S * 1000)
-        for blob in (await redis.hgetall(self.app.keys.schedules)).values():
+        broken: dict[str, str] = {}
+        for name, blob in (await redis.hgetall(self.app.keys.schedules)).items():
             try:
                 schedule = CronSchedule.from_json(blob)
             except (BatonError, TypeError, ValueError) as exc:
-                self.log.error("skipping an unreadable schedule: %s", exc)
+                self._broken(broken, text(name), f"unreadable: {exc}")
                 continue
             try:
                 due_at, held = await self._fire_schedule(schedule, now)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - contained to its schedule (below), or an outage
                 if not is_outage(exc):
-                    raise
+                    # this schedule's own fault (a tick that cannot be computed, a job no longer
+                    # defined ...): the other schedules fire on, as a bad stream entry stops no other
+                    self._broken(broken, schedule.name, described(exc))
+                    continue
                 due_at, held = None, exc
             if held is not None:
                 if schedule.name not in self.unfired:  # (once per outage, not every RETRY_S)
@@ -104,7 +111,14 @@ class Scheduler(Actor[None]):
                 self.log.info("schedule %s fires again", schedule.name)
             if due_at is not None:
                 next_wake = min(next_wake, due_at)
+        self.broken = broken
         return max(next_wake - await self._now_ms(), 0) / 1000
+
+    def _broken(self, broken: dict[str, str], name: str, why: str) -> None:
+        """Note a schedule that cannot fire; logged once per cause, not at every check."""
+        broken[name] = why
+        if self.broken.get(name) != why:
+            self.log.error("schedule %s cannot fire and is skipped (the others fire on): %s", name, why[:500])
 
     async def _fire_schedule(self, schedule: CronSchedule, now: int) -> tuple[int | None, BaseException | None]:
         """Fire one schedule's due ticks; returns when it is next due (None: paused), and the outage that

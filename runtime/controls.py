@@ -5,6 +5,7 @@ partitions' indices. A mixin: it uses the app's client, keys and scripts and hol
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
@@ -13,7 +14,7 @@ import orjson
 from .admission import set_max_queued as store_max_queued
 from .app_part import AppPart
 from .cron import CronSchedule
-from .errors import SubmissionError
+from .errors import BatonError, SubmissionError
 from .jobs import limit_spec
 from .records import iso, stored_int, text
 from .redis_faults import despite_outages
@@ -76,19 +77,30 @@ class Controls(AppPart):
     async def list_schedules(self) -> list[dict[str, Any]]:
         """Every registered schedule with its state, including the next fire time."""
         out = []
-        for blob in (await self.redis.hgetall(self.keys.schedules)).values():
-            schedule = CronSchedule.from_json(blob)
-            raw = await self.redis.hgetall(self.keys.schedule_state(schedule.name))
+        for field, blob in (await self.redis.hgetall(self.keys.schedules)).items():
+            name = text(field)
+            raw = await self.redis.hgetall(self.keys.schedule_state(name))
             state = {text(k): text(v) for k, v in raw.items()}
             nxt = stored_int(state.get("next_fire_at"))
             paused = state.get("paused") == "1"
-            if nxt is None and not paused:
-                # just set or resumed, no scheduler has taken it up yet: its next tick from now, as the
-                # scheduler will take it (shown, not stored: storing it would make a first worker started
-                # later catch up the ticks in between)
-                nxt = int(schedule.cron.next_after(datetime.now(UTC), schedule.tz).timestamp() * 1000)
+            try:
+                schedule = CronSchedule.from_json(blob)
+                shown: dict[str, Any] = orjson.loads(schedule.to_json())
+                if nxt is None and not paused:
+                    # just set or resumed, no scheduler has taken it up yet: its next tick from now, as the
+                    # scheduler will take it (shown, not stored: storing it would make a first worker
+                    # started later catch up the ticks in between)
+                    nxt = int(schedule.cron.next_after(datetime.now(UTC), schedule.tz).timestamp() * 1000)
+            except (BatonError, TypeError, ValueError) as exc:
+                # one stored by an older version, or by hand, that cannot fire (the scheduler skips it):
+                # listed with why, so it can be seen and deleted, and the others are listed as ever
+                shown, nxt = {"name": name, "error": f"this schedule cannot fire: {exc}"}, None
+                with contextlib.suppress(ValueError):
+                    stored = orjson.loads(blob)
+                    if isinstance(stored, dict):
+                        shown = {**stored, **shown}
             out.append({
-                **orjson.loads(schedule.to_json()), "paused": paused,
+                **shown, "paused": paused,
                 "next_fire_at": iso(nxt), "last_run_id": state.get("last_run_id"),
                 "fired_count": stored_int(state.get("fired_count")) or 0,
                 "skipped_count": stored_int(state.get("skipped_count")) or 0,

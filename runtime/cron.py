@@ -25,6 +25,8 @@ __all__ = ["CronExpression", "CronSchedule", "ScheduleRegistry"]
 _MONTHS = {m: i for i, m in enumerate(
     ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], start=1)}
 _DAYS = {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}
+#: the most days each month has (February in leap years: a schedule on the 29th fires then)
+_LONGEST_MONTH = dict(enumerate((31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31), start=1))
 
 
 def _parse_field(text: str, lo: int, hi: int, names: dict[str, int] | None = None) -> frozenset[int]:
@@ -86,11 +88,18 @@ class CronExpression:
         weekdays = _parse_field(dow, 0, 7, _DAYS)
         if 7 in weekdays:
             weekdays = (weekdays - {7}) | {0}
-        return cls(
+        parsed = cls(
             text=text, seconds=_parse_field(sec, 0, 59), minutes=_parse_field(minute, 0, 59),
             hours=_parse_field(hour, 0, 23), days=_parse_field(dom, 1, 31), months=_parse_field(month, 1, 12, _MONTHS),
             weekdays=frozenset(weekdays), any_day=dom == "*" or dom == "?", any_weekday=dow == "*" or dow == "?",
         )
+        # refused here, where every schedule is read: found only when the next tick was computed, an
+        # expression that never fires was stored, and failed every reader of the schedules after it
+        if not parsed.any_day and parsed.any_weekday and not any(
+                day <= _LONGEST_MONTH[m] for m in parsed.months for day in parsed.days):
+            raise ConfigError(f"cron expression {text!r} never fires: none of its months has day "
+                              f"{', '.join(map(str, sorted(parsed.days)))}")
+        return parsed
 
     def _day_matches(self, d: datetime) -> bool:
         dom_ok = d.day in self.days

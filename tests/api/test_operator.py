@@ -161,6 +161,8 @@ async def test_schedules_are_created_fired_backfilled_paused_and_deleted(api: Ap
 
 async def test_bad_schedules_are_refused_with_the_reason(api: ApiNode) -> None:
     cases = [({"job": "echo", "expression": "61 * * * *"}, 400, "invalid_body"),
+             # (it was stored, answered 500, and crash-looped the scheduler until the node gave up)
+             ({"job": "echo", "expression": "0 0 31 2 *"}, 400, "invalid_body"),
              ({"job": "echo", "expression": "* * * * *", "timezone": "Mars/Olympus"}, 400, "invalid_body"),
              ({"job": "echo", "expression": "* * * * *", "options": {"priority": 5000}}, 400, "bad_priority"),
              ({"job": "nope", "expression": "* * * * *"}, 404, "unknown_job")]

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
 
 from runtime import ConfigError, RunContext
@@ -40,6 +41,13 @@ def test_expressions() -> None:
     for bad in ("* * *", "61 * * * *", "* * * * MOO", "*/0 * * * *"):
         with pytest.raises(ConfigError):
             CronExpression.parse(bad)
+    # a day no month of the expression has never comes: refused when parsed (as when stored), not at a tick
+    for never in ("0 0 31 2 *", "0 0 30 2 *", "0 0 31 4,6,9,11 *"):
+        with pytest.raises(ConfigError, match="never fires"):
+            CronExpression.parse(never)
+    leap = CronExpression.parse("0 0 29 2 *").next_after(at("2026-03-01T00:00:00"), utc)
+    assert leap == at("2028-02-29T00:00:00")
+    assert CronExpression.parse("0 0 31 2 MON").next_after(at("2026-03-01T00:00:00"), utc).weekday() == 0
     with pytest.raises(ConfigError):
         CronSchedule(name="x", job="j", expression="* * * * *", timezone="Mars/Olympus")
 
@@ -195,3 +203,37 @@ async def test_a_schedule_just_set_shows_its_next_tick(make_app: Any) -> None:
     await app.pause_schedule("nightly")
     [state] = await app.list_schedules()
     assert state["paused"] is True and state["next_fire_at"] is None
+
+
+async def test_a_schedule_that_cannot_fire_is_skipped_listed_and_deletable_and_stops_nothing(make_app: Any) -> None:
+    # Given a node firing a schedule every second
+    app = make_app(max_restarts=2)
+    fired: list[str] = []
+
+    @app.job(cron=CronSchedule(name="every_second", job="", expression="* * * * * *"))
+    async def tick(ctx: RunContext, payload: Any) -> None:
+        fired.append(ctx.run_id)
+
+    async with running_node(app) as node:
+        await eventually(lambda: len(fired) >= 1, 15, interval=0.05)
+        # When schedules that cannot fire are in the registry (stored by hand or by an older version):
+        # one whose expression never comes, one unreadable, one of a job no longer defined
+        never = {"name": "never", "job": "tick", "expression": "0 0 31 2 *", "timezone": "UTC", "input": None,
+                 "overlap": "allow", "catch_up": "skip", "options": {}}
+        gone = {**never, "name": "gone", "job": "retired", "expression": "* * * * * *"}
+        await app.redis.hset(app.keys.schedules, mapping={
+            "never": orjson.dumps(never), "garbled": b"{not json", "gone": orjson.dumps(gone)})
+        # Then the node goes on (it exited within seconds: its scheduler crashed on them, restarted, gave up),
+        # the good schedule fires on, and the scheduler was never restarted
+        seen = len(fired)
+        await eventually(lambda: len(fired) >= seen + 4, 20, interval=0.05)
+        assert node.exit_code == 0 and not node.health.fatal and "scheduler" not in node.restarts
+        # And the listing shows every schedule, the ones that cannot fire with why
+        listed = {s["name"]: s for s in await app.list_schedules()}
+        assert set(listed) == {"every_second", "never", "garbled", "gone"}
+        assert "never fires" in listed["never"]["error"] and listed["never"]["next_fire_at"] is None
+        assert "cannot fire" in listed["garbled"]["error"] and "error" not in listed["every_second"]
+        # And they can be deleted
+        for name in ("never", "garbled", "gone"):
+            await app.delete_schedule(name)
+        assert [s["name"] for s in await app.list_schedules()] == ["every_second"]
