@@ -315,6 +315,19 @@ async def test_schedules_page_triggers_a_schedule_now(ui_node: UiNode, browser: 
     await page.get_by_role("dialog").get_by_role("button", name="Pause").click()
     # Then it shows paused
     await expect(row.locator(".badge")).to_have_text("paused")
+    # When a schedule that cannot fire is stored beside it (by hand: the API refuses one)
+    await ui_node.app.redis.hset(ui_node.app.keys.schedules, "garbled", b"{not json")
+    try:
+        await page.reload()
+        # Then both are listed, that one saying why it cannot fire, with no action to trigger it
+        broken = page.locator("table.schedules tbody tr").filter(has_text="garbled")
+        await expect(broken.locator(".error")).to_contain_text("this schedule cannot fire")
+        await expect(broken.get_by_role("button", name="Trigger now")).to_have_count(0)
+        await expect(row).to_contain_text("0 3 * * *")
+        await nav(page, "Overview")
+        await expect(page.get_by_text("cannot fire (see Schedules)")).to_be_visible()
+    finally:
+        await ui_node.app.delete_schedule("garbled")
     # And a project that is not an operator sees no schedules
     other = await signed_in_page(browser, ui_node, "beta")
     await nav(other, "Schedules")

@@ -48,14 +48,16 @@ export function mount(root) {
         .map((c) => h("th", { scope: "col" }, c)))),
       h("tbody", {}, list.map((s) => h("tr", { dataset: { name: s.name } },
         h("td", {}, h("strong", {}, s.name), " ", s.paused ? badge("paused") : null),
-        h("td", {}, s.job), h("td", {}, h("code", {}, s.expression), ` ${s.timezone}`),
-        h("td", {}, s.paused ? h("span", { class: "muted" }, "paused") : time(s.next_fire_at)),
+        h("td", {}, s.job ?? "—"), h("td", {}, s.expression ? [h("code", {}, s.expression), ` ${s.timezone ?? ""}`] : "—"),
+        // one that cannot fire (stored by hand or by an older version) says why in place of its next time
+        h("td", {}, s.error ? h("span", { class: "error" }, s.error)
+          : s.paused ? h("span", { class: "muted" }, "paused") : time(s.next_fire_at)),
         h("td", {}, s.last_run_id ? runLink(s.last_run_id) : "—"),
         h("td", { class: "num" }, `${s.fired_count} / ${s.skipped_count} / ${s.missed_count}`),
         h("td", { class: "actions" },
           s.paused ? act(s, "resume", "Resume", `Resume ${s.name}? It fires again at its next time.`)
             : act(s, "pause", "Pause", `Pause ${s.name}? It does not fire until resumed.`),
-          act(s, "trigger", "Trigger now", `Start a run of ${s.job} now, as ${s.name} would?`)))))))
+          s.error ? null : act(s, "trigger", "Trigger now", `Start a run of ${s.job} now, as ${s.name} would?`)))))))
       : h("p", { class: "muted" }, "No cron schedule. Define one with @app.job(cron=...) or PUT /v1/schedules/{name}."));
   }
 
