@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from ..errors import ConfigError
 from ..settings import Settings
 
-__all__ = ["PROJECT_RE", "ApiKeys", "hash_key", "new_key"]
+__all__ = ["PROJECT_RE", "ApiKeys", "hash_key", "header_bytes", "new_key"]
 
 #: Project (tenant) names: they become part of Redis key names.
 PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -51,6 +51,13 @@ def new_hatchet_token(tenant: str, server_url: str) -> str:
     claims = {"sub": tenant, "server_url": server_url, "grpc_broadcast_address": "unused:443",
               "jti": secrets.token_urlsafe(24)}
     return ".".join([part({"alg": "none", "typ": "JWT"}), part(claims), "unsigned"])
+
+
+def header_bytes(value: str) -> bytes:
+    """The bytes a client sent as a header's value. aiohttp decodes them as UTF-8 with surrogateescape,
+    so a value that is not UTF-8 holds lone surrogates, which a plain ``encode()`` refuses: compared as
+    bytes it is just a value that matches nothing (401, 403), never a 500."""
+    return value.encode("utf-8", "surrogateescape")
 
 
 @dataclass(frozen=True)
@@ -95,7 +102,7 @@ class ApiKeys:
 
     def project_of(self, presented: str) -> str | None:
         """The project of a presented key, or None. Every stored hash is compared (constant time)."""
-        return self.project_of_digest(hashlib.sha256(presented.encode()).digest())
+        return self.project_of_digest(hashlib.sha256(header_bytes(presented)).digest())
 
     def project_of_digest(self, digest: bytes) -> str | None:
         """The project of the key with this SHA-256 digest, or None (so a dashboard session, which keeps

@@ -28,7 +28,7 @@ from aiohttp import web
 
 from ..app import Baton
 from ..codec import text
-from .auth import ApiKeys
+from .auth import ApiKeys, header_bytes
 from .errors import ApiError
 
 __all__ = ["COOKIE", "CSRF_HEADER", "SAFE_METHODS", "Session", "Sessions", "check_csrf", "session_project"]
@@ -110,7 +110,7 @@ def check_csrf(request: web.Request, session: Session) -> None:
     if request.method in SAFE_METHODS:
         return
     given = request.headers.get(CSRF_HEADER, "")
-    if not hmac.compare_digest(given.encode(), session.csrf_token.encode()):
+    if not hmac.compare_digest(header_bytes(given), session.csrf_token.encode()):
         raise ApiError(403, "csrf_failed", f"a signed-in dashboard request that changes something needs the "
                        f"session's {CSRF_HEADER} header (GET /ui/session gives it)")
 

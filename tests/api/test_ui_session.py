@@ -189,3 +189,34 @@ async def test_runs_filter_by_idempotency_key_within_the_project(api: ApiNode) -
     # Then each finds its own run only
     assert status == 200 and [r["id"] for r in page["data"]] == [mine]
     assert [r["id"] for r in other["data"]] == [theirs]
+
+
+async def _raw(api: ApiNode, head: bytes) -> tuple[bytes, bytes]:
+    """Send a request's head as raw bytes (headers no HTTP client would send); its status line and body."""
+    import asyncio
+
+    host, port = api.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(head)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(65536), 10)
+    finally:
+        writer.close()
+    status, _, rest = answer.partition(b"\r\n")
+    return status, rest.partition(b"\r\n\r\n")[2]
+
+
+async def test_a_key_or_csrf_token_that_is_not_utf8_is_refused_not_an_internal_error(api: ApiNode) -> None:
+    # When a request presents an API key of bytes that are not UTF-8
+    status, body = await _raw(api, b"GET /v1/runs HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\r\n"
+                                   b"Connection: close\r\n\r\n")
+    # Then it is a key that matches nothing: 401, as any wrong key (it was a 500: encoding it failed)
+    assert status.startswith(b"HTTP/1.1 401 ") and b'"code":"unauthorized"' in body, (status, body)
+    # When a signed-in browser's state-changing request carries such a CSRF token
+    session_id, _, _ = await sign_in(api)
+    status, body = await _raw(api, b"POST /v1/jobs/echo/trigger HTTP/1.1\r\nHost: x\r\nCookie: " + COOKIE.encode()
+                              + b"=" + session_id.encode() + b"\r\nX-CSRF-Token: \xe9\xe9\r\nContent-Type: "
+                              b"application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+    # Then it is the wrong token: 403 csrf_failed
+    assert status.startswith(b"HTTP/1.1 403 ") and b'"code":"csrf_failed"' in body, (status, body)
