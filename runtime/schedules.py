@@ -17,6 +17,7 @@ from .app import Baton
 from .connection import server_ms
 from .cron import CronSchedule
 from .errors import BatonError, SubmissionError, UnknownJob
+from .ranges import LAST_RENDERABLE_MS
 from .records import LIVE_STATUSES, iso
 
 __all__ = ["MAX_BACKFILL_TICKS", "backfill", "fire", "get_schedule", "trigger_now", "upsert_schedule"]
@@ -123,11 +124,17 @@ async def backfill(app: Baton, name: str, start_ms: int, end_ms: int) -> dict[st
         return None
     if end_ms < start_ms:
         raise SubmissionError("bad_range", "end must not be before start")
+    if start_ms < 0 or end_ms > LAST_RENDERABLE_MS:
+        # (a tick's time is a run id and a date shown again: before 1970 or after 9999 it is neither)
+        raise SubmissionError("bad_range", f"start and end must be within {iso(0)} .. {iso(LAST_RENDERABLE_MS)}")
     cron, tz = schedule.cron, schedule.tz
     ticks: list[int] = []
     t = datetime.fromtimestamp((start_ms - 1) / 1000, tz=UTC)
     while len(ticks) <= MAX_BACKFILL_TICKS:
-        t = cron.next_after(t, tz)
+        try:
+            t = cron.next_after(t, tz)
+        except OverflowError:  # no tick before the end of year 9999
+            break
         at = int(t.timestamp() * 1000)
         if at > end_ms:
             break

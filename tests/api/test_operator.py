@@ -147,6 +147,17 @@ async def test_schedules_are_created_fired_backfilled_paused_and_deleted(api: Ap
     status, refilled = await api.call("POST", "/v1/schedules/nightly/backfill", OPERATOR, json=span)
     # Then each tick ran once: the second call found their runs
     assert refilled["created"] == 0 and refilled["existing"] == 3 and refilled["run_ids"] == filled["run_ids"]
+    # And a range reaching before 1970 or past 9999 is refused with why (year 1 was a 500), as is one
+    # backwards; one ending with the last second of 9999 finds no tick after its start there
+    for start, end in (("0001-01-01T00:00:00Z", "2000-01-01T00:00:00Z"),
+                       ("2000-01-02T00:00:00Z", "2000-01-01T00:00:00Z"),
+                       ("9999-12-31T00:00:00Z", "9999-12-31T23:59:59.999Z")):
+        status, err = await api.call("POST", "/v1/schedules/nightly/backfill", OPERATOR,
+                                     json={"start": start, "end": end})
+        assert (status, err["code"]) == (400, "bad_range"), (start, end, err)
+    status, last = await api.call("POST", "/v1/schedules/nightly/backfill", OPERATOR,
+                                  json={"start": "9999-12-31T04:00:00Z", "end": "9999-12-31T23:59:59Z"})
+    assert status == 200 and last["ticks"] == 0, last
     # When paused and resumed
     status, paused = await api.call("POST", "/v1/schedules/nightly/pause", OPERATOR)
     assert status == 200 and paused["paused"] is True
