@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
 
 from runtime.api import ApiKeys, ApiMetrics, create_app
+from runtime.api.errors import PROTOCOL_LOG
 from runtime.app import Baton
 from runtime.listening import listening_sockets
 
@@ -98,7 +99,7 @@ class Api(Actor[None]):
         # itself with a plain-text 400 before any handler runs
         self.routes = [(r.method, r.resource.canonical) for r in web_app.router.routes() if r.resource is not None]
         runner = web.AppRunner(web_app, access_log=access_log, access_log_class=AccessLogger, shutdown_timeout=2.0,
-                               max_line_size=MAX_LINE)
+                               max_line_size=MAX_LINE, logger=PROTOCOL_LOG)
         await runner.setup()
         host, port = self.settings.api_host, self.settings.api_port
         own: list[socket.socket] = []

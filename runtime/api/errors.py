@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
+
 from ..redis_faults import is_outage
 
-__all__ = ["ApiError", "redis_transient"]
+__all__ = ["PROTOCOL_LOG", "ApiError", "redis_transient"]
 
 
 def redis_transient(exc: BaseException) -> bool:
@@ -24,3 +29,25 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.headers = headers or {}
+
+
+class _ClientFaults(logging.Filter):
+    """Makes aiohttp's error record of a request the client got wrong (a header over the size limit,
+    bytes that are not HTTP, a body that does not decode in its Content-Encoding) one warning line
+    without a traceback: anyone can send those, unauthenticated, and each was an error-level traceback
+    (aiohttp answers them itself with a 400, or the API does). Its other records are left as they are."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        causes = (exc, getattr(exc, "__cause__", None), getattr(exc, "__context__", None))
+        fault = next((c for c in causes if isinstance(c, HttpProcessingError | RequestPayloadError)), None)
+        if fault is not None:
+            record.msg, record.args = "%s: %s", (record.getMessage(), str(fault).replace("\n", " ")[:200])
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+#: the logger the API's HTTP server logs protocol errors to (aiohttp's, filtered by _ClientFaults)
+PROTOCOL_LOG = logging.getLogger("baton.api.protocol")
+PROTOCOL_LOG.addFilter(_ClientFaults())

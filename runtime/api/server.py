@@ -269,7 +269,12 @@ def _middleware(state: ApiState, metrics: ApiMetrics | None) -> Callable[..., Aw
                 if request.body_exists and request.content_type != "multipart/form-data":
                     # read here (aiohttp keeps it for the handler): a body that does not arrive in time
                     # is the client's delay, and the answer must not blame Redis for it
-                    await request.read()
+                    try:
+                        await request.read()
+                    except web.RequestPayloadError as exc:  # e.g. a Content-Encoding it is not in
+                        # (the connection is done: aiohttp cannot read past the body)
+                        raise ApiError(400, "invalid_body", f"the request body could not be read: {exc}",
+                                       {"Connection": "close"}) from None
                 body_in = True
                 resp = await (traced(request, handler) if tracing else handler(request))
         except TimeoutError:  # (asyncio's: Redis's own is a RedisError, below)
