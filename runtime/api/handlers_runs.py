@@ -9,9 +9,11 @@ from aiohttp import web
 
 from ..codec import text
 from ..dependencies import edge_satisfied, edges_of
+from ..ids import RUN_ID_RE
 from ..records import Run, iso, stored_int
 from ..relatives import lineage, waits_of
 from ..statuses import RunStatus
+from .errors import ApiError
 from .listing import RunFilter, RunIndex, encode_cursor, list_runs
 from .routing import Req, json_response
 from .run_helpers import (
@@ -168,6 +170,9 @@ async def h_children(req: Req) -> web.StreamResponse:
     ids = await children_ids(req, run)
     cursor = req.params.get("cursor")
     if cursor:
+        # (this list's cursor is the last child's id: anything else is not one of its cursors)
+        if not RUN_ID_RE.match(cursor):
+            raise ApiError(400, "bad_cursor", "cursor must be the next_cursor of an earlier page (a run id)")
         ids = [i for i in ids if i > cursor]
     limit = req.params.get("limit", 50)
     page = ids[:limit]

@@ -47,7 +47,7 @@ MESSAGE_ROUTES: tuple[Route, ...] = (
           "api_scan_limit of the newest tokens of each partition are examined.",
           params=(Param("status", {"type": "string", "enum": list(TOKEN_STATUSES)}, "Only tokens in this status"),
                   Param("tags", {"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 128},
-                                 "maxItems": 10}, "Comma-separated tags a token must all carry"),
+                                 "minItems": 1, "maxItems": 10}, "Comma-separated tags a token must all carry"),
                   Param("run_id", {"type": "string", "minLength": 1, "maxLength": 132}, "Tokens of this run"),
                   Param("limit", {"type": "integer", "minimum": 1, "maximum": 500, "default": 50},
                         "Most tokens returned")),

@@ -226,7 +226,9 @@ PROJECT_ID = Param("project_id", {"type": "string", "minLength": 1, "maxLength":
 LAST_EVENT = Param("last_event_id", {"type": "string", "pattern": r"^\d{1,20}-\d{1,20}$"},
                    "Resume after this event id (like the Last-Event-ID header)")
 FILTERS = (
-    Param("status", {"type": "array", "items": {"type": "string", "enum": list(STATUS_WORDS)}, "maxItems": 10},
+    # (at least one: an empty status= would list every run, as if no filter had been given)
+    Param("status", {"type": "array", "items": {"type": "string", "enum": list(STATUS_WORDS)}, "minItems": 1,
+                     "maxItems": 10},
           "Comma-separated statuses: native ones, or in the strait view Strait's (waiting includes paused "
           "runs; dequeued, timed_out, crashed and system_failed select none: Baton runs never show them), "
           "in the durably view durably's too (pending, leased, completed, failed, cancelled, as runs show them)"),

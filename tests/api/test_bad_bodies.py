@@ -28,3 +28,19 @@ async def test_a_body_that_does_not_decode_in_its_content_encoding_is_a_400(api:
     assert protocol and all(r.levelno == logging.WARNING and not r.exc_info for r in protocol), protocol
     assert any("Can not decode content-encoding" in r.getMessage() for r in protocol)
     assert any("8190" in r.getMessage() and len(r.getMessage()) < 400 for r in protocol)
+
+
+async def test_an_operation_that_takes_no_body_refuses_one_that_is_not_json_and_does_nothing(api: ApiNode) -> None:
+    # Given a completed run
+    run_id = await api.trigger("echo", 1)
+    await api.wait_status(run_id, "completed")
+    # When it is replayed with a body that is not JSON (the replay was made: the body was never read)
+    status, err = await api.call("POST", f"/v1/runs/{run_id}/replay", data=b"{",
+                                 headers={"Content-Type": "application/json"})
+    # Then the request is refused and nothing was replayed
+    assert (status, err["code"]) == (400, "invalid_json"), err
+    status, run = await api.call("GET", f"/v1/runs/{run_id}")
+    assert status == 200 and not run.get("replayed_as"), run
+    # And one with a JSON body (as clients send {}) or none is carried out
+    status, replay = await api.call("POST", f"/v1/runs/{run_id}/replay", json={})
+    assert status == 201 and replay["id"] != run_id, replay

@@ -42,6 +42,9 @@ async def test_list_filters_and_cursor_pages(api: ApiNode) -> None:
 
     assert await listed(status="dead_letter") == [boom]
     assert set(await listed(status="completed,dead_letter")) == {*ids, boom}
+    # (an empty status filter is refused: it listed every run)
+    status, err = await api.call("GET", "/v1/runs", params={"status": ""})
+    assert (status, err["code"]) == (400, "invalid_parameter"), err
     assert await listed(job="boom") == [boom]
     assert set(await listed(tag="t1")) == set(ids[:3])
     assert set(await listed(label="team=a")) == set(ids)
@@ -178,6 +181,14 @@ async def test_children_dependency_status_and_lineage(api: ApiNode) -> None:
     status, children = await api.call("GET", f"/v1/runs/{parent}/children")
     assert status == 200 and len(children["data"]) == 2
     assert all(c["parent_id"] == parent and c["project"] == "alpha" for c in children["data"])
+    # (paged by the last child's id: a cursor that is no run id is refused, not an empty page)
+    first, second = sorted(c["id"] for c in children["data"])
+    status, page = await api.call("GET", f"/v1/runs/{parent}/children", params={"limit": 1})
+    assert [c["id"] for c in page["data"]] == [first] and page["next_cursor"] == first
+    status, page = await api.call("GET", f"/v1/runs/{parent}/children", params={"cursor": first})
+    assert [c["id"] for c in page["data"]] == [second] and page["has_more"] is False
+    status, err = await api.call("GET", f"/v1/runs/{parent}/children", params={"cursor": "☃"})
+    assert (status, err["code"]) == (400, "bad_cursor"), err
     status, deps = await api.call("GET", f"/v1/runs/{parent}/dependency-status")
     # Then it depends on both unfinished children
     assert status == 200 and deps["dependencies_satisfied"] is False
