@@ -283,6 +283,8 @@ def env_warnings(environ: Mapping[str, str] | None = None) -> list[str]:
     for name in sorted(env):
         if not name.startswith(ENV_PREFIX) or name in _ENV_FIELDS or name in CLIENT_VARIABLES:
             continue
+        if name.startswith(REDIS_ENV_PREFIXES[0]):
+            continue  # not ignored: from_env refuses it, saying why (a warning saying "ignoring" contradicted that)
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.8)
         hint = f" (did you mean {close[0]}?)" if close else ""
         out.append(f"ignoring {name}: not a Baton setting{hint}")

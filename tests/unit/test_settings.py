@@ -149,6 +149,10 @@ def test_unknown_baton_variables_are_warned_about_by_name() -> None:
     assert "BATON_CONCURENCY" in warnings[0] and "BATON_CONCURRENCY" in warnings[0]  # the likely meant one
     assert "BATON_SHINY" in warnings[1] and "secret-value" not in " ".join(warnings)
     assert settings_module.env_warnings({"BATON_PREFIX": "x", "BATON_API_URL": "u"}) == []
+    # a BATON_REDIS_* name that is no setting is not "ignored": Settings refuses it, and says why alone
+    assert settings_module.env_warnings({"BATON_REDIS_PASSWORD": "x"}) == []
+    with pytest.raises(ConfigError, match="BATON_REDIS_PASSWORD is not a Baton setting"):
+        Settings.from_env({"BATON_REDIS_PASSWORD": "x"})
 
 
 @pytest.mark.parametrize("env", [
