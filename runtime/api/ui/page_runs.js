@@ -48,8 +48,11 @@ export function runHead(lead) {
 // viewer may open in another zone) takes ISO with an offset
 function toIso(local) {
   const d = new Date(local);
-  // (a value that is no time goes to the API as it is, which says what is wrong with it)
-  return local && !Number.isNaN(d.getTime()) ? d.toISOString() : local || "";
+  // (a value that is no time goes to the API as it is, which says what is wrong with it; so does a
+  // day the month does not have, which Date would roll over: 2026-02-30 to March 2nd)
+  const m = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})/.exec(local || "");
+  const rolled = m && (d.getFullYear() !== +m[1] || d.getMonth() + 1 !== +m[2] || d.getDate() !== +m[3]);
+  return local && !Number.isNaN(d.getTime()) && !rolled ? d.toISOString() : local || "";
 }
 
 // an ISO time as a datetime-local input shows it: the viewer's local time, to the second
