@@ -16,7 +16,7 @@ from runtime.app import Baton
 from runtime.codec import text
 from runtime.connection import server_ms
 from runtime.cron import CronSchedule
-from runtime.errors import BatonError, RedisUnavailable
+from runtime.errors import BatonError, RedisUnavailable, SubmissionError
 from runtime.metrics import Metrics
 from runtime.partition_outages import PartitionOutages
 from runtime.redis_faults import described, is_outage
@@ -53,6 +53,7 @@ class Scheduler(Actor[None]):
         self.unfired: set[str] = set()
         #: schedules that cannot fire (unreadable, or failing on their own), with why: logged once each
         self.broken: dict[str, str] = {}
+        self.failing = metrics.schedules_failing
         #: partitions whose master did not answer a tick's run creation (probed in the background)
         self.outages = PartitionOutages(app, self.log, "cron ticks", self.spawn,
                                         count=metrics.partitions_out.labels(actor=self.name).set)
@@ -64,6 +65,8 @@ class Scheduler(Actor[None]):
             wait_s = MAX_SLEEP_S
             if self.holding:
                 wait_s = min(wait_s, await self.fire_due())
+            else:
+                self.failing.set(0)  # (the holder counts them: one node's figure, not every node's)
             if not await self.sleep(max(wait_s, 0.01)):
                 break
         if self.holding:
@@ -112,6 +115,7 @@ class Scheduler(Actor[None]):
             if due_at is not None:
                 next_wake = min(next_wake, due_at)
         self.broken = broken
+        self.failing.set(len(broken))
         return max(next_wake - await self._now_ms(), 0) / 1000
 
     def _broken(self, broken: dict[str, str], name: str, why: str) -> None:
@@ -152,8 +156,14 @@ class Scheduler(Actor[None]):
             next_at = int(cron.next_after(now_dt, tz).timestamp() * 1000)
         recent = sorted(d for d in due if now - d <= GRACE_MS)
         missed = sorted(d for d in due if now - d > GRACE_MS)
+        # a tick its schedule cannot start (its job gone, its options refused) is passed: the state moves on,
+        # and the refusal is raised once it is stored (fire_due counts and logs the schedule)
+        refused: SubmissionError | None = None
         if missed and not recent and schedule.catch_up == "run_once":
-            await self.fire(schedule, missed[-1], caught_up=len(missed))
+            try:
+                await self.fire(schedule, missed[-1], caught_up=len(missed))
+            except SubmissionError as exc:
+                refused = exc
         elif missed:
             await redis.hincrby(state_key, "missed_count", len(missed))
         left: list[int] = []
@@ -167,6 +177,8 @@ class Scheduler(Actor[None]):
                 continue
             try:
                 await self.fire(schedule, tick)
+            except SubmissionError as exc:
+                refused = exc
             except Exception as exc:
                 if not is_outage(exc):
                     raise
@@ -174,6 +186,8 @@ class Scheduler(Actor[None]):
                 left.append(tick)
                 outage = outage or exc
         await redis.hset(state_key, mapping={"next_fire_at": next_at, UNFIRED: ",".join(map(str, left))})
+        if refused is not None:
+            raise refused
         return next_at, outage
 
     async def fire(self, schedule: CronSchedule, tick_ms: int, caught_up: int = 0) -> str | None:

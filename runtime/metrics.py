@@ -261,6 +261,11 @@ class Metrics:
             "does not answer (Redis Cluster; every partition while one server is down); 0 normally",
             ["actor"], registry=r,
         )
+        self.schedules_failing = Gauge(
+            "baton_schedules_failing", "Cron schedules the scheduler skips because they cannot fire (unreadable, "
+            "no tick to compute, or failing on their own; the others fire on); 0 normally and on nodes not "
+            "holding the scheduler lease", registry=r,
+        )
         self.reconcile_drift = Gauge(
             "baton_reconcile_drift", "Index entries the last reconciliation found out of step with the run "
             "records and repaired (expected 0)", ["index"], registry=r,

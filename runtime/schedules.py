@@ -89,11 +89,9 @@ async def fire(app: Baton, schedule: CronSchedule, tick_ms: int, caught_up: int 
     extra: dict[str, Any] = {"triggered_by": "cron", "schedule": schedule.name, "schedule_tick": tick_iso}
     if caught_up:
         extra["caught_up_ticks"] = caught_up
-    try:
-        spec = await app._spec(item, source="cron", extra=extra)
-    except BatonError as exc:
-        log.error("schedule %s: cannot trigger %s: %s", schedule.name, schedule.job, exc)
-        return None, False
+    # (a trigger its options or job no longer make raises its error: the scheduler counts and logs the
+    # schedule once as unable to fire, the API answers it, rather than a line at every tick)
+    spec = await app._spec(item, source="cron", extra=extra)
     [(run_id, code)] = await app.create_detailed([spec])
     # the tick and its count in one transaction: a reader never sees one without the other
     pipe = app.redis.pipeline(transaction=True)

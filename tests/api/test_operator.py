@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 from tests.api.conftest import ApiNode
 from tests.nodes import eventually
 
@@ -182,6 +184,15 @@ async def test_bad_schedules_are_refused_with_the_reason(api: ApiNode) -> None:
         assert (status, err["code"]) == (want, code), (body, err)
     status, page = await api.call("GET", "/v1/schedules", OPERATOR)
     assert page["data"] == []
+    # And a stored schedule whose job is gone, fired now, says so (it answered 200 "skipped")
+    gone = {"name": "gone", "job": "retired", "expression": "* * * * *", "timezone": "UTC", "input": None,
+            "overlap": "allow", "catch_up": "skip", "options": {}}
+    await api.app.redis.hset(api.app.keys.schedules, "gone", orjson.dumps(gone))
+    try:
+        status, err = await api.call("POST", "/v1/schedules/gone/trigger", OPERATOR)
+        assert (status, err["code"]) == (404, "unknown_job"), err
+    finally:
+        await api.app.delete_schedule("gone")
 
 
 async def test_nodes_are_listed_and_one_drains_on_request(api: ApiNode) -> None:

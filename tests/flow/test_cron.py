@@ -205,7 +205,8 @@ async def test_a_schedule_just_set_shows_its_next_tick(make_app: Any) -> None:
     assert state["paused"] is True and state["next_fire_at"] is None
 
 
-async def test_a_schedule_that_cannot_fire_is_skipped_listed_and_deletable_and_stops_nothing(make_app: Any) -> None:
+async def test_a_schedule_that_cannot_fire_is_skipped_listed_and_deletable_and_stops_nothing(make_app: Any,
+                                                                                           caplog: Any) -> None:
     # Given a node firing a schedule every second
     app = make_app(max_restarts=2)
     fired: list[str] = []
@@ -228,6 +229,13 @@ async def test_a_schedule_that_cannot_fire_is_skipped_listed_and_deletable_and_s
         seen = len(fired)
         await eventually(lambda: len(fired) >= seen + 4, 20, interval=0.05)
         assert node.exit_code == 0 and not node.health.fatal and "scheduler" not in node.restarts
+        # and the lease holder counts them for the alert (BatonScheduleCannotFire)
+        failing = lambda: node.metrics.registry.get_sample_value("baton_schedules_failing")  # noqa: E731
+        await eventually(lambda: failing() == 3, 10, interval=0.05)
+        # each said once in the log, not at every tick (the gone job's was a line a second)
+        for name in ("never", "garbled", "gone"):
+            said = [r for r in caplog.records if r.name == "baton.scheduler" and f"schedule {name}" in r.getMessage()]
+            assert len(said) == 1, [r.getMessage() for r in said]
         # And the listing shows every schedule, the ones that cannot fire with why
         listed = {s["name"]: s for s in await app.list_schedules()}
         assert set(listed) == {"every_second", "never", "garbled", "gone"}
@@ -237,3 +245,4 @@ async def test_a_schedule_that_cannot_fire_is_skipped_listed_and_deletable_and_s
         for name in ("never", "garbled", "gone"):
             await app.delete_schedule(name)
         assert [s["name"] for s in await app.list_schedules()] == ["every_second"]
+        await eventually(lambda: failing() == 0, 10, interval=0.05)
