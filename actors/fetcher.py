@@ -384,8 +384,12 @@ class Fetcher(Actor[FetcherMessage]):
     async def _grant(self, p: Partition, claimed: list[Claimed], retry_in_ms: int, deadline: float) -> None:
         """Runs a claim leased: their leases to the leaser, the runs to the executor."""
         if retry_in_ms >= 0:
-            # a rate limit holds runs back: come back exactly when it lets one go
-            self.next_rate_wake = min(self.next_rate_wake, time.monotonic() + retry_in_ms / 1000)
+            # a rate limit holds runs back: come back exactly when it lets one go. Counted from when the
+            # claim was sent (its deadline less a TTL), not from its reply: Redis judged the wait during
+            # the call, and a rate with no burst loses for good each ms a claim comes after it (a reply
+            # late on a busy machine made a 5 s burst of a 50/s limit take 6 s)
+            sent = deadline - self.settings.lease_ttl_ms / 1000
+            self.next_rate_wake = min(self.next_rate_wake, sent + retry_in_ms / 1000)
         room = self.slots - len(self.occupied)
         if len(claimed) > room:
             # a claim that came back after the rounds went on without it (SLOW_CLAIM_S), the slots

@@ -52,10 +52,8 @@ async def test_rate_limit_across_two_workers(settings: Settings, redis: Any, tmp
     # sliding windows too: any RATE_LIMIT consecutive starts span at least a second (GCRA spacing)
     assert min(b - a for a, b in zip(starts, starts[RATE_LIMIT:], strict=False)) >= 999
     # and the limit let runs go as fast as it allows: the starts (Redis clock) span about 5 s, not more
-    # (on a machine busy with four test processes the wake-ups after refusals come a little late: 6.05 s
-    # once, in CI's load; a limiter that lets runs go 30% slower than its rate still fails here)
     span_s = (starts[-1] - starts[0]) / 1000
-    assert 4.8 <= span_s <= 6.5, span_s
+    assert 4.8 <= span_s <= 6.0, span_s
     # both workers took part (every run looked at: on a loaded machine one may take most of them, and a
     # sample of ten once saw only the other)
     workers = {a.worker_id for rid in ids if (r := await app.get_run(rid)) for a in r.attempts}
