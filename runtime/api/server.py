@@ -215,19 +215,18 @@ class _Endpoint:
             raise ApiError(403, "wrong_project", "project_id is not the project of this API key")
         body: Any = None
         raw_body = await request.read() if request.body_exists else b""
-        # only a truly empty body counts as none: whitespace is not JSON. An operation that takes no
-        # body ignores a JSON one (clients send {}), but refuses one that is not JSON rather than
-        # carry out what a malformed request asked for
+        # only a truly empty body counts as none: whitespace is not JSON
         if raw_body and (self.body is not None or route.method != "GET"):
             try:
-                body = decode(raw_body)
+                decoded = decode(raw_body)
             except ValueError as exc:  # (what a body may hold is what any door takes: runtime/json_values.py)
                 raise ApiError(400, "invalid_json", f"the request body {exc}") from None
-        if self.body is None:
-            body = None
-        elif raw_body:
-            _check_schema("body", self.body, body)
-        elif route.body_required:
+            # an operation that takes no body ignores a JSON one (clients send {}), but one that is not
+            # JSON was refused above rather than the operation carried out
+            if self.body is not None:
+                _check_schema("body", self.body, decoded)
+                body = decoded
+        elif self.body is not None and route.body_required:
             raise ApiError(400, "invalid_body", "a JSON request body is required")
         req = Req(request=request, state=self.state, project=project, params=values, body=body,
                   request_id=request[REQUEST_ID])
