@@ -18,7 +18,6 @@ from pathlib import Path
 
 from bench.common import payload
 from bench.driver import adapter_class
-from runtime.cancelling import set_within
 
 #: the default time between two submissions of the load
 TICK_MS = 10.0
@@ -40,7 +39,13 @@ async def generate(system: str, redis_url: str, ns: str, rate: float, log_dir: P
             if due > 0:
                 await a.enqueue_now("noop", [payload(sent + i) for i in range(due)])
                 sent += due
-            await set_within(stopping, tick_ms / 1000)
+            # (not runtime.cancelling.set_within: this runs in the peers' virtualenvs too, which have
+            # no Baton; asyncio.timeout, not asyncio.wait_for, for the reason given there)
+            try:
+                async with asyncio.timeout(tick_ms / 1000):
+                    await stopping.wait()
+            except TimeoutError:
+                pass
     finally:
         await a.teardown()
     seconds = time.perf_counter() - t0
