@@ -103,19 +103,26 @@ def verdicts(results: Results) -> list[Verdict]:
         _bound("Redis commands per run, drain (INFO commandstats, Lua-internal included)",
                _median(baton, "calls_per_run"), 15, "commands", ".1f"),
         _bound("Redis memory per queued run, 100-byte input", _median(baton, "memory_per_run"), 600, "B", ".0f"),
-        _loaded_goal(baton),
+        _loaded_goal(baton, peers),
     ]
 
 
-def _loaded_goal(baton: dict[str, Any] | None) -> Verdict:
-    """The pickup p99 under load, with a PING's p99 to the same server under the same load beside it."""
+def _loaded_goal(baton: dict[str, Any] | None, peers: Results) -> Verdict:
+    """The pickup p99 under load, with a PING's p99 to the same server under the same load beside it,
+    and the best peer's p99 under a load of half its own drain rate when the run measured one."""
     verdict = _bound("pickup p99 of a new run, node draining at half its capacity",
                      _median(baton, "latency_load_p99_ms"), 2, "ms", ".2f")
-    ping = _median(baton, "latency_load_ping_p99_ms")
-    if verdict.met is None or ping is None:
+    if verdict.met is None:
         return verdict
-    return Verdict(verdict.goal, f"{verdict.measured} (a PING to the same server meanwhile: p99 {ping:.2f} ms)",
-                   verdict.target, verdict.met)
+    beside = []
+    ping = _median(baton, "latency_load_ping_p99_ms")
+    if ping is not None:
+        beside.append(f"a PING to the same server meanwhile: p99 {ping:.2f} ms")
+    best = _best(peers, "latency_load_p99_ms", lambda a, b: a < b)
+    if best is not None:
+        beside.append(f"best peer at half its own drain rate: {best[0]} {best[1]:.2f} ms")
+    measured = f"{verdict.measured} ({'; '.join(beside)})" if beside else verdict.measured
+    return Verdict(verdict.goal, measured, verdict.target, verdict.met)
 
 
 def goals_table(results: Results) -> list[str]:

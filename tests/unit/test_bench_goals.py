@@ -126,3 +126,14 @@ def test_the_loaded_goal_shows_a_pings_round_trip_under_the_same_load() -> None:
     assert v.met is False and v.measured == "30.00 ms (a PING to the same server meanwhile: p99 8.10 ms)"
     text = render(meta(), rs)
     assert "A PING sent after each probe" in text and "p99 8.1" in text.split("Background load:")[1]
+
+
+def test_the_loaded_goal_shows_the_best_peer_under_its_own_half_load() -> None:
+    goal = "pickup p99 of a new run, node draining at half its capacity"
+    rs = results()
+    rs[0]["metrics"].update(latency_load_ping_p99_ms=metric(8.1))
+    rs[1]["metrics"]["latency_load_p99_ms"] = metric(14.3)
+    rs[2]["metrics"]["latency_load_p99_ms"] = metric(6.6)
+    v = by_goal(rs)[goal]
+    assert v.met is True and v.measured == ("1.50 ms (a PING to the same server meanwhile: p99 8.10 ms; "
+                                            "best peer at half its own drain rate: huey 6.60 ms)")
