@@ -371,8 +371,13 @@ def create_app(baton: Baton, settings: Settings | None = None, *, keys: ApiKeys 
     app[STATE] = state
     paths = [route.path for route in ROUTES]
     for route in ROUTES:
-        app.router.add_route(route.method, _router_path(route.path, paths), _Endpoint(route, state).handle,
-                             name=route.operation_id)
+        handle = _Endpoint(route, state).handle
+        resource = app.router.add_resource(_router_path(route.path, paths), name=route.operation_id)
+        resource.add_route(route.method, handle)
+        if route.method == "GET" and route.media_type != "text/event-stream":
+            # HEAD wherever GET is (RFC 9110 9.3.2: uptime checks, curl -I): the same answer, its body left
+            # out by aiohttp. Not on an event stream, whose answer never ends
+            resource.add_route("HEAD", handle)
     add_ui_routes(app, state.sessions)
 
     state.bulk = BulkRunner(baton, settings.api_scan_limit)

@@ -175,4 +175,7 @@ def add_ui_routes(app: web.Application, sessions: Sessions) -> None:
     """Register the dashboard's routes on the API application."""
     app[SESSIONS] = sessions
     for method, path, handler, name in UI_ROUTES:
-        app.router.add_route(method, path, handler, name=name)
+        resource = app.router.add_resource(path, name=name)
+        resource.add_route(method, handler)
+        if method == "GET":
+            resource.add_route("HEAD", handler)  # (as the API's GET routes: runtime/api/server.py)
