@@ -20,16 +20,22 @@ _NAME = {"type": "string", "minLength": 1, "maxLength": 128}
 _MS = {"type": "integer", "minimum": 0, "maximum": 2**53}
 
 
+#: how the list filters read an empty value: as Trigger.dev's server does (its SDK sends ``filter[tag]=`` for
+#: ``tag: []``)
+_EMPTY = "; empty: no filter, as in Trigger.dev"
+
+
 def _names(name: str, description: str) -> Param:
     """A comma-separated list filter (any of the names)."""
-    return Param(name, {"type": "array", "items": _NAME, "minItems": 1, "maxItems": 50}, description)
+    return Param(name, {"type": "array", "items": _NAME, "minItems": 1, "maxItems": 50}, description + _EMPTY,
+                 empty_is_absent=True)
 
 
 _FILTERS = (
     Param("filter[status]", {"type": "array", "items": {"type": "string", "enum": list(PUBLIC_STATUSES)},
                              "minItems": 1, "maxItems": len(PUBLIC_STATUSES)},
           "Comma-separated public statuses (PENDING_VERSION, DEQUEUED and SYSTEM_FAILURE select none: Baton runs "
-          "never show them)"),
+          "never show them)" + _EMPTY, empty_is_absent=True),
     _names("filter[taskIdentifier]", "Comma-separated job names"),
     _names("filter[tag]", "Runs carrying any of these comma-separated tags"),
     _names("filter[queue]", "Comma-separated queue names (Baton's; a task's own queue task/NAME does not exist)"),

@@ -55,6 +55,9 @@ class Param:
     #: the answer is rendered in the view this parameter names (the ``view`` parameter of endpoints that
     #: answer runs; the endpoints that only take run ids accept a view without rendering in it)
     renders: bool = False
+    #: an empty value is no filter at all, where the seed's own server reads it so (Trigger.dev's list
+    #: filters: its SDK sends ``filter[status]=`` for ``status: []``); elsewhere an empty value is refused
+    empty_is_absent: bool = False
 
 
 @dataclass(frozen=True)

@@ -201,6 +201,8 @@ class _Endpoint:
             else:
                 items = request.query.getall(param.name, [])
                 raw = ",".join(items) if items else None
+                if raw == "" and param.empty_is_absent:
+                    raw = None
             if raw is None:
                 if param.required:
                     raise ApiError(400, "invalid_parameter", f"{param.name} is required")

@@ -216,6 +216,11 @@ async def test_runs_list_pages_and_filters_as_the_sdk_sends_them(api: ApiNode) -
     assert await found(**{"filter[createdAt][to]": before}) == set()
     assert await found(**{"filter[createdAt][period]": "1h"}) == every
     assert await found(**{"filter[isTest]": "false"}) == every and await found(**{"filter[isTest]": "true"}) == set()
+    # And an empty list filter is none, as Trigger.dev's server reads it: the SDK sends `filter[status]=` for
+    # runs.list({status: []}) (createSearchQueryForListRuns joins the empty array)
+    for name in ("filter[status]", "filter[taskIdentifier]", "filter[tag]", "filter[queue]"):
+        assert await found(**{name: ""}) == every, name
+    assert await found(**{"filter[status]": "", "filter[tag]": "green"}) == {f"run_{ids['c']}"}
     # And what Baton cannot serve answers 400 in Baton's error shape, never a list that ignored it
     for name, value in (("filter[version]", "1"), ("filter[bulkAction]", "bulk_1"), ("filter[schedule]", "s"),
                         ("filter[machine]", "small-1x"), ("filter[region]", "eu"), ("page[before]", "x")):
