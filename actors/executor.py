@@ -377,6 +377,7 @@ class Executor(LostLeases, Actor[ExecutorMessage]):
         # the timeout cancels the handler like any other cancellation (with the same grace)
         timer = (loop.call_later(c.timeout_ms / 1000, self._cancel, c.run_id, "timed_out",
                                                        c.token) if c.timeout_ms else None)
+        cancel_landed = False
         try:
             try:
                 payload = orjson.loads(c.input_json)
@@ -402,6 +403,7 @@ class Executor(LostLeases, Actor[ExecutorMessage]):
             continued = orjson.dumps({"continued_as": await ctx.start_continuation(cont.payload)}).decode()
             outcome = Outcome(c.run_id, c.token, "completed", output_json=continued)
         except asyncio.CancelledError as cancelled:
+            cancel_landed = True
             # asyncio keeps the error on the future it cancelled, and its traceback holds the
             # frames that awaited that future: a cycle through this attempt's objects. The
             # traceback says nothing the outcome needs, so it is dropped (see _attempt's finally)
@@ -446,6 +448,15 @@ class Executor(LostLeases, Actor[ExecutorMessage]):
             ctx.on_buffer = None
             ctx.endings.first = None  # (the ending's traceback holds the handler's frames, which hold ctx)
             current_run.reset(token)
+        if not cancel_landed and (c.run_id, c.token) in self.cancel_reasons:
+            # cancelled in the handler's last step, with no await left for the cancel to land on: a step
+            # that blocked the loop past the lease ends in the lease check (LostLeases.on_stall), which
+            # cancels the very task it runs in. The attempt ends in the cancellation all the same (else
+            # one the node said failed was recorded completed, after its lease), and the cancel is taken
+            # here: pending, it would land on the next await, the outcome's report
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(0)
+            outcome = self._cancelled(c)
         # the last logs of the attempt go out before its outcome, after a write still in flight
         # (most runs log nothing: their last flush is skipped)
         if ctx.writes_pending():

@@ -208,15 +208,20 @@ async def test_runs_held_up_by_a_handler_blocking_the_loop_are_given_back_unchar
         await app.close()
 
 
-async def test_a_run_blocking_the_loop_of_a_node_alone_past_its_lease_fails_its_attempt(make_app: Any) -> None:
+@pytest.mark.parametrize("then", ["awaits", "returns"])
+async def test_a_run_blocking_the_loop_of_a_node_alone_past_its_lease_fails_its_attempt(make_app: Any,
+                                                                                        then: str) -> None:
     # Given a node alone (lease TTL 2 s: no other node's reaper charges anything) and a handler that blocks
-    # its event loop for 3 s, then awaits, on every attempt
+    # its event loop for 3 s on every attempt, then awaits, or returns at once: the lease check that ends
+    # the blocking step cancels the very task it runs in, and with no await left that cancel never landed
+    # (the run was recorded completed, though the node logged its attempt failed)
     app = make_app(lease_ttl_ms=2000, renew_interval_ms=500)
 
     @app.job(max_attempts=2, backoff=Backoff("fixed", initial_s=0.05, jitter=0))
     async def always_blocks(ctx: RunContext, payload: Any) -> str:
         time.sleep(3)
-        await asyncio.sleep(0.05)
+        if then == "awaits":
+            await asyncio.sleep(0.05)
         return "not reached"
 
     async with running_node(app):
