@@ -79,8 +79,11 @@ class ReplacesStaleConnections:
             server = _server(self)
             now = time.monotonic()
             if _timed_out_at.get(server, -math.inf) < self.works_at:  # (once per fault, not once per connection)
-                logger.warning("no reply from Redis at %s within %gs: the connection counts as lost, and the "
-                               "others opened to it before now are replaced as they are next used",
+                # (a process paused as long, SIGSTOP or a frozen VM, times its reads out too: the watchdog
+                # logs such a pause, so the line says both)
+                logger.warning("no reply from Redis at %s within %gs (or this process was paused as long): the "
+                               "connection counts as lost, and the others opened to it before now are replaced as "
+                               "they are next used",
                                self._host_error(), self.socket_timeout)  # type: ignore[attr-defined]
             _timed_out_at[server] = now
             raise
