@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -44,6 +44,8 @@ __all__ = [
     "h_tool_calls", "h_usage",
 ]
 
+T = TypeVar("T")
+
 # -- runs: lists ----------------------------------------------------------------
 
 
@@ -71,8 +73,14 @@ async def _strait_page(req: Req, index: RunIndex, fltr: RunFilter) -> list[Run]:
         cursor = page.next_cursor
         if not page.has_more or (len(runs) > limit and _score(runs[-1], index) != _score(runs[limit - 1], index)):
             break
-    edge = _score(runs[limit - 1], index) if len(runs) >= limit else None
-    return runs[:limit] + [r for r in runs[limit:] if _score(r, index) == edge]
+    return _whole_milliseconds(runs, limit, lambda run: _score(run, index))
+
+
+def _whole_milliseconds(items: list[T], limit: int, ms: Callable[[T], int]) -> list[T]:
+    """The first ``limit`` of ``items`` (newest first), and those after them in the millisecond of the last:
+    a Strait client's next cursor is a time, which cannot point inside a millisecond."""
+    edge = ms(items[limit - 1]) if len(items) >= limit else None
+    return items[:limit] + [item for item in items[limit:] if ms(item) == edge]
 
 
 #: sorts after every run id, so a cursor built with it continues below its time
@@ -165,9 +173,29 @@ async def h_idem_reset(req: Req) -> web.StreamResponse:
     return json_response({"status": "reset" if reset else "not_set", "run_id": run.id})
 
 
+async def _strait_children(req: Req, ids: list[str]) -> list[Run]:
+    """Children as the other Strait lists page (_strait_page): newest first, the cursor a date-time (the
+    previous page's last created_at) before which the page starts; a page that would end inside a
+    millisecond takes the rest of it."""
+    pipe = req.baton.redis.pipeline(transaction=False)
+    for child in ids:
+        pipe.hget(req.baton.keys.partition_of_run(child).run(child), "created_at")
+    created_at = [stored_int(created) for created in await pipe.execute()]
+    order = sorted(((created, child) for created, child in zip(created_at, ids, strict=True) if created is not None),
+                   reverse=True)
+    given = req.params.get("cursor")
+    if given:
+        before = parse_ms(given, "cursor")
+        order = [(created, child) for created, child in order if created < before]
+    page = _whole_milliseconds(order, req.params.get("limit", 50), lambda entry: entry[0])
+    return await load_runs(req, [child for _, child in page])
+
+
 async def h_children(req: Req) -> web.StreamResponse:
     run = await load_run(req, req.params["run_id"])
     ids = await children_ids(req, run)
+    if req.view == "strait":  # Strait lists children as an array, paged as its other lists
+        return json_response(await render_runs(req, await _strait_children(req, ids)))
     cursor = req.params.get("cursor")
     if cursor:
         # (this list's cursor is the last child's id: anything else is not one of its cursors)
@@ -178,8 +206,6 @@ async def h_children(req: Req) -> web.StreamResponse:
     page = ids[:limit]
     runs = await load_runs(req, page)
     more = len(ids) > limit
-    if req.view == "strait":  # Strait lists children as an array
-        return json_response(await render_runs(req, runs))
     return json_response({"data": await render_runs(req, runs), "next_cursor": page[-1] if more else None,
                           "has_more": more, "scanned": len(page)})
 

@@ -151,7 +151,9 @@ ROUTES: tuple[Route, ...] = (
           "Resumable with Last-Event-ID.", params=(RUN_ID, LAST_EVENT, ID_VIEW),
           responses={200: ("Server-sent events", None)}, media_type="text/event-stream", errors=_NF),
     Route("GET", "/v1/runs/{run_id}/children", h_children, "listChildRuns", "List child runs", _RUN,
-          "Runs this run triggered, by id.", params=(RUN_ID, LIMIT, CURSOR, VIEW),
+          "Runs this run triggered, by id (the cursor: the last child's id). In the strait view a bare array, "
+          "newest first, paged as Strait's other lists (the cursor: the last child's created_at).",
+          params=(RUN_ID, LIMIT, CURSOR, VIEW),
           responses={200: ("Child runs", "RunPage")}, errors=_NF),
     Route("GET", "/v1/runs/{run_id}/events", h_events, "listRunEvents", "List a run's events", _RUN,
           "The timeline (capped at 1000 entries per run).",

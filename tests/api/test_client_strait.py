@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
+from runtime.api.listing import parse_ms
 from runtime.api.views import status_strait
+from runtime.records import iso
 from tests.api.conftest import ApiNode, serving
 from tests.api.seeds import (
     FORMATS,
@@ -168,6 +170,16 @@ async def test_a_strait_client_reads_every_run_and_its_records(strait: ApiNode) 
     # And children and lineage are arrays of runs; dependency status is seed 003's, children as dependencies
     children = await _get(api, f"/v1/runs/{ids['waiting']}/children")
     assert ids["child"] in {c["id"] for c in children}
+    # (paged as the other lists: newest first, the cursor the last one's created_at; the two children were
+    # created in one call, in one millisecond, so a page of one takes both, and a cursor at their time none)
+    assert len(children) == 2 and children[0]["created_at"] == children[1]["created_at"]
+    assert {c["id"] for c in await _get(api, f"/v1/runs/{ids['waiting']}/children", limit=1)} == \
+        {c["id"] for c in children}
+    at = children[0]["created_at"]
+    assert await _get(api, f"/v1/runs/{ids['waiting']}/children", cursor=at) == []
+    later = iso(parse_ms(at, "cursor") + 1)
+    assert {c["id"] for c in await _get(api, f"/v1/runs/{ids['waiting']}/children", cursor=later)} == \
+        {c["id"] for c in children}
     for run in children + await _get(api, f"/v1/runs/{ids['completed']}/lineage"):
         check_strait_run(run)
     deps = await _get(api, f"/v1/runs/{ids['waiting']}/dependency-status")
