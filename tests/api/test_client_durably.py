@@ -53,6 +53,9 @@ async def test_a_durably_client_reads_runs_steps_and_logs(api: ApiNode) -> None:
         assert status == 200
         for step in steps["data"]:
             DURABLY_STEP.validate(step)
+        # ("Total number of completed steps": a wait that got its event is one, as the steps list it)
+        completed = sum(1 for step in steps["data"] if step["status"] == "completed")
+        assert (await api.run(run_id, view="durably"))["completedStepCount"] == completed, (run_id, steps)
     _, steps = await api.call("GET", f"/v1/runs/{ids['completed']}/steps", params={"view": "durably"})
     assert [(s["name"], s["status"], s["output"]) for s in steps["data"]] == [("s0", "completed", 0)]
     _, steps = await api.call("GET", f"/v1/runs/{waiter}/steps", params={"view": "durably"})

@@ -299,11 +299,16 @@ end
 -- Write the record of a durable wait step (event arrived, or timed out).
 -- data is JSON text written as is (never decoded, so numbers stay exact).
 local function complete_wait_step(pfx, id, step, index, started, data, status, now, at)
+  local before = call('HGET', K.steps(pfx, id), step)  -- (the waiting record, written by the handler's side)
   -- the step's position in the handler (runtime/step_positions.py): the caller's, else the waiting
-  -- record's (written by the handler's side, where "at" is the last field)
+  -- record's (where "at" is the last field)
   if not at or at == '' then
-    local waiting = call('HGET', K.steps(pfx, id), step)
-    at = waiting and string.match(waiting, ',"at":(%b[])}$')
+    at = before and string.match(before, ',"at":(%b[])}$')
+  end
+  -- a wait that ended with its event or message is a completed step, counted as step_record counts one
+  -- (the run's completed_step_count, durably's completedStepCount), once
+  if status == 'completed' and not (before and string.find(before, '"status":"completed"', 1, true)) then
+    call('HINCRBY', K.run(pfx, id), 'completed_step_count', 1)
   end
   local rec = '{"name":' .. cjson.encode(step) .. ',"index":' .. (index or 'null') .. ',"status":'
     .. cjson.encode(status) .. ',"output":' .. data .. ',"error":null,"started_at":' .. (started or now)
