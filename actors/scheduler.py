@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from runtime.app import Baton
-from runtime.codec import text
+from runtime.codec import digits, text
 from runtime.connection import server_ms
 from runtime.cron import CronSchedule
 from runtime.errors import BatonError, RedisUnavailable, SubmissionError
@@ -144,7 +144,7 @@ class Scheduler(Actor[None]):
             first = int(cron.next_after(now_dt, tz).timestamp() * 1000)
             await redis.hset(state_key, mapping={"next_fire_at": first})
             return first, None
-        unfired = {int(tick) for tick in state.get(UNFIRED, "").split(",") if tick.isdigit()}
+        unfired = {int(tick) for tick in state.get(UNFIRED, "").split(",") if digits(tick)}
         if next_at > now and not unfired:
             return next_at, None
         due: set[int] = set(unfired)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
+from .codec import digits
+
 __all__ = ["first_host_url", "host_ports"]
 
 
@@ -18,7 +20,7 @@ def host_ports(netloc: str, what: str, example: str) -> list[tuple[str, int]]:
     pairs: list[tuple[str, int]] = []
     for item in netloc.rpartition("@")[2].split(","):
         host, _, port = item.strip().rpartition(":")
-        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        if not host or not digits(port) or not 1 <= int(port) <= 65535:
             raise ValueError(f"{what} must be host:port with a port between 1 and 65535 ({example})")
         pairs.append((host.strip("[]"), int(port)))
     return pairs

@@ -21,7 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .addresses import first_host_url, host_ports
 from .closed_transport import CONNECTION_CLASSES
-from .codec import text
+from .codec import digits, text
 from .errors import ConfigError
 from .sentinel import SENTINEL_SCHEMES, parse_sentinel_url, sentinel_client
 
@@ -216,7 +216,7 @@ def redis_url_problem(url: str, cluster: bool = False) -> str:
     if not parts.hostname:
         return "a host is required (redis://host:port)"
     path = unquote(parts.path).strip("/")
-    if path and not path.isdigit():
+    if path and not digits(path):
         return "the path must be a database number (redis://host:port/0)"
     try:
         db = parse_url(url).get("db", 0)

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
+from .codec import digits
 from .errors import ConfigError
 from .ids import NAME_RE
 
@@ -37,8 +38,9 @@ def _parse_field(text: str, lo: int, hi: int, names: dict[str, int] | None = Non
         step = 1
         if "/" in part:
             part, step_text = part.split("/", 1)
-            if not step_text.isdigit() or int(step_text) < 1:
-                raise ConfigError(f"bad step in cron field {text!r}")
+            # (a step past the field's span would fire at its start only: a mistake, not a schedule)
+            if not digits(step_text) or not 1 <= int(step_text) <= hi - lo + 1:
+                raise ConfigError(f"bad step in cron field {text!r}: 1 to {hi - lo + 1}")
             step = int(step_text)
         if part == "*":
             start, end = lo, hi
@@ -57,7 +59,7 @@ def _parse_field(text: str, lo: int, hi: int, names: dict[str, int] | None = Non
 def _value(text: str, names: dict[str, int] | None) -> int:
     if names and text.upper() in names:
         return names[text.upper()]
-    if not text.isdigit():
+    if not digits(text):
         raise ConfigError(f"bad cron value {text!r}")
     return int(text)
 

@@ -10,6 +10,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
+from .codec import digits
 from .scripts import Claimed, Outcome
 
 __all__ = [
@@ -127,7 +128,7 @@ def wake_notice(payload: str) -> Wake | DueSoon:
     if notice == payload:
         return Wake(payload)
     due_in, _, partition = notice.partition(" ")
-    if due_in.isdigit() and (partition.startswith("{") or not partition):
+    if digits(due_in) and (partition.startswith("{") or not partition):
         return DueSoon(int(due_in), partition or None)
     return Wake(payload)
 

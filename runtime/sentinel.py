@@ -29,6 +29,7 @@ from redis.connection import URL_QUERY_ARGUMENT_PARSERS
 
 from .addresses import host_ports
 from .closed_transport import TranslatesClosedTransport
+from .codec import digits
 from .stale_connections import ReplacesStaleConnections
 
 __all__ = ["SENTINEL_SCHEMES", "MasterConnection", "MasterSSLConnection", "SentinelTarget", "parse_sentinel_url",
@@ -64,7 +65,7 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
     path = [unquote(p) for p in parts.path.split("/") if p]
     if not path:
         raise ValueError("the path must name the Sentinel service (redis+sentinel://host:26379/mymaster)")
-    if len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
+    if len(path) > 2 or (len(path) == 2 and not digits(path[1])):
         raise ValueError("the path must be /service_name or /service_name/db (a database number)")
     query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
     options: dict[str, Any] = {}

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from .affinity import affinity_extra
+from .codec import digits
 from .dependencies import depends_spec, parents_routing
 from .errors import SubmissionError, UnknownJob
 from .ids import NAME_RE, RUN_ID_RE, routed_run_id
@@ -447,7 +448,7 @@ def _run_at_ms(value: Any) -> int:
         return int(check("run_at", value))
     if isinstance(value, str):
         text = value.strip()
-        if text.isascii() and text.isdigit():
+        if digits(text):
             return int(parse("run_at", text))
         parsed = None
         if len(text) <= _ISO_MAX_LEN:

@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import orjson
 
+from ..codec import digits
 from .media import UNANSWERED_HEADER, is_json
 
 __all__ = ["ApiClient", "ApiClientError", "SseEvent"]
@@ -81,7 +82,7 @@ class ApiClient:
                                             timeout=aiohttp.ClientTimeout(total=self.timeout_s)) as resp:
                 raw = await resp.read()
                 missing = resp.headers.get(UNANSWERED_HEADER, "")
-                self.unanswered.update(int(index) for index in missing.split(",") if index.strip().isdigit())
+                self.unanswered.update(int(index) for index in missing.split(",") if digits(index.strip()))
                 payload = orjson.loads(raw) if raw and is_json(resp.content_type) else raw
                 if resp.status >= 400:
                     if isinstance(payload, dict):

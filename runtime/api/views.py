@@ -31,6 +31,7 @@ from typing import Any
 import orjson
 
 from ..affinity import affinity_view
+from ..codec import digits
 from ..ids import run_id_as_uuid, run_id_from_uuid
 from ..records import Run, iso, stored_int
 from ..settings import API_VIEWS
@@ -423,7 +424,7 @@ def strait_run(run: Run, finished_ttl_ms: int = 0, failed_ttl_ms: int = 0) -> di
         "heartbeat_at": iso(run.heartbeat_at_ms), "next_retry_at": iso(run.next_retry_at_ms),
         "expires_at": iso(expires), "parent_run_id": run.parent_id, "priority": run.priority,
         "idempotency_key": user_idempotency_key(run),
-        "job_version": stored_int(version) if version.isascii() and version.isdigit() else None,
+        "job_version": stored_int(version) if digits(version) else None,
         "workflow_step_run_id": None,
         "max_attempts_override": run.max_attempts if "max_attempts" in run.overrides else None,
         "timeout_secs_override": -(-run.timeout_ms // 1000) if "timeout" in run.overrides else None,

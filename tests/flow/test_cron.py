@@ -38,9 +38,12 @@ def test_expressions() -> None:
     # in a timezone: 09:00 in New York is 14:00 UTC in winter
     ny = CronExpression.parse("0 9 * * *").next_after(at("2026-01-10T00:00:00"), ZoneInfo("America/New_York"))
     assert ny == at("2026-01-10T14:00:00")
-    for bad in ("* * *", "61 * * * *", "* * * * MOO", "*/0 * * * *"):
+    # (a ConfigError each, never another error: what refuses a stored schedule is its parse)
+    for bad in ("* * *", "61 * * * *", "* * * * MOO", "*/0 * * * *", "*/61 * * * *", "*/99999999999999999999 * * * *",
+                "*/² * * * *", "²³ * * * *", "١ * * * *", "0 0 1-٣ * *"):
         with pytest.raises(ConfigError):
             CronExpression.parse(bad)
+    assert CronExpression.parse("*/60 * * * *").minutes == {0}  # (a step as long as the field: its start)
     # a day no month of the expression has never comes: refused when parsed (as when stored), not at a tick
     for never in ("0 0 31 2 *", "0 0 30 2 *", "0 0 31 4,6,9,11 *"):
         with pytest.raises(ConfigError, match="never fires"):
