@@ -172,6 +172,9 @@ def overview() -> dict[str, Any]:
              thresholds=[(None, "green"), (60, "orange"), (600, "red")]),
         stat("Dead letter", STATE.format("dead_letter"), thresholds=[(None, "green"), (1, "orange")]),
         stat("Live nodes", "max(baton_nodes_live)", thresholds=[(None, "red"), (1, "green")]),
+        stat("Schedules that cannot fire", "max(baton_schedules_failing)", thresholds=[(None, "green"), (1, "red")],
+             description="Cron schedules the scheduler skips (alert BatonScheduleCannotFire): listed with their "
+                         "error by GET /v1/schedules and on the dashboard's Schedules page."),
         stat("Slots busy", "sum(baton_executor_slots_busy) / sum(baton_executor_slots)", unit="percentunit",
              thresholds=[(None, "green"), (0.8, "orange"), (0.95, "red")]),
         timeseries("Runs started and finished per second", [
@@ -298,6 +301,10 @@ def leases() -> dict[str, Any]:
              f"(rate(baton_event_loop_lag_seconds_bucket{RATE})))", "{{pod}}"),
         ], unit="s", description="How late the loop ran a 100 ms timer: a handler blocking it, or long collector "
                                  "passes (blocks of 0.5 s or more also count in baton_event_loop_stalls_total)."),
+        timeseries("Event loop stalls (0.5 s or more), by pod", [
+            (f"sum by (pod) (increase(baton_event_loop_stalls_total{RATE}))", "{{pod}}"),
+        ], description="Times a node's loop was blocked for 0.5 s or more (alert BatonEventLoopStalled); the node "
+                       "log names the run that blocked it."),
         timeseries("CPU, by pod", [
             (f"sum by (pod) (rate(process_cpu_seconds_total{RATE}))", "{{pod}}"),
         ], unit="percentunit", description="Cores used by each node's process (1 = one core)."),

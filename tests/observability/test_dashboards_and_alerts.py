@@ -180,3 +180,11 @@ async def test_queries_name_only_metrics_and_labels_a_node_exports(loaded_node: 
         assert not missing, f"{where} uses {sorted(missing)}, not exported by the daemon"
         unknown = _label_names(expr) - labels
         assert not unknown, f"{where} uses labels {sorted(unknown)}"
+
+
+def test_every_metric_an_alert_watches_is_on_a_dashboard() -> None:
+    # an operator paged by an alert looks for its metric on the wall: baton_schedules_failing and
+    # baton_event_loop_stalls_total were alerted on with no panel to show them
+    on_dashboards = set().union(*(metric_names(expr) for _, _, expr in dashboard_exprs()))
+    missing = {name: sorted(metric_names(expr) - on_dashboards - {"up"}) for name, expr in alert_exprs()}
+    assert {name: names for name, names in missing.items() if names} == {}
