@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from runtime.app import Baton
 from runtime.codec import digits, text
 from runtime.connection import server_ms
-from runtime.cron import CronSchedule
+from runtime.cron import REFUSED, CronSchedule
 from runtime.errors import BatonError, RedisUnavailable, SubmissionError
 from runtime.metrics import Metrics
 from runtime.partition_outages import PartitionOutages
@@ -93,14 +93,19 @@ class Scheduler(Actor[None]):
                 self._broken(broken, text(name), f"unreadable: {exc}")
                 continue
             try:
-                due_at, held = await self._fire_schedule(schedule, now)
+                due_at, held, refused = await self._fire_schedule(schedule, now)
             except Exception as exc:  # noqa: BLE001 - contained to its schedule (below), or an outage
                 if not is_outage(exc):
-                    # this schedule's own fault (a tick that cannot be computed, a job no longer
-                    # defined ...): the other schedules fire on, as a bad stream entry stops no other
+                    # this schedule's own fault (a tick that cannot be computed ...): the other schedules
+                    # fire on, as a bad stream entry stops no other
                     self._broken(broken, schedule.name, described(exc))
                     continue
-                due_at, held = None, exc
+                due_at, held, refused = None, exc, None
+            if refused:
+                # its last tick was refused (a job no longer defined, a full queue ...): counted until a tick
+                # fires, not only in the check that fired it (an hourly schedule's count was 0 for all but
+                # an instant of the hour, and the alert never came)
+                self._broken(broken, schedule.name, refused)
             if held is not None:
                 if schedule.name not in self.unfired:  # (once per outage, not every RETRY_S)
                     self.unfired.add(schedule.name)
@@ -124,9 +129,11 @@ class Scheduler(Actor[None]):
         if self.broken.get(name) != why:
             self.log.error("schedule %s cannot fire and is skipped (the others fire on): %s", name, why[:500])
 
-    async def _fire_schedule(self, schedule: CronSchedule, now: int) -> tuple[int | None, BaseException | None]:
-        """Fire one schedule's due ticks; returns when it is next due (None: paused), and the outage that
-        left a tick unfired (None: every due tick fired).
+    async def _fire_schedule(self, schedule: CronSchedule,
+                             now: int) -> tuple[int | None, BaseException | None, str | None]:
+        """Fire one schedule's due ticks; returns when it is next due (None: paused), the outage that
+        left a tick unfired (None: every due tick fired), and why its last tick was refused (None: it
+        fired; kept in the schedule's state, REFUSED).
 
         A tick whose run cannot be created on an outage (its partition's master is down) does not
         hold up the later ticks: it is kept in the schedule's state (``unfired``, so another node
@@ -136,17 +143,18 @@ class Scheduler(Actor[None]):
         state_key = self.app.keys.schedule_state(schedule.name)
         state = {k.decode(): v.decode() for k, v in (await redis.hgetall(state_key)).items()}
         if state.get("paused") == "1":
-            return None, None
+            return None, None, None
+        last_refused = state.get(REFUSED) or None
         cron, tz = schedule.cron, schedule.tz
         now_dt = datetime.fromtimestamp(now / 1000, tz=UTC)
         next_at = int(state["next_fire_at"]) if state.get("next_fire_at") else None
         if next_at is None:
             first = int(cron.next_after(now_dt, tz).timestamp() * 1000)
             await redis.hset(state_key, mapping={"next_fire_at": first})
-            return first, None
+            return first, None, last_refused
         unfired = {int(tick) for tick in state.get(UNFIRED, "").split(",") if digits(tick)}
         if next_at > now and not unfired:
-            return next_at, None
+            return next_at, None, last_refused
         due: set[int] = set(unfired)
         if next_at <= now:
             t = datetime.fromtimestamp(next_at / 1000, tz=UTC)
@@ -156,8 +164,8 @@ class Scheduler(Actor[None]):
             next_at = int(cron.next_after(now_dt, tz).timestamp() * 1000)
         recent = sorted(d for d in due if now - d <= GRACE_MS)
         missed = sorted(d for d in due if now - d > GRACE_MS)
-        # a tick its schedule cannot start (its job gone, its options refused) is passed: the state moves on,
-        # and the refusal is raised once it is stored (fire_due counts and logs the schedule)
+        # a tick its schedule cannot start (its job gone, its options refused, its queue full) is passed: the
+        # state moves on, with the refusal (fire_due counts and logs the schedule until a tick fires)
         refused: SubmissionError | None = None
         if missed and not recent and schedule.catch_up == "run_once":
             try:
@@ -185,10 +193,13 @@ class Scheduler(Actor[None]):
                 self.outages.failed(partition, exc)
                 left.append(tick)
                 outage = outage or exc
-        await redis.hset(state_key, mapping={"next_fire_at": next_at, UNFIRED: ",".join(map(str, left))})
+        mapping = {"next_fire_at": next_at, UNFIRED: ",".join(map(str, left))}
         if refused is not None:
-            raise refused
-        return next_at, outage
+            last_refused = mapping[REFUSED] = described(refused)[:500]
+        elif len(left) < len(recent) or (missed and schedule.catch_up == "run_once"):
+            last_refused = mapping[REFUSED] = ""  # a tick went out (or was skipped by the overlap policy)
+        await redis.hset(state_key, mapping=mapping)
+        return next_at, outage, last_refused or None
 
     async def fire(self, schedule: CronSchedule, tick_ms: int, caught_up: int = 0) -> str | None:
         """Start the run of one tick, applying the overlap policy; returns its id (None if skipped)."""

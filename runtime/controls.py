@@ -13,7 +13,7 @@ import orjson
 
 from .admission import set_max_queued as store_max_queued
 from .app_part import AppPart
-from .cron import CronSchedule
+from .cron import REFUSED, CronSchedule
 from .errors import BatonError, SubmissionError
 from .jobs import limit_spec
 from .records import iso, stored_int, text
@@ -105,6 +105,7 @@ class Controls(AppPart):
                 "fired_count": stored_int(state.get("fired_count")) or 0,
                 "skipped_count": stored_int(state.get("skipped_count")) or 0,
                 "missed_count": stored_int(state.get("missed_count")) or 0,
+                "refused": state.get(REFUSED) or None,
             })
         return sorted(out, key=lambda s: str(s["name"]))
 

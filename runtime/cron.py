@@ -21,11 +21,14 @@ from .codec import digits
 from .errors import ConfigError
 from .ids import NAME_RE
 
-__all__ = ["CronExpression", "CronSchedule", "ScheduleRegistry"]
+__all__ = ["REFUSED", "CronExpression", "CronSchedule", "ScheduleRegistry"]
 
 _MONTHS = {m: i for i, m in enumerate(
     ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"], start=1)}
 _DAYS = {d: i for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}
+#: a schedule state's field saying why the scheduler's last tick of it started no run (its job gone, its
+#: options no longer valid, its queue full); emptied when a tick fires or the schedule is set again
+REFUSED = "refused"
 #: the most days each month has (February in leap years: a schedule on the 29th fires then)
 _LONGEST_MONTH = dict(enumerate((31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31), start=1))
 

@@ -262,9 +262,9 @@ class Metrics:
             ["actor"], registry=r,
         )
         self.schedules_failing = Gauge(
-            "baton_schedules_failing", "Cron schedules the scheduler skips because they cannot fire (unreadable, "
-            "no tick to compute, or failing on their own; the others fire on); 0 normally and on nodes not "
-            "holding the scheduler lease", registry=r,
+            "baton_schedules_failing", "Cron schedules that cannot fire (unreadable, no tick to compute), or "
+            "whose last tick started no run (its job gone, its options refused, its queue full) until a tick "
+            "fires; the others fire on. 0 normally and on nodes not holding the scheduler lease", registry=r,
         )
         self.reconcile_drift = Gauge(
             "baton_reconcile_drift", "Index entries the last reconciliation found out of step with the run "

@@ -15,7 +15,7 @@ from typing import Any
 
 from .app import Baton
 from .connection import server_ms
-from .cron import CronSchedule
+from .cron import REFUSED, CronSchedule
 from .errors import BatonError, SubmissionError, UnknownJob
 from .ranges import LAST_RENDERABLE_MS
 from .records import LIVE_STATUSES, iso
@@ -62,7 +62,7 @@ async def upsert_schedule(app: Baton, schedule: CronSchedule) -> bool:
     await app._spec({"job": schedule.job, "input": schedule.input, **schedule.options,
                      "derived_id": tick_run_id(schedule, 0)}, source="cron", extra={"triggered_by": "cron"})
     created = bool(await app.redis.hset(app.keys.schedules, schedule.name, schedule.to_json()))
-    await app.redis.hdel(app.keys.schedule_state(schedule.name), "next_fire_at")
+    await app.redis.hdel(app.keys.schedule_state(schedule.name), "next_fire_at", REFUSED)
     return created
 
 
@@ -95,7 +95,7 @@ async def fire(app: Baton, schedule: CronSchedule, tick_ms: int, caught_up: int 
     [(run_id, code)] = await app.create_detailed([spec])
     # the tick and its count in one transaction: a reader never sees one without the other
     pipe = app.redis.pipeline(transaction=True)
-    pipe.hset(state_key, mapping={"last_run_id": run_id, "last_fired_at": tick_ms})
+    pipe.hset(state_key, mapping={"last_run_id": run_id, "last_fired_at": tick_ms, REFUSED: ""})
     if code == 1:
         pipe.hincrby(state_key, "fired_count", 1)
     await pipe.execute()

@@ -72,6 +72,10 @@ SCHEDULE_FIELDS: dict[str, Schema] = {
 SCHEDULE = _obj({
     "name": STR, **SCHEDULE_FIELDS, "paused": BOOL, "next_fire_at": TIME_OR_NULL, "last_run_id": STR_OR_NULL,
     "fired_count": INT, "skipped_count": INT, "missed_count": INT,
+    "refused": {**STR_OR_NULL, "description": "why its last tick started no run (its job no longer defined, its "
+                "options refused, its queue full); null once a tick fires"},
+    "error": {**STR, "description": "only on a schedule that cannot fire at all (stored by hand or by an older "
+              "version, it does not parse): why"},
 }, description="A cron schedule and its state.")
 SCHEDULE_REQUEST = _obj(SCHEDULE_FIELDS, ["job", "expression"], extra=False)
 SCHEDULE_TRIGGER = _obj({"schedule": STR, "tick_at": TIME, "run_id": STR_OR_NULL, "skipped": BOOL},

@@ -249,3 +249,41 @@ async def test_a_schedule_that_cannot_fire_is_skipped_listed_and_deletable_and_s
             await app.delete_schedule(name)
         assert [s["name"] for s in await app.list_schedules()] == ["every_second"]
         await eventually(lambda: failing() == 0, 10, interval=0.05)
+
+
+async def test_a_schedule_whose_last_tick_was_refused_counts_until_a_tick_fires(make_app: Any) -> None:
+    # Given a node with a schedule firing every second (the scheduler checks every second or sooner)
+    app = make_app()
+    fired: list[str] = []
+
+    @app.job(cron=CronSchedule(name="every_second", job="", expression="* * * * * *"))
+    async def tick(ctx: RunContext, payload: Any) -> None:
+        fired.append(ctx.run_id)
+
+    async with running_node(app) as node:
+        await eventually(lambda: len(fired) >= 1, 15, interval=0.05)
+        # When an hourly schedule of a job no longer defined comes due (its tick a second ago)
+        hourly = {"name": "hourly", "job": "retired", "expression": "0 * * * *", "timezone": "UTC", "input": None,
+                  "overlap": "allow", "catch_up": "skip", "options": {}}
+        await app.redis.hset(app.keys.schedules, "hourly", orjson.dumps(hourly))
+        await app.redis.hset(app.keys.schedule_state("hourly"), "next_fire_at", int(time.time() * 1000) - 1000)
+        failing = lambda: node.metrics.registry.get_sample_value("baton_schedules_failing")  # noqa: E731
+        await eventually(lambda: failing() == 1, 10, interval=0.05)
+        # Then it counts for the alert through the checks after its tick too, not for an instant of the hour
+        # (the alert waits 5 minutes: an hourly schedule's count of 1 never lasted that long)
+        seen = len(fired)
+        for _ in range(30):
+            assert failing() == 1
+            await asyncio.sleep(0.1)
+        assert len(fired) >= seen + 2  # (checks went on meanwhile)
+        # And the listing says why its last tick started no run, with its next time
+        listed = {s["name"]: s for s in await app.list_schedules()}
+        assert "retired" in listed["hourly"]["refused"] and listed["hourly"]["next_fire_at"] is not None
+        assert listed["every_second"]["refused"] is None and "error" not in listed["hourly"]
+        # When the schedule is set again with a job that exists, and its tick comes
+        await upsert_schedule(app, CronSchedule(name="hourly", job="tick", expression="0 * * * *"))
+        await app.redis.hset(app.keys.schedule_state("hourly"), "next_fire_at", int(time.time() * 1000) - 1000)
+        # Then it fires and counts no more
+        await eventually(lambda: failing() == 0, 10, interval=0.05)
+        listed = {s["name"]: s for s in await app.list_schedules()}
+        assert listed["hourly"]["refused"] is None and listed["hourly"]["fired_count"] == 1, listed["hourly"]

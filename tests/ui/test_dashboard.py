@@ -10,6 +10,7 @@ import time
 from typing import Any
 
 from runtime.api.ui import ASSETS_DIR
+from runtime.cron import REFUSED
 from tests.nodes import eventually
 from tests.ui.conftest import EXPECT_MS, UiNode, signed_in_page
 
@@ -326,6 +327,14 @@ async def test_schedules_page_triggers_a_schedule_now(ui_node: UiNode, browser: 
         await expect(row).to_contain_text("0 3 * * *")
         await nav(page, "Overview")
         await expect(page.get_by_text("cannot fire (see Schedules)")).to_be_visible()
+        # When the nightly schedule's last tick was refused (as the scheduler notes it: its job gone, say)
+        await ui_node.app.redis.hset(ui_node.app.keys.schedule_state("nightly"), REFUSED, "job retired is not defined")
+        await nav(page, "Schedules")
+        # Then its row says so beside its next time, and it can still be triggered
+        await expect(row.locator(".error")).to_contain_text("last tick refused: job retired is not defined")
+        await expect(row.get_by_role("button", name="Trigger now")).to_have_count(1)
+        await nav(page, "Overview")
+        await expect(page.get_by_text("last tick refused (see Schedules)")).to_be_visible()
     finally:
         await ui_node.app.delete_schedule("garbled")
     # And a project that is not an operator sees no schedules

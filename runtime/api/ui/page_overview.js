@@ -96,8 +96,9 @@ export function mount(root) {
 
   function scheduleList(list) {
     if (!list.length) return h("p", { class: "muted" }, "No cron schedule.");
-    return h("ul", { class: "plain" }, list.map((s) => s.error
-      ? h("li", {}, h("strong", {}, s.name), " ", h("span", { class: "error" }, "cannot fire (see Schedules)"))
+    return h("ul", { class: "plain" }, list.map((s) => s.error || s.refused
+      ? h("li", {}, h("strong", {}, s.name), " ",
+        h("span", { class: "error" }, s.error ? "cannot fire (see Schedules)" : "last tick refused (see Schedules)"))
       : h("li", {}, h("strong", {}, s.name), " ", h("code", {}, s.expression), ` → ${s.job} `,
         s.paused ? badge("paused") : "next ", s.paused ? null : time(s.next_fire_at))),
     h("li", { class: "muted" }, h("a", { href: "#/schedules" }, "Manage schedules")));

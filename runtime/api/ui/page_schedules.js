@@ -51,7 +51,9 @@ export function mount(root) {
         h("td", {}, s.job ?? "—"), h("td", {}, s.expression ? [h("code", {}, s.expression), ` ${s.timezone ?? ""}`] : "—"),
         // one that cannot fire (stored by hand or by an older version) says why in place of its next time
         h("td", {}, s.error ? h("span", { class: "error" }, s.error)
-          : s.paused ? h("span", { class: "muted" }, "paused") : time(s.next_fire_at)),
+          : [s.paused ? h("span", { class: "muted" }, "paused") : time(s.next_fire_at),
+            // a tick that started no run (its job gone, its queue full ...) says why until one fires
+            s.refused ? h("div", { class: "error" }, `last tick refused: ${s.refused}`) : null]),
         h("td", {}, s.last_run_id ? runLink(s.last_run_id) : "—"),
         h("td", { class: "num" }, `${s.fired_count} / ${s.skipped_count} / ${s.missed_count}`),
         h("td", { class: "actions" },
