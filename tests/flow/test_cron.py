@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import time
 from collections import Counter
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -208,10 +209,11 @@ async def test_a_schedule_just_set_shows_its_next_tick(make_app: Any) -> None:
     assert state["paused"] is True and state["next_fire_at"] is None
 
 
-async def test_a_schedule_that_cannot_fire_is_skipped_listed_and_deletable_and_stops_nothing(make_app: Any,
-                                                                                           caplog: Any) -> None:
-    # Given a node firing a schedule every second
-    app = make_app(max_restarts=2)
+@contextlib.asynccontextmanager
+async def ticking_node(make_app: Any, **settings: Any) -> AsyncIterator[tuple[Any, Any, list[str]]]:
+    """A running node of an app whose job ``tick`` a schedule fires every second (so the scheduler checks
+    at least that often); yields the app, the node and the ids of the runs fired, once one has been."""
+    app = make_app(**settings)
     fired: list[str] = []
 
     @app.job(cron=CronSchedule(name="every_second", job="", expression="* * * * * *"))
@@ -220,6 +222,13 @@ async def test_a_schedule_that_cannot_fire_is_skipped_listed_and_deletable_and_s
 
     async with running_node(app) as node:
         await eventually(lambda: len(fired) >= 1, 15, interval=0.05)
+        yield app, node, fired
+
+
+async def test_a_schedule_that_cannot_fire_is_skipped_listed_and_deletable_and_stops_nothing(make_app: Any,
+                                                                                           caplog: Any) -> None:
+    # Given a node firing a schedule every second
+    async with ticking_node(make_app, max_restarts=2) as (app, node, fired):
         # When schedules that cannot fire are in the registry (stored by hand or by an older version):
         # one whose expression never comes, one unreadable, one of a job no longer defined
         never = {"name": "never", "job": "tick", "expression": "0 0 31 2 *", "timezone": "UTC", "input": None,
@@ -253,15 +262,7 @@ async def test_a_schedule_that_cannot_fire_is_skipped_listed_and_deletable_and_s
 
 async def test_a_schedule_whose_last_tick_was_refused_counts_until_a_tick_fires(make_app: Any) -> None:
     # Given a node with a schedule firing every second (the scheduler checks every second or sooner)
-    app = make_app()
-    fired: list[str] = []
-
-    @app.job(cron=CronSchedule(name="every_second", job="", expression="* * * * * *"))
-    async def tick(ctx: RunContext, payload: Any) -> None:
-        fired.append(ctx.run_id)
-
-    async with running_node(app) as node:
-        await eventually(lambda: len(fired) >= 1, 15, interval=0.05)
+    async with ticking_node(make_app) as (app, node, fired):
         # When an hourly schedule of a job no longer defined comes due (its tick a second ago)
         hourly = {"name": "hourly", "job": "retired", "expression": "0 * * * *", "timezone": "UTC", "input": None,
                   "overlap": "allow", "catch_up": "skip", "options": {}}
