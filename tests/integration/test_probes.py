@@ -64,8 +64,9 @@ def poller() -> Iterator[list[Poller]]:
 
 
 async def test_liveness_fails_while_the_event_loop_is_blocked(make_app: Any, poller: list[Poller]) -> None:
-    # Given a node whose liveness limit is 1 s, and a job that blocks its event loop for 3 s
-    app = make_app(loop_stall_limit_s=1.0)
+    # Given a node whose liveness limit is 1 s, and a job that blocks its event loop for 3 s, within its lease
+    # of 10 s (past the lease, the attempt fails: tests/integration/test_watchdog.py)
+    app = make_app(loop_stall_limit_s=1.0, lease_ttl_ms=10_000)
 
     @app.job(max_attempts=1)
     async def blocks_the_loop(ctx: RunContext, payload: Any) -> str:
