@@ -19,7 +19,7 @@ from .routing import Req, json_response
 from .run_helpers import foreign_scope, load_run, load_runs, project_of, render_runs, scoped_id, scoped_key
 
 __all__ = [
-    "h_jobs", "h_send_event", "h_trigger", "h_trigger_batch",
+    "h_jobs", "h_send_event", "h_trigger", "h_trigger_batch", "trigger_one",
 ]
 
 # -- jobs, triggers, events -----------------------------------------------------
@@ -90,13 +90,20 @@ async def _parents(req: Req, item: dict[str, Any]) -> None:
 _OUTCOMES = {1: "created", 0: "existing", 2: "idempotent", 3: "debounced"}
 
 
-async def h_trigger(req: Req) -> web.StreamResponse:
-    item, extra = _item(req, req.params["job"], req.body or {})
+async def trigger_one(req: Req, job: str, body: dict[str, Any]) -> tuple[str, int]:
+    """Create one run of ``job`` in the caller's project from a trigger body in Baton's terms; its id and
+    runs_create's code (1 created, 2 an idempotency key's run ...)."""
+    item, extra = _item(req, job, body)
     await _parents(req, item)
     spec = await req.baton._spec(item, source="api", extra=extra)
     # (a run on a partition whose master the API knows is down: a 503 at once, see Req.in_partition)
     partition = req.baton.keys.partition_of_run(spec.id)
     [(run_id, code)] = await req.in_partition(partition, lambda: req.baton.create_detailed([spec]))
+    return run_id, code
+
+
+async def h_trigger(req: Req) -> web.StreamResponse:
+    run_id, code = await trigger_one(req, req.params["job"], req.body or {})
     run = await req.baton.get_run(run_id)
     if run is None or project_of(run) != req.project:
         # only an id made outside the API (a generated or stream producer's id) can meet here: say no more

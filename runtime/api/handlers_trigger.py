@@ -17,6 +17,7 @@ from .routing import Req, json_response
 from .run_helpers import MAX_CHILDREN, children_ids, load_run, load_runs, reload_run
 from .schemas_trigger import DURATION_PATTERN
 from .trigger_public import api_run, list_item, natives_for, public_status, run_id
+from .views import TRIGGER_PREFIX
 
 __all__ = ["PAGE_SIZE", "h_tapi_cancel", "h_tapi_list", "h_tapi_replay", "h_tapi_reschedule", "h_tapi_retrieve",
            "seconds_of"]
@@ -77,7 +78,7 @@ async def h_tapi_list(req: Req) -> web.StreamResponse:
     if req.params.get("filter[isTest]") is True:  # Baton has no test runs
         return json_response({"data": [], "pagination": {}})
     after = req.params.get("page[after]")
-    if after is not None and after.startswith("run_"):
+    if after is not None and after.startswith(TRIGGER_PREFIX):
         # a run's id, as Trigger.dev pages ("Pagination uses run IDs"): the listing goes on after that run
         # (pagination.next, which the SDK passes back, stays an opaque cursor: it also passes runs a status
         # filter left out)

@@ -1,5 +1,5 @@
 """Trigger.dev's public run API in the route table: the paths, query names and bodies that
-@trigger.dev/sdk (4.x) sends for runs.retrieve, runs.list, runs.cancel, runs.replay and
+@trigger.dev/sdk (4.x) sends for tasks.trigger, runs.retrieve, runs.list, runs.cancel, runs.replay and
 runs.reschedule, so that a client configured with ``baseURL`` = Baton and a Baton key keeps working.
 
 The SDK sends the key as ``Authorization: Bearer <key>``, which is how every Baton key is presented.
@@ -12,6 +12,7 @@ from .routing import Param, Route
 from .run_helpers import RUN_ID
 from .schemas_trigger import DURATION_PATTERN
 from .trigger_public import PUBLIC_STATUSES
+from .trigger_tasks import h_tapi_trigger
 
 __all__ = ["TRIGGER_API_ROUTES"]
 
@@ -62,6 +63,19 @@ _REFUSED = {
 _NF = (404,)
 
 TRIGGER_API_ROUTES: tuple[Route, ...] = (
+    Route("POST", "/api/v1/tasks/{task_id}/trigger", h_tapi_trigger, "triggerApiTriggerTask",
+          "Trigger a task (tasks.trigger)", _TAG,
+          "A run of the Baton job named as the task, with the payload (JSON text, payloadType application/json) as "
+          "its input. Options as Baton's: delay (a duration or a date), ttl, idempotencyKey (isCached: true when it "
+          "named a run already made) and idempotencyKeyTTL, tags, metadata, maxAttempts, maxDuration (timeout, "
+          "s), priority (Baton's: an integer from -1000 to 1000, higher first), concurrencyKey, queue (a Baton "
+          "queue), lockToVersion (the job's version), debounce (mode trailing). What Baton cannot honour answers "
+          "400 unsupported_parameter: parentRunId and the other in-task options, machine, region, concurrency, "
+          "gates, test runs, superjson payloads, debounce mode leading.",
+          params=(Param("task_id", {**_NAME, "maxLength": 100}, "The task: a Baton job's name", location="path",
+                        required=True),),
+          body="TriggerApiTriggerRequest", responses={200: ("The new run", "TriggerApiTriggered")},
+          errors=(404, 429)),
     Route("GET", "/api/v3/runs/{run_id}", h_tapi_retrieve, "triggerApiRetrieveRun", "Get a run (runs.retrieve)", _TAG,
           "The run as Trigger.dev's public API answers it: public statuses, status booleans, relatedRuns with "
           "root, parent and children in full. costInCents and baseCostInCents are 0 (Baton has no billing).",

@@ -22,6 +22,7 @@ from .routing import Param, Req, json_response
 from .schemas import VIEW_NAMES
 from .views import (
     STATUS_WORDS,
+    TRIGGER_PREFIX,
     durably_step,
     event_view,
     hatchet_ids,
@@ -61,7 +62,7 @@ async def load_run(req: Req, run_id: str) -> Run:
     A caller-chosen id is found by its short form too (see scoped_id), and every id a view emits by it:
     a trigger-view id (run_ prefix), a hatchet-view UUID (a generated id's bits, or an alias)."""
     keys = req.baton.keys
-    candidates = [run_id, run_id[4:] if run_id.startswith("run_") else run_id]
+    candidates = [run_id, run_id.removeprefix(TRIGGER_PREFIX)]
     if req.view == "trigger":
         # the view shows every run as run_ + its id: a run whose own id starts with run_ reads run_run_...,
         # so an id of this view means the run it names without the prefix before a run of that whole name

@@ -54,7 +54,33 @@ RESCHEDULE = _obj({"delay": {"type": "string", "anyOf": [{"pattern": DURATION_PA
                              "description": "a duration from now (1h30m, 2d, 45s) or an ISO-8601 time"}},
                   extra=False)
 
+TRIGGERED = _obj({"id": {**STR, "pattern": "^run_"}, "isCached": BOOL}, ["id"],
+                 description="The new run (the SDK's TriggerTaskResponse); isCached: an idempotency key named it.")
+_DURATION_OR_SECONDS: Schema = {"anyOf": [{"type": "string"}, {"type": "number"}],
+                                "description": "a duration (30s, 1h30m, 2d) or seconds"}
+#: the trigger options Baton reads (runtime/api/trigger_tasks.py); any other the SDK sends reaches the handler,
+#: which refuses by name what Baton cannot honour (machine, region, parentRunId ...)
+TRIGGER_OPTIONS = _obj({
+    "payloadType": {"type": "string", "description": "application/super+json (the SDK's for any value but a "
+                    "string: its json part is the input), application/json, text/plain"},
+    "delay": {"type": "string", "description": "a duration from now or an ISO-8601 time"},
+    "ttl": _DURATION_OR_SECONDS, "idempotencyKey": STR, "idempotencyKeyTTL": _DURATION_OR_SECONDS,
+    "tags": {"anyOf": [STR, {"type": "array", "items": STR}]}, "metadata": OBJ, "maxAttempts": INT,
+    "maxDuration": {"type": "number", "description": "seconds: the run's timeout"},
+    "priority": {"type": "integer", "description": "Baton's priority: -1000 to 1000, higher first"},
+    "concurrencyKey": STR, "lockToVersion": {**STR, "description": "the job's version"},
+    "queue": _obj({"name": {**STR, "description": "a Baton queue"}}, ["name"]),
+    "debounce": _obj({"key": STR, "delay": STR, "mode": {"type": "string", "enum": ["leading", "trailing"],
+                                                           "description": "only trailing is served"},
+                      "maxDelay": STR}, ["key", "delay"]),
+}, [], description="Trigger.dev's trigger options (the SDK's TriggerTaskRequestBody.options), as far as Baton reads "
+                   "them")
+TRIGGER = _obj({"payload": {**ANY, "description": "the input, written as payloadType says (superjson text from the "
+                            "SDK)"}, "context": ANY, "options": TRIGGER_OPTIONS},
+               [], extra=False, description="What tasks.trigger posts: the payload, and the options.")
+
 TRIGGER_API_SCHEMAS: dict[str, Schema] = {
+    "TriggerApiTriggerRequest": TRIGGER, "TriggerApiTriggered": TRIGGERED,
     "TriggerApiRun": RUN, "TriggerApiRelatedRun": RELATED, "TriggerApiRunItem": ITEM, "TriggerApiRunPage": PAGE,
     "TriggerApiRunId": RUN_ID, "TriggerApiReplayRequest": REPLAY, "TriggerApiRescheduleRequest": RESCHEDULE,
 }

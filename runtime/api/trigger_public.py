@@ -16,7 +16,15 @@ from __future__ import annotations
 from typing import Any
 
 from ..records import Run, iso
-from .views import NATIVE_STATUSES, error_text, execution_trace, status_trigger, trigger_statuses, user_idempotency_key
+from .views import (
+    NATIVE_STATUSES,
+    TRIGGER_PREFIX,
+    error_text,
+    execution_trace,
+    status_trigger,
+    trigger_statuses,
+    user_idempotency_key,
+)
 
 __all__ = ["PUBLIC_STATUSES", "SHOWN_STATUSES", "api_run", "list_item", "natives_for", "public_status", "run_id"]
 
@@ -49,7 +57,7 @@ def natives_for(wanted: frozenset[str]) -> frozenset[str]:
 
 def run_id(run: Run) -> str:
     """A run's id as Trigger.dev's API shows it (the trigger view's)."""
-    return f"run_{run.id}"
+    return TRIGGER_PREFIX + run.id
 
 
 def _flags(status: str) -> dict[str, bool]:

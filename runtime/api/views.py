@@ -38,13 +38,43 @@ from ..settings import API_VIEWS
 from ..statuses import RunStatus
 
 __all__ = [
-    "DURABLY_STATUSES", "NATIVE_STATUSES", "STATUS_WORDS", "STRAIT_RECORDS", "STRAIT_STATUSES", "STRAIT_TRIGGERS",
-    "VIEWS", "durably_log",
-    "durably_run", "durably_step", "error_text", "event_view", "execution_trace", "hatchet_id", "hatchet_ids",
-    "hatchet_run", "hatchet_run_id", "hatchet_uuid", "native_run", "render", "status_durably", "status_hatchet",
-    "status_strait", "status_trigger", "statuses_for", "strait_record", "strait_run", "trigger_run",
-    "trigger_statuses", "trigger_strait", "triggers_for", "user_idempotency_key",
+    "DURABLY_STATUSES",
+    "NATIVE_STATUSES",
+    "STATUS_WORDS",
+    "STRAIT_RECORDS",
+    "STRAIT_STATUSES",
+    "STRAIT_TRIGGERS",
+    "TRIGGER_PREFIX",
+    "VIEWS",
+    "durably_log",
+    "durably_run",
+    "durably_step",
+    "error_text",
+    "event_view",
+    "execution_trace",
+    "hatchet_id",
+    "hatchet_ids",
+    "hatchet_run",
+    "hatchet_run_id",
+    "hatchet_uuid",
+    "native_run",
+    "render",
+    "status_durably",
+    "status_hatchet",
+    "status_strait",
+    "status_trigger",
+    "statuses_for",
+    "strait_record",
+    "strait_run",
+    "trigger_run",
+    "trigger_statuses",
+    "trigger_strait",
+    "triggers_for",
+    "user_idempotency_key",
 ]
+
+#: what the trigger view (and Trigger.dev's API) puts before a run's id: run ids there start with it
+TRIGGER_PREFIX = "run_"
 
 VIEWS = API_VIEWS
 
@@ -244,7 +274,7 @@ def durably_log(run_id: str, data: Any, ts: int) -> dict[str, Any]:
 
 def _ref(run_id: str, run: Run | None) -> dict[str, Any]:
     """A Trigger.dev RunReference: the run's summary, or its id alone once its record has expired."""
-    out: dict[str, Any] = {"id": f"run_{run_id}"}
+    out: dict[str, Any] = {"id": TRIGGER_PREFIX + run_id}
     if run is not None:
         out["status"] = status_trigger(run)
         out["taskIdentifier"] = run.job
@@ -284,7 +314,7 @@ def trigger_run(run: Run, children: list[Run] | None = None,
     if children is not None:
         related["children"] = [_ref(c.id, c) for c in children]
     out: dict[str, Any] = {
-        "id": f"run_{run.id}", "status": status_trigger(run), "taskIdentifier": run.job,
+        "id": TRIGGER_PREFIX + run.id, "status": status_trigger(run), "taskIdentifier": run.job,
         "createdAt": iso(run.created_at_ms),
         "updatedAt": iso(run.updated_at_ms or run.created_at_ms), "startedAt": iso(run.started_at_ms),
         "finishedAt": iso(run.finished_at_ms), "isTest": False, "payload": run.input,

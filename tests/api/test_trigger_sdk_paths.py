@@ -271,6 +271,98 @@ async def test_cancel_replay_and_reschedule_act_on_the_run(api: ApiNode) -> None
     assert status == 409, answer
 
 
+async def sdk_trigger(api: ApiNode, task: str, payload: Any, project: str = "alpha",
+                      **options: Any) -> tuple[int, Any]:
+    """tasks.trigger as @trigger.dev/sdk 4.x posts it: the payload as superjson text (what the SDK makes of
+    any value but a string), its type, and the options."""
+    body = {"payload": orjson.dumps({"json": payload}).decode(),
+            "options": {"payloadType": "application/super+json", "payloadSize": 10, **options}}
+    return await api.call("POST", f"/api/v1/tasks/{task}/trigger", project=project, json=body)
+
+
+async def test_tasks_trigger_starts_a_run_of_the_job_with_the_options_it_can_honour(api: ApiNode) -> None:
+    # When the SDK triggers a task (a Baton job) with a payload
+    status, answer = await sdk_trigger(api, "echo", {"n": 1, "when": "now"})
+    # Then the answer is the new run's id, which runs.retrieve reads, and the run ran the payload
+    assert status == 200 and set(answer) == {"id"} and answer["id"].startswith("run_"), answer
+    run = await api.wait_status(answer["id"].removeprefix("run_"))
+    assert run["status"] == "completed" and run["output"] == {"n": 1, "when": "now"} and run["project"] == "alpha"
+    status, retrieved = await api.call("GET", f"/api/v3/runs/{answer['id']}")
+    assert status == 200 and retrieved["payload"] == {"n": 1, "when": "now"} and retrieved["taskIdentifier"] == "echo"
+    # When it names options: a delay, tags, metadata, attempts, a duration, a priority, an idempotency key
+    options = {"delay": "1h", "tags": ["red", "blue"], "metadata": {"user": "u1"}, "maxAttempts": 5,
+               "maxDuration": 30, "priority": 7, "idempotencyKey": "k" * 64, "idempotencyKeyTTL": "10m", "ttl": "2h",
+               "concurrencyKey": "tenant-1", "idempotencyKeyOptions": {"key": "k1", "scope": "global"}}
+    status, first = await sdk_trigger(api, "echo", {"n": 2}, **options)
+    assert status == 200, first
+    native = await api.run(first["id"].removeprefix("run_"), view="native")
+    # Then the run carries each, in Baton's terms
+    assert native["status"] == "delayed" and native["tags"] == ["red", "blue"] and native["metadata"] == {"user": "u1"}
+    assert (native["max_attempts"], native["timeout_ms"], native["priority"]) == (5, 30_000, 7), native
+    assert native["concurrency_key"] == "tenant-1" and native["expires_at"] is not None
+    due = datetime.fromisoformat(native["scheduled_at"].replace("Z", "+00:00")).timestamp()
+    assert abs(due - time.time() - 3600) < 60, native
+    # And the same idempotency key again names that run, as cached
+    status, again = await sdk_trigger(api, "echo", {"n": 3}, **options)
+    assert status == 200 and again == {"id": first["id"], "isCached": True}, again
+    # And the other payloads the SDK sends: a string as text, plain JSON text, a value it could not write as
+    # superjson (the value itself), superjson with a Date (its ISO text arrives), and none at all
+    dated_input = {"json": {"at": "2026-01-02T03:04:05.000Z"}, "meta": {"values": {"at": ["Date"]}}}
+    for payload, kind, expected in (("hello", "text/plain", "hello"), ('{"a": [1, 2]}', "application/json",
+                                                                       {"a": [1, 2]}),
+                                    ({"a": 1}, "application/json", {"a": 1}),
+                                    (orjson.dumps(dated_input).decode(), "application/super+json",
+                                     {"at": "2026-01-02T03:04:05.000Z"}), (None, "application/json", None)):
+        status, made = await api.call("POST", "/api/v1/tasks/echo/trigger",
+                                      json={"payload": payload, "options": {"payloadType": kind}})
+        assert status == 200, (payload, made)
+        assert (await api.wait_status(made["id"].removeprefix("run_")))["output"] == expected, payload
+    # And a delay given as a date (the SDK sends a Date as ISO text) is the run's due time
+    status, dated = await sdk_trigger(api, "echo", {"n": 4}, delay="2030-01-02T03:04:05.000Z")
+    assert status == 200, dated
+    assert (await api.run(dated["id"].removeprefix("run_"), view="native"))["scheduled_at"].startswith(
+        "2030-01-02T03:04:05")
+    # And a debounced trigger (mode trailing: the last payload runs) coalesces with the one before it
+    debounce = {"key": "user-1", "delay": "1h", "mode": "trailing"}
+    _, one = await sdk_trigger(api, "echo", {"v": 1}, debounce=debounce)
+    _, two = await sdk_trigger(api, "echo", {"v": 2}, debounce=debounce)
+    assert one["id"] == two["id"], (one, two)
+    assert (await api.run(one["id"].removeprefix("run_"), view="native"))["input"] == {"v": 2}
+
+
+async def test_tasks_trigger_refuses_what_baton_cannot_honour(api: ApiNode) -> None:
+    # (each a 400 in Baton's error shape, naming the option, and no run made)
+    before = len(await _every(api))
+    for options, code, named in (
+            ({"parentRunId": "run_x"}, "unsupported_parameter", "parentRunId"),
+            ({"machine": "small-1x"}, "unsupported_parameter", "machine"),
+            ({"region": "eu"}, "unsupported_parameter", "region"),
+            ({"test": True}, "unsupported_parameter", "test"),
+            ({"concurrency": {"limit": 1}}, "unsupported_parameter", "concurrency"),
+            ({"debounce": {"key": "k", "delay": "5s"}}, "unsupported_parameter", "debounce"),
+            ({"queue": {"name": "task/echo"}}, "unsupported_parameter", "queue"),
+            ({"somethingNew": 1}, "unsupported_parameter", "somethingNew"),
+            ({"payloadType": "application/store"}, "unsupported_parameter", "payloadType"),
+            ({"delay": "soon"}, "bad_run_at", "run_at"),
+            ({"ttl": "forever"}, "invalid_body", "ttl"),
+            ({"priority": 3600}, "bad_priority", "priority"),
+            ({"maxAttempts": 0}, "bad_max_attempts", "max_attempts")):
+        status, answer = await sdk_trigger(api, "echo", {"n": 1}, **options)
+        assert status == 400 and answer["code"] == code and named in answer["error"], (options, answer)
+    for payload, kind in (("{not json", "application/json"), ("{not json", "application/super+json"),
+                          ('{"meta": {}}', "application/super+json")):
+        status, answer = await api.call("POST", "/api/v1/tasks/echo/trigger",
+                                        json={"payload": payload, "options": {"payloadType": kind}})
+        assert status == 400 and answer["code"] == "invalid_body", answer
+    assert len(await _every(api)) == before
+    # And a task no node defines is 404, as an unknown job
+    status, answer = await sdk_trigger(api, "no_such_task", {})
+    assert status == 404 and answer["code"] == "unknown_job", answer
+    # And without a key, 401
+    status, answer = await api.call("POST", "/api/v1/tasks/echo/trigger", project=None, json={"payload": "1"})
+    assert status == 401, answer
+
+
 @pytest.mark.parametrize(("method", "path"), [
     ("GET", "/api/v3/runs/{id}"), ("POST", "/api/v2/runs/{id}/cancel"), ("POST", "/api/v1/runs/{id}/replay"),
     ("POST", "/api/v1/runs/{id}/reschedule"), ("GET", "/api/v1/runs"),
