@@ -49,6 +49,8 @@ class EntryRuns:
         #: start from here: no hand-off list between the stream and the executor
         self.delivery = delivery
         self.outages = outages
+        #: the last create-and-deliver step (_create_round): one a cancellation left going is waited for
+        self.creating: asyncio.Future[list[tuple[str, int]]] | None = None
 
     def internal(self, entry_id: str, exc: BaseException) -> SubmissionError:
         """An entry that failed unexpectedly: logged with its id, rejected as internal."""
@@ -191,6 +193,20 @@ class EntryRuns:
         """runs_create for one round; the runs it leased to this node start at once."""
         if self.delivery is None:
             return await self.app.create_detailed(specs, raise_rejected=False)
+        # one step no cancellation splits (a drain cancels the intake mid-batch): cut between the call,
+        # which leases runs to this node, and their delivery, the runs were leased to no handler, and
+        # the reaper charged each a crashed attempt once its lease expired (a rolling update did). The
+        # cancelled intake waits for it (settled) before it ends, so the drain finds the runs started
+        self.creating = asyncio.ensure_future(self._create_and_deliver(specs, self.delivery))
+        return await asyncio.shield(self.creating)
+
+    async def settled(self) -> None:
+        """Wait for a create a cancellation left going (_create_round) to deliver what it leased."""
+        creating, self.creating = self.creating, None
+        if creating is not None:
+            await asyncio.gather(creating, return_exceptions=True)  # (its error was the cancelled batch's)
+
+    async def _create_and_deliver(self, specs: list[RunSpec], delivery: Delivery) -> list[tuple[str, int]]:
         # taken before the call: a lease it grants surely holds until then (runtime/fencing.py)
         deadline = time.monotonic() + self.settings.lease_ttl_ms / 1000
         created = await self.app.create_leasing(specs, self.settings.node_id, raise_rejected=False)
@@ -198,8 +214,8 @@ class EntryRuns:
         for claimed in created.leased:
             by_partition.setdefault(claimed.partition, []).append(claimed)
         for partition, runs in by_partition.items():
-            await self.delivery.deliver(partition, [LeaseGranted(c, deadline) for c in runs],
-                                        registration_room=created.registration_rooms.get(partition))
+            await delivery.deliver(partition, [LeaseGranted(c, deadline) for c in runs],
+                                   registration_room=created.registration_rooms.get(partition))
         return created.results
 
     async def _note_aliases(self, specs: list[tuple[str, RunSpec]], results: list[tuple[str, int]],

@@ -251,6 +251,7 @@ class Intake(Actor[None]):
         soon as this node's heartbeat is gone.
         """
         async def settle() -> None:
+            await self.runs.settled()  # (runs a create leased to this node start before the drain goes on)
             if prefetch is not None:
                 # a read still in flight could deliver entries after ours: let it end first
                 # (what it took is pending for this consumer and read again below)
