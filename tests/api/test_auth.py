@@ -31,12 +31,14 @@ BODIES: dict[str, Any] = {
     "WebhookRequest": {"url": "https://example.com/hook", "events": ["run.completed"]},
     "WebhookUpdate": {"description": "x"}, "SharedLimit": {"pool_size": 2}, "AdmissionRequest": {"max_queued": 5},
     "TriggerApiReplayRequest": {}, "TriggerApiRescheduleRequest": {"delay": "1h"},
+    "TriggerApiTriggerRequest": {"payload": '{"json": 1}', "options": {"payloadType": "application/super+json"}},
     "HatchetTaskRequest": {"externalIds": []},
 }
 
 
 def path_of(route_path: str, run_id: str) -> str:
-    return (route_path.replace("{run_id}", run_id).replace("{job}", "echo").replace("{queue}", "default")
+    return (route_path.replace("{run_id}", run_id).replace("{job}", "echo").replace("{task_id}", "echo")
+            .replace("{queue}", "default")
             .replace("{name}", "sched").replace("{node}", "node")
             .replace("{action_id}", "bulk_" + "0" * 20).replace("{token_id}", "wpt_" + "0" * 26)
             .replace("{webhook_id}", "wh_" + "0" * 20).replace("{delivery_id}", "dl_" + "0" * 20)
