@@ -1,5 +1,5 @@
-"""Handlers of Hatchet's REST API for runs (the paths hatchet-sdk's runs client calls): get a workflow run,
-its status or a task, list runs, cancel and replay them, answering the SDK's models
+"""Handlers of Hatchet's REST API for runs (the paths hatchet-sdk's runs client calls): trigger and get a
+workflow run, its status or a task, list runs, cancel and replay them, answering the SDK's models
 (runtime/api/hatchet_public.py).
 
 Hatchet pages by offset; Baton's listings by cursor. A list walks the listing from its newest run,
@@ -19,6 +19,7 @@ from aiohttp import web
 from ..errors import RunAlreadyFinished, RunNotFinished, RunNotFound
 from ..records import TERMINAL_STATUSES, Run
 from .errors import ApiError
+from .handlers_jobs import trigger_one
 from .hatchet_public import HATCHET_STATUSES, details, metadata_matches, natives_for, task_summary, tenant_of
 from .listing import RunFilter, RunIndex, list_runs, parse_ms
 from .routing import Req, json_response
@@ -26,7 +27,7 @@ from .run_helpers import CANCELABLE, keep_hatchet_aliases, load_run, reload_run
 from .views import hatchet_run_id, hatchet_uuid, status_hatchet, user_idempotency_key
 
 __all__ = ["ACT_LIMIT", "IDS_LIMIT", "PAGE_SIZE", "h_hapi_cancel", "h_hapi_external_ids", "h_hapi_get",
-           "h_hapi_list", "h_hapi_replay", "h_hapi_status", "h_hapi_task"]
+           "h_hapi_list", "h_hapi_replay", "h_hapi_status", "h_hapi_task", "h_hapi_trigger"]
 
 #: the page size when the SDK gives no limit
 PAGE_SIZE = 50
@@ -63,6 +64,21 @@ async def _shown(req: Req, run_id: str) -> Run:
 
 async def h_hapi_get(req: Req) -> web.StreamResponse:
     run = await _shown(req, req.params["run_id"])
+    [children] = await _children(req, [run])
+    return json_response(details(run, await req.baton.get_events(run.id, count=10_000), children))
+
+
+async def h_hapi_trigger(req: Req) -> web.StreamResponse:
+    """runs.create: a run of the job named as the workflow, answered as runs.get answers it."""
+    _check_tenant(req)
+    body = req.body
+    item: dict[str, Any] = {"input": body["input"]}
+    if body.get("additionalMetadata"):
+        item["metadata"] = body["additionalMetadata"]
+    if body.get("priority") is not None:
+        item["priority"] = body["priority"]  # (1 to 3: higher first, as Baton's)
+    run_id, _code = await trigger_one(req, body["workflowName"], item)
+    run = await _shown(req, run_id)
     [children] = await _children(req, [run])
     return json_response(details(run, await req.baton.get_events(run.id, count=10_000), children))
 

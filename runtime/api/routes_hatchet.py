@@ -20,6 +20,7 @@ from .handlers_hatchet import (
     h_hapi_replay,
     h_hapi_status,
     h_hapi_task,
+    h_hapi_trigger,
 )
 from .hatchet_public import HATCHET_STATUSES, RUNNING_FILTERS
 from .routing import Param, Route
@@ -68,6 +69,12 @@ _REFUSED = {
 _NF = (404,)
 
 HATCHET_API_ROUTES: tuple[Route, ...] = (
+    Route("POST", "/api/v1/stable/tenants/{tenant}/workflow-runs/trigger", h_hapi_trigger,
+          "hatchetApiTriggerWorkflowRun", "Trigger a workflow run (runs.create)", _TAG,
+          "A run of the Baton job named as the workflow, with the input; additionalMetadata is its metadata and "
+          "priority (1 to 3) its Baton priority. Answered as runs.get answers the run.", params=(_TENANT,),
+          body="HatchetTriggerRequest", body_required=True, responses={200: ("The new run", "HatchetRunDetails")},
+          errors=(403, 404, 429)),
     Route("GET", "/api/v1/stable/workflow-runs/{run_id}", h_hapi_get, "hatchetApiGetWorkflowRun",
           "Get a workflow run (runs.get)", _TAG,
           "The run in the hatchet view, its status changes and failed attempts as task events, and itself as "

@@ -70,10 +70,19 @@ REQUEST = _obj({"externalIds": uuids(1000), "filter": ref("HatchetTaskFilter")},
     "The runs to act on: by their ids, or by a filter (one of them). Ids no run of the project has are not "
     "acted on; a filter selecting more than 1000 runs answers 400 before acting on any."))
 IDS = _obj({"ids": uuids(1000)}, description="The runs canceled, or the new runs a replay started.")
+TRIGGER = _obj({
+    "workflowName": {"type": "string", "minLength": 1, "maxLength": 100, "description": "a Baton job's name"},
+    "input": {"type": "object", "description": "the run's input"},
+    "additionalMetadata": {"anyOf": [{"type": "null"}, {"type": "object"}], "description": "the run's metadata"},
+    "priority": {"anyOf": [{"type": "null"}, {"type": "integer", "minimum": 1, "maximum": 3}],
+                 "description": "Hatchet's 1 (low) to 3 (high): the run's Baton priority, higher first"},
+}, ["workflowName", "input"], extra=False, description="What runs.create posts (hatchet-sdk's "
+                                                        "V1TriggerWorkflowRunRequest).")
 
 HATCHET_API_SCHEMAS: dict[str, Schema] = {
     "HatchetTaskStatus": {**STATUS, "description": "A run's V1TaskStatus"}, "HatchetTaskSummary": SUMMARY,
     "HatchetTaskEvent": EVENT, "HatchetShapeItem": SHAPE, "HatchetRunDetails": DETAILS,
     "HatchetTaskSummaryList": PAGE, "HatchetTaskFilter": FILTER, "HatchetTaskRequest": REQUEST,
-    "HatchetTaskIds": IDS, "HatchetExternalIds": {**uuids(10_000), "description": "Run ids, newest first"},
+    "HatchetTaskIds": IDS, "HatchetTriggerRequest": TRIGGER,
+    "HatchetExternalIds": {**uuids(10_000), "description": "Run ids, newest first"},
 }

@@ -32,7 +32,7 @@ BODIES: dict[str, Any] = {
     "WebhookUpdate": {"description": "x"}, "SharedLimit": {"pool_size": 2}, "AdmissionRequest": {"max_queued": 5},
     "TriggerApiReplayRequest": {}, "TriggerApiRescheduleRequest": {"delay": "1h"},
     "TriggerApiTriggerRequest": {"payload": '{"json": 1}', "options": {"payloadType": "application/super+json"}},
-    "HatchetTaskRequest": {"externalIds": []},
+    "HatchetTaskRequest": {"externalIds": []}, "HatchetTriggerRequest": {"workflowName": "echo", "input": {}},
 }
 
 

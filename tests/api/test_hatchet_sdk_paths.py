@@ -341,6 +341,40 @@ async def test_a_filter_selecting_too_many_runs_acts_on_none(api: ApiNode, monke
     assert (status, body["code"]) == (400, "invalid_body") and "since" in body["error"], body
 
 
+async def test_runs_create_triggers_a_run_of_the_job_answered_as_runs_get(api: ApiNode) -> None:
+    trigger = f"/api/v1/stable/tenants/{TENANT}/workflow-runs/trigger"
+    # When the SDK's runs.create posts a workflow (a Baton job), its input, metadata and priority
+    body = {"workflowName": "echo", "input": {"n": 1}, "additionalMetadata": {"team": "x"}, "priority": 3}
+    status, answer = await api.call("POST", trigger, json=body)
+    # Then the answer is the new run as runs.get answers it (V1WorkflowRunDetails), its id one the API takes back
+    assert status == 200, answer
+    check_details(answer)
+    assert answer["run"]["additionalMetadata"] == {"team": "x"} and answer["run"]["input"] == {"n": 1}
+    run_id = answer["run"]["metadata"]["id"]
+    status, got = await api.call("GET", f"/api/v1/stable/workflow-runs/{run_id}")
+    assert status == 200 and got["run"]["metadata"]["id"] == run_id
+    native = await api.wait_status(await _native_id(api, run_id))
+    assert native["status"] == "completed" and native["output"] == {"n": 1} and native["priority"] == 3
+    assert native["metadata"] == {"team": "x"} and native["project"] == "alpha"
+    # And what it cannot make answers as Baton's API does: an unknown workflow 404, a bad body 400, another
+    # tenant 403
+    status, answer = await api.call("POST", trigger, json={"workflowName": "nope", "input": {}})
+    assert (status, answer["code"]) == (404, "unknown_job"), answer
+    for bad in ({"workflowName": "echo"}, {"workflowName": "echo", "input": [1]},
+                {"workflowName": "echo", "input": {}, "priority": 9}, {"workflowName": "echo", "input": {}, "x": 1}):
+        status, answer = await api.call("POST", trigger, json=bad)
+        assert (status, answer["code"]) == (400, "invalid_body"), (bad, answer)
+    status, answer = await api.call("POST", trigger.replace(TENANT, tenant_of("beta")), json=body)
+    assert status == 403, answer
+
+
+async def _native_id(api: ApiNode, hatchet_id: str) -> str:
+    """Baton's id of the run a hatchet-view id names."""
+    status, run = await api.call("GET", f"/v1/runs/{hatchet_id}")
+    assert status == 200, run
+    return str(run["id"])
+
+
 @pytest.mark.parametrize(("method", "path"), [
     ("GET", "/api/v1/stable/workflow-runs/{id}"), ("GET", "/api/v1/stable/workflow-runs/{id}/status"),
     ("GET", "/api/v1/stable/tasks/{id}"), ("GET", LIST), ("POST", f"/api/v1/stable/tenants/{TENANT}/tasks/cancel"),
