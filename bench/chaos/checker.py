@@ -20,12 +20,14 @@ Checked for every acknowledged submission (run id known from its stream entry):
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from actors.intake import SILENT_CONSUMER_MS
 from runtime import Baton
 from runtime.records import TERMINAL_STATUSES, Run, read_runs
 
@@ -37,6 +39,9 @@ __all__ = ["ATTEMPT_OUTCOMES", "UNDER_WAY", "Verdict", "check"]
 ATTEMPT_OUTCOMES = frozenset({"completed", "failed", "timed_out", "crashed", "canceled", "released", "waiting"})
 #: runs read per pipelined round trip
 CHUNK = 500
+#: past SILENT_CONSUMER_MS, how long the live nodes have to claim a killed node's pending entries (their dead
+#: check runs every second) before an entry still pending is a violation
+CLAIM_MARGIN_S = 5.0
 #: examples kept per violation
 EXAMPLES = 5
 
@@ -241,6 +246,15 @@ async def _check_streams(v: Verdict, app: Baton, bad_entries: int) -> None:
     except Exception as exc:  # noqa: BLE001 - no group means no node ever read the stream: reported
         v.add("submission stream unreadable", repr(exc))
         return
+    # every run ending (the quiesce) can come before the entries a killed node had read are acknowledged:
+    # a live node's intake claims them once that node's consumer has been silent for SILENT_CONSUMER_MS
+    # (or its heartbeat is stale), and creating their runs again finds them made. What is still pending
+    # after that is left pending for good
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SILENT_CONSUMER_MS / 1000 + CLAIM_MARGIN_S
+    while pending["pending"] and loop.time() < deadline:
+        await asyncio.sleep(0.2)
+        pending = await redis.xpending(stream, group)
     if pending["pending"]:
         v.add("stream entries left pending", f"{pending['pending']} entries")
     rejected = await redis.xrevrange(app.keys.rejected_stream, count=EXAMPLES)
