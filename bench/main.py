@@ -221,6 +221,13 @@ def run_driver(system: str, redis_url: str, cfg: dict[str, Any], workdir: Path, 
     return result
 
 
+
+def portable(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The run's configuration as a results file keeps it: a path inside the checkout relative to its
+    root, so no machine's own paths are written (the run's temporary directory is only logged)."""
+    root = str(ROOT) + "/"
+    return {k: v.removeprefix(root) if isinstance(v, str) else v for k, v in cfg.items()}
+
 def main() -> int:
     ap = argparse.ArgumentParser(prog="bench/run", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -287,8 +294,9 @@ def main() -> int:
         "command": command, "started": started.isoformat(timespec="seconds"),
         "finished": finished.isoformat(timespec="seconds"),
         "duration_s": round((finished - started).total_seconds()), "machine": machine(),
-        "redis_server": server.version(), "git": revision, "config": cfg, "work_dir": str(workdir), "quick": args.quick,
+        "redis_server": server.version(), "git": revision, "config": portable(cfg), "quick": args.quick,
     }
+    log(f"logs of this run: {workdir}")
     markdown = render(meta, results)
     print()
     print(markdown)
