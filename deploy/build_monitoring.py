@@ -1,4 +1,5 @@
-"""Writes the Kubernetes monitoring objects made from grafana/: ``python deploy/build_monitoring.py``.
+"""Writes the Kubernetes monitoring objects made from grafana/: ``python deploy/build_monitoring.py``
+(``--runbook-base URL --out DIR``: a copy for a deployment whose alerts link to its own runbook).
 
 - ``base/prometheusrule.yaml``: a PrometheusRule (Prometheus Operator) holding the
   groups of ``grafana/alerts/baton.rules.yml`` unchanged;
@@ -6,11 +7,16 @@
   labelled ``grafana_dashboard: "1"``, which Grafana's dashboard sidecar (the one
   kube-prometheus-stack runs) loads into the folder named by ``grafana_folder``.
 
-The files in grafana/ are the source; a test fails when these two drift from them.
+The files in grafana/ are the source; a test fails when these two drift from them. Every alert's
+``runbook_url`` there is relative to the repository (``docs/runbook.md#...``), which a notification
+cannot open: ``--runbook-base`` puts the address of the repository's files before it (for example
+``https://github.com/acme/baton/blob/main/``), and ``--out`` writes that copy elsewhere (an overlay),
+leaving base/ as the source says.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -40,9 +46,14 @@ def _dump(doc: dict[str, Any], source: str) -> str:
     return HEADER.format(source=source) + yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=1000)
 
 
-def prometheus_rule() -> str:
-    """The PrometheusRule manifest."""
+def prometheus_rule(runbook_base: str = "") -> str:
+    """The PrometheusRule manifest; with ``runbook_base``, every runbook_url is that address's."""
     groups = yaml.safe_load(ALERTS.read_text())["groups"]
+    if runbook_base:
+        for rule in (r for g in groups for r in g["rules"]):
+            annotations = rule.get("annotations") or {}
+            if "runbook_url" in annotations:
+                annotations["runbook_url"] = runbook_base.rstrip("/") + "/" + annotations["runbook_url"]
     doc = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
            "metadata": {"name": "baton", "labels": dict(LABELS)}, "spec": {"groups": groups}}
     return _dump(doc, "grafana/alerts/baton.rules.yml")
@@ -60,16 +71,25 @@ def dashboards_configmap() -> str:
     return _dump(doc, "grafana/dashboards/*.json")
 
 
-def render() -> dict[Path, str]:
+def render(out: Path = BASE, runbook_base: str = "") -> dict[Path, str]:
     """Path -> text of every generated manifest."""
-    return {BASE / "prometheusrule.yaml": prometheus_rule(), BASE / "grafana-dashboards.yaml": dashboards_configmap()}
+    return {out / "prometheusrule.yaml": prometheus_rule(runbook_base),
+            out / "grafana-dashboards.yaml": dashboards_configmap()}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     """Write the manifests."""
-    for path, text in render().items():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runbook-base", default="", metavar="URL",
+                        help="address of the repository's files, put before each docs/runbook.md link")
+    parser.add_argument("--out", type=Path, default=BASE, metavar="DIR", help="where to write (default deploy/base)")
+    args = parser.parse_args(argv)
+    if args.runbook_base and args.out.resolve() == BASE:
+        parser.error("--runbook-base writes a deployment's own copy: give --out (deploy/base follows the source)")
+    args.out.mkdir(parents=True, exist_ok=True)
+    for path, text in render(args.out, args.runbook_base).items():
         path.write_text(text)
-        print(f"wrote {path.relative_to(ROOT)}")
+        print(f"wrote {path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path}")
 
 
 if __name__ == "__main__":

@@ -204,3 +204,26 @@ def test_a_worker_pod_ends_before_the_kubelet_kills_it() -> None:
     readme = (ROOT / "README.md").read_text()
     assert f"the process ends within it + {STOP_AFTER_GRACE_S:g} s" in readme
     assert f"the process is gone {STOP_AFTER_GRACE_S:g} s after" in " ".join(readme.split())
+
+
+def test_a_deployments_copy_links_each_alert_to_its_runbook_by_a_full_address(tmp_path: Path) -> None:
+    # When the monitoring objects are written for a deployment whose runbook lives at an address of its own
+    script = DEPLOY / "build_monitoring.py"
+    done = subprocess.run([sys.executable, str(script), "--runbook-base", "https://git.example/acme/baton/blob/main",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    # Then every alert's runbook_url is that address's section (a notification can open it), the rest unchanged
+    copy_rules = yaml.safe_load((tmp_path / "prometheusrule.yaml").read_text())["spec"]["groups"]
+    source = yaml.safe_load((ROOT / "grafana" / "alerts" / "baton.rules.yml").read_text())["groups"]
+    for made, rule in zip((r for g in copy_rules for r in g["rules"]), (r for g in source for r in g["rules"]),
+                          strict=True):
+        if "alert" in rule:
+            assert made["annotations"].pop("runbook_url") == \
+                "https://git.example/acme/baton/blob/main/" + rule["annotations"].pop("runbook_url")
+        assert made == rule
+    base_dashboards = (DEPLOY / "base" / "grafana-dashboards.yaml").read_text()
+    assert (tmp_path / "grafana-dashboards.yaml").read_text() == base_dashboards
+    # And base/ is never written with a deployment's address (it follows the source)
+    refused = subprocess.run([sys.executable, str(script), "--runbook-base", "https://x/"], capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode == 2 and "--out" in refused.stderr
