@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from bench.chaos.proxy import FaultProxy
 from runtime import Baton, Settings
 from tests import nodes
+from tests.garbage import alive_ours
 from tests.servers import RedisClusterProcesses, RedisProcess, free_port, stop_leftovers
 
 #: how long before pytest-timeout fails a test its live asyncio tasks are printed
@@ -167,12 +168,16 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 @pytest.fixture
 def cyclic_garbage() -> Iterator[None]:
     """While the test runs, the collector keeps what it frees in gc.garbage (gc.DEBUG_SAVEALL):
-    a test collects, clears gc.garbage, does its work, collects again and reads it."""
+    a test collects, clears gc.garbage, does its work, collects again and reads it. Baton's objects
+    alive as it starts are held until it ends: an earlier test's, still referenced by something of
+    that test's that ends later (a thread, a timer), were otherwise freed, and reported, in this one."""
     gc.collect()
     gc.garbage.clear()
+    earlier = alive_ours()
     gc.set_debug(gc.DEBUG_SAVEALL)
     try:
         yield
     finally:
         gc.set_debug(0)
         gc.garbage.clear()
+        del earlier

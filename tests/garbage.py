@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import types
 from collections import Counter
 from collections.abc import Iterable
 
@@ -22,3 +24,13 @@ def _ours(obj: object) -> str | None:
 def ours(garbage: Iterable[object]) -> Counter[str]:
     """Baton's objects among ``garbage``, counted by what they are."""
     return Counter(name for name in map(_ours, garbage) if name)
+
+
+def alive_ours() -> list[object]:
+    """Baton's objects (instances of its classes, its functions) alive now. Read by their type alone:
+    an attribute lookup on whatever the collector tracks may run code (a lazy module imports)."""
+    def ours_by_type(obj: object) -> bool:
+        module = obj.__module__ if isinstance(obj, types.FunctionType) else type(obj).__dict__.get("__module__")
+        return isinstance(module, str) and module.split(".")[0] in OURS
+
+    return [obj for obj in gc.get_objects() if ours_by_type(obj)]
