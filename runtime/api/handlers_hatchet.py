@@ -62,10 +62,15 @@ async def _shown(req: Req, run_id: str) -> Run:
     return run
 
 
-async def h_hapi_get(req: Req) -> web.StreamResponse:
-    run = await _shown(req, req.params["run_id"])
+async def _run_details(req: Req, run_id: str) -> web.StreamResponse:
+    """The run as runs.get answers it (V1WorkflowRunDetails)."""
+    run = await _shown(req, run_id)
     [children] = await _children(req, [run])
     return json_response(details(run, await req.baton.get_events(run.id, count=10_000), children))
+
+
+async def h_hapi_get(req: Req) -> web.StreamResponse:
+    return await _run_details(req, req.params["run_id"])
 
 
 async def h_hapi_trigger(req: Req) -> web.StreamResponse:
@@ -78,9 +83,7 @@ async def h_hapi_trigger(req: Req) -> web.StreamResponse:
     if body.get("priority") is not None:
         item["priority"] = body["priority"]  # (1 to 3: higher first, as Baton's)
     run_id, _code = await trigger_one(req, body["workflowName"], item)
-    run = await _shown(req, run_id)
-    [children] = await _children(req, [run])
-    return json_response(details(run, await req.baton.get_events(run.id, count=10_000), children))
+    return await _run_details(req, run_id)
 
 
 async def h_hapi_status(req: Req) -> web.StreamResponse:
