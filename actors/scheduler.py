@@ -167,9 +167,10 @@ class Scheduler(Actor[None]):
         # a tick its schedule cannot start (its job gone, its options refused, its queue full) is passed: the
         # state moves on, with the refusal (fire_due counts and logs the schedule until a tick fires)
         refused: SubmissionError | None = None
+        started = False  # a tick started a run (fire() emptied REFUSED with it; a skipped tick did not)
         if missed and not recent and schedule.catch_up == "run_once":
             try:
-                await self.fire(schedule, missed[-1], caught_up=len(missed))
+                started = await self.fire(schedule, missed[-1], caught_up=len(missed)) is not None
             except SubmissionError as exc:
                 refused = exc
         elif missed:
@@ -184,7 +185,7 @@ class Scheduler(Actor[None]):
                 outage = outage or RedisUnavailable(f"partition {partition.index} does not answer")
                 continue
             try:
-                await self.fire(schedule, tick)
+                started = await self.fire(schedule, tick) is not None or started
             except SubmissionError as exc:
                 refused = exc
             except Exception as exc:
@@ -196,10 +197,10 @@ class Scheduler(Actor[None]):
         mapping = {"next_fire_at": next_at, UNFIRED: ",".join(map(str, left))}
         if refused is not None:
             last_refused = mapping[REFUSED] = described(refused)[:500]
-        elif len(left) < len(recent) or (missed and schedule.catch_up == "run_once"):
-            last_refused = mapping[REFUSED] = ""  # a tick went out (or was skipped by the overlap policy)
+        elif started:
+            last_refused = None
         await redis.hset(state_key, mapping=mapping)
-        return next_at, outage, last_refused or None
+        return next_at, outage, last_refused
 
     async def fire(self, schedule: CronSchedule, tick_ms: int, caught_up: int = 0) -> str | None:
         """Start the run of one tick, applying the overlap policy; returns its id (None if skipped)."""
