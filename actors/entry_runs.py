@@ -182,7 +182,7 @@ class EntryRuns:
         renamed = [(entry_id, spec.id) for entry_id, spec in specs if spec.id != entry_id]
         if renamed:
             keys = self.app.keys
-            keep_ms = max(self.settings.finished_ttl_s, self.settings.dead_letter_ttl_s) * 1000
+            keep_ms = self.settings.runs_kept_s * 1000
             pipe = self.app.redis.pipeline(transaction=False)
             for entry_id, run_id in renamed:
                 pipe.set(keys.partition_of_run(entry_id).alias(entry_id), run_id, px=keep_ms)

@@ -458,6 +458,11 @@ class Keys:
         """A background bulk action: its request and progress (HASH; expires a day after it ends)."""
         return f"{self._node}bulk:{action_id}"
 
+    def trigger_batch(self, batch_id: str) -> str:
+        """A batch made through Trigger.dev's batch API: its request, then each item's run id or why it made
+        none (HASH; meta -> JSON, r<index> -> run id, e<index> -> JSON error; kept as long as runs are)."""
+        return f"{self._node}tbatch:{batch_id}"
+
     def bulk_lease(self, action_id: str) -> str:
         """Which API process runs a bulk action now (STRING; its token, expires unless renewed)."""
         return f"{self._node}bulk:{action_id}:lease"

@@ -243,6 +243,12 @@ class Settings:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
 
+    @property
+    def runs_kept_s(self) -> int:
+        """How long the record of a finished run is kept at most (completed or dead-lettered): what
+        outlives nothing but runs (an entry's alias, a batch) is kept as long."""
+        return max(self.finished_ttl_s, self.dead_letter_ttl_s)
+
     def may_operate(self, project: str) -> bool:
         """Whether keys of ``project`` may use the operator endpoints (``api_operator_projects``)."""
         allowed = self.api_operator_projects.split(",")

@@ -14,12 +14,13 @@ from ..errors import RedisUnavailable, SubmissionError
 from ..ids import RUN_ID_RE
 from ..keys import Partition
 from ..partition_outages import read_partitions
+from ..submission import RunSpec
 from .errors import ApiError
 from .routing import Req, json_response
 from .run_helpers import foreign_scope, load_run, load_runs, project_of, render_runs, scoped_id, scoped_key
 
 __all__ = [
-    "h_jobs", "h_send_event", "h_trigger", "h_trigger_batch", "trigger_one",
+    "h_jobs", "h_send_event", "h_trigger", "h_trigger_batch", "new_batch_id", "spec_of", "trigger_one",
 ]
 
 # -- jobs, triggers, events -----------------------------------------------------
@@ -90,12 +91,18 @@ async def _parents(req: Req, item: dict[str, Any]) -> None:
 _OUTCOMES = {1: "created", 0: "existing", 2: "idempotent", 3: "debounced"}
 
 
+async def spec_of(req: Req, job: str, body: dict[str, Any], batch_id: str | None = None) -> RunSpec:
+    """The run of ``job`` a trigger body in Baton's terms asks for, in the caller's project (of batch
+    ``batch_id`` if given); SubmissionError or ApiError says what is wrong with it."""
+    item, extra = _item(req, job, body, batch_id)
+    await _parents(req, item)
+    return await req.baton._spec(item, source="api", extra=extra)
+
+
 async def trigger_one(req: Req, job: str, body: dict[str, Any]) -> tuple[str, int]:
     """Create one run of ``job`` in the caller's project from a trigger body in Baton's terms; its id and
     runs_create's code (1 created, 2 an idempotency key's run ...)."""
-    item, extra = _item(req, job, body)
-    await _parents(req, item)
-    spec = await req.baton._spec(item, source="api", extra=extra)
+    spec = await spec_of(req, job, body)
     # (a run on a partition whose master the API knows is down: a 503 at once, see Req.in_partition)
     partition = req.baton.keys.partition_of_run(spec.id)
     [(run_id, code)] = await req.in_partition(partition, lambda: req.baton.create_detailed([spec]))
@@ -113,14 +120,17 @@ async def h_trigger(req: Req) -> web.StreamResponse:
                           "run": (await render_runs(req, [run]))[0]}, status=201 if code == 1 else 200)
 
 
+def new_batch_id() -> str:
+    """A new batch's id (a batch trigger's runs carry it as their batch_id)."""
+    return "batch_" + secrets.token_hex(10)
+
+
 async def h_trigger_batch(req: Req) -> web.StreamResponse:
-    batch_id = "batch_" + secrets.token_hex(10)
+    batch_id = new_batch_id()
     specs = []
     for i, body in enumerate(req.body["runs"]):
-        item, extra = _item(req, body["job"], body, batch_id)
         try:
-            await _parents(req, item)
-            specs.append(await req.baton._spec(item, source="api", extra=extra))
+            specs.append(await spec_of(req, body["job"], body, batch_id))
         except SubmissionError as exc:
             raise ApiError(404 if exc.reason == "unknown_job" else 400, exc.reason, f"runs[{i}]: {exc}") from None
         except ApiError as exc:

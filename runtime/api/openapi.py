@@ -122,8 +122,9 @@ def _operation(route: Route) -> dict[str, Any]:
                     item["schema"] = {**p.schema, "items": {**items, "pattern": "^[^,]*$"}}
             op["parameters"].append(item)
     if route.body:
-        op["requestBody"] = {"required": route.body_required,
-                             "content": {"application/json": {"schema": ref(route.body)}}}
+        # (NDJSON: the schema is a line's; OpenAPI 3.1 describes a stream of values by its items' schema)
+        media = "application/x-ndjson" if route.body_lines else "application/json"
+        op["requestBody"] = {"required": route.body_required, "content": {media: {"schema": ref(route.body)}}}
     op["responses"] = _responses(route)
     if not route.auth:
         op["security"] = []

@@ -1,6 +1,7 @@
 """Trigger.dev's public run API in the route table: the paths, query names and bodies that
-@trigger.dev/sdk (4.x) sends for tasks.trigger, runs.retrieve, runs.list, runs.cancel, runs.replay and
-runs.reschedule, so that a client configured with ``baseURL`` = Baton and a Baton key keeps working.
+@trigger.dev/sdk (4.x) sends for tasks.trigger, batch.trigger (tasks.batchTrigger), batch.retrieve,
+runs.retrieve, runs.list, runs.cancel, runs.replay and runs.reschedule, so that a client configured
+with ``baseURL`` = Baton and a Baton key keeps working.
 
 The SDK sends the key as ``Authorization: Bearer <key>``, which is how every Baton key is presented.
 """
@@ -11,6 +12,7 @@ from .handlers_trigger import PAGE_SIZE, h_tapi_cancel, h_tapi_list, h_tapi_repl
 from .routing import Param, Route
 from .run_helpers import RUN_ID
 from .schemas_trigger import DURATION_PATTERN
+from .trigger_batches import h_tapi_batch_create, h_tapi_batch_items, h_tapi_batch_retrieve, h_tapi_batch_trigger
 from .trigger_public import PUBLIC_STATUSES
 from .trigger_tasks import h_tapi_trigger
 
@@ -61,6 +63,10 @@ _REFUSED = {
     "page[before]": "Baton's run lists page forward only (pagination.previous is never given)",
 }
 _NF = (404,)
+_BATCH_ID = Param("batch_id", {"type": "string", "pattern": "^batch_[A-Za-z0-9_-]{1,100}$"},
+                  "The batch (batch_...)", location="path", required=True)
+_ITEMS_AS = ("Each item is read as tasks.trigger reads its body. An item whose task is not a Baton job, or that asks "
+             "what Baton cannot honour, makes no run: the batch lists why in processing.errors (PARTIAL_FAILED).")
 
 TRIGGER_API_ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/v1/tasks/{task_id}/trigger", h_tapi_trigger, "triggerApiTriggerTask",
@@ -76,6 +82,33 @@ TRIGGER_API_ROUTES: tuple[Route, ...] = (
                         required=True),),
           body="TriggerApiTriggerRequest", responses={200: ("The new run", "TriggerApiTriggered")},
           errors=(404, 429)),
+    Route("POST", "/api/v3/batches", h_tapi_batch_create, "triggerApiCreateBatch",
+          "Create a batch (batch.trigger, phase 1)", _TAG,
+          "A batch of runCount items (at most 1000), sent next to its items endpoint. The same idempotencyKey again "
+          "answers the same batch with isCached: true (the SDK then sends no items). parentRunId and "
+          "resumeParentOnCompletion (a batch triggered inside a task) answer 400 unsupported_parameter.",
+          body="TriggerApiBatchCreateRequest", body_required=True,
+          responses={200: ("The batch", "TriggerApiBatchCreated")}),
+    Route("POST", "/api/v3/batches/{batch_id}/items", h_tapi_batch_items, "triggerApiStreamBatchItems",
+          "Send a batch's items (batch.trigger, phase 2)", _TAG,
+          "The items as NDJSON (application/x-ndjson), one {index, task, payload, options} per line; each makes a "
+          "run of the job named as its task, with the batch's id as its batch_id. An index received before makes "
+          "nothing (itemsDeduplicated): a stream sent again is safe. The batch is sealed once every index below "
+          "its runCount came. A line that is not a valid item, or an index past runCount, refuses the whole body "
+          "(400) before any run is made. " + _ITEMS_AS,
+          params=(_BATCH_ID,), body="TriggerApiBatchItem", body_required=True, body_lines=True,
+          responses={200: ("What the items did", "TriggerApiBatchItemsResult")}, errors=_NF),
+    Route("POST", "/api/v2/tasks/batch", h_tapi_batch_trigger, "triggerApiBatchTrigger",
+          "Trigger a batch in one request (batchTriggerV3 of earlier 4.x SDKs)", _TAG,
+          "Makes a batch of the items (at most 1000), indexed by their place, as the two calls above would. "
+          + _ITEMS_AS, body="TriggerApiBatchTriggerRequest", body_required=True,
+          responses={200: ("The batch", "TriggerApiBatchTriggered")}),
+    Route("GET", "/api/v2/batches/{batch_id}", h_tapi_batch_retrieve, "triggerApiRetrieveBatch",
+          "Get a batch (batch.retrieve)", _TAG,
+          "The batch's runs by index and the items that made none. PROCESSING until every item came; then ABORTED "
+          "when none made a run, PARTIAL_FAILED when some did not, else PENDING until all its runs finished, then "
+          "COMPLETED. processing.completedAt is when its last run was made.",
+          params=(_BATCH_ID,), responses={200: ("The batch", "TriggerApiBatch")}, errors=_NF),
     Route("GET", "/api/v3/runs/{run_id}", h_tapi_retrieve, "triggerApiRetrieveRun", "Get a run (runs.retrieve)", _TAG,
           "The run as Trigger.dev's public API answers it: public statuses, status booleans, relatedRuns with "
           "root, parent and children in full. costInCents and baseCostInCents are 0 (Baton has no billing).",

@@ -74,6 +74,9 @@ class Route:
     params: tuple[Param, ...] = ()
     body: str | None = None  #: component schema name of the JSON body
     body_required: bool = False
+    #: the body is NDJSON (application/x-ndjson): a JSON value per line, each valid against ``body``; the
+    #: handler gets the list of them (Trigger.dev's batch items)
+    body_lines: bool = False
     #: status -> (description, component schema name or None); 2xx are the successes
     responses: dict[int, tuple[str, str | None]] = field(default_factory=dict)
     #: media type of the success response (application/json unless SSE, metrics ...)

@@ -118,8 +118,7 @@ async def keep_hatchet_aliases(req: Req, runs: list[Run]) -> None:
     the API accepts back each id it emits, for as long as finished runs are kept."""
     aliases = {k: v for r in runs for k, v in hatchet_ids(r).items()}
     if aliases:
-        s = req.state.settings
-        ttl = max(s.finished_ttl_s, s.dead_letter_ttl_s)
+        ttl = req.state.settings.runs_kept_s
         pipe = req.baton.redis.pipeline(transaction=False)
         for derived, run_id in aliases.items():
             pipe.set(req.baton.keys.partition_of_run(derived).uuid_alias(derived), run_id, ex=ttl)

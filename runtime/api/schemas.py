@@ -304,11 +304,13 @@ TRIGGER_OPTIONS: dict[str, Schema] = {
             "on_failure": {"type": "string", "enum": ["fail", "ignore", "cancel"]},
             "name": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,100}$"}}, ["id"], extra=False)]}},
 }
+#: the most runs one batch trigger makes (Baton's own and Trigger.dev's batch API)
+BATCH_MAX = 1000
 TRIGGER_REQUEST = _obj(TRIGGER_OPTIONS, [], extra=False)
 BATCH_ITEM = _obj({"job": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]{1,100}$"}, **TRIGGER_OPTIONS},
                   ["job"], extra=False)
 BATCH_REQUEST = _obj({"runs": {"type": "array", "items": ref("BatchTriggerItem"), "minItems": 1,
-                               "maxItems": 1000}}, ["runs"], extra=False)
+                               "maxItems": BATCH_MAX}}, ["runs"], extra=False)
 TRIGGER_RESPONSE = _obj({"id": STR, "created": BOOL, "outcome": STR, "run": ref("Run")})
 BATCH_RESPONSE = _obj({"batch_id": STR, "runs": {"type": "array", "items": _obj(
     {"id": STR, "created": BOOL, "outcome": STR, "error": STR}, ["id", "created", "outcome"])}}, description=(

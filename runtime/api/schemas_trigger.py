@@ -3,7 +3,7 @@ schemas parse, with every date a run may lack left out rather than null."""
 
 from __future__ import annotations
 
-from .schemas import ANY, BOOL, INT, OBJ, STR, TIME, Schema, _obj, ref
+from .schemas import ANY, BATCH_MAX, BOOL, INT, OBJ, STR, TIME, Schema, _obj, ref
 from .trigger_public import PUBLIC_STATUSES
 
 __all__ = ["DURATION_PATTERN", "TRIGGER_API_SCHEMAS"]
@@ -79,8 +79,61 @@ TRIGGER = _obj({"payload": {**ANY, "description": "the input, written as payload
                             "SDK)"}, "context": ANY, "options": TRIGGER_OPTIONS},
                [], extra=False, description="What tasks.trigger posts: the payload, and the options.")
 
+_COUNT: Schema = {"type": "integer", "minimum": 0}
+_NOT_IN_A_TASK = "refused when set: a Baton run is not started from inside a Trigger.dev task"
+BATCH_CREATE = _obj({
+    "runCount": {"type": "integer", "minimum": 1, "maximum": BATCH_MAX,
+                 "description": "the items the stream will hold"},
+    "taskIdentifiers": {"type": "array", "items": {**STR, "minLength": 1}, "minItems": 1},
+    "idempotencyKey": {**STR, "maxLength": 2048, "description": "the same key again answers the same batch "
+                       "(isCached), whose items are not sent again"},
+    "idempotencyKeyOptions": OBJ,
+    "parentRunId": {**STR, "description": _NOT_IN_A_TASK}, "resumeParentOnCompletion": {**BOOL, "description":
+                                                                                          _NOT_IN_A_TASK},
+}, ["runCount"], extra=False, description="What batch.trigger posts first (the SDK's CreateBatchRequestBody).")
+BATCH_CREATED = _obj({"id": {**STR, "pattern": "^batch_"}, "runCount": INT, "isCached": BOOL, "idempotencyKey": STR},
+                     ["id", "runCount", "isCached"], description="The batch (the SDK's CreateBatchResponse).")
+BATCH_ITEM = _obj({
+    "index": {"type": "integer", "minimum": 0, "maximum": BATCH_MAX - 1,
+              "description": "the item's place in the batch, below its runCount: sent again, it makes nothing"},
+    "task": {**STR, "minLength": 1, "description": "a Baton job's name"},
+    "payload": {**ANY, "description": "the input, written as options.payloadType says"},
+    "options": TRIGGER_OPTIONS,
+}, ["index", "task"], extra=False, description="One line of the item stream (the SDK's BatchItemNDJSON).")
+BATCH_ITEMS_RESULT = _obj({
+    "id": STR, "itemsAccepted": _COUNT, "itemsDeduplicated": _COUNT,
+    "sealed": {**BOOL, "description": "every index below runCount has been received"},
+    "enqueuedCount": {**_COUNT, "description": "the items received so far, when not sealed"},
+    "expectedCount": {**_COUNT, "description": "runCount, when not sealed"},
+}, ["id", "itemsAccepted", "itemsDeduplicated", "sealed"],
+    description="What the item stream did (the SDK's StreamBatchItemsResponse).")
+BATCH = _obj({
+    "id": STR, "status": {"type": "string", "enum": ["PROCESSING", "PENDING", "COMPLETED", "PARTIAL_FAILED", "ABORTED"],
+                          "description": "PROCESSING until every item was received; then ABORTED when no item made a "
+                          "run, PARTIAL_FAILED when some did not, else PENDING until every run finished, then "
+                          "COMPLETED"},
+    "idempotencyKey": STR, "createdAt": TIME, "updatedAt": TIME, "runCount": INT,
+    "runs": {"type": "array", "items": {**STR, "pattern": "^run_"}, "description": "the items' runs, by index"},
+    "processing": _obj({"completedAt": TIME, "errors": {"type": "array", "items": _obj({
+        "index": INT, "taskIdentifier": STR, "error": STR, "errorCode": STR}, ["index", "taskIdentifier", "error"])}},
+        ["errors"]),
+}, ["id", "status", "createdAt", "updatedAt", "runCount", "runs", "processing"],
+    description="A batch (the SDK's RetrieveBatchV2Response).")
+BATCH_TRIGGER = _obj({
+    "items": {"type": "array", "minItems": 1, "maxItems": BATCH_MAX, "items": _obj({
+        "task": {**STR, "minLength": 1}, "payload": ANY, "context": ANY, "options": TRIGGER_OPTIONS}, ["task"],
+        extra=False)},
+    "parentRunId": {**STR, "description": _NOT_IN_A_TASK},
+    "resumeParentOnCompletion": {**BOOL, "description": _NOT_IN_A_TASK},
+}, ["items"], extra=False, description="A batch in one request (the SDK's BatchTriggerTaskV3RequestBody).")
+BATCH_TRIGGERED = _obj({"id": {**STR, "pattern": "^batch_"}, "runCount": INT},
+                       description="The batch (the SDK's BatchTriggerTaskV3Response).")
+
 TRIGGER_API_SCHEMAS: dict[str, Schema] = {
     "TriggerApiTriggerRequest": TRIGGER, "TriggerApiTriggered": TRIGGERED,
     "TriggerApiRun": RUN, "TriggerApiRelatedRun": RELATED, "TriggerApiRunItem": ITEM, "TriggerApiRunPage": PAGE,
     "TriggerApiRunId": RUN_ID, "TriggerApiReplayRequest": REPLAY, "TriggerApiRescheduleRequest": RESCHEDULE,
+    "TriggerApiBatchCreateRequest": BATCH_CREATE, "TriggerApiBatchCreated": BATCH_CREATED,
+    "TriggerApiBatchItem": BATCH_ITEM, "TriggerApiBatchItemsResult": BATCH_ITEMS_RESULT, "TriggerApiBatch": BATCH,
+    "TriggerApiBatchTriggerRequest": BATCH_TRIGGER, "TriggerApiBatchTriggered": BATCH_TRIGGERED,
 }

@@ -92,7 +92,7 @@ def _error(status: int, code: str, message: str, request_id: str,
                          headers=headers)
 
 
-def _check_schema(where: str, validator: Draft202012Validator, value: Any) -> None:
+def _check_schema(where: str, validator: Draft202012Validator, value: Any, code: str = "invalid_parameter") -> None:
     """Raise the 400 of a value its schema refuses (no local names the error: its traceback would
     hold the frame that holds it, a reference cycle per bad request)."""
     error = best_match(validator.iter_errors(value))
@@ -104,7 +104,24 @@ def _check_schema(where: str, validator: Draft202012Validator, value: Any) -> No
             check(ranged, error.instance)
         path = "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
         message = _schema_message(error.message, error.instance, str(error.validator), error.validator_value)
-        raise ApiError(400, "invalid_body" if where == "body" else "invalid_parameter", f"{where}{path}: {message}")
+        raise ApiError(400, code, f"{where}{path}: {message}")
+
+
+def _lines(raw: bytes, validator: Draft202012Validator) -> list[Any]:
+    """An NDJSON body's values, each checked against the route's body schema; blank lines are skipped. The
+    first line that is not JSON, or not valid, refuses the whole body (400 naming the line): nothing of it
+    is acted on."""
+    values = []
+    for number, line in enumerate(raw.split(b"\n"), 1):
+        if not line.strip():
+            continue
+        try:
+            value = decode(line)
+        except ValueError as exc:
+            raise ApiError(400, "invalid_json", f"line {number} of the request body {exc}") from None
+        _check_schema(f"line {number}", validator, value, "invalid_body")
+        values.append(value)
+    return values
 
 
 #: the schema keywords that bound a size, and what they count
@@ -218,7 +235,9 @@ class _Endpoint:
         body: Any = None
         raw_body = await request.read() if request.body_exists else b""
         # only a truly empty body counts as none: whitespace is not JSON
-        if raw_body and (self.body is not None or route.method != "GET"):
+        if raw_body and self.body is not None and route.body_lines:
+            body = _lines(raw_body, self.body)
+        elif raw_body and (self.body is not None or route.method != "GET"):
             try:
                 decoded = decode(raw_body)
             except ValueError as exc:  # (what a body may hold is what any door takes: runtime/json_values.py)
@@ -226,7 +245,7 @@ class _Endpoint:
             # an operation that takes no body ignores a JSON one (clients send {}), but one that is not
             # JSON was refused above rather than the operation carried out
             if self.body is not None:
-                _check_schema("body", self.body, decoded)
+                _check_schema("body", self.body, decoded, "invalid_body")
                 body = decoded
         elif self.body is not None and route.body_required:
             raise ApiError(400, "invalid_body", "a JSON request body is required")

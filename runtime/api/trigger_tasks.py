@@ -20,16 +20,17 @@ from .handlers_trigger import seconds_of
 from .routing import Req, json_response
 from .views import TRIGGER_PREFIX
 
-__all__ = ["h_tapi_trigger", "trigger_item"]
+__all__ = ["NOT_A_TASK", "h_tapi_trigger", "trigger_item"]
 
 #: options that describe the request, not the run: nothing to do with them
 _INFORMATIVE = frozenset({"payloadType", "payloadSize", "idempotencyKeyOptions", "externalDeploymentId",
                           "metadataType"})
-_NOT_A_TASK = "a Baton run is not started from inside a Trigger.dev task: a handler starts children with ctx.trigger"
+#: why the options of a trigger made inside a Trigger.dev task are refused
+NOT_A_TASK = "a Baton run is not started from inside a Trigger.dev task: a handler starts children with ctx.trigger"
 #: options Baton cannot honour, and why
 _REFUSED = {
-    "parentRunId": _NOT_A_TASK, "resumeParentOnCompletion": _NOT_A_TASK, "parentBatch": _NOT_A_TASK,
-    "dependentAttempt": _NOT_A_TASK, "parentAttempt": _NOT_A_TASK, "dependentBatch": _NOT_A_TASK,
+    "parentRunId": NOT_A_TASK, "resumeParentOnCompletion": NOT_A_TASK, "parentBatch": NOT_A_TASK,
+    "dependentAttempt": NOT_A_TASK, "parentAttempt": NOT_A_TASK, "dependentBatch": NOT_A_TASK,
     "machine": "Baton has no machine presets", "region": "Baton has no regions",
     "concurrency": "a Baton job's concurrency is its own (max_concurrency), not the trigger's",
     "gates": "Baton has no queue gates", "bulkAction": "Baton has no bulk action of this kind",

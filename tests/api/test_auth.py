@@ -32,6 +32,8 @@ BODIES: dict[str, Any] = {
     "WebhookUpdate": {"description": "x"}, "SharedLimit": {"pool_size": 2}, "AdmissionRequest": {"max_queued": 5},
     "TriggerApiReplayRequest": {}, "TriggerApiRescheduleRequest": {"delay": "1h"},
     "TriggerApiTriggerRequest": {"payload": '{"json": 1}', "options": {"payloadType": "application/super+json"}},
+    "TriggerApiBatchCreateRequest": {"runCount": 1}, "TriggerApiBatchItem": {"index": 0, "task": "echo"},
+    "TriggerApiBatchTriggerRequest": {"items": [{"task": "echo"}]},
     "HatchetTaskRequest": {"externalIds": []}, "HatchetTriggerRequest": {"workflowName": "echo", "input": {}},
 }
 
@@ -42,6 +44,7 @@ def path_of(route_path: str, run_id: str) -> str:
             .replace("{name}", "sched").replace("{node}", "node")
             .replace("{action_id}", "bulk_" + "0" * 20).replace("{token_id}", "wpt_" + "0" * 26)
             .replace("{webhook_id}", "wh_" + "0" * 20).replace("{delivery_id}", "dl_" + "0" * 20)
+            .replace("{batch_id}", "batch_" + "0" * 20)
             .replace("{tenant}", "00000000-0000-0000-0000-000000000000"))
 
 
