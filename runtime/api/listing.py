@@ -29,7 +29,7 @@ from ..keys import Partition
 from ..partition_outages import PartialRead
 from ..records import Run, read_runs, text, triggered_by
 from .errors import ApiError
-from .views import statuses_for, triggers_for
+from .views import status_words, statuses_for, triggers_for
 
 __all__ = ["FIELDS", "Page", "RunFilter", "RunIndex", "decode_cursor", "encode_cursor", "filter_from", "list_runs",
            "parse_ms", "project_cursor", "scoped_key"]
@@ -436,7 +436,13 @@ def filter_from(project: str, values: dict[str, Any], view: str = "native",
         raise ApiError(400, code, "metadata_value needs metadata_key")
     after, before = (None if values.get(name) is None else parse_ms(values[name], name, code)
                      for name in ("created_after", "created_before"))
-    statuses = statuses_for(view, list(values["status"])) if values.get("status") else None
+    statuses = None
+    if values.get("status"):
+        taken = status_words(view)
+        if unknown := [s for s in values["status"] if s not in taken]:
+            raise ApiError(400, code, f"status {unknown[0]!r} is not a status of the {view} view (it takes "
+                                      f"{', '.join(taken)})")
+        statuses = statuses_for(view, list(values["status"]))
     triggered = triggers_for(view, values["triggered_by"]) if values.get("triggered_by") else None
     return RunFilter(
         project=project, statuses=statuses, job=values.get("job"), queue=values.get("queue"),

@@ -63,6 +63,7 @@ __all__ = [
     "status_hatchet",
     "status_strait",
     "status_trigger",
+    "status_words",
     "statuses_for",
     "strait_record",
     "strait_run",
@@ -134,6 +135,16 @@ def status_hatchet(status: str) -> str:
 def status_strait(status: str) -> str:
     """Strait's status (Baton's vocabulary, but Strait has no "paused": it reads as waiting)."""
     return "waiting" if status == "paused" else status if status in STRAIT_STATUSES else "queued"
+
+
+def status_words(view: str) -> tuple[str, ...]:
+    """The statuses a status filter takes in ``view`` (statuses_for): another view's are refused, since a
+    word the view never shows would select nothing, silently."""
+    if view == "strait":
+        return STRAIT_STATUSES
+    if view == "durably":
+        return tuple(dict.fromkeys((*NATIVE_STATUSES, *DURABLY_STATUSES)))
+    return NATIVE_STATUSES
 
 
 def statuses_for(view: str, wanted: list[str]) -> frozenset[str]:

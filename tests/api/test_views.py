@@ -10,6 +10,7 @@ import pytest
 from runtime.api import views
 from runtime.api.views import status_durably, status_hatchet, status_strait, status_trigger, statuses_for
 from runtime.records import Attempt, Run
+from tests.api.conftest import ApiNode
 from tests.api.seeds import FORMATS, STRAIT_STATUSES
 
 
@@ -56,3 +57,22 @@ def test_status_mapping(native: str, attempt: int, last: str | None, trigger: st
     # Then each view names it as the module's table says
     assert (status_trigger(run), status_hatchet(native), status_durably(native), status_strait(native)) == (
         trigger, hatchet, durably, strait)
+
+
+async def test_a_status_filter_takes_the_words_of_its_view_only(api: ApiNode) -> None:
+    # (a word the view never shows would select nothing, silently: "pending" is durably's, "crashed" Strait's)
+    run_id = await api.trigger("echo", 1, delay=60)
+    for view, word in (("native", "pending"), ("native", "crashed"), ("strait", "paused"),
+                       ("durably", "crashed")):
+        status, answer = await api.call("GET", "/v1/runs", params={"status": word, "view": view})
+        assert status == 400 and answer["code"] == "invalid_parameter", (view, word, answer)
+        assert f"'{word}' is not a status of the {view} view" in answer["error"], answer
+    # And each view's own words select what they say
+    for view, word in (("native", "delayed"), ("durably", "pending"), ("strait", "delayed")):
+        status, page = await api.call("GET", "/v1/runs", params={"status": word, "view": view})
+        listed = page if view == "strait" else page["data"]  # (Strait lists are bare arrays)
+        assert status == 200 and [r["id"] for r in listed] == [run_id], (view, word, page)
+    # And a bulk action's filter is held to the same words
+    status, answer = await api.call("POST", "/v1/bulk-actions", json={"action": "cancel",
+                                                                      "filter": {"status": ["cancelled"]}})
+    assert status == 400 and answer["code"] == "invalid_body" and "cancelled" in answer["error"], answer
