@@ -22,7 +22,7 @@ from .api.commands_ops import OPS_COMMANDS, add_ops_commands, run_ops_command
 from .app import Baton
 from .cli_client import run_client_command, use_api
 from .completion import SHELLS, completion_script
-from .errors import BatonError
+from .errors import BatonError, ConfigError
 from .json_values import decode
 from .logs import startup_failure
 from .settings import ENV_PREFIX, Settings, descriptions, env_warnings
@@ -58,10 +58,17 @@ def _json_text(raw: str) -> str:
 
 def _seconds(raw: str) -> float:
     """--wait: a finite number of seconds, at least 0."""
-    value = float(raw)
+    try:
+        value = float(raw)
+    except ValueError:  # (argparse would name this function in its message)
+        value = math.nan
     if not math.isfinite(value) or value < 0:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a number of seconds >= 0")
     return value
+
+
+#: the app a worker runs when no --app is given: the example jobs (what ./dev up runs)
+EXAMPLE_APP = "examples.jobs:app"
 
 
 class Parser(argparse.ArgumentParser):
@@ -77,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="baton", description="Durable background jobs on Redis.")
     sub = parser.add_subparsers(dest="command", required=True)
     worker = sub.add_parser("worker", help="run a node: intake, leaser, executors")
-    worker.add_argument("--app", default="examples.jobs:app", help="module:attribute of the Baton app")
+    worker.add_argument("--app", default=EXAMPLE_APP, help=f"module:attribute of the Baton app (default: the "
+                        f"example jobs, {EXAMPLE_APP})")
     _settings_args(worker)
     submit = sub.add_parser("submit", help="trigger a run and print its id")
     submit.add_argument("job")
@@ -91,8 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     rcli.add_argument("args", nargs="+", metavar="ARG", help="the command and its arguments, as redis-cli takes them")
     _settings_args(rcli)
     # submit/get talk to the HTTP API instead of Redis when an API URL is given
-    add_api_args(submit, json_flag=False)
-    add_api_args(get, json_flag=False)
+    through = ("the HTTP API at this URL instead of Redis (BATON_API_URL; default: Redis, found as redis-cli finds "
+               "it, else the development node's API)")
+    add_api_args(submit, json_flag=False, url_help=through)
+    add_api_args(get, json_flag=False, url_help=through)
     api = sub.add_parser("api", help="run the HTTP API alone (no executors)")
     api.add_argument("--app", default=None, help="module:attribute of a Baton app (optional: jobs come from Redis)")
     _settings_args(api)
@@ -153,9 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         if ns.command in ("worker", "api"):  # a daemon's log pipeline parses its stderr
             fmt = getattr(ns, "log_format", None) or os.environ.get(f"{ENV_PREFIX}LOG_FORMAT", "")
             startup_failure(str(exc), fmt, type(exc).__name__)
-        else:
-            print(f"baton: {exc}", file=sys.stderr)
-        return 2
+            return 2
+        print(f"baton: {exc}", file=sys.stderr)
+        # (a bad setting is a command line that cannot be sent; what the run or the server refused is an error)
+        return 2 if isinstance(exc, ConfigError) else 1
     except RedisError as exc:  # submit/get talk to Redis directly; redis-py's messages carry no password
         print(f"baton: Redis: {exc}", file=sys.stderr)
         return 1

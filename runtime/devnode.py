@@ -24,7 +24,7 @@ from .embedded import alive_server
 from .settings import Settings
 
 __all__ = ["API_FILE", "DEV_KEY_FILE", "dev_api_url", "dev_dir", "dev_key", "embedded_url", "forget_api",
-           "record_api"]
+           "found_dir", "record_api"]
 
 #: the development API key's file, in the directory holding the embedded server's (``.baton``)
 DEV_KEY_FILE = "api-dev-key"
@@ -33,13 +33,25 @@ API_FILE = "api.json"
 
 
 def dev_dir(settings: Settings) -> Path:
-    """The checkout's ``.baton`` directory: the parent of ``embedded_dir``."""
+    """The checkout's ``.baton`` directory: the parent of ``embedded_dir`` (where a node writes)."""
     return Path(settings.embedded_dir).parent
 
 
+def found_dir(settings: Settings) -> Path:
+    """The ``.baton`` directory a command run here reads: a relative ``embedded_dir`` (the default
+    ``.baton/redis``) is looked for here, then in each directory above, as git finds its checkout, so the
+    CLI finds the development node from any directory of the checkout."""
+    own = dev_dir(settings)
+    if own.is_absolute():
+        return own
+    here = Path.cwd()
+    return next((base / own for base in (here, *here.parents) if (base / own).is_dir()), own)
+
+
 def dev_key(settings: Settings, create: bool = False) -> str | None:
-    """The stored development API key (made first when ``create``); None when there is none."""
-    path = dev_dir(settings) / DEV_KEY_FILE
+    """The stored development API key (made first when ``create``, in this directory's checkout); None
+    when there is none."""
+    path = (dev_dir(settings) if create else found_dir(settings)) / DEV_KEY_FILE
     try:
         key = path.read_text().strip()
         if key:
@@ -59,7 +71,7 @@ def dev_key(settings: Settings, create: bool = False) -> str | None:
 
 def embedded_url(settings: Settings) -> str | None:
     """The URL of the embedded server a node of this checkout runs now, or None."""
-    found = alive_server(Path(settings.embedded_dir) / "server.json")
+    found = alive_server(found_dir(settings) / Path(settings.embedded_dir).name / "server.json")
     return None if found is None else f"redis://127.0.0.1:{found[0]}"
 
 
@@ -79,7 +91,7 @@ def forget_api(settings: Settings) -> None:
 def dev_api_url(settings: Settings) -> str | None:
     """The API URL of the development node running in this checkout, or None."""
     try:
-        info = orjson.loads((dev_dir(settings) / API_FILE).read_bytes())
+        info = orjson.loads((found_dir(settings) / API_FILE).read_bytes())
         os.kill(int(info["pid"]), 0)  # a node killed without cleanup left the file: it serves nothing
         return str(info["url"])
     except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError):

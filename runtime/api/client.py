@@ -27,6 +27,8 @@ class ApiClientError(Exception):
         self.request_id = request_id
 
     def __str__(self) -> str:
+        if not self.status:  # (no answer: nothing more to say than that)
+            return self.message
         rid = f", request {self.request_id}" if self.request_id else ""
         return f"{self.message} ({self.status} {self.code}{rid})"
 
@@ -43,10 +45,13 @@ class SseEvent:
 class ApiClient:
     """``async with ApiClient(url, key) as api: await api.get("/v1/runs")``."""
 
-    def __init__(self, url: str, key: str | None, timeout_s: float = 30.0) -> None:
+    def __init__(self, url: str, key: str | None, timeout_s: float = 30.0, assumed: str = "") -> None:
         self.url = url.rstrip("/")
         self.key = key
         self.timeout_s = timeout_s
+        #: what the caller did not say and the client assumed (the default URL, no key): said with an error
+        #: answer it may explain (401, or no answer at all)
+        self.assumed = assumed
         self._session: aiohttp.ClientSession | None = None
         #: partitions the answers so far left out (their Redis master did not answer; UNANSWERED_HEADER)
         self.unanswered: set[int] = set()
@@ -87,11 +92,17 @@ class ApiClient:
                 if resp.status >= 400:
                     if isinstance(payload, dict):
                         raise ApiClientError(resp.status, str(payload.get("code", "error")),
-                                             str(payload.get("error", "error")), str(payload.get("request_id", "")))
+                                             self._explained(str(payload.get("error", "error")), resp.status),
+                                             str(payload.get("request_id", "")))
                     raise ApiClientError(resp.status, "error", f"HTTP {resp.status}")
                 return payload
         except (TimeoutError, aiohttp.ClientConnectionError) as exc:
-            raise ApiClientError(0, "unreachable", f"cannot reach the API at {self.url}: {exc}") from None
+            raise ApiClientError(0, "unreachable", self._explained(f"cannot reach the API at {self.url}: {exc}",
+                                                                   0)) from None
+
+    def _explained(self, message: str, status: int) -> str:
+        """An error's message, with what the client assumed when that may be why (401, no answer)."""
+        return f"{message}; {self.assumed}" if self.assumed and status in (0, 401) else message
 
     def partial_note(self) -> str | None:
         """A line saying which partitions the answers left out, or None when every answer was whole."""

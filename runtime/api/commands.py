@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 import orjson
+from yarl import URL
 
 from ..devnode import dev_api_url, dev_key
 from ..errors import ConfigError
@@ -28,10 +29,10 @@ __all__ = ["DEFAULT_URL", "add_api_args", "add_commands", "api_client", "emit", 
 DEFAULT_URL = "http://127.0.0.1:8480"
 
 
-def add_api_args(parser: argparse.ArgumentParser, json_flag: bool = True) -> None:
+def add_api_args(parser: argparse.ArgumentParser, json_flag: bool = True, url_help: str | None = None) -> None:
     """--api-url, --api-key (and --json)."""
-    parser.add_argument("--api-url", default=None, help="API URL (BATON_API_URL; default: the development node "
-                        f"of this checkout, else {DEFAULT_URL})")
+    parser.add_argument("--api-url", default=None, help=url_help or "API URL (BATON_API_URL; default: the "
+                        f"development node of this checkout, else {DEFAULT_URL})")
     parser.add_argument("--api-key", default=None, help="API key (BATON_API_KEY; default: .baton/api-dev-key)")
     if json_flag:
         parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -49,7 +50,17 @@ def api_client(ns: argparse.Namespace) -> ApiClient:
             settings = Settings()
         url = url or dev_api_url(settings)
         key = key or dev_key(settings)
-    return ApiClient(url or DEFAULT_URL, key)
+    if url and (URL(url).user or URL(url).password):  # (aiohttp refuses the key beside them, in its own words)
+        raise ConfigError("the API URL (--api-url, BATON_API_URL) must not carry a user or password: the API "
+                          "takes a key (--api-key, BATON_API_KEY)")
+    assumed = []
+    if not url:
+        assumed.append(f"no API URL was given (--api-url, BATON_API_URL) and no development node (./dev up) "
+                       f"runs in a checkout here or above, so {DEFAULT_URL} was tried")
+    if not key:
+        assumed.append("no API key was given (--api-key, BATON_API_KEY) and no development key (.baton/"
+                       "api-dev-key) was found here or above")
+    return ApiClient(url or DEFAULT_URL, key, assumed="; ".join(assumed))
 
 
 def add_commands(sub: Any) -> None:

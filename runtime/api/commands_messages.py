@@ -63,7 +63,12 @@ async def run_message_command(api: ApiClient, ns: argparse.Namespace, out: TextI
              "kept for the run's next wait for it\n")
         return 0
     answer = await api.get(f"/v1/runs/{ns.run_id}/query")
-    emit(ns, out, answer, f"{_when(answer['updated_at'])}  {orjson.dumps(answer['state']).decode()}\n")
+    if answer["updated_at"] is None:
+        people = f"run {ns.run_id} has published no state (a handler publishes it with ctx.set_state)\n"
+    else:
+        state = orjson.dumps(answer["state"], option=orjson.OPT_INDENT_2).decode()
+        people = f"state of run {ns.run_id}, as of {_when(answer['updated_at'])}:\n{state}\n"
+    emit(ns, out, answer, people)
     return 0
 
 

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -212,3 +213,35 @@ async def test_api_runs_alone(redis_server: RedisProcess, prefix: str) -> None:
     # Then it served the API and exited cleanly
     assert listed == (200, {"data": [], "next_cursor": None, "has_more": False, "scanned": 0})
     assert code == 0
+
+
+async def test_cli_errors_say_what_was_assumed_and_exit_by_their_kind(api: ApiNode, tmp_path: Path) -> None:
+    async def outside(*args: str, **env: str) -> tuple[int, str, str]:
+        """`baton ARGS` in a directory of no checkout (no .baton/ here or above), with only ``env`` set."""
+        clean = {k: v for k, v in os.environ.items() if not k.startswith(("BATON_", "REDIS_"))}
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "runtime", *args, cwd=tmp_path,
+                                                    env={**clean, "PYTHONPATH": str(ROOT), **env},
+                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(), err.decode()
+
+    # When no key is given and none can be found, the 401 says so (one line, exit 1)
+    code, _, err = await outside("runs", "ls", BATON_API_URL=api.url)
+    assert code == 1 and err.count("\n") == 1 and "no API key was given (--api-key, BATON_API_KEY)" in err, err
+    # And an unknown job is the server's refusal, not a bad command line: exit 1 through Redis as through the API
+    settings = api.app.settings
+    code, _, err = await outside("submit", "no_such_job", BATON_REDIS_URL=settings.redis_url,
+                                 BATON_PREFIX=settings.prefix)
+    assert code == 1 and "no_such_job" in err, err
+    code, _, err = await outside("submit", "no_such_job", "--api-url", api.url, BATON_API_KEY=api.keys["alpha"])
+    assert code == 1 and "unknown_job" in err, err
+    # And a command line that cannot be sent is exit 2, in words of the option (no function or library names)
+    code, _, err = await outside("runs", "ls", "--api-url", "http://user:pw@127.0.0.1:1")
+    assert code == 2 and "must not carry a user or password" in err and "pw" not in err, err
+    code, _, err = await outside("submit", "echo", "--wait", "abc")
+    assert code == 2 and "'abc' is not a number of seconds" in err and "_seconds" not in err, err
+    # And a run that published no state says so in words
+    run_id = await api.trigger("echo", 1, delay=60)
+    code, out, err = await baton(api, "runs", "query", run_id)
+    assert code == 0 and out == f"run {run_id} has published no state (a handler publishes it with ctx.set_state)\n"

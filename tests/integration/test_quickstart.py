@@ -9,7 +9,8 @@ What the harness changes, and why:
 - the documented fixed ports (API 8480, embedded server 6390, metrics 9464) are moved to free ones through
   the settings' variables, so the test never meets a developer's own node; the one command that writes a
   port out (curl) gets the moved port;
-- the placeholders a reader fills in (the entry id in `baton get 1732300000000-0`) get the real values;
+- each command runs in a shell of its own, so a variable a command sets for the next ones (the entry id in
+  `id=$(... XADD ...)`, read by `baton get "$id"`) is passed on in the environment, as one terminal keeps it;
 - `./dev test` is not run: it is this suite.
 """
 
@@ -34,7 +35,6 @@ from tests.nodes import ROOT
 from tests.servers import free_port
 
 README = ROOT / "README.md"
-PLACEHOLDER_ID = "1732300000000-0"
 
 
 def quick_start_commands() -> list[str]:
@@ -148,14 +148,17 @@ def test_the_readme_quick_start_works_as_written(tmp_path: Path) -> None:
         assert f"127.0.0.1:{metrics_port}" in dev.wait_for(r"metrics on http://\S+").group(0)  # loopback in dev
         entry_id = ""
         for command in commands[2:]:
-            command = command.replace(PLACEHOLDER_ID, entry_id).replace(":8480", f":{api_port}")
-            done = until_ok(root, env, command)
+            command = command.replace(":8480", f":{api_port}")
+            kept = re.match(r"(\w+)=\$\(", command)  # (a variable this terminal keeps for the next commands)
+            done = until_ok(root, env, f'{command}; echo "${kept[1]}"' if kept else command)
             assert done.returncode == 0, (command, done.stdout, done.stderr)
             assert "Traceback" not in done.stderr, (command, done.stderr)
             if "redis-cli XADD" in command:
+                assert kept is not None, command
                 entry_id = done.stdout.strip()
                 assert re.fullmatch(r"\d+-\d+", entry_id), done.stdout
-                xadd = command
+                env = {**env, kept[1]: entry_id}
+                xadd = f'{command}; echo "${kept[1]}"'
             elif command.startswith(".venv/bin/baton get"):
                 run_json = orjson.loads(done.stdout)
                 assert run_json["id"] == entry_id and run_json["job"] == "hello" and "project" in run_json
@@ -178,6 +181,19 @@ def test_the_readme_quick_start_works_as_written(tmp_path: Path) -> None:
         shown = run(root, env, f".venv/bin/baton get {second_id}")
         assert shown.returncode == 0 and orjson.loads(shown.stdout)["id"] == entry_id
         assert f"resolved to run {entry_id}" in shown.stderr
+        # From a directory below the checkout's root the CLI finds the node all the same (as git finds its
+        # checkout), through Redis and through the API
+        below = subprocess.run(["bash", "-c", f'../.venv/bin/baton get {entry_id} && ../.venv/bin/baton runs ls'],
+                               cwd=root / "runtime", env=env, capture_output=True, text=True, timeout=60)
+        shown_below, listed_below = below.stdout.split("\n}\n", 1)
+        assert below.returncode == 0 and orjson.loads(shown_below + "}")["id"] == entry_id, below
+        assert re.search(rf"^{entry_id}\s+hello\s+completed", listed_below, re.M), below
+        # A stream entry that was rejected: get says why, in one line, and exits 1
+        rejected = run(root, env, ".venv/bin/baton redis-cli XADD '{baton}:submit' '*' job hello input 'not json'")
+        refused = until_ok(root, env, f".venv/bin/baton get {rejected.stdout.strip()} 2>&1 | grep -q bad_json")
+        assert refused.returncode == 0, refused
+        told = run(root, env, f".venv/bin/baton get {rejected.stdout.strip()}")
+        assert told.returncode == 1 and told.stderr.count("\n") == 1 and "rejected (bad_json:" in told.stderr, told
         # A CLI error is one line and a non-zero exit
         bad = run(root, env, """.venv/bin/baton submit hello --input '{"name": Grace}'""")
         assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--input" in bad.stderr, bad.stderr

@@ -18,8 +18,8 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def readme_xadd_args() -> list[str]:
     """The exact Redis command of the README's stream example (sent with `baton redis-cli`), as arguments."""
     text = README.read_text()
-    block = re.search(r"<!-- xadd-example -->\s*```sh\n(.*?)\n```", text, re.S)
-    assert block, "README lost its xadd example"
+    block = re.search(r"<!-- xadd-example -->\s*```sh\nid=\$\((.*?)\)\n```", text, re.S)
+    assert block, "README lost its xadd example (id=$(<command>))"
     args = shlex.split(block.group(1))
     assert args[:2] == [".venv/bin/baton", "redis-cli"], args
     return args[2:]
