@@ -211,6 +211,8 @@ def native_run(run: Run) -> dict[str, Any]:
         "continued_as": run.continued_as, "replayed_as": run.replayed_as, "restart_of": run.restart_of,
         "restarted_as": run.restarted_as, "debug_mode": run.debug_mode, "pause_requested": run.pause_requested,
         "paused_at": iso(run.paused_at_ms), "wait": run.wait, "expires_at": iso(run.expires_at_ms),
+        # (the attempt under way, or the last one: started_at is the first attempt's start)
+        "attempt_started_at": iso(run.attempt_started_at_ms),
         # a hook run's source and kind (README "Completion hooks"); when the idempotency key was forgotten
         "hook_of": run.raw.get("hook_of") or None, "hook_kind": run.raw.get("hook_kind") or None,
         "idempotency_reset_at": iso(stored_int(run.raw.get("idempotency_reset_at"))),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,7 @@ from runtime.api.views import status_durably, status_hatchet, status_strait, sta
 from runtime.records import Attempt, Run
 from tests.api.conftest import ApiNode
 from tests.api.seeds import FORMATS, STRAIT_STATUSES
+from tests.nodes import eventually
 
 
 def test_strait_vocabulary_is_the_seeds() -> None:
@@ -76,3 +78,21 @@ async def test_a_status_filter_takes_the_words_of_its_view_only(api: ApiNode) ->
     status, answer = await api.call("POST", "/v1/bulk-actions", json={"action": "cancel",
                                                                       "filter": {"status": ["cancelled"]}})
     assert status == 400 and answer["code"] == "invalid_body" and "cancelled" in answer["error"], answer
+
+
+async def test_a_native_run_says_when_its_latest_attempt_started(api: ApiNode) -> None:
+    # Given a run whose first attempt failed and whose second is brought forward and fails too
+    run_id = await api.trigger("retrying", 1)
+    first = await api.wait_status(run_id, "delayed")
+    assert first["attempt_started_at"] == first["started_at"] == first["attempts"][0]["started_at"], first
+    status, _ = await api.call("POST", f"/v1/runs/{run_id}/reschedule", json={"delay": 0})
+    assert status == 200
+
+    async def second_attempt() -> dict[str, Any] | None:
+        run = await api.run(run_id)
+        return run if len(run["attempts"]) == 2 else None
+
+    run = await eventually(second_attempt, 15)
+    # Then started_at stays the first attempt's start, and attempt_started_at is the second's
+    assert run["started_at"] == run["attempts"][0]["started_at"], run
+    assert run["attempt_started_at"] == run["attempts"][1]["started_at"] > run["started_at"], run

@@ -196,11 +196,13 @@ async def browser() -> AsyncIterator[Any]:
 
 
 async def signed_in_page(browser: Any, node: UiNode, project: str = "alpha", width: int = 1280,
-                         height: int = 900) -> Any:
-    """A new browser context and page, signed in to the dashboard with ``project``'s key."""
+                         height: int = 900, scheme: str = "light") -> Any:
+    """A new browser context and page, signed in to the dashboard with ``project``'s key (in the colour
+    ``scheme`` the system prefers: light or dark)."""
     from playwright.async_api import expect
 
-    context = await browser.new_context(viewport={"width": width, "height": height}, timezone_id="Europe/Paris")
+    context = await browser.new_context(viewport={"width": width, "height": height}, timezone_id="Europe/Paris",
+                                        color_scheme=scheme)
     page = await context.new_page()
     page.set_default_timeout(EXPECT_MS)
     await page.goto(node.url + "/")

@@ -128,7 +128,7 @@ async def test_cancel_an_executing_run_from_its_page(ui_node: UiNode, browser: A
     await expect(dialog).to_contain_text("Cancel this run?")
     await dialog.get_by_role("button", name="Cancel", exact=True).last.click()
     # Then the page shows the result, the handler received the cancellation and the run ends canceled
-    await expect(page.locator("p.result")).to_contain_text("cancel_requested")
+    await expect(page.locator("p.result")).to_contain_text("cancel requested")
     await eventually(lambda: run_id in ui_node.watch.cancelled)
     await expect(page.locator(".page-head .badge").first).to_have_text("canceled", timeout=EXPECT_MS)
     # (and no longer says a cancel is requested: it is done)

@@ -129,7 +129,8 @@ export function confirmDialog(title, message, fields = [], okLabel = "Confirm") 
   for (const f of fields) {
     const id = `confirm-${f.name}`;
     box.append(h("label", { for: id }, f.label),
-      h("input", { id, name: f.name, type: f.type || "text", value: f.value ?? "", required: f.required }));
+      h("input", { id, name: f.name, type: f.type || "text", value: f.value ?? "", required: f.required, min: f.min,
+        step: f.step }));
   }
   return new Promise((resolve) => {
     dialog.addEventListener("close", () => {
@@ -214,4 +215,21 @@ export function field(label, control) {
 /** An error message block for a failed load. */
 export function errorBox(err) {
   return h("p", { class: "error", role: "alert" }, `${err.message}${err.code ? ` (${err.code})` : ""}`);
+}
+
+/** A table whose filters the API refused (a 400): its rows go, so none shown is taken for a match, and the
+ * error takes their place, where the eye is. Any other failure (Redis not answering) keeps the rows. */
+export function refusedInTable(table, err, columns) {
+  if (err.status !== 400) return false;
+  fill(table.tBodies[0], h("tr", {}, h("td", { colspan: columns }, errorBox(err))));
+  return true;
+}
+
+/** How long a run has run: from its first start to its end, to now while it executes, and to its last
+ * attempt's end while it waits for something (a retry, an event, a resume): null before any start. */
+export function runSpan(run) {
+  if (!run.started_at) return null;
+  if (run.finished_at || run.status === "executing") return span(run.started_at, run.finished_at);
+  const ends = (run.attempts || []).map((a) => a.finished_at).filter(Boolean).sort();
+  return ends.length ? span(run.started_at, ends[ends.length - 1]) : null;
 }

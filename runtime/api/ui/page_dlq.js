@@ -1,7 +1,7 @@
 // Dead-letter queue: dead-lettered runs with their error summaries; select many, replay or delete them.
 
 import { bulkIdsMax, get, post, runPath } from "./api.js";
-import { confirmDialog, errorBox, field, fill, h, keepFresh, toast } from "./dom.js";
+import { confirmDialog, errorBox, field, fill, h, keepFresh, refusedInTable, toast } from "./dom.js";
 import { HEAD, runHead, runRow } from "./page_runs.js";
 
 // how often the list reloads itself, while nothing is selected and only its first page is shown (a reload
@@ -128,11 +128,19 @@ export function mount(root, _match, params) {
   form.addEventListener("submit", (ev) => {
     ev.preventDefault();
     applied = { job: job.value.trim(), queue: queue.value.trim() };
+    // the filters go into the URL, as the Runs page's: a filtered view can be bookmarked and reloaded
+    const q = new URLSearchParams(Object.entries(applied).filter(([, v]) => v));
+    const hash = `#/dlq${q.toString() ? `?${q}` : ""}`;
+    if (location.hash !== hash) history.replaceState(null, "", hash);
     load(false).catch(showError);
   });
   more.addEventListener("click", () => load(true).catch(showError));
   function showError(err) {
-    if (!stopped) fill(note, errorBox(err));
+    if (stopped) return;
+    if (refusedInTable(table, err, HEAD.length + 1)) {
+      fill(note);
+      more.hidden = true;
+    } else fill(note, errorBox(err));
   }
   const fresh = keepFresh(() => load(false, true).catch(showError), REFRESH_MS, quiet);
   return () => {

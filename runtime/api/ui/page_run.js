@@ -6,7 +6,7 @@
 
 import { ApiFailure, del, get, post, runPath } from "./api.js";
 import {
-  badge, Coalescer, confirmDialog, duration, errorBox, fill, h, jsonView, SLOW_ANSWER_MS, span, time, toast,
+  badge, Coalescer, confirmDialog, duration, errorBox, fill, h, jsonView, runSpan, SLOW_ANSWER_MS, span, time, toast,
 } from "./dom.js";
 import { attemptsTitle, runLink } from "./page_runs.js";
 
@@ -40,7 +40,9 @@ const ACTIONS = [
     call: (r) => post(`${runPath(r.id)}/replay`) },
   { id: "reschedule", label: "Reschedule", when: (r) => ["queued", "delayed", "paused"].includes(r.status),
     ask: "Start this run after a delay (seconds from now).",
-    fields: [{ name: "delay", label: "Delay (seconds)", type: "number", value: "60", required: true }],
+    // (any fraction of a second, as the API takes; the API's answer names its upper bound)
+    fields: [{ name: "delay", label: "Delay (seconds)", type: "number", value: "60", required: true, min: 0,
+      step: "any" }],
     call: (r, f) => post(`${runPath(r.id)}/reschedule`, { delay: Number(f.delay) }) },
   { id: "pause", label: "Pause", when: (r) => ["queued", "delayed", "executing", "waiting"].includes(r.status) && !r.pause_requested,
     ask: "Pause this run? An executing run pauses at its next step boundary.", call: (r) => post(`${runPath(r.id)}/pause`) },
@@ -56,9 +58,19 @@ const ACTIONS = [
     call: (r) => del(`${runPath(r.id)}/idempotency-key`) },
 ];
 
+// what an action's result code means, in words (any other code is shown with its underscores as spaces)
+const RESULT_WORDS = {
+  pause_requested: "pause requested (an executing run pauses at its next step boundary)",
+  pause_withdrawn: "pause withdrawn", debug_on: "debug mode is on", debug_off: "debug mode is off",
+  cancel_requested: "cancel requested (the handler is told to stop)",
+};
+
 function describe(result) {
   if (!result) return "done";
-  if (result.result) return `${result.result}${result.run ? ` — status ${result.run.status}` : ""}`;
+  if (result.result) {
+    const words = RESULT_WORDS[result.result] || String(result.result).replaceAll("_", " ");
+    return `${words}${result.run ? ` — status ${result.run.status}` : ""}`;
+  }
   if (result.status && result.run_id) return `idempotency key ${result.status}`;
   if (result.id) return `new run (${result.status})`;
   return "done";
@@ -155,9 +167,9 @@ export function mount(root, match) {
       run.debug_mode ? h("span", { class: "badge s-debug" }, "debug") : null);
     fill(summary, kv([
       ["Job", run.job], ["Queue", run.queue], ["Attempt", attemptsTitle(run)],
-      ["Priority", run.priority], ["Created", time(run.created_at)], ["Scheduled", run.scheduled_at ? time(run.scheduled_at) : null],
+      ["Priority", run.priority], ["Created", time(run.created_at)], ["Scheduled", run.scheduled_at && !run.finished_at ? time(run.scheduled_at) : null],
       ["Started", run.started_at ? time(run.started_at) : null], ["Finished", run.finished_at ? time(run.finished_at) : null],
-      ["Duration", run.started_at ? duration(span(run.started_at, run.finished_at)) : null],
+      ["Duration", runSpan(run) === null ? null : duration(runSpan(run))],
       ["Next retry", run.next_retry_at ? time(run.next_retry_at) : null], ["Node", run.lease_node],
       ["Idempotency key", run.idempotency_key && run.idempotency_reset_at
         ? h("span", {}, run.idempotency_key, " (forgotten ", time(run.idempotency_reset_at), ")") : run.idempotency_key],
@@ -184,7 +196,8 @@ export function mount(root, match) {
     // the attempt in progress is recorded when it ends: show it from the run's lease meanwhile
     const shown = [...run.attempts];
     if (run.status === "executing" && !shown.some((a) => a.number === run.attempt)) {
-      shown.push({ number: run.attempt, status: "executing", started_at: run.started_at, finished_at: null,
+      shown.push({ number: run.attempt, status: "executing", started_at: run.attempt_started_at || run.started_at,
+        finished_at: null,
         worker_id: run.lease_node, error: null });
     }
     fill(attempts, shown.length ? h("div", { class: "table-wrap" }, h("table", {},

@@ -2,7 +2,7 @@
 // The filters live in the URL (#/runs?status=failed&job=...), so a filtered view can be bookmarked.
 
 import { ApiFailure, get, runPath } from "./api.js";
-import { badge, duration, errorBox, field, fill, h, keepFresh, SLOW_ANSWER_MS, span, time } from "./dom.js";
+import { badge, duration, errorBox, field, fill, h, keepFresh, refusedInTable, runSpan, SLOW_ANSWER_MS, time } from "./dom.js";
 
 export const STATUSES = ["queued", "delayed", "executing", "waiting", "paused", "completed", "failed",
   "dead_letter", "canceled", "expired"];
@@ -25,14 +25,14 @@ export function attemptsTitle(run) {
 export function runRow(run, lead) {
   return h("tr", { dataset: { id: run.id, status: run.status } },
     lead,
-    h("td", {}, runLink(run.id)),
+    h("td", { class: "run-id", title: run.id }, runLink(run.id)),
     h("td", {}, run.job),
     h("td", { class: "wide-only" }, run.queue),
     h("td", {}, badge(run.status)),
     // the attempts charged against max_attempts (a durable wait's resume is an attempt, charged nothing)
     h("td", { class: "wide-only num", title: attemptsTitle(run) }, `${run.attempts_charged}/${run.max_attempts}`),
-    h("td", {}, time(run.created_at)),
-    h("td", { class: "wide-only num" }, duration(span(run.started_at, run.finished_at))),
+    h("td", { class: "when" }, time(run.created_at)),
+    h("td", { class: "wide-only num" }, duration(runSpan(run))),
     h("td", { class: "wide-only" }, (run.tags || []).map((t) => h("span", { class: "tag" }, t))));
 }
 
@@ -74,7 +74,8 @@ export function mount(root, _match, params) {
     if (values[k]) applied[k] = toIso(values[k]);  // (a bookmark from before held local times without a zone)
     values[k] = toLocal(values[k]);
   }
-  const cursors = [params.get("cursor") || ""];
+  // the page's place: the cursor of each page after the first (in the URL, so Back and reload keep it)
+  const cursors = ["", ...params.getAll("cursor").filter(Boolean)];
   // (a status no run has, from a bookmark or a hand-typed URL, is shown as it is: the API's error names it)
   const unknown = values.status && !STATUSES.includes(values.status) ? [values.status] : [];
   const status = h("select", { name: "status" }, h("option", { value: "" }, "any"),
@@ -183,11 +184,16 @@ export function mount(root, _match, params) {
   }
 
   function showError(err) {
-    info.replaceChildren(errorBox(err));
+    if (refusedInTable(table, err, HEAD.length)) {
+      info.textContent = "";
+      older.disabled = true;
+      newer.disabled = cursors.length <= 1;
+    } else info.replaceChildren(errorBox(err));
   }
   function updateUrl() {
     const q = new URLSearchParams();
     for (const k of FILTERS) if (applied[k]) q.set(k, applied[k]);
+    for (const cursor of cursors.slice(1)) q.append("cursor", cursor);
     const hash = `#/runs${q.toString() ? `?${q}` : ""}`;
     if (location.hash !== hash) history.replaceState(null, "", hash);
   }
@@ -208,10 +214,12 @@ export function mount(root, _match, params) {
   });
   older.addEventListener("click", () => {
     cursors.push(nextCursor);
+    updateUrl();
     load().catch(showError);
   });
   newer.addEventListener("click", () => {
     cursors.pop();
+    updateUrl();
     load().catch(showError);
   });
   get("/jobs").then((j) => fill(jobs, j.data.map((job) => h("option", { value: job.name })))).catch(() => {});

@@ -1,0 +1,104 @@
+"""What an operator reads on the dashboard, each found wrong once by an outside pass in a real browser: a
+filter the API refuses leaves no rows that look like matches, a page of the run list is kept in the URL
+(Back and reload return to it), the Status column stays in view at phone width, and the dark scheme's
+primary buttons are readable (WCAG contrast)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from tests.ui.conftest import EXPECT_MS, UiNode, signed_in_page
+
+
+async def test_a_refused_filter_empties_the_table_and_says_why_there(ui_node: UiNode, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # Given the runs page listing runs
+    await ui_node.trigger("echo", {"n": 1})
+    page = await signed_in_page(browser, ui_node)
+    await page.goto(f"{ui_node.url}/ui/#/runs")
+    rows = page.locator("table.runs tbody tr")
+    await expect(rows.first.locator("td.run-id")).to_be_visible(timeout=EXPECT_MS)
+    # When a filter the API refuses is applied (a job name over its 100 characters)
+    await page.get_by_label("Job").fill("j" * 101)
+    await page.get_by_role("button", name="Apply").click()
+    # Then the table holds the error alone, where the rows were: no earlier run reads as a match
+    await expect(rows).to_have_count(1)
+    await expect(rows.first.locator("p.error")).to_contain_text("job")
+    await expect(page.locator("#page p.error")).to_have_count(1)
+    await expect(page.locator("td.run-id")).to_have_count(0)
+    # And the dead-letter page does the same with its own filters
+    await page.goto(f"{ui_node.url}/ui/#/dlq")
+    await page.get_by_label("Queue").fill("q" * 101)
+    await page.get_by_role("button", name="Apply").click()
+    await expect(page.locator("table.runs tbody p.error")).to_contain_text("queue")
+    # and keeps them in its URL, as the runs page does
+    assert "queue=" + "q" * 101 in page.url, page.url
+
+
+async def test_the_page_of_runs_one_was_on_is_kept_by_back_and_reload(ui_node: UiNode, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # Given more runs than a page holds (50)
+    ids = await ui_node.trigger_batch("echo", [{"n": i} for i in range(60)])
+    for run_id in (ids[0], ids[-1]):
+        await ui_node.app.wait_for(run_id, 20)
+    page = await signed_in_page(browser, ui_node)
+    await page.goto(f"{ui_node.url}/ui/#/runs?job=echo")
+    info = page.locator(".pager p")
+    await expect(info).to_contain_text("page 1", timeout=EXPECT_MS)
+    # When the user goes to the second page and opens a run there
+    await page.get_by_role("button", name="Older →").click()
+    await expect(info).to_contain_text("page 2")
+    second_page = set(await page.locator("td.run-id").all_inner_texts())
+    assert "cursor=" in page.url and "job=echo" in page.url, page.url
+    await page.locator("td.run-id a").first.click()
+    await expect(page).to_have_url(re.compile(r"#/runs/[^?]+$"))
+    # Then Back returns to the second page, with its runs
+    await page.go_back()
+    await expect(info).to_contain_text("page 2")
+    assert set(await page.locator("td.run-id").all_inner_texts()) == second_page
+    # And so does a reload, and Newer goes back to the first
+    await page.reload()
+    await expect(info).to_contain_text("page 2")
+    await page.get_by_role("button", name="← Newer").click()
+    await expect(info).to_contain_text("page 1")
+    assert "cursor=" not in page.url
+
+
+async def test_at_phone_width_the_status_column_is_in_view(ui_node: UiNode, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    await ui_node.trigger("echo", {"n": 2})
+    page = await signed_in_page(browser, ui_node, width=390, height=844)
+    await page.goto(f"{ui_node.url}/ui/#/runs")
+    badge = page.locator("table.runs tbody tr").first.locator(".badge")
+    await expect(badge).to_be_visible(timeout=EXPECT_MS)
+    box = await badge.bounding_box()
+    assert box is not None and box["x"] + box["width"] <= 390, box
+
+
+def _contrast(fg: str, bg: str) -> float:
+    """WCAG 2 contrast ratio of two CSS rgb() colours."""
+    def luminance(color: str) -> float:
+        channels = [int(c) / 255 for c in re.findall(r"\d+", color)[:3]]
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+    light, dark = sorted((luminance(fg), luminance(bg)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+async def test_primary_buttons_and_the_current_tab_are_readable_in_both_schemes(ui_node: UiNode,
+                                                                                browser: Any) -> None:
+    from playwright.async_api import expect
+
+    for scheme in ("light", "dark"):
+        page = await signed_in_page(browser, ui_node, scheme=scheme)
+        await page.goto(f"{ui_node.url}/ui/#/runs")
+        apply = page.get_by_role("button", name="Apply")
+        await expect(apply).to_be_visible(timeout=EXPECT_MS)
+        for element in (apply, page.locator('nav a[aria-current="page"]')):
+            fg, bg = await element.evaluate("e => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor]")
+            assert _contrast(fg, bg) >= 4.5, (scheme, fg, bg)
+        await page.context.close()
