@@ -309,7 +309,7 @@ export function mount(root, match) {
     const aiParts = [];
     if (usage.data.length) {
       const t = usage.total;
-      aiParts.push(h("h3", {}, "Usage"), h("p", {}, `${t.calls} calls · ${t.prompt_tokens} prompt + ${t.completion_tokens} completion tokens · $${(t.cost_microusd / 1e6).toFixed(4)}`),
+      aiParts.push(h("h3", {}, "Usage"), h("p", {}, `${t.calls} call${t.calls === 1 ? "" : "s"} · ${t.prompt_tokens} prompt + ${t.completion_tokens} completion tokens · $${(t.cost_microusd / 1e6).toFixed(4)}`),
         h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, ["Provider", "Model", "Prompt", "Completion", "Cost (µ$)"].map((c) => h("th", { scope: "col" }, c)))),
           h("tbody", {}, usage.data.map((u) => h("tr", {}, h("td", {}, u.provider), h("td", {}, u.model),
             h("td", { class: "num" }, u.prompt_tokens), h("td", { class: "num" }, u.completion_tokens), h("td", { class: "num" }, u.cost_microusd)))))));
