@@ -22,9 +22,9 @@ from .api.client import ApiClientError
 from .api.commands import api_client
 from .api.views import native_run
 from .app import Baton
-from .codec import digits, text
 from .connection import connect
 from .devnode import embedded_url
+from .rejections import find_rejection
 from .settings import Settings
 from .statuses import TERMINAL
 
@@ -103,32 +103,16 @@ async def _through_redis(ns: argparse.Namespace, settings: Settings) -> int:
             return 0
         found = await app.get_run(ns.run_id)
         if found is None:
-            rejected = await _rejection(app, ns.run_id)
+            rejected = await find_rejection(app, ns.run_id)
             if rejected is not None:
-                print(f"baton: stream entry {ns.run_id} made no run: it was rejected ({rejected})", file=sys.stderr)
+                print(f"baton: stream entry {ns.run_id} made no run: it was rejected ({rejected['reason']}: "
+                      f"{rejected['error']})", file=sys.stderr)
             else:
                 print(f"baton: run {ns.run_id} not found", file=sys.stderr)
             return 1
         _note_alias(ns.run_id, found.id)
         _print(native_run(found))
         return 0
-
-
-#: rejected entries looked at for an entry id (they follow it in the rejected stream, within a batch's time)
-REJECTED_LOOKED_AT = 1000
-
-
-async def _rejection(app: Baton, entry_id: str) -> str | None:
-    """Why a stream entry made no run, from the rejected stream (``reason: error``), or None. An entry's
-    rejection is written after the entry was, so the search starts at the entry's own time."""
-    ms, sep, seq = entry_id.partition("-")
-    if not (digits(ms) and sep and digits(seq)):
-        return None
-    entries = await app.redis.xrange(app.keys.rejected_stream, min=f"{ms}-0", count=REJECTED_LOOKED_AT)
-    for _, fields in entries:
-        if fields.get(b"entry_id") == entry_id.encode():
-            return f"{text(fields.get(b'reason', b'?'))}: {text(fields.get(b'error', b''))}"
-    return None
 
 
 def _note_alias(asked: str, found: str) -> None:

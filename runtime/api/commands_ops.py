@@ -19,7 +19,7 @@ from .commands import _dump, _table, _when, add_api_args, api_client, emit
 __all__ = ["OPS_COMMANDS", "add_ops_commands", "run_ops_command"]
 
 #: the top-level commands this module adds
-OPS_COMMANDS = ("queues", "schedules", "nodes", "limits", "admission", "bulk")
+OPS_COMMANDS = ("queues", "schedules", "nodes", "limits", "admission", "bulk", "rejected")
 
 
 class UsageError(Exception):
@@ -130,6 +130,12 @@ def add_ops_commands(sub: Any) -> None:
     for verb, text in (("get", "show an action's progress"), ("stop", "stop an action")):
         _sub(bsub, verb, text).add_argument("action_id")
 
+    rejected = sub.add_parser("rejected", help="stream entries the intake rejected, with why (HTTP API)")
+    rjsub = rejected.add_subparsers(dest="rejected_command", required=True)
+    rls = _sub(rjsub, "ls", "list rejected stream entries, newest first")
+    rls.add_argument("--limit", type=int, default=20, help="entries per page (at most 100)")
+    rls.add_argument("--cursor", help="continue from a previous page's cursor")
+
 
 async def run_ops_command(ns: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run an operator command; returns the exit code."""
@@ -137,7 +143,7 @@ async def run_ops_command(ns: argparse.Namespace, out: TextIO | None = None) -> 
     try:
         async with api_client(ns) as api:
             handler = {"queues": _queues, "schedules": _schedules, "nodes": _nodes, "limits": _limits,
-                       "admission": _admission, "bulk": _bulk}[ns.command]
+                       "admission": _admission, "bulk": _bulk, "rejected": _rejected}[ns.command]
             code = await handler(api, ns, out)
             if note := api.partial_note():
                 print(f"baton: {note}", file=sys.stderr)
@@ -274,6 +280,18 @@ async def _nodes(api: ApiClient, ns: argparse.Namespace, out: TextIO) -> int:
                               ["NODE", "ALIVE", "HEARTBEAT", "SLOTS", "LEASES", "VERSION", "DRAIN", "QUEUES", "LABELS"])
     node = await api.post(f"/v1/nodes/{_p(ns.node)}/drain")
     emit(ns, out, node, f"node {node['id']} will drain and exit at its next heartbeat\n")
+    return 0
+
+
+async def _rejected(api: ApiClient, ns: argparse.Namespace, out: TextIO) -> int:
+    page = await api.get("/v1/rejected", limit=ns.limit, cursor=ns.cursor)
+    if ns.json:
+        _dump(page, out)
+        return 0
+    _table([[_when(r["rejected_at"]), r["entry_id"], r["reason"], r["error"]] for r in page["data"]],
+           ["REJECTED", "ENTRY", "REASON", "ERROR"], out)
+    if page["next_cursor"]:
+        out.write(f"more: --cursor {page['next_cursor']}\n")
     return 0
 
 

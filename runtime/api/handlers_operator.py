@@ -1,5 +1,6 @@
-"""Handlers of the operator endpoints for queues, job limits, shared limits and nodes (see runtime/queues.py,
-runtime/job_limits.py, runtime/shared_limits.py, runtime/nodes.py for what they read and change)."""
+"""Handlers of the operator endpoints for queues, job limits, shared limits, nodes and rejected stream entries
+(see runtime/queues.py, runtime/job_limits.py, runtime/shared_limits.py, runtime/nodes.py,
+runtime/rejections.py for what they read and change)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from ..errors import UnknownJob
 from ..job_limits import JobLimits, read_limits, set_limits
 from ..nodes import list_nodes, request_drain
 from ..queues import list_queues, purge_queue, queue_names
+from ..rejections import find_rejection, list_rejections
 from ..shared_limits import (
     SharedLimit,
     clear_shared_limit,
@@ -21,8 +23,8 @@ from .routing import Req, json_response
 
 __all__ = [
     "h_clear_limits", "h_clear_shared_limit", "h_drain_node", "h_get_limits", "h_get_queue", "h_get_shared_limit",
-    "h_list_nodes", "h_list_queues", "h_list_shared_limits", "h_pause_queue", "h_purge_queue", "h_resume_queue",
-    "h_set_limits", "h_set_shared_limit",
+    "h_list_nodes", "h_list_queues", "h_list_rejected", "h_list_shared_limits", "h_pause_queue", "h_purge_queue",
+    "h_resume_queue", "h_set_limits", "h_set_shared_limit",
     "known_job", "known_queue",
 ]
 
@@ -144,3 +146,14 @@ async def h_drain_node(req: Req) -> web.StreamResponse:
     if node is None:
         raise ApiError(404, "not_found", f"no live node {req.params['node']}")
     return json_response(node, status=202)
+
+
+# -- rejected stream entries ------------------------------------------------------
+
+
+async def h_list_rejected(req: Req) -> web.StreamResponse:
+    if entry_id := req.params.get("entry_id"):
+        found = await find_rejection(req.baton, entry_id)
+        return json_response({"data": [found] if found else [], "next_cursor": None})
+    data, after = await list_rejections(req.baton, req.params["limit"], req.params.get("cursor"))
+    return json_response({"data": data, "next_cursor": after})

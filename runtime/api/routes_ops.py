@@ -1,4 +1,5 @@
-"""The operator endpoints of the route table: queues, schedules, job limits, shared limits, nodes.
+"""The operator endpoints of the route table: queues, schedules, job limits, shared limits, nodes, rejected
+stream entries.
 
 They act on the whole deployment (queues and schedules are shared by every
 project), so only keys of the projects in ``api_operator_projects`` may call
@@ -19,6 +20,7 @@ from .handlers_operator import (
     h_get_shared_limit,
     h_list_nodes,
     h_list_queues,
+    h_list_rejected,
     h_list_shared_limits,
     h_pause_queue,
     h_purge_queue,
@@ -50,6 +52,7 @@ LIMIT = Param("name", {"type": "string", "pattern": _NAME_PATTERN}, "Name of a s
 NODE = Param("node", {"type": "string", "pattern": "^[^\\s{}/]{1,200}$"}, "Node id", location="path",
              required=True)
 _NF = (404,)
+_STREAM_ID = "^[0-9]{1,20}-[0-9]{1,20}$"
 _Q, _S, _N = "Queues", "Schedules", "Nodes"
 
 
@@ -144,5 +147,14 @@ _ROUTES: tuple[Route, ...] = (
         "The node acts on it at its next heartbeat (within renew_interval_ms): it stops taking work, lets running "
         "handlers finish within shutdown_grace_s, gives back the rest and exits, as on SIGTERM.",
         params=(NODE,), responses={202: ("Drain requested", "Node")}, errors=_NF),
+    Route("GET", "/v1/rejected", h_list_rejected, "listRejected", "List rejected stream entries", "Jobs",
+        "Entries of the submission stream that made no run, newest first, each with the reason and message (the "
+        "same as the rejected stream's and the baton_intake_entries_rejected_total metric's) and the first bytes "
+        "of its fields. The stream keeps the latest rejected_max_len. entry_id finds one entry's rejection.",
+        params=(Param("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}, "Page size"),
+                Param("cursor", {"type": "string", "pattern": _STREAM_ID}, "next_cursor of the previous page"),
+                Param("entry_id", {"type": "string", "pattern": _STREAM_ID},
+                      "The submission stream entry whose rejection to find (the others are ignored)")),
+        responses={200: ("Rejected entries", "RejectionList")}),
 )
 OPS_ROUTES: tuple[Route, ...] = tuple(replace(route, operator=True) for route in _ROUTES)

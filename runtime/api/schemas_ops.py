@@ -140,6 +140,17 @@ BULK_ACTION = _obj({
     "cancel_requested": BOOL, "created_at": TIME, "updated_at": TIME, "finished_at": TIME_OR_NULL,
 }, description="A background bulk action and its progress.")
 
+REJECTION = _obj({
+    "id": {**STR, "description": "the rejection's id in the rejected stream"}, "rejected_at": TIME,
+    "entry_id": {**STR, "description": "the submission stream entry rejected"},
+    "reason": {**STR, "description": "unknown_job, bad_json, missing_field ... (as the metric's reason label)"},
+    "error": STR, "fields": {"type": "object", "additionalProperties": STR,
+                             "description": "the entry's fields, each cut to its first bytes"},
+    "size": {**INT, "description": "the entry's size in bytes"},
+    "truncated": {**BOOL, "description": "whether fields lost anything to the cut"},
+}, description="A submission stream entry the intake rejected.")
+REJECTION_LIST = _obj({"data": {"type": "array", "items": _ref("Rejection")}, "next_cursor": STR_OR_NULL})
+
 OPS_SCHEMAS: dict[str, Schema] = {
     "Queue": QUEUE, "QueueList": _list("Queue"), "PurgeResult": PURGE_RESULT, "Schedule": SCHEDULE,
     "ScheduleList": _list("Schedule"), "ScheduleRequest": SCHEDULE_REQUEST, "ScheduleTrigger": SCHEDULE_TRIGGER,
@@ -148,7 +159,8 @@ OPS_SCHEMAS: dict[str, Schema] = {
     "SharedLimitList": _list("SharedLimitState"), "Node": NODE,
     "NodeList": _list("Node"), "BulkActionRequest": BULK_ACTION_REQUEST,
     "BulkAction": BULK_ACTION, "BulkActionList": _list("BulkAction"),
-    "AdmissionRequest": ADMISSION_REQUEST, "Admission": ADMISSION,
+    "AdmissionRequest": ADMISSION_REQUEST, "Admission": ADMISSION, "Rejection": REJECTION,
+    "RejectionList": REJECTION_LIST,
 }
 
 #: every component schema of the API
