@@ -94,7 +94,8 @@ class EntryRuns:
                     except Exception as one:
                         if not is_outage(one):
                             raise
-                        self._hold(item, one, held)
+                        # (the alias's partition did not answer: the run's own may be on a live master)
+                        self._hold(item, one, held, self.app.keys.partition_of_run(item[0]).index)
                         live.remove(item)
             by_partition: dict[int, list[tuple[str, RunSpec]]] = {}
             for item in live:
@@ -105,11 +106,11 @@ class EntryRuns:
             done: list[tuple[str, RunSpec]] = []
             results: list[tuple[str, int]] = []
             first_error: BaseException | None = None
-            for group, outcome in zip(by_partition.values(), made, strict=True):
+            for index, group, outcome in zip(by_partition, by_partition.values(), made, strict=True):
                 if isinstance(outcome, BaseException):
                     if is_outage(outcome):
                         for item in group:
-                            self._hold(item, outcome, held)
+                            self._hold(item, outcome, held, index)
                     else:
                         first_error = first_error or outcome
                     continue
@@ -133,10 +134,11 @@ class EntryRuns:
                 return [exc]
         return await asyncio.gather(*(self._create_group(group, failed) for group in groups), return_exceptions=True)
 
-    def _hold(self, item: tuple[str, RunSpec], exc: BaseException, held: set[str]) -> None:
-        """Hold an entry back: a partition its run needs did not answer (``exc``, an outage)."""
-        for index in self._partitions_of(*item):
-            self.outages.failed(self.app.keys.partitions[index], exc)
+    def _hold(self, item: tuple[str, RunSpec], exc: BaseException, held: set[str], index: int) -> None:
+        """Hold an entry back: partition ``index``, which its run needs, did not answer (``exc``, an outage).
+        Only that partition is taken for out: marking the entry's other one too (the run's, when the alias's
+        failed) held every entry of a partition whose master answers, and logged it as not answering."""
+        self.outages.failed(self.app.keys.partitions[index], exc)
         held.add(item[0])
 
     def _partitions_of(self, entry_id: str, spec: RunSpec) -> set[int]:

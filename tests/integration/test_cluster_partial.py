@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +98,29 @@ async def _served_again(app: Baton, partitions: set[int], log: Path) -> None:
         assert run.status == "completed", (partition, run.status, log.read_text()[-3000:])
 
 
+async def _named_entries(app: Baton, raw: RedisCluster, healthy: list[int],
+                         lost: set[int]) -> tuple[list[str], list[str]]:
+    """Entries XADDed to the node-wide stream, each naming its run (an ``id`` in a healthy partition), under
+    stream ids chosen so that the entry's alias lands on a lost partition (their runs: the first list) or on
+    a healthy one (the second)."""
+    held: list[str] = []
+    flowing: list[str] = []
+    ms = int(time.time() * 1000) + 1000  # (ids after any the stream has)
+    while len(held) < 3 or len(flowing) < 3:
+        ms += 1
+        entry_id = f"{ms}-0"
+        on_lost = app.keys.partition_of_run(entry_id).index in lost
+        if len(held if on_lost else flowing) == 3:
+            continue
+        run_id = new_run_id()
+        while app.keys.partition_of_run(run_id).index not in healthy:
+            run_id = new_run_id()
+        await raw.xadd(app.keys.submit_stream, {"job": "steady_steps", "input": '{"steps": 1, "sleep": 0}',
+                                                "id": run_id}, id=entry_id)
+        (held if on_lost else flowing).append(run_id)
+    return held, flowing
+
+
 def _alive(worker: subprocess.Popen[bytes], log: Path) -> None:
     assert worker.poll() is None, f"worker exited with {worker.returncode}:\n{log.read_text()[-3000:]}"
 
@@ -168,7 +193,19 @@ async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_
         # (an event entry first: it goes to every partition, and the lost master's must not
         # stop the entries after it, nor keep the event from the healthy partitions' waiters)
         entries: list[str] = []
+        held_runs: list[str] = []
         if lost_holds == "partitions":
+            # (first, before any entry shows the intake that the lost master is gone:) an entry naming its run
+            # (an id on a healthy master) whose alias (the entry id's partition) is on the lost master waits
+            # for it, while the entries beside it go on: only the alias's partition is out (before, the run's
+            # healthy partition was taken for out too, logged as not answering, and its entries held)
+            held_runs, flowing = await _named_entries(app, raw, healthy, on_lost)
+            for run_id in flowing:
+                assert (await app.wait_for(run_id, 15)).status == "completed", log.read_text()[-3000:]
+            assert [await app.get_run(run_id) for run_id in held_runs] == [None] * len(held_runs)
+            said_out = {int(index) for found in re.findall(r"partitions? ([\d,]+) did not answer", log.read_text())
+                        for index in found.split(",")}
+            assert said_out <= on_lost, (said_out, on_lost, log.read_text()[-3000:])
             await raw.xadd(app.keys.submit_stream, {"event": "go", "data": '{"by": "stream"}'})
             entry = {"job": "steady_steps", "input": '{"steps": 1, "sleep": 0}'}
             for _ in range(24):
@@ -232,6 +269,8 @@ async def test_a_dead_master_stops_only_its_own_partitions(tmp_path: Path, lost_
             await eventually(lambda: 'baton_partitions_out{actor="fetcher"} 0.0' in scrape(metrics_port), 10)
             for entry in entries:  # the held entries too, once their partitions answer again
                 assert (await app.wait_for(entry, 30)).status == "completed", log.read_text()[-3000:]
+            for run_id in held_runs:
+                assert (await app.wait_for(run_id, 30)).status == "completed", log.read_text()[-3000:]
             # and the jobs' limits are back in the partitions that came back empty (before, those
             # partitions took every job as unlimited until a node restarted)
             for partition in sorted(on_lost):
