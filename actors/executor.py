@@ -41,7 +41,7 @@ from runtime.logs import run_log_context
 from runtime.messages import AskBusy, Attempt, CancelRun, LeaseGranted, LeasesRenewed, ReleaseAll, RunFinished, WhenIdle
 from runtime.metrics import Metrics, observe_many
 from runtime.run_tasks import cancel_tasks_of
-from runtime.scripts import Claimed, Outcome
+from runtime.scripts import Claimed, Outcome, released
 from runtime.settings import Settings
 from runtime.tracing import annotate, end_span, span, start_span
 
@@ -49,6 +49,9 @@ from .base import Actor, Mailbox, answer
 from .lost_leases import LostLeases
 
 __all__ = ["JOB_THREADS", "Executor"]
+
+#: a cancel reason that gives the run back uncharged -> why its attempt record says it was (RELEASED_BECAUSE)
+_RELEASED_WHY = {"released": "drain", "stalled": "stall", "outage": "outage"}
 
 T = TypeVar("T")
 
@@ -324,8 +327,8 @@ class Executor(LostLeases, Actor[ExecutorMessage]):
             blocked = EventLoopBlocked("the handler blocked the event loop past the run's lease")
             return ended(self.app.settings, c, "failed", blocked)
         # drained, given back after a stall or an outage that outlasted the lease: uncharged (fenced
-        # off if the lease was taken meanwhile)
-        return Outcome(c.run_id, c.token, "released")
+        # off if the lease was taken meanwhile), its record saying which
+        return released(c.run_id, c.token, _RELEASED_WHY.get(reason, "drain"))
 
     async def _outcome(self, c: Claimed, traced: list[Any]) -> Outcome:
         job = self.app.jobs.get(c.job)

@@ -395,7 +395,7 @@ class Fetcher(Actor[FetcherMessage]):
             # a claim that came back after the rounds went on without it (SLOW_CLAIM_S), the slots
             # taken meanwhile: the runs past them are given back, uncharged, not run over the limit
             claimed, extra = claimed[:max(room, 0)], claimed[max(room, 0):]
-            await self.app.scripts.give_back(p, extra)
+            await self.app.scripts.give_back(p, extra, "late_claim")
         if claimed:
             # the leaser hears of the leases before anything can report the runs done
             self.leaser.send_nowait(Hold(p.index, tuple(claimed), deadline))

@@ -126,7 +126,7 @@ class Receiver(Actor[None]):
                 self.delivery.forgo(partition.index, len(granted), room)
                 # with no failover, they are given back on this master (uncharged), not left to expire and
                 # be charged a crash of a node that never started them
-                await self.app.scripts.give_back(partition, [g.claimed for g in granted])
+                await self.app.scripts.give_back(partition, [g.claimed for g in granted], "unconfirmed")
                 continue
             # (the runs start first)
             await self.delivery.deliver(partition.index, granted, registration_room=room)

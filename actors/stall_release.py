@@ -28,7 +28,7 @@ from runtime.app import Baton
 from runtime.connection import connect
 from runtime.logs import run_log_context
 from runtime.metrics import Metrics
-from runtime.scripts import Claimed, Outcome, Scripts
+from runtime.scripts import Claimed, Outcome, Scripts, released
 
 __all__ = ["StallRelease"]
 
@@ -92,7 +92,7 @@ class StallRelease:
             scripts = Scripts(client, self.app.keys, settings)
             by_partition: dict[int, list[Outcome]] = {}
             for c in runs:
-                by_partition.setdefault(c.partition, []).append(Outcome(c.run_id, c.token, "released"))
+                by_partition.setdefault(c.partition, []).append(released(c.run_id, c.token, "stall"))
             for index, outcomes in by_partition.items():
                 await scripts.finish(self.app.keys.partitions[index], outcomes)
         finally:

@@ -156,6 +156,7 @@ class Supervisor(Actor[None]):
         self.metrics.init_node(served_queues(app), [self.name, *(actor.name for actor in self.actors)])
         self.metrics.set_lease_ttl(self.settings.lease_ttl_ms / 1000)
         app.scripts.on_call = self.metrics.observe_redis
+        app.scripts.on_released = lambda runs: self.metrics.count_released(c.job for c in runs)
         loop = asyncio.get_running_loop()
         # tasks a handler starts are cancelled with its run (runtime/run_tasks.py)
         restore_task_factory = adopting_tasks(loop)

@@ -344,6 +344,12 @@ class Metrics:
         """Record one Redis round trip (the Scripts.on_call hook)."""
         self.redis_duration.labels(command=command).observe(seconds)
 
+    def count_released(self, jobs: Iterable[str]) -> None:
+        """Attempts given back uncharged outside the reporter (runs no handler started: Scripts.give_back),
+        one job name each."""
+        for job in jobs:
+            self.attempts.labels(job_name=job, outcome="released").inc()
+
     def init_jobs(self, jobs: Iterable[str]) -> None:
         """Create the per-job series at 0, so that ``rate()`` and ``increase()`` see a job's first event."""
         for job in jobs:

@@ -12,8 +12,8 @@ import orjson
 
 from .codec import text
 
-__all__ = ["CLAIM_FIELDS", "ClaimReply", "Claimed", "CreateReply", "Outcome", "Reaped", "claimed_runs", "handed_off",
-           "handed_off_runs"]
+__all__ = ["CLAIM_FIELDS", "RELEASED_BECAUSE", "ClaimReply", "Claimed", "CreateReply", "Outcome", "Reaped",
+           "claimed_runs", "handed_off", "handed_off_runs", "released"]
 
 #: The fields of one claimed run in a claim reply or a hand-off push, in order; Lua places
 #: each by name (the generated include claim_reply.lua), Python reads them by name.
@@ -79,6 +79,23 @@ class Outcome:
     output_json: str = "null"
     error_json: str = ""
     permanent: bool = False
+
+
+#: why an attempt was given back uncharged, as its record says (its error, of type Released): each way a run
+#: goes back to its queue without its attempt counting
+RELEASED_BECAUSE = {
+    "drain": "given back: the node drained (SIGTERM or a drain request) before the handler finished",
+    "stall": "given back: another run blocked the node's event loop past this run's lease",
+    "outage": "given back: a write of the handler waited out a Redis outage until its lease may have expired",
+    "unconfirmed": "given back before it started: no replica confirmed its lease in time (durable_replicas)",
+    "late_claim": "given back before it started: the claim came back after the node's slots were taken",
+}
+
+
+def released(run_id: str, token: str, why: str) -> Outcome:
+    """The outcome of an attempt given back uncharged, for reason ``why`` (a key of RELEASED_BECAUSE)."""
+    error = orjson.dumps({"message": RELEASED_BECAUSE[why], "type": "Released"}).decode()
+    return Outcome(run_id, token, "released", error_json=error)
 
 
 @dataclass(frozen=True, slots=True)

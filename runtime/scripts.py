@@ -33,13 +33,14 @@ from .script_replies import (
     claimed_runs,
     handed_off,
     handed_off_runs,
+    released,
 )
 from .settings import Settings
 from .submission import RunSpec
 
 __all__ = [
     "CLAIM_FIELDS", "SCRIPT_NAMES", "ClaimReply", "Claimed", "CreateReply", "Outcome", "Reaped", "Scripts",
-    "grant_margin_ms", "handed_off", "handed_off_runs",
+    "grant_margin_ms", "handed_off", "handed_off_runs", "released",
 ]
 
 logger = logging.getLogger("baton.scripts")
@@ -62,6 +63,8 @@ class Scripts:
 
     #: called as ``on_call(script name, seconds)`` after each call (the node's Redis round-trip metric)
     on_call: Callable[[str, float], None] | None = None
+    #: called with the runs each give_back released (the node's attempts metric: outcome released)
+    on_released: Callable[[Sequence[Claimed]], None] | None = None
 
     async def _call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         started = time.perf_counter()
@@ -126,17 +129,21 @@ class Scripts:
             )
         except NotReplicated as exc:
             if isinstance(exc.reply, list):
-                await self.give_back(partition, claimed_runs(exc.reply[3:], int(exc.reply[0]), partition.index))
+                await self.give_back(partition, claimed_runs(exc.reply[3:], int(exc.reply[0]), partition.index),
+                                     "unconfirmed")
             raise
         return ClaimReply(claimed_runs(raw[3:], int(raw[0]), partition.index), int(raw[1]), int(raw[2]))
 
-    async def give_back(self, partition: Partition, runs: Sequence[Claimed]) -> None:
-        """Release leased runs no handler will start (a claim or a hand-off the replicas did not confirm),
-        uncharged, as a drain does. Best effort: a release that fails too leaves them to the reaper."""
+    async def give_back(self, partition: Partition, runs: Sequence[Claimed], why: str) -> None:
+        """Release leased runs no handler will start (a claim or a hand-off the replicas did not confirm, a
+        claim that came back too late), uncharged, as a drain does, each attempt recording ``why`` (a key of
+        RELEASED_BECAUSE). Best effort: a release that fails too leaves them to the reaper."""
         if not runs:
             return
         try:
-            await self.finish(partition, [Outcome(c.run_id, c.token, "released") for c in runs])
+            statuses = await self.finish(partition, [released(c.run_id, c.token, why) for c in runs])
+            if self.on_released is not None:
+                self.on_released([c for c, (_, status) in zip(runs, statuses, strict=True) if status != -1])
         except NotReplicated:
             pass  # (written on the master, as the claim was: what the claim's failover would lose anyway)
         except RedisError as exc:

@@ -13,6 +13,7 @@ import pytest
 
 from runtime import Baton, NotReplicated, RunContext, Settings
 from runtime.partition_outages import PartitionOutages
+from runtime.script_replies import RELEASED_BECAUSE
 from tests.nodes import eventually, running_node
 from tests.servers import RedisProcess
 
@@ -53,6 +54,9 @@ async def test_a_claim_its_replicas_do_not_confirm_gives_its_runs_back_uncharged
         run = await plain.get_run(run_id)
         assert run is not None and run.status == "queued", run.status
         assert [a.status for a in run.attempts] == ["released"] and run.raw.get("charged", "0") == "0", run.raw
+        # and the attempt says why (the run itself did nothing wrong: no error of its own)
+        assert run.attempts[0].error == {"message": RELEASED_BECAUSE["unconfirmed"], "type": "Released"}, run.attempts
+        assert run.error is None, run.error
         assert await plain.redis.zcard(p.leased) <= 1  # (the set's anchor member only)
         assert not [m for m in await plain.redis.zrange(p.leased, 0, -1) if run_id.encode() in m]
     finally:

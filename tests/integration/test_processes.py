@@ -18,6 +18,7 @@ import pytest
 from actors.scheduler import LEASE_TTL_MS
 from bench.chaos.proxy import FaultProxy
 from runtime import Baton, Settings
+from runtime.script_replies import RELEASED_BECAUSE
 from runtime.stop_signals import DRAIN_HAND_BACK_S, EXIT_ALLOWANCE_S, HARD_EXIT_CODE
 from tests.apps import app as test_app
 from tests.nodes import eventually, kill_process, spawn_worker, stop_process
@@ -183,6 +184,7 @@ async def test_sigterm_drains_and_gives_back_unfinished_runs(settings: Settings,
     long_run = await app.get_run(long_id)
     assert long_run is not None and long_run.status == "queued", long_run.status
     assert long_run.attempts_charged == 0 and [x.status for x in long_run.attempts] == ["released"]
+    assert long_run.attempts[0].error == {"message": RELEASED_BECAUSE["drain"], "type": "Released"}
     await app.close()
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from runtime import Backoff, RunContext, Settings
+from runtime.script_replies import RELEASED_BECAUSE
 from tests.integration.test_processes import producer, worker_env
 from tests.nodes import eventually, running_node, spawn_worker, stop_process
 from tests.poison_apps import app as poison_app
@@ -195,6 +196,7 @@ async def test_runs_held_up_by_a_handler_blocking_the_loop_are_given_back_unchar
             log = (tmp_path / "p.log").read_text()[-3000:]
             assert run.status == "completed", ([a.status for a in run.attempts], log)
             assert [a.status for a in run.attempts] == ["released", "completed"] and run.attempts_charged == 1
+            assert run.attempts[0].error == {"message": RELEASED_BECAUSE["stall"], "type": "Released"}
         # And the run blocking the loop is the one charged: reaped as crashed, past its lease
         culprit = await app.wait_for(blocker, 40)
         assert (culprit.status, [a.status for a in culprit.attempts]) == ("dead_letter", ["crashed"])

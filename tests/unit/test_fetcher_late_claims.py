@@ -10,6 +10,7 @@ from actors.base import Mailbox
 from actors.fetcher import Fetcher
 from runtime.messages import Hold, LeaseGranted
 from runtime.metrics import Metrics
+from runtime.script_replies import RELEASED_BECAUSE
 
 
 async def test_runs_a_late_claim_leased_past_the_free_slots_are_given_back_uncharged(make_app: Any) -> None:
@@ -23,7 +24,10 @@ async def test_runs_a_late_claim_leased_past_the_free_slots_are_given_back_uncha
     ids = await app.trigger_batch([{"job": "noop", "input": i} for i in range(3)])
     executor: Mailbox[LeaseGranted] = Mailbox(10)
     leaser: Mailbox[Hold] = Mailbox(10)
-    fetcher = Fetcher(app, Metrics(), Mailbox(10), executor, leaser)
+    metrics = Metrics()
+    fetcher = Fetcher(app, metrics, Mailbox(10), executor, leaser)
+    # (as a node wires it: the attempts given back outside the reporter are counted too)
+    app.scripts.on_released = lambda runs: metrics.count_released(c.job for c in runs)
     fetcher.occupied.add(("some-run", "some-token"))
     [p] = app.keys.partitions
     claimed, _ = await app.scripts.claim(p, app.settings.node_id, 3, ["default"], ["noop"], 0)
@@ -42,3 +46,7 @@ async def test_runs_a_late_claim_leased_past_the_free_slots_are_given_back_uncha
             assert run.status == "executing"
         else:
             assert run.status == "queued" and [a.status for a in run.attempts] == ["released"], run
+            assert run.attempts[0].error == {"message": RELEASED_BECAUSE["late_claim"], "type": "Released"}
+    # And the node's attempts metric counts both as released
+    released = metrics.registry.get_sample_value("baton_attempts_total", {"job_name": "noop", "outcome": "released"})
+    assert released == 2, released

@@ -107,7 +107,8 @@ local function settle(pfx, id, outcome, output, err, permanent, now, rnd, ttl_ms
   add_derived_event(pfx, id, 'attempt', record, now, r.tl or false)
   -- the attempt and the error go out with the record's next write (one HSET per outcome)
   local sets = {'attempts', attempts, 'heartbeat_at', now}
-  if err ~= '' then
+  -- (a release says why in its attempt only: the run itself did nothing wrong)
+  if err ~= '' and outcome ~= 'released' then
     sets[#sets + 1] = 'error'
     sets[#sets + 1] = err
   end
