@@ -112,6 +112,8 @@ class Supervisor(Actor[None]):
         self.restarts: dict[str, deque[float]] = {}
         #: when the heartbeat first failed on a Redis outage (None while it reaches Redis)
         self.redis_lost_at: float | None = None
+        #: when a heartbeat last got through (monotonic): the outage began after it
+        self.redis_ok_at: float | None = None
 
     @property
     def actors(self) -> list[Actor[Any]]:
@@ -353,9 +355,17 @@ class Supervisor(Actor[None]):
             self.metrics.heartbeat_timestamp.set(now_ms / 1000)
             self.health.redis_ok = True
             self.health.redis_error = ""
+            now = time.monotonic()
             if self.redis_lost_at is not None:
-                self.log.info("Redis answers again after %.1fs", time.monotonic() - self.redis_lost_at)
+                # heartbeats are renew_interval_ms apart: the outage began between the last that got
+                # through and the first that failed, so both bounds are said
+                longest = f"-{now - self.redis_ok_at:.1f}" if self.redis_ok_at is not None else "+"
+                durable = (f"; writes that wait for {self.settings.durable_replicas} replica(s) go on once one "
+                           "confirms them" if self.settings.durable_replicas else "")
+                self.log.info("Redis answers again, after %.1f%ss without an answer%s", now - self.redis_lost_at,
+                              longest, durable)
                 self.redis_lost_at = None
+            self.redis_ok_at = now
             if not registered:
                 await self._register_again()
             if drain is not None:

@@ -153,6 +153,12 @@ async def test_redis_outage_counts_reconnects_not_restarts(settings: Settings, p
                 run_id = await app.trigger("ok", {"back": True})
                 assert (await app.wait_for(run_id, 20)).status == "completed"
                 await eventually(lambda: any("Redis answers again" in r.getMessage() for r in caplog.records), 10)
+                # (saying how long: since the first heartbeat that failed, to since the last that got through,
+                # or "at least" when none had got through yet)
+                [said] = [r.getMessage() for r in caplog.records if "Redis answers again" in r.getMessage()]
+                bounds = re.fullmatch(r"Redis answers again, after (\d+\.\d)(?:-(\d+\.\d)|\+)s without an answer",
+                                      said)
+                assert bounds is not None and 0 < float(bounds[1]) <= float(bounds[2] or bounds[1]), said
                 text = scrape(port)
         await app.close()
     finally:
