@@ -97,9 +97,9 @@ async def _add(req: Req, batch_id: str, hash_key: str, received: set[int],
             places.append((index, item["task"]))
         except (ApiError, SubmissionError) as exc:
             errors[index] = _error(item["task"], exc)
+    made = await req.baton.create_detailed(specs, raise_rejected=False) if specs else []
     fields: dict[str, bytes | str] = {}
-    for (index, task), (run_id, code) in zip(places, await req.baton.create_detailed(specs, raise_rejected=False)
-                                             if specs else [], strict=True):
+    for (index, task), (run_id, code) in zip(places, made, strict=True):
         if code < 0 and (refused := rejection(code, run_id)):
             errors[index] = _error(task, refused)  # (refused inside runs_create: a full max_queued cap)
         else:
