@@ -102,3 +102,28 @@ async def test_primary_buttons_and_the_current_tab_are_readable_in_both_schemes(
             fg, bg = await element.evaluate("e => [getComputedStyle(e).color, getComputedStyle(e).backgroundColor]")
             assert _contrast(fg, bg) >= 4.5, (scheme, fg, bg)
         await page.context.close()
+
+
+async def test_the_rejected_page_shows_why_a_stream_entry_made_no_run(ui_node: UiNode, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # Given a stream entry the intake rejects (its job does not exist), and one whose input is not JSON
+    keys = ui_node.app.keys
+    ghost = (await ui_node.app.redis.xadd(keys.submit_stream, {"job": "ghost", "input": "{}"})).decode()
+    broken = (await ui_node.app.redis.xadd(keys.submit_stream, {"job": "echo", "input": "<script>x</script>"})).decode()
+    # When an operator opens the Rejected page (alpha is this node's operator project)
+    page = await signed_in_page(browser, ui_node)
+    await page.get_by_role("link", name="Rejected").click()
+    rows = page.locator("table.rejected tbody tr")
+    # Then both are there, newest first, each with its reason and message; the fields are shown as text
+    await expect(rows.filter(has_text=ghost)).to_contain_text("unknown_job", timeout=EXPECT_MS)
+    await expect(rows.first).to_contain_text(broken)
+    await expect(rows.first).to_contain_text("bad_json")
+    await rows.first.locator("summary").click()
+    await expect(rows.first.locator("details")).to_contain_text("<script>x</script>")
+    assert await page.locator("table.rejected script").count() == 0
+    # And a key of a project that is no operator's reads a note, not an error
+    other = await signed_in_page(browser, ui_node, project="beta")
+    await other.goto(f"{ui_node.url}/ui/#/rejected")
+    await expect(other.locator("#page")).to_contain_text("operator project")
+    await expect(other.locator("#page p.error")).to_have_count(0)

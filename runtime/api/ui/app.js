@@ -4,6 +4,7 @@ import { forgetPartial, loadSession, project, signIn, signOut } from "./api.js";
 import { clearToasts, errorBox, fill, refreshAges, toast } from "./dom.js";
 import * as dlq from "./page_dlq.js";
 import * as overview from "./page_overview.js";
+import * as rejected from "./page_rejected.js";
 import * as run from "./page_run.js";
 import * as runs from "./page_runs.js";
 import * as schedules from "./page_schedules.js";
@@ -15,6 +16,7 @@ const ROUTES = [
   [/^\/runs$/, runs, "runs", () => "Runs"],
   [/^\/dlq$/, dlq, "dlq", () => "Dead letters"],
   [/^\/schedules$/, schedules, "schedules", () => "Schedules"],
+  [/^\/rejected$/, rejected, "rejected", () => "Rejected entries"],
   [/^\/(overview)?$/, overview, "overview", () => "Overview"],
 ];
 
