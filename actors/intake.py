@@ -42,7 +42,7 @@ from runtime.direct_calls import DirectCalls
 from runtime.errors import SubmissionError
 from runtime.keys import Partition
 from runtime.metrics import Metrics
-from runtime.partition_outages import PartialRead, PartitionOutages, next_pause, read_partitions
+from runtime.partition_outages import PartialRead, PartitionOutages, next_pause, others_note, read_partitions
 from runtime.redis_faults import described, group_missing, is_outage, make_group
 from runtime.stream_entries import Entry, parse_stream_entry, parse_stream_event, rejected_record, stream_entries
 from runtime.submission import RunSpec
@@ -170,8 +170,8 @@ class Intake(Actor[None]):
                         raise
                     await self._drop_prefetch()
                     if not self.paused_s:
-                        self.log.warning("partition %d did not answer (%s): its stream's intake waits for it, the "
-                                         "other partitions go on", self.stream.partition.index, described(exc)[:300])
+                        self.log.warning("partition %d did not answer (%s): its stream's intake waits for it, %s",
+                                         self.stream.partition.index, described(exc)[:300], others_note(self.app))
                     self.paused_s = next_pause(self.paused_s)
                     await self.sleep(self.paused_s)
         except asyncio.CancelledError:

@@ -24,7 +24,7 @@ from runtime.fencing import handed_deadline, handed_granted_at, lease_margin_s
 from runtime.keys import Partition
 from runtime.lua_calls import durable_shortfall, durable_wait
 from runtime.messages import LeaseGranted
-from runtime.partition_outages import next_pause
+from runtime.partition_outages import next_pause, others_note
 from runtime.redis_faults import command_refused, described, is_outage
 from runtime.scripts import Claimed, handed_off
 
@@ -105,8 +105,8 @@ class Receiver(Actor[None]):
                 # this partition's master does not answer: its pops wait, the other
                 # partitions' go on (on Redis Cluster they may live on healthy masters)
                 if not pause:
-                    self.log.warning("partition %d did not answer (%s): its hand-offs paused, the other "
-                                     "partitions go on", partition.index, described(exc)[:300])
+                    self.log.warning("partition %d did not answer (%s): its hand-offs paused, %s",
+                                     partition.index, described(exc)[:300], others_note(self.app))
                 pause = next_pause(pause)
                 await self.sleep(pause)
                 continue

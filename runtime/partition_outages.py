@@ -37,7 +37,7 @@ from .cancelling import cancel_and_wait
 if TYPE_CHECKING:  # (the app keeps one of these for its own calls: runtime/app.py imports this module)
     from runtime.app import Baton
 
-__all__ = ["FIRST_PROBE_S", "PartialRead", "PartitionOutages", "next_pause", "read_partitions"]
+__all__ = ["FIRST_PROBE_S", "PartialRead", "PartitionOutages", "next_pause", "others_note", "read_partitions"]
 
 #: the first probe of a partition that went out; each next one waits twice as long, up to OUTAGE_PAUSE_MAX_S
 FIRST_PROBE_S = 0.1
@@ -48,6 +48,12 @@ def next_pause(pause: float) -> float:
     (0 for none yet): FIRST_PROBE_S, doubling up to OUTAGE_PAUSE_MAX_S."""
     return min(max(pause * 2, FIRST_PROBE_S), OUTAGE_PAUSE_MAX_S)
 
+
+
+def others_note(app: Baton, out: int = 1) -> str:
+    """What goes on while ``out`` partitions do not answer, as log lines say it: the other partitions, or
+    nothing (every partition out, or a deployment of one)."""
+    return "the other partitions go on" if out < len(app.keys.partitions) else "no other is left"
 
 class PartitionOutages:
     """The partitions an actor (or a process's own calls: ``Baton.outages``) skips for now, and the
@@ -96,7 +102,7 @@ class PartitionOutages:
             return lost
         self._out.update(p.index for p in new)
         self._count(len(self._out))
-        others = "the other partitions go on" if len(self._out) < len(self.app.keys.partitions) else "no other is left"
+        others = others_note(self.app, len(self._out))
         self.log.warning("partition%s %s did not answer (%s): %s paused there, %s",
                          "s" if len(new) > 1 else "", ",".join(str(p.index) for p in new), described(exc)[:300],
                          self.duty, others)
