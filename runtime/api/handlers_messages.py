@@ -20,7 +20,7 @@ from .routing import Req, json_response
 from .run_helpers import load_run
 
 __all__ = ["h_complete_token", "h_expire_token", "h_get_token", "h_list_tokens", "h_query", "h_signal",
-           "h_token_callback"]
+           "h_token_callback", "own_token", "settled"]
 
 
 async def h_signal(req: Req) -> web.StreamResponse:
@@ -47,7 +47,7 @@ async def h_list_tokens(req: Req) -> web.StreamResponse:
     return json_response({"data": found})
 
 
-async def _own_token(req: Req) -> dict[str, Any]:
+async def own_token(req: Req) -> dict[str, Any]:
     """The token in the path if it is the caller's project's; 404 otherwise (as for runs)."""
     token = await req.baton.tokens.get(req.params["token_id"])
     if token is None or token["project"] != req.project:
@@ -55,7 +55,7 @@ async def _own_token(req: Req) -> dict[str, Any]:
     return token
 
 
-async def _settled(settle: Awaitable[dict[str, Any]]) -> web.StreamResponse:
+async def settled(settle: Awaitable[dict[str, Any]]) -> web.StreamResponse:
     try:
         return json_response(await settle)
     except TokenNotFound as exc:
@@ -67,17 +67,17 @@ async def _settled(settle: Awaitable[dict[str, Any]]) -> web.StreamResponse:
 
 
 async def h_get_token(req: Req) -> web.StreamResponse:
-    return json_response(await _own_token(req))
+    return json_response(await own_token(req))
 
 
 async def h_complete_token(req: Req) -> web.StreamResponse:
-    token = await _own_token(req)
-    return await _settled(req.baton.tokens.complete(token["id"], req.body))
+    token = await own_token(req)
+    return await settled(req.baton.tokens.complete(token["id"], req.body))
 
 
 async def h_expire_token(req: Req) -> web.StreamResponse:
-    token = await _own_token(req)
-    return await _settled(req.baton.tokens.expire(token["id"]))
+    token = await own_token(req)
+    return await settled(req.baton.tokens.expire(token["id"]))
 
 
 async def h_token_callback(req: Req) -> web.StreamResponse:
@@ -86,4 +86,4 @@ async def h_token_callback(req: Req) -> web.StreamResponse:
         check_signature(req.state.settings, token_id, req.params["signature"])
     except TokenSignatureInvalid as exc:
         raise ApiError(403, "bad_signature", str(exc)) from None
-    return await _settled(req.baton.tokens.complete(token_id, req.body, by="callback"))
+    return await settled(req.baton.tokens.complete(token_id, req.body, by="callback"))

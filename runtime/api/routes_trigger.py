@@ -1,7 +1,7 @@
 """Trigger.dev's public run API in the route table: the paths, query names and bodies that
 @trigger.dev/sdk (4.x) sends for tasks.trigger, batch.trigger (tasks.batchTrigger), batch.retrieve,
-runs.retrieve, runs.list, runs.cancel, runs.replay and runs.reschedule, so that a client configured
-with ``baseURL`` = Baton and a Baton key keeps working.
+runs.retrieve, runs.list, runs.cancel, runs.replay, runs.reschedule and the waitpoint token calls, so
+that a client configured with ``baseURL`` = Baton and a Baton key keeps working.
 
 The SDK sends the key as ``Authorization: Bearer <key>``, which is how every Baton key is presented.
 """
@@ -15,6 +15,13 @@ from .schemas_trigger import DURATION_PATTERN
 from .trigger_batches import h_tapi_batch_create, h_tapi_batch_items, h_tapi_batch_retrieve, h_tapi_batch_trigger
 from .trigger_public import PUBLIC_STATUSES
 from .trigger_tasks import h_tapi_trigger
+from .trigger_tokens import (
+    TOKEN_STATUS,
+    h_tapi_token_complete,
+    h_tapi_token_create,
+    h_tapi_token_list,
+    h_tapi_token_retrieve,
+)
 
 __all__ = ["TRIGGER_API_ROUTES"]
 
@@ -65,6 +72,8 @@ _REFUSED = {
 _NF = (404,)
 _BATCH_ID = Param("batch_id", {"type": "string", "pattern": "^batch_[A-Za-z0-9_-]{1,100}$"},
                   "The batch (batch_...)", location="path", required=True)
+_TOKEN_ID = Param("token_id", {"type": "string", "minLength": 1, "maxLength": 200}, "The token (wpt_...)",
+                  location="path", required=True)
 _ITEMS_AS = ("Each item is read as tasks.trigger reads its body. An item whose task is not a Baton job, or that asks "
              "what Baton cannot honour, makes no run: the batch lists why in processing.errors (PARTIAL_FAILED).")
 
@@ -109,6 +118,36 @@ TRIGGER_API_ROUTES: tuple[Route, ...] = (
           "when none made a run, PARTIAL_FAILED when some did not, else PENDING until all its runs finished, then "
           "COMPLETED. processing.completedAt is when its last run was made.",
           params=(_BATCH_ID,), responses={200: ("The batch", "TriggerApiBatch")}, errors=_NF),
+    Route("POST", "/api/v1/waitpoints/tokens", h_tapi_token_create, "triggerApiCreateWaitpointToken",
+          "Create a waitpoint token (wait.createToken): refused", _TAG,
+          "Answers 400 unsupported_operation: a Baton token is made by the run that waits for it (ctx.create_token "
+          "in its handler); the other token calls serve the tokens runs made."),
+    Route("GET", "/api/v1/waitpoints/tokens", h_tapi_token_list, "triggerApiListWaitpointTokens",
+          "List waitpoint tokens (wait.listTokens)", _TAG,
+          "The project's tokens, newest first, in one page (of the 500 newest read; pagination.next is never "
+          "given). Statuses: WAITING, COMPLETED, TIMED_OUT (an expired token).",
+          params=(Param("filter[status]", {"type": "array", "items": {"type": "string", "enum": list(
+                      TOKEN_STATUS.values())}, "minItems": 1}, "Comma-separated statuses" + _EMPTY,
+                        empty_is_absent=True),
+                  _names("filter[tags]", "Tokens carrying any of these comma-separated tags"),
+                  Param("filter[createdAt][from]", _MS, "Created at or after (epoch ms)"),
+                  Param("filter[createdAt][to]", _MS, "Created at or before (epoch ms)"),
+                  Param("filter[createdAt][period]", {"type": "string", "pattern": DURATION_PATTERN},
+                        "Created within this period before now (e.g. 1h, 7d)"),
+                  Param("page[size]", {"type": "integer", "minimum": 1, "maximum": 100, "default": PAGE_SIZE},
+                        f"Page size (at most 100, default {PAGE_SIZE})")),
+          responses={200: ("Tokens", "TriggerApiWaitpointTokenPage")},
+          refused={"filter[idempotencyKey]": "a Baton token has no idempotency key (its run makes it once)",
+                   "page[after]": "Baton's token listing is one page, newest first",
+                   "page[before]": "Baton's token listing is one page, newest first"}),
+    Route("GET", "/api/v1/waitpoints/tokens/{token_id}", h_tapi_token_retrieve, "triggerApiRetrieveWaitpointToken",
+          "Get a waitpoint token (wait.retrieveToken)", _TAG, "With its output (JSON text) once completed.",
+          params=(_TOKEN_ID,), responses={200: ("The token", "TriggerApiWaitpointToken")}, errors=_NF),
+    Route("POST", "/api/v1/waitpoints/tokens/{token_id}/complete", h_tapi_token_complete,
+          "triggerApiCompleteWaitpointToken", "Complete a waitpoint token (wait.completeToken)", _TAG,
+          "The run waiting for the token resumes with data. A token settles once: 409 already_completed after a "
+          "completion, 410 token_expired after its timeout.", params=(_TOKEN_ID,), body="TriggerApiWaitpointComplete",
+          responses={200: ("Completed", "TriggerApiWaitpointCompleted")}, errors=(404, 409, 410)),
     Route("GET", "/api/v3/runs/{run_id}", h_tapi_retrieve, "triggerApiRetrieveRun", "Get a run (runs.retrieve)", _TAG,
           "The run as Trigger.dev's public API answers it: public statuses, status booleans, relatedRuns with "
           "root, parent and children in full. costInCents and baseCostInCents are 0 (Baton has no billing).",

@@ -129,6 +129,21 @@ BATCH_TRIGGER = _obj({
 BATCH_TRIGGERED = _obj({"id": {**STR, "pattern": "^batch_"}, "runCount": INT},
                        description="The batch (the SDK's BatchTriggerTaskV3Response).")
 
+WAITPOINT_TOKEN = _obj({
+    "id": STR, "url": {**STR, "description": "the pre-signed callback URL ('' when the server has no token_secret)"},
+    "status": {"type": "string", "enum": ["WAITING", "COMPLETED", "TIMED_OUT"]}, "completedAt": TIME,
+    "timeoutAt": TIME, "tags": {"type": "array", "items": STR}, "createdAt": TIME,
+    "output": {**STR, "description": "what it was completed with, as JSON text"}, "outputType": STR,
+    "outputIsError": BOOL,
+}, ["id", "url", "status", "tags", "createdAt"], description="A waitpoint token (the SDK's WaitpointTokenItem; "
+                                                            "retrieved, with its output).")
+WAITPOINT_TOKEN_PAGE = _obj({"data": {"type": "array", "items": ref("TriggerApiWaitpointToken")},
+                             "pagination": _obj({"next": STR}, [])},
+                            description="The project's tokens, newest first: one page, no next.")
+WAITPOINT_COMPLETE = _obj({"data": {**ANY, "description": "what the run's ctx.wait_for_token returns"}}, [],
+                          extra=False, description="What wait.completeToken posts.")
+WAITPOINT_COMPLETED = _obj({"success": {"const": True}}, description="The SDK's CompleteWaitpointTokenResponseBody.")
+
 TRIGGER_API_SCHEMAS: dict[str, Schema] = {
     "TriggerApiTriggerRequest": TRIGGER, "TriggerApiTriggered": TRIGGERED,
     "TriggerApiRun": RUN, "TriggerApiRelatedRun": RELATED, "TriggerApiRunItem": ITEM, "TriggerApiRunPage": PAGE,
@@ -136,4 +151,6 @@ TRIGGER_API_SCHEMAS: dict[str, Schema] = {
     "TriggerApiBatchCreateRequest": BATCH_CREATE, "TriggerApiBatchCreated": BATCH_CREATED,
     "TriggerApiBatchItem": BATCH_ITEM, "TriggerApiBatchItemsResult": BATCH_ITEMS_RESULT, "TriggerApiBatch": BATCH,
     "TriggerApiBatchTriggerRequest": BATCH_TRIGGER, "TriggerApiBatchTriggered": BATCH_TRIGGERED,
+    "TriggerApiWaitpointToken": WAITPOINT_TOKEN, "TriggerApiWaitpointTokenPage": WAITPOINT_TOKEN_PAGE,
+    "TriggerApiWaitpointComplete": WAITPOINT_COMPLETE, "TriggerApiWaitpointCompleted": WAITPOINT_COMPLETED,
 }

@@ -33,7 +33,7 @@ BODIES: dict[str, Any] = {
     "TriggerApiReplayRequest": {}, "TriggerApiRescheduleRequest": {"delay": "1h"},
     "TriggerApiTriggerRequest": {"payload": '{"json": 1}', "options": {"payloadType": "application/super+json"}},
     "TriggerApiBatchCreateRequest": {"runCount": 1}, "TriggerApiBatchItem": {"index": 0, "task": "echo"},
-    "TriggerApiBatchTriggerRequest": {"items": [{"task": "echo"}]},
+    "TriggerApiBatchTriggerRequest": {"items": [{"task": "echo"}]}, "TriggerApiWaitpointComplete": {"data": 1},
     "HatchetTaskRequest": {"externalIds": []}, "HatchetTriggerRequest": {"workflowName": "echo", "input": {}},
 }
 

@@ -135,3 +135,41 @@ async def test_tokens_list_complete_by_callback_once_and_expire(api: ApiNode) ->
     assert (await api.wait_status(second))["output"] == "expired"
     status, err = await api.call("POST", f"/v1/tokens/{second_token}/complete", json=1)
     assert (status, err["code"]) == (410, "token_expired")
+
+
+async def test_trigger_dev_token_calls_serve_the_tokens_runs_made(api: ApiNode) -> None:
+    # Given two runs waiting for the tokens they made (the SDK's wait.* calls, from a backend)
+    first, second = await api.trigger("review", "a"), await api.trigger("review", "b")
+    tokens = {}
+    for run_id in (first, second):
+        await api.wait_status(run_id, "waiting")
+        tokens[run_id] = (await api.call("GET", f"/v1/runs/{run_id}/query"))[1]["state"]["token"]
+    # When wait.listTokens lists the waiting ones with a tag, Then it finds that run's, newest first
+    status, page = await api.call("GET", "/api/v1/waitpoints/tokens",
+                                  params={"filter[status]": "WAITING", "filter[tags]": "a", "page[size]": "10"})
+    assert status == 200 and [t["id"] for t in page["data"]] == [tokens[first]] and page["pagination"] == {}, page
+    item = page["data"][0]
+    assert item["status"] == "WAITING" and item["url"].startswith("https://") and "review" in item["tags"], item
+    assert {"createdAt", "timeoutAt"} <= set(item) and "completedAt" not in item
+    # When wait.completeToken completes it, Then the run resumes with the data, and retrieve shows the output
+    status, done = await api.call("POST", f"/api/v1/waitpoints/tokens/{tokens[first]}/complete",
+                                  json={"data": {"approved": True}})
+    assert status == 200 and done == {"success": True}, done
+    assert (await api.wait_status(first))["output"] == {"approved": True}
+    status, got = await api.call("GET", f"/api/v1/waitpoints/tokens/{tokens[first]}")
+    assert status == 200 and got["status"] == "COMPLETED" and orjson.loads(got["output"]) == {"approved": True}, got
+    assert got["outputType"] == "application/json" and got["outputIsError"] is False and "completedAt" in got
+    # And a second completion is 409, another project's token 404, and what Baton cannot serve says so
+    status, err = await api.call("POST", f"/api/v1/waitpoints/tokens/{tokens[first]}/complete", json={})
+    assert (status, err["code"]) == (409, "already_completed"), err
+    status, err = await api.call("GET", f"/api/v1/waitpoints/tokens/{tokens[second]}", "beta")
+    assert (status, err["code"]) == (404, "not_found"), err
+    status, err = await api.call("POST", "/api/v1/waitpoints/tokens", json={"timeout": "1h"})
+    assert (status, err["code"]) == (400, "unsupported_operation") and "ctx.create_token" in err["error"], err
+    for refused in ({"filter[idempotencyKey]": "k"}, {"page[after]": "x"}):
+        status, err = await api.call("GET", "/api/v1/waitpoints/tokens", params=refused)
+        assert (status, err["code"]) == (400, "unsupported_parameter"), (refused, err)
+    # And the listing by status and period sees the completed one, not the waiting one
+    status, page = await api.call("GET", "/api/v1/waitpoints/tokens",
+                                  params={"filter[status]": "COMPLETED", "filter[createdAt][period]": "1h"})
+    assert [t["id"] for t in page["data"]] == [tokens[first]], page

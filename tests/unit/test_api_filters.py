@@ -15,7 +15,9 @@ def test_every_list_filter_needs_at_least_one_value() -> None:
 
 
 def test_only_trigger_dev_filters_read_an_empty_value_as_none() -> None:
-    # Trigger.dev's server ignores an empty list filter and its SDK sends one (runs.list({tag: []})); Baton's
-    # own routes and the other seeds' refuse it
+    # Trigger.dev's server ignores an empty list filter and its SDK sends one (runs.list({tag: []}),
+    # wait.listTokens({status: []}): an empty array is truthy in JavaScript); Baton's own routes and the other
+    # seeds' refuse it
     lenient = {f"{r.method} {r.path} {p.name}" for r in ROUTES for p in r.params if p.empty_is_absent}
-    assert lenient == {f"GET /api/v1/runs filter[{name}]" for name in ("status", "taskIdentifier", "tag", "queue")}
+    assert lenient == {f"GET /api/v1/runs filter[{name}]" for name in ("status", "taskIdentifier", "tag", "queue")} | {
+        f"GET /api/v1/waitpoints/tokens filter[{name}]" for name in ("status", "tags")}
