@@ -166,3 +166,20 @@ async def test_a_one_request_batch_of_earlier_sdks_makes_a_batch_of_its_items(ap
         assert (await api.wait_status(run_id.removeprefix("run_")))["output"] == {"n": i}
     status, answer = await api.call("POST", "/api/v2/tasks/batch", json={**body, "parentRunId": "run_x"})
     assert status == 400 and answer["code"] == "unsupported_parameter", answer
+
+
+async def test_an_item_stream_over_max_body_bytes_is_refused_whole(api: ApiNode) -> None:
+    # Given a batch whose items, streamed as the SDK streams them (chunked, no length), exceed max_body_bytes
+    _, made = await create(api, 2)
+    big = [item(i, "echo", {"blob": "x" * 600_000}) for i in range(2)]
+
+    async def chunks() -> Any:
+        for line in big:
+            yield orjson.dumps(line) + b"\n"
+
+    async with api.http.post(f"{api.url}/api/v3/batches/{made['id']}/items", data=chunks(),
+                             headers={**api.auth(), **NDJSON}) as resp:
+        answer = await resp.json()
+    # Then the answer is 413 in Baton's error shape, and no item made a run
+    assert resp.status == 413 and answer["code"] == "body_too_large", answer
+    assert await batch_runs(api, made["id"]) == set()
