@@ -50,9 +50,6 @@ from .lost_leases import LostLeases
 
 __all__ = ["JOB_THREADS", "Executor"]
 
-#: a cancel reason that gives the run back uncharged -> why its attempt record says it was (RELEASED_BECAUSE)
-_RELEASED_WHY = {"released": "drain", "stalled": "stall", "outage": "outage"}
-
 T = TypeVar("T")
 
 #: What the names of the threads plain-def handlers run in begin with.
@@ -174,7 +171,7 @@ class Executor(LostLeases, Actor[ExecutorMessage]):
                 self._cancel(msg.run_id, msg.reason, msg.token)
         elif isinstance(msg, ReleaseAll):
             for run_id in list(self.tasks):
-                self._cancel(run_id, "released")
+                self._cancel(run_id, "drain")
         elif isinstance(msg, WhenIdle):
             self.idle_replies.append(msg.reply)
         elif isinstance(msg, AskBusy):
@@ -315,7 +312,7 @@ class Executor(LostLeases, Actor[ExecutorMessage]):
         return (c.run_id, c.token) not in self.cancel_reasons and (task is None or task.cancelling() == 0)
 
     def _cancelled(self, c: Claimed) -> Outcome:
-        reason = self.cancel_reasons.get((c.run_id, c.token), "released")
+        reason = self.cancel_reasons.get((c.run_id, c.token), "drain")
         if reason == "canceled":
             return ended(self.app.settings, c, "canceled", None)
         if reason == "timed_out":
@@ -326,9 +323,10 @@ class Executor(LostLeases, Actor[ExecutorMessage]):
         if reason == "blocked":  # its handler blocked the loop past the lease: its failure, charged
             blocked = EventLoopBlocked("the handler blocked the event loop past the run's lease")
             return ended(self.app.settings, c, "failed", blocked)
-        # drained, given back after a stall or an outage that outlasted the lease: uncharged (fenced
-        # off if the lease was taken meanwhile), its record saying which
-        return released(c.run_id, c.token, _RELEASED_WHY.get(reason, "drain"))
+        # drained, given back after a stall or an outage that outlasted the lease (reasons named as
+        # RELEASED_BECAUSE names them): uncharged (fenced off if the lease was taken meanwhile), its record
+        # saying which
+        return released(c.run_id, c.token, reason)
 
     async def _outcome(self, c: Claimed, traced: list[Any]) -> Outcome:
         job = self.app.jobs.get(c.job)

@@ -45,7 +45,7 @@ class LostLeases:
             self.given_back.discard(run_id)
             if (c := self._running(run_id)) is not None:
                 self.lost.add((c.run_id, c.token))
-            self._cancel(run_id, "stalled")
+            self._cancel(run_id, "stall")
         blocking = set(self.blocking)
         self.blocking.clear()  # (the same set: the watchdog's thread holds it)
         for run_id, lease in list(self.leases.items()):
@@ -63,7 +63,7 @@ class LostLeases:
                         continue
                     with run_log_context(run_id, c.job, c.attempt):
                         self.log.warning("event loop stalled past the lease of run %s; giving it back", run_id)
-                    self._cancel(run_id, "stalled")
+                    self._cancel(run_id, "stall")
 
     def running_leases(self) -> list[tuple[Claimed, float]]:
         """The runs executing here and the seconds each one's lease surely still holds (inf: unknown).

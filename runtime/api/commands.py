@@ -50,7 +50,7 @@ def api_client(ns: argparse.Namespace) -> ApiClient:
             settings = Settings()
         url = url or dev_api_url(settings)
         key = key or dev_key(settings)
-    if url and (URL(url).user or URL(url).password):  # (aiohttp refuses the key beside them, in its own words)
+    if url and ((parsed := URL(url)).user or parsed.password):  # (aiohttp refuses the key beside them, in its words)
         raise ConfigError("the API URL (--api-url, BATON_API_URL) must not carry a user or password: the API "
                           "takes a key (--api-key, BATON_API_KEY)")
     assumed = []

@@ -206,6 +206,13 @@ export function keepFresh(load, intervalMs, when = () => true) {
   return { refresher, stop: () => { clearInterval(timer); refresher.stop(); } };
 }
 
+/** Put a page's state (filters, cursors) into its URL, replacing the history entry: a view can be bookmarked,
+ * reloaded and returned to with Back. */
+export function keepInUrl(page, query) {
+  const hash = `#/${page}${query.toString() ? `?${query}` : ""}`;
+  if (location.hash !== hash) history.replaceState(null, "", hash);
+}
+
 /** A labelled form control: h("label") + control, in a wrapper. */
 export function field(label, control) {
   if (!control.id) control.id = `f-${Math.random().toString(36).slice(2, 9)}`;

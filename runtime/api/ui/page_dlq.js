@@ -1,7 +1,7 @@
 // Dead-letter queue: dead-lettered runs with their error summaries; select many, replay or delete them.
 
 import { bulkIdsMax, get, post, runPath } from "./api.js";
-import { confirmDialog, errorBox, field, fill, h, keepFresh, refusedInTable, toast } from "./dom.js";
+import { confirmDialog, errorBox, field, fill, h, keepFresh, keepInUrl, refusedInTable, toast } from "./dom.js";
 import { HEAD, runHead, runRow } from "./page_runs.js";
 
 // how often the list reloads itself, while nothing is selected and only its first page is shown (a reload
@@ -129,9 +129,7 @@ export function mount(root, _match, params) {
     ev.preventDefault();
     applied = { job: job.value.trim(), queue: queue.value.trim() };
     // the filters go into the URL, as the Runs page's: a filtered view can be bookmarked and reloaded
-    const q = new URLSearchParams(Object.entries(applied).filter(([, v]) => v));
-    const hash = `#/dlq${q.toString() ? `?${q}` : ""}`;
-    if (location.hash !== hash) history.replaceState(null, "", hash);
+    keepInUrl("dlq", new URLSearchParams(Object.entries(applied).filter(([, v]) => v)));
     load(false).catch(showError);
   });
   more.addEventListener("click", () => load(true).catch(showError));

@@ -2,7 +2,9 @@
 // The filters live in the URL (#/runs?status=failed&job=...), so a filtered view can be bookmarked.
 
 import { ApiFailure, get, runPath } from "./api.js";
-import { badge, duration, errorBox, field, fill, h, keepFresh, refusedInTable, runSpan, SLOW_ANSWER_MS, time } from "./dom.js";
+import {
+  badge, duration, errorBox, field, fill, h, keepFresh, keepInUrl, refusedInTable, runSpan, SLOW_ANSWER_MS, time,
+} from "./dom.js";
 
 export const STATUSES = ["queued", "delayed", "executing", "waiting", "paused", "completed", "failed",
   "dead_letter", "canceled", "expired"];
@@ -194,8 +196,7 @@ export function mount(root, _match, params) {
     const q = new URLSearchParams();
     for (const k of FILTERS) if (applied[k]) q.set(k, applied[k]);
     for (const cursor of cursors.slice(1)) q.append("cursor", cursor);
-    const hash = `#/runs${q.toString() ? `?${q}` : ""}`;
-    if (location.hash !== hash) history.replaceState(null, "", hash);
+    keepInUrl("runs", q);
   }
 
   form.addEventListener("submit", (ev) => {
