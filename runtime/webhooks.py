@@ -71,8 +71,10 @@ EVENTS: dict[str, str] = {
 }
 _EVENT_OF = {status: event for event, status in EVENTS.items()}
 ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER = "Baton-Webhook-Id", "Baton-Webhook-Timestamp", "Baton-Webhook-Signature"
-#: how often a process reads which projects have webhooks (see WebhookProjects)
+#: how old a process's read of which projects have webhooks may be (see WebhookProjects)
 REFRESH_S = 2.0
+#: how long a process keeps that read fresh in the background after the last submission asked for it
+KEEP_FRESH_S = 60.0
 MAX_URL_LEN = 2048
 MAX_WEBHOOKS_PER_PROJECT = 100
 _PORT = "6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}"
@@ -202,10 +204,12 @@ class WebhookProjects:
     """Which projects have webhooks, as one process last read it: never more than :data:`REFRESH_S` old,
     unless Redis does not answer the read (then the last read stands: nothing can change it meanwhile).
 
-    Read again in the background once half that old, so a steady stream of submissions never
-    waits for the read (it cost one in every ~REFRESH_S a round trip on its pickup path); read
-    in line only when older than REFRESH_S (the first submission, or the first after a quiet spell),
-    once for every caller that comes meanwhile. A read that meets an outage, in line or in the
+    The first submission reads it in line; from then on a task of its own reads it again every
+    REFRESH_S / 2, off every submission's path, for as long as submissions keep asking (until
+    :data:`KEEP_FRESH_S` after the last). A read started by a submission went out ahead of its create
+    call: on a quiet node, where the last read is always old, every submission waited a round trip
+    more. A read in line is left for the first submission, and the first after KEEP_FRESH_S without
+    any, once for every caller that comes meanwhile. A read that meets an outage, in line or in the
     background, leaves the last read standing until one succeeds: on Redis Cluster, with the
     node-wide keys' master down, every submission in the ~1.5 s the client spends finding that out
     waited for it (each its own read), though runs in the other partitions go on.
@@ -215,7 +219,10 @@ class WebhookProjects:
         self.keys = keys
         self.projects: frozenset[str] = frozenset()
         self._read_at = float("-inf")
-        self._refreshing: asyncio.Task[None] | None = None
+        #: when a submission last asked (monotonic): the background reads go on until KEEP_FRESH_S after it
+        self._asked_at = float("-inf")
+        #: the task that reads them again every REFRESH_S / 2 (_keep_fresh)
+        self._keeper: asyncio.Task[None] | None = None
         #: the read in line under way, which callers that come meanwhile wait for too
         self._in_line: asyncio.Task[None] | None = None
         #: the last read is being used past its age because Redis did not answer (logged once)
@@ -223,8 +230,8 @@ class WebhookProjects:
 
     async def current(self, redis: Any) -> frozenset[str]:
         """The projects, as read at most :data:`REFRESH_S` ago."""
-        age = time.monotonic() - self._read_at
-        if age >= REFRESH_S and not self._stale:
+        self._asked_at = now = time.monotonic()
+        if now - self._read_at >= REFRESH_S and not self._stale:
             if self._in_line is None or self._in_line.done():
                 self._in_line = asyncio.ensure_future(self.refresh(redis))
             try:
@@ -232,9 +239,22 @@ class WebhookProjects:
             except Exception as exc:
                 if not self._stands_in_for(exc):
                     raise
-        elif age >= REFRESH_S / 2 and (self._refreshing is None or self._refreshing.done()):
-            self._refreshing = asyncio.ensure_future(self._refresh_quietly(redis))
+        keeper = self._keeper
+        # (a keeper of another event loop, one asyncio.run before this, runs no more)
+        if keeper is None or keeper.done() or keeper.get_loop() is not asyncio.get_running_loop():
+            self._keeper = asyncio.ensure_future(self._keep_fresh(redis))
         return self.projects
+
+    async def _keep_fresh(self, redis: Any) -> None:
+        """Read them again once the last read is REFRESH_S / 2 old, until no submission asked for
+        KEEP_FRESH_S (a process that stopped submitting, or a client nobody closed, reads no more)."""
+        tried_at = float("-inf")
+        while time.monotonic() - self._asked_at < KEEP_FRESH_S:
+            # (one try per REFRESH_S / 2 while Redis does not answer either)
+            await asyncio.sleep(max(max(self._read_at, tried_at) + REFRESH_S / 2 - time.monotonic(), 0.0))
+            if time.monotonic() - self._read_at >= REFRESH_S / 2:  # (not read meanwhile, in line or by a save)
+                tried_at = time.monotonic()
+                await self._refresh_quietly(redis)
 
     async def refresh(self, redis: Any) -> None:
         """Read them now. A read that lands after a later-started one is dropped: a background read
@@ -270,8 +290,8 @@ class WebhookProjects:
 
     async def close(self) -> None:
         """Stop the reads still under way."""
-        tasks = [task for task in (self._refreshing, self._in_line) if task is not None]
-        self._refreshing = self._in_line = None
+        tasks = [task for task in (self._keeper, self._in_line) if task is not None]
+        self._keeper = self._in_line = None
         await cancel_and_wait(tasks)
 
 

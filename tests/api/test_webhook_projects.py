@@ -1,5 +1,5 @@
-"""Which projects have webhooks, as a process knows it: never older than REFRESH_S, and read again in
-the background before then, so a steady stream of submissions never waits for that read."""
+"""Which projects have webhooks, as a process knows it: never older than REFRESH_S, read in line by the
+first submission only, and kept fresh by a task of its own after that, off every submission's path."""
 
 from __future__ import annotations
 
@@ -11,27 +11,57 @@ from typing import Any
 
 import pytest
 
-from runtime import Baton, Settings
+from runtime import Baton, Settings, webhooks
 from runtime.webhooks import REFRESH_S, WebhookProjects, new_webhook, save_webhook
 from tests.servers import RedisProcess
 
 
-async def test_the_first_read_is_in_line_and_a_half_stale_one_is_refreshed_in_the_background(
-    make_app: Any, redis: Any,
+async def _until(condition: Any, what: str, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} within {timeout_s}s"
+        await asyncio.sleep(0.02)
+
+
+async def test_the_first_read_is_in_line_and_then_a_task_keeps_it_fresh(
+    make_app: Any, redis: Any, monkeypatch: Any,
 ) -> None:
+    monkeypatch.setattr(webhooks, "REFRESH_S", 0.3)
     app = make_app()
     projects = WebhookProjects(app.keys)
     # Given a webhook of project "a" when the process first asks
     await save_webhook(app.redis, app.keys, new_webhook("a", "http://127.0.0.1:9/hook", ["run.completed"]))
     assert await projects.current(app.redis) == {"a"}
-    # When another process adds one of project "b" and the last read is over half REFRESH_S old
+    # When another process adds one of project "b", and nobody asks
     await save_webhook(app.redis, app.keys, new_webhook("b", "http://127.0.0.1:9/hook", ["run.completed"]))
-    projects._read_at = time.monotonic() - REFRESH_S * 0.6
-    # Then the caller gets the last read at once, and a background read brings in "b"
-    assert await projects.current(app.redis) == {"a"}
-    assert projects._refreshing is not None
-    await projects._refreshing
-    assert await projects.current(app.redis) == {"a", "b"}
+    # Then the process reads it within REFRESH_S on its own
+    await _until(lambda: projects.projects == {"a", "b"}, "the keeper read the new webhook's project")
+    # and a submission after a quiet spell longer than REFRESH_S answers without reading in line
+    # (before, every one did: a round trip more on each pickup path of a quiet node)
+    await asyncio.sleep(webhooks.REFRESH_S * 2)
+    assert _answered_at_once(projects.current(app.redis)) == {"a", "b"}
+    await projects.close()
+
+
+async def test_the_keeper_stops_once_nobody_asked_for_keep_fresh_s(
+    make_app: Any, redis: Any, monkeypatch: Any,
+) -> None:
+    monkeypatch.setattr(webhooks, "REFRESH_S", 0.2)
+    monkeypatch.setattr(webhooks, "KEEP_FRESH_S", 0.5)
+    app = make_app()
+    projects = WebhookProjects(app.keys)
+    assert await projects.current(app.redis) == frozenset()
+    keeper = projects._keeper
+    assert keeper is not None
+    # (a client nobody closed, or a process that stopped submitting, reads no more)
+    await _until(keeper.done, "the keeper ended")
+    assert keeper.exception() is None
+    # Given a webhook added meanwhile, the next submission once the last read is past REFRESH_S reads
+    # in line and starts a keeper again
+    await save_webhook(app.redis, app.keys, new_webhook("k", "http://127.0.0.1:9/hook", ["run.completed"]))
+    await asyncio.sleep(webhooks.REFRESH_S * 1.5)
+    assert await projects.current(app.redis) == {"k"}
+    assert projects._keeper is not keeper and not projects._keeper.done()
     await projects.close()
 
 
@@ -39,25 +69,23 @@ async def test_a_read_older_than_refresh_s_is_never_used(make_app: Any, redis: A
     app = make_app()
     projects = WebhookProjects(app.keys)
     assert await projects.current(app.redis) == frozenset()
-    # Given a webhook added by another process after a quiet spell longer than REFRESH_S
+    # Given a webhook added by another process, and a last read older than REFRESH_S (the keeper
+    # had ended after a quiet spell of KEEP_FRESH_S)
     await save_webhook(app.redis, app.keys, new_webhook("c", "http://127.0.0.1:9/hook", ["run.completed"]))
     projects._read_at = time.monotonic() - REFRESH_S * 5
     # Then the next caller waits for a fresh read (a run created now is marked for it)
     assert await projects.current(app.redis) == {"c"}
-    assert projects._refreshing is None
     await projects.close()
 
 
-async def test_close_stops_a_background_read(make_app: Any, redis: Any) -> None:
+async def test_close_stops_the_keeper(make_app: Any, redis: Any) -> None:
     app = make_app()
     projects = WebhookProjects(app.keys)
     await projects.current(app.redis)
-    projects._read_at = time.monotonic() - REFRESH_S * 0.6
-    await projects.current(app.redis)
-    task = projects._refreshing
-    assert task is not None
+    task = projects._keeper
+    assert task is not None and not task.done()
     await projects.close()
-    assert task.done() and projects._refreshing is None
+    assert task.done() and projects._keeper is None
 
 
 class HeldReads:
@@ -79,10 +107,9 @@ async def test_a_background_read_landing_late_never_hides_a_webhook_just_registe
     app = make_app()
     projects = WebhookProjects(app.keys)
     assert await projects.current(app.redis) == frozenset()
-    # Given a background read under way, its reply (no webhooks yet) held back ...
+    # Given a background read under way (as the keeper's), its reply (no webhooks yet) held back ...
     held = HeldReads(app.redis)
-    projects._read_at = time.monotonic() - REFRESH_S * 0.6
-    await projects.current(held)
+    late = asyncio.ensure_future(projects.refresh(held))
     await asyncio.sleep(0.05)  # (the read has been answered by the server)
     # When this process registers a webhook (which reads the projects in line) and then the late
     # background reply lands
@@ -90,8 +117,7 @@ async def test_a_background_read_landing_late_never_hides_a_webhook_just_registe
                        projects)
     assert await projects.current(app.redis) == {"d"}
     held.release.set()
-    assert projects._refreshing is not None
-    await projects._refreshing
+    await late
     # Then the process still knows the webhook: the older read does not overwrite the newer one
     assert await projects.current(app.redis) == {"d"}
     await projects.close()
@@ -163,11 +189,8 @@ async def test_callers_that_come_while_a_read_in_line_is_under_way_wait_for_that
 
 async def test_a_background_read_that_meets_an_outage_keeps_later_callers_from_reading_in_line() -> None:
     async with _read_then_lost("f") as (app, projects, _):
-        # Given a background read (the last read over half REFRESH_S old) that meets the outage
-        projects._read_at = time.monotonic() - REFRESH_S * 0.6
-        assert await projects.current(app.redis) == {"f"}
-        assert projects._refreshing is not None
-        await projects._refreshing
+        # Given a background read (the keeper's) that meets the outage
+        await projects._refresh_quietly(app.redis)
         # When the last read is past REFRESH_S, a submission asks
         projects._read_at = time.monotonic() - REFRESH_S * 5
         # Then it gets the last read without reading in line (before, the first submission past
