@@ -137,3 +137,35 @@ async def test_runs_handed_to_a_node_without_the_replicas_confirmation_are_given
     finally:
         await producer.close()
         await node_app.close()
+
+
+async def test_a_node_whose_durable_writes_stall_says_so_while_its_heartbeat_gets_through(
+        settings: Settings, lone_master: RedisProcess) -> None:
+    # Given a node with durable writes of one replica on a master no replica follows
+    app = Baton(_settings(settings, lone_master, 1))
+
+    @app.job()
+    async def noop(ctx: RunContext, payload: Any) -> None:
+        pass
+
+    try:
+        async with running_node(app) as node:
+            registry = node.metrics.registry
+
+            def skipped() -> float:
+                return registry.get_sample_value("baton_partitions_out", {"actor": "fetcher"}) or 0.0
+
+            def heartbeat() -> float:
+                return registry.get_sample_value("baton_heartbeat_timestamp_seconds") or 0.0
+
+            # Then its fetcher skips the partition, whose claims no replica can confirm (what
+            # BatonPartitionsOut alerts on) ...
+            await eventually(lambda: skipped() >= 1, 15)
+            # ... while its heartbeats, plain writes, still get through: BatonRedisUnreachable, which reads
+            # them, stays silent (before BatonPartitionsOut, no alert said the node did no work)
+            first = heartbeat()
+            assert first > 0
+            await eventually(lambda: heartbeat() > first, 15)
+            assert skipped() >= 1
+    finally:
+        await app.close()
