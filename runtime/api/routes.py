@@ -55,7 +55,7 @@ from .routes_messages import MESSAGE_ROUTES
 from .routes_ops import OPS_ROUTES
 from .routes_trigger import TRIGGER_API_ROUTES
 from .routing import Param, Route
-from .run_helpers import CURSOR, FILTERS, ID_VIEW, LAST_EVENT, LIMIT, PROJECT_ID, RUN_ID, VIEW
+from .run_helpers import CURSOR, FILTERS, ID_VIEW, LAST_EVENT, LIMIT, PROJECT_ID, RUN_ID, RUN_ID_FILTER, VIEW
 
 __all__ = ["ROUTES"]
 
@@ -75,9 +75,10 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/runs", h_list_runs, "listRuns", "List runs", _RUN,
           "Newest first, stable order (created time, id) across partitions, filtered, cursor-paginated. A page "
           "examines at most api_scan_limit index entries (default 5000): a selective filter may return a short "
-          "page with has_more=true; follow next_cursor.",
-          params=(*FILTERS, LIMIT, CURSOR, VIEW, PROJECT_ID), responses={200: ("A page of runs", "RunPage")},
-          errors=(403,)),
+          "page with has_more=true; follow next_cursor. With run_id, that one run as a page (a search box's "
+          "lookup: 200 whether or not it exists).",
+          params=(*FILTERS, RUN_ID_FILTER, LIMIT, CURSOR, VIEW, PROJECT_ID),
+          responses={200: ("A page of runs", "RunPage")}, errors=(403,)),
     Route("GET", "/v1/runs/dlq", h_list_dlq, "listDeadLetteredRuns", "List dead-lettered runs", _RUN,
           "Runs that exhausted their attempts, most recently dead-lettered first.",
           params=(Param("job", {"type": "string", "minLength": 1, "maxLength": 100}, "Job name"),

@@ -212,6 +212,10 @@ async def reload_run(req: Req, run: Run | str) -> Run:
 
 RUN_ID = Param("run_id", {"type": "string", "minLength": 1, "maxLength": 132}, "The run's id (a trigger-view "
                "id with its run_ prefix is accepted too)", location="path", required=True)
+#: GET /v1/runs?run_id=: one run as a page (a search that may name no run answers 200 either way)
+RUN_ID_FILTER = Param("run_id", {"type": "string", "minLength": 1, "maxLength": 132},
+                      "One run, by any id GET /v1/runs/{run_id} takes: a page of it, or an empty page when the "
+                      "project has no such run; no other filter or cursor goes with it")
 VIEW = Param("view", {"type": "string", "enum": VIEW_NAMES}, "Shape of each run: Baton's native one or a seed "
              "system's (the X-Baton-View header works too; the query parameter wins)", renders=True)
 #: the view of an endpoint that takes a run id but answers no run: accepted (a client of a seed system sends

@@ -64,6 +64,39 @@ async def test_list_filters_and_cursor_pages(api: ApiNode) -> None:
         assert status == 400 and set(body) == {"error", "code", "request_id"}, (params, body)
 
 
+async def test_a_run_id_lookup_answers_a_page_whether_or_not_the_run_exists(api: ApiNode) -> None:
+    # Given a run of project alpha, one of beta, and one created with an idempotency key
+    mine = await api.trigger("echo", {"i": 1})
+    theirs = await api.trigger("echo", {"i": 2}, project="beta")
+    keyed = await api.trigger("echo", {"i": 3}, idempotency_key="order-7")
+
+    async def looked_up(term: str, **params: Any) -> tuple[int, Any]:
+        return await api.call("GET", "/v1/runs", params={"run_id": term, **params})
+
+    # When a search box looks each term up as a run id
+    # Then a run of the project is a page of one, in the view asked for
+    status, page = await looked_up(mine)
+    assert status == 200 and [r["id"] for r in page["data"]] == [mine], page
+    assert (page["has_more"], page["next_cursor"], page["scanned"]) == (False, None, 1)
+    status, page = await looked_up(mine, view="trigger")
+    assert status == 200 and [r["id"] for r in page["data"]] == [f"run_{mine}"], page
+    # and a term that names no run of the project (another project's run, an idempotency key, an id
+    # no run has) is an empty page, not a 404 (the browser logged one as an error for every key searched)
+    for term in (theirs, "order-7", "nope", "x" * 132):
+        status, page = await looked_up(term)
+        assert status == 200 and page["data"] == [] and page["has_more"] is False, (term, page)
+    # and the term then finds the run by its idempotency key, as the search box asks next
+    status, page = await api.call("GET", "/v1/runs", params={"idempotency_key": "order-7"})
+    assert status == 200 and [r["id"] for r in page["data"]] == [keyed], page
+    # And the lookup takes no other filter or cursor beside it, nor an id past 132 characters
+    for params in ({"job": "echo"}, {"status": "completed"}, {"cursor": "abc"}):
+        status, body = await looked_up(mine, **params)
+        assert (status, body["code"]) == (400, "invalid_parameter"), (params, body)
+        assert "run_id names one run" in body["error"], body
+    status, body = await looked_up("x" * 133)
+    assert (status, body["code"]) == (400, "invalid_parameter"), body
+
+
 async def test_listing_skips_and_drops_expired_records(api: ApiNode) -> None:
     # Given two runs, one of whose records has expired (deleted) while its index entry stayed
     keep = await api.trigger("echo", 1)

@@ -1,7 +1,7 @@
 """What an operator reads on the dashboard, each found wrong once by an outside pass in a real browser: a
 filter the API refuses leaves no rows that look like matches, a page of the run list is kept in the URL
-(Back and reload return to it), the Status column stays in view at phone width, and the dark scheme's
-primary buttons are readable (WCAG contrast)."""
+(Back and reload return to it), the Status column stays in view at phone width, the dark scheme's
+primary buttons are readable (WCAG contrast), and a search makes no failed request."""
 
 from __future__ import annotations
 
@@ -127,3 +127,30 @@ async def test_the_rejected_page_shows_why_a_stream_entry_made_no_run(ui_node: U
     await other.goto(f"{ui_node.url}/ui/#/rejected")
     await expect(other.locator("#page")).to_contain_text("operator project")
     await expect(other.locator("#page p.error")).to_have_count(0)
+
+
+async def test_searching_an_idempotency_key_finds_its_run_without_a_failed_request(ui_node: UiNode,
+                                                                                  browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # Given a run created with an idempotency key, and the runs page open
+    keyed = await ui_node.trigger("echo", {"n": 2}, idempotency_key="invoice-42")
+    page = await signed_in_page(browser, ui_node)
+    console_errors: list[str] = []
+    page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
+    await page.goto(f"{ui_node.url}/ui/#/runs")
+    rows = page.locator("table.runs tbody tr")
+    await expect(rows.first.locator("td.run-id")).to_be_visible(timeout=EXPECT_MS)
+    # When the key is searched (the box looks a term up as a run id first)
+    await page.get_by_label("Search").fill("invoice-42")
+    await page.get_by_role("button", name="Apply").click()
+    # Then its run is listed, and the browser logged no failed request (the lookup answered 404 before:
+    # an error in the console for every key searched)
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_contain_text(keyed)
+    # And a term that is neither says so, again with no failed request
+    await page.get_by_label("Search").fill("no-such-thing")
+    await page.get_by_role("button", name="Apply").click()
+    await expect(rows.first).to_contain_text("No runs match.")
+    assert console_errors == [], console_errors
+

@@ -1,7 +1,7 @@
 // Runs: a filtered, cursor-paginated table of the project's runs that keeps itself up to date.
 // The filters live in the URL (#/runs?status=failed&job=...), so a filtered view can be bookmarked.
 
-import { ApiFailure, get, runPath } from "./api.js";
+import { ApiFailure, get } from "./api.js";
 import {
   badge, duration, errorBox, field, fill, h, keepFresh, keepInUrl, refusedInTable, runSpan, SLOW_ANSWER_MS, time,
 } from "./dom.js";
@@ -129,11 +129,13 @@ export function mount(root, _match, params) {
   }
 
   async function searchById(q) {
-    // the search box takes a run id first (one GET), then an idempotency key (a filtered listing)
+    // the search box takes a run id first (a page of that one run, empty when there is none: no failed
+    // request for every idempotency key), then an idempotency key (a filtered listing)
     try {
-      return [await get(runPath(q))];
+      const page = await get("/runs", { run_id: q });
+      return page.data.length ? page.data : null;
     } catch (err) {
-      if (err instanceof ApiFailure && (err.status === 404 || err.status === 400)) return null;
+      if (err instanceof ApiFailure && err.status === 400) return null;
       throw err;
     }
   }
