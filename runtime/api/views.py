@@ -26,6 +26,7 @@ crashed -> FAILED, canceled -> CANCELED, waiting / released -> PAUSED.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -521,6 +522,23 @@ def render(run: Run, view: str, *, children: list[Run] | None = None, relatives:
 _ERROR_STATUSES = frozenset({"failed", "timed_out", "crashed", "dead_letter"})
 
 
+def _at(ms: Any) -> str:
+    return iso(stored_int(ms)) or ""
+
+
+#: what an operator's or a handler's event says past its type, from its data ('' when the data lacks it:
+#: the type alone): a timeline that read "rescheduled" or "debug_mode" did not say to when, or on or off
+_SAID_FROM_DATA: dict[str, Callable[[dict[str, Any]], str]] = {
+    "rescheduled": lambda d: f"to {_at(d['scheduled_at'])}" if _at(d.get("scheduled_at")) else "",
+    "debug_mode": lambda d: ("on" if d["debug_mode"] else "off") if isinstance(d.get("debug_mode"), bool) else "",
+    "pause_requested": lambda d: f"while {d['status']}" if d.get("status") else "",
+    "pause_withdrawn": lambda d: f"while {d['status']}" if d.get("status") else "",
+    "continued": lambda d: f"as {d['run_id']}" if d.get("run_id") else "",
+    "token": lambda d: f"{d['id']} {d.get('status') or ''}".rstrip() if d.get("id") else "",
+    "signal": lambda d: f"{d['name']} " + ("delivered" if d.get("delivered") else "buffered") if d.get("name") else "",
+}
+
+
 def event_view(run_id: str, event: dict[str, Any]) -> dict[str, Any]:
     """A timeline entry as Strait's run event: id, run_id, type, level, message, data (an object),
     created_at."""
@@ -545,5 +563,7 @@ def event_view(run_id: str, event: dict[str, Any]) -> dict[str, Any]:
         message = str(d.get("message") or f"progress {d.get('current')}/{d.get('total')}")
     elif kind == "checkpoint":
         message = f"checkpoint {d.get('sequence')}"
+    elif kind in _SAID_FROM_DATA and (said := _SAID_FROM_DATA[kind](d)):
+        message = f"{kind} {said}"
     return {"id": str(event.get("id")), "run_id": run_id, "type": kind, "level": level, "message": message,
             "data": _object(data, {}), "created_at": iso(stored_int(event.get("ts")) or 0)}
