@@ -151,6 +151,12 @@ class UiNode:
                 ids.extend(r["id"] for r in created["runs"])
         return ids
 
+    async def signal(self, run_id: str, name: str, data: Any = None, project: str = "alpha") -> None:
+        """Send a run a signal (POST /v1/runs/{id}/signals); the run waiting for it gets it at once."""
+        async with self.http.post(f"{self.url}/v1/runs/{run_id}/signals", json={"name": name, "data": data},
+                                  headers={"Authorization": f"Bearer {self.keys[project]}"}) as resp:
+            assert resp.status == 200, await resp.text()
+
     async def run(self, run_id: str, project: str = "alpha") -> dict[str, Any]:
         async with self.http.get(f"{self.url}/v1/runs/{run_id}",
                                  headers={"Authorization": f"Bearer {self.keys[project]}"}) as resp:

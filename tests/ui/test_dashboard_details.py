@@ -96,9 +96,7 @@ async def test_the_live_timeline_shows_every_event_type_once(ui_node: UiNode, br
     await page.goto(f"{ui_node.url}/ui/#/runs/{run_id}")
     await expect(page.locator(".page-head .badge").first).to_have_text("waiting", timeout=EXPECT_MS)
     # When the signal is sent
-    async with ui_node.http.post(f"{ui_node.url}/v1/runs/{run_id}/signals", json={"name": "go", "data": 7},
-                                 headers={"Authorization": f"Bearer {ui_node.keys['alpha']}"}) as resp:
-        assert resp.status == 200, await resp.text()
+    await ui_node.signal(run_id, "go", 7)
     # Then its event arrives in the timeline without a reload, and the run completes
     timeline = page.locator("ol.timeline li")
     await expect(timeline.and_(page.locator("[data-type='signal']"))).to_have_count(1, timeout=EXPECT_MS)

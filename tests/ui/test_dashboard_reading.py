@@ -154,3 +154,41 @@ async def test_searching_an_idempotency_key_finds_its_run_without_a_failed_reque
     await expect(rows.first).to_contain_text("No runs match.")
     assert console_errors == [], console_errors
 
+
+#: per page, the heads of columns whose cells are all numbers (class num) and that are not right-aligned as
+#: they are, and how many such columns there were
+_NUMERIC_HEADS = """() => {
+  let numeric = 0;
+  const misaligned = [...document.querySelectorAll("table")].flatMap((t) => {
+    const heads = [...t.querySelectorAll("thead th")];
+    const rows = [...t.querySelectorAll("tbody tr")].filter((r) => r.cells.length === heads.length);
+    return heads.flatMap((th, i) => {
+      if (!rows.length || !rows.every((r) => r.cells[i].classList.contains("num"))) return [];
+      numeric += 1;
+      return getComputedStyle(th).textAlign === getComputedStyle(rows[0].cells[i]).textAlign ? [] : [th.textContent];
+    });
+  });
+  return { numeric, misaligned };
+}"""
+
+
+async def test_the_heads_of_number_columns_are_aligned_as_their_numbers(ui_node: UiNode, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # Given runs (one with a step), a node and a schedule
+    await ui_node.trigger("echo", {"n": 3})
+    waiting = await ui_node.trigger("signalled", {})
+    page = await signed_in_page(browser, ui_node)
+    await page.goto(f"{ui_node.url}/ui/#/runs/{waiting}")
+    await expect(page.locator(".page-head .badge").first).to_have_text("waiting", timeout=EXPECT_MS)
+    await ui_node.signal(waiting, "go", 1)
+    await expect(page.locator(".page-head .badge").first).to_have_text("completed", timeout=EXPECT_MS)
+    # When each page with number columns is read
+    pages = ((f"/ui/#/runs/{waiting}", "th:has-text('Output or error')"), ("/ui/#/overview", "table.queues"),
+             ("/ui/#/schedules", "table.schedules"))
+    for where, ready in pages:
+        await page.goto(ui_node.url + where)
+        await expect(page.locator(ready).first).to_be_visible(timeout=EXPECT_MS)
+        found = await page.evaluate(_NUMERIC_HEADS)
+        # Then every such column's head is aligned as its numbers (their heads sat left of them)
+        assert found["numeric"] > 0 and found["misaligned"] == [], (where, found)

@@ -4,7 +4,7 @@
 // (api_operator_projects) may read; other projects see their own dead letters and a note.
 
 import { ApiFailure, get, post } from "./api.js";
-import { badge, confirmDialog, duration, errorBox, fill, h, keepFresh, SLOW_ANSWER_MS, time, toast } from "./dom.js";
+import { badge, confirmDialog, duration, errorBox, fill, h, headRow, keepFresh, SLOW_ANSWER_MS, time, toast } from "./dom.js";
 
 const REFRESH_MS = 5000;
 const STATES = ["queued", "delayed", "executing", "waiting", "paused"];
@@ -52,8 +52,7 @@ export function mount(root) {
   function queueTable(list) {
     if (!list.length) return h("p", { class: "muted" }, "No queue has had runs yet.");
     return h("div", { class: "table-wrap" }, h("table", { class: "queues" },
-      h("thead", {}, h("tr", {}, ["Queue", ...STATES, "Oldest queued", "Runs/min (last hour)", ""].map((c, i) =>
-        h("th", { scope: "col", class: i > 0 && i <= STATES.length ? "num" : null }, c)))),
+      headRow(["Queue", ...STATES, "Oldest queued", "Runs/min (last hour)", ""], [...STATES, "Oldest queued"]),
       h("tbody", {}, list.map((q) => {
         const toggle = h("button", { type: "button" }, q.paused ? "Resume" : "Pause");
         toggle.addEventListener("click", async () => {
@@ -84,7 +83,7 @@ export function mount(root) {
   function nodeTable(list) {
     if (!list.length) return h("p", { class: "muted" }, "No node has sent a heartbeat in the last hour.");
     return h("div", {}, h("div", { class: "table-wrap" }, h("table", {},
-      h("thead", {}, h("tr", {}, ["Node", "Heartbeat", "Slots used", "Leases", "Version"].map((c) => h("th", { scope: "col" }, c)))),
+      headRow(["Node", "Heartbeat", "Slots used", "Leases", "Version"], ["Slots used", "Leases"]),
       h("tbody", {}, list.map((n) => h("tr", {},
         h("td", { class: "mono" }, n.id, " ", n.alive ? null : badge("expired"), n.draining || n.drain_requested ? badge("draining") : null),
         h("td", {}, n.heartbeat_at ? `${duration(n.heartbeat_age_ms)} ago` : "—"),

@@ -6,7 +6,7 @@
 
 import { ApiFailure, del, get, post, runPath } from "./api.js";
 import {
-  badge, Coalescer, confirmDialog, duration, errorBox, fill, h, jsonView, runSpan, SLOW_ANSWER_MS, span, time, toast,
+  badge, Coalescer, confirmDialog, duration, errorBox, fill, h, headRow, jsonView, runSpan, SLOW_ANSWER_MS, span, time, toast,
 } from "./dom.js";
 import { attemptsTitle, runLink } from "./page_runs.js";
 
@@ -201,7 +201,7 @@ export function mount(root, match) {
         worker_id: run.lease_node, error: null });
     }
     fill(attempts, shown.length ? h("div", { class: "table-wrap" }, h("table", {},
-      h("thead", {}, h("tr", {}, ["#", "Status", "Started", "Finished", "Duration", "Node", "Error"].map((c) => h("th", { scope: "col" }, c)))),
+      headRow(["#", "Status", "Started", "Finished", "Duration", "Node", "Error"], ["#", "Duration"]),
       h("tbody", {}, shown.map((a) => h("tr", {},
         h("td", { class: "num" }, a.number), h("td", {}, badge(a.status)), h("td", {}, time(a.started_at)),
         h("td", {}, a.finished_at ? time(a.finished_at) : "—"), h("td", { class: "num" }, duration(span(a.started_at, a.finished_at))),
@@ -301,7 +301,7 @@ export function mount(root, match) {
       run.continuation_of || run.continued_as ? get(`${base}/lineage`) : Promise.resolve(null)]);
     if (stopped) return;
     fill(steps, st.data.length ? h("div", { class: "table-wrap" }, h("table", {},
-      h("thead", {}, h("tr", {}, ["#", "Step", "Status", "Duration", "Output or error"].map((c) => h("th", { scope: "col" }, c)))),
+      headRow(["#", "Step", "Status", "Duration", "Output or error"], ["#", "Duration"]),
       h("tbody", {}, st.data.map((s) => h("tr", {}, h("td", { class: "num" }, s.index ?? ""), h("td", {}, s.name),
         h("td", {}, badge(s.status)), h("td", { class: "num" }, duration(span(s.started_at, s.completed_at))),
         h("td", {}, s.error ? errorDetails(typeof s.error === "object" ? s.error : { message: String(s.error) })
@@ -310,7 +310,7 @@ export function mount(root, match) {
     if (usage.data.length) {
       const t = usage.total;
       aiParts.push(h("h3", {}, "Usage"), h("p", {}, `${t.calls} call${t.calls === 1 ? "" : "s"} · ${t.prompt_tokens} prompt + ${t.completion_tokens} completion tokens · $${(t.cost_microusd / 1e6).toFixed(4)}`),
-        h("div", { class: "table-wrap" }, h("table", {}, h("thead", {}, h("tr", {}, ["Provider", "Model", "Prompt", "Completion", "Cost (µ$)"].map((c) => h("th", { scope: "col" }, c)))),
+        h("div", { class: "table-wrap" }, h("table", {}, headRow(["Provider", "Model", "Prompt", "Completion", "Cost (µ$)"], ["Prompt", "Completion", "Cost (µ$)"]),
           h("tbody", {}, usage.data.map((u) => h("tr", {}, h("td", {}, u.provider), h("td", {}, u.model),
             h("td", { class: "num" }, u.prompt_tokens), h("td", { class: "num" }, u.completion_tokens), h("td", { class: "num" }, u.cost_microusd)))))));
     }

@@ -1,7 +1,7 @@
 // Schedules: the deployment's cron schedules; pause, resume or trigger one now (operator keys only).
 
 import { ApiFailure, get, post } from "./api.js";
-import { badge, confirmDialog, errorBox, fill, h, keepFresh, time, toast } from "./dom.js";
+import { badge, confirmDialog, errorBox, fill, h, headRow, keepFresh, time, toast } from "./dom.js";
 import { runLink } from "./page_runs.js";
 
 const REFRESH_MS = 5000;
@@ -44,8 +44,8 @@ export function mount(root) {
     }
     if (stopped) return;
     fill(body, list.length ? h("div", { class: "table-wrap" }, h("table", { class: "schedules" },
-      h("thead", {}, h("tr", {}, ["Schedule", "Job", "When", "Next fire", "Last run", "Fired / skipped / missed", "Actions"]
-        .map((c) => h("th", { scope: "col" }, c)))),
+      headRow(["Schedule", "Job", "When", "Next fire", "Last run", "Fired / skipped / missed", "Actions"],
+        ["Fired / skipped / missed"]),
       h("tbody", {}, list.map((s) => h("tr", { dataset: { name: s.name } },
         h("td", {}, h("strong", {}, s.name), " ", s.paused ? badge("paused") : null),
         h("td", {}, s.job ?? "—"), h("td", {}, s.expression ? [h("code", {}, s.expression), ` ${s.timezone ?? ""}`] : "—"),
