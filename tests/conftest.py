@@ -159,7 +159,7 @@ async def make_app(settings: Settings) -> AsyncIterator[Any]:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Stop, by pid, any server a test started and its teardown did not stop (one that raised
-    before its stop(): the server would outlive the run)."""
+    before its stop(): the server would outlive the run), and remove the directories left of servers."""
     left = stop_leftovers()
     if left:
         print(f"\ntests/conftest.py: stopped {len(left)} server(s) a test left running: pids {left}", file=sys.stderr)
