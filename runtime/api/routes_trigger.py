@@ -1,6 +1,7 @@
 """Trigger.dev's public run API in the route table: the paths, query names and bodies that
 @trigger.dev/sdk (4.x) sends for tasks.trigger, batch.trigger (tasks.batchTrigger), batch.retrieve,
-runs.retrieve, runs.list, runs.cancel, runs.replay, runs.reschedule and the waitpoint token calls, so
+runs.retrieve, runs.list, runs.cancel, runs.replay, runs.reschedule, the waitpoint token calls and
+queues.list, queues.retrieve, queues.pause and queues.resume, so
 that a client configured with ``baseURL`` = Baton and a Baton key keeps working.
 
 The SDK sends the key as ``Authorization: Bearer <key>``, which is how every Baton key is presented.
@@ -11,9 +12,16 @@ from __future__ import annotations
 from .handlers_trigger import PAGE_SIZE, h_tapi_cancel, h_tapi_list, h_tapi_replay, h_tapi_reschedule, h_tapi_retrieve
 from .routing import Param, Route
 from .run_helpers import RUN_ID
-from .schemas_trigger import DURATION_PATTERN
+from .schemas_trigger import DURATION_PATTERN, QUEUE_KINDS
 from .trigger_batches import h_tapi_batch_create, h_tapi_batch_items, h_tapi_batch_retrieve, h_tapi_batch_trigger
 from .trigger_public import PUBLIC_STATUSES
+from .trigger_queues import (
+    QUEUES_PER_PAGE,
+    h_tapi_queue_concurrency,
+    h_tapi_queue_list,
+    h_tapi_queue_pause,
+    h_tapi_queue_retrieve,
+)
 from .trigger_tasks import h_tapi_trigger
 from .trigger_tokens import (
     TOKEN_STATUS,
@@ -26,6 +34,8 @@ from .trigger_tokens import (
 __all__ = ["TRIGGER_API_ROUTES"]
 
 _TAG = "Trigger.dev API"
+_QUEUE = Param("queue", {"type": "string", "minLength": 1, "maxLength": 200},
+               "The queue's id (queue_ and its name), or its name", location="path", required=True)
 _NAME = {"type": "string", "minLength": 1, "maxLength": 128}
 _MS = {"type": "integer", "minimum": 0, "maximum": 2**53}
 
@@ -148,6 +158,30 @@ TRIGGER_API_ROUTES: tuple[Route, ...] = (
           "The run waiting for the token resumes with data. A token settles once: 409 already_completed after a "
           "completion, 410 token_expired after its timeout.", params=(_TOKEN_ID,), body="TriggerApiWaitpointComplete",
           responses={200: ("Completed", "TriggerApiWaitpointCompleted")}, errors=(404, 409, 410)),
+    Route("GET", "/api/v1/queues", h_tapi_queue_list, "triggerApiListQueues", "List queues (queues.list)", _TAG,
+          "Every queue Baton knows, by name, as custom V2 queues (running: executing runs, queued: queued ones; no "
+          "concurrency limit of its own). A deployment's queues: a key of an operator project.",
+          params=(Param("page", {"type": "integer", "minimum": 1, "maximum": 100_000, "default": 1}, "Page number"),
+                  Param("perPage", {"type": "integer", "minimum": 1, "maximum": 100, "default": QUEUES_PER_PAGE},
+                        f"Queues per page (at most 100, default {QUEUES_PER_PAGE})")),
+          responses={200: ("A page of queues", "TriggerApiQueuePage")}, operator=True),
+    Route("GET", "/api/v1/queues/{queue}", h_tapi_queue_retrieve, "triggerApiRetrieveQueue",
+          "Get a queue (queues.retrieve)", _TAG,
+          "By its id (queue_ and its name), or by type and name: custom, a queue's name; task, the queue the job of "
+          "that name runs in.", params=(_QUEUE, Param("type", {"type": "string", "enum": list(QUEUE_KINDS)},
+                                                       "How the path names the queue (default id)")),
+          responses={200: ("The queue", "TriggerApiQueue")}, errors=_NF, operator=True),
+    Route("POST", "/api/v1/queues/{queue}/pause", h_tapi_queue_pause, "triggerApiPauseQueue",
+          "Pause or resume a queue (queues.pause, queues.resume)", _TAG,
+          "While paused no node leases its runs; runs keep arriving and running ones go on.", params=(_QUEUE,),
+          body="TriggerApiQueuePause", body_required=True, responses={200: ("The queue", "TriggerApiQueue")},
+          errors=_NF, operator=True),
+    *(Route("POST", f"/api/v1/queues/{{queue}}/concurrency/{verb}", h_tapi_queue_concurrency,
+            f"triggerApi{verb.capitalize()}QueueConcurrency", f"{verb.capitalize()} a queue's concurrency limit "
+            f"(queues.{verb}ConcurrencyLimit): refused", _TAG,
+            "Answers 400 unsupported_operation: a Baton queue has no concurrency limit of its own (a job's is set "
+            "with PUT /v1/jobs/{job}/limits, a shared pool's with PUT /v1/limits/{name}).", params=(_QUEUE,),
+            body="TriggerApiQueueConcurrency", errors=_NF, operator=True) for verb in ("override", "reset")),
     Route("GET", "/api/v3/runs/{run_id}", h_tapi_retrieve, "triggerApiRetrieveRun", "Get a run (runs.retrieve)", _TAG,
           "The run as Trigger.dev's public API answers it: public statuses, status booleans, relatedRuns with "
           "root, parent and children in full. costInCents and baseCostInCents are 0 (Baton has no billing).",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from .schemas import ANY, BATCH_MAX, BOOL, INT, OBJ, STR, TIME, Schema, _obj, ref
 from .trigger_public import PUBLIC_STATUSES
 
-__all__ = ["DURATION_PATTERN", "TRIGGER_API_SCHEMAS"]
+__all__ = ["DURATION_PATTERN", "QUEUE_KINDS", "TRIGGER_API_SCHEMAS"]
 
 #: a Trigger.dev duration: weeks, days, hours, minutes, seconds, each at most once, in that order
 DURATION_PATTERN = r"^(?=\d)(?:(\d{1,6})w)?(?:(\d{1,6})d)?(?:(\d{1,6})h)?(?:(\d{1,6})m)?(?:(\d{1,6})s)?$"
@@ -144,6 +144,26 @@ WAITPOINT_COMPLETE = _obj({"data": {**ANY, "description": "what the run's ctx.wa
                           extra=False, description="What wait.completeToken posts.")
 WAITPOINT_COMPLETED = _obj({"success": {"const": True}}, description="The SDK's CompleteWaitpointTokenResponseBody.")
 
+QUEUE = _obj({
+    "id": {**STR, "pattern": "^queue_", "description": "queue_ and the queue's name"}, "name": STR,
+    "type": {"const": "custom", "description": "every Baton queue is named by its jobs (none is a task's own)"},
+    "running": {**INT, "description": "its executing runs"}, "queued": {**INT, "description": "its queued runs"},
+    "paused": BOOL, "concurrencyLimit": {"type": "null", "description": "none of its own"},
+    "version": {"const": "V2"},
+}, ["id", "name", "type", "running", "queued", "paused", "concurrencyLimit", "version"],
+    description="A queue (the SDK's QueueItem, V2).")
+QUEUE_PAGE = _obj({"data": {"type": "array", "items": ref("TriggerApiQueue")}, "pagination": _obj({
+    "currentPage": INT, "totalPages": INT, "count": {**INT, "description": "every queue, on all pages"}},
+    ["currentPage", "totalPages", "count"])}, ["data", "pagination"], description="A page of queues, by name.")
+#: how a queue call names a queue in its path (its ``type``): by its id, as a task's (the queue the task's job
+#: runs in) or as a custom queue (its name)
+QUEUE_KINDS = ("id", "task", "custom")
+_QUEUE_KIND = {"type": "string", "enum": list(QUEUE_KINDS), "description": "how the path names the queue"}
+QUEUE_PAUSE = _obj({"type": _QUEUE_KIND, "action": {"type": "string", "enum": ["pause", "resume"]}}, ["action"],
+                   extra=False, description="What queues.pause and queues.resume post.")
+QUEUE_CONCURRENCY = _obj({"type": _QUEUE_KIND, "concurrencyLimit": INT}, [],
+                         description="What the concurrency limit calls post (refused).")
+
 TRIGGER_API_SCHEMAS: dict[str, Schema] = {
     "TriggerApiTriggerRequest": TRIGGER, "TriggerApiTriggered": TRIGGERED,
     "TriggerApiRun": RUN, "TriggerApiRelatedRun": RELATED, "TriggerApiRunItem": ITEM, "TriggerApiRunPage": PAGE,
@@ -153,4 +173,6 @@ TRIGGER_API_SCHEMAS: dict[str, Schema] = {
     "TriggerApiBatchTriggerRequest": BATCH_TRIGGER, "TriggerApiBatchTriggered": BATCH_TRIGGERED,
     "TriggerApiWaitpointToken": WAITPOINT_TOKEN, "TriggerApiWaitpointTokenPage": WAITPOINT_TOKEN_PAGE,
     "TriggerApiWaitpointComplete": WAITPOINT_COMPLETE, "TriggerApiWaitpointCompleted": WAITPOINT_COMPLETED,
+    "TriggerApiQueue": QUEUE, "TriggerApiQueuePage": QUEUE_PAGE, "TriggerApiQueuePause": QUEUE_PAUSE,
+    "TriggerApiQueueConcurrency": QUEUE_CONCURRENCY,
 }
