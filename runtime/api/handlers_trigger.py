@@ -1,26 +1,29 @@
 """Handlers of Trigger.dev's public run API (the paths @trigger.dev/sdk calls): retrieve, list, cancel,
-replay and reschedule a run, answering the SDK's shapes (runtime/api/trigger_public.py)."""
+replay and reschedule a run, and reset an idempotency key, answering the SDK's shapes
+(runtime/api/trigger_public.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from typing import Any
 
 from aiohttp import web
 
+from ..codec import text
 from ..errors import RunAlreadyFinished
 from ..records import Run
 from .errors import ApiError
-from .listing import RunFilter, RunIndex, list_runs, parse_ms, project_cursor
+from .listing import RunFilter, RunIndex, list_runs, parse_ms, project_cursor, scoped_key
 from .routing import Req, json_response
 from .run_helpers import MAX_CHILDREN, children_ids, load_run, load_runs, reload_run
 from .schemas_trigger import DURATION_PATTERN
 from .trigger_public import api_run, list_item, natives_for, public_status, run_id
 from .views import TRIGGER_PREFIX
 
-__all__ = ["PAGE_SIZE", "h_tapi_cancel", "h_tapi_list", "h_tapi_replay", "h_tapi_reschedule", "h_tapi_retrieve",
-           "seconds_of"]
+__all__ = ["PAGE_SIZE", "h_tapi_cancel", "h_tapi_idempotency_reset", "h_tapi_list", "h_tapi_replay",
+           "h_tapi_reschedule", "h_tapi_retrieve", "seconds_of"]
 
 #: the SDK's default page size (Trigger.dev's)
 PAGE_SIZE = 25
@@ -121,3 +124,18 @@ async def h_tapi_reschedule(req: Req) -> web.StreamResponse:
         await req.baton.reschedule(run.id, run_at=parse_ms(delay, "delay", "invalid_body",
                                                                  "a duration (e.g. 1h30m) or an ISO-8601 date-time"))
     return json_response(await _api_run(req, await reload_run(req, run)))
+
+
+async def h_tapi_idempotency_reset(req: Req) -> web.StreamResponse:
+    """idempotencyKeys.reset: the task's run that holds the key forgets it, so the next trigger with it makes a
+    new run; 404 when no run of the task holds it. The key is as the SDK sends it (it hashes the one a
+    caller gives, as tasks.trigger does)."""
+    job, key = str(req.body["taskIdentifier"]), scoped_key(req.project, str(req.params["key"]))
+    baton = req.baton
+    # (which partition a key's runs live in depends on the job's other options: each is asked)
+    found = await asyncio.gather(*(baton.redis.get(p.idempotency(job, key)) for p in baton.keys.partitions))
+    for holder in (text(raw) for raw in found if raw):
+        run = await load_run(req, holder)
+        if await baton.reset_idempotency_key(run.id):
+            return json_response({"id": run_id(run)})
+    raise ApiError(404, "not_found", f"no run of task {job} holds idempotency key {req.params['key']}")

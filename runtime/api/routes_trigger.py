@@ -1,7 +1,7 @@
 """Trigger.dev's public run API in the route table: the paths, query names and bodies that
 @trigger.dev/sdk (4.x) sends for tasks.trigger, batch.trigger (tasks.batchTrigger), batch.retrieve,
-runs.retrieve, runs.list, runs.cancel, runs.replay, runs.reschedule, the waitpoint token calls and
-queues.list, queues.retrieve, queues.pause and queues.resume, so
+runs.retrieve, runs.list, runs.cancel, runs.replay, runs.reschedule, idempotencyKeys.reset, the waitpoint
+token calls and queues.list, queues.retrieve, queues.pause and queues.resume, so
 that a client configured with ``baseURL`` = Baton and a Baton key keeps working.
 
 The SDK sends the key as ``Authorization: Bearer <key>``, which is how every Baton key is presented.
@@ -9,7 +9,15 @@ The SDK sends the key as ``Authorization: Bearer <key>``, which is how every Bat
 
 from __future__ import annotations
 
-from .handlers_trigger import PAGE_SIZE, h_tapi_cancel, h_tapi_list, h_tapi_replay, h_tapi_reschedule, h_tapi_retrieve
+from .handlers_trigger import (
+    PAGE_SIZE,
+    h_tapi_cancel,
+    h_tapi_idempotency_reset,
+    h_tapi_list,
+    h_tapi_replay,
+    h_tapi_reschedule,
+    h_tapi_retrieve,
+)
 from .routing import Param, Route
 from .run_helpers import RUN_ID
 from .schemas_trigger import DURATION_PATTERN, QUEUE_KINDS
@@ -182,6 +190,14 @@ TRIGGER_API_ROUTES: tuple[Route, ...] = (
             "Answers 400 unsupported_operation: a Baton queue has no concurrency limit of its own (a job's is set "
             "with PUT /v1/jobs/{job}/limits, a shared pool's with PUT /v1/limits/{name}).", params=(_QUEUE,),
             body="TriggerApiQueueConcurrency", errors=_NF, operator=True) for verb in ("override", "reset")),
+    Route("POST", "/api/v1/idempotencyKeys/{key}/reset", h_tapi_idempotency_reset, "triggerApiResetIdempotencyKey",
+          "Reset an idempotency key (idempotencyKeys.reset)", _TAG,
+          "The run of the task that holds the key forgets it (as DELETE /v1/runs/{run_id}/idempotency-key): the next "
+          "trigger with the key makes a new run. The key as the SDK sends it (hashed as tasks.trigger hashed it).",
+          params=(Param("key", {"type": "string", "minLength": 1, "maxLength": 128}, "The idempotency key",
+                        location="path", required=True),),
+          body="TriggerApiIdempotencyReset", body_required=True,
+          responses={200: ("The run that held it", "TriggerApiRunId")}, errors=_NF),
     Route("GET", "/api/v3/runs/{run_id}", h_tapi_retrieve, "triggerApiRetrieveRun", "Get a run (runs.retrieve)", _TAG,
           "The run as Trigger.dev's public API answers it: public statuses, status booleans, relatedRuns with "
           "root, parent and children in full. costInCents and baseCostInCents are 0 (Baton has no billing).",

@@ -164,6 +164,10 @@ QUEUE_PAUSE = _obj({"type": _QUEUE_KIND, "action": {"type": "string", "enum": ["
 QUEUE_CONCURRENCY = _obj({"type": _QUEUE_KIND, "concurrencyLimit": INT}, [],
                          description="What the concurrency limit calls post (refused).")
 
+IDEMPOTENCY_RESET = _obj({"taskIdentifier": {**STR, "minLength": 1, "maxLength": 100,
+                                              "description": "the job whose run holds the key"}},
+                         ["taskIdentifier"], description="What idempotencyKeys.reset posts.")
+
 TRIGGER_API_SCHEMAS: dict[str, Schema] = {
     "TriggerApiTriggerRequest": TRIGGER, "TriggerApiTriggered": TRIGGERED,
     "TriggerApiRun": RUN, "TriggerApiRelatedRun": RELATED, "TriggerApiRunItem": ITEM, "TriggerApiRunPage": PAGE,
@@ -174,5 +178,5 @@ TRIGGER_API_SCHEMAS: dict[str, Schema] = {
     "TriggerApiWaitpointToken": WAITPOINT_TOKEN, "TriggerApiWaitpointTokenPage": WAITPOINT_TOKEN_PAGE,
     "TriggerApiWaitpointComplete": WAITPOINT_COMPLETE, "TriggerApiWaitpointCompleted": WAITPOINT_COMPLETED,
     "TriggerApiQueue": QUEUE, "TriggerApiQueuePage": QUEUE_PAGE, "TriggerApiQueuePause": QUEUE_PAUSE,
-    "TriggerApiQueueConcurrency": QUEUE_CONCURRENCY,
+    "TriggerApiQueueConcurrency": QUEUE_CONCURRENCY, "TriggerApiIdempotencyReset": IDEMPOTENCY_RESET,
 }

@@ -271,6 +271,33 @@ async def test_cancel_replay_and_reschedule_act_on_the_run(api: ApiNode) -> None
     assert status == 409, answer
 
 
+async def test_idempotency_keys_reset_lets_the_key_make_a_new_run(api: ApiNode) -> None:
+    # Given a run triggered with an idempotency key (as the SDK sends it: hashed, 64 characters), in project
+    # alpha, and one of beta with the same key
+    key = "a1" * 32
+    status, first = await sdk_trigger(api, "echo", {"n": 1}, idempotencyKey=key)
+    assert status == 200, first
+    status, again = await sdk_trigger(api, "echo", {"n": 2}, idempotencyKey=key)
+    assert status == 200 and again["id"] == first["id"] and again.get("isCached") is True, again
+    status, theirs = await sdk_trigger(api, "echo", {"n": 3}, project="beta", idempotencyKey=key)
+    assert status == 200 and theirs["id"] != first["id"], theirs
+    # When idempotencyKeys.reset names the task and the key
+    status, answer = await api.call("POST", f"/api/v1/idempotencyKeys/{key}/reset", json={"taskIdentifier": "echo"})
+    # Then it answers the run that held it, and the next trigger with the key makes a new run
+    assert (status, answer) == (200, {"id": first["id"]}), answer
+    status, fresh = await sdk_trigger(api, "echo", {"n": 4}, idempotencyKey=key)
+    assert status == 200 and fresh["id"] not in (first["id"], theirs["id"]) and not fresh.get("isCached"), fresh
+    # while beta's run still holds beta's key (a key is a project's)
+    status, cached = await sdk_trigger(api, "echo", {"n": 5}, project="beta", idempotencyKey=key)
+    assert status == 200 and cached["id"] == theirs["id"], cached
+    # And a key no run of the task holds, or one of another task, is not found; the task must be named
+    for path_key, body in (("b2" * 32, {"taskIdentifier": "echo"}), (key, {"taskIdentifier": "boom"})):
+        status, err = await api.call("POST", f"/api/v1/idempotencyKeys/{path_key}/reset", json=body)
+        assert (status, err["code"]) == (404, "not_found"), (body, err)
+    status, err = await api.call("POST", f"/api/v1/idempotencyKeys/{key}/reset", json={})
+    assert (status, err["code"]) == (400, "invalid_body"), err
+
+
 async def sdk_trigger(api: ApiNode, task: str, payload: Any, project: str = "alpha",
                       **options: Any) -> tuple[int, Any]:
     """tasks.trigger as @trigger.dev/sdk 4.x posts it: the payload as superjson text (what the SDK makes of
