@@ -170,9 +170,10 @@ def _checks(case: Any) -> list[Any]:
     (JSON Schema cannot tell it from a float such as 1e300; the JsonValue component says it in words), and
     tasks.trigger's payload and options (text in the format another field names; values such as durations and
     dates read by Trigger.dev's rules, and options Baton refuses by name), as a Trigger.dev batch's
-    parentRunId and resumeParentOnCompletion (in the SDK's schema, refused by name), wait.createToken (an
-    operation of the SDK Baton refuses, with why), and a status of another view than the request's. Those
-    get a 400 that names the value, which the other checks still verify."""
+    parentRunId and resumeParentOnCompletion (in the SDK's schema, refused by name), wait.createToken and a
+    queue's concurrency override and reset (operations of the SDK Baton refuses, with why), a run list's
+    run_id beside another filter or a cursor (one run, looked up alone), and a status of another view than
+    the request's. Those get a 400 that names the value, which the other checks still verify."""
     query = case.query or {}
     body = case.body if isinstance(case.body, dict) else {}
     state_bound = _another_views_status(case, query, body) or "cursor" in query or "page[after]" in query or (
@@ -181,7 +182,10 @@ def _checks(case: Any) -> list[Any]:
         case.operation.path == "/api/v1/tasks/{task_id}/trigger") or (
         case.operation.path in ("/api/v3/batches", "/api/v2/tasks/batch") and (
             body.get("parentRunId") or body.get("resumeParentOnCompletion"))) or (
-        (case.operation.method.upper(), case.operation.path) == ("POST", "/api/v1/waitpoints/tokens"))
+        (case.operation.method.upper(), case.operation.path) == ("POST", "/api/v1/waitpoints/tokens")) or (
+        case.operation.path.startswith("/api/v1/queues/{queue}/concurrency/")) or (
+        "run_id" in query and case.operation.path == "/v1/runs" and len(set(query) - {"view", "project_id",
+                                                                                          "limit"}) > 1)
     # a body over max_body_bytes is refused before it is read (413 body_too_large): a rejection, which
     # negative_data_rejection's list of statuses does not name
     too_large = case.body is not None and len(json.dumps(case.body, default=str)) > Settings().max_body_bytes
