@@ -35,13 +35,15 @@ BODIES: dict[str, Any] = {
     "TriggerApiBatchCreateRequest": {"runCount": 1}, "TriggerApiBatchItem": {"index": 0, "task": "echo"},
     "TriggerApiBatchTriggerRequest": {"items": [{"task": "echo"}]}, "TriggerApiWaitpointComplete": {"data": 1},
     "HatchetTaskRequest": {"externalIds": []}, "HatchetTriggerRequest": {"workflowName": "echo", "input": {}},
+    "TriggerApiQueuePause": {"type": "custom", "action": "pause"}, "TriggerApiQueueConcurrency": {"type": "custom"},
+    "TriggerApiIdempotencyReset": {"taskIdentifier": "echo"},
 }
 
 
 def path_of(route_path: str, run_id: str) -> str:
     return (route_path.replace("{run_id}", run_id).replace("{job}", "echo").replace("{task_id}", "echo")
             .replace("{queue}", "default")
-            .replace("{name}", "sched").replace("{node}", "node")
+            .replace("{name}", "sched").replace("{node}", "node").replace("{key}", "k")
             .replace("{action_id}", "bulk_" + "0" * 20).replace("{token_id}", "wpt_" + "0" * 26)
             .replace("{webhook_id}", "wh_" + "0" * 20).replace("{delivery_id}", "dl_" + "0" * 20)
             .replace("{batch_id}", "batch_" + "0" * 20)
