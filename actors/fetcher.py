@@ -13,12 +13,13 @@ import asyncio
 import time
 
 from runtime.app import Baton
+from runtime.errors import NotReplicated
 from runtime.keys import Partition
 from runtime.messages import Attempt, Drain, HandedOff, Hold, LeaseGranted, Released, SlotsFreed, Wake, WhenReleased
 from runtime.metrics import Metrics
 from runtime.partition_outages import PartitionOutages
 from runtime.redis_faults import described, is_outage
-from runtime.scripts import Claimed
+from runtime.scripts import Claimed, new_incarnation
 from runtime.settings import Settings
 
 from .base import Actor, Mailbox, answer
@@ -53,8 +54,11 @@ class Fetcher(Actor[FetcherMessage]):
         return 10_000
 
     def __init__(self, app: Baton, metrics: Metrics, inbox: Mailbox[FetcherMessage],
-                 executor: Mailbox[LeaseGranted], leaser: Mailbox[Hold]) -> None:
+                 executor: Mailbox[LeaseGranted], leaser: Mailbox[Hold], incarnation: str | None = None) -> None:
         super().__init__(inbox)
+        #: this node process, as the leaser's renewals name it: begun in a partition before the first claim
+        #: there (ready_partition)
+        self.incarnation = incarnation or new_incarnation()
         self.app = app
         self.settings = app.settings
         self.metrics = metrics
@@ -278,7 +282,7 @@ class Fetcher(Actor[FetcherMessage]):
         registration promised. A master that does not answer puts the partition out (0)."""
         try:
             if p.index not in self.readied:
-                await ready_partition(self.app, p)
+                await ready_partition(self.app, p, self.incarnation)
                 self.readied.add(p.index)
                 self.limits_lost.discard(p.index)
             elif p.index in self.limits_lost:
@@ -409,13 +413,27 @@ def served_queues(app: Baton) -> list[str]:
     return app.settings.queue_list or sorted({j.options.queue for j in app.jobs})
 
 
-async def ready_partition(app: Baton, p: Partition) -> None:
+async def ready_partition(app: Baton, p: Partition, incarnation: str) -> None:
     """What a node does in partition ``p`` once, before its first claim there: drop what a previous
     process with this node id left of its hand-off state (its registration and undelivered hand-offs,
-    so runs handed to it are not counted twice), and apply its jobs' limits."""
+    so runs handed to it are not counted twice), begin this process's incarnation there, and apply its
+    jobs' limits.
+
+    The incarnation begins with a renewal of no leases (this process holds none there yet): a grant to
+    this node id before it is taken for an earlier process's, so one whose reply was lost is charged as
+    a crash when its lease expires, not given back uncharged (leases_reap.lua). Begun by the leaser's
+    first renewal, it came after the first grants when that renewal was late: a run handed over at
+    once and lost with its reply was dead-lettered (seen under load in CI)."""
     node = app.settings.node_id
     pipe = app.redis.pipeline(transaction=False)
     pipe.delete(p.waiter(node), p.handoff(node))
     pipe.hdel(p.handed, node)
     await pipe.execute()
+    try:
+        await app.scripts.renew(p, [], incarnation)
+    except NotReplicated:
+        # on the master, not confirmed by its replicas (durable_replicas): the node starts all the same, and
+        # its claims there wait for the replicas. Should a failover lose it, a grant whose reply is lost
+        # before the leaser's first renewal there is charged as a crash when its lease expires
+        pass
     await app.apply_limits_in(p)

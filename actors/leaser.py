@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TypeVar
@@ -32,6 +31,7 @@ from runtime.messages import CancelRun, DueSoon, Hold, LeasesRenewed, Released, 
 from runtime.metrics import Metrics
 from runtime.partition_outages import PartitionOutages
 from runtime.redis_faults import is_outage
+from runtime.scripts import new_incarnation
 from runtime.settings import Settings
 from runtime.statuses import RETENTION_MARGIN_MS
 
@@ -94,7 +94,8 @@ class Leaser(Actor[LeaserMessage]):
         return 10_000
 
     def __init__(self, app: Baton, metrics: Metrics, inbox: Mailbox[LeaserMessage],
-                 executor: Mailbox[LeasesRenewed | CancelRun], fetcher: Mailbox[Wake]) -> None:
+                 executor: Mailbox[LeasesRenewed | CancelRun], fetcher: Mailbox[Wake],
+                 incarnation: str | None = None) -> None:
         super().__init__(inbox)
         self.app = app
         self.settings = app.settings
@@ -109,13 +110,12 @@ class Leaser(Actor[LeaserMessage]):
         self.held: dict[str, tuple[str, int]] = {}
         #: this node process, as its renewals name it: a lease granted to this node id that a renewal
         #: of this incarnation did not list (a grant whose reply was lost) is given back uncharged,
-        #: and one granted before it began (to an earlier process with this id) is not (leases_reap.lua)
-        self.incarnation = secrets.token_hex(8)
+        #: and one granted before it began (to an earlier process with this id) is not (leases_reap.lua).
+        #: It begins in each partition before the node's first claim there (fetcher.ready_partition)
+        self.incarnation = incarnation or new_incarnation()
         #: run id -> (job, attempt, monotonic time by which the lease surely has not expired)
         self.lease_meta: dict[str, tuple[str, int, float]] = {}
         now = time.monotonic()
-        # at once: the first renewal in each partition begins this incarnation there, and a grant it
-        # did not get is given back uncharged only if granted after that (leases_renew.lua)
         self.next_renew = now
         self.next_tick = now
         #: per partition index: when a run there is next due (delayed, a durable wait's deadline), as

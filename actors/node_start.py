@@ -17,7 +17,7 @@ from .fetcher import ready_partition
 __all__ = ["ready_partitions", "update_libraries"]
 
 
-async def ready_partitions(app: Baton, readied: set[int], log: logging.Logger) -> None:
+async def ready_partitions(app: Baton, readied: set[int], log: logging.Logger, incarnation: str) -> None:
     """Ready each partition that answers for this node's claims (fetcher.ready_partition), before
     any actor starts, adding it to ``readied`` (the fetcher's: it readies the others once they
     answer). Raises the outage when no partition answers (one server down: the node waits at
@@ -28,7 +28,7 @@ async def ready_partitions(app: Baton, readied: set[int], log: logging.Logger) -
         if p.index in unanswered or p.index in readied:
             continue
         try:
-            await ready_partition(app, p)
+            await ready_partition(app, p, incarnation)
         except (RedisError, RedisClusterException) as exc:
             if not is_outage(exc):
                 raise

@@ -37,6 +37,7 @@ from runtime.redis_faults import (
     server_state,
 )
 from runtime.run_tasks import adopting_tasks
+from runtime.scripts import new_incarnation
 from runtime.stop_signals import DRAIN_HAND_BACK_S, unless_stopped
 from runtime.topology import SentinelStartWatch, check_deployment, check_fsync, check_server
 
@@ -85,8 +86,12 @@ class Supervisor(Actor[None]):
         to_executor, to_fetcher, to_leaser, to_reporter = (
             Executor.mailbox(settings), Fetcher.mailbox(settings), Leaser.mailbox(settings), Reporter.mailbox(settings))
         self.executor = Executor(app, self.metrics, inbox=to_executor, reporter=to_reporter)
-        self.fetcher = Fetcher(app, self.metrics, inbox=to_fetcher, executor=to_executor, leaser=to_leaser)
-        self.leaser = Leaser(app, self.metrics, inbox=to_leaser, executor=to_executor, fetcher=to_fetcher)
+        # this process, as its lease renewals name it: begun in each partition before its first claim there
+        incarnation = new_incarnation()
+        self.fetcher = Fetcher(app, self.metrics, inbox=to_fetcher, executor=to_executor, leaser=to_leaser,
+                               incarnation=incarnation)
+        self.leaser = Leaser(app, self.metrics, inbox=to_leaser, executor=to_executor, fetcher=to_fetcher,
+                             incarnation=incarnation)
         self.reporter = Reporter(app, self.metrics, inbox=to_reporter, fetcher=to_fetcher, leaser=to_leaser)
         self.listener = Listener(app, fetcher=to_fetcher, executor=to_executor, leaser=to_leaser)
         # runs leased to this node where they are created: popped by the receiver, or returned to an intake
@@ -249,7 +254,7 @@ class Supervisor(Actor[None]):
         # fetcher readies it before its first claim there, its stream's intake makes its
         # group), and the node serves the others meanwhile
         await self.app.publish_jobs()
-        await ready_partitions(self.app, self.fetcher.readied, self.log)
+        await ready_partitions(self.app, self.fetcher.readied, self.log, self.fetcher.incarnation)
         await update_libraries(self.app, self.log)
         for intake in self.intakes:
             if intake.stream.partition is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -40,7 +41,7 @@ from .submission import RunSpec
 
 __all__ = [
     "CLAIM_FIELDS", "SCRIPT_NAMES", "ClaimReply", "Claimed", "CreateReply", "Outcome", "Reaped", "Scripts",
-    "grant_margin_ms", "handed_off", "handed_off_runs", "released",
+    "grant_margin_ms", "handed_off", "handed_off_runs", "new_incarnation", "released",
 ]
 
 logger = logging.getLogger("baton.scripts")
@@ -406,6 +407,12 @@ _INPUT_AT = RunSpec._fields.index("input_json")
 #: What a node may take, past the wait for a grant's reply, to hold the lease in its leaser and
 #: have a renewal that lists it run (event loop turns and a round trip, and then some)
 TAKE_MARGIN_MS = 1_000
+
+
+def new_incarnation() -> str:
+    """A node process's incarnation: the name its lease renewals go by (leases_renew.lua), new for
+    each process, the same for all its actors."""
+    return secrets.token_hex(8)
 
 
 def grant_margin_ms(settings: Settings) -> int:

@@ -5,7 +5,9 @@
   renewed now with every lease it held: a lease granted to it more than `margin`
   ms before and not in the call is one it never got (a claim's or a hand-off
   pop's reply lost on the way), which leases_reap gives back uncharged. The node
-  calls even when it holds nothing here, every renewal interval. A call for some of
+  calls even when it holds nothing here, every renewal interval, and once before
+  its first claim here (fetcher.ready_partition), which begins its incarnation
+  before any grant to it. A call for some of
   the node's leases only (a handler confirming its own) passes no incarnation, and
   notes nothing.
   KEYS[1] partition leased set (ZSET id -> expiry ms)
