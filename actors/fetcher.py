@@ -19,7 +19,7 @@ from runtime.messages import Attempt, Drain, HandedOff, Hold, LeaseGranted, Rele
 from runtime.metrics import Metrics
 from runtime.partition_outages import PartitionOutages
 from runtime.redis_faults import described, is_outage
-from runtime.scripts import Claimed, new_incarnation
+from runtime.scripts import Claimed
 from runtime.settings import Settings
 
 from .base import Actor, Mailbox, answer
@@ -54,11 +54,11 @@ class Fetcher(Actor[FetcherMessage]):
         return 10_000
 
     def __init__(self, app: Baton, metrics: Metrics, inbox: Mailbox[FetcherMessage],
-                 executor: Mailbox[LeaseGranted], leaser: Mailbox[Hold], incarnation: str | None = None) -> None:
+                 executor: Mailbox[LeaseGranted], leaser: Mailbox[Hold], incarnation: str) -> None:
         super().__init__(inbox)
         #: this node process, as the leaser's renewals name it: begun in a partition before the first claim
         #: there (ready_partition)
-        self.incarnation = incarnation or new_incarnation()
+        self.incarnation = incarnation
         self.app = app
         self.settings = app.settings
         self.metrics = metrics

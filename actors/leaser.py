@@ -31,7 +31,6 @@ from runtime.messages import CancelRun, DueSoon, Hold, LeasesRenewed, Released, 
 from runtime.metrics import Metrics
 from runtime.partition_outages import PartitionOutages
 from runtime.redis_faults import is_outage
-from runtime.scripts import new_incarnation
 from runtime.settings import Settings
 from runtime.statuses import RETENTION_MARGIN_MS
 
@@ -95,7 +94,7 @@ class Leaser(Actor[LeaserMessage]):
 
     def __init__(self, app: Baton, metrics: Metrics, inbox: Mailbox[LeaserMessage],
                  executor: Mailbox[LeasesRenewed | CancelRun], fetcher: Mailbox[Wake],
-                 incarnation: str | None = None) -> None:
+                 incarnation: str) -> None:
         super().__init__(inbox)
         self.app = app
         self.settings = app.settings
@@ -112,7 +111,7 @@ class Leaser(Actor[LeaserMessage]):
         #: of this incarnation did not list (a grant whose reply was lost) is given back uncharged,
         #: and one granted before it began (to an earlier process with this id) is not (leases_reap.lua).
         #: It begins in each partition before the node's first claim there (fetcher.ready_partition)
-        self.incarnation = incarnation or new_incarnation()
+        self.incarnation = incarnation
         #: run id -> (job, attempt, monotonic time by which the lease surely has not expired)
         self.lease_meta: dict[str, tuple[str, int, float]] = {}
         now = time.monotonic()

@@ -22,6 +22,7 @@ from actors.base import Mailbox
 from actors.leaser import Leaser
 from runtime import Settings
 from runtime.metrics import Metrics
+from runtime.scripts import new_incarnation
 from tests.integration.test_processes import producer, worker_env
 from tests.nodes import eventually, spawn_worker, stop_process
 from tests.servers import RedisProcess
@@ -340,7 +341,7 @@ async def test_an_outage_found_by_a_reap_whose_reply_was_lost_is_said_once(
     # Given a node's leaser, and a partition no reaper reached for a minute (Redis itself was out)
     app = make_app()
     metrics = Metrics()
-    leaser = Leaser(app, metrics, Mailbox(), executor=Mailbox(), fetcher=Mailbox())
+    leaser = Leaser(app, metrics, Mailbox(), executor=Mailbox(), fetcher=Mailbox(), incarnation=new_incarnation())
     p = app.keys.partitions[0]
     seconds, _micros = await redis.time()
     await redis.hset(p.reaper, "seen", (int(seconds) - 60) * 1000)

@@ -11,6 +11,7 @@ from actors.fetcher import Fetcher
 from runtime.messages import Hold, LeaseGranted
 from runtime.metrics import Metrics
 from runtime.script_replies import RELEASED_BECAUSE
+from runtime.scripts import new_incarnation
 
 
 async def test_runs_a_late_claim_leased_past_the_free_slots_are_given_back_uncharged(make_app: Any) -> None:
@@ -25,7 +26,7 @@ async def test_runs_a_late_claim_leased_past_the_free_slots_are_given_back_uncha
     executor: Mailbox[LeaseGranted] = Mailbox(10)
     leaser: Mailbox[Hold] = Mailbox(10)
     metrics = Metrics()
-    fetcher = Fetcher(app, metrics, Mailbox(10), executor, leaser)
+    fetcher = Fetcher(app, metrics, Mailbox(10), executor, leaser, incarnation=new_incarnation())
     # (as a node wires it: the attempts given back outside the reporter are counted too)
     app.scripts.on_released = lambda runs: metrics.count_released(c.job for c in runs)
     fetcher.occupied.add(("some-run", "some-token"))
