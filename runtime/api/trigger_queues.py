@@ -29,9 +29,6 @@ __all__ = ["QUEUES_PER_PAGE", "QUEUE_PREFIX", "h_tapi_queue_concurrency", "h_tap
 QUEUE_PREFIX = "queue_"
 #: queues per page when the SDK gives no perPage
 QUEUES_PER_PAGE = 20
-#: how a call names a queue in its path (its ``type``): by its id, as a task's (the queue the task's job runs
-#: in) or as a custom queue (its name)
-QUEUE_KINDS = ("id", "task", "custom")
 
 
 def _item(info: QueueInfo) -> dict[str, Any]:

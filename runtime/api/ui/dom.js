@@ -19,13 +19,13 @@ export function h(tag, attrs, ...children) {
   return el;
 }
 
-/** Replace an element's content. */
 /** A table's head: its column names, those of numbers right-aligned as their cells are (class num). */
 export function headRow(columns, numeric = []) {
   return h("thead", {}, h("tr", {}, columns.map((c) =>
     h("th", { scope: "col", class: numeric.includes(c) ? "num" : null }, c))));
 }
 
+/** Replace an element's content. */
 export function fill(el, ...children) {
   el.replaceChildren();
   for (const c of children.flat(Infinity)) if (c !== undefined && c !== null && c !== false) el.append(c);
