@@ -132,13 +132,17 @@ class Leaser(Actor[LeaserMessage]):
         self.next_trim = now + TRIM_INTERVAL_S * random.uniform(0.5, 1.0)
 
     async def run(self) -> None:
-        """Do each duty when it is due; take holds and releases in between."""
+        """Do each duty when it is due; take holds and releases in between, and before each duty."""
         while not self.stopping.is_set():
             now = time.monotonic()
             if now >= self.next_renew:
-                self.next_renew = now + self.settings.renew_interval_ms / 1000
-                await self._duty("renew", self.renew)
+                await self._duty("renew", self._renew_now)
             if now >= self.next_tick:
+                if time.monotonic() >= self.next_renew:
+                    # the loop was held since this turn's renewal (a handler blocking it, a pause): the leases
+                    # held here may have lapsed meanwhile, unreaped. Renewed first, they are this node's
+                    # executor's to settle; reaped, each was charged a crash of this very node, alive
+                    await self._duty("renew", self._renew_now)
                 # jitter so that N nodes do not reap in lockstep (a run due sooner has next_promote)
                 self.next_tick = now + self.settings.reap_interval_ms / 1000 * random.uniform(0.8, 1.2)
                 await self._duty("tick", self.tick)
@@ -158,10 +162,21 @@ class Leaser(Actor[LeaserMessage]):
                 self.handle(msg)
                 msg = self.inbox.get_nowait() if not self.inbox.empty() else None
 
+    async def _renew_now(self) -> None:
+        """Renew now; the next renewal is due one interval later."""
+        self.next_renew = time.monotonic() + self.settings.renew_interval_ms / 1000
+        await self.renew()
+
     async def _duty(self, name: str, duty: Callable[[], Awaitable[None]]) -> None:
         """Run one duty; a Redis error is logged and the duty tried again when next due (said once
         per spell of failures: a Cluster master down for minutes fails a partition's part of every
-        tick, and a line each time would bury the log)."""
+        tick, and a line each time would bury the log).
+
+        The messages waiting are taken first: a duty sees the leases held now. A hold that reached the
+        inbox during an earlier duty of the same turn (the loop held meanwhile) was read only after the
+        tick's reap, which took its lapsed lease for a crash of this node."""
+        for msg in self.drain_inbox(self.inbox.qsize()):
+            self.handle(msg)
         try:
             await duty()
         except (RedisError, RedisUnavailable) as exc:
