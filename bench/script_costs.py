@@ -23,6 +23,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import redis
@@ -31,16 +32,36 @@ from bench.baton_app import app as jobs_app
 from bench.common import ROOT
 from runtime import Baton, Settings
 from runtime.lua_source import library, load_source
-from runtime.scripts import SCRIPT_NAMES
+from runtime.scripts import SCRIPT_NAMES, Scripts
 from tests.servers import RedisProcess
 
-#: Calls that return before any work (an unknown run, no items): the per-call cost of the chunk.
-EMPTY_CALLS: dict[str, tuple[list[str], list[Any]]] = {
-    "runs_create": (["{x}:queues"], ["{x}:", "wake", ""]),
-    "runs_finish": (["{x}:leased"], ["{x}:", "wake", 1000, 1000, 10]),
-    "leases_renew": (["{x}:leased"], ["{x}:", 1000]),
-    "run_watch": (["{x}:run:none"], ["{x}:"]),
-}
+
+class _Recorded(Scripts):
+    """The script wrappers, recording each call's arguments instead of making it."""
+
+    calls: dict[str, tuple[list[str], list[Any]]]
+
+    async def _call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        self.calls[name] = (list(keys), list(args))
+        return {"runs_create": [[], [], 0, -1], "runs_finish": [], "leases_renew": [[], []]}.get(name, -2)
+
+
+async def _empty_call_args(redis_url: str) -> dict[str, tuple[list[str], list[Any]]]:
+    """Calls that return before any work (no items, an unknown run): the per-call cost of the chunk.
+    Their arguments are what the node's own wrappers pass (runtime/scripts.py), so they follow the
+    scripts as those change."""
+    app = Baton(Settings(redis_url=redis_url, metrics_port=0))
+    recorder = _Recorded(app.redis, app.keys, app.settings)  # (its client is never used: nothing is sent)
+    recorder.calls = {}
+    p = app.keys.partitions[0]
+    try:
+        await recorder.create(p, [])
+        await recorder.finish(p, [])
+        await recorder.renew(p, [], "bench-incarnation")
+        await recorder.watch("none")
+    finally:
+        await app.close()
+    return recorder.calls
 
 
 def _record_all(client: Any) -> None:
@@ -115,7 +136,7 @@ def empty_calls(calls: int = 300) -> None:
         heaps = (f"Lua heap: scripts {memory.get('used_memory_vm_eval', memory.get('used_memory_lua'))} B, "
                  f"functions {memory.get('used_memory_vm_functions')} B")
         _record_all(client)
-        for name, (keys, args) in EMPTY_CALLS.items():
+        for name, (keys, args) in asyncio.run(_empty_call_args(server.url)).items():
             for _ in range(calls):
                 client.evalsha(shas[name], len(keys), *keys, *args)
                 client.fcall(library(name).name, len(keys), *keys, *args)
