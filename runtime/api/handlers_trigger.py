@@ -99,6 +99,16 @@ async def h_tapi_list(req: Req) -> web.StreamResponse:
     return json_response({"data": [list_item(r) for r in runs], "pagination": pagination})
 
 
+async def h_tapi_project_list(req: Req) -> web.StreamResponse:
+    """runs.list(projectRef, ...): the caller's runs, as GET /api/v1/runs lists them. A Baton deployment is one
+    Trigger.dev project whose environments are Baton's projects (a listed run's env), so any project ref names
+    it, and filter[env] selects the caller's runs only when it names the caller's project."""
+    envs = req.params.get("filter[env]")
+    if envs is not None and req.project not in envs:
+        return json_response({"data": [], "pagination": {}})
+    return await h_tapi_list(req)
+
+
 async def h_tapi_cancel(req: Req) -> web.StreamResponse:
     run = await load_run(req, req.params["run_id"])
     try:

@@ -1,8 +1,8 @@
 """Trigger.dev's public run API in the route table: the paths, query names and bodies that
 @trigger.dev/sdk (4.x) sends for tasks.trigger, batch.trigger (tasks.batchTrigger), batch.retrieve,
-runs.retrieve, runs.list, runs.cancel, runs.replay, runs.reschedule, idempotencyKeys.reset, the waitpoint
-token calls and queues.list, queues.retrieve, queues.pause and queues.resume, so
-that a client configured with ``baseURL`` = Baton and a Baton key keeps working.
+runs.retrieve, runs.list (with or without a project ref), runs.cancel, runs.replay, runs.reschedule,
+idempotencyKeys.reset, the waitpoint token calls and queues.list, queues.retrieve, queues.pause and
+queues.resume, so that a client configured with ``baseURL`` = Baton and a Baton key keeps working.
 
 The SDK sends the key as ``Authorization: Bearer <key>``, which is how every Baton key is presented.
 """
@@ -14,6 +14,7 @@ from .handlers_trigger import (
     h_tapi_cancel,
     h_tapi_idempotency_reset,
     h_tapi_list,
+    h_tapi_project_list,
     h_tapi_replay,
     h_tapi_reschedule,
     h_tapi_retrieve,
@@ -207,6 +208,15 @@ TRIGGER_API_ROUTES: tuple[Route, ...] = (
           "fewer runs than page[size] and still have a next page. filter[version], filter[bulkAction], "
           "filter[schedule], filter[machine], filter[region] and page[before] answer 400 (unsupported_parameter).",
           params=_FILTERS, responses={200: ("A page of runs", "TriggerApiRunPage")}, refused=_REFUSED),
+    Route("GET", "/api/v1/projects/{project_ref}/runs", h_tapi_project_list, "triggerApiListProjectRuns",
+          "List a project's runs (runs.list with a project ref)", _TAG,
+          "As GET /api/v1/runs: the caller's runs. A Baton deployment is one Trigger.dev project whose environments "
+          "are Baton's projects (each listed run's env), so any project ref names it, and filter[env] lists the "
+          "caller's runs only when it names the caller's project (none otherwise).",
+          params=(Param("project_ref", {"type": "string", "minLength": 1, "maxLength": 200},
+                        "The project's ref (any: a deployment is one project)", location="path", required=True),
+                  *_FILTERS, _names("filter[env]", "Comma-separated environments: Baton projects")),
+          responses={200: ("A page of runs", "TriggerApiRunPage")}, refused=_REFUSED),
     Route("POST", "/api/v1/runs/{run_id}/replay", h_tapi_replay, "triggerApiReplayRun",
           "Replay a finished run (runs.replay)", _TAG,
           "A new run with the same input and options (replay_of); the SDK's replay options cannot be honoured and "

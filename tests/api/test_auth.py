@@ -42,7 +42,7 @@ BODIES: dict[str, Any] = {
 
 def path_of(route_path: str, run_id: str) -> str:
     return (route_path.replace("{run_id}", run_id).replace("{job}", "echo").replace("{task_id}", "echo")
-            .replace("{queue}", "default")
+            .replace("{queue}", "default").replace("{project_ref}", "proj_baton")
             .replace("{name}", "sched").replace("{node}", "node").replace("{key}", "k")
             .replace("{action_id}", "bulk_" + "0" * 20).replace("{token_id}", "wpt_" + "0" * 26)
             .replace("{webhook_id}", "wh_" + "0" * 20).replace("{delivery_id}", "dl_" + "0" * 20)

@@ -100,19 +100,19 @@ def check_page(page: dict[str, Any]) -> None:
     PAGE_SCHEMA.validate(page)
 
 
-async def _list(api: ApiNode, **params: Any) -> dict[str, Any]:
-    status, page = await api.call("GET", "/api/v1/runs", params=params)
+async def _list(api: ApiNode, path: str = "/api/v1/runs", **params: Any) -> dict[str, Any]:
+    status, page = await api.call("GET", path, params=params)
     assert status == 200, page
     check_page(page)
     return dict(page)
 
 
-async def _every(api: ApiNode, **params: Any) -> list[dict[str, Any]]:
-    """Every run a listing gives, following pagination.next as the SDK does."""
+async def _every(api: ApiNode, path: str = "/api/v1/runs", **params: Any) -> list[dict[str, Any]]:
+    """Every run a listing (at ``path``) gives, following pagination.next as the SDK does."""
     out: list[dict[str, Any]] = []
     after: dict[str, str] = {}
     while True:
-        page = await _list(api, **params, **after)
+        page = await _list(api, path, **params, **after)
         out.extend(page["data"])
         if "next" not in page["pagination"]:
             return out
@@ -230,6 +230,24 @@ async def test_runs_list_pages_and_filters_as_the_sdk_sends_them(api: ApiNode) -
     for params in ({"filter[queue]": "task/echo"}, {"filter[status]": "COMPLETED_SUCCESSFULLY"},
                    {"filter[createdAt][period]": "soon"}, {"page[size]": "101"}, {"page[after]": "nonsense"}):
         status, body = await api.call("GET", "/api/v1/runs", params=params)
+        assert status == 400 and set(body) == {"error", "code", "request_id"}, (params, body)
+
+
+async def test_runs_list_with_a_project_ref_lists_the_callers_runs_in_its_environment(api: ApiNode) -> None:
+    # Given runs of the caller's project (its environment, as a listed run's env says)
+    ids = {f"run_{await api.trigger('echo', i)}" for i in range(3)}
+    # When the SDK lists them with a project ref (runs.list("proj_...", {...})), with or without an env filter
+    # naming the caller's project, Then it pages through the same runs as GET /api/v1/runs, filters applied
+    for params in ({}, {"filter[env]": "alpha"}, {"filter[env]": "prod,alpha"}):
+        listed = await _every(api, path="/api/v1/projects/proj_anything/runs", **{"page[size]": 2}, **params)
+        assert ids <= {r["id"] for r in listed} and {r["env"]["name"] for r in listed} == {"alpha"}, params
+        assert [r["id"] for r in listed] == [r["id"] for r in await _every(api, **{"page[size]": 2})], params
+    tagged = await _every(api, path="/api/v1/projects/p/runs", **{"filter[taskIdentifier]": "boom"})
+    assert ids.isdisjoint(r["id"] for r in tagged)
+    # And an env filter that leaves out the caller's project lists none; what /api/v1/runs refuses, it refuses
+    assert await _every(api, path="/api/v1/projects/p/runs", **{"filter[env]": "prod,staging"}) == []
+    for params in ({"filter[version]": "1"}, {"filter[env]": ",".join(["e"] * 51)}, {"page[size]": "0"}):
+        status, body = await api.call("GET", "/api/v1/projects/p/runs", params=params)
         assert status == 400 and set(body) == {"error", "code", "request_id"}, (params, body)
 
 
