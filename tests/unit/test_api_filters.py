@@ -19,5 +19,8 @@ def test_only_trigger_dev_filters_read_an_empty_value_as_none() -> None:
     # wait.listTokens({status: []}): an empty array is truthy in JavaScript); Baton's own routes and the other
     # seeds' refuse it
     lenient = {f"{r.method} {r.path} {p.name}" for r in ROUTES for p in r.params if p.empty_is_absent}
-    assert lenient == {f"GET /api/v1/runs filter[{name}]" for name in ("status", "taskIdentifier", "tag", "queue")} | {
+    run_lists = ("/api/v1/runs", "/api/v1/projects/{project_ref}/runs")
+    assert lenient == {f"GET {path} filter[{name}]" for path in run_lists
+                       for name in ("status", "taskIdentifier", "tag", "queue")} | {
+        "GET /api/v1/projects/{project_ref}/runs filter[env]"} | {
         f"GET /api/v1/waitpoints/tokens filter[{name}]" for name in ("status", "tags")}
