@@ -20,6 +20,7 @@ from aiohttp.abc import AbstractAccessLogger
 
 from runtime.api import ApiKeys, ApiMetrics, create_app
 from runtime.api.errors import PROTOCOL_LOG
+from runtime.api.protocol_errors import ApiRunner
 from runtime.app import Baton
 from runtime.listening import listening_sockets
 
@@ -95,10 +96,10 @@ class Api(Actor[None]):
             self.api_metrics = ApiMetrics(self.registry)
         web_app = create_app(self.app, keys=self.keys, stopping=stopping, ready=self.ready, registry=self.registry,
                              metrics=self.api_metrics)
-        # long query strings (filters) are fine up to 64 KiB; aiohttp would answer a longer request line
-        # itself with a plain-text 400 before any handler runs
+        # long query strings (filters) are fine up to 64 KiB; a longer request line is answered before any
+        # handler runs (a 400 in the API's error shape: runtime/api/protocol_errors.py)
         self.routes = [(r.method, r.resource.canonical) for r in web_app.router.routes() if r.resource is not None]
-        runner = web.AppRunner(web_app, access_log=access_log, access_log_class=AccessLogger, shutdown_timeout=2.0,
+        runner = ApiRunner(web_app, access_log=access_log, access_log_class=AccessLogger, shutdown_timeout=2.0,
                                max_line_size=MAX_LINE, logger=PROTOCOL_LOG)
         await runner.setup()
         host, port = self.settings.api_host, self.settings.api_port

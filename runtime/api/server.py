@@ -56,7 +56,7 @@ from .routing import DEADLINE, STREAM, ApiState, Param, Req, Route, component, j
 from .sessions import Sessions, session_project
 from .ui import add_ui_routes
 
-__all__ = ["ApiMetrics", "create_app"]
+__all__ = ["HTTP_CODES", "INTERNAL_ERROR", "ApiMetrics", "create_app", "error_response"]
 
 log = logging.getLogger("baton.api")
 STATE: web.AppKey[ApiState] = web.AppKey("baton_state", ApiState)
@@ -69,8 +69,11 @@ _CONFLICTS: dict[type[BatonError], str] = {
 }
 #: a 503 (Redis down or refusing commands for now) asks clients to try again after this many seconds
 RETRY_SOON = {"Retry-After": "1"}
-_HTTP_CODES = {400: "bad_request", 403: "forbidden", 404: "route_not_found", 405: "method_not_allowed",
-               413: "body_too_large", 415: "unsupported_media_type"}
+#: the error code of each HTTP status the API answers without a code of its own
+HTTP_CODES = {400: "bad_request", 403: "forbidden", 404: "route_not_found", 405: "method_not_allowed",
+              413: "body_too_large", 415: "unsupported_media_type"}
+#: what a request that failed on Baton's side is told (the log has the rest, under its request id)
+INTERNAL_ERROR = "internal error (see the server log for this request id)"
 
 
 class ApiMetrics:
@@ -86,8 +89,9 @@ class ApiMetrics:
                                   buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
 
 
-def _error(status: int, code: str, message: str, request_id: str,
-           headers: dict[str, str] | None = None) -> web.Response:
+def error_response(status: int, code: str, message: str, request_id: str,
+                   headers: dict[str, str] | None = None) -> web.Response:
+    """An error answer: ``{"error", "code", "request_id"}``."""
     return json_response({"error": message, "code": code, "request_id": request_id}, status=status,
                          headers=headers)
 
@@ -305,48 +309,47 @@ def _middleware(state: ApiState, metrics: ApiMetrics | None) -> Callable[..., Aw
             if not body_in:
                 log.info("request %s: its body did not arrive within %gs (api_request_timeout_s)", request_id,
                          deadline_s)
-                resp = _error(408, "request_timeout", f"the request body did not arrive within {deadline_s:g}s",
-                              request_id)
+                resp = error_response(408, "request_timeout",
+                                      f"the request body did not arrive within {deadline_s:g}s", request_id)
             else:
                 log.warning("request %s: no answer within %gs (api_request_timeout_s)", request_id, deadline_s)
-                resp = _error(503, "unavailable", f"Redis did not answer within {deadline_s:g}s; retry later",
-                              request_id, RETRY_SOON)
+                resp = error_response(503, "unavailable", f"Redis did not answer within {deadline_s:g}s; retry later",
+                                      request_id, RETRY_SOON)
         except ApiError as exc:
-            resp = _error(exc.status, exc.code, exc.message, request_id, exc.headers)
+            resp = error_response(exc.status, exc.code, exc.message, request_id, exc.headers)
         except web.HTTPException as exc:
             if exc.status == 413:
                 message = f"request body over {max_body} bytes"
             else:
                 message = exc.reason or "error"
             headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-            resp = _error(exc.status, _HTTP_CODES.get(exc.status, "http_error"), message, request_id, headers)
+            resp = error_response(exc.status, HTTP_CODES.get(exc.status, "http_error"), message, request_id, headers)
         except (UnknownJob, UnknownParent) as exc:
-            resp = _error(404, exc.reason, str(exc), request_id)
+            resp = error_response(404, exc.reason, str(exc), request_id)
         except QueueFull as exc:  # admission control: over max_queued until runs start
-            resp = _error(429, exc.reason, str(exc), request_id)
+            resp = error_response(429, exc.reason, str(exc), request_id)
         except SubmissionError as exc:
-            resp = _error(400, exc.reason, str(exc), request_id)
+            resp = error_response(400, exc.reason, str(exc), request_id)
         except RunNotFound as exc:
-            resp = _error(404, "not_found", str(exc), request_id)
+            resp = error_response(404, "not_found", str(exc), request_id)
         except tuple(_CONFLICTS) as exc:
-            resp = _error(409, _CONFLICTS[type(exc)], str(exc), request_id)
+            resp = error_response(409, _CONFLICTS[type(exc)], str(exc), request_id)
         except NotReplicated as exc:  # on the master, not acknowledged: the client retries (idempotent)
-            resp = _error(503, "not_replicated", str(exc), request_id, RETRY_SOON)
+            resp = error_response(503, "not_replicated", str(exc), request_id, RETRY_SOON)
         except (RedisError, RedisUnavailable, ConnectionRefusedError) as exc:
             if redis_transient(exc):
                 log.warning("request %s: Redis unavailable: %s", request_id, described(exc))
-                resp = _error(503, "unavailable", f"Redis cannot serve this now ({described(exc)[:200]}); retry later",
-                              request_id, RETRY_SOON)
+                resp = error_response(503, "unavailable",
+                                      f"Redis cannot serve this now ({described(exc)[:200]}); retry later",
+                                      request_id, RETRY_SOON)
             else:  # Redis refused a command Baton sent: a bug to fix, not an outage to wait out
                 log.exception("request %s %s %s: Redis refused a command", request_id, request.method, request.path)
-                resp = _error(500, "internal_error", "internal error (see the server log for this request id)",
-                              request_id)
+                resp = error_response(500, "internal_error", INTERNAL_ERROR, request_id)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("request %s %s %s failed", request_id, request.method, request.path)
-            resp = _error(500, "internal_error", "internal error (see the server log for this request id)",
-                          request_id)
+            resp = error_response(500, "internal_error", INTERNAL_ERROR, request_id)
         started_stream = request.get(STREAM)
         if started_stream is not None and started_stream.prepared and resp is not started_stream:
             # an error after a stream's headers went out: answering it would write a second status line

@@ -1,10 +1,13 @@
-"""Request bodies that cannot be read at all get a JSON 400, and the API goes on."""
+"""Requests and bodies that cannot be read at all get a JSON 400, and the API goes on."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import logging
 from typing import Any
+
+import orjson
 
 from tests.api.conftest import ApiNode
 
@@ -44,3 +47,37 @@ async def test_an_operation_that_takes_no_body_refuses_one_that_is_not_json_and_
     # And one with a JSON body (as clients send {}) or none is carried out
     status, replay = await api.call("POST", f"/v1/runs/{run_id}/replay", json={})
     assert status == 201 and replay["id"] != run_id, replay
+
+
+#: requests the HTTP server cannot parse, refused before any handler runs
+MALFORMED = {
+    "a header that is no header": b"GET /v1/runs HTTP/1.1\r\nHost: h\r\nBad Header\r\n\r\n",
+    "a request line that is not HTTP": b"GARBAGE\r\n\r\n",
+    "a header over the size limit": b"GET /v1/runs HTTP/1.1\r\nHost: h\r\nX-Long: " + b"a" * 20_000 + b"\r\n\r\n",
+    "a Content-Length that is no number": (b"POST /v1/jobs/echo/trigger HTTP/1.1\r\nHost: h\r\nContent-Length: abc"
+                                           b"\r\n\r\n{}"),
+    "a chunk size that is no number": (b"POST /v1/jobs/echo/trigger HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked"
+                                       b"\r\n\r\nzz\r\n"),
+}
+
+
+async def test_a_request_the_server_cannot_parse_gets_the_apis_json_400(api: ApiNode) -> None:
+    host, port = api.url.removeprefix("http://").split(":")
+    for what, raw in MALFORMED.items():
+        # When a client sends it (aiohttp answered these itself, in plain text, before any handler ran)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            writer.write(raw)
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(), 10)  # (the server closes the connection)
+        finally:
+            writer.close()
+        # Then the answer is a 400 in the API's error shape, saying what was wrong
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.split(b" ", 2)[1] == b"400" and b"content-type: application/json" in head.lower(), (what, head)
+        err = orjson.loads(body)
+        assert set(err) == {"error", "code", "request_id"} and err["code"] == "bad_request", (what, err)
+        assert err["error"].startswith("malformed HTTP request: ") and "\n" not in err["error"], (what, err)
+        assert len(err["error"]) < 300, (what, err)
+    # And the API goes on answering
+    assert (await api.call("GET", "/v1/runs"))[0] == 200
