@@ -100,7 +100,7 @@ class Api(Actor[None]):
         # handler runs (a 400 in the API's error shape: runtime/api/protocol_errors.py)
         self.routes = [(r.method, r.resource.canonical) for r in web_app.router.routes() if r.resource is not None]
         runner = ApiRunner(web_app, access_log=access_log, access_log_class=AccessLogger, shutdown_timeout=2.0,
-                               max_line_size=MAX_LINE, logger=PROTOCOL_LOG)
+                           max_line_size=MAX_LINE, logger=PROTOCOL_LOG)
         await runner.setup()
         host, port = self.settings.api_host, self.settings.api_port
         own: list[socket.socket] = []
