@@ -97,6 +97,10 @@ class Watchdog(Actor[None]):
         # would name no node)
         sampler = threading.Thread(target=contextvars.copy_context().run, args=(self._sample, loop, loop_thread, done),
                                    name="baton-watchdog", daemon=True)
+        # the thread's wakes are timed from its start: from the watchdog's making, the wait for this run()
+        # (a slow start, a restart's backoff) was taken for a pause of the whole process, and a handler
+        # that blocked the loop then went unblamed (its attempt given back uncharged, as after a SIGSTOP)
+        self.thread_beat = time.monotonic()
         sampler.start()
         try:
             while not self.stopping.is_set():

@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 
+from actors.watchdog import STALL_S, TICK_S, Watchdog
 from runtime import Backoff, RunContext, Settings
+from runtime.metrics import Metrics
 from runtime.script_replies import RELEASED_BECAUSE
 from tests.integration.test_processes import producer, worker_env
 from tests.nodes import eventually, running_node, spawn_worker, stop_process
@@ -232,3 +234,28 @@ async def test_a_run_blocking_the_loop_of_a_node_alone_past_its_lease_fails_its_
     # runs it held up, it ran again for ever)
     assert run.status == "dead_letter" and [a.status for a in run.attempts] == ["failed", "failed"], run.attempts
     assert run.error is not None and run.error["type"] == "EventLoopBlocked", run.error
+
+
+async def test_a_watchdog_started_late_takes_a_stall_soon_after_for_what_blocked_the_loop(
+        make_app: Any, caplog: pytest.LogCaptureFixture) -> None:
+    # Given a watchdog whose thread starts well after the watchdog was made (a loaded machine's slow start,
+    # or an actor restarted after its backoff)
+    app = make_app()
+    watchdog = Watchdog(app, Metrics())
+    await asyncio.sleep(2 * STALL_S)
+    caplog.set_level(logging.WARNING, logger="baton.watchdog")
+    task = asyncio.create_task(watchdog.run())
+    try:
+        await asyncio.sleep(0)  # (its run() begins: the thread starts, the first tick waits)
+        # When code blocks the loop as soon as it started
+        time.sleep(3 * STALL_S)  # (the loop held: what the test is about)
+        await asyncio.sleep(4 * TICK_S)
+    finally:
+        watchdog.stop()
+        await asyncio.wait_for(task, 5)
+    # Then the stall is said to be the loop's, blocked: the thread ran all along. The wait before its
+    # first wake was taken for a pause of the whole process, and a handler blocking the loop in a node's
+    # first moments went unblamed (its attempt given back uncharged, as after a SIGSTOP)
+    said = [r.getMessage() for r in caplog.records]
+    assert any("event loop blocked for" in m for m in said), said
+    assert not any("paused" in m for m in said), said
