@@ -338,7 +338,7 @@ class Leaser(Actor[LeaserMessage]):
 
         async def one(p: Partition) -> None:
             moved = await self._promote(p)
-            reaped = await self.app.scripts.reap(p)
+            reaped = await self.app.scripts.reap(p, incarnation=self.incarnation)
             if reaped.grace_ms:
                 graces.append((reaped.gap_ms, reaped.grace_ms))
             if moved or reaped.runs:

@@ -179,14 +179,17 @@ class Scripts:
         return [(text(raw[i]), raw[i + 1] if isinstance(raw[i + 1], int) else text(raw[i + 1]))
                 for i in range(0, len(raw), 2)]
 
-    async def reap(self, partition: Partition, limit: int = 500) -> Reaped:
-        """Reclaim expired leases, unless Redis itself was just out (see leases_reap.lua)."""
+    async def reap(self, partition: Partition, limit: int = 500, incarnation: str = "") -> Reaped:
+        """Reclaim expired leases, unless Redis itself was just out (see leases_reap.lua). With
+        ``incarnation`` (the calling node process's: the leaser's call), the leases granted to that very
+        process are left to it, never reaped as its crash."""
         # reapers tick every reap interval, with jitter: a fleet ticking more slowly than the TTL is not out
         quiet_ms = max(self.settings.lease_ttl_ms, 3 * self.settings.reap_interval_ms)
         raw = await self._call(
             "leases_reap", [partition.leased],
             [partition.prefix, limit, self._ttl_ms, self._dlq_ttl_ms, self.settings.finished_cap,
-             random.random(), self.keys.wake_channel, self.settings.lease_ttl_ms, quiet_ms],
+             random.random(), self.keys.wake_channel, self.settings.lease_ttl_ms, quiet_ms,
+             self.settings.node_id, incarnation],
         )
         gap_ms, grace_ms = int(raw[0]), int(raw[1])
         runs = [(text(raw[i]), text(raw[i + 1]), text(raw[i + 2])) for i in range(2, len(raw), 3)]

@@ -27,6 +27,11 @@
   ARGV[8] lease TTL ms (the grace)
   ARGV[9] the longest a live fleet leaves a partition unreaped (ms): the TTL, or more
     when reapers tick more slowly than that
+  ARGV[10] the calling node's id, ARGV[11] its process's incarnation ('' for a call of no node
+    process). A lease granted to the calling process itself is never reaped as a crash: the process
+    is alive (it is reaping), and its leases lapsed only while its own loop was held (a handler
+    blocking it, a pause); it renews them (the token still matches) or its executor settles the run.
+    One it never got is still given back (below).
   Returns: gap ms (when this call began a grace, else 0), ms left of the grace (0: none),
     then id, lease node, new status per reaped run ]]
 --@include keys
@@ -63,6 +68,17 @@ if now < grace then upto = gap_from end
 local ids = call('ZRANGEBYSCORE', KEYS[1], '-inf', upto, 'LIMIT', 0, tonumber(ARGV[2]))
 -- node -> its last renewal here, read once per call (leases_renew.lua)
 local renewers = {}
+local me, my_incarnation = ARGV[10] or '', ARGV[11] or ''
+
+-- A node's last renewal here (its renewers entry, or false), read once per call.
+local function last_renewal(pfx, node, seen)
+  local last = seen[node]
+  if last == nil then
+    last = call('HGET', K.renewers(pfx), node) or false
+    seen[node] = last
+  end
+  return last
+end
 
 -- Whether the node a lease expired on got it, by its renewals: 'never' when a renewal of the process
 -- it was granted to ran more than `margin` after the grant, and the lease was never renewed; else
@@ -72,16 +88,21 @@ local function holder_got(pfx, rk, node, seen)
   local f = call('HMGET', rk, 'attempt_started_at', 'heartbeat_at')
   local granted, renewed = tonumber(f[1]), tonumber(f[2]) or 0
   if not granted or renewed >= granted then return 'held' end
-  local last = seen[node]
-  if last == nil then
-    last = call('HGET', K.renewers(pfx), node) or false
-    seen[node] = last
-  end
+  local last = last_renewal(pfx, node, seen)
   if not last then return 'held' end
   local _, first, at, margin = renewer_fields(last)
   if not first or first > granted then return 'held' end  -- granted to an earlier process with this id
   if at > granted + margin then return 'never' end
   return 'held'
+end
+-- Whether the lease of run `rk` on `node` was granted to the calling node process (ARGV[10], ARGV[11]).
+local function granted_to_caller(pfx, rk, node, seen)
+  if my_incarnation == '' or node ~= me then return false end
+  local last = last_renewal(pfx, node, seen)
+  if not last then return false end
+  local incarnation, first = renewer_fields(last)
+  local granted = tonumber(call('HGET', rk, 'attempt_started_at'))
+  return incarnation == my_incarnation and first ~= nil and granted ~= nil and granted >= first
 end
 local out = {gap, now < grace and grace - now or 0}
 for _, id in ipairs(ids) do
@@ -99,12 +120,16 @@ for _, id in ipairs(ids) do
       outcome = 'released'
       err = cjson.encode({message = 'worker ' .. node .. ' never got the lease (its renewals since did not hold it)',
         type = 'LeaseExpired'})
+    elseif granted_to_caller(pfx, rk, node, renewers) then
+      outcome = nil  -- the caller's own, lapsed in its own stall: left to it (see the header)
     end
-    local st = settle(pfx, id, outcome, '', err, '0', now, ARGV[6],
-      tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
-    out[#out + 1] = id
-    out[#out + 1] = node
-    out[#out + 1] = st
+    if outcome then
+      local st = settle(pfx, id, outcome, '', err, '0', now, ARGV[6],
+        tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
+      out[#out + 1] = id
+      out[#out + 1] = node
+      out[#out + 1] = st
+    end
   end
 end
 if #out > 2 then WAKE = true end

@@ -86,9 +86,9 @@ async def test_a_due_run_is_promoted_between_ticks_without_reaping_more_often(ma
     for name in calls:
         real = getattr(app.scripts, name)
 
-        def counted(*args: Any, _name: str = name, _real: Any = real) -> Any:
+        def counted(*args: Any, _name: str = name, _real: Any = real, **kwargs: Any) -> Any:
             calls[_name] += 1
-            return _real(*args)
+            return _real(*args, **kwargs)
         setattr(app.scripts, name, counted)
 
     @app.job()

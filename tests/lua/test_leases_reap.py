@@ -299,6 +299,36 @@ async def test_a_lease_its_node_renewed_once_is_charged_as_a_crash(lua: Lua) -> 
     assert reaped == [(run_id, "node-a", "dead_letter")]
 
 
+async def test_the_node_process_a_lease_was_granted_to_never_reaps_it_as_its_own_crash(lua: Lua) -> None:
+    # Given a run leased to node-a's process "first" (renewing since before the grant), renewed by it once,
+    # whose lease lapsed while that process's own loop was held (a handler blocking it)
+    run_id, node_a, granted = await _lost_grant(lua)
+    await lua.redis.hset(lua.part.run(run_id), "heartbeat_at", granted + 100)
+    await lua.redis.hset(lua.part.renewers, "node-a", f"first|{granted - 1000}|{granted + 100}|7000")
+    # When that process reaps (its leaser's call names it)
+    reaped = (await node_a.reap(lua.part, incarnation="first")).runs
+    # Then the lease is left to it, alive as it reaps: its renewal takes the lapsed lease back (the token
+    # still matches) or its executor settles the run (before, its own reaper charged the attempt a crash
+    # of the very node running it, and the one-attempt run was dead-lettered)
+    assert reaped == [] and (await lua.run(run_id))["status"] == "executing"
+    assert await lua.leases() == [run_id]
+    # And a later process with node-a's id reaps it as a crash, as any other node does: the process it was
+    # granted to may be dead
+    assert (await node_a.reap(lua.part, incarnation="second")).runs == [(run_id, "node-a", "dead_letter")]
+
+
+async def test_the_node_process_a_lease_was_granted_to_gives_back_one_it_never_got(lua: Lua) -> None:
+    # Given a run leased to node-a's process "first", whose reply it never got, and its renewal since, past
+    # the grant's margin, without it
+    run_id, node_a, _ = await _lost_grant(lua)
+    assert await node_a.renew(lua.part, [], "first") == ([], [])
+    # When that process reaps
+    reaped = (await node_a.reap(lua.part, incarnation="first")).runs
+    # Then the run is given back uncharged, as any reaper gives it back
+    assert reaped == [(run_id, "node-a", "queued")]
+    assert orjson.loads((await lua.run(run_id))["attempts"])[0]["status"] == "released"
+
+
 async def test_a_partial_renewal_notes_nothing(lua: Lua) -> None:
     # Given a run leased to node-a, whose handler confirms its own lease (no incarnation: a partial call)
     run_id = await lua.create_one()
