@@ -28,10 +28,11 @@
   ARGV[9] the longest a live fleet leaves a partition unreaped (ms): the TTL, or more
     when reapers tick more slowly than that
   ARGV[10] the calling node's id, ARGV[11] its process's incarnation ('' for a call of no node
-    process). A lease granted to the calling process itself is never reaped as a crash: the process
-    is alive (it is reaping), and its leases lapsed only while its own loop was held (a handler
-    blocking it, a pause); it renews them (the token still matches) or its executor settles the run.
-    One it never got is still given back (below).
+    process). A lease granted to the calling process itself, expired less than a lease TTL ago, is
+    left to it: the process is alive (it is reaping), and its lease lapsed only while its own loop
+    was held (a handler blocking it, a short pause); it renews it (the token still matches) or its
+    executor settles the run. One it never got is still given back (below); one lapsed for longer
+    (a long pause, or a lease the process lost track of) is reaped as ever.
   Returns: gap ms (when this call began a grace, else 0), ms left of the grace (0: none),
     then id, lease node, new status per reaped run ]]
 --@include keys
@@ -95,14 +96,17 @@ local function holder_got(pfx, rk, node, seen)
   if at > granted + margin then return 'never' end
   return 'held'
 end
--- Whether the lease of run `rk` on `node` was granted to the calling node process (ARGV[10], ARGV[11]).
-local function granted_to_caller(pfx, rk, node, seen)
+-- Whether the lease of run `rk` on `node` is left to the calling node process (ARGV[10], ARGV[11]): granted
+-- to that very process, and expired less than a lease TTL ago (see the header).
+local function left_to_caller(pfx, rk, node, seen)
   if my_incarnation == '' or node ~= me then return false end
   local last = last_renewal(pfx, node, seen)
   if not last then return false end
   local incarnation, first = renewer_fields(last)
-  local granted = tonumber(call('HGET', rk, 'attempt_started_at'))
+  local f = call('HMGET', rk, 'attempt_started_at', 'lease_expires_at')
+  local granted, expires = tonumber(f[1]), tonumber(f[2])
   return incarnation == my_incarnation and first ~= nil and granted ~= nil and granted >= first
+    and expires ~= nil and now - expires < tonumber(ARGV[8])
 end
 local out = {gap, now < grace and grace - now or 0}
 for _, id in ipairs(ids) do
@@ -120,7 +124,7 @@ for _, id in ipairs(ids) do
       outcome = 'released'
       err = cjson.encode({message = 'worker ' .. node .. ' never got the lease (its renewals since did not hold it)',
         type = 'LeaseExpired'})
-    elseif granted_to_caller(pfx, rk, node, renewers) then
+    elseif left_to_caller(pfx, rk, node, renewers) then
       outcome = nil  -- the caller's own, lapsed in its own stall: left to it (see the header)
     end
     if outcome then

@@ -301,8 +301,8 @@ async def test_a_lease_its_node_renewed_once_is_charged_as_a_crash(lua: Lua) -> 
 
 async def test_the_node_process_a_lease_was_granted_to_never_reaps_it_as_its_own_crash(lua: Lua) -> None:
     # Given a run leased to node-a's process "first" (renewing since before the grant), renewed by it once,
-    # whose lease lapsed while that process's own loop was held (a handler blocking it)
-    run_id, node_a, granted = await _lost_grant(lua)
+    # whose lease lapsed half a second ago while that process's own loop was held (a handler blocking it)
+    run_id, node_a, granted = await _lost_grant(lua, ago_ms=lua.settings.lease_ttl_ms + 500)
     await lua.redis.hset(lua.part.run(run_id), "heartbeat_at", granted + 100)
     await lua.redis.hset(lua.part.renewers, "node-a", f"first|{granted - 1000}|{granted + 100}|7000")
     # When that process reaps (its leaser's call names it)
@@ -315,6 +315,18 @@ async def test_the_node_process_a_lease_was_granted_to_never_reaps_it_as_its_own
     # And a later process with node-a's id reaps it as a crash, as any other node does: the process it was
     # granted to may be dead
     assert (await node_a.reap(lua.part, incarnation="second")).runs == [(run_id, "node-a", "dead_letter")]
+
+
+async def test_the_node_process_a_lease_was_granted_to_reaps_it_once_lapsed_for_longer_than_a_lease(
+        lua: Lua) -> None:
+    # Given a run leased to node-a's process "first" and renewed by it once, whose lease expired 18 s ago
+    # (2 s leases): more than a stall of the process's own loop explains (a long pause, or a lease the
+    # process lost track of)
+    run_id, node_a, granted = await _lost_grant(lua)
+    await lua.redis.hset(lua.part.run(run_id), "heartbeat_at", granted + 100)
+    await lua.redis.hset(lua.part.renewers, "node-a", f"first|{granted - 1000}|{granted + 100}|7000")
+    # When that process reaps, Then it reaps it as a crash, as any reaper does: no lease is left for ever
+    assert (await node_a.reap(lua.part, incarnation="first")).runs == [(run_id, "node-a", "dead_letter")]
 
 
 async def test_the_node_process_a_lease_was_granted_to_gives_back_one_it_never_got(lua: Lua) -> None:
