@@ -35,6 +35,7 @@ from runtime.settings import Settings
 from runtime.statuses import RETENTION_MARGIN_MS
 
 from .base import Actor, Mailbox
+from .watchdog import STALL_S
 
 __all__ = ["Leaser"]
 
@@ -55,20 +56,34 @@ async def in_each(items: Iterable[T], work: Callable[[T], Awaitable[object]], bo
     renewals, reaping and promotion of the partitions other masters serve. ``on_outage`` hears of
     each item whose partition did not answer (the leaser sets it aside until its probe answers,
     so the next duties do not wait on it again). Once all have ended, the first Redis error is
-    raised (any other error first: it is a bug, not an outage)."""
+    raised (any other error first: it is a bug, not an outage).
+
+    A bound that ends late, by a stall's length (STALL_S) or more, measured this process's own
+    event loop held (a handler blocking it, a pause), not the server's silence: the call gets
+    another bound. Cut off there, a call whose reply had come during the stall set its partition
+    aside as one that "did not answer", warning of an outage of a Redis that was fine."""
 
     async def bounded(item: T) -> None:
+        loop = asyncio.get_running_loop()
+        call = asyncio.ensure_future(work(item))
         try:
-            async with asyncio.timeout(bound_s):
-                await work(item)
-        except TimeoutError as exc:
+            while True:
+                due = loop.time() + bound_s
+                done, _ = await asyncio.wait((call,), timeout=bound_s)
+                if done or loop.time() - due < STALL_S:
+                    break
+        except BaseException:
+            call.cancel()  # (the duty itself was cancelled: the node stops)
+            raise
+        if not done:
+            call.cancel()
             unanswered = RedisUnavailable(f"no answer within {bound_s:g}s")
             on_outage(item, unanswered)
-            raise unanswered from exc
-        except Exception as exc:
-            if is_outage(exc):
-                on_outage(item, exc)
-            raise
+            raise unanswered
+        exc = call.exception()
+        if exc is not None and is_outage(exc):
+            on_outage(item, exc)
+        call.result()  # (its error, if any, is the item's)
 
     ended = await asyncio.gather(*(bounded(item) for item in items), return_exceptions=True)
     failures = [e for e in ended if isinstance(e, BaseException)]
