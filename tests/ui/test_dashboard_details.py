@@ -1,11 +1,13 @@
 """The dashboard's details an outside user tripped on, each in a real browser: the signed-out page shows
 the sign-in form alone, a long value never widens the page, Clear empties filters a bookmark set, the live
-timeline shows every event type once, an action's success after a failure reads as a success, and a run
-page says when it stops updating (Redis not answering) and recovers by itself."""
+timeline shows every event type once and says a reschedule's time in the viewer's zone, an action's success
+after a failure reads as a success, and a run page says when it stops updating (Redis not answering) and
+recovers by itself."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -258,3 +260,31 @@ async def test_an_unknown_page_says_so_in_its_title_and_takes_the_focus(ui_node:
     await expect(page).to_have_title("No such page · Baton")
     await expect(page.locator("#page p.error")).to_be_focused()
     await expect(page.locator("#nav a[aria-current]")).to_have_count(0)
+
+
+async def test_a_reschedule_in_the_timeline_says_its_time_as_the_page_says_every_time(
+        ui_node: UiNode, browser: Any) -> None:
+    from playwright.async_api import expect
+
+    # Given a delayed run's page, in a browser whose time zone is not UTC (Paris: GMT+1 in winter, the
+    # fixture's)
+    run_id = await ui_node.trigger("echo", {}, delay=600)
+    page = await signed_in_page(browser, ui_node)
+    await page.goto(f"{ui_node.url}/ui/#/runs/{run_id}")
+    await expect(page.locator(".page-head .badge").first).to_have_text("delayed", timeout=EXPECT_MS)
+    # When it is rescheduled
+    await page.get_by_role("button", name="Reschedule").click()
+    dialog = page.get_by_role("dialog")
+    await dialog.get_by_label("Delay (seconds)").fill("1200")
+    await dialog.get_by_role("button", name="Reschedule").click()
+    # Then its timeline entry names the new time as a <time> in the viewer's zone, with its age, as every
+    # other time on the page (it read "to 2026-12-07T10:20:00.000Z")
+    row = page.locator("ol.timeline li[data-type='rescheduled']")
+    await expect(row).to_have_count(1, timeout=EXPECT_MS)
+    run = await ui_node.app.get_run(run_id)
+    assert run is not None and run.scheduled_at_ms is not None
+    when = row.locator(".ev-msg time")
+    await expect(when).to_have_attribute("datetime", datetime.fromtimestamp(run.scheduled_at_ms / 1000, UTC)
+                                         .isoformat(timespec="milliseconds").replace("+00:00", "Z"))
+    text = await row.locator(".ev-msg").inner_text()
+    assert text.startswith("to ") and re.search(r"GMT\+[12]\b", text) and "in 20 min" in text and "Z" not in text, text

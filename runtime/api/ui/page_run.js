@@ -227,9 +227,16 @@ export function mount(root, match) {
       ? ev.message.slice(ev.type.length + 1) : ev.message;
     const li = h("li", { class: `ev lvl-${ev.level}`, dataset: { type: ev.type, id: ev.id } },
       h("span", { class: "ev-time" }, time(ev.created_at)), " ",
-      h("span", { class: "ev-type" }, ev.type), " ", h("span", { class: "ev-msg" }, message));
+      h("span", { class: "ev-type" }, ev.type), " ", h("span", { class: "ev-msg" }, eventSaid(ev, message)));
     if (typeFilter.value && ev.type !== typeFilter.value) li.hidden = true;
     return li;
+  }
+
+  // what an event says past its type; a time in its data shown as every time on the page is, in the viewer's
+  // time zone (the server's words give it in UTC: "rescheduled to 2026-12-07T10:00:00.000Z")
+  function eventSaid(ev, message) {
+    const at = ev.type === "rescheduled" ? Number(ev.data && ev.data.scheduled_at) : NaN;
+    return Number.isFinite(at) && at > 0 ? h("span", {}, "to ", time(new Date(at).toISOString())) : message;
   }
 
   function logRow(ev) {
