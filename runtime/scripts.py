@@ -181,8 +181,8 @@ class Scripts:
 
     async def reap(self, partition: Partition, limit: int = 500, incarnation: str = "") -> Reaped:
         """Reclaim expired leases, unless Redis itself was just out (see leases_reap.lua). With
-        ``incarnation`` (the calling node process's: the leaser's call), the leases granted to that very
-        process are left to it, never reaped as its crash."""
+        ``incarnation`` (the calling node process's: the leaser's call), a lease granted to that very
+        process is left to it for a lease TTL past its expiry, not reaped as its crash."""
         # reapers tick every reap interval, with jitter: a fleet ticking more slowly than the TTL is not out
         quiet_ms = max(self.settings.lease_ttl_ms, 3 * self.settings.reap_interval_ms)
         raw = await self._call(

@@ -84,10 +84,9 @@ end
 -- Whether the node a lease expired on got it, by its renewals: 'never' when a renewal of the process
 -- it was granted to ran more than `margin` after the grant, and the lease was never renewed; else
 -- 'held' (it was renewed, or nothing tells: the node stopped renewing, or the lease was granted to
--- an earlier process with its id), and it is reaped as ever.
-local function holder_got(pfx, rk, node, seen)
-  local f = call('HMGET', rk, 'attempt_started_at', 'heartbeat_at')
-  local granted, renewed = tonumber(f[1]), tonumber(f[2]) or 0
+-- an earlier process with its id), and it is reaped as ever. `lease` is the run's expired_lease.
+local function holder_got(pfx, lease, node, seen)
+  local granted, renewed = lease.granted, lease.renewed or 0
   if not granted or renewed >= granted then return 'held' end
   local last = last_renewal(pfx, node, seen)
   if not last then return 'held' end
@@ -96,17 +95,20 @@ local function holder_got(pfx, rk, node, seen)
   if at > granted + margin then return 'never' end
   return 'held'
 end
--- Whether the lease of run `rk` on `node` is left to the calling node process (ARGV[10], ARGV[11]): granted
--- to that very process, and expired less than a lease TTL ago (see the header).
-local function left_to_caller(pfx, rk, node, seen)
+-- Whether a lease on `node` is left to the calling node process (ARGV[10], ARGV[11]): granted to that very
+-- process, and expired less than a lease TTL ago (see the header). `lease` is the run's expired_lease.
+local function left_to_caller(pfx, lease, node, seen)
   if my_incarnation == '' or node ~= me then return false end
   local last = last_renewal(pfx, node, seen)
   if not last then return false end
   local incarnation, first = renewer_fields(last)
-  local f = call('HMGET', rk, 'attempt_started_at', 'lease_expires_at')
-  local granted, expires = tonumber(f[1]), tonumber(f[2])
-  return incarnation == my_incarnation and first ~= nil and granted ~= nil and granted >= first
-    and expires ~= nil and now - expires < tonumber(ARGV[8])
+  return incarnation == my_incarnation and first ~= nil and lease.granted ~= nil and lease.granted >= first
+    and lease.expires ~= nil and now - lease.expires < tonumber(ARGV[8])
+end
+-- What both judge an expired lease by, read once per run: when it was granted, last renewed, and expires (Redis ms).
+local function expired_lease(rk)
+  local f = call('HMGET', rk, 'attempt_started_at', 'heartbeat_at', 'lease_expires_at')
+  return {granted = tonumber(f[1]), renewed = tonumber(f[2]), expires = tonumber(f[3])}
 end
 local out = {gap, now < grace and grace - now or 0}
 for _, id in ipairs(ids) do
@@ -120,12 +122,15 @@ for _, id in ipairs(ids) do
     if node ~= '' and never_received(pfx, node, id) then
       outcome = 'released'
       err = cjson.encode({message = 'lease expired before worker ' .. node .. ' took the run', type = 'LeaseExpired'})
-    elseif node ~= '' and holder_got(pfx, rk, node, renewers) == 'never' then
-      outcome = 'released'
-      err = cjson.encode({message = 'worker ' .. node .. ' never got the lease (its renewals since did not hold it)',
-        type = 'LeaseExpired'})
-    elseif left_to_caller(pfx, rk, node, renewers) then
-      outcome = nil  -- the caller's own, lapsed in its own stall: left to it (see the header)
+    elseif node ~= '' then
+      local lease = expired_lease(rk)
+      if holder_got(pfx, lease, node, renewers) == 'never' then
+        outcome = 'released'
+        err = cjson.encode({message = 'worker ' .. node .. ' never got the lease (its renewals since did not hold it)',
+          type = 'LeaseExpired'})
+      elseif left_to_caller(pfx, lease, node, renewers) then
+        outcome = nil  -- the caller's own, lapsed in its own stall: left to it (see the header)
+      end
     end
     if outcome then
       local st = settle(pfx, id, outcome, '', err, '0', now, ARGV[6],
